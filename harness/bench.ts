@@ -1,0 +1,36 @@
+// `npm run bench [-- <experiment> [args]]`: runs one experiment and writes its results under results/.
+// Each experiment is a module exporting `run(args: string[]): Promise<string>` returning the result dir.
+import { argv, exit } from "node:process";
+
+type Experiment = { readonly describe: string; readonly load: () => Promise<{ run(args: string[]): Promise<string> }> };
+
+const EXPERIMENTS: Record<string, Experiment> = {
+  raft: {
+    describe: "3-member in-memory Raft cluster: committed entries/s and messages/s (pure core, no I/O)",
+    load: () => import("./micro/raft_bench.js"),
+  },
+};
+
+/** The experiment `npm run bench` runs with no argument. */
+const DEFAULT_EXPERIMENT = "raft";
+
+async function main(): Promise<void> {
+  const [name = DEFAULT_EXPERIMENT, ...rest] = argv.slice(2);
+  if (name === "--help" || name === "-h" || name === "list") {
+    for (const [key, e] of Object.entries(EXPERIMENTS)) console.log(`${key.padEnd(16)} ${e.describe}`);
+    return;
+  }
+  const experiment = EXPERIMENTS[name];
+  if (experiment === undefined) {
+    console.error(`unknown experiment ${JSON.stringify(name)}; known: ${Object.keys(EXPERIMENTS).join(", ")}`);
+    exit(2);
+  }
+  const mod = await experiment.load();
+  const dir = await mod.run(rest);
+  console.log(`report: ${dir}`);
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  exit(1);
+});

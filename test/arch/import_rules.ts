@@ -1,0 +1,75 @@
+// DESIGN.md's dependency direction as data: which module may import which.
+// cli → server → {raft, wal, mvcc, lease, auth, membership, transport}; mvcc → backend; api → server;
+// client → api (protos) only; harness → client, workloads. core/errors.ts and core/limits.ts are leaves any
+// layer but raft may use (raft is pure and self-contained).
+
+const IMPORT_RE = /(?:^|\s)(?:import|export)\s[^'"]*?from\s*["']([^"']+)["']|import\s*\(\s*["']([^"']+)["']\s*\)|^\s*import\s*["']([^"']+)["']/gm;
+
+export function importsOf(source: string): string[] {
+  const out: string[] = [];
+  for (const m of source.matchAll(IMPORT_RE)) {
+    const spec = m[1] ?? m[2] ?? m[3];
+    if (spec !== undefined) out.push(spec);
+  }
+  return out;
+}
+
+/** The module a path belongs to: "core/raft", "core/errors", "harness", "workloads", or a package name. */
+function moduleOf(path: string): string {
+  if (path.startsWith("core/")) {
+    const part = path.split("/")[1] ?? "";
+    return "core/" + part.replace(/\.(ts|js)$/, "");
+  }
+  if (path.startsWith("harness/") && path.startsWith("harness/micro/")) return "harness/micro";
+  if (path.startsWith("harness/")) return "harness";
+  if (path.startsWith("workloads/")) return "workloads";
+  return "pkg:" + path;
+}
+
+const LEAVES = new Set(["core/errors", "core/limits"]);
+
+/** Which core modules each core module may import (besides itself and the leaves). */
+const ALLOWED: Record<string, readonly string[]> = {
+  "core/raft": [],
+  "core/wal": ["core/raft"],
+  "core/backend": [],
+  "core/mvcc": ["core/backend"],
+  "core/lease": ["core/backend"],
+  "core/auth": ["core/backend"],
+  "core/membership": ["core/backend"],
+  "core/transport": ["core/raft"],
+  "core/server": ["core/raft", "core/wal", "core/backend", "core/mvcc", "core/lease", "core/auth", "core/membership", "core/transport"],
+  "core/api": ["core/server", "core/mvcc", "core/lease", "core/auth", "core/membership"],
+  "core/cli": ["core/server", "core/api", "core/transport"],
+  "core/client": ["core/api"],
+  // In-process micro-benchmarks of pure components (the Raft core, the storage layer); never of a server.
+  "harness/micro": ["core/raft", "core/wal", "core/backend", "core/mvcc"],
+  harness: ["core/client", "core/api", "core/errors", "core/limits"],
+  workloads: [],
+};
+
+/** Returns why an import from `fromPath` to `toPath` (repo-relative, or a package name) is forbidden. */
+export function forbiddenEdge(fromPath: string, toPath: string): string | undefined {
+  const from = moduleOf(fromPath);
+  const to = moduleOf(toPath);
+  if (from === to) return undefined;
+  if (from === "core/raft") {
+    return to.startsWith("pkg:") && !to.startsWith("pkg:node:")
+      ? "core/raft is pure: no packages"
+      : to.startsWith("pkg:node:")
+        ? "core/raft is pure: no Node built-ins (no I/O, timers, randomness)"
+        : "core/raft imports nothing outside itself";
+  }
+  if (to.startsWith("pkg:")) return undefined;
+  if (LEAVES.has(to)) return undefined;
+  if (LEAVES.has(from)) return `${from} is a leaf and imports no other module`;
+  if (from === "workloads" && to === "harness") return "workloads must not import harness";
+  if (from.startsWith("core/") && (to === "harness" || to === "harness/micro" || to === "workloads")) {
+    return "core must not import harness/ or workloads/";
+  }
+  if ((from === "harness" || from === "harness/micro") && to === "workloads") return undefined;
+  if (from === "harness/micro" && to === "harness") return undefined;
+  const allowed = ALLOWED[from];
+  if (allowed === undefined) return `unknown module ${from}`;
+  return allowed.includes(to) ? undefined : `${from} may not import ${to}`;
+}
