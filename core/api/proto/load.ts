@@ -1,0 +1,70 @@
+// Loads etcd 3.4's v3 API (.proto files beside this module) with @grpc/proto-loader into grpc-js service
+// definitions. One set of options for the server and the client: field names as in the .proto (keepCase),
+// 64-bit integers as decimal strings (JS numbers would lose precision above 2^53; callers turn them into
+// bigint), bytes as Buffer, enums as their names, defaults filled in, oneof names reported.
+import { existsSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import * as grpc from "@grpc/grpc-js";
+import * as protoLoader from "@grpc/proto-loader";
+
+/** PROTO_FILES are the three files of etcd's v3 API, relative to protoDir(). */
+export const PROTO_FILES = ["etcdserverpb/rpc.proto", "mvccpb/kv.proto", "authpb/auth.proto"] as const;
+
+/** LOADER_OPTIONS are the proto-loader options every etcd-ts module uses (see the file comment). */
+export const LOADER_OPTIONS: protoLoader.Options = {
+  keepCase: true,
+  longs: String,
+  enums: String,
+  bytes: Buffer,
+  defaults: true,
+  arrays: true,
+  objects: false,
+  oneofs: true,
+};
+
+/**
+ * protoDir finds the directory holding the .proto files: beside this module when run from source, or
+ * the source tree's core/api/proto when run from dist/ (tsc does not copy .proto files).
+ */
+export function protoDir(): string {
+  const here = dirname(fileURLToPath(import.meta.url));
+  const candidates = [here, resolve(here, "../../../../core/api/proto")];
+  for (const dir of candidates) {
+    if (existsSync(join(dir, PROTO_FILES[0]))) return dir;
+  }
+  throw new Error(`etcd protos not found; looked in ${candidates.join(", ")}`);
+}
+
+/** ServiceName is one of etcd's six v3 gRPC services. */
+export type ServiceName = "KV" | "Watch" | "Lease" | "Cluster" | "Maintenance" | "Auth";
+export const SERVICE_NAMES: readonly ServiceName[] = ["KV", "Watch", "Lease", "Cluster", "Maintenance", "Auth"];
+
+/** EtcdProto holds each service's client constructor (grpc-js generic client) and the package definition. */
+export interface EtcdProto {
+  readonly packageDefinition: protoLoader.PackageDefinition;
+  readonly services: Readonly<Record<ServiceName, grpc.ServiceClientConstructor>>;
+}
+
+let cached: EtcdProto | undefined;
+
+/** loadEtcdProto parses the protos once per process and returns the service constructors. */
+export function loadEtcdProto(): EtcdProto {
+  if (cached !== undefined) return cached;
+  const dir = protoDir();
+  const packageDefinition = protoLoader.loadSync(
+    PROTO_FILES.map((f) => join(dir, f)),
+    { ...LOADER_OPTIONS, includeDirs: [dir] },
+  );
+  const root = grpc.loadPackageDefinition(packageDefinition);
+  const pkg = root["etcdserverpb"] as grpc.GrpcObject | undefined;
+  if (pkg === undefined) throw new Error("etcdserverpb package missing from the loaded protos");
+  const services = {} as Record<ServiceName, grpc.ServiceClientConstructor>;
+  for (const name of SERVICE_NAMES) {
+    const ctor = pkg[name];
+    if (typeof ctor !== "function") throw new Error(`service etcdserverpb.${name} missing from rpc.proto`);
+    services[name] = ctor as grpc.ServiceClientConstructor;
+  }
+  cached = { packageDefinition, services };
+  return cached;
+}

@@ -1,0 +1,288 @@
+// EtcdClient: the etcd-ts client the harness uses. KV (range, put, deleteRange, txn, compact), a LIST-oriented
+// range that reads only a summary of the response, Watch (watch.ts), Lease (grant, revoke, keepalive) and
+// Maintenance status, over Connection's round-robin failover. 64-bit numbers are bigint in and out.
+import type * as grpc from "@grpc/grpc-js";
+import { loadEtcdProto } from "../api/proto/load.js";
+import type * as pb from "../api/proto/types.js";
+import { Connection, type ConnectionOptions } from "./connection.js";
+import { isUnavailable, toClientError } from "./errors.js";
+import { LeaseKeepAlive } from "./lease_keepalive.js";
+import { Watcher, type WatchOptions } from "./watch.js";
+import {
+  big, header, keyValue, prefixEnd, summariseRange, toBuf,
+  type Bytes, type KeyValue, type RangeSummary, type ResponseHeader,
+} from "./wire.js";
+
+export interface RangeOptions {
+  readonly rangeEnd?: Bytes;
+  /** Select every key starting with `key` (sets rangeEnd to the prefix end). */
+  readonly prefix?: boolean;
+  readonly limit?: number;
+  readonly revision?: bigint;
+  readonly serializable?: boolean;
+  readonly keysOnly?: boolean;
+  readonly countOnly?: boolean;
+  readonly timeoutMs?: number;
+}
+
+export interface RangeResult {
+  readonly header: ResponseHeader;
+  readonly kvs: KeyValue[];
+  readonly more: boolean;
+  readonly count: bigint;
+}
+
+export interface PutOptions {
+  readonly lease?: bigint;
+  readonly prevKv?: boolean;
+}
+
+export interface PutResult {
+  readonly header: ResponseHeader;
+  readonly prevKv: KeyValue | undefined;
+}
+
+export interface DeleteOptions {
+  readonly rangeEnd?: Bytes;
+  readonly prefix?: boolean;
+  readonly prevKv?: boolean;
+}
+
+export interface DeleteResult {
+  readonly header: ResponseHeader;
+  readonly deleted: bigint;
+  readonly prevKvs: KeyValue[];
+}
+
+/** Compare is one Txn guard: `target(key) result value`, e.g. { key, target: "MOD", result: "EQUAL", value: 0n }. */
+export interface Compare {
+  readonly key: Bytes;
+  readonly target: pb.CompareTarget;
+  readonly result: pb.CompareResult;
+  readonly value: bigint | Bytes;
+  readonly rangeEnd?: Bytes;
+}
+
+export type Op =
+  | { readonly range: RangeOptions & { readonly key: Bytes } }
+  | { readonly put: PutOptions & { readonly key: Bytes; readonly value: Bytes } }
+  | { readonly delete: DeleteOptions & { readonly key: Bytes } };
+
+export type OpResult =
+  | { readonly range: RangeResult }
+  | { readonly put: PutResult }
+  | { readonly delete: DeleteResult };
+
+export interface TxnSpec {
+  readonly compare: readonly Compare[];
+  readonly success: readonly Op[];
+  readonly failure?: readonly Op[];
+}
+
+export interface TxnResult {
+  readonly header: ResponseHeader;
+  readonly succeeded: boolean;
+  readonly responses: OpResult[];
+}
+
+export interface LeaseGrant {
+  readonly header: ResponseHeader;
+  readonly id: bigint;
+  readonly ttlSeconds: bigint;
+}
+
+export interface Status {
+  readonly header: ResponseHeader;
+  readonly version: string;
+  readonly dbSize: bigint;
+  readonly leader: bigint;
+  readonly raftIndex: bigint;
+  readonly raftTerm: bigint;
+  readonly isLearner: boolean;
+  readonly errors: string[];
+}
+
+export type ClientOptions = ConnectionOptions;
+
+export class EtcdClient {
+  readonly connection: Connection;
+
+  constructor(opts: ClientOptions) {
+    this.connection = new Connection(opts);
+  }
+
+  async get(key: Bytes, opts: RangeOptions = {}): Promise<RangeResult> {
+    const res = await this.connection.unary<pb.RangeRequest, pb.RangeResponse>("KV", "Range", rangeRequest(key, opts), opts.timeoutMs);
+    return rangeResult(res);
+  }
+
+  /**
+   * rangeSummary is a Range whose response is not decoded into key-values: it returns the revision, the number
+   * of kvs, `more`, `count`, the response size and the last key (enough to page a LIST and to measure it).
+   */
+  async rangeSummary(key: Bytes, opts: RangeOptions = {}): Promise<RangeSummary> {
+    const def = loadEtcdProto().packageDefinition["etcdserverpb.KV"] as grpc.ServiceDefinition;
+    const method = def["Range"];
+    if (method === undefined) throw new Error("etcdserverpb.KV/Range missing from the protos");
+    const req = rangeRequest(key, opts);
+    const timeoutMs = opts.timeoutMs ?? this.connection.callTimeoutMs;
+    const attempts = this.connection.endpointCount;
+    let last: Error | undefined;
+    for (let i = 0; i < attempts; i++) {
+      const { client, endpoint } = this.connection.service("KV");
+      try {
+        return await new Promise<RangeSummary>((resolve, reject) => {
+          client.makeUnaryRequest(method.path, method.requestSerialize, summariseRange, req, { deadline: Date.now() + timeoutMs },
+            (err, res) => (err !== null ? reject(err) : resolve(res!)));
+        });
+      } catch (err) {
+        const e = toClientError(err, endpoint);
+        if (!isUnavailable(e)) throw e;
+        this.connection.failover(endpoint);
+        last = e;
+      }
+    }
+    throw last!;
+  }
+
+  async put(key: Bytes, value: Bytes, opts: PutOptions = {}): Promise<PutResult> {
+    const res = await this.connection.unary<pb.PutRequest, pb.PutResponse>("KV", "Put", putRequest(key, value, opts));
+    return { header: header(res.header), prevKv: res.prev_kv === null ? undefined : keyValue(res.prev_kv) };
+  }
+
+  async deleteRange(key: Bytes, opts: DeleteOptions = {}): Promise<DeleteResult> {
+    const res = await this.connection.unary<pb.DeleteRangeRequest, pb.DeleteRangeResponse>("KV", "DeleteRange", deleteRequest(key, opts));
+    return deleteResult(res);
+  }
+
+  async txn(spec: TxnSpec): Promise<TxnResult> {
+    const req: pb.TxnRequest = {
+      compare: spec.compare.map(compareRequest),
+      success: spec.success.map(opRequest),
+      failure: (spec.failure ?? []).map(opRequest),
+    };
+    const res = await this.connection.unary<pb.TxnRequest, pb.TxnResponse>("KV", "Txn", req);
+    return { header: header(res.header), succeeded: res.succeeded, responses: res.responses.map(opResult) };
+  }
+
+  async compact(revision: bigint, opts: { physical?: boolean } = {}): Promise<ResponseHeader> {
+    const req: pb.CompactionRequest = { revision: revision.toString(), physical: opts.physical ?? false };
+    const res = await this.connection.unary<pb.CompactionRequest, pb.CompactionResponse>("KV", "Compact", req);
+    return header(res.header);
+  }
+
+  /** watch opens a watch stream; iterate it with `for await`, close it with cancel(). */
+  watch(key: Bytes, opts: WatchOptions = {}): Watcher {
+    return new Watcher(this.connection, toBuf(key), opts);
+  }
+
+  async leaseGrant(ttlSeconds: number, id = 0n): Promise<LeaseGrant> {
+    const res = await this.connection.unary<pb.LeaseGrantRequest, pb.LeaseGrantResponse>("Lease", "LeaseGrant", {
+      TTL: ttlSeconds, ID: id.toString(),
+    });
+    return { header: header(res.header), id: big(res.ID), ttlSeconds: big(res.TTL) };
+  }
+
+  async leaseRevoke(id: bigint): Promise<ResponseHeader> {
+    const res = await this.connection.unary<{ ID: string }, pb.LeaseRevokeResponse>("Lease", "LeaseRevoke", { ID: id.toString() });
+    return header(res.header);
+  }
+
+  async leaseTimeToLive(id: bigint, keys = false): Promise<{ ttlSeconds: bigint; grantedTtlSeconds: bigint; keys: Buffer[] }> {
+    const res = await this.connection.unary<{ ID: string; keys: boolean }, pb.LeaseTimeToLiveResponse>(
+      "Lease", "LeaseTimeToLive", { ID: id.toString(), keys });
+    return { ttlSeconds: big(res.TTL), grantedTtlSeconds: big(res.grantedTTL), keys: res.keys };
+  }
+
+  /** leaseKeepAlive refreshes the lease every TTL/3 until stop() (etcd's clientv3 rhythm). */
+  leaseKeepAlive(id: bigint): LeaseKeepAlive {
+    return new LeaseKeepAlive(this.connection, id);
+  }
+
+  async status(): Promise<Status> {
+    const res = await this.connection.unary<Record<string, never>, pb.StatusResponse>("Maintenance", "Status", {});
+    return {
+      header: header(res.header), version: res.version, dbSize: big(res.dbSize), leader: big(res.leader),
+      raftIndex: big(res.raftIndex), raftTerm: big(res.raftTerm), isLearner: res.isLearner, errors: res.errors,
+    };
+  }
+
+  close(): void {
+    this.connection.close();
+  }
+}
+
+function rangeEndOf(key: Buffer, opts: { rangeEnd?: Bytes; prefix?: boolean }): Buffer | undefined {
+  if (opts.prefix === true) return prefixEnd(key);
+  return opts.rangeEnd === undefined ? undefined : toBuf(opts.rangeEnd);
+}
+
+function rangeRequest(key: Bytes, opts: RangeOptions): pb.RangeRequest {
+  const k = toBuf(key);
+  const req: pb.RangeRequest = { key: k };
+  const end = rangeEndOf(k, opts);
+  if (end !== undefined) req.range_end = end;
+  if (opts.limit !== undefined) req.limit = opts.limit;
+  if (opts.revision !== undefined) req.revision = opts.revision.toString();
+  if (opts.serializable === true) req.serializable = true;
+  if (opts.keysOnly === true) req.keys_only = true;
+  if (opts.countOnly === true) req.count_only = true;
+  return req;
+}
+
+function putRequest(key: Bytes, value: Bytes, opts: PutOptions): pb.PutRequest {
+  const req: pb.PutRequest = { key: toBuf(key), value: toBuf(value) };
+  if (opts.lease !== undefined) req.lease = opts.lease.toString();
+  if (opts.prevKv === true) req.prev_kv = true;
+  return req;
+}
+
+function deleteRequest(key: Bytes, opts: DeleteOptions): pb.DeleteRangeRequest {
+  const k = toBuf(key);
+  const req: pb.DeleteRangeRequest = { key: k };
+  const end = rangeEndOf(k, opts);
+  if (end !== undefined) req.range_end = end;
+  if (opts.prevKv === true) req.prev_kv = true;
+  return req;
+}
+
+function compareRequest(c: Compare): pb.Compare {
+  const req: pb.Compare = { key: toBuf(c.key), target: c.target, result: c.result };
+  if (c.rangeEnd !== undefined) req.range_end = toBuf(c.rangeEnd);
+  if (c.target === "VALUE") {
+    if (typeof c.value === "bigint") throw new Error(`VALUE compare needs bytes, got ${c.value}`);
+    req.value = toBuf(c.value);
+    return req;
+  }
+  if (typeof c.value !== "bigint") throw new Error(`${c.target} compare needs a bigint, got ${typeof c.value}`);
+  const v = c.value.toString();
+  if (c.target === "VERSION") req.version = v;
+  else if (c.target === "CREATE") req.create_revision = v;
+  else if (c.target === "MOD") req.mod_revision = v;
+  else req.lease = v;
+  return req;
+}
+
+function opRequest(op: Op): pb.RequestOp {
+  if ("range" in op) return { request_range: rangeRequest(op.range.key, op.range) };
+  if ("put" in op) return { request_put: putRequest(op.put.key, op.put.value, op.put) };
+  return { request_delete_range: deleteRequest(op.delete.key, op.delete) };
+}
+
+function rangeResult(res: pb.RangeResponse): RangeResult {
+  return { header: header(res.header), kvs: res.kvs.map(keyValue), more: res.more, count: big(res.count) };
+}
+
+function deleteResult(res: pb.DeleteRangeResponse): DeleteResult {
+  return { header: header(res.header), deleted: big(res.deleted), prevKvs: res.prev_kvs.map(keyValue) };
+}
+
+function opResult(r: pb.ResponseOp): OpResult {
+  if (r.response_range != null) return { range: rangeResult(r.response_range) };
+  if (r.response_put != null) {
+    const p = r.response_put;
+    return { put: { header: header(p.header), prevKv: p.prev_kv === null ? undefined : keyValue(p.prev_kv) } };
+  }
+  if (r.response_delete_range != null) return { delete: deleteResult(r.response_delete_range) };
+  throw new Error(`unsupported txn response op ${String(r.response)}`);
+}

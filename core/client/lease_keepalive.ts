@@ -1,0 +1,89 @@
+// LeaseKeepAlive: keeps one lease alive over a LeaseKeepAlive stream, sending a refresh at once and then every
+// TTL/3 seconds as etcd's clientv3 does. A response with TTL <= 0 means the lease is gone (LEASE_NOT_FOUND);
+// an UNAVAILABLE endpoint moves the stream to the next endpoint.
+import type * as grpc from "@grpc/grpc-js";
+import { EtcdError } from "../errors.js";
+import type * as pb from "../api/proto/types.js";
+import type { Connection } from "./connection.js";
+import { isUnavailable, toClientError } from "./errors.js";
+import { big } from "./wire.js";
+
+const MIN_REFRESH_MS = 500;
+
+export class LeaseKeepAlive {
+  /** Resolves with the TTL of the first keepalive response. */
+  readonly first: Promise<bigint>;
+  /** TTL the server reported last, in seconds. */
+  lastTtlSeconds = 0n;
+  /** Number of keepalive responses received. */
+  responses = 0;
+  error: Error | undefined;
+  private resolveFirst!: (ttl: bigint) => void;
+  private rejectFirst!: (err: Error) => void;
+  private stream: grpc.ClientDuplexStream<{ ID: string }, pb.LeaseKeepAliveResponse> | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private reopens = 0;
+
+  constructor(private readonly conn: Connection, readonly id: bigint) {
+    this.first = new Promise((resolve, reject) => {
+      this.resolveFirst = resolve;
+      this.rejectFirst = reject;
+    });
+    this.first.catch(() => undefined);
+    this.open();
+  }
+
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.stream?.cancel();
+    this.rejectFirst(new Error("keepalive stopped"));
+  }
+
+  private open(): void {
+    const { client, endpoint } = this.conn.service("Lease");
+    const fn = (client as unknown as { LeaseKeepAlive(): grpc.ClientDuplexStream<{ ID: string }, pb.LeaseKeepAliveResponse> }).LeaseKeepAlive;
+    const stream = fn.call(client);
+    this.stream = stream;
+    stream.on("data", (res: pb.LeaseKeepAliveResponse) => this.onResponse(res));
+    stream.on("error", (err: unknown) => {
+      if (this.stopped || stream !== this.stream) return;
+      const e = toClientError(err, endpoint);
+      if (!isUnavailable(e) || ++this.reopens > this.conn.endpointCount * 3) return this.fail(e);
+      this.conn.failover(endpoint);
+      this.schedule(Math.min(1000, 100 * this.reopens), true);
+    });
+    stream.write({ ID: this.id.toString() });
+  }
+
+  private onResponse(res: pb.LeaseKeepAliveResponse): void {
+    if (this.stopped) return;
+    const ttl = big(res.TTL);
+    if (ttl <= 0n) return this.fail(new EtcdError("LEASE_NOT_FOUND", `lease ${this.id} expired or revoked`));
+    this.reopens = 0;
+    this.responses++;
+    this.lastTtlSeconds = ttl;
+    this.resolveFirst(ttl);
+    this.schedule(Math.max(MIN_REFRESH_MS, (Number(ttl) * 1000) / 3), false);
+  }
+
+  private schedule(ms: number, reopen: boolean): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      if (this.stopped) return;
+      if (reopen) this.open();
+      else this.stream?.write({ ID: this.id.toString() });
+    }, ms);
+    this.timer.unref();
+  }
+
+  private fail(err: Error): void {
+    this.error = err;
+    this.stopped = true;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.stream?.cancel();
+    this.rejectFirst(err);
+  }
+}

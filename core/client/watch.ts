@@ -1,0 +1,174 @@
+// Watcher: one etcd watch on its own bidi stream, read as an async iterator of batches. It remembers the
+// next revision it needs; if the endpoint goes away (UNAVAILABLE) it moves to the next endpoint and re-creates
+// the watch from that revision, so no event is replayed or dropped. A canceled watch with compact_revision set
+// ends the iterator with EtcdError COMPACTED. The consumer paces the stream: past WATCH_STREAM_BUFFER queued
+// batches the stream is paused (gRPC flow control then holds the server back).
+import * as grpc from "@grpc/grpc-js";
+import { EtcdError } from "../errors.js";
+import { WATCH_STREAM_BUFFER } from "../limits.js";
+import type * as pb from "../api/proto/types.js";
+import { sleep, type Connection } from "./connection.js";
+import { isUnavailable, toClientError, type ClientCallError } from "./errors.js";
+import { big, keyValue, prefixEnd, type Bytes, type KeyValue, toBuf } from "./wire.js";
+
+export interface WatchOptions {
+  readonly rangeEnd?: Bytes;
+  readonly prefix?: boolean;
+  /** First revision to deliver (inclusive); absent = from now. */
+  readonly startRevision?: bigint;
+  readonly prevKv?: boolean;
+  readonly progressNotify?: boolean;
+}
+
+export interface WatchEvent {
+  readonly type: "PUT" | "DELETE";
+  readonly kv: KeyValue;
+  readonly prevKv: KeyValue | undefined;
+}
+
+export interface WatchBatch {
+  /** The response header's revision. */
+  readonly revision: bigint;
+  readonly events: WatchEvent[];
+}
+
+/** Consecutive re-dials without a created watch before the watcher gives up. */
+const MAX_REOPENS_PER_ENDPOINT = 3;
+
+export class Watcher implements AsyncIterable<WatchBatch> {
+  /** Resolves with the header revision once the server has created the watch. */
+  readonly created: Promise<bigint>;
+  private resolveCreated!: (rev: bigint) => void;
+  private rejectCreated!: (err: Error) => void;
+  private readonly queue: WatchBatch[] = [];
+  private waiter: { resolve: () => void } | undefined;
+  private failure: Error | undefined;
+  private done = false;
+  private stream: grpc.ClientDuplexStream<pb.WatchRequest, pb.WatchResponse> | undefined;
+  private paused = false;
+  /** nextRevision: the first revision not yet delivered (0n = "from now" until the watch is created). */
+  private nextRevision: bigint;
+  private failedOpens = 0;
+  private readonly rangeEnd: Buffer | undefined;
+
+  constructor(private readonly conn: Connection, private readonly key: Buffer, private readonly opts: WatchOptions) {
+    this.created = new Promise<bigint>((resolve, reject) => {
+      this.resolveCreated = resolve;
+      this.rejectCreated = reject;
+    });
+    this.created.catch(() => undefined); // also surfaced through the iterator
+    this.nextRevision = opts.startRevision ?? 0n;
+    this.rangeEnd = opts.prefix === true ? prefixEnd(key) : opts.rangeEnd === undefined ? undefined : toBuf(opts.rangeEnd);
+    this.open();
+  }
+
+  /** cancel closes the stream; the iterator ends after the batches already queued. */
+  cancel(): void {
+    if (this.done) return;
+    this.done = true;
+    this.stream?.cancel();
+    this.rejectCreated(new Error("watch canceled before it was created"));
+    this.wake();
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<WatchBatch> {
+    for (;;) {
+      const batch = this.queue.shift();
+      if (batch !== undefined) {
+        if (this.paused && this.queue.length < WATCH_STREAM_BUFFER / 2) {
+          this.paused = false;
+          this.stream?.resume();
+        }
+        yield batch;
+        continue;
+      }
+      if (this.failure !== undefined) throw this.failure;
+      if (this.done) return;
+      await new Promise<void>((resolve) => (this.waiter = { resolve }));
+    }
+  }
+
+  private wake(): void {
+    const w = this.waiter;
+    this.waiter = undefined;
+    w?.resolve();
+  }
+
+  private fail(err: Error): void {
+    if (this.done) return;
+    this.failure = err;
+    this.done = true;
+    this.rejectCreated(err);
+    this.stream?.cancel();
+    this.wake();
+  }
+
+  private open(): void {
+    const { client, endpoint } = this.conn.service("Watch");
+    const md = new grpc.Metadata();
+    md.set("hasleader", "true"); // clientv3.WithRequireLeader: the server cancels the watch if it loses its leader
+    const watchFn = (client as unknown as { Watch(md: grpc.Metadata): grpc.ClientDuplexStream<pb.WatchRequest, pb.WatchResponse> }).Watch;
+    const stream = watchFn.call(client, md);
+    this.stream = stream;
+    const create: pb.WatchCreateRequest = { key: this.key, start_revision: this.nextRevision.toString() };
+    if (this.rangeEnd !== undefined) create.range_end = this.rangeEnd;
+    if (this.opts.prevKv === true) create.prev_kv = true;
+    if (this.opts.progressNotify === true) create.progress_notify = true;
+    stream.on("data", (res: pb.WatchResponse) => this.onResponse(res));
+    stream.on("error", (err: unknown) => this.onStreamError(stream, toClientError(err, endpoint), endpoint));
+    stream.on("end", () => {
+      if (stream === this.stream && !this.done) this.onStreamError(stream, new Error(`watch stream ended by ${endpoint}`), endpoint);
+    });
+    stream.write({ create_request: create });
+  }
+
+  private onResponse(res: pb.WatchResponse): void {
+    if (this.done) return;
+    const revision = big(res.header?.revision);
+    if (res.created) {
+      this.failedOpens = 0;
+      if (this.nextRevision === 0n) this.nextRevision = revision + 1n;
+      this.resolveCreated(revision);
+    }
+    if (res.canceled) {
+      const compactRev = big(res.compact_revision);
+      this.fail(compactRev > 0n
+        ? new EtcdError("COMPACTED", `watch from ${this.nextRevision}, compacted at ${compactRev}`)
+        : new Error(`watch canceled by the server: ${res.cancel_reason}`));
+      return;
+    }
+    if (res.events.length === 0) {
+      if (!res.created && revision + 1n > this.nextRevision) this.nextRevision = revision + 1n; // progress notify
+      return;
+    }
+    const events = res.events.map(watchEvent);
+    const lastMod = events[events.length - 1]!.kv.modRevision;
+    if (lastMod < this.nextRevision) throw new Error(`watch event at ${lastMod} before next ${this.nextRevision}`);
+    this.nextRevision = lastMod + 1n;
+    this.queue.push({ revision, events });
+    if (!this.paused && this.queue.length >= WATCH_STREAM_BUFFER) {
+      this.paused = true;
+      this.stream?.pause();
+    }
+    this.wake();
+  }
+
+  private onStreamError(stream: grpc.ClientDuplexStream<pb.WatchRequest, pb.WatchResponse>, err: EtcdError | ClientCallError | Error, endpoint: string): void {
+    if (this.done || stream !== this.stream) return;
+    const retriable = !(err instanceof EtcdError) && (!("grpcStatus" in err) || isUnavailable(err as ClientCallError));
+    this.failedOpens++;
+    if (!retriable || this.failedOpens > this.conn.endpointCount * MAX_REOPENS_PER_ENDPOINT) {
+      this.fail(err);
+      return;
+    }
+    this.conn.failover(endpoint);
+    void sleep(Math.min(1000, 50 * this.failedOpens)).then(() => {
+      if (!this.done) this.open();
+    });
+  }
+}
+
+function watchEvent(e: pb.Event): WatchEvent {
+  if (e.kv === null) throw new Error("watch event without kv");
+  return { type: e.type, kv: keyValue(e.kv), prevKv: e.prev_kv === null ? undefined : keyValue(e.prev_kv) };
+}
