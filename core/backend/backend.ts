@@ -1,0 +1,300 @@
+// The LMDB backend: one environment file per data dir, named buckets (LMDB sub-databases) with binary keys
+// and values, one write transaction per applied batch with the consistent (applied raft) index stored in the
+// same transaction, reads over snapshots, long reads in worker threads, size reporting.
+//
+// Read modes (--backend-read-mode):
+// - concurrent (default, etcd 3.4): no lock. A commit runs at once; readers use their own LMDB snapshots
+//   (MVCC readers never block LMDB's single writer), and long reads run in workers, so neither waits.
+// - blocking (an honest model of etcd 3.3): every read holds a shared read lock for its whole duration and a
+//   commit must take that lock exclusively (etcd 3.3's readTx.mu, a sync.RWMutex, taken by the batch commit
+//   to reset the shared read transaction). A long Range therefore delays the commit, and reads that arrive
+//   after the queued commit wait behind it. Nothing sleeps: the delay is only the lock structure.
+//
+// Durability: commits skip fsync (noSync); the WAL is the durability point and replay after a crash is
+// idempotent because the consistent index commits atomically with the data it describes.
+import { existsSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { open, type Database, type RootDatabase } from "lmdb";
+
+import type { ReadTask, ReadView, RangeSpan, WriteView, Entry } from "./read_view.js";
+import { RwLock } from "./rw_lock.js";
+import { WorkerPool } from "./worker_pool.js";
+
+export const ReadMode = { Concurrent: "concurrent", Blocking: "blocking" } as const;
+export type ReadMode = (typeof ReadMode)[keyof typeof ReadMode];
+
+/** The data file inside the data dir (plus LMDB's `kv.mdb-lock`). */
+export const BACKEND_FILE = "kv.mdb";
+/** Written into the meta bucket at creation; an unknown value refuses to open (never a silent reset). */
+export const BACKEND_FORMAT = "etcd-ts/backend/v1";
+export const META_BUCKET = "meta";
+const META_FORMAT = new TextEncoder().encode("format");
+const META_CONSISTENT_INDEX = new TextEncoder().encode("consistent_index");
+const MAX_DBS = 16;
+/** 64 GiB of address space; LMDB grows the file as needed, the map is only a reservation. */
+const MAP_SIZE_BYTES = 64 * 1024 * 1024 * 1024;
+
+/** A data dir that is not ours (foreign or newer format, or a corrupt file): names the file. */
+export class BackendFormatError extends Error {
+  constructor(
+    readonly file: string,
+    reason: string,
+  ) {
+    super(`backend ${file}: ${reason}`);
+    this.name = "BackendFormatError";
+  }
+}
+
+export interface BackendOptions {
+  readonly readMode?: ReadMode;
+  /** Buckets the caller uses besides "meta"; created on first open. */
+  readonly buckets: readonly string[];
+  /** Pure read tasks that may run in worker threads (see read_view.ts). */
+  readonly workerTasks?: Readonly<Record<string, ReadTask<never, unknown>>>;
+  /** Worker threads for long reads; 0 runs every read on the main thread. Default 2. */
+  readonly readWorkers?: number;
+}
+
+export interface BackendSize {
+  /** Bytes of the data file on disk (etcd's db size). */
+  readonly dbSizeBytes: number;
+  /** Bytes of pages holding live data (etcd's db size in use); the rest is free pages. */
+  readonly dbSizeInUseBytes: number;
+}
+
+export class Backend {
+  readonly readMode: ReadMode;
+  readonly file: string;
+  private readonly env: RootDatabase;
+  private readonly dbs = new Map<string, Database<Uint8Array, Uint8Array>>();
+  private readonly lock = new RwLock();
+  private readonly pool: WorkerPool | undefined;
+  /** Last consistent index committed; only grows. */
+  private ci: number;
+  private closed = false;
+
+  private constructor(file: string, env: RootDatabase, opts: BackendOptions) {
+    this.file = file;
+    this.env = env;
+    this.readMode = opts.readMode ?? ReadMode.Concurrent;
+    for (const name of [META_BUCKET, ...opts.buckets]) {
+      this.dbs.set(name, env.openDB<Uint8Array, Uint8Array>(name, { keyEncoding: "binary", encoding: "binary" }));
+    }
+    this.ci = 0;
+    const workers = opts.readWorkers ?? 2;
+    const tasks = opts.workerTasks ?? {};
+    this.pool =
+      workers > 0 && Object.keys(tasks).length > 0
+        ? new WorkerPool({ path: file, maxDbs: MAX_DBS, size: workers, tasks })
+        : undefined;
+  }
+
+  /** Opens (or creates) the backend of a data dir; refuses foreign, newer or corrupt files by name. */
+  static open(dataDir: string, opts: BackendOptions): Backend {
+    const file = join(dataDir, BACKEND_FILE);
+    const existed = existsSync(file);
+    let env: RootDatabase;
+    try {
+      env = open({ path: file, maxDbs: MAX_DBS, noSync: true, mapSize: MAP_SIZE_BYTES, noSubdir: true });
+    } catch (err) {
+      throw new BackendFormatError(file, `not a readable LMDB file (${(err as Error).message})`);
+    }
+    const backend = new Backend(file, env, opts);
+    try {
+      backend.checkFormat(existed);
+    } catch (err) {
+      env.close();
+      throw err;
+    }
+    return backend;
+  }
+
+  /** The applied raft index last committed with data (0 for a new backend). */
+  consistentIndex(): number {
+    return this.ci;
+  }
+
+  /**
+   * Runs `fn` in one write transaction and commits it, storing `consistentIndex` (when given) in the same
+   * transaction. Batches run one at a time in call order. In blocking mode the commit waits for readers.
+   */
+  batch<T>(consistentIndex: number | undefined, fn: (tx: WriteView) => T): Promise<T> {
+    this.assertOpen();
+    if (this.readMode === ReadMode.Concurrent) {
+      try {
+        return Promise.resolve(this.commit(consistentIndex, fn));
+      } catch (err) {
+        return Promise.reject(err as Error);
+      }
+    }
+    return this.lock.acquireWrite().then((release) => {
+      try {
+        return this.commit(consistentIndex, fn);
+      } finally {
+        release();
+      }
+    });
+  }
+
+  /** A read on the main thread over the latest committed state. */
+  read<T>(fn: (view: ReadView) => T): Promise<T> {
+    this.assertOpen();
+    if (this.readMode === ReadMode.Concurrent) {
+      try {
+        return Promise.resolve(fn(this.view()));
+      } catch (err) {
+        return Promise.reject(err as Error);
+      }
+    }
+    return this.lock.acquireRead().then((release) => {
+      try {
+        return fn(this.view());
+      } finally {
+        release();
+      }
+    });
+  }
+
+  /** Synchronous read for callers that must not yield (inside a batch use the write view instead). */
+  readNow<T>(fn: (view: ReadView) => T): T {
+    this.assertOpen();
+    return fn(this.view());
+  }
+
+  /** Whether readInWorker has worker threads (otherwise it runs the task on the main thread). */
+  get hasWorkers(): boolean {
+    return this.pool !== undefined;
+  }
+
+  /**
+   * Runs a registered pure task in a worker thread over its own fresh snapshot (long reads). `args` is
+   * evaluated when the read starts (after the read lock in blocking mode), so it can name the revision to
+   * read at. Without workers the task runs on the main thread.
+   */
+  readInWorker<A, R>(task: string, args: () => A, fallback: ReadTask<A, R>): Promise<R> {
+    this.assertOpen();
+    const pool = this.pool;
+    if (pool === undefined) return this.read((view) => fallback(view, args()));
+    if (this.readMode === ReadMode.Concurrent) {
+      try {
+        return pool.run<A, R>(task, args());
+      } catch (err) {
+        return Promise.reject(err as Error);
+      }
+    }
+    return this.lock.acquireRead().then(async (release) => {
+      try {
+        return await pool.run<A, R>(task, args());
+      } finally {
+        release();
+      }
+    });
+  }
+
+  /** The lock of blocking mode, exposed so tests can observe queueing (idle in concurrent mode). */
+  get readLock(): RwLock {
+    return this.lock;
+  }
+
+  size(): BackendSize {
+    this.assertOpen();
+    const dbSizeBytes = statSync(this.file).size;
+    let pages = 0;
+    let pageSize = 4096;
+    for (const db of this.dbs.values()) {
+      const s = db.getStats() as { pageSize: number; treeBranchPageCount: number; treeLeafPageCount: number; overflowPages: number };
+      pageSize = s.pageSize;
+      pages += s.treeBranchPageCount + s.treeLeafPageCount + s.overflowPages;
+    }
+    // The two meta pages and the main (root) database's pages are always in use.
+    const root = this.env.getStats() as { treeBranchPageCount: number; treeLeafPageCount: number };
+    pages += 2 + root.treeBranchPageCount + root.treeLeafPageCount;
+    return { dbSizeBytes, dbSizeInUseBytes: Math.min(dbSizeBytes, pages * pageSize) };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.pool?.close();
+    await this.env.close();
+  }
+
+  private commit<T>(consistentIndex: number | undefined, fn: (tx: WriteView) => T): T {
+    if (consistentIndex !== undefined && !(consistentIndex > this.ci)) {
+      throw new Error(`backend: consistent index ${consistentIndex} <= committed ${this.ci}`);
+    }
+    const result = this.env.transactionSync(() => {
+      const out = fn(this.writeView());
+      if (consistentIndex !== undefined) this.bucket(META_BUCKET).put(META_CONSISTENT_INDEX, encodeU64(consistentIndex));
+      return out;
+    });
+    if (consistentIndex !== undefined) this.ci = consistentIndex;
+    return result;
+  }
+
+  private checkFormat(existed: boolean): void {
+    const meta = this.bucket(META_BUCKET);
+    const format = meta.get(META_FORMAT);
+    if (format === undefined) {
+      const anyData = [...this.dbs.values()].some((db) => db.getKeysCount({ limit: 1 }) > 0);
+      if (existed && anyData) throw new BackendFormatError(this.file, "has data but no etcd-ts format marker");
+      this.env.transactionSync(() => meta.put(META_FORMAT, new TextEncoder().encode(BACKEND_FORMAT)));
+    } else if (new TextDecoder().decode(format) !== BACKEND_FORMAT) {
+      throw new BackendFormatError(
+        this.file,
+        `format ${JSON.stringify(new TextDecoder().decode(format))}, this build reads ${JSON.stringify(BACKEND_FORMAT)}`,
+      );
+    }
+    const ci = meta.get(META_CONSISTENT_INDEX);
+    this.ci = ci === undefined ? 0 : decodeU64(ci);
+  }
+
+  private bucket(name: string): Database<Uint8Array, Uint8Array> {
+    const db = this.dbs.get(name);
+    if (db === undefined) throw new Error(`backend: unknown bucket ${JSON.stringify(name)}`);
+    return db;
+  }
+
+  private view(): ReadView {
+    return {
+      get: (b, key) => this.bucket(b).get(key),
+      range: (b, span) => rangeOf(this.bucket(b), span),
+    };
+  }
+
+  private writeView(): WriteView {
+    return {
+      ...this.view(),
+      put: (b, key, value) => void this.bucket(b).put(key, value),
+      del: (b, key) => void this.bucket(b).remove(key),
+    };
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new Error(`backend ${this.file}: closed`);
+  }
+}
+
+function rangeOf(db: Database<Uint8Array, Uint8Array>, span: RangeSpan): Iterable<Entry> {
+  return db.getRange({
+    ...(span.start !== undefined ? { start: span.start } : {}),
+    ...(span.end !== undefined ? { end: span.end } : {}),
+    ...(span.reverse !== undefined ? { reverse: span.reverse } : {}),
+    ...(span.limit !== undefined ? { limit: span.limit } : {}),
+  });
+}
+
+export function encodeU64(n: number): Uint8Array {
+  if (!Number.isSafeInteger(n) || n < 0) throw new Error(`encodeU64: ${n} is not a safe non-negative integer`);
+  const out = new Uint8Array(8);
+  const view = new DataView(out.buffer);
+  view.setUint32(0, Math.floor(n / 2 ** 32));
+  view.setUint32(4, n >>> 0);
+  return out;
+}
+
+export function decodeU64(b: Uint8Array): number {
+  if (b.length !== 8) throw new Error(`decodeU64: length ${b.length} != 8`);
+  const view = new DataView(b.buffer, b.byteOffset, 8);
+  return view.getUint32(0) * 2 ** 32 + view.getUint32(4);
+}

@@ -1,0 +1,31 @@
+// The read interface a backend read hands out, on the main thread and inside worker threads alike.
+// A ReadTask is a pure function over a ReadView. Tasks that run in workers are shipped as source text
+// (Function.prototype.toString), so they must be self-contained: no imports, no closures, no helpers
+// outside their own body. The same function runs on the main thread, so both paths share one code path.
+
+export interface RangeSpan {
+  /** First key (inclusive); undefined = from the first key of the bucket. */
+  readonly start?: Uint8Array;
+  /** End key (exclusive); undefined = to the last key. With `reverse`, start is the upper bound. */
+  readonly end?: Uint8Array;
+  readonly reverse?: boolean;
+  readonly limit?: number;
+}
+
+export interface Entry {
+  readonly key: Uint8Array;
+  readonly value: Uint8Array;
+}
+
+export interface ReadView {
+  get(bucket: string, key: Uint8Array): Uint8Array | undefined;
+  range(bucket: string, span: RangeSpan): Iterable<Entry>;
+}
+
+export interface WriteView extends ReadView {
+  put(bucket: string, key: Uint8Array, value: Uint8Array): void;
+  del(bucket: string, key: Uint8Array): void;
+}
+
+/** A pure read over a snapshot; see the file comment for the self-containment rule. */
+export type ReadTask<A, R> = (view: ReadView, args: A) => R;

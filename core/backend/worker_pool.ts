@@ -1,0 +1,149 @@
+// Worker threads that answer long reads from their own LMDB read transaction, so the main thread keeps
+// committing while a 100 MB Range is scanned (DESIGN.md, "Concurrent reads"). Each worker opens the same
+// environment, and before every task calls resetReadTxn(): without it an lmdb-js worker keeps reading the
+// snapshot of its previous transaction and never sees newer commits (node-packages.md, lmdb gotcha).
+import { Worker } from "node:worker_threads";
+
+import type { ReadTask } from "./read_view.js";
+
+// Plain CommonJS run with `eval: true`: the worker cannot load TypeScript, so it gets the tasks as source text
+// and resolves lmdb from this module's location. A result's top-level Uint8Array fields that own their whole
+// ArrayBuffer are transferred, not copied.
+const WORKER_SOURCE = `
+const { parentPort, workerData } = require("node:worker_threads");
+const { createRequire } = require("node:module");
+const lmdb = createRequire(workerData.base)("lmdb");
+const env = lmdb.open({ path: workerData.path, maxDbs: workerData.maxDbs, noSync: true });
+const buckets = new Map();
+const bucket = (name) => {
+  let db = buckets.get(name);
+  if (db === undefined) { db = env.openDB(name, { keyEncoding: "binary", encoding: "binary" }); buckets.set(name, db); }
+  return db;
+};
+const tasks = new Map(Object.entries(workerData.tasks).map(([k, src]) => [k, (0, eval)("(" + src + ")")]));
+parentPort.on("message", (m) => {
+  if (m.type === "close") { env.close(); parentPort.close(); return; }
+  let txn;
+  try {
+    env.resetReadTxn();
+    txn = env.useReadTransaction();
+    const view = {
+      get: (b, key) => bucket(b).get(key, { transaction: txn }),
+      range: (b, span) => bucket(b).getRange({ ...span, transaction: txn }),
+    };
+    const task = tasks.get(m.task);
+    if (task === undefined) throw new Error("unknown worker task " + m.task);
+    const result = task(view, m.args);
+    const transfer = [];
+    if (result !== null && typeof result === "object") {
+      for (const v of Object.values(result)) {
+        if (v instanceof Uint8Array && v.byteOffset === 0 && v.byteLength === v.buffer.byteLength) transfer.push(v.buffer);
+      }
+    }
+    parentPort.postMessage({ id: m.id, ok: true, result }, transfer);
+  } catch (err) {
+    parentPort.postMessage({ id: m.id, ok: false, message: String(err && err.stack || err) });
+  } finally {
+    if (txn !== undefined) txn.done();
+  }
+});
+`;
+
+type Pending = { readonly resolve: (v: unknown) => void; readonly reject: (e: Error) => void };
+
+interface Reply {
+  readonly id: number;
+  readonly ok: boolean;
+  readonly result?: unknown;
+  readonly message?: string;
+}
+
+export interface WorkerPoolOptions {
+  readonly path: string;
+  readonly maxDbs: number;
+  readonly size: number;
+  readonly tasks: Readonly<Record<string, ReadTask<never, unknown>>>;
+}
+
+export class WorkerPool {
+  private readonly workers: Worker[] = [];
+  /** Tasks sent and not yet answered, per worker; the next task goes to the least loaded worker. */
+  private readonly load: number[] = [];
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  private closed = false;
+
+  constructor(private readonly opts: WorkerPoolOptions) {
+    if (!(opts.size >= 1)) throw new Error(`WorkerPool: size(${opts.size}) < 1`);
+  }
+
+  /** Runs a registered task in a worker over a fresh read snapshot. */
+  run<A, R>(task: string, args: A): Promise<R> {
+    if (this.closed) return Promise.reject(new Error("WorkerPool: closed"));
+    if (!(task in this.opts.tasks)) return Promise.reject(new Error(`WorkerPool: unknown task ${task}`));
+    const index = this.pickWorker();
+    const worker = this.workers[index] ?? this.spawn(index);
+    const id = this.nextId++;
+    this.load[index] = (this.load[index] ?? 0) + 1;
+    worker.ref(); // an answer is owed: keep the process alive until it comes
+    const done = (): void => {
+      this.load[index] = (this.load[index] ?? 1) - 1;
+      if (this.load[index] === 0) worker.unref();
+    };
+    return new Promise<R>((resolve, reject) => {
+      this.pending.set(id, {
+        resolve: (v) => {
+          done();
+          resolve(v as R);
+        },
+        reject: (e) => {
+          done();
+          reject(e);
+        },
+      });
+      worker.postMessage({ type: "run", id, task, args });
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const exits = this.workers.map((w) => new Promise<void>((resolve) => w.once("exit", () => resolve())));
+    for (const w of this.workers) w.postMessage({ type: "close" });
+    await Promise.all(exits);
+    for (const p of this.pending.values()) p.reject(new Error("WorkerPool: closed with a task in flight"));
+    this.pending.clear();
+  }
+
+  private pickWorker(): number {
+    let best = 0;
+    for (let i = 0; i < this.opts.size; i++) {
+      if (this.workers[i] === undefined) return i;
+      if ((this.load[i] ?? 0) < (this.load[best] ?? 0)) best = i;
+    }
+    return best;
+  }
+
+  private spawn(index: number): Worker {
+    const tasks = Object.fromEntries(Object.entries(this.opts.tasks).map(([k, fn]) => [k, fn.toString()]));
+    const worker = new Worker(WORKER_SOURCE, {
+      eval: true,
+      workerData: { base: import.meta.url, path: this.opts.path, maxDbs: this.opts.maxDbs, tasks },
+    });
+    worker.on("message", (reply: Reply) => {
+      const p = this.pending.get(reply.id);
+      if (p === undefined) return;
+      this.pending.delete(reply.id);
+      if (reply.ok) p.resolve(reply.result);
+      else p.reject(new Error(`worker task failed: ${reply.message ?? "(no message)"}`));
+    });
+    worker.on("error", (err) => {
+      for (const p of this.pending.values()) p.reject(err);
+      this.pending.clear();
+    });
+    worker.unref();
+    this.workers[index] = worker;
+    this.load[index] = 0;
+    return worker;
+  }
+}

@@ -1,0 +1,237 @@
+// The MVCC key-value store over the backend's key-ordered layout.
+//
+// Design: no in-memory key index. Every revision lives in LMDB under (key, main, sub) (layout.ts), so the
+// newest revision of a key is one reverse seek, a Range at revision R is one forward scan, and — the point —
+// a worker thread with its own LMDB snapshot answers a Range at R with no help from the main thread and no
+// copy of an index. The cost is that a Range scans every stored revision of the keys in its span; compaction
+// bounds that history. Restart needs no index rebuild: the current and compacted revisions are in the meta
+// bucket, written in the same transaction as the data.
+//
+// Writes: write() applies a batch of requests (entries applied from Raft) in one backend transaction with the
+// consistent index; each request is validated first and refused whole (etcd's error) or applied whole.
+import { crc32 } from "node:zlib";
+
+import { Backend, ReadMode, decodeU64, encodeU64, type BackendSize } from "../backend/backend.js";
+import type { ReadView, WriteView } from "../backend/read_view.js";
+import { EtcdError, isEtcdError } from "../errors.js";
+import { KEY_BUCKET, MVCC_META_BUCKET, revisionOf } from "./layout.js";
+import { rangeTask, type RangeTaskArgs, type RangeTaskResult } from "./range_task.js";
+import type {
+  CompactResponse,
+  DeleteRangeRequest,
+  DeleteRangeResponse,
+  HashKVResponse,
+  PutRequest,
+  PutResponse,
+  RangeRequest,
+  RangeResponse,
+  TxnRequest,
+  TxnResponse,
+  WriteRequest,
+  WriteResponse,
+} from "./types.js";
+import { checkDelete, checkPut, checkRange, checkTxn } from "./validate.js";
+import { META_COMPACT_KEY, META_CURRENT_KEY, WriteTxn, isEmptySpan, rangeArgs, resolveRev, unpack } from "./write_txn.js";
+
+export { ReadMode };
+
+/** A fresh etcd store is at revision 1; the first write gets revision 2. */
+const INITIAL_REV = 1;
+/** Ranges with a range end and no limit, or a limit above this, go to a worker thread when there are any. */
+const WORKER_RANGE_MIN_LIMIT = 1000;
+const RANGE_TASK = "range";
+
+export interface KvStoreOptions {
+  readonly readMode?: ReadMode;
+  /** Worker threads for long ranges (0 = all on the main thread). Default 2. */
+  readonly readWorkers?: number;
+}
+
+export interface RangeOptions {
+  /** Force (true) or forbid (false) the worker thread; default: long ranges go to a worker. */
+  readonly worker?: boolean;
+}
+
+export class KvStore {
+  readonly backend: Backend;
+  private currentRev: number;
+  private compactRev: number;
+
+  private constructor(backend: Backend) {
+    this.backend = backend;
+    const meta = backend.readNow((v) => ({ cur: v.get(MVCC_META_BUCKET, META_CURRENT_KEY), cmp: v.get(MVCC_META_BUCKET, META_COMPACT_KEY) }));
+    this.currentRev = meta.cur === undefined ? INITIAL_REV : decodeU64(meta.cur);
+    this.compactRev = meta.cmp === undefined ? 0 : decodeU64(meta.cmp);
+  }
+
+  static open(dataDir: string, opts: KvStoreOptions = {}): KvStore {
+    const backend = Backend.open(dataDir, {
+      buckets: [KEY_BUCKET, MVCC_META_BUCKET],
+      workerTasks: { [RANGE_TASK]: rangeTask as (v: ReadView, a: never) => unknown },
+      readWorkers: opts.readWorkers ?? 2,
+      ...(opts.readMode !== undefined ? { readMode: opts.readMode } : {}),
+    });
+    return new KvStore(backend);
+  }
+
+  get revision(): number {
+    return this.currentRev;
+  }
+
+  get compactRevision(): number {
+    return this.compactRev;
+  }
+
+  consistentIndex(): number {
+    return this.backend.consistentIndex();
+  }
+
+  size(): BackendSize {
+    return this.backend.size();
+  }
+
+  async close(): Promise<void> {
+    await this.backend.close();
+  }
+
+  async range(r: RangeRequest, opts: RangeOptions = {}): Promise<RangeResponse> {
+    checkRange(r);
+    const long = (r.rangeEnd?.length ?? 0) > 0 && ((r.limit ?? 0) <= 0 || (r.limit ?? 0) > WORKER_RANGE_MIN_LIMIT);
+    const useWorker = (opts.worker ?? long) && this.backend.hasWorkers && !isEmptySpan(r.key, r.rangeEnd);
+    // The revision is resolved when the read starts (in blocking mode, after the read lock).
+    let header = 0;
+    const args = (): RangeTaskArgs | undefined => {
+      header = this.currentRev;
+      const rev = resolveRev(r.revision, this.currentRev, this.compactRev);
+      return isEmptySpan(r.key, r.rangeEnd) ? undefined : rangeArgs(r, rev);
+    };
+    const res = useWorker
+      ? await this.backend.readInWorker<RangeTaskArgs | undefined, RangeTaskResult | undefined>(RANGE_TASK, args, runRange)
+      : await this.backend.read((view) => runRange(view, args()));
+    if (res === undefined) return { revision: header, kvs: [], more: false, count: 0 };
+    if (res.compactedAt > 0) throw new EtcdError("COMPACTED", `revision < compacted ${res.compactedAt}`);
+    return { revision: header, kvs: unpack(res.packed, res.ends), more: res.more, count: res.count };
+  }
+
+  /**
+   * Applies write requests in order in one backend transaction, storing `consistentIndex` with them.
+   * Each slot of the result is the request's response or the EtcdError that refused it (nothing applied).
+   */
+  async write(reqs: readonly WriteRequest[], consistentIndex?: number): Promise<(WriteResponse | EtcdError)[]> {
+    const out = await this.backend.batch(consistentIndex, (tx) => {
+      let rev = this.currentRev;
+      let compact = this.compactRev;
+      const results: (WriteResponse | EtcdError)[] = [];
+      for (const req of reqs) {
+        try {
+          if ("compact" in req) {
+            compact = this.applyCompact(tx, req.compact.revision, rev, compact);
+            results.push({ compact: { revision: rev } });
+            continue;
+          }
+          const w = new WriteTxn(tx, rev, compact);
+          results.push(applyWrite(w, req));
+          rev = w.rev;
+        } catch (err) {
+          if (!isEtcdError(err)) throw err;
+          results.push(err);
+        }
+      }
+      if (rev !== this.currentRev) tx.put(MVCC_META_BUCKET, META_CURRENT_KEY, encodeU64(rev));
+      return { results, rev, compact };
+    });
+    this.currentRev = out.rev;
+    this.compactRev = out.compact;
+    return out.results;
+  }
+
+  async put(r: PutRequest, consistentIndex?: number): Promise<PutResponse> {
+    return pick(await this.write([{ put: r }], consistentIndex), "put");
+  }
+
+  async deleteRange(r: DeleteRangeRequest, consistentIndex?: number): Promise<DeleteRangeResponse> {
+    return pick(await this.write([{ deleteRange: r }], consistentIndex), "deleteRange");
+  }
+
+  async txn(r: TxnRequest, consistentIndex?: number): Promise<TxnResponse> {
+    return pick(await this.write([{ txn: r }], consistentIndex), "txn");
+  }
+
+  async compact(revision: number, consistentIndex?: number): Promise<CompactResponse> {
+    return pick(await this.write([{ compact: { revision } }], consistentIndex), "compact");
+  }
+
+  /** CRC32 of every stored (layout key, value) with main revision ≤ rev (etcd's HashKV, for corruption checks). */
+  async hashKV(revision = 0): Promise<HashKVResponse> {
+    return this.backend.read((view) => {
+      const rev = resolveRev(revision, this.currentRev, this.compactRev);
+      let hash = 0;
+      for (const { key, value } of view.range(KEY_BUCKET, {})) {
+        if (revisionOf(key).main > rev) continue;
+        hash = crc32(value, crc32(key, hash));
+      }
+      return { revision: this.currentRev, hash, compactRevision: this.compactRev };
+    });
+  }
+
+  /**
+   * Physical compaction: below `rev`, each key keeps only its newest revision ≤ rev, and not even that when it
+   * is a tombstone. Returns the new compacted revision. Compaction makes no new revision (as etcd).
+   */
+  private applyCompact(tx: WriteView, rev: number, current: number, compacted: number): number {
+    if (rev <= compacted) throw new EtcdError("COMPACTED", `compact ${rev} <= compacted ${compacted}`);
+    if (rev > current) throw new EtcdError("FUTURE_REV", `compact ${rev} > current ${current}`);
+    const doomed: Uint8Array[] = [];
+    let group: { prefixLen: number; first: Uint8Array; keep: { key: Uint8Array; tomb: boolean } | undefined; below: Uint8Array[] } | undefined;
+    const flush = (): void => {
+      if (group === undefined) return;
+      doomed.push(...group.below);
+      if (group.keep?.tomb === true) doomed.push(group.keep.key);
+    };
+    for (const { key, value } of tx.range(KEY_BUCKET, {})) {
+      const prefixLen = key.length - 16;
+      if (group === undefined || group.prefixLen !== prefixLen || !samePrefix(group.first, key, prefixLen)) {
+        flush();
+        group = { prefixLen, first: key.slice(), keep: undefined, below: [] };
+      }
+      if (revisionOf(key).main > rev) continue;
+      if (group.keep !== undefined) group.below.push(group.keep.key);
+      group.keep = { key: key.slice(), tomb: value.length === 0 };
+    }
+    flush();
+    for (const k of doomed) tx.del(KEY_BUCKET, k);
+    tx.put(MVCC_META_BUCKET, META_COMPACT_KEY, encodeU64(rev));
+    return rev;
+  }
+}
+
+function runRange(view: ReadView, args: RangeTaskArgs | undefined): RangeTaskResult | undefined {
+  return args === undefined ? undefined : rangeTask(view, args);
+}
+
+function samePrefix(a: Uint8Array, b: Uint8Array, len: number): boolean {
+  for (let i = 0; i < len; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function applyWrite(w: WriteTxn, req: Exclude<WriteRequest, { compact: unknown }>): WriteResponse {
+  if ("put" in req) {
+    checkPut(req.put);
+    return { put: w.put(req.put) };
+  }
+  if ("deleteRange" in req) {
+    checkDelete(req.deleteRange);
+    return { deleteRange: w.deleteRange(req.deleteRange) };
+  }
+  checkTxn(req.txn);
+  return { txn: w.txn(req.txn) };
+}
+
+type Unwrapped<K extends string> = Extract<WriteResponse, Record<K, unknown>> extends Record<K, infer V> ? V : never;
+
+function pick<K extends "put" | "deleteRange" | "txn" | "compact">(results: (WriteResponse | EtcdError)[], kind: K): Unwrapped<K> {
+  const r = results[0];
+  if (r === undefined) throw new Error(`KvStore: no result for ${kind}`);
+  if (r instanceof EtcdError) throw r;
+  return (r as Record<K, Unwrapped<K>>)[kind];
+}

@@ -1,0 +1,123 @@
+// Request and response shapes of the KV store: plain objects mirroring etcd's etcdserverpb messages (field
+// names camelCased, enums as etcd's numbers), independent of any gRPC library. KeyValues travel as their
+// encoded mvccpb.KeyValue bytes (see kv_codec.ts).
+
+export const SortOrder = { NONE: 0, ASCEND: 1, DESCEND: 2 } as const;
+export type SortOrder = (typeof SortOrder)[keyof typeof SortOrder];
+export const SortTarget = { KEY: 0, VERSION: 1, CREATE: 2, MOD: 3, VALUE: 4 } as const;
+export type SortTarget = (typeof SortTarget)[keyof typeof SortTarget];
+export const CompareTarget = { VERSION: 0, CREATE: 1, MOD: 2, VALUE: 3, LEASE: 4 } as const;
+export type CompareTarget = (typeof CompareTarget)[keyof typeof CompareTarget];
+export const CompareResult = { EQUAL: 0, GREATER: 1, LESS: 2, NOT_EQUAL: 3 } as const;
+export type CompareResult = (typeof CompareResult)[keyof typeof CompareResult];
+
+export interface RangeRequest {
+  readonly key: Uint8Array;
+  /** Absent/empty = the single key; [0x00] = every key ≥ key; otherwise [key, rangeEnd). */
+  readonly rangeEnd?: Uint8Array;
+  readonly limit?: number;
+  /** 0 or absent = the current revision. */
+  readonly revision?: number;
+  readonly sortOrder?: SortOrder;
+  readonly sortTarget?: SortTarget;
+  readonly keysOnly?: boolean;
+  readonly countOnly?: boolean;
+  readonly minModRevision?: number;
+  readonly maxModRevision?: number;
+  readonly minCreateRevision?: number;
+  readonly maxCreateRevision?: number;
+}
+
+export interface RangeResponse {
+  readonly revision: number;
+  /** Encoded mvccpb.KeyValue of each key (value cut out when keysOnly; none when countOnly). */
+  readonly kvs: readonly Uint8Array[];
+  readonly more: boolean;
+  readonly count: number;
+}
+
+export interface PutRequest {
+  readonly key: Uint8Array;
+  readonly value: Uint8Array;
+  readonly lease?: bigint;
+  readonly prevKv?: boolean;
+  readonly ignoreValue?: boolean;
+  readonly ignoreLease?: boolean;
+}
+
+export interface PutResponse {
+  readonly revision: number;
+  readonly prevKv?: Uint8Array;
+}
+
+export interface DeleteRangeRequest {
+  readonly key: Uint8Array;
+  readonly rangeEnd?: Uint8Array;
+  readonly prevKv?: boolean;
+}
+
+export interface DeleteRangeResponse {
+  readonly revision: number;
+  readonly deleted: number;
+  readonly prevKvs: readonly Uint8Array[];
+}
+
+export interface Compare {
+  readonly key: Uint8Array;
+  readonly rangeEnd?: Uint8Array;
+  readonly target: CompareTarget;
+  readonly result: CompareResult;
+  /** The operand for the target: version/createRevision/modRevision (number), value (bytes), lease (bigint). */
+  readonly version?: number;
+  readonly createRevision?: number;
+  readonly modRevision?: number;
+  readonly value?: Uint8Array;
+  readonly lease?: bigint;
+}
+
+export type RequestOp =
+  | { readonly range: RangeRequest }
+  | { readonly put: PutRequest }
+  | { readonly deleteRange: DeleteRangeRequest }
+  | { readonly txn: TxnRequest };
+
+export type ResponseOp =
+  | { readonly range: RangeResponse }
+  | { readonly put: PutResponse }
+  | { readonly deleteRange: DeleteRangeResponse }
+  | { readonly txn: TxnResponse };
+
+export interface TxnRequest {
+  readonly compare: readonly Compare[];
+  readonly success: readonly RequestOp[];
+  readonly failure: readonly RequestOp[];
+}
+
+export interface TxnResponse {
+  readonly revision: number;
+  readonly succeeded: boolean;
+  readonly responses: readonly ResponseOp[];
+}
+
+export interface CompactResponse {
+  readonly revision: number;
+}
+
+export interface HashKVResponse {
+  readonly revision: number;
+  readonly hash: number;
+  readonly compactRevision: number;
+}
+
+/** One write request applied through Raft; a batch of them commits in one backend transaction. */
+export type WriteRequest =
+  | { readonly put: PutRequest }
+  | { readonly deleteRange: DeleteRangeRequest }
+  | { readonly txn: TxnRequest }
+  | { readonly compact: { readonly revision: number } };
+
+export type WriteResponse =
+  | { readonly put: PutResponse }
+  | { readonly deleteRange: DeleteRangeResponse }
+  | { readonly txn: TxnResponse }
+  | { readonly compact: CompactResponse };

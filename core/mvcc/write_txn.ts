@@ -1,0 +1,221 @@
+// One write request (Put, DeleteRange, Txn) applied inside the backend's batch transaction. Every change of
+// the request gets revision (beginRev + 1, sub), sub counting from 0; a request that changes nothing keeps the
+// revision. Reads inside a Txn see the Txn's own earlier writes (etcd reads at beginRev + 1 once it changed).
+import type { WriteView } from "../backend/read_view.js";
+import { EtcdError } from "../errors.js";
+import { decodeKeyValue, encodeKeyValue, type KeyValue } from "./kv_codec.js";
+import { KEY_BUCKET, MVCC_META_BUCKET, compareBytes, layoutKey, layoutPrefix, layoutPrefixEnd, layoutSpan } from "./layout.js";
+import { rangeTask, type RangeTaskArgs } from "./range_task.js";
+import {
+  CompareResult,
+  CompareTarget,
+  type Compare,
+  type DeleteRangeRequest,
+  type DeleteRangeResponse,
+  type PutRequest,
+  type PutResponse,
+  type RangeRequest,
+  type RangeResponse,
+  type RequestOp,
+  type ResponseOp,
+  type TxnRequest,
+  type TxnResponse,
+} from "./types.js";
+
+export const META_COMPACT_KEY = new TextEncoder().encode("compact_rev");
+export const META_CURRENT_KEY = new TextEncoder().encode("current_rev");
+
+/** Builds the pure range task's arguments for a request read at `rev` (validated by the caller). */
+export function rangeArgs(r: RangeRequest, rev: number): RangeTaskArgs {
+  const span = layoutSpan(r.key, r.rangeEnd);
+  return {
+    bucket: KEY_BUCKET,
+    metaBucket: MVCC_META_BUCKET,
+    compactKey: META_COMPACT_KEY,
+    start: span.start,
+    end: span.end,
+    rev,
+    limit: r.limit ?? 0,
+    sortOrder: r.sortOrder ?? 0,
+    sortTarget: r.sortTarget ?? 0,
+    countOnly: r.countOnly ?? false,
+    keysOnly: r.keysOnly ?? false,
+    minModRevision: r.minModRevision ?? 0,
+    maxModRevision: r.maxModRevision ?? 0,
+    minCreateRevision: r.minCreateRevision ?? 0,
+    maxCreateRevision: r.maxCreateRevision ?? 0,
+  };
+}
+
+/** Whether [key, rangeEnd) is empty because rangeEnd ≤ key (etcd answers such ranges with nothing). */
+export function isEmptySpan(key: Uint8Array, rangeEnd: Uint8Array | undefined): boolean {
+  if (rangeEnd === undefined || rangeEnd.length === 0) return false;
+  if (rangeEnd.length === 1 && rangeEnd[0] === 0) return false;
+  return compareBytes(rangeEnd, key) <= 0;
+}
+
+/** The revision a read asks for, checked against the current and compacted revisions. */
+export function resolveRev(asked: number | undefined, current: number, compacted: number): number {
+  const rev = asked === undefined || asked <= 0 ? current : asked;
+  if (rev > current) throw new EtcdError("FUTURE_REV", `revision ${rev} > current ${current}`);
+  if (rev < compacted) throw new EtcdError("COMPACTED", `revision ${rev} < compacted ${compacted}`);
+  return rev;
+}
+
+/** The unpacked kvs of a range task result (subarrays of one buffer, no copy). */
+export function unpack(packed: Uint8Array, ends: readonly number[]): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  let start = 0;
+  for (const end of ends) {
+    out.push(packed.subarray(start, end));
+    start = end;
+  }
+  return out;
+}
+
+/** Which branch each txn takes, decided on the state before the txn writes anything (as etcd). */
+type TxnPath = { readonly succeeded: boolean; readonly children: TxnPath[] };
+
+export class WriteTxn {
+  private sub = 0;
+
+  constructor(
+    private readonly tx: WriteView,
+    /** The store's revision before this request. */
+    readonly beginRev: number,
+    private readonly compactRev: number,
+  ) {}
+
+  /** The revision after this request: beginRev + 1 if it changed anything. */
+  get rev(): number {
+    return this.sub > 0 ? this.beginRev + 1 : this.beginRev;
+  }
+
+  put(r: PutRequest): PutResponse {
+    const prev = this.latest(r.key);
+    if ((r.ignoreValue === true || r.ignoreLease === true) && prev === undefined) {
+      throw new EtcdError("KEY_NOT_FOUND", "put with ignore_value/ignore_lease");
+    }
+    const prevKv = prev === undefined ? undefined : decodeKeyValue(prev);
+    const main = this.beginRev + 1;
+    const kv: KeyValue = {
+      key: r.key,
+      createRevision: prevKv?.createRevision ?? main,
+      modRevision: main,
+      version: (prevKv?.version ?? 0) + 1,
+      value: r.ignoreValue === true && prevKv !== undefined ? prevKv.value : r.value,
+      lease: r.ignoreLease === true && prevKv !== undefined ? prevKv.lease : (r.lease ?? 0n),
+    };
+    this.tx.put(KEY_BUCKET, layoutKey(r.key, { main, sub: this.sub++ }), encodeKeyValue(kv));
+    return r.prevKv === true && prev !== undefined ? { revision: main, prevKv: prev } : { revision: main };
+  }
+
+  deleteRange(r: DeleteRangeRequest): DeleteRangeResponse {
+    const live = this.range({ key: r.key, ...(r.rangeEnd !== undefined ? { rangeEnd: r.rangeEnd } : {}) });
+    const main = this.beginRev + 1;
+    for (const bytes of live.kvs) {
+      const key = decodeKeyValue(bytes).key;
+      this.tx.put(KEY_BUCKET, layoutKey(key, { main, sub: this.sub++ }), new Uint8Array(0));
+    }
+    return { revision: this.rev, deleted: live.kvs.length, prevKvs: r.prevKv === true ? live.kvs : [] };
+  }
+
+  range(r: RangeRequest): RangeResponse {
+    const rev = resolveRev(r.revision, this.rev, this.compactRev);
+    if (isEmptySpan(r.key, r.rangeEnd)) return { revision: this.rev, kvs: [], more: false, count: 0 };
+    const res = rangeTask(this.tx, rangeArgs(r, rev));
+    if (res.compactedAt > 0) throw new EtcdError("COMPACTED", `revision ${rev} < compacted ${res.compactedAt}`);
+    return { revision: this.rev, kvs: unpack(res.packed, res.ends), more: res.more, count: res.count };
+  }
+
+  txn(r: TxnRequest): TxnResponse {
+    const path = this.decide(r);
+    this.checkPuts(r, path);
+    return this.applyTxn(r, path);
+  }
+
+  private decide(r: TxnRequest): TxnPath {
+    const succeeded = r.compare.every((c) => this.compare(c));
+    const children: TxnPath[] = [];
+    for (const op of succeeded ? r.success : r.failure) if ("txn" in op) children.push(this.decide(op.txn));
+    return { succeeded, children };
+  }
+
+  /** ignore_value/ignore_lease puts on the taken path need an existing key; checked before any write. */
+  private checkPuts(r: TxnRequest, path: TxnPath): void {
+    let child = 0;
+    for (const op of path.succeeded ? r.success : r.failure) {
+      if ("put" in op && (op.put.ignoreValue === true || op.put.ignoreLease === true) && this.latest(op.put.key) === undefined) {
+        throw new EtcdError("KEY_NOT_FOUND", "txn put with ignore_value/ignore_lease");
+      }
+      if ("txn" in op) this.checkPuts(op.txn, path.children[child++] as TxnPath);
+    }
+  }
+
+  private applyTxn(r: TxnRequest, path: TxnPath): TxnResponse {
+    const responses: ResponseOp[] = [];
+    let child = 0;
+    for (const op of path.succeeded ? r.success : r.failure) responses.push(this.applyOp(op, () => path.children[child++] as TxnPath));
+    return { revision: this.rev, succeeded: path.succeeded, responses };
+  }
+
+  private applyOp(op: RequestOp, nextPath: () => TxnPath): ResponseOp {
+    if ("range" in op) return { range: this.range(op.range) };
+    if ("put" in op) return { put: this.put(op.put) };
+    if ("deleteRange" in op) return { deleteRange: this.deleteRange(op.deleteRange) };
+    return { txn: this.applyTxn(op.txn, nextPath()) };
+  }
+
+  /** etcd's compare: every key in the range must satisfy it; no key at all fails a VALUE compare. */
+  private compare(c: Compare): boolean {
+    const res = this.range({ key: c.key, ...(c.rangeEnd !== undefined ? { rangeEnd: c.rangeEnd } : {}) });
+    if (res.kvs.length === 0) {
+      if (c.target === CompareTarget.VALUE) return false;
+      return compareKv(c, { key: c.key, createRevision: 0, modRevision: 0, version: 0, value: new Uint8Array(0), lease: 0n });
+    }
+    return res.kvs.every((bytes) => compareKv(c, decodeKeyValue(bytes)));
+  }
+
+  /** The newest live revision's KeyValue bytes of `key`, or undefined (never written, or deleted). */
+  private latest(key: Uint8Array): Uint8Array | undefined {
+    for (const { value } of this.tx.range(KEY_BUCKET, { start: layoutPrefixEnd(key), end: layoutPrefix(key), reverse: true, limit: 1 })) {
+      return value.length === 0 ? undefined : value.slice();
+    }
+    return undefined;
+  }
+}
+
+function compareKv(c: Compare, kv: KeyValue): boolean {
+  let d: number;
+  switch (c.target) {
+    case CompareTarget.VALUE:
+      d = compareBytes(kv.value, c.value ?? new Uint8Array(0));
+      break;
+    case CompareTarget.VERSION:
+      d = kv.version - (c.version ?? 0);
+      break;
+    case CompareTarget.CREATE:
+      d = kv.createRevision - (c.createRevision ?? 0);
+      break;
+    case CompareTarget.MOD:
+      d = kv.modRevision - (c.modRevision ?? 0);
+      break;
+    case CompareTarget.LEASE: {
+      const l = c.lease ?? 0n;
+      d = kv.lease === l ? 0 : kv.lease > l ? 1 : -1;
+      break;
+    }
+  }
+  switch (c.result) {
+    case CompareResult.EQUAL:
+      return d === 0;
+    case CompareResult.GREATER:
+      return d > 0;
+    case CompareResult.LESS:
+      return d < 0;
+    case CompareResult.NOT_EQUAL:
+      return d !== 0;
+  }
+}
+
+export { MVCC_META_BUCKET };
