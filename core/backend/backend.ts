@@ -12,7 +12,7 @@
 //
 // Durability: commits skip fsync (noSync); the WAL is the durability point and replay after a crash is
 // idempotent because the consistent index commits atomically with the data it describes.
-import { existsSync, statSync } from "node:fs";
+import { closeSync, existsSync, openSync, readSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { open, type Database, type RootDatabase } from "lmdb";
 
@@ -92,7 +92,8 @@ export class Backend {
   /** Opens (or creates) the backend of a data dir; refuses foreign, newer or corrupt files by name. */
   static open(dataDir: string, opts: BackendOptions): Backend {
     const file = join(dataDir, BACKEND_FILE);
-    const existed = existsSync(file);
+    const existed = existsSync(file) && statSync(file).size > 0;
+    if (existed) checkLmdbHeader(file);
     let env: RootDatabase;
     try {
       env = open({ path: file, maxDbs: MAX_DBS, noSync: true, mapSize: MAP_SIZE_BYTES, noSubdir: true });
@@ -272,6 +273,34 @@ export class Backend {
 
   private assertOpen(): void {
     if (this.closed) throw new Error(`backend ${this.file}: closed`);
+  }
+}
+
+/** LMDB's meta page magic and the data version lmdb-js 3 writes (page 0: 16-byte page header, then meta). */
+const LMDB_MAGIC = 0xbeefc0de;
+const LMDB_DATA_VERSION = 2;
+
+/**
+ * Checks the first meta page before handing the file to lmdb-js, which crashes the process (SIGSEGV) on a
+ * file that is not LMDB instead of returning an error.
+ */
+function checkLmdbHeader(file: string): void {
+  const head = Buffer.alloc(32);
+  const fd = openSync(file, "r");
+  let n: number;
+  try {
+    n = readSync(fd, head, 0, head.length, 0);
+  } finally {
+    closeSync(fd);
+  }
+  if (n < head.length) throw new BackendFormatError(file, `not a readable LMDB file (${n} bytes, shorter than a meta page)`);
+  const magic = head.readUInt32LE(24);
+  const version = head.readUInt32LE(28);
+  if (magic !== LMDB_MAGIC) {
+    throw new BackendFormatError(file, `not a readable LMDB file (magic 0x${magic.toString(16)}, want 0x${LMDB_MAGIC.toString(16)})`);
+  }
+  if (version !== LMDB_DATA_VERSION) {
+    throw new BackendFormatError(file, `LMDB data version ${version}, this build reads ${LMDB_DATA_VERSION}`);
   }
 }
 

@@ -184,4 +184,20 @@ describe("delete, txn, compaction, hash", () => {
     const past = await store.range({ key: enc("k"), rangeEnd: enc("l"), revision: 10 }, { worker: true });
     expect(past.count).toBe(9);
   });
+
+  it("concurrent mode: a put issued during a worker Range commits first; the Range answers at its revision", async () => {
+    for (let i = 0; i < 200; i++) await store.put({ key: enc(`p${String(i).padStart(4, "0")}`), value: new Uint8Array(100) });
+    const events: string[] = [];
+    const range = store.range({ key: enc("p"), rangeEnd: enc("q") }, { worker: true }).then((r) => {
+      events.push("range");
+      return r;
+    });
+    const put = store.put({ key: enc("p9999"), value: enc("late") }).then((r) => {
+      events.push("put");
+      return r;
+    });
+    const [r, p] = await Promise.all([range, put]);
+    expect(events).toEqual(["put", "range"]);
+    expect([r.revision, r.count, p.revision]).toEqual([201, 200, 202]);
+  });
 });
