@@ -9,6 +9,18 @@ const EXPERIMENTS: Record<string, Experiment> = {
     describe: "3-member in-memory Raft cluster: committed entries/s and messages/s (pure core, no I/O)",
     load: () => import("./micro/raft_bench.js"),
   },
+  "kube-5000": {
+    describe: "scaled 5000-node Kubernetes trace: P99 of POST clusterrolebindings during the LIST-pods storm vs after",
+    load: () => import("./experiments/kube_5000.js"),
+  },
+  "storage-claim": {
+    describe: "steady writes with 0/1/2/4 concurrent full LISTs: write throughput and P99 per setting",
+    load: () => import("./experiments/storage_claim.js"),
+  },
+  replay: {
+    describe: "replay --trace FILE (a trace or a Kubernetes audit log) against --targets",
+    load: () => import("./experiments/replay_file.js"),
+  },
 };
 
 /** The experiment `npm run bench` runs with no argument. */

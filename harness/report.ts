@@ -1,0 +1,98 @@
+// report.html from a results directory's CSVs and env.json only (so it can be rebuilt later): the seed's
+// claims beside the measured values, P99 bars per op and phase, latency CDFs of the focus ops, throughput over
+// time, the full summary table, and the environment. Self-contained: inline SVG, inline CSS, no scripts.
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { histogramFileName, readCsv, SUMMARY_COLUMNS } from "./results.js";
+import { barChart, esc, lineChart, type Bar, type Series } from "./svg.js";
+
+interface Focus {
+  readonly verb: string;
+  readonly resource: string;
+}
+
+function table(rows: readonly Record<string, string>[], columns: readonly string[]): string {
+  const head = columns.map((c) => `<th>${esc(c)}</th>`).join("");
+  const body = rows.map((r) => `<tr>${columns.map((c) => `<td>${esc(r[c] ?? "")}</td>`).join("")}</tr>`).join("\n");
+  return `<table><thead><tr>${head}</tr></thead><tbody>${body}</tbody></table>`;
+}
+
+function focusOf(env: Record<string, unknown>, summary: readonly Record<string, string>[]): Focus[] {
+  const f = env["focus"];
+  if (Array.isArray(f)) return f as Focus[];
+  const writes = summary.filter((r) => ["create", "update", "delete", "put"].includes(r["verb"] ?? ""));
+  const seen = new Set<string>();
+  const out: Focus[] = [];
+  for (const r of [...writes].sort((a, b) => Number(b["count"]) - Number(a["count"]))) {
+    const k = `${r["verb"]} ${r["resource"]}`;
+    if (!seen.has(k) && out.length < 3) { seen.add(k); out.push({ verb: r["verb"]!, resource: r["resource"]! }); }
+  }
+  return out;
+}
+
+function p99Bars(summary: readonly Record<string, string>[], focus: readonly Focus[]): string {
+  const targets = [...new Set(summary.map((r) => r["target"]!))];
+  const bars: Bar[] = [];
+  for (const f of focus) {
+    for (const r of summary.filter((x) => x["verb"] === f.verb && x["resource"] === f.resource)) {
+      bars.push({ label: `${r["target"]} · ${r["phase"]} · ${f.verb} ${f.resource}`, value: Number(r["p99_ms"]), group: targets.indexOf(r["target"]!) });
+    }
+  }
+  return bars.length === 0 ? "" : barChart("P99 latency (ms, from intended send time)", bars, "ms");
+}
+
+function cdfCharts(dir: string, summary: readonly Record<string, string>[], focus: readonly Focus[]): string {
+  return focus.map((f) => {
+    const series: Series[] = [];
+    for (const r of summary.filter((x) => x["verb"] === f.verb && x["resource"] === f.resource)) {
+      const rows = readCsv(join(dir, "histograms", histogramFileName({ target: r["target"]!, phase: r["phase"]!, verb: f.verb, resource: f.resource })));
+      series.push({ name: `${r["target"]} ${r["phase"]}`, points: rows.map((p) => [Number(p["latency_ms"]), Number(p["percentile"])] as const) });
+    }
+    return lineChart(`Latency CDF: ${f.verb} ${f.resource}`, series, { x: "latency (ms, log)", y: "percentile", xLog: true });
+  }).join("\n");
+}
+
+function timelineChart(dir: string): string {
+  const rows = readCsv(join(dir, "timeline.csv"));
+  const series: Series[] = [];
+  for (const target of [...new Set(rows.map((r) => r["target"]!))]) {
+    const mine = rows.filter((r) => r["target"] === target);
+    series.push({ name: `${target} writes/s`, points: mine.map((r) => [Number(r["second"]), Number(r["writes"])] as const) });
+    series.push({ name: `${target} reads/s`, points: mine.map((r) => [Number(r["second"]), Number(r["reads"])] as const) });
+  }
+  return lineChart("Throughput over time (completed ops per second)", series, { x: "seconds since replay start", y: "ops/s" });
+}
+
+const CSS = `body{font-family:system-ui,sans-serif;margin:24px;max-width:1100px;color:#222}
+table{border-collapse:collapse;font-size:12px;margin:8px 0}td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}
+th{background:#f0f0f0}td:first-child,td:nth-child(2){text-align:left}.chart{display:block;margin:12px 0}
+.note{background:#fff8e1;border-left:4px solid #f0b400;padding:6px 10px}`;
+
+/** renderReport writes dir/report.html from the files in dir; returns its path. */
+export function renderReport(dir: string): string {
+  const env = JSON.parse(readFileSync(join(dir, "env.json"), "utf8")) as Record<string, unknown>;
+  const summary = readCsv(join(dir, "summary.csv"));
+  const claims = readCsv(join(dir, "claims.csv"));
+  const focus = focusOf(env, summary);
+  const targets = (env["targets"] as { name: string; describe: string; version: string; available: boolean; reason?: string }[] | undefined) ?? [];
+  const notes = ((env["notes"] as string[] | undefined) ?? []).map((n) => `<p class="note">${esc(n)}</p>`).join("\n");
+  const targetRows = targets.map((t) => ({ target: t.name, available: t.available ? "yes" : "not yet available", version: t.version, detail: t.available ? t.describe : (t.reason ?? "") }));
+  const hists = (() => { try { return readdirSync(join(dir, "histograms")).length; } catch { return 0; } })();
+  const html = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>etcd-ts bench: ${esc(String(env["experiment"] ?? ""))}</title><style>${CSS}</style></head><body>
+<h1>etcd-ts bench — ${esc(String(env["experiment"] ?? ""))}</h1>
+<p>Started ${esc(String(env["startedAt"] ?? ""))} · git ${esc(String(env["gitCommit"] ?? ""))} · seed ${esc(String(env["seed"] ?? "-"))} · trace ${esc(String(env["traceDigest"] ?? "-"))}</p>
+${notes}
+<h2>Targets</h2>${table(targetRows, ["target", "available", "version", "detail"])}
+<h2>The seed's claims beside what we measured</h2>${claims.length === 0 ? "<p>none</p>" : table(claims, ["claim", "seed_value", "target", "measured_value", "note"])}
+<h2>P99 per phase</h2>${p99Bars(summary, focus)}
+<h2>Latency CDFs</h2>${cdfCharts(dir, summary, focus)}
+<h2>Throughput</h2>${timelineChart(dir)}
+<h2>Summary (latency from the intended send time; p99_service = from the actual send)</h2>${table(summary, SUMMARY_COLUMNS as string[])}
+<h2>Environment</h2><pre>${esc(JSON.stringify(env, null, 2))}</pre>
+<p>${hists} per-op histogram CSVs in histograms/.</p>
+</body></html>
+`;
+  const out = join(dir, "report.html");
+  writeFileSync(out, html);
+  return out;
+}

@@ -1,0 +1,118 @@
+// The results directory of one run: summary.csv (one row per target × phase × verb × resource), one latency
+// CDF CSV per op under histograms/, timeline.csv (throughput per second per target), claims.csv (the seed's
+// claims beside what was measured), env.json (machine, versions, git commit, seed, trace digest) and
+// report.html, which report.ts renders from those files alone (so `npm run report -- DIR` can rebuild it).
+import { execFileSync } from "node:child_process";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { cpus, totalmem, release, platform, hostname } from "node:os";
+import { join, resolve } from "node:path";
+import { stringify } from "csv-stringify/sync";
+import { cdfRows, summarise, type Recorder, type SummaryRow } from "./metrics.js";
+
+export interface ClaimRow {
+  readonly claim: string;
+  readonly seed_value: string;
+  readonly target: string;
+  readonly measured_value: string;
+  readonly note: string;
+}
+
+export interface RunEnv {
+  readonly experiment: string;
+  readonly startedAt: string;
+  readonly args: readonly string[];
+  readonly seed?: number;
+  readonly traceDigest?: string;
+  readonly targets: readonly { name: string; describe: string; version: string; available: boolean; reason?: string }[];
+  readonly notes?: readonly string[];
+  readonly [extra: string]: unknown;
+}
+
+/** runDir creates results/<timestamp>-<name>/ under `root` and returns its path. */
+export function runDir(name: string, root = resolve("results")): string {
+  const stamp = new Date().toISOString().replace(/[:.]/g, "-").replace(/-\d{3}Z$/, "Z");
+  const dir = join(root, `${stamp}-${name}`);
+  mkdirSync(join(dir, "histograms"), { recursive: true });
+  return dir;
+}
+
+function gitCommit(): string {
+  try {
+    return execFileSync("git", ["rev-parse", "HEAD"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
+  } catch {
+    return "unknown";
+  }
+}
+
+/** machineEnv describes where the run happened. */
+export function machineEnv(): Record<string, unknown> {
+  const cpu = cpus();
+  return {
+    machine: { hostname: hostname(), platform: platform(), kernel: release(), cpus: cpu.length, cpuModel: cpu[0]?.model ?? "unknown", memoryBytes: totalmem() },
+    node: process.version,
+    gitCommit: gitCommit(),
+  };
+}
+
+export const SUMMARY_COLUMNS: readonly (keyof SummaryRow)[] = [
+  "target", "phase", "verb", "resource", "count", "errors", "conflicts", "throughput_per_s",
+  "p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms", "p99_service_ms", "errors_by_code",
+];
+
+/** histogramFileName is the per-op CDF file of one summary row. */
+export function histogramFileName(r: { target: string; phase: string; verb: string; resource: string }): string {
+  return `${[r.target, r.phase, r.verb, r.resource].map((s) => s.replace(/[^A-Za-z0-9._-]/g, "_")).join("__")}.csv`;
+}
+
+/** writeResults writes every CSV and env.json; returns the summary rows written. */
+export function writeResults(dir: string, recorders: readonly Recorder[], claims: readonly ClaimRow[], env: RunEnv, phaseSeconds?: (target: string, phase: string) => number): SummaryRow[] {
+  mkdirSync(join(dir, "histograms"), { recursive: true });
+  const rows: SummaryRow[] = [];
+  const timeline: (string | number)[][] = [];
+  for (const rec of recorders) {
+    rows.push(...summarise(rec, phaseSeconds === undefined ? undefined : (p) => phaseSeconds(rec.target, p)));
+    for (const c of rec.cells.values()) {
+      const file = histogramFileName({ target: rec.target, phase: c.phase, verb: c.verb, resource: c.resource });
+      writeFileSync(join(dir, "histograms", file), stringify(cdfRows(c), { header: true, columns: ["percentile", "latency_ms", "service_ms"] }));
+    }
+    for (const t of rec.timeline) timeline.push([rec.target, t.second, t.ops, t.writes, t.reads, t.errors]);
+  }
+  writeFileSync(join(dir, "summary.csv"), stringify(rows, { header: true, columns: SUMMARY_COLUMNS as string[] }));
+  writeFileSync(join(dir, "timeline.csv"), stringify(timeline, { header: true, columns: ["target", "second", "ops", "writes", "reads", "errors"] }));
+  writeFileSync(join(dir, "claims.csv"), stringify(claims as ClaimRow[], { header: true, columns: ["claim", "seed_value", "target", "measured_value", "note"] }));
+  writeFileSync(join(dir, "env.json"), JSON.stringify({ ...machineEnv(), ...env }, null, 2) + "\n");
+  return rows;
+}
+
+/** parseCsv reads RFC 4180 CSV (quoted fields, doubled quotes, embedded commas/newlines) into header-keyed rows. */
+export function parseCsv(text: string): Record<string, string>[] {
+  const records: string[][] = [];
+  let field = "", row: string[] = [], quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i]!;
+    if (quoted) {
+      if (ch === '"' && text[i + 1] === '"') { field += '"'; i++; }
+      else if (ch === '"') quoted = false;
+      else field += ch;
+    } else if (ch === '"') quoted = true;
+    else if (ch === ",") { row.push(field); field = ""; }
+    else if (ch === "\n" || ch === "\r") {
+      if (ch === "\r" && text[i + 1] === "\n") i++;
+      row.push(field); records.push(row); row = []; field = "";
+    } else field += ch;
+  }
+  if (field.length > 0 || row.length > 0) { row.push(field); records.push(row); }
+  const [head, ...body] = records;
+  if (head === undefined) return [];
+  return body.filter((r) => r.length > 1 || (r[0] ?? "") !== "").map((r) => Object.fromEntries(head.map((h, i) => [h, r[i] ?? ""])));
+}
+
+/** readCsv reads one CSV file of a results dir ([] when absent). */
+export function readCsv(path: string): Record<string, string>[] {
+  try {
+    return parseCsv(readFileSync(path, "utf8"));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
+    throw err;
+  }
+}
