@@ -27,8 +27,8 @@ export interface RaftImpl {
   newRawNode(config: Config): RawNodeApi;
   /** Storage of a founding member: every founder starts from the same voters. */
   bootstrapStorage(cs: ConfState): SimStorage;
-  /** Storage of a member joining later: it learns the configuration from the leader. */
-  joinerStorage(cs: ConfState): SimStorage;
+  /** Empty storage (no log, no members), for a member joining later. */
+  emptyStorage(): SimStorage;
   decodeConfChange(data: Uint8Array): ConfChange;
   initialTickAdvance(o: { clusterSize: number; electionTicks: number; activePeers: number; mode: TickMode }): number | "wait";
 }
@@ -125,6 +125,9 @@ export class Cluster {
   nowUnits = 0;
   /** Messages the core refused in step() with an error etcd's transport ignores (e.g. an unknown peer). */
   refusedSteps = 0;
+  /** Members whose removal was applied: stopped for good, and their messages are refused (etcd's transport
+   *  rejects messages from removed members). */
+  readonly removed = new Set<NodeId>();
 
   constructor(
     readonly impl: RaftImpl,
@@ -224,6 +227,24 @@ export class Cluster {
     }
   }
 
+  /** Starts a member that joins later (after its conf change was proposed). Like a member that is seeded with
+   *  a recent snapshot of `donor`'s state machine and configuration at its applied index, it replays the conf
+   *  changes after that index from the leader's log, so it always knows the whole configuration. */
+  startJoiner(id: NodeId, donor: NodeId, rng?: Rng): SimNode {
+    const d = this.node(donor);
+    const storage = this.impl.emptyStorage();
+    const index = d.sm.applied;
+    const term = d.termAt(index);
+    if (index > 0) {
+      if (term === undefined) this.fail(`donor ${donor} has no term at its applied index ${index}`);
+      storage.applySnapshot({ metadata: { index, term, confState: d.confState }, data: d.sm.snapshotData() });
+      storage.setHardState({ term: 0, vote: 0n, commit: index });
+    } else {
+      storage.applySnapshot({ metadata: { index: 0, term: 0, confState: d.confState }, data: new Uint8Array() });
+    }
+    return this.addNode(id, storage, rng);
+  }
+
   crash(id: NodeId): void {
     const n = this.node(id);
     n.raw = undefined;
@@ -236,6 +257,7 @@ export class Cluster {
   restart(id: NodeId, o: { tickMode?: TickMode; rng?: Rng } = {}): void {
     const n = this.node(id);
     if (n.alive) this.fail(`restart of live node ${id}`);
+    if (this.removed.has(id)) this.fail(`restart of removed node ${id}`);
     this.boot(n, o.rng);
     n.advancedTicks = undefined;
     n.pendingTickMode = o.tickMode;
@@ -294,7 +316,7 @@ export class Cluster {
 
   private deliver(m: Message): void {
     const n = this.nodes.get(m.to);
-    if (n?.raw === undefined) {
+    if (n?.raw === undefined || this.removed.has(m.from)) {
       this.onLost(m, false);
       return;
     }
@@ -328,6 +350,7 @@ export class Cluster {
   /** The node loop: while the core has a Ready, persist → send → apply → advance, then check invariants. */
   drain(n: SimNode): void {
     for (let rounds = 0; n.raw !== undefined; rounds++) {
+      if (this.removed.has(n.id)) return this.crash(n.id);
       const raw = n.raw;
       if (rounds > 10_000) this.fail(`node ${n.id}: Ready loop did not settle after ${rounds} rounds`);
       if (!this.guard(n.id, "hasReady", () => raw.hasReady())) break;
@@ -406,6 +429,7 @@ export class Cluster {
         n.confState = this.guard(n.id, "applyConfChange", () => raw.applyConfChange(cc));
         this.appliedConfChanges.get(n.id)?.push(cc);
         n.sm.apply(e.index, undefined);
+        if (cc.type === 1) this.removed.add(cc.nodeId);
       } else {
         n.sm.apply(e.index, e.data.length > 0 ? decodeText(e.data) : undefined);
       }
