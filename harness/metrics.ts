@@ -137,7 +137,7 @@ export function summarise(rec: Recorder, phaseSeconds?: (phase: string) => numbe
 export function cdfRows(c: OpCell): { percentile: number; latency_ms: number; service_ms: number }[] {
   return CDF_PERCENTILES.map((p) => ({
     percentile: p,
-    latency_ms: ms(p === 100 ? c.latency.maxValue : c.latency.getValueAtPercentile(p)),
-    service_ms: ms(p === 100 ? c.service.maxValue : c.service.getValueAtPercentile(p)),
+    latency_ms: ms(c.latency.getValueAtPercentile(p)),
+    service_ms: ms(c.service.getValueAtPercentile(p)),
   }));
 }

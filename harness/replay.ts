@@ -226,7 +226,9 @@ class Run {
     let wake: (() => void) | undefined;
     const done = (async () => {
       if (every <= 0) return;
-      for (let k = 1; !stopped && (k * every) / this.speed <= endS; k++) {
+      // Round 0 at the start records a revision (as kube-apiserver's compactor does when it starts); each
+      // later round compacts at the revision the previous round saw.
+      for (let k = 0; !stopped && (k * every) / this.speed <= endS; k++) {
         const intendedS = (k * every) / this.speed;
         await new Promise<void>((r) => {
           wake = r;

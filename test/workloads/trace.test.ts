@@ -1,0 +1,79 @@
+// Proves the trace format's validator reports each bad line by number (and keeps the good ones), that
+// serialization round-trips, and that the kube-5000 generator is deterministic (same seed → same digest) and
+// follows its published facts at the chosen scale.
+import { describe, expect, it } from "vitest";
+import { generateKube5000 } from "../../workloads/kube_5000.js";
+import { FULL_SCALE, SIZES_BYTES } from "../../workloads/kube_facts.js";
+import { parseTrace, serializeTrace, traceDigest, TRACE_FORMAT } from "../../workloads/trace.js";
+
+describe("trace validator", () => {
+  it("reports bad lines with their numbers and keeps the valid ones", () => {
+    const text = [
+      JSON.stringify({ kind: "header", format: TRACE_FORMAT, seed: 3 }),
+      JSON.stringify({ t: 1, verb: "create", resource: "pods", ns: "a", name: "p", size: 10 }),
+      "{not json",
+      JSON.stringify({ t: 1, verb: "frobnicate", resource: "pods" }),
+      JSON.stringify({ t: 2, verb: "get", resource: "pods" }),
+      "",
+      JSON.stringify({ t: 3, verb: "list", resource: "Pods", limit: -1 }),
+      JSON.stringify({ t: 0.5, verb: "list", resource: "pods" }),
+      JSON.stringify({ t: 4, verb: "list", resource: "pods", extra: 1 }),
+      JSON.stringify({ kind: "header", format: TRACE_FORMAT }),
+      JSON.stringify({ t: 5, verb: "watch", resource: "pods", duration: 3 }),
+    ].join("\n");
+    const { trace, errors } = parseTrace(text);
+    expect(trace.header?.seed).toBe(3);
+    expect(trace.ops.map((o) => o.t)).toEqual([1, 5]);
+    expect(errors.map((e) => e.line)).toEqual([3, 4, 5, 7, 8, 9, 10]);
+    expect(errors[0]!.message).toMatch(/not JSON/);
+    expect(errors[1]!.message).toMatch(/verb must be one of/);
+    expect(errors[2]!.message).toMatch(/needs a name/);
+    expect(errors[3]!.message).toMatch(/resource must be.*limit must be/);
+    expect(errors[4]!.message).toMatch(/back in time/);
+    expect(errors[5]!.message).toMatch(/unknown field\(s\) extra/);
+    expect(errors[6]!.message).toMatch(/header must be the first line/);
+  });
+
+  it("round-trips through serializeTrace", () => {
+    const trace = generateKube5000({ scale: 0.002, stormSeconds: 2, steadySeconds: 2 });
+    const { trace: back, errors } = parseTrace(serializeTrace(trace));
+    expect(errors).toEqual([]);
+    expect(back.ops.length).toBe(trace.ops.length);
+    expect(traceDigest(back)).toBe(traceDigest(trace));
+  });
+});
+
+describe("kube-5000 generator", () => {
+  const small = { scale: 0.01, stormSeconds: 10, steadySeconds: 10 };
+
+  it("is deterministic: same seed, same digest; another seed, another digest", () => {
+    const a = traceDigest(generateKube5000({ ...small, seed: 7 }));
+    const b = traceDigest(generateKube5000({ ...small, seed: 7 }));
+    const c = traceDigest(generateKube5000({ ...small, seed: 8 }));
+    expect(a).toBe(b);
+    expect(c).not.toBe(a);
+  });
+
+  it("scales object counts and rates together and keeps object sizes", () => {
+    const trace = generateKube5000({ ...small, seed: 1 });
+    const pre = trace.ops.filter((o) => o.phase === "preload");
+    const nodes = FULL_SCALE.nodes * small.scale;
+    expect(pre.filter((o) => o.resource === "pods").length, "30 pods per node").toBe(nodes * FULL_SCALE.podsPerNode);
+    expect(pre.filter((o) => o.resource === "nodes").length).toBe(nodes);
+    expect(new Set(pre.filter((o) => o.resource === "pods").map((o) => o.size))).toEqual(new Set([SIZES_BYTES.pods]));
+    const renewals = trace.ops.filter((o) => o.verb === "update" && o.resource === "leases").length;
+    expect(renewals, "one node-lease renewal per node per 10 s over 20 s").toBe(nodes * 2);
+    const victims = trace.ops.filter((o) => o.verb === "create" && o.resource === "clusterrolebindings" && o.phase !== "preload");
+    expect(victims.length, "1 POST clusterrolebindings per second for 20 s").toBe(20);
+    expect(victims.filter((o) => o.phase === "storm").length).toBe(10);
+    const listers = new Set(trace.ops.filter((o) => o.client !== undefined).map((o) => o.client));
+    expect(listers.size, "4 looping listers").toBe(4);
+    const measured = trace.ops.filter((o) => o.phase !== "preload");
+    for (let i = 1; i < measured.length; i++) expect(measured[i]!.t >= measured[i - 1]!.t, `op ${i} in time order`).toBe(true);
+  });
+
+  it("rejects a scale outside (0, 1]", () => {
+    expect(() => generateKube5000({ scale: 0 })).toThrow(/scale/);
+    expect(() => generateKube5000({ scale: 2 })).toThrow(/scale/);
+  });
+});
