@@ -4,6 +4,7 @@
 
 import { MemoryStorage } from "../../../core/raft/memory_storage.js";
 import { RawNode } from "../../../core/raft/raw_node.js";
+import { RaftError, RaftErrorCode } from "../../../core/raft/errors.js";
 import { decodeConfChange } from "../../../core/raft/conf_change.js";
 import type { ConfState, Config, Entry, Message, NodeId, ReadState, Rng } from "../../../core/raft/types.js";
 import { EntryType } from "../../../core/raft/types.js";
@@ -58,6 +59,8 @@ export class TestNet {
   delivered = 0;
   /** Messages addressed to ids that are not in the net (e.g. a learner that was never started). */
   undeliverable: Message[] = [];
+  /** Messages the receiver refused with STEP_PEER_NOT_FOUND. */
+  refused: Message[] = [];
 
   constructor(voters: readonly NodeId[], learners: readonly NodeId[] = [], opts: NodeOptions = {}) {
     const cs: ConfState = { voters: [...voters], learners: [...learners] };
@@ -138,7 +141,13 @@ export class TestNet {
       return;
     }
     this.delivered++;
-    to.raw.step(m);
+    try {
+      to.raw.step(m);
+    } catch (e) {
+      // etcd's transport drops a response from a peer its raft no longer knows; so does this network.
+      if (!(e instanceof RaftError && e.code === RaftErrorCode.StepPeerNotFound)) throw e;
+      this.refused.push(m);
+    }
   }
 
   leaders(): NodeId[] {
