@@ -65,6 +65,11 @@ export class Connection {
     return this.slots.length;
   }
 
+  /** endpointList is the endpoints as given, in order. */
+  endpointList(): string[] {
+    return this.slots.map((s) => s.endpoint.raw);
+  }
+
   /** currentEndpoint is the endpoint calls go to now (for messages and tests). */
   currentEndpoint(): string {
     return this.slot().endpoint.raw;

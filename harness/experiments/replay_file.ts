@@ -29,7 +29,8 @@ export async function run(argv: string[]): Promise<string> {
   const dir = runDir("replay", args.get("results"));
   const startedAt = new Date().toISOString();
   const runs = await forEachTarget(targets, (client, rec, name) =>
-    replayTrace(client, trace, rec, { speed: num(args, "speed", 1), compactEverySeconds: num(args, "compact-every", 0), label: name }));
+    replayTrace(client, trace, rec, { speed: num(args, "speed", 1), compactEverySeconds: num(args, "compact-every", 0), label: name,
+      ...(args.get("offload-lists") === "false" ? {} : { offloadLists: client.connection.endpointList() }) }));
   const recorders = runs.flatMap((r) => (r.recorder === undefined ? [] : [r.recorder]));
   const env = { experiment: "replay", startedAt, args: argv, traceFile: file, traceDigest: traceDigest(trace), targets: envTargets(runs), notes };
   printTable(writeResults(dir, recorders, [], env));
