@@ -9,6 +9,10 @@ const EXPERIMENTS: Record<string, Experiment> = {
     describe: "3-member in-memory Raft cluster: committed entries/s and messages/s (pure core, no I/O)",
     load: () => import("./micro/raft_bench.js"),
   },
+  storage: {
+    describe: "storage layer alone: put throughput, full Range of 50k×2KiB, writes under 0/1/2/4 long Ranges in both read modes",
+    load: () => import("./micro/storage_bench.js"),
+  },
   "kube-5000": {
     describe: "scaled 5000-node Kubernetes trace: P99 of POST clusterrolebindings during the LIST-pods storm vs after",
     load: () => import("./experiments/kube_5000.js"),

@@ -22,7 +22,7 @@ const bucket = (name) => {
 };
 const tasks = new Map(Object.entries(workerData.tasks).map(([k, src]) => [k, (0, eval)("(" + src + ")")]));
 parentPort.on("message", (m) => {
-  if (m.type === "close") { env.close(); parentPort.close(); return; }
+  if (m.type === "close") { env.close(); process.exit(0); }
   let txn;
   try {
     env.resetReadTxn();
@@ -109,7 +109,10 @@ export class WorkerPool {
     if (this.closed) return;
     this.closed = true;
     const exits = this.workers.map((w) => new Promise<void>((resolve) => w.once("exit", () => resolve())));
-    for (const w of this.workers) w.postMessage({ type: "close" });
+    for (const w of this.workers) {
+      w.ref(); // keep the process alive until the worker has closed its environment and exited
+      w.postMessage({ type: "close" });
+    }
     await Promise.all(exits);
     for (const p of this.pending.values()) p.reject(new Error("WorkerPool: closed with a task in flight"));
     this.pending.clear();

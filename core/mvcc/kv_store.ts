@@ -192,11 +192,11 @@ export class KvStore {
       const prefixLen = key.length - 16;
       if (group === undefined || group.prefixLen !== prefixLen || !samePrefix(group.first, key, prefixLen)) {
         flush();
-        group = { prefixLen, first: key.slice(), keep: undefined, below: [] };
+        group = { prefixLen, first: key, keep: undefined, below: [] };
       }
       if (revisionOf(key).main > rev) continue;
       if (group.keep !== undefined) group.below.push(group.keep.key);
-      group.keep = { key: key.slice(), tomb: value.length === 0 };
+      group.keep = { key, tomb: value.length === 0 };
     }
     flush();
     for (const k of doomed) tx.del(KEY_BUCKET, k);

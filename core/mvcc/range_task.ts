@@ -105,6 +105,7 @@ export function rangeTask(view: ReadView, a: RangeTaskArgs): RangeTaskResult {
   if (a.sortTarget !== 0 && sortOrder === 0) sortOrder = 1;
   const fetchAll = sortOrder !== 0 || filtered || a.limit <= 0;
   const keep = a.countOnly ? 0 : fetchAll ? Number.POSITIVE_INFINITY : a.limit + 1;
+  const needFields = filtered || sortOrder !== 0 || a.keysOnly;
 
   let count = 0;
   const kept: Fields[] = [];
@@ -115,6 +116,10 @@ export function rangeTask(view: ReadView, a: RangeTaskArgs): RangeTaskResult {
     if (candidate === undefined || candidate.length === 0) return; // no revision ≤ rev, or a tombstone
     count += 1;
     if (kept.length >= keep) return;
+    if (!needFields) {
+      kept.push({ key: candidate, create: 0, mod: 0, version: 0, value: candidate, vStart: -1, vEnd: -1, bytes: candidate });
+      return;
+    }
     const f = decode(candidate);
     if (a.minModRevision > 0 && f.mod < a.minModRevision) return;
     if (a.maxModRevision > 0 && f.mod > a.maxModRevision) return;
@@ -126,11 +131,11 @@ export function rangeTask(view: ReadView, a: RangeTaskArgs): RangeTaskResult {
   for (const { key, value } of view.range(a.bucket, span)) {
     if (groupKey === undefined || !samePrefix(key, groupKey, groupLen)) {
       finish();
-      groupKey = key.slice();
+      groupKey = key; // lmdb-js hands out fresh key and value buffers per entry (binary encoding): no copy needed
       groupLen = key.length - 16;
       candidate = undefined;
     }
-    if (u64(key, key.length - 16) <= a.rev) candidate = value.slice();
+    if (u64(key, key.length - 16) <= a.rev) candidate = value;
   }
   finish();
 

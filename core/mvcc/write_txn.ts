@@ -179,7 +179,7 @@ export class WriteTxn {
   /** The newest live revision's KeyValue bytes of `key`, or undefined (never written, or deleted). */
   private latest(key: Uint8Array): Uint8Array | undefined {
     for (const { value } of this.tx.range(KEY_BUCKET, { start: layoutPrefixEnd(key), end: layoutPrefix(key), reverse: true, limit: 1 })) {
-      return value.length === 0 ? undefined : value.slice();
+      return value.length === 0 ? undefined : value;
     }
     return undefined;
   }

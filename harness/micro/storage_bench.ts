@@ -1,0 +1,198 @@
+// `npm run bench -- storage [--seconds S] [--keys N] [--value-bytes B] [--readers 0,1,2,4] [--writers W]`:
+// the storage layer alone (KvStore over LMDB, no network, no Raft, no WAL).
+// 1. put throughput: 64-put batches of 256 B values, one backend transaction per batch;
+// 2. a full Range over N keys × B bytes ("LIST pods"), on the main thread and in a worker;
+// 3. the seed's experiment at this layer: W writer loops committing 16-put batches while R loops run full
+//    Ranges, in both read modes: commits/s, P99 commit latency, and concurrent/blocking ratios.
+// Writes results/<timestamp>-storage/{put,range,mix}.csv. The machine is shared: numbers are indicative.
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { performance } from "node:perf_hooks";
+import { setImmediate as yieldTurn } from "node:timers/promises";
+import { stringify } from "csv-stringify/sync";
+import { build } from "hdr-histogram-js";
+
+import { ReadMode } from "../../core/backend/backend.js";
+import { KvStore } from "../../core/mvcc/kv_store.js";
+import type { RangeRequest, WriteRequest } from "../../core/mvcc/types.js";
+
+const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
+const PODS: RangeRequest = { key: enc("/registry/pods/"), rangeEnd: enc("/registry/pods0") };
+const PUT_BATCH = 64;
+const MIX_BATCH = 16;
+const LEASE_KEYS = 1000;
+
+function flag(args: readonly string[], name: string, dflt: string): string {
+  const i = args.indexOf(name);
+  const v = i >= 0 ? args[i + 1] : undefined;
+  return v ?? dflt;
+}
+
+const round = (n: number, digits = 1): number => Math.round(n * 10 ** digits) / 10 ** digits;
+const podKey = (i: number): Uint8Array => enc(`/registry/pods/default/pod-${String(i).padStart(6, "0")}`);
+
+interface Ci {
+  next(): number;
+}
+
+function counter(start: number): Ci {
+  let n = start;
+  return { next: () => ++n };
+}
+
+async function loadPods(store: KvStore, keys: number, valueBytes: number): Promise<void> {
+  const ci = counter(store.consistentIndex());
+  const value = new Uint8Array(valueBytes).fill(0x61);
+  for (let i = 0; i < keys; i += 1000) {
+    const reqs: WriteRequest[] = [];
+    for (let j = i; j < Math.min(keys, i + 1000); j++) reqs.push({ put: { key: podKey(j), value } });
+    await store.write(reqs, ci.next());
+  }
+}
+
+async function putThroughput(dir: string, seconds: number): Promise<Record<string, number>> {
+  const store = KvStore.open(dir, { readWorkers: 0 });
+  const ci = counter(store.consistentIndex());
+  const value = new Uint8Array(256).fill(0x62);
+  let puts = 0;
+  const start = performance.now();
+  const until = start + seconds * 1000;
+  while (performance.now() < until) {
+    const reqs: WriteRequest[] = [];
+    for (let j = 0; j < PUT_BATCH; j++) reqs.push({ put: { key: enc(`/registry/events/e-${puts + j}`), value } });
+    await store.write(reqs, ci.next());
+    puts += PUT_BATCH;
+  }
+  const elapsed = (performance.now() - start) / 1000;
+  await store.close();
+  return { batch_puts: PUT_BATCH, value_bytes: 256, seconds: round(elapsed, 2), puts, puts_per_s: Math.round(puts / elapsed) };
+}
+
+async function fullRange(dir: string, keys: number, valueBytes: number, reps: number): Promise<Record<string, number | string>[]> {
+  const rows: Record<string, number | string>[] = [];
+  const store = KvStore.open(dir, { readWorkers: 1 });
+  await store.range(PODS, { worker: true }); // start the worker and warm its pages
+  for (const where of ["main", "worker"] as const) {
+    const ms: number[] = [];
+    let bytes = 0;
+    for (let i = 0; i < reps; i++) {
+      const t0 = performance.now();
+      const r = await store.range(PODS, { worker: where === "worker" });
+      ms.push(performance.now() - t0);
+      if (r.count !== keys) throw new Error(`full range returned count ${r.count}, loaded ${keys}`);
+      bytes = r.kvs.reduce((n, kv) => n + kv.length, 0);
+    }
+    ms.sort((a, b) => a - b);
+    const median = ms[Math.floor(ms.length / 2)] as number;
+    rows.push({ where, keys, value_bytes: valueBytes, reps, median_ms: round(median), min_ms: round(ms[0] as number), keys_per_s: Math.round(keys / (median / 1000)), mib: round(bytes / 2 ** 20) });
+  }
+  await store.close();
+  return rows;
+}
+
+interface MixRow {
+  readonly mode: ReadMode;
+  readonly readers: number;
+  readonly writers: number;
+  readonly seconds: number;
+  readonly commits_per_s: number;
+  readonly puts_per_s: number;
+  readonly p50_commit_ms: number;
+  readonly p99_commit_ms: number;
+  readonly max_commit_ms: number;
+  readonly ranges_per_s: number;
+}
+
+async function mixCell(dir: string, mode: ReadMode, readers: number, writers: number, seconds: number): Promise<MixRow> {
+  const store = KvStore.open(dir, { readMode: mode, readWorkers: Math.max(1, readers) });
+  await store.range(PODS, { worker: true }); // spawn a worker before measuring
+  const ci = counter(store.consistentIndex());
+  const hist = build({ lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: 3 });
+  const value = new Uint8Array(256).fill(0x63);
+  let commits = 0;
+  let ranges = 0;
+  let running = true;
+  let seq = 0;
+  const writer = async (): Promise<void> => {
+    while (running) {
+      const reqs: WriteRequest[] = [];
+      for (let j = 0; j < MIX_BATCH; j++) reqs.push({ put: { key: enc(`/registry/leases/node-${seq++ % LEASE_KEYS}`), value } });
+      const t0 = performance.now();
+      await store.write(reqs, ci.next());
+      hist.recordValue(Math.max(1, Math.round((performance.now() - t0) * 1000)));
+      commits += 1;
+      await yieldTurn(); // one commit per loop turn per writer, as an applier fed by Raft
+    }
+  };
+  const reader = async (): Promise<void> => {
+    while (running) {
+      await store.range(PODS, { worker: true });
+      ranges += 1;
+    }
+  };
+  const start = performance.now();
+  const loops = [...Array.from({ length: writers }, writer), ...Array.from({ length: readers }, reader)];
+  await new Promise((r) => setTimeout(r, seconds * 1000));
+  running = false;
+  const elapsed = (performance.now() - start) / 1000;
+  await Promise.all(loops);
+  await store.close();
+  const row: MixRow = {
+    mode,
+    readers,
+    writers,
+    seconds: round(elapsed, 2),
+    commits_per_s: Math.round(commits / elapsed),
+    puts_per_s: Math.round((commits * MIX_BATCH) / elapsed),
+    p50_commit_ms: round(hist.getValueAtPercentile(50) / 1000, 3),
+    p99_commit_ms: round(hist.getValueAtPercentile(99) / 1000, 3),
+    max_commit_ms: round(hist.maxValue / 1000, 3),
+    ranges_per_s: round(ranges / elapsed, 2),
+  };
+  hist.destroy();
+  return row;
+}
+
+export async function run(args: string[]): Promise<string> {
+  const seconds = Number(flag(args, "--seconds", "4"));
+  const keys = Number(flag(args, "--keys", "50000"));
+  const valueBytes = Number(flag(args, "--value-bytes", "2048"));
+  const writers = Number(flag(args, "--writers", "8"));
+  const readerCounts = flag(args, "--readers", "0,1,2,4").split(",").map(Number);
+  const work = mkdtempSync(join(tmpdir(), "storage-bench-"));
+  try {
+    const put = await putThroughput(join(work, "put"), seconds);
+    console.log(`put: ${put.puts_per_s} puts/s (batches of ${PUT_BATCH} × 256 B)`);
+    mkdirSync(join(work, "pods"));
+    const loader = KvStore.open(join(work, "pods"), { readWorkers: 0 });
+    await loadPods(loader, keys, valueBytes);
+    await loader.close();
+    const range = await fullRange(join(work, "pods"), keys, valueBytes, 5);
+    for (const r of range) console.log(`full range (${r.where}): ${r.median_ms} ms median, ${r.keys_per_s} keys/s, ${r.mib} MiB`);
+    const mix: MixRow[] = [];
+    for (const mode of [ReadMode.Concurrent, ReadMode.Blocking]) {
+      for (const readers of readerCounts) {
+        const row = await mixCell(join(work, "pods"), mode, readers, writers, seconds);
+        console.log(`${mode} readers=${readers}: ${row.puts_per_s} puts/s, p99 commit ${row.p99_commit_ms} ms, ${row.ranges_per_s} ranges/s`);
+        mix.push(row);
+      }
+    }
+    const ratios = readerCounts.map((readers) => {
+      const c = mix.find((r) => r.mode === ReadMode.Concurrent && r.readers === readers) as MixRow;
+      const b = mix.find((r) => r.mode === ReadMode.Blocking && r.readers === readers) as MixRow;
+      return { readers, throughput_concurrent_over_blocking: round(c.puts_per_s / b.puts_per_s, 2), p99_concurrent_over_blocking: round(c.p99_commit_ms / b.p99_commit_ms, 3) };
+    });
+    for (const r of ratios) console.log(`ratio readers=${r.readers}: throughput ×${r.throughput_concurrent_over_blocking}, p99 ×${r.p99_concurrent_over_blocking}`);
+    const stamp = new Date().toISOString().replace(/[:.]/g, "-").replace(/-\d{3}Z$/, "Z");
+    const dir = join(resolve("results"), `${stamp}-storage`);
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, "put.csv"), stringify([put], { header: true }));
+    writeFileSync(join(dir, "range.csv"), stringify(range, { header: true }));
+    writeFileSync(join(dir, "mix.csv"), stringify(mix, { header: true }));
+    writeFileSync(join(dir, "ratio.csv"), stringify(ratios, { header: true }));
+    return dir;
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
