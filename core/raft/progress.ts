@@ -122,7 +122,7 @@ export class Progress {
       return true;
     }
     if (this.next - 1 !== rejected) return false;
-    this.next = Math.max(Math.min(rejected, matchHint + 1), 1);
+    this.next = Math.max(Math.min(rejected, matchHint + 1), this.match + 1);
     this.probeSent = false;
     return true;
   }

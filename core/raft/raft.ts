@@ -173,7 +173,11 @@ export class Raft {
       if (!(e instanceof RaftError && e.code === RaftErrorCode.Compacted)) throw e;
       ents = undefined;
     }
-    if (logTerm === undefined || ents === undefined) return this.maybeSendSnapshot(to, pr);
+    if (logTerm === undefined || ents === undefined) {
+      // Only a compacted prefix calls for a snapshot; next-1 beyond our log would be a bug.
+      assert(pr.next - 1 <= this.raftLog.lastIndex(), `progress ${to}: next(${pr.next}) > lastIndex+1(${this.raftLog.lastIndex() + 1})`);
+      return this.maybeSendSnapshot(to, pr);
+    }
     if (ents.length === 0 && !sendIfEmpty) return false;
     const prevIndex = pr.next - 1;
     if (ents.length > 0) {
@@ -571,6 +575,8 @@ export class Raft {
       }
       return;
     }
+    // Bad input: nobody can have acknowledged entries we never had (never let match pass our log).
+    if (m.index > this.raftLog.lastIndex()) return;
     const oldPaused = pr.isPaused();
     if (!pr.maybeUpdate(m.index)) return;
     if (pr.state === "StateProbe") pr.becomeReplicate();
