@@ -128,6 +128,12 @@ export class Cluster {
   /** Members whose removal was applied: stopped for good, and their messages are refused (etcd's transport
    *  rejects messages from removed members). */
   readonly removed = new Set<NodeId>();
+  /** Transport reports (unreachable, snapshot status) wait here: they are stepped into the sender only after
+   *  the Ready being handled is advanced, never re-entrantly in the middle of it. */
+  private readonly draining = new Set<NodeId>();
+  private readonly pendingReports: { id: NodeId; f: (raw: RawNodeApi) => void }[] = [];
+  /** Set to receive one line per crash, restart and Ready (e.g. TRACE=1 when replaying one seed). */
+  trace: ((line: string) => void) | undefined;
 
   constructor(
     readonly impl: RaftImpl,
@@ -212,6 +218,7 @@ export class Cluster {
     };
     n.raw = this.guard(n.id, "new RawNode", () => this.impl.newRawNode(config));
     this.drain(n);
+    this.flushReports();
   }
 
   /** Runs `f` against the core; an exception there is a core failure and is reported with the seed. */
@@ -247,6 +254,7 @@ export class Cluster {
 
   crash(id: NodeId): void {
     const n = this.node(id);
+    this.trace?.(`t=${this.nowUnits} crash ${id}`);
     n.raw = undefined;
     n.state = "StateFollower";
     n.pendingTickMode = undefined;
@@ -258,6 +266,7 @@ export class Cluster {
     const n = this.node(id);
     if (n.alive) this.fail(`restart of live node ${id}`);
     if (this.removed.has(id)) this.fail(`restart of removed node ${id}`);
+    this.trace?.(`t=${this.nowUnits} restart ${id}`);
     this.boot(n, o.rng);
     n.advancedTicks = undefined;
     n.pendingTickMode = o.tickMode;
@@ -277,16 +286,19 @@ export class Cluster {
     const raw = n.raw;
     this.guard(n.id, "advanceTicks", () => raw.advanceTicks(adv));
     this.drain(n);
+    this.flushReports();
   }
 
   // ---- driving the clock ------------------------------------------------------------------------------
 
   /** Advances the virtual clock by one unit: delivers due messages, ticks the members whose tick falls now. */
   stepUnit(): void {
+    this.flushReports();
     this.nowUnits++;
     this.checker.now = this.nowUnits;
     for (let env = this.net.takeDue(this.nowUnits); env !== undefined; env = this.net.takeDue(this.nowUnits)) {
       this.deliver(env.msg);
+      this.flushReports();
     }
     for (const n of this.nodes.values()) {
       if (n.raw === undefined || this.nowUnits % this.cfg.unitsPerTick !== n.phaseUnits) continue;
@@ -295,6 +307,7 @@ export class Cluster {
       if (raw === undefined) continue;
       this.guard(n.id, "tick", () => raw.tick());
       this.drain(n);
+      this.flushReports();
     }
   }
 
@@ -338,23 +351,41 @@ export class Cluster {
   }
 
   private report(id: NodeId, f: (raw: RawNodeApi) => void): void {
-    const n = this.nodes.get(id);
-    const raw = n?.raw;
-    if (n === undefined || raw === undefined) return;
-    this.guard(id, "report", () => f(raw));
-    this.drain(n);
+    this.pendingReports.push({ id, f });
+  }
+
+  private flushReports(): void {
+    for (let r = this.pendingReports.shift(); r !== undefined; r = this.pendingReports.shift()) {
+      const n = this.nodes.get(r.id);
+      const raw = n?.raw;
+      if (n === undefined || raw === undefined) continue;
+      const f = r.f;
+      this.guard(r.id, "report", () => f(raw));
+      this.drain(n);
+    }
   }
 
   // ---- the Ready loop -----------------------------------------------------------------------------------
 
   /** The node loop: while the core has a Ready, persist → send → apply → advance, then check invariants. */
   drain(n: SimNode): void {
+    if (this.draining.has(n.id)) this.fail(`node ${n.id}: re-entrant Ready handling (ready() before advance())`);
+    this.draining.add(n.id);
+    try {
+      this.drainLoop(n);
+    } finally {
+      this.draining.delete(n.id);
+    }
+  }
+
+  private drainLoop(n: SimNode): void {
     for (let rounds = 0; n.raw !== undefined; rounds++) {
       if (this.removed.has(n.id)) return this.crash(n.id);
       const raw = n.raw;
       if (rounds > 10_000) this.fail(`node ${n.id}: Ready loop did not settle after ${rounds} rounds`);
       if (!this.guard(n.id, "hasReady", () => raw.hasReady())) break;
       const rd = this.guard(n.id, "ready", () => raw.ready());
+      if (this.trace !== undefined) this.trace(describeReady(this.nowUnits, n.id, rd, n.crashAt));
       if (n.crashAt === "beforePersist") return this.crashMidReady(n);
       this.persist(n, rd);
       if (n.crashAt === "afterPersist") return this.crashMidReady(n);
@@ -485,6 +516,7 @@ export class Cluster {
       ok = false;
     }
     this.drain(n);
+    this.flushReports();
     return ok;
   }
 
@@ -520,4 +552,18 @@ export class Cluster {
   appliedEverywhere(payload: string, ids: readonly NodeId[] = this.liveIds()): boolean {
     return ids.every((id) => this.node(id).sm.items.includes(payload));
   }
+}
+
+function describeReady(now: number, id: NodeId, rd: Ready, crashAt: CrashPoint | undefined): string {
+  const parts = [`t=${now} ready ${id}`];
+  if (rd.softState !== undefined) parts.push(`soft=${rd.softState.raftState}/lead ${rd.softState.lead}`);
+  if (rd.hardState !== undefined) parts.push(`hs=term ${rd.hardState.term} vote ${rd.hardState.vote} commit ${rd.hardState.commit}`);
+  if (rd.snapshot !== undefined) parts.push(`snap=${rd.snapshot.metadata.index}@${rd.snapshot.metadata.term}`);
+  const e = rd.entries;
+  if (e.length > 0) parts.push(`ents=${e[0]?.index}..${e[e.length - 1]?.index}@${e[e.length - 1]?.term}`);
+  const ce = rd.committedEntries;
+  if (ce.length > 0) parts.push(`apply=${ce[0]?.index}..${ce[ce.length - 1]?.index}`);
+  if (rd.messages.length > 0) parts.push(`msgs=${rd.messages.map((m) => `${m.type.slice(3)}>${m.to}`).join(",")}`);
+  if (crashAt !== undefined) parts.push(`CRASH ${crashAt}`);
+  return parts.join(" ");
 }

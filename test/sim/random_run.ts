@@ -13,6 +13,8 @@ export interface RandomRunOptions {
   readonly faultTicks?: number;
   /** Liveness bound after healing, in ticks. */
   readonly livenessTicks?: number;
+  /** Receives the cluster's trace lines (crashes, restarts, every Ready). */
+  readonly trace?: (line: string) => void;
 }
 
 export interface RandomRunResult {
@@ -54,6 +56,7 @@ export function randomRun(impl: RaftImpl, seed: number, o: RandomRunOptions = {}
     maxSizePerMsgBytes: rng.chance(0.3) ? 40 : 1024 * 1024,
     faults: { dropRate: rng.pick([0, 0.02, 0.1, 0.25]), dupRate: rng.pick([0, 0.05, 0.2]), minDelayUnits: 1, maxDelayUnits: delayMax },
   });
+  c.trace = o.trace;
   const d: Driver = { c, rng, spares: [BigInt(voterCount + 1), BigInt(voterCount + 2)], proposals: 0, crashes: 0 };
   const faultTicks = o.faultTicks ?? 120;
   for (let t = 0; t < faultTicks; t++) {

@@ -7,6 +7,7 @@
 // CI runs seeds 1..2000. SOAK=1 (npm run test:soak) runs 20,000. Replay one seed:
 //   SEED=N npx vitest run test/raft/scenarios/random_safety.test.ts
 // Run another range: SEED_START=N SEEDS=M npx vitest run test/raft/scenarios/random_safety.test.ts
+// With SEED=N, TRACE=1 also prints every crash, restart and Ready of the run.
 import { describe, expect, it } from "vitest";
 import { randomRun, type RandomRunResult } from "../../sim/random_run.js";
 import { raftImpl } from "./impl.js";
@@ -26,7 +27,8 @@ function runSeeds(from: number, to: number): { failures: Failure[]; results: Ran
   const results: RandomRunResult[] = [];
   for (let seed = from; seed < to; seed++) {
     try {
-      results.push(randomRun(raftImpl, seed));
+      const trace = single !== undefined && process.env.TRACE === "1" ? (l: string) => console.log(l) : undefined;
+      results.push(randomRun(raftImpl, seed, trace !== undefined ? { trace } : {}));
     } catch (e) {
       const msg = (e as Error).message;
       failures.push({ seed, message: msg.includes(`seed=${seed}`) ? msg : `seed=${seed} ${msg}` });
