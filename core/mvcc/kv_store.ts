@@ -31,7 +31,11 @@ import type {
   WriteResponse,
 } from "./types.js";
 import { checkDelete, checkPut, checkRange, checkTxn } from "./validate.js";
-import { META_COMPACT_KEY, META_CURRENT_KEY, WriteTxn, isEmptySpan, rangeArgs, resolveRev, unpack } from "./write_txn.js";
+import { META_COMPACT_KEY, META_CURRENT_KEY, WriteTxn, isEmptySpan, rangeArgs, resolveRev, unpack, type Change } from "./write_txn.js";
+
+export type { Change };
+/** Called after each committed batch with its changes in revision order (the watchable store's feed). */
+export type CommitListener = (changes: readonly Change[], revision: number, compactRevision: number) => void;
 
 export { ReadMode };
 
@@ -56,6 +60,7 @@ export class KvStore {
   readonly backend: Backend;
   private currentRev: number;
   private compactRev: number;
+  private listener: CommitListener | undefined;
 
   private constructor(backend: Backend) {
     this.backend = backend;
@@ -72,6 +77,11 @@ export class KvStore {
       ...(opts.readMode !== undefined ? { readMode: opts.readMode } : {}),
     });
     return new KvStore(backend);
+  }
+
+  /** One listener (the watchable store) sees every committed change. */
+  setCommitListener(listener: CommitListener | undefined): void {
+    this.listener = listener;
   }
 
   get revision(): number {
@@ -122,6 +132,7 @@ export class KvStore {
       let rev = this.currentRev;
       let compact = this.compactRev;
       const results: (WriteResponse | EtcdError)[] = [];
+      const changes: Change[] = [];
       for (const req of reqs) {
         try {
           if ("compact" in req) {
@@ -132,16 +143,18 @@ export class KvStore {
           const w = new WriteTxn(tx, rev, compact);
           results.push(applyWrite(w, req));
           rev = w.rev;
+          changes.push(...w.changes);
         } catch (err) {
           if (!isEtcdError(err)) throw err;
           results.push(err);
         }
       }
       if (rev !== this.currentRev) tx.put(MVCC_META_BUCKET, META_CURRENT_KEY, encodeU64(rev));
-      return { results, rev, compact };
+      return { results, rev, compact, changes };
     });
     this.currentRev = out.rev;
     this.compactRev = out.compact;
+    this.listener?.(out.changes, out.rev, out.compact);
     return out.results;
   }
 

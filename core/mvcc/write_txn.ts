@@ -76,8 +76,18 @@ export function unpack(packed: Uint8Array, ends: readonly number[]): Uint8Array[
 /** Which branch each txn takes, decided on the state before the txn writes anything (as etcd). */
 type TxnPath = { readonly succeeded: boolean; readonly children: TxnPath[] };
 
+/** One change of a write, for watchers: kv is the new KeyValue bytes (a delete: key + mod_revision only). */
+export interface Change {
+  readonly type: 0 | 1; // etcd's mvccpb.Event.EventType: PUT 0, DELETE 1
+  readonly kv: Uint8Array;
+  readonly prevKv: Uint8Array | undefined;
+  readonly rev: number;
+}
+
 export class WriteTxn {
   private sub = 0;
+  /** Changes in revision order, handed to the watchable store after the commit. */
+  readonly changes: Change[] = [];
 
   constructor(
     private readonly tx: WriteView,
@@ -106,7 +116,9 @@ export class WriteTxn {
       value: r.ignoreValue === true && prevKv !== undefined ? prevKv.value : r.value,
       lease: r.ignoreLease === true && prevKv !== undefined ? prevKv.lease : (r.lease ?? 0n),
     };
-    this.tx.put(KEY_BUCKET, layoutKey(r.key, { main, sub: this.sub++ }), encodeKeyValue(kv));
+    const bytes = encodeKeyValue(kv);
+    this.tx.put(KEY_BUCKET, layoutKey(r.key, { main, sub: this.sub++ }), bytes);
+    this.changes.push({ type: 0, kv: bytes, prevKv: prev, rev: main });
     return r.prevKv === true && prev !== undefined ? { revision: main, prevKv: prev } : { revision: main };
   }
 
@@ -116,6 +128,7 @@ export class WriteTxn {
     for (const bytes of live.kvs) {
       const key = decodeKeyValue(bytes).key;
       this.tx.put(KEY_BUCKET, layoutKey(key, { main, sub: this.sub++ }), new Uint8Array(0));
+      this.changes.push({ type: 1, kv: tombstoneKv(key, main), prevKv: bytes, rev: main });
     }
     return { revision: this.rev, deleted: live.kvs.length, prevKvs: r.prevKv === true ? live.kvs : [] };
   }
@@ -183,6 +196,11 @@ export class WriteTxn {
     }
     return undefined;
   }
+}
+
+/** The kv of a delete event, as etcd sends it: the key and the deletion's revision as mod_revision. */
+export function tombstoneKv(key: Uint8Array, rev: number): Uint8Array {
+  return encodeKeyValue({ key, createRevision: 0, modRevision: rev, version: 0, value: new Uint8Array(0), lease: 0n });
 }
 
 function compareKv(c: Compare, kv: KeyValue): boolean {
