@@ -28,7 +28,7 @@ const EXPERIMENTS: Record<string, Experiment> = {
 };
 
 /** The experiment `npm run bench` runs with no argument. */
-const DEFAULT_EXPERIMENT = "raft";
+const DEFAULT_EXPERIMENT = "kube-5000";
 
 async function main(): Promise<void> {
   const [name = DEFAULT_EXPERIMENT, ...rest] = argv.slice(2);

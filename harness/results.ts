@@ -4,7 +4,7 @@
 // report.html, which report.ts renders from those files alone (so `npm run report -- DIR` can rebuild it).
 import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { cpus, totalmem, release, platform, hostname } from "node:os";
+import { cpus, totalmem, release, platform, hostname, loadavg } from "node:os";
 import { join, resolve } from "node:path";
 import { stringify } from "csv-stringify/sync";
 import { cdfRows, summarise, type Recorder, type SummaryRow } from "./metrics.js";
@@ -49,6 +49,8 @@ export function machineEnv(): Record<string, unknown> {
   const cpu = cpus();
   return {
     machine: { hostname: hostname(), platform: platform(), kernel: release(), cpus: cpu.length, cpuModel: cpu[0]?.model ?? "unknown", memoryBytes: totalmem() },
+    /** 1/5/15-min load averages when the results were written: other work on the machine skews latencies. */
+    loadAverage: loadavg().map((v) => Math.round(v * 100) / 100),
     node: process.version,
     gitCommit: gitCommit(),
   };
