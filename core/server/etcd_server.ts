@@ -1,0 +1,393 @@
+// EtcdServer: one member of an etcd-ts cluster. Every write goes propose → Raft commit → apply, as in etcd,
+// so that clustering adds members, not a second code path. The Ready loop follows etcd's order: persist the
+// log, send messages, apply committed entries in one backend transaction per batch (with the applied index as
+// the consistent index), then advance. Linearizable reads go through ReadIndex; serializable reads are local.
+//
+// Not yet (README "known gaps"): the WAL (core/wal) is not wired in, so the Raft log lives in memory and a
+// restart resumes from the backend's consistent index as a snapshot (etcdctl snapshot restore's approach);
+// members other than this one (transport) are the cluster issue's.
+import { EtcdError, isEtcdError } from "../errors.js";
+import { ELECTION_TIMEOUT_MS, HEARTBEAT_INTERVAL_MS } from "../limits.js";
+import { KvStore, type ReadMode } from "../mvcc/kv_store.js";
+import type {
+  CompactResponse, DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse, RangeRequest, RangeResponse,
+  TxnRequest, TxnResponse, WriteRequest, WriteResponse,
+} from "../mvcc/types.js";
+import {
+  EntryType, MemoryStorage, RawNode, RaftError, StateType, decodeConfChange, initialTickAdvance,
+  type Entry, type NodeId, type Ready, type Rng,
+} from "../raft/index.js";
+import { IdGenerator } from "./id_gen.js";
+import { decodePayload, encodePayload } from "./request_codec.js";
+import { Wait } from "./wait.js";
+
+/** Proposals waiting for their entry to apply (etcd has no fixed bound; ours keeps memory bounded). */
+export const MAX_PENDING_PROPOSALS = 100_000;
+/** A proposal or read not answered within this many election timeouts fails with "request timed out". */
+const REQUEST_TIMEOUT_ELECTIONS = 5;
+
+export interface ServerConfig {
+  readonly name: string;
+  readonly dataDir: string;
+  readonly memberId: bigint;
+  readonly clusterId: bigint;
+  readonly heartbeatIntervalMs?: number;
+  readonly electionTimeoutMs?: number;
+  readonly readMode?: ReadMode;
+  readonly preVote?: boolean;
+  readonly rng?: Rng;
+}
+
+export interface ResponseHeader {
+  readonly clusterId: bigint;
+  readonly memberId: bigint;
+  readonly revision: number;
+  readonly raftTerm: number;
+}
+
+export type WithHeader<T> = { readonly header: ResponseHeader; readonly response: T };
+
+const mathRng: Rng = { nextInt: (n) => Math.floor(Math.random() * n) };
+
+export class EtcdServer {
+  readonly config: ServerConfig;
+  readonly kv: KvStore;
+  readonly #raw: RawNode;
+  readonly #storage: MemoryStorage;
+  readonly #ids: IdGenerator;
+  readonly #proposals = new Wait<WriteResponse | EtcdError>({ maxPending: MAX_PENDING_PROPOSALS });
+  readonly #reads: ReadIndexBatcher;
+  #queued: Uint8Array[] = [];
+  #flushScheduled = false;
+  #processing = false;
+  #again = false;
+  #ticker: NodeJS.Timeout | undefined;
+  #applied = 0;
+  #stopped = false;
+  readonly #appliedWaiters: { index: number; resolve: () => void }[] = [];
+
+  private constructor(config: ServerConfig, kv: KvStore) {
+    this.config = config;
+    this.kv = kv;
+    this.#ids = new IdGenerator(config.memberId, Date.now());
+    // A fresh member starts as etcd's does after its bootstrap conf change (index 1, term 1), so its first
+    // election is term 2 and its first entry index 2, as `etcdctl endpoint status` shows for real etcd.
+    this.#applied = Math.max(1, kv.consistentIndex());
+    this.#storage = MemoryStorage.fromConfState({ voters: [config.memberId], learners: [] });
+    this.#restoreFromBackend(this.#applied);
+    this.#raw = new RawNode({
+      id: config.memberId,
+      electionTick: this.electionTicks,
+      heartbeatTick: 1,
+      storage: this.#storage,
+      applied: this.#applied,
+      preVote: config.preVote ?? true,
+      checkQuorum: true,
+      rng: config.rng ?? mathRng,
+    });
+    this.#reads = new ReadIndexBatcher(this);
+  }
+
+  static async start(config: ServerConfig): Promise<EtcdServer> {
+    const kv = KvStore.open(config.dataDir, config.readMode !== undefined ? { readMode: config.readMode } : {});
+    const server = new EtcdServer(config, kv);
+    server.#startTicking();
+    return server;
+  }
+
+  get heartbeatMs(): number {
+    return this.config.heartbeatIntervalMs ?? HEARTBEAT_INTERVAL_MS;
+  }
+
+  get electionTicks(): number {
+    return Math.max(2, Math.round((this.config.electionTimeoutMs ?? ELECTION_TIMEOUT_MS) / this.heartbeatMs));
+  }
+
+  get requestTimeoutMs(): number {
+    return REQUEST_TIMEOUT_ELECTIONS * (this.config.electionTimeoutMs ?? ELECTION_TIMEOUT_MS);
+  }
+
+  get isLeader(): boolean {
+    return this.#raw.raft.state === StateType.Leader;
+  }
+
+  get leader(): NodeId {
+    return this.#raw.raft.lead;
+  }
+
+  get term(): number {
+    return this.#raw.raft.term;
+  }
+
+  get appliedIndex(): number {
+    return this.#applied;
+  }
+
+  get committedIndex(): number {
+    return this.#raw.raft.raftLog.committed;
+  }
+
+  header(revision = this.kv.revision): ResponseHeader {
+    return { clusterId: this.config.clusterId, memberId: this.config.memberId, revision, raftTerm: this.term };
+  }
+
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    if (this.#ticker !== undefined) clearInterval(this.#ticker);
+    const err = new EtcdError("STOPPED");
+    this.#proposals.failAll(err);
+    this.#reads.failAll(err);
+    while (this.#processing) await new Promise((r) => setImmediate(r));
+    await this.kv.close();
+  }
+
+  // ---- client requests ----
+
+  async range(r: RangeRequest & { readonly serializable?: boolean }): Promise<WithHeader<RangeResponse>> {
+    if (r.serializable !== true) await this.#reads.linearizableBarrier();
+    const response = await this.kv.range(r);
+    return { header: this.header(response.revision), response };
+  }
+
+  async put(r: PutRequest): Promise<WithHeader<PutResponse>> {
+    return this.#write({ put: r }, (w) => ("put" in w ? w.put : undefined));
+  }
+
+  async deleteRange(r: DeleteRangeRequest): Promise<WithHeader<DeleteRangeResponse>> {
+    return this.#write({ deleteRange: r }, (w) => ("deleteRange" in w ? w.deleteRange : undefined));
+  }
+
+  async txn(r: TxnRequest): Promise<WithHeader<TxnResponse>> {
+    return this.#write({ txn: r }, (w) => ("txn" in w ? w.txn : undefined));
+  }
+
+  async compact(revision: number): Promise<WithHeader<CompactResponse>> {
+    return this.#write({ compact: { revision } }, (w) => ("compact" in w ? w.compact : undefined));
+  }
+
+  async #write<T extends { readonly revision: number }>(
+    req: WriteRequest,
+    pick: (w: WriteResponse) => T | undefined,
+  ): Promise<WithHeader<T>> {
+    const result = await this.propose(req);
+    if (result instanceof EtcdError) throw result;
+    const response = pick(result);
+    if (response === undefined) throw new Error(`apply answered ${Object.keys(result).join()} to ${Object.keys(req).join()}`);
+    return { header: this.header(response.revision), response };
+  }
+
+  /** Proposes one write through Raft and resolves with its applied result. Proposals batch per event-loop turn. */
+  propose(req: WriteRequest): Promise<WriteResponse | EtcdError> {
+    if (this.#stopped) return Promise.reject(new EtcdError("STOPPED"));
+    const id = this.#ids.next();
+    const done = this.#proposals.register(id);
+    this.#queued.push(encodePayload({ id, req }));
+    this.#scheduleFlush();
+    return withTimeout(done, this.requestTimeoutMs, () => {
+      this.#proposals.fail(id, new EtcdError("TIMEOUT", `proposal ${id}`));
+    });
+  }
+
+  // ---- the Ready loop ----
+
+  #startTicking(): void {
+    const advance = initialTickAdvance({ clusterSize: 1, electionTicks: this.electionTicks, activePeers: 0, mode: "etcd34" });
+    if (typeof advance === "number") this.#raw.advanceTicks(advance);
+    this.#ticker = setInterval(() => {
+      this.#raw.tick();
+      this.#reads.onTick();
+      this.scheduleReady();
+    }, this.heartbeatMs);
+    this.scheduleReady();
+  }
+
+  #scheduleFlush(): void {
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    setImmediate(() => {
+      this.#flushScheduled = false;
+      // As etcd, proposals wait for a leader (until their timeout) rather than fail at once.
+      if (this.leader === 0n || this.#stopped) return;
+      const batch = this.#queued;
+      this.#queued = [];
+      if (batch.length === 0) return;
+      try {
+        this.#raw.proposeBatch(batch);
+      } catch (err) {
+        this.#failBatch(batch, err);
+      }
+      this.scheduleReady();
+    });
+  }
+
+  #failBatch(batch: readonly Uint8Array[], err: unknown): void {
+    const mapped = err instanceof RaftError ? new EtcdError(this.leader === 0n ? "NO_LEADER" : "NOT_CAPABLE") : err;
+    for (const data of batch) this.#proposals.fail(decodePayload(data).id, mapped as Error);
+  }
+
+  /** Drains every Ready, one at a time: Ready → persist → send → apply → advance. */
+  scheduleReady(): void {
+    if (this.#processing) {
+      this.#again = true;
+      return;
+    }
+    this.#processing = true;
+    void this.#drainReady().finally(() => {
+      this.#processing = false;
+    });
+  }
+
+  async #drainReady(): Promise<void> {
+    do {
+      this.#again = false;
+      while (!this.#stopped && this.#raw.hasReady()) {
+        const rd = this.#raw.ready();
+        await this.#handleReady(rd);
+        this.#raw.advance(rd);
+      }
+    } while (this.#again && !this.#stopped);
+  }
+
+  async #handleReady(rd: Ready): Promise<void> {
+    for (const rs of rd.readStates) this.#reads.onReadState(rs.requestCtx, rs.index);
+    if (rd.softState !== undefined && rd.softState.lead !== 0n && this.#queued.length > 0) this.#scheduleFlush();
+    // Persist (in memory until the WAL is wired in), snapshot before entries, as etcd does.
+    if (rd.snapshot !== undefined) this.#storage.applySnapshot(rd.snapshot);
+    if (rd.hardState !== undefined) this.#storage.setHardState(rd.hardState);
+    if (rd.entries.length > 0) this.#storage.append(rd.entries);
+    // A single member has no peers; a message to anyone else is a bug until the transport exists.
+    for (const m of rd.messages) {
+      if (m.to !== this.config.memberId) throw new Error(`no transport yet: message ${m.type} to ${m.to}`);
+    }
+    if (rd.committedEntries.length > 0) await this.#apply(rd.committedEntries);
+  }
+
+  async #apply(entries: readonly Entry[]): Promise<void> {
+    const ids: bigint[] = [];
+    const reqs: WriteRequest[] = [];
+    for (const e of entries) {
+      if (e.index <= this.#applied) continue; // already in the backend (replay after restart)
+      if (e.type === EntryType.ConfChange) this.#raw.applyConfChange(decodeConfChange(e.data));
+      else if (e.data.length > 0) {
+        const p = decodePayload(e.data);
+        ids.push(p.id);
+        reqs.push(p.req);
+      }
+    }
+    const last = entries[entries.length - 1];
+    if (last === undefined || last.index <= this.#applied) return;
+    const results = reqs.length > 0 ? await this.kv.write(reqs, last.index) : [];
+    this.#applied = last.index;
+    results.forEach((res, i) => this.#proposals.trigger(ids[i] ?? 0n, res));
+    this.#notifyApplied();
+  }
+
+  /** Resolves once the applied index reaches `index` (a linearizable read's wait). */
+  waitApplied(index: number): Promise<void> {
+    if (this.#applied >= index) return Promise.resolve();
+    return new Promise((resolve) => this.#appliedWaiters.push({ index, resolve }));
+  }
+
+  #notifyApplied(): void {
+    for (let i = this.#appliedWaiters.length - 1; i >= 0; i--) {
+      const w = this.#appliedWaiters[i];
+      if (w !== undefined && w.index <= this.#applied) {
+        this.#appliedWaiters.splice(i, 1);
+        w.resolve();
+      }
+    }
+  }
+
+  /** Starts a ReadIndex round (used by the read batcher). */
+  requestReadIndex(ctx: Uint8Array): void {
+    this.#raw.readIndex(ctx);
+    this.scheduleReady();
+  }
+
+  #restoreFromBackend(consistentIndex: number): void {
+    // etcdctl snapshot restore's approach: the backend holds everything up to its consistent index, so the log
+    // restarts from a snapshot at that index. Term 1 is enough for a single member: it elects itself at term 2.
+    const cs = { voters: [this.config.memberId], learners: [] };
+    this.#storage.applySnapshot({ metadata: { index: consistentIndex, term: 1, confState: cs }, data: new Uint8Array(0) });
+    this.#storage.setHardState({ term: 1, vote: 0n, commit: consistentIndex });
+  }
+}
+
+/**
+ * Linearizable reads share ReadIndex rounds: every read arriving while no round is in flight joins the next one;
+ * a round resolves when Raft confirms the leader's commit index (ReadState) and the apply loop reaches it.
+ * A round lost to a leader change is retried after an election timeout.
+ */
+class ReadIndexBatcher {
+  readonly #server: EtcdServer;
+  #waiting: { resolve: () => void; reject: (e: Error) => void }[] = [];
+  #inFlight: { ctx: string; ticks: number; readers: { resolve: () => void; reject: (e: Error) => void }[] } | undefined;
+  #seq = 0n;
+
+  constructor(server: EtcdServer) {
+    this.#server = server;
+  }
+
+  linearizableBarrier(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.#waiting.push({ resolve, reject });
+      if (this.#inFlight === undefined) setImmediate(() => this.#startRound());
+    });
+  }
+
+  #startRound(): void {
+    if (this.#inFlight !== undefined || this.#waiting.length === 0) return;
+    this.#seq += 1n;
+    const ctxBytes = Buffer.alloc(8);
+    ctxBytes.writeBigUInt64BE(this.#seq);
+    this.#inFlight = { ctx: ctxBytes.toString("hex"), ticks: 0, readers: this.#waiting };
+    this.#waiting = [];
+    try {
+      this.#server.requestReadIndex(ctxBytes);
+    } catch (err) {
+      this.#finish(isEtcdError(err) ? err : new EtcdError("NO_LEADER"));
+    }
+  }
+
+  onReadState(ctx: Uint8Array, index: number): void {
+    const round = this.#inFlight;
+    if (round === undefined || Buffer.from(ctx).toString("hex") !== round.ctx) return;
+    this.#inFlight = undefined;
+    void this.#server.waitApplied(index).then(() => {
+      for (const r of round.readers) r.resolve();
+      this.#startRound();
+    });
+  }
+
+  onTick(): void {
+    const round = this.#inFlight;
+    if (round === undefined) return;
+    round.ticks++;
+    if (round.ticks * this.#server.heartbeatMs >= this.#server.requestTimeoutMs) {
+      this.#finish(new EtcdError("TIMEOUT", "read index"));
+    } else if (round.ticks % this.#server.electionTicks === 0) {
+      // Lost (no leader, or leadership changed): ask again with the same readers.
+      this.#inFlight = undefined;
+      this.#waiting = round.readers.concat(this.#waiting);
+      this.#startRound();
+    }
+  }
+
+  #finish(err: Error): void {
+    const round = this.#inFlight;
+    this.#inFlight = undefined;
+    for (const r of round?.readers ?? []) r.reject(err);
+  }
+
+  failAll(err: Error): void {
+    this.#finish(err);
+    for (const r of this.#waiting) r.reject(err);
+    this.#waiting = [];
+  }
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, onTimeout: () => void): Promise<T> {
+  const timer = setTimeout(onTimeout, ms);
+  return p.finally(() => clearTimeout(timer));
+}

@@ -1,0 +1,27 @@
+// The payload of a normal Raft entry: one client write (or lease/compaction op) with the id its proposer waits
+// on. Encoded with msgpackr (binary, keeps Uint8Array and bigint); the format is etcd-ts's own — mixed clusters
+// with real etcd are not a goal. Every member decodes the same bytes, so apply is deterministic.
+import { Packr } from "msgpackr";
+import type { WriteRequest } from "../mvcc/types.js";
+
+export type InternalRequest = WriteRequest;
+
+export interface RaftPayload {
+  /** The proposer's request id (0n for entries nobody waits on). */
+  readonly id: bigint;
+  readonly req: InternalRequest;
+}
+
+const packr = new Packr({ useRecords: false, int64AsType: "bigint", mapsAsObjects: true });
+
+export function encodePayload(p: RaftPayload): Uint8Array {
+  return packr.pack(p);
+}
+
+export function decodePayload(data: Uint8Array): RaftPayload {
+  const p = packr.unpack(data) as RaftPayload;
+  if (typeof p !== "object" || p === null || typeof p.id !== "bigint" || typeof p.req !== "object") {
+    throw new Error(`raft payload of ${data.length} bytes is not an etcd-ts request`);
+  }
+  return p;
+}
