@@ -523,7 +523,10 @@ export class Raft {
   }
 
   private leaderPropose(m: Message): void {
-    assert(m.entries.length > 0, `stepped empty MsgProp from ${m.from}`);
+    if (m.entries.length === 0) {
+      assert(m.from !== this.id, "stepped empty MsgProp"); // our own API never does this
+      return; // a peer's malformed proposal: ignore
+    }
     if (!this.prs.has(this.id)) throw new RaftError(RaftErrorCode.ProposalDropped, "leader was removed from the configuration");
     if (this.leadTransferee !== NONE) throw new RaftError(RaftErrorCode.ProposalDropped, `leader transfer to ${this.leadTransferee} in progress`);
     let ents = m.entries;

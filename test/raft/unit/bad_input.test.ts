@@ -92,6 +92,14 @@ describe("bad input", () => {
     expect(raw.hasReady() ? raw.ready().messages : []).toEqual([]);
   });
 
+  it("a leader ignores an empty MsgProp forwarded by a peer", () => {
+    const net = new TestNet(V3);
+    net.tickAll(11);
+    const leader = net.node(1n).raw;
+    expect(codeOf(() => leader.step(newMessage({ type: MessageType.Prop, to: 1n, from: 2n })))).toBeUndefined();
+    expect(net.node(1n).storage.lastIndex() + (leader.hasReady() ? leader.ready().entries.length : 0)).toBe(1);
+  });
+
   it("a hard state whose commit is beyond the log fails loudly with the numbers", () => {
     const s = MemoryStorage.fromConfState({ voters: V3, learners: [] });
     s.setHardState({ term: 1, vote: 0n, commit: 5 });
