@@ -10,8 +10,7 @@ import type { EtcdError } from "../errors.js";
 
 export interface ConnectionOptions {
   readonly endpoints: readonly string[];
-  /** Deadline for a call that has to wait for a connection, and the per-call default, in ms. */
-  readonly dialTimeoutMs?: number;
+  /** Per-call deadline in ms unless a call gives its own (a refused connection fails fast with UNAVAILABLE). */
   readonly callTimeoutMs?: number;
   /** One credential set for every https:// endpoint (etcd 3.4's single TLS bundle). */
   readonly credentials?: grpc.ChannelCredentials;
@@ -47,7 +46,6 @@ interface Slot {
 
 /** Connection owns the channels and the current endpoint index. */
 export class Connection {
-  readonly dialTimeoutMs: number;
   readonly callTimeoutMs: number;
   private readonly slots: Slot[];
   private readonly credentials: grpc.ChannelCredentials | undefined;
@@ -56,7 +54,6 @@ export class Connection {
 
   constructor(opts: ConnectionOptions) {
     this.slots = parseEndpoints(opts.endpoints).map((endpoint) => ({ endpoint, channel: undefined, clients: undefined }));
-    this.dialTimeoutMs = opts.dialTimeoutMs ?? 5_000;
     this.callTimeoutMs = opts.callTimeoutMs ?? 30_000;
     this.credentials = opts.credentials;
   }
