@@ -131,6 +131,10 @@ export class Cluster {
   /** Transport reports (unreachable, snapshot status) wait here: they are stepped into the sender only after
    *  the Ready being handled is advanced, never re-entrantly in the middle of it. */
   private readonly draining = new Set<NodeId>();
+  /** Highest commit index any member has reached so far. */
+  maxCommitSeen = 0;
+  /** ReadIndex request ctx → the highest commit index anywhere when it was requested (linearizable reads). */
+  private readonly readRequests = new Map<string, number>();
   private readonly pendingReports: { id: NodeId; f: (raw: RawNodeApi) => void }[] = [];
   /** Set to receive one line per crash, restart and Ready (e.g. TRACE=1 when replaying one seed). */
   trace: ((line: string) => void) | undefined;
@@ -428,6 +432,7 @@ export class Cluster {
     if (commit !== n.commit || rd.hardState !== undefined) {
       this.checker.onCommit(n.id, commit, n.term, (i) => n.termAt(i));
       n.commit = commit;
+      if (commit > this.maxCommitSeen) this.maxCommitSeen = commit;
     }
   }
 
@@ -467,8 +472,14 @@ export class Cluster {
     }
   }
 
+  /** A read index must cover every write committed before the read was requested, or the read is stale. */
   private onReadState(n: SimNode, rs: ReadState): void {
-    this.reads.push({ node: n.id, index: rs.index, ctx: decodeText(rs.requestCtx), atUnits: this.nowUnits });
+    const ctx = decodeText(rs.requestCtx);
+    const floor = this.readRequests.get(ctx);
+    if (floor !== undefined && rs.index < floor) {
+      this.fail(`stale read: node ${n.id} got read index ${rs.index} for "${ctx}", but index ${floor} was committed before the request`);
+    }
+    this.reads.push({ node: n.id, index: rs.index, ctx, atUnits: this.nowUnits });
   }
 
   private maybeCompact(n: SimNode): void {
@@ -497,6 +508,7 @@ export class Cluster {
   }
 
   readIndex(id: NodeId, ctx: string): void {
+    if (!this.readRequests.has(ctx)) this.readRequests.set(ctx, this.maxCommitSeen);
     this.callCore(id, (raw) => raw.readIndex(encodeText(ctx)));
   }
 

@@ -26,6 +26,8 @@ export interface RandomRunResult {
   readonly crashes: number;
   readonly confChangesApplied: number;
   readonly messages: number;
+  /** Read indexes handed out (each checked against the commit index at request time). */
+  readonly reads: number;
 }
 
 const ADD_VOTER = 0;
@@ -45,9 +47,12 @@ export function randomRun(impl: RaftImpl, seed: number, o: RandomRunOptions = {}
   const voterCount = rng.chance(0.5) ? 3 : 5;
   const voters = Array.from({ length: voterCount }, (_, i) => BigInt(i + 1));
   const delayMax = rng.between(1, 30);
+  const electionTicks = rng.between(5, 15);
   const c = new Cluster(impl, {
     seed,
     voters,
+    electionTicks,
+    heartbeatTicks: rng.between(1, Math.min(3, electionTicks - 2)),
     preVote: rng.chance(0.7),
     checkQuorum: rng.chance(0.7),
     snapshotEvery: rng.chance(0.5) ? rng.between(3, 15) : 0,
@@ -58,7 +63,7 @@ export function randomRun(impl: RaftImpl, seed: number, o: RandomRunOptions = {}
   });
   c.trace = o.trace;
   const d: Driver = { c, rng, spares: [BigInt(voterCount + 1), BigInt(voterCount + 2)], proposals: 0, crashes: 0 };
-  const faultTicks = o.faultTicks ?? 120;
+  const faultTicks = o.faultTicks ?? 200;
   for (let t = 0; t < faultTicks; t++) {
     randomEvents(d);
     c.runTicks(1);
@@ -69,14 +74,17 @@ export function randomRun(impl: RaftImpl, seed: number, o: RandomRunOptions = {}
   for (const list of c.appliedConfChanges.values()) confChangesApplied = Math.max(confChangesApplied, list.length);
   return {
     seed, voters: voterCount, ticks: c.nowTicks(), maxTerm: c.maxTerm(), applied: c.checker.committedCount(),
-    crashes: d.crashes, confChangesApplied, messages: c.net.stats.sent,
+    crashes: d.crashes, confChangesApplied, messages: c.net.stats.sent, reads: c.reads.length,
   };
 }
 
 function randomEvents(d: Driver): void {
   const { c, rng } = d;
   const live = c.liveIds();
-  if (live.length > 0 && rng.chance(0.4)) c.propose(rng.pick(live), `p${d.proposals++}`);
+  if (live.length > 0 && rng.chance(0.4)) {
+    const at = rng.pick(live);
+    for (let k = rng.chance(0.1) ? rng.between(2, 10) : 1; k > 0; k--) c.propose(at, `p${d.proposals++}`);
+  }
   if (rng.chance(0.04)) randomPartition(d);
   if (live.length > 0 && rng.chance(0.02)) {
     const victim = rng.pick(live);
@@ -91,7 +99,7 @@ function randomEvents(d: Driver): void {
   if (leader === undefined) return;
   if (rng.chance(0.015)) randomConfChange(d, leader.id);
   if (rng.chance(0.01)) c.transferLeader(leader.id, rng.pick([...leader.confState.voters, ...leader.confState.learners]));
-  if (rng.chance(0.03)) c.readIndex(rng.pick(live), `r${c.nowUnits}`);
+  if (rng.chance(0.1)) c.readIndex(rng.pick(live), `r${c.nowUnits}`);
 }
 
 function randomPartition(d: Driver): void {

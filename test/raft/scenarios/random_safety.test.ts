@@ -49,6 +49,8 @@ describe(`randomized safety: seeds ${start}..${start + count - 1}`, () => {
       const applied = results.reduce((s, r) => s + r.applied, 0);
       expect(applied, "the runs committed entries").toBeGreaterThan(0);
       expect(terms, "the runs saw elections").toBeGreaterThan(1);
+      expect(results.reduce((s, r) => s + r.reads, 0), "the runs served reads").toBeGreaterThan(0);
+      expect(results.filter((r) => r.confChangesApplied > 0).length, "runs with conf changes").toBeGreaterThan(0);
     });
   }
 });
