@@ -1,0 +1,280 @@
+// The write-ahead log: append-only segment files of framed records (record.ts). save() appends a Ready's
+// hard state and entries as one write and, when the Ready must sync, one fdatasync (group commit: every
+// proposal in the Ready shares it). A segment past WAL_SEGMENT_BYTES is cut: the next starts with a header,
+// the current hard state and the last snapshot mark, so older segments can be released after a snapshot.
+//
+// Open replays every segment: a torn last record of the last segment (an interrupted write) is cut off and
+// reported; anything else that fails its checks — a bad CRC in the middle, a foreign or newer format, a gap
+// in the indexes — is a WalError naming the file and offset. Nothing is silently dropped.
+import { closeSync, fdatasyncSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, statSync, unlinkSync, writeSync, ftruncateSync } from "node:fs";
+import { join } from "node:path";
+
+import { WAL_SEGMENT_BYTES } from "../limits.js";
+import type { Entry, HardState } from "../raft/types.js";
+import {
+  RecordType,
+  WAL_FORMAT_VERSION,
+  decodeEntry,
+  decodeHardState,
+  decodeSegmentHeader,
+  decodeSnapshotMark,
+  encodeEntry,
+  encodeHardState,
+  encodeSegmentHeader,
+  encodeSnapshotMark,
+  frame,
+  readRecord,
+} from "./record.js";
+
+export class WalError extends Error {
+  constructor(
+    readonly file: string,
+    readonly offset: number,
+    reason: string,
+  ) {
+    super(`wal ${file} at offset ${offset}: ${reason}`);
+    this.name = "WalError";
+  }
+}
+
+export interface WalRepair {
+  readonly file: string;
+  readonly offset: number;
+  readonly cutBytes: number;
+  readonly reason: string;
+}
+
+export interface WalState {
+  readonly hardState: HardState | undefined;
+  /** The last snapshot mark seen (the log restarts after it). */
+  readonly snapshot: { readonly index: number; readonly term: number } | undefined;
+  /** Entries after the snapshot mark, conflicts resolved (a later record at index i replaces i and after). */
+  readonly entries: Entry[];
+  readonly repaired: WalRepair | undefined;
+}
+
+interface Segment {
+  readonly seq: number;
+  readonly firstIndex: number;
+  readonly file: string;
+}
+
+const SEGMENT_RE = /^([0-9a-f]{16})-([0-9a-f]{16})\.wal$/;
+const hex16 = (n: number): string => n.toString(16).padStart(16, "0");
+
+export interface WalOptions {
+  /** Segment size that triggers a cut (default WAL_SEGMENT_BYTES, 64 MiB as etcd). */
+  readonly segmentBytes?: number;
+}
+
+export class Wal {
+  private segments: Segment[];
+  private fd: number;
+  private size: number;
+  private lastIndex: number;
+  private hardState: HardState | undefined;
+  private snapMark: { index: number; term: number } | undefined;
+  private readonly segmentBytes: number;
+  private closed = false;
+
+  private constructor(
+    readonly dir: string,
+    segments: Segment[],
+    state: WalState,
+    opts: WalOptions,
+  ) {
+    this.segments = segments;
+    this.segmentBytes = opts.segmentBytes ?? WAL_SEGMENT_BYTES;
+    const last = segments[segments.length - 1] as Segment;
+    this.fd = openSync(last.file, "r+");
+    this.size = statSync(last.file).size;
+    this.hardState = state.hardState;
+    this.snapMark = state.snapshot;
+    this.lastIndex = state.entries.length > 0 ? (state.entries[state.entries.length - 1] as Entry).index : (state.snapshot?.index ?? 0);
+  }
+
+  /** Opens (creating if empty) the WAL in `dir` and replays it. */
+  static open(dir: string, opts: WalOptions = {}): { wal: Wal; state: WalState } {
+    mkdirSync(dir, { recursive: true });
+    let segments = listSegments(dir);
+    if (segments.length === 0) {
+      segments = [createSegment(dir, 0, 1, [])];
+      syncDir(dir);
+    }
+    const state = replay(segments);
+    return { wal: new Wal(dir, segments, state, opts), state };
+  }
+
+  /** Appends a hard state and entries as one write; fdatasync once when `sync`. */
+  save(hardState: HardState | undefined, entries: readonly Entry[], sync: boolean): void {
+    this.assertOpen();
+    const parts: Buffer[] = [];
+    for (const e of entries) {
+      if (!(e.index <= this.lastIndex + 1)) throw new Error(`wal save: entry ${e.index} leaves a gap after ${this.lastIndex}`);
+      parts.push(frame(RecordType.Entry, encodeEntry(e)));
+      this.lastIndex = e.index;
+    }
+    if (hardState !== undefined) {
+      parts.push(frame(RecordType.HardState, encodeHardState(hardState)));
+      this.hardState = hardState;
+    }
+    if (parts.length === 0) return;
+    this.append(Buffer.concat(parts), sync);
+    if (this.size >= this.segmentBytes) this.cut();
+  }
+
+  /** Records (synced) that a snapshot at (index, term) is durable; entries ≤ index are no longer needed. */
+  saveSnapshotMark(index: number, term: number): void {
+    this.assertOpen();
+    this.append(frame(RecordType.Snapshot, encodeSnapshotMark(index, term)), true);
+    this.snapMark = { index, term };
+    if (index > this.lastIndex) this.lastIndex = index;
+  }
+
+  /** Deletes segments whose entries are all ≤ index (never the segment being written). Returns how many. */
+  releaseTo(index: number): number {
+    this.assertOpen();
+    let n = 0;
+    while (this.segments.length > 1) {
+      const next = this.segments[1] as Segment;
+      if (next.firstIndex - 1 > index) break;
+      unlinkSync((this.segments[0] as Segment).file);
+      this.segments.shift();
+      n += 1;
+    }
+    if (n > 0) syncDir(this.dir);
+    return n;
+  }
+
+  get segmentFiles(): readonly string[] {
+    return this.segments.map((s) => s.file);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    fdatasyncSync(this.fd);
+    closeSync(this.fd);
+  }
+
+  private append(buf: Buffer, sync: boolean): void {
+    let off = 0;
+    while (off < buf.length) off += writeSync(this.fd, buf, off, buf.length - off, this.size + off);
+    this.size += buf.length;
+    if (sync) fdatasyncSync(this.fd);
+  }
+
+  /** Starts the next segment; it repeats the hard state and snapshot mark so older segments can go. */
+  private cut(): void {
+    fdatasyncSync(this.fd);
+    closeSync(this.fd);
+    const last = this.segments[this.segments.length - 1] as Segment;
+    const extra: Buffer[] = [];
+    if (this.snapMark !== undefined) extra.push(frame(RecordType.Snapshot, encodeSnapshotMark(this.snapMark.index, this.snapMark.term)));
+    if (this.hardState !== undefined) extra.push(frame(RecordType.HardState, encodeHardState(this.hardState)));
+    const seg = createSegment(this.dir, last.seq + 1, this.lastIndex + 1, extra);
+    syncDir(this.dir);
+    this.segments.push(seg);
+    this.fd = openSync(seg.file, "r+");
+    this.size = statSync(seg.file).size;
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new Error(`wal ${this.dir}: closed`);
+  }
+}
+
+function listSegments(dir: string): Segment[] {
+  const out: Segment[] = [];
+  for (const name of readdirSync(dir).sort()) {
+    const m = SEGMENT_RE.exec(name);
+    if (m === null) {
+      if (name.endsWith(".wal")) throw new WalError(join(dir, name), 0, "segment name is not <seq>-<index>.wal");
+      continue;
+    }
+    out.push({ seq: parseInt(m[1] as string, 16), firstIndex: parseInt(m[2] as string, 16), file: join(dir, name) });
+  }
+  for (let i = 1; i < out.length; i++) {
+    const prev = out[i - 1] as Segment;
+    const cur = out[i] as Segment;
+    if (cur.seq !== prev.seq + 1) throw new WalError(cur.file, 0, `segment sequence ${cur.seq} does not follow ${prev.seq}`);
+  }
+  return out;
+}
+
+function createSegment(dir: string, seq: number, firstIndex: number, extra: readonly Buffer[]): Segment {
+  const file = join(dir, `${hex16(seq)}-${hex16(firstIndex)}.wal`);
+  const fd = openSync(file, "wx");
+  try {
+    const buf = Buffer.concat([frame(RecordType.SegmentHeader, encodeSegmentHeader(seq)), ...extra]);
+    writeSync(fd, buf, 0, buf.length, 0);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  return { seq, firstIndex, file };
+}
+
+function syncDir(dir: string): void {
+  const fd = openSync(dir, "r");
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function replay(segments: readonly Segment[]): WalState {
+  const st = { hardState: undefined as HardState | undefined, snapshot: undefined as { index: number; term: number } | undefined, entries: [] as Entry[] };
+  let repaired: WalRepair | undefined;
+  for (const [i, seg] of segments.entries()) {
+    const buf = readFileSync(seg.file);
+    const isLast = i === segments.length - 1;
+    let offset = 0;
+    for (;;) {
+      const r = readRecord(buf, offset);
+      if (r.kind === "end") break;
+      if (r.kind === "torn" && isLast && offset > 0) {
+        const fd = openSync(seg.file, "r+");
+        ftruncateSync(fd, offset);
+        fsyncSync(fd);
+        closeSync(fd);
+        repaired = { file: seg.file, offset, cutBytes: buf.length - offset, reason: r.reason };
+        break;
+      }
+      if (r.kind !== "record") throw new WalError(seg.file, offset, `${r.kind} record: ${r.reason}`);
+      if (offset === 0) checkHeader(seg, r.type, r.payload);
+      else applyRecord(st, seg, offset, r.type, r.payload);
+      offset = r.next;
+    }
+  }
+  return { ...st, repaired };
+}
+
+function checkHeader(seg: Segment, type: number, payload: Buffer): void {
+  const h = type === RecordType.SegmentHeader ? decodeSegmentHeader(payload) : undefined;
+  if (h === undefined) throw new WalError(seg.file, 0, "not an etcd-ts WAL segment (no header record)");
+  if (h.version !== WAL_FORMAT_VERSION) throw new WalError(seg.file, 0, `WAL format version ${h.version}, this build reads ${WAL_FORMAT_VERSION}`);
+  if (h.seq !== seg.seq) throw new WalError(seg.file, 0, `header sequence ${h.seq} != file name's ${seg.seq}`);
+}
+
+function applyRecord(st: { hardState: HardState | undefined; snapshot: { index: number; term: number } | undefined; entries: Entry[] }, seg: Segment, offset: number, type: number, payload: Buffer): void {
+  if (type === RecordType.HardState) {
+    st.hardState = decodeHardState(payload);
+  } else if (type === RecordType.Snapshot) {
+    const mark = decodeSnapshotMark(payload);
+    st.snapshot = mark;
+    st.entries = st.entries.filter((e) => e.index > mark.index);
+  } else if (type === RecordType.Entry) {
+    const e = decodeEntry(payload);
+    const base = st.snapshot?.index ?? 0;
+    if (e.index <= base) return;
+    const first = st.entries[0]?.index ?? e.index;
+    const last = st.entries.length > 0 ? (st.entries[st.entries.length - 1] as Entry).index : base;
+    if (e.index > last + 1 && st.entries.length > 0) throw new WalError(seg.file, offset, `entry ${e.index} leaves a gap after ${last}`);
+    if (e.index <= last) st.entries.length = Math.max(0, e.index - first); // a newer leader's entry replaces the suffix
+    st.entries.push(e);
+  } else {
+    throw new WalError(seg.file, offset, `unknown record type ${type}`);
+  }
+}
