@@ -123,6 +123,24 @@ describe("replication", () => {
     expect(leader.status().progress?.get(3n)?.state, "back to replicate after an answer").toBe("StateReplicate");
   });
 
+  it("drops proposals beyond maxUncommittedEntriesBytes until entries commit", () => {
+    const net = new TestNet(V3, [], { maxUncommittedEntriesBytes: 1000 });
+    net.tickAll(11);
+    net.isolate(2n);
+    net.isolate(3n);
+    const leader = net.node(1n).raw;
+    for (let i = 0; i < 2; i++) leader.propose(new Uint8Array(400));
+    expect(() => leader.propose(new Uint8Array(400)), "800 + 400 > 1000").toThrowError(/too many uncommitted/);
+    net.settle();
+    net.heal();
+    net.tickAll(2);
+    expect(leader.status().hardState.commit).toBe(3);
+    leader.propose(new Uint8Array(400));
+    leader.propose(new Uint8Array(400));
+    net.settle();
+    expect(leader.status().hardState.commit, "accepted again once committed").toBe(5);
+  });
+
   it("does not commit an entry of an earlier term by counting replicas (Raft §5.4.2)", () => {
     const cs = { voters: V3, learners: [] };
     const s1 = MemoryStorage.fromConfState(cs);
