@@ -1,0 +1,99 @@
+// `etcd-ts`: the server entry point, with etcd 3.4's flags (core/cli/flags.ts). Today it runs a single-member
+// cluster (the cluster issue adds peers); it logs etcd's key start-up lines, which tooling waits for.
+import { mkdirSync } from "node:fs";
+import { argv, env, exit, stderr, stdout } from "node:process";
+import { ETCD_VERSION, serveGrpc, type MemberInfo } from "../api/grpc_server.js";
+import { computeClusterId, computeMemberId, idToHex } from "../membership/ids.js";
+import { EtcdServer } from "../server/etcd_server.js";
+import { FlagError, parseFlags, type ParsedFlags } from "./flags.js";
+
+const ETCD_TS_VERSION = "0.1.0";
+
+function log(level: "I" | "W" | "E" | "N", pkg: string, msg: string): void {
+  const ts = new Date().toISOString().replace("T", " ").replace("Z", "");
+  stderr.write(`${ts} ${level} | ${pkg}: ${msg}\n`);
+}
+
+function list(v: string | undefined): string[] {
+  return (v ?? "").split(",").map((x) => x.trim()).filter((x) => x !== "");
+}
+
+/** host:port of the first client URL (http:// only until TLS lands). */
+function bindAddress(urls: readonly string[]): string {
+  const first = urls[0];
+  if (first === undefined) throw new FlagError("error verifying flags, --listen-client-urls is empty", 1);
+  const u = new URL(first);
+  if (u.protocol !== "http:") throw new FlagError(`error verifying flags, ${u.protocol} client URLs are not supported yet by etcd-ts`, 1);
+  return `${u.hostname}:${u.port === "" ? "2379" : u.port}`;
+}
+
+function initialPeerUrls(f: ParsedFlags, name: string): string[] {
+  const entries = list(f.values.get("initial-cluster")).map((e) => e.split("="));
+  const mine = entries.filter(([n]) => n === name).map(([, url]) => url ?? "");
+  if (entries.length > 0 && entries.some(([n]) => n !== name)) {
+    throw new FlagError("error verifying flags, multi-member --initial-cluster is not supported yet by etcd-ts", 1);
+  }
+  return mine.length > 0 ? mine : list(f.values.get("initial-advertise-peer-urls"));
+}
+
+async function run(f: ParsedFlags): Promise<void> {
+  const v = (k: string): string => f.values.get(k) ?? "";
+  const name = v("name");
+  const dataDir = v("data-dir") === "" ? `${name}.etcd` : v("data-dir");
+  mkdirSync(dataDir, { recursive: true });
+  const peerUrls = initialPeerUrls(f, name);
+  const memberId = computeMemberId(peerUrls, v("initial-cluster-token"));
+  const clusterId = computeClusterId([memberId]);
+  log("I", "etcdmain", `etcd-ts Version: ${ETCD_TS_VERSION} (etcd API ${ETCD_VERSION}), Node Version: ${process.version}`);
+  const server = await EtcdServer.start({
+    name, dataDir, memberId, clusterId,
+    heartbeatIntervalMs: Number(v("heartbeat-interval")),
+    electionTimeoutMs: Number(v("election-timeout")),
+    readMode: v("backend-read-mode") === "blocking" ? "blocking" : "concurrent",
+    preVote: v("pre-vote") === "true",
+  });
+  log("I", "etcdserver", `starting member ${idToHex(memberId)} in cluster ${idToHex(clusterId)}`);
+  const clientUrls = list(v("advertise-client-urls"));
+  const members = (): MemberInfo[] => [{ id: memberId, name, peerUrls, clientUrls, isLearner: false }];
+  const grpcServer = await serveGrpc(server, { address: bindAddress(list(v("listen-client-urls"))), members, maxRequestBytes: Number(v("max-request-bytes")) });
+  log("I", "etcdserver", `published {Name:${name} ClientURLs:[${clientUrls.join(" ")}]} to cluster ${idToHex(clusterId)}`);
+  log("N", "etcdserver/api", "enabled capabilities for version 3.4");
+  log("I", "embed", `ready to serve client requests`);
+  log("N", "embed", `serving insecure client requests on ${bindAddress(list(v("listen-client-urls"))).replace(/:0$/, ":" + grpcServer.port)}, this is strongly discouraged!`);
+  const shutdown = (sig: string): void => {
+    log("N", "osutil", `received ${sig} signal, shutting down...`);
+    void grpcServer.close().then(() => server.stop()).then(() => exit(0));
+  };
+  process.once("SIGTERM", () => shutdown("terminated"));
+  process.once("SIGINT", () => shutdown("interrupt"));
+}
+
+async function main(): Promise<void> {
+  let flags: ParsedFlags;
+  try {
+    flags = parseFlags(argv.slice(2), env);
+  } catch (err) {
+    if (!(err instanceof FlagError)) throw err;
+    stderr.write(err.message + "\n");
+    exit(err.exitCode);
+  }
+  if (flags.version) {
+    stdout.write(`etcd-ts Version: ${ETCD_TS_VERSION}\netcd API Version: ${ETCD_VERSION}\nNode Version: ${process.version}\n`);
+    return;
+  }
+  if (flags.help) {
+    stdout.write("Usage:\n\n  etcd-ts [flags]\n    Start an etcd-ts server (etcd 3.4's flags; see README).\n");
+    return;
+  }
+  for (const key of flags.unknownEnv) log("W", "flags", `unrecognized environment variable ${key}`);
+  await run(flags);
+}
+
+main().catch((err: unknown) => {
+  if (err instanceof FlagError) {
+    log("E", "etcdmain", err.message);
+    exit(err.exitCode);
+  }
+  log("E", "etcdmain", err instanceof Error ? err.stack ?? err.message : String(err));
+  exit(1);
+});
