@@ -21,6 +21,10 @@ const EXPERIMENTS: Record<string, Experiment> = {
     describe: "steady writes with 0/1/2/4 concurrent full LISTs: write throughput and P99 per setting",
     load: () => import("./experiments/storage_claim.js"),
   },
+  gateway: {
+    describe: "autocannon HTTP load on the JSON gateway (/v3/kv/range, /v3/kv/put) of each target",
+    load: () => import("./experiments/gateway.js"),
+  },
   replay: {
     describe: "replay --trace FILE (a trace or a Kubernetes audit log) against --targets",
     load: () => import("./experiments/replay_file.js"),

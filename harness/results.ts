@@ -67,9 +67,12 @@ export function histogramFileName(r: { target: string; phase: string; verb: stri
 }
 
 /** writeResults writes every CSV and env.json; returns the summary rows written. */
-export function writeResults(dir: string, recorders: readonly Recorder[], claims: readonly ClaimRow[], env: RunEnv, phaseSeconds?: (target: string, phase: string) => number): SummaryRow[] {
+export function writeResults(
+  dir: string, recorders: readonly Recorder[], claims: readonly ClaimRow[], env: RunEnv,
+  phaseSeconds?: (target: string, phase: string) => number, extraRows: readonly SummaryRow[] = [],
+): SummaryRow[] {
   mkdirSync(join(dir, "histograms"), { recursive: true });
-  const rows: SummaryRow[] = [];
+  const rows: SummaryRow[] = [...extraRows];
   const timeline: (string | number)[][] = [];
   for (const rec of recorders) {
     rows.push(...summarise(rec, phaseSeconds === undefined ? undefined : (p) => phaseSeconds(rec.target, p)));
