@@ -90,16 +90,16 @@ export class RawNode implements RawNodeApi {
     const softChanged = !softStateEqual(ss, this.prevSoftState);
     const hardChanged = !isEmptyHardState(hs) && !hardStateEqual(hs, this.prevHardState);
     const snapshot = r.raftLog.unstable.snapshot;
-    const rd: Ready = {
-      ...(softChanged ? { softState: ss } : {}),
-      ...(hardChanged ? { hardState: hs } : {}),
-      ...(snapshot !== undefined ? { snapshot } : {}),
+    const rd: { -readonly [K in keyof Ready]: Ready[K] } = {
       readStates: r.readStates,
       entries,
       committedEntries,
       messages: r.msgs,
       mustSync: entries.length > 0 || hs.term !== this.prevHardState.term || hs.vote !== this.prevHardState.vote,
     };
+    if (softChanged) rd.softState = ss;
+    if (hardChanged) rd.hardState = hs;
+    if (snapshot !== undefined) rd.snapshot = snapshot;
     // Handed out: as etcd's acceptReady.
     if (softChanged) this.prevSoftState = ss;
     r.msgs = [];
