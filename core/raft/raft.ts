@@ -829,7 +829,13 @@ export class Raft {
     } else {
       pr.isLearner = learner; // promotion (or demotion, which etcd's membership layer never proposes)
     }
-    if (id === this.id) this.isLearner = learner;
+    if (id === this.id) {
+      this.isLearner = learner;
+      if (learner && this.state === ST.Leader) {
+        this.becomeFollower(this.term, NONE); // a demoted leader stops leading, as a removed one does
+        return;
+      }
+    }
     // A new member counts as active, so check-quorum does not depose the leader before it has answered.
     pr.recentActive = true;
     if (this.state === ST.Leader) {

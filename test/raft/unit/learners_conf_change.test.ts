@@ -124,6 +124,18 @@ describe("conf changes", () => {
     expect(net.leaders(), "the single remaining voter elects itself").toEqual([2n]);
   });
 
+  it("a leader demoted to learner stops leading and a voter takes over", () => {
+    const net = new TestNet([1n, 2n, 3n]);
+    net.tickAll(11);
+    net.node(1n).raw.proposeConfChange(cc(ConfChangeType.AddLearnerNode, 1n));
+    net.settle();
+    expect(net.node(1n).confState).toEqual({ voters: [2n, 3n], learners: [1n] });
+    expect(net.node(1n).raw.status().softState.raftState).toBe("StateFollower");
+    net.tickAll(15);
+    expect(net.leaders()).toHaveLength(1);
+    expect(net.leaders()).not.toContain(1n);
+  });
+
   it("a member joining with the configuration before its own addition learns the rest from the leader's log", () => {
     const net = new TestNet([1n]);
     net.node(1n).raw.campaign();
