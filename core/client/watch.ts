@@ -110,11 +110,14 @@ export class Watcher implements AsyncIterable<WatchBatch> {
     const watchFn = (client as unknown as { Watch(md: grpc.Metadata): grpc.ClientDuplexStream<pb.WatchRequest, pb.WatchResponse> }).Watch;
     const stream = watchFn.call(client, md);
     this.stream = stream;
+    this.paused = false;
     const create: pb.WatchCreateRequest = { key: this.key, start_revision: this.nextRevision.toString() };
     if (this.rangeEnd !== undefined) create.range_end = this.rangeEnd;
     if (this.opts.prevKv === true) create.prev_kv = true;
     if (this.opts.progressNotify === true) create.progress_notify = true;
-    stream.on("data", (res: pb.WatchResponse) => this.onResponse(res));
+    stream.on("data", (res: pb.WatchResponse) => {
+      if (stream === this.stream) this.onResponse(res);
+    });
     stream.on("error", (err: unknown) => this.onStreamError(stream, toClientError(err, endpoint), endpoint));
     stream.on("end", () => {
       if (stream === this.stream && !this.done) this.onStreamError(stream, new Error(`watch stream ended by ${endpoint}`), endpoint);
@@ -143,7 +146,10 @@ export class Watcher implements AsyncIterable<WatchBatch> {
     }
     const events = res.events.map(watchEvent);
     const lastMod = events[events.length - 1]!.kv.modRevision;
-    if (lastMod < this.nextRevision) throw new Error(`watch event at ${lastMod} before next ${this.nextRevision}`);
+    if (lastMod < this.nextRevision) {
+      this.fail(new Error(`watch event at ${lastMod} before next ${this.nextRevision}: a replayed event`));
+      return;
+    }
     this.nextRevision = lastMod + 1n;
     this.queue.push({ revision, events });
     if (!this.paused && this.queue.length >= WATCH_STREAM_BUFFER) {
@@ -155,6 +161,10 @@ export class Watcher implements AsyncIterable<WatchBatch> {
 
   private onStreamError(stream: grpc.ClientDuplexStream<pb.WatchRequest, pb.WatchResponse>, err: EtcdError | ClientCallError | Error, endpoint: string): void {
     if (this.done || stream !== this.stream) return;
+    // One reopen per broken stream: its "error" and "end" may both arrive, and a second reopen would run two
+    // streams at once and deliver every event twice.
+    this.stream = undefined;
+    stream.cancel();
     const retriable = !(err instanceof EtcdError) && (!("grpcStatus" in err) || isUnavailable(err as ClientCallError));
     this.failedOpens++;
     if (!retriable || this.failedOpens > this.conn.endpointCount * MAX_REOPENS_PER_ENDPOINT) {
