@@ -47,6 +47,11 @@ export class RawNode implements RawNodeApi {
     this.raft.step(newMessage({ type: MT.Prop, to: NONE, from: this.raft.id, entries }));
   }
 
+  /**
+   * Proposes a membership change; apply it with applyConfChange() on every node once committed. One at a time:
+   * as etcd, a conf change proposed while another is not yet applied on the leader is replaced by an empty
+   * normal entry (no error is thrown; the caller sees its change never applied and may retry).
+   */
   proposeConfChange(cc: ConfChange): void {
     const data = encodeConfChange(cc);
     this.raft.step(newMessage({ type: MT.Prop, to: NONE, from: this.raft.id, entries: [{ term: 0, index: 0, type: EntryType.ConfChange, data }] }));
