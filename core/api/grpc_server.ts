@@ -89,11 +89,12 @@ function kvService(s: EtcdServer): grpc.UntypedServiceImplementation {
   };
 }
 
-function pbHeader(s: EtcdServer): Record<string, string> {
+/** A response header as a grpc-js object; etcd's Cluster service leaves the revision out (etcdctl shows none). */
+function pbHeader(s: EtcdServer, withRevision = true): Record<string, string> {
   const h = s.header();
   return {
     cluster_id: h.clusterId.toString(), member_id: h.memberId.toString(),
-    revision: String(h.revision), raft_term: String(h.raftTerm),
+    revision: withRevision ? String(h.revision) : "0", raft_term: String(h.raftTerm),
   };
 }
 
@@ -113,7 +114,7 @@ function maintenanceService(s: EtcdServer): grpc.UntypedServiceImplementation {
 function clusterService(s: EtcdServer, members: () => readonly MemberInfo[]): grpc.UntypedServiceImplementation {
   return {
     MemberList: unary(async () => ({
-      header: pbHeader(s),
+      header: pbHeader(s, false),
       members: members().map((m) => ({
         ID: m.id.toString(), name: m.name, peerURLs: [...m.peerUrls], clientURLs: [...m.clientUrls], isLearner: m.isLearner,
       })),

@@ -1,0 +1,144 @@
+// Proves etcdctl 3.4 sees the same thing from etcd-ts as from real etcd 3.4: every step of every scenario runs
+// the real etcdctl against both servers (started with the same flags, so ids agree), and stdout, stderr and
+// the exit code must match after normalizing only what must differ (endpoints, db sizes, raft indexes,
+// timings). Scenarios share one server pair and run in order, so revisions must agree all the way through.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { etcdctl, haveEtcd, startServer, type CtlResult, type RunningServer } from "./processes.js";
+
+interface Step {
+  readonly args: readonly string[];
+  readonly input?: string;
+}
+const s = (...args: string[]): Step => ({ args });
+const withInput = (input: string, ...args: string[]): Step => ({ args, input });
+
+const SCENARIOS: Record<string, readonly Step[]> = {
+  "put and get in every output format": [
+    s("put", "fmt/a", "1"), s("put", "fmt/a", "2", "-w", "json"), s("get", "fmt/a"), s("get", "fmt/a", "-w", "json"),
+    s("get", "fmt/a", "-w", "fields"), s("get", "fmt/a", "-w", "simple"),
+  ],
+  "get a missing key": [s("get", "missing/x"), s("get", "missing/x", "-w", "json")],
+  "put --prev-kv": [s("put", "pk/a", "old"), s("put", "pk/a", "new", "--prev-kv"), s("put", "pk/a", "newer", "--prev-kv", "-w", "json")],
+  "put --ignore-value keeps the value": [s("put", "iv/a", "keep"), s("put", "iv/a", "--ignore-value"), s("get", "iv/a")],
+  "put --ignore-value on a missing key fails": [s("put", "iv/missing", "--ignore-value")],
+  "put with a value from stdin": [withInput("from-stdin", "put", "stdin/a"), s("get", "stdin/a")],
+  "get --prefix with limit, sort and order": [
+    s("put", "p/b", "2"), s("put", "p/a", "3"), s("put", "p/c", "1"), s("put", "p/a", "4"),
+    s("get", "p/", "--prefix"), s("get", "p/", "--prefix", "--limit", "2"), s("get", "p/", "--prefix", "--limit", "2", "-w", "json"),
+    s("get", "p/", "--prefix", "--sort-by", "VALUE"), s("get", "p/", "--prefix", "--sort-by", "VERSION", "--order", "DESCEND"),
+    s("get", "p/", "--prefix", "--sort-by", "CREATE", "--order", "ASCEND"), s("get", "p/", "--prefix", "--sort-by", "MODIFY", "--order", "DESCEND"),
+    s("get", "p/", "--prefix", "--order", "DESCEND"), s("get", "p/", "--prefix", "--sort-by", "KEY", "--order", "DESCEND", "--limit", "1"),
+  ],
+  "get --keys-only, --count-only, --print-value-only": [
+    s("put", "ko/a", "va"), s("put", "ko/b", "vb"), s("get", "ko/", "--prefix", "--keys-only"), s("get", "ko/", "--prefix", "--count-only", "-w", "json"),
+    s("get", "ko/", "--prefix", "--print-value-only"), s("get", "ko/", "--prefix", "--keys-only", "-w", "json"),
+  ],
+  "get --from-key and a key range": [
+    s("put", "fk/a", "1"), s("put", "fk/b", "2"), s("put", "fk/c", "3"), s("get", "fk/b", "--from-key", "--limit", "2"),
+    s("get", "fk/a", "fk/c"), s("get", "fk/a", "fk/c", "-w", "json"),
+  ],
+  "get at a past revision and with revision filters": [
+    s("put", "rv/a", "1"), s("put", "rv/a", "2"), s("get", "rv/a", "-w", "json"),
+    s("get", "rv/", "--prefix", "--min-mod-revision", "1", "-w", "json"), s("get", "rv/", "--prefix", "--max-create-revision", "2"),
+  ],
+  "get at a future revision fails": [s("get", "fut/a", "--rev", "100000")],
+  "serializable get": [s("put", "ser/a", "1"), s("get", "ser/a", "--consistency", "s")],
+  "del, del --prefix, del --prev-kv, del --from-key": [
+    s("put", "d/a", "1"), s("put", "d/b", "2"), s("put", "d/c", "3"), s("put", "d/d", "4"), s("del", "d/a"), s("del", "d/a"),
+    s("del", "d/b", "--prev-kv"), s("del", "d/c", "--prev-kv", "-w", "json"), s("del", "d/", "--prefix"), s("get", "d/", "--prefix"),
+    s("put", "dz/a", "1"), s("put", "dz/b", "1"), s("del", "dz/b", "--from-key"), s("get", "dz/", "--prefix", "--keys-only"),
+  ],
+  "txn success branch": [
+    s("put", "tx/a", "1"),
+    withInput('value("tx/a") = "1"\n\nput tx/b 2\nget tx/a\n\nput tx/c 3\n\n', "txn"),
+    s("get", "tx/", "--prefix"),
+  ],
+  "txn failure branch in json": [
+    withInput('value("tx2/a") = "nope"\n\nput tx2/b 2\n\nput tx2/c 3\ndel tx2/a\n\n', "txn", "-w", "json"),
+    s("get", "tx2/", "--prefix"),
+  ],
+  "txn compares on version, create, mod": [
+    s("put", "tv/a", "1"), s("put", "tv/a", "2"),
+    withInput('version("tv/a") = "2"\ncreate("tv/a") > "1"\nmod("tv/a") < "100000"\n\nput tv/ok yes\n\nput tv/ok no\n\n', "txn"),
+    s("get", "tv/ok"),
+    withInput('version("tv/missing") = "0"\n\nput tv/created 1\n\n\n', "txn", "-w", "json"),
+  ],
+  "txn with a duplicate key fails": [withInput('\nput dup/a 1\nput dup/a 2\n\n\n', "txn")],
+  "compact, then read below it": [
+    s("put", "cmp/a", "1"), s("put", "cmp/a", "2"), s("put", "cmp/a", "3"),
+    s("get", "cmp/a", "-w", "json"), s("compact", "5"), s("get", "cmp/a", "--rev", "4"), s("compact", "5"), s("compact", "6", "--physical"),
+  ],
+  "empty key is refused": [s("put", "", "v"), s("get", "")],
+  "a request over 1.5 MiB is refused": [withInput("x".repeat(1_600_000), "put", "big/a")],
+  "endpoint status and member list": [
+    s("endpoint", "status"), s("endpoint", "status", "-w", "json"), s("member", "list"), s("member", "list", "-w", "json"),
+    s("member", "list", "-w", "table"),
+  ],
+};
+
+interface Identity {
+  readonly server: RunningServer;
+  readonly memberId: bigint;
+  readonly clusterId: bigint;
+}
+
+function identify(server: RunningServer): Identity {
+  const r = etcdctl(server.endpoint, ["endpoint", "status", "-w", "json"]);
+  const header = /"cluster_id":(\d+),"member_id":(\d+)/.exec(r.stdout);
+  if (header === null) throw new Error(`no ids in endpoint status of ${server.kind}: ${r.stdout} ${r.stderr}`);
+  return { server, clusterId: BigInt(header[1] ?? "0"), memberId: BigInt(header[2] ?? "0") };
+}
+
+/**
+ * Replaces what must differ between two servers started the same way: ports (and so the ids derived from the
+ * peer URL), db sizes, raft indexes (etcd also logs its own publish/version entries), timings.
+ */
+function normalize(text: string, id: Identity): string {
+  return text
+    .split("\n")
+    .filter((l) => !l.startsWith('{"level":'))
+    .join("\n")
+    .replaceAll(id.server.endpoint, "ENDPOINT")
+    .replaceAll(id.server.peerUrl, "PEER_URL")
+    .replaceAll(id.memberId.toString(), "MEMBER_ID")
+    .replaceAll(id.memberId.toString(16), "MEMBER_ID")
+    .replaceAll(id.clusterId.toString(), "CLUSTER_ID")
+    .replaceAll(id.clusterId.toString(16), "CLUSTER_ID")
+    .replace(/"(dbSize|dbSizeInUse|raftIndex|raftAppliedIndex)":\d+/g, '"$1":N')
+    .replace(/(\| ENDPOINT \|[^|]+\|[^|]+\|)[^|]+\|/g, "$1 SIZE |")
+    .replace(/(\| ENDPOINT \|(?:[^|]+\|){6})[^|]+\|[^|]+\|/g, "$1 IDX | IDX |")
+    .replace(/(ENDPOINT, \S+, [\d.]+, )[\d.]+ [kMG]?B, (\w+, \w+, \d+, )\d+, \d+,/g, "$1SIZE, $2IDX, IDX,")
+    .replace(/took = [\d.]+[µm]?s/g, "took = T");
+}
+
+function runStep(id: Identity, step: Step): CtlResult {
+  const r = etcdctl(id.server.endpoint, step.args, step.input);
+  return { status: r.status, stdout: normalize(r.stdout, id), stderr: normalize(r.stderr, id) };
+}
+
+const HAVE = haveEtcd();
+if (process.env["CI"] === "true" && !HAVE) throw new Error("CI must have etcd and etcdctl installed (.ci/run installs them)");
+
+describe.runIf(HAVE)("etcdctl against etcd-ts and real etcd", () => {
+  let etcd: Identity;
+  let ours: Identity;
+  const started: RunningServer[] = [];
+  beforeAll(async () => {
+    const [a, b] = await Promise.all([startServer("etcd"), startServer("etcd-ts")]);
+    started.push(a, b);
+    [etcd, ours] = [identify(a), identify(b)];
+  });
+  afterAll(async () => {
+    await Promise.all(started.map((x) => x.stop()));
+  });
+
+  for (const [name, steps] of Object.entries(SCENARIOS)) {
+    it(name, () => {
+      for (const step of steps) {
+        const theirs = runStep(etcd, step);
+        const mine = runStep(ours, step);
+        expect({ step: step.args.join(" "), ...mine }).toEqual({ step: step.args.join(" "), ...theirs });
+      }
+    });
+  }
+});
