@@ -30,9 +30,15 @@ function focusOf(env: Record<string, unknown>, summary: readonly Record<string, 
   return out;
 }
 
-function p99Bars(summary: readonly Record<string, string>[], focus: readonly Focus[]): string {
+interface Reference {
+  readonly label: string;
+  readonly p99Ms: number;
+}
+
+function p99Bars(summary: readonly Record<string, string>[], focus: readonly Focus[], refs: readonly Reference[]): string {
   const targets = [...new Set(summary.map((r) => r["target"]!))];
-  const bars: Bar[] = [];
+  // The seed's published numbers, drawn as grey bars beside ours (group 7 = grey in svg.ts's palette order).
+  const bars: Bar[] = refs.map((r) => ({ label: `seed: ${r.label}`, value: r.p99Ms, group: 7 }));
   for (const f of focus) {
     for (const r of summary.filter((x) => x["verb"] === f.verb && x["resource"] === f.resource)) {
       bars.push({ label: `${r["target"]} · ${r["phase"]} · ${f.verb} ${f.resource}`, value: Number(r["p99_ms"]), group: targets.indexOf(r["target"]!) });
@@ -84,7 +90,7 @@ export function renderReport(dir: string): string {
 ${notes}
 <h2>Targets</h2>${table(targetRows, ["target", "available", "version", "detail"])}
 <h2>The seed's claims beside what we measured</h2>${claims.length === 0 ? "<p>none</p>" : table(claims, ["claim", "seed_value", "target", "measured_value", "note"])}
-<h2>P99 per phase</h2>${p99Bars(summary, focus)}
+<h2>P99 per phase</h2>${p99Bars(summary, focus, (env["references"] as Reference[] | undefined) ?? [])}
 <h2>Latency CDFs</h2>${cdfCharts(dir, summary, focus)}
 <h2>Throughput</h2>${timelineChart(dir)}
 <h2>Summary (latency from the intended send time; p99_service = from the actual send)</h2>${table(summary, SUMMARY_COLUMNS as string[])}

@@ -1,7 +1,7 @@
 // Tiny inline-SVG charts for report.html: horizontal bars (with an optional marker line) and line charts
 // (optionally log-scaled x). No scripts, no network: the report is one self-contained file.
 
-const COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"];
+const COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#9e9e9e"];
 
 export function esc(s: string): string {
   return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");

@@ -1,4 +1,5 @@
 // Turns target specs into started targets, or an honest "not yet available" with the reason.
+import { EtcdCluster } from "./etcd_cluster.js";
 import { EtcdProcess, etcdBinaryVersion } from "./etcd_process.js";
 import { ExternalTarget } from "./external.js";
 import { specName, type Target, type TargetSpec } from "./target.js";
@@ -17,6 +18,7 @@ export function makeTarget(spec: TargetSpec, opts: { dataParent?: string } = {})
   switch (spec.kind) {
     case "etcd": {
       if (etcdBinaryVersion() === undefined) return { name, target: undefined, reason: "etcd is not on PATH (apt-get install etcd-server)" };
+      if (spec.members > 1) return { name, target: new EtcdCluster(spec.members), reason: undefined };
       return { name, target: new EtcdProcess(opts.dataParent === undefined ? {} : { dataParent: opts.dataParent }), reason: undefined };
     }
     case "etcd-ts":

@@ -18,13 +18,15 @@ export interface Target {
 
 /** TargetSpec is a target named on the command line, before it is started. */
 export type TargetSpec =
-  | { readonly kind: "etcd"; readonly members: 1 }
+  | { readonly kind: "etcd"; readonly members: number }
   | { readonly kind: "etcd-ts"; readonly readMode: "blocking" | "concurrent" }
   | { readonly kind: "endpoints"; readonly endpoints: readonly string[] };
 
-/** parseTargetSpec reads "etcd", "etcd-ts:blocking", "etcd-ts:concurrent" or "endpoints=h:p,h:p". */
+/** parseTargetSpec reads "etcd", "etcd:3" (members), "etcd-ts:blocking", "etcd-ts:concurrent" or "endpoints=h:p,h:p". */
 export function parseTargetSpec(s: string): TargetSpec {
   if (s === "etcd") return { kind: "etcd", members: 1 };
+  const members = /^etcd:(\d+)$/.exec(s);
+  if (members !== null) return { kind: "etcd", members: Number(members[1]) };
   if (s === "etcd-ts" || s === "etcd-ts:concurrent") return { kind: "etcd-ts", readMode: "concurrent" };
   if (s === "etcd-ts:blocking") return { kind: "etcd-ts", readMode: "blocking" };
   if (s.startsWith("endpoints=")) {
@@ -32,14 +34,14 @@ export function parseTargetSpec(s: string): TargetSpec {
     if (list.length === 0) throw new Error(`endpoints= needs at least one host:port, got ${JSON.stringify(s)}`);
     return { kind: "endpoints", endpoints: list };
   }
-  throw new Error(`unknown target ${JSON.stringify(s)}; use etcd, etcd-ts:blocking, etcd-ts:concurrent or endpoints=h:p,...`);
+  throw new Error(`unknown target ${JSON.stringify(s)}; use etcd, etcd:3, etcd-ts:blocking, etcd-ts:concurrent or endpoints=h:p,...`);
 }
 
 /** specName is the label a target spec gets in reports. */
 export function specName(spec: TargetSpec): string {
   switch (spec.kind) {
     case "etcd":
-      return "etcd";
+      return spec.members === 1 ? "etcd" : `etcd-${spec.members}`;
     case "etcd-ts":
       return `etcd-ts-${spec.readMode}`;
     case "endpoints":
