@@ -9,6 +9,7 @@
 //
 // Writes: write() applies a batch of requests (entries applied from Raft) in one backend transaction with the
 // consistent index; each request is validated first and refused whole (etcd's error) or applied whole.
+import { availableParallelism } from "node:os";
 import { crc32 } from "node:zlib";
 
 import { Backend, ReadMode, decodeU64, encodeU64, type BackendSize } from "../backend/backend.js";
@@ -44,10 +45,14 @@ const INITIAL_REV = 1;
 /** Ranges with a range end and no limit, or a limit above this, go to a worker thread when there are any. */
 const WORKER_RANGE_MIN_LIMIT = 1000;
 const RANGE_TASK = "range";
+const DEFAULT_READ_WORKERS = Math.max(1, availableParallelism() - 1);
 
 export interface KvStoreOptions {
   readonly readMode?: ReadMode;
-  /** Worker threads for long ranges (0 = all on the main thread). Default 2. */
+  /**
+   * Worker threads for long ranges (0 = all on the main thread). Default: one less than the cores (at least
+   * one), so long Ranges queue among themselves rather than take the core the commits run on.
+   */
   readonly readWorkers?: number;
 }
 
@@ -73,7 +78,7 @@ export class KvStore {
     const backend = Backend.open(dataDir, {
       buckets: [KEY_BUCKET, MVCC_META_BUCKET],
       workerTasks: { [RANGE_TASK]: rangeTask as (v: ReadView, a: never) => unknown },
-      readWorkers: opts.readWorkers ?? 2,
+      readWorkers: opts.readWorkers ?? DEFAULT_READ_WORKERS,
       ...(opts.readMode !== undefined ? { readMode: opts.readMode } : {}),
     });
     return new KvStore(backend);
