@@ -51,6 +51,7 @@ async function run(f: ParsedFlags): Promise<void> {
     electionTimeoutMs: Number(v("election-timeout")),
     readMode: v("backend-read-mode") === "blocking" ? "blocking" : "concurrent",
     preVote: v("pre-vote") === "true",
+    snapshotCount: Number(v("snapshot-count")),
   });
   log("I", "etcdserver", `starting member ${idToHex(memberId)} in cluster ${idToHex(clusterId)}`);
   const clientUrls = list(v("advertise-client-urls"));

@@ -2,21 +2,25 @@
 // so that clustering adds members, not a second code path. The Ready loop follows etcd's order: persist the
 // log, send messages, apply committed entries in one backend transaction per batch (with the applied index as
 // the consistent index), then advance. Linearizable reads go through ReadIndex; serializable reads are local.
+// The WAL is the durability point: a Ready's entries and hard state are fdatasync'ed once before its messages
+// go out and before anything is applied; the backend stores the applied index in the same transaction as the
+// data, so a restart replays the WAL from there and never applies an entry twice.
+// Layout as etcd's: <data-dir>/member/{wal,snap} and the backend file beside them.
 //
-// Not yet (README "known gaps"): the WAL (core/wal) is not wired in, so the Raft log lives in memory and a
-// restart resumes from the backend's consistent index as a snapshot (etcdctl snapshot restore's approach);
-// members other than this one (transport) are the cluster issue's.
+// Not yet (README "known gaps"): members other than this one (the transport is the cluster issue's).
 import { EtcdError, isEtcdError } from "../errors.js";
-import { ELECTION_TIMEOUT_MS, HEARTBEAT_INTERVAL_MS } from "../limits.js";
+import { join } from "node:path";
+import { ELECTION_TIMEOUT_MS, HEARTBEAT_INTERVAL_MS, SNAPSHOT_CATCH_UP_ENTRIES, SNAPSHOT_COUNT } from "../limits.js";
 import { KvStore, type ReadMode } from "../mvcc/kv_store.js";
 import type {
   CompactResponse, DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse, RangeRequest, RangeResponse,
   TxnRequest, TxnResponse, WriteRequest, WriteResponse,
 } from "../mvcc/types.js";
 import {
-  EntryType, MemoryStorage, RawNode, RaftError, StateType, decodeConfChange, initialTickAdvance,
+  EntryType, RawNode, RaftError, StateType, decodeConfChange, initialTickAdvance,
   type Entry, type NodeId, type Ready, type Rng,
 } from "../raft/index.js";
+import { WalStorage } from "../wal/wal_storage.js";
 import { IdGenerator } from "./id_gen.js";
 import { decodePayload, encodePayload } from "./request_codec.js";
 import { Wait } from "./wait.js";
@@ -36,6 +40,8 @@ export interface ServerConfig {
   readonly readMode?: ReadMode;
   readonly preVote?: boolean;
   readonly rng?: Rng;
+  /** Applied entries between two Raft snapshots (--snapshot-count). */
+  readonly snapshotCount?: number;
 }
 
 export interface ResponseHeader {
@@ -53,7 +59,7 @@ export class EtcdServer {
   readonly config: ServerConfig;
   readonly kv: KvStore;
   readonly #raw: RawNode;
-  readonly #storage: MemoryStorage;
+  readonly #storage: WalStorage;
   readonly #ids: IdGenerator;
   readonly #proposals = new Wait<WriteResponse | EtcdError>({ maxPending: MAX_PENDING_PROPOSALS });
   readonly #reads: ReadIndexBatcher;
@@ -63,18 +69,18 @@ export class EtcdServer {
   #again = false;
   #ticker: NodeJS.Timeout | undefined;
   #applied = 0;
+  #snapshotIndex = 0;
   #stopped = false;
   readonly #appliedWaiters: { index: number; resolve: () => void }[] = [];
 
-  private constructor(config: ServerConfig, kv: KvStore) {
+  private constructor(config: ServerConfig, kv: KvStore, storage: WalStorage) {
     this.config = config;
     this.kv = kv;
     this.#ids = new IdGenerator(config.memberId, Date.now());
-    // A fresh member starts as etcd's does after its bootstrap conf change (index 1, term 1), so its first
-    // election is term 2 and its first entry index 2, as `etcdctl endpoint status` shows for real etcd.
-    this.#applied = Math.max(1, kv.consistentIndex());
-    this.#storage = MemoryStorage.fromConfState({ voters: [config.memberId], learners: [] });
-    this.#restoreFromBackend(this.#applied);
+    this.#storage = storage;
+    if (storage.lastIndex() === 0) this.#bootstrap();
+    this.#snapshotIndex = storage.snapshot().metadata.index;
+    this.#applied = Math.max(kv.consistentIndex(), this.#snapshotIndex);
     this.#raw = new RawNode({
       id: config.memberId,
       electionTick: this.electionTicks,
@@ -89,8 +95,10 @@ export class EtcdServer {
   }
 
   static async start(config: ServerConfig): Promise<EtcdServer> {
-    const kv = KvStore.open(config.dataDir, config.readMode !== undefined ? { readMode: config.readMode } : {});
-    const server = new EtcdServer(config, kv);
+    const memberDir = join(config.dataDir, "member");
+    const kv = KvStore.open(memberDir, config.readMode !== undefined ? { readMode: config.readMode } : {});
+    const storage = WalStorage.open(memberDir);
+    const server = new EtcdServer(config, kv, storage);
     server.#startTicking();
     return server;
   }
@@ -139,6 +147,7 @@ export class EtcdServer {
     this.#proposals.failAll(err);
     this.#reads.failAll(err);
     while (this.#processing) await new Promise((r) => setImmediate(r));
+    this.#storage.close();
     await this.kv.close();
   }
 
@@ -252,10 +261,11 @@ export class EtcdServer {
   async #handleReady(rd: Ready): Promise<void> {
     for (const rs of rd.readStates) this.#reads.onReadState(rs.requestCtx, rs.index);
     if (rd.softState !== undefined && rd.softState.lead !== 0n && this.#queued.length > 0) this.#scheduleFlush();
-    // Persist (in memory until the WAL is wired in), snapshot before entries, as etcd does.
-    if (rd.snapshot !== undefined) this.#storage.applySnapshot(rd.snapshot);
-    if (rd.hardState !== undefined) this.#storage.setHardState(rd.hardState);
-    if (rd.entries.length > 0) this.#storage.append(rd.entries);
+    // Persist first (snapshot, entries, hard state; one fdatasync when Raft says it must), as etcd does.
+    this.#storage.save(
+      { entries: rd.entries, ...(rd.hardState !== undefined ? { hardState: rd.hardState } : {}), ...(rd.snapshot !== undefined ? { snapshot: rd.snapshot } : {}) },
+      rd.mustSync,
+    );
     // A single member has no peers; a message to anyone else is a bug until the transport exists.
     for (const m of rd.messages) {
       if (m.to !== this.config.memberId) throw new Error(`no transport yet: message ${m.type} to ${m.to}`);
@@ -281,6 +291,14 @@ export class EtcdServer {
     this.#applied = last.index;
     results.forEach((res, i) => this.#proposals.trigger(ids[i] ?? 0n, res));
     this.#notifyApplied();
+    this.#maybeSnapshot();
+  }
+
+  /** Every --snapshot-count applied entries, snapshot (the backend is the state) and let old WAL segments go. */
+  #maybeSnapshot(): void {
+    if (this.#applied - this.#snapshotIndex < (this.config.snapshotCount ?? SNAPSHOT_COUNT)) return;
+    this.#storage.createSnapshot(this.#applied, this.#raw.raft.confState(), new Uint8Array(0), SNAPSHOT_CATCH_UP_ENTRIES);
+    this.#snapshotIndex = this.#applied;
   }
 
   /** Resolves once the applied index reaches `index` (a linearizable read's wait). */
@@ -305,12 +323,17 @@ export class EtcdServer {
     this.scheduleReady();
   }
 
-  #restoreFromBackend(consistentIndex: number): void {
-    // etcdctl snapshot restore's approach: the backend holds everything up to its consistent index, so the log
-    // restarts from a snapshot at that index. Term 1 is enough for a single member: it elects itself at term 2.
-    const cs = { voters: [this.config.memberId], learners: [] };
-    this.#storage.applySnapshot({ metadata: { index: consistentIndex, term: 1, confState: cs }, data: new Uint8Array(0) });
-    this.#storage.setHardState({ term: 1, vote: 0n, commit: consistentIndex });
+  /**
+   * A brand-new member starts as etcd's does after its bootstrap conf change (index 1, term 1): a durable
+   * snapshot holding the initial configuration, so the first election is term 2 and the first entry index 2.
+   */
+  #bootstrap(): void {
+    const confState = { voters: [this.config.memberId], learners: [] };
+    this.#storage.save({
+      snapshot: { metadata: { index: 1, term: 1, confState }, data: new Uint8Array(0) },
+      hardState: { term: 1, vote: 0n, commit: 1 },
+      entries: [],
+    }, true);
   }
 }
 

@@ -1,7 +1,7 @@
 // Proves a single-member EtcdServer takes writes through Raft (propose → commit → apply), serves linearizable
 // and serializable reads, reports etcd's errors, batches concurrent proposals, and keeps its data across a
 // restart without re-applying entries.
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -19,14 +19,17 @@ afterEach(async () => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
-function config(dataDir: string): ServerConfig {
-  return { name: "n1", dataDir, memberId: 0x3f87d1e9930d82d9n, clusterId: 0xc053a5fbc1c5ad1en, heartbeatIntervalMs: 10, electionTimeoutMs: 100 };
+function config(dataDir: string, snapshotCount?: number): ServerConfig {
+  return {
+    name: "n1", dataDir, memberId: 0x3f87d1e9930d82d9n, clusterId: 0xc053a5fbc1c5ad1en, heartbeatIntervalMs: 10, electionTimeoutMs: 100,
+    ...(snapshotCount !== undefined ? { snapshotCount } : {}),
+  };
 }
 
-async function startServer(dataDir?: string): Promise<EtcdServer> {
+async function startServer(dataDir?: string, snapshotCount?: number): Promise<EtcdServer> {
   const dir = dataDir ?? mkdtempSync(join(tmpdir(), "etcd-ts-server-"));
   if (dataDir === undefined) dirs.push(dir);
-  const s = await EtcdServer.start(config(dir));
+  const s = await EtcdServer.start(config(dir, snapshotCount));
   servers.push(s);
   return s;
 }
@@ -94,5 +97,21 @@ describe("single-member EtcdServer", () => {
     expect(got.response.count).toBe(20);
     const next = await s2.put({ key: enc("after"), value: enc("v") });
     expect(next.response.revision).toBe(22);
+  });
+
+  it("snapshots every --snapshot-count entries and restarts from snapshot + WAL tail", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "etcd-ts-server-"));
+    dirs.push(dir);
+    const s1 = await startServer(dir, 10);
+    for (let i = 0; i < 35; i++) await s1.put({ key: enc(`s${i}`), value: enc(`v${i}`) });
+    const applied = s1.appliedIndex;
+    await s1.stop();
+    servers.splice(servers.indexOf(s1), 1);
+    expect(readdirSync(join(dir, "member", "snap")).filter((f) => f.endsWith(".snap")).length).toBeGreaterThanOrEqual(3);
+    const s2 = await startServer(dir, 10);
+    expect(s2.appliedIndex).toBe(applied);
+    const got = await s2.range({ key: enc("s"), rangeEnd: enc("t"), countOnly: true });
+    expect(got.response.count).toBe(35);
+    expect((await s2.put({ key: enc("z"), value: enc("1") })).response.revision).toBe(37);
   });
 });
