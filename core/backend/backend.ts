@@ -53,7 +53,12 @@ export interface BackendOptions {
   readonly workerTasks?: Readonly<Record<string, ReadTask<never, unknown>>>;
   /** Worker threads for long reads; 0 runs every read on the main thread. Default 2. */
   readonly readWorkers?: number;
+  /** How often committed batches are fsynced in the background (0 = never; close() always syncs). */
+  readonly syncIntervalMs?: number;
 }
+
+/** Background fsync period: commits skip fsync (the WAL is the durability point), this bounds OS-crash loss. */
+export const BACKEND_SYNC_INTERVAL_MS = 1000;
 
 export interface BackendSize {
   /** Bytes of the data file on disk (etcd's db size). */
@@ -72,6 +77,9 @@ export class Backend {
   /** Last consistent index committed; only grows. */
   private ci: number;
   private closed = false;
+  /** Commits since the last background sync began. */
+  private unsynced = 0;
+  private readonly syncTimer: NodeJS.Timeout | undefined;
 
   private constructor(file: string, env: RootDatabase, opts: BackendOptions) {
     this.file = file;
@@ -87,6 +95,21 @@ export class Backend {
       workers > 0 && Object.keys(tasks).length > 0
         ? new WorkerPool({ path: file, maxDbs: MAX_DBS, size: workers, tasks })
         : undefined;
+    const every = opts.syncIntervalMs ?? BACKEND_SYNC_INTERVAL_MS;
+    this.syncTimer =
+      every > 0
+        ? setInterval(() => {
+            if (this.unsynced > 0 && !this.closed) void this.sync().catch(() => undefined);
+          }, every).unref()
+        : undefined;
+  }
+
+  /** Flushes every committed batch to disk (fsync). */
+  sync(): Promise<void> {
+    this.assertOpen();
+    this.unsynced = 0;
+    const env = this.env as unknown as { sync(cb: (err?: Error) => void): void };
+    return new Promise((resolve, reject) => env.sync((err) => (err ? reject(err) : resolve())));
   }
 
   /** Opens (or creates) the backend of a data dir; refuses foreign, newer or corrupt files by name. */
@@ -215,7 +238,9 @@ export class Backend {
 
   async close(): Promise<void> {
     if (this.closed) return;
+    if (this.unsynced > 0) await this.sync();
     this.closed = true;
+    if (this.syncTimer !== undefined) clearInterval(this.syncTimer);
     await this.pool?.close();
     await this.env.close();
   }
@@ -230,6 +255,7 @@ export class Backend {
       return out;
     });
     if (consistentIndex !== undefined) this.ci = consistentIndex;
+    this.unsynced += 1;
     return result;
   }
 

@@ -54,6 +54,12 @@ describe("batches and the consistent index", () => {
     expect(openBackend().consistentIndex(), "after reopen").toBe(1);
   });
 
+  it("sync() flushes committed batches and resolves", async () => {
+    const b = openBackend();
+    await b.batch(1, (tx) => tx.put("data", enc("k"), enc("v")));
+    await expect(b.sync()).resolves.toBeUndefined();
+  });
+
   it("refuses a consistent index that does not grow", async () => {
     const b = openBackend();
     await b.batch(5, () => undefined);
