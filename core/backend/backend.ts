@@ -12,7 +12,7 @@
 //
 // Durability: commits skip fsync (noSync); the WAL is the durability point and replay after a crash is
 // idempotent because the consistent index commits atomically with the data it describes.
-import { closeSync, existsSync, openSync, readSync, statSync } from "node:fs";
+import { closeSync, existsSync, fdatasyncSync, openSync, readSync, renameSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { open, type Database, type RootDatabase } from "lmdb";
 
@@ -131,6 +131,35 @@ export class Backend {
       throw err;
     }
     return backend;
+  }
+
+  /**
+   * Defragments a closed backend: copies the live pages into a compact new file and swaps it in (etcd's
+   * defrag; the caller stops using the backend meanwhile, as etcd blocks all traffic during defrag).
+   * Returns the file sizes before and after.
+   */
+  static async defragment(dataDir: string): Promise<{ beforeBytes: number; afterBytes: number }> {
+    const file = join(dataDir, BACKEND_FILE);
+    if (!existsSync(file)) throw new BackendFormatError(file, "no backend to defragment");
+    checkLmdbHeader(file);
+    const tmp = `${file}.defrag`;
+    rmSync(tmp, { force: true });
+    const beforeBytes = statSync(file).size;
+    const env = open({ path: file, maxDbs: MAX_DBS, noSync: true, mapSize: MAP_SIZE_BYTES, noSubdir: true });
+    try {
+      await env.backup(tmp, true);
+    } finally {
+      await env.close();
+    }
+    const fd = openSync(tmp, "r+");
+    try {
+      fdatasyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, file);
+    rmSync(`${tmp}-lock`, { force: true });
+    return { beforeBytes, afterBytes: statSync(file).size };
   }
 
   /** The applied raft index last committed with data (0 for a new backend). */

@@ -78,6 +78,26 @@ describe("batches and the consistent index", () => {
   });
 });
 
+describe("defragment", () => {
+  it("shrinks the file after most data is deleted and keeps the rest and the consistent index", async () => {
+    const b = openBackend();
+    await b.batch(1, (tx) => {
+      for (let i = 0; i < 3000; i++) tx.put("data", enc(`key-${i}`), new Uint8Array(1024));
+    });
+    await b.batch(2, (tx) => {
+      for (let i = 10; i < 3000; i++) tx.del("data", enc(`key-${i}`));
+    });
+    await b.close();
+    opened.length = 0;
+    const { beforeBytes, afterBytes } = await Backend.defragment(dir);
+    expect(afterBytes, `defrag ${beforeBytes} -> ${afterBytes} bytes`).toBeLessThan(beforeBytes / 4);
+    const again = openBackend();
+    expect(again.consistentIndex()).toBe(2);
+    const left = again.readNow((v) => [...v.range("data", {})].length);
+    expect(left).toBe(10);
+  });
+});
+
 describe("data-format safety", () => {
   it("refuses a data file of a newer format, naming the file", async () => {
     const b = openBackend();
