@@ -14,6 +14,8 @@ export interface ImportStats {
   stages: Record<string, number>;
   requests: number;
   imported: number;
+  /** Objects created in the preload because the log touches them before creating them. */
+  preloaded: number;
   /** Requests dropped, by reason. */
   skipped: Record<string, number>;
   /** First bad line numbers with why (at most 20 kept). */
@@ -106,7 +108,7 @@ function toOp(e: AuditEvent, t0: number): TraceOp | string {
 
 /** importAuditLog converts audit-log text to a trace plus counts of what was read, kept and dropped. */
 export function importAuditLog(text: string): { trace: Trace; stats: ImportStats } {
-  const stats: ImportStats = { lines: 0, badLines: 0, stages: {}, requests: 0, imported: 0, skipped: {}, badLineSamples: [] };
+  const stats: ImportStats = { lines: 0, badLines: 0, stages: {}, requests: 0, imported: 0, preloaded: 0, skipped: {}, badLineSamples: [] };
   const best = new Map<string, AuditEvent>();
   const lines = text.split("\n");
   for (let i = 0; i < lines.length; i++) {
@@ -127,6 +129,7 @@ export function importAuditLog(text: string): { trace: Trace; stats: ImportStats
   const events = [...best.values()].sort((a, b) => startOf(a)! - startOf(b)!);
   const t0 = events.length > 0 ? startOf(events[0]!)! : 0;
   const ops: TraceOp[] = [];
+  const notFound = new Set<TraceOp>();
   for (const e of events) {
     if (e.stage === "RequestReceived") {
       bump(stats.skipped, "no-response");
@@ -134,8 +137,35 @@ export function importAuditLog(text: string): { trace: Trace; stats: ImportStats
     }
     const op = toOp(e, t0);
     if (typeof op === "string") bump(stats.skipped, op);
-    else ops.push(op);
+    else {
+      ops.push(op);
+      if (e.responseStatus?.code === 404) notFound.add(op);
+    }
   }
   stats.imported = ops.length;
-  return { trace: { header: { kind: "header", format: TRACE_FORMAT, generator: "audit-import" }, ops }, stats };
+  const preload = preloadFor(ops, notFound);
+  stats.preloaded = preload.length;
+  return { trace: { header: { kind: "header", format: TRACE_FORMAT, generator: "audit-import" }, ops: [...preload, ...ops] }, stats };
+}
+
+/**
+ * preloadFor creates, before the replay, every named object the log reads, updates or deletes before (or
+ * without) creating it: those objects existed when the log started, and replaying against an empty store
+ * would turn their reads into misses and their updates into NotFound. An object first seen in a 404 did not exist.
+ */
+function preloadFor(ops: readonly TraceOp[], notFound: ReadonlySet<TraceOp>): TraceOp[] {
+  const created = new Set<string>();
+  const out: TraceOp[] = [];
+  for (const op of ops) {
+    if (op.name === undefined || op.verb === "watch" || op.verb === "list") continue;
+    const id = `${op.group ?? ""}/${op.resource}/${op.ns ?? ""}/${op.name}`;
+    if (created.has(id)) continue;
+    created.add(id);
+    if (op.verb === "create" || notFound.has(op)) continue;
+    out.push({
+      t: 0, verb: "create", resource: op.resource, ...(op.group === undefined ? {} : { group: op.group }),
+      ...(op.ns === undefined ? {} : { ns: op.ns }), name: op.name, size: sizeOf(op.resource), phase: "preload",
+    });
+  }
+  return out;
 }

@@ -141,6 +141,8 @@ export class KubeStorage {
    */
   async update(key: string, value: Bytes, pinnedRev?: bigint): Promise<UpdateOutcome> {
     let rev = pinnedRev ?? this.known.get(key) ?? (await this.currentRev(key));
+    // GuaranteedUpdate of a missing object is NotFound (kube-apiserver does not create on update here).
+    if (rev === 0n) return { updated: false, attempts: 0, revision: 0n };
     for (let attempt = 1; attempt <= MAX_UPDATE_ATTEMPTS; attempt++) {
       const res = await this.kv.txn({
         compare: [{ key, target: "MOD", result: "EQUAL", value: rev }],

@@ -39,6 +39,13 @@ describe("audit importer on a hand-written sample", () => {
     expect(stats.requests).toBe(10);
     expect(stats.skipped).toEqual({ "non-resource": 1, "watch-cache": 1, "virtual-resource": 1, "code-403": 1, "no-response": 1 });
     expect(stats.imported).toBe(5);
+    expect(stats.preloaded, "p1 is created in the log; admin was a 404").toBe(0);
+  });
+
+  it("preloads an object the log updates before creating it", () => {
+    const upd = ev({ auditID: "u", stage: "ResponseComplete", verb: "update", objectRef: { resource: "leases", namespace: "kube-node-lease", name: "n1" }, responseStatus: { code: 200 }, requestReceivedTimestamp: T(0), stageTimestamp: T(0) });
+    const r = importAuditLog(upd + "\n" + upd.replace('"auditID":"u"', '"auditID":"v"'));
+    expect(r.trace.ops.map((o) => `${o.phase ?? "-"} ${o.verb}`)).toEqual(["preload create", "- update", "- update"]);
   });
 
   it("maps each request to the op kube-apiserver would send to etcd", () => {
@@ -61,7 +68,11 @@ describe("audit importer on the real logs (read in place)", () => {
     expect(stats.stages).toEqual({ ResponseComplete: 437, RequestReceived: 320 });
     expect(stats.skipped["code-403"]).toBe(11);
     expect(stats.skipped["non-resource"]).toBe(23);
-    expect(trace.ops.length).toBe(437 - 34);
+    expect(stats.imported).toBe(437 - 34);
+    const pre = trace.ops.filter((o) => o.phase === "preload");
+    expect(pre.length, "objects touched before being created are preloaded").toBe(stats.preloaded);
+    expect(pre.every((o) => o.verb === "create")).toBe(true);
+    expect(trace.ops.length).toBe(stats.imported + stats.preloaded);
   });
 
   it("imports the OpenShift log: ResponseStarted-only watch kept, tokenreview and 304s dropped", () => {

@@ -64,6 +64,13 @@ describe("storage calls against real etcd", () => {
     expect((await client.get(key)).kvs[0]?.value.toString()).toBe("from-a");
   });
 
+  it("update of a missing object is NotFound and creates nothing", async () => {
+    const s = new KubeStorage(client);
+    const key = keyFor("pods", "ns", "never-created");
+    expect((await s.update(key, "x")).updated).toBe(false);
+    expect((await client.get(key)).kvs.length).toBe(0);
+  });
+
   it("delete is a guarded Txn: true once, false when the object is gone", async () => {
     const s = new KubeStorage(client);
     const key = keyFor("pods", "ns", "del");
