@@ -136,6 +136,8 @@ export class Cluster {
   /** ReadIndex request ctx → the highest commit index anywhere when it was requested (linearizable reads). */
   private readonly readRequests = new Map<string, number>();
   private readonly pendingReports: { id: NodeId; f: (raw: RawNodeApi) => void }[] = [];
+  /** Extra state appended to failure messages (e.g. every member's term, log and configuration). */
+  onFailDetail: (() => string) | undefined;
   /** Set to receive one line per crash, restart and Ready (e.g. TRACE=1 when replaying one seed). */
   trace: ((line: string) => void) | undefined;
 
@@ -155,7 +157,8 @@ export class Cluster {
 
   /** Fails with the seed in the message, so any failure can be replayed. */
   fail(what: string): never {
-    throw new Error(`seed=${this.seed} t=${this.nowUnits} (tick ${this.nowTicks()}): ${what}`);
+    const detail = this.onFailDetail?.();
+    throw new Error(`seed=${this.seed} t=${this.nowUnits} (tick ${this.nowTicks()}): ${what}${detail !== undefined ? `\n${detail}` : ""}`);
   }
 
   nowTicks(): number {

@@ -11,7 +11,7 @@ import { SeededRng } from "./rng.js";
 export interface RandomRunOptions {
   /** Ticks of the fault phase. */
   readonly faultTicks?: number;
-  /** Liveness bound after healing, in ticks. */
+  /** Liveness bound after healing, in ticks (default 40 election timeouts). */
   readonly livenessTicks?: number;
   /** Receives the cluster's trace lines (crashes, restarts, every Ready). */
   readonly trace?: (line: string) => void;
@@ -46,7 +46,8 @@ export function randomRun(impl: RaftImpl, seed: number, o: RandomRunOptions = {}
   const rng = new SeededRng(seed ^ 0x5eed);
   const voterCount = rng.chance(0.5) ? 3 : 5;
   const voters = Array.from({ length: voterCount }, (_, i) => BigInt(i + 1));
-  const delayMax = rng.between(1, 30);
+  // Mostly sub-tick to 3-tick delays; one run in ten keeps messages up to 20 ticks (very stale deliveries).
+  const delayMax = rng.chance(0.1) ? rng.between(30, 200) : rng.between(1, 30);
   const electionTicks = rng.between(5, 15);
   const c = new Cluster(impl, {
     seed,
@@ -69,7 +70,9 @@ export function randomRun(impl: RaftImpl, seed: number, o: RandomRunOptions = {}
     c.runTicks(1);
   }
   heal(d);
-  checkLiveness(d, o.livenessTicks ?? 150);
+  // Elections are randomized: a round where only members with stale logs time out first elects nobody, so the
+  // bound is in election timeouts, generous enough that a seed failing it means a stuck cluster, not bad luck.
+  checkLiveness(d, o.livenessTicks ?? 40 * electionTicks);
   let confChangesApplied = 0;
   for (const list of c.appliedConfChanges.values()) confChangesApplied = Math.max(confChangesApplied, list.length);
   return {
@@ -155,6 +158,7 @@ function checkLiveness(d: Driver, boundTicks: number): void {
   const start = c.nowTicks();
   const marker = `final-${c.seed}`;
   let proposedAt: NodeId | undefined;
+  c.onFailDetail = () => describeMembers(c);
   c.runUntil(() => {
     const l = c.stableLeader();
     if (l === undefined) return false;
@@ -181,4 +185,18 @@ function converged(c: Cluster, leaderId: NodeId, marker: string): boolean {
     }
   }
   return true;
+}
+
+/** One line per member, appended to a liveness failure so it can be diagnosed from the message alone. */
+export function describeMembers(c: Cluster): string {
+  const lines: string[] = [];
+  for (const n of c.nodes.values()) {
+    const last = n.storage.lastIndex();
+    const st = n.raw?.status();
+    const core = st === undefined ? "" : ` core: state=${st.softState.raftState} voters=[${st.confState.voters.join(",")}] learners=[${st.confState.learners.join(",")}]`;
+    const cs = `voters=[${n.confState.voters.join(",")}] learners=[${n.confState.learners.join(",")}]${core}`;
+    lines.push(`  node ${n.id}: ${n.alive ? n.state : c.removed.has(n.id) ? "removed" : "down"} term=${n.term} lead=${n.lead} ` +
+      `commit=${n.commit} applied=${n.sm.applied} last=${last}@${n.termAt(last) ?? "?"} ${cs}`);
+  }
+  return lines.join("\n");
 }
