@@ -17,6 +17,8 @@ export const CAMPAIGN_TRANSFER: Uint8Array = new TextEncoder().encode("CampaignT
 
 export const DEFAULT_MAX_SIZE_PER_MSG_BYTES = 1024 * 1024;
 export const DEFAULT_MAX_INFLIGHT_MSGS = 512;
+/** Reads queued on a new leader before its first commit; more are dropped (the server retries them). */
+export const MAX_PENDING_READ_INDEX = 4096;
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 export type MessageInit = Partial<Mutable<Message>> & { type: Message["type"]; to: NodeId };
@@ -74,6 +76,8 @@ export class Raft {
   /** Bytes of entry payloads appended by this leader and not yet handed out as committed. */
   uncommittedSizeBytes = 0;
   readOnly = new ReadOnly();
+  /** Reads that arrived before this leader committed an entry of its term; served once it has (bounded). */
+  pendingReadIndexMessages: Message[] = [];
   readonly readOnlyOption: ReadOnlyOption;
   /** Leader/candidate: ticks since the last election timeout; follower: since last hearing from the leader. */
   electionElapsed = 0;
@@ -298,6 +302,7 @@ export class Raft {
     this.pendingConfIndex = 0;
     this.uncommittedSizeBytes = 0;
     this.readOnly = new ReadOnly();
+    this.pendingReadIndexMessages = [];
   }
 
   resetRandomizedElectionTimeout(): void {
@@ -563,8 +568,28 @@ export class Raft {
       this.answerRead(m, this.raftLog.committed, ctx);
       return;
     }
-    // Thesis §6.4: the commit index is only known to be current once this term has committed an entry.
-    if (this.raftLog.termOrUndefined(this.raftLog.committed) !== this.term) return;
+    // Thesis §6.4: the commit index is only known to be current once this term has committed an entry;
+    // until then the read waits (as newer etcd raft; 3.4 dropped it and let the server retry).
+    if (!this.committedEntryInCurrentTerm()) {
+      if (this.pendingReadIndexMessages.length < MAX_PENDING_READ_INDEX) this.pendingReadIndexMessages.push(m);
+      return;
+    }
+    this.sendReadIndexResponse(m);
+  }
+
+  private committedEntryInCurrentTerm(): boolean {
+    return this.raftLog.termOrUndefined(this.raftLog.committed) === this.term;
+  }
+
+  private releasePendingReadIndexMessages(): void {
+    if (this.pendingReadIndexMessages.length === 0 || !this.committedEntryInCurrentTerm()) return;
+    const pending = this.pendingReadIndexMessages;
+    this.pendingReadIndexMessages = [];
+    for (const m of pending) this.sendReadIndexResponse(m);
+  }
+
+  private sendReadIndexResponse(m: Message): void {
+    const ctx = m.context ?? EMPTY;
     if (this.readOnlyOption === RO.Safe) {
       this.readOnly.addRequest(this.raftLog.committed, m, ctx);
       this.readOnly.recvAck(this.id, ctx);
@@ -600,8 +625,10 @@ export class Raft {
       pr.becomeReplicate();
     } else if (pr.state === "StateReplicate") pr.inflights.freeLE(m.index);
 
-    if (this.maybeCommit()) this.bcastAppend();
-    else if (oldPaused) this.sendAppend(m.from);
+    if (this.maybeCommit()) {
+      this.releasePendingReadIndexMessages();
+      this.bcastAppend();
+    } else if (oldPaused) this.sendAppend(m.from);
     // Fill the in-flight window with whatever else is ready.
     while (this.maybeSendAppend(m.from, false)) {
       // keep sending
@@ -839,8 +866,10 @@ export class Raft {
     // A new member counts as active, so check-quorum does not depose the leader before it has answered.
     pr.recentActive = true;
     if (this.state === ST.Leader) {
-      if (this.maybeCommit()) this.bcastAppend();
-      else if (id !== this.id) this.sendAppend(id);
+      if (this.maybeCommit()) {
+        this.releasePendingReadIndexMessages();
+        this.bcastAppend();
+      } else if (id !== this.id) this.sendAppend(id);
     }
   }
 
@@ -854,7 +883,10 @@ export class Raft {
       return;
     }
     if (this.leadTransferee === id) this.abortLeaderTransfer();
-    if (this.votersCount() > 0 && this.maybeCommit()) this.bcastAppend();
+    if (this.votersCount() > 0 && this.maybeCommit()) {
+      this.releasePendingReadIndexMessages();
+      this.bcastAppend();
+    }
   }
 }
 

@@ -6,7 +6,7 @@ import { describe, expect, it } from "vitest";
 import { MemoryStorage } from "../../../core/raft/memory_storage.js";
 import { RawNode } from "../../../core/raft/raw_node.js";
 import { newMessage } from "../../../core/raft/raft.js";
-import { EntryType, MessageType, type NodeId } from "../../../core/raft/types.js";
+import { EntryType, MessageType, type NodeId, type Ready } from "../../../core/raft/types.js";
 import { FixedRng, TestNet, decode, text } from "./net.js";
 
 const V3: NodeId[] = [1n, 2n, 3n];
@@ -66,18 +66,29 @@ describe("read index", () => {
     expect(net.node(1n).readStates.map((r) => r.index)).toEqual([1]);
   });
 
-  it("a new leader that has not committed in its term does not answer", () => {
+  it("a new leader holds a read until it has committed an entry of its term, then confirms and answers", () => {
     const s = MemoryStorage.fromConfState({ voters: V3, learners: [] });
     s.append([{ index: 1, term: 1, type: EntryType.Normal, data: text("old") }]);
     s.setHardState({ term: 1, vote: 0n, commit: 1 });
     const raw = new RawNode({ id: 1n, electionTick: 10, heartbeatTick: 1, storage: s, rng: new FixedRng(0), preVote: false });
     raw.campaign();
     raw.step(newMessage({ type: MessageType.VoteResp, to: 1n, from: 2n, term: 2 }));
-    raw.advance(raw.ready());
+    const persist = (rd: Ready): void => {
+      s.append(rd.entries);
+      if (rd.hardState !== undefined) s.setHardState(rd.hardState);
+      raw.advance(rd);
+    };
+    persist(raw.ready());
     raw.readIndex(text("early"));
     const rd = raw.ready();
-    expect(rd.messages.filter((m) => m.type === "MsgHeartbeat"), "no heartbeat round started").toEqual([]);
+    expect(rd.messages.filter((m) => m.type === "MsgHeartbeat"), "no heartbeat round yet").toEqual([]);
     expect(rd.readStates).toEqual([]);
+    persist(rd);
+    raw.step(newMessage({ type: MessageType.AppResp, to: 1n, from: 2n, term: 2, index: 2 })); // commits the term-2 entry
+    const hb = raw.ready().messages.filter((m) => m.type === "MsgHeartbeat" && m.context !== undefined);
+    expect(hb.map((m) => [m.to, decode(m.context ?? new Uint8Array())])).toEqual([[2n, "early"], [3n, "early"]]);
+    raw.step(newMessage({ type: MessageType.HeartbeatResp, to: 1n, from: 3n, term: 2, context: text("early") }));
+    expect(raw.ready().readStates.map((r) => [r.index, decode(r.requestCtx)])).toEqual([[2, "early"]]);
   });
 
   it("with readOnlyOption leaseBased the leader answers without a heartbeat round", () => {
