@@ -111,7 +111,10 @@ export async function replayTrace(client: EtcdClient, trace: Trace, rec: Recorde
   const preloadErrors = await preload(storage, client, pre, opts);
   const preloadSeconds = (performance.now() - p0) / 1000;
   const offload = opts.offloadLists === undefined ? undefined : new ListOffload(opts.offloadLists);
-  const run = new Run(client, storage, rec, opts, offload);
+  // Watches start from the revision the measured replay starts at (as kube-apiserver watches from its LIST's
+  // revision + 1), so a watch sees every measured write on its prefix however long its creation takes.
+  const watchFrom = ops.some((o) => o.verb === "watch") ? (await client.get("compact_rev_key")).header.revision + 1n : undefined;
+  const run = new Run(client, storage, rec, opts, offload, watchFrom);
   try {
     await run.run(ops);
   } finally {
@@ -139,6 +142,7 @@ class Run {
   constructor(
     private readonly client: EtcdClient, private readonly storage: KubeStorage, private readonly rec: Recorder,
     private readonly opts: ReplayOptions, private readonly offload: ListOffload | undefined,
+    private readonly watchFrom: bigint | undefined,
   ) {
     this.speed = opts.speed ?? 1;
     this.timeoutMs = opts.timeoutMs ?? 60_000;
@@ -218,7 +222,8 @@ class Run {
   }
 
   private openWatch(op: TraceOp, intendedS: number): void {
-    const w = this.client.watch(listPrefix(op.resource, op.ns, op.group), { prefix: true, prevKv: true });
+    const from = this.watchFrom === undefined ? {} : { startRevision: this.watchFrom };
+    const w = this.client.watch(listPrefix(op.resource, op.ns, op.group), { prefix: true, prevKv: true, ...from });
     this.watchers.push(w);
     const phase = op.phase ?? "run";
     const sentS = this.elapsedS();
