@@ -50,6 +50,7 @@ export interface ClusterOptions {
   readonly keepAfterCompact?: number;
   readonly maxSizePerMsgBytes?: number;
   readonly maxInflightMsgs?: number;
+  readonly maxUncommittedEntriesBytes?: number;
 }
 
 export interface RecordedRead {
@@ -222,6 +223,7 @@ export class Cluster {
       ...(this.opts.readOnlyOption !== undefined ? { readOnlyOption: this.opts.readOnlyOption } : {}),
       ...(this.opts.maxSizePerMsgBytes !== undefined ? { maxSizePerMsgBytes: this.opts.maxSizePerMsgBytes } : {}),
       ...(this.opts.maxInflightMsgs !== undefined ? { maxInflightMsgs: this.opts.maxInflightMsgs } : {}),
+      ...(this.opts.maxUncommittedEntriesBytes !== undefined ? { maxUncommittedEntriesBytes: this.opts.maxUncommittedEntriesBytes } : {}),
     };
     n.raw = this.guard(n.id, "new RawNode", () => this.impl.newRawNode(config));
     this.drain(n);

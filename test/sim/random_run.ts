@@ -37,6 +37,8 @@ const ADD_LEARNER = 3;
 interface Driver {
   readonly c: Cluster;
   readonly rng: SeededRng;
+  /** Per-tick probability of a conf change attempt (one run in five is membership-heavy). */
+  readonly confChangeRate: number;
   readonly spares: NodeId[];
   proposals: number;
   crashes: number;
@@ -60,10 +62,11 @@ export function randomRun(impl: RaftImpl, seed: number, o: RandomRunOptions = {}
     keepAfterCompact: rng.between(0, 3),
     maxInflightMsgs: rng.between(1, 64),
     maxSizePerMsgBytes: rng.chance(0.3) ? 40 : 1024 * 1024,
+    ...(rng.chance(0.2) ? { maxUncommittedEntriesBytes: rng.between(10, 100) } : {}),
     faults: { dropRate: rng.pick([0, 0.02, 0.1, 0.25]), dupRate: rng.pick([0, 0.05, 0.2]), minDelayUnits: 1, maxDelayUnits: delayMax },
   });
   c.trace = o.trace;
-  const d: Driver = { c, rng, spares: [BigInt(voterCount + 1), BigInt(voterCount + 2)], proposals: 0, crashes: 0 };
+  const d: Driver = { c, rng, confChangeRate: rng.chance(0.2) ? 0.1 : 0.015, spares: [BigInt(voterCount + 1), BigInt(voterCount + 2), BigInt(voterCount + 3)], proposals: 0, crashes: 0 };
   const faultTicks = o.faultTicks ?? 200;
   for (let t = 0; t < faultTicks; t++) {
     randomEvents(d);
@@ -100,7 +103,7 @@ function randomEvents(d: Driver): void {
   if (down.length > 0 && rng.chance(0.06)) c.restart(rng.pick(down), rng.chance(0.5) ? { tickMode: "etcd34" } : {});
   const leader = c.leaders()[0];
   if (leader === undefined) return;
-  if (rng.chance(0.015)) randomConfChange(d, leader.id);
+  if (rng.chance(d.confChangeRate)) randomConfChange(d, leader.id);
   if (rng.chance(0.01)) c.transferLeader(leader.id, rng.pick([...leader.confState.voters, ...leader.confState.learners]));
   if (rng.chance(0.1)) c.readIndex(rng.pick(live), `r${c.nowUnits}`);
 }
