@@ -48,13 +48,17 @@ export class LeaseKeepAlive {
     const stream = fn.call(client);
     this.stream = stream;
     stream.on("data", (res: pb.LeaseKeepAliveResponse) => this.onResponse(res));
-    stream.on("error", (err: unknown) => {
+    const broken = (e: ReturnType<typeof toClientError> | undefined): void => {
       if (this.stopped || stream !== this.stream) return;
-      const e = toClientError(err, endpoint);
-      if (!isUnavailable(e) || ++this.reopens > this.conn.endpointCount * 3) return this.fail(e);
+      this.stream = undefined; // one reopen per broken stream ("error" and "end" may both arrive)
+      if ((e !== undefined && !isUnavailable(e)) || ++this.reopens > this.conn.endpointCount * 3) {
+        return this.fail(e ?? new Error(`keepalive stream of lease ${this.id} ended by ${endpoint}`));
+      }
       this.conn.failover(endpoint);
       this.schedule(Math.min(1000, 100 * this.reopens), true);
-    });
+    };
+    stream.on("error", (err: unknown) => broken(toClientError(err, endpoint)));
+    stream.on("end", () => broken(undefined));
     stream.write({ ID: this.id.toString() });
   }
 
