@@ -77,8 +77,10 @@ export class SimNode {
   pendingTickMode: TickMode | undefined;
   /** Ticks advanced by the restart tick rule at the last restart, or undefined. */
   advancedTicks: number | undefined;
-  /** Highest state this incarnation ever reached, for scenario assertions. */
+  /** Did this incarnation ever become (pre-)candidate. */
   everCampaigned = false;
+  /** Clock skew: this member ticks every `tickPeriodUnits` units (default: the cluster's unitsPerTick). */
+  tickPeriodUnits: number | undefined;
 
   constructor(
     readonly id: NodeId,
@@ -310,7 +312,8 @@ export class Cluster {
       this.flushReports();
     }
     for (const n of this.nodes.values()) {
-      if (n.raw === undefined || this.nowUnits % this.cfg.unitsPerTick !== n.phaseUnits) continue;
+      const period = n.tickPeriodUnits ?? this.cfg.unitsPerTick;
+      if (n.raw === undefined || (this.nowUnits - n.phaseUnits) % period !== 0) continue;
       if (n.pendingTickMode !== undefined) this.maybeAdvanceTicks(n);
       const raw = n.raw;
       if (raw === undefined) continue;

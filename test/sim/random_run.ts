@@ -92,6 +92,7 @@ function randomEvents(d: Driver): void {
     for (let k = rng.chance(0.1) ? rng.between(2, 10) : 1; k > 0; k--) c.propose(at, `p${d.proposals++}`);
   }
   if (rng.chance(0.04)) randomPartition(d);
+  if (rng.chance(0.01)) c.node(rng.pick(c.ids())).tickPeriodUnits = rng.chance(0.5) ? undefined : rng.between(5, 20); // clock skew
   if (live.length > 0 && rng.chance(0.02)) {
     const victim = rng.pick(live);
     d.crashes++;
@@ -150,6 +151,7 @@ function heal(d: Driver): void {
   for (const id of c.ids()) {
     const n = c.node(id);
     n.crashAt = undefined;
+    n.tickPeriodUnits = undefined;
     if (!n.alive && !c.removed.has(id)) c.restart(id, { tickMode: "etcd34" });
   }
 }
