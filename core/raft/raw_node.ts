@@ -64,6 +64,7 @@ export class RawNode implements RawNodeApi {
    */
   step(m: Message): void {
     if (LOCAL_TYPES.has(m.type)) throw new RaftError(RaftErrorCode.StepLocalMsg, `${m.type} from ${m.from}`);
+    if (!wellFormed(m)) return; // garbage numbers from the wire: ignore, as a message lost in transit
     if (RESPONSE_TYPES.has(m.type) && !this.raft.prs.has(m.from)) {
       throw new RaftError(RaftErrorCode.StepPeerNotFound, `${m.type} from ${m.from}`);
     }
@@ -170,4 +171,15 @@ function softStateEqual(a: SoftState, b: SoftState): boolean {
 
 function hardStateEqual(a: HardState, b: HardState): boolean {
   return a.term === b.term && a.vote === b.vote && a.commit === b.commit;
+}
+
+function isIndex(n: number): boolean {
+  return Number.isSafeInteger(n) && n >= 0;
+}
+
+/** Every index and term is a non-negative safe integer, and so is every entry's. */
+function wellFormed(m: Message): boolean {
+  if (!isIndex(m.term) || !isIndex(m.index) || !isIndex(m.logTerm) || !isIndex(m.commit) || !isIndex(m.rejectHint)) return false;
+  for (const e of m.entries) if (!isIndex(e.index) || !isIndex(e.term)) return false;
+  return true;
 }

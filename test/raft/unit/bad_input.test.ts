@@ -56,6 +56,15 @@ describe("bad input", () => {
     expect(s.lastIndex()).toBe(3);
   });
 
+  it("ignores messages whose indexes or terms are not non-negative integers", () => {
+    const { raw, s } = follower();
+    for (const bad of [{ index: -1 }, { index: Number.NaN }, { term: 1.5 }, { commit: Number.POSITIVE_INFINITY }, { logTerm: -3 }]) {
+      raw.step(newMessage({ type: MessageType.App, to: 2n, from: 1n, term: 1, index: 3, logTerm: 1, commit: 3, ...bad }));
+      expect(raw.hasReady() ? raw.ready().messages : [], JSON.stringify(bad)).toEqual([]);
+    }
+    expect([s.lastIndex(), raw.status().hardState.commit, raw.status().hardState.term]).toEqual([3, 2, 1]);
+  });
+
   it("ignores a heartbeat commit beyond the log", () => {
     const { raw } = follower();
     raw.step(newMessage({ type: MessageType.Heartbeat, to: 2n, from: 1n, term: 1, commit: 99 }));
