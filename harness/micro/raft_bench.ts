@@ -4,6 +4,7 @@
 // on the leader) and messages/s; writes results/<timestamp>-raft/raft.csv and prints a table.
 
 import { mkdirSync, writeFileSync } from "node:fs";
+import { loadavg } from "node:os";
 import { join, resolve } from "node:path";
 import { stringify } from "csv-stringify/sync";
 import { MemoryStorage } from "../../core/raft/memory_storage.js";
@@ -26,6 +27,8 @@ interface Row {
   readonly messages: number;
   readonly messages_per_s: number;
   readonly mib_per_s: number;
+  /** The machine's 1-minute load average when the setting finished (other work skews the numbers). */
+  readonly loadavg_1m: number;
 }
 
 /** Keep this many entries below the applied index when compacting storage (bounds memory in long runs). */
@@ -114,6 +117,7 @@ function runSetting(batch: number, entryBytes: number, seconds: number): Row {
     messages,
     messages_per_s: Math.round(messages / elapsed),
     mib_per_s: round((committed * entryBytes) / elapsed / (1024 * 1024), 1),
+    loadavg_1m: round(loadavg()[0] ?? 0, 2),
   };
 }
 
@@ -138,10 +142,10 @@ export async function run(args: string[]): Promise<string> {
   const dir = join(resolve("results"), `${stamp}-raft`);
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, "raft.csv"), stringify(rows, { header: true }));
-  console.log("batch  entry_B  committed/s  messages/s  MiB/s");
+  console.log("batch  entry_B  committed/s  messages/s  MiB/s  load1m");
   for (const r of rows) {
     console.log(
-      `${String(r.batch_entries).padStart(5)}  ${String(r.entry_bytes).padStart(7)}  ${String(r.committed_entries_per_s).padStart(11)}  ${String(r.messages_per_s).padStart(10)}  ${String(r.mib_per_s).padStart(5)}`,
+      `${String(r.batch_entries).padStart(5)}  ${String(r.entry_bytes).padStart(7)}  ${String(r.committed_entries_per_s).padStart(11)}  ${String(r.messages_per_s).padStart(10)}  ${String(r.mib_per_s).padStart(5)}  ${String(r.loadavg_1m).padStart(6)}`,
     );
   }
   return dir;
