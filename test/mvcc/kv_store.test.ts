@@ -8,7 +8,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 
 import { isEtcdError, type ErrorCode } from "../../core/errors.js";
 import { decodeKeyValue } from "../../core/mvcc/kv_codec.js";
-import { KvStore } from "../../core/mvcc/kv_store.js";
+import { KvStore, ReadMode } from "../../core/mvcc/kv_store.js";
 import { CompareResult, CompareTarget, SortOrder, SortTarget, type RangeResponse } from "../../core/mvcc/types.js";
 
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
@@ -199,5 +199,27 @@ describe("delete, txn, compaction, hash", () => {
     const [r, p] = await Promise.all([range, put]);
     expect(events).toEqual(["put", "range"]);
     expect([r.revision, r.count, p.revision]).toEqual([201, 200, 202]);
+  });
+
+  it("blocking mode: a put issued during a worker Range commits after it; a Range issued later sees the put", async () => {
+    await store.close();
+    store = KvStore.open(dir, { readWorkers: 1, readMode: ReadMode.Blocking });
+    for (let i = 0; i < 200; i++) await store.put({ key: enc(`p${String(i).padStart(4, "0")}`), value: new Uint8Array(100) });
+    const events: string[] = [];
+    const range = store.range({ key: enc("p"), rangeEnd: enc("q") }, { worker: true }).then((r) => {
+      events.push("range");
+      return r;
+    });
+    const put = store.put({ key: enc("p9999"), value: enc("late") }).then((r) => {
+      events.push("put");
+      return r;
+    });
+    const later = store.range({ key: enc("p"), rangeEnd: enc("q") }, { worker: false }).then((r) => {
+      events.push("later range");
+      return r;
+    });
+    const [r, p, l] = await Promise.all([range, put, later]);
+    expect(events).toEqual(["range", "put", "later range"]);
+    expect([r.count, p.revision, l.count, l.revision]).toEqual([200, 202, 201, 202]);
   });
 });
