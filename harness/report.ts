@@ -74,14 +74,20 @@ table{border-collapse:collapse;font-size:12px;margin:8px 0}td,th{border:1px soli
 th{background:#f0f0f0}td:first-child,td:nth-child(2){text-align:left}.chart{display:block;margin:12px 0}
 .note{background:#fff8e1;border-left:4px solid #f0b400;padding:6px 10px}`;
 
+/** Replayer event-loop delay (P99, ms) above which the report warns that the client limited the measurement. */
+const LAG_WARN_MS = 20;
+
 /** renderReport writes dir/report.html from the files in dir; returns its path. */
 export function renderReport(dir: string): string {
   const env = JSON.parse(readFileSync(join(dir, "env.json"), "utf8")) as Record<string, unknown>;
   const summary = readCsv(join(dir, "summary.csv"));
   const claims = readCsv(join(dir, "claims.csv"));
   const focus = focusOf(env, summary);
-  const targets = (env["targets"] as { name: string; describe: string; version: string; available: boolean; reason?: string }[] | undefined) ?? [];
-  const notes = ((env["notes"] as string[] | undefined) ?? []).map((n) => `<p class="note">${esc(n)}</p>`).join("\n");
+  const targets = (env["targets"] as { name: string; describe: string; version: string; available: boolean; reason?: string; eventLoopDelayP99Ms?: number }[] | undefined) ?? [];
+  const lagNotes = targets
+    .filter((t) => (t.eventLoopDelayP99Ms ?? 0) > LAG_WARN_MS)
+    .map((t) => `${t.name}: the replayer's event loop was delayed ${t.eventLoopDelayP99Ms} ms at P99 (CPU shared with the server and other work; load average ${env["loadAverage"] === undefined ? "not recorded" : JSON.stringify(env["loadAverage"])}); P99 latencies near or below that reflect the machine as much as the server.`);
+  const notes = [...((env["notes"] as string[] | undefined) ?? []), ...lagNotes].map((n) => `<p class="note">${esc(n)}</p>`).join("\n");
   const targetRows = targets.map((t) => ({ target: t.name, available: t.available ? "yes" : "not yet available", version: t.version, detail: t.available ? t.describe : (t.reason ?? "") }));
   const hists = (() => { try { return readdirSync(join(dir, "histograms")).length; } catch { return 0; } })();
   const html = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>etcd-ts bench: ${esc(String(env["experiment"] ?? ""))}</title><style>${CSS}</style></head><body>
