@@ -9,6 +9,7 @@ import { checkDelete, checkPut, checkRange, checkTxn } from "../mvcc/validate.js
 import type { EtcdServer } from "../server/etcd_server.js";
 import * as kc from "./kv_codec.js";
 import { loadEtcdProto } from "./proto/load.js";
+import { watchService } from "./watch_service.js";
 import type * as pb from "./proto/types.js";
 
 /** The etcd release whose API and behaviour etcd-ts follows; reported by Status and /version. */
@@ -132,6 +133,7 @@ export async function serveGrpc(s: EtcdServer, opts: GrpcOptions): Promise<GrpcH
   const server = new grpc.Server({ "grpc.max_receive_message_length": maxBytes, "grpc.max_send_message_length": 2 ** 31 - 1 });
   const defs = loadEtcdProto().services;
   server.addService(withRawResponses(defs.KV.service, ["Range", "Put", "DeleteRange", "Txn", "Compact"]), kvService(s));
+  server.addService(withRawResponses(defs.Watch.service, ["Watch"]), watchService(s, s.watchable));
   server.addService(defs.Maintenance.service, maintenanceService(s));
   server.addService(defs.Cluster.service, clusterService(s, opts.members));
   const port = await new Promise<number>((resolve, reject) => {

@@ -98,17 +98,17 @@ export function toTxnRequest(r: pb.TxnRequest): mv.TxnRequest {
 
 // ---- responses ----
 
-type Field =
+export type Field =
   | readonly [number, "u", number | bigint]
   | readonly [number, "b", boolean]
   | readonly [number, "y", Uint8Array]
   | readonly [number, "m", Message];
-interface Message {
+export interface Message {
   readonly fields: readonly Field[];
   size: number;
 }
 
-function msg(fields: readonly Field[]): Message {
+export function msg(fields: readonly Field[]): Message {
   let size = 0;
   for (const f of fields) {
     switch (f[1]) {
@@ -138,7 +138,7 @@ export function serialize(m: Message): Buffer {
   return w.finish();
 }
 
-function headerMsg(h: ResponseHeader | { readonly revision: number }): Message {
+export function headerMsg(h: ResponseHeader | { readonly revision: number }): Message {
   if (!("clusterId" in h)) return msg([[3, "u", h.revision]]);
   return msg([[1, "u", h.clusterId], [2, "u", h.memberId], [3, "u", h.revision], [4, "u", h.raftTerm]]);
 }

@@ -12,6 +12,7 @@ import { EtcdError, isEtcdError } from "../errors.js";
 import { join } from "node:path";
 import { ELECTION_TIMEOUT_MS, HEARTBEAT_INTERVAL_MS, SNAPSHOT_CATCH_UP_ENTRIES, SNAPSHOT_COUNT } from "../limits.js";
 import { KvStore, type ReadMode } from "../mvcc/kv_store.js";
+import { WatchableStore } from "../mvcc/watchable_store.js";
 import type {
   CompactResponse, DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse, RangeRequest, RangeResponse,
   TxnRequest, TxnResponse, WriteRequest, WriteResponse,
@@ -58,6 +59,8 @@ const mathRng: Rng = { nextInt: (n) => Math.floor(Math.random() * n) };
 export class EtcdServer {
   readonly config: ServerConfig;
   readonly kv: KvStore;
+  /** Watchers fed from every committed batch (the store registers itself as the KV store's commit listener). */
+  readonly watchable: WatchableStore;
   readonly #raw: RawNode;
   readonly #storage: WalStorage;
   readonly #ids: IdGenerator;
@@ -76,6 +79,7 @@ export class EtcdServer {
   private constructor(config: ServerConfig, kv: KvStore, storage: WalStorage) {
     this.config = config;
     this.kv = kv;
+    this.watchable = new WatchableStore(kv);
     this.#ids = new IdGenerator(config.memberId, Date.now());
     this.#storage = storage;
     if (storage.lastIndex() === 0) this.#bootstrap();

@@ -8,14 +8,23 @@ import { etcdctl, haveEtcd, startServer, type CtlResult, type RunningServer } fr
 interface Step {
   readonly args: readonly string[];
   readonly input?: string;
+  /** For commands that never exit (watch): stop them after this long and compare what they printed. */
+  readonly killAfterMs?: number;
 }
 const s = (...args: string[]): Step => ({ args });
 const withInput = (input: string, ...args: string[]): Step => ({ args, input });
+/** A watch replaying history from a revision: it prints the past events, then is stopped. */
+const watchFor = (...args: string[]): Step => ({ args: ["watch", ...args], killAfterMs: 1500 });
 
 const SCENARIOS: Record<string, readonly Step[]> = {
   "put and get in every output format": [
     s("put", "fmt/a", "1"), s("put", "fmt/a", "2", "-w", "json"), s("get", "fmt/a"), s("get", "fmt/a", "-w", "json"),
     s("get", "fmt/a", "-w", "fields"), s("get", "fmt/a", "-w", "simple"),
+  ],
+  "watch replays history from a revision, with --prev-kv and -w json": [
+    s("put", "wt/a", "1"), s("put", "wt/a", "2"), s("put", "wt/b", "3"), s("del", "wt/a"),
+    watchFor("wt/", "--prefix", "--rev", "1"), watchFor("wt/a", "--rev", "1", "--prev-kv"),
+    watchFor("wt/", "--prefix", "--rev", "1", "-w", "json"), watchFor("wt/a", "wt/b", "--rev", "1"),
   ],
   "get a missing key": [s("get", "missing/x"), s("get", "missing/x", "-w", "json")],
   "put --prev-kv": [s("put", "pk/a", "old"), s("put", "pk/a", "new", "--prev-kv"), s("put", "pk/a", "newer", "--prev-kv", "-w", "json")],
@@ -70,6 +79,9 @@ const SCENARIOS: Record<string, readonly Step[]> = {
   ],
   "empty key is refused": [s("put", "", "v"), s("get", "")],
   "a request over 1.5 MiB is refused": [withInput("x".repeat(1_600_000), "put", "big/a")],
+  "watch from a compacted revision is canceled with the compact revision": [
+    s("put", "wc/a", "1"), watchFor("wc/a", "--rev", "1"), watchFor("wc/a", "--rev", "1", "-w", "json"),
+  ],
   "endpoint status and member list": [
     s("endpoint", "status"), s("endpoint", "status", "-w", "json"), s("member", "list"), s("member", "list", "-w", "json"),
     s("member", "list", "-w", "table"),
@@ -112,7 +124,7 @@ function normalize(text: string, id: Identity): string {
 }
 
 function runStep(id: Identity, step: Step): CtlResult {
-  const r = etcdctl(id.server.endpoint, step.args, step.input);
+  const r = etcdctl(id.server.endpoint, step.args, step.input, step.killAfterMs);
   return { status: r.status, stdout: normalize(r.stdout, id), stderr: normalize(r.stderr, id) };
 }
 

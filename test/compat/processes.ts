@@ -88,9 +88,10 @@ export interface CtlResult {
   readonly stderr: string;
 }
 
-export function etcdctl(endpoint: string, args: readonly string[], input?: string): CtlResult {
+/** Runs etcdctl; `killAfterMs` ends a command that never exits by itself (watch) and keeps what it printed. */
+export function etcdctl(endpoint: string, args: readonly string[], input?: string, killAfterMs?: number): CtlResult {
   const r = spawnSync("etcdctl", ["--endpoints", endpoint, ...args], {
-    env: { ...process.env, ETCDCTL_API: "3" }, encoding: "utf8", input, timeout: 20_000,
+    env: { ...process.env, ETCDCTL_API: "3" }, encoding: "utf8", input, timeout: killAfterMs ?? 20_000,
   });
   return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }

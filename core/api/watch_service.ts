@@ -1,0 +1,135 @@
+// etcd's Watch service: one bidi stream carries many watches. Watch ids are per stream, from 0, as etcd 3.4
+// assigns them. Events are framed from stored KeyValue bytes. A slow client never blocks writers: when the
+// stream's buffer is full the store stops sending to its watchers (they fall back to catch-up from history)
+// and resumes them on 'drain'.
+import type * as grpc from "@grpc/grpc-js";
+import type { WatchEvent, WatchResponse, WatchableStore } from "../mvcc/watchable_store.js";
+import type { EtcdServer, ResponseHeader } from "../server/etcd_server.js";
+import { headerMsg, msg, serialize, type Field } from "./kv_codec.js";
+import type * as pb from "./proto/types.js";
+
+/** etcd's progress response to a WatchProgressRequest carries watch id -1 (clientv3.InvalidWatchID). */
+const PROGRESS_WATCH_ID = -1n;
+/** Watches on one stream (etcd has no fixed bound; ours keeps a stream's memory bounded). */
+export const MAX_WATCHES_PER_STREAM = 10_000;
+
+interface WatchRequestIn {
+  readonly create_request?: pb.WatchCreateRequest | null;
+  readonly cancel_request?: { readonly watch_id?: pb.Int64In } | null;
+  readonly progress_request?: object | null;
+}
+
+interface ResponseParts {
+  readonly header: ResponseHeader;
+  readonly watchId: bigint;
+  readonly created?: boolean;
+  readonly canceled?: boolean;
+  readonly compactRevision?: number;
+  readonly cancelReason?: string;
+  readonly events?: readonly WatchEvent[];
+}
+
+export function encodeWatchResponse(p: ResponseParts): Buffer {
+  const fields: Field[] = [[1, "m", headerMsg(p.header)], [2, "u", p.watchId], [3, "b", p.created ?? false],
+    [4, "b", p.canceled ?? false], [5, "u", p.compactRevision ?? 0]];
+  if (p.cancelReason !== undefined && p.cancelReason !== "") fields.push([6, "y", Buffer.from(p.cancelReason)]);
+  for (const e of p.events ?? []) {
+    const ev: Field[] = [[1, "u", e.type], [2, "y", e.kv]];
+    if (e.prevKv !== undefined) ev.push([3, "y", e.prevKv]);
+    fields.push([11, "m", msg(ev)]);
+  }
+  return serialize(msg(fields));
+}
+
+class WatchStream {
+  readonly #call: grpc.ServerDuplexStream<WatchRequestIn, Buffer>;
+  readonly #server: EtcdServer;
+  readonly #store: WatchableStore;
+  /** stream watch id → store watcher id */
+  readonly #watches = new Map<bigint, number>();
+  #nextId = 0n;
+  #blocked = false;
+
+  constructor(call: grpc.ServerDuplexStream<WatchRequestIn, Buffer>, server: EtcdServer, store: WatchableStore) {
+    this.#call = call;
+    this.#server = server;
+    this.#store = store;
+    call.on("data", (req: WatchRequestIn) => this.#onRequest(req));
+    call.on("drain", () => {
+      this.#blocked = false;
+      this.#store.resume();
+    });
+    call.on("end", () => this.close());
+    call.on("error", () => this.close());
+    call.on("cancelled", () => this.close());
+  }
+
+  close(): void {
+    for (const id of this.#watches.values()) this.#store.cancel(id);
+    this.#watches.clear();
+    if (!this.#call.writableEnded) this.#call.end();
+  }
+
+  #write(buf: Buffer): boolean {
+    if (this.#blocked || this.#call.writableEnded) return false;
+    if (!this.#call.write(buf)) this.#blocked = true;
+    return true;
+  }
+
+  #onRequest(req: WatchRequestIn): void {
+    if (req.create_request != null) this.#create(req.create_request);
+    else if (req.cancel_request != null) this.#cancel(BigInt(req.cancel_request.watch_id ?? 0));
+    else if (req.progress_request != null) {
+      this.#call.write(encodeWatchResponse({ header: this.#server.header(), watchId: PROGRESS_WATCH_ID }));
+    }
+  }
+
+  #create(c: pb.WatchCreateRequest): void {
+    const asked = BigInt(c.watch_id ?? 0);
+    const id = asked !== 0n ? asked : this.#nextId;
+    if (this.#watches.has(id) || this.#watches.size >= MAX_WATCHES_PER_STREAM) {
+      // etcd answers a refused create with created and canceled both set (and a reason).
+      const reason = this.#watches.has(id) ? "mvcc: duplicate watch ID provided on the WatchStream" : "etcd-ts: too many watches on one stream";
+      this.#call.write(encodeWatchResponse({ header: this.#server.header(), watchId: -1n, created: true, canceled: true, cancelReason: reason }));
+      return;
+    }
+    if (asked === 0n) this.#nextId += 1n;
+    this.#call.write(encodeWatchResponse({ header: this.#server.header(), watchId: id, created: true }));
+    const filters = (c.filters ?? []) as readonly unknown[];
+    const storeId = this.#store.watch({
+      key: c.key ?? Buffer.alloc(0),
+      ...(c.range_end !== undefined && c.range_end.length > 0 ? { rangeEnd: c.range_end } : {}),
+      startRevision: Number(c.start_revision ?? 0),
+      prevKv: c.prev_kv === true,
+      noPut: filters.includes("NOPUT") || filters.includes(0),
+      noDelete: filters.includes("NODELETE") || filters.includes(1),
+      send: (resp) => this.#deliver(id, resp),
+    });
+    this.#watches.set(id, storeId);
+  }
+
+  #deliver(id: bigint, resp: WatchResponse): boolean {
+    // etcd leaves the revision out of the header of a compacted-watch cancel.
+    const header = { ...this.#server.header(), revision: resp.compactRevision > 0 ? 0 : resp.revision };
+    if (resp.canceled) this.#watches.delete(id);
+    return this.#write(encodeWatchResponse({
+      header, watchId: id, events: resp.events, compactRevision: resp.compactRevision, canceled: resp.canceled,
+    }));
+  }
+
+  #cancel(id: bigint): void {
+    const storeId = this.#watches.get(id);
+    if (storeId === undefined) return;
+    this.#store.cancel(storeId);
+    this.#watches.delete(id);
+    this.#call.write(encodeWatchResponse({ header: this.#server.header(), watchId: id, canceled: true }));
+  }
+}
+
+export function watchService(server: EtcdServer, store: WatchableStore): grpc.UntypedServiceImplementation {
+  return {
+    Watch: (call: grpc.ServerDuplexStream<WatchRequestIn, Buffer>) => {
+      new WatchStream(call, server, store);
+    },
+  };
+}
