@@ -492,9 +492,11 @@ export class Raft {
         this.electionElapsed = 0;
         this.vote = m.from;
       }
-    } else {
+    } else if (this.term > 0) {
       this.send({ type: respType, to: m.from, term: this.term, reject: true });
     }
+    // else: a member still at term 0 with a log (one seeded from a snapshot) rejects a pre-vote silently, like a
+    // lost message; a rejection must carry a term, and the pre-candidate's would raise its term for nothing.
   }
 
   // ---- leader ------------------------------------------------------------------------------------------------

@@ -65,6 +65,8 @@ export class RawNode implements RawNodeApi {
   step(m: Message): void {
     if (LOCAL_TYPES.has(m.type)) throw new RaftError(RaftErrorCode.StepLocalMsg, `${m.type} from ${m.from}`);
     if (!wellFormed(m)) return; // garbage numbers from the wire: ignore, as a message lost in transit
+    // Term 0 marks a local message inside the core; from a peer only proposals and read requests carry it.
+    if (m.term === 0 && m.type !== MT.Prop && m.type !== MT.ReadIndex) return;
     if (RESPONSE_TYPES.has(m.type) && !this.raft.prs.has(m.from)) {
       throw new RaftError(RaftErrorCode.StepPeerNotFound, `${m.type} from ${m.from}`);
     }

@@ -65,6 +65,16 @@ describe("bad input", () => {
     expect([s.lastIndex(), raw.status().hardState.commit, raw.status().hardState.term]).toEqual([3, 2, 1]);
   });
 
+  it("ignores peer messages at term 0 other than proposals and reads (a term-0 vote must not count)", () => {
+    const s = MemoryStorage.fromConfState({ voters: V3, learners: [] });
+    const raw = new RawNode({ id: 1n, electionTick: 10, heartbeatTick: 1, storage: s, rng: new FixedRng(0), preVote: false });
+    raw.campaign();
+    raw.step(newMessage({ type: MessageType.VoteResp, to: 1n, from: 2n, term: 0 }));
+    expect(raw.status().softState.raftState).toBe("StateCandidate");
+    raw.step(newMessage({ type: MessageType.Vote, to: 1n, from: 3n, term: 0 }));
+    expect(raw.ready().messages.filter((m) => m.type === "MsgVoteResp")).toEqual([]);
+  });
+
   it("ignores a heartbeat commit beyond the log", () => {
     const { raw } = follower();
     raw.step(newMessage({ type: MessageType.Heartbeat, to: 2n, from: 1n, term: 1, commit: 99 }));

@@ -88,6 +88,17 @@ describe("pre-vote", () => {
     expect(m?.reject, "log (1,1) is behind (2,1)").toBe(true);
   });
 
+  it("a member at term 0 seeded from a snapshot rejects a stale pre-vote silently (no term-0 message)", () => {
+    const s = MemoryStorage.fromConfState({ voters: V3, learners: [] });
+    s.applySnapshot({ metadata: { index: 7, term: 3, confState: { voters: V3, learners: [] } }, data: text("sm") });
+    s.setHardState({ term: 0, vote: 0n, commit: 7 });
+    const raw = new RawNode({ id: 2n, electionTick: 10, heartbeatTick: 1, storage: s, rng: new FixedRng(0), applied: 7 });
+    raw.step(newMessage({ type: MessageType.PreVote, to: 2n, from: 3n, term: 1, index: 0, logTerm: 0 }));
+    expect(raw.hasReady() ? raw.ready().messages : []).toEqual([]);
+    raw.step(newMessage({ type: MessageType.PreVote, to: 2n, from: 1n, term: 1, index: 7, logTerm: 3 }));
+    expect(raw.ready().messages.map((m) => [m.type, m.term, m.reject])).toEqual([["MsgPreVoteResp", 1, false]]);
+  });
+
   it("a stale pre-candidate learns the higher term from the rejection and follows", () => {
     const storage = MemoryStorage.fromConfState({ voters: V3, learners: [] });
     const raw = new RawNode({ id: 3n, electionTick: 10, heartbeatTick: 1, storage, rng: new FixedRng(0) });
