@@ -56,7 +56,15 @@ export async function forEachTarget(
     }
     const t = slot.target;
     console.error(`target ${slot.name}: starting`);
-    await t.start();
+    try {
+      await t.start();
+    } catch (err) {
+      await t.stop().catch(() => undefined);
+      const reason = `did not start: ${String(err).slice(0, 300)}`;
+      console.error(`target ${slot.name}: not available — ${reason}`);
+      runs.push({ name: slot.name, describe: t.describe, version: "", available: false, reason, recorder: undefined });
+      continue;
+    }
     const client = new EtcdClient({ endpoints: t.endpoints(), callTimeoutMs: 120_000 });
     const rec = new Recorder(slot.name);
     const lag = monitorEventLoopDelay({ resolution: 10 });

@@ -34,6 +34,11 @@ export function etcdBinaryVersion(bin = "etcd"): string | undefined {
 
 export interface EtcdProcessOptions {
   readonly bin?: string;
+  /** Arguments before etcd's flags (e.g. the script path when bin is node). */
+  readonly prefixArgs?: readonly string[];
+  /** Report name (default "etcd") and description prefix (default "real etcd"). */
+  readonly name?: string;
+  readonly label?: string;
   /** Parent of the temporary data dir (default: the OS temp dir; /dev/shm for a RAM medium). */
   readonly dataParent?: string;
   readonly startTimeoutMs?: number;
@@ -41,17 +46,19 @@ export interface EtcdProcessOptions {
 }
 
 export class EtcdProcess implements Target {
-  readonly name = "etcd";
+  readonly name: string;
   private child: ChildProcess | undefined;
   private dataDir: string | undefined;
   private clientUrl = "";
   private ver = "";
   private stderrTail = "";
 
-  constructor(private readonly opts: EtcdProcessOptions = {}) {}
+  constructor(private readonly opts: EtcdProcessOptions = {}) {
+    this.name = opts.name ?? "etcd";
+  }
 
   get describe(): string {
-    return `real etcd ${this.ver || "3.4"}, 1 member, data dir in ${this.opts.dataParent ?? tmpdir()}`;
+    return `${this.opts.label ?? "real etcd"} ${this.ver || "3.4"}, 1 member, data dir in ${this.opts.dataParent ?? tmpdir()}${(this.opts.extraArgs ?? []).length > 0 ? `, ${(this.opts.extraArgs ?? []).join(" ")}` : ""}`;
   }
 
   endpoints(): string[] {
@@ -75,7 +82,7 @@ export class EtcdProcess implements Target {
       "--quota-backend-bytes", String(8 * 1024 * 1024 * 1024),
       ...(this.opts.extraArgs ?? []),
     ];
-    const child = spawn(this.opts.bin ?? "etcd", args, { stdio: ["ignore", "ignore", "pipe"] });
+    const child = spawn(this.opts.bin ?? "etcd", [...(this.opts.prefixArgs ?? []), ...args], { stdio: ["ignore", "ignore", "pipe"] });
     this.child = child;
     child.stderr?.on("data", (b: Buffer) => {
       this.stderrTail = (this.stderrTail + b.toString("utf8")).slice(-4000);

@@ -1,4 +1,8 @@
 // Turns target specs into started targets, or an honest "not yet available" with the reason.
+import { existsSync } from "node:fs";
+import { dirname, resolve, sep } from "node:path";
+import { execPath } from "node:process";
+import { fileURLToPath } from "node:url";
 import { EtcdCluster } from "./etcd_cluster.js";
 import { EtcdProcess, etcdBinaryVersion } from "./etcd_process.js";
 import { ExternalTarget } from "./external.js";
@@ -10,8 +14,15 @@ export interface TargetSlot {
   readonly reason: string | undefined;
 }
 
-/** ETCD_TS_UNAVAILABLE: etcd-ts has no client-serving server yet (its server issue is open). */
-export const ETCD_TS_UNAVAILABLE = "etcd-ts does not serve client requests yet (the server issue is open); not measured";
+/** ETCD_TS_UNAVAILABLE: the etcd-ts server entry point has not been built. */
+export const ETCD_TS_UNAVAILABLE = "etcd-ts is not built (dist/core/cli/main.js missing; run npm run build); not measured";
+
+/** etcdTsEntry finds the compiled etcd-ts server (dist/core/cli/main.js) from source or from dist/. */
+export function etcdTsEntry(): string | undefined {
+  const here = dirname(fileURLToPath(import.meta.url));
+  const candidates = [resolve(here, "../../core/cli/main.js"), resolve(here, "../../dist/core/cli/main.js")];
+  return candidates.find((p) => p.includes(`${sep}dist${sep}`) && existsSync(p));
+}
 
 export function makeTarget(spec: TargetSpec, opts: { dataParent?: string } = {}): TargetSlot {
   const name = specName(spec);
@@ -21,8 +32,17 @@ export function makeTarget(spec: TargetSpec, opts: { dataParent?: string } = {})
       if (spec.members > 1) return { name, target: new EtcdCluster(spec.members), reason: undefined };
       return { name, target: new EtcdProcess(opts.dataParent === undefined ? {} : { dataParent: opts.dataParent }), reason: undefined };
     }
-    case "etcd-ts":
-      return { name, target: undefined, reason: ETCD_TS_UNAVAILABLE };
+    case "etcd-ts": {
+      const entry = etcdTsEntry();
+      if (entry === undefined) return { name, target: undefined, reason: ETCD_TS_UNAVAILABLE };
+      return {
+        name, reason: undefined,
+        target: new EtcdProcess({
+          bin: execPath, prefixArgs: [entry], name, label: "etcd-ts", extraArgs: ["--backend-read-mode", spec.readMode],
+          ...(opts.dataParent === undefined ? {} : { dataParent: opts.dataParent }),
+        }),
+      };
+    }
     case "endpoints":
       return { name, target: new ExternalTarget(spec.endpoints), reason: undefined };
   }

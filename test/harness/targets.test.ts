@@ -1,7 +1,8 @@
 // Proves target specs parse as documented (etcd, etcd:N, etcd-ts read modes, endpoints=…) with clear errors for
-// anything else, and that etcd-ts targets are reported as not yet available rather than started or faked.
+// anything else, and that an etcd-ts target is the compiled etcd-ts server when it is built and is reported as
+// not available (never faked) when it is not.
 import { describe, expect, it } from "vitest";
-import { ETCD_TS_UNAVAILABLE, makeTarget } from "../../harness/targets/make.js";
+import { ETCD_TS_UNAVAILABLE, etcdTsEntry, makeTarget } from "../../harness/targets/make.js";
 import { parseTargetSpec, specName } from "../../harness/targets/target.js";
 
 describe("target specs", () => {
@@ -17,9 +18,11 @@ describe("target specs", () => {
     expect(() => parseTargetSpec("endpoints=")).toThrow(/at least one/);
   });
 
-  it("reports etcd-ts as not yet available instead of starting anything", () => {
+  it("makes etcd-ts the built server in the requested read mode, or reports it unavailable", () => {
     const slot = makeTarget(parseTargetSpec("etcd-ts:blocking"));
-    expect(slot.target).toBeUndefined();
-    expect(slot.reason).toBe(ETCD_TS_UNAVAILABLE);
+    const built = etcdTsEntry() !== undefined;
+    expect(slot.target === undefined, `built=${built}`).toBe(!built);
+    if (slot.target === undefined) expect(slot.reason).toBe(ETCD_TS_UNAVAILABLE);
+    else expect([slot.target.name, slot.target.describe]).toEqual(["etcd-ts-blocking", expect.stringContaining("--backend-read-mode blocking")]);
   });
 });
