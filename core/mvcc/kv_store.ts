@@ -15,7 +15,7 @@ import { crc32 } from "node:zlib";
 import { Backend, ReadMode, decodeU64, encodeU64, type BackendSize } from "../backend/backend.js";
 import type { ReadView, WriteView } from "../backend/read_view.js";
 import { EtcdError, isEtcdError } from "../errors.js";
-import { KEY_BUCKET, MVCC_META_BUCKET, revisionOf } from "./layout.js";
+import { KEY_BUCKET, MVCC_META_BUCKET, revisionOf, userKeyOf, type Revision } from "./layout.js";
 import { rangeTask, type RangeTaskArgs, type RangeTaskResult } from "./range_task.js";
 import type {
   CompactResponse,
@@ -32,7 +32,7 @@ import type {
   WriteResponse,
 } from "./types.js";
 import { checkDelete, checkPut, checkRange, checkTxn } from "./validate.js";
-import { META_COMPACT_KEY, META_CURRENT_KEY, WriteTxn, isEmptySpan, rangeArgs, resolveRev, unpack, type Change } from "./write_txn.js";
+import { BatchIndex, META_COMPACT_KEY, META_CURRENT_KEY, WriteTxn, isEmptySpan, keyId, rangeArgs, resolveRev, unpack, type Change } from "./write_txn.js";
 
 export type { Change };
 /** Called after each committed batch with its changes in revision order (the watchable store's feed). */
@@ -66,12 +66,22 @@ export class KvStore {
   private currentRev: number;
   private compactRev: number;
   private listener: CommitListener | undefined;
+  /** Live keys → revision of their newest entry (see LiveIndex in write_txn.ts). */
+  private readonly live = new Map<string, Revision>();
 
   private constructor(backend: Backend) {
     this.backend = backend;
     const meta = backend.readNow((v) => ({ cur: v.get(MVCC_META_BUCKET, META_CURRENT_KEY), cmp: v.get(MVCC_META_BUCKET, META_COMPACT_KEY) }));
     this.currentRev = meta.cur === undefined ? INITIAL_REV : decodeU64(meta.cur);
     this.compactRev = meta.cmp === undefined ? 0 : decodeU64(meta.cmp);
+    backend.readNow((v) => {
+      // Entries come in (key, revision) order: the last one of each key decides whether it is live.
+      for (const { key, value } of v.range(KEY_BUCKET, {})) {
+        const id = keyId(userKeyOf(key));
+        if (value.length === 0) this.live.delete(id);
+        else this.live.set(id, revisionOf(key));
+      }
+    });
   }
 
   static open(dataDir: string, opts: KvStoreOptions = {}): KvStore {
@@ -138,6 +148,7 @@ export class KvStore {
       let compact = this.compactRev;
       const results: (WriteResponse | EtcdError)[] = [];
       const changes: Change[] = [];
+      const index = new BatchIndex(this.live);
       for (const req of reqs) {
         try {
           if ("compact" in req) {
@@ -145,7 +156,7 @@ export class KvStore {
             results.push({ compact: { revision: rev } });
             continue;
           }
-          const w = new WriteTxn(tx, rev, compact);
+          const w = new WriteTxn(tx, index, rev, compact);
           results.push(applyWrite(w, req));
           rev = w.rev;
           changes.push(...w.changes);
@@ -155,8 +166,9 @@ export class KvStore {
         }
       }
       if (rev !== this.currentRev) tx.put(MVCC_META_BUCKET, META_CURRENT_KEY, encodeU64(rev));
-      return { results, rev, compact, changes };
+      return { results, rev, compact, changes, index };
     });
+    out.index.apply();
     this.currentRev = out.rev;
     this.compactRev = out.compact;
     this.listener?.(out.changes, out.rev, out.compact);

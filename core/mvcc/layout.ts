@@ -66,6 +66,18 @@ export function layoutPrefixEnd(key: Uint8Array): Uint8Array {
   return out;
 }
 
+/** The user key of a layout key (unescapes up to the 0x00 0x00 terminator). */
+export function userKeyOf(layout: Uint8Array): Uint8Array {
+  const end = layout.length - REV_BYTES - 2;
+  const out: number[] = [];
+  for (let i = 0; i < end; i++) {
+    const b = layout[i] as number;
+    out.push(b);
+    if (b === 0) i += 1; // 0x00 0xFF stands for one 0x00 byte
+  }
+  return Uint8Array.from(out);
+}
+
 export function revisionOf(layout: Uint8Array): Revision {
   if (layout.length < REV_BYTES + 2) throw new Error(`revisionOf: layout key length ${layout.length} < ${REV_BYTES + 2}`);
   const view = new DataView(layout.buffer, layout.byteOffset, layout.byteLength);

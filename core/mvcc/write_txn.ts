@@ -4,7 +4,7 @@
 import type { WriteView } from "../backend/read_view.js";
 import { EtcdError } from "../errors.js";
 import { decodeKeyValue, encodeKeyValue, type KeyValue } from "./kv_codec.js";
-import { KEY_BUCKET, MVCC_META_BUCKET, compareBytes, layoutKey, layoutPrefix, layoutPrefixEnd, layoutSpan } from "./layout.js";
+import { KEY_BUCKET, MVCC_META_BUCKET, compareBytes, layoutKey, layoutSpan, type Revision } from "./layout.js";
 import { rangeTask, type RangeTaskArgs } from "./range_task.js";
 import {
   CompareResult,
@@ -84,6 +84,41 @@ export interface Change {
   readonly rev: number;
 }
 
+/**
+ * The in-memory index of live keys: user key → revision of its newest (live) entry. It turns "the newest
+ * revision of key" on every put into one exact LMDB get instead of a cursor seek. Deleted keys are absent.
+ * Compaction never changes it (it keeps each live key's newest revision). Rebuilt from the layout on open.
+ */
+export interface LiveIndex {
+  get(key: Uint8Array): Revision | undefined;
+  /** Undefined removes the key (it was deleted). */
+  set(key: Uint8Array, rev: Revision | undefined): void;
+}
+
+export function keyId(key: Uint8Array): string {
+  return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString("latin1");
+}
+
+/** A batch's view of the index: its own changes over the committed index, applied only after the commit. */
+export class BatchIndex implements LiveIndex {
+  private readonly overlay = new Map<string, Revision | undefined>();
+  constructor(private readonly base: Map<string, Revision>) {}
+  get(key: Uint8Array): Revision | undefined {
+    const id = keyId(key);
+    return this.overlay.has(id) ? this.overlay.get(id) : this.base.get(id);
+  }
+  set(key: Uint8Array, rev: Revision | undefined): void {
+    this.overlay.set(keyId(key), rev);
+  }
+  /** Applies the batch's changes to the committed index (call after the backend commit succeeded). */
+  apply(): void {
+    for (const [id, rev] of this.overlay) {
+      if (rev === undefined) this.base.delete(id);
+      else this.base.set(id, rev);
+    }
+  }
+}
+
 export class WriteTxn {
   private sub = 0;
   /** Changes in revision order, handed to the watchable store after the commit. */
@@ -91,6 +126,7 @@ export class WriteTxn {
 
   constructor(
     private readonly tx: WriteView,
+    private readonly index: LiveIndex,
     /** The store's revision before this request. */
     readonly beginRev: number,
     private readonly compactRev: number,
@@ -117,7 +153,9 @@ export class WriteTxn {
       lease: r.ignoreLease === true && prevKv !== undefined ? prevKv.lease : (r.lease ?? 0n),
     };
     const bytes = encodeKeyValue(kv);
-    this.tx.put(KEY_BUCKET, layoutKey(r.key, { main, sub: this.sub++ }), bytes);
+    const rev = { main, sub: this.sub++ };
+    this.tx.put(KEY_BUCKET, layoutKey(r.key, rev), bytes);
+    this.index.set(r.key, rev);
     this.changes.push({ type: 0, kv: bytes, prevKv: prev, rev: main });
     return r.prevKv === true && prev !== undefined ? { revision: main, prevKv: prev } : { revision: main };
   }
@@ -128,6 +166,7 @@ export class WriteTxn {
     for (const bytes of live.kvs) {
       const key = decodeKeyValue(bytes).key;
       this.tx.put(KEY_BUCKET, layoutKey(key, { main, sub: this.sub++ }), new Uint8Array(0));
+      this.index.set(key, undefined);
       this.changes.push({ type: 1, kv: tombstoneKv(key, main), prevKv: bytes, rev: main });
     }
     return { revision: this.rev, deleted: live.kvs.length, prevKvs: r.prevKv === true ? live.kvs : [] };
@@ -191,10 +230,13 @@ export class WriteTxn {
 
   /** The newest live revision's KeyValue bytes of `key`, or undefined (never written, or deleted). */
   private latest(key: Uint8Array): Uint8Array | undefined {
-    for (const { value } of this.tx.range(KEY_BUCKET, { start: layoutPrefixEnd(key), end: layoutPrefix(key), reverse: true, limit: 1 })) {
-      return value.length === 0 ? undefined : value;
+    const rev = this.index.get(key);
+    if (rev === undefined) return undefined;
+    const value = this.tx.get(KEY_BUCKET, layoutKey(key, rev));
+    if (value === undefined || value.length === 0) {
+      throw new Error(`mvcc: live index says ${keyId(key)} is at ${rev.main}.${rev.sub}, the layout has ${value === undefined ? "nothing" : "a tombstone"}`);
     }
-    return undefined;
+    return value;
   }
 }
 
