@@ -1,11 +1,12 @@
 // The MVCC key-value store over the backend's key-ordered layout.
 //
-// Design: no in-memory key index. Every revision lives in LMDB under (key, main, sub) (layout.ts), so the
-// newest revision of a key is one reverse seek, a Range at revision R is one forward scan, and — the point —
-// a worker thread with its own LMDB snapshot answers a Range at R with no help from the main thread and no
-// copy of an index. The cost is that a Range scans every stored revision of the keys in its span; compaction
-// bounds that history. Restart needs no index rebuild: the current and compacted revisions are in the meta
-// bucket, written in the same transaction as the data.
+// Design: every revision lives in LMDB under (key, main, sub) (layout.ts), so a Range at revision R is one
+// forward scan and — the point — a worker thread with its own LMDB snapshot answers it with no help from the
+// main thread and no copy of an index. Reads use no in-memory index; the cost is that a Range scans every
+// stored revision of the keys in its span, which compaction bounds. Writes use one small in-memory map of
+// live keys → newest revision (LiveIndex in write_txn.ts), rebuilt by one scan on open, so a put finds its
+// previous version with an exact get. The current and compacted revisions are in the meta bucket, written in
+// the same transaction as the data.
 //
 // Writes: write() applies a batch of requests (entries applied from Raft) in one backend transaction with the
 // consistent index; each request is validated first and refused whole (etcd's error) or applied whole.
