@@ -2,6 +2,7 @@
 // and check-quorum, log replication with per-peer progress, snapshots, ReadIndex, leader transfer, learners and
 // single-step conf changes. Pure: messages go out through `msgs`, randomness comes from config.rng.
 
+import { decodeConfChange } from "./conf_change.js";
 import { RaftError, RaftErrorCode, assert } from "./errors.js";
 import { Progress, VoteResult, committedIndex, quorumOf, voteResult } from "./progress.js";
 import { RaftLog } from "./raft_log.js";
@@ -115,7 +116,27 @@ export class Raft {
     if (!isEmptyHardState(hardState)) this.loadState(hardState);
     const applied = c.applied ?? 0;
     if (applied > 0) this.raftLog.appliedTo(applied);
+    this.replayAppliedConfChanges(c.storage);
     this.becomeFollower(this.term, NONE);
+  }
+
+  /**
+   * The configuration at restart is the snapshot's plus the conf changes the application already applied
+   * after it (entries in (snapshot index, applied]): those are not handed out again, so apply them here.
+   */
+  private replayAppliedConfChanges(storage: Config["storage"]): void {
+    let snapIndex: number;
+    try {
+      snapIndex = storage.snapshot().metadata.index;
+    } catch {
+      return; // a snapshot being made: the application re-applies from the snapshot's index itself
+    }
+    const lo = Math.max(snapIndex + 1, this.raftLog.firstIndex());
+    const hi = this.raftLog.applied;
+    if (hi < lo) return;
+    for (const e of this.raftLog.slice(lo, hi + 1, Number.MAX_SAFE_INTEGER)) {
+      if (e.type === EntryType.ConfChange) this.applyConfChange(decodeConfChange(e.data));
+    }
   }
 
   // ---- state -----------------------------------------------------------------------------------------------
