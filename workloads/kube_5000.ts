@@ -24,7 +24,7 @@ export interface Kube5000Options {
 }
 
 export const KUBE_5000_DEFAULTS: Kube5000Options = {
-  seed: 1, scale: 0.1, stormSeconds: 40, steadySeconds: 40, listers: 4, victimPerSecond: 1,
+  seed: 1, scale: 0.1, stormSeconds: 30, steadySeconds: 30, listers: 4, victimPerSecond: 1,
 };
 
 const pad = (n: number, w: number): string => String(n).padStart(w, "0");

@@ -63,7 +63,7 @@ export async function run(argv: string[]): Promise<string> {
       { label: "5k GCE, with #10523: POST clusterrolebindings P99 during LIST pods", p99Ms: 25.4 },
     ],
     notes: [
-      `Time-compressed: a ${opts.stormSeconds} s LIST storm and ${opts.steadySeconds} s steady phase at scale ${opts.scale} (${trace.header?.["nodes"] as number} nodes); --storm/--steady/--scale change it (defaults 40/40/0.1 keep three targets within ~5 minutes).`,
+      `Time-compressed: a ${opts.stormSeconds} s LIST storm and ${opts.steadySeconds} s steady phase at scale ${opts.scale} (${trace.header?.["nodes"] as number} nodes); --storm/--steady/--scale change it (defaults 30/30/0.1 keep three targets near 5 minutes).`,
       "Client and server share the machine's cores; LISTs run in a worker thread of the client (its own connection) so their decoding does not delay the measured writes; env.json records the replayer's event-loop delay P99 per target.",
       ...runs.filter((r) => !r.available).map((r) => `${r.name}: not yet available — ${r.reason ?? ""}`),
     ],
