@@ -266,7 +266,7 @@ export class EtcdServer {
     for (const rs of rd.readStates) this.#reads.onReadState(rs.requestCtx, rs.index);
     if (rd.softState !== undefined && rd.softState.lead !== 0n && this.#queued.length > 0) this.#scheduleFlush();
     // Persist first (snapshot, entries, hard state; one fdatasync when Raft says it must), as etcd does.
-    this.#storage.save(
+    await this.#storage.saveAsync(
       { entries: rd.entries, ...(rd.hardState !== undefined ? { hardState: rd.hardState } : {}), ...(rd.snapshot !== undefined ? { snapshot: rd.snapshot } : {}) },
       rd.mustSync,
     );

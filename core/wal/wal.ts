@@ -6,7 +6,7 @@
 // Open replays every segment: a torn last record of the last segment (an interrupted write) is cut off and
 // reported; anything else that fails its checks — a bad CRC in the middle, a foreign or newer format, a gap
 // in the indexes — is a WalError naming the file and offset. Nothing is silently dropped.
-import { closeSync, fdatasyncSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, statSync, unlinkSync, writeSync, ftruncateSync } from "node:fs";
+import { closeSync, fdatasync, fdatasyncSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, statSync, unlinkSync, writeSync, ftruncateSync } from "node:fs";
 import { join } from "node:path";
 
 import { WAL_SEGMENT_BYTES } from "../limits.js";
@@ -121,6 +121,16 @@ export class Wal {
     if (parts.length === 0) return;
     this.append(Buffer.concat(parts), sync);
     if (this.size >= this.segmentBytes) this.cut();
+  }
+
+  /**
+   * fdatasync of what save() wrote, on libuv's thread pool: the event loop keeps taking requests (which
+   * become the next Ready's batch: group commit) while the disk syncs. The caller awaits it before applying.
+   */
+  sync(): Promise<void> {
+    this.assertOpen();
+    const fd = this.fd;
+    return new Promise((resolve, reject) => fdatasync(fd, (err) => (err ? reject(err) : resolve())));
   }
 
   /** Records (synced) that a snapshot at (index, term) is durable; entries ≤ index are no longer needed. */

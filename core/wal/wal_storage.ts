@@ -63,6 +63,22 @@ export class WalStorage implements Storage {
   }
 
   /**
+   * As save(), with the fdatasync off the event loop: entries and hard state are written, synced (awaited),
+   * and only then shown to raft's in-memory view.
+   */
+  async saveAsync(rd: PersistBatch, mustSync: boolean): Promise<void> {
+    if (rd.snapshot !== undefined && rd.snapshot.metadata.index > 0) {
+      saveSnapshot(this.snapDir, rd.snapshot);
+      this.wal.saveSnapshotMark(rd.snapshot.metadata.index, rd.snapshot.metadata.term);
+      this.mem.applySnapshot(rd.snapshot);
+    }
+    this.wal.save(rd.hardState, rd.entries, false);
+    if (mustSync) await this.wal.sync();
+    this.mem.append(rd.entries);
+    if (rd.hardState !== undefined) this.mem.setHardState(rd.hardState);
+  }
+
+  /**
    * Records a snapshot of the applied state at `index` and compacts the log, keeping `catchUpEntries` entries
    * before it for slow followers; WAL segments wholly below the kept log are released.
    */
