@@ -67,7 +67,7 @@ export function randomRun(impl: RaftImpl, seed: number, o: RandomRunOptions = {}
   });
   c.trace = o.trace;
   const d: Driver = { c, rng, confChangeRate: rng.chance(0.2) ? 0.1 : 0.015, spares: [BigInt(voterCount + 1), BigInt(voterCount + 2), BigInt(voterCount + 3)], proposals: 0, crashes: 0 };
-  const faultTicks = o.faultTicks ?? 200;
+  const faultTicks = o.faultTicks ?? 300;
   for (let t = 0; t < faultTicks; t++) {
     randomEvents(d);
     c.runTicks(1);
