@@ -51,6 +51,9 @@ export interface ClusterOptions {
   readonly maxSizePerMsgBytes?: number;
   readonly maxInflightMsgs?: number;
   readonly maxUncommittedEntriesBytes?: number;
+  /** The state machine survives crashes with its applied index (as etcd's backend with its consistent index),
+   *  so a restart passes Config.applied > the snapshot index. Default: rebuilt from the snapshot. */
+  readonly durableStateMachine?: boolean;
 }
 
 export interface RecordedRead {
@@ -203,22 +206,26 @@ export class Cluster {
     } catch {
       // a snapshot being made: start from index 0 (cannot happen with in-memory storage)
     }
-    n.sm = new ListStateMachine();
-    n.sm.restore(snapData, snapIndex);
-    n.confState = init.confState;
+    const keep = this.opts.durableStateMachine === true && n.sm.applied > snapIndex;
+    if (!keep) {
+      n.sm = new ListStateMachine();
+      n.sm.restore(snapData, snapIndex);
+      n.confState = init.confState;
+    }
+    const applied = n.sm.applied;
     n.lastSnapshotIndex = snapIndex;
     n.term = init.hardState.term;
     n.commit = init.hardState.commit;
     n.state = "StateFollower";
     n.lead = 0n;
     n.everCampaigned = false;
-    this.checker.onRestart(n.id, init.hardState, snapIndex);
+    this.checker.onRestart(n.id, init.hardState, applied);
     const config: Config = {
       id: n.id,
       electionTick: this.cfg.electionTicks,
       heartbeatTick: this.cfg.heartbeatTicks,
       storage: n.storage,
-      applied: snapIndex,
+      applied,
       checkQuorum: this.opts.checkQuorum ?? true,
       preVote: this.opts.preVote ?? true,
       rng: rng ?? this.rng.fork(),

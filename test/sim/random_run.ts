@@ -63,6 +63,7 @@ export function randomRun(impl: RaftImpl, seed: number, o: RandomRunOptions = {}
     maxInflightMsgs: rng.between(1, 64),
     maxSizePerMsgBytes: rng.chance(0.3) ? 40 : 1024 * 1024,
     ...(rng.chance(0.2) ? { maxUncommittedEntriesBytes: rng.between(10, 100) } : {}),
+    durableStateMachine: rng.chance(0.5),
     faults: { dropRate: rng.pick([0, 0.02, 0.1, 0.25]), dupRate: rng.pick([0, 0.05, 0.2]), minDelayUnits: 1, maxDelayUnits: delayMax },
   });
   c.trace = o.trace;
