@@ -63,7 +63,7 @@ function kvService(s: EtcdServer): grpc.UntypedServiceImplementation {
       const r = kc.toRangeRequest(req);
       checkRange(r);
       const { header, response } = await s.range(r);
-      return kc.serialize(kc.rangeResponse(header, response));
+      return kc.encodeRangeResponse(header, response);
     }),
     Put: unary(async (req: pb.PutRequest) => {
       const r = kc.toPutRequest(req);

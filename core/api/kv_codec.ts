@@ -180,3 +180,23 @@ export function txnResponse(h: Hdr, r: mv.TxnResponse): Message {
 export function compactResponse(h: Hdr): Message {
   return msg([[1, "m", headerMsg(h)]]);
 }
+
+/**
+ * A top-level RangeResponse as wire bytes. When the store handed back its kvs already framed (the range
+ * task's buffer, with free room around them), the header goes into the room before and more/count into the
+ * room after, and the buffer is sent as it is: a LIST of tens of MB costs the main thread no copy.
+ */
+export function encodeRangeResponse(h: ResponseHeader, r: mv.RangeResponse): Buffer {
+  const f = r.framed;
+  if (f === undefined) return serialize(rangeResponse(h, r));
+  const head = serialize(msg([[1, "m", headerMsg(h)]]));
+  const tail = serialize(msg([[3, "b", r.more], [4, "u", r.count]]));
+  const from = f.start - head.length;
+  const to = f.end + tail.length;
+  if (from < 0 || to > f.buf.length) {
+    throw new Error(`range frame gaps too small: head ${head.length} > ${f.start} or tail ${tail.length} > ${f.buf.length - f.end}`);
+  }
+  f.buf.set(head, from);
+  f.buf.set(tail, f.end);
+  return Buffer.from(f.buf.buffer, f.buf.byteOffset + from, to - from);
+}

@@ -33,7 +33,7 @@ import type {
   WriteResponse,
 } from "./types.js";
 import { checkDelete, checkPut, checkRange, checkTxn } from "./validate.js";
-import { BatchIndex, META_COMPACT_KEY, META_CURRENT_KEY, WriteTxn, isEmptySpan, keyId, rangeArgs, resolveRev, unpack, type Change } from "./write_txn.js";
+import { BatchIndex, META_COMPACT_KEY, META_CURRENT_KEY, WriteTxn, framedKvs, isEmptySpan, keyId, rangeArgs, resolveRev, unpack, type Change } from "./write_txn.js";
 
 export type { Change };
 /** Called after each committed batch with its changes in revision order (the watchable store's feed). */
@@ -136,7 +136,7 @@ export class KvStore {
       : await this.backend.read((view) => runRange(view, args()));
     if (res === undefined) return { revision: header, kvs: [], more: false, count: 0 };
     if (res.compactedAt > 0) throw new EtcdError("COMPACTED", `revision < compacted ${res.compactedAt}`);
-    return { revision: header, kvs: unpack(res.packed, res.ends), more: res.more, count: res.count };
+    return { revision: header, kvs: unpack(res), framed: framedKvs(res), more: res.more, count: res.count };
   }
 
   /**

@@ -26,6 +26,9 @@ export interface RangeTaskArgs {
   readonly maxModRevision: number;
   readonly minCreateRevision: number;
   readonly maxCreateRevision: number;
+  /** Free bytes left before the first frame and after the last (room for the response header and tail). */
+  readonly frameHeadBytes: number;
+  readonly frameTailBytes: number;
 }
 
 export interface RangeTaskResult {
@@ -33,9 +36,17 @@ export interface RangeTaskResult {
   readonly compactedAt: number;
   readonly count: number;
   readonly more: boolean;
-  /** The KeyValue bytes of every returned key, back to back; `ends[i]` is where the i-th one ends. */
+  /**
+   * Every returned KeyValue framed as RangeResponse field 2 (tag 0x12, varint length, bytes), back to back
+   * from `framedStart` to `framedEnd`, with frameHeadBytes free before and frameTailBytes free after: the API
+   * writes the header and the more/count fields into the gaps and sends the buffer with no copy.
+   * `starts[i]`/`ends[i]` bound the i-th KeyValue's own bytes.
+   */
   readonly packed: Uint8Array;
+  readonly starts: number[];
   readonly ends: number[];
+  readonly framedStart: number;
+  readonly framedEnd: number;
 }
 
 export function rangeTask(view: ReadView, a: RangeTaskArgs): RangeTaskResult {
@@ -46,7 +57,9 @@ export function rangeTask(view: ReadView, a: RangeTaskArgs): RangeTaskResult {
   };
   const compactRaw = view.get(a.metaBucket, a.compactKey);
   const compactRev = compactRaw === undefined ? 0 : u64(compactRaw, 0);
-  if (a.rev < compactRev) return { compactedAt: compactRev, count: 0, more: false, packed: new Uint8Array(0), ends: [] };
+  if (a.rev < compactRev) {
+    return { compactedAt: compactRev, count: 0, more: false, packed: new Uint8Array(0), starts: [], ends: [], framedStart: 0, framedEnd: 0 };
+  }
 
   // Decodes the fields Range looks at; offsets of the value field let keys_only cut it out.
   type Fields = { key: Uint8Array; create: number; mod: number; version: number; value: Uint8Array; vStart: number; vEnd: number; bytes: Uint8Array };
@@ -150,12 +163,26 @@ export function rangeTask(view: ReadView, a: RangeTaskArgs): RangeTaskResult {
     kept.length = a.limit;
     more = true;
   }
-  let total = 0;
-  for (const f of kept) total += a.keysOnly && f.vStart >= 0 ? f.bytes.length - (f.vEnd - f.vStart) : f.bytes.length;
-  const packed = new Uint8Array(total);
-  const ends: number[] = [];
-  let pos = 0;
+  const sizeOf = (f: Fields): number => (a.keysOnly && f.vStart >= 0 ? f.bytes.length - (f.vEnd - f.vStart) : f.bytes.length);
+  const varintBytes = (n: number): number => (n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : n < 0x10000000 ? 4 : 5);
+  let total = a.frameHeadBytes + a.frameTailBytes;
   for (const f of kept) {
+    const len = sizeOf(f);
+    total += 1 + varintBytes(len) + len;
+  }
+  const packed = new Uint8Array(total);
+  const starts: number[] = [];
+  const ends: number[] = [];
+  let pos = a.frameHeadBytes;
+  for (const f of kept) {
+    let len = sizeOf(f);
+    packed[pos++] = 0x12; // field 2 (kvs), wire type 2
+    while (len >= 0x80) {
+      packed[pos++] = (len & 0x7f) | 0x80;
+      len >>>= 7;
+    }
+    packed[pos++] = len;
+    starts.push(pos);
     if (a.keysOnly && f.vStart >= 0) {
       packed.set(f.bytes.subarray(0, f.vStart), pos);
       pos += f.vStart;
@@ -167,5 +194,6 @@ export function rangeTask(view: ReadView, a: RangeTaskArgs): RangeTaskResult {
     }
     ends.push(pos);
   }
-  return { compactedAt: 0, count, more, packed, ends };
+  if (pos + a.frameTailBytes !== total) throw new Error(`rangeTask: framed ${pos + a.frameTailBytes} bytes of ${total}`);
+  return { compactedAt: 0, count, more, packed, starts, ends, framedStart: a.frameHeadBytes, framedEnd: pos };
 }

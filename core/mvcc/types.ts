@@ -28,8 +28,21 @@ export interface RangeRequest {
   readonly maxCreateRevision?: number;
 }
 
+/** Bytes free before / after a range's framed kvs (a RangeResponse header is ≤ 46 bytes, more+count ≤ 13). */
+export const RANGE_FRAME_HEAD_BYTES = 64;
+export const RANGE_FRAME_TAIL_BYTES = 16;
+
+/** The kvs as RangeResponse field-2 frames in buf[start, end), with the free gaps above around them. */
+export interface FramedKvs {
+  readonly buf: Uint8Array;
+  readonly start: number;
+  readonly end: number;
+}
+
 export interface RangeResponse {
   readonly revision: number;
+  /** Present when the range was read by the range task: the kvs already framed for the wire. */
+  readonly framed?: FramedKvs;
   /** Encoded mvccpb.KeyValue of each key (value cut out when keysOnly; none when countOnly). */
   readonly kvs: readonly Uint8Array[];
   readonly more: boolean;

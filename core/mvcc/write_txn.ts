@@ -5,9 +5,12 @@ import type { WriteView } from "../backend/read_view.js";
 import { EtcdError } from "../errors.js";
 import { decodeKeyValue, encodeKeyValue, type KeyValue } from "./kv_codec.js";
 import { KEY_BUCKET, MVCC_META_BUCKET, compareBytes, layoutKey, layoutSpan, type Revision } from "./layout.js";
-import { rangeTask, type RangeTaskArgs } from "./range_task.js";
+import { rangeTask, type RangeTaskArgs, type RangeTaskResult } from "./range_task.js";
 import {
   CompareResult,
+  RANGE_FRAME_HEAD_BYTES,
+  RANGE_FRAME_TAIL_BYTES,
+  type FramedKvs,
   CompareTarget,
   type Compare,
   type DeleteRangeRequest,
@@ -44,6 +47,8 @@ export function rangeArgs(r: RangeRequest, rev: number): RangeTaskArgs {
     maxModRevision: r.maxModRevision ?? 0,
     minCreateRevision: r.minCreateRevision ?? 0,
     maxCreateRevision: r.maxCreateRevision ?? 0,
+    frameHeadBytes: RANGE_FRAME_HEAD_BYTES,
+    frameTailBytes: RANGE_FRAME_TAIL_BYTES,
   };
 }
 
@@ -63,14 +68,13 @@ export function resolveRev(asked: number | undefined, current: number, compacted
 }
 
 /** The unpacked kvs of a range task result (subarrays of one buffer, no copy). */
-export function unpack(packed: Uint8Array, ends: readonly number[]): Uint8Array[] {
-  const out: Uint8Array[] = [];
-  let start = 0;
-  for (const end of ends) {
-    out.push(packed.subarray(start, end));
-    start = end;
-  }
-  return out;
+export function unpack(res: RangeTaskResult): Uint8Array[] {
+  return res.ends.map((end, i) => res.packed.subarray(res.starts[i] ?? end, end));
+}
+
+/** The already-framed kvs of a range task result, for the API to send without copying. */
+export function framedKvs(res: RangeTaskResult): FramedKvs {
+  return { buf: res.packed, start: res.framedStart, end: res.framedEnd };
 }
 
 /** Which branch each txn takes, decided on the state before the txn writes anything (as etcd). */
@@ -177,7 +181,7 @@ export class WriteTxn {
     if (isEmptySpan(r.key, r.rangeEnd)) return { revision: this.rev, kvs: [], more: false, count: 0 };
     const res = rangeTask(this.tx, rangeArgs(r, rev));
     if (res.compactedAt > 0) throw new EtcdError("COMPACTED", `revision ${rev} < compacted ${res.compactedAt}`);
-    return { revision: this.rev, kvs: unpack(res.packed, res.ends), more: res.more, count: res.count };
+    return { revision: this.rev, kvs: unpack(res), more: res.more, count: res.count };
   }
 
   txn(r: TxnRequest): TxnResponse {
