@@ -10,7 +10,10 @@
 // Not yet (README "known gaps"): members other than this one (the transport is the cluster issue's).
 import { EtcdError, isEtcdError } from "../errors.js";
 import { join } from "node:path";
-import { ELECTION_TIMEOUT_MS, HEARTBEAT_INTERVAL_MS, SNAPSHOT_CATCH_UP_ENTRIES, SNAPSHOT_COUNT } from "../limits.js";
+import {
+  ELECTION_TIMEOUT_MS, HEARTBEAT_INTERVAL_MS, RAFT_MAX_INFLIGHT_MSGS, RAFT_MAX_SIZE_PER_MSG_BYTES,
+  RAFT_MAX_UNCOMMITTED_ENTRIES_BYTES, SNAPSHOT_CATCH_UP_ENTRIES, SNAPSHOT_COUNT,
+} from "../limits.js";
 import { KvStore, type ReadMode } from "../mvcc/kv_store.js";
 import { WatchableStore } from "../mvcc/watchable_store.js";
 import type {
@@ -91,6 +94,9 @@ export class EtcdServer {
       heartbeatTick: 1,
       storage: this.#storage,
       applied: this.#applied,
+      maxSizePerMsgBytes: RAFT_MAX_SIZE_PER_MSG_BYTES,
+      maxInflightMsgs: RAFT_MAX_INFLIGHT_MSGS,
+      maxUncommittedEntriesBytes: RAFT_MAX_UNCOMMITTED_ENTRIES_BYTES,
       preVote: config.preVote ?? true,
       checkQuorum: true,
       rng: config.rng ?? mathRng,
