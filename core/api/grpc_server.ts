@@ -130,7 +130,7 @@ export interface GrpcHandle {
 
 export async function serveGrpc(s: EtcdServer, opts: GrpcOptions): Promise<GrpcHandle> {
   const maxBytes = (opts.maxRequestBytes ?? MAX_REQUEST_BYTES) + GRPC_OVERHEAD_BYTES;
-  const server = new grpc.Server({ "grpc.max_receive_message_length": maxBytes, "grpc.max_send_message_length": 2 ** 31 - 1 });
+  const server = new grpc.Server({ "grpc.max_receive_message_length": maxBytes, "grpc.max_send_message_length": 2 ** 31 - 1, "grpc.enable_channelz": 0 });
   const defs = loadEtcdProto().services;
   server.addService(withRawResponses(defs.KV.service, ["Range", "Put", "DeleteRange", "Txn", "Compact"]), kvService(s));
   server.addService(withRawResponses(defs.Watch.service, ["Watch"]), watchService(s, s.watchable));
