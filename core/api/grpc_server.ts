@@ -29,6 +29,7 @@ export interface GrpcOptions {
   readonly address: string;
   readonly members: () => readonly MemberInfo[];
   readonly maxRequestBytes?: number;
+  readonly watchProgressNotifyIntervalMs?: number;
 }
 
 type Handler<Req> = (req: Req) => Promise<unknown>;
@@ -133,7 +134,10 @@ export async function serveGrpc(s: EtcdServer, opts: GrpcOptions): Promise<GrpcH
   const server = new grpc.Server({ "grpc.max_receive_message_length": maxBytes, "grpc.max_send_message_length": 2 ** 31 - 1, "grpc.enable_channelz": 0 });
   const defs = loadEtcdProto().services;
   server.addService(withRawResponses(defs.KV.service, ["Range", "Put", "DeleteRange", "Txn", "Compact"]), kvService(s));
-  server.addService(withRawResponses(defs.Watch.service, ["Watch"]), watchService(s, s.watchable));
+  server.addService(withRawResponses(defs.Watch.service, ["Watch"]), watchService(s, s.watchable, {
+    maxResponseBytes: opts.maxRequestBytes ?? MAX_REQUEST_BYTES,
+    ...(opts.watchProgressNotifyIntervalMs !== undefined ? { progressNotifyIntervalMs: opts.watchProgressNotifyIntervalMs } : {}),
+  }));
   server.addService(defs.Maintenance.service, maintenanceService(s));
   server.addService(defs.Cluster.service, clusterService(s, opts.members));
   const port = await new Promise<number>((resolve, reject) => {

@@ -4,6 +4,7 @@
 // and resumes them on 'drain'.
 import type * as grpc from "@grpc/grpc-js";
 import type { WatchEvent, WatchResponse, WatchableStore } from "../mvcc/watchable_store.js";
+import { MAX_REQUEST_BYTES, WATCH_PROGRESS_NOTIFY_INTERVAL_MS } from "../limits.js";
 import type { EtcdServer, ResponseHeader } from "../server/etcd_server.js";
 import { headerMsg, msg, serialize, type Field } from "./kv_codec.js";
 import type * as pb from "./proto/types.js";
@@ -19,6 +20,13 @@ interface WatchRequestIn {
   readonly progress_request?: object | null;
 }
 
+export interface WatchServiceOptions {
+  /** --experimental-watch-progress-notify-interval: empty responses to synced watches that asked for them. */
+  readonly progressNotifyIntervalMs?: number;
+  /** A fragmenting watch splits responses larger than this (etcd uses --max-request-bytes). */
+  readonly maxResponseBytes?: number;
+}
+
 interface ResponseParts {
   readonly header: ResponseHeader;
   readonly watchId: bigint;
@@ -27,12 +35,41 @@ interface ResponseParts {
   readonly compactRevision?: number;
   readonly cancelReason?: string;
   readonly events?: readonly WatchEvent[];
+  readonly fragment?: boolean;
+}
+
+/** Bytes an event adds to a WatchResponse (an upper bound: tags and lengths at their largest). */
+function eventBytes(e: WatchEvent): number {
+  return 16 + e.kv.length + (e.prevKv?.length ?? 0) + 16;
+}
+
+/**
+ * etcd's fragmenting: a response over the limit is cut into pieces of whole events, each under the limit when
+ * an event allows (one event per piece at least); every piece but the last carries fragment=true.
+ */
+export function fragmentEvents(events: readonly WatchEvent[], maxBytes: number): WatchEvent[][] {
+  const pieces: WatchEvent[][] = [];
+  let current: WatchEvent[] = [];
+  let size = 64;
+  for (const e of events) {
+    const n = eventBytes(e);
+    if (current.length > 0 && size + n > maxBytes) {
+      pieces.push(current);
+      current = [];
+      size = 64;
+    }
+    current.push(e);
+    size += n;
+  }
+  if (current.length > 0 || pieces.length === 0) pieces.push(current);
+  return pieces;
 }
 
 export function encodeWatchResponse(p: ResponseParts): Buffer {
   const fields: Field[] = [[1, "m", headerMsg(p.header)], [2, "u", p.watchId], [3, "b", p.created ?? false],
     [4, "b", p.canceled ?? false], [5, "u", p.compactRevision ?? 0]];
   if (p.cancelReason !== undefined && p.cancelReason !== "") fields.push([6, "y", Buffer.from(p.cancelReason)]);
+  if (p.fragment === true) fields.push([7, "b", true]);
   for (const e of p.events ?? []) {
     const ev: Field[] = [[1, "u", e.type], [2, "y", e.kv]];
     if (e.prevKv !== undefined) ev.push([3, "y", e.prevKv]);
@@ -45,15 +82,21 @@ class WatchStream {
   readonly #call: grpc.ServerDuplexStream<WatchRequestIn, Buffer>;
   readonly #server: EtcdServer;
   readonly #store: WatchableStore;
+  readonly #opts: WatchServiceOptions;
   /** stream watch id → store watcher id */
   readonly #watches = new Map<bigint, number>();
+  /** stream watch ids that asked for fragmenting / for periodic progress notifications */
+  readonly #fragmenting = new Set<bigint>();
+  readonly #progress = new Set<bigint>();
+  #progressTimer: NodeJS.Timeout | undefined;
   #nextId = 0n;
   #blocked = false;
 
-  constructor(call: grpc.ServerDuplexStream<WatchRequestIn, Buffer>, server: EtcdServer, store: WatchableStore) {
+  constructor(call: grpc.ServerDuplexStream<WatchRequestIn, Buffer>, server: EtcdServer, store: WatchableStore, opts: WatchServiceOptions) {
     this.#call = call;
     this.#server = server;
     this.#store = store;
+    this.#opts = opts;
     call.on("data", (req: WatchRequestIn) => this.#onRequest(req));
     call.on("drain", () => {
       this.#blocked = false;
@@ -65,8 +108,11 @@ class WatchStream {
   }
 
   close(): void {
+    if (this.#progressTimer !== undefined) clearInterval(this.#progressTimer);
     for (const id of this.#watches.values()) this.#store.cancel(id);
     this.#watches.clear();
+    this.#fragmenting.clear();
+    this.#progress.clear();
     if (!this.#call.writableEnded) this.#call.end();
   }
 
@@ -95,6 +141,8 @@ class WatchStream {
     }
     if (asked === 0n) this.#nextId += 1n;
     this.#call.write(encodeWatchResponse({ header: this.#server.header(), watchId: id, created: true }));
+    // Before the store registers the watcher: a past start revision is caught up (and sent) at once.
+    if (c.fragment === true) this.#fragmenting.add(id);
     const filters = (c.filters ?? []) as readonly unknown[];
     const storeId = this.#store.watch({
       key: c.key ?? Buffer.alloc(0),
@@ -106,15 +154,36 @@ class WatchStream {
       send: (resp) => this.#deliver(id, resp),
     });
     this.#watches.set(id, storeId);
+    if (c.progress_notify === true) this.#startProgress(id);
+  }
+
+  /** One timer per stream sends every progress-notify watch an empty response at the current revision. */
+  #startProgress(id: bigint): void {
+    this.#progress.add(id);
+    if (this.#progressTimer !== undefined) return;
+    const every = this.#opts.progressNotifyIntervalMs ?? WATCH_PROGRESS_NOTIFY_INTERVAL_MS;
+    this.#progressTimer = setInterval(() => {
+      for (const wid of this.#progress) {
+        const storeId = this.#watches.get(wid);
+        if (storeId === undefined) this.#progress.delete(wid);
+        else this.#store.requestProgress(storeId); // only a synced watcher gets one, as in etcd
+      }
+    }, every);
+    this.#progressTimer.unref();
   }
 
   #deliver(id: bigint, resp: WatchResponse): boolean {
     // etcd leaves the revision out of the header of a compacted-watch cancel.
     const header = { ...this.#server.header(), revision: resp.compactRevision > 0 ? 0 : resp.revision };
     if (resp.canceled) this.#watches.delete(id);
-    return this.#write(encodeWatchResponse({
-      header, watchId: id, events: resp.events, compactRevision: resp.compactRevision, canceled: resp.canceled,
-    }));
+    const base = { header, watchId: id, compactRevision: resp.compactRevision, canceled: resp.canceled };
+    if (!this.#fragmenting.has(id)) return this.#write(encodeWatchResponse({ ...base, events: resp.events }));
+    if (this.#blocked || this.#call.writableEnded) return false;
+    const pieces = fragmentEvents(resp.events, this.#opts.maxResponseBytes ?? MAX_REQUEST_BYTES);
+    pieces.forEach((events, i) => {
+      if (!this.#call.write(encodeWatchResponse({ ...base, events, fragment: i < pieces.length - 1 }))) this.#blocked = true;
+    });
+    return true;
   }
 
   #cancel(id: bigint): void {
@@ -122,14 +191,16 @@ class WatchStream {
     if (storeId === undefined) return;
     this.#store.cancel(storeId);
     this.#watches.delete(id);
+    this.#fragmenting.delete(id);
+    this.#progress.delete(id);
     this.#call.write(encodeWatchResponse({ header: this.#server.header(), watchId: id, canceled: true }));
   }
 }
 
-export function watchService(server: EtcdServer, store: WatchableStore): grpc.UntypedServiceImplementation {
+export function watchService(server: EtcdServer, store: WatchableStore, opts: WatchServiceOptions = {}): grpc.UntypedServiceImplementation {
   return {
     Watch: (call: grpc.ServerDuplexStream<WatchRequestIn, Buffer>) => {
-      new WatchStream(call, server, store);
+      new WatchStream(call, server, store, opts);
     },
   };
 }

@@ -5,7 +5,7 @@ import { argv, env, exit, stderr, stdout } from "node:process";
 import { ETCD_VERSION, serveGrpc, type MemberInfo } from "../api/grpc_server.js";
 import { computeClusterId, computeMemberId, idToHex } from "../membership/ids.js";
 import { EtcdServer } from "../server/etcd_server.js";
-import { FlagError, parseFlags, type ParsedFlags } from "./flags.js";
+import { FlagError, parseDurationMs, parseFlags, type ParsedFlags } from "./flags.js";
 
 const ETCD_TS_VERSION = "0.1.0";
 
@@ -56,7 +56,9 @@ async function run(f: ParsedFlags): Promise<void> {
   log("I", "etcdserver", `starting member ${idToHex(memberId)} in cluster ${idToHex(clusterId)}`);
   const clientUrls = list(v("advertise-client-urls"));
   const members = (): MemberInfo[] => [{ id: memberId, name, peerUrls, clientUrls, isLearner: false }];
-  const grpcServer = await serveGrpc(server, { address: bindAddress(list(v("listen-client-urls"))), members, maxRequestBytes: Number(v("max-request-bytes")) });
+  const grpcServer = await serveGrpc(server, { address: bindAddress(list(v("listen-client-urls"))), members, maxRequestBytes: Number(v("max-request-bytes")),
+    watchProgressNotifyIntervalMs: parseDurationMs(v("experimental-watch-progress-notify-interval")) ?? 600_000,
+  });
   log("I", "etcdserver", `published {Name:${name} ClientURLs:[${clientUrls.join(" ")}]} to cluster ${idToHex(clusterId)}`);
   log("N", "etcdserver/api", "enabled capabilities for version 3.4");
   log("I", "embed", `ready to serve client requests`);
