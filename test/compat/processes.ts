@@ -2,23 +2,13 @@
 // ports, temp data dirs, waited on until they answer, and always cleaned up.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { freePort } from "../../harness/targets/etcd_process.js";
+
+export { freePort };
 
 export const REPO = resolve(import.meta.dirname, "../..");
-
-export async function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const srv = createServer();
-    srv.once("error", rej);
-    srv.listen(0, "127.0.0.1", () => {
-      const addr = srv.address();
-      const port = typeof addr === "object" && addr !== null ? addr.port : 0;
-      srv.close(() => res(port));
-    });
-  });
-}
 
 export interface RunningServer {
   readonly kind: "etcd" | "etcd-ts";
