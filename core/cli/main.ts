@@ -3,6 +3,7 @@
 import { mkdirSync } from "node:fs";
 import { argv, env, exit, stderr, stdout } from "node:process";
 import { ETCD_VERSION, serveGrpc, type MemberInfo } from "../api/grpc_server.js";
+import { serveMetrics, type HttpHandle } from "../api/http_server.js";
 import { computeClusterId, computeMemberId, idToHex } from "../membership/ids.js";
 import { EtcdServer } from "../server/etcd_server.js";
 import { FlagError, parseDurationMs, parseFlags, type ParsedFlags } from "./flags.js";
@@ -59,13 +60,20 @@ async function run(f: ParsedFlags): Promise<void> {
   const grpcServer = await serveGrpc(server, { address: bindAddress(list(v("listen-client-urls"))), members, maxRequestBytes: Number(v("max-request-bytes")),
     watchProgressNotifyIntervalMs: parseDurationMs(v("experimental-watch-progress-notify-interval")) ?? 600_000,
   });
+  const metrics: HttpHandle[] = [];
+  for (const raw of list(v("listen-metrics-urls"))) {
+    const u = new URL(raw);
+    if (u.protocol !== "http:") throw new FlagError(`error verifying flags, ${u.protocol} metrics URLs are not supported yet by etcd-ts`, 1);
+    metrics.push(await serveMetrics(server, u.hostname, Number(u.port === "" ? 80 : u.port)));
+    log("I", "embed", `serving /metrics and /health on ${raw}`);
+  }
   log("I", "etcdserver", `published {Name:${name} ClientURLs:[${clientUrls.join(" ")}]} to cluster ${idToHex(clusterId)}`);
   log("N", "etcdserver/api", "enabled capabilities for version 3.4");
   log("I", "embed", `ready to serve client requests`);
   log("N", "embed", `serving insecure client requests on ${bindAddress(list(v("listen-client-urls"))).replace(/:0$/, ":" + grpcServer.port)}, this is strongly discouraged!`);
   const shutdown = (sig: string): void => {
     log("N", "osutil", `received ${sig} signal, shutting down...`);
-    void grpcServer.close().then(() => server.stop()).then(() => exit(0));
+    void Promise.all([grpcServer.close(), ...metrics.map((m) => m.close())]).then(() => server.stop()).then(() => exit(0));
   };
   process.once("SIGTERM", () => shutdown("terminated"));
   process.once("SIGINT", () => shutdown("interrupt"));

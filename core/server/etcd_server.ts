@@ -141,6 +141,11 @@ export class EtcdServer {
     return this.#applied;
   }
 
+  /** Proposals waiting to be applied (etcd_server_proposals_pending). */
+  get pendingProposals(): number {
+    return this.#proposals.size;
+  }
+
   get committedIndex(): number {
     return this.#raw.raft.raftLog.committed;
   }

@@ -1,0 +1,72 @@
+// The metrics listener (--listen-metrics-urls), as etcd 3.4 serves it: GET /health ({"health":"true"} once the
+// member has a leader and a linearizable read goes through) and GET /metrics (Prometheus text, etcd's metric
+// names, only for values etcd-ts really tracks). Served with node:http because grpc-js owns the client port.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { EtcdServer } from "../server/etcd_server.js";
+
+/** How long /health waits for its linearizable read (etcd uses its request timeout). */
+const HEALTH_TIMEOUT_MS = 5000;
+
+interface Metric {
+  readonly name: string;
+  readonly type: "gauge" | "counter";
+  readonly help: string;
+  readonly value: number;
+}
+
+export function metricsText(s: EtcdServer): string {
+  const size = s.kv.size();
+  const metrics: Metric[] = [
+    { name: "etcd_debugging_mvcc_compact_revision", type: "gauge", help: "The revision of the last compaction in store.", value: s.kv.compactRevision },
+    { name: "etcd_debugging_mvcc_current_revision", type: "gauge", help: "The current revision of store.", value: s.kv.revision },
+    { name: "etcd_mvcc_db_total_size_in_bytes", type: "gauge", help: "Total size of the underlying database physically allocated in bytes.", value: size.dbSizeBytes },
+    { name: "etcd_mvcc_db_total_size_in_use_in_bytes", type: "gauge", help: "Total size of the underlying database logically in use in bytes.", value: size.dbSizeInUseBytes },
+    { name: "etcd_server_has_leader", type: "gauge", help: "Whether or not a leader exists. 1 is existence, 0 is not.", value: s.leader === 0n ? 0 : 1 },
+    { name: "etcd_server_is_leader", type: "gauge", help: "Whether or not this member is a leader. 1 if is, 0 otherwise.", value: s.isLeader ? 1 : 0 },
+    { name: "etcd_server_proposals_applied_total", type: "gauge", help: "The total number of consensus proposals applied.", value: s.appliedIndex },
+    { name: "etcd_server_proposals_committed_total", type: "gauge", help: "The total number of consensus proposals committed.", value: s.committedIndex },
+    { name: "etcd_server_proposals_pending", type: "gauge", help: "The current number of pending proposals to commit.", value: s.pendingProposals },
+  ];
+  return metrics.map((m) => `# HELP ${m.name} ${m.help}\n# TYPE ${m.name} ${m.type}\n${m.name} ${m.value}\n`).join("");
+}
+
+async function health(s: EtcdServer): Promise<boolean> {
+  if (s.leader === 0n) return false;
+  const timeout = new Promise<false>((resolve) => setTimeout(() => resolve(false), HEALTH_TIMEOUT_MS).unref());
+  const read = s.range({ key: new TextEncoder().encode("health") }).then(() => true, () => false);
+  return Promise.race([read, timeout]);
+}
+
+function handle(s: EtcdServer, req: IncomingMessage, res: ServerResponse): void {
+  const path = (req.url ?? "/").split("?")[0];
+  if (req.method === "GET" && path === "/metrics") {
+    res.writeHead(200, { "Content-Type": "text/plain; version=0.0.4; charset=utf-8" }).end(metricsText(s));
+    return;
+  }
+  if (req.method === "GET" && path === "/health") {
+    void health(s).then((ok) => {
+      res.writeHead(ok ? 200 : 503, { "Content-Type": "text/plain; charset=utf-8" }).end(`{"health":"${ok}"}`);
+    });
+    return;
+  }
+  res.writeHead(404, { "Content-Type": "text/plain; charset=utf-8" }).end("404 page not found\n");
+}
+
+export interface HttpHandle {
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+/** Listens on host:port (port 0 picks a free one). */
+export async function serveMetrics(s: EtcdServer, host: string, port: number): Promise<HttpHandle> {
+  const server: Server = createServer((req, res) => handle(s, req, res));
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => resolve());
+  });
+  const addr = server.address();
+  return {
+    port: typeof addr === "object" && addr !== null ? addr.port : port,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
