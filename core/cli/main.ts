@@ -55,6 +55,7 @@ async function run(f: ParsedFlags): Promise<void> {
     snapshotCount: Number(v("snapshot-count")),
   });
   log("I", "etcdserver", `starting member ${idToHex(memberId)} in cluster ${idToHex(clusterId)}`);
+  await server.whenLeader();
   const clientUrls = list(v("advertise-client-urls"));
   const members = (): MemberInfo[] => [{ id: memberId, name, peerUrls, clientUrls, isLearner: false }];
   const grpcServer = await serveGrpc(server, { address: bindAddress(list(v("listen-client-urls"))), members, maxRequestBytes: Number(v("max-request-bytes")),

@@ -78,6 +78,7 @@ export class EtcdServer {
   #snapshotIndex = 0;
   #stopped = false;
   readonly #appliedWaiters: { index: number; resolve: () => void }[] = [];
+  #leaderWaiters: (() => void)[] = [];
 
   private constructor(config: ServerConfig, kv: KvStore, storage: WalStorage) {
     this.config = config;
@@ -275,7 +276,12 @@ export class EtcdServer {
 
   async #handleReady(rd: Ready): Promise<void> {
     for (const rs of rd.readStates) this.#reads.onReadState(rs.requestCtx, rs.index);
-    if (rd.softState !== undefined && rd.softState.lead !== 0n && this.#queued.length > 0) this.#scheduleFlush();
+    if (rd.softState !== undefined && rd.softState.lead !== 0n) {
+      if (this.#queued.length > 0) this.#scheduleFlush();
+      const waiters = this.#leaderWaiters;
+      this.#leaderWaiters = [];
+      for (const w of waiters) w();
+    }
     // Persist first (snapshot, entries, hard state; one fdatasync when Raft says it must), as etcd does.
     await this.#storage.saveAsync(
       { entries: rd.entries, ...(rd.hardState !== undefined ? { hardState: rd.hardState } : {}), ...(rd.snapshot !== undefined ? { snapshot: rd.snapshot } : {}) },
@@ -314,6 +320,16 @@ export class EtcdServer {
     if (this.#applied - this.#snapshotIndex < (this.config.snapshotCount ?? SNAPSHOT_COUNT)) return;
     this.#storage.createSnapshot(this.#applied, this.#raw.raft.confState(), new Uint8Array(0), SNAPSHOT_CATCH_UP_ENTRIES);
     this.#snapshotIndex = this.#applied;
+  }
+
+  /**
+   * Resolves once the member knows a leader. etcd serves clients only after publishing itself through Raft,
+   * which needs a leader; the CLI waits for this before it listens, so a client never meets a leaderless member
+   * at start-up.
+   */
+  whenLeader(): Promise<void> {
+    if (this.leader !== 0n) return Promise.resolve();
+    return new Promise((resolve) => this.#leaderWaiters.push(resolve));
   }
 
   /** Resolves once the applied index reaches `index` (a linearizable read's wait). */

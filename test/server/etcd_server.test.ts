@@ -35,6 +35,13 @@ async function startServer(dataDir?: string, snapshotCount?: number): Promise<Et
 }
 
 describe("single-member EtcdServer", () => {
+  it("knows a leader before it is used (what the CLI waits for before listening)", async () => {
+    const s = await startServer();
+    await s.whenLeader();
+    expect(s.leader).toBe(s.config.memberId);
+    expect(s.isLeader).toBe(true);
+  });
+
   it("puts through Raft and reads the value back linearizably", async () => {
     const s = await startServer();
     const put = await s.put({ key: enc("foo"), value: enc("bar") });
