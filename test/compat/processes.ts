@@ -1,10 +1,9 @@
-// Starting real etcd 3.4 and etcd-ts the same way for differential tests: child processes on 127.0.0.1, free
-// ports, temp data dirs, waited on until they answer, and always cleaned up.
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+// Starting real etcd 3.4 and etcd-ts the same way for differential tests, through the harness's EtcdProcess
+// (same flags, 127.0.0.1 free ports, temp data dirs, waited on until they answer, always cleaned up), and
+// running the real etcdctl against them.
+import { spawnSync } from "node:child_process";
 import { join, resolve } from "node:path";
-import { freePort } from "../../harness/targets/etcd_process.js";
+import { EtcdProcess, freePort } from "../../harness/targets/etcd_process.js";
 
 export { freePort };
 
@@ -13,8 +12,8 @@ export const REPO = resolve(import.meta.dirname, "../..");
 export interface RunningServer {
   readonly kind: "etcd" | "etcd-ts";
   readonly endpoint: string;
+  /** The member's peer URL (its port, and so its member id, differs between the two servers). */
   readonly peerUrl: string;
-  readonly dataDir: string;
   stop(): Promise<void>;
 }
 
@@ -22,54 +21,20 @@ export function haveEtcd(): boolean {
   return spawnSync("etcd", ["--version"]).status === 0 && spawnSync("etcdctl", ["version"], { env: { ...process.env, ETCDCTL_API: "3" } }).status === 0;
 }
 
-/** Starts `kind` with the same flags; both derive the same member and cluster ids from them. */
+/** Starts `kind` with the same flags (plus extraFlags); both derive member and cluster ids from them alike. */
 export async function startServer(kind: "etcd" | "etcd-ts", extraFlags: readonly string[] = []): Promise<RunningServer> {
-  const [clientPort, peerPort] = [await freePort(), await freePort()];
-  const dir = mkdtempSync(join(tmpdir(), `compat-${kind}-`));
-  const client = `http://127.0.0.1:${clientPort}`;
-  const peer = `http://127.0.0.1:${peerPort}`;
-  const flags = [
-    "--name", "compat", "--data-dir", join(dir, "data"),
-    "--listen-client-urls", client, "--advertise-client-urls", client,
-    "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-    "--initial-cluster", `compat=${peer}`, "--initial-cluster-token", "compat-token",
-    ...extraFlags,
-  ];
-  const child = kind === "etcd"
-    ? spawn("etcd", flags, { stdio: ["ignore", "ignore", "pipe"] })
-    : spawn(process.execPath, [join(REPO, "dist/core/cli/main.js"), ...flags], { stdio: ["ignore", "ignore", "pipe"] });
-  let log = "";
-  child.stderr?.on("data", (d: Buffer) => { log += d.toString(); });
-  await waitReady(child, () => log, `127.0.0.1:${clientPort}`);
-  return {
-    kind, endpoint: `127.0.0.1:${clientPort}`, peerUrl: peer, dataDir: dir,
-    stop: async () => {
-      await stopChild(child);
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
-
-async function waitReady(child: ChildProcess, log: () => string, endpoint: string): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    if (child.exitCode !== null) throw new Error(`server exited ${child.exitCode}:\n${log()}`);
-    const r = spawnSync("etcdctl", ["--endpoints", endpoint, "--dial-timeout", "1s", "endpoint", "health"], {
-      env: { ...process.env, ETCDCTL_API: "3" }, encoding: "utf8",
-    });
-    if (r.status === 0) return;
-    await new Promise((res) => setTimeout(res, 50));
+  const proc = kind === "etcd"
+    ? new EtcdProcess({ name: kind, extraArgs: extraFlags })
+    : new EtcdProcess({ name: kind, label: "etcd-ts", bin: process.execPath, prefixArgs: [join(REPO, "dist/core/cli/main.js")], extraArgs: extraFlags });
+  await proc.start();
+  const endpoint = proc.endpoints()[0] ?? "";
+  const members = etcdctl(endpoint, ["member", "list", "-w", "json"]);
+  const peerUrl = /"peerURLs":\["([^"]+)"/.exec(members.stdout)?.[1];
+  if (peerUrl === undefined) {
+    await proc.stop();
+    throw new Error(`${kind}: no peer URL in member list: ${members.stdout} ${members.stderr}`);
   }
-  child.kill("SIGKILL");
-  throw new Error(`server on ${endpoint} not healthy after 200 polls:\n${log()}`);
-}
-
-async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((res) => child.once("exit", () => res()));
-  child.kill("SIGTERM");
-  const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
-  await exited;
-  clearTimeout(timer);
+  return { kind, endpoint, peerUrl, stop: () => proc.stop() };
 }
 
 export interface CtlResult {
