@@ -2,7 +2,7 @@
 // auditID (ResponseComplete preferred), times relative to the first request, subresources on the parent,
 // CRD groups kept, and requests that never reach etcd dropped and counted; bad lines are counted, never
 // thrown. A hand-written sample pins each rule; the real logs in ../shared/data/k8s-audit are read in place.
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 import { importAuditLog } from "../../workloads/audit_import.js";
@@ -60,8 +60,14 @@ describe("audit importer on a hand-written sample", () => {
   });
 });
 
-describe("audit importer on the real logs (read in place)", () => {
-  const dir = resolve(import.meta.dirname, "../../../shared/data/k8s-audit");
+// The logs live in the shared folder beside the checkout (never copied into the repo). CI always has it; a
+// checkout elsewhere skips these two tests rather than fail on a missing file.
+const AUDIT_DIR = resolve(import.meta.dirname, "../../../shared/data/k8s-audit");
+const HAVE_AUDIT_LOGS = existsSync(AUDIT_DIR);
+if (process.env["CI"] === "true" && !HAVE_AUDIT_LOGS) throw new Error(`CI must have the shared audit logs at ${AUDIT_DIR}`);
+
+describe.runIf(HAVE_AUDIT_LOGS)("audit importer on the real logs (read in place)", () => {
+  const dir = AUDIT_DIR;
   it("imports the 2017 v1beta1 demo log: 757 lines, 437 requests, 403s and non-resource GETs dropped", () => {
     const { trace, stats } = importAuditLog(readFileSync(resolve(dir, "audit2rbac-demo-2017.v1beta1.jsonl"), "utf8"));
     expect([stats.lines, stats.badLines, stats.requests]).toEqual([757, 0, 437]);
