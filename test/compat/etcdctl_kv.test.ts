@@ -120,7 +120,17 @@ function normalize(text: string, id: Identity): string {
     .replace(/(\| ENDPOINT \|[^|]+\|[^|]+\|)[^|]+\|/g, "$1 SIZE |")
     .replace(/(\| ENDPOINT \|(?:[^|]+\|){6})[^|]+\|[^|]+\|/g, "$1 IDX | IDX |")
     .replace(/(ENDPOINT, \S+, [\d.]+, )[\d.]+ [kMG]?B, (\w+, \w+, \d+, )\d+, \d+,/g, "$1SIZE, $2IDX, IDX,")
-    .replace(/took = [\d.]+[µm]?s/g, "took = T");
+    .replace(/took = [\d.]+[µm]?s/g, "took = T")
+    .split("\n")
+    .map(squeezeTableLine)
+    .join("\n");
+}
+
+/** Table column widths follow the widest cell, and ids differ in length (leading zero nibbles are not printed). */
+function squeezeTableLine(line: string): string {
+  if (/^\+[-+]+\+$/.test(line)) return line.replace(/-+/g, "-");
+  if (line.startsWith("|") && line.endsWith("|")) return line.replace(/ {2,}/g, " ");
+  return line;
 }
 
 function runStep(id: Identity, step: Step): CtlResult {
