@@ -16,11 +16,12 @@ import { crc32 } from "node:zlib";
 import { Backend, ReadMode, decodeU64, encodeU64, type BackendSize } from "../backend/backend.js";
 import type { ReadView, WriteView } from "../backend/read_view.js";
 import { EtcdError, isEtcdError } from "../errors.js";
-import { KEY_BUCKET, MVCC_META_BUCKET, revisionOf, userKeyOf, type Revision } from "./layout.js";
+import { KEY_BUCKET, MVCC_META_BUCKET, layoutKey, revisionOf, userKeyOf, type Revision } from "./layout.js";
 import { rangeTask, type RangeTaskArgs, type RangeTaskResult } from "./range_task.js";
 import type {
   CompactResponse,
   DeleteRangeRequest,
+  Effect,
   DeleteRangeResponse,
   HashKVResponse,
   PutRequest,
@@ -33,9 +34,10 @@ import type {
   WriteResponse,
 } from "./types.js";
 import { checkDelete, checkPut, checkRange, checkTxn } from "./validate.js";
-import { BatchIndex, META_COMPACT_KEY, META_CURRENT_KEY, WriteTxn, framedKvs, isEmptySpan, keyId, rangeArgs, resolveRev, unpack, type Change } from "./write_txn.js";
+import { decodeKeyValue } from "./kv_codec.js";
+import { BatchIndex, META_COMPACT_KEY, META_CURRENT_KEY, WriteTxn, framedKvs, isEmptySpan, keyId, rangeArgs, resolveRev, unpack, type Change, type LeaseAttacher } from "./write_txn.js";
 
-export type { Change };
+export type { Change, LeaseAttacher };
 /** Called after each committed batch with its changes in revision order (the watchable store's feed). */
 export type CommitListener = (changes: readonly Change[], revision: number, compactRevision: number) => void;
 
@@ -55,6 +57,8 @@ export interface KvStoreOptions {
    * one), so long Ranges queue among themselves rather than take the core the commits run on.
    */
   readonly readWorkers?: number;
+  /** Buckets other modules keep in the same backend (and so in the same transactions): leases, auth. */
+  readonly extraBuckets?: readonly string[];
 }
 
 export interface RangeOptions {
@@ -67,6 +71,7 @@ export class KvStore {
   private currentRev: number;
   private compactRev: number;
   private listener: CommitListener | undefined;
+  private leases: LeaseAttacher | undefined;
   /** Live keys → revision of their newest entry (see LiveIndex in write_txn.ts). */
   private readonly live = new Map<string, Revision>();
 
@@ -87,7 +92,7 @@ export class KvStore {
 
   static open(dataDir: string, opts: KvStoreOptions = {}): KvStore {
     const backend = Backend.open(dataDir, {
-      buckets: [KEY_BUCKET, MVCC_META_BUCKET],
+      buckets: [KEY_BUCKET, MVCC_META_BUCKET, ...(opts.extraBuckets ?? [])],
       workerTasks: { [RANGE_TASK]: rangeTask as (v: ReadView, a: never) => unknown },
       readWorkers: opts.readWorkers ?? DEFAULT_READ_WORKERS,
       ...(opts.readMode !== undefined ? { readMode: opts.readMode } : {}),
@@ -98,6 +103,25 @@ export class KvStore {
   /** One listener (the watchable store) sees every committed change. */
   setCommitListener(listener: CommitListener | undefined): void {
     this.listener = listener;
+  }
+
+  /** The lessor that checks and tracks the leases of puts (without one, any lease id is taken as given). */
+  setLeaseAttacher(leases: LeaseAttacher | undefined): void {
+    this.leases = leases;
+  }
+
+  /** Every live key with a lease, as (lease, key): how a restarted lessor learns its attachments. */
+  liveLeasedKeys(): { lease: bigint; key: Uint8Array }[] {
+    return this.backend.readNow((v) => {
+      const out: { lease: bigint; key: Uint8Array }[] = [];
+      for (const [id, rev] of this.live) {
+        const bytes = v.get(KEY_BUCKET, layoutKey(Buffer.from(id, "latin1"), rev));
+        if (bytes === undefined || bytes.length === 0) continue;
+        const kv = decodeKeyValue(bytes);
+        if (kv.lease !== 0n) out.push({ lease: kv.lease, key: kv.key });
+      }
+      return out;
+    });
   }
 
   get revision(): number {
@@ -157,8 +181,8 @@ export class KvStore {
             results.push({ compact: { revision: rev } });
             continue;
           }
-          const w = new WriteTxn(tx, index, rev, compact);
-          results.push(applyWrite(w, req));
+          const w = new WriteTxn(tx, index, rev, compact, this.leases);
+          results.push("effect" in req ? applyEffect(w, tx, req.effect) : applyWrite(w, req));
           rev = w.rev;
           changes.push(...w.changes);
         } catch (err) {
@@ -245,7 +269,14 @@ function samePrefix(a: Uint8Array, b: Uint8Array, len: number): boolean {
   return true;
 }
 
-function applyWrite(w: WriteTxn, req: Exclude<WriteRequest, { compact: unknown }>): WriteResponse {
+function applyEffect(w: WriteTxn, tx: WriteView, effect: Effect): WriteResponse {
+  const out = effect.run(tx);
+  let deleted = 0;
+  for (const key of out.deleteKeys ?? []) deleted += w.deleteRange({ key }).deleted;
+  return { effect: { revision: w.rev, deleted, value: out.value } };
+}
+
+function applyWrite(w: WriteTxn, req: Exclude<WriteRequest, { compact: unknown } | { effect: unknown }>): WriteResponse {
   if ("put" in req) {
     checkPut(req.put);
     return { put: w.put(req.put) };
@@ -260,7 +291,7 @@ function applyWrite(w: WriteTxn, req: Exclude<WriteRequest, { compact: unknown }
 
 type Unwrapped<K extends string> = Extract<WriteResponse, Record<K, unknown>> extends Record<K, infer V> ? V : never;
 
-function pick<K extends "put" | "deleteRange" | "txn" | "compact">(results: (WriteResponse | EtcdError)[], kind: K): Unwrapped<K> {
+function pick<K extends "put" | "deleteRange" | "txn" | "compact" | "effect">(results: (WriteResponse | EtcdError)[], kind: K): Unwrapped<K> {
   const r = results[0];
   if (r === undefined) throw new Error(`KvStore: no result for ${kind}`);
   if (r instanceof EtcdError) throw r;

@@ -1,6 +1,7 @@
 // Request and response shapes of the KV store: plain objects mirroring etcd's etcdserverpb messages (field
 // names camelCased, enums as etcd's numbers), independent of any gRPC library. KeyValues travel as their
 // encoded mvccpb.KeyValue bytes (see kv_codec.ts).
+import type { WriteView } from "../backend/read_view.js";
 
 export const SortOrder = { NONE: 0, ASCEND: 1, DESCEND: 2 } as const;
 export type SortOrder = (typeof SortOrder)[keyof typeof SortOrder];
@@ -122,15 +123,38 @@ export interface HashKVResponse {
   readonly compactRevision: number;
 }
 
+/**
+ * A change to another module's state (a lease grant or revoke) that must commit in the same backend transaction
+ * as the batch's key writes. `run` writes its own buckets through the view and returns keys to delete at one new
+ * revision (a revoke's attached keys) and a value for the proposer. It throws an EtcdError before writing
+ * anything to refuse the request.
+ */
+export interface Effect {
+  run(tx: WriteView): EffectResult;
+}
+
+export interface EffectResult {
+  readonly deleteKeys?: readonly Uint8Array[];
+  readonly value?: unknown;
+}
+
+export interface EffectResponse {
+  readonly revision: number;
+  readonly deleted: number;
+  readonly value: unknown;
+}
+
 /** One write request applied through Raft; a batch of them commits in one backend transaction. */
 export type WriteRequest =
   | { readonly put: PutRequest }
   | { readonly deleteRange: DeleteRangeRequest }
   | { readonly txn: TxnRequest }
-  | { readonly compact: { readonly revision: number } };
+  | { readonly compact: { readonly revision: number } }
+  | { readonly effect: Effect };
 
 export type WriteResponse =
   | { readonly put: PutResponse }
   | { readonly deleteRange: DeleteRangeResponse }
   | { readonly txn: TxnResponse }
-  | { readonly compact: CompactResponse };
+  | { readonly compact: CompactResponse }
+  | { readonly effect: EffectResponse };

@@ -123,6 +123,17 @@ export class BatchIndex implements LiveIndex {
   }
 }
 
+/**
+ * What the store asks of the lessor while it applies writes (as etcd hands its mvcc a lessor): whether a lease
+ * exists, and which key now belongs to which lease. Called in apply order inside the batch, so a revoke later in
+ * the same batch sees the keys attached before it. mvcc knows nothing else of leases.
+ */
+export interface LeaseAttacher {
+  has(id: bigint): boolean;
+  attach(id: bigint, key: Uint8Array): void;
+  detach(key: Uint8Array): void;
+}
+
 export class WriteTxn {
   private sub = 0;
   /** Changes in revision order, handed to the watchable store after the commit. */
@@ -134,6 +145,7 @@ export class WriteTxn {
     /** The store's revision before this request. */
     readonly beginRev: number,
     private readonly compactRev: number,
+    private readonly leases?: LeaseAttacher,
   ) {}
 
   /** The revision after this request: beginRev + 1 if it changed anything. */
@@ -147,6 +159,8 @@ export class WriteTxn {
       throw new EtcdError("KEY_NOT_FOUND", "put with ignore_value/ignore_lease");
     }
     const prevKv = prev === undefined ? undefined : decodeKeyValue(prev);
+    const lease = r.ignoreLease === true && prevKv !== undefined ? prevKv.lease : (r.lease ?? 0n);
+    this.checkLease(lease);
     const main = this.beginRev + 1;
     const kv: KeyValue = {
       key: r.key,
@@ -154,8 +168,10 @@ export class WriteTxn {
       modRevision: main,
       version: (prevKv?.version ?? 0) + 1,
       value: r.ignoreValue === true && prevKv !== undefined ? prevKv.value : r.value,
-      lease: r.ignoreLease === true && prevKv !== undefined ? prevKv.lease : (r.lease ?? 0n),
+      lease,
     };
+    if (lease !== 0n) this.leases?.attach(lease, r.key);
+    else if (prevKv !== undefined && prevKv.lease !== 0n) this.leases?.detach(r.key);
     const bytes = encodeKeyValue(kv);
     const rev = { main, sub: this.sub++ };
     this.tx.put(KEY_BUCKET, layoutKey(r.key, rev), bytes);
@@ -168,7 +184,8 @@ export class WriteTxn {
     const live = this.range({ key: r.key, ...(r.rangeEnd !== undefined ? { rangeEnd: r.rangeEnd } : {}) });
     const main = this.beginRev + 1;
     for (const bytes of live.kvs) {
-      const key = decodeKeyValue(bytes).key;
+      const { key, lease } = decodeKeyValue(bytes);
+      if (lease !== 0n) this.leases?.detach(key);
       this.tx.put(KEY_BUCKET, layoutKey(key, { main, sub: this.sub++ }), new Uint8Array(0));
       this.index.set(key, undefined);
       this.changes.push({ type: 1, kv: tombstoneKv(key, main), prevKv: bytes, rev: main });
@@ -204,6 +221,7 @@ export class WriteTxn {
       if ("put" in op && (op.put.ignoreValue === true || op.put.ignoreLease === true) && this.latest(op.put.key) === undefined) {
         throw new EtcdError("KEY_NOT_FOUND", "txn put with ignore_value/ignore_lease");
       }
+      if ("put" in op && op.put.ignoreLease !== true) this.checkLease(op.put.lease ?? 0n);
       if ("txn" in op) this.checkPuts(op.txn, path.children[child++] as TxnPath);
     }
   }
@@ -230,6 +248,13 @@ export class WriteTxn {
       return compareKv(c, { key: c.key, createRevision: 0, modRevision: 0, version: 0, value: new Uint8Array(0), lease: 0n });
     }
     return res.kvs.every((bytes) => compareKv(c, decodeKeyValue(bytes)));
+  }
+
+  /** A put may only name a lease that exists (checked before anything of the request is written). */
+  private checkLease(lease: bigint): void {
+    if (lease !== 0n && this.leases !== undefined && !this.leases.has(lease)) {
+      throw new EtcdError("LEASE_NOT_FOUND", `lease ${lease.toString(16)}`);
+    }
   }
 
   /** The newest live revision's KeyValue bytes of `key`, or undefined (never written, or deleted). */
