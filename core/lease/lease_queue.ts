@@ -8,6 +8,8 @@ export interface QueueEntry {
   /** Monotonic milliseconds at which the entry is due. */
   readonly atMs: number;
   readonly id: bigint;
+  /** Unique per push: how the owner tells its lease's one live entry from stale ones (times may repeat). */
+  readonly seq: number;
 }
 
 export class LeaseQueue {

@@ -73,10 +73,10 @@ interface Lease {
   remainingTtlSeconds: number;
   /** Monotonic expiry on the primary; meaningless (stale) while not primary. */
   expiryMs: number;
-  /** atMs of this lease's one live entry in the expiry queue (NaN: none); other entries are stale. */
-  expiryEntryMs: number;
-  /** atMs of this lease's live entry in the checkpoint queue (NaN: none). */
-  checkpointEntryMs: number;
+  /** seq of this lease's one live entry in the expiry queue (-1: none); its other entries are stale. */
+  expirySeq: number;
+  /** seq of this lease's live entry in the checkpoint queue (-1: none). */
+  checkpointSeq: number;
   /** Attached keys as latin1 strings (one char per byte: a lossless, compact map key). */
   readonly keys: Set<string>;
 }
@@ -110,6 +110,8 @@ export class Lessor {
   /** Renewed leases whose stored checkpoint must be cleared (remaining 0), so a successor restores the full TTL. */
   private readonly pendingClears = new Set<bigint>();
   private primary = false;
+  /** Next queue entry sequence number (2^53 pushes before it could repeat). */
+  private seq = 0;
 
   constructor(opts: LessorOptions) {
     if (!Number.isSafeInteger(opts.minTtlSeconds) || opts.minTtlSeconds < 1) {
@@ -142,6 +144,11 @@ export class Lessor {
 
   get size(): number {
     return this.byId.size;
+  }
+
+  /** Entries (live and stale) in the expiry queue: bounded by 2 × leases + slack, whatever the renew rate. */
+  get expiryQueueLength(): number {
+    return this.expiryQueue.length;
   }
 
   // ---- Apply side (Raft order, inside the batch's write transaction) ----
@@ -241,8 +248,8 @@ export class Lessor {
     for (const l of leases) l.expiryMs = now + extendMs + baseTtlSeconds(l) * 1000;
     if (leases.length >= this.revokeRatePerSecond) spreadExpiries(leases, Math.floor((3 * this.revokeRatePerSecond) / 4));
     this.expiryQueue.rebuild(leases.map((l) => {
-      l.expiryEntryMs = l.expiryMs;
-      return { atMs: l.expiryMs, id: l.id };
+      l.expirySeq = this.seq++;
+      return { atMs: l.expiryMs, id: l.id, seq: l.expirySeq };
     }));
     this.checkpointQueue.clear();
     for (const l of leases) this.scheduleCheckpoint(l);
@@ -300,7 +307,7 @@ export class Lessor {
       if (top === undefined || top.atMs > now) break;
       this.expiryQueue.pop();
       const lease = this.byId.get(top.id);
-      if (lease === undefined || lease.expiryEntryMs !== top.atMs) continue; // stale: revoked or renewed
+      if (lease === undefined || lease.expirySeq !== top.seq) continue; // stale: revoked or renewed
       assert(lease.expiryMs <= now, `lease ${top.id.toString(16)} live entry at ${top.atMs} but expiry ${lease.expiryMs} > now ${now}`);
       out.push(lease.id);
       this.pushExpiryEntry(lease, now + this.expiredRetryMs);
@@ -328,8 +335,8 @@ export class Lessor {
       if (top === undefined || top.atMs > now) break;
       this.checkpointQueue.pop();
       const lease = this.byId.get(top.id);
-      if (lease === undefined || lease.checkpointEntryMs !== top.atMs) continue;
-      lease.checkpointEntryMs = Number.NaN;
+      if (lease === undefined || lease.checkpointSeq !== top.seq) continue;
+      lease.checkpointSeq = -1;
       const remainingMs = lease.expiryMs - now;
       if (remainingMs <= 0) continue; // expiring: its revoke, not a checkpoint, is next
       const remaining = Math.ceil(remainingMs / 1000);
@@ -348,26 +355,26 @@ export class Lessor {
   }
 
   private pushExpiryEntry(lease: Lease, atMs: number): void {
-    lease.expiryEntryMs = atMs;
-    this.expiryQueue.push({ atMs, id: lease.id });
+    lease.expirySeq = this.seq++;
+    this.expiryQueue.push({ atMs, id: lease.id, seq: lease.expirySeq });
     if (this.expiryQueue.length > 2 * this.byId.size + QUEUE_COMPACT_SLACK) {
-      this.expiryQueue.compact((e) => this.byId.get(e.id)?.expiryEntryMs === e.atMs);
+      this.expiryQueue.compact((e) => this.byId.get(e.id)?.expirySeq === e.seq);
     }
   }
 
   /** Etcd's rule: only a lease with more than one interval left is worth checkpointing. */
   private scheduleCheckpoint(lease: Lease): void {
-    lease.checkpointEntryMs = Number.NaN;
+    lease.checkpointSeq = -1;
     if (!this.checkpointEnabled || !this.primary) return;
     if (lease.expiryMs - this.now() <= this.checkpointIntervalMs) return;
     this.pushCheckpointEntry(lease, this.now() + this.checkpointIntervalMs);
   }
 
   private pushCheckpointEntry(lease: Lease, atMs: number): void {
-    lease.checkpointEntryMs = atMs;
-    this.checkpointQueue.push({ atMs, id: lease.id });
+    lease.checkpointSeq = this.seq++;
+    this.checkpointQueue.push({ atMs, id: lease.id, seq: lease.checkpointSeq });
     if (this.checkpointQueue.length > 2 * this.byId.size + QUEUE_COMPACT_SLACK) {
-      this.checkpointQueue.compact((e: QueueEntry) => this.byId.get(e.id)?.checkpointEntryMs === e.atMs);
+      this.checkpointQueue.compact((e: QueueEntry) => this.byId.get(e.id)?.checkpointSeq === e.seq);
     }
   }
 
@@ -382,7 +389,7 @@ export class Lessor {
 function newLease(id: bigint, ttlSeconds: number, remainingTtlSeconds: number): Lease {
   return {
     id, ttlSeconds, remainingTtlSeconds, expiryMs: Number.POSITIVE_INFINITY,
-    expiryEntryMs: Number.NaN, checkpointEntryMs: Number.NaN, keys: new Set(),
+    expirySeq: -1, checkpointSeq: -1, keys: new Set(),
   };
 }
 
