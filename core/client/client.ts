@@ -1,17 +1,18 @@
 // EtcdClient: the etcd-ts client the harness uses. KV (range, put, deleteRange, txn, compact), a LIST-oriented
 // range that reads only a summary of the response, Watch (watch.ts), Lease (grant, revoke, keepalive) and
 // Maintenance status, over Connection's round-robin failover. 64-bit numbers are bigint in and out.
-import type * as grpc from "@grpc/grpc-js";
-import { loadEtcdProto } from "../api/proto/load.js";
 import type * as pb from "../api/proto/types.js";
+import { AuthApi } from "./auth_api.js";
+import { ClusterApi } from "./cluster_api.js";
 import { Connection, type ConnectionOptions } from "./connection.js";
-import { isUnavailable, toClientError } from "./errors.js";
+import { MaintenanceApi } from "./maintenance_api.js";
 import { LeaseKeepAlive } from "./lease_keepalive.js";
 import { Watcher, type WatchOptions } from "./watch.js";
 import {
   big, header, keyValue, prefixEnd, summariseRange, toBuf,
   type Bytes, type KeyValue, type RangeSummary, type ResponseHeader,
 } from "./wire.js";
+import type { Status } from "./maintenance_api.js";
 
 export interface RangeOptions {
   readonly rangeEnd?: Bytes;
@@ -91,24 +92,27 @@ export interface LeaseGrant {
   readonly ttlSeconds: bigint;
 }
 
-export interface Status {
-  readonly header: ResponseHeader;
-  readonly version: string;
-  readonly dbSize: bigint;
-  readonly leader: bigint;
-  readonly raftIndex: bigint;
-  readonly raftTerm: bigint;
-  readonly isLearner: boolean;
-  readonly errors: string[];
-}
-
 export type ClientOptions = ConnectionOptions;
 
 export class EtcdClient {
   readonly connection: Connection;
+  /** Member list/add/remove/update/promote (etcd's Cluster service). */
+  readonly cluster: ClusterApi;
+  /** Alarms, defragment, hashes, snapshot, move-leader, status (etcd's Maintenance service). */
+  readonly maintenance: MaintenanceApi;
+  /** Auth enable/disable and users and roles (etcd's Auth service). */
+  readonly auth: AuthApi;
 
   constructor(opts: ClientOptions) {
     this.connection = new Connection(opts);
+    this.cluster = new ClusterApi(this.connection);
+    this.maintenance = new MaintenanceApi(this.connection);
+    this.auth = new AuthApi(this.connection);
+  }
+
+  /** syncEndpoints replaces the endpoints with the members' client URLs (what autoSyncIntervalMs runs). */
+  syncEndpoints(): Promise<string[]> {
+    return this.connection.syncEndpoints();
   }
 
   async get(key: Bytes, opts: RangeOptions = {}): Promise<RangeResult> {
@@ -121,28 +125,8 @@ export class EtcdClient {
    * of kvs, `more`, `count`, the response size and the last key (enough to page a LIST and to measure it).
    */
   async rangeSummary(key: Bytes, opts: RangeOptions = {}): Promise<RangeSummary> {
-    const def = loadEtcdProto().packageDefinition["etcdserverpb.KV"] as grpc.ServiceDefinition;
-    const method = def["Range"];
-    if (method === undefined) throw new Error("etcdserverpb.KV/Range missing from the protos");
-    const req = rangeRequest(key, opts);
-    const timeoutMs = opts.timeoutMs ?? this.connection.callTimeoutMs;
-    const attempts = this.connection.endpointCount;
-    let last: Error | undefined;
-    for (let i = 0; i < attempts; i++) {
-      const { client, endpoint } = this.connection.service("KV");
-      try {
-        return await new Promise<RangeSummary>((resolve, reject) => {
-          client.makeUnaryRequest(method.path, method.requestSerialize, summariseRange, req, { deadline: Date.now() + timeoutMs },
-            (err, res) => (err !== null ? reject(err) : resolve(res!)));
-        });
-      } catch (err) {
-        const e = toClientError(err, endpoint);
-        if (!isUnavailable(e)) throw e;
-        this.connection.failover(endpoint);
-        last = e;
-      }
-    }
-    throw last!;
+    const call = opts.timeoutMs === undefined ? { deserialize: summariseRange } : { deserialize: summariseRange, timeoutMs: opts.timeoutMs };
+    return this.connection.invoke<pb.RangeRequest, RangeSummary>("KV", "Range", rangeRequest(key, opts), call);
   }
 
   async put(key: Bytes, value: Bytes, opts: PutOptions = {}): Promise<PutResult> {
@@ -199,12 +183,15 @@ export class EtcdClient {
     return new LeaseKeepAlive(this.connection, id);
   }
 
-  async status(): Promise<Status> {
-    const res = await this.connection.unary<Record<string, never>, pb.StatusResponse>("Maintenance", "Status", {});
-    return {
-      header: header(res.header), version: res.version, dbSize: big(res.dbSize), leader: big(res.leader),
-      raftIndex: big(res.raftIndex), raftTerm: big(res.raftTerm), isLearner: res.isLearner, errors: res.errors,
-    };
+  /** leases lists the ids of every lease the cluster holds. */
+  async leases(): Promise<bigint[]> {
+    const res = await this.connection.unary<Record<string, never>, { leases: { ID: string }[] }>("Lease", "LeaseLeases", {});
+    return res.leases.map((l) => big(l.ID));
+  }
+
+  /** status of the current endpoint's member (Maintenance.Status). */
+  status(): Promise<Status> {
+    return this.maintenance.status();
   }
 
   close(): void {

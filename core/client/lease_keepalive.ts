@@ -42,10 +42,23 @@ export class LeaseKeepAlive {
     this.rejectFirst(new Error("keepalive stopped"));
   }
 
+  /** open starts a keepalive stream on the current endpoint, with the auth token when the client has one. */
   private open(): void {
-    const { client, endpoint } = this.conn.service("Lease");
-    const fn = (client as unknown as { LeaseKeepAlive(): grpc.ClientDuplexStream<{ ID: string }, pb.LeaseKeepAliveResponse> }).LeaseKeepAlive;
-    const stream = fn.call(client);
+    this.conn.metadata().then((md) => {
+      if (!this.stopped) this.openWith(md);
+    }, (err: unknown) => this.fail(err instanceof Error ? err : new Error(String(err))));
+  }
+
+  private openWith(md: grpc.Metadata): void {
+    let service: { client: grpc.Client; endpoint: string };
+    try {
+      service = this.conn.service("Lease");
+    } catch (err) {
+      return this.fail(err instanceof Error ? err : new Error(String(err)));
+    }
+    const { client, endpoint } = service;
+    const fn = (client as unknown as { LeaseKeepAlive(md: grpc.Metadata): grpc.ClientDuplexStream<{ ID: string }, pb.LeaseKeepAliveResponse> }).LeaseKeepAlive;
+    const stream = fn.call(client, md);
     this.stream = stream;
     stream.on("data", (res: pb.LeaseKeepAliveResponse) => this.onResponse(res));
     const broken = (e: ReturnType<typeof toClientError> | undefined): void => {

@@ -4,7 +4,7 @@
 // ends the iterator with EtcdError COMPACTED. The consumer paces the stream: past WATCH_STREAM_BUFFER queued
 // batches the stream is paused (gRPC flow control then holds the server back).
 import * as grpc from "@grpc/grpc-js";
-import { EtcdError } from "../errors.js";
+import { codeForMessage, EtcdError } from "../errors.js";
 import { WATCH_STREAM_BUFFER } from "../limits.js";
 import type * as pb from "../api/proto/types.js";
 import { sleep, type Connection } from "./connection.js";
@@ -103,9 +103,21 @@ export class Watcher implements AsyncIterable<WatchBatch> {
     this.wake();
   }
 
+  /** open (re)creates the watch on the current endpoint, with the auth token when the client has one. */
   private open(): void {
-    const { client, endpoint } = this.conn.service("Watch");
-    const md = new grpc.Metadata();
+    this.conn.metadata().then((md) => {
+      if (!this.done) this.openWith(md);
+    }, (err: unknown) => this.fail(err instanceof Error ? err : new Error(String(err))));
+  }
+
+  private openWith(md: grpc.Metadata): void {
+    let service: { client: grpc.Client; endpoint: string };
+    try {
+      service = this.conn.service("Watch");
+    } catch (err) {
+      return this.fail(err instanceof Error ? err : new Error(String(err)));
+    }
+    const { client, endpoint } = service;
     md.set("hasleader", "true"); // clientv3.WithRequireLeader: the server cancels the watch if it loses its leader
     const watchFn = (client as unknown as { Watch(md: grpc.Metadata): grpc.ClientDuplexStream<pb.WatchRequest, pb.WatchResponse> }).Watch;
     const stream = watchFn.call(client, md);
@@ -137,7 +149,7 @@ export class Watcher implements AsyncIterable<WatchBatch> {
       const compactRev = big(res.compact_revision);
       this.fail(compactRev > 0n
         ? new EtcdError("COMPACTED", `watch from ${this.nextRevision}, compacted at ${compactRev}`)
-        : new Error(`watch canceled by the server: ${res.cancel_reason}`));
+        : cancelError(res.cancel_reason));
       return;
     }
     if (res.events.length === 0) {
@@ -165,7 +177,8 @@ export class Watcher implements AsyncIterable<WatchBatch> {
     // streams at once and deliver every event twice.
     this.stream = undefined;
     stream.cancel();
-    const retriable = !(err instanceof EtcdError) && (!("grpcStatus" in err) || isUnavailable(err as ClientCallError));
+    // A lost connection, or etcd's own UNAVAILABLE (the member lost its leader: WithRequireLeader ends the watch).
+    const retriable = !("grpcStatus" in err) || isUnavailable(err as ClientCallError | EtcdError);
     this.failedOpens++;
     if (!retriable || this.failedOpens > this.conn.endpointCount * MAX_REOPENS_PER_ENDPOINT) {
       this.fail(err);
@@ -176,6 +189,12 @@ export class Watcher implements AsyncIterable<WatchBatch> {
       if (!this.done) this.open();
     });
   }
+}
+
+/** cancelError types a server cancel: etcd sends "rpc error: code = X desc = <etcd message>" as the reason. */
+function cancelError(reason: string): Error {
+  const code = codeForMessage(/desc = (.*)$/.exec(reason)?.[1] ?? reason);
+  return code !== undefined ? new EtcdError(code, "watch canceled by the server") : new Error(`watch canceled by the server: ${reason}`);
 }
 
 function watchEvent(e: pb.Event): WatchEvent {
