@@ -1,10 +1,11 @@
 // Real etcd 3.4 as an N-member cluster of child processes on 127.0.0.1 (free ports, one temp data dir each),
-// for failover tests and multi-member runs. kill(i) sends a signal to one member (kill -9 = SIGKILL).
+// for failover tests and multi-member runs. kill(i) sends a signal to one member (kill -9 = SIGKILL), restart(i)
+// starts it again on its data dir. With `clientTls` the members serve clients on https:// URLs only.
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { EtcdClient } from "../../core/client/index.js";
+import { EtcdClient, type ClientOptions } from "../../core/client/index.js";
 import { freePort } from "./etcd_process.js";
 import type { Target } from "./target.js";
 
@@ -17,12 +18,22 @@ interface Member {
   stderrTail: string;
 }
 
+export interface EtcdClusterOptions {
+  readonly bin?: string;
+  readonly startTimeoutMs?: number;
+  /** Serve clients over TLS (--cert-file --key-file --trusted-ca-file, --client-cert-auth when set). */
+  readonly clientTls?: { readonly certFile: string; readonly keyFile: string; readonly trustedCaFile: string; readonly clientCertAuth: boolean };
+  /** Options of the readiness probe's client beyond its endpoint (TLS credentials for a clientTls cluster). */
+  readonly probe?: Omit<ClientOptions, "endpoints">;
+}
+
 export class EtcdCluster implements Target {
   readonly name: string;
   private members: Member[] = [];
   private ver = "";
+  private initialCluster = "";
 
-  constructor(private readonly size: number, private readonly opts: { bin?: string; startTimeoutMs?: number } = {}) {
+  constructor(private readonly size: number, private readonly opts: EtcdClusterOptions = {}) {
     if (!Number.isInteger(size) || size < 1) throw new Error(`cluster size must be a positive integer, got ${size}`);
     this.name = `etcd-${size}`;
   }
@@ -32,7 +43,11 @@ export class EtcdCluster implements Target {
   }
 
   endpoints(): string[] {
-    return this.members.map((m) => `127.0.0.1:${m.clientPort}`);
+    return this.members.map((m) => this.endpoint(m));
+  }
+
+  private endpoint(m: Member): string {
+    return this.opts.clientTls === undefined ? `127.0.0.1:${m.clientPort}` : `https://127.0.0.1:${m.clientPort}`;
   }
 
   version(): string {
@@ -44,26 +59,41 @@ export class EtcdCluster implements Target {
     for (let i = 0; i < this.size; i++) {
       this.members.push({ name: `m${i}`, clientPort: await freePort(), peerPort: await freePort(), dataDir: mkdtempSync(join(tmpdir(), `etcd-ts-m${i}-`)), child: undefined, stderrTail: "" });
     }
-    const initial = this.members.map((m) => `${m.name}=http://127.0.0.1:${m.peerPort}`).join(",");
-    for (const m of this.members) {
-      const args = [
-        "--name", m.name, "--data-dir", m.dataDir, "--initial-cluster", initial, "--initial-cluster-state", "new",
-        "--initial-cluster-token", `etcd-ts-${process.pid}-${this.members[0]!.peerPort}`,
-        "--listen-client-urls", `http://127.0.0.1:${m.clientPort}`, "--advertise-client-urls", `http://127.0.0.1:${m.clientPort}`,
-        "--listen-peer-urls", `http://127.0.0.1:${m.peerPort}`, "--initial-advertise-peer-urls", `http://127.0.0.1:${m.peerPort}`,
-        "--logger", "zap", "--log-outputs", "stderr",
-      ];
-      const child = spawn(this.opts.bin ?? "etcd", args, { stdio: ["ignore", "ignore", "pipe"] });
-      child.stderr?.on("data", (b: Buffer) => (m.stderrTail = (m.stderrTail + b.toString("utf8")).slice(-2000)));
-      m.child = child;
-    }
+    this.initialCluster = this.members.map((m) => `${m.name}=http://127.0.0.1:${m.peerPort}`).join(",");
+    for (const m of this.members) this.spawnMember(m);
     await Promise.all(this.members.map((m) => this.waitReady(m)));
+  }
+
+  /** restart starts member i again on its data dir (after kill) and resolves once it serves with a leader. */
+  async restart(i: number): Promise<void> {
+    const m = this.members[i];
+    if (m === undefined) throw new Error(`no member ${i} of ${this.members.length}`);
+    if (m.child !== undefined && m.child.exitCode === null && m.child.signalCode === null) throw new Error(`member ${m.name} is running`);
+    this.spawnMember(m);
+    await this.waitReady(m);
+  }
+
+  private spawnMember(m: Member): void {
+    const scheme = this.opts.clientTls === undefined ? "http" : "https";
+    const tls = this.opts.clientTls;
+    const args = [
+      "--name", m.name, "--data-dir", m.dataDir, "--initial-cluster", this.initialCluster, "--initial-cluster-state", "new",
+      "--initial-cluster-token", `etcd-ts-${process.pid}-${this.members[0]!.peerPort}`,
+      "--listen-client-urls", `${scheme}://127.0.0.1:${m.clientPort}`, "--advertise-client-urls", `${scheme}://127.0.0.1:${m.clientPort}`,
+      "--listen-peer-urls", `http://127.0.0.1:${m.peerPort}`, "--initial-advertise-peer-urls", `http://127.0.0.1:${m.peerPort}`,
+      "--logger", "zap", "--log-outputs", "stderr",
+      ...(tls === undefined ? [] : ["--cert-file", tls.certFile, "--key-file", tls.keyFile, "--trusted-ca-file", tls.trustedCaFile]),
+      ...(tls?.clientCertAuth === true ? ["--client-cert-auth"] : []),
+    ];
+    const child = spawn(this.opts.bin ?? "etcd", args, { stdio: ["ignore", "ignore", "pipe"] });
+    child.stderr?.on("data", (b: Buffer) => (m.stderrTail = (m.stderrTail + b.toString("utf8")).slice(-2000)));
+    m.child = child;
   }
 
   private async waitReady(m: Member): Promise<void> {
     const timeoutMs = this.opts.startTimeoutMs ?? 20_000;
     const deadline = Date.now() + timeoutMs;
-    const client = new EtcdClient({ endpoints: [`127.0.0.1:${m.clientPort}`], callTimeoutMs: 1_000 });
+    const client = new EtcdClient({ callTimeoutMs: 1_000, ...this.opts.probe, endpoints: [this.endpoint(m)] });
     try {
       for (;;) {
         if (m.child?.exitCode !== null) throw new Error(`member ${m.name} exited: ${m.stderrTail.slice(-600)}`);
