@@ -9,6 +9,7 @@ import { checkDelete, checkPut, checkRange, checkTxn } from "../mvcc/validate.js
 import type { EtcdServer } from "../server/etcd_server.js";
 import * as kc from "./kv_codec.js";
 import { loadEtcdProto } from "./proto/load.js";
+import { leaseService } from "./lease_service.js";
 import { watchService } from "./watch_service.js";
 import type * as pb from "./proto/types.js";
 
@@ -138,6 +139,7 @@ export async function serveGrpc(s: EtcdServer, opts: GrpcOptions): Promise<GrpcH
     maxResponseBytes: opts.maxRequestBytes ?? MAX_REQUEST_BYTES,
     ...(opts.watchProgressNotifyIntervalMs !== undefined ? { progressNotifyIntervalMs: opts.watchProgressNotifyIntervalMs } : {}),
   }));
+  server.addService(defs.Lease.service, leaseService(s, toStatus));
   server.addService(defs.Maintenance.service, maintenanceService(s));
   server.addService(defs.Cluster.service, clusterService(s, opts.members));
   const port = await new Promise<number>((resolve, reject) => {

@@ -11,14 +11,15 @@
 import { EtcdError, isEtcdError } from "../errors.js";
 import { join } from "node:path";
 import {
-  ELECTION_TIMEOUT_MS, HEARTBEAT_INTERVAL_MS, RAFT_MAX_INFLIGHT_MSGS, RAFT_MAX_SIZE_PER_MSG_BYTES,
+  ELECTION_TIMEOUT_MS, minLeaseTtlSeconds, HEARTBEAT_INTERVAL_MS, RAFT_MAX_INFLIGHT_MSGS, RAFT_MAX_SIZE_PER_MSG_BYTES,
   RAFT_MAX_UNCOMMITTED_ENTRIES_BYTES, SNAPSHOT_CATCH_UP_ENTRIES, SNAPSHOT_COUNT,
 } from "../limits.js";
+import { LEASE_BUCKET, Lessor } from "../lease/lessor.js";
 import { KvStore, type ReadMode } from "../mvcc/kv_store.js";
 import { WatchableStore } from "../mvcc/watchable_store.js";
 import type {
   CompactResponse, DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse, RangeRequest, RangeResponse,
-  TxnRequest, TxnResponse, WriteRequest, WriteResponse,
+  EffectResponse, TxnRequest, TxnResponse, WriteRequest, WriteResponse,
 } from "../mvcc/types.js";
 import {
   EntryType, RawNode, RaftError, StateType, decodeConfChange, initialTickAdvance,
@@ -26,7 +27,8 @@ import {
 } from "../raft/index.js";
 import { WalStorage } from "../wal/wal_storage.js";
 import { IdGenerator } from "./id_gen.js";
-import { decodePayload, encodePayload } from "./request_codec.js";
+import { LeaseLoop, isLeaseRequest, leaseEffect, leaseIdFrom } from "./leases.js";
+import { decodePayload, encodePayload, type InternalRequest, type LeaseRequest } from "./request_codec.js";
 import { Wait } from "./wait.js";
 
 /** Proposals waiting for their entry to apply (etcd has no fixed bound; ours keeps memory bounded). */
@@ -46,6 +48,19 @@ export interface ServerConfig {
   readonly rng?: Rng;
   /** Applied entries between two Raft snapshots (--snapshot-count). */
   readonly snapshotCount?: number;
+  /** --experimental-enable-lease-checkpoint (etcd-ts default: on, and persisted across restarts). */
+  readonly leaseCheckpoint?: boolean;
+  readonly leaseCheckpointIntervalMs?: number;
+  /** Monotonic milliseconds for lease expiry (default performance.now); tests inject a virtual clock. */
+  readonly leaseClock?: () => number;
+}
+
+/** What TimeToLive answers: etcd's TTL -1 (and no error) for a lease that does not exist (any more). */
+export interface LeaseTimeToLive {
+  readonly id: bigint;
+  readonly ttl: number;
+  readonly grantedTtl: number;
+  readonly keys: readonly Uint8Array[];
 }
 
 export interface ResponseHeader {
@@ -64,6 +79,9 @@ export class EtcdServer {
   readonly kv: KvStore;
   /** Watchers fed from every committed batch (the store registers itself as the KV store's commit listener). */
   readonly watchable: WatchableStore;
+  readonly lessor: Lessor;
+  readonly #leaseLoop: LeaseLoop;
+  #wasLeader = false;
   readonly #raw: RawNode;
   readonly #storage: WalStorage;
   readonly #ids: IdGenerator;
@@ -84,6 +102,8 @@ export class EtcdServer {
     this.config = config;
     this.kv = kv;
     this.watchable = new WatchableStore(kv);
+    this.lessor = openLessor(config, kv);
+    this.#leaseLoop = new LeaseLoop(this.lessor, () => this.isLeader, (req) => this.propose(req));
     this.#ids = new IdGenerator(config.memberId, Date.now());
     this.#storage = storage;
     if (storage.lastIndex() === 0) this.#bootstrap();
@@ -107,10 +127,11 @@ export class EtcdServer {
 
   static async start(config: ServerConfig): Promise<EtcdServer> {
     const memberDir = join(config.dataDir, "member");
-    const kv = KvStore.open(memberDir, config.readMode !== undefined ? { readMode: config.readMode } : {});
+    const kv = KvStore.open(memberDir, { extraBuckets: [LEASE_BUCKET], ...(config.readMode !== undefined ? { readMode: config.readMode } : {}) });
     const storage = WalStorage.open(memberDir);
     const server = new EtcdServer(config, kv, storage);
     server.#startTicking();
+    server.#leaseLoop.start();
     return server;
   }
 
@@ -159,6 +180,7 @@ export class EtcdServer {
     if (this.#stopped) return;
     this.#stopped = true;
     if (this.#ticker !== undefined) clearInterval(this.#ticker);
+    this.#leaseLoop.stop();
     const err = new EtcdError("STOPPED");
     this.#proposals.failAll(err);
     this.#reads.failAll(err);
@@ -192,7 +214,7 @@ export class EtcdServer {
   }
 
   async #write<T extends { readonly revision: number }>(
-    req: WriteRequest,
+    req: InternalRequest,
     pick: (w: WriteResponse) => T | undefined,
   ): Promise<WithHeader<T>> {
     const result = await this.propose(req);
@@ -202,8 +224,46 @@ export class EtcdServer {
     return { header: this.header(response.revision), response };
   }
 
+  // ---- leases ----
+
+  /** Grants a lease (id 0: the server picks one); the TTL is raised to the minimum as etcd does. */
+  async leaseGrant(id: bigint, ttl: number): Promise<WithHeader<{ id: bigint; ttl: number }>> {
+    const chosen = id === 0n ? leaseIdFrom(this.#ids.next()) : id;
+    const r = await this.#leaseWrite({ leaseGrant: { id: chosen, ttl } });
+    return { header: this.header(r.revision), response: r.value as { id: bigint; ttl: number } };
+  }
+
+  /** Revokes a lease and deletes its keys (one revision). */
+  async leaseRevoke(id: bigint): Promise<WithHeader<EffectResponse>> {
+    const r = await this.#leaseWrite({ leaseRevoke: { id } });
+    return { header: this.header(r.revision), response: r };
+  }
+
+  /** A keepalive: back to the full TTL. Only the leader renews (a follower forwards: the cluster issue's). */
+  leaseRenew(id: bigint): { header: ResponseHeader; ttl: number } {
+    if (!this.isLeader) throw new EtcdError(this.leader === 0n ? "NO_LEADER" : "NOT_LEADER");
+    return { header: this.header(), ttl: this.lessor.renew(id) };
+  }
+
+  leaseTimeToLive(id: bigint, keys: boolean): WithHeader<LeaseTimeToLive> {
+    const st = this.lessor.timeToLive(id, keys);
+    const response = st === undefined ? { id, ttl: -1, grantedTtl: 0, keys: [] } : { id, ttl: st.ttl, grantedTtl: st.grantedTtl, keys: st.keys };
+    return { header: this.header(), response };
+  }
+
+  leaseLeases(): WithHeader<readonly bigint[]> {
+    return { header: this.header(), response: this.lessor.leases() };
+  }
+
+  async #leaseWrite(req: LeaseRequest): Promise<EffectResponse> {
+    const result = await this.propose(req);
+    if (result instanceof EtcdError) throw result;
+    if (!("effect" in result)) throw new Error(`apply answered ${Object.keys(result).join()} to a lease request`);
+    return result.effect;
+  }
+
   /** Proposes one write through Raft and resolves with its applied result. Proposals batch per event-loop turn. */
-  propose(req: WriteRequest): Promise<WriteResponse | EtcdError> {
+  propose(req: InternalRequest): Promise<WriteResponse | EtcdError> {
     if (this.#stopped) return Promise.reject(new EtcdError("STOPPED"));
     const id = this.#ids.next();
     const done = this.#proposals.register(id);
@@ -276,6 +336,7 @@ export class EtcdServer {
 
   async #handleReady(rd: Ready): Promise<void> {
     for (const rs of rd.readStates) this.#reads.onReadState(rs.requestCtx, rs.index);
+    if (rd.softState !== undefined) this.#onLeadership(rd.softState.raftState === StateType.Leader);
     if (rd.softState !== undefined && rd.softState.lead !== 0n) {
       if (this.#queued.length > 0) this.#scheduleFlush();
       const waiters = this.#leaderWaiters;
@@ -303,7 +364,7 @@ export class EtcdServer {
       else if (e.data.length > 0) {
         const p = decodePayload(e.data);
         ids.push(p.id);
-        reqs.push(p.req);
+        reqs.push(isLeaseRequest(p.req) ? { effect: leaseEffect(this.lessor, p.req) } : p.req);
       }
     }
     const last = entries[entries.length - 1];
@@ -313,6 +374,17 @@ export class EtcdServer {
     results.forEach((res, i) => this.#proposals.trigger(ids[i] ?? 0n, res));
     this.#notifyApplied();
     this.#maybeSnapshot();
+  }
+
+  /**
+   * A new leader gives every lease an election timeout more before expiring any (clients need the time to find
+   * it); a member that lost leadership expires nothing.
+   */
+  #onLeadership(leader: boolean): void {
+    if (leader === this.#wasLeader) return;
+    this.#wasLeader = leader;
+    if (leader) this.lessor.promote(this.config.electionTimeoutMs ?? ELECTION_TIMEOUT_MS);
+    else this.lessor.demote();
   }
 
   /** Every --snapshot-count applied entries, snapshot (the backend is the state) and let old WAL segments go. */
@@ -366,6 +438,19 @@ export class EtcdServer {
       entries: [],
     }, true);
   }
+}
+
+/** The lessor from the backend's lease bucket, with the attachments of every live key that has a lease. */
+function openLessor(config: ServerConfig, kv: KvStore): Lessor {
+  const lessor = kv.backend.readNow((view) => Lessor.load(view, {
+    minTtlSeconds: minLeaseTtlSeconds(config.electionTimeoutMs ?? ELECTION_TIMEOUT_MS, config.heartbeatIntervalMs ?? HEARTBEAT_INTERVAL_MS),
+    checkpointEnabled: config.leaseCheckpoint ?? true,
+    ...(config.leaseCheckpointIntervalMs !== undefined ? { checkpointIntervalMs: config.leaseCheckpointIntervalMs } : {}),
+    ...(config.leaseClock !== undefined ? { now: config.leaseClock } : {}),
+  }));
+  for (const { lease, key } of kv.liveLeasedKeys()) lessor.attach(lease, key);
+  kv.setLeaseAttacher(lessor);
+  return lessor;
 }
 
 /**

@@ -4,7 +4,14 @@
 import { Packr } from "msgpackr";
 import type { WriteRequest } from "../mvcc/types.js";
 
-export type InternalRequest = WriteRequest;
+/** Lease changes go through Raft like writes; the id of a grant is chosen by the proposer. */
+export type LeaseRequest =
+  | { readonly leaseGrant: { readonly id: bigint; readonly ttl: number } }
+  | { readonly leaseRevoke: { readonly id: bigint } }
+  | { readonly leaseCheckpoint: { readonly checkpoints: readonly { readonly id: bigint; readonly remainingTtl: number }[] } };
+
+/** What a Raft entry carries: a KV write or a lease change (never an in-process effect). */
+export type InternalRequest = Exclude<WriteRequest, { readonly effect: unknown }> | LeaseRequest;
 
 export interface RaftPayload {
   /** The proposer's request id (0n for entries nobody waits on). */

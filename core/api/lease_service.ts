@@ -1,0 +1,80 @@
+// etcd's Lease service: Grant, Revoke, KeepAlive (a bidi stream: one response per request, as etcd), TimeToLive
+// and Leases, over the server's lessor. etcd's answers where they are not errors: a keepalive of a lease that is
+// gone answers TTL 0, TimeToLive of a lease that is gone answers TTL -1.
+import type * as grpc from "@grpc/grpc-js";
+import { isEtcdError } from "../errors.js";
+import type { EtcdServer, ResponseHeader } from "../server/etcd_server.js";
+
+type Int64In = string | number | undefined | null;
+
+interface KeepAliveIn {
+  readonly ID?: Int64In;
+}
+
+/** A response header as a grpc-js object (64-bit fields as decimal strings). */
+export function headerObject(h: ResponseHeader): Record<string, string> {
+  return { cluster_id: h.clusterId.toString(), member_id: h.memberId.toString(), revision: String(h.revision), raft_term: String(h.raftTerm) };
+}
+
+function int64(v: Int64In): bigint {
+  return v === undefined || v === null || v === "" ? 0n : BigInt(v);
+}
+
+type Unary = (call: { request: Record<string, unknown> }, cb: (err: Partial<grpc.StatusObject> | null, res?: unknown) => void) => void;
+
+function unary(fn: (req: Record<string, unknown>) => Promise<unknown> | unknown, toStatus: (e: unknown) => Partial<grpc.StatusObject>): Unary {
+  return (call, cb) => {
+    Promise.resolve()
+      .then(() => fn(call.request))
+      .then(
+        (res) => cb(null, res),
+        (err: unknown) => cb(toStatus(err)),
+      );
+  };
+}
+
+export function leaseService(s: EtcdServer, toStatus: (e: unknown) => Partial<grpc.StatusObject>): grpc.UntypedServiceImplementation {
+  return {
+    LeaseGrant: unary(async (req) => {
+      const { header, response } = await s.leaseGrant(int64(req["ID"] as Int64In), Number(int64(req["TTL"] as Int64In)));
+      return { header: headerObject(header), ID: response.id.toString(), TTL: String(response.ttl), error: "" };
+    }, toStatus),
+    LeaseRevoke: unary(async (req) => {
+      const { header } = await s.leaseRevoke(int64(req["ID"] as Int64In));
+      return { header: headerObject(header) };
+    }, toStatus),
+    LeaseTimeToLive: unary((req) => {
+      const { header, response } = s.leaseTimeToLive(int64(req["ID"] as Int64In), req["keys"] === true);
+      return {
+        header: headerObject(header), ID: response.id.toString(), TTL: String(response.ttl),
+        grantedTTL: String(response.grantedTtl), keys: response.keys.map((k) => Buffer.from(k.buffer, k.byteOffset, k.byteLength)),
+      };
+    }, toStatus),
+    LeaseLeases: unary(() => {
+      const { header, response } = s.leaseLeases();
+      return { header: headerObject(header), leases: response.map((id) => ({ ID: id.toString() })) };
+    }, toStatus),
+    LeaseKeepAlive: (call: grpc.ServerDuplexStream<KeepAliveIn, unknown>) => keepAliveStream(s, call, toStatus),
+  };
+}
+
+/** One renew per request, answered in order; a lease that is gone answers TTL 0 (etcd's keepalive contract). */
+function keepAliveStream(s: EtcdServer, call: grpc.ServerDuplexStream<KeepAliveIn, unknown>, toStatus: (e: unknown) => Partial<grpc.StatusObject>): void {
+  call.on("data", (req: KeepAliveIn) => {
+    const id = int64(req.ID);
+    try {
+      const { header, ttl } = s.leaseRenew(id);
+      call.write({ header: headerObject(header), ID: id.toString(), TTL: String(ttl) });
+    } catch (err) {
+      if (isEtcdError(err, "LEASE_NOT_FOUND")) {
+        call.write({ header: headerObject(s.header()), ID: id.toString(), TTL: "0" });
+        return;
+      }
+      // grpc-js ends a server stream with the status of an emitted error.
+      call.emit("error", Object.assign(new Error(err instanceof Error ? err.message : String(err)), toStatus(err)));
+    }
+  });
+  call.on("end", () => call.end());
+  call.on("error", () => undefined);
+}
+
