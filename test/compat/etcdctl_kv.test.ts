@@ -6,12 +6,16 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { etcdctl, haveEtcd, startServer, type CtlResult, type RunningServer } from "./processes.js";
 
 interface Step {
+  /** `${NAME}` is replaced by what an earlier step captured from the same server (a lease id differs per server). */
   readonly args: readonly string[];
   readonly input?: string;
   /** For commands that never exit (watch): stop them after this long and compare what they printed. */
   readonly killAfterMs?: number;
+  /** Remember a lease id this step prints (hex in simple output, decimal in json) as `${name}`. */
+  readonly captureLease?: string;
 }
 const s = (...args: string[]): Step => ({ args });
+const grant = (name: string, ...args: string[]): Step => ({ args: ["lease", "grant", ...args], captureLease: name });
 const withInput = (input: string, ...args: string[]): Step => ({ args, input });
 /** A watch replaying history from a revision: it prints the past events, then is stopped. */
 const watchFor = (...args: string[]): Step => ({ args: ["watch", ...args], killAfterMs: 1500 });
@@ -82,6 +86,23 @@ const SCENARIOS: Record<string, readonly Step[]> = {
   "watch from a compacted revision is canceled with the compact revision": [
     s("put", "wc/a", "1"), watchFor("wc/a", "--rev", "1"), watchFor("wc/a", "--rev", "1", "-w", "json"),
   ],
+  "leases: grant, attach keys, time-to-live, list, keep-alive, revoke deletes the keys": [
+    grant("L", "600"), s("put", "ls/a", "1", "--lease", "${L}"), s("put", "ls/b", "2", "--lease=${L}"), s("get", "ls/a", "-w", "json"),
+    s("lease", "timetolive", "${L}"), s("lease", "timetolive", "${L}", "--keys"), s("lease", "timetolive", "${L}", "--keys", "-w", "json"),
+    s("lease", "list"), s("lease", "list", "-w", "json"), s("lease", "keep-alive", "--once", "${L}"),
+    s("lease", "revoke", "${L}"), s("get", "ls/", "--prefix"), s("lease", "timetolive", "${L}"), s("lease", "list"),
+  ],
+  "leases: json grant, minimum TTL, a key moved between leases, txn with a lease": [
+    grant("J", "300", "-w", "json"), grant("M", "1"), s("put", "lm/a", "1", "--lease", "${J}"), s("put", "lm/a", "2", "--lease", "${M}"),
+    s("lease", "timetolive", "${J}", "--keys"), s("lease", "timetolive", "${M}", "--keys"),
+    withInput('\nput lm/t v --lease=${J}\n\n\n', "txn"), s("lease", "timetolive", "${J}", "--keys"),
+    s("put", "lm/a", "3", "--ignore-lease"), s("lease", "timetolive", "${M}", "--keys"), s("lease", "revoke", "${J}"), s("lease", "revoke", "${M}"),
+  ],
+  "leases: etcd's errors for unknown leases and bad TTLs": [
+    s("lease", "revoke", "1234"), s("lease", "timetolive", "1234"), s("lease", "timetolive", "1234", "-w", "json"),
+    s("lease", "keep-alive", "--once", "1234"), s("put", "le/k", "v", "--lease", "1234"), s("lease", "grant", "99999999999"),
+    s("lease", "grant", "abc"), s("get", "le/k"),
+  ],
   "endpoint status and member list": [
     s("endpoint", "status"), s("endpoint", "status", "-w", "json"), s("member", "list"), s("member", "list", "-w", "json"),
     s("member", "list", "-w", "table"),
@@ -92,13 +113,15 @@ interface Identity {
   readonly server: RunningServer;
   readonly memberId: bigint;
   readonly clusterId: bigint;
+  /** Lease ids captured from this server's output, by step name. */
+  readonly leases: Map<string, bigint>;
 }
 
 function identify(server: RunningServer): Identity {
   const r = etcdctl(server.endpoint, ["endpoint", "status", "-w", "json"]);
   const header = /"cluster_id":(\d+),"member_id":(\d+)/.exec(r.stdout);
   if (header === null) throw new Error(`no ids in endpoint status of ${server.kind}: ${r.stdout} ${r.stderr}`);
-  return { server, clusterId: BigInt(header[1] ?? "0"), memberId: BigInt(header[2] ?? "0") };
+  return { server, clusterId: BigInt(header[1] ?? "0"), memberId: BigInt(header[2] ?? "0"), leases: new Map() };
 }
 
 /**
@@ -106,7 +129,12 @@ function identify(server: RunningServer): Identity {
  * peer URL), db sizes, raft indexes (etcd also logs its own publish/version entries), timings.
  */
 function normalize(text: string, id: Identity): string {
-  return text
+  let out = text;
+  for (const [name, lease] of id.leases) {
+    out = out.replaceAll(lease.toString(16).padStart(16, "0"), `LEASE_${name}`).replaceAll(lease.toString(16), `LEASE_${name}`);
+    out = out.replaceAll(lease.toString(), `LEASE_${name}`);
+  }
+  return out
     .split("\n")
     .filter((l) => !l.startsWith('{"level":'))
     .join("\n")
@@ -121,6 +149,12 @@ function normalize(text: string, id: Identity): string {
     .replace(/(\| ENDPOINT \|(?:[^|]+\|){6})[^|]+\|[^|]+\|/g, "$1 IDX | IDX |")
     .replace(/(ENDPOINT, \S+, [\d.]+, )[\d.]+ [kMG]?B, (\w+, \w+, \d+, )\d+, \d+,/g, "$1SIZE, $2IDX, IDX,")
     .replace(/took = [\d.]+[µm]?s/g, "took = T")
+    // A lease's remaining TTL is read a moment apart on the two servers.
+    .replace(/remaining\(\d+s\)/g, "remaining(Ns)")
+    .replace(/"ttl":\d+,"granted-ttl"/g, '"ttl":N,"granted-ttl"')
+    // etcd lists a lease's keys in Go map order (random from run to run): compare them as sets.
+    .replace(/"keys":\[([^\]]*)\]/g, (_, list: string) => `"keys":[${list.split(",").sort().join(",")}]`)
+    .replace(/attached keys\(\[([^\]]*)\]\)/g, (_, list: string) => `attached keys([${list.split(" ").sort().join(" ")}])`)
     .split("\n")
     .map(squeezeTableLine)
     .join("\n");
@@ -134,7 +168,14 @@ function squeezeTableLine(line: string): string {
 }
 
 function runStep(id: Identity, step: Step): CtlResult {
-  const r = etcdctl(id.server.endpoint, step.args, step.input, step.killAfterMs);
+  const fill = (t: string): string => t.replace(/\$\{(\w+)\}/g, (_, name: string) => (id.leases.get(name) ?? 0n).toString(16));
+  const r = etcdctl(id.server.endpoint, step.args.map(fill), step.input === undefined ? undefined : fill(step.input), step.killAfterMs);
+  if (step.captureLease !== undefined) {
+    const m = /lease ([0-9a-f]+) granted/.exec(r.stdout) ?? /"ID":(\d+)/.exec(r.stdout);
+    if (m === null) throw new Error(`no lease id in the output of ${step.args.join(" ")}: ${r.stdout} ${r.stderr}`);
+    const raw = m[1] ?? "0";
+    id.leases.set(step.captureLease, m[0].startsWith("lease") ? BigInt(`0x${raw}`) : BigInt(raw));
+  }
   return { status: r.status, stdout: normalize(r.stdout, id), stderr: normalize(r.stderr, id) };
 }
 
