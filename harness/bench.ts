@@ -25,6 +25,10 @@ const EXPERIMENTS: Record<string, Experiment> = {
     describe: "autocannon HTTP load on the JSON gateway (/v3/kv/range, /v3/kv/put) of each target",
     load: () => import("./experiments/gateway.js"),
   },
+  lease: {
+    describe: "leases over the wire: grant N with keys, keepalive throughput, TimeToLive P99 during 10k revokes, mass expiry vs put P99",
+    load: () => import("./experiments/lease.js"),
+  },
   replay: {
     describe: "replay --trace FILE (a trace or a Kubernetes audit log) against --targets",
     load: () => import("./experiments/replay_file.js"),
