@@ -51,6 +51,7 @@ export class PeerSender {
   private backoffMs = RECONNECT_BACKOFF_MIN_MS;
   /** Consecutive failed attempts since the stream was last active (logs once per outage, not per retry). */
   private failuresInRow = 0;
+  private lastRefusal: RefusalReason | undefined;
   private closed = false;
   private counters = { sentMsgs: 0, sentBytes: 0, writes: 0, droppedMsgs: 0, connects: 0, failures: 0 };
 
@@ -216,6 +217,7 @@ export class PeerSender {
     if (status === 200) {
       this.backoffMs = RECONNECT_BACKOFF_MIN_MS;
       this.failuresInRow = 0;
+      this.lastRefusal = undefined;
       this.active = true;
       this.activeSinceMs = Date.now();
       this.ctx.log("info", "established stream connection with remote peer", { "remote-peer-id": idToHex(this.id) });
@@ -231,7 +233,8 @@ export class PeerSender {
   }
 
   private logRefusal(reason: RefusalReason, headers: http2.IncomingHttpHeaders): void {
-    if (this.failuresInRow > 0) return;
+    if (this.lastRefusal === reason) return; // once per outage and reason, not per retry
+    this.lastRefusal = reason;
     const peer = idToHex(this.id);
     if (reason === RefusalReason.ClusterIdMismatch) {
       const remote = headerString(headers, HEADER.clusterId) ?? "?";

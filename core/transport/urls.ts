@@ -62,7 +62,9 @@ export function connectSession(target: PeerTarget, opts: TransportTls | undefine
     const authority = `${target.secure ? "https" : "http"}://${host}:${target.port}`;
     session = http2.connect(authority, target.secure ? { ...base, ...clientTls(target, opts) } : base);
   }
-  session.once("connect", () => session.setLocalWindowSize(HTTP2_SESSION_WINDOW_BYTES));
+  session.once("connect", () => {
+    if (!session.destroyed) session.setLocalWindowSize(HTTP2_SESSION_WINDOW_BYTES);
+  });
   return session;
 }
 

@@ -70,7 +70,7 @@ export class Cluster {
     const s = this.signal;
     const t = new PeerTransport({
       memberId: id,
-      clusterId: opts.clusterId ?? 0xc1u5n,
+      clusterId: opts.clusterId ?? 0xc105n,
       listenUrls: [opts.listenUrl ?? "http://127.0.0.1:0"],
       snapshotDir: join(this.dir, `snap-${id}`),
       onMessage: (m) => (rec.received.push(m), s.notify()),
