@@ -172,8 +172,8 @@ function decodePermission(buf: Uint8Array): PermissionRecord {
   let rangeEnd: Uint8Array = new Uint8Array(0);
   for (const f of readFields(buf, "authpb.Permission")) {
     if (f.field === 1) permType = f.varint;
-    else if (f.field === 2 && f.bytes !== undefined) key = f.bytes.slice();
-    else if (f.field === 3 && f.bytes !== undefined) rangeEnd = f.bytes.slice();
+    else if (f.field === 2 && f.bytes !== undefined) key = new Uint8Array(f.bytes);
+    else if (f.field === 3 && f.bytes !== undefined) rangeEnd = new Uint8Array(f.bytes);
   }
   if (permType > 2) throw new Error(`auth codec: authpb.Permission: permType ${permType} is not 0, 1 or 2`);
   return { permType, key, rangeEnd };

@@ -238,7 +238,7 @@ export class AuthStore {
     const role = this.state.roles.get(roleName);
     if (role === undefined) throw new EtcdError("ROLE_NOT_FOUND", `role ${JSON.stringify(roleName)}`);
     if (!Object.values(PermType).includes(perm.permType)) throw new Error(`auth: permission type ${String(perm.permType)} is not 0, 1 or 2`);
-    const rec: PermissionRecord = { permType: perm.permType, key: perm.key.slice(), rangeEnd: perm.rangeEnd.slice() };
+    const rec: PermissionRecord = { permType: perm.permType, key: new Uint8Array(perm.key), rangeEnd: new Uint8Array(perm.rangeEnd) };
     const rest = role.permissions.filter((p) => !samePermRange(p, rec.key, rec.rangeEnd));
     this.putRole(tx, { name: roleName, permissions: [...rest, rec].sort(comparePerms) });
     this.permCache.clear();
@@ -290,7 +290,7 @@ export class AuthStore {
     if (r === undefined) throw new EtcdError("ROLE_NOT_FOUND", `role ${JSON.stringify(name)}`);
     return {
       name: r.name,
-      permissions: r.permissions.map((p) => ({ permType: p.permType as PermType, key: p.key.slice(), rangeEnd: p.rangeEnd.slice() })),
+      permissions: r.permissions.map((p) => ({ permType: p.permType as PermType, key: new Uint8Array(p.key), rangeEnd: new Uint8Array(p.rangeEnd) })),
     };
   }
 
