@@ -265,7 +265,7 @@ async function massExpiry(client: EtcdClient, rec: Recorder, clock: Clock, s: Le
   const idleEnd = clock() + s.seconds;
   await writeLoop(client, rec, clock, s.writers, () => "expiry-idle", () => clock() >= idleEnd);
   // Long enough that every lease is granted before the first one expires; the burst then lines them up.
-  const ttl = Math.ceil((s.expiryLeases / Math.max(1, grantRatePerS)) * 1.5) + 5;
+  const ttl = Math.ceil((s.expiryLeases / Math.max(1, grantRatePerS)) * 1.5) + 3;
   const ids = await grantWithKeys(client, rec, clock, { n: s.expiryLeases, concurrency: s.concurrency, ttl, prefix: EXPIRY_PREFIX, phase: "expiry-grant", resource: "expiring-lease" });
   if (ids.length === 0) return "no expiring lease could be granted";
   const burstStart = clock();
@@ -273,6 +273,8 @@ async function massExpiry(client: EtcdClient, rec: Recorder, clock: Clock, s: Le
   const burstEnd = clock();
   const firstExpiryS = burstStart + ttl;
   const lastExpiryS = burstEnd + ttl;
+  // Writers start one second before the first expiry (sooner would only burn CPU while nothing happens).
+  await new Promise((r) => setTimeout(r, Math.max(0, (firstExpiryS - 1 - clock()) * 1000)));
   let stop = false;
   const writers = writeLoop(client, rec, clock, s.writers, (t) => (t < firstExpiryS ? "expiry-before" : "expiry-during"), () => stop);
   const deadline = lastExpiryS + 60 + s.expiryLeases / 250;
