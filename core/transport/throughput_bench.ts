@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { argv } from "node:process";
 import { pathToFileURL } from "node:url";
-import type { Entry, Message } from "../raft/types.js";
+import type { Entry, Message, MessageType as MessageTypeT } from "../raft/types.js";
 import { MessageType } from "../raft/types.js";
 import { encodedSize } from "./codec.js";
 import { PeerTransport } from "./transport.js";
@@ -114,6 +114,56 @@ export async function runTransportThroughput(opts: { seconds?: number; unix?: bo
   }
 }
 
+export interface LatencyRow {
+  readonly rounds: number;
+  readonly p50Us: number;
+  readonly p99Us: number;
+  readonly maxUs: number;
+}
+
+/**
+ * runTransportLatency measures one heartbeat round trip at a time (1 → 2, 2 answers 2 → 1): the latency a raft
+ * commit pays per hop on an idle link (the flush waits for the end of the event-loop turn, by design).
+ */
+export async function runTransportLatency(opts: { rounds?: number; unix?: boolean } = {}): Promise<LatencyRow> {
+  const dir = mkdtempSync(join(tmpdir(), "etcd-ts-transport-lat-"));
+  const url = (n: number): string => (opts.unix === true ? `unix://${join(dir, `m${n}.sock`)}` : "http://127.0.0.1:0");
+  let answered: (() => void) | undefined;
+  const common = { clusterId: 0xbe7cn, onSnapshot: () => undefined };
+  const hb = (from: bigint, to: bigint, type: MessageTypeT): Message => ({ ...appMsg(0, []), type, from, to });
+  const a = new PeerTransport({ ...common, memberId: 1n, listenUrls: [url(1)], snapshotDir: join(dir, "a"), onMessage: () => answered?.() });
+  const b: PeerTransport = new PeerTransport({
+    ...common,
+    memberId: 2n,
+    listenUrls: [url(2)],
+    snapshotDir: join(dir, "b"),
+    onMessage: () => b.send([hb(2n, 1n, MessageType.HeartbeatResp)]),
+  });
+  try {
+    await a.start();
+    await b.start();
+    a.addPeer(2n, b.boundUrls);
+    b.addPeer(1n, a.boundUrls);
+    const rounds = opts.rounds ?? 5000;
+    const us: number[] = [];
+    for (let i = 0; i < rounds + 200; i++) {
+      const t0 = performance.now();
+      await new Promise<void>((resolve) => {
+        answered = resolve;
+        a.send([hb(1n, 2n, MessageType.Heartbeat)]);
+      });
+      if (i >= 200) us.push((performance.now() - t0) * 1000); // the first 200 warm up
+    }
+    us.sort((x, y) => x - y);
+    const at = (q: number): number => Math.round(us[Math.min(us.length - 1, Math.floor(q * us.length))] ?? 0);
+    return { rounds, p50Us: at(0.5), p99Us: at(0.99), maxUs: Math.round(us[us.length - 1] ?? 0) };
+  } finally {
+    await a.stop();
+    await b.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 async function main(): Promise<void> {
   const secondsAt = argv.indexOf("--seconds");
   const seconds = secondsAt >= 0 ? Number(argv[secondsAt + 1]) : 2;
@@ -121,6 +171,8 @@ async function main(): Promise<void> {
   const rows = await runTransportThroughput({ seconds, unix });
   console.log(`transport throughput, ${unix ? "unix socket" : "loopback TCP"}, one process, ${seconds} s per setting`);
   console.table(rows);
+  console.log("heartbeat round trip (one at a time), microseconds");
+  console.table([await runTransportLatency({ unix })]);
 }
 
 if (argv[1] !== undefined && import.meta.url === pathToFileURL(argv[1]).href) {
