@@ -17,6 +17,8 @@ export const MAX_FRAME_BYTES = 64 * MiB;
 /** Reconnect backoff after a failed or lost stream (rafthttp retries a stream every 100 ms; we back off to 1 s). */
 export const RECONNECT_BACKOFF_MIN_MS = 50;
 export const RECONNECT_BACKOFF_MAX_MS = 1000;
+/** A stream not accepted (response headers) within this long counts as failed: a hung peer is not waited on. */
+export const STREAM_DIAL_TIMEOUT_MS = 5000;
 
 /** HTTP/2 flow-control windows: large enough that a 1 MiB MsgApp or a snapshot chunk is not stop-and-go. */
 export const HTTP2_STREAM_WINDOW_BYTES = 4 * MiB;

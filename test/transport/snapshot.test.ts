@@ -112,6 +112,17 @@ describe("peer transport: snapshots", () => {
     expect(readdirSync(cluster.dir + "/snap-2"), "no temp files left").toEqual([]);
   });
 
+  it("a snapshot to a peer that is down is retried, then reported failed", async () => {
+    cluster = new Cluster();
+    const [a, b] = await pair();
+    await b.t.stop();
+    a.t.sendSnapshot(snapMsg(1n, 2n, 13), bodyOf(randomBytes(MiB)));
+    await cluster.signal.until(() => a.snapshotStatus.length === 1, WAIT_MS, "snapshot status");
+    expect(a.snapshotStatus).toEqual([{ peer: 2n, ok: false }]);
+    const failures = a.logs.filter((l) => l.msg === "failed to send database snapshot to remote peer");
+    expect(failures.map((l) => l.fields?.["attempt"]), "every attempt made").toEqual([1, 2, 3].slice(0, SNAPSHOT_ATTEMPTS));
+  });
+
   it("a removed member's snapshot is refused at once, without retries", async () => {
     cluster = new Cluster();
     const [a, b] = await pair();
