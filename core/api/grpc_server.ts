@@ -10,6 +10,7 @@ import type { EtcdServer } from "../server/etcd_server.js";
 import * as kc from "./kv_codec.js";
 import { loadEtcdProto } from "./proto/load.js";
 import { leaseService } from "./lease_service.js";
+import { maintenanceService } from "./maintenance_service.js";
 import { watchService } from "./watch_service.js";
 import type * as pb from "./proto/types.js";
 
@@ -101,19 +102,6 @@ function pbHeader(s: EtcdServer, withRevision = true): Record<string, string> {
   };
 }
 
-function maintenanceService(s: EtcdServer): grpc.UntypedServiceImplementation {
-  return {
-    Status: unary(async () => {
-      const size = s.kv.size();
-      return {
-        header: pbHeader(s), version: ETCD_VERSION, dbSize: String(size.dbSizeBytes), leader: s.leader.toString(),
-        raftIndex: String(s.committedIndex), raftTerm: String(s.term), raftAppliedIndex: String(s.appliedIndex),
-        errors: [], dbSizeInUse: String(size.dbSizeInUseBytes), isLearner: false,
-      };
-    }),
-  };
-}
-
 function clusterService(s: EtcdServer, members: () => readonly MemberInfo[]): grpc.UntypedServiceImplementation {
   return {
     MemberList: unary(async () => ({
@@ -140,7 +128,7 @@ export async function serveGrpc(s: EtcdServer, opts: GrpcOptions): Promise<GrpcH
     ...(opts.watchProgressNotifyIntervalMs !== undefined ? { progressNotifyIntervalMs: opts.watchProgressNotifyIntervalMs } : {}),
   }));
   server.addService(defs.Lease.service, leaseService(s, toStatus));
-  server.addService(defs.Maintenance.service, maintenanceService(s));
+  server.addService(defs.Maintenance.service, maintenanceService(s, { version: ETCD_VERSION, isLearner: false }, toStatus));
   server.addService(defs.Cluster.service, clusterService(s, opts.members));
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(opts.address, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));

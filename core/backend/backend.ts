@@ -14,6 +14,7 @@
 // idempotent because the consistent index commits atomically with the data it describes.
 import { closeSync, existsSync, fdatasyncSync, openSync, readSync, renameSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
+import { crc32 } from "node:zlib";
 import { open, type Database, type RootDatabase } from "lmdb";
 
 import type { ReadTask, ReadView, RangeSpan, WriteView, Entry } from "./read_view.js";
@@ -263,6 +264,29 @@ export class Backend {
     const root = this.env.getStats() as { treeBranchPageCount: number; treeLeafPageCount: number };
     pages += 2 + root.treeBranchPageCount + root.treeLeafPageCount;
     return { dbSizeBytes, dbSizeInUseBytes: Math.min(dbSizeBytes, pages * pageSize) };
+  }
+
+  /** Bytes of the data file (cheap: one stat), what a quota is checked against. */
+  fileSize(): number {
+    return statSync(this.file).size;
+  }
+
+  /** CRC32 over every bucket's keys and values in key order (etcd's Hash: the whole database). */
+  hash(): number {
+    this.assertOpen();
+    let h = 0;
+    for (const [name, db] of [...this.dbs.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+      h = crc32(name, h);
+      for (const { key, value } of db.getRange({})) h = crc32(value, crc32(key, h));
+    }
+    return h;
+  }
+
+  /** A consistent copy of the open database (compacted: live pages only) written to `path`. */
+  async backupTo(path: string): Promise<void> {
+    this.assertOpen();
+    rmSync(path, { force: true });
+    await this.env.backup(path, true);
   }
 
   async close(): Promise<void> {

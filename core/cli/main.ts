@@ -53,6 +53,9 @@ async function run(f: ParsedFlags): Promise<void> {
     readMode: v("backend-read-mode") === "blocking" ? "blocking" : "concurrent",
     preVote: v("pre-vote") === "true",
     snapshotCount: Number(v("snapshot-count")),
+    quotaBackendBytes: Number(v("quota-backend-bytes")),
+    // etcd's default is off; etcd-ts checkpoints (and persists them) unless the flag is given as false.
+    leaseCheckpoint: !f.sources.has("experimental-enable-lease-checkpoint") || v("experimental-enable-lease-checkpoint") === "true",
   });
   log("I", "etcdserver", `starting member ${idToHex(memberId)} in cluster ${idToHex(clusterId)}`);
   await server.whenLeader();

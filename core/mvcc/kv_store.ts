@@ -67,7 +67,14 @@ export interface RangeOptions {
 }
 
 export class KvStore {
-  readonly backend: Backend;
+  #backend: Backend;
+  readonly #dir: string;
+  readonly #opts: KvStoreOptions;
+  /** Set while a defragmentation has the backend closed: reads and writes wait on it. */
+  #gate: Promise<void> | undefined;
+  #inFlight = 0;
+  #drained: (() => void) | undefined;
+  #lastSize: BackendSize = { dbSizeBytes: 0, dbSizeInUseBytes: 0 };
   private currentRev: number;
   private compactRev: number;
   private listener: CommitListener | undefined;
@@ -75,8 +82,10 @@ export class KvStore {
   /** Live keys → revision of their newest entry (see LiveIndex in write_txn.ts). */
   private readonly live = new Map<string, Revision>();
 
-  private constructor(backend: Backend) {
-    this.backend = backend;
+  private constructor(backend: Backend, dir: string, opts: KvStoreOptions) {
+    this.#backend = backend;
+    this.#dir = dir;
+    this.#opts = opts;
     const meta = backend.readNow((v) => ({ cur: v.get(MVCC_META_BUCKET, META_CURRENT_KEY), cmp: v.get(MVCC_META_BUCKET, META_COMPACT_KEY) }));
     this.currentRev = meta.cur === undefined ? INITIAL_REV : decodeU64(meta.cur);
     this.compactRev = meta.cmp === undefined ? 0 : decodeU64(meta.cmp);
@@ -91,13 +100,49 @@ export class KvStore {
   }
 
   static open(dataDir: string, opts: KvStoreOptions = {}): KvStore {
-    const backend = Backend.open(dataDir, {
-      buckets: [KEY_BUCKET, MVCC_META_BUCKET, ...(opts.extraBuckets ?? [])],
-      workerTasks: { [RANGE_TASK]: rangeTask as (v: ReadView, a: never) => unknown },
-      readWorkers: opts.readWorkers ?? DEFAULT_READ_WORKERS,
-      ...(opts.readMode !== undefined ? { readMode: opts.readMode } : {}),
-    });
-    return new KvStore(backend);
+    return new KvStore(openBackend(dataDir, opts), dataDir, opts);
+  }
+
+  /** The backend (a new object after each defragmentation). */
+  get backend(): Backend {
+    return this.#backend;
+  }
+
+  /** Whether a defragmentation has the backend closed right now. */
+  get defragmenting(): boolean {
+    return this.#gate !== undefined;
+  }
+
+  /**
+   * etcd's defrag: waits for reads and writes in flight, holds new ones, rewrites the backend file with only its
+   * live pages, and reopens it. Like etcd's, it stops this member's traffic while it runs.
+   */
+  async defragment(): Promise<{ beforeBytes: number; afterBytes: number }> {
+    while (this.#gate !== undefined) await this.#gate;
+    let open = (): void => undefined;
+    this.#gate = new Promise<void>((resolve) => (open = resolve));
+    try {
+      if (this.#inFlight > 0) await new Promise<void>((resolve) => (this.#drained = resolve));
+      this.#drained = undefined;
+      await this.#backend.close();
+      const res = await Backend.defragment(this.#dir);
+      this.#backend = openBackend(this.#dir, this.#opts);
+      return res;
+    } finally {
+      this.#gate = undefined;
+      open();
+    }
+  }
+
+  /** Counts an operation in flight, first waiting out a defragmentation. */
+  async #enter(): Promise<void> {
+    while (this.#gate !== undefined) await this.#gate;
+    this.#inFlight++;
+  }
+
+  #leave(): void {
+    this.#inFlight--;
+    if (this.#inFlight === 0) this.#drained?.();
   }
 
   /** One listener (the watchable store) sees every committed change. */
@@ -137,7 +182,8 @@ export class KvStore {
   }
 
   size(): BackendSize {
-    return this.backend.size();
+    if (this.#gate === undefined) this.#lastSize = this.backend.size();
+    return this.#lastSize;
   }
 
   async close(): Promise<void> {
@@ -146,6 +192,16 @@ export class KvStore {
 
   async range(r: RangeRequest, opts: RangeOptions = {}): Promise<RangeResponse> {
     checkRange(r);
+    if (this.#gate === undefined) this.#inFlight++;
+    else await this.#enter();
+    try {
+      return await this.#range(r, opts);
+    } finally {
+      this.#leave();
+    }
+  }
+
+  async #range(r: RangeRequest, opts: RangeOptions): Promise<RangeResponse> {
     const long = (r.rangeEnd?.length ?? 0) > 0 && ((r.limit ?? 0) <= 0 || (r.limit ?? 0) > WORKER_RANGE_MIN_LIMIT);
     const useWorker = (opts.worker ?? long) && this.backend.hasWorkers && !isEmptySpan(r.key, r.rangeEnd);
     // The revision is resolved when the read starts (in blocking mode, after the read lock).
@@ -168,6 +224,16 @@ export class KvStore {
    * Each slot of the result is the request's response or the EtcdError that refused it (nothing applied).
    */
   async write(reqs: readonly WriteRequest[], consistentIndex?: number): Promise<(WriteResponse | EtcdError)[]> {
+    if (this.#gate === undefined) this.#inFlight++;
+    else await this.#enter();
+    try {
+      return await this.#write(reqs, consistentIndex);
+    } finally {
+      this.#leave();
+    }
+  }
+
+  async #write(reqs: readonly WriteRequest[], consistentIndex?: number): Promise<(WriteResponse | EtcdError)[]> {
     const out = await this.backend.batch(consistentIndex, (tx) => {
       let rev = this.currentRev;
       let compact = this.compactRev;
@@ -218,6 +284,15 @@ export class KvStore {
 
   /** CRC32 of every stored (layout key, value) with main revision ≤ rev (etcd's HashKV, for corruption checks). */
   async hashKV(revision = 0): Promise<HashKVResponse> {
+    await this.#enter();
+    try {
+      return await this.#hashKV(revision);
+    } finally {
+      this.#leave();
+    }
+  }
+
+  async #hashKV(revision: number): Promise<HashKVResponse> {
     return this.backend.read((view) => {
       const rev = resolveRev(revision, this.currentRev, this.compactRev);
       let hash = 0;
@@ -258,6 +333,15 @@ export class KvStore {
     tx.put(MVCC_META_BUCKET, META_COMPACT_KEY, encodeU64(rev));
     return rev;
   }
+}
+
+function openBackend(dataDir: string, opts: KvStoreOptions): Backend {
+  return Backend.open(dataDir, {
+    buckets: [KEY_BUCKET, MVCC_META_BUCKET, ...(opts.extraBuckets ?? [])],
+    workerTasks: { [RANGE_TASK]: rangeTask as (v: ReadView, a: never) => unknown },
+    readWorkers: opts.readWorkers ?? DEFAULT_READ_WORKERS,
+    ...(opts.readMode !== undefined ? { readMode: opts.readMode } : {}),
+  });
 }
 
 function runRange(view: ReadView, args: RangeTaskArgs | undefined): RangeTaskResult | undefined {

@@ -121,6 +121,8 @@ export class WatchableStore {
   }
 
   private catchUp(w: Watcher): void {
+    // A defragmentation has the backend closed: stay unsynced; resume() after it catches up.
+    if (this.kv.defragmenting) return;
     for (;;) {
       const current = this.kv.revision;
       if (w.nextRev < this.kv.compactRevision) {

@@ -11,7 +11,7 @@
 import { EtcdError, isEtcdError } from "../errors.js";
 import { join } from "node:path";
 import {
-  ELECTION_TIMEOUT_MS, minLeaseTtlSeconds, HEARTBEAT_INTERVAL_MS, RAFT_MAX_INFLIGHT_MSGS, RAFT_MAX_SIZE_PER_MSG_BYTES,
+  ELECTION_TIMEOUT_MS, QUOTA_BACKEND_BYTES_DEFAULT, minLeaseTtlSeconds, HEARTBEAT_INTERVAL_MS, RAFT_MAX_INFLIGHT_MSGS, RAFT_MAX_SIZE_PER_MSG_BYTES,
   RAFT_MAX_UNCOMMITTED_ENTRIES_BYTES, SNAPSHOT_CATCH_UP_ENTRIES, SNAPSHOT_COUNT,
 } from "../limits.js";
 import { LEASE_BUCKET, Lessor } from "../lease/lessor.js";
@@ -19,7 +19,7 @@ import { KvStore, type ReadMode } from "../mvcc/kv_store.js";
 import { WatchableStore } from "../mvcc/watchable_store.js";
 import type {
   CompactResponse, DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse, RangeRequest, RangeResponse,
-  EffectResponse, TxnRequest, TxnResponse, WriteRequest, WriteResponse,
+  Effect, EffectResponse, TxnRequest, TxnResponse, WriteRequest, WriteResponse,
 } from "../mvcc/types.js";
 import {
   EntryType, RawNode, RaftError, StateType, decodeConfChange, initialTickAdvance,
@@ -28,7 +28,8 @@ import {
 import { WalStorage } from "../wal/wal_storage.js";
 import { IdGenerator } from "./id_gen.js";
 import { LeaseLoop, isLeaseRequest, leaseEffect, leaseIdFrom } from "./leases.js";
-import { decodePayload, encodePayload, type InternalRequest, type LeaseRequest } from "./request_codec.js";
+import { ALARM_BUCKET, AlarmAction, AlarmStore, AlarmType, type AlarmMember } from "./alarms.js";
+import { decodePayload, encodePayload, type AlarmChange, type InternalRequest, type LeaseRequest } from "./request_codec.js";
 import { Wait } from "./wait.js";
 
 /** Proposals waiting for their entry to apply (etcd has no fixed bound; ours keeps memory bounded). */
@@ -51,6 +52,8 @@ export interface ServerConfig {
   /** --experimental-enable-lease-checkpoint (etcd-ts default: on, and persisted across restarts). */
   readonly leaseCheckpoint?: boolean;
   readonly leaseCheckpointIntervalMs?: number;
+  /** --quota-backend-bytes: 0 = etcd's default (2 GiB), negative = no quota. */
+  readonly quotaBackendBytes?: number;
   /** Monotonic milliseconds for lease expiry (default performance.now); tests inject a virtual clock. */
   readonly leaseClock?: () => number;
 }
@@ -80,7 +83,10 @@ export class EtcdServer {
   /** Watchers fed from every committed batch (the store registers itself as the KV store's commit listener). */
   readonly watchable: WatchableStore;
   readonly lessor: Lessor;
+  readonly alarms: AlarmStore;
   readonly #leaseLoop: LeaseLoop;
+  /** The backend file size, re-read at most every QUOTA_SIZE_CACHE_MS (a quota check per write must be cheap). */
+  #dbSize = { bytes: 0, atMs: -Infinity };
   #wasLeader = false;
   readonly #raw: RawNode;
   readonly #storage: WalStorage;
@@ -103,6 +109,7 @@ export class EtcdServer {
     this.kv = kv;
     this.watchable = new WatchableStore(kv);
     this.lessor = openLessor(config, kv);
+    this.alarms = kv.backend.readNow((view) => AlarmStore.load(view));
     this.#leaseLoop = new LeaseLoop(this.lessor, () => this.isLeader, (req) => this.propose(req));
     this.#ids = new IdGenerator(config.memberId, Date.now());
     this.#storage = storage;
@@ -127,7 +134,7 @@ export class EtcdServer {
 
   static async start(config: ServerConfig): Promise<EtcdServer> {
     const memberDir = join(config.dataDir, "member");
-    const kv = KvStore.open(memberDir, { extraBuckets: [LEASE_BUCKET], ...(config.readMode !== undefined ? { readMode: config.readMode } : {}) });
+    const kv = KvStore.open(memberDir, { extraBuckets: [LEASE_BUCKET, ALARM_BUCKET], ...(config.readMode !== undefined ? { readMode: config.readMode } : {}) });
     const storage = WalStorage.open(memberDir);
     const server = new EtcdServer(config, kv, storage);
     server.#startTicking();
@@ -198,6 +205,7 @@ export class EtcdServer {
   }
 
   async put(r: PutRequest): Promise<WithHeader<PutResponse>> {
+    this.#checkQuota(r.key.length + r.value.length);
     return this.#write({ put: r }, (w) => ("put" in w ? w.put : undefined));
   }
 
@@ -206,6 +214,7 @@ export class EtcdServer {
   }
 
   async txn(r: TxnRequest): Promise<WithHeader<TxnResponse>> {
+    if (!isTxnReadOnly(r)) this.#checkQuota(txnBytes(r));
     return this.#write({ txn: r }, (w) => ("txn" in w ? w.txn : undefined));
   }
 
@@ -228,6 +237,7 @@ export class EtcdServer {
 
   /** Grants a lease (id 0: the server picks one); the TTL is raised to the minimum as etcd does. */
   async leaseGrant(id: bigint, ttl: number): Promise<WithHeader<{ id: bigint; ttl: number }>> {
+    this.#checkQuota(LEASE_COST_BYTES);
     const chosen = id === 0n ? leaseIdFrom(this.#ids.next()) : id;
     const r = await this.#leaseWrite({ leaseGrant: { id: chosen, ttl } });
     return { header: this.header(r.revision), response: r.value as { id: bigint; ttl: number } };
@@ -253,6 +263,64 @@ export class EtcdServer {
 
   leaseLeases(): WithHeader<readonly bigint[]> {
     return { header: this.header(), response: this.lessor.leases() };
+  }
+
+  // ---- quota and alarms ----
+
+  get quotaBytes(): number {
+    const q = this.config.quotaBackendBytes ?? 0;
+    return q === 0 ? QUOTA_BACKEND_BYTES_DEFAULT : q;
+  }
+
+  /**
+   * etcd's backend quota: a request that would take the database past --quota-backend-bytes is refused with
+   * "database space exceeded", and the NOSPACE alarm is raised through Raft (from then on the apply path refuses
+   * every request that grows the database, on every member, until the alarm is disarmed).
+   */
+  #checkQuota(requestBytes: number): void {
+    const quota = this.quotaBytes;
+    if (quota < 0) return;
+    const now = performance.now();
+    if (now - this.#dbSize.atMs > QUOTA_SIZE_CACHE_MS) this.#dbSize = { bytes: this.kv.size().dbSizeBytes, atMs: now };
+    if (this.#dbSize.bytes + requestBytes + QUOTA_REQUEST_OVERHEAD_BYTES <= quota) return;
+    if (!this.alarms.has(AlarmType.NOSPACE)) {
+      void this.propose({ alarm: { action: AlarmAction.ACTIVATE, memberId: this.config.memberId, type: AlarmType.NOSPACE } }).catch(() => undefined);
+    }
+    throw new EtcdError("NO_SPACE");
+  }
+
+  /** Maintenance.Alarm: GET lists (filtered by type unless NONE); ACTIVATE/DEACTIVATE go through Raft. */
+  async alarm(action: number, memberId: bigint, type: number): Promise<WithHeader<AlarmMember[]>> {
+    if (action === AlarmAction.GET) return { header: this.header(), response: this.alarms.list(type as AlarmType) };
+    if (action !== AlarmAction.ACTIVATE && action !== AlarmAction.DEACTIVATE) return { header: this.header(), response: [] };
+    const result = await this.propose({ alarm: { action, memberId, type } });
+    if (result instanceof EtcdError) throw result;
+    if (!("effect" in result)) throw new Error(`apply answered ${Object.keys(result).join()} to an alarm request`);
+    return { header: this.header(), response: result.effect.value as AlarmMember[] };
+  }
+
+  /** Defragments this member's backend; its reads and writes wait meanwhile, as etcd's do. */
+  async defragment(): Promise<ResponseHeader> {
+    await this.kv.defragment();
+    this.#dbSize = { bytes: 0, atMs: -Infinity };
+    this.watchable.resume();
+    return this.header();
+  }
+
+  /** Maintenance.MoveLeader: only the leader moves leadership, to a voting member; resolves when it moved. */
+  async moveLeader(target: bigint): Promise<ResponseHeader> {
+    if (!this.isLeader) throw new EtcdError("NOT_LEADER");
+    const voters = this.#raw.raft.confState().voters;
+    if (!voters.includes(target)) throw new EtcdError("BAD_LEADER_TRANSFEREE");
+    if (target === this.config.memberId) return this.header();
+    this.#raw.transferLeader(target);
+    this.scheduleReady();
+    const deadline = performance.now() + this.requestTimeoutMs;
+    while (this.leader !== target) {
+      if (performance.now() > deadline) throw new EtcdError("TIMEOUT", "leader transfer");
+      await new Promise((r) => setTimeout(r, this.heartbeatMs));
+    }
+    return this.header();
   }
 
   async #leaseWrite(req: LeaseRequest): Promise<EffectResponse> {
@@ -358,13 +426,14 @@ export class EtcdServer {
   async #apply(entries: readonly Entry[]): Promise<void> {
     const ids: bigint[] = [];
     const reqs: WriteRequest[] = [];
+    const capped = new CappedState(this.alarms.list(AlarmType.NOSPACE));
     for (const e of entries) {
       if (e.index <= this.#applied) continue; // already in the backend (replay after restart)
       if (e.type === EntryType.ConfChange) this.#raw.applyConfChange(decodeConfChange(e.data));
       else if (e.data.length > 0) {
         const p = decodePayload(e.data);
         ids.push(p.id);
-        reqs.push(isLeaseRequest(p.req) ? { effect: leaseEffect(this.lessor, p.req) } : p.req);
+        reqs.push(this.#toWrite(p.req, capped));
       }
     }
     const last = entries[entries.length - 1];
@@ -374,6 +443,16 @@ export class EtcdServer {
     results.forEach((res, i) => this.#proposals.trigger(ids[i] ?? 0n, res));
     this.#notifyApplied();
     this.#maybeSnapshot();
+  }
+
+  /** The backend write of one applied request; while NOSPACE is raised, what grows the database is refused. */
+  #toWrite(req: InternalRequest, capped: CappedState): WriteRequest {
+    if ("alarm" in req) {
+      capped.apply(req);
+      return { effect: alarmEffect(this.alarms, req) };
+    }
+    if (capped.active && growsDatabase(req)) return { effect: { run: () => { throw new EtcdError("NO_SPACE"); } } };
+    return isLeaseRequest(req) ? { effect: leaseEffect(this.lessor, req) } : req;
   }
 
   /**
@@ -438,6 +517,59 @@ export class EtcdServer {
       entries: [],
     }, true);
   }
+}
+
+/** Re-read the backend file size for quota checks at most this often. */
+const QUOTA_SIZE_CACHE_MS = 100;
+/** What etcd adds to a request's own bytes when checking the quota (its per-key overhead estimate). */
+const QUOTA_REQUEST_OVERHEAD_BYTES = 64;
+/** What a lease grant costs against the quota (its stored record). */
+const LEASE_COST_BYTES = 64;
+
+/** Whether NOSPACE is raised, followed through a batch in apply order (an alarm change may sit in the batch). */
+class CappedState {
+  readonly #raised: Set<string>;
+  constructor(nospace: readonly AlarmMember[]) {
+    this.#raised = new Set(nospace.map((a) => a.memberId.toString()));
+  }
+  get active(): boolean {
+    return this.#raised.size > 0;
+  }
+  apply(req: AlarmChange): void {
+    const { action, memberId, type } = req.alarm;
+    if (action === AlarmAction.ACTIVATE && type === AlarmType.NOSPACE) this.#raised.add(memberId.toString());
+    if (action === AlarmAction.DEACTIVATE && (type === AlarmType.NOSPACE || type === AlarmType.NONE)) {
+      if (memberId === 0n) this.#raised.clear();
+      else this.#raised.delete(memberId.toString());
+    }
+  }
+}
+
+function alarmEffect(alarms: AlarmStore, req: AlarmChange): Effect {
+  const { action, memberId, type } = req.alarm;
+  return {
+    run: (tx) => ({
+      value: action === AlarmAction.ACTIVATE ? alarms.activate(tx, memberId, type as AlarmType) : alarms.deactivate(tx, memberId, type as AlarmType),
+    }),
+  };
+}
+
+function isTxnReadOnly(t: TxnRequest): boolean {
+  return [...t.success, ...t.failure].every((op) => "range" in op || ("txn" in op && isTxnReadOnly(op.txn)));
+}
+
+function txnBytes(t: TxnRequest): number {
+  let n = 0;
+  for (const op of [...t.success, ...t.failure]) {
+    if ("put" in op) n += op.put.key.length + op.put.value.length;
+    else if ("txn" in op) n += txnBytes(op.txn);
+  }
+  return n;
+}
+
+/** etcd's capped applier refuses puts, txns that write, and lease grants while NOSPACE is raised. */
+function growsDatabase(req: InternalRequest): boolean {
+  return "put" in req || ("txn" in req && !isTxnReadOnly(req.txn)) || "leaseGrant" in req;
 }
 
 /** The lessor from the backend's lease bucket, with the attachments of every live key that has a lease. */

@@ -10,8 +10,13 @@ export type LeaseRequest =
   | { readonly leaseRevoke: { readonly id: bigint } }
   | { readonly leaseCheckpoint: { readonly checkpoints: readonly { readonly id: bigint; readonly remainingTtl: number }[] } };
 
-/** What a Raft entry carries: a KV write or a lease change (never an in-process effect). */
-export type InternalRequest = Exclude<WriteRequest, { readonly effect: unknown }> | LeaseRequest;
+/** Raising (1) or clearing (2) a cluster alarm (etcdserverpb.AlarmRequest's action and type numbers). */
+export interface AlarmChange {
+  readonly alarm: { readonly action: 1 | 2; readonly memberId: bigint; readonly type: number };
+}
+
+/** What a Raft entry carries: a KV write, a lease change or an alarm change (never an in-process effect). */
+export type InternalRequest = Exclude<WriteRequest, { readonly effect: unknown }> | LeaseRequest | AlarmChange;
 
 export interface RaftPayload {
   /** The proposer's request id (0n for entries nobody waits on). */
