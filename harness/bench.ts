@@ -29,6 +29,10 @@ const EXPERIMENTS: Record<string, Experiment> = {
     describe: "leases over the wire: grant N with keys, keepalive throughput, TimeToLive P99 during 10k revokes, mass expiry vs put P99",
     load: () => import("./experiments/lease.js"),
   },
+  failover: {
+    describe: "3-member etcd, plain and TLS: kill -9 the client's member mid-run; time to recover, errors, P99 before/after",
+    load: () => import("./experiments/failover.js"),
+  },
   replay: {
     describe: "replay --trace FILE (a trace or a Kubernetes audit log) against --targets",
     load: () => import("./experiments/replay_file.js"),

@@ -6,14 +6,14 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ClientCallError, EtcdClient, type TlsOptions } from "../../core/client/index.js";
 import { EtcdCluster } from "../../harness/targets/etcd_cluster.js";
-import { makeTestPki, type TestPki } from "./tls_certs.js";
+import { makePki, type TestPki } from "../../harness/experiments/failover.js";
 
 let pki: TestPki;
 let cluster: EtcdCluster;
 let tls: TlsOptions;
 
 beforeAll(async () => {
-  pki = makeTestPki();
+  pki = makePki();
   tls = { ca: pki.ca, cert: pki.clientCert, key: pki.clientKey };
   cluster = new EtcdCluster(3, {
     clientTls: { certFile: pki.serverCertFile, keyFile: pki.serverKeyFile, trustedCaFile: pki.caFile, clientCertAuth: true },
