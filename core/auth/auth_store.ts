@@ -31,7 +31,7 @@ import {
   type UserRecord,
 } from "./auth_codec.js";
 import { SCRYPT_DEFAULT_COST_LOG2, hashPassword, isPasswordHash, verifyPassword } from "./password.js";
-import { IntervalSet, compareBytes, permissionInterval, requestInterval, type KeyInterval } from "./range_perms.js";
+import { IntervalSet, compareBytes, permissionInterval, type KeyInterval } from "./range_perms.js";
 import type { AuthInfo, TokenProvider } from "./tokens.js";
 
 export type { AuthInfo } from "./tokens.js";
@@ -360,15 +360,15 @@ export class AuthStore {
   // Permission checks: with auth disabled everything is permitted (etcd).
 
   isRangePermitted(user: string, key: Uint8Array, rangeEnd: Uint8Array | undefined): boolean {
-    return this.isOpPermitted(user, "read", requestInterval(key, rangeEnd));
+    return this.isOpPermitted(user, "read", key, rangeEnd);
   }
 
   isPutPermitted(user: string, key: Uint8Array): boolean {
-    return this.isOpPermitted(user, "write", requestInterval(key, undefined));
+    return this.isOpPermitted(user, "write", key, undefined);
   }
 
   isDeleteRangePermitted(user: string, key: Uint8Array, rangeEnd: Uint8Array | undefined): boolean {
-    return this.isOpPermitted(user, "write", requestInterval(key, rangeEnd));
+    return this.isOpPermitted(user, "write", key, rangeEnd);
   }
 
   /** Whether the user holds the root role (a fact, whether or not auth is enabled). */
@@ -402,7 +402,7 @@ export class AuthStore {
     if (!permitted) throw new EtcdError("PERMISSION_DENIED", `user ${JSON.stringify(info.username)}, ${req.op}`);
   }
 
-  private isOpPermitted(userName: string, kind: "read" | "write", ivl: KeyInterval): boolean {
+  private isOpPermitted(userName: string, kind: "read" | "write", key: Uint8Array, rangeEnd: Uint8Array | undefined): boolean {
     if (!this.state.enabled) return true;
     const user = this.state.users.get(userName);
     if (user === undefined) return false;
@@ -412,7 +412,7 @@ export class AuthStore {
       perms = this.mergedPerms(user);
       this.permCache.set(userName, perms);
     }
-    return perms[kind].covers(ivl);
+    return perms[kind].coversRequest(key, rangeEnd);
   }
 
   private mergedPerms(user: UserRecord): UserPerms {
