@@ -356,6 +356,17 @@ export class AuthStore {
     return info;
   }
 
+  /**
+   * The identity of a client that presented a verified certificate with --client-cert-auth (etcd's
+   * AuthInfoFromTLS): the certificate's common name as user, at the current revision. Undefined when
+   * auth is disabled. The server must not use it for requests the gRPC gateway proxies (etcd ignores
+   * the gateway's own certificate).
+   */
+  authInfoFromCommonName(commonName: string): AuthInfo | undefined {
+    if (!this.state.enabled) return undefined;
+    return { username: commonName, revision: this.state.revision };
+  }
+
   // ---------------------------------------------------------------------------------------------
   // Permission checks: with auth disabled everything is permitted (etcd).
 

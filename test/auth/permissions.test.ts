@@ -43,6 +43,7 @@ describe("permission checks through the store", () => {
   });
 
   it("with auth disabled everything is permitted, even for unknown users", () => {
+    expect(h.store.authInfoFromCommonName("u"), "no identity from a certificate while auth is off").toBeUndefined();
     expect(h.store.isRangePermitted("ghost", enc("q"), undefined)).toBe(true);
     expect(h.store.isPutPermitted("ghost", enc("q"))).toBe(true);
     expect(() => h.store.checkPermission(undefined, { op: "put", key: enc("q") })).not.toThrow();
@@ -92,6 +93,16 @@ describe("permission checks through the store", () => {
     expect(s.isRangePermitted("u", enc("d"), undefined)).toBe(false);
     await h.apply((tx, st) => st.userGrantRole(tx, "u", "more"));
     expect(s.isRangePermitted("u", enc("d"), undefined)).toBe(true);
+  });
+
+  it("a client certificate's common name stands for the user at the current revision", () => {
+    const s = h.store;
+    const info = s.authInfoFromCommonName("u");
+    expect(info).toEqual({ username: "u", revision: s.revision });
+    expect(() => s.checkPermission(info, { op: "range", key: enc("a") })).not.toThrow();
+    expect(() => s.checkPermission(s.authInfoFromCommonName("stranger"), { op: "range", key: enc("a") })).toThrow(
+      expect.objectContaining({ code: "PERMISSION_DENIED" }),
+    );
   });
 
   it("checkPermission raises etcd's errors: no user, old revision, denied, admin", async () => {
