@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { stringify } from "csv-stringify/sync";
 import { EtcdClient, errorCode, type TlsOptions } from "../../core/client/index.js";
-import { Recorder, summarise } from "../metrics.js";
+import { Recorder } from "../metrics.js";
 import { runDir, writeResults, type ClaimRow } from "../results.js";
 import { EtcdCluster, type EtcdClusterOptions } from "../targets/etcd_cluster.js";
 import { num, parseArgs, printTable } from "./common.js";
@@ -34,7 +34,7 @@ interface KillRow {
   readonly mode: string;
   readonly kill: number;
   readonly victim: string;
-  readonly victim_was_leader: boolean;
+  readonly victim_was_leader: "yes" | "no";
   readonly recover_ms: number;
   readonly errors_after_kill: number;
   readonly errors_by_code: string;
@@ -48,9 +48,8 @@ interface Load {
   readonly t0: number;
   phase: string;
   stopAt: number;
-  /** Completions of successful calls, with the second they were sent. */
-  readonly successes: { sentS: number; doneS: number }[];
-  readonly errors: { sentS: number; code: string }[];
+  /** Every completed call: when it was sent and done (seconds since t0), and its error code if it failed. */
+  readonly calls: { sentS: number; doneS: number; code: string | undefined }[];
 }
 
 function nowS(load: Load): number {
@@ -68,20 +67,22 @@ async function worker(load: Load, w: number): Promise<void> {
         await call();
         const doneS = nowS(load);
         load.rec.record(phase, verb, "kv", { intendedS: sentS, sentS, doneS });
-        load.successes.push({ sentS, doneS });
+        load.calls.push({ sentS, doneS, code: undefined });
       } catch (err) {
         const code = errorCode(err);
-        load.rec.record(phase, verb, "kv", { intendedS: sentS, sentS, doneS: nowS(load) }, { errorCode: code });
-        load.errors.push({ sentS, code });
+        const doneS = nowS(load);
+        load.rec.record(phase, verb, "kv", { intendedS: sentS, sentS, doneS }, { errorCode: code });
+        load.calls.push({ sentS, doneS, code });
         await new Promise((r) => setTimeout(r, 10)); // an error storm must not become a busy loop
       }
     }
   }
 }
 
-function p99(rec: Recorder, phase: string): number {
-  const rows = summarise(rec).filter((r) => r.phase === phase && r.count > 0);
-  return rows.length === 0 ? 0 : Math.max(...rows.map((r) => r.p99_ms));
+/** p99Ms of the calls sent in [fromS, toS), failed ones included (their wait is what a caller saw). */
+function p99Ms(load: Load, fromS: number, toS: number): number {
+  const ms = load.calls.filter((c) => c.sentS >= fromS && c.sentS < toS).map((c) => (c.doneS - c.sentS) * 1000);
+  return Math.round(percentile(ms, 99) * 1000) / 1000;
 }
 
 async function oneKill(cluster: EtcdCluster, load: Load, s: Settings, mode: string, kill: number): Promise<KillRow> {
@@ -96,21 +97,22 @@ async function oneKill(cluster: EtcdCluster, load: Load, s: Settings, mode: stri
   const wasLeader = status.leader === status.header.memberId;
   load.phase = after;
   const killS = nowS(load);
-  const errorsBefore = load.errors.length;
   await cluster.kill(victim);
   await new Promise((r) => setTimeout(r, s.afterS * 1000));
-  const first = load.successes.filter((x) => x.sentS >= killS).reduce((m, x) => Math.min(m, x.doneS), Infinity);
-  const errs = load.errors.slice(errorsBefore);
+  const endS = nowS(load);
+  // Calls in flight at the kill were sent before it; the errors of a kill are those completing after it.
+  const first = load.calls.filter((c) => c.sentS >= killS && c.code === undefined).reduce((m, c) => Math.min(m, c.doneS), Infinity);
+  const errs = load.calls.filter((c) => c.doneS >= killS && c.doneS < endS && c.code !== undefined);
   const byCode = new Map<string, number>();
-  for (const e of errs) byCode.set(e.code, (byCode.get(e.code) ?? 0) + 1);
+  for (const e of errs) byCode.set(e.code!, (byCode.get(e.code!) ?? 0) + 1);
   load.phase = `${mode}-restart`;
   await cluster.restart(victim);
   return {
-    target: "etcd-3", mode, kill, victim: victimEp, victim_was_leader: wasLeader,
+    target: "etcd-3", mode, kill, victim: victimEp, victim_was_leader: wasLeader ? "yes" : "no",
     recover_ms: Number.isFinite(first) ? Math.round((first - killS) * 1000) : -1,
     errors_after_kill: errs.length,
     errors_by_code: [...byCode].map(([c, n]) => `${c}:${n}`).join(" "),
-    p99_before_ms: p99(load.rec, before), p99_after_ms: p99(load.rec, after),
+    p99_before_ms: p99Ms(load, killS - s.beforeS, killS), p99_after_ms: p99Ms(load, killS, endS),
   };
 }
 
@@ -126,12 +128,12 @@ async function runMode(mode: "plain" | "tls", s: Settings, rec: Recorder): Promi
   try {
     await cluster.start();
     const client = new EtcdClient({ endpoints: cluster.endpoints(), dialTimeoutMs: s.dialTimeoutMs, callTimeoutMs: 10_000, ...(tls === undefined ? {} : { tls }) });
-    const load: Load = { client, rec, t0: performance.now(), phase: `${mode}-warmup`, stopAt: Infinity, successes: [], errors: [] };
+    const load: Load = { client, rec, t0: performance.now(), phase: `${mode}-before`, stopAt: Infinity, calls: [] };
     const workers = Array.from({ length: s.workers }, (_, w) => worker(load, w));
     try {
       for (let k = 1; k <= s.kills; k++) {
         const row = await oneKill(cluster, load, s, mode, k);
-        console.error(`${mode} kill ${k}: ${row.victim}${row.victim_was_leader ? " (leader)" : ""} recovered in ${row.recover_ms} ms, ${row.errors_after_kill} errors ${row.errors_by_code}`);
+        console.error(`${mode} kill ${k}: ${row.victim}${row.victim_was_leader === "yes" ? " (leader)" : ""} recovered in ${row.recover_ms} ms, ${row.errors_after_kill} errors ${row.errors_by_code}`);
         rows.push(row);
       }
     } finally {
@@ -160,7 +162,7 @@ function claims(rows: readonly KillRow[], s: Settings, targets: readonly string[
     out.push({
       claim: `P99 failover (kill -9 → first successful call), ${mode}`, seed_value: `≤ ${budget} ms (1 election timeout + 1 dial timeout)`,
       target: "etcd-3", measured_value: `P50 ${percentile(rec, 50)} ms, P99 ${percentile(rec, 99)} ms over ${rec.length} kills`,
-      note: `${rows.filter((r) => r.mode === mode && r.victim_was_leader).length} of the kills hit the leader`,
+      note: `${rows.filter((r) => r.mode === mode && r.victim_was_leader === "yes").length} of the kills hit the leader`,
     });
   }
   for (const t of targets.filter((t) => t !== "etcd")) {
@@ -191,7 +193,7 @@ export async function run(argv: string[]): Promise<string> {
   }, (_t, phase) => rec.phaseSeconds(phase));
   writeFileSync(join(dir, "failover.csv"), stringify(rows as KillRow[], { header: true, columns: Object.keys(rows[0] ?? { target: "" }) }));
   printTable(summary);
-  for (const r of rows) console.log(`${r.mode} kill ${r.kill}: ${r.recover_ms} ms${r.victim_was_leader ? " (leader)" : ""}, errors ${r.errors_after_kill} ${r.errors_by_code}, P99 ${r.p99_before_ms} → ${r.p99_after_ms} ms`);
+  for (const r of rows) console.log(`${r.mode} kill ${r.kill}: ${r.recover_ms} ms${r.victim_was_leader === "yes" ? " (leader)" : ""}, errors ${r.errors_after_kill} ${r.errors_by_code}, P99 ${r.p99_before_ms} → ${r.p99_after_ms} ms`);
   return dir;
 }
 
