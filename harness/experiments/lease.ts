@@ -106,22 +106,24 @@ async function residentBytes(endpoint: string): Promise<number | undefined> {
   }
 }
 
-/** Grants n leases and puts one key with each; returns the ids of leases whose key was written. */
+/** Grants n leases and puts one key with each; returns the ids of leases whose key was written, and the largest TTL granted. */
 async function grantWithKeys(
   client: EtcdClient, rec: Recorder, clock: Clock,
   o: { n: number; concurrency: number; ttl: number; prefix: string; phase: string; resource: string },
-): Promise<bigint[]> {
+): Promise<{ ids: bigint[]; ttlSeconds: number }> {
   const ids: bigint[] = [];
+  let ttlSeconds = 0;
   const value = Buffer.alloc(64, "l");
   await pool(o.n, o.concurrency, async (i) => {
     const g = await timed(rec, clock, { phase: o.phase, verb: "grant", resource: o.resource }, () => client.leaseGrant(o.ttl));
     if (g === undefined) return false;
+    ttlSeconds = Math.max(ttlSeconds, Number(g.ttlSeconds));
     const key = `${o.prefix}${String(i).padStart(7, "0")}`;
     const put = await timed(rec, clock, { phase: o.phase, verb: "put", resource: o.resource }, () => client.put(key, value, { lease: g.id }));
     if (put !== undefined) ids.push(g.id);
     return put !== undefined;
   });
-  return ids;
+  return { ids, ttlSeconds };
 }
 
 interface StreamOptions {
@@ -265,8 +267,8 @@ async function massExpiry(client: EtcdClient, rec: Recorder, clock: Clock, s: Le
   const idleEnd = clock() + s.seconds;
   await writeLoop(client, rec, clock, s.writers, () => "expiry-idle", () => clock() >= idleEnd);
   // Long enough that every lease is granted before the first one expires; the burst then lines them up.
-  const ttl = Math.ceil((s.expiryLeases / Math.max(1, grantRatePerS)) * 1.5) + 3;
-  const ids = await grantWithKeys(client, rec, clock, { n: s.expiryLeases, concurrency: s.concurrency, ttl, prefix: EXPIRY_PREFIX, phase: "expiry-grant", resource: "expiring-lease" });
+  const asked = Math.ceil((s.expiryLeases / Math.max(1, grantRatePerS)) * 1.5) + 3;
+  const { ids, ttlSeconds: ttl } = await grantWithKeys(client, rec, clock, { n: s.expiryLeases, concurrency: s.concurrency, ttl: asked, prefix: EXPIRY_PREFIX, phase: "expiry-grant", resource: "expiring-lease" });
   if (ids.length === 0) return "no expiring lease could be granted";
   const burstStart = clock();
   await keepAlive(client, rec, ids, s, { phase: "expiry-refresh", once: true, untilS: Infinity, hardDeadlineS: burstStart + ttl, clock });
@@ -306,7 +308,7 @@ export async function measureTarget(client: EtcdClient, rec: Recorder, s: LeaseS
   const endpoint = client.connection.service("Lease").endpoint;
   d.rssBeforeBytes = await residentBytes(endpoint);
   const g0 = clock();
-  const ids = await grantWithKeys(client, rec, clock, { n: s.leases, concurrency: s.concurrency, ttl: LONG_TTL_SECONDS, prefix: KEY_PREFIX, phase: "grant", resource: "lease" });
+  const { ids } = await grantWithKeys(client, rec, clock, { n: s.leases, concurrency: s.concurrency, ttl: LONG_TTL_SECONDS, prefix: KEY_PREFIX, phase: "grant", resource: "lease" });
   d.grantSeconds = round(clock() - g0);
   d.leasesGranted = ids.length;
   if (ids.length === 0) return { ...d, skipped: "no lease could be granted; keepalive, timetolive and expiry not measured" };
