@@ -13,6 +13,7 @@ import { MessageType } from "../raft/types.js";
 import { FrameParser, decodeMessage } from "./codec.js";
 import type { Logger, SenderContext, TransportFaults } from "./context.js";
 import { TransportError } from "./errors.js";
+import { type PeerHttpHandler, serveHandler } from "./peer_http.js";
 import { PeerSender, type PeerStats } from "./peer_sender.js";
 import { HEADER, RefusalReason, SNAPSHOT_PATH, STREAM_PATH, hexToId, headerString, idToHex, refusalOf } from "./protocol.js";
 import { receiveSnapshot } from "./snapshot_receiver.js";
@@ -22,6 +23,7 @@ import { type PeerTarget, type TransportTls, createPeerServer, parsePeerUrl } fr
 
 export type { Logger, TransportFaults } from "./context.js";
 export type { PeerStats } from "./peer_sender.js";
+export { type PeerHttpHandler, type PeerHttpRequest, type PeerHttpResponse, type PeerReply, peerRequest } from "./peer_http.js";
 export type { RefusalReason } from "./protocol.js";
 export type { TransportTls } from "./urls.js";
 
@@ -52,6 +54,11 @@ export interface TransportOptions {
   readonly tls?: TransportTls;
   /** Injectable faults for tests and experiments; also settable later with setFaults(). */
   readonly faults?: TransportFaults;
+  /**
+   * Extra endpoints on the peer listener by exact path (etcd serves /members and /version there); they are not
+   * subject to the member/cluster header checks, since a joining member does not know the cluster id yet.
+   */
+  readonly httpHandlers?: Readonly<Record<string, PeerHttpHandler>>;
 }
 
 interface Listener {
@@ -151,6 +158,7 @@ export class PeerTransport {
 
   /** send queues each message on its peer's stream; never blocks. A full queue drops and reports unreachable. */
   send(msgs: readonly Message[]): void {
+    if (this.stopped) return;
     for (const m of msgs) {
       if (m.type === MessageType.Snap) throw new TransportError("INVALID_ARGUMENT", "MsgSnap goes through sendSnapshot()");
       const peer = this.peers.get(m.to);
@@ -183,6 +191,7 @@ export class PeerTransport {
       throw new TransportError("INVALID_ARGUMENT", `sendSnapshot of ${m.type} (snapshot ${m.snapshot === undefined ? "missing" : "present"})`);
     }
     const peer = this.peers.get(m.to);
+    if (this.stopped) return;
     if (peer === undefined) {
       this.log("warn", "ignored snapshot send request; unknown remote peer target", { "unknown-target-peer-id": idToHex(m.to) });
       this.opts.onSnapshotStatus?.(m.to, false);
@@ -245,6 +254,11 @@ export class PeerTransport {
   private handleStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
     stream.on("error", (err) => this.log("warn", "peer stream error", { error: err.message }));
     const path = headerString(headers, ":path");
+    const handler = this.opts.httpHandlers?.[(path ?? "").split("?")[0] ?? ""];
+    if (handler !== undefined) {
+      void serveHandler(stream, headers, handler, this.opts.clusterId);
+      return;
+    }
     if (path !== STREAM_PATH && path !== SNAPSHOT_PATH) {
       respondAndClose(stream, 404, { [HEADER.refusal]: RefusalReason.BadRequest }, `unknown path ${String(path)}`);
       return;
