@@ -20,7 +20,7 @@ export const CLIENT_ERROR_CODES = {
 /** grpc-js says this when a call failed at the pick, before anything was written to a connection. */
 const NOT_SENT_PREFIX = "No connection established";
 /** OpenSSL / Node TLS texts of a refused handshake (alert from the peer, or our own verification failing). */
-const TLS_FAILURE_RE = /SSL routines|alert (bad|unknown|handshake|certificate)|certificate|self[- ]signed|unable to verify/i;
+const TLS_FAILURE_RE = /SSL routines|alert (bad|unknown|handshake|certificate)|certificate|altnames|self[- ]signed|unable to verify/i;
 
 /**
  * ClientCallError is a failed call whose message is not an etcd server error. `code` is "GRPC_<STATUS>" or one of

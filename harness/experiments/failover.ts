@@ -206,6 +206,9 @@ export interface TestPki {
   readonly caFile: string;
   readonly serverCertFile: string;
   readonly serverKeyFile: string;
+  /** A server certificate (and key) of the CA naming only DNS:localhost: right for localhost, wrong for 127.0.0.1. */
+  readonly localhostCert: Buffer;
+  readonly localhostKey: Buffer;
   /** PEM bytes of the trusted CA, a client cert/key it signed, and a client cert/key of another CA. */
   readonly ca: Buffer;
   readonly clientCert: Buffer;
@@ -239,6 +242,7 @@ export function makePki(): TestPki {
   makeCa(dir, "ca");
   makeCa(dir, "other-ca");
   makeLeaf(dir, "ca", "server", "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n");
+  makeLeaf(dir, "ca", "localhost-server", "subjectAltName=DNS:localhost\nextendedKeyUsage=serverAuth\n");
   makeLeaf(dir, "ca", "client", "extendedKeyUsage=clientAuth\n");
   makeLeaf(dir, "other-ca", "other-client", "extendedKeyUsage=clientAuth\n");
   const read = (f: string): Buffer => readFileSync(join(dir, f));
@@ -247,6 +251,8 @@ export function makePki(): TestPki {
     caFile: join(dir, "ca.crt"),
     serverCertFile: join(dir, "server.crt"),
     serverKeyFile: join(dir, "server.key"),
+    localhostCert: read("localhost-server.crt"),
+    localhostKey: read("localhost-server.key"),
     ca: read("ca.crt"),
     clientCert: read("client.crt"),
     clientKey: read("client.key"),

@@ -1,9 +1,12 @@
 // Proves one TLS bundle {ca, cert, key} serves every https:// endpoint of a real 3-member etcd 3.4 cluster run
 // with --client-cert-auth (certificates made by openssl in a temp dir): each channel checks its own endpoint's
-// server name (127.0.0.1 by IP SAN, localhost by DNS SAN); kill -9 of the connected member moves puts, gets
+// server name (127.0.0.1 by IP SAN, localhost by DNS SAN; an in-process server whose certificate names only
+// localhost is refused as 127.0.0.1 and reached as localhost); kill -9 of the connected member moves puts, gets
 // and a watch to the next TLS endpoint with no event lost or repeated; a client without a certificate, with a
 // certificate of another CA, or trusting another CA is refused with TLS_HANDSHAKE_FAILED.
+import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadEtcdProto } from "../../core/api/proto/load.js";
 import { ClientCallError, EtcdClient, type TlsOptions } from "../../core/client/index.js";
 import { EtcdCluster } from "../../harness/targets/etcd_cluster.js";
 import { makePki, type TestPki } from "../../harness/experiments/failover.js";
@@ -57,6 +60,36 @@ describe("TLS refusals", () => {
       const c = new EtcdClient({ endpoints: [ep], tls });
       expect((await c.status()).version, ep).toMatch(/^3\.4\./);
       c.close();
+    }
+  });
+});
+
+/** A one-method Maintenance server over TLS whose certificate names only DNS:localhost. */
+async function localhostOnlyServer(): Promise<{ server: grpc.Server; port: number }> {
+  const server = new grpc.Server();
+  server.addService(loadEtcdProto().services.Maintenance.service, {
+    Status: (_call: unknown, cb: grpc.sendUnaryData<unknown>) => cb(null, { header: {}, version: "3.4.0-localhost-only" }),
+  });
+  const creds = grpc.ServerCredentials.createSsl(pki.ca, [{ cert_chain: pki.localhostCert, private_key: pki.localhostKey }], false);
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync("127.0.0.1:0", creds, (err, p) => (err !== null ? reject(err) : resolve(p))));
+  return { server, port };
+}
+
+describe("server name per endpoint", () => {
+  it("refuses a server whose certificate does not name the endpoint's host, and accepts it by the name it has", async () => {
+    const { server, port } = await localhostOnlyServer();
+    try {
+      const byIp = new EtcdClient({ endpoints: [`https://127.0.0.1:${port}`], tls });
+      const err = await byIp.status().catch((e: unknown) => e);
+      byIp.close();
+      expect((err as ClientCallError).code, String(err)).toBe("TLS_HANDSHAKE_FAILED");
+      const both = new EtcdClient({ endpoints: [`https://127.0.0.1:${port}`, `https://localhost:${port}`], tls });
+      expect((await both.status()).version, "answered over the localhost endpoint").toBe("3.4.0-localhost-only");
+      expect(both.connection.currentEndpoint()).toBe(`https://localhost:${port}`);
+      both.close();
+    } finally {
+      server.forceShutdown();
     }
   });
 });
