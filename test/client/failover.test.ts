@@ -2,7 +2,8 @@
 // to a follower, which is killed with SIGKILL. The next read succeeds by moving to the next endpoint; a write
 // fails at most once (UNAVAILABLE, never retried by the client because it may have been applied) and then
 // succeeds; every write is applied exactly once; the watch resumes on another member from the last revision
-// it saw + 1, so it sees every event once, in order.
+// it saw + 1, so it sees every event once, in order. Before that, a frozen member (SIGSTOP: the TCP connection
+// stays open, nothing answers) is detected by the gRPC keepalive options and its watch moves on too.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ClientCallError, EtcdClient } from "../../core/client/index.js";
 import { EtcdCluster } from "../../harness/targets/etcd_cluster.js";
@@ -16,6 +17,46 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await cluster?.stop();
+});
+
+async function followerIndex(eps: readonly string[]): Promise<number> {
+  const statuses = await Promise.all(eps.map(async (e) => {
+    const c = new EtcdClient({ endpoints: [e] });
+    const st = await c.status();
+    c.close();
+    return st;
+  }));
+  return statuses.findIndex((st) => st.header.memberId !== st.leader);
+}
+
+describe("keepalive", () => {
+  it("a frozen member is found dead by the keepalive ping: the watch moves to the next endpoint", async () => {
+    const eps = cluster.endpoints();
+    const f = await followerIndex(eps);
+    expect(f, "a follower exists").toBeGreaterThanOrEqual(0);
+    const others = eps.filter((_, i) => i !== f);
+    // etcd refuses pings more often than every 5 s (--grpc-keepalive-min-time), so 6 s; 1 s to answer one.
+    const client = new EtcdClient({ endpoints: [eps[f]!, ...others], keepAliveTimeMs: 6_000, keepAliveTimeoutMs: 1_000 });
+    const writer = new EtcdClient({ endpoints: others });
+    try {
+      const w = client.watch("/ka/", { prefix: true });
+      await w.created;
+      expect(client.connection.currentEndpoint()).toBe(eps[f]);
+      void cluster.kill(f, "SIGSTOP"); // resolves only when the member exits; it is continued below
+      const put = await writer.put("/ka/x", "1");
+      const next = await w[Symbol.asyncIterator]().next();
+      expect(next.value?.events[0]?.kv.modRevision, "the put reached the watch through another member").toBe(put.header.revision);
+      expect(client.connection.currentEndpoint(), "moved off the frozen member").not.toBe(eps[f]);
+      w.cancel();
+    } finally {
+      void cluster.kill(f, "SIGCONT");
+      client.close();
+      writer.close();
+    }
+    const back = new EtcdClient({ endpoints: [eps[f]!] });
+    expect((await back.get("/ka/x")).kvs.length, "the member serves again after SIGCONT").toBe(1);
+    back.close();
+  });
 });
 
 describe("round-robin failover on a 3-member cluster", () => {
