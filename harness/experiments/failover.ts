@@ -19,6 +19,8 @@ import { num, parseArgs, printTable } from "./common.js";
 
 /** etcd's default --election-timeout, the first half of the recovery target. */
 const ELECTION_TIMEOUT_MS = 1_000;
+/** How long after a kill the experiment waits for a first successful call before calling it unrecovered (-1). */
+const RECOVERY_WAIT_S = 30;
 
 interface Settings {
   readonly kills: number;
@@ -99,6 +101,9 @@ async function oneKill(cluster: EtcdCluster, load: Load, s: Settings, mode: stri
   const killS = nowS(load);
   await cluster.kill(victim);
   await new Promise((r) => setTimeout(r, s.afterS * 1000));
+  // A recovery slower than the window still counts: wait (up to RECOVERY_WAIT_S) for a call sent after the kill.
+  const recovered = (): boolean => load.calls.some((c) => c.sentS >= killS && c.code === undefined);
+  while (!recovered() && nowS(load) < killS + RECOVERY_WAIT_S) await new Promise((r) => setTimeout(r, 20));
   const endS = nowS(load);
   // Calls in flight at the kill were sent before it; the errors of a kill are those completing after it.
   const first = load.calls.filter((c) => c.sentS >= killS && c.code === undefined).reduce((m, c) => Math.min(m, c.doneS), Infinity);
