@@ -3,12 +3,15 @@
 // KeyValues (KV: a per-method identity serializer lets a handler return bytes) or plain objects. This is the
 // one place where EtcdError becomes a gRPC status (code + etcd's exact message).
 import * as grpc from "@grpc/grpc-js";
+import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from "node:http";
+import { createServer as createNetServer, type Server as NetServer, type Socket } from "node:net";
 import { isEtcdError } from "../errors.js";
 import { GRPC_OVERHEAD_BYTES, MAX_REQUEST_BYTES } from "../limits.js";
 import { checkDelete, checkPut, checkRange, checkTxn } from "../mvcc/validate.js";
 import type { EtcdServer } from "../server/etcd_server.js";
 import * as kc from "./kv_codec.js";
-import { loadEtcdProto } from "./proto/load.js";
+import { loadEtcdProto, type ServiceName } from "./proto/load.js";
+import { Gateway } from "./gateway.js";
 import { leaseService } from "./lease_service.js";
 import { maintenanceService } from "./maintenance_service.js";
 import { watchService } from "./watch_service.js";
@@ -32,6 +35,8 @@ export interface GrpcOptions {
   readonly members: () => readonly MemberInfo[];
   readonly maxRequestBytes?: number;
   readonly watchProgressNotifyIntervalMs?: number;
+  /** Serve HTTP/1.1 on the same port: the handler gets the JSON gateway to route /v3/* to. */
+  readonly http?: (req: IncomingMessage, res: ServerResponse, gateway: Gateway) => void;
 }
 
 type Handler<Req> = (req: Req) => Promise<unknown>;
@@ -118,26 +123,93 @@ export interface GrpcHandle {
   close(): Promise<void>;
 }
 
+/**
+ * Serves etcd's gRPC services on `opts.address`. With `http`, the same port also answers HTTP/1.1 (the JSON
+ * gateway, /health, /metrics, /version), as etcd multiplexes its client port: each connection's first bytes
+ * tell an HTTP/2 preface (handed to grpc-js) from an HTTP/1 request (handed to node:http).
+ */
 export async function serveGrpc(s: EtcdServer, opts: GrpcOptions): Promise<GrpcHandle> {
   const maxBytes = (opts.maxRequestBytes ?? MAX_REQUEST_BYTES) + GRPC_OVERHEAD_BYTES;
   const server = new grpc.Server({ "grpc.max_receive_message_length": maxBytes, "grpc.max_send_message_length": 2 ** 31 - 1, "grpc.enable_channelz": 0 });
-  const defs = loadEtcdProto().services;
-  server.addService(withRawResponses(defs.KV.service, ["Range", "Put", "DeleteRange", "Txn", "Compact"]), kvService(s));
-  server.addService(withRawResponses(defs.Watch.service, ["Watch"]), watchService(s, s.watchable, {
-    maxResponseBytes: opts.maxRequestBytes ?? MAX_REQUEST_BYTES,
-    ...(opts.watchProgressNotifyIntervalMs !== undefined ? { progressNotifyIntervalMs: opts.watchProgressNotifyIntervalMs } : {}),
-  }));
-  server.addService(defs.Lease.service, leaseService(s, toStatus));
-  server.addService(defs.Maintenance.service, maintenanceService(s, { version: ETCD_VERSION, isLearner: false }, toStatus));
-  server.addService(defs.Cluster.service, clusterService(s, opts.members));
-  const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(opts.address, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
-  });
+  const protos = loadEtcdProto().services;
+  const defs: Partial<Record<ServiceName, grpc.ServiceDefinition>> = {
+    KV: withRawResponses(protos.KV.service, ["Range", "Put", "DeleteRange", "Txn", "Compact"]),
+    Watch: withRawResponses(protos.Watch.service, ["Watch"]),
+    Lease: protos.Lease.service,
+    Maintenance: protos.Maintenance.service,
+    Cluster: protos.Cluster.service,
+  };
+  const impls: Partial<Record<ServiceName, grpc.UntypedServiceImplementation>> = {
+    KV: kvService(s),
+    Watch: watchService(s, s.watchable, {
+      maxResponseBytes: opts.maxRequestBytes ?? MAX_REQUEST_BYTES,
+      ...(opts.watchProgressNotifyIntervalMs !== undefined ? { progressNotifyIntervalMs: opts.watchProgressNotifyIntervalMs } : {}),
+    }),
+    Lease: leaseService(s, toStatus),
+    Maintenance: maintenanceService(s, { version: ETCD_VERSION, isLearner: false }, toStatus),
+    Cluster: clusterService(s, opts.members),
+  };
+  for (const name of Object.keys(impls) as ServiceName[]) {
+    const def = defs[name];
+    const impl = impls[name];
+    if (def !== undefined && impl !== undefined) server.addService(def, impl);
+  }
+  if (opts.http === undefined) {
+    const port = await new Promise<number>((resolve, reject) => {
+      server.bindAsync(opts.address, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
+    });
+    return { port, close: () => shutdown(server) };
+  }
+  const gateway = new Gateway(impls, defs, maxBytes);
+  const http = createServer((req, res) => opts.http?.(req, res, gateway));
+  const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+  const listener = createNetServer((socket) => dispatch(socket, injector, http));
+  const port = await listen(listener, opts.address);
   return {
     port,
-    close: () => new Promise<void>((resolve) => {
-      server.tryShutdown(() => resolve());
-      setTimeout(() => { server.forceShutdown(); resolve(); }, 2000).unref();
-    }),
+    close: async () => {
+      listener.close();
+      http.closeAllConnections();
+      await shutdown(server);
+      injector.destroy();
+    },
   };
+}
+
+/** The HTTP/2 connection preface's first bytes; no HTTP/1 method starts with them. */
+const H2_PREFACE = Buffer.from("PRI * HTTP/2.0");
+
+function dispatch(socket: Socket, injector: { injectConnection(c: Socket): void }, http: HttpServer): void {
+  socket.once("data", (first: Buffer) => {
+    // Stop flowing and put the bytes back: both servers read what is buffered before taking over the socket.
+    socket.pause();
+    socket.unshift(first);
+    const n = Math.min(first.length, H2_PREFACE.length);
+    if (first.subarray(0, n).equals(H2_PREFACE.subarray(0, n))) injector.injectConnection(socket);
+    else {
+      http.emit("connection", socket);
+      socket.resume();
+    }
+  });
+  socket.on("error", () => socket.destroy());
+}
+
+function listen(server: NetServer, address: string): Promise<number> {
+  const i = address.lastIndexOf(":");
+  const host = address.slice(0, i).replace(/^\[|\]$/g, "");
+  const port = Number(address.slice(i + 1));
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => {
+      const a = server.address();
+      resolve(typeof a === "object" && a !== null ? a.port : port);
+    });
+  });
+}
+
+function shutdown(server: grpc.Server): Promise<void> {
+  return new Promise<void>((resolve) => {
+    server.tryShutdown(() => resolve());
+    setTimeout(() => { server.forceShutdown(); resolve(); }, 2000).unref();
+  });
 }

@@ -1,8 +1,10 @@
 // The metrics listener (--listen-metrics-urls), as etcd 3.4 serves it: GET /health ({"health":"true"} once the
 // member has a leader and a linearizable read goes through) and GET /metrics (Prometheus text, etcd's metric
-// names, only for values etcd-ts really tracks). Served with node:http because grpc-js owns the client port.
+// names, only for values etcd-ts really tracks). The client port serves the same paths beside the JSON gateway
+// and /version (clientHttpHandler; grpc_server.ts splits HTTP/1 from HTTP/2 connections on that port).
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { EtcdServer } from "../server/etcd_server.js";
+import type { Gateway } from "./gateway.js";
 
 /** How long /health waits for its linearizable read (etcd uses its request timeout). */
 const HEALTH_TIMEOUT_MS = 5000;
@@ -35,6 +37,22 @@ async function health(s: EtcdServer): Promise<boolean> {
   const timeout = new Promise<false>((resolve) => setTimeout(() => resolve(false), HEALTH_TIMEOUT_MS).unref());
   const read = s.range({ key: new TextEncoder().encode("health") }).then(() => true, () => false);
   return Promise.race([read, timeout]);
+}
+
+/** The client port's HTTP side: the JSON gateway, /version, and what the metrics listener serves. */
+export function clientHttpHandler(s: EtcdServer, versions: { readonly server: string; readonly cluster: string }) {
+  return (req: IncomingMessage, res: ServerResponse, gateway: Gateway): void => {
+    const path = (req.url ?? "/").split("?")[0] ?? "/";
+    if (gateway.handles(path)) {
+      gateway.serve(req, res, path);
+      return;
+    }
+    if (req.method === "GET" && path === "/version") {
+      res.writeHead(200, { "Content-Type": "application/json" }).end(JSON.stringify({ etcdserver: versions.server, etcdcluster: versions.cluster }));
+      return;
+    }
+    handle(s, req, res);
+  };
 }
 
 function handle(s: EtcdServer, req: IncomingMessage, res: ServerResponse): void {

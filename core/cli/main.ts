@@ -2,8 +2,8 @@
 // cluster (the cluster issue adds peers); it logs etcd's key start-up lines, which tooling waits for.
 import { mkdirSync } from "node:fs";
 import { argv, env, exit, stderr, stdout } from "node:process";
-import { ETCD_VERSION, serveGrpc, type MemberInfo } from "../api/grpc_server.js";
-import { serveMetrics, type HttpHandle } from "../api/http_server.js";
+import { ETCD_CLUSTER_VERSION, ETCD_VERSION, serveGrpc, type MemberInfo } from "../api/grpc_server.js";
+import { clientHttpHandler, serveMetrics, type HttpHandle } from "../api/http_server.js";
 import { computeClusterId, computeMemberId, idToHex } from "../membership/ids.js";
 import { EtcdServer } from "../server/etcd_server.js";
 import { FlagError, parseDurationMs, parseFlags, type ParsedFlags } from "./flags.js";
@@ -63,6 +63,7 @@ async function run(f: ParsedFlags): Promise<void> {
   const members = (): MemberInfo[] => [{ id: memberId, name, peerUrls, clientUrls, isLearner: false }];
   const grpcServer = await serveGrpc(server, { address: bindAddress(list(v("listen-client-urls"))), members, maxRequestBytes: Number(v("max-request-bytes")),
     watchProgressNotifyIntervalMs: parseDurationMs(v("experimental-watch-progress-notify-interval")) ?? 600_000,
+    http: clientHttpHandler(server, { server: ETCD_VERSION, cluster: ETCD_CLUSTER_VERSION }),
   });
   const metrics: HttpHandle[] = [];
   for (const raw of list(v("listen-metrics-urls"))) {

@@ -1,0 +1,160 @@
+// etcd's JSON gateway (grpc-gateway in etcd 3.4) on the client port: POST /v3/<service>/<method> with a JSON
+// body in the protobuf JSON mapping (original field names, base64 bytes, 64-bit integers as strings, enums by
+// name, unknown fields ignored) runs the same handler as the gRPC call and answers its response in that mapping,
+// zero values left out. Errors answer {"error","message","code"} with grpc-gateway's HTTP status for the code.
+// Streaming calls (watch, lease keepalive, snapshot) are not served over the gateway yet (README, known gaps).
+import type * as grpc from "@grpc/grpc-js";
+import { Metadata } from "@grpc/grpc-js";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { join } from "node:path";
+import protobuf from "protobufjs";
+import { PROTO_FILES, protoDir, type ServiceName } from "./proto/load.js";
+
+/** Each gateway path of etcd 3.4's rpc.proto (google.api.http annotations) → service and method. */
+const ROUTES: Readonly<Record<string, readonly [ServiceName, string]>> = {
+  "/v3/kv/range": ["KV", "Range"],
+  "/v3/kv/put": ["KV", "Put"],
+  "/v3/kv/deleterange": ["KV", "DeleteRange"],
+  "/v3/kv/txn": ["KV", "Txn"],
+  "/v3/kv/compaction": ["KV", "Compact"],
+  "/v3/lease/grant": ["Lease", "LeaseGrant"],
+  "/v3/lease/revoke": ["Lease", "LeaseRevoke"],
+  "/v3/kv/lease/revoke": ["Lease", "LeaseRevoke"],
+  "/v3/lease/timetolive": ["Lease", "LeaseTimeToLive"],
+  "/v3/kv/lease/timetolive": ["Lease", "LeaseTimeToLive"],
+  "/v3/lease/leases": ["Lease", "LeaseLeases"],
+  "/v3/kv/lease/leases": ["Lease", "LeaseLeases"],
+  "/v3/cluster/member/list": ["Cluster", "MemberList"],
+  "/v3/maintenance/alarm": ["Maintenance", "Alarm"],
+  "/v3/maintenance/status": ["Maintenance", "Status"],
+  "/v3/maintenance/defragment": ["Maintenance", "Defragment"],
+  "/v3/maintenance/hash": ["Maintenance", "Hash"],
+  "/v3/maintenance/transfer-leadership": ["Maintenance", "MoveLeader"],
+};
+
+/** grpc-gateway's HTTP status for each gRPC code (runtime.HTTPStatusFromCode). */
+const HTTP_STATUS: Readonly<Record<number, number>> = {
+  0: 200, 1: 408, 2: 500, 3: 400, 4: 504, 5: 404, 6: 409, 7: 403, 8: 429, 9: 412, 10: 409, 11: 400, 12: 501, 13: 500,
+  14: 503, 15: 500, 16: 401,
+};
+
+const TO_JSON: protobuf.IConversionOptions = { longs: String, enums: String, bytes: String, defaults: false, arrays: false, json: true };
+
+type Impl = Record<string, unknown>;
+type UnaryImpl = (call: { request: unknown; metadata: Metadata; getPeer(): string }, cb: (err: Partial<grpc.StatusObject> | null, res?: unknown) => void) => void;
+
+export class Gateway {
+  readonly #root: protobuf.Root;
+  readonly #impls: Readonly<Partial<Record<ServiceName, Impl>>>;
+  readonly #defs: Readonly<Partial<Record<ServiceName, grpc.ServiceDefinition>>>;
+  readonly #maxBodyBytes: number;
+
+  constructor(
+    impls: Partial<Record<ServiceName, Impl>>,
+    defs: Partial<Record<ServiceName, grpc.ServiceDefinition>>,
+    maxBodyBytes: number,
+  ) {
+    this.#impls = impls;
+    this.#defs = defs;
+    this.#maxBodyBytes = maxBodyBytes;
+    const dir = protoDir();
+    const root = new protobuf.Root();
+    root.resolvePath = (_origin, target) => (target.startsWith("/") ? target : join(dir, target));
+    this.#root = root.loadSync(PROTO_FILES.map((f) => join(dir, f)), { keepCase: true });
+  }
+
+  /** Whether `path` is a gateway route (the HTTP handler falls through to /health etc. otherwise). */
+  handles(path: string): boolean {
+    return path in ROUTES;
+  }
+
+  serve(req: IncomingMessage, res: ServerResponse, path: string): void {
+    const route = ROUTES[path];
+    if (route === undefined) {
+      res.writeHead(404, { "Content-Type": "text/plain; charset=utf-8" }).end("Not Found\n");
+      return;
+    }
+    if (req.method !== "POST" && req.method !== "PUT") {
+      res.writeHead(405, { "Content-Type": "text/plain; charset=utf-8" }).end("Method Not Allowed\n");
+      return;
+    }
+    readBody(req, this.#maxBodyBytes).then(
+      (body) => this.#call(route[0], route[1], body, res),
+      (err: unknown) => sendError(res, 3, err instanceof Error ? err.message : String(err)),
+    );
+  }
+
+  #call(service: ServiceName, method: string, body: string, res: ServerResponse): void {
+    const def = this.#defs[service]?.[method];
+    const impl = this.#impls[service]?.[method] as UnaryImpl | undefined;
+    if (def === undefined || impl === undefined) {
+      sendError(res, 12, `unknown method ${service}.${method}`);
+      return;
+    }
+    let request: unknown;
+    try {
+      const json = body.trim() === "" ? {} : (JSON.parse(body) as unknown);
+      request = def.requestDeserialize(def.requestSerialize(json) as Buffer);
+    } catch (err) {
+      sendError(res, 3, err instanceof Error ? err.message : String(err));
+      return;
+    }
+    const responseType = this.#root.lookupType(`etcdserverpb.${(this.#root.lookupService(`etcdserverpb.${service}`).methods[method] as protobuf.Method).responseType}`);
+    impl({ request, metadata: new Metadata(), getPeer: () => "gateway" }, (err, out) => {
+      if (err !== null) {
+        sendError(res, err.code ?? 2, err.details ?? "unknown error");
+        return;
+      }
+      const bytes = Buffer.isBuffer(out) ? out : (def.responseSerialize(out) as Buffer);
+      const json = pruneDefaults(responseType, responseType.toObject(responseType.decode(bytes), TO_JSON));
+      res.writeHead(200, { "Content-Type": "application/json" }).end(JSON.stringify(json));
+    });
+  }
+}
+
+/**
+ * Leaves out fields at their zero value (jsonpb without EmitDefaults): a proto3 encoder may still write a zero
+ * that was set explicitly, and the gateway's JSON never shows one.
+ */
+function pruneDefaults(type: protobuf.Type, obj: Record<string, unknown>): Record<string, unknown> {
+  for (const field of type.fieldsArray) {
+    const v = obj[field.name];
+    if (v === undefined) continue;
+    field.resolve();
+    if (field.resolvedType instanceof protobuf.Type) {
+      const sub = field.resolvedType;
+      if (Array.isArray(v)) v.forEach((x) => pruneDefaults(sub, x as Record<string, unknown>));
+      else if (v !== null && typeof v === "object") pruneDefaults(sub, v as Record<string, unknown>);
+      continue;
+    }
+    if (field.repeated) {
+      if (Array.isArray(v) && v.length === 0) delete obj[field.name];
+      continue;
+    }
+    const zeroEnum = field.resolvedType instanceof protobuf.Enum ? field.resolvedType.valuesById[0] : undefined;
+    if (v === false || v === "" || v === 0 || v === "0" || (zeroEnum !== undefined && v === zeroEnum)) delete obj[field.name];
+  }
+  return obj;
+}
+
+function sendError(res: ServerResponse, code: number, message: string): void {
+  res.writeHead(HTTP_STATUS[code] ?? 500, { "Content-Type": "application/json" }).end(JSON.stringify({ error: message, message, code }));
+}
+
+function readBody(req: IncomingMessage, limit: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on("data", (c: Buffer) => {
+      size += c.length;
+      if (size > limit) {
+        reject(new Error(`request body larger than ${limit} bytes`));
+        req.destroy();
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
+    req.on("error", reject);
+  });
+}

@@ -1,0 +1,112 @@
+// Proves the client port's HTTP side answers as real etcd 3.4's does: the JSON gateway (/v3/kv/*, /v3/lease/*,
+// /v3/maintenance/*, /v3/cluster/*) with the same status codes and the same JSON after normalizing only ids,
+// sizes and raft indexes, including errors ({"error","message","code"} and grpc-gateway's HTTP statuses), unknown
+// JSON fields ignored, /version, /health and /metrics on the client port, and gRPC still served on that same port.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { etcdctl, haveEtcd, startServer, type RunningServer } from "./processes.js";
+
+const HAVE = haveEtcd();
+const b64 = (s: string): string => Buffer.from(s).toString("base64");
+
+interface Call {
+  readonly path: string;
+  readonly body?: unknown;
+  readonly method?: string;
+}
+
+/** Calls in order; both servers see the same sequence, so revisions agree. */
+const CALLS: readonly Call[] = [
+  { path: "/v3/kv/put", body: { key: b64("gw/a"), value: b64("1") } },
+  { path: "/v3/kv/put", body: { key: b64("gw/b"), value: b64("2"), prev_kv: true } },
+  { path: "/v3/kv/put", body: { key: b64("gw/b"), value: b64("3"), prev_kv: true } },
+  { path: "/v3/kv/range", body: { key: b64("gw/a") } },
+  { path: "/v3/kv/range", body: { key: b64("gw/"), range_end: b64("gw0"), limit: 1 } },
+  { path: "/v3/kv/range", body: { key: b64("gw/"), range_end: b64("gw0"), count_only: true } },
+  { path: "/v3/kv/range", body: { key: b64("gw/"), range_end: b64("gw0"), keys_only: true, sort_order: "DESCEND", sort_target: "KEY" } },
+  { path: "/v3/kv/range", body: { key: b64("gw/a"), bogus_field: 1 } },
+  { path: "/v3/kv/range", body: { key: b64("gw/a"), revision: 100000 } },
+  { path: "/v3/kv/range", body: { key: b64("missing") } },
+  { path: "/v3/kv/txn", body: { compare: [{ key: b64("gw/a"), target: "VALUE", result: "EQUAL", value: b64("1") }], success: [{ request_range: { key: b64("gw/a") } }, { request_put: { key: b64("gw/c"), value: b64("x") } }] } },
+  { path: "/v3/kv/txn", body: { compare: [{ key: b64("gw/a"), target: "VERSION", result: "GREATER", version: 5 }], failure: [{ request_delete_range: { key: b64("gw/c"), prev_kv: true } }] } },
+  { path: "/v3/kv/deleterange", body: { key: b64("gw/b"), prev_kv: true } },
+  { path: "/v3/kv/compaction", body: { revision: 3 } },
+  { path: "/v3/kv/range", body: { key: b64("gw/a"), revision: 2 } },
+  { path: "/v3/kv/compaction", body: { revision: 1 } },
+  { path: "/v3/kv/put", body: { key: "", value: b64("v") } },
+  { path: "/v3/lease/timetolive", body: { ID: 1234 } },
+  { path: "/v3/lease/revoke", body: { ID: 1234 } },
+  { path: "/v3/kv/put", body: { key: b64("gw/l"), value: b64("v"), lease: 1234 } },
+  { path: "/v3/lease/leases", body: {} },
+  { path: "/v3/maintenance/alarm", body: { action: "GET" } },
+  { path: "/v3/maintenance/hash", body: {} },
+  { path: "/v3/maintenance/status", body: {} },
+  { path: "/v3/cluster/member/list", body: {} },
+  { path: "/v3/kv/range", method: "GET" },
+  { path: "/v3/kv/range", body: "not json" },
+];
+
+interface Answer {
+  readonly status: number;
+  readonly body: string;
+}
+
+async function call(endpoint: string, c: Call): Promise<Answer> {
+  const init: RequestInit = { method: c.method ?? "POST" };
+  if (c.body !== undefined) init.body = typeof c.body === "string" ? c.body : JSON.stringify(c.body);
+  const res = await fetch(`http://${endpoint}${c.path}`, init);
+  return { status: res.status, body: await res.text() };
+}
+
+/** Ids and sizes differ between the two servers; the JSON parsers' wording for a bad body too. */
+function normalize(body: string, ids: readonly string[]): string {
+  let out = body;
+  for (const id of ids) out = out.replaceAll(id, "ID");
+  return out
+    .replace(/"(dbSize|dbSizeInUse|raftIndex|raftAppliedIndex|hash)":"?\d+"?/g, '"$1":N')
+    .replace(/"(peerURLs|clientURLs)":\["[^"]+"\]/g, '"$1":["URL"]')
+    .replace(/"error":"(?:[^"\\]|\\.)*JSON(?:[^"\\]|\\.)*","message":"(?:[^"\\]|\\.)*"/, '"error":"BAD_JSON","message":"BAD_JSON"')
+    .replace(/"error":"invalid character[^"]*","message":"[^"]*"/, '"error":"BAD_JSON","message":"BAD_JSON"');
+}
+
+function idsOf(endpoint: string): string[] {
+  const r = etcdctl(endpoint, ["endpoint", "status", "-w", "json"]);
+  const m = /"cluster_id":(\d+),"member_id":(\d+)/.exec(r.stdout);
+  return m === null ? [] : [m[1] ?? "", m[2] ?? ""];
+}
+
+describe.runIf(HAVE)("the client port's HTTP side against real etcd", () => {
+  const servers: RunningServer[] = [];
+  beforeAll(async () => {
+    servers.push(...(await Promise.all([startServer("etcd"), startServer("etcd-ts")])));
+  });
+  afterAll(async () => {
+    await Promise.all(servers.map((s) => s.stop()));
+  });
+
+  it("answers every gateway call with etcd's status and JSON", async () => {
+    const [etcd, ours] = servers as [RunningServer, RunningServer];
+    const [etcdIds, ourIds] = [idsOf(etcd.endpoint), idsOf(ours.endpoint)];
+    expect(ourIds.length).toBe(2);
+    for (const c of CALLS) {
+      const theirs = await call(etcd.endpoint, c);
+      const mine = await call(ours.endpoint, c);
+      const what = `${c.method ?? "POST"} ${c.path} ${JSON.stringify(c.body ?? "")}`;
+      expect({ what, status: mine.status, body: normalize(mine.body, ourIds) }).toEqual({ what, status: theirs.status, body: normalize(theirs.body, etcdIds) });
+    }
+  });
+
+  it("serves /version, /health and /metrics on the client port, and gRPC on the same port", async () => {
+    const [etcd, ours] = servers as [RunningServer, RunningServer];
+    for (const path of ["/version", "/health"]) {
+      const [theirs, mine] = await Promise.all([call(etcd.endpoint, { path, method: "GET" }), call(ours.endpoint, { path, method: "GET" })]);
+      expect({ path, ...mine }).toEqual({ path, ...theirs });
+    }
+    const metrics = await call(ours.endpoint, { path: "/metrics", method: "GET" });
+    expect(metrics.status).toBe(200);
+    expect(metrics.body).toMatch(/^etcd_server_has_leader 1$/m);
+    const ctl = etcdctl(ours.endpoint, ["put", "gw/grpc", "same-port"]);
+    expect(ctl.stdout).toBe("OK\n");
+    const viaHttp = await call(ours.endpoint, { path: "/v3/kv/range", body: { key: b64("gw/grpc") } });
+    expect(JSON.parse(viaHttp.body).kvs[0].value).toBe(b64("same-port"));
+  });
+});
