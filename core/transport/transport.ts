@@ -61,6 +61,23 @@ export interface TransportOptions {
   readonly httpHandlers?: Readonly<Record<string, PeerHttpHandler>>;
 }
 
+export interface PeerNetworkStats {
+  readonly id: NodeId;
+  readonly active: boolean;
+  readonly sentMsgs: number;
+  readonly sentBytes: number;
+  /** Failed or lost streams (etcd_network_peer_sent_failures_total counts per message; this counts per stream). */
+  readonly sentFailures: number;
+  readonly droppedMsgs: number;
+  readonly receivedMsgs: number;
+  readonly receivedBytes: number;
+}
+
+export interface NetworkStats {
+  readonly peers: readonly PeerNetworkStats[];
+  readonly snapshots: { readonly sentOk: number; readonly sentFailed: number; readonly receivedOk: number; readonly receivedFailed: number };
+}
+
 interface Listener {
   readonly target: PeerTarget;
   readonly server: http2.Http2Server | http2.Http2SecureServer;
@@ -79,6 +96,9 @@ export class PeerTransport {
   private readonly sessions = new Set<http2.ServerHttp2Session>();
   /** The live incoming message stream of each sender (a newer one replaces an older one). */
   private readonly inbound = new Map<NodeId, http2.ServerHttp2Stream>();
+  /** Bytes and messages received per sender (etcd_network_peer_received_bytes_total). */
+  private readonly received = new Map<NodeId, { msgs: number; bytes: number }>();
+  private readonly snapshotCounters = { sentOk: 0, sentFailed: 0, receivedOk: 0, receivedFailed: 0 };
   private snapshotAbort = new AbortController();
   private faults: TransportFaults;
   private started = false;
@@ -200,6 +220,8 @@ export class PeerTransport {
     const signal = this.snapshotAbort.signal;
     const job = { peer: m.to, urls: () => this.peers.get(m.to)?.peerUrls ?? [], m, body, signal };
     void sendSnapshotWithRetry(this.ctx, job).then((ok) => {
+      if (ok) this.snapshotCounters.sentOk++;
+      else this.snapshotCounters.sentFailed++;
       if (!ok) this.opts.onUnreachable?.(m.to);
       if (!signal.aborted) this.opts.onSnapshotStatus?.(m.to, ok);
     });
@@ -217,6 +239,26 @@ export class PeerTransport {
 
   peerStats(id: NodeId): PeerStats | undefined {
     return this.peers.get(id)?.stats();
+  }
+
+  /** Counters for /metrics (etcd_network_* where etcd has a name), per peer and for snapshots. */
+  networkStats(): NetworkStats {
+    const ids = new Set<NodeId>([...this.peers.keys(), ...this.received.keys()]);
+    const peers = [...ids].map((id): PeerNetworkStats => {
+      const out = this.peers.get(id)?.stats();
+      const inn = this.received.get(id);
+      return {
+        id,
+        active: this.peers.get(id)?.isActive ?? false,
+        sentMsgs: out?.sentMsgs ?? 0,
+        sentBytes: out?.sentBytes ?? 0,
+        sentFailures: out?.failures ?? 0,
+        droppedMsgs: out?.droppedMsgs ?? 0,
+        receivedMsgs: inn?.msgs ?? 0,
+        receivedBytes: inn?.bytes ?? 0,
+      };
+    });
+    return { peers, snapshots: { ...this.snapshotCounters } };
   }
 
   setFaults(faults: TransportFaults): void {
@@ -293,7 +335,10 @@ export class PeerTransport {
     previous?.close(http2.constants.NGHTTP2_CANCEL);
     stream.respond({ ":status": 200 });
     const parser = new FrameParser(MAX_FRAME_BYTES, (frame) => this.deliver(decodeMessage(frame), from));
+    const counter = this.received.get(from) ?? { msgs: 0, bytes: 0 };
+    this.received.set(from, counter);
     stream.on("data", (chunk: Buffer) => {
+      counter.bytes += chunk.byteLength;
       try {
         parser.push(chunk);
       } catch (err) {
@@ -312,6 +357,8 @@ export class PeerTransport {
     }
     // A removal closes the sender's stream, but frames already read in the same chunk must not get through.
     if (this.removed.has(m.from) || this.stopped) return;
+    const counter = this.received.get(m.from);
+    if (counter !== undefined) counter.msgs++;
     if (this.faults.dropIncoming?.(m) === true) return;
     try {
       this.opts.onMessage(m);
@@ -327,10 +374,12 @@ export class PeerTransport {
       const got = await receiveSnapshot(stream, from, this.opts.memberId, this.opts.snapshotDir);
       if (this.removed.has(from) || this.stopped) throw new TransportError("MEMBER_REMOVED", `snapshot from ${idToHex(from)}`);
       this.log("info", "received and saved database snapshot", { "remote-peer-id": idToHex(from), bytes: got.bytes, ms: Date.now() - startMs, path: got.path });
+      this.snapshotCounters.receivedOk++;
       this.opts.onSnapshot(got.m, got.path);
       respondAndClose(stream, 204, {}, "");
     } catch (err) {
       const error = err instanceof Error ? err.message : String(err);
+      this.snapshotCounters.receivedFailed++;
       this.log("warn", "failed to receive database snapshot", { "remote-peer-id": idToHex(from), error });
       respondAndClose(stream, 400, { [HEADER.refusal]: "snapshot-rejected" }, error);
     }

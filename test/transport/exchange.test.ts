@@ -51,6 +51,11 @@ describe("peer transport: delivery", () => {
       expect(stats?.sentMsgs, `sent ${stats?.sentMsgs}`).toBe(perPair);
       expect(stats?.droppedMsgs, `dropped ${stats?.droppedMsgs}`).toBe(0);
       expect((stats?.writes ?? 0) < perPair, `batched: ${stats?.writes} writes for ${perPair} messages`).toBe(true);
+      const net = n.t.networkStats();
+      for (const p of net.peers) {
+        expect([p.receivedMsgs, p.sentMsgs, p.active], `node ${n.id} ↔ ${p.id} counters`).toEqual([perPair, perPair, true]);
+        expect(p.receivedBytes > perPair * 20, `${p.receivedBytes} bytes received from ${p.id}`).toBe(true);
+      }
       expect(n.t.activePeers().sort(), `node ${n.id} active peers`).toEqual(nodes.filter((o) => o !== n).map((o) => o.id));
     }
   });

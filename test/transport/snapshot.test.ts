@@ -83,6 +83,8 @@ describe("peer transport: snapshots", () => {
     expect(b.snapshots.length, "delivered once").toBe(1);
     expect(sha(readFileSync(b.snapshots[0]?.path ?? ""))).toBe(sha(data));
     expect(a.logs.filter((l) => l.msg === "failed to send database snapshot to remote peer").length, "sender saw 1 failure").toBe(1);
+    expect(a.t.networkStats().snapshots).toMatchObject({ sentOk: 1, sentFailed: 0 });
+    expect(b.t.networkStats().snapshots).toMatchObject({ receivedOk: 1, receivedFailed: 1 });
   });
 
   it("a truncated body (no trailer) is rejected and the retry delivers it", async () => {
