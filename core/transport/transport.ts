@@ -7,7 +7,7 @@
 
 import { mkdir, rm } from "node:fs/promises";
 import * as http2 from "node:http2";
-import type { AddressInfo } from "node:net";
+import type * as net from "node:net";
 import type { Message, NodeId } from "../raft/types.js";
 import { MessageType } from "../raft/types.js";
 import { FrameParser, decodeMessage } from "./codec.js";
@@ -140,6 +140,9 @@ export class PeerTransport {
     this.started = true;
     await mkdir(this.opts.snapshotDir, { recursive: true });
     for (const l of this.listeners) {
+      l.server.on("connection", (sock: net.Socket) => {
+        if (l.target.kind === "tcp") sock.setNoDelay(true);
+      });
       l.server.on("session", (s: http2.ServerHttp2Session) => this.trackSession(s));
       l.server.on("stream", (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => this.handleStream(stream, headers));
       await listen(l);
@@ -411,7 +414,7 @@ async function listen(l: Listener): Promise<void> {
   });
   l.server.on("error", () => undefined);
   if (t.kind === "tcp") {
-    const port = (l.server.address() as AddressInfo).port;
+    const port = (l.server.address() as net.AddressInfo).port;
     const host = t.host.includes(":") ? `[${t.host}]` : t.host;
     l.url = `${t.secure ? "https" : "http"}://${host}:${port}`;
   }

@@ -58,9 +58,16 @@ export function connectSession(target: PeerTarget, opts: TransportTls | undefine
       secure !== undefined ? tls.connect({ ...secure, path: target.path, ALPNProtocols: ["h2"] }) : net.connect(target.path);
     session = http2.connect(target.secure ? "https://localhost" : "http://localhost", { ...base, createConnection });
   } else {
-    const host = target.host.includes(":") ? `[${target.host}]` : target.host;
-    const authority = `${target.secure ? "https" : "http"}://${host}:${target.port}`;
-    session = http2.connect(authority, target.secure ? { ...base, ...clientTls(target, opts) } : base);
+    // Our own sockets, so Nagle is off (raft's small messages must not wait for an ACK); SNI only for names.
+    const { host, port } = target;
+    const secure = target.secure ? clientTls(target, opts) : undefined;
+    const servername = net.isIP(host) === 0 ? host : undefined;
+    const createConnection = (): net.Socket =>
+      secure !== undefined
+        ? tls.connect({ ...secure, host, port, ...(servername !== undefined ? { servername } : {}), ALPNProtocols: ["h2"] }).setNoDelay(true)
+        : net.connect({ host, port, noDelay: true });
+    const authorityHost = host.includes(":") ? `[${host}]` : host;
+    session = http2.connect(`${target.secure ? "https" : "http"}://${authorityHost}:${port}`, { ...base, createConnection });
   }
   session.once("connect", () => {
     if (!session.destroyed) session.setLocalWindowSize(HTTP2_SESSION_WINDOW_BYTES);
