@@ -5,6 +5,7 @@ import { argv, env, exit, stderr, stdout } from "node:process";
 import { ETCD_CLUSTER_VERSION, ETCD_VERSION, serveGrpc, type MemberInfo } from "../api/grpc_server.js";
 import { clientHttpHandler, serveMetrics, type HttpHandle } from "../api/http_server.js";
 import { computeClusterId, computeMemberId, idToHex } from "../membership/ids.js";
+import { parseCompactionFlags, type CompactionPolicy } from "../server/compactor.js";
 import { EtcdServer } from "../server/etcd_server.js";
 import { FlagError, parseDurationMs, parseFlags, type ParsedFlags } from "./flags.js";
 
@@ -46,6 +47,12 @@ async function run(f: ParsedFlags): Promise<void> {
   const memberId = computeMemberId(peerUrls, v("initial-cluster-token"));
   const clusterId = computeClusterId([memberId]);
   log("I", "etcdmain", `etcd-ts Version: ${ETCD_TS_VERSION} (etcd API ${ETCD_VERSION}), Node Version: ${process.version}`);
+  let compaction: CompactionPolicy | undefined;
+  try {
+    compaction = parseCompactionFlags(v("auto-compaction-mode"), v("auto-compaction-retention"));
+  } catch (err) {
+    throw new FlagError((err as Error).message, 1);
+  }
   const server = await EtcdServer.start({
     name, dataDir, memberId, clusterId,
     heartbeatIntervalMs: Number(v("heartbeat-interval")),
@@ -56,6 +63,8 @@ async function run(f: ParsedFlags): Promise<void> {
     quotaBackendBytes: Number(v("quota-backend-bytes")),
     // etcd's default is off; etcd-ts checkpoints (and persists them) unless the flag is given as false.
     leaseCheckpoint: !f.sources.has("experimental-enable-lease-checkpoint") || v("experimental-enable-lease-checkpoint") === "true",
+    ...(compaction !== undefined ? { autoCompaction: compaction } : {}),
+    log,
   });
   log("I", "etcdserver", `starting member ${idToHex(memberId)} in cluster ${idToHex(clusterId)}`);
   await server.whenLeader();

@@ -28,6 +28,7 @@ import {
 import { WalStorage } from "../wal/wal_storage.js";
 import { IdGenerator } from "./id_gen.js";
 import { LeaseLoop, isLeaseRequest, leaseEffect, leaseIdFrom } from "./leases.js";
+import { Compactor, type CompactionPolicy } from "./compactor.js";
 import { ALARM_BUCKET, AlarmAction, AlarmStore, AlarmType, type AlarmMember } from "./alarms.js";
 import { decodePayload, encodePayload, type AlarmChange, type InternalRequest, type LeaseRequest } from "./request_codec.js";
 import { Wait } from "./wait.js";
@@ -54,8 +55,12 @@ export interface ServerConfig {
   readonly leaseCheckpointIntervalMs?: number;
   /** --quota-backend-bytes: 0 = etcd's default (2 GiB), negative = no quota. */
   readonly quotaBackendBytes?: number;
-  /** Monotonic milliseconds for lease expiry (default performance.now); tests inject a virtual clock. */
-  readonly leaseClock?: () => number;
+  /** Monotonic milliseconds for lease expiry and auto-compaction (default performance.now); tests inject one. */
+  readonly clock?: () => number;
+  /** --auto-compaction-mode/--auto-compaction-retention (undefined: off, etcd's default). */
+  readonly autoCompaction?: CompactionPolicy;
+  /** Where the server logs what an operator should see (etcd's capnslog-style lines in the CLI). */
+  readonly log?: (level: "I" | "W" | "E" | "N", pkg: string, msg: string) => void;
 }
 
 /** What TimeToLive answers: etcd's TTL -1 (and no error) for a lease that does not exist (any more). */
@@ -88,6 +93,8 @@ export class EtcdServer {
   /** The backend file size, re-read at most every QUOTA_SIZE_CACHE_MS (a quota check per write must be cheap). */
   #dbSize = { bytes: 0, atMs: -Infinity };
   #wasLeader = false;
+  readonly #compactor: Compactor | undefined;
+  #compactTimer: NodeJS.Timeout | undefined;
   readonly #raw: RawNode;
   readonly #storage: WalStorage;
   readonly #ids: IdGenerator;
@@ -110,6 +117,7 @@ export class EtcdServer {
     this.watchable = new WatchableStore(kv);
     this.lessor = openLessor(config, kv);
     this.alarms = kv.backend.readNow((view) => AlarmStore.load(view));
+    this.#compactor = config.autoCompaction === undefined ? undefined : new Compactor(config.autoCompaction);
     this.#leaseLoop = new LeaseLoop(this.lessor, () => this.isLeader, (req) => this.propose(req));
     this.#ids = new IdGenerator(config.memberId, Date.now());
     this.#storage = storage;
@@ -139,6 +147,7 @@ export class EtcdServer {
     const server = new EtcdServer(config, kv, storage);
     server.#startTicking();
     server.#leaseLoop.start();
+    server.#startCompactor();
     return server;
   }
 
@@ -188,6 +197,7 @@ export class EtcdServer {
     this.#stopped = true;
     if (this.#ticker !== undefined) clearInterval(this.#ticker);
     this.#leaseLoop.stop();
+    if (this.#compactTimer !== undefined) clearInterval(this.#compactTimer);
     const err = new EtcdError("STOPPED");
     this.#proposals.failAll(err);
     this.#reads.failAll(err);
@@ -455,6 +465,28 @@ export class EtcdServer {
     return isLeaseRequest(req) ? { effect: leaseEffect(this.lessor, req) } : req;
   }
 
+  /** Auto-compaction: the leader asks the policy every tick (a tenth of its interval, at most a second). */
+  #startCompactor(): void {
+    const compactor = this.#compactor;
+    if (compactor === undefined) return;
+    const now = this.config.clock ?? (() => performance.now());
+    const every = Math.max(10, Math.min(1000, compactor.intervalMs / 10));
+    this.#compactTimer = setInterval(() => {
+      if (!this.isLeader) {
+        compactor.reset();
+        return;
+      }
+      const rev = compactor.step(now(), this.kv.revision, this.kv.compactRevision);
+      if (rev === undefined) return;
+      this.config.log?.("N", "compactor", `Starting auto-compaction at revision ${rev} (retention: ${retentionText(compactor.policy)})`);
+      this.compact(rev).then(
+        () => this.config.log?.("N", "compactor", `Finished auto-compaction at revision ${rev}`),
+        (err: unknown) => this.config.log?.("W", "compactor", `Failed auto-compaction at revision ${rev} (${err instanceof Error ? err.message : String(err)})`),
+      );
+    }, every);
+    this.#compactTimer.unref();
+  }
+
   /**
    * A new leader gives every lease an election timeout more before expiring any (clients need the time to find
    * it); a member that lost leadership expires nothing.
@@ -519,6 +551,10 @@ export class EtcdServer {
   }
 }
 
+function retentionText(p: CompactionPolicy): string {
+  return p.mode === "revision" ? `${p.retention} revisions` : `${p.retention / 1000}s`;
+}
+
 /** Re-read the backend file size for quota checks at most this often. */
 const QUOTA_SIZE_CACHE_MS = 100;
 /** What etcd adds to a request's own bytes when checking the quota (its per-key overhead estimate). */
@@ -578,7 +614,7 @@ function openLessor(config: ServerConfig, kv: KvStore): Lessor {
     minTtlSeconds: minLeaseTtlSeconds(config.electionTimeoutMs ?? ELECTION_TIMEOUT_MS, config.heartbeatIntervalMs ?? HEARTBEAT_INTERVAL_MS),
     checkpointEnabled: config.leaseCheckpoint ?? true,
     ...(config.leaseCheckpointIntervalMs !== undefined ? { checkpointIntervalMs: config.leaseCheckpointIntervalMs } : {}),
-    ...(config.leaseClock !== undefined ? { now: config.leaseClock } : {}),
+    ...(config.clock !== undefined ? { now: config.clock } : {}),
   }));
   for (const { lease, key } of kv.liveLeasedKeys()) lessor.attach(lease, key);
   kv.setLeaseAttacher(lessor);

@@ -114,7 +114,7 @@ describe("leases through the server", () => {
   for (const checkpoints of [true, false]) {
     it(`a TTL-60 lease at 40 s remaining has ${checkpoints ? "≈40 s after a restart (checkpointed)" : "60 s again after a restart (checkpoints off)"}`, async () => {
       let now = 1_000_000;
-      const extra = { leaseCheckpoint: checkpoints, leaseCheckpointIntervalMs: 1000, leaseClock: () => now };
+      const extra = { leaseCheckpoint: checkpoints, leaseCheckpointIntervalMs: 1000, clock: () => now };
       const first = await start(undefined, extra);
       const g = await first.s.leaseGrant(0n, 60);
       now += 20_000;

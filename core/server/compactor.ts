@@ -1,0 +1,111 @@
+// Auto-compaction as etcd 3.4 (--auto-compaction-mode, --auto-compaction-retention), on the leader only.
+// - revision: every 5 minutes, compact at (current revision − retention) when that moved past the last one.
+// - periodic: the retention is a window of time (a bare number means hours). The compactor records the current
+//   revision every tenth of the interval, and every interval — the window itself when shorter than an hour,
+//   else one hour — compacts at the newest revision recorded at least one window ago. The first compaction
+//   comes one window after start. A failed compaction (already compacted) is not retried at a lower revision.
+// The policy is a pure function of the clock and the revisions it is shown; the server drives it with a timer.
+
+export const CompactionMode = { Periodic: "periodic", Revision: "revision" } as const;
+export type CompactionMode = (typeof CompactionMode)[keyof typeof CompactionMode];
+
+/** etcd's revision compactor runs every 5 minutes. */
+export const REVISION_COMPACTION_INTERVAL_MS = 5 * 60 * 1000;
+const HOUR_MS = 60 * 60 * 1000;
+
+export interface CompactionPolicy {
+  readonly mode: CompactionMode;
+  /** Periodic: the window in ms; revision: how many revisions to keep. 0 = off. */
+  readonly retention: number;
+}
+
+/** A bad compaction flag, worded as etcd's start-up error. */
+export class CompactionFlagError extends Error {}
+
+/** Parses --auto-compaction-mode/--auto-compaction-retention as etcd does; returns undefined when disabled. */
+export function parseCompactionFlags(mode: string, retention: string): CompactionPolicy | undefined {
+  if (mode !== CompactionMode.Periodic && mode !== CompactionMode.Revision) {
+    throw new CompactionFlagError(`error verifying flags, unknown auto-compaction-mode ${JSON.stringify(mode)}. See 'etcd --help'.`);
+  }
+  const text = retention.trim();
+  if (text === "" || text === "0") return undefined;
+  if (/^\d+$/.test(text)) return { mode, retention: mode === CompactionMode.Revision ? Number(text) : Number(text) * HOUR_MS };
+  const ms = parseGoDuration(text);
+  if (ms === undefined) throw new CompactionFlagError(`error parsing CompactionRetention: time: invalid duration ${JSON.stringify(text)}`);
+  if (ms === 0) return undefined;
+  // etcd accepts a duration in revision mode too and uses its nanoseconds as the revision count.
+  return { mode, retention: mode === CompactionMode.Revision ? Math.round(ms * 1e6) : ms };
+}
+
+const UNIT_MS: Record<string, number> = { ns: 1e-6, us: 1e-3, "µs": 1e-3, ms: 1, s: 1000, m: 60_000, h: HOUR_MS };
+
+function parseGoDuration(text: string): number | undefined {
+  const parts = [...text.matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g)];
+  if (parts.length === 0 || parts.map((p) => p[0]).join("") !== text) return undefined;
+  return parts.reduce((sum, p) => sum + Number(p[1]) * (UNIT_MS[p[2] ?? ""] ?? 0), 0);
+}
+
+/** Decides when and where to compact; `step` is called on every timer tick with the clock and revisions. */
+export class Compactor {
+  readonly policy: CompactionPolicy;
+  readonly #samples: { atMs: number; rev: number }[] = [];
+  #startMs: number | undefined;
+  #nextRunMs = 0;
+  #nextSampleMs = 0;
+  #lastCompacted = 0;
+
+  constructor(policy: CompactionPolicy) {
+    this.policy = policy;
+  }
+
+  /** How often the periodic compactor acts: the window when under an hour, else every hour. */
+  get intervalMs(): number {
+    if (this.policy.mode === CompactionMode.Revision) return REVISION_COMPACTION_INTERVAL_MS;
+    return Math.min(this.policy.retention, HOUR_MS);
+  }
+
+  /** Leadership lost: start over (etcd pauses the compactor on followers and resumes with fresh records). */
+  reset(): void {
+    this.#startMs = undefined;
+    this.#samples.length = 0;
+  }
+
+  /** Returns the revision to compact at now, or undefined. `compacted` is the store's compacted revision. */
+  step(nowMs: number, currentRev: number, compacted: number): number | undefined {
+    this.#lastCompacted = Math.max(this.#lastCompacted, compacted);
+    if (this.#startMs === undefined) {
+      this.#startMs = nowMs;
+      this.#nextSampleMs = nowMs;
+      this.#nextRunMs = nowMs + (this.policy.mode === CompactionMode.Revision ? REVISION_COMPACTION_INTERVAL_MS : this.policy.retention);
+    }
+    return this.policy.mode === CompactionMode.Revision ? this.#stepRevision(nowMs, currentRev) : this.#stepPeriodic(nowMs, currentRev);
+  }
+
+  #stepRevision(nowMs: number, currentRev: number): number | undefined {
+    if (nowMs < this.#nextRunMs) return undefined;
+    this.#nextRunMs = nowMs + REVISION_COMPACTION_INTERVAL_MS;
+    const rev = currentRev - this.policy.retention;
+    return this.#take(rev);
+  }
+
+  #stepPeriodic(nowMs: number, currentRev: number): number | undefined {
+    if (nowMs >= this.#nextSampleMs) {
+      this.#samples.push({ atMs: nowMs, rev: currentRev });
+      this.#nextSampleMs = nowMs + this.intervalMs / 10;
+    }
+    if (nowMs < this.#nextRunMs) return undefined;
+    this.#nextRunMs = nowMs + this.intervalMs;
+    // The newest record at least one window old; older records are no longer needed.
+    let pick: number | undefined;
+    while (this.#samples.length > 0 && (this.#samples[0]?.atMs ?? Infinity) <= nowMs - this.policy.retention) {
+      pick = this.#samples.shift()?.rev;
+    }
+    return pick === undefined ? undefined : this.#take(pick);
+  }
+
+  #take(rev: number): number | undefined {
+    if (rev <= this.#lastCompacted || rev <= 1) return undefined;
+    this.#lastCompacted = rev;
+    return rev;
+  }
+}
