@@ -1,7 +1,7 @@
 // Proves core/client works against real etcd 3.4 over the wire: KV (range, put, delete, txn, compact) with
 // bigint revisions, the byte-level Range summary agreeing with the decoded Range, watch (prev_kv, resume from
 // a revision, COMPACTED), leases (grant, keepalive, revoke, LEASE_NOT_FOUND), status, server errors mapped
-// to core/errors.ts codes, and round-robin failover past a dead endpoint. One etcd child process for the file.
+// to core/errors.ts codes, bad options refused, and round-robin failover past a dead endpoint (a never-sent write moves on too). One etcd child process for the file.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EtcdClient, parseEndpoint, type WatchBatch } from "../../core/client/index.js";
 import { loadEtcdProto, SERVICE_NAMES } from "../../core/api/proto/load.js";
@@ -43,6 +43,15 @@ describe("endpoints", () => {
     expect(parseEndpoint("unix:///run/e.sock").target).toBe("unix:/run/e.sock");
     for (const bad of ["", "ftp://h:1", "h", "h:99999", "http://"]) expect(() => parseEndpoint(bad), bad).toThrow();
     expect(() => new EtcdClient({ endpoints: [] })).toThrow(/empty/);
+  });
+
+  it("rejects bad options, saying which and the value passed", () => {
+    const endpoints = ["127.0.0.1:2379"];
+    expect(() => new EtcdClient({ endpoints, dialTimeoutMs: -1 })).toThrow(/dialTimeoutMs.*-1/);
+    expect(() => new EtcdClient({ endpoints, keepAliveTimeMs: 0 })).toThrow(/keepAliveTimeMs.*0/);
+    expect(() => new EtcdClient({ endpoints, autoSyncIntervalMs: Number.NaN })).toThrow(/autoSyncIntervalMs.*NaN/);
+    expect(() => new EtcdClient({ endpoints, username: "u" })).toThrow(/username and password/);
+    expect(() => new EtcdClient({ endpoints, tls: { cert: "x" } })).toThrow(/tls.cert and tls.key/);
   });
 });
 
