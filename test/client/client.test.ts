@@ -1,7 +1,8 @@
 // Proves core/client works against real etcd 3.4 over the wire: KV (range, put, delete, txn, compact) with
 // bigint revisions, the byte-level Range summary agreeing with the decoded Range, watch (prev_kv, resume from
 // a revision, COMPACTED), leases (grant, keepalive, revoke, LEASE_NOT_FOUND), status, server errors mapped
-// to core/errors.ts codes, bad options refused, and round-robin failover past a dead endpoint (a never-sent write moves on too). One etcd child process for the file.
+// to core/errors.ts codes, bad options refused, and round-robin failover past a dead endpoint (a write that
+// was never sent moves on too). One etcd child process for the file.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EtcdClient, parseEndpoint, type WatchBatch } from "../../core/client/index.js";
 import { loadEtcdProto, SERVICE_NAMES } from "../../core/api/proto/load.js";
