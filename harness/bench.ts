@@ -33,6 +33,10 @@ const EXPERIMENTS: Record<string, Experiment> = {
     describe: "3-member etcd, plain and TLS: kill -9 the client's member mid-run; time to recover, errors, P99 before/after",
     load: () => import("./experiments/failover.js"),
   },
+  server: {
+    describe: "single member: put throughput P50/P99 at 1/16/64/256 clients, linearizable/serializable gets, full-prefix get of 50k×2KiB, RSS, startup; etcd-ts / etcd",
+    load: () => import("./experiments/server_bench.js"),
+  },
   replay: {
     describe: "replay --trace FILE (a trace or a Kubernetes audit log) against --targets",
     load: () => import("./experiments/replay_file.js"),
