@@ -238,12 +238,13 @@ export class Connection {
 
   /**
    * withFailover runs `attempt` on the current endpoint and, on UNAVAILABLE, moves round robin to the next:
-   * again for a request that was never sent (until the dial timeout), and for a sent one only if the method
-   * is repeatable. A full round of TLS refusals ends the call at once: another round will not change them.
+   * again for a request that was never sent (until dialTimeoutMs passes without any server answering), and
+   * for a sent one only if the method is repeatable. A full round of TLS refusals ends the call at once:
+   * another round will not change them.
    */
   private async withFailover<Res>(method: string, attempt: (slot: Slot) => Promise<Res>): Promise<Res> {
     const maxSent = RETRY_POLICY.repeatable.has(method) ? this.slots.length * RETRY_POLICY.roundsPerEndpoint : 1;
-    const dialDeadline = Date.now() + this.dialTimeoutMs;
+    let dialDeadline = Date.now() + this.dialTimeoutMs;
     let sent = 0;
     let failures = 0;
     let tlsInARow = 0;
@@ -260,6 +261,8 @@ export class Connection {
         tlsInARow = e.code === CLIENT_ERROR_CODES.TLS_HANDSHAKE_FAILED ? tlsInARow + 1 : 0;
         if (tlsInARow >= this.slots.length) throw e;
         if (!notSent && ++sent >= maxSent) throw e;
+        // A server answered (UNAVAILABLE: no leader, leader changed …): the dial budget starts again from here.
+        if (!notSent) dialDeadline = Date.now() + this.dialTimeoutMs;
         if (notSent && Date.now() >= dialDeadline) throw dialTimeout(e, this.dialTimeoutMs);
         if (++failures % this.slots.length === 0) {
           const round = failures / this.slots.length;
