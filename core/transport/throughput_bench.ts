@@ -25,6 +25,10 @@ export interface ThroughputRow extends ThroughputSetting {
   readonly msgsPerSec: number;
   readonly entriesPerSec: number;
   readonly mibPerSec: number;
+  /** CPU time of the process during the window (both ends, all threads): the per-CPU rates hold on a busy machine. */
+  readonly cpuSeconds: number;
+  readonly msgsPerCpuSec: number;
+  readonly mibPerCpuSec: number;
   /** Messages per stream write at the sender (the batching factor). */
   readonly msgsPerWrite: number;
   readonly dropped: number;
@@ -49,9 +53,12 @@ async function runSetting(sender: PeerTransport, counter: { msgs: number; entrie
   const data = Buffer.alloc(s.entryBytes, 0x61);
   const entries: Entry[] = Array.from({ length: s.entriesPerMsg }, (_, i) => ({ term: 3, index: i + 1, type: 0, data }));
   const msgBytes = encodedSize(appMsg(0, entries)) + 4;
+  // Start from an empty pipe: what the previous setting left queued must not count for this one.
+  while ((sender.peerStats(2n)?.queuedMsgs ?? 0) > 0 || counter.msgs < (sender.peerStats(2n)?.sentMsgs ?? 0)) await turn();
   const before = { ...counter };
   const statsBefore = sender.peerStats(2n);
   const startMs = performance.now();
+  const cpuStart = process.cpuUsage();
   let index = 0;
   // Keep the queue about half full: the stream is never idle and the queue never overflows.
   while (performance.now() - startMs < seconds * 1000) {
@@ -64,6 +71,8 @@ async function runSetting(sender: PeerTransport, counter: { msgs: number; entrie
     await turn();
   }
   const elapsedS = (performance.now() - startMs) / 1000;
+  const cpu = process.cpuUsage(cpuStart);
+  const cpuS = (cpu.user + cpu.system) / 1e6;
   const statsAfter = sender.peerStats(2n);
   const msgs = counter.msgs - before.msgs;
   const writes = (statsAfter?.writes ?? 0) - (statsBefore?.writes ?? 0);
@@ -74,6 +83,9 @@ async function runSetting(sender: PeerTransport, counter: { msgs: number; entrie
     msgsPerSec: Math.round(msgs / elapsedS),
     entriesPerSec: Math.round((counter.entries - before.entries) / elapsedS),
     mibPerSec: Number(((counter.bytes - before.bytes) / elapsedS / (1024 * 1024)).toFixed(1)),
+    cpuSeconds: Number(cpuS.toFixed(2)),
+    msgsPerCpuSec: Math.round(msgs / cpuS),
+    mibPerCpuSec: Number(((counter.bytes - before.bytes) / cpuS / (1024 * 1024)).toFixed(1)),
     msgsPerWrite: Number((sentMsgs / Math.max(1, writes)).toFixed(1)),
     dropped: (statsAfter?.droppedMsgs ?? 0) - (statsBefore?.droppedMsgs ?? 0),
   };

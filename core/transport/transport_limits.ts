@@ -23,6 +23,8 @@ export const STREAM_DIAL_TIMEOUT_MS = 5000;
 /** HTTP/2 flow-control windows: large enough that a 1 MiB MsgApp or a snapshot chunk is not stop-and-go. */
 export const HTTP2_STREAM_WINDOW_BYTES = 4 * MiB;
 export const HTTP2_SESSION_WINDOW_BYTES = 32 * MiB;
+/** Largest HTTP/2 DATA frame we accept (the protocol's default is 16 KiB; bigger frames mean less framing work). */
+export const HTTP2_MAX_FRAME_BYTES = 1 * MiB;
 
 /** Snapshot bodies travel in chunks of at most this size, each framed; the whole body is sha256-checked. */
 export const SNAPSHOT_CHUNK_BYTES = 1 * MiB;

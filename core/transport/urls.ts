@@ -7,7 +7,7 @@ import * as http2 from "node:http2";
 import * as net from "node:net";
 import * as tls from "node:tls";
 import { TransportError } from "./errors.js";
-import { HTTP2_SESSION_WINDOW_BYTES, HTTP2_STREAM_WINDOW_BYTES } from "./transport_limits.js";
+import { HTTP2_MAX_FRAME_BYTES, HTTP2_SESSION_WINDOW_BYTES, HTTP2_STREAM_WINDOW_BYTES } from "./transport_limits.js";
 
 export type PeerTarget =
   | { readonly kind: "tcp"; readonly secure: boolean; readonly host: string; readonly port: number; readonly url: string }
@@ -41,7 +41,7 @@ export function parsePeerUrl(raw: string): PeerTarget {
   return { kind: "tcp", secure: scheme === "https", host, port: Number(u.port), url: raw };
 }
 
-const SETTINGS: http2.Settings = { initialWindowSize: HTTP2_STREAM_WINDOW_BYTES, enablePush: false };
+const SETTINGS: http2.Settings = { initialWindowSize: HTTP2_STREAM_WINDOW_BYTES, maxFrameSize: HTTP2_MAX_FRAME_BYTES, enablePush: false };
 
 function clientTls(target: PeerTarget, opts: TransportTls | undefined): http2.SecureClientSessionOptions {
   if (opts?.client === undefined) throw new TransportError("BAD_URL", `${target.url} needs TLS client options`);
