@@ -6,7 +6,7 @@ import * as grpc from "@grpc/grpc-js";
 import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from "node:http";
 import { createServer as createNetServer, type Server as NetServer, type Socket } from "node:net";
 import { isEtcdError } from "../errors.js";
-import { GRPC_OVERHEAD_BYTES, MAX_REQUEST_BYTES } from "../limits.js";
+import { GRPC_OVERHEAD_BYTES, MAX_REQUEST_BYTES, MAX_TXN_OPS } from "../limits.js";
 import { checkDelete, checkPut, checkRange, checkTxn } from "../mvcc/validate.js";
 import type { EtcdServer } from "../server/etcd_server.js";
 import * as kc from "./kv_codec.js";
@@ -35,6 +35,8 @@ export interface GrpcOptions {
   readonly members: () => readonly MemberInfo[];
   readonly maxRequestBytes?: number;
   readonly watchProgressNotifyIntervalMs?: number;
+  /** --max-txn-ops. */
+  readonly maxTxnOps?: number;
   /** Serve HTTP/1.1 on the same port: the handler gets the JSON gateway to route /v3/* to. */
   readonly http?: (req: IncomingMessage, res: ServerResponse, gateway: Gateway) => void;
 }
@@ -65,7 +67,7 @@ function withRawResponses(def: grpc.ServiceDefinition, methods: readonly string[
   return out as grpc.ServiceDefinition;
 }
 
-function kvService(s: EtcdServer): grpc.UntypedServiceImplementation {
+function kvService(s: EtcdServer, maxTxnOps: number): grpc.UntypedServiceImplementation {
   return {
     Range: unary(async (req: pb.RangeRequest) => {
       const r = kc.toRangeRequest(req);
@@ -87,7 +89,7 @@ function kvService(s: EtcdServer): grpc.UntypedServiceImplementation {
     }),
     Txn: unary(async (req: pb.TxnRequest) => {
       const r = kc.toTxnRequest(req);
-      checkTxn(r);
+      checkTxn(r, maxTxnOps);
       const { header, response } = await s.txn(r);
       return kc.serialize(kc.txnResponse(header, response));
     }),
@@ -140,7 +142,7 @@ export async function serveGrpc(s: EtcdServer, opts: GrpcOptions): Promise<GrpcH
     Cluster: protos.Cluster.service,
   };
   const impls: Partial<Record<ServiceName, grpc.UntypedServiceImplementation>> = {
-    KV: kvService(s),
+    KV: kvService(s, opts.maxTxnOps ?? MAX_TXN_OPS),
     Watch: watchService(s, s.watchable, {
       maxResponseBytes: opts.maxRequestBytes ?? MAX_REQUEST_BYTES,
       ...(opts.watchProgressNotifyIntervalMs !== undefined ? { progressNotifyIntervalMs: opts.watchProgressNotifyIntervalMs } : {}),

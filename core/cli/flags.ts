@@ -1,7 +1,9 @@
 // etcd 3.4's command-line flags, parsed the way etcd's Go `flag` package and its ETCD_* environment binding do:
 // `-name v`, `--name v`, `--name=v`; a bare boolean flag means true; an environment variable ETCD_NAME fills a flag
 // the command line did not set. Each flag is honoured by etcd-ts or, when set to anything but its default,
-// refused with a clear "not supported" error — never silently ignored.
+// refused with a clear "not supported" error — never silently ignored. --config-file reads etcd's YAML instead.
+import { readFileSync } from "node:fs";
+import { parse as parseYaml } from "yaml";
 
 export const FlagKind = {
   String: "string",
@@ -33,47 +35,50 @@ const d = (name: string, defaultValue: string, supported = true): FlagSpec => ({
   name, kind: FlagKind.Duration, defaultValue, supported,
 });
 
-/** etcd 3.4.23's flags (as `etcd --help` lists them), plus etcd-ts's own at the end. */
+/**
+ * etcd 3.4.23's flags (as `etcd --help` lists them), plus etcd-ts's own at the end. A flag marked unsupported is
+ * accepted at its default value and refused with a clear error otherwise: etcd-ts never silently ignores one.
+ */
 export const FLAGS: readonly FlagSpec[] = [
   // Member
-  s("name", "default"), s("data-dir", ""), s("wal-dir", ""), u("snapshot-count", 100000),
+  s("name", "default"), s("data-dir", ""), s("wal-dir", "", false), u("snapshot-count", 100000),
   u("heartbeat-interval", 100), u("election-timeout", 1000), b("initial-election-tick-advance", true),
   s("listen-peer-urls", "http://localhost:2380"), s("listen-client-urls", "http://localhost:2379"),
-  u("max-snapshots", 5), u("max-wals", 5), u("quota-backend-bytes", 0), d("backend-batch-interval", ""),
-  u("backend-batch-limit", 0), u("max-txn-ops", 128), u("max-request-bytes", 1572864),
-  u("max-concurrent-streams", 4294967295), d("grpc-keepalive-min-time", "5s"), d("grpc-keepalive-interval", "2h"),
-  d("grpc-keepalive-timeout", "20s"),
+  u("max-snapshots", 5, false), u("max-wals", 5, false), u("quota-backend-bytes", 0), d("backend-batch-interval", "", false),
+  u("backend-batch-limit", 0, false), u("max-txn-ops", 128), u("max-request-bytes", 1572864),
+  u("max-concurrent-streams", 4294967295, false), d("grpc-keepalive-min-time", "5s", false), d("grpc-keepalive-interval", "2h", false),
+  d("grpc-keepalive-timeout", "20s", false),
   // Clustering
   s("initial-advertise-peer-urls", "http://localhost:2380"), s("initial-cluster", "default=http://localhost:2380"),
-  s("initial-cluster-state", "new"), s("initial-cluster-token", "etcd-cluster"),
+  s("initial-cluster-state", "new", false), s("initial-cluster-token", "etcd-cluster"),
   s("advertise-client-urls", "http://localhost:2379"), s("discovery", "", false),
   s("discovery-fallback", "proxy", false), s("discovery-proxy", "", false), s("discovery-srv", "", false),
-  s("discovery-srv-name", "", false), b("strict-reconfig-check", true), b("pre-vote", false),
+  s("discovery-srv-name", "", false), b("strict-reconfig-check", true, false), b("pre-vote", false),
   s("auto-compaction-retention", "0"), s("auto-compaction-mode", "periodic"), b("enable-v2", false, false),
   // Security
-  s("cert-file", ""), s("key-file", ""), b("client-cert-auth", false), s("client-crl-file", ""),
-  s("client-cert-allowed-hostname", ""), s("trusted-ca-file", ""), b("auto-tls", false), s("peer-cert-file", ""),
-  s("peer-key-file", ""), b("peer-client-cert-auth", false), s("peer-trusted-ca-file", ""),
-  s("peer-cert-allowed-cn", ""), s("peer-cert-allowed-hostname", ""), b("peer-auto-tls", false),
-  s("peer-crl-file", ""), s("cipher-suites", ""), s("cors", "*"), s("host-whitelist", "*"),
+  s("cert-file", "", false), s("key-file", "", false), b("client-cert-auth", false, false), s("client-crl-file", "", false),
+  s("client-cert-allowed-hostname", "", false), s("trusted-ca-file", "", false), b("auto-tls", false, false), s("peer-cert-file", "", false),
+  s("peer-key-file", "", false), b("peer-client-cert-auth", false, false), s("peer-trusted-ca-file", "", false),
+  s("peer-cert-allowed-cn", "", false), s("peer-cert-allowed-hostname", "", false), b("peer-auto-tls", false, false),
+  s("peer-crl-file", "", false), s("cipher-suites", "", false), s("cors", "*", false), s("host-whitelist", "*", false),
   // Auth
-  s("auth-token", "simple"), u("bcrypt-cost", 10), u("auth-token-ttl", 300),
+  s("auth-token", "simple", false), u("bcrypt-cost", 10, false), u("auth-token-ttl", 300, false),
   // Profiling and monitoring
-  b("enable-pprof", false, false), s("metrics", "basic"), s("listen-metrics-urls", ""),
+  b("enable-pprof", false, false), s("metrics", "basic", false), s("listen-metrics-urls", ""),
   // Logging
   s("logger", "capnslog"), s("log-outputs", "default"), s("log-level", "info"),
   // v2 proxy: etcd-ts serves no v2 API
   s("proxy", "off", false), u("proxy-failure-wait", 5000, false), u("proxy-refresh-interval", 30000, false),
   u("proxy-dial-timeout", 1000, false), u("proxy-write-timeout", 5000, false), u("proxy-read-timeout", 0, false),
   // Experimental
-  b("experimental-initial-corrupt-check", false), d("experimental-corrupt-check-time", "0s"),
+  b("experimental-initial-corrupt-check", false, false), d("experimental-corrupt-check-time", "0s", false),
   s("experimental-enable-v2v3", "", false), s("experimental-backend-bbolt-freelist-type", "array", false),
-  b("experimental-enable-lease-checkpoint", false), u("experimental-compaction-batch-limit", 1000),
-  b("experimental-peer-skip-client-san-verification", false), d("experimental-watch-progress-notify-interval", "10m"),
-  d("experimental-warning-apply-duration", "100ms"),
+  b("experimental-enable-lease-checkpoint", false), u("experimental-compaction-batch-limit", 1000, false),
+  b("experimental-peer-skip-client-san-verification", false, false), d("experimental-watch-progress-notify-interval", "10m"),
+  d("experimental-warning-apply-duration", "100ms", false),
   // Unsafe and deprecated
   b("force-new-cluster", false, false), b("debug", false), s("log-package-levels", "", false),
-  s("config-file", "", false),
+  s("config-file", ""),
   // etcd-ts's own
   s("backend-read-mode", "concurrent"),
 ];
@@ -98,11 +103,13 @@ export interface ParsedFlags {
   /** Every flag's value as text: set on the command line, from the environment, or the default. */
   readonly values: ReadonlyMap<string, string>;
   /** Where each non-default value came from. */
-  readonly sources: ReadonlyMap<string, "flag" | "env">;
+  readonly sources: ReadonlyMap<string, "flag" | "env" | "file">;
   readonly help: boolean;
   readonly version: boolean;
   /** Environment variables starting ETCD_ that name no flag (etcd warns about them). */
   readonly unknownEnv: readonly string[];
+  /** Keys of the --config-file that name no flag (etcd ignores them; etcd-ts warns). */
+  readonly unknownConfigKeys: readonly string[];
 }
 
 export function envNameOf(flag: string): string {
@@ -163,7 +170,7 @@ function flagValueError(spec: FlagSpec, value: string, reason: string): FlagErro
 export function parseFlags(argv: readonly string[], env: NodeJS.ProcessEnv = {}): ParsedFlags {
   const fromFlags = parseArgv(argv);
   const values = new Map<string, string>();
-  const sources = new Map<string, "flag" | "env">();
+  const sources = new Map<string, "flag" | "env" | "file">();
   for (const spec of FLAGS) values.set(spec.name, spec.defaultValue);
   for (const [name, value] of fromFlags.set) {
     values.set(name, value);
@@ -184,8 +191,23 @@ export function parseFlags(argv: readonly string[], env: NodeJS.ProcessEnv = {})
     values.set(spec.name, value);
     sources.set(spec.name, "env");
   }
+  const configFile = values.get("config-file") ?? "";
+  const unknownConfigKeys: string[] = [];
+  if (configFile !== "" && !fromFlags.help && !fromFlags.version) {
+    // As etcd: a config file replaces every other flag and environment variable.
+    values.clear();
+    sources.clear();
+    for (const spec of FLAGS) values.set(spec.name, spec.defaultValue);
+    const file = readConfigFile(configFile);
+    unknownConfigKeys.push(...file.unknown);
+    for (const [name, value] of file.values) {
+      values.set(name, value);
+      sources.set(name, "file");
+    }
+    values.set("config-file", configFile);
+  }
   rejectUnsupported(values);
-  return { values, sources, help: fromFlags.help, version: fromFlags.version, unknownEnv };
+  return { values, sources, help: fromFlags.help, version: fromFlags.version, unknownEnv, unknownConfigKeys };
 }
 
 function parseArgv(argv: readonly string[]): { set: Map<string, string>; help: boolean; version: boolean } {
@@ -219,6 +241,45 @@ function parseArgv(argv: readonly string[]): { set: Map<string, string>; help: b
     set.set(name, value);
   }
   return { set, help, version };
+}
+
+/** etcd's YAML nests the TLS settings: client-transport-security.cert-file is --cert-file, peer-… is --peer-…. */
+const NESTED: Readonly<Record<string, string>> = { "client-transport-security": "", "peer-transport-security": "peer-" };
+
+/**
+ * Reads etcd's YAML configuration file into flag values (keys are the flag names; lists such as log-outputs may be
+ * YAML lists). A bad value or a YAML error is a FlagError naming the file, exit code 1; keys naming no flag are
+ * returned apart (etcd ignores them).
+ */
+export function readConfigFile(path: string): { values: Map<string, string>; unknown: string[] } {
+  let doc: unknown;
+  try {
+    doc = parseYaml(readFileSync(path, "utf8"));
+  } catch (err) {
+    throw new FlagError(`error verifying flags, error loading config file ${JSON.stringify(path)}: ${(err as Error).message}`, 1);
+  }
+  const out = new Map<string, string>();
+  const unknown: string[] = [];
+  const put = (name: string, raw: unknown): void => {
+    const spec = BY_NAME.get(name);
+    if (spec === undefined) {
+      unknown.push(name);
+      return;
+    }
+    const value = Array.isArray(raw) ? raw.map(String).join(",") : raw === null ? "" : String(raw);
+    const reason = invalidReason(spec, value);
+    if (reason !== undefined) throw new FlagError(`error verifying flags, config file ${JSON.stringify(path)}: invalid value "${value}" for ${name}: ${reason}`, 1);
+    out.set(name, value);
+  };
+  if (doc === null || doc === undefined) return { values: out, unknown };
+  if (typeof doc !== "object" || Array.isArray(doc)) throw new FlagError(`error verifying flags, config file ${JSON.stringify(path)} is not a YAML mapping`, 1);
+  for (const [key, raw] of Object.entries(doc)) {
+    const prefix = NESTED[key];
+    if (prefix !== undefined && raw !== null && typeof raw === "object" && !Array.isArray(raw)) {
+      for (const [sub, v] of Object.entries(raw)) put(prefix + sub, v);
+    } else put(key, raw);
+  }
+  return { values: out, unknown };
 }
 
 function rejectUnsupported(values: ReadonlyMap<string, string>): void {

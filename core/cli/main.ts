@@ -7,14 +7,13 @@ import { clientHttpHandler, serveMetrics, type HttpHandle } from "../api/http_se
 import { computeClusterId, computeMemberId, idToHex } from "../membership/ids.js";
 import { parseCompactionFlags, type CompactionPolicy } from "../server/compactor.js";
 import { EtcdServer } from "../server/etcd_server.js";
-import { FlagError, parseDurationMs, parseFlags, type ParsedFlags } from "./flags.js";
+import { FlagError, parseDurationMs, parseFlags, parseGoBool, type ParsedFlags } from "./flags.js";
+import { createLogger, logOptionsError, type LogFn } from "./log.js";
 
 const ETCD_TS_VERSION = "0.1.0";
 
-function log(level: "I" | "W" | "E" | "N", pkg: string, msg: string): void {
-  const ts = new Date().toISOString().replace("T", " ").replace("Z", "");
-  stderr.write(`${ts} ${level} | ${pkg}: ${msg}\n`);
-}
+/** capnslog to stderr until the flags say otherwise (run() replaces it). */
+let log: LogFn = createLogger({ logger: "capnslog", outputs: ["stderr"], level: "info" });
 
 function list(v: string | undefined): string[] {
   return (v ?? "").split(",").map((x) => x.trim()).filter((x) => x !== "");
@@ -40,12 +39,17 @@ function initialPeerUrls(f: ParsedFlags, name: string): string[] {
 
 async function run(f: ParsedFlags): Promise<void> {
   const v = (k: string): string => f.values.get(k) ?? "";
+  const bool = (k: string): boolean => parseGoBool(v(k)) === true;
   const name = v("name");
   const dataDir = v("data-dir") === "" ? `${name}.etcd` : v("data-dir");
   mkdirSync(dataDir, { recursive: true });
   const peerUrls = initialPeerUrls(f, name);
   const memberId = computeMemberId(peerUrls, v("initial-cluster-token"));
   const clusterId = computeClusterId([memberId]);
+  const logOpts = { logger: v("logger"), outputs: list(v("log-outputs")), level: bool("debug") ? "debug" : v("log-level") };
+  const logError = logOptionsError(logOpts);
+  if (logError !== undefined) throw new FlagError(`error verifying flags, ${logError}. See 'etcd-ts --help'.`, 1);
+  log = createLogger(logOpts);
   log("I", "etcdmain", `etcd-ts Version: ${ETCD_TS_VERSION} (etcd API ${ETCD_VERSION}), Node Version: ${process.version}`);
   let compaction: CompactionPolicy | undefined;
   try {
@@ -58,11 +62,13 @@ async function run(f: ParsedFlags): Promise<void> {
     heartbeatIntervalMs: Number(v("heartbeat-interval")),
     electionTimeoutMs: Number(v("election-timeout")),
     readMode: v("backend-read-mode") === "blocking" ? "blocking" : "concurrent",
-    preVote: v("pre-vote") === "true",
+    preVote: bool("pre-vote"),
     snapshotCount: Number(v("snapshot-count")),
     quotaBackendBytes: Number(v("quota-backend-bytes")),
+    maxTxnOps: Number(v("max-txn-ops")),
+    initialElectionTickAdvance: bool("initial-election-tick-advance"),
     // etcd's default is off; etcd-ts checkpoints (and persists them) unless the flag is given as false.
-    leaseCheckpoint: !f.sources.has("experimental-enable-lease-checkpoint") || v("experimental-enable-lease-checkpoint") === "true",
+    leaseCheckpoint: !f.sources.has("experimental-enable-lease-checkpoint") || bool("experimental-enable-lease-checkpoint"),
     ...(compaction !== undefined ? { autoCompaction: compaction } : {}),
     log,
   });
@@ -71,6 +77,7 @@ async function run(f: ParsedFlags): Promise<void> {
   const clientUrls = list(v("advertise-client-urls"));
   const members = (): MemberInfo[] => [{ id: memberId, name, peerUrls, clientUrls, isLearner: false }];
   const grpcServer = await serveGrpc(server, { address: bindAddress(list(v("listen-client-urls"))), members, maxRequestBytes: Number(v("max-request-bytes")),
+    maxTxnOps: Number(v("max-txn-ops")),
     watchProgressNotifyIntervalMs: parseDurationMs(v("experimental-watch-progress-notify-interval")) ?? 600_000,
     http: clientHttpHandler(server, { server: ETCD_VERSION, cluster: ETCD_CLUSTER_VERSION }),
   });
@@ -111,6 +118,7 @@ async function main(): Promise<void> {
     return;
   }
   for (const key of flags.unknownEnv) log("W", "flags", `unrecognized environment variable ${key}`);
+  for (const key of flags.unknownConfigKeys) log("W", "etcdmain", `ignoring unknown key ${JSON.stringify(key)} in --config-file`);
   await run(flags);
 }
 

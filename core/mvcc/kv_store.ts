@@ -57,6 +57,8 @@ export interface KvStoreOptions {
    * one), so long Ranges queue among themselves rather than take the core the commits run on.
    */
   readonly readWorkers?: number;
+  /** --max-txn-ops: operations per branch of a txn (etcd's default 128). */
+  readonly maxTxnOps?: number;
   /** Buckets other modules keep in the same backend (and so in the same transactions): leases, auth. */
   readonly extraBuckets?: readonly string[];
 }
@@ -248,7 +250,7 @@ export class KvStore {
             continue;
           }
           const w = new WriteTxn(tx, index, rev, compact, this.leases);
-          results.push("effect" in req ? applyEffect(w, tx, req.effect) : applyWrite(w, req));
+          results.push("effect" in req ? applyEffect(w, tx, req.effect) : applyWrite(w, req, this.#opts.maxTxnOps));
           rev = w.rev;
           changes.push(...w.changes);
         } catch (err) {
@@ -360,7 +362,7 @@ function applyEffect(w: WriteTxn, tx: WriteView, effect: Effect): WriteResponse 
   return { effect: { revision: w.rev, deleted, value: out.value } };
 }
 
-function applyWrite(w: WriteTxn, req: Exclude<WriteRequest, { compact: unknown } | { effect: unknown }>): WriteResponse {
+function applyWrite(w: WriteTxn, req: Exclude<WriteRequest, { compact: unknown } | { effect: unknown }>, maxTxnOps?: number): WriteResponse {
   if ("put" in req) {
     checkPut(req.put);
     return { put: w.put(req.put) };
@@ -369,7 +371,7 @@ function applyWrite(w: WriteTxn, req: Exclude<WriteRequest, { compact: unknown }
     checkDelete(req.deleteRange);
     return { deleteRange: w.deleteRange(req.deleteRange) };
   }
-  checkTxn(req.txn);
+  checkTxn(req.txn, maxTxnOps);
   return { txn: w.txn(req.txn) };
 }
 

@@ -53,6 +53,10 @@ export interface ServerConfig {
   /** --experimental-enable-lease-checkpoint (etcd-ts default: on, and persisted across restarts). */
   readonly leaseCheckpoint?: boolean;
   readonly leaseCheckpointIntervalMs?: number;
+  /** --max-txn-ops (etcd's default 128). */
+  readonly maxTxnOps?: number;
+  /** --initial-election-tick-advance (etcd's default true): a fresh member skips most of its first election timeout. */
+  readonly initialElectionTickAdvance?: boolean;
   /** --quota-backend-bytes: 0 = etcd's default (2 GiB), negative = no quota. */
   readonly quotaBackendBytes?: number;
   /** Monotonic milliseconds for lease expiry and auto-compaction (default performance.now); tests inject one. */
@@ -142,7 +146,7 @@ export class EtcdServer {
 
   static async start(config: ServerConfig): Promise<EtcdServer> {
     const memberDir = join(config.dataDir, "member");
-    const kv = KvStore.open(memberDir, { extraBuckets: [LEASE_BUCKET, ALARM_BUCKET], ...(config.readMode !== undefined ? { readMode: config.readMode } : {}) });
+    const kv = KvStore.open(memberDir, { extraBuckets: [LEASE_BUCKET, ALARM_BUCKET], ...(config.maxTxnOps !== undefined ? { maxTxnOps: config.maxTxnOps } : {}), ...(config.readMode !== undefined ? { readMode: config.readMode } : {}) });
     const storage = WalStorage.open(memberDir);
     const server = new EtcdServer(config, kv, storage);
     server.#startTicking();
@@ -355,8 +359,10 @@ export class EtcdServer {
   // ---- the Ready loop ----
 
   #startTicking(): void {
-    const advance = initialTickAdvance({ clusterSize: 1, electionTicks: this.electionTicks, activePeers: 0, mode: "etcd34" });
-    if (typeof advance === "number") this.#raw.advanceTicks(advance);
+    if (this.config.initialElectionTickAdvance !== false) {
+      const advance = initialTickAdvance({ clusterSize: 1, electionTicks: this.electionTicks, activePeers: 0, mode: "etcd34" });
+      if (typeof advance === "number") this.#raw.advanceTicks(advance);
+    }
     this.#ticker = setInterval(() => {
       this.#raw.tick();
       this.#reads.onTick();
