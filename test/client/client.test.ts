@@ -139,6 +139,16 @@ describe("watch", () => {
     replay.cancel();
   });
 
+  it("delivers a large event (a 1.4 MiB value, near etcd's 1.5 MiB request limit) intact", async () => {
+    const value = Buffer.alloc(1400 * 1024);
+    for (let i = 0; i < value.length; i++) value[i] = (i * 31) & 0xff;
+    const put = await client.put("/big/v", value);
+    const w = client.watch("/big/v", { startRevision: put.header.revision });
+    const next = await w[Symbol.asyncIterator]().next();
+    w.cancel();
+    expect(next.value?.events[0]?.kv.value.equals(value), `${value.length} bytes back`).toBe(true);
+  });
+
   it("ends with COMPACTED when asked for a compacted revision", async () => {
     const a = await client.put("/wc/k", "1");
     const b = await client.put("/wc/k", "2");
