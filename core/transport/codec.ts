@@ -30,6 +30,8 @@ const FLAG_CONTEXT = 4;
 const FLAGS_KNOWN = FLAG_REJECT | FLAG_SNAPSHOT | FLAG_CONTEXT;
 const U64_MAX = (1n << 64n) - 1n;
 export const FRAME_HEADER_BYTES = 4;
+/** Chunks up to this size are never worth copying frames out of. */
+const COPY_BELOW_CHUNK_BYTES = 64 * 1024;
 
 function uvarintSize(n: number): number {
   let size = 1;
@@ -322,7 +324,10 @@ export class FrameParser {
       if (buf.byteLength - off - FRAME_HEADER_BYTES < len) break;
       const start = off + FRAME_HEADER_BYTES;
       off = start + len;
-      this.onFrame(buf.subarray(start, off));
+      const frame = buf.subarray(start, off);
+      // Decoded entries are views into the frame: a small frame cut from a big chunk is copied, so an entry
+      // kept in raft's log never pins a whole chunk (retention stays within 4× of what is kept).
+      this.onFrame(buf.byteLength > COPY_BELOW_CHUNK_BYTES && len * 4 < buf.byteLength ? Buffer.from(frame) : frame);
     }
     if (off < buf.byteLength) {
       const rest = buf.subarray(off);

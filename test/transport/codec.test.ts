@@ -110,6 +110,18 @@ describe("codec", () => {
     );
   });
 
+  it("copies a small frame out of a big chunk (no pinning), keeps a big frame as a view", () => {
+    const small: Message = { type: MessageType.App, to: 1n, from: 2n, term: 1, logTerm: 1, index: 1, entries: [{ term: 1, index: 2, type: 0, data: new Uint8Array([5]) }], commit: 0, reject: false, rejectHint: 0 };
+    const big: Message = { ...small, entries: [{ term: 1, index: 3, type: 0, data: new Uint8Array(200_000) }] };
+    const chunk = encodeFrames([small, big]);
+    const frames: Buffer[] = [];
+    new FrameParser(1 << 20, (f) => frames.push(f)).push(chunk);
+    expect(frames.length).toBe(2);
+    expect(frames[0]?.buffer === chunk.buffer, "small frame copied").toBe(false);
+    expect(frames[1]?.buffer === chunk.buffer, "big frame is a view").toBe(true);
+    expect(decodeMessage(frames[0] ?? Buffer.alloc(0)).entries[0]?.data).toEqual(Buffer.from([5]));
+  });
+
   it("refuses numbers the wire cannot carry, and frames over the limit", () => {
     const base: Message = { type: MessageType.App, to: 1n, from: 2n, term: 1, logTerm: 0, index: 0, entries: [], commit: 0, reject: false, rejectHint: 0 };
     for (const bad of [{ term: -1 }, { index: 1.5 }, { commit: 2 ** 53 }, { to: 1n << 64n }, { from: -1n }]) {

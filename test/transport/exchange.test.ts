@@ -56,6 +56,7 @@ describe("peer transport: delivery", () => {
         expect([p.receivedMsgs, p.sentMsgs, p.active], `node ${n.id} ↔ ${p.id} counters`).toEqual([perPair, perPair, true]);
         expect(p.receivedBytes > perPair * 20, `${p.receivedBytes} bytes received from ${p.id}`).toBe(true);
       }
+      for (const o of nodes) if (o !== n) expect(n.t.activeSince(o.id) !== undefined, `node ${n.id} active since for ${o.id}`).toBe(true);
       expect(n.t.activePeers().sort(), `node ${n.id} active peers`).toEqual(nodes.filter((o) => o !== n).map((o) => o.id));
     }
   });
