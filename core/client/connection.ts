@@ -175,6 +175,11 @@ export class Connection {
     return md;
   }
 
+  /** forgetToken drops `token` if it is still the current one, so the next call authenticates again. */
+  forgetToken(token: string): void {
+    if (this.token === token) this.token = undefined;
+  }
+
   /**
    * invoke calls `method` with RETRY_POLICY's failover, after authenticating if needed; a call refused with
    * `invalid auth token` authenticates again and is sent again (RETRY_POLICY.authRefreshes times).
@@ -186,8 +191,8 @@ export class Connection {
         return await this.withFailover(method, (slot) => this.callOnce<Req, Res>(slot, service, method, req, md, opts));
       } catch (err) {
         const stale = md.get("token")[0];
-        if (!(err instanceof EtcdError && err.code === "INVALID_AUTH_TOKEN") || this.auth === undefined || refresh >= RETRY_POLICY.authRefreshes) throw err;
-        if (this.token === stale) this.token = undefined;
+        if (!(err instanceof EtcdError && err.code === "INVALID_AUTH_TOKEN") || typeof stale !== "string" || refresh >= RETRY_POLICY.authRefreshes) throw err;
+        this.forgetToken(stale);
       }
     }
   }

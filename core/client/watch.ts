@@ -49,6 +49,9 @@ export class Watcher implements AsyncIterable<WatchBatch> {
   /** nextRevision: the first revision not yet delivered (0n = "from now" until the watch is created). */
   private nextRevision: bigint;
   private failedOpens = 0;
+  /** The auth token the current stream was opened with, and whether a refused one was already replaced. */
+  private tokenUsed: string | undefined;
+  private tokenRefreshed = false;
   private readonly rangeEnd: Buffer | undefined;
 
   constructor(private readonly conn: Connection, private readonly key: Buffer, private readonly opts: WatchOptions) {
@@ -118,6 +121,8 @@ export class Watcher implements AsyncIterable<WatchBatch> {
       return this.fail(err instanceof Error ? err : new Error(String(err)));
     }
     const { client, endpoint } = service;
+    const token = md.get("token")[0];
+    this.tokenUsed = typeof token === "string" ? token : undefined;
     md.set("hasleader", "true"); // clientv3.WithRequireLeader: the server cancels the watch if it loses its leader
     const watchFn = (client as unknown as { Watch(md: grpc.Metadata): grpc.ClientDuplexStream<pb.WatchRequest, pb.WatchResponse> }).Watch;
     const stream = watchFn.call(client, md);
@@ -139,7 +144,9 @@ export class Watcher implements AsyncIterable<WatchBatch> {
 
   private onResponse(res: pb.WatchResponse): void {
     if (this.done) return;
+    if (res.canceled && this.maybeRefreshToken(res.cancel_reason)) return;
     const revision = big(res.header?.revision);
+    if (res.created && !res.canceled) this.tokenRefreshed = false;
     if (res.created) {
       this.failedOpens = 0;
       if (this.nextRevision === 0n) this.nextRevision = revision + 1n;
@@ -169,6 +176,22 @@ export class Watcher implements AsyncIterable<WatchBatch> {
       this.stream?.pause();
     }
     this.wake();
+  }
+
+  /**
+   * maybeRefreshToken: etcd cancels a watch created with a token it no longer knows, giving `invalid auth token`
+   * as the reason; the watch then re-authenticates once and opens again (as unary calls do).
+   */
+  private maybeRefreshToken(reason: string): boolean {
+    const err = cancelError(reason);
+    if (this.tokenUsed === undefined || this.tokenRefreshed || !(err instanceof EtcdError && err.code === "INVALID_AUTH_TOKEN")) return false;
+    this.tokenRefreshed = true;
+    this.conn.forgetToken(this.tokenUsed);
+    const stream = this.stream;
+    this.stream = undefined;
+    stream?.cancel();
+    this.open();
+    return true;
   }
 
   private onStreamError(stream: grpc.ClientDuplexStream<pb.WatchRequest, pb.WatchResponse>, err: EtcdError | ClientCallError | Error, endpoint: string): void {

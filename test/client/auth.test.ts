@@ -1,8 +1,9 @@
 // Proves the client's auth against real etcd 3.4 with auth enabled: username/password authenticate on first
 // use and the token rides in every call (unary, watch, lease keepalive); a user whose role reads only /ro/
 // gets EtcdError PERMISSION_DENIED for a write there and for a read elsewhere; a token the server no longer
-// knows (auth disabled and enabled again) is refreshed once and the call succeeds; a wrong password is
-// AUTH_FAILED. Also the user and role wrappers (add, get, list, grant, revoke, change password, delete).
+// knows (auth disabled and enabled again) is refreshed once and the call succeeds, for unary calls and for a
+// watch (etcd cancels it with `invalid auth token`); a wrong password is AUTH_FAILED. Also the user and role
+// wrappers (add, get, list, grant, revoke, change password, delete).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EtcdClient } from "../../core/client/index.js";
 import { EtcdError } from "../../core/errors.js";
@@ -83,6 +84,26 @@ describe("auth", () => {
     admin.close();
     expect((await reader.get("/ro/a")).kvs.length, "read after the token was dropped").toBe(1);
     expect(reader.connection.authentications, "re-authenticated exactly once").toBe(2);
+  });
+
+  it("a watch opened with a token the server forgot re-authenticates once; a denied watch ends PERMISSION_DENIED", async () => {
+    const reader = client("reader", "readpw");
+    await reader.get("/ro/a");
+    await root.auth.authDisable();
+    const admin = new EtcdClient({ endpoints: etcd.endpoints() });
+    await admin.auth.authEnable();
+    admin.close();
+    const w = reader.watch("/ro/", { prefix: true });
+    await w.created;
+    expect(reader.connection.authentications, "re-authenticated for the watch").toBe(2);
+    const put = await root.put("/ro/watched", "1");
+    const next = await w[Symbol.asyncIterator]().next();
+    w.cancel();
+    expect(next.value?.events[0]?.kv.modRevision, "event after the refresh").toBe(put.header.revision);
+
+    const denied = reader.watch("/other/", { prefix: true });
+    expect(await codeOf(denied[Symbol.asyncIterator]().next()), "watch outside the role").toBe("PERMISSION_DENIED");
+    expect(reader.connection.authentications, "a real denial is not a reason to re-authenticate").toBe(2);
   });
 
   it("manages users and roles", async () => {
