@@ -3,12 +3,13 @@
 // killed member is restarted before the next round, and the client has moved on, so the kills go round the
 // members). Per kill: time to recover (kill → first successful call sent after it), the errors seen, P99 before
 // and after; summary.csv has P99 per mode × phase × verb. The issue's target: P99 recovery ≤ 1 election
-// timeout (etcd's default 1000 ms) + 1 dial timeout. `--targets etcd,etcd-ts`: etcd-ts has no 3-member cluster
-// target yet and is reported as not available.
+// timeout (etcd's default 1000 ms) + 1 dial timeout. `--targets etcd,etcd-ts` also starts 3 etcd-ts members
+// (bin/etcd-ts, after npm run build); a cluster that does not start is reported as not available, with why.
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { performance } from "node:perf_hooks";
 import { stringify } from "csv-stringify/sync";
 import { EtcdClient, errorCode, type TlsOptions } from "../../core/client/index.js";
@@ -113,7 +114,7 @@ async function oneKill(cluster: EtcdCluster, load: Load, s: Settings, mode: stri
   load.phase = `${mode}-restart`;
   await cluster.restart(victim);
   return {
-    target: "etcd-3", mode, kill, victim: victimEp, victim_was_leader: wasLeader ? "yes" : "no",
+    target: load.rec.target, mode, kill, victim: victimEp, victim_was_leader: wasLeader ? "yes" : "no",
     recover_ms: Number.isFinite(first) ? Math.round((first - killS) * 1000) : -1,
     errors_after_kill: errs.length,
     errors_by_code: [...byCode].map(([c, n]) => `${c}:${n}`).join(" "),
@@ -121,24 +122,43 @@ async function oneKill(cluster: EtcdCluster, load: Load, s: Settings, mode: stri
   };
 }
 
-async function runMode(mode: "plain" | "tls", s: Settings, rec: Recorder): Promise<KillRow[]> {
+/** TARGETS: the 3-member clusters the experiment can run; etcd-ts is started through bin/etcd-ts (needs a build). */
+const TARGETS: Record<string, { readonly name: string; readonly bin: string }> = {
+  etcd: { name: "etcd-3", bin: "etcd" },
+  "etcd-ts": { name: "etcd-ts-3", bin: resolve(dirname(fileURLToPath(import.meta.url)), "../../../bin/etcd-ts") },
+};
+
+/** ModeRun is one target × mode: its kill rows, or why it could not run. */
+interface ModeRun {
+  readonly rows: KillRow[];
+  readonly unavailable: string | undefined;
+}
+
+async function runMode(target: { name: string; bin: string }, mode: "plain" | "tls", s: Settings, rec: Recorder): Promise<ModeRun> {
   const pki = mode === "tls" ? makePki() : undefined;
   const tls: TlsOptions | undefined = pki === undefined ? undefined : { ca: pki.ca, cert: pki.clientCert, key: pki.clientKey };
-  const opts: EtcdClusterOptions = pki === undefined || tls === undefined ? {} : {
+  const opts: EtcdClusterOptions = pki === undefined || tls === undefined ? { bin: target.bin } : {
+    bin: target.bin,
     clientTls: { certFile: pki.serverCertFile, keyFile: pki.serverKeyFile, trustedCaFile: pki.caFile, clientCertAuth: true },
     probe: { tls },
   };
   const cluster = new EtcdCluster(3, opts);
   const rows: KillRow[] = [];
   try {
-    await cluster.start();
+    try {
+      await cluster.start();
+    } catch (err) {
+      const reason = `did not start: ${String(err).replace(/\s+/g, " ").slice(0, 300)}`;
+      console.error(`${target.name} ${mode}: not available — ${reason}`);
+      return { rows, unavailable: reason };
+    }
     const client = new EtcdClient({ endpoints: cluster.endpoints(), dialTimeoutMs: s.dialTimeoutMs, callTimeoutMs: 10_000, ...(tls === undefined ? {} : { tls }) });
     const load: Load = { client, rec, t0: performance.now(), phase: `${mode}-before`, stopAt: Infinity, calls: [] };
     const workers = Array.from({ length: s.workers }, (_, w) => worker(load, w));
     try {
       for (let k = 1; k <= s.kills; k++) {
         const row = await oneKill(cluster, load, s, mode, k);
-        console.error(`${mode} kill ${k}: ${row.victim}${row.victim_was_leader === "yes" ? " (leader)" : ""} recovered in ${row.recover_ms} ms, ${row.errors_after_kill} errors ${row.errors_by_code}`);
+        console.error(`${target.name} ${mode} kill ${k}: ${row.victim}${row.victim_was_leader === "yes" ? " (leader)" : ""} recovered in ${row.recover_ms} ms, ${row.errors_after_kill} errors ${row.errors_by_code}`);
         rows.push(row);
       }
     } finally {
@@ -150,7 +170,7 @@ async function runMode(mode: "plain" | "tls", s: Settings, rec: Recorder): Promi
     await cluster.stop();
     pki?.cleanup();
   }
-  return rows;
+  return { rows, unavailable: undefined };
 }
 
 function percentile(values: readonly number[], p: number): number {
@@ -159,20 +179,26 @@ function percentile(values: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
 
-function claims(rows: readonly KillRow[], s: Settings, targets: readonly string[]): ClaimRow[] {
+function claims(rows: readonly KillRow[], s: Settings, unavailable: ReadonlyMap<string, string>): ClaimRow[] {
   const out: ClaimRow[] = [];
   const budget = ELECTION_TIMEOUT_MS + s.dialTimeoutMs;
-  for (const mode of s.modes) {
-    const rec = rows.filter((r) => r.mode === mode && r.recover_ms >= 0).map((r) => r.recover_ms);
-    out.push({
-      claim: `P99 failover (kill -9 → first successful call), ${mode}`, seed_value: `≤ ${budget} ms (1 election timeout + 1 dial timeout)`,
-      target: "etcd-3", measured_value: `P50 ${percentile(rec, 50)} ms, P99 ${percentile(rec, 99)} ms over ${rec.length} kills`,
-      note: `${rows.filter((r) => r.mode === mode && r.victim_was_leader === "yes").length} of the kills hit the leader`,
-    });
-  }
-  for (const t of targets.filter((t) => t !== "etcd")) {
-    out.push({ claim: "P99 failover", seed_value: `≤ ${budget} ms`, target: t, measured_value: "not yet available",
-      note: "no 3-member etcd-ts cluster target in harness/targets yet" });
+  const targets = [...new Set([...rows.map((r) => r.target), ...[...unavailable.keys()].map((k) => k.split(" ")[0]!)])];
+  for (const target of targets) {
+    for (const mode of s.modes) {
+      const claim = `P99 failover (kill -9 → first successful call), ${mode}`;
+      const seed = `≤ ${budget} ms (1 election timeout + 1 dial timeout)`;
+      const why = unavailable.get(`${target} ${mode}`);
+      if (why !== undefined) {
+        out.push({ claim, seed_value: seed, target, measured_value: "not yet available", note: why });
+        continue;
+      }
+      const mine = rows.filter((r) => r.target === target && r.mode === mode);
+      const rec = mine.filter((r) => r.recover_ms >= 0).map((r) => r.recover_ms);
+      out.push({
+        claim, seed_value: seed, target, measured_value: `P50 ${percentile(rec, 50)} ms, P99 ${percentile(rec, 99)} ms over ${rec.length} kills`,
+        note: `${mine.filter((r) => r.victim_was_leader === "yes").length} of the kills hit the leader; ${mine.length - rec.length} never recovered`,
+      });
+    }
   }
   return out;
 }
@@ -186,19 +212,34 @@ export async function run(argv: string[]): Promise<string> {
   };
   if (modes.length === 0) throw new Error(`--modes must name plain and/or tls, got ${JSON.stringify(args.get("modes"))}`);
   const targets = (args.get("targets") ?? "etcd").split(",");
+  for (const t of targets) if (TARGETS[t] === undefined) throw new Error(`--targets takes ${Object.keys(TARGETS).join(", ")}; got ${JSON.stringify(t)}`);
   const dir = runDir("failover");
-  const rec = new Recorder("etcd-3");
+  const recorders: Recorder[] = [];
   const rows: KillRow[] = [];
-  if (targets.includes("etcd")) for (const mode of modes) rows.push(...(await runMode(mode, s, rec)));
-  const summary = writeResults(dir, [rec], claims(rows, s, targets), {
+  const unavailable = new Map<string, string>();
+  for (const t of targets) {
+    const target = TARGETS[t]!;
+    const rec = new Recorder(target.name);
+    recorders.push(rec);
+    for (const mode of modes) {
+      const r = await runMode(target, mode, s, rec);
+      rows.push(...r.rows);
+      if (r.unavailable !== undefined) unavailable.set(`${target.name} ${mode}`, r.unavailable);
+    }
+  }
+  const summary = writeResults(dir, recorders, claims(rows, s, unavailable), {
     experiment: "failover", startedAt: new Date().toISOString(), args: argv,
-    targets: [{ name: "etcd-3", describe: "real etcd 3.4, 3 members on loopback", version: "", available: targets.includes("etcd") },
-      ...targets.filter((t) => t !== "etcd").map((t) => ({ name: t, describe: "", version: "", available: false, reason: "no 3-member etcd-ts cluster target yet" }))],
+    targets: targets.map((t) => {
+      const name = TARGETS[t]!.name;
+      const why = modes.map((m) => unavailable.get(`${name} ${m}`)).filter((w) => w !== undefined);
+      return { name, describe: `${t === "etcd" ? "real etcd 3.4" : "etcd-ts"}, 3 members on loopback, ${modes.join(" and ")}`, version: "",
+        available: why.length < modes.length, ...(why.length > 0 ? { reason: why.join("; ") } : {}) };
+    }),
     settings: s,
-  }, (_t, phase) => rec.phaseSeconds(phase));
+  }, (target, phase) => recorders.find((r) => r.target === target)?.phaseSeconds(phase) ?? 0);
   writeFileSync(join(dir, "failover.csv"), stringify(rows as KillRow[], { header: true, columns: Object.keys(rows[0] ?? { target: "" }) }));
   printTable(summary);
-  for (const r of rows) console.log(`${r.mode} kill ${r.kill}: ${r.recover_ms} ms${r.victim_was_leader === "yes" ? " (leader)" : ""}, errors ${r.errors_after_kill} ${r.errors_by_code}, P99 ${r.p99_before_ms} → ${r.p99_after_ms} ms`);
+  for (const r of rows) console.log(`${r.target} ${r.mode} kill ${r.kill}: ${r.recover_ms} ms${r.victim_was_leader === "yes" ? " (leader)" : ""}, errors ${r.errors_after_kill} ${r.errors_by_code}, P99 ${r.p99_before_ms} → ${r.p99_after_ms} ms`);
   return dir;
 }
 
