@@ -22,8 +22,15 @@ export interface TransportFaults {
   readonly snapshotChunk?: (attempt: number, chunkIndex: number, chunk: Buffer) => Buffer | "truncate";
 }
 
+/** Liveness timing of peer streams (defaults in transport_limits.ts; tests shorten them). */
+export interface PeerTimeouts {
+  readonly pingIntervalMs: number;
+  readonly pingTimeoutMs: number;
+}
+
 export interface SenderContext {
   readonly memberId: NodeId;
+  readonly timeouts: PeerTimeouts;
   readonly clusterId: bigint;
   readonly tls: TransportTls | undefined;
   log: Logger;

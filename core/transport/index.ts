@@ -10,6 +10,7 @@ export type {
   PeerNetworkStats,
   PeerReply,
   PeerStats,
+  PeerTimeouts,
   RefusalReason,
   TransportFaults,
   TransportOptions,

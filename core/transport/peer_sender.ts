@@ -54,6 +54,9 @@ export class PeerSender {
   private failuresInRow = 0;
   private lastRefusal: RefusalReason | undefined;
   private closed = false;
+  private pingTimer: NodeJS.Timeout | undefined;
+  private pingSentAtMs: number | undefined;
+  private lastRttMs: number | undefined;
   private counters = { sentMsgs: 0, sentBytes: 0, writes: 0, droppedMsgs: 0, connects: 0, failures: 0 };
 
   constructor(
@@ -224,6 +227,7 @@ export class PeerSender {
       this.lastRefusal = undefined;
       this.active = true;
       this.activeSinceMs = Date.now();
+      this.startPings(session);
       this.ctx.log("info", "established stream connection with remote peer", { "remote-peer-id": idToHex(this.id) });
       this.ctx.peerStatus(this.id, true);
       this.flush();
@@ -255,6 +259,31 @@ export class PeerSender {
     }
   }
 
+  /** Round trip of the last answered PING, in ms. */
+  get rttMs(): number | undefined {
+    return this.lastRttMs;
+  }
+
+  /** startPings checks the active stream's liveness: a PING unanswered for pingTimeoutMs fails the stream. */
+  private startPings(session: http2.ClientHttp2Session): void {
+    const { pingIntervalMs, pingTimeoutMs } = this.ctx.timeouts;
+    this.pingSentAtMs = undefined;
+    this.pingTimer = setInterval(() => {
+      if (session !== this.session) return;
+      const sentAt = this.pingSentAtMs;
+      if (sentAt !== undefined) {
+        if (Date.now() - sentAt >= pingTimeoutMs) this.fail(session, `no PING answer within ${pingTimeoutMs} ms`);
+        return;
+      }
+      this.pingSentAtMs = Date.now();
+      session.ping((err, durationMs) => {
+        if (session !== this.session) return;
+        this.pingSentAtMs = undefined;
+        if (err === null) this.lastRttMs = durationMs;
+      });
+    }, pingIntervalMs);
+  }
+
   /** fail handles a failure of `session` (ignored when it is no longer current): tear down, report, retry later. */
   private fail(session: http2.ClientHttp2Session | undefined, why: string, err?: unknown): void {
     if (this.closed || session !== this.session) return;
@@ -283,6 +312,9 @@ export class PeerSender {
     this.active = false;
     this.activeSinceMs = undefined;
     this.waitingDrain = false;
+    if (this.pingTimer !== undefined) clearInterval(this.pingTimer);
+    this.pingTimer = undefined;
+    this.pingSentAtMs = undefined;
     session?.destroy();
     if (wasActive && this.closed) this.ctx.log("info", "closed stream connection with remote peer", { "remote-peer-id": idToHex(this.id), reason: why });
   }

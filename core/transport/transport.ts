@@ -11,17 +11,17 @@ import type * as net from "node:net";
 import type { Message, NodeId } from "../raft/types.js";
 import { MessageType } from "../raft/types.js";
 import { FrameParser, decodeMessage } from "./codec.js";
-import type { Logger, SenderContext, TransportFaults } from "./context.js";
+import type { Logger, PeerTimeouts, SenderContext, TransportFaults } from "./context.js";
 import { TransportError } from "./errors.js";
 import { type PeerHttpHandler, serveHandler } from "./peer_http.js";
 import { PeerSender, type PeerStats } from "./peer_sender.js";
 import { HEADER, RefusalReason, SNAPSHOT_PATH, STREAM_PATH, hexToId, headerString, idToHex, refusalOf } from "./protocol.js";
 import { receiveSnapshot } from "./snapshot_receiver.js";
 import { sendSnapshotWithRetry } from "./snapshot_sender.js";
-import { MAX_FRAME_BYTES } from "./transport_limits.js";
+import { MAX_FRAME_BYTES, PEER_PING_INTERVAL_MS, PEER_PING_TIMEOUT_MS } from "./transport_limits.js";
 import { type PeerTarget, type TransportTls, createPeerServer, parsePeerUrl } from "./urls.js";
 
-export type { Logger, TransportFaults } from "./context.js";
+export type { Logger, PeerTimeouts, TransportFaults } from "./context.js";
 export type { PeerStats } from "./peer_sender.js";
 export { type PeerHttpHandler, type PeerHttpRequest, type PeerHttpResponse, type PeerReply, peerRequest } from "./peer_http.js";
 export type { RefusalReason } from "./protocol.js";
@@ -59,6 +59,8 @@ export interface TransportOptions {
    * subject to the member/cluster header checks, since a joining member does not know the cluster id yet.
    */
   readonly httpHandlers?: Readonly<Record<string, PeerHttpHandler>>;
+  /** Liveness pings of active streams (defaults: every 1666 ms, fail after 5 s without an answer). */
+  readonly peerTimeouts?: Partial<PeerTimeouts>;
 }
 
 export interface PeerNetworkStats {
@@ -69,6 +71,8 @@ export interface PeerNetworkStats {
   /** Failed or lost streams (etcd_network_peer_sent_failures_total counts per message; this counts per stream). */
   readonly sentFailures: number;
   readonly droppedMsgs: number;
+  /** Round trip of the last PING on the peer's stream (etcd_network_peer_round_trip_time_seconds). */
+  readonly rttMs: number | undefined;
   readonly receivedMsgs: number;
   readonly receivedBytes: number;
 }
@@ -120,6 +124,10 @@ export class PeerTransport {
       memberId: o.memberId,
       clusterId: o.clusterId,
       tls: o.tls,
+      timeouts: {
+        pingIntervalMs: o.peerTimeouts?.pingIntervalMs ?? PEER_PING_INTERVAL_MS,
+        pingTimeoutMs: o.peerTimeouts?.pingTimeoutMs ?? PEER_PING_TIMEOUT_MS,
+      },
       log: this.log,
       faults: () => this.faults,
       reportUnreachable: (peer) => o.onUnreachable?.(peer),
@@ -256,6 +264,7 @@ export class PeerTransport {
         sentMsgs: out?.sentMsgs ?? 0,
         sentBytes: out?.sentBytes ?? 0,
         sentFailures: out?.failures ?? 0,
+        rttMs: this.peers.get(id)?.rttMs,
         droppedMsgs: out?.droppedMsgs ?? 0,
         receivedMsgs: inn?.msgs ?? 0,
         receivedBytes: inn?.bytes ?? 0,

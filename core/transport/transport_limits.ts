@@ -17,6 +17,12 @@ export const MAX_FRAME_BYTES = 64 * MiB;
 /** Reconnect backoff after a failed or lost stream (rafthttp retries a stream every 100 ms; we back off to 1 s). */
 export const RECONNECT_BACKOFF_MIN_MS = 50;
 export const RECONNECT_BACKOFF_MAX_MS = 1000;
+/**
+ * Liveness of an active stream: an HTTP/2 PING every interval; no answer within the timeout fails the stream, as
+ * etcd's peer connections time out after 5 s without reads (its stream writers send a heartbeat every 5 s / 3).
+ */
+export const PEER_PING_INTERVAL_MS = 1666;
+export const PEER_PING_TIMEOUT_MS = 5000;
 /** A stream not accepted (response headers) within this long counts as failed: a hung peer is not waited on. */
 export const STREAM_DIAL_TIMEOUT_MS = 5000;
 
