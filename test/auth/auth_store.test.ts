@@ -132,12 +132,20 @@ describe("users", () => {
     }
   });
 
-  it("keeps --no-password users and lists names in byte order", async () => {
+  it("keeps --no-password users and odd names (NUL, spaces, non-ASCII), listed in byte order across reopen", async () => {
     await h.apply((tx, s) => s.userAdd(tx, "zed", undefined, true));
     await h.addUser("Émile", "pw");
     await h.addUser("amy", "pw");
+    await h.addUser("a\0b", "pw");
+    await h.addUser("with space", "pw");
+    await h.addUser("😀", "pw");
     expect(h.store.userGet("zed")).toEqual({ name: "zed", roles: [], noPassword: true });
-    expect(h.store.userList()).toEqual(["amy", "zed", "Émile"]);
+    const want = ["a\0b", "amy", "with space", "zed", "Émile", "😀"];
+    expect(h.store.userList()).toEqual(want);
+    await h.reopen();
+    expect(h.store.userList(), "after reopen").toEqual(want);
+    expect(await h.store.checkPassword("a\0b", "pw")).toBe(true);
+    expect(await h.store.checkPassword("a", "pw"), "a name cut at the NUL is another user").toBe(false);
   });
 
   it("refuses a plain password where a hash is expected, names that are not well-formed, and oversized names", async () => {
