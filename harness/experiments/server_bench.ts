@@ -1,15 +1,17 @@
 // `npm run bench -- server`: issue 5's server benchmark, single member on loopback, over the wire only. Per
 // target: put throughput and P50/P99 at 1/16/64/256 in-flight requests (256 B values), linearizable and
 // serializable single-key get throughput (64 in flight), full-prefix get of 50,000 keys × 2 KiB (P50 of a few
-// runs), server RSS with those keys loaded, and startup time to ready (spawn → first successful put, median of 3
-// fresh data dirs). Every metric is written beside real etcd's from the same run as etcd-ts / etcd.
+// runs), server RSS with those keys loaded, and startup time to ready (spawn → first successful put, median over
+// the servers started: one for the load phases, one for the range phase, more up to --starts, each on a fresh
+// data dir). Every metric is written beside real etcd's from the same run as etcd-ts / etcd (ratios.csv).
+// `--quick` shrinks windows and key counts for the test; --clients --seconds --warmup --keys --workers --starts.
 //
 // Load comes from worker threads of this module, one EtcdClient (one HTTP/2 connection) each, so one JS event
 // loop is not the ceiling (grpc-js does ~10–12k unary calls/s per thread). The generator's own CPU (process-wide
 // rusage), the busiest worker's event-loop utilisation and the server's CPU (/proc/<pid>/stat) are measured over
 // every setting and printed, so a reader can tell a server limit from a generator limit.
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir, loadavg } from "node:os";
 import { join } from "node:path";
@@ -21,8 +23,8 @@ import { stringify } from "csv-stringify/sync";
 import { EtcdClient, errorCode } from "../../core/client/index.js";
 import { machineEnv, runDir } from "../results.js";
 import { freePort } from "../targets/etcd_process.js";
-import { etcdTsEntry, makeTarget } from "../targets/make.js";
-import { parseTargetSpec, specName, type Target, type TargetSpec } from "../targets/target.js";
+import { ETCD_TS_UNAVAILABLE, etcdTsEntry } from "../targets/make.js";
+import { parseTargetSpec, specName, type TargetSpec } from "../targets/target.js";
 import { num, parseArgs, type Args } from "./common.js";
 
 const PUT_PREFIX = "/bench/put/";
@@ -33,10 +35,12 @@ const BASELINE = "etcd";
 
 // ---------------------------------------------------------------- worker side (one EtcdClient per thread)
 
-type JobKind = "put" | "get-linearizable" | "get-serializable" | "preload";
+type JobKind = "connect" | "put" | "get-linearizable" | "get-serializable" | "preload";
 
 interface Job {
   readonly kind: JobKind;
+  /** The server to load; a worker keeps one client (one HTTP/2 connection) per server. */
+  readonly endpoints: readonly string[];
   readonly slots: number;
   readonly warmupS: number;
   readonly seconds: number;
@@ -49,6 +53,8 @@ interface Job {
 interface JobResult {
   /** Successful ops completed inside the measured window. */
   readonly ops: number;
+  /** Every op completed by the job, warm-up and drain included (for CPU per op). */
+  readonly allOps: number;
   readonly errors: number;
   readonly errorsByCode: Record<string, number>;
   readonly windowS: number;
@@ -60,10 +66,10 @@ interface JobResult {
 
 interface WorkerInit {
   readonly serverBenchWorker: true;
-  readonly endpoints: string[];
   readonly index: number;
 }
 
+const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const rangeKey = (i: number): string => `${RANGE_PREFIX}key-${String(i).padStart(7, "0")}`;
 
 function opFor(client: EtcdClient, job: Job, index: number, slot: number): (i: number) => Promise<unknown> {
@@ -77,6 +83,8 @@ function opFor(client: EtcdClient, job: Job, index: number, slot: number): (i: n
       return () => client.get(GET_KEY, { serializable: true });
     case "preload":
       return (i) => client.put(rangeKey(i), value);
+    case "connect":
+      return () => Promise.resolve();
   }
 }
 
@@ -86,51 +94,109 @@ async function runPreload(client: EtcdClient, job: Job, index: number): Promise<
   await Promise.all(Array.from({ length: job.slots }, async () => {
     while (next < job.to) await op(next++);
   }));
-  return { ops: job.to - job.from, errors: 0, errorsByCode: {}, windowS: 0, latenciesMs: new Float64Array(0), busy: 0 };
+  return { ops: job.to - job.from, allOps: job.to - job.from, errors: 0, errorsByCode: {}, windowS: 0, latenciesMs: new Float64Array(0), busy: 0 };
 }
 
-/** runTimed runs `slots` closed loops; counts ops completing in [warm-up end, end] and their latencies. */
+/** Window is when a timed job measures: open after the warm-up, closed after its seconds and enough ops. */
+class Window {
+  state: "warm" | "measure" | "stopped" = "warm";
+  openedAt = 0;
+  closedAt = 0;
+  private firstDone = 0;
+  private settled = 0;
+  private wake: (() => void) | undefined;
+
+  constructor(private readonly slots: number) {}
+
+  /** done is called once per completed op (success or error) of `slot`'s `i`-th op. */
+  done(i: number): void {
+    if (i === 0) this.firstDone++;
+    if (this.state === "measure") this.settled++;
+    this.wake?.();
+  }
+
+  private until(cond: () => boolean): Promise<void> {
+    return new Promise((resolve) => {
+      if (cond()) return resolve();
+      this.wake = () => {
+        if (cond()) {
+          this.wake = undefined;
+          resolve();
+        }
+      };
+    });
+  }
+
+  /**
+   * drive opens the window once the warm-up time has passed and every slot has had an answer (so a burst of
+   * first requests is not measured), and closes it once `seconds` have passed and at least one op per slot
+   * completed inside it (so a short window at high latency still measures something).
+   */
+  async drive(warmupS: number, seconds: number, onOpen: () => void): Promise<void> {
+    await Promise.all([pause(warmupS * 1000), this.until(() => this.firstDone >= this.slots)]);
+    this.state = "measure";
+    this.openedAt = performance.now();
+    onOpen();
+    await Promise.all([pause(seconds * 1000), this.until(() => this.settled >= this.slots)]);
+    this.state = "stopped";
+    this.closedAt = performance.now();
+  }
+}
+
+/** runTimed runs `slots` closed loops; counts ops completing inside the Window and their latencies. */
 async function runTimed(client: EtcdClient, job: Job, index: number): Promise<JobResult> {
-  const t0 = performance.now();
-  const warmEnd = t0 + job.warmupS * 1000, end = warmEnd + job.seconds * 1000;
+  const win = new Window(job.slots);
   const lat: number[] = [];
   const errorsByCode: Record<string, number> = {};
-  let errors = 0;
+  let errors = 0, allOps = 0;
   let elu0 = performance.eventLoopUtilization();
-  const eluTimer = setTimeout(() => (elu0 = performance.eventLoopUtilization()), Math.max(0, warmEnd - t0));
+  const driving = win.drive(job.warmupS, job.seconds, () => (elu0 = performance.eventLoopUtilization()));
   await Promise.all(Array.from({ length: job.slots }, async (_, slot) => {
     const op = opFor(client, job, index, slot);
-    for (let i = 0; performance.now() < end; i++) {
+    for (let i = 0; win.state !== "stopped"; i++) {
       const start = performance.now();
       try {
         await op(i);
-        const done = performance.now();
-        if (done >= warmEnd && done <= end) lat.push(done - start);
+        if (win.state === "measure") lat.push(performance.now() - start);
       } catch (err) {
-        if (performance.now() < warmEnd) continue;
-        errors++;
-        const code = errorCode(err);
-        errorsByCode[code] = (errorsByCode[code] ?? 0) + 1;
+        if (win.state === "measure") {
+          errors++;
+          const code = errorCode(err);
+          errorsByCode[code] = (errorsByCode[code] ?? 0) + 1;
+        }
       }
+      win.done(i);
+      allOps++;
     }
   }));
-  clearTimeout(eluTimer);
+  await driving;
   const busy = performance.eventLoopUtilization(elu0).utilization;
-  return { ops: lat.length, errors, errorsByCode, windowS: job.seconds, latenciesMs: Float64Array.from(lat), busy };
+  const windowS = (win.closedAt - win.openedAt) / 1000;
+  return { ops: lat.length, allOps, errors, errorsByCode, windowS, latenciesMs: Float64Array.from(lat), busy };
 }
 
-async function workerMain(init: WorkerInit): Promise<void> {
+/** clientFor returns the worker's client for `endpoints`, connected, replacing the one of an earlier server. */
+async function clientFor(held: { key: string; client: EtcdClient | undefined }, endpoints: readonly string[]): Promise<EtcdClient> {
+  const key = endpoints.join(",");
+  if (held.client !== undefined && held.key === key) return held.client;
+  held.client?.close();
+  held.key = key;
+  held.client = new EtcdClient({ endpoints, callTimeoutMs: 60_000 });
+  await held.client.status(); // connected before the first timed op
+  return held.client;
+}
+
+function workerMain(init: WorkerInit): void {
   const port = parentPort;
   if (port === null) return;
-  const client = new EtcdClient({ endpoints: init.endpoints, callTimeoutMs: 60_000 });
-  await client.status(); // connected before the first timed op
+  const held: { key: string; client: EtcdClient | undefined } = { key: "", client: undefined };
   port.on("message", (m: Job | "close") => {
     if (m === "close") {
-      client.close();
+      held.client?.close();
       port.close();
       return;
     }
-    const work = m.kind === "preload" ? runPreload(client, m, init.index) : runTimed(client, m, init.index);
+    const work = clientFor(held, m.endpoints).then((client) => (m.kind === "preload" || m.kind === "connect" ? runPreload(client, m, init.index) : runTimed(client, m, init.index)));
     work.then(
       (r) => port.postMessage({ result: r }, [r.latenciesMs.buffer as ArrayBuffer]),
       (err: unknown) => port.postMessage({ error: `${errorCode(err)}: ${String(err)}` }),
@@ -140,7 +206,7 @@ async function workerMain(init: WorkerInit): Promise<void> {
 }
 
 if (!isMainThread && (workerData as Partial<WorkerInit> | null)?.serverBenchWorker === true) {
-  void workerMain(workerData as WorkerInit);
+  workerMain(workerData as WorkerInit);
 }
 
 // ---------------------------------------------------------------- process measurements (/proc)
@@ -161,52 +227,6 @@ function statusKib(pid: number, field: "VmRSS" | "VmHWM"): number {
   return Number(m[1]);
 }
 
-function listeningInodes(port: number): Set<string> {
-  const inodes = new Set<string>();
-  for (const file of ["/proc/net/tcp", "/proc/net/tcp6"]) {
-    let text = "";
-    try {
-      text = readFileSync(file, "utf8");
-    } catch {
-      continue;
-    }
-    for (const line of text.split("\n").slice(1)) {
-      const f = line.trim().split(/\s+/);
-      const local = f[1], state = f[3], inode = f[9];
-      if (local === undefined || inode === undefined || state !== "0A") continue;
-      if (parseInt(local.slice(local.lastIndexOf(":") + 1), 16) === port) inodes.add(inode);
-    }
-  }
-  return inodes;
-}
-
-/**
- * serverPid finds the process listening on the target's client port (socket inode in /proc/net/tcp, then the
- * process holding it), so RSS and CPU are read without reaching into the target classes.
- */
-export function serverPid(endpoint: string): number {
-  const port = Number(endpoint.slice(endpoint.lastIndexOf(":") + 1));
-  const inodes = listeningInodes(port);
-  const wanted = new Set([...inodes].map((i) => `socket:[${i}]`));
-  for (const name of readdirSync("/proc")) {
-    if (!/^\d+$/.test(name)) continue;
-    let fds: string[];
-    try {
-      fds = readdirSync(`/proc/${name}/fd`);
-    } catch {
-      continue;
-    }
-    for (const fd of fds) {
-      try {
-        if (wanted.has(readlinkSync(`/proc/${name}/fd/${fd}`))) return Number(name);
-      } catch {
-        // fd closed while scanning
-      }
-    }
-  }
-  throw new Error(`no process found listening on ${endpoint} (inodes ${[...inodes].join(",") || "none"})`);
-}
-
 // ---------------------------------------------------------------- load pool (main side)
 
 interface LoadStats {
@@ -218,7 +238,7 @@ interface LoadStats {
   readonly errorsByCode: Record<string, number>;
   /** Generator process CPU (all threads) / wall time of the setting, in cores. */
   readonly generatorCores: number;
-  /** Generator CPU per successful op, µs. */
+  /** Generator CPU per completed op (warm-up and drain included), µs. */
   readonly generatorUsPerOp: number;
   /** Highest event-loop utilisation among the worker threads that carried load. */
   readonly generatorMaxThreadBusy: number;
@@ -236,16 +256,26 @@ export function split(total: number, parts: number): number[] {
   return Array.from({ length: n }, (_, i) => Math.floor(total / n) + (i < total % n ? 1 : 0));
 }
 
+/** A server started by this experiment: a child process on loopback with a fresh data dir. */
+interface Server {
+  readonly endpoints: string[];
+  readonly pid: number;
+  readonly version: string;
+  /** ms from spawn to the client port accepting, and to the first successful put. */
+  readonly listenMs: number;
+  readonly readyMs: number;
+  stop(): Promise<void>;
+}
+
+/** LoadPool is the worker threads that generate load; each job names the server it loads. */
 class LoadPool {
   private readonly workers: Worker[] = [];
 
-  private constructor(private readonly serverPidValue: number) {}
-
-  static async open(endpoints: string[], count: number, pid: number): Promise<LoadPool> {
-    const pool = new LoadPool(pid);
+  static async open(count: number): Promise<LoadPool> {
+    const pool = new LoadPool();
     const file = fileURLToPath(import.meta.url);
     await Promise.all(Array.from({ length: count }, (_, index) => {
-      const w = new Worker(file, { workerData: { serverBenchWorker: true, endpoints, index } satisfies WorkerInit });
+      const w = new Worker(file, { workerData: { serverBenchWorker: true, index } satisfies WorkerInit });
       pool.workers.push(w);
       return new Promise<void>((resolve, reject) => {
         w.once("message", (m) => (m === "ready" ? resolve() : reject(new Error(`worker ${index}: ${String(m)}`))));
@@ -253,6 +283,12 @@ class LoadPool {
       });
     }));
     return pool;
+  }
+
+  /** connect has every worker open its connection to `server` before anything is timed. */
+  async connect(server: Server): Promise<void> {
+    const job = { kind: "connect", endpoints: server.endpoints, slots: 0, warmupS: 0, seconds: 0, valueBytes: 0, from: 0, to: 0 } as const;
+    await Promise.all(this.workers.map((w) => this.send(w, job)));
   }
 
   private send(w: Worker, job: Job): Promise<JobResult> {
@@ -268,19 +304,20 @@ class LoadPool {
     });
   }
 
-  async preload(keys: number, valueBytes: number, slotsPerWorker: number): Promise<void> {
+  async preload(server: Server, keys: number, valueBytes: number, slotsPerWorker: number): Promise<void> {
     const per = Math.ceil(keys / this.workers.length);
     await Promise.all(this.workers.map((w, i) => this.send(w, {
-      kind: "preload", slots: slotsPerWorker, warmupS: 0, seconds: 0, valueBytes, from: i * per, to: Math.min(keys, (i + 1) * per),
+      kind: "preload", endpoints: server.endpoints, slots: slotsPerWorker, warmupS: 0, seconds: 0, valueBytes, from: i * per, to: Math.min(keys, (i + 1) * per),
     })));
   }
 
-  async timed(kind: JobKind, slots: number, s: { warmupS: number; seconds: number; valueBytes: number }): Promise<LoadStats> {
+  async timed(server: Server, kind: JobKind, slots: number, s: { warmupS: number; seconds: number; valueBytes: number }): Promise<LoadStats> {
     const shares = split(slots, this.workers.length);
-    const cpu0 = process.cpuUsage(), srv0 = cpuSeconds(this.serverPidValue), t0 = performance.now();
-    const results = await Promise.all(shares.map((n, i) => this.send(this.workers[i]!, { kind, slots: n, ...s, from: 0, to: 0 })));
+    const cpu0 = process.cpuUsage(), srv0 = cpuSeconds(server.pid), t0 = performance.now();
+    const job = { kind, endpoints: server.endpoints, ...s, from: 0, to: 0 };
+    const results = await Promise.all(shares.map((n, i) => this.send(this.workers[i]!, { ...job, slots: n })));
     const wallS = (performance.now() - t0) / 1000;
-    const cpu = process.cpuUsage(cpu0), srvS = cpuSeconds(this.serverPidValue) - srv0;
+    const cpu = process.cpuUsage(cpu0), srvS = cpuSeconds(server.pid) - srv0;
     const all = new Float64Array(results.reduce((a, r) => a + r.latenciesMs.length, 0));
     let at = 0;
     for (const r of results) {
@@ -295,7 +332,7 @@ class LoadPool {
     return {
       throughputPerS: results.reduce((a, r) => a + r.ops / r.windowS, 0), p50Ms: percentile(all, 50), p99Ms: percentile(all, 99),
       ops, errors: results.reduce((a, r) => a + r.errors, 0), errorsByCode,
-      generatorCores: genS / wallS, generatorUsPerOp: ops > 0 ? (genS * 1e6) / (ops * ((s.warmupS + s.seconds) / s.seconds)) : 0,
+      generatorCores: genS / wallS, generatorUsPerOp: (genS * 1e6) / Math.max(1, results.reduce((a, r) => a + r.allOps, 0)),
       generatorMaxThreadBusy: Math.max(...results.map((r) => r.busy)), serverCores: srvS / wallS,
     };
   }
@@ -325,12 +362,12 @@ function settings(args: Args): Settings {
   return {
     clients: (args.get("clients") ?? "1,16,64,256").split(",").map(Number),
     getClients: num(args, "get-clients", 64),
-    seconds: num(args, "seconds", quick ? 1 : 10),
-    warmupS: num(args, "warmup", quick ? 0.3 : 2),
-    keys: num(args, "keys", quick ? 2_000 : 50_000),
+    seconds: num(args, "seconds", quick ? 0.6 : 10),
+    warmupS: num(args, "warmup", quick ? 0.2 : 2),
+    keys: num(args, "keys", quick ? 1_000 : 50_000),
     rangeValueBytes: num(args, "range-value-size", 2048),
     rangeRuns: num(args, "range-runs", quick ? 3 : 5),
-    starts: num(args, "starts", 3),
+    starts: num(args, "starts", quick ? 2 : 3),
     workers: num(args, "workers", 2),
   };
 }
@@ -377,62 +414,9 @@ function plainRow(target: string, metric: string, value: number, unit: string, b
   };
 }
 
-// ---------------------------------------------------------------- phases
+// ---------------------------------------------------------------- servers
 
-/** Puts at each client count, then linearizable and serializable gets, on one fresh server. */
-async function loadPhase(name: string, target: Target, s: Settings): Promise<MetricRow[]> {
-  const endpoint = target.endpoints()[0]!;
-  const pool = await LoadPool.open(target.endpoints(), s.workers, serverPid(endpoint));
-  const rows: MetricRow[] = [];
-  const timing = { warmupS: s.warmupS, seconds: s.seconds };
-  try {
-    for (const c of s.clients) {
-      console.error(`${name}: put, ${c} in flight, ${s.seconds} s`);
-      rows.push(...loadRows(name, "put", c, await pool.timed("put", c, { ...timing, valueBytes: 256 })));
-    }
-    const client = new EtcdClient({ endpoints: target.endpoints() });
-    await client.put(GET_KEY, Buffer.alloc(256, "g")).finally(() => client.close());
-    for (const kind of ["get-linearizable", "get-serializable"] as const) {
-      console.error(`${name}: ${kind}, ${s.getClients} in flight, ${s.seconds} s`);
-      const st = await pool.timed(kind, s.getClients, { ...timing, valueBytes: 0 });
-      rows.push(...loadRows(name, kind.replace("-", "_"), s.getClients, st));
-    }
-  } finally {
-    await pool.close();
-  }
-  return rows;
-}
-
-/** Preloads `keys` × 2 KiB, times full-prefix gets (P50 of rangeRuns), then reads the server's RSS. */
-async function rangePhase(name: string, target: Target, s: Settings): Promise<MetricRow[]> {
-  const endpoint = target.endpoints()[0]!;
-  const pid = serverPid(endpoint);
-  const pool = await LoadPool.open(target.endpoints(), s.workers, pid);
-  console.error(`${name}: preloading ${s.keys} keys × ${s.rangeValueBytes} B`);
-  await pool.preload(s.keys, s.rangeValueBytes, 32).finally(() => pool.close());
-  const client = new EtcdClient({ endpoints: target.endpoints(), callTimeoutMs: 300_000 });
-  const times: number[] = [];
-  try {
-    for (let r = 0; r < s.rangeRuns; r++) {
-      const t0 = performance.now();
-      const res = await client.rangeSummary(RANGE_PREFIX, { prefix: true });
-      times.push(performance.now() - t0);
-      if (res.kvCount !== s.keys) throw new Error(`${name}: full-prefix get returned ${res.kvCount} kvs, expected ${s.keys}`);
-    }
-  } finally {
-    client.close();
-  }
-  times.sort((a, b) => a - b);
-  const rssMib = statusKib(pid, "VmRSS") / 1024, hwmMib = statusKib(pid, "VmHWM") / 1024;
-  console.error(`${name}: full-prefix get ${times.map((t) => t.toFixed(0)).join(", ")} ms; RSS ${rssMib.toFixed(0)} MiB`);
-  return [
-    plainRow(name, `range_full_p50_${s.keys}keys`, round(percentile(Float64Array.from(times), 50), 1), "ms", "lower"),
-    plainRow(name, "rss_with_keys", round(rssMib, 1), "MiB", "lower"),
-    plainRow(name, "rss_peak", round(hwmMib, 1), "MiB", "lower"),
-  ];
-}
-
-/** The command line that starts `spec` as one member, the same flags harness/targets passes. */
+/** The command line that starts `spec` as one member: the flags harness/targets/etcd_process.ts passes. */
 function commandFor(spec: TargetSpec, dataDir: string, clientPort: number, peerPort: number): [string, string[]] {
   const flags = [
     "--name", "bench", "--data-dir", dataDir,
@@ -444,7 +428,7 @@ function commandFor(spec: TargetSpec, dataDir: string, clientPort: number, peerP
   if (spec.kind === "etcd") return ["etcd", flags];
   if (spec.kind !== "etcd-ts") throw new Error(`cannot start ${spec.kind} targets`);
   const entry = etcdTsEntry();
-  if (entry === undefined) throw new Error("etcd-ts is not built (npm run build)");
+  if (entry === undefined) throw new Error(ETCD_TS_UNAVAILABLE);
   return [execPath, [entry, ...flags, "--backend-read-mode", spec.readMode]];
 }
 
@@ -456,69 +440,133 @@ function portAccepts(port: number): Promise<boolean> {
   });
 }
 
-const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+/** firstPut puts until one succeeds (a fresh member may not have elected itself yet). */
+async function firstPut(client: EtcdClient, alive: () => void): Promise<void> {
+  for (;;) {
+    try {
+      await client.put("/bench/startup", "1");
+      return;
+    } catch {
+      alive();
+      await pause(5);
+    }
+  }
+}
 
 /**
- * startupMs spawns the server on a fresh data dir and returns ms from spawn to its first successful put. The
- * port is polled every 5 ms before a gRPC client is made, so no gRPC reconnect backoff is measured.
+ * startServer spawns `spec` on a fresh data dir and times spawn → client port accepting → first successful put.
+ * The port is polled every 5 ms before a gRPC client is made, so no gRPC reconnect backoff is in the time.
+ * (harness/targets polls Status every 100 ms and does not expose the pid: too coarse for a ≤ 1 s target.)
  */
-async function startupMs(spec: TargetSpec): Promise<number> {
+async function startServer(spec: TargetSpec): Promise<Server> {
   const [clientPort, peerPort] = [await freePort(), await freePort()];
-  const dataDir = mkdtempSync(join(tmpdir(), "etcd-ts-startup-"));
+  const dataDir = mkdtempSync(join(tmpdir(), "etcd-ts-bench-"));
   const [bin, args] = commandFor(spec, dataDir, clientPort, peerPort);
   let stderrTail = "";
   const t0 = performance.now();
   const child = spawn(bin, args, { stdio: ["ignore", "ignore", "pipe"] });
   child.stderr.on("data", (b: Buffer) => (stderrTail = (stderrTail + b.toString("utf8")).slice(-2000)));
   const exited = new Promise<void>((r) => child.once("exit", () => r()));
-  try {
-    const deadline = t0 + 30_000;
-    const alive = (): void => {
-      if (child.exitCode !== null) throw new Error(`${bin} exited with ${child.exitCode}: ${stderrTail.slice(-600)}`);
-      if (performance.now() > deadline) throw new Error(`${bin} not ready after 30 s: ${stderrTail.slice(-600)}`);
-    };
-    while (!(await portAccepts(clientPort))) { alive(); await pause(5); }
-    const client = new EtcdClient({ endpoints: [`127.0.0.1:${clientPort}`], callTimeoutMs: 2_000 });
-    try {
-      for (;;) {
-        try {
-          await client.put("/bench/startup", "1");
-          return performance.now() - t0;
-        } catch {
-          alive();
-          await pause(5);
-        }
-      }
-    } finally {
-      client.close();
-    }
-  } finally {
+  const stop = async (): Promise<void> => {
     if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
     const timer = setTimeout(() => child.kill("SIGKILL"), 5_000);
     await exited;
     clearTimeout(timer);
     rmSync(dataDir, { recursive: true, force: true });
-  }
-}
-
-async function startupPhase(name: string, spec: TargetSpec, s: Settings): Promise<MetricRow[]> {
-  const times: number[] = [];
-  for (let i = 0; i < s.starts; i++) times.push(await startupMs(spec));
-  console.error(`${name}: startup to first put ${times.map((t) => t.toFixed(0)).join(", ")} ms`);
-  times.sort((a, b) => a - b);
-  return [plainRow(name, "startup_to_ready_median", round(times[Math.floor(times.length / 2)]!, 1), "ms", "lower")];
-}
-
-/** withTarget starts a fresh instance of `spec` through harness/targets, runs `body`, and stops it. */
-async function withTarget<T>(spec: TargetSpec, body: (t: Target) => Promise<T>): Promise<T> {
-  const slot = makeTarget(spec);
-  if (slot.target === undefined) throw new Error(slot.reason ?? "not available");
+  };
+  const alive = (): void => {
+    if (child.exitCode !== null) throw new Error(`${bin} exited with ${child.exitCode}: ${stderrTail.slice(-600)}`);
+    if (performance.now() - t0 > 60_000) throw new Error(`${bin} not ready after 60 s: ${stderrTail.slice(-600)}`);
+  };
+  const endpoints = [`127.0.0.1:${clientPort}`];
   try {
-    await slot.target.start();
-    return await body(slot.target);
-  } finally {
-    await slot.target.stop();
+    while (!(await portAccepts(clientPort))) { alive(); await pause(5); }
+    const listenMs = performance.now() - t0;
+    const client = new EtcdClient({ endpoints, callTimeoutMs: 2_000 });
+    try {
+      await firstPut(client, alive);
+      const readyMs = performance.now() - t0;
+      const version = (await client.status()).version;
+      return { endpoints, pid: child.pid ?? 0, version, listenMs, readyMs, stop };
+    } finally {
+      client.close();
+    }
+  } catch (err) {
+    await stop();
+    throw err;
   }
+}
+
+/** withServer starts a fresh `spec`, runs `body` on it and stops it; returns the server's startup times too. */
+async function withServer<T>(spec: TargetSpec, starts: Server[], body: (srv: Server) => Promise<T>): Promise<T> {
+  const srv = await startServer(spec);
+  starts.push(srv);
+  try {
+    return await body(srv);
+  } finally {
+    await srv.stop();
+  }
+}
+
+// ---------------------------------------------------------------- phases
+
+/** Puts at each client count, then linearizable and serializable gets, on one fresh server. */
+async function loadPhase(name: string, srv: Server, pool: LoadPool, s: Settings): Promise<MetricRow[]> {
+  const rows: MetricRow[] = [];
+  const timing = { warmupS: s.warmupS, seconds: s.seconds };
+  await pool.connect(srv);
+  for (const c of s.clients) {
+    console.error(`${name}: put, ${c} in flight, ${s.seconds} s`);
+    rows.push(...loadRows(name, "put", c, await pool.timed(srv, "put", c, { ...timing, valueBytes: 256 })));
+  }
+  const client = new EtcdClient({ endpoints: srv.endpoints });
+  await client.put(GET_KEY, Buffer.alloc(256, "g")).finally(() => client.close());
+  for (const kind of ["get-linearizable", "get-serializable"] as const) {
+    console.error(`${name}: ${kind}, ${s.getClients} in flight, ${s.seconds} s`);
+    const st = await pool.timed(srv, kind, s.getClients, { ...timing, valueBytes: 0 });
+    rows.push(...loadRows(name, kind.replace("-", "_"), s.getClients, st));
+  }
+  return rows;
+}
+
+/** Preloads `keys` × 2 KiB, times full-prefix gets (P50 of rangeRuns), then reads the server's RSS. */
+async function rangePhase(name: string, srv: Server, pool: LoadPool, s: Settings): Promise<MetricRow[]> {
+  console.error(`${name}: preloading ${s.keys} keys × ${s.rangeValueBytes} B`);
+  await pool.preload(srv, s.keys, s.rangeValueBytes, 32);
+  const client = new EtcdClient({ endpoints: srv.endpoints, callTimeoutMs: 300_000 });
+  const times: number[] = [];
+  try {
+    for (let r = 0; r < s.rangeRuns; r++) {
+      const t0 = performance.now();
+      const res = await client.rangeSummary(RANGE_PREFIX, { prefix: true });
+      times.push(performance.now() - t0);
+      if (res.kvCount !== s.keys) throw new Error(`${name}: full-prefix get returned ${res.kvCount} kvs, expected ${s.keys}`);
+    }
+  } finally {
+    client.close();
+  }
+  const rssMib = statusKib(srv.pid, "VmRSS") / 1024, hwmMib = statusKib(srv.pid, "VmHWM") / 1024;
+  console.error(`${name}: full-prefix get ${times.map((t) => t.toFixed(0)).join(", ")} ms; RSS ${rssMib.toFixed(0)} MiB`);
+  return [
+    plainRow(name, `range_full_p50_${s.keys}keys`, round(median(times), 1), "ms", "lower"),
+    plainRow(name, "rss_with_keys", round(rssMib, 1), "MiB", "lower"),
+    plainRow(name, "rss_peak", round(hwmMib, 1), "MiB", "lower"),
+  ];
+}
+
+function median(xs: readonly number[]): number {
+  const v = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(v.length / 2);
+  return v.length % 2 === 1 ? v[mid]! : (v[mid - 1]! + v[mid]!) / 2;
+}
+
+function startupRows(name: string, starts: readonly Server[]): MetricRow[] {
+  const ready = starts.map((x) => x.readyMs), listen = starts.map((x) => x.listenMs);
+  console.error(`${name}: startup to first put ${ready.map((t) => t.toFixed(0)).join(", ")} ms (port open at ${listen.map((t) => t.toFixed(0)).join(", ")} ms)`);
+  return [
+    plainRow(name, "startup_to_ready_median", round(median(ready), 1), "ms", "lower"),
+    plainRow(name, "startup_to_listen_median", round(median(listen), 1), "ms", "lower"),
+  ];
 }
 
 interface TargetOutcome {
@@ -528,20 +576,19 @@ interface TargetOutcome {
   readonly version?: string;
 }
 
-async function benchTarget(spec: TargetSpec, s: Settings, rows: MetricRow[]): Promise<TargetOutcome> {
+/** benchTarget measures one target: a server for the load phase, one for the range phase, more for startup. */
+async function benchTarget(spec: TargetSpec, pool: LoadPool, s: Settings, rows: MetricRow[]): Promise<TargetOutcome> {
   const name = specName(spec);
   if (spec.kind === "endpoints" || (spec.kind === "etcd" && spec.members !== 1)) {
     return { name, available: false, reason: "the server bench starts its own single member (etcd or etcd-ts targets only)" };
   }
+  const starts: Server[] = [];
   try {
-    let version = "";
-    rows.push(...await withTarget(spec, async (t) => {
-      version = t.version();
-      return loadPhase(name, t, s);
-    }));
-    rows.push(...await withTarget(spec, (t) => rangePhase(name, t, s)));
-    rows.push(...await startupPhase(name, spec, s));
-    return { name, available: true, version };
+    rows.push(...await withServer(spec, starts, (srv) => loadPhase(name, srv, pool, s)));
+    rows.push(...await withServer(spec, starts, (srv) => rangePhase(name, srv, pool, s)));
+    while (starts.length < s.starts) await withServer(spec, starts, () => Promise.resolve());
+    rows.push(...startupRows(name, starts));
+    return { name, available: true, version: starts[0]?.version ?? "" };
   } catch (err) {
     console.error(`target ${name}: not measured — ${String(err)}`);
     return { name, available: false, reason: String(err).slice(0, 400) };
@@ -608,7 +655,12 @@ export async function run(argv: string[]): Promise<string> {
   const startedAt = new Date().toISOString(), loadBefore = loadavg();
   const rows: MetricRow[] = [];
   const outcomes: TargetOutcome[] = [];
-  for (const spec of specs) outcomes.push(await benchTarget(spec, s, rows));
+  const pool = await LoadPool.open(s.workers);
+  try {
+    for (const spec of specs) outcomes.push(await benchTarget(spec, pool, s, rows));
+  } finally {
+    await pool.close();
+  }
   const ratios = ratioRows(rows);
   writeFileSync(join(dir, "server.csv"), stringify(rows, { header: true, columns: METRIC_COLUMNS as string[] }));
   writeFileSync(join(dir, "ratios.csv"), stringify(ratios, { header: true, columns: RATIO_COLUMNS as string[] }));
