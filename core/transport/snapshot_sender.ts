@@ -80,6 +80,9 @@ async function sendOnce(ctx: SenderContext, job: SnapshotJob, url: string, attem
       bytes = await writeBody(ctx, job, req, attempt, () => answered);
     } catch (err) {
       writeError = err; // the response (if any) says more than the write error
+      // The body failed (the producer threw, or the stream broke): cancel, so the receiver drops its temp file
+      // and the response promise settles now instead of at the idle timeout.
+      if (!req.closed) req.close(http2.constants.NGHTTP2_CANCEL);
     }
     const res = await response.catch((err: unknown) => {
       throw writeError ?? err;

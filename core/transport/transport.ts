@@ -96,6 +96,7 @@ export class PeerTransport {
   private readonly ctx: SenderContext;
   private readonly peers = new Map<NodeId, PeerSender>();
   private readonly removed = new Set<NodeId>();
+  private readonly warnedUnknown = new Set<NodeId>();
   private readonly listeners: Listener[] = [];
   private readonly sessions = new Set<http2.ServerHttp2Session>();
   /** The live incoming message stream of each sender (a newer one replaces an older one). */
@@ -194,7 +195,10 @@ export class PeerTransport {
       if (m.type === MessageType.Snap) throw new TransportError("INVALID_ARGUMENT", "MsgSnap goes through sendSnapshot()");
       const peer = this.peers.get(m.to);
       if (peer === undefined) {
-        this.log("warn", "ignored message send request; unknown remote peer target", { type: m.type, "unknown-target-peer-id": idToHex(m.to) });
+        if (!this.warnedUnknown.has(m.to)) {
+          this.warnedUnknown.add(m.to); // once per id: the server may keep sending to a member it just removed
+          this.log("warn", "ignored message send request; unknown remote peer target", { type: m.type, "unknown-target-peer-id": idToHex(m.to) });
+        }
         continue;
       }
       if (this.faults.dropOutgoing?.(m) === true) continue;

@@ -125,6 +125,26 @@ describe("peer transport: snapshots", () => {
     expect(failures.map((l) => l.fields?.["attempt"]), "every attempt made").toEqual([1, 2, 3].slice(0, SNAPSHOT_ATTEMPTS));
   });
 
+  it("a body whose producer fails is abandoned at once, retried, and leaves no temp file", async () => {
+    cluster = new Cluster();
+    const [a, b] = await pair();
+    let calls = 0;
+    a.t.sendSnapshot(snapMsg(1n, 2n, 14), async function* () {
+      calls++;
+      yield randomBytes(MiB);
+      if (calls === 1) throw new Error("backend snapshot read failed");
+      yield randomBytes(MiB);
+    });
+    // The receiver logs the failed attempt after deleting its temp file.
+    const receiverGaveUp = (): boolean => b.logs.some((l) => l.msg === "failed to receive database snapshot");
+    await cluster.signal.until(() => a.snapshotStatus.length === 1 && receiverGaveUp(), WAIT_MS, "snapshot status and the receiver's failure");
+    expect(a.snapshotStatus).toEqual([{ peer: 2n, ok: true }]);
+    expect(calls, "the body was produced twice").toBe(2);
+    const failure = a.logs.find((l) => l.msg === "failed to send database snapshot to remote peer");
+    expect(String(failure?.fields?.["reason"])).toMatch(/backend snapshot read failed|closed/);
+    expect(readdirSync(cluster.dir + "/snap-2"), "only the final file").toEqual(["000000000000000e.snap.db"]);
+  });
+
   it("a removed member's snapshot is refused at once, without retries", async () => {
     cluster = new Cluster();
     const [a, b] = await pair();
