@@ -136,7 +136,12 @@ export class Connection {
     const syncMs = opts.autoSyncIntervalMs ?? 0;
     if (!Number.isFinite(syncMs) || syncMs < 0) throw new Error(`autoSyncIntervalMs must be >= 0, got ${syncMs}`);
     if (syncMs > 0) {
-      this.syncTimer = setInterval(() => void this.syncEndpoints().catch(() => undefined), syncMs);
+      let syncing = false; // one sync at a time, however slow MemberList is
+      this.syncTimer = setInterval(() => {
+        if (syncing) return;
+        syncing = true;
+        this.syncEndpoints().catch(() => undefined).finally(() => (syncing = false));
+      }, syncMs);
       this.syncTimer.unref();
     }
   }
