@@ -94,6 +94,9 @@ export class Gateway {
     let request: unknown;
     try {
       const json = body.trim() === "" ? {} : (JSON.parse(body) as unknown);
+      const requestType = this.#root.lookupType(`etcdserverpb.${(this.#root.lookupService(`etcdserverpb.${service}`).methods[method] as protobuf.Method).requestType}`);
+      const wrong = jsonTypeError(requestType, json);
+      if (wrong !== undefined) throw new Error(wrong);
       request = def.requestDeserialize(def.requestSerialize(json) as Buffer);
     } catch (err) {
       sendError(res, 3, err instanceof Error ? err.message : String(err));
@@ -110,6 +113,77 @@ export class Gateway {
       res.writeHead(200, { "Content-Type": "application/json" }).end(JSON.stringify(json));
     });
   }
+}
+
+const INT_TYPES = new Set(["int32", "int64", "uint32", "uint64", "sint32", "sint64", "fixed32", "fixed64", "sfixed32", "sfixed64"]);
+const GO_INT: Record<string, string> = { int32: "int32", int64: "int64", uint32: "uint32", uint64: "uint64" };
+const BASE64_CHAR = /[A-Za-z0-9+/]/;
+
+function jsonKind(v: unknown): string {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "array";
+  return typeof v === "number" ? `number` : typeof v === "boolean" ? "bool" : typeof v;
+}
+
+/** Go's name of a protobuf enum: package.Outer_Inner. */
+function goEnumName(e: protobuf.Enum): string {
+  const parts = e.fullName.replace(/^\./, "").split(".");
+  return `${parts[0]}.${parts.slice(1).join("_")}`;
+}
+
+/** Where Go's base64 decoder stops on `text`, or undefined when it is valid standard base64. */
+function base64Error(text: string): string | undefined {
+  const body = text.replace(/=+$/, "");
+  for (let i = 0; i < body.length; i++) if (!BASE64_CHAR.test(body[i] ?? "")) return `illegal base64 data at input byte ${i}`;
+  if (body.length % 4 === 1 || (text.length !== body.length && text.length % 4 !== 0)) return `illegal base64 data at input byte ${body.length}`;
+  return undefined;
+}
+
+/**
+ * The gateway's type checks of a JSON request against its message, worded as etcd's grpc-gateway (Go's JSON and
+ * protobuf JSON decoders) words them; unknown fields are ignored, as there. Undefined when the body is well typed.
+ */
+function jsonTypeError(type: protobuf.Type, obj: unknown): string | undefined {
+  if (obj === null || typeof obj !== "object" || Array.isArray(obj)) return `json: cannot unmarshal ${jsonKind(obj)} into Go value of type map[string]json.RawMessage`;
+  for (const field of type.fieldsArray) {
+    const v = (obj as Record<string, unknown>)[field.name];
+    if (v === undefined || v === null) continue;
+    field.resolve();
+    if (field.repeated) {
+      if (!Array.isArray(v)) return `json: cannot unmarshal ${jsonKind(v)} into Go value of type []json.RawMessage`;
+      for (const x of v) {
+        const e = fieldTypeError(field, x);
+        if (e !== undefined) return e;
+      }
+      continue;
+    }
+    const e = fieldTypeError(field, v);
+    if (e !== undefined) return e;
+  }
+  return undefined;
+}
+
+function fieldTypeError(field: protobuf.Field, v: unknown): string | undefined {
+  const rt = field.resolvedType;
+  if (rt instanceof protobuf.Type) return jsonTypeError(rt, v);
+  if (rt instanceof protobuf.Enum) {
+    if (typeof v === "number" && Number.isInteger(v)) return undefined;
+    if (typeof v === "string" && v in rt.values) return undefined;
+    return typeof v === "string" ? `unknown value ${JSON.stringify(v)} for enum ${goEnumName(rt)}` : `json: cannot unmarshal ${jsonKind(v)} into Go value of type ${goEnumName(rt)}`;
+  }
+  if (field.type === "bytes") {
+    if (typeof v !== "string") return `json: cannot unmarshal ${jsonKind(v)} into Go value of type []uint8`;
+    return base64Error(v);
+  }
+  if (field.type === "bool") return typeof v === "boolean" ? undefined : `json: cannot unmarshal ${jsonKind(v)} into Go value of type bool`;
+  if (field.type === "string") return typeof v === "string" ? undefined : `json: cannot unmarshal ${jsonKind(v)} into Go value of type string`;
+  if (INT_TYPES.has(field.type)) {
+    const goType = GO_INT[field.type] ?? field.type;
+    if (typeof v === "number") return Number.isInteger(v) ? undefined : `json: cannot unmarshal number ${v} into Go value of type ${goType}`;
+    if (typeof v === "string" && /^-?\d+$/.test(v)) return undefined;
+    return `json: cannot unmarshal ${jsonKind(v)} into Go value of type ${goType}`;
+  }
+  return undefined;
 }
 
 /**

@@ -6,6 +6,7 @@ import { ETCD_CLUSTER_VERSION, ETCD_VERSION, serveGrpc, type MemberInfo } from "
 import { clientHttpHandler, serveMetrics, type HttpHandle } from "../api/http_server.js";
 import { computeClusterId, computeMemberId, idToHex } from "../membership/ids.js";
 import { parseCompactionFlags, type CompactionPolicy } from "../server/compactor.js";
+import { DataDirLockedError } from "../server/dir_lock.js";
 import { EtcdServer } from "../server/etcd_server.js";
 import { FlagError, parseDurationMs, parseFlags, parseGoBool, type ParsedFlags } from "./flags.js";
 import { createLogger, logOptionsError, type LogFn } from "./log.js";
@@ -126,6 +127,10 @@ main().catch((err: unknown) => {
   if (err instanceof FlagError) {
     log("E", "etcdmain", err.message);
     exit(err.exitCode);
+  }
+  if (err instanceof DataDirLockedError) {
+    log("E", "etcdmain", err.message);
+    exit(1);
   }
   log("E", "etcdmain", err instanceof Error ? err.stack ?? err.message : String(err));
   exit(1);

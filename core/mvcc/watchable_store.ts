@@ -94,6 +94,11 @@ export class WatchableStore {
     return w.opts.send({ watchId: id, revision: this.kv.revision, events: [], compactRevision: 0, canceled: false });
   }
 
+  /** Watchers registered (etcd_debugging_mvcc_watcher_total). */
+  get watcherCount(): number {
+    return this.watchers.size;
+  }
+
   /** Watchers not yet synced (for tests and metrics). */
   get unsyncedCount(): number {
     let n = 0;

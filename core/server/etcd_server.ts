@@ -9,6 +9,7 @@
 //
 // Not yet (README "known gaps"): members other than this one (the transport is the cluster issue's).
 import { EtcdError, isEtcdError } from "../errors.js";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import {
   ELECTION_TIMEOUT_MS, QUOTA_BACKEND_BYTES_DEFAULT, minLeaseTtlSeconds, HEARTBEAT_INTERVAL_MS, RAFT_MAX_INFLIGHT_MSGS, RAFT_MAX_SIZE_PER_MSG_BYTES,
@@ -29,6 +30,7 @@ import { WalStorage } from "../wal/wal_storage.js";
 import { IdGenerator } from "./id_gen.js";
 import { LeaseLoop, isLeaseRequest, leaseEffect, leaseIdFrom } from "./leases.js";
 import { Compactor, type CompactionPolicy } from "./compactor.js";
+import { lockDataDir, type DirLock } from "./dir_lock.js";
 import { ALARM_BUCKET, AlarmAction, AlarmStore, AlarmType, type AlarmMember } from "./alarms.js";
 import { decodePayload, encodePayload, type AlarmChange, type InternalRequest, type LeaseRequest } from "./request_codec.js";
 import { Wait } from "./wait.js";
@@ -99,6 +101,7 @@ export class EtcdServer {
   #wasLeader = false;
   readonly #compactor: Compactor | undefined;
   #compactTimer: NodeJS.Timeout | undefined;
+  #dirLock: DirLock | undefined;
   readonly #raw: RawNode;
   readonly #storage: WalStorage;
   readonly #ids: IdGenerator;
@@ -146,9 +149,21 @@ export class EtcdServer {
 
   static async start(config: ServerConfig): Promise<EtcdServer> {
     const memberDir = join(config.dataDir, "member");
-    const kv = KvStore.open(memberDir, { extraBuckets: [LEASE_BUCKET, ALARM_BUCKET], ...(config.maxTxnOps !== undefined ? { maxTxnOps: config.maxTxnOps } : {}), ...(config.readMode !== undefined ? { readMode: config.readMode } : {}) });
-    const storage = WalStorage.open(memberDir);
-    const server = new EtcdServer(config, kv, storage);
+    mkdirSync(memberDir, { recursive: true });
+    const lock = await lockDataDir(config.dataDir);
+    let server: EtcdServer;
+    try {
+      const kv = KvStore.open(memberDir, {
+        extraBuckets: [LEASE_BUCKET, ALARM_BUCKET],
+        ...(config.maxTxnOps !== undefined ? { maxTxnOps: config.maxTxnOps } : {}),
+        ...(config.readMode !== undefined ? { readMode: config.readMode } : {}),
+      });
+      server = new EtcdServer(config, kv, WalStorage.open(memberDir));
+    } catch (err) {
+      await lock.release();
+      throw err;
+    }
+    server.#dirLock = lock;
     server.#startTicking();
     server.#leaseLoop.start();
     server.#startCompactor();
@@ -208,6 +223,7 @@ export class EtcdServer {
     while (this.#processing) await new Promise((r) => setImmediate(r));
     this.#storage.close();
     await this.kv.close();
+    await this.#dirLock?.release();
   }
 
   // ---- client requests ----

@@ -143,6 +143,9 @@ const SCENARIOS: Record<string, readonly Step[]> = {
     s("get", "tm/", "--prefix"),
     withInput('value("tm/a") != "9"\nmod("tm/a") > "0"\n\ndel tm/ --prefix\nget tm/ --prefix\n\n\n', "txn", "-w", "json"),
   ],
+  "a txn of 129 operations is refused (--max-txn-ops 128)": [
+    withInput("\n" + Array.from({ length: 129 }, (_, i) => `put many/${i} v`).join("\n") + "\n\n\n", "txn"), s("get", "many/", "--prefix", "--count-only"),
+  ],
   "txn with a bad compare line": [withInput('vale("x") = "1"\n\n\n\n', "txn")],
   "txn that puts with --prev-kv-less ops and reads its own write": [
     withInput('\nput tw/a 1\nget tw/a\nput tw/a 2\n\n\n', "txn"), withInput('\nput tw/b 1\nget tw/b\n\n\n', "txn", "-w", "json"),

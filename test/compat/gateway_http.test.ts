@@ -43,6 +43,13 @@ const CALLS: readonly Call[] = [
   { path: "/v3/cluster/member/list", body: {} },
   { path: "/v3/kv/range", method: "GET" },
   { path: "/v3/kv/range", body: "not json" },
+  { path: "/v3/kv/range", body: { key: 123 } },
+  { path: "/v3/kv/put", body: { key: "Zm9v!!", value: b64("v") } },
+  { path: "/v3/kv/range", body: { key: b64("gw/a"), limit: "5" } },
+  { path: "/v3/kv/range", body: { key: b64("gw/a"), limit: 1.5 } },
+  { path: "/v3/kv/range", body: { key: b64("gw/a"), keys_only: "yes" } },
+  { path: "/v3/kv/range", body: { key: b64("gw/a"), sort_order: "SIDEWAYS" } },
+  { path: "/v3/kv/txn", body: { compare: { key: b64("gw/a") } } },
 ];
 
 interface Answer {
