@@ -5,13 +5,17 @@
 // and after; summary.csv has P99 per mode × phase × verb. The issue's target: P99 recovery ≤ 1 election
 // timeout (etcd's default 1000 ms) + 1 dial timeout. `--targets etcd,etcd-ts` also starts 3 etcd-ts members
 // (bin/etcd-ts, after npm run build); a cluster that does not start is reported as not available, with why.
+// Before the kills (plain mode), overhead.csv compares sequential Ranges through EtcdClient with bare grpc-js
+// calls on one channel (--overhead-calls, 0 to skip): the client's cost per request.
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { performance } from "node:perf_hooks";
+import * as grpc from "@grpc/grpc-js";
 import { stringify } from "csv-stringify/sync";
+import { loadEtcdProto } from "../../core/api/proto/load.js";
 import { EtcdClient, errorCode, type TlsOptions } from "../../core/client/index.js";
 import { Recorder } from "../metrics.js";
 import { runDir, writeResults, type ClaimRow } from "../results.js";
@@ -29,6 +33,8 @@ interface Settings {
   readonly afterS: number;
   readonly workers: number;
   readonly dialTimeoutMs: number;
+  /** Sequential Ranges per path (raw grpc-js, EtcdClient) for the overhead comparison; 0 = skip it. */
+  readonly overheadCalls: number;
   readonly modes: readonly ("plain" | "tls")[];
 }
 
@@ -122,6 +128,56 @@ async function oneKill(cluster: EtcdCluster, load: Load, s: Settings, mode: stri
   };
 }
 
+interface OverheadRow {
+  readonly target: string;
+  readonly path: "raw grpc-js" | "EtcdClient";
+  readonly calls: number;
+  readonly p50_us: number;
+  readonly p99_us: number;
+  readonly cpu_us_per_call: number;
+}
+
+/**
+ * overhead: the client's cost per request beside a bare grpc-js Range on one channel to the same member, in
+ * alternating blocks of sequential calls (so load from elsewhere on the machine hits both alike).
+ */
+async function overhead(target: string, endpoint: string, calls: number): Promise<OverheadRow[]> {
+  const def = (loadEtcdProto().packageDefinition["etcdserverpb.KV"] as grpc.ServiceDefinition)["Range"]!;
+  const raw = new grpc.Client(endpoint, grpc.credentials.createInsecure());
+  const client = new EtcdClient({ endpoints: [endpoint] });
+  const req = { key: Buffer.from("/failover/overhead") };
+  const paths = {
+    "raw grpc-js": () => new Promise<unknown>((res, rej) => raw.makeUnaryRequest(def.path, def.requestSerialize, def.responseDeserialize, req,
+      new grpc.Metadata(), { deadline: Date.now() + 10_000 }, (err, r) => (err !== null ? rej(err) : res(r)))),
+    EtcdClient: () => client.get(req.key),
+  } as const;
+  const samples = { "raw grpc-js": [] as number[], EtcdClient: [] as number[] };
+  const cpuUs = { "raw grpc-js": 0, EtcdClient: 0 };
+  try {
+    for (const name of ["raw grpc-js", "EtcdClient"] as const) await paths[name](); // connect both first
+    const block = Math.max(1, Math.floor(calls / 10));
+    for (let done = 0; done < calls; done += block) {
+      for (const name of ["raw grpc-js", "EtcdClient"] as const) {
+        const cpu0 = process.cpuUsage();
+        for (let i = 0; i < block; i++) {
+          const t = performance.now();
+          await paths[name]();
+          samples[name].push((performance.now() - t) * 1000);
+        }
+        const cpu = process.cpuUsage(cpu0);
+        cpuUs[name] += cpu.user + cpu.system;
+      }
+    }
+  } finally {
+    raw.close();
+    client.close();
+  }
+  return (["raw grpc-js", "EtcdClient"] as const).map((path) => ({
+    target, path, calls: samples[path].length, p50_us: Math.round(percentile(samples[path], 50)),
+    p99_us: Math.round(percentile(samples[path], 99)), cpu_us_per_call: Math.round(cpuUs[path] / samples[path].length),
+  }));
+}
+
 /** TARGETS: the 3-member clusters the experiment can run; etcd-ts is started through bin/etcd-ts (needs a build). */
 const TARGETS: Record<string, { readonly name: string; readonly bin: string }> = {
   etcd: { name: "etcd-3", bin: "etcd" },
@@ -131,6 +187,7 @@ const TARGETS: Record<string, { readonly name: string; readonly bin: string }> =
 /** ModeRun is one target × mode: its kill rows, or why it could not run. */
 interface ModeRun {
   readonly rows: KillRow[];
+  readonly overhead: OverheadRow[];
   readonly unavailable: string | undefined;
 }
 
@@ -144,14 +201,16 @@ async function runMode(target: { name: string; bin: string }, mode: "plain" | "t
   };
   const cluster = new EtcdCluster(3, opts);
   const rows: KillRow[] = [];
+  let over: OverheadRow[] = [];
   try {
     try {
       await cluster.start();
     } catch (err) {
       const reason = `did not start: ${String(err).replace(/\s+/g, " ").slice(0, 300)}`;
       console.error(`${target.name} ${mode}: not available — ${reason}`);
-      return { rows, unavailable: reason };
+      return { rows, overhead: [], unavailable: reason };
     }
+    over = mode === "plain" && s.overheadCalls > 0 ? await overhead(target.name, cluster.endpoints()[0]!, s.overheadCalls) : [];
     const client = new EtcdClient({ endpoints: cluster.endpoints(), dialTimeoutMs: s.dialTimeoutMs, callTimeoutMs: 10_000, ...(tls === undefined ? {} : { tls }) });
     const load: Load = { client, rec, t0: performance.now(), phase: `${mode}-before`, stopAt: Infinity, calls: [] };
     const workers = Array.from({ length: s.workers }, (_, w) => worker(load, w));
@@ -170,7 +229,7 @@ async function runMode(target: { name: string; bin: string }, mode: "plain" | "t
     await cluster.stop();
     pki?.cleanup();
   }
-  return { rows, unavailable: undefined };
+  return { rows, overhead: over, unavailable: undefined };
 }
 
 function percentile(values: readonly number[], p: number): number {
@@ -208,7 +267,8 @@ export async function run(argv: string[]): Promise<string> {
   const modes = (args.get("modes") ?? "plain,tls").split(",").filter((m): m is "plain" | "tls" => m === "plain" || m === "tls");
   const s: Settings = {
     kills: num(args, "kills", 3), beforeS: num(args, "before-s", 2), afterS: num(args, "after-s", 3),
-    workers: num(args, "workers", 4), dialTimeoutMs: num(args, "dial-timeout-ms", 2_000), modes,
+    workers: num(args, "workers", 4), dialTimeoutMs: num(args, "dial-timeout-ms", 2_000),
+    overheadCalls: num(args, "overhead-calls", 2_000), modes,
   };
   if (modes.length === 0) throw new Error(`--modes must name plain and/or tls, got ${JSON.stringify(args.get("modes"))}`);
   const targets = (args.get("targets") ?? "etcd").split(",");
@@ -217,6 +277,7 @@ export async function run(argv: string[]): Promise<string> {
   const recorders: Recorder[] = [];
   const rows: KillRow[] = [];
   const unavailable = new Map<string, string>();
+  const overheads: OverheadRow[] = [];
   for (const t of targets) {
     const target = TARGETS[t]!;
     const rec = new Recorder(target.name);
@@ -224,6 +285,7 @@ export async function run(argv: string[]): Promise<string> {
     for (const mode of modes) {
       const r = await runMode(target, mode, s, rec);
       rows.push(...r.rows);
+      overheads.push(...r.overhead);
       if (r.unavailable !== undefined) unavailable.set(`${target.name} ${mode}`, r.unavailable);
     }
   }
@@ -238,7 +300,9 @@ export async function run(argv: string[]): Promise<string> {
     settings: s,
   }, (target, phase) => recorders.find((r) => r.target === target)?.phaseSeconds(phase) ?? 0);
   writeFileSync(join(dir, "failover.csv"), stringify(rows as KillRow[], { header: true, columns: Object.keys(rows[0] ?? { target: "" }) }));
+  writeFileSync(join(dir, "overhead.csv"), stringify(overheads as OverheadRow[], { header: true, columns: ["target", "path", "calls", "p50_us", "p99_us", "cpu_us_per_call"] }));
   printTable(summary);
+  for (const o of overheads) console.log(`${o.target} ${o.path.padEnd(11)}: ${o.calls} sequential Ranges, P50 ${o.p50_us} µs, P99 ${o.p99_us} µs, ${o.cpu_us_per_call} µs CPU per call`);
   for (const r of rows) console.log(`${r.target} ${r.mode} kill ${r.kill}: ${r.recover_ms} ms${r.victim_was_leader === "yes" ? " (leader)" : ""}, errors ${r.errors_after_kill} ${r.errors_by_code}, P99 ${r.p99_before_ms} → ${r.p99_after_ms} ms`);
   return dir;
 }
