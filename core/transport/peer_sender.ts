@@ -13,6 +13,7 @@ import { HEADER, RefusalReason, STREAM_PATH, headerString, idToHex, requestHeade
 import {
   BATCH_MAX_BYTES,
   BATCH_MAX_MSGS,
+  MAX_FRAME_BYTES,
   PEER_QUEUE_BYTES,
   PEER_QUEUE_MSGS,
   RECONNECT_BACKOFF_MAX_MS,
@@ -85,20 +86,24 @@ export class PeerSender {
     return { ...this.counters, queuedMsgs: this.queue.length - this.head, queuedBytes: this.queuedBytes };
   }
 
-  /** enqueue never blocks: it queues m, or returns false when the queue is full (the message is dropped). */
-  enqueue(m: Message): boolean {
-    if (this.closed) return false;
+  /** enqueue never blocks: it queues m, or drops it when the queue is full or m is larger than any frame may be. */
+  enqueue(m: Message): "queued" | "full" | "too-large" {
+    if (this.closed) return "full";
     const size = encodedSize(m);
     const frameBytes = FRAME_HEADER_BYTES + size;
+    if (size > MAX_FRAME_BYTES) {
+      this.counters.droppedMsgs++;
+      return "too-large"; // the receiver would refuse the frame and cut the stream for everything behind it
+    }
     if (this.queue.length - this.head >= PEER_QUEUE_MSGS || this.queuedBytes + frameBytes > PEER_QUEUE_BYTES) {
       this.counters.droppedMsgs++;
-      return false;
+      return "full";
     }
     this.queue.push(m);
     this.sizes.push(size);
     this.queuedBytes += frameBytes;
     this.scheduleFlush();
-    return true;
+    return "queued";
   }
 
   /** updateUrls replaces the peer's URLs; a stream on a URL no longer listed is reopened on the new ones. */

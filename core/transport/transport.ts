@@ -10,7 +10,7 @@ import * as http2 from "node:http2";
 import type * as net from "node:net";
 import type { Message, NodeId } from "../raft/types.js";
 import { MessageType } from "../raft/types.js";
-import { FrameParser, decodeMessage } from "./codec.js";
+import { FrameParser, decodeMessage, encodedSize } from "./codec.js";
 import type { Logger, PeerTimeouts, SenderContext, TransportFaults } from "./context.js";
 import { TransportError } from "./errors.js";
 import { type PeerHttpHandler, serveHandler } from "./peer_http.js";
@@ -202,12 +202,18 @@ export class PeerTransport {
         continue;
       }
       if (this.faults.dropOutgoing?.(m) === true) continue;
-      if (!peer.enqueue(m)) this.dropped(peer, m);
+      const queued = peer.enqueue(m);
+      if (queued !== "queued") this.dropped(peer, m, queued);
     }
   }
 
-  private dropped(peer: PeerSender, m: Message): void {
+  private dropped(peer: PeerSender, m: Message, why: "full" | "too-large"): void {
     const stats = peer.stats();
+    if (why === "too-large") {
+      this.log("error", "dropped internal Raft message larger than the frame limit", { type: m.type, "remote-peer-id": idToHex(peer.id), limit: MAX_FRAME_BYTES });
+      this.opts.onUnreachable?.(peer.id);
+      return;
+    }
     // Log the first drop and then every 1000th: a down peer must not flood the log.
     if (stats.droppedMsgs % 1000 === 1) {
       this.log("warn", "dropped internal Raft message since sending buffer is full (overloaded network)", {
@@ -224,6 +230,10 @@ export class PeerTransport {
   sendSnapshot(m: Message, body: () => AsyncIterable<Uint8Array>): void {
     if (m.type !== MessageType.Snap || m.snapshot === undefined) {
       throw new TransportError("INVALID_ARGUMENT", `sendSnapshot of ${m.type} (snapshot ${m.snapshot === undefined ? "missing" : "present"})`);
+    }
+    const msgBytes = encodedSize(m);
+    if (msgBytes > MAX_FRAME_BYTES) {
+      throw new TransportError("INVALID_ARGUMENT", `MsgSnap of ${msgBytes} bytes over the ${MAX_FRAME_BYTES}-byte frame limit: put the bulk in the body`);
     }
     const peer = this.peers.get(m.to);
     if (this.stopped) return;

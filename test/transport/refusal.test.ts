@@ -5,7 +5,7 @@
 
 import { createServer } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
-import { PEER_QUEUE_MSGS } from "../../core/transport/transport_limits.js";
+import { MAX_FRAME_BYTES, PEER_QUEUE_MSGS } from "../../core/transport/transport_limits.js";
 import { Cluster, WAIT_MS, msg } from "./helpers.js";
 
 let cluster: Cluster;
@@ -94,6 +94,20 @@ describe("peer transport: refusals and backpressure", () => {
     // The dial failures are reported too (raft's ReportUnreachable), and the queue stays bounded.
     await cluster.signal.until(() => (a.t.peerStats(9n)?.failures ?? 0) >= 2, WAIT_MS, "two failed dials");
     expect(a.t.peerStats(9n)?.queuedMsgs, "still bounded").toBe(PEER_QUEUE_MSGS);
+  });
+
+  it("a message over the frame limit is dropped and reported, and the stream keeps carrying the rest", async () => {
+    cluster = new Cluster();
+    const a = await cluster.node(1n);
+    const b = await cluster.node(2n);
+    cluster.connectAll([a, b]);
+    const huge = msg(1n, 2n, 2, { entries: [{ term: 1, index: 2, type: 0, data: new Uint8Array(MAX_FRAME_BYTES + 1) }] });
+    a.t.send([msg(1n, 2n, 1), huge, msg(1n, 2n, 3)]);
+    await cluster.signal.until(() => b.received.length === 2, WAIT_MS, "the two normal messages");
+    expect(b.received.map((m) => m.index)).toEqual([1, 3]);
+    expect(a.logs.some((l) => l.msg === "dropped internal Raft message larger than the frame limit"), "logged").toBe(true);
+    expect(a.unreachable.includes(2n), "reported unreachable").toBe(true);
+    expect(a.t.peerStats(2n)?.droppedMsgs).toBe(1);
   });
 
   it("send() refuses MsgSnap (snapshots go through sendSnapshot) and ignores unknown peers", async () => {
