@@ -62,11 +62,12 @@ function confStateSize(cs: ConfState): number {
 export function encodedSize(m: Message): number {
   checkId(m.to, "to");
   checkId(m.from, "from");
-  let size = 2 + 16;
-  for (const [n, what] of [[m.term, "term"], [m.logTerm, "logTerm"], [m.index, "index"], [m.commit, "commit"], [m.rejectHint, "rejectHint"]] as const) {
-    checkNat(n, what);
-    size += uvarintSize(n);
-  }
+  checkNat(m.term, "term");
+  checkNat(m.logTerm, "logTerm");
+  checkNat(m.index, "index");
+  checkNat(m.commit, "commit");
+  checkNat(m.rejectHint, "rejectHint");
+  let size = 2 + 16 + uvarintSize(m.term) + uvarintSize(m.logTerm) + uvarintSize(m.index) + uvarintSize(m.commit) + uvarintSize(m.rejectHint);
   size += uvarintSize(m.entries.length);
   for (const e of m.entries) {
     checkNat(e.term, "entry term");
