@@ -24,7 +24,7 @@ export interface ConnectionOptions {
   readonly endpoints: readonly string[];
   /** Per-call deadline in ms unless a call gives its own. */
   readonly callTimeoutMs?: number;
-  /** How long one call may wait for some endpoint to be connected before DIAL_TIMEOUT (default 5000). */
+  /** How long a call may wait for some endpoint to connect before DIAL_TIMEOUT (default 5000; ≤ its timeout). */
   readonly dialTimeoutMs?: number;
   /** gRPC keepalive: ping an endpoint after this long without traffic while calls are open (default 30000). */
   readonly keepAliveTimeMs?: number;
@@ -193,7 +193,8 @@ export class Connection {
     for (let refresh = 0; ; refresh++) {
       const md = await this.metadata();
       try {
-        return await this.withFailover(method, (slot) => this.callOnce<Req, Res>(slot, service, method, req, md, opts));
+        return await this.withFailover(method, opts.timeoutMs ?? this.callTimeoutMs,
+          (slot) => this.callOnce<Req, Res>(slot, service, method, req, md, opts));
       } catch (err) {
         const stale = md.get("token")[0];
         if (!(err instanceof EtcdError && err.code === "INVALID_AUTH_TOKEN") || typeof stale !== "string" || refresh >= RETRY_POLICY.authRefreshes) throw err;
@@ -236,7 +237,7 @@ export class Connection {
   private async authenticate(): Promise<string> {
     const auth = this.auth;
     if (auth === undefined) throw new Error("no username/password to authenticate with");
-    this.authenticating ??= this.withFailover("Authenticate", (slot) =>
+    this.authenticating ??= this.withFailover("Authenticate", this.callTimeoutMs, (slot) =>
       this.callOnce<{ name: string; password: string }, { token: string }>(slot, "Auth", "Authenticate", auth, new grpc.Metadata(), {}),
     ).then((res) => {
       this.token = res.token;
@@ -250,11 +251,12 @@ export class Connection {
    * withFailover runs `attempt` on the current endpoint and, on UNAVAILABLE, moves round robin to the next:
    * again for a request that was never sent (until dialTimeoutMs passes without any server answering), and
    * for a sent one only if the method is repeatable. A full round of TLS refusals ends the call at once:
-   * another round will not change them.
+   * another round will not change them. Waiting for a connection never outlasts the call's own timeout.
    */
-  private async withFailover<Res>(method: string, attempt: (slot: Slot) => Promise<Res>): Promise<Res> {
+  private async withFailover<Res>(method: string, timeoutMs: number, attempt: (slot: Slot) => Promise<Res>): Promise<Res> {
     const maxSent = RETRY_POLICY.repeatable.has(method) ? this.slots.length * RETRY_POLICY.roundsPerEndpoint : 1;
-    let dialDeadline = Date.now() + this.dialTimeoutMs;
+    const dialMs = Math.min(this.dialTimeoutMs, timeoutMs);
+    let dialDeadline = Date.now() + dialMs;
     let sent = 0;
     let failures = 0;
     let tlsInARow = 0;
@@ -272,8 +274,8 @@ export class Connection {
         if (tlsInARow >= this.slots.length) throw e;
         if (!notSent && ++sent >= maxSent) throw e;
         // A server answered (UNAVAILABLE: no leader, leader changed …): the dial budget starts again from here.
-        if (!notSent) dialDeadline = Date.now() + this.dialTimeoutMs;
-        if (notSent && Date.now() >= dialDeadline) throw dialTimeout(e, this.dialTimeoutMs);
+        if (!notSent) dialDeadline = Date.now() + dialMs;
+        if (notSent && Date.now() >= dialDeadline) throw dialTimeout(e, dialMs);
         if (++failures % this.slots.length === 0) {
           const round = failures / this.slots.length;
           await sleep(Math.min(RETRY_POLICY.backoffMaxMs, RETRY_POLICY.backoffMinMs * 2 ** (round - 1), Math.max(0, dialDeadline - Date.now())));
@@ -293,7 +295,7 @@ export class Connection {
     while (state !== grpc.connectivityState.READY && state !== grpc.connectivityState.TRANSIENT_FAILURE) {
       if (state === grpc.connectivityState.SHUTDOWN) throw new Error("client is closed");
       if (Date.now() >= deadline) {
-        throw new ClientCallError(grpc.status.UNAVAILABLE, `not connected within dialTimeoutMs ${this.dialTimeoutMs}`, slot.endpoint.raw,
+        throw new ClientCallError(grpc.status.UNAVAILABLE, `not connected within the dial timeout`, slot.endpoint.raw,
           { code: CLIENT_ERROR_CODES.DIAL_TIMEOUT, notSent: true });
       }
       const from = state;
@@ -348,7 +350,7 @@ function closeSlot(slot: Slot): void {
 
 function dialTimeout(last: EtcdError | ClientCallError, dialTimeoutMs: number): ClientCallError {
   if (last instanceof ClientCallError && last.code === CLIENT_ERROR_CODES.DIAL_TIMEOUT) return last;
-  return new ClientCallError(grpc.status.UNAVAILABLE, `no endpoint connected within dialTimeoutMs ${dialTimeoutMs}; last error: ${last.message}`,
+  return new ClientCallError(grpc.status.UNAVAILABLE, `no endpoint connected within ${dialTimeoutMs} ms; last error: ${last.message}`,
     last instanceof ClientCallError ? last.endpoint : "", { code: CLIENT_ERROR_CODES.DIAL_TIMEOUT, notSent: true });
 }
 

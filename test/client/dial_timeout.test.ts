@@ -2,7 +2,7 @@
 // nobody listens on, a listener that accepts and at once closes (counting connection attempts: no busy loop),
 // and a listener that accepts a TLS connection but never answers the handshake. Each call fails with
 // ClientCallError DIAL_TIMEOUT well before its call timeout, writes included (they were never sent), and
-// no rejection is left unhandled.
+// no rejection is left unhandled; a call timeout shorter than the dial timeout bounds the wait too.
 import { createServer, type Server, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ClientCallError, EtcdClient } from "../../core/client/index.js";
@@ -63,6 +63,16 @@ describe("dial timeout", () => {
       expect(elapsedMs, `${what} failed after ${elapsedMs} ms`).toBeGreaterThanOrEqual(DIAL_MS - 50);
       expect(elapsedMs, `${what} failed after ${elapsedMs} ms, not the call timeout ${CALL_MS}`).toBeLessThan(CALL_MS / 3);
     }
+  });
+
+  it("never waits for a connection longer than the call's own timeout", async () => {
+    const c = new EtcdClient({ endpoints: [`127.0.0.1:${await freePort()}`], dialTimeoutMs: CALL_MS, callTimeoutMs: DIAL_MS });
+    const t0 = Date.now();
+    const err = await c.get("/k").catch((e: unknown) => e);
+    const elapsedMs = Date.now() - t0;
+    c.close();
+    expect((err as ClientCallError).code, String(err)).toBe("DIAL_TIMEOUT");
+    expect(elapsedMs, `failed after ${elapsedMs} ms with a ${DIAL_MS} ms call timeout`).toBeLessThan(CALL_MS / 3);
   });
 
   it("connections closed at once: DIAL_TIMEOUT with a bounded number of attempts (no busy loop)", async () => {
