@@ -26,6 +26,8 @@ export interface TransportFaults {
 export interface PeerTimeouts {
   readonly pingIntervalMs: number;
   readonly pingTimeoutMs: number;
+  /** A stream not answered (response headers) within this long counts as failed. */
+  readonly dialTimeoutMs: number;
 }
 
 export interface SenderContext {

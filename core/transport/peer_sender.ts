@@ -18,7 +18,6 @@ import {
   PEER_QUEUE_MSGS,
   RECONNECT_BACKOFF_MAX_MS,
   RECONNECT_BACKOFF_MIN_MS,
-  STREAM_DIAL_TIMEOUT_MS,
 } from "./transport_limits.js";
 import { connectSession, parsePeerUrl } from "./urls.js";
 
@@ -218,7 +217,8 @@ export class PeerSender {
     req.on("error", (err) => this.fail(session, "stream error", err));
     req.on("close", () => this.fail(session, "stream closed"));
     req.resume(); // a refusal's body is only for humans
-    const dialTimer = setTimeout(() => this.fail(session, `no answer within ${STREAM_DIAL_TIMEOUT_MS} ms`), STREAM_DIAL_TIMEOUT_MS);
+    const { dialTimeoutMs } = this.ctx.timeouts;
+    const dialTimer = setTimeout(() => this.fail(session, `no answer within ${dialTimeoutMs} ms`), dialTimeoutMs);
     req.once("response", () => clearTimeout(dialTimer));
     session.once("close", () => clearTimeout(dialTimer));
   }

@@ -18,7 +18,7 @@ import { PeerSender, type PeerStats } from "./peer_sender.js";
 import { HEADER, RefusalReason, SNAPSHOT_PATH, STREAM_PATH, hexToId, headerString, idToHex, refusalOf } from "./protocol.js";
 import { receiveSnapshot } from "./snapshot_receiver.js";
 import { sendSnapshotWithRetry } from "./snapshot_sender.js";
-import { MAX_FRAME_BYTES, PEER_PING_INTERVAL_MS, PEER_PING_TIMEOUT_MS } from "./transport_limits.js";
+import { MAX_FRAME_BYTES, PEER_PING_INTERVAL_MS, PEER_PING_TIMEOUT_MS, STREAM_DIAL_TIMEOUT_MS } from "./transport_limits.js";
 import { type PeerTarget, type TransportTls, createPeerServer, parsePeerUrl } from "./urls.js";
 
 export type { Logger, PeerTimeouts, TransportFaults } from "./context.js";
@@ -59,7 +59,7 @@ export interface TransportOptions {
    * subject to the member/cluster header checks, since a joining member does not know the cluster id yet.
    */
   readonly httpHandlers?: Readonly<Record<string, PeerHttpHandler>>;
-  /** Liveness pings of active streams (defaults: every 1666 ms, fail after 5 s without an answer). */
+  /** Liveness: pings of active streams (every 1666 ms, fail after 5 s unanswered), dial timeout (5 s). */
   readonly peerTimeouts?: Partial<PeerTimeouts>;
 }
 
@@ -128,6 +128,7 @@ export class PeerTransport {
       timeouts: {
         pingIntervalMs: o.peerTimeouts?.pingIntervalMs ?? PEER_PING_INTERVAL_MS,
         pingTimeoutMs: o.peerTimeouts?.pingTimeoutMs ?? PEER_PING_TIMEOUT_MS,
+        dialTimeoutMs: o.peerTimeouts?.dialTimeoutMs ?? STREAM_DIAL_TIMEOUT_MS,
       },
       log: this.log,
       faults: () => this.faults,

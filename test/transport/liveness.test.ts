@@ -1,9 +1,12 @@
-// Proves dead-peer detection on an established stream: a peer process that freezes (SIGSTOP) keeps its TCP
+// Proves dead-peer detection: a peer that accepts connections but never answers the stream request is given up
+// on after the dial timeout; and on an established stream, a peer process that freezes (SIGSTOP) keeps its TCP
 // connection open but stops answering HTTP/2 PINGs; the sender fails the stream within the ping timeout, reports
 // the peer unreachable and inactive.
 // The peer is a tiny plain-JS HTTP/2 server in a child process (it accepts any stream with 200, as a transport).
 
 import { type ChildProcess, spawn } from "node:child_process";
+import * as http2 from "node:http2";
+import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { Cluster, WAIT_MS, msg } from "./helpers.js";
 
@@ -31,6 +34,27 @@ function startPeer(): Promise<{ proc: ChildProcess; url: string }> {
 }
 
 describe("peer transport: liveness", () => {
+  it("a peer that accepts the connection but never answers the stream is given up on after the dial timeout", async () => {
+    cluster = new Cluster();
+    const a = await cluster.node(1n, { extra: { peerTimeouts: { dialTimeoutMs: 300 } } });
+    const silent = http2.createServer();
+    const held: http2.ServerHttp2Stream[] = [];
+    silent.on("stream", (s) => held.push(s)); // never responds
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+    try {
+      a.t.addPeer(2n, [`http://127.0.0.1:${(silent.address() as AddressInfo).port}`]);
+      await cluster.signal.until(() => a.unreachable.includes(2n), WAIT_MS, "the silent peer reported unreachable");
+      const failed = a.logs.find((l) => l.msg === "failed to dial remote peer");
+      expect(String(failed?.fields?.["reason"])).toBe("no answer within 300 ms");
+      expect(held.length >= 1, `${held.length} streams reached the silent peer`).toBe(true);
+      expect(a.t.activePeers()).toEqual([]);
+    } finally {
+      await a.t.stop();
+      for (const s of held) s.destroy();
+      await new Promise<void>((resolve) => silent.close(() => resolve()));
+    }
+  });
+
   it("a frozen peer's stream fails on the PING timeout and is reported unreachable", async () => {
     cluster = new Cluster();
     const a = await cluster.node(1n, { extra: { peerTimeouts: { pingIntervalMs: 100, pingTimeoutMs: 500 } } });
