@@ -9,6 +9,7 @@ import { isEtcdError } from "../errors.js";
 import { GRPC_OVERHEAD_BYTES, MAX_REQUEST_BYTES, MAX_TXN_OPS } from "../limits.js";
 import { checkDelete, checkPut, checkRange, checkTxn } from "../mvcc/validate.js";
 import type { EtcdServer } from "../server/etcd_server.js";
+import type { ServerMetrics } from "../server/metrics.js";
 import * as kc from "./kv_codec.js";
 import { loadEtcdProto, type ServiceName } from "./proto/load.js";
 import { Gateway } from "./gateway.js";
@@ -154,7 +155,7 @@ export async function serveGrpc(s: EtcdServer, opts: GrpcOptions): Promise<GrpcH
   for (const name of Object.keys(impls) as ServiceName[]) {
     const def = defs[name];
     const impl = impls[name];
-    if (def !== undefined && impl !== undefined) server.addService(def, impl);
+    if (def !== undefined && impl !== undefined) server.addService(def, instrument(`etcdserverpb.${name}`, def, impl, s.metrics));
   }
   if (opts.http === undefined) {
     const port = await new Promise<number>((resolve, reject) => {
@@ -176,6 +177,49 @@ export async function serveGrpc(s: EtcdServer, opts: GrpcOptions): Promise<GrpcH
       injector.destroy();
     },
   };
+}
+
+/** Go's names of gRPC codes, as go-grpc-prometheus labels them. */
+const GO_CODE_NAMES = [
+  "OK", "Canceled", "Unknown", "InvalidArgument", "DeadlineExceeded", "NotFound", "AlreadyExists", "PermissionDenied",
+  "ResourceExhausted", "FailedPrecondition", "Aborted", "OutOfRange", "Unimplemented", "Internal", "Unavailable", "DataLoss",
+  "Unauthenticated",
+];
+
+type AnyHandler = (call: grpc.ServerUnaryCall<unknown, unknown> & NodeJS.EventEmitter, cb?: grpc.sendUnaryData<unknown>) => void;
+
+/** Counts every call as go-grpc-prometheus does: grpc_server_started_total and grpc_server_handled_total. */
+function instrument(service: string, def: grpc.ServiceDefinition, impl: grpc.UntypedServiceImplementation, m: ServerMetrics): grpc.UntypedServiceImplementation {
+  const out: grpc.UntypedServiceImplementation = {};
+  for (const [method, handler] of Object.entries(impl)) {
+    const d = def[method];
+    const type = d === undefined ? "unary" : d.requestStream ? (d.responseStream ? "bidi_stream" : "client_stream") : d.responseStream ? "server_stream" : "unary";
+    const labels = { grpc_method: method, grpc_service: service, grpc_type: type };
+    const h = handler as unknown as AnyHandler;
+    const started = m.grpcStarted.child(labels);
+    const okHandled = m.grpcHandled.child({ grpc_code: "OK", ...labels });
+    out[method] = ((call: grpc.ServerUnaryCall<unknown, unknown> & NodeJS.EventEmitter, cb?: grpc.sendUnaryData<unknown>) => {
+      started.inc();
+      if (cb === undefined) {
+        let done = false;
+        const handled = (code: number): void => {
+          if (done) return;
+          done = true;
+          m.grpcHandled.inc({ grpc_code: GO_CODE_NAMES[code] ?? "Unknown", ...labels });
+        };
+        call.on("finish", () => handled(0));
+        call.on("error", (e: { code?: number }) => handled(e.code ?? 2));
+        h(call);
+        return;
+      }
+      h(call, (err, value) => {
+        if (err === null) okHandled.inc();
+        else m.grpcHandled.inc({ grpc_code: GO_CODE_NAMES[err.code ?? 2] ?? "Unknown", ...labels });
+        cb(err, value);
+      });
+    }) as unknown as grpc.UntypedHandleCall;
+  }
+  return out;
 }
 
 /** The HTTP/2 connection preface's first bytes; no HTTP/1 method starts with them. */

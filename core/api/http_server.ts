@@ -28,8 +28,14 @@ export function metricsText(s: EtcdServer): string {
     { name: "etcd_server_proposals_applied_total", type: "gauge", help: "The total number of consensus proposals applied.", value: s.appliedIndex },
     { name: "etcd_server_proposals_committed_total", type: "gauge", help: "The total number of consensus proposals committed.", value: s.committedIndex },
     { name: "etcd_server_proposals_pending", type: "gauge", help: "The current number of pending proposals to commit.", value: s.pendingProposals },
+    { name: "etcd_debugging_mvcc_keys_total", type: "gauge", help: "Total number of keys.", value: s.kv.keyCount },
+    { name: "etcd_debugging_mvcc_watcher_total", type: "gauge", help: "Total number of watchers.", value: s.watchable.watcherCount },
+    { name: "etcd_server_quota_backend_bytes", type: "gauge", help: "Current backend storage quota size in bytes.", value: Math.max(0, s.quotaBytes) },
+    { name: "etcd_debugging_lease_granted_total", type: "counter", help: "The total number of granted leases.", value: s.lessor.granted },
+    { name: "etcd_debugging_lease_revoked_total", type: "counter", help: "The total number of revoked leases.", value: s.lessor.revoked },
+    { name: "etcd_debugging_lease_renewed_total", type: "counter", help: "The number of renewed leases seen by the leader.", value: s.lessor.renewed },
   ];
-  return metrics.map((m) => `# HELP ${m.name} ${m.help}\n# TYPE ${m.name} ${m.type}\n${m.name} ${m.value}\n`).join("");
+  return metrics.map((m) => `# HELP ${m.name} ${m.help}\n# TYPE ${m.name} ${m.type}\n${m.name} ${m.value}\n`).join("") + s.metrics.text();
 }
 
 async function health(s: EtcdServer): Promise<boolean> {

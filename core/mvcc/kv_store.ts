@@ -171,6 +171,11 @@ export class KvStore {
     });
   }
 
+  /** Live keys (etcd_debugging_mvcc_keys_total). */
+  get keyCount(): number {
+    return this.live.size;
+  }
+
   get revision(): number {
     return this.currentRev;
   }

@@ -31,6 +31,7 @@ import { IdGenerator } from "./id_gen.js";
 import { LeaseLoop, isLeaseRequest, leaseEffect, leaseIdFrom } from "./leases.js";
 import { Compactor, type CompactionPolicy } from "./compactor.js";
 import { lockDataDir, type DirLock } from "./dir_lock.js";
+import { ServerMetrics } from "./metrics.js";
 import { ALARM_BUCKET, AlarmAction, AlarmStore, AlarmType, type AlarmMember } from "./alarms.js";
 import { decodePayload, encodePayload, type AlarmChange, type InternalRequest, type LeaseRequest } from "./request_codec.js";
 import { Wait } from "./wait.js";
@@ -95,6 +96,9 @@ export class EtcdServer {
   readonly watchable: WatchableStore;
   readonly lessor: Lessor;
   readonly alarms: AlarmStore;
+  /** What etcd-ts measures itself for /metrics (disk latencies, gRPC counts, leader changes). */
+  readonly metrics = new ServerMetrics();
+  #lastLeader: NodeId = 0n;
   readonly #leaseLoop: LeaseLoop;
   /** The backend file size, re-read at most every QUOTA_SIZE_CACHE_MS (a quota check per write must be cheap). */
   #dbSize = { bytes: 0, atMs: -Infinity };
@@ -436,7 +440,11 @@ export class EtcdServer {
 
   async #handleReady(rd: Ready): Promise<void> {
     for (const rs of rd.readStates) this.#reads.onReadState(rs.requestCtx, rs.index);
-    if (rd.softState !== undefined) this.#onLeadership(rd.softState.raftState === StateType.Leader);
+    if (rd.softState !== undefined) {
+      this.#onLeadership(rd.softState.raftState === StateType.Leader);
+      if (rd.softState.lead !== 0n && rd.softState.lead !== this.#lastLeader) this.metrics.leaderChanges.inc();
+      if (rd.softState.lead !== 0n) this.#lastLeader = rd.softState.lead;
+    }
     if (rd.softState !== undefined && rd.softState.lead !== 0n) {
       if (this.#queued.length > 0) this.#scheduleFlush();
       const waiters = this.#leaderWaiters;
@@ -444,10 +452,12 @@ export class EtcdServer {
       for (const w of waiters) w();
     }
     // Persist first (snapshot, entries, hard state; one fdatasync when Raft says it must), as etcd does.
+    const syncStart = performance.now();
     await this.#storage.saveAsync(
       { entries: rd.entries, ...(rd.hardState !== undefined ? { hardState: rd.hardState } : {}), ...(rd.snapshot !== undefined ? { snapshot: rd.snapshot } : {}) },
       rd.mustSync,
     );
+    if (rd.mustSync) this.metrics.walFsync.observe((performance.now() - syncStart) / 1000);
     // A single member has no peers; a message to anyone else is a bug until the transport exists.
     for (const m of rd.messages) {
       if (m.to !== this.config.memberId) throw new Error(`no transport yet: message ${m.type} to ${m.to}`);
@@ -470,7 +480,9 @@ export class EtcdServer {
     }
     const last = entries[entries.length - 1];
     if (last === undefined || last.index <= this.#applied) return;
+    const commitStart = performance.now();
     const results = reqs.length > 0 ? await this.kv.write(reqs, last.index) : [];
+    if (reqs.length > 0) this.metrics.backendCommit.observe((performance.now() - commitStart) / 1000);
     this.#applied = last.index;
     results.forEach((res, i) => this.#proposals.trigger(ids[i] ?? 0n, res));
     this.#notifyApplied();
