@@ -1,6 +1,7 @@
 // EtcdClient: the etcd-ts client the harness uses. KV (range, put, deleteRange, txn, compact), a LIST-oriented
-// range that reads only a summary of the response, Watch (watch.ts), Lease (grant, revoke, keepalive) and
-// Maintenance status, over Connection's round-robin failover. 64-bit numbers are bigint in and out.
+// range that reads only a summary of the response, Watch (watch.ts), Lease (grant, revoke, keepalive, leases),
+// and the Cluster, Maintenance and Auth wrappers (cluster_api.ts, maintenance_api.ts, auth_api.ts), over
+// Connection's round-robin failover, TLS, auth token and retry policy. 64-bit numbers are bigint in and out.
 import type * as pb from "../api/proto/types.js";
 import { AuthApi } from "./auth_api.js";
 import { ClusterApi } from "./cluster_api.js";
