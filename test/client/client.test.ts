@@ -164,6 +164,7 @@ describe("lease", () => {
     const g = await client.leaseGrant(30);
     expect(g.ttlSeconds).toBe(30n);
     expect(g.id > 0n, `lease id ${g.id} is positive`).toBe(true);
+    expect(await client.leases(), "the lease is listed").toContain(g.id);
     await client.put("/lease/k", "v", { lease: g.id });
     const ka = client.leaseKeepAlive(g.id);
     expect(await ka.first).toBe(30n);
