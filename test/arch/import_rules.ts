@@ -43,7 +43,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   "core/cli": ["core/server", "core/api", "core/transport", "core/membership"],
   "core/client": ["core/api"],
   // In-process micro-benchmarks of pure components (the Raft core, the storage layer); never of a server.
-  "harness/micro": ["core/raft", "core/wal", "core/backend", "core/mvcc"],
+  "harness/micro": ["core/raft", "core/wal", "core/backend", "core/mvcc", "core/transport"],
   harness: ["core/client", "core/api", "core/errors", "core/limits"],
   workloads: [],
 };
