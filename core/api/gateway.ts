@@ -2,7 +2,10 @@
 // body in the protobuf JSON mapping (original field names, base64 bytes, 64-bit integers as strings, enums by
 // name, unknown fields ignored) runs the same handler as the gRPC call and answers its response in that mapping,
 // zero values left out. Errors answer {"error","message","code"} with grpc-gateway's HTTP status for the code.
-// Streaming calls (watch, lease keepalive, snapshot) are not served over the gateway yet (README, known gaps).
+// Streaming calls (/v3/watch, /v3/lease/keepalive, /v3/maintenance/snapshot) answer one JSON object per line,
+// {"result": …} per message, as grpc-gateway streams: the request body holds one JSON request (or several, one a
+// line), the response stays open until the server ends it or the HTTP client goes away.
+import { EventEmitter } from "node:events";
 import type * as grpc from "@grpc/grpc-js";
 import { Metadata } from "@grpc/grpc-js";
 import type { IncomingMessage, ServerResponse } from "node:http";
@@ -30,6 +33,9 @@ const ROUTES: Readonly<Record<string, readonly [ServiceName, string]>> = {
   "/v3/maintenance/defragment": ["Maintenance", "Defragment"],
   "/v3/maintenance/hash": ["Maintenance", "Hash"],
   "/v3/maintenance/transfer-leadership": ["Maintenance", "MoveLeader"],
+  "/v3/watch": ["Watch", "Watch"],
+  "/v3/lease/keepalive": ["Lease", "LeaseKeepAlive"],
+  "/v3/maintenance/snapshot": ["Maintenance", "Snapshot"],
 };
 
 /** grpc-gateway's HTTP status for each gRPC code (runtime.HTTPStatusFromCode). */
@@ -63,6 +69,67 @@ export class Gateway {
     this.#root = root.loadSync(PROTO_FILES.map((f) => join(dir, f)), { keepCase: true });
   }
 
+  /** A server-streaming or bidi call: each response message is one `{"result": …}` line. */
+  #stream(service: ServiceName, method: string, def: grpc.MethodDefinition<unknown, unknown>, body: string, res: ServerResponse): void {
+    const impl = this.#impls[service]?.[method] as StreamImpl | undefined;
+    if (impl === undefined) {
+      sendError(res, 12, `unknown method ${service}.${method}`);
+      return;
+    }
+    const svc = this.#root.lookupService(`etcdserverpb.${service}`).methods[method] as protobuf.Method;
+    const requestType = this.#root.lookupType(`etcdserverpb.${svc.requestType}`);
+    const responseType = this.#root.lookupType(`etcdserverpb.${svc.responseType}`);
+    let requests: unknown[];
+    try {
+      requests = streamRequests(body).map((json) => {
+        const wrong = jsonTypeError(requestType, json);
+        if (wrong !== undefined) throw new Error(wrong);
+        return def.requestDeserialize(def.requestSerialize(json) as Buffer);
+      });
+    } catch (err) {
+      sendError(res, 3, err instanceof Error ? err.message : String(err));
+      return;
+    }
+    res.writeHead(200, { "Content-Type": "application/json" });
+    let ended = false;
+    const call = Object.assign(new EventEmitter(), {
+      request: requests[0],
+      metadata: new Metadata(),
+      cancelled: false,
+      get writableEnded(): boolean {
+        return ended;
+      },
+      getPeer: () => "gateway",
+      write: (msg: unknown): boolean => {
+        if (ended) return false;
+        const bytes = Buffer.isBuffer(msg) ? msg : (def.responseSerialize(msg) as Buffer);
+        const json = pruneDefaults(responseType, responseType.toObject(responseType.decode(bytes), TO_JSON));
+        return res.write(JSON.stringify({ result: json }) + "\n");
+      },
+      end: (): void => {
+        if (ended) return;
+        ended = true;
+        res.end();
+      },
+    }) as StreamCall;
+    call.on("error", (err: { code?: number; details?: string; message?: string }) => {
+      if (ended) return;
+      const code = err.code ?? 2;
+      const message = err.details ?? err.message ?? "unknown error";
+      res.write(JSON.stringify({ error: { grpc_code: code, http_code: HTTP_STATUS[code] ?? 500, message, http_status: "" } }) + "\n");
+      call.end();
+    });
+    res.on("drain", () => call.emit("drain"));
+    res.on("close", () => {
+      if (ended) return;
+      ended = true;
+      call.cancelled = true;
+      call.emit("cancelled");
+    });
+    impl(call);
+    if (def.requestStream) for (const r of requests) call.emit("data", r);
+  }
+
   /** Whether `path` is a gateway route (the HTTP handler falls through to /health etc. otherwise). */
   handles(path: string): boolean {
     return path in ROUTES;
@@ -86,6 +153,10 @@ export class Gateway {
 
   #call(service: ServiceName, method: string, body: string, res: ServerResponse): void {
     const def = this.#defs[service]?.[method];
+    if (def?.responseStream === true) {
+      this.#stream(service, method, def, body, res);
+      return;
+    }
     const impl = this.#impls[service]?.[method] as UnaryImpl | undefined;
     if (def === undefined || impl === undefined) {
       sendError(res, 12, `unknown method ${service}.${method}`);
@@ -209,6 +280,29 @@ function pruneDefaults(type: protobuf.Type, obj: Record<string, unknown>): Recor
     if (v === false || v === "" || v === 0 || v === "0" || (zeroEnum !== undefined && v === zeroEnum)) delete obj[field.name];
   }
   return obj;
+}
+
+interface StreamCall extends EventEmitter {
+  request: unknown;
+  metadata: Metadata;
+  cancelled: boolean;
+  readonly writableEnded: boolean;
+  getPeer(): string;
+  write(msg: unknown): boolean;
+  end(): void;
+}
+
+type StreamImpl = (call: StreamCall) => void;
+
+/** The body of a streaming call: one JSON request, or several, one a line. */
+function streamRequests(body: string): unknown[] {
+  const text = body.trim();
+  if (text === "") return [{}];
+  try {
+    return [JSON.parse(text) as unknown];
+  } catch {
+    return text.split("\n").filter((l) => l.trim() !== "").map((l) => JSON.parse(l) as unknown);
+  }
 }
 
 function sendError(res: ServerResponse, code: number, message: string): void {

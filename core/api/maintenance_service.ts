@@ -100,11 +100,12 @@ async function sendSnapshot(s: EtcdServer, call: grpc.ServerWritableStream<unkno
         sha.update(blob);
         sent += bytesRead;
         if (call.cancelled) return;
-        if (!call.write({ header: headerObject(s.header()), remaining_bytes: String(total - sent), blob })) {
+        // etcd's snapshot messages carry no header: only the bytes still to come and the chunk.
+        if (!call.write({ remaining_bytes: String(total - sent), blob })) {
           await new Promise((resolve) => call.once("drain", resolve));
         }
       }
-      call.write({ header: headerObject(s.header()), remaining_bytes: "0", blob: sha.digest() });
+      call.write({ remaining_bytes: "0", blob: sha.digest() });
       call.end();
     } finally {
       await fh.close();

@@ -64,6 +64,31 @@ async function call(endpoint: string, c: Call): Promise<Answer> {
   return { status: res.status, body: await res.text() };
 }
 
+/** The first `n` lines of a streaming gateway call (fewer if 5 s pass first), then the request is aborted. */
+async function readLines(endpoint: string, path: string, body: unknown, n: number): Promise<string[]> {
+  const abort = new AbortController();
+  const timer = setTimeout(() => abort.abort(), 5000);
+  const res = await fetch(`http://${endpoint}${path}`, { method: "POST", body: JSON.stringify(body), signal: abort.signal });
+  const reader = res.body?.getReader();
+  if (reader === undefined) throw new Error(`${path}: no body`);
+  let text = "";
+  const lines: string[] = [];
+  while (lines.length < n) {
+    const chunk = await reader.read().catch(() => ({ value: undefined, done: true }));
+    const { value, done } = chunk;
+    if (done || value === undefined) break;
+    text += Buffer.from(value).toString("utf8");
+    let i: number;
+    while ((i = text.indexOf("\n")) >= 0 && lines.length < n) {
+      lines.push(text.slice(0, i));
+      text = text.slice(i + 1);
+    }
+  }
+  clearTimeout(timer);
+  abort.abort();
+  return lines;
+}
+
 /** Ids and sizes differ between the two servers; the JSON parsers' wording for a bad body too. */
 function normalize(body: string, ids: readonly string[]): string {
   let out = body;
@@ -100,6 +125,23 @@ describe.runIf(HAVE)("the client port's HTTP side against real etcd", () => {
       const what = `${c.method ?? "POST"} ${c.path} ${JSON.stringify(c.body ?? "")}`;
       expect({ what, status: mine.status, body: normalize(mine.body, ourIds) }).toEqual({ what, status: theirs.status, body: normalize(theirs.body, etcdIds) });
     }
+  });
+
+  it("streams /v3/watch and /v3/lease/keepalive as etcd does, one {\"result\"} a line, and /v3/maintenance/snapshot", async () => {
+    const [etcd, ours] = servers as [RunningServer, RunningServer];
+    const [etcdIds, ourIds] = [idsOf(etcd.endpoint), idsOf(ours.endpoint)];
+    for (const [path, body, lines] of [
+      ["/v3/watch", { create_request: { key: b64("gw/a"), start_revision: 1 } }, 1],
+      ["/v3/watch", { create_request: { key: b64("gw/"), range_end: b64("gw0"), start_revision: 4, prev_kv: true } }, 2],
+      ["/v3/watch", { create_request: { key: b64("gw/zz"), start_revision: 0 } }, 1],
+      ["/v3/lease/keepalive", { ID: 1234 }, 1],
+    ] as const) {
+      const [theirs, mine] = await Promise.all([readLines(etcd.endpoint, path, body, lines), readLines(ours.endpoint, path, body, lines)]);
+      expect({ path, lines: mine.map((l) => normalize(l, ourIds)) }).toEqual({ path, lines: theirs.map((l) => normalize(l, etcdIds)) });
+    }
+    const [theirSnap, mySnap] = await Promise.all([readLines(etcd.endpoint, "/v3/maintenance/snapshot", {}, 1), readLines(ours.endpoint, "/v3/maintenance/snapshot", {}, 1)]);
+    const shape = (l: string): string[] => Object.keys((JSON.parse(l) as { result: Record<string, unknown> }).result).sort();
+    expect(shape(mySnap[0] ?? "{}")).toEqual(shape(theirSnap[0] ?? "{}"));
   });
 
   it("serves /version, /health and /metrics on the client port, and gRPC on the same port", async () => {
