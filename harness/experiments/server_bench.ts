@@ -6,6 +6,9 @@
 // data dir). Every metric is written beside real etcd's from the same run as etcd-ts / etcd (ratios.csv).
 // `--quick` shrinks windows and key counts for the test; --clients --seconds --warmup --keys --workers --starts.
 //
+// The load settings run against every target back to back (one server per target alive during the load phase),
+// so drift in the machine's other work falls on all targets alike.
+//
 // Load comes from worker threads of this module, one EtcdClient (one HTTP/2 connection) each, so one JS event
 // loop is not the ceiling (grpc-js does ~10–12k unary calls/s per thread). The generator's own CPU (process-wide
 // rusage), the busiest worker's event-loop utilisation and the server's CPU (/proc/<pid>/stat) are measured over
@@ -175,24 +178,24 @@ async function runTimed(client: EtcdClient, job: Job, index: number): Promise<Jo
   return { ops: lat.length, allOps, errors, errorsByCode, windowS, latenciesMs: Float64Array.from(lat), busy };
 }
 
-/** clientFor returns the worker's client for `endpoints`, connected, replacing the one of an earlier server. */
-async function clientFor(held: { key: string; client: EtcdClient | undefined }, endpoints: readonly string[]): Promise<EtcdClient> {
+/** clientFor returns the worker's connected client for `endpoints` (one per server, kept across jobs). */
+async function clientFor(held: Map<string, EtcdClient>, endpoints: readonly string[]): Promise<EtcdClient> {
   const key = endpoints.join(",");
-  if (held.client !== undefined && held.key === key) return held.client;
-  held.client?.close();
-  held.key = key;
-  held.client = new EtcdClient({ endpoints, callTimeoutMs: 60_000 });
-  await held.client.status(); // connected before the first timed op
-  return held.client;
+  const have = held.get(key);
+  if (have !== undefined) return have;
+  const client = new EtcdClient({ endpoints, callTimeoutMs: 60_000 });
+  held.set(key, client);
+  await client.status(); // connected before the first timed op
+  return client;
 }
 
 function workerMain(init: WorkerInit): void {
   const port = parentPort;
   if (port === null) return;
-  const held: { key: string; client: EtcdClient | undefined } = { key: "", client: undefined };
+  const held = new Map<string, EtcdClient>();
   port.on("message", (m: Job | "close") => {
     if (m === "close") {
-      held.client?.close();
+      for (const c of held.values()) c.close();
       port.close();
       return;
     }
@@ -497,12 +500,12 @@ async function startServer(spec: TargetSpec): Promise<Server> {
   }
 }
 
-/** withServer starts a fresh `spec`, runs `body` on it and stops it; returns the server's startup times too. */
-async function withServer<T>(spec: TargetSpec, starts: Server[], body: (srv: Server) => Promise<T>): Promise<T> {
-  const srv = await startServer(spec);
-  starts.push(srv);
+/** withServer starts a fresh server for `sub`, runs `body` on it and stops it; the start counts as a startup sample. */
+async function withServer(sub: Subject, body: (srv: Server) => Promise<void>): Promise<void> {
+  const srv = await startServer(sub.spec);
+  sub.starts.push(srv);
   try {
-    return await body(srv);
+    await body(srv);
   } finally {
     await srv.stop();
   }
@@ -510,23 +513,63 @@ async function withServer<T>(spec: TargetSpec, starts: Server[], body: (srv: Ser
 
 // ---------------------------------------------------------------- phases
 
-/** Puts at each client count, then linearizable and serializable gets, on one fresh server. */
-async function loadPhase(name: string, srv: Server, pool: LoadPool, s: Settings): Promise<MetricRow[]> {
-  const rows: MetricRow[] = [];
-  const timing = { warmupS: s.warmupS, seconds: s.seconds };
-  await pool.connect(srv);
-  for (const c of s.clients) {
-    console.error(`${name}: put, ${c} in flight, ${s.seconds} s`);
-    rows.push(...loadRows(name, "put", c, await pool.timed(srv, "put", c, { ...timing, valueBytes: 256 })));
+/** A target under test: its name, how to start it, the servers started so far, why it stopped being measured. */
+interface Subject {
+  readonly name: string;
+  readonly spec: TargetSpec;
+  readonly starts: Server[];
+  failed: string | undefined;
+}
+
+/** attempt runs one step for `sub`; a failure marks the target not measured from then on, the others go on. */
+async function attempt(sub: Subject, step: () => Promise<void>): Promise<void> {
+  if (sub.failed !== undefined) return;
+  try {
+    await step();
+  } catch (err) {
+    sub.failed = String(err).slice(0, 400);
+    console.error(`target ${sub.name}: not measured further — ${sub.failed}`);
   }
-  const client = new EtcdClient({ endpoints: srv.endpoints });
-  await client.put(GET_KEY, Buffer.alloc(256, "g")).finally(() => client.close());
-  for (const kind of ["get-linearizable", "get-serializable"] as const) {
-    console.error(`${name}: ${kind}, ${s.getClients} in flight, ${s.seconds} s`);
-    const st = await pool.timed(srv, kind, s.getClients, { ...timing, valueBytes: 0 });
-    rows.push(...loadRows(name, kind.replace("-", "_"), s.getClients, st));
+}
+
+/** The timed load settings in run order: puts at each client count, then linearizable and serializable gets. */
+function loadSettings(s: Settings): { kind: JobKind; metric: string; clients: number; valueBytes: number }[] {
+  return [
+    ...s.clients.map((clients) => ({ kind: "put" as const, metric: "put", clients, valueBytes: 256 })),
+    { kind: "get-linearizable", metric: "get_linearizable", clients: s.getClients, valueBytes: 0 },
+    { kind: "get-serializable", metric: "get_serializable", clients: s.getClients, valueBytes: 0 },
+  ];
+}
+
+/**
+ * loadPhase starts one fresh server per target and runs each load setting against every target back to back,
+ * so drift in the machine's other load (a shared machine) falls on all targets alike, not on whichever ran last.
+ */
+async function loadPhase(subjects: readonly Subject[], pool: LoadPool, s: Settings, rows: MetricRow[]): Promise<void> {
+  const servers = new Map<Subject, Server>();
+  try {
+    for (const sub of subjects) {
+      await attempt(sub, async () => {
+        const srv = await startServer(sub.spec);
+        sub.starts.push(srv);
+        servers.set(sub, srv);
+        const client = new EtcdClient({ endpoints: srv.endpoints });
+        await client.put(GET_KEY, Buffer.alloc(256, "g")).finally(() => client.close());
+        await pool.connect(srv);
+      });
+    }
+    for (const set of loadSettings(s)) {
+      for (const [sub, srv] of servers) {
+        await attempt(sub, async () => {
+          console.error(`${sub.name}: ${set.kind}, ${set.clients} in flight, ${s.seconds} s`);
+          const st = await pool.timed(srv, set.kind, set.clients, { warmupS: s.warmupS, seconds: s.seconds, valueBytes: set.valueBytes });
+          rows.push(...loadRows(sub.name, set.metric, set.clients, st));
+        });
+      }
+    }
+  } finally {
+    for (const srv of servers.values()) await srv.stop();
   }
-  return rows;
 }
 
 /** Preloads `keys` × 2 KiB, times full-prefix gets (P50 of rangeRuns), then reads the server's RSS. */
@@ -576,23 +619,26 @@ interface TargetOutcome {
   readonly version?: string;
 }
 
-/** benchTarget measures one target: a server for the load phase, one for the range phase, more for startup. */
-async function benchTarget(spec: TargetSpec, pool: LoadPool, s: Settings, rows: MetricRow[]): Promise<TargetOutcome> {
-  const name = specName(spec);
-  if (spec.kind === "endpoints" || (spec.kind === "etcd" && spec.members !== 1)) {
-    return { name, available: false, reason: "the server bench starts its own single member (etcd or etcd-ts targets only)" };
+/**
+ * benchAll measures every target: the load phase on one server per target (interleaved), then per target a fresh
+ * server for the range phase and more fresh starts until --starts startup samples.
+ */
+async function benchAll(specs: readonly TargetSpec[], pool: LoadPool, s: Settings, rows: MetricRow[]): Promise<TargetOutcome[]> {
+  const subjects: Subject[] = specs.map((spec) => ({ name: specName(spec), spec, starts: [], failed: undefined }));
+  for (const sub of subjects) {
+    if (sub.spec.kind === "endpoints" || (sub.spec.kind === "etcd" && sub.spec.members !== 1)) {
+      sub.failed = "the server bench starts its own single member (etcd or etcd-ts targets only)";
+    }
   }
-  const starts: Server[] = [];
-  try {
-    rows.push(...await withServer(spec, starts, (srv) => loadPhase(name, srv, pool, s)));
-    rows.push(...await withServer(spec, starts, (srv) => rangePhase(name, srv, pool, s)));
-    while (starts.length < s.starts) await withServer(spec, starts, () => Promise.resolve());
-    rows.push(...startupRows(name, starts));
-    return { name, available: true, version: starts[0]?.version ?? "" };
-  } catch (err) {
-    console.error(`target ${name}: not measured — ${String(err)}`);
-    return { name, available: false, reason: String(err).slice(0, 400) };
+  await loadPhase(subjects, pool, s, rows);
+  for (const sub of subjects) {
+    await attempt(sub, () => withServer(sub, async (srv) => void rows.push(...await rangePhase(sub.name, srv, pool, s))));
+    while (sub.failed === undefined && sub.starts.length < s.starts) await attempt(sub, () => withServer(sub, () => Promise.resolve()));
+    if (sub.failed === undefined) rows.push(...startupRows(sub.name, sub.starts));
   }
+  return subjects.map((sub) => (sub.failed === undefined
+    ? { name: sub.name, available: true, version: sub.starts[0]?.version ?? "" }
+    : { name: sub.name, available: false, reason: sub.failed }));
 }
 
 // ---------------------------------------------------------------- ratios, CSV, table
@@ -657,7 +703,7 @@ export async function run(argv: string[]): Promise<string> {
   const outcomes: TargetOutcome[] = [];
   const pool = await LoadPool.open(s.workers);
   try {
-    for (const spec of specs) outcomes.push(await benchTarget(spec, pool, s, rows));
+    outcomes.push(...await benchAll(specs, pool, s, rows));
   } finally {
     await pool.close();
   }
