@@ -89,6 +89,11 @@ export const ERRORS = {
   INVALID_AUTH_TOKEN: { status: S.UNAUTHENTICATED, message: "etcdserver: invalid auth token" },
   INVALID_AUTH_MGMT: { status: S.INVALID_ARGUMENT, message: "etcdserver: invalid auth management" },
   AUTH_OLD_REVISION: { status: S.INVALID_ARGUMENT, message: "etcdserver: revision of auth store is old" },
+  // The auth package's own errors, which etcd 3.4 hands to gRPC unconverted (code Unknown) from Authenticate and
+  // from the maintenance calls that need the root role (Defragment, Hash, HashKV, Snapshot).
+  NO_PASSWORD_USER: { status: S.UNKNOWN, message: "auth: authentication failed, password was given for no password user" },
+  AUTH_USER_EMPTY_RAW: { status: S.UNKNOWN, message: "auth: user name is empty" },
+  AUTH_PERMISSION_DENIED_RAW: { status: S.UNKNOWN, message: "auth: permission denied" },
 
   NO_LEADER: { status: S.UNAVAILABLE, message: "etcdserver: no leader" },
   NOT_LEADER: { status: S.FAILED_PRECONDITION, message: "etcdserver: not leader" },

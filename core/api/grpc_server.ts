@@ -5,6 +5,7 @@
 import * as grpc from "@grpc/grpc-js";
 import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from "node:http";
 import { createServer as createNetServer, type Server as NetServer, type Socket } from "node:net";
+import { TLSSocket } from "node:tls";
 import { isEtcdError } from "../errors.js";
 import { GRPC_OVERHEAD_BYTES, MAX_REQUEST_BYTES, MAX_TXN_OPS } from "../limits.js";
 import { checkDelete, checkPut, checkRange, checkTxn } from "../mvcc/validate.js";
@@ -13,6 +14,8 @@ import type { ServerMetrics } from "../server/metrics.js";
 import * as kc from "./kv_codec.js";
 import { loadEtcdProto, type ServiceName } from "./proto/load.js";
 import { Gateway } from "./gateway.js";
+import { createSecureListener, type SecureListenerOptions } from "./tls.js";
+import { authInfoOf, authService } from "./auth_service.js";
 import { leaseService } from "./lease_service.js";
 import { maintenanceService } from "./maintenance_service.js";
 import { watchService } from "./watch_service.js";
@@ -40,13 +43,18 @@ export interface GrpcOptions {
   readonly maxTxnOps?: number;
   /** Serve HTTP/1.1 on the same port: the handler gets the JSON gateway to route /v3/* to. */
   readonly http?: (req: IncomingMessage, res: ServerResponse, gateway: Gateway) => void;
+  /**
+   * https:// client URLs: TLS is terminated in this listener, then each connection is dispatched as a plain one
+   * (ALPN h2 → grpc-js, http/1.1 → the HTTP handler). Handlers read the client certificate's CN with tls.ts.
+   */
+  readonly tls?: Omit<SecureListenerOptions, "alpn">;
 }
 
-type Handler<Req> = (req: Req) => Promise<unknown>;
+type Handler<Req> = (req: Req, call: grpc.ServerUnaryCall<Req, unknown>) => Promise<unknown>;
 
 function unary<Req>(fn: Handler<Req>): grpc.handleUnaryCall<Req, unknown> {
   return (call, callback) => {
-    fn(call.request).then(
+    fn(call.request, call).then(
       (res) => callback(null, res),
       (err: unknown) => callback(toStatus(err)),
     );
@@ -70,31 +78,36 @@ function withRawResponses(def: grpc.ServiceDefinition, methods: readonly string[
 
 function kvService(s: EtcdServer, maxTxnOps: number): grpc.UntypedServiceImplementation {
   return {
-    Range: unary(async (req: pb.RangeRequest) => {
+    Range: unary(async (req: pb.RangeRequest, call) => {
       const r = kc.toRangeRequest(req);
       checkRange(r);
+      s.auth.checkRange(authInfoOf(s, call), r);
       const { header, response } = await s.range(r);
       return kc.encodeRangeResponse(header, response);
     }),
-    Put: unary(async (req: pb.PutRequest) => {
+    Put: unary(async (req: pb.PutRequest, call) => {
       const r = kc.toPutRequest(req);
       checkPut(r);
+      s.auth.checkPut(authInfoOf(s, call), r);
       const { header, response } = await s.put(r);
       return kc.serialize(kc.putResponse(header, response));
     }),
-    DeleteRange: unary(async (req: pb.DeleteRangeRequest) => {
+    DeleteRange: unary(async (req: pb.DeleteRangeRequest, call) => {
       const r = kc.toDeleteRangeRequest(req);
       checkDelete(r);
+      s.auth.checkDeleteRange(authInfoOf(s, call), r);
       const { header, response } = await s.deleteRange(r);
       return kc.serialize(kc.deleteRangeResponse(header, response));
     }),
-    Txn: unary(async (req: pb.TxnRequest) => {
+    Txn: unary(async (req: pb.TxnRequest, call) => {
       const r = kc.toTxnRequest(req);
       checkTxn(r, maxTxnOps);
+      s.auth.checkTxn(authInfoOf(s, call), r);
       const { header, response } = await s.txn(r);
       return kc.serialize(kc.txnResponse(header, response));
     }),
-    Compact: unary(async (req: pb.CompactionRequest) => {
+    Compact: unary(async (req: pb.CompactionRequest, call) => {
+      authInfoOf(s, call); // etcd 3.4 lets any user compact, but a bad token is still refused
       const { header } = await s.compact(Number(req.revision));
       return kc.serialize(kc.compactResponse(header));
     }),
@@ -141,6 +154,7 @@ export async function serveGrpc(s: EtcdServer, opts: GrpcOptions): Promise<GrpcH
     Lease: protos.Lease.service,
     Maintenance: protos.Maintenance.service,
     Cluster: protos.Cluster.service,
+    Auth: protos.Auth.service,
   };
   const impls: Partial<Record<ServiceName, grpc.UntypedServiceImplementation>> = {
     KV: kvService(s, opts.maxTxnOps ?? MAX_TXN_OPS),
@@ -151,13 +165,14 @@ export async function serveGrpc(s: EtcdServer, opts: GrpcOptions): Promise<GrpcH
     Lease: leaseService(s, toStatus),
     Maintenance: maintenanceService(s, { version: ETCD_VERSION, isLearner: false }, toStatus),
     Cluster: clusterService(s, opts.members),
+    Auth: authService(s, toStatus),
   };
   for (const name of Object.keys(impls) as ServiceName[]) {
     const def = defs[name];
     const impl = impls[name];
     if (def !== undefined && impl !== undefined) server.addService(def, instrument(`etcdserverpb.${name}`, def, impl, s.metrics));
   }
-  if (opts.http === undefined) {
+  if (opts.http === undefined && opts.tls === undefined) {
     const port = await new Promise<number>((resolve, reject) => {
       server.bindAsync(opts.address, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
     });
@@ -166,7 +181,8 @@ export async function serveGrpc(s: EtcdServer, opts: GrpcOptions): Promise<GrpcH
   const gateway = new Gateway(impls, defs, maxBytes);
   const http = createServer((req, res) => opts.http?.(req, res, gateway));
   const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
-  const listener = createNetServer((socket) => dispatch(socket, injector, http));
+  const onSocket = (socket: Socket): void => dispatch(socket, injector, http);
+  const listener = opts.tls === undefined ? createNetServer(onSocket) : createSecureListener({ ...opts.tls, alpn: ["h2", "http/1.1"] }, onSocket);
   const port = await listen(listener, opts.address);
   return {
     port,
@@ -226,13 +242,20 @@ function instrument(service: string, def: grpc.ServiceDefinition, impl: grpc.Unt
 const H2_PREFACE = Buffer.from("PRI * HTTP/2.0");
 
 function dispatch(socket: Socket, injector: { injectConnection(c: Socket): void }, http: HttpServer): void {
+  if (socket instanceof TLSSocket && socket.alpnProtocol === "h2") {
+    injector.injectConnection(socket);
+    return;
+  }
   socket.once("data", (first: Buffer) => {
     // Stop flowing and put the bytes back: both servers read what is buffered before taking over the socket.
     socket.pause();
     socket.unshift(first);
     const n = Math.min(first.length, H2_PREFACE.length);
-    if (first.subarray(0, n).equals(H2_PREFACE.subarray(0, n))) injector.injectConnection(socket);
-    else {
+    if (first.subarray(0, n).equals(H2_PREFACE.subarray(0, n))) {
+      // A TLS client that spoke HTTP/2 without ALPN: node:http2 serves a TLS socket only when ALPN said h2.
+      if (socket instanceof TLSSocket) socket.alpnProtocol = "h2";
+      injector.injectConnection(socket);
+    } else {
       http.emit("connection", socket);
       socket.resume();
     }

@@ -3,6 +3,7 @@
 // gone answers TTL 0, TimeToLive of a lease that is gone answers TTL -1.
 import type * as grpc from "@grpc/grpc-js";
 import { isEtcdError } from "../errors.js";
+import { authInfoOf } from "./auth_service.js";
 import type { EtcdServer, ResponseHeader } from "../server/etcd_server.js";
 
 type Int64In = string | number | undefined | null;
@@ -20,12 +21,13 @@ function int64(v: Int64In): bigint {
   return v === undefined || v === null || v === "" ? 0n : BigInt(v);
 }
 
-type Unary = (call: { request: Record<string, unknown> }, cb: (err: Partial<grpc.StatusObject> | null, res?: unknown) => void) => void;
+type Call = { request: Record<string, unknown>; metadata?: grpc.Metadata };
+type Unary = (call: Call, cb: (err: Partial<grpc.StatusObject> | null, res?: unknown) => void) => void;
 
-function unary(fn: (req: Record<string, unknown>) => Promise<unknown> | unknown, toStatus: (e: unknown) => Partial<grpc.StatusObject>): Unary {
+function unary(fn: (req: Record<string, unknown>, call: Call) => Promise<unknown> | unknown, toStatus: (e: unknown) => Partial<grpc.StatusObject>): Unary {
   return (call, cb) => {
     Promise.resolve()
-      .then(() => fn(call.request))
+      .then(() => fn(call.request, call))
       .then(
         (res) => cb(null, res),
         (err: unknown) => cb(toStatus(err)),
@@ -39,8 +41,11 @@ export function leaseService(s: EtcdServer, toStatus: (e: unknown) => Partial<gr
       const { header, response } = await s.leaseGrant(int64(req["ID"] as Int64In), Number(int64(req["TTL"] as Int64In)));
       return { header: headerObject(header), ID: response.id.toString(), TTL: String(response.ttl), error: "" };
     }, toStatus),
-    LeaseRevoke: unary(async (req) => {
-      const { header } = await s.leaseRevoke(int64(req["ID"] as Int64In));
+    LeaseRevoke: unary(async (req, call) => {
+      const id = int64(req["ID"] as Int64In);
+      // etcd: revoking deletes the lease's keys, so it needs write permission on every one of them.
+      s.auth.checkLeaseKeys(authInfoOf(s, call), id);
+      const { header } = await s.leaseRevoke(id);
       return { header: headerObject(header) };
     }, toStatus),
     LeaseTimeToLive: unary((req) => {

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import type * as grpc from "@grpc/grpc-js";
 import { ALARM_NAMES, type AlarmType } from "../server/alarms.js";
 import type { EtcdServer } from "../server/etcd_server.js";
+import { authInfoOf } from "./auth_service.js";
 import { headerObject } from "./lease_service.js";
 
 /** etcd streams snapshots in 32 KiB pieces. */
@@ -24,9 +25,9 @@ type Int64In = string | number | undefined | null;
 type Callback = (err: Partial<grpc.StatusObject> | null, res?: unknown) => void;
 type ToStatus = (e: unknown) => Partial<grpc.StatusObject>;
 
-function unary(fn: (req: Record<string, unknown>) => Promise<unknown>, toStatus: ToStatus) {
-  return (call: { request: Record<string, unknown> }, cb: Callback): void => {
-    fn(call.request).then(
+function unary(fn: (req: Record<string, unknown>, call: { metadata?: grpc.Metadata }) => Promise<unknown>, toStatus: ToStatus) {
+  return (call: { request: Record<string, unknown>; metadata?: grpc.Metadata }, cb: Callback): void => {
+    fn(call.request, call).then(
       (res) => cb(null, res),
       (err: unknown) => cb(toStatus(err)),
     );
@@ -66,16 +67,23 @@ export function maintenanceService(s: EtcdServer, info: StatusInfo, toStatus: To
       const { response } = await s.alarm(action, int64(req["memberID"]), type);
       return { header: null, alarms: response.map((a) => ({ memberID: a.memberId.toString(), alarm: ALARM_NAMES[a.alarm] })) };
     }, toStatus),
-    Defragment: unary(async () => ({ header: headerObject(await s.defragment()) }), toStatus),
-    Hash: unary(async () => ({ header: hdr(), hash: s.kv.backend.hash() >>> 0 }), toStatus),
-    HashKV: unary(async (req) => {
+    Defragment: unary(async (_req, call) => {
+      s.auth.checkMaintenance(authInfoOf(s, call));
+      return { header: headerObject(await s.defragment()) };
+    }, toStatus),
+    Hash: unary(async (_req, call) => {
+      s.auth.checkMaintenance(authInfoOf(s, call));
+      return { header: hdr(), hash: s.kv.backend.hash() >>> 0 };
+    }, toStatus),
+    HashKV: unary(async (req, call) => {
+      s.auth.checkMaintenance(authInfoOf(s, call));
       const r = await s.kv.hashKV(Number(int64(req["revision"])));
       // etcd reports -1 for a store that was never compacted.
       return { header: headerObject(s.header(r.revision)), hash: r.hash >>> 0, compact_revision: String(r.compactRevision > 0 ? r.compactRevision : -1) };
     }, toStatus),
     MoveLeader: unary(async (req) => ({ header: headerObject(await s.moveLeader(int64(req["targetID"]))) }), toStatus),
     Snapshot: (call: grpc.ServerWritableStream<unknown, unknown>) => {
-      sendSnapshot(s, call).catch((err: unknown) => {
+      Promise.resolve().then(() => s.auth.checkMaintenance(authInfoOf(s, call))).then(() => sendSnapshot(s, call)).catch((err: unknown) => {
         call.emit("error", Object.assign(new Error(err instanceof Error ? err.message : String(err)), toStatus(err)));
       });
     },

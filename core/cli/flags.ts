@@ -62,7 +62,7 @@ export const FLAGS: readonly FlagSpec[] = [
   s("peer-cert-allowed-cn", "", false), s("peer-cert-allowed-hostname", "", false), b("peer-auto-tls", false, false),
   s("peer-crl-file", "", false), s("cipher-suites", "", false), s("cors", "*", false), s("host-whitelist", "*", false),
   // Auth
-  s("auth-token", "simple", false), u("bcrypt-cost", 10, false), u("auth-token-ttl", 300, false),
+  s("auth-token", "simple"), u("bcrypt-cost", 10), u("auth-token-ttl", 300),
   // Profiling and monitoring
   b("enable-pprof", false, false), s("metrics", "basic", false), s("listen-metrics-urls", ""),
   // Logging

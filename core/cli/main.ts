@@ -1,9 +1,12 @@
 // `etcd-ts`: the server entry point, with etcd 3.4's flags (core/cli/flags.ts). Today it runs a single-member
 // cluster (the cluster issue adds peers); it logs etcd's key start-up lines, which tooling waits for.
 import { mkdirSync } from "node:fs";
+import { join } from "node:path";
 import { argv, env, exit, stderr, stdout } from "node:process";
 import { ETCD_CLUSTER_VERSION, ETCD_VERSION, serveGrpc, type MemberInfo } from "../api/grpc_server.js";
 import { clientHttpHandler, serveMetrics, type HttpHandle } from "../api/http_server.js";
+import { TlsConfigError, selfCert, serverTlsOptions, urlHosts, type SecureListenerOptions, type TlsInfo } from "../api/tls.js";
+import { parseAuthTokenFlag, type TokenProvider } from "../auth/tokens.js";
 import { computeClusterId, computeMemberId, idToHex } from "../membership/ids.js";
 import { parseCompactionFlags, type CompactionPolicy } from "../server/compactor.js";
 import { DataDirLockedError } from "../server/dir_lock.js";
@@ -20,13 +23,46 @@ function list(v: string | undefined): string[] {
   return (v ?? "").split(",").map((x) => x.trim()).filter((x) => x !== "");
 }
 
-/** host:port of the first client URL (http:// only until TLS lands). */
+/** host:port of the first client URL (http:// or https://). */
 function bindAddress(urls: readonly string[]): string {
   const first = urls[0];
   if (first === undefined) throw new FlagError("error verifying flags, --listen-client-urls is empty", 1);
   const u = new URL(first);
-  if (u.protocol !== "http:") throw new FlagError(`error verifying flags, ${u.protocol} client URLs are not supported yet by etcd-ts`, 1);
+  if (u.protocol !== "http:" && u.protocol !== "https:") throw new FlagError(`error verifying flags, ${u.protocol} client URLs are not supported yet by etcd-ts`, 1);
   return `${u.hostname}:${u.port === "" ? "2379" : u.port}`;
+}
+
+type ClientTls = Omit<SecureListenerOptions, "alpn">;
+
+/**
+ * The client listener's TLS (also the https:// metrics listener's), as etcd's ClientTLSInfo: --cert-file and
+ * --key-file, or with --auto-tls and no certificate given, a self-signed one in <data-dir>/fixtures/client.
+ * Undefined when no listen URL is https://. Errors carry etcd's text.
+ */
+function clientTls(f: ParsedFlags, dataDir: string, urls: readonly string[]): ClientTls | undefined {
+  const v = (k: string): string => f.values.get(k) ?? "";
+  const secure = urls.find((u) => u.startsWith("https://"));
+  if (secure === undefined) return undefined;
+  let info: TlsInfo = {
+    certFile: v("cert-file"), keyFile: v("key-file"), trustedCaFile: v("trusted-ca-file"),
+    clientCertAuth: parseGoBool(v("client-cert-auth")) === true, crlFile: v("client-crl-file"),
+  };
+  if (parseGoBool(v("auto-tls")) === true) {
+    if (info.certFile === "" && info.keyFile === "") info = { ...info, ...selfCert(join(dataDir, "fixtures", "client"), urlHosts(urls)) };
+    else log("W", "embed", "ignoring client auto TLS since certs given");
+  }
+  if (info.certFile === "" || info.keyFile === "") {
+    throw new FlagError(`TLS key/cert (--cert-file, --key-file) must be provided for client url ${secure} with HTTPS scheme`, 1);
+  }
+  const cipherSuites = list(v("cipher-suites"));
+  try {
+    const tls = serverTlsOptions(info, cipherSuites);
+    log("I", "embed", `ClientTLS: cert = ${info.certFile}, key = ${info.keyFile}, trusted-ca = ${info.trustedCaFile}, client-cert-auth = ${info.clientCertAuth}, crl-file = ${info.crlFile}`);
+    return { tls, crlFile: info.crlFile, onRejected: (line) => log("W", "embed", line) };
+  } catch (err) {
+    if (err instanceof TlsConfigError) throw new FlagError(err.message, 1);
+    throw err;
+  }
 }
 
 function initialPeerUrls(f: ParsedFlags, name: string): string[] {
@@ -37,6 +73,24 @@ function initialPeerUrls(f: ParsedFlags, name: string): string[] {
   }
   return mine.length > 0 ? mine : list(f.values.get("initial-advertise-peer-urls"));
 }
+
+/**
+ * --auth-token, --auth-token-ttl and --bcrypt-cost. etcd-ts hashes with scrypt (core/auth/password.ts), whose cost
+ * log2 N = bcrypt cost + 4 takes about as long as bcrypt at that cost (etcd's default 10 → 14); above 16 is refused.
+ */
+function authFlags(token: string, ttlSeconds: number, bcryptCost: number): { tokenProvider: TokenProvider; passwordCostLog2: number } {
+  if (!Number.isInteger(bcryptCost) || bcryptCost < BCRYPT_MIN_COST || bcryptCost > BCRYPT_MAX_COST_ETCD_TS) {
+    throw new FlagError(`error verifying flags, --bcrypt-cost ${bcryptCost} is outside [${BCRYPT_MIN_COST}, ${BCRYPT_MAX_COST_ETCD_TS}] (etcd-ts hashes with scrypt at log2 N = cost + 4). See 'etcd-ts --help'.`, 1);
+  }
+  try {
+    return { tokenProvider: parseAuthTokenFlag(token, { ttlSeconds }), passwordCostLog2: bcryptCost + 4 };
+  } catch (err) {
+    if (err instanceof Error) throw new FlagError(`error verifying flags, ${err.message}`, 1);
+    throw err;
+  }
+}
+const BCRYPT_MIN_COST = 4;
+const BCRYPT_MAX_COST_ETCD_TS = 16;
 
 async function run(f: ParsedFlags): Promise<void> {
   const v = (k: string): string => f.values.get(k) ?? "";
@@ -58,7 +112,9 @@ async function run(f: ParsedFlags): Promise<void> {
   } catch (err) {
     throw new FlagError((err as Error).message, 1);
   }
+  const auth = authFlags(v("auth-token"), Number(v("auth-token-ttl")), Number(v("bcrypt-cost")));
   const server = await EtcdServer.start({
+    authTokenProvider: auth.tokenProvider, passwordCostLog2: auth.passwordCostLog2,
     name, dataDir, memberId, clusterId,
     heartbeatIntervalMs: Number(v("heartbeat-interval")),
     electionTimeoutMs: Number(v("election-timeout")),
@@ -77,22 +133,29 @@ async function run(f: ParsedFlags): Promise<void> {
   await server.whenLeader();
   const clientUrls = list(v("advertise-client-urls"));
   const members = (): MemberInfo[] => [{ id: memberId, name, peerUrls, clientUrls, isLearner: false }];
+  const tls = clientTls(f, dataDir, list(v("listen-client-urls")));
   const grpcServer = await serveGrpc(server, { address: bindAddress(list(v("listen-client-urls"))), members, maxRequestBytes: Number(v("max-request-bytes")),
     maxTxnOps: Number(v("max-txn-ops")),
     watchProgressNotifyIntervalMs: parseDurationMs(v("experimental-watch-progress-notify-interval")) ?? 600_000,
     http: clientHttpHandler(server, { server: ETCD_VERSION, cluster: ETCD_CLUSTER_VERSION }),
+    ...(tls !== undefined ? { tls } : {}),
   });
   const metrics: HttpHandle[] = [];
   for (const raw of list(v("listen-metrics-urls"))) {
     const u = new URL(raw);
-    if (u.protocol !== "http:") throw new FlagError(`error verifying flags, ${u.protocol} metrics URLs are not supported yet by etcd-ts`, 1);
-    metrics.push(await serveMetrics(server, u.hostname, Number(u.port === "" ? 80 : u.port)));
+    if (u.protocol !== "http:" && u.protocol !== "https:") throw new FlagError(`error verifying flags, ${u.protocol} metrics URLs are not supported yet by etcd-ts`, 1);
+    const noCert = (v("cert-file") === "" || v("key-file") === "") && !bool("auto-tls");
+    if (u.protocol === "https:" && tls === undefined && noCert) throw new FlagError(`cannot listen on TLS for ${u.host}: KeyFile and CertFile are not presented`, 1);
+    const secure = u.protocol === "https:" ? tls ?? clientTls(f, dataDir, [raw]) : undefined;
+    metrics.push(await serveMetrics(server, u.hostname, Number(u.port === "" ? 80 : u.port), secure !== undefined ? { tls: secure } : {}));
     log("I", "embed", `serving /metrics and /health on ${raw}`);
   }
   log("I", "etcdserver", `published {Name:${name} ClientURLs:[${clientUrls.join(" ")}]} to cluster ${idToHex(clusterId)}`);
   log("N", "etcdserver/api", "enabled capabilities for version 3.4");
   log("I", "embed", `ready to serve client requests`);
-  log("N", "embed", `serving insecure client requests on ${bindAddress(list(v("listen-client-urls"))).replace(/:0$/, ":" + grpcServer.port)}, this is strongly discouraged!`);
+  const served = bindAddress(list(v("listen-client-urls"))).replace(/:0$/, ":" + grpcServer.port);
+  if (tls !== undefined) log("I", "embed", `serving client requests on ${served}`);
+  else log("N", "embed", `serving insecure client requests on ${served}, this is strongly discouraged!`);
   const shutdown = (sig: string): void => {
     log("N", "osutil", `received ${sig} signal, shutting down...`);
     void Promise.all([grpcServer.close(), ...metrics.map((m) => m.close())]).then(() => server.stop()).then(() => exit(0));

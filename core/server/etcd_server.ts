@@ -12,7 +12,7 @@ import { EtcdError, isEtcdError } from "../errors.js";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import {
-  ELECTION_TIMEOUT_MS, QUOTA_BACKEND_BYTES_DEFAULT, minLeaseTtlSeconds, HEARTBEAT_INTERVAL_MS, RAFT_MAX_INFLIGHT_MSGS, RAFT_MAX_SIZE_PER_MSG_BYTES,
+  AUTH_TOKEN_TTL_SECONDS, ELECTION_TIMEOUT_MS, QUOTA_BACKEND_BYTES_DEFAULT, minLeaseTtlSeconds, HEARTBEAT_INTERVAL_MS, RAFT_MAX_INFLIGHT_MSGS, RAFT_MAX_SIZE_PER_MSG_BYTES,
   RAFT_MAX_UNCOMMITTED_ENTRIES_BYTES, SNAPSHOT_CATCH_UP_ENTRIES, SNAPSHOT_COUNT,
 } from "../limits.js";
 import { LEASE_BUCKET, Lessor } from "../lease/lessor.js";
@@ -35,6 +35,9 @@ import { ServerMetrics } from "./metrics.js";
 import { ALARM_BUCKET, AlarmAction, AlarmStore, AlarmType, type AlarmMember } from "./alarms.js";
 import { decodePayload, encodePayload, type AlarmChange, type InternalRequest, type LeaseRequest } from "./request_codec.js";
 import { Wait } from "./wait.js";
+import { AUTH_BUCKETS } from "../auth/auth_store.js";
+import { SimpleTokenProvider, type TokenProvider } from "../auth/tokens.js";
+import { ServerAuth, isAuthChange } from "./auth_apply.js";
 
 /** Proposals waiting for their entry to apply (etcd has no fixed bound; ours keeps memory bounded). */
 export const MAX_PENDING_PROPOSALS = 100_000;
@@ -68,6 +71,10 @@ export interface ServerConfig {
   readonly autoCompaction?: CompactionPolicy;
   /** Where the server logs what an operator should see (etcd's capnslog-style lines in the CLI). */
   readonly log?: (level: "I" | "W" | "E" | "N", pkg: string, msg: string) => void;
+  /** --auth-token (default: simple tokens with etcd's 300 s TTL). */
+  readonly authTokenProvider?: TokenProvider;
+  /** scrypt cost (log2 N) of new password hashes (the CLI derives it from --bcrypt-cost). */
+  readonly passwordCostLog2?: number;
 }
 
 /** What TimeToLive answers: etcd's TTL -1 (and no error) for a lease that does not exist (any more). */
@@ -96,6 +103,8 @@ export class EtcdServer {
   readonly watchable: WatchableStore;
   readonly lessor: Lessor;
   readonly alarms: AlarmStore;
+  /** Users, roles, tokens and permission checks (auth_apply.ts). */
+  readonly auth: ServerAuth;
   /** What etcd-ts measures itself for /metrics (disk latencies, gRPC counts, leader changes). */
   readonly metrics = new ServerMetrics();
   #lastLeader: NodeId = 0n;
@@ -128,6 +137,12 @@ export class EtcdServer {
     this.watchable = new WatchableStore(kv);
     this.lessor = openLessor(config, kv);
     this.alarms = kv.backend.readNow((view) => AlarmStore.load(view));
+    this.auth = kv.backend.readNow((view) => new ServerAuth(view, {
+      tokenProvider: config.authTokenProvider ?? new SimpleTokenProvider({ ttlSeconds: AUTH_TOKEN_TTL_SECONDS }),
+      ...(config.passwordCostLog2 !== undefined ? { passwordCostLog2: config.passwordCostLog2 } : {}),
+      propose: (req) => this.propose(req),
+      leaseKeys: (id) => this.lessor.timeToLive(id, true)?.keys ?? [],
+    }));
     this.#compactor = config.autoCompaction === undefined ? undefined : new Compactor(config.autoCompaction);
     this.#leaseLoop = new LeaseLoop(this.lessor, () => this.isLeader, (req) => this.propose(req));
     this.#ids = new IdGenerator(config.memberId, Date.now());
@@ -158,7 +173,7 @@ export class EtcdServer {
     let server: EtcdServer;
     try {
       const kv = KvStore.open(memberDir, {
-        extraBuckets: [LEASE_BUCKET, ALARM_BUCKET],
+        extraBuckets: [LEASE_BUCKET, ALARM_BUCKET, ...AUTH_BUCKETS],
         ...(config.maxTxnOps !== undefined ? { maxTxnOps: config.maxTxnOps } : {}),
         ...(config.readMode !== undefined ? { readMode: config.readMode } : {}),
       });
@@ -475,7 +490,7 @@ export class EtcdServer {
       else if (e.data.length > 0) {
         const p = decodePayload(e.data);
         ids.push(p.id);
-        reqs.push(this.#toWrite(p.req, capped));
+        reqs.push(this.#toWrite(p.req, capped, e.index));
       }
     }
     const last = entries[entries.length - 1];
@@ -490,11 +505,12 @@ export class EtcdServer {
   }
 
   /** The backend write of one applied request; while NOSPACE is raised, what grows the database is refused. */
-  #toWrite(req: InternalRequest, capped: CappedState): WriteRequest {
+  #toWrite(req: InternalRequest, capped: CappedState, index: number): WriteRequest {
     if ("alarm" in req) {
       capped.apply(req);
       return { effect: alarmEffect(this.alarms, req) };
     }
+    if (isAuthChange(req)) return { effect: this.auth.effect(req, index) };
     if (capped.active && growsDatabase(req)) return { effect: { run: () => { throw new EtcdError("NO_SPACE"); } } };
     return isLeaseRequest(req) ? { effect: leaseEffect(this.lessor, req) } : req;
   }

@@ -3,6 +3,7 @@
 // with real etcd are not a goal. Every member decodes the same bytes, so apply is deterministic.
 import { Packr } from "msgpackr";
 import type { WriteRequest } from "../mvcc/types.js";
+import type { AuthChange } from "./auth_apply.js";
 
 /** Lease changes go through Raft like writes; the id of a grant is chosen by the proposer. */
 export type LeaseRequest =
@@ -15,8 +16,8 @@ export interface AlarmChange {
   readonly alarm: { readonly action: 1 | 2; readonly memberId: bigint; readonly type: number };
 }
 
-/** What a Raft entry carries: a KV write, a lease change or an alarm change (never an in-process effect). */
-export type InternalRequest = Exclude<WriteRequest, { readonly effect: unknown }> | LeaseRequest | AlarmChange;
+/** What a Raft entry carries: a KV write, a lease, alarm or auth change (never an in-process effect). */
+export type InternalRequest = Exclude<WriteRequest, { readonly effect: unknown }> | LeaseRequest | AlarmChange | AuthChange;
 
 export interface RaftPayload {
   /** The proposer's request id (0n for entries nobody waits on). */
