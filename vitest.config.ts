@@ -9,6 +9,8 @@ const NEEDS_REAL_ETCD = [
   "test/client/**",
   "test/harness/smoke.test.ts",
   "test/workloads/kube_mapping.test.ts",
+  "test/lease/lease_experiment.test.ts",
+  "test/harness/server_bench.test.ts",
 ];
 const haveEtcd = spawnSync("etcd", ["--version"]).status === 0 && spawnSync("etcdctl", ["version"]).status === 0;
 const skipRealEtcd = !haveEtcd && process.env["CI"] !== "true";

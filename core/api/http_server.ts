@@ -5,6 +5,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { EtcdServer } from "../server/etcd_server.js";
 import type { Gateway } from "./gateway.js";
+import { createSecureListener, type SecureListenerOptions } from "./tls.js";
 
 /** How long /health waits for its linearizable read (etcd uses its request timeout). */
 const HEALTH_TIMEOUT_MS = 5000;
@@ -34,8 +35,15 @@ export function metricsText(s: EtcdServer): string {
     { name: "etcd_debugging_lease_granted_total", type: "counter", help: "The total number of granted leases.", value: s.lessor.granted },
     { name: "etcd_debugging_lease_revoked_total", type: "counter", help: "The total number of revoked leases.", value: s.lessor.revoked },
     { name: "etcd_debugging_lease_renewed_total", type: "counter", help: "The number of renewed leases seen by the leader.", value: s.lessor.renewed },
+    { name: "process_resident_memory_bytes", type: "gauge", help: "Resident memory size in bytes.", value: process.memoryUsage.rss() },
+    { name: "process_cpu_seconds_total", type: "counter", help: "Total user and system CPU time spent in seconds.", value: cpuSeconds() },
   ];
   return metrics.map((m) => `# HELP ${m.name} ${m.help}\n# TYPE ${m.name} ${m.type}\n${m.name} ${m.value}\n`).join("") + s.metrics.text();
+}
+
+function cpuSeconds(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
 }
 
 async function health(s: EtcdServer): Promise<boolean> {
@@ -81,16 +89,23 @@ export interface HttpHandle {
   close(): Promise<void>;
 }
 
-/** Listens on host:port (port 0 picks a free one). */
-export async function serveMetrics(s: EtcdServer, host: string, port: number): Promise<HttpHandle> {
+/**
+ * Listens on host:port (port 0 picks a free one). With `opts.tls` (an https:// metrics URL) it is served with the
+ * client certificate and client-certificate settings, as etcd serves it.
+ */
+export async function serveMetrics(s: EtcdServer, host: string, port: number, opts: { readonly tls?: Omit<SecureListenerOptions, "alpn"> } = {}): Promise<HttpHandle> {
   const server: Server = createServer((req, res) => handle(s, req, res));
+  const listener = opts.tls === undefined ? server : createSecureListener({ ...opts.tls, alpn: ["http/1.1"] }, (socket) => server.emit("connection", socket));
   await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(port, host, () => resolve());
+    listener.once("error", reject);
+    listener.listen(port, host, () => resolve());
   });
-  const addr = server.address();
+  const addr = listener.address();
   return {
     port: typeof addr === "object" && addr !== null ? addr.port : port,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    close: () => new Promise<void>((resolve) => {
+      server.closeAllConnections();
+      listener.close(() => resolve());
+    }),
   };
 }
