@@ -56,11 +56,11 @@ export const FLAGS: readonly FlagSpec[] = [
   s("discovery-srv-name", "", false), b("strict-reconfig-check", true, false), b("pre-vote", false),
   s("auto-compaction-retention", "0"), s("auto-compaction-mode", "periodic"), b("enable-v2", false, false),
   // Security
-  s("cert-file", "", false), s("key-file", "", false), b("client-cert-auth", false, false), s("client-crl-file", "", false),
-  s("client-cert-allowed-hostname", "", false), s("trusted-ca-file", "", false), b("auto-tls", false, false), s("peer-cert-file", "", false),
+  s("cert-file", ""), s("key-file", ""), b("client-cert-auth", false), s("client-crl-file", ""),
+  s("client-cert-allowed-hostname", "", false), s("trusted-ca-file", ""), b("auto-tls", false), s("peer-cert-file", "", false),
   s("peer-key-file", "", false), b("peer-client-cert-auth", false, false), s("peer-trusted-ca-file", "", false),
   s("peer-cert-allowed-cn", "", false), s("peer-cert-allowed-hostname", "", false), b("peer-auto-tls", false, false),
-  s("peer-crl-file", "", false), s("cipher-suites", "", false), s("cors", "*", false), s("host-whitelist", "*", false),
+  s("peer-crl-file", "", false), s("cipher-suites", ""), s("cors", "*", false), s("host-whitelist", "*", false),
   // Auth
   s("auth-token", "simple"), u("bcrypt-cost", 10), u("auth-token-ttl", 300),
   // Profiling and monitoring
