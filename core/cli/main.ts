@@ -6,7 +6,7 @@ import { argv, env, exit, stderr, stdout } from "node:process";
 import { ETCD_CLUSTER_VERSION, ETCD_VERSION, serveGrpc, type MemberInfo } from "../api/grpc_server.js";
 import { clientHttpHandler, serveMetrics, type HttpHandle } from "../api/http_server.js";
 import { TlsConfigError, selfCert, serverTlsOptions, urlHosts, type SecureListenerOptions, type TlsInfo } from "../api/tls.js";
-import { parseAuthTokenFlag, type TokenProvider } from "../auth/tokens.js";
+import { authFromFlags, type AuthFlags } from "../server/auth_apply.js";
 import { computeClusterId, computeMemberId, idToHex } from "../membership/ids.js";
 import { parseCompactionFlags, type CompactionPolicy } from "../server/compactor.js";
 import { DataDirLockedError } from "../server/dir_lock.js";
@@ -74,23 +74,14 @@ function initialPeerUrls(f: ParsedFlags, name: string): string[] {
   return mine.length > 0 ? mine : list(f.values.get("initial-advertise-peer-urls"));
 }
 
-/**
- * --auth-token, --auth-token-ttl and --bcrypt-cost. etcd-ts hashes with scrypt (core/auth/password.ts), whose cost
- * log2 N = bcrypt cost + 4 takes about as long as bcrypt at that cost (etcd's default 10 → 14); above 16 is refused.
- */
-function authFlags(token: string, ttlSeconds: number, bcryptCost: number): { tokenProvider: TokenProvider; passwordCostLog2: number } {
-  if (!Number.isInteger(bcryptCost) || bcryptCost < BCRYPT_MIN_COST || bcryptCost > BCRYPT_MAX_COST_ETCD_TS) {
-    throw new FlagError(`error verifying flags, --bcrypt-cost ${bcryptCost} is outside [${BCRYPT_MIN_COST}, ${BCRYPT_MAX_COST_ETCD_TS}] (etcd-ts hashes with scrypt at log2 N = cost + 4). See 'etcd-ts --help'.`, 1);
-  }
+/** --auth-token, --auth-token-ttl and --bcrypt-cost (see authFromFlags); a bad value stops start-up as etcd does. */
+function authFlags(token: string, ttlSeconds: number, bcryptCost: number): AuthFlags {
   try {
-    return { tokenProvider: parseAuthTokenFlag(token, { ttlSeconds }), passwordCostLog2: bcryptCost + 4 };
+    return authFromFlags(token, ttlSeconds, bcryptCost);
   } catch (err) {
-    if (err instanceof Error) throw new FlagError(`error verifying flags, ${err.message}`, 1);
-    throw err;
+    throw new FlagError(`error verifying flags, ${(err as Error).message}. See 'etcd-ts --help'.`, 1);
   }
 }
-const BCRYPT_MIN_COST = 4;
-const BCRYPT_MAX_COST_ETCD_TS = 16;
 
 async function run(f: ParsedFlags): Promise<void> {
   const v = (k: string): string => f.values.get(k) ?? "";

@@ -7,7 +7,7 @@
 // a put or revoke touching a lease needing write on all of the lease's keys, admin requests needing the root role.
 import { EtcdError } from "../errors.js";
 import { AuthStore, PermType, type AuthInfo, type Permission, type Role, type User } from "../auth/auth_store.js";
-import type { TokenProvider } from "../auth/tokens.js";
+import { parseAuthTokenFlag, type TokenProvider } from "../auth/tokens.js";
 import type { ReadView } from "../backend/read_view.js";
 import type {
   Compare, DeleteRangeRequest, Effect, PutRequest, RangeRequest, RequestOp, TxnRequest, WriteResponse,
@@ -239,4 +239,24 @@ export function permTypeOf(v: unknown): PermType {
   if (v === "WRITE" || v === 1) return PermType.WRITE;
   if (v === "READWRITE" || v === 2) return PermType.READWRITE;
   throw new Error(`auth: permission type ${String(v)} is not READ, WRITE or READWRITE`);
+}
+
+export interface AuthFlags {
+  readonly tokenProvider: TokenProvider;
+  readonly passwordCostLog2: number;
+}
+
+const BCRYPT_MIN_COST = 4;
+/** scrypt's cost is capped at log2 N = 20 (core/auth/password.ts), so bcrypt costs above 16 cannot be matched. */
+const BCRYPT_MAX_COST_ETCD_TS = 16;
+
+/**
+ * --auth-token, --auth-token-ttl and --bcrypt-cost. etcd-ts hashes with scrypt (core/auth/password.ts), whose cost
+ * log2 N = bcrypt cost + 4 takes about as long as bcrypt at that cost (etcd's default 10 → 14). Throws on bad values.
+ */
+export function authFromFlags(authToken: string, ttlSeconds: number, bcryptCost: number): AuthFlags {
+  if (!Number.isInteger(bcryptCost) || bcryptCost < BCRYPT_MIN_COST || bcryptCost > BCRYPT_MAX_COST_ETCD_TS) {
+    throw new Error(`--bcrypt-cost ${bcryptCost} is outside [${BCRYPT_MIN_COST}, ${BCRYPT_MAX_COST_ETCD_TS}] (etcd-ts hashes with scrypt at log2 N = cost + 4)`);
+  }
+  return { tokenProvider: parseAuthTokenFlag(authToken, { ttlSeconds }), passwordCostLog2: bcryptCost + 4 };
 }
