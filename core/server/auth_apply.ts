@@ -46,8 +46,36 @@ export interface ServerAuthOptions {
   readonly leaseKeys: (id: bigint) => readonly Uint8Array[];
 }
 
+/**
+ * Password hashes (scrypt, 16 MiB and ~40 ms each at the default cost) run in libuv's thread pool, which the WAL's
+ * fdatasync and the backend's commits share (4 threads by default). A burst of logins must not queue the WAL behind
+ * dozens of hashes (a proposal would time out), so at most this many hash or verify at once; the rest wait in turn.
+ */
+const MAX_CONCURRENT_PASSWORD_HASHES = 2;
+
+/** A counting semaphore: run() waits for a free slot (FIFO), so at most `slots` tasks run at once. */
+class Slots {
+  #free: number;
+  readonly #waiting: (() => void)[] = [];
+  constructor(slots: number) {
+    this.#free = slots;
+  }
+  async run<T>(task: () => Promise<T>): Promise<T> {
+    if (this.#free > 0) this.#free--;
+    else await new Promise<void>((resolve) => this.#waiting.push(resolve));
+    try {
+      return await task();
+    } finally {
+      const next = this.#waiting.shift();
+      if (next !== undefined) next();
+      else this.#free++;
+    }
+  }
+}
+
 export class ServerAuth {
   readonly store: AuthStore;
+  readonly #hashing = new Slots(MAX_CONCURRENT_PASSWORD_HASHES);
   readonly #propose: ServerAuthOptions["propose"];
   readonly #leaseKeys: ServerAuthOptions["leaseKeys"];
 
@@ -105,14 +133,15 @@ export class ServerAuth {
   async userAdd(info: AuthInfo | undefined, name: string, password: string, noPassword: boolean): Promise<void> {
     this.store.checkPermission(info, { op: "admin" });
     if (name.length === 0) throw new EtcdError("USER_EMPTY");
-    const hash = noPassword ? undefined : await this.store.hashPassword(password);
+    const hash = noPassword ? undefined : await this.#hashing.run(() => this.store.hashPassword(password));
     await this.change(info, { op: "userAdd", name, hash, noPassword });
   }
 
   async userChangePassword(info: AuthInfo | undefined, name: string, password: string): Promise<void> {
     this.store.checkPermission(info, { op: "admin" });
     this.store.userGet(name); // USER_NOT_FOUND before spending a hash
-    await this.change(info, { op: "userChangePassword", name, hash: await this.store.hashPassword(password) });
+    const hash = await this.#hashing.run(() => this.store.hashPassword(password));
+    await this.change(info, { op: "userChangePassword", name, hash });
   }
 
   /**
@@ -123,7 +152,7 @@ export class ServerAuth {
     if (!this.store.enabled) throw new EtcdError("AUTH_NOT_ENABLED");
     const user = this.store.userList().includes(name) ? this.store.userGet(name) : undefined;
     if (user?.noPassword === true) throw new EtcdError("NO_PASSWORD_USER", `user ${JSON.stringify(name)}`);
-    if (!(await this.store.checkPassword(name, password))) throw new EtcdError("AUTH_FAILED", `user ${JSON.stringify(name)}`);
+    if (!(await this.#hashing.run(() => this.store.checkPassword(name, password)))) throw new EtcdError("AUTH_FAILED", `user ${JSON.stringify(name)}`);
     const prefix = this.store.tokenProvider.genTokenPrefix();
     const token = await this.change(undefined, { op: "authenticate", name, prefix });
     if (typeof token !== "string") throw new Error(`authenticate applied to ${typeof token}, not a token`);
