@@ -34,6 +34,21 @@ export function authInfoOf(s: EtcdServer, call: { readonly metadata?: grpc.Metad
 type AuthHandler = (req: Record<string, unknown>, info: AuthInfo | undefined) => Promise<object> | object;
 
 /** `anonymous`: the call's token is not looked at (Authenticate, as etcd). */
+/** Go's names of gRPC codes, as a Go status error prints them ("rpc error: code = … desc = …"). */
+const GO_CODE_NAMES: Readonly<Record<number, string>> = {
+  2: "Unknown", 3: "InvalidArgument", 7: "PermissionDenied", 9: "FailedPrecondition", 16: "Unauthenticated",
+};
+
+/**
+ * The cancel reason of a watch create etcd 3.4 refuses for auth (its gRPC error as Go prints it: invalid or old
+ * token, no user, permission denied), or undefined when the stream's user may watch the range.
+ */
+export function watchCancelReason(s: EtcdServer, metadata: grpc.Metadata | undefined, key: Uint8Array, rangeEnd: Uint8Array | undefined): string | undefined {
+  const err = s.auth.watchDenial(tokenOf(metadata), key, rangeEnd);
+  if (err === undefined) return undefined;
+  return `rpc error: code = ${GO_CODE_NAMES[err.grpcStatus] ?? "Unknown"} desc = ${err.message}`;
+}
+
 function unary(s: EtcdServer, toStatus: ToStatus, fn: AuthHandler, anonymous = false) {
   return (call: CallLike, cb: Callback): void => {
     Promise.resolve()

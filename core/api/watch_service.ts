@@ -7,7 +7,7 @@ import type { WatchEvent, WatchResponse, WatchableStore } from "../mvcc/watchabl
 import { MAX_REQUEST_BYTES, WATCH_PROGRESS_NOTIFY_INTERVAL_MS } from "../limits.js";
 import type { EtcdServer, ResponseHeader } from "../server/etcd_server.js";
 import { headerMsg, msg, serialize, type Field } from "./kv_codec.js";
-import { tokenOf } from "./auth_service.js";
+import { watchCancelReason } from "./auth_service.js";
 import type * as pb from "./proto/types.js";
 
 /** etcd's progress response to a WatchProgressRequest carries watch id -1 (clientv3.InvalidWatchID). */
@@ -140,9 +140,9 @@ class WatchStream {
       this.#call.write(encodeWatchResponse({ header: this.#server.header(), watchId: -1n, created: true, canceled: true, cancelReason: reason }));
       return;
     }
-    if (!this.#server.auth.isWatchPermitted(tokenOf(this.#call.metadata), c.key ?? Buffer.alloc(0), c.range_end ?? undefined)) {
-      // etcd 3.4 refuses a watch the stream's user may not read with a canceled create and this reason.
-      const reason = "rpc error: code = PermissionDenied desc = etcdserver: permission denied";
+    const reason = watchCancelReason(this.#server, this.#call.metadata, c.key ?? Buffer.alloc(0), c.range_end ?? undefined);
+    if (reason !== undefined) {
+      // etcd 3.4 refuses a watch for auth (bad token, no user, no read permission) with a canceled create.
       this.#call.write(encodeWatchResponse({ header: this.#server.header(), watchId: -1n, created: true, canceled: true, cancelReason: reason }));
       return;
     }

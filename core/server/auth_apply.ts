@@ -236,14 +236,18 @@ export class ServerAuth {
     for (const key of this.#leaseKeys(lease)) this.store.checkPermission(info, { op: "put", key });
   }
 
-  /** Watch create: etcd cancels a watch on a range the stream's user may not read (no error code, a reason). */
-  isWatchPermitted(token: string | undefined, key: Uint8Array, rangeEnd: Uint8Array | undefined): boolean {
-    if (!this.store.enabled) return true;
+  /**
+   * Watch create: why etcd would refuse a watch with the stream's token (a bad or old token, no user, no read
+   * permission), or undefined when permitted. etcd cancels such a watch instead of failing the stream.
+   */
+  watchDenial(token: string | undefined, key: Uint8Array, rangeEnd: Uint8Array | undefined): EtcdError | undefined {
+    if (!this.store.enabled) return undefined;
     try {
       this.store.checkPermission(this.infoFromToken(token), { op: "range", key, ...rangeEndOf(rangeEnd) });
-      return true;
-    } catch {
-      return false;
+      return undefined;
+    } catch (err) {
+      if (err instanceof EtcdError && ["INVALID_AUTH_TOKEN", "AUTH_OLD_REVISION", "USER_EMPTY"].includes(err.code)) return err;
+      return new EtcdError("PERMISSION_DENIED", err instanceof Error ? err.message : String(err));
     }
   }
 

@@ -69,7 +69,8 @@ const SCENARIOS: Record<string, readonly Step[]> = {
     as("bad:pw", "get", "r/key"), as("alice:wrong", "get", "r/key"), as("nopw:anything", "get", "r/key"),
     s("--user", "alice", "--password", "alicepw", "get", "r/key"),
   ],
-  "watch: denied on a range the user may not read, allowed on its own": [
+  "watch: denied on a range the user may not read and without a user, allowed on its own": [
+    { args: ["watch", "shared/", "--prefix", "--rev", "1"], killAfterMs: 1500 },
     { args: ["--user", ALICE, "watch", "w/a", "--rev", "1"], killAfterMs: 1500 },
     { args: ["--user", ALICE, "watch", "shared/", "--prefix", "--rev", "1"], killAfterMs: 1500 },
   ],
