@@ -185,10 +185,21 @@ export function handshakeFailureReason(err: Error & { code?: string }): string {
   return `tls: ${text}`;
 }
 
-function rejectedLine(socket: tls.TLSSocket, reason: string): string {
+/** Go's %q of a []string: ["a" "b"]. */
+const goQuoted = (xs: readonly string[]): string => `[${xs.map((x) => JSON.stringify(x)).join(" ")}]`;
+
+/**
+ * etcd 3.4's line for a refused connection (capnslog wording; zap logs the same fields). A refusal after the
+ * handshake (CRL, allowed CN) also names the certificate's IP and DNS SANs, as etcd does.
+ */
+function rejectedLine(socket: tls.TLSSocket, reason: string, afterHandshake = false): string {
   const remote = `${socket.remoteAddress ?? ""}:${socket.remotePort ?? ""}`;
   const serverName = (socket as tls.TLSSocket & { servername?: string | false }).servername;
-  return `rejected connection from ${JSON.stringify(remote)} (error ${JSON.stringify(reason)}, ServerName ${JSON.stringify(typeof serverName === "string" ? serverName : "")})`;
+  const head = `rejected connection from ${JSON.stringify(remote)} (error ${JSON.stringify(reason)}, ServerName ${JSON.stringify(typeof serverName === "string" ? serverName : "")}`;
+  if (!afterHandshake) return head + ")";
+  const sans = (socket.getPeerCertificate().subjectaltname ?? "").split(", ");
+  const of = (prefix: string): string[] => sans.filter((x) => x.startsWith(prefix)).map((x) => x.slice(prefix.length));
+  return `${head}, IPAddresses ${goQuoted(of("IP Address:"))}, DNSNames ${goQuoted(of("DNS:"))})`;
 }
 
 /**
@@ -201,9 +212,10 @@ export function createSecureListener(o: SecureListenerOptions, onSecure: (socket
   const verify = o.tls.rejectUnauthorized === true && o.tls.requestCert === true;
   const options: tls.TlsOptions = { ...o.tls, rejectUnauthorized: false, ALPNCallback: ({ protocols }) => chooseAlpn(o.alpn, protocols) };
   const server = tls.createServer(options, (socket) => {
-    const reason = (verify ? unauthorizedReason(socket) : undefined) ?? crlRejection(o.crlFile ?? "", socket) ?? o.check?.(socket);
+    const unauthorized = verify ? unauthorizedReason(socket) : undefined;
+    const reason = unauthorized ?? crlRejection(o.crlFile ?? "", socket) ?? o.check?.(socket);
     if (reason !== undefined) {
-      o.onRejected?.(rejectedLine(socket, reason));
+      o.onRejected?.(rejectedLine(socket, reason, unauthorized === undefined));
       socket.destroy();
       return;
     }

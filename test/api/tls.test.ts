@@ -157,7 +157,9 @@ describe("secure listener", () => {
       "tls: failed to verify client certificate: x509: certificate signed by unknown authority",
       `transport: certificate serial ${serial("revoked.crt")} revoked`,
     ]);
-    expect(l.rejected[0]).toMatch(/^rejected connection from "127\.0\.0\.1:\d+" \(error ".+", ServerName ""\)$/);
+    for (const line of l.rejected) expect(line).toMatch(/^rejected connection from "127\.0\.0\.1:\d+" \(error ".+", ServerName "(localhost)?"(, IPAddresses .+)?\)$/);
+    // After the handshake (the CRL check) etcd also names the certificate's SANs.
+    expect(l.rejected.find((line) => line.includes("revoked"))).toMatch(/, IPAddresses \["127\.0\.0\.1"\], DNSNames \["localhost"\]\)$/);
   });
 
   it("re-reads the CRL for every connection, as etcd does", async () => {
@@ -239,7 +241,7 @@ describe("auto TLS", () => {
   });
 
   it("serves TLS with the generated certificate to a client that trusts it", async () => {
-    const auto = selfCert(join(dir, "fixtures", "auto2"), ["127.0.0.1"]);
+    const auto = selfCert(join(dir, "fixtures", "auto2"), ["127.0.0.1", "localhost"]);
     const l = await listenSecure({ ...auto, trustedCaFile: "", clientCertAuth: false, crlFile: "" });
     expect(await dial(l.port, undefined, { ca: readFileSync(auto.certFile) })).toMatchObject({ ok: true, text: "h2 -" });
   });

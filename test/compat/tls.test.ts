@@ -136,7 +136,7 @@ function rejectionReasons(log: string): string[] {
     if (!line.startsWith("{")) continue;
     const entry = JSON.parse(line) as { msg?: string; error?: string };
     if (entry.msg === "rejected connection" && entry.error !== undefined) out.push(entry.error);
-    const ours = /^rejected connection from "[^"]+" \(error "(.+)", ServerName ""\)$/.exec(entry.msg ?? "");
+    const ours = /^rejected connection from "[^"]+" \(error "(.+?)", ServerName "[^"]*"(?:, IPAddresses .*)?\)$/.exec(entry.msg ?? "");
     if (ours?.[1] !== undefined) out.push(ours[1]);
   }
   return [...new Set(out)].sort();
