@@ -246,6 +246,8 @@ interface LoadStats {
   /** Highest event-loop utilisation among the worker threads that carried load. */
   readonly generatorMaxThreadBusy: number;
   readonly serverCores: number;
+  /** Server CPU (all its threads) per completed op, µs: work per request, less sensitive to other load than ops/s. */
+  readonly serverUsPerOp: number;
 }
 
 function percentile(sorted: Float64Array, p: number): number {
@@ -332,11 +334,12 @@ class LoadPool {
     const errorsByCode: Record<string, number> = {};
     for (const r of results) for (const [c, n] of Object.entries(r.errorsByCode)) errorsByCode[c] = (errorsByCode[c] ?? 0) + n;
     const genS = (cpu.user + cpu.system) / 1e6;
+    const allOps = Math.max(1, results.reduce((a, r) => a + r.allOps, 0));
     return {
       throughputPerS: results.reduce((a, r) => a + r.ops / r.windowS, 0), p50Ms: percentile(all, 50), p99Ms: percentile(all, 99),
       ops, errors: results.reduce((a, r) => a + r.errors, 0), errorsByCode,
-      generatorCores: genS / wallS, generatorUsPerOp: (genS * 1e6) / Math.max(1, results.reduce((a, r) => a + r.allOps, 0)),
-      generatorMaxThreadBusy: Math.max(...results.map((r) => r.busy)), serverCores: srvS / wallS,
+      generatorCores: genS / wallS, generatorUsPerOp: (genS * 1e6) / allOps,
+      generatorMaxThreadBusy: Math.max(...results.map((r) => r.busy)), serverCores: srvS / wallS, serverUsPerOp: (srvS * 1e6) / allOps,
     };
   }
 
@@ -392,6 +395,7 @@ interface MetricRow {
   generator_us_per_op: number | "";
   generator_max_thread_busy: number | "";
   server_cores: number | "";
+  server_us_per_op: number | "";
 }
 
 const round = (v: number, digits = 2): number => Math.round(v * 10 ** digits) / 10 ** digits;
@@ -401,19 +405,21 @@ function loadRows(target: string, name: string, clients: number, st: LoadStats):
     target, clients, errors: st.errors, errors_by_code: Object.entries(st.errorsByCode).map(([c, n]) => `${c}:${n}`).join(" "),
     generator_cores: round(st.generatorCores), generator_us_per_op: round(st.generatorUsPerOp, 1),
     generator_max_thread_busy: round(st.generatorMaxThreadBusy), server_cores: round(st.serverCores),
+    server_us_per_op: round(st.serverUsPerOp, 1),
     p50_ms: round(st.p50Ms, 3), p99_ms: round(st.p99Ms, 3),
   };
   return [
     { ...base, metric: `${name}_throughput_c${clients}`, value: round(st.throughputPerS, 0), unit: "ops/s", better: "higher" },
     { ...base, metric: `${name}_p50_c${clients}`, value: round(st.p50Ms, 3), unit: "ms", better: "lower" },
     { ...base, metric: `${name}_p99_c${clients}`, value: round(st.p99Ms, 3), unit: "ms", better: "lower" },
+    { ...base, metric: `${name}_server_cpu_c${clients}`, value: round(st.serverUsPerOp, 1), unit: "µs/op", better: "lower" },
   ];
 }
 
 function plainRow(target: string, metric: string, value: number, unit: string, better: "higher" | "lower"): MetricRow {
   return {
     target, metric, clients: "", value, unit, better, p50_ms: "", p99_ms: "", errors: 0, errors_by_code: "",
-    generator_cores: "", generator_us_per_op: "", generator_max_thread_busy: "", server_cores: "",
+    generator_cores: "", generator_us_per_op: "", generator_max_thread_busy: "", server_cores: "", server_us_per_op: "",
   };
 }
 
@@ -677,8 +683,11 @@ function printTables(rows: readonly MetricRow[], ratios: readonly RatioRow[]): v
   console.log("");
   const load = rows.filter((r) => r.metric.includes("_throughput_"));
   printAligned([
-    ["target", "load", "errors", "generator cores", "generator µs/op", "busiest generator thread", "server cores"],
-    ...load.map((r) => [r.target, r.metric.replace("_throughput", ""), String(r.errors), String(r.generator_cores), String(r.generator_us_per_op), String(r.generator_max_thread_busy), String(r.server_cores)]),
+    ["target", "load", "errors", "generator cores", "generator µs/op", "busiest generator thread", "server cores", "server µs/op"],
+    ...load.map((r) => [
+      r.target, r.metric.replace("_throughput", ""), String(r.errors), String(r.generator_cores), String(r.generator_us_per_op),
+      String(r.generator_max_thread_busy), String(r.server_cores), String(r.server_us_per_op),
+    ]),
   ]);
 }
 
@@ -689,7 +698,7 @@ function printAligned(cells: readonly (readonly string[])[]): void {
 
 const METRIC_COLUMNS: readonly (keyof MetricRow)[] = [
   "target", "metric", "clients", "value", "unit", "better", "p50_ms", "p99_ms", "errors", "errors_by_code",
-  "generator_cores", "generator_us_per_op", "generator_max_thread_busy", "server_cores",
+  "generator_cores", "generator_us_per_op", "generator_max_thread_busy", "server_cores", "server_us_per_op",
 ];
 const RATIO_COLUMNS: readonly (keyof RatioRow)[] = ["metric", "unit", "better", "target", "value", "etcd_value", "ratio"];
 

@@ -1,7 +1,7 @@
 // Proves `npm run bench -- server --quick` end to end against real etcd 3.4 and the compiled etcd-ts: both
 // targets start, every metric of issue 5's benchmark (puts at 1/16/64/256 in flight, linearizable and
-// serializable gets, full-prefix get, RSS, startup) lands in server.csv for both with a positive value and no
-// errors, and ratios.csv holds etcd-ts / etcd for each of them. It checks values are sane, never how fast.
+// serializable gets, server CPU per op, full-prefix get, RSS, startup) lands in server.csv for both with a
+// positive value and no errors, and ratios.csv holds etcd-ts / etcd for each. Sane values only, never speed.
 import { execFile } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -17,8 +17,8 @@ afterAll(() => rmSync(root, { recursive: true, force: true }));
 const BENCH = resolve("dist/harness/bench.js");
 const KEYS = 500;
 const METRICS = [
-  ...[1, 16, 64, 256].flatMap((c) => [`put_throughput_c${c}`, `put_p50_c${c}`, `put_p99_c${c}`]),
-  ...["get_linearizable", "get_serializable"].flatMap((g) => [`${g}_throughput_c64`, `${g}_p50_c64`, `${g}_p99_c64`]),
+  ...[1, 16, 64, 256].flatMap((c) => [`put_throughput_c${c}`, `put_p50_c${c}`, `put_p99_c${c}`, `put_server_cpu_c${c}`]),
+  ...["get_linearizable", "get_serializable"].flatMap((g) => [`${g}_throughput_c64`, `${g}_p50_c64`, `${g}_p99_c64`, `${g}_server_cpu_c64`]),
   `range_full_p50_${KEYS}keys`, "rss_with_keys", "rss_peak", "startup_to_ready_median", "startup_to_listen_median",
 ];
 
