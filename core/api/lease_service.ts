@@ -37,7 +37,8 @@ function unary(fn: (req: Record<string, unknown>, call: Call) => Promise<unknown
 
 export function leaseService(s: EtcdServer, toStatus: (e: unknown) => Partial<grpc.StatusObject>): grpc.UntypedServiceImplementation {
   return {
-    LeaseGrant: unary(async (req) => {
+    LeaseGrant: unary(async (req, call) => {
+      authInfoOf(s, call); // any user may grant (etcd 3.4), but a bad token is refused as for every proposal
       const { header, response } = await s.leaseGrant(int64(req["ID"] as Int64In), Number(int64(req["TTL"] as Int64In)));
       return { header: headerObject(header), ID: response.id.toString(), TTL: String(response.ttl), error: "" };
     }, toStatus),
