@@ -57,3 +57,34 @@ export function codeOf(fn: () => void): string | undefined {
     return e.code ?? e.name ?? "unknown";
   }
 }
+
+/** An in-memory WriteView (for property tests that build thousands of clusters; LMDB is covered elsewhere). */
+export class MemoryView {
+  private readonly buckets = new Map<string, Map<string, { key: Uint8Array; value: Uint8Array }>>();
+
+  private bucket(name: string): Map<string, { key: Uint8Array; value: Uint8Array }> {
+    let b = this.buckets.get(name);
+    if (b === undefined) {
+      b = new Map();
+      this.buckets.set(name, b);
+    }
+    return b;
+  }
+
+  get(bucket: string, key: Uint8Array): Uint8Array | undefined {
+    return this.bucket(bucket).get(Buffer.from(key).toString("hex"))?.value;
+  }
+
+  *range(bucket: string): Iterable<{ key: Uint8Array; value: Uint8Array }> {
+    const entries = [...this.bucket(bucket).entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    for (const [, e] of entries) yield e;
+  }
+
+  put(bucket: string, key: Uint8Array, value: Uint8Array): void {
+    this.bucket(bucket).set(Buffer.from(key).toString("hex"), { key: key.slice(), value: value.slice() });
+  }
+
+  del(bucket: string, key: Uint8Array): void {
+    this.bucket(bucket).delete(Buffer.from(key).toString("hex"));
+  }
+}
