@@ -147,12 +147,13 @@ async function run(f: ParsedFlags): Promise<void> {
   const served = bindAddress(list(v("listen-client-urls"))).replace(/:0$/, ":" + grpcServer.port);
   if (tls !== undefined) log("I", "embed", `serving client requests on ${served}`);
   else log("N", "embed", `serving insecure client requests on ${served}, this is strongly discouraged!`);
-  const shutdown = (sig: string): void => {
+  // As etcd: stop cleanly, then die of the same signal (exit status 128 + n, which supervisors look at).
+  const shutdown = (sig: string, signal: NodeJS.Signals): void => {
     log("N", "osutil", `received ${sig} signal, shutting down...`);
-    void Promise.all([grpcServer.close(), ...metrics.map((m) => m.close())]).then(() => server.stop()).then(() => exit(0));
+    void Promise.all([grpcServer.close(), ...metrics.map((m) => m.close())]).then(() => server.stop()).then(() => process.kill(process.pid, signal));
   };
-  process.once("SIGTERM", () => shutdown("terminated"));
-  process.once("SIGINT", () => shutdown("interrupt"));
+  process.once("SIGTERM", () => shutdown("terminated", "SIGTERM"));
+  process.once("SIGINT", () => shutdown("interrupt", "SIGINT"));
 }
 
 async function main(): Promise<void> {
