@@ -252,6 +252,15 @@ export class ServerAuth {
   }
 
   /**
+   * Requests that need the root role with etcd's rpctypes errors (user name is empty / user name not found /
+   * permission denied): auth management, and member add/remove/update/promote (etcd 3.4's
+   * checkMembershipOperationPermission, checked against real etcd through etcdctl).
+   */
+  checkAdmin(info: AuthInfo | undefined): void {
+    this.store.checkPermission(info, { op: "admin" });
+  }
+
+  /**
    * Maintenance's Defragment, Hash, HashKV and Snapshot (etcd's authMaintenanceServer): the root role, refused
    * with the auth package's own errors, which etcd hands to gRPC unconverted (code Unknown).
    */
