@@ -4,6 +4,7 @@
 // one place where EtcdError becomes a gRPC status (code + etcd's exact message).
 import * as grpc from "@grpc/grpc-js";
 import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from "node:http";
+import { rmSync } from "node:fs";
 import { createServer as createNetServer, type Server as NetServer, type Socket } from "node:net";
 import { TLSSocket } from "node:tls";
 import { isEtcdError } from "../errors.js";
@@ -34,7 +35,7 @@ export interface MemberInfo {
 }
 
 export interface GrpcOptions {
-  /** host:port to bind; port 0 picks a free one. */
+  /** host:port to bind (port 0 picks a free one), or unix:<socket path>. */
   readonly address: string;
   readonly members: () => readonly MemberInfo[];
   readonly maxRequestBytes?: number;
@@ -263,7 +264,16 @@ function dispatch(socket: Socket, injector: { injectConnection(c: Socket): void 
   socket.on("error", () => socket.destroy());
 }
 
+/** Listens on host:port, or on a unix socket for "unix:<path>" (unix:// and unixs:// client URLs; port 0). */
 function listen(server: NetServer, address: string): Promise<number> {
+  if (address.startsWith("unix:")) {
+    const path = address.slice("unix:".length);
+    rmSync(path, { force: true }); // a stale socket of an earlier run, as etcd removes it
+    return new Promise((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(path, () => resolve(0));
+    });
+  }
   const i = address.lastIndexOf(":");
   const host = address.slice(0, i).replace(/^\[|\]$/g, "");
   const port = Number(address.slice(i + 1));

@@ -23,11 +23,15 @@ function list(v: string | undefined): string[] {
   return (v ?? "").split(",").map((x) => x.trim()).filter((x) => x !== "");
 }
 
-/** host:port of the first client URL (http:// or https://). */
+/**
+ * host:port of the first client URL (http:// or https://), or unix:<path> for unix:// and unixs:// (as etcd, the
+ * socket path is host and path: unixs://localhost:2379 listens on ./localhost:2379).
+ */
 function bindAddress(urls: readonly string[]): string {
   const first = urls[0];
   if (first === undefined) throw new FlagError("error verifying flags, --listen-client-urls is empty", 1);
   const u = new URL(first);
+  if (u.protocol === "unix:" || u.protocol === "unixs:") return `unix:${decodeURIComponent(u.host + u.pathname)}`;
   if (u.protocol !== "http:" && u.protocol !== "https:") throw new FlagError(`error verifying flags, ${u.protocol} client URLs are not supported yet by etcd-ts`, 1);
   return `${u.hostname}:${u.port === "" ? "2379" : u.port}`;
 }
@@ -41,7 +45,7 @@ type ClientTls = Omit<SecureListenerOptions, "alpn">;
  */
 function clientTls(f: ParsedFlags, dataDir: string, urls: readonly string[]): ClientTls | undefined {
   const v = (k: string): string => f.values.get(k) ?? "";
-  const secure = urls.find((u) => u.startsWith("https://"));
+  const secure = urls.find((u) => u.startsWith("https://") || u.startsWith("unixs://"));
   if (secure === undefined) return undefined;
   let info: TlsInfo = {
     certFile: v("cert-file"), keyFile: v("key-file"), trustedCaFile: v("trusted-ca-file"),
@@ -97,6 +101,8 @@ async function run(f: ParsedFlags): Promise<void> {
   if (logError !== undefined) throw new FlagError(`error verifying flags, ${logError}. See 'etcd-ts --help'.`, 1);
   log = createLogger(logOpts);
   log("I", "etcdmain", `etcd-ts Version: ${ETCD_TS_VERSION} (etcd API ${ETCD_VERSION}), Node Version: ${process.version}`);
+  // TLS settings are checked (and --auto-tls certificates made) before the member starts, as etcd does.
+  const tls = clientTls(f, dataDir, list(v("listen-client-urls")));
   let compaction: CompactionPolicy | undefined;
   try {
     compaction = parseCompactionFlags(v("auto-compaction-mode"), v("auto-compaction-retention"));
@@ -124,7 +130,6 @@ async function run(f: ParsedFlags): Promise<void> {
   await server.whenLeader();
   const clientUrls = list(v("advertise-client-urls"));
   const members = (): MemberInfo[] => [{ id: memberId, name, peerUrls, clientUrls, isLearner: false }];
-  const tls = clientTls(f, dataDir, list(v("listen-client-urls")));
   const grpcServer = await serveGrpc(server, { address: bindAddress(list(v("listen-client-urls"))), members, maxRequestBytes: Number(v("max-request-bytes")),
     maxTxnOps: Number(v("max-txn-ops")),
     watchProgressNotifyIntervalMs: parseDurationMs(v("experimental-watch-progress-notify-interval")) ?? 600_000,
@@ -144,7 +149,7 @@ async function run(f: ParsedFlags): Promise<void> {
   log("I", "etcdserver", `published {Name:${name} ClientURLs:[${clientUrls.join(" ")}]} to cluster ${idToHex(clusterId)}`);
   log("N", "etcdserver/api", "enabled capabilities for version 3.4");
   log("I", "embed", `ready to serve client requests`);
-  const served = bindAddress(list(v("listen-client-urls"))).replace(/:0$/, ":" + grpcServer.port);
+  const served = bindAddress(list(v("listen-client-urls"))).replace(/^unix:/, "").replace(/:0$/, ":" + grpcServer.port);
   if (tls !== undefined) log("I", "embed", `serving client requests on ${served}`);
   else log("N", "embed", `serving insecure client requests on ${served}, this is strongly discouraged!`);
   // As etcd: stop cleanly, then die of the same signal (exit status 128 + n, which supervisors look at).

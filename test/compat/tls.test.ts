@@ -4,7 +4,7 @@
 // client certificate, with one from another CA, or with a revoked one, both refuse (same exit code, same error
 // class) and log the same "rejected connection" reasons; an HTTPS client with the certificate reads /health and
 // /v3/kv/range from both; an unknown --cipher-suites name stops both at start-up with etcd's text; --auto-tls
-// writes <data-dir>/fixtures/client/{cert,key}.pem on both and serves with it.
+// writes <data-dir>/fixtures/client/{cert,key}.pem on both and serves with it; unixs:// client URLs work alike.
 // Known difference: when refusing, Go sends the TLS alert "bad certificate" while OpenSSL sends "unknown ca" or
 // "certificate required"; etcdctl reports both as "context deadline exceeded", so exit codes and that text match.
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
@@ -57,19 +57,23 @@ const procs: Proc[] = [];
 let pki = "";
 const p = (name: string): string => join(pki, name);
 
-/** Starts `kind` on free 127.0.0.1 ports with the given extra flags; resolves once it serves clients (or exits). */
-async function start(kind: Kind, extra: readonly string[], waitFor = /serving client (traffic securely|requests on)/): Promise<Proc> {
+/**
+ * Starts `kind` on free 127.0.0.1 ports with the given extra flags, in its data dir (where a unixs://localhost:port
+ * client URL puts its socket, as etcd does); resolves once it serves clients (or exits).
+ */
+async function start(kind: Kind, extra: readonly string[], opts: { waitFor?: RegExp; unix?: boolean } = {}): Promise<Proc> {
+  const waitFor = opts.waitFor ?? /serving client (traffic securely|requests on)/;
   const [client, peer, metrics] = [await freePort(), await freePort(), await freePort()];
   const dataDir = mkdtempSync(join(tmpdir(), `etcd-ts-tls-${kind}-`));
-  const clientUrl = `https://127.0.0.1:${client}`;
+  const clientUrl = opts.unix === true ? `unixs://localhost:${client}` : `https://127.0.0.1:${client}`;
   const peerUrl = `http://127.0.0.1:${peer}`;
   const args = [
     "--name", "tls", "--data-dir", dataDir, "--listen-client-urls", clientUrl, "--advertise-client-urls", clientUrl,
     "--listen-peer-urls", peerUrl, "--initial-advertise-peer-urls", peerUrl, "--initial-cluster", `tls=${peerUrl}`,
     "--listen-metrics-urls", `https://127.0.0.1:${metrics}`, "--logger", "zap", "--log-outputs", "stderr", ...extra,
   ];
-  const child = kind === "etcd" ? spawn("etcd", args, { stdio: ["ignore", "ignore", "pipe"] })
-    : spawn(process.execPath, [join(REPO, "dist/core/cli/main.js"), ...args], { stdio: ["ignore", "ignore", "pipe"] });
+  const io = { cwd: dataDir, stdio: ["ignore", "ignore", "pipe"] as ("ignore" | "pipe")[] };
+  const child = kind === "etcd" ? spawn("etcd", args, io) : spawn(process.execPath, [join(REPO, "dist/core/cli/main.js"), ...args], io);
   const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
   const proc: Proc = { kind, child, dataDir, clientUrl, metricsUrl: `https://127.0.0.1:${metrics}`, log: "", exited };
   procs.push(proc);
@@ -104,7 +108,7 @@ interface Ctl {
 function ctl(proc: Proc, cert: string | undefined, args: readonly string[], tlsArgs?: readonly string[]): Promise<Ctl> {
   const certArgs = tlsArgs ?? ["--cacert", p("ca.crt"), ...(cert !== undefined ? ["--cert", p(`${cert}.crt`), "--key", p(`${cert}.key`)] : [])];
   const child = spawn("etcdctl", ["--endpoints", proc.clientUrl, "--dial-timeout", "1s", "--command-timeout", "2s", ...certArgs, ...args], {
-    env: { ...process.env, ETCDCTL_API: "3" }, stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, ETCDCTL_API: "3" }, stdio: ["ignore", "pipe", "pipe"], cwd: proc.dataDir,
   });
   let stdout = "";
   let stderr = "";
@@ -198,10 +202,20 @@ describe.runIf(HAVE)("client TLS against real etcd", () => {
 
   it("an unknown --cipher-suites name stops both at start-up with etcd's text", async () => {
     const bad = ["--cert-file", p("server.crt"), "--key-file", p("server.key"), "--cipher-suites", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,BOGUS"];
-    const started = await Promise.all(KINDS.map((k) => start(k, bad, /unexpected TLS cipher suite/)));
+    const started = await Promise.all(KINDS.map((k) => start(k, bad, { waitFor: /unexpected TLS cipher suite/ })));
     const codes = await Promise.all(started.map((s) => s.exited));
     expect(codes).toEqual([1, 1]);
     for (const s of started) expect(s.log, s.kind).toContain('unexpected TLS cipher suite \\"BOGUS\\"');
+  });
+
+  it("unixs:// client URLs: both listen on ./localhost:port in their working dir and serve etcdctl over TLS", async () => {
+    const flags = ["--cert-file", p("server.crt"), "--key-file", p("server.key"), "--trusted-ca-file", p("ca.crt"), "--client-cert-auth"];
+    const unix = await Promise.all(KINDS.map((k) => start(k, flags, { unix: true })));
+    const puts = await Promise.all(unix.map((s) => ctl(s, "client", ["put", "u", "1"])));
+    expect(puts.map((r) => [r.status, r.stdout])).toEqual([[0, "OK\n"], [0, "OK\n"]]);
+    const refused = await Promise.all(unix.map((s) => ctl(s, "stranger", ["get", "u"])));
+    expect(refused.map((r) => r.status)).toEqual([1, 1]);
+    for (const s of unix) expect(existsSync(join(s.dataDir, s.clientUrl.slice("unixs://".length))), s.kind).toBe(true);
   });
 
   it("--auto-tls: both write a self-signed certificate into the data dir and serve with it", async () => {
