@@ -266,6 +266,17 @@ export class Backend {
     return { dbSizeBytes, dbSizeInUseBytes: Math.min(dbSizeBytes, pages * pageSize) };
   }
 
+  /**
+   * Forgets the applied Raft index (a snapshot restore: the data starts a new cluster whose log begins afresh,
+   * so no entry of the old log may count as applied).
+   */
+  resetConsistentIndex(): void {
+    this.assertOpen();
+    this.env.transactionSync(() => this.bucket(META_BUCKET).remove(META_CONSISTENT_INDEX));
+    this.ci = 0;
+    this.unsynced += 1;
+  }
+
   /** Bytes of the data file (cheap: one stat), what a quota is checked against. */
   fileSize(): number {
     return statSync(this.file).size;
