@@ -472,6 +472,15 @@ function allowedPeer(info: TlsInfo, cert: tls.PeerCertificate): string | undefin
 }
 
 /**
+ * The after-handshake check of --client-cert-allowed-hostname (and of the peer allow-lists): undefined when no
+ * allow-list is set. A refused client is logged with etcd's "client certificate authentication failed".
+ */
+export function allowedCertCheck(info: TlsInfo): ((socket: tls.TLSSocket) => string | undefined) | undefined {
+  if ((info.allowedCn ?? "") === "" && (info.allowedHostname ?? "") === "") return undefined;
+  return (socket) => allowedPeer(info, socket.getPeerCertificate());
+}
+
+/**
  * --peer-* flags → the TLS options of the peer listener and of sessions to peers. With --peer-client-cert-auth the
  * listener demands a certificate signed by --peer-trusted-ca-file; the dialing side always verifies the peer's
  * certificate against that CA (or the system's when none is given) and, with an allowed CN / host name, refuses

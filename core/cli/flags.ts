@@ -57,7 +57,7 @@ export const FLAGS: readonly FlagSpec[] = [
   s("auto-compaction-retention", "0"), s("auto-compaction-mode", "periodic"), b("enable-v2", false, false),
   // Security
   s("cert-file", ""), s("key-file", ""), b("client-cert-auth", false), s("client-crl-file", ""),
-  s("client-cert-allowed-hostname", "", false), s("trusted-ca-file", ""), b("auto-tls", false), s("peer-cert-file", "", false),
+  s("client-cert-allowed-hostname", ""), s("trusted-ca-file", ""), b("auto-tls", false), s("peer-cert-file", "", false),
   s("peer-key-file", "", false), b("peer-client-cert-auth", false, false), s("peer-trusted-ca-file", "", false),
   s("peer-cert-allowed-cn", "", false), s("peer-cert-allowed-hostname", "", false), b("peer-auto-tls", false, false),
   s("peer-crl-file", "", false), s("cipher-suites", ""), s("cors", "*", false), s("host-whitelist", "*", false),

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { argv, env, exit, stderr, stdout } from "node:process";
 import { ETCD_CLUSTER_VERSION, ETCD_VERSION, serveGrpc, type MemberInfo } from "../api/grpc_server.js";
 import { clientHttpHandler, serveMetrics, type HttpHandle } from "../api/http_server.js";
-import { TlsConfigError, selfCert, serverTlsOptions, urlHosts, type SecureListenerOptions, type TlsInfo } from "../api/tls.js";
+import { TlsConfigError, allowedCertCheck, selfCert, serverTlsOptions, urlHosts, type SecureListenerOptions, type TlsInfo } from "../api/tls.js";
 import { authFromFlags, type AuthFlags } from "../server/auth_apply.js";
 import { computeClusterId, computeMemberId, idToHex } from "../membership/ids.js";
 import { parseCompactionFlags, type CompactionPolicy } from "../server/compactor.js";
@@ -50,6 +50,7 @@ function clientTls(f: ParsedFlags, dataDir: string, urls: readonly string[]): Cl
   let info: TlsInfo = {
     certFile: v("cert-file"), keyFile: v("key-file"), trustedCaFile: v("trusted-ca-file"),
     clientCertAuth: parseGoBool(v("client-cert-auth")) === true, crlFile: v("client-crl-file"),
+    allowedHostname: v("client-cert-allowed-hostname"),
   };
   if (parseGoBool(v("auto-tls")) === true) {
     if (info.certFile === "" && info.keyFile === "") info = { ...info, ...selfCert(join(dataDir, "fixtures", "client"), urlHosts(urls)) };
@@ -62,7 +63,8 @@ function clientTls(f: ParsedFlags, dataDir: string, urls: readonly string[]): Cl
   try {
     const tls = serverTlsOptions(info, cipherSuites);
     log("I", "embed", `ClientTLS: cert = ${info.certFile}, key = ${info.keyFile}, trusted-ca = ${info.trustedCaFile}, client-cert-auth = ${info.clientCertAuth}, crl-file = ${info.crlFile}`);
-    return { tls, crlFile: info.crlFile, onRejected: (line) => log("W", "embed", line) };
+    const check = allowedCertCheck(info);
+    return { tls, crlFile: info.crlFile, onRejected: (line) => log("W", "embed", line), ...(check !== undefined ? { check } : {}) };
   } catch (err) {
     if (err instanceof TlsConfigError) throw new FlagError(err.message, 1);
     throw err;

@@ -4,7 +4,8 @@
 // client certificate, with one from another CA, or with a revoked one, both refuse (same exit code, same error
 // class) and log the same "rejected connection" reasons; an HTTPS client with the certificate reads /health and
 // /v3/kv/range from both; an unknown --cipher-suites name stops both at start-up with etcd's text; --auto-tls
-// writes <data-dir>/fixtures/client/{cert,key}.pem on both and serves with it; unixs:// client URLs work alike.
+// writes <data-dir>/fixtures/client/{cert,key}.pem on both and serves with it; unixs:// client URLs work alike;
+// --client-cert-allowed-hostname refuses a certificate without that name on both.
 // Known difference: when refusing, Go sends the TLS alert "bad certificate" while OpenSSL sends "unknown ca" or
 // "certificate required"; etcdctl reports both as "context deadline exceeded", so exit codes and that text match.
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
@@ -206,6 +207,15 @@ describe.runIf(HAVE)("client TLS against real etcd", () => {
     const codes = await Promise.all(started.map((s) => s.exited));
     expect(codes).toEqual([1, 1]);
     for (const s of started) expect(s.log, s.kind).toContain('unexpected TLS cipher suite \\"BOGUS\\"');
+  });
+
+  it("--client-cert-allowed-hostname: a client certificate without that name is refused by both", async () => {
+    const flags = ["--cert-file", p("server.crt"), "--key-file", p("server.key"), "--trusted-ca-file", p("ca.crt"), "--client-cert-auth",
+      "--client-cert-allowed-hostname", "member.example"];
+    const picky = await Promise.all(KINDS.map((k) => start(k, flags)));
+    const gets = await Promise.all(picky.map((s) => ctl(s, "client", ["get", "k"])));
+    expect(gets.map((r) => r.status)).toEqual([1, 1]);
+    for (const s of picky) expect(rejectionReasons(s.log), s.kind).toContain("client certificate authentication failed");
   });
 
   it("unixs:// client URLs: both listen on ./localhost:port in their working dir and serve etcdctl over TLS", async () => {
