@@ -33,6 +33,22 @@ const ROUTES: Readonly<Record<string, readonly [ServiceName, string]>> = {
   "/v3/maintenance/defragment": ["Maintenance", "Defragment"],
   "/v3/maintenance/hash": ["Maintenance", "Hash"],
   "/v3/maintenance/transfer-leadership": ["Maintenance", "MoveLeader"],
+  "/v3/auth/enable": ["Auth", "AuthEnable"],
+  "/v3/auth/disable": ["Auth", "AuthDisable"],
+  "/v3/auth/authenticate": ["Auth", "Authenticate"],
+  "/v3/auth/user/add": ["Auth", "UserAdd"],
+  "/v3/auth/user/get": ["Auth", "UserGet"],
+  "/v3/auth/user/list": ["Auth", "UserList"],
+  "/v3/auth/user/delete": ["Auth", "UserDelete"],
+  "/v3/auth/user/changepw": ["Auth", "UserChangePassword"],
+  "/v3/auth/user/grant": ["Auth", "UserGrantRole"],
+  "/v3/auth/user/revoke": ["Auth", "UserRevokeRole"],
+  "/v3/auth/role/add": ["Auth", "RoleAdd"],
+  "/v3/auth/role/get": ["Auth", "RoleGet"],
+  "/v3/auth/role/list": ["Auth", "RoleList"],
+  "/v3/auth/role/delete": ["Auth", "RoleDelete"],
+  "/v3/auth/role/grant": ["Auth", "RoleGrantPermission"],
+  "/v3/auth/role/revoke": ["Auth", "RoleRevokePermission"],
   "/v3/watch": ["Watch", "Watch"],
   "/v3/lease/keepalive": ["Lease", "LeaseKeepAlive"],
   "/v3/maintenance/snapshot": ["Maintenance", "Snapshot"],
@@ -70,7 +86,7 @@ export class Gateway {
   }
 
   /** A server-streaming or bidi call: each response message is one `{"result": …}` line. */
-  #stream(service: ServiceName, method: string, def: grpc.MethodDefinition<unknown, unknown>, body: string, res: ServerResponse): void {
+  #stream(service: ServiceName, method: string, def: grpc.MethodDefinition<unknown, unknown>, body: string, res: ServerResponse, metadata: Metadata): void {
     const impl = this.#impls[service]?.[method] as StreamImpl | undefined;
     if (impl === undefined) {
       sendError(res, 12, `unknown method ${service}.${method}`);
@@ -94,7 +110,7 @@ export class Gateway {
     let ended = false;
     const call = Object.assign(new EventEmitter(), {
       request: requests[0],
-      metadata: new Metadata(),
+      metadata,
       cancelled: false,
       get writableEnded(): boolean {
         return ended;
@@ -145,16 +161,20 @@ export class Gateway {
       res.writeHead(405, { "Content-Type": "text/plain; charset=utf-8" }).end("Method Not Allowed\n");
       return;
     }
+    // etcd's gateway passes the Authorization header on as the gRPC "token" metadata.
+    const metadata = new Metadata();
+    const token = req.headers.authorization;
+    if (token !== undefined && token !== "") metadata.set("token", token);
     readBody(req, this.#maxBodyBytes).then(
-      (body) => this.#call(route[0], route[1], body, res),
+      (body) => this.#call(route[0], route[1], body, res, metadata),
       (err: unknown) => sendError(res, 3, err instanceof Error ? err.message : String(err)),
     );
   }
 
-  #call(service: ServiceName, method: string, body: string, res: ServerResponse): void {
+  #call(service: ServiceName, method: string, body: string, res: ServerResponse, metadata: Metadata): void {
     const def = this.#defs[service]?.[method];
     if (def?.responseStream === true) {
-      this.#stream(service, method, def, body, res);
+      this.#stream(service, method, def, body, res, metadata);
       return;
     }
     const impl = this.#impls[service]?.[method] as UnaryImpl | undefined;
@@ -174,7 +194,7 @@ export class Gateway {
       return;
     }
     const responseType = this.#root.lookupType(`etcdserverpb.${(this.#root.lookupService(`etcdserverpb.${service}`).methods[method] as protobuf.Method).responseType}`);
-    impl({ request, metadata: new Metadata(), getPeer: () => "gateway" }, (err, out) => {
+    impl({ request, metadata, getPeer: () => "gateway" }, (err, out) => {
       if (err !== null) {
         sendError(res, err.code ?? 2, err.details ?? "unknown error");
         return;

@@ -153,9 +153,48 @@ describe.runIf(HAVE)("the client port's HTTP side against real etcd", () => {
     const metrics = await call(ours.endpoint, { path: "/metrics", method: "GET" });
     expect(metrics.status).toBe(200);
     expect(metrics.body).toMatch(/^etcd_server_has_leader 1$/m);
+    etcdctl(etcd.endpoint, ["put", "gw/grpc", "same-port"]); // keeps both servers' revisions in step for the next test
     const ctl = etcdctl(ours.endpoint, ["put", "gw/grpc", "same-port"]);
     expect(ctl.stdout).toBe("OK\n");
     const viaHttp = await call(ours.endpoint, { path: "/v3/kv/range", body: { key: b64("gw/grpc") } });
     expect(JSON.parse(viaHttp.body).kvs[0].value).toBe(b64("same-port"));
+  });
+
+  it("runs /v3/auth/* and passes the Authorization header on as the token (runs last: it enables auth)", async () => {
+    const [etcd, ours] = servers as [RunningServer, RunningServer];
+    const [etcdIds, ourIds] = [idsOf(etcd.endpoint), idsOf(ours.endpoint)];
+    const steps: readonly (Call & { readonly auth?: boolean })[] = [
+      { path: "/v3/auth/user/add", body: { name: "root", password: "pw" } },
+      { path: "/v3/auth/role/add", body: { name: "root" } },
+      { path: "/v3/auth/user/grant", body: { user: "root", role: "root" } },
+      { path: "/v3/auth/user/add", body: { name: "reader", password: "rpw" } },
+      { path: "/v3/auth/role/add", body: { name: "ro" } },
+      { path: "/v3/auth/role/grant", body: { name: "ro", perm: { permType: "READ", key: b64("gw/"), range_end: b64("gw0") } } },
+      { path: "/v3/auth/user/grant", body: { user: "reader", role: "ro" } },
+      { path: "/v3/auth/enable", body: {} },
+      { path: "/v3/kv/range", body: { key: b64("gw/a") } },
+      { path: "/v3/auth/authenticate", body: { name: "reader", password: "wrong" } },
+      { path: "/v3/kv/range", body: { key: b64("gw/a") }, auth: true },
+      { path: "/v3/kv/put", body: { key: b64("gw/a"), value: b64("no") }, auth: true },
+      { path: "/v3/auth/user/list", body: {}, auth: true },
+      { path: "/v3/auth/role/get", body: { role: "ro" }, auth: true },
+    ];
+    const tokenOf = async (endpoint: string): Promise<string> => {
+      const r = await call(endpoint, { path: "/v3/auth/authenticate", body: { name: "reader", password: "rpw" } });
+      return (JSON.parse(r.body) as { token: string }).token;
+    };
+    const tokens = new Map<string, string>();
+    for (const step of steps) {
+      const answers: Answer[] = [];
+      for (const [endpoint, ids] of [[etcd.endpoint, etcdIds], [ours.endpoint, ourIds]] as const) {
+        if (step.auth === true && !tokens.has(endpoint)) tokens.set(endpoint, await tokenOf(endpoint));
+        const init: RequestInit = { method: "POST", body: JSON.stringify(step.body ?? {}) };
+        if (step.auth === true) init.headers = { Authorization: tokens.get(endpoint) ?? "" };
+        const res = await fetch(`http://${endpoint}${step.path}`, init);
+        answers.push({ status: res.status, body: normalize(await res.text(), ids) });
+      }
+      const [theirs, mine] = answers;
+      expect({ path: step.path, ...mine }).toEqual({ path: step.path, ...theirs });
+    }
   });
 });
