@@ -29,7 +29,8 @@ export interface ReconfigOptions {
   readonly strictReconfigCheck: boolean;
   /**
    * Whether the transport has been connected to `id` for at least etcd's HealthInterval (5 s) — etcd's
-   * isConnectedSince(now − 5 s). The local member (`localId`) always counts as connected.
+   * isConnectedSince(now − 5 s); false for ids the transport has no peer for. The local member (`localId`) always
+   * counts as connected.
    */
   readonly activeSince: (id: bigint) => boolean;
   /** The proposing member. */
