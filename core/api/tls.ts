@@ -499,3 +499,35 @@ export function peerTransportTls(info: TlsInfo, cipherSuites: readonly string[] 
     crlRejection(info.crlFile, socket) ?? (info.clientCertAuth ? allowedPeer(info, socket.getPeerCertificate()) : undefined);
   return { server: server as http2.SecureServerOptions, client: { ...client, checkServerIdentity }, verifyInbound };
 }
+
+export interface PeerTlsFlags {
+  /** --peer-cert-file --peer-key-file --peer-trusted-ca-file --peer-client-cert-auth --peer-crl-file, allow-lists. */
+  readonly info: TlsInfo;
+  /** --peer-auto-tls. */
+  readonly autoTls: boolean;
+  readonly dataDir: string;
+  /** --listen-peer-urls (their hosts become the auto-TLS certificate's SANs). */
+  readonly listenUrls: readonly string[];
+  /** --cipher-suites (etcd applies the one list to client and peer TLS). */
+  readonly cipherSuites: readonly string[];
+}
+
+/**
+ * The --peer-* flags as etcd 3.4 reads them, for PeerTransport's `tls` option; undefined when no peer TLS is
+ * configured. With --peer-auto-tls and no certificate given, a self-signed one goes to <data-dir>/fixtures/peer and
+ * peers' certificates are not verified (each member signs its own, so there is no CA to check against; etcd sets
+ * InsecureSkipVerify for self-signed peer TLS alike). An https/unixs peer URL without certificates is etcd's error.
+ */
+export function peerTlsFromFlags(f: PeerTlsFlags): PeerTls | undefined {
+  const secure = f.listenUrls.find((u) => u.startsWith("https://") || u.startsWith("unixs://"));
+  let info = f.info;
+  const selfSigned = f.autoTls && isTlsInfoEmpty(info);
+  if (selfSigned) info = { ...info, ...selfCert(join(f.dataDir, "fixtures", "peer"), urlHosts(f.listenUrls)) };
+  if (isTlsInfoEmpty(info)) {
+    if (secure === undefined) return undefined;
+    throw new TlsConfigError(`TLS key/cert (--peer-cert-file, --peer-key-file) must be provided for peer url ${secure} with HTTPS scheme`);
+  }
+  const t = peerTransportTls(info, f.cipherSuites);
+  if (!selfSigned) return t;
+  return { ...t, client: { ...t.client, rejectUnauthorized: false, checkServerIdentity: () => undefined } };
+}

@@ -4,7 +4,8 @@
 // CA, or a revoked one (and picks up a new CRL without a restart), logging etcd's "rejected connection" wording;
 // ALPN gives REST clients http/1.1 and gRPC-only clients h2; a verified client's CN reaches a grpc-js handler
 // through the injected TLS socket; auto-TLS certificates are valid X.509 (O=etcd, P-521, SANs) and are reused;
-// the --peer-* options drive the peer transport (good certs deliver, an allowed-CN mismatch is refused).
+// the --peer-* options drive the peer transport (good certs deliver, an allowed-CN mismatch is refused, --peer-auto-tls
+// members with their own self-signed certificates talk).
 import { execFileSync } from "node:child_process";
 import { X509Certificate, createPrivateKey } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -15,7 +16,7 @@ import * as tls from "node:tls";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import {
-  GO_CIPHER_SUITES, commonNameOfCall, commonNameOfSocket, createSecureListener, opensslCiphers, peerTransportTls,
+  GO_CIPHER_SUITES, commonNameOfCall, commonNameOfSocket, createSecureListener, opensslCiphers, peerTlsFromFlags, peerTransportTls,
   revokedSerials, selfCert, serverTlsOptions, type TlsInfo,
 } from "../../core/api/tls.js";
 import { Cluster, WAIT_MS, msg } from "../transport/helpers.js";
@@ -285,5 +286,22 @@ describe("peer TLS options", () => {
     expect(l.rejected.map((line) => /\(error "([^"]+)"/.exec(line)?.[1])).toEqual([
       "client certificate authentication failed", `transport: certificate serial ${serial("revoked.crt")} revoked`,
     ]);
+  });
+
+  it("--peer-auto-tls: members with their own self-signed certificates exchange messages; no cert for https is etcd's error", async () => {
+    cluster = new Cluster();
+    const none: TlsInfo = { certFile: "", keyFile: "", trustedCaFile: "", clientCertAuth: false, crlFile: "" };
+    const flags = (member: string) => ({ info: none, autoTls: true, dataDir: join(dir, member), listenUrls: ["https://127.0.0.1:0"], cipherSuites: [] });
+    const [ta, tb] = [peerTlsFromFlags(flags("m1")), peerTlsFromFlags(flags("m2"))];
+    expect(readFileSync(join(dir, "m1", "fixtures", "peer", "cert.pem"), "utf8")).not.toBe(readFileSync(join(dir, "m2", "fixtures", "peer", "cert.pem"), "utf8"));
+    const a = await cluster.node(1n, { listenUrl: "https://127.0.0.1:0", extra: ta !== undefined ? { tls: ta } : {} });
+    const b = await cluster.node(2n, { listenUrl: "https://127.0.0.1:0", extra: tb !== undefined ? { tls: tb } : {} });
+    cluster.connectAll([a, b]);
+    a.t.send([msg(1n, 2n, 7)]);
+    await cluster.signal.until(() => b.received.length === 1, WAIT_MS, "1 message");
+    expect(b.received[0]?.index).toBe(7);
+    expect(peerTlsFromFlags({ ...flags("m3"), autoTls: false, listenUrls: ["http://127.0.0.1:0"] })).toBeUndefined();
+    expect(() => peerTlsFromFlags({ ...flags("m3"), autoTls: false })).toThrow(
+      "TLS key/cert (--peer-cert-file, --peer-key-file) must be provided for peer url https://127.0.0.1:0 with HTTPS scheme");
   });
 });
