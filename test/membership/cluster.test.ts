@@ -226,6 +226,18 @@ describe("apply side and persistence", () => {
     await expect(h.apply((tx, c) => c.remove(tx, 3n))).rejects.toThrow(/already removed/);
   });
 
+  it("updating a learner's peer URLs keeps it a learner (etcd 3.4 would store it as a voter)", async () => {
+    await h.apply((tx, c) => {
+      c.add(tx, member(1));
+      c.add(tx, member(2, { learner: true }));
+    });
+    h.cluster.validateUpdate(2n, ["http://127.0.0.1:2999"]);
+    await h.apply((tx, c) => c.update(tx, 2n, ["http://127.0.0.1:2999"]));
+    await h.reopen();
+    expect(h.cluster.learners()).toEqual([2n]);
+    expect(h.cluster.member(2n)?.peerUrls).toEqual(["http://127.0.0.1:2999"]);
+  });
+
   it("an empty backend loads as an empty cluster", () => {
     expect(h.backend.readNow((v) => Cluster.load(v)).members()).toEqual([]);
   });
