@@ -1,16 +1,17 @@
-// Proves etcd-ts's client TLS against real etcd 3.4, both started with the same openssl-made certificates
-// (--cert-file --key-file --trusted-ca-file --client-cert-auth --client-crl-file, https:// client and metrics URLs):
-// etcdctl with --cacert/--cert/--key gets the same put/get/endpoint health/status answers from both; without a
-// client certificate, with one from another CA, or with a revoked one, both refuse (same exit code, same error
-// class) and log the same "rejected connection" reasons; an HTTPS client with the certificate reads /health and
-// /v3/kv/range from both; an unknown --cipher-suites name stops both at start-up with etcd's text; --auto-tls
-// writes <data-dir>/fixtures/client/{cert,key}.pem on both and serves with it; unixs:// client URLs work alike;
-// --client-cert-allowed-hostname refuses a certificate without that name on both.
+// Proves etcd-ts's client TLS against real etcd 3.4, both started with the same openssl-made certificates (--cert-
+// file --key-file --trusted-ca-file --client-cert-auth --client-crl-file, https:// client and metrics URLs): etcdctl
+// with --cacert/--cert/--key gets the same put/get/endpoint health/status answers from both; without a client
+// certificate, with one from another CA, or with a revoked one, both refuse (same exit code, same error class) and
+// log the same "rejected connection" reasons; an HTTPS client with the certificate reads /health and /v3/kv/range
+// from both (also over TLS without ALPN); an unknown --cipher-suites name stops both at start-up with etcd's text;
+// --auto-tls writes <data-dir>/fixtures/client/{cert,key}.pem on both and serves with it; unixs:// client URLs work
+// alike; --client-cert-allowed-hostname refuses a certificate without that name on both.
 // Known difference: when refusing, Go sends the TLS alert "bad certificate" while OpenSSL sends "unknown ca" or
 // "certificate required"; etcdctl reports both as "context deadline exceeded", so exit codes and that text match.
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { request } from "node:https";
+import { connect as connectTls } from "node:tls";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -134,6 +135,21 @@ function fetchTls(url: string, cert: string | undefined, body?: string): Promise
   });
 }
 
+/** HTTP/1.1 GET over TLS without ALPN (an old client): the response's status line, or the error. */
+function rawGet(url: string, path: string, cert: string): Promise<string> {
+  const u = new URL(url);
+  return new Promise((resolve) => {
+    const s = connectTls({
+      host: u.hostname, port: Number(u.port), servername: "localhost", ca: readFileSync(p("ca.crt")),
+      cert: readFileSync(p(`${cert}.crt`)), key: readFileSync(p(`${cert}.key`)),
+    }, () => s.write(`GET ${path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n`));
+    let text = "";
+    s.on("data", (b: Buffer) => (text += b.toString()));
+    s.on("error", (e) => resolve(e.message));
+    s.on("close", () => resolve(text.split("\r\n")[0] ?? ""));
+  });
+}
+
 /** The reasons of "rejected connection" log lines: etcd's zap error field, etcd-ts's message text. */
 function rejectionReasons(log: string): string[] {
   const out: string[] = [];
@@ -197,6 +213,8 @@ describe.runIf(HAVE)("client TLS against real etcd", () => {
     const kvs = ranges.map((r) => (JSON.parse(r.body) as { kvs: { key: string; value: string }[] }).kvs.map((kv) => [kv.key, kv.value]));
     expect(kvs[1]).toEqual(kvs[0]);
     expect(kvs[0]).toEqual([[Buffer.from("tls-key").toString("base64"), Buffer.from("tls-value").toString("base64")]]);
+    const noAlpn = await each((s) => rawGet(s.clientUrl, "/health", "client"));
+    expect(noAlpn).toEqual(["HTTP/1.1 200 OK", "HTTP/1.1 200 OK"]);
     const refused = await each((s) => fetchTls(`${s.metricsUrl}/health`, undefined));
     expect(refused.map((r) => r.status)).toEqual([-1, -1]);
   });
