@@ -1,11 +1,11 @@
-// Proves etcd-ts's client TLS against real etcd 3.4, both started with the same openssl-made certificates (--cert-
-// file --key-file --trusted-ca-file --client-cert-auth --client-crl-file, https:// client and metrics URLs): etcdctl
-// with --cacert/--cert/--key gets the same put/get/endpoint health/status answers from both; without a client
-// certificate, with one from another CA, or with a revoked one, both refuse (same exit code, same error class) and
-// log the same "rejected connection" reasons; an HTTPS client with the certificate reads /health and /v3/kv/range
-// from both (also over TLS without ALPN); an unknown --cipher-suites name stops both at start-up with etcd's text;
-// --auto-tls writes <data-dir>/fixtures/client/{cert,key}.pem on both and serves with it; unixs:// client URLs work
-// alike; --client-cert-allowed-hostname refuses a certificate without that name on both.
+// Proves etcd-ts's client TLS against real etcd 3.4, both started with the same openssl-made certificates
+// (--cert-file --key-file --trusted-ca-file --client-cert-auth --client-crl-file, https:// client and metrics URLs):
+// etcdctl with --cacert/--cert/--key gets the same put/get/endpoint health/status answers from both; without a
+// client certificate, with one from another CA, or with a revoked one, both refuse (same exit code, same error
+// class) and log the same "rejected connection" reasons; an HTTPS client with the certificate reads /health and
+// /v3/kv/range from both (also over TLS without ALPN); an unknown --cipher-suites name stops both at start-up with
+// etcd's text; --auto-tls writes <data-dir>/fixtures/client/{cert,key}.pem on both and serves with it; unixs://
+// client URLs work alike; --client-cert-allowed-hostname refuses a certificate without that name on both.
 // Known difference: when refusing, Go sends the TLS alert "bad certificate" while OpenSSL sends "unknown ca" or
 // "certificate required"; etcdctl reports both as "context deadline exceeded", so exit codes and that text match.
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
