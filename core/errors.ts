@@ -51,8 +51,9 @@ export const ERRORS = {
 
   MEMBER_EXIST: { status: S.FAILED_PRECONDITION, message: "etcdserver: member ID already exist" },
   PEER_URL_EXIST: { status: S.FAILED_PRECONDITION, message: "etcdserver: Peer URLs already exists" },
+  // etcd sends this one with code Unknown (etcdctl: "rpc error: code = Unknown desc = …").
   MEMBER_NOT_ENOUGH_STARTED: {
-    status: S.FAILED_PRECONDITION,
+    status: S.UNKNOWN,
     message: "etcdserver: re-configuration failed due to not enough started members",
   },
   MEMBER_BAD_URLS: { status: S.INVALID_ARGUMENT, message: "etcdserver: given member URLs are invalid" },
