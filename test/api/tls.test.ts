@@ -1,11 +1,11 @@
-// Proves core/api/tls.ts without a server: etcd's Go cipher-suite names map to OpenSSL's (an unknown one is
-// etcd's start-up error, a listed suite is the only TLS 1.2 suite served, TLS 1.3 stays on); CRLs made by openssl
-// parse to the revoked serials; the secure listener refuses a client without a certificate, with one of another
-// CA, or a revoked one (and picks up a new CRL without a restart), logging etcd's "rejected connection" wording;
-// ALPN gives REST clients http/1.1 and gRPC-only clients h2; a verified client's CN reaches a grpc-js handler
-// through the injected TLS socket; auto-TLS certificates are valid X.509 (O=etcd, P-521, SANs) and are reused;
-// the --peer-* options drive the peer transport (good certs deliver, an allowed-CN mismatch is refused, --peer-auto-tls
-// members with their own self-signed certificates talk).
+// Proves core/api/tls.ts without a server: etcd's Go cipher-suite names map to OpenSSL's (an unknown one is etcd's
+// start-up error, a listed suite is the only TLS 1.2 suite served, TLS 1.3 stays on); CRLs made by openssl parse to
+// the revoked serials; the secure listener refuses a client without a certificate, with one of another CA, a
+// revoked, an expired or a self-signed one (and picks up a new CRL without a restart), logging etcd's "rejected
+// connection" wording; ALPN gives REST clients http/1.1 and gRPC-only clients h2; a verified client's CN reaches a
+// grpc-js handler through the injected TLS socket; auto-TLS certificates are valid X.509 (O=etcd, P-521, SANs) and
+// are reused; the --peer-* options drive the peer transport (good certs deliver, an allowed-CN mismatch is refused,
+// --peer-auto-tls members with their own self-signed certificates talk).
 import { execFileSync } from "node:child_process";
 import { X509Certificate, createPrivateKey } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -39,8 +39,14 @@ function makePki(dir: string): void {
   leaf("stranger", "otherca", "stranger");
   writeFileSync(join(dir, "index.txt"), "");
   writeFileSync(join(dir, "crlnumber"), "01\n");
-  writeFileSync(join(dir, "ca.cnf"), "[ca]\ndefault_ca=d\n[d]\ndatabase=index.txt\ncrlnumber=crlnumber\ndefault_md=sha256\ndefault_crl_days=1\n");
+  writeFileSync(join(dir, "serial"), "1000\n");
+  writeFileSync(join(dir, "ca.cnf"), "[ca]\ndefault_ca=d\n[d]\ndatabase=index.txt\ncrlnumber=crlnumber\ndefault_md=sha256\ndefault_crl_days=1\n" +
+    "new_certs_dir=.\nserial=serial\npolicy=p\n[p]\ncommonName=supplied\n");
   const caArgs = ["ca", "-config", "ca.cnf", "-keyfile", "ca.key", "-cert", "ca.crt"];
+  // Expired: the good client's key, signed for one day in 2020.
+  ssl([...caArgs, "-in", "client.csr", "-out", "expired.crt", "-startdate", "20200101000000Z", "-enddate", "20200102000000Z", "-batch", "-notext"]);
+  writeFileSync(join(dir, "expired.key"), readFileSync(join(dir, "client.key")));
+  ssl(["req", "-x509", ...ec, "-keyout", "selfsigned.key", "-out", "selfsigned.crt", "-days", "1", "-subj", "/CN=root"]);
   ssl([...caArgs, "-gencrl", "-out", "empty.crl"]);
   ssl([...caArgs, "-revoke", "revoked.crt"]);
   ssl([...caArgs, "-gencrl", "-out", "ca.crl"]);
@@ -161,6 +167,16 @@ describe("secure listener", () => {
     for (const line of l.rejected) expect(line).toMatch(/^rejected connection from "127\.0\.0\.1:\d+" \(error ".+", ServerName "(localhost)?"(, IPAddresses .+)?\)$/);
     // After the handshake (the CRL check) etcd also names the certificate's SANs.
     expect(l.rejected.find((line) => line.includes("revoked"))).toMatch(/, IPAddresses \["127\.0\.0\.1"\], DNSNames \["localhost"\]\)$/);
+  });
+
+  it("refuses an expired client certificate and a self-signed one that claims a trusted CN", async () => {
+    const l = await listenSecure(serverInfo());
+    expect((await Promise.all([dial(l.port, "expired"), dial(l.port, "selfsigned")])).map((r) => r.ok)).toEqual([false, false]);
+    expect(l.accepted.length).toBe(0);
+    expect(l.rejected.map((line) => /\(error "([^"]+)"/.exec(line)?.[1]).sort()).toEqual([
+      "tls: failed to verify client certificate: x509: certificate has expired or is not yet valid",
+      "tls: failed to verify client certificate: x509: certificate signed by unknown authority",
+    ]);
   });
 
   it("re-reads the CRL for every connection, as etcd does", async () => {
