@@ -127,7 +127,8 @@ function identify(server: RunningServer): Identity {
 function normalize(text: string, id: Identity): string {
   let out = text.replaceAll(id.tmp, "TMP");
   for (const [name, lease] of id.leases) {
-    out = out.replaceAll(lease.toString(16), `LEASE_${name}`).replaceAll(lease.toString(), `LEASE_${name}`);
+    // etcdctl prints lease ids as %016x: replace the zero-padded form first.
+    out = out.replaceAll(lease.toString(16).padStart(16, "0"), `LEASE_${name}`).replaceAll(lease.toString(16), `LEASE_${name}`).replaceAll(lease.toString(), `LEASE_${name}`);
   }
   return out
     .split("\n")
