@@ -5,6 +5,7 @@
 import type * as grpc from "@grpc/grpc-js";
 import type { AuthInfo } from "../auth/auth_store.js";
 import { permTypeOf } from "../server/auth_apply.js";
+import { commonNameOfCall } from "./tls.js";
 import type { EtcdServer } from "../server/etcd_server.js";
 import { headerObject } from "./lease_service.js";
 
@@ -26,9 +27,15 @@ export function tokenOf(metadata: grpc.Metadata | undefined): string | undefined
 }
 
 /** Who is calling (undefined while auth is disabled or without a token); INVALID_AUTH_TOKEN for a bad token. */
-export function authInfoOf(s: EtcdServer, call: { readonly metadata?: grpc.Metadata }): AuthInfo | undefined {
+export function authInfoOf(s: EtcdServer, call: { readonly metadata?: grpc.Metadata; getAuthContext?(): unknown }): AuthInfo | undefined {
   if (!s.auth.enabled) return undefined;
-  return s.auth.infoFromToken(tokenOf(call.metadata));
+  const token = tokenOf(call.metadata);
+  if (token === undefined) {
+    // As etcd: without a token, a verified client certificate's CN names the user (--client-cert-auth).
+    const cn = commonNameOfCall(call as Parameters<typeof commonNameOfCall>[0]);
+    if (cn !== undefined) return s.auth.store.authInfoFromCommonName(cn);
+  }
+  return s.auth.infoFromToken(token);
 }
 
 type AuthHandler = (req: Record<string, unknown>, info: AuthInfo | undefined) => Promise<object> | object;

@@ -191,6 +191,22 @@ describe.runIf(HAVE)("client TLS against real etcd", () => {
     expect(status.map((r) => /"version":"([^"]+)"/.exec(r.stdout)?.[1])).toEqual(["3.4.23", "3.4.23"]);
   });
 
+  it("with auth enabled, the client certificate's CN is the user when no token is sent (CN=root here)", async () => {
+    const steps: readonly (readonly string[])[] = [
+      ["user", "add", "root", "--new-user-password=pw"], ["role", "add", "root"], ["user", "grant-role", "root", "root"],
+      ["user", "add", "reader", "--new-user-password=rpw"], ["role", "add", "ro"], ["role", "grant-permission", "ro", "read", "cn/", "--prefix=true"],
+      ["user", "grant-role", "reader", "ro"], ["auth", "enable"],
+      ["put", "cn/a", "by-cn"], ["get", "cn/a"], ["user", "list"],
+      ["--user", "reader:rpw", "get", "cn/a"], ["--user", "reader:rpw", "put", "cn/a", "no"], ["--user", "reader:wrong", "get", "cn/a"],
+      ["auth", "disable"],
+    ];
+    for (const args of steps) {
+      const [theirs, ours] = await each((s) => ctl(s, "client", args));
+      const clean = (r: Ctl): [number | null, string, string] => [r.status, r.stdout, r.stderr.split("\n").filter((l) => !l.startsWith("{")).join("\n")];
+      expect({ args: args.join(" "), r: clean(ours as Ctl) }).toEqual({ args: args.join(" "), r: clean(theirs as Ctl) });
+    }
+  });
+
   it("no certificate, another CA's, a revoked one: both refuse alike and log the same reasons", async () => {
     const cases = [undefined, "stranger", "revoked"];
     const results = await Promise.all(cases.flatMap((c) => KINDS.map((k) => ctl(servers.get(k) as Proc, c, ["get", "tls-key"]))));
