@@ -42,6 +42,11 @@ export interface GrpcOptions {
   readonly watchProgressNotifyIntervalMs?: number;
   /** --max-txn-ops. */
   readonly maxTxnOps?: number;
+  /** --max-concurrent-streams: streams per client connection. */
+  readonly maxConcurrentStreams?: number;
+  /** --grpc-keepalive-interval / --grpc-keepalive-timeout: the server pings idle connections and drops the silent. */
+  readonly keepaliveIntervalMs?: number;
+  readonly keepaliveTimeoutMs?: number;
   /** Serve HTTP/1.1 on the same port: the handler gets the JSON gateway to route /v3/* to. */
   readonly http?: (req: IncomingMessage, res: ServerResponse, gateway: Gateway) => void;
   /**
@@ -147,7 +152,12 @@ export interface GrpcHandle {
  */
 export async function serveGrpc(s: EtcdServer, opts: GrpcOptions): Promise<GrpcHandle> {
   const maxBytes = (opts.maxRequestBytes ?? MAX_REQUEST_BYTES) + GRPC_OVERHEAD_BYTES;
-  const server = new grpc.Server({ "grpc.max_receive_message_length": maxBytes, "grpc.max_send_message_length": 2 ** 31 - 1, "grpc.enable_channelz": 0 });
+  const server = new grpc.Server({
+    "grpc.max_receive_message_length": maxBytes, "grpc.max_send_message_length": 2 ** 31 - 1, "grpc.enable_channelz": 0,
+    ...(opts.maxConcurrentStreams !== undefined ? { "grpc.max_concurrent_streams": opts.maxConcurrentStreams } : {}),
+    ...(opts.keepaliveIntervalMs !== undefined ? { "grpc.keepalive_time_ms": opts.keepaliveIntervalMs } : {}),
+    ...(opts.keepaliveTimeoutMs !== undefined ? { "grpc.keepalive_timeout_ms": opts.keepaliveTimeoutMs } : {}),
+  });
   const protos = loadEtcdProto().services;
   const defs: Partial<Record<ServiceName, grpc.ServiceDefinition>> = {
     KV: withRawResponses(protos.KV.service, ["Range", "Put", "DeleteRange", "Txn", "Compact"]),

@@ -46,8 +46,8 @@ export const FLAGS: readonly FlagSpec[] = [
   s("listen-peer-urls", "http://localhost:2380"), s("listen-client-urls", "http://localhost:2379"),
   u("max-snapshots", 5, false), u("max-wals", 5, false), u("quota-backend-bytes", 0), d("backend-batch-interval", "", false),
   u("backend-batch-limit", 0, false), u("max-txn-ops", 128), u("max-request-bytes", 1572864),
-  u("max-concurrent-streams", 4294967295, false), d("grpc-keepalive-min-time", "5s", false), d("grpc-keepalive-interval", "2h", false),
-  d("grpc-keepalive-timeout", "20s", false),
+  u("max-concurrent-streams", 4294967295), d("grpc-keepalive-min-time", "5s", false), d("grpc-keepalive-interval", "2h"),
+  d("grpc-keepalive-timeout", "20s"),
   // Clustering
   s("initial-advertise-peer-urls", "http://localhost:2380"), s("initial-cluster", "default=http://localhost:2380"),
   s("initial-cluster-state", "new", false), s("initial-cluster-token", "etcd-cluster"),
