@@ -35,6 +35,8 @@ const GET_KEY = "/bench/get/key";
 const RANGE_PREFIX = "/bench/range/";
 /** The target every ratio divides by. */
 const BASELINE = "etcd";
+/** A load setting whose busiest generator thread was busier than this is flagged generator-bound. */
+const GENERATOR_BOUND_BUSY = 0.85;
 
 // ---------------------------------------------------------------- worker side (one EtcdClient per thread)
 
@@ -683,12 +685,17 @@ function printTables(rows: readonly MetricRow[], ratios: readonly RatioRow[]): v
   console.log("");
   const load = rows.filter((r) => r.metric.includes("_throughput_"));
   printAligned([
-    ["target", "load", "errors", "generator cores", "generator µs/op", "busiest generator thread", "server cores", "server µs/op"],
+    ["target", "load", "errors", "generator cores", "generator µs/op", "busiest generator thread", "server cores", "server µs/op", ""],
     ...load.map((r) => [
       r.target, r.metric.replace("_throughput", ""), String(r.errors), String(r.generator_cores), String(r.generator_us_per_op),
       String(r.generator_max_thread_busy), String(r.server_cores), String(r.server_us_per_op),
+      Number(r.generator_max_thread_busy) >= GENERATOR_BOUND_BUSY ? "generator-bound" : "",
     ]),
   ]);
+  console.log(
+    `generator-bound: a load thread was busy ≥ ${GENERATOR_BOUND_BUSY * 100}% of the window, so that ops/s is the client's limit ` +
+      "(or the machine's), not the server's; compare server µs/op there.",
+  );
 }
 
 function printAligned(cells: readonly (readonly string[])[]): void {
