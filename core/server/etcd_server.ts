@@ -394,8 +394,13 @@ export class EtcdServer {
   // ---- the Ready loop ----
 
   #startTicking(): void {
-    if (this.config.initialElectionTickAdvance !== false) {
-      const advance = initialTickAdvance({ clusterSize: 1, electionTicks: this.electionTicks, activePeers: 0, mode: "etcd34" });
+    const voters = this.#raw.raft.confState().voters;
+    if (voters.length === 1 && voters[0] === this.config.memberId) {
+      // The only voter: no one else can lead or be disrupted, so it campaigns at once instead of waiting out a
+      // randomized election timeout (up to a second of start-up for nothing).
+      this.#raw.campaign();
+    } else if (this.config.initialElectionTickAdvance !== false) {
+      const advance = initialTickAdvance({ clusterSize: voters.length, electionTicks: this.electionTicks, activePeers: 0, mode: "etcd34" });
       if (typeof advance === "number") this.#raw.advanceTicks(advance);
     }
     this.#ticker = setInterval(() => {
