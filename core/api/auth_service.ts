@@ -7,7 +7,7 @@ import type { AuthInfo } from "../auth/auth_store.js";
 import { permTypeOf } from "../server/auth_apply.js";
 import { commonNameOfCall } from "./tls.js";
 import type { EtcdServer } from "../server/etcd_server.js";
-import { headerObject } from "./lease_service.js";
+import { headerObject } from "./unary.js";
 
 /** etcd's metadata key for the auth token (clientv3's rpctypes.TokenFieldNameGRPC). */
 export const TOKEN_METADATA_KEY = "token";

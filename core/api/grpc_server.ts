@@ -18,6 +18,7 @@ import { Gateway } from "./gateway.js";
 import { createSecureListener, type SecureListenerOptions } from "./tls.js";
 import { authInfoOf, authService } from "./auth_service.js";
 import { leaseService } from "./lease_service.js";
+import { headerObject, toStatus, unary } from "./unary.js";
 import { maintenanceService } from "./maintenance_service.js";
 import { watchService } from "./watch_service.js";
 import type * as pb from "./proto/types.js";
@@ -54,23 +55,6 @@ export interface GrpcOptions {
    * (ALPN h2 → grpc-js, http/1.1 → the HTTP handler). Handlers read the client certificate's CN with tls.ts.
    */
   readonly tls?: Omit<SecureListenerOptions, "alpn">;
-}
-
-type Handler<Req> = (req: Req, call: grpc.ServerUnaryCall<Req, unknown>) => Promise<unknown>;
-
-function unary<Req>(fn: Handler<Req>): grpc.handleUnaryCall<Req, unknown> {
-  return (call, callback) => {
-    fn(call.request, call).then(
-      (res) => callback(null, res),
-      (err: unknown) => callback(toStatus(err)),
-    );
-  };
-}
-
-export function toStatus(err: unknown): Partial<grpc.StatusObject> {
-  if (isEtcdError(err)) return { code: err.grpcStatus as number, details: err.message };
-  const message = err instanceof Error ? err.message : String(err);
-  return { code: grpc.status.UNKNOWN, details: message };
 }
 
 /** A copy of a service definition whose listed methods send already-encoded response bytes. */
@@ -120,19 +104,11 @@ function kvService(s: EtcdServer, maxTxnOps: number): grpc.UntypedServiceImpleme
   };
 }
 
-/** A response header as a grpc-js object; etcd's Cluster service leaves the revision out (etcdctl shows none). */
-function pbHeader(s: EtcdServer, withRevision = true): Record<string, string> {
-  const h = s.header();
-  return {
-    cluster_id: h.clusterId.toString(), member_id: h.memberId.toString(),
-    revision: withRevision ? String(h.revision) : "0", raft_term: String(h.raftTerm),
-  };
-}
-
 function clusterService(s: EtcdServer, members: () => readonly MemberInfo[]): grpc.UntypedServiceImplementation {
   return {
     MemberList: unary(async () => ({
-      header: pbHeader(s, false),
+      // etcd's Cluster service leaves the revision out (etcdctl shows none).
+      header: headerObject({ ...s.header(), revision: 0 }),
       members: members().map((m) => ({
         ID: m.id.toString(), name: m.name, peerURLs: [...m.peerUrls], clientURLs: [...m.clientUrls], isLearner: m.isLearner,
       })),
@@ -302,3 +278,5 @@ function shutdown(server: grpc.Server): Promise<void> {
     setTimeout(() => { server.forceShutdown(); resolve(); }, 2000).unref();
   });
 }
+
+export { toStatus };

@@ -3,6 +3,7 @@
 // gone answers TTL 0, TimeToLive of a lease that is gone answers TTL -1.
 import type * as grpc from "@grpc/grpc-js";
 import { isEtcdError } from "../errors.js";
+import { headerObject, int64, unary } from "./unary.js";
 import { authInfoOf } from "./auth_service.js";
 import type { EtcdServer, ResponseHeader } from "../server/etcd_server.js";
 
@@ -10,29 +11,6 @@ type Int64In = string | number | undefined | null;
 
 interface KeepAliveIn {
   readonly ID?: Int64In;
-}
-
-/** A response header as a grpc-js object (64-bit fields as decimal strings). */
-export function headerObject(h: ResponseHeader): Record<string, string> {
-  return { cluster_id: h.clusterId.toString(), member_id: h.memberId.toString(), revision: String(h.revision), raft_term: String(h.raftTerm) };
-}
-
-function int64(v: Int64In): bigint {
-  return v === undefined || v === null || v === "" ? 0n : BigInt(v);
-}
-
-type Call = { request: Record<string, unknown>; metadata?: grpc.Metadata };
-type Unary = (call: Call, cb: (err: Partial<grpc.StatusObject> | null, res?: unknown) => void) => void;
-
-function unary(fn: (req: Record<string, unknown>, call: Call) => Promise<unknown> | unknown, toStatus: (e: unknown) => Partial<grpc.StatusObject>): Unary {
-  return (call, cb) => {
-    Promise.resolve()
-      .then(() => fn(call.request, call))
-      .then(
-        (res) => cb(null, res),
-        (err: unknown) => cb(toStatus(err)),
-      );
-  };
 }
 
 export function leaseService(s: EtcdServer, toStatus: (e: unknown) => Partial<grpc.StatusObject>): grpc.UntypedServiceImplementation {

@@ -11,7 +11,7 @@ import type * as grpc from "@grpc/grpc-js";
 import { ALARM_NAMES, type AlarmType } from "../server/alarms.js";
 import type { EtcdServer } from "../server/etcd_server.js";
 import { authInfoOf } from "./auth_service.js";
-import { headerObject } from "./lease_service.js";
+import { headerObject, int64, unary } from "./unary.js";
 
 /** etcd streams snapshots in 32 KiB pieces. */
 const SNAPSHOT_CHUNK_BYTES = 32 * 1024;
@@ -21,23 +21,7 @@ export interface StatusInfo {
   readonly isLearner: boolean;
 }
 
-type Int64In = string | number | undefined | null;
-type Callback = (err: Partial<grpc.StatusObject> | null, res?: unknown) => void;
 type ToStatus = (e: unknown) => Partial<grpc.StatusObject>;
-
-function unary(fn: (req: Record<string, unknown>, call: { metadata?: grpc.Metadata }) => Promise<unknown>, toStatus: ToStatus) {
-  return (call: { request: Record<string, unknown>; metadata?: grpc.Metadata }, cb: Callback): void => {
-    fn(call.request, call).then(
-      (res) => cb(null, res),
-      (err: unknown) => cb(toStatus(err)),
-    );
-  };
-}
-
-function int64(v: unknown): bigint {
-  const x = v as Int64In;
-  return x === undefined || x === null || x === "" ? 0n : BigInt(x);
-}
 
 /** proto-loader hands enums by name (enums: String); numbers are accepted too. */
 function enumNumber(v: unknown, names: Record<number, string>): number {

@@ -8,7 +8,8 @@ import { clientHttpHandler, serveMetrics, type HttpHandle } from "../api/http_se
 import { TlsConfigError, allowedCertCheck, selfCert, serverTlsOptions, urlHosts, type SecureListenerOptions, type TlsInfo } from "../api/tls.js";
 import { authFromFlags, type AuthFlags } from "../server/auth_apply.js";
 import { computeClusterId, computeMemberId, idToHex } from "../membership/ids.js";
-import { parseCompactionFlags, type CompactionPolicy } from "../server/compactor.js";
+import type { CompactionPolicy } from "../server/compactor.js";
+import { parseCompactionFlags } from "./compaction_flags.js";
 import { DataDirLockedError } from "../server/dir_lock.js";
 import { EtcdServer } from "../server/etcd_server.js";
 import { FlagError, parseDurationMs, parseFlags, parseGoBool, type ParsedFlags } from "./flags.js";

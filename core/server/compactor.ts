@@ -11,38 +11,12 @@ export type CompactionMode = (typeof CompactionMode)[keyof typeof CompactionMode
 
 /** etcd's revision compactor runs every 5 minutes. */
 export const REVISION_COMPACTION_INTERVAL_MS = 5 * 60 * 1000;
-const HOUR_MS = 60 * 60 * 1000;
+export const HOUR_MS = 60 * 60 * 1000;
 
 export interface CompactionPolicy {
   readonly mode: CompactionMode;
   /** Periodic: the window in ms; revision: how many revisions to keep. 0 = off. */
   readonly retention: number;
-}
-
-/** A bad compaction flag, worded as etcd's start-up error. */
-export class CompactionFlagError extends Error {}
-
-/** Parses --auto-compaction-mode/--auto-compaction-retention as etcd does; returns undefined when disabled. */
-export function parseCompactionFlags(mode: string, retention: string): CompactionPolicy | undefined {
-  if (mode !== CompactionMode.Periodic && mode !== CompactionMode.Revision) {
-    throw new CompactionFlagError(`error verifying flags, unknown auto-compaction-mode ${JSON.stringify(mode)}. See 'etcd --help'.`);
-  }
-  const text = retention.trim();
-  if (text === "" || text === "0") return undefined;
-  if (/^\d+$/.test(text)) return { mode, retention: mode === CompactionMode.Revision ? Number(text) : Number(text) * HOUR_MS };
-  const ms = parseGoDuration(text);
-  if (ms === undefined) throw new CompactionFlagError(`error parsing CompactionRetention: time: invalid duration ${JSON.stringify(text)}`);
-  if (ms === 0) return undefined;
-  // etcd accepts a duration in revision mode too and uses its nanoseconds as the revision count.
-  return { mode, retention: mode === CompactionMode.Revision ? Math.round(ms * 1e6) : ms };
-}
-
-const UNIT_MS: Record<string, number> = { ns: 1e-6, us: 1e-3, "µs": 1e-3, ms: 1, s: 1000, m: 60_000, h: HOUR_MS };
-
-function parseGoDuration(text: string): number | undefined {
-  const parts = [...text.matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g)];
-  if (parts.length === 0 || parts.map((p) => p[0]).join("") !== text) return undefined;
-  return parts.reduce((sum, p) => sum + Number(p[1]) * (UNIT_MS[p[2] ?? ""] ?? 0), 0);
 }
 
 /** Decides when and where to compact; `step` is called on every timer tick with the clock and revisions. */

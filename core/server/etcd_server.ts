@@ -330,7 +330,7 @@ export class EtcdServer {
     const quota = this.quotaBytes;
     if (quota < 0) return;
     const now = performance.now();
-    if (now - this.#dbSize.atMs > QUOTA_SIZE_CACHE_MS) this.#dbSize = { bytes: this.kv.size().dbSizeBytes, atMs: now };
+    if (now - this.#dbSize.atMs > QUOTA_SIZE_CACHE_MS) this.#dbSize = { bytes: this.kv.backend.fileSize(), atMs: now };
     if (this.#dbSize.bytes + requestBytes + QUOTA_REQUEST_OVERHEAD_BYTES <= quota) return;
     if (!this.alarms.has(AlarmType.NOSPACE)) {
       void this.propose({ alarm: { action: AlarmAction.ACTIVATE, memberId: this.config.memberId, type: AlarmType.NOSPACE } }).catch(() => undefined);

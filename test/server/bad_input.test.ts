@@ -13,6 +13,7 @@ import { loadEtcdProto } from "../../core/api/proto/load.js";
 import { EtcdClient } from "../../core/client/index.js";
 import { EtcdServer } from "../../core/server/etcd_server.js";
 import { REPO, freePort } from "../compat/processes.js";
+import { waitFor } from "../support/wait_for.js";
 
 const dirs: string[] = [];
 const cleanups: (() => Promise<void>)[] = [];
@@ -73,10 +74,10 @@ describe("bad input", () => {
     stream.on("error", () => undefined);
     stream.write({ create_request: { key: Buffer.from("bi/"), range_end: Buffer.from("bi0") } });
     stream.write({ create_request: { key: Buffer.from("snap/"), range_end: Buffer.from("snap0") } });
-    await waitFor(() => s.watchable.watcherCount === 2);
+    await waitFor(() => s.watchable.watcherCount === 2, "two watchers");
     rude.close();
     stream.cancel();
-    await waitFor(() => s.watchable.watcherCount === 0);
+    await waitFor(() => s.watchable.watcherCount === 0, "the watchers dropped");
     const snapClient = new grpc.Client(`127.0.0.1:${h.port}`, grpc.credentials.createInsecure());
     const snap = snapClient.makeServerStreamRequest("/etcdserverpb.Maintenance/Snapshot", (b: Buffer) => b, (b: Buffer) => b, Buffer.alloc(0));
     snap.on("error", () => undefined);
@@ -122,11 +123,3 @@ describe("bad input", () => {
     expect(ctl("get", "lk/a", "--print-value-only")).toBe("1\n");
   }, 30_000);
 });
-
-async function waitFor(cond: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}

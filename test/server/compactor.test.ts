@@ -7,8 +7,10 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { Compactor, REVISION_COMPACTION_INTERVAL_MS, parseCompactionFlags } from "../../core/server/compactor.js";
+import { parseCompactionFlags } from "../../core/cli/compaction_flags.js";
+import { Compactor, REVISION_COMPACTION_INTERVAL_MS } from "../../core/server/compactor.js";
 import { EtcdServer } from "../../core/server/etcd_server.js";
+import { waitFor } from "../support/wait_for.js";
 
 const MIN = 60_000;
 const HOUR = 60 * MIN;
@@ -92,18 +94,10 @@ describe("a server with auto-compaction", () => {
     // The compactor (each tick reads the clock once) records `rev` at t=50, then compacts at it after the window.
     now = 50;
     const reads = clockReads;
-    await waitFor(() => clockReads >= reads + 2, 5000);
+    await waitFor(() => clockReads >= reads + 2, "two compactor ticks", 5000);
     expect(s.kv.compactRevision).toBe(0);
     now = 200;
-    await waitFor(() => s.kv.compactRevision === rev, 5000);
+    await waitFor(() => s.kv.compactRevision === rev, "the auto-compaction", 5000);
     expect(logs[0]).toBe(`compactor: Starting auto-compaction at revision ${rev} (retention: 0.1s)`);
   });
 });
-
-async function waitFor(cond: () => boolean, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}

@@ -10,6 +10,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { isEtcdError } from "../../core/errors.js";
 import { Lessor } from "../../core/lease/lessor.js";
 import { EtcdServer, type ServerConfig } from "../../core/server/etcd_server.js";
+import { waitFor } from "../support/wait_for.js";
 
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 const dec = (b: Uint8Array): string => new TextDecoder().decode(b);
@@ -138,12 +139,4 @@ describe("leases through the server", () => {
 /** Whether the lessor's stored record for some lease holds a checkpointed remaining TTL (read from the backend). */
 function checkpointed(s: EtcdServer): boolean {
   return s.lessor.leases().some((id) => (s.kv.backend.readNow((v) => Lessor.load(v, { minTtlSeconds: 1 })).timeToLive(id, false)?.ttl ?? 60) < 60);
-}
-
-async function waitFor(cond: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
