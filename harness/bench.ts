@@ -37,6 +37,26 @@ const EXPERIMENTS: Record<string, Experiment> = {
     describe: "single member: put throughput P50/P99 at 1/16/64/256 clients, linearizable/serializable gets, full-prefix get of 50k×2KiB, RSS, startup; etcd-ts / etcd",
     load: () => import("./experiments/server_bench.js"),
   },
+  cluster: {
+    describe: "3-member clusters, etcd-ts vs real etcd: puts at 64 clients spread over the members and on the leader, linearizable/serializable gets on a follower",
+    load: () => import("./experiments/cluster_bench.js"),
+  },
+  "cluster-restart": {
+    describe: "kill -9 and restart a follower N times under a write load: leader changes, term bumps, write unavailability per restart",
+    load: () => import("./experiments/cluster_restart.js"),
+  },
+  "cluster-leader-failure": {
+    describe: "kill -9 the leader N times: time to a new leader and to the first successful write through another member",
+    load: () => import("./experiments/cluster_leader_failure.js"),
+  },
+  "cluster-prevote": {
+    describe: "isolate a follower for 10 election timeouts, heal: leader changes and term bumps with --pre-vote=true vs false",
+    load: () => import("./experiments/cluster_prevote.js"),
+  },
+  "cluster-learner": {
+    describe: "add a learner to a loaded 3-member cluster (vs a voter), time to promotable; bad-URL learner add vs voter add on 1 member",
+    load: () => import("./experiments/cluster_learner.js"),
+  },
   replay: {
     describe: "replay --trace FILE (a trace or a Kubernetes audit log) against --targets",
     load: () => import("./experiments/replay_file.js"),
