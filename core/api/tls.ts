@@ -10,6 +10,7 @@
 // certificate through call.getAuthContext(), since the listener injects the TLSSocket itself) and with
 // `commonNameOfSocket(req.socket)` in an HTTP handler. Both return undefined without a verified certificate.
 import { X509Certificate, generateKeyPairSync, randomBytes, sign } from "node:crypto";
+import { lookup } from "node:dns/promises";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import type * as http2 from "node:http2";
 import { isIP } from "node:net";
@@ -450,24 +451,45 @@ export function urlHosts(urls: readonly string[]): string[] {
 // ---------------------------------------------------------------------------------------------------------------
 // Peer TLS: the options core/transport's TransportTls takes (structurally; core/api does not import transport).
 
+/** How long the peer SAN check may spend resolving a certificate's DNS names (then the connection is refused). */
+export const PEER_SAN_LOOKUP_TIMEOUT_MS = 5_000;
+
 export interface PeerTls {
   readonly server: http2.SecureServerOptions;
   readonly client: http2.SecureClientSessionOptions;
   /**
-   * The listening side's after-handshake check (CN / hostname allow-list, CRL): a listener that owns its
-   * 'secureConnection' event calls it and closes the socket when it returns a reason. node:tls options cannot
-   * carry it, so PeerTransport must call it (it does not today: see the report).
+   * The listening side's checks after each handshake, in etcd 3.4's order: a verified certificate (with
+   * --peer-client-cert-auth), the allowed CN / host name, the CRL (re-read per connection), and the SAN check (the
+   * certificate must name the address the peer connects from). Resolves to etcd's "rejected connection" line, or
+   * undefined to accept. PeerTransport calls it and closes a refused socket before HTTP/2 starts.
    */
-  readonly verifyInbound: (socket: tls.TLSSocket) => string | undefined;
+  readonly refuseInbound: (socket: tls.TLSSocket) => Promise<string | undefined>;
+  /** A failed handshake as etcd logs it. */
+  readonly handshakeFailure: (socket: tls.TLSSocket, err: Error) => string;
+  /** etcd's start-up line for these settings ("peerTLS: cert = …, client-cert-auth = …, crl-file = …"). */
+  readonly summary: string;
 }
 
-/** Go's VerifyPeerCertificate in etcd's TLSInfo: the peer's certificate must carry the allowed CN or host name. */
+const sansOf = (cert: tls.PeerCertificate, prefix: "IP Address:" | "DNS:"): string[] =>
+  (cert.subjectaltname ?? "").split(", ").filter((x) => x.startsWith(prefix)).map((x) => x.slice(prefix.length));
+
+/**
+ * Go's x509 VerifyHostname, as etcd applies --peer-cert-allowed-hostname and --client-cert-allowed-hostname: an IP
+ * must be one of the IP SANs, a name one of the DNS SANs (wildcards as RFC 6125); the CN is never used (Go ≥ 1.15).
+ */
+function certHasHost(cert: tls.PeerCertificate, host: string): boolean {
+  if (cert.raw === undefined) return false;
+  const x509 = new X509Certificate(cert.raw);
+  return isIP(host) !== 0 ? x509.checkIP(host) !== undefined : x509.checkHost(host, { subject: "never" }) !== undefined;
+}
+
+/** etcd's VerifyPeerCertificate: the peer's certificate must carry the allowed CN (or the allowed host name). */
 function allowedPeer(info: TlsInfo, cert: tls.PeerCertificate): string | undefined {
   const cnWanted = info.allowedCn ?? "";
   const hostWanted = info.allowedHostname ?? "";
   if (cnWanted === "" && hostWanted === "") return undefined;
   if (cnWanted !== "" && cnOf(cert.subject) === cnWanted) return undefined;
-  if (hostWanted !== "" && tls.checkServerIdentity(hostWanted, cert) === undefined) return undefined;
+  if (hostWanted !== "" && certHasHost(cert, hostWanted)) return undefined;
   return "client certificate authentication failed";
 }
 
@@ -480,14 +502,74 @@ export function allowedCertCheck(info: TlsInfo): ((socket: tls.TLSSocket) => str
   return (socket) => allowedPeer(info, socket.getPeerCertificate());
 }
 
+/** node's "::ffff:1.2.3.4" for an IPv4 peer on a dual-stack socket is Go's "1.2.3.4". */
+const goRemoteHost = (addr: string): string => (/^::ffff:\d+\.\d+\.\d+\.\d+$/i.test(addr) ? addr.slice(7) : addr);
+
+/** Whether `name` resolves to `host` (Go's net.LookupIP in etcd's isHostInDNS); a failure says why, as Go does. */
+async function resolvesTo(name: string, host: string): Promise<{ ok: boolean; err?: string }> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`lookup ${name}: i/o timeout`)), PEER_SAN_LOOKUP_TIMEOUT_MS);
+    timer.unref();
+  });
+  try {
+    const addrs = await Promise.race([lookup(name, { all: true }), timeout]);
+    return { ok: addrs.some((a) => goRemoteHost(a.address) === host) };
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return { ok: false, err: code === "ENOTFOUND" || code === "ENODATA" ? `lookup ${name}: no such host` : (err as Error).message };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /**
- * --peer-* flags → the TLS options of the peer listener and of sessions to peers. With --peer-client-cert-auth the
- * listener demands a certificate signed by --peer-trusted-ca-file; the dialing side always verifies the peer's
- * certificate against that CA (or the system's when none is given) and, with an allowed CN / host name, refuses
- * a peer whose certificate carries neither (etcd applies the check in both directions).
+ * etcd 3.4's SAN check on the peer listener (--experimental-peer-skip-client-san-verification turns it off): a
+ * client certificate that names IPs or DNS names must name the address the connection comes from, directly or
+ * through DNS. A certificate without SANs passes; so does a unix-socket peer (no remote address to match, where
+ * Go's SplitHostPort would refuse every certificate with SANs).
  */
-export function peerTransportTls(info: TlsInfo, cipherSuites: readonly string[] = []): PeerTls {
-  const server = serverTlsOptions(info, cipherSuites);
+async function sanRejection(socket: tls.TLSSocket): Promise<string | undefined> {
+  const cert = socket.getPeerCertificate();
+  const remote = socket.remoteAddress;
+  if (cert.raw === undefined || remote === undefined) return undefined;
+  const ips = sansOf(cert, "IP Address:");
+  const names = sansOf(cert, "DNS:");
+  if (ips.length === 0 && names.length === 0) return undefined;
+  const host = goRemoteHost(remote);
+  if (ips.length > 0) {
+    if (certHasHost(cert, host)) return undefined;
+    if (names.length === 0) return `x509: certificate is valid for ${ips.join(", ")}, not ${host}`;
+  }
+  let lastErr: string | undefined;
+  for (const name of names) {
+    const r = await resolvesTo(name, host);
+    if (r.ok) return undefined;
+    lastErr = r.err ?? lastErr;
+  }
+  return `tls: ${JSON.stringify(host)} does not match any of DNSNames ${goQuoted(names)}${lastErr !== undefined ? ` (${lastErr})` : ""}`;
+}
+
+export interface PeerTlsOptions {
+  /** --cipher-suites (etcd applies the one list to client and peer TLS). */
+  readonly cipherSuites?: readonly string[];
+  /** --experimental-peer-skip-client-san-verification. */
+  readonly skipClientSanVerify?: boolean;
+}
+
+/**
+ * --peer-* settings → the TLS options of the peer listener and of sessions to peers. With --peer-client-cert-auth
+ * the listener demands a certificate signed by --peer-trusted-ca-file (checked in refuseInbound, so a refusal is
+ * logged with Go's reason); the dialing side always verifies the peer's certificate against that CA (or the
+ * system's when none is given) and, with an allowed CN / host name, refuses a peer whose certificate carries
+ * neither (etcd's VerifyPeerCertificate applies in both directions).
+ */
+export function peerTransportTls(info: TlsInfo, opts: PeerTlsOptions = {}): PeerTls {
+  if ((info.allowedCn ?? "") !== "" && (info.allowedHostname ?? "") !== "") {
+    throw new TlsConfigError(`AllowedCN and AllowedHostname are mutually exclusive (cn=${JSON.stringify(info.allowedCn)}, hostname=${JSON.stringify(info.allowedHostname)})`);
+  }
+  const cipherSuites = opts.cipherSuites ?? [];
+  const server: tls.TlsOptions = { ...serverTlsOptions(info, cipherSuites), rejectUnauthorized: false };
   const client = clientTlsOptions(info, cipherSuites);
   const checkServerIdentity = (host: string, cert: tls.PeerCertificate): Error | undefined => {
     const bad = tls.checkServerIdentity(host, cert);
@@ -495,39 +577,58 @@ export function peerTransportTls(info: TlsInfo, cipherSuites: readonly string[] 
     const refused = allowedPeer(info, cert);
     return refused === undefined ? undefined : new Error(refused);
   };
-  const verifyInbound = (socket: tls.TLSSocket): string | undefined =>
-    crlRejection(info.crlFile, socket) ?? (info.clientCertAuth ? allowedPeer(info, socket.getPeerCertificate()) : undefined);
-  return { server: server as http2.SecureServerOptions, client: { ...client, checkServerIdentity }, verifyInbound };
+  const refuseInbound = async (socket: tls.TLSSocket): Promise<string | undefined> => {
+    const unauthorized = info.clientCertAuth ? unauthorizedReason(socket) : undefined;
+    if (unauthorized !== undefined) return rejectedLine(socket, unauthorized);
+    const sync = (info.clientCertAuth ? allowedPeer(info, socket.getPeerCertificate()) : undefined) ?? crlRejection(info.crlFile, socket);
+    const reason = sync ?? (opts.skipClientSanVerify === true ? undefined : await sanRejection(socket));
+    return reason === undefined ? undefined : rejectedLine(socket, reason, true);
+  };
+  const handshakeFailure = (socket: tls.TLSSocket, err: Error): string => rejectedLine(socket, handshakeFailureReason(err));
+  const summary = `peerTLS: cert = ${info.certFile}, key = ${info.keyFile}, trusted-ca = ${info.trustedCaFile}, ` +
+    `client-cert-auth = ${String(info.clientCertAuth)}, crl-file = ${info.crlFile}`;
+  return { server: server as http2.SecureServerOptions, client: { ...client, checkServerIdentity }, refuseInbound, handshakeFailure, summary };
 }
 
-export interface PeerTlsFlags {
-  /** --peer-cert-file --peer-key-file --peer-trusted-ca-file --peer-client-cert-auth --peer-crl-file, allow-lists. */
-  readonly info: TlsInfo;
-  /** --peer-auto-tls. */
-  readonly autoTls: boolean;
-  readonly dataDir: string;
-  /** --listen-peer-urls (their hosts become the auto-TLS certificate's SANs). */
-  readonly listenUrls: readonly string[];
-  /** --cipher-suites (etcd applies the one list to client and peer TLS). */
-  readonly cipherSuites: readonly string[];
+/** Go's strconv.ParseBool, as etcd's flag package reads a boolean flag's text; anything else is an error. */
+function goBool(flag: string, text: string): boolean {
+  if (["1", "t", "T", "TRUE", "true", "True"].includes(text)) return true;
+  if (["", "0", "f", "F", "FALSE", "false", "False"].includes(text)) return false;
+  throw new TlsConfigError(`invalid boolean value ${JSON.stringify(text)} for -${flag}: parse error`);
 }
 
 /**
- * The --peer-* flags as etcd 3.4 reads them, for PeerTransport's `tls` option; undefined when no peer TLS is
- * configured. With --peer-auto-tls and no certificate given, a self-signed one goes to <data-dir>/fixtures/peer and
- * peers' certificates are not verified (each member signs its own, so there is no CA to check against; etcd sets
- * InsecureSkipVerify for self-signed peer TLS alike). An https/unixs peer URL without certificates is etcd's error.
+ * The --peer-* flags as etcd 3.4 reads them, for PeerTransport's `tls` option: `values(flag)` gives each flag's text
+ * (its default when unset), `peerUrls` are --listen-peer-urls. Undefined when no peer TLS is configured (http://
+ * and unix:// peers). With --peer-auto-tls and no certificate given, a self-signed one goes to
+ * <data-dir>/fixtures/peer and, as in etcd, it replaces every other --peer-* setting: no client-certificate
+ * authentication, and peers' certificates are not verified (each member signs its own, so there is no CA to check
+ * against). An https/unixs peer URL without certificates, or both allow-lists set, is etcd's start-up error
+ * (TlsConfigError with etcd's text).
  */
-export function peerTlsFromFlags(f: PeerTlsFlags): PeerTls | undefined {
-  const secure = f.listenUrls.find((u) => u.startsWith("https://") || u.startsWith("unixs://"));
-  let info = f.info;
-  const selfSigned = f.autoTls && isTlsInfoEmpty(info);
-  if (selfSigned) info = { ...info, ...selfCert(join(f.dataDir, "fixtures", "peer"), urlHosts(f.listenUrls)) };
+export function peerTlsFromFlags(values: (flag: string) => string, dataDir: string, peerUrls: readonly string[]): PeerTls | undefined {
+  const secure = peerUrls.find((u) => u.startsWith("https://") || u.startsWith("unixs://"));
+  let info: TlsInfo = {
+    certFile: values("peer-cert-file"),
+    keyFile: values("peer-key-file"),
+    trustedCaFile: values("peer-trusted-ca-file"),
+    clientCertAuth: goBool("peer-client-cert-auth", values("peer-client-cert-auth")),
+    crlFile: values("peer-crl-file"),
+    allowedCn: values("peer-cert-allowed-cn"),
+    allowedHostname: values("peer-cert-allowed-hostname"),
+  };
+  const selfSigned = goBool("peer-auto-tls", values("peer-auto-tls")) && isTlsInfoEmpty(info);
+  if (selfSigned) {
+    const cert = selfCert(join(dataDir, "fixtures", "peer"), urlHosts(peerUrls));
+    info = { ...cert, trustedCaFile: "", clientCertAuth: false, crlFile: "" };
+  }
   if (isTlsInfoEmpty(info)) {
     if (secure === undefined) return undefined;
     throw new TlsConfigError(`TLS key/cert (--peer-cert-file, --peer-key-file) must be provided for peer url ${secure} with HTTPS scheme`);
   }
-  const t = peerTransportTls(info, f.cipherSuites);
+  const cipherSuites = values("cipher-suites").split(",").map((s) => s.trim()).filter((s) => s !== "");
+  const skipClientSanVerify = goBool("experimental-peer-skip-client-san-verification", values("experimental-peer-skip-client-san-verification"));
+  const t = peerTransportTls(info, { cipherSuites, skipClientSanVerify });
   if (!selfSigned) return t;
   return { ...t, client: { ...t.client, rejectUnauthorized: false, checkServerIdentity: () => undefined } };
 }

@@ -19,7 +19,7 @@ import { HEADER, RefusalReason, SNAPSHOT_PATH, STREAM_PATH, hexToId, headerStrin
 import { receiveSnapshot } from "./snapshot_receiver.js";
 import { sendSnapshotWithRetry } from "./snapshot_sender.js";
 import { MAX_FRAME_BYTES, PEER_PING_INTERVAL_MS, PEER_PING_TIMEOUT_MS, STREAM_DIAL_TIMEOUT_MS } from "./transport_limits.js";
-import { type PeerTarget, type TransportTls, createPeerServer, parsePeerUrl } from "./urls.js";
+import { type PeerServer, type PeerTarget, type TransportTls, createPeerServer, parsePeerUrl } from "./urls.js";
 
 export type { Logger, PeerTimeouts, TransportFaults } from "./context.js";
 export type { PeerStats } from "./peer_sender.js";
@@ -80,11 +80,13 @@ export interface PeerNetworkStats {
 export interface NetworkStats {
   readonly peers: readonly PeerNetworkStats[];
   readonly snapshots: { readonly sentOk: number; readonly sentFailed: number; readonly receivedOk: number; readonly receivedFailed: number };
+  /** Inbound peer connections refused by the TLS checks since start. */
+  readonly rejectedConnections: number;
 }
 
 interface Listener {
   readonly target: PeerTarget;
-  readonly server: http2.Http2Server | http2.Http2SecureServer;
+  readonly server: PeerServer;
   url: string;
 }
 
@@ -105,6 +107,8 @@ export class PeerTransport {
   private readonly received = new Map<NodeId, { msgs: number; bytes: number }>();
   private readonly snapshotCounters = { sentOk: 0, sentFailed: 0, receivedOk: 0, receivedFailed: 0 };
   private snapshotAbort = new AbortController();
+  /** Inbound connections refused by the TLS checks (no or bad certificate, CRL, allowed CN / host name, SAN). */
+  private rejectedConnections = 0;
   private faults: TransportFaults;
   private started = false;
   private stopped = false;
@@ -115,7 +119,8 @@ export class PeerTransport {
     this.log = opts.logger ?? noLog;
     this.faults = opts.faults ?? {};
     const targets = opts.listenUrls.map(parsePeerUrl);
-    for (const t of targets) this.listeners.push({ target: t, server: createPeerServer(t.secure, opts.tls), url: t.url });
+    const hooks = { onRejected: (line: string) => this.rejected(line), isOpen: () => !this.stopped };
+    for (const t of targets) this.listeners.push({ target: t, server: createPeerServer(t.secure, opts.tls, hooks), url: t.url });
     this.ctx = this.senderContext();
   }
 
@@ -150,11 +155,11 @@ export class PeerTransport {
     this.started = true;
     await mkdir(this.opts.snapshotDir, { recursive: true });
     for (const l of this.listeners) {
-      l.server.on("connection", (sock: net.Socket) => {
+      l.server.listener.on("connection", (sock: net.Socket) => {
         if (l.target.kind === "tcp") sock.setNoDelay(true);
       });
-      l.server.on("session", (s: http2.ServerHttp2Session) => this.trackSession(s));
-      l.server.on("stream", (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => this.handleStream(stream, headers));
+      l.server.h2.on("session", (s: http2.ServerHttp2Session) => this.trackSession(s));
+      l.server.h2.on("stream", (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => this.handleStream(stream, headers));
       await listen(l);
     }
     this.log("info", "peer transport listening", { "local-member-id": idToHex(this.opts.memberId), urls: this.boundUrls });
@@ -285,7 +290,7 @@ export class PeerTransport {
         receivedBytes: inn?.bytes ?? 0,
       };
     });
-    return { peers, snapshots: { ...this.snapshotCounters } };
+    return { peers, snapshots: { ...this.snapshotCounters }, rejectedConnections: this.rejectedConnections };
   }
 
   setFaults(faults: TransportFaults): void {
@@ -304,10 +309,16 @@ export class PeerTransport {
     for (const s of this.sessions) s.destroy();
     this.sessions.clear();
     if (this.started) {
-      await Promise.all(this.listeners.map((l) => new Promise<void>((resolve) => l.server.close(() => resolve()))));
+      await Promise.all(this.listeners.map((l) => new Promise<void>((resolve) => l.server.listener.close(() => resolve()))));
       for (const l of this.listeners) if (l.target.kind === "unix") await rm(l.target.path, { force: true });
     }
     this.log("info", "peer transport stopped", { "local-member-id": idToHex(this.opts.memberId) });
+  }
+
+  /** A peer connection refused by the TLS checks: logged in etcd's words, counted for /metrics. */
+  private rejected(line: string): void {
+    this.rejectedConnections++;
+    this.log("warn", line);
   }
 
   private trackSession(s: http2.ServerHttp2Session): void {
@@ -428,17 +439,17 @@ async function listen(l: Listener): Promise<void> {
   const t = l.target;
   if (t.kind === "unix") await rm(t.path, { force: true }); // a stale socket file from a crash (etcd removes it too)
   await new Promise<void>((resolve, reject) => {
-    l.server.once("error", reject);
+    l.server.listener.once("error", reject);
     const onListening = (): void => {
-      l.server.off("error", reject);
+      l.server.listener.off("error", reject);
       resolve();
     };
-    if (t.kind === "unix") l.server.listen(t.path, onListening);
-    else l.server.listen(t.port, t.host, onListening);
+    if (t.kind === "unix") l.server.listener.listen(t.path, onListening);
+    else l.server.listener.listen(t.port, t.host, onListening);
   });
-  l.server.on("error", () => undefined);
+  l.server.listener.on("error", () => undefined);
   if (t.kind === "tcp") {
-    const port = (l.server.address() as net.AddressInfo).port;
+    const port = (l.server.listener.address() as net.AddressInfo).port;
     const host = t.host.includes(":") ? `[${t.host}]` : t.host;
     l.url = `${t.secure ? "https" : "http"}://${host}:${port}`;
   }

@@ -17,6 +17,16 @@ export type PeerTarget =
 export interface TransportTls {
   readonly server?: http2.SecureServerOptions;
   readonly client?: http2.SecureClientSessionOptions;
+  /**
+   * Inbound enforcement after each handshake (--peer-client-cert-auth, --peer-crl-file, --peer-cert-allowed-cn,
+   * --peer-cert-allowed-hostname, the SAN check): the line to log when the connection is refused (etcd's
+   * "rejected connection from …"), or undefined to accept it. A refused connection is closed before any HTTP/2
+   * byte is read, so the peer never gets a raft message through. Without it, node:tls's own requestCert /
+   * rejectUnauthorized apply, silently.
+   */
+  readonly refuseInbound?: (socket: tls.TLSSocket) => Promise<string | undefined>;
+  /** The line to log for a failed TLS handshake (etcd's wording); a plain one without it. */
+  readonly handshakeFailure?: (socket: tls.TLSSocket, err: Error) => string;
 }
 
 /** parsePeerUrl validates one peer URL and says how to reach it; a bad URL throws BAD_URL naming it. */
@@ -75,10 +85,49 @@ export function connectSession(target: PeerTarget, opts: TransportTls | undefine
   return session;
 }
 
-/** createPeerServer makes the listening HTTP/2 server: TLS when `secure`, else h2c. */
-export function createPeerServer(secure: boolean, opts: TransportTls | undefined): http2.Http2Server | http2.Http2SecureServer {
+/**
+ * The listening side of one peer URL. `listener` binds and accepts; `h2` is the HTTP/2 server whose 'session' and
+ * 'stream' events carry the requests. For https/unixs they differ: a tls.Server of our own accepts, runs the
+ * inbound checks, and only then hands the socket to a plaintext-mode HTTP/2 server (which takes a TLS socket as
+ * any duplex), so a refused peer is logged and closed before HTTP/2 starts.
+ */
+export interface PeerServer {
+  readonly listener: net.Server;
+  readonly h2: http2.Http2Server;
+}
+
+export interface PeerServerHooks {
+  /** A refused connection or failed handshake, as the line to log. */
+  readonly onRejected: (line: string) => void;
+  /** Whether the transport is still taking connections (a check that ends after stop() must not hand over). */
+  readonly isOpen: () => boolean;
+}
+
+/** createPeerServer makes the listening side: TLS when `secure`, else h2c. */
+export function createPeerServer(secure: boolean, opts: TransportTls | undefined, hooks: PeerServerHooks): PeerServer {
   const base = { settings: SETTINGS, maxSessionMemory: 64 };
-  if (!secure) return http2.createServer(base);
+  const h2 = http2.createServer(base);
+  if (!secure) return { listener: h2, h2 };
   if (opts?.server === undefined) throw new TransportError("BAD_URL", "https/unixs listen URLs need TLS server options");
-  return http2.createSecureServer({ ...base, ...opts.server, allowHTTP1: false });
+  const refuse = opts.refuseInbound;
+  const listener = tls.createServer({ ...opts.server, ALPNProtocols: ["h2"] }, (socket) => {
+    void (refuse?.(socket) ?? Promise.resolve(undefined)).then(
+      (line) => handOver(socket, line),
+      (err: unknown) => handOver(socket, `rejected connection (error ${JSON.stringify(err instanceof Error ? err.message : String(err))})`),
+    );
+  });
+  const handOver = (socket: tls.TLSSocket, line: string | undefined): void => {
+    if (line !== undefined) hooks.onRejected(line);
+    if (line !== undefined || !hooks.isOpen() || socket.destroyed) {
+      socket.destroy();
+      return;
+    }
+    h2.emit("connection", socket);
+  };
+  listener.on("tlsClientError", (err: Error & { code?: string }, socket: tls.TLSSocket) => {
+    if (err.code === "ECONNRESET") return; // a port probe that left without a handshake
+    const remote = `${socket.remoteAddress ?? ""}:${socket.remotePort ?? ""}`;
+    hooks.onRejected(opts.handshakeFailure?.(socket, err) ?? `rejected connection from ${JSON.stringify(remote)} (error ${JSON.stringify(err.message)})`);
+  });
+  return { listener, h2 };
 }

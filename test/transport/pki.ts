@@ -1,6 +1,7 @@
-// A throwaway PKI for the transport's TLS tests, made with the openssl CLI in a temp dir: a CA and a member
+// Throwaway PKIs for the transport's TLS tests, made with the openssl CLI in temp dirs: a CA and a member
 // certificate it signed (SAN 127.0.0.1 and localhost, usable as TLS server and client, as etcd peers use one cert),
-// and a second CA with its own member certificate, which the first CA's members must refuse.
+// and a second CA with its own member certificate, which the first CA's members must refuse; and FilePki, which
+// leaves CAs, leaves of any CN/SANs, and CRLs on disk for the --peer-* flags.
 
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -42,4 +43,56 @@ export function makePeerPki(): PeerPki {
     foreign: issue(dir, "foreign-ca", "foreign-member"),
     cleanup: () => rmSync(dir, { recursive: true, force: true }),
   };
+}
+
+/** A certificate and key on disk (what the --peer-* flags name). */
+export interface CertFiles {
+  readonly cert: string;
+  readonly key: string;
+}
+
+/**
+ * Certificates on disk for the inbound-enforcement tests: CAs, leaves with a chosen CN and SANs, revocation and
+ * CRLs (openssl's `ca` database per CA), all in one temp dir.
+ */
+export class FilePki {
+  readonly dir = mkdtempSync(join(tmpdir(), "etcd-ts-peer-files-"));
+
+  path(name: string): string {
+    return join(this.dir, name);
+  }
+
+  /** A self-signed CA named `name`, with an empty revocation database. */
+  ca(name: string): string {
+    run(this.dir, ["req", "-x509", ...EC, "-keyout", `${name}.key`, "-out", `${name}.crt`, "-days", "1", "-subj", `/CN=${name}`]);
+    writeFileSync(this.path(`${name}.index`), "");
+    writeFileSync(this.path(`${name}.crlnumber`), "01\n");
+    writeFileSync(this.path(`${name}.cnf`), `[ca]\ndefault_ca=d\n[d]\ndatabase=${name}.index\ncrlnumber=${name}.crlnumber\n` +
+      "default_md=sha256\ndefault_crl_days=1\n");
+    return this.path(`${name}.crt`);
+  }
+
+  /** A leaf signed by `ca` with this CN and SANs (openssl's syntax: "IP:127.0.0.1,DNS:localhost"), usable both ways. */
+  leaf(name: string, ca: string, cn: string, sans: string): CertFiles {
+    writeFileSync(this.path(`${name}.ext`), `subjectAltName=${sans}\nextendedKeyUsage=serverAuth,clientAuth\n`);
+    run(this.dir, ["req", ...EC, "-keyout", `${name}.key`, "-out", `${name}.csr`, "-subj", `/CN=${cn}`]);
+    run(this.dir, ["x509", "-req", "-in", `${name}.csr`, "-CA", `${ca}.crt`, "-CAkey", `${ca}.key`, "-CAcreateserial",
+      "-out", `${name}.crt`, "-days", "1", "-extfile", `${name}.ext`]);
+    return { cert: this.path(`${name}.crt`), key: this.path(`${name}.key`) };
+  }
+
+  /** Revokes `leaf` (a name given to leaf()) in `ca`'s database; crl() then lists it. */
+  revoke(ca: string, leaf: string): void {
+    run(this.dir, ["ca", "-config", `${ca}.cnf`, "-keyfile", `${ca}.key`, "-cert", `${ca}.crt`, "-revoke", `${leaf}.crt`]);
+  }
+
+  /** Writes `ca`'s current CRL to `out` (a path) and returns it. */
+  crl(ca: string, out: string): string {
+    run(this.dir, ["ca", "-config", `${ca}.cnf`, "-keyfile", `${ca}.key`, "-cert", `${ca}.crt`, "-gencrl", "-out", out]);
+    return out;
+  }
+
+  cleanup(): void {
+    rmSync(this.dir, { recursive: true, force: true });
+  }
 }
