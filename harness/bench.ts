@@ -57,6 +57,10 @@ const EXPERIMENTS: Record<string, Experiment> = {
     describe: "add a learner to a loaded 3-member cluster (vs a voter), time to promotable; bad-URL learner add vs voter add on 1 member",
     load: () => import("./experiments/cluster_learner.js"),
   },
+  security: {
+    describe: "put throughput at 64 clients: plain, mutual TLS, auth with simple tokens; etcd-ts and real etcd, ratios to plain and to etcd",
+    load: () => import("./experiments/security.js"),
+  },
   replay: {
     describe: "replay --trace FILE (a trace or a Kubernetes audit log) against --targets",
     load: () => import("./experiments/replay_file.js"),

@@ -1,0 +1,476 @@
+// `npm run bench -- security`: issue 8's benchmark. Put throughput at 64 in-flight requests (256 B values) against
+// one member in three modes, for etcd-ts and real etcd in the same run:
+//   plain — http, no auth;
+//   tls   — https with --client-cert-auth (mutual TLS: the client presents a certificate of the trusted CA);
+//   auth  — http, auth enabled with simple tokens (--auth-token simple); the load runs as a non-root user whose
+//           role has readwrite on the /bench/ prefix, so every put is permission-checked; each load connection
+//           authenticates once and reuses its token.
+// Ratios: each mode to the same target's plain run, and etcd-ts to etcd in the same mode.
+// Every (target, mode) server stays up for the whole run and the settings run back to back in rounds (mode by
+// mode, target by target), so drift in the machine's other work falls on all alike; the reported value is the
+// median over rounds. As server_bench.ts: load from worker threads (one client, one HTTP/2 connection each), the
+// server's CPU per put from /proc, and the busiest generator thread's event-loop utilisation so a generator limit
+// is visible. Flags: --clients 64 --seconds 8 --warmup 2 --rounds 3 --workers 2 --modes plain,tls,auth
+// --targets etcd-ts,etcd --quick.
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { loadavg, tmpdir } from "node:os";
+import { join } from "node:path";
+import { performance } from "node:perf_hooks";
+import { execPath } from "node:process";
+import { fileURLToPath } from "node:url";
+import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
+import { stringify } from "csv-stringify/sync";
+import { EtcdClient, errorCode, type TlsOptions } from "../../core/client/index.js";
+import { machineEnv, runDir } from "../results.js";
+import { freePort } from "../targets/etcd_process.js";
+import { ETCD_TS_UNAVAILABLE, etcdTsEntry } from "../targets/make.js";
+import { num, parseArgs, type Args } from "./common.js";
+import { makePki, type TestPki } from "./failover.js";
+
+const MODES = ["plain", "tls", "auth"] as const;
+type Mode = (typeof MODES)[number];
+const TARGETS = ["etcd-ts", "etcd"] as const;
+type TargetName = (typeof TARGETS)[number];
+const PUT_PREFIX = "/bench/put/";
+const BENCH_USER = { name: "bench", password: "bench-password", role: "bench-rw" } as const;
+const ROOT_PASSWORD = "root-password";
+const GENERATOR_BOUND_BUSY = 0.85;
+
+/** How a load client reaches one server: endpoints, TLS material, credentials. */
+interface Access {
+  readonly endpoints: readonly string[];
+  readonly tls?: TlsOptions;
+  readonly username?: string;
+  readonly password?: string;
+}
+
+// ---------------------------------------------------------------- worker side
+
+interface Job {
+  readonly key: string;
+  readonly access: Access;
+  readonly slots: number;
+  readonly warmupS: number;
+  readonly seconds: number;
+}
+
+interface JobResult {
+  readonly ops: number;
+  readonly allOps: number;
+  readonly errors: number;
+  readonly errorsByCode: Record<string, number>;
+  readonly windowS: number;
+  readonly latenciesMs: Float64Array;
+  readonly busy: number;
+}
+
+const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Closed loops of puts: the window opens after the warm-up and closes `seconds` later. */
+async function putLoops(client: EtcdClient, job: Job, index: number): Promise<JobResult> {
+  let state: "warm" | "measure" | "stopped" = "warm";
+  let openedAt = 0, closedAt = 0, errors = 0, allOps = 0;
+  let elu0 = performance.eventLoopUtilization();
+  const lat: number[] = [];
+  const errorsByCode: Record<string, number> = {};
+  const value = Buffer.alloc(256, "v");
+  const driving = (async () => {
+    await pause(job.warmupS * 1000);
+    state = "measure";
+    openedAt = performance.now();
+    elu0 = performance.eventLoopUtilization();
+    await pause(job.seconds * 1000);
+    state = "stopped";
+    closedAt = performance.now();
+  })();
+  await Promise.all(Array.from({ length: job.slots }, async (_, slot) => {
+    for (let i = 0; state !== "stopped"; i++, allOps++) {
+      const start = performance.now();
+      try {
+        await client.put(`${PUT_PREFIX}${index}/${slot}/${i % 64}`, value);
+        if (state === "measure") lat.push(performance.now() - start);
+      } catch (err) {
+        if (state !== "measure") continue;
+        errors++;
+        errorsByCode[errorCode(err)] = (errorsByCode[errorCode(err)] ?? 0) + 1;
+      }
+    }
+  }));
+  await driving;
+  const busy = performance.eventLoopUtilization(elu0).utilization;
+  return { ops: lat.length, allOps, errors, errorsByCode, windowS: (closedAt - openedAt) / 1000, latenciesMs: Float64Array.from(lat), busy };
+}
+
+function workerMain(index: number): void {
+  const port = parentPort;
+  if (port === null) return;
+  const held = new Map<string, EtcdClient>();
+  port.on("message", (m: Job | "close") => {
+    if (m === "close") {
+      for (const c of held.values()) c.close();
+      port.close();
+      return;
+    }
+    let client = held.get(m.key);
+    if (client === undefined) {
+      client = new EtcdClient({ ...m.access, callTimeoutMs: 60_000 });
+      held.set(m.key, client);
+    }
+    const c = client;
+    // The first put of a fresh client connects (and, with auth, authenticates once); later jobs reuse both.
+    c.put(`${PUT_PREFIX}connect/${index}`, "1").then(() => putLoops(c, m, index)).then(
+      (r) => port.postMessage({ result: r }, [r.latenciesMs.buffer as ArrayBuffer]),
+      (err: unknown) => port.postMessage({ error: `${errorCode(err)}: ${String(err)}` }),
+    );
+  });
+  port.postMessage("ready");
+}
+
+if (!isMainThread && (workerData as { securityBenchWorker?: number } | null)?.securityBenchWorker !== undefined) {
+  workerMain((workerData as { securityBenchWorker: number }).securityBenchWorker);
+}
+
+// ---------------------------------------------------------------- servers
+
+interface Server {
+  readonly target: TargetName;
+  readonly mode: Mode;
+  readonly pid: number;
+  readonly access: Access;
+  stop(): Promise<void>;
+}
+
+function modeFlags(mode: Mode, pki: TestPki): string[] {
+  if (mode === "tls") return ["--cert-file", pki.serverCertFile, "--key-file", pki.serverKeyFile, "--trusted-ca-file", pki.caFile, "--client-cert-auth"];
+  if (mode === "auth") return ["--auth-token", "simple"];
+  return [];
+}
+
+function commandFor(target: TargetName, mode: Mode, pki: TestPki, dataDir: string, ports: [number, number]): [string, string[]] {
+  const scheme = mode === "tls" ? "https" : "http";
+  const [client, peer] = ports;
+  const flags = [
+    "--name", "bench", "--data-dir", dataDir,
+    "--listen-client-urls", `${scheme}://127.0.0.1:${client}`, "--advertise-client-urls", `${scheme}://127.0.0.1:${client}`,
+    "--listen-peer-urls", `http://127.0.0.1:${peer}`, "--initial-advertise-peer-urls", `http://127.0.0.1:${peer}`,
+    "--initial-cluster", `bench=http://127.0.0.1:${peer}`, "--logger", "zap", "--log-outputs", "stderr",
+    "--quota-backend-bytes", String(8 * 1024 * 1024 * 1024), ...modeFlags(mode, pki),
+  ];
+  if (target === "etcd") return ["etcd", flags];
+  const entry = etcdTsEntry();
+  if (entry === undefined) throw new Error(ETCD_TS_UNAVAILABLE);
+  return [execPath, [entry, ...flags, "--backend-read-mode", "concurrent"]];
+}
+
+/** Puts until one succeeds (a fresh member elects itself first); gives up after 60 s or when the process exits. */
+async function untilServing(client: EtcdClient, alive: () => void): Promise<void> {
+  for (;;) {
+    try {
+      await client.put("/bench/startup", "1");
+      return;
+    } catch {
+      alive();
+      await pause(20);
+    }
+  }
+}
+
+/** Creates root and the bench user (readwrite on /bench/), then enables auth; the load then runs as the user. */
+async function enableAuth(client: EtcdClient): Promise<void> {
+  await client.auth.roleAdd("root");
+  await client.auth.userAdd("root", ROOT_PASSWORD);
+  await client.auth.userGrantRole("root", "root");
+  await client.auth.roleAdd(BENCH_USER.role);
+  await client.auth.roleGrantPermission(BENCH_USER.role, { permType: "READWRITE", key: "/bench/", prefix: true });
+  await client.auth.userAdd(BENCH_USER.name, BENCH_USER.password);
+  await client.auth.userGrantRole(BENCH_USER.name, BENCH_USER.role);
+  await client.auth.authEnable();
+}
+
+async function startServer(target: TargetName, mode: Mode, pki: TestPki): Promise<Server> {
+  const ports: [number, number] = [await freePort(), await freePort()];
+  const dataDir = mkdtempSync(join(tmpdir(), "etcd-ts-security-bench-"));
+  const [bin, args] = commandFor(target, mode, pki, dataDir, ports);
+  let stderrTail = "";
+  const t0 = performance.now();
+  const child = spawn(bin, args, { stdio: ["ignore", "ignore", "pipe"] });
+  child.stderr.on("data", (b: Buffer) => (stderrTail = (stderrTail + b.toString("utf8")).slice(-2000)));
+  const exited = new Promise<void>((r) => child.once("exit", () => r()));
+  const stop = async (): Promise<void> => {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+    const timer = setTimeout(() => child.kill("SIGKILL"), 5_000);
+    await exited;
+    clearTimeout(timer);
+    rmSync(dataDir, { recursive: true, force: true });
+  };
+  const alive = (): void => {
+    if (child.exitCode !== null) throw new Error(`${target} (${mode}) exited with ${child.exitCode}: ${stderrTail.slice(-600)}`);
+    if (performance.now() - t0 > 60_000) throw new Error(`${target} (${mode}) not serving after 60 s: ${stderrTail.slice(-600)}`);
+  };
+  const endpoints = [`${mode === "tls" ? "https" : "http"}://127.0.0.1:${ports[0]}`];
+  const tls: TlsOptions | undefined = mode === "tls" ? { ca: pki.ca, cert: pki.clientCert, key: pki.clientKey } : undefined;
+  const setup = new EtcdClient({ endpoints, callTimeoutMs: 2_000, ...(tls !== undefined ? { tls } : {}) });
+  try {
+    await untilServing(setup, alive);
+    if (mode === "auth") await enableAuth(setup);
+  } catch (err) {
+    await stop();
+    throw err;
+  } finally {
+    setup.close();
+  }
+  const access: Access = { endpoints, ...(tls !== undefined ? { tls } : {}), ...(mode === "auth" ? { username: BENCH_USER.name, password: BENCH_USER.password } : {}) };
+  return { target, mode, pid: child.pid ?? 0, access, stop };
+}
+
+// ---------------------------------------------------------------- load pool
+
+const CLOCK_TICKS_PER_S = 100; // USER_HZ on Linux x86-64
+
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_S;
+}
+
+function split(total: number, parts: number): number[] {
+  const n = Math.max(1, Math.min(parts, total));
+  return Array.from({ length: n }, (_, i) => Math.floor(total / n) + (i < total % n ? 1 : 0));
+}
+
+function percentile(sorted: Float64Array, p: number): number {
+  if (sorted.length === 0) return 0;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? 0;
+}
+
+interface Sample {
+  readonly throughputPerS: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly errors: number;
+  readonly errorsByCode: string;
+  readonly serverUsPerOp: number;
+  readonly generatorMaxThreadBusy: number;
+}
+
+class LoadPool {
+  private readonly workers: Worker[] = [];
+
+  static async open(count: number): Promise<LoadPool> {
+    const pool = new LoadPool();
+    const file = fileURLToPath(import.meta.url);
+    await Promise.all(Array.from({ length: count }, (_, index) => {
+      const w = new Worker(file, { workerData: { securityBenchWorker: index } });
+      pool.workers.push(w);
+      return new Promise<void>((resolve, reject) => {
+        w.once("message", (m) => (m === "ready" ? resolve() : reject(new Error(`worker ${index}: ${String(m)}`))));
+        w.once("error", reject);
+      });
+    }));
+    return pool;
+  }
+
+  private send(w: Worker, job: Job): Promise<JobResult> {
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error): void => reject(err);
+      w.once("error", onError);
+      w.once("message", (m: { result?: JobResult; error?: string }) => {
+        w.off("error", onError);
+        if (m.result !== undefined) resolve(m.result);
+        else reject(new Error(`load worker failed: ${m.error ?? "?"}`));
+      });
+      w.postMessage(job);
+    });
+  }
+
+  async timed(srv: Server, slots: number, warmupS: number, seconds: number): Promise<Sample> {
+    const key = `${srv.target}/${srv.mode}`;
+    const srv0 = cpuSeconds(srv.pid);
+    const shares = split(slots, this.workers.length);
+    const results = await Promise.all(shares.map((n, i) => this.send(this.workers[i]!, { key, access: srv.access, slots: n, warmupS, seconds })));
+    const srvS = cpuSeconds(srv.pid) - srv0;
+    const all = new Float64Array(results.reduce((a, r) => a + r.latenciesMs.length, 0));
+    let at = 0;
+    for (const r of results) {
+      all.set(r.latenciesMs, at);
+      at += r.latenciesMs.length;
+    }
+    all.sort();
+    const codes: Record<string, number> = {};
+    for (const r of results) for (const [c, n] of Object.entries(r.errorsByCode)) codes[c] = (codes[c] ?? 0) + n;
+    return {
+      throughputPerS: results.reduce((a, r) => a + r.ops / r.windowS, 0), p50Ms: percentile(all, 50), p99Ms: percentile(all, 99),
+      errors: results.reduce((a, r) => a + r.errors, 0), errorsByCode: Object.entries(codes).map(([c, n]) => `${c}:${n}`).join(" "),
+      serverUsPerOp: (srvS * 1e6) / Math.max(1, results.reduce((a, r) => a + r.allOps, 0)),
+      generatorMaxThreadBusy: Math.max(...results.map((r) => r.busy)),
+    };
+  }
+
+  async close(): Promise<void> {
+    for (const w of this.workers) w.postMessage("close");
+    await Promise.all(this.workers.map((w) => w.terminate()));
+  }
+}
+
+// ---------------------------------------------------------------- run, rows, report
+
+interface Settings {
+  readonly clients: number;
+  readonly seconds: number;
+  readonly warmupS: number;
+  readonly rounds: number;
+  readonly workers: number;
+  readonly modes: readonly Mode[];
+  readonly targets: readonly TargetName[];
+}
+
+function settings(args: Args): Settings {
+  const quick = args.get("quick") === "true";
+  const modes = (args.get("modes") ?? MODES.join(",")).split(",");
+  const targets = (args.get("targets") ?? TARGETS.join(",")).split(",");
+  for (const m of modes) if (!(MODES as readonly string[]).includes(m)) throw new Error(`--modes: unknown mode ${JSON.stringify(m)} (plain, tls, auth)`);
+  for (const t of targets) if (!(TARGETS as readonly string[]).includes(t)) throw new Error(`--targets: unknown target ${JSON.stringify(t)} (etcd-ts, etcd)`);
+  return {
+    clients: num(args, "clients", 64),
+    seconds: num(args, "seconds", quick ? 0.8 : 8),
+    warmupS: num(args, "warmup", quick ? 0.3 : 2),
+    rounds: num(args, "rounds", quick ? 1 : 3),
+    workers: num(args, "workers", 2),
+    modes: modes as Mode[],
+    targets: targets as TargetName[],
+  };
+}
+
+interface SampleRow extends Sample {
+  readonly target: TargetName;
+  readonly mode: Mode;
+  readonly round: number;
+}
+
+interface SummaryRow {
+  target: TargetName;
+  mode: Mode;
+  clients: number;
+  rounds: number;
+  put_per_s: number;
+  p50_ms: number;
+  p99_ms: number;
+  server_us_per_put: number;
+  errors: number;
+  /** This mode's put/s over the same target's plain put/s. */
+  ratio_to_plain: number | "";
+  /** etcd-ts's put/s over etcd's in the same mode (etcd rows: ""). */
+  ratio_to_etcd: number | "";
+  generator_bound: "yes" | "";
+}
+
+const round = (v: number, digits = 2): number => Math.round(v * 10 ** digits) / 10 ** digits;
+
+function median(xs: readonly number[]): number {
+  const v = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(v.length / 2);
+  return v.length === 0 ? 0 : v.length % 2 === 1 ? v[mid]! : (v[mid - 1]! + v[mid]!) / 2;
+}
+
+function summarize(samples: readonly SampleRow[], s: Settings): SummaryRow[] {
+  const rows: SummaryRow[] = [];
+  const med = (t: TargetName, m: Mode, f: (x: SampleRow) => number): number | undefined => {
+    const xs = samples.filter((x) => x.target === t && x.mode === m).map(f);
+    return xs.length === 0 ? undefined : median(xs);
+  };
+  for (const mode of s.modes) {
+    for (const target of s.targets) {
+      const tput = med(target, mode, (x) => x.throughputPerS);
+      if (tput === undefined) continue;
+      const plain = med(target, "plain", (x) => x.throughputPerS);
+      const etcd = med("etcd", mode, (x) => x.throughputPerS);
+      const mine = samples.filter((x) => x.target === target && x.mode === mode);
+      rows.push({
+        target, mode, clients: s.clients, rounds: mine.length, put_per_s: round(tput, 0),
+        p50_ms: round(med(target, mode, (x) => x.p50Ms) ?? 0, 3), p99_ms: round(med(target, mode, (x) => x.p99Ms) ?? 0, 3),
+        server_us_per_put: round(med(target, mode, (x) => x.serverUsPerOp) ?? 0, 1), errors: mine.reduce((a, x) => a + x.errors, 0),
+        ratio_to_plain: plain !== undefined && plain > 0 ? round(tput / plain, 3) : "",
+        ratio_to_etcd: target !== "etcd" && etcd !== undefined && etcd > 0 ? round(tput / etcd, 3) : "",
+        generator_bound: mine.some((x) => x.generatorMaxThreadBusy >= GENERATOR_BOUND_BUSY) ? "yes" : "",
+      });
+    }
+  }
+  return rows;
+}
+
+function printAligned(cells: readonly (readonly string[])[]): void {
+  const widths = cells[0]!.map((_, i) => Math.max(...cells.map((row) => (row[i] ?? "").length)));
+  for (const row of cells) console.log(row.map((c, i) => c.padEnd(widths[i]!)).join("  "));
+}
+
+/** Starts every (target, mode) server; a target that fails to start is reported and left out. */
+async function startAll(s: Settings, pki: TestPki, failed: Map<string, string>): Promise<Server[]> {
+  const servers: Server[] = [];
+  for (const mode of s.modes) {
+    for (const target of s.targets) {
+      try {
+        servers.push(await startServer(target, mode, pki));
+      } catch (err) {
+        failed.set(`${target}/${mode}`, String(err).slice(0, 400));
+        console.error(`${target} (${mode}): not measured — ${String(err).slice(0, 400)}`);
+      }
+    }
+  }
+  return servers;
+}
+
+async function measure(servers: readonly Server[], pool: LoadPool, s: Settings, failed: Map<string, string>): Promise<SampleRow[]> {
+  const samples: SampleRow[] = [];
+  for (let r = 1; r <= s.rounds; r++) {
+    for (const srv of servers) {
+      const key = `${srv.target}/${srv.mode}`;
+      if (failed.has(key)) continue;
+      console.error(`round ${r}/${s.rounds}: ${key}, ${s.clients} in flight, ${s.seconds} s`);
+      try {
+        samples.push({ target: srv.target, mode: srv.mode, round: r, ...await pool.timed(srv, s.clients, s.warmupS, s.seconds) });
+      } catch (err) {
+        failed.set(key, String(err).slice(0, 400));
+        console.error(`${key}: not measured further — ${String(err).slice(0, 400)}`);
+      }
+    }
+  }
+  return samples;
+}
+
+export async function run(argv: string[]): Promise<string> {
+  const args = parseArgs(argv);
+  const s = settings(args);
+  const dir = runDir("security", args.get("results"));
+  const startedAt = new Date().toISOString(), loadBefore = loadavg();
+  const pki = makePki();
+  const failed = new Map<string, string>();
+  let samples: SampleRow[] = [];
+  const pool = await LoadPool.open(s.workers);
+  const servers = await startAll(s, pki, failed);
+  try {
+    samples = await measure(servers, pool, s, failed);
+  } finally {
+    await pool.close();
+    for (const srv of servers) await srv.stop();
+    pki.cleanup();
+  }
+  const summary = summarize(samples, s);
+  writeFileSync(join(dir, "samples.csv"), stringify(samples.map((x) => ({ ...x, throughputPerS: round(x.throughputPerS, 0) })), { header: true }));
+  writeFileSync(join(dir, "security.csv"), stringify(summary, { header: true }));
+  writeFileSync(join(dir, "env.json"), JSON.stringify({
+    ...machineEnv(), experiment: "security", startedAt, args: argv, settings: s, loadAverageAtStart: loadBefore.map((v) => round(v)),
+    notFullyMeasured: Object.fromEntries(failed),
+    notes: [
+      "tls = https with --client-cert-auth (ECDSA P-256 certificates, the client presents one); auth = http, --auth-token simple, a non-root user with readwrite on /bench/, one Authenticate per load connection.",
+      "values are medians over rounds; ratio_to_plain = mode / the same target's plain; ratio_to_etcd = etcd-ts / etcd in the same mode, same run.",
+    ],
+  }, null, 2) + "\n");
+  printAligned([
+    ["target", "mode", "put/s", "p50 ms", "p99 ms", "server µs/put", "× plain", "× etcd", "errors", ""],
+    ...summary.map((r) => [r.target, r.mode, String(r.put_per_s), String(r.p50_ms), String(r.p99_ms), String(r.server_us_per_put),
+      String(r.ratio_to_plain), String(r.ratio_to_etcd || "–"), String(r.errors), r.generator_bound === "yes" ? "generator-bound" : ""]),
+  ]);
+  for (const [k, why] of failed) console.log(`${k}: not measured — ${why}`);
+  return dir;
+}
