@@ -10,7 +10,7 @@ import { TLSSocket } from "node:tls";
 import { isEtcdError } from "../errors.js";
 import { GRPC_OVERHEAD_BYTES, MAX_REQUEST_BYTES, MAX_TXN_OPS } from "../limits.js";
 import { checkDelete, checkPut, checkRange, checkTxn } from "../mvcc/validate.js";
-import type { EtcdServer } from "../server/etcd_server.js";
+import type { EtcdServer, ResponseHeader } from "../server/etcd_server.js";
 import type { ServerMetrics } from "../server/metrics.js";
 import * as kc from "./kv_codec.js";
 import { loadEtcdProto, type ServiceName } from "./proto/load.js";
@@ -18,7 +18,7 @@ import { Gateway } from "./gateway.js";
 import { createSecureListener, type SecureListenerOptions } from "./tls.js";
 import { authInfoOf, authService } from "./auth_service.js";
 import { leaseService } from "./lease_service.js";
-import { headerObject, toStatus, unary } from "./unary.js";
+import { headerObject, int64, toStatus, unary } from "./unary.js";
 import { maintenanceService } from "./maintenance_service.js";
 import { watchService } from "./watch_service.js";
 import type * as pb from "./proto/types.js";
@@ -38,7 +38,6 @@ export interface MemberInfo {
 export interface GrpcOptions {
   /** host:port to bind (port 0 picks a free one), or unix:<socket path>. */
   readonly address: string;
-  readonly members: () => readonly MemberInfo[];
   readonly maxRequestBytes?: number;
   readonly watchProgressNotifyIntervalMs?: number;
   /** --max-txn-ops. */
@@ -104,15 +103,33 @@ function kvService(s: EtcdServer, maxTxnOps: number): grpc.UntypedServiceImpleme
   };
 }
 
-function clusterService(s: EtcdServer, members: () => readonly MemberInfo[]): grpc.UntypedServiceImplementation {
+function clusterService(s: EtcdServer): grpc.UntypedServiceImplementation {
+  const memberObject = (m: MemberInfo): Record<string, unknown> => ({
+    ID: m.id.toString(), name: m.name, peerURLs: [...m.peerUrls], clientURLs: [...m.clientUrls], isLearner: m.isLearner,
+  });
+  const answer = (header: ResponseHeader, members: readonly MemberInfo[]): Record<string, unknown> => ({
+    header: headerObject(header), members: members.map(memberObject),
+  });
+  const urls = (v: unknown): string[] => (Array.isArray(v) ? v.map(String) : []);
   return {
-    MemberList: unary(async () => ({
-      // etcd's Cluster service leaves the revision out (etcdctl shows none).
-      header: headerObject({ ...s.header(), revision: 0 }),
-      members: members().map((m) => ({
-        ID: m.id.toString(), name: m.name, peerURLs: [...m.peerUrls], clientURLs: [...m.clientUrls], isLearner: m.isLearner,
-      })),
-    })),
+    // etcd's Cluster service leaves the revision out of its headers (etcdctl shows none).
+    MemberList: unary(async () => answer({ ...s.header(), revision: 0 }, s.members())),
+    MemberAdd: unary(async (req: Record<string, unknown>) => {
+      const r = await s.memberAdd(urls(req["peerURLs"]), req["isLearner"] === true);
+      return { ...answer({ ...r.header, revision: 0 }, r.members), member: memberObject(r.member) };
+    }),
+    MemberRemove: unary(async (req: Record<string, unknown>) => {
+      const r = await s.memberRemove(int64(req["ID"]));
+      return answer({ ...r.header, revision: 0 }, r.members);
+    }),
+    MemberUpdate: unary(async (req: Record<string, unknown>) => {
+      const r = await s.memberUpdate(int64(req["ID"]), urls(req["peerURLs"]));
+      return answer({ ...r.header, revision: 0 }, r.members);
+    }),
+    MemberPromote: unary(async (req: Record<string, unknown>) => {
+      const r = await s.memberPromote(int64(req["ID"]));
+      return answer({ ...r.header, revision: 0 }, r.members);
+    }),
   };
 }
 
@@ -150,8 +167,8 @@ export async function serveGrpc(s: EtcdServer, opts: GrpcOptions): Promise<GrpcH
       ...(opts.watchProgressNotifyIntervalMs !== undefined ? { progressNotifyIntervalMs: opts.watchProgressNotifyIntervalMs } : {}),
     }),
     Lease: leaseService(s, toStatus),
-    Maintenance: maintenanceService(s, { version: ETCD_VERSION, isLearner: false }, toStatus),
-    Cluster: clusterService(s, opts.members),
+    Maintenance: maintenanceService(s, { version: ETCD_VERSION }, toStatus),
+    Cluster: clusterService(s),
     Auth: authService(s, toStatus),
   };
   for (const name of Object.keys(impls) as ServiceName[]) {

@@ -54,9 +54,17 @@ async function health(s: EtcdServer): Promise<boolean> {
 }
 
 /** The client port's HTTP side: the JSON gateway, /version, and what the metrics listener serves. */
-export function clientHttpHandler(s: EtcdServer, versions: { readonly server: string; readonly cluster: string }) {
+export function clientHttpHandler(
+  s: EtcdServer,
+  versions: { readonly server: string; readonly cluster: string },
+  opts: { readonly peerFaultInjection?: boolean } = {},
+) {
   return (req: IncomingMessage, res: ServerResponse, gateway: Gateway): void => {
     const path = (req.url ?? "/").split("?")[0] ?? "/";
+    if (opts.peerFaultInjection === true && path === "/debug/peer-faults") {
+      peerFaults(s, req, res);
+      return;
+    }
     if (gateway.handles(path)) {
       gateway.serve(req, res, path);
       return;
@@ -67,6 +75,34 @@ export function clientHttpHandler(s: EtcdServer, versions: { readonly server: st
     }
     handle(s, req, res);
   };
+}
+
+/** --experimental-peer-fault-injection: PUT {"isolate": true|false} cuts this member off its peers, or heals it. */
+function peerFaults(s: EtcdServer, req: IncomingMessage, res: ServerResponse): void {
+  if (req.method !== "PUT") {
+    res.writeHead(405, { "Content-Type": "text/plain; charset=utf-8" }).end("method not allowed\n");
+    return;
+  }
+  const chunks: Buffer[] = [];
+  req.on("data", (c: Buffer) => chunks.push(c));
+  req.on("end", () => {
+    let isolate: unknown;
+    try {
+      isolate = (JSON.parse(Buffer.concat(chunks).toString("utf8")) as { isolate?: unknown }).isolate;
+    } catch {
+      isolate = undefined;
+    }
+    if (typeof isolate !== "boolean") {
+      res.writeHead(400, { "Content-Type": "text/plain; charset=utf-8" }).end('body must be {"isolate": true|false}\n');
+      return;
+    }
+    try {
+      s.setPeerIsolation(isolate);
+      res.writeHead(200, { "Content-Type": "application/json" }).end(JSON.stringify({ isolate }));
+    } catch (err) {
+      res.writeHead(409, { "Content-Type": "text/plain; charset=utf-8" }).end(`${err instanceof Error ? err.message : String(err)}\n`);
+    }
+  });
 }
 
 function handle(s: EtcdServer, req: IncomingMessage, res: ServerResponse): void {

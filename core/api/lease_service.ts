@@ -27,8 +27,8 @@ export function leaseService(s: EtcdServer, toStatus: (e: unknown) => Partial<gr
       const { header } = await s.leaseRevoke(id);
       return { header: headerObject(header) };
     }, toStatus),
-    LeaseTimeToLive: unary((req) => {
-      const { header, response } = s.leaseTimeToLive(int64(req["ID"] as Int64In), req["keys"] === true);
+    LeaseTimeToLive: unary(async (req) => {
+      const { header, response } = await s.leaseTimeToLive(int64(req["ID"] as Int64In), req["keys"] === true);
       return {
         header: headerObject(header), ID: response.id.toString(), TTL: String(response.ttl),
         grantedTTL: String(response.grantedTtl), keys: response.keys.map((k) => Buffer.from(k.buffer, k.byteOffset, k.byteLength)),
@@ -44,19 +44,24 @@ export function leaseService(s: EtcdServer, toStatus: (e: unknown) => Partial<gr
 
 /** One renew per request, answered in order; a lease that is gone answers TTL 0 (etcd's keepalive contract). */
 function keepAliveStream(s: EtcdServer, call: grpc.ServerDuplexStream<KeepAliveIn, unknown>, toStatus: (e: unknown) => Partial<grpc.StatusObject>): void {
+  // Renewals may be forwarded to the leader (async): answers are chained so they go out in request order.
+  let previous: Promise<void> = Promise.resolve();
+  const answerError = (id: bigint, err: unknown): void => {
+    if (isEtcdError(err, "LEASE_NOT_FOUND")) {
+      call.write({ header: headerObject(s.header()), ID: id.toString(), TTL: "0" });
+      return;
+    }
+    // grpc-js ends a server stream with the status of an emitted error.
+    call.emit("error", Object.assign(new Error(err instanceof Error ? err.message : String(err)), toStatus(err)));
+  };
   call.on("data", (req: KeepAliveIn) => {
     const id = int64(req.ID);
-    try {
-      const { header, ttl } = s.leaseRenew(id);
-      call.write({ header: headerObject(header), ID: id.toString(), TTL: String(ttl) });
-    } catch (err) {
-      if (isEtcdError(err, "LEASE_NOT_FOUND")) {
-        call.write({ header: headerObject(s.header()), ID: id.toString(), TTL: "0" });
-        return;
-      }
-      // grpc-js ends a server stream with the status of an emitted error.
-      call.emit("error", Object.assign(new Error(err instanceof Error ? err.message : String(err)), toStatus(err)));
-    }
+    const renewal = s.leaseRenew(id);
+    renewal.catch(() => undefined);
+    previous = previous.then(() => renewal).then(
+      ({ header, ttl }) => void call.write({ header: headerObject(header), ID: id.toString(), TTL: String(ttl) }),
+      (err: unknown) => answerError(id, err),
+    );
   });
   call.on("end", () => call.end());
   call.on("error", () => undefined);

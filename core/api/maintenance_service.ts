@@ -18,7 +18,6 @@ const SNAPSHOT_CHUNK_BYTES = 32 * 1024;
 
 export interface StatusInfo {
   readonly version: string;
-  readonly isLearner: boolean;
 }
 
 type ToStatus = (e: unknown) => Partial<grpc.StatusObject>;
@@ -41,7 +40,7 @@ export function maintenanceService(s: EtcdServer, info: StatusInfo, toStatus: To
         header: hdr(), version: info.version, dbSize: String(size.dbSizeBytes), leader: s.leader.toString(),
         raftIndex: String(s.committedIndex), raftTerm: String(s.term), raftAppliedIndex: String(s.appliedIndex),
         errors: s.alarms.list().map((a) => `memberID:${a.memberId} alarm:${ALARM_NAMES[a.alarm]} `),
-        dbSizeInUse: String(size.dbSizeInUseBytes), isLearner: info.isLearner,
+        dbSizeInUse: String(size.dbSizeInUseBytes), isLearner: s.isLearner,
       };
     }, toStatus),
     Alarm: unary(async (req) => {

@@ -4,6 +4,7 @@
 // and resumes them on 'drain'.
 import type * as grpc from "@grpc/grpc-js";
 import type { WatchEvent, WatchResponse, WatchableStore } from "../mvcc/watchable_store.js";
+import { ERRORS } from "../errors.js";
 import { MAX_REQUEST_BYTES, WATCH_PROGRESS_NOTIFY_INTERVAL_MS } from "../limits.js";
 import type { EtcdServer, ResponseHeader } from "../server/etcd_server.js";
 import { headerMsg, msg, serialize, type Field } from "./kv_codec.js";
@@ -207,6 +208,11 @@ class WatchStream {
 export function watchService(server: EtcdServer, store: WatchableStore, opts: WatchServiceOptions = {}): grpc.UntypedServiceImplementation {
   return {
     Watch: (call: grpc.ServerDuplexStream<WatchRequestIn, Buffer>) => {
+      if (server.isLearner) {
+        // etcd's stream interceptor: a learner serves no streams.
+        call.emit("error", Object.assign(new Error(ERRORS.NOT_SUPPORTED_FOR_LEARNER.message), { code: ERRORS.NOT_SUPPORTED_FOR_LEARNER.status }));
+        return;
+      }
       new WatchStream(call, server, store, opts);
     },
   };

@@ -163,6 +163,23 @@ export class Backend {
     return { beforeBytes, afterBytes: statSync(file).size };
   }
 
+  /**
+   * Puts a received backend file (a Raft snapshot body) in place of a closed backend's file: checked to be an
+   * etcd-ts LMDB file first, synced, then renamed over the old one (atomic: a crash leaves one or the other).
+   */
+  static replaceFile(dataDir: string, received: string): void {
+    checkLmdbHeader(received);
+    const fd = openSync(received, "r+");
+    try {
+      fdatasyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    const file = join(dataDir, BACKEND_FILE);
+    renameSync(received, file);
+    rmSync(`${file}-lock`, { force: true });
+  }
+
   /** The applied raft index last committed with data (0 for a new backend). */
   consistentIndex(): number {
     return this.ci;

@@ -50,10 +50,10 @@ export const FLAGS: readonly FlagSpec[] = [
   d("grpc-keepalive-timeout", "20s"),
   // Clustering
   s("initial-advertise-peer-urls", "http://localhost:2380"), s("initial-cluster", "default=http://localhost:2380"),
-  s("initial-cluster-state", "new", false), s("initial-cluster-token", "etcd-cluster"),
+  s("initial-cluster-state", "new"), s("initial-cluster-token", "etcd-cluster"),
   s("advertise-client-urls", "http://localhost:2379"), s("discovery", "", false),
   s("discovery-fallback", "proxy", false), s("discovery-proxy", "", false), s("discovery-srv", "", false),
-  s("discovery-srv-name", "", false), b("strict-reconfig-check", true, false), b("pre-vote", false),
+  s("discovery-srv-name", "", false), b("strict-reconfig-check", true), b("pre-vote", false),
   s("auto-compaction-retention", "0"), s("auto-compaction-mode", "periodic"), b("enable-v2", false, false),
   // Security
   s("cert-file", ""), s("key-file", ""), b("client-cert-auth", false), s("client-crl-file", ""),
@@ -81,6 +81,11 @@ export const FLAGS: readonly FlagSpec[] = [
   s("config-file", ""),
   // etcd-ts's own
   s("backend-read-mode", "concurrent"),
+  // Serves PUT /debug/peer-faults on the client port: {"isolate":true|false} drops every raft message to and from
+  // this member (the cluster experiments' partition, without iptables). Off by default; never in production.
+  b("experimental-peer-fault-injection", false),
+  // etcd 3.5's flag: log entries kept behind a snapshot for slow followers (tests shrink it to force snapshots).
+  u("experimental-snapshot-catchup-entries", 5000),
 ];
 
 const BY_NAME: ReadonlyMap<string, FlagSpec> = new Map(FLAGS.map((f) => [f.name, f]));

@@ -1,13 +1,16 @@
 // `etcd-ts`: the server entry point, with etcd 3.4's flags (core/cli/flags.ts). Today it runs a single-member
 // cluster (the cluster issue adds peers); it logs etcd's key start-up lines, which tooling waits for.
-import { mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { argv, env, exit, stderr, stdout } from "node:process";
-import { ETCD_CLUSTER_VERSION, ETCD_VERSION, serveGrpc, type MemberInfo } from "../api/grpc_server.js";
+import { ETCD_CLUSTER_VERSION, ETCD_VERSION, serveGrpc } from "../api/grpc_server.js";
 import { clientHttpHandler, serveMetrics, type HttpHandle } from "../api/http_server.js";
 import { TlsConfigError, allowedCertCheck, selfCert, serverTlsOptions, urlHosts, type SecureListenerOptions, type TlsInfo } from "../api/tls.js";
 import { authFromFlags, type AuthFlags } from "../server/auth_apply.js";
-import { computeClusterId, computeMemberId, idToHex } from "../membership/ids.js";
+import { Cluster, type Member } from "../membership/cluster.js";
+import { idToHex } from "../membership/ids.js";
+import { InitialClusterError, parseUrlsMap } from "../membership/initial_cluster.js";
+import { fetchMembers } from "../server/peer_link.js";
 import type { CompactionPolicy } from "../server/compactor.js";
 import { parseCompactionFlags } from "./compaction_flags.js";
 import { DataDirLockedError } from "../server/dir_lock.js";
@@ -72,14 +75,6 @@ function clientTls(f: ParsedFlags, dataDir: string, urls: readonly string[]): Cl
   }
 }
 
-function initialPeerUrls(f: ParsedFlags, name: string): string[] {
-  const entries = list(f.values.get("initial-cluster")).map((e) => e.split("="));
-  const mine = entries.filter(([n]) => n === name).map(([, url]) => url ?? "");
-  if (entries.length > 0 && entries.some(([n]) => n !== name)) {
-    throw new FlagError("error verifying flags, multi-member --initial-cluster is not supported yet by etcd-ts", 1);
-  }
-  return mine.length > 0 ? mine : list(f.values.get("initial-advertise-peer-urls"));
-}
 
 /** --auth-token, --auth-token-ttl and --bcrypt-cost (see authFromFlags); a bad value stops start-up as etcd does. */
 function authFlags(token: string, ttlSeconds: number, bcryptCost: number): AuthFlags {
@@ -96,9 +91,6 @@ async function run(f: ParsedFlags): Promise<void> {
   const name = v("name");
   const dataDir = v("data-dir") === "" ? `${name}.etcd` : v("data-dir");
   mkdirSync(dataDir, { recursive: true });
-  const peerUrls = initialPeerUrls(f, name);
-  const memberId = computeMemberId(peerUrls, v("initial-cluster-token"));
-  const clusterId = computeClusterId([memberId]);
   const logOpts = { logger: v("logger"), outputs: list(v("log-outputs")), level: bool("debug") ? "debug" : v("log-level") };
   const logError = logOptionsError(logOpts);
   if (logError !== undefined) throw new FlagError(`error verifying flags, ${logError}. See 'etcd-ts --help'.`, 1);
@@ -113,14 +105,29 @@ async function run(f: ParsedFlags): Promise<void> {
     throw new FlagError((err as Error).message, 1);
   }
   const auth = authFlags(v("auth-token"), Number(v("auth-token-ttl")), Number(v("bcrypt-cost")));
+  const identity = await memberIdentity(f, name, dataDir);
+  const { memberId, clusterId } = identity;
+  const clientUrls = list(v("advertise-client-urls"));
+  // A peer listener when there are peers, or when --listen-peer-urls was asked for (a lone member started with
+  // the defaults listens on no peer port, so two can run side by side on one host).
+  const peerListen = identity.members.length > 1 || identity.join || f.sources.has("listen-peer-urls") ? list(v("listen-peer-urls")) : undefined;
   const server = await EtcdServer.start({
+    initialMembers: identity.members, joinExisting: identity.join, clientUrls,
+    strictReconfigCheck: bool("strict-reconfig-check"),
+    ...(peerListen !== undefined ? { peer: { listenUrls: peerListen } } : {}),
+    onRemoved: () => {
+      log("N", "etcdserver", "the member has been permanently removed from the cluster; exiting");
+      exit(0);
+    },
     authTokenProvider: auth.tokenProvider, passwordCostLog2: auth.passwordCostLog2,
     name, dataDir, memberId, clusterId,
     heartbeatIntervalMs: Number(v("heartbeat-interval")),
     electionTimeoutMs: Number(v("election-timeout")),
     readMode: v("backend-read-mode") === "blocking" ? "blocking" : "concurrent",
-    preVote: bool("pre-vote"),
+    // etcd 3.4 defaults to false; etcd-ts to true (a rejoining member cannot depose a healthy leader).
+    preVote: !f.sources.has("pre-vote") || bool("pre-vote"),
     snapshotCount: Number(v("snapshot-count")),
+    snapshotCatchUpEntries: Number(v("experimental-snapshot-catchup-entries")),
     quotaBackendBytes: Number(v("quota-backend-bytes")),
     maxTxnOps: Number(v("max-txn-ops")),
     initialElectionTickAdvance: bool("initial-election-tick-advance"),
@@ -130,16 +137,16 @@ async function run(f: ParsedFlags): Promise<void> {
     log,
   });
   log("I", "etcdserver", `starting member ${idToHex(memberId)} in cluster ${idToHex(clusterId)}`);
+  for (const u of server.peerUrls) log("I", "embed", `listening for peers on ${u}`);
   await server.whenLeader();
-  const clientUrls = list(v("advertise-client-urls"));
-  const members = (): MemberInfo[] => [{ id: memberId, name, peerUrls, clientUrls, isLearner: false }];
-  const grpcServer = await serveGrpc(server, { address: bindAddress(list(v("listen-client-urls"))), members, maxRequestBytes: Number(v("max-request-bytes")),
+  await server.whenPublished();
+  const grpcServer = await serveGrpc(server, { address: bindAddress(list(v("listen-client-urls"))), maxRequestBytes: Number(v("max-request-bytes")),
     maxTxnOps: Number(v("max-txn-ops")),
     maxConcurrentStreams: Number(v("max-concurrent-streams")),
     keepaliveIntervalMs: parseDurationMs(v("grpc-keepalive-interval")) ?? 2 * 3_600_000,
     keepaliveTimeoutMs: parseDurationMs(v("grpc-keepalive-timeout")) ?? 20_000,
     watchProgressNotifyIntervalMs: parseDurationMs(v("experimental-watch-progress-notify-interval")) ?? 600_000,
-    http: clientHttpHandler(server, { server: ETCD_VERSION, cluster: ETCD_CLUSTER_VERSION }),
+    http: clientHttpHandler(server, { server: ETCD_VERSION, cluster: ETCD_CLUSTER_VERSION }, { peerFaultInjection: bool("experimental-peer-fault-injection") }),
     ...(tls !== undefined ? { tls } : {}),
   });
   const metrics: HttpHandle[] = [];
@@ -165,6 +172,60 @@ async function run(f: ParsedFlags): Promise<void> {
   };
   process.once("SIGTERM", () => shutdown("terminated", "SIGTERM"));
   process.once("SIGINT", () => shutdown("interrupt", "SIGINT"));
+}
+
+interface Identity {
+  readonly memberId: bigint;
+  readonly clusterId: bigint;
+  /** The initial members of a new cluster, or the running cluster's members when joining. */
+  readonly members: Member[];
+  readonly join: boolean;
+}
+
+/**
+ * Who this member is. A data dir that has run before keeps the ids it was given (member/identity.json; etcd keeps
+ * them in its WAL) and the --initial-cluster flags are ignored, as etcd ignores them. Otherwise, as etcd: a new
+ * cluster's ids come from --initial-cluster and the token; a member joining (--initial-cluster-state=existing)
+ * asks the peers in --initial-cluster for the member list and finds itself there by its peer URLs.
+ */
+async function memberIdentity(f: ParsedFlags, name: string, dataDir: string): Promise<Identity> {
+  const v = (k: string): string => f.values.get(k) ?? "";
+  const file = join(dataDir, "member", "identity.json");
+  if (existsSync(file)) {
+    const saved = JSON.parse(readFileSync(file, "utf8")) as { memberId: string; clusterId: string };
+    return { memberId: BigInt(`0x${saved.memberId}`), clusterId: BigInt(`0x${saved.clusterId}`), members: [], join: false };
+  }
+  const advertise = list(v("initial-advertise-peer-urls"));
+  // etcd: with --name set and --initial-cluster left at its default, the cluster is this member alone.
+  const initialCluster = f.sources.has("initial-cluster") ? v("initial-cluster") : `${name}=${advertise.join(`,${name}=`)}`;
+  let identity: Identity;
+  try {
+    if (v("initial-cluster-state") === "existing") identity = await joinIdentity(initialCluster, advertise);
+    else {
+      const { members, clusterId } = Cluster.fromInitialCluster(initialCluster, v("initial-cluster-token"), { name, advertisePeerUrls: advertise });
+      const me = members.find((m) => m.name === name);
+      if (me === undefined) throw new FlagError(`couldn't find local name "${name}" in the initial cluster configuration`, 1);
+      identity = { memberId: me.id, clusterId, members, join: false };
+    }
+  } catch (err) {
+    if (err instanceof InitialClusterError) throw new FlagError(err.message, 1);
+    throw err;
+  }
+  mkdirSync(join(dataDir, "member"), { recursive: true });
+  writeFileSync(file, JSON.stringify({ memberId: idToHex(identity.memberId), clusterId: idToHex(identity.clusterId) }) + "\n");
+  return identity;
+}
+
+async function joinIdentity(initialCluster: string, advertise: readonly string[]): Promise<Identity> {
+  const mine = new Set(advertise);
+  const others = [...parseUrlsMap(initialCluster).values()].flat().filter((u) => !mine.has(u));
+  const { clusterId, members } = await fetchMembers(others, undefined, 5_000);
+  const sorted = [...advertise].sort().join(",");
+  const me = members.find((m) => [...m.peerUrls].sort().join(",") === sorted);
+  if (me === undefined) {
+    throw new FlagError(`error validating peerURLs: no member of cluster ${idToHex(clusterId)} has peer URLs ${sorted} (add it first with etcdctl member add)`, 1);
+  }
+  return { memberId: me.id, clusterId, members, join: true };
 }
 
 async function main(): Promise<void> {

@@ -81,6 +81,11 @@ export class Cluster {
     return this.removed.has(id);
   }
 
+  /** Ids removed for good (a removed member's messages are refused). */
+  removedIds(): bigint[] {
+    return [...this.removed].sort(byId);
+  }
+
   voters(): bigint[] {
     return this.members().filter((m) => !m.isLearner).map((m) => m.id);
   }

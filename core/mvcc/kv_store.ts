@@ -91,6 +91,11 @@ export class KvStore {
     const meta = backend.readNow((v) => ({ cur: v.get(MVCC_META_BUCKET, META_CURRENT_KEY), cmp: v.get(MVCC_META_BUCKET, META_COMPACT_KEY) }));
     this.currentRev = meta.cur === undefined ? INITIAL_REV : decodeU64(meta.cur);
     this.compactRev = meta.cmp === undefined ? 0 : decodeU64(meta.cmp);
+    this.#loadLive(backend);
+  }
+
+  #loadLive(backend: Backend): void {
+    this.live.clear();
     backend.readNow((v) => {
       // Entries come in (key, revision) order: the last one of each key decides whether it is live.
       for (const { key, value } of v.range(KEY_BUCKET, {})) {
@@ -99,6 +104,31 @@ export class KvStore {
         else this.live.set(id, revisionOf(key));
       }
     });
+  }
+
+  /**
+   * Replaces the whole store with a backend file received from the leader (a Raft snapshot's body, as etcd
+   * swaps in the db file a lagging member receives): reads and writes in flight finish first, new ones wait,
+   * then the file takes the backend's place and revisions, compaction point and live keys are read from it.
+   */
+  async replaceWith(file: string): Promise<void> {
+    while (this.#gate !== undefined) await this.#gate;
+    let open = (): void => undefined;
+    this.#gate = new Promise<void>((resolve) => (open = resolve));
+    try {
+      if (this.#inFlight > 0) await new Promise<void>((resolve) => (this.#drained = resolve));
+      this.#drained = undefined;
+      await this.#backend.close();
+      Backend.replaceFile(this.#dir, file);
+      this.#backend = openBackend(this.#dir, this.#opts);
+      const meta = this.#backend.readNow((v) => ({ cur: v.get(MVCC_META_BUCKET, META_CURRENT_KEY), cmp: v.get(MVCC_META_BUCKET, META_COMPACT_KEY) }));
+      this.currentRev = meta.cur === undefined ? INITIAL_REV : decodeU64(meta.cur);
+      this.compactRev = meta.cmp === undefined ? 0 : decodeU64(meta.cmp);
+      this.#loadLive(this.#backend);
+    } finally {
+      this.#gate = undefined;
+      open();
+    }
   }
 
   static open(dataDir: string, opts: KvStoreOptions = {}): KvStore {

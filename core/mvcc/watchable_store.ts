@@ -82,6 +82,15 @@ export class WatchableStore {
     return this.watchers.delete(id);
   }
 
+  /**
+   * The store's data was replaced wholesale (a Raft snapshot from the leader): every watcher catches up from
+   * the new history, from the first revision it has not seen (or learns it was compacted).
+   */
+  resync(): void {
+    for (const w of this.watchers.values()) w.synced = false;
+    this.resume();
+  }
+
   /** The consumer drained its buffer: catch up every watcher that fell behind. */
   resume(): void {
     for (const w of [...this.watchers.values()]) if (!w.synced) this.catchUp(w);

@@ -6,11 +6,17 @@
 // go out and before anything is applied; the backend stores the applied index in the same transaction as the
 // data, so a restart replays the WAL from there and never applies an entry twice.
 // Layout as etcd's: <data-dir>/member/{wal,snap} and the backend file beside them.
-//
-// Not yet (README "known gaps"): members other than this one (the transport is the cluster issue's).
+// With peers (config.peer), Raft messages go over core/transport; a lagging member gets a snapshot whose body is
+// a copy of the leader's backend file; member changes are conf changes applied through core/membership.
 import { EtcdError, isEtcdError } from "../errors.js";
-import { mkdirSync } from "node:fs";
+import { createReadStream, existsSync, mkdirSync, readdirSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
+import { Cluster, MEMBERSHIP_BUCKETS, newMemberForAdd, type Member } from "../membership/cluster.js";
+import { toConfChange, type MemberChange } from "../membership/conf_change.js";
+import { LearnerReadiness, learnerReadiness } from "../membership/learner.js";
+import { PeerTransport, type PeerTimeouts, type TransportTls } from "../transport/index.js";
+import { CLUSTER_META_BUCKET, CONF_OUTCOME_BUCKET, confChangeEffect, recordedOutcome, storeBootstrap, type ConfOutcome } from "./membership_apply.js";
+import { forwardPromote, forwardRenew, forwardTimeToLive, peerHandlers } from "./peer_link.js";
 import {
   AUTH_TOKEN_TTL_SECONDS, ELECTION_TIMEOUT_MS, QUOTA_BACKEND_BYTES_DEFAULT, minLeaseTtlSeconds, HEARTBEAT_INTERVAL_MS, RAFT_MAX_INFLIGHT_MSGS, RAFT_MAX_SIZE_PER_MSG_BYTES,
   RAFT_MAX_UNCOMMITTED_ENTRIES_BYTES, SNAPSHOT_CATCH_UP_ENTRIES, SNAPSHOT_COUNT,
@@ -23,8 +29,8 @@ import type {
   Effect, EffectResponse, TxnRequest, TxnResponse, WriteRequest, WriteResponse,
 } from "../mvcc/types.js";
 import {
-  EntryType, RawNode, RaftError, StateType, decodeConfChange, initialTickAdvance,
-  type Entry, type NodeId, type Ready, type Rng,
+  EntryType, MessageType, RawNode, SnapshotStatus, RaftError, StateType, TICK_ADVANCE_POLL_MS, TICK_ADVANCE_WAIT_MS, decodeConfChange, initialTickAdvance,
+  type ConfChange, type Entry, type Message, type NodeId, type Ready, type Rng, type Snapshot,
 } from "../raft/index.js";
 import { WalStorage } from "../wal/wal_storage.js";
 import { IdGenerator } from "./id_gen.js";
@@ -56,6 +62,8 @@ export interface ServerConfig {
   readonly rng?: Rng;
   /** Applied entries between two Raft snapshots (--snapshot-count). */
   readonly snapshotCount?: number;
+  /** Entries kept in the log behind a snapshot for slow followers (etcd 3.5's --experimental-snapshot-catchup-entries). */
+  readonly snapshotCatchUpEntries?: number;
   /** --experimental-enable-lease-checkpoint (etcd-ts default: on, and persisted across restarts). */
   readonly leaseCheckpoint?: boolean;
   readonly leaseCheckpointIntervalMs?: number;
@@ -75,6 +83,28 @@ export interface ServerConfig {
   readonly authTokenProvider?: TokenProvider;
   /** scrypt cost (log2 N) of new password hashes (the CLI derives it from --bcrypt-cost). */
   readonly passwordCostLog2?: number;
+  /**
+   * The members a new cluster starts with (this one included; --initial-cluster), or, when joining, the members
+   * of the running cluster. Default: this member alone, with no peer URLs.
+   */
+  readonly initialMembers?: readonly Member[];
+  /** --initial-cluster-state=existing: this member was added to a running cluster and starts with no log. */
+  readonly joinExisting?: boolean;
+  /** The peer listener and what talking to peers needs; without it the member has no peer port. */
+  readonly peer?: PeerConfig;
+  /** This member's client URLs, published to the cluster once it runs (etcd's publish). */
+  readonly clientUrls?: readonly string[];
+  /** --strict-reconfig-check (etcd's default true). */
+  readonly strictReconfigCheck?: boolean;
+  /** The cluster removed this member: it has stopped itself (the CLI exits). */
+  readonly onRemoved?: () => void;
+}
+
+export interface PeerConfig {
+  /** --listen-peer-urls (port 0 picks one: see EtcdServer.peerUrls). */
+  readonly listenUrls: readonly string[];
+  readonly tls?: TransportTls;
+  readonly timeouts?: Partial<PeerTimeouts>;
 }
 
 /** What TimeToLive answers: etcd's TTL -1 (and no error) for a lease that does not exist (any more). */
@@ -101,14 +131,22 @@ export class EtcdServer {
   readonly kv: KvStore;
   /** Watchers fed from every committed batch (the store registers itself as the KV store's commit listener). */
   readonly watchable: WatchableStore;
-  readonly lessor: Lessor;
-  readonly alarms: AlarmStore;
-  /** Users, roles, tokens and permission checks (auth_apply.ts). */
-  readonly auth: ServerAuth;
+  #lessor: Lessor;
+  #alarms: AlarmStore;
+  #auth: ServerAuth;
+  /** The members, as applied from the log (reloaded from a snapshot's backend). */
+  #cluster: Cluster;
+  #transport: PeerTransport | undefined;
+  /** Member changes proposed here, waiting for their conf change to apply: key type:nodeId. */
+  readonly #confWaiters = new Map<string, { resolve: (o: ConfOutcome) => void }>();
+  /** A snapshot body received from the leader, waiting for Raft to hand out its snapshot. */
+  #incomingSnapshot: { index: number; path: string } | undefined;
+  #published = false;
+  #publishWaiters: (() => void)[] = [];
   /** What etcd-ts measures itself for /metrics (disk latencies, gRPC counts, leader changes). */
   readonly metrics = new ServerMetrics();
   #lastLeader: NodeId = 0n;
-  readonly #leaseLoop: LeaseLoop;
+  #leaseLoop: LeaseLoop;
   /** The backend file size, re-read at most every QUOTA_SIZE_CACHE_MS (a quota check per write must be cheap). */
   #dbSize = { bytes: 0, atMs: -Infinity };
   #wasLeader = false;
@@ -135,19 +173,15 @@ export class EtcdServer {
     this.config = config;
     this.kv = kv;
     this.watchable = new WatchableStore(kv);
-    this.lessor = openLessor(config, kv);
-    this.alarms = kv.backend.readNow((view) => AlarmStore.load(view));
-    this.auth = kv.backend.readNow((view) => new ServerAuth(view, {
-      tokenProvider: config.authTokenProvider ?? new SimpleTokenProvider({ ttlSeconds: AUTH_TOKEN_TTL_SECONDS }),
-      ...(config.passwordCostLog2 !== undefined ? { passwordCostLog2: config.passwordCostLog2 } : {}),
-      propose: (req) => this.propose(req),
-      leaseKeys: (id) => this.lessor.timeToLive(id, true)?.keys ?? [],
-    }));
+    this.#lessor = openLessor(config, kv);
+    this.#alarms = kv.backend.readNow((view) => AlarmStore.load(view));
+    this.#auth = this.#loadAuth();
+    this.#cluster = kv.backend.readNow((view) => Cluster.load(view));
     this.#compactor = config.autoCompaction === undefined ? undefined : new Compactor(config.autoCompaction);
     this.#leaseLoop = new LeaseLoop(this.lessor, () => this.isLeader, (req) => this.propose(req));
     this.#ids = new IdGenerator(config.memberId, Date.now());
     this.#storage = storage;
-    if (storage.lastIndex() === 0) this.#bootstrap();
+    if (storage.lastIndex() === 0 && config.joinExisting !== true) this.#bootstrap();
     this.#snapshotIndex = storage.snapshot().metadata.index;
     this.#applied = Math.max(kv.consistentIndex(), this.#snapshotIndex);
     this.#raw = new RawNode({
@@ -155,7 +189,8 @@ export class EtcdServer {
       electionTick: this.electionTicks,
       heartbeatTick: 1,
       storage: this.#storage,
-      applied: this.#applied,
+      // From the Raft snapshot, not the backend: conf changes past it must reach Raft again (see #apply).
+      applied: this.#snapshotIndex,
       maxSizePerMsgBytes: RAFT_MAX_SIZE_PER_MSG_BYTES,
       maxInflightMsgs: RAFT_MAX_INFLIGHT_MSGS,
       maxUncommittedEntriesBytes: RAFT_MAX_UNCOMMITTED_ENTRIES_BYTES,
@@ -168,25 +203,139 @@ export class EtcdServer {
 
   static async start(config: ServerConfig): Promise<EtcdServer> {
     const memberDir = join(config.dataDir, "member");
-    mkdirSync(memberDir, { recursive: true });
+    mkdirSync(join(memberDir, "snap"), { recursive: true });
     const lock = await lockDataDir(config.dataDir);
     let server: EtcdServer;
     try {
       const kv = KvStore.open(memberDir, {
-        extraBuckets: [LEASE_BUCKET, ALARM_BUCKET, ...AUTH_BUCKETS],
+        extraBuckets: [LEASE_BUCKET, ALARM_BUCKET, ...AUTH_BUCKETS, ...MEMBERSHIP_BUCKETS, CONF_OUTCOME_BUCKET, CLUSTER_META_BUCKET],
         ...(config.maxTxnOps !== undefined ? { maxTxnOps: config.maxTxnOps } : {}),
         ...(config.readMode !== undefined ? { readMode: config.readMode } : {}),
       });
-      server = new EtcdServer(config, kv, WalStorage.open(memberDir));
+      const storage = WalStorage.open(memberDir);
+      await finishSnapshotInstall(kv, storage.snapshot().metadata.index, join(memberDir, "snap"));
+      if (storage.lastIndex() === 0 && config.joinExisting !== true) {
+        // Embedded without a member list: this member alone, with etcd's default peer URL.
+        const members = config.initialMembers ?? [{ id: config.memberId, name: config.name, peerUrls: ["http://localhost:2380"], clientUrls: [], isLearner: false }];
+        await kv.backend.batch(undefined, (tx) => storeBootstrap(tx, kv.backend.readNow((v) => Cluster.load(v)), config.clusterId, members));
+      }
+      server = new EtcdServer(config, kv, storage);
     } catch (err) {
       await lock.release();
       throw err;
     }
     server.#dirLock = lock;
+    try {
+      await server.#startPeers();
+    } catch (err) {
+      await server.stop();
+      throw err;
+    }
     server.#startTicking();
     server.#leaseLoop.start();
     server.#startCompactor();
+    void server.#publish();
     return server;
+  }
+
+  get lessor(): Lessor {
+    return this.#lessor;
+  }
+
+  get alarms(): AlarmStore {
+    return this.#alarms;
+  }
+
+  /** Users, roles, tokens and permission checks (auth_apply.ts). */
+  get auth(): ServerAuth {
+    return this.#auth;
+  }
+
+  #loadAuth(): ServerAuth {
+    const config = this.config;
+    return this.kv.backend.readNow((view) => new ServerAuth(view, {
+      tokenProvider: config.authTokenProvider ?? new SimpleTokenProvider({ ttlSeconds: AUTH_TOKEN_TTL_SECONDS }),
+      ...(config.passwordCostLog2 !== undefined ? { passwordCostLog2: config.passwordCostLog2 } : {}),
+      propose: (req) => this.propose(req),
+      leaseKeys: (id) => this.lessor.timeToLive(id, true)?.keys ?? [],
+    }));
+  }
+
+  /** The cluster's members (sorted by id), as this member has applied them. */
+  members(): Member[] {
+    return this.#cluster.members();
+  }
+
+  /** Whether this member is a learner (it serves serializable reads only). */
+  get isLearner(): boolean {
+    return this.#cluster.member(this.config.memberId)?.isLearner === true;
+  }
+
+  /** etcd refuses writes, linearizable reads and streams on a learner: "rpc not supported for learner". */
+  checkNotLearner(): void {
+    if (this.isLearner) throw new EtcdError("NOT_SUPPORTED_FOR_LEARNER");
+  }
+
+  /** The peer listener's bound URLs (empty without peers). */
+  get peerUrls(): readonly string[] {
+    return this.#transport?.boundUrls ?? [];
+  }
+
+  /** Drops every Raft message to and from this member (true) or stops dropping (false): an injected partition. */
+  setPeerIsolation(isolated: boolean): void {
+    const t = this.#transport;
+    if (t === undefined) throw new Error("no peer transport: this member has no peers");
+    t.setFaults(isolated ? { dropOutgoing: () => true, dropIncoming: () => true } : {});
+    this.config.log?.("W", "etcdserver", `peer isolation ${isolated ? "on: every raft message is dropped" : "off"}`);
+  }
+
+  async #startPeers(): Promise<void> {
+    const peer = this.config.peer;
+    if (peer === undefined) return;
+    const memberDir = join(this.config.dataDir, "member");
+    const t = new PeerTransport({
+      memberId: this.config.memberId,
+      clusterId: this.config.clusterId,
+      listenUrls: peer.listenUrls,
+      snapshotDir: join(memberDir, "snap", "incoming"),
+      onMessage: (m) => this.#stepPeer(m),
+      onSnapshot: (m, path) => this.#receiveSnapshot(m, path),
+      onUnreachable: (id) => this.#raw.reportUnreachable(id),
+      onSnapshotStatus: (id, ok) => {
+        this.#raw.reportSnapshot(id, ok ? SnapshotStatus.Finish : SnapshotStatus.Failure);
+        this.scheduleReady();
+      },
+      onRefused: (id, reason, direction) => {
+        if (direction === "outbound" && reason === "member-removed") this.#removedSelf(`peer ${id.toString(16)} knows this member as removed`);
+        else this.config.log?.("W", "rafthttp", `${direction} peer request ${direction === "outbound" ? "to" : "from"} ${id.toString(16)} refused (${reason})`);
+      },
+      logger: (level, msg, fields) => this.config.log?.(level === "info" ? "I" : level === "warn" ? "W" : "E", "rafthttp", fields === undefined ? msg : `${msg} ${JSON.stringify(fields, (_k, v: unknown) => (typeof v === "bigint" ? v.toString(16) : v))}`),
+      httpHandlers: peerHandlers({
+        members: () => this.members(),
+        renew: (id) => this.leaseRenew(id).then((r) => r.ttl),
+        timeToLive: (id, keys) => this.#localTimeToLive(id, keys),
+        promote: (id) => this.memberPromote(id).then(() => undefined),
+      }),
+      ...(peer.tls !== undefined ? { tls: peer.tls } : {}),
+      ...(peer.timeouts !== undefined ? { peerTimeouts: peer.timeouts } : {}),
+    });
+    this.#transport = t;
+    await t.start();
+    const known = this.config.joinExisting === true && this.#cluster.members().length === 0 ? this.config.initialMembers ?? [] : this.#cluster.members();
+    for (const m of known) if (m.id !== this.config.memberId) t.addPeer(m.id, m.peerUrls);
+    this.#syncPeers();
+  }
+
+  /** The transport talks to exactly the current members (after start-up and after a snapshot). */
+  #syncPeers(): void {
+    const t = this.#transport;
+    if (t === undefined) return;
+    for (const m of this.#cluster.members()) {
+      if (m.id === this.config.memberId) continue;
+      t.addPeer(m.id, m.peerUrls);
+      t.updatePeer(m.id, m.peerUrls);
+    }
+    for (const id of this.#cluster.removedIds()) if (id !== this.config.memberId) t.removePeer(id);
   }
 
   get heartbeatMs(): number {
@@ -232,6 +381,7 @@ export class EtcdServer {
 
   async stop(): Promise<void> {
     if (this.#stopped) return;
+    await this.#transferLeadershipAway();
     this.#stopped = true;
     if (this.#ticker !== undefined) clearInterval(this.#ticker);
     this.#leaseLoop.stop();
@@ -239,16 +389,44 @@ export class EtcdServer {
     const err = new EtcdError("STOPPED");
     this.#proposals.failAll(err);
     this.#reads.failAll(err);
+    for (const w of this.#publishWaiters) w();
     while (this.#processing) await new Promise((r) => setImmediate(r));
+    await this.#transport?.stop();
     this.#storage.close();
     await this.kv.close();
     await this.#dirLock?.release();
   }
 
+  /**
+   * A leader that stops on purpose hands leadership to the most caught-up voter first (etcd 3.4 does the same
+   * on SIGTERM), so the cluster does not wait out an election timeout. Bounded by one election timeout.
+   */
+  async #transferLeadershipAway(): Promise<void> {
+    if (!this.isLeader || this.#transport === undefined) return;
+    const progress = this.#raw.status().progress;
+    const voters = this.#raw.raft.confState().voters.filter((v) => v !== this.config.memberId);
+    let best: bigint | undefined;
+    let bestMatch = -1;
+    for (const v of voters) {
+      const match = progress?.get(v)?.match ?? -1;
+      const active = this.#transport.activeSince(v) !== undefined;
+      if (active && match > bestMatch) [best, bestMatch] = [v, match];
+    }
+    if (best === undefined) return;
+    this.config.log?.("N", "etcdserver", `leadership transfer to ${best.toString(16)} before stopping`);
+    this.#raw.transferLeader(best);
+    this.scheduleReady();
+    const deadline = performance.now() + (this.config.electionTimeoutMs ?? ELECTION_TIMEOUT_MS);
+    while (this.leader !== best && performance.now() < deadline) await new Promise((r) => setTimeout(r, this.heartbeatMs));
+  }
+
   // ---- client requests ----
 
   async range(r: RangeRequest & { readonly serializable?: boolean }): Promise<WithHeader<RangeResponse>> {
-    if (r.serializable !== true) await this.#reads.linearizableBarrier();
+    if (r.serializable !== true) {
+      this.checkNotLearner();
+      await this.#reads.linearizableBarrier();
+    }
     const response = await this.kv.range(r);
     return { header: this.header(response.revision), response };
   }
@@ -298,16 +476,118 @@ export class EtcdServer {
     return { header: this.header(r.revision), response: r };
   }
 
-  /** A keepalive: back to the full TTL. Only the leader renews (a follower forwards: the cluster issue's). */
-  leaseRenew(id: bigint): { header: ResponseHeader; ttl: number } {
-    if (!this.isLeader) throw new EtcdError(this.leader === 0n ? "NO_LEADER" : "NOT_LEADER");
-    return { header: this.header(), ttl: this.lessor.renew(id) };
+  /**
+   * A keepalive: back to the full TTL. Only the leader's lessor renews (and expires); a follower forwards the
+   * keepalive to the leader over the peer listener, as etcd does.
+   */
+  async leaseRenew(id: bigint): Promise<{ header: ResponseHeader; ttl: number }> {
+    this.checkNotLearner();
+    if (this.isLeader) return { header: this.header(), ttl: this.lessor.renew(id) };
+    const ttl = await forwardRenew(this.#leaderPeerUrls(), id, this.config.peer?.tls, this.requestTimeoutMs);
+    return { header: this.header(), ttl };
   }
 
-  leaseTimeToLive(id: bigint, keys: boolean): WithHeader<LeaseTimeToLive> {
+  /** TimeToLive is answered by the leader's lessor (a follower's does not track expiry). */
+  async leaseTimeToLive(id: bigint, keys: boolean): Promise<WithHeader<LeaseTimeToLive>> {
+    this.checkNotLearner();
+    const st = this.isLeader || this.#transport === undefined
+      ? this.#localTimeToLive(id, keys)
+      : await forwardTimeToLive(this.#leaderPeerUrls(), id, keys, this.config.peer?.tls, this.requestTimeoutMs);
+    return { header: this.header(), response: { id, ...st } };
+  }
+
+  #localTimeToLive(id: bigint, keys: boolean): { ttl: number; grantedTtl: number; keys: readonly Uint8Array[] } {
+    if (!this.isLeader && this.#transport !== undefined) throw new EtcdError(this.leader === 0n ? "NO_LEADER" : "NOT_LEADER");
     const st = this.lessor.timeToLive(id, keys);
-    const response = st === undefined ? { id, ttl: -1, grantedTtl: 0, keys: [] } : { id, ttl: st.ttl, grantedTtl: st.grantedTtl, keys: st.keys };
-    return { header: this.header(), response };
+    return st === undefined ? { ttl: -1, grantedTtl: 0, keys: [] } : { ttl: st.ttl, grantedTtl: st.grantedTtl, keys: st.keys };
+  }
+
+  /** The leader's peer URLs (NO_LEADER when there is none). */
+  #leaderPeerUrls(): readonly string[] {
+    const leader = this.leader;
+    if (leader === 0n) throw new EtcdError("NO_LEADER");
+    const m = this.#cluster.member(leader);
+    if (m === undefined) throw new EtcdError("NO_LEADER", `leader ${leader.toString(16)} is not a known member`);
+    return m.peerUrls;
+  }
+
+  // ---- membership ----
+
+  #reconfigOptions(): { strictReconfigCheck: boolean; activeSince: (id: bigint) => boolean; isConnected: (id: bigint) => boolean; localId: bigint } {
+    const t = this.#transport;
+    const since = (id: bigint): number | undefined => t?.activeSince(id);
+    return {
+      strictReconfigCheck: this.config.strictReconfigCheck ?? true,
+      localId: this.config.memberId,
+      // etcd's HealthInterval: a peer counts as up once connected for 5 s.
+      activeSince: (id) => id === this.config.memberId || (since(id) ?? Infinity) <= Date.now() - PEER_HEALTH_INTERVAL_MS,
+      isConnected: (id) => id === this.config.memberId || since(id) !== undefined,
+    };
+  }
+
+  /** Cluster.MemberAdd: a voter or a learner with these peer URLs; resolves once the change is applied here. */
+  async memberAdd(peerUrls: readonly string[], isLearner: boolean): Promise<{ header: ResponseHeader; member: Member; members: Member[] }> {
+    this.checkNotLearner();
+    const member = newMemberForAdd(peerUrls, { isLearner, nowUnixSeconds: Math.floor(Date.now() / 1000) });
+    this.#cluster.validateAdd(member, this.#reconfigOptions());
+    await this.#proposeMemberChange({ kind: "add", member });
+    return { header: this.header(), member, members: this.members() };
+  }
+
+  async memberRemove(id: bigint): Promise<{ header: ResponseHeader; members: Member[] }> {
+    this.checkNotLearner();
+    this.#cluster.validateRemove(id, this.#reconfigOptions());
+    await this.#proposeMemberChange({ kind: "remove", id });
+    return { header: this.header(), members: this.members() };
+  }
+
+  async memberUpdate(id: bigint, peerUrls: readonly string[]): Promise<{ header: ResponseHeader; members: Member[] }> {
+    this.checkNotLearner();
+    this.#cluster.validateUpdate(id, peerUrls);
+    await this.#proposeMemberChange({ kind: "update", id, peerUrls: [...peerUrls].sort() });
+    return { header: this.header(), members: this.members() };
+  }
+
+  /** Only the leader knows whether a learner is in sync: a follower forwards the promote to it. */
+  async memberPromote(id: bigint): Promise<{ header: ResponseHeader; members: Member[] }> {
+    this.checkNotLearner();
+    if (!this.isLeader) {
+      await forwardPromote(this.#leaderPeerUrls(), id, this.config.peer?.tls, this.requestTimeoutMs);
+      await this.waitApplied(this.committedIndex);
+      return { header: this.header(), members: this.members() };
+    }
+    const ready = learnerReadiness(this.#raw.status(), id);
+    this.#cluster.validatePromote(id, ready !== LearnerReadiness.NotReady, this.#reconfigOptions());
+    await this.#proposeMemberChange({ kind: "promote", id });
+    return { header: this.header(), members: this.members() };
+  }
+
+  async #proposeMemberChange(change: MemberChange): Promise<void> {
+    if (this.#stopped) throw new EtcdError("STOPPED");
+    const cc = toConfChange(change);
+    const key = `${cc.type}:${cc.nodeId}`;
+    if (this.#confWaiters.has(key)) throw new EtcdError("TIMEOUT", `a change of member ${cc.nodeId.toString(16)} is already in flight`);
+    const applied = new Promise<ConfOutcome>((resolve) => this.#confWaiters.set(key, { resolve }));
+    try {
+      this.#raw.proposeConfChange(cc);
+    } catch (err) {
+      this.#confWaiters.delete(key);
+      throw err instanceof RaftError ? new EtcdError(this.leader === 0n ? "NO_LEADER" : "NOT_CAPABLE", err.message) : err;
+    }
+    this.scheduleReady();
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => {
+        this.#confWaiters.delete(key);
+        reject(new EtcdError("TIMEOUT", `member change ${change.kind} ${cc.nodeId.toString(16)}`));
+      }, this.requestTimeoutMs);
+    });
+    try {
+      const outcome = await Promise.race([applied, timeout]);
+      if (outcome.error !== undefined) throw outcome.error;
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   leaseLeases(): WithHeader<readonly bigint[]> {
@@ -382,6 +662,7 @@ export class EtcdServer {
   /** Proposes one write through Raft and resolves with its applied result. Proposals batch per event-loop turn. */
   propose(req: InternalRequest): Promise<WriteResponse | EtcdError> {
     if (this.#stopped) return Promise.reject(new EtcdError("STOPPED"));
+    if (!("publish" in req) && this.isLearner) return Promise.reject(new EtcdError("NOT_SUPPORTED_FOR_LEARNER"));
     const id = this.#ids.next();
     const done = this.#proposals.register(id);
     this.#queued.push(encodePayload({ id, req }));
@@ -399,9 +680,8 @@ export class EtcdServer {
       // The only voter: no one else can lead or be disrupted, so it campaigns at once instead of waiting out a
       // randomized election timeout (up to a second of start-up for nothing).
       this.#raw.campaign();
-    } else if (this.config.initialElectionTickAdvance !== false) {
-      const advance = initialTickAdvance({ clusterSize: voters.length, electionTicks: this.electionTicks, activePeers: 0, mode: "etcd34" });
-      if (typeof advance === "number") this.#raw.advanceTicks(advance);
+    } else if (this.config.initialElectionTickAdvance !== false && voters.includes(this.config.memberId)) {
+      void this.#advanceTicksWhenPeerUp(voters.length);
     }
     this.#ticker = setInterval(() => {
       this.#raw.tick();
@@ -409,6 +689,125 @@ export class EtcdServer {
       this.scheduleReady();
     }, this.heartbeatMs);
     this.scheduleReady();
+  }
+
+  /**
+   * etcd 3.4's restart rule: wait (bounded) until a peer is reachable, then fast-forward to two ticks before
+   * the election, so a restarted follower hears the leader's heartbeat before it would campaign.
+   */
+  async #advanceTicksWhenPeerUp(clusterSize: number): Promise<void> {
+    const deadline = performance.now() + TICK_ADVANCE_WAIT_MS;
+    for (;;) {
+      if (this.#stopped || this.leader !== 0n) return;
+      const activePeers = this.#transport?.activePeers().length ?? 0;
+      const waitExpired = performance.now() >= deadline;
+      const advance = initialTickAdvance({ clusterSize, electionTicks: this.electionTicks, activePeers, mode: "etcd34", waitExpired });
+      if (typeof advance === "number") {
+        if (advance > 0) this.config.log?.("I", "raft", `fast-forwarding ${advance} ticks (election ticks ${this.electionTicks}) with ${activePeers} active peer(s)`);
+        this.#raw.advanceTicks(advance);
+        this.scheduleReady();
+        return;
+      }
+      await new Promise((r) => setTimeout(r, TICK_ADVANCE_POLL_MS));
+    }
+  }
+
+  #stepPeer(m: Message): void {
+    if (this.#stopped) return;
+    try {
+      this.#raw.step(m);
+    } catch (err) {
+      if (!(err instanceof RaftError)) throw err;
+      return; // a message for a member we are not (yet) part of, or from an old term: raft says drop it
+    }
+    this.scheduleReady();
+  }
+
+  /** A snapshot body arrived whole: keep it under its index until Raft hands out the snapshot, then step it. */
+  #receiveSnapshot(m: Message, bodyPath: string): void {
+    const snap = m.snapshot;
+    if (this.#stopped || snap === undefined) return;
+    const path = join(this.config.dataDir, "member", "snap", snapshotDbName(snap.metadata.index));
+    renameSync(bodyPath, path);
+    this.#incomingSnapshot = { index: snap.metadata.index, path };
+    this.#stepPeer(m);
+  }
+
+  /** A copy of this member's backend, streamed as a snapshot body (written to a temp file, then read back). */
+  async *#snapshotBody(): AsyncIterable<Uint8Array> {
+    const tmp = join(this.config.dataDir, "member", "snap", `outgoing-${process.pid}-${this.#ids.next().toString(16)}.db`);
+    try {
+      await this.kv.backend.backupTo(tmp);
+      for await (const chunk of createReadStream(tmp, { highWaterMark: 1 << 20 })) yield chunk as Buffer;
+    } finally {
+      rmSync(tmp, { force: true });
+    }
+  }
+
+  /**
+   * Raft accepted a snapshot from the leader (already persisted in the WAL): its body replaces the backend,
+   * and everything loaded from the backend is loaded again.
+   */
+  async #installSnapshot(snap: Snapshot): Promise<void> {
+    const index = snap.metadata.index;
+    const incoming = this.#incomingSnapshot;
+    const path = incoming !== undefined && incoming.index === index ? incoming.path : join(this.config.dataDir, "member", "snap", snapshotDbName(index));
+    if (!existsSync(path)) throw new Error(`snapshot at index ${index} has no backend file at ${path}`);
+    this.#incomingSnapshot = undefined;
+    await this.kv.replaceWith(path);
+    if (this.kv.consistentIndex() < index) throw new Error(`snapshot backend is at index ${this.kv.consistentIndex()}, behind its raft snapshot ${index}`);
+    this.#reloadFromBackend();
+    this.#applied = this.kv.consistentIndex();
+    this.#snapshotIndex = index;
+    this.config.log?.("I", "etcdserver", `applied incoming snapshot at index ${index} (backend at index ${this.#applied}, revision ${this.kv.revision})`);
+    this.#notifyApplied();
+  }
+
+  #reloadFromBackend(): void {
+    this.#leaseLoop.stop();
+    this.#lessor = openLessor(this.config, this.kv);
+    this.#leaseLoop = new LeaseLoop(this.lessor, () => this.isLeader, (req) => this.propose(req));
+    this.#leaseLoop.start();
+    if (this.isLeader) this.lessor.promote(this.config.electionTimeoutMs ?? ELECTION_TIMEOUT_MS);
+    this.#alarms = this.kv.backend.readNow((view) => AlarmStore.load(view));
+    this.#auth = this.#loadAuth();
+    this.#cluster = this.kv.backend.readNow((view) => Cluster.load(view));
+    this.#syncPeers();
+    this.watchable.resync();
+  }
+
+  /** etcd's publish: once there is a leader, announce this member's name and client URLs through Raft. */
+  async #publish(): Promise<void> {
+    const clientUrls = [...(this.config.clientUrls ?? [])];
+    while (!this.#stopped) {
+      await this.whenLeader();
+      if (this.#stopped) return;
+      try {
+        const result = await this.propose({ publish: { memberId: this.config.memberId, name: this.config.name, clientUrls } });
+        if (result instanceof EtcdError) throw result;
+        this.#published = true;
+        const waiters = this.#publishWaiters;
+        this.#publishWaiters = [];
+        for (const w of waiters) w();
+        return;
+      } catch (err) {
+        if (this.#stopped) return;
+        this.config.log?.("W", "etcdserver", `failed to publish local member to cluster through raft (${err instanceof Error ? err.message : String(err)})`);
+        await new Promise((r) => setTimeout(r, this.heartbeatMs));
+      }
+    }
+  }
+
+  /** Resolves once this member has published itself (etcd serves clients only from then on). */
+  whenPublished(): Promise<void> {
+    if (this.#published || this.#stopped) return Promise.resolve();
+    return new Promise((resolve) => this.#publishWaiters.push(resolve));
+  }
+
+  #removedSelf(why: string): void {
+    if (this.#stopped) return;
+    this.config.log?.("W", "etcdserver", `the member has been permanently removed from the cluster (${why})`);
+    void this.stop().then(() => this.config.onRemoved?.());
   }
 
   #scheduleFlush(): void {
@@ -478,21 +877,41 @@ export class EtcdServer {
       rd.mustSync,
     );
     if (rd.mustSync) this.metrics.walFsync.observe((performance.now() - syncStart) / 1000);
-    // A single member has no peers; a message to anyone else is a bug until the transport exists.
-    for (const m of rd.messages) {
-      if (m.to !== this.config.memberId) throw new Error(`no transport yet: message ${m.type} to ${m.to}`);
-    }
+    this.#send(rd.messages);
+    if (rd.snapshot !== undefined) await this.#installSnapshot(rd.snapshot);
     if (rd.committedEntries.length > 0) await this.#apply(rd.committedEntries);
+  }
+
+  #send(messages: readonly Message[]): void {
+    if (messages.length === 0) return;
+    const t = this.#transport;
+    if (t === undefined) throw new Error(`no peers: message ${messages[0]?.type} to ${messages[0]?.to.toString(16)}`);
+    const plain: Message[] = [];
+    for (const m of messages) {
+      if (m.type === MessageType.Snap) t.sendSnapshot(m, () => this.#snapshotBody());
+      else plain.push(m);
+    }
+    t.send(plain);
   }
 
   async #apply(entries: readonly Entry[]): Promise<void> {
     const ids: bigint[] = [];
     const reqs: WriteRequest[] = [];
+    const confs: { cc: ConfChange; slot: number }[] = [];
     const capped = new CappedState(this.alarms.list(AlarmType.NOSPACE));
     for (const e of entries) {
-      if (e.index <= this.#applied) continue; // already in the backend (replay after restart)
-      if (e.type === EntryType.ConfChange) this.#raw.applyConfChange(decodeConfChange(e.data));
-      else if (e.data.length > 0) {
+      if (e.index <= this.#applied) {
+        // Already in the backend (replay after a restart or a snapshot): Raft still needs past conf changes,
+        // with the outcome they had when they were applied.
+        if (e.type === EntryType.ConfChange) this.#replayConfChange(e);
+        continue;
+      }
+      if (e.type === EntryType.ConfChange) {
+        const cc = decodeConfChange(e.data);
+        confs.push({ cc, slot: reqs.length });
+        ids.push(0n);
+        reqs.push({ effect: confChangeEffect(this.#cluster, cc, e.index) });
+      } else if (e.data.length > 0) {
         const p = decodePayload(e.data);
         ids.push(p.id);
         reqs.push(this.#toWrite(p.req, capped, e.index));
@@ -504,9 +923,37 @@ export class EtcdServer {
     const results = reqs.length > 0 ? await this.kv.write(reqs, last.index) : [];
     if (reqs.length > 0) this.metrics.backendCommit.observe((performance.now() - commitStart) / 1000);
     this.#applied = last.index;
+    for (const { cc, slot } of confs) this.#afterConfChange(cc, results[slot]);
     results.forEach((res, i) => this.#proposals.trigger(ids[i] ?? 0n, res));
     this.#notifyApplied();
     this.#maybeSnapshot();
+  }
+
+  #replayConfChange(e: Entry): void {
+    const cc = decodeConfChange(e.data);
+    const accepted = this.kv.backend.readNow((v) => recordedOutcome(v, e.index));
+    if (accepted === undefined) throw new Error(`conf change at index ${e.index} is below the applied index ${this.#applied} but has no recorded outcome`);
+    this.#raw.applyConfChange(accepted ? cc : { ...cc, nodeId: 0n });
+  }
+
+  /** After the batch with a conf change committed: Raft, the transport and whoever proposed it learn the outcome. */
+  #afterConfChange(cc: ConfChange, result: WriteResponse | EtcdError | undefined): void {
+    const outcome = result !== undefined && !(result instanceof EtcdError) && "effect" in result ? (result.effect.value as ConfOutcome) : undefined;
+    if (outcome === undefined) throw new Error(`conf change for ${cc.nodeId.toString(16)} was not applied: ${String(result)}`);
+    this.#raw.applyConfChange(outcome.error === undefined ? cc : { ...cc, nodeId: 0n });
+    const waiter = this.#confWaiters.get(`${cc.type}:${cc.nodeId}`);
+    this.#confWaiters.delete(`${cc.type}:${cc.nodeId}`);
+    waiter?.resolve(outcome);
+    if (outcome.error !== undefined) return;
+    const change = outcome.change;
+    const t = this.#transport;
+    if (change.kind === "add" && change.member.id !== this.config.memberId) t?.addPeer(change.member.id, change.member.peerUrls);
+    if (change.kind === "update" && change.id !== this.config.memberId) t?.updatePeer(change.id, change.peerUrls);
+    if (change.kind === "remove") {
+      if (change.id === this.config.memberId) this.#removedSelf("removed through a conf change");
+      else t?.removePeer(change.id);
+    }
+    this.config.log?.("I", "membership", `applied ${change.kind} of member ${(change.kind === "add" ? change.member.id : change.id).toString(16)}`);
   }
 
   /** The backend write of one applied request; while NOSPACE is raised, what grows the database is refused. */
@@ -516,6 +963,10 @@ export class EtcdServer {
       return { effect: alarmEffect(this.alarms, req) };
     }
     if (isAuthChange(req)) return { effect: this.auth.effect(req, index) };
+    if ("publish" in req) {
+      const { memberId, name, clientUrls } = req.publish;
+      return { effect: { run: (tx) => (this.#cluster.publish(tx, memberId, name, clientUrls), {}) } };
+    }
     if (capped.active && growsDatabase(req)) return { effect: { run: () => { throw new EtcdError("NO_SPACE"); } } };
     return isLeaseRequest(req) ? { effect: leaseEffect(this.lessor, req) } : req;
   }
@@ -556,7 +1007,7 @@ export class EtcdServer {
   /** Every --snapshot-count applied entries, snapshot (the backend is the state) and let old WAL segments go. */
   #maybeSnapshot(): void {
     if (this.#applied - this.#snapshotIndex < (this.config.snapshotCount ?? SNAPSHOT_COUNT)) return;
-    this.#storage.createSnapshot(this.#applied, this.#raw.raft.confState(), new Uint8Array(0), SNAPSHOT_CATCH_UP_ENTRIES);
+    this.#storage.createSnapshot(this.#applied, this.#raw.raft.confState(), new Uint8Array(0), this.config.snapshotCatchUpEntries ?? SNAPSHOT_CATCH_UP_ENTRIES);
     this.#snapshotIndex = this.#applied;
   }
 
@@ -597,13 +1048,34 @@ export class EtcdServer {
    * snapshot holding the initial configuration, so the first election is term 2 and the first entry index 2.
    */
   #bootstrap(): void {
-    const confState = { voters: [this.config.memberId], learners: [] };
+    const members = this.config.initialMembers ?? [{ id: this.config.memberId, isLearner: false }];
+    const confState = { voters: members.filter((m) => !m.isLearner).map((m) => m.id).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)), learners: [] };
     this.#storage.save({
       snapshot: { metadata: { index: 1, term: 1, confState }, data: new Uint8Array(0) },
       hardState: { term: 1, vote: 0n, commit: 1 },
       entries: [],
     }, true);
   }
+}
+
+/** etcd's HealthInterval: a peer counts as up for reconfiguration checks once connected this long. */
+const PEER_HEALTH_INTERVAL_MS = 5_000;
+
+function snapshotDbName(index: number): string {
+  return `${index.toString(16).padStart(16, "0")}.snap.db`;
+}
+
+/**
+ * A crash between persisting a received Raft snapshot and swapping in its backend leaves the backend behind the
+ * WAL: the body kept under snap/ is swapped in at the next start. Older bodies are deleted.
+ */
+async function finishSnapshotInstall(kv: KvStore, snapshotIndex: number, snapDir: string): Promise<void> {
+  const pending = join(snapDir, snapshotDbName(snapshotIndex));
+  if (kv.consistentIndex() < snapshotIndex && snapshotIndex > 1) {
+    if (!existsSync(pending)) throw new Error(`backend at index ${kv.consistentIndex()} is behind the raft snapshot at ${snapshotIndex} and ${pending} is missing`);
+    await kv.replaceWith(pending);
+  }
+  for (const f of readdirSync(snapDir)) if (f.endsWith(".snap.db") || f.startsWith("outgoing-")) rmSync(join(snapDir, f), { force: true });
 }
 
 function retentionText(p: CompactionPolicy): string {

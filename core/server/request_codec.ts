@@ -16,8 +16,13 @@ export interface AlarmChange {
   readonly alarm: { readonly action: 1 | 2; readonly memberId: bigint; readonly type: number };
 }
 
-/** What a Raft entry carries: a KV write, a lease, alarm or auth change (never an in-process effect). */
-export type InternalRequest = Exclude<WriteRequest, { readonly effect: unknown }> | LeaseRequest | AlarmChange | AuthChange;
+/** A member announcing its name and client URLs once it runs (etcd's publish, through Raft like a write). */
+export interface MemberPublish {
+  readonly publish: { readonly memberId: bigint; readonly name: string; readonly clientUrls: readonly string[] };
+}
+
+/** What a Raft entry carries: a KV write, a lease, alarm, auth change or publish (never an in-process effect). */
+export type InternalRequest = Exclude<WriteRequest, { readonly effect: unknown }> | LeaseRequest | AlarmChange | AuthChange | MemberPublish;
 
 export interface RaftPayload {
   /** The proposer's request id (0n for entries nobody waits on). */

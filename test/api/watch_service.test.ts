@@ -27,7 +27,7 @@ const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "watch-service-"));
   server = await EtcdServer.start({ name: "w", dataDir: dir, memberId: 1n, clusterId: 2n, heartbeatIntervalMs: 10, electionTimeoutMs: 100 });
-  grpcServer = await serveGrpc(server, { address: "127.0.0.1:0", members: () => [], maxRequestBytes: 4096, watchProgressNotifyIntervalMs: 50 });
+  grpcServer = await serveGrpc(server, { address: "127.0.0.1:0", maxRequestBytes: 4096, watchProgressNotifyIntervalMs: 50 });
   const Watch = loadEtcdProto().services.Watch;
   client = new Watch(`127.0.0.1:${grpcServer.port}`, grpc.credentials.createInsecure());
   for (let i = 0; i < 10; i++) await server.put({ key: enc(`f/${i}`), value: new Uint8Array(1000).fill(97) });

@@ -27,7 +27,7 @@ async function serve(dir?: string): Promise<{ s: EtcdServer; h: GrpcHandle; dir:
   if (dir === undefined) dirs.push(dataDir);
   const s = await EtcdServer.start({ name: "n1", dataDir, memberId: 1n, clusterId: 2n });
   await s.whenLeader();
-  const h = await serveGrpc(s, { address: "127.0.0.1:0", members: () => [] });
+  const h = await serveGrpc(s, { address: "127.0.0.1:0" });
   const client = new EtcdClient({ endpoints: [`127.0.0.1:${h.port}`] });
   let closed = false;
   const close = async (): Promise<void> => {

@@ -50,18 +50,18 @@ describe("leases through the server", () => {
     expect(small.response.ttl, "a TTL below the minimum is raised to it").toBe(1);
     await s.put({ key: enc("l/a"), value: enc("1"), lease: g.response.id });
     await s.put({ key: enc("l/b"), value: enc("2"), lease: g.response.id });
-    const ttl = s.leaseTimeToLive(g.response.id, true).response;
+    const ttl = (await s.leaseTimeToLive(g.response.id, true)).response;
     expect(ttl.grantedTtl).toBe(60);
     expect(ttl.ttl).toBeGreaterThan(58);
     expect(ttl.keys.map(dec).sort()).toEqual(["l/a", "l/b"]);
-    expect(s.leaseRenew(g.response.id).ttl).toBe(60);
+    expect((await s.leaseRenew(g.response.id)).ttl).toBe(60);
     expect([...s.leaseLeases().response].sort()).toEqual([g.response.id, small.response.id].sort());
     const before = s.kv.revision;
     const rv = await s.leaseRevoke(g.response.id);
     expect(rv.response.deleted).toBe(2);
     expect(rv.header.revision, "both keys deleted at one new revision").toBe(before + 1);
     expect((await s.range({ key: enc("l/"), rangeEnd: enc("l0") })).response.count).toBe(0);
-    expect(s.leaseTimeToLive(g.response.id, false).response.ttl).toBe(-1);
+    expect((await s.leaseTimeToLive(g.response.id, false)).response.ttl).toBe(-1);
   });
 
   it("answers etcd's errors: unknown lease on put, duplicate id, revoke twice, renew of a gone lease", async () => {
@@ -94,7 +94,7 @@ describe("leases through the server", () => {
     });
     const rev = await deleted;
     expect(rev).toBeGreaterThan(0);
-    expect(s.leaseTimeToLive(g.response.id, false).response.ttl).toBe(-1);
+    expect((await s.leaseTimeToLive(g.response.id, false)).response.ttl).toBe(-1);
     expect((await s.range({ key: enc("e/a") })).response.count).toBe(0);
   }, 15_000);
 
@@ -105,7 +105,7 @@ describe("leases through the server", () => {
     await first.s.stop();
     servers.splice(servers.indexOf(first.s), 1);
     const { s } = await start(first.dir);
-    const ttl = s.leaseTimeToLive(g.response.id, true).response;
+    const ttl = (await s.leaseTimeToLive(g.response.id, true)).response;
     expect(ttl.grantedTtl).toBe(3600);
     expect(ttl.keys.map(dec)).toEqual(["r/a"]);
     await s.leaseRevoke(g.response.id);
@@ -124,7 +124,7 @@ describe("leases through the server", () => {
       servers.splice(servers.indexOf(first.s), 1);
       now += 5_000; // the whole member is down for a while: a checkpoint keeps the remaining TTL, not the wall time
       const { s } = await start(first.dir, extra);
-      const ttl = s.leaseTimeToLive(g.response.id, false).response.ttl;
+      const ttl = (await s.leaseTimeToLive(g.response.id, false)).response.ttl;
       if (checkpoints) {
         expect(ttl, "remaining 40 s + the election-timeout extension, rounded up").toBeGreaterThanOrEqual(40);
         expect(ttl).toBeLessThanOrEqual(41);

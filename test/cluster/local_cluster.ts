@@ -1,0 +1,171 @@
+// Multi-member clusters of real processes on 127.0.0.1 for the cluster tests: etcd-ts (dist/core/cli/main.js) or
+// real etcd 3.4, started with the same etcd flags (free ports, one temp data dir each, always cleaned up).
+// Members can be killed (-9), restarted on their data dir, and added at runtime (--initial-cluster-state existing).
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { freePort } from "../../harness/targets/etcd_process.js";
+
+export const REPO = resolve(import.meta.dirname, "../..");
+export type Kind = "etcd" | "etcd-ts";
+
+export interface MemberProc {
+  readonly name: string;
+  readonly clientPort: number;
+  readonly peerPort: number;
+  readonly dataDir: string;
+  child: ChildProcess | undefined;
+  log: string;
+  exitCode: number | null | undefined;
+}
+
+export interface ClusterOptions {
+  /** Extra flags for every member (both kinds must accept them). */
+  readonly flags?: readonly string[];
+  /** Flags only etcd-ts gets. */
+  readonly etcdTsFlags?: readonly string[];
+  readonly token?: string;
+}
+
+export class LocalCluster {
+  readonly members: MemberProc[] = [];
+  readonly #root: string;
+
+  constructor(readonly kind: Kind, readonly opts: ClusterOptions = {}) {
+    this.#root = mkdtempSync(join(tmpdir(), `etcd-ts-cluster-${kind}-`));
+  }
+
+  get token(): string {
+    return this.opts.token ?? `tok-${this.kind}-${process.pid}`;
+  }
+
+  endpoint(i: number): string {
+    return `127.0.0.1:${this.member(i).clientPort}`;
+  }
+
+  endpoints(): string {
+    return this.members.filter((m) => m.child !== undefined).map((m) => `127.0.0.1:${m.clientPort}`).join(",");
+  }
+
+  peerUrl(m: MemberProc): string {
+    return `http://127.0.0.1:${m.peerPort}`;
+  }
+
+  member(i: number): MemberProc {
+    const m = this.members[i];
+    if (m === undefined) throw new Error(`no member ${i} of ${this.members.length}`);
+    return m;
+  }
+
+  async newMember(name: string): Promise<MemberProc> {
+    const m: MemberProc = {
+      name, clientPort: await freePort(), peerPort: await freePort(), dataDir: join(this.#root, name),
+      child: undefined, log: "", exitCode: undefined,
+    };
+    this.members.push(m);
+    return m;
+  }
+
+  /** Bootstraps a new cluster of `n` members and waits until every one answers with a leader. */
+  async start(n: number): Promise<void> {
+    for (let i = 0; i < n; i++) await this.newMember(`m${i}`);
+    const initial = this.members.map((m) => `${m.name}=${this.peerUrl(m)}`).join(",");
+    for (const m of this.members) this.spawn(m, initial, "new");
+    for (let i = 0; i < n; i++) await this.waitServing(i);
+  }
+
+  /** Starts a member added with `member add` (its --initial-cluster lists every running member plus itself). */
+  join(m: MemberProc, extraFlags: readonly string[] = []): void {
+    const initial = this.members.filter((x) => x === m || x.child !== undefined).map((x) => `${x.name}=${this.peerUrl(x)}`).join(",");
+    this.spawn(m, initial, "existing", extraFlags);
+  }
+
+  spawn(m: MemberProc, initialCluster: string, state: "new" | "existing", extraFlags: readonly string[] = []): void {
+    const args = [
+      "--name", m.name, "--data-dir", m.dataDir, "--initial-cluster", initialCluster, "--initial-cluster-state", state,
+      "--initial-cluster-token", this.token,
+      "--listen-client-urls", `http://127.0.0.1:${m.clientPort}`, "--advertise-client-urls", `http://127.0.0.1:${m.clientPort}`,
+      "--listen-peer-urls", this.peerUrl(m), "--initial-advertise-peer-urls", this.peerUrl(m),
+      ...(this.opts.flags ?? []), ...(this.kind === "etcd-ts" ? this.opts.etcdTsFlags ?? [] : []), ...extraFlags,
+    ];
+    const child = this.kind === "etcd"
+      ? spawn("etcd", args, { stdio: ["ignore", "ignore", "pipe"] })
+      : spawn(process.execPath, [join(REPO, "dist/core/cli/main.js"), ...args], { stdio: ["ignore", "ignore", "pipe"] });
+    m.child = child;
+    m.exitCode = undefined;
+    child.stderr?.on("data", (b: Buffer) => (m.log = (m.log + b.toString("utf8")).slice(-20_000)));
+    child.once("exit", (code) => {
+      m.exitCode = code;
+      if (m.child === child) m.child = undefined;
+    });
+  }
+
+  /** Restarts a stopped member on its data dir (the --initial-cluster flags are ignored then, as etcd does). */
+  restart(i: number): void {
+    const m = this.member(i);
+    if (m.child !== undefined) throw new Error(`member ${m.name} is running`);
+    this.spawn(m, `${m.name}=${this.peerUrl(m)}`, "new");
+  }
+
+  /** Waits until member i answers `endpoint status` with a leader. */
+  async waitServing(i: number, timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const m = this.member(i);
+      if (m.child === undefined && m.exitCode !== undefined) throw new Error(`member ${m.name} exited (${m.exitCode}): ${m.log.slice(-1500)}`);
+      const r = ctl(this.endpoint(i), ["endpoint", "status", "-w", "json"], 3_000);
+      if (r.status === 0 && /"leader":[1-9]/.test(r.stdout)) return;
+      if (Date.now() > deadline) throw new Error(`member ${m.name} not serving after ${timeoutMs} ms: ${r.stderr} ${m.log.slice(-1500)}`);
+      await new Promise((res) => setTimeout(res, 200));
+    }
+  }
+
+  async kill(i: number, signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
+    const child = this.member(i).child;
+    if (child === undefined) return;
+    const exited = new Promise<void>((r) => child.once("exit", () => r()));
+    child.kill(signal);
+    await exited;
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.members.map(async (m, i) => {
+      if (m.child === undefined) return;
+      const timer = setTimeout(() => m.child?.kill("SIGKILL"), 5_000);
+      await this.kill(i, "SIGTERM");
+      clearTimeout(timer);
+    }));
+    rmSync(this.#root, { recursive: true, force: true });
+  }
+}
+
+export interface CtlResult {
+  readonly status: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** The real etcdctl (v3 API) against `endpoints`, bounded in time. */
+export function ctl(endpoints: string, args: readonly string[], timeoutMs = 20_000): CtlResult {
+  const r = spawnSync("etcdctl", ["--endpoints", endpoints, "--command-timeout", `${Math.max(1, Math.floor(timeoutMs / 1000) - 1)}s`, ...args], {
+    env: { ...process.env, ETCDCTL_API: "3" }, encoding: "utf8", timeout: timeoutMs,
+  });
+  return { status: r.status ?? -1, stdout: r.stdout ?? "", stderr: r.stderr ?? "" };
+}
+
+/** etcdctl endpoint status as JSON for one endpoint. */
+export function status(endpoint: string): { leader: bigint; memberId: bigint; raftTerm: number; raftIndex: number; isLearner: boolean } {
+  const r = ctl(endpoint, ["endpoint", "status", "-w", "json"], 5_000);
+  if (r.status !== 0) throw new Error(`endpoint status ${endpoint}: ${r.stderr}`);
+  const j = JSON.parse(r.stdout.replace(/"(leader|member_id|cluster_id)":(\d+)/g, '"$1":"$2"')) as {
+    Status: { header: { member_id: string; raft_term: number }; leader: string; raftIndex: number; isLearner?: boolean };
+  }[];
+  const st = j[0]?.Status;
+  if (st === undefined) throw new Error(`endpoint status ${endpoint}: ${r.stdout}`);
+  return { leader: BigInt(st.leader), memberId: BigInt(st.header.member_id), raftTerm: st.header.raft_term, raftIndex: st.raftIndex, isLearner: st.isLearner === true };
+}
+
+export function hex(id: bigint): string {
+  return id.toString(16);
+}
