@@ -102,12 +102,16 @@ export async function leaderChanges(cluster: EtcdCluster, i: number): Promise<nu
   }
 }
 
-/** termOf is member i's raft term from Status (-1 when it does not answer). */
+/**
+ * termOf is member i's raft term: the higher of Status's raft_term and the last "became … at term N" it logged
+ * (real etcd's Status term only moves when an entry is applied, so a member campaigning alone does not show it).
+ */
 export async function termOf(cluster: EtcdCluster, i: number): Promise<number> {
+  const logged = cluster.loggedTerm(i);
   try {
-    return Number((await cluster.status(i)).raftTerm);
+    return Math.max(logged, Number((await cluster.status(i)).raftTerm));
   } catch {
-    return -1;
+    return logged > 0 ? logged : -1;
   }
 }
 
@@ -187,6 +191,16 @@ export class WriteLoad {
     await Promise.all(this.loops);
     for (const c of this.clients.values()) c.close();
     this.clients.clear();
+  }
+
+  /** waitWriteAfter resolves once a write sent at or after `sinceMs` has succeeded, or after maxMs; says which. */
+  async waitWriteAfter(sinceMs: number, maxMs: number): Promise<boolean> {
+    const end = this.now() + maxMs;
+    while (this.now() < end) {
+      if (this.calls.some((c) => c.code === undefined && c.sentMs >= sinceMs)) return true;
+      await pause(20);
+    }
+    return false;
   }
 
   /** longestGapMs is the longest stretch inside [fromMs, toMs] with no write completing successfully. */

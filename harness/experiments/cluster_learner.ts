@@ -45,6 +45,8 @@ export interface JoinRow {
   in_sync_ms: number;
   promote_attempts: number;
   promote_refusals: string;
+  /** MemberAdd answers of `unhealthy cluster` before it was accepted (sent again every 250 ms). */
+  add_unhealthy_refusals: number;
   leader_changes: number;
   write_p99_before_ms: number;
   write_p99_during_ms: number;
@@ -79,6 +81,25 @@ async function preload(cluster: EtcdCluster, keys: number, valueBytes: number): 
     }));
   } finally {
     for (const c of clients) c.close();
+  }
+}
+
+/** How long MemberAdd is retried while etcd refuses it as `unhealthy cluster` (members connected < 5 s). */
+const ADD_RETRY_MS = 30_000;
+
+/**
+ * addMember calls MemberAdd, again while the answer is UNHEALTHY: etcd's strict reconfig check refuses any add
+ * until every voter has been connected for 5 s (a definite refusal, so sending it again is safe).
+ */
+async function addMember(client: EtcdClient, peerUrls: readonly string[], isLearner: boolean): Promise<{ id: bigint; unhealthyRefusals: number }> {
+  const end = Date.now() + ADD_RETRY_MS;
+  for (let refusals = 0; ; refusals++) {
+    try {
+      return { id: (await client.cluster.memberAdd(peerUrls, { isLearner })).member.id, unhealthyRefusals: refusals };
+    } catch (err) {
+      if (errorCode(err) !== "UNHEALTHY" || Date.now() > end) throw err;
+      await pause(250);
+    }
   }
 }
 
@@ -123,12 +144,12 @@ async function joinMember(target: string, cluster: EtcdCluster, s: Settings, mod
     const { index, peerUrl } = await cluster.prepareJoin();
     load.exclude(index);
     const addAt = load.now(), deadline = Date.now() + s.giveUpS * 1000;
-    const added = await admin.cluster.memberAdd([peerUrl], { isLearner: mode === "learner" });
+    const added = await addMember(admin, [peerUrl], mode === "learner");
     await cluster.startJoin(index, { wait: false });
     const serving = cluster.waitReady(index, s.giveUpS * 1000).then(() => load.now() - addAt, () => -1);
     let inSyncMs = -1, attempts = 0, refusals = new Map<string, number>();
     if (mode === "learner") {
-      const p = await promoteUntilDone(admin, added.member.id, s, deadline);
+      const p = await promoteUntilDone(admin, added.id, s, deadline);
       attempts = p.attempts;
       refusals = p.refusals;
       if (p.ok) inSyncMs = load.now() - addAt;
@@ -143,7 +164,7 @@ async function joinMember(target: string, cluster: EtcdCluster, s: Settings, mod
     const base = { from: addAt - s.baselineS * 1000, to: addAt };
     return {
       target, mode, keys: s.keys, member_serving_ms: Math.round(servingMs), in_sync_ms: Math.round(inSyncMs), promote_attempts: attempts,
-      promote_refusals: [...refusals].map(([c, n]) => `${c}:${n}`).join(" "), leader_changes: Math.max(...after.map((a, k) => a - before[k]!)),
+      promote_refusals: [...refusals].map(([c, n]) => `${c}:${n}`).join(" "), add_unhealthy_refusals: added.unhealthyRefusals, leader_changes: Math.max(...after.map((a, k) => a - before[k]!)),
       write_p99_before_ms: load.latency(base.from, base.to).p99Ms, write_p99_during_ms: load.latency(addAt, doneAt).p99Ms,
       write_p99_after_ms: load.latency(doneAt, endAt).p99Ms, write_gap_before_ms: Math.round(load.longestGapMs(base.from, base.to)),
       write_gap_during_ms: Math.round(load.longestGapMs(addAt, doneAt)), write_errors_during: load.errors(addAt, doneAt).count,
@@ -182,7 +203,7 @@ async function badAdd(target: string, cluster: EtcdCluster, c: { name: string; m
   try {
     let addResult = "ok", id: bigint | undefined;
     try {
-      id = (await admin.cluster.memberAdd([badUrl], { isLearner: c.learner })).member.id;
+      id = (await addMember(admin, [badUrl], c.learner)).id;
     } catch (err) {
       addResult = `refused ${errorCode(err)}: ${String(err).slice(0, 160)}`;
     }

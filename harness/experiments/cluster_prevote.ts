@@ -16,6 +16,8 @@ import type { EtcdCluster } from "../targets/etcd_cluster.js";
 
 /** etcd's default --election-timeout. */
 const DEFAULT_ELECTION_MS = 1_000;
+/** How long after the heal window the experiment waits for the writes to come back. */
+const RECOVERY_WAIT_MS = 60_000;
 
 interface Settings {
   readonly reps: number;
@@ -40,6 +42,8 @@ export interface PreVoteRow {
   term_after: number;
   write_gap_after_heal_ms: number;
   write_errors_after_heal: number;
+  /** A write succeeded after the heal window (false: still unavailable RECOVERY_WAIT_MS later). */
+  writes_recovered: boolean;
 }
 
 async function oneRep(target: string, cluster: EtcdCluster, load: WriteLoad, s: Settings, preVote: boolean, rep: number): Promise<PreVoteRow> {
@@ -54,10 +58,12 @@ async function oneRep(target: string, cluster: EtcdCluster, load: WriteLoad, s: 
   await pause(s.isolateElections * s.electionMs);
   const cut = await cluster.status(victim).catch(() => undefined);
   const lost = cut !== undefined && cut.leader === 0n;
-  const isolatedTerm = cut === undefined ? -1 : Number(cut.raftTerm);
+  const isolatedTerm = await termOf(cluster, victim);
   const healAt = load.now();
   await cluster.heal(victim);
   await pause(s.healElections * s.electionMs);
+  // A disrupted cluster may still be electing: the window ends once a write sent after it succeeds (≤ 60 s).
+  const recovered = await load.waitWriteAfter(load.now(), RECOVERY_WAIT_MS);
   const endAt = load.now();
   load.include(victim);
   const after = await Promise.all(others.map((i) => leaderChanges(cluster, i)));
@@ -68,6 +74,7 @@ async function oneRep(target: string, cluster: EtcdCluster, load: WriteLoad, s: 
     term_before: termBefore, isolated_term_at_heal: isolatedTerm,
     term_after: Math.max(...await Promise.all([0, 1, 2].map((i) => termOf(cluster, i)))),
     write_gap_after_heal_ms: Math.round(load.longestGapMs(healAt, endAt)), write_errors_after_heal: load.errors(healAt, endAt).count,
+    writes_recovered: recovered,
   };
 }
 

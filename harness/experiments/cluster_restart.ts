@@ -83,7 +83,7 @@ async function runTarget(target: string, cluster: EtcdCluster, s: Settings): Pro
   const rows: RestartRow[] = [];
   load.start();
   try {
-    await pause(s.settleMs); // a window before the first kill to compare with
+    await pause(s.downMs + 2 * s.settleMs); // a no-fault window before the first kill, as long as a restart's
     for (let r = 1; r <= s.restarts; r++) {
       const row = await oneRestart(target, cluster, load, s, r);
       console.error(`${target} restart ${r}: ${row.victim} ready in ${row.restart_to_ready_ms} ms; leader changes ${row.leader_changes}, term ${row.term_before}→${row.term_after}; writes unavailable ${row.write_unavailable_ms} ms (before: ${row.write_gap_before_ms} ms), ${row.write_errors} errors`);

@@ -40,7 +40,14 @@ interface Member {
   proxy: PeerProxy | undefined;
   /** Removed from the cluster (or never joined): not part of --initial-cluster for later joins. */
   gone: boolean;
+  /** Highest raft term in a "became <role> at term N" log line (raft's log wording), 0 before any. */
+  loggedTerm: number;
+  /** The unterminated last stderr line, kept until its newline arrives. */
+  partialLine: string;
 }
+
+/** raft's role-change log line (etcd logs it; Status's raft_term only moves when an entry is applied). */
+const ROLE_CHANGE_RE = /became (?:pre-candidate|candidate|follower|leader) at term (\d+)/;
 
 export type PeerFaultMode = "proxy" | "flag";
 
@@ -119,6 +126,7 @@ export class EtcdCluster implements Target {
     const m: Member = {
       name: `m${i}`, clientPort: await freePort(), peerPort, advertisedPeerPort, state,
       dataDir: mkdtempSync(join(tmpdir(), `etcd-ts-m${i}-`)), child: undefined, stderrTail: "", idHex: undefined, proxy: undefined, gone: false,
+      loggedTerm: 0, partialLine: "",
     };
     if (this.opts.faults === "proxy") {
       m.proxy = new PeerProxy(i, peerPort, (src, dst) => this.isolated.has(dst) || (src !== undefined && this.isolated.has(src)), (hex) => this.indexOfId(hex));
@@ -220,8 +228,25 @@ export class EtcdCluster implements Target {
     ];
     m.stderrTail = "";
     const child = spawn(this.opts.bin ?? "etcd", args, { stdio: ["ignore", "ignore", "pipe"] });
-    child.stderr?.on("data", (b: Buffer) => (m.stderrTail = (m.stderrTail + b.toString("utf8")).slice(-2000)));
+    child.stderr?.on("data", (b: Buffer) => {
+      const text = b.toString("utf8");
+      m.stderrTail = (m.stderrTail + text).slice(-2000);
+      const lines = (m.partialLine + text).split("\n");
+      m.partialLine = (lines.pop() ?? "").slice(-4096);
+      for (const line of lines) {
+        const t = ROLE_CHANGE_RE.exec(line);
+        if (t !== null) m.loggedTerm = Math.max(m.loggedTerm, Number(t[1]));
+      }
+    });
     m.child = child;
+  }
+
+  /**
+   * loggedTerm is the highest term member i logged a role change at ("became candidate at term 7"): a member
+   * that campaigns while cut off raises its term without applying anything, which Status does not show.
+   */
+  loggedTerm(i: number): number {
+    return this.member(i).loggedTerm;
   }
 
   private async waitReadyMember(m: Member, timeoutMs = this.opts.startTimeoutMs ?? 20_000): Promise<void> {
@@ -350,8 +375,11 @@ function httpText(method: "GET" | "PUT", port: number, path: string, body?: stri
 const PROXY_HEAD_MAX_BYTES = 16 * 1024;
 
 interface ProxiedConn {
-  /** The sending member's index, from X-Server-From (undefined: a request without it, e.g. a version probe). */
-  readonly src: number | undefined;
+  /**
+   * The sender's member id from X-Server-From (undefined: a request without it, e.g. a version probe). Kept as
+   * hex and resolved to a member index at each check: connections open before the ids are known (startup).
+   */
+  readonly fromHex: string | undefined;
   readonly down: Socket;
   readonly up: Socket;
 }
@@ -400,13 +428,12 @@ class PeerProxy {
 
   private forward(down: Socket, head: Buffer): void {
     const from = /\r\nx-server-from:\s*([0-9a-f]+)\r\n/i.exec(head.toString("latin1"))?.[1]?.toLowerCase();
-    const src = from === undefined ? undefined : this.sourceOf(from);
-    if (this.blocked(src, this.dst)) {
+    if (this.blocked(this.src(from), this.dst)) {
       down.destroy();
       return;
     }
     const up = connect(this.upstreamPort, "127.0.0.1");
-    const conn: ProxiedConn = { src, down, up };
+    const conn: ProxiedConn = { fromHex: from, down, up };
     this.conns.add(conn);
     const drop = (): void => {
       this.conns.delete(conn);
@@ -420,10 +447,14 @@ class PeerProxy {
     up.pipe(down);
   }
 
+  private src(fromHex: string | undefined): number | undefined {
+    return fromHex === undefined ? undefined : this.sourceOf(fromHex);
+  }
+
   /** cut closes every open connection that is now blocked (and pending ones when this member is cut off). */
   cut(): void {
     for (const c of [...this.conns]) {
-      if (!this.blocked(c.src, this.dst)) continue;
+      if (!this.blocked(this.src(c.fromHex), this.dst)) continue;
       this.conns.delete(c);
       c.down.destroy();
       c.up.destroy();
