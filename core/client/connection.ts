@@ -348,9 +348,11 @@ function closeSlot(slot: Slot): void {
   slot.clients = undefined;
 }
 
-function dialTimeout(last: EtcdError | ClientCallError, dialTimeoutMs: number): ClientCallError {
+/** dialTimeout is the DIAL_TIMEOUT error a call (or a watch) ends with when no endpoint connected in time. */
+export function dialTimeout(last: EtcdError | ClientCallError, dialTimeoutMs: number): ClientCallError {
   if (last instanceof ClientCallError && last.code === CLIENT_ERROR_CODES.DIAL_TIMEOUT) return last;
-  return new ClientCallError(grpc.status.UNAVAILABLE, `no endpoint connected within ${dialTimeoutMs} ms; last error: ${last.message}`,
+  const reason = last instanceof ClientCallError ? last.reason : last.message;
+  return new ClientCallError(grpc.status.UNAVAILABLE, `no endpoint connected within ${dialTimeoutMs} ms; last error: ${reason}`,
     last instanceof ClientCallError ? last.endpoint : "", { code: CLIENT_ERROR_CODES.DIAL_TIMEOUT, notSent: true });
 }
 

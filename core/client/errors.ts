@@ -31,10 +31,13 @@ export class ClientCallError extends Error {
   readonly grpcStatus: GrpcStatusCode;
   readonly endpoint: string;
   readonly notSent: boolean;
+  /** The message without the endpoint suffix (for wrapping one error's reason in another). */
+  readonly reason: string;
 
   constructor(grpcStatus: GrpcStatusCode, message: string, endpoint: string, opts: { code?: string; notSent?: boolean } = {}) {
     super(`${message} (endpoint ${endpoint})`);
     this.name = "ClientCallError";
+    this.reason = message;
     this.grpcStatus = grpcStatus;
     this.code = opts.code ?? `GRPC_${STATUS_NAMES.get(grpcStatus) ?? String(grpcStatus)}`;
     this.endpoint = endpoint;

@@ -7,8 +7,8 @@ import * as grpc from "@grpc/grpc-js";
 import { codeForMessage, EtcdError } from "../errors.js";
 import { WATCH_STREAM_BUFFER } from "../limits.js";
 import type * as pb from "../api/proto/types.js";
-import { sleep, type Connection } from "./connection.js";
-import { isUnavailable, toClientError, type ClientCallError } from "./errors.js";
+import { dialTimeout, sleep, type Connection } from "./connection.js";
+import { ClientCallError, isUnavailable, toClientError } from "./errors.js";
 import { big, keyValue, prefixEnd, type Bytes, type KeyValue, toBuf } from "./wire.js";
 
 export interface WatchOptions {
@@ -49,6 +49,12 @@ export class Watcher implements AsyncIterable<WatchBatch> {
   /** nextRevision: the first revision not yet delivered (0n = "from now" until the watch is created). */
   private nextRevision: bigint;
   private failedOpens = 0;
+  /**
+   * While no endpoint connects (every open fails unsent), the watch goes round the endpoints until this time
+   * (the connection's dial timeout after the first such failure), then ends with DIAL_TIMEOUT, as a unary call.
+   */
+  private dialDeadline: number | undefined;
+  private unsentOpens = 0;
   /** The auth token the current stream was opened with, and whether a refused one was already replaced. */
   private tokenUsed: string | undefined;
   private tokenRefreshed = false;
@@ -149,6 +155,8 @@ export class Watcher implements AsyncIterable<WatchBatch> {
     if (res.created && !res.canceled) this.tokenRefreshed = false;
     if (res.created) {
       this.failedOpens = 0;
+      this.dialDeadline = undefined;
+      this.unsentOpens = 0;
       if (this.nextRevision === 0n) this.nextRevision = revision + 1n;
       this.resolveCreated(revision);
     }
@@ -200,6 +208,7 @@ export class Watcher implements AsyncIterable<WatchBatch> {
     // streams at once and deliver every event twice.
     this.stream = undefined;
     stream.cancel();
+    if (err instanceof ClientCallError && err.notSent) return this.retryUnsent(err, endpoint);
     // A lost connection, or etcd's own UNAVAILABLE (the member lost its leader: WithRequireLeader ends the watch).
     const retriable = !("grpcStatus" in err) || isUnavailable(err as ClientCallError | EtcdError);
     this.failedOpens++;
@@ -209,6 +218,21 @@ export class Watcher implements AsyncIterable<WatchBatch> {
     }
     this.conn.failover(endpoint);
     void sleep(Math.min(1000, 50 * this.failedOpens)).then(() => {
+      if (!this.done) this.open();
+    });
+  }
+
+  /** retryUnsent: no connection to `endpoint`; try the next one (backing off per round) until the dial deadline. */
+  private retryUnsent(err: ClientCallError, endpoint: string): void {
+    const now = Date.now();
+    this.dialDeadline ??= now + this.conn.dialTimeoutMs;
+    if (now >= this.dialDeadline) {
+      this.fail(dialTimeout(err, this.conn.dialTimeoutMs));
+      return;
+    }
+    this.conn.failover(endpoint);
+    const round = Math.floor(++this.unsentOpens / this.conn.endpointCount);
+    void sleep(Math.min(1000, 50 * 2 ** round, Math.max(0, this.dialDeadline - now))).then(() => {
       if (!this.done) this.open();
     });
   }
