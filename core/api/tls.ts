@@ -119,7 +119,9 @@ export function serverTlsOptions(info: TlsInfo, cipherSuites: readonly string[] 
   try {
     tls.createSecureContext(opts);
   } catch (err) {
-    throw new TlsConfigError(`tls: ${(err as Error).message}`);
+    const text = (err as Error).message;
+    // Go's tls.LoadX509KeyPair text for a key that is not the certificate's (etcd exits with it).
+    throw new TlsConfigError(/key values mismatch/.test(text) ? "tls: private key does not match public key" : `tls: ${text}`);
   }
   return opts;
 }
@@ -151,13 +153,44 @@ export interface SecureListenerOptions {
   readonly onRejected?: (line: string) => void;
 }
 
+/** The certificates of a PEM bundle (node:tls `ca` option: one or several buffers or strings). */
+export function pemCertificates(ca: tls.SecureContextOptions["ca"]): X509Certificate[] {
+  const parts = ca === undefined ? [] : Array.isArray(ca) ? ca : [ca];
+  const out: X509Certificate[] = [];
+  for (const part of parts) {
+    const text = typeof part === "string" ? part : Buffer.from(part).toString("latin1");
+    for (const m of text.matchAll(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g)) out.push(new X509Certificate(m[0]));
+  }
+  return out;
+}
+
+/** Go's x509 error for a signature that does not verify, by the signer's key type. */
+function signatureFailure(ca: X509Certificate): string {
+  const type = ca.publicKey.asymmetricKeyType;
+  return type === "rsa" || type === "rsa-pss" ? "crypto/rsa: verification error" : type === "ed25519" ? "x509: Ed25519 verification failure" : "x509: ECDSA verification failure";
+}
+
+/**
+ * Go's "unknown authority" text. Go tries every trusted CA whose subject is the certificate's issuer and, when one
+ * is found but its key did not sign (a certificate forged in a trusted CA's name), says so; OpenSSL does not
+ * consider such a CA at all, so the candidate is looked for here.
+ */
+function unknownAuthority(socket: tls.TLSSocket, cas: readonly X509Certificate[]): string {
+  const raw = socket.getPeerCertificate().raw;
+  const leaf = raw !== undefined ? new X509Certificate(raw) : undefined;
+  const candidate = leaf === undefined ? undefined : cas.find((ca) => ca.subject === leaf.issuer && !leaf.verify(ca.publicKey));
+  if (candidate === undefined) return "certificate signed by unknown authority";
+  const cn = /^CN=(.*)$/m.exec(candidate.subject)?.[1] ?? "";
+  return `certificate signed by unknown authority (possibly because of ${JSON.stringify(signatureFailure(candidate))} while trying to verify candidate authority certificate ${JSON.stringify(cn)})`;
+}
+
 /** Why a client certificate did not verify, in Go's words (what etcd logs for the same client). */
-function unauthorizedReason(socket: tls.TLSSocket): string | undefined {
+function unauthorizedReason(socket: tls.TLSSocket, cas: readonly X509Certificate[]): string | undefined {
   if (socket.authorized) return undefined;
   if (socket.getPeerCertificate().raw === undefined) return "tls: client didn't provide a certificate";
   const code = String(socket.authorizationError);
   const prefix = "tls: failed to verify client certificate: x509: ";
-  if (/ISSUER|SELF_SIGNED|UNABLE_TO_VERIFY_LEAF/.test(code)) return prefix + "certificate signed by unknown authority";
+  if (/ISSUER|SELF_SIGNED|UNABLE_TO_VERIFY_LEAF|SIGNATURE_FAILURE/.test(code)) return prefix + unknownAuthority(socket, cas);
   if (/CERT_HAS_EXPIRED|CERT_NOT_YET_VALID/.test(code)) return prefix + "certificate has expired or is not yet valid";
   return prefix + code;
 }
@@ -212,8 +245,9 @@ function rejectedLine(socket: tls.TLSSocket, reason: string, afterHandshake = fa
 export function createSecureListener(o: SecureListenerOptions, onSecure: (socket: tls.TLSSocket) => void): tls.Server {
   const verify = o.tls.rejectUnauthorized === true && o.tls.requestCert === true;
   const options: tls.TlsOptions = { ...o.tls, rejectUnauthorized: false, ALPNCallback: ({ protocols }) => chooseAlpn(o.alpn, protocols) };
+  const cas = verify ? pemCertificates(o.tls.ca) : [];
   const server = tls.createServer(options, (socket) => {
-    const unauthorized = verify ? unauthorizedReason(socket) : undefined;
+    const unauthorized = verify ? unauthorizedReason(socket, cas) : undefined;
     const reason = unauthorized ?? crlRejection(o.crlFile ?? "", socket) ?? o.check?.(socket);
     if (reason !== undefined) {
       o.onRejected?.(rejectedLine(socket, reason, unauthorized === undefined));
@@ -571,6 +605,7 @@ export function peerTransportTls(info: TlsInfo, opts: PeerTlsOptions = {}): Peer
   const cipherSuites = opts.cipherSuites ?? [];
   const server: tls.TlsOptions = { ...serverTlsOptions(info, cipherSuites), rejectUnauthorized: false };
   const client = clientTlsOptions(info, cipherSuites);
+  const cas = pemCertificates(server.ca);
   const checkServerIdentity = (host: string, cert: tls.PeerCertificate): Error | undefined => {
     const bad = tls.checkServerIdentity(host, cert);
     if (bad !== undefined) return bad;
@@ -578,7 +613,7 @@ export function peerTransportTls(info: TlsInfo, opts: PeerTlsOptions = {}): Peer
     return refused === undefined ? undefined : new Error(refused);
   };
   const refuseInbound = async (socket: tls.TLSSocket): Promise<string | undefined> => {
-    const unauthorized = info.clientCertAuth ? unauthorizedReason(socket) : undefined;
+    const unauthorized = info.clientCertAuth ? unauthorizedReason(socket, cas) : undefined;
     if (unauthorized !== undefined) return rejectedLine(socket, unauthorized);
     const sync = (info.clientCertAuth ? allowedPeer(info, socket.getPeerCertificate()) : undefined) ?? crlRejection(info.crlFile, socket);
     const reason = sync ?? (opts.skipClientSanVerify === true ? undefined : await sanRejection(socket));

@@ -1,0 +1,78 @@
+// One-member etcd or etcd-ts processes for the security tests: free 127.0.0.1 ports, a temp data dir, extra
+// flags; ready once a Put answers (auth is not enabled yet then); the pid for RSS readings; stop() removes all.
+
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { REPO, freePort } from "../compat/processes.js";
+import { RawEtcd, pb } from "./raw_grpc.js";
+
+export type Kind = "etcd" | "etcd-ts";
+
+export interface Member {
+  readonly kind: Kind;
+  /** host:port of the client URL. */
+  readonly endpoint: string;
+  readonly pid: number;
+  readonly dataDir: string;
+  /** Everything the process wrote to stderr so far. */
+  log(): string;
+  /** Resident set size now, KiB (/proc/<pid>/status VmRSS). */
+  rssKib(): number;
+  stop(): Promise<void>;
+}
+
+const READY_MS = 20_000;
+
+export async function startMember(kind: Kind, extra: readonly string[] = []): Promise<Member> {
+  const [client, peer] = [await freePort(), await freePort()];
+  const dataDir = mkdtempSync(join(tmpdir(), `etcd-ts-security-${kind}-`));
+  const clientUrl = `http://127.0.0.1:${client}`;
+  const peerUrl = `http://127.0.0.1:${peer}`;
+  const args = [
+    "--name", "sec", "--data-dir", dataDir, "--listen-client-urls", clientUrl, "--advertise-client-urls", clientUrl,
+    "--listen-peer-urls", peerUrl, "--initial-advertise-peer-urls", peerUrl, "--initial-cluster", `sec=${peerUrl}`,
+    "--logger", "zap", "--log-outputs", "stderr", ...extra,
+  ];
+  const io = { stdio: ["ignore", "ignore", "pipe"] as ("ignore" | "pipe")[] };
+  const child = kind === "etcd" ? spawn("etcd", args, io) : spawn(process.execPath, [join(REPO, "dist/core/cli/main.js"), ...args], io);
+  let log = "";
+  child.stderr?.on("data", (b: Buffer) => (log += b.toString()));
+  const exited = new Promise<void>((r) => child.once("exit", () => r()));
+  const stop = async (): Promise<void> => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill("SIGTERM");
+      const timer = setTimeout(() => child.kill("SIGKILL"), 5_000);
+      await exited;
+      clearTimeout(timer);
+    }
+    rmSync(dataDir, { recursive: true, force: true });
+  };
+  const m: Member = {
+    kind, endpoint: `127.0.0.1:${client}`, pid: child.pid ?? 0, dataDir, log: () => log, stop,
+    rssKib: () => Number(/^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${child.pid ?? 0}/status`, "utf8"))?.[1] ?? Number.NaN),
+  };
+  try {
+    await untilServing(m, () => child.exitCode !== null);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return m;
+}
+
+async function untilServing(m: Member, exitedNow: () => boolean): Promise<void> {
+  const raw = new RawEtcd(m.endpoint);
+  const deadline = Date.now() + READY_MS;
+  try {
+    for (;;) {
+      const r = await raw.call("KV", "Put", pb.msg(pb.bytes(1, "ready"), pb.bytes(2, "1")));
+      if (r.ok) return;
+      if (exitedNow() || Date.now() > deadline) throw new Error(`${m.kind} not serving: ${r.details}\n${m.log().slice(-1500)}`);
+      await new Promise((res) => setTimeout(res, 50));
+    }
+  } finally {
+    raw.close();
+  }
+}
