@@ -3,7 +3,8 @@
 // compacted behind it comes back through a snapshot of the leader's backend with nothing lost and without an
 // election, a learner joins (--initial-cluster-state existing), refuses writes, is promoted once in sync and then
 // takes writes, leases granted and kept alive through followers, the leader is removed and the rest elect a new
-// one, and a member started with another cluster token is refused by the cluster.
+// one, a leader stopped with SIGTERM hands leadership over first, and a member started with another cluster
+// token is refused by the cluster.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LocalCluster, ctl, hex, status } from "./local_cluster.js";
 
@@ -89,11 +90,12 @@ describe("a 3-member etcd-ts cluster", () => {
     const refused = ctl(c.endpoint(3), ["put", "x", "y"], 4_000);
     expect(refused.stderr).toContain("etcdserver: rpc not supported for learner");
     expect(ctl(c.endpoint(3), ["get", "k", "--consistency=s", "--print-value-only"]).stdout.trim()).toBe("v1");
-    let promoted = ctl(c.endpoints(), ["member", "promote", id]);
+    const voters = [0, 1, 2].map((i) => c.endpoint(i)).join(","); // a learner serves no MemberPromote
+    let promoted = ctl(voters, ["member", "promote", id]);
     for (let i = 0; i < 50 && !promoted.stdout.includes("promoted"); i++) {
       expect(promoted.stderr).toContain("can only promote a learner member which is in sync with leader");
       await new Promise((r) => setTimeout(r, 100));
-      promoted = ctl(c.endpoints(), ["member", "promote", id]);
+      promoted = ctl(voters, ["member", "promote", id]);
     }
     expect(promoted.stdout, promoted.stderr).toContain(`Member ${id} promoted in cluster`);
     expect(ctl(c.endpoint(3), ["put", "x", "from-m3"]).stdout.trim()).toBe("OK");
@@ -119,6 +121,22 @@ describe("a 3-member etcd-ts cluster", () => {
     for (const i of rest) await c.waitServing(i);
     expect(ctl(c.endpoint(rest[1] ?? 0), ["put", "after-remove", "ok"]).stdout.trim()).toBe("OK");
     expect(ctl(c.endpoint(rest[2] ?? 0), ["member", "list"]).stdout.trim().split("\n").length).toBe(3);
+  }, 60_000);
+
+  it("hands leadership over when the leader is stopped with SIGTERM", async () => {
+    const running = c.members.map((m, i) => ({ m, i })).filter(({ m }) => m.child !== undefined);
+    const leader = status(c.endpoint(running[0]?.i ?? 0)).leader;
+    const li = running.find(({ i }) => status(c.endpoint(i)).memberId === leader)?.i ?? 0;
+    const other = running.find(({ i }) => i !== li)?.i ?? 0;
+    const termBefore = status(c.endpoint(other)).raftTerm;
+    await c.kill(li, "SIGTERM");
+    expect(c.member(li).log).toMatch(/leadership transfer to [0-9a-f]+ before stopping/);
+    const st = status(c.endpoint(other));
+    expect(st.leader, "a new leader right after the old one exited").not.toBe(0n);
+    expect(st.leader).not.toBe(leader);
+    expect(st.raftTerm, "one term: the transfer's election").toBe(termBefore + 1);
+    c.restart(li);
+    await c.waitServing(li);
   }, 60_000);
 
   it("refuses a member started with another cluster token (cluster ID mismatch)", async () => {
