@@ -57,10 +57,10 @@ export const FLAGS: readonly FlagSpec[] = [
   s("auto-compaction-retention", "0"), s("auto-compaction-mode", "periodic"), b("enable-v2", false, false),
   // Security
   s("cert-file", ""), s("key-file", ""), b("client-cert-auth", false), s("client-crl-file", ""),
-  s("client-cert-allowed-hostname", ""), s("trusted-ca-file", ""), b("auto-tls", false), s("peer-cert-file", "", false),
-  s("peer-key-file", "", false), b("peer-client-cert-auth", false, false), s("peer-trusted-ca-file", "", false),
-  s("peer-cert-allowed-cn", "", false), s("peer-cert-allowed-hostname", "", false), b("peer-auto-tls", false, false),
-  s("peer-crl-file", "", false), s("cipher-suites", ""), s("cors", "*", false), s("host-whitelist", "*", false),
+  s("client-cert-allowed-hostname", ""), s("trusted-ca-file", ""), b("auto-tls", false), s("peer-cert-file", ""),
+  s("peer-key-file", ""), b("peer-client-cert-auth", false), s("peer-trusted-ca-file", ""),
+  s("peer-cert-allowed-cn", ""), s("peer-cert-allowed-hostname", ""), b("peer-auto-tls", false),
+  s("peer-crl-file", ""), s("cipher-suites", ""), s("cors", "*", false), s("host-whitelist", "*", false),
   // Auth
   s("auth-token", "simple"), u("bcrypt-cost", 10), u("auth-token-ttl", 300),
   // Profiling and monitoring
@@ -74,7 +74,7 @@ export const FLAGS: readonly FlagSpec[] = [
   b("experimental-initial-corrupt-check", false, false), d("experimental-corrupt-check-time", "0s", false),
   s("experimental-enable-v2v3", "", false), s("experimental-backend-bbolt-freelist-type", "array", false),
   b("experimental-enable-lease-checkpoint", false), u("experimental-compaction-batch-limit", 1000, false),
-  b("experimental-peer-skip-client-san-verification", false, false), d("experimental-watch-progress-notify-interval", "10m"),
+  b("experimental-peer-skip-client-san-verification", false), d("experimental-watch-progress-notify-interval", "10m"),
   d("experimental-warning-apply-duration", "100ms", false),
   // Unsafe and deprecated
   b("force-new-cluster", false, false), b("debug", false), s("log-package-levels", "", false),

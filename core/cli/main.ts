@@ -5,7 +5,8 @@ import { join } from "node:path";
 import { argv, env, exit, stderr, stdout } from "node:process";
 import { ETCD_CLUSTER_VERSION, ETCD_VERSION, serveGrpc } from "../api/grpc_server.js";
 import { clientHttpHandler, serveMetrics, type HttpHandle } from "../api/http_server.js";
-import { TlsConfigError, allowedCertCheck, selfCert, serverTlsOptions, urlHosts, type SecureListenerOptions, type TlsInfo } from "../api/tls.js";
+import { TlsConfigError, allowedCertCheck, peerTlsFromFlags, selfCert, serverTlsOptions, urlHosts, type SecureListenerOptions, type TlsInfo } from "../api/tls.js";
+import type { TransportTls } from "../transport/index.js";
 import { authFromFlags, type AuthFlags } from "../server/auth_apply.js";
 import { Cluster, type Member } from "../membership/cluster.js";
 import { idToHex } from "../membership/ids.js";
@@ -105,7 +106,8 @@ async function run(f: ParsedFlags): Promise<void> {
     throw new FlagError((err as Error).message, 1);
   }
   const auth = authFlags(v("auth-token"), Number(v("auth-token-ttl")), Number(v("bcrypt-cost")));
-  const identity = await memberIdentity(f, name, dataDir);
+  const peerTls = peerTlsOf(f, dataDir);
+  const identity = await memberIdentity(f, name, dataDir, peerTls);
   const { memberId, clusterId } = identity;
   const clientUrls = list(v("advertise-client-urls"));
   // A peer listener when there are peers, or when --listen-peer-urls was asked for (a lone member started with
@@ -114,7 +116,7 @@ async function run(f: ParsedFlags): Promise<void> {
   const server = await EtcdServer.start({
     initialMembers: identity.members, joinExisting: identity.join, clientUrls,
     strictReconfigCheck: bool("strict-reconfig-check"),
-    ...(peerListen !== undefined ? { peer: { listenUrls: peerListen } } : {}),
+    ...(peerListen !== undefined ? { peer: { listenUrls: peerListen, ...(peerTls !== undefined ? { tls: peerTls } : {}) } } : {}),
     onRemoved: () => {
       log("N", "etcdserver", "the member has been permanently removed from the cluster; exiting");
       exit(0);
@@ -174,6 +176,19 @@ async function run(f: ParsedFlags): Promise<void> {
   process.once("SIGINT", () => shutdown("interrupt", "SIGINT"));
 }
 
+/** --peer-* TLS (tls.ts's peerTlsFromFlags; certificates made for --peer-auto-tls); errors carry etcd's text. */
+function peerTlsOf(f: ParsedFlags, dataDir: string): TransportTls | undefined {
+  const values = (k: string): string => f.values.get(k) ?? "";
+  try {
+    const t = peerTlsFromFlags(values, dataDir, list(values("listen-peer-urls")));
+    if (t !== undefined) log("I", "embed", t.summary);
+    return t;
+  } catch (err) {
+    if (err instanceof TlsConfigError) throw new FlagError(err.message, 1);
+    throw err;
+  }
+}
+
 interface Identity {
   readonly memberId: bigint;
   readonly clusterId: bigint;
@@ -188,7 +203,7 @@ interface Identity {
  * cluster's ids come from --initial-cluster and the token; a member joining (--initial-cluster-state=existing)
  * asks the peers in --initial-cluster for the member list and finds itself there by its peer URLs.
  */
-async function memberIdentity(f: ParsedFlags, name: string, dataDir: string): Promise<Identity> {
+async function memberIdentity(f: ParsedFlags, name: string, dataDir: string, peerTls: TransportTls | undefined): Promise<Identity> {
   const v = (k: string): string => f.values.get(k) ?? "";
   const file = join(dataDir, "member", "identity.json");
   if (existsSync(file)) {
@@ -200,7 +215,7 @@ async function memberIdentity(f: ParsedFlags, name: string, dataDir: string): Pr
   const initialCluster = f.sources.has("initial-cluster") ? v("initial-cluster") : `${name}=${advertise.join(`,${name}=`)}`;
   let identity: Identity;
   try {
-    if (v("initial-cluster-state") === "existing") identity = await joinIdentity(initialCluster, advertise);
+    if (v("initial-cluster-state") === "existing") identity = await joinIdentity(initialCluster, advertise, peerTls);
     else {
       const { members, clusterId } = Cluster.fromInitialCluster(initialCluster, v("initial-cluster-token"), { name, advertisePeerUrls: advertise });
       const me = members.find((m) => m.name === name);
@@ -216,10 +231,10 @@ async function memberIdentity(f: ParsedFlags, name: string, dataDir: string): Pr
   return identity;
 }
 
-async function joinIdentity(initialCluster: string, advertise: readonly string[]): Promise<Identity> {
+async function joinIdentity(initialCluster: string, advertise: readonly string[], peerTls: TransportTls | undefined): Promise<Identity> {
   const mine = new Set(advertise);
   const others = [...parseUrlsMap(initialCluster).values()].flat().filter((u) => !mine.has(u));
-  const { clusterId, members } = await fetchMembers(others, undefined, 5_000);
+  const { clusterId, members } = await fetchMembers(others, peerTls, 5_000);
   const sorted = [...advertise].sort().join(",");
   const me = members.find((m) => [...m.peerUrls].sort().join(",") === sorted);
   if (me === undefined) {
