@@ -26,6 +26,8 @@ export interface ClusterOptions {
   /** Flags only etcd-ts gets. */
   readonly etcdTsFlags?: readonly string[];
   readonly token?: string;
+  /** https for peer TLS (the flags then name the certificates). */
+  readonly peerScheme?: "http" | "https";
 }
 
 export class LocalCluster {
@@ -49,7 +51,7 @@ export class LocalCluster {
   }
 
   peerUrl(m: MemberProc): string {
-    return `http://127.0.0.1:${m.peerPort}`;
+    return `${this.opts.peerScheme ?? "http"}://127.0.0.1:${m.peerPort}`;
   }
 
   member(i: number): MemberProc {
