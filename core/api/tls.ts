@@ -191,8 +191,17 @@ function unauthorizedReason(socket: tls.TLSSocket, cas: readonly X509Certificate
   const code = String(socket.authorizationError);
   const prefix = "tls: failed to verify client certificate: x509: ";
   if (/ISSUER|SELF_SIGNED|UNABLE_TO_VERIFY_LEAF|SIGNATURE_FAILURE/.test(code)) return prefix + unknownAuthority(socket, cas);
-  if (/CERT_HAS_EXPIRED|CERT_NOT_YET_VALID/.test(code)) return prefix + "certificate has expired or is not yet valid";
+  if (/CERT_HAS_EXPIRED|CERT_NOT_YET_VALID/.test(code)) return prefix + outOfValidity(socket, new Date());
   return prefix + code;
+}
+
+/** Go's x509 text for a certificate used outside its validity period (RFC 3339 times, seconds, UTC). */
+function outOfValidity(socket: tls.TLSSocket, now: Date): string {
+  const cert = socket.getPeerCertificate();
+  const rfc3339 = (d: Date): string => d.toISOString().replace(/\.\d{3}Z$/, "Z");
+  const [from, to] = [new Date(cert.valid_from), new Date(cert.valid_to)];
+  const detail = now < from ? `current time ${rfc3339(now)} is before ${rfc3339(from)}` : `current time ${rfc3339(now)} is after ${rfc3339(to)}`;
+  return `certificate has expired or is not yet valid: ${detail}`;
 }
 
 /**

@@ -1,5 +1,6 @@
 // One-member etcd or etcd-ts processes for the security tests: free 127.0.0.1 ports, a temp data dir, extra
-// flags; ready once a Put answers (auth is not enabled yet then); the pid for RSS readings; stop() removes all.
+// flags, optionally TLS on the client URL; ready once a Put answers (auth is not enabled yet then); the pid for
+// RSS readings; stop() removes all. runToExit() starts one that is expected to stop at start-up.
 
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -25,15 +26,21 @@ export interface Member {
 
 const READY_MS = 20_000;
 
-export async function startMember(kind: Kind, extra: readonly string[] = []): Promise<Member> {
+/** TLS on the client URL: the server's flags, and the PEM bytes a client that passes uses to check readiness. */
+export interface MemberTls {
+  readonly flags: readonly string[];
+  readonly client: { readonly ca: Buffer; readonly cert: Buffer; readonly key: Buffer };
+}
+
+export async function startMember(kind: Kind, extra: readonly string[] = [], tls?: MemberTls): Promise<Member> {
   const [client, peer] = [await freePort(), await freePort()];
   const dataDir = mkdtempSync(join(tmpdir(), `etcd-ts-security-${kind}-`));
-  const clientUrl = `http://127.0.0.1:${client}`;
+  const clientUrl = `${tls === undefined ? "http" : "https"}://127.0.0.1:${client}`;
   const peerUrl = `http://127.0.0.1:${peer}`;
   const args = [
     "--name", "sec", "--data-dir", dataDir, "--listen-client-urls", clientUrl, "--advertise-client-urls", clientUrl,
     "--listen-peer-urls", peerUrl, "--initial-advertise-peer-urls", peerUrl, "--initial-cluster", `sec=${peerUrl}`,
-    "--logger", "zap", "--log-outputs", "stderr", ...extra,
+    "--logger", "zap", "--log-outputs", "stderr", ...(tls?.flags ?? []), ...extra,
   ];
   const io = { stdio: ["ignore", "ignore", "pipe"] as ("ignore" | "pipe")[] };
   const child = kind === "etcd" ? spawn("etcd", args, io) : spawn(process.execPath, [join(REPO, "dist/core/cli/main.js"), ...args], io);
@@ -54,7 +61,7 @@ export async function startMember(kind: Kind, extra: readonly string[] = []): Pr
     rssKib: () => Number(/^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${child.pid ?? 0}/status`, "utf8"))?.[1] ?? Number.NaN),
   };
   try {
-    await untilServing(m, () => child.exitCode !== null);
+    await untilServing(m, () => child.exitCode !== null, tls?.client);
   } catch (err) {
     await stop();
     throw err;
@@ -62,8 +69,8 @@ export async function startMember(kind: Kind, extra: readonly string[] = []): Pr
   return m;
 }
 
-async function untilServing(m: Member, exitedNow: () => boolean): Promise<void> {
-  const raw = new RawEtcd(m.endpoint);
+async function untilServing(m: Member, exitedNow: () => boolean, tls: MemberTls["client"] | undefined): Promise<void> {
+  const raw = new RawEtcd(m.endpoint, tls);
   const deadline = Date.now() + READY_MS;
   try {
     for (;;) {
@@ -75,4 +82,23 @@ async function untilServing(m: Member, exitedNow: () => boolean): Promise<void> 
   } finally {
     raw.close();
   }
+}
+
+/** Starts `kind` with flags it should refuse at start-up; resolves with its exit code and log (15 s at most). */
+export async function runToExit(kind: Kind, extra: readonly string[]): Promise<{ code: number | null; log: string }> {
+  const [client, peer] = [await freePort(), await freePort()];
+  const dataDir = mkdtempSync(join(tmpdir(), `etcd-ts-security-${kind}-`));
+  const clientUrl = `https://127.0.0.1:${client}`;
+  const peerUrl = `http://127.0.0.1:${peer}`;
+  const args = ["--name", "sec", "--data-dir", dataDir, "--listen-client-urls", clientUrl, "--advertise-client-urls", clientUrl,
+    "--listen-peer-urls", peerUrl, "--initial-advertise-peer-urls", peerUrl, "--initial-cluster", `sec=${peerUrl}`, ...extra];
+  const io = { stdio: ["ignore", "ignore", "pipe"] as ("ignore" | "pipe")[] };
+  const child = kind === "etcd" ? spawn("etcd", args, io) : spawn(process.execPath, [join(REPO, "dist/core/cli/main.js"), ...args], io);
+  let log = "";
+  child.stderr?.on("data", (b: Buffer) => (log += b.toString()));
+  const timer = setTimeout(() => child.kill("SIGKILL"), 15_000);
+  const code = await new Promise<number | null>((r) => child.once("exit", (c) => r(c)));
+  clearTimeout(timer);
+  rmSync(dataDir, { recursive: true, force: true });
+  return { code, log };
 }

@@ -63,8 +63,10 @@ const identity = (b: Buffer): Buffer => b;
 export class RawEtcd {
   private readonly client: grpc.Client;
 
-  constructor(endpoint: string) {
-    this.client = new grpc.Client(endpoint, grpc.credentials.createInsecure(), { "grpc.max_send_message_length": 8 * 1024 * 1024 });
+  /** `tls`: PEM bytes of the CA and of the client certificate and key, for an https client URL. */
+  constructor(endpoint: string, tls?: { readonly ca: Buffer; readonly cert: Buffer; readonly key: Buffer }) {
+    const creds = tls === undefined ? grpc.credentials.createInsecure() : grpc.credentials.createSsl(tls.ca, tls.key, tls.cert);
+    this.client = new grpc.Client(endpoint, creds, { "grpc.max_send_message_length": 8 * 1024 * 1024 });
   }
 
   /** One unary call to etcdserverpb.<service>/<method>; `token` goes in the metadata as etcd's clients send it. */

@@ -62,14 +62,24 @@ export class FilePki {
     return join(this.dir, name);
   }
 
-  /** A self-signed CA named `name`, with an empty revocation database. */
-  ca(name: string): string {
-    run(this.dir, ["req", "-x509", ...EC, "-keyout", `${name}.key`, "-out", `${name}.crt`, "-days", "1", "-subj", `/CN=${name}`]);
+  /** A self-signed CA named `name` (subject CN=`cn`), with an empty revocation database. */
+  ca(name: string, cn = name): string {
+    run(this.dir, ["req", "-x509", ...EC, "-keyout", `${name}.key`, "-out", `${name}.crt`, "-days", "1", "-subj", `/CN=${cn}`]);
     writeFileSync(this.path(`${name}.index`), "");
     writeFileSync(this.path(`${name}.crlnumber`), "01\n");
+    writeFileSync(this.path(`${name}.serial`), "1000\n");
     writeFileSync(this.path(`${name}.cnf`), `[ca]\ndefault_ca=d\n[d]\ndatabase=${name}.index\ncrlnumber=${name}.crlnumber\n` +
-      "default_md=sha256\ndefault_crl_days=1\n");
+      `serial=${name}.serial\nnew_certs_dir=.\npolicy=p\ndefault_md=sha256\ndefault_crl_days=1\n[p]\ncommonName=supplied\n`);
     return this.path(`${name}.crt`);
+  }
+
+  /** A leaf of `ca` valid only on 2020-01-01 (long expired), with leaf()'s extensions. */
+  expiredLeaf(name: string, ca: string, cn: string, sans: string): CertFiles {
+    writeFileSync(this.path(`${name}.ext`), `subjectAltName=${sans}\nextendedKeyUsage=serverAuth,clientAuth\n`);
+    run(this.dir, ["req", ...EC, "-keyout", `${name}.key`, "-out", `${name}.csr`, "-subj", `/CN=${cn}`]);
+    run(this.dir, ["ca", "-config", `${ca}.cnf`, "-keyfile", `${ca}.key`, "-cert", `${ca}.crt`, "-in", `${name}.csr`, "-out", `${name}.crt`,
+      "-startdate", "20200101000000Z", "-enddate", "20200102000000Z", "-extfile", `${name}.ext`, "-batch", "-notext"]);
+    return { cert: this.path(`${name}.crt`), key: this.path(`${name}.key`) };
   }
 
   /** A leaf signed by `ca` with this CN and SANs (openssl's syntax: "IP:127.0.0.1,DNS:localhost"), usable both ways. */
