@@ -11,6 +11,7 @@
 // measured" with the reason. `--quick` shrinks the windows for the test; --clients --seconds --warmup --workers
 // --targets --put-modes --results.
 import { readFileSync, writeFileSync } from "node:fs";
+import { loadavg } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { stringify } from "csv-stringify/sync";
@@ -24,6 +25,8 @@ import { ClusterLoadPool, GET_KEY, type LoadKind, type LoadStats } from "./clust
 const MEMBERS = 3;
 /** The target every ratio divides by. */
 export const CLUSTER_BASELINE = "etcd-3";
+/** A setting whose busiest load thread was busier than this is flagged generator-bound in the report. */
+const GENERATOR_BOUND_BUSY = 0.85;
 
 interface Settings {
   readonly clients: number;
@@ -115,16 +118,18 @@ async function measure(sub: Subject, set: Setting, pool: ClusterLoadPool, s: Set
   const st: LoadStats = await pool.timed(set.kind, eps, s.clients, { warmupS: s.warmupS, seconds: s.seconds, valueBytes: set.valueBytes });
   const wallS = (performance.now() - t0) / 1000, cpuS = cpuSecondsOf(pids) - cpu0;
   const base = {
-    target: sub.name, clients: s.clients, endpoints: set.endpoints, p50_ms: round(st.p50Ms, 3), p99_ms: round(st.p99Ms, 3),
+    endpoints: set.endpoints, p50_ms: round(st.p50Ms, 3), p99_ms: round(st.p99Ms, 3),
     errors: st.errors, errors_by_code: Object.entries(st.errorsByCode).map(([c, n]) => `${c}:${n}`).join(" "),
     server_cores: round(cpuS / wallS, 2), server_us_per_op: st.throughputPerS > 0 ? round((cpuS * 1e6) / (st.throughputPerS * wallS), 1) : "" as const,
     generator_max_thread_busy: round(st.generatorMaxThreadBusy, 2),
   };
   const m = `${set.metric}`, c = `c${s.clients}`;
+  const row = (metric: string, value: number, unit: string, better: "higher" | "lower"): ClusterMetricRow =>
+    ({ target: sub.name, metric, clients: s.clients, value, unit, better, ...base }); // CSV columns in this order
   return [
-    { ...base, metric: `${m}_throughput_${c}`, value: round(st.throughputPerS, 0), unit: "ops/s", better: "higher" },
-    { ...base, metric: `${m}_p50_${c}`, value: round(st.p50Ms, 3), unit: "ms", better: "lower" },
-    { ...base, metric: `${m}_p99_${c}`, value: round(st.p99Ms, 3), unit: "ms", better: "lower" },
+    row(`${m}_throughput_${c}`, round(st.throughputPerS, 0), "ops/s", "higher"),
+    row(`${m}_p50_${c}`, round(st.p50Ms, 3), "ms", "lower"),
+    row(`${m}_p99_${c}`, round(st.p99Ms, 3), "ms", "lower"),
   ];
 }
 
@@ -203,6 +208,9 @@ function reportText(rows: readonly ClusterMetricRow[], outcomes: readonly Target
     "",
     ...outcomes.filter((o) => !o.available).map((o) => `- ${o.name}: not measured — ${o.reason ?? ""}`),
     ...rows.filter((r) => r.errors > 0 && r.unit === "ops/s").map((r) => `- ${r.target} ${r.metric}: ${r.errors} errors (${r.errors_by_code})`),
+    ...rows.filter((r) => r.unit === "ops/s" && r.generator_max_thread_busy >= GENERATOR_BOUND_BUSY).map((r) =>
+      `- ${r.target} ${r.metric}: generator-bound (busiest load thread ${r.generator_max_thread_busy} busy; the members used ${r.server_cores} cores): the client's or the machine's limit, not the cluster's`),
+    "", `Load average at the end: ${loadavg().map((v) => v.toFixed(2)).join(" ")} (2 cores shared with other work: read ratios, not absolute values).`,
   ];
   return lines.join("\n") + "\n";
 }
