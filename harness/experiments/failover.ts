@@ -13,8 +13,7 @@
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import * as grpc from "@grpc/grpc-js";
 import { stringify } from "csv-stringify/sync";
@@ -23,7 +22,8 @@ import { loadEtcdProto } from "../../core/api/proto/load.js";
 import { EtcdClient, prefixEnd, type TlsOptions } from "../../core/client/index.js";
 import { Recorder } from "../metrics.js";
 import { runDir, writeResults, type ClaimRow } from "../results.js";
-import { EtcdCluster, type EtcdClusterOptions } from "../targets/etcd_cluster.js";
+import type { EtcdCluster } from "../targets/etcd_cluster.js";
+import { CLUSTER_KINDS, makeCluster, type ClusterKind } from "../targets/make.js";
 import { CLIENT_KINDS, makeDriver, type ClientKind, type Driver, type SeenEvent } from "./client_drivers.js";
 import { num, parseArgs, printTable } from "./common.js";
 
@@ -305,11 +305,6 @@ async function overhead(target: string, endpoint: string, calls: number): Promis
   }));
 }
 
-/** TARGETS: the 3-member clusters the experiment can run; etcd-ts is started through bin/etcd-ts (needs a build). */
-const TARGETS: Record<string, { readonly name: string; readonly bin: string }> = {
-  etcd: { name: "etcd-3", bin: "etcd" },
-  "etcd-ts": { name: "etcd-ts-3", bin: resolve(dirname(fileURLToPath(import.meta.url)), "../../../bin/etcd-ts") },
-};
 
 /** ModeRun is one target × mode: its kill and run rows per client, or why it could not run. */
 interface ModeRun {
@@ -319,16 +314,20 @@ interface ModeRun {
   readonly unavailable: string | undefined;
 }
 
-async function runMode(target: { name: string; bin: string }, mode: "plain" | "tls", s: Settings, recs: ReadonlyMap<ClientKind, Recorder>): Promise<ModeRun> {
+async function runMode(kind: ClusterKind, mode: "plain" | "tls", s: Settings, recs: ReadonlyMap<ClientKind, Recorder>): Promise<ModeRun> {
   const pki = mode === "tls" ? makePki() : undefined;
   const tls: TlsOptions | undefined = pki === undefined ? undefined : { ca: pki.ca, cert: pki.clientCert, key: pki.clientKey };
-  const opts: EtcdClusterOptions = pki === undefined || tls === undefined ? { bin: target.bin } : {
-    bin: target.bin,
+  const slot = makeCluster(kind, 3, pki === undefined || tls === undefined ? {} : {
     clientTls: { certFile: pki.serverCertFile, keyFile: pki.serverKeyFile, trustedCaFile: pki.caFile, clientCertAuth: true },
     probe: { tls },
-  };
-  const cluster = new EtcdCluster(3, opts);
+  });
+  const target = { name: slot.name };
   const out: ModeRun = { kills: [], runs: [], overhead: [], unavailable: undefined };
+  if (slot.target === undefined) {
+    pki?.cleanup();
+    return { ...out, unavailable: slot.reason };
+  }
+  const cluster = slot.target;
   try {
     try {
       await cluster.start();
@@ -418,8 +417,9 @@ export async function run(argv: string[]): Promise<string> {
     overheadCalls: num(args, "overhead-calls", 2_000), modes, clients: clients as ClientKind[],
   };
   if (modes.length === 0) throw new Error(`--modes must name plain and/or tls, got ${JSON.stringify(args.get("modes"))}`);
-  const targets = (args.get("targets") ?? "etcd").split(",");
-  for (const t of targets) if (TARGETS[t] === undefined) throw new Error(`--targets takes ${Object.keys(TARGETS).join(", ")}; got ${JSON.stringify(t)}`);
+  const targets = (args.get("targets") ?? "etcd").split(",") as ClusterKind[];
+  for (const t of targets) if (!CLUSTER_KINDS.includes(t)) throw new Error(`--targets takes ${CLUSTER_KINDS.join(", ")}; got ${JSON.stringify(t)}`);
+  const names = new Map(targets.map((t) => [t, makeCluster(t, 3).name] as const));
   const dir = runDir("failover");
   const recorders: Recorder[] = [];
   const kills: KillRow[] = [];
@@ -427,21 +427,21 @@ export async function run(argv: string[]): Promise<string> {
   const unavailable = new Map<string, string>();
   const overheads: OverheadRow[] = [];
   for (const t of targets) {
-    const target = TARGETS[t]!;
+    const target = { name: names.get(t)! };
     const recs = new Map(s.clients.map((c) => [c, new Recorder(`${target.name}/${c}`)] as const));
     recorders.push(...recs.values());
     for (const mode of modes) {
-      const r = await runMode(target, mode, s, recs);
+      const r = await runMode(t, mode, s, recs);
       kills.push(...r.kills);
       runs.push(...r.runs);
       overheads.push(...r.overhead);
       if (r.unavailable !== undefined) unavailable.set(`${target.name} ${mode}`, r.unavailable);
     }
   }
-  const summary = writeResults(dir, recorders, claims(kills, runs, s, unavailable, targets.map((t) => TARGETS[t]!.name)), {
+  const summary = writeResults(dir, recorders, claims(kills, runs, s, unavailable, targets.map((t) => names.get(t)!)), {
     experiment: "failover", startedAt: new Date().toISOString(), args: argv,
     targets: targets.map((t) => {
-      const name = TARGETS[t]!.name;
+      const name = names.get(t)!;
       const why = modes.map((m) => unavailable.get(`${name} ${m}`)).filter((w) => w !== undefined);
       return { name, describe: `${t === "etcd" ? "real etcd 3.4" : "etcd-ts"}, 3 members on loopback, ${modes.join(" and ")}; clients ${s.clients.join(", ")}`, version: "",
         available: why.length < modes.length, ...(why.length > 0 ? { reason: why.join("; ") } : {}) };
