@@ -77,22 +77,25 @@ function kvService(s: EtcdServer, maxTxnOps: number): grpc.UntypedServiceImpleme
     Put: unary(async (req: pb.PutRequest, call) => {
       const r = kc.toPutRequest(req);
       checkPut(r);
-      s.auth.checkPut(authInfoOf(s, call), r);
-      const { header, response } = await s.put(r);
+      const info = authInfoOf(s, call);
+      s.auth.checkPut(info, r);
+      const { header, response } = await s.put(r, info);
       return kc.serialize(kc.putResponse(header, response));
     }),
     DeleteRange: unary(async (req: pb.DeleteRangeRequest, call) => {
       const r = kc.toDeleteRangeRequest(req);
       checkDelete(r);
-      s.auth.checkDeleteRange(authInfoOf(s, call), r);
-      const { header, response } = await s.deleteRange(r);
+      const info = authInfoOf(s, call);
+      s.auth.checkDeleteRange(info, r);
+      const { header, response } = await s.deleteRange(r, info);
       return kc.serialize(kc.deleteRangeResponse(header, response));
     }),
     Txn: unary(async (req: pb.TxnRequest, call) => {
       const r = kc.toTxnRequest(req);
       checkTxn(r, maxTxnOps);
-      s.auth.checkTxn(authInfoOf(s, call), r);
-      const { header, response } = await s.txn(r);
+      const info = authInfoOf(s, call);
+      s.auth.checkTxn(info, r);
+      const { header, response } = await s.txn(r, info);
       return kc.serialize(kc.txnResponse(header, response));
     }),
     Compact: unary(async (req: pb.CompactionRequest, call) => {

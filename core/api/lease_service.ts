@@ -23,8 +23,9 @@ export function leaseService(s: EtcdServer, toStatus: (e: unknown) => Partial<gr
     LeaseRevoke: unary(async (req, call) => {
       const id = int64(req["ID"] as Int64In);
       // etcd: revoking deletes the lease's keys, so it needs write permission on every one of them.
-      s.auth.checkLeaseKeys(authInfoOf(s, call), id);
-      const { header } = await s.leaseRevoke(id);
+      const info = authInfoOf(s, call);
+      s.auth.checkLeaseKeys(info, id);
+      const { header } = await s.leaseRevoke(id, info);
       return { header: headerObject(header) };
     }, toStatus),
     LeaseTimeToLive: unary(async (req) => {

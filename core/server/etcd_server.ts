@@ -42,7 +42,7 @@ import { ALARM_BUCKET, AlarmAction, AlarmStore, AlarmType, type AlarmMember } fr
 import { decodePayload, encodePayload, type AlarmChange, type InternalRequest, type LeaseRequest } from "./request_codec.js";
 import { Wait } from "./wait.js";
 import { AUTH_BUCKETS } from "../auth/auth_store.js";
-import { SimpleTokenProvider, type TokenProvider } from "../auth/tokens.js";
+import { SimpleTokenProvider, type AuthInfo, type TokenProvider } from "../auth/tokens.js";
 import { ServerAuth, isAuthChange } from "./auth_apply.js";
 
 /** Proposals waiting for their entry to apply (etcd has no fixed bound; ours keeps memory bounded). */
@@ -431,18 +431,19 @@ export class EtcdServer {
     return { header: this.header(response.revision), response };
   }
 
-  async put(r: PutRequest): Promise<WithHeader<PutResponse>> {
+  /** `auth`: the sender when auth is on (its permissions were checked; they are checked again at apply). */
+  async put(r: PutRequest, auth?: AuthInfo): Promise<WithHeader<PutResponse>> {
     this.#checkQuota(r.key.length + r.value.length);
-    return this.#write({ put: r }, (w) => ("put" in w ? w.put : undefined));
+    return this.#write({ put: r }, (w) => ("put" in w ? w.put : undefined), auth);
   }
 
-  async deleteRange(r: DeleteRangeRequest): Promise<WithHeader<DeleteRangeResponse>> {
-    return this.#write({ deleteRange: r }, (w) => ("deleteRange" in w ? w.deleteRange : undefined));
+  async deleteRange(r: DeleteRangeRequest, auth?: AuthInfo): Promise<WithHeader<DeleteRangeResponse>> {
+    return this.#write({ deleteRange: r }, (w) => ("deleteRange" in w ? w.deleteRange : undefined), auth);
   }
 
-  async txn(r: TxnRequest): Promise<WithHeader<TxnResponse>> {
+  async txn(r: TxnRequest, auth?: AuthInfo): Promise<WithHeader<TxnResponse>> {
     if (!isTxnReadOnly(r)) this.#checkQuota(txnBytes(r));
-    return this.#write({ txn: r }, (w) => ("txn" in w ? w.txn : undefined));
+    return this.#write({ txn: r }, (w) => ("txn" in w ? w.txn : undefined), auth);
   }
 
   async compact(revision: number): Promise<WithHeader<CompactResponse>> {
@@ -452,8 +453,9 @@ export class EtcdServer {
   async #write<T extends { readonly revision: number }>(
     req: InternalRequest,
     pick: (w: WriteResponse) => T | undefined,
+    auth?: AuthInfo,
   ): Promise<WithHeader<T>> {
-    const result = await this.propose(req);
+    const result = await this.propose(req, auth);
     if (result instanceof EtcdError) throw result;
     const response = pick(result);
     if (response === undefined) throw new Error(`apply answered ${Object.keys(result).join()} to ${Object.keys(req).join()}`);
@@ -471,8 +473,8 @@ export class EtcdServer {
   }
 
   /** Revokes a lease and deletes its keys (one revision). */
-  async leaseRevoke(id: bigint): Promise<WithHeader<EffectResponse>> {
-    const r = await this.#leaseWrite({ leaseRevoke: { id } });
+  async leaseRevoke(id: bigint, auth?: AuthInfo): Promise<WithHeader<EffectResponse>> {
+    const r = await this.#leaseWrite({ leaseRevoke: { id } }, auth);
     return { header: this.header(r.revision), response: r };
   }
 
@@ -652,20 +654,20 @@ export class EtcdServer {
     return this.header();
   }
 
-  async #leaseWrite(req: LeaseRequest): Promise<EffectResponse> {
-    const result = await this.propose(req);
+  async #leaseWrite(req: LeaseRequest, auth?: AuthInfo): Promise<EffectResponse> {
+    const result = await this.propose(req, auth);
     if (result instanceof EtcdError) throw result;
     if (!("effect" in result)) throw new Error(`apply answered ${Object.keys(result).join()} to a lease request`);
     return result.effect;
   }
 
   /** Proposes one write through Raft and resolves with its applied result. Proposals batch per event-loop turn. */
-  propose(req: InternalRequest): Promise<WriteResponse | EtcdError> {
+  propose(req: InternalRequest, auth?: AuthInfo): Promise<WriteResponse | EtcdError> {
     if (this.#stopped) return Promise.reject(new EtcdError("STOPPED"));
     if (!("publish" in req) && this.isLearner) return Promise.reject(new EtcdError("NOT_SUPPORTED_FOR_LEARNER"));
     const id = this.#ids.next();
     const done = this.#proposals.register(id);
-    this.#queued.push(encodePayload({ id, req }));
+    this.#queued.push(encodePayload(auth === undefined ? { id, req } : { id, req, auth: { username: auth.username, revision: auth.revision } }));
     this.#scheduleFlush();
     return withTimeout(done, this.requestTimeoutMs, () => {
       this.#proposals.fail(id, new EtcdError("TIMEOUT", `proposal ${id}`));
@@ -914,7 +916,7 @@ export class EtcdServer {
       } else if (e.data.length > 0) {
         const p = decodePayload(e.data);
         ids.push(p.id);
-        reqs.push(this.#toWrite(p.req, capped, e.index));
+        reqs.push(this.#toWrite(p.req, capped, e.index, p.auth));
       }
     }
     const last = entries[entries.length - 1];
@@ -957,7 +959,9 @@ export class EtcdServer {
   }
 
   /** The backend write of one applied request; while NOSPACE is raised, what grows the database is refused. */
-  #toWrite(req: InternalRequest, capped: CappedState, index: number): WriteRequest {
+  #toWrite(req: InternalRequest, capped: CappedState, index: number, auth?: AuthInfo): WriteRequest {
+    const denied = auth !== undefined ? this.#applyTimeDenial(req, auth) : undefined;
+    if (denied !== undefined) return { effect: { run: () => { throw denied; } } };
     if ("alarm" in req) {
       capped.apply(req);
       return { effect: alarmEffect(this.alarms, req) };
@@ -969,6 +973,26 @@ export class EtcdServer {
     }
     if (capped.active && growsDatabase(req)) return { effect: { run: () => { throw new EtcdError("NO_SPACE"); } } };
     return isLeaseRequest(req) ? { effect: leaseEffect(this.lessor, req) } : req;
+  }
+
+  /**
+   * etcd checks a request's permissions again when it applies, with the user and auth revision it was proposed
+   * with: a role or user changed in between (the auth revision moved) makes it fail with
+   * "revision of auth store is old" (the client retries with a fresh token), a lost permission with "permission
+   * denied". (Checked as the batch is assembled: an auth change in the same batch is seen by the next batch.)
+   */
+  #applyTimeDenial(req: InternalRequest, auth: AuthInfo): EtcdError | undefined {
+    if (!this.auth.enabled) return undefined;
+    try {
+      if ("put" in req) this.auth.checkPut(auth, req.put);
+      else if ("deleteRange" in req) this.auth.checkDeleteRange(auth, req.deleteRange);
+      else if ("txn" in req) this.auth.checkTxn(auth, req.txn);
+      else if ("leaseRevoke" in req) this.auth.checkLeaseKeys(auth, req.leaseRevoke.id);
+      return undefined;
+    } catch (err) {
+      if (err instanceof EtcdError) return err;
+      throw err;
+    }
   }
 
   /** Auto-compaction: the leader asks the policy every tick (a tenth of its interval, at most a second). */

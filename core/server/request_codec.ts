@@ -28,6 +28,8 @@ export interface RaftPayload {
   /** The proposer's request id (0n for entries nobody waits on). */
   readonly id: bigint;
   readonly req: InternalRequest;
+  /** Who sent it, when auth is on: permissions are checked again when the entry applies (etcd's authApplier). */
+  readonly auth?: { readonly username: string; readonly revision: number };
 }
 
 const packr = new Packr({ useRecords: false, int64AsType: "bigint", mapsAsObjects: true });

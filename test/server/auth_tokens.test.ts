@@ -2,7 +2,8 @@
 // go through Raft and survive a restart; a simple token lives in one member's memory, so after a restart it is an
 // invalid token and the client authenticates again; a JWT survives the restart (verified by key, no state); a
 // permission granted or revoked applies to the very next request made with an existing token (a JWT issued before
-// the change is refused as of an old auth revision, so clients re-authenticate).
+// the change is refused as of an old auth revision, so clients re-authenticate); and a write's permissions are
+// checked again when its entry applies.
 import { generateKeyPairSync } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -141,6 +142,22 @@ describe("permission changes and existing tokens", () => {
     expect(rangeWith(s, token, "a/x"), "the old JWT after the revoke").toBe("AUTH_OLD_REVISION");
     const fresh = await s.auth.authenticate("alice", "alicepw");
     expect(rangeWith(s, fresh, "a/x"), "a new JWT after the revoke").toBe("PERMISSION_DENIED");
+  });
+
+  it("checks a write's permissions again when it applies (a change between the check and the apply wins)", async () => {
+    const s = await start(newDir(), jwtProvider());
+    await setUp(s);
+    const root = s.auth.infoFromToken(await s.auth.authenticate("root", "rootpw"));
+    await s.auth.change(root, { op: "roleGrantPermission", name: "reader", perm: { permType: PermType.READWRITE, key: enc("a/"), rangeEnd: enc("a0") } });
+    const checked = s.auth.infoFromToken(await s.auth.authenticate("alice", "alicepw"));
+    expect((await s.put({ key: enc("a/1"), value: enc("v") }, checked)).response.revision, "permitted at apply").toBeGreaterThan(0);
+    // The request was checked with `checked`; then the permission goes before its entry applies.
+    await s.auth.change(root, { op: "roleRevokePermission", name: "reader", key: enc("a/"), rangeEnd: enc("a0") });
+    await expect(s.put({ key: enc("a/2"), value: enc("v") }, checked)).rejects.toMatchObject({ code: "AUTH_OLD_REVISION" });
+    const fresh = s.auth.infoFromToken(await s.auth.authenticate("alice", "alicepw"));
+    await expect(s.txn({ compare: [], success: [{ put: { key: enc("a/3"), value: enc("v") } }], failure: [] }, fresh)).rejects.toMatchObject({ code: "PERMISSION_DENIED" });
+    const left = await s.range({ key: enc("a/"), rangeEnd: enc("a0") });
+    expect(left.response.kvs.length, "only the write permitted at apply is there").toBe(1);
   });
 
   it("a non-root user may not change auth, and a request without a token is refused while auth is enabled", async () => {
