@@ -5,7 +5,8 @@
 // Per restart: leader changes the surviving members saw (etcd_server_leader_changes_seen_total deltas, max of the
 // two), term before/after (Status), whether the leader is still the same member, and write unavailability: the
 // longest stretch with no successful write from the kill to the end of the settle window, beside the longest
-// such stretch in an equally long window before the kill (what the loaded machine gives with no fault).
+// such stretch in the --settle-ms before the kill (all members up and ready: what the loaded machine gives with
+// no fault).
 // --targets etcd,etcd-ts (default both), --heartbeat-ms/--election-ms (etcd's 100/1000 by default).
 import { num, parseArgs } from "./common.js";
 import {
@@ -65,16 +66,15 @@ async function oneRestart(target: string, cluster: EtcdCluster, load: WriteLoad,
   load.include(victim);
   const after = await counters(cluster, survivors);
   const leaderAfter = await cluster.leaderIndex();
-  const windowMs = endAt - killAt;
   const errs = load.errors(killAt, endAt);
   return {
     target, restart: r, victim: `m${victim}`, leader_before: `m${leader}`, leader_after: leaderAfter < 0 ? "none" : `m${leaderAfter}`,
     leader_changes: Math.max(...after.map((a, k) => a - before[k]!)), term_before: termBefore,
     term_after: Math.max(...await Promise.all([0, 1, 2].map((i) => termOf(cluster, i)))),
     restart_to_ready_ms: Math.round(readyAt - startAt),
-    write_unavailable_ms: Math.round(load.longestGapMs(killAt, endAt)), write_gap_before_ms: Math.round(load.longestGapMs(killAt - windowMs, killAt)),
+    write_unavailable_ms: Math.round(load.longestGapMs(killAt, endAt)), write_gap_before_ms: Math.round(load.longestGapMs(killAt - s.settleMs, killAt)),
     write_errors: errs.count, errors_by_code: errs.byCode,
-    write_p99_ms: load.latency(killAt, endAt).p99Ms, write_p99_before_ms: load.latency(killAt - windowMs, killAt).p99Ms,
+    write_p99_ms: load.latency(killAt, endAt).p99Ms, write_p99_before_ms: load.latency(killAt - s.settleMs, killAt).p99Ms,
   };
 }
 
@@ -132,7 +132,7 @@ export async function run(argv: string[]): Promise<string> {
     experiment: "cluster-restart", argv, targets: outcomes, settings: s, startedAt,
     notes: [
       "leader_changes: max over the two surviving members of the increase of etcd_server_leader_changes_seen_total across one restart (kill → settle end).",
-      "write_unavailable_ms: longest stretch from the kill to the settle end with no successful put (writers avoid the victim); write_gap_before_ms: the same measure over an equally long window just before the kill.",
+      "write_unavailable_ms: longest stretch from the kill to the settle end with no successful put (writers avoid the victim); write_gap_before_ms / write_p99_before_ms: the same measures over the settle-ms just before the kill (every member up and serving).",
       ...lines,
     ],
   });
