@@ -16,6 +16,7 @@ import * as kc from "./kv_codec.js";
 import { loadEtcdProto, type ServiceName } from "./proto/load.js";
 import { Gateway } from "./gateway.js";
 import { createSecureListener, type SecureListenerOptions } from "./tls.js";
+import { serveHttp2, type ConnectionInjector } from "./http2/authority_fix.js";
 import { authInfoOf, authService } from "./auth_service.js";
 import { leaseService } from "./lease_service.js";
 import { headerObject, int64, toStatus, unary } from "./unary.js";
@@ -248,9 +249,15 @@ function instrument(service: string, def: grpc.ServiceDefinition, impl: grpc.Unt
 /** The HTTP/2 connection preface's first bytes; no HTTP/1 method starts with them. */
 const H2_PREFACE = Buffer.from("PRI * HTTP/2.0");
 
-function dispatch(socket: Socket, injector: { injectConnection(c: Socket): void }, http: HttpServer): void {
+/**
+ * Sends a client connection to grpc-js (HTTP/2) or node:http (HTTP/1.1) by its first bytes. HTTP/2 goes through
+ * serveHttp2, which hands grpc-js the raw socket unless the client's :authority carries a scheme (etcd 3.4's
+ * clientv3 with http:// endpoints), which nghttp2 refuses and a rewriting pipe repairs (http2/authority_fix.ts).
+ */
+function dispatch(socket: Socket, injector: ConnectionInjector, http: HttpServer): void {
+  socket.on("error", () => socket.destroy());
   if (socket instanceof TLSSocket && socket.alpnProtocol === "h2") {
-    injector.injectConnection(socket);
+    serveHttp2(socket, injector);
     return;
   }
   socket.once("data", (first: Buffer) => {
@@ -261,13 +268,12 @@ function dispatch(socket: Socket, injector: { injectConnection(c: Socket): void 
     if (first.subarray(0, n).equals(H2_PREFACE.subarray(0, n))) {
       // A TLS client that spoke HTTP/2 without ALPN: node:http2 serves a TLS socket only when ALPN said h2.
       if (socket instanceof TLSSocket) socket.alpnProtocol = "h2";
-      injector.injectConnection(socket);
+      serveHttp2(socket, injector);
     } else {
       http.emit("connection", socket);
       socket.resume();
     }
   });
-  socket.on("error", () => socket.destroy());
 }
 
 /** Listens on host:port, or on a unix socket for "unix:<path>" (unix:// and unixs:// client URLs; port 0). */
