@@ -2,6 +2,8 @@
 // A ReadTask is a pure function over a ReadView. Tasks that run in workers are shipped as source text
 // (Function.prototype.toString), so they must be self-contained: no imports, no closures, no helpers
 // outside their own body. The same function runs on the main thread, so both paths share one code path.
+// A task returns plain data; a top-level Uint8Array field that owns its whole ArrayBuffer is transferred from a
+// worker, not copied (so a task never returns a view of a buffer it keeps using).
 
 export interface RangeSpan {
   /** First key (inclusive); undefined = from the first key of the bucket. */
@@ -19,6 +21,10 @@ export interface Entry {
 
 export interface ReadView {
   get(bucket: string, key: Uint8Array): Uint8Array | undefined;
+  /**
+   * Entries in key order. An entry's key and value may be views of a buffer that the next step of the iteration
+   * overwrites (a worker's scan copies nothing per entry): a task copies whatever it keeps past the step.
+   */
   range(bucket: string, span: RangeSpan): Iterable<Entry>;
 }
 

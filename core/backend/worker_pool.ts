@@ -2,9 +2,20 @@
 // committing while a 100 MB Range is scanned (DESIGN.md, "Concurrent reads"). Each worker opens the same
 // environment, and before every task calls resetReadTxn(): without it an lmdb-js worker keeps reading the
 // snapshot of its previous transaction and never sees newer commits (node-packages.md, lmdb gotcha).
+//
+// Two things keep a worker from slowing the commits on the main thread (measured with harness/micro/storage_bench.ts):
+// - Zero-copy scans: a worker's range() hands out views of lmdb's read buffer, which the next step reuses,
+//   instead of a fresh copy of every value (a 50,000-key LIST made 100 MB of garbage per scan, and the GC
+//   threads it kept busy took CPU from the main thread). Tasks copy what they keep (read_view.ts).
+// - Low CPU priority: on Linux each worker thread raises its own nice value (setpriority on its thread id), so
+//   when the cores are short the scheduler runs the main thread's commits first and long reads wait. A Range is
+//   slower under a saturating write load; a commit is not slowed by Ranges.
 import { Worker } from "node:worker_threads";
 
 import type { ReadTask } from "./read_view.js";
+
+/** Nice value of read workers (Linux; 0 leaves them at the main thread's priority). */
+export const READ_WORKER_NICENESS = 19;
 
 // Plain CommonJS run with `eval: true`: the worker cannot load TypeScript, so it gets the tasks as source text
 // and resolves lmdb from this module's location. A result's top-level Uint8Array fields that own their whole
@@ -13,11 +24,26 @@ const WORKER_SOURCE = `
 const { parentPort, workerData } = require("node:worker_threads");
 const { createRequire } = require("node:module");
 const lmdb = createRequire(workerData.base)("lmdb");
+if (workerData.niceness > 0 && process.platform === "linux") {
+  // On Linux setpriority(PRIO_PROCESS, tid) sets one thread's nice value; /proc/thread-self names this thread.
+  const tid = Number(require("node:fs").readlinkSync("/proc/thread-self").split("/").pop());
+  require("node:os").setPriority(tid, workerData.niceness);
+}
 const env = lmdb.open({ path: workerData.path, maxDbs: workerData.maxDbs, noSync: true });
+// Per bucket: a copying handle for get(), and a zero-copy one for range(): its decoder returns a view of the
+// read buffer (valid until the next step of the iteration), so no value is copied or allocated per entry. A
+// plain Uint8Array, not lmdb's Buffer: a task's value.slice() must copy (Buffer#slice would not).
+const noCopy = { encode: (v) => v, decode: (bytes, size) => new Uint8Array(bytes.buffer, bytes.byteOffset, size) };
 const buckets = new Map();
 const bucket = (name) => {
   let db = buckets.get(name);
-  if (db === undefined) { db = env.openDB(name, { keyEncoding: "binary", encoding: "binary" }); buckets.set(name, db); }
+  if (db === undefined) {
+    db = {
+      get: env.openDB(name, { keyEncoding: "binary", encoding: "binary" }),
+      scan: env.openDB(name, { keyEncoding: "binary", encoder: noCopy }),
+    };
+    buckets.set(name, db);
+  }
   return db;
 };
 const tasks = new Map(Object.entries(workerData.tasks).map(([k, src]) => [k, (0, eval)("(" + src + ")")]));
@@ -28,8 +54,8 @@ parentPort.on("message", (m) => {
     env.resetReadTxn();
     txn = env.useReadTransaction();
     const view = {
-      get: (b, key) => bucket(b).get(key, { transaction: txn }),
-      range: (b, span) => bucket(b).getRange({ ...span, transaction: txn }),
+      get: (b, key) => bucket(b).get.get(key, { transaction: txn }),
+      range: (b, span) => bucket(b).scan.getRange({ ...span, transaction: txn }),
     };
     const task = tasks.get(m.task);
     if (task === undefined) throw new Error("unknown worker task " + m.task);
@@ -37,7 +63,7 @@ parentPort.on("message", (m) => {
     const transfer = [];
     if (result !== null && typeof result === "object") {
       for (const v of Object.values(result)) {
-        if (v instanceof Uint8Array && v.byteOffset === 0 && v.byteLength === v.buffer.byteLength) transfer.push(v.buffer);
+        if (v instanceof Uint8Array && v.byteOffset === 0 && v.byteLength === v.buffer.byteLength && v.byteLength > 0) transfer.push(v.buffer);
       }
     }
     parentPort.postMessage({ id: m.id, ok: true, result }, transfer);
@@ -63,6 +89,8 @@ export interface WorkerPoolOptions {
   readonly maxDbs: number;
   readonly size: number;
   readonly tasks: Readonly<Record<string, ReadTask<never, unknown>>>;
+  /** Nice value the workers give themselves (default READ_WORKER_NICENESS; 0 = the main thread's). */
+  readonly niceness?: number;
 }
 
 export class WorkerPool {
@@ -131,7 +159,7 @@ export class WorkerPool {
     const tasks = Object.fromEntries(Object.entries(this.opts.tasks).map(([k, fn]) => [k, fn.toString()]));
     const worker = new Worker(WORKER_SOURCE, {
       eval: true,
-      workerData: { base: import.meta.url, path: this.opts.path, maxDbs: this.opts.maxDbs, tasks },
+      workerData: { base: import.meta.url, path: this.opts.path, maxDbs: this.opts.maxDbs, tasks, niceness: this.opts.niceness ?? READ_WORKER_NICENESS },
     });
     worker.on("message", (reply: Reply) => {
       const p = this.pending.get(reply.id);

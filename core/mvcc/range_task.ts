@@ -2,6 +2,12 @@
 // on the main thread and, shipped as source text, in backend worker threads (see core/backend/read_view.ts:
 // no imports, no outside helpers, everything inside the body).
 //
+// Cost model (a LIST of 50,000 × 2 KiB pods is ~100 MB): the scan allocates nothing per key that outlives the
+// step. Entries may be views of a buffer the next step reuses (the worker's zero-copy view, read_view.ts), so
+// the newest revision ≤ R of a key is copied straight into its frame in the output — written in place and
+// rewritten if a newer revision ≤ R follows — and the output is one resizable ArrayBuffer that grows in place
+// (no copy on growth) and is trimmed at the end, so a worker can transfer it whole to the main thread.
+//
 // Semantics follow etcd 3.4's applier Range: `count` is the number of live keys in the range at R (before
 // the min/max filters and the limit); with a sort or a filter every key is fetched, filtered, sorted, then
 // cut to `limit`, and `more` says the cut dropped something; a non-KEY sort target with order NONE sorts
@@ -50,6 +56,9 @@ export interface RangeTaskResult {
 }
 
 export function rangeTask(view: ReadView, a: RangeTaskArgs): RangeTaskResult {
+  // etcd's gRPC send limit (math.MaxInt32): no Range response can be larger; it is only reserved address space.
+  const MAX_OUT_BYTES = 2 ** 31 - 1;
+  const FIRST_OUT_BYTES = 64 * 1024;
   const u64 = (b: Uint8Array, at: number): number => {
     let n = 0;
     for (let i = 0; i < 8; i++) n = n * 256 + (b[at + i] as number);
@@ -61,34 +70,31 @@ export function rangeTask(view: ReadView, a: RangeTaskArgs): RangeTaskResult {
     return { compactedAt: compactRev, count: 0, more: false, packed: new Uint8Array(0), starts: [], ends: [], framedStart: 0, framedEnd: 0 };
   }
 
-  // Decodes the fields Range looks at; offsets of the value field let keys_only cut it out.
-  type Fields = { key: Uint8Array; create: number; mod: number; version: number; value: Uint8Array; vStart: number; vEnd: number; bytes: Uint8Array };
-  const decode = (b: Uint8Array): Fields => {
-    const f: Fields = { key: b.subarray(0, 0), create: 0, mod: 0, version: 0, value: b.subarray(0, 0), vStart: -1, vEnd: -1, bytes: b };
-    let pos = 0;
+  // The fields Range looks at, as offsets into the bytes decoded; [vStart, vEnd) is the whole value field
+  // (tag, length, bytes), which keys_only cuts out.
+  type Fields = { keyAt: number; keyEnd: number; valueAt: number; valueEnd: number; vStart: number; vEnd: number; create: number; mod: number; version: number };
+  const decode = (b: Uint8Array, from: number, to: number): Fields => {
+    const f: Fields = { keyAt: from, keyEnd: from, valueAt: from, valueEnd: from, vStart: -1, vEnd: -1, create: 0, mod: 0, version: 0 };
+    let pos = from;
     const varint = (): number => {
       let n = 0;
       let mul = 1;
       for (;;) {
-        const byte = b[pos++];
-        if (byte === undefined) throw new Error(`rangeTask: truncated KeyValue at ${pos - 1} of ${b.length}`);
+        const byte = pos < to ? b[pos++] : undefined;
+        if (byte === undefined) throw new Error(`rangeTask: truncated KeyValue at ${pos - from} of ${to - from}`);
         n += (byte & 0x7f) * mul;
         if (byte < 0x80) return n;
         mul *= 128;
       }
     };
-    while (pos < b.length) {
+    while (pos < to) {
       const tagAt = pos;
       const tag = varint();
       const field = tag >>> 3;
       if ((tag & 7) === 2) {
         const len = varint();
-        if (field === 1) f.key = b.subarray(pos, pos + len);
-        if (field === 5) {
-          f.value = b.subarray(pos, pos + len);
-          f.vStart = tagAt;
-          f.vEnd = pos + len;
-        }
+        if (field === 1) [f.keyAt, f.keyEnd] = [pos, pos + len];
+        if (field === 5) [f.valueAt, f.valueEnd, f.vStart, f.vEnd] = [pos, pos + len, tagAt, pos + len];
         pos += len;
       } else {
         const v = varint();
@@ -99,101 +105,174 @@ export function rangeTask(view: ReadView, a: RangeTaskArgs): RangeTaskResult {
     }
     return f;
   };
-  const cmpBytes = (x: Uint8Array, y: Uint8Array): number => {
-    const n = Math.min(x.length, y.length);
+  const cmpBytes = (b: Uint8Array, x0: number, x1: number, y0: number, y1: number): number => {
+    const n = Math.min(x1 - x0, y1 - y0);
     for (let i = 0; i < n; i++) {
-      const d = (x[i] as number) - (y[i] as number);
+      const d = (b[x0 + i] as number) - (b[y0 + i] as number);
       if (d !== 0) return d;
     }
-    return x.length - y.length;
+    return x1 - x0 - (y1 - y0);
   };
-  const samePrefix = (x: Uint8Array, y: Uint8Array, len: number): boolean => {
-    if (x.length - 16 !== len || y.length < len) return false;
-    for (let i = 0; i < len; i++) if (x[i] !== y[i]) return false;
-    return true;
+  const varintBytes = (n: number): number => (n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : n < 0x10000000 ? 4 : 5);
+  const putVarint = (b: Uint8Array, at: number, n: number): number => {
+    while (n >= 0x80) {
+      b[at++] = (n & 0x7f) | 0x80;
+      n >>>= 7;
+    }
+    b[at++] = n;
+    return at;
   };
+
+  // The output: frames from frameHeadBytes on, in a resizable ArrayBuffer that grows in place.
+  const Resizable = ArrayBuffer as unknown as new (n: number, o: { maxByteLength: number }) => ArrayBuffer & { resize(n: number): void };
+  const outBuf = new Resizable(FIRST_OUT_BYTES, { maxByteLength: MAX_OUT_BYTES });
+  const out = new Uint8Array(outBuf); // length-tracking: follows every resize
+  const ensure = (bytes: number): void => {
+    if (bytes <= outBuf.byteLength) return;
+    if (bytes > MAX_OUT_BYTES) throw new Error(`rangeTask: response of more than ${bytes} bytes exceeds ${MAX_OUT_BYTES}`);
+    outBuf.resize(Math.min(MAX_OUT_BYTES, Math.max(bytes, outBuf.byteLength * 2)));
+  };
+  const starts: number[] = [];
+  const ends: number[] = [];
+  let pos = a.frameHeadBytes; // end of the committed frames
 
   const filtered = a.minModRevision > 0 || a.maxModRevision > 0 || a.minCreateRevision > 0 || a.maxCreateRevision > 0;
   let sortOrder = a.sortOrder;
   if (a.sortTarget !== 0 && sortOrder === 0) sortOrder = 1;
   const fetchAll = sortOrder !== 0 || filtered || a.limit <= 0;
   const keep = a.countOnly ? 0 : fetchAll ? Number.POSITIVE_INFINITY : a.limit + 1;
-  const needFields = filtered || sortOrder !== 0 || a.keysOnly;
+  // keys_only cuts values when frames are written, except under a sort (a VALUE sort needs them): then at the end.
+  const cutNow = a.keysOnly && sortOrder === 0;
 
-  let count = 0;
-  const kept: Fields[] = [];
-  let groupKey: Uint8Array | undefined; // layout key of the current group's newest revision ≤ rev seen so far
+  // The current key's group: its layout prefix (copied: entry buffers may be reused) and its candidate, the
+  // newest revision ≤ rev so far, written as a tentative frame at [pos, candEnd) (candLen 0: a tombstone).
+  let groupKey = new Uint8Array(256);
   let groupLen = -1;
-  let candidate: Uint8Array | undefined; // value of the newest revision ≤ rev in the current group
+  let candLen = -1;
+  let candEnd = pos;
+  let count = 0;
+  const inGroup = (key: Uint8Array): boolean => {
+    if (key.length - 16 !== groupLen) return false;
+    for (let i = 0; i < groupLen; i++) if (key[i] !== groupKey[i]) return false;
+    return true;
+  };
+  const writeCandidate = (value: Uint8Array): void => {
+    candLen = value.length;
+    if (candLen === 0 || starts.length >= keep) return; // a tombstone, or only counted
+    ensure(pos + 6 + candLen + a.frameTailBytes);
+    out[pos] = 0x12; // field 2 (kvs), wire type 2
+    const at = putVarint(out, pos + 1, candLen);
+    out.set(value, at);
+    candEnd = at + candLen;
+  };
   const finish = (): void => {
-    if (candidate === undefined || candidate.length === 0) return; // no revision ≤ rev, or a tombstone
+    if (candLen <= 0) return; // no revision ≤ rev, or a tombstone
     count += 1;
-    if (kept.length >= keep) return;
-    if (!needFields) {
-      kept.push({ key: candidate, create: 0, mod: 0, version: 0, value: candidate, vStart: -1, vEnd: -1, bytes: candidate });
+    if (starts.length >= keep) return;
+    if (!filtered && !cutNow) {
+      starts.push(candEnd - candLen);
+      ends.push(candEnd);
+      pos = candEnd;
       return;
     }
-    const f = decode(candidate);
+    const from = candEnd - candLen;
+    const f = decode(out, from, candEnd);
     if (a.minModRevision > 0 && f.mod < a.minModRevision) return;
     if (a.maxModRevision > 0 && f.mod > a.maxModRevision) return;
     if (a.minCreateRevision > 0 && f.create < a.minCreateRevision) return;
     if (a.maxCreateRevision > 0 && f.create > a.maxCreateRevision) return;
-    kept.push(f);
+    if (!cutNow || f.vStart < 0) {
+      starts.push(from);
+      ends.push(candEnd);
+      pos = candEnd;
+      return;
+    }
+    // keys_only: reframe without the value field (the frame only shrinks, so it moves down in place).
+    const len = candLen - (f.vEnd - f.vStart);
+    out[pos] = 0x12;
+    const at = putVarint(out, pos + 1, len);
+    out.copyWithin(at, from, f.vStart);
+    out.copyWithin(at + (f.vStart - from), f.vEnd, candEnd);
+    starts.push(at);
+    ends.push(at + len);
+    pos = at + len;
   };
+
   const span = a.end === undefined ? { start: a.start } : { start: a.start, end: a.end };
   for (const { key, value } of view.range(a.bucket, span)) {
-    if (groupKey === undefined || !samePrefix(key, groupKey, groupLen)) {
+    if (!inGroup(key)) {
       finish();
-      groupKey = key; // lmdb-js hands out fresh key and value buffers per entry (binary encoding): no copy needed
       groupLen = key.length - 16;
-      candidate = undefined;
+      if (groupLen > groupKey.length) groupKey = new Uint8Array(groupLen * 2);
+      groupKey.set(key.subarray(0, groupLen));
+      candLen = -1;
     }
-    if (u64(key, key.length - 16) <= a.rev) candidate = value;
+    if (u64(key, key.length - 16) <= a.rev) writeCandidate(value);
   }
   finish();
 
-  if (sortOrder !== 0) {
-    const t = a.sortTarget;
-    const by = (x: Fields, y: Fields): number =>
-      t === 0 ? cmpBytes(x.key, y.key) : t === 1 ? x.version - y.version : t === 2 ? x.create - y.create : t === 3 ? x.mod - y.mod : cmpBytes(x.value, y.value);
-    kept.sort(sortOrder === 2 ? (x, y) => by(y, x) : by);
-  }
+  type Framed = { packed: Uint8Array; starts: number[]; ends: number[]; end: number };
   let more = false;
-  if (a.limit > 0 && kept.length > a.limit) {
-    kept.length = a.limit;
+  let result: Framed = { packed: out, starts, ends, end: pos };
+  if (sortOrder !== 0) result = sortFrames(out, starts, ends);
+  if (a.limit > 0 && result.starts.length > a.limit) {
+    result.starts.length = a.limit;
+    result.ends.length = a.limit;
+    result.end = result.ends[a.limit - 1] as number;
     more = true;
   }
-  const sizeOf = (f: Fields): number => (a.keysOnly && f.vStart >= 0 ? f.bytes.length - (f.vEnd - f.vStart) : f.bytes.length);
-  const varintBytes = (n: number): number => (n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : n < 0x10000000 ? 4 : 5);
-  let total = a.frameHeadBytes + a.frameTailBytes;
-  for (const f of kept) {
-    const len = sizeOf(f);
-    total += 1 + varintBytes(len) + len;
+  if (result.packed === out) outBuf.resize(result.end + a.frameTailBytes);
+  else if (a.keysOnly) result = cutValues(result.packed, result.starts, result.ends);
+  return { compactedAt: 0, count, more, packed: result.packed, starts: result.starts, ends: result.ends, framedStart: a.frameHeadBytes, framedEnd: result.end };
+
+  // Frames reordered by the sort target (ties keep key order: Array.prototype.sort is stable) into a new buffer.
+  function sortFrames(src: Uint8Array, s: number[], e: number[]): Framed {
+    const t = a.sortTarget;
+    const fields = s.map((from, i) => decode(src, from, e[i] as number));
+    const by = (x: Fields, y: Fields): number =>
+      t === 0
+        ? cmpBytes(src, x.keyAt, x.keyEnd, y.keyAt, y.keyEnd)
+        : t === 1
+          ? x.version - y.version
+          : t === 2
+            ? x.create - y.create
+            : t === 3
+              ? x.mod - y.mod
+              : cmpBytes(src, x.valueAt, x.valueEnd, y.valueAt, y.valueEnd);
+    const order = fields.map((_, i) => i);
+    order.sort(sortOrder === 2 ? (i, j) => by(fields[j] as Fields, fields[i] as Fields) : (i, j) => by(fields[i] as Fields, fields[j] as Fields));
+    return copyFrames(src, order.map((i) => [s[i] as number, e[i] as number, -1, -1]));
   }
-  const packed = new Uint8Array(total);
-  const starts: number[] = [];
-  const ends: number[] = [];
-  let pos = a.frameHeadBytes;
-  for (const f of kept) {
-    let len = sizeOf(f);
-    packed[pos++] = 0x12; // field 2 (kvs), wire type 2
-    while (len >= 0x80) {
-      packed[pos++] = (len & 0x7f) | 0x80;
-      len >>>= 7;
-    }
-    packed[pos++] = len;
-    starts.push(pos);
-    if (a.keysOnly && f.vStart >= 0) {
-      packed.set(f.bytes.subarray(0, f.vStart), pos);
-      pos += f.vStart;
-      packed.set(f.bytes.subarray(f.vEnd), pos);
-      pos += f.bytes.length - f.vEnd;
-    } else {
-      packed.set(f.bytes, pos);
-      pos += f.bytes.length;
-    }
-    ends.push(pos);
+
+  // keys_only after a sort: the frames again, each without its value field.
+  function cutValues(src: Uint8Array, s: number[], e: number[]): Framed {
+    return copyFrames(src, s.map((from, i) => {
+      const f = decode(src, from, e[i] as number);
+      return [from, e[i] as number, f.vStart, f.vEnd];
+    }));
   }
-  if (pos + a.frameTailBytes !== total) throw new Error(`rangeTask: framed ${pos + a.frameTailBytes} bytes of ${total}`);
-  return { compactedAt: 0, count, more, packed, starts, ends, framedStart: a.frameHeadBytes, framedEnd: pos };
+
+  // A new exact-size buffer of frames [from, to) minus [cutFrom, cutTo) (-1: nothing cut), in the order given.
+  function copyFrames(src: Uint8Array, parts: [number, number, number, number][]): Framed {
+    const sizeOf = (p: [number, number, number, number]): number => p[1] - p[0] - (p[2] >= 0 ? p[3] - p[2] : 0);
+    let total = a.frameHeadBytes + a.frameTailBytes;
+    for (const p of parts) total += 1 + varintBytes(sizeOf(p)) + sizeOf(p);
+    const dst = new Uint8Array(total);
+    const s: number[] = [];
+    const e: number[] = [];
+    let at = a.frameHeadBytes;
+    for (const p of parts) {
+      dst[at] = 0x12;
+      at = putVarint(dst, at + 1, sizeOf(p));
+      s.push(at);
+      if (p[2] >= 0) {
+        dst.set(src.subarray(p[0], p[2]), at);
+        dst.set(src.subarray(p[3], p[1]), at + (p[2] - p[0]));
+      } else dst.set(src.subarray(p[0], p[1]), at);
+      at += sizeOf(p);
+      e.push(at);
+    }
+    if (at + a.frameTailBytes !== total) throw new Error(`rangeTask: framed ${at + a.frameTailBytes} bytes of ${total}`);
+    return { packed: dst, starts: s, ends: e, end: at };
+  }
 }
