@@ -20,16 +20,19 @@ export class Harness {
   /** The injected clock, in ms; tests move it. */
   nowMs = 1_000_000;
   private readonly provider: () => TokenProvider;
+  private readonly costLog2: number;
 
-  constructor(opts: { provider?: () => TokenProvider } = {}) {
+  /** `costLog2`: scrypt cost of new hashes (default TEST_COST_LOG2). */
+  constructor(opts: { provider?: () => TokenProvider; costLog2?: number } = {}) {
     this.dir = mkdtempSync(join(tmpdir(), "auth-"));
     this.provider = opts.provider ?? (() => new SimpleTokenProvider({ ttlSeconds: 300 }));
+    this.costLog2 = opts.costLog2 ?? TEST_COST_LOG2;
     this.backend = Backend.open(this.dir, { buckets: AUTH_BUCKETS, readWorkers: 0, syncIntervalMs: 0 });
     this.store = this.load();
   }
 
   private load(): AuthStore {
-    const opts: AuthStoreOptions = { tokenProvider: this.provider(), now: () => this.nowMs, passwordCostLog2: TEST_COST_LOG2 };
+    const opts: AuthStoreOptions = { tokenProvider: this.provider(), now: () => this.nowMs, passwordCostLog2: this.costLog2 };
     return this.backend.readNow((view) => AuthStore.load(view, opts));
   }
 
