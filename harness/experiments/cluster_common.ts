@@ -54,7 +54,7 @@ export function writeRun(
   env: { experiment: string; argv: readonly string[]; targets: readonly TargetOutcome[]; settings: unknown; notes: readonly string[]; startedAt: string },
 ): void {
   const columns = Object.keys(rows[0] ?? { target: "" });
-  writeFileSync(join(dir, file), stringify(rows as Record<string, unknown>[], { header: true, columns }));
+  writeFileSync(join(dir, file), stringify(rows as Record<string, unknown>[], { header: true, columns, cast: { boolean: (b) => String(b) } }));
   writeFileSync(join(dir, "env.json"), JSON.stringify({
     ...machineEnv(), experiment: env.experiment, command: commandLine(env.experiment, env.argv), startedAt: env.startedAt,
     loadAverageAtEnd: loadavg().map((v) => round(v, 2)), targets: env.targets, settings: env.settings, notes: env.notes,
