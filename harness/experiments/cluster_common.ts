@@ -132,6 +132,8 @@ export class WriteLoad {
   private readonly t0 = performance.now();
   private readonly clients = new Map<number, EtcdClient>();
   private readonly excluded = new Set<number>();
+  /** Calls in flight per member index. */
+  private readonly inflight = new Map<number, number>();
   private running = true;
   private loops: Promise<void>[] = [];
 
@@ -161,6 +163,13 @@ export class WriteLoad {
     this.excluded.add(i);
   }
 
+  /** drain excludes member i and resolves once none of the writers' calls to it is in flight (or after maxMs). */
+  async drain(i: number, maxMs = 10_000): Promise<void> {
+    this.exclude(i);
+    const end = this.now() + maxMs;
+    while ((this.inflight.get(i) ?? 0) > 0 && this.now() < end) await pause(5);
+  }
+
   include(i: number): void {
     this.excluded.delete(i);
   }
@@ -175,12 +184,15 @@ export class WriteLoad {
           continue;
         }
         const sentMs = this.now();
+        this.inflight.set(at, (this.inflight.get(at) ?? 0) + 1);
         try {
           await this.client(at).put(`${this.opts.prefix}${w}/${n % 100}`, value);
           this.calls.push({ sentMs, doneMs: this.now(), code: undefined });
         } catch (err) {
           this.calls.push({ sentMs, doneMs: this.now(), code: errorCode(err) });
           await pause(10);
+        } finally {
+          this.inflight.set(at, (this.inflight.get(at) ?? 1) - 1);
         }
       }
     });

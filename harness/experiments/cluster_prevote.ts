@@ -53,7 +53,7 @@ async function oneRep(target: string, cluster: EtcdCluster, load: WriteLoad, s: 
   const others = [0, 1, 2].filter((i) => i !== victim);
   const before = await Promise.all(others.map((i) => leaderChanges(cluster, i)));
   const termBefore = await termOf(cluster, leader);
-  load.exclude(victim);
+  await load.drain(victim); // no writer call left on the member about to be cut off
   await cluster.isolate(victim);
   await pause(s.isolateElections * s.electionMs);
   const cut = await cluster.status(victim).catch(() => undefined);
