@@ -53,7 +53,7 @@ export function serveHttp2(socket: Socket, injector: ConnectionInjector, opts: A
       rw.keepRaw = false;
       const pipe = new RewritingPipe(socket, rw);
       injector.injectConnection(pipe);
-      lendIdentity(pipe, socket);
+      adoptSession(pipe, socket, rw);
     }
     opts.onHandover?.(how);
   };
@@ -118,20 +118,47 @@ class RewritingPipe extends Duplex {
 
 const SELF = Symbol("authority_fix.self");
 
+interface BoundSession {
+  readonly socket?: Record<string | symbol, unknown>;
+  readonly localSettings?: { readonly headerTableSize?: number };
+}
+
+/**
+ * The Http2Session node:http2 bound to `pipe`. Node stores it on the stream under its kBoundSession key, which
+ * Node 20 spells as the string "undefined" (an import that resolves to undefined), so look by shape, not by name.
+ */
+function boundSession(pipe: Duplex): BoundSession | undefined {
+  for (const key of Reflect.ownKeys(pipe)) {
+    const v: unknown = (pipe as unknown as Record<string | symbol, unknown>)[key];
+    if (typeof v === "object" && v !== null && "localSettings" in v && "socket" in v) return v as BoundSession;
+  }
+  return undefined;
+}
+
+/**
+ * Once grpc-js owns the pipe: the decoder follows the header table size nghttp2 advertises (its SETTINGS reach the
+ * client after the sniffer's empty one), and the peer's identity is lent to node:http2's wrapper (lendIdentity).
+ */
+function adoptSession(pipe: Duplex, socket: Socket, rw: ClientFrameRewriter): void {
+  const session = boundSession(pipe);
+  const tableBytes = session?.localSettings?.headerTableSize;
+  // Never below 4096: the client may have encoded against the sniffer's SETTINGS (HTTP/2's default) until it saw
+  // nghttp2's; a smaller table then arrives as a size update in its next block, which the decoder follows.
+  if (tableBytes !== undefined) rw.decoder.setMaxTableSize(Math.max(tableBytes, 4096));
+  const view = session?.socket;
+  if (view !== undefined) lendIdentity(view, socket);
+}
+
 /**
  * node:http2 wraps a JS stream in an internal socket (JSStreamSocket) without an address or certificate, which
  * grpc-js reads for getPeer() and getAuthContext() (the client certificate's CN is etcd's user under
- * --client-cert-auth). This copies them from the real socket onto that wrapper, through the session node:http2
- * bound to the pipe; a TLS peer's wrapper also answers `instanceof TLSSocket`, as grpc-js checks. Best effort:
- * should node:http2's internals differ, the connection works and only the identity is missing.
+ * --client-cert-auth). This copies them from the real socket onto that wrapper, reached through the session's
+ * socket view; a TLS peer's wrapper also answers `instanceof TLSSocket`, as grpc-js checks. Best effort: should
+ * node:http2's internals differ, the connection works and only the identity is missing.
  */
-function lendIdentity(pipe: Duplex, socket: Socket): void {
+function lendIdentity(view: Record<string | symbol, unknown>, socket: Socket): void {
   try {
-    const key = Object.getOwnPropertySymbols(pipe).find((s) => s.description === "kBoundSession");
-    const session = key === undefined ? undefined : (pipe as unknown as Record<symbol, { socket?: Record<string | symbol, unknown> }>)[key];
-    const view = session?.socket;
-    if (view === undefined) return;
-    // Sets go through node:http2's socket proxy to the wrapper; a function read back is bound to the wrapper.
+    // Sets go through node:http2's socket view to the wrapper; a function read back is bound to the wrapper.
     view[SELF] = function self(this: object): object { return this; };
     const inner = (view[SELF] as () => Record<string, unknown>)();
     inner._peername = { address: socket.remoteAddress, port: socket.remotePort, family: socket.remoteFamily };
