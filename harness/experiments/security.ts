@@ -362,6 +362,10 @@ interface SummaryRow {
   ratio_to_plain: number | "";
   /** etcd-ts's put/s over etcd's in the same mode (etcd rows: ""). */
   ratio_to_etcd: number | "";
+  /** Server CPU per put over the same target's plain run (steadier than put/s on a loaded machine). */
+  cpu_ratio_to_plain: number | "";
+  /** etcd-ts's server CPU per put over etcd's in the same mode. */
+  cpu_ratio_to_etcd: number | "";
   generator_bound: "yes" | "";
 }
 
@@ -385,13 +389,18 @@ function summarize(samples: readonly SampleRow[], s: Settings): SummaryRow[] {
       if (tput === undefined) continue;
       const plain = med(target, "plain", (x) => x.throughputPerS);
       const etcd = med("etcd", mode, (x) => x.throughputPerS);
+      const cpu = med(target, mode, (x) => x.serverUsPerOp) ?? 0;
+      const cpuPlain = med(target, "plain", (x) => x.serverUsPerOp);
+      const cpuEtcd = med("etcd", mode, (x) => x.serverUsPerOp);
       const mine = samples.filter((x) => x.target === target && x.mode === mode);
       rows.push({
         target, mode, clients: s.clients, rounds: mine.length, put_per_s: round(tput, 0),
         p50_ms: round(med(target, mode, (x) => x.p50Ms) ?? 0, 3), p99_ms: round(med(target, mode, (x) => x.p99Ms) ?? 0, 3),
-        server_us_per_put: round(med(target, mode, (x) => x.serverUsPerOp) ?? 0, 1), errors: mine.reduce((a, x) => a + x.errors, 0),
+        server_us_per_put: round(cpu, 1), errors: mine.reduce((a, x) => a + x.errors, 0),
         ratio_to_plain: plain !== undefined && plain > 0 ? round(tput / plain, 3) : "",
         ratio_to_etcd: target !== "etcd" && etcd !== undefined && etcd > 0 ? round(tput / etcd, 3) : "",
+        cpu_ratio_to_plain: cpuPlain !== undefined && cpuPlain > 0 ? round(cpu / cpuPlain, 3) : "",
+        cpu_ratio_to_etcd: target !== "etcd" && cpuEtcd !== undefined && cpuEtcd > 0 ? round(cpu / cpuEtcd, 3) : "",
         generator_bound: mine.some((x) => x.generatorMaxThreadBusy >= GENERATOR_BOUND_BUSY) ? "yes" : "",
       });
     }
@@ -463,13 +472,14 @@ export async function run(argv: string[]): Promise<string> {
     notFullyMeasured: Object.fromEntries(failed),
     notes: [
       "tls = https with --client-cert-auth (ECDSA P-256 certificates, the client presents one); auth = http, --auth-token simple, a non-root user with readwrite on /bench/, one Authenticate per load connection.",
-      "values are medians over rounds; ratio_to_plain = mode / the same target's plain; ratio_to_etcd = etcd-ts / etcd in the same mode, same run.",
+      "values are medians over rounds; ratio_to_plain = mode / the same target's plain; ratio_to_etcd = etcd-ts / etcd in the same mode, same run; cpu_ratio_* the same for server CPU per put (steadier when the machine is loaded).",
     ],
   }, null, 2) + "\n");
   printAligned([
-    ["target", "mode", "put/s", "p50 ms", "p99 ms", "server µs/put", "× plain", "× etcd", "errors", ""],
-    ...summary.map((r) => [r.target, r.mode, String(r.put_per_s), String(r.p50_ms), String(r.p99_ms), String(r.server_us_per_put),
-      String(r.ratio_to_plain), String(r.ratio_to_etcd || "–"), String(r.errors), r.generator_bound === "yes" ? "generator-bound" : ""]),
+    ["target", "mode", "put/s", "p50 ms", "p99 ms", "× plain", "× etcd", "server µs/put", "cpu × plain", "cpu × etcd", "errors", ""],
+    ...summary.map((r) => [r.target, r.mode, String(r.put_per_s), String(r.p50_ms), String(r.p99_ms), String(r.ratio_to_plain),
+      String(r.ratio_to_etcd || "–"), String(r.server_us_per_put), String(r.cpu_ratio_to_plain), String(r.cpu_ratio_to_etcd || "–"),
+      String(r.errors), r.generator_bound === "yes" ? "generator-bound" : ""]),
   ]);
   for (const [k, why] of failed) console.log(`${k}: not measured — ${why}`);
   return dir;
