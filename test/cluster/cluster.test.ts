@@ -6,6 +6,7 @@
 // one, a leader stopped with SIGTERM hands leadership over first, and a member started with another cluster
 // token is refused by the cluster.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { waitFor } from "../support/wait_for.js";
 import { LocalCluster, ctl, hex, status } from "./local_cluster.js";
 
 const FAST = ["--heartbeat-interval", "50", "--election-timeout", "500"];
@@ -63,6 +64,8 @@ describe("a 3-member etcd-ts cluster", () => {
     await c.waitServing(follower);
     const r = ctl(c.endpoint(follower), ["get", "snap/", "--prefix", "--keys-only"]);
     expect(r.stdout.trim().split("\n").filter((l) => l !== "").length, r.stderr).toBe(60);
+    // Its log reaches this process through a pipe read on the event loop (etcdctl runs synchronously): wait for it.
+    await waitFor(() => /applied incoming snapshot at index \d+/.test(c.member(follower).log), "the snapshot line in the restarted member's log").catch(() => undefined);
     expect(c.member(follower).log, "the restarted member applied a snapshot").toMatch(/applied incoming snapshot at index \d+/);
     expect(status(c.endpoint(other)).raftTerm, "no election caused by the restart").toBe(termBefore);
   }, 60_000);
