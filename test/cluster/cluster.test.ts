@@ -133,6 +133,7 @@ describe("a 3-member etcd-ts cluster", () => {
     const other = running.find(({ i }) => i !== li)?.i ?? 0;
     const termBefore = status(c.endpoint(other)).raftTerm;
     await c.kill(li, "SIGTERM");
+    await waitFor(() => /leadership transfer to/.test(c.member(li).log), "the transfer line in the stopped leader's log").catch(() => undefined);
     expect(c.member(li).log).toMatch(/leadership transfer to [0-9a-f]+ before stopping/);
     const st = status(c.endpoint(other));
     expect(st.leader, "a new leader right after the old one exited").not.toBe(0n);
