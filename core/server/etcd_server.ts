@@ -1,10 +1,11 @@
 // EtcdServer: one member of an etcd-ts cluster. Every write goes propose → Raft commit → apply, as in etcd,
 // so that clustering adds members, not a second code path. The Ready loop follows etcd's order: persist the
-// log, send messages, apply committed entries in one backend transaction per batch (with the applied index as
-// the consistent index), then advance. Linearizable reads go through ReadIndex; serializable reads are local.
-// The WAL is the durability point: a Ready's entries and hard state are fdatasync'ed once before its messages
-// go out and before anything is applied; the backend stores the applied index in the same transaction as the
-// data, so a restart replays the WAL from there and never applies an entry twice.
+// log (a leader sends its appends in parallel), send messages, apply committed entries in one backend
+// transaction per batch (with the applied index as the consistent index), then advance. Linearizable reads go
+// through ReadIndex; serializable reads are local.
+// The WAL is the durability point: a Ready's entries and hard state are fdatasync'ed once, before a follower's
+// messages go out and before anything is applied; the backend stores the applied index in the same transaction
+// as the data, so a restart replays the WAL from there and never applies an entry twice.
 // Layout as etcd's: <data-dir>/member/{wal,snap} and the backend file beside them.
 // With peers (config.peer), Raft messages go over core/transport; a lagging member gets a snapshot whose body is
 // a copy of the leader's backend file; member changes are conf changes applied through core/membership.
@@ -872,14 +873,18 @@ export class EtcdServer {
       this.#leaderWaiters = [];
       for (const w of waiters) w();
     }
-    // Persist first (snapshot, entries, hard state; one fdatasync when Raft says it must), as etcd does.
+    // A leader sends its appends while it persists them (its fsync and the followers' run in parallel, as
+    // etcd's leader does); anyone else must persist first, since its messages (votes, append acks) promise
+    // what is on its disk.
+    const leaderSendsFirst = this.isLeader;
+    if (leaderSendsFirst) this.#send(rd.messages);
     const syncStart = performance.now();
     await this.#storage.saveAsync(
       { entries: rd.entries, ...(rd.hardState !== undefined ? { hardState: rd.hardState } : {}), ...(rd.snapshot !== undefined ? { snapshot: rd.snapshot } : {}) },
       rd.mustSync,
     );
     if (rd.mustSync) this.metrics.walFsync.observe((performance.now() - syncStart) / 1000);
-    this.#send(rd.messages);
+    if (!leaderSendsFirst) this.#send(rd.messages);
     if (rd.snapshot !== undefined) await this.#installSnapshot(rd.snapshot);
     if (rd.committedEntries.length > 0) await this.#apply(rd.committedEntries);
   }
