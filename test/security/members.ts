@@ -102,3 +102,16 @@ export async function runToExit(kind: Kind, extra: readonly string[]): Promise<{
   rmSync(dataDir, { recursive: true, force: true });
   return { code, log };
 }
+
+/** The reasons of "rejected connection" log lines: etcd's zap error field, etcd-ts's message text; sorted, unique. */
+export function rejectionReasons(log: string): string[] {
+  const out = new Set<string>();
+  for (const line of log.split("\n")) {
+    if (!line.startsWith("{")) continue;
+    const entry = JSON.parse(line) as { msg?: string; error?: string };
+    if (entry.msg === "rejected connection" && entry.error !== undefined) out.add(entry.error);
+    const ours = /^rejected connection from "[^"]+" \(error "((?:[^"\\]|\\.)*)", ServerName/.exec(entry.msg ?? "")?.[1];
+    if (ours !== undefined) out.add(JSON.parse(`"${ours}"`) as string);
+  }
+  return [...out].sort();
+}

@@ -10,24 +10,11 @@ import * as tls from "node:tls";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { haveEtcd } from "../compat/processes.js";
 import { type CertFiles, FilePki } from "../transport/pki.js";
-import { type Kind, type Member, runToExit, startMember } from "./members.js";
+import { type Kind, type Member, rejectionReasons, runToExit, startMember } from "./members.js";
 
 const KINDS: readonly Kind[] = ["etcd", "etcd-ts"];
 const SANS = "IP:127.0.0.1,DNS:localhost";
 const WAIT_MS = 10_000;
-
-/** The reasons of "rejected connection" log lines: etcd's zap error field, etcd-ts's message text. */
-function rejectionReasons(log: string): string[] {
-  const out = new Set<string>();
-  for (const line of log.split("\n")) {
-    if (!line.startsWith("{")) continue;
-    const entry = JSON.parse(line) as { msg?: string; error?: string };
-    if (entry.msg === "rejected connection" && entry.error !== undefined) out.add(entry.error);
-    const ours = /^rejected connection from "[^"]+" \(error "((?:[^"\\]|\\.)*)", ServerName/.exec(entry.msg ?? "")?.[1];
-    if (ours !== undefined) out.add(JSON.parse(`"${ours}"`) as string);
-  }
-  return [...out].sort();
-}
 
 /** A TLS connection with `cert` that waits for the server to close it; true when the server served (answered h2). */
 function handshake(port: number, ca: Buffer, cert: CertFiles): Promise<boolean> {
