@@ -13,6 +13,9 @@ import type { EtcdCluster, EtcdClusterOptions } from "../targets/etcd_cluster.js
 import { CLUSTER_KINDS, makeCluster, type ClusterKind } from "../targets/make.js";
 import type { Args } from "./common.js";
 
+/** How long withCluster waits for each member to serve with a leader. */
+const CLUSTER_START_TIMEOUT_MS = 60_000;
+
 export const LEADER_CHANGES_METRIC = "etcd_server_leader_changes_seen_total";
 
 export const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -69,7 +72,8 @@ export async function withCluster<T>(
   kind: ClusterKind, size: number, opts: Parameters<typeof makeCluster>[2],
   body: (cluster: EtcdCluster) => Promise<T>,
 ): Promise<{ outcome: TargetOutcome; value: T | undefined }> {
-  const slot = makeCluster(kind, size, opts);
+  // A loaded 2-core machine can take etcd-ts members well over the 20 s default to come up.
+  const slot = makeCluster(kind, size, { startTimeoutMs: CLUSTER_START_TIMEOUT_MS, ...opts });
   if (slot.target === undefined) {
     console.error(`${slot.name}: not measured — ${slot.reason ?? ""}`);
     return { outcome: { name: slot.name, describe: "", version: "", available: false, reason: slot.reason ?? "" }, value: undefined };

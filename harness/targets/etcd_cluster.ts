@@ -251,6 +251,13 @@ export class EtcdCluster implements Target {
 
   private async waitReadyMember(m: Member, timeoutMs = this.opts.startTimeoutMs ?? 20_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
+    // The client port is polled with plain TCP first: a gRPC connect refused before the member listens puts the
+    // channel into reconnect backoff (1 s and growing), which would be timed as start-up.
+    while (!(await portAccepts(m.clientPort))) {
+      if (m.child?.exitCode !== null) throw new Error(`member ${m.name} exited: ${m.stderrTail.slice(-600)}`);
+      if (Date.now() > deadline) throw new Error(`member ${m.name}: client port ${m.clientPort} not accepting after ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
     const client = new EtcdClient({ callTimeoutMs: 1_000, ...this.opts.probe, endpoints: [this.endpointOf(m)] });
     try {
       for (;;) {
@@ -350,6 +357,21 @@ export class EtcdCluster implements Target {
     this.members = [];
     this.isolated.clear();
   }
+}
+
+/** portAccepts says whether something accepts TCP connections on 127.0.0.1:port. */
+function portAccepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = connect(port, "127.0.0.1");
+    sock.once("connect", () => {
+      sock.destroy();
+      resolve(true);
+    });
+    sock.once("error", () => {
+      sock.destroy();
+      resolve(false);
+    });
+  });
 }
 
 /** httpText sends one plain HTTP/1.1 request to a member's client port; a non-2xx answer is an error. */
