@@ -204,7 +204,7 @@ export function rangeTask(view: ReadView, a: RangeTaskArgs): RangeTaskResult {
       finish();
       groupLen = key.length - 16;
       if (groupLen > groupKey.length) groupKey = new Uint8Array(groupLen * 2);
-      groupKey.set(key.subarray(0, groupLen));
+      for (let i = 0; i < groupLen; i++) groupKey[i] = key[i] as number;
       candLen = -1;
     }
     if (u64(key, key.length - 16) <= a.rev) writeCandidate(value);

@@ -1,12 +1,14 @@
 // `npm run bench -- storage [--seconds S] [--keys N] [--value-bytes B] [--readers 0,1,2,4] [--writers W]
-//  [--range-workers K]`:
+//  [--range-workers K] [--modes concurrent,blocking]`:
 // the storage layer alone (KvStore over LMDB, no network, no Raft, no WAL).
 // 1. put throughput: 64-put batches of 256 B values, one backend transaction per batch;
 // 2. a full Range over N keys × B bytes ("LIST pods"), on the main thread and in a worker;
 // 3. the seed's experiment at this layer: W writer loops committing 16-put batches while R loops run full
 //    Ranges, in both read modes: commits/s, P99 commit latency, and concurrent/blocking ratios.
-// Writes results/<timestamp>-storage/{put,range,mix}.csv. The machine is shared: numbers are indicative.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+// Writes results/<timestamp>-storage/{put,range,mix}.csv. The machine is shared: each mix row also says how
+// much CPU other processes used meanwhile (foreign_cpu_s, from /proc/stat on Linux), so a row taken while the
+// host was busy can be told from a quiet one.
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { performance } from "node:perf_hooks";
@@ -92,6 +94,17 @@ async function fullRange(dir: string, keys: number, valueBytes: number, reps: nu
   return rows;
 }
 
+/** CPU seconds the whole host has been busy (user+nice+system+irq+softirq+steal), or NaN off Linux. */
+function hostBusySeconds(): number {
+  try {
+    const fields = (readFileSync("/proc/stat", "latin1").split("\n")[0] ?? "").trim().split(/\s+/).slice(1).map(Number);
+    const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = fields;
+    return (user + nice + system + irq + softirq + steal) / 100; // USER_HZ
+  } catch {
+    return Number.NaN;
+  }
+}
+
 interface MixRow {
   readonly mode: ReadMode;
   readonly readers: number;
@@ -104,6 +117,9 @@ interface MixRow {
   readonly p99_commit_ms: number;
   readonly max_commit_ms: number;
   readonly ranges_per_s: number;
+  /** CPU seconds this process used during the cell, and what the rest of the host used meanwhile. */
+  readonly own_cpu_s: number;
+  readonly foreign_cpu_s: number;
 }
 
 async function mixCell(dir: string, mode: ReadMode, readers: number, writers: number, seconds: number, rangeWorkers: number | undefined): Promise<MixRow> {
@@ -137,10 +153,15 @@ async function mixCell(dir: string, mode: ReadMode, readers: number, writers: nu
     }
   };
   const start = performance.now();
+  const busy0 = hostBusySeconds();
+  const cpu0 = process.cpuUsage();
   const loops = [...Array.from({ length: writers }, writer), ...Array.from({ length: readers }, reader)];
   await new Promise((r) => setTimeout(r, seconds * 1000));
   running = false;
   const elapsed = (performance.now() - start) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  const ownCpuS = (cpu.user + cpu.system) / 1e6;
+  const foreignCpuS = hostBusySeconds() - busy0 - ownCpuS;
   await Promise.all(loops);
   await store.close();
   const row: MixRow = {
@@ -155,6 +176,8 @@ async function mixCell(dir: string, mode: ReadMode, readers: number, writers: nu
     p99_commit_ms: round(hist.getValueAtPercentile(99) / 1000, 3),
     max_commit_ms: round(hist.maxValue / 1000, 3),
     ranges_per_s: round(ranges / elapsed, 2),
+    own_cpu_s: round(ownCpuS, 2),
+    foreign_cpu_s: round(Math.max(0, foreignCpuS), 2),
   };
   hist.destroy();
   return row;
@@ -180,19 +203,30 @@ export async function run(args: string[]): Promise<string> {
     const range = await fullRange(join(work, "pods"), keys, valueBytes, 5);
     for (const r of range) console.log(`full range (${r.where}): ${r.median_ms} ms median, ${r.keys_per_s} keys/s, ${r.mib} MiB`);
     const mix: MixRow[] = [];
-    for (const mode of [ReadMode.Concurrent, ReadMode.Blocking]) {
+    const modes = flag(args, "--modes", "concurrent,blocking").split(",") as ReadMode[];
+    for (const mode of modes) {
       for (const readers of readerCounts) {
         const row = await mixCell(join(work, "pods"), mode, readers, writers, seconds, rangeWorkers);
-        console.log(`${mode} readers=${readers}: ${row.puts_per_s} puts/s, p99 commit ${row.p99_commit_ms} ms, ${row.ranges_per_s} ranges/s`);
+        console.log(`${mode} readers=${readers}: ${row.puts_per_s} puts/s, p99 commit ${row.p99_commit_ms} ms, ${row.ranges_per_s} ranges/s (other processes: ${row.foreign_cpu_s} CPU-s)`);
         mix.push(row);
       }
     }
-    const ratios = readerCounts.map((readers) => {
-      const c = mix.find((r) => r.mode === ReadMode.Concurrent && r.readers === readers) as MixRow;
-      const b = mix.find((r) => r.mode === ReadMode.Blocking && r.readers === readers) as MixRow;
-      return { readers, throughput_concurrent_over_blocking: round(c.puts_per_s / b.puts_per_s, 2), p99_concurrent_over_blocking: round(c.p99_commit_ms / b.p99_commit_ms, 3) };
+    const ratios = readerCounts.flatMap((readers) => {
+      const c = mix.find((r) => r.mode === ReadMode.Concurrent && r.readers === readers);
+      const b = mix.find((r) => r.mode === ReadMode.Blocking && r.readers === readers);
+      const idle = mix.find((r) => r.mode === ReadMode.Concurrent && r.readers === 0);
+      if (c === undefined) return [];
+      return {
+        readers,
+        throughput_concurrent_over_blocking: b === undefined ? Number.NaN : round(c.puts_per_s / b.puts_per_s, 2),
+        p99_concurrent_over_blocking: b === undefined ? Number.NaN : round(c.p99_commit_ms / b.p99_commit_ms, 3),
+        // The issue's target: concurrent-mode P99 with R long Ranges over the P99 with none (≤ 1.2 at R = 4).
+        p99_concurrent_over_no_reader: idle === undefined ? Number.NaN : round(c.p99_commit_ms / idle.p99_commit_ms, 2),
+      };
     });
-    for (const r of ratios) console.log(`ratio readers=${r.readers}: throughput ×${r.throughput_concurrent_over_blocking}, p99 ×${r.p99_concurrent_over_blocking}`);
+    for (const r of ratios) {
+      console.log(`ratio readers=${r.readers}: throughput ×${r.throughput_concurrent_over_blocking}, p99 ×${r.p99_concurrent_over_blocking}, concurrent p99 over no-reader ×${r.p99_concurrent_over_no_reader}`);
+    }
     const stamp = new Date().toISOString().replace(/[:.]/g, "-").replace(/-\d{3}Z$/, "Z");
     const dir = join(resolve("results"), `${stamp}-storage`);
     mkdirSync(dir, { recursive: true });
