@@ -54,6 +54,8 @@ export interface JoinRow {
   write_gap_before_ms: number;
   write_gap_during_ms: number;
   write_errors_during: number;
+  /** "ok", or (when it gave up) whether the new member still ran and the end of its stderr. */
+  new_member: string;
 }
 
 export interface BadUrlRow {
@@ -162,12 +164,15 @@ async function joinMember(target: string, cluster: EtcdCluster, s: Settings, mod
     const endAt = load.now();
     const after = await Promise.all([0, 1, 2].map((i) => leaderChanges(cluster, i)));
     const base = { from: addAt - s.baselineS * 1000, to: addAt };
+    const gaveUp = servingMs < 0 || inSyncMs < 0;
+    if (gaveUp) console.error(`${target} ${mode}: the new member ${cluster.isRunning(index) ? "runs" : "exited"}; its stderr ends:\n${cluster.stderrTail(index).slice(-1500)}`);
     return {
       target, mode, keys: s.keys, member_serving_ms: Math.round(servingMs), in_sync_ms: Math.round(inSyncMs), promote_attempts: attempts,
       promote_refusals: [...refusals].map(([c, n]) => `${c}:${n}`).join(" "), add_unhealthy_refusals: added.unhealthyRefusals, leader_changes: Math.max(...after.map((a, k) => a - before[k]!)),
       write_p99_before_ms: load.latency(base.from, base.to).p99Ms, write_p99_during_ms: load.latency(addAt, doneAt).p99Ms,
       write_p99_after_ms: load.latency(doneAt, endAt).p99Ms, write_gap_before_ms: Math.round(load.longestGapMs(base.from, base.to)),
       write_gap_during_ms: Math.round(load.longestGapMs(addAt, doneAt)), write_errors_during: load.errors(addAt, doneAt).count,
+      new_member: gaveUp ? `${cluster.isRunning(index) ? "running" : "exited"}: ${cluster.stderrTail(index).slice(-300).replace(/\s+/g, " ")}` : "ok",
     };
   } finally {
     admin.close();
