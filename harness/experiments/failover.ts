@@ -179,7 +179,9 @@ async function oneKill(cluster: EtcdCluster, load: Load, s: Settings, mode: stri
     p99_before_ms: p99Ms(load, killS - s.beforeS, killS), p99_after_ms: p99Ms(load, killS, endS),
   };
   load.phase = `${mode}-restart`;
-  await cluster.restart(victim);
+  await cluster.restart(victim).catch((err: unknown) => {
+    throw new Error(`restart of ${victimEp} after kill ${kill}: ${String(err)}; its stderr ends: ${cluster.stderrTail(victim).slice(-600)}`);
+  });
   return row;
 }
 
@@ -218,12 +220,13 @@ async function audit(checker: EtcdClient, load: Load, watchStart: bigint): Promi
 }
 
 /** runClient drives one client through s.kills kills on a running cluster; returns its kill rows and run row. */
-async function runClient(cluster: EtcdCluster, kind: ClientKind, rec: Recorder, s: Settings, mode: "plain" | "tls", tls: TlsOptions | undefined): Promise<{ kills: KillRow[]; run: RunRow }> {
+/** runClient: `kills` gets each kill's row as it is measured (kept when a later step throws). */
+async function runClient(cluster: EtcdCluster, kind: ClientKind, rec: Recorder, s: Settings, mode: "plain" | "tls", tls: TlsOptions | undefined, kills: KillRow[]): Promise<RunRow> {
   const endpoints = cluster.endpoints();
   const checker = new EtcdClient({ endpoints, callTimeoutMs: 10_000, ...(tls === undefined ? {} : { tls }) });
   const driver = makeDriver(kind, { endpoints, tls, dialTimeoutMs: s.dialTimeoutMs, callTimeoutMs: 10_000 });
   const load: Load = { driver, prefix: `${PREFIX}${kind}/`, rec, t0: performance.now(), phase: `${mode}-before`, stopAt: Infinity, calls: [], events: [] };
-  const kills: KillRow[] = [];
+  let killed = 0;
   try {
     const watchStart = (await checker.get(load.prefix, { prefix: true, countOnly: true })).header.revision + 1n;
     await driver.watch(load.prefix, watchStart, load.events);
@@ -233,6 +236,7 @@ async function runClient(cluster: EtcdCluster, kind: ClientKind, rec: Recorder, 
         const row = await oneKill(cluster, load, s, mode, k, tls);
         console.error(`${rec.target} ${mode} kill ${k}: ${row.victim}${row.victim_was_leader === "yes" ? " (leader)" : ""} recovered in ${row.recover_ms} ms, watch in ${row.watch_resume_ms} ms, ${row.errors_after_kill} errors ${row.errors_by_code}`);
         kills.push(row);
+        killed++;
       }
     } finally {
       load.stopAt = 0;
@@ -240,10 +244,7 @@ async function runClient(cluster: EtcdCluster, kind: ClientKind, rec: Recorder, 
     }
     const counts = await audit(checker, load, watchStart);
     const failed = load.calls.filter((c) => c.code !== undefined);
-    return {
-      kills,
-      run: { target: rec.target.split("/")[0]!, client: kind, mode, kills: kills.length, calls_ok: load.calls.length - failed.length, calls_failed: failed.length, errors_by_code: byCode(failed), ...counts },
-    };
+    return { target: rec.target.split("/")[0]!, client: kind, mode, kills: killed, calls_ok: load.calls.length - failed.length, calls_failed: failed.length, errors_by_code: byCode(failed), ...counts };
   } finally {
     await driver.close();
     checker.close();
@@ -312,6 +313,8 @@ interface ModeRun {
   readonly runs: RunRow[];
   readonly overhead: OverheadRow[];
   readonly unavailable: string | undefined;
+  /** Client runs that ended early, with why (the rows measured before are kept). */
+  readonly aborted: string[];
 }
 
 async function runMode(kind: ClusterKind, mode: "plain" | "tls", s: Settings, recs: ReadonlyMap<ClientKind, Recorder>): Promise<ModeRun> {
@@ -322,7 +325,7 @@ async function runMode(kind: ClusterKind, mode: "plain" | "tls", s: Settings, re
     probe: { tls },
   });
   const target = { name: slot.name };
-  const out: ModeRun = { kills: [], runs: [], overhead: [], unavailable: undefined };
+  const out: ModeRun = { kills: [], runs: [], overhead: [], unavailable: undefined, aborted: [] };
   if (slot.target === undefined) {
     pki?.cleanup();
     return { ...out, unavailable: slot.reason };
@@ -338,10 +341,17 @@ async function runMode(kind: ClusterKind, mode: "plain" | "tls", s: Settings, re
     }
     if (mode === "plain" && s.overheadCalls > 0) out.overhead.push(...(await overhead(target.name, cluster.endpoints()[0]!, s.overheadCalls)));
     for (const kind of s.clients) {
-      const r = await runClient(cluster, kind, recs.get(kind)!, s, mode, tls);
-      out.kills.push(...r.kills);
-      out.runs.push(r.run);
-      console.error(`${target.name}/${kind} ${mode}: ${r.run.puts_applied_twice} puts applied twice, watch lost ${r.run.watch_lost} and repeated ${r.run.watch_duplicated} of ${r.run.watch_expected} events`);
+      try {
+        const run = await runClient(cluster, kind, recs.get(kind)!, s, mode, tls, out.kills);
+        out.runs.push(run);
+        console.error(`${target.name}/${kind} ${mode}: ${run.puts_applied_twice} puts applied twice, watch lost ${run.watch_lost} and repeated ${run.watch_duplicated} of ${run.watch_expected} events`);
+      } catch (err) {
+        // The cluster is in an unknown state (a member did not come back): record why and end this mode.
+        const why = `${target.name}/${kind} ${mode} aborted: ${String(err).replace(/\s+/g, " ").slice(0, 900)}`;
+        console.error(why);
+        out.aborted.push(why);
+        break;
+      }
     }
   } finally {
     await cluster.stop();
@@ -426,6 +436,7 @@ export async function run(argv: string[]): Promise<string> {
   const runs: RunRow[] = [];
   const unavailable = new Map<string, string>();
   const overheads: OverheadRow[] = [];
+  const aborted: string[] = [];
   for (const t of targets) {
     const target = { name: names.get(t)! };
     const recs = new Map(s.clients.map((c) => [c, new Recorder(`${target.name}/${c}`)] as const));
@@ -435,6 +446,7 @@ export async function run(argv: string[]): Promise<string> {
       kills.push(...r.kills);
       runs.push(...r.runs);
       overheads.push(...r.overhead);
+      aborted.push(...r.aborted);
       if (r.unavailable !== undefined) unavailable.set(`${target.name} ${mode}`, r.unavailable);
     }
   }
@@ -447,6 +459,7 @@ export async function run(argv: string[]): Promise<string> {
         available: why.length < modes.length, ...(why.length > 0 ? { reason: why.join("; ") } : {}) };
     }),
     settings: s,
+    notes: aborted,
   }, (target, phase) => recorders.find((r) => r.target === target)?.phaseSeconds(phase) ?? 0);
   writeFileSync(join(dir, "failover.csv"), stringify(kills as KillRow[], { header: true, columns: Object.keys(kills[0] ?? { target: "" }) }));
   writeFileSync(join(dir, "failover_runs.csv"), stringify(runs as RunRow[], { header: true, columns: Object.keys(runs[0] ?? { target: "" }) }));
@@ -455,6 +468,7 @@ export async function run(argv: string[]): Promise<string> {
   for (const o of overheads) console.log(`${o.target} ${o.path.padEnd(11)}: ${o.calls} sequential Ranges, P50 ${o.p50_us} µs, P99 ${o.p99_us} µs, ${o.cpu_us_per_call} µs CPU per call`);
   for (const r of kills) console.log(`${r.target}/${r.client} ${r.mode} kill ${r.kill}: ${r.recover_ms} ms${r.victim_was_leader === "yes" ? " (leader)" : ""}, watch ${r.watch_resume_ms} ms, errors ${r.errors_after_kill} ${r.errors_by_code}, P99 ${r.p99_before_ms} → ${r.p99_after_ms} ms`);
   printComparison(kills, runs, s);
+  for (const a of aborted) console.log(a);
   return dir;
 }
 
