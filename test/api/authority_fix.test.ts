@@ -2,7 +2,8 @@
 // over raw; an HTTP/2 client sending :authority "http://127.0.0.1:PORT" is reset with PROTOCOL_ERROR by grpc-js alone
 // (the bug) but answered through the fix, over a pipe, with the handler seeing the fixed authority and the client's
 // real address; over TLS the handler also reads the client certificate's CN (etcd's user under --client-cert-auth)
-// through the pipe; a client that sends no header block before the sniff timeout is piped and still served.
+// through the pipe; an idle client's PING is answered while sniffing; a client that sends no header block before the
+// sniff timeout is piped and still served.
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { connect as h2connect, type ClientHttp2Session } from "node:http2";
@@ -161,6 +162,19 @@ describe("serveHttp2", () => {
     const direct = await rawCall(raw, `127.0.0.1:${srv.port}`, "tls raw");
     expect((direct as Seen).cn, "raw handover sees the CN as before").toBe("alice");
     expect(srv.handovers).toEqual(["pipe", "raw"]);
+  });
+
+  it("answers an idle client's PING while sniffing, then hands over raw when its request comes", async () => {
+    const srv = await listen({ fix: true });
+    const session = h2connect(`http://127.0.0.1:${srv.port}`);
+    sessions.push(session);
+    await new Promise((r) => session.once("connect", r));
+    const acked = await new Promise<boolean>((r) => session.ping(Buffer.from("12345678"), (err) => r(err === null)));
+    expect(acked, "PING acknowledged before any request").toBe(true);
+    expect(srv.handovers, "still sniffing").toEqual([]);
+    const out = await rawCall(session, `127.0.0.1:${srv.port}`, "after ping");
+    expect((out as Seen).body).toBe("after ping");
+    expect(srv.handovers).toEqual(["raw"]);
   });
 
   it("pipes a client that sends no header block before the sniff timeout, and serves it", async () => {

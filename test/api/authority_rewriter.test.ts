@@ -3,7 +3,8 @@
 // dynamic-table indexing across requests, PADDED + PRIORITY HEADERS split into CONTINUATIONs, DATA, PING, the ACK of
 // the sniffer's SETTINGS) comes out with every :authority fixed as seen by a fresh decoder (nghttp2's side), all
 // other frames byte-identical, the first ACK gone, the same output however the input is chunked; a fine
-// :authority is reported "fine" and the raw output is the input minus that ACK; large header blocks are re-framed
+// :authority is reported "fine" and the raw output is the input minus that ACK; while sniffing a PING is answered
+// by the rewriter and not passed on; large header blocks are re-framed
 // within 16 KiB frames; protocol errors (bad preface, stray CONTINUATION, a frame inside a header block) throw.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
@@ -89,8 +90,9 @@ function headerLists(frames: Frame[]): { streamId: number; fields: HeaderField[]
   return out;
 }
 
-function rewriteAll(input: Buffer, cuts: readonly number[] = []): { rw: ClientFrameRewriter; raw: Buffer; rewritten: Buffer } {
+function rewriteAll(input: Buffer, cuts: readonly number[] = [], answerPings = false): { rw: ClientFrameRewriter; raw: Buffer; rewritten: Buffer } {
   const rw = new ClientFrameRewriter();
+  rw.answerPings = answerPings;
   let at = 0;
   for (const c of [...new Set(cuts)].sort((a, b) => a - b).concat(input.length)) {
     rw.push(input.subarray(at, c));
@@ -136,9 +138,18 @@ describe("ClientFrameRewriter", () => {
     expect(raw.equals(Buffer.concat([bytes.subarray(0, ackAt), bytes.subarray(ackAt + 9)])), "raw = input without the first ACK").toBe(true);
   });
 
+  it("while sniffing, answers a PING itself and keeps it from the server", () => {
+    const { bytes, ping } = clientStream("127.0.0.1:2379");
+    const { rw, raw } = rewriteAll(bytes, [], true);
+    expect(rw.takeReplies()?.equals(frame(FrameType.PING, Flag.ACK, 0, ping.subarray(9))), "PING ACK with the same payload").toBe(true);
+    expect(raw.includes(ping), "PING not passed on").toBe(false);
+    expect(raw.length, "input minus the ACK and the PING").toBe(bytes.length - 9 - ping.length);
+  });
+
   it("takeAll returns an incomplete frame too", () => {
     const { bytes } = clientStream("127.0.0.1:2379");
     const rw = new ClientFrameRewriter();
+    rw.answerPings = false;
     rw.push(bytes.subarray(0, bytes.length - 4));
     const all = rw.takeAll();
     expect(all.length, "input minus the 9-byte ACK, minus the 4 bytes not pushed").toBe(bytes.length - 9 - 4);

@@ -2,7 +2,7 @@
 // ("http://127.0.0.1:2379") as the HTTP/2 :authority; Go's server accepts it, nghttp2 (node:http2, under grpc-js)
 // resets the stream with PROTOCOL_ERROR. The fix works on bytes, before grpc-js sees the connection:
 //
-// - The sniffer reads the client's frames until its first header block is decoded. A Go client sends nothing
+// - The sniffer reads the client's frames until its first header block is decoded (answering PINGs meanwhile). A Go client sends nothing
 //   before the server's SETTINGS (its transport waits for the server preface), and nghttp2 cannot speak before it
 //   owns the socket, so the sniffer sends a SETTINGS frame of its own first (empty: every setting at its HTTP/2
 //   default) and swallows the client's ACK of it; nghttp2's own SETTINGS follow later as an ordinary update.
@@ -21,7 +21,10 @@ export interface ConnectionInjector {
 }
 
 export interface AuthorityFixOptions {
-  /** A client that has sent no header block by then (an idle connection) is piped: correct whatever it sends. */
+  /**
+   * A client that has sent no header block (and ACK) by then is piped: correct whatever it sends later. Idle clients
+   * get their PINGs answered meanwhile, so this only bounds how long a connection waits outside grpc-js.
+   */
   readonly sniffTimeoutMs?: number;
   /** Bytes held while sniffing before giving up and piping. */
   readonly maxSniffBytes?: number;
@@ -33,7 +36,7 @@ export interface AuthorityFixOptions {
 
 export type Handover = "raw" | "pipe";
 
-const SNIFF_TIMEOUT_MS = 2_000;
+const SNIFF_TIMEOUT_MS = 30_000;
 const MAX_SNIFF_BYTES = 256 * 1024;
 
 /** Hands an HTTP/2 connection (preface seen or ALPN h2; may hold unshifted bytes) to grpc-js, fixing :authority. */
@@ -46,6 +49,8 @@ export function serveHttp2(socket: Socket, injector: ConnectionInjector, opts: A
     clearTimeout(timer);
     socket.removeListener("data", onData);
     socket.pause();
+    socket.ref();
+    rw.answerPings = false;
     if (how === "raw") {
       socket.unshift(rw.takeAll());
       injector.injectConnection(socket);
@@ -64,6 +69,8 @@ export function serveHttp2(socket: Socket, injector: ConnectionInjector, opts: A
       socket.destroy();
       return;
     }
+    const replies = rw.takeReplies();
+    if (replies !== undefined) socket.write(replies);
     if (rw.first === "fixed") decide("pipe");
     else if (rw.first === "fine" && rw.ackSeen) decide("raw");
     else if (rw.heldBytes > (opts.maxSniffBytes ?? MAX_SNIFF_BYTES)) decide("pipe");
@@ -72,6 +79,7 @@ export function serveHttp2(socket: Socket, injector: ConnectionInjector, opts: A
   timer.unref();
   socket.once("close", () => clearTimeout(timer));
   socket.write(EMPTY_SETTINGS);
+  socket.unref(); // a connection still sniffing does not keep the process up; grpc-js's own connections decide that
   socket.on("data", onData);
   socket.resume();
 }

@@ -2,7 +2,7 @@
 // every header block (HEADERS + CONTINUATIONs) is decoded with the client's HPACK context, its :authority repaired
 // when it carries a scheme, and re-encoded as raw literals; every other frame passes through byte for byte, except
 // the client's first SETTINGS ACK, which answers the SETTINGS frame the sniffer sent itself (see authority_fix.ts)
-// and must not reach nghttp2, which never sent it.
+// and must not reach nghttp2, which never sent it, and PINGs sent while sniffing, which the sniffer answers.
 import { HpackDecoder, encodeLiterals, type HeaderField } from "./hpack.js";
 
 export const CLIENT_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
@@ -67,11 +67,14 @@ export class ClientFrameRewriter {
   /** Whether the client has acknowledged the sniffer's own SETTINGS (its first SETTINGS ACK, dropped). */
   ackSeen = false;
   keepRaw = true;
+  /** While sniffing nobody else answers the client's PINGs (keepalive of an idle client): the rewriter does. */
+  answerPings = true;
   private buffered: Buffer = Buffer.alloc(0);
   private prefaceLeft = CLIENT_PREFACE.length;
   private pending: PendingBlock | undefined;
   private raw: Buffer[] = [];
   private rewritten: Buffer[] = [];
+  private replies: Buffer[] = [];
 
   /** `decoderTableBytes`: the SETTINGS_HEADER_TABLE_SIZE the server advertised (grpc-js leaves nghttp2's 4096). */
   constructor(decoderTableBytes = 4096) {
@@ -106,6 +109,14 @@ export class ClientFrameRewriter {
     const out = { raw: Buffer.concat(this.raw), rewritten: Buffer.concat(this.rewritten) };
     this.raw = [];
     this.rewritten = [];
+    return out;
+  }
+
+  /** Frames to send back to the client (PING ACKs while answerPings). */
+  takeReplies(): Buffer | undefined {
+    if (this.replies.length === 0) return undefined;
+    const out = Buffer.concat(this.replies);
+    this.replies = [];
     return out;
   }
 
@@ -145,6 +156,10 @@ export class ClientFrameRewriter {
     }
     if (type === FrameType.SETTINGS && (flags & Flag.ACK) !== 0 && !this.ackSeen) {
       this.ackSeen = true; // answers the sniffer's SETTINGS: nghttp2 must not see it
+      return;
+    }
+    if (type === FrameType.PING && (flags & Flag.ACK) === 0 && payload.length === 8 && this.answerPings) {
+      this.replies.push(frame(FrameType.PING, Flag.ACK, 0, payload));
       return;
     }
     if (type === FrameType.CONTINUATION) throw new Error(`http2: CONTINUATION on stream ${streamId} outside a header block`);
