@@ -4,11 +4,14 @@
 // 1. put throughput: 64-put batches of 256 B values, one backend transaction per batch;
 // 2. a full Range over N keys × B bytes ("LIST pods"), on the main thread and in a worker;
 // 3. the seed's experiment at this layer: W writer loops committing 16-put batches while R loops run full
-//    Ranges, in both read modes: commits/s, P99 commit latency, and concurrent/blocking ratios.
+//    Ranges, in both read modes: commits/s, P99 commit latency, and concurrent/blocking ratios. Every cell starts
+//    from its own copy of the freshly loaded store: a cell's writes (~10^5 lease revisions, never compacted)
+//    would otherwise make the next cell's commits slower (an earlier version measured 0 readers on a fresh
+//    store and 4 readers after three cells' history: p50 commit 0.35 → 0.61 ms from history alone).
 // Writes results/<timestamp>-storage/{put,range,mix}.csv. The machine is shared: each mix row also says how
 // much CPU other processes used meanwhile (foreign_cpu_s, from /proc/stat on Linux), so a row taken while the
 // host was busy can be told from a quiet one.
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { performance } from "node:perf_hooks";
@@ -16,7 +19,7 @@ import { setImmediate as yieldTurn } from "node:timers/promises";
 import { stringify } from "csv-stringify/sync";
 import { build } from "hdr-histogram-js";
 
-import { ReadMode } from "../../core/backend/backend.js";
+import { BACKEND_FILE, ReadMode } from "../../core/backend/backend.js";
 import { KvStore } from "../../core/mvcc/kv_store.js";
 import type { RangeRequest, WriteRequest } from "../../core/mvcc/types.js";
 
@@ -206,7 +209,11 @@ export async function run(args: string[]): Promise<string> {
     const modes = flag(args, "--modes", "concurrent,blocking").split(",") as ReadMode[];
     for (const mode of modes) {
       for (const readers of readerCounts) {
-        const row = await mixCell(join(work, "pods"), mode, readers, writers, seconds, rangeWorkers);
+        const cell = join(work, `cell-${mode}-${readers}`);
+        mkdirSync(cell);
+        copyFileSync(join(work, "pods", BACKEND_FILE), join(cell, BACKEND_FILE));
+        const row = await mixCell(cell, mode, readers, writers, seconds, rangeWorkers);
+        rmSync(cell, { recursive: true, force: true });
         console.log(`${mode} readers=${readers}: ${row.puts_per_s} puts/s, p99 commit ${row.p99_commit_ms} ms, ${row.ranges_per_s} ranges/s (other processes: ${row.foreign_cpu_s} CPU-s)`);
         mix.push(row);
       }
