@@ -1,8 +1,9 @@
 // Proves the real etcdctl 3.4 works against etcd-ts when its endpoints carry a scheme (clientv3 3.4 then sends the
 // whole "http://127.0.0.1:PORT" as HTTP/2 :authority, which grpc-js alone reset with PROTOCOL_ERROR): endpoint
 // status (also --cluster), endpoint hashkv, defrag, put/get and a streaming watch all succeed with an http://
-// endpoint, and again with an https:// endpoint and client certificates (openssl-made CA), and the host:port form
-// still works beside them.
+// endpoint, and again with an https:// endpoint and client certificates (openssl-made CA; over TLS etcdctl's
+// :authority happens to be valid, so this proves the sniffer leaves TLS clients working), and the host:port form
+// still works beside them; a unix://localhost:PORT endpoint serves endpoint status and put/get.
 import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -31,18 +32,21 @@ function makePki(dir: string): void {
   }
 }
 
-/** Starts etcd-ts on free 127.0.0.1 ports (https:// with client-cert-auth when pki is given); resolves once serving. */
-async function startMember(pki?: string): Promise<Member> {
+/**
+ * Starts etcd-ts on free 127.0.0.1 ports (https:// with client-cert-auth when pki is given; unix://localhost:PORT,
+ * a socket in its data dir, with `unix`); resolves once serving.
+ */
+async function startMember(pki?: string, unix = false): Promise<Member> {
   const [client, peer] = [await freePort(), await freePort()];
   const scheme = pki === undefined ? "http" : "https";
-  const endpoint = `${scheme}://127.0.0.1:${client}`;
+  const endpoint = unix ? `unix://localhost:${client}` : `${scheme}://127.0.0.1:${client}`;
   const peerUrl = `http://127.0.0.1:${peer}`;
   const dataDir = mkdtempSync(join(tmpdir(), "etcd-ts-scheme-"));
   const tls = pki === undefined ? [] : ["--cert-file", join(pki, "server.crt"), "--key-file", join(pki, "server.key"), "--trusted-ca-file", join(pki, "ca.crt"), "--client-cert-auth"];
   const child = spawn(process.execPath, [join(REPO, "dist/core/cli/main.js"),
     "--name", "s", "--data-dir", dataDir, "--listen-client-urls", endpoint, "--advertise-client-urls", endpoint,
     "--listen-peer-urls", peerUrl, "--initial-advertise-peer-urls", peerUrl, "--initial-cluster", `s=${peerUrl}`,
-    "--logger", "zap", "--log-outputs", "stderr", ...tls], { stdio: ["ignore", "ignore", "pipe"] });
+    "--logger", "zap", "--log-outputs", "stderr", ...tls], { cwd: dataDir, stdio: ["ignore", "ignore", "pipe"] });
   const exited = new Promise<void>((r) => child.once("exit", () => r()));
   let log = "";
   const member = { child, dataDir, endpoint, exited };
@@ -70,8 +74,9 @@ async function stopMember(m: Member): Promise<void> {
 
 interface Ctl { readonly status: number; readonly stdout: string; readonly stderr: string }
 
-function ctl(endpoint: string, tlsArgs: readonly string[], args: readonly string[]): Ctl {
-  const r = spawnSync("etcdctl", ["--endpoints", endpoint, ...tlsArgs, ...args], { env: { ...process.env, ETCDCTL_API: "3" }, encoding: "utf8", timeout: 20_000 });
+/** Runs etcdctl in `cwd` (where a unix://localhost:PORT endpoint's socket is). */
+function ctl(endpoint: string, tlsArgs: readonly string[], args: readonly string[], cwd?: string): Ctl {
+  const r = spawnSync("etcdctl", ["--endpoints", endpoint, ...tlsArgs, ...args], { cwd, env: { ...process.env, ETCDCTL_API: "3" }, encoding: "utf8", timeout: 20_000 });
   return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -151,6 +156,28 @@ function suite(name: string, tls: boolean): void {
     });
   });
 }
+
+describe.runIf(HAVE)("etcdctl with a unix:// endpoint", () => {
+  let m: Member | undefined;
+  beforeAll(async () => {
+    m = await startMember(undefined, true);
+  });
+  afterAll(async () => {
+    if (m !== undefined) await stopMember(m);
+  });
+
+  it("endpoint status and put/get", () => {
+    const run = (args: readonly string[]): string => {
+      const r = ctl(m?.endpoint ?? "", [], args, m?.dataDir);
+      expect(r.stderr, `etcdctl ${args.join(" ")}`).not.toMatch(/RST_STREAM|PROTOCOL_ERROR/);
+      expect(r.status, `etcdctl ${args.join(" ")} exit (${r.stderr})`).toBe(0);
+      return r.stdout;
+    };
+    expect(run(["endpoint", "status"])).toMatch(new RegExp(`^${m?.endpoint ?? ""}, [0-9a-f]+, 3\\.4\\.23, `));
+    expect(run(["put", "u", "v"])).toBe("OK\n");
+    expect(run(["get", "u", "--print-value-only"])).toBe("v\n");
+  });
+});
 
 suite("etcdctl with an http:// endpoint", false);
 suite("etcdctl with an https:// endpoint", true);
