@@ -2,15 +2,18 @@
 // ("http://127.0.0.1:2379") as the HTTP/2 :authority; Go's server accepts it, nghttp2 (node:http2, under grpc-js)
 // resets the stream with PROTOCOL_ERROR. The fix works on bytes, before grpc-js sees the connection:
 //
-// - The sniffer reads the client's frames until its first header block is decoded (answering PINGs meanwhile). A Go client sends nothing
-//   before the server's SETTINGS (its transport waits for the server preface), and nghttp2 cannot speak before it
-//   owns the socket, so the sniffer sends a SETTINGS frame of its own first (empty: every setting at its HTTP/2
-//   default) and swallows the client's ACK of it; nghttp2's own SETTINGS follow later as an ordinary update.
+// - The sniffer reads the client's frames until its first header block is decoded, answering PINGs meanwhile. A
+//   Go client sends nothing before the server's SETTINGS (its transport waits for the server preface), and nghttp2
+//   cannot speak before it owns the socket, so the sniffer sends a SETTINGS frame of its own first (empty: every
+//   setting at its HTTP/2 default) and swallows the client's ACK of it; nghttp2's own SETTINGS follow later as an
+//   ordinary update. Cost to every connection: that frame, and the handover waits for the ACK (one round trip).
 // - First :authority fine (every grpc-js client, a Go client with host:port endpoints): the bytes read are put back
 //   and the raw socket goes to grpc-js as before, with no per-frame cost for the rest of the connection.
 // - First :authority with a scheme: the connection goes through a pipe (ClientFrameRewriter) that re-encodes
 //   every header block with the scheme stripped and passes all else through; server → client is untouched.
 //   grpc-js then sees a JS stream, not the socket; lendIdentity gives it the peer's address and TLS certificate.
+// - No header block and ACK within SNIFF_TIMEOUT_MS (a client idle since it connected), or more than
+//   MAX_SNIFF_BYTES held: piped, which serves any :authority, at the pipe's cost.
 import { Duplex } from "node:stream";
 import type { Socket } from "node:net";
 import { TLSSocket } from "node:tls";
