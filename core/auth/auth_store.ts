@@ -473,7 +473,8 @@ function checkName(what: "user" | "role", name: string): void {
   // A lone surrogate would encode to U+FFFD and collide with another name in the bucket.
   if (LONE_SURROGATE.test(name)) throw new Error(`auth: ${what} name ${JSON.stringify(name)} is not well-formed Unicode`);
   const n = nameBytes(name).length;
-  if (n > MAX_AUTH_NAME_BYTES) throw new Error(`auth: ${what} name of ${n} bytes exceeds the backend key limit of ${MAX_AUTH_NAME_BYTES}`);
+  // An error of the request (every member refuses it alike when the entry applies), never a crash of the member.
+  if (n > MAX_AUTH_NAME_BYTES) throw new EtcdError("REQUEST_TOO_LARGE", `auth: ${what} name of ${n} bytes exceeds the backend key limit of ${MAX_AUTH_NAME_BYTES}`);
 }
 
 function checkHash(hash: string): void {

@@ -160,6 +160,20 @@ describe("permission changes and existing tokens", () => {
     expect(left.response.kvs.length, "only the write permitted at apply is there").toBe(1);
   });
 
+  it("refuses a 64 KiB user or role name with 'request is too large', on the proposer and at apply, and keeps running", async () => {
+    const dir = newDir();
+    const s = await start(dir, new SimpleTokenProvider({ ttlSeconds: 300 }));
+    const huge = "u".repeat(64 * 1024);
+    await expect(s.auth.userAdd(undefined, huge, "pw", false)).rejects.toMatchObject({ code: "REQUEST_TOO_LARGE" });
+    // An entry that reached the log anyway (an older member proposed it) fails alike on every member, no crash.
+    const applied = await s.propose({ auth: { op: "roleAdd", name: huge } });
+    expect(isEtcdError(applied, "REQUEST_TOO_LARGE"), String(applied)).toBe(true);
+    await stop(s);
+    const again = await start(dir, new SimpleTokenProvider({ ttlSeconds: 300 }));
+    expect(again.auth.store.roleList()).toEqual([]);
+    expect((await again.put({ key: enc("k"), value: enc("v") })).response.revision).toBeGreaterThan(1);
+  });
+
   it("a non-root user may not change auth, and a request without a token is refused while auth is enabled", async () => {
     const s = await start(newDir(), new SimpleTokenProvider({ ttlSeconds: 300 }));
     await setUp(s);
