@@ -335,7 +335,8 @@ async function runMode(kind: ClusterKind, mode: "plain" | "tls", s: Settings, re
     try {
       await cluster.start();
     } catch (err) {
-      const reason = `did not start: ${String(err).replace(/\s+/g, " ").slice(0, 300)}`;
+      const tails = [0, 1, 2].map((i) => `m${i}: ${cluster.stderrTail(i).slice(-300)}`).join(" | ");
+      const reason = `did not start: ${String(err).replace(/\s+/g, " ").slice(0, 300)}; stderr ends: ${tails.replace(/\s+/g, " ")}`;
       console.error(`${target.name} ${mode}: not available — ${reason}`);
       return { ...out, unavailable: reason };
     }
