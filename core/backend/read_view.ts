@@ -12,6 +12,14 @@ export interface RangeSpan {
   readonly end?: Uint8Array;
   readonly reverse?: boolean;
   readonly limit?: number;
+  /**
+   * The view may end its read snapshot between entries and go on in a newer one (forward spans without a limit;
+   * in worker threads), so a long scan never pins old pages: while any snapshot is open LMDB cannot reuse the
+   * pages later commits free, and every commit then writes fresh pages at the end of the file. Only for tasks
+   * that read history by revision (entries committed meanwhile have newer revisions and are filtered) and that
+   * check afterwards that nothing was compacted meanwhile.
+   */
+  readonly renewable?: boolean;
 }
 
 export interface Entry {

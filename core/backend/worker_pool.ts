@@ -7,6 +7,9 @@
 // - Zero-copy scans: a worker's range() hands out views of lmdb's read buffer, which the next step reuses,
 //   instead of a fresh copy of every value (a 50,000-key LIST made 100 MB of garbage per scan, and the GC
 //   threads it kept busy took CPU from the main thread). Tasks copy what they keep (read_view.ts).
+// - Short snapshots: a renewable scan (a Range, which filters by revision) moves to a fresh read snapshot every
+//   READ_WORKER_RENEW_ENTRIES entries, so LMDB can keep reusing the pages commits free; with a snapshot pinned for
+//   a whole 300 ms scan every commit appends fresh pages instead (idle read txns alone cost ~30% of commits/s).
 // - Low CPU priority: on Linux each worker thread raises its own nice value (setpriority on its thread id), so
 //   when the cores are short the scheduler runs the main thread's commits first and long reads wait. A Range is
 //   slower under a saturating write load; a commit is not slowed by Ranges.
@@ -16,6 +19,8 @@ import type { ReadTask } from "./read_view.js";
 
 /** Nice value of read workers (Linux; 0 leaves them at the main thread's priority). */
 export const READ_WORKER_NICENESS = 19;
+/** Entries a renewable scan reads per snapshot (read_view.ts, RangeSpan.renewable): ~1–5 ms of scanning. */
+export const READ_WORKER_RENEW_ENTRIES = 1000;
 
 // Plain CommonJS run with `eval: true`: the worker cannot load TypeScript, so it gets the tasks as source text
 // and resolves lmdb from this module's location. A result's top-level Uint8Array fields that own their whole
@@ -47,15 +52,45 @@ const bucket = (name) => {
   return db;
 };
 const tasks = new Map(Object.entries(workerData.tasks).map(([k, src]) => [k, (0, eval)("(" + src + ")")]));
+let txn; // the running task's read transaction (a renewable scan replaces it as it goes)
+const renew = () => {
+  txn.done();
+  env.resetReadTxn();
+  txn = env.useReadTransaction();
+};
+// A renewable forward scan: every RENEW_ENTRIES entries it moves to a fresh snapshot and goes on after the last
+// key it handed out, so the oldest snapshot this worker pins is never more than one chunk old (read_view.ts).
+function* renewableScan(db, span) {
+  let after;
+  for (;;) {
+    const opts = { transaction: txn };
+    if (after !== undefined) { opts.start = after; opts.exclusiveStart = true; } else if (span.start !== undefined) opts.start = span.start;
+    if (span.end !== undefined) opts.end = span.end;
+    let n = 0;
+    let last;
+    for (const e of db.getRange(opts)) {
+      last = e.key;
+      yield e;
+      if (++n === workerData.renewEntries) break;
+    }
+    if (n < workerData.renewEntries) return;
+    after = Uint8Array.prototype.slice.call(last);
+    renew();
+  }
+}
+const scan = (b, span) =>
+  span.renewable && !span.reverse && span.limit === undefined && workerData.renewEntries > 0
+    ? renewableScan(bucket(b).scan, span)
+    : bucket(b).scan.getRange({ ...span, transaction: txn });
 parentPort.on("message", (m) => {
   if (m.type === "close") { env.close(); process.exit(0); }
-  let txn;
+  txn = undefined;
   try {
     env.resetReadTxn();
     txn = env.useReadTransaction();
     const view = {
       get: (b, key) => bucket(b).get.get(key, { transaction: txn }),
-      range: (b, span) => bucket(b).scan.getRange({ ...span, transaction: txn }),
+      range: scan,
     };
     const task = tasks.get(m.task);
     if (task === undefined) throw new Error("unknown worker task " + m.task);
@@ -91,6 +126,8 @@ export interface WorkerPoolOptions {
   readonly tasks: Readonly<Record<string, ReadTask<never, unknown>>>;
   /** Nice value the workers give themselves (default READ_WORKER_NICENESS; 0 = the main thread's). */
   readonly niceness?: number;
+  /** Entries per snapshot of a renewable scan (default READ_WORKER_RENEW_ENTRIES; 0 = one snapshot per task). */
+  readonly renewEntries?: number;
 }
 
 export class WorkerPool {
@@ -159,7 +196,7 @@ export class WorkerPool {
     const tasks = Object.fromEntries(Object.entries(this.opts.tasks).map(([k, fn]) => [k, fn.toString()]));
     const worker = new Worker(WORKER_SOURCE, {
       eval: true,
-      workerData: { base: import.meta.url, path: this.opts.path, maxDbs: this.opts.maxDbs, tasks, niceness: this.opts.niceness ?? READ_WORKER_NICENESS },
+      workerData: { base: import.meta.url, path: this.opts.path, maxDbs: this.opts.maxDbs, tasks, niceness: this.opts.niceness ?? READ_WORKER_NICENESS, renewEntries: this.opts.renewEntries ?? READ_WORKER_RENEW_ENTRIES },
     });
     worker.on("message", (reply: Reply) => {
       const p = this.pending.get(reply.id);

@@ -35,6 +35,8 @@ export interface RangeTaskArgs {
   /** Free bytes left before the first frame and after the last (room for the response header and tail). */
   readonly frameHeadBytes: number;
   readonly frameTailBytes: number;
+  /** Read in one snapshot (set on the retry after a compaction raced a renewable scan). */
+  readonly singleSnapshot?: boolean;
 }
 
 export interface RangeTaskResult {
@@ -198,7 +200,11 @@ export function rangeTask(view: ReadView, a: RangeTaskArgs): RangeTaskResult {
     pos = at + len;
   };
 
-  const span = a.end === undefined ? { start: a.start } : { start: a.start, end: a.end };
+  // Renewable: the view may move to newer snapshots as it goes (read_view.ts). Entries committed meanwhile
+  // have revisions > rev and are filtered; a compaction meanwhile could drop a tombstone this scan has not
+  // reached yet, so when the compacted revision moved, the whole range is read again in one snapshot.
+  const renewable = a.singleSnapshot !== true;
+  const span = { start: a.start, ...(a.end === undefined ? {} : { end: a.end }), ...(renewable ? { renewable } : {}) };
   for (const { key, value } of view.range(a.bucket, span)) {
     if (!inGroup(key)) {
       finish();
@@ -210,6 +216,10 @@ export function rangeTask(view: ReadView, a: RangeTaskArgs): RangeTaskResult {
     if (u64(key, key.length - 16) <= a.rev) writeCandidate(value);
   }
   finish();
+  if (renewable) {
+    const after = view.get(a.metaBucket, a.compactKey);
+    if ((after === undefined ? 0 : u64(after, 0)) !== compactRev) return rangeTask(view, { ...a, singleSnapshot: true });
+  }
 
   type Framed = { packed: Uint8Array; starts: number[]; ends: number[]; end: number };
   let more = false;
