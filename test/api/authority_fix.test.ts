@@ -1,7 +1,7 @@
 // Proves core/api/http2/authority_fix.ts with grpc-js behind it, in process: a grpc-js client's connection is handed
 // over raw; an HTTP/2 client sending :authority "http://127.0.0.1:PORT" is reset with PROTOCOL_ERROR by grpc-js alone
 // (the bug) but answered through the fix, over a pipe, with the handler seeing the fixed authority and the client's
-// real address; over TLS the handler also reads the client certificate's CN (etcd's user under --client-cert-auth)
+// real address, a 1 MiB request intact; over TLS the handler also reads the client certificate's CN (etcd's user under --client-cert-auth)
 // through the pipe; an idle client's PING is answered while sniffing; a client that sends no header block before the
 // sniff timeout is piped and still served.
 import { execFileSync } from "node:child_process";
@@ -147,6 +147,9 @@ describe("serveHttp2", () => {
       expect((r as Seen).peer).toBe(`127.0.0.1:${local}`);
     }
     expect(srv.handovers).toEqual(["pipe"]);
+    const big = "b".repeat(1 << 20);
+    const r = await rawCall(session, `http://127.0.0.1:${srv.port}`, big);
+    expect((r as Seen).body === big, "a 1 MiB request crosses the pipe intact (many DATA frames, flow control)").toBe(true);
   });
 
   it("over TLS the handler reads the client certificate's CN through the pipe", async () => {
