@@ -116,7 +116,7 @@ export class Raft {
     if (!isEmptyHardState(hardState)) this.loadState(hardState);
     const applied = c.applied ?? 0;
     if (applied > 0) this.raftLog.appliedTo(applied);
-    this.replayAppliedConfChanges(c.storage);
+    if (c.replayAppliedConfChanges !== false) this.replayAppliedConfChanges(c.storage);
     this.becomeFollower(this.term, NONE);
   }
 

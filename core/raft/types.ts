@@ -177,6 +177,11 @@ export interface Config {
   readonly preVote?: boolean;
   readonly readOnlyOption?: ReadOnlyOption;
   readonly disableProposalForwarding?: boolean;
+  /**
+   * false: on restart, the application gives Raft the conf changes in (snapshot index, applied] itself (with the
+   * outcome each had: one the application refused must stay refused). Default true: Raft replays them all.
+   */
+  readonly replayAppliedConfChanges?: boolean;
   readonly rng: Rng;
 }
 

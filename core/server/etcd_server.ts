@@ -190,8 +190,9 @@ export class EtcdServer {
       electionTick: this.electionTicks,
       heartbeatTick: 1,
       storage: this.#storage,
-      // From the Raft snapshot, not the backend: conf changes past it must reach Raft again (see #apply).
-      applied: this.#snapshotIndex,
+      applied: this.#applied,
+      // Conf changes past the Raft snapshot go back to Raft with their recorded outcomes (#replayConfChanges).
+      replayAppliedConfChanges: false,
       maxSizePerMsgBytes: RAFT_MAX_SIZE_PER_MSG_BYTES,
       maxInflightMsgs: RAFT_MAX_INFLIGHT_MSGS,
       maxUncommittedEntriesBytes: RAFT_MAX_UNCOMMITTED_ENTRIES_BYTES,
@@ -200,6 +201,21 @@ export class EtcdServer {
       rng: config.rng ?? mathRng,
     });
     this.#reads = new ReadIndexBatcher(this);
+    this.#replayConfChanges(this.#snapshotIndex + 1, this.#applied);
+  }
+
+  /**
+   * Raft restarts from its snapshot's configuration, and entries up to the backend's applied index are not handed
+   * out again: the conf changes among them are given back to Raft here, with the outcome they had.
+   */
+  #replayConfChanges(lo: number, hi: number): void {
+    for (let i = lo; i <= hi;) {
+      const batch = this.#storage.entries(i, hi + 1, 64 * 1024 * 1024);
+      for (const e of batch) if (e.type === EntryType.ConfChange) this.#replayConfChange(e);
+      const last = batch[batch.length - 1];
+      if (last === undefined) break;
+      i = last.index + 1;
+    }
   }
 
   static async start(config: ServerConfig): Promise<EtcdServer> {
@@ -864,8 +880,10 @@ export class EtcdServer {
     for (const rs of rd.readStates) this.#reads.onReadState(rs.requestCtx, rs.index);
     if (rd.softState !== undefined) {
       this.#onLeadership(rd.softState.raftState === StateType.Leader);
+      // As etcd: every time a leader appears after another one or after none (the same member re-elected after a
+      // leaderless spell counts too).
       if (rd.softState.lead !== 0n && rd.softState.lead !== this.#lastLeader) this.metrics.leaderChanges.inc();
-      if (rd.softState.lead !== 0n) this.#lastLeader = rd.softState.lead;
+      this.#lastLeader = rd.softState.lead;
     }
     if (rd.softState !== undefined && rd.softState.lead !== 0n) {
       if (this.#queued.length > 0) this.#scheduleFlush();
