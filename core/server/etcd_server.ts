@@ -31,7 +31,7 @@ import type {
 } from "../mvcc/types.js";
 import {
   EntryType, MessageType, RawNode, SnapshotStatus, RaftError, StateType, TICK_ADVANCE_POLL_MS, TICK_ADVANCE_WAIT_MS, decodeConfChange, initialTickAdvance,
-  type ConfChange, type Entry, type Message, type NodeId, type Ready, type Rng, type Snapshot,
+  type ConfChange, type Entry, type Message, type NodeId, type Ready, type Rng, type Snapshot, type Storage,
 } from "../raft/index.js";
 import { WalStorage } from "../wal/wal_storage.js";
 import { IdGenerator } from "./id_gen.js";
@@ -189,7 +189,7 @@ export class EtcdServer {
       id: config.memberId,
       electionTick: this.electionTicks,
       heartbeatTick: 1,
-      storage: this.#storage,
+      storage: this.#raftStorage(),
       applied: this.#applied,
       // Conf changes past the Raft snapshot go back to Raft with their recorded outcomes (#replayConfChanges).
       replayAppliedConfChanges: false,
@@ -202,6 +202,29 @@ export class EtcdServer {
     });
     this.#reads = new ReadIndexBatcher(this);
     this.#replayConfChanges(this.#snapshotIndex + 1, this.#applied);
+  }
+
+  /**
+   * The log as Raft reads it, except for the snapshot it sends a lagging member: a snapshot at this member's
+   * applied index (the body is a copy of the backend taken when it is sent, which is at least that far), not the
+   * last one written to the WAL — otherwise every entry since that one (up to --snapshot-count of them) would
+   * follow the backend file over the wire, only to be skipped by the receiver.
+   */
+  #raftStorage(): Storage {
+    const wal = this.#storage;
+    return {
+      initialState: () => wal.initialState(),
+      entries: (lo, hi, maxSizeBytes) => wal.entries(lo, hi, maxSizeBytes),
+      term: (i) => wal.term(i),
+      lastIndex: () => wal.lastIndex(),
+      firstIndex: () => wal.firstIndex(),
+      snapshot: () => {
+        const stored = wal.snapshot();
+        const index = this.#applied;
+        if (index <= stored.metadata.index) return stored;
+        return { metadata: { index, term: wal.term(index), confState: this.#raw.raft.confState() }, data: new Uint8Array(0) };
+      },
+    };
   }
 
   /**
