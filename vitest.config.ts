@@ -13,7 +13,6 @@ const NEEDS_REAL_ETCD = [
   "test/harness/server_bench.test.ts",
   "test/harness/cluster*.test.ts",
   "test/cluster/**",
-  "test/security/**",
 ];
 const haveEtcd = spawnSync("etcd", ["--version"]).status === 0 && spawnSync("etcdctl", ["version"]).status === 0;
 const skipRealEtcd = !haveEtcd && process.env["CI"] !== "true";
