@@ -164,20 +164,32 @@ export class Backend {
   }
 
   /**
-   * Puts a received backend file (a Raft snapshot body) in place of a closed backend's file: checked to be an
-   * etcd-ts LMDB file first, synced, then renamed over the old one (atomic: a crash leaves one or the other).
+   * Replaces every bucket's contents with those of a received backend file (a Raft snapshot body), in one write
+   * transaction of this open environment: atomic (a crash leaves the old contents or the new), and the file this
+   * environment maps is never swapped underneath it. (Renaming the received file over the open path and
+   * reopening it corrupted commits: LMDB-js shares environments by path between threads.) The source must be an
+   * etcd-ts backend; its consistent index becomes this one's.
    */
-  static replaceFile(dataDir: string, received: string): void {
+  replaceContentsFrom(received: string): void {
+    this.assertOpen();
     checkLmdbHeader(received);
-    const fd = openSync(received, "r+");
+    const src = open({ path: received, maxDbs: MAX_DBS, noSubdir: true, readOnly: true, mapSize: MAP_SIZE_BYTES });
     try {
-      fdatasyncSync(fd);
+      const format = src.openDB<Uint8Array, Uint8Array>(META_BUCKET, { keyEncoding: "binary", encoding: "binary" }).get(META_FORMAT);
+      if (format === undefined || new TextDecoder().decode(format) !== BACKEND_FORMAT) throw new BackendFormatError(received, "is not an etcd-ts backend");
+      this.env.transactionSync(() => {
+        for (const [name, db] of this.dbs) {
+          for (const key of [...db.getKeys({})]) db.remove(key);
+          const from = src.openDB<Uint8Array, Uint8Array>(name, { keyEncoding: "binary", encoding: "binary" });
+          for (const { key, value } of from.getRange({})) db.put(key, value);
+        }
+      });
     } finally {
-      closeSync(fd);
+      void src.close();
     }
-    const file = join(dataDir, BACKEND_FILE);
-    renameSync(received, file);
-    rmSync(`${file}-lock`, { force: true });
+    const ci = this.bucket(META_BUCKET).get(META_CONSISTENT_INDEX);
+    this.ci = ci === undefined ? 0 : decodeU64(ci);
+    this.unsynced += 1;
   }
 
   /** The applied raft index last committed with data (0 for a new backend). */

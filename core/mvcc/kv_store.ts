@@ -107,9 +107,9 @@ export class KvStore {
   }
 
   /**
-   * Replaces the whole store with a backend file received from the leader (a Raft snapshot's body, as etcd
-   * swaps in the db file a lagging member receives): reads and writes in flight finish first, new ones wait,
-   * then the file takes the backend's place and revisions, compaction point and live keys are read from it.
+   * Replaces the whole store with a backend file received from the leader (a Raft snapshot's body; etcd swaps in
+   * the db file a lagging member receives, etcd-ts copies its contents in one write transaction): reads and
+   * writes in flight finish first, new ones wait, then revisions, compaction point and live keys are read again.
    */
   async replaceWith(file: string): Promise<void> {
     while (this.#gate !== undefined) await this.#gate;
@@ -118,9 +118,8 @@ export class KvStore {
     try {
       if (this.#inFlight > 0) await new Promise<void>((resolve) => (this.#drained = resolve));
       this.#drained = undefined;
-      await this.#backend.close();
-      Backend.replaceFile(this.#dir, file);
-      this.#backend = openBackend(this.#dir, this.#opts);
+      this.#backend.replaceContentsFrom(file);
+      await this.#backend.sync();
       const meta = this.#backend.readNow((v) => ({ cur: v.get(MVCC_META_BUCKET, META_CURRENT_KEY), cmp: v.get(MVCC_META_BUCKET, META_COMPACT_KEY) }));
       this.currentRev = meta.cur === undefined ? INITIAL_REV : decodeU64(meta.cur);
       this.compactRev = meta.cmp === undefined ? 0 : decodeU64(meta.cmp);

@@ -797,6 +797,7 @@ export class EtcdServer {
     if (!existsSync(path)) throw new Error(`snapshot at index ${index} has no backend file at ${path}`);
     this.#incomingSnapshot = undefined;
     await this.kv.replaceWith(path);
+    rmSync(path, { force: true });
     if (this.kv.consistentIndex() < index) throw new Error(`snapshot backend is at index ${this.kv.consistentIndex()}, behind its raft snapshot ${index}`);
     this.#reloadFromBackend();
     this.#applied = this.kv.consistentIndex();
