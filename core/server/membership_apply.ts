@@ -41,11 +41,6 @@ export function recordedOutcome(view: ReadView, index: number): boolean | undefi
   return v === undefined ? undefined : v[0] === 1;
 }
 
-export function storedClusterId(view: ReadView): bigint | undefined {
-  const v = view.get(CLUSTER_META_BUCKET, CLUSTER_ID_KEY);
-  return v === undefined ? undefined : Buffer.from(v).readBigUInt64BE(0);
-}
-
 /** A brand-new member's first write: the cluster id and the --initial-cluster members. */
 export function storeBootstrap(tx: WriteView, cluster: Cluster, clusterId: bigint, members: readonly Member[]): void {
   const id = Buffer.alloc(8);
