@@ -6,6 +6,7 @@ import type { ResponseHeader } from "../server/etcd_server.js";
 import type * as mv from "../mvcc/types.js";
 import type * as pb from "./proto/types.js";
 import { PbWriter, boolFieldSize, bytesFieldSize, uintFieldSize } from "./pb_writer.js";
+import { GRPC_PREFIX_BYTES, prefixed } from "./grpc_send.js";
 
 // ---- requests ----
 
@@ -184,7 +185,8 @@ export function compactResponse(h: Hdr): Message {
 /**
  * A top-level RangeResponse as wire bytes. When the store handed back its kvs already framed (the range
  * task's buffer, with free room around them), the header goes into the room before and more/count into the
- * room after, and the buffer is sent as it is: a LIST of tens of MB costs the main thread no copy.
+ * room after, the gRPC message prefix in front of the header, and the buffer is sent as it is (grpc_send.ts):
+ * a LIST of tens of MB costs the main thread no copy.
  */
 export function encodeRangeResponse(h: ResponseHeader, r: mv.RangeResponse): Buffer {
   const f = r.framed;
@@ -193,10 +195,10 @@ export function encodeRangeResponse(h: ResponseHeader, r: mv.RangeResponse): Buf
   const tail = serialize(msg([[3, "b", r.more], [4, "u", r.count]]));
   const from = f.start - head.length;
   const to = f.end + tail.length;
-  if (from < 0 || to > f.buf.length) {
-    throw new Error(`range frame gaps too small: head ${head.length} > ${f.start} or tail ${tail.length} > ${f.buf.length - f.end}`);
+  if (from < GRPC_PREFIX_BYTES || to > f.buf.length) {
+    throw new Error(`range frame gaps too small: head ${head.length} + ${GRPC_PREFIX_BYTES} > ${f.start} or tail ${tail.length} > ${f.buf.length - f.end}`);
   }
   f.buf.set(head, from);
   f.buf.set(tail, f.end);
-  return Buffer.from(f.buf.buffer, f.buf.byteOffset + from, to - from);
+  return prefixed(Buffer.from(f.buf.buffer, f.buf.byteOffset + from, to - from));
 }

@@ -1,5 +1,5 @@
 // `npm run bench -- storage [--seconds S] [--keys N] [--value-bytes B] [--readers 0,1,2,4] [--writers W]
-//  [--range-workers K] [--modes concurrent,blocking]`:
+//  [--range-workers K] [--modes concurrent,blocking] [--reps N] [--controls spin,stream]`:
 // the storage layer alone (KvStore over LMDB, no network, no Raft, no WAL).
 // 1. put throughput: 64-put batches of 256 B values, one backend transaction per batch;
 // 2. a full Range over N keys × B bytes ("LIST pods"), on the main thread and in a worker;
@@ -8,6 +8,13 @@
 //    from its own copy of the freshly loaded store: a cell's writes (~10^5 lease revisions, never compacted)
 //    would otherwise make the next cell's commits slower (an earlier version measured 0 readers on a fresh
 //    store and 4 readers after three cells' history: p50 commit 0.35 → 0.61 ms from history alone).
+// With --reps N the mix cells run N rounds, interleaved (every cell once per round), and the ratios are medians
+// over the rounds: a 4 s cell's P99 commit latency is a few hundred microseconds and moves by ±30% between
+// runs on a quiet host, more than the effect measured.
+// --controls adds, per round, concurrent-mode cells with no Range but one unrelated busy thread at the read
+// workers' priority (nice READ_WORKER_NICENESS): `spin` does arithmetic only, `stream` copies a 100 MB buffer
+// byte by byte in a loop (the memory traffic of a full Range, without LMDB, the read path or a transfer). They
+// tell how much of the with-Ranges P99 any busy second core costs the committing thread on this machine.
 // Writes results/<timestamp>-storage/{put,range,mix}.csv. The machine is shared: each mix row also says how
 // much CPU other processes used meanwhile (foreign_cpu_s, from /proc/stat on Linux), so a row taken while the
 // host was busy can be told from a quiet one.
@@ -19,7 +26,10 @@ import { setImmediate as yieldTurn } from "node:timers/promises";
 import { stringify } from "csv-stringify/sync";
 import { build } from "hdr-histogram-js";
 
+import { Worker } from "node:worker_threads";
+
 import { BACKEND_FILE, ReadMode } from "../../core/backend/backend.js";
+import { READ_WORKER_NICENESS } from "../../core/backend/worker_pool.js";
 import { KvStore } from "../../core/mvcc/kv_store.js";
 import type { RangeRequest, WriteRequest } from "../../core/mvcc/types.js";
 
@@ -109,8 +119,11 @@ function hostBusySeconds(): number {
 }
 
 interface MixRow {
+  readonly rep: number;
   readonly mode: ReadMode;
   readonly readers: number;
+  /** "" or the unrelated busy thread run beside the writers (--controls). */
+  readonly control: string;
   readonly range_workers: string;
   readonly writers: number;
   readonly seconds: number;
@@ -125,7 +138,44 @@ interface MixRow {
   readonly foreign_cpu_s: number;
 }
 
-async function mixCell(dir: string, mode: ReadMode, readers: number, writers: number, seconds: number, rangeWorkers: number | undefined): Promise<MixRow> {
+// The control threads: plain CommonJS, lowered to the read workers' nice value the same way (Linux).
+const CONTROL_SOURCE = `
+const { parentPort, workerData } = require("node:worker_threads");
+if (workerData.niceness > 0 && process.platform === "linux") {
+  const tid = Number(require("node:fs").readlinkSync("/proc/thread-self").split("/").pop());
+  require("node:os").setPriority(tid, workerData.niceness);
+}
+const stop = new Int32Array(workerData.stop);
+let sink = 0;
+if (workerData.kind === "spin") {
+  while (Atomics.load(stop, 0) === 0) for (let i = 0; i < 1e6; i++) sink = (sink * 31 + i) | 0;
+} else {
+  const src = new Uint8Array(100 * 1024 * 1024).fill(7);
+  const dst = new Uint8Array(src.length);
+  while (Atomics.load(stop, 0) === 0) {
+    for (let i = 0; i < src.length; i++) dst[i] = src[i];
+    sink += dst[sink & 0xffff];
+  }
+}
+parentPort.postMessage(sink);
+`;
+
+function startControl(kind: string): () => Promise<void> {
+  if (kind !== "spin" && kind !== "stream") throw new Error(`--controls: unknown control ${kind} (spin, stream)`);
+  const stop = new SharedArrayBuffer(4);
+  const worker = new Worker(CONTROL_SOURCE, { eval: true, workerData: { kind, stop, niceness: READ_WORKER_NICENESS } });
+  const done = new Promise<void>((resolve, reject) => {
+    worker.once("message", () => resolve());
+    worker.once("error", reject);
+  });
+  return async () => {
+    Atomics.store(new Int32Array(stop), 0, 1);
+    await done;
+    await worker.terminate();
+  };
+}
+
+async function mixCell(rep: number, dir: string, mode: ReadMode, readers: number, writers: number, seconds: number, rangeWorkers: number | undefined, control = ""): Promise<MixRow> {
   // Blocking mode gets one worker per Range, as etcd 3.3 ran each Range on its own goroutine: a Range holds
   // the read lock only while it runs, never while queued for a worker (that would overstate the blocking).
   const workers = mode === ReadMode.Blocking ? Math.max(1, readers) : rangeWorkers;
@@ -155,6 +205,7 @@ async function mixCell(dir: string, mode: ReadMode, readers: number, writers: nu
       ranges += 1;
     }
   };
+  const stopControl = control === "" ? undefined : startControl(control);
   const start = performance.now();
   const busy0 = hostBusySeconds();
   const cpu0 = process.cpuUsage();
@@ -166,10 +217,13 @@ async function mixCell(dir: string, mode: ReadMode, readers: number, writers: nu
   const ownCpuS = (cpu.user + cpu.system) / 1e6;
   const foreignCpuS = hostBusySeconds() - busy0 - ownCpuS;
   await Promise.all(loops);
+  await stopControl?.();
   await store.close();
   const row: MixRow = {
+    rep,
     mode,
     readers,
+    control,
     range_workers: workers === undefined ? "default" : String(workers),
     writers,
     seconds: round(elapsed, 2),
@@ -207,32 +261,76 @@ export async function run(args: string[]): Promise<string> {
     for (const r of range) console.log(`full range (${r.where}): ${r.median_ms} ms median, ${r.keys_per_s} keys/s, ${r.mib} MiB`);
     const mix: MixRow[] = [];
     const modes = flag(args, "--modes", "concurrent,blocking").split(",") as ReadMode[];
-    for (const mode of modes) {
-      for (const readers of readerCounts) {
-        const cell = join(work, `cell-${mode}-${readers}`);
+    const reps = Number(flag(args, "--reps", "1"));
+    const controls = flag(args, "--controls", "").split(",").filter((c) => c !== "");
+    for (let rep = 1; rep <= reps; rep++) {
+      for (const mode of modes) {
+        for (const readers of readerCounts) {
+          const cell = join(work, `cell-${mode}-${readers}`);
+          mkdirSync(cell);
+          copyFileSync(join(work, "pods", BACKEND_FILE), join(cell, BACKEND_FILE));
+          const row = await mixCell(rep, cell, mode, readers, writers, seconds, rangeWorkers);
+          rmSync(cell, { recursive: true, force: true });
+          console.log(`${reps > 1 ? `rep ${rep} ` : ""}${mode} readers=${readers}: ${row.puts_per_s} puts/s, p99 commit ${row.p99_commit_ms} ms, ${row.ranges_per_s} ranges/s (other processes: ${row.foreign_cpu_s} CPU-s)`);
+          mix.push(row);
+        }
+      }
+      for (const control of controls) {
+        const cell = join(work, `cell-control-${control}`);
         mkdirSync(cell);
         copyFileSync(join(work, "pods", BACKEND_FILE), join(cell, BACKEND_FILE));
-        const row = await mixCell(cell, mode, readers, writers, seconds, rangeWorkers);
+        const row = await mixCell(rep, cell, ReadMode.Concurrent, 0, writers, seconds, rangeWorkers, control);
         rmSync(cell, { recursive: true, force: true });
-        console.log(`${mode} readers=${readers}: ${row.puts_per_s} puts/s, p99 commit ${row.p99_commit_ms} ms, ${row.ranges_per_s} ranges/s (other processes: ${row.foreign_cpu_s} CPU-s)`);
+        console.log(`${reps > 1 ? `rep ${rep} ` : ""}control ${control} (no Range): ${row.puts_per_s} puts/s, p99 commit ${row.p99_commit_ms} ms`);
         mix.push(row);
       }
     }
-    const ratios = readerCounts.flatMap((readers) => {
-      const c = mix.find((r) => r.mode === ReadMode.Concurrent && r.readers === readers);
-      const b = mix.find((r) => r.mode === ReadMode.Blocking && r.readers === readers);
-      const idle = mix.find((r) => r.mode === ReadMode.Concurrent && r.readers === 0);
-      if (c === undefined) return [];
-      return {
-        readers,
-        throughput_concurrent_over_blocking: b === undefined ? Number.NaN : round(c.puts_per_s / b.puts_per_s, 2),
-        p99_concurrent_over_blocking: b === undefined ? Number.NaN : round(c.p99_commit_ms / b.p99_commit_ms, 3),
-        // The issue's target: concurrent-mode P99 with R long Ranges over the P99 with none (≤ 1.2 at R = 4).
-        p99_concurrent_over_no_reader: idle === undefined ? Number.NaN : round(c.p99_commit_ms / idle.p99_commit_ms, 2),
-      };
-    });
+    const median = (xs: number[]): number => {
+      const v = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+      if (v.length === 0) return Number.NaN;
+      const mid = Math.floor(v.length / 2);
+      return v.length % 2 === 1 ? (v[mid] as number) : ((v[mid - 1] as number) + (v[mid] as number)) / 2;
+    };
+    const cellOf = (rep: number, mode: ReadMode, readers: number, control = ""): MixRow | undefined =>
+      mix.find((r) => r.rep === rep && r.mode === mode && r.readers === readers && r.control === control);
+    const perRep = (readers: number, f: (c: MixRow, b: MixRow | undefined, idle: MixRow | undefined) => number): number =>
+      median(
+        Array.from({ length: reps }, (_, i) => {
+          const c = cellOf(i + 1, ReadMode.Concurrent, readers);
+          return c === undefined ? Number.NaN : f(c, cellOf(i + 1, ReadMode.Blocking, readers), cellOf(i + 1, ReadMode.Concurrent, 0));
+        }),
+      );
+    const ratios = readerCounts.map((readers) => ({
+      readers,
+      reps,
+      median_p99_concurrent_ms: round(median(mix.filter((r) => r.mode === ReadMode.Concurrent && r.readers === readers && r.control === "").map((r) => r.p99_commit_ms)), 3),
+      median_p99_blocking_ms: round(median(mix.filter((r) => r.mode === ReadMode.Blocking && r.readers === readers).map((r) => r.p99_commit_ms)), 3),
+      throughput_concurrent_over_blocking: round(perRep(readers, (c, b) => (b === undefined ? Number.NaN : c.puts_per_s / b.puts_per_s)), 2),
+      p99_concurrent_over_blocking: round(perRep(readers, (c, b) => (b === undefined ? Number.NaN : c.p99_commit_ms / b.p99_commit_ms)), 3),
+      // The issue's target: concurrent-mode P99 with R long Ranges over the P99 with none (≤ 1.2 at R = 4),
+      // as the median of the per-round ratios (each round's cells ran back to back).
+      p99_concurrent_over_no_reader: round(perRep(readers, (c, _b, idle) => (idle === undefined ? Number.NaN : c.p99_commit_ms / idle.p99_commit_ms)), 2),
+    }));
+    const controlRatios = controls.map((control) => ({
+      control,
+      reps,
+      median_p99_ms: round(median(mix.filter((r) => r.control === control).map((r) => r.p99_commit_ms)), 3),
+      p99_over_no_reader: round(
+        median(
+          Array.from({ length: reps }, (_, i) => {
+            const c = cellOf(i + 1, ReadMode.Concurrent, 0, control);
+            const idle = cellOf(i + 1, ReadMode.Concurrent, 0);
+            return c === undefined || idle === undefined ? Number.NaN : c.p99_commit_ms / idle.p99_commit_ms;
+          }),
+        ),
+        2,
+      ),
+    }));
+    for (const c of controlRatios) console.log(`control ${c.control}: p99 ${c.median_p99_ms} ms, over no-reader ×${c.p99_over_no_reader}`);
     for (const r of ratios) {
-      console.log(`ratio readers=${r.readers}: throughput ×${r.throughput_concurrent_over_blocking}, p99 ×${r.p99_concurrent_over_blocking}, concurrent p99 over no-reader ×${r.p99_concurrent_over_no_reader}`);
+      console.log(
+        `ratio readers=${r.readers}${reps > 1 ? ` (median of ${reps} rounds)` : ""}: throughput ×${r.throughput_concurrent_over_blocking}, p99 ×${r.p99_concurrent_over_blocking}, concurrent p99 ${r.median_p99_concurrent_ms} ms, over no-reader ×${r.p99_concurrent_over_no_reader}`,
+      );
     }
     const stamp = new Date().toISOString().replace(/[:.]/g, "-").replace(/-\d{3}Z$/, "Z");
     const dir = join(resolve("results"), `${stamp}-storage`);
@@ -241,6 +339,7 @@ export async function run(args: string[]): Promise<string> {
     writeFileSync(join(dir, "range.csv"), stringify(range, { header: true }));
     writeFileSync(join(dir, "mix.csv"), stringify(mix, { header: true }));
     writeFileSync(join(dir, "ratio.csv"), stringify(ratios, { header: true }));
+    if (controlRatios.length > 0) writeFileSync(join(dir, "control.csv"), stringify(controlRatios, { header: true }));
     return dir;
   } finally {
     rmSync(work, { recursive: true, force: true });
