@@ -23,7 +23,7 @@ export const READ_WORKER_NICENESS = 19;
 export const READ_WORKER_RENEW_ENTRIES = 1000;
 
 // Plain CommonJS run with `eval: true`: the worker cannot load TypeScript, so it gets the tasks as source text
-// and resolves lmdb from this module's location. A result's top-level Uint8Array fields that own their whole
+// and resolves lmdb from this module's location. A result's top-level typed-array fields that own their whole
 // ArrayBuffer are transferred, not copied.
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require("node:worker_threads");
@@ -98,7 +98,7 @@ parentPort.on("message", (m) => {
     const transfer = [];
     if (result !== null && typeof result === "object") {
       for (const v of Object.values(result)) {
-        if (v instanceof Uint8Array && v.byteOffset === 0 && v.byteLength === v.buffer.byteLength && v.byteLength > 0) transfer.push(v.buffer);
+        if (ArrayBuffer.isView(v) && v.buffer instanceof ArrayBuffer && v.byteOffset === 0 && v.byteLength === v.buffer.byteLength && v.byteLength > 0) transfer.push(v.buffer);
       }
     }
     parentPort.postMessage({ id: m.id, ok: true, result }, transfer);

@@ -48,11 +48,12 @@ export interface RangeTaskResult {
    * Every returned KeyValue framed as RangeResponse field 2 (tag 0x12, varint length, bytes), back to back
    * from `framedStart` to `framedEnd`, with frameHeadBytes free before and frameTailBytes free after: the API
    * writes the header and the more/count fields into the gaps and sends the buffer with no copy.
-   * `starts[i]`/`ends[i]` bound the i-th KeyValue's own bytes.
+   * `starts[i]`/`ends[i]` bound the i-th KeyValue's own bytes. Typed arrays: posting two 50,000-entry plain
+   * arrays from a worker cost the main thread ~3.4 ms of deserializing per LIST; typed ones are one memcpy.
    */
   readonly packed: Uint8Array;
-  readonly starts: number[];
-  readonly ends: number[];
+  readonly starts: Uint32Array;
+  readonly ends: Uint32Array;
   readonly framedStart: number;
   readonly framedEnd: number;
 }
@@ -69,7 +70,7 @@ export function rangeTask(view: ReadView, a: RangeTaskArgs): RangeTaskResult {
   const compactRaw = view.get(a.metaBucket, a.compactKey);
   const compactRev = compactRaw === undefined ? 0 : u64(compactRaw, 0);
   if (a.rev < compactRev) {
-    return { compactedAt: compactRev, count: 0, more: false, packed: new Uint8Array(0), starts: [], ends: [], framedStart: 0, framedEnd: 0 };
+    return { compactedAt: compactRev, count: 0, more: false, packed: new Uint8Array(0), starts: new Uint32Array(0), ends: new Uint32Array(0), framedStart: 0, framedEnd: 0 };
   }
 
   // The fields Range looks at, as offsets into the bytes decoded; [vStart, vEnd) is the whole value field
@@ -233,7 +234,7 @@ export function rangeTask(view: ReadView, a: RangeTaskArgs): RangeTaskResult {
   }
   if (result.packed === out) outBuf.resize(result.end + a.frameTailBytes);
   else if (a.keysOnly) result = cutValues(result.packed, result.starts, result.ends);
-  return { compactedAt: 0, count, more, packed: result.packed, starts: result.starts, ends: result.ends, framedStart: a.frameHeadBytes, framedEnd: result.end };
+  return { compactedAt: 0, count, more, packed: result.packed, starts: Uint32Array.from(result.starts), ends: Uint32Array.from(result.ends), framedStart: a.frameHeadBytes, framedEnd: result.end };
 
   // Frames reordered by the sort target (ties keep key order: Array.prototype.sort is stable) into a new buffer.
   function sortFrames(src: Uint8Array, s: number[], e: number[]): Framed {

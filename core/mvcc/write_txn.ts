@@ -69,7 +69,7 @@ export function resolveRev(asked: number | undefined, current: number, compacted
 
 /** The unpacked kvs of a range task result (subarrays of one buffer, no copy). */
 export function unpack(res: RangeTaskResult): Uint8Array[] {
-  return res.ends.map((end, i) => res.packed.subarray(res.starts[i] ?? end, end));
+  return Array.from(res.ends, (end, i) => res.packed.subarray(res.starts[i] ?? end, end));
 }
 
 /** The already-framed kvs of a range task result, for the API to send without copying. */
