@@ -35,6 +35,8 @@ export interface RangeTaskArgs {
   /** Free bytes left before the first frame and after the last (room for the response header and tail). */
   readonly frameHeadBytes: number;
   readonly frameTailBytes: number;
+  /** Grow the output in place (a resizable buffer): for long reads in a worker, whose buffer is transferred. */
+  readonly growInPlace?: boolean;
   /** Read in one snapshot (set on the retry after a compaction raced a renewable scan). */
   readonly singleSnapshot?: boolean;
 }
@@ -62,6 +64,7 @@ export function rangeTask(view: ReadView, a: RangeTaskArgs): RangeTaskResult {
   // etcd's gRPC send limit (math.MaxInt32): no Range response can be larger; it is only reserved address space.
   const MAX_OUT_BYTES = 2 ** 31 - 1;
   const FIRST_OUT_BYTES = 64 * 1024;
+  const FIRST_SHORT_OUT_BYTES = 4096;
   const u64 = (b: Uint8Array, at: number): number => {
     let n = 0;
     for (let i = 0; i < 8; i++) n = n * 256 + (b[at + i] as number);
@@ -126,14 +129,26 @@ export function rangeTask(view: ReadView, a: RangeTaskArgs): RangeTaskResult {
     return at;
   };
 
-  // The output: frames from frameHeadBytes on, in a resizable ArrayBuffer that grows in place.
-  const Resizable = ArrayBuffer as unknown as new (n: number, o: { maxByteLength: number }) => ArrayBuffer & { resize(n: number): void };
-  const outBuf = new Resizable(FIRST_OUT_BYTES, { maxByteLength: MAX_OUT_BYTES });
-  const out = new Uint8Array(outBuf); // length-tracking: follows every resize
+  // The output: frames from frameHeadBytes on. A long read (growInPlace) writes into a resizable ArrayBuffer
+  // that grows in place; a short one into a plain buffer that grows by copying: reserving a resizable buffer's
+  // 2 GiB of address space costs 45–90 µs per call, more than a whole single-key get.
+  type Resizable = ArrayBuffer & { resize(n: number): void };
+  const ResizableBuffer = ArrayBuffer as unknown as new (n: number, o: { maxByteLength: number }) => Resizable;
+  const growInPlace = a.growInPlace === true;
+  let outBuf: ArrayBuffer = growInPlace ? new ResizableBuffer(FIRST_OUT_BYTES, { maxByteLength: MAX_OUT_BYTES }) : new ArrayBuffer(FIRST_SHORT_OUT_BYTES);
+  let out = new Uint8Array(outBuf); // resizable: length-tracking, follows every resize
   const ensure = (bytes: number): void => {
     if (bytes <= outBuf.byteLength) return;
     if (bytes > MAX_OUT_BYTES) throw new Error(`rangeTask: response of more than ${bytes} bytes exceeds ${MAX_OUT_BYTES}`);
-    outBuf.resize(Math.min(MAX_OUT_BYTES, Math.max(bytes, outBuf.byteLength * 2)));
+    const size = Math.min(MAX_OUT_BYTES, Math.max(bytes, outBuf.byteLength * 2));
+    if (growInPlace) {
+      (outBuf as Resizable).resize(size);
+      return;
+    }
+    const next = new ArrayBuffer(size);
+    new Uint8Array(next).set(out);
+    outBuf = next;
+    out = new Uint8Array(next);
   };
   const starts: number[] = [];
   const ends: number[] = [];
@@ -232,7 +247,11 @@ export function rangeTask(view: ReadView, a: RangeTaskArgs): RangeTaskResult {
     result.end = result.ends[a.limit - 1] as number;
     more = true;
   }
-  if (result.packed === out) outBuf.resize(result.end + a.frameTailBytes);
+  if (result.packed === out) {
+    if (growInPlace) (outBuf as Resizable).resize(result.end + a.frameTailBytes);
+    else if (outBuf.byteLength < result.end + a.frameTailBytes) ensure(result.end + a.frameTailBytes);
+    result.packed = out;
+  }
   else if (a.keysOnly) result = cutValues(result.packed, result.starts, result.ends);
   return { compactedAt: 0, count, more, packed: result.packed, starts: Uint32Array.from(result.starts), ends: Uint32Array.from(result.ends), framedStart: a.frameHeadBytes, framedEnd: result.end };
 

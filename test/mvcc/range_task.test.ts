@@ -173,7 +173,7 @@ describe("range task", () => {
     );
   });
 
-  it("a range larger than the first output block grows in place and trims to its frames", () => {
+  it("a range larger than the first output block grows in place (long reads) or by copying (short ones)", () => {
     const rows: Entry[] = [];
     const value = new Uint8Array(3000).fill(0x61);
     for (let i = 0; i < 200; i++) {
@@ -181,12 +181,18 @@ describe("range task", () => {
       rows.push({ key: layoutKey(k, { main: 2, sub: i }), value: encodeKeyValue({ key: k, createRevision: 2, modRevision: 2, version: 1, value, lease: 0n }) });
     }
     const q: Req = { key: "pod-", end: "pod.", rev: 2, limit: 0, sortOrder: 0, sortTarget: 0, keysOnly: false, countOnly: false, minMod: 0, maxMod: 0, minCreate: 0, maxCreate: 0 };
-    const res = rangeTask(viewOf(rows, true), argsOf(q));
+    const res = rangeTask(viewOf(rows, true), { ...argsOf(q), growInPlace: true });
     const got = framesOf(res);
     expect(got.length, "every pod returned").toBe(200);
     expect(got[199]?.key, "the last pod").toBe("pod-0199");
     expect(res.packed.byteLength, `trimmed to head + frames + tail (${res.framedEnd} + 16)`).toBe(res.framedEnd + 16);
     expect(res.packed.byteLength, "more than the first 64 KiB block").toBeGreaterThan(64 * 1024);
+    // A short read's plain buffer (4 KiB first) grows by copying: the same frames, room for the tail kept.
+    const plain = rangeTask(viewOf(rows, true), argsOf(q));
+    expect(framesOf(plain)).toEqual(got);
+    expect(plain.packed.byteLength).toBeGreaterThanOrEqual(plain.framedEnd + 16);
+    expect((plain.packed.buffer as ArrayBuffer & { resizable?: boolean }).resizable).toBe(false);
+    expect((res.packed.buffer as ArrayBuffer & { resizable?: boolean }).resizable).toBe(true);
   });
 
   it("a compaction between two snapshots of a renewable scan makes the task read again in one snapshot", () => {
