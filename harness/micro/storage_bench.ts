@@ -261,7 +261,7 @@ export async function run(args: string[]): Promise<string> {
     for (const r of range) console.log(`full range (${r.where}): ${r.median_ms} ms median, ${r.keys_per_s} keys/s, ${r.mib} MiB`);
     const mix: MixRow[] = [];
     const modes = flag(args, "--modes", "concurrent,blocking").split(",") as ReadMode[];
-    const reps = Number(flag(args, "--reps", "1"));
+    const reps = Number(flag(args, "--reps", "3"));
     const controls = flag(args, "--controls", "").split(",").filter((c) => c !== "");
     for (let rep = 1; rep <= reps; rep++) {
       for (const mode of modes) {
