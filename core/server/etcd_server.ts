@@ -46,6 +46,9 @@ import { AUTH_BUCKETS } from "../auth/auth_store.js";
 import { SimpleTokenProvider, type AuthInfo, type TokenProvider } from "../auth/tokens.js";
 import { ServerAuth, isAuthChange } from "./auth_apply.js";
 
+/** Largest Ready (in entries) whose WAL fdatasync runs on the event loop instead of libuv's thread pool. */
+const INLINE_SYNC_MAX_ENTRIES = 1;
+
 /** Proposals waiting for their entry to apply (etcd has no fixed bound; ours keeps memory bounded). */
 export const MAX_PENDING_PROPOSALS = 100_000;
 /** A proposal or read not answered within this many election timeouts fails with "request timed out". */
@@ -920,10 +923,17 @@ export class EtcdServer {
     // what is on its disk.
     const leaderSendsFirst = this.isLeader;
     if (leaderSendsFirst) this.#send(rd.messages);
+    // A Ready of at most one entry with nothing in flight to peers (a lone client on one member; any follower,
+    // which sends after it persists) syncs on the event loop: handing the fdatasync to libuv's pool and waking up
+    // for its answer cost a lone put ~0.3 ms on top of the 0.2 ms sync (put P50 ~1.5 → ~1.2 ms on loopback).
+    // Bigger batches mean concurrent clients, whose next requests the loop keeps reading while the pool syncs;
+    // a leader's appends must reach the peer sockets before it blocks.
+    const inlineSync = rd.entries.length <= INLINE_SYNC_MAX_ENTRIES && !(leaderSendsFirst && rd.messages.length > 0);
     const syncStart = performance.now();
     await this.#storage.saveAsync(
       { entries: rd.entries, ...(rd.hardState !== undefined ? { hardState: rd.hardState } : {}), ...(rd.snapshot !== undefined ? { snapshot: rd.snapshot } : {}) },
       rd.mustSync,
+      inlineSync,
     );
     if (rd.mustSync) this.metrics.walFsync.observe((performance.now() - syncStart) / 1000);
     if (!leaderSendsFirst) this.#send(rd.messages);

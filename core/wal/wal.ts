@@ -133,6 +133,12 @@ export class Wal {
     return new Promise((resolve, reject) => fdatasync(fd, (err) => (err ? reject(err) : resolve())));
   }
 
+  /** fdatasync of what save() wrote, on the calling thread (see WalStorage.saveAsync for when). */
+  syncNow(): void {
+    this.assertOpen();
+    fdatasyncSync(this.fd);
+  }
+
   /** Records (synced) that a snapshot at (index, term) is durable; entries ≤ index are no longer needed. */
   saveSnapshotMark(index: number, term: number): void {
     this.assertOpen();

@@ -66,14 +66,21 @@ export class WalStorage implements Storage {
    * As save(), with the fdatasync off the event loop: entries and hard state are written, synced (awaited),
    * and only then shown to raft's in-memory view.
    */
-  async saveAsync(rd: PersistBatch, mustSync: boolean): Promise<void> {
+  /**
+   * Persists a Ready; with `inlineSync` the fdatasync runs on the calling thread (blocking it for the sync),
+   * otherwise on libuv's thread pool while the event loop goes on.
+   */
+  async saveAsync(rd: PersistBatch, mustSync: boolean, inlineSync = false): Promise<void> {
     if (rd.snapshot !== undefined && rd.snapshot.metadata.index > 0) {
       saveSnapshot(this.snapDir, rd.snapshot);
       this.wal.saveSnapshotMark(rd.snapshot.metadata.index, rd.snapshot.metadata.term);
       this.mem.applySnapshot(rd.snapshot);
     }
     this.wal.save(rd.hardState, rd.entries, false);
-    if (mustSync) await this.wal.sync();
+    if (mustSync) {
+      if (inlineSync) this.wal.syncNow();
+      else await this.wal.sync();
+    }
     this.mem.append(rd.entries);
     if (rd.hardState !== undefined) this.mem.setHardState(rd.hardState);
   }
