@@ -12,7 +12,6 @@
 // server's CPU per put from /proc, and the busiest generator thread's event-loop utilisation so a generator limit
 // is visible. Flags: --clients 64 --seconds 8 --warmup 2 --rounds 3 --workers 2 --modes plain,tls,auth
 // --targets etcd-ts,etcd --quick.
-import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -26,6 +25,7 @@ import { machineEnv, runDir } from "../results.js";
 import { freePort } from "../targets/etcd_process.js";
 import { ETCD_TS_UNAVAILABLE, etcdTsEntry } from "../targets/make.js";
 import { num, parseArgs, type Args } from "./common.js";
+import { cpuSeconds, pause, percentile, putUntilServing, spawnServer, split } from "./server_process.js";
 import { makePki, type TestPki } from "./failover.js";
 
 const MODES = ["plain", "tls", "auth"] as const;
@@ -65,7 +65,6 @@ interface JobResult {
   readonly busy: number;
 }
 
-const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Closed loops of puts: the window opens after the warm-up and closes `seconds` later. */
 async function putLoops(client: EtcdClient, job: Job, index: number): Promise<JobResult> {
@@ -163,19 +162,6 @@ function commandFor(target: TargetName, mode: Mode, pki: TestPki, dataDir: strin
   return [execPath, [entry, ...flags, "--backend-read-mode", "concurrent"]];
 }
 
-/** Puts until one succeeds (a fresh member elects itself first); gives up after 60 s or when the process exits. */
-async function untilServing(client: EtcdClient, alive: () => void): Promise<void> {
-  for (;;) {
-    try {
-      await client.put("/bench/startup", "1");
-      return;
-    } catch {
-      alive();
-      await pause(20);
-    }
-  }
-}
-
 /** Creates root and the bench user (readwrite on /bench/), then enables auth; the load then runs as the user. */
 async function enableAuth(client: EtcdClient): Promise<void> {
   await client.auth.roleAdd("root");
@@ -192,27 +178,13 @@ async function startServer(target: TargetName, mode: Mode, pki: TestPki): Promis
   const ports: [number, number] = [await freePort(), await freePort()];
   const dataDir = mkdtempSync(join(tmpdir(), "etcd-ts-security-bench-"));
   const [bin, args] = commandFor(target, mode, pki, dataDir, ports);
-  let stderrTail = "";
-  const t0 = performance.now();
-  const child = spawn(bin, args, { stdio: ["ignore", "ignore", "pipe"] });
-  child.stderr.on("data", (b: Buffer) => (stderrTail = (stderrTail + b.toString("utf8")).slice(-2000)));
-  const exited = new Promise<void>((r) => child.once("exit", () => r()));
-  const stop = async (): Promise<void> => {
-    if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
-    const timer = setTimeout(() => child.kill("SIGKILL"), 5_000);
-    await exited;
-    clearTimeout(timer);
-    rmSync(dataDir, { recursive: true, force: true });
-  };
-  const alive = (): void => {
-    if (child.exitCode !== null) throw new Error(`${target} (${mode}) exited with ${child.exitCode}: ${stderrTail.slice(-600)}`);
-    if (performance.now() - t0 > 60_000) throw new Error(`${target} (${mode}) not serving after 60 s: ${stderrTail.slice(-600)}`);
-  };
+  const proc = spawnServer(bin, args, dataDir, `${target} (${mode})`);
+  const stop = proc.stop;
   const endpoints = [`${mode === "tls" ? "https" : "http"}://127.0.0.1:${ports[0]}`];
   const tls: TlsOptions | undefined = mode === "tls" ? { ca: pki.ca, cert: pki.clientCert, key: pki.clientKey } : undefined;
   const setup = new EtcdClient({ endpoints, callTimeoutMs: 2_000, ...(tls !== undefined ? { tls } : {}) });
   try {
-    await untilServing(setup, alive);
+    await putUntilServing(setup, proc.alive, 20);
     if (mode === "auth") await enableAuth(setup);
   } catch (err) {
     await stop();
@@ -221,28 +193,10 @@ async function startServer(target: TargetName, mode: Mode, pki: TestPki): Promis
     setup.close();
   }
   const access: Access = { endpoints, ...(tls !== undefined ? { tls } : {}), ...(mode === "auth" ? { username: BENCH_USER.name, password: BENCH_USER.password } : {}) };
-  return { target, mode, pid: child.pid ?? 0, access, stop };
+  return { target, mode, pid: proc.pid, access, stop };
 }
 
 // ---------------------------------------------------------------- load pool
-
-const CLOCK_TICKS_PER_S = 100; // USER_HZ on Linux x86-64
-
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_S;
-}
-
-function split(total: number, parts: number): number[] {
-  const n = Math.max(1, Math.min(parts, total));
-  return Array.from({ length: n }, (_, i) => Math.floor(total / n) + (i < total % n ? 1 : 0));
-}
-
-function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return 0;
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? 0;
-}
 
 interface Sample {
   readonly throughputPerS: number;

@@ -29,6 +29,7 @@ import { freePort } from "../targets/etcd_process.js";
 import { ETCD_TS_UNAVAILABLE, etcdTsEntry } from "../targets/make.js";
 import { parseTargetSpec, specName, type TargetSpec } from "../targets/target.js";
 import { num, parseArgs, type Args } from "./common.js";
+import { cpuSeconds, pause, percentile, putUntilServing, spawnServer, split } from "./server_process.js";
 
 const PUT_PREFIX = "/bench/put/";
 const GET_KEY = "/bench/get/key";
@@ -74,7 +75,6 @@ interface WorkerInit {
   readonly index: number;
 }
 
-const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const rangeKey = (i: number): string => `${RANGE_PREFIX}key-${String(i).padStart(7, "0")}`;
 
 function opFor(client: EtcdClient, job: Job, index: number, slot: number): (i: number) => Promise<unknown> {
@@ -216,15 +216,6 @@ if (!isMainThread && (workerData as Partial<WorkerInit> | null)?.serverBenchWork
 
 // ---------------------------------------------------------------- process measurements (/proc)
 
-const CLOCK_TICKS_PER_S = 100; // USER_HZ on Linux x86-64 (getconf CLK_TCK)
-
-/** cpuSeconds is utime + stime of every thread of `pid`, from /proc/<pid>/stat. */
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_S; // fields 14 and 15 of proc(5)
-}
-
 /** statusKib reads one "Vm…: N kB" line of /proc/<pid>/status. */
 function statusKib(pid: number, field: "VmRSS" | "VmHWM"): number {
   const m = new RegExp(`^${field}:\\s+(\\d+) kB$`, "m").exec(readFileSync(`/proc/${pid}/status`, "utf8"));
@@ -252,16 +243,6 @@ interface LoadStats {
   readonly serverUsPerOp: number;
 }
 
-function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return 0;
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? 0;
-}
-
-/** split divides `total` in-flight slots over at most `parts` workers as evenly as possible. */
-export function split(total: number, parts: number): number[] {
-  const n = Math.max(1, Math.min(parts, total));
-  return Array.from({ length: n }, (_, i) => Math.floor(total / n) + (i < total % n ? 1 : 0));
-}
 
 /** A server started by this experiment: a child process on loopback with a fresh data dir. */
 interface Server {
@@ -451,19 +432,6 @@ function portAccepts(port: number): Promise<boolean> {
   });
 }
 
-/** firstPut puts until one succeeds (a fresh member may not have elected itself yet). */
-async function firstPut(client: EtcdClient, alive: () => void): Promise<void> {
-  for (;;) {
-    try {
-      await client.put("/bench/startup", "1");
-      return;
-    } catch {
-      alive();
-      await pause(5);
-    }
-  }
-}
-
 /**
  * startServer spawns `spec` on a fresh data dir and times spawn → client port accepting → first successful put.
  * The port is polled every 5 ms before a gRPC client is made, so no gRPC reconnect backoff is in the time.
@@ -473,32 +441,18 @@ async function startServer(spec: TargetSpec): Promise<Server> {
   const [clientPort, peerPort] = [await freePort(), await freePort()];
   const dataDir = mkdtempSync(join(tmpdir(), "etcd-ts-bench-"));
   const [bin, args] = commandFor(spec, dataDir, clientPort, peerPort);
-  let stderrTail = "";
-  const t0 = performance.now();
-  const child = spawn(bin, args, { stdio: ["ignore", "ignore", "pipe"] });
-  child.stderr.on("data", (b: Buffer) => (stderrTail = (stderrTail + b.toString("utf8")).slice(-2000)));
-  const exited = new Promise<void>((r) => child.once("exit", () => r()));
-  const stop = async (): Promise<void> => {
-    if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
-    const timer = setTimeout(() => child.kill("SIGKILL"), 5_000);
-    await exited;
-    clearTimeout(timer);
-    rmSync(dataDir, { recursive: true, force: true });
-  };
-  const alive = (): void => {
-    if (child.exitCode !== null) throw new Error(`${bin} exited with ${child.exitCode}: ${stderrTail.slice(-600)}`);
-    if (performance.now() - t0 > 60_000) throw new Error(`${bin} not ready after 60 s: ${stderrTail.slice(-600)}`);
-  };
+  const proc = spawnServer(bin, args, dataDir, bin);
+  const { t0, alive, stop } = proc;
   const endpoints = [`127.0.0.1:${clientPort}`];
   try {
     while (!(await portAccepts(clientPort))) { alive(); await pause(5); }
     const listenMs = performance.now() - t0;
     const client = new EtcdClient({ endpoints, callTimeoutMs: 2_000 });
     try {
-      await firstPut(client, alive);
+      await putUntilServing(client, alive, 5);
       const readyMs = performance.now() - t0;
       const version = (await client.status()).version;
-      return { endpoints, pid: child.pid ?? 0, version, listenMs, readyMs, stop };
+      return { endpoints, pid: proc.pid, version, listenMs, readyMs, stop };
     } finally {
       client.close();
     }

@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, describe, expect, it } from "vitest";
-import { split } from "../../harness/experiments/server_bench.js";
+import { split } from "../../harness/experiments/server_process.js";
 import { readCsv } from "../../harness/results.js";
 
 const root = mkdtempSync(join(tmpdir(), "etcd-ts-server-bench-"));
