@@ -28,6 +28,10 @@ export interface PeerTimeouts {
   readonly pingTimeoutMs: number;
   /** A stream not answered (response headers) within this long counts as failed. */
   readonly dialTimeoutMs: number;
+  /** Reconnect backoff: the first retry waits the minimum, each failure doubles it up to the maximum (a refusal
+   * waits the maximum at once). */
+  readonly reconnectBackoffMinMs: number;
+  readonly reconnectBackoffMaxMs: number;
 }
 
 export interface SenderContext {

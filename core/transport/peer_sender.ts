@@ -16,8 +16,6 @@ import {
   MAX_FRAME_BYTES,
   PEER_QUEUE_BYTES,
   PEER_QUEUE_MSGS,
-  RECONNECT_BACKOFF_MAX_MS,
-  RECONNECT_BACKOFF_MIN_MS,
 } from "./transport_limits.js";
 import { connectSession, parsePeerUrl } from "./urls.js";
 
@@ -32,6 +30,8 @@ export interface PeerStats {
   readonly droppedMsgs: number;
   readonly connects: number;
   readonly failures: number;
+  /** Reconnects dialled before their backoff ran out because the peer had just dialled in (retryNow). */
+  readonly earlyRetries: number;
 }
 
 export class PeerSender {
@@ -49,7 +49,7 @@ export class PeerSender {
   private waitingDrain = false;
   private flushScheduled = false;
   private reconnectTimer: NodeJS.Timeout | undefined;
-  private backoffMs = RECONNECT_BACKOFF_MIN_MS;
+  private backoffMs: number;
   /** Consecutive failed attempts since the stream was last active (logs once per outage, not per retry). */
   private failuresInRow = 0;
   private lastRefusal: RefusalReason | undefined;
@@ -57,7 +57,7 @@ export class PeerSender {
   private pingTimer: NodeJS.Timeout | undefined;
   private pingSentAtMs: number | undefined;
   private lastRttMs: number | undefined;
-  private counters = { sentMsgs: 0, sentBytes: 0, writes: 0, droppedMsgs: 0, connects: 0, failures: 0 };
+  private counters = { sentMsgs: 0, sentBytes: 0, writes: 0, droppedMsgs: 0, connects: 0, failures: 0, earlyRetries: 0 };
 
   constructor(
     private readonly ctx: SenderContext,
@@ -65,6 +65,7 @@ export class PeerSender {
     urls: readonly string[],
   ) {
     this.urls = validUrls(urls);
+    this.backoffMs = ctx.timeouts.reconnectBackoffMinMs;
     this.connect();
   }
 
@@ -119,6 +120,20 @@ export class PeerSender {
     const wasActive = this.active;
     this.teardown("peer URLs updated");
     if (wasActive) this.ctx.peerStatus(this.id, false);
+    this.connect();
+  }
+
+  /**
+   * The peer has just opened a stream to us, so it is up again: a reconnect waiting out its backoff (up to
+   * reconnectBackoffMaxMs, 1 s by default, after a peer was down for a while) dials now. A restarted member otherwise heard
+   * nothing from this one (heartbeats, appends) until that timer fired: ~1.9 s to serve after a 1 s restart.
+   * Not after a refusal, whose long backoff is deliberate.
+   */
+  retryNow(): void {
+    if (this.closed || this.reconnectTimer === undefined || this.lastRefusal !== undefined) return;
+    clearTimeout(this.reconnectTimer);
+    this.backoffMs = this.ctx.timeouts.reconnectBackoffMinMs;
+    this.counters.earlyRetries++;
     this.connect();
   }
 
@@ -227,7 +242,7 @@ export class PeerSender {
     if (session !== this.session) return;
     const status = Number(headers[":status"]);
     if (status === 200) {
-      this.backoffMs = RECONNECT_BACKOFF_MIN_MS;
+      this.backoffMs = this.ctx.timeouts.reconnectBackoffMinMs;
       this.failuresInRow = 0;
       this.lastRefusal = undefined;
       this.active = true;
@@ -241,7 +256,7 @@ export class PeerSender {
     const reason = (headerString(headers, HEADER.refusal) ?? RefusalReason.BadRequest) as RefusalReason;
     this.logRefusal(reason, headers);
     this.ctx.refused(this.id, reason, "outbound");
-    this.backoffMs = RECONNECT_BACKOFF_MAX_MS; // a refusal will not go away in milliseconds
+    this.backoffMs = this.ctx.timeouts.reconnectBackoffMaxMs; // a refusal will not go away in milliseconds
     this.fail(session, `refused with status ${String(status)} (${reason})`);
   }
 
@@ -306,7 +321,7 @@ export class PeerSender {
     this.ctx.reportUnreachable(this.id);
     this.urlIndex = (this.urlIndex + 1) % this.urls.length;
     this.reconnectTimer = setTimeout(() => this.connect(), this.backoffMs);
-    this.backoffMs = Math.min(RECONNECT_BACKOFF_MAX_MS, this.backoffMs * 2);
+    this.backoffMs = Math.min(this.ctx.timeouts.reconnectBackoffMaxMs, this.backoffMs * 2);
   }
 
   private teardown(why: string): void {

@@ -18,7 +18,7 @@ import { PeerSender, type PeerStats } from "./peer_sender.js";
 import { HEADER, RefusalReason, SNAPSHOT_PATH, STREAM_PATH, hexToId, headerString, idToHex, refusalOf } from "./protocol.js";
 import { receiveSnapshot } from "./snapshot_receiver.js";
 import { sendSnapshotWithRetry } from "./snapshot_sender.js";
-import { MAX_FRAME_BYTES, PEER_PING_INTERVAL_MS, PEER_PING_TIMEOUT_MS, STREAM_DIAL_TIMEOUT_MS } from "./transport_limits.js";
+import { MAX_FRAME_BYTES, PEER_PING_INTERVAL_MS, PEER_PING_TIMEOUT_MS, RECONNECT_BACKOFF_MAX_MS, RECONNECT_BACKOFF_MIN_MS, STREAM_DIAL_TIMEOUT_MS } from "./transport_limits.js";
 import { type PeerServer, type PeerTarget, type TransportTls, createPeerServer, parsePeerUrl } from "./urls.js";
 
 export type { Logger, PeerTimeouts, TransportFaults } from "./context.js";
@@ -134,6 +134,8 @@ export class PeerTransport {
         pingIntervalMs: o.peerTimeouts?.pingIntervalMs ?? PEER_PING_INTERVAL_MS,
         pingTimeoutMs: o.peerTimeouts?.pingTimeoutMs ?? PEER_PING_TIMEOUT_MS,
         dialTimeoutMs: o.peerTimeouts?.dialTimeoutMs ?? STREAM_DIAL_TIMEOUT_MS,
+        reconnectBackoffMinMs: o.peerTimeouts?.reconnectBackoffMinMs ?? RECONNECT_BACKOFF_MIN_MS,
+        reconnectBackoffMaxMs: o.peerTimeouts?.reconnectBackoffMaxMs ?? RECONNECT_BACKOFF_MAX_MS,
       },
       log: this.log,
       faults: () => this.faults,
@@ -372,6 +374,7 @@ export class PeerTransport {
     this.inbound.set(from, stream);
     previous?.close(http2.constants.NGHTTP2_CANCEL);
     stream.respond({ ":status": 200 });
+    this.peers.get(from)?.retryNow(); // it is up: our own stream to it need not wait out a backoff
     const parser = new FrameParser(MAX_FRAME_BYTES, (frame) => this.deliver(decodeMessage(frame), from));
     const counter = this.received.get(from) ?? { msgs: 0, bytes: 0 };
     this.received.set(from, counter);
