@@ -15,6 +15,8 @@
 // workers' priority (nice READ_WORKER_NICENESS): `spin` does arithmetic only, `stream` copies a 100 MB buffer
 // byte by byte in a loop (the memory traffic of a full Range, without LMDB, the read path or a transfer). They
 // tell how much of the with-Ranges P99 any busy second core costs the committing thread on this machine.
+// `keys-only` and `count-only` are Range-shape controls: the largest reader count, the same full scans, but
+// responses without values / without kvs (a 50k LIST's ~100 MB of output becomes ~3 MB / none).
 // Writes results/<timestamp>-storage/{put,range,mix}.csv. The machine is shared: each mix row also says how
 // much CPU other processes used meanwhile (foreign_cpu_s, from /proc/stat on Linux), so a row taken while the
 // host was busy can be told from a quiet one.
@@ -139,6 +141,9 @@ interface MixRow {
 }
 
 // The control threads: plain CommonJS, lowered to the read workers' nice value the same way (Linux).
+/** Controls that are Ranges of another shape, not a busy thread. */
+const SHAPE_CONTROLS: Readonly<Record<string, Partial<RangeRequest>>> = { "keys-only": { keysOnly: true }, "count-only": { countOnly: true } };
+
 const CONTROL_SOURCE = `
 const { parentPort, workerData } = require("node:worker_threads");
 if (workerData.niceness > 0 && process.platform === "linux") {
@@ -199,13 +204,15 @@ async function mixCell(rep: number, dir: string, mode: ReadMode, readers: number
       await yieldTurn(); // one commit per loop turn per writer, as an applier fed by Raft
     }
   };
+  const shape = SHAPE_CONTROLS[control];
+  const rangeReq: RangeRequest = { ...PODS, ...shape };
   const reader = async (): Promise<void> => {
     while (running) {
-      await store.range(PODS, { worker: true });
+      await store.range(rangeReq, { worker: true });
       ranges += 1;
     }
   };
-  const stopControl = control === "" ? undefined : startControl(control);
+  const stopControl = control === "" || shape !== undefined ? undefined : startControl(control);
   const start = performance.now();
   const busy0 = hostBusySeconds();
   const cpu0 = process.cpuUsage();
@@ -279,9 +286,11 @@ export async function run(args: string[]): Promise<string> {
         const cell = join(work, `cell-control-${control}`);
         mkdirSync(cell);
         copyFileSync(join(work, "pods", BACKEND_FILE), join(cell, BACKEND_FILE));
-        const row = await mixCell(rep, cell, ReadMode.Concurrent, 0, writers, seconds, rangeWorkers, control);
+        const shapeReaders = control in SHAPE_CONTROLS ? Math.max(...readerCounts) : 0;
+        const row = await mixCell(rep, cell, ReadMode.Concurrent, shapeReaders, writers, seconds, rangeWorkers, control);
         rmSync(cell, { recursive: true, force: true });
-        console.log(`${reps > 1 ? `rep ${rep} ` : ""}control ${control} (no Range): ${row.puts_per_s} puts/s, p99 commit ${row.p99_commit_ms} ms`);
+        const what = shapeReaders > 0 ? `${shapeReaders} ${control} Ranges` : "no Range";
+        console.log(`${reps > 1 ? `rep ${rep} ` : ""}control ${control} (${what}): ${row.puts_per_s} puts/s, p99 commit ${row.p99_commit_ms} ms, ${row.ranges_per_s} ranges/s`);
         mix.push(row);
       }
     }
@@ -318,7 +327,7 @@ export async function run(args: string[]): Promise<string> {
       p99_over_no_reader: round(
         median(
           Array.from({ length: reps }, (_, i) => {
-            const c = cellOf(i + 1, ReadMode.Concurrent, 0, control);
+            const c = mix.find((r) => r.rep === i + 1 && r.control === control);
             const idle = cellOf(i + 1, ReadMode.Concurrent, 0);
             return c === undefined || idle === undefined ? Number.NaN : c.p99_commit_ms / idle.p99_commit_ms;
           }),
