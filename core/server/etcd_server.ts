@@ -887,20 +887,25 @@ export class EtcdServer {
       return;
     }
     this.#processing = true;
-    void this.#drainReady().finally(() => {
-      this.#processing = false;
-    });
+    void this.#drainReady();
   }
 
   async #drainReady(): Promise<void> {
-    do {
-      this.#again = false;
-      while (!this.#stopped && this.#raw.hasReady()) {
-        const rd = this.#raw.ready();
-        await this.#handleReady(rd);
-        this.#raw.advance(rd);
-      }
-    } while (this.#again && !this.#stopped);
+    try {
+      do {
+        this.#again = false;
+        while (!this.#stopped && this.#raw.hasReady()) {
+          const rd = this.#raw.ready();
+          await this.#handleReady(rd);
+          this.#raw.advance(rd);
+        }
+      } while (this.#again && !this.#stopped);
+    } finally {
+      // Cleared in the same turn as the last hasReady() check. (A .finally() on the returned promise cleared it a
+      // microtask later: a message stepped in between saw #processing, set #again, and its Ready waited for the
+      // next tick — linearizable reads on a follower now and then took one heartbeat interval, ~100 ms.)
+      this.#processing = false;
+    }
   }
 
   async #handleReady(rd: Ready): Promise<void> {
