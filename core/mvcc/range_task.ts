@@ -248,8 +248,9 @@ export function rangeTask(view: ReadView, a: RangeTaskArgs): RangeTaskResult {
     more = true;
   }
   if (result.packed === out) {
+    // A transferred buffer is trimmed to its frames; a plain one only needs room for the tail.
     if (growInPlace) (outBuf as Resizable).resize(result.end + a.frameTailBytes);
-    else if (outBuf.byteLength < result.end + a.frameTailBytes) ensure(result.end + a.frameTailBytes);
+    else ensure(result.end + a.frameTailBytes);
     result.packed = out;
   }
   else if (a.keysOnly) result = cutValues(result.packed, result.starts, result.ends);

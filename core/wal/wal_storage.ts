@@ -63,12 +63,9 @@ export class WalStorage implements Storage {
   }
 
   /**
-   * As save(), with the fdatasync off the event loop: entries and hard state are written, synced (awaited),
-   * and only then shown to raft's in-memory view.
-   */
-  /**
-   * Persists a Ready; with `inlineSync` the fdatasync runs on the calling thread (blocking it for the sync),
-   * otherwise on libuv's thread pool while the event loop goes on.
+   * As save(): entries and hard state are written, synced, and only then shown to raft's in-memory view. The
+   * fdatasync runs on libuv's thread pool while the event loop goes on (awaited), or with `inlineSync` on the
+   * calling thread (blocking it for the sync).
    */
   async saveAsync(rd: PersistBatch, mustSync: boolean, inlineSync = false): Promise<void> {
     if (rd.snapshot !== undefined && rd.snapshot.metadata.index > 0) {

@@ -25,7 +25,7 @@ import { machineEnv, runDir } from "../results.js";
 import { freePort } from "../targets/etcd_process.js";
 import { ETCD_TS_UNAVAILABLE, etcdTsEntry } from "../targets/make.js";
 import { num, parseArgs, type Args } from "./common.js";
-import { cpuSeconds, pause, percentile, putUntilServing, spawnServer, split } from "./server_process.js";
+import { cpuSeconds, median, pause, percentile, putUntilServing, spawnServer, split } from "./server_process.js";
 import { makePki, type TestPki } from "./failover.js";
 
 const MODES = ["plain", "tls", "auth"] as const;
@@ -324,12 +324,6 @@ interface SummaryRow {
 }
 
 const round = (v: number, digits = 2): number => Math.round(v * 10 ** digits) / 10 ** digits;
-
-function median(xs: readonly number[]): number {
-  const v = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(v.length / 2);
-  return v.length === 0 ? 0 : v.length % 2 === 1 ? v[mid]! : (v[mid - 1]! + v[mid]!) / 2;
-}
 
 function summarize(samples: readonly SampleRow[], s: Settings): SummaryRow[] {
   const rows: SummaryRow[] = [];

@@ -29,7 +29,7 @@ import { freePort } from "../targets/etcd_process.js";
 import { ETCD_TS_UNAVAILABLE, etcdTsEntry } from "../targets/make.js";
 import { parseTargetSpec, specName, type TargetSpec } from "../targets/target.js";
 import { num, parseArgs, type Args } from "./common.js";
-import { cpuSeconds, pause, percentile, putUntilServing, spawnServer, split } from "./server_process.js";
+import { cpuSeconds, median, pause, percentile, putUntilServing, spawnServer, split } from "./server_process.js";
 
 const PUT_PREFIX = "/bench/put/";
 const GET_KEY = "/bench/get/key";
@@ -557,12 +557,6 @@ async function rangePhase(name: string, srv: Server, pool: LoadPool, s: Settings
     plainRow(name, "rss_with_keys", round(rssMib, 1), "MiB", "lower"),
     plainRow(name, "rss_peak", round(hwmMib, 1), "MiB", "lower"),
   ];
-}
-
-function median(xs: readonly number[]): number {
-  const v = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(v.length / 2);
-  return v.length % 2 === 1 ? v[mid]! : (v[mid - 1]! + v[mid]!) / 2;
 }
 
 function startupRows(name: string, starts: readonly Server[]): MetricRow[] {

@@ -71,6 +71,13 @@ export function split(total: number, parts: number): number[] {
   return Array.from({ length: n }, (_, i) => Math.floor(total / n) + (i < total % n ? 1 : 0));
 }
 
+/** The median of a list (0 when empty). */
+export function median(xs: readonly number[]): number {
+  const v = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(v.length / 2);
+  return v.length === 0 ? 0 : v.length % 2 === 1 ? v[mid]! : (v[mid - 1]! + v[mid]!) / 2;
+}
+
 /** The value at percentile p of an ascending array (0 when empty). */
 export function percentile(sorted: Float64Array, p: number): number {
   if (sorted.length === 0) return 0;

@@ -1,5 +1,5 @@
 // `npm run bench -- storage [--seconds S] [--keys N] [--value-bytes B] [--readers 0,1,2,4] [--writers W]
-//  [--range-workers K] [--modes concurrent,blocking] [--reps N] [--controls spin,stream]`:
+//  [--range-workers K] [--modes concurrent,blocking] [--reps N] [--controls spin,stream,keys-only,count-only]`:
 // the storage layer alone (KvStore over LMDB, no network, no Raft, no WAL).
 // 1. put throughput: 64-put batches of 256 B values, one backend transaction per batch;
 // 2. a full Range over N keys × B bytes ("LIST pods"), on the main thread and in a worker;
@@ -25,10 +25,9 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { performance } from "node:perf_hooks";
 import { setImmediate as yieldTurn } from "node:timers/promises";
+import { Worker } from "node:worker_threads";
 import { stringify } from "csv-stringify/sync";
 import { build } from "hdr-histogram-js";
-
-import { Worker } from "node:worker_threads";
 
 import { BACKEND_FILE, ReadMode } from "../../core/backend/backend.js";
 import { READ_WORKER_NICENESS } from "../../core/backend/worker_pool.js";
@@ -124,7 +123,7 @@ interface MixRow {
   readonly rep: number;
   readonly mode: ReadMode;
   readonly readers: number;
-  /** "" or the unrelated busy thread run beside the writers (--controls). */
+  /** "" or the --controls cell: an unrelated busy thread beside the writers, or a Range shape. */
   readonly control: string;
   readonly range_workers: string;
   readonly writers: number;
@@ -140,10 +139,10 @@ interface MixRow {
   readonly foreign_cpu_s: number;
 }
 
-// The control threads: plain CommonJS, lowered to the read workers' nice value the same way (Linux).
 /** Controls that are Ranges of another shape, not a busy thread. */
 const SHAPE_CONTROLS: Readonly<Record<string, Partial<RangeRequest>>> = { "keys-only": { keysOnly: true }, "count-only": { countOnly: true } };
 
+// The control threads: plain CommonJS, lowered to the read workers' nice value the same way (Linux).
 const CONTROL_SOURCE = `
 const { parentPort, workerData } = require("node:worker_threads");
 if (workerData.niceness > 0 && process.platform === "linux") {
@@ -270,28 +269,31 @@ export async function run(args: string[]): Promise<string> {
     const modes = flag(args, "--modes", "concurrent,blocking").split(",") as ReadMode[];
     const reps = Number(flag(args, "--reps", "3"));
     const controls = flag(args, "--controls", "").split(",").filter((c) => c !== "");
+    // Each cell on its own copy of the loaded store (see the top of this file).
+    const runCell = async (rep: number, mode: ReadMode, readers: number, control = ""): Promise<MixRow> => {
+      const cell = join(work, control === "" ? `cell-${mode}-${readers}` : `cell-control-${control}`);
+      mkdirSync(cell);
+      copyFileSync(join(work, "pods", BACKEND_FILE), join(cell, BACKEND_FILE));
+      try {
+        const row = await mixCell(rep, cell, mode, readers, writers, seconds, rangeWorkers, control);
+        mix.push(row);
+        return row;
+      } finally {
+        rmSync(cell, { recursive: true, force: true });
+      }
+    };
     for (let rep = 1; rep <= reps; rep++) {
       for (const mode of modes) {
         for (const readers of readerCounts) {
-          const cell = join(work, `cell-${mode}-${readers}`);
-          mkdirSync(cell);
-          copyFileSync(join(work, "pods", BACKEND_FILE), join(cell, BACKEND_FILE));
-          const row = await mixCell(rep, cell, mode, readers, writers, seconds, rangeWorkers);
-          rmSync(cell, { recursive: true, force: true });
+          const row = await runCell(rep, mode, readers);
           console.log(`${reps > 1 ? `rep ${rep} ` : ""}${mode} readers=${readers}: ${row.puts_per_s} puts/s, p99 commit ${row.p99_commit_ms} ms, ${row.ranges_per_s} ranges/s (other processes: ${row.foreign_cpu_s} CPU-s)`);
-          mix.push(row);
         }
       }
       for (const control of controls) {
-        const cell = join(work, `cell-control-${control}`);
-        mkdirSync(cell);
-        copyFileSync(join(work, "pods", BACKEND_FILE), join(cell, BACKEND_FILE));
         const shapeReaders = control in SHAPE_CONTROLS ? Math.max(...readerCounts) : 0;
-        const row = await mixCell(rep, cell, ReadMode.Concurrent, shapeReaders, writers, seconds, rangeWorkers, control);
-        rmSync(cell, { recursive: true, force: true });
+        const row = await runCell(rep, ReadMode.Concurrent, shapeReaders, control);
         const what = shapeReaders > 0 ? `${shapeReaders} ${control} Ranges` : "no Range";
         console.log(`${reps > 1 ? `rep ${rep} ` : ""}control ${control} (${what}): ${row.puts_per_s} puts/s, p99 commit ${row.p99_commit_ms} ms, ${row.ranges_per_s} ranges/s`);
-        mix.push(row);
       }
     }
     const median = (xs: number[]): number => {
@@ -302,13 +304,13 @@ export async function run(args: string[]): Promise<string> {
     };
     const cellOf = (rep: number, mode: ReadMode, readers: number, control = ""): MixRow | undefined =>
       mix.find((r) => r.rep === rep && r.mode === mode && r.readers === readers && r.control === control);
+    /** The median over the rounds of a per-round figure (NaN where a round lacks a cell). */
+    const overRounds = (f: (rep: number) => number): number => median(Array.from({ length: reps }, (_, i) => f(i + 1)));
     const perRep = (readers: number, f: (c: MixRow, b: MixRow | undefined, idle: MixRow | undefined) => number): number =>
-      median(
-        Array.from({ length: reps }, (_, i) => {
-          const c = cellOf(i + 1, ReadMode.Concurrent, readers);
-          return c === undefined ? Number.NaN : f(c, cellOf(i + 1, ReadMode.Blocking, readers), cellOf(i + 1, ReadMode.Concurrent, 0));
-        }),
-      );
+      overRounds((rep) => {
+        const c = cellOf(rep, ReadMode.Concurrent, readers);
+        return c === undefined ? Number.NaN : f(c, cellOf(rep, ReadMode.Blocking, readers), cellOf(rep, ReadMode.Concurrent, 0));
+      });
     const ratios = readerCounts.map((readers) => ({
       readers,
       reps,
@@ -325,13 +327,11 @@ export async function run(args: string[]): Promise<string> {
       reps,
       median_p99_ms: round(median(mix.filter((r) => r.control === control).map((r) => r.p99_commit_ms)), 3),
       p99_over_no_reader: round(
-        median(
-          Array.from({ length: reps }, (_, i) => {
-            const c = mix.find((r) => r.rep === i + 1 && r.control === control);
-            const idle = cellOf(i + 1, ReadMode.Concurrent, 0);
-            return c === undefined || idle === undefined ? Number.NaN : c.p99_commit_ms / idle.p99_commit_ms;
-          }),
-        ),
+        overRounds((rep) => {
+          const c = mix.find((r) => r.rep === rep && r.control === control);
+          const idle = cellOf(rep, ReadMode.Concurrent, 0);
+          return c === undefined || idle === undefined ? Number.NaN : c.p99_commit_ms / idle.p99_commit_ms;
+        }),
         2,
       ),
     }));
