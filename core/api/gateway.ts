@@ -11,6 +11,7 @@ import { Metadata } from "@grpc/grpc-js";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { join } from "node:path";
 import protobuf from "protobufjs";
+import { readWithoutSending } from "./grpc_send.js";
 import { PROTO_FILES, protoDir, type ServiceName } from "./proto/load.js";
 
 /** Each gateway path of etcd 3.4's rpc.proto (google.api.http annotations) → service and method. */
@@ -201,6 +202,7 @@ export class Gateway {
       }
       const bytes = Buffer.isBuffer(out) ? out : (def.responseSerialize(out) as Buffer);
       const json = pruneDefaults(responseType, responseType.toObject(responseType.decode(bytes), TO_JSON));
+      readWithoutSending(bytes); // the JSON holds copies (base64 strings): a LIST's lent slab can be reused
       res.writeHead(200, { "Content-Type": "application/json" }).end(JSON.stringify(json));
     });
   }

@@ -8,7 +8,10 @@
 //
 // `prefixed(buf)` writes the gRPC prefix into the 5 bytes in front of `buf` (which the caller owns) and marks
 // `buf`; the patched serializeMessage hands a marked buffer to the stream as the view that starts at the prefix,
-// with no copy. Anything else — every response not marked, and every method whose serializer is not the
+// with no copy. `prefixed(buf, onWritten)` also has the patched sendMessage call onWritten once the stream has
+// written the message out (its write callback: Node's HTTP/2 layer no longer holds the bytes), which is when a
+// Range's lent output slab can be reused (core/backend/read_view.ts). If the message is never written (the call
+// was cancelled, the write failed), onWritten is not called and the slab is reclaimed by the garbage collector. Anything else — every response not marked, and every method whose serializer is not the
 // identity — goes through grpc-js's own code. If grpc-js no longer has the method (another version), the patch
 // is not installed and marked buffers are copied as before: slower, never wrong (`noCopySendInstalled` says
 // which; a test pins it for the version in package-lock.json).
@@ -18,9 +21,11 @@ import { createRequire } from "node:module";
 export const GRPC_PREFIX_BYTES = 5;
 
 const marked = new WeakSet<Buffer>();
+const writtenHooks = new WeakMap<Buffer, () => void>();
 
 type SerializingCall = { handler: { serialize(value: unknown): Buffer } };
 type SerializeMessage = (this: SerializingCall, value: unknown) => Buffer;
+type SendMessage = (this: unknown, message: unknown, callback: () => void) => void;
 
 function install(): boolean {
   try {
@@ -28,7 +33,8 @@ function install(): boolean {
     const mod = require("@grpc/grpc-js/build/src/server-interceptors.js") as { BaseServerInterceptingCall?: { prototype: Record<string, unknown> } };
     const proto = mod.BaseServerInterceptingCall?.prototype;
     const original = proto?.["serializeMessage"];
-    if (proto === undefined || typeof original !== "function") return false;
+    const originalSend = proto?.["sendMessage"];
+    if (proto === undefined || typeof original !== "function" || typeof originalSend !== "function") return false;
     if ((original as { etcdTsNoCopy?: boolean }).etcdTsNoCopy === true) return true;
     const patched: SerializeMessage & { etcdTsNoCopy?: boolean } = function (this: SerializingCall, value: unknown): Buffer {
       if (Buffer.isBuffer(value) && marked.has(value)) {
@@ -38,7 +44,17 @@ function install(): boolean {
       return (original as SerializeMessage).call(this, value);
     };
     patched.etcdTsNoCopy = true;
+    const send: SendMessage = function (this: unknown, message: unknown, callback: () => void): void {
+      const hook = Buffer.isBuffer(message) ? writtenHooks.get(message) : undefined;
+      if (hook === undefined) return (originalSend as SendMessage).call(this, message, callback);
+      writtenHooks.delete(message as Buffer);
+      (originalSend as SendMessage).call(this, message, () => {
+        hook();
+        callback();
+      });
+    };
     proto["serializeMessage"] = patched;
+    proto["sendMessage"] = send;
     return true;
   } catch {
     return false;
@@ -50,13 +66,23 @@ export const noCopySendInstalled: boolean = install();
 
 /**
  * Marks `buf` to be sent as it is: the 5 bytes before it in its ArrayBuffer must be free and owned by the
- * caller (they are overwritten with the prefix), and nothing may write into `buf` afterwards. Returns `buf`.
+ * caller (they are overwritten with the prefix), and nothing may write into `buf` afterwards. `onWritten` is
+ * called once the message has been written to the stream (never if it is not sent). Returns `buf`.
  */
-export function prefixed(buf: Buffer): Buffer {
+export function prefixed(buf: Buffer, onWritten?: () => void): Buffer {
   if (buf.byteOffset < GRPC_PREFIX_BYTES) throw new Error(`prefixed: no room for the gRPC prefix (offset ${buf.byteOffset})`);
   const head = Buffer.from(buf.buffer, buf.byteOffset - GRPC_PREFIX_BYTES, GRPC_PREFIX_BYTES);
   head.writeUInt8(0, 0);
   head.writeUInt32BE(buf.byteLength, 1);
   marked.add(buf);
+  if (onWritten !== undefined && noCopySendInstalled) writtenHooks.set(buf, onWritten);
   return buf;
+}
+
+/** For a marked buffer consumed without being sent (the JSON gateway decodes it): runs its onWritten now. */
+export function readWithoutSending(buf: Buffer): void {
+  const hook = writtenHooks.get(buf);
+  writtenHooks.delete(buf);
+  marked.delete(buf);
+  hook?.();
 }

@@ -186,7 +186,7 @@ export function compactResponse(h: Hdr): Message {
  * A top-level RangeResponse as wire bytes. When the store handed back its kvs already framed (the range
  * task's buffer, with free room around them), the header goes into the room before and more/count into the
  * room after, the gRPC message prefix in front of the header, and the buffer is sent as it is (grpc_send.ts):
- * a LIST of tens of MB costs the main thread no copy.
+ * a LIST of tens of MB costs the main thread no copy. A lent output slab is released once the message is written.
  */
 export function encodeRangeResponse(h: ResponseHeader, r: mv.RangeResponse): Buffer {
   const f = r.framed;
@@ -200,5 +200,5 @@ export function encodeRangeResponse(h: ResponseHeader, r: mv.RangeResponse): Buf
   }
   f.buf.set(head, from);
   f.buf.set(tail, f.end);
-  return prefixed(Buffer.from(f.buf.buffer, f.buf.byteOffset + from, to - from));
+  return prefixed(Buffer.from(f.buf.buffer, f.buf.byteOffset + from, to - from), r.release);
 }

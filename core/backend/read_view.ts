@@ -4,6 +4,14 @@
 // outside their own body. The same function runs on the main thread, so both paths share one code path.
 // A task returns plain data; a top-level Uint8Array field that owns its whole ArrayBuffer is transferred from a
 // worker, not copied (so a task never returns a view of a buffer it keeps using).
+//
+// Output slabs: in a worker, a task producing a large result (a LIST's ~100 MB) asks the view to lend it an
+// output slab, a growable SharedArrayBuffer the worker reuses from task to task, and returns views of it. The
+// result reaches the main thread without a copy or a transfer and carries `release()` (Lent): whoever consumes it
+// calls release() once nothing will read those views again (the API: when the response has been written to the
+// socket), and the slab goes back to the worker for the next task. A result never released is given back when
+// the main thread's garbage collector finds its slab unreachable, so forgetting costs memory for a while, never
+// correctness; releasing while a view is still read is the one misuse (the next task overwrites the bytes).
 
 export interface RangeSpan {
   /** First key (inclusive); undefined = from the first key of the bucket. */
@@ -34,7 +42,19 @@ export interface ReadView {
    * overwrites (a worker's scan copies nothing per entry): a task copies whatever it keeps past the step.
    */
   range(bucket: string, span: RangeSpan): Iterable<Entry>;
+  /**
+   * Worker threads only: the output slab lent to the running task (the same one on every call within a task),
+   * possibly holding an earlier task's bytes and already longer than needed; grow() it for room. Undefined on
+   * the main thread.
+   */
+  lendOutput?(): Slab;
 }
+
+/** A growable SharedArrayBuffer (ES2024; this project's TypeScript lib predates it). */
+export type Slab = SharedArrayBuffer & { grow(bytes: number): void; readonly maxByteLength: number };
+
+/** A worker task's result whose views share a lent output slab (see the file comment). */
+export type Lent<R> = R & { readonly release?: () => void };
 
 export interface WriteView extends ReadView {
   put(bucket: string, key: Uint8Array, value: Uint8Array): void;

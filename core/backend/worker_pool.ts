@@ -10,6 +10,12 @@
 // - Short snapshots: a renewable scan (a Range, which filters by revision) moves to a fresh read snapshot every
 //   READ_WORKER_RENEW_ENTRIES entries, so LMDB can keep reusing the pages commits free; with a snapshot pinned for
 //   a whole 300 ms scan every commit appends fresh pages instead (idle read txns alone cost ~30% of commits/s).
+// - Reused output slabs: a task's large result goes into a growable SharedArrayBuffer the worker lends and takes
+//   back when the main thread releases the result (read_view.ts). With a fresh 100 MB buffer per LIST, page
+//   faults and frees took over half of each Range's time, and every allocation set off a full GC in the worker
+//   and the main thread, whose V8 helper threads (at the main thread's priority) preempted commits for a
+//   scheduler tick. Each worker has READ_WORKER_SLAB_SLOTS slots; a slot's state lives in a shared Int32Array,
+//   so a release is one atomic store seen at once, not a message queued behind the tasks already sent.
 // - Low CPU priority: on Linux each worker thread raises its own nice value (setpriority on its thread id), so
 //   when the cores are short the scheduler runs the main thread's commits first and long reads wait. A Range is
 //   slower under a saturating write load; a commit is not slowed by Ranges.
@@ -21,6 +27,20 @@ import type { ReadTask } from "./read_view.js";
 export const READ_WORKER_NICENESS = 19;
 /** Entries a renewable scan reads per snapshot (read_view.ts, RangeSpan.renewable): ~1–5 ms of scanning. */
 export const READ_WORKER_RENEW_ENTRIES = 1000;
+/**
+ * Output slabs per worker: results holding a slab may stay unreleased up to this many at a time; beyond, the
+ * worker lends none (the task writes a plain buffer, transferred), so a consumer that never releases costs speed,
+ * not unbounded memory. Released slabs are kept for reuse unless larger than READ_WORKER_SLAB_KEEP_MAX_BYTES.
+ */
+export const READ_WORKER_SLAB_SLOTS = 4;
+export const READ_WORKER_SLAB_KEEP_MAX_BYTES = 256 * 2 ** 20;
+/** A slot's state in the shared array: free (its slab, if any, is the worker's), lent in a result, or released. */
+const SLOT_FREE = 0;
+const SLOT_LENT = 1;
+const SLOT_RELEASED = 2;
+/** A new slab's first size and the address space it reserves to grow into (etcd's gRPC send limit, MaxInt32). */
+const SLAB_FIRST_BYTES = 64 * 1024;
+const SLAB_MAX_BYTES = 2 ** 31 - 1;
 
 // Plain CommonJS run with `eval: true`: the worker cannot load TypeScript, so it gets the tasks as source text
 // and resolves lmdb from this module's location. A result's top-level typed-array fields that own their whole
@@ -50,6 +70,27 @@ const bucket = (name) => {
     buckets.set(name, db);
   }
   return db;
+};
+// Output slabs (read_view.ts), one per slot; slotState (shared with the main thread, which releases) says which
+// are free, lent or released.
+const slabs = [];
+const slotState = workerData.slotState;
+let lending; // the running task's { slot, slab }, once it asked for one
+const lendOutput = () => {
+  if (lending === undefined) {
+    let pick = -1;
+    for (let i = 0; i < slotState.length; i++) {
+      const st = Atomics.load(slotState, i);
+      if (st === ${SLOT_RELEASED} && slabs[i] !== undefined && slabs[i].byteLength > workerData.slabKeepMaxBytes) slabs[i] = undefined;
+      if (st === ${SLOT_LENT}) continue;
+      if (pick < 0 || (slabs[pick] === undefined && slabs[i] !== undefined)) pick = i;
+    }
+    if (pick < 0) return undefined;
+    slabs[pick] ??= new SharedArrayBuffer(workerData.slabFirstBytes, { maxByteLength: workerData.slabMaxBytes });
+    Atomics.store(slotState, pick, ${SLOT_LENT});
+    lending = { slot: pick, slab: slabs[pick] };
+  }
+  return lending.slab;
 };
 const tasks = new Map(Object.entries(workerData.tasks).map(([k, src]) => [k, (0, eval)("(" + src + ")")]));
 let txn; // the running task's read transaction (a renewable scan replaces it as it goes)
@@ -85,30 +126,42 @@ const scan = (b, span) =>
 parentPort.on("message", (m) => {
   if (m.type === "close") { env.close(); process.exit(0); }
   txn = undefined;
+  lending = undefined;
   try {
     env.resetReadTxn();
     txn = env.useReadTransaction();
     const view = {
       get: (b, key) => bucket(b).get.get(key, { transaction: txn }),
       range: scan,
+      lendOutput,
     };
     const task = tasks.get(m.task);
     if (task === undefined) throw new Error("unknown worker task " + m.task);
     const result = task(view, m.args);
     const transfer = [];
+    let slot;
     if (result !== null && typeof result === "object") {
       for (const v of Object.values(result)) {
-        if (ArrayBuffer.isView(v) && v.buffer instanceof ArrayBuffer && v.byteOffset === 0 && v.byteLength === v.buffer.byteLength && v.byteLength > 0) transfer.push(v.buffer);
+        if (!ArrayBuffer.isView(v)) continue;
+        if (lending !== undefined && v.buffer === lending.slab) slot = lending.slot;
+        else if (v.buffer instanceof ArrayBuffer && v.byteOffset === 0 && v.byteLength === v.buffer.byteLength && v.byteLength > 0) transfer.push(v.buffer);
       }
     }
-    parentPort.postMessage({ id: m.id, ok: true, result }, transfer);
+    if (slot === undefined && lending !== undefined) Atomics.store(slotState, lending.slot, ${SLOT_FREE}); // asked for, not returned
+    parentPort.postMessage({ id: m.id, ok: true, result, slot }, transfer);
   } catch (err) {
+    if (lending !== undefined) Atomics.store(slotState, lending.slot, ${SLOT_FREE});
     parentPort.postMessage({ id: m.id, ok: false, message: String(err && err.stack || err) });
   } finally {
     if (txn !== undefined) txn.done();
   }
 });
 `;
+
+/** Hands a lent slot back to its worker (one atomic store: the worker sees it on its next lend). */
+function giveBack(slots: Int32Array, slot: number): void {
+  Atomics.compareExchange(slots, slot, SLOT_LENT, SLOT_RELEASED);
+}
 
 type Pending = { readonly resolve: (v: unknown) => void; readonly reject: (e: Error) => void };
 
@@ -117,6 +170,8 @@ interface Reply {
   readonly ok: boolean;
   readonly result?: unknown;
   readonly message?: string;
+  /** The result's views share the output slab of this slot (read_view.ts). */
+  readonly slot?: number;
 }
 
 export interface WorkerPoolOptions {
@@ -137,6 +192,8 @@ export class WorkerPool {
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   private closed = false;
+  /** Gives a lent slab back when a result that was never released is collected (read_view.ts). */
+  private readonly unreleased = new FinalizationRegistry<{ readonly slots: Int32Array; readonly slot: number }>((h) => giveBack(h.slots, h.slot));
 
   constructor(private readonly opts: WorkerPoolOptions) {
     if (!(opts.size >= 1)) throw new Error(`WorkerPool: size(${opts.size}) < 1`);
@@ -183,6 +240,29 @@ export class WorkerPool {
     this.pending.clear();
   }
 
+  /**
+   * Adds release() to a result holding the slab of `slot`: the first call gives the slab back to its worker; if
+   * none comes, the finalization registry does once the result's slab is unreachable here. Exactly one of the two
+   * happens per result, so a release never frees a slot that was lent again meanwhile.
+   */
+  private lend(slots: Int32Array, slot: number, result: unknown): void {
+    const slab = Object.values(result as object).find((v): v is Uint8Array => ArrayBuffer.isView(v) && v.buffer instanceof SharedArrayBuffer)?.buffer;
+    if (slab === undefined) {
+      giveBack(slots, slot); // cannot happen: the worker lends only when a result field views the slab
+      return;
+    }
+    const token = {};
+    let released = false;
+    const release = (): void => {
+      if (released) return;
+      released = true;
+      this.unreleased.unregister(token);
+      giveBack(slots, slot);
+    };
+    this.unreleased.register(slab, { slots, slot }, token);
+    Object.defineProperty(result, "release", { value: release, enumerable: false });
+  }
+
   private pickWorker(): number {
     let best = 0;
     for (let i = 0; i < this.opts.size; i++) {
@@ -194,12 +274,14 @@ export class WorkerPool {
 
   private spawn(index: number): Worker {
     const tasks = Object.fromEntries(Object.entries(this.opts.tasks).map(([k, fn]) => [k, fn.toString()]));
+    const slotState = new Int32Array(new SharedArrayBuffer(4 * READ_WORKER_SLAB_SLOTS));
     const worker = new Worker(WORKER_SOURCE, {
       eval: true,
-      workerData: { base: import.meta.url, path: this.opts.path, maxDbs: this.opts.maxDbs, tasks, niceness: this.opts.niceness ?? READ_WORKER_NICENESS, renewEntries: this.opts.renewEntries ?? READ_WORKER_RENEW_ENTRIES },
+      workerData: { base: import.meta.url, path: this.opts.path, maxDbs: this.opts.maxDbs, tasks, niceness: this.opts.niceness ?? READ_WORKER_NICENESS, renewEntries: this.opts.renewEntries ?? READ_WORKER_RENEW_ENTRIES, slotState, slabFirstBytes: SLAB_FIRST_BYTES, slabMaxBytes: SLAB_MAX_BYTES, slabKeepMaxBytes: READ_WORKER_SLAB_KEEP_MAX_BYTES },
     });
     worker.on("message", (reply: Reply) => {
       const p = this.pending.get(reply.id);
+      if (reply.slot !== undefined) this.lend(slotState, reply.slot, reply.result);
       if (p === undefined) return;
       this.pending.delete(reply.id);
       if (reply.ok) p.resolve(reply.result);

@@ -245,7 +245,7 @@ export class KvStore {
     const args = (): RangeTaskArgs | undefined => {
       header = this.currentRev;
       const rev = resolveRev(r.revision, this.currentRev, this.compactRev);
-      return isEmptySpan(r.key, r.rangeEnd) ? undefined : { ...rangeArgs(r, rev), growInPlace: useWorker };
+      return isEmptySpan(r.key, r.rangeEnd) ? undefined : { ...rangeArgs(r, rev), lendOutput: useWorker };
     };
     const res = useWorker
       ? await this.backend.readInWorker<RangeTaskArgs | undefined, RangeTaskResult | undefined>(RANGE_TASK, args, runRange)
@@ -263,6 +263,7 @@ export class KvStore {
       framed: framedKvs(res),
       more: res.more,
       count: res.count,
+      ...(res.release === undefined ? {} : { release: res.release }),
     };
   }
 

@@ -5,8 +5,10 @@
 // Cost model (a LIST of 50,000 × 2 KiB pods is ~100 MB): the scan allocates nothing per key that outlives the
 // step. Entries may be views of a buffer the next step reuses (the worker's zero-copy view, read_view.ts), so
 // the newest revision ≤ R of a key is copied straight into its frame in the output — written in place and
-// rewritten if a newer revision ≤ R follows — and the output is one resizable ArrayBuffer that grows in place
-// (no copy on growth) and is trimmed at the end, so a worker can transfer it whole to the main thread.
+// rewritten if a newer revision ≤ R follows. A long read in a worker writes into an output slab the worker lends
+// (a growable SharedArrayBuffer reused from Range to Range, read_view.ts): a fresh 100 MB buffer per LIST cost
+// more than half the Range's time in page faults and freeing, and its allocation set off a full GC in both
+// threads, whose helper threads then took the CPU from commits.
 //
 // Semantics follow etcd 3.4's applier Range: `count` is the number of live keys in the range at R (before
 // the min/max filters and the limit); with a sort or a filter every key is fetched, filtered, sorted, then
@@ -35,8 +37,8 @@ export interface RangeTaskArgs {
   /** Free bytes left before the first frame and after the last (room for the response header and tail). */
   readonly frameHeadBytes: number;
   readonly frameTailBytes: number;
-  /** Grow the output in place (a resizable buffer): for long reads in a worker, whose buffer is transferred. */
-  readonly growInPlace?: boolean;
+  /** A long read: write into the view's lent output slab when it has one (ReadView.lendOutput). */
+  readonly lendOutput?: boolean;
   /** Read in one snapshot (set on the retry after a compaction raced a renewable scan). */
   readonly singleSnapshot?: boolean;
 }
@@ -58,12 +60,14 @@ export interface RangeTaskResult {
   readonly ends: Uint32Array;
   readonly framedStart: number;
   readonly framedEnd: number;
+  /** Set by the worker pool when `packed` views a lent output slab: gives the slab back (read_view.ts, Lent). */
+  readonly release?: () => void;
 }
 
 export function rangeTask(view: ReadView, a: RangeTaskArgs): RangeTaskResult {
   // etcd's gRPC send limit (math.MaxInt32): no Range response can be larger; it is only reserved address space.
   const MAX_OUT_BYTES = 2 ** 31 - 1;
-  const FIRST_OUT_BYTES = 64 * 1024;
+  const FIRST_LONG_OUT_BYTES = 64 * 1024;
   const FIRST_SHORT_OUT_BYTES = 4096;
   const u64 = (b: Uint8Array, at: number): number => {
     let n = 0;
@@ -129,20 +133,27 @@ export function rangeTask(view: ReadView, a: RangeTaskArgs): RangeTaskResult {
     return at;
   };
 
-  // The output: frames from frameHeadBytes on. A long read (growInPlace) writes into a resizable ArrayBuffer
-  // that grows in place; a short one into a plain buffer that grows by copying: reserving a resizable buffer's
-  // 2 GiB of address space costs 45–90 µs per call, more than a whole single-key get.
+  // The output: frames from frameHeadBytes on. A long read writes into the slab the view lends, or, with none
+  // to lend (the main thread, or every slab lent), into a resizable ArrayBuffer it can transfer; both grow in place
+  // (no copy). A short read writes into a plain buffer that grows by copying: reserving a resizable buffer's 2 GiB
+  // of address space costs 45–90 µs per call, more than a whole single-key get.
   type Resizable = ArrayBuffer & { resize(n: number): void };
   const ResizableBuffer = ArrayBuffer as unknown as new (n: number, o: { maxByteLength: number }) => Resizable;
-  const growInPlace = a.growInPlace === true;
-  let outBuf: ArrayBuffer = growInPlace ? new ResizableBuffer(FIRST_OUT_BYTES, { maxByteLength: MAX_OUT_BYTES }) : new ArrayBuffer(FIRST_SHORT_OUT_BYTES);
-  let out = new Uint8Array(outBuf); // resizable: length-tracking, follows every resize
+  const slab = a.lendOutput === true ? view.lendOutput?.() : undefined;
+  const resizable = a.lendOutput === true && slab === undefined ? new ResizableBuffer(FIRST_LONG_OUT_BYTES, { maxByteLength: MAX_OUT_BYTES }) : undefined;
+  let outBuf: ArrayBuffer | SharedArrayBuffer = slab ?? resizable ?? new ArrayBuffer(FIRST_SHORT_OUT_BYTES);
+  let out = new Uint8Array(outBuf); // on a slab or resizable buffer: length-tracking, follows every growth
   const ensure = (bytes: number): void => {
     if (bytes <= outBuf.byteLength) return;
     if (bytes > MAX_OUT_BYTES) throw new Error(`rangeTask: response of more than ${bytes} bytes exceeds ${MAX_OUT_BYTES}`);
     const size = Math.min(MAX_OUT_BYTES, Math.max(bytes, outBuf.byteLength * 2));
-    if (growInPlace) {
-      (outBuf as Resizable).resize(size);
+    if (slab !== undefined) {
+      if (size > slab.maxByteLength) throw new Error(`rangeTask: response of ${size} bytes exceeds the output slab's ${slab.maxByteLength}`);
+      slab.grow(size);
+      return;
+    }
+    if (resizable !== undefined) {
+      resizable.resize(size);
       return;
     }
     const next = new ArrayBuffer(size);
@@ -248,10 +259,11 @@ export function rangeTask(view: ReadView, a: RangeTaskArgs): RangeTaskResult {
     more = true;
   }
   if (result.packed === out) {
-    // A transferred buffer is trimmed to its frames; a plain one only needs room for the tail.
-    if (growInPlace) (outBuf as Resizable).resize(result.end + a.frameTailBytes);
+    // Room for the tail. A resizable buffer is trimmed to head + frames + tail (it is transferred whole); a slab
+    // only grows, and is longer than this response when reused, so the result is a view of just those bytes.
+    if (resizable !== undefined) resizable.resize(result.end + a.frameTailBytes);
     else ensure(result.end + a.frameTailBytes);
-    result.packed = out;
+    result.packed = slab === undefined ? out : new Uint8Array(slab, 0, result.end + a.frameTailBytes);
   }
   else if (a.keysOnly) result = cutValues(result.packed, result.starts, result.ends);
   return { compactedAt: 0, count, more, packed: result.packed, starts: Uint32Array.from(result.starts), ends: Uint32Array.from(result.ends), framedStart: a.frameHeadBytes, framedEnd: result.end };

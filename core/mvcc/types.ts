@@ -48,6 +48,12 @@ export interface RangeResponse {
   readonly kvs: readonly Uint8Array[];
   readonly more: boolean;
   readonly count: number;
+  /**
+   * Present when kvs/framed are views of an output slab lent by a read worker: call once they will not be read
+   * again (the API: when the response is on the socket) so the next long Range reuses the slab. Not calling it
+   * only delays the reuse until the slab is garbage-collected (core/backend/read_view.ts).
+   */
+  readonly release?: () => void;
 }
 
 export interface PutRequest {

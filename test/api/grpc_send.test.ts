@@ -4,7 +4,7 @@
 import { createRequire } from "node:module";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { GRPC_PREFIX_BYTES, noCopySendInstalled, prefixed } from "../../core/api/grpc_send.js";
+import { GRPC_PREFIX_BYTES, noCopySendInstalled, prefixed, readWithoutSending } from "../../core/api/grpc_send.js";
 
 const require = createRequire(import.meta.url);
 const { BaseServerInterceptingCall } = require("@grpc/grpc-js/build/src/server-interceptors.js") as {
@@ -45,6 +45,15 @@ describe("grpc_send", () => {
     expect(out.subarray(GRPC_PREFIX_BYTES).equals(body)).toBe(true);
   });
 
+  it("readWithoutSending runs the onWritten hook once and unmarks the buffer", () => {
+    let calls = 0;
+    const body = prefixed(withRoom(100, 64, 3), () => calls++);
+    readWithoutSending(body);
+    readWithoutSending(body);
+    expect(calls).toBe(1);
+    expect(serialize(body).buffer, "no longer marked: copied").not.toBe(body.buffer);
+  });
+
   it("refuses a buffer with no room for the prefix", () => {
     expect(() => prefixed(Buffer.alloc(10).subarray(2))).toThrow(/no room/);
   });
@@ -57,14 +66,16 @@ describe("grpc_send", () => {
     let server: grpc.Server;
     let client: grpc.Client;
     const SIZES = [0, 1, 4096, 8 * 1024 * 1024];
+    let written = 0;
 
     beforeAll(async () => {
       server = new grpc.Server({ "grpc.max_send_message_length": -1 });
       server.addService(def, {
         Get: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
-          const [size, mark] = [call.request.readUInt32BE(0), call.request[4] === 1];
+          const [size, mark, scribble] = [call.request.readUInt32BE(0), call.request[4] === 1, call.request[5] === 1];
           const body = withRoom(size, 64, size & 0xff);
-          cb(null, mark ? prefixed(body) : body);
+          // scribble: once onWritten runs, the buffer is overwritten (what reusing a Range's slab does)
+          cb(null, mark ? prefixed(body, scribble ? () => (written++, body.fill(0xee)) : undefined) : body);
         },
       });
       const port = await new Promise<number>((resolve, reject) =>
@@ -79,11 +90,12 @@ describe("grpc_send", () => {
       await new Promise<void>((resolve) => (server ? server.tryShutdown(() => resolve()) : resolve()));
     });
 
-    const get = (size: number, mark: boolean): Promise<Buffer> =>
+    const get = (size: number, mark: boolean, scribble = false): Promise<Buffer> =>
       new Promise((resolve, reject) => {
-        const req = Buffer.alloc(5);
+        const req = Buffer.alloc(6);
         req.writeUInt32BE(size, 0);
         req[4] = mark ? 1 : 0;
+        req[5] = scribble ? 1 : 0;
         (client as unknown as { Get(r: Buffer, cb: (e: Error | null, b: Buffer) => void): void }).Get(req, (e, b) => (e ? reject(e) : resolve(b)));
       });
 
@@ -96,5 +108,13 @@ describe("grpc_send", () => {
         expect(plain.equals(want)).toBe(true);
       });
     }
+
+    it("calls onWritten once the message is written: overwriting the buffer then does not change what arrives", async () => {
+      const size = 8 * 1024 * 1024;
+      const before = written;
+      const got = await Promise.all([get(size, true, true), get(size, true, true)]);
+      expect(written - before, "onWritten ran for both messages").toBe(2);
+      for (const b of got) expect(b.equals(withRoom(size, 0, size & 0xff)), "intact, not 0xee").toBe(true);
+    });
   });
 });

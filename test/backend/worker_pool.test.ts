@@ -5,11 +5,13 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 
 import { Backend } from "../../core/backend/backend.js";
 import type { ReadView } from "../../core/backend/read_view.js";
-import { READ_WORKER_NICENESS } from "../../core/backend/worker_pool.js";
+import { READ_WORKER_NICENESS, READ_WORKER_SLAB_SLOTS } from "../../core/backend/worker_pool.js";
 
 const KEYS = 50;
 
@@ -33,6 +35,18 @@ function keepAndCopy(view: ReadView, args: { bucket: string }): { kept: Uint8Arr
   return { kept: flat(kept), copied: flat(copied), lengths: copied.map((c) => c.length) };
 }
 
+/** Counts the bucket's entries into a 1000-byte result filled with `fill`, in a lent slab when the view has one. */
+function filled(view: ReadView, args: { bucket: string; fill: number }): { packed: Uint8Array; entries: number } {
+  let entries = 0;
+  for (const _ of view.range(args.bucket, {})) entries++;
+  const slab = view.lendOutput?.();
+  if (slab !== undefined && slab.byteLength < 1000) slab.grow(1000);
+  const packed = slab === undefined ? new Uint8Array(1000) : new Uint8Array(slab, 0, 1000);
+  return { packed: packed.fill(args.fill), entries };
+}
+
+type Filled = ReturnType<typeof filled> & { release?: () => void };
+
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 const valueOf = (i: number): Uint8Array => new Uint8Array(100).fill(i + 1);
 let dir: string;
@@ -49,7 +63,7 @@ afterEach(async () => {
 });
 
 async function openFilled(): Promise<Backend> {
-  const b = Backend.open(dir, { buckets: ["data"], readWorkers: 1, workerTasks: { keepAndCopy: keepAndCopy as (v: ReadView, a: never) => unknown } });
+  const b = Backend.open(dir, { buckets: ["data"], readWorkers: 1, workerTasks: { keepAndCopy: keepAndCopy as (v: ReadView, a: never) => unknown, filled: filled as (v: ReadView, a: never) => unknown } });
   backend = b;
   await b.batch(1, (tx) => {
     for (let i = 0; i < KEYS; i++) tx.put("data", enc(`key-${String(i).padStart(3, "0")}`), valueOf(i));
@@ -87,5 +101,59 @@ describe("read workers", () => {
     await b.readInWorker("keepAndCopy", () => ({ bucket: "data" }), keepAndCopy);
     const after = process.platform === "linux" ? threadNiceness().filter((n) => n === READ_WORKER_NICENESS).length : 1;
     expect(after - before, `threads at nice ${READ_WORKER_NICENESS}: ${before} before the pool, ${after} after one task`).toBe(1);
+  });
+
+  describe("output slabs", () => {
+    const run = (b: Backend, fill: number): Promise<Filled> => b.readInWorker("filled", () => ({ bucket: "data", fill }), filled);
+    const allOf = (r: Filled, fill: number): boolean => r.packed.every((x) => x === fill);
+
+    it("a lent slab is not reused while its result is held, and is once the result is released", async () => {
+      const b = await openFilled();
+      const r1 = await run(b, 1);
+      expect(r1.entries).toBe(KEYS);
+      expect(r1.packed.buffer, "a view of a shared slab, no copy or transfer").toBeInstanceOf(SharedArrayBuffer);
+      expect(typeof r1.release).toBe("function");
+      const r2 = await run(b, 2);
+      expect(allOf(r1, 1) && allOf(r2, 2), "r1 lent: r2 got another slab").toBe(true);
+      r1.release?.();
+      r1.release?.(); // a second call does nothing
+      const r3 = await run(b, 3);
+      expect(allOf(r1, 3), "r1's slab went to r3").toBe(true);
+      expect(allOf(r2, 2), "r2's slab, still lent, untouched").toBe(true);
+      r2.release?.();
+      r3.release?.();
+    });
+
+    it(`with all ${READ_WORKER_SLAB_SLOTS} slots lent a result comes in a plain transferred buffer; a release frees a slot`, async () => {
+      const b = await openFilled();
+      const held: Filled[] = [];
+      for (let i = 0; i < READ_WORKER_SLAB_SLOTS; i++) held.push(await run(b, 10 + i));
+      expect(held.every((r) => r.packed.buffer instanceof SharedArrayBuffer)).toBe(true);
+      const over = await run(b, 99);
+      expect(over.packed.buffer, "no slot free").toBeInstanceOf(ArrayBuffer);
+      expect(over.release, "nothing to release").toBeUndefined();
+      expect(allOf(over, 99)).toBe(true);
+      expect(held.every((r, i) => allOf(r, 10 + i)), "the lent slabs untouched").toBe(true);
+      held[2]?.release?.();
+      const again = await run(b, 42);
+      expect(again.packed.buffer).toBeInstanceOf(SharedArrayBuffer);
+      expect(allOf(held[2] as Filled, 42), "the released slot's slab was reused").toBe(true);
+    });
+
+    it("results never released give their slabs back once garbage-collected", async () => {
+      setFlagsFromString("--expose-gc");
+      const gc = runInNewContext("gc") as () => void;
+      const b = await openFilled();
+      for (let i = 0; i < READ_WORKER_SLAB_SLOTS; i++) await run(b, i); // dropped unreleased
+      let last: Filled | undefined;
+      for (let attempt = 0; attempt < 50; attempt++) {
+        gc();
+        await new Promise((r) => setTimeout(r, 10)); // finalization callbacks run as tasks after the GC
+        last = await run(b, 7);
+        if (last.packed.buffer instanceof SharedArrayBuffer) break;
+      }
+      expect(last?.packed.buffer, "a slot came back after GC").toBeInstanceOf(SharedArrayBuffer);
+      expect(last !== undefined && allOf(last, 7)).toBe(true);
+    });
   });
 });

@@ -6,7 +6,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 
-import type { Entry, RangeSpan, ReadView } from "../../core/backend/read_view.js";
+import type { Entry, RangeSpan, ReadView, Slab } from "../../core/backend/read_view.js";
 import { decodeKeyValue, encodeKeyValue } from "../../core/mvcc/kv_codec.js";
 import { compareBytes, layoutKey, layoutSpan } from "../../core/mvcc/layout.js";
 import { rangeTask, type RangeTaskArgs, type RangeTaskResult } from "../../core/mvcc/range_task.js";
@@ -173,7 +173,7 @@ describe("range task", () => {
     );
   });
 
-  it("a range larger than the first output block grows in place (long reads) or by copying (short ones)", () => {
+  it("a long read writes into the view's lent slab (growing it, reusing an old one as it is) or a resizable buffer; a short one grows a plain buffer by copying", () => {
     const rows: Entry[] = [];
     const value = new Uint8Array(3000).fill(0x61);
     for (let i = 0; i < 200; i++) {
@@ -181,18 +181,32 @@ describe("range task", () => {
       rows.push({ key: layoutKey(k, { main: 2, sub: i }), value: encodeKeyValue({ key: k, createRevision: 2, modRevision: 2, version: 1, value, lease: 0n }) });
     }
     const q: Req = { key: "pod-", end: "pod.", rev: 2, limit: 0, sortOrder: 0, sortTarget: 0, keysOnly: false, countOnly: false, minMod: 0, maxMod: 0, minCreate: 0, maxCreate: 0 };
-    const res = rangeTask(viewOf(rows, true), { ...argsOf(q), growInPlace: true });
+    const Growable = SharedArrayBuffer as unknown as new (bytes: number, o: { maxByteLength: number }) => Slab;
+    const slab = new Growable(64 * 1024, { maxByteLength: 2 ** 31 - 1 });
+    const lending: ReadView = { ...viewOf(rows, true), lendOutput: () => slab };
+    const res = rangeTask(lending, { ...argsOf(q), lendOutput: true });
     const got = framesOf(res);
     expect(got.length, "every pod returned").toBe(200);
     expect(got[199]?.key, "the last pod").toBe("pod-0199");
-    expect(res.packed.byteLength, `trimmed to head + frames + tail (${res.framedEnd} + 16)`).toBe(res.framedEnd + 16);
-    expect(res.packed.byteLength, "more than the first 64 KiB block").toBeGreaterThan(64 * 1024);
-    // A short read's plain buffer (4 KiB first) grows by copying: the same frames, room for the tail kept.
-    const plain = rangeTask(viewOf(rows, true), argsOf(q));
+    expect(res.packed.buffer, "the frames are in the lent slab").toBe(slab);
+    expect(slab.byteLength, "grown past its first 64 KiB").toBeGreaterThan(64 * 1024);
+    expect(res.packed.byteLength, `a view of head + frames + tail (${res.framedEnd} + 16)`).toBe(res.framedEnd + 16);
+    // The slab again, now longer than needed and full of the first result's bytes: a smaller range is exact.
+    new Uint8Array(slab).fill(0xee);
+    const few = rangeTask(lending, { ...argsOf({ ...q, end: "pod-0010" }), lendOutput: true });
+    expect(few.packed.buffer).toBe(slab);
+    expect(few.packed.byteLength).toBe(few.framedEnd + 16);
+    expect(framesOf(few)).toEqual(got.slice(0, 10));
+    // A long read with no slab lent: a resizable buffer grown in place, trimmed to head + frames + tail.
+    const resized = rangeTask(viewOf(rows, true), { ...argsOf(q), lendOutput: true });
+    expect(framesOf(resized)).toEqual(got);
+    expect((resized.packed.buffer as ArrayBuffer & { resizable?: boolean }).resizable).toBe(true);
+    expect(resized.packed.byteLength).toBe(resized.framedEnd + 16);
+    // A short read: a plain buffer (4 KiB first) grown by copying.
+    const plain = rangeTask(lending, argsOf(q));
     expect(framesOf(plain)).toEqual(got);
-    expect(plain.packed.byteLength).toBeGreaterThanOrEqual(plain.framedEnd + 16);
     expect((plain.packed.buffer as ArrayBuffer & { resizable?: boolean }).resizable).toBe(false);
-    expect((res.packed.buffer as ArrayBuffer & { resizable?: boolean }).resizable).toBe(true);
+    expect(plain.packed.byteLength).toBeGreaterThanOrEqual(plain.framedEnd + 16);
   });
 
   it("a compaction between two snapshots of a renewable scan makes the task read again in one snapshot", () => {
