@@ -3,7 +3,7 @@
 // environment, and before every task calls resetReadTxn(): without it an lmdb-js worker keeps reading the
 // snapshot of its previous transaction and never sees newer commits (node-packages.md, lmdb gotcha).
 //
-// Two things keep a worker from slowing the commits on the main thread (measured with harness/micro/storage_bench.ts):
+// What keeps a worker from slowing the commits on the main thread (measured with harness/micro/storage_bench.ts):
 // - Zero-copy scans: a worker's range() hands out views of lmdb's read buffer, which the next step reuses,
 //   instead of a fresh copy of every value (a 50,000-key LIST made 100 MB of garbage per scan, and the GC
 //   threads it kept busy took CPU from the main thread). Tasks copy what they keep (read_view.ts).
@@ -29,8 +29,8 @@ export const READ_WORKER_NICENESS = 19;
 export const READ_WORKER_RENEW_ENTRIES = 1000;
 /**
  * Output slabs per worker: results holding a slab may stay unreleased up to this many at a time; beyond, the
- * worker lends none (the task writes a plain buffer, transferred), so a consumer that never releases costs speed,
- * not unbounded memory. Released slabs are kept for reuse unless larger than READ_WORKER_SLAB_KEEP_MAX_BYTES.
+ * worker lends none (the task writes a resizable buffer and transfers it, as before slabs), so a consumer that
+ * never releases costs speed, not unbounded memory. Released slabs are kept for reuse unless larger than READ_WORKER_SLAB_KEEP_MAX_BYTES.
  */
 export const READ_WORKER_SLAB_SLOTS = 4;
 export const READ_WORKER_SLAB_KEEP_MAX_BYTES = 256 * 2 ** 20;
