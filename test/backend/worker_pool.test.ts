@@ -15,13 +15,17 @@ import { READ_WORKER_NICENESS, READ_WORKER_SLAB_SLOTS } from "../../core/backend
 
 const KEYS = 50;
 
-/** Keeps each entry's value as handed out, and a copy of it; returns both, flattened, plus their lengths. */
-function keepAndCopy(view: ReadView, args: { bucket: string }): { kept: Uint8Array; copied: Uint8Array; lengths: number[] } {
+/** Keeps each entry's key and value as handed out, and copies of them; returns both, flattened, plus lengths. */
+function keepAndCopy(view: ReadView, args: { bucket: string }): { kept: Uint8Array; copied: Uint8Array; lengths: number[]; keptKeys: string[]; copiedKeys: string[] } {
   const kept: Uint8Array[] = [];
   const copied: Uint8Array[] = [];
+  const keptKeys: Uint8Array[] = [];
+  const copiedKeys: Uint8Array[] = [];
   for (const e of view.range(args.bucket, {})) {
     kept.push(e.value);
     copied.push(e.value.slice());
+    keptKeys.push(e.key);
+    copiedKeys.push(e.key.slice());
   }
   const flat = (parts: Uint8Array[]): Uint8Array => {
     const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
@@ -32,7 +36,8 @@ function keepAndCopy(view: ReadView, args: { bucket: string }): { kept: Uint8Arr
     }
     return out;
   };
-  return { kept: flat(kept), copied: flat(copied), lengths: copied.map((c) => c.length) };
+  const text = (k: Uint8Array): string => new TextDecoder().decode(k);
+  return { kept: flat(kept), copied: flat(copied), lengths: copied.map((c) => c.length), keptKeys: keptKeys.map(text), copiedKeys: copiedKeys.map(text) };
 }
 
 /** Counts the bucket's entries into a 1000-byte result filled with `fill`, in a lent slab when the view has one. */
@@ -90,9 +95,13 @@ describe("read workers", () => {
     const kept = new Set(r.kept);
     expect(kept.size, `the ${KEYS} kept views share one buffer: all show the last value's byte (${KEYS})`).toBe(1);
     expect([...kept][0]).toBe(KEYS);
+    const names = Array.from({ length: KEYS }, (_, i) => `key-${String(i).padStart(3, "0")}`);
+    expect(r.copiedKeys, "copied keys are exact").toEqual(names);
+    expect(new Set(r.keptKeys), "kept keys are views of one buffer too: all show the last key").toEqual(new Set([names[KEYS - 1]]));
     // On the main thread the backend copies: kept entries stay intact.
     const main = keepAndCopy(b.readNow((v) => v), { bucket: "data" });
     expect(main.kept, "main-thread entries are fresh buffers").toEqual(main.copied);
+    expect(main.keptKeys).toEqual(names);
   });
 
   it("each worker thread lowers its own priority (Linux)", async () => {
