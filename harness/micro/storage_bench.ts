@@ -335,6 +335,12 @@ export async function run(args: string[]): Promise<string> {
       // The issue's target: concurrent-mode P99 with R long Ranges over the P99 with none (≤ 1.2 at R = 4),
       // as the median of the per-round ratios (each round's cells ran back to back).
       p99_concurrent_over_no_reader: round(perRep(readers, (c, _b, idle) => (idle === undefined ? Number.NaN : c.p99_commit_ms / idle.p99_commit_ms)), 2),
+      // Every round's ratio, in round order: one bad round moves a 5-round median less than it moves the pooled P99.
+      per_round_p99_over_no_reader: Array.from({ length: reps }, (_, i) => {
+        const c = cellOf(i + 1, ReadMode.Concurrent, readers);
+        const idle = cellOf(i + 1, ReadMode.Concurrent, 0);
+        return c === undefined || idle === undefined ? "" : round(c.p99_commit_ms / idle.p99_commit_ms, 2).toString();
+      }).join(" "),
       // The same from every round's commits pooled (one P99 over all rounds' latencies): steadier than a median
       // of per-round P99s when each round's tail holds a few dozen commits.
       pooled_p99_concurrent_ms: round(pooledP99(ReadMode.Concurrent, readers), 3),
@@ -358,7 +364,7 @@ export async function run(args: string[]): Promise<string> {
     for (const c of controlRatios) console.log(`control ${c.control}: p99 ${c.median_p99_ms} ms, over no-reader ×${c.p99_over_no_reader} (pooled ×${c.pooled_p99_over_no_reader})`);
     for (const r of ratios) {
       console.log(
-        `ratio readers=${r.readers}${reps > 1 ? ` (median of ${reps} rounds)` : ""}: throughput ×${r.throughput_concurrent_over_blocking}, p99 ×${r.p99_concurrent_over_blocking}, concurrent p99 ${r.median_p99_concurrent_ms} ms, over no-reader ×${r.p99_concurrent_over_no_reader} (pooled over rounds: p99 ${r.pooled_p99_concurrent_ms} ms, ×${r.pooled_p99_over_no_reader})`,
+        `ratio readers=${r.readers}${reps > 1 ? ` (median of ${reps} rounds)` : ""}: throughput ×${r.throughput_concurrent_over_blocking}, p99 ×${r.p99_concurrent_over_blocking}, concurrent p99 ${r.median_p99_concurrent_ms} ms, over no-reader ×${r.p99_concurrent_over_no_reader} (rounds: ${r.per_round_p99_over_no_reader}; pooled over rounds: p99 ${r.pooled_p99_concurrent_ms} ms, ×${r.pooled_p99_over_no_reader})`,
       );
     }
     const stamp = new Date().toISOString().replace(/[:.]/g, "-").replace(/-\d{3}Z$/, "Z");
