@@ -11,8 +11,9 @@
 // with no copy. `prefixed(buf, onWritten)` also has the patched sendMessage call onWritten once the stream has
 // written the message out (its write callback: Node's HTTP/2 layer no longer holds the bytes), which is when a
 // Range's lent output slab can be reused (core/backend/read_view.ts). If the message is never written (the call
-// was cancelled, the write failed), onWritten is not called and the slab is reclaimed by the garbage collector. Anything else — every response not marked, and every method whose serializer is not the
-// identity — goes through grpc-js's own code. If grpc-js no longer has the method (another version), the patch
+// was cancelled, the write failed), onWritten is not called and the slab is reclaimed by the garbage collector.
+// Anything else — every response not marked, and every method whose serializer is not the identity — goes
+// through grpc-js's own code. If grpc-js no longer has the method (another version), the patch
 // is not installed and marked buffers are copied as before: slower, never wrong (`noCopySendInstalled` says
 // which; a test pins it for the version in package-lock.json).
 import { createRequire } from "node:module";
@@ -20,8 +21,8 @@ import { createRequire } from "node:module";
 /** Bytes of gRPC's message prefix: 1 compressed flag + 4 length (big-endian). */
 export const GRPC_PREFIX_BYTES = 5;
 
-const marked = new WeakSet<Buffer>();
-const writtenHooks = new WeakMap<Buffer, () => void>();
+/** Marked buffers, each with its onWritten hook (or undefined). */
+const marked = new WeakMap<Buffer, (() => void) | undefined>();
 
 type SerializingCall = { handler: { serialize(value: unknown): Buffer } };
 type SerializeMessage = (this: SerializingCall, value: unknown) => Buffer;
@@ -45,9 +46,8 @@ function install(): boolean {
     };
     patched.etcdTsNoCopy = true;
     const send: SendMessage = function (this: unknown, message: unknown, callback: () => void): void {
-      const hook = Buffer.isBuffer(message) ? writtenHooks.get(message) : undefined;
+      const hook = Buffer.isBuffer(message) ? marked.get(message) : undefined;
       if (hook === undefined) return (originalSend as SendMessage).call(this, message, callback);
-      writtenHooks.delete(message as Buffer);
       (originalSend as SendMessage).call(this, message, () => {
         hook();
         callback();
@@ -74,15 +74,13 @@ export function prefixed(buf: Buffer, onWritten?: () => void): Buffer {
   const head = Buffer.from(buf.buffer, buf.byteOffset - GRPC_PREFIX_BYTES, GRPC_PREFIX_BYTES);
   head.writeUInt8(0, 0);
   head.writeUInt32BE(buf.byteLength, 1);
-  marked.add(buf);
-  if (onWritten !== undefined && noCopySendInstalled) writtenHooks.set(buf, onWritten);
+  marked.set(buf, noCopySendInstalled ? onWritten : undefined);
   return buf;
 }
 
 /** For a marked buffer consumed without being sent (the JSON gateway decodes it): runs its onWritten now. */
 export function readWithoutSending(buf: Buffer): void {
-  const hook = writtenHooks.get(buf);
-  writtenHooks.delete(buf);
+  const hook = marked.get(buf);
   marked.delete(buf);
   hook?.();
 }

@@ -30,14 +30,14 @@ export const READ_WORKER_RENEW_ENTRIES = 1000;
 /**
  * Output slabs per worker: results holding a slab may stay unreleased up to this many at a time; beyond, the
  * worker lends none (the task writes a resizable buffer and transfers it, as before slabs), so a consumer that
- * never releases costs speed, not unbounded memory. Released slabs are kept for reuse unless larger than READ_WORKER_SLAB_KEEP_MAX_BYTES.
+ * never releases costs speed, not unbounded memory. Released slabs are kept for reuse unless larger than
+ * READ_WORKER_SLAB_KEEP_MAX_BYTES.
  */
 export const READ_WORKER_SLAB_SLOTS = 4;
 export const READ_WORKER_SLAB_KEEP_MAX_BYTES = 256 * 2 ** 20;
-/** A slot's state in the shared array: free (its slab, if any, is the worker's), lent in a result, or released. */
+/** A slot's state in the shared array: free (its slab, if any, is the worker's) or lent in a result. */
 const SLOT_FREE = 0;
 const SLOT_LENT = 1;
-const SLOT_RELEASED = 2;
 /** A new slab's first size and the address space it reserves to grow into (etcd's gRPC send limit, MaxInt32). */
 const SLAB_FIRST_BYTES = 64 * 1024;
 const SLAB_MAX_BYTES = 2 ** 31 - 1;
@@ -77,7 +77,7 @@ const bucket = (name) => {
   return db;
 };
 // Output slabs (read_view.ts), one per slot; slotState (shared with the main thread, which releases) says which
-// are free, lent or released.
+// are free or lent. A free slab that grew past slabKeepMaxBytes is dropped when found, not reused.
 const slabs = [];
 const slotState = workerData.slotState;
 let lending; // the running task's { slot, slab }, once it asked for one
@@ -85,9 +85,8 @@ const lendOutput = () => {
   if (lending === undefined) {
     let pick = -1;
     for (let i = 0; i < slotState.length; i++) {
-      const st = Atomics.load(slotState, i);
-      if (st === ${SLOT_RELEASED} && slabs[i] !== undefined && slabs[i].byteLength > workerData.slabKeepMaxBytes) slabs[i] = undefined;
-      if (st === ${SLOT_LENT}) continue;
+      if (Atomics.load(slotState, i) === ${SLOT_LENT}) continue;
+      if (slabs[i] !== undefined && slabs[i].byteLength > workerData.slabKeepMaxBytes) slabs[i] = undefined;
       if (pick < 0 || (slabs[pick] === undefined && slabs[i] !== undefined)) pick = i;
     }
     if (pick < 0) return undefined;
@@ -165,7 +164,7 @@ parentPort.on("message", (m) => {
 
 /** Hands a lent slot back to its worker (one atomic store: the worker sees it on its next lend). */
 function giveBack(slots: Int32Array, slot: number): void {
-  Atomics.compareExchange(slots, slot, SLOT_LENT, SLOT_RELEASED);
+  Atomics.compareExchange(slots, slot, SLOT_LENT, SLOT_FREE);
 }
 
 type Pending = { readonly resolve: (v: unknown) => void; readonly reject: (e: Error) => void };

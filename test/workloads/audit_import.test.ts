@@ -2,8 +2,9 @@
 // auditID (ResponseComplete preferred), times relative to the first request, subresources on the parent,
 // CRD groups kept, and requests that never reach etcd dropped and counted; bad lines are counted, never
 // thrown. A hand-written sample pins each rule; the real logs in ../shared/data/k8s-audit are read in place.
+import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
-import { resolve } from "node:path";
+import { isAbsolute, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 import { importAuditLog } from "../../workloads/audit_import.js";
 import { parseTrace, serializeTrace } from "../../workloads/trace.js";
@@ -60,9 +61,22 @@ describe("audit importer on a hand-written sample", () => {
   });
 });
 
-// The logs live in the shared folder beside the checkout (never copied into the repo). CI always has it; a
-// checkout elsewhere skips these two tests rather than fail on a missing file.
-const AUDIT_DIR = resolve(import.meta.dirname, "../../../shared/data/k8s-audit");
+// The logs live in the shared folder beside the checkout (never copied into the repo), or beside the checkout
+// this one was cloned from when its origin is a local path (`git clone . /tmp/x` still reads them in place). CI
+// always has them; a checkout elsewhere skips these two tests rather than fail on a missing file.
+function auditDir(): string {
+  const beside = resolve(import.meta.dirname, "../../../shared/data/k8s-audit");
+  if (existsSync(beside)) return beside;
+  try {
+    const origin = execFileSync("git", ["config", "--get", "remote.origin.url"], { cwd: import.meta.dirname, encoding: "utf8" }).trim();
+    const besideOrigin = resolve(origin, "../shared/data/k8s-audit");
+    if (isAbsolute(origin) && existsSync(besideOrigin)) return besideOrigin;
+  } catch {
+    // not a git checkout, or no origin
+  }
+  return beside;
+}
+const AUDIT_DIR = auditDir();
 const HAVE_AUDIT_LOGS = existsSync(AUDIT_DIR);
 if (process.env["CI"] === "true" && !HAVE_AUDIT_LOGS) throw new Error(`CI must have the shared audit logs at ${AUDIT_DIR}`);
 
