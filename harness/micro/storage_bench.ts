@@ -1,5 +1,6 @@
 // `npm run bench -- storage [--seconds S] [--keys N] [--value-bytes B] [--readers 0,1,2,4] [--writers W]
-//  [--range-workers K] [--modes concurrent,blocking] [--reps N] [--controls spin,stream,keys-only,count-only]`:
+//  [--range-workers K] [--modes concurrent,blocking] [--reps N] [--controls spin,stream,process,keys-only,count-only]
+//  [--results ROOT]`:
 // the storage layer alone (KvStore over LMDB, no network, no Raft, no WAL).
 // 1. put throughput: 64-put batches of 256 B values, one backend transaction per batch;
 // 2. a full Range over N keys × B bytes ("LIST pods"), on the main thread and in a worker;
@@ -8,20 +9,24 @@
 //    from its own copy of the freshly loaded store: a cell's writes (~10^5 lease revisions, never compacted)
 //    would otherwise make the next cell's commits slower (an earlier version measured 0 readers on a fresh
 //    store and 4 readers after three cells' history: p50 commit 0.35 → 0.61 ms from history alone).
-// With --reps N the mix cells run N rounds, interleaved (every cell once per round), and the ratios are medians
-// over the rounds: a 4 s cell's P99 commit latency is a few hundred microseconds and moves by ±30% between
-// runs on a quiet host, more than the effect measured.
+// With --reps N the mix cells run N rounds, interleaved (every cell once per round, each round starting one cell
+// further along so no cell always runs first or after the same one, after one unrecorded warm-up cell), and the
+// ratios are medians over the rounds and P99s of all rounds' commits pooled: a 4 s cell's P99 commit latency is a
+// few hundred microseconds and moves by ±30% between runs on a quiet host, more than the effect measured.
 // --controls adds, per round, concurrent-mode cells with no Range but one unrelated busy thread at the read
 // workers' priority (nice READ_WORKER_NICENESS): `spin` does arithmetic only, `stream` copies a 100 MB buffer
-// byte by byte in a loop (the memory traffic of a full Range, without LMDB, the read path or a transfer). They
+// byte by byte in a loop (the memory traffic of a full Range, without LMDB, the read path or a transfer), and
+// `process` spins like `spin` but in a separate process (no shared address space, GC or helper threads). They
 // tell how much of the with-Ranges P99 any busy second core costs the committing thread on this machine.
 // `keys-only` and `count-only` are Range-shape controls: the largest reader count, the same full scans, but
 // responses without values / without kvs (a 50k LIST's ~100 MB of output becomes ~3 MB / none).
-// Writes results/<timestamp>-storage/{put,range,mix}.csv. The machine is shared: each mix row also says how
-// much CPU other processes used meanwhile (foreign_cpu_s, from /proc/stat on Linux), so a row taken while the
-// host was busy can be told from a quiet one.
+// Writes results/<timestamp>-storage/{put,range,mix,ratio,control}.csv (under ROOT with --results). The machine
+// is shared: each mix row also says how much CPU other processes used meanwhile (foreign_cpu_s, from /proc/stat
+// on Linux), so a row taken while the host was busy can be told from a quiet one (the `process` control's own
+// child counts there too).
+import { spawn } from "node:child_process";
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { setPriority, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { performance } from "node:perf_hooks";
 import { setImmediate as yieldTurn } from "node:timers/promises";
@@ -165,8 +170,22 @@ if (workerData.kind === "spin") {
 parentPort.postMessage(sink);
 `;
 
+// The `process` control: arithmetic in a loop, in a child process (lowered to the same nice value by the parent).
+const PROCESS_SPIN_SOURCE = "let sink = 0; for (;;) for (let i = 0; i < 1e6; i++) sink = (sink * 31 + i) | 0;";
+
+function startProcessControl(): () => Promise<void> {
+  const child = spawn(process.execPath, ["-e", PROCESS_SPIN_SOURCE], { stdio: "ignore" });
+  if (child.pid !== undefined && READ_WORKER_NICENESS > 0) setPriority(child.pid, READ_WORKER_NICENESS);
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  return async () => {
+    child.kill("SIGKILL");
+    await exited;
+  };
+}
+
 function startControl(kind: string): () => Promise<void> {
-  if (kind !== "spin" && kind !== "stream") throw new Error(`--controls: unknown control ${kind} (spin, stream)`);
+  if (kind === "process") return startProcessControl();
+  if (kind !== "spin" && kind !== "stream") throw new Error(`--controls: unknown control ${kind} (spin, stream, process)`);
   const stop = new SharedArrayBuffer(4);
   const worker = new Worker(CONTROL_SOURCE, { eval: true, workerData: { kind, stop, niceness: READ_WORKER_NICENESS } });
   const done = new Promise<void>((resolve, reject) => {
@@ -284,30 +303,39 @@ export async function run(args: string[]): Promise<string> {
       return h === undefined ? Number.NaN : h.getValueAtPercentile(99) / 1000;
     };
     // Each cell on its own copy of the loaded store (see the top of this file).
-    const runCell = async (rep: number, mode: ReadMode, readers: number, control = ""): Promise<MixRow> => {
+    const runCell = async (rep: number, mode: ReadMode, readers: number, control = "", into = pooled): Promise<MixRow> => {
       const cell = join(work, control === "" ? `cell-${mode}-${readers}` : `cell-control-${control}`);
       mkdirSync(cell);
       copyFileSync(join(work, "pods", BACKEND_FILE), join(cell, BACKEND_FILE));
       try {
-        const row = await mixCell(rep, cell, mode, readers, writers, seconds, rangeWorkers, control, pooled);
-        mix.push(row);
-        return row;
+        return await mixCell(rep, cell, mode, readers, writers, seconds, rangeWorkers, control, into);
       } finally {
         rmSync(cell, { recursive: true, force: true });
       }
     };
+    type Cell = { mode: ReadMode; readers: number; control: string };
+    const cells: Cell[] = [
+      ...modes.flatMap((mode) => readerCounts.map((readers) => ({ mode, readers, control: "" }))),
+      ...controls.map((control) => ({ mode: ReadMode.Concurrent, readers: control in SHAPE_CONTROLS ? Math.max(...readerCounts) : 0, control })),
+    ];
+    // One unrecorded cell first: the process's first cell ran on cold code and a fresh heap (the first round's
+    // no-Range cell was the slowest of ten in a 10-round run, 0.61 ms P99 against 0.36–0.51 after it).
+    const warmUp = new Map<string, Histogram>();
+    await runCell(0, ReadMode.Concurrent, 0, "", warmUp);
+    for (const h of warmUp.values()) h.destroy();
     for (let rep = 1; rep <= reps; rep++) {
-      for (const mode of modes) {
-        for (const readers of readerCounts) {
-          const row = await runCell(rep, mode, readers);
-          console.log(`${reps > 1 ? `rep ${rep} ` : ""}${mode} readers=${readers}: ${row.puts_per_s} puts/s, p99 commit ${row.p99_commit_ms} ms, ${row.ranges_per_s} ranges/s (other processes: ${row.foreign_cpu_s} CPU-s)`);
+      // Each round starts one cell further along the list, so no cell always runs first or after the same one.
+      const shift = (rep - 1) % cells.length;
+      for (const { mode, readers, control } of [...cells.slice(shift), ...cells.slice(0, shift)]) {
+        const row = await runCell(rep, mode, readers, control);
+        mix.push(row);
+        const round = reps > 1 ? `rep ${rep} ` : "";
+        if (control === "") {
+          console.log(`${round}${mode} readers=${readers}: ${row.puts_per_s} puts/s, p99 commit ${row.p99_commit_ms} ms, ${row.ranges_per_s} ranges/s (other processes: ${row.foreign_cpu_s} CPU-s)`);
+        } else {
+          const what = readers > 0 ? `${readers} ${control} Ranges` : "no Range";
+          console.log(`${round}control ${control} (${what}): ${row.puts_per_s} puts/s, p99 commit ${row.p99_commit_ms} ms, ${row.ranges_per_s} ranges/s`);
         }
-      }
-      for (const control of controls) {
-        const shapeReaders = control in SHAPE_CONTROLS ? Math.max(...readerCounts) : 0;
-        const row = await runCell(rep, ReadMode.Concurrent, shapeReaders, control);
-        const what = shapeReaders > 0 ? `${shapeReaders} ${control} Ranges` : "no Range";
-        console.log(`${reps > 1 ? `rep ${rep} ` : ""}control ${control} (${what}): ${row.puts_per_s} puts/s, p99 commit ${row.p99_commit_ms} ms, ${row.ranges_per_s} ranges/s`);
       }
     }
     const median = (xs: number[]): number => {
@@ -368,7 +396,7 @@ export async function run(args: string[]): Promise<string> {
       );
     }
     const stamp = new Date().toISOString().replace(/[:.]/g, "-").replace(/-\d{3}Z$/, "Z");
-    const dir = join(resolve("results"), `${stamp}-storage`);
+    const dir = join(resolve(flag(args, "--results", "results")), `${stamp}-storage`);
     mkdirSync(dir, { recursive: true });
     writeFileSync(join(dir, "put.csv"), stringify([put], { header: true }));
     writeFileSync(join(dir, "range.csv"), stringify(range, { header: true }));
