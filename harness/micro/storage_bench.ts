@@ -10,7 +10,7 @@
 //    would otherwise make the next cell's commits slower (an earlier version measured 0 readers on a fresh
 //    store and 4 readers after three cells' history: p50 commit 0.35 → 0.61 ms from history alone).
 // With --reps N the mix cells run N rounds, interleaved (every cell once per round, each round starting one cell
-// further along so no cell always runs first or after the same one, after one unrecorded warm-up cell), and the
+// further along so no cell always runs first or after the same one, after two unrecorded warm-up cells), and the
 // ratios are medians over the rounds and P99s of all rounds' commits pooled: a 4 s cell's P99 commit latency is a
 // few hundred microseconds and moves by ±30% between runs on a quiet host, more than the effect measured.
 // --controls adds, per round, concurrent-mode cells with no Range but one unrelated busy thread at the read
@@ -318,10 +318,12 @@ export async function run(args: string[]): Promise<string> {
       ...modes.flatMap((mode) => readerCounts.map((readers) => ({ mode, readers, control: "" }))),
       ...controls.map((control) => ({ mode: ReadMode.Concurrent, readers: control in SHAPE_CONTROLS ? Math.max(...readerCounts) : 0, control })),
     ];
-    // One unrecorded cell first: the process's first cell ran on cold code and a fresh heap (the first round's
-    // no-Range cell was the slowest of ten in a 10-round run, 0.61 ms P99 against 0.36–0.51 after it).
+    // Two unrecorded cells first, with no Range and with the most readers: a process's first cells of each kind
+    // ran on cold code and a young heap. Without them the first round's 4-Range cell had the highest or second
+    // highest P99 of its run in each of the 7 runs of 2026-12-04 21:05–23:00 (up to 1.49 ms; later rounds 0.38–1.19,
+    // median 0.46), and with only a no-Range warm-up it still did (1.43 ms; later rounds 0.38–0.63).
     const warmUp = new Map<string, Histogram>();
-    await runCell(0, ReadMode.Concurrent, 0, "", warmUp);
+    for (const readers of new Set([0, Math.max(...readerCounts)])) await runCell(0, ReadMode.Concurrent, readers, "", warmUp);
     for (const h of warmUp.values()) h.destroy();
     for (let rep = 1; rep <= reps; rep++) {
       // Each round starts one cell further along the list, so no cell always runs first or after the same one.

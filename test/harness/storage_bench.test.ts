@@ -1,5 +1,5 @@
 // Proves `npm run bench -- storage` end to end on a tiny store (sane values and bookkeeping, never speed): every
-// round runs every cell once, each round starting one cell further along; the warm-up cell is not recorded; the
+// round runs every cell once, each round starting one cell further along; the warm-up cells are not recorded; the
 // controls run (the `process` one as a separate process, so its CPU counts as another process's); ratio.csv's
 // per-round ratios are the rows' own P99s divided, round by round.
 import { execFile } from "node:child_process";
