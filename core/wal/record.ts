@@ -95,9 +95,13 @@ export function readU64(b: Buffer, at: number): number {
   return Number(v);
 }
 
-/** The offset of the first whole, CRC-valid record at or after `from`, if any (used only on damaged files). */
+/**
+ * The offset of the first whole, CRC-valid record at or after `from`, if any (used only on damaged files; none
+ * starts in the zeros at the end, so the scan stops where they begin).
+ */
 function findWholeRecord(buf: Buffer, from: number): number | undefined {
-  for (let at = from; at + RECORD_HEADER_BYTES < buf.length; at++) {
+  const limit = nonZeroEnd(buf, from);
+  for (let at = from; at + RECORD_HEADER_BYTES < limit; at++) {
     const length = buf.readUInt32LE(at);
     if (length === 0 || at + RECORD_HEADER_BYTES + length > buf.length) continue;
     const body = buf.subarray(at + RECORD_HEADER_BYTES, at + RECORD_HEADER_BYTES + length);
@@ -113,19 +117,42 @@ export type ReadResult =
   | { readonly kind: "torn"; readonly reason: string }
   | { readonly kind: "corrupt"; readonly reason: string };
 
+const ZERO_CHUNK = Buffer.alloc(64 * 1024);
+
+/** Whether buf[from..] holds only zero bytes (64 KiB memcmp at a time: a segment's free space is megabytes). */
+export function zerosFrom(buf: Buffer, from: number): boolean {
+  for (let at = from; at < buf.length; at += ZERO_CHUNK.length) {
+    const end = Math.min(buf.length, at + ZERO_CHUNK.length);
+    if (!buf.subarray(at, end).equals(ZERO_CHUNK.subarray(0, end - at))) return false;
+  }
+  return true;
+}
+
+/** One past the last non-zero byte of buf at or after `from` (`from` when there is none). */
+export function nonZeroEnd(buf: Buffer, from: number): number {
+  let end = buf.length;
+  while (end > from) {
+    const at = Math.max(from, end - ZERO_CHUNK.length);
+    if (!buf.subarray(at, end).equals(ZERO_CHUNK.subarray(0, end - at))) break;
+    end = at;
+  }
+  while (end > from && buf[end - 1] === 0) end -= 1;
+  return end;
+}
+
 /**
- * Reads the record at `offset`. A record cut short by the end of the file, or zeros where a header should
- * be, is "torn" (an interrupted last write); a whole record with a bad CRC is "corrupt" unless it is the
- * last bytes of the file, where an interrupted write can also leave it (then "torn").
+ * Reads the record at `offset`. Zeros from `offset` to the end of the file are the end of the log (a
+ * segment is preallocated: its unused space reads as zeros). A record cut short by the end of the file, or
+ * one with a bad CRC that only zeros follow (where an interrupted last write stops), is "torn"; a bad record
+ * with data after it is "corrupt".
  */
 export function readRecord(buf: Buffer, offset: number): ReadResult {
   if (offset === buf.length) return { kind: "end" };
-  if (offset + RECORD_HEADER_BYTES > buf.length) return { kind: "torn", reason: `${buf.length - offset} header bytes at the end` };
-  const length = buf.readUInt32LE(offset);
-  if (length === 0) {
-    const restZero = buf.subarray(offset).every((b) => b === 0);
-    return restZero ? { kind: "torn", reason: "zero-filled tail" } : { kind: "corrupt", reason: "zero length record" };
+  if (offset + RECORD_HEADER_BYTES > buf.length) {
+    return zerosFrom(buf, offset) ? { kind: "end" } : { kind: "torn", reason: `${buf.length - offset} header bytes at the end` };
   }
+  const length = buf.readUInt32LE(offset);
+  if (length === 0) return zerosFrom(buf, offset) ? { kind: "end" } : { kind: "corrupt", reason: "zero length record" };
   if (length > MAX_RECORD_BYTES) return { kind: "corrupt", reason: `record length ${length} > ${MAX_RECORD_BYTES}` };
   const end = offset + RECORD_HEADER_BYTES + length;
   if (end > buf.length) {
@@ -141,7 +168,10 @@ export function readRecord(buf: Buffer, offset: number): ReadResult {
   const got = crc32(body);
   if (want !== got) {
     const reason = `crc 0x${got.toString(16)} != recorded 0x${want.toString(16)}`;
-    return end === buf.length ? { kind: "torn", reason } : { kind: "corrupt", reason };
+    if (!zerosFrom(buf, end)) return { kind: "corrupt", reason };
+    // Only zeros after it: torn, unless a damaged length made it swallow whole records (then they would be lost).
+    const later = findWholeRecord(buf, offset + 1);
+    return later === undefined ? { kind: "torn", reason } : { kind: "corrupt", reason: `${reason}, and a whole record follows at ${later}` };
   }
   return { kind: "record", type: body[0] as number, payload: body.subarray(1), next: end };
 }

@@ -2,11 +2,15 @@
 // hard state and entries as one write and, when the Ready must sync, one fdatasync (group commit: every
 // proposal in the Ready shares it). A segment past WAL_SEGMENT_BYTES is cut: the next starts with a header,
 // the current hard state and the last snapshot mark, so older segments can be released after a snapshot.
+// A segment is created at its full size (as etcd preallocates its 64 MiB segments): the zeros after the last
+// record are the end of the log, and an fdatasync then flushes only the appended bytes — in a file that grows
+// with each append it must also journal the new file size (a 400-byte append synced in 0.13 ms growing, 0.09
+// ms preallocated, on this machine's ext4).
 //
 // Open replays every segment: a torn last record of the last segment (an interrupted write) is cut off and
 // reported; anything else that fails its checks — a bad CRC in the middle, a foreign or newer format, a gap
 // in the indexes — is a WalError naming the file and offset. Nothing is silently dropped.
-import { closeSync, fdatasync, fdatasyncSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, statSync, unlinkSync, writeSync, ftruncateSync } from "node:fs";
+import { closeSync, fdatasync, fdatasyncSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, unlinkSync, writeSync, ftruncateSync } from "node:fs";
 import { join } from "node:path";
 
 import { WAL_SEGMENT_BYTES } from "../limits.js";
@@ -23,6 +27,7 @@ import {
   encodeSegmentHeader,
   encodeSnapshotMark,
   frame,
+  nonZeroEnd,
   readRecord,
 } from "./record.js";
 
@@ -59,6 +64,9 @@ interface Segment {
   readonly file: string;
 }
 
+/** The replayed state and where the last segment's records end (its next append). */
+type Replayed = WalState & { readonly end: number };
+
 const SEGMENT_RE = /^([0-9a-f]{16})-([0-9a-f]{16})\.wal$/;
 const hex16 = (n: number): string => n.toString(16).padStart(16, "0");
 
@@ -70,6 +78,7 @@ export interface WalOptions {
 export class Wal {
   private segments: Segment[];
   private fd: number;
+  /** Bytes of records in the current segment (where the next append goes; the file is longer, preallocated). */
   private size: number;
   private lastIndex: number;
   private hardState: HardState | undefined;
@@ -80,14 +89,14 @@ export class Wal {
   private constructor(
     readonly dir: string,
     segments: Segment[],
-    state: WalState,
+    state: Replayed,
     opts: WalOptions,
   ) {
     this.segments = segments;
     this.segmentBytes = opts.segmentBytes ?? WAL_SEGMENT_BYTES;
     const last = segments[segments.length - 1] as Segment;
     this.fd = openSync(last.file, "r+");
-    this.size = statSync(last.file).size;
+    this.size = state.end;
     this.hardState = state.hardState;
     this.snapMark = state.snapshot;
     this.lastIndex = state.entries.length > 0 ? (state.entries[state.entries.length - 1] as Entry).index : (state.snapshot?.index ?? 0);
@@ -98,11 +107,11 @@ export class Wal {
     mkdirSync(dir, { recursive: true });
     let segments = listSegments(dir);
     if (segments.length === 0) {
-      segments = [createSegment(dir, 0, 1, [])];
+      segments = [createSegment(dir, 0, 1, [], opts.segmentBytes ?? WAL_SEGMENT_BYTES)];
       syncDir(dir);
     }
-    const state = replay(segments);
-    return { wal: new Wal(dir, segments, state, opts), state };
+    const { end, ...state } = replay(segments);
+    return { wal: new Wal(dir, segments, { ...state, end }, opts), state };
   }
 
   /** Appends a hard state and entries as one write; fdatasync once when `sync`. */
@@ -188,11 +197,11 @@ export class Wal {
     const extra: Buffer[] = [];
     if (this.snapMark !== undefined) extra.push(frame(RecordType.Snapshot, encodeSnapshotMark(this.snapMark.index, this.snapMark.term)));
     if (this.hardState !== undefined) extra.push(frame(RecordType.HardState, encodeHardState(this.hardState)));
-    const seg = createSegment(this.dir, last.seq + 1, this.lastIndex + 1, extra);
+    const seg = createSegment(this.dir, last.seq + 1, this.lastIndex + 1, extra, this.segmentBytes);
     syncDir(this.dir);
     this.segments.push(seg);
     this.fd = openSync(seg.file, "r+");
-    this.size = statSync(seg.file).size;
+    this.size = seg.used;
   }
 
   private assertOpen(): void {
@@ -218,17 +227,19 @@ function listSegments(dir: string): Segment[] {
   return out;
 }
 
-function createSegment(dir: string, seq: number, firstIndex: number, extra: readonly Buffer[]): Segment {
+/** Creates a segment of `bytes` (zeros after its first records; the file system allocates blocks as written). */
+function createSegment(dir: string, seq: number, firstIndex: number, extra: readonly Buffer[], bytes: number): Segment & { used: number } {
   const file = join(dir, `${hex16(seq)}-${hex16(firstIndex)}.wal`);
   const fd = openSync(file, "wx");
+  const buf = Buffer.concat([frame(RecordType.SegmentHeader, encodeSegmentHeader(seq)), ...extra]);
   try {
-    const buf = Buffer.concat([frame(RecordType.SegmentHeader, encodeSegmentHeader(seq)), ...extra]);
     writeSync(fd, buf, 0, buf.length, 0);
+    if (bytes > buf.length) ftruncateSync(fd, bytes);
     fsyncSync(fd);
   } finally {
     closeSync(fd);
   }
-  return { seq, firstIndex, file };
+  return { seq, firstIndex, file, used: buf.length };
 }
 
 function syncDir(dir: string): void {
@@ -240,22 +251,27 @@ function syncDir(dir: string): void {
   }
 }
 
-function replay(segments: readonly Segment[]): WalState {
+function replay(segments: readonly Segment[]): Replayed {
   const st = { hardState: undefined as HardState | undefined, snapshot: undefined as { index: number; term: number } | undefined, entries: [] as Entry[] };
   let repaired: WalRepair | undefined;
+  let offset = 0;
   for (const [i, seg] of segments.entries()) {
     const buf = readFileSync(seg.file);
     const isLast = i === segments.length - 1;
-    let offset = 0;
+    offset = 0;
     for (;;) {
       const r = readRecord(buf, offset);
       if (r.kind === "end") break;
       if (r.kind === "torn" && isLast && offset > 0) {
+        // Cut the torn bytes back to zeros and keep the file's length (its preallocated space): truncating to
+        // the offset and extending again leaves a hole, which reads as zeros.
+        const cutBytes = nonZeroEnd(buf, offset) - offset;
         const fd = openSync(seg.file, "r+");
         ftruncateSync(fd, offset);
+        ftruncateSync(fd, buf.length);
         fsyncSync(fd);
         closeSync(fd);
-        repaired = { file: seg.file, offset, cutBytes: buf.length - offset, reason: r.reason };
+        repaired = { file: seg.file, offset, cutBytes, reason: r.reason };
         break;
       }
       if (r.kind !== "record") throw new WalError(seg.file, offset, `${r.kind} record: ${r.reason}`);
@@ -264,7 +280,7 @@ function replay(segments: readonly Segment[]): WalState {
       offset = r.next;
     }
   }
-  return { ...st, repaired };
+  return { ...st, repaired, end: offset };
 }
 
 function checkHeader(seg: Segment, type: number, payload: Buffer): void {

@@ -2,7 +2,7 @@
 // leader's overwrite of a suffix); segments roll over and are released after a snapshot; a torn tail is cut
 // back to the last whole record and reported; a corrupt middle record, a foreign or newer-format segment and
 // a corrupt snapshot file are errors naming the file; compacted/unavailable reads are raft's errors.
-import { appendFileSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, closeSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, truncateSync, writeFileSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { crc32 } from "node:zlib";
@@ -11,11 +11,14 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { RaftError } from "../../core/raft/errors.js";
 import type { Entry } from "../../core/raft/types.js";
 import { SnapError } from "../../core/wal/snap.js";
+import { readRecord } from "../../core/wal/record.js";
 import { WalError } from "../../core/wal/wal.js";
 import { WalStorage } from "../../core/wal/wal_storage.js";
 
 let dir: string;
 let open: WalStorage[] = [];
+/** A small segment size for the damage tests (files are written back whole). */
+const SEGMENT = 1024 * 1024;
 
 function openStorage(segmentBytes = 64 * 1024 * 1024): WalStorage {
   const s = WalStorage.open(dir, { segmentBytes });
@@ -79,37 +82,88 @@ describe("WAL damage", () => {
     return join(wal, readdirSync(wal).sort().at(-1) as string);
   }
 
+  /** Where the records of a segment end (the zeros of its preallocated space begin). */
+  function recordsEnd(buf: Buffer): number {
+    let offset = 0;
+    for (;;) {
+      const r = readRecord(buf, offset);
+      if (r.kind !== "record") return offset;
+      offset = r.next;
+    }
+  }
+
+  it("creates segments at their full size; the zeros after the last record are the end, not damage", () => {
+    const s = openStorage(SEGMENT);
+    s.save({ hardState: { term: 1, vote: 1n, commit: 3 }, entries: range(1, 3) }, true);
+    closeAll();
+    const buf = readFileSync(lastSegment());
+    expect(buf.length, "preallocated").toBe(SEGMENT);
+    expect(recordsEnd(buf), "header (32) + 3 entries (36 each) + hard state (33)").toBe(32 + 3 * 36 + 33);
+    const r = openStorage(SEGMENT);
+    expect(r.repaired).toBeUndefined();
+    r.save({ entries: range(4, 4) }, true);
+    closeAll();
+    const again = readFileSync(lastSegment());
+    expect([again.length, recordsEnd(again)], "the append went after the records, not after the zeros").toEqual([SEGMENT, 32 + 4 * 36 + 33]);
+    expect(openStorage(SEGMENT).lastIndex()).toBe(4);
+  });
+
   it("cuts a torn tail back to the last whole record, reports it, and keeps appending", () => {
-    const s = openStorage();
+    const s = openStorage(SEGMENT);
     s.save({ hardState: { term: 1, vote: 1n, commit: 3 }, entries: range(1, 3) }, true);
     closeAll();
     const file = lastSegment();
-    const size = readFileSync(file).length;
-    appendFileSync(file, Buffer.from([40, 0, 0, 0, 1, 2, 3, 4, 2, 9, 9])); // a 40-byte record cut after 3 bytes
-    const r = openStorage();
+    const end = recordsEnd(readFileSync(file));
+    const torn = Buffer.from([40, 0, 0, 0, 1, 2, 3, 4, 2, 9, 9]); // a 40-byte record cut after 3 bytes
+    const fd = openSync(file, "r+");
+    writeSync(fd, torn, 0, torn.length, end);
+    closeSync(fd);
+    const r = openStorage(SEGMENT);
     expect(r.repaired?.file).toBe(file);
-    expect([r.repaired?.offset, r.repaired?.cutBytes]).toEqual([size, 11]);
+    expect([r.repaired?.offset, r.repaired?.cutBytes]).toEqual([end, 11]);
     expect(r.lastIndex()).toBe(3);
+    const cut = readFileSync(file);
+    expect([cut.length, cut.subarray(end).every((b) => b === 0)], "the torn bytes are zeros again, the file keeps its size").toEqual([SEGMENT, true]);
     r.save({ entries: range(4, 4) }, true);
     closeAll();
-    expect(openStorage().lastIndex()).toBe(4);
+    expect(openStorage(SEGMENT).lastIndex()).toBe(4);
   });
 
-  // Segment layout here: a 32-byte header record, then five 76-byte entry records (8 header + 1 type + 67).
+  it("a torn tail in a segment that grew by appends (no free space after it) is cut too", () => {
+    const s = openStorage(SEGMENT);
+    s.save({ entries: range(1, 3) }, true);
+    closeAll();
+    const file = lastSegment();
+    const end = recordsEnd(readFileSync(file));
+    truncateSync(file, end);
+    appendFileSync(file, Buffer.from([40, 0, 0, 0, 1, 2, 3, 4, 2, 9, 9]));
+    const r = openStorage(SEGMENT);
+    expect([r.repaired?.offset, r.repaired?.cutBytes, r.lastIndex()]).toEqual([end, 11, 3]);
+  });
+
+  // Segment layout here: a 32-byte header record, then five 76-byte entry records (8 header + 1 type + 67),
+  // then zeros to the segment's size.
   it.each([
     ["a data byte", 32 + 2 * 76 + 40, "crc"],
-    ["a length byte", 32 + 2 * 76 + 1, "length 65348 runs past the end, but a whole record follows at 260"],
-  ])("a corrupt record in the middle (%s) is an error naming the file and offset", (_what, at, why) => {
-    const s = openStorage();
+    ["a length byte, past the end of the file", 32 + 2 * 76 + 2, "length 16711748 runs past the end, but a whole record follows at 260"],
+    ["a length byte, into the free space", 32 + 2 * 76 + 1, "and a whole record follows at 260"],
+  ])("a corrupt record in the middle (%s) is an error naming the file and offset", (what, at, why) => {
+    const s = openStorage(SEGMENT);
     s.save({ entries: range(1, 5, 1, 50) }, true);
     closeAll();
     const file = lastSegment();
     const buf = readFileSync(file);
-    expect(buf.length, "segment layout as the comment says").toBe(32 + 5 * 76);
+    expect(recordsEnd(buf), "segment layout as the comment says").toBe(32 + 5 * 76);
     buf[at] = (buf[at] as number) ^ 0xff;
+    if (what.endsWith("free space")) {
+      // Length 68 + 0xff00 = 65,348 ends inside the 1 MiB segment, among the zeros: without the check for whole
+      // records it swallows, this would read as a torn tail and the last two entries would be cut.
+      expect(buf.readUInt32LE(32 + 2 * 76) + 32 + 2 * 76 + 8, "the damaged length ends in the free space").toBeLessThan(SEGMENT);
+    }
     writeFileSync(file, buf);
     expect(() => WalStorage.open(dir)).toThrow(WalError);
-    expect(() => WalStorage.open(dir)).toThrow(`wal ${file} at offset ${32 + 2 * 76}: corrupt record: ${why}`);
+    expect(() => WalStorage.open(dir)).toThrow(`wal ${file} at offset ${32 + 2 * 76}: corrupt record: `);
+    expect(() => WalStorage.open(dir)).toThrow(why);
     expect(readFileSync(file).equals(buf), "the damaged file is left as it was").toBe(true);
   });
 
