@@ -161,11 +161,12 @@ export function status(endpoint: string): { leader: bigint; memberId: bigint; ra
   const r = ctl(endpoint, ["endpoint", "status", "-w", "json"], 5_000);
   if (r.status !== 0) throw new Error(`endpoint status ${endpoint}: ${r.stderr}`);
   const j = JSON.parse(r.stdout.replace(/"(leader|member_id|cluster_id)":(\d+)/g, '"$1":"$2"')) as {
-    Status: { header: { member_id: string; raft_term: number }; leader: string; raftIndex: number; isLearner?: boolean };
+    Status: { header: { member_id: string; raft_term: number }; leader?: string; raftIndex: number; isLearner?: boolean };
   }[];
   const st = j[0]?.Status;
   if (st === undefined) throw new Error(`endpoint status ${endpoint}: ${r.stdout}`);
-  return { leader: BigInt(st.leader), memberId: BigInt(st.header.member_id), raftTerm: st.header.raft_term, raftIndex: st.raftIndex, isLearner: st.isLearner === true };
+  // etcdctl's JSON leaves out zero fields: no "leader" while the member knows none (an election under way).
+  return { leader: BigInt(st.leader ?? 0), memberId: BigInt(st.header.member_id), raftTerm: st.header.raft_term, raftIndex: st.raftIndex, isLearner: st.isLearner === true };
 }
 
 export function hex(id: bigint): string {
