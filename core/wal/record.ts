@@ -119,16 +119,10 @@ export type ReadResult =
 
 const ZERO_CHUNK = Buffer.alloc(64 * 1024);
 
-/** Whether buf[from..] holds only zero bytes (64 KiB memcmp at a time: a segment's free space is megabytes). */
-export function zerosFrom(buf: Buffer, from: number): boolean {
-  for (let at = from; at < buf.length; at += ZERO_CHUNK.length) {
-    const end = Math.min(buf.length, at + ZERO_CHUNK.length);
-    if (!buf.subarray(at, end).equals(ZERO_CHUNK.subarray(0, end - at))) return false;
-  }
-  return true;
-}
-
-/** One past the last non-zero byte of buf at or after `from` (`from` when there is none). */
+/**
+ * One past the last non-zero byte of buf at or after `from` (`from` when there is none). Scans back from the
+ * end a 64 KiB memcmp at a time: a segment's free space is megabytes of zeros.
+ */
 export function nonZeroEnd(buf: Buffer, from: number): number {
   let end = buf.length;
   while (end > from) {
@@ -139,6 +133,8 @@ export function nonZeroEnd(buf: Buffer, from: number): number {
   while (end > from && buf[end - 1] === 0) end -= 1;
   return end;
 }
+
+const zerosFrom = (buf: Buffer, from: number): boolean => nonZeroEnd(buf, from) === from;
 
 /**
  * Reads the record at `offset`. Zeros from `offset` to the end of the file are the end of the log (a

@@ -89,14 +89,15 @@ export class Wal {
   private constructor(
     readonly dir: string,
     segments: Segment[],
-    state: Replayed,
+    state: WalState,
+    end: number,
     opts: WalOptions,
   ) {
     this.segments = segments;
     this.segmentBytes = opts.segmentBytes ?? WAL_SEGMENT_BYTES;
     const last = segments[segments.length - 1] as Segment;
     this.fd = openSync(last.file, "r+");
-    this.size = state.end;
+    this.size = end;
     this.hardState = state.hardState;
     this.snapMark = state.snapshot;
     this.lastIndex = state.entries.length > 0 ? (state.entries[state.entries.length - 1] as Entry).index : (state.snapshot?.index ?? 0);
@@ -111,7 +112,7 @@ export class Wal {
       syncDir(dir);
     }
     const { end, ...state } = replay(segments);
-    return { wal: new Wal(dir, segments, { ...state, end }, opts), state };
+    return { wal: new Wal(dir, segments, state, end, opts), state };
   }
 
   /** Appends a hard state and entries as one write; fdatasync once when `sync`. */
