@@ -44,9 +44,8 @@ export const LEASE_CHECKPOINT_BATCH = 1000;
 export const WATCH_STREAM_BUFFER = 128;
 export const WATCH_PROGRESS_NOTIFY_INTERVAL_MS = 10 * 60 * 1000;
 
-// Auth (--auth-token-ttl; bcrypt cost as etcd's auth store).
+// Auth (--auth-token-ttl; the bcrypt cost lives in core/auth/password.ts).
 export const AUTH_TOKEN_TTL_SECONDS = 300;
-export const BCRYPT_COST = 10;
 
 // Default URLs.
 export const DEFAULT_CLIENT_PORT = 2379;

@@ -1,7 +1,7 @@
 // The auth buckets' records in etcd's own layout: bucket "auth" holds "authEnabled" (one byte, 1 or 0) and
 // "authRevision" (8 bytes big-endian); "authUsers" maps a user name to an authpb.User and "authRoles" a role
 // name to an authpb.Role, both protobuf-encoded with authpb's field numbers (core/api/proto/authpb/auth.proto).
-// Only the password field differs from etcd: it holds our scrypt hash string (see password.ts), not bcrypt.
+// The password field holds a bcrypt hash string, as etcd's (see password.ts).
 
 export const AUTH_BUCKET = "auth";
 export const AUTH_USERS_BUCKET = "authUsers";

@@ -30,7 +30,7 @@ import {
   type RoleRecord,
   type UserRecord,
 } from "./auth_codec.js";
-import { SCRYPT_DEFAULT_COST_LOG2, hashPassword, isPasswordHash, verifyPassword } from "./password.js";
+import { BCRYPT_DEFAULT_COST, hashPassword, isPasswordHash, verifyPassword } from "./password.js";
 import { IntervalSet, compareBytes, permissionInterval, type KeyInterval } from "./range_perms.js";
 import type { AuthInfo, TokenProvider } from "./tokens.js";
 
@@ -74,8 +74,8 @@ export interface AuthStoreOptions {
   readonly tokenProvider: TokenProvider;
   /** Clock for token lifetimes, in milliseconds; default Date.now. */
   readonly now?: () => number;
-  /** scrypt cost (log2 N) of hashPassword; default 14. Stored hashes carry their own cost. */
-  readonly passwordCostLog2?: number;
+  /** bcrypt cost of new password hashes (--bcrypt-cost, default 10). Stored hashes carry their own cost. */
+  readonly bcryptCost?: number;
 }
 
 interface UserPerms {
@@ -95,7 +95,7 @@ const AUTHENTICATE_ATTEMPTS = 3;
 export class AuthStore {
   readonly tokenProvider: TokenProvider;
   private readonly now: () => number;
-  private readonly costLog2: number;
+  private readonly bcryptCost: number;
   private state: State;
   /** username → merged intervals; an entry is dropped whenever its inputs may have changed. */
   private readonly permCache = new Map<string, UserPerms>();
@@ -105,7 +105,7 @@ export class AuthStore {
     this.state = state;
     this.tokenProvider = opts.tokenProvider;
     this.now = opts.now ?? Date.now;
-    this.costLog2 = opts.passwordCostLog2 ?? SCRYPT_DEFAULT_COST_LOG2;
+    this.bcryptCost = opts.bcryptCost ?? BCRYPT_DEFAULT_COST;
     if (state.enabled) this.tokenProvider.enable();
   }
 
@@ -303,7 +303,7 @@ export class AuthStore {
 
   /** Hashes a password for userAdd/userChangePassword; run by the proposer, off the apply path. */
   hashPassword(password: string): Promise<string> {
-    return hashPassword(password, this.costLog2);
+    return hashPassword(password, this.bcryptCost);
   }
 
   /**
@@ -313,7 +313,7 @@ export class AuthStore {
   async checkPassword(name: string, password: string): Promise<boolean> {
     const user = this.state.users.get(name);
     if (user === undefined || user.noPassword || user.passwordHash === undefined) {
-      this.dummyHash ??= hashPassword("", this.costLog2);
+      this.dummyHash ??= hashPassword("", this.bcryptCost);
       await verifyPassword(password, await this.dummyHash);
       return false;
     }

@@ -1,69 +1,42 @@
-// Password hashing. etcd stores bcrypt hashes at cost 10 (BCRYPT_COST); no bcrypt package is installed in
-// etcd-ts, so we use node:crypto's scrypt (memory-hard, in libuv's thread pool, so hashing never blocks the
-// event loop) with a random 16-byte salt. The stored string describes itself, PHC-style:
-//   $scrypt$ln=14,r=8,p=1$<salt base64>$<key base64>
-// ln=14 (N = 16384, 16 MiB) costs about 43 ms on this machine, close to bcrypt cost 10. The format is
-// internal: a data dir written by real etcd (bcrypt hashes) does not verify here, and the reverse.
-import { randomBytes, scrypt, timingSafeEqual } from "node:crypto";
+// Password hashing as etcd's auth store does it: bcrypt at --bcrypt-cost (default 10), so a user created on
+// either server logs in on the other after a snapshot migration. bcrypt reads only a password's first 72 bytes
+// (etcd's Go bcrypt has no length check), and so does this one. Hashing runs in libuv's thread pool
+// (@node-rs/bcrypt), never on the event loop.
+// Hashes are written with etcd's "$2a$" prefix: for the same password, salt and cost "$2a$" and "$2b$" are the
+// same computation in implementations that truncate at 72 bytes, as both here do.
+import { hash as bcryptHash, verify as bcryptVerify } from "@node-rs/bcrypt";
 
-export const SCRYPT_DEFAULT_COST_LOG2 = 14;
-const SCRYPT_BLOCK_SIZE = 8;
-const SCRYPT_PARALLELISM = 1;
-const SALT_BYTES = 16;
-const KEY_BYTES = 32;
-/** Hashes claiming more work than this are refused rather than run (a corrupt or hostile record). */
-const SCRYPT_MAX_COST_LOG2 = 20;
-const SCRYPT_MIN_COST_LOG2 = 1;
+/** Go's bcrypt.MinCost / DefaultCost / MaxCost, the range etcd's --bcrypt-cost accepts. */
+export const BCRYPT_MIN_COST = 4;
+export const BCRYPT_DEFAULT_COST = 10;
+export const BCRYPT_MAX_COST = 31;
 
-const FORMAT = /^\$scrypt\$ln=(\d{1,2}),r=(\d{1,2}),p=(\d{1,2})\$([A-Za-z0-9+/]+={0,2})\$([A-Za-z0-9+/]+={0,2})$/;
+const FORMAT = /^\$2[abxy]?\$(\d\d)\$[./A-Za-z0-9]{53}$/;
 
-interface ScryptParams {
-  readonly costLog2: number;
-  readonly blockSize: number;
-  readonly parallelism: number;
+export function isValidBcryptCost(cost: number): boolean {
+  return Number.isInteger(cost) && cost >= BCRYPT_MIN_COST && cost <= BCRYPT_MAX_COST;
 }
 
-function derive(password: string, salt: Uint8Array, params: ScryptParams, keyBytes: number): Promise<Buffer> {
-  const N = 2 ** params.costLog2;
-  const maxmem = 256 * N * params.blockSize * params.parallelism + 1024 * 1024;
-  return new Promise((resolve, reject) => {
-    scrypt(password, salt, keyBytes, { N, r: params.blockSize, p: params.parallelism, maxmem }, (err, key) =>
-      err ? reject(err) : resolve(key),
-    );
-  });
-}
-
-export async function hashPassword(password: string, costLog2 = SCRYPT_DEFAULT_COST_LOG2): Promise<string> {
-  if (!Number.isInteger(costLog2) || costLog2 < SCRYPT_MIN_COST_LOG2 || costLog2 > SCRYPT_MAX_COST_LOG2) {
-    throw new Error(`password: scrypt cost log2 ${costLog2} outside [${SCRYPT_MIN_COST_LOG2}, ${SCRYPT_MAX_COST_LOG2}]`);
+export async function hashPassword(password: string, cost = BCRYPT_DEFAULT_COST): Promise<string> {
+  if (!isValidBcryptCost(cost)) {
+    throw new Error(`password: bcrypt cost ${cost} outside [${BCRYPT_MIN_COST}, ${BCRYPT_MAX_COST}]`);
   }
-  const params = { costLog2, blockSize: SCRYPT_BLOCK_SIZE, parallelism: SCRYPT_PARALLELISM };
-  const salt = randomBytes(SALT_BYTES);
-  const key = await derive(password, salt, params, KEY_BYTES);
-  return `$scrypt$ln=${costLog2},r=${params.blockSize},p=${params.parallelism}$${salt.toString("base64")}$${key.toString("base64")}`;
+  const h = await bcryptHash(Buffer.from(password, "utf8"), cost);
+  return "$2a$" + h.slice(h.indexOf("$", 1) + 1);
 }
 
-/** Whether `hash` is a string hashPassword could have produced (checked before a hash is stored). */
+/** Whether `hash` is a bcrypt hash string with a cost etcd accepts (checked before a hash is stored). */
 export function isPasswordHash(hash: string): boolean {
-  return parseHash(hash) !== undefined;
-}
-
-function parseHash(hash: string): { params: ScryptParams; salt: Buffer; key: Buffer } | undefined {
   const m = FORMAT.exec(hash);
-  if (m === null) return undefined;
-  const params = { costLog2: Number(m[1]), blockSize: Number(m[2]), parallelism: Number(m[3]) };
-  if (params.costLog2 < SCRYPT_MIN_COST_LOG2 || params.costLog2 > SCRYPT_MAX_COST_LOG2) return undefined;
-  if (params.blockSize < 1 || params.parallelism < 1 || params.parallelism > 4) return undefined;
-  const salt = Buffer.from(m[4] as string, "base64");
-  const key = Buffer.from(m[5] as string, "base64");
-  if (salt.length < 8 || key.length < 16) return undefined;
-  return { params, salt, key };
+  return m !== null && isValidBcryptCost(Number(m[1]));
 }
 
-/** Compares in constant time; false (never a throw) for a malformed hash. */
+/** Compares (in constant time, inside bcrypt); false, never a throw, for a malformed hash. */
 export async function verifyPassword(password: string, hash: string): Promise<boolean> {
-  const parsed = parseHash(hash);
-  if (parsed === undefined) return false;
-  const key = await derive(password, parsed.salt, parsed.params, parsed.key.length);
-  return timingSafeEqual(key, parsed.key);
+  if (!isPasswordHash(hash)) return false;
+  try {
+    return await bcryptVerify(Buffer.from(password, "utf8"), hash);
+  } catch {
+    return false;
+  }
 }

@@ -106,6 +106,7 @@ async function run(f: ParsedFlags): Promise<void> {
     throw new FlagError((err as Error).message, 1);
   }
   const auth = authFlags(v("auth-token"), Number(v("auth-token-ttl")), Number(v("bcrypt-cost")));
+  if (auth.warning !== undefined) log("W", "auth", auth.warning);
   const peerTls = peerTlsOf(f, dataDir);
   const identity = await memberIdentity(f, name, dataDir, peerTls);
   const { memberId, clusterId } = identity;
@@ -121,7 +122,7 @@ async function run(f: ParsedFlags): Promise<void> {
       log("N", "etcdserver", "the member has been permanently removed from the cluster; exiting");
       exit(0);
     },
-    authTokenProvider: auth.tokenProvider, passwordCostLog2: auth.passwordCostLog2,
+    authTokenProvider: auth.tokenProvider, bcryptCost: auth.bcryptCost,
     name, dataDir, memberId, clusterId,
     heartbeatIntervalMs: Number(v("heartbeat-interval")),
     electionTimeoutMs: Number(v("election-timeout")),

@@ -8,6 +8,7 @@
 import { EtcdError } from "../errors.js";
 import { AuthStore, MAX_AUTH_NAME_BYTES, PermType, type AuthInfo, type Permission, type Role, type User } from "../auth/auth_store.js";
 import { parseAuthTokenFlag, type TokenProvider } from "../auth/tokens.js";
+import { BCRYPT_DEFAULT_COST, isValidBcryptCost } from "../auth/password.js";
 import type { ReadView } from "../backend/read_view.js";
 import type {
   Compare, DeleteRangeRequest, Effect, PutRequest, RangeRequest, RequestOp, TxnRequest, WriteResponse,
@@ -38,8 +39,8 @@ export function isAuthChange(req: object): req is AuthChange {
 
 export interface ServerAuthOptions {
   readonly tokenProvider: TokenProvider;
-  /** scrypt cost (log2 N) of new password hashes; see cli's --bcrypt-cost mapping. */
-  readonly passwordCostLog2?: number;
+  /** bcrypt cost of new password hashes (--bcrypt-cost). */
+  readonly bcryptCost?: number;
   /** Proposes an auth change through Raft and resolves with its applied result. */
   readonly propose: (req: AuthChange) => Promise<WriteResponse | EtcdError>;
   /** The keys attached to a lease (empty when it does not exist). */
@@ -47,7 +48,7 @@ export interface ServerAuthOptions {
 }
 
 /**
- * Password hashes (scrypt, 16 MiB and ~40 ms each at the default cost) run in libuv's thread pool, which the WAL's
+ * Password hashes (bcrypt, tens of milliseconds each at the default cost) run in libuv's thread pool, which the WAL's
  * fdatasync and the backend's commits share (4 threads by default). A burst of logins must not queue the WAL behind
  * dozens of hashes (a proposal would time out), so at most this many hash or verify at once; the rest wait in turn.
  */
@@ -82,7 +83,7 @@ export class ServerAuth {
   constructor(view: ReadView, opts: ServerAuthOptions) {
     this.store = AuthStore.load(view, {
       tokenProvider: opts.tokenProvider,
-      ...(opts.passwordCostLog2 !== undefined ? { passwordCostLog2: opts.passwordCostLog2 } : {}),
+      ...(opts.bcryptCost !== undefined ? { bcryptCost: opts.bcryptCost } : {}),
     });
     this.#propose = opts.propose;
     this.#leaseKeys = opts.leaseKeys;
@@ -289,20 +290,17 @@ export function permTypeOf(v: unknown): PermType {
 
 export interface AuthFlags {
   readonly tokenProvider: TokenProvider;
-  readonly passwordCostLog2: number;
+  readonly bcryptCost: number;
+  /** Set when --bcrypt-cost was outside Go's bcrypt range and the default is used instead (etcd warns too). */
+  readonly warning?: string;
 }
 
-const BCRYPT_MIN_COST = 4;
-/** scrypt's cost is capped at log2 N = 20 (core/auth/password.ts), so bcrypt costs above 16 cannot be matched. */
-const BCRYPT_MAX_COST_ETCD_TS = 16;
-
-/**
- * --auth-token, --auth-token-ttl and --bcrypt-cost. etcd-ts hashes with scrypt (core/auth/password.ts), whose cost
- * log2 N = bcrypt cost + 4 takes about as long as bcrypt at that cost (etcd's default 10 → 14). Throws on bad values.
- */
+/** --auth-token, --auth-token-ttl and --bcrypt-cost. A bad token flag throws; a bad cost falls back as etcd's. */
 export function authFromFlags(authToken: string, ttlSeconds: number, bcryptCost: number): AuthFlags {
-  if (!Number.isInteger(bcryptCost) || bcryptCost < BCRYPT_MIN_COST || bcryptCost > BCRYPT_MAX_COST_ETCD_TS) {
-    throw new Error(`--bcrypt-cost ${bcryptCost} is outside [${BCRYPT_MIN_COST}, ${BCRYPT_MAX_COST_ETCD_TS}] (etcd-ts hashes with scrypt at log2 N = cost + 4)`);
-  }
-  return { tokenProvider: parseAuthTokenFlag(authToken, { ttlSeconds }), passwordCostLog2: bcryptCost + 4 };
+  const tokenProvider = parseAuthTokenFlag(authToken, { ttlSeconds });
+  if (isValidBcryptCost(bcryptCost)) return { tokenProvider, bcryptCost };
+  return {
+    tokenProvider, bcryptCost: BCRYPT_DEFAULT_COST,
+    warning: `Use default bcrypt-cost ${BCRYPT_DEFAULT_COST} instead of the invalid value ${bcryptCost}`,
+  };
 }

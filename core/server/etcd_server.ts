@@ -85,8 +85,8 @@ export interface ServerConfig {
   readonly log?: (level: "I" | "W" | "E" | "N", pkg: string, msg: string) => void;
   /** --auth-token (default: simple tokens with etcd's 300 s TTL). */
   readonly authTokenProvider?: TokenProvider;
-  /** scrypt cost (log2 N) of new password hashes (the CLI derives it from --bcrypt-cost). */
-  readonly passwordCostLog2?: number;
+  /** bcrypt cost of new password hashes (--bcrypt-cost). */
+  readonly bcryptCost?: number;
   /**
    * The members a new cluster starts with (this one included; --initial-cluster), or, when joining, the members
    * of the running cluster. Default: this member alone, with no peer URLs.
@@ -298,7 +298,7 @@ export class EtcdServer {
     const config = this.config;
     return this.kv.backend.readNow((view) => new ServerAuth(view, {
       tokenProvider: config.authTokenProvider ?? new SimpleTokenProvider({ ttlSeconds: AUTH_TOKEN_TTL_SECONDS }),
-      ...(config.passwordCostLog2 !== undefined ? { passwordCostLog2: config.passwordCostLog2 } : {}),
+      ...(config.bcryptCost !== undefined ? { bcryptCost: config.bcryptCost } : {}),
       propose: (req) => this.propose(req),
       leaseKeys: (id) => this.lessor.timeToLive(id, true)?.keys ?? [],
     }));

@@ -8,8 +8,8 @@ import type { WriteView } from "../../core/backend/read_view.js";
 import { AUTH_BUCKETS, AuthStore, type AuthStoreOptions } from "../../core/auth/auth_store.js";
 import { SimpleTokenProvider, type TokenProvider } from "../../core/auth/tokens.js";
 
-/** Cheap scrypt for tests (N = 1024); the default cost is exercised in password.test.ts's format check. */
-export const TEST_COST_LOG2 = 10;
+/** bcrypt's cheapest cost for tests; the default cost is exercised in password.test.ts. */
+export const TEST_BCRYPT_COST = 4;
 
 export const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 
@@ -20,19 +20,19 @@ export class Harness {
   /** The injected clock, in ms; tests move it. */
   nowMs = 1_000_000;
   private readonly provider: () => TokenProvider;
-  private readonly costLog2: number;
+  private readonly bcryptCost: number;
 
-  /** `costLog2`: scrypt cost of new hashes (default TEST_COST_LOG2). */
-  constructor(opts: { provider?: () => TokenProvider; costLog2?: number } = {}) {
+  /** `bcryptCost`: cost of new hashes (default TEST_BCRYPT_COST). */
+  constructor(opts: { provider?: () => TokenProvider; bcryptCost?: number } = {}) {
     this.dir = mkdtempSync(join(tmpdir(), "auth-"));
     this.provider = opts.provider ?? (() => new SimpleTokenProvider({ ttlSeconds: 300 }));
-    this.costLog2 = opts.costLog2 ?? TEST_COST_LOG2;
+    this.bcryptCost = opts.bcryptCost ?? TEST_BCRYPT_COST;
     this.backend = Backend.open(this.dir, { buckets: AUTH_BUCKETS, readWorkers: 0, syncIntervalMs: 0 });
     this.store = this.load();
   }
 
   private load(): AuthStore {
-    const opts: AuthStoreOptions = { tokenProvider: this.provider(), now: () => this.nowMs, passwordCostLog2: this.costLog2 };
+    const opts: AuthStoreOptions = { tokenProvider: this.provider(), now: () => this.nowMs, bcryptCost: this.bcryptCost };
     return this.backend.readNow((view) => AuthStore.load(view, opts));
   }
 

@@ -82,7 +82,7 @@ describe("simple tokens through the store", () => {
     await h.enableWithRoot();
     const newHash = await h.store.hashPassword("new");
     const pending = h.store.authenticate("alice", "pw");
-    // Applied while the scrypt of the login runs in the thread pool.
+    // Applied while the bcrypt of the login runs in the thread pool.
     await h.apply((tx, s) => s.userChangePassword(tx, "alice", newHash));
     await expect(pending).rejects.toMatchObject({ code: "AUTH_FAILED" });
   });

@@ -40,7 +40,7 @@ describe("10,000 failed logins in process", () => {
     setFlagsFromString("--expose-gc");
     const gc = runInNewContext("gc") as () => void;
     const provider = new SimpleTokenProvider({ ttlSeconds: 300 });
-    h = new Harness({ provider: () => provider, costLog2: 4 });
+    h = new Harness({ provider: () => provider, bcryptCost: 4 });
     await h.addUser("alice", "alice-pw");
     await h.addUser("bob", "bob-pw");
     await h.enableWithRoot();

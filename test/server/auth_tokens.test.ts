@@ -33,7 +33,7 @@ function newDir(): string {
 async function start(dataDir: string, tokenProvider: TokenProvider): Promise<EtcdServer> {
   const s = await EtcdServer.start({
     name: "n1", dataDir, memberId: 0x3f87d1e9930d82d9n, clusterId: 0xc053a5fbc1c5ad1en, heartbeatIntervalMs: 10, electionTimeoutMs: 100,
-    authTokenProvider: tokenProvider, passwordCostLog2: 4,
+    authTokenProvider: tokenProvider, bcryptCost: 4,
   });
   servers.push(s);
   await s.whenLeader();
