@@ -5,7 +5,7 @@
 import type * as grpc from "@grpc/grpc-js";
 import type { AuthInfo } from "../auth/auth_store.js";
 import { permTypeOf } from "../server/auth_apply.js";
-import { commonNameOfCall } from "./tls.js";
+import { commonNameOfCall } from "./tls_verify.js";
 import type { EtcdServer } from "../server/etcd_server.js";
 import { headerObject } from "./unary.js";
 

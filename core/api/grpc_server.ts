@@ -1,40 +1,34 @@
-// etcd's v3 gRPC services over @grpc/grpc-js, on top of EtcdServer. Handlers turn grpc-js objects into the
-// server's plain request types, call the server, and hand back either protobuf bytes framed around stored
-// KeyValues (KV: a per-method identity serializer lets a handler return bytes) or plain objects. This is the
-// one place where EtcdError becomes a gRPC status (code + etcd's exact message).
+// etcd's v3 gRPC services over @grpc/grpc-js, on top of EtcdServer: the listener, the per-method raw-bytes
+// serializers, metrics, and the HTTP/1.1 + HTTP/2 multiplexing of the client port. Each service lives in its own
+// file (kv_service.ts, watch_service.ts, lease_service.ts, cluster_service.ts, maintenance_service.ts,
+// auth_service.ts): handlers turn grpc-js objects into the server's plain request types, call the server, and hand
+// back either protobuf bytes framed around stored KeyValues (a per-method identity serializer lets a handler
+// return bytes) or plain objects. unary.ts's toStatus is the one place where EtcdError becomes a gRPC status.
 import * as grpc from "@grpc/grpc-js";
 import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from "node:http";
 import { rmSync } from "node:fs";
 import { createServer as createNetServer, type Server as NetServer, type Socket } from "node:net";
 import { TLSSocket } from "node:tls";
-import { isEtcdError } from "../errors.js";
 import { GRPC_OVERHEAD_BYTES, MAX_REQUEST_BYTES, MAX_TXN_OPS } from "../limits.js";
-import { checkDelete, checkPut, checkRange, checkTxn } from "../mvcc/validate.js";
-import type { EtcdServer, ResponseHeader } from "../server/etcd_server.js";
+import type { EtcdServer } from "../server/etcd_server.js";
 import type { ServerMetrics } from "../server/metrics.js";
-import * as kc from "./kv_codec.js";
 import { loadEtcdProto, type ServiceName } from "./proto/load.js";
 import { Gateway } from "./gateway.js";
-import { createSecureListener, type SecureListenerOptions } from "./tls.js";
+import { createSecureListener, type SecureListenerOptions } from "./tls_verify.js";
 import { serveHttp2, type ConnectionInjector } from "./http2/authority_fix.js";
-import { authInfoOf, authService } from "./auth_service.js";
+import { authService } from "./auth_service.js";
 import { leaseService } from "./lease_service.js";
-import { headerObject, int64, toStatus, unary } from "./unary.js";
+import { toStatus } from "./unary.js";
 import { maintenanceService } from "./maintenance_service.js";
 import { watchService } from "./watch_service.js";
-import type * as pb from "./proto/types.js";
+import { kvService } from "./kv_service.js";
+import { clusterService } from "./cluster_service.js";
 
 /** The etcd release whose API and behaviour etcd-ts follows; reported by Status and /version. */
 export const ETCD_VERSION = "3.4.23";
 export const ETCD_CLUSTER_VERSION = "3.4.0";
 
-export interface MemberInfo {
-  readonly id: bigint;
-  readonly name: string;
-  readonly peerUrls: readonly string[];
-  readonly clientUrls: readonly string[];
-  readonly isLearner: boolean;
-}
+export type { MemberInfo } from "./cluster_service.js";
 
 export interface GrpcOptions {
   /** host:port to bind (port 0 picks a free one), or unix:<socket path>. */
@@ -52,7 +46,7 @@ export interface GrpcOptions {
   readonly http?: (req: IncomingMessage, res: ServerResponse, gateway: Gateway) => void;
   /**
    * https:// client URLs: TLS is terminated in this listener, then each connection is dispatched as a plain one
-   * (ALPN h2 → grpc-js, http/1.1 → the HTTP handler). Handlers read the client certificate's CN with tls.ts.
+   * (ALPN h2 → grpc-js, http/1.1 → the HTTP handler). Handlers read the client certificate's CN with tls_verify.ts.
    */
   readonly tls?: Omit<SecureListenerOptions, "alpn">;
 }
@@ -64,77 +58,6 @@ function withRawResponses(def: grpc.ServiceDefinition, methods: readonly string[
     out[name] = methods.includes(name) ? { ...m, responseSerialize: (b: unknown) => b as Buffer } : m;
   }
   return out as grpc.ServiceDefinition;
-}
-
-function kvService(s: EtcdServer, maxTxnOps: number): grpc.UntypedServiceImplementation {
-  return {
-    Range: unary(async (req: pb.RangeRequest, call) => {
-      const r = kc.toRangeRequest(req);
-      checkRange(r);
-      s.auth.checkRange(authInfoOf(s, call), r);
-      const { header, response } = await s.range(r);
-      return kc.encodeRangeResponse(header, response);
-    }),
-    Put: unary(async (req: pb.PutRequest, call) => {
-      const r = kc.toPutRequest(req);
-      checkPut(r);
-      const info = authInfoOf(s, call);
-      s.auth.checkPut(info, r);
-      const { header, response } = await s.put(r, info);
-      return kc.serialize(kc.putResponse(header, response));
-    }),
-    DeleteRange: unary(async (req: pb.DeleteRangeRequest, call) => {
-      const r = kc.toDeleteRangeRequest(req);
-      checkDelete(r);
-      const info = authInfoOf(s, call);
-      s.auth.checkDeleteRange(info, r);
-      const { header, response } = await s.deleteRange(r, info);
-      return kc.serialize(kc.deleteRangeResponse(header, response));
-    }),
-    Txn: unary(async (req: pb.TxnRequest, call) => {
-      const r = kc.toTxnRequest(req);
-      checkTxn(r, maxTxnOps);
-      const info = authInfoOf(s, call);
-      s.auth.checkTxn(info, r);
-      const { header, response } = await s.txn(r, info);
-      return kc.serialize(kc.txnResponse(header, response));
-    }),
-    Compact: unary(async (req: pb.CompactionRequest, call) => {
-      authInfoOf(s, call); // etcd 3.4 lets any user compact, but a bad token is still refused
-      const { header } = await s.compact(Number(req.revision));
-      return kc.serialize(kc.compactResponse(header));
-    }),
-  };
-}
-
-function clusterService(s: EtcdServer): grpc.UntypedServiceImplementation {
-  const memberObject = (m: MemberInfo): Record<string, unknown> => ({
-    ID: m.id.toString(), name: m.name, peerURLs: [...m.peerUrls], clientURLs: [...m.clientUrls], isLearner: m.isLearner,
-  });
-  const answer = (header: ResponseHeader, members: readonly MemberInfo[]): Record<string, unknown> => ({
-    header: headerObject(header), members: members.map(memberObject),
-  });
-  const urls = (v: unknown): string[] => (Array.isArray(v) ? v.map(String) : []);
-  return {
-    // etcd's Cluster service leaves the revision out of its headers (etcdctl shows none).
-    MemberList: unary(async () => answer({ ...s.header(), revision: 0 }, s.members())),
-    MemberAdd: unary(async (req: Record<string, unknown>) => {
-      const r = await s.memberAdd(urls(req["peerURLs"]), req["isLearner"] === true);
-      return { ...answer({ ...r.header, revision: 0 }, r.members), member: memberObject(r.member) };
-    }),
-    MemberRemove: unary(async (req: Record<string, unknown>) => {
-      const r = await s.memberRemove(int64(req["ID"]));
-      return answer({ ...r.header, revision: 0 }, r.members);
-    }),
-    MemberUpdate: unary(async (req: Record<string, unknown>) => {
-      const r = await s.memberUpdate(int64(req["ID"]), urls(req["peerURLs"]));
-      return answer({ ...r.header, revision: 0 }, r.members);
-    }),
-    MemberPromote: unary(async (req: Record<string, unknown>) => {
-      const r = await s.memberPromote(int64(req["ID"]));
-      return answer({ ...r.header, revision: 0 }, r.members);
-    }),
-  };
 }
 
 export interface GrpcHandle {

@@ -5,7 +5,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { EtcdServer } from "../server/etcd_server.js";
 import type { Gateway } from "./gateway.js";
-import { createSecureListener, type SecureListenerOptions } from "./tls.js";
+import { createSecureListener, type SecureListenerOptions } from "./tls_verify.js";
 
 /** How long /health waits for its linearizable read (etcd uses its request timeout). */
 const HEALTH_TIMEOUT_MS = 5000;

@@ -1,5 +1,5 @@
 // A minimal protobuf writer for the hot responses (Range, Put, DeleteRange, Txn): they are framed around the
-// stored mvccpb.KeyValue bytes with no decode and no re-encode (DESIGN.md, "Performance design"). Two passes:
+// stored mvccpb.KeyValue bytes with no decode and no re-encode (docs/ARCHITECTURE.md, "Design choices"). Two passes:
 // sizes first, then one exact-size buffer.
 
 const WIRE_VARINT = 0;

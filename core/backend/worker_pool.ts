@@ -1,5 +1,5 @@
 // Worker threads that answer long reads from their own LMDB read transaction, so the main thread keeps
-// committing while a 100 MB Range is scanned (DESIGN.md, "Concurrent reads"). Each worker opens the same
+// committing while a 100 MB Range is scanned (docs/ARCHITECTURE.md, "The read paths"). Each worker opens the same
 // environment, and before every task calls resetReadTxn(): without it an lmdb-js worker keeps reading the
 // snapshot of its previous transaction and never sees newer commits (node-packages.md, lmdb gotcha).
 //

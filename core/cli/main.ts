@@ -1,11 +1,15 @@
-// `etcd-ts`: the server entry point, with etcd 3.4's flags (core/cli/flags.ts). Today it runs a single-member
-// cluster (the cluster issue adds peers); it logs etcd's key start-up lines, which tooling waits for.
+// `etcd-ts`: the server entry point, with etcd 3.4's flags (core/cli/flags.ts). It starts one member (alone, or
+// one of the --initial-cluster members, or joining a running cluster), serves its client and peer URLs, and logs
+// etcd's key start-up lines, which tooling waits for. core/cli holds the process side: flags, logging, TLS flags.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { argv, env, exit, stderr, stdout } from "node:process";
 import { ETCD_CLUSTER_VERSION, ETCD_VERSION, serveGrpc } from "../api/grpc_server.js";
 import { clientHttpHandler, serveMetrics, type HttpHandle } from "../api/http_server.js";
-import { TlsConfigError, allowedCertCheck, peerTlsFromFlags, selfCert, serverTlsOptions, urlHosts, type SecureListenerOptions, type TlsInfo } from "../api/tls.js";
+import { TlsConfigError, serverTlsOptions, type TlsInfo } from "../api/tls_options.js";
+import { allowedCertCheck, type SecureListenerOptions } from "../api/tls_verify.js";
+import { selfCert, urlHosts } from "../api/tls_cert.js";
+import { peerTlsFromFlags } from "./tls_flags.js";
 import type { TransportTls } from "../transport/index.js";
 import { authFromFlags, type AuthFlags } from "../server/auth_apply.js";
 import { Cluster, type Member } from "../membership/cluster.js";
@@ -177,7 +181,7 @@ async function run(f: ParsedFlags): Promise<void> {
   process.once("SIGINT", () => shutdown("interrupt", "SIGINT"));
 }
 
-/** --peer-* TLS (tls.ts's peerTlsFromFlags; certificates made for --peer-auto-tls); errors carry etcd's text. */
+/** --peer-* TLS (tls_flags.ts's peerTlsFromFlags; certificates made for --peer-auto-tls); errors carry etcd's text. */
 function peerTlsOf(f: ParsedFlags, dataDir: string): TransportTls | undefined {
   const values = (k: string): string => f.values.get(k) ?? "";
   try {

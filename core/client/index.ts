@@ -1,4 +1,5 @@
-// core/client's public surface.
+// core/client's public surface: a small etcd v3 client over the .proto files of core/api, used by the harness
+// (see README.md in this folder).
 export { EtcdClient } from "./client.js";
 export type {
   ClientOptions, Compare, DeleteOptions, DeleteResult, LeaseGrant, Op, OpResult, PutOptions, PutResult,

@@ -1,4 +1,5 @@
-// The public API of the Raft core.
+// The public API of the Raft core (core/raft): the pure Raft state machine — elections, replication, snapshots,
+// ReadIndex, leader transfer, learners, conf changes — with no I/O, timers or randomness of its own.
 
 export * from "./types.js";
 export { RaftError, RaftErrorCode, assert } from "./errors.js";

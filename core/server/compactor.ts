@@ -83,3 +83,36 @@ export class Compactor {
     return rev;
   }
 }
+
+/** What the auto-compaction timer reads from its member. */
+export interface AutoCompactionHost {
+  readonly isLeader: boolean;
+  readonly revision: number;
+  readonly compactRevision: number;
+  compact(revision: number): Promise<unknown>;
+  log?: ((level: "I" | "W" | "E" | "N", pkg: string, msg: string) => void) | undefined;
+}
+
+/** Auto-compaction: the leader asks the policy every tick (a tenth of its interval, at most a second). */
+export function startAutoCompaction(compactor: Compactor, host: AutoCompactionHost, now: () => number): NodeJS.Timeout {
+  const every = Math.max(10, Math.min(1000, compactor.intervalMs / 10));
+  const timer = setInterval(() => {
+    if (!host.isLeader) {
+      compactor.reset();
+      return;
+    }
+    const rev = compactor.step(now(), host.revision, host.compactRevision);
+    if (rev === undefined) return;
+    host.log?.("N", "compactor", `Starting auto-compaction at revision ${rev} (retention: ${retentionText(compactor.policy)})`);
+    host.compact(rev).then(
+      () => host.log?.("N", "compactor", `Finished auto-compaction at revision ${rev}`),
+      (err: unknown) => host.log?.("W", "compactor", `Failed auto-compaction at revision ${rev} (${err instanceof Error ? err.message : String(err)})`),
+    );
+  }, every);
+  timer.unref();
+  return timer;
+}
+
+function retentionText(p: CompactionPolicy): string {
+  return p.mode === "revision" ? `${p.retention} revisions` : `${p.retention / 1000}s`;
+}

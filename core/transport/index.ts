@@ -1,4 +1,5 @@
-// The public API of the peer transport.
+// The public API of the peer transport (core/transport): Raft messages and snapshots between members over HTTP/2,
+// plus the peer listener's request endpoints (see README.md in this folder).
 
 export { PeerTransport, peerRequest } from "./transport.js";
 export type {

@@ -15,7 +15,7 @@ import * as grpc from "@grpc/grpc-js";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { serveHttp2, type AuthorityFixOptions, type Handover } from "../../core/api/http2/authority_fix.js";
 import { CLIENT_PREFACE, EMPTY_SETTINGS } from "../../core/api/http2/frames.js";
-import { commonNameOfCall } from "../../core/api/tls.js";
+import { commonNameOfCall } from "../../core/api/tls_verify.js";
 
 const id = (b: Buffer): Buffer => b;
 const ECHO: grpc.ServiceDefinition = {

@@ -1,4 +1,4 @@
-// Proves core/api/tls.ts without a server: etcd's Go cipher-suite names map to OpenSSL's (an unknown one is etcd's
+// Proves core/api's TLS modules (tls_options, tls_verify, tls_cert) and core/cli/tls_flags.ts without a server: etcd's Go cipher-suite names map to OpenSSL's (an unknown one is etcd's
 // start-up error, a listed suite is the only TLS 1.2 suite served, TLS 1.3 stays on); CRLs made by openssl parse to
 // the revoked serials; the secure listener refuses a client without a certificate, with one of another CA, a
 // revoked, an expired or a self-signed one (and picks up a new CRL without a restart), logging etcd's "rejected
@@ -16,10 +16,10 @@ import { join } from "node:path";
 import * as tls from "node:tls";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import {
-  GO_CIPHER_SUITES, commonNameOfCall, commonNameOfSocket, createSecureListener, opensslCiphers, peerTlsFromFlags, peerTransportTls,
-  revokedSerials, selfCert, serverTlsOptions, type TlsInfo,
-} from "../../core/api/tls.js";
+import { GO_CIPHER_SUITES, opensslCiphers, serverTlsOptions, type TlsInfo } from "../../core/api/tls_options.js";
+import { commonNameOfCall, commonNameOfSocket, createSecureListener, peerTransportTls, revokedSerials } from "../../core/api/tls_verify.js";
+import { selfCert } from "../../core/api/tls_cert.js";
+import { peerTlsFromFlags } from "../../core/cli/tls_flags.js";
 import { Cluster, WAIT_MS, msg } from "../transport/helpers.js";
 
 /** A CA, a server cert, client certs (good, revoked), a stranger from another CA, and a CRL, made by openssl. */

@@ -1,4 +1,4 @@
-// Proves the dependency direction of DESIGN.md holds: walks every import of every .ts file under core/,
+// Proves the dependency rule of docs/ARCHITECTURE.md holds: walks every import of every .ts file under core/,
 // harness/ and workloads/ and fails on a forbidden edge (e.g. core/raft importing outside itself).
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
@@ -30,7 +30,7 @@ describe("import graph", () => {
     expect(files.length).toBeGreaterThan(3);
   });
 
-  it("has no edge DESIGN.md forbids", () => {
+  it("has no edge the dependency rule forbids", () => {
     const violations: string[] = [];
     for (const file of files) {
       const from = relative(ROOT, file);
@@ -45,7 +45,7 @@ describe("import graph", () => {
 });
 
 describe("import rules themselves", () => {
-  it("forbid what DESIGN.md forbids", () => {
+  it("forbid what the dependency rule forbids", () => {
     expect(forbiddenEdge("core/raft/raft.ts", "core/errors.ts")).toBeDefined();
     expect(forbiddenEdge("core/raft/raft.ts", "node:fs")).toBeDefined();
     expect(forbiddenEdge("core/mvcc/kv.ts", "core/raft/types.ts")).toBeDefined();
@@ -55,7 +55,7 @@ describe("import rules themselves", () => {
     expect(forbiddenEdge("harness/replay.ts", "core/server/server.ts")).toBeDefined();
     expect(forbiddenEdge("core/backend/x.ts", "core/mvcc/kv.ts")).toBeDefined();
   });
-  it("allow what DESIGN.md allows", () => {
+  it("allow what the dependency rule allows", () => {
     expect(forbiddenEdge("core/raft/raft.ts", "core/raft/types.ts")).toBeUndefined();
     expect(forbiddenEdge("core/mvcc/kv.ts", "core/backend/backend.ts")).toBeUndefined();
     expect(forbiddenEdge("core/server/x.ts", "core/raft/raw_node.ts")).toBeUndefined();

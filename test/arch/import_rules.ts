@@ -1,7 +1,12 @@
-// DESIGN.md's dependency direction as data: which module may import which.
-// cli → server → {raft, wal, mvcc, lease, auth, membership, transport}; mvcc → backend; api → server;
-// client → api (protos) only; harness → client, workloads. core/errors.ts and core/limits.ts are leaves any
-// layer but raft may use (raft is pure and self-contained).
+// The module dependency rule as data (docs/ARCHITECTURE.md explains it): which module may import which.
+// Dependencies point down only:
+//   core/cli → server, api, transport, membership;  core/api → server, mvcc, lease, auth, membership
+//   core/server → raft, wal, backend, mvcc, lease, auth, membership, transport
+//   core/mvcc, lease, auth, membership → backend;  core/wal, core/transport → raft;  core/backend → nothing
+//   core/client → api;  harness → client, api, harness/micro, workloads;  harness/micro → raft, wal, backend,
+//   mvcc, transport, harness, workloads;  workloads → nothing
+// core/raft is pure: nothing outside itself, no packages, no Node built-ins. core/errors.ts and core/limits.ts are
+// leaves every other module may use and that import no module. core/ never imports harness/ or workloads/.
 
 const IMPORT_RE = /(?:^|\s)(?:import|export)\s[^'"]*?from\s*["']([^"']+)["']|import\s*\(\s*["']([^"']+)["']\s*\)|^\s*import\s*["']([^"']+)["']/gm;
 

@@ -8,7 +8,7 @@
 import { X509Certificate } from "node:crypto";
 import { copyFileSync, readFileSync } from "node:fs";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { peerTlsFromFlags } from "../../core/api/tls.js";
+import { peerTlsFromFlags } from "../../core/cli/tls_flags.js";
 import type { NodeId } from "../../core/raft/types.js";
 import type { TransportTls } from "../../core/transport/transport.js";
 import { Cluster, type TestNode, WAIT_MS, msg } from "./helpers.js";

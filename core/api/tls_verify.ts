@@ -1,142 +1,17 @@
-// TLS for the client and peer listeners, as etcd 3.4's transport.TLSInfo sets it up: certificate and key, the
-// trusted CA, client-certificate authentication, a CRL checked after each handshake (etcd re-reads the file for
-// every connection, so a new CRL applies without a restart), etcd's Go cipher-suite names mapped to OpenSSL's,
-// and --auto-tls certificates written into <data-dir>/fixtures/{client,peer} (ECDSA P-521, ecdsa-with-SHA512,
-// O=etcd, one year, as etcd generates them; node:crypto makes the key and signs, a small DER writer below lays out
-// the X.509 structure, so no openssl binary or npm package is needed).
-//
-// The verified client certificate's common name (etcd's auth uses it as the user name when --client-cert-auth
-// is on) is read with `commonNameOfCall(call)` in a gRPC handler (grpc-js hands the decrypted TLS socket's peer
-// certificate through call.getAuthContext(), since the listener injects the TLSSocket itself) and with
+// Verifying the other side of a TLS connection, as etcd 3.4 does: the secure listener (client-certificate
+// authentication with Go's refusal reasons, a CRL re-read for every connection so a new one applies without a
+// restart, an after-handshake allow-list check), the peer listener's checks (allowed CN / host name, the SAN check
+// against the connecting address), and the verified certificate's common name, which etcd's auth uses as the user
+// name when --client-cert-auth is on: `commonNameOfCall(call)` in a gRPC handler (grpc-js hands the decrypted TLS
+// socket's peer certificate through call.getAuthContext(), since the listener injects the TLSSocket itself) and
 // `commonNameOfSocket(req.socket)` in an HTTP handler. Both return undefined without a verified certificate.
-import { X509Certificate, generateKeyPairSync, randomBytes, sign } from "node:crypto";
+import { X509Certificate } from "node:crypto";
 import { lookup } from "node:dns/promises";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import type * as http2 from "node:http2";
 import { isIP } from "node:net";
-import { join } from "node:path";
 import * as tls from "node:tls";
-
-/** A start-up error in the TLS settings; the message is etcd's where etcd has one. */
-export class TlsConfigError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "TlsConfigError";
-  }
-}
-
-/** etcd's TLSInfo: one listener's (or dialer's) certificate settings; "" means not set. */
-export interface TlsInfo {
-  readonly certFile: string;
-  readonly keyFile: string;
-  readonly trustedCaFile: string;
-  readonly clientCertAuth: boolean;
-  readonly crlFile: string;
-  /** Peer only: the peer certificate's CN must equal this (--peer-cert-allowed-cn). */
-  readonly allowedCn?: string;
-  /** Peer only: the peer certificate must be valid for this host name (--peer-cert-allowed-hostname). */
-  readonly allowedHostname?: string;
-}
-
-export function isTlsInfoEmpty(i: TlsInfo): boolean {
-  return i.certFile === "" && i.keyFile === "";
-}
-
-/**
- * Go's crypto/tls cipher-suite names (tls.CipherSuites() and tls.InsecureCipherSuites(), which etcd 3.4.23
- * accepts) → OpenSSL names. The TLS 1.3 suites map to "" : Go ignores them in Config.CipherSuites (TLS 1.3 suites
- * are not configurable there), and so does etcd-ts (TLS 1.3 stays on with OpenSSL's defaults, as in etcd).
- */
-export const GO_CIPHER_SUITES: Readonly<Record<string, string>> = {
-  TLS_RSA_WITH_RC4_128_SHA: "RC4-SHA",
-  TLS_RSA_WITH_3DES_EDE_CBC_SHA: "DES-CBC3-SHA",
-  TLS_RSA_WITH_AES_128_CBC_SHA: "AES128-SHA",
-  TLS_RSA_WITH_AES_256_CBC_SHA: "AES256-SHA",
-  TLS_RSA_WITH_AES_128_CBC_SHA256: "AES128-SHA256",
-  TLS_RSA_WITH_AES_128_GCM_SHA256: "AES128-GCM-SHA256",
-  TLS_RSA_WITH_AES_256_GCM_SHA384: "AES256-GCM-SHA384",
-  TLS_ECDHE_ECDSA_WITH_RC4_128_SHA: "ECDHE-ECDSA-RC4-SHA",
-  TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA: "ECDHE-ECDSA-AES128-SHA",
-  TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA: "ECDHE-ECDSA-AES256-SHA",
-  TLS_ECDHE_RSA_WITH_RC4_128_SHA: "ECDHE-RSA-RC4-SHA",
-  TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA: "ECDHE-RSA-DES-CBC3-SHA",
-  TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA: "ECDHE-RSA-AES128-SHA",
-  TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA: "ECDHE-RSA-AES256-SHA",
-  TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256: "ECDHE-ECDSA-AES128-SHA256",
-  TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256: "ECDHE-RSA-AES128-SHA256",
-  TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256: "ECDHE-RSA-AES128-GCM-SHA256",
-  TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256: "ECDHE-ECDSA-AES128-GCM-SHA256",
-  TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384: "ECDHE-RSA-AES256-GCM-SHA384",
-  TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384: "ECDHE-ECDSA-AES256-GCM-SHA384",
-  TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305: "ECDHE-RSA-CHACHA20-POLY1305",
-  TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305: "ECDHE-ECDSA-CHACHA20-POLY1305",
-  TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256: "ECDHE-RSA-CHACHA20-POLY1305",
-  TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256: "ECDHE-ECDSA-CHACHA20-POLY1305",
-  TLS_AES_128_GCM_SHA256: "",
-  TLS_AES_256_GCM_SHA384: "",
-  TLS_CHACHA20_POLY1305_SHA256: "",
-};
-
-/** TLS 1.3 suites kept on when --cipher-suites lists only TLS 1.2 ones (Node would otherwise cap at TLS 1.2). */
-const TLS13_SUITES = "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256";
-
-/** --cipher-suites (Go names) → a node:tls `ciphers` string; undefined for an empty list (OpenSSL's defaults). */
-export function opensslCiphers(goNames: readonly string[]): string | undefined {
-  if (goNames.length === 0) return undefined;
-  const out: string[] = [];
-  for (const name of goNames) {
-    const openssl = GO_CIPHER_SUITES[name];
-    if (openssl === undefined) throw new TlsConfigError(`unexpected TLS cipher suite ${JSON.stringify(name)}`);
-    if (openssl !== "" && !out.includes(openssl)) out.push(openssl);
-  }
-  return [TLS13_SUITES, ...out].join(":");
-}
-
-/** Reads a certificate, key or CA file; a failure says so as Go's os.Open does (etcd prints it as is). */
-function readFile(path: string): Buffer {
-  try {
-    return readFileSync(path);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new TlsConfigError(`open ${path}: ${code === "ENOENT" ? "no such file or directory" : code === "EACCES" ? "permission denied" : (err as Error).message}`);
-  }
-}
-
-/** node:tls server options for one listener (client or peer side of etcd's ServerConfig). */
-export function serverTlsOptions(info: TlsInfo, cipherSuites: readonly string[] = []): tls.TlsOptions {
-  if (info.certFile === "" || info.keyFile === "") throw new TlsConfigError("KeyFile and CertFile must both be present");
-  const ciphers = opensslCiphers(cipherSuites);
-  const opts: tls.TlsOptions = {
-    cert: readFile(info.certFile),
-    key: readFile(info.keyFile),
-    minVersion: "TLSv1.2",
-    // As Go's tls.RequireAndVerifyClientCert: no certificate, or one the CA did not sign, fails the handshake.
-    requestCert: info.clientCertAuth,
-    rejectUnauthorized: info.clientCertAuth,
-    ...(info.trustedCaFile !== "" ? { ca: readFile(info.trustedCaFile) } : {}),
-    ...(ciphers !== undefined ? { ciphers } : {}),
-  };
-  try {
-    tls.createSecureContext(opts);
-  } catch (err) {
-    const text = (err as Error).message;
-    // Go's tls.LoadX509KeyPair text for a key that is not the certificate's (etcd exits with it).
-    throw new TlsConfigError(/key values mismatch/.test(text) ? "tls: private key does not match public key" : `tls: ${text}`);
-  }
-  return opts;
-}
-
-/** node:tls client options for dialing (etcd's ClientConfig): our certificate, and the CA that signs the peer's. */
-export function clientTlsOptions(info: TlsInfo, cipherSuites: readonly string[] = []): tls.ConnectionOptions {
-  const ciphers = opensslCiphers(cipherSuites);
-  return {
-    minVersion: "TLSv1.2",
-    ...(info.certFile !== "" ? { cert: readFile(info.certFile) } : {}),
-    ...(info.keyFile !== "" ? { key: readFile(info.keyFile) } : {}),
-    ...(info.trustedCaFile !== "" ? { ca: readFile(info.trustedCaFile) } : {}),
-    ...(ciphers !== undefined ? { ciphers } : {}),
-  };
-}
+import { TlsConfigError, clientTlsOptions, serverTlsOptions, type TlsInfo } from "./tls_options.js";
 
 // ---------------------------------------------------------------------------------------------------------------
 // The secure listener.
@@ -325,7 +200,7 @@ function crlRejection(crlFile: string, socket: tls.TLSSocket): string | undefine
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// A minimal DER reader (CRLs) and writer (auto-TLS certificates).
+// A minimal DER reader (the CRL's revoked serial numbers).
 
 interface Tlv {
   readonly tag: number;
@@ -386,109 +261,6 @@ export function revokedSerials(crl: Buffer): Set<string> {
     if (serial?.tag === 0x02) out.add(normalSerial(serial.value.toString("hex")));
   }
   return out;
-}
-
-function der(tag: number, ...parts: Buffer[]): Buffer {
-  const body = Buffer.concat(parts);
-  const n = body.length;
-  const len = n < 0x80 ? Buffer.from([n]) : n < 0x100 ? Buffer.from([0x81, n]) : n < 0x10000 ? Buffer.from([0x82, n >> 8, n & 0xff]) : Buffer.from([0x83, n >> 16, (n >> 8) & 0xff, n & 0xff]);
-  return Buffer.concat([Buffer.from([tag]), len, body]);
-}
-
-function oid(dotted: string): Buffer {
-  const [a = 0, b = 0, ...rest] = dotted.split(".").map(Number);
-  const bytes = [a * 40 + b];
-  for (const v of rest) {
-    const groups = [v & 0x7f];
-    for (let x = Math.floor(v / 128); x > 0; x = Math.floor(x / 128)) groups.unshift((x & 0x7f) | 0x80);
-    bytes.push(...groups);
-  }
-  return der(0x06, Buffer.from(bytes));
-}
-
-/** A positive INTEGER from big-endian magnitude bytes. */
-function integer(magnitude: Buffer): Buffer {
-  let m = magnitude;
-  while (m.length > 1 && m[0] === 0 && ((m[1] ?? 0) & 0x80) === 0) m = m.subarray(1);
-  return der(0x02, (m[0] ?? 0) & 0x80 ? Buffer.concat([Buffer.from([0]), m]) : m);
-}
-
-/** UTCTime through 2049, GeneralizedTime after (RFC 5280 §4.1.2.5). */
-function time(d: Date): Buffer {
-  const iso = d.toISOString().replace(/[-:T]/g, "").slice(0, 14) + "Z";
-  return d.getUTCFullYear() < 2050 ? der(0x17, Buffer.from(iso.slice(2), "ascii")) : der(0x18, Buffer.from(iso, "ascii"));
-}
-
-const OID = {
-  ecdsaWithSha512: "1.2.840.10045.4.3.4",
-  organization: "2.5.4.10",
-  keyUsage: "2.5.29.15",
-  extKeyUsage: "2.5.29.37",
-  basicConstraints: "2.5.29.19",
-  subjectAltName: "2.5.29.17",
-  serverAuth: "1.3.6.1.5.5.7.3.1",
-} as const;
-
-function extension(id: string, critical: boolean, value: Buffer): Buffer {
-  return der(0x30, oid(id), ...(critical ? [der(0x01, Buffer.from([0xff]))] : []), der(0x04, value));
-}
-
-function ipBytes(ip: string): Buffer {
-  if (isIP(ip) === 4) return Buffer.from(ip.split(".").map(Number));
-  const full = new URL(`http://[${ip}]`).hostname.slice(1, -1);
-  const [head = "", tail = ""] = full.split("::");
-  const h = head === "" ? [] : head.split(":");
-  const t = tail === "" ? [] : tail.split(":");
-  const groups = full.includes("::") ? [...h, ...Array<string>(8 - h.length - t.length).fill("0"), ...t] : h;
-  return Buffer.from(groups.flatMap((g) => { const v = parseInt(g, 16); return [v >> 8, v & 0xff]; }));
-}
-
-export interface SelfCert {
-  readonly certFile: string;
-  readonly keyFile: string;
-}
-
-/**
- * etcd's --auto-tls / --peer-auto-tls: a self-signed certificate for `hosts` (IPs become IP SANs, names DNS SANs)
- * written to dir/cert.pem and dir/key.pem (0600), valid for one year. Files already there are reused, as etcd
- * reuses them across restarts.
- */
-export function selfCert(dir: string, hosts: readonly string[], now: Date = new Date()): SelfCert {
-  const certFile = join(dir, "cert.pem");
-  const keyFile = join(dir, "key.pem");
-  if (existsSync(certFile) && existsSync(keyFile)) return { certFile, keyFile };
-  const { privateKey, publicKey } = generateKeyPairSync("ec", { namedCurve: "P-521" });
-  const name = der(0x30, der(0x31, der(0x30, oid(OID.organization), der(0x0c, Buffer.from("etcd")))));
-  const alg = der(0x30, oid(OID.ecdsaWithSha512));
-  const notAfter = new Date(now.getTime() + 365 * 24 * 3600 * 1000);
-  const sans = [...new Set(hosts)].map((h) => (isIP(h) !== 0 ? der(0x87, ipBytes(h)) : der(0x82, Buffer.from(h, "ascii"))));
-  const extensions = [
-    // digitalSignature (bit 0) and keyEncipherment (bit 2): 0b1010_0000, 5 unused bits.
-    extension(OID.keyUsage, true, der(0x03, Buffer.from([0x05, 0xa0]))),
-    extension(OID.extKeyUsage, false, der(0x30, oid(OID.serverAuth))),
-    extension(OID.basicConstraints, true, der(0x30)),
-    ...(sans.length > 0 ? [extension(OID.subjectAltName, false, der(0x30, ...sans))] : []),
-  ];
-  const tbs = der(0x30,
-    der(0xa0, integer(Buffer.from([2]))),
-    integer(randomBytes(16)),
-    alg, name, der(0x30, time(now), time(notAfter)), name,
-    publicKey.export({ type: "spki", format: "der" }),
-    der(0xa3, der(0x30, ...extensions)),
-  );
-  const signature = sign("sha512", tbs, privateKey);
-  const cert = der(0x30, tbs, alg, der(0x03, Buffer.concat([Buffer.from([0]), signature])));
-  const pem = `-----BEGIN CERTIFICATE-----\n${cert.toString("base64").replace(/(.{64})/g, "$1\n").replace(/\n?$/, "\n")}-----END CERTIFICATE-----\n`;
-  new X509Certificate(pem); // throws if the layout is wrong, before anything is written
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  writeFileSync(keyFile, privateKey.export({ type: "sec1", format: "pem" }), { mode: 0o600 });
-  writeFileSync(certFile, pem, { mode: 0o644 });
-  return { certFile, keyFile };
-}
-
-/** The hosts of listen URLs (for selfCert's SANs), without brackets. */
-export function urlHosts(urls: readonly string[]): string[] {
-  return urls.map((u) => new URL(u).hostname.replace(/^\[(.*)\]$/, "$1")).filter((h) => h !== "");
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -632,47 +404,4 @@ export function peerTransportTls(info: TlsInfo, opts: PeerTlsOptions = {}): Peer
   const summary = `peerTLS: cert = ${info.certFile}, key = ${info.keyFile}, trusted-ca = ${info.trustedCaFile}, ` +
     `client-cert-auth = ${String(info.clientCertAuth)}, crl-file = ${info.crlFile}`;
   return { server: server as http2.SecureServerOptions, client: { ...client, checkServerIdentity }, refuseInbound, handshakeFailure, summary };
-}
-
-/** Go's strconv.ParseBool, as etcd's flag package reads a boolean flag's text; anything else is an error. */
-function goBool(flag: string, text: string): boolean {
-  if (["1", "t", "T", "TRUE", "true", "True"].includes(text)) return true;
-  if (["", "0", "f", "F", "FALSE", "false", "False"].includes(text)) return false;
-  throw new TlsConfigError(`invalid boolean value ${JSON.stringify(text)} for -${flag}: parse error`);
-}
-
-/**
- * The --peer-* flags as etcd 3.4 reads them, for PeerTransport's `tls` option: `values(flag)` gives each flag's text
- * (its default when unset), `peerUrls` are --listen-peer-urls. Undefined when no peer TLS is configured (http://
- * and unix:// peers). With --peer-auto-tls and no certificate given, a self-signed one goes to
- * <data-dir>/fixtures/peer and, as in etcd, it replaces every other --peer-* setting: no client-certificate
- * authentication, and peers' certificates are not verified (each member signs its own, so there is no CA to check
- * against). An https/unixs peer URL without certificates, or both allow-lists set, is etcd's start-up error
- * (TlsConfigError with etcd's text).
- */
-export function peerTlsFromFlags(values: (flag: string) => string, dataDir: string, peerUrls: readonly string[]): PeerTls | undefined {
-  const secure = peerUrls.find((u) => u.startsWith("https://") || u.startsWith("unixs://"));
-  let info: TlsInfo = {
-    certFile: values("peer-cert-file"),
-    keyFile: values("peer-key-file"),
-    trustedCaFile: values("peer-trusted-ca-file"),
-    clientCertAuth: goBool("peer-client-cert-auth", values("peer-client-cert-auth")),
-    crlFile: values("peer-crl-file"),
-    allowedCn: values("peer-cert-allowed-cn"),
-    allowedHostname: values("peer-cert-allowed-hostname"),
-  };
-  const selfSigned = goBool("peer-auto-tls", values("peer-auto-tls")) && isTlsInfoEmpty(info);
-  if (selfSigned) {
-    const cert = selfCert(join(dataDir, "fixtures", "peer"), urlHosts(peerUrls));
-    info = { ...cert, trustedCaFile: "", clientCertAuth: false, crlFile: "" };
-  }
-  if (isTlsInfoEmpty(info)) {
-    if (secure === undefined) return undefined;
-    throw new TlsConfigError(`TLS key/cert (--peer-cert-file, --peer-key-file) must be provided for peer url ${secure} with HTTPS scheme`);
-  }
-  const cipherSuites = values("cipher-suites").split(",").map((s) => s.trim()).filter((s) => s !== "");
-  const skipClientSanVerify = goBool("experimental-peer-skip-client-san-verification", values("experimental-peer-skip-client-san-verification"));
-  const t = peerTransportTls(info, { cipherSuites, skipClientSanVerify });
-  if (!selfSigned) return t;
-  return { ...t, client: { ...t.client, rejectUnauthorized: false, checkServerIdentity: () => undefined } };
 }

@@ -1,0 +1,139 @@
+// Raft snapshots of one member. The backend is the state machine's whole state, so a snapshot carries no data of
+// its own in the WAL: cutting one records the applied index and configuration there and lets older segments go;
+// sending one streams a copy of the backend file; receiving one keeps the body under snap/ until Raft hands the
+// snapshot out, and installing it swaps the body in as the backend.
+import { createReadStream, existsSync, readdirSync, renameSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import type { Member } from "../membership/cluster.js";
+import type { KvStore } from "../mvcc/kv_store.js";
+import type { ConfState, Message, Snapshot, Storage } from "../raft/index.js";
+import type { WalStorage } from "../wal/wal_storage.js";
+import { SNAPSHOT_CATCH_UP_ENTRIES, SNAPSHOT_COUNT } from "../limits.js";
+import type { ServerConfig } from "./server_config.js";
+
+/** The name under snap/ of the backend body of the snapshot at `index`. */
+export function snapshotDbName(index: number): string {
+  return `${index.toString(16).padStart(16, "0")}.snap.db`;
+}
+
+/**
+ * A crash between persisting a received Raft snapshot and swapping in its backend leaves the backend behind the
+ * WAL: the body kept under snap/ is swapped in at the next start. Older bodies are deleted.
+ */
+export async function finishSnapshotInstall(kv: KvStore, snapshotIndex: number, snapDir: string): Promise<void> {
+  const pending = join(snapDir, snapshotDbName(snapshotIndex));
+  if (kv.consistentIndex() < snapshotIndex && snapshotIndex > 1) {
+    if (!existsSync(pending)) throw new Error(`backend at index ${kv.consistentIndex()} is behind the raft snapshot at ${snapshotIndex} and ${pending} is missing`);
+    await kv.replaceWith(pending);
+  }
+  for (const f of readdirSync(snapDir)) if (f.endsWith(".snap.db") || f.startsWith("outgoing-")) rmSync(join(snapDir, f), { force: true });
+}
+
+/**
+ * A brand-new member starts as etcd's does after its bootstrap conf change (index 1, term 1): a durable
+ * snapshot holding the initial configuration, so the first election is term 2 and the first entry index 2.
+ */
+export function saveBootstrapSnapshot(storage: WalStorage, config: ServerConfig): void {
+  const members: readonly Pick<Member, "id" | "isLearner">[] = config.initialMembers ?? [{ id: config.memberId, isLearner: false }];
+  const confState = { voters: members.filter((m) => !m.isLearner).map((m) => m.id).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)), learners: [] };
+  storage.save({
+    snapshot: { metadata: { index: 1, term: 1, confState }, data: new Uint8Array(0) },
+    hardState: { term: 1, vote: 0n, commit: 1 },
+    entries: [],
+  }, true);
+}
+
+/** What the snapshot side reads from its member. */
+export interface SnapshotHost {
+  readonly config: ServerConfig;
+  readonly kv: KvStore;
+  readonly storage: WalStorage;
+  /** A fresh unique id (names the temp file of an outgoing body). */
+  nextId(): bigint;
+}
+
+/** Cuts, sends, receives and installs this member's snapshots; `index` is the last one in the WAL. */
+export class Snapshots {
+  readonly #host: SnapshotHost;
+  /** The index of the last snapshot recorded in the WAL (cut here or installed from the leader). */
+  index: number;
+  /** A snapshot body received from the leader, waiting for Raft to hand out its snapshot. */
+  #incoming: { index: number; path: string } | undefined;
+
+  constructor(host: SnapshotHost) {
+    this.#host = host;
+    this.index = host.storage.snapshot().metadata.index;
+  }
+
+  get #snapDir(): string {
+    return join(this.#host.config.dataDir, "member", "snap");
+  }
+
+  /**
+   * The log as Raft reads it, except for the snapshot it sends a lagging member: a snapshot at this member's
+   * applied index (the body is a copy of the backend taken when it is sent, which is at least that far), not the
+   * last one written to the WAL — otherwise every entry since that one (up to --snapshot-count of them) would
+   * follow the backend file over the wire, only to be skipped by the receiver.
+   */
+  raftStorage(applied: () => number, confState: () => ConfState): Storage {
+    const wal = this.#host.storage;
+    return {
+      initialState: () => wal.initialState(),
+      entries: (lo, hi, maxSizeBytes) => wal.entries(lo, hi, maxSizeBytes),
+      term: (i) => wal.term(i),
+      lastIndex: () => wal.lastIndex(),
+      firstIndex: () => wal.firstIndex(),
+      snapshot: () => {
+        const stored = wal.snapshot();
+        const index = applied();
+        if (index <= stored.metadata.index) return stored;
+        return { metadata: { index, term: wal.term(index), confState: confState() }, data: new Uint8Array(0) };
+      },
+    };
+  }
+
+  /** Every --snapshot-count applied entries, snapshot (the backend is the state) and let old WAL segments go. */
+  maybeCut(applied: number, confState: ConfState): void {
+    const config = this.#host.config;
+    if (applied - this.index < (config.snapshotCount ?? SNAPSHOT_COUNT)) return;
+    this.#host.storage.createSnapshot(applied, confState, new Uint8Array(0), config.snapshotCatchUpEntries ?? SNAPSHOT_CATCH_UP_ENTRIES);
+    this.index = applied;
+  }
+
+  /** A snapshot body arrived whole: keep it under its index until Raft hands out the snapshot (the caller steps it). */
+  receive(m: Message, bodyPath: string): void {
+    const snap = m.snapshot;
+    if (snap === undefined) return;
+    const path = join(this.#snapDir, snapshotDbName(snap.metadata.index));
+    renameSync(bodyPath, path);
+    this.#incoming = { index: snap.metadata.index, path };
+  }
+
+  /** A copy of this member's backend, streamed as a snapshot body (written to a temp file, then read back). */
+  async *body(): AsyncIterable<Uint8Array> {
+    const tmp = join(this.#snapDir, `outgoing-${process.pid}-${this.#host.nextId().toString(16)}.db`);
+    try {
+      await this.#host.kv.backend.backupTo(tmp);
+      for await (const chunk of createReadStream(tmp, { highWaterMark: 1 << 20 })) yield chunk as Buffer;
+    } finally {
+      rmSync(tmp, { force: true });
+    }
+  }
+
+  /**
+   * Raft accepted a snapshot from the leader (already persisted in the WAL): its body replaces the backend. The
+   * caller reloads everything it loaded from the backend.
+   */
+  async install(snap: Snapshot): Promise<void> {
+    const kv = this.#host.kv;
+    const index = snap.metadata.index;
+    const incoming = this.#incoming;
+    const path = incoming !== undefined && incoming.index === index ? incoming.path : join(this.#snapDir, snapshotDbName(index));
+    if (!existsSync(path)) throw new Error(`snapshot at index ${index} has no backend file at ${path}`);
+    this.#incoming = undefined;
+    await kv.replaceWith(path);
+    rmSync(path, { force: true });
+    if (kv.consistentIndex() < index) throw new Error(`snapshot backend is at index ${kv.consistentIndex()}, behind its raft snapshot ${index}`);
+    this.index = index;
+  }
+}
