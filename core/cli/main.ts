@@ -20,7 +20,8 @@ import type { CompactionPolicy } from "../server/compactor.js";
 import { parseCompactionFlags } from "./compaction_flags.js";
 import { DataDirLockedError } from "../server/dir_lock.js";
 import { EtcdServer } from "../server/etcd_server.js";
-import { FlagError, parseDurationMs, parseFlags, parseGoBool, type ParsedFlags } from "./flags.js";
+import { FlagError, parseDurationMs, parseFlags, type ParsedFlags } from "./flags.js";
+import { parseGoBool } from "../go_values.js";
 import { createLogger, logOptionsError, type LogFn } from "./log.js";
 
 const ETCD_TS_VERSION = "0.1.0";
