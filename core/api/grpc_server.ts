@@ -13,7 +13,7 @@ import { checkDelete, checkPut, checkRange, checkTxn } from "../mvcc/validate.js
 import type { EtcdServer, ResponseHeader } from "../server/etcd_server.js";
 import type { ServerMetrics } from "../server/metrics.js";
 import * as kc from "./kv_codec.js";
-import { loadEtcdProto, type ServiceName } from "./proto/load.js";
+import { loadEtcdProto, loadRecipeProto, servicePackage, type AnyServiceName } from "./proto/load.js";
 import { Gateway } from "./gateway.js";
 import { createSecureListener, type SecureListenerOptions } from "./tls.js";
 import { serveHttp2, type ConnectionInjector } from "./http2/authority_fix.js";
@@ -22,6 +22,8 @@ import { leaseService } from "./lease_service.js";
 import { headerObject, int64, toStatus, unary } from "./unary.js";
 import { maintenanceService } from "./maintenance_service.js";
 import { watchService } from "./watch_service.js";
+import { lockService } from "./lock_service.js";
+import { electionService } from "./election_service.js";
 import type * as pb from "./proto/types.js";
 
 /** The etcd release whose API and behaviour etcd-ts follows; reported by Status and /version. */
@@ -156,15 +158,17 @@ export async function serveGrpc(s: EtcdServer, opts: GrpcOptions): Promise<GrpcH
     ...(opts.keepaliveTimeoutMs !== undefined ? { "grpc.keepalive_timeout_ms": opts.keepaliveTimeoutMs } : {}),
   });
   const protos = loadEtcdProto().services;
-  const defs: Partial<Record<ServiceName, grpc.ServiceDefinition>> = {
+  const defs: Partial<Record<AnyServiceName, grpc.ServiceDefinition>> = {
     KV: withRawResponses(protos.KV.service, ["Range", "Put", "DeleteRange", "Txn", "Compact"]),
     Watch: withRawResponses(protos.Watch.service, ["Watch"]),
     Lease: protos.Lease.service,
     Maintenance: protos.Maintenance.service,
     Cluster: protos.Cluster.service,
     Auth: protos.Auth.service,
+    Lock: loadRecipeProto().Lock.service,
+    Election: loadRecipeProto().Election.service,
   };
-  const impls: Partial<Record<ServiceName, grpc.UntypedServiceImplementation>> = {
+  const impls: Partial<Record<AnyServiceName, grpc.UntypedServiceImplementation>> = {
     KV: kvService(s, opts.maxTxnOps ?? MAX_TXN_OPS),
     Watch: watchService(s, s.watchable, {
       maxResponseBytes: opts.maxRequestBytes ?? MAX_REQUEST_BYTES,
@@ -174,11 +178,13 @@ export async function serveGrpc(s: EtcdServer, opts: GrpcOptions): Promise<GrpcH
     Maintenance: maintenanceService(s, { version: ETCD_VERSION }, toStatus),
     Cluster: clusterService(s),
     Auth: authService(s, toStatus),
+    Lock: lockService(s),
+    Election: electionService(s),
   };
-  for (const name of Object.keys(impls) as ServiceName[]) {
+  for (const name of Object.keys(impls) as AnyServiceName[]) {
     const def = defs[name];
     const impl = impls[name];
-    if (def !== undefined && impl !== undefined) server.addService(def, instrument(`etcdserverpb.${name}`, def, impl, s.metrics));
+    if (def !== undefined && impl !== undefined) server.addService(def, instrument(`${servicePackage(name)}.${name}`, def, impl, s.metrics));
   }
   if (opts.http === undefined && opts.tls === undefined) {
     const port = await new Promise<number>((resolve, reject) => {

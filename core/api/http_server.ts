@@ -60,7 +60,7 @@ export function clientHttpHandler(
   opts: { readonly peerFaultInjection?: boolean } = {},
 ) {
   return (req: IncomingMessage, res: ServerResponse, gateway: Gateway): void => {
-    const path = (req.url ?? "/").split("?")[0] ?? "/";
+    const path = gatewayPath((req.url ?? "/").split("?")[0] ?? "/");
     if (opts.peerFaultInjection === true && path === "/debug/peer-faults") {
       peerFaults(s, req, res);
       return;
@@ -75,6 +75,11 @@ export function clientHttpHandler(
     }
     handle(s, req, res);
   };
+}
+
+/** etcd 3.4 still answers its beta gateway prefix: /v3beta/… is served as /v3/… before any routing. */
+function gatewayPath(path: string): string {
+  return path.startsWith("/v3beta/") ? `/v3/${path.slice("/v3beta/".length)}` : path;
 }
 
 /** --experimental-peer-fault-injection: PUT {"isolate": true|false} cuts this member off its peers, or heals it. */
