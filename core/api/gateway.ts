@@ -160,9 +160,12 @@ export class Gateway {
     return [m.resolvedRequestType, m.resolvedResponseType];
   }
 
-  /** Whether `path` is a gateway route (the HTTP handler falls through to /health etc. otherwise). */
+  /**
+   * Whether the gateway answers `path` (the HTTP handler falls through to /health etc. otherwise): etcd hands it
+   * everything under /v3/, so an unknown method there gets grpc-gateway's "Not Found", not the mux's 404 page.
+   */
   handles(path: string): boolean {
-    return path in ROUTES;
+    return path in ROUTES || path.startsWith("/v3/");
   }
 
   serve(req: IncomingMessage, res: ServerResponse, path: string): void {
