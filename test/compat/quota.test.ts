@@ -1,7 +1,7 @@
 // Proves a tiny backend quota (--quota-backend-bytes 53248, 13 pages) behaves as in real etcd 3.4: small puts
 // are accepted until the data fills the quota, then the same put is refused with etcd's NOSPACE error, the alarm is
 // listed the same way, reads still work and further writes are refused. The storage engines differ (LMDB pages
-// vs bbolt's), so the number of puts accepted is compared within a bound, not exactly.
+// vs bbolt's), so the number of puts accepted is compared within a factor of two, not exactly.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { b64, idsOf, post, replaceIds } from "./gateway_support.js";
 import { etcdctl, haveEtcd, startServer, type RunningServer } from "./processes.js";
@@ -38,9 +38,10 @@ describe.runIf(HAVE)("a tiny backend quota against real etcd", () => {
     const [theirs, mine] = await Promise.all([fill(etcd.endpoint), fill(ours.endpoint)]);
     expect(mine.refusal).toBe(theirs.refusal);
     expect(theirs.refusal).toContain("database space exceeded");
-    // Within a fifth of etcd's count either way: the two engines lay out pages differently.
-    expect(mine.accepted, `etcd accepted ${theirs.accepted}`).toBeGreaterThan(theirs.accepted * 0.8);
-    expect(mine.accepted, `etcd accepted ${theirs.accepted}`).toBeLessThan(theirs.accepted * 1.2);
+    // Counts are compared loosely: the engines lay out pages differently, and etcd's own count varies from run to
+    // run with how its commits batch. Neither may refuse early (the quota spent at start) nor never refuse.
+    expect(mine.accepted, `etcd accepted ${theirs.accepted}`).toBeGreaterThan(Math.max(50, theirs.accepted / 2));
+    expect(mine.accepted, `etcd accepted ${theirs.accepted}`).toBeLessThan(theirs.accepted * 2);
 
     const view = (s: RunningServer): string[] => {
       const ids = idsOf(s.endpoint);
