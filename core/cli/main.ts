@@ -11,7 +11,7 @@ import { authFromFlags, type AuthFlags } from "../server/auth_apply.js";
 import { Cluster, type Member } from "../membership/cluster.js";
 import { idToHex } from "../membership/ids.js";
 import { InitialClusterError, parseUrlsMap } from "../membership/initial_cluster.js";
-import { fetchMembers } from "../server/peer_link.js";
+import { ClusterFetchError, fetchMembers } from "../server/peer_link.js";
 import type { CompactionPolicy } from "../server/compactor.js";
 import { parseCompactionFlags } from "./compaction_flags.js";
 import { DataDirLockedError } from "../server/dir_lock.js";
@@ -234,7 +234,7 @@ async function memberIdentity(f: ParsedFlags, name: string, dataDir: string, pee
 async function joinIdentity(initialCluster: string, advertise: readonly string[], peerTls: TransportTls | undefined): Promise<Identity> {
   const mine = new Set(advertise);
   const others = [...parseUrlsMap(initialCluster).values()].flat().filter((u) => !mine.has(u));
-  const { clusterId, members } = await fetchMembers(others, peerTls, 5_000);
+  const { clusterId, members } = await fetchMembers(others, { tls: peerTls, timeoutMs: 5_000, warn: (line) => log("W", "etcdserver", line) });
   const sorted = [...advertise].sort().join(",");
   const me = members.find((m) => [...m.peerUrls].sort().join(",") === sorted);
   if (me === undefined) {
@@ -266,6 +266,10 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
+  if (err instanceof ClusterFetchError) {
+    log("C", "etcdmain", `cannot fetch cluster info from peer urls: ${err.message}`);
+    exit(1);
+  }
   if (err instanceof FlagError) {
     log("E", "etcdmain", err.message);
     exit(err.exitCode);
