@@ -167,14 +167,21 @@ async function run(f: ParsedFlags): Promise<void> {
   const served = bindAddress(list(v("listen-client-urls"))).replace(/^unix:/, "").replace(/:0$/, ":" + grpcServer.port);
   if (tls !== undefined) log("I", "embed", `serving client requests on ${served}`);
   else log("N", "embed", `serving insecure client requests on ${served}, this is strongly discouraged!`);
-  // As etcd: stop cleanly, then die of the same signal (exit status 128 + n, which supervisors look at).
+  // As etcd: stop at once, then die of the same signal (exit status 128 + n, which supervisors look at). Every
+  // listener closes first and the member stops beside the client side's drain, so a member started next on the
+  // same ports finds them free even while clients hold streams open; their drain is bounded.
   const shutdown = (sig: string, signal: NodeJS.Signals): void => {
     log("N", "osutil", `received ${sig} signal, shutting down...`);
-    void Promise.all([grpcServer.close(), ...metrics.map((m) => m.close())]).then(() => server.stop()).then(() => process.kill(process.pid, signal));
+    const clientsClosed = Promise.all([grpcServer.close(), ...metrics.map((m) => m.close())]);
+    const drained = (): Promise<unknown> => Promise.race([clientsClosed, new Promise((r) => setTimeout(r, SHUTDOWN_DRAIN_MS).unref())]);
+    void server.stop().then(drained, drained).then(() => process.kill(process.pid, signal));
   };
   process.once("SIGTERM", () => shutdown("terminated", "SIGTERM"));
   process.once("SIGINT", () => shutdown("interrupt", "SIGINT"));
 }
+
+/** How long a stopping member lets client calls finish after the member itself has stopped. */
+const SHUTDOWN_DRAIN_MS = 500;
 
 /** --peer-* TLS (tls.ts's peerTlsFromFlags; certificates made for --peer-auto-tls); errors carry etcd's text. */
 function peerTlsOf(f: ParsedFlags, dataDir: string): TransportTls | undefined {
