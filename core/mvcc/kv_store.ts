@@ -83,6 +83,11 @@ export class KvStore {
   private leases: LeaseAttacher | undefined;
   /** Live keys → revision of their newest entry (see LiveIndex in write_txn.ts). */
   private readonly live = new Map<string, Revision>();
+  /**
+   * What the store ran since it opened, as etcd's mvcc counters count it (etcd_mvcc_{range,put,delete,txn}_total,
+   * etcd_debugging_mvcc_total_put_size_in_bytes): a request of more than one operation is also a txn.
+   */
+  readonly counts = { ranges: 0, puts: 0, deletes: 0, txns: 0, putBytes: 0 };
 
   private constructor(backend: Backend, dir: string, opts: KvStoreOptions) {
     this.#backend = backend;
@@ -228,6 +233,7 @@ export class KvStore {
 
   async range(r: RangeRequest, opts: RangeOptions = {}): Promise<RangeResponse> {
     checkRange(r);
+    this.counts.ranges++;
     if (this.#gate === undefined) this.#inFlight++;
     else await this.#enter();
     try {
@@ -297,6 +303,7 @@ export class KvStore {
           }
           const w = new WriteTxn(tx, index, rev, compact, this.leases);
           results.push("effect" in req ? applyEffect(w, tx, req.effect) : applyWrite(w, req, this.#opts.maxTxnOps));
+          this.#count(w.ops);
           rev = w.rev;
           changes.push(...w.changes);
         } catch (err) {
@@ -312,6 +319,15 @@ export class KvStore {
     this.compactRev = out.compact;
     this.listener?.(out.changes, out.rev, out.compact);
     return out.results;
+  }
+
+  #count(ops: WriteTxn["ops"]): void {
+    const c = this.counts;
+    c.ranges += ops.ranges;
+    c.puts += ops.puts;
+    c.deletes += ops.deletes;
+    c.putBytes += ops.putBytes;
+    if (ops.ranges + ops.puts + ops.deletes > 1) c.txns++;
   }
 
   async put(r: PutRequest, consistentIndex?: number): Promise<PutResponse> {

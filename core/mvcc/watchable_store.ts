@@ -103,6 +103,16 @@ export class WatchableStore {
     return w.opts.send({ watchId: id, revision: this.kv.revision, events: [], compactRevision: 0, canceled: false });
   }
 
+  /** Events delivered to watchers since the store opened (etcd_debugging_mvcc_events_total). */
+  eventsSent = 0;
+
+  /** Sends a response of events, counting them when the watcher took it. */
+  private deliver(w: Watcher, resp: WatchResponse): boolean {
+    const taken = w.opts.send(resp);
+    if (taken) this.eventsSent += resp.events.length;
+    return taken;
+  }
+
   /** Watchers registered (etcd_debugging_mvcc_watcher_total). */
   get watcherCount(): number {
     return this.watchers.size;
@@ -126,7 +136,7 @@ export class WatchableStore {
         if (!this.wanted(w, c.type)) continue;
         events.push(this.event(w, c.type, c.kv, c.prevKv));
       }
-      if (events.length > 0 && !w.opts.send({ watchId: w.id, revision: rev, events, compactRevision: 0, canceled: false })) {
+      if (events.length > 0 && !this.deliver(w, { watchId: w.id, revision: rev, events, compactRevision: 0, canceled: false })) {
         w.synced = false; // slow consumer: replay from history, starting at the first revision it missed
         continue;
       }
@@ -146,7 +156,7 @@ export class WatchableStore {
       }
       const batch = this.kv.backend.readNow((view) => history(view, w, current));
       const events = batch.events.filter((e) => this.wanted(w, e.type)).map((e) => this.event(w, e.type, e.kv, e.prevKv));
-      if (events.length > 0 && !w.opts.send({ watchId: w.id, revision: current, events, compactRevision: 0, canceled: false })) return;
+      if (events.length > 0 && !this.deliver(w, { watchId: w.id, revision: current, events, compactRevision: 0, canceled: false })) return;
       w.nextRev = batch.upTo + 1;
       if (w.nextRev > current) {
         w.synced = true;

@@ -138,6 +138,8 @@ export class WriteTxn {
   private sub = 0;
   /** Changes in revision order, handed to the watchable store after the commit. */
   readonly changes: Change[] = [];
+  /** Operations this request ran, as etcd's mvcc metrics count them (a compare's read is a range). */
+  readonly ops = { ranges: 0, puts: 0, deletes: 0, putBytes: 0 };
 
   constructor(
     private readonly tx: WriteView,
@@ -154,6 +156,8 @@ export class WriteTxn {
   }
 
   put(r: PutRequest): PutResponse {
+    this.ops.puts++;
+    this.ops.putBytes += r.key.length + r.value.length;
     const prev = this.latest(r.key);
     if ((r.ignoreValue === true || r.ignoreLease === true) && prev === undefined) {
       throw new EtcdError("KEY_NOT_FOUND", "put with ignore_value/ignore_lease");
@@ -181,6 +185,8 @@ export class WriteTxn {
   }
 
   deleteRange(r: DeleteRangeRequest): DeleteRangeResponse {
+    this.ops.deletes++;
+    this.ops.ranges--; // the live keys' lookup below is part of the delete, not a range of its own
     const live = this.range({ key: r.key, ...(r.rangeEnd !== undefined ? { rangeEnd: r.rangeEnd } : {}) });
     const main = this.beginRev + 1;
     for (const bytes of live.kvs) {
@@ -194,6 +200,7 @@ export class WriteTxn {
   }
 
   range(r: RangeRequest): RangeResponse {
+    this.ops.ranges++;
     const rev = resolveRev(r.revision, this.rev, this.compactRev);
     if (isEmptySpan(r.key, r.rangeEnd)) return { revision: this.rev, kvs: [], more: false, count: 0 };
     const res = rangeTask(this.tx, rangeArgs(r, rev));
