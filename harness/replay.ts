@@ -54,29 +54,39 @@ export function reportVerb(op: TraceOp): string {
   return op.ns === undefined || op.ns === "" ? "list" : "list-ns";
 }
 
-/** execute runs one op's etcd calls; returns true when a compare lost (409-style conflict), "cache" when no etcd call. */
-async function execute(storage: KubeStorage, client: EtcdClient, op: TraceOp, timeoutMs: number): Promise<boolean | "cache"> {
+/** Outcome of one op: whether a compare lost (409-style conflict) and the LIST's response bytes. */
+interface Executed {
+  readonly conflict: boolean;
+  readonly bytes?: number;
+}
+
+const done = (conflict: boolean): Executed => ({ conflict });
+
+/** execute runs one op's etcd calls; "cache" when kube-apiserver would answer it without etcd. */
+async function execute(storage: KubeStorage, client: EtcdClient, op: TraceOp, timeoutMs: number): Promise<Executed | "cache"> {
   switch (op.verb) {
     case "create":
-      return !(await storage.create(keyOf(op), valueOf(op), op.ttl)).created;
+      return done(!(await storage.create(keyOf(op), valueOf(op), op.ttl)).created);
     case "update":
     case "patch":
-      return !(await storage.update(keyOf(op), valueOf(op))).updated;
+      return done(!(await storage.update(keyOf(op), valueOf(op))).updated);
     case "get":
       if (op.rv === "0") return "cache";
       await storage.get(keyOf(op));
-      return false;
+      return done(false);
     case "delete":
-      return !(await storage.delete(keyOf(op)));
+      return done(!(await storage.delete(keyOf(op))));
     case "list":
       if (op.rv === "0") return "cache";
-      if (op.countOnly === true) await storage.count(listPrefix(op.resource, op.ns, op.group));
-      else await storage.list(listPrefix(op.resource, op.ns, op.group), { ...(op.limit === undefined ? {} : { limit: op.limit }), timeoutMs });
-      return false;
+      if (op.countOnly === true) {
+        await storage.count(listPrefix(op.resource, op.ns, op.group));
+        return done(false);
+      }
+      return { conflict: false, bytes: (await storage.list(listPrefix(op.resource, op.ns, op.group), { ...(op.limit === undefined ? {} : { limit: op.limit }), timeoutMs })).bytes };
     case "deletecollection": {
       const r = await client.get(listPrefix(op.resource, op.ns, op.group), { prefix: true, keysOnly: true });
       for (const kv of r.kvs) await storage.delete(kv.key.toString());
-      return false;
+      return done(false);
     }
     case "watch":
       throw new Error("watch ops are opened by the replayer, not executed");
@@ -203,7 +213,7 @@ class Run {
     try {
       const r = await execute(this.storage, this.client, op, this.timeoutMs);
       if (r === "cache") this.cacheServed++;
-      else this.rec.record(phase, reportVerb(op), op.resource, { intendedS, sentS, doneS: this.elapsedS() }, { conflict: r });
+      else this.rec.record(phase, reportVerb(op), op.resource, { intendedS, sentS, doneS: this.elapsedS() }, { conflict: r.conflict, bytes: r.bytes ?? 0 });
     } catch (err) {
       this.rec.record(phase, reportVerb(op), op.resource, { intendedS, sentS, doneS: this.elapsedS() }, { errorCode: errorCode(err) });
     } finally {
@@ -218,7 +228,7 @@ class Run {
     const startAbs = performance.timeOrigin + this.start;
     const r = await this.offload!.list(listPrefix(op.resource, op.ns, op.group), op.limit, this.timeoutMs);
     const t = { intendedS, sentS: (r.sentAbsMs - startAbs) / 1000, doneS: (r.doneAbsMs - startAbs) / 1000 };
-    this.rec.record(op.phase ?? "run", reportVerb(op), op.resource, t, r.errorCode === undefined ? {} : { errorCode: r.errorCode });
+    this.rec.record(op.phase ?? "run", reportVerb(op), op.resource, t, r.errorCode === undefined ? { bytes: r.bytes } : { errorCode: r.errorCode });
   }
 
   private openWatch(op: TraceOp, intendedS: number): void {
