@@ -165,7 +165,9 @@ export interface Tail {
 /** tailOf picks P99 or max for a summary row by the sample-count rule. */
 export function tailOf(r: { count: number | string; p99_ms: number | string; max_ms: number | string }): Tail {
   const n = Number(r.count);
-  return n >= samplesFor(99) ? { label: "p99", ms: Number(r.p99_ms), n } : { label: "max", ms: Number(r.max_ms), n };
+  const p99 = Number(r.p99_ms);
+  // A source that reports no P99 (perfkit's LIST latencies) falls back to its max as well.
+  return n >= samplesFor(99) && Number.isFinite(p99) ? { label: "p99", ms: p99, n } : { label: "max", ms: Number(r.max_ms), n };
 }
 
 /** formatTail prints a tail as "p99 12.3 ms (n=1200)" or "max 146.3 ms (n=30)". */

@@ -144,7 +144,7 @@ export function renderReport(dir: string): string {
 <p>Started ${esc(String(env["startedAt"] ?? ""))} · client ${esc(String(env["client"] ?? "node (core/client)"))} · git ${esc(String(env["gitCommit"] ?? ""))} · seed ${esc(String(env["seed"] ?? "-"))} · trace ${esc(String(env["traceDigest"] ?? "-"))}</p>
 ${notes}
 <h2>Targets</h2>${table(targetRows, ["round", "target", "available", "version", "detail"])}
-<h2>The seed's claims beside what we measured</h2>${claims.length === 0 ? "<p>none</p>" : table(claims, ["claim", "seed_value", "target", "measured_value", "note"])}
+<h2>The seed's claims beside what we measured</h2>${claims.length === 0 ? "<p>none</p>" : table(claims, [...CLAIM_COLUMNS])}
 ${readWorkTable(summary, env["readWork"] as ReadWork | undefined)}
 ${spreadSection(dir)}
 <h2>P99 per phase</h2>${p99Bars(summary, focus, (env["references"] as Reference[] | undefined) ?? [])}

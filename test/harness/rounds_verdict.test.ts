@@ -28,6 +28,7 @@ describe("sample-count rule", () => {
     expect(tailOf({ count: 99, p99_ms: 10, max_ms: 50 })).toEqual({ label: "max", ms: 50, n: 99 });
     expect(tailOf({ count: 100, p99_ms: 10, max_ms: 50 })).toEqual({ label: "p99", ms: 10, n: 100 });
     expect(formatTail(tailOf({ count: "30", p99_ms: "146.3", max_ms: "146.3" }))).toBe("max 146.3 ms (n=30)");
+    expect(tailOf({ count: 500, p99_ms: Number.NaN, max_ms: 50 }).label, "no P99 reported: the max, labelled").toBe("max");
   });
 
   it("replaces P99 and P99.9 cells of the report's summary by the max when n is too small for them", () => {
