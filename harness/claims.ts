@@ -27,6 +27,9 @@ export interface Comparison {
   readonly note?: string;
 }
 
+/** completed: LISTs that returned without an error. */
+const completed = (r: SummaryRow | undefined): number => (r === undefined ? 0 : r.count - r.errors);
+
 const fmtPct = (p: number): string => `${p >= 0 ? "+" : "−"}${Math.abs(p).toFixed(1)}%`;
 
 /** comparisonClaim computes the row; a round missing either figure makes the claim "not measured". */
@@ -42,7 +45,7 @@ export function comparisonClaim(c: Comparison): ClaimRow {
   const minSamples = Math.min(...pairs.flatMap(([a, b]) => [a!.count, b!.count]));
   const tails = new Set(pairs.flatMap(([a, b]) => [tailOf(a!).label, tailOf(b!).label]));
   const unit = c.metric === "throughput" ? "/s" : tails.has("max") ? "ms (max: n < 100)" : "ms (P99)";
-  const listCounts = c.lists === undefined ? undefined : c.perRound.map((rows) => [c.lists!(rows, c.from)?.count ?? 0, c.lists!(rows, c.to)?.count ?? 0]);
+  const listCounts = c.lists === undefined ? undefined : c.perRound.map((rows) => [completed(c.lists!(rows, c.from)), completed(c.lists!(rows, c.to))]);
   const v = verdict({
     seedPct: c.seedPct, roundPcts: pcts, minSamples, samplesNeeded: c.metric === "tail" ? 100 : 1,
     ...(listCounts === undefined ? {} : { listsCompleted: listCounts }),
@@ -64,7 +67,7 @@ export function comparisonClaim(c: Comparison): ClaimRow {
  */
 export function closedLoopNote(perRound: readonly (readonly SummaryRow[])[], targets: readonly string[], lists: (rows: readonly SummaryRow[], target: string) => SummaryRow | undefined): string {
   const bad = perRound.flatMap((rows, i) => {
-    const counts = targets.map((t) => lists(rows, t)?.count ?? 0);
+    const counts = targets.map((t) => completed(lists(rows, t)));
     const ratio = readWorkRatio(counts);
     return ratio > MAX_READ_WORK_RATIO ? [`round ${i + 1}: ${targets.map((t, k) => `${t} ${counts[k]}`).join(", ")} (×${ratio.toFixed(2)})`] : [];
   });

@@ -148,7 +148,8 @@ export async function run(argv: string[]): Promise<string> {
     const t0 = performance.now();
     const goRows: SummaryRow[] = [];
     for (const cell of cells) {
-      console.error(`${name}: ${cell.lists} ${cell.mode} LIST reader(s), ${s.writers} writers, ${s.seconds} s (client ${s.client})`);
+      const readers = cell.lists === 0 ? "no LIST readers" : `${cell.lists} ${cell.mode} LIST reader(s)`;
+      console.error(`${name}: ${readers}, ${s.writers} writers, ${s.seconds} s (client ${s.client})`);
       if (s.client === "go") goRows.push(...(await goCell(client, bin, s, cell, name)));
       else await nodeCell(client, rec, s, cell, t0);
     }

@@ -134,6 +134,12 @@ describe("claim rows", () => {
     expect(claim(rounds([100, 120, 90], [10, 30, 20], [[39, 16], [8, 8], [8, 8]])).verdict).toMatch(/^inconclusive: read work/);
   });
 
+  it("counts only LISTs that returned without an error as read work done", () => {
+    const perRound = rounds([100, 120, 90], [10, 30, 20], [[8, 8], [8, 8], [8, 8]]);
+    perRound[0]![3] = row("C", "x", "list", { count: 8, errors: 4 });
+    expect(claim(perRound).verdict).toBe("inconclusive: read work differs ×2.00 between targets");
+  });
+
   it("notes closed-loop LIST counts that differ by more than 20%", () => {
     const perRound = [[row("B", "x", "list", { count: 39 }), row("C", "x", "list", { count: 16 })], [row("B", "x", "list", { count: 10 }), row("C", "x", "list", { count: 11 })]];
     expect(closedLoopNote(perRound, ["B", "C"], find("list"))).toBe("closed-loop LIST counts differ by more than 20% between targets: round 1: B 39, C 16 (×2.44)");
