@@ -81,3 +81,32 @@ export async function pacedLoop<T>(o: PacedOptions<T>): Promise<PacedResult> {
   await Promise.all(pending);
   return { issued: starts.length, sentLate };
 }
+
+/** Slots: at most `size` holders at once; waiters are served first come, first served. */
+export class Slots {
+  private held = 0;
+  private readonly waiters: (() => void)[] = [];
+
+  constructor(readonly size: number) {
+    if (!(Number.isInteger(size) && size >= 1)) throw new Error(`slots must be a whole number >= 1, got ${size}`);
+  }
+
+  get inUse(): number {
+    return this.held;
+  }
+
+  async acquire(): Promise<void> {
+    if (this.held < this.size) {
+      this.held++;
+      return;
+    }
+    // The releasing holder hands its slot over directly, so a newcomer cannot overtake a waiter.
+    await new Promise<void>((r) => this.waiters.push(r));
+  }
+
+  release(): void {
+    const next = this.waiters.shift();
+    if (next !== undefined) next();
+    else this.held--;
+  }
+}

@@ -10,6 +10,7 @@ import { KubeStorage, keyFor, listPrefix } from "../workloads/kube_mapping.js";
 import type { Trace, TraceOp } from "../workloads/trace.js";
 import type { Recorder } from "./metrics.js";
 import { ListOffload } from "./list_offload.js";
+import { Slots } from "./paced.js";
 import { Progress } from "./progress.js";
 
 export interface ReplayOptions {
@@ -145,6 +146,7 @@ class Run {
   private inFlight = 0;
   private slotWaiter: (() => void) | undefined;
   private readonly clients = new Map<string, Promise<void>>();
+  private readonly pacedClients = new Map<string, Slots>();
   private readonly watchers: Watcher[] = [];
   private readonly speed: number;
   private readonly timeoutMs: number;
@@ -178,6 +180,10 @@ class Run {
         this.openWatch(op, intendedS);
         continue;
       }
+      if (op.client !== undefined && op.inFlight !== undefined) {
+        pending.push(this.paced(op, intendedS));
+        continue;
+      }
       if (op.client !== undefined) {
         const prev = this.clients.get(op.client) ?? Promise.resolve();
         const p = prev.then(() => this.sequential(op, intendedS));
@@ -203,6 +209,22 @@ class Run {
     }
     if (intendedS > now) await sleep((intendedS - now) * 1000);
     await this.issue(op, Math.max(intendedS, now));
+  }
+
+  /** paced: a bounded open-loop caller; latency counts from the op's time, including any wait for a slot. */
+  private async paced(op: TraceOp, intendedS: number): Promise<void> {
+    let slots = this.pacedClients.get(op.client!);
+    if (slots === undefined) this.pacedClients.set(op.client!, (slots = new Slots(op.inFlight!)));
+    await slots.acquire();
+    try {
+      if (op.until !== undefined && this.elapsedS() >= op.until / this.speed) {
+        this.skipped++;
+        return;
+      }
+      await this.issue(op, intendedS);
+    } finally {
+      slots.release();
+    }
   }
 
   private async issue(op: TraceOp, intendedS: number): Promise<void> {

@@ -18,11 +18,14 @@ export interface Kube5000Options {
   /** Concurrent clients looping LIST pods during the storm (estimate: 4; the source gives no count). */
   readonly listers: number;
   /**
-   * Paced listers: each starts one LIST every `listEvery` seconds during the storm, open loop (no `client`, so
-   * the replayer sends each at its time and counts latency from it): every target gets the same read work.
-   * Absent = looping listers (back to back, each waits for its previous LIST).
+   * Paced listers: each starts one LIST every `listEvery` seconds during the storm, open loop up to
+   * `listInFlight` LISTs per lister (latency from the intended start), so every target is asked for the same
+   * read work; a LIST that cannot start before the storm ends is skipped and counted. Absent = looping listers
+   * (back to back, each waits for its previous LIST).
    */
   readonly listEvery?: number;
+  /** Paced listers: LISTs of one lister in flight at most (default 2). */
+  readonly listInFlight?: number;
   /** A second storm phase, "storm-closed", after the first, with looping listers (0 or absent = none). */
   readonly closedStormSeconds?: number;
   /** LIST page size; absent = one unpaginated Range, as a consistent LIST without limit. */
@@ -163,11 +166,14 @@ function loopingListers(b: Builder, from: number, until: number, page: { limit?:
   }
 }
 
-/** pacedListers: lister l starts a LIST at l × every / listers + k × every, open loop, within [0, until). */
+/** pacedListers: lister l starts a LIST at l × every / listers + k × every within [0, until), bounded open loop. */
 function pacedListers(b: Builder, every: number, until: number, page: { limit?: number }): void {
+  const inFlight = b.opts.listInFlight ?? 2;
   for (let l = 0; l < b.opts.listers; l++) {
     const offset = (l * every) / b.opts.listers;
-    for (let k = 0; offset + k * every < until; k++) b.add({ t: offset + k * every, verb: "list", resource: "pods", ...page });
+    for (let k = 0; offset + k * every < until; k++) {
+      b.add({ t: offset + k * every, verb: "list", resource: "pods", client: `paced-lister-${l + 1}`, inFlight, until, ...page });
+    }
   }
 }
 

@@ -24,7 +24,7 @@ export const DEFAULT_TARGETS = ["etcd-ts:blocking", "etcd-ts:concurrent", "etcd"
  * The bench's own defaults (the generator's stay as they were): three 25 s phases and 45 POSTs/s, so each
  * phase holds 1,125 POST clusterrolebindings per target in about the time two 30 s phases at 1/s took.
  */
-export const KUBE_BENCH_DEFAULTS = { stormSeconds: 25, closedStormSeconds: 25, steadySeconds: 25, victimPerSecond: 45, listEvery: 0.5 } as const;
+export const KUBE_BENCH_DEFAULTS = { stormSeconds: 25, closedStormSeconds: 25, steadySeconds: 25, victimPerSecond: 45, listEvery: 2, listInFlight: 2 } as const;
 
 const rowOf = (phase: string, verb: string, resource: string) => (rows: readonly SummaryRow[], t: string): SummaryRow | undefined =>
   rows.find((r) => r.target === t && r.phase === phase && r.verb === verb && r.resource === resource);
@@ -51,7 +51,7 @@ function contextClaims(perRound: readonly (readonly SummaryRow[])[], runs: reado
 function claims(perRound: readonly (readonly SummaryRow[])[], runs: readonly TargetRun[], o: Kube5000Options, reps: number): ClaimRow[] {
   const out = contextClaims(perRound, runs);
   const names = [...new Set(runs.filter((r) => r.available).map((r) => r.name))];
-  const views: [string, string, string][] = [["storm", `${o.listers} listers, one LIST pods every ${o.listEvery} s each (open loop)`, ""]];
+  const views: [string, string, string][] = [["storm", `${o.listers} listers, one LIST pods every ${o.listEvery} s each (open loop, ≤ ${o.listInFlight} in flight each)`, ""]];
   if ((o.closedStormSeconds ?? 0) > 0) views.push(["storm-closed", `${o.listers} listers looping LIST pods (closed loop)`, " (closed-loop view)"]);
   for (const [phase, readWork, view] of views) {
     out.push(comparisonClaim({
@@ -72,7 +72,7 @@ function optionsOf(args: Map<string, string>): Kube5000Options {
     stormSeconds: num(args, "storm", d.stormSeconds), closedStormSeconds: num(args, "storm-closed", d.closedStormSeconds),
     steadySeconds: num(args, "steady", d.steadySeconds), listers: num(args, "listers", KUBE_5000_DEFAULTS.listers),
     victimPerSecond: num(args, "victim-rate", d.victimPerSecond),
-    ...(mode === "paced" ? { listEvery: num(args, "list-every", d.listEvery) } : {}),
+    ...(mode === "paced" ? { listEvery: num(args, "list-every", d.listEvery), listInFlight: num(args, "list-in-flight", d.listInFlight) } : {}),
     ...(args.has("list-page") ? { listPage: num(args, "list-page", 500) } : {}),
   };
 }
@@ -108,7 +108,7 @@ export async function run(argv: string[]): Promise<string> {
       { label: "5k GCE, with #10523: POST clusterrolebindings P99 during LIST pods", p99Ms: 25.4 },
     ],
     notes: [
-      `Time-compressed at scale ${opts.scale} (${trace.header?.["nodes"] as number} nodes): a ${opts.stormSeconds} s storm with ${opts.listers} listers ${opts.listEvery === undefined ? "looping LIST pods" : `each starting a LIST pods every ${opts.listEvery} s (open loop)`}, a ${opts.closedStormSeconds ?? 0} s storm with looping listers ("storm-closed"), a ${opts.steadySeconds} s steady phase; POST clusterrolebindings at ${opts.victimPerSecond}/s. ${reps} round(s), target order rotated each round.`,
+      `Time-compressed at scale ${opts.scale} (${trace.header?.["nodes"] as number} nodes): a ${opts.stormSeconds} s storm with ${opts.listers} listers ${opts.listEvery === undefined ? "looping LIST pods" : `each starting a LIST pods every ${opts.listEvery} s (open loop, at most ${opts.listInFlight} in flight each; one that cannot start before the storm ends is skipped)`}, a ${opts.closedStormSeconds ?? 0} s storm with looping listers ("storm-closed"), a ${opts.steadySeconds} s steady phase; POST clusterrolebindings at ${opts.victimPerSecond}/s. ${reps} round(s), target order rotated each round.`,
       "Client and server share the machine's cores; LISTs run in a worker thread of the client (its own connection) so their decoding does not delay the measured writes; env.json records the replayer's event-loop delay P99 per target.",
       reps > 1 ? "summary.csv pools every round; rounds.csv holds each round, spread.csv the median, min and max over rounds." : "One round: no spread; --reps N runs N interleaved rounds.",
       ...allRuns.filter((r) => !r.available).map((r) => `${r.name}: not yet available — ${r.reason ?? ""}`),

@@ -1,9 +1,10 @@
 // Proves the paced reader schedule on virtual time (no timing luck): it issues one request per period from its
 // start whatever the server does, so a slow server or a late-waking sender does not lower the read work; the
 // schedule does not drift; and each request's latency counts from its intended start, including any wait for a
-// free slot, while service time counts from the actual send.
+// free slot, while service time counts from the actual send. Also the slot bound the replayer's paced callers
+// use: never more holders than slots, waiters served in arrival order.
 import { describe, expect, it } from "vitest";
-import { intendedStarts, pacedLoop, type Clock, type PacedTimes } from "../../harness/paced.js";
+import { intendedStarts, pacedLoop, Slots, type Clock, type PacedTimes } from "../../harness/paced.js";
 
 /** VirtualClock: time moves only when every pending callback has run and something waits for a later time. */
 class VirtualClock implements Clock {
@@ -124,5 +125,29 @@ describe("paced reader schedule", () => {
     });
     expect((await clock.run(loop)).issued).toBe(3);
     expect(outcomes.filter((o) => o.error !== undefined).map((o) => String(o.error))).toEqual(["Error: boom"]);
+  });
+});
+
+describe("slots", () => {
+  it("admits at most `size` holders and hands a released slot to the earliest waiter", async () => {
+    const slots = new Slots(2);
+    const order: number[] = [];
+    await slots.acquire();
+    await slots.acquire();
+    const waiting = [3, 4].map((k) => slots.acquire().then(() => order.push(k)));
+    await new Promise((r) => setImmediate(r));
+    expect(order, "both wait while two slots are held").toEqual([]);
+    expect(slots.inUse).toBe(2);
+    slots.release();
+    await new Promise((r) => setImmediate(r));
+    expect(order).toEqual([3]);
+    expect(slots.inUse, "the slot passed to the waiter, not freed").toBe(2);
+    slots.release();
+    await Promise.all(waiting);
+    expect(order).toEqual([3, 4]);
+    slots.release();
+    slots.release();
+    expect(slots.inUse).toBe(0);
+    expect(() => new Slots(0)).toThrow();
   });
 });
