@@ -44,7 +44,10 @@ export interface PacedOptions<T> {
 }
 
 export interface PacedResult {
+  /** Requests sent. */
   readonly issued: number;
+  /** Scheduled requests not sent: no slot came free before the schedule's end. */
+  readonly skipped: number;
   /** Requests sent more than 1 ms after their intended start (sender late or no free slot). */
   readonly sentLate: number;
 }
@@ -57,29 +60,34 @@ export function intendedStarts(startS: number, endS: number, periodS: number): n
   return out;
 }
 
-/** pacedLoop runs one reader's schedule; it resolves when every request it sent has completed. */
+/**
+ * pacedLoop runs one reader's schedule; it resolves when every request it sent has completed. A request that
+ * cannot get a slot before the end is skipped, so a target that cannot keep the pace shows less read work done
+ * rather than a backlog spilling past the end.
+ */
 export async function pacedLoop<T>(o: PacedOptions<T>): Promise<PacedResult> {
-  let inFlight = 0, sentLate = 0;
-  let slotFreed: (() => void) | undefined;
+  const slots = new Slots(o.maxInFlight);
+  let issued = 0, skipped = 0, sentLate = 0;
   const pending: Promise<void>[] = [];
-  const starts = intendedStarts(o.startS, o.endS, o.periodS);
-  for (const intendedS of starts) {
+  for (const intendedS of intendedStarts(o.startS, o.endS, o.periodS)) {
     await o.clock.sleepUntil(intendedS);
-    while (inFlight >= o.maxInFlight) await new Promise<void>((r) => (slotFreed = r));
+    await slots.acquire();
     const sentS = o.clock.now();
+    if (sentS >= o.endS) {
+      slots.release();
+      skipped++;
+      continue;
+    }
+    issued++;
     if (sentS - intendedS > 0.001) sentLate++;
-    inFlight++;
     const finish = (outcome: { value?: T; error?: unknown }): void => {
-      inFlight--;
+      slots.release();
       o.done({ intendedS, sentS, doneS: o.clock.now() }, outcome);
-      const w = slotFreed;
-      slotFreed = undefined;
-      w?.();
     };
     pending.push(o.issue().then((value) => finish({ value }), (error: unknown) => finish({ error })));
   }
   await Promise.all(pending);
-  return { issued: starts.length, sentLate };
+  return { issued, skipped, sentLate };
 }
 
 /** Slots: at most `size` holders at once; waiters are served first come, first served. */

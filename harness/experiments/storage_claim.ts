@@ -59,7 +59,8 @@ async function preload(client: EtcdClient, s: Settings, label: string): Promise<
   bar.stop();
 }
 
-async function nodeCell(client: EtcdClient, rec: Recorder, s: Settings, cell: Cell, t0: number): Promise<void> {
+/** nodeCell runs one cell with core/client; returns the paced LISTs skipped (no free slot before the end). */
+async function nodeCell(client: EtcdClient, rec: Recorder, s: Settings, cell: Cell, t0: number): Promise<number> {
   const value = Buffer.alloc(256, "w");
   const clock = realClock(t0);
   const startS = clock.now(), end = startS + s.seconds;
@@ -78,18 +79,20 @@ async function nodeCell(client: EtcdClient, rec: Recorder, s: Settings, cell: Ce
   const writers = Array.from({ length: s.writers }, async (_, w) => {
     for (let i = 0; clock.now() < end; i++) await closed("put", "kv", async () => (await client.put(`/bench/w/${w}-${i % 100}`, value), 0));
   });
-  const readers = Array.from({ length: cell.lists }, async (_, r) => {
+  const readers = Array.from({ length: cell.lists }, async (_, r): Promise<number> => {
     if (cell.mode === "closed") {
       while (clock.now() < end) await closed("list", "pods", list);
-      return;
+      return 0;
     }
     // Readers are spread over one period so their LISTs do not all start together.
-    await pacedLoop({
+    const res = await pacedLoop({
       clock, startS: startS + (r * s.listEvery) / cell.lists, endS: end, periodS: s.listEvery, maxInFlight: s.listInFlight, issue: list,
       done: (t, o) => record("list", "pods", t, o.error === undefined ? { bytes: o.value ?? 0 } : { error: o.error }),
     });
+    return res.skipped;
   });
-  await Promise.all([...writers, ...readers]);
+  await Promise.all(writers);
+  return (await Promise.all(readers)).reduce((a, b) => a + b, 0);
 }
 
 async function goCell(client: EtcdClient, bin: string, s: Settings, cell: Cell, name: string): Promise<SummaryRow[]> {
@@ -147,13 +150,14 @@ export async function run(argv: string[]): Promise<string> {
     await preload(client, s, name);
     const t0 = performance.now();
     const goRows: SummaryRow[] = [];
+    const skipped: Record<string, number> = {};
     for (const cell of cells) {
       const readers = cell.lists === 0 ? "no LIST readers" : `${cell.lists} ${cell.mode} LIST reader(s)`;
       console.error(`${name}: ${readers}, ${s.writers} writers, ${s.seconds} s (client ${s.client})`);
       if (s.client === "go") goRows.push(...(await goCell(client, bin, s, cell, name)));
-      else await nodeCell(client, rec, s, cell, t0);
+      else skipped[cell.phase] = await nodeCell(client, rec, s, cell, t0);
     }
-    return goRows;
+    return s.client === "go" ? goRows : { pacedListsSkipped: skipped };
   });
   const phaseSeconds = (): number => s.seconds;
   const goRowsOf = (runs: readonly TargetRun[]): SummaryRow[] => runs.flatMap((r) => (Array.isArray(r.detail) ? (r.detail as SummaryRow[]) : []));
@@ -169,7 +173,7 @@ export async function run(argv: string[]): Promise<string> {
     readWork: { write: { verb: "put", resource: "kv" }, list: { verb: "list", resource: "pods" } },
     notes: [
       `${s.keys} keys × ${s.valueBytes} B preloaded; ${s.writers} closed-loop writers of 256 B values; each cell runs ${s.seconds} s; ${s.reps} round(s), target order rotated each round; client ${s.client}.`,
-      `Paced readers start one full LIST every ${s.listEvery} s each (at most ${s.listInFlight} in flight per reader), latency from the intended start; closed readers loop LISTs back to back. The claims' verdicts come from the paced cells.`,
+      `Paced readers start one full LIST every ${s.listEvery} s each (at most ${s.listInFlight} in flight per reader; one that gets no slot before the cell ends is skipped, see pacedListsSkipped in env.json), latency from the intended start; closed readers loop LISTs back to back. The claims' verdicts come from the paced cells.`,
       ...(s.client === "go" ? ["perfkit rw's readers are closed loops with a minimum interval between starts (it has no open-loop reader): range latency is from the actual send, and it reports only P50 and max for ranges; summary.csv holds each round's rows (perfkit's percentiles cannot be pooled)."] : ["summary.csv pools every round; rounds.csv holds each round, spread.csv the median, min and max over rounds."]),
       ...perRoundRuns.flat().filter((r) => !r.available).map((r) => `${r.name}: not yet available — ${r.reason ?? ""}`),
     ],

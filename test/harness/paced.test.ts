@@ -72,8 +72,7 @@ describe("paced reader schedule", () => {
     const clock = new VirtualClock();
     const s = schedule(clock, { periodS: 1, endS: 10, maxInFlight: 4, serviceS: () => 2.5 });
     const r = await s.run;
-    expect(r.issued).toBe(10);
-    expect(r.sentLate).toBe(0);
+    expect([r.issued, r.skipped, r.sentLate]).toEqual([10, 0, 0]);
     const ts = sorted(s.seen);
     expect(ts.map((t) => t.intendedS)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
     for (const t of ts) {
@@ -83,12 +82,13 @@ describe("paced reader schedule", () => {
     expect(s.peak(), "three requests overlap when each takes 2.5 periods").toBe(3);
   });
 
-  it("charges the wait for a free slot to the request: latency from the intended start grows, service time does not", async () => {
+  it("charges the wait for a free slot to the request (latency from the intended start grows, service time does not) and skips what cannot start before the end", async () => {
     const clock = new VirtualClock();
     const s = schedule(clock, { periodS: 1, endS: 10, maxInFlight: 1, serviceS: () => 2.5 });
     const r = await s.run;
-    expect(r.issued, "the same read work is asked for, late").toBe(10);
-    expect(r.sentLate).toBe(9);
+    expect(r.issued, "sent at 0, 2.5, 5, 7.5; the slot frees at 10, the end").toBe(4);
+    expect(r.skipped, "the rest is skipped and counted, not sent after the end").toBe(6);
+    expect(r.sentLate).toBe(3);
     sorted(s.seen).forEach((t, k) => {
       expect(t.intendedS).toBe(k);
       expect(t.sentS).toBeCloseTo(2.5 * k, 9);
