@@ -14,6 +14,7 @@ import { renderReport } from "../report.js";
 import { replayTrace } from "../replay.js";
 import { formatSpread, mergeRecorders, roundSummaries, spreadOf, writeRoundFiles } from "../rounds.js";
 import { runDir, writeResults, type ClaimRow } from "../results.js";
+import { MIN_ROUNDS } from "../verdict.js";
 import { forEachRound, num, parseArgs, printTable, roundsEnv, type TargetRun } from "./common.js";
 
 const SEED_CLAIM = "P99 POST clusterrolebindings during LIST pods, blocking → concurrent reads";
@@ -57,7 +58,7 @@ function claims(perRound: readonly (readonly SummaryRow[])[], runs: readonly Tar
     out.push(comparisonClaim({
       claim: SEED_CLAIM, seedValue: SEED_VALUE, seedPct: -97.4, from: "etcd-ts-blocking", to: "etcd-ts-concurrent", label: `etcd-ts blocking → concurrent${view}`,
       metric: "tail", perRound, row: rowOf(phase, "create", "clusterrolebindings"), lists: rowOf(phase, "list", "pods"), readWork, client: "node",
-      note: phase === "storm-closed" ? closedLoopNote(perRound, names, rowOf(phase, "list", "pods")) : reps === 1 ? "run --reps 3 or more for a verdict" : "",
+      note: phase === "storm-closed" ? closedLoopNote(perRound, names, rowOf(phase, "list", "pods")) : reps < MIN_ROUNDS ? `a verdict needs --reps ${MIN_ROUNDS} or more` : "",
     }));
   }
   return out;
