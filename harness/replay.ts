@@ -32,7 +32,10 @@ export interface ReplayResult {
   readonly preloadErrors: number;
   readonly preloadSeconds: number;
   readonly replaySeconds: number;
+  /** Sequential (looping) client ops that could not start before their `until`. */
   readonly skipped: number;
+  /** Paced client ops that got no slot before their `until` (the target did not keep the pace). */
+  readonly pacedSkipped: number;
   readonly cacheServed: number;
   readonly watchEvents: number;
   readonly compactions: number;
@@ -132,13 +135,14 @@ export async function replayTrace(client: EtcdClient, trace: Trace, rec: Recorde
     await offload?.close();
   }
   return {
-    preloaded: pre.length, preloadErrors, preloadSeconds, replaySeconds: run.elapsedS(), skipped: run.skipped,
+    preloaded: pre.length, preloadErrors, preloadSeconds, replaySeconds: run.elapsedS(), skipped: run.skipped, pacedSkipped: run.pacedSkipped,
     cacheServed: run.cacheServed, watchEvents: run.watchEvents, compactions: run.compactions,
   };
 }
 
 class Run {
   skipped = 0;
+  pacedSkipped = 0;
   cacheServed = 0;
   watchEvents = 0;
   compactions = 0;
@@ -218,7 +222,7 @@ class Run {
     await slots.acquire();
     try {
       if (op.until !== undefined && this.elapsedS() >= op.until / this.speed) {
-        this.skipped++;
+        this.pacedSkipped++;
         return;
       }
       await this.issue(op, intendedS);
