@@ -1,7 +1,7 @@
 // Proves the harness end to end on a tiny hand-written trace against real etcd 3.4: preload is not measured,
 // every measured op lands in summary.csv with the right count and no errors, a client op (looping or paced)
-// that cannot start before its `until` is skipped and counted, LISTs report their bytes, watches see the writes, and report.html is one self-contained file that
-// `renderReport` rebuilds identically from the CSVs. Also proves latency is measured from the intended send
+// that cannot start before its `until` is skipped and counted, LISTs report their bytes, watches see the
+// writes, and report.html is one self-contained file that `renderReport` rebuilds identically from the CSVs. Also proves latency is measured from the intended send
 // time: a sequential caller stuck behind a stalled server gets that stall in every later op's latency.
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
