@@ -3,7 +3,9 @@
 // (start + t / speed): open-loop, so latency is measured from the intended time and a stalled server cannot
 // hide behind a waiting sender (coordinated omission). Ops that name a `client` are a sequential caller: each
 // starts at the later of its intended time and the client's previous completion (and latency counts from
-// that start), and is skipped if it cannot start before its `until`. Watches stay open for their duration.
+// that start), and is skipped if it cannot start before its `until`. A client with `inFlight` is a paced caller
+// instead: up to that many of its ops overlap, each latency counts from its intended time, and one that gets
+// no slot before its `until` is skipped. Watches stay open for their duration.
 import { performance } from "node:perf_hooks";
 import { EtcdClient, errorCode, type Watcher } from "../core/client/index.js";
 import { KubeStorage, keyFor, listPrefix } from "../workloads/kube_mapping.js";
