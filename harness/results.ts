@@ -14,8 +14,14 @@ export interface ClaimRow {
   readonly seed_value: string;
   readonly target: string;
   readonly measured_value: string;
+  /** Targets, read work and samples behind the measured value. */
+  readonly conditions?: string;
+  /** reproduced / not reproduced / inconclusive, from harness/verdict.ts's rule, with the rule's reason. */
+  readonly verdict?: string;
   readonly note: string;
 }
+
+export const CLAIM_COLUMNS = ["claim", "seed_value", "target", "measured_value", "conditions", "verdict", "note"] as const;
 
 export interface RunEnv {
   readonly experiment: string;
@@ -57,7 +63,7 @@ export function machineEnv(): Record<string, unknown> {
 }
 
 export const SUMMARY_COLUMNS: readonly (keyof SummaryRow)[] = [
-  "target", "phase", "verb", "resource", "count", "errors", "conflicts", "throughput_per_s",
+  "target", "phase", "verb", "resource", "count", "errors", "conflicts", "bytes", "throughput_per_s",
   "p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms", "p99_service_ms", "errors_by_code",
 ];
 
@@ -84,7 +90,7 @@ export function writeResults(
   }
   writeFileSync(join(dir, "summary.csv"), stringify(rows, { header: true, columns: SUMMARY_COLUMNS as string[] }));
   writeFileSync(join(dir, "timeline.csv"), stringify(timeline, { header: true, columns: ["target", "second", "ops", "writes", "reads", "errors"] }));
-  writeFileSync(join(dir, "claims.csv"), stringify(claims as ClaimRow[], { header: true, columns: ["claim", "seed_value", "target", "measured_value", "note"] }));
+  writeFileSync(join(dir, "claims.csv"), stringify(claims.map((c) => ({ conditions: "", verdict: "", ...c })), { header: true, columns: [...CLAIM_COLUMNS] }));
   writeFileSync(join(dir, "env.json"), JSON.stringify({ ...machineEnv(), ...env }, null, 2) + "\n");
   return rows;
 }
