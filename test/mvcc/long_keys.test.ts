@@ -11,6 +11,7 @@ import { decodeKeyValue } from "../../core/mvcc/kv_codec.js";
 import { KvStore } from "../../core/mvcc/kv_store.js";
 import { KEY_BUCKET, LMDB_MAX_KEY_BYTES, SHORT_KEY_MAX_BYTES, compareBytes, layoutKey } from "../../core/mvcc/layout.js";
 import { CompareResult, CompareTarget } from "../../core/mvcc/types.js";
+import { EventType, WatchableStore, type WatchResponse } from "../../core/mvcc/watchable_store.js";
 import { checkAgainstModel } from "./kv_model_harness.js";
 
 const k = (n: number): string => "k".repeat(n);
@@ -104,5 +105,24 @@ describe("long keys", () => {
     expect((await store.range({ key })).count).toBe(0);
     await store.compact(store.revision);
     expect(store.backend.readNow((v) => [...v.range(KEY_BUCKET, {})].length)).toBe(0);
+  });
+
+  it("watches a span whose bounds are long keys, live and caught up from history, with only the keys inside it", async () => {
+    const store = open();
+    const ws = new WatchableStore(store);
+    const span = { key: enc(k(2000)), rangeEnd: enc(`${k(3000)}b`) };
+    const events = (rs: WatchResponse[]): string[] =>
+      rs.flatMap((r) => r.events.map((e) => `${e.type === EventType.PUT ? "PUT" : "DEL"} ${decodeKeyValue(e.kv).key.length}@${decodeKeyValue(e.kv).modRevision}`));
+    const live: WatchResponse[] = [];
+    ws.watch({ ...span, send: (r) => live.push(r) > 0 });
+    // In span: k(3000), k(3000)+"a"; outside but in the same long group: k(1999), k(100_000), k(3000)+"c".
+    for (const key of [k(1999), k(3000), `${k(3000)}a`, k(100_000), `${k(3000)}c`]) await store.put({ key: enc(key), value: enc("v") });
+    await store.deleteRange({ key: enc(k(S + 1)), rangeEnd: enc(k(100_001)) });
+    const want = ["PUT 3000@3", "PUT 3001@4", "DEL 3000@7", "DEL 3001@7"];
+    expect(events(live)).toEqual(want);
+    const caughtUp: WatchResponse[] = [];
+    ws.watch({ ...span, startRevision: 2, send: (r) => caughtUp.push(r) > 0 });
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    expect(events(caughtUp)).toEqual(want);
   });
 });
