@@ -61,8 +61,6 @@ export interface Role {
 export const ROOT_USER = "root";
 export const ROOT_ROLE = "root";
 
-/** LMDB refuses keys above 1978 bytes; a user or role name is a key, so longer names are refused up front. */
-export const MAX_AUTH_NAME_BYTES = 1978;
 
 /** What a permission check asks (the server's view of Range/Put/DeleteRange/admin requests). */
 export type PermissionRequest =
@@ -472,9 +470,6 @@ function compareNames(a: string, b: string): number {
 function checkName(what: "user" | "role", name: string): void {
   // A lone surrogate would encode to U+FFFD and collide with another name in the bucket.
   if (LONE_SURROGATE.test(name)) throw new Error(`auth: ${what} name ${JSON.stringify(name)} is not well-formed Unicode`);
-  const n = nameBytes(name).length;
-  // An error of the request (every member refuses it alike when the entry applies), never a crash of the member.
-  if (n > MAX_AUTH_NAME_BYTES) throw new EtcdError("REQUEST_TOO_LARGE", `auth: ${what} name of ${n} bytes exceeds the backend key limit of ${MAX_AUTH_NAME_BYTES}`);
 }
 
 function checkHash(hash: string): void {
