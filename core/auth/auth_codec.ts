@@ -202,7 +202,7 @@ export const NAME_KEY_MAX_BYTES = 1024;
 const LONG_NAME_MARK = 0xff;
 
 /**
- * The bucket key of a user or role name (etcd accepts names of any length): its UTF-8 bytes, or for a longer
+ * The bucket key of a user or role name (up to 32 KiB, as etcd): its UTF-8 bytes, or for a longer
  * name 0xFF + SHA-256 of them. Records are found by exact key and loaded by a scan of values (which hold the
  * names), so the key only has to be unique per name; listings sort the names themselves.
  */

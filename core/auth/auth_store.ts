@@ -61,6 +61,12 @@ export interface Role {
 export const ROOT_USER = "root";
 export const ROOT_ROLE = "root";
 
+/**
+ * The longest user or role name: etcd 3.4 stores a name as a bbolt key, and bbolt's key limit (32 KiB) stops
+ * its process on a longer one, so a longer name is refused (before it is proposed, and again at apply).
+ */
+export const MAX_AUTH_NAME_BYTES = 32_768;
+
 
 /** What a permission check asks (the server's view of Range/Put/DeleteRange/admin requests). */
 export type PermissionRequest =
@@ -470,6 +476,9 @@ function compareNames(a: string, b: string): number {
 function checkName(what: "user" | "role", name: string): void {
   // A lone surrogate would encode to U+FFFD and collide with another name in the bucket.
   if (LONE_SURROGATE.test(name)) throw new Error(`auth: ${what} name ${JSON.stringify(name)} is not well-formed Unicode`);
+  const n = nameBytes(name).length;
+  // An error of the request (every member refuses it alike when the entry applies), never a crash of the member.
+  if (n > MAX_AUTH_NAME_BYTES) throw new EtcdError("REQUEST_TOO_LARGE", `auth: ${what} name of ${n} bytes exceeds ${MAX_AUTH_NAME_BYTES}`);
 }
 
 function checkHash(hash: string): void {

@@ -6,7 +6,7 @@
 // reads or proposes, with etcd's rules: every op of a txn in both branches and every compare, prev_kv needing read,
 // a put or revoke touching a lease needing write on all of the lease's keys, admin requests needing the root role.
 import { EtcdError } from "../errors.js";
-import { AuthStore, PermType, type AuthInfo, type Permission, type Role, type User } from "../auth/auth_store.js";
+import { AuthStore, MAX_AUTH_NAME_BYTES, PermType, type AuthInfo, type Permission, type Role, type User } from "../auth/auth_store.js";
 import { parseAuthTokenFlag, type TokenProvider } from "../auth/tokens.js";
 import type { ReadView } from "../backend/read_view.js";
 import type {
@@ -123,6 +123,10 @@ export class ServerAuth {
   /** Proposes one change; an admin change needs the root role while auth is enabled (etcd's needAdminPermission). */
   async change(info: AuthInfo | undefined, op: AuthOp): Promise<unknown> {
     if (op.op !== "authenticate") this.store.checkPermission(info, { op: "admin" });
+    for (const name of [("name" in op ? op.name : undefined), ("role" in op ? op.role : undefined)]) {
+      const bytes = name === undefined ? 0 : Buffer.byteLength(name, "utf8");
+      if (bytes > MAX_AUTH_NAME_BYTES) throw new EtcdError("REQUEST_TOO_LARGE", `auth name of ${bytes} bytes (limit ${MAX_AUTH_NAME_BYTES})`);
+    }
     const res = await this.#propose({ auth: op });
     if (res instanceof EtcdError) throw res;
     if (!("effect" in res)) throw new Error(`apply answered ${Object.keys(res).join()} to an auth change`);
