@@ -215,7 +215,11 @@ export class WriteTxn {
 
   /** Up to DELETE_CHUNK_KEYS live keys of [from, end) in key order (a single key when end is undefined). */
   private page(from: Uint8Array, end: Uint8Array | undefined): { kvs: readonly Uint8Array[]; more: boolean } {
-    if (end === undefined || end.length === 0) return this.range({ key: from });
+    if (end === undefined || end.length === 0) {
+      // One key (a lease revoke deletes its keys one by one): the live index finds it with one exact get.
+      const live = this.latest(from);
+      return { kvs: live === undefined ? [] : [live], more: false };
+    }
     if (isEmptySpan(from, end)) return { kvs: [], more: false };
     const rev = resolveRev(undefined, this.rev, this.compactRev);
     const res = rangeTask(this.tx, { ...rangeArgs({ key: from, rangeEnd: end, limit: DELETE_CHUNK_KEYS }, rev), stopAtLimit: true });
