@@ -306,6 +306,16 @@ export class Backend {
     this.unsynced += 1;
   }
 
+  /**
+   * One synchronous write transaction that leaves the consistent index alone: a rewrite of the stored format
+   * on open (before any read or apply), which changes no applied state.
+   */
+  rewriteNow(fn: (tx: WriteView) => void): void {
+    this.assertOpen();
+    this.env.transactionSync(() => fn(this.writeView()));
+    this.unsynced += 1;
+  }
+
   /** Bytes of the data file (cheap: one stat), what a quota is checked against. */
   fileSize(): number {
     return statSync(this.file).size;

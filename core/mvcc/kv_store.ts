@@ -14,9 +14,9 @@ import { availableParallelism } from "node:os";
 import { crc32 } from "node:zlib";
 
 import { Backend, ReadMode, decodeU64, encodeU64, type BackendSize } from "../backend/backend.js";
-import type { ReadView, WriteView } from "../backend/read_view.js";
+import type { Entry, ReadView, WriteView } from "../backend/read_view.js";
 import { EtcdError, isEtcdError } from "../errors.js";
-import { KEY_BUCKET, MVCC_META_BUCKET, REV_BYTES, isLongLayout, layoutKey, revisionOf, userKeyOf, type Revision } from "./layout.js";
+import { KEY_BUCKET, MVCC_META_BUCKET, REV_BYTES, SHORT_KEY_MAX_BYTES, isLongKey, isLongLayout, layoutKey, revisionOf, userKeyOf, type Revision } from "./layout.js";
 import { rangeTask, type RangeTaskArgs, type RangeTaskResult } from "./range_task.js";
 import type {
   CompactResponse,
@@ -98,10 +98,11 @@ export class KvStore {
 
   #loadLive(backend: Backend): void {
     this.live.clear();
+    const misfiled: Entry[] = [];
     backend.readNow((v) => {
       // Entries come in (key, revision) order: the last one of each key decides whether it is live. A long
       // key's layout holds only its hash; its user key is read from the value, which a live entry has.
-      let last: { key: Uint8Array; value: Uint8Array } | undefined;
+      let last: Entry | undefined;
       const settle = (): void => {
         if (last === undefined || last.value.length === 0) return;
         const user = isLongLayout(last.key) ? decodeKeyValue(last.value).key : userKeyOf(last.key);
@@ -110,9 +111,23 @@ export class KvStore {
       for (const entry of v.range(KEY_BUCKET, {})) {
         if (last !== undefined && !sameKeyPart(last.key, entry.key)) settle();
         last = entry;
+        if (!isLongLayout(entry.key) && entry.key.length - REV_BYTES - 2 > SHORT_KEY_MAX_BYTES && isLongKey(userKeyOf(entry.key))) {
+          misfiled.push({ key: new Uint8Array(entry.key), value: new Uint8Array(entry.value) });
+        }
       }
       settle();
     });
+    if (misfiled.length > 0) {
+      // Keys of SHORT_KEY_MAX_BYTES + 1 to ~1,960 bytes that an older build stored in the short layout: moved
+      // to the long layout (same revisions and values) once, so lookups, which compute the long layout, find them.
+      backend.rewriteNow((tx) => {
+        for (const { key, value } of misfiled) {
+          tx.del(KEY_BUCKET, key);
+          tx.put(KEY_BUCKET, layoutKey(userKeyOf(key), revisionOf(key)), value);
+        }
+      });
+      this.#loadLive(backend);
+    }
   }
 
   /**

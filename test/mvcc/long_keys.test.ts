@@ -7,9 +7,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 
-import { decodeKeyValue } from "../../core/mvcc/kv_codec.js";
+import { decodeKeyValue, encodeKeyValue } from "../../core/mvcc/kv_codec.js";
 import { KvStore } from "../../core/mvcc/kv_store.js";
-import { KEY_BUCKET, LMDB_MAX_KEY_BYTES, SHORT_KEY_MAX_BYTES, compareBytes, layoutKey } from "../../core/mvcc/layout.js";
+import { KEY_BUCKET, LMDB_MAX_KEY_BYTES, REV_BYTES, SHORT_KEY_MAX_BYTES, compareBytes, layoutKey } from "../../core/mvcc/layout.js";
 import { CompareResult, CompareTarget } from "../../core/mvcc/types.js";
 import { EventType, WatchableStore, type WatchResponse } from "../../core/mvcc/watchable_store.js";
 import { checkAgainstModel } from "./kv_model_harness.js";
@@ -124,5 +124,27 @@ describe("long keys", () => {
     ws.watch({ ...span, startRevision: 2, send: (r) => caughtUp.push(r) > 0 });
     await new Promise<void>((resolve) => setImmediate(resolve));
     expect(events(caughtUp)).toEqual(want);
+  });
+
+  it("moves a key an older build stored in the short layout (961 to ~1,960 bytes) to the long layout on open", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "mvcc-long-"));
+    dirs.push(dir);
+    const old = KvStore.open(dir, { readWorkers: 0 });
+    await old.put({ key: enc("a"), value: enc("1") }); // revision 2
+    const key = enc(k(1500));
+    // The older layout: the key's bytes (no 0x00 to escape), the 0x00 0x00 terminator, main 2, sub 1.
+    const layout = new Uint8Array(key.length + 2 + REV_BYTES);
+    layout.set(key);
+    layout[layout.length - 9] = 2;
+    layout[layout.length - 1] = 1;
+    const kv = encodeKeyValue({ key, createRevision: 2, modRevision: 2, version: 1, value: enc("old"), lease: 0n });
+    await old.backend.batch(undefined, (tx) => tx.put(KEY_BUCKET, layout, kv));
+    await old.close();
+    const store = KvStore.open(dir, { readWorkers: 0 });
+    stores.push(store);
+    expect((await store.range({ key })).kvs.map((b) => Buffer.from(decodeKeyValue(b).value).toString())).toEqual(["old"]);
+    const put = await store.put({ key, value: enc("new"), prevKv: true });
+    expect([put.revision, Buffer.from(decodeKeyValue(put.prevKv ?? new Uint8Array()).value).toString()]).toEqual([3, "old"]);
+    expect((await store.range({ key: enc("a"), rangeEnd: enc("l") })).kvs.map((b) => decodeKeyValue(b).version)).toEqual([1, 2]);
   });
 });
