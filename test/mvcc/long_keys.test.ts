@@ -71,6 +71,11 @@ describe("long keys", () => {
     const got = await store.range({ key: enc("k"), rangeEnd: enc("l") }, { worker: true });
     const want = keys.filter((x) => x !== "l").map(enc).sort(compareBytes);
     expect(got.kvs.map((b) => decodeKeyValue(b).key)).toEqual(want);
+    // Long bounds cut a long group in the middle, in the worker thread and on the main thread alike.
+    for (const worker of [true, false]) {
+      const mid = await store.range({ key: enc(k(2000)), rangeEnd: enc(`${k(3000)}b`) }, { worker });
+      expect(mid.kvs.map((b) => decodeKeyValue(b).key.length), `worker ${worker}`).toEqual([3000, 3001]);
+    }
     const one = await store.range({ key: enc(k(100_000)) });
     expect(one.kvs.map((b) => decodeKeyValue(b).value)).toEqual([enc("v100000")]);
     const limited = await store.range({ key: enc(k(S)), rangeEnd: enc(`${k(3000)}b`), limit: 2 });
