@@ -1,7 +1,7 @@
 // etcd's Maintenance service: Status, Alarm, Defragment, Hash, HashKV, MoveLeader and the Snapshot stream.
-// Snapshot sends a consistent compacted copy of the backend in 32 KiB chunks with the bytes still to come, then
-// the SHA-256 of what it sent as a last chunk, as etcd's stream does. The file is etcd-ts's own LMDB format:
-// `etcdctl snapshot save` stores it, etcd's `snapshot restore`/`status` cannot read it (README, known gaps).
+// Snapshot sends a consistent copy of the backend in etcd's bbolt format (core/server/bolt_export.ts) in 32 KiB
+// chunks, each with the bytes still to come, then the SHA-256 of what it sent as a last chunk, as etcd's stream
+// does; `etcdctl snapshot status` and `etcdctl snapshot restore` read the saved file.
 import { createHash } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { open } from "node:fs/promises";
@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type * as grpc from "@grpc/grpc-js";
 import { ALARM_NAMES, type AlarmType } from "../server/alarms.js";
+import { exportBoltSnapshot } from "../server/bolt_export.js";
 import type { EtcdServer } from "../server/etcd_server.js";
 import { authInfoOf } from "./auth_service.js";
 import { headerObject, int64, unary } from "./unary.js";
@@ -77,13 +78,14 @@ async function sendSnapshot(s: EtcdServer, call: grpc.ServerWritableStream<unkno
   const dir = mkdtempSync(join(tmpdir(), "etcd-ts-snapshot-"));
   try {
     const file = join(dir, "db");
-    await s.kv.backend.backupTo(file);
+    await exportBoltSnapshot(s.kv.backend, file, dir);
     const fh = await open(file, "r");
     try {
       const total = (await fh.stat()).size;
       const sha = createHash("sha256");
       let sent = 0;
       while (sent < total) {
+        // Every chunk but the last is a full 32 KiB, as etcd reads its pipe with io.ReadFull.
         const buf = Buffer.alloc(Math.min(SNAPSHOT_CHUNK_BYTES, total - sent));
         const { bytesRead } = await fh.read(buf, 0, buf.length, sent);
         if (bytesRead === 0) throw new Error(`snapshot file ended at ${sent} of ${total} bytes`);
