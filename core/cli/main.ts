@@ -1,6 +1,6 @@
 // `etcd-ts`: the server entry point, with etcd 3.4's flags (core/cli/flags.ts). Today it runs a single-member
 // cluster (the cluster issue adds peers); it logs etcd's key start-up lines, which tooling waits for.
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { argv, env, exit, stderr, stdout } from "node:process";
 import { ETCD_CLUSTER_VERSION, ETCD_VERSION, serveGrpc } from "../api/grpc_server.js";
@@ -18,6 +18,7 @@ import { DataDirLockedError } from "../server/dir_lock.js";
 import { EtcdServer } from "../server/etcd_server.js";
 import { FlagError, parseDurationMs, parseFlags, parseGoBool, type ParsedFlags } from "./flags.js";
 import { createLogger, logOptionsError, type LogFn } from "./log.js";
+import { readIdentity, writeIdentity } from "./member_identity.js";
 
 const ETCD_TS_VERSION = "0.1.0";
 
@@ -205,11 +206,8 @@ interface Identity {
  */
 async function memberIdentity(f: ParsedFlags, name: string, dataDir: string, peerTls: TransportTls | undefined): Promise<Identity> {
   const v = (k: string): string => f.values.get(k) ?? "";
-  const file = join(dataDir, "member", "identity.json");
-  if (existsSync(file)) {
-    const saved = JSON.parse(readFileSync(file, "utf8")) as { memberId: string; clusterId: string };
-    return { memberId: BigInt(`0x${saved.memberId}`), clusterId: BigInt(`0x${saved.clusterId}`), members: [], join: false };
-  }
+  const saved = readIdentity(dataDir);
+  if (saved !== undefined) return { ...saved, members: [], join: false };
   const advertise = list(v("initial-advertise-peer-urls"));
   // etcd: with --name set and --initial-cluster left at its default, the cluster is this member alone.
   const initialCluster = f.sources.has("initial-cluster") ? v("initial-cluster") : `${name}=${advertise.join(`,${name}=`)}`;
@@ -226,8 +224,7 @@ async function memberIdentity(f: ParsedFlags, name: string, dataDir: string, pee
     if (err instanceof InitialClusterError) throw new FlagError(err.message, 1);
     throw err;
   }
-  mkdirSync(join(dataDir, "member"), { recursive: true });
-  writeFileSync(file, JSON.stringify({ memberId: idToHex(identity.memberId), clusterId: idToHex(identity.clusterId) }) + "\n");
+  writeIdentity(dataDir, identity);
   return identity;
 }
 

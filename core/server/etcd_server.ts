@@ -1134,7 +1134,10 @@ export class EtcdServer {
    * snapshot holding the initial configuration, so the first election is term 2 and the first entry index 2.
    */
   #bootstrap(): void {
-    const members = this.config.initialMembers ?? [{ id: this.config.memberId, isLearner: false }];
+    // A data dir made by `snapshot restore` holds its new cluster's members and no log: they are the start.
+    const given = this.config.initialMembers;
+    const stored = this.#cluster.members();
+    const members = given !== undefined && given.length > 0 ? given : stored.length > 0 ? stored : [{ id: this.config.memberId, isLearner: false }];
     const confState = { voters: members.filter((m) => !m.isLearner).map((m) => m.id).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)), learners: [] };
     this.#storage.save({
       snapshot: { metadata: { index: 1, term: 1, confState }, data: new Uint8Array(0) },
