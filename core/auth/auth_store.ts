@@ -30,7 +30,7 @@ import {
   type RoleRecord,
   type UserRecord,
 } from "./auth_codec.js";
-import { SCRYPT_DEFAULT_COST_LOG2, hashPassword, isPasswordHash, verifyPassword } from "./password.js";
+import { SCRYPT_DEFAULT_COST_LOG2, hashPassword, isPasswordHash, verifyPassword, type PasswordScheme } from "./password.js";
 import { IntervalSet, compareBytes, permissionInterval, type KeyInterval } from "./range_perms.js";
 import type { AuthInfo, TokenProvider } from "./tokens.js";
 
@@ -76,6 +76,8 @@ export interface AuthStoreOptions {
   readonly now?: () => number;
   /** scrypt cost (log2 N) of hashPassword; default 14. Stored hashes carry their own cost. */
   readonly passwordCostLog2?: number;
+  /** When set, new hashes are bcrypt at this cost (etcd's format) instead of scrypt. */
+  readonly passwordBcryptCost?: number;
 }
 
 interface UserPerms {
@@ -95,7 +97,7 @@ const AUTHENTICATE_ATTEMPTS = 3;
 export class AuthStore {
   readonly tokenProvider: TokenProvider;
   private readonly now: () => number;
-  private readonly costLog2: number;
+  private readonly scheme: PasswordScheme;
   private state: State;
   /** username → merged intervals; an entry is dropped whenever its inputs may have changed. */
   private readonly permCache = new Map<string, UserPerms>();
@@ -105,7 +107,7 @@ export class AuthStore {
     this.state = state;
     this.tokenProvider = opts.tokenProvider;
     this.now = opts.now ?? Date.now;
-    this.costLog2 = opts.passwordCostLog2 ?? SCRYPT_DEFAULT_COST_LOG2;
+    this.scheme = opts.passwordBcryptCost !== undefined ? { bcryptCost: opts.passwordBcryptCost } : opts.passwordCostLog2 ?? SCRYPT_DEFAULT_COST_LOG2;
     if (state.enabled) this.tokenProvider.enable();
   }
 
@@ -303,7 +305,7 @@ export class AuthStore {
 
   /** Hashes a password for userAdd/userChangePassword; run by the proposer, off the apply path. */
   hashPassword(password: string): Promise<string> {
-    return hashPassword(password, this.costLog2);
+    return hashPassword(password, this.scheme);
   }
 
   /**
@@ -313,7 +315,7 @@ export class AuthStore {
   async checkPassword(name: string, password: string): Promise<boolean> {
     const user = this.state.users.get(name);
     if (user === undefined || user.noPassword || user.passwordHash === undefined) {
-      this.dummyHash ??= hashPassword("", this.costLog2);
+      this.dummyHash ??= hashPassword("", this.scheme);
       await verifyPassword(password, await this.dummyHash);
       return false;
     }

@@ -1,10 +1,12 @@
-// Password hashing. etcd stores bcrypt hashes at cost 10 (BCRYPT_COST); no bcrypt package is installed in
-// etcd-ts, so we use node:crypto's scrypt (memory-hard, in libuv's thread pool, so hashing never blocks the
-// event loop) with a random 16-byte salt. The stored string describes itself, PHC-style:
+// Password hashing. etcd stores bcrypt hashes (cost 10 by default). By default etcd-ts hashes with
+// node:crypto's scrypt (memory-hard, native, in libuv's thread pool, so hashing never blocks the event loop)
+// with a random 16-byte salt, the stored string describing itself PHC-style:
 //   $scrypt$ln=14,r=8,p=1$<salt base64>$<key base64>
-// ln=14 (N = 16384, 16 MiB) costs about 43 ms on this machine, close to bcrypt cost 10. The format is
-// internal: a data dir written by real etcd (bcrypt hashes) does not verify here, and the reverse.
+// ln=14 (N = 16384, 16 MiB) costs about 43 ms on this machine, close to Go's bcrypt at cost 10, where bcrypt in
+// JavaScript (bcrypt.ts) takes several times longer. Hashes in etcd's bcrypt format are verified too (users
+// restored from an etcd snapshot), and made when a bcrypt cost is configured (hashes etcd itself can verify).
 import { randomBytes, scrypt, timingSafeEqual } from "node:crypto";
+import { bcryptHash, bcryptVerify, isBcryptHash } from "./bcrypt.js";
 
 export const SCRYPT_DEFAULT_COST_LOG2 = 14;
 const SCRYPT_BLOCK_SIZE = 8;
@@ -33,7 +35,12 @@ function derive(password: string, salt: Uint8Array, params: ScryptParams, keyByt
   });
 }
 
-export async function hashPassword(password: string, costLog2 = SCRYPT_DEFAULT_COST_LOG2): Promise<string> {
+/** How new passwords are hashed: scrypt at log2 N (a number), or bcrypt at a cost. */
+export type PasswordScheme = number | { readonly bcryptCost: number };
+
+export async function hashPassword(password: string, scheme: PasswordScheme = SCRYPT_DEFAULT_COST_LOG2): Promise<string> {
+  if (typeof scheme !== "number") return bcryptHash(password, scheme.bcryptCost);
+  const costLog2 = scheme;
   if (!Number.isInteger(costLog2) || costLog2 < SCRYPT_MIN_COST_LOG2 || costLog2 > SCRYPT_MAX_COST_LOG2) {
     throw new Error(`password: scrypt cost log2 ${costLog2} outside [${SCRYPT_MIN_COST_LOG2}, ${SCRYPT_MAX_COST_LOG2}]`);
   }
@@ -45,7 +52,7 @@ export async function hashPassword(password: string, costLog2 = SCRYPT_DEFAULT_C
 
 /** Whether `hash` is a string hashPassword could have produced (checked before a hash is stored). */
 export function isPasswordHash(hash: string): boolean {
-  return parseHash(hash) !== undefined;
+  return parseHash(hash) !== undefined || isBcryptHash(hash);
 }
 
 function parseHash(hash: string): { params: ScryptParams; salt: Buffer; key: Buffer } | undefined {
@@ -62,6 +69,7 @@ function parseHash(hash: string): { params: ScryptParams; salt: Buffer; key: Buf
 
 /** Compares in constant time; false (never a throw) for a malformed hash. */
 export async function verifyPassword(password: string, hash: string): Promise<boolean> {
+  if (isBcryptHash(hash)) return bcryptVerify(password, hash);
   const parsed = parseHash(hash);
   if (parsed === undefined) return false;
   const key = await derive(password, parsed.salt, parsed.params, parsed.key.length);

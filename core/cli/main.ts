@@ -79,9 +79,9 @@ function clientTls(f: ParsedFlags, dataDir: string, urls: readonly string[]): Cl
 
 
 /** --auth-token, --auth-token-ttl and --bcrypt-cost (see authFromFlags); a bad value stops start-up as etcd does. */
-function authFlags(token: string, ttlSeconds: number, bcryptCost: number): AuthFlags {
+function authFlags(token: string, ttlSeconds: number, bcryptCost: number, bcryptCostGiven: boolean): AuthFlags {
   try {
-    return authFromFlags(token, ttlSeconds, bcryptCost);
+    return authFromFlags(token, ttlSeconds, bcryptCost, bcryptCostGiven);
   } catch (err) {
     throw new FlagError(`error verifying flags, ${(err as Error).message}. See 'etcd-ts --help'.`, 1);
   }
@@ -106,7 +106,7 @@ async function run(f: ParsedFlags): Promise<void> {
   } catch (err) {
     throw new FlagError((err as Error).message, 1);
   }
-  const auth = authFlags(v("auth-token"), Number(v("auth-token-ttl")), Number(v("bcrypt-cost")));
+  const auth = authFlags(v("auth-token"), Number(v("auth-token-ttl")), Number(v("bcrypt-cost")), f.sources.has("bcrypt-cost"));
   const peerTls = peerTlsOf(f, dataDir);
   const identity = await memberIdentity(f, name, dataDir, peerTls);
   const { memberId, clusterId } = identity;
@@ -123,6 +123,7 @@ async function run(f: ParsedFlags): Promise<void> {
       exit(0);
     },
     authTokenProvider: auth.tokenProvider, passwordCostLog2: auth.passwordCostLog2,
+    ...(auth.passwordBcryptCost !== undefined ? { passwordBcryptCost: auth.passwordBcryptCost } : {}),
     name, dataDir, memberId, clusterId,
     heartbeatIntervalMs: Number(v("heartbeat-interval")),
     electionTimeoutMs: Number(v("election-timeout")),

@@ -8,6 +8,7 @@
 import { EtcdError } from "../errors.js";
 import { AuthStore, MAX_AUTH_NAME_BYTES, PermType, type AuthInfo, type Permission, type Role, type User } from "../auth/auth_store.js";
 import { parseAuthTokenFlag, type TokenProvider } from "../auth/tokens.js";
+import { BCRYPT_MAX_COST, BCRYPT_MIN_COST } from "../auth/bcrypt.js";
 import type { ReadView } from "../backend/read_view.js";
 import type {
   Compare, DeleteRangeRequest, Effect, PutRequest, RangeRequest, RequestOp, TxnRequest, WriteResponse,
@@ -40,6 +41,8 @@ export interface ServerAuthOptions {
   readonly tokenProvider: TokenProvider;
   /** scrypt cost (log2 N) of new password hashes; see cli's --bcrypt-cost mapping. */
   readonly passwordCostLog2?: number;
+  /** When set, new hashes are bcrypt at this cost (--bcrypt-cost given), which etcd can verify. */
+  readonly passwordBcryptCost?: number;
   /** Proposes an auth change through Raft and resolves with its applied result. */
   readonly propose: (req: AuthChange) => Promise<WriteResponse | EtcdError>;
   /** The keys attached to a lease (empty when it does not exist). */
@@ -83,6 +86,7 @@ export class ServerAuth {
     this.store = AuthStore.load(view, {
       tokenProvider: opts.tokenProvider,
       ...(opts.passwordCostLog2 !== undefined ? { passwordCostLog2: opts.passwordCostLog2 } : {}),
+      ...(opts.passwordBcryptCost !== undefined ? { passwordBcryptCost: opts.passwordBcryptCost } : {}),
     });
     this.#propose = opts.propose;
     this.#leaseKeys = opts.leaseKeys;
@@ -290,17 +294,24 @@ export function permTypeOf(v: unknown): PermType {
 export interface AuthFlags {
   readonly tokenProvider: TokenProvider;
   readonly passwordCostLog2: number;
+  readonly passwordBcryptCost?: number;
 }
 
-const BCRYPT_MIN_COST = 4;
 /** scrypt's cost is capped at log2 N = 20 (core/auth/password.ts), so bcrypt costs above 16 cannot be matched. */
 const BCRYPT_MAX_COST_ETCD_TS = 16;
 
 /**
- * --auth-token, --auth-token-ttl and --bcrypt-cost. etcd-ts hashes with scrypt (core/auth/password.ts), whose cost
- * log2 N = bcrypt cost + 4 takes about as long as bcrypt at that cost (etcd's default 10 → 14). Throws on bad values.
+ * --auth-token, --auth-token-ttl and --bcrypt-cost. Without --bcrypt-cost etcd-ts hashes with scrypt
+ * (core/auth/password.ts) at log2 N = 14, about as long as Go's bcrypt at etcd's default cost 10; with it, with
+ * bcrypt at that cost, as etcd (hashes that stay valid in a snapshot restored into etcd). Throws on bad values.
  */
-export function authFromFlags(authToken: string, ttlSeconds: number, bcryptCost: number): AuthFlags {
+export function authFromFlags(authToken: string, ttlSeconds: number, bcryptCost: number, bcryptCostGiven = false): AuthFlags {
+  if (bcryptCostGiven) {
+    if (!Number.isInteger(bcryptCost) || bcryptCost < BCRYPT_MIN_COST || bcryptCost > BCRYPT_MAX_COST) {
+      throw new Error(`--bcrypt-cost ${bcryptCost} is outside [${BCRYPT_MIN_COST}, ${BCRYPT_MAX_COST}]`);
+    }
+    return { tokenProvider: parseAuthTokenFlag(authToken, { ttlSeconds }), passwordCostLog2: bcryptCost + 4, passwordBcryptCost: bcryptCost };
+  }
   if (!Number.isInteger(bcryptCost) || bcryptCost < BCRYPT_MIN_COST || bcryptCost > BCRYPT_MAX_COST_ETCD_TS) {
     throw new Error(`--bcrypt-cost ${bcryptCost} is outside [${BCRYPT_MIN_COST}, ${BCRYPT_MAX_COST_ETCD_TS}] (etcd-ts hashes with scrypt at log2 N = cost + 4)`);
   }

@@ -87,6 +87,8 @@ export interface ServerConfig {
   readonly authTokenProvider?: TokenProvider;
   /** scrypt cost (log2 N) of new password hashes (the CLI derives it from --bcrypt-cost). */
   readonly passwordCostLog2?: number;
+  /** bcrypt cost of new password hashes (instead of scrypt) when --bcrypt-cost is given. */
+  readonly passwordBcryptCost?: number;
   /**
    * The members a new cluster starts with (this one included; --initial-cluster), or, when joining, the members
    * of the running cluster. Default: this member alone, with no peer URLs.
@@ -299,6 +301,7 @@ export class EtcdServer {
     return this.kv.backend.readNow((view) => new ServerAuth(view, {
       tokenProvider: config.authTokenProvider ?? new SimpleTokenProvider({ ttlSeconds: AUTH_TOKEN_TTL_SECONDS }),
       ...(config.passwordCostLog2 !== undefined ? { passwordCostLog2: config.passwordCostLog2 } : {}),
+      ...(config.passwordBcryptCost !== undefined ? { passwordBcryptCost: config.passwordBcryptCost } : {}),
       propose: (req) => this.propose(req),
       leaseKeys: (id) => this.lessor.timeToLive(id, true)?.keys ?? [],
     }));

@@ -1,7 +1,7 @@
 // Proves password handling: scrypt hashes in the self-describing "$scrypt$ln=…,r=…,p=…$salt$key" format with
 // a fresh salt each time, verification true only for the right password (including empty and 1 MiB ones),
-// malformed or over-costly stored hashes refused without throwing, and that many failed logins leave no
-// state behind and lock nobody out.
+// malformed or over-costly stored hashes refused without throwing, bcrypt hashes as etcd (Go's bcrypt) writes
+// them verified and made, and that many failed logins leave no state behind and lock nobody out.
 import { afterEach, describe, expect, it } from "vitest";
 
 import { SimpleTokenProvider } from "../../core/auth/tokens.js";
@@ -34,7 +34,8 @@ describe("scrypt password hashes", () => {
     const bad = [
       "",
       "pw",
-      "$2a$10$abcdefghijklmnopqrstuvABCDEFGHIJKLMNOPQRSTUVWXYZ01234", // a bcrypt hash from real etcd
+      "$2a$03$abcdefghijklmnopqrstuvABCDEFGHIJKLMNOPQRSTUVWXYZ01234", // bcrypt below its minimum cost
+      "$2a$10$abcdefghijklmnopqrstuvABCDEFGHIJKLMNOPQRSTUVWXYZ0123", // one character short
       good.replace("ln=10", "ln=30"),
       good.replace("ln=10", "ln=0"),
       good.replace(/\$[^$]+$/, "$"),
@@ -45,6 +46,28 @@ describe("scrypt password hashes", () => {
     }
     expect(isPasswordHash(good)).toBe(true);
     expect(SCRYPT_DEFAULT_COST_LOG2, "default cost ≈ bcrypt cost 10 in time").toBe(14);
+  });
+});
+
+describe("bcrypt password hashes (etcd's)", () => {
+  // Made by Go's golang.org/x/crypto/bcrypt (what etcd 3.4 uses) for "hunter2" at cost 4.
+  const FROM_GO = "$2a$04$PrxvTE8w.IPVJNEM2KZ/o.EXkZZTyZ86W00lzXRo9NPTe4gUXYzr6";
+
+  it("verify a hash Go's bcrypt made, only for the right password", async () => {
+    expect(isPasswordHash(FROM_GO)).toBe(true);
+    expect(await verifyPassword("hunter2", FROM_GO)).toBe(true);
+    expect(await verifyPassword("hunter3", FROM_GO)).toBe(false);
+    expect(await verifyPassword("", FROM_GO)).toBe(false);
+  });
+
+  it("are made at the configured cost, salted, and verify", async () => {
+    const a = await hashPassword("hunter2", { bcryptCost: 4 });
+    const b = await hashPassword("hunter2", { bcryptCost: 4 });
+    expect(a).toMatch(/^\$2[ab]\$04\$[./A-Za-z0-9]{53}$/);
+    expect(a).not.toBe(b);
+    expect(await verifyPassword("hunter2", a)).toBe(true);
+    expect(await verifyPassword("hunter2!", a)).toBe(false);
+    await expect(hashPassword("x", { bcryptCost: 3 })).rejects.toThrow(/cost 3/);
   });
 });
 
