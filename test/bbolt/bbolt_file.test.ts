@@ -85,11 +85,11 @@ describe("bbolt files", () => {
 
     const raw = readFileSync(file);
     const oneBad = Buffer.from(raw);
-    oneBad[16 + 20] ^= 0xff; // meta 0's root page id: its checksum no longer matches
+    oneBad[16 + 20] = (oneBad[16 + 20] ?? 0) ^ 0xff; // meta 0's root page id: its checksum no longer matches
     writeFileSync(join(dir, "one-bad.db"), oneBad);
     expect(readAll(join(dir, "one-bad.db")).get("big")).toEqual(buckets.get("big"));
     const bothBad = Buffer.from(oneBad);
-    bothBad[4096 + 16 + 20] ^= 0xff;
+    bothBad[4096 + 16 + 20] = (bothBad[4096 + 16 + 20] ?? 0) ^ 0xff;
     writeFileSync(join(dir, "both-bad.db"), bothBad);
     expect(() => BoltReader.open(join(dir, "both-bad.db"))).toThrow(/no valid meta page/);
   });
