@@ -4,7 +4,7 @@
 // each bucket's leaves and branch levels, then the root bucket's page(s); every page below the high-water mark
 // is reachable, which bbolt's consistency check (`tx.Check`, run by `etcdctl snapshot status`) requires.
 // Buckets are never inline; bbolt reads a bucket with its own root page the same way.
-import { closeSync, fdatasyncSync, openSync, writeSync } from "node:fs";
+import { closeSync, openSync, writeSync } from "node:fs";
 
 import {
   BUCKET_HEADER_BYTES, BUCKET_LEAF_FLAG, DEFAULT_PAGE_SIZE, ELEMENT_BYTES, PAGE_HEADER_BYTES, PageFlag, writeMeta, writePageHeader,
@@ -49,17 +49,20 @@ export class BoltWriter {
   beginBucket(name: Uint8Array): void {
     this.#endBucket();
     if (this.#roots.some((r) => compare(r.key, name) === 0)) throw new Error(`bbolt writer: bucket ${Buffer.from(name).toString()} written twice`);
-    this.#bucket = { name: Uint8Array.from(name), tree: new TreeBuilder(this) };
+    this.#bucket = { name: new Uint8Array(name), tree: new TreeBuilder(this) };
   }
 
   /** Adds a key to the current bucket; keys must be strictly ascending. The bytes are copied. */
   put(key: Uint8Array, value: Uint8Array): void {
     if (this.#bucket === undefined) throw new Error("bbolt writer: put outside a bucket");
     if (key.length === 0) throw new Error("bbolt writer: empty key");
-    this.#bucket.tree.add({ key: Uint8Array.from(key), value: Uint8Array.from(value), flags: 0 });
+    this.#bucket.tree.add({ key: new Uint8Array(key), value: new Uint8Array(value), flags: 0 });
   }
 
-  /** Writes the root bucket, the freelist and both metas, syncs and closes; returns the file's size in bytes. */
+  /**
+   * Writes the root bucket, the freelist and both metas and closes; returns the file's size in bytes. No fsync:
+   * a snapshot file is streamed and discarded, and a caller that keeps one syncs it.
+   */
   finish(): number {
     this.#endBucket();
     const root = new TreeBuilder(this);
@@ -75,7 +78,6 @@ export class BoltWriter {
     }
     writePageHeader(head, 2 * this.pageSize, { id: 2, flags: PageFlag.Freelist, count: 0, overflow: 0 });
     this.#writeAt(head, 0);
-    fdatasyncSync(this.#fd);
     closeSync(this.#fd);
     this.#fd = -1;
     return pages * this.pageSize;

@@ -26,8 +26,9 @@ import {
 } from "./etcd_bolt_codec.js";
 import { CLUSTER_META_BUCKET, CONF_OUTCOME_BUCKET } from "./membership_apply.js";
 
-/** Entries read (or written) per step; each step is a few milliseconds of main-thread work. */
-export const EXPORT_BATCH_ENTRIES = 2000;
+/** A step reads (then writes) up to this many entries or bytes: a few milliseconds of main-thread work. */
+export const EXPORT_BATCH_ENTRIES = 1000;
+export const EXPORT_BATCH_BYTES = 1024 * 1024;
 const BY_REVISION_BUCKET = "bolt_export_by_revision";
 const COPY_BUCKETS = [KEY_BUCKET, MVCC_META_BUCKET, LEASE_BUCKET, ALARM_BUCKET, ...AUTH_BUCKETS, ...MEMBERSHIP_BUCKETS, CONF_OUTCOME_BUCKET, CLUSTER_META_BUCKET, BY_REVISION_BUCKET];
 
@@ -58,17 +59,22 @@ async function* scan(b: Backend, bucket: string): AsyncGenerator<Entry[]> {
   let start: Uint8Array | undefined;
   for (;;) {
     const from = start;
-    const batch = b.readNow((v) => {
+    const { batch, more } = b.readNow((v) => {
       const got: Entry[] = [];
-      for (const e of v.range(bucket, from === undefined ? { limit: EXPORT_BATCH_ENTRIES } : { start: from, limit: EXPORT_BATCH_ENTRIES })) {
-        got.push({ key: Uint8Array.from(e.key), value: Uint8Array.from(e.value) });
+      let bytes = 0;
+      // One entry past the batch tells whether the bucket goes on.
+      for (const e of v.range(bucket, { ...(from === undefined ? {} : { start: from }), limit: EXPORT_BATCH_ENTRIES + 1 })) {
+        if (got.length === EXPORT_BATCH_ENTRIES || (got.length > 0 && bytes + e.key.length + e.value.length > EXPORT_BATCH_BYTES)) return { batch: got, more: true };
+        got.push({ key: new Uint8Array(e.key), value: new Uint8Array(e.value) });
+        bytes += e.key.length + e.value.length;
       }
-      return got;
+      return { batch: got, more: false };
     });
     if (batch.length > 0) yield batch;
-    if (batch.length < EXPORT_BATCH_ENTRIES) return;
+    if (!more) return;
     const last = (batch[batch.length - 1] as Entry).key;
-    start = Uint8Array.from([...last, 0]);
+    start = new Uint8Array(last.length + 1);
+    start.set(last);
     await nextTurn();
   }
 }
@@ -92,7 +98,7 @@ async function writeBuckets(copy: Backend, out: BoltWriter): Promise<void> {
     out.beginBucket(Buffer.from(name));
     for (const [k, v] of pairs.sort((a, b) => Buffer.compare(a[0], b[0]))) out.put(k, v);
   };
-  const all = (bucket: string): Entry[] => copy.readNow((v) => [...v.range(bucket, {})].map((e) => ({ key: Uint8Array.from(e.key), value: Uint8Array.from(e.value) })));
+  const all = (bucket: string): Entry[] => copy.readNow((v) => [...v.range(bucket, {})].map((e) => ({ key: new Uint8Array(e.key), value: new Uint8Array(e.value) })));
   const text = (s: string): Uint8Array => Buffer.from(s);
 
   small(ETCD_BUCKETS.alarm, all(ALARM_BUCKET).map(({ key }) => [encodeEtcdAlarm(Buffer.from(key).readBigUInt64BE(0), key[8] ?? 0), new Uint8Array(0)]));

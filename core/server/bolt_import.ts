@@ -45,7 +45,7 @@ export async function importBolt(bolt: BoltReader, backend: Backend): Promise<Im
     leases += 1;
   });
   for (const bucket of AUTH_BUCKETS) {
-    await inBatches(backend, bolt.entries(Buffer.from(bucket)) ?? [], (tx, e) => tx.put(bucket, Uint8Array.from(e.key), Uint8Array.from(e.value)));
+    await inBatches(backend, bolt.entries(Buffer.from(bucket)) ?? [], (tx, e) => tx.put(bucket, new Uint8Array(e.key), new Uint8Array(e.value)));
   }
   await inBatches(backend, bolt.entries(Buffer.from(ETCD_BUCKETS.alarm)) ?? [], (tx, e) => {
     const a = decodeEtcdAlarm(e.key);

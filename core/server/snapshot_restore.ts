@@ -61,7 +61,7 @@ export async function restoreSnapshot(o: RestoreOptions): Promise<RestoreResult>
     try {
       await backend.batch(undefined, (tx) => {
         for (const bucket of [...MEMBERSHIP_BUCKETS, CONF_OUTCOME_BUCKET, CLUSTER_META_BUCKET]) {
-          for (const { key } of [...tx.range(bucket, {})]) tx.del(bucket, Uint8Array.from(key));
+          for (const { key } of [...tx.range(bucket, {})]) tx.del(bucket, new Uint8Array(key));
         }
       });
       await backend.batch(undefined, (tx) => storeBootstrap(tx, Cluster.load(tx), o.clusterId, o.members));
