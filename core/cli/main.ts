@@ -16,6 +16,7 @@ import type { CompactionPolicy } from "../server/compactor.js";
 import { parseCompactionFlags } from "./compaction_flags.js";
 import { DataDirLockedError } from "../server/dir_lock.js";
 import { EtcdServer } from "../server/etcd_server.js";
+import { importEtcdDataDir, isEtcdDataDir, type EtcdImport } from "../server/etcd_data_import.js";
 import { FlagError, parseDurationMs, parseFlags, parseGoBool, type ParsedFlags } from "./flags.js";
 import { createLogger, logOptionsError, type LogFn } from "./log.js";
 import { readIdentity, writeIdentity } from "./member_identity.js";
@@ -87,6 +88,18 @@ function authFlags(token: string, ttlSeconds: number, bcryptCost: number, bcrypt
   }
 }
 
+/** A data dir `etcdctl snapshot restore` made is imported on the first start (core/server/etcd_data_import.ts). */
+async function takeOverEtcdDataDir(dataDir: string): Promise<void> {
+  if (!isEtcdDataDir(dataDir)) return;
+  let got: EtcdImport;
+  try {
+    got = await importEtcdDataDir(dataDir, (memberId, clusterId) => writeIdentity(dataDir, { memberId, clusterId }));
+  } catch (err) {
+    throw new FlagError(`cannot take over the etcd data dir ${dataDir}: ${(err as Error).message}`, 1);
+  }
+  log("I", "etcdserver", `imported etcd data dir ${dataDir} (moved etcd's files to member/etcd-import): member ${idToHex(got.memberId)} of cluster ${idToHex(got.clusterId)} with ${got.members.length} member(s), revision ${got.revision}, ${got.keys} key revisions, ${got.leases} leases`);
+}
+
 async function run(f: ParsedFlags): Promise<void> {
   const v = (k: string): string => f.values.get(k) ?? "";
   const bool = (k: string): boolean => parseGoBool(v(k)) === true;
@@ -108,6 +121,7 @@ async function run(f: ParsedFlags): Promise<void> {
   }
   const auth = authFlags(v("auth-token"), Number(v("auth-token-ttl")), Number(v("bcrypt-cost")), f.sources.has("bcrypt-cost"));
   const peerTls = peerTlsOf(f, dataDir);
+  await takeOverEtcdDataDir(dataDir);
   const identity = await memberIdentity(f, name, dataDir, peerTls);
   const { memberId, clusterId } = identity;
   const clientUrls = list(v("advertise-client-urls"));

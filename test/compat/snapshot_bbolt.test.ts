@@ -4,7 +4,10 @@
 // it) → `etcdctl snapshot restore` → real etcd 3.4.23 started on the restored dir serves the same keys at the same
 // create/mod revisions and versions, the same history and compaction point, the lease with its keys, the users
 // and roles, and the user logs in with its password. (b) the same data written to real etcd → `etcdctl snapshot
-// save` → `etcd-ts snapshot restore` (etcdctl's flags) → etcd-ts serves all of it alike. Output is etcdctl's,
+// save` → `etcd-ts snapshot restore` (etcdctl's flags) → etcd-ts serves all of it alike. (c) a data dir made by
+// `etcdctl snapshot restore`: etcd-ts started on it imports it and serves the same data as real etcd started on an
+// identical one, with the same member and cluster ids. (d) an etcd member's own data dir whose db does not record
+// its last WAL entries as applied is refused, and etcd still starts on it. Output is etcdctl's,
 // compared after removing only the member/cluster ids, raft term and a lease's seconds left, with a lease's keys
 // sorted (etcd lists them in Go map order).
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
@@ -164,5 +167,47 @@ describe.runIf(haveEtcd())("snapshot files exchanged with etcd 3.4.23", () => {
     expect(observe(target.endpoint, lease)).toEqual(before);
     expect(must(target.endpoint, "--user", ROOT, "put", "k4", "after", "-w", "json")).toMatch(/"revision":10\b/);
     await target.stop();
+  }, 120_000);
+
+  /** Member ids, names and peer URLs and the cluster id, as `member list` shows them; client URLs differ by port. */
+  const membership = (endpoint: string): string => must(endpoint, "--user", ROOT, "member", "list", "-w", "json")
+    .replace(/"(member_id|raft_term|revision)":\d+/g, '"$1":N')
+    .replaceAll(endpoint, "CLIENT");
+
+  it("(c) etcd-ts starts on a data dir made by etcdctl snapshot restore, as real etcd does on an identical one", async () => {
+    const source = await launch("etcd", join(dir, "c-src"), "src", await peer());
+    const lease = populate(source.endpoint);
+    const file = join(dir, "c.db");
+    expect(ctl(source.endpoint, "--user", ROOT, "snapshot", "save", file).status).toBe(0);
+    await source.stop();
+    const peerUrl = await peer();
+    for (const d of ["c-etcd", "c-ours"]) {
+      const r = ctl(undefined, "snapshot", "restore", file, "--data-dir", join(dir, d), "--name", "dst", "--initial-cluster", `dst=${peerUrl}`, "--initial-cluster-token", "tok", "--initial-advertise-peer-urls", peerUrl);
+      expect(r.status, r.stderr).toBe(0);
+    }
+    const etcd = await launch("etcd", join(dir, "c-etcd"), "dst", peerUrl);
+    const theirs = { data: observe(etcd.endpoint, lease), members: membership(etcd.endpoint) };
+    await etcd.stop();
+    const ours = await launch("etcd-ts", join(dir, "c-ours"), "dst", peerUrl);
+    expect({ data: observe(ours.endpoint, lease), members: membership(ours.endpoint) }).toEqual(theirs);
+    expect(must(ours.endpoint, "--user", ROOT, "put", "k4", "after", "-w", "json")).toMatch(/"revision":10\b/);
+    await ours.stop();
+    // The second start is an ordinary restart of etcd-ts's own data dir.
+    const again = await launch("etcd-ts", join(dir, "c-ours"), "dst", peerUrl);
+    expect(must(again.endpoint, "--user", ROOT, "get", "k4", "--print-value-only")).toBe("after\n");
+    await again.stop();
+  }, 120_000);
+
+  it("(d) etcd-ts refuses an etcd member's own data dir whose db does not record every WAL entry, leaving it whole", async () => {
+    const peerUrl = await peer();
+    const source = await launch("etcd", join(dir, "d-src"), "src", peerUrl);
+    const lease = populate(source.endpoint);
+    const before = observe(source.endpoint, lease);
+    await source.stop();
+    // The auth changes applied last write no applied index into etcd's db, so the db cannot tell they are in it.
+    await expect(launch("etcd-ts", join(dir, "d-src"), "src", peerUrl)).rejects.toThrow(/its WAL goes to index \d+ but its db records entries applied up to \d+ only/);
+    const etcd = await launch("etcd", join(dir, "d-src"), "src", peerUrl);
+    expect(observe(etcd.endpoint, lease)).toEqual(before);
+    await etcd.stop();
   }, 120_000);
 });
