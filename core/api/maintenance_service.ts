@@ -3,9 +3,8 @@
 // chunks, each with the bytes still to come, then the SHA-256 of what it sent as a last chunk, as etcd's stream
 // does; `etcdctl snapshot status` and `etcdctl snapshot restore` read the saved file.
 import { createHash } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { open } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type * as grpc from "@grpc/grpc-js";
 import { ALARM_NAMES, type AlarmType } from "../server/alarms.js";
@@ -32,7 +31,19 @@ function enumNumber(v: unknown, names: Record<number, string>): number {
 
 const ACTION_NAMES: Record<number, string> = { 0: "GET", 1: "ACTIVATE", 2: "DEACTIVATE" };
 
+const EXPORT_DIR_PREFIX = "snapshot-export-";
+
+const cleaned = new Set<string>();
+
+/** Scratch dirs a process that died mid-snapshot left behind: removed once, before this process serves any. */
+function removeStaleExports(memberDir: string): void {
+  if (cleaned.has(memberDir) || !existsSync(memberDir)) return;
+  cleaned.add(memberDir);
+  for (const name of readdirSync(memberDir)) if (name.startsWith(EXPORT_DIR_PREFIX)) rmSync(join(memberDir, name), { recursive: true, force: true });
+}
+
 export function maintenanceService(s: EtcdServer, info: StatusInfo, toStatus: ToStatus): grpc.UntypedServiceImplementation {
+  removeStaleExports(join(s.config.dataDir, "member"));
   const hdr = (): Record<string, string> => headerObject(s.header());
   return {
     Status: unary(async () => {
@@ -75,7 +86,9 @@ export function maintenanceService(s: EtcdServer, info: StatusInfo, toStatus: To
 }
 
 async function sendSnapshot(s: EtcdServer, call: grpc.ServerWritableStream<unknown, unknown>): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), "etcd-ts-snapshot-"));
+  // Scratch space beside the backend (the same disk, not a possibly memory-backed /tmp): a copy of the backend
+  // and the bbolt file, removed when the stream ends.
+  const dir = mkdtempSync(join(s.config.dataDir, "member", EXPORT_DIR_PREFIX));
   try {
     const file = join(dir, "db");
     await exportBoltSnapshot(s.kv.backend, file, dir);
