@@ -1,5 +1,5 @@
 // DESIGN.md's dependency direction as data: which module may import which.
-// cli → server → {raft, wal, mvcc, lease, auth, membership, transport}; mvcc → backend; api → server;
+// cli → server → {raft, wal, mvcc, lease, auth, membership, transport, bbolt}; mvcc → backend; api → server;
 // client → api (protos) only; harness → client, workloads. core/errors.ts and core/limits.ts are leaves any
 // layer but raft may use (raft is pure and self-contained).
 
