@@ -12,7 +12,7 @@ import { decodeKeyValue, encodeKeyValue } from "../mvcc/kv_codec.js";
 import { KEY_BUCKET, MVCC_META_BUCKET, layoutKey } from "../mvcc/layout.js";
 import { META_COMPACT_KEY, META_CURRENT_KEY } from "../mvcc/write_txn.js";
 import { ALARM_BUCKET } from "./alarms.js";
-import { ETCD_BUCKETS, FINISHED_COMPACT_KEY, decodeEtcdAlarm, decodeEtcdLease, parseRevKey } from "./etcd_bolt_codec.js";
+import { ETCD_BUCKETS, FINISHED_COMPACT_KEY, SCHEDULED_COMPACT_KEY, decodeEtcdAlarm, decodeEtcdLease, parseRevKey } from "./etcd_bolt_codec.js";
 
 const IMPORT_BATCH_ENTRIES = 5000;
 
@@ -36,7 +36,7 @@ export async function importBolt(bolt: BoltReader, backend: Backend): Promise<Im
     revision = Math.max(revision, rev.main);
     keys += 1;
   });
-  const compactRevision = finishedCompaction(bolt);
+  const compactRevision = compactionPoint(bolt);
   revision = Math.max(revision, compactRevision);
   let leases = 0;
   await inBatches(backend, bolt.entries(Buffer.from(ETCD_BUCKETS.lease)) ?? [], (tx, e) => {
@@ -61,12 +61,17 @@ export async function importBolt(bolt: BoltReader, backend: Backend): Promise<Im
   return { revision, compactRevision, keys, leases };
 }
 
-/** The main revision of etcd's last finished compaction (0 when never compacted). */
-function finishedCompaction(bolt: BoltReader): number {
+/**
+ * The compaction point (0 when never compacted): etcd's scheduled compaction when one was cut short (its older
+ * revisions may be partly gone, so reads below it must fail as compacted), else its last finished one.
+ */
+function compactionPoint(bolt: BoltReader): number {
+  let rev = 0;
   for (const e of bolt.entries(Buffer.from(ETCD_BUCKETS.meta)) ?? []) {
-    if (e.key.toString() === FINISHED_COMPACT_KEY) return parseRevKey(e.value).main;
+    const name = e.key.toString();
+    if (name === FINISHED_COMPACT_KEY || name === SCHEDULED_COMPACT_KEY) rev = Math.max(rev, parseRevKey(e.value).main);
   }
-  return 0;
+  return rev;
 }
 
 async function inBatches<E>(backend: Backend, entries: Iterable<E>, put: (tx: WriteView, e: E) => void): Promise<void> {
