@@ -7,7 +7,9 @@
 // save` → `etcd-ts snapshot restore` (etcdctl's flags) → etcd-ts serves all of it alike. (c) a data dir made by
 // `etcdctl snapshot restore`: etcd-ts started on it imports it and serves the same data as real etcd started on an
 // identical one, with the same member and cluster ids. (d) an etcd member's own data dir whose db does not record
-// its last WAL entries as applied is refused, and etcd still starts on it. Output is etcdctl's,
+// its last WAL entries as applied is refused, and etcd still starts on it. (e) one snapshot restored with
+// `etcd-ts snapshot restore` into three members forms a three-member cluster with the member and cluster ids
+// `etcdctl snapshot restore` gives the same flags, every member serving the data. Output is etcdctl's,
 // compared after removing only the member/cluster ids, raft term and a lease's seconds left, with a lease's keys
 // sorted (etcd lists them in Go map order).
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
@@ -209,5 +211,29 @@ describe.runIf(haveEtcd())("snapshot files exchanged with etcd 3.4.23", () => {
     const etcd = await launch("etcd", join(dir, "d-src"), "src", peerUrl);
     expect(observe(etcd.endpoint, lease)).toEqual(before);
     await etcd.stop();
+  }, 120_000);
+
+  it("(e) one snapshot restored into three etcd-ts members forms the cluster etcdctl's restore would", async () => {
+    const source = await launch("etcd", join(dir, "e-src"), "src", await peer());
+    const lease = populate(source.endpoint);
+    const before = observe(source.endpoint, lease);
+    const file = join(dir, "e.db");
+    expect(ctl(source.endpoint, "--user", ROOT, "snapshot", "save", file).status).toBe(0);
+    await source.stop();
+    const peers = [await peer(), await peer(), await peer()];
+    const initial = peers.map((u, i) => `m${i}=${u}`).join(",");
+    const flags = (i: number): string[] => ["--name", `m${i}`, "--initial-cluster", initial, "--initial-cluster-token", "tok", "--initial-advertise-peer-urls", peers[i] as string];
+    const byEtcdctl = ctl(undefined, "snapshot", "restore", file, "--data-dir", join(dir, "e-etcdctl"), ...flags(0)).stderr;
+    const etcdIds = [...byEtcdctl.matchAll(/"cluster-id":"([0-9a-f]+)".*?"added-peer-id":"([0-9a-f]+)"/g)].map((m) => `${m[2]} in ${m[1]}`).sort();
+    const ours = peers.map((_, i) => {
+      const r = spawnSync(process.execPath, [join(REPO, "bin/etcd-ts"), "snapshot", "restore", file, "--data-dir", join(dir, `e-${i}`), ...flags(i)], { encoding: "utf8" });
+      expect(r.status, r.stdout + r.stderr).toBe(0);
+      return /as member ([0-9a-f]+) of cluster ([0-9a-f]+)/.exec(r.stdout)?.slice(1).join(" in ") ?? "";
+    });
+    expect([...ours].sort()).toEqual(etcdIds);
+    const members = await Promise.all(peers.map((u, i) => launch("etcd-ts", join(dir, `e-${i}`), `m${i}`, u)));
+    for (const m of members) expect(observe(m.endpoint, lease)).toEqual(before);
+    expect(must(members[2]?.endpoint ?? "", "--user", ROOT, "put", "k4", "after", "-w", "json")).toMatch(/"revision":10\b/);
+    await Promise.all(members.map((m) => m.stop()));
   }, 120_000);
 });
