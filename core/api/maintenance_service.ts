@@ -91,7 +91,7 @@ async function sendSnapshot(s: EtcdServer, call: grpc.ServerWritableStream<unkno
   const dir = mkdtempSync(join(s.config.dataDir, "member", EXPORT_DIR_PREFIX));
   try {
     const file = join(dir, "db");
-    await exportBoltSnapshot(s.kv.backend, file, dir);
+    await exportBoltSnapshot(s.kv.backend, { file, workDir: dir });
     const fh = await open(file, "r");
     try {
       const total = (await fh.stat()).size;

@@ -80,9 +80,9 @@ function clientTls(f: ParsedFlags, dataDir: string, urls: readonly string[]): Cl
 
 
 /** --auth-token, --auth-token-ttl and --bcrypt-cost (see authFromFlags); a bad value stops start-up as etcd does. */
-function authFlags(token: string, ttlSeconds: number, bcryptCost: number, bcryptCostGiven: boolean): AuthFlags {
+function authFlags(token: string, o: Parameters<typeof authFromFlags>[1]): AuthFlags {
   try {
-    return authFromFlags(token, ttlSeconds, bcryptCost, bcryptCostGiven);
+    return authFromFlags(token, o);
   } catch (err) {
     throw new FlagError(`error verifying flags, ${(err as Error).message}. See 'etcd-ts --help'.`, 1);
   }
@@ -119,7 +119,7 @@ async function run(f: ParsedFlags): Promise<void> {
   } catch (err) {
     throw new FlagError((err as Error).message, 1);
   }
-  const auth = authFlags(v("auth-token"), Number(v("auth-token-ttl")), Number(v("bcrypt-cost")), f.sources.has("bcrypt-cost"));
+  const auth = authFlags(v("auth-token"), { ttlSeconds: Number(v("auth-token-ttl")), bcryptCost: f.sources.has("bcrypt-cost") ? Number(v("bcrypt-cost")) : undefined });
   const peerTls = peerTlsOf(f, dataDir);
   await takeOverEtcdDataDir(dataDir);
   const identity = await memberIdentity(f, name, dataDir, peerTls);

@@ -9,6 +9,7 @@ import { EtcdError } from "../errors.js";
 import { AuthStore, MAX_AUTH_NAME_BYTES, PermType, type AuthInfo, type Permission, type Role, type User } from "../auth/auth_store.js";
 import { parseAuthTokenFlag, type TokenProvider } from "../auth/tokens.js";
 import { BCRYPT_MAX_COST, BCRYPT_MIN_COST } from "../auth/bcrypt.js";
+import { SCRYPT_DEFAULT_COST_LOG2 } from "../auth/password.js";
 import type { ReadView } from "../backend/read_view.js";
 import type {
   Compare, DeleteRangeRequest, Effect, PutRequest, RangeRequest, RequestOp, TxnRequest, WriteResponse,
@@ -297,23 +298,16 @@ export interface AuthFlags {
   readonly passwordBcryptCost?: number;
 }
 
-/** scrypt's cost is capped at log2 N = 20 (core/auth/password.ts), so bcrypt costs above 16 cannot be matched. */
-const BCRYPT_MAX_COST_ETCD_TS = 16;
-
 /**
  * --auth-token, --auth-token-ttl and --bcrypt-cost. Without --bcrypt-cost etcd-ts hashes with scrypt
  * (core/auth/password.ts) at log2 N = 14, about as long as Go's bcrypt at etcd's default cost 10; with it, with
  * bcrypt at that cost, as etcd (hashes that stay valid in a snapshot restored into etcd). Throws on bad values.
  */
-export function authFromFlags(authToken: string, ttlSeconds: number, bcryptCost: number, bcryptCostGiven = false): AuthFlags {
-  if (bcryptCostGiven) {
-    if (!Number.isInteger(bcryptCost) || bcryptCost < BCRYPT_MIN_COST || bcryptCost > BCRYPT_MAX_COST) {
-      throw new Error(`--bcrypt-cost ${bcryptCost} is outside [${BCRYPT_MIN_COST}, ${BCRYPT_MAX_COST}]`);
-    }
-    return { tokenProvider: parseAuthTokenFlag(authToken, { ttlSeconds }), passwordCostLog2: bcryptCost + 4, passwordBcryptCost: bcryptCost };
+export function authFromFlags(authToken: string, o: { readonly ttlSeconds: number; readonly bcryptCost?: number | undefined }): AuthFlags {
+  const tokenProvider = parseAuthTokenFlag(authToken, { ttlSeconds: o.ttlSeconds });
+  if (o.bcryptCost === undefined) return { tokenProvider, passwordCostLog2: SCRYPT_DEFAULT_COST_LOG2 };
+  if (!Number.isInteger(o.bcryptCost) || o.bcryptCost < BCRYPT_MIN_COST || o.bcryptCost > BCRYPT_MAX_COST) {
+    throw new Error(`--bcrypt-cost ${o.bcryptCost} is outside [${BCRYPT_MIN_COST}, ${BCRYPT_MAX_COST}]`);
   }
-  if (!Number.isInteger(bcryptCost) || bcryptCost < BCRYPT_MIN_COST || bcryptCost > BCRYPT_MAX_COST_ETCD_TS) {
-    throw new Error(`--bcrypt-cost ${bcryptCost} is outside [${BCRYPT_MIN_COST}, ${BCRYPT_MAX_COST_ETCD_TS}] (etcd-ts hashes with scrypt at log2 N = cost + 4)`);
-  }
-  return { tokenProvider: parseAuthTokenFlag(authToken, { ttlSeconds }), passwordCostLog2: bcryptCost + 4 };
+  return { tokenProvider, passwordCostLog2: SCRYPT_DEFAULT_COST_LOG2, passwordBcryptCost: o.bcryptCost };
 }

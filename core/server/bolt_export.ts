@@ -34,8 +34,9 @@ const COPY_BUCKETS = [KEY_BUCKET, MVCC_META_BUCKET, LEASE_BUCKET, ALARM_BUCKET, 
 
 type Pair = readonly [Uint8Array, Uint8Array];
 
-/** Writes the bbolt snapshot of `backend` to `file` (scratch space under `workDir`); returns its size in bytes. */
-export async function exportBoltSnapshot(backend: Backend, file: string, workDir: string): Promise<number> {
+/** Writes the bbolt snapshot of `backend` to `o.file` (scratch space under `o.workDir`); returns its size in bytes. */
+export async function exportBoltSnapshot(backend: Backend, o: { readonly file: string; readonly workDir: string }): Promise<number> {
+  const { file, workDir } = o;
   const copyDir = join(workDir, "lmdb-copy");
   mkdirSync(copyDir, { recursive: true });
   await backend.backupTo(join(copyDir, BACKEND_FILE));
