@@ -34,17 +34,26 @@ const COPY_BUCKETS = [KEY_BUCKET, MVCC_META_BUCKET, LEASE_BUCKET, ALARM_BUCKET, 
 
 type Pair = readonly [Uint8Array, Uint8Array];
 
-/** Writes the bbolt snapshot of `backend` to `o.file` (scratch space under `o.workDir`); returns its size in bytes. */
-export async function exportBoltSnapshot(backend: Backend, o: { readonly file: string; readonly workDir: string }): Promise<number> {
+export interface ExportOptions {
+  readonly file: string;
+  /** Scratch space for the backend copy. */
+  readonly workDir: string;
+  /** Gives the event loop a turn between batches (default: one setImmediate). */
+  readonly nextTurn?: () => Promise<unknown>;
+}
+
+/** Writes the bbolt snapshot of `backend` to `o.file`; returns its size in bytes. */
+export async function exportBoltSnapshot(backend: Backend, o: ExportOptions): Promise<number> {
   const { file, workDir } = o;
+  const turn = o.nextTurn ?? (() => nextTurn());
   const copyDir = join(workDir, "lmdb-copy");
   mkdirSync(copyDir, { recursive: true });
   await backend.backupTo(join(copyDir, BACKEND_FILE));
   const copy = Backend.open(copyDir, { buckets: COPY_BUCKETS, readWorkers: 0, syncIntervalMs: 0 });
   const out = BoltWriter.create(file);
   try {
-    await indexByRevision(copy);
-    await writeBuckets(copy, out);
+    await indexByRevision(copy, turn);
+    await writeBuckets(copy, out, turn);
     return out.finish();
   } catch (err) {
     out.abort();
@@ -56,7 +65,7 @@ export async function exportBoltSnapshot(backend: Backend, o: { readonly file: s
 }
 
 /** The entries of a bucket in key order, a batch at a time, yielding the event loop between batches. */
-async function* scan(b: Backend, bucket: string): AsyncGenerator<Entry[]> {
+async function* scan(b: Backend, bucket: string, turn: () => Promise<unknown>): AsyncGenerator<Entry[]> {
   let start: Uint8Array | undefined;
   for (;;) {
     const from = start;
@@ -76,13 +85,13 @@ async function* scan(b: Backend, bucket: string): AsyncGenerator<Entry[]> {
     const last = (batch[batch.length - 1] as Entry).key;
     start = new Uint8Array(last.length + 1);
     start.set(last);
-    await nextTurn();
+    await turn();
   }
 }
 
 /** Fills the scratch bucket: etcd's revision key → etcd's value, for every entry of etcd-ts's key bucket. */
-async function indexByRevision(copy: Backend): Promise<void> {
-  for await (const batch of scan(copy, KEY_BUCKET)) {
+async function indexByRevision(copy: Backend, turn: () => Promise<unknown>): Promise<void> {
+  for await (const batch of scan(copy, KEY_BUCKET, turn)) {
     await copy.batch(undefined, (tx) => {
       for (const { key, value } of batch) {
         const rev = revisionOf(key);
@@ -94,7 +103,7 @@ async function indexByRevision(copy: Backend): Promise<void> {
   }
 }
 
-async function writeBuckets(copy: Backend, out: BoltWriter): Promise<void> {
+async function writeBuckets(copy: Backend, out: BoltWriter, turn: () => Promise<unknown>): Promise<void> {
   const small = (name: string, pairs: Pair[]): void => {
     out.beginBucket(Buffer.from(name));
     for (const [k, v] of pairs.sort((a, b) => Buffer.compare(a[0], b[0]))) out.put(k, v);
@@ -107,10 +116,10 @@ async function writeBuckets(copy: Backend, out: BoltWriter): Promise<void> {
   small(ETCD_BUCKETS.cluster, [[text(CLUSTER_VERSION_KEY), text(CLUSTER_VERSION)]]);
 
   out.beginBucket(text(ETCD_BUCKETS.key));
-  for await (const batch of scan(copy, BY_REVISION_BUCKET)) for (const { key, value } of batch) out.put(key, value);
+  for await (const batch of scan(copy, BY_REVISION_BUCKET, turn)) for (const { key, value } of batch) out.put(key, value);
 
   out.beginBucket(text(ETCD_BUCKETS.lease));
-  for await (const batch of scan(copy, LEASE_BUCKET)) {
+  for await (const batch of scan(copy, LEASE_BUCKET, turn)) {
     for (const { key, value } of batch) {
       const id = decodeLeaseKey(key);
       const r = decodeLeaseValue(id, value);
