@@ -40,7 +40,7 @@ export function isAuthChange(req: object): req is AuthChange {
 
 export interface ServerAuthOptions {
   readonly tokenProvider: TokenProvider;
-  /** scrypt cost (log2 N) of new password hashes; see cli's --bcrypt-cost mapping. */
+  /** scrypt cost (log2 N) of new password hashes when no bcrypt cost is set. */
   readonly passwordCostLog2?: number;
   /** When set, new hashes are bcrypt at this cost (--bcrypt-cost given), which etcd can verify. */
   readonly passwordBcryptCost?: number;

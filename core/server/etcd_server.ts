@@ -85,7 +85,7 @@ export interface ServerConfig {
   readonly log?: (level: "I" | "W" | "E" | "N", pkg: string, msg: string) => void;
   /** --auth-token (default: simple tokens with etcd's 300 s TTL). */
   readonly authTokenProvider?: TokenProvider;
-  /** scrypt cost (log2 N) of new password hashes (the CLI derives it from --bcrypt-cost). */
+  /** scrypt cost (log2 N) of new password hashes when no bcrypt cost is set (default 14). */
   readonly passwordCostLog2?: number;
   /** bcrypt cost of new password hashes (instead of scrypt) when --bcrypt-cost is given. */
   readonly passwordBcryptCost?: number;
