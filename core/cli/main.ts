@@ -91,12 +91,14 @@ function authFlags(token: string, o: Parameters<typeof authFromFlags>[1]): AuthF
 /** A data dir `etcdctl snapshot restore` made is imported on the first start (core/server/etcd_data_import.ts). */
 async function takeOverEtcdDataDir(dataDir: string): Promise<void> {
   if (!isEtcdDataDir(dataDir)) return;
-  let got: EtcdImport;
+  let got: EtcdImport | undefined;
   try {
     got = await importEtcdDataDir(dataDir, (memberId, clusterId) => writeIdentity(dataDir, { memberId, clusterId }));
   } catch (err) {
+    if (err instanceof DataDirLockedError) throw err;
     throw new FlagError(`cannot take over the etcd data dir ${dataDir}: ${(err as Error).message}`, 1);
   }
+  if (got === undefined) return;
   log("I", "etcdserver", `imported etcd data dir ${dataDir} (moved etcd's files to member/etcd-import): member ${idToHex(got.memberId)} of cluster ${idToHex(got.clusterId)} with ${got.members.length} member(s), revision ${got.revision}, ${got.keys} key revisions, ${got.leases} leases`);
 }
 

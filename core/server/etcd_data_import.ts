@@ -15,6 +15,7 @@ import { Cluster, MEMBERSHIP_BUCKETS } from "../membership/cluster.js";
 import { decodeConfChangeContext, type Member } from "../membership/member_codec.js";
 import { KEY_BUCKET, MVCC_META_BUCKET } from "../mvcc/layout.js";
 import { ALARM_BUCKET } from "./alarms.js";
+import { lockDataDir } from "./dir_lock.js";
 import { importBolt, type ImportSummary } from "./bolt_import.js";
 import { CONSISTENT_INDEX_KEY, ETCD_BUCKETS } from "./etcd_bolt_codec.js";
 import { EtcdConfChangeType, readEtcdWal, walSegments, type EtcdWal } from "./etcd_wal_reader.js";
@@ -41,7 +42,17 @@ export function isEtcdDataDir(dataDir: string): boolean {
  * Imports an etcd data dir (see the file comment); the caller then starts the member on it as usual. `saveIds`
  * runs before etcd's files are moved away, so a crash leaves either etcd's dir or the ids with the new backend.
  */
-export async function importEtcdDataDir(dataDir: string, saveIds: (memberId: bigint, clusterId: bigint) => void): Promise<EtcdImport> {
+export async function importEtcdDataDir(dataDir: string, saveIds: (memberId: bigint, clusterId: bigint) => void): Promise<EtcdImport | undefined> {
+  // Held while importing, so a second process started at the same time neither imports too nor reads a half-made dir.
+  const lock = await lockDataDir(dataDir);
+  try {
+    return isEtcdDataDir(dataDir) ? await importLocked(dataDir, saveIds) : undefined;
+  } finally {
+    await lock.release();
+  }
+}
+
+async function importLocked(dataDir: string, saveIds: (memberId: bigint, clusterId: bigint) => void): Promise<EtcdImport> {
   const member = join(dataDir, "member");
   const wal = readEtcdWal(join(member, "wal"));
   if (wal.snapshotIndex > 0) {
