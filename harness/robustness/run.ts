@@ -49,7 +49,7 @@ export async function runOnce(opts: RunOptions, log: (s: string) => void = () =>
     const faults = new FaultInjector(cluster, links, rec, { seed: opts.seed, faults: opts.faults, members: opts.members });
     log(`${slot.name} seed ${opts.seed}: running ${opts.durationMs / 1000} s (${opts.mix} mix, faults ${opts.faults.join(",") || "none"})`);
     await Promise.all([
-      runWorkload(rec, { endpoints, seed: opts.seed, mix: opts.mix, clients: opts.clients, leaseTtlSeconds: Math.ceil(opts.durationMs / 1000) + 300, compactEveryMs: 3_000 }, stop),
+      runWorkload(rec, { endpoints, seed: opts.seed, mix: opts.mix, clients: opts.clients, leaseTtlSeconds: Math.ceil(opts.durationMs / 1000) + 300, compactEveryMs: 2_000 }, stop),
       runWatchers(rec, { endpoints, seed: opts.seed, watches: opts.watches }, stop),
       faults.run(stop),
       monitor(cluster, rec, opts.members, stop),

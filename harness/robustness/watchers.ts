@@ -47,14 +47,26 @@ async function logicalWatch(rec: Recorder, opts: WatchersOptions, watch: number,
   let next = watch === 0 ? 1 : 0;
   let reason: WatchOpenRecord["reason"] = "new";
   let member = rng.int(0, clients.length - 1);
+  // The last watch now and then starts over as a new logical watch from an older revision, often one already
+  // compacted: etcd must then cancel it with the compacted revision, and the watch restarts there.
+  const rewinds = watch === opts.watches - 1 && watch > 0;
+  let id = watch;
+  let session = 0;
   try {
-    for (let session = 0; !stop(); session++) {
-      const end = await oneStream(rec, clients[member]!, { watch, session, startRev: next, prevKv, reason }, rng.int(1_000, 6_000), stop);
+    while (!stop()) {
+      const life = rewinds ? rng.int(500, 2_500) : rng.int(1_000, 6_000);
+      const end = await oneStream(rec, clients[member]!, { watch: id, session: session++, startRev: next, prevKv, reason }, life, stop);
       next = end.next;
       // A stream that never got created has nothing to continue from: the next one is a new watch.
       reason = end.next === 0 ? "new" : end.reason;
       member = (member + 1) % clients.length;
       if (end.reason === "resume" && end.broken) await sleep(rng.int(50, 300));
+      if (rewinds && reason === "resume" && rng.next() < 0.5) {
+        id += 100;
+        session = 0;
+        next = Math.max(1, rec.maxRev - rng.int(10, 600));
+        reason = "new";
+      }
     }
   } finally {
     for (const c of clients) c.close();
