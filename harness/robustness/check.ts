@@ -130,7 +130,7 @@ function checkSerializable(h: History, tl: Timeline): Violation[] {
 function checkMemberRevisions(h: History): Violation[] {
   const out: Violation[] = [];
   const byMember = new Map<string, OpRecord[]>();
-  for (const o of h.ops) if (o.outcome === "ok" && o.output !== undefined && o.output.member !== "") byMember.set(o.output.member, [...(byMember.get(o.output.member) ?? []), o]);
+  for (const o of h.ops) if (o.outcome === "ok" && o.output !== undefined && o.output.member !== "") push(byMember, o.output.member, o);
   for (const [member, ops] of byMember) {
     const byComplete = [...ops].sort((a, b) => a.complete - b.complete);
     const byInvoke = [...ops].sort((a, b) => a.invoke - b.invoke);
@@ -148,7 +148,7 @@ function checkMemberRevisions(h: History): Violation[] {
     }
   }
   const polls = new Map<number, { time: number; rev: number }[]>();
-  for (const s of h.statuses) polls.set(s.member, [...(polls.get(s.member) ?? []), s]);
+  for (const s of h.statuses) push(polls, s.member, s);
   for (const [member, list] of polls) {
     list.sort((a, b) => a.time - b.time);
     for (let i = 1; i < list.length; i++) {
@@ -197,7 +197,7 @@ function checkAcknowledged(h: History, tl: Timeline): Violation[] {
       if (o.outcome !== "ok" || o.output === undefined || o.output.rev > f.rev) continue;
       if (!(i.kind === "put" || (i.kind === "cas" && o.output.succeeded === true))) continue;
       const kv = finalByKey.get(i.key);
-      const overwritten = tl.eventsIn(i.key, o.output.rev + 1, f.rev).some((e) => e.key === i.key);
+      const overwritten = tl.lastChange(i.key, f.rev) > o.output.rev;
       if ((kv === undefined || kv.mod < o.output.rev) && !overwritten) {
         out.push({ check: "lost-write", message: `acknowledged write missing on m${f.member} after the final heal`, evidence: [fmtOp(o), `final: ${kv === undefined ? "absent" : fmtKv(kv)}`] });
         break;
@@ -217,4 +217,10 @@ export function formatReport(r: CheckReport): string {
   ];
   for (const v of r.violations) lines.push(`- [${v.check}] ${v.message}`, ...v.evidence.map((e) => `    ${e}`));
   return lines.join("\n");
+}
+
+function push<K, V>(m: Map<K, V[]>, k: K, v: V): void {
+  const list = m.get(k);
+  if (list === undefined) m.set(k, [v]);
+  else list.push(v);
 }

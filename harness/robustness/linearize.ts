@@ -33,6 +33,7 @@ export interface LinearizeResult {
 /** prepareOps turns the recorded client operations into the search's input (failed and serializable ones out). */
 export function prepareOps(h: History): LinOp[] {
   const seen = observedPuts(h);
+  const deletes = observedDeletes(h);
   const ops: LinOp[] = [];
   for (const rec of h.ops) {
     if (rec.outcome === "failed") continue;
@@ -43,13 +44,13 @@ export function prepareOps(h: History): LinOp[] {
       continue;
     }
     if (input.kind === "get" || input.kind === "range" || input.kind === "grant" || input.kind === "compact") continue;
-    const sighting = input.kind === "put" || input.kind === "cas" ? seen.get(input.value) : undefined;
+    const sighting = input.kind === "put" || input.kind === "cas" ? seen.get(input.value) : input.kind === "delete" ? deletes.get(rec.id) : undefined;
     if (sighting === undefined) {
       ops.push({ rec, input, output: undefined, invoke: rec.invoke, ret: Infinity });
       continue;
     }
     // It happened: at the revision it was seen with, before the sighting completed.
-    const output: OpOutput = { rev: sighting.rev, member: "", ...(input.kind === "cas" ? { succeeded: true } : {}) };
+    const output: OpOutput = { rev: sighting.rev, member: "", ...(input.kind === "cas" ? { succeeded: true } : input.kind === "delete" ? { deleted: 1 } : {}) };
     ops.push({ rec, input, output, invoke: rec.invoke, ret: Math.max(rec.invoke, sighting.time) });
   }
   return ops;
@@ -67,6 +68,40 @@ function observedPuts(h: History): Map<string, { rev: number; time: number }> {
   return out;
 }
 
+/**
+ * observedDeletes pins a delete of unknown outcome to a DELETE a watch saw, when nothing else explains that event:
+ * no answered delete at that revision, and this the only unknown delete of that key invoked before the sighting
+ * (with two candidates either could be it, and the search decides). Operation id → revision and sighting.
+ */
+function observedDeletes(h: History): Map<number, { rev: number; time: number }> {
+  const answered = new Set<number>();
+  for (const op of h.ops) if (op.outcome === "ok" && op.output !== undefined && (op.input.kind === "delete" || op.input.kind === "revoke")) answered.add(op.output.rev);
+  const sightings = new Map<string, { key: string; rev: number; time: number }>();
+  for (const w of h.watches) {
+    for (const e of w.events) {
+      const k = `${e.kv.mod}/${e.kv.key}`;
+      const cur = sightings.get(k);
+      if (e.type === "DELETE" && !answered.has(e.kv.mod) && (cur === undefined || w.time < cur.time)) sightings.set(k, { key: e.kv.key, rev: e.kv.mod, time: w.time });
+    }
+  }
+  const unknownByKey = new Map<string, OpRecord[]>();
+  for (const op of h.ops) {
+    if (op.outcome !== "unknown" || op.input.kind !== "delete") continue;
+    const list = unknownByKey.get(op.input.key) ?? [];
+    list.push(op);
+    unknownByKey.set(op.input.key, list);
+  }
+  const out = new Map<number, { rev: number; time: number }>();
+  const used = new Set<number>();
+  for (const s of [...sightings.values()].sort((a, b) => a.rev - b.rev)) {
+    const candidates = (unknownByKey.get(s.key) ?? []).filter((op) => op.invoke < s.time && !used.has(op.id));
+    if (candidates.length !== 1) continue;
+    used.add(candidates[0]!.id);
+    out.set(candidates[0]!.id, { rev: s.rev, time: s.time });
+  }
+  return out;
+}
+
 interface Entry {
   readonly op: number;
   readonly isCall: boolean;
@@ -76,9 +111,11 @@ interface Entry {
   match: Entry | undefined;
 }
 
-function buildList(ops: readonly LinOp[]): Entry | undefined {
+/** buildList: the calls and returns of ops (numbered by ids) as a doubly linked list in time order. */
+function buildList(ops: readonly LinOp[], ids: readonly number[]): Entry | undefined {
   const entries: Entry[] = [];
-  ops.forEach((op, i) => {
+  ops.forEach((op, k) => {
+    const i = ids[k]!;
     const call: Entry = { op: i, isCall: true, time: op.invoke, prev: undefined, next: undefined, match: undefined };
     const ret: Entry = { op: i, isCall: false, time: op.ret, prev: undefined, next: undefined, match: call };
     call.match = ret;
@@ -106,78 +143,111 @@ function zobrist(n: number): Uint32Array {
   return out;
 }
 
+type Frame =
+  | { readonly kind: "main"; readonly entry: Entry; readonly res: StepResult; readonly op: number }
+  | { readonly kind: "unknown"; readonly pos: number; readonly res: StepResult; readonly op: number };
+
+/**
+ * linearize searches for an order. Answered operations sit in Lowe's list of calls and returns; operations of
+ * unknown outcome (which never return) are kept apart in a pool sorted by invoke time, and are only tried when
+ * the next revision is free and they were invoked before the earliest pending return.
+ */
 export function linearize(ops: readonly LinOp[], opts: { maxSteps?: number; init?: KvState } = {}): LinearizeResult {
   const maxSteps = opts.maxSteps ?? 20_000_000;
   const claimed = new Set<number>();
   for (const op of ops) if (op.output !== undefined && claimsRevision(op.input, op.output)) claimed.add(op.output.rev);
   const z = zobrist(ops.length);
   const st = opts.init ?? initialState();
-  const head: Entry = { op: -1, isCall: false, time: -Infinity, prev: undefined, next: buildList(ops), match: undefined };
+  const known = ops.map((op, i) => ({ op, i })).filter((x) => x.op.ret !== Infinity);
+  const pool = ops.map((op, i) => ({ op, i })).filter((x) => x.op.ret === Infinity).sort((a, b) => a.op.invoke - b.op.invoke).map((x) => x.i);
+  const head: Entry = { op: -1, isCall: false, time: -Infinity, prev: undefined, next: buildList(known.map((x) => x.op), known.map((x) => x.i)), match: undefined };
   if (head.next !== undefined) head.next.prev = head;
-  const lift = (e: Entry): void => {
-    e.prev!.next = e.next;
-    if (e.next !== undefined) e.next.prev = e.prev;
-    const m = e.match!;
-    m.prev!.next = m.next;
-    if (m.next !== undefined) m.next.prev = m.prev;
-  };
-  const unlift = (e: Entry): void => {
-    const m = e.match!;
-    m.prev!.next = m;
-    if (m.next !== undefined) m.next.prev = m;
-    e.prev!.next = e;
-    if (e.next !== undefined) e.next.prev = e;
-  };
   const cache = new Set<string>();
-  const stack: { entry: Entry; res: StepResult }[] = [];
+  const stack: Frame[] = [];
   let hA = 0;
   let hB = 0;
   let best: { order: LinOp[]; stuck: LinOp; rev: number; kvs: Kv[] } | undefined;
   let steps = 0;
-  let entry = head.next;
+  let cursor: { inMain: boolean; u: number; entry: Entry | undefined } = { inMain: false, u: 0, entry: head.next };
+
+  /** place records op i as linearized if (set, state) is new; false (and undone) otherwise. */
+  const place = (i: number, res: StepResult): boolean => {
+    const a = (hA ^ z[i * 2]!) >>> 0;
+    const b = (hB ^ z[i * 2 + 1]!) >>> 0;
+    const key = `${st.rev}:${st.fpA}:${st.fpB}:${a}:${b}`;
+    if (cache.has(key)) {
+      res.undo();
+      return false;
+    }
+    cache.add(key);
+    hA = a;
+    hB = b;
+    return true;
+  };
+  const unplace = (i: number): void => {
+    hA = (hA ^ z[i * 2]!) >>> 0;
+    hB = (hB ^ z[i * 2 + 1]!) >>> 0;
+  };
+  const firstReturn = (): number => {
+    for (let e = head.next; e !== undefined; e = e.next) if (!e.isCall) return e.time;
+    return Infinity;
+  };
+
   while (head.next !== undefined) {
     if (++steps > maxSteps) return result(false, true);
+    if (!cursor.inMain) {
+      const before = firstReturn();
+      let placed = false;
+      if (!claimed.has(st.rev + 1)) {
+        for (; cursor.u < pool.length && ops[pool[cursor.u]!]!.invoke <= before; cursor.u++) {
+          const i = pool[cursor.u]!;
+          const res = tryStep(st, ops[i]!, claimed);
+          if (res === undefined || !place(i, res)) continue;
+          stack.push({ kind: "unknown", pos: cursor.u, res, op: i });
+          pool.splice(cursor.u, 1);
+          placed = true;
+          break;
+        }
+      }
+      cursor = placed ? { inMain: false, u: 0, entry: head.next } : { inMain: true, u: 0, entry: head.next };
+      continue;
+    }
+    const entry = cursor.entry;
     if (entry === undefined) throw new Error("linearize: walked off the list");
     const op = ops[entry.op]!;
     if (entry.isCall) {
       const res = tryStep(st, op, claimed);
-      if (res !== undefined) {
-        const a = (hA ^ z[entry.op * 2]!) >>> 0;
-        const b = (hB ^ z[entry.op * 2 + 1]!) >>> 0;
-        const key = `${st.rev}:${st.fpA}:${st.fpB}:${a}:${b}`;
-        if (!cache.has(key)) {
-          cache.add(key);
-          hA = a;
-          hB = b;
-          stack.push({ entry, res });
-          lift(entry);
-          entry = head.next;
-          continue;
-        }
-        res.undo();
+      if (res !== undefined && place(entry.op, res)) {
+        stack.push({ kind: "main", entry, res, op: entry.op });
+        lift(entry);
+        cursor = { inMain: false, u: 0, entry: head.next };
+      } else {
+        cursor.entry = entry.next;
       }
-      entry = entry.next;
       continue;
     }
-    // A return: the operation it closes was not placed. Unknown outcomes (ret = Infinity) may stay out.
-    if (entry.time === Infinity) break;
+    // A return: the operation it closes was not placed; back up one step.
     if (best === undefined || stack.length >= best.order.length) {
-      best = { order: stack.map((s) => ops[s.entry.op]!), stuck: op, rev: st.rev, kvs: [...st.kvs.values()] };
+      best = { order: stack.map((f) => ops[f.op]!), stuck: op, rev: st.rev, kvs: [...st.kvs.values()] };
     }
     const top = stack.pop();
     if (top === undefined) return result(false, false);
     top.res.undo();
-    hA = (hA ^ z[top.entry.op * 2]!) >>> 0;
-    hB = (hB ^ z[top.entry.op * 2 + 1]!) >>> 0;
-    unlift(top.entry);
-    entry = top.entry.next;
+    unplace(top.op);
+    if (top.kind === "main") {
+      unlift(top.entry);
+      cursor = { inMain: true, u: 0, entry: top.entry.next };
+    } else {
+      pool.splice(top.pos, 0, top.op);
+      cursor = { inMain: false, u: top.pos + 1, entry: head.next };
+    }
   }
   return result(true, false);
 
   function result(ok: boolean, gaveUp: boolean): LinearizeResult {
     if (ok) {
-      const order = stack.map((s) => ops[s.entry.op]!);
-      return { ok, gaveUp, order, events: stack.flatMap((s) => s.res.events), steps };
+      const order = stack.map((f) => ops[f.op]!);
+      return { ok, gaveUp, order, events: stack.flatMap((f) => f.res.events), steps };
     }
     const order = best?.order ?? [];
     return {
@@ -187,8 +257,26 @@ export function linearize(ops: readonly LinOp[], opts: { maxSteps?: number; init
   }
 }
 
+function lift(e: Entry): void {
+  e.prev!.next = e.next;
+  if (e.next !== undefined) e.next.prev = e.prev;
+  const m = e.match!;
+  m.prev!.next = m.next;
+  if (m.next !== undefined) m.next.prev = m.prev;
+}
+
+function unlift(e: Entry): void {
+  const m = e.match!;
+  m.prev!.next = m;
+  if (m.next !== undefined) m.next.prev = m;
+  e.prev!.next = e;
+  if (e.next !== undefined) e.next.prev = e;
+}
+
 /** tryStep: the model step, refusing an unknown-outcome operation that changes nothing or takes a claimed revision. */
 function tryStep(st: KvState, op: LinOp, claimed: ReadonlySet<number>): StepResult | undefined {
+  // Every change takes exactly the next revision: when an answered operation claims it, no unknown one fits.
+  if (op.output === undefined && claimed.has(st.rev + 1)) return undefined;
   const before = st.rev;
   const res = step(st, op.input, op.output);
   if (res === undefined || op.output !== undefined) return res;

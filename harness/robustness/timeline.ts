@@ -18,15 +18,28 @@ export class Timeline {
     this.lastRev = last;
   }
 
+  /** lastEvent: key's last change at or before rev (binary search: the list is in revision order). */
+  private lastEvent(key: string, rev: number): KvEvent | undefined {
+    const list = this.byKey.get(key) ?? [];
+    let lo = 0;
+    let hi = list.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (list[mid]!.rev <= rev) lo = mid + 1;
+      else hi = mid;
+    }
+    return list[lo - 1];
+  }
+
   /** kvAt is key's value at revision rev (undefined: absent). */
   kvAt(key: string, rev: number): Kv | undefined {
-    const list = this.byKey.get(key) ?? [];
-    let found: KvEvent | undefined;
-    for (const e of list) {
-      if (e.rev > rev) break;
-      found = e;
-    }
+    const found = this.lastEvent(key, rev);
     return found?.type === "PUT" ? found.kv : undefined;
+  }
+
+  /** lastChange: the revision of key's last change at or before rev (0: none). */
+  lastChange(key: string, rev: number): number {
+    return this.lastEvent(key, rev)?.rev ?? 0;
   }
 
   /** rangeAt: every live key starting with prefix at revision rev, in key order. */
