@@ -53,7 +53,24 @@ export function prepareOps(h: History): LinOp[] {
     const output: OpOutput = { rev: sighting.rev, member: "", ...(input.kind === "cas" ? { succeeded: true } : input.kind === "delete" ? { deleted: 1 } : {}) };
     ops.push({ rec, input, output, invoke: rec.invoke, ret: Math.max(rec.invoke, sighting.time) });
   }
+  const final = finalRead(h);
+  if (final !== undefined) ops.push(final);
   return ops;
+}
+
+/**
+ * finalRead: the members' contents after the run, once they all reached the same revision, read as one more
+ * linearizable range over every key after every other operation (nothing writes any more by then). Without it
+ * a change of unknown outcome that nobody read afterwards could be left out although the end state shows it.
+ */
+function finalRead(h: History): LinOp | undefined {
+  const f = h.finals[0];
+  if (f === undefined || !h.finals.every((x) => x.head === f.head && x.rev === f.head)) return undefined;
+  const end = Math.max(0, ...h.ops.map((o) => (o.outcome === "unknown" ? o.invoke : o.complete)), ...h.watches.map((w) => w.time)) + 1;
+  const input: OpInput = { kind: "range", prefix: "", limit: 0, serializable: false };
+  const output: OpOutput = { rev: f.rev, member: "", kvs: f.kvs, count: f.kvs.length, more: false };
+  const rec: OpRecord = { t: "op", id: -1, client: -1, input, invoke: end, complete: end + 1, outcome: "ok", output };
+  return { rec, input, output, invoke: end, ret: end + 1 };
 }
 
 /** observedPuts: every value any answer or watch event carried → its mod revision and earliest sighting. */
