@@ -27,6 +27,11 @@ export function checkHistory(h: History, opts: { maxSteps?: number } = {}): Chec
     violations.push(...checkSerializable(h, timeline), ...checkAcknowledged(h, timeline));
   } else {
     violations.push(linearizationViolation(h, lin));
+    // When only the final contents do not fit, the history before them still names what went missing.
+    if (lin.stuck?.op.rec.id === -1) {
+      const before = linearize(prepareOps(h, { finalRead: false }), opts.maxSteps === undefined ? {} : { maxSteps: opts.maxSteps });
+      if (before.ok) violations.push(...checkAcknowledged(h, new Timeline(before.events)));
+    }
   }
   violations.push(...checkWatches(h, timeline), ...checkMemberRevisions(h), ...checkFinal(h));
   return {
@@ -62,6 +67,7 @@ export function fmtOp(o: OpRecord): string {
     : `rev ${out.rev} member ${out.member}${out.succeeded === undefined ? "" : out.succeeded ? " succeeded" : " failed-compare"}` +
       `${out.deleted === undefined ? "" : ` deleted ${out.deleted}`}${out.lease === undefined ? "" : ` id ${out.lease}`}` +
       `${out.kvs === undefined ? "" : ` -> [${out.kvs.map(fmtKv).join(", ")}]`}${out.count === undefined ? "" : ` count ${out.count} more ${String(out.more)}`}`;
+  if (o.id === -1) return `the members' final contents after the heal: ${res}`;
   return `#${o.id} c${o.client} [${o.invoke.toFixed(1)}, ${o.outcome === "unknown" ? "?" : o.complete.toFixed(1)}] ${what}: ${res}`;
 }
 

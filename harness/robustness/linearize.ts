@@ -31,7 +31,7 @@ export interface LinearizeResult {
 }
 
 /** prepareOps turns the recorded client operations into the search's input (failed and serializable ones out). */
-export function prepareOps(h: History): LinOp[] {
+export function prepareOps(h: History, opts: { finalRead?: boolean } = {}): LinOp[] {
   const seen = observedPuts(h);
   const deletes = observedDeletes(h);
   const ops: LinOp[] = [];
@@ -53,7 +53,7 @@ export function prepareOps(h: History): LinOp[] {
     const output: OpOutput = { rev: sighting.rev, member: "", ...(input.kind === "cas" ? { succeeded: true } : input.kind === "delete" ? { deleted: 1 } : {}) };
     ops.push({ rec, input, output, invoke: rec.invoke, ret: Math.max(rec.invoke, sighting.time) });
   }
-  const final = finalRead(h);
+  const final = opts.finalRead === false ? undefined : finalRead(h);
   if (final !== undefined) ops.push(final);
   return ops;
 }
