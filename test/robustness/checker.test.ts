@@ -105,6 +105,16 @@ describe("robustness checker: mutations are caught", () => {
     expect(checksOf(records)).toContain("watch-duplicate");
   });
 
+  it("a resumed stream sent events below the revision it asked for (a lagging member served from its own revision)", () => {
+    const records = clone(fakeHistory(25).records);
+    const open = records.find((r) => r.t === "watch-open" && r.session === 1)!;
+    if (open.t !== "watch-open") throw new Error("no resumed stream");
+    // The resumed stream asks for a revision past the last it got; the server sends from an older one.
+    replace(records, open, { ...open, startRev: open.startRev + 3 });
+    const found = checksOf(records);
+    expect(found).toContain("watch-start");
+  });
+
   it("reordered watch events", () => {
     const records = clone(fakeHistory(17).records);
     const [a, b] = watchResponses(records).slice(5, 7);
