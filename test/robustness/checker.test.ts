@@ -2,6 +2,9 @@
 // and unknown outcomes), and each mutation — a stale read, a lost write, a duplicated, reordered or missing
 // watch event, a wrong prev_kv, a progress notification ahead of events, a compacted watch served anyway, a
 // revision going back, members disagreeing — is reported under its check, with the operation that shows it.
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { gunzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
 import { checkHistory, formatReport } from "../../harness/robustness/check.js";
 import { historyOf, type HistoryRecord, type OpRecord, type WatchRecord } from "../../harness/robustness/history.js";
@@ -181,5 +184,18 @@ describe("robustness checker: mutations are caught", () => {
     const f = records.filter((r) => r.t === "final")[2]!;
     if (f.t === "final") replace(records, f, { ...f, hash: 999 });
     expect(checksOf(records)).toContain("hashkv");
+  });
+});
+
+describe("robustness checker: a recorded etcd-ts history", () => {
+  it("catches the watch that a lagging member served from below its start revision", () => {
+    // Recorded by `npm run robustness -- --target etcd-ts --seed 2 --duration 25s`: after a paused follower came
+    // back, two watches resumed on it from revisions past its own were sent events from older revisions.
+    const text = gunzipSync(readFileSync(join(import.meta.dirname, "histories/etcd-ts-3-seed2-watch-below-start.jsonl.gz"))).toString("utf8");
+    const records = text.split("\n").filter((l) => l.length > 0).map((l) => JSON.parse(l) as HistoryRecord);
+    const r = check(records);
+    expect(r.linearization.ok).toBe(true);
+    expect(new Set(r.violations.map((v) => v.check))).toEqual(new Set(["watch-start", "watch-order"]));
+    expect(formatReport(r)).toContain("asked to start at revision 756 and was sent an event at 692");
   });
 });
