@@ -3,7 +3,7 @@
 // back on a member, all members equal (HashKV and contents) after the final heal, and no acknowledged write lost.
 import type { History, Kv, OpRecord } from "./history.js";
 import { sameKv } from "./kv_model.js";
-import { linearize, prepareOps, type LinOp, type LinearizeResult } from "./linearize.js";
+import { linearize, observedChanges, prepareOps, type LinOp, type LinearizeResult } from "./linearize.js";
 import { checkWatches, type Violation } from "./check_watch.js";
 import { Timeline } from "./timeline.js";
 
@@ -18,7 +18,8 @@ export interface CheckReport {
 
 export function checkHistory(h: History, opts: { maxSteps?: number } = {}): CheckReport {
   const t0 = performance.now();
-  const lin = linearize(prepareOps(h), opts.maxSteps === undefined ? {} : { maxSteps: opts.maxSteps });
+  const observed = observedChanges(h);
+  const lin = linearize(prepareOps(h), { observed, ...(opts.maxSteps === undefined ? {} : { maxSteps: opts.maxSteps }) });
   const ms = performance.now() - t0;
   const violations: Violation[] = [];
   let timeline: Timeline | undefined;
@@ -29,7 +30,7 @@ export function checkHistory(h: History, opts: { maxSteps?: number } = {}): Chec
     violations.push(linearizationViolation(h, lin));
     // When only the final contents do not fit, the history before them still names what went missing.
     if (lin.stuck?.op.rec.id === -1) {
-      const before = linearize(prepareOps(h, { finalRead: false }), opts.maxSteps === undefined ? {} : { maxSteps: opts.maxSteps });
+      const before = linearize(prepareOps(h, { finalRead: false }), { observed, ...(opts.maxSteps === undefined ? {} : { maxSteps: opts.maxSteps }) });
       if (before.ok) violations.push(...checkAcknowledged(h, new Timeline(before.events)));
     }
   }

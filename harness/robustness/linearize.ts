@@ -169,7 +169,8 @@ type Frame =
  * unknown outcome (which never return) are kept apart in a pool sorted by invoke time, and are only tried when
  * the next revision is free and they were invoked before the earliest pending return.
  */
-export function linearize(ops: readonly LinOp[], opts: { maxSteps?: number; init?: KvState } = {}): LinearizeResult {
+export function linearize(ops: readonly LinOp[], opts: { maxSteps?: number; init?: KvState; observed?: Observed } = {}): LinearizeResult {
+  const observed = opts.observed ?? new Map<number, string>();
   const maxSteps = opts.maxSteps ?? 20_000_000;
   const claimed = new Set<number>();
   for (const op of ops) if (op.output !== undefined && claimsRevision(op.input, op.output)) claimed.add(op.output.rev);
@@ -218,7 +219,7 @@ export function linearize(ops: readonly LinOp[], opts: { maxSteps?: number; init
       if (!claimed.has(st.rev + 1)) {
         for (; cursor.u < pool.length && ops[pool[cursor.u]!]!.invoke <= before; cursor.u++) {
           const i = pool[cursor.u]!;
-          const res = tryStep(st, ops[i]!, claimed);
+          const res = tryStep(st, ops[i]!, claimed, observed);
           if (res === undefined || !place(i, res)) continue;
           stack.push({ kind: "unknown", pos: cursor.u, res, op: i });
           pool.splice(cursor.u, 1);
@@ -233,7 +234,7 @@ export function linearize(ops: readonly LinOp[], opts: { maxSteps?: number; init
     if (entry === undefined) throw new Error("linearize: walked off the list");
     const op = ops[entry.op]!;
     if (entry.isCall) {
-      const res = tryStep(st, op, claimed);
+      const res = tryStep(st, op, claimed, observed);
       if (res !== undefined && place(entry.op, res)) {
         stack.push({ kind: "main", entry, res, op: entry.op });
         lift(entry);
@@ -291,15 +292,55 @@ function unlift(e: Entry): void {
 }
 
 /** tryStep: the model step, refusing an unknown-outcome operation that changes nothing or takes a claimed revision. */
-function tryStep(st: KvState, op: LinOp, claimed: ReadonlySet<number>): StepResult | undefined {
+function tryStep(st: KvState, op: LinOp, claimed: ReadonlySet<number>, observed: Observed): StepResult | undefined {
   // Every change takes exactly the next revision: when an answered operation claims it, no unknown one fits.
   if (op.output === undefined && claimed.has(st.rev + 1)) return undefined;
   const before = st.rev;
   const res = step(st, op.input, op.output);
   if (res === undefined || op.output !== undefined) return res;
-  if (!res.changed || (st.rev !== before && claimed.has(st.rev))) {
+  const seen = observed.get(st.rev);
+  if (!res.changed || (st.rev !== before && claimed.has(st.rev)) || (seen !== undefined && seen !== eventsKey(res.events))) {
     res.undo();
     return undefined;
   }
   return res;
+}
+
+/** Revision → what the watches saw it change (eventsKey), where they all agree. */
+export type Observed = ReadonlyMap<number, string>;
+
+function eventsKey(events: readonly { type: string; key: string; kv: { value: string } }[]): string {
+  return events.map((e) => `${e.type} ${e.key}=${e.kv.value}`).sort().join("\n");
+}
+
+/**
+ * observedChanges: what each revision changed as the watches saw it, used to decide which operation of unknown
+ * outcome made a revision no answer names (a watch that disagrees with the store is the watch checks' business;
+ * a revision the watches disagree on is left open).
+ */
+export function observedChanges(h: History): Map<number, string> {
+  const perWatch = new Map<string, Map<string, { type: string; key: string; kv: { value: string } }>>();
+  for (const w of h.watches) {
+    for (const e of w.events) {
+      const k = `${w.watch}/${e.kv.mod}`;
+      const m = perWatch.get(k) ?? new Map();
+      m.set(e.kv.key, { type: e.type, key: e.kv.key, kv: { value: e.kv.value } });
+      perWatch.set(k, m);
+    }
+  }
+  const out = new Map<number, string>();
+  const conflicted = new Set<number>();
+  for (const [k, m] of perWatch) {
+    const rev = Number(k.slice(k.indexOf("/") + 1));
+    const key = eventsKey([...m.values()]);
+    if (conflicted.has(rev)) continue;
+    const cur = out.get(rev);
+    if (cur !== undefined && cur !== key) {
+      out.delete(rev);
+      conflicted.add(rev);
+    } else {
+      out.set(rev, key);
+    }
+  }
+  return out;
 }

@@ -50,6 +50,31 @@ describe("robustness checker: good histories pass", () => {
   });
 });
 
+describe("robustness checker: unknown outcomes are resolved by what the watches saw", () => {
+  it("two lease revokes of unknown outcome compete for one revision; the watch names the one that happened", () => {
+    const kv = (key: string, value: string, mod: number, lease: string, create = mod, ver = 1) => ({ key, value, mod, create, ver, lease });
+    const op = (id: number, input: OpRecord["input"], invoke: number, complete: number, output?: OpRecord["output"]): OpRecord =>
+      output === undefined ? { t: "op", id, client: id, input, invoke, complete, outcome: "unknown", error: "timeout" } : { t: "op", id, client: id, input, invoke, complete, outcome: "ok", output };
+    const records: HistoryRecord[] = [
+      op(0, { kind: "grant", ttl: 60 }, 0, 1, { rev: 1, member: "m", lease: "11" }),
+      op(1, { kind: "grant", ttl: 60 }, 2, 3, { rev: 1, member: "m", lease: "22" }),
+      op(2, { kind: "put", key: "/k1", value: "a", lease: "11" }, 4, 5, { rev: 2, member: "m" }),
+      op(3, { kind: "put", key: "/k2", value: "b", lease: "22" }, 6, 7, { rev: 3, member: "m" }),
+      // Both revokes may have happened; only revision 4 is free, and the KV answers fit either.
+      op(4, { kind: "revoke", lease: "11" }, 8, 20),
+      op(5, { kind: "revoke", lease: "22" }, 9, 20),
+      op(6, { kind: "put", key: "/k1", value: "c" }, 21, 22, { rev: 5, member: "m" }),
+      op(7, { kind: "put", key: "/k2", value: "d" }, 23, 24, { rev: 6, member: "m" }),
+      { t: "watch-open", watch: 0, session: 0, time: 0, prefix: "/", startRev: 1, prevKv: false, progressNotify: false, reason: "new" },
+      { t: "watch", watch: 0, session: 0, time: 30, member: "m", rev: 6, events: [
+        { type: "PUT", kv: kv("/k1", "a", 2, "11") }, { type: "PUT", kv: kv("/k2", "b", 3, "22") }, { type: "DELETE", kv: { ...kv("/k2", "", 4, "0"), create: 0, ver: 0 } },
+        { type: "PUT", kv: kv("/k1", "c", 5, "0", 2, 2) }, { type: "PUT", kv: kv("/k2", "d", 6, "0") }] },
+    ];
+    const r = check(records);
+    expect(r.violations, formatReport(r)).toEqual([]);
+  });
+});
+
 describe("robustness checker: mutations are caught", () => {
   it("a stale linearizable read", () => {
     const h = fakeHistory(11);
