@@ -1,17 +1,19 @@
 // The seeded fault schedule: between quiet gaps, one fault at a time (kill -9 of the leader, a follower or every
 // member; SIGSTOP/SIGCONT of the leader or a follower; a member cut off by the peer proxy; one direction of one
-// link dropped; a clean member restart; a defragment), each undone before the next, and everything healed at
+// link dropped; a clean member restart; a defragment; a follower removed and replaced by a new member added as
+// a learner and promoted), each undone before the next, and everything healed at
 // the end. Every fault is recorded with its start and end.
 import type { EtcdCluster } from "../targets/etcd_cluster.js";
 import { EtcdClient } from "../../core/client/index.js";
+import { EtcdError } from "../../core/errors.js";
 import type { PeerLinks } from "./peer_proxy.js";
 import { Rng } from "./rng.js";
 import type { Recorder } from "./workload.js";
 
-export const FAULTS = ["kill-leader", "kill-follower", "kill-all", "pause-leader", "pause-follower", "partition-leader", "partition-follower", "drop-oneway", "restart", "defrag"] as const;
+export const FAULTS = ["kill-leader", "kill-follower", "kill-all", "pause-leader", "pause-follower", "partition-leader", "partition-follower", "drop-oneway", "restart", "defrag", "replace-follower"] as const;
 export type FaultName = (typeof FAULTS)[number];
 /** Faults that need at least two members. */
-const MULTI: ReadonlySet<FaultName> = new Set(["kill-follower", "pause-follower", "partition-leader", "partition-follower", "drop-oneway"]);
+const MULTI: ReadonlySet<FaultName> = new Set(["kill-follower", "pause-follower", "partition-leader", "partition-follower", "drop-oneway", "replace-follower"]);
 
 export function parseFaults(s: string): FaultName[] {
   if (s === "all") return [...FAULTS];
@@ -32,9 +34,16 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 export class FaultInjector {
   private readonly rng: Rng;
   private readonly paused = new Set<number>();
+  /** The members in the cluster now (indexes into the launcher's list; a replaced member leaves, its successor joins). */
+  private active: number[];
 
   constructor(private readonly cluster: EtcdCluster, private readonly links: PeerLinks, private readonly rec: Recorder, private readonly opts: FaultOptions) {
     this.rng = Rng.derive(opts.seed, 2000);
+    this.active = [...Array(opts.members).keys()];
+  }
+
+  get members(): readonly number[] {
+    return this.active;
   }
 
   /** run injects faults until stop() says so. */
@@ -59,12 +68,12 @@ export class FaultInjector {
 
   private async leaderOr(fallback: number): Promise<number> {
     const l = await this.cluster.leaderIndex(500);
-    return l >= 0 ? l : fallback;
+    return l >= 0 && this.active.includes(l) ? l : fallback;
   }
 
   private async follower(): Promise<number> {
     const leader = await this.cluster.leaderIndex(500);
-    const others = [...Array(this.opts.members).keys()].filter((i) => i !== leader);
+    const others = this.active.filter((i) => i !== leader);
     return this.rng.pick(others);
   }
 
@@ -78,14 +87,14 @@ export class FaultInjector {
     switch (name) {
       case "kill-leader":
       case "kill-follower": {
-        const i = name === "kill-leader" ? await this.leaderOr(0) : await this.follower();
+        const i = name === "kill-leader" ? await this.leaderOr(this.active[0]!) : await this.follower();
         await c.kill(i, "SIGKILL");
         await this.hold();
         await c.restart(i);
         return [i];
       }
       case "kill-all": {
-        const all = [...Array(this.opts.members).keys()];
+        const all = [...this.active];
         await Promise.all(all.map((i) => c.kill(i, "SIGKILL")));
         await this.hold();
         await Promise.all(all.map((i) => c.restart(i, { wait: false })));
@@ -94,7 +103,7 @@ export class FaultInjector {
       }
       case "pause-leader":
       case "pause-follower": {
-        const i = name === "pause-leader" ? await this.leaderOr(0) : await this.follower();
+        const i = name === "pause-leader" ? await this.leaderOr(this.active[0]!) : await this.follower();
         this.signal(i, "SIGSTOP");
         await this.hold();
         this.signal(i, "SIGCONT");
@@ -102,28 +111,28 @@ export class FaultInjector {
       }
       case "partition-leader":
       case "partition-follower": {
-        const i = name === "partition-leader" ? await this.leaderOr(0) : await this.follower();
-        this.links.isolate(i, this.opts.members);
+        const i = name === "partition-leader" ? await this.leaderOr(this.active[0]!) : await this.follower();
+        this.links.isolate(i, this.active);
         await this.hold();
         this.links.healAll();
         return [i];
       }
       case "drop-oneway": {
-        const src = this.rng.next() < 0.5 ? await this.leaderOr(0) : this.rng.int(0, this.opts.members - 1);
-        const dst = (src + this.rng.int(1, this.opts.members - 1)) % this.opts.members;
+        const src = this.rng.next() < 0.5 ? await this.leaderOr(this.active[0]!) : this.rng.pick(this.active);
+        const dst = this.rng.pick(this.active.filter((j) => j !== src));
         this.links.drop(src, dst);
         await this.hold();
         this.links.healAll();
         return [src, dst];
       }
       case "restart": {
-        const i = this.rng.int(0, this.opts.members - 1);
+        const i = this.rng.pick(this.active);
         await c.kill(i, "SIGTERM");
         await c.restart(i);
         return [i];
       }
       case "defrag": {
-        const i = this.rng.int(0, this.opts.members - 1);
+        const i = this.rng.pick(this.active);
         const client = new EtcdClient({ endpoints: [c.endpoint(i)], callTimeoutMs: 10_000 });
         try {
           await client.maintenance.defragment({ timeoutMs: 10_000 });
@@ -132,6 +141,44 @@ export class FaultInjector {
         }
         return [i];
       }
+      case "replace-follower":
+        return this.replaceFollower();
+    }
+  }
+
+  /**
+   * replaceFollower removes a follower through the Cluster API, adds a fresh member as a learner (new data dir:
+   * it catches up from the leader, by snapshot when the log was compacted) and promotes it once it is in sync.
+   */
+  private async replaceFollower(): Promise<number[]> {
+    const c = this.cluster;
+    const i = await this.follower();
+    const rest = this.active.filter((j) => j !== i);
+    const client = new EtcdClient({ endpoints: rest.map((j) => c.endpoint(j)), callTimeoutMs: 5_000 });
+    try {
+      const id = (await c.status(i, 2_000)).header.memberId;
+      await client.cluster.memberRemove(id);
+      this.active = rest;
+      await c.forget(i);
+      const { index, peerUrl } = await c.prepareJoin();
+      const added = await client.cluster.memberAdd([peerUrl], { isLearner: true });
+      this.links.ids.set(added.member.id.toString(16), index);
+      await c.startJoin(index);
+      const deadline = Date.now() + 20_000;
+      for (;;) {
+        try {
+          await client.cluster.memberPromote(added.member.id);
+          break;
+        } catch (err) {
+          // etcd refuses to promote a learner that has not caught up with the leader yet.
+          if (Date.now() > deadline || !(err instanceof EtcdError && err.code === "LEARNER_NOT_READY")) throw err;
+          await sleep(300);
+        }
+      }
+      this.active = [...rest, index];
+      return [i, index];
+    } finally {
+      client.close();
     }
   }
 
@@ -147,8 +194,8 @@ export class FaultInjector {
   async healAll(): Promise<void> {
     this.links.healAll();
     for (const i of [...this.paused]) this.signal(i, "SIGCONT");
-    const dead = [...Array(this.opts.members).keys()].filter((i) => !this.cluster.isRunning(i));
+    const dead = this.active.filter((i) => !this.cluster.isRunning(i));
     await Promise.all(dead.map((i) => this.cluster.restart(i, { wait: false })));
-    await Promise.all([...Array(this.opts.members).keys()].map((i) => this.cluster.waitReady(i, 30_000)));
+    await Promise.all(this.active.map((i) => this.cluster.waitReady(i, 30_000)));
   }
 }

@@ -60,9 +60,9 @@ export class PeerLinks {
     this.enforce();
   }
 
-  /** isolate cuts every link to and from member i among `members`. */
-  isolate(i: number, members: number): void {
-    for (let j = 0; j < members; j++) {
+  /** isolate cuts every link between member i and the other `members`. */
+  isolate(i: number, members: readonly number[]): void {
+    for (const j of members) {
       if (j === i) continue;
       this.cut.add(`${i}>${j}`);
       this.cut.add(`${j}>${i}`);

@@ -56,7 +56,7 @@ export async function runOnce(opts: RunOptions, log: (s: string) => void = () =>
     ]);
     log(`${slot.name} seed ${opts.seed}: healing`);
     await faults.healAll();
-    await finalState(cluster, rec, opts.members);
+    await finalState(cluster, rec, faults.members);
     return path;
   } finally {
     writer.flush();
@@ -91,8 +91,8 @@ async function monitor(cluster: EtcdCluster, rec: Recorder, members: number, sto
  * finalState waits for every member to reach the same revision (nothing writes any more), then records each
  * member's HashKV and serializable contents at that revision.
  */
-async function finalState(cluster: EtcdCluster, rec: Recorder, members: number): Promise<void> {
-  const clients = [...Array(members).keys()].map((i) => new EtcdClient({ endpoints: [cluster.endpoint(i)], callTimeoutMs: 5_000 }));
+async function finalState(cluster: EtcdCluster, rec: Recorder, members: readonly number[]): Promise<void> {
+  const clients = members.map((i) => new EtcdClient({ endpoints: [cluster.endpoint(i)], callTimeoutMs: 5_000 }));
   try {
     // A linearizable read through the leader first: every member then has to catch up to at least its revision.
     const head = await clients[0]!.get(KEY_PREFIX, { prefix: true, countOnly: true });
@@ -107,11 +107,11 @@ async function finalState(cluster: EtcdCluster, rec: Recorder, members: number):
     }
     // Members that did not converge are compared where they all are, and their heads recorded as they stand.
     const rev = Math.min(...revs);
-    for (let i = 0; i < members; i++) {
-      const c = clients[i]!;
+    for (const [k, i] of members.entries()) {
+      const c = clients[k]!;
       const hk = await c.maintenance.hashKV(BigInt(rev));
       const read = await c.get(KEY_PREFIX, { prefix: true, serializable: true, revision: BigInt(rev) });
-      rec.add({ t: "final", member: i, head: revs[i]!, rev, hash: hk.hash, compactRev: Number(hk.compactRevision), kvs: read.kvs.map(kvOf) });
+      rec.add({ t: "final", member: i, head: revs[k]!, rev, hash: hk.hash, compactRev: Number(hk.compactRevision), kvs: read.kvs.map(kvOf) });
     }
   } finally {
     for (const c of clients) c.close();
