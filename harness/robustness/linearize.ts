@@ -160,6 +160,14 @@ function zobrist(n: number): Uint32Array {
   return out;
 }
 
+export interface LinearizeOptions {
+  readonly maxSteps?: number;
+  readonly init?: KvState;
+  readonly observed?: Observed;
+  /** Stop at the first dead end this many operations deep and return that prefix (the failure report's rerun). */
+  readonly captureDepth?: number;
+}
+
 type Frame =
   | { readonly kind: "main"; readonly entry: Entry; readonly res: StepResult; readonly op: number }
   | { readonly kind: "unknown"; readonly pos: number; readonly res: StepResult; readonly op: number };
@@ -169,7 +177,7 @@ type Frame =
  * unknown outcome (which never return) are kept apart in a pool sorted by invoke time, and are only tried when
  * the next revision is free and they were invoked before the earliest pending return.
  */
-export function linearize(ops: readonly LinOp[], opts: { maxSteps?: number; init?: KvState; observed?: Observed } = {}): LinearizeResult {
+export function linearize(ops: readonly LinOp[], opts: LinearizeOptions = {}): LinearizeResult {
   const observed = opts.observed ?? new Map<number, string>();
   const maxSteps = opts.maxSteps ?? 20_000_000;
   const claimed = new Set<number>();
@@ -184,7 +192,7 @@ export function linearize(ops: readonly LinOp[], opts: { maxSteps?: number; init
   const stack: Frame[] = [];
   let hA = 0;
   let hB = 0;
-  let best: { order: LinOp[]; stuck: LinOp; rev: number; kvs: Kv[] } | undefined;
+  let best: { depth: number; stuck: LinOp; rev: number; kvs: Kv[] } | undefined;
   let steps = 0;
   let cursor: { inMain: boolean; u: number; entry: Entry | undefined } = { inMain: false, u: 0, entry: head.next };
 
@@ -245,9 +253,10 @@ export function linearize(ops: readonly LinOp[], opts: { maxSteps?: number; init
       continue;
     }
     // A return: the operation it closes was not placed; back up one step.
-    if (best === undefined || stack.length >= best.order.length) {
-      best = { order: stack.map((f) => ops[f.op]!), stuck: op, rev: st.rev, kvs: [...st.kvs.values()] };
+    if (stack.length === opts.captureDepth) {
+      return { ok: false, gaveUp: false, order: stack.map((f) => ops[f.op]!), events: [], steps, stuck: { op, rev: st.rev, kvs: [...st.kvs.values()] } };
     }
+    if (best === undefined || stack.length > best.depth) best = { depth: stack.length, stuck: op, rev: st.rev, kvs: [...st.kvs.values()] };
     const top = stack.pop();
     if (top === undefined) return result(false, false);
     top.res.undo();
@@ -267,7 +276,8 @@ export function linearize(ops: readonly LinOp[], opts: { maxSteps?: number; init
       const order = stack.map((f) => ops[f.op]!);
       return { ok, gaveUp, order, events: stack.flatMap((f) => f.res.events), steps };
     }
-    const order = best?.order ?? [];
+    // The deepest prefix is not copied on every backtrack: the same search, run again, stops there.
+    const order = best === undefined || gaveUp ? [] : linearize(ops, { ...opts, captureDepth: best.depth }).order;
     return {
       ok, gaveUp, order, events: [], steps,
       ...(best === undefined ? {} : { stuck: { op: best.stuck, rev: best.rev, kvs: best.kvs } }),
