@@ -157,24 +157,15 @@ export class FaultInjector {
     const client = new EtcdClient({ endpoints: rest.map((j) => c.endpoint(j)), callTimeoutMs: 5_000 });
     try {
       const id = (await c.status(i, 2_000)).header.memberId;
-      await client.cluster.memberRemove(id);
+      await retryWhile(() => client.cluster.memberRemove(id), "UNHEALTHY", 10_000);
       this.active = rest;
       await c.forget(i);
       const { index, peerUrl } = await c.prepareJoin();
       const added = await client.cluster.memberAdd([peerUrl], { isLearner: true });
       this.links.ids.set(added.member.id.toString(16), index);
       await c.startJoin(index);
-      const deadline = Date.now() + 20_000;
-      for (;;) {
-        try {
-          await client.cluster.memberPromote(added.member.id);
-          break;
-        } catch (err) {
-          // etcd refuses to promote a learner that has not caught up with the leader yet.
-          if (Date.now() > deadline || !(err instanceof EtcdError && err.code === "LEARNER_NOT_READY")) throw err;
-          await sleep(300);
-        }
-      }
+      // etcd refuses to promote a learner that has not caught up with the leader yet.
+      await retryWhile(() => client.cluster.memberPromote(added.member.id), "LEARNER_NOT_READY", 20_000);
       this.active = [...rest, index];
       return [i, index];
     } finally {
@@ -197,5 +188,21 @@ export class FaultInjector {
     const dead = this.active.filter((i) => !this.cluster.isRunning(i));
     await Promise.all(dead.map((i) => this.cluster.restart(i, { wait: false })));
     await Promise.all(this.active.map((i) => this.cluster.waitReady(i, 30_000)));
+  }
+}
+
+/**
+ * retryWhile repeats call while it fails with etcd error `code`, up to timeoutMs. etcd refuses to remove a voter
+ * while a member has been up for less than its health interval ("unhealthy cluster"), as after a restart fault.
+ */
+async function retryWhile<T>(call: () => Promise<T>, code: string, timeoutMs: number): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await call();
+    } catch (err) {
+      if (Date.now() > deadline || !(err instanceof EtcdError && err.code === code)) throw err;
+      await sleep(300);
+    }
   }
 }
