@@ -196,12 +196,18 @@ export function linearize(ops: readonly LinOp[], opts: LinearizeOptions = {}): L
   let steps = 0;
   let cursor: { inMain: boolean; u: number; entry: Entry | undefined } = { inMain: false, u: 0, entry: head.next };
 
-  /** place records op i as linearized if (set, state) is new; false (and undone) otherwise. */
+  const needs = new Needs(ops);
+  /**
+   * place records op i as linearized if (set, state) is new and every answered operation still to place can
+   * still be: revisions only grow, so one needing an earlier revision than the model's makes the branch dead.
+   */
   const place = (i: number, res: StepResult): boolean => {
     const a = (hA ^ z[i * 2]!) >>> 0;
     const b = (hB ^ z[i * 2 + 1]!) >>> 0;
     const key = `${st.rev}:${st.fpA}:${st.fpB}:${a}:${b}`;
-    if (cache.has(key)) {
+    needs.remove(i);
+    if (cache.has(key) || needs.min() < st.rev) {
+      needs.add(i);
       res.undo();
       return false;
     }
@@ -211,6 +217,7 @@ export function linearize(ops: readonly LinOp[], opts: LinearizeOptions = {}): L
     return true;
   };
   const unplace = (i: number): void => {
+    needs.add(i);
     hA = (hA ^ z[i * 2]!) >>> 0;
     hB = (hB ^ z[i * 2 + 1]!) >>> 0;
   };
@@ -299,6 +306,48 @@ function unlift(e: Entry): void {
   if (m.next !== undefined) m.next.prev = m;
   e.prev!.next = e;
   if (e.next !== undefined) e.next.prev = e;
+}
+
+/**
+ * Needs tracks, over the answered operations not yet placed, the lowest model revision one of them can still be
+ * applied at (a read at its header revision, a write one below the revision it made).
+ */
+class Needs {
+  private readonly need: Int32Array;
+  private readonly count: Int32Array;
+  private low = 0;
+
+  constructor(ops: readonly LinOp[]) {
+    this.need = new Int32Array(ops.length).fill(-1);
+    let max = 0;
+    ops.forEach((op, i) => {
+      if (op.output === undefined) return;
+      // A revoke takes a revision only when it deleted keys: counted at its header revision, the later of the two,
+      // so the pruning never cuts a branch that could still place it.
+      this.need[i] = Math.max(0, op.output.rev - (claimsRevision(op.input, op.output) ? 1 : 0));
+      max = Math.max(max, this.need[i]!);
+    });
+    this.count = new Int32Array(max + 2);
+    for (const n of this.need) if (n >= 0) this.count[n]! += 1;
+    this.count[max + 1] = 1; // sentinel: min() of an empty set is past every revision
+  }
+
+  remove(i: number): void {
+    const n = this.need[i]!;
+    if (n >= 0) this.count[n]! -= 1;
+  }
+
+  add(i: number): void {
+    const n = this.need[i]!;
+    if (n < 0) return;
+    this.count[n]! += 1;
+    if (n < this.low) this.low = n;
+  }
+
+  min(): number {
+    while (this.count[this.low] === 0) this.low++;
+    return this.low === this.count.length - 1 ? Infinity : this.low;
+  }
 }
 
 /** tryStep: the model step, refusing an unknown-outcome operation that changes nothing or takes a claimed revision. */
