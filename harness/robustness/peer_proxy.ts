@@ -88,7 +88,8 @@ export class PeerLinks {
 }
 
 interface Conn {
-  readonly flow: Flow;
+  /** The flow, resolved again at every check: a connection opened before the member ids were known gets its sender later. */
+  readonly flow: () => Flow;
   readonly down: Socket;
   readonly up: Socket;
 }
@@ -124,8 +125,8 @@ class MemberProxy {
       down.pause();
       h2?.close();
       this.pending.delete(down);
-      const src = from === undefined ? undefined : this.links.ids.get(from.toLowerCase().replace(/^0+/, ""));
-      this.forward(down, head, flowOf(src, this.index, path, http2));
+      const hex = from?.toLowerCase().replace(/^0+/, "");
+      this.forward(down, head, () => flowOf(hex === undefined ? undefined : this.links.ids.get(hex), this.index, path, http2));
     };
     const onData = (b: Buffer): void => {
       head = Buffer.concat([head, b]);
@@ -154,8 +155,8 @@ class MemberProxy {
     });
   }
 
-  private forward(down: Socket, head: Buffer, flow: Flow): void {
-    if (this.links.isCut(flow)) {
+  private forward(down: Socket, head: Buffer, flow: () => Flow): void {
+    if (this.links.isCut(flow())) {
       down.destroy();
       return;
     }
@@ -177,7 +178,7 @@ class MemberProxy {
 
   enforce(): void {
     for (const c of [...this.conns]) {
-      if (!this.links.isCut(c.flow)) continue;
+      if (!this.links.isCut(c.flow())) continue;
       this.conns.delete(c);
       c.down.destroy();
       c.up.destroy();
