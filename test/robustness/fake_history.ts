@@ -2,7 +2,7 @@
 // independently of the checker's model) applies concurrent clients' operations at increasing linearization
 // points, a watch follows every change in two streams with progress notifications, members poll and agree at
 // the end. Tests mutate these to prove each check catches its fault.
-import type { FaultRecord, FinalRecord, HistoryRecord, Kv, OpInput, OpOutput, OpRecord, StatusRecord, WatchEventRec, WatchOpenRecord, WatchRecord } from "../../harness/robustness/history.js";
+import type { FinalRecord, HistoryRecord, Kv, OpInput, OpOutput, OpRecord, StatusRecord, WatchEventRec, WatchOpenRecord, WatchRecord } from "../../harness/robustness/history.js";
 import { Rng } from "../../harness/robustness/rng.js";
 
 interface Store {
@@ -57,7 +57,7 @@ export function fakeHistory(seed: number, n = 300, opts: { unknown?: boolean } =
     });
   }
   const last = t + 20;
-  return { records: [meta(), ...ops, ...watchRecords(events, st.rev, last), ...statuses(st.rev, last), ...finals(st, last)], snapshots };
+  return { records: [meta(), ...ops, ...watchRecords(events, st.rev, last), ...statuses(st.rev, last), ...finals(st)], snapshots };
 }
 
 function apply(st: Store, input: OpInput, snapshots: Map<string, Kv>[], newLease: string): { output: OpOutput; evs: WatchEventRec[] } {
@@ -160,10 +160,8 @@ function statuses(lastRev: number, end: number): StatusRecord[] {
   return [0, 1, 2].flatMap((member) => [1, Math.floor(lastRev / 2), lastRev].map((rev, i) => ({ t: "status" as const, member, time: (end / 3) * i, rev })));
 }
 
-function finals(st: Store, end: number): FinalRecord[] {
+function finals(st: Store): FinalRecord[] {
   const kvs = [...st.kvs.values()].sort((a, b) => (a.key < b.key ? -1 : 1));
-  void end;
   return [0, 1, 2].map((member) => ({ t: "final", member, head: st.rev, rev: st.rev, hash: 12345, compactRev: 0, kvs }));
 }
 
-export type { FaultRecord };
