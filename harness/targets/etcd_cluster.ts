@@ -63,6 +63,11 @@ export interface EtcdClusterOptions {
   readonly startTimeoutMs?: number;
   /** How isolate()/heal() cut a member off (see the file comment); absent: isolate() throws. */
   readonly faults?: PeerFaultMode;
+  /**
+   * An outside peer proxy: called once per member with its real peer port, resolves the port the member
+   * advertises instead (the robustness suite's link-level proxy). Not combined with `faults`.
+   */
+  readonly peerAdvertise?: (index: number, peerPort: number) => Promise<number>;
   /** Serve clients over TLS (--cert-file --key-file --trusted-ca-file, --client-cert-auth when set). */
   readonly clientTls?: { readonly certFile: string; readonly keyFile: string; readonly trustedCaFile: string; readonly clientCertAuth: boolean };
   /** Options of the readiness probe's client beyond its endpoint (TLS credentials for a clientTls cluster). */
@@ -122,7 +127,8 @@ export class EtcdCluster implements Target {
 
   private async newMember(i: number, state: "new" | "existing"): Promise<Member> {
     const peerPort = await freePort();
-    const advertisedPeerPort = this.opts.faults === "proxy" ? await freePort() : peerPort;
+    const outside = this.opts.peerAdvertise;
+    const advertisedPeerPort = this.opts.faults === "proxy" ? await freePort() : outside !== undefined ? await outside(i, peerPort) : peerPort;
     const m: Member = {
       name: `m${i}`, clientPort: await freePort(), peerPort, advertisedPeerPort, state,
       dataDir: mkdtempSync(join(tmpdir(), `etcd-ts-m${i}-`)), child: undefined, stderrTail: "", idHex: undefined, proxy: undefined, gone: false,
