@@ -140,7 +140,8 @@ export class WatchableStore {
         w.synced = false; // slow consumer: replay from history, starting at the first revision it missed
         continue;
       }
-      w.nextRev = rev + 1;
+      // A watch from a future revision keeps its start until the store passes it.
+      w.nextRev = Math.max(w.nextRev, rev + 1);
     }
   }
 

@@ -72,6 +72,17 @@ describe("watch", () => {
     expect(del?.prevKv !== undefined ? dec(decodeKeyValue(del.prevKv).value) : "none", "history prev_kv of the delete").toBe("v29");
   });
 
+  it("a watch from a revision past the current one gets nothing below it (a member behind the one a client left)", async () => {
+    await kv.put({ key: enc("f"), value: enc("1") }); // rev 2
+    const got: WatchResponse[] = [];
+    ws.watch({ key: enc("f"), startRevision: 5, send: (r) => got.push(r) > 0 });
+    await kv.put({ key: enc("f"), value: enc("2") }); // rev 3
+    await kv.put({ key: enc("f"), value: enc("3") }); // rev 4
+    await kv.put({ key: enc("f"), value: enc("4") }); // rev 5
+    await kv.put({ key: enc("f"), value: enc("5") }); // rev 6
+    expect(flat(got)).toEqual(["PUT f@5", "PUT f@6"]);
+  });
+
   it("a stalled consumer never blocks writers and, after resume, receives every event exactly once", async () => {
     const got: WatchResponse[] = [];
     let open = true;
