@@ -1,8 +1,8 @@
 // The module dependency rule as data (docs/ARCHITECTURE.md explains it): which module may import which.
 // Dependencies point down only:
-//   core/cli → server, api, transport, membership;  core/api → server, mvcc, lease, auth, membership
-//   core/server → raft, wal, backend, mvcc, lease, auth, membership, transport
-//   core/mvcc, lease, auth, membership → backend;  core/wal, core/transport → raft;  core/backend → nothing
+//   core/cli → server, api, transport, membership;  core/api → server, mvcc, lease, auth, membership, v2store
+//   core/server → raft, wal, backend, mvcc, lease, auth, membership, transport, v2store
+//   core/mvcc, lease, auth, membership → backend;  core/v2store → nothing (pure, like raft but with Node built-ins);  core/wal, core/transport → raft;  core/backend → nothing
 //   core/client → api;  harness → client, api, harness/micro, workloads;  harness/micro → raft, wal, backend,
 //   mvcc, transport, harness, workloads;  workloads → nothing
 // core/raft is pure: nothing outside itself, no packages, no Node built-ins. core/errors.ts, core/limits.ts and core/go_values.ts are
@@ -43,8 +43,9 @@ const ALLOWED: Record<string, readonly string[]> = {
   "core/auth": ["core/backend"],
   "core/membership": ["core/backend"],
   "core/transport": ["core/raft"],
-  "core/server": ["core/raft", "core/wal", "core/backend", "core/mvcc", "core/lease", "core/auth", "core/membership", "core/transport"],
-  "core/api": ["core/server", "core/mvcc", "core/lease", "core/auth", "core/membership"],
+  "core/v2store": [],
+  "core/server": ["core/raft", "core/wal", "core/backend", "core/mvcc", "core/lease", "core/auth", "core/membership", "core/transport", "core/v2store"],
+  "core/api": ["core/server", "core/mvcc", "core/lease", "core/auth", "core/membership", "core/v2store"],
   "core/cli": ["core/server", "core/api", "core/transport", "core/membership"],
   "core/client": ["core/api"],
   // In-process micro-benchmarks of pure components (the Raft core, the storage layer); never of a server.
