@@ -95,6 +95,12 @@ export class ServerMetrics {
   watchStreams = 0;
   /** /metrics requests being answered now (promhttp_metric_handler_requests_in_flight). */
   scrapesInFlight = 0;
+  /** etcd's v2 server stats (/v2/stats/self): MsgApp sent and received, when this member started and since when
+   *  the current leader leads (ms since the epoch; 0 without a leader). */
+  appendsSent = 0;
+  appendsReceived = 0;
+  readonly startedMs = Date.now();
+  leaderSinceMs = 0;
 
   readonly walFsync = new Histogram("etcd_disk_wal_fsync_duration_seconds", "The latency distributions of fsync called by WAL.", DISK_BUCKETS_SECONDS);
   readonly backendCommit = new Histogram("etcd_disk_backend_commit_duration_seconds", "The latency distributions of commit called by backend.", DISK_BUCKETS_SECONDS);

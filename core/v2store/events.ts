@@ -26,14 +26,9 @@ export function isCreated(e: V2Event): boolean {
   return e.action === "create" || (e.action === "set" && e.prevNode === undefined);
 }
 
-/** The event as etcd writes it: action, node, prevNode, refresh. */
+/** The event as etcd writes it: action, node, prevNode (etcd's copy for the answer drops the refresh mark). */
 export function eventJson(e: V2Event): Record<string, unknown> {
-  return {
-    action: e.action,
-    node: e.node,
-    ...(e.prevNode !== undefined ? { prevNode: e.prevNode } : {}),
-    ...(e.refresh === true ? { refresh: true } : {}),
-  };
+  return { action: e.action, node: e.node, ...(e.prevNode !== undefined ? { prevNode: e.prevNode } : {}) };
 }
 
 export const HISTORY_CAPACITY = 1000;

@@ -2,7 +2,7 @@
 // Dependencies point down only:
 //   core/cli → server, api, transport, membership;  core/api → server, mvcc, lease, auth, membership, v2store
 //   core/server → raft, wal, backend, mvcc, lease, auth, membership, transport, v2store
-//   core/mvcc, lease, auth, membership → backend;  core/v2store → nothing (pure, like raft but with Node built-ins);  core/wal, core/transport → raft;  core/backend → nothing
+//   core/mvcc, lease, auth, membership → backend;  core/wal, core/transport → raft;  core/backend, v2store → nothing
 //   core/client → api;  harness → client, api, harness/micro, workloads;  harness/micro → raft, wal, backend,
 //   mvcc, transport, harness, workloads;  workloads → nothing
 // core/raft is pure: nothing outside itself, no packages, no Node built-ins. core/errors.ts, core/limits.ts and core/go_values.ts are

@@ -1,0 +1,90 @@
+// The member's v2 store (--enable-v2): kept in memory, changed only by applied Raft entries, and persisted in the
+// `v2store` bucket in the same backend transaction as the entry's consistent index — crash-consistent, and carried
+// to a lagging member inside a snapshot's backend copy. The leader expires TTL keys by proposing a SYNC request
+// with its clock every half second while any exist, as etcd does, so every member expires them at the same point
+// of the log.
+import type { ReadView, WriteView } from "../backend/read_view.js";
+import type { Effect } from "../mvcc/types.js";
+import { applyV2, V2Error, V2Store, type NodeRecord, type V2ErrorJson, type V2Event, type V2Request } from "../v2store/index.js";
+
+export const V2_BUCKET = "v2store";
+/** The bucket key of the store index (node keys all start with "/"). */
+const INDEX_KEY = new TextEncoder().encode("index");
+/** etcd's SYNC interval. */
+const SYNC_INTERVAL_MS = 500;
+
+/** What a v2 write answers through the proposal wait: its event, or the store's refusal. */
+export type V2Outcome = { readonly event: V2Event | undefined } | { readonly error: V2ErrorJson };
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+export function nowNs(): bigint {
+  return BigInt(Date.now()) * 1_000_000n;
+}
+
+export class V2Keys {
+  readonly store = new V2Store(nowNs);
+  #timer: NodeJS.Timeout | undefined;
+
+  /** (Re)loads the tree from the backend: at start and after a snapshot replaced the backend. */
+  load(view: ReadView): void {
+    const raw = view.get(V2_BUCKET, INDEX_KEY);
+    const index = raw === undefined ? 0 : Number(dec.decode(raw));
+    const records: { path: string; record: NodeRecord }[] = [];
+    for (const { key, value } of view.range(V2_BUCKET, {})) {
+      const path = dec.decode(key);
+      if (path.startsWith("/")) records.push({ path, record: decodeRecord(dec.decode(value)) });
+    }
+    this.store.load(index, records);
+  }
+
+  /** The apply-time effect of one v2 write: change the store, persist what changed; a refusal is an answer. */
+  effect(req: V2Request): Effect {
+    return {
+      run: (tx) => {
+        const before = this.store.index;
+        let outcome: V2Outcome;
+        try {
+          outcome = { event: applyV2(this.store, req) };
+        } catch (err) {
+          if (!(err instanceof V2Error)) throw err;
+          outcome = { error: err.toJSON() };
+        }
+        this.#persist(tx, before);
+        return { value: outcome };
+      },
+    };
+  }
+
+  #persist(tx: WriteView, indexBefore: number): void {
+    for (const { path, record } of this.store.takeDirty()) {
+      if (record === undefined) tx.del(V2_BUCKET, enc.encode(path));
+      else tx.put(V2_BUCKET, enc.encode(path), enc.encode(encodeRecord(record)));
+    }
+    if (this.store.index !== indexBefore) tx.put(V2_BUCKET, INDEX_KEY, enc.encode(String(this.store.index)));
+  }
+
+  /** While this member leads and TTL keys exist, proposes a SYNC every half second. */
+  startSync(isLeader: () => boolean, propose: (req: V2Request) => Promise<unknown>): void {
+    this.#timer = setInterval(() => {
+      if (!isLeader() || !this.store.hasTtlKeys) return;
+      void propose({ method: "SYNC", path: "/", timeNs: nowNs() }).catch(() => undefined);
+    }, SYNC_INTERVAL_MS);
+    this.#timer.unref();
+  }
+
+  stopSync(): void {
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+}
+
+function encodeRecord(r: NodeRecord): string {
+  return JSON.stringify({ d: r.dir, v: r.value, c: r.createdIndex, m: r.modifiedIndex, e: r.expireNs.toString() });
+}
+
+function decodeRecord(text: string): NodeRecord {
+  const j = JSON.parse(text) as { d: boolean; v: string; c: number; m: number; e: string };
+  return { dir: j.d, value: j.v, createdIndex: j.c, modifiedIndex: j.m, expireNs: BigInt(j.e) };
+}
