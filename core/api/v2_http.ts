@@ -25,10 +25,15 @@ export function serveV2(s: EtcdServer, req: IncomingMessage, res: ServerResponse
   else serveStats(s, req, res, path);
 }
 
+/** A whole answer with its Content-Length (Go's server sends one for a small body written at once). */
+export function send(res: ServerResponse, status: number, headers: Record<string, string>, body: string): void {
+  res.writeHead(status, { ...headers, "Content-Length": String(Buffer.byteLength(body)) }).end(body);
+}
+
 /** etcd's allowMethod: anything else is 405 with an Allow header. */
 export function allowMethod(res: ServerResponse, method: string, allowed: readonly string[]): boolean {
   if (allowed.includes(method)) return true;
-  res.writeHead(405, { Allow: allowed.join(","), "Content-Type": "text/plain; charset=utf-8", "X-Content-Type-Options": "nosniff" }).end("Method Not Allowed\n");
+  send(res, 405, { Allow: allowed.join(","), "Content-Type": "text/plain; charset=utf-8", "X-Content-Type-Options": "nosniff" }, "Method Not Allowed\n");
   return false;
 }
 
@@ -56,12 +61,12 @@ export function readBody(req: IncomingMessage, wanted: boolean): Promise<string>
 }
 
 function json(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  res.writeHead(status, { "Content-Type": "application/json", ...headers }).end(`${JSON.stringify(body)}\n`);
+  send(res, status, { "Content-Type": "application/json", ...headers }, `${JSON.stringify(body)}\n`);
 }
 
 /** etcd's HTTPError: {"message": …} with its status (no trailing newline). */
 function httpError(res: ServerResponse, status: number, message: string): void {
-  res.writeHead(status, { "Content-Type": "application/json" }).end(JSON.stringify({ message }));
+  send(res, status, { "Content-Type": "application/json" }, JSON.stringify({ message }));
 }
 
 function memberJson(m: Member): Record<string, unknown> {
@@ -71,7 +76,7 @@ function memberJson(m: Member): Record<string, unknown> {
 function serveMachines(s: EtcdServer, req: IncomingMessage, res: ServerResponse): void {
   if (!allowMethod(res, req.method ?? "GET", ["GET", "HEAD"])) return;
   const urls = s.members().flatMap((m) => m.clientUrls).sort();
-  res.writeHead(200, { "Content-Type": "text/plain; charset=utf-8" }).end(urls.join(", "));
+  send(res, 200, { "Content-Type": "text/plain; charset=utf-8" }, urls.join(", "));
 }
 
 function serveMembers(s: EtcdServer, req: IncomingMessage, res: ServerResponse, path: string): void {
@@ -106,7 +111,7 @@ async function memberRequest(s: EtcdServer, req: IncomingMessage, res: ServerRes
     return;
   }
   if (rest === "") {
-    res.writeHead(405, { "Content-Type": "text/plain; charset=utf-8", "X-Content-Type-Options": "nosniff" }).end("Method Not Allowed\n");
+    send(res, 405, { "Content-Type": "text/plain; charset=utf-8", "X-Content-Type-Options": "nosniff" }, "Method Not Allowed\n");
     return;
   }
   if (!/^[0-9a-fA-F]{1,16}$/.test(rest)) {
@@ -152,13 +157,13 @@ function serveStats(s: EtcdServer, req: IncomingMessage, res: ServerResponse, pa
   if (!allowMethod(res, req.method ?? "GET", ["GET"])) return;
   if (path === "/v2/stats/store") {
     const st = s.v2.store.stats;
-    res.writeHead(200, { "Content-Type": "application/json" }).end(JSON.stringify({ ...Object.fromEntries(STAT_NAMES.map((n) => [n, st[n]])), watchers: s.v2.store.watcherCount }));
+    send(res, 200, { "Content-Type": "application/json" }, JSON.stringify({ ...Object.fromEntries(STAT_NAMES.map((n) => [n, st[n]])), watchers: s.v2.store.watcherCount }));
   } else if (path === "/v2/stats/self") {
-    res.writeHead(200, { "Content-Type": "application/json" }).end(JSON.stringify(selfStats(s)));
+    send(res, 200, { "Content-Type": "application/json" }, JSON.stringify(selfStats(s)));
   } else if (!s.isLeader) {
     httpError(res, 403, "not current leader");
   } else {
-    res.writeHead(200, { "Content-Type": "application/json" }).end(JSON.stringify(leaderStats(s)));
+    send(res, 200, { "Content-Type": "application/json" }, JSON.stringify(leaderStats(s)));
   }
 }
 
