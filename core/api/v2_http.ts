@@ -25,6 +25,11 @@ export function serveV2(s: EtcdServer, req: IncomingMessage, res: ServerResponse
   else serveStats(s, req, res, path);
 }
 
+/** JSON as Go's encoder writes it: <, > and & (and U+2028/U+2029) escaped, so values read back byte for byte. */
+export function goJson(v: unknown): string {
+  return JSON.stringify(v).replace(/[<>&\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
+
 /** A whole answer with its Content-Length (Go's server sends one for a small body written at once). */
 export function send(res: ServerResponse, status: number, headers: Record<string, string>, body: string): void {
   res.writeHead(status, { ...headers, "Content-Length": String(Buffer.byteLength(body)) }).end(body);
@@ -61,12 +66,12 @@ export function readBody(req: IncomingMessage, wanted: boolean): Promise<string>
 }
 
 function json(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  send(res, status, { "Content-Type": "application/json", ...headers }, `${JSON.stringify(body)}\n`);
+  send(res, status, { "Content-Type": "application/json", ...headers }, `${goJson(body)}\n`);
 }
 
 /** etcd's HTTPError: {"message": …} with its status (no trailing newline). */
 function httpError(res: ServerResponse, status: number, message: string): void {
-  send(res, status, { "Content-Type": "application/json" }, JSON.stringify({ message }));
+  send(res, status, { "Content-Type": "application/json" }, goJson({ message }));
 }
 
 function memberJson(m: Member): Record<string, unknown> {

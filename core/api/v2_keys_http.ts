@@ -7,7 +7,7 @@ import { EtcdError } from "../errors.js";
 import { parseGoBool } from "../go_values.js";
 import type { EtcdServer } from "../server/etcd_server.js";
 import { eventJson, isCreated, V2Code, V2Error, type V2Event, type V2Request } from "../v2store/index.js";
-import { allowMethod, clusterIdHex, readBody, send } from "./v2_http.js";
+import { allowMethod, clusterIdHex, goJson, readBody, send } from "./v2_http.js";
 
 export const KEYS_PREFIX = "/v2/keys";
 
@@ -101,7 +101,7 @@ function parseKeyRequest(method: string, keyPath: string, f: Form): KeyRequest {
 }
 
 export function writeV2Error(res: ServerResponse, err: V2Error): void {
-  send(res, err.status, { "Content-Type": "application/json", "X-Etcd-Index": String(err.index) }, `${JSON.stringify(err.toJSON())}\n`);
+  send(res, err.status, { "Content-Type": "application/json", "X-Etcd-Index": String(err.index) }, `${goJson(err.toJSON())}\n`);
 }
 
 /** Anything but a store refusal (a timeout, no leader, a stopped member) is error 300 with the reason as cause. */
@@ -118,7 +118,7 @@ function writeEvent(s: EtcdServer, res: ServerResponse, e: V2Event, noValueOnSuc
   const headers = { "Content-Type": "application/json", "X-Etcd-Index": String(e.etcdIndex), ...raftHeaders(s) };
   const hideNodes = noValueOnSuccess && ["set", "compareAndSwap", "create", "update"].includes(e.action);
   const body = hideNodes ? { action: e.action } : eventJson(e);
-  send(res, isCreated(e) ? 201 : 200, headers, `${JSON.stringify(body)}\n`);
+  send(res, isCreated(e) ? 201 : 200, headers, `${goJson(body)}\n`);
 }
 
 export function serveKeys(s: EtcdServer, req: IncomingMessage, res: ServerResponse, urlPath: string, query: string): void {
@@ -162,7 +162,7 @@ async function answer(s: EtcdServer, req: IncomingMessage, res: ServerResponse, 
 /** wait=true: headers at once (X-Etcd-Index is the store index now), then one event, or every event with stream. */
 function watch(s: EtcdServer, req: IncomingMessage, res: ServerResponse, kr: KeyRequest): void {
   const send = (e: V2Event): void => {
-    res.write(`${JSON.stringify(eventJson(e))}\n`);
+    res.write(`${goJson(eventJson(e))}\n`);
     if (!kr.stream) finish();
   };
   const w = s.v2.store.watch(kr.path, kr.recursive, kr.stream, kr.waitIndex, send);

@@ -123,7 +123,12 @@ export class WatcherHub {
     for (const w of [...set]) {
       if (!(w.recursive || original || deleted) || eventIndex(e) < w.sinceIndex) continue;
       if (!w.stream) this.#remove(w);
-      w.onEvent(e);
+      try {
+        w.onEvent(e);
+      } catch {
+        // A watcher's consumer failing (its connection gone) must not fail the write being applied.
+        this.#remove(w);
+      }
     }
   }
 }

@@ -144,6 +144,9 @@ const HTTP_SCENARIOS: Record<string, readonly HttpStep[]> = {
   "set, get, set again with prevNode, and HEAD": [
     put("/v2/keys/k", { value: "v1" }), get("/v2/keys/k"), put("/v2/keys/k", { value: "v2" }), { method: "HEAD", path: "/v2/keys/k" },
   ],
+  "values and keys Go's JSON encoder escapes": [
+    put("/v2/keys/esc%3Cb%3E", { value: "<a href='x'>&amp;</a> \u2028 ü" }), get("/v2/keys/esc%3Cb%3E"), get("/v2/keys/nothing%26here"),
+  ],
   "create with prevExist=false, update with prevExist=true": [
     put("/v2/keys/pe", { value: "a", prevExist: "false" }), put("/v2/keys/pe", { value: "b", prevExist: "false" }),
     put("/v2/keys/pe", { value: "c", prevExist: "true" }), put("/v2/keys/pe-missing", { value: "c", prevExist: "true" }),
@@ -242,6 +245,29 @@ describe.skipIf(!haveEtcd())("the v2 API (--enable-v2): etcd-ts and real etcd 3.
       expect(outs[1]).toBe(outs[0]);
       expect(outs[0]).toContain('"action":"set"');
     }
+  }, 30_000);
+
+  it("a stream wait reports every matching write until the client hangs up", async () => {
+    const outs: string[] = [];
+    for (const c of [etcd, ts]) {
+      const abort = new AbortController();
+      const res = await fetch(`${url(c.server)}/v2/keys/st?wait=true&stream=true&recursive=true`, { signal: abort.signal });
+      const reader = res.body?.getReader();
+      if (reader === undefined) throw new Error("no body");
+      await http(c, put("/v2/keys/st/a", { value: "1" }));
+      await http(c, put("/v2/keys/other", { value: "not watched" }));
+      await http(c, put("/v2/keys/st/b", { value: "2" }));
+      let text = "";
+      while (text.split("\n").length < 3) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        text += new TextDecoder().decode(value);
+      }
+      abort.abort();
+      outs.push(normalize(`${res.status} ${rel(res.headers.get("x-etcd-index") ?? "-", c)}\n${text}`, c));
+    }
+    expect(outs[1]).toBe(outs[0]);
+    expect(outs[0]).toContain('"key":"/st/b"');
   }, 30_000);
 
   it("a TTL key expires through the leader, and the expiry is an event", async () => {

@@ -208,6 +208,16 @@ describe("watch", () => {
     expect(s.watcherCount).toBe(1);
   });
 
+  it("a watcher whose consumer throws is dropped and the write still applies", () => {
+    const s = store();
+    s.watch("/x", false, true, 0, () => {
+      throw new Error("connection gone");
+    });
+    expect(s.set("/x", false, "1", none).action).toBe("set");
+    expect(s.watcherCount).toBe(0);
+    expect(s.get("/x", false, false).node.value).toBe("1");
+  });
+
   it("keeps 1,000 events: an older waitIndex is error 401", () => {
     const s = store();
     for (let i = 0; i < 1005; i++) s.set("/h", false, String(i), none);
