@@ -7,10 +7,9 @@ import type { Member } from "../membership/cluster.js";
 import type { EtcdServer } from "../server/etcd_server.js";
 import { formatNs, STAT_NAMES } from "../v2store/index.js";
 import { KEYS_PREFIX, serveKeys } from "./v2_keys_http.js";
+import { allowMethod, clusterIdHex, goJson, readBody, send } from "./v2_wire.js";
 
 const MEMBERS_PREFIX = "/v2/members";
-/** A v2 request body is small (a form or a member's URLs); larger ones are refused. */
-const MAX_V2_BODY_BYTES = 4 * 1024 * 1024;
 
 /** Whether `path` is a v2 route etcd serves (other /v2/… paths answer 404). */
 export function isV2Route(path: string): boolean {
@@ -23,46 +22,6 @@ export function serveV2(s: EtcdServer, req: IncomingMessage, res: ServerResponse
   else if (path === MEMBERS_PREFIX || path.startsWith(`${MEMBERS_PREFIX}/`)) serveMembers(s, req, res, path);
   else if (path === "/v2/machines") serveMachines(s, req, res);
   else serveStats(s, req, res, path);
-}
-
-/** JSON as Go's encoder writes it: <, > and & (and U+2028/U+2029) escaped, so values read back byte for byte. */
-export function goJson(v: unknown): string {
-  return JSON.stringify(v).replace(/[<>&\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
-}
-
-/** A whole answer with its Content-Length (Go's server sends one for a small body written at once). */
-export function send(res: ServerResponse, status: number, headers: Record<string, string>, body: string): void {
-  res.writeHead(status, { ...headers, "Content-Length": String(Buffer.byteLength(body)) }).end(body);
-}
-
-/** etcd's allowMethod: anything else is 405 with an Allow header. */
-export function allowMethod(res: ServerResponse, method: string, allowed: readonly string[]): boolean {
-  if (allowed.includes(method)) return true;
-  send(res, 405, { Allow: allowed.join(","), "Content-Type": "text/plain; charset=utf-8", "X-Content-Type-Options": "nosniff" }, "Method Not Allowed\n");
-  return false;
-}
-
-export function clusterIdHex(s: EtcdServer): string {
-  return s.config.clusterId.toString(16);
-}
-
-/** The request body as text (only read when the method carries one, as Go's ParseForm does). */
-export function readBody(req: IncomingMessage, wanted: boolean): Promise<string> {
-  if (!wanted) {
-    req.resume();
-    return Promise.resolve("");
-  }
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on("data", (c: Buffer) => {
-      size += c.length;
-      if (size > MAX_V2_BODY_BYTES) reject(new Error("v2 request body too large"));
-      else chunks.push(c);
-    });
-    req.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
-    req.on("error", reject);
-  });
 }
 
 function json(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {

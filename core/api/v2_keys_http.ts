@@ -7,7 +7,7 @@ import { EtcdError } from "../errors.js";
 import { parseGoBool } from "../go_values.js";
 import type { EtcdServer } from "../server/etcd_server.js";
 import { eventJson, isCreated, V2Code, V2Error, type V2Event, type V2Request } from "../v2store/index.js";
-import { allowMethod, clusterIdHex, goJson, readBody, send } from "./v2_http.js";
+import { allowMethod, clusterIdHex, goJson, readBody, send } from "./v2_wire.js";
 
 export const KEYS_PREFIX = "/v2/keys";
 
