@@ -124,12 +124,20 @@ function writeEvent(s: EtcdServer, res: ServerResponse, e: V2Event, noValueOnSuc
 export function serveKeys(s: EtcdServer, req: IncomingMessage, res: ServerResponse, urlPath: string, query: string): void {
   const method = req.method ?? "GET";
   if (!allowMethod(res, method, ["HEAD", "GET", "PUT", "POST", "DELETE"])) return;
+  let keyPath: string;
+  try {
+    keyPath = decodeURIComponent(urlPath.slice(KEYS_PREFIX.length)) || "/";
+  } catch {
+    // Go's server refuses a request line with a bad %-escape before any handler runs.
+    res.writeHead(400, { "Content-Type": "text/plain; charset=utf-8", Connection: "close" }).end("400 Bad Request");
+    return;
+  }
   res.setHeader("X-Etcd-Cluster-Id", clusterIdHex(s));
   const withBody = method === "POST" || method === "PUT";
   void readBody(req, withBody).then(async (body) => {
     let kr: KeyRequest;
     try {
-      kr = parseKeyRequest(method, decodeURIComponent(urlPath.slice(KEYS_PREFIX.length)) || "/", formOf(query, body));
+      kr = parseKeyRequest(method, keyPath, formOf(query, body));
     } catch (err) {
       writeV2Error(res, asV2Error(err));
       return;

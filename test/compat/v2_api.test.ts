@@ -168,7 +168,7 @@ const HTTP_SCENARIOS: Record<string, readonly HttpStep[]> = {
   "form errors, a wrong method and noValueOnSuccess": [
     put("/v2/keys/f?ttl=abc", { value: "1" }), put("/v2/keys/f?wait=true", { value: "1" }), put("/v2/keys/f?prevValue=", { value: "1" }),
     put("/v2/keys/f?prevIndex=abc", { value: "1" }), put("/v2/keys/f?refresh=true", {}), put("/v2/keys/f?refresh=true&ttl=5", { value: "v" }),
-    get("/v2/keys/f?recursive=maybe"), { method: "PATCH", path: "/v2/keys/f" }, put("/v2/keys/f?noValueOnSuccess=true", { value: "1" }),
+    get("/v2/keys/f?recursive=maybe"), get("/v2/keys/f%zz"), get("/v2/keys/f?waitIndex=-1"), { method: "PATCH", path: "/v2/keys/f" }, put("/v2/keys/f?noValueOnSuccess=true", { value: "1" }),
   ],
   "TTL: reported, refreshed without an event, made permanent by an update": [
     put("/v2/keys/tt", { value: "v", ttl: "100" }), get("/v2/keys/tt"), put("/v2/keys/tt", { refresh: "true", ttl: "200", prevExist: "true" }),
