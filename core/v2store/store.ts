@@ -54,6 +54,9 @@ export class V2Store {
   readonly #hub = new WatcherHub();
   readonly #dirty = new Set<string>();
   readonly stats: Record<StatName, number> = Object.fromEntries(STAT_NAMES.map((n) => [n, 0])) as Record<StatName, number>;
+  /** Gets, failed or not, by kind (etcd_debugging_store_reads_total), and watch requests. */
+  readonly reads = { get: 0, getRecursive: 0 };
+  watchRequests = 0;
   readonly #now: () => bigint;
 
   constructor(now: () => bigint = () => BigInt(Date.now()) * 1_000_000n) {
@@ -75,6 +78,7 @@ export class V2Store {
   // ---- reads ----
 
   get(path: string, recursive: boolean, sorted: boolean): V2Event {
+    this.reads[recursive ? "getRecursive" : "get"]++;
     try {
       const n = this.#get(cleanPath(path));
       this.stats.getsSuccess++;
@@ -87,6 +91,7 @@ export class V2Store {
 
   /** An event at or after `sinceIndex` from history, or undefined after registering `w` (see events.ts). */
   watch(path: string, recursive: boolean, stream: boolean, sinceIndex: number, onEvent: (e: V2Event) => void): { event?: V2Event; startIndex: number; cancel: () => void } {
+    this.watchRequests++;
     const key = cleanPath(path);
     const since = sinceIndex === 0 ? this.#index + 1 : sinceIndex;
     let found: V2Event | undefined;

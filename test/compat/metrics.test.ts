@@ -11,7 +11,6 @@ const HAVE = haveEtcd();
 
 const GO_RUNTIME = "Go runtime statistics: etcd-ts runs on Node.js, which has no goroutines, Go heap or Go GC";
 const NOT_YET = "not recorded by etcd-ts yet";
-const V2_STORE = "the v2 store's counters: etcd counts its own membership records there; etcd-ts does not export them yet";
 
 /** etcd 3.4.23's families etcd-ts does not expose, and why. */
 export const EXCEPTIONS: Readonly<Record<string, string>> = {
@@ -28,11 +27,6 @@ export const EXCEPTIONS: Readonly<Record<string, string>> = {
   etcd_debugging_server_lease_expired_total: NOT_YET,
   etcd_debugging_snap_save_marshalling_duration_seconds: NOT_YET,
   etcd_debugging_snap_save_total_duration_seconds: NOT_YET,
-  etcd_debugging_store_expires_total: V2_STORE,
-  etcd_debugging_store_reads_total: V2_STORE,
-  etcd_debugging_store_watch_requests_total: V2_STORE,
-  etcd_debugging_store_watchers: V2_STORE,
-  etcd_debugging_store_writes_total: V2_STORE,
   etcd_disk_backend_snapshot_duration_seconds: NOT_YET,
   etcd_disk_wal_write_bytes_total: NOT_YET,
   etcd_grpc_proxy_cache_hits_total: "etcd's gRPC proxy, which etcd-ts does not have",

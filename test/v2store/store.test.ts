@@ -37,6 +37,8 @@ describe("keys", () => {
     });
     expect(eventJson(s.get("/foo", false, false))).toEqual({ action: "get", node: { key: "/foo", value: "baz", modifiedIndex: 2, createdIndex: 2 } });
     expect(s.get("/foo", false, false).etcdIndex).toBe(2);
+    s.get("/", true, false);
+    expect(s.reads).toEqual({ get: 2, getRecursive: 1 });
   });
 
   it("a missing key is error 100 with the path as cause and the store index", () => {
