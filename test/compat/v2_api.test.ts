@@ -165,6 +165,12 @@ const HTTP_SCENARIOS: Record<string, readonly HttpStep[]> = {
     get("/v2/keys/dir/_hidden"), del("/v2/keys/dir"), del("/v2/keys/dir?dir=true"), del("/v2/keys/dir/a?recursive=true"),
     put("/v2/keys/dir/b/c", { value: "under a file" }), del("/v2/keys/dir?recursive=true"), get("/v2/keys/dir"), put("/v2/keys/", { value: "root" }),
   ],
+  "directories with a TTL, in-order directories, and what a directory refuses": [
+    put("/v2/keys/tdir?dir=true&ttl=300"), get("/v2/keys/tdir"), put("/v2/keys/tdir?dir=true&prevExist=true&ttl=400"),
+    put("/v2/keys/tdir?prevExist=true", { value: "x" }), put("/v2/keys/tdir?dir=true"), put("/v2/keys/tdir?prevValue=a", { value: "b" }),
+    del("/v2/keys/tdir?prevValue=a"), { method: "POST", path: "/v2/keys/jobs?dir=true" }, get("/v2/keys/jobs?recursive=true"),
+    put("/v2/keys/tdir?dir=true&prevExist=true"), get("/v2/keys/tdir"),
+  ],
   "form errors, a wrong method and noValueOnSuccess": [
     put("/v2/keys/f?ttl=abc", { value: "1" }), put("/v2/keys/f?wait=true", { value: "1" }), put("/v2/keys/f?prevValue=", { value: "1" }),
     put("/v2/keys/f?prevIndex=abc", { value: "1" }), put("/v2/keys/f?refresh=true", {}), put("/v2/keys/f?refresh=true&ttl=5", { value: "v" }),
