@@ -1,5 +1,6 @@
 // The member's v2 store (--enable-v2): kept in memory, changed only by applied Raft entries, and persisted in the
-// `v2store` bucket in the same backend transaction as the entry's consistent index — crash-consistent, and carried
+// `v2store` bucket (nodes, the store index and the last 1,000 events, so waits with a waitIndex are answered after
+// a restart too) in the same backend transaction as the entry's consistent index — crash-consistent, and carried
 // to a lagging member inside a snapshot's backend copy. The leader expires TTL keys by proposing a SYNC request
 // with its clock every half second while any exist, as etcd does, so every member expires them at the same point
 // of the log.
@@ -7,17 +8,25 @@ import type { ReadView, WriteView } from "../backend/read_view.js";
 import type { Effect } from "../mvcc/types.js";
 import { applyV2, V2Error, V2Store, type NodeRecord, type V2ErrorJson, type V2Event, type V2Request } from "../v2store/index.js";
 
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
 export const V2_BUCKET = "v2store";
 /** The bucket key of the store index (node keys all start with "/"). */
-const INDEX_KEY = new TextEncoder().encode("index");
+const INDEX_KEY = enc.encode("index");
+/** History events are kept under "h/" and their zero-padded index, so a key scan reads them oldest first. */
+const HISTORY_PREFIX = "h/";
+const HISTORY_END = enc.encode("h0");
+
+function historyKey(index: number): Uint8Array {
+  return enc.encode(`${HISTORY_PREFIX}${String(index).padStart(20, "0")}`);
+}
 /** etcd's SYNC interval. */
 const SYNC_INTERVAL_MS = 500;
 
 /** What a v2 write answers through the proposal wait: its event, or the store's refusal. */
 export type V2Outcome = { readonly event: V2Event | undefined } | { readonly error: V2ErrorJson };
 
-const enc = new TextEncoder();
-const dec = new TextDecoder();
 
 export function nowNs(): bigint {
   return BigInt(Date.now()) * 1_000_000n;
@@ -36,7 +45,11 @@ export class V2Keys {
       const path = dec.decode(key);
       if (path.startsWith("/")) records.push({ path, record: decodeRecord(dec.decode(value)) });
     }
-    this.store.load(index, records);
+    const history: V2Event[] = [];
+    for (const { value } of view.range(V2_BUCKET, { start: enc.encode(HISTORY_PREFIX), end: HISTORY_END })) {
+      history.push(JSON.parse(dec.decode(value)) as V2Event);
+    }
+    this.store.load(index, records, history);
   }
 
   /** The apply-time effect of one v2 write: change the store, persist what changed; a refusal is an answer. */
@@ -62,6 +75,9 @@ export class V2Keys {
       if (record === undefined) tx.del(V2_BUCKET, enc.encode(path));
       else tx.put(V2_BUCKET, enc.encode(path), enc.encode(encodeRecord(record)));
     }
+    const { added, dropped } = this.store.takeHistory();
+    for (const i of dropped) tx.del(V2_BUCKET, historyKey(i));
+    for (const e of added) tx.put(V2_BUCKET, historyKey(e.node.modifiedIndex ?? 0), enc.encode(JSON.stringify(e)));
     if (this.store.index !== indexBefore) tx.put(V2_BUCKET, INDEX_KEY, enc.encode(String(this.store.index)));
   }
 

@@ -41,9 +41,14 @@ export class EventHistory {
     this.#capacity = capacity;
   }
 
-  add(e: V2Event): void {
+  /** Records `e`; returns the event that fell out of the history, if any. */
+  add(e: V2Event): V2Event | undefined {
     this.#events.push(e);
-    if (this.#events.length > this.#capacity) this.#events.shift();
+    return this.#events.length > this.#capacity ? this.#events.shift() : undefined;
+  }
+
+  clear(): void {
+    this.#events.length = 0;
   }
 
   get startIndex(): number {

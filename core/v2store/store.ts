@@ -2,7 +2,7 @@
 // records an event (history and watchers in events.ts). Writes are deterministic given their arguments (expiry
 // times come in the request, expiry runs at the time a SYNC request carries), so every member applying the same
 // log holds the same tree. Paths a write touched are remembered until the owner persists them (takeDirty).
-import { EventHistory, WatcherHub, type V2Action, type V2Event, type V2Watcher } from "./events.js";
+import { EventHistory, eventIndex, WatcherHub, type V2Action, type V2Event, type V2Watcher } from "./events.js";
 import { V2Code, V2Error } from "./errors.js";
 import { getRepr, nameOf, newNode, repr, ttlOf, formatNs, type NodeJson, type V2Node } from "./node.js";
 
@@ -53,6 +53,9 @@ export class V2Store {
   readonly #history = new EventHistory();
   readonly #hub = new WatcherHub();
   readonly #dirty = new Set<string>();
+  /** History changes since the last takeDirty: events recorded, and indexes of events that fell out. */
+  #eventsAdded: V2Event[] = [];
+  #eventsDropped: number[] = [];
   readonly stats: Record<StatName, number> = Object.fromEntries(STAT_NAMES.map((n) => [n, 0])) as Record<StatName, number>;
   /** Gets, failed or not, by kind (etcd_debugging_store_reads_total), and watch requests. */
   readonly reads = { get: 0, getRecursive: 0 };
@@ -199,6 +202,20 @@ export class V2Store {
 
   // ---- persistence ----
 
+  #record(e: V2Event): void {
+    this.#eventsAdded.push(e);
+    const dropped = this.#history.add(e);
+    if (dropped !== undefined) this.#eventsDropped.push(eventIndex(dropped));
+  }
+
+  /** History changes since the last call (the owner persists them beside the nodes, so waits survive a restart). */
+  takeHistory(): { readonly added: readonly V2Event[]; readonly dropped: readonly number[] } {
+    const out = { added: this.#eventsAdded, dropped: this.#eventsDropped };
+    this.#eventsAdded = [];
+    this.#eventsDropped = [];
+    return out;
+  }
+
   /** Paths changed since the last call: their current record, or undefined when removed. */
   takeDirty(): { readonly path: string; readonly record: NodeRecord | undefined }[] {
     const out = [...this.#dirty].map((path) => {
@@ -209,11 +226,15 @@ export class V2Store {
     return out;
   }
 
-  /** Rebuilds the tree from persisted records (any order) and the persisted index; history starts empty. */
-  load(index: number, records: Iterable<{ readonly path: string; readonly record: NodeRecord }>): void {
+  /** Rebuilds the tree from persisted records (any order), the persisted index and history (oldest first). */
+  load(index: number, records: Iterable<{ readonly path: string; readonly record: NodeRecord }>, history: Iterable<V2Event> = []): void {
     this.#root = newNode("/", undefined, true, "", 0, 0n);
     this.#ttl.clear();
     this.#dirty.clear();
+    this.#history.clear();
+    for (const e of history) this.#history.add(e);
+    this.#eventsAdded = [];
+    this.#eventsDropped = [];
     this.#index = index;
     const sorted = [...records].sort((a, b) => a.path.split("/").length - b.path.split("/").length);
     for (const { path, record: r } of sorted) {
@@ -244,10 +265,10 @@ export class V2Store {
   #publish(e: V2Event, refresh: boolean): V2Event {
     if (refresh) {
       const r = { ...e, refresh: true };
-      this.#history.add(r);
+      this.#record(r);
       return r;
     }
-    this.#history.add(e);
+    this.#record(e);
     this.#hub.notify(e, []);
     return e;
   }
@@ -362,7 +383,7 @@ export class V2Store {
     this.#detach(n, removed);
     this.#index = next;
     const e: V2Event = { action, node, prevNode, etcdIndex: next };
-    this.#history.add(e);
+    this.#record(e);
     this.#hub.notify(e, removed);
     return e;
   }

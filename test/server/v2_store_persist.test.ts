@@ -1,11 +1,13 @@
 // Proves the v2 store is part of a member's durable state: v2 writes applied through Raft survive a restart on the
 // same data dir (tree, indexes, TTLs, store index), a refused write changes nothing and answers etcd's error, and
-// after the restart the store index goes on from where it was (no entry applied twice).
+// after the restart the store index goes on from where it was (no entry applied twice) and waits with a waitIndex
+// are answered from the event history kept with it (the last 1,000 events, no more).
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { EtcdServer, type ServerConfig } from "../../core/server/etcd_server.js";
+import { V2_BUCKET } from "../../core/server/v2_keys.js";
 
 const dirs: string[] = [];
 const servers: EtcdServer[] = [];
@@ -46,5 +48,22 @@ describe("v2 store persistence", () => {
     expect(again.v2.store.get("/", true, true).node).toEqual(before.node);
     expect(again.v2.store.hasTtlKeys).toBe(true);
     expect(await again.v2Write({ method: "PUT", path: "/after", value: "z" })).toMatchObject({ event: { node: { modifiedIndex: 5 } } });
+    const past = again.v2.store.watch("/a", true, false, 1, () => undefined);
+    expect(past.event).toMatchObject({ action: "set", node: { key: "/a/b", value: "1", modifiedIndex: 1 } });
+    expect(past.startIndex).toBe(5);
+  });
+
+  it("keeps only the last 1,000 events in the backend, and answers 401 for older ones after a restart", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "etcd-ts-v2-"));
+    dirs.push(dir);
+    const s = await start(dir);
+    await Promise.all(Array.from({ length: 1010 }, (_, i) => s.v2Write({ method: "PUT", path: `/k${i % 7}`, value: String(i) })));
+    const stored = s.kv.backend.readNow((v) => [...v.range(V2_BUCKET, { start: new TextEncoder().encode("h/"), end: new TextEncoder().encode("h0") })].length);
+    expect(stored).toBe(1000);
+    await s.stop();
+    servers.splice(servers.indexOf(s), 1);
+    const again = await start(dir);
+    expect(() => again.v2.store.watch("/", true, false, 10, () => undefined)).toThrow(/outdated and cleared/);
+    expect(again.v2.store.watch("/", true, false, 11, () => undefined).event?.node.modifiedIndex).toBe(11);
   });
 });
