@@ -315,6 +315,16 @@ export class Backend {
     return this.size().dbSizeInUseBytes;
   }
 
+  /**
+   * One synchronous write transaction that leaves the consistent index alone: a rewrite of the stored format
+   * on open (before any read or apply), which changes no applied state.
+   */
+  rewriteNow(fn: (tx: WriteView) => void): void {
+    this.assertOpen();
+    this.env.transactionSync(() => fn(this.writeView()));
+    this.unsynced += 1;
+  }
+
   /** CRC32 over every bucket's keys and values in key order (etcd's Hash: the whole database). */
   hash(): number {
     this.assertOpen();

@@ -10,7 +10,7 @@
 import type { ReadView } from "../backend/read_view.js";
 import { decodeKeyValue } from "./kv_codec.js";
 import type { Change, KvStore } from "./kv_store.js";
-import { KEY_BUCKET, compareBytes, layoutSpan, revisionOf } from "./layout.js";
+import { KEY_BUCKET, compareBytes, inKeyFilter, isLongLayout, layoutSpan, revisionOf, type LayoutSpan } from "./layout.js";
 import { tombstoneKv } from "./write_txn.js";
 
 export const EventType = { PUT: 0, DELETE: 1 } as const;
@@ -193,7 +193,9 @@ function history(view: ReadView, w: Watcher, current: number): { events: History
     const prefixLen = key.length - 16;
     const sameKey = prev !== undefined && prev.prefixLen === prefixLen && compareBytes(prev.key.subarray(0, prefixLen), key.subarray(0, prefixLen)) === 0;
     const { main, sub } = revisionOf(key);
-    if (main >= w.nextRev && main <= current) {
+    // A span with a long bound covers whole long groups (layout.ts): their keys outside the watched range are skipped.
+    const outside = span.keyFrom !== undefined && isLongLayout(key) && !inSpanFilter(span, value.length > 0 ? value : prev?.value);
+    if (main >= w.nextRev && main <= current && !outside) {
       const prevLive = sameKey && prev !== undefined && prev.value.length > 0 ? prev.value : undefined;
       if (value.length > 0) all.push({ type: EventType.PUT, kv: value, rev: main, sub, key, ...(prevLive ? { prevKv: prevLive } : {}) });
       else if (prevLive !== undefined) {
@@ -208,4 +210,9 @@ function history(view: ReadView, w: Watcher, current: number): { events: History
   const events = all.filter((e) => e.rev < cutRev);
   if (events.length === 0) return { events: all.filter((e) => e.rev === cutRev), upTo: cutRev };
   return { events, upTo: cutRev - 1 };
+}
+
+/** Whether the KeyValue `kv` (undefined: a tombstone with no live revision before it) has a key in the span's filter. */
+function inSpanFilter(span: LayoutSpan, kv: Uint8Array | undefined): boolean {
+  return kv !== undefined && kv.length > 0 && inKeyFilter(span, decodeKeyValue(kv).key);
 }
