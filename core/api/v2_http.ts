@@ -164,15 +164,10 @@ function selfStats(s: EtcdServer): Record<string, unknown> {
   };
 }
 
-/** The leader's view of its followers; latency is the peer stream's last round trip, counts are its messages. */
+/** The leader's view of its followers: append latency in milliseconds and counts (follower_stats.ts). */
 function leaderStats(s: EtcdServer): Record<string, unknown> {
+  const ids = s.members().map((m) => m.id).filter((id) => id !== s.config.memberId);
   const followers: Record<string, unknown> = {};
-  for (const p of s.peerStats()) {
-    const rtt = (p.rttMs ?? 0) / 1000;
-    followers[p.id.toString(16)] = {
-      latency: { current: rtt, average: rtt, standardDeviation: 0, minimum: rtt, maximum: rtt },
-      counts: { fail: p.sentFailures, success: p.sentMsgs },
-    };
-  }
+  for (const [id, st] of s.metrics.followers.of(ids)) followers[id.toString(16)] = st;
   return { leader: s.config.memberId.toString(16), followers };
 }

@@ -10,7 +10,7 @@ import { EtcdError } from "../errors.js";
 import { Cluster, newMemberForAdd, type Member } from "../membership/cluster.js";
 import { type MemberChange } from "../membership/conf_change.js";
 import { LearnerReadiness, learnerReadiness } from "../membership/learner.js";
-import type { NetworkStats, PeerTransport } from "../transport/index.js";
+import type { PeerTransport } from "../transport/index.js";
 import { forwardPromote, forwardRenew, forwardTimeToLive } from "./peer_link.js";
 import { AUTH_TOKEN_TTL_SECONDS, ELECTION_TIMEOUT_MS, HEARTBEAT_INTERVAL_MS } from "../limits.js";
 import type { Lessor } from "../lease/lessor.js";
@@ -377,11 +377,6 @@ export class EtcdServer {
   /** Raft's role of this member ("StateLeader", "StateFollower", …) as etcd's stats name it. */
   get raftState(): string {
     return this.#node.raw.raft.state;
-  }
-
-  /** Per-peer counters of the peer transport (empty without peers). */
-  peerStats(): NetworkStats["peers"] {
-    return this.#transport?.networkStats().peers ?? [];
   }
 
   // ---- leases ----

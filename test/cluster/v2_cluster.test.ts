@@ -2,7 +2,7 @@
 // is read with quorum=true on every other, a TTL key set through a follower is expired on every member by the
 // leader's SYNC, and a member killed with -9 while the log is compacted behind it comes back with every v2 key
 // (the ones written while it was down arrive in the leader's snapshot, which replaces its v2 store), and
-// /v2/members adds, updates and removes a member.
+// /v2/members adds, updates and removes a member, and /v2/stats show the leader's appends to its followers.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { waitFor } from "../support/wait_for.js";
 import { LocalCluster, status } from "./local_cluster.js";
@@ -34,6 +34,25 @@ describe("the v2 store in a 3-member etcd-ts cluster", () => {
       const got = await v2(c.endpoint(i), "GET", "/v2/keys/shared/a?quorum=true");
       expect(got.body, `member ${i}`).toEqual({ action: "get", node: { key: "/shared/a", value: "v1", modifiedIndex: 1, createdIndex: 1 } });
     }
+  });
+
+  it("reports the leader's appends in /v2/stats: leader stats per follower, self stats on each side", async () => {
+    const leader = status(c.endpoint(0)).leader;
+    const li = [0, 1, 2].find((i) => status(c.endpoint(i)).memberId === leader) ?? 0;
+    const fi = [0, 1, 2].find((i) => i !== li) ?? 1;
+    const ls = await v2(c.endpoint(li), "GET", "/v2/stats/leader");
+    expect(ls.body.leader).toBe(leader.toString(16));
+    const followers = ls.body.followers as Record<string, { latency: { current: number; minimum: number; maximum: number }; counts: { success: number } }>;
+    expect(Object.keys(followers).length).toBe(2);
+    for (const f of Object.values(followers)) {
+      expect(f.counts.success).toBeGreaterThan(0);
+      expect(f.latency.minimum).toBeLessThanOrEqual(f.latency.maximum);
+    }
+    expect((await v2(c.endpoint(fi), "GET", "/v2/stats/leader")).status).toBe(403);
+    const self = await v2(c.endpoint(fi), "GET", "/v2/stats/self");
+    expect(self.body).toMatchObject({ state: "StateFollower", leaderInfo: { leader: leader.toString(16) } });
+    expect(self.body.recvAppendRequestCnt as number).toBeGreaterThan(0);
+    expect((await v2(c.endpoint(li), "GET", "/v2/stats/self")).body.sendAppendRequestCnt as number).toBeGreaterThan(0);
   });
 
   it("expires a TTL key set through a follower on every member", async () => {
