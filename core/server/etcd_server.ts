@@ -42,7 +42,7 @@ import { followMemberChange, newPeerTransport, syncPeers } from "./peers.js";
 import { makeMemberDir, openMemberDir } from "./member_dir.js";
 import { Publisher } from "./publish.js";
 import type { ResponseHeader, ServerConfig, WithHeader, LeaseTimeToLive } from "./server_config.js";
-import { V2Keys, type V2Outcome } from "./v2_keys.js";
+import { proposeV2, V2Keys, type V2Outcome } from "./v2_keys.js";
 import type { V2Request } from "../v2store/index.js";
 
 export type { LeaseTimeToLive, PeerConfig, ResponseHeader, ServerConfig, WithHeader } from "./server_config.js";
@@ -361,11 +361,8 @@ export class EtcdServer {
   }
 
   /** A v2 write through Raft (--enable-v2): its event, or the v2 store's refusal. */
-  async v2Write(req: V2Request): Promise<V2Outcome> {
-    const result = await this.propose({ v2: req });
-    if (result instanceof EtcdError) throw result;
-    if (!("effect" in result)) throw new Error(`apply answered ${Object.keys(result).join()} to a v2 request`);
-    return result.effect.value as V2Outcome;
+  v2Write(req: V2Request): Promise<V2Outcome> {
+    return proposeV2((r) => this.propose(r), req);
   }
 
   /** Waits until this member has applied what the leader had committed when asked (a quorum v2 read). */

@@ -5,7 +5,8 @@
 // with its clock every half second while any exist, as etcd does, so every member expires them at the same point
 // of the log.
 import type { ReadView, WriteView } from "../backend/read_view.js";
-import type { Effect } from "../mvcc/types.js";
+import { EtcdError } from "../errors.js";
+import type { Effect, WriteResponse } from "../mvcc/types.js";
 import { applyV2, V2Error, V2Store, type NodeRecord, type V2ErrorJson, type V2Event, type V2Request } from "../v2store/index.js";
 
 const enc = new TextEncoder();
@@ -27,6 +28,14 @@ const SYNC_INTERVAL_MS = 500;
 /** What a v2 write answers through the proposal wait: its event, or the store's refusal. */
 export type V2Outcome = { readonly event: V2Event | undefined } | { readonly error: V2ErrorJson };
 
+
+/** Proposes a v2 write and unwraps what its apply answered. */
+export async function proposeV2(propose: (req: { readonly v2: V2Request }) => Promise<WriteResponse | EtcdError>, req: V2Request): Promise<V2Outcome> {
+  const result = await propose({ v2: req });
+  if (result instanceof EtcdError) throw result;
+  if (!("effect" in result)) throw new Error(`apply answered ${Object.keys(result).join()} to a v2 request`);
+  return result.effect.value as V2Outcome;
+}
 
 export function nowNs(): bigint {
   return BigInt(Date.now()) * 1_000_000n;
