@@ -8,6 +8,7 @@ import type { Gateway } from "./gateway.js";
 import { createSecureListener, type SecureListenerOptions } from "./tls_verify.js";
 import { metricsText } from "./metrics_exposition.js";
 import { ETCD_CLUSTER_VERSION, ETCD_VERSION } from "./grpc_server.js";
+import { isV2Route, serveV2 } from "./v2_http.js";
 
 /** How long /health waits for its linearizable read (etcd uses its request timeout). */
 const HEALTH_TIMEOUT_MS = 5000;
@@ -29,10 +30,15 @@ async function checkHealth(s: EtcdServer): Promise<boolean> {
 export function clientHttpHandler(
   s: EtcdServer,
   versions: { readonly server: string; readonly cluster: string },
-  opts: { readonly peerFaultInjection?: boolean } = {},
+  opts: { readonly peerFaultInjection?: boolean; readonly enableV2?: boolean } = {},
 ) {
   return (req: IncomingMessage, res: ServerResponse, gateway: Gateway): void => {
-    const path = gatewayPath((req.url ?? "/").split("?")[0] ?? "/");
+    const url = req.url ?? "/";
+    const path = gatewayPath(url.split("?")[0] ?? "/");
+    if (opts.enableV2 === true && isV2Route(path)) {
+      serveV2(s, req, res, path, url.includes("?") ? url.slice(url.indexOf("?") + 1) : "");
+      return;
+    }
     if (opts.peerFaultInjection === true && path === "/debug/peer-faults") {
       peerFaults(s, req, res);
       return;

@@ -10,7 +10,7 @@ interface Metric {
   readonly type: "gauge" | "counter";
   readonly help: string;
   readonly value: number;
-  /** One label (etcd's version and id gauges carry their value in it). */
+  /** One label (etcd's version and id gauges carry their value in it; the v2 store's counters their action). */
   readonly label?: readonly [string, string];
 }
 
@@ -24,7 +24,7 @@ const START_SECONDS = Math.floor(Date.now() / 1000 - process.uptime());
 
 export function metricsText(s: EtcdServer, versions: Versions): string {
   const metrics = [...serverMetrics(s), ...identityMetrics(s, versions), ...mvccMetrics(s), ...processMetrics()];
-  return metrics.map(render).join("") + s.metrics.text();
+  return metrics.map(render).join("") + v2StoreText(s) + s.metrics.text();
 }
 
 function render(m: Metric): string {
@@ -66,6 +66,29 @@ function identityMetrics(s: EtcdServer, v: Versions): Metric[] {
     { name: "etcd_cluster_version", type: "gauge", help: "Which version is running. 1 for 'cluster_version' label with current cluster version", value: 1, label: ["cluster_version", v.cluster] },
     { name: "etcd_server_id", type: "gauge", help: "Server or member ID in hexadecimal format. 1 for 'server_id' label with current ID.", value: 1, label: ["server_id", s.config.memberId.toString(16)] },
   ];
+}
+
+/**
+ * The v2 store's counters. Reads and writes are labelled by action; every action is shown, at 0 until used
+ * (etcd shows those its own membership records have used, so its label sets appear without v2 traffic too).
+ */
+function v2StoreText(s: EtcdServer): string {
+  const st = s.v2.store;
+  const family = (name: string, type: "counter" | "gauge", help: string, samples: readonly (readonly [string, number])[]): string =>
+    `# HELP ${name} ${help}\n# TYPE ${name} ${type}\n${samples.map(([action, v]) => `${name}${action === "" ? "" : `{action="${action}"}`} ${v}\n`).join("")}`;
+  const counts = st.stats;
+  const writes = [
+    ["compareAndDelete", counts.compareAndDeleteSuccess + counts.compareAndDeleteFail], ["compareAndSwap", counts.compareAndSwapSuccess + counts.compareAndSwapFail],
+    ["create", counts.createSuccess + counts.createFail], ["delete", counts.deleteSuccess + counts.deleteFail], ["set", counts.setsSuccess + counts.setsFail],
+    ["update", counts.updateSuccess + counts.updateFail],
+  ] as const;
+  return [
+    family("etcd_debugging_store_expires_total", "counter", "Total number of expired keys.", [["", counts.expireCount]]),
+    family("etcd_debugging_store_reads_total", "counter", "Total number of reads action by (get/getRecursive), local to this member.", [["get", st.reads.get], ["getRecursive", st.reads.getRecursive]]),
+    family("etcd_debugging_store_watch_requests_total", "counter", "Total number of incoming watch requests (new or reestablished).", [["", st.watchRequests]]),
+    family("etcd_debugging_store_watchers", "gauge", "Count of currently active watchers.", [["", st.watcherCount]]),
+    family("etcd_debugging_store_writes_total", "counter", "Total number of writes (e.g. set/compareAndDelete) seen by this member.", writes),
+  ].join("");
 }
 
 /** etcd exposes each mvcc count twice: under etcd_mvcc_* and under its older etcd_debugging_mvcc_* name. */

@@ -55,7 +55,7 @@ export const FLAGS: readonly FlagSpec[] = [
   s("advertise-client-urls", "http://localhost:2379"), s("discovery", "", false),
   s("discovery-fallback", "proxy", false), s("discovery-proxy", "", false), s("discovery-srv", "", false),
   s("discovery-srv-name", "", false), b("strict-reconfig-check", true), b("pre-vote", false),
-  s("auto-compaction-retention", "0"), s("auto-compaction-mode", "periodic"), b("enable-v2", false, false),
+  s("auto-compaction-retention", "0"), s("auto-compaction-mode", "periodic"), b("enable-v2", false),
   // Security
   s("cert-file", ""), s("key-file", ""), b("client-cert-auth", false), s("client-crl-file", ""),
   s("client-cert-allowed-hostname", ""), s("trusted-ca-file", ""), b("auto-tls", false), s("peer-cert-file", ""),
@@ -68,11 +68,11 @@ export const FLAGS: readonly FlagSpec[] = [
   b("enable-pprof", false, false), s("metrics", "basic", false), s("listen-metrics-urls", ""),
   // Logging
   s("logger", "capnslog"), s("log-outputs", "default"), s("log-level", "info"),
-  // v2 proxy: etcd-ts serves no v2 API
+  // v2 proxy: etcd-ts serves the v2 API (--enable-v2) but is no v2 proxy
   s("proxy", "off", false), u("proxy-failure-wait", 5000, false), u("proxy-refresh-interval", 30000, false),
   u("proxy-dial-timeout", 1000, false), u("proxy-write-timeout", 5000, false), u("proxy-read-timeout", 0, false),
   // Experimental
-  b("experimental-initial-corrupt-check", false, false), d("experimental-corrupt-check-time", "0s", false),
+  b("experimental-initial-corrupt-check", false), d("experimental-corrupt-check-time", "0s", false),
   s("experimental-enable-v2v3", "", false), s("experimental-backend-bbolt-freelist-type", "array", false),
   b("experimental-enable-lease-checkpoint", false), u("experimental-compaction-batch-limit", 1000, false),
   b("experimental-peer-skip-client-san-verification", false), d("experimental-watch-progress-notify-interval", "10m"),

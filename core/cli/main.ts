@@ -128,6 +128,7 @@ async function run(f: ParsedFlags): Promise<void> {
   }
   const auth = authFlags(v("auth-token"), Number(v("auth-token-ttl")), Number(v("bcrypt-cost")));
   if (auth.warning !== undefined) log("W", "auth", auth.warning);
+  if (bool("experimental-initial-corrupt-check")) log("W", "etcdmain", "--experimental-initial-corrupt-check is accepted, but this build does not compare its data with its peers at start-up");
   const peerTls = peerTlsOf(f, dataDir);
   await takeOverEtcdDataDir(dataDir);
   const identity = await memberIdentity(f, name, dataDir, peerTls);
@@ -171,7 +172,7 @@ async function run(f: ParsedFlags): Promise<void> {
     keepaliveIntervalMs: parseDurationMs(v("grpc-keepalive-interval")) ?? 2 * 3_600_000,
     keepaliveTimeoutMs: parseDurationMs(v("grpc-keepalive-timeout")) ?? 20_000,
     watchProgressNotifyIntervalMs: parseDurationMs(v("experimental-watch-progress-notify-interval")) ?? 600_000,
-    http: clientHttpHandler(server, { server: ETCD_VERSION, cluster: ETCD_CLUSTER_VERSION }, { peerFaultInjection: bool("experimental-peer-fault-injection") }),
+    http: clientHttpHandler(server, { server: ETCD_VERSION, cluster: ETCD_CLUSTER_VERSION }, { peerFaultInjection: bool("experimental-peer-fault-injection"), enableV2: bool("enable-v2") }),
     ...(tls !== undefined ? { tls } : {}),
   });
   const metrics: HttpHandle[] = [];

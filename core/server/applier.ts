@@ -17,6 +17,7 @@ import { isAuthChange, type ServerAuth } from "./auth_apply.js";
 import { isLeaseRequest, leaseEffect } from "./leases.js";
 import { confChangeEffect, recordedOutcome, type ConfOutcome } from "./membership_apply.js";
 import type { ServerMetrics } from "./metrics.js";
+import type { V2Keys } from "./v2_keys.js";
 import { decodePayload, type AlarmChange, type InternalRequest } from "./request_codec.js";
 
 /** What the applier reads from its member; the stores are re-read on every use (a snapshot replaces them). */
@@ -28,6 +29,7 @@ export interface ApplyHost {
   readonly auth: ServerAuth;
   readonly lessor: Lessor;
   readonly cluster: Cluster;
+  readonly v2: V2Keys;
   /** Raft's configuration follows a conf change (a refused one is applied as a no-op change). */
   applyConfChangeToRaft(cc: ConfChange): void;
   /** An accepted member change was applied here: the transport and the log follow it. */
@@ -153,6 +155,7 @@ export class Applier {
       return { effect: alarmEffect(this.#host.alarms, req) };
     }
     if (isAuthChange(req)) return { effect: this.#host.auth.effect(req, index) };
+    if ("v2" in req) return { effect: this.#host.v2.effect(req.v2) };
     if ("publish" in req) {
       const { memberId, name, clientUrls } = req.publish;
       return { effect: { run: (tx) => (this.#host.cluster.publish(tx, memberId, name, clientUrls), {}) } };

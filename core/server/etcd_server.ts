@@ -42,6 +42,8 @@ import { followMemberChange, newPeerTransport, syncPeers } from "./peers.js";
 import { makeMemberDir, openMemberDir } from "./member_dir.js";
 import { Publisher } from "./publish.js";
 import type { ResponseHeader, ServerConfig, WithHeader, LeaseTimeToLive } from "./server_config.js";
+import { proposeV2, V2Keys, type V2Outcome } from "./v2_keys.js";
+import type { V2Request } from "../v2store/index.js";
 
 export type { LeaseTimeToLive, PeerConfig, ResponseHeader, ServerConfig, WithHeader } from "./server_config.js";
 
@@ -64,6 +66,8 @@ export class EtcdServer {
   readonly #publisher: Publisher;
   /** What etcd-ts measures itself for /metrics (disk latencies, gRPC counts, leader changes). */
   readonly metrics = new ServerMetrics();
+  /** The v2 store (served with --enable-v2; applied on every member either way). */
+  readonly v2 = new V2Keys();
   #leaseLoop: LeaseLoop;
   readonly #quota: BackendQuota;
   #wasLeader = false;
@@ -101,6 +105,7 @@ export class EtcdServer {
       propose: (req) => this.propose(req),
     });
     if (storage.lastIndex() === 0 && config.joinExisting !== true) saveBootstrapSnapshot(storage, config, this.#cluster.members());
+    kv.backend.readNow((view) => this.v2.load(view));
     this.#snapshots = new Snapshots({ config, kv, storage, nextId: () => this.#ids.next() });
     this.#applier = new Applier(this.#applyHost(), Math.max(kv.consistentIndex(), this.#snapshots.index));
     const raftStorage = this.#snapshots.raftStorage(() => this.#applier.applied, () => this.#node.raw.raft.confState());
@@ -120,6 +125,7 @@ export class EtcdServer {
       get auth() { return server.#auth; },
       get lessor() { return server.#lessor; },
       get cluster() { return server.#cluster; },
+      v2: this.v2,
       applyConfChangeToRaft: (cc) => this.#node.raw.applyConfChange(cc),
       onMemberChange: (change) => this.#onMemberChange(change),
       answer: (id, result) => this.#proposals.trigger(id, result),
@@ -168,6 +174,7 @@ export class EtcdServer {
     }
     server.#node.startTicking();
     server.#leaseLoop.start();
+    server.v2.startSync(() => server.isLeader, (req) => server.propose({ v2: req }));
     server.#startCompactor();
     void server.#publisher.run();
     return server;
@@ -298,6 +305,7 @@ export class EtcdServer {
     this.#stopped = true;
     this.#node.stopTicking();
     this.#leaseLoop.stop();
+    this.v2.stopSync();
     if (this.#compactTimer !== undefined) clearInterval(this.#compactTimer);
     const err = new EtcdError("STOPPED");
     this.#proposals.failAll(err);
@@ -350,6 +358,22 @@ export class EtcdServer {
     const response = pick(result);
     if (response === undefined) throw new Error(`apply answered ${Object.keys(result).join()} to ${Object.keys(req).join()}`);
     return { header: this.header(response.revision), response };
+  }
+
+  /** A v2 write through Raft (--enable-v2): its event, or the v2 store's refusal. */
+  v2Write(req: V2Request): Promise<V2Outcome> {
+    return proposeV2((r) => this.propose(r), req);
+  }
+
+  /** Waits until this member has applied what the leader had committed when asked (a quorum v2 read). */
+  async readBarrier(): Promise<void> {
+    this.checkNotLearner();
+    await this.#reads.linearizableBarrier();
+  }
+
+  /** Raft's role of this member ("StateLeader", "StateFollower", …) as etcd's stats name it. */
+  get raftState(): string {
+    return this.#node.raw.raft.state;
   }
 
   // ---- leases ----
@@ -543,6 +567,7 @@ export class EtcdServer {
     this.#alarms = this.kv.backend.readNow((view) => AlarmStore.load(view));
     this.#auth = this.#loadAuth();
     this.#cluster = this.kv.backend.readNow((view) => Cluster.load(view));
+    this.kv.backend.readNow((view) => this.v2.load(view));
     syncPeers(this.#transport, this.#cluster, this.config.memberId);
     this.watchable.resync();
   }

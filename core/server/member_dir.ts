@@ -10,6 +10,7 @@ import { WalStorage } from "../wal/wal_storage.js";
 import { ALARM_BUCKET } from "./alarms.js";
 import { CLUSTER_META_BUCKET, CONF_OUTCOME_BUCKET, storeBootstrap } from "./membership_apply.js";
 import type { ServerConfig } from "./server_config.js";
+import { V2_BUCKET } from "./v2_keys.js";
 import { finishSnapshotInstall } from "./snapshots.js";
 
 /** Creates <data-dir>/member/snap (and the data dir) if missing: the directory lock needs the data dir to exist. */
@@ -21,7 +22,7 @@ export function makeMemberDir(dataDir: string): void {
 export async function openMemberDir(config: ServerConfig): Promise<{ kv: KvStore; storage: WalStorage }> {
   const memberDir = join(config.dataDir, "member");
   const kv = KvStore.open(memberDir, {
-    extraBuckets: [LEASE_BUCKET, ALARM_BUCKET, ...AUTH_BUCKETS, ...MEMBERSHIP_BUCKETS, CONF_OUTCOME_BUCKET, CLUSTER_META_BUCKET],
+    extraBuckets: [LEASE_BUCKET, ALARM_BUCKET, ...AUTH_BUCKETS, ...MEMBERSHIP_BUCKETS, CONF_OUTCOME_BUCKET, CLUSTER_META_BUCKET, V2_BUCKET],
     ...(config.maxTxnOps !== undefined ? { maxTxnOps: config.maxTxnOps } : {}),
     ...(config.readMode !== undefined ? { readMode: config.readMode } : {}),
   });

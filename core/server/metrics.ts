@@ -2,6 +2,7 @@
 // commit, defragmentation and hash durations, and labelled counters (gRPC requests as go-grpc-prometheus counts
 // them, leader changes, health checks, scrapes). Gauges are read from the server when /metrics is scraped.
 // Text format 0.0.4.
+import { FollowerStats } from "./follower_stats.js";
 
 /** etcd's buckets for both disk histograms: prometheus.ExponentialBuckets(0.001, 2, 14), in seconds. */
 export const DISK_BUCKETS_SECONDS: readonly number[] = Array.from({ length: 14 }, (_, i) => 0.001 * 2 ** i);
@@ -95,6 +96,14 @@ export class ServerMetrics {
   watchStreams = 0;
   /** /metrics requests being answered now (promhttp_metric_handler_requests_in_flight). */
   scrapesInFlight = 0;
+  /** etcd's v2 server stats (/v2/stats/self): MsgApp sent and received, when this member started and since when
+   *  the current leader leads (ms since the epoch; 0 without a leader). */
+  appendsSent = 0;
+  appendsReceived = 0;
+  readonly startedMs = Date.now();
+  leaderSinceMs = 0;
+  /** Per-follower append latency and counts while this member leads (/v2/stats/leader). */
+  readonly followers = new FollowerStats();
 
   readonly walFsync = new Histogram("etcd_disk_wal_fsync_duration_seconds", "The latency distributions of fsync called by WAL.", DISK_BUCKETS_SECONDS);
   readonly backendCommit = new Histogram("etcd_disk_backend_commit_duration_seconds", "The latency distributions of commit called by backend.", DISK_BUCKETS_SECONDS);

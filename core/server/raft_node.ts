@@ -138,6 +138,8 @@ export class RaftNode {
   /** A message from a peer. */
   step(m: Message): void {
     if (this.#host.stopped) return;
+    if (m.type === MessageType.App) this.#host.metrics.appendsReceived++;
+    else if (m.type === MessageType.AppResp) this.#host.metrics.followers.answered(m.from, m.reject, performance.now());
     try {
       this.raw.step(m);
     } catch (err) {
@@ -212,6 +214,10 @@ export class RaftNode {
     // As etcd: every time a leader appears after another one or after none (the same member re-elected after a
     // leaderless spell counts too).
     if (soft.lead !== 0n && soft.lead !== this.#lastLeader) this.#host.metrics.leaderChanges.inc();
+    if (soft.lead !== this.#lastLeader) {
+      this.#host.metrics.leaderSinceMs = soft.lead === 0n ? 0 : Date.now();
+      this.#host.metrics.followers.forgetPending();
+    }
     this.#lastLeader = soft.lead;
     if (soft.lead !== 0n) {
       if (this.#queued.length > 0) this.#scheduleFlush();
@@ -254,6 +260,10 @@ export class RaftNode {
     if (t === undefined) throw new Error(`no peers: message ${messages[0]?.type} to ${messages[0]?.to.toString(16)}`);
     const plain: Message[] = [];
     for (const m of messages) {
+      if (m.type === MessageType.App) {
+        this.#host.metrics.appendsSent++;
+        this.#host.metrics.followers.sent(m.to, performance.now());
+      }
       if (m.type === MessageType.Snap) t.sendSnapshot(m, () => this.#host.snapshotBody());
       else plain.push(m);
     }

@@ -3,6 +3,7 @@
 // with real etcd are not a goal. Every member decodes the same bytes, so apply is deterministic.
 import { Packr } from "msgpackr";
 import type { WriteRequest } from "../mvcc/types.js";
+import type { V2Request } from "../v2store/index.js";
 import type { AuthChange } from "./auth_apply.js";
 
 /** Lease changes go through Raft like writes; the id of a grant is chosen by the proposer. */
@@ -21,8 +22,13 @@ export interface MemberPublish {
   readonly publish: { readonly memberId: bigint; readonly name: string; readonly clientUrls: readonly string[] };
 }
 
-/** What a Raft entry carries: a KV write, a lease, alarm, auth change or publish (never an in-process effect). */
-export type InternalRequest = Exclude<WriteRequest, { readonly effect: unknown }> | LeaseRequest | AlarmChange | AuthChange | MemberPublish;
+/** A write to the v2 store (--enable-v2), or the leader's SYNC that expires its TTL keys. */
+export interface V2Change {
+  readonly v2: V2Request;
+}
+
+/** What a Raft entry carries: a KV write, a lease, alarm, auth change, publish or v2 write (never an in-process effect). */
+export type InternalRequest = Exclude<WriteRequest, { readonly effect: unknown }> | LeaseRequest | AlarmChange | AuthChange | MemberPublish | V2Change;
 
 export interface RaftPayload {
   /** The proposer's request id (0n for entries nobody waits on). */

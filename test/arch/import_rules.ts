@@ -1,8 +1,8 @@
 // The module dependency rule as data (docs/ARCHITECTURE.md explains it): which module may import which.
 // Dependencies point down only:
-//   core/cli → server, api, transport, membership;  core/api → server, mvcc, lease, auth, membership
-//   core/server → raft, wal, backend, mvcc, lease, auth, membership, transport, bbolt (etcd's file format)
-//   core/mvcc, lease, auth, membership → backend;  core/wal, core/transport → raft;  core/backend → nothing
+//   core/cli → server, api, transport, membership;  core/api → server, mvcc, lease, auth, membership, v2store
+//   core/server → raft, wal, backend, mvcc, lease, auth, membership, transport, bbolt (etcd's file format), v2store
+//   core/mvcc, lease, auth, membership → backend;  core/wal, core/transport → raft;  core/backend, v2store → nothing
 //   core/client → api;  harness → client, api, harness/micro, workloads;  harness/micro → raft, wal, backend,
 //   mvcc, transport, harness, workloads;  workloads → nothing
 // core/raft is pure: nothing outside itself, no packages, no Node built-ins. core/errors.ts, core/limits.ts and
@@ -45,8 +45,9 @@ const ALLOWED: Record<string, readonly string[]> = {
   "core/auth": ["core/backend"],
   "core/membership": ["core/backend"],
   "core/transport": ["core/raft"],
-  "core/server": ["core/raft", "core/wal", "core/backend", "core/mvcc", "core/lease", "core/auth", "core/membership", "core/transport", "core/bbolt"],
-  "core/api": ["core/server", "core/mvcc", "core/lease", "core/auth", "core/membership"],
+  "core/v2store": [],
+  "core/server": ["core/raft", "core/wal", "core/backend", "core/mvcc", "core/lease", "core/auth", "core/membership", "core/transport", "core/bbolt", "core/v2store"],
+  "core/api": ["core/server", "core/mvcc", "core/lease", "core/auth", "core/membership", "core/v2store"],
   "core/cli": ["core/server", "core/api", "core/transport", "core/membership", "core/bbolt"],
   "core/client": ["core/api"],
   // In-process micro-benchmarks of pure components (the Raft core, the storage layer); never of a server.
