@@ -7,7 +7,7 @@
 // instead: up to that many of its ops overlap, each latency counts from its intended time, and one that gets
 // no slot before its `until` is skipped. Watches stay open for their duration.
 import { performance } from "node:perf_hooks";
-import { EtcdClient, errorCode, type Watcher } from "../core/client/index.js";
+import { type EtcdClient, errorCode, type Watcher } from "../core/client/index.js";
 import { KubeStorage, keyFor, listPrefix } from "../workloads/kube_mapping.js";
 import type { Trace, TraceOp } from "../workloads/trace.js";
 import type { Recorder } from "./metrics.js";
@@ -45,7 +45,7 @@ export interface ReplayResult {
 
 const FILLER = Buffer.alloc(2 * 1024 * 1024, "k8s\u0000etcd-ts-object ");
 
-function valueOf(op: TraceOp): Buffer {
+function valueBytesOf(op: TraceOp): Buffer {
   return FILLER.subarray(0, Math.min(op.size ?? 1024, FILLER.length));
 }
 
@@ -72,10 +72,10 @@ const done = (conflict: boolean): Executed => ({ conflict });
 async function execute(storage: KubeStorage, client: EtcdClient, op: TraceOp, timeoutMs: number): Promise<Executed | "cache"> {
   switch (op.verb) {
     case "create":
-      return done(!(await storage.create(keyOf(op), valueOf(op), op.ttl)).created);
+      return done(!(await storage.create(keyOf(op), valueBytesOf(op), op.ttl)).created);
     case "update":
     case "patch":
-      return done(!(await storage.update(keyOf(op), valueOf(op))).updated);
+      return done(!(await storage.update(keyOf(op), valueBytesOf(op))).updated);
     case "get":
       if (op.rv === "0") return "cache";
       await storage.get(keyOf(op));

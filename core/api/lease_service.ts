@@ -5,7 +5,7 @@ import type * as grpc from "@grpc/grpc-js";
 import { isEtcdError } from "../errors.js";
 import { headerObject, int64, unary } from "./unary.js";
 import { authInfoOf } from "./auth_service.js";
-import type { EtcdServer, ResponseHeader } from "../server/etcd_server.js";
+import type { EtcdServer, } from "../server/etcd_server.js";
 
 type Int64In = string | number | undefined | null;
 

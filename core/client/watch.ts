@@ -3,7 +3,7 @@
 // the watch from that revision, so no event is replayed or dropped. A canceled watch with compact_revision set
 // ends the iterator with EtcdError COMPACTED. The consumer paces the stream: past WATCH_STREAM_BUFFER queued
 // batches the stream is paused (gRPC flow control then holds the server back).
-import * as grpc from "@grpc/grpc-js";
+import type * as grpc from "@grpc/grpc-js";
 import { codeForMessage, EtcdError } from "../errors.js";
 import { WATCH_STREAM_BUFFER } from "../limits.js";
 import type * as pb from "../api/proto/types.js";

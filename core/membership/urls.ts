@@ -25,6 +25,7 @@ export function parseGoUrl(raw: string): GoUrl {
   const fail = (why: string): never => {
     throw new MemberUrlError(`parse ${JSON.stringify(raw)}: ${why}`);
   };
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this check refuses, as Go's url.Parse
   if (/[\x00-\x1f\x7f]/.test(raw)) fail("net/url: invalid control character in URL");
   const hash = raw.indexOf("#");
   let rest = hash >= 0 ? raw.slice(0, hash) : raw;

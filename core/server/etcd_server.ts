@@ -8,26 +8,26 @@
 // through core/membership.
 import { EtcdError } from "../errors.js";
 import { Cluster, newMemberForAdd, type Member } from "../membership/cluster.js";
-import { type MemberChange } from "../membership/conf_change.js";
+import type { MemberChange } from "../membership/conf_change.js";
 import { LearnerReadiness, learnerReadiness } from "../membership/learner.js";
 import type { PeerTransport } from "../transport/index.js";
 import { forwardPromote, forwardRenew, forwardTimeToLive } from "./peer_link.js";
 import { AUTH_TOKEN_TTL_SECONDS, ELECTION_TIMEOUT_MS, HEARTBEAT_INTERVAL_MS } from "../limits.js";
 import type { Lessor } from "../lease/lessor.js";
-import { KvStore } from "../mvcc/kv_store.js";
+import type { KvStore } from "../mvcc/kv_store.js";
 import { WatchableStore } from "../mvcc/watchable_store.js";
 import type {
   CompactResponse, DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse, RangeRequest, RangeResponse,
   EffectResponse, TxnRequest, TxnResponse, WriteResponse,
 } from "../mvcc/types.js";
 import { SnapshotStatus, type Message, type NodeId, type Snapshot } from "../raft/index.js";
-import { WalStorage } from "../wal/wal_storage.js";
+import type { WalStorage } from "../wal/wal_storage.js";
 import { IdGenerator } from "./id_gen.js";
 import { LeaseLoop, leaseIdFrom, openLessor } from "./leases.js";
 import { Compactor, startAutoCompaction } from "./compactor.js";
 import { lockDataDir, type DirLock } from "./dir_lock.js";
 import { ServerMetrics } from "./metrics.js";
-import { AlarmAction, AlarmStore, AlarmType, type AlarmMember } from "./alarms.js";
+import { AlarmAction, AlarmStore, type AlarmType, type AlarmMember } from "./alarms.js";
 import { encodePayload, type InternalRequest, type LeaseRequest } from "./request_codec.js";
 import { Wait } from "./wait.js";
 import { SimpleTokenProvider, type AuthInfo } from "../auth/tokens.js";

@@ -3,7 +3,7 @@
 // list there). The server registers handlers by path; peerRequest is the matching client, one HTTP/2 request to
 // a peer URL with a bounded time. Every answer carries the local cluster id header, as etcd's peer handlers do.
 
-import * as http2 from "node:http2";
+import type * as http2 from "node:http2";
 import { TransportError } from "./errors.js";
 import { HEADER, idToHex } from "./protocol.js";
 import { type TransportTls, connectSession, parsePeerUrl } from "./urls.js";

@@ -12,7 +12,7 @@
 // server's CPU per put from /proc, and the busiest generator thread's event-loop utilisation so a generator limit
 // is visible. Flags: --clients 64 --seconds 8 --warmup 2 --rounds 3 --workers 2 --modes plain,tls,auth
 // --targets etcd-ts,etcd --quick.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";

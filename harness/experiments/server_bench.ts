@@ -1,20 +1,5 @@
-// `npm run bench -- server`: issue 5's server benchmark, single member on loopback, over the wire only. Per
-// target: put throughput and P50/P99 at 1/16/64/256 in-flight requests (256 B values), linearizable and
-// serializable single-key get throughput (64 in flight), full-prefix get of 50,000 keys × 2 KiB (P50 of a few
-// runs), server RSS with those keys loaded, and startup time to ready (spawn → first successful put, median over
-// the servers started: one for the load phases, one for the range phase, more up to --starts, each on a fresh
-// data dir). Every metric is written beside real etcd's from the same run as etcd-ts / etcd (ratios.csv).
-// `--quick` shrinks windows and key counts for the test; --clients --seconds --warmup --keys --workers --starts.
-//
-// The load settings run against every target back to back (one server per target alive during the load phase),
-// so drift in the machine's other work falls on all targets alike.
-//
-// Load comes from worker threads of this module, one EtcdClient (one HTTP/2 connection) each, so one JS event
-// loop is not the ceiling (grpc-js does ~10–12k unary calls/s per thread). The generator's own CPU (process-wide
-// rusage), the busiest worker's event-loop utilisation and the server's CPU (/proc/<pid>/stat) are measured over
-// every setting and printed, so a reader can tell a server limit from a generator limit.
-import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir, loadavg } from "node:os";
 import { join } from "node:path";

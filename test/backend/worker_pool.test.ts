@@ -53,7 +53,7 @@ function filled(view: ReadView, args: { bucket: string; fill: number }): { packe
 type Filled = ReturnType<typeof filled> & { release?: () => void };
 
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
-const valueOf = (i: number): Uint8Array => new Uint8Array(100).fill(i + 1);
+const valueAt = (i: number): Uint8Array => new Uint8Array(100).fill(i + 1);
 let dir: string;
 let backend: Backend | undefined;
 
@@ -71,7 +71,7 @@ async function openFilled(): Promise<Backend> {
   const b = Backend.open(dir, { buckets: ["data"], readWorkers: 1, workerTasks: { keepAndCopy: keepAndCopy as (v: ReadView, a: never) => unknown, filled: filled as (v: ReadView, a: never) => unknown } });
   backend = b;
   await b.batch(1, (tx) => {
-    for (let i = 0; i < KEYS; i++) tx.put("data", enc(`key-${String(i).padStart(3, "0")}`), valueOf(i));
+    for (let i = 0; i < KEYS; i++) tx.put("data", enc(`key-${String(i).padStart(3, "0")}`), valueAt(i));
   });
   return b;
 }
@@ -90,7 +90,7 @@ describe("read workers", () => {
     const r = await b.readInWorker("keepAndCopy", () => ({ bucket: "data" }), keepAndCopy);
     expect(r.lengths, `${KEYS} values of 100 bytes`).toEqual(Array.from({ length: KEYS }, () => 100));
     for (let i = 0; i < KEYS; i++) {
-      expect(r.copied.subarray(i * 100, i * 100 + 100), `copied value ${i}`).toEqual(valueOf(i));
+      expect(r.copied.subarray(i * 100, i * 100 + 100), `copied value ${i}`).toEqual(valueAt(i));
     }
     const kept = new Set(r.kept);
     expect(kept.size, `the ${KEYS} kept views share one buffer: all show the last value's byte (${KEYS})`).toBe(1);

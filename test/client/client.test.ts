@@ -5,7 +5,7 @@
 // was never sent moves on too). One etcd child process for the file.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EtcdClient, parseEndpoint, type WatchBatch } from "../../core/client/index.js";
-import { loadEtcdProto, SERVICE_NAMES } from "../../core/api/proto/load.js";
+import { loadEtcdProto, type SERVICE_NAMES } from "../../core/api/proto/load.js";
 import { EtcdError } from "../../core/errors.js";
 import { EtcdProcess, freePort } from "../../harness/targets/etcd_process.js";
 

@@ -25,6 +25,7 @@ afterAll(async () => {
 });
 
 /** Raw proto-loader objects: the test reads fields by their .proto names. */
+// biome-ignore lint/suspicious/noExplicitAny: decoded protobuf objects of every message type are walked generically
 type Any = any;
 
 function call(service: ServiceName, method: string, req: object): Promise<Any> {

@@ -81,6 +81,7 @@ return fc.oneof(
       kind: fc.constant("txn" as const),
       key: keyArb,
       version: fc.integer({ min: 0, max: 3 }),
+      // biome-ignore lint/suspicious/noThenProperty: a txn's then branch, named as in etcd's TxnRequest
       then: fc.uniqueArray(fc.record({ key: keyArb, value: fc.string({ maxLength: 2 }) }), { selector: (p) => p.key, maxLength: 3 }),
       other: fc.array(spanArb, { maxLength: 2 }),
     }),

@@ -5,7 +5,7 @@
 // the compactor's CAS round compacts at the previous round's revision. One etcd child process for the file.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EtcdClient } from "../../core/client/index.js";
-import { EtcdError } from "../../core/errors.js";
+import type { EtcdError } from "../../core/errors.js";
 import { EtcdProcess } from "../../harness/targets/etcd_process.js";
 import { KubeStorage, keyFor, listPrefix } from "../../workloads/kube_mapping.js";
 
