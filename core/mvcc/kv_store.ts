@@ -15,6 +15,8 @@ import { crc32 } from "node:zlib";
 
 import { Backend, ReadMode, decodeU64, encodeU64, type BackendSize } from "../backend/backend.js";
 import type { ReadView, WriteView } from "../backend/read_view.js";
+import { isStorageFailure } from "../backend/storage_failure.js";
+import { UndoLog } from "../backend/undo_log.js";
 import { EtcdError, isEtcdError } from "../errors.js";
 import { KEY_BUCKET, MVCC_META_BUCKET, layoutKey, revisionOf, userKeyOf, type Revision } from "./layout.js";
 import { rangeTask, type RangeTaskArgs, type RangeTaskResult } from "./range_task.js";
@@ -35,7 +37,7 @@ import type {
 } from "./types.js";
 import { checkDelete, checkPut, checkRange, checkTxn } from "./validate.js";
 import { decodeKeyValue } from "./kv_codec.js";
-import { BatchIndex, META_COMPACT_KEY, META_CURRENT_KEY, WriteTxn, framedKvs, isEmptySpan, keyId, rangeArgs, resolveRev, unpack, type Change, type LeaseAttacher } from "./write_txn.js";
+import { BatchIndex, META_COMPACT_KEY, META_CURRENT_KEY, PendingAttachments, WriteTxn, framedKvs, isEmptySpan, keyId, rangeArgs, resolveRev, unpack, type Change, type LeaseAttacher } from "./write_txn.js";
 
 export type { Change, LeaseAttacher };
 /** Called after each committed batch with its changes in revision order (the watchable store's feed). */
@@ -270,48 +272,73 @@ export class KvStore {
   /**
    * Applies write requests in order in one backend transaction, storing `consistentIndex` with them.
    * Each slot of the result is the request's response or the EtcdError that refused it (nothing applied).
+   * `guard(slot)` runs just before each request, in order, and refuses it by throwing an EtcdError (apply-time
+   * checks that must see the effects of the requests before it in the same batch).
    */
-  async write(reqs: readonly WriteRequest[], consistentIndex?: number): Promise<(WriteResponse | EtcdError)[]> {
+  async write(reqs: readonly WriteRequest[], consistentIndex?: number, guard?: (slot: number) => void): Promise<(WriteResponse | EtcdError)[]> {
     if (this.#gate === undefined) this.#inFlight++;
     else await this.#enter();
     try {
-      return await this.#write(reqs, consistentIndex);
+      return await this.#write(reqs, consistentIndex, guard);
     } finally {
       this.#leave();
     }
   }
 
-  async #write(reqs: readonly WriteRequest[], consistentIndex?: number): Promise<(WriteResponse | EtcdError)[]> {
+  /**
+   * Every request is atomic inside the batch: one that throws half-way (an EtcdError, or anything else, which
+   * becomes APPLY_FAILED) has its writes, live-index changes and lease attachments taken back, so its outcome and
+   * the backend after it do not depend on which requests shared its batch. Only a storage failure ends the batch.
+   */
+  async #write(reqs: readonly WriteRequest[], consistentIndex?: number, guard?: (slot: number) => void): Promise<(WriteResponse | EtcdError)[]> {
     const out = await this.backend.batch(consistentIndex, (tx) => {
-      let rev = this.currentRev;
-      let compact = this.compactRev;
+      const state = { rev: this.currentRev, compact: this.compactRev };
       const results: (WriteResponse | EtcdError)[] = [];
       const changes: Change[] = [];
       const index = new BatchIndex(this.live);
-      for (const req of reqs) {
-        try {
-          if ("compact" in req) {
-            compact = this.applyCompact(tx, req.compact.revision, rev, compact);
-            results.push({ compact: { revision: rev } });
-            continue;
-          }
-          const w = new WriteTxn(tx, index, rev, compact, this.leases);
-          results.push("effect" in req ? applyEffect(w, tx, req.effect) : applyWrite(w, req, this.#opts.maxTxnOps));
-          rev = w.rev;
-          changes.push(...w.changes);
-        } catch (err) {
-          if (!isEtcdError(err)) throw err;
-          results.push(err);
-        }
+      for (let slot = 0; slot < reqs.length; slot++) {
+        results.push(this.#writeOne(tx, reqs[slot] as WriteRequest, state, index, changes, () => guard?.(slot)));
       }
-      if (rev !== this.currentRev) tx.put(MVCC_META_BUCKET, META_CURRENT_KEY, encodeU64(rev));
-      return { results, rev, compact, changes, index };
+      if (state.rev !== this.currentRev) tx.put(MVCC_META_BUCKET, META_CURRENT_KEY, encodeU64(state.rev));
+      return { results, rev: state.rev, compact: state.compact, changes, index };
     });
     out.index.apply();
     this.currentRev = out.rev;
     this.compactRev = out.compact;
     this.listener?.(out.changes, out.rev, out.compact);
     return out.results;
+  }
+
+  #writeOne(
+    tx: WriteView, req: WriteRequest, state: { rev: number; compact: number }, index: BatchIndex, changes: Change[], guard: () => void,
+  ): WriteResponse | EtcdError {
+    const undo = new UndoLog(tx);
+    index.mark();
+    try {
+      guard();
+      if ("compact" in req) {
+        // Compaction replaces many stored values: a child transaction rolls it back without holding them.
+        const compactIn = (t: WriteView): number => this.applyCompact(t, req.compact.revision, state.rev, state.compact);
+        state.compact = tx.atomic !== undefined ? tx.atomic(compactIn) : compactIn(undo);
+        return { compact: { revision: state.rev } };
+      }
+      const leases = this.leases === undefined ? undefined : new PendingAttachments(this.leases);
+      const w = new WriteTxn(undo, index, state.rev, state.compact, leases);
+      const { response, afterApply } = "effect" in req ? applyEffect(w, undo, req.effect) : { response: applyWrite(w, req, this.#opts.maxTxnOps), afterApply: undefined };
+      leases?.flush();
+      afterApply?.();
+      state.rev = w.rev;
+      for (const c of w.changes) changes.push(c);
+      return response;
+    } catch (err) {
+      if (isStorageFailure(err)) throw err;
+      undo.rollback();
+      index.rollback();
+      const refusal = isEtcdError(err) ? err : new EtcdError("APPLY_FAILED", err instanceof Error ? (err.stack ?? err.message) : String(err));
+      if (!("effect" in req) || req.effect.refused === undefined) return refusal;
+      const instead = req.effect.refused(tx, refusal);
+      return { effect: { revision: state.rev, deleted: 0, value: instead.value } };
+    }
   }
 
   async put(r: PutRequest, consistentIndex?: number): Promise<PutResponse> {
@@ -401,11 +428,11 @@ function samePrefix(a: Uint8Array, b: Uint8Array, len: number): boolean {
   return true;
 }
 
-function applyEffect(w: WriteTxn, tx: WriteView, effect: Effect): WriteResponse {
+function applyEffect(w: WriteTxn, tx: WriteView, effect: Effect): { response: WriteResponse; afterApply: (() => void) | undefined } {
   const out = effect.run(tx);
   let deleted = 0;
   for (const key of out.deleteKeys ?? []) deleted += w.deleteRange({ key }).deleted;
-  return { effect: { revision: w.rev, deleted, value: out.value } };
+  return { response: { effect: { revision: w.rev, deleted, value: out.value } }, afterApply: out.afterApply };
 }
 
 function applyWrite(w: WriteTxn, req: Exclude<WriteRequest, { compact: unknown } | { effect: unknown }>, maxTxnOps?: number): WriteResponse {

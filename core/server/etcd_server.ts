@@ -124,6 +124,7 @@ export class EtcdServer {
       onMemberChange: (change) => this.#onMemberChange(change),
       answer: (id, result) => this.#proposals.trigger(id, result),
       afterApply: (index) => this.#snapshots.maybeCut(index, this.#node.raw.raft.confState()),
+      warn: (message) => this.config.log?.("W", "etcdserver", message),
     };
   }
 
