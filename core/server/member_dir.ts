@@ -17,11 +17,14 @@ export function makeMemberDir(dataDir: string): void {
   mkdirSync(join(dataDir, "member", "snap"), { recursive: true });
 }
 
+/** Every bucket a member keeps in its backend besides the KV store's own. */
+export const MEMBER_BUCKETS = [LEASE_BUCKET, ALARM_BUCKET, ...AUTH_BUCKETS, ...MEMBERSHIP_BUCKETS, CONF_OUTCOME_BUCKET, CLUSTER_META_BUCKET];
+
 /** The member's backend and WAL, consistent with each other. The caller holds the directory lock. */
 export async function openMemberDir(config: ServerConfig): Promise<{ kv: KvStore; storage: WalStorage }> {
   const memberDir = join(config.dataDir, "member");
   const kv = KvStore.open(memberDir, {
-    extraBuckets: [LEASE_BUCKET, ALARM_BUCKET, ...AUTH_BUCKETS, ...MEMBERSHIP_BUCKETS, CONF_OUTCOME_BUCKET, CLUSTER_META_BUCKET],
+    extraBuckets: MEMBER_BUCKETS,
     ...(config.maxTxnOps !== undefined ? { maxTxnOps: config.maxTxnOps } : {}),
     ...(config.readMode !== undefined ? { readMode: config.readMode } : {}),
   });

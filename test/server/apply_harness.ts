@@ -9,25 +9,24 @@ import { SimpleTokenProvider } from "../../core/auth/tokens.js";
 import { EtcdError } from "../../core/errors.js";
 import { Cluster } from "../../core/membership/cluster.js";
 import type { Lessor } from "../../core/lease/lessor.js";
-import type { KvStore } from "../../core/mvcc/kv_store.js";
+import { KvStore } from "../../core/mvcc/kv_store.js";
 import type { WriteResponse } from "../../core/mvcc/types.js";
 import { EntryType, type Entry } from "../../core/raft/index.js";
 import { AlarmStore } from "../../core/server/alarms.js";
 import { Applier } from "../../core/server/applier.js";
 import { ServerAuth } from "../../core/server/auth_apply.js";
 import { openLessor } from "../../core/server/leases.js";
-import { makeMemberDir, openMemberDir } from "../../core/server/member_dir.js";
+import { MEMBER_BUCKETS, makeMemberDir } from "../../core/server/member_dir.js";
 import { ServerMetrics } from "../../core/server/metrics.js";
 import { encodePayload, type InternalRequest, type RaftPayload } from "../../core/server/request_codec.js";
 import type { ServerConfig } from "../../core/server/server_config.js";
 import type { WalStorage } from "../../core/wal/wal_storage.js";
 
 /** Every bucket the member keeps; the digest covers them all (the consistent index included). */
-const BUCKETS = ["key", "mvcc_meta", "meta", "lease", "alarm", "auth", "authUsers", "authRoles", "members", "members_removed", "conf_outcomes", "cluster"];
+const BUCKETS = ["key", "mvcc_meta", "meta", ...MEMBER_BUCKETS];
 
 interface Open {
   kv: KvStore;
-  storage: WalStorage;
   applier: Applier;
   lessor: Lessor;
   auth: ServerAuth;
@@ -46,8 +45,9 @@ export class ApplyHarness {
     this.config = { name: "a", dataDir: dir, memberId: 1n, clusterId: 7n, clock: () => 0 };
   }
 
-  static async create(): Promise<ApplyHarness> {
-    const h = new ApplyHarness(mkdtempSync(join(tmpdir(), "etcd-ts-apply-")));
+  /** `base`: where the temp data dir goes (a tmpfs such as /dev/shm keeps many small fsyncs cheap). */
+  static async create(base = tmpdir()): Promise<ApplyHarness> {
+    const h = new ApplyHarness(mkdtempSync(join(base, "etcd-ts-apply-")));
     await h.#start();
     return h;
   }
@@ -67,7 +67,12 @@ export class ApplyHarness {
 
   async #start(): Promise<void> {
     makeMemberDir(this.dir);
-    const { kv, storage } = await openMemberDir(this.config);
+    const memberDir = join(this.dir, "member");
+    // No read workers: nothing here reads long ranges, and starting threads would dominate a restart.
+    const kv = KvStore.open(memberDir, { extraBuckets: MEMBER_BUCKETS, readWorkers: 0 });
+    // The applier reads the WAL only to hand past conf changes back to Raft, and these logs carry none: opening a
+    // WAL (preallocating its segment) would cost more than the whole apply.
+    const storage = new Proxy({}, { get: () => { throw new Error("apply harness: no WAL"); } }) as WalStorage;
     const lessor = openLessor(this.config, kv);
     const alarms = kv.backend.readNow((v) => AlarmStore.load(v));
     const cluster = kv.backend.readNow((v) => Cluster.load(v));
@@ -84,7 +89,7 @@ export class ApplyHarness {
       afterApply: () => undefined,
       warn: (m) => void this.warnings.push(m),
     }, kv.consistentIndex());
-    this.#open = { kv, storage, applier, lessor, auth };
+    this.#open = { kv, applier, lessor, auth };
   }
 
   /** Applies one batch of committed entries. */
@@ -103,7 +108,6 @@ export class ApplyHarness {
     this.#open = undefined;
     if (o === undefined) return;
     await o.kv.close();
-    o.storage.close();
   }
 
   /** CRC32 over every (bucket, key, value) of the backend, and HashKV. */
