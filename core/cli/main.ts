@@ -137,6 +137,7 @@ async function run(f: ParsedFlags): Promise<void> {
     snapshotCatchUpEntries: Number(v("experimental-snapshot-catchup-entries")),
     quotaBackendBytes: Number(v("quota-backend-bytes")),
     maxTxnOps: Number(v("max-txn-ops")),
+    maxRequestBytes: Number(v("max-request-bytes")),
     initialElectionTickAdvance: bool("initial-election-tick-advance"),
     // etcd's default is off; etcd-ts checkpoints (and persists them) unless the flag is given as false.
     leaseCheckpoint: !f.sources.has("experimental-enable-lease-checkpoint") || bool("experimental-enable-lease-checkpoint"),

@@ -35,7 +35,7 @@ import type {
   WriteRequest,
   WriteResponse,
 } from "./types.js";
-import { checkDelete, checkPut, checkRange, checkTxn } from "./validate.js";
+import { checkDelete, checkPut, checkRange, checkTxn, type RequestLimits } from "./validate.js";
 import { decodeKeyValue } from "./kv_codec.js";
 import { BatchIndex, META_COMPACT_KEY, META_CURRENT_KEY, PendingAttachments, WriteTxn, framedKvs, isEmptySpan, keyId, rangeArgs, resolveRev, unpack, type Change, type LeaseAttacher } from "./write_txn.js";
 
@@ -59,8 +59,11 @@ export interface KvStoreOptions {
    * one), so long Ranges queue among themselves rather than take the core the commits run on.
    */
   readonly readWorkers?: number;
-  /** --max-txn-ops: operations per branch of a txn (etcd's default 128). */
-  readonly maxTxnOps?: number;
+  /**
+   * Bounds a write is checked against as it applies (etcd's defaults when absent). A member passes UNLIMITED:
+   * its proposer checks the configured bounds, and apply must not depend on a member's flags.
+   */
+  readonly limits?: RequestLimits;
   /** Buckets other modules keep in the same backend (and so in the same transactions): leases, auth. */
   readonly extraBuckets?: readonly string[];
 }
@@ -324,7 +327,7 @@ export class KvStore {
       }
       const leases = this.leases === undefined ? undefined : new PendingAttachments(this.leases);
       const w = new WriteTxn(undo, index, state.rev, state.compact, leases);
-      const { response, afterApply } = "effect" in req ? applyEffect(w, undo, req.effect) : { response: applyWrite(w, req, this.#opts.maxTxnOps), afterApply: undefined };
+      const { response, afterApply } = "effect" in req ? applyEffect(w, undo, req.effect) : { response: applyWrite(w, req, this.#opts.limits), afterApply: undefined };
       leases?.flush();
       afterApply?.();
       state.rev = w.rev;
@@ -435,16 +438,16 @@ function applyEffect(w: WriteTxn, tx: WriteView, effect: Effect): { response: Wr
   return { response: { effect: { revision: w.rev, deleted, value: out.value } }, afterApply: out.afterApply };
 }
 
-function applyWrite(w: WriteTxn, req: Exclude<WriteRequest, { compact: unknown } | { effect: unknown }>, maxTxnOps?: number): WriteResponse {
+function applyWrite(w: WriteTxn, req: Exclude<WriteRequest, { compact: unknown } | { effect: unknown }>, limits?: RequestLimits): WriteResponse {
   if ("put" in req) {
-    checkPut(req.put);
+    checkPut(req.put, limits);
     return { put: w.put(req.put) };
   }
   if ("deleteRange" in req) {
     checkDelete(req.deleteRange);
     return { deleteRange: w.deleteRange(req.deleteRange) };
   }
-  checkTxn(req.txn, maxTxnOps);
+  checkTxn(req.txn, limits);
   return { txn: w.txn(req.txn) };
 }
 

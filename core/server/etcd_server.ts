@@ -12,7 +12,7 @@ import { type MemberChange } from "../membership/conf_change.js";
 import { LearnerReadiness, learnerReadiness } from "../membership/learner.js";
 import type { PeerTransport } from "../transport/index.js";
 import { forwardPromote, forwardRenew, forwardTimeToLive } from "./peer_link.js";
-import { AUTH_TOKEN_TTL_SECONDS, ELECTION_TIMEOUT_MS, HEARTBEAT_INTERVAL_MS } from "../limits.js";
+import { AUTH_TOKEN_TTL_SECONDS, ELECTION_TIMEOUT_MS, HEARTBEAT_INTERVAL_MS, MAX_REQUEST_BYTES } from "../limits.js";
 import type { Lessor } from "../lease/lessor.js";
 import { KvStore } from "../mvcc/kv_store.js";
 import { WatchableStore } from "../mvcc/watchable_store.js";
@@ -508,8 +508,12 @@ export class EtcdServer {
     if (this.#stopped) return Promise.reject(new EtcdError("STOPPED"));
     if (!("publish" in req) && this.isLearner) return Promise.reject(new EtcdError("NOT_SUPPORTED_FOR_LEARNER"));
     const id = this.#ids.next();
+    const data = encodePayload(auth === undefined ? { id, req } : { id, req, auth: { username: auth.username, revision: auth.revision } });
+    // etcd refuses an internal request whose encoding exceeds --max-request-bytes before it reaches Raft.
+    const max = this.config.maxRequestBytes ?? MAX_REQUEST_BYTES;
+    if (data.length > max) return Promise.reject(new EtcdError("REQUEST_TOO_LARGE", `proposal of ${data.length} bytes > ${max}`));
     const done = this.#proposals.register(id);
-    this.#node.enqueue(encodePayload(auth === undefined ? { id, req } : { id, req, auth: { username: auth.username, revision: auth.revision } }));
+    this.#node.enqueue(data);
     return withTimeout(done, this.requestTimeoutMs, () => {
       this.#proposals.fail(id, new EtcdError("TIMEOUT", `proposal ${id}`));
     });

@@ -6,6 +6,7 @@ import { AUTH_BUCKETS } from "../auth/auth_store.js";
 import { LEASE_BUCKET } from "../lease/lessor.js";
 import { Cluster, MEMBERSHIP_BUCKETS } from "../membership/cluster.js";
 import { KvStore } from "../mvcc/kv_store.js";
+import { UNLIMITED } from "../mvcc/validate.js";
 import { WalStorage } from "../wal/wal_storage.js";
 import { ALARM_BUCKET } from "./alarms.js";
 import { CLUSTER_META_BUCKET, CONF_OUTCOME_BUCKET, storeBootstrap } from "./membership_apply.js";
@@ -25,7 +26,8 @@ export async function openMemberDir(config: ServerConfig): Promise<{ kv: KvStore
   const memberDir = join(config.dataDir, "member");
   const kv = KvStore.open(memberDir, {
     extraBuckets: MEMBER_BUCKETS,
-    ...(config.maxTxnOps !== undefined ? { maxTxnOps: config.maxTxnOps } : {}),
+    // The proposer checks --max-request-bytes and --max-txn-ops; apply must not depend on a member's flags.
+    limits: UNLIMITED,
     ...(config.readMode !== undefined ? { readMode: config.readMode } : {}),
   });
   const storage = WalStorage.open(memberDir);

@@ -71,6 +71,14 @@ describe("per-request atomicity inside a batch", () => {
     expect(answerText(revoke)).toContain('"deleted":0');
   });
 
+  it("a committed txn over etcd's default op and size bounds applies: the bounds are the proposer's flags", async () => {
+    const h = await harness();
+    const ops = Array.from({ length: 200 }, (_, i) => ({ put: { key: b(`k${i}`), value: new Uint8Array(10_000) } }));
+    await h.apply(entriesOf([{ txn: { compare: [], success: ops, failure: [] } }]));
+    expect(answerText(h.answers.get(1n))).not.toContain("error");
+    expect((await h.kv.range({ key: b("k"), rangeEnd: b("l") })).count).toBe(200);
+  });
+
   it("an entry that is not an etcd-ts payload is refused and the batch goes on", async () => {
     const h = await harness();
     await h.apply(entriesOf([{ raw: Uint8Array.of(0xc1, 0xff, 0x00) }, { put: { key: b("k"), value: b("v") } }]));

@@ -10,6 +10,7 @@ import { EtcdError } from "../../core/errors.js";
 import { Cluster } from "../../core/membership/cluster.js";
 import type { Lessor } from "../../core/lease/lessor.js";
 import { KvStore } from "../../core/mvcc/kv_store.js";
+import { UNLIMITED } from "../../core/mvcc/validate.js";
 import type { WriteResponse } from "../../core/mvcc/types.js";
 import { EntryType, type Entry } from "../../core/raft/index.js";
 import { AlarmStore } from "../../core/server/alarms.js";
@@ -68,8 +69,9 @@ export class ApplyHarness {
   async #start(): Promise<void> {
     makeMemberDir(this.dir);
     const memberDir = join(this.dir, "member");
-    // No read workers: nothing here reads long ranges, and starting threads would dominate a restart.
-    const kv = KvStore.open(memberDir, { extraBuckets: MEMBER_BUCKETS, readWorkers: 0 });
+    // No read workers: nothing here reads long ranges, and starting threads would dominate a restart. The limits are
+    // a member's (openMemberDir): the proposer checks the configured bounds, apply does not.
+    const kv = KvStore.open(memberDir, { extraBuckets: MEMBER_BUCKETS, readWorkers: 0, limits: UNLIMITED });
     // The applier reads the WAL only to hand past conf changes back to Raft, and these logs carry none: opening a
     // WAL (preallocating its segment) would cost more than the whole apply.
     const storage = new Proxy({}, { get: () => { throw new Error("apply harness: no WAL"); } }) as WalStorage;
