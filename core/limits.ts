@@ -47,6 +47,9 @@ export const WATCH_PROGRESS_NOTIFY_INTERVAL_MS = 10 * 60 * 1000;
 // Auth (--auth-token-ttl; the bcrypt cost lives in core/auth/password.ts).
 export const AUTH_TOKEN_TTL_SECONDS = 300;
 
+/** The largest body the /debug endpoints of the client port read (their JSON is a few bytes). */
+export const DEBUG_BODY_MAX_BYTES = 4 * KiB;
+
 // Default URLs.
 export const DEFAULT_CLIENT_PORT = 2379;
 export const DEFAULT_PEER_PORT = 2380;
