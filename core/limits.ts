@@ -47,6 +47,12 @@ export const WATCH_PROGRESS_NOTIFY_INTERVAL_MS = 10 * 60 * 1000;
 // Auth (--auth-token-ttl; the bcrypt cost lives in core/auth/password.ts).
 export const AUTH_TOKEN_TTL_SECONDS = 300;
 
+/**
+ * How often the leader compares the members' HashKV when --experimental-corrupt-check-time is not given (etcd's
+ * default is never; etcd-ts checks, at a pace where hashing the whole keyspace on every member stays cheap).
+ */
+export const CORRUPT_CHECK_INTERVAL_MS = 5 * 60 * 1000;
+
 /** The largest body the /debug endpoints of the client port read (their JSON is a few bytes). */
 export const DEBUG_BODY_MAX_BYTES = 4 * KiB;
 

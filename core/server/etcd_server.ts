@@ -11,7 +11,8 @@ import { Cluster, newMemberForAdd, type Member } from "../membership/cluster.js"
 import { type MemberChange } from "../membership/conf_change.js";
 import { LearnerReadiness, learnerReadiness } from "../membership/learner.js";
 import type { PeerTransport } from "../transport/index.js";
-import { forwardPromote, forwardRenew, forwardTimeToLive } from "./peer_link.js";
+import { fetchPeerHash, forwardPromote, forwardRenew, forwardTimeToLive } from "./peer_link.js";
+import { CorruptMonitor, checkInitialHashKV, type CorruptCheckHost } from "./corrupt_check.js";
 import { AUTH_TOKEN_TTL_SECONDS, ELECTION_TIMEOUT_MS, HEARTBEAT_INTERVAL_MS, MAX_REQUEST_BYTES } from "../limits.js";
 import type { Lessor } from "../lease/lessor.js";
 import { KvStore } from "../mvcc/kv_store.js";
@@ -77,6 +78,7 @@ export class EtcdServer {
   readonly #applier: Applier;
   readonly #node: RaftNode;
   readonly #reads: ReadIndexBatcher;
+  #corruptMonitor: CorruptMonitor | undefined;
   #stopped = false;
 
   private constructor(config: ServerConfig, kv: KvStore, storage: WalStorage) {
@@ -171,7 +173,33 @@ export class EtcdServer {
     server.#leaseLoop.start();
     server.#startCompactor();
     void server.#publisher.run();
+    if ((config.corruptCheckIntervalMs ?? 0) > 0) {
+      server.#corruptMonitor = new CorruptMonitor(server.#corruptCheckHost(), config.corruptCheckIntervalMs ?? 0);
+      server.#corruptMonitor.start();
+    }
     return server;
+  }
+
+  /**
+   * etcd's initial corruption check: this member's HashKV against each peer's at the same revision, before it
+   * serves clients. Throws DataInconsistencyError on a mismatch.
+   */
+  checkInitialHashKV(): Promise<void> {
+    return checkInitialHashKV(this.#corruptCheckHost());
+  }
+
+  #corruptCheckHost(): CorruptCheckHost {
+    const server = this;
+    return {
+      memberId: this.config.memberId,
+      hashKV: (revision) => this.kv.hashKV(revision),
+      peers: () => this.members().filter((m) => m.id !== this.config.memberId).map((m) => ({ id: m.id, urls: m.peerUrls })),
+      fetchPeerHash: (urls, revision) => fetchPeerHash(urls, revision, this.config.peer?.tls, this.requestTimeoutMs),
+      get isLeader() { return server.isLeader; },
+      linearizableBarrier: () => this.#reads.linearizableBarrier(),
+      raiseCorrupt: () => this.propose({ alarm: { action: AlarmAction.ACTIVATE, memberId: 0n, type: AlarmType.CORRUPT } }),
+      log: (level, msg) => this.config.log?.(level, "etcdserver", msg),
+    };
   }
 
   get lessor(): Lessor {
@@ -243,6 +271,7 @@ export class EtcdServer {
         renew: (id) => this.leaseRenew(id).then((r) => r.ttl),
         timeToLive: (id, keys) => this.#localTimeToLive(id, keys),
         promote: (id) => this.memberPromote(id).then(() => undefined),
+        hashKV: (revision) => this.kv.hashKV(revision),
       },
     });
     this.#transport = t;
@@ -299,6 +328,7 @@ export class EtcdServer {
     this.#stopped = true;
     this.#node.stopTicking();
     this.#leaseLoop.stop();
+    this.#corruptMonitor?.stop();
     if (this.#compactTimer !== undefined) clearInterval(this.#compactTimer);
     const err = new EtcdError("STOPPED");
     this.#proposals.failAll(err);
