@@ -5,6 +5,8 @@
 // are seen by the requests after them.
 import { afterEach, describe, expect, it } from "vitest";
 import { EtcdError } from "../../core/errors.js";
+import { ConfChangeType, EntryType, encodeConfChange } from "../../core/raft/index.js";
+import { recordedOutcome } from "../../core/server/membership_apply.js";
 import type { InternalRequest } from "../../core/server/request_codec.js";
 import { ApplyHarness, answerText, entriesOf } from "./apply_harness.js";
 
@@ -85,6 +87,17 @@ describe("per-request atomicity inside a batch", () => {
     expect((await h.kv.range({ key: b("k") })).kvs.length).toBe(1);
     expect(h.kv.consistentIndex()).toBe(2);
     expect(h.warnings.some((w) => w.includes("entry 1"))).toBe(true);
+  });
+});
+
+describe("a conf change that cannot be applied", () => {
+  it("is refused and recorded as refused, so Raft sees the same no-op change when it passes by again", async () => {
+    const h = await harness();
+    const cc = { type: ConfChangeType.AddNode, nodeId: 0x42n, context: Uint8Array.of(1, 2, 3) };
+    await h.apply([{ term: 1, index: 1, type: EntryType.ConfChange, data: encodeConfChange(cc) }, ...entriesOf([{ put: { key: b("k"), value: b("v") } }], 2)]);
+    expect(h.raftConfChanges).toEqual([{ ...cc, nodeId: 0n }]);
+    expect((await h.kv.range({ key: b("k") })).kvs.length).toBe(1);
+    expect(h.kv.backend.readNow((v) => recordedOutcome(v, 1))).toBe(false);
   });
 });
 

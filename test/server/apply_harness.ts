@@ -12,7 +12,7 @@ import type { Lessor } from "../../core/lease/lessor.js";
 import { KvStore } from "../../core/mvcc/kv_store.js";
 import { UNLIMITED } from "../../core/mvcc/validate.js";
 import type { WriteResponse } from "../../core/mvcc/types.js";
-import { EntryType, type Entry } from "../../core/raft/index.js";
+import { EntryType, type ConfChange, type Entry } from "../../core/raft/index.js";
 import { AlarmStore } from "../../core/server/alarms.js";
 import { Applier } from "../../core/server/applier.js";
 import { ServerAuth } from "../../core/server/auth_apply.js";
@@ -39,6 +39,8 @@ export class ApplyHarness {
   /** Answers by request id, in the order they were given. */
   readonly answers = new Map<bigint, WriteResponse | EtcdError>();
   readonly warnings: string[] = [];
+  /** The conf changes handed to Raft, in order (a refused one as node 0). */
+  readonly raftConfChanges: ConfChange[] = [];
   #open: Open | undefined;
 
   private constructor(dir: string) {
@@ -85,7 +87,7 @@ export class ApplyHarness {
     }));
     const applier = new Applier({
       kv, storage, metrics: new ServerMetrics(), alarms, auth, lessor, cluster,
-      applyConfChangeToRaft: () => undefined,
+      applyConfChangeToRaft: (cc) => void this.raftConfChanges.push(cc),
       onMemberChange: () => undefined,
       answer: (id, res) => void this.answers.set(id, res),
       afterApply: () => undefined,
