@@ -15,10 +15,16 @@ interface Undo {
 
 export class UndoLog implements WriteView {
   readonly #tx: WriteView;
+  readonly #fresh: ((bucket: string, key: Uint8Array) => boolean) | undefined;
   readonly #undo: Undo[] = [];
 
-  constructor(tx: WriteView) {
+  /**
+   * `fresh(bucket, key)`: true for keys the caller knows did not exist before this log began (a new revision's
+   * entry), which are then taken back by deletion without the lookup.
+   */
+  constructor(tx: WriteView, fresh?: (bucket: string, key: Uint8Array) => boolean) {
     this.#tx = tx;
+    this.#fresh = fresh;
   }
 
   get(bucket: string, key: Uint8Array): Uint8Array | undefined {
@@ -60,7 +66,7 @@ export class UndoLog implements WriteView {
   }
 
   #remember(bucket: string, key: Uint8Array): void {
-    const before = this.#tx.get(bucket, key);
+    const before = this.#fresh?.(bucket, key) === true ? undefined : this.#tx.get(bucket, key);
     // The write view may reuse the buffers it hands out; keep our own copies of what must be restored.
     this.#undo.push({ bucket, key: Uint8Array.from(key), before: before === undefined ? undefined : Uint8Array.from(before) });
   }

@@ -315,7 +315,8 @@ export class KvStore {
   #writeOne(
     tx: WriteView, req: WriteRequest, state: { rev: number; compact: number }, index: BatchIndex, changes: Change[], guard: () => void,
   ): WriteResponse | EtcdError {
-    const undo = new UndoLog(tx);
+    // Every change of a request is stored under the request's new revision, which nothing held before it.
+    const undo = new UndoLog(tx, (bucket, key) => bucket === KEY_BUCKET && revisionOf(key).main > state.rev);
     index.mark();
     try {
       guard();
