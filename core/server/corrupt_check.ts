@@ -10,7 +10,11 @@
 import { EtcdError, isEtcdError } from "../errors.js";
 import { idToHex } from "../membership/ids.js";
 import type { HashKVResponse } from "../mvcc/types.js";
-import type { PeerHash } from "./peer_link.js";
+import type { Member } from "../membership/cluster.js";
+import { AlarmAction, AlarmType } from "./alarms.js";
+import { fetchPeerHash, type PeerHash } from "./peer_link.js";
+import type { AlarmChange } from "./request_codec.js";
+import type { ServerConfig } from "./server_config.js";
 
 export interface CorruptCheckHost {
   readonly memberId: bigint;
@@ -24,6 +28,32 @@ export interface CorruptCheckHost {
   /** Proposes the CORRUPT alarm for member 0. */
   raiseCorrupt(): Promise<unknown>;
   log(level: "I" | "W" | "E", msg: string): void;
+}
+
+/** What the checks need of a running member (EtcdServer). */
+export interface CheckedMember {
+  readonly config: ServerConfig;
+  readonly kv: { hashKV(revision: number): Promise<HashKVResponse> };
+  readonly isLeader: boolean;
+  readonly requestTimeoutMs: number;
+  members(): readonly Member[];
+  linearizableBarrier(): Promise<void>;
+  propose(req: AlarmChange): Promise<unknown>;
+}
+
+/** The checks' view of a member: its peers over the peer listener, the alarm through Raft, logs under etcdserver. */
+export function corruptCheckHost(s: CheckedMember): CorruptCheckHost {
+  const self = s.config.memberId;
+  return {
+    memberId: self,
+    hashKV: (revision) => s.kv.hashKV(revision),
+    peers: () => s.members().filter((m) => m.id !== self).map((m) => ({ id: m.id, urls: m.peerUrls })),
+    fetchPeerHash: (urls, revision) => fetchPeerHash(urls, revision, s.config.peer?.tls, s.requestTimeoutMs),
+    get isLeader() { return s.isLeader; },
+    linearizableBarrier: () => s.linearizableBarrier(),
+    raiseCorrupt: () => s.propose({ alarm: { action: AlarmAction.ACTIVATE, memberId: 0n, type: AlarmType.CORRUPT } }),
+    log: (level, msg) => s.config.log?.(level, "etcdserver", msg),
+  };
 }
 
 /** The start-up check found a peer that disagrees: the member must not serve. */

@@ -11,8 +11,8 @@ import { Cluster, newMemberForAdd, type Member } from "../membership/cluster.js"
 import { type MemberChange } from "../membership/conf_change.js";
 import { LearnerReadiness, learnerReadiness } from "../membership/learner.js";
 import type { PeerTransport } from "../transport/index.js";
-import { fetchPeerHash, forwardPromote, forwardRenew, forwardTimeToLive } from "./peer_link.js";
-import { CorruptMonitor, checkInitialHashKV, type CorruptCheckHost } from "./corrupt_check.js";
+import { forwardPromote, forwardRenew, forwardTimeToLive } from "./peer_link.js";
+import { CorruptMonitor, checkInitialHashKV, corruptCheckHost } from "./corrupt_check.js";
 import { AUTH_TOKEN_TTL_SECONDS, ELECTION_TIMEOUT_MS, HEARTBEAT_INTERVAL_MS, MAX_REQUEST_BYTES } from "../limits.js";
 import type { Lessor } from "../lease/lessor.js";
 import { KvStore } from "../mvcc/kv_store.js";
@@ -174,7 +174,7 @@ export class EtcdServer {
     server.#startCompactor();
     void server.#publisher.run();
     if ((config.corruptCheckIntervalMs ?? 0) > 0) {
-      server.#corruptMonitor = new CorruptMonitor(server.#corruptCheckHost(), config.corruptCheckIntervalMs ?? 0);
+      server.#corruptMonitor = new CorruptMonitor(corruptCheckHost(server), config.corruptCheckIntervalMs ?? 0);
       server.#corruptMonitor.start();
     }
     return server;
@@ -185,21 +185,12 @@ export class EtcdServer {
    * serves clients. Throws DataInconsistencyError on a mismatch.
    */
   checkInitialHashKV(): Promise<void> {
-    return checkInitialHashKV(this.#corruptCheckHost());
+    return checkInitialHashKV(corruptCheckHost(this));
   }
 
-  #corruptCheckHost(): CorruptCheckHost {
-    const server = this;
-    return {
-      memberId: this.config.memberId,
-      hashKV: (revision) => this.kv.hashKV(revision),
-      peers: () => this.members().filter((m) => m.id !== this.config.memberId).map((m) => ({ id: m.id, urls: m.peerUrls })),
-      fetchPeerHash: (urls, revision) => fetchPeerHash(urls, revision, this.config.peer?.tls, this.requestTimeoutMs),
-      get isLeader() { return server.isLeader; },
-      linearizableBarrier: () => this.#reads.linearizableBarrier(),
-      raiseCorrupt: () => this.propose({ alarm: { action: AlarmAction.ACTIVATE, memberId: 0n, type: AlarmType.CORRUPT } }),
-      log: (level, msg) => this.config.log?.(level, "etcdserver", msg),
-    };
+  /** Resolves once this member has applied everything committed when it was called (a linearizable read's wait). */
+  linearizableBarrier(): Promise<void> {
+    return this.#reads.linearizableBarrier();
   }
 
   get lessor(): Lessor {
