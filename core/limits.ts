@@ -53,6 +53,9 @@ export const AUTH_TOKEN_TTL_SECONDS = 300;
  */
 export const CORRUPT_CHECK_INTERVAL_MS = 5 * 60 * 1000;
 
+/** Entries HashKV hashes per turn of the event loop (a whole keyspace is hashed in many short reads). */
+export const HASH_KV_CHUNK_ENTRIES = 4096;
+
 /** The largest body the /debug endpoints of the client port read (their JSON is a few bytes). */
 export const DEBUG_BODY_MAX_BYTES = 4 * KiB;
 

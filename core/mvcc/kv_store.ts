@@ -18,7 +18,8 @@ import type { ReadView, WriteView } from "../backend/read_view.js";
 import { isStorageFailure } from "../backend/storage_failure.js";
 import { UndoLog } from "../backend/undo_log.js";
 import { EtcdError, isEtcdError } from "../errors.js";
-import { KEY_BUCKET, MVCC_META_BUCKET, layoutKey, revisionOf, userKeyOf, type Revision } from "./layout.js";
+import { HASH_KV_CHUNK_ENTRIES } from "../limits.js";
+import { KEY_BUCKET, MVCC_META_BUCKET, compareBytes, layoutKey, revisionOf, userKeyOf, type Revision } from "./layout.js";
 import { rangeTask, type RangeTaskArgs, type RangeTaskResult } from "./range_task.js";
 import type {
   CompactResponse,
@@ -371,16 +372,25 @@ export class KvStore {
     }
   }
 
+  /**
+   * Hashes in chunks with the event loop free between them: the corruption checks hash every member's whole
+   * history, which must not stall Raft's heartbeats. Entries at or below the hashed revision change only by
+   * compaction (new writes have newer revisions and are skipped), so a pass during which the compacted revision
+   * stayed put is the same as one taken in a single read; a pass a compaction ran through is started again.
+   */
   async #hashKV(revision: number): Promise<HashKVResponse> {
-    return this.backend.read((view) => {
+    for (;;) {
+      const compacted = this.compactRev;
+      const header = this.currentRev;
       const rev = resolveRev(revision, this.currentRev, this.compactRev);
-      let hash = 0;
-      for (const { key, value } of view.range(KEY_BUCKET, {})) {
-        if (revisionOf(key).main > rev) continue;
-        hash = crc32(value, crc32(key, hash));
+      let chunk: HashChunk = { hash: 0, after: undefined, done: false };
+      while (!chunk.done) {
+        const from = chunk;
+        chunk = await this.backend.read((view) => hashChunk(view, rev, from));
+        if (!chunk.done) await new Promise((resolve) => setImmediate(resolve));
       }
-      return { revision: this.currentRev, hash, compactRevision: this.compactRev };
-    });
+      if (this.compactRev === compacted) return { revision: header, hash: chunk.hash, compactRevision: compacted };
+    }
   }
 
   /**
@@ -412,6 +422,32 @@ export class KvStore {
     tx.put(MVCC_META_BUCKET, META_COMPACT_KEY, encodeU64(rev));
     return rev;
   }
+}
+
+interface HashChunk {
+  readonly hash: number;
+  /** The last layout key hashed (the next chunk starts after it). */
+  readonly after: Uint8Array | undefined;
+  readonly done: boolean;
+}
+
+/** CRC32 of up to HASH_KV_CHUNK_ENTRIES more (layout key, value) pairs with main revision ≤ rev. */
+function hashChunk(view: ReadView, rev: number, from: HashChunk): HashChunk {
+  let hash = from.hash;
+  let last: Uint8Array | undefined;
+  let n = 0;
+  for (const { key, value } of view.range(KEY_BUCKET, from.after === undefined ? {} : { start: from.after })) {
+    if (from.after !== undefined && n === 0 && last === undefined && compareBytes(key, from.after) === 0) {
+      last = from.after;
+      continue;
+    }
+    if (n === HASH_KV_CHUNK_ENTRIES) return { hash, after: last, done: false };
+    n++;
+    last = Uint8Array.from(key);
+    if (revisionOf(key).main > rev) continue;
+    hash = crc32(value, crc32(key, hash));
+  }
+  return { hash, after: last, done: true };
 }
 
 function openBackend(dataDir: string, opts: KvStoreOptions): Backend {
