@@ -86,8 +86,10 @@ export async function checkInitialHashKV(host: CorruptCheckHost): Promise<void> 
     const peer = idToHex(p.id);
     if ("error" in p) {
       const why = p.error instanceof Error ? p.error.message : String(p.error);
-      if (isEtcdError(p.error, "COMPACTED")) host.log("W", `${self} cannot check the hash of peer(${JSON.stringify(p.urls)}) at revision ${local.revision}: local node is lagging behind(${JSON.stringify(why)})`);
-      else host.log("W", `${self} cannot check the hash of peer(${JSON.stringify(p.urls)}) at revision ${local.revision}: peer is lagging behind(${JSON.stringify(why)})`);
+      const urls = JSON.stringify(p.urls);
+      if (isEtcdError(p.error, "COMPACTED")) host.log("W", `${self} cannot check the hash of peer(${urls}) at revision ${local.revision}: local node is lagging behind(${JSON.stringify(why)})`);
+      else if (isEtcdError(p.error, "FUTURE_REV")) host.log("W", `${self} cannot check the hash of peer(${urls}) at revision ${local.revision}: peer is lagging behind(${JSON.stringify(why)})`);
+      else host.log("W", `${self} failed hash kv request from peer(${urls}): ${why}`);
       continue;
     }
     if (p.hash.compactRevision !== local.compactRevision) {
