@@ -13,7 +13,7 @@ import { LearnerReadiness, learnerReadiness } from "../membership/learner.js";
 import type { PeerTransport } from "../transport/index.js";
 import { forwardPromote, forwardRenew, forwardTimeToLive } from "./peer_link.js";
 import { CorruptMonitor, checkInitialHashKV, corruptCheckHost } from "./corrupt_check.js";
-import { AUTH_TOKEN_TTL_SECONDS, ELECTION_TIMEOUT_MS, HEARTBEAT_INTERVAL_MS, MAX_REQUEST_BYTES } from "../limits.js";
+import { AUTH_TOKEN_TTL_SECONDS, ELECTION_TIMEOUT_MS, HEARTBEAT_INTERVAL_MS, MAX_LEASE_TTL_SECONDS, MAX_REQUEST_BYTES } from "../limits.js";
 import type { Lessor } from "../lease/lessor.js";
 import { KvStore } from "../mvcc/kv_store.js";
 import { WatchableStore } from "../mvcc/watchable_store.js";
@@ -378,6 +378,8 @@ export class EtcdServer {
 
   /** Grants a lease (id 0: the server picks one); the TTL is raised to the minimum as etcd does. */
   async leaseGrant(id: bigint, ttl: number): Promise<WithHeader<{ id: bigint; ttl: number }>> {
+    // etcd refuses a TTL past its maximum before proposing (apply refuses it too, for entries from elsewhere).
+    if (!(ttl <= MAX_LEASE_TTL_SECONDS)) throw new EtcdError("LEASE_TTL_TOO_LARGE", `ttl ${ttl} > ${MAX_LEASE_TTL_SECONDS}`);
     this.#quota.check(LEASE_COST_BYTES);
     const chosen = id === 0n ? leaseIdFrom(this.#ids.next()) : id;
     const r = await this.#leaseWrite({ leaseGrant: { id: chosen, ttl } });
