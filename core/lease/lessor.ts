@@ -188,7 +188,9 @@ export class Lessor {
     const lease = this.byId.get(id);
     if (lease === undefined) throw new EtcdError("LEASE_NOT_FOUND", `revoke ${id.toString(16)}`);
     tx.del(LEASE_BUCKET, encodeLeaseKey(id));
-    const keys = [...lease.keys].map(fromKeyString);
+    // In key order, as etcd sorts them: the set's order is the order keys were attached on this member (another
+    // after a restart), and the deletes' sub-revisions must be the same on every member.
+    const keys = [...lease.keys].sort().map(fromKeyString);
     const forget = (): void => {
       for (const k of lease.keys) if (this.byKey.get(k) === lease) this.byKey.delete(k);
       this.byId.delete(id);

@@ -2,7 +2,7 @@
 // raised after some of its writes, or anything else thrown) leaves none of its writes, live-key changes or lease
 // attachments behind, answers a deterministic error, and the requests after it in the same batch apply as if it
 // had never been there; an undecodable entry is refused, never fatal; auth changes and alarms earlier in a batch
-// are seen by the requests after them.
+// are seen by the requests after them; a lease revoke deletes its keys in the same order on every member.
 import { afterEach, describe, expect, it } from "vitest";
 import { EtcdError } from "../../core/errors.js";
 import { ConfChangeType, EntryType, encodeConfChange } from "../../core/raft/index.js";
@@ -87,6 +87,19 @@ describe("per-request atomicity inside a batch", () => {
     expect((await h.kv.range({ key: b("k") })).kvs.length).toBe(1);
     expect(h.kv.consistentIndex()).toBe(2);
     expect(h.warnings.some((w) => w.includes("entry 1"))).toBe(true);
+  });
+});
+
+describe("a lease revoke", () => {
+  it("deletes its keys in key order, so a member restarted before the revoke stores the same tombstones", async () => {
+    const log = entriesOf([{ leaseGrant: { id: 5n, ttl: 60 } }, { put: { key: b("b"), value: b("1"), lease: 5n } }, { put: { key: b("a"), value: b("1"), lease: 5n } }, { leaseRevoke: { id: 5n } }]);
+    const straight = await harness();
+    await straight.apply(log);
+    const restarted = await harness();
+    await restarted.apply(log.slice(0, 3));
+    await restarted.restart();
+    await restarted.apply(log.slice(3));
+    expect(await restarted.digest()).toEqual(await straight.digest());
   });
 });
 
