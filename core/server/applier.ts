@@ -9,7 +9,7 @@ import type { MemberChange } from "../membership/conf_change.js";
 import type { Lessor } from "../lease/lessor.js";
 import type { KvStore } from "../mvcc/kv_store.js";
 import type { Effect, TxnRequest, WriteRequest, WriteResponse } from "../mvcc/types.js";
-import { EntryType, decodeConfChange, type ConfChange, type Entry } from "../raft/index.js";
+import { ConfChangeType, EntryType, decodeConfChange, type ConfChange, type Entry } from "../raft/index.js";
 import type { WalStorage } from "../wal/wal_storage.js";
 import type { AuthInfo } from "../auth/tokens.js";
 import { AlarmAction, AlarmType, type AlarmStore } from "./alarms.js";
@@ -91,7 +91,7 @@ export class Applier {
         continue;
       }
       if (e.type === EntryType.ConfChange) {
-        const cc = decodeConfChange(e.data);
+        const cc = confChangeOf(e);
         confs.push({ cc, slot: reqs.length });
         ids.push(0n);
         reqs.push({ effect: confChangeEffect(this.#host.cluster, cc, e.index) });
@@ -133,7 +133,7 @@ export class Applier {
   }
 
   #replayConfChange(e: Entry): void {
-    const cc = decodeConfChange(e.data);
+    const cc = confChangeOf(e);
     const accepted = this.#host.kv.backend.readNow((v) => recordedOutcome(v, e.index));
     if (accepted === undefined) throw new Error(`conf change at index ${e.index} is below the applied index ${this.#applied} but has no recorded outcome`);
     this.#host.applyConfChangeToRaft(accepted ? cc : { ...cc, nodeId: 0n });
@@ -243,6 +243,18 @@ function decodeEntry(e: Entry): { id: bigint; req?: InternalRequest; auth?: Auth
     return { id: p.id, req: p.req, ...(p.auth !== undefined ? { auth: p.auth as AuthInfo } : {}), error: "" };
   } catch (err) {
     return { id: 0n, error: `entry ${e.index}: ${err instanceof Error ? err.message : String(err)}` };
+  }
+}
+
+/**
+ * A conf change entry's change; one that does not decode becomes a change of node 0, which the membership refuses
+ * (and records as refused) and Raft applies as no change, on every member alike.
+ */
+function confChangeOf(e: Entry): ConfChange {
+  try {
+    return decodeConfChange(e.data);
+  } catch {
+    return { type: ConfChangeType.AddNode, nodeId: 0n, context: new Uint8Array(0) };
   }
 }
 

@@ -112,6 +112,14 @@ describe("a conf change that cannot be applied", () => {
     expect((await h.kv.range({ key: b("k") })).kvs.length).toBe(1);
     expect(h.kv.backend.readNow((v) => recordedOutcome(v, 1))).toBe(false);
   });
+
+  it("one whose bytes do not decode is refused the same way and recorded as refused", async () => {
+    const h = await harness();
+    await h.apply([{ term: 1, index: 1, type: EntryType.ConfChange, data: Uint8Array.of(0xff, 0xff, 0xff) }, ...entriesOf([{ put: { key: b("k"), value: b("v") } }], 2)]);
+    expect(h.raftConfChanges.map((c) => c.nodeId)).toEqual([0n]);
+    expect((await h.kv.range({ key: b("k") })).kvs.length).toBe(1);
+    expect(h.kv.backend.readNow((v) => recordedOutcome(v, 1))).toBe(false);
+  });
 });
 
 describe("apply-time checks in log order", () => {
