@@ -114,6 +114,9 @@ export const ERRORS = {
   CORRUPT: { status: S.DATA_LOSS, message: "etcdserver: corrupt cluster" },
   NOT_SUPPORTED_FOR_LEARNER: { status: S.UNAVAILABLE, message: "etcdserver: rpc not supported for learner" },
   BAD_LEADER_TRANSFEREE: { status: S.FAILED_PRECONDITION, message: "etcdserver: bad leader transferee" },
+  // etcd-ts's own: a committed request the apply path could not carry out (etcd would panic on every member).
+  // It is refused whole, on every member alike; the detail (logged) says why.
+  APPLY_FAILED: { status: S.INTERNAL, message: "etcdserver: request could not be applied" },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

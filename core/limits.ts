@@ -44,6 +44,17 @@ export const WATCH_PROGRESS_NOTIFY_INTERVAL_MS = 10 * 60 * 1000;
 // Auth (--auth-token-ttl; the bcrypt cost lives in core/auth/password.ts).
 export const AUTH_TOKEN_TTL_SECONDS = 300;
 
+/**
+ * How often the leader compares the members' HashKV when --experimental-corrupt-check-time is not given (etcd's
+ * default is never; etcd-ts checks, at a pace where hashing the whole keyspace on every member stays cheap).
+ */
+export const CORRUPT_CHECK_INTERVAL_MS = 5 * 60 * 1000;
+
+/** Entries HashKV hashes per turn of the event loop (a whole keyspace is hashed in many short reads). */
+export const HASH_KV_CHUNK_ENTRIES = 4096;
+
+/** The largest body the /debug endpoints of the client port read (their JSON is a few bytes). */
+export const DEBUG_BODY_MAX_BYTES = 4 * KiB;
 /** The lease minimum TTL etcd derives from the election timeout: ceil(1.5 × election timeout), in seconds. */
 export function minLeaseTtlSeconds(electionTimeoutMs: number, heartbeatIntervalMs: number): number {
   const electionTicks = Math.floor(electionTimeoutMs / heartbeatIntervalMs);

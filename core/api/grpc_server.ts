@@ -92,7 +92,7 @@ export async function serveGrpc(s: EtcdServer, opts: GrpcOptions): Promise<GrpcH
     Election: loadRecipeProto().Election.service,
   };
   const impls: Partial<Record<AnyServiceName, grpc.UntypedServiceImplementation>> = {
-    KV: kvService(s, opts.maxTxnOps ?? MAX_TXN_OPS),
+    KV: kvService(s, { maxTxnOps: opts.maxTxnOps ?? MAX_TXN_OPS, maxRequestBytes: opts.maxRequestBytes ?? MAX_REQUEST_BYTES }),
     Watch: watchService(s, s.watchable, {
       maxResponseBytes: opts.maxRequestBytes ?? MAX_REQUEST_BYTES,
       ...(opts.watchProgressNotifyIntervalMs !== undefined ? { progressNotifyIntervalMs: opts.watchProgressNotifyIntervalMs } : {}),

@@ -3,6 +3,7 @@
 // names, only for values etcd-ts really tracks). The client port serves the same paths beside the JSON gateway
 // and /version (clientHttpHandler; grpc_server.ts splits HTTP/1 from HTTP/2 connections on that port).
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { DEBUG_BODY_MAX_BYTES } from "../limits.js";
 import type { EtcdServer } from "../server/etcd_server.js";
 import type { Gateway } from "./gateway.js";
 import { createSecureListener, type SecureListenerOptions } from "./tls_verify.js";
@@ -60,31 +61,61 @@ function gatewayPath(path: string): string {
   return path.startsWith("/v3beta/") ? `/v3/${path.slice("/v3beta/".length)}` : path;
 }
 
-/** --experimental-peer-fault-injection: PUT {"isolate": true|false} cuts this member off its peers, or heals it. */
+/**
+ * --experimental-peer-fault-injection: PUT {"isolate": true|false} cuts this member off its peers, or heals it.
+ * A partition switch is an operator's tool: only a client on this machine (loopback) may use it, with the root
+ * role when auth is enabled (token in the Authorization header, as the gateway takes it), and the body is bounded.
+ */
 function peerFaults(s: EtcdServer, req: IncomingMessage, res: ServerResponse): void {
-  if (req.method !== "PUT") {
-    res.writeHead(405, { "Content-Type": "text/plain; charset=utf-8" }).end("method not allowed\n");
-    return;
+  const text = (status: number, body: string): void => void res.writeHead(status, { "Content-Type": "text/plain; charset=utf-8" }).end(`${body}\n`);
+  if (!isLoopback(req.socket.remoteAddress)) return text(403, "peer faults: only from loopback");
+  if (req.method !== "PUT") return text(405, "method not allowed");
+  try {
+    if (s.auth.enabled) s.auth.checkAdmin(s.auth.infoFromToken(req.headers.authorization));
+  } catch (err) {
+    return text(403, err instanceof Error ? err.message : String(err));
   }
-  const chunks: Buffer[] = [];
-  req.on("data", (c: Buffer) => chunks.push(c));
-  req.on("end", () => {
+  readBounded(req, DEBUG_BODY_MAX_BYTES).then((body) => {
+    if (body === undefined) {
+      res.setHeader("Connection", "close"); // the rest of the body is never read
+      return text(413, `body over ${DEBUG_BODY_MAX_BYTES} bytes`);
+    }
     let isolate: unknown;
     try {
-      isolate = (JSON.parse(Buffer.concat(chunks).toString("utf8")) as { isolate?: unknown }).isolate;
+      isolate = (JSON.parse(body.toString("utf8")) as { isolate?: unknown }).isolate;
     } catch {
       isolate = undefined;
     }
-    if (typeof isolate !== "boolean") {
-      res.writeHead(400, { "Content-Type": "text/plain; charset=utf-8" }).end('body must be {"isolate": true|false}\n');
-      return;
-    }
+    if (typeof isolate !== "boolean") return text(400, 'body must be {"isolate": true|false}');
     try {
       s.setPeerIsolation(isolate);
       res.writeHead(200, { "Content-Type": "application/json" }).end(JSON.stringify({ isolate }));
     } catch (err) {
-      res.writeHead(409, { "Content-Type": "text/plain; charset=utf-8" }).end(`${err instanceof Error ? err.message : String(err)}\n`);
+      text(409, err instanceof Error ? err.message : String(err));
     }
+  }, () => undefined);
+}
+
+function isLoopback(address: string | undefined): boolean {
+  return address !== undefined && (address === "::1" || /^(::ffff:)?127\./.test(address));
+}
+
+/** The request body, or undefined once it passes `max` bytes (the rest is not read; the connection closes). */
+function readBounded(req: IncomingMessage, max: number): Promise<Buffer | undefined> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on("data", (c: Buffer) => {
+      size += c.length;
+      if (size > max) {
+        req.pause();
+        resolve(undefined);
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on("end", () => resolve(Buffer.concat(chunks)));
+    req.on("error", reject);
   });
 }
 

@@ -1,14 +1,15 @@
 // etcd's KV service: Range, Put, DeleteRange, Txn and Compact. Requests are checked (sizes, txn op count,
 // permissions) before they reach the server; responses are protobuf bytes written around the stored KeyValues.
 import type * as grpc from "@grpc/grpc-js";
-import { checkDelete, checkPut, checkRange, checkTxn } from "../mvcc/validate.js";
+import { checkDelete, checkPut, checkRange, checkTxn, type RequestLimits } from "../mvcc/validate.js";
 import type { EtcdServer } from "../server/etcd_server.js";
 import { authInfoOf } from "./auth_service.js";
 import * as kc from "./kv_codec.js";
 import type * as pb from "./proto/types.js";
 import { unary } from "./unary.js";
 
-export function kvService(s: EtcdServer, maxTxnOps: number): grpc.UntypedServiceImplementation {
+/** `limits`: --max-request-bytes and --max-txn-ops, checked before anything is proposed. */
+export function kvService(s: EtcdServer, limits: RequestLimits): grpc.UntypedServiceImplementation {
   return {
     Range: unary(async (req: pb.RangeRequest, call) => {
       const r = kc.toRangeRequest(req);
@@ -19,7 +20,7 @@ export function kvService(s: EtcdServer, maxTxnOps: number): grpc.UntypedService
     }),
     Put: unary(async (req: pb.PutRequest, call) => {
       const r = kc.toPutRequest(req);
-      checkPut(r);
+      checkPut(r, limits);
       const info = authInfoOf(s, call);
       s.auth.checkPut(info, r);
       const { header, response } = await s.put(r, info);
@@ -35,7 +36,7 @@ export function kvService(s: EtcdServer, maxTxnOps: number): grpc.UntypedService
     }),
     Txn: unary(async (req: pb.TxnRequest, call) => {
       const r = kc.toTxnRequest(req);
-      checkTxn(r, maxTxnOps);
+      checkTxn(r, limits);
       const info = authInfoOf(s, call);
       s.auth.checkTxn(info, r);
       const { header, response } = await s.txn(r, info);

@@ -28,8 +28,12 @@ export function leaseService(s: EtcdServer, toStatus: (e: unknown) => Partial<gr
       const { header } = await s.leaseRevoke(id, info);
       return { header: headerObject(header) };
     }, toStatus),
-    LeaseTimeToLive: unary(async (req) => {
-      const { header, response } = await s.leaseTimeToLive(int64(req["ID"] as Int64In), req["keys"] === true);
+    LeaseTimeToLive: unary(async (req, call) => {
+      const id = int64(req["ID"] as Int64In);
+      const keys = req["keys"] === true;
+      // etcd 3.4.26 (CVE-2023-32082): listing a lease's keys needs read permission on every one of them.
+      if (keys) s.auth.checkLeaseKeysReadable(authInfoOf(s, call), id);
+      const { header, response } = await s.leaseTimeToLive(id, keys);
       return {
         header: headerObject(header), ID: response.id.toString(), TTL: String(response.ttl),
         grantedTTL: String(response.grantedTtl), keys: response.keys.map((k) => Buffer.from(k.buffer, k.byteOffset, k.byteLength)),

@@ -89,7 +89,7 @@ export async function range(ctx: RecipeContext, r: RangeRequest): Promise<{ head
 }
 
 export async function txn(ctx: RecipeContext, r: TxnRequest): Promise<WithHeader<TxnResponse>> {
-  checkTxn(r, MAX_TXN_OPS);
+  checkTxn(r, { maxTxnOps: MAX_TXN_OPS });
   ctx.s.auth.checkTxn(ctx.auth, r);
   return ctx.s.txn(r, ctx.auth);
 }

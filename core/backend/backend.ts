@@ -397,11 +397,14 @@ export class Backend {
   }
 
   private writeView(): WriteView {
-    return {
+    const view: WriteView = {
       ...this.view(),
       put: (b, key, value) => void this.bucket(b).put(key, value),
       del: (b, key) => void this.bucket(b).remove(key),
+      // Inside a write transaction, lmdb-js runs a nested transactionSync as an abortable child transaction.
+      atomic: <T>(fn: (tx: WriteView) => T): T => this.env.transactionSync(() => fn(view)) as T,
     };
+    return view;
   }
 
   private assertOpen(): void {

@@ -59,6 +59,11 @@ export type Lent<R> = R & { readonly release?: () => void };
 export interface WriteView extends ReadView {
   put(bucket: string, key: Uint8Array, value: Uint8Array): void;
   del(bucket: string, key: Uint8Array): void;
+  /**
+   * Runs `fn` in a child transaction of this one: a throw rolls back every write `fn` made and is rethrown.
+   * Absent where the backend has no child transactions.
+   */
+  atomic?<T>(fn: (tx: WriteView) => T): T;
 }
 
 /** A pure read over a snapshot; see the file comment for the self-containment rule. */

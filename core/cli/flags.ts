@@ -72,7 +72,7 @@ export const FLAGS: readonly FlagSpec[] = [
   s("proxy", "off", false), u("proxy-failure-wait", 5000, false), u("proxy-refresh-interval", 30000, false),
   u("proxy-dial-timeout", 1000, false), u("proxy-write-timeout", 5000, false), u("proxy-read-timeout", 0, false),
   // Experimental
-  b("experimental-initial-corrupt-check", false), d("experimental-corrupt-check-time", "0s", false),
+  b("experimental-initial-corrupt-check", false), d("experimental-corrupt-check-time", "0s"),
   s("experimental-enable-v2v3", "", false), s("experimental-backend-bbolt-freelist-type", "array", false),
   b("experimental-enable-lease-checkpoint", false), u("experimental-compaction-batch-limit", 1000, false),
   b("experimental-peer-skip-client-san-verification", false), d("experimental-watch-progress-notify-interval", "10m"),

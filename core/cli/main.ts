@@ -19,6 +19,8 @@ import { ClusterFetchError, fetchMembers } from "../server/peer_link.js";
 import type { CompactionPolicy } from "../server/compactor.js";
 import { parseCompactionFlags } from "./compaction_flags.js";
 import { DataDirLockedError } from "../server/dir_lock.js";
+import { DataInconsistencyError } from "../server/corrupt_check.js";
+import { CORRUPT_CHECK_INTERVAL_MS } from "../limits.js";
 import { EtcdServer } from "../server/etcd_server.js";
 import { importEtcdDataDir, isEtcdDataDir, type EtcdImport } from "../server/etcd_data_import.js";
 import { FlagError, parseDurationMs, parseFlags, type ParsedFlags } from "./flags.js";
@@ -156,16 +158,28 @@ async function run(f: ParsedFlags): Promise<void> {
     snapshotCatchUpEntries: Number(v("experimental-snapshot-catchup-entries")),
     quotaBackendBytes: Number(v("quota-backend-bytes")),
     maxTxnOps: Number(v("max-txn-ops")),
+    maxRequestBytes: Number(v("max-request-bytes")),
     initialElectionTickAdvance: bool("initial-election-tick-advance"),
     // etcd's default is off; etcd-ts checkpoints (and persists them) unless the flag is given as false.
     leaseCheckpoint: !f.sources.has("experimental-enable-lease-checkpoint") || bool("experimental-enable-lease-checkpoint"),
     ...(compaction !== undefined ? { autoCompaction: compaction } : {}),
+    // etcd's default is off; etcd-ts checks unless the flag is given (0s turns it off).
+    corruptCheckIntervalMs: f.sources.has("experimental-corrupt-check-time") ? parseDurationMs(v("experimental-corrupt-check-time")) ?? 0 : CORRUPT_CHECK_INTERVAL_MS,
     log,
   });
   log("I", "etcdserver", `starting member ${idToHex(memberId)} in cluster ${idToHex(clusterId)}`);
   for (const u of server.peerUrls) log("I", "embed", `listening for peers on ${u}`);
   await server.whenLeader();
   await server.whenPublished();
+  // etcd's default is off; etcd-ts compares its data with its peers' before serving unless told not to.
+  if (!f.sources.has("experimental-initial-corrupt-check") || bool("experimental-initial-corrupt-check")) {
+    try {
+      await server.checkInitialHashKV();
+    } catch (err) {
+      await server.stop();
+      throw err;
+    }
+  }
   const grpcServer = await serveGrpc(server, { address: bindAddress(list(v("listen-client-urls"))), maxRequestBytes: Number(v("max-request-bytes")),
     maxTxnOps: Number(v("max-txn-ops")),
     maxConcurrentStreams: Number(v("max-concurrent-streams")),
@@ -301,7 +315,7 @@ main().catch((err: unknown) => {
     log("E", "etcdmain", err.message);
     exit(err.exitCode);
   }
-  if (err instanceof DataDirLockedError) {
+  if (err instanceof DataDirLockedError || err instanceof DataInconsistencyError) {
     log("E", "etcdmain", err.message);
     exit(1);
   }

@@ -175,18 +175,29 @@ export class Lessor {
 
   /** Revokes a lease and forgets its record; returns the attached keys, which the server deletes in `tx`. */
   revoke(tx: WriteView, id: bigint): readonly Uint8Array[] {
+    const { keys, forget } = this.revokeRecord(tx, id);
+    forget();
+    return keys;
+  }
+
+  /**
+   * The two halves of a revoke: deletes the lease's record in `tx` and returns its keys now; forget() drops it from
+   * memory, once the whole revoke (its keys' deletion included) has applied.
+   */
+  revokeRecord(tx: WriteView, id: bigint): { keys: readonly Uint8Array[]; forget: () => void } {
     const lease = this.byId.get(id);
     if (lease === undefined) throw new EtcdError("LEASE_NOT_FOUND", `revoke ${id.toString(16)}`);
     tx.del(LEASE_BUCKET, encodeLeaseKey(id));
-    const keys: Uint8Array[] = [];
-    for (const k of lease.keys) {
-      this.byKey.delete(k);
-      keys.push(fromKeyString(k));
-    }
-    this.byId.delete(id);
-    this.pendingClears.delete(id);
-    this.revoked++;
-    return keys;
+    // In key order, as etcd sorts them: the set's order is the order keys were attached on this member (another
+    // after a restart), and the deletes' sub-revisions must be the same on every member.
+    const keys = [...lease.keys].sort().map(fromKeyString);
+    const forget = (): void => {
+      for (const k of lease.keys) if (this.byKey.get(k) === lease) this.byKey.delete(k);
+      this.byId.delete(id);
+      this.pendingClears.delete(id);
+      this.revoked++;
+    };
+    return { keys, forget };
   }
 
   /**

@@ -15,8 +15,14 @@ import { crc32 } from "node:zlib";
 
 import { Backend, ReadMode, decodeU64, encodeU64, type BackendSize } from "../backend/backend.js";
 import type { Entry, ReadView, WriteView } from "../backend/read_view.js";
+import { isStorageFailure } from "../backend/storage_failure.js";
+import { UndoLog } from "../backend/undo_log.js";
 import { EtcdError, isEtcdError } from "../errors.js";
-import { KEY_BUCKET, MVCC_META_BUCKET, REV_BYTES, SHORT_KEY_MAX_BYTES, isLongKey, isLongLayout, layoutKey, revisionOf, userKeyOf, type Revision } from "./layout.js";
+import { HASH_KV_CHUNK_ENTRIES } from "../limits.js";
+import {
+  KEY_BUCKET, MVCC_META_BUCKET, REV_BYTES, SHORT_KEY_MAX_BYTES, compareBytes, isLongKey, isLongLayout, layoutKey, revisionOf, userKeyOf,
+  type Revision,
+} from "./layout.js";
 import { rangeTask, type RangeTaskArgs, type RangeTaskResult } from "./range_task.js";
 import type {
   CompactResponse,
@@ -33,9 +39,9 @@ import type {
   WriteRequest,
   WriteResponse,
 } from "./types.js";
-import { checkDelete, checkPut, checkRange, checkTxn } from "./validate.js";
+import { checkDelete, checkPut, checkRange, checkTxn, type RequestLimits } from "./validate.js";
 import { decodeKeyValue } from "./kv_codec.js";
-import { BatchIndex, META_COMPACT_KEY, META_CURRENT_KEY, WriteTxn, framedKvs, isEmptySpan, keyId, rangeArgs, resolveRev, unpack, type Change, type LeaseAttacher } from "./write_txn.js";
+import { BatchIndex, META_COMPACT_KEY, META_CURRENT_KEY, PendingAttachments, WriteTxn, framedKvs, isEmptySpan, keyId, rangeArgs, resolveRev, unpack, type Change, type LeaseAttacher } from "./write_txn.js";
 
 export type { Change, LeaseAttacher };
 /** Called after each committed batch with its changes in revision order (the watchable store's feed). */
@@ -59,8 +65,11 @@ export interface KvStoreOptions {
    * one), so long Ranges queue among themselves rather than take the core the commits run on.
    */
   readonly readWorkers?: number;
-  /** --max-txn-ops: operations per branch of a txn (etcd's default 128). */
-  readonly maxTxnOps?: number;
+  /**
+   * Bounds a write is checked against as it applies (etcd's defaults when absent). A member passes UNLIMITED:
+   * its proposer checks the configured bounds, and apply must not depend on a member's flags.
+   */
+  readonly limits?: RequestLimits;
   /** Buckets other modules keep in the same backend (and so in the same transactions): leases, auth. */
   readonly extraBuckets?: readonly string[];
 }
@@ -300,43 +309,35 @@ export class KvStore {
   /**
    * Applies write requests in order in one backend transaction, storing `consistentIndex` with them.
    * Each slot of the result is the request's response or the EtcdError that refused it (nothing applied).
+   * `guard(slot)` runs just before each request, in order, and refuses it by throwing an EtcdError (apply-time
+   * checks that must see the effects of the requests before it in the same batch).
    */
-  async write(reqs: readonly WriteRequest[], consistentIndex?: number): Promise<(WriteResponse | EtcdError)[]> {
+  async write(reqs: readonly WriteRequest[], consistentIndex?: number, guard?: (slot: number) => void): Promise<(WriteResponse | EtcdError)[]> {
     if (this.#gate === undefined) this.#inFlight++;
     else await this.#enter();
     try {
-      return await this.#write(reqs, consistentIndex);
+      return await this.#write(reqs, consistentIndex, guard);
     } finally {
       this.#leave();
     }
   }
 
-  async #write(reqs: readonly WriteRequest[], consistentIndex?: number): Promise<(WriteResponse | EtcdError)[]> {
+  /**
+   * Every request is atomic inside the batch: one that throws half-way (an EtcdError, or anything else, which
+   * becomes APPLY_FAILED) has its writes, live-index changes and lease attachments taken back, so its outcome and
+   * the backend after it do not depend on which requests shared its batch. Only a storage failure ends the batch.
+   */
+  async #write(reqs: readonly WriteRequest[], consistentIndex?: number, guard?: (slot: number) => void): Promise<(WriteResponse | EtcdError)[]> {
     const out = await this.backend.batch(consistentIndex, (tx) => {
-      let rev = this.currentRev;
-      let compact = this.compactRev;
+      const state = { rev: this.currentRev, compact: this.compactRev };
       const results: (WriteResponse | EtcdError)[] = [];
       const changes: Change[] = [];
       const index = new BatchIndex(this.live);
-      for (const req of reqs) {
-        try {
-          if ("compact" in req) {
-            compact = this.applyCompact(tx, req.compact.revision, rev, compact);
-            results.push({ compact: { revision: rev } });
-            continue;
-          }
-          const w = new WriteTxn(tx, index, rev, compact, this.leases);
-          results.push("effect" in req ? applyEffect(w, tx, req.effect) : applyWrite(w, req, this.#opts.maxTxnOps));
-          this.#count(w.ops);
-          rev = w.rev;
-          for (const c of w.changes) changes.push(c); // no spread: a delete may change millions of keys
-        } catch (err) {
-          if (!isEtcdError(err)) throw err;
-          results.push(err);
-        }
+      for (let slot = 0; slot < reqs.length; slot++) {
+        results.push(this.#writeOne(tx, reqs[slot] as WriteRequest, state, index, changes, () => guard?.(slot)));
       }
-      if (rev !== this.currentRev) tx.put(MVCC_META_BUCKET, META_CURRENT_KEY, encodeU64(rev));
-      return { results, rev, compact, changes, index };
+      if (state.rev !== this.currentRev) tx.put(MVCC_META_BUCKET, META_CURRENT_KEY, encodeU64(state.rev));
+      return { results, rev: state.rev, compact: state.compact, changes, index };
     });
     out.index.apply();
     this.currentRev = out.rev;
@@ -352,6 +353,40 @@ export class KvStore {
     c.deletes += ops.deletes;
     c.putBytes += ops.putBytes;
     if (ops.ranges + ops.puts + ops.deletes > 1) c.txns++;
+  }
+
+  #writeOne(
+    tx: WriteView, req: WriteRequest, state: { rev: number; compact: number }, index: BatchIndex, changes: Change[], guard: () => void,
+  ): WriteResponse | EtcdError {
+    // Every change of a request is stored under the request's new revision, which nothing held before it.
+    const undo = new UndoLog(tx, (bucket, key) => bucket === KEY_BUCKET && revisionOf(key).main > state.rev);
+    index.mark();
+    try {
+      guard();
+      if ("compact" in req) {
+        // Compaction replaces many stored values: a child transaction rolls it back without holding them.
+        const compactIn = (t: WriteView): number => this.applyCompact(t, req.compact.revision, state.rev, state.compact);
+        state.compact = tx.atomic !== undefined ? tx.atomic(compactIn) : compactIn(undo);
+        return { compact: { revision: state.rev } };
+      }
+      const leases = this.leases === undefined ? undefined : new PendingAttachments(this.leases);
+      const w = new WriteTxn(undo, index, state.rev, state.compact, leases);
+      const { response, afterApply } = "effect" in req ? applyEffect(w, undo, req.effect) : { response: applyWrite(w, req, this.#opts.limits), afterApply: undefined };
+      leases?.flush();
+      afterApply?.();
+      this.#count(w.ops);
+      state.rev = w.rev;
+      for (const c of w.changes) changes.push(c); // no spread: a delete may change millions of keys
+      return response;
+    } catch (err) {
+      if (isStorageFailure(err)) throw err;
+      undo.rollback();
+      index.rollback();
+      const refusal = isEtcdError(err) ? err : new EtcdError("APPLY_FAILED", err instanceof Error ? (err.stack ?? err.message) : String(err));
+      if (!("effect" in req) || req.effect.refused === undefined) return refusal;
+      const instead = req.effect.refused(tx, refusal);
+      return { effect: { revision: state.rev, deleted: 0, value: instead.value } };
+    }
   }
 
   async put(r: PutRequest, consistentIndex?: number): Promise<PutResponse> {
@@ -380,16 +415,25 @@ export class KvStore {
     }
   }
 
+  /**
+   * Hashes in chunks with the event loop free between them: the corruption checks hash every member's whole
+   * history, which must not stall Raft's heartbeats. Entries at or below the hashed revision change only by
+   * compaction (new writes have newer revisions and are skipped), so a pass during which the compacted revision
+   * stayed put is the same as one taken in a single read; a pass a compaction ran through is started again.
+   */
   async #hashKV(revision: number): Promise<HashKVResponse> {
-    return this.backend.read((view) => {
+    for (;;) {
+      const compacted = this.compactRev;
+      const header = this.currentRev;
       const rev = resolveRev(revision, this.currentRev, this.compactRev);
-      let hash = 0;
-      for (const { key, value } of view.range(KEY_BUCKET, {})) {
-        if (revisionOf(key).main > rev) continue;
-        hash = crc32(value, crc32(key, hash));
+      let chunk: HashChunk = { hash: 0, after: undefined, done: false };
+      while (!chunk.done) {
+        const from = chunk;
+        chunk = await this.backend.read((view) => hashChunk(view, rev, from));
+        if (!chunk.done) await new Promise((resolve) => setImmediate(resolve));
       }
-      return { revision: this.currentRev, hash, compactRevision: this.compactRev };
-    });
+      if (this.compactRev === compacted) return { revision: header, hash: chunk.hash, compactRevision: compacted };
+    }
   }
 
   /**
@@ -431,6 +475,32 @@ export class KvStore {
   }
 }
 
+interface HashChunk {
+  readonly hash: number;
+  /** The last layout key hashed (the next chunk starts after it). */
+  readonly after: Uint8Array | undefined;
+  readonly done: boolean;
+}
+
+/** CRC32 of up to HASH_KV_CHUNK_ENTRIES more (layout key, value) pairs with main revision ≤ rev. */
+function hashChunk(view: ReadView, rev: number, from: HashChunk): HashChunk {
+  let hash = from.hash;
+  let last: Uint8Array | undefined;
+  let n = 0;
+  for (const { key, value } of view.range(KEY_BUCKET, from.after === undefined ? {} : { start: from.after })) {
+    if (from.after !== undefined && n === 0 && last === undefined && compareBytes(key, from.after) === 0) {
+      last = from.after;
+      continue;
+    }
+    if (n === HASH_KV_CHUNK_ENTRIES) return { hash, after: last, done: false };
+    n++;
+    last = Uint8Array.from(key);
+    if (revisionOf(key).main > rev) continue;
+    hash = crc32(value, crc32(key, hash));
+  }
+  return { hash, after: last, done: true };
+}
+
 function openBackend(dataDir: string, opts: KvStoreOptions): Backend {
   return Backend.open(dataDir, {
     buckets: [KEY_BUCKET, MVCC_META_BUCKET, ...(opts.extraBuckets ?? [])],
@@ -459,23 +529,23 @@ function successorKey(key: Uint8Array): Uint8Array {
   return out;
 }
 
-function applyEffect(w: WriteTxn, tx: WriteView, effect: Effect): WriteResponse {
+function applyEffect(w: WriteTxn, tx: WriteView, effect: Effect): { response: WriteResponse; afterApply: (() => void) | undefined } {
   const out = effect.run(tx);
   let deleted = 0;
   for (const key of out.deleteKeys ?? []) deleted += w.deleteRange({ key }).deleted;
-  return { effect: { revision: w.rev, deleted, value: out.value } };
+  return { response: { effect: { revision: w.rev, deleted, value: out.value } }, afterApply: out.afterApply };
 }
 
-function applyWrite(w: WriteTxn, req: Exclude<WriteRequest, { compact: unknown } | { effect: unknown }>, maxTxnOps?: number): WriteResponse {
+function applyWrite(w: WriteTxn, req: Exclude<WriteRequest, { compact: unknown } | { effect: unknown }>, limits?: RequestLimits): WriteResponse {
   if ("put" in req) {
-    checkPut(req.put);
+    checkPut(req.put, limits);
     return { put: w.put(req.put) };
   }
   if ("deleteRange" in req) {
     checkDelete(req.deleteRange);
     return { deleteRange: w.deleteRange(req.deleteRange) };
   }
-  checkTxn(req.txn, maxTxnOps);
+  checkTxn(req.txn, limits);
   return { txn: w.txn(req.txn) };
 }
 

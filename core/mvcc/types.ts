@@ -2,6 +2,7 @@
 // names camelCased, enums as etcd's numbers), independent of any gRPC library. KeyValues travel as their
 // encoded mvccpb.KeyValue bytes (see kv_codec.ts).
 import type { WriteView } from "../backend/read_view.js";
+import type { EtcdError } from "../errors.js";
 
 export const SortOrder = { NONE: 0, ASCEND: 1, DESCEND: 2 } as const;
 export type SortOrder = (typeof SortOrder)[keyof typeof SortOrder];
@@ -137,11 +138,21 @@ export interface HashKVResponse {
  */
 export interface Effect {
   run(tx: WriteView): EffectResult;
+  /**
+   * When run() or the deletes it asked for failed and its writes were rolled back: what to write and answer
+   * instead (a conf change records that it was refused). Without it the failure's EtcdError is the answer.
+   */
+  refused?(tx: WriteView, err: EtcdError): EffectResult;
 }
 
 export interface EffectResult {
   readonly deleteKeys?: readonly Uint8Array[];
   readonly value?: unknown;
+  /**
+   * In-memory changes that must happen only once the whole request applied (so a request that fails half-way
+   * leaves memory as it found it); run in apply order, before the next request of the batch.
+   */
+  readonly afterApply?: () => void;
 }
 
 export interface EffectResponse {

@@ -11,36 +11,50 @@ export function checkRange(r: RangeRequest): void {
   if (r.key.length === 0) throw new EtcdError("EMPTY_KEY", "range");
 }
 
-export function checkPut(r: PutRequest): void {
+/**
+ * The configured bounds (--max-request-bytes, --max-txn-ops; etcd's defaults when absent). They are the
+ * proposer's to check: at apply time they would make the outcome depend on a member's flags.
+ */
+export interface RequestLimits {
+  readonly maxRequestBytes?: number;
+  readonly maxTxnOps?: number;
+}
+
+/** No bounds: what the apply path checks (only what does not depend on configuration). */
+export const UNLIMITED: RequestLimits = { maxRequestBytes: Infinity, maxTxnOps: Infinity };
+
+export function checkPut(r: PutRequest, limits: RequestLimits = {}): void {
   if (r.key.length === 0) throw new EtcdError("EMPTY_KEY", "put");
   if (r.ignoreValue === true && r.value.length !== 0) throw new EtcdError("VALUE_PROVIDED", `value length ${r.value.length}`);
   if (r.ignoreLease === true && (r.lease ?? 0n) !== 0n) throw new EtcdError("LEASE_PROVIDED", `lease ${r.lease}`);
   const size = r.key.length + r.value.length;
-  if (size > MAX_REQUEST_BYTES) throw new EtcdError("REQUEST_TOO_LARGE", `put of ${size} bytes > ${MAX_REQUEST_BYTES}`);
+  const max = limits.maxRequestBytes ?? MAX_REQUEST_BYTES;
+  if (size > max) throw new EtcdError("REQUEST_TOO_LARGE", `put of ${size} bytes > ${max}`);
 }
 
 export function checkDelete(r: DeleteRangeRequest): void {
   if (r.key.length === 0) throw new EtcdError("EMPTY_KEY", "delete range");
 }
 
-export function checkTxn(r: TxnRequest, maxTxnOps: number = MAX_TXN_OPS): void {
-  checkTxnShape(r, maxTxnOps, { bytes: 0 });
+export function checkTxn(r: TxnRequest, limits: RequestLimits = {}): void {
+  checkTxnShape(r, { maxTxnOps: limits.maxTxnOps ?? MAX_TXN_OPS, maxRequestBytes: limits.maxRequestBytes ?? MAX_REQUEST_BYTES }, { bytes: 0 });
   checkIntervals(r.success);
   checkIntervals(r.failure);
 }
 
-function checkTxnShape(r: TxnRequest, maxTxnOps: number, size: { bytes: number }): void {
+function checkTxnShape(r: TxnRequest, limits: Required<RequestLimits>, size: { bytes: number }): void {
+  const { maxTxnOps, maxRequestBytes } = limits;
   const n = Math.max(r.compare.length, r.success.length, r.failure.length);
   if (n > maxTxnOps) throw new EtcdError("TOO_MANY_OPS", `${n} ops > ${maxTxnOps}`);
   for (const c of r.compare) if (c.key.length === 0) throw new EtcdError("EMPTY_KEY", "compare");
   for (const op of [...r.success, ...r.failure]) {
     if ("range" in op) checkRange(op.range);
     else if ("put" in op) {
-      checkPut(op.put);
+      checkPut(op.put, limits);
       size.bytes += op.put.key.length + op.put.value.length;
-      if (size.bytes > MAX_REQUEST_BYTES) throw new EtcdError("REQUEST_TOO_LARGE", `txn puts of ${size.bytes} bytes > ${MAX_REQUEST_BYTES}`);
+      if (size.bytes > maxRequestBytes) throw new EtcdError("REQUEST_TOO_LARGE", `txn puts of ${size.bytes} bytes > ${maxRequestBytes}`);
     } else if ("deleteRange" in op) checkDelete(op.deleteRange);
-    else checkTxnShape(op.txn, maxTxnOps, size);
+    else checkTxnShape(op.txn, limits, size);
   }
 }
 

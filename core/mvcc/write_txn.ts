@@ -107,16 +107,36 @@ export function keyId(key: Uint8Array): string {
   return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString("latin1");
 }
 
-/** A batch's view of the index: its own changes over the committed index, applied only after the commit. */
+/**
+ * A batch's view of the index: its own changes over the committed index, applied only after the commit. Each
+ * change since the last mark() is journalled, so an entry that fails half-way can take its changes back.
+ */
 export class BatchIndex implements LiveIndex {
   private readonly overlay = new Map<string, Revision | undefined>();
+  /** Overlay slots changed since mark(): id → [had a slot before, its value]. */
+  private journal: [string, boolean, Revision | undefined][] = [];
   constructor(private readonly base: Map<string, Revision>) {}
   get(key: Uint8Array): Revision | undefined {
     const id = keyId(key);
     return this.overlay.has(id) ? this.overlay.get(id) : this.base.get(id);
   }
   set(key: Uint8Array, rev: Revision | undefined): void {
-    this.overlay.set(keyId(key), rev);
+    const id = keyId(key);
+    this.journal.push([id, this.overlay.has(id), this.overlay.get(id)]);
+    this.overlay.set(id, rev);
+  }
+  /** Starts a new entry: what is set from now on can be taken back with rollback(). */
+  mark(): void {
+    this.journal = [];
+  }
+  /** Takes back every change since mark(). */
+  rollback(): void {
+    for (let i = this.journal.length - 1; i >= 0; i--) {
+      const [id, had, rev] = this.journal[i] as [string, boolean, Revision | undefined];
+      if (had) this.overlay.set(id, rev);
+      else this.overlay.delete(id);
+    }
+    this.journal = [];
   }
   /** Applies the batch's changes to the committed index (call after the backend commit succeeded). */
   apply(): void {
@@ -136,6 +156,32 @@ export interface LeaseAttacher {
   has(id: bigint): boolean;
   attach(id: bigint, key: Uint8Array): void;
   detach(key: Uint8Array): void;
+}
+
+/**
+ * Holds one entry's attach/detach calls until the entry has applied whole (flush), so a failed entry leaves the
+ * lessor as it found it. Nothing within an entry reads attachments back, so holding them changes no outcome.
+ */
+export class PendingAttachments implements LeaseAttacher {
+  private readonly ops: ({ id: bigint; key: Uint8Array } | { key: Uint8Array })[] = [];
+  constructor(private readonly target: LeaseAttacher) {}
+  has(id: bigint): boolean {
+    return this.target.has(id);
+  }
+  attach(id: bigint, key: Uint8Array): void {
+    if (!this.target.has(id)) throw new EtcdError("LEASE_NOT_FOUND", `attach to ${id.toString(16)}`);
+    this.ops.push({ id, key });
+  }
+  detach(key: Uint8Array): void {
+    this.ops.push({ key });
+  }
+  flush(): void {
+    for (const op of this.ops) {
+      if ("id" in op) this.target.attach(op.id, op.key);
+      else this.target.detach(op.key);
+    }
+    this.ops.length = 0;
+  }
 }
 
 export class WriteTxn {

@@ -9,10 +9,10 @@ import type { MemberChange } from "../membership/conf_change.js";
 import type { Lessor } from "../lease/lessor.js";
 import type { KvStore } from "../mvcc/kv_store.js";
 import type { Effect, TxnRequest, WriteRequest, WriteResponse } from "../mvcc/types.js";
-import { EntryType, decodeConfChange, type ConfChange, type Entry } from "../raft/index.js";
+import { ConfChangeType, EntryType, decodeConfChange, type ConfChange, type Entry } from "../raft/index.js";
 import type { WalStorage } from "../wal/wal_storage.js";
 import type { AuthInfo } from "../auth/tokens.js";
-import { AlarmAction, AlarmType, type AlarmMember, type AlarmStore } from "./alarms.js";
+import { AlarmAction, AlarmType, type AlarmStore } from "./alarms.js";
 import { isAuthChange, type ServerAuth } from "./auth_apply.js";
 import { isLeaseRequest, leaseEffect } from "./leases.js";
 import { confChangeEffect, recordedOutcome, type ConfOutcome } from "./membership_apply.js";
@@ -38,6 +38,8 @@ export interface ApplyHost {
   answer(id: bigint, result: WriteResponse | EtcdError): void;
   /** A batch was applied up to `index` (time to consider a snapshot). */
   afterApply(index: number): void;
+  /** Logs a warning (a committed request refused because it could not be applied). */
+  warn?(message: string): void;
 }
 
 export class Applier {
@@ -81,8 +83,8 @@ export class Applier {
   async apply(entries: readonly Entry[]): Promise<void> {
     const ids: bigint[] = [];
     const reqs: WriteRequest[] = [];
+    const guards: ((() => void) | undefined)[] = [];
     const confs: { cc: ConfChange; slot: number }[] = [];
-    const capped = new CappedState(this.#host.alarms.list(AlarmType.NOSPACE));
     for (const e of entries) {
       if (e.index <= this.#applied) {
         // Already in the backend (replay after a restart or a snapshot): Raft still needs past conf changes,
@@ -91,24 +93,29 @@ export class Applier {
         continue;
       }
       if (e.type === EntryType.ConfChange) {
-        const cc = decodeConfChange(e.data);
+        const cc = confChangeOf(e);
         confs.push({ cc, slot: reqs.length });
         ids.push(0n);
         reqs.push({ effect: confChangeEffect(this.#host.cluster, cc, e.index) });
+        guards.push(undefined);
       } else if (e.data.length > 0) {
-        const p = decodePayload(e.data);
+        const p = decodeEntry(e);
         ids.push(p.id);
-        reqs.push(this.#toWrite(p.req, capped, e.index, p.auth));
+        reqs.push(p.req === undefined ? refusal(p.error) : this.#toWrite(p.req, e.index));
+        guards.push(p.req === undefined ? undefined : this.#guard(p.req, p.auth));
       }
     }
     const last = entries[entries.length - 1];
     if (last === undefined || last.index <= this.#applied) return;
     const commitStart = performance.now();
-    const results = reqs.length > 0 ? await this.#host.kv.write(reqs, last.index) : [];
+    const results = reqs.length > 0 ? await this.#host.kv.write(reqs, last.index, (slot) => guards[slot]?.()) : [];
     if (reqs.length > 0) this.#host.metrics.backendCommit.observe((performance.now() - commitStart) / 1000);
     this.#applied = last.index;
     for (const { cc, slot } of confs) this.#afterConfChange(cc, results[slot]);
-    results.forEach((res, i) => this.#host.answer(ids[i] ?? 0n, res));
+    results.forEach((res, i) => {
+      if (res instanceof EtcdError && res.code === "APPLY_FAILED") this.#host.warn?.(`refused a committed request that could not be applied: ${res.detail ?? ""}`);
+      this.#host.answer(ids[i] ?? 0n, res);
+    });
     this.#notifyApplied();
     this.#host.afterApply(this.#applied);
   }
@@ -128,7 +135,7 @@ export class Applier {
   }
 
   #replayConfChange(e: Entry): void {
-    const cc = decodeConfChange(e.data);
+    const cc = confChangeOf(e);
     const accepted = this.#host.kv.backend.readNow((v) => recordedOutcome(v, e.index));
     if (accepted === undefined) throw new Error(`conf change at index ${e.index} is below the applied index ${this.#applied} but has no recorded outcome`);
     this.#host.applyConfChangeToRaft(accepted ? cc : { ...cc, nodeId: 0n });
@@ -146,29 +153,42 @@ export class Applier {
     this.#host.onMemberChange(outcome.change);
   }
 
-  /** The backend write of one applied request; while NOSPACE is raised, what grows the database is refused. */
-  #toWrite(req: InternalRequest, capped: CappedState, index: number, auth?: AuthInfo): WriteRequest {
-    const denied = auth !== undefined ? this.#applyTimeDenial(req, auth) : undefined;
-    if (denied !== undefined) return { effect: { run: () => { throw denied; } } };
-    if ("alarm" in req) {
-      capped.apply(req);
-      return { effect: alarmEffect(this.#host.alarms, req) };
-    }
+  /** The backend write of one applied request. */
+  #toWrite(req: InternalRequest, index: number): WriteRequest {
+    if ("alarm" in req) return { effect: alarmEffect(this.#host.alarms, req) };
     if (isAuthChange(req)) return { effect: this.#host.auth.effect(req, index) };
     if ("v2" in req) return { effect: this.#host.v2.effect(req.v2) };
     if ("publish" in req) {
       const { memberId, name, clientUrls } = req.publish;
       return { effect: { run: (tx) => (this.#host.cluster.publish(tx, memberId, name, clientUrls), {}) } };
     }
-    if (capped.active && growsDatabase(req)) return { effect: { run: () => { throw new EtcdError("NO_SPACE"); } } };
     return isLeaseRequest(req) ? { effect: leaseEffect(this.#host.lessor, req) } : req;
+  }
+
+  /**
+   * The checks a request passes just before it applies, in log order inside the batch, so that an auth change or
+   * an alarm earlier in the same batch is seen exactly as it would be in a batch of its own: the proposer's
+   * permissions (etcd's authApplierV3), then the CORRUPT alarm (every KV and lease write refused) and the NOSPACE
+   * alarm (what grows the database refused: etcd's capped applier).
+   */
+  #guard(req: InternalRequest, auth: AuthInfo | undefined): (() => void) | undefined {
+    const alarms = this.#host.alarms;
+    const corruptible = isKvOrLeaseWrite(req);
+    const grows = growsDatabase(req);
+    if (auth === undefined && !corruptible && !grows) return undefined;
+    return () => {
+      const denied = auth !== undefined ? this.#applyTimeDenial(req, auth) : undefined;
+      if (denied !== undefined) throw denied;
+      if (corruptible && alarms.has(AlarmType.CORRUPT)) throw new EtcdError("CORRUPT");
+      if (grows && alarms.has(AlarmType.NOSPACE)) throw new EtcdError("NO_SPACE");
+    };
   }
 
   /**
    * etcd checks a request's permissions again when it applies, with the user and auth revision it was proposed
    * with: a role or user changed in between (the auth revision moved) makes it fail with
    * "revision of auth store is old" (the client retries with a fresh token), a lost permission with "permission
-   * denied". (Checked as the batch is assembled: an auth change in the same batch is seen by the next batch.)
+   * denied".
    */
   #applyTimeDenial(req: InternalRequest, auth: AuthInfo): EtcdError | undefined {
     const store = this.#host.auth;
@@ -182,25 +202,6 @@ export class Applier {
     } catch (err) {
       if (err instanceof EtcdError) return err;
       throw err;
-    }
-  }
-}
-
-/** Whether NOSPACE is raised, followed through a batch in apply order (an alarm change may sit in the batch). */
-class CappedState {
-  readonly #raised: Set<string>;
-  constructor(nospace: readonly AlarmMember[]) {
-    this.#raised = new Set(nospace.map((a) => a.memberId.toString()));
-  }
-  get active(): boolean {
-    return this.#raised.size > 0;
-  }
-  apply(req: AlarmChange): void {
-    const { action, memberId, type } = req.alarm;
-    if (action === AlarmAction.ACTIVATE && type === AlarmType.NOSPACE) this.#raised.add(memberId.toString());
-    if (action === AlarmAction.DEACTIVATE && (type === AlarmType.NOSPACE || type === AlarmType.NONE)) {
-      if (memberId === 0n) this.#raised.clear();
-      else this.#raised.delete(memberId.toString());
     }
   }
 }
@@ -231,4 +232,36 @@ export function txnBytes(t: TxnRequest): number {
 /** etcd's capped applier refuses puts, txns that write, and lease grants while NOSPACE is raised. */
 function growsDatabase(req: InternalRequest): boolean {
   return "put" in req || ("txn" in req && !isTxnReadOnly(req.txn)) || "leaseGrant" in req;
+}
+
+/** What etcd's corrupt applier refuses while CORRUPT is raised: KV writes, txns, compaction, lease grant/revoke. */
+function isKvOrLeaseWrite(req: InternalRequest): boolean {
+  return "put" in req || "deleteRange" in req || "txn" in req || "compact" in req || "leaseGrant" in req || "leaseRevoke" in req;
+}
+
+/** A Raft entry's payload, or why it could not be decoded (answered as a refused request, on every member alike). */
+function decodeEntry(e: Entry): { id: bigint; req?: InternalRequest; auth?: AuthInfo; error: string } {
+  try {
+    const p = decodePayload(e.data);
+    return { id: p.id, req: p.req, ...(p.auth !== undefined ? { auth: p.auth as AuthInfo } : {}), error: "" };
+  } catch (err) {
+    return { id: 0n, error: `entry ${e.index}: ${err instanceof Error ? err.message : String(err)}` };
+  }
+}
+
+/**
+ * A conf change entry's change; one that does not decode becomes a change of node 0, which the membership refuses
+ * (and records as refused) and Raft applies as no change, on every member alike.
+ */
+function confChangeOf(e: Entry): ConfChange {
+  try {
+    return decodeConfChange(e.data);
+  } catch {
+    return { type: ConfChangeType.AddNode, nodeId: 0n, context: new Uint8Array(0) };
+  }
+}
+
+/** A slot that applies nothing and answers APPLY_FAILED. */
+function refusal(why: string): WriteRequest {
+  return { effect: { run: () => { throw new EtcdError("APPLY_FAILED", why); } } };
 }

@@ -242,6 +242,16 @@ export class ServerAuth {
   }
 
   /**
+   * TimeToLive with keys (etcd 3.4.26's fix for CVE-2023-32082): a user without the root role needs read
+   * permission on every key attached to the lease, or is refused as a Range of that key would be.
+   */
+  checkLeaseKeysReadable(info: AuthInfo | undefined, lease: bigint): void {
+    if (!this.store.enabled) return;
+    if (info !== undefined && this.store.isAdmin(info.username)) return;
+    for (const key of this.#leaseKeys(lease)) this.store.checkPermission(info, { op: "range", key });
+  }
+
+  /**
    * Watch create: why etcd would refuse a watch with the stream's token (a bad or old token, no user, no read
    * permission), or undefined when permitted. etcd cancels such a watch instead of failing the stream.
    */

@@ -12,7 +12,8 @@ import type { MemberChange } from "../membership/conf_change.js";
 import { LearnerReadiness, learnerReadiness } from "../membership/learner.js";
 import type { PeerTransport } from "../transport/index.js";
 import { forwardPromote, forwardRenew, forwardTimeToLive } from "./peer_link.js";
-import { AUTH_TOKEN_TTL_SECONDS, ELECTION_TIMEOUT_MS, HEARTBEAT_INTERVAL_MS } from "../limits.js";
+import { CorruptMonitor, checkInitialHashKV, corruptCheckHost } from "./corrupt_check.js";
+import { AUTH_TOKEN_TTL_SECONDS, ELECTION_TIMEOUT_MS, HEARTBEAT_INTERVAL_MS, MAX_LEASE_TTL_SECONDS, MAX_REQUEST_BYTES } from "../limits.js";
 import type { Lessor } from "../lease/lessor.js";
 import type { KvStore } from "../mvcc/kv_store.js";
 import { WatchableStore } from "../mvcc/watchable_store.js";
@@ -81,6 +82,7 @@ export class EtcdServer {
   readonly #applier: Applier;
   readonly #node: RaftNode;
   readonly #reads: ReadIndexBatcher;
+  #corruptMonitor: CorruptMonitor | undefined;
   #stopped = false;
 
   private constructor(config: ServerConfig, kv: KvStore, storage: WalStorage) {
@@ -130,6 +132,7 @@ export class EtcdServer {
       onMemberChange: (change) => this.#onMemberChange(change),
       answer: (id, result) => this.#proposals.trigger(id, result),
       afterApply: (index) => this.#snapshots.maybeCut(index, this.#node.raw.raft.confState()),
+      warn: (message) => this.config.log?.("W", "etcdserver", message),
     };
   }
 
@@ -177,7 +180,24 @@ export class EtcdServer {
     server.v2.startSync(() => server.isLeader, (req) => server.propose({ v2: req }));
     server.#startCompactor();
     void server.#publisher.run();
+    if ((config.corruptCheckIntervalMs ?? 0) > 0) {
+      server.#corruptMonitor = new CorruptMonitor(corruptCheckHost(server), config.corruptCheckIntervalMs ?? 0);
+      server.#corruptMonitor.start();
+    }
     return server;
+  }
+
+  /**
+   * etcd's initial corruption check: this member's HashKV against each peer's at the same revision, before it
+   * serves clients. Throws DataInconsistencyError on a mismatch.
+   */
+  checkInitialHashKV(): Promise<void> {
+    return checkInitialHashKV(corruptCheckHost(this));
+  }
+
+  /** Resolves once this member has applied everything committed when it was called (a linearizable read's wait). */
+  linearizableBarrier(): Promise<void> {
+    return this.#reads.linearizableBarrier();
   }
 
   get lessor(): Lessor {
@@ -249,6 +269,7 @@ export class EtcdServer {
         renew: (id) => this.leaseRenew(id).then((r) => r.ttl),
         timeToLive: (id, keys) => this.#localTimeToLive(id, keys),
         promote: (id) => this.memberPromote(id).then(() => undefined),
+        hashKV: (revision) => this.kv.hashKV(revision),
       },
     });
     this.#transport = t;
@@ -306,6 +327,7 @@ export class EtcdServer {
     this.#node.stopTicking();
     this.#leaseLoop.stop();
     this.v2.stopSync();
+    this.#corruptMonitor?.stop();
     if (this.#compactTimer !== undefined) clearInterval(this.#compactTimer);
     const err = new EtcdError("STOPPED");
     this.#proposals.failAll(err);
@@ -380,6 +402,8 @@ export class EtcdServer {
 
   /** Grants a lease (id 0: the server picks one); the TTL is raised to the minimum as etcd does. */
   async leaseGrant(id: bigint, ttl: number): Promise<WithHeader<{ id: bigint; ttl: number }>> {
+    // etcd refuses a TTL past its maximum before proposing (apply refuses it too, for entries from elsewhere).
+    if (!(ttl <= MAX_LEASE_TTL_SECONDS)) throw new EtcdError("LEASE_TTL_TOO_LARGE", `ttl ${ttl} > ${MAX_LEASE_TTL_SECONDS}`);
     this.#quota.check(LEASE_COST_BYTES);
     const chosen = id === 0n ? leaseIdFrom(this.#ids.next()) : id;
     const r = await this.#leaseWrite({ leaseGrant: { id: chosen, ttl } });
@@ -531,8 +555,12 @@ export class EtcdServer {
     if (this.#stopped) return Promise.reject(new EtcdError("STOPPED"));
     if (!("publish" in req) && this.isLearner) return Promise.reject(new EtcdError("NOT_SUPPORTED_FOR_LEARNER"));
     const id = this.#ids.next();
+    const data = encodePayload(auth === undefined ? { id, req } : { id, req, auth: { username: auth.username, revision: auth.revision } });
+    // etcd refuses an internal request whose encoding exceeds --max-request-bytes before it reaches Raft.
+    const max = this.config.maxRequestBytes ?? MAX_REQUEST_BYTES;
+    if (data.length > max) return Promise.reject(new EtcdError("REQUEST_TOO_LARGE", `proposal of ${data.length} bytes > ${max}`));
     const done = this.#proposals.register(id);
-    this.#node.enqueue(encodePayload(auth === undefined ? { id, req } : { id, req, auth: { username: auth.username, revision: auth.revision } }));
+    this.#node.enqueue(data);
     return withTimeout(done, this.requestTimeoutMs, () => {
       this.#proposals.fail(id, new EtcdError("TIMEOUT", `proposal ${id}`));
     });

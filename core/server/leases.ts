@@ -35,7 +35,12 @@ export function leaseEffect(lessor: Lessor, req: LeaseRequest): Effect {
   }
   if ("leaseRevoke" in req) {
     const { id } = req.leaseRevoke;
-    return { run: (tx) => ({ deleteKeys: lessor.revoke(tx, id) }) };
+    return {
+      run: (tx) => {
+        const { keys, forget } = lessor.revokeRecord(tx, id);
+        return { deleteKeys: keys, afterApply: forget };
+      },
+    };
   }
   const { checkpoints } = req.leaseCheckpoint;
   return {

@@ -6,6 +6,7 @@ import { AUTH_BUCKETS } from "../auth/auth_store.js";
 import { LEASE_BUCKET } from "../lease/lessor.js";
 import { Cluster, MEMBERSHIP_BUCKETS } from "../membership/cluster.js";
 import { KvStore } from "../mvcc/kv_store.js";
+import { UNLIMITED } from "../mvcc/validate.js";
 import { WalStorage } from "../wal/wal_storage.js";
 import { ALARM_BUCKET } from "./alarms.js";
 import { CLUSTER_META_BUCKET, CONF_OUTCOME_BUCKET, storeBootstrap } from "./membership_apply.js";
@@ -18,12 +19,16 @@ export function makeMemberDir(dataDir: string): void {
   mkdirSync(join(dataDir, "member", "snap"), { recursive: true });
 }
 
+/** Every bucket a member keeps in its backend besides the KV store's own. */
+export const MEMBER_BUCKETS = [LEASE_BUCKET, ALARM_BUCKET, ...AUTH_BUCKETS, ...MEMBERSHIP_BUCKETS, CONF_OUTCOME_BUCKET, CLUSTER_META_BUCKET, V2_BUCKET];
+
 /** The member's backend and WAL, consistent with each other. The caller holds the directory lock. */
 export async function openMemberDir(config: ServerConfig): Promise<{ kv: KvStore; storage: WalStorage }> {
   const memberDir = join(config.dataDir, "member");
   const kv = KvStore.open(memberDir, {
-    extraBuckets: [LEASE_BUCKET, ALARM_BUCKET, ...AUTH_BUCKETS, ...MEMBERSHIP_BUCKETS, CONF_OUTCOME_BUCKET, CLUSTER_META_BUCKET, V2_BUCKET],
-    ...(config.maxTxnOps !== undefined ? { maxTxnOps: config.maxTxnOps } : {}),
+    extraBuckets: MEMBER_BUCKETS,
+    // The proposer checks --max-request-bytes and --max-txn-ops; apply must not depend on a member's flags.
+    limits: UNLIMITED,
     ...(config.readMode !== undefined ? { readMode: config.readMode } : {}),
   });
   const storage = WalStorage.open(memberDir);

@@ -32,6 +32,13 @@ export function confChangeEffect(cluster: Cluster, cc: ConfChange, index: number
       const outcome: ConfOutcome = { change, error };
       return { value: outcome };
     },
+    // A conf change that could not be applied (a malformed context, say) is refused, and recorded as refused so
+    // that Raft sees the same outcome whenever the entry passes by again.
+    refused: (tx: WriteView, err: EtcdError) => {
+      tx.put(CONF_OUTCOME_BUCKET, encodeU64(index), Uint8Array.of(0));
+      const outcome: ConfOutcome = { change: { kind: "remove", id: cc.nodeId }, error: err };
+      return { value: outcome };
+    },
   };
 }
 

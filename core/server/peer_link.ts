@@ -4,6 +4,7 @@
 //                            expires leases, so only it can renew them)
 //   POST /leases/timetolive  TimeToLive, answered from the leader's lessor
 //   POST /members/promote    MemberPromote, which only the leader can check (it knows the learner's progress)
+//   POST /members/hashkv     this member's HashKV at a revision, for the corruption checks (etcd's peer hashkv)
 // Bodies are small JSON documents; errors travel as core/errors codes and come back as the same EtcdError.
 import { ERRORS, EtcdError, isEtcdError, type ErrorCode } from "../errors.js";
 import type { Member } from "../membership/cluster.js";
@@ -14,6 +15,7 @@ export const PEER_PATHS = {
   renew: "/leases/renew",
   timeToLive: "/leases/timetolive",
   promote: "/members/promote",
+  hashKV: "/members/hashkv",
 } as const;
 
 export interface LeaderSide {
@@ -21,6 +23,14 @@ export interface LeaderSide {
   renew(id: bigint): Promise<number>;
   timeToLive(id: bigint, keys: boolean): { ttl: number; grantedTtl: number; keys: readonly Uint8Array[] };
   promote(id: bigint): Promise<void>;
+  hashKV(revision: number): Promise<PeerHash>;
+}
+
+/** A member's HashKV at a revision, with its own current revision (etcd's HashKVResponse and its header). */
+export interface PeerHash {
+  readonly revision: number;
+  readonly hash: number;
+  readonly compactRevision: number;
 }
 
 interface MemberJson {
@@ -45,7 +55,14 @@ export function peerHandlers(side: LeaderSide): Record<string, PeerHttpHandler> 
       await side.promote(BigInt(parseBody(req.body).id as string));
       return {};
     }),
+    [PEER_PATHS.hashKV]: (req) => answer(async () => ({ ...(await side.hashKV(Number(parseBody(req.body).revision))) })),
   };
+}
+
+/** A peer's HashKV at `revision` (EtcdError COMPACTED / FUTURE_REV when it cannot hash at that revision). */
+export async function fetchPeerHash(urls: readonly string[], revision: number, tls: TransportTls | undefined, timeoutMs: number): Promise<PeerHash> {
+  const r = await call(urls, PEER_PATHS.hashKV, { revision }, tls, timeoutMs);
+  return { revision: Number(r.revision), hash: Number(r.hash), compactRevision: Number(r.compactRevision) };
 }
 
 /** Asks the leader (at one of its peer URLs) to renew a lease; resolves with the new TTL. */

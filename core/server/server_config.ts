@@ -25,6 +25,10 @@ export interface ServerConfig {
   readonly leaseCheckpointIntervalMs?: number;
   /** --max-txn-ops (etcd's default 128). */
   readonly maxTxnOps?: number;
+  /** --experimental-corrupt-check-time: how often the leader compares the members' hashes (0 or absent: never). */
+  readonly corruptCheckIntervalMs?: number;
+  /** --max-request-bytes (etcd's default 1.5 MiB): no proposal's encoded entry may be larger. */
+  readonly maxRequestBytes?: number;
   /** --initial-election-tick-advance (etcd's default true): a fresh member skips most of its first election timeout. */
   readonly initialElectionTickAdvance?: boolean;
   /** --quota-backend-bytes: 0 = etcd's default (2 GiB), negative = no quota. */

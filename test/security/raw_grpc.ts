@@ -70,7 +70,7 @@ export class RawEtcd {
   }
 
   /** One unary call to etcdserverpb.<service>/<method>; `token` goes in the metadata as etcd's clients send it. */
-  call(service: "Auth" | "KV", method: string, body: Buffer, token?: string): Promise<RawReply> {
+  call(service: "Auth" | "KV" | "Maintenance", method: string, body: Buffer, token?: string): Promise<RawReply> {
     const md = new grpc.Metadata();
     if (token !== undefined) md.set("token", token);
     return new Promise((resolve) => {

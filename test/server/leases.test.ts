@@ -69,7 +69,9 @@ describe("leases through the server", () => {
     expect(isEtcdError(await errorOf(s.put({ key: enc("x"), value: enc("v"), lease: 12345n })), "LEASE_NOT_FOUND")).toBe(true);
     await s.leaseGrant(777n, 30);
     expect(isEtcdError(await errorOf(s.leaseGrant(777n, 30)), "LEASE_EXIST")).toBe(true);
+    const applied = s.appliedIndex;
     expect(isEtcdError(await errorOf(s.leaseGrant(0n, 9_000_000_001)), "LEASE_TTL_TOO_LARGE")).toBe(true);
+    expect(s.appliedIndex, "refused before it was proposed").toBe(applied);
     await s.leaseRevoke(777n);
     expect(isEtcdError(await errorOf(s.leaseRevoke(777n)), "LEASE_NOT_FOUND")).toBe(true);
     expect(isEtcdError(await errorOf(Promise.resolve().then(() => s.leaseRenew(777n))), "LEASE_NOT_FOUND")).toBe(true);
