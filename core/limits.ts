@@ -25,11 +25,8 @@ export const SNAPSHOT_COUNT = 100_000;
 export const SNAPSHOT_CATCH_UP_ENTRIES = 5_000;
 export const WAL_SEGMENT_BYTES = 64 * MiB;
 
-// Backend (--quota-backend-bytes; backend batch interval and limit).
+// Backend (--quota-backend-bytes).
 export const QUOTA_BACKEND_BYTES_DEFAULT = 2 * GiB;
-export const QUOTA_BACKEND_BYTES_MAX = 8 * GiB;
-export const BACKEND_BATCH_INTERVAL_MS = 100;
-export const BACKEND_BATCH_LIMIT = 10_000;
 
 // Membership (etcd 3.4 allows one learner at a time).
 export const MAX_LEARNERS = 1;
@@ -46,10 +43,6 @@ export const WATCH_PROGRESS_NOTIFY_INTERVAL_MS = 10 * 60 * 1000;
 
 // Auth (--auth-token-ttl; the bcrypt cost lives in core/auth/password.ts).
 export const AUTH_TOKEN_TTL_SECONDS = 300;
-
-// Default URLs.
-export const DEFAULT_CLIENT_PORT = 2379;
-export const DEFAULT_PEER_PORT = 2380;
 
 /** The lease minimum TTL etcd derives from the election timeout: ceil(1.5 × election timeout), in seconds. */
 export function minLeaseTtlSeconds(electionTimeoutMs: number, heartbeatIntervalMs: number): number {

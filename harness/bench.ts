@@ -71,7 +71,9 @@ const EXPERIMENTS: Record<string, Experiment> = {
 const DEFAULT_EXPERIMENT = "kube-5000";
 
 async function main(): Promise<void> {
-  const [name = DEFAULT_EXPERIMENT, ...rest] = argv.slice(2);
+  const given = argv.slice(2);
+  // `npm run bench -- --reps 3` passes options to the default experiment.
+  const [name = DEFAULT_EXPERIMENT, ...rest] = given[0]?.startsWith("--") === true && given[0] !== "--help" ? [DEFAULT_EXPERIMENT, ...given] : given;
   if (name === "--help" || name === "-h" || name === "list") {
     for (const [key, e] of Object.entries(EXPERIMENTS)) console.log(`${key.padEnd(16)} ${e.describe}`);
     return;

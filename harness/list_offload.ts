@@ -15,7 +15,7 @@ export class ListOffload {
       w?.(r);
     });
     this.worker.on("error", (err) => {
-      for (const [id, w] of this.waiting) w({ id, sentAbsMs: 0, doneAbsMs: 0, errorCode: `WORKER:${err.message}` });
+      for (const [id, w] of this.waiting) w({ id, sentAbsMs: 0, doneAbsMs: 0, bytes: 0, errorCode: `WORKER:${err.message}` });
       this.waiting.clear();
     });
   }

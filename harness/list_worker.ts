@@ -18,6 +18,8 @@ export interface ListReply {
   readonly id: number;
   readonly sentAbsMs: number;
   readonly doneAbsMs: number;
+  /** Response bytes of every page (0 when the LIST failed). */
+  readonly bytes: number;
   readonly errorCode?: string;
 }
 
@@ -36,8 +38,8 @@ if (parentPort !== null) {
     }
     const sentAbsMs = absMs();
     storage.list(m.prefix, { timeoutMs: m.timeoutMs, ...(m.limit === undefined ? {} : { limit: m.limit }) }).then(
-      () => port.postMessage({ id: m.id, sentAbsMs, doneAbsMs: absMs() } satisfies ListReply),
-      (err: unknown) => port.postMessage({ id: m.id, sentAbsMs, doneAbsMs: absMs(), errorCode: errorCode(err) } satisfies ListReply),
+      (o) => port.postMessage({ id: m.id, sentAbsMs, doneAbsMs: absMs(), bytes: o.bytes } satisfies ListReply),
+      (err: unknown) => port.postMessage({ id: m.id, sentAbsMs, doneAbsMs: absMs(), bytes: 0, errorCode: errorCode(err) } satisfies ListReply),
     );
   });
 }

@@ -21,6 +21,8 @@ export interface OpCell {
   errors: number;
   /** Compares that failed as expected by the caller (create of an existing object, stale update). */
   conflicts: number;
+  /** Response bytes received (LISTs report theirs; 0 for ops that do not). */
+  bytes: number;
   readonly errorsByCode: Map<string, number>;
 }
 
@@ -52,7 +54,7 @@ export class Recorder {
     const key = `${phase}\u0000${verb}\u0000${resource}`;
     let c = this.cells.get(key);
     if (c === undefined) {
-      c = { phase, verb, resource, latency: newHistogram(), service: newHistogram(), count: 0, errors: 0, conflicts: 0, errorsByCode: new Map() };
+      c = { phase, verb, resource, latency: newHistogram(), service: newHistogram(), count: 0, errors: 0, conflicts: 0, bytes: 0, errorsByCode: new Map() };
       this.cells.set(key, c);
     }
     return c;
@@ -62,7 +64,7 @@ export class Recorder {
    * record one completed op. Times are seconds since the replay start: intended (scheduled) send, actual send,
    * completion. `errorCode` set = the op failed.
    */
-  record(phase: string, verb: string, resource: string, t: { intendedS: number; sentS: number; doneS: number }, outcome: { errorCode?: string; conflict?: boolean } = {}): void {
+  record(phase: string, verb: string, resource: string, t: { intendedS: number; sentS: number; doneS: number }, outcome: { errorCode?: string; conflict?: boolean; bytes?: number } = {}): void {
     const c = this.cell(phase, verb, resource);
     const latencyUs = Math.max(1, Math.round((t.doneS - t.intendedS) * 1e6));
     const serviceUs = Math.max(1, Math.round((t.doneS - t.sentS) * 1e6));
@@ -70,6 +72,7 @@ export class Recorder {
     c.service.recordValue(Math.min(serviceUs, HIST_MAX_US));
     c.count++;
     if (outcome.conflict === true) c.conflicts++;
+    c.bytes += outcome.bytes ?? 0;
     if (outcome.errorCode !== undefined) {
       c.errors++;
       c.errorsByCode.set(outcome.errorCode, (c.errorsByCode.get(outcome.errorCode) ?? 0) + 1);
@@ -104,6 +107,7 @@ export interface SummaryRow {
   readonly count: number;
   readonly errors: number;
   readonly conflicts: number;
+  readonly bytes: number;
   readonly throughput_per_s: number;
   readonly p50_ms: number;
   readonly p90_ms: number;
@@ -122,7 +126,7 @@ export function summarise(rec: Recorder, phaseSeconds?: (phase: string) => numbe
   for (const c of rec.cells.values()) {
     const secs = phaseSeconds?.(c.phase) ?? rec.phaseSeconds(c.phase);
     rows.push({
-      target: rec.target, phase: c.phase, verb: c.verb, resource: c.resource, count: c.count, errors: c.errors, conflicts: c.conflicts,
+      target: rec.target, phase: c.phase, verb: c.verb, resource: c.resource, count: c.count, errors: c.errors, conflicts: c.conflicts, bytes: c.bytes,
       throughput_per_s: secs > 0 ? Math.round((c.count / secs) * 100) / 100 : 0,
       p50_ms: ms(c.latency.getValueAtPercentile(50)), p90_ms: ms(c.latency.getValueAtPercentile(90)),
       p99_ms: ms(c.latency.getValueAtPercentile(99)), p999_ms: ms(c.latency.getValueAtPercentile(99.9)),
@@ -140,4 +144,33 @@ export function cdfRows(c: OpCell): { percentile: number; latency_ms: number; se
     latency_ms: ms(c.latency.getValueAtPercentile(p)),
     service_ms: ms(c.service.getValueAtPercentile(p)),
   }));
+}
+
+/**
+ * samplesFor is how many samples percentile `p` needs before it differs from the largest one: the top
+ * (100 − p)% must hold at least one sample, so P99 needs 100 and P99.9 needs 1,000.
+ */
+export function samplesFor(p: number): number {
+  if (!(p >= 0 && p < 100)) throw new Error(`percentile must be in [0, 100), got ${p}`);
+  return Math.ceil(100 / (100 - p) - 1e-9);
+}
+
+/** Tail: the P99 when the count supports one, else the maximum, always with its sample count. */
+export interface Tail {
+  readonly label: "p99" | "max";
+  readonly ms: number;
+  readonly n: number;
+}
+
+/** tailOf picks P99 or max for a summary row by the sample-count rule. */
+export function tailOf(r: { count: number | string; p99_ms: number | string; max_ms: number | string }): Tail {
+  const n = Number(r.count);
+  const p99 = Number(r.p99_ms);
+  // A source that reports no P99 (perfkit's LIST latencies) falls back to its max as well.
+  return n >= samplesFor(99) && Number.isFinite(p99) ? { label: "p99", ms: p99, n } : { label: "max", ms: Number(r.max_ms), n };
+}
+
+/** formatTail prints a tail as "p99 12.3 ms (n=1200)" or "max 146.3 ms (n=30)". */
+export function formatTail(t: Tail): string {
+  return `${t.label} ${t.ms} ms (n=${t.n})`;
 }

@@ -3,13 +3,16 @@
 // (start + t / speed): open-loop, so latency is measured from the intended time and a stalled server cannot
 // hide behind a waiting sender (coordinated omission). Ops that name a `client` are a sequential caller: each
 // starts at the later of its intended time and the client's previous completion (and latency counts from
-// that start), and is skipped if it cannot start before its `until`. Watches stay open for their duration.
+// that start), and is skipped if it cannot start before its `until`. A client with `inFlight` is a paced caller
+// instead: up to that many of its ops overlap, each latency counts from its intended time, and one that gets
+// no slot before its `until` is skipped. Watches stay open for their duration.
 import { performance } from "node:perf_hooks";
 import { EtcdClient, errorCode, type Watcher } from "../core/client/index.js";
 import { KubeStorage, keyFor, listPrefix } from "../workloads/kube_mapping.js";
 import type { Trace, TraceOp } from "../workloads/trace.js";
 import type { Recorder } from "./metrics.js";
 import { ListOffload } from "./list_offload.js";
+import { Slots } from "./paced.js";
 import { Progress } from "./progress.js";
 
 export interface ReplayOptions {
@@ -31,7 +34,10 @@ export interface ReplayResult {
   readonly preloadErrors: number;
   readonly preloadSeconds: number;
   readonly replaySeconds: number;
+  /** Sequential (looping) client ops that could not start before their `until`. */
   readonly skipped: number;
+  /** Paced client ops that got no slot before their `until` (the target did not keep the pace). */
+  readonly pacedSkipped: number;
   readonly cacheServed: number;
   readonly watchEvents: number;
   readonly compactions: number;
@@ -54,29 +60,39 @@ export function reportVerb(op: TraceOp): string {
   return op.ns === undefined || op.ns === "" ? "list" : "list-ns";
 }
 
-/** execute runs one op's etcd calls; returns true when a compare lost (409-style conflict), "cache" when no etcd call. */
-async function execute(storage: KubeStorage, client: EtcdClient, op: TraceOp, timeoutMs: number): Promise<boolean | "cache"> {
+/** Outcome of one op: whether a compare lost (409-style conflict) and the LIST's response bytes. */
+interface Executed {
+  readonly conflict: boolean;
+  readonly bytes?: number;
+}
+
+const done = (conflict: boolean): Executed => ({ conflict });
+
+/** execute runs one op's etcd calls; "cache" when kube-apiserver would answer it without etcd. */
+async function execute(storage: KubeStorage, client: EtcdClient, op: TraceOp, timeoutMs: number): Promise<Executed | "cache"> {
   switch (op.verb) {
     case "create":
-      return !(await storage.create(keyOf(op), valueOf(op), op.ttl)).created;
+      return done(!(await storage.create(keyOf(op), valueOf(op), op.ttl)).created);
     case "update":
     case "patch":
-      return !(await storage.update(keyOf(op), valueOf(op))).updated;
+      return done(!(await storage.update(keyOf(op), valueOf(op))).updated);
     case "get":
       if (op.rv === "0") return "cache";
       await storage.get(keyOf(op));
-      return false;
+      return done(false);
     case "delete":
-      return !(await storage.delete(keyOf(op)));
+      return done(!(await storage.delete(keyOf(op))));
     case "list":
       if (op.rv === "0") return "cache";
-      if (op.countOnly === true) await storage.count(listPrefix(op.resource, op.ns, op.group));
-      else await storage.list(listPrefix(op.resource, op.ns, op.group), { ...(op.limit === undefined ? {} : { limit: op.limit }), timeoutMs });
-      return false;
+      if (op.countOnly === true) {
+        await storage.count(listPrefix(op.resource, op.ns, op.group));
+        return done(false);
+      }
+      return { conflict: false, bytes: (await storage.list(listPrefix(op.resource, op.ns, op.group), { ...(op.limit === undefined ? {} : { limit: op.limit }), timeoutMs })).bytes };
     case "deletecollection": {
       const r = await client.get(listPrefix(op.resource, op.ns, op.group), { prefix: true, keysOnly: true });
       for (const kv of r.kvs) await storage.delete(kv.key.toString());
-      return false;
+      return done(false);
     }
     case "watch":
       throw new Error("watch ops are opened by the replayer, not executed");
@@ -121,13 +137,14 @@ export async function replayTrace(client: EtcdClient, trace: Trace, rec: Recorde
     await offload?.close();
   }
   return {
-    preloaded: pre.length, preloadErrors, preloadSeconds, replaySeconds: run.elapsedS(), skipped: run.skipped,
+    preloaded: pre.length, preloadErrors, preloadSeconds, replaySeconds: run.elapsedS(), skipped: run.skipped, pacedSkipped: run.pacedSkipped,
     cacheServed: run.cacheServed, watchEvents: run.watchEvents, compactions: run.compactions,
   };
 }
 
 class Run {
   skipped = 0;
+  pacedSkipped = 0;
   cacheServed = 0;
   watchEvents = 0;
   compactions = 0;
@@ -135,6 +152,7 @@ class Run {
   private inFlight = 0;
   private slotWaiter: (() => void) | undefined;
   private readonly clients = new Map<string, Promise<void>>();
+  private readonly pacedClients = new Map<string, Slots>();
   private readonly watchers: Watcher[] = [];
   private readonly speed: number;
   private readonly timeoutMs: number;
@@ -168,6 +186,10 @@ class Run {
         this.openWatch(op, intendedS);
         continue;
       }
+      if (op.client !== undefined && op.inFlight !== undefined) {
+        pending.push(this.paced(op, intendedS));
+        continue;
+      }
       if (op.client !== undefined) {
         const prev = this.clients.get(op.client) ?? Promise.resolve();
         const p = prev.then(() => this.sequential(op, intendedS));
@@ -195,6 +217,22 @@ class Run {
     await this.issue(op, Math.max(intendedS, now));
   }
 
+  /** paced: a bounded open-loop caller; latency counts from the op's time, including any wait for a slot. */
+  private async paced(op: TraceOp, intendedS: number): Promise<void> {
+    let slots = this.pacedClients.get(op.client!);
+    if (slots === undefined) this.pacedClients.set(op.client!, (slots = new Slots(op.inFlight!)));
+    await slots.acquire();
+    try {
+      if (op.until !== undefined && this.elapsedS() >= op.until / this.speed) {
+        this.pacedSkipped++;
+        return;
+      }
+      await this.issue(op, intendedS);
+    } finally {
+      slots.release();
+    }
+  }
+
   private async issue(op: TraceOp, intendedS: number): Promise<void> {
     if (this.offload !== undefined && op.verb === "list" && op.countOnly !== true && op.rv !== "0") return this.issueOffloaded(op, intendedS);
     this.inFlight++;
@@ -203,7 +241,7 @@ class Run {
     try {
       const r = await execute(this.storage, this.client, op, this.timeoutMs);
       if (r === "cache") this.cacheServed++;
-      else this.rec.record(phase, reportVerb(op), op.resource, { intendedS, sentS, doneS: this.elapsedS() }, { conflict: r });
+      else this.rec.record(phase, reportVerb(op), op.resource, { intendedS, sentS, doneS: this.elapsedS() }, { conflict: r.conflict, bytes: r.bytes ?? 0 });
     } catch (err) {
       this.rec.record(phase, reportVerb(op), op.resource, { intendedS, sentS, doneS: this.elapsedS() }, { errorCode: errorCode(err) });
     } finally {
@@ -218,7 +256,7 @@ class Run {
     const startAbs = performance.timeOrigin + this.start;
     const r = await this.offload!.list(listPrefix(op.resource, op.ns, op.group), op.limit, this.timeoutMs);
     const t = { intendedS, sentS: (r.sentAbsMs - startAbs) / 1000, doneS: (r.doneAbsMs - startAbs) / 1000 };
-    this.rec.record(op.phase ?? "run", reportVerb(op), op.resource, t, r.errorCode === undefined ? {} : { errorCode: r.errorCode });
+    this.rec.record(op.phase ?? "run", reportVerb(op), op.resource, t, r.errorCode === undefined ? { bytes: r.bytes } : { errorCode: r.errorCode });
   }
 
   private openWatch(op: TraceOp, intendedS: number): void {

@@ -6,6 +6,7 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, totalmem, release, platform, hostname, loadavg } from "node:os";
 import { join, resolve } from "node:path";
+import { parse as parseCsvText } from "csv-parse/sync";
 import { stringify } from "csv-stringify/sync";
 import { cdfRows, summarise, type Recorder, type SummaryRow } from "./metrics.js";
 
@@ -14,8 +15,14 @@ export interface ClaimRow {
   readonly seed_value: string;
   readonly target: string;
   readonly measured_value: string;
+  /** Targets, read work and samples behind the measured value. */
+  readonly conditions?: string;
+  /** reproduced / not reproduced / inconclusive, from harness/verdict.ts's rule, with the rule's reason. */
+  readonly verdict?: string;
   readonly note: string;
 }
+
+export const CLAIM_COLUMNS = ["claim", "seed_value", "target", "measured_value", "conditions", "verdict", "note"] as const;
 
 export interface RunEnv {
   readonly experiment: string;
@@ -57,7 +64,7 @@ export function machineEnv(): Record<string, unknown> {
 }
 
 export const SUMMARY_COLUMNS: readonly (keyof SummaryRow)[] = [
-  "target", "phase", "verb", "resource", "count", "errors", "conflicts", "throughput_per_s",
+  "target", "phase", "verb", "resource", "count", "errors", "conflicts", "bytes", "throughput_per_s",
   "p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms", "p99_service_ms", "errors_by_code",
 ];
 
@@ -84,32 +91,21 @@ export function writeResults(
   }
   writeFileSync(join(dir, "summary.csv"), stringify(rows, { header: true, columns: SUMMARY_COLUMNS as string[] }));
   writeFileSync(join(dir, "timeline.csv"), stringify(timeline, { header: true, columns: ["target", "second", "ops", "writes", "reads", "errors"] }));
-  writeFileSync(join(dir, "claims.csv"), stringify(claims as ClaimRow[], { header: true, columns: ["claim", "seed_value", "target", "measured_value", "note"] }));
+  writeFileSync(join(dir, "claims.csv"), stringify(claims.map((c) => ({ conditions: "", verdict: "", ...c })), { header: true, columns: [...CLAIM_COLUMNS] }));
   writeFileSync(join(dir, "env.json"), JSON.stringify({ ...machineEnv(), ...env }, null, 2) + "\n");
   return rows;
 }
 
 /** parseCsv reads RFC 4180 CSV (quoted fields, doubled quotes, embedded commas/newlines) into header-keyed rows. */
 export function parseCsv(text: string): Record<string, string>[] {
-  const records: string[][] = [];
-  let field = "", row: string[] = [], quoted = false;
-  for (let i = 0; i < text.length; i++) {
-    const ch = text[i]!;
-    if (quoted) {
-      if (ch === '"' && text[i + 1] === '"') { field += '"'; i++; }
-      else if (ch === '"') quoted = false;
-      else field += ch;
-    } else if (ch === '"') quoted = true;
-    else if (ch === ",") { row.push(field); field = ""; }
-    else if (ch === "\n" || ch === "\r") {
-      if (ch === "\r" && text[i + 1] === "\n") i++;
-      row.push(field); records.push(row); row = []; field = "";
-    } else field += ch;
-  }
-  if (field.length > 0 || row.length > 0) { row.push(field); records.push(row); }
-  const [head, ...body] = records;
-  if (head === undefined) return [];
-  return body.filter((r) => r.length > 1 || (r[0] ?? "") !== "").map((r) => Object.fromEntries(head.map((h, i) => [h, r[i] ?? ""])));
+  let columns: string[] = [];
+  const rows = parseCsvText(text, {
+    columns: (header: string[]) => (columns = header),
+    skip_empty_lines: true,
+    relax_column_count: true,
+  }) as Record<string, string | undefined>[];
+  // A short row's missing fields read as "", as a spreadsheet shows them.
+  return rows.map((r) => Object.fromEntries(columns.map((c) => [c, r[c] ?? ""])));
 }
 
 /** readCsv reads one CSV file of a results dir ([] when absent). */

@@ -17,6 +17,17 @@ export interface Kube5000Options {
   readonly steadySeconds: number;
   /** Concurrent clients looping LIST pods during the storm (estimate: 4; the source gives no count). */
   readonly listers: number;
+  /**
+   * Paced listers: each starts one LIST every `listEvery` seconds during the storm, open loop up to
+   * `listInFlight` LISTs per lister (latency from the intended start), so every target is asked for the same
+   * read work; a LIST that cannot start before the storm ends is skipped and counted. Absent = looping listers
+   * (back to back, each waits for its previous LIST).
+   */
+  readonly listEvery?: number;
+  /** Paced listers: LISTs of one lister in flight at most (default 2). */
+  readonly listInFlight?: number;
+  /** A second storm phase, "storm-closed", after the first, with looping listers (0 or absent = none). */
+  readonly closedStormSeconds?: number;
   /** LIST page size; absent = one unpaginated Range, as a consistent LIST without limit. */
   readonly listPage?: number;
   /** POST clusterrolebindings per second (estimate; the source gives no rate). */
@@ -33,11 +44,16 @@ class Builder {
   readonly ops: { op: TraceOp; seq: number }[] = [];
   private seq = 0;
   constructor(readonly opts: Kube5000Options, readonly rng: Rng) {}
+  /** End of the storm phases (the paced or looping storm, then the optional looping one). */
+  get stormEnd(): number {
+    return this.opts.stormSeconds + (this.opts.closedStormSeconds ?? 0);
+  }
   get end(): number {
-    return this.opts.stormSeconds + this.opts.steadySeconds;
+    return this.stormEnd + this.opts.steadySeconds;
   }
   phaseOf(t: number): string {
-    return t < this.opts.stormSeconds ? "storm" : "steady";
+    if (t < this.opts.stormSeconds) return "storm";
+    return t < this.stormEnd ? "storm-closed" : "steady";
   }
   add(op: Omit<TraceOp, "phase"> & { phase?: string }): void {
     if (op.phase !== "preload" && op.t >= this.end) return;
@@ -141,15 +157,32 @@ function controlPlane(b: Builder, c: Counts): void {
   for (let w = 0; w < 2; w++) b.add({ t: 0, verb: "watch", resource: "events", duration: b.end });
 }
 
-function longLists(b: Builder, c: Counts): void {
-  const page = b.opts.listPage === undefined ? {} : { limit: b.opts.listPage };
+/** loopingListers: back-to-back LISTs in [from, until) (one op per 100 ms; the replayer runs a client's ops in order). */
+function loopingListers(b: Builder, from: number, until: number, page: { limit?: number }): void {
   for (let l = 0; l < b.opts.listers; l++) {
-    // A looping lister: back-to-back LISTs (one op per 100 ms; the replayer runs a client's ops in order).
-    for (let t = l * 0.05; t < b.opts.stormSeconds; t += 0.1) {
-      b.add({ t, verb: "list", resource: "pods", client: `lister-${l + 1}`, until: b.opts.stormSeconds, ...page });
+    for (let t = from + l * 0.05; t < until; t += 0.1) {
+      b.add({ t, verb: "list", resource: "pods", client: `lister-${l + 1}`, until, ...page });
     }
   }
-  for (let t = b.opts.stormSeconds; t < b.end; t += 30) b.add({ t, verb: "list", resource: "pods", ...page });
+}
+
+/** pacedListers: lister l starts a LIST at l × every / listers + k × every within [0, until), bounded open loop. */
+function pacedListers(b: Builder, every: number, until: number, page: { limit?: number }): void {
+  const inFlight = b.opts.listInFlight ?? 2;
+  for (let l = 0; l < b.opts.listers; l++) {
+    const offset = (l * every) / b.opts.listers;
+    for (let k = 0; offset + k * every < until; k++) {
+      b.add({ t: offset + k * every, verb: "list", resource: "pods", client: `paced-lister-${l + 1}`, inFlight, until, ...page });
+    }
+  }
+}
+
+function longLists(b: Builder, c: Counts): void {
+  const page = b.opts.listPage === undefined ? {} : { limit: b.opts.listPage };
+  if (b.opts.listEvery === undefined) loopingListers(b, 0, b.opts.stormSeconds, page);
+  else pacedListers(b, b.opts.listEvery, b.opts.stormSeconds, page);
+  if (b.stormEnd > b.opts.stormSeconds) loopingListers(b, b.opts.stormSeconds, b.stormEnd, page);
+  for (let t = b.stormEnd; t < b.end; t += 30) b.add({ t, verb: "list", resource: "pods", ...page });
   b.every(5, (t) => b.add({ t, verb: "list", resource: "pods", ns: `test-${pad(b.rng.int(c.namespaces), 2)}`, ...page }));
 }
 
@@ -158,6 +191,8 @@ export function generateKube5000(partial: Partial<Kube5000Options> = {}): Trace 
   const opts: Kube5000Options = { ...KUBE_5000_DEFAULTS, ...partial };
   if (!(opts.scale > 0 && opts.scale <= 1)) throw new Error(`scale must be in (0, 1], got ${opts.scale}`);
   if (opts.stormSeconds < 0 || opts.steadySeconds <= 0) throw new Error(`phases must be >= 0 / > 0 s, got ${opts.stormSeconds}/${opts.steadySeconds}`);
+  if (opts.listEvery !== undefined && !(opts.listEvery > 0)) throw new Error(`listEvery must be > 0 s, got ${opts.listEvery}`);
+  if ((opts.closedStormSeconds ?? 0) < 0) throw new Error(`closedStormSeconds must be >= 0, got ${opts.closedStormSeconds}`);
   const b = new Builder(opts, mulberry32(opts.seed));
   const c = counts(opts.scale);
   preload(b, c);

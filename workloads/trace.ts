@@ -40,6 +40,11 @@ export interface TraceOp {
   readonly pinned?: boolean;
   /** client ops: skipped (not sent, counted) if the client cannot start them before this time, in seconds. */
   readonly until?: number;
+  /**
+   * client ops: a paced caller instead of a sequential one. Up to this many of the client's ops overlap; each is
+   * sent at its time when a slot is free, and its latency counts from its time (open loop, bounded).
+   */
+  readonly inFlight?: number;
 }
 
 export interface TraceHeader {
@@ -62,7 +67,7 @@ export interface TraceError {
 }
 
 const OP_FIELDS: ReadonlySet<string> = new Set([
-  "t", "verb", "resource", "group", "ns", "name", "size", "phase", "client", "limit", "rv", "countOnly", "ttl", "duration", "pinned", "until",
+  "t", "verb", "resource", "group", "ns", "name", "size", "phase", "client", "limit", "rv", "countOnly", "ttl", "duration", "pinned", "until", "inFlight",
 ]);
 
 type Check = (o: Record<string, unknown>) => string | undefined;
@@ -83,6 +88,7 @@ const CHECKS: readonly Check[] = [
   (o) => (typeof o["resource"] === "string" && /^[a-z0-9.-]+$/.test(o["resource"]) ? undefined : `resource must be a lower-case plural name, got ${JSON.stringify(o["resource"])}`),
   optStr("group"), optStr("ns"), optStr("name"), optStr("phase"), optStr("client"), optStr("rv"),
   optNonNeg("size", true), optNonNeg("limit", true), optNonNeg("ttl", true), optNonNeg("duration", false), optNonNeg("until", false),
+  (o) => (o["inFlight"] === undefined || (Number.isInteger(o["inFlight"]) && (o["inFlight"] as number) >= 1) ? undefined : `inFlight must be an integer >= 1, got ${JSON.stringify(o["inFlight"])}`),
   optBool("countOnly"), optBool("pinned"),
   (o) => {
     const v = o["verb"];

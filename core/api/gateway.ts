@@ -12,7 +12,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { join } from "node:path";
 import protobuf from "protobufjs";
 import { readWithoutSending } from "./grpc_send.js";
-import { PROTO_FILES, protoDir, type ServiceName } from "./proto/load.js";
+import { PROTO_FILES, RECIPE_PROTO_FILES, protoDir, servicePackage, type AnyServiceName as ServiceName } from "./proto/load.js";
 
 /** Each gateway path of etcd 3.4's rpc.proto (google.api.http annotations) → service and method. */
 const ROUTES: Readonly<Record<string, readonly [ServiceName, string]>> = {
@@ -53,6 +53,13 @@ const ROUTES: Readonly<Record<string, readonly [ServiceName, string]>> = {
   "/v3/watch": ["Watch", "Watch"],
   "/v3/lease/keepalive": ["Lease", "LeaseKeepAlive"],
   "/v3/maintenance/snapshot": ["Maintenance", "Snapshot"],
+  "/v3/lock/lock": ["Lock", "Lock"],
+  "/v3/lock/unlock": ["Lock", "Unlock"],
+  "/v3/election/campaign": ["Election", "Campaign"],
+  "/v3/election/proclaim": ["Election", "Proclaim"],
+  "/v3/election/leader": ["Election", "Leader"],
+  "/v3/election/observe": ["Election", "Observe"],
+  "/v3/election/resign": ["Election", "Resign"],
 };
 
 /** grpc-gateway's HTTP status for each gRPC code (runtime.HTTPStatusFromCode). */
@@ -83,7 +90,7 @@ export class Gateway {
     const dir = protoDir();
     const root = new protobuf.Root();
     root.resolvePath = (_origin, target) => (target.startsWith("/") ? target : join(dir, target));
-    this.#root = root.loadSync(PROTO_FILES.map((f) => join(dir, f)), { keepCase: true });
+    this.#root = root.loadSync([...PROTO_FILES, ...RECIPE_PROTO_FILES].map((f) => join(dir, f)), { keepCase: true });
   }
 
   /** A server-streaming or bidi call: each response message is one `{"result": …}` line. */
@@ -93,9 +100,7 @@ export class Gateway {
       sendError(res, 12, `unknown method ${service}.${method}`);
       return;
     }
-    const svc = this.#root.lookupService(`etcdserverpb.${service}`).methods[method] as protobuf.Method;
-    const requestType = this.#root.lookupType(`etcdserverpb.${svc.requestType}`);
-    const responseType = this.#root.lookupType(`etcdserverpb.${svc.responseType}`);
+    const [requestType, responseType] = this.#types(service, method);
     let requests: unknown[];
     try {
       requests = streamRequests(body).map((json) => {
@@ -147,9 +152,20 @@ export class Gateway {
     if (def.requestStream) for (const r of requests) call.emit("data", r);
   }
 
-  /** Whether `path` is a gateway route (the HTTP handler falls through to /health etc. otherwise). */
+  /** A method's request and response message types. */
+  #types(service: ServiceName, method: string): [protobuf.Type, protobuf.Type] {
+    const m = this.#root.lookupService(`${servicePackage(service)}.${service}`).methods[method] as protobuf.Method;
+    m.resolve();
+    if (m.resolvedRequestType === null || m.resolvedResponseType === null) throw new Error(`${service}.${method}: unresolved message types`);
+    return [m.resolvedRequestType, m.resolvedResponseType];
+  }
+
+  /**
+   * Whether the gateway answers `path` (the HTTP handler falls through to /health etc. otherwise): etcd hands it
+   * everything under /v3/, so an unknown method there gets grpc-gateway's "Not Found", not the mux's 404 page.
+   */
   handles(path: string): boolean {
-    return path in ROUTES;
+    return path in ROUTES || path.startsWith("/v3/");
   }
 
   serve(req: IncomingMessage, res: ServerResponse, path: string): void {
@@ -183,10 +199,10 @@ export class Gateway {
       sendError(res, 12, `unknown method ${service}.${method}`);
       return;
     }
+    const [requestType, responseType] = this.#types(service, method);
     let request: unknown;
     try {
       const json = body.trim() === "" ? {} : (JSON.parse(body) as unknown);
-      const requestType = this.#root.lookupType(`etcdserverpb.${(this.#root.lookupService(`etcdserverpb.${service}`).methods[method] as protobuf.Method).requestType}`);
       const wrong = jsonTypeError(requestType, json);
       if (wrong !== undefined) throw new Error(wrong);
       request = def.requestDeserialize(def.requestSerialize(json) as Buffer);
@@ -194,8 +210,12 @@ export class Gateway {
       sendError(res, 3, err instanceof Error ? err.message : String(err));
       return;
     }
-    const responseType = this.#root.lookupType(`etcdserverpb.${(this.#root.lookupService(`etcdserverpb.${service}`).methods[method] as protobuf.Method).responseType}`);
-    impl({ request, metadata, getPeer: () => "gateway" }, (err, out) => {
+    // A caller that hangs up cancels the call, as grpc-gateway cancels its context (a waiting Lock gives up).
+    const call = Object.assign(new EventEmitter(), { request, metadata, getPeer: () => "gateway" });
+    res.on("close", () => {
+      if (!res.writableFinished) call.emit("cancelled");
+    });
+    impl(call, (err, out) => {
       if (err !== null) {
         sendError(res, err.code ?? 2, err.details ?? "unknown error");
         return;

@@ -12,7 +12,7 @@ import { TLSSocket } from "node:tls";
 import { GRPC_OVERHEAD_BYTES, MAX_REQUEST_BYTES, MAX_TXN_OPS } from "../limits.js";
 import type { EtcdServer } from "../server/etcd_server.js";
 import type { ServerMetrics } from "../server/metrics.js";
-import { loadEtcdProto, type ServiceName } from "./proto/load.js";
+import { loadEtcdProto, loadRecipeProto, servicePackage, type AnyServiceName } from "./proto/load.js";
 import { Gateway } from "./gateway.js";
 import { createSecureListener, type SecureListenerOptions } from "./tls_verify.js";
 import { serveHttp2, type ConnectionInjector } from "./http2/authority_fix.js";
@@ -23,6 +23,8 @@ import { maintenanceService } from "./maintenance_service.js";
 import { watchService } from "./watch_service.js";
 import { kvService } from "./kv_service.js";
 import { clusterService } from "./cluster_service.js";
+import { lockService } from "./lock_service.js";
+import { electionService } from "./election_service.js";
 
 /** The etcd release whose API and behaviour etcd-ts follows; reported by Status and /version. */
 export const ETCD_VERSION = "3.4.23";
@@ -79,15 +81,17 @@ export async function serveGrpc(s: EtcdServer, opts: GrpcOptions): Promise<GrpcH
     ...(opts.keepaliveTimeoutMs !== undefined ? { "grpc.keepalive_timeout_ms": opts.keepaliveTimeoutMs } : {}),
   });
   const protos = loadEtcdProto().services;
-  const defs: Partial<Record<ServiceName, grpc.ServiceDefinition>> = {
+  const defs: Partial<Record<AnyServiceName, grpc.ServiceDefinition>> = {
     KV: withRawResponses(protos.KV.service, ["Range", "Put", "DeleteRange", "Txn", "Compact"]),
     Watch: withRawResponses(protos.Watch.service, ["Watch"]),
     Lease: protos.Lease.service,
     Maintenance: protos.Maintenance.service,
     Cluster: protos.Cluster.service,
     Auth: protos.Auth.service,
+    Lock: loadRecipeProto().Lock.service,
+    Election: loadRecipeProto().Election.service,
   };
-  const impls: Partial<Record<ServiceName, grpc.UntypedServiceImplementation>> = {
+  const impls: Partial<Record<AnyServiceName, grpc.UntypedServiceImplementation>> = {
     KV: kvService(s, opts.maxTxnOps ?? MAX_TXN_OPS),
     Watch: watchService(s, s.watchable, {
       maxResponseBytes: opts.maxRequestBytes ?? MAX_REQUEST_BYTES,
@@ -97,11 +101,13 @@ export async function serveGrpc(s: EtcdServer, opts: GrpcOptions): Promise<GrpcH
     Maintenance: maintenanceService(s, { version: ETCD_VERSION }, toStatus),
     Cluster: clusterService(s),
     Auth: authService(s, toStatus),
+    Lock: lockService(s),
+    Election: electionService(s),
   };
-  for (const name of Object.keys(impls) as ServiceName[]) {
+  for (const name of Object.keys(impls) as AnyServiceName[]) {
     const def = defs[name];
     const impl = impls[name];
-    if (def !== undefined && impl !== undefined) server.addService(def, instrument(`etcdserverpb.${name}`, def, impl, s.metrics));
+    if (def !== undefined && impl !== undefined) server.addService(def, instrument(`${servicePackage(name)}.${name}`, def, impl, s.metrics));
   }
   if (opts.http === undefined && opts.tls === undefined) {
     const port = await new Promise<number>((resolve, reject) => {

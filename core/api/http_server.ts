@@ -6,47 +6,19 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { EtcdServer } from "../server/etcd_server.js";
 import type { Gateway } from "./gateway.js";
 import { createSecureListener, type SecureListenerOptions } from "./tls_verify.js";
+import { metricsText } from "./metrics_exposition.js";
+import { ETCD_CLUSTER_VERSION, ETCD_VERSION } from "./grpc_server.js";
 
 /** How long /health waits for its linearizable read (etcd uses its request timeout). */
 const HEALTH_TIMEOUT_MS = 5000;
 
-interface Metric {
-  readonly name: string;
-  readonly type: "gauge" | "counter";
-  readonly help: string;
-  readonly value: number;
-}
-
-export function metricsText(s: EtcdServer): string {
-  const size = s.kv.size();
-  const metrics: Metric[] = [
-    { name: "etcd_debugging_mvcc_compact_revision", type: "gauge", help: "The revision of the last compaction in store.", value: s.kv.compactRevision },
-    { name: "etcd_debugging_mvcc_current_revision", type: "gauge", help: "The current revision of store.", value: s.kv.revision },
-    { name: "etcd_mvcc_db_total_size_in_bytes", type: "gauge", help: "Total size of the underlying database physically allocated in bytes.", value: size.dbSizeBytes },
-    { name: "etcd_mvcc_db_total_size_in_use_in_bytes", type: "gauge", help: "Total size of the underlying database logically in use in bytes.", value: size.dbSizeInUseBytes },
-    { name: "etcd_server_has_leader", type: "gauge", help: "Whether or not a leader exists. 1 is existence, 0 is not.", value: s.leader === 0n ? 0 : 1 },
-    { name: "etcd_server_is_leader", type: "gauge", help: "Whether or not this member is a leader. 1 if is, 0 otherwise.", value: s.isLeader ? 1 : 0 },
-    { name: "etcd_server_proposals_applied_total", type: "gauge", help: "The total number of consensus proposals applied.", value: s.appliedIndex },
-    { name: "etcd_server_proposals_committed_total", type: "gauge", help: "The total number of consensus proposals committed.", value: s.committedIndex },
-    { name: "etcd_server_proposals_pending", type: "gauge", help: "The current number of pending proposals to commit.", value: s.pendingProposals },
-    { name: "etcd_debugging_mvcc_keys_total", type: "gauge", help: "Total number of keys.", value: s.kv.keyCount },
-    { name: "etcd_debugging_mvcc_watcher_total", type: "gauge", help: "Total number of watchers.", value: s.watchable.watcherCount },
-    { name: "etcd_server_quota_backend_bytes", type: "gauge", help: "Current backend storage quota size in bytes.", value: Math.max(0, s.quotaBytes) },
-    { name: "etcd_debugging_lease_granted_total", type: "counter", help: "The total number of granted leases.", value: s.lessor.granted },
-    { name: "etcd_debugging_lease_revoked_total", type: "counter", help: "The total number of revoked leases.", value: s.lessor.revoked },
-    { name: "etcd_debugging_lease_renewed_total", type: "counter", help: "The number of renewed leases seen by the leader.", value: s.lessor.renewed },
-    { name: "process_resident_memory_bytes", type: "gauge", help: "Resident memory size in bytes.", value: process.memoryUsage.rss() },
-    { name: "process_cpu_seconds_total", type: "counter", help: "Total user and system CPU time spent in seconds.", value: cpuSeconds() },
-  ];
-  return metrics.map((m) => `# HELP ${m.name} ${m.help}\n# TYPE ${m.name} ${m.type}\n${m.name} ${m.value}\n`).join("") + s.metrics.text();
-}
-
-function cpuSeconds(): number {
-  const u = process.cpuUsage();
-  return (u.user + u.system) / 1e6;
-}
-
 async function health(s: EtcdServer): Promise<boolean> {
+  const ok = await checkHealth(s);
+  (ok ? s.metrics.healthSuccess : s.metrics.healthFailures).inc();
+  return ok;
+}
+
+async function checkHealth(s: EtcdServer): Promise<boolean> {
   if (s.leader === 0n) return false;
   const timeout = new Promise<false>((resolve) => setTimeout(() => resolve(false), HEALTH_TIMEOUT_MS).unref());
   const read = s.range({ key: new TextEncoder().encode("health") }).then(() => true, () => false);
@@ -60,7 +32,7 @@ export function clientHttpHandler(
   opts: { readonly peerFaultInjection?: boolean } = {},
 ) {
   return (req: IncomingMessage, res: ServerResponse, gateway: Gateway): void => {
-    const path = (req.url ?? "/").split("?")[0] ?? "/";
+    const path = gatewayPath((req.url ?? "/").split("?")[0] ?? "/");
     if (opts.peerFaultInjection === true && path === "/debug/peer-faults") {
       peerFaults(s, req, res);
       return;
@@ -75,6 +47,11 @@ export function clientHttpHandler(
     }
     handle(s, req, res);
   };
+}
+
+/** etcd 3.4 still answers its beta gateway prefix: /v3beta/… is served as /v3/… before any routing. */
+function gatewayPath(path: string): string {
+  return path.startsWith("/v3beta/") ? `/v3/${path.slice("/v3beta/".length)}` : path;
 }
 
 /** --experimental-peer-fault-injection: PUT {"isolate": true|false} cuts this member off its peers, or heals it. */
@@ -108,7 +85,14 @@ function peerFaults(s: EtcdServer, req: IncomingMessage, res: ServerResponse): v
 function handle(s: EtcdServer, req: IncomingMessage, res: ServerResponse): void {
   const path = (req.url ?? "/").split("?")[0];
   if (req.method === "GET" && path === "/metrics") {
-    res.writeHead(200, { "Content-Type": "text/plain; version=0.0.4; charset=utf-8" }).end(metricsText(s));
+    s.metrics.scrapesInFlight++;
+    try {
+      const text = metricsText(s, { server: ETCD_VERSION, cluster: ETCD_CLUSTER_VERSION.split(".").slice(0, 2).join(".") });
+      s.metrics.scrapes.inc({ code: "200" });
+      res.writeHead(200, { "Content-Type": "text/plain; version=0.0.4; charset=utf-8" }).end(text);
+    } finally {
+      s.metrics.scrapesInFlight--;
+    }
     return;
   }
   if (req.method === "GET" && path === "/health") {

@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type * as grpc from "@grpc/grpc-js";
 import { ALARM_NAMES, type AlarmType } from "../server/alarms.js";
+import type { Histogram } from "../server/metrics.js";
 import type { EtcdServer } from "../server/etcd_server.js";
 import { authInfoOf } from "./auth_service.js";
 import { headerObject, int64, unary } from "./unary.js";
@@ -52,15 +53,20 @@ export function maintenanceService(s: EtcdServer, info: StatusInfo, toStatus: To
     }, toStatus),
     Defragment: unary(async (_req, call) => {
       s.auth.checkMaintenance(authInfoOf(s, call));
-      return { header: headerObject(await s.defragment()) };
+      s.metrics.defragInflight++;
+      try {
+        return { header: headerObject(await timed(s.metrics.defrag, () => s.defragment())) };
+      } finally {
+        s.metrics.defragInflight--;
+      }
     }, toStatus),
     Hash: unary(async (_req, call) => {
       s.auth.checkMaintenance(authInfoOf(s, call));
-      return { header: hdr(), hash: s.kv.backend.hash() >>> 0 };
+      return { header: hdr(), hash: (await timed(s.metrics.hash, async () => s.kv.backend.hash())) >>> 0 };
     }, toStatus),
     HashKV: unary(async (req, call) => {
       s.auth.checkMaintenance(authInfoOf(s, call));
-      const r = await s.kv.hashKV(Number(int64(req["revision"])));
+      const r = await timed(s.metrics.hashRev, () => s.kv.hashKV(Number(int64(req["revision"]))));
       // etcd reports -1 for a store that was never compacted.
       return { header: headerObject(s.header(r.revision)), hash: r.hash >>> 0, compact_revision: String(r.compactRevision > 0 ? r.compactRevision : -1) };
     }, toStatus),
@@ -71,6 +77,16 @@ export function maintenanceService(s: EtcdServer, info: StatusInfo, toStatus: To
       });
     },
   };
+}
+
+/** Runs `fn` and records how long it took in `h` (seconds), whether it succeeds or not. */
+async function timed<T>(h: Histogram, fn: () => Promise<T>): Promise<T> {
+  const t0 = performance.now();
+  try {
+    return await fn();
+  } finally {
+    h.observe((performance.now() - t0) / 1000);
+  }
 }
 
 async function sendSnapshot(s: EtcdServer, call: grpc.ServerWritableStream<unknown, unknown>): Promise<void> {

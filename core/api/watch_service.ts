@@ -93,12 +93,14 @@ class WatchStream {
   #progressTimer: NodeJS.Timeout | undefined;
   #nextId = 0n;
   #blocked = false;
+  #closed = false;
 
   constructor(call: grpc.ServerDuplexStream<WatchRequestIn, Buffer>, server: EtcdServer, store: WatchableStore, opts: WatchServiceOptions) {
     this.#call = call;
     this.#server = server;
     this.#store = store;
     this.#opts = opts;
+    server.metrics.watchStreams++;
     call.on("data", (req: WatchRequestIn) => this.#onRequest(req));
     call.on("drain", () => {
       this.#blocked = false;
@@ -110,6 +112,8 @@ class WatchStream {
   }
 
   close(): void {
+    if (!this.#closed) this.#server.metrics.watchStreams--;
+    this.#closed = true;
     if (this.#progressTimer !== undefined) clearInterval(this.#progressTimer);
     for (const id of this.#watches.values()) this.#store.cancel(id);
     this.#watches.clear();

@@ -3,6 +3,8 @@
 // name to an authpb.Role, both protobuf-encoded with authpb's field numbers (core/api/proto/authpb/auth.proto).
 // The password field holds a bcrypt hash string, as etcd's (see password.ts).
 
+import { createHash } from "node:crypto";
+
 export const AUTH_BUCKET = "auth";
 export const AUTH_USERS_BUCKET = "authUsers";
 export const AUTH_ROLES_BUCKET = "authRoles";
@@ -194,10 +196,22 @@ export function decodeRevision(b: Uint8Array): number {
   return view.getUint32(0) * 2 ** 32 + view.getUint32(4);
 }
 
+/** Names up to this many UTF-8 bytes are their own bucket key (well under LMDB's 1,978-byte key limit). */
+export const NAME_KEY_MAX_BYTES = 1024;
+/** Starts the bucket key of a longer name: 0xFF occurs in no UTF-8 text, so it never collides with a short name. */
+const LONG_NAME_MARK = 0xff;
+
+/**
+ * The bucket key of a user or role name (up to 32 KiB, as etcd): its UTF-8 bytes, or for a longer
+ * name 0xFF + SHA-256 of them. Records are found by exact key and loaded by a scan of values (which hold the
+ * names), so the key only has to be unique per name; listings sort the names themselves.
+ */
 export function encodeName(name: string): Uint8Array {
-  return utf8.encode(name);
+  const bytes = utf8.encode(name);
+  if (bytes.length <= NAME_KEY_MAX_BYTES) return bytes;
+  const out = new Uint8Array(33);
+  out[0] = LONG_NAME_MARK;
+  out.set(createHash("sha256").update(bytes).digest(), 1);
+  return out;
 }
 
-export function decodeName(b: Uint8Array): string {
-  return utf8Strict.decode(b);
-}

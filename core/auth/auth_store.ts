@@ -61,8 +61,12 @@ export interface Role {
 export const ROOT_USER = "root";
 export const ROOT_ROLE = "root";
 
-/** LMDB refuses keys above 1978 bytes; a user or role name is a key, so longer names are refused up front. */
-export const MAX_AUTH_NAME_BYTES = 1978;
+/**
+ * The longest user or role name: etcd 3.4 stores a name as a bbolt key, and bbolt's key limit (32 KiB) stops
+ * its process on a longer one, so a longer name is refused (before it is proposed, and again at apply).
+ */
+export const MAX_AUTH_NAME_BYTES = 32_768;
+
 
 /** What a permission check asks (the server's view of Range/Put/DeleteRange/admin requests). */
 export type PermissionRequest =
@@ -474,7 +478,7 @@ function checkName(what: "user" | "role", name: string): void {
   if (LONE_SURROGATE.test(name)) throw new Error(`auth: ${what} name ${JSON.stringify(name)} is not well-formed Unicode`);
   const n = nameBytes(name).length;
   // An error of the request (every member refuses it alike when the entry applies), never a crash of the member.
-  if (n > MAX_AUTH_NAME_BYTES) throw new EtcdError("REQUEST_TOO_LARGE", `auth: ${what} name of ${n} bytes exceeds the backend key limit of ${MAX_AUTH_NAME_BYTES}`);
+  if (n > MAX_AUTH_NAME_BYTES) throw new EtcdError("REQUEST_TOO_LARGE", `auth: ${what} name of ${n} bytes exceeds ${MAX_AUTH_NAME_BYTES}`);
 }
 
 function checkHash(hash: string): void {

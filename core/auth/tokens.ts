@@ -16,6 +16,7 @@ import {
 import { readFileSync } from "node:fs";
 
 import { AUTH_TOKEN_TTL_SECONDS } from "../limits.js";
+import { parseGoDurationMs } from "../go_values.js";
 
 /** Who a token speaks for, and the auth revision it was issued at (etcd's AuthInfo). */
 export interface AuthInfo {
@@ -433,18 +434,4 @@ function spkiEqual(a: KeyObject, b: KeyObject): boolean {
   const da = a.export({ type: "spki", format: "der" });
   const db = b.export({ type: "spki", format: "der" });
   return da.length === db.length && timingSafeEqual(da, db);
-}
-
-const DURATION_UNITS_MS: Readonly<Record<string, number>> = { ns: 1e-6, us: 1e-3, "µs": 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-
-/** Go's time.ParseDuration ("300ms", "1.5h", "2h45m"), in milliseconds; undefined when malformed. */
-export function parseGoDurationMs(s: string): number | undefined {
-  if (s === "0") return 0;
-  const m = /^([+-]?)((?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|ms|s|m|h))+$/.exec(s);
-  if (m === null) return undefined;
-  let total = 0;
-  for (const part of s.replace(/^[+-]/, "").matchAll(/(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)/g)) {
-    total += Number(part[1]) * (DURATION_UNITS_MS[part[2] as string] as number);
-  }
-  return m[1] === "-" ? -total : total;
 }

@@ -306,9 +306,23 @@ export class Backend {
     this.unsynced += 1;
   }
 
-  /** Bytes of the data file (cheap: one stat), what a quota is checked against. */
-  fileSize(): number {
-    return statSync(this.file).size;
+  /**
+   * What a backend quota is checked against: the bytes of the pages holding data (size().dbSizeInUseBytes). Not
+   * the file's size: LMDB writes each commit to fresh pages and grows its file ahead of the data (an empty
+   * database's file is twice its pages in use), where bbolt's file, etcd's measure, grows with the data.
+   */
+  quotaSize(): number {
+    return this.size().dbSizeInUseBytes;
+  }
+
+  /**
+   * One synchronous write transaction that leaves the consistent index alone: a rewrite of the stored format
+   * on open (before any read or apply), which changes no applied state.
+   */
+  rewriteNow(fn: (tx: WriteView) => void): void {
+    this.assertOpen();
+    this.env.transactionSync(() => fn(this.writeView()));
+    this.unsynced += 1;
   }
 
   /** CRC32 over every bucket's keys and values in key order (etcd's Hash: the whole database). */

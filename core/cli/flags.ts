@@ -4,6 +4,7 @@
 // refused with a clear "not supported" error — never silently ignored. --config-file reads etcd's YAML instead.
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
+import { parseGoBool, parseGoDurationMs } from "../go_values.js";
 
 export const FlagKind = {
   String: "string",
@@ -128,26 +129,14 @@ const CHOICES: Readonly<Record<string, readonly string[]>> = {
   "log-level": ["debug", "info", "warn", "error", "panic", "fatal"],
 };
 
-const GO_TRUE = new Set(["1", "t", "T", "TRUE", "true", "True"]);
-const GO_FALSE = new Set(["0", "f", "F", "FALSE", "false", "False"]);
-const DURATION_RE = /^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$/;
-const UNIT_MS: Readonly<Record<string, number>> = { ns: 1e-6, us: 1e-3, "µs": 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-
-/** Go's time.ParseDuration for non-negative durations, in milliseconds; undefined when malformed. */
+/**
+ * A duration flag's value in milliseconds: Go's time.ParseDuration, except that an unset flag ("") is 0 and a
+ * negative duration is refused (no etcd duration flag has a meaning below zero).
+ */
 export function parseDurationMs(text: string): number | undefined {
-  if (text === "0" || text === "") return 0;
-  if (!DURATION_RE.test(text)) return undefined;
-  let total = 0;
-  for (const m of text.matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g)) {
-    total += Number(m[1]) * (UNIT_MS[m[2] ?? ""] ?? Number.NaN);
-  }
-  return Number.isFinite(total) ? total : undefined;
-}
-
-export function parseGoBool(text: string): boolean | undefined {
-  if (GO_TRUE.has(text)) return true;
-  if (GO_FALSE.has(text)) return false;
-  return undefined;
+  if (text === "") return 0;
+  const ms = parseGoDurationMs(text);
+  return ms === undefined || ms < 0 ? undefined : ms;
 }
 
 /** Why `value` is not a valid value of `spec`, phrased as etcd's flag package does, or undefined. */

@@ -3,12 +3,13 @@
 // filtered by `--log-level` (`--debug` means debug). Log files are not supported (refused at start-up).
 import { stderr, stdout } from "node:process";
 
-export type Level = "D" | "I" | "N" | "W" | "E";
+/** capnslog's letters; C (critical) is what etcd logs just before exiting on a fatal error. */
+export type Level = "D" | "I" | "N" | "W" | "E" | "C";
 export type LogFn = (level: Level, pkg: string, msg: string) => void;
 
-const RANK: Record<Level, number> = { D: 0, I: 1, N: 1, W: 2, E: 3 };
+const RANK: Record<Level, number> = { D: 0, I: 1, N: 1, W: 2, E: 3, C: 4 };
 const LEVEL_RANK: Record<string, number> = { debug: 0, info: 1, warn: 2, error: 3, panic: 4, fatal: 4 };
-const ZAP_LEVEL: Record<Level, string> = { D: "debug", I: "info", N: "info", W: "warn", E: "error" };
+const ZAP_LEVEL: Record<Level, string> = { D: "debug", I: "info", N: "info", W: "warn", E: "error", C: "fatal" };
 
 export interface LogOptions {
   readonly logger: string;

@@ -15,12 +15,13 @@ import { authFromFlags, type AuthFlags } from "../server/auth_apply.js";
 import { Cluster, type Member } from "../membership/cluster.js";
 import { idToHex } from "../membership/ids.js";
 import { InitialClusterError, parseUrlsMap } from "../membership/initial_cluster.js";
-import { fetchMembers } from "../server/peer_link.js";
+import { ClusterFetchError, fetchMembers } from "../server/peer_link.js";
 import type { CompactionPolicy } from "../server/compactor.js";
 import { parseCompactionFlags } from "./compaction_flags.js";
 import { DataDirLockedError } from "../server/dir_lock.js";
 import { EtcdServer } from "../server/etcd_server.js";
-import { FlagError, parseDurationMs, parseFlags, parseGoBool, type ParsedFlags } from "./flags.js";
+import { FlagError, parseDurationMs, parseFlags, type ParsedFlags } from "./flags.js";
+import { parseGoBool } from "../go_values.js";
 import { createLogger, logOptionsError, type LogFn } from "./log.js";
 
 const ETCD_TS_VERSION = "0.1.0";
@@ -172,14 +173,21 @@ async function run(f: ParsedFlags): Promise<void> {
   const served = bindAddress(list(v("listen-client-urls"))).replace(/^unix:/, "").replace(/:0$/, ":" + grpcServer.port);
   if (tls !== undefined) log("I", "embed", `serving client requests on ${served}`);
   else log("N", "embed", `serving insecure client requests on ${served}, this is strongly discouraged!`);
-  // As etcd: stop cleanly, then die of the same signal (exit status 128 + n, which supervisors look at).
+  // As etcd: stop at once, then die of the same signal (exit status 128 + n, which supervisors look at). Every
+  // listener closes first and the member stops beside the client side's drain, so a member started next on the
+  // same ports finds them free even while clients hold streams open; their drain is bounded.
   const shutdown = (sig: string, signal: NodeJS.Signals): void => {
     log("N", "osutil", `received ${sig} signal, shutting down...`);
-    void Promise.all([grpcServer.close(), ...metrics.map((m) => m.close())]).then(() => server.stop()).then(() => process.kill(process.pid, signal));
+    const clientsClosed = Promise.all([grpcServer.close(), ...metrics.map((m) => m.close())]);
+    const drained = (): Promise<unknown> => Promise.race([clientsClosed, new Promise((r) => setTimeout(r, SHUTDOWN_DRAIN_MS).unref())]);
+    void server.stop().then(drained, drained).then(() => process.kill(process.pid, signal));
   };
   process.once("SIGTERM", () => shutdown("terminated", "SIGTERM"));
   process.once("SIGINT", () => shutdown("interrupt", "SIGINT"));
 }
+
+/** How long a stopping member lets client calls finish after the member itself has stopped. */
+const SHUTDOWN_DRAIN_MS = 500;
 
 /** --peer-* TLS (tls_flags.ts's peerTlsFromFlags; certificates made for --peer-auto-tls); errors carry etcd's text. */
 function peerTlsOf(f: ParsedFlags, dataDir: string): TransportTls | undefined {
@@ -239,7 +247,7 @@ async function memberIdentity(f: ParsedFlags, name: string, dataDir: string, pee
 async function joinIdentity(initialCluster: string, advertise: readonly string[], peerTls: TransportTls | undefined): Promise<Identity> {
   const mine = new Set(advertise);
   const others = [...parseUrlsMap(initialCluster).values()].flat().filter((u) => !mine.has(u));
-  const { clusterId, members } = await fetchMembers(others, peerTls, 5_000);
+  const { clusterId, members } = await fetchMembers(others, { tls: peerTls, timeoutMs: 5_000, warn: (line) => log("W", "etcdserver", line) });
   const sorted = [...advertise].sort().join(",");
   const me = members.find((m) => [...m.peerUrls].sort().join(",") === sorted);
   if (me === undefined) {
@@ -271,6 +279,10 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
+  if (err instanceof ClusterFetchError) {
+    log("C", "etcdmain", `cannot fetch cluster info from peer urls: ${err.message}`);
+    exit(1);
+  }
   if (err instanceof FlagError) {
     log("E", "etcdmain", err.message);
     exit(err.exitCode);

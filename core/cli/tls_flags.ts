@@ -1,13 +1,14 @@
 // The --peer-* TLS flags as etcd 3.4 reads them, turned into the peer transport's TLS settings.
 import { join } from "node:path";
+import { parseGoBool } from "../go_values.js";
 import { TlsConfigError, isTlsInfoEmpty, type TlsInfo } from "../api/tls_options.js";
 import { peerTransportTls, type PeerTls } from "../api/tls_verify.js";
 import { selfCert, urlHosts } from "../api/tls_cert.js";
 
 /** Go's strconv.ParseBool, as etcd's flag package reads a boolean flag's text; anything else is an error. */
 function goBool(flag: string, text: string): boolean {
-  if (["1", "t", "T", "TRUE", "true", "True"].includes(text)) return true;
-  if (["", "0", "f", "F", "FALSE", "false", "False"].includes(text)) return false;
+  const value = text === "" ? false : parseGoBool(text);
+  if (value !== undefined) return value;
   throw new TlsConfigError(`invalid boolean value ${JSON.stringify(text)} for -${flag}: parse error`);
 }
 

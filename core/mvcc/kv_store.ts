@@ -14,9 +14,9 @@ import { availableParallelism } from "node:os";
 import { crc32 } from "node:zlib";
 
 import { Backend, ReadMode, decodeU64, encodeU64, type BackendSize } from "../backend/backend.js";
-import type { ReadView, WriteView } from "../backend/read_view.js";
+import type { Entry, ReadView, WriteView } from "../backend/read_view.js";
 import { EtcdError, isEtcdError } from "../errors.js";
-import { KEY_BUCKET, MVCC_META_BUCKET, layoutKey, revisionOf, userKeyOf, type Revision } from "./layout.js";
+import { KEY_BUCKET, MVCC_META_BUCKET, REV_BYTES, SHORT_KEY_MAX_BYTES, isLongKey, isLongLayout, layoutKey, revisionOf, userKeyOf, type Revision } from "./layout.js";
 import { rangeTask, type RangeTaskArgs, type RangeTaskResult } from "./range_task.js";
 import type {
   CompactResponse,
@@ -48,6 +48,8 @@ const INITIAL_REV = 1;
 /** Ranges with a range end and no limit, or a limit above this, go to a worker thread when there are any. */
 const WORKER_RANGE_MIN_LIMIT = 1000;
 const RANGE_TASK = "range";
+/** Entries a compaction reads before it deletes what it found doomed among them. */
+const COMPACT_CHUNK_ENTRIES = 10_000;
 const DEFAULT_READ_WORKERS = Math.max(1, availableParallelism() - 1);
 
 export interface KvStoreOptions {
@@ -83,6 +85,11 @@ export class KvStore {
   private leases: LeaseAttacher | undefined;
   /** Live keys → revision of their newest entry (see LiveIndex in write_txn.ts). */
   private readonly live = new Map<string, Revision>();
+  /**
+   * What the store ran since it opened, as etcd's mvcc counters count it (etcd_mvcc_{range,put,delete,txn}_total,
+   * etcd_debugging_mvcc_total_put_size_in_bytes): a request of more than one operation is also a txn.
+   */
+  readonly counts = { ranges: 0, puts: 0, deletes: 0, txns: 0, putBytes: 0 };
 
   private constructor(backend: Backend, dir: string, opts: KvStoreOptions) {
     this.#backend = backend;
@@ -96,14 +103,36 @@ export class KvStore {
 
   #loadLive(backend: Backend): void {
     this.live.clear();
+    const misfiled: Entry[] = [];
     backend.readNow((v) => {
-      // Entries come in (key, revision) order: the last one of each key decides whether it is live.
-      for (const { key, value } of v.range(KEY_BUCKET, {})) {
-        const id = keyId(userKeyOf(key));
-        if (value.length === 0) this.live.delete(id);
-        else this.live.set(id, revisionOf(key));
+      // Entries come in (key, revision) order: the last one of each key decides whether it is live. A long
+      // key's layout holds only its hash; its user key is read from the value, which a live entry has.
+      let last: Entry | undefined;
+      const settle = (): void => {
+        if (last === undefined || last.value.length === 0) return;
+        const user = isLongLayout(last.key) ? decodeKeyValue(last.value).key : userKeyOf(last.key);
+        this.live.set(keyId(user), revisionOf(last.key));
+      };
+      for (const entry of v.range(KEY_BUCKET, {})) {
+        if (last !== undefined && !sameKeyPart(last.key, entry.key)) settle();
+        last = entry;
+        if (!isLongLayout(entry.key) && entry.key.length - REV_BYTES - 2 > SHORT_KEY_MAX_BYTES && isLongKey(userKeyOf(entry.key))) {
+          misfiled.push({ key: new Uint8Array(entry.key), value: new Uint8Array(entry.value) });
+        }
       }
+      settle();
     });
+    if (misfiled.length > 0) {
+      // Keys of SHORT_KEY_MAX_BYTES + 1 to ~1,960 bytes that an older build stored in the short layout: moved
+      // to the long layout (same revisions and values) once, so lookups, which compute the long layout, find them.
+      backend.rewriteNow((tx) => {
+        for (const { key, value } of misfiled) {
+          tx.del(KEY_BUCKET, key);
+          tx.put(KEY_BUCKET, layoutKey(userKeyOf(key), revisionOf(key)), value);
+        }
+      });
+      this.#loadLive(backend);
+    }
   }
 
   /**
@@ -228,6 +257,7 @@ export class KvStore {
 
   async range(r: RangeRequest, opts: RangeOptions = {}): Promise<RangeResponse> {
     checkRange(r);
+    this.counts.ranges++;
     if (this.#gate === undefined) this.#inFlight++;
     else await this.#enter();
     try {
@@ -297,8 +327,9 @@ export class KvStore {
           }
           const w = new WriteTxn(tx, index, rev, compact, this.leases);
           results.push("effect" in req ? applyEffect(w, tx, req.effect) : applyWrite(w, req, this.#opts.maxTxnOps));
+          this.#count(w.ops);
           rev = w.rev;
-          changes.push(...w.changes);
+          for (const c of w.changes) changes.push(c); // no spread: a delete may change millions of keys
         } catch (err) {
           if (!isEtcdError(err)) throw err;
           results.push(err);
@@ -312,6 +343,15 @@ export class KvStore {
     this.compactRev = out.compact;
     this.listener?.(out.changes, out.rev, out.compact);
     return out.results;
+  }
+
+  #count(ops: WriteTxn["ops"]): void {
+    const c = this.counts;
+    c.ranges += ops.ranges;
+    c.puts += ops.puts;
+    c.deletes += ops.deletes;
+    c.putBytes += ops.putBytes;
+    if (ops.ranges + ops.puts + ops.deletes > 1) c.txns++;
   }
 
   async put(r: PutRequest, consistentIndex?: number): Promise<PutResponse> {
@@ -355,29 +395,37 @@ export class KvStore {
   /**
    * Physical compaction: below `rev`, each key keeps only its newest revision ≤ rev, and not even that when it
    * is a tombstone. Returns the new compacted revision. Compaction makes no new revision (as etcd).
+   * The scan goes in chunks of COMPACT_CHUNK_ENTRIES entries, deleting each chunk's doomed entries before it
+   * goes on just past the last one read, so memory is bounded whatever the number of keys and revisions.
    */
   private applyCompact(tx: WriteView, rev: number, current: number, compacted: number): number {
     if (rev <= compacted) throw new EtcdError("COMPACTED", `compact ${rev} <= compacted ${compacted}`);
     if (rev > current) throw new EtcdError("FUTURE_REV", `compact ${rev} > current ${current}`);
-    const doomed: Uint8Array[] = [];
-    let group: { prefixLen: number; first: Uint8Array; keep: { key: Uint8Array; tomb: boolean } | undefined; below: Uint8Array[] } | undefined;
-    const flush = (): void => {
-      if (group === undefined) return;
-      doomed.push(...group.below);
-      if (group.keep?.tomb === true) doomed.push(group.keep.key);
-    };
-    for (const { key, value } of tx.range(KEY_BUCKET, {})) {
-      const prefixLen = key.length - 16;
-      if (group === undefined || group.prefixLen !== prefixLen || !samePrefix(group.first, key, prefixLen)) {
-        flush();
-        group = { prefixLen, first: key, keep: undefined, below: [] };
+    // The key being scanned: its first layout key, and its newest revision ≤ rev so far (kept unless superseded).
+    let group: { first: Uint8Array; keep: { key: Uint8Array; tomb: boolean } | undefined } | undefined;
+    let start: Uint8Array | undefined;
+    for (;;) {
+      const doomed: Uint8Array[] = [];
+      let seen = 0;
+      let last: Uint8Array | undefined;
+      for (const { key, value } of tx.range(KEY_BUCKET, start === undefined ? {} : { start })) {
+        last = key;
+        seen += 1;
+        if (group === undefined || !sameKeyPart(group.first, key)) {
+          if (group?.keep?.tomb === true) doomed.push(group.keep.key);
+          group = { first: key, keep: undefined };
+        }
+        if (revisionOf(key).main <= rev) {
+          if (group.keep !== undefined) doomed.push(group.keep.key);
+          group.keep = { key, tomb: value.length === 0 };
+        }
+        if (seen >= COMPACT_CHUNK_ENTRIES) break;
       }
-      if (revisionOf(key).main > rev) continue;
-      if (group.keep !== undefined) group.below.push(group.keep.key);
-      group.keep = { key, tomb: value.length === 0 };
+      for (const k of doomed) tx.del(KEY_BUCKET, k);
+      if (seen < COMPACT_CHUNK_ENTRIES || last === undefined) break;
+      start = successorKey(last);
     }
-    flush();
-    for (const k of doomed) tx.del(KEY_BUCKET, k);
+    if (group?.keep?.tomb === true) tx.del(KEY_BUCKET, group.keep.key);
     tx.put(MVCC_META_BUCKET, META_COMPACT_KEY, encodeU64(rev));
     return rev;
   }
@@ -396,9 +444,19 @@ function runRange(view: ReadView, args: RangeTaskArgs | undefined): RangeTaskRes
   return args === undefined ? undefined : rangeTask(view, args);
 }
 
-function samePrefix(a: Uint8Array, b: Uint8Array, len: number): boolean {
+/** Whether two layout keys belong to the same user key (equal but for the revision). */
+function sameKeyPart(a: Uint8Array, b: Uint8Array): boolean {
+  const len = a.length - REV_BYTES;
+  if (b.length - REV_BYTES !== len) return false;
   for (let i = 0; i < len; i++) if (a[i] !== b[i]) return false;
   return true;
+}
+
+/** The smallest key greater than `key`. */
+function successorKey(key: Uint8Array): Uint8Array {
+  const out = new Uint8Array(key.length + 1);
+  out.set(key);
+  return out;
 }
 
 function applyEffect(w: WriteTxn, tx: WriteView, effect: Effect): WriteResponse {

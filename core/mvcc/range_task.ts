@@ -22,6 +22,9 @@ export interface RangeTaskArgs {
   readonly compactKey: Uint8Array;
   readonly start: Uint8Array;
   readonly end: Uint8Array | undefined;
+  /** User-key bounds long-group entries are filtered by (layout.ts LayoutSpan); undefined: none. */
+  readonly keyFrom?: Uint8Array;
+  readonly keyTo?: Uint8Array;
   readonly rev: number;
   readonly limit: number;
   /** 0 NONE, 1 ASCEND, 2 DESCEND (etcd's RangeRequest.SortOrder). */
@@ -39,6 +42,11 @@ export interface RangeTaskArgs {
   readonly frameTailBytes: number;
   /** A long read: write into the view's lent output slab when it has one (ReadView.lendOutput). */
   readonly lendOutput?: boolean;
+  /**
+   * Stop scanning once limit + 1 keys are found (no sort, no filter): `more` is then exact but `count` only
+   * counts what was read. For callers that page through a span (a DeleteRange in chunks), not for Range.
+   */
+  readonly stopAtLimit?: boolean;
   /** Read in one snapshot (set on the retry after a compaction raced a renewable scan). */
   readonly singleSnapshot?: boolean;
 }
@@ -227,6 +235,50 @@ export function rangeTask(view: ReadView, a: RangeTaskArgs): RangeTaskResult {
     pos = at + len;
   };
 
+  // Long keys (layout.ts): the revisions of one long key are adjacent like a short key's, but the keys of one
+  // long group come in hash order. Each long key's candidate is copied aside; when the group ends they are
+  // sorted by user key, cut to [keyFrom, keyTo) (a span with a long bound covers whole groups), and emitted
+  // as if they had come in order. A long group is held whole, so its cost is its live keys' bytes at rev.
+  let groupLong = false;
+  let longCand: Uint8Array | undefined;
+  let longPrefix = new Uint8Array(0);
+  let longLen = -1; // -1: no long group open
+  let pending: { key: Uint8Array; value: Uint8Array }[] = [];
+  const inLongGroup = (key: Uint8Array): boolean => {
+    if (longLen < 0 || key.length - 16 - 33 !== longLen) return false;
+    for (let i = 0; i < longLen; i++) if (key[i] !== longPrefix[i]) return false;
+    return true;
+  };
+  const endGroup = (): void => {
+    if (!groupLong) {
+      finish();
+      return;
+    }
+    if (longCand === undefined || longCand.length === 0) return; // no revision ≤ rev, or a tombstone
+    const f = decode(longCand, 0, longCand.length);
+    pending.push({ key: longCand.subarray(f.keyAt, f.keyEnd), value: longCand });
+    longCand = undefined;
+  };
+  const flushLong = (): void => {
+    if (longLen < 0) return;
+    longLen = -1;
+    const lt = (x: Uint8Array, y: Uint8Array): number => {
+      const n = Math.min(x.length, y.length);
+      for (let i = 0; i < n; i++) if (x[i] !== y[i]) return (x[i] as number) - (y[i] as number);
+      return x.length - y.length;
+    };
+    const group = pending;
+    pending = [];
+    group.sort((x, y) => lt(x.key, y.key));
+    for (const { key, value } of group) {
+      if (a.keyFrom !== undefined && lt(key, a.keyFrom) < 0) continue;
+      if (a.keyTo !== undefined && lt(key, a.keyTo) >= 0) continue;
+      writeCandidate(value);
+      finish();
+      candLen = -1;
+    }
+  };
+
   // Renewable: the view may move to newer snapshots as it goes (read_view.ts). Entries committed meanwhile
   // have revisions > rev and are filtered; a compaction meanwhile could drop a tombstone this scan has not
   // reached yet, so when the compacted revision moved, the whole range is read again in one snapshot.
@@ -234,15 +286,30 @@ export function rangeTask(view: ReadView, a: RangeTaskArgs): RangeTaskResult {
   const span = { start: a.start, ...(a.end === undefined ? {} : { end: a.end }), ...(renewable ? { renewable } : {}) };
   for (const { key, value } of view.range(a.bucket, span)) {
     if (!inGroup(key)) {
-      finish();
+      endGroup();
+      const long = key[key.length - 17] === 1;
+      if (!long || !inLongGroup(key)) flushLong();
+      if (a.stopAtLimit === true && starts.length >= keep) {
+        [candLen, groupLong] = [-1, false]; // this group is not read: nothing of it to finish
+        break;
+      }
+      if (long && longLen < 0) {
+        longLen = key.length - 16 - 33;
+        longPrefix = key.slice(0, longLen);
+      }
+      groupLong = long;
       groupLen = key.length - 16;
       if (groupLen > groupKey.length) groupKey = new Uint8Array(groupLen * 2);
       for (let i = 0; i < groupLen; i++) groupKey[i] = key[i] as number;
       candLen = -1;
+      longCand = undefined;
     }
-    if (u64(key, key.length - 16) <= a.rev) writeCandidate(value);
+    if (u64(key, key.length - 16) > a.rev) continue;
+    if (groupLong) longCand = new Uint8Array(value); // a copy: entry buffers may be reused
+    else writeCandidate(value);
   }
-  finish();
+  endGroup();
+  flushLong();
   if (renewable) {
     const after = view.get(a.metaBucket, a.compactKey);
     if ((after === undefined ? 0 : u64(after, 0)) !== compactRev) return rangeTask(view, { ...a, singleSnapshot: true });

@@ -10,7 +10,7 @@
 import type { ReadView } from "../backend/read_view.js";
 import { decodeKeyValue } from "./kv_codec.js";
 import type { Change, KvStore } from "./kv_store.js";
-import { KEY_BUCKET, compareBytes, layoutSpan, revisionOf } from "./layout.js";
+import { KEY_BUCKET, compareBytes, inKeyFilter, isLongLayout, layoutSpan, revisionOf, type LayoutSpan } from "./layout.js";
 import { tombstoneKv } from "./write_txn.js";
 
 export const EventType = { PUT: 0, DELETE: 1 } as const;
@@ -103,6 +103,16 @@ export class WatchableStore {
     return w.opts.send({ watchId: id, revision: this.kv.revision, events: [], compactRevision: 0, canceled: false });
   }
 
+  /** Events delivered to watchers since the store opened (etcd_debugging_mvcc_events_total). */
+  eventsSent = 0;
+
+  /** Sends a response of events, counting them when the watcher took it. */
+  private deliver(w: Watcher, resp: WatchResponse): boolean {
+    const taken = w.opts.send(resp);
+    if (taken) this.eventsSent += resp.events.length;
+    return taken;
+  }
+
   /** Watchers registered (etcd_debugging_mvcc_watcher_total). */
   get watcherCount(): number {
     return this.watchers.size;
@@ -126,7 +136,7 @@ export class WatchableStore {
         if (!this.wanted(w, c.type)) continue;
         events.push(this.event(w, c.type, c.kv, c.prevKv));
       }
-      if (events.length > 0 && !w.opts.send({ watchId: w.id, revision: rev, events, compactRevision: 0, canceled: false })) {
+      if (events.length > 0 && !this.deliver(w, { watchId: w.id, revision: rev, events, compactRevision: 0, canceled: false })) {
         w.synced = false; // slow consumer: replay from history, starting at the first revision it missed
         continue;
       }
@@ -146,7 +156,7 @@ export class WatchableStore {
       }
       const batch = this.kv.backend.readNow((view) => history(view, w, current));
       const events = batch.events.filter((e) => this.wanted(w, e.type)).map((e) => this.event(w, e.type, e.kv, e.prevKv));
-      if (events.length > 0 && !w.opts.send({ watchId: w.id, revision: current, events, compactRevision: 0, canceled: false })) return;
+      if (events.length > 0 && !this.deliver(w, { watchId: w.id, revision: current, events, compactRevision: 0, canceled: false })) return;
       w.nextRev = batch.upTo + 1;
       if (w.nextRev > current) {
         w.synced = true;
@@ -183,7 +193,9 @@ function history(view: ReadView, w: Watcher, current: number): { events: History
     const prefixLen = key.length - 16;
     const sameKey = prev !== undefined && prev.prefixLen === prefixLen && compareBytes(prev.key.subarray(0, prefixLen), key.subarray(0, prefixLen)) === 0;
     const { main, sub } = revisionOf(key);
-    if (main >= w.nextRev && main <= current) {
+    // A span with a long bound covers whole long groups (layout.ts): their keys outside the watched range are skipped.
+    const outside = span.keyFrom !== undefined && isLongLayout(key) && !inSpanFilter(span, value.length > 0 ? value : prev?.value);
+    if (main >= w.nextRev && main <= current && !outside) {
       const prevLive = sameKey && prev !== undefined && prev.value.length > 0 ? prev.value : undefined;
       if (value.length > 0) all.push({ type: EventType.PUT, kv: value, rev: main, sub, key, ...(prevLive ? { prevKv: prevLive } : {}) });
       else if (prevLive !== undefined) {
@@ -198,4 +210,9 @@ function history(view: ReadView, w: Watcher, current: number): { events: History
   const events = all.filter((e) => e.rev < cutRev);
   if (events.length === 0) return { events: all.filter((e) => e.rev === cutRev), upTo: cutRev };
   return { events, upTo: cutRev - 1 };
+}
+
+/** Whether the KeyValue `kv` (undefined: a tombstone with no live revision before it) has a key in the span's filter. */
+function inSpanFilter(span: LayoutSpan, kv: Uint8Array | undefined): boolean {
+  return kv !== undefined && kv.length > 0 && inKeyFilter(span, decodeKeyValue(kv).key);
 }

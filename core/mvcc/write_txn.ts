@@ -27,6 +27,8 @@ import {
 
 export const META_COMPACT_KEY = new TextEncoder().encode("compact_rev");
 export const META_CURRENT_KEY = new TextEncoder().encode("current_rev");
+/** Live keys a DeleteRange reads per step. */
+const DELETE_CHUNK_KEYS = 10_000;
 
 /** Builds the pure range task's arguments for a request read at `rev` (validated by the caller). */
 export function rangeArgs(r: RangeRequest, rev: number): RangeTaskArgs {
@@ -37,6 +39,8 @@ export function rangeArgs(r: RangeRequest, rev: number): RangeTaskArgs {
     compactKey: META_COMPACT_KEY,
     start: span.start,
     end: span.end,
+    ...(span.keyFrom === undefined ? {} : { keyFrom: span.keyFrom }),
+    ...(span.keyTo === undefined ? {} : { keyTo: span.keyTo }),
     rev,
     limit: r.limit ?? 0,
     sortOrder: r.sortOrder ?? 0,
@@ -138,6 +142,8 @@ export class WriteTxn {
   private sub = 0;
   /** Changes in revision order, handed to the watchable store after the commit. */
   readonly changes: Change[] = [];
+  /** Operations this request ran, as etcd's mvcc metrics count them (a compare's read is a range). */
+  readonly ops = { ranges: 0, puts: 0, deletes: 0, putBytes: 0 };
 
   constructor(
     private readonly tx: WriteView,
@@ -154,6 +160,8 @@ export class WriteTxn {
   }
 
   put(r: PutRequest): PutResponse {
+    this.ops.puts++;
+    this.ops.putBytes += r.key.length + r.value.length;
     const prev = this.latest(r.key);
     if ((r.ignoreValue === true || r.ignoreLease === true) && prev === undefined) {
       throw new EtcdError("KEY_NOT_FOUND", "put with ignore_value/ignore_lease");
@@ -180,20 +188,52 @@ export class WriteTxn {
     return r.prevKv === true && prev !== undefined ? { revision: main, prevKv: prev } : { revision: main };
   }
 
+  /**
+   * Deletes the live keys of the span in chunks of DELETE_CHUNK_KEYS: each chunk is read from just past the
+   * previous one's last key, so no single read result grows with the number of keys deleted.
+   */
   deleteRange(r: DeleteRangeRequest): DeleteRangeResponse {
-    const live = this.range({ key: r.key, ...(r.rangeEnd !== undefined ? { rangeEnd: r.rangeEnd } : {}) });
+    this.ops.deletes++;
     const main = this.beginRev + 1;
-    for (const bytes of live.kvs) {
-      const { key, lease } = decodeKeyValue(bytes);
-      if (lease !== 0n) this.leases?.detach(key);
-      this.tx.put(KEY_BUCKET, layoutKey(key, { main, sub: this.sub++ }), new Uint8Array(0));
-      this.index.set(key, undefined);
-      this.changes.push({ type: 1, kv: tombstoneKv(key, main), prevKv: bytes, rev: main });
+    const prevKvs: Uint8Array[] = [];
+    let deleted = 0;
+    let from = r.key;
+    for (;;) {
+      const chunk = this.page(from, r.rangeEnd);
+      let lastKey: Uint8Array | undefined;
+      for (const bytes of chunk.kvs) {
+        const { key, lease } = decodeKeyValue(bytes);
+        if (lease !== 0n) this.leases?.detach(key);
+        this.tx.put(KEY_BUCKET, layoutKey(key, { main, sub: this.sub++ }), new Uint8Array(0));
+        this.index.set(key, undefined);
+        this.changes.push({ type: 1, kv: tombstoneKv(key, main), prevKv: bytes, rev: main });
+        if (r.prevKv === true) prevKvs.push(bytes);
+        deleted += 1;
+        lastKey = key;
+      }
+      if (!chunk.more || lastKey === undefined) break;
+      from = new Uint8Array(lastKey.length + 1); // the smallest key past lastKey
+      from.set(lastKey);
     }
-    return { revision: this.rev, deleted: live.kvs.length, prevKvs: r.prevKv === true ? live.kvs : [] };
+    return { revision: this.rev, deleted, prevKvs };
+  }
+
+  /** Up to DELETE_CHUNK_KEYS live keys of [from, end) in key order (a single key when end is undefined). */
+  private page(from: Uint8Array, end: Uint8Array | undefined): { kvs: readonly Uint8Array[]; more: boolean } {
+    if (end === undefined || end.length === 0) {
+      // One key (a lease revoke deletes its keys one by one): the live index finds it with one exact get.
+      const live = this.latest(from);
+      return { kvs: live === undefined ? [] : [live], more: false };
+    }
+    if (isEmptySpan(from, end)) return { kvs: [], more: false };
+    const rev = resolveRev(undefined, this.rev, this.compactRev);
+    const res = rangeTask(this.tx, { ...rangeArgs({ key: from, rangeEnd: end, limit: DELETE_CHUNK_KEYS }, rev), stopAtLimit: true });
+    if (res.compactedAt > 0) throw new EtcdError("COMPACTED", `revision ${rev} < compacted ${res.compactedAt}`);
+    return { kvs: unpack(res), more: res.more };
   }
 
   range(r: RangeRequest): RangeResponse {
+    this.ops.ranges++;
     const rev = resolveRev(r.revision, this.rev, this.compactRev);
     if (isEmptySpan(r.key, r.rangeEnd)) return { revision: this.rev, kvs: [], more: false, count: 0 };
     const res = rangeTask(this.tx, rangeArgs(r, rev));

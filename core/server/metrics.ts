@@ -1,6 +1,7 @@
-// The few Prometheus instruments etcd-ts records itself (etcd's names and buckets): histograms of WAL fsync and
-// backend commit durations, and labelled counters (gRPC requests as go-grpc-prometheus counts them, leader
-// changes). Gauges are read from the server when /metrics is scraped. Text format 0.0.4.
+// The Prometheus instruments etcd-ts records itself (etcd's names and buckets): histograms of WAL fsync, backend
+// commit, defragmentation and hash durations, and labelled counters (gRPC requests as go-grpc-prometheus counts
+// them, leader changes, health checks, scrapes). Gauges are read from the server when /metrics is scraped.
+// Text format 0.0.4.
 
 /** etcd's buckets for both disk histograms: prometheus.ExponentialBuckets(0.001, 2, 14), in seconds. */
 export const DISK_BUCKETS_SECONDS: readonly number[] = Array.from({ length: 14 }, (_, i) => 0.001 * 2 ** i);
@@ -73,8 +74,28 @@ function seriesKey(labels: Readonly<Record<string, string>>): string {
   return Object.entries(labels).map(([k, v]) => `${k}="${v.replaceAll("\\", "\\\\").replaceAll('"', '\\"')}"`).join(",");
 }
 
+/** prometheus.ExponentialBuckets(start, 2, count): etcd's buckets for its maintenance histograms. */
+function doubling(start: number, count: number): number[] {
+  return Array.from({ length: count }, (_, i) => Number((start * 2 ** i).toPrecision(12)));
+}
+
 /** The instruments of one member. */
 export class ServerMetrics {
+  readonly defrag = new Histogram("etcd_disk_backend_defrag_duration_seconds", "The latency distribution of backend defragmentation.", doubling(0.1, 13));
+  readonly hash = new Histogram("etcd_mvcc_hash_duration_seconds", "The latency distribution of storage hash operation.", doubling(0.01, 15));
+  readonly hashRev = new Histogram("etcd_mvcc_hash_rev_duration_seconds", "The latency distribution of storage hash by revision operation.", doubling(0.01, 15));
+  readonly healthSuccess = new Counter("etcd_server_health_success", "The total number of successful health checks");
+  readonly healthFailures = new Counter("etcd_server_health_failures", "The total number of failed health checks");
+  readonly scrapes = new Counter("promhttp_metric_handler_requests_total", "Total number of scrapes by HTTP status code.");
+  /** Prometheus's handler shows its three codes from the start. */
+  readonly #scrapeCodes = ["200", "500", "503"].map((code) => this.scrapes.child({ code }));
+  /** Defragmentations running now (etcd_disk_defrag_inflight). */
+  defragInflight = 0;
+  /** Watch streams open now (etcd_debugging_mvcc_watch_stream_total). */
+  watchStreams = 0;
+  /** /metrics requests being answered now (promhttp_metric_handler_requests_in_flight). */
+  scrapesInFlight = 0;
+
   readonly walFsync = new Histogram("etcd_disk_wal_fsync_duration_seconds", "The latency distributions of fsync called by WAL.", DISK_BUCKETS_SECONDS);
   readonly backendCommit = new Histogram("etcd_disk_backend_commit_duration_seconds", "The latency distributions of commit called by backend.", DISK_BUCKETS_SECONDS);
   readonly leaderChanges = new Counter("etcd_server_leader_changes_seen_total", "The number of leader changes seen.");
@@ -82,6 +103,9 @@ export class ServerMetrics {
   readonly grpcHandled = new Counter("grpc_server_handled_total", "Total number of RPCs completed on the server, regardless of success or failure.");
 
   text(): string {
-    return [this.walFsync, this.backendCommit, this.leaderChanges, this.grpcStarted, this.grpcHandled].map((m) => m.text()).join("");
+    return [
+      this.walFsync, this.backendCommit, this.leaderChanges, this.grpcStarted, this.grpcHandled, this.defrag, this.hash, this.hashRev,
+      this.healthSuccess, this.healthFailures, this.scrapes,
+    ].map((m) => m.text()).join("");
   }
 }

@@ -7,7 +7,7 @@
 // Bodies are small JSON documents; errors travel as core/errors codes and come back as the same EtcdError.
 import { ERRORS, EtcdError, isEtcdError, type ErrorCode } from "../errors.js";
 import type { Member } from "../membership/cluster.js";
-import { peerRequest, type PeerHttpHandler, type PeerHttpResponse, type TransportTls } from "../transport/index.js";
+import { goErrorText, peerRequest, type PeerHttpHandler, type PeerHttpResponse, type TransportTls } from "../transport/index.js";
 
 export const PEER_PATHS = {
   members: "/members",
@@ -68,25 +68,42 @@ export async function forwardPromote(urls: readonly string[], id: bigint, tls: T
   await call(urls, PEER_PATHS.promote, { id: id.toString() }, tls, timeoutMs);
 }
 
+export interface FetchOptions {
+  readonly tls?: TransportTls | undefined;
+  readonly timeoutMs: number;
+  /** Each peer that failed, in etcd's words ("could not get cluster response from …"). */
+  readonly warn?: (line: string) => void;
+}
+
+/** Why fetchMembers failed: etcd's words, and each peer's error. */
+export class ClusterFetchError extends Error {
+  constructor(readonly perPeer: readonly string[]) {
+    super("could not retrieve cluster information from the given URLs");
+    this.name = "ClusterFetchError";
+  }
+}
+
 /**
  * The members of a running cluster, from the first peer URL that answers, and the cluster id it reports: how a
  * member started with --initial-cluster-state=existing learns what it joins (etcd's GetClusterFromRemotePeers).
  */
-export async function fetchMembers(urls: readonly string[], tls: TransportTls | undefined, timeoutMs: number): Promise<{ clusterId: bigint; members: Member[] }> {
+export async function fetchMembers(urls: readonly string[], opts: FetchOptions): Promise<{ clusterId: bigint; members: Member[] }> {
   const errors: string[] = [];
   for (const url of urls) {
     try {
-      const r = await peerRequest(url, PEER_PATHS.members, { timeoutMs, ...(tls !== undefined ? { tls } : {}) });
+      const r = await peerRequest(url, PEER_PATHS.members, { timeoutMs: opts.timeoutMs, ...(opts.tls !== undefined ? { tls: opts.tls } : {}) });
       if (r.status !== 200) throw new Error(`status ${r.status}: ${r.body.toString("utf8").slice(0, 200)}`);
       const cid = String(r.headers["x-etcd-cluster-id"] ?? "");
       if (!/^[0-9a-f]{1,16}$/.test(cid)) throw new Error(`no cluster id in the answer (${JSON.stringify(cid)})`);
       const list = JSON.parse(r.body.toString("utf8")) as MemberJson[];
       return { clusterId: BigInt(`0x${cid}`), members: list.map(memberFromJson) };
     } catch (err) {
-      errors.push(`${url}: ${err instanceof Error ? err.message : String(err)}`);
+      const why = `Get ${JSON.stringify(url + PEER_PATHS.members)}: ${goErrorText(err)}`;
+      opts.warn?.(`could not get cluster response from ${url}: ${why}`);
+      errors.push(`${url}: ${why}`);
     }
   }
-  throw new Error(`could not retrieve cluster information from the given URLs (${errors.join("; ")})`);
+  throw new ClusterFetchError(errors);
 }
 
 function memberToJson(m: Member): MemberJson {

@@ -46,7 +46,7 @@ export class BackendQuota {
     if (quota < 0) return;
     const host = this.#host;
     const now = performance.now();
-    if (now - this.#dbSize.atMs > QUOTA_SIZE_CACHE_MS) this.#dbSize = { bytes: host.kv.backend.fileSize(), atMs: now };
+    if (now - this.#dbSize.atMs > QUOTA_SIZE_CACHE_MS) this.#dbSize = { bytes: host.kv.backend.quotaSize(), atMs: now };
     if (this.#dbSize.bytes + requestBytes + QUOTA_REQUEST_OVERHEAD_BYTES <= quota) return;
     if (!host.alarms.has(AlarmType.NOSPACE)) {
       void host.propose({ alarm: { action: AlarmAction.ACTIVATE, memberId: host.config.memberId, type: AlarmType.NOSPACE } }).catch(() => undefined);

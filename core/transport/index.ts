@@ -18,4 +18,5 @@ export type {
   TransportTls,
 } from "./transport.js";
 export { TransportError, TransportErrorCode, isTransportError } from "./errors.js";
+export { goErrorText, remoteTlsAlert } from "./tls_alerts.js";
 export { decodeMessage, encodeMessage } from "./codec.js";

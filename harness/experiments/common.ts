@@ -3,6 +3,7 @@
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { EtcdClient } from "../../core/client/index.js";
 import { Recorder, type SummaryRow } from "../metrics.js";
+import { roundOrder } from "../rounds.js";
 import { makeTarget } from "../targets/make.js";
 import { parseTargetSpec } from "../targets/target.js";
 
@@ -81,6 +82,29 @@ export async function forEachTarget(
   return runs;
 }
 
+/**
+ * forEachRound runs `reps` interleaved rounds: every target once per round, the order rotated each round, so
+ * slow drift of the machine spreads over all targets instead of landing on whichever always runs last.
+ */
+export async function forEachRound(
+  specs: readonly string[], reps: number,
+  body: (client: EtcdClient, rec: Recorder, name: string, round: number) => Promise<unknown>,
+): Promise<TargetRun[][]> {
+  if (!(Number.isInteger(reps) && reps >= 1)) throw new Error(`--reps must be a whole number >= 1, got ${reps}`);
+  const out: TargetRun[][] = [];
+  for (let r = 0; r < reps; r++) {
+    const order = roundOrder(specs, r);
+    if (reps > 1) console.error(`round ${r + 1}/${reps}: ${order.join(", ")}`);
+    out.push(await forEachTarget(order, (client, rec, name) => body(client, rec, name, r)));
+  }
+  return out;
+}
+
+/** roundsEnv is the env.json target list of every round (the round number beside each target). */
+export function roundsEnv(perRound: readonly (readonly TargetRun[])[]): ReturnType<typeof envTargets> {
+  return perRound.flatMap((runs, i) => envTargets(runs).map((t) => ({ round: i + 1, ...t })));
+}
+
 /** envTargets is the env.json view of the runs. */
 export function envTargets(runs: readonly TargetRun[]): { name: string; describe: string; version: string; available: boolean; reason?: string; eventLoopDelayP99Ms?: number; detail?: unknown }[] {
   return runs.map((r) => ({
@@ -93,7 +117,7 @@ export function envTargets(runs: readonly TargetRun[]): { name: string; describe
 
 /** printTable prints the summary rows of interest to stdout as an aligned table. */
 export function printTable(rows: readonly SummaryRow[]): void {
-  const cols = ["target", "phase", "verb", "resource", "count", "errors", "throughput_per_s", "p50_ms", "p99_ms", "max_ms"] as const;
+  const cols = ["target", "phase", "verb", "resource", "count", "errors", "bytes", "throughput_per_s", "p50_ms", "p99_ms", "max_ms"] as const;
   const cells = [cols.map(String), ...rows.map((r) => cols.map((c) => String(r[c])))];
   const widths = cols.map((_, i) => Math.max(...cells.map((row) => row[i]!.length)));
   for (const row of cells) console.log(row.map((c, i) => c.padEnd(widths[i]!)).join("  "));

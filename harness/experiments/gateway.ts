@@ -11,7 +11,7 @@ const b64 = (s: string): string => Buffer.from(s, "utf8").toString("base64");
 
 function row(target: string, verb: string, r: Result): SummaryRow {
   return {
-    target, phase: "gateway", verb, resource: "kv", count: r.requests.total, errors: r.errors + r.timeouts + r.non2xx, conflicts: 0,
+    target, phase: "gateway", verb, resource: "kv", count: r.requests.total, errors: r.errors + r.timeouts + r.non2xx, conflicts: 0, bytes: 0,
     throughput_per_s: Math.round(r.requests.average * 100) / 100, p50_ms: r.latency.p50, p90_ms: r.latency.p90, p99_ms: r.latency.p99,
     p999_ms: r.latency.p99_9, max_ms: r.latency.max, p99_service_ms: r.latency.p99,
     errors_by_code: [r.errors > 0 ? `HTTP_ERROR:${r.errors}` : "", r.timeouts > 0 ? `TIMEOUT:${r.timeouts}` : "", r.non2xx > 0 ? `NON_2XX:${r.non2xx}` : ""].filter((s) => s !== "").join(" "),

@@ -148,13 +148,34 @@ describe("users", () => {
     expect(await h.store.checkPassword("a", "pw"), "a name cut at the NUL is another user").toBe(false);
   });
 
-  it("refuses a plain password where a hash is expected, names that are not well-formed, and oversized names", async () => {
+  it("refuses a plain password where a hash is expected, names that are not well-formed, and names over 32 KiB", async () => {
     await expect(h.apply((tx, s) => s.userAdd(tx, "u", "plain-password", false))).rejects.toThrow(/not a hash/);
     await expect(h.apply((tx, s) => s.userAdd(tx, "bad\uD800", undefined, true))).rejects.toThrow(/well-formed/);
-    await expect(h.apply((tx, s) => s.roleAdd(tx, "r".repeat(1979)))).rejects.toMatchObject({ code: "REQUEST_TOO_LARGE", detail: expect.stringMatching(/1979 bytes/) as unknown });
+    await expect(h.apply((tx, s) => s.roleAdd(tx, "r".repeat(32_769)))).rejects.toMatchObject({ code: "REQUEST_TOO_LARGE", detail: expect.stringMatching(/32769 bytes/) as unknown });
     expect(h.store.userList()).toEqual([]);
     expect(h.store.roleList()).toEqual([]);
     expect(h.store.revision).toBe(1);
+  });
+
+  it("keeps user and role names up to 32 KiB (as etcd), past LMDB's key limit, across reopen", async () => {
+    const long = "u".repeat(3000);
+    const sibling = `${"u".repeat(2999)}v`; // shares the first 2,999 bytes
+    const role = "r".repeat(32_768);
+    await h.apply((tx, s) => {
+      s.roleAdd(tx, role);
+      s.roleGrantPermission(tx, role, { permType: PermType.READ, key: enc("k".repeat(5000)), rangeEnd: enc("l") });
+    });
+    await h.addUser(sibling, "pw");
+    await h.addUser(long, "pw", [role]);
+    await h.reopen();
+    expect(h.store.userList().map((n) => n.length)).toEqual([3000, 3000]);
+    expect(h.store.userList()).toEqual([long, sibling]);
+    expect(h.store.userGet(long).roles).toEqual([role]);
+    expect(h.store.roleGet(role).permissions.map((p) => p.key.length)).toEqual([5000]);
+    expect(await h.store.checkPassword(sibling, "pw")).toBe(true);
+    await h.apply((tx, s) => s.userDelete(tx, long));
+    await h.reopen();
+    expect(h.store.userList()).toEqual([sibling]);
   });
 });
 

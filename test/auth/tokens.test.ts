@@ -14,7 +14,6 @@ import {
   JwtTokenProvider,
   SimpleTokenProvider,
   parseAuthTokenFlag,
-  parseGoDurationMs,
   type TokenProvider,
 } from "../../core/auth/tokens.js";
 import { Harness } from "./helpers.js";
@@ -260,14 +259,5 @@ describe("parseAuthTokenFlag", () => {
     fails(`jwt,sign-method=ES256,priv-key=${f("rsa.key")}`, /priv-key does not fit sign-method ES256: key is rsa, want ec \(prime256v1\)/);
     fails(`jwt,sign-method=ES256,pub-key=${f("ec384.pub")}`, /pub-key does not fit sign-method ES256: key is ec \(secp384r1\)/);
     fails(`jwt,sign-method=RS256,priv-key=${f("ec256.key")}`, /priv-key does not fit sign-method RS256/);
-  });
-
-  it("reads ttl as a Go duration", () => {
-    expect(parseGoDurationMs("5m")).toBe(300_000);
-    expect(parseGoDurationMs("1h30m")).toBe(5_400_000);
-    expect(parseGoDurationMs("1.5s")).toBe(1500);
-    expect(parseGoDurationMs("250ms")).toBe(250);
-    expect(parseGoDurationMs("0")).toBe(0);
-    for (const bad of ["", "5", "m", "5 m", "5d", "1h-3m"]) expect(parseGoDurationMs(bad), JSON.stringify(bad)).toBeUndefined();
   });
 });

@@ -23,6 +23,10 @@ const withInput = (input: string, ...args: string[]): Step => ({ args, input });
 /** A watch replaying history from a revision: it prints the past events, then is stopped. */
 const watchFor = (...args: string[]): Step => ({ args: ["watch", ...args], killAfterMs: 1500 });
 
+/** Keys past LMDB's 1,978-byte key limit, up to etcd's request limit (all under "lk/", sharing their prefix). */
+const longKey = (n: number, tail = ""): string => `lk/${"k".repeat(n - 3 - tail.length)}${tail}`;
+const [L1977, L1978, L3000, L3001, L100K] = [longKey(1977), longKey(1978), longKey(3000), longKey(3001, "a"), longKey(100_000)];
+
 const SCENARIOS: Record<string, readonly Step[]> = {
   "put and get in every output format": [
     s("put", "fmt/a", "1"), s("put", "fmt/a", "2", "-w", "json"), s("get", "fmt/a"), s("get", "fmt/a", "-w", "json"),
@@ -201,6 +205,15 @@ const SCENARIOS: Record<string, readonly Step[]> = {
     s("get", "wl/a", "-w", "json"), watchFor("wl/", "--prefix", "--rev", "1", "-w", "json"),
   ],
   "endpoint status in json after writes": [s("put", "es/a", "1"), s("endpoint", "status", "-w", "json")],
+  "keys of 1,977, 1,978, 3,000 and 100,000 bytes: put, get, ranges in byte order, txn compare, del": [
+    s("put", L3000, "v3000"), s("put", L100K, "v100k"), s("put", L1977, "v1977"), s("put", L1978, "v1978"), s("put", L3001, "v3001"),
+    s("put", "lk/k", "short"), s("get", L3000), s("get", L100K, "-w", "json"), s("get", L1978, "--print-value-only"),
+    s("get", "lk/", "--prefix", "--keys-only"), s("get", "lk/", "--prefix", "--limit", "2", "-w", "json"),
+    s("get", L1978, L3001, "--keys-only"), s("get", L3000, "--from-key", "--print-value-only"),
+    s("get", "lk/", "--prefix", "--sort-by", "KEY", "--order", "DESCEND", "--print-value-only"),
+    withInput(`value("${L3000}") = "v3000"\n\nput ${L100K} v2\n\n\n`, "txn"), s("get", L100K, "--print-value-only"),
+    s("del", L3000, "--prev-kv"), s("get", L3000), s("del", "lk/", "--prefix"), s("get", "lk/", "--prefix", "--count-only", "-w", "json"),
+  ],
   "endpoint status and member list": [
     s("endpoint", "status"), s("endpoint", "status", "-w", "json"), s("member", "list"), s("member", "list", "-w", "json"),
     s("member", "list", "-w", "table"),

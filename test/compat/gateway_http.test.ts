@@ -1,6 +1,6 @@
 // Proves the client port's HTTP side answers as real etcd 3.4's does: the JSON gateway (/v3/kv/*, /v3/lease/*,
-// /v3/maintenance/*, /v3/cluster/*) with the same status codes and the same JSON after normalizing only ids,
-// sizes and raft indexes, including errors ({"error","message","code"} and grpc-gateway's HTTP statuses), unknown
+// /v3/maintenance/*, /v3/cluster/*, each also under /v3beta/) with the same status codes and the same JSON after
+// normalizing only ids, sizes and raft indexes, including errors ({"error","message","code"} and grpc-gateway's HTTP statuses), unknown
 // JSON fields ignored, /version, /health and /metrics on the client port, and gRPC still served on that same port.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { etcdctl, haveEtcd, startServer, type RunningServer } from "./processes.js";
@@ -50,6 +50,13 @@ const CALLS: readonly Call[] = [
   { path: "/v3/kv/range", body: { key: b64("gw/a"), keys_only: "yes" } },
   { path: "/v3/kv/range", body: { key: b64("gw/a"), sort_order: "SIDEWAYS" } },
   { path: "/v3/kv/txn", body: { compare: { key: b64("gw/a") } } },
+  { path: "/v3beta/kv/range", body: { key: b64("gw/a") } },
+  { path: "/v3beta/kv/put", body: { key: b64("gw/beta"), value: b64("b") } },
+  { path: "/v3beta/maintenance/alarm", body: { action: "GET" } },
+  { path: "/v3beta/cluster/member/list", body: {} },
+  { path: "/v3/no/such/method", body: {} },
+  { path: "/v3beta/no/such/method", body: {} },
+  { path: "/v3beta", method: "GET" },
 ];
 
 interface Answer {
@@ -134,6 +141,7 @@ describe.runIf(HAVE)("the client port's HTTP side against real etcd", () => {
       ["/v3/watch", { create_request: { key: b64("gw/a"), start_revision: 1 } }, 1],
       ["/v3/watch", { create_request: { key: b64("gw/"), range_end: b64("gw0"), start_revision: 4, prev_kv: true } }, 2],
       ["/v3/watch", { create_request: { key: b64("gw/zz"), start_revision: 0 } }, 1],
+      ["/v3beta/watch", { create_request: { key: b64("gw/a"), start_revision: 1 } }, 1],
       ["/v3/lease/keepalive", { ID: 1234 }, 1],
     ] as const) {
       const [theirs, mine] = await Promise.all([readLines(etcd.endpoint, path, body, lines), readLines(ours.endpoint, path, body, lines)]);

@@ -1,7 +1,7 @@
 // Proves the harness end to end on a tiny hand-written trace against real etcd 3.4: preload is not measured,
-// every measured op lands in summary.csv with the right count and no errors, a client op that cannot start
-// before its `until` is skipped, watches see the writes, and report.html is one self-contained file that
-// `renderReport` rebuilds identically from the CSVs. Also proves latency is measured from the intended send
+// every measured op lands in summary.csv with the right count and no errors, a client op (looping or paced)
+// that cannot start before its `until` is skipped and counted, LISTs report their bytes, watches see the
+// writes, and report.html is one self-contained file that `renderReport` rebuilds identically from the CSVs. Also proves latency is measured from the intended send
 // time: a sequential caller stuck behind a stalled server gets that stall in every later op's latency.
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -43,6 +43,9 @@ function tinyTrace(): TraceOp[] {
   ops.push({ t: 0.32, verb: "list", resource: "pods", rv: "0", phase: "run" });
   ops.push({ t: 0.35, verb: "delete", resource: "clusterrolebindings", name: "b0", phase: "run" });
   ops.push({ t: 0.4, verb: "list", resource: "pods", client: "lister", until: 0.35, phase: "run" });
+  // Paced callers: one runs; one is due after its `until`, so it can never start and is skipped.
+  ops.push({ t: 0.36, verb: "list", resource: "pods", client: "paced-1", inFlight: 1, until: 30, phase: "run" });
+  ops.push({ t: 0.41, verb: "list", resource: "pods", client: "paced-2", inFlight: 1, until: 0.4, phase: "run" });
   return ops;
 }
 
@@ -50,7 +53,7 @@ describe("end-to-end smoke run against real etcd", () => {
   it("replays a tiny trace and writes CSVs and a self-contained report", async () => {
     const rec = new Recorder("etcd");
     const res = await replayTrace(client, { header: undefined, ops: tinyTrace() }, rec, { label: "smoke" });
-    expect([res.preloaded, res.preloadErrors, res.skipped, res.cacheServed]).toEqual([20, 0, 1, 1]);
+    expect([res.preloaded, res.preloadErrors, res.skipped, res.pacedSkipped, res.cacheServed]).toEqual([20, 0, 1, 1, 1]);
     expect(res.watchEvents, "5 updates seen by the pods watch").toBe(5);
     const dir = mkdtempSync(join(tmpdir(), "etcd-ts-smoke-"));
     dirs.push(dir);
@@ -59,9 +62,12 @@ describe("end-to-end smoke run against real etcd", () => {
     const count = (verb: string, resource: string): string | undefined => rows.find((r) => r["verb"] === verb && r["resource"] === resource)?.["count"];
     expect(rows.every((r) => r["phase"] === "run"), "preload is not measured").toBe(true);
     expect(rows.every((r) => r["errors"] === "0"), JSON.stringify(rows.map((r) => r["errors_by_code"]))).toBe(true);
-    expect([count("create", "clusterrolebindings"), count("update", "pods"), count("list", "pods"), count("list-ns", "pods")]).toEqual(["10", "5", "1", "1"]);
+    expect([count("create", "clusterrolebindings"), count("update", "pods"), count("list", "pods"), count("list-ns", "pods")]).toEqual(["10", "5", "2", "1"]);
     expect([count("get", "pods"), count("delete", "clusterrolebindings"), count("watch", "pods")]).toEqual(["1", "1", "1"]);
     expect(rows.length).toBe(7);
+    const bytes = (verb: string): number => Number(rows.find((r) => r["verb"] === verb && r["resource"] === "pods")?.["bytes"]);
+    expect(bytes("list"), "a LIST of 20 pods of 1,390 B reports its response bytes").toBeGreaterThan(20 * 1390);
+    expect(bytes("list-ns"), "paged LIST (limit 7) sums its pages' bytes").toBeGreaterThan(20 * 1390);
     const out = renderReport(dir);
     const html = readFileSync(out, "utf8");
     expect((html.match(/<svg/g) ?? []).length, "bar chart, CDFs and timeline").toBeGreaterThanOrEqual(3);

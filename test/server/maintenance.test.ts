@@ -86,13 +86,13 @@ describe("defragmentation", () => {
       await Promise.all(Array.from({ length: 50 }, (_, j) => s.put({ key: enc(`d/${String(i + j).padStart(4, "0")}`), value })));
     }
     await s.deleteRange({ key: enc("d/0"), rangeEnd: enc("d/04") });
-    const before = s.kv.backend.fileSize();
+    const before = s.kv.backend.size().dbSizeBytes;
     const during = Array.from({ length: 20 }, (_, i) => s.put({ key: enc(`during/${i}`), value: enc(String(i)) }));
     const reads = Array.from({ length: 5 }, () => s.range({ key: enc("d/"), rangeEnd: enc("d0"), serializable: true }));
     await s.defragment();
     await Promise.all(during);
     for (const r of await Promise.all(reads)) expect(r.response.count).toBe(100);
-    const after = s.kv.backend.fileSize();
+    const after = s.kv.backend.size().dbSizeBytes;
     expect(after, `file ${before} → ${after} bytes after deleting 400 of 500 4 KiB values`).toBeLessThan(before);
     expect((await s.range({ key: enc("during/"), rangeEnd: enc("during0") })).response.count).toBe(20);
     expect((await s.range({ key: enc("d/"), rangeEnd: enc("d0"), countOnly: true })).response.count).toBe(100);

@@ -72,6 +72,27 @@ describe("kube-5000 generator", () => {
     for (let i = 1; i < measured.length; i++) expect(measured[i]!.t >= measured[i - 1]!.t, `op ${i} in time order`).toBe(true);
   });
 
+  it("paces the storm's listers open loop and adds a looping storm phase when asked", () => {
+    const trace = generateKube5000({ ...small, seed: 1, stormSeconds: 4, closedStormSeconds: 3, steadySeconds: 2, listEvery: 0.5, victimPerSecond: 10 });
+    const measured = trace.ops.filter((o) => o.phase !== "preload");
+    expect(new Set(measured.map((o) => o.phase))).toEqual(new Set(["storm", "storm-closed", "steady"]));
+    const paced = measured.filter((o) => o.phase === "storm" && o.verb === "list" && o.resource === "pods" && o.ns === undefined);
+    expect(paced.length, "4 listers × one LIST per 0.5 s for 4 s").toBe(32);
+    expect(paced.every((o) => o.inFlight === 2 && o.until === 4), "paced LISTs: bounded open loop, skipped past the storm").toBe(true);
+    expect(new Set(paced.map((o) => o.client)).size).toBe(4);
+    const starts = paced.map((o) => o.t).sort((a, b) => a - b);
+    expect(starts.slice(0, 5), "listers staggered over one period").toEqual([0, 0.125, 0.25, 0.375, 0.5]);
+    const looping = measured.filter((o) => o.phase === "storm-closed" && o.verb === "list" && o.resource === "pods" && o.ns === undefined);
+    expect(looping.every((o) => o.inFlight === undefined), "looping listers are sequential").toBe(true);
+    expect(new Set(looping.map((o) => o.client)).size, "4 looping listers in the second storm").toBe(4);
+    expect(looping.every((o) => o.until === 7 && o.t >= 4 && o.t < 7)).toBe(true);
+    const victims = measured.filter((o) => o.verb === "create" && o.resource === "clusterrolebindings");
+    expect(victims.filter((o) => o.phase === "storm").length).toBe(40);
+    expect(victims.filter((o) => o.phase === "storm-closed").length).toBe(30);
+    expect(victims.filter((o) => o.phase === "steady").length).toBe(20);
+    expect(() => generateKube5000({ ...small, listEvery: 0 })).toThrow(/listEvery/);
+  });
+
   it("rejects a scale outside (0, 1]", () => {
     expect(() => generateKube5000({ scale: 0 })).toThrow(/scale/);
     expect(() => generateKube5000({ scale: 2 })).toThrow(/scale/);

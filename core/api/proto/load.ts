@@ -11,6 +11,9 @@ import * as protoLoader from "@grpc/proto-loader";
 /** PROTO_FILES are the three files of etcd's v3 API, relative to protoDir(). */
 export const PROTO_FILES = ["etcdserverpb/rpc.proto", "mvccpb/kv.proto", "authpb/auth.proto"] as const;
 
+/** The lock and election services' files (packages v3lockpb and v3electionpb), relative to protoDir(). */
+export const RECIPE_PROTO_FILES = ["v3lockpb/v3lock.proto", "v3electionpb/v3election.proto"] as const;
+
 /** LOADER_OPTIONS are the proto-loader options every etcd-ts module uses (see the file comment). */
 export const LOADER_OPTIONS: protoLoader.Options = {
   keepCase: true,
@@ -40,6 +43,18 @@ export function protoDir(): string {
 export type ServiceName = "KV" | "Watch" | "Lease" | "Cluster" | "Maintenance" | "Auth";
 export const SERVICE_NAMES: readonly ServiceName[] = ["KV", "Watch", "Lease", "Cluster", "Maintenance", "Auth"];
 
+/** The services etcd 3.4 runs as recipes over its own KV, lease and watch, each in its own package. */
+export type RecipeServiceName = "Lock" | "Election";
+export const RECIPE_PACKAGES: Readonly<Record<RecipeServiceName, string>> = { Lock: "v3lockpb", Election: "v3electionpb" };
+
+/** Every gRPC service an etcd 3.4 member serves. */
+export type AnyServiceName = ServiceName | RecipeServiceName;
+
+/** The protobuf package of a service ("etcdserverpb", "v3lockpb", "v3electionpb"). */
+export function servicePackage(name: AnyServiceName): string {
+  return name === "Lock" || name === "Election" ? RECIPE_PACKAGES[name] : "etcdserverpb";
+}
+
 /** EtcdProto holds each service's client constructor (grpc-js generic client) and the package definition. */
 export interface EtcdProto {
   readonly packageDefinition: protoLoader.PackageDefinition;
@@ -67,4 +82,22 @@ export function loadEtcdProto(): EtcdProto {
   }
   cached = { packageDefinition, services };
   return cached;
+}
+
+let recipes: Readonly<Record<RecipeServiceName, grpc.ServiceClientConstructor>> | undefined;
+
+/** loadRecipeProto parses the lock and election protos once per process and returns their constructors. */
+export function loadRecipeProto(): Readonly<Record<RecipeServiceName, grpc.ServiceClientConstructor>> {
+  if (recipes !== undefined) return recipes;
+  const dir = protoDir();
+  const definition = protoLoader.loadSync(RECIPE_PROTO_FILES.map((f) => join(dir, f)), { ...LOADER_OPTIONS, includeDirs: [dir] });
+  const root = grpc.loadPackageDefinition(definition);
+  const out = {} as Record<RecipeServiceName, grpc.ServiceClientConstructor>;
+  for (const [name, pkgName] of Object.entries(RECIPE_PACKAGES) as [RecipeServiceName, string][]) {
+    const ctor = (root[pkgName] as grpc.GrpcObject | undefined)?.[name];
+    if (typeof ctor !== "function") throw new Error(`service ${pkgName}.${name} missing from its proto`);
+    out[name] = ctor as grpc.ServiceClientConstructor;
+  }
+  recipes = out;
+  return recipes;
 }

@@ -1,7 +1,7 @@
 // Throughput of the peer transport alone: two PeerTransports in one process on loopback (or unix sockets), one
 // sending MsgApp messages as fast as its bounded queue takes them, the other counting what onMessage delivers.
 // Both ends share one thread, so the numbers are per process for encode + HTTP/2 + decode together.
-// Standalone: `npm run build && node dist/core/transport/throughput_bench.js [--seconds 2] [--unix]`; exported as
+// Standalone: `npm run build && node dist/harness/micro/transport_bench.js [--seconds 2] [--unix]`; exported as
 // runTransportThroughput for harness/micro.
 
 import { mkdtempSync, rmSync } from "node:fs";
@@ -9,11 +9,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { argv } from "node:process";
 import { pathToFileURL } from "node:url";
-import type { Entry, Message, MessageType as MessageTypeT } from "../raft/types.js";
-import { MessageType } from "../raft/types.js";
-import { encodedSize } from "./codec.js";
-import { PeerTransport } from "./transport.js";
-import { PEER_QUEUE_BYTES, PEER_QUEUE_MSGS } from "./transport_limits.js";
+import type { Entry, Message, MessageType as MessageTypeT } from "../../core/raft/types.js";
+import { MessageType } from "../../core/raft/types.js";
+import { encodedSize } from "../../core/transport/codec.js";
+import { PeerTransport } from "../../core/transport/transport.js";
+import { PEER_QUEUE_BYTES, PEER_QUEUE_MSGS } from "../../core/transport/transport_limits.js";
 
 export interface ThroughputSetting {
   readonly entriesPerMsg: number;
