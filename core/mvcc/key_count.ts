@@ -13,7 +13,7 @@
 // caller counts by scanning.
 
 /** Log entries kept at most by default; older revisions fall back to a scan. */
-const MAX_LOG = 1 << 20;
+const MAX_LOG = 1 << 17;
 /** The sorted array is rebuilt once the log past it holds this many entries or live/REBUILD_FRACTION. */
 const REBUILD_MIN = 1024;
 const REBUILD_FRACTION = 4;
