@@ -48,8 +48,12 @@ export { ReadMode };
 
 /** A fresh etcd store is at revision 1; the first write gets revision 2. */
 const INITIAL_REV = 1;
-/** Ranges with a range end and no limit, or a limit above this, go to a worker thread when there are any. */
-const WORKER_RANGE_MIN_LIMIT = 1000;
+/**
+ * Ranges with a range end and no limit, or a limit above this, go to a worker thread when there are any. A page
+ * of a paginated LIST (kube-apiserver asks for 500) read on the main thread copied every value into a fresh
+ * buffer and left it to the main thread's GC; a worker reads zero-copy views into a reused output slab.
+ */
+const WORKER_RANGE_MIN_LIMIT = 100;
 const RANGE_TASK = "range";
 /** Entries a compaction reads before it deletes what it found doomed among them. */
 const COMPACT_CHUNK_ENTRIES = 10_000;

@@ -257,7 +257,6 @@ export async function run(argv: string[]): Promise<string> {
       await sub.cluster.stop();
     }
     await pool.close();
-    pk?.dispose();
   }
   writeRun(dir, "cluster.csv", rows as unknown as Record<string, unknown>[], {
     experiment: "cluster", argv, targets: outcomes, settings: s, startedAt,

@@ -507,14 +507,10 @@ async function goPart(args: Args, specs: readonly TargetSpec[], rows: MetricRow[
     console.error(`go rows not measured: ${String(err)}`);
     return `not measured: ${String(err)}`;
   }
-  try {
-    const subjects: GoSubject[] = specs.map((spec) => ({ name: specName(spec), spec, failed: undefined }));
-    await goRows(pk, subjects, goSettings(args), rows);
-    for (const sub of subjects) if (sub.failed !== undefined) outcomes.set(sub.name, sub.failed);
-    return pk.origin;
-  } finally {
-    pk.dispose();
-  }
+  const subjects: GoSubject[] = specs.map((spec) => ({ name: specName(spec), spec, failed: undefined }));
+  await goRows(pk, subjects, goSettings(args), rows);
+  for (const sub of subjects) if (sub.failed !== undefined) outcomes.set(sub.name, sub.failed);
+  return pk.origin;
 }
 
 export async function run(argv: string[]): Promise<string> {
