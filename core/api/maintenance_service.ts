@@ -1,15 +1,15 @@
 // etcd's Maintenance service: Status, Alarm, Defragment, Hash, HashKV, MoveLeader and the Snapshot stream.
-// Snapshot sends a consistent compacted copy of the backend in 32 KiB chunks with the bytes still to come, then
-// the SHA-256 of what it sent as a last chunk, as etcd's stream does. The file is etcd-ts's own LMDB format:
-// `etcdctl snapshot save` stores it, etcd's `snapshot restore`/`status` cannot read it (README, known gaps).
+// Snapshot sends a consistent copy of the backend in etcd's bbolt format (core/server/bolt_export.ts) in 32 KiB
+// chunks, each with the bytes still to come, then the SHA-256 of what it sent as a last chunk, as etcd's stream
+// does; `etcdctl snapshot status` and `etcdctl snapshot restore` read the saved file.
 import { createHash } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { open } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type * as grpc from "@grpc/grpc-js";
 import { ALARM_NAMES, type AlarmType } from "../server/alarms.js";
 import type { Histogram } from "../server/metrics.js";
+import { exportBoltSnapshot } from "../server/bolt_export.js";
 import type { EtcdServer } from "../server/etcd_server.js";
 import { authInfoOf } from "./auth_service.js";
 import { headerObject, int64, unary } from "./unary.js";
@@ -32,7 +32,19 @@ function enumNumber(v: unknown, names: Record<number, string>): number {
 
 const ACTION_NAMES: Record<number, string> = { 0: "GET", 1: "ACTIVATE", 2: "DEACTIVATE" };
 
+const EXPORT_DIR_PREFIX = "snapshot-export-";
+
+const cleaned = new Set<string>();
+
+/** Scratch dirs a process that died mid-snapshot left behind: removed once, before this process serves any. */
+function removeStaleExports(memberDir: string): void {
+  if (cleaned.has(memberDir) || !existsSync(memberDir)) return;
+  cleaned.add(memberDir);
+  for (const name of readdirSync(memberDir)) if (name.startsWith(EXPORT_DIR_PREFIX)) rmSync(join(memberDir, name), { recursive: true, force: true });
+}
+
 export function maintenanceService(s: EtcdServer, info: StatusInfo, toStatus: ToStatus): grpc.UntypedServiceImplementation {
+  removeStaleExports(join(s.config.dataDir, "member"));
   const hdr = (): Record<string, string> => headerObject(s.header());
   return {
     Status: unary(async () => {
@@ -90,16 +102,19 @@ async function timed<T>(h: Histogram, fn: () => Promise<T>): Promise<T> {
 }
 
 async function sendSnapshot(s: EtcdServer, call: grpc.ServerWritableStream<unknown, unknown>): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), "etcd-ts-snapshot-"));
+  // Scratch space beside the backend (the same disk, not a possibly memory-backed /tmp): a copy of the backend
+  // and the bbolt file, removed when the stream ends.
+  const dir = mkdtempSync(join(s.config.dataDir, "member", EXPORT_DIR_PREFIX));
   try {
     const file = join(dir, "db");
-    await s.kv.backend.backupTo(file);
+    await exportBoltSnapshot(s.kv.backend, { file, workDir: dir });
     const fh = await open(file, "r");
     try {
       const total = (await fh.stat()).size;
       const sha = createHash("sha256");
       let sent = 0;
       while (sent < total) {
+        // Every chunk but the last is a full 32 KiB, as etcd reads its pipe with io.ReadFull.
         const buf = Buffer.alloc(Math.min(SNAPSHOT_CHUNK_BYTES, total - sent));
         const { bytesRead } = await fh.read(buf, 0, buf.length, sent);
         if (bytesRead === 0) throw new Error(`snapshot file ended at ${sent} of ${total} bytes`);

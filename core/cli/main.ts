@@ -1,7 +1,7 @@
 // `etcd-ts`: the server entry point, with etcd 3.4's flags (core/cli/flags.ts). It starts one member (alone, or
 // one of the --initial-cluster members, or joining a running cluster), serves its client and peer URLs, and logs
 // etcd's key start-up lines, which tooling waits for. core/cli holds the process side: flags, logging, TLS flags.
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { argv, env, exit, stderr, stdout } from "node:process";
 import { ETCD_CLUSTER_VERSION, ETCD_VERSION, serveGrpc } from "../api/grpc_server.js";
@@ -20,9 +20,11 @@ import type { CompactionPolicy } from "../server/compactor.js";
 import { parseCompactionFlags } from "./compaction_flags.js";
 import { DataDirLockedError } from "../server/dir_lock.js";
 import { EtcdServer } from "../server/etcd_server.js";
+import { importEtcdDataDir, isEtcdDataDir, type EtcdImport } from "../server/etcd_data_import.js";
 import { FlagError, parseDurationMs, parseFlags, type ParsedFlags } from "./flags.js";
 import { parseGoBool } from "../go_values.js";
 import { createLogger, logOptionsError, type LogFn } from "./log.js";
+import { readIdentity, writeIdentity } from "./member_identity.js";
 
 const ETCD_TS_VERSION = "0.1.0";
 
@@ -91,6 +93,20 @@ function authFlags(token: string, ttlSeconds: number, bcryptCost: number): AuthF
   }
 }
 
+/** A data dir `etcdctl snapshot restore` made is imported on the first start (core/server/etcd_data_import.ts). */
+async function takeOverEtcdDataDir(dataDir: string): Promise<void> {
+  if (!isEtcdDataDir(dataDir)) return;
+  let got: EtcdImport | undefined;
+  try {
+    got = await importEtcdDataDir(dataDir, (memberId, clusterId) => writeIdentity(dataDir, { memberId, clusterId }));
+  } catch (err) {
+    if (err instanceof DataDirLockedError) throw err;
+    throw new FlagError(`cannot take over the etcd data dir ${dataDir}: ${(err as Error).message}`, 1);
+  }
+  if (got === undefined) return;
+  log("I", "etcdserver", `imported etcd data dir ${dataDir} (moved etcd's files to member/etcd-import): member ${idToHex(got.memberId)} of cluster ${idToHex(got.clusterId)} with ${got.members.length} member(s), revision ${got.revision}, ${got.keys} key revisions, ${got.leases} leases`);
+}
+
 async function run(f: ParsedFlags): Promise<void> {
   const v = (k: string): string => f.values.get(k) ?? "";
   const bool = (k: string): boolean => parseGoBool(v(k)) === true;
@@ -113,6 +129,7 @@ async function run(f: ParsedFlags): Promise<void> {
   const auth = authFlags(v("auth-token"), Number(v("auth-token-ttl")), Number(v("bcrypt-cost")));
   if (auth.warning !== undefined) log("W", "auth", auth.warning);
   const peerTls = peerTlsOf(f, dataDir);
+  await takeOverEtcdDataDir(dataDir);
   const identity = await memberIdentity(f, name, dataDir, peerTls);
   const { memberId, clusterId } = identity;
   const clientUrls = list(v("advertise-client-urls"));
@@ -218,11 +235,8 @@ interface Identity {
  */
 async function memberIdentity(f: ParsedFlags, name: string, dataDir: string, peerTls: TransportTls | undefined): Promise<Identity> {
   const v = (k: string): string => f.values.get(k) ?? "";
-  const file = join(dataDir, "member", "identity.json");
-  if (existsSync(file)) {
-    const saved = JSON.parse(readFileSync(file, "utf8")) as { memberId: string; clusterId: string };
-    return { memberId: BigInt(`0x${saved.memberId}`), clusterId: BigInt(`0x${saved.clusterId}`), members: [], join: false };
-  }
+  const saved = readIdentity(dataDir);
+  if (saved !== undefined) return { ...saved, members: [], join: false };
   const advertise = list(v("initial-advertise-peer-urls"));
   // etcd: with --name set and --initial-cluster left at its default, the cluster is this member alone.
   const initialCluster = f.sources.has("initial-cluster") ? v("initial-cluster") : `${name}=${advertise.join(`,${name}=`)}`;
@@ -239,8 +253,7 @@ async function memberIdentity(f: ParsedFlags, name: string, dataDir: string, pee
     if (err instanceof InitialClusterError) throw new FlagError(err.message, 1);
     throw err;
   }
-  mkdirSync(join(dataDir, "member"), { recursive: true });
-  writeFileSync(file, JSON.stringify({ memberId: idToHex(identity.memberId), clusterId: idToHex(identity.clusterId) }) + "\n");
+  writeIdentity(dataDir, identity);
   return identity;
 }
 

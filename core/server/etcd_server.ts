@@ -100,7 +100,7 @@ export class EtcdServer {
       whenLeader: () => this.whenLeader(),
       propose: (req) => this.propose(req),
     });
-    if (storage.lastIndex() === 0 && config.joinExisting !== true) saveBootstrapSnapshot(storage, config);
+    if (storage.lastIndex() === 0 && config.joinExisting !== true) saveBootstrapSnapshot(storage, config, this.#cluster.members());
     this.#snapshots = new Snapshots({ config, kv, storage, nextId: () => this.#ids.next() });
     this.#applier = new Applier(this.#applyHost(), Math.max(kv.consistentIndex(), this.#snapshots.index));
     const raftStorage = this.#snapshots.raftStorage(() => this.#applier.applied, () => this.#node.raw.raft.confState());

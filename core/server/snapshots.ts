@@ -33,8 +33,11 @@ export async function finishSnapshotInstall(kv: KvStore, snapshotIndex: number, 
  * A brand-new member starts as etcd's does after its bootstrap conf change (index 1, term 1): a durable
  * snapshot holding the initial configuration, so the first election is term 2 and the first entry index 2.
  */
-export function saveBootstrapSnapshot(storage: WalStorage, config: ServerConfig): void {
-  const members: readonly Pick<Member, "id" | "isLearner">[] = config.initialMembers ?? [{ id: config.memberId, isLearner: false }];
+export function saveBootstrapSnapshot(storage: WalStorage, config: ServerConfig, stored: readonly Member[]): void {
+  // A data dir made by `snapshot restore` holds its new cluster's members and no log: they are the start.
+  const given = config.initialMembers;
+  const members: readonly Pick<Member, "id" | "isLearner">[] =
+    given !== undefined && given.length > 0 ? given : stored.length > 0 ? stored : [{ id: config.memberId, isLearner: false }];
   const confState = { voters: members.filter((m) => !m.isLearner).map((m) => m.id).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)), learners: [] };
   storage.save({
     snapshot: { metadata: { index: 1, term: 1, confState }, data: new Uint8Array(0) },

@@ -1,8 +1,11 @@
 // Proves a backup round trip with etcd's tools: `etcdctl snapshot save` from a running etcd-ts, then
 // `etcd-ts snapshot restore` into a new data dir, and a member started there serves every key and lease of the
 // snapshot (a fresh Raft log on restored data); a corrupted file fails the hash check, and an existing data dir
-// is refused, as etcdctl's restore refuses them.
+// is refused, as etcdctl's restore refuses them. Also: the restore flags make the new cluster (the member started
+// on the dir is the one --name and --initial-cluster named, whatever its own flags say), a file without a hash
+// needs --skip-hash-check, and a snapshot in etcd-ts's older LMDB format still restores.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { createHash } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -73,5 +76,26 @@ describe.runIf(haveEtcd())("snapshot save and restore", () => {
     expect(ctl(b.endpoint, "lease", "timetolive", lease, "--keys").stdout).toContain("attached keys([sn/leased])");
     expect(ctl(b.endpoint, "put", "sn/after", "restore").stdout).toBe("OK\n");
     await stop(b.child);
+  }, 60_000);
+
+  it("makes the cluster its flags name; wants --skip-hash-check for a bare file; restores an older LMDB snapshot", async () => {
+    const a = await startMember(join(dir, "c"));
+    for (let i = 0; i < 5; i++) expect(ctl(a.endpoint, "put", `old/${i}`, `v${i}`).status).toBe(0);
+    await stop(a.child);
+    // etcd-ts's own backend file, as snapshots were before they became etcd's format.
+    const lmdb = readFileSync(join(dir, "c", "member", "kv.mdb"));
+    writeFileSync(join(dir, "bare.db"), lmdb);
+    writeFileSync(join(dir, "lmdb.db"), Buffer.concat([lmdb, createHash("sha256").update(lmdb).digest()]));
+    expect(restore(join(dir, "bare.db"), "--data-dir", join(dir, "d"))).toEqual({ stdout: "Error: snapshot missing hash but --skip-hash-check=false\n", status: 1 });
+
+    const peerUrl = "http://127.0.0.1:1";
+    const restored = restore(join(dir, "lmdb.db"), "--data-dir", join(dir, "d"), "--name", "n1", "--initial-cluster", `n1=${peerUrl}`, "--initial-cluster-token", "tok", "--initial-advertise-peer-urls", peerUrl);
+    expect(restored.stdout).toMatch(/^restored snapshot .* \(etcd-ts, \d+ bytes\) into .* as member [0-9a-f]+ of cluster [0-9a-f]+\n$/);
+    const d = await startMember(join(dir, "d"));
+    expect(ctl(d.endpoint, "get", "old/", "--prefix", "--keys-only").stdout.split("\n").filter((l) => l !== "").length).toBe(5);
+    const members = ctl(d.endpoint, "member", "list").stdout;
+    expect(members).toContain(`, started, default, ${peerUrl}, http://${d.endpoint}, false`);
+    expect(members.trim().split("\n").length).toBe(1);
+    await stop(d.child);
   }, 60_000);
 });

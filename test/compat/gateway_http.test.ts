@@ -2,6 +2,7 @@
 // /v3/maintenance/*, /v3/cluster/*, each also under /v3beta/) with the same status codes and the same JSON after
 // normalizing only ids, sizes and raft indexes, including errors ({"error","message","code"} and grpc-gateway's HTTP statuses), unknown
 // JSON fields ignored, /version, /health and /metrics on the client port, and gRPC still served on that same port.
+import { createHash } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { etcdctl, haveEtcd, startServer, type RunningServer } from "./processes.js";
 
@@ -134,7 +135,7 @@ describe.runIf(HAVE)("the client port's HTTP side against real etcd", () => {
     }
   });
 
-  it("streams /v3/watch and /v3/lease/keepalive as etcd does, one {\"result\"} a line, and /v3/maintenance/snapshot", async () => {
+  it("streams /v3/watch and /v3/lease/keepalive as etcd does, one {\"result\"} a line", async () => {
     const [etcd, ours] = servers as [RunningServer, RunningServer];
     const [etcdIds, ourIds] = [idsOf(etcd.endpoint), idsOf(ours.endpoint)];
     for (const [path, body, lines] of [
@@ -147,9 +148,36 @@ describe.runIf(HAVE)("the client port's HTTP side against real etcd", () => {
       const [theirs, mine] = await Promise.all([readLines(etcd.endpoint, path, body, lines), readLines(ours.endpoint, path, body, lines)]);
       expect({ path, lines: mine.map((l) => normalize(l, ourIds)) }).toEqual({ path, lines: theirs.map((l) => normalize(l, etcdIds)) });
     }
-    const [theirSnap, mySnap] = await Promise.all([readLines(etcd.endpoint, "/v3/maintenance/snapshot", {}, 1), readLines(ours.endpoint, "/v3/maintenance/snapshot", {}, 1)]);
-    const shape = (l: string): string[] => Object.keys((JSON.parse(l) as { result: Record<string, unknown> }).result).sort();
-    expect(shape(mySnap[0] ?? "{}")).toEqual(shape(theirSnap[0] ?? "{}"));
+  });
+
+  it("streams /v3/maintenance/snapshot in etcd's 32 KiB chunks: bytes still to come on each, the SHA-256 last", async () => {
+    const [etcd, ours] = servers as [RunningServer, RunningServer];
+    // A 40 KiB value makes both databases span several chunks, whatever else the servers hold.
+    const filler = { path: "/v3/kv/put", body: { key: b64("snapshot-filler"), value: Buffer.alloc(40 * 1024, "f").toString("base64") } };
+    for (const s of [etcd, ours]) expect((await call(s.endpoint, filler)).status).toBe(200);
+    const chunking = async (endpoint: string): Promise<{ firstShape: string[]; lastShape: string[]; sizes: number[]; remaining: number[]; shaOk: boolean }> => {
+      const lines = await readLines(endpoint, "/v3/maintenance/snapshot", {}, Number.POSITIVE_INFINITY);
+      const results = lines.map((l) => (JSON.parse(l) as { result: { blob?: string; remaining_bytes?: string } }).result);
+      const blobs = results.map((r) => Buffer.from(r.blob ?? "", "base64"));
+      const data = Buffer.concat(blobs.slice(0, -1));
+      const sha = createHash("sha256").update(data).digest();
+      return {
+        firstShape: Object.keys(results[0] ?? {}).sort(),
+        lastShape: Object.keys(results[results.length - 1] ?? {}).sort(),
+        sizes: blobs.slice(0, -2).map((b) => b.length),
+        remaining: results.slice(0, -1).map((r, i) => Number(r.remaining_bytes ?? 0) - (data.length - blobs.slice(0, i + 1).reduce((n, b) => n + b.length, 0))),
+        shaOk: sha.equals(blobs[blobs.length - 1] ?? Buffer.alloc(0)),
+      };
+    };
+    const [theirs, mine] = await Promise.all([chunking(etcd.endpoint), chunking(ours.endpoint)]);
+    expect(theirs.firstShape).toEqual(["blob", "remaining_bytes"]);
+    expect(theirs.sizes.length).toBeGreaterThan(0);
+    for (const c of [theirs, mine]) {
+      expect(new Set(c.sizes), "every chunk but the last is 32 KiB").toEqual(new Set([32 * 1024]));
+      expect(new Set(c.remaining), "remaining_bytes is what follows the chunk").toEqual(new Set([0]));
+      expect(c.shaOk, "the last chunk is the SHA-256 of the others").toBe(true);
+    }
+    expect({ first: mine.firstShape, last: mine.lastShape }).toEqual({ first: theirs.firstShape, last: theirs.lastShape });
   });
 
   it("serves /version, /health and /metrics on the client port, and gRPC on the same port", async () => {

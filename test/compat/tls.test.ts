@@ -150,6 +150,16 @@ function rawGet(url: string, path: string, cert: string): Promise<string> {
   });
 }
 
+/**
+ * The rejection reasons once `reason` is among them or 10 s have passed: a server logs the line after the client
+ * has already seen the refusal, so reading the log at once races with the server's stderr.
+ */
+async function rejectionsOnceLogged(proc: Proc, reason: string): Promise<string[]> {
+  const deadline = Date.now() + 10_000;
+  while (!rejectionReasons(proc.log).includes(reason) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  return rejectionReasons(proc.log);
+}
+
 /** The reasons of "rejected connection" log lines: etcd's zap error field, etcd-ts's message text. */
 function rejectionReasons(log: string): string[] {
   const out: string[] = [];
@@ -249,7 +259,7 @@ describe.runIf(HAVE)("client TLS against real etcd", () => {
     const picky = await Promise.all(KINDS.map((k) => start(k, flags)));
     const gets = await Promise.all(picky.map((s) => ctl(s, "client", ["get", "k"])));
     expect(gets.map((r) => r.status)).toEqual([1, 1]);
-    for (const s of picky) expect(rejectionReasons(s.log), s.kind).toContain("client certificate authentication failed");
+    for (const s of picky) expect(await rejectionsOnceLogged(s, "client certificate authentication failed"), s.kind).toContain("client certificate authentication failed");
   });
 
   it("unixs:// client URLs: both listen on ./localhost:port in their working dir and serve etcdctl over TLS", async () => {
