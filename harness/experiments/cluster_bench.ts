@@ -1,4 +1,4 @@
-// `npm run bench -- cluster`: issue 7's cluster benchmark. A real etcd 3-member cluster and an etcd-ts 3-member
+// `npm run bench -- cluster`: the cluster benchmark. A real etcd 3-member cluster and an etcd-ts 3-member
 // cluster on loopback, measured in the same run, setting by setting back to back (so drift in the machine's
 // other load falls on both alike):
 //   put_spread   — 64 closed-loop puts (256 B) spread round-robin over the 3 members, as etcd's benchmark tool
