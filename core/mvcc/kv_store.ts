@@ -5,8 +5,10 @@
 // main thread and no copy of an index. Reads use no in-memory index; the cost is that a Range scans every
 // stored revision of the keys in its span, which compaction bounds. Writes use one small in-memory map of
 // live keys → newest revision (LiveIndex in write_txn.ts), rebuilt by one scan on open, so a put finds its
-// previous version with an exact get. The current and compacted revisions are in the meta bucket, written in
-// the same transaction as the data.
+// previous version with an exact get. A paged Range (a range end and a limit, or count only) takes its `count`
+// from the key count kept beside that map (key_count.ts) and stops scanning once its page is full, so a LIST
+// paged at one revision does not read every remaining key on every page. The current and compacted revisions
+// are in the meta bucket, written in the same transaction as the data.
 //
 // Writes: write() applies a batch of requests (entries applied from Raft) in one backend transaction with the
 // consistent index; each request is validated first and refused whole (etcd's error) or applied whole.
@@ -23,6 +25,7 @@ import {
   KEY_BUCKET, MVCC_META_BUCKET, REV_BYTES, SHORT_KEY_MAX_BYTES, compareBytes, isLongKey, isLongLayout, layoutKey, revisionOf, userKeyOf,
   type Revision,
 } from "./layout.js";
+import { KeyCount } from "./key_count.js";
 import { rangeTask, type RangeTaskArgs, type RangeTaskResult } from "./range_task.js";
 import type {
   CompactResponse,
@@ -51,8 +54,12 @@ export { ReadMode };
 
 /** A fresh etcd store is at revision 1; the first write gets revision 2. */
 const INITIAL_REV = 1;
-/** Ranges with a range end and no limit, or a limit above this, go to a worker thread when there are any. */
-const WORKER_RANGE_MIN_LIMIT = 1000;
+/**
+ * Ranges with a range end and no limit, or a limit above this, go to a worker thread when there are any. A page
+ * of a paginated LIST (kube-apiserver asks for 500) read on the main thread copied every value into a fresh
+ * buffer and left it to the main thread's GC; a worker reads zero-copy views into a reused output slab.
+ */
+const WORKER_RANGE_MIN_LIMIT = 100;
 const RANGE_TASK = "range";
 /** Entries a compaction reads before it deletes what it found doomed among them. */
 const COMPACT_CHUNK_ENTRIES = 10_000;
@@ -94,6 +101,8 @@ export class KvStore {
   private leases: LeaseAttacher | undefined;
   /** Live keys → revision of their newest entry (see LiveIndex in write_txn.ts). */
   private readonly live = new Map<string, Revision>();
+  /** Range counts from memory (key_count.ts), kept beside `live`. */
+  readonly #keyCount = new KeyCount();
   /**
    * What the store ran since it opened, as etcd's mvcc counters count it (etcd_mvcc_{range,put,delete,txn}_total,
    * etcd_debugging_mvcc_total_put_size_in_bytes): a request of more than one operation is also a txn.
@@ -112,6 +121,7 @@ export class KvStore {
 
   #loadLive(backend: Backend): void {
     this.live.clear();
+    this.#keyCount.reset(this.currentRev);
     const misfiled: Entry[] = [];
     backend.readNow((v) => {
       // Entries come in (key, revision) order: the last one of each key decides whether it is live. A long
@@ -281,10 +291,15 @@ export class KvStore {
     const useWorker = (opts.worker ?? long) && this.backend.hasWorkers && !isEmptySpan(r.key, r.rangeEnd);
     // The revision is resolved when the read starts (in blocking mode, after the read lock).
     let header = 0;
+    let known: number | undefined;
     const args = (): RangeTaskArgs | undefined => {
       header = this.currentRev;
       const rev = resolveRev(r.revision, this.currentRev, this.compactRev);
-      return isEmptySpan(r.key, r.rangeEnd) ? undefined : { ...rangeArgs(r, rev), lendOutput: useWorker };
+      if (isEmptySpan(r.key, r.rangeEnd)) return undefined;
+      const a = { ...rangeArgs(r, rev), lendOutput: useWorker };
+      known = this.#countFromMemory(a, r, rev);
+      // The count is known: the scan stops once it has limit + 1 keys (for `more`) instead of reading the rest.
+      return known === undefined ? a : { ...a, stopAtLimit: true };
     };
     const res = useWorker
       ? await this.backend.readInWorker<RangeTaskArgs | undefined, RangeTaskResult | undefined>(RANGE_TASK, args, runRange)
@@ -301,9 +316,23 @@ export class KvStore {
       },
       framed: framedKvs(res),
       more: res.more,
-      count: res.count,
+      count: known ?? res.count,
       ...(res.release === undefined ? {} : { release: res.release }),
     };
+  }
+
+  /**
+   * The count of a paged Range (a range end and a limit, or count only; no sort, no filter) from the in-memory
+   * key count, or undefined when the scan must count (a revision older than the count's log, or another form).
+   */
+  #countFromMemory(a: RangeTaskArgs, r: RangeRequest, rev: number): number | undefined {
+    const end = r.rangeEnd;
+    if (end === undefined || end.length === 0) return undefined;
+    if (a.limit <= 0 && !a.countOnly) return undefined;
+    if (a.sortOrder !== 0 || a.sortTarget !== 0) return undefined;
+    if (a.minModRevision > 0 || a.maxModRevision > 0 || a.minCreateRevision > 0 || a.maxCreateRevision > 0) return undefined;
+    const to = end.length === 1 && end[0] === 0 ? undefined : keyId(end);
+    return this.#keyCount.count(this.live, this.currentRev, rev, keyId(r.key), to);
   }
 
   /**
@@ -339,7 +368,7 @@ export class KvStore {
       if (state.rev !== this.currentRev) tx.put(MVCC_META_BUCKET, META_CURRENT_KEY, encodeU64(state.rev));
       return { results, rev: state.rev, compact: state.compact, changes, index };
     });
-    out.index.apply();
+    out.index.apply(this.#keyCount);
     this.currentRev = out.rev;
     this.compactRev = out.compact;
     this.listener?.(out.changes, out.rev, out.compact);

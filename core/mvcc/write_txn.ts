@@ -99,8 +99,13 @@ export interface Change {
  */
 export interface LiveIndex {
   get(key: Uint8Array): Revision | undefined;
-  /** Undefined removes the key (it was deleted). */
-  set(key: Uint8Array, rev: Revision | undefined): void;
+  /** Undefined removes the key (it was deleted at main revision `at`). */
+  set(key: Uint8Array, rev: Revision | undefined, at: number): void;
+}
+
+/** Where a batch reports keys that became live (+1) or were deleted (−1), in revision order (key_count.ts). */
+export interface MembershipLog {
+  record(rev: number, id: string, delta: 1 | -1): void;
 }
 
 export function keyId(key: Uint8Array): string {
@@ -115,19 +120,28 @@ export class BatchIndex implements LiveIndex {
   private readonly overlay = new Map<string, Revision | undefined>();
   /** Overlay slots changed since mark(): id → [had a slot before, its value]. */
   private journal: [string, boolean, Revision | undefined][] = [];
+  /** Creations and deletions in the order they happened (a key may come and go inside one batch). */
+  private readonly membership: { rev: number; id: string; delta: 1 | -1 }[] = [];
+  /** membership's length at mark(): a rollback drops what came after. */
+  private membershipMark = 0;
   constructor(private readonly base: Map<string, Revision>) {}
   get(key: Uint8Array): Revision | undefined {
-    const id = keyId(key);
+    return this.#get(keyId(key));
+  }
+  #get(id: string): Revision | undefined {
     return this.overlay.has(id) ? this.overlay.get(id) : this.base.get(id);
   }
-  set(key: Uint8Array, rev: Revision | undefined): void {
+  set(key: Uint8Array, rev: Revision | undefined, at: number): void {
     const id = keyId(key);
+    const was = this.#get(id) !== undefined;
+    if (was !== (rev !== undefined)) this.membership.push({ rev: at, id, delta: was ? -1 : 1 });
     this.journal.push([id, this.overlay.has(id), this.overlay.get(id)]);
     this.overlay.set(id, rev);
   }
   /** Starts a new entry: what is set from now on can be taken back with rollback(). */
   mark(): void {
     this.journal = [];
+    this.membershipMark = this.membership.length;
   }
   /** Takes back every change since mark(). */
   rollback(): void {
@@ -137,13 +151,15 @@ export class BatchIndex implements LiveIndex {
       else this.overlay.delete(id);
     }
     this.journal = [];
+    this.membership.length = this.membershipMark;
   }
   /** Applies the batch's changes to the committed index (call after the backend commit succeeded). */
-  apply(): void {
+  apply(log?: MembershipLog): void {
     for (const [id, rev] of this.overlay) {
       if (rev === undefined) this.base.delete(id);
       else this.base.set(id, rev);
     }
+    if (log !== undefined) for (const m of this.membership) log.record(m.rev, m.id, m.delta);
   }
 }
 
@@ -229,7 +245,7 @@ export class WriteTxn {
     const bytes = encodeKeyValue(kv);
     const rev = { main, sub: this.sub++ };
     this.tx.put(KEY_BUCKET, layoutKey(r.key, rev), bytes);
-    this.index.set(r.key, rev);
+    this.index.set(r.key, rev, main);
     this.changes.push({ type: 0, kv: bytes, prevKv: prev, rev: main });
     return r.prevKv === true && prev !== undefined ? { revision: main, prevKv: prev } : { revision: main };
   }
@@ -251,7 +267,7 @@ export class WriteTxn {
         const { key, lease } = decodeKeyValue(bytes);
         if (lease !== 0n) this.leases?.detach(key);
         this.tx.put(KEY_BUCKET, layoutKey(key, { main, sub: this.sub++ }), new Uint8Array(0));
-        this.index.set(key, undefined);
+        this.index.set(key, undefined, main);
         this.changes.push({ type: 1, kv: tombstoneKv(key, main), prevKv: bytes, rev: main });
         if (r.prevKv === true) prevKvs.push(bytes);
         deleted += 1;

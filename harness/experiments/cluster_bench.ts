@@ -1,4 +1,4 @@
-// `npm run bench -- cluster`: issue 7's cluster benchmark. A real etcd 3-member cluster and an etcd-ts 3-member
+// `npm run bench -- cluster`: the cluster benchmark. A real etcd 3-member cluster and an etcd-ts 3-member
 // cluster on loopback, measured in the same run, setting by setting back to back (so drift in the machine's
 // other load falls on both alike):
 //   put_spread   — 64 closed-loop puts (256 B) spread round-robin over the 3 members, as etcd's benchmark tool
@@ -8,8 +8,10 @@
 //                  through the leader for the linearizable ones, local for the serializable ones).
 // Per setting: throughput, P50, P99, errors, and the CPU of the three members together per op. ratios.csv has
 // etcd-ts-3 / etcd-3 per metric; report.md the table. A cluster that is not built or does not start is "not
-// measured" with the reason. `--quick` shrinks the windows for the test; --clients --seconds --warmup --workers
-// --targets --put-modes --results.
+// measured" with the reason. Each setting is measured with two load generators: perfkit (etcd's clientv3, rows
+// `go_…`, cluster_go.ts; built from ../shared/tools/perfkit when Go is installed, or $PERFKIT) and this
+// harness's Node worker threads. `--quick` shrinks the windows for the test; --clients --seconds --warmup
+// --workers --targets --put-modes --results --generators go,node --go-total.
 import { readFileSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join } from "node:path";
@@ -21,6 +23,8 @@ import { makeCluster, type ClusterKind } from "../targets/make.js";
 import { num, parseArgs, type Args } from "./common.js";
 import { clusterKinds, clusterResultsDir, round, writeRun, type TargetOutcome } from "./cluster_common.js";
 import { ClusterLoadPool, GET_KEY, type LoadKind, type LoadStats } from "./cluster_load.js";
+import { goMeasure, seedGoGetKey } from "./cluster_go.js";
+import { findPerfkit, type Perfkit } from "./perfkit.js";
 
 const MEMBERS = 3;
 /** The target every ratio divides by. */
@@ -34,6 +38,9 @@ interface Settings {
   readonly warmupS: number;
   readonly workers: number;
   readonly putModes: readonly ("spread" | "leader")[];
+  readonly generators: readonly string[];
+  /** Requests per Go-client setting. */
+  readonly goTotal: number;
 }
 
 function settings(args: Args): Settings {
@@ -43,6 +50,7 @@ function settings(args: Args): Settings {
   return {
     clients: num(args, "clients", 64), seconds: num(args, "seconds", quick ? 1 : 10), warmupS: num(args, "warmup", quick ? 0.3 : 2),
     workers: num(args, "workers", 2), putModes: putModes as ("spread" | "leader")[],
+    generators: (args.get("generators") ?? "go,node").split(","), goTotal: num(args, "go-total", quick ? 2_000 : 60_000),
   };
 }
 
@@ -161,12 +169,14 @@ async function startSubjects(kinds: readonly ClusterKind[], pool: ClusterLoadPoo
 }
 
 /** runSettings runs every setting against every subject back to back; a failure stops measuring that subject. */
-async function runSettings(subjects: Subject[], pool: ClusterLoadPool, s: Settings, rows: ClusterMetricRow[]): Promise<void> {
+async function runSettings(subjects: Subject[], pool: ClusterLoadPool, s: Settings, rows: ClusterMetricRow[], pk: Perfkit | undefined): Promise<void> {
+  for (const sub of subjects) if (pk !== undefined) await seedGoGetKey(pk, sub.cluster);
   for (const set of benchSettings(s)) {
     for (const sub of subjects) {
       if (sub.failed !== undefined) continue;
       try {
-        rows.push(...await measure(sub, set, pool, s));
+        if (pk !== undefined) rows.push(...await goMeasure(pk, sub.name, sub.cluster, set.metric, set.kind, set.endpoints, s.clients, s.goTotal));
+        if (s.generators.includes("node")) rows.push(...await measure(sub, set, pool, s));
       } catch (err) {
         sub.failed = `failed during ${set.metric}: ${String(err).replace(/\s+/g, " ").slice(0, 400)}`;
         console.error(`${sub.name}: not measured further — ${sub.failed}`);
@@ -193,7 +203,7 @@ export function clusterRatios(rows: readonly ClusterMetricRow[]): ClusterRatioRo
   });
 }
 
-function reportText(rows: readonly ClusterMetricRow[], outcomes: readonly TargetOutcome[], command: string): string {
+function reportText(rows: readonly ClusterMetricRow[], outcomes: readonly TargetOutcome[], command: string, goOrigin: string): string {
   const targets = [...new Set(rows.map((r) => r.target))];
   const metrics = [...new Set(rows.map((r) => r.metric))];
   const ratios = clusterRatios(rows);
@@ -201,7 +211,7 @@ function reportText(rows: readonly ClusterMetricRow[], outcomes: readonly Target
   const others = targets.filter((t) => t !== CLUSTER_BASELINE);
   const head = ["metric", "unit", ...targets, ...others.map((t) => `${t} / ${CLUSTER_BASELINE}`)];
   const lines = [
-    "# cluster benchmark (3 members each, loopback)", "", `\`${command}\``, "",
+    "# cluster benchmark (3 members each, loopback)", "", `\`${command}\``, "", `go_* rows: perfkit (etcd's clientv3), ${goOrigin}; the other rows: Node load threads.`, "",
     `| ${head.join(" | ")} |`, `|${head.map(() => "---").join("|")}|`,
     ...metrics.map((m) => `| ${[m, rows.find((r) => r.metric === m)!.unit, ...targets.map((t) => val(t, m)),
       ...others.map((t) => String(ratios.find((r) => r.target === t && r.metric === m)?.ratio ?? "–"))].join(" | ")} |`),
@@ -225,9 +235,20 @@ export async function run(argv: string[]): Promise<string> {
   const outcomes: TargetOutcome[] = [];
   const pool = await ClusterLoadPool.open(s.workers);
   let subjects: Subject[] = [];
+  let pk: Perfkit | undefined;
+  let goOrigin = "not run (--generators)";
+  if (s.generators.includes("go")) {
+    try {
+      pk = findPerfkit();
+      goOrigin = pk.origin;
+    } catch (err) {
+      goOrigin = `not measured: ${String(err)}`;
+      console.error(`go rows ${goOrigin}`);
+    }
+  }
   try {
     subjects = await startSubjects(kinds, pool, outcomes);
-    await runSettings(subjects, pool, s, rows);
+    await runSettings(subjects, pool, s, rows, pk);
   } finally {
     for (const sub of subjects) {
       outcomes.push(sub.failed === undefined
@@ -244,10 +265,11 @@ export async function run(argv: string[]): Promise<string> {
       "get_*_follower: all gets on one follower (the member after the leader in start order).",
       "server_cores: CPU of the 3 member processes together over the setting (warm-up included); server_us_per_op: that CPU per measured op.",
       `ratio = target / ${CLUSTER_BASELINE} from the same run; for ops/s higher is better, for ms lower.`,
+      `go_* rows: perfkit (etcd's clientv3), ${goOrigin}; the others: the harness's Node load threads.`,
     ],
   });
   writeFileSync(join(dir, "ratios.csv"), stringify(clusterRatios(rows), { header: true, columns: ["metric", "unit", "better", "target", "value", "etcd_value", "ratio"] }));
-  const report = reportText(rows, outcomes, ["npm run bench -- cluster", ...argv].join(" "));
+  const report = reportText(rows, outcomes, ["npm run bench -- cluster", ...argv].join(" "), goOrigin);
   writeFileSync(join(dir, "report.md"), report);
   console.log(report);
   return dir;

@@ -1,28 +1,41 @@
-
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { connect } from "node:net";
-import { tmpdir, loadavg } from "node:os";
+// `npm run bench -- server`: the single-member server benchmark, over the wire only, etcd-ts beside real etcd
+// from the same run (ratios.csv, report.md). Two load generators, each its own rows (the `client` column):
+//   go   — perfkit, etcd's clientv3 (the client kube-apiserver uses), built from ../shared/tools/perfkit when Go is
+//          installed or taken from $PERFKIT: puts at 1/64/256 clients, gets at 64, puts through http://
+//          endpoints, 30k pods loaded, full and paginated LISTs, RSS, writers beside looping LISTs (server_go.ts);
+//   node — this module's worker threads, one EtcdClient (one HTTP/2 connection) each: put throughput and P50/P99
+//          at 1/16/64/256 in-flight requests (256 B values), linearizable and serializable single-key gets (64 in
+//          flight), full-prefix get of 50,000 keys × 2 KiB, RSS, and startup time to ready (spawn → first
+//          successful put, median over the servers started, each on a fresh data dir).
+// Per load setting the server's CPU per op (/proc/<pid>/stat over the setting / its ops) is reported: the work per
+// request, far less sensitive to other load on the machine than ops/s. `--quick` shrinks everything for a smoke
+// run; `--generators go,node` picks the generators; --clients --seconds --warmup --keys --workers --starts for the
+// Node rows, --go-* for the Go rows (server_go.ts).
+//
+// The load settings run against every target back to back (one server per target alive during the load phase),
+// so drift in the machine's other work falls on all targets alike.
+import { writeFileSync } from "node:fs";
+import { loadavg } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
-import { execPath } from "node:process";
 import { fileURLToPath } from "node:url";
 import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
 import { stringify } from "csv-stringify/sync";
 import { EtcdClient, errorCode } from "../../core/client/index.js";
 import { machineEnv, runDir } from "../results.js";
-import { freePort } from "../targets/etcd_process.js";
-import { ETCD_TS_UNAVAILABLE, etcdTsEntry } from "../targets/make.js";
 import { parseTargetSpec, specName, type TargetSpec } from "../targets/target.js";
 import { num, parseArgs, type Args } from "./common.js";
-import { cpuSeconds, median, pause, percentile, putUntilServing, spawnServer, split } from "./server_process.js";
+import { findPerfkit } from "./perfkit.js";
+import { cpuSeconds, median, pause, percentile, split } from "./server_process.js";
+import { goRows, goSettings, type GoSubject } from "./server_go.js";
+import {
+  METRIC_COLUMNS, RATIO_COLUMNS, plainRow, printTables, ratioRows, reportMarkdown, round, type MetricRow,
+} from "./server_report.js";
+import { startServer, statusKib, type Server } from "./server_start.js";
 
 const PUT_PREFIX = "/bench/put/";
 const GET_KEY = "/bench/get/key";
 const RANGE_PREFIX = "/bench/range/";
-/** The target every ratio divides by. */
-const BASELINE = "etcd";
-/** A load setting whose busiest generator thread was busier than this is flagged generator-bound. */
-const GENERATOR_BOUND_BUSY = 0.85;
 
 // ---------------------------------------------------------------- worker side (one EtcdClient per thread)
 
@@ -199,17 +212,6 @@ if (!isMainThread && (workerData as Partial<WorkerInit> | null)?.serverBenchWork
   workerMain(workerData as WorkerInit);
 }
 
-// ---------------------------------------------------------------- process measurements (/proc)
-
-/** statusKib reads one "Vm…: N kB" line of /proc/<pid>/status. */
-function statusKib(pid: number, field: "VmRSS" | "VmHWM"): number {
-  const m = new RegExp(`^${field}:\\s+(\\d+) kB$`, "m").exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-  if (m === null) throw new Error(`no ${field} in /proc/${pid}/status`);
-  return Number(m[1]);
-}
-
-// ---------------------------------------------------------------- load pool (main side)
-
 interface LoadStats {
   readonly throughputPerS: number;
   readonly p50Ms: number;
@@ -229,18 +231,6 @@ interface LoadStats {
 }
 
 
-/** A server started by this experiment: a child process on loopback with a fresh data dir. */
-interface Server {
-  readonly endpoints: string[];
-  readonly pid: number;
-  readonly version: string;
-  /** ms from spawn to the client port accepting, and to the first successful put. */
-  readonly listenMs: number;
-  readonly readyMs: number;
-  stop(): Promise<void>;
-}
-
-/** LoadPool is the worker threads that generate load; each job names the server it loads. */
 class LoadPool {
   private readonly workers: Worker[] = [];
 
@@ -346,31 +336,20 @@ function settings(args: Args): Settings {
   };
 }
 
-/** One measured value of one target (server.csv). */
-interface MetricRow {
-  target: string;
-  metric: string;
-  clients: number | "";
-  value: number;
-  unit: string;
-  /** "higher" or "lower" is better. */
-  better: "higher" | "lower";
-  p50_ms: number | "";
-  p99_ms: number | "";
-  errors: number;
-  errors_by_code: string;
-  generator_cores: number | "";
-  generator_us_per_op: number | "";
-  generator_max_thread_busy: number | "";
-  server_cores: number | "";
-  server_us_per_op: number | "";
+/** withServer starts a fresh server for `sub`, runs `body` on it and stops it; the start counts as a startup sample. */
+async function withServer(sub: Subject, body: (srv: Server) => Promise<void>): Promise<void> {
+  const srv = await startServer(sub.spec);
+  sub.starts.push(srv);
+  try {
+    await body(srv);
+  } finally {
+    await srv.stop();
+  }
 }
-
-const round = (v: number, digits = 2): number => Math.round(v * 10 ** digits) / 10 ** digits;
 
 function loadRows(target: string, name: string, clients: number, st: LoadStats): MetricRow[] {
   const base = {
-    target, clients, errors: st.errors, errors_by_code: Object.entries(st.errorsByCode).map(([c, n]) => `${c}:${n}`).join(" "),
+    client: "node" as const, target, clients, errors: st.errors, errors_by_code: Object.entries(st.errorsByCode).map(([c, n]) => `${c}:${n}`).join(" "),
     generator_cores: round(st.generatorCores), generator_us_per_op: round(st.generatorUsPerOp, 1),
     generator_max_thread_busy: round(st.generatorMaxThreadBusy), server_cores: round(st.serverCores),
     server_us_per_op: round(st.serverUsPerOp, 1),
@@ -382,80 +361,6 @@ function loadRows(target: string, name: string, clients: number, st: LoadStats):
     { ...base, metric: `${name}_p99_c${clients}`, value: round(st.p99Ms, 3), unit: "ms", better: "lower" },
     { ...base, metric: `${name}_server_cpu_c${clients}`, value: round(st.serverUsPerOp, 1), unit: "µs/op", better: "lower" },
   ];
-}
-
-function plainRow(target: string, metric: string, value: number, unit: string, better: "higher" | "lower"): MetricRow {
-  return {
-    target, metric, clients: "", value, unit, better, p50_ms: "", p99_ms: "", errors: 0, errors_by_code: "",
-    generator_cores: "", generator_us_per_op: "", generator_max_thread_busy: "", server_cores: "", server_us_per_op: "",
-  };
-}
-
-// ---------------------------------------------------------------- servers
-
-/** The command line that starts `spec` as one member: the flags harness/targets/etcd_process.ts passes. */
-function commandFor(spec: TargetSpec, dataDir: string, clientPort: number, peerPort: number): [string, string[]] {
-  const flags = [
-    "--name", "bench", "--data-dir", dataDir,
-    "--listen-client-urls", `http://127.0.0.1:${clientPort}`, "--advertise-client-urls", `http://127.0.0.1:${clientPort}`,
-    "--listen-peer-urls", `http://127.0.0.1:${peerPort}`, "--initial-advertise-peer-urls", `http://127.0.0.1:${peerPort}`,
-    "--initial-cluster", `bench=http://127.0.0.1:${peerPort}`, "--logger", "zap", "--log-outputs", "stderr",
-    "--quota-backend-bytes", String(8 * 1024 * 1024 * 1024),
-  ];
-  if (spec.kind === "etcd") return ["etcd", flags];
-  if (spec.kind !== "etcd-ts") throw new Error(`cannot start ${spec.kind} targets`);
-  const entry = etcdTsEntry();
-  if (entry === undefined) throw new Error(ETCD_TS_UNAVAILABLE);
-  return [execPath, [entry, ...flags, "--backend-read-mode", spec.readMode]];
-}
-
-function portAccepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const sock = connect(port, "127.0.0.1");
-    sock.once("connect", () => { sock.destroy(); resolve(true); });
-    sock.once("error", () => { sock.destroy(); resolve(false); });
-  });
-}
-
-/**
- * startServer spawns `spec` on a fresh data dir and times spawn → client port accepting → first successful put.
- * The port is polled every 5 ms before a gRPC client is made, so no gRPC reconnect backoff is in the time.
- * (harness/targets polls Status every 100 ms and does not expose the pid: too coarse for a ≤ 1 s target.)
- */
-async function startServer(spec: TargetSpec): Promise<Server> {
-  const [clientPort, peerPort] = [await freePort(), await freePort()];
-  const dataDir = mkdtempSync(join(tmpdir(), "etcd-ts-bench-"));
-  const [bin, args] = commandFor(spec, dataDir, clientPort, peerPort);
-  const proc = spawnServer(bin, args, dataDir, bin);
-  const { t0, alive, stop } = proc;
-  const endpoints = [`127.0.0.1:${clientPort}`];
-  try {
-    while (!(await portAccepts(clientPort))) { alive(); await pause(5); }
-    const listenMs = performance.now() - t0;
-    const client = new EtcdClient({ endpoints, callTimeoutMs: 2_000 });
-    try {
-      await putUntilServing(client, alive, 5);
-      const readyMs = performance.now() - t0;
-      const version = (await client.status()).version;
-      return { endpoints, pid: proc.pid, version, listenMs, readyMs, stop };
-    } finally {
-      client.close();
-    }
-  } catch (err) {
-    await stop();
-    throw err;
-  }
-}
-
-/** withServer starts a fresh server for `sub`, runs `body` on it and stops it; the start counts as a startup sample. */
-async function withServer(sub: Subject, body: (srv: Server) => Promise<void>): Promise<void> {
-  const srv = await startServer(sub.spec);
-  sub.starts.push(srv);
-  try {
-    await body(srv);
-  } finally {
-    await srv.stop();
-  }
 }
 
 // ---------------------------------------------------------------- phases
@@ -538,9 +443,9 @@ async function rangePhase(name: string, srv: Server, pool: LoadPool, s: Settings
   const rssMib = statusKib(srv.pid, "VmRSS") / 1024, hwmMib = statusKib(srv.pid, "VmHWM") / 1024;
   console.error(`${name}: full-prefix get ${times.map((t) => t.toFixed(0)).join(", ")} ms; RSS ${rssMib.toFixed(0)} MiB`);
   return [
-    plainRow(name, `range_full_p50_${s.keys}keys`, round(median(times), 1), "ms", "lower"),
-    plainRow(name, "rss_with_keys", round(rssMib, 1), "MiB", "lower"),
-    plainRow(name, "rss_peak", round(hwmMib, 1), "MiB", "lower"),
+    plainRow("node", name, `range_full_p50_${s.keys}keys`, round(median(times), 1), "ms", "lower"),
+    plainRow("node", name, "rss_with_keys", round(rssMib, 1), "MiB", "lower"),
+    plainRow("node", name, "rss_peak", round(hwmMib, 1), "MiB", "lower"),
   ];
 }
 
@@ -548,8 +453,8 @@ function startupRows(name: string, starts: readonly Server[]): MetricRow[] {
   const ready = starts.map((x) => x.readyMs), listen = starts.map((x) => x.listenMs);
   console.error(`${name}: startup to first put ${ready.map((t) => t.toFixed(0)).join(", ")} ms (port open at ${listen.map((t) => t.toFixed(0)).join(", ")} ms)`);
   return [
-    plainRow(name, "startup_to_ready_median", round(median(ready), 1), "ms", "lower"),
-    plainRow(name, "startup_to_listen_median", round(median(listen), 1), "ms", "lower"),
+    plainRow("node", name, "startup_to_ready_median", round(median(ready), 1), "ms", "lower"),
+    plainRow("node", name, "startup_to_listen_median", round(median(listen), 1), "ms", "lower"),
   ];
 }
 
@@ -583,92 +488,62 @@ async function benchAll(specs: readonly TargetSpec[], pool: LoadPool, s: Setting
 }
 
 // ---------------------------------------------------------------- ratios, CSV, table
-
-interface RatioRow {
-  metric: string;
-  unit: string;
-  better: string;
-  target: string;
-  value: number;
-  etcd_value: number | "";
-  /** target / etcd; "" when etcd was not measured. */
-  ratio: number | "";
+function runConditions(argv: readonly string[], goOrigin: string, loadBefore: number[]): string[] {
+  return [
+    `command: npm run bench -- server ${argv.join(" ")}`,
+    `go rows: perfkit ${goOrigin}`,
+    "node rows: worker threads of the bench process (one gRPC connection each); generator_max_thread_busy near 1 = generator-bound",
+    `load average at start: ${loadBefore.map((v) => round(v)).join(" / ")} (1/5/15 min) — other work on the machine moves ops/s; server µs/op moves less`,
+    "ratio = target / etcd from the same run; for throughput higher is better, for ms, µs/op and MiB lower is better",
+  ];
 }
 
-export function ratioRows(rows: readonly MetricRow[]): RatioRow[] {
-  const base = new Map(rows.filter((r) => r.target === BASELINE).map((r) => [r.metric, r.value]));
-  return rows.filter((r) => r.target !== BASELINE).map((r) => {
-    const e = base.get(r.metric);
-    return {
-      metric: r.metric, unit: r.unit, better: r.better, target: r.target, value: r.value,
-      etcd_value: e ?? "", ratio: e !== undefined && e > 0 ? round(r.value / e, 3) : "",
-    };
-  });
+/** The Go rows, when perfkit can be found or built; returns how it was found, or why the rows are missing. */
+async function goPart(args: Args, specs: readonly TargetSpec[], rows: MetricRow[], outcomes: Map<string, string>): Promise<string> {
+  let pk;
+  try {
+    pk = findPerfkit();
+  } catch (err) {
+    console.error(`go rows not measured: ${String(err)}`);
+    return `not measured: ${String(err)}`;
+  }
+  const subjects: GoSubject[] = specs.map((spec) => ({ name: specName(spec), spec, failed: undefined }));
+  await goRows(pk, subjects, goSettings(args), rows);
+  for (const sub of subjects) if (sub.failed !== undefined) outcomes.set(sub.name, sub.failed);
+  return pk.origin;
 }
-
-function printTables(rows: readonly MetricRow[], ratios: readonly RatioRow[]): void {
-  const targets = [...new Set(rows.map((r) => r.target))];
-  const others = targets.filter((t) => t !== BASELINE);
-  const metrics = [...new Set(rows.map((r) => r.metric))];
-  const value = (t: string, m: string): string => String(rows.find((r) => r.target === t && r.metric === m)?.value ?? "–");
-  const ratio = (t: string, m: string): string => String(ratios.find((r) => r.target === t && r.metric === m)?.ratio ?? "–");
-  const head = ["metric", "unit", ...targets, ...others.map((t) => `${t}/${BASELINE}`)];
-  const body = metrics.map((m) => [m, rows.find((r) => r.metric === m)!.unit, ...targets.map((t) => value(t, m)), ...others.map((t) => ratio(t, m) || "–")]);
-  printAligned([head, ...body]);
-  console.log("");
-  const load = rows.filter((r) => r.metric.includes("_throughput_"));
-  printAligned([
-    ["target", "load", "errors", "generator cores", "generator µs/op", "busiest generator thread", "server cores", "server µs/op", ""],
-    ...load.map((r) => [
-      r.target, r.metric.replace("_throughput", ""), String(r.errors), String(r.generator_cores), String(r.generator_us_per_op),
-      String(r.generator_max_thread_busy), String(r.server_cores), String(r.server_us_per_op),
-      Number(r.generator_max_thread_busy) >= GENERATOR_BOUND_BUSY ? "generator-bound" : "",
-    ]),
-  ]);
-  console.log(
-    `generator-bound: a load thread was busy ≥ ${GENERATOR_BOUND_BUSY * 100}% of the window, so that ops/s is the client's limit ` +
-      "(or the machine's), not the server's; compare server µs/op there.",
-  );
-}
-
-function printAligned(cells: readonly (readonly string[])[]): void {
-  const widths = cells[0]!.map((_, i) => Math.max(...cells.map((row) => (row[i] ?? "").length)));
-  for (const row of cells) console.log(row.map((c, i) => c.padEnd(widths[i]!)).join("  "));
-}
-
-const METRIC_COLUMNS: readonly (keyof MetricRow)[] = [
-  "target", "metric", "clients", "value", "unit", "better", "p50_ms", "p99_ms", "errors", "errors_by_code",
-  "generator_cores", "generator_us_per_op", "generator_max_thread_busy", "server_cores", "server_us_per_op",
-];
-const RATIO_COLUMNS: readonly (keyof RatioRow)[] = ["metric", "unit", "better", "target", "value", "etcd_value", "ratio"];
 
 export async function run(argv: string[]): Promise<string> {
   const args = parseArgs(argv);
   const s = settings(args);
+  const generators = (args.get("generators") ?? "go,node").split(",");
   const specs = (args.get("targets") ?? "etcd-ts:concurrent,etcd").split(",").map(parseTargetSpec);
   const dir = runDir("server", args.get("results"));
   const startedAt = new Date().toISOString(), loadBefore = loadavg();
   const rows: MetricRow[] = [];
   const outcomes: TargetOutcome[] = [];
-  const pool = await LoadPool.open(s.workers);
-  try {
-    outcomes.push(...await benchAll(specs, pool, s, rows));
-  } finally {
-    await pool.close();
+  const goFailures = new Map<string, string>();
+  const goOrigin = generators.includes("go") ? await goPart(args, specs, rows, goFailures) : "not run (--generators)";
+  if (generators.includes("node")) {
+    const pool = await LoadPool.open(s.workers);
+    try {
+      outcomes.push(...await benchAll(specs, pool, s, rows));
+    } finally {
+      await pool.close();
+    }
   }
   const ratios = ratioRows(rows);
+  const conditions = runConditions(argv, goOrigin, loadBefore);
   writeFileSync(join(dir, "server.csv"), stringify(rows, { header: true, columns: METRIC_COLUMNS as string[] }));
   writeFileSync(join(dir, "ratios.csv"), stringify(ratios, { header: true, columns: RATIO_COLUMNS as string[] }));
+  writeFileSync(join(dir, "report.md"), reportMarkdown(rows, ratios, conditions));
   const env = {
     ...machineEnv(), experiment: "server", startedAt, args: argv, settings: s, targets: outcomes,
-    loadAverageAtStart: loadBefore.map((v) => round(v)),
-    notes: [
-      `load from ${s.workers} worker threads of the bench process (one gRPC connection each); generator_cores is the bench process's CPU over each setting, generator_max_thread_busy the busiest worker's event-loop utilisation (near 1 = generator-bound).`,
-      "ratio = target / etcd from the same run; for throughput higher is better, for ms and MiB lower is better.",
-    ],
+    goFailures: Object.fromEntries(goFailures), loadAverageAtStart: loadBefore.map((v) => round(v)), notes: conditions,
   };
   writeFileSync(join(dir, "env.json"), JSON.stringify(env, null, 2) + "\n");
   printTables(rows, ratios);
   for (const o of outcomes) if (!o.available) console.log(`${o.name}: not measured — ${o.reason ?? ""}`);
+  for (const [name, why] of goFailures) console.log(`${name}: ${why}`);
   return dir;
 }
