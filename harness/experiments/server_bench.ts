@@ -500,7 +500,7 @@ function runConditions(argv: readonly string[], goOrigin: string, loadBefore: nu
 
 /** The Go rows, when perfkit can be found or built; returns how it was found, or why the rows are missing. */
 async function goPart(args: Args, specs: readonly TargetSpec[], rows: MetricRow[], outcomes: Map<string, string>): Promise<string> {
-  let pk;
+  let pk: ReturnType<typeof findPerfkit>;
   try {
     pk = findPerfkit();
   } catch (err) {
