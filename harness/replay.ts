@@ -53,11 +53,15 @@ function keyOf(op: TraceOp): string {
   return keyFor(op.resource, op.ns, op.name ?? "", op.group);
 }
 
-/** reportVerb distinguishes the LIST shapes that behave differently: cluster LIST, namespace LIST, count. */
+/**
+ * reportVerb distinguishes the LIST shapes that behave differently: cluster LIST, namespace LIST, count, and a
+ * LIST sent in pages (`-paged`), which etcd answers page by page at the first page's revision.
+ */
 export function reportVerb(op: TraceOp): string {
   if (op.verb !== "list") return op.verb;
   if (op.countOnly === true) return "count";
-  return op.ns === undefined || op.ns === "" ? "list" : "list-ns";
+  const shape = op.ns === undefined || op.ns === "" ? "list" : "list-ns";
+  return op.limit !== undefined && op.limit > 0 ? `${shape}-paged` : shape;
 }
 
 /** Outcome of one op: whether a compare lost (409-style conflict) and the LIST's response bytes. */

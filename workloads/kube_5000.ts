@@ -30,6 +30,12 @@ export interface Kube5000Options {
   readonly closedStormSeconds?: number;
   /** LIST page size; absent = one unpaginated Range, as a consistent LIST without limit. */
   readonly listPage?: number;
+  /**
+   * How many of the storm's listers list in pages of `listPage` (500 when absent), continued at the first page's
+   * revision as kube-apiserver pages through etcd; the others send one unpaginated Range. Absent: every lister
+   * follows `listPage`.
+   */
+  readonly pagedListers?: number;
   /** POST clusterrolebindings per second (estimate; the source gives no rate). */
   readonly victimPerSecond: number;
 }
@@ -161,7 +167,7 @@ function controlPlane(b: Builder, c: Counts): void {
 function loopingListers(b: Builder, from: number, until: number, page: { limit?: number }): void {
   for (let l = 0; l < b.opts.listers; l++) {
     for (let t = from + l * 0.05; t < until; t += 0.1) {
-      b.add({ t, verb: "list", resource: "pods", client: `lister-${l + 1}`, until, ...page });
+      b.add({ t, verb: "list", resource: "pods", client: `lister-${l + 1}`, until, ...listerPage(b, l, page) });
     }
   }
 }
@@ -172,9 +178,15 @@ function pacedListers(b: Builder, every: number, until: number, page: { limit?: 
   for (let l = 0; l < b.opts.listers; l++) {
     const offset = (l * every) / b.opts.listers;
     for (let k = 0; offset + k * every < until; k++) {
-      b.add({ t: offset + k * every, verb: "list", resource: "pods", client: `paced-lister-${l + 1}`, inFlight, until, ...page });
+      b.add({ t: offset + k * every, verb: "list", resource: "pods", client: `paced-lister-${l + 1}`, inFlight, until, ...listerPage(b, l, page) });
     }
   }
+}
+
+/** Lister l's page: the first `pagedListers` page (500 per page unless listPage says otherwise), the rest do not. */
+function listerPage(b: Builder, l: number, page: { limit?: number }): { limit?: number } {
+  if (b.opts.pagedListers === undefined) return page;
+  return l < b.opts.pagedListers ? { limit: b.opts.listPage ?? 500 } : {};
 }
 
 function longLists(b: Builder, c: Counts): void {

@@ -75,6 +75,8 @@ function optionsOf(args: Map<string, string>): Kube5000Options {
     victimPerSecond: num(args, "victim-rate", d.victimPerSecond),
     ...(mode === "paced" ? { listEvery: num(args, "list-every", d.listEvery), listInFlight: num(args, "list-in-flight", d.listInFlight) } : {}),
     ...(args.has("list-page") ? { listPage: num(args, "list-page", 500) } : {}),
+    // Half the storm's listers page through pods as kube-apiserver does, half send one Range: both in the report.
+    pagedListers: num(args, "paged-listers", Math.floor(num(args, "listers", KUBE_5000_DEFAULTS.listers) / 2)),
   };
 }
 
@@ -102,7 +104,7 @@ export async function run(argv: string[]): Promise<string> {
   const env = {
     experiment: "kube-5000", startedAt, args: argv, seed: opts.seed, traceDigest: digest, generator: trace.header, targets: roundsEnv(perRoundRuns),
     client: "node (core/client)", reps,
-    focus: [{ verb: "create", resource: "clusterrolebindings" }, { verb: "list", resource: "pods" }, { verb: "update", resource: "leases" }],
+    focus: [{ verb: "create", resource: "clusterrolebindings" }, { verb: "list", resource: "pods" }, { verb: "list-paged", resource: "pods" }, { verb: "update", resource: "leases" }],
     readWork: { write: { verb: "create", resource: "clusterrolebindings" }, list: { verb: "list", resource: "pods" } },
     references: [
       { label: "5k GCE, before #10523: POST clusterrolebindings P99 during LIST pods", p99Ms: 993 },

@@ -62,12 +62,12 @@ describe("end-to-end smoke run against real etcd", () => {
     const count = (verb: string, resource: string): string | undefined => rows.find((r) => r["verb"] === verb && r["resource"] === resource)?.["count"];
     expect(rows.every((r) => r["phase"] === "run"), "preload is not measured").toBe(true);
     expect(rows.every((r) => r["errors"] === "0"), JSON.stringify(rows.map((r) => r["errors_by_code"]))).toBe(true);
-    expect([count("create", "clusterrolebindings"), count("update", "pods"), count("list", "pods"), count("list-ns", "pods")]).toEqual(["10", "5", "2", "1"]);
+    expect([count("create", "clusterrolebindings"), count("update", "pods"), count("list", "pods"), count("list-ns-paged", "pods")]).toEqual(["10", "5", "2", "1"]);
     expect([count("get", "pods"), count("delete", "clusterrolebindings"), count("watch", "pods")]).toEqual(["1", "1", "1"]);
     expect(rows.length).toBe(7);
     const bytes = (verb: string): number => Number(rows.find((r) => r["verb"] === verb && r["resource"] === "pods")?.["bytes"]);
     expect(bytes("list"), "a LIST of 20 pods of 1,390 B reports its response bytes").toBeGreaterThan(20 * 1390);
-    expect(bytes("list-ns"), "paged LIST (limit 7) sums its pages' bytes").toBeGreaterThan(20 * 1390);
+    expect(bytes("list-ns-paged"), "paged LIST (limit 7) sums its pages' bytes").toBeGreaterThan(20 * 1390);
     const out = renderReport(dir);
     const html = readFileSync(out, "utf8");
     expect((html.match(/<svg/g) ?? []).length, "bar chart, CDFs and timeline").toBeGreaterThanOrEqual(3);

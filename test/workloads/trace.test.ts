@@ -93,6 +93,19 @@ describe("kube-5000 generator", () => {
     expect(() => generateKube5000({ ...small, listEvery: 0 })).toThrow(/listEvery/);
   });
 
+  it("pages the first pagedListers listers' LISTs (500 per page) and leaves the others unpaginated", () => {
+    const trace = generateKube5000({ ...small, seed: 1, stormSeconds: 4, closedStormSeconds: 2, steadySeconds: 2, listEvery: 0.5, pagedListers: 2 });
+    const storm = trace.ops.filter((o) => (o.phase === "storm" || o.phase === "storm-closed") && o.verb === "list" && o.client !== undefined);
+    const byClient = new Map<string, Set<number | undefined>>();
+    for (const o of storm) byClient.set(o.client ?? "", (byClient.get(o.client ?? "") ?? new Set()).add(o.limit));
+    expect([...byClient.entries()].sort()).toEqual([
+      ["lister-1", new Set([500])], ["lister-2", new Set([500])], ["lister-3", new Set([undefined])], ["lister-4", new Set([undefined])],
+      ["paced-lister-1", new Set([500])], ["paced-lister-2", new Set([500])], ["paced-lister-3", new Set([undefined])], ["paced-lister-4", new Set([undefined])],
+    ]);
+    const unpaged = generateKube5000({ ...small, seed: 1, stormSeconds: 4, steadySeconds: 2, listEvery: 0.5 });
+    expect(unpaged.ops.some((o) => o.verb === "list" && o.limit !== undefined), "without pagedListers nothing is paged").toBe(false);
+  });
+
   it("rejects a scale outside (0, 1]", () => {
     expect(() => generateKube5000({ scale: 0 })).toThrow(/scale/);
     expect(() => generateKube5000({ scale: 2 })).toThrow(/scale/);
