@@ -14,6 +14,7 @@ import type { Recorder } from "./metrics.js";
 import { ListOffload } from "./list_offload.js";
 import { Slots } from "./paced.js";
 import { Progress } from "./progress.js";
+import { setTimeout as sleep } from "node:timers/promises";
 
 export interface ReplayOptions {
   /** Trace time is divided by this (2 = twice as fast). */
@@ -315,6 +316,3 @@ class Run {
   }
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}

@@ -12,13 +12,13 @@ import { machineEnv } from "../results.js";
 import type { EtcdCluster, EtcdClusterOptions } from "../targets/etcd_cluster.js";
 import { CLUSTER_KINDS, makeCluster, type ClusterKind } from "../targets/make.js";
 import type { Args } from "./common.js";
+import { setTimeout as pause } from "node:timers/promises";
 
 /** How long withCluster waits for each member to serve with a leader. */
 const CLUSTER_START_TIMEOUT_MS = 60_000;
 
 export const LEADER_CHANGES_METRIC = "etcd_server_leader_changes_seen_total";
 
-export const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 export const round = (v: number, digits = 1): number => Math.round(v * 10 ** digits) / 10 ** digits;
 
 /** clusterKinds reads --targets (default "etcd,etcd-ts"). */
@@ -243,14 +243,6 @@ export class WriteLoad {
     const at = (p: number): number => (ms.length === 0 ? 0 : ms[Math.min(ms.length - 1, Math.ceil((p / 100) * ms.length) - 1)]!);
     return { p99Ms: round(at(99), 2), p50Ms: round(at(50), 2), ok: ms.length };
   }
-}
-
-/** median and max of a list (0 for an empty one). */
-export function medianMax(xs: readonly number[]): { median: number; max: number } {
-  if (xs.length === 0) return { median: 0, max: 0 };
-  const v = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(v.length / 2);
-  return { median: v.length % 2 === 1 ? v[mid]! : (v[mid - 1]! + v[mid]!) / 2, max: v[v.length - 1]! };
 }
 
 /** flagArgs are the extra member flags from --heartbeat-ms/--election-ms when given (etcd's defaults otherwise). */

@@ -9,7 +9,9 @@ import { performance } from "node:perf_hooks";
 import { EtcdClient } from "../../core/client/index.js";
 import type { EtcdCluster } from "../targets/etcd_cluster.js";
 import { num, parseArgs } from "./common.js";
-import { clusterKinds, clusterResultsDir, medianMax, pause, termOf, timingArgs, withCluster, writeRun, type TargetOutcome } from "./cluster_common.js";
+import { clusterKinds, clusterResultsDir, termOf, timingArgs, withCluster, writeRun, type TargetOutcome } from "./cluster_common.js";
+import { medianMax } from "../stats.js";
+import { setTimeout as pause } from "node:timers/promises";
 
 interface Settings {
   readonly reps: number;

@@ -19,9 +19,8 @@ import type { EtcdCluster } from "../targets/etcd_cluster.js";
 import { freePort } from "../targets/etcd_process.js";
 import type { ClusterKind } from "../targets/make.js";
 import { num, parseArgs } from "./common.js";
-import {
-  clusterKinds, clusterResultsDir, leaderChanges, pause, timingArgs, withCluster, writeRun, WriteLoad, type TargetOutcome,
-} from "./cluster_common.js";
+import { clusterKinds, clusterResultsDir, leaderChanges, timingArgs, withCluster, writeRun, WriteLoad, type TargetOutcome } from "./cluster_common.js";
+import { setTimeout as pause } from "node:timers/promises";
 
 interface Settings {
   readonly keys: number;

@@ -6,6 +6,8 @@ import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
 import { EtcdClient, errorCode } from "../../core/client/index.js";
+import { setTimeout as pause } from "node:timers/promises";
+import { percentile } from "../stats.js";
 
 export type LoadKind = "put" | "get-linearizable" | "get-serializable" | "connect";
 
@@ -38,7 +40,6 @@ interface WorkerInit {
   readonly index: number;
 }
 
-const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 function opFor(client: EtcdClient, job: LoadJob, worker: number, slot: number): (i: number) => Promise<unknown> {
   const value = Buffer.alloc(job.valueBytes, "v");
@@ -137,11 +138,6 @@ export interface LoadStats {
   readonly generatorMaxThreadBusy: number;
 }
 
-export function percentileSorted(sorted: ArrayLike<number>, p: number): number {
-  if (sorted.length === 0) return 0;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? 0;
-}
-
 /** slotPlan spreads `slots` in-flight requests over `workers` threads and `endpoints` members round-robin. */
 export function slotPlan(slots: number, workers: number, endpoints: number): number[][] {
   if (!(slots >= 1 && workers >= 1 && endpoints >= 1)) throw new Error(`slotPlan needs ≥ 1 of each, got ${slots} slots, ${workers} workers, ${endpoints} endpoints`);
@@ -202,7 +198,7 @@ export class ClusterLoadPool {
     for (const r of results) for (const [c, n] of Object.entries(r.errorsByCode)) errorsByCode[c] = (errorsByCode[c] ?? 0) + n;
     return {
       throughputPerS: results.reduce((a, r) => a + (r.windowS > 0 ? r.ops / r.windowS : 0), 0),
-      p50Ms: percentileSorted(all, 50), p99Ms: percentileSorted(all, 99), ops: all.length,
+      p50Ms: percentile(all, 50), p99Ms: percentile(all, 99), ops: all.length,
       errors: results.reduce((a, r) => a + r.errors, 0), errorsByCode,
       generatorMaxThreadBusy: Math.max(...results.map((r) => r.busy)),
     };

@@ -9,9 +9,8 @@
 // real etcd through the peer proxy of harness/targets/etcd_cluster.ts (connections refused/reset, see there).
 // --targets etcd,etcd-ts (default both), --election-ms/--heartbeat-ms (etcd's 1000/100 by default).
 import { num, parseArgs } from "./common.js";
-import {
-  clusterKinds, clusterResultsDir, leaderChanges, pause, termOf, timingArgs, withCluster, writeRun, WriteLoad, type TargetOutcome,
-} from "./cluster_common.js";
+import { clusterKinds, clusterResultsDir, leaderChanges, termOf, timingArgs, withCluster, writeRun, WriteLoad, type TargetOutcome } from "./cluster_common.js";
+import { setTimeout as pause } from "node:timers/promises";
 import type { EtcdCluster } from "../targets/etcd_cluster.js";
 
 /** etcd's default --election-timeout. */

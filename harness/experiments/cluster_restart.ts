@@ -9,10 +9,9 @@
 // no fault).
 // --targets etcd,etcd-ts (default both), --heartbeat-ms/--election-ms (etcd's 100/1000 by default).
 import { num, parseArgs } from "./common.js";
-import {
-  clusterKinds, clusterResultsDir, leaderChanges, medianMax, pause, termOf, timingArgs, withCluster, writeRun, WriteLoad,
-  type TargetOutcome,
-} from "./cluster_common.js";
+import { clusterKinds, clusterResultsDir, leaderChanges, termOf, timingArgs, withCluster, writeRun, WriteLoad, type TargetOutcome } from "./cluster_common.js";
+import { medianMax } from "../stats.js";
+import { setTimeout as pause } from "node:timers/promises";
 import type { EtcdCluster } from "../targets/etcd_cluster.js";
 
 interface Settings {

@@ -26,6 +26,7 @@ import type { EtcdCluster } from "../targets/etcd_cluster.js";
 import { CLUSTER_KINDS, makeCluster, type ClusterKind } from "../targets/make.js";
 import { CLIENT_KINDS, makeDriver, type ClientKind, type Driver, type SeenEvent } from "./client_drivers.js";
 import { num, parseArgs, printTable } from "./common.js";
+import { percentile } from "../stats.js";
 
 /** etcd's default --election-timeout, the first half of the issue's recovery target. */
 const ELECTION_TIMEOUT_MS = 1_000;
@@ -131,7 +132,7 @@ async function worker(load: Load, w: number): Promise<void> {
 /** p99Ms of the calls sent in [fromS, toS), failed ones included (their wait is what a caller saw). */
 function p99Ms(load: Load, fromS: number, toS: number): number {
   const ms = load.calls.filter((c) => c.sentS >= fromS && c.sentS < toS).map((c) => (c.doneS - c.sentS) * 1000);
-  return Math.round(percentile(ms, 99) * 1000) / 1000;
+  return Math.round(percentileOf(ms, 99) * 1000) / 1000;
 }
 
 function byCode(calls: readonly Call[]): string {
@@ -301,8 +302,8 @@ async function overhead(target: string, endpoint: string, calls: number): Promis
     theirs.close();
   }
   return OVERHEAD_PATHS.map((path) => ({
-    target, path, calls: samples[path].length, p50_us: Math.round(percentile(samples[path], 50)),
-    p99_us: Math.round(percentile(samples[path], 99)), cpu_us_per_call: Math.round(cpuUs[path] / samples[path].length),
+    target, path, calls: samples[path].length, p50_us: Math.round(percentileOf(samples[path], 50)),
+    p99_us: Math.round(percentileOf(samples[path], 99)), cpu_us_per_call: Math.round(cpuUs[path] / samples[path].length),
   }));
 }
 
@@ -361,10 +362,9 @@ async function runMode(kind: ClusterKind, mode: "plain" | "tls", s: Settings, re
   return out;
 }
 
-function percentile(values: readonly number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  if (sorted.length === 0) return 0;
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+/** The value at percentile p of values in any order. */
+function percentileOf(values: readonly number[], p: number): number {
+  return percentile([...values].sort((a, b) => a - b), p);
 }
 
 function claims(kills: readonly KillRow[], runs: readonly RunRow[], s: Settings, unavailable: ReadonlyMap<string, string>, targets: readonly string[]): ClaimRow[] {
@@ -384,7 +384,7 @@ function claims(kills: readonly KillRow[], runs: readonly RunRow[], s: Settings,
         const rec = mine.filter((r) => r.recover_ms >= 0).map((r) => r.recover_ms);
         const run = runs.find((r) => r.target === target && r.mode === mode && r.client === client);
         out.push({
-          claim, seed_value: seed, target, measured_value: `P50 ${percentile(rec, 50)} ms, P99 ${percentile(rec, 99)} ms over ${rec.length} kills`,
+          claim, seed_value: seed, target, measured_value: `P50 ${percentileOf(rec, 50)} ms, P99 ${percentileOf(rec, 99)} ms over ${rec.length} kills`,
           note: `${mine.filter((r) => r.victim_was_leader === "yes").length} of the kills hit the leader; ${mine.length - rec.length} never recovered; `
             + `puts applied twice ${run?.puts_applied_twice ?? "?"}; watch events lost ${run?.watch_lost ?? "?"}, repeated ${run?.watch_duplicated ?? "?"} of ${run?.watch_expected ?? "?"}`,
         });
@@ -405,7 +405,7 @@ function printComparison(kills: readonly KillRow[], runs: readonly RunRow[], s: 
     };
     const p = (k: KillRow[], q: number, pick: (r: KillRow) => number): string => {
       const v = k.map(pick).filter((x) => x >= 0);
-      return v.length === 0 ? "-" : `${percentile(v, q)}`;
+      return v.length === 0 ? "-" : `${percentileOf(v, q)}`;
     };
     lines.push([mode, "recovery P50 / P99 ms", ...cols.map((c) => cell(c, (k) => `${p(k, 50, (r) => r.recover_ms)} / ${p(k, 99, (r) => r.recover_ms)}`))]);
     lines.push([mode, "watch resume P50 / P99 ms", ...cols.map((c) => cell(c, (k) => `${p(k, 50, (r) => r.watch_resume_ms)} / ${p(k, 99, (r) => r.watch_resume_ms)}`))]);

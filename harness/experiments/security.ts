@@ -25,7 +25,9 @@ import { machineEnv, runDir } from "../results.js";
 import { freePort } from "../targets/etcd_process.js";
 import { ETCD_TS_UNAVAILABLE, etcdTsEntry } from "../targets/make.js";
 import { num, parseArgs, type Args } from "./common.js";
-import { cpuSeconds, median, pause, percentile, putUntilServing, spawnServer, split } from "./server_process.js";
+import { cpuSeconds, putUntilServing, spawnServer, split } from "./server_process.js";
+import { median, percentile } from "../stats.js";
+import { setTimeout as pause } from "node:timers/promises";
 import { makePki, type TestPki } from "./failover.js";
 
 const MODES = ["plain", "tls", "auth"] as const;

@@ -26,7 +26,9 @@ import { machineEnv, runDir } from "../results.js";
 import { parseTargetSpec, specName, type TargetSpec } from "../targets/target.js";
 import { num, parseArgs, type Args } from "./common.js";
 import { findPerfkit } from "./perfkit.js";
-import { cpuSeconds, median, pause, percentile, split } from "./server_process.js";
+import { cpuSeconds, split } from "./server_process.js";
+import { median, percentile } from "../stats.js";
+import { setTimeout as pause } from "node:timers/promises";
 import { goRows, goSettings, type GoSubject } from "./server_go.js";
 import {
   METRIC_COLUMNS, RATIO_COLUMNS, plainRow, printTables, ratioRows, reportMarkdown, round, type MetricRow,

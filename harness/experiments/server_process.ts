@@ -5,11 +5,11 @@ import { spawn } from "node:child_process";
 import { readFileSync, rmSync } from "node:fs";
 import { performance } from "node:perf_hooks";
 import type { EtcdClient } from "../../core/client/index.js";
+import { setTimeout as pause } from "node:timers/promises";
 
 const CLOCK_TICKS_PER_S = 100; // USER_HZ on Linux x86-64 (getconf CLK_TCK)
 const START_LIMIT_MS = 60_000;
 
-export const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export interface ServerProcess {
   readonly pid: number;
@@ -71,15 +71,3 @@ export function split(total: number, parts: number): number[] {
   return Array.from({ length: n }, (_, i) => Math.floor(total / n) + (i < total % n ? 1 : 0));
 }
 
-/** The median of a list (0 when empty). */
-export function median(xs: readonly number[]): number {
-  const v = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(v.length / 2);
-  return v.length === 0 ? 0 : v.length % 2 === 1 ? v[mid]! : (v[mid - 1]! + v[mid]!) / 2;
-}
-
-/** The value at percentile p of an ascending array (0 when empty). */
-export function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return 0;
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? 0;
-}

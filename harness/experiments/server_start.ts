@@ -10,7 +10,8 @@ import { EtcdClient } from "../../core/client/index.js";
 import { freePort } from "../targets/etcd_process.js";
 import { ETCD_TS_UNAVAILABLE, etcdTsEntry } from "../targets/make.js";
 import type { TargetSpec } from "../targets/target.js";
-import { pause, putUntilServing, spawnServer } from "./server_process.js";
+import { putUntilServing, spawnServer } from "./server_process.js";
+import { setTimeout as pause } from "node:timers/promises";
 
 /** A server started by this experiment: a child process on loopback with a fresh data dir. */
 export interface Server {

@@ -9,6 +9,7 @@ import { EtcdError } from "../../core/errors.js";
 import type { PeerLinks } from "./peer_proxy.js";
 import { Rng } from "./rng.js";
 import type { Recorder } from "./workload.js";
+import { setTimeout as sleep } from "node:timers/promises";
 
 export const FAULTS = ["kill-leader", "kill-follower", "kill-all", "pause-leader", "pause-follower", "partition-leader", "partition-follower", "drop-oneway", "restart", "defrag", "replace-follower"] as const;
 export type FaultName = (typeof FAULTS)[number];
@@ -29,7 +30,6 @@ export interface FaultOptions {
   readonly members: number;
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export class FaultInjector {
   private readonly rng: Rng;

@@ -10,6 +10,7 @@ import { HistoryWriter } from "./history.js";
 import { PeerLinks } from "./peer_proxy.js";
 import { runWatchers } from "./watchers.js";
 import { KEY_PREFIX, kvOf, Recorder, runWorkload, type Mix } from "./workload.js";
+import { setTimeout as sleep } from "node:timers/promises";
 
 export interface RunOptions {
   readonly target: ClusterKind;
@@ -24,7 +25,6 @@ export interface RunOptions {
   readonly dir: string;
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** runOnce runs one seed and resolves the path of its history file. */
 export async function runOnce(opts: RunOptions, log: (s: string) => void = () => undefined): Promise<string> {

@@ -8,6 +8,7 @@ import { EtcdClient } from "../../core/client/index.js";
 import type { WatchEventRec, WatchOpenRecord } from "./history.js";
 import { Rng } from "./rng.js";
 import { KEY_PREFIX, type Recorder } from "./workload.js";
+import { setTimeout as sleep } from "node:timers/promises";
 
 type Stream = grpc.ClientDuplexStream<pb.WatchRequest, pb.WatchResponse>;
 
@@ -17,7 +18,6 @@ export interface WatchersOptions {
   readonly watches: number;
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 function kvRec(kv: pb.KeyValue): WatchEventRec["kv"] {
   return {

@@ -6,6 +6,7 @@ import { EtcdError } from "../../core/errors.js";
 import { ClientCallError, EtcdClient, type KeyValue } from "../../core/client/index.js";
 import type { Kv, OpInput, OpOutput, OpRecord, HistoryRecord } from "./history.js";
 import { Rng } from "./rng.js";
+import { setTimeout as sleep } from "node:timers/promises";
 
 export const MIXES = ["kube", "kv"] as const;
 export type Mix = (typeof MIXES)[number];
@@ -124,7 +125,6 @@ export interface WorkloadOptions {
   readonly compactEveryMs: number;
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 function newClient(endpoints: readonly string[], first: number): EtcdClient {
   const rotated = endpoints.map((_, i) => endpoints[(i + first) % endpoints.length]!);
