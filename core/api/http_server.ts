@@ -5,6 +5,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { EtcdServer } from "../server/etcd_server.js";
 import type { Gateway } from "./gateway.js";
+import { FAILPOINTS_PATH, serveFailpoints } from "./failpoints_http.js";
 import { createSecureListener, type SecureListenerOptions } from "./tls_verify.js";
 
 /** How long /health waits for its linearizable read (etcd uses its request timeout). */
@@ -57,10 +58,14 @@ async function health(s: EtcdServer): Promise<boolean> {
 export function clientHttpHandler(
   s: EtcdServer,
   versions: { readonly server: string; readonly cluster: string },
-  opts: { readonly peerFaultInjection?: boolean } = {},
+  opts: { readonly peerFaultInjection?: boolean; readonly failpoints?: boolean } = {},
 ) {
   return (req: IncomingMessage, res: ServerResponse, gateway: Gateway): void => {
     const path = (req.url ?? "/").split("?")[0] ?? "/";
+    if (opts.failpoints === true && path === FAILPOINTS_PATH) {
+      serveFailpoints(req, res);
+      return;
+    }
     if (opts.peerFaultInjection === true && path === "/debug/peer-faults") {
       peerFaults(s, req, res);
       return;

@@ -86,6 +86,11 @@ export const FLAGS: readonly FlagSpec[] = [
   b("experimental-peer-fault-injection", false),
   // etcd 3.5's flag: log entries kept behind a snapshot for slow followers (tests shrink it to force snapshots).
   u("experimental-snapshot-catchup-entries", 5000),
+  // Serves GET/PUT /debug/failpoints on the client port (loopback only) to arm the storage failpoints
+  // (core/failpoints.ts; ETCD_TS_FAILPOINTS arms them at start-up). Off by default; never in production.
+  b("experimental-failpoints", false),
+  // WAL segment size in bytes (default 64 MiB, as etcd): tests shrink it so segments are cut and released.
+  u("experimental-wal-segment-bytes", 64 * 1024 * 1024),
 ];
 
 const BY_NAME: ReadonlyMap<string, FlagSpec> = new Map(FLAGS.map((f) => [f.name, f]));

@@ -21,6 +21,7 @@ import { parseCompactionFlags } from "./compaction_flags.js";
 import { DataDirLockedError } from "../server/dir_lock.js";
 import { EtcdServer } from "../server/etcd_server.js";
 import { FlagError, parseDurationMs, parseFlags, parseGoBool, type ParsedFlags } from "./flags.js";
+import { armFailpointsFromEnv, armedFailpoints } from "../failpoints.js";
 import { createLogger, logOptionsError, type LogFn } from "./log.js";
 
 const ETCD_TS_VERSION = "0.1.0";
@@ -101,6 +102,12 @@ async function run(f: ParsedFlags): Promise<void> {
   if (logError !== undefined) throw new FlagError(`error verifying flags, ${logError}. See 'etcd-ts --help'.`, 1);
   log = createLogger(logOpts);
   log("I", "etcdmain", `etcd-ts Version: ${ETCD_TS_VERSION} (etcd API ${ETCD_VERSION}), Node Version: ${process.version}`);
+  try {
+    armFailpointsFromEnv();
+  } catch (err) {
+    throw new FlagError((err as Error).message, 1);
+  }
+  if (armedFailpoints() !== "") log("W", "etcdmain", `failpoints armed: ${armedFailpoints()}`);
   // TLS settings are checked (and --auto-tls certificates made) before the member starts, as etcd does.
   const tls = clientTls(f, dataDir, list(v("listen-client-urls")));
   let compaction: CompactionPolicy | undefined;
@@ -135,6 +142,7 @@ async function run(f: ParsedFlags): Promise<void> {
     preVote: !f.sources.has("pre-vote") || bool("pre-vote"),
     snapshotCount: Number(v("snapshot-count")),
     snapshotCatchUpEntries: Number(v("experimental-snapshot-catchup-entries")),
+    walSegmentBytes: Number(v("experimental-wal-segment-bytes")),
     quotaBackendBytes: Number(v("quota-backend-bytes")),
     maxTxnOps: Number(v("max-txn-ops")),
     initialElectionTickAdvance: bool("initial-election-tick-advance"),
@@ -153,7 +161,7 @@ async function run(f: ParsedFlags): Promise<void> {
     keepaliveIntervalMs: parseDurationMs(v("grpc-keepalive-interval")) ?? 2 * 3_600_000,
     keepaliveTimeoutMs: parseDurationMs(v("grpc-keepalive-timeout")) ?? 20_000,
     watchProgressNotifyIntervalMs: parseDurationMs(v("experimental-watch-progress-notify-interval")) ?? 600_000,
-    http: clientHttpHandler(server, { server: ETCD_VERSION, cluster: ETCD_CLUSTER_VERSION }, { peerFaultInjection: bool("experimental-peer-fault-injection") }),
+    http: clientHttpHandler(server, { server: ETCD_VERSION, cluster: ETCD_CLUSTER_VERSION }, { peerFaultInjection: bool("experimental-peer-fault-injection"), failpoints: bool("experimental-failpoints") }),
     ...(tls !== undefined ? { tls } : {}),
   });
   const metrics: HttpHandle[] = [];

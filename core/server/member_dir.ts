@@ -18,14 +18,15 @@ export function makeMemberDir(dataDir: string): void {
 }
 
 /** The member's backend and WAL, consistent with each other. The caller holds the directory lock. */
-export async function openMemberDir(config: ServerConfig): Promise<{ kv: KvStore; storage: WalStorage }> {
+export async function openMemberDir(config: ServerConfig, onSyncError?: (err: Error) => void): Promise<{ kv: KvStore; storage: WalStorage }> {
   const memberDir = join(config.dataDir, "member");
   const kv = KvStore.open(memberDir, {
     extraBuckets: [LEASE_BUCKET, ALARM_BUCKET, ...AUTH_BUCKETS, ...MEMBERSHIP_BUCKETS, CONF_OUTCOME_BUCKET, CLUSTER_META_BUCKET],
     ...(config.maxTxnOps !== undefined ? { maxTxnOps: config.maxTxnOps } : {}),
     ...(config.readMode !== undefined ? { readMode: config.readMode } : {}),
+    ...(onSyncError !== undefined ? { onSyncError } : {}),
   });
-  const storage = WalStorage.open(memberDir);
+  const storage = WalStorage.open(memberDir, config.walSegmentBytes !== undefined ? { segmentBytes: config.walSegmentBytes } : {});
   await finishSnapshotInstall(kv, storage.snapshot().metadata.index, join(memberDir, "snap"));
   if (storage.lastIndex() === 0 && config.joinExisting !== true) {
     // Embedded without a member list: this member alone, with etcd's default peer URL.

@@ -35,6 +35,8 @@ export interface RaftNodeHost {
   installSnapshot(snap: Snapshot): Promise<void>;
   apply(entries: readonly Entry[]): Promise<void>;
   failProposal(id: bigint, err: Error): void;
+  /** Persisting, installing or applying a Ready failed: the member must stop now (fail-stop). */
+  fatal(err: unknown): void;
 }
 
 export class RaftNode {
@@ -197,6 +199,10 @@ export class RaftNode {
           this.raw.advance(rd);
         }
       } while (this.#again && !this.#host.stopped);
+    } catch (err) {
+      // A failed WAL write or fsync, backend commit or snapshot install leaves memory ahead of disk: nothing
+      // may be sent or applied past it, and an fsync is never retried.
+      this.#host.fatal(err);
     } finally {
       // Cleared in the same turn as the last hasReady() check. (A .finally() on the returned promise cleared it a
       // microtask later: a message stepped in between saw #processing, set #again, and its Ready waited for the

@@ -115,10 +115,19 @@ export class Wal {
     return { wal: new Wal(dir, segments, state, end, opts), state };
   }
 
-  /** Appends a hard state and entries as one write; fdatasync once when `sync`. */
-  save(hardState: HardState | undefined, entries: readonly Entry[], sync: boolean): void {
+  /**
+   * Appends a hard state and entries as one write; fdatasync once when `sync`. A snapshot mark given here goes
+   * first in the same write, so a snapshot received from the leader and the hard state that commits it are
+   * durable together or not at all (a torn write is cut back as a whole at the next open).
+   */
+  save(hardState: HardState | undefined, entries: readonly Entry[], sync: boolean, snapMark?: { index: number; term: number }): void {
     this.assertOpen();
     const parts: Buffer[] = [];
+    if (snapMark !== undefined) {
+      parts.push(frame(RecordType.Snapshot, encodeSnapshotMark(snapMark.index, snapMark.term)));
+      this.snapMark = snapMark;
+      if (snapMark.index > this.lastIndex) this.lastIndex = snapMark.index;
+    }
     for (const e of entries) {
       if (!(e.index <= this.lastIndex + 1)) throw new Error(`wal save: entry ${e.index} leaves a gap after ${this.lastIndex}`);
       parts.push(frame(RecordType.Entry, encodeEntry(e)));
@@ -180,6 +189,13 @@ export class Wal {
     if (this.closed) return;
     this.closed = true;
     fdatasyncSync(this.fd);
+    closeSync(this.fd);
+  }
+
+  /** Closes without the final fdatasync: after a failed write or fsync nothing may be synced again. */
+  abandon(): void {
+    if (this.closed) return;
+    this.closed = true;
     closeSync(this.fd);
   }
 
