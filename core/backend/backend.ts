@@ -122,19 +122,24 @@ export class Backend {
    * meta pages to this one file, so an fsync of any descriptor of it covers every commit made before the call.
    */
   sync(): Promise<void> {
-    this.assertOpen();
-    this.assertSyncable();
-    this.unsynced = 0;
-    const fd = openSync(this.file, "r");
-    syncObserver?.beforeSync(this.file);
-    return new Promise<void>((resolve, reject) =>
+    return new Promise<void>((resolve, reject) => {
+      this.assertOpen();
+      this.assertSyncable();
+      this.unsynced = 0;
+      let fd: number;
+      try {
+        fd = openSync(this.file, "r");
+        syncObserver?.beforeSync(this.file);
+      } catch (err) {
+        throw this.failSync(err as Error);
+      }
       fsync(fd, (err) => {
         closeSync(fd);
         if (err !== null) return reject(this.failSync(err));
         syncObserver?.afterSync(this.file);
         resolve();
-      }),
-    );
+      });
+    });
   }
 
   /** As sync(), on the calling thread: for callers that must not yield (a snapshot cut inside apply). */
