@@ -19,7 +19,7 @@ import { dirname, join } from "node:path";
 import { crc32 } from "node:zlib";
 import { open, type Database, type RootDatabase } from "lmdb";
 
-import { failpoint } from "../failpoints.js";
+import { afterFileSync, beforeFileSync, dirSynced, failpoint, fileSynced } from "../failpoints.js";
 
 import type { ReadTask, ReadView, RangeSpan, WriteView, Entry } from "./read_view.js";
 import { RwLock } from "./rw_lock.js";
@@ -130,6 +130,7 @@ export class Backend {
       try {
         fd = openSync(this.file, "r");
         syncObserver?.beforeSync(this.file);
+        beforeFileSync(this.file);
       } catch (err) {
         throw this.failSync(err as Error);
       }
@@ -137,6 +138,7 @@ export class Backend {
         closeSync(fd);
         if (err !== null) return reject(this.failSync(err));
         syncObserver?.afterSync(this.file);
+        afterFileSync(this.file);
         resolve();
       });
     });
@@ -150,8 +152,10 @@ export class Backend {
     const fd = openSync(this.file, "r");
     try {
       syncObserver?.beforeSync(this.file);
+      beforeFileSync(this.file);
       fsyncSync(fd);
       syncObserver?.afterSync(this.file);
+      afterFileSync(this.file);
     } catch (err) {
       throw this.failSync(err as Error);
     } finally {
@@ -183,6 +187,12 @@ export class Backend {
     const backend = new Backend(file, env, opts);
     try {
       backend.checkFormat(existed);
+      // A new file and its name are made durable at once: a WAL that outlives a power cut must find the backend
+      // it was written against, not an empty directory entry.
+      if (!existed) {
+        backend.syncNow();
+        syncDir(dataDir);
+      }
     } catch (err) {
       env.close();
       throw err;
@@ -212,6 +222,7 @@ export class Backend {
       const fd = openSync(tmp, "r+");
       try {
         fdatasyncSync(fd);
+        fileSynced(tmp);
       } finally {
         closeSync(fd);
       }
@@ -498,6 +509,7 @@ function syncDir(dir: string): void {
   const fd = openSync(dir, "r");
   try {
     fsyncSync(fd);
+    dirSynced(dir);
   } finally {
     closeSync(fd);
   }

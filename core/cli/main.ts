@@ -1,8 +1,8 @@
 // `etcd-ts`: the server entry point, with etcd 3.4's flags (core/cli/flags.ts). It starts one member (alone, or
 // one of the --initial-cluster members, or joining a running cluster), serves its client and peer URLs, and logs
 // etcd's key start-up lines, which tooling waits for. core/cli holds the process side: flags, logging, TLS flags.
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { argv, env, exit, stderr, stdout } from "node:process";
 import { ETCD_CLUSTER_VERSION, ETCD_VERSION, serveGrpc } from "../api/grpc_server.js";
 import { clientHttpHandler, serveMetrics, type HttpHandle } from "../api/http_server.js";
@@ -21,7 +21,7 @@ import { parseCompactionFlags } from "./compaction_flags.js";
 import { DataDirLockedError } from "../server/dir_lock.js";
 import { EtcdServer } from "../server/etcd_server.js";
 import { FlagError, parseDurationMs, parseFlags, parseGoBool, type ParsedFlags } from "./flags.js";
-import { armFailpointsFromEnv, armedFailpoints } from "../failpoints.js";
+import { POWERLOSS_ENV, armFailpointsFromEnv, armedFailpoints, dirSynced, fileSynced, startPowerLossModel } from "../failpoints.js";
 import { createLogger, logOptionsError, type LogFn } from "./log.js";
 
 const ETCD_TS_VERSION = "0.1.0";
@@ -97,6 +97,8 @@ async function run(f: ParsedFlags): Promise<void> {
   const name = v("name");
   const dataDir = v("data-dir") === "" ? `${name}.etcd` : v("data-dir");
   mkdirSync(dataDir, { recursive: true });
+  const shadow = process.env[POWERLOSS_ENV];
+  if (shadow !== undefined && shadow !== "") startPowerLossModel(dataDir, shadow);
   const logOpts = { logger: v("logger"), outputs: list(v("log-outputs")), level: bool("debug") ? "debug" : v("log-level") };
   const logError = logOptionsError(logOpts);
   if (logError !== undefined) throw new FlagError(`error verifying flags, ${logError}. See 'etcd-ts --help'.`, 1);
@@ -240,8 +242,29 @@ async function memberIdentity(f: ParsedFlags, name: string, dataDir: string, pee
     throw err;
   }
   mkdirSync(join(dataDir, "member"), { recursive: true });
-  writeFileSync(file, JSON.stringify({ memberId: idToHex(identity.memberId), clusterId: idToHex(identity.clusterId) }) + "\n");
+  writeDurably(file, JSON.stringify({ memberId: idToHex(identity.memberId), clusterId: idToHex(identity.clusterId) }) + "\n");
   return identity;
+}
+
+/** Writes a file whole or not at all, and durably: temp file, fsync, rename, fsync of the directory. */
+function writeDurably(file: string, text: string): void {
+  const tmp = `${file}.tmp`;
+  const fd = openSync(tmp, "w");
+  try {
+    writeSync(fd, text);
+    fsyncSync(fd);
+    fileSynced(tmp);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, file);
+  const dfd = openSync(dirname(file), "r");
+  try {
+    fsyncSync(dfd);
+    dirSynced(dirname(file));
+  } finally {
+    closeSync(dfd);
+  }
 }
 
 async function joinIdentity(initialCluster: string, advertise: readonly string[], peerTls: TransportTls | undefined): Promise<Identity> {

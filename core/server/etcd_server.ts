@@ -107,7 +107,10 @@ export class EtcdServer {
     this.#snapshots = new Snapshots({ config, kv, storage, nextId: () => this.#ids.next() });
     this.#applier = new Applier(this.#applyHost(), Math.max(kv.consistentIndex(), this.#snapshots.index));
     const raftStorage = this.#snapshots.raftStorage(() => this.#node.raw.raft.confState());
-    this.#node = new RaftNode(this.#raftNodeHost(), raftStorage, this.#applier.applied);
+    // A commit index alone is written without an fsync (as etcd's), so after a power cut the backend may have
+    // applied past the WAL's commit: Raft resumes from the commit it has and the applier skips what is applied.
+    const walCommit = storage.initialState().hardState.commit;
+    this.#node = new RaftNode(this.#raftNodeHost(), raftStorage, Math.max(this.#snapshots.index, Math.min(this.#applier.applied, walCommit)));
     this.#reads = new ReadIndexBatcher(this);
     this.#applier.replayConfChanges(this.#snapshots.index + 1, this.#applier.applied);
   }

@@ -8,7 +8,7 @@
 // WAL entries it lets go are what would otherwise replay the unsynced commits after a power loss.
 import { closeSync, createReadStream, existsSync, fsyncSync, openSync, readdirSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { failpoint } from "../failpoints.js";
+import { dirSynced, failpoint, fileSynced } from "../failpoints.js";
 import type { Member } from "../membership/cluster.js";
 import type { KvStore } from "../mvcc/kv_store.js";
 import type { ConfState, Message, Snapshot, Storage } from "../raft/index.js";
@@ -120,8 +120,10 @@ export class Snapshots {
     const path = join(this.#snapDir, snapshotDbName(snap.metadata.index));
     // Durable before Raft may record the snapshot in the WAL: a restart finishes the install from this file.
     fsyncPath(bodyPath);
+    fileSynced(bodyPath);
     renameSync(bodyPath, path);
     fsyncPath(this.#snapDir);
+    dirSynced(this.#snapDir);
     this.#incoming = { index: snap.metadata.index, path };
   }
 

@@ -6,6 +6,7 @@ import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, re
 import { join } from "node:path";
 import { crc32 } from "node:zlib";
 
+import { dirSynced, fileSynced } from "../failpoints.js";
 import type { ConfState, Snapshot } from "../raft/types.js";
 import { readU64, writeU64 } from "./record.js";
 
@@ -45,6 +46,7 @@ export function saveSnapshot(dir: string, snap: Snapshot): string {
     const buf = Buffer.concat([head, body]);
     writeSync(fd, buf, 0, buf.length, 0);
     fsyncSync(fd);
+    fileSynced(tmp);
   } finally {
     closeSync(fd);
   }
@@ -52,6 +54,7 @@ export function saveSnapshot(dir: string, snap: Snapshot): string {
   const dfd = openSync(dir, "r");
   fsyncSync(dfd);
   closeSync(dfd);
+  dirSynced(dir);
   return file;
 }
 

@@ -13,6 +13,7 @@
 import { closeSync, fdatasync, fdatasyncSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, unlinkSync, writeSync, ftruncateSync } from "node:fs";
 import { join } from "node:path";
 
+import { afterFileSync, beforeFileSync, dirSynced, fileSynced } from "../failpoints.js";
 import { WAL_SEGMENT_BYTES } from "../limits.js";
 import type { Entry, HardState } from "../raft/types.js";
 import {
@@ -149,13 +150,26 @@ export class Wal {
   sync(): Promise<void> {
     this.assertOpen();
     const fd = this.fd;
-    return new Promise((resolve, reject) => fdatasync(fd, (err) => (err ? reject(err) : resolve())));
+    const file = this.currentFile;
+    beforeFileSync(file);
+    return new Promise((resolve, reject) =>
+      fdatasync(fd, (err) => {
+        if (err) return reject(err);
+        afterFileSync(file);
+        resolve();
+      }),
+    );
   }
 
   /** fdatasync of what save() wrote, on the calling thread (see WalStorage.saveAsync for when). */
   syncNow(): void {
     this.assertOpen();
     fdatasyncSync(this.fd);
+    fileSynced(this.currentFile);
+  }
+
+  private get currentFile(): string {
+    return (this.segments[this.segments.length - 1] as Segment).file;
   }
 
   /** Records (synced) that a snapshot at (index, term) is durable; entries ≤ index are no longer needed. */
@@ -189,6 +203,7 @@ export class Wal {
     if (this.closed) return;
     this.closed = true;
     fdatasyncSync(this.fd);
+    fileSynced(this.currentFile);
     closeSync(this.fd);
   }
 
@@ -203,12 +218,16 @@ export class Wal {
     let off = 0;
     while (off < buf.length) off += writeSync(this.fd, buf, off, buf.length - off, this.size + off);
     this.size += buf.length;
-    if (sync) fdatasyncSync(this.fd);
+    if (sync) {
+      fdatasyncSync(this.fd);
+      fileSynced(this.currentFile);
+    }
   }
 
   /** Starts the next segment; it repeats the hard state and snapshot mark so older segments can go. */
   private cut(): void {
     fdatasyncSync(this.fd);
+    fileSynced(this.currentFile);
     closeSync(this.fd);
     const last = this.segments[this.segments.length - 1] as Segment;
     const extra: Buffer[] = [];
@@ -253,6 +272,7 @@ function createSegment(dir: string, seq: number, firstIndex: number, extra: read
     writeSync(fd, buf, 0, buf.length, 0);
     if (bytes > buf.length) ftruncateSync(fd, bytes);
     fsyncSync(fd);
+    fileSynced(file);
   } finally {
     closeSync(fd);
   }
@@ -263,6 +283,7 @@ function syncDir(dir: string): void {
   const fd = openSync(dir, "r");
   try {
     fsyncSync(fd);
+    dirSynced(dir);
   } finally {
     closeSync(fd);
   }
@@ -287,6 +308,7 @@ function replay(segments: readonly Segment[]): Replayed {
         ftruncateSync(fd, offset);
         ftruncateSync(fd, buf.length);
         fsyncSync(fd);
+        fileSynced(seg.file);
         closeSync(fd);
         repaired = { file: seg.file, offset, cutBytes, reason: r.reason };
         break;

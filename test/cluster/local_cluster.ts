@@ -30,6 +30,8 @@ export interface ClusterOptions {
   readonly token?: string;
   /** https for peer TLS (the flags then name the certificates). */
   readonly peerScheme?: "http" | "https";
+  /** Environment variables for one member's etcd-ts process, every time it starts. */
+  readonly memberEnv?: (m: MemberProc) => Readonly<Record<string, string>>;
 }
 
 export class LocalCluster {
@@ -95,7 +97,7 @@ export class LocalCluster {
     ];
     const child = this.kind === "etcd"
       ? spawn("etcd", args, { stdio: ["ignore", "ignore", "pipe"] })
-      : spawn(process.execPath, [join(REPO, "dist/core/cli/main.js"), ...args], { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, ...env } });
+      : spawn(process.execPath, [join(REPO, "dist/core/cli/main.js"), ...args], { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, ...this.opts.memberEnv?.(m), ...env } });
     m.child = child;
     m.exitCode = undefined;
     child.stderr?.on("data", (b: Buffer) => (m.log = (m.log + b.toString("utf8")).slice(-20_000)));

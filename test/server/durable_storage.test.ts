@@ -180,3 +180,27 @@ describe("fail-stop", () => {
     });
   }
 });
+
+describe("restart after a power cut", () => {
+  it("starts when the backend has applied past the commit index the WAL kept (a commit alone is not fsynced)", async () => {
+    const dir = tempDir();
+    const cfg: ServerConfig = { name: "n1", dataDir: dir, memberId: 0x3f87d1e9930d82d9n, clusterId: 0xc053a5fbc1c5ad1en, heartbeatIntervalMs: 10, electionTimeoutMs: 100 };
+    const s = await EtcdServer.start(cfg);
+    await s.whenPublished();
+    for (let i = 0; i < 5; i++) await s.put({ key: enc(`k${i}`), value: enc("v") });
+    const applied = s.kv.consistentIndex();
+    await s.stop();
+    // The last hard state records of the WAL were lost: the one left commits less than the backend applied.
+    const { wal, state } = Wal.open(join(dir, "member", "wal"));
+    const hs = state.hardState;
+    if (hs === undefined) throw new Error("no hard state in the WAL");
+    wal.save({ ...hs, commit: applied - 3 }, [], true);
+    wal.close();
+    const again = await EtcdServer.start(cfg);
+    closers.push(() => again.stop());
+    await again.whenPublished();
+    expect((await again.range({ key: enc("k"), rangeEnd: enc("l") })).response.count).toBe(5);
+    await again.put({ key: enc("k9"), value: enc("v") });
+    expect(again.kv.consistentIndex()).toBeGreaterThan(applied);
+  });
+});
