@@ -188,7 +188,8 @@ export function parseFlags(argv: readonly string[], env: NodeJS.ProcessEnv = {})
   }
   const unknownEnv: string[] = [];
   for (const [key, value] of Object.entries(env)) {
-    if (!key.startsWith("ETCD_") || value === undefined) continue;
+    // ETCD_TS_* is etcd-ts's own namespace (the test-only failpoint and power-loss variables), not a flag.
+    if (!key.startsWith("ETCD_") || key.startsWith("ETCD_TS_") || value === undefined) continue;
     const spec = FLAGS.find((f) => envNameOf(f.name) === key);
     if (spec === undefined) {
       unknownEnv.push(key);
