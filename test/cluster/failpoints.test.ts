@@ -2,7 +2,9 @@
 // snapshot save, after WAL segments are released, before/after a backend commit, in the middle of a snapshot
 // install, before a defrag's rename — on the leader and on a follower of a 3-member cluster, restarts, rejoins,
 // has the same HashKV as the others at the same revision, and keeps every acknowledged write. (A snapshot is only
-// installed by a follower, so that failpoint runs on a follower only.) Hit counts come from a seeded RNG
+// installed by a follower, so that failpoint runs on a follower only.) An injected I/O error (EIO, ENOSPC) instead
+// of a kill makes the member stop itself with status 1 and a clear line, and it too comes back whole. Hit counts
+// come from a seeded RNG
 // (SEED=n to replay). CI runs each case once; SOAK=1 runs FAILPOINT_ROUNDS (default 20) rounds of every case.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EtcdClient } from "../../core/client/index.js";
@@ -106,6 +108,32 @@ async function exitedWithin(i: number, ms: number): Promise<void> {
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+async function errorCase(point: string, action: "error" | "enospc", role: Role, line: RegExp): Promise<void> {
+  const lead = leaderIndex();
+  const victim = role === "leader" ? lead : (lead + 1) % 3;
+  const others = [0, 1, 2].filter((i) => i !== victim).map((i) => cluster.endpoint(i));
+  const m = cluster.member(victim);
+  const dead = exited(cluster, victim);
+  await armFailpoint(m.clientPort, `${point}=${action}@${1 + rand(10)}`);
+  const r = await writeUntil(others, `fperr/${point}/${role}/`, () => m.child === undefined, { maxMs: 40_000 });
+  if (r.timedOut) throw new Error(`${point} never fired on ${role} ${m.name}`);
+  await dead;
+  expect(m.exitCode).toBe(1);
+  expect(m.log).toMatch(line);
+  cluster.restart(victim);
+  await cluster.waitServing(victim, 40_000);
+  await checkConverged(cluster, r.acked);
+}
+
+describe.sequential("an injected storage error stops the member (fail-stop), which restarts whole", () => {
+  it("EIO at wal-before-save on a follower", async () => {
+    await errorCase("wal-before-save", "error", "follower", /E \| etcdserver: fatal: stopping the member: storage i\/o error \(EIO/);
+  }, 120_000);
+  it("ENOSPC at backend-after-commit on the leader", async () => {
+    await errorCase("backend-after-commit", "enospc", "leader", /E \| etcdserver: fatal: stopping the member: no space left on device/);
+  }, 120_000);
+});
 
 describe.sequential(`kill -9 at each storage failpoint, 3 members (${ROUNDS} round(s), seed=${SEED})`, () => {
   for (const { point, maxHit, roles } of CASES) {
