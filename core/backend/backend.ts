@@ -432,13 +432,23 @@ export class Backend {
       throw new Error(`backend: consistent index ${consistentIndex} <= committed ${this.ci}`);
     }
     this.assertSyncable();
-    failpoint("backend-before-commit");
-    const result = this.env.transactionSync(() => {
-      const out = fn(this.writeView());
-      if (consistentIndex !== undefined) this.bucket(META_BUCKET).put(META_CONSISTENT_INDEX, encodeU64(consistentIndex));
-      return out;
-    });
-    failpoint("backend-after-commit");
+    let built = false;
+    let result: T;
+    try {
+      failpoint("backend-before-commit");
+      result = this.env.transactionSync(() => {
+        const out = fn(this.writeView());
+        if (consistentIndex !== undefined) this.bucket(META_BUCKET).put(META_CONSISTENT_INDEX, encodeU64(consistentIndex));
+        built = true;
+        return out;
+      });
+      failpoint("backend-after-commit");
+    } catch (err) {
+      // An error from `fn` is the caller's; one after it (writing the pages out, the commit) is the storage's,
+      // and the member must stop on it: a StorageError, which no apply path may turn into a request's answer.
+      if (!built && !isInjected(err)) throw err;
+      throw new StorageError(`backend ${this.file}: commit failed: ${(err as Error).message}`, err as Error);
+    }
     if (consistentIndex !== undefined) this.ci = consistentIndex;
     this.unsynced += 1;
     return result;
@@ -503,6 +513,10 @@ export interface SyncObserver {
 let syncObserver: SyncObserver | undefined;
 export function setBackendSyncObserver(o: SyncObserver | undefined): void {
   syncObserver = o;
+}
+
+function isInjected(err: unknown): boolean {
+  return err instanceof Error && /\(failpoint [a-z-]+\)$/.test(err.message);
 }
 
 function syncDir(dir: string): void {

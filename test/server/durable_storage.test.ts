@@ -125,6 +125,16 @@ describe("backend fsync and defrag failures", () => {
     await expect(b.batch(2, (tx) => tx.put("data", enc("k2"), enc("v")))).rejects.toThrow(/fsync failed/);
   });
 
+  it("reports a failed commit as a StorageError, and an error of the batch itself as it is", async () => {
+    const b = Backend.open(tempDir(), { buckets: ["data"], readWorkers: 0, syncIntervalMs: 0 });
+    closers.push(() => b.abandon());
+    await expect(b.batch(1, () => { throw new RangeError("the request's own error"); })).rejects.toThrow(RangeError);
+    armFailpoints("backend-after-commit=error");
+    const err = await b.batch(2, (tx) => tx.put("data", enc("k"), enc("v"))).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(StorageError);
+    expect((err as Error).message).toMatch(/commit failed: EIO/);
+  });
+
   it("keeps serving on the old file when a defrag fails before its rename", async () => {
     const dir = tempDir();
     const kv = KvStore.open(dir, { readWorkers: 0 });
