@@ -130,6 +130,20 @@ describe.sequential("an injected storage error stops the member (fail-stop), whi
   it("EIO at wal-before-save on a follower", async () => {
     await errorCase("wal-before-save", "error", "follower", /E \| etcdserver: fatal: stopping the member: storage i\/o error \(EIO/);
   }, 120_000);
+  it("ENOSPC in the middle of a snapshot install on a follower", async () => {
+    const victim = (leaderIndex() + 1) % 3;
+    const m = cluster.member(victim);
+    const others = [0, 1, 2].filter((i) => i !== victim).map((i) => cluster.endpoint(i));
+    await cluster.kill(victim);
+    const { acked } = await writeN(others, "fperr/snap-install-mid/", 120);
+    cluster.restart(victim, { ETCD_TS_FAILPOINTS: "snap-install-mid=enospc" });
+    await exitedWithin(victim, 30_000);
+    expect(m.exitCode).toBe(1);
+    expect(m.log).toMatch(/E \| etcdserver: fatal: stopping the member: no space left on device/);
+    cluster.restart(victim);
+    await cluster.waitServing(victim, 40_000);
+    await checkConverged(cluster, acked);
+  }, 120_000);
   it("ENOSPC at backend-after-commit on the leader", async () => {
     await errorCase("backend-after-commit", "enospc", "leader", /E \| etcdserver: fatal: stopping the member: no space left on device/);
   }, 120_000);
