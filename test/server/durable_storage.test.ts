@@ -3,7 +3,8 @@
 // file the WAL never recorded), and a WAL cut right after a received snapshot's mark still starts with a hard
 // state that covers it; a failed background fsync of the backend is reported and never retried; a failed defrag
 // leaves the store serving on its old file; a storage error in the Ready loop stops the member (fail-stop) with a
-// clear log line, loses nothing acknowledged, and the member restarts on its data dir.
+// clear log line (a failed background fsync of the backend included), loses nothing acknowledged, and the member
+// restarts on its data dir.
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -157,6 +158,21 @@ describe("fail-stop", () => {
       onFatal, log: (level, pkg, msg) => log.push(`${level} ${pkg}: ${msg}`),
     };
   }
+
+  it("stops when the background fsync of the backend fails", async () => {
+    const dir = tempDir();
+    const fatal: unknown[] = [];
+    const log: string[] = [];
+    const s = await EtcdServer.start(config(dir, (e) => fatal.push(e), log));
+    closers.push(() => s.stop());
+    await s.whenPublished();
+    setBackendSyncObserver({ beforeSync: () => { throw Object.assign(new Error("EIO: i/o error, fsync"), { code: "EIO" }); }, afterSync: () => undefined });
+    await s.put({ key: enc("k"), value: enc("v") });
+    for (let i = 0; i < 100 && fatal.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(fatal).toHaveLength(1);
+    expect(log.some((l) => /fatal: stopping the member: storage i\/o error \(backend .* fsync failed/.test(l))).toBe(true);
+    await expect(s.put({ key: enc("k2"), value: enc("v") })).rejects.toThrow();
+  });
 
   for (const [point, action, line] of [
     ["wal-before-save", "error", /fatal: stopping the member: storage i\/o error \(EIO/],
