@@ -117,6 +117,11 @@ export function startPowerLossModel(dataDir: string, shadow: string): void {
   powerLoss = { dataDir: resolve(dataDir), image, pending, names };
 }
 
+/** Stops recording (tests that start the model in process). */
+export function stopPowerLossModel(): void {
+  powerLoss = undefined;
+}
+
 /** An fsync of `path` is about to start: what it will make durable is the content now. */
 export function beforeFileSync(path: string): void {
   const pl = powerLoss;

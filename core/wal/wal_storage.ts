@@ -59,7 +59,7 @@ export class WalStorage implements Storage {
 
   /** Persists a Ready's snapshot, entries and hard state (fdatasync once when mustSync), then updates memory. */
   save(rd: PersistBatch, mustSync: boolean): void {
-    this.#write(rd, mustSync);
+    this.#write(rd, mustSync || hasSnapshot(rd));
     this.#show(rd);
   }
 
@@ -70,7 +70,9 @@ export class WalStorage implements Storage {
    */
   async saveAsync(rd: PersistBatch, mustSync: boolean, inlineSync = false): Promise<void> {
     this.#write(rd, false);
-    if (mustSync) {
+    // Raft asks for no sync when a snapshot comes with no entries and no new term or vote, but the snapshot must
+    // be durable before its body replaces the backend and is deleted.
+    if (mustSync || hasSnapshot(rd)) {
       if (inlineSync) this.wal.syncNow();
       else await this.wal.sync();
     }
@@ -85,7 +87,7 @@ export class WalStorage implements Storage {
   #write(rd: PersistBatch, sync: boolean): void {
     if (!hasWrites(rd)) return;
     failpoint("wal-before-save");
-    const snap = rd.snapshot !== undefined && rd.snapshot.metadata.index > 0 ? rd.snapshot : undefined;
+    const snap = hasSnapshot(rd) ? rd.snapshot : undefined;
     if (snap !== undefined) {
       failpoint("snap-before-save");
       saveSnapshot(this.snapDir, snap);
@@ -153,8 +155,12 @@ export class WalStorage implements Storage {
   }
 }
 
+function hasSnapshot(rd: PersistBatch): rd is PersistBatch & { readonly snapshot: Snapshot } {
+  return rd.snapshot !== undefined && rd.snapshot.metadata.index > 0;
+}
+
 function hasWrites(rd: PersistBatch): boolean {
-  return rd.entries.length > 0 || rd.hardState !== undefined || (rd.snapshot !== undefined && rd.snapshot.metadata.index > 0);
+  return rd.entries.length > 0 || rd.hardState !== undefined || hasSnapshot(rd);
 }
 
 /**

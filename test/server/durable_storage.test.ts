@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { Backend, StorageError, setBackendSyncObserver } from "../../core/backend/backend.js";
-import { armFailpoints, disarmAllFailpoints } from "../../core/failpoints.js";
+import { armFailpoints, disarmAllFailpoints, startPowerLossModel, stopPowerLossModel } from "../../core/failpoints.js";
 import { KvStore } from "../../core/mvcc/kv_store.js";
 import { EntryType, type Entry } from "../../core/raft/index.js";
 import { EtcdServer, type ServerConfig } from "../../core/server/etcd_server.js";
@@ -24,6 +24,7 @@ const dirs: string[] = [];
 const closers: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
   disarmAllFailpoints();
+  stopPowerLossModel();
   setBackendSyncObserver(undefined);
   for (const c of closers.splice(0).reverse()) await c();
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
@@ -106,6 +107,27 @@ describe("start-up from the WAL", () => {
     expect(hs.commit).toBe(40);
     expect(hs.term).toBe(5);
     expect(hs.vote).toBe(0n);
+  });
+});
+
+describe("a snapshot received from the leader", () => {
+  it("is fsynced with its hard state even when Raft asks for no sync (no entries, same term and vote)", async () => {
+    const root = tempDir();
+    const dataDir = join(root, "data");
+    const memberDir = join(dataDir, "member");
+    mkdirSync(memberDir, { recursive: true });
+    startPowerLossModel(dataDir, join(root, "shadow"));
+    const storage = WalStorage.open(memberDir);
+    await storage.saveAsync({ entries: entries(1, 3, 2), hardState: { term: 2, vote: 1n, commit: 3 } }, true);
+    const snapshot = { metadata: { index: 40, term: 2, confState: cs }, data: new Uint8Array(0) };
+    await storage.saveAsync({ snapshot, hardState: { term: 2, vote: 1n, commit: 40 }, entries: [] }, false);
+    storage.abandon(); // as a power cut: no closing fsync
+    stopPowerLossModel();
+    // What the disk holds after a power cut now (only what was fsynced).
+    const durable = WalStorage.open(join(root, "shadow", "image", "member"));
+    closers.push(() => durable.close());
+    expect(durable.snapshot().metadata.index).toBe(40);
+    expect(durable.initialState().hardState.commit).toBe(40);
   });
 });
 
