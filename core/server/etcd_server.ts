@@ -112,7 +112,9 @@ export class EtcdServer {
     const walCommit = storage.initialState().hardState.commit;
     this.#node = new RaftNode(this.#raftNodeHost(), raftStorage, Math.max(this.#snapshots.index, Math.min(this.#applier.applied, walCommit)));
     this.#reads = new ReadIndexBatcher(this);
-    this.#applier.replayConfChanges(this.#snapshots.index + 1, this.#applier.applied);
+    // A snapshot body from the leader can be ahead of its snapshot's index, and so of this member's log: conf
+    // changes past the log come from the leader again, and the applier replays them as they arrive.
+    this.#applier.replayConfChanges(this.#snapshots.index + 1, Math.min(this.#applier.applied, storage.lastIndex()));
   }
 
   /** What the applier reads from this member (the stores through getters: a snapshot replaces them). */

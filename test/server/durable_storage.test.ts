@@ -252,3 +252,29 @@ describe("restart after a power cut", () => {
     expect(again.kv.consistentIndex()).toBeGreaterThan(applied);
   });
 });
+
+describe("restart after an interrupted snapshot install", () => {
+  it("starts when the installed body is ahead of the log (the leader copied its backend after cutting the snapshot)", async () => {
+    const dir = tempDir();
+    const memberId = 0x3f87d1e9930d82d9n;
+    const cfg: ServerConfig = { name: "n1", dataDir: dir, memberId, clusterId: 0xc053a5fbc1c5ad1en, heartbeatIntervalMs: 10, electionTimeoutMs: 100 };
+    const s = await EtcdServer.start(cfg);
+    await s.whenPublished();
+    for (let i = 0; i < 5; i++) await s.put({ key: enc(`k${i}`), value: enc("v") });
+    const ci = s.kv.consistentIndex();
+    await s.stop();
+    // The log as a follower has it after persisting a snapshot at ci - 3 whose body (the backend) is at ci.
+    const memberDir = join(dir, "member");
+    rmSync(join(memberDir, "wal"), { recursive: true });
+    rmSync(join(memberDir, "snap"), { recursive: true });
+    mkdirSync(join(memberDir, "snap"));
+    const storage = WalStorage.open(memberDir);
+    const snapshot = { metadata: { index: ci - 3, term: 2, confState: { voters: [memberId], learners: [] } }, data: new Uint8Array(0) };
+    storage.save({ snapshot, hardState: { term: 2, vote: memberId, commit: ci - 3 }, entries: [] }, true);
+    storage.close();
+    const again = await EtcdServer.start(cfg);
+    closers.push(() => again.stop());
+    expect(again.kv.consistentIndex()).toBe(ci);
+    expect((await again.range({ key: enc("k"), rangeEnd: enc("l"), serializable: true })).response.count).toBe(5);
+  });
+});
