@@ -6,6 +6,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { DEBUG_BODY_MAX_BYTES } from "../limits.js";
 import type { EtcdServer } from "../server/etcd_server.js";
 import type { Gateway } from "./gateway.js";
+import { FAILPOINTS_PATH, serveFailpoints } from "./failpoints_http.js";
 import { createSecureListener, type SecureListenerOptions } from "./tls_verify.js";
 import { metricsText } from "./metrics_exposition.js";
 import { ETCD_CLUSTER_VERSION, ETCD_VERSION } from "./grpc_server.js";
@@ -31,11 +32,15 @@ async function checkHealth(s: EtcdServer): Promise<boolean> {
 export function clientHttpHandler(
   s: EtcdServer,
   versions: { readonly server: string; readonly cluster: string },
-  opts: { readonly peerFaultInjection?: boolean; readonly enableV2?: boolean } = {},
+  opts: { readonly peerFaultInjection?: boolean; readonly enableV2?: boolean; readonly failpoints?: boolean } = {},
 ) {
   return (req: IncomingMessage, res: ServerResponse, gateway: Gateway): void => {
     const url = req.url ?? "/";
     const path = gatewayPath(url.split("?")[0] ?? "/");
+    if (opts.failpoints === true && path === FAILPOINTS_PATH) {
+      serveFailpoints(req, res);
+      return;
+    }
     if (opts.enableV2 === true && isV2Route(path)) {
       serveV2(s, req, res, path, url.includes("?") ? url.slice(url.indexOf("?") + 1) : "");
       return;

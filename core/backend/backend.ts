@@ -11,11 +11,15 @@
 //   after the queued commit wait behind it. Nothing sleeps: the delay is only the lock structure.
 //
 // Durability: commits skip fsync (noSync); the WAL is the durability point and replay after a crash is
-// idempotent because the consistent index commits atomically with the data it describes.
-import { closeSync, existsSync, fdatasyncSync, openSync, readSync, renameSync, rmSync, statSync } from "node:fs";
-import { join } from "node:path";
+// idempotent because the consistent index commits atomically with the data it describes. syncNow() makes every
+// commit so far durable; the server calls it before a snapshot lets WAL entries go. A failed fsync is never
+// retried: the page cache may have dropped the dirty pages, so a later "successful" sync proves nothing.
+import { closeSync, existsSync, fdatasyncSync, fsync, fsyncSync, openSync, readSync, renameSync, rmSync, statSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { crc32 } from "node:zlib";
 import { open, type Database, type RootDatabase } from "lmdb";
+
+import { afterFileSync, beforeFileSync, dirSynced, failpoint, fileSynced } from "../failpoints.js";
 
 import type { ReadTask, ReadView, RangeSpan, WriteView, Entry } from "./read_view.js";
 import { RwLock } from "./rw_lock.js";
@@ -56,6 +60,11 @@ export interface BackendOptions {
   readonly readWorkers?: number;
   /** How often committed batches are fsynced in the background (0 = never; close() always syncs). */
   readonly syncIntervalMs?: number;
+  /**
+   * A background fsync failed: the backend must not be used further (the default throws it out of the timer, so
+   * an unhandled error ends the process rather than being dropped).
+   */
+  readonly onSyncError?: (err: Error) => void;
 }
 
 /** Background fsync period: commits skip fsync (the WAL is the durability point), this bounds OS-crash loss. */
@@ -81,6 +90,8 @@ export class Backend {
   /** Commits since the last background sync began. */
   private unsynced = 0;
   private readonly syncTimer: NodeJS.Timeout | undefined;
+  /** An fsync of this file failed: every later sync and commit refuses (an fsync is never retried). */
+  private syncFailure: Error | undefined;
 
   private constructor(file: string, env: RootDatabase, opts: BackendOptions) {
     this.file = file;
@@ -97,20 +108,69 @@ export class Backend {
         ? new WorkerPool({ path: file, maxDbs: MAX_DBS, size: workers, tasks })
         : undefined;
     const every = opts.syncIntervalMs ?? BACKEND_SYNC_INTERVAL_MS;
+    const onSyncError = opts.onSyncError ?? ((err: Error) => { throw err; });
     this.syncTimer =
       every > 0
         ? setInterval(() => {
-            if (this.unsynced > 0 && !this.closed) void this.sync().catch(() => undefined);
+            if (this.unsynced > 0 && !this.closed && this.syncFailure === undefined) void this.sync().catch(onSyncError);
           }, every).unref()
         : undefined;
   }
 
-  /** Flushes every committed batch to disk (fsync). */
+  /**
+   * Flushes every committed batch to disk: an fsync of the data file on libuv's pool. LMDB writes its pages and
+   * meta pages to this one file, so an fsync of any descriptor of it covers every commit made before the call.
+   */
   sync(): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.assertOpen();
+      this.assertSyncable();
+      this.unsynced = 0;
+      let fd: number;
+      try {
+        fd = openSync(this.file, "r");
+        syncObserver?.beforeSync(this.file);
+        beforeFileSync(this.file);
+      } catch (err) {
+        throw this.failSync(err as Error);
+      }
+      fsync(fd, (err) => {
+        closeSync(fd);
+        if (err !== null) return reject(this.failSync(err));
+        syncObserver?.afterSync(this.file);
+        afterFileSync(this.file);
+        resolve();
+      });
+    });
+  }
+
+  /** As sync(), on the calling thread: for callers that must not yield (a snapshot cut inside apply). */
+  syncNow(): void {
     this.assertOpen();
+    this.assertSyncable();
     this.unsynced = 0;
-    const env = this.env as unknown as { sync(cb: (err?: Error) => void): void };
-    return new Promise((resolve, reject) => env.sync((err) => (err ? reject(err) : resolve())));
+    const fd = openSync(this.file, "r");
+    try {
+      syncObserver?.beforeSync(this.file);
+      beforeFileSync(this.file);
+      fsyncSync(fd);
+      syncObserver?.afterSync(this.file);
+      afterFileSync(this.file);
+    } catch (err) {
+      throw this.failSync(err as Error);
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  private failSync(err: Error): Error {
+    const wrapped = new StorageError(`backend ${this.file}: fsync failed: ${err.message}`, err);
+    this.syncFailure = wrapped;
+    return wrapped;
+  }
+
+  private assertSyncable(): void {
+    if (this.syncFailure !== undefined) throw this.syncFailure;
   }
 
   /** Opens (or creates) the backend of a data dir; refuses foreign, newer or corrupt files by name. */
@@ -127,6 +187,12 @@ export class Backend {
     const backend = new Backend(file, env, opts);
     try {
       backend.checkFormat(existed);
+      // A new file and its name are made durable at once: a WAL that outlives a power cut must find the backend
+      // it was written against, not an empty directory entry.
+      if (!existed) {
+        backend.syncNow();
+        syncDir(dataDir);
+      }
     } catch (err) {
       env.close();
       throw err;
@@ -148,18 +214,28 @@ export class Backend {
     const beforeBytes = statSync(file).size;
     const env = open({ path: file, maxDbs: MAX_DBS, noSync: true, mapSize: MAP_SIZE_BYTES, noSubdir: true });
     try {
-      await env.backup(tmp, true);
-    } finally {
-      await env.close();
-    }
-    const fd = openSync(tmp, "r+");
-    try {
-      fdatasyncSync(fd);
-    } finally {
-      closeSync(fd);
+      try {
+        await env.backup(tmp, true);
+      } finally {
+        await env.close();
+      }
+      const fd = openSync(tmp, "r+");
+      try {
+        fdatasyncSync(fd);
+        fileSynced(tmp);
+      } finally {
+        closeSync(fd);
+      }
+      failpoint("defrag-before-rename");
+    } catch (err) {
+      // The old file is untouched: the caller reopens it and serves on.
+      rmSync(tmp, { force: true });
+      rmSync(`${tmp}-lock`, { force: true });
+      throw err;
     }
     renameSync(tmp, file);
     rmSync(`${tmp}-lock`, { force: true });
+    syncDir(dirname(file));
     return { beforeBytes, afterBytes: statSync(file).size };
   }
 
@@ -343,8 +419,21 @@ export class Backend {
     await this.env.backup(path, true);
   }
 
+  /** Closes without syncing (the member stopped on a storage failure: nothing is synced again). */
+  async abandon(): Promise<void> {
+    this.syncFailure ??= new StorageError(`backend ${this.file}: abandoned after a storage failure`, new Error("abandoned"));
+    await this.close();
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
+    if (this.syncFailure !== undefined) {
+      this.closed = true;
+      if (this.syncTimer !== undefined) clearInterval(this.syncTimer);
+      await this.pool?.close();
+      await this.env.close();
+      return;
+    }
     if (this.unsynced > 0) await this.sync();
     this.closed = true;
     if (this.syncTimer !== undefined) clearInterval(this.syncTimer);
@@ -356,11 +445,24 @@ export class Backend {
     if (consistentIndex !== undefined && !(consistentIndex > this.ci)) {
       throw new Error(`backend: consistent index ${consistentIndex} <= committed ${this.ci}`);
     }
-    const result = this.env.transactionSync(() => {
-      const out = fn(this.writeView());
-      if (consistentIndex !== undefined) this.bucket(META_BUCKET).put(META_CONSISTENT_INDEX, encodeU64(consistentIndex));
-      return out;
-    });
+    this.assertSyncable();
+    let built = false;
+    let result: T;
+    try {
+      failpoint("backend-before-commit");
+      result = this.env.transactionSync(() => {
+        const out = fn(this.writeView());
+        if (consistentIndex !== undefined) this.bucket(META_BUCKET).put(META_CONSISTENT_INDEX, encodeU64(consistentIndex));
+        built = true;
+        return out;
+      });
+      failpoint("backend-after-commit");
+    } catch (err) {
+      // An error from `fn` is the caller's; one after it (writing the pages out, the commit) is the storage's,
+      // and the member must stop on it: a StorageError, which no apply path may turn into a request's answer.
+      if (!built && !isInjected(err)) throw err;
+      throw new StorageError(`backend ${this.file}: commit failed: ${(err as Error).message}`, err as Error);
+    }
     if (consistentIndex !== undefined) this.ci = consistentIndex;
     this.unsynced += 1;
     return result;
@@ -409,6 +511,38 @@ export class Backend {
 
   private assertOpen(): void {
     if (this.closed) throw new Error(`backend ${this.file}: closed`);
+  }
+}
+
+/** An fsync or write of the backend failed: the member must stop (fail-stop), never retry. */
+export class StorageError extends Error {
+  constructor(message: string, readonly reason: Error) {
+    super(message);
+    this.name = "StorageError";
+  }
+}
+
+/** Test-only observer of backend fsyncs (the power-loss model copies what each sync made durable). */
+export interface SyncObserver {
+  beforeSync(file: string): void;
+  afterSync(file: string): void;
+}
+let syncObserver: SyncObserver | undefined;
+export function setBackendSyncObserver(o: SyncObserver | undefined): void {
+  syncObserver = o;
+}
+
+function isInjected(err: unknown): boolean {
+  return err instanceof Error && /\(failpoint [a-z-]+\)$/.test(err.message);
+}
+
+function syncDir(dir: string): void {
+  const fd = openSync(dir, "r");
+  try {
+    fsyncSync(fd);
+    dirSynced(dir);
+  } finally {
+    closeSync(fd);
   }
 }
 

@@ -11,6 +11,7 @@ const LMDB_FAILURES = /MDB_(PANIC|MAP_FULL|CORRUPTED|PAGE_NOTFOUND|VERSION_MISMA
 /** Whether `err` is a storage failure (stop the member) rather than a request's failure (answer it). */
 export function isStorageFailure(err: unknown): boolean {
   if (typeof err !== "object" || err === null) return false;
+  if ((err as { name?: unknown }).name === "StorageError") return true; // backend.ts's failed commit or fsync
   const code = (err as { code?: unknown }).code;
   if (typeof code === "string" && IO_CODES.has(code)) return true;
   const message = (err as { message?: unknown }).message;

@@ -87,6 +87,11 @@ export const FLAGS: readonly FlagSpec[] = [
   b("experimental-peer-fault-injection", false),
   // etcd 3.5's flag: log entries kept behind a snapshot for slow followers (tests shrink it to force snapshots).
   u("experimental-snapshot-catchup-entries", 5000),
+  // Serves GET/PUT /debug/failpoints on the client port (loopback only) to arm the storage failpoints
+  // (core/failpoints.ts; ETCD_TS_FAILPOINTS arms them at start-up). Off by default; never in production.
+  b("experimental-failpoints", false),
+  // WAL segment size in bytes (default 64 MiB, as etcd): tests shrink it so segments are cut and released.
+  u("experimental-wal-segment-bytes", 64 * 1024 * 1024),
 ];
 
 const BY_NAME: ReadonlyMap<string, FlagSpec> = new Map(FLAGS.map((f) => [f.name, f]));
@@ -172,7 +177,8 @@ export function parseFlags(argv: readonly string[], env: NodeJS.ProcessEnv = {})
   }
   const unknownEnv: string[] = [];
   for (const [key, value] of Object.entries(env)) {
-    if (!key.startsWith("ETCD_") || value === undefined) continue;
+    // ETCD_TS_* is etcd-ts's own namespace (the test-only failpoint and power-loss variables), not a flag.
+    if (!key.startsWith("ETCD_") || key.startsWith("ETCD_TS_") || value === undefined) continue;
     const spec = FLAGS.find((f) => envNameOf(f.name) === key);
     if (spec === undefined) {
       unknownEnv.push(key);

@@ -25,6 +25,7 @@ import { EtcdServer } from "../server/etcd_server.js";
 import { importEtcdDataDir, isEtcdDataDir, type EtcdImport } from "../server/etcd_data_import.js";
 import { FlagError, parseDurationMs, parseFlags, type ParsedFlags } from "./flags.js";
 import { parseGoBool } from "../go_values.js";
+import { POWERLOSS_ENV, armFailpointsFromEnv, armedFailpoints, startPowerLossModel } from "../failpoints.js";
 import { createLogger, logOptionsError, type LogFn } from "./log.js";
 import { readIdentity, writeIdentity } from "./member_identity.js";
 
@@ -115,11 +116,19 @@ async function run(f: ParsedFlags): Promise<void> {
   const name = v("name");
   const dataDir = v("data-dir") === "" ? `${name}.etcd` : v("data-dir");
   mkdirSync(dataDir, { recursive: true });
+  const shadow = process.env[POWERLOSS_ENV];
+  if (shadow !== undefined && shadow !== "") startPowerLossModel(dataDir, shadow);
   const logOpts = { logger: v("logger"), outputs: list(v("log-outputs")), level: bool("debug") ? "debug" : v("log-level") };
   const logError = logOptionsError(logOpts);
   if (logError !== undefined) throw new FlagError(`error verifying flags, ${logError}. See 'etcd-ts --help'.`, 1);
   log = createLogger(logOpts);
   log("I", "etcdmain", `etcd-ts Version: ${ETCD_TS_VERSION} (etcd API ${ETCD_VERSION}), Node Version: ${process.version}`);
+  try {
+    armFailpointsFromEnv();
+  } catch (err) {
+    throw new FlagError((err as Error).message, 1);
+  }
+  if (armedFailpoints() !== "") log("W", "etcdmain", `failpoints armed: ${armedFailpoints()}`);
   // TLS settings are checked (and --auto-tls certificates made) before the member starts, as etcd does.
   const tls = clientTls(f, dataDir, list(v("listen-client-urls")));
   let compaction: CompactionPolicy | undefined;
@@ -156,6 +165,7 @@ async function run(f: ParsedFlags): Promise<void> {
     preVote: !f.sources.has("pre-vote") || bool("pre-vote"),
     snapshotCount: Number(v("snapshot-count")),
     snapshotCatchUpEntries: Number(v("experimental-snapshot-catchup-entries")),
+    walSegmentBytes: Number(v("experimental-wal-segment-bytes")),
     quotaBackendBytes: Number(v("quota-backend-bytes")),
     maxTxnOps: Number(v("max-txn-ops")),
     maxRequestBytes: Number(v("max-request-bytes")),
@@ -186,7 +196,7 @@ async function run(f: ParsedFlags): Promise<void> {
     keepaliveIntervalMs: parseDurationMs(v("grpc-keepalive-interval")) ?? 2 * 3_600_000,
     keepaliveTimeoutMs: parseDurationMs(v("grpc-keepalive-timeout")) ?? 20_000,
     watchProgressNotifyIntervalMs: parseDurationMs(v("experimental-watch-progress-notify-interval")) ?? 600_000,
-    http: clientHttpHandler(server, { server: ETCD_VERSION, cluster: ETCD_CLUSTER_VERSION }, { peerFaultInjection: bool("experimental-peer-fault-injection"), enableV2: bool("enable-v2") }),
+    http: clientHttpHandler(server, { server: ETCD_VERSION, cluster: ETCD_CLUSTER_VERSION }, { peerFaultInjection: bool("experimental-peer-fault-injection"), enableV2: bool("enable-v2"), failpoints: bool("experimental-failpoints") }),
     ...(tls !== undefined ? { tls } : {}),
   });
   const metrics: HttpHandle[] = [];

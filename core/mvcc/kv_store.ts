@@ -79,6 +79,8 @@ export interface KvStoreOptions {
   readonly limits?: RequestLimits;
   /** Buckets other modules keep in the same backend (and so in the same transactions): leases, auth. */
   readonly extraBuckets?: readonly string[];
+  /** A background fsync of the backend failed (see BackendOptions.onSyncError). */
+  readonly onSyncError?: (err: Error) => void;
 }
 
 export interface RangeOptions {
@@ -204,9 +206,12 @@ export class KvStore {
       if (this.#inFlight > 0) await new Promise<void>((resolve) => (this.#drained = resolve));
       this.#drained = undefined;
       await this.#backend.close();
-      const res = await Backend.defragment(this.#dir);
-      this.#backend = openBackend(this.#dir, this.#opts);
-      return res;
+      try {
+        return await Backend.defragment(this.#dir);
+      } finally {
+        // On failure the old file is untouched: serve on from it.
+        this.#backend = openBackend(this.#dir, this.#opts);
+      }
     } finally {
       this.#gate = undefined;
       open();
@@ -536,6 +541,7 @@ function openBackend(dataDir: string, opts: KvStoreOptions): Backend {
     workerTasks: { [RANGE_TASK]: rangeTask as (v: ReadView, a: never) => unknown },
     readWorkers: opts.readWorkers ?? DEFAULT_READ_WORKERS,
     ...(opts.readMode !== undefined ? { readMode: opts.readMode } : {}),
+    ...(opts.onSyncError !== undefined ? { onSyncError: opts.onSyncError } : {}),
   });
 }
 

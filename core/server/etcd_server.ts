@@ -40,6 +40,7 @@ import { Snapshots, saveBootstrapSnapshot } from "./snapshots.js";
 import { BackendQuota, LEASE_COST_BYTES } from "./quota.js";
 import { proposeMemberChange, reconfigOptions, type ReconfigOptions } from "./member_changes.js";
 import { followMemberChange, newPeerTransport, syncPeers } from "./peers.js";
+import { failStop } from "./fail_stop.js";
 import { makeMemberDir, openMemberDir } from "./member_dir.js";
 import { Publisher } from "./publish.js";
 import type { ResponseHeader, ServerConfig, WithHeader, LeaseTimeToLive } from "./server_config.js";
@@ -84,6 +85,8 @@ export class EtcdServer {
   readonly #reads: ReadIndexBatcher;
   #corruptMonitor: CorruptMonitor | undefined;
   #stopped = false;
+  /** The storage failure that stopped this member (fail-stop), if any. */
+  #fatalError: unknown;
 
   private constructor(config: ServerConfig, kv: KvStore, storage: WalStorage) {
     const server = this;
@@ -110,10 +113,15 @@ export class EtcdServer {
     kv.backend.readNow((view) => this.v2.load(view));
     this.#snapshots = new Snapshots({ config, kv, storage, nextId: () => this.#ids.next() });
     this.#applier = new Applier(this.#applyHost(), Math.max(kv.consistentIndex(), this.#snapshots.index));
-    const raftStorage = this.#snapshots.raftStorage(() => this.#applier.applied, () => this.#node.raw.raft.confState());
-    this.#node = new RaftNode(this.#raftNodeHost(), raftStorage, this.#applier.applied);
+    const raftStorage = this.#snapshots.raftStorage(() => this.#node.raw.raft.confState());
+    // A commit index alone is written without an fsync (as etcd's), so after a power cut the backend may have
+    // applied past the WAL's commit: Raft resumes from the commit it has and the applier skips what is applied.
+    const walCommit = storage.initialState().hardState.commit;
+    this.#node = new RaftNode(this.#raftNodeHost(), raftStorage, Math.max(this.#snapshots.index, Math.min(this.#applier.applied, walCommit)));
     this.#reads = new ReadIndexBatcher(this);
-    this.#applier.replayConfChanges(this.#snapshots.index + 1, this.#applier.applied);
+    // A snapshot body from the leader can be ahead of its snapshot's index, and so of this member's log: conf
+    // changes past the log come from the leader again, and the applier replays them as they arrive.
+    this.#applier.replayConfChanges(this.#snapshots.index + 1, Math.min(this.#applier.applied, storage.lastIndex()));
   }
 
   /** What the applier reads from this member (the stores through getters: a snapshot replaces them). */
@@ -154,15 +162,17 @@ export class EtcdServer {
       installSnapshot: (snap) => this.#installSnapshot(snap),
       apply: (entries) => this.#applier.apply(entries),
       failProposal: (id, err) => this.#proposals.fail(id, err),
+      fatal: (err) => this.#fatal(err),
     };
   }
 
   static async start(config: ServerConfig): Promise<EtcdServer> {
     makeMemberDir(config.dataDir);
     const lock = await lockDataDir(config.dataDir);
-    let server: EtcdServer;
+    let server: EtcdServer | undefined;
+    const onSyncError = (err: Error): void => (server === undefined ? failStop(config, err) : server.#fatal(err));
     try {
-      const { kv, storage } = await openMemberDir(config);
+      const { kv, storage } = await openMemberDir(config, onSyncError);
       server = new EtcdServer(config, kv, storage);
     } catch (err) {
       await lock.release();
@@ -320,7 +330,25 @@ export class EtcdServer {
     return { clusterId: this.config.clusterId, memberId: this.config.memberId, revision, raftTerm: this.term };
   }
 
+  /**
+   * A storage write or fsync failed: stop serving at once, answer nobody with success, and never touch the data
+   * dir again (fail_stop.ts). stop() afterwards only releases sockets and the directory lock.
+   */
+  #fatal(err: unknown): void {
+    if (this.#fatalError !== undefined) return;
+    this.#fatalError = err;
+    this.#stopped = true;
+    this.#node.stopTicking();
+    this.#leaseLoop.stop();
+    if (this.#compactTimer !== undefined) clearInterval(this.#compactTimer);
+    const stopped = new EtcdError("STOPPED");
+    this.#proposals.failAll(stopped);
+    this.#reads.failAll(stopped);
+    failStop(this.config, err);
+  }
+
   async stop(): Promise<void> {
+    if (this.#fatalError !== undefined) return this.#releaseAfterFatal();
     if (this.#stopped) return;
     await this.#node.transferLeadershipAway();
     this.#stopped = true;
@@ -338,6 +366,17 @@ export class EtcdServer {
     this.#storage.close();
     await this.kv.close();
     await this.#dirLock?.release();
+  }
+
+  async #releaseAfterFatal(): Promise<void> {
+    const lock = this.#dirLock;
+    this.#dirLock = undefined;
+    if (lock === undefined) return;
+    this.#publisher.releaseWaiters();
+    await this.#transport?.stop();
+    this.#storage.abandon();
+    await this.kv.backend.abandon();
+    await lock.release();
   }
 
   // ---- client requests ----

@@ -23,15 +23,16 @@ export function makeMemberDir(dataDir: string): void {
 export const MEMBER_BUCKETS = [LEASE_BUCKET, ALARM_BUCKET, ...AUTH_BUCKETS, ...MEMBERSHIP_BUCKETS, CONF_OUTCOME_BUCKET, CLUSTER_META_BUCKET, V2_BUCKET];
 
 /** The member's backend and WAL, consistent with each other. The caller holds the directory lock. */
-export async function openMemberDir(config: ServerConfig): Promise<{ kv: KvStore; storage: WalStorage }> {
+export async function openMemberDir(config: ServerConfig, onSyncError?: (err: Error) => void): Promise<{ kv: KvStore; storage: WalStorage }> {
   const memberDir = join(config.dataDir, "member");
   const kv = KvStore.open(memberDir, {
     extraBuckets: MEMBER_BUCKETS,
     // The proposer checks --max-request-bytes and --max-txn-ops; apply must not depend on a member's flags.
     limits: UNLIMITED,
     ...(config.readMode !== undefined ? { readMode: config.readMode } : {}),
+    ...(onSyncError !== undefined ? { onSyncError } : {}),
   });
-  const storage = WalStorage.open(memberDir);
+  const storage = WalStorage.open(memberDir, config.walSegmentBytes !== undefined ? { segmentBytes: config.walSegmentBytes } : {});
   await finishSnapshotInstall(kv, storage.snapshot().metadata.index, join(memberDir, "snap"));
   if (storage.lastIndex() === 0 && config.joinExisting !== true) {
     // Embedded without a member list: this member alone, with etcd's default peer URL.

@@ -41,6 +41,8 @@ export interface RaftNodeHost {
   installSnapshot(snap: Snapshot): Promise<void>;
   apply(entries: readonly Entry[]): Promise<void>;
   failProposal(id: bigint, err: Error): void;
+  /** Persisting, installing or applying a Ready failed: the member must stop now (fail-stop). */
+  fatal(err: unknown): void;
 }
 
 export class RaftNode {
@@ -209,6 +211,10 @@ export class RaftNode {
         // Nothing more to persist: what the last Ready committed is applied now.
         await this.#applyPending();
       } while ((this.#again || this.raw.hasReady()) && !this.#host.stopped);
+    } catch (err) {
+      // A failed WAL write or fsync, backend commit or snapshot install leaves memory ahead of disk: nothing
+      // may be sent or applied past it, and an fsync is never retried.
+      this.#host.fatal(err);
     } finally {
       // Cleared in the same turn as the last hasReady() check. (A .finally() on the returned promise cleared it a
       // microtask later: a message stepped in between saw #processing, set #again, and its Ready waited for the

@@ -20,6 +20,8 @@ export interface ServerConfig {
   readonly snapshotCount?: number;
   /** Entries kept in the log behind a snapshot for slow followers (etcd 3.5's --experimental-snapshot-catchup-entries). */
   readonly snapshotCatchUpEntries?: number;
+  /** Size of a WAL segment before the next is cut (default 64 MiB). */
+  readonly walSegmentBytes?: number;
   /** --experimental-enable-lease-checkpoint (etcd-ts default: on, and persisted across restarts). */
   readonly leaseCheckpoint?: boolean;
   readonly leaseCheckpointIntervalMs?: number;
@@ -58,6 +60,11 @@ export interface ServerConfig {
   readonly strictReconfigCheck?: boolean;
   /** The cluster removed this member: it has stopped itself (the CLI exits). */
   readonly onRemoved?: () => void;
+  /**
+   * A storage write or fsync failed and the member has stopped using its data dir (fail-stop). Default: exit
+   * the process with status 1 at once (nothing is flushed or synced again).
+   */
+  readonly onFatal?: (err: unknown) => void;
 }
 
 export interface PeerConfig {

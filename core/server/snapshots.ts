@@ -1,9 +1,14 @@
 // Raft snapshots of one member. The backend is the state machine's whole state, so a snapshot carries no data of
-// its own in the WAL: cutting one records the applied index and configuration there and lets older segments go;
-// sending one streams a copy of the backend file; receiving one keeps the body under snap/ until Raft hands the
-// snapshot out, and installing it swaps the body in as the backend.
-import { createReadStream, existsSync, readdirSync, renameSync, rmSync } from "node:fs";
+// its own in the WAL: cutting one records the backend's consistent index and the configuration there and lets
+// older segments go; sending one streams a copy of the backend file; receiving one keeps the body under snap/
+// until Raft hands the snapshot out, and installing it swaps the body in as the backend.
+//
+// A snapshot never claims an index the backend has not got on disk: it is cut at the consistent index (empty
+// entries move the applied index without a backend commit), and only after the backend is fsynced, since the
+// WAL entries it lets go are what would otherwise replay the unsynced commits after a power loss.
+import { closeSync, createReadStream, existsSync, fsyncSync, openSync, readdirSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
+import { dirSynced, failpoint, fileSynced } from "../failpoints.js";
 import type { Member } from "../membership/cluster.js";
 import type { KvStore } from "../mvcc/kv_store.js";
 import type { ConfState, Message, Snapshot, Storage } from "../raft/index.js";
@@ -74,11 +79,12 @@ export class Snapshots {
 
   /**
    * The log as Raft reads it, except for the snapshot it sends a lagging member: a snapshot at this member's
-   * applied index (the body is a copy of the backend taken when it is sent, which is at least that far), not the
-   * last one written to the WAL — otherwise every entry since that one (up to --snapshot-count of them) would
-   * follow the backend file over the wire, only to be skipped by the receiver.
+   * consistent index (the body is a copy of the backend taken when it is sent, which is at least that far), not
+   * the last one written to the WAL — otherwise every entry since that one (up to --snapshot-count of them) would
+   * follow the backend file over the wire, only to be skipped by the receiver. The configuration is Raft's
+   * current one: a conf change always commits to the backend, so none lies between the two indexes.
    */
-  raftStorage(applied: () => number, confState: () => ConfState): Storage {
+  raftStorage(confState: () => ConfState): Storage {
     const wal = this.#host.storage;
     return {
       initialState: () => wal.initialState(),
@@ -88,19 +94,26 @@ export class Snapshots {
       firstIndex: () => wal.firstIndex(),
       snapshot: () => {
         const stored = wal.snapshot();
-        const index = applied();
+        const index = this.#host.kv.consistentIndex();
         if (index <= stored.metadata.index) return stored;
         return { metadata: { index, term: wal.term(index), confState: confState() }, data: new Uint8Array(0) };
       },
     };
   }
 
-  /** Every --snapshot-count applied entries, snapshot (the backend is the state) and let old WAL segments go. */
+  /**
+   * Every --snapshot-count applied entries: fsync the backend, then record a snapshot at its consistent index (the
+   * backend is the state) and let old WAL segments go.
+   */
   maybeCut(applied: number, confState: ConfState): void {
     const config = this.#host.config;
     if (applied - this.index < (config.snapshotCount ?? SNAPSHOT_COUNT)) return;
-    this.#host.storage.createSnapshot(applied, confState, new Uint8Array(0), config.snapshotCatchUpEntries ?? SNAPSHOT_CATCH_UP_ENTRIES);
-    this.index = applied;
+    const kv = this.#host.kv;
+    const index = kv.consistentIndex();
+    if (index <= this.index) return;
+    kv.backend.syncNow();
+    this.#host.storage.createSnapshot(index, confState, new Uint8Array(0), config.snapshotCatchUpEntries ?? SNAPSHOT_CATCH_UP_ENTRIES);
+    this.index = index;
   }
 
   /** A snapshot body arrived whole: keep it under its index until Raft hands out the snapshot (the caller steps it). */
@@ -108,7 +121,12 @@ export class Snapshots {
     const snap = m.snapshot;
     if (snap === undefined) return;
     const path = join(this.#snapDir, snapshotDbName(snap.metadata.index));
+    // Durable before Raft may record the snapshot in the WAL: a restart finishes the install from this file.
+    fsyncPath(bodyPath);
+    fileSynced(bodyPath);
     renameSync(bodyPath, path);
+    fsyncPath(this.#snapDir);
+    dirSynced(this.#snapDir);
     this.#incoming = { index: snap.metadata.index, path };
   }
 
@@ -134,9 +152,20 @@ export class Snapshots {
     const path = incoming !== undefined && incoming.index === index ? incoming.path : join(this.#snapDir, snapshotDbName(index));
     if (!existsSync(path)) throw new Error(`snapshot at index ${index} has no backend file at ${path}`);
     this.#incoming = undefined;
+    failpoint("snap-install-mid");
+    // replaceWith fsyncs the backend before the body may go.
     await kv.replaceWith(path);
     rmSync(path, { force: true });
     if (kv.consistentIndex() < index) throw new Error(`snapshot backend is at index ${kv.consistentIndex()}, behind its raft snapshot ${index}`);
     this.index = index;
+  }
+}
+
+function fsyncPath(path: string): void {
+  const fd = openSync(path, "r");
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
   }
 }

@@ -2,10 +2,11 @@
 // application's data. Written to a temp file, fsynced, renamed, directory fsynced: a crash leaves the old
 // snapshot or the new one, never half of one. Layout: magic, u32 version, u32 crc32 of the body, u32 body
 // length, body = u64 index, u64 term, u32 conf-state JSON length, JSON, data. A bad file is a SnapError naming it.
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, unlinkSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { crc32 } from "node:zlib";
 
+import { dirSynced, fileSynced } from "../failpoints.js";
 import type { ConfState, Snapshot } from "../raft/types.js";
 import { readU64, writeU64 } from "./record.js";
 
@@ -45,6 +46,7 @@ export function saveSnapshot(dir: string, snap: Snapshot): string {
     const buf = Buffer.concat([head, body]);
     writeSync(fd, buf, 0, buf.length, 0);
     fsyncSync(fd);
+    fileSynced(tmp);
   } finally {
     closeSync(fd);
   }
@@ -52,6 +54,7 @@ export function saveSnapshot(dir: string, snap: Snapshot): string {
   const dfd = openSync(dir, "r");
   fsyncSync(dfd);
   closeSync(dfd);
+  dirSynced(dir);
   return file;
 }
 
@@ -69,6 +72,13 @@ export function readSnapshot(file: string): Snapshot {
   const cs = JSON.parse(body.subarray(20, 20 + csLen).toString()) as { voters: string[]; learners: string[] };
   const confState: ConfState = { voters: cs.voters.map(BigInt), learners: cs.learners.map(BigInt) };
   return { metadata: { index: readU64(body, 0), term: readU64(body, 8), confState }, data: new Uint8Array(body.subarray(20 + csLen)) };
+}
+
+/** The snapshot file of (index, term) in `dir`, which the WAL recorded: missing or corrupt is an error. */
+export function loadSnapshotAt(dir: string, index: number, term: number): Snapshot {
+  const file = join(dir, `${hex16(term)}-${hex16(index)}.snap`);
+  if (!existsSync(file)) throw new SnapError(file, `the WAL records a snapshot at index ${index} (term ${term}) and its file is missing`);
+  return readSnapshot(file);
 }
 
 /** The newest snapshot in `dir` (by index), or undefined. A corrupt newest file is an error, not skipped. */

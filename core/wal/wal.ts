@@ -13,6 +13,7 @@
 import { closeSync, fdatasync, fdatasyncSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, unlinkSync, writeSync, ftruncateSync } from "node:fs";
 import { join } from "node:path";
 
+import { afterFileSync, beforeFileSync, dirSynced, fileSynced } from "../failpoints.js";
 import { WAL_SEGMENT_BYTES } from "../limits.js";
 import type { Entry, HardState } from "../raft/types.js";
 import {
@@ -115,10 +116,19 @@ export class Wal {
     return { wal: new Wal(dir, segments, state, end, opts), state };
   }
 
-  /** Appends a hard state and entries as one write; fdatasync once when `sync`. */
-  save(hardState: HardState | undefined, entries: readonly Entry[], sync: boolean): void {
+  /**
+   * Appends a hard state and entries as one write; fdatasync once when `sync`. A snapshot mark given here goes
+   * first in the same write, so a snapshot received from the leader and the hard state that commits it are
+   * durable together or not at all (a torn write is cut back as a whole at the next open).
+   */
+  save(hardState: HardState | undefined, entries: readonly Entry[], sync: boolean, snapMark?: { index: number; term: number }): void {
     this.assertOpen();
     const parts: Buffer[] = [];
+    if (snapMark !== undefined) {
+      parts.push(frame(RecordType.Snapshot, encodeSnapshotMark(snapMark.index, snapMark.term)));
+      this.snapMark = snapMark;
+      if (snapMark.index > this.lastIndex) this.lastIndex = snapMark.index;
+    }
     for (const e of entries) {
       if (!(e.index <= this.lastIndex + 1)) throw new Error(`wal save: entry ${e.index} leaves a gap after ${this.lastIndex}`);
       parts.push(frame(RecordType.Entry, encodeEntry(e)));
@@ -140,13 +150,26 @@ export class Wal {
   sync(): Promise<void> {
     this.assertOpen();
     const fd = this.fd;
-    return new Promise((resolve, reject) => fdatasync(fd, (err) => (err ? reject(err) : resolve())));
+    const file = this.currentFile;
+    beforeFileSync(file);
+    return new Promise((resolve, reject) =>
+      fdatasync(fd, (err) => {
+        if (err) return reject(err);
+        afterFileSync(file);
+        resolve();
+      }),
+    );
   }
 
   /** fdatasync of what save() wrote, on the calling thread (see WalStorage.saveAsync for when). */
   syncNow(): void {
     this.assertOpen();
     fdatasyncSync(this.fd);
+    fileSynced(this.currentFile);
+  }
+
+  private get currentFile(): string {
+    return (this.segments[this.segments.length - 1] as Segment).file;
   }
 
   /** Records (synced) that a snapshot at (index, term) is durable; entries ≤ index are no longer needed. */
@@ -180,6 +203,14 @@ export class Wal {
     if (this.closed) return;
     this.closed = true;
     fdatasyncSync(this.fd);
+    fileSynced(this.currentFile);
+    closeSync(this.fd);
+  }
+
+  /** Closes without the final fdatasync: after a failed write or fsync nothing may be synced again. */
+  abandon(): void {
+    if (this.closed) return;
+    this.closed = true;
     closeSync(this.fd);
   }
 
@@ -187,12 +218,16 @@ export class Wal {
     let off = 0;
     while (off < buf.length) off += writeSync(this.fd, buf, off, buf.length - off, this.size + off);
     this.size += buf.length;
-    if (sync) fdatasyncSync(this.fd);
+    if (sync) {
+      fdatasyncSync(this.fd);
+      fileSynced(this.currentFile);
+    }
   }
 
   /** Starts the next segment; it repeats the hard state and snapshot mark so older segments can go. */
   private cut(): void {
     fdatasyncSync(this.fd);
+    fileSynced(this.currentFile);
     closeSync(this.fd);
     const last = this.segments[this.segments.length - 1] as Segment;
     const extra: Buffer[] = [];
@@ -237,6 +272,7 @@ function createSegment(dir: string, seq: number, firstIndex: number, extra: read
     writeSync(fd, buf, 0, buf.length, 0);
     if (bytes > buf.length) ftruncateSync(fd, bytes);
     fsyncSync(fd);
+    fileSynced(file);
   } finally {
     closeSync(fd);
   }
@@ -247,6 +283,7 @@ function syncDir(dir: string): void {
   const fd = openSync(dir, "r");
   try {
     fsyncSync(fd);
+    dirSynced(dir);
   } finally {
     closeSync(fd);
   }
@@ -271,6 +308,7 @@ function replay(segments: readonly Segment[]): Replayed {
         ftruncateSync(fd, offset);
         ftruncateSync(fd, buf.length);
         fsyncSync(fd);
+        fileSynced(seg.file);
         closeSync(fd);
         repaired = { file: seg.file, offset, cutBytes, reason: r.reason };
         break;

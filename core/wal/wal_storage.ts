@@ -5,7 +5,8 @@ import { join } from "node:path";
 
 import { MemoryStorage } from "../raft/memory_storage.js";
 import type { ConfState, Entry, HardState, Snapshot, Storage } from "../raft/types.js";
-import { loadNewestSnapshot, purgeSnapshots, saveSnapshot } from "./snap.js";
+import { failpoint } from "../failpoints.js";
+import { loadSnapshotAt, purgeSnapshots, saveSnapshot } from "./snap.js";
 import { Wal, type WalOptions, type WalRepair } from "./wal.js";
 
 /** Snapshot files kept besides the newest (etcd keeps 5 by default). */
@@ -32,13 +33,18 @@ export class WalStorage implements Storage {
     this.repaired = repaired;
   }
 
-  /** Opens <dataDir>/wal and <dataDir>/snap, replaying them into the in-memory view. */
+  /**
+   * Opens <dataDir>/wal and <dataDir>/snap, replaying them into the in-memory view. The snapshot loaded is the one
+   * the WAL's last snapshot mark names: a snapshot file the WAL never recorded (a crash between the two writes)
+   * is ignored, and a recorded one that is missing is an error.
+   */
   static open(dataDir: string, opts: WalOptions = {}): WalStorage {
     const snapDir = join(dataDir, "snap");
-    const snap = loadNewestSnapshot(snapDir);
     const { wal, state } = Wal.open(join(dataDir, "wal"), opts);
+    const mark = state.snapshot;
+    const snap = mark !== undefined && mark.index > 0 ? loadSnapshotAt(snapDir, mark.index, mark.term) : undefined;
     const mem = new MemoryStorage();
-    if (snap !== undefined && snap.metadata.index > 0) mem.applySnapshot(snap);
+    if (snap !== undefined) mem.applySnapshot(snap);
     const base = mem.lastIndex();
     const entries = state.entries.filter((e) => e.index > base);
     const first = entries[0];
@@ -46,20 +52,15 @@ export class WalStorage implements Storage {
       throw new Error(`wal ${join(dataDir, "wal")}: entries start at ${first.index}, snapshot ends at ${base}`);
     }
     mem.append(entries);
-    if (state.hardState !== undefined) mem.setHardState(state.hardState);
+    const hs = state.hardState;
+    if (hs !== undefined) mem.setHardState(snap === undefined ? hs : hardStateCovering(hs, snap.metadata.index, snap.metadata.term));
     return new WalStorage(wal, snapDir, mem, state.repaired);
   }
 
   /** Persists a Ready's snapshot, entries and hard state (fdatasync once when mustSync), then updates memory. */
   save(rd: PersistBatch, mustSync: boolean): void {
-    if (rd.snapshot !== undefined && rd.snapshot.metadata.index > 0) {
-      saveSnapshot(this.snapDir, rd.snapshot);
-      this.wal.saveSnapshotMark(rd.snapshot.metadata.index, rd.snapshot.metadata.term);
-      this.mem.applySnapshot(rd.snapshot);
-    }
-    this.wal.save(rd.hardState, rd.entries, mustSync);
-    this.mem.append(rd.entries);
-    if (rd.hardState !== undefined) this.mem.setHardState(rd.hardState);
+    this.#write(rd, mustSync || hasSnapshot(rd));
+    this.#show(rd);
   }
 
   /**
@@ -68,16 +69,36 @@ export class WalStorage implements Storage {
    * calling thread (blocking it for the sync).
    */
   async saveAsync(rd: PersistBatch, mustSync: boolean, inlineSync = false): Promise<void> {
-    if (rd.snapshot !== undefined && rd.snapshot.metadata.index > 0) {
-      saveSnapshot(this.snapDir, rd.snapshot);
-      this.wal.saveSnapshotMark(rd.snapshot.metadata.index, rd.snapshot.metadata.term);
-      this.mem.applySnapshot(rd.snapshot);
-    }
-    this.wal.save(rd.hardState, rd.entries, false);
-    if (mustSync) {
+    this.#write(rd, false);
+    // Raft asks for no sync when a snapshot comes with no entries and no new term or vote, but the snapshot must
+    // be durable before its body replaces the backend and is deleted.
+    if (mustSync || hasSnapshot(rd)) {
       if (inlineSync) this.wal.syncNow();
       else await this.wal.sync();
     }
+    if (hasWrites(rd)) failpoint("wal-after-save");
+    this.#show(rd);
+  }
+
+  /**
+   * One WAL write for the whole Ready. A snapshot from the leader has its metadata file written (and synced)
+   * first, then its mark goes into the same WAL write as the entries and the hard state that commits it.
+   */
+  #write(rd: PersistBatch, sync: boolean): void {
+    if (!hasWrites(rd)) return;
+    failpoint("wal-before-save");
+    const snap = hasSnapshot(rd) ? rd.snapshot : undefined;
+    if (snap !== undefined) {
+      failpoint("snap-before-save");
+      saveSnapshot(this.snapDir, snap);
+      failpoint("snap-after-save");
+    }
+    const mark = snap === undefined ? undefined : { index: snap.metadata.index, term: snap.metadata.term };
+    this.wal.save(rd.hardState, rd.entries, sync, mark);
+  }
+
+  #show(rd: PersistBatch): void {
+    if (rd.snapshot !== undefined && rd.snapshot.metadata.index > 0) this.mem.applySnapshot(rd.snapshot);
     this.mem.append(rd.entries);
     if (rd.hardState !== undefined) this.mem.setHardState(rd.hardState);
   }
@@ -88,19 +109,26 @@ export class WalStorage implements Storage {
    */
   createSnapshot(index: number, cs: ConfState | undefined, data: Uint8Array, catchUpEntries: number): Snapshot {
     const snap = this.mem.createSnapshot(index, cs, data);
+    failpoint("snap-before-save");
     saveSnapshot(this.snapDir, snap);
     this.wal.saveSnapshotMark(snap.metadata.index, snap.metadata.term);
+    failpoint("snap-after-save");
     purgeSnapshots(this.snapDir, SNAPSHOTS_KEPT);
     const compactTo = index - catchUpEntries;
     if (compactTo > this.mem.firstIndex()) {
       this.mem.compact(compactTo);
-      this.wal.releaseTo(compactTo);
+      if (this.wal.releaseTo(compactTo) > 0) failpoint("wal-after-release");
     }
     return snap;
   }
 
   close(): void {
     this.wal.close();
+  }
+
+  /** Closes the WAL without a final fsync (after a failed write or fsync, which is never retried). */
+  abandon(): void {
+    this.wal.abandon();
   }
 
   get walSegments(): readonly string[] {
@@ -125,4 +153,22 @@ export class WalStorage implements Storage {
   snapshot(): Snapshot {
     return this.mem.snapshot();
   }
+}
+
+function hasSnapshot(rd: PersistBatch): rd is PersistBatch & { readonly snapshot: Snapshot } {
+  return rd.snapshot !== undefined && rd.snapshot.metadata.index > 0;
+}
+
+function hasWrites(rd: PersistBatch): boolean {
+  return rd.entries.length > 0 || rd.hardState !== undefined || hasSnapshot(rd);
+}
+
+/**
+ * The hard state to start from when the WAL's last write was cut after a received snapshot's mark: the snapshot
+ * is committed by definition, so the commit index is at least its index and the term at least its term (a term
+ * raised here carries no vote: nothing was promised from the lost record, messages go out after the sync).
+ */
+function hardStateCovering(hs: HardState, index: number, term: number): HardState {
+  const commit = Math.max(hs.commit, index);
+  return hs.term >= term ? { ...hs, commit } : { term, vote: 0n, commit };
 }

@@ -6,7 +6,7 @@
 //   core/client → api;  harness → client, api, harness/micro, workloads;  harness/micro → raft, wal, backend,
 //   mvcc, transport, harness, workloads;  workloads → nothing
 // core/raft is pure: nothing outside itself, no packages, no Node built-ins. core/errors.ts, core/limits.ts and
-// core/go_values.ts are leaves every other module may use and that import no module. core/ never imports harness/ or workloads/.
+// core/go_values.ts, core/failpoints.ts are leaves every other module may use and that import no module. core/ never imports harness/ or workloads/.
 
 const IMPORT_RE = /(?:^|\s)(?:import|export)\s[^'"]*?from\s*["']([^"']+)["']|import\s*\(\s*["']([^"']+)["']\s*\)|^\s*import\s*["']([^"']+)["']/gm;
 
@@ -31,7 +31,7 @@ function moduleOf(path: string): string {
   return "pkg:" + path;
 }
 
-const LEAVES = new Set(["core/errors", "core/limits", "core/go_values"]);
+const LEAVES = new Set(["core/errors", "core/limits", "core/go_values", "core/failpoints"]);
 
 /** Which core modules each core module may import (besides itself and the leaves). */
 const ALLOWED: Record<string, readonly string[]> = {

@@ -18,6 +18,8 @@ export interface MemberProc {
   child: ChildProcess | undefined;
   log: string;
   exitCode: number | null | undefined;
+  /** The signal that ended the last run, if one did. */
+  signal?: NodeJS.Signals | null;
 }
 
 export interface ClusterOptions {
@@ -28,6 +30,8 @@ export interface ClusterOptions {
   readonly token?: string;
   /** https for peer TLS (the flags then name the certificates). */
   readonly peerScheme?: "http" | "https";
+  /** Environment variables for one member's etcd-ts process, every time it starts. */
+  readonly memberEnv?: (m: MemberProc) => Readonly<Record<string, string>>;
 }
 
 export class LocalCluster {
@@ -83,7 +87,7 @@ export class LocalCluster {
     this.spawn(m, initial, "existing", extraFlags);
   }
 
-  spawn(m: MemberProc, initialCluster: string, state: "new" | "existing", extraFlags: readonly string[] = []): void {
+  spawn(m: MemberProc, initialCluster: string, state: "new" | "existing", extraFlags: readonly string[] = [], env: Readonly<Record<string, string>> = {}): void {
     const args = [
       "--name", m.name, "--data-dir", m.dataDir, "--initial-cluster", initialCluster, "--initial-cluster-state", state,
       "--initial-cluster-token", this.token,
@@ -93,21 +97,22 @@ export class LocalCluster {
     ];
     const child = this.kind === "etcd"
       ? spawn("etcd", args, { stdio: ["ignore", "ignore", "pipe"] })
-      : spawn(process.execPath, [join(REPO, "dist/core/cli/main.js"), ...args], { stdio: ["ignore", "ignore", "pipe"] });
+      : spawn(process.execPath, [join(REPO, "dist/core/cli/main.js"), ...args], { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, ...this.opts.memberEnv?.(m), ...env } });
     m.child = child;
     m.exitCode = undefined;
     child.stderr?.on("data", (b: Buffer) => (m.log = (m.log + b.toString("utf8")).slice(-20_000)));
-    child.once("exit", (code) => {
+    child.once("exit", (code, signal) => {
       m.exitCode = code;
+      m.signal = signal;
       if (m.child === child) m.child = undefined;
     });
   }
 
   /** Restarts a stopped member on its data dir (the --initial-cluster flags are ignored then, as etcd does). */
-  restart(i: number): void {
+  restart(i: number, env: Readonly<Record<string, string>> = {}): void {
     const m = this.member(i);
     if (m.child !== undefined) throw new Error(`member ${m.name} is running`);
-    this.spawn(m, `${m.name}=${this.peerUrl(m)}`, "new");
+    this.spawn(m, `${m.name}=${this.peerUrl(m)}`, "new", [], env);
   }
 
   /** Waits until member i answers `endpoint status` with a leader. */

@@ -58,6 +58,9 @@ function singleMember(): { node: RaftNode; wal: GatedWal } {
     heartbeatMs: 60_000,
     electionTicks: 10,
     onTick: () => undefined,
+    fatal: (err: unknown) => {
+      throw err;
+    },
     onReadState: () => undefined,
     onLeadership: () => undefined,
     snapshotBody: () => { throw new Error("no snapshots here"); },
