@@ -92,7 +92,10 @@ export const ERRORS = {
   AUTH_OLD_REVISION: { status: S.INVALID_ARGUMENT, message: "etcdserver: revision of auth store is old" },
   // The auth package's own errors, which etcd 3.4 hands to gRPC unconverted (code Unknown) from Authenticate and
   // from the maintenance calls that need the root role (Defragment, Hash, HashKV, Snapshot).
-  NO_PASSWORD_USER: { status: S.UNKNOWN, message: "auth: authentication failed, password was given for no password user" },
+  NO_PASSWORD_USER: {
+    status: S.UNKNOWN,
+    message: "auth: authentication failed, password was given for no password user",
+  },
   AUTH_USER_EMPTY_RAW: { status: S.UNKNOWN, message: "auth: user name is empty" },
   AUTH_PERMISSION_DENIED_RAW: { status: S.UNKNOWN, message: "auth: permission denied" },
 

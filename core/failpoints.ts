@@ -10,10 +10,13 @@ import { copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, s
 import { isAbsolute, join, relative, resolve } from "node:path";
 
 export const FAILPOINTS = [
-  "wal-before-save", "wal-after-save",
-  "snap-before-save", "snap-after-save",
+  "wal-before-save",
+  "wal-after-save",
+  "snap-before-save",
+  "snap-after-save",
   "wal-after-release",
-  "backend-before-commit", "backend-after-commit",
+  "backend-before-commit",
+  "backend-after-commit",
   "snap-install-mid",
   "defrag-before-rename",
 ] as const;
@@ -36,11 +39,16 @@ export class FailpointSpecError extends Error {}
 
 /** Arms (or with "off" disarms) every failpoint named in `spec`; throws on an unknown name or action. */
 export function armFailpoints(spec: string): void {
-  for (const item of spec.split(";").map((s) => s.trim()).filter((s) => s !== "")) {
+  for (const item of spec
+    .split(";")
+    .map((s) => s.trim())
+    .filter((s) => s !== "")) {
     const m = /^([a-z-]+)=(kill|error|enospc|off)(?:@(\d+))?$/.exec(item);
-    if (m === null) throw new FailpointSpecError(`failpoint ${JSON.stringify(item)}: want name=kill|error|enospc|off[@n]`);
+    if (m === null)
+      throw new FailpointSpecError(`failpoint ${JSON.stringify(item)}: want name=kill|error|enospc|off[@n]`);
     const name = m[1] as FailpointName;
-    if (!FAILPOINTS.includes(name)) throw new FailpointSpecError(`unknown failpoint ${JSON.stringify(name)} (known: ${FAILPOINTS.join(", ")})`);
+    if (!FAILPOINTS.includes(name))
+      throw new FailpointSpecError(`unknown failpoint ${JSON.stringify(name)} (known: ${FAILPOINTS.join(", ")})`);
     if (m[2] === "off") armed.delete(name);
     else armed.set(name, { action: m[2] as FailAction, at: Math.max(1, Number(m[3] ?? 1)), hits: 0 });
   }
@@ -73,7 +81,9 @@ export function failpoint(name: FailpointName): void {
     process.kill(process.pid, "SIGKILL");
   }
   const code = a.action === "enospc" ? "ENOSPC" : "EIO";
-  const err = new Error(`${code}: ${a.action === "enospc" ? "no space left on device" : "i/o error"} (failpoint ${name})`) as NodeJS.ErrnoException;
+  const err = new Error(
+    `${code}: ${a.action === "enospc" ? "no space left on device" : "i/o error"} (failpoint ${name})`,
+  ) as NodeJS.ErrnoException;
   err.code = code;
   throw err;
 }

@@ -38,21 +38,41 @@ export function comparisonClaim(c: Comparison): ClaimRow {
   const pairs = c.perRound.map((rows) => [c.row(rows, c.from), c.row(rows, c.to)] as const);
   const base = { claim: c.claim, seed_value: c.seedValue, target: c.label, note: c.note ?? "" };
   if (pairs.length === 0 || pairs.some(([a, b]) => a === undefined || b === undefined)) {
-    return { ...base, measured_value: "not yet available", conditions: `${c.from} and ${c.to} in every round`, verdict: "inconclusive: not measured" };
+    return {
+      ...base,
+      measured_value: "not yet available",
+      conditions: `${c.from} and ${c.to} in every round`,
+      verdict: "inconclusive: not measured",
+    };
   }
-  const from = pairs.map(([a]) => value(a!)), to = pairs.map(([, b]) => value(b!));
+  const from = pairs.map(([a]) => value(a!)),
+    to = pairs.map(([, b]) => value(b!));
   const pcts = pairs.map((_, i) => changePct(from[i]!, to[i]!));
   const minSamples = Math.min(...pairs.flatMap(([a, b]) => [a!.count, b!.count]));
   const tails = new Set(pairs.flatMap(([a, b]) => [tailOf(a!).label, tailOf(b!).label]));
   const unit = c.metric === "throughput" ? "/s" : tails.has("max") ? "ms (max: n < 100)" : "ms (P99)";
-  const listCounts = c.lists === undefined ? undefined : c.perRound.map((rows) => [completed(c.lists!(rows, c.from)), completed(c.lists!(rows, c.to))]);
+  const listCounts =
+    c.lists === undefined
+      ? undefined
+      : c.perRound.map((rows) => [completed(c.lists!(rows, c.from)), completed(c.lists!(rows, c.to))]);
   const v = verdict({
-    seedPct: c.seedPct, roundPcts: pcts, minSamples, samplesNeeded: c.metric === "tail" ? 100 : 1,
+    seedPct: c.seedPct,
+    roundPcts: pcts,
+    minSamples,
+    samplesNeeded: c.metric === "tail" ? 100 : 1,
     ...(listCounts === undefined ? {} : { listsCompleted: listCounts }),
   });
   const pctSpread = pcts.every(Number.isFinite) ? spreadOf(pcts) : undefined;
-  const change = pctSpread === undefined ? "n/a" : pctSpread.n === 1 ? fmtPct(pctSpread.median) : `${fmtPct(pctSpread.median)} (${fmtPct(pctSpread.min)} to ${fmtPct(pctSpread.max)})`;
-  const lists = listCounts === undefined ? "" : `; LISTs completed per round ${c.from} ${listCounts.map((l) => l[0]).join("/")}, ${c.to} ${listCounts.map((l) => l[1]).join("/")}`;
+  const change =
+    pctSpread === undefined
+      ? "n/a"
+      : pctSpread.n === 1
+        ? fmtPct(pctSpread.median)
+        : `${fmtPct(pctSpread.median)} (${fmtPct(pctSpread.min)} to ${fmtPct(pctSpread.max)})`;
+  const lists =
+    listCounts === undefined
+      ? ""
+      : `; LISTs completed per round ${c.from} ${listCounts.map((l) => l[0]).join("/")}, ${c.to} ${listCounts.map((l) => l[1]).join("/")}`;
   return {
     ...base,
     measured_value: `${formatSpread(spreadOf(from), unit)} → ${formatSpread(spreadOf(to), unit)}: ${change}`,
@@ -65,11 +85,19 @@ export function comparisonClaim(c: Comparison): ClaimRow {
  * closedLoopNote says, for the closed-loop view, when the targets' LIST counts differ by more than the
  * read-work bound (one slow target leaves more CPU to its writers), per round; "" when they do not.
  */
-export function closedLoopNote(perRound: readonly (readonly SummaryRow[])[], targets: readonly string[], lists: (rows: readonly SummaryRow[], target: string) => SummaryRow | undefined): string {
+export function closedLoopNote(
+  perRound: readonly (readonly SummaryRow[])[],
+  targets: readonly string[],
+  lists: (rows: readonly SummaryRow[], target: string) => SummaryRow | undefined,
+): string {
   const bad = perRound.flatMap((rows, i) => {
     const counts = targets.map((t) => completed(lists(rows, t)));
     const ratio = readWorkRatio(counts);
-    return ratio > MAX_READ_WORK_RATIO ? [`round ${i + 1}: ${targets.map((t, k) => `${t} ${counts[k]}`).join(", ")} (×${ratio.toFixed(2)})`] : [];
+    return ratio > MAX_READ_WORK_RATIO
+      ? [`round ${i + 1}: ${targets.map((t, k) => `${t} ${counts[k]}`).join(", ")} (×${ratio.toFixed(2)})`]
+      : [];
   });
-  return bad.length === 0 ? "" : `closed-loop LIST counts differ by more than ${Math.round((MAX_READ_WORK_RATIO - 1) * 100)}% between targets: ${bad.join("; ")}`;
+  return bad.length === 0
+    ? ""
+    : `closed-loop LIST counts differ by more than ${Math.round((MAX_READ_WORK_RATIO - 1) * 100)}% between targets: ${bad.join("; ")}`;
 }

@@ -8,14 +8,17 @@ export class ListOffload {
   private nextId = 1;
 
   constructor(endpoints: readonly string[]) {
-    this.worker = new Worker(new URL("./list_worker.js", import.meta.url), { workerData: { endpoints: [...endpoints] } });
+    this.worker = new Worker(new URL("./list_worker.js", import.meta.url), {
+      workerData: { endpoints: [...endpoints] },
+    });
     this.worker.on("message", (r: ListReply) => {
       const w = this.waiting.get(r.id);
       this.waiting.delete(r.id);
       w?.(r);
     });
     this.worker.on("error", (err) => {
-      for (const [id, w] of this.waiting) w({ id, sentAbsMs: 0, doneAbsMs: 0, bytes: 0, errorCode: `WORKER:${err.message}` });
+      for (const [id, w] of this.waiting)
+        w({ id, sentAbsMs: 0, doneAbsMs: 0, bytes: 0, errorCode: `WORKER:${err.message}` });
       this.waiting.clear();
     });
   }

@@ -39,7 +39,14 @@ if (parentPort !== null) {
     const sentAbsMs = absMs();
     storage.list(m.prefix, { timeoutMs: m.timeoutMs, ...(m.limit === undefined ? {} : { limit: m.limit }) }).then(
       (o) => port.postMessage({ id: m.id, sentAbsMs, doneAbsMs: absMs(), bytes: o.bytes } satisfies ListReply),
-      (err: unknown) => port.postMessage({ id: m.id, sentAbsMs, doneAbsMs: absMs(), bytes: 0, errorCode: errorCode(err) } satisfies ListReply),
+      (err: unknown) =>
+        port.postMessage({
+          id: m.id,
+          sentAbsMs,
+          doneAbsMs: absMs(),
+          bytes: 0,
+          errorCode: errorCode(err),
+        } satisfies ListReply),
     );
   });
 }

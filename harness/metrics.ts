@@ -8,7 +8,12 @@ export const HIST_MAX_US = 3_600_000_000; // one hour
 export const CDF_PERCENTILES = [0, 10, 25, 50, 75, 90, 95, 99, 99.5, 99.9, 99.99, 100] as const;
 
 export function newHistogram(): hdr.Histogram {
-  return hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: HIST_MAX_US, numberOfSignificantValueDigits: 3, useWebAssembly: false });
+  return hdr.build({
+    lowestDiscernibleValue: 1,
+    highestTrackableValue: HIST_MAX_US,
+    numberOfSignificantValueDigits: 3,
+    useWebAssembly: false,
+  });
 }
 
 export interface OpCell {
@@ -54,7 +59,18 @@ export class Recorder {
     const key = `${phase}\u0000${verb}\u0000${resource}`;
     let c = this.cells.get(key);
     if (c === undefined) {
-      c = { phase, verb, resource, latency: newHistogram(), service: newHistogram(), count: 0, errors: 0, conflicts: 0, bytes: 0, errorsByCode: new Map() };
+      c = {
+        phase,
+        verb,
+        resource,
+        latency: newHistogram(),
+        service: newHistogram(),
+        count: 0,
+        errors: 0,
+        conflicts: 0,
+        bytes: 0,
+        errorsByCode: new Map(),
+      };
       this.cells.set(key, c);
     }
     return c;
@@ -64,7 +80,13 @@ export class Recorder {
    * record one completed op. Times are seconds since the replay start: intended (scheduled) send, actual send,
    * completion. `errorCode` set = the op failed.
    */
-  record(phase: string, verb: string, resource: string, t: { intendedS: number; sentS: number; doneS: number }, outcome: { errorCode?: string; conflict?: boolean; bytes?: number } = {}): void {
+  record(
+    phase: string,
+    verb: string,
+    resource: string,
+    t: { intendedS: number; sentS: number; doneS: number },
+    outcome: { errorCode?: string; conflict?: boolean; bytes?: number } = {},
+  ): void {
     const c = this.cell(phase, verb, resource);
     const latencyUs = Math.max(1, Math.round((t.doneS - t.intendedS) * 1e6));
     const serviceUs = Math.max(1, Math.round((t.doneS - t.sentS) * 1e6));
@@ -84,7 +106,8 @@ export class Recorder {
       span[1] = Math.max(span[1], t.doneS);
     }
     const sec = Math.max(0, Math.floor(t.doneS));
-    while (this.timeline.length <= sec) this.timeline.push({ second: this.timeline.length, ops: 0, writes: 0, reads: 0, errors: 0 });
+    while (this.timeline.length <= sec)
+      this.timeline.push({ second: this.timeline.length, ops: 0, writes: 0, reads: 0, errors: 0 });
     const row = this.timeline[sec]!;
     row.ops++;
     if (isWrite(verb)) row.writes++;
@@ -126,15 +149,27 @@ export function summarise(rec: Recorder, phaseSeconds?: (phase: string) => numbe
   for (const c of rec.cells.values()) {
     const secs = phaseSeconds?.(c.phase) ?? rec.phaseSeconds(c.phase);
     rows.push({
-      target: rec.target, phase: c.phase, verb: c.verb, resource: c.resource, count: c.count, errors: c.errors, conflicts: c.conflicts, bytes: c.bytes,
+      target: rec.target,
+      phase: c.phase,
+      verb: c.verb,
+      resource: c.resource,
+      count: c.count,
+      errors: c.errors,
+      conflicts: c.conflicts,
+      bytes: c.bytes,
       throughput_per_s: secs > 0 ? Math.round((c.count / secs) * 100) / 100 : 0,
-      p50_ms: ms(c.latency.getValueAtPercentile(50)), p90_ms: ms(c.latency.getValueAtPercentile(90)),
-      p99_ms: ms(c.latency.getValueAtPercentile(99)), p999_ms: ms(c.latency.getValueAtPercentile(99.9)),
-      max_ms: ms(c.latency.maxValue), p99_service_ms: ms(c.service.getValueAtPercentile(99)),
+      p50_ms: ms(c.latency.getValueAtPercentile(50)),
+      p90_ms: ms(c.latency.getValueAtPercentile(90)),
+      p99_ms: ms(c.latency.getValueAtPercentile(99)),
+      p999_ms: ms(c.latency.getValueAtPercentile(99.9)),
+      max_ms: ms(c.latency.maxValue),
+      p99_service_ms: ms(c.service.getValueAtPercentile(99)),
       errors_by_code: [...c.errorsByCode].map(([k, v]) => `${k}:${v}`).join(" "),
     });
   }
-  return rows.sort((a, b) => a.phase.localeCompare(b.phase) || a.verb.localeCompare(b.verb) || a.resource.localeCompare(b.resource));
+  return rows.sort(
+    (a, b) => a.phase.localeCompare(b.phase) || a.verb.localeCompare(b.verb) || a.resource.localeCompare(b.resource),
+  );
 }
 
 /** cdfRows are a cell's latency CDF points (percentile, ms) for its histogram CSV. */
@@ -167,7 +202,9 @@ export function tailOf(r: { count: number | string; p99_ms: number | string; max
   const n = Number(r.count);
   const p99 = Number(r.p99_ms);
   // A source that reports no P99 (perfkit's LIST latencies) falls back to its max as well.
-  return n >= samplesFor(99) && Number.isFinite(p99) ? { label: "p99", ms: p99, n } : { label: "max", ms: Number(r.max_ms), n };
+  return n >= samplesFor(99) && Number.isFinite(p99)
+    ? { label: "p99", ms: p99, n }
+    : { label: "max", ms: Number(r.max_ms), n };
 }
 
 /** formatTail prints a tail as "p99 12.3 ms (n=1200)" or "max 146.3 ms (n=30)". */

@@ -67,7 +67,9 @@ export function intendedStarts(startS: number, endS: number, periodS: number): n
  */
 export async function pacedLoop<T>(o: PacedOptions<T>): Promise<PacedResult> {
   const slots = new Slots(o.maxInFlight);
-  let issued = 0, skipped = 0, sentLate = 0;
+  let issued = 0,
+    skipped = 0,
+    sentLate = 0;
   const pending: Promise<void>[] = [];
   for (const intendedS of intendedStarts(o.startS, o.endS, o.periodS)) {
     await o.clock.sleepUntil(intendedS);
@@ -84,7 +86,12 @@ export async function pacedLoop<T>(o: PacedOptions<T>): Promise<PacedResult> {
       slots.release();
       o.done({ intendedS, sentS, doneS: o.clock.now() }, outcome);
     };
-    pending.push(o.issue().then((value) => finish({ value }), (error: unknown) => finish({ error })));
+    pending.push(
+      o.issue().then(
+        (value) => finish({ value }),
+        (error: unknown) => finish({ error }),
+      ),
+    );
   }
   await Promise.all(pending);
   return { issued, skipped, sentLate };

@@ -44,28 +44,47 @@ export interface RwOptions {
 
 /** parseResult reads perfkit's `RESULT <cmd> key=value …` line (the last one in its output). */
 export function parseResult(stdout: string): Record<string, string> {
-  const line = stdout.split("\n").reverse().find((l) => l.startsWith("RESULT "));
+  const line = stdout
+    .split("\n")
+    .reverse()
+    .find((l) => l.startsWith("RESULT "));
   if (line === undefined) throw new Error(`perfkit printed no RESULT line: ${stdout.slice(-300)}`);
-  return Object.fromEntries(line.split(" ").slice(2).map((kv) => kv.split("=") as [string, string]));
+  return Object.fromEntries(
+    line
+      .split(" ")
+      .slice(2)
+      .map((kv) => kv.split("=") as [string, string]),
+  );
 }
 
 /** runRw runs `perfkit rw` and returns its RESULT fields. */
 export function runRw(bin: string, o: RwOptions): Promise<Record<string, string>> {
   const args = [
-    "rw", `--endpoints=${o.endpoints.join(",")}`, `--writers=${o.writers}`, `--conns=${o.writers}`, `--readers=${o.readers}`,
-    `--read-prefix=${o.readPrefix}`, `--duration=${o.seconds}s`, `--reader-interval=${Math.round(o.readerIntervalS * 1000)}ms`,
+    "rw",
+    `--endpoints=${o.endpoints.join(",")}`,
+    `--writers=${o.writers}`,
+    `--conns=${o.writers}`,
+    `--readers=${o.readers}`,
+    `--read-prefix=${o.readPrefix}`,
+    `--duration=${o.seconds}s`,
+    `--reader-interval=${Math.round(o.readerIntervalS * 1000)}ms`,
     `--val-size=${o.valueBytes}`,
   ];
   return new Promise((res, rej) => {
     const p = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"] });
-    let out = "", err = "";
+    let out = "",
+      err = "";
     p.stdout.on("data", (d: Buffer) => (out += d.toString()));
     p.stderr.on("data", (d: Buffer) => (err += d.toString()));
     p.on("error", rej);
     p.on("close", (code) => {
       if (code !== 0) rej(new Error(`perfkit rw exited ${code}: ${err.slice(-300)}`));
       else {
-        try { res(parseResult(out)); } catch (e) { rej(e as Error); }
+        try {
+          res(parseResult(out));
+        } catch (e) {
+          rej(e as Error);
+        }
       }
     });
   });
@@ -78,17 +97,45 @@ export function runRw(bin: string, o: RwOptions): Promise<Record<string, string>
 export function rwRows(target: string, phase: string, r: Record<string, string>): SummaryRow[] {
   const n = (k: string): number => Number(r[k] ?? Number.NaN);
   const seconds = n("seconds");
-  const rows: SummaryRow[] = [{
-    target, phase, verb: "put", resource: "kv", count: n("puts"), errors: n("errors"), conflicts: 0, bytes: 0,
-    throughput_per_s: n("puts_per_s"), p50_ms: n("p50_ms"), p90_ms: n("p90_ms"), p99_ms: n("p99_ms"), p999_ms: n("p999_ms"),
-    max_ms: n("max_ms"), p99_service_ms: n("p99_ms"), errors_by_code: "",
-  }];
+  const rows: SummaryRow[] = [
+    {
+      target,
+      phase,
+      verb: "put",
+      resource: "kv",
+      count: n("puts"),
+      errors: n("errors"),
+      conflicts: 0,
+      bytes: 0,
+      throughput_per_s: n("puts_per_s"),
+      p50_ms: n("p50_ms"),
+      p90_ms: n("p90_ms"),
+      p99_ms: n("p99_ms"),
+      p999_ms: n("p999_ms"),
+      max_ms: n("max_ms"),
+      p99_service_ms: n("p99_ms"),
+      errors_by_code: "",
+    },
+  ];
   if (r["ranges"] !== undefined) {
     const count = n("ranges");
     rows.push({
-      target, phase, verb: "list", resource: "pods", count, errors: 0, conflicts: 0, bytes: Math.round(n("read_MB_per_s") * 1e6 * seconds),
-      throughput_per_s: seconds > 0 ? Math.round((count / seconds) * 100) / 100 : 0, p50_ms: n("range_p50_ms"), p90_ms: Number.NaN,
-      p99_ms: Number.NaN, p999_ms: Number.NaN, max_ms: n("range_max_ms"), p99_service_ms: Number.NaN, errors_by_code: "",
+      target,
+      phase,
+      verb: "list",
+      resource: "pods",
+      count,
+      errors: 0,
+      conflicts: 0,
+      bytes: Math.round(n("read_MB_per_s") * 1e6 * seconds),
+      throughput_per_s: seconds > 0 ? Math.round((count / seconds) * 100) / 100 : 0,
+      p50_ms: n("range_p50_ms"),
+      p90_ms: Number.NaN,
+      p99_ms: Number.NaN,
+      p999_ms: Number.NaN,
+      max_ms: n("range_max_ms"),
+      p99_service_ms: Number.NaN,
+      errors_by_code: "",
     });
   }
   return rows;

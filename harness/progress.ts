@@ -7,14 +7,17 @@ export class Progress {
 
   constructor(label: string, total: number) {
     if (process.env["ETCD_TS_BENCH_QUIET"] === "1" || total === 0) return;
-    this.bar = new cliProgress.SingleBar({
-      format: `${label.padEnd(28)} [{bar}] {percentage}% {value}/{total} eta {eta}s`,
-      stream: process.stderr,
-      noTTYOutput: true,
-      notTTYSchedule: 5_000,
-      hideCursor: false,
-      etaBuffer: 200,
-    }, cliProgress.Presets.legacy);
+    this.bar = new cliProgress.SingleBar(
+      {
+        format: `${label.padEnd(28)} [{bar}] {percentage}% {value}/{total} eta {eta}s`,
+        stream: process.stderr,
+        noTTYOutput: true,
+        notTTYSchedule: 5_000,
+        hideCursor: false,
+        etaBuffer: 200,
+      },
+      cliProgress.Presets.legacy,
+    );
     this.bar.start(total, 0);
   }
 

@@ -74,7 +74,12 @@ interface Executed {
 const done = (conflict: boolean): Executed => ({ conflict });
 
 /** execute runs one op's etcd calls; "cache" when kube-apiserver would answer it without etcd. */
-async function execute(storage: KubeStorage, client: EtcdClient, op: TraceOp, timeoutMs: number): Promise<Executed | "cache"> {
+async function execute(
+  storage: KubeStorage,
+  client: EtcdClient,
+  op: TraceOp,
+  timeoutMs: number,
+): Promise<Executed | "cache"> {
   switch (op.verb) {
     case "create":
       return done(!(await storage.create(keyOf(op), valueBytesOf(op), op.ttl)).created);
@@ -93,7 +98,15 @@ async function execute(storage: KubeStorage, client: EtcdClient, op: TraceOp, ti
         await storage.count(listPrefix(op.resource, op.ns, op.group));
         return done(false);
       }
-      return { conflict: false, bytes: (await storage.list(listPrefix(op.resource, op.ns, op.group), { ...(op.limit === undefined ? {} : { limit: op.limit }), timeoutMs })).bytes };
+      return {
+        conflict: false,
+        bytes: (
+          await storage.list(listPrefix(op.resource, op.ns, op.group), {
+            ...(op.limit === undefined ? {} : { limit: op.limit }),
+            timeoutMs,
+          })
+        ).bytes,
+      };
     case "deletecollection": {
       const r = await client.get(listPrefix(op.resource, op.ns, op.group), { prefix: true, keysOnly: true });
       for (const kv of r.kvs) await storage.delete(kv.key.toString());
@@ -106,7 +119,8 @@ async function execute(storage: KubeStorage, client: EtcdClient, op: TraceOp, ti
 
 async function preload(storage: KubeStorage, client: EtcdClient, ops: TraceOp[], opts: ReplayOptions): Promise<number> {
   const bar = new Progress(`preload ${opts.label ?? ""}`.trim(), ops.length);
-  let next = 0, errors = 0;
+  let next = 0,
+    errors = 0;
   const worker = async (): Promise<void> => {
     while (next < ops.length) {
       const op = ops[next++]!;
@@ -124,7 +138,12 @@ async function preload(storage: KubeStorage, client: EtcdClient, ops: TraceOp[],
 }
 
 /** replayTrace runs the trace against the client's target and records into `rec`. */
-export async function replayTrace(client: EtcdClient, trace: Trace, rec: Recorder, opts: ReplayOptions = {}): Promise<ReplayResult> {
+export async function replayTrace(
+  client: EtcdClient,
+  trace: Trace,
+  rec: Recorder,
+  opts: ReplayOptions = {},
+): Promise<ReplayResult> {
   const storage = new KubeStorage(client);
   const pre = trace.ops.filter((o) => o.phase === "preload");
   const ops = trace.ops.filter((o) => o.phase !== "preload");
@@ -134,7 +153,9 @@ export async function replayTrace(client: EtcdClient, trace: Trace, rec: Recorde
   const offload = opts.offloadLists === undefined ? undefined : new ListOffload(opts.offloadLists);
   // Watches start from the revision the measured replay starts at (as kube-apiserver watches from its LIST's
   // revision + 1), so a watch sees every measured write on its prefix however long its creation takes.
-  const watchFrom = ops.some((o) => o.verb === "watch") ? (await client.get("compact_rev_key")).header.revision + 1n : undefined;
+  const watchFrom = ops.some((o) => o.verb === "watch")
+    ? (await client.get("compact_rev_key")).header.revision + 1n
+    : undefined;
   const run = new Run(client, storage, rec, opts, offload, watchFrom);
   try {
     await run.run(ops);
@@ -142,8 +163,15 @@ export async function replayTrace(client: EtcdClient, trace: Trace, rec: Recorde
     await offload?.close();
   }
   return {
-    preloaded: pre.length, preloadErrors, preloadSeconds, replaySeconds: run.elapsedS(), skipped: run.skipped, pacedSkipped: run.pacedSkipped,
-    cacheServed: run.cacheServed, watchEvents: run.watchEvents, compactions: run.compactions,
+    preloaded: pre.length,
+    preloadErrors,
+    preloadSeconds,
+    replaySeconds: run.elapsedS(),
+    skipped: run.skipped,
+    pacedSkipped: run.pacedSkipped,
+    cacheServed: run.cacheServed,
+    watchEvents: run.watchEvents,
+    compactions: run.compactions,
   };
 }
 
@@ -163,8 +191,11 @@ class Run {
   private readonly timeoutMs: number;
 
   constructor(
-    private readonly client: EtcdClient, private readonly storage: KubeStorage, private readonly rec: Recorder,
-    private readonly opts: ReplayOptions, private readonly offload: ListOffload | undefined,
+    private readonly client: EtcdClient,
+    private readonly storage: KubeStorage,
+    private readonly rec: Recorder,
+    private readonly opts: ReplayOptions,
+    private readonly offload: ListOffload | undefined,
     private readonly watchFrom: bigint | undefined,
   ) {
     this.speed = opts.speed ?? 1;
@@ -239,16 +270,30 @@ class Run {
   }
 
   private async issue(op: TraceOp, intendedS: number): Promise<void> {
-    if (this.offload !== undefined && op.verb === "list" && op.countOnly !== true && op.rv !== "0") return this.issueOffloaded(op, intendedS);
+    if (this.offload !== undefined && op.verb === "list" && op.countOnly !== true && op.rv !== "0")
+      return this.issueOffloaded(op, intendedS);
     this.inFlight++;
     const sentS = this.elapsedS();
     const phase = op.phase ?? "run";
     try {
       const r = await execute(this.storage, this.client, op, this.timeoutMs);
       if (r === "cache") this.cacheServed++;
-      else this.rec.record(phase, reportVerb(op), op.resource, { intendedS, sentS, doneS: this.elapsedS() }, { conflict: r.conflict, bytes: r.bytes ?? 0 });
+      else
+        this.rec.record(
+          phase,
+          reportVerb(op),
+          op.resource,
+          { intendedS, sentS, doneS: this.elapsedS() },
+          { conflict: r.conflict, bytes: r.bytes ?? 0 },
+        );
     } catch (err) {
-      this.rec.record(phase, reportVerb(op), op.resource, { intendedS, sentS, doneS: this.elapsedS() }, { errorCode: errorCode(err) });
+      this.rec.record(
+        phase,
+        reportVerb(op),
+        op.resource,
+        { intendedS, sentS, doneS: this.elapsedS() },
+        { errorCode: errorCode(err) },
+      );
     } finally {
       this.inFlight--;
       const w = this.slotWaiter;
@@ -261,7 +306,13 @@ class Run {
     const startAbs = performance.timeOrigin + this.start;
     const r = await this.offload!.list(listPrefix(op.resource, op.ns, op.group), op.limit, this.timeoutMs);
     const t = { intendedS, sentS: (r.sentAbsMs - startAbs) / 1000, doneS: (r.doneAbsMs - startAbs) / 1000 };
-    this.rec.record(op.phase ?? "run", reportVerb(op), op.resource, t, r.errorCode === undefined ? { bytes: r.bytes } : { errorCode: r.errorCode });
+    this.rec.record(
+      op.phase ?? "run",
+      reportVerb(op),
+      op.resource,
+      t,
+      r.errorCode === undefined ? { bytes: r.bytes } : { errorCode: r.errorCode },
+    );
   }
 
   private openWatch(op: TraceOp, intendedS: number): void {
@@ -272,7 +323,14 @@ class Run {
     const sentS = this.elapsedS();
     void w.created.then(
       () => this.rec.record(phase, "watch", op.resource, { intendedS, sentS, doneS: this.elapsedS() }),
-      (err: unknown) => this.rec.record(phase, "watch", op.resource, { intendedS, sentS, doneS: this.elapsedS() }, { errorCode: errorCode(err) }),
+      (err: unknown) =>
+        this.rec.record(
+          phase,
+          "watch",
+          op.resource,
+          { intendedS, sentS, doneS: this.elapsedS() },
+          { errorCode: errorCode(err) },
+        ),
     );
     void (async () => {
       try {
@@ -308,11 +366,22 @@ class Run {
           if ((await this.storage.compactRound()) > 0n) this.compactions++;
           this.rec.record(phase, "compact", "compact_rev_key", { intendedS, sentS, doneS: this.elapsedS() });
         } catch (err) {
-          this.rec.record(phase, "compact", "compact_rev_key", { intendedS, sentS, doneS: this.elapsedS() }, { errorCode: errorCode(err) });
+          this.rec.record(
+            phase,
+            "compact",
+            "compact_rev_key",
+            { intendedS, sentS, doneS: this.elapsedS() },
+            { errorCode: errorCode(err) },
+          );
         }
       }
     })();
-    return { stop: () => { stopped = true; wake?.(); }, done };
+    return {
+      stop: () => {
+        stopped = true;
+        wake?.();
+      },
+      done,
+    };
   }
 }
-

@@ -27,7 +27,10 @@ function focusOf(env: Record<string, unknown>, summary: readonly Record<string, 
   const out: Focus[] = [];
   for (const r of [...writes].sort((a, b) => Number(b["count"]) - Number(a["count"]))) {
     const k = `${r["verb"]} ${r["resource"]}`;
-    if (!seen.has(k) && out.length < 3) { seen.add(k); out.push({ verb: r["verb"]!, resource: r["resource"]! }); }
+    if (!seen.has(k) && out.length < 3) {
+      seen.add(k);
+      out.push({ verb: r["verb"]!, resource: r["resource"]! });
+    }
   }
   return out;
 }
@@ -37,28 +40,51 @@ interface Reference {
   readonly p99Ms: number;
 }
 
-function p99Bars(summary: readonly Record<string, string>[], focus: readonly Focus[], refs: readonly Reference[]): string {
+function p99Bars(
+  summary: readonly Record<string, string>[],
+  focus: readonly Focus[],
+  refs: readonly Reference[],
+): string {
   const targets = [...new Set(summary.map((r) => r["target"]!))];
   // The seed's published numbers, drawn as grey bars beside ours (group 7 = grey in svg.ts's palette order).
   const bars: Bar[] = refs.map((r) => ({ label: `seed: ${r.label}`, value: r.p99Ms, group: 7 }));
   for (const f of focus) {
     for (const r of summary.filter((x) => x["verb"] === f.verb && x["resource"] === f.resource)) {
       const t = tailOf({ count: r["count"]!, p99_ms: r["p99_ms"]!, max_ms: r["max_ms"]! });
-      bars.push({ label: `${r["target"]} · ${r["phase"]} · ${f.verb} ${f.resource} · ${t.label} n=${t.n}`, value: t.ms, group: targets.indexOf(r["target"]!) });
+      bars.push({
+        label: `${r["target"]} · ${r["phase"]} · ${f.verb} ${f.resource} · ${t.label} n=${t.n}`,
+        value: t.ms,
+        group: targets.indexOf(r["target"]!),
+      });
     }
   }
   return bars.length === 0 ? "" : barChart("P99 latency (ms, from intended send time; max where n < 100)", bars, "ms");
 }
 
 function cdfCharts(dir: string, summary: readonly Record<string, string>[], focus: readonly Focus[]): string {
-  return focus.map((f) => {
-    const series: Series[] = [];
-    for (const r of summary.filter((x) => x["verb"] === f.verb && x["resource"] === f.resource)) {
-      const rows = readCsv(join(dir, "histograms", histogramFileName({ target: r["target"]!, phase: r["phase"]!, verb: f.verb, resource: f.resource })));
-      series.push({ name: `${r["target"]} ${r["phase"]}`, points: rows.map((p) => [Number(p["latency_ms"]), Number(p["percentile"])] as const) });
-    }
-    return lineChart(`Latency CDF: ${f.verb} ${f.resource}`, series, { x: "latency (ms, log)", y: "percentile", xLog: true });
-  }).join("\n");
+  return focus
+    .map((f) => {
+      const series: Series[] = [];
+      for (const r of summary.filter((x) => x["verb"] === f.verb && x["resource"] === f.resource)) {
+        const rows = readCsv(
+          join(
+            dir,
+            "histograms",
+            histogramFileName({ target: r["target"]!, phase: r["phase"]!, verb: f.verb, resource: f.resource }),
+          ),
+        );
+        series.push({
+          name: `${r["target"]} ${r["phase"]}`,
+          points: rows.map((p) => [Number(p["latency_ms"]), Number(p["percentile"])] as const),
+        });
+      }
+      return lineChart(`Latency CDF: ${f.verb} ${f.resource}`, series, {
+        x: "latency (ms, log)",
+        y: "percentile",
+        xLog: true,
+      });
+    })
+    .join("\n");
 }
 
 function timelineChart(dir: string): string {
@@ -66,10 +92,19 @@ function timelineChart(dir: string): string {
   const series: Series[] = [];
   for (const target of [...new Set(rows.map((r) => r["target"]!))]) {
     const mine = rows.filter((r) => r["target"] === target);
-    series.push({ name: `${target} writes/s`, points: mine.map((r) => [Number(r["second"]), Number(r["writes"])] as const) });
-    series.push({ name: `${target} reads/s`, points: mine.map((r) => [Number(r["second"]), Number(r["reads"])] as const) });
+    series.push({
+      name: `${target} writes/s`,
+      points: mine.map((r) => [Number(r["second"]), Number(r["writes"])] as const),
+    });
+    series.push({
+      name: `${target} reads/s`,
+      points: mine.map((r) => [Number(r["second"]), Number(r["reads"])] as const),
+    });
   }
-  return lineChart("Throughput over time (completed ops per second)", series, { x: "seconds since replay start", y: "ops/s" });
+  return lineChart("Throughput over time (completed ops per second)", series, {
+    x: "seconds since replay start",
+    y: "ops/s",
+  });
 }
 
 const CSS = `body{font-family:system-ui,sans-serif;margin:24px;max-width:1100px;color:#222}
@@ -100,20 +135,47 @@ interface ReadWork {
 function readWorkTable(summary: readonly Record<string, string>[], rw: ReadWork | undefined): string {
   if (rw === undefined) return "";
   const find = (r: Record<string, string>, f: Focus): Record<string, string> | undefined =>
-    summary.find((x) => x["target"] === r["target"] && x["phase"] === r["phase"] && x["verb"] === f.verb && x["resource"] === f.resource);
+    summary.find(
+      (x) =>
+        x["target"] === r["target"] &&
+        x["phase"] === r["phase"] &&
+        x["verb"] === f.verb &&
+        x["resource"] === f.resource,
+    );
   const tail = (r: Record<string, string> | undefined): string => {
     if (r === undefined) return "-";
     const t = tailOf({ count: r["count"]!, p99_ms: r["p99_ms"]!, max_ms: r["max_ms"]! });
     return `${t.label} ${t.ms}`;
   };
-  const rows = summary.filter((r) => r["verb"] === rw.write.verb && r["resource"] === rw.write.resource).map((w) => {
-    const l = find(w, rw.list);
-    return {
-      target: w["target"]!, phase: w["phase"]!, "writes n": w["count"]!, "writes/s": w["throughput_per_s"]!, "write p50 ms": w["p50_ms"]!, "write tail ms": tail(w),
-      "LISTs n": l?.["count"] ?? "0", "LIST MB": l === undefined ? "0" : (Number(l["bytes"]) / 1e6).toFixed(1), "LIST p50 ms": l?.["p50_ms"] ?? "-", "LIST tail ms": tail(l),
-    };
-  });
-  const cols = ["target", "phase", "writes n", "writes/s", "write p50 ms", "write tail ms", "LISTs n", "LIST MB", "LIST p50 ms", "LIST tail ms"];
+  const rows = summary
+    .filter((r) => r["verb"] === rw.write.verb && r["resource"] === rw.write.resource)
+    .map((w) => {
+      const l = find(w, rw.list);
+      return {
+        target: w["target"]!,
+        phase: w["phase"]!,
+        "writes n": w["count"]!,
+        "writes/s": w["throughput_per_s"]!,
+        "write p50 ms": w["p50_ms"]!,
+        "write tail ms": tail(w),
+        "LISTs n": l?.["count"] ?? "0",
+        "LIST MB": l === undefined ? "0" : (Number(l["bytes"]) / 1e6).toFixed(1),
+        "LIST p50 ms": l?.["p50_ms"] ?? "-",
+        "LIST tail ms": tail(l),
+      };
+    });
+  const cols = [
+    "target",
+    "phase",
+    "writes n",
+    "writes/s",
+    "write p50 ms",
+    "write tail ms",
+    "LISTs n",
+    "LIST MB",
+    "LIST p50 ms",
+    "LIST tail ms",
+  ];
   return `<h2>Writes and read work per cell (${esc(rw.write.verb)} ${esc(rw.write.resource)} beside ${esc(rw.list.verb)} ${esc(rw.list.resource)}; tail = P99, or max when n &lt; 100)</h2>${table(rows, cols)}`;
 }
 
@@ -132,13 +194,40 @@ export function renderReport(dir: string): string {
   const summary = readCsv(join(dir, "summary.csv"));
   const claims = readCsv(join(dir, "claims.csv"));
   const focus = focusOf(env, summary);
-  const targets = (env["targets"] as { name: string; describe: string; version: string; available: boolean; reason?: string; eventLoopDelayP99Ms?: number }[] | undefined) ?? [];
+  const targets =
+    (env["targets"] as
+      | {
+          name: string;
+          describe: string;
+          version: string;
+          available: boolean;
+          reason?: string;
+          eventLoopDelayP99Ms?: number;
+        }[]
+      | undefined) ?? [];
   const lagNotes = targets
     .filter((t) => (t.eventLoopDelayP99Ms ?? 0) > LAG_WARN_MS)
-    .map((t) => `${t.name}: the replayer's event loop was delayed ${t.eventLoopDelayP99Ms} ms at P99 (CPU shared with the server and other work; load average ${env["loadAverage"] === undefined ? "not recorded" : JSON.stringify(env["loadAverage"])}); P99 latencies near or below that reflect the machine as much as the server.`);
-  const notes = [...((env["notes"] as string[] | undefined) ?? []), ...lagNotes].map((n) => `<p class="note">${esc(n)}</p>`).join("\n");
-  const targetRows = targets.map((t) => ({ round: String((t as { round?: number }).round ?? 1), target: t.name, available: t.available ? "yes" : "not yet available", version: t.version, detail: t.available ? t.describe : (t.reason ?? "") }));
-  const hists = (() => { try { return readdirSync(join(dir, "histograms")).length; } catch { return 0; } })();
+    .map(
+      (t) =>
+        `${t.name}: the replayer's event loop was delayed ${t.eventLoopDelayP99Ms} ms at P99 (CPU shared with the server and other work; load average ${env["loadAverage"] === undefined ? "not recorded" : JSON.stringify(env["loadAverage"])}); P99 latencies near or below that reflect the machine as much as the server.`,
+    );
+  const notes = [...((env["notes"] as string[] | undefined) ?? []), ...lagNotes]
+    .map((n) => `<p class="note">${esc(n)}</p>`)
+    .join("\n");
+  const targetRows = targets.map((t) => ({
+    round: String((t as { round?: number }).round ?? 1),
+    target: t.name,
+    available: t.available ? "yes" : "not yet available",
+    version: t.version,
+    detail: t.available ? t.describe : (t.reason ?? ""),
+  }));
+  const hists = (() => {
+    try {
+      return readdirSync(join(dir, "histograms")).length;
+    } catch {
+      return 0;
+    }
+  })();
   const html = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>etcd-ts bench: ${esc(String(env["experiment"] ?? ""))}</title><style>${CSS}</style></head><body>
 <h1>etcd-ts bench — ${esc(String(env["experiment"] ?? ""))}</h1>
 <p>Started ${esc(String(env["startedAt"] ?? ""))} · client ${esc(String(env["client"] ?? "node (core/client)"))} · git ${esc(String(env["gitCommit"] ?? ""))} · seed ${esc(String(env["seed"] ?? "-"))} · trace ${esc(String(env["traceDigest"] ?? "-"))}</p>

@@ -22,7 +22,15 @@ export interface ClaimRow {
   readonly note: string;
 }
 
-export const CLAIM_COLUMNS = ["claim", "seed_value", "target", "measured_value", "conditions", "verdict", "note"] as const;
+export const CLAIM_COLUMNS = [
+  "claim",
+  "seed_value",
+  "target",
+  "measured_value",
+  "conditions",
+  "verdict",
+  "note",
+] as const;
 
 export interface RunEnv {
   readonly experiment: string;
@@ -37,7 +45,10 @@ export interface RunEnv {
 
 /** runDir creates results/<timestamp>-<name>/ under `root` and returns its path. */
 export function runDir(name: string, root = resolve("results")): string {
-  const stamp = new Date().toISOString().replace(/[:.]/g, "-").replace(/-\d{3}Z$/, "Z");
+  const stamp = new Date()
+    .toISOString()
+    .replace(/[:.]/g, "-")
+    .replace(/-\d{3}Z$/, "Z");
   const dir = join(root, `${stamp}-${name}`);
   mkdirSync(join(dir, "histograms"), { recursive: true });
   return dir;
@@ -55,7 +66,14 @@ function gitCommit(): string {
 export function machineEnv(): Record<string, unknown> {
   const cpu = cpus();
   return {
-    machine: { hostname: hostname(), platform: platform(), kernel: release(), cpus: cpu.length, cpuModel: cpu[0]?.model ?? "unknown", memoryBytes: totalmem() },
+    machine: {
+      hostname: hostname(),
+      platform: platform(),
+      kernel: release(),
+      cpus: cpu.length,
+      cpuModel: cpu[0]?.model ?? "unknown",
+      memoryBytes: totalmem(),
+    },
     /** 1/5/15-min load averages when the results were written: other work on the machine skews latencies. */
     loadAverage: loadavg().map((v) => Math.round(v * 100) / 100),
     node: process.version,
@@ -64,8 +82,22 @@ export function machineEnv(): Record<string, unknown> {
 }
 
 export const SUMMARY_COLUMNS: readonly (keyof SummaryRow)[] = [
-  "target", "phase", "verb", "resource", "count", "errors", "conflicts", "bytes", "throughput_per_s",
-  "p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms", "p99_service_ms", "errors_by_code",
+  "target",
+  "phase",
+  "verb",
+  "resource",
+  "count",
+  "errors",
+  "conflicts",
+  "bytes",
+  "throughput_per_s",
+  "p50_ms",
+  "p90_ms",
+  "p99_ms",
+  "p999_ms",
+  "max_ms",
+  "p99_service_ms",
+  "errors_by_code",
 ];
 
 /** histogramFileName is the per-op CDF file of one summary row. */
@@ -75,8 +107,12 @@ export function histogramFileName(r: { target: string; phase: string; verb: stri
 
 /** writeResults writes every CSV and env.json; returns the summary rows written. */
 export function writeResults(
-  dir: string, recorders: readonly Recorder[], claims: readonly ClaimRow[], env: RunEnv,
-  phaseSeconds?: (target: string, phase: string) => number, extraRows: readonly SummaryRow[] = [],
+  dir: string,
+  recorders: readonly Recorder[],
+  claims: readonly ClaimRow[],
+  env: RunEnv,
+  phaseSeconds?: (target: string, phase: string) => number,
+  extraRows: readonly SummaryRow[] = [],
 ): SummaryRow[] {
   mkdirSync(join(dir, "histograms"), { recursive: true });
   const rows: SummaryRow[] = [...extraRows];
@@ -85,13 +121,25 @@ export function writeResults(
     rows.push(...summarise(rec, phaseSeconds === undefined ? undefined : (p) => phaseSeconds(rec.target, p)));
     for (const c of rec.cells.values()) {
       const file = histogramFileName({ target: rec.target, phase: c.phase, verb: c.verb, resource: c.resource });
-      writeFileSync(join(dir, "histograms", file), stringify(cdfRows(c), { header: true, columns: ["percentile", "latency_ms", "service_ms"] }));
+      writeFileSync(
+        join(dir, "histograms", file),
+        stringify(cdfRows(c), { header: true, columns: ["percentile", "latency_ms", "service_ms"] }),
+      );
     }
     for (const t of rec.timeline) timeline.push([rec.target, t.second, t.ops, t.writes, t.reads, t.errors]);
   }
   writeFileSync(join(dir, "summary.csv"), stringify(rows, { header: true, columns: SUMMARY_COLUMNS as string[] }));
-  writeFileSync(join(dir, "timeline.csv"), stringify(timeline, { header: true, columns: ["target", "second", "ops", "writes", "reads", "errors"] }));
-  writeFileSync(join(dir, "claims.csv"), stringify(claims.map((c) => ({ conditions: "", verdict: "", ...c })), { header: true, columns: [...CLAIM_COLUMNS] }));
+  writeFileSync(
+    join(dir, "timeline.csv"),
+    stringify(timeline, { header: true, columns: ["target", "second", "ops", "writes", "reads", "errors"] }),
+  );
+  writeFileSync(
+    join(dir, "claims.csv"),
+    stringify(
+      claims.map((c) => ({ conditions: "", verdict: "", ...c })),
+      { header: true, columns: [...CLAIM_COLUMNS] },
+    ),
+  );
   writeFileSync(join(dir, "env.json"), JSON.stringify({ ...machineEnv(), ...env }, null, 2) + "\n");
   return rows;
 }

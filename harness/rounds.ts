@@ -56,9 +56,13 @@ export function mergeRecorders(target: string, recs: readonly Recorder[]): Recor
     }
     for (const phase of rec.phaseSpan.keys()) seconds.set(phase, (seconds.get(phase) ?? 0) + rec.phaseSeconds(phase));
     rec.timeline.forEach((t, i) => {
-      while (out.timeline.length <= i) out.timeline.push({ second: out.timeline.length, ops: 0, writes: 0, reads: 0, errors: 0 });
+      while (out.timeline.length <= i)
+        out.timeline.push({ second: out.timeline.length, ops: 0, writes: 0, reads: 0, errors: 0 });
       const o = out.timeline[i]!;
-      o.ops += t.ops; o.writes += t.writes; o.reads += t.reads; o.errors += t.errors;
+      o.ops += t.ops;
+      o.writes += t.writes;
+      o.reads += t.reads;
+      o.errors += t.errors;
     });
   }
   // The pooled phase "span" is the summed duration, so throughput = all ops / all phase time.
@@ -90,12 +94,29 @@ export interface SpreadRow {
 }
 
 export const SPREAD_COLUMNS: readonly (keyof SpreadRow)[] = [
-  "target", "phase", "verb", "resource", "rounds", "count_median", "count_min", "count_max", "bytes_median",
-  "throughput_median", "throughput_min", "throughput_max", "p50_median_ms", "p50_min_ms", "p50_max_ms",
-  "tail", "tail_median_ms", "tail_min_ms", "tail_max_ms",
+  "target",
+  "phase",
+  "verb",
+  "resource",
+  "rounds",
+  "count_median",
+  "count_min",
+  "count_max",
+  "bytes_median",
+  "throughput_median",
+  "throughput_min",
+  "throughput_max",
+  "p50_median_ms",
+  "p50_min_ms",
+  "p50_max_ms",
+  "tail",
+  "tail_median_ms",
+  "tail_min_ms",
+  "tail_max_ms",
 ];
 
-const keyOf = (r: { target: string; phase: string; verb: string; resource: string }): string => [r.target, r.phase, r.verb, r.resource].join("\u0000");
+const keyOf = (r: { target: string; phase: string; verb: string; resource: string }): string =>
+  [r.target, r.phase, r.verb, r.resource].join("\u0000");
 
 /** spreadRows groups per-round summary rows by target × phase × verb × resource and gives each figure's spread. */
 export function spreadRows(perRound: readonly (readonly SummaryRow[])[]): SpreadRow[] {
@@ -104,29 +125,54 @@ export function spreadRows(perRound: readonly (readonly SummaryRow[])[]): Spread
   return [...groups.values()].map((g) => {
     const f = (pick: (r: SummaryRow) => number): Spread => spreadOf(g.map(pick));
     const tail = g.every((r) => r.count >= samplesFor(99)) ? "p99" : "max";
-    const count = f((r) => r.count), tp = f((r) => r.throughput_per_s), p50 = f((r) => r.p50_ms);
+    const count = f((r) => r.count),
+      tp = f((r) => r.throughput_per_s),
+      p50 = f((r) => r.p50_ms);
     const t = f((r) => (tail === "p99" ? r.p99_ms : r.max_ms));
     const first = g[0]!;
     return {
-      target: first.target, phase: first.phase, verb: first.verb, resource: first.resource, rounds: g.length,
-      count_median: count.median, count_min: count.min, count_max: count.max, bytes_median: f((r) => r.bytes).median,
-      throughput_median: round3(tp.median), throughput_min: tp.min, throughput_max: tp.max,
-      p50_median_ms: round3(p50.median), p50_min_ms: p50.min, p50_max_ms: p50.max,
-      tail, tail_median_ms: round3(t.median), tail_min_ms: t.min, tail_max_ms: t.max,
+      target: first.target,
+      phase: first.phase,
+      verb: first.verb,
+      resource: first.resource,
+      rounds: g.length,
+      count_median: count.median,
+      count_min: count.min,
+      count_max: count.max,
+      bytes_median: f((r) => r.bytes).median,
+      throughput_median: round3(tp.median),
+      throughput_min: tp.min,
+      throughput_max: tp.max,
+      p50_median_ms: round3(p50.median),
+      p50_min_ms: p50.min,
+      p50_max_ms: p50.max,
+      tail,
+      tail_median_ms: round3(t.median),
+      tail_min_ms: t.min,
+      tail_max_ms: t.max,
     };
   });
 }
 
 /** roundSummaries are each round's summary rows, with its own phase times. */
-export function roundSummaries(perRound: readonly (readonly Recorder[])[], phaseSeconds?: (phase: string) => number): SummaryRow[][] {
+export function roundSummaries(
+  perRound: readonly (readonly Recorder[])[],
+  phaseSeconds?: (phase: string) => number,
+): SummaryRow[][] {
   return perRound.map((recs) => recs.flatMap((rec) => summarise(rec, phaseSeconds)));
 }
 
 /** writeRoundFiles writes rounds.csv (every round's summary rows) and spread.csv (median, min, max per figure). */
 export function writeRoundFiles(dir: string, perRound: readonly (readonly SummaryRow[])[]): SpreadRow[] {
   const rows = perRound.flatMap((rs, i) => rs.map((r) => ({ round: i + 1, ...r })));
-  writeFileSync(join(dir, "rounds.csv"), stringify(rows, { header: true, columns: ["round", ...(SUMMARY_COLUMNS as string[])] }));
+  writeFileSync(
+    join(dir, "rounds.csv"),
+    stringify(rows, { header: true, columns: ["round", ...(SUMMARY_COLUMNS as string[])] }),
+  );
   const spread = spreadRows(perRound);
-  writeFileSync(join(dir, "spread.csv"), stringify(spread as SpreadRow[], { header: true, columns: SPREAD_COLUMNS as string[] }));
+  writeFileSync(
+    join(dir, "spread.csv"),
+    stringify(spread as SpreadRow[], { header: true, columns: SPREAD_COLUMNS as string[] }),
+  );
   return spread;
 }

@@ -16,5 +16,8 @@ export function medianMax(xs: readonly number[]): { median: number; max: number 
   if (xs.length === 0) return { median: 0, max: 0 };
   const v = [...xs].sort((a, b) => a - b);
   const mid = Math.floor(v.length / 2);
-  return { median: v.length % 2 === 1 ? (v[mid] as number) : ((v[mid - 1] as number) + (v[mid] as number)) / 2, max: v[v.length - 1] as number };
+  return {
+    median: v.length % 2 === 1 ? (v[mid] as number) : ((v[mid - 1] as number) + (v[mid] as number)) / 2,
+    max: v[v.length - 1] as number,
+  };
 }

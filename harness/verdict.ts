@@ -34,7 +34,8 @@ export interface Verdict {
 /** readWorkRatio is max / min of the completed LIST counts (Infinity when one did none and another did some). */
 export function readWorkRatio(counts: readonly number[]): number {
   if (counts.length < 2) return 1;
-  const lo = Math.min(...counts), hi = Math.max(...counts);
+  const lo = Math.min(...counts),
+    hi = Math.max(...counts);
   if (hi === 0) return 1;
   return lo === 0 ? Number.POSITIVE_INFINITY : hi / lo;
 }
@@ -42,15 +43,21 @@ export function readWorkRatio(counts: readonly number[]): number {
 /** verdict applies the rule above. */
 export function verdict(i: VerdictInput): Verdict {
   if (i.seedPct === 0) throw new Error("a seed claim of no change has no direction to reproduce");
-  if (i.roundPcts.length === 0 || i.roundPcts.some((p) => !Number.isFinite(p))) return { word: "inconclusive", why: "not measured in every round" };
-  if (i.minSamples < i.samplesNeeded) return { word: "inconclusive", why: `n=${i.minSamples} < ${i.samplesNeeded} samples` };
+  if (i.roundPcts.length === 0 || i.roundPcts.some((p) => !Number.isFinite(p)))
+    return { word: "inconclusive", why: "not measured in every round" };
+  if (i.minSamples < i.samplesNeeded)
+    return { word: "inconclusive", why: `n=${i.minSamples} < ${i.samplesNeeded} samples` };
   const ratio = Math.max(1, ...(i.listsCompleted ?? []).map(readWorkRatio));
-  if (ratio > MAX_READ_WORK_RATIO) return { word: "inconclusive", why: `read work differs ×${ratio.toFixed(2)} between targets` };
-  if (i.roundPcts.length < MIN_ROUNDS) return { word: "inconclusive", why: `${i.roundPcts.length} round(s); a verdict needs ≥ ${MIN_ROUNDS}` };
-  const dir = Math.sign(i.seedPct), bar = i.seedPct * REACH;
+  if (ratio > MAX_READ_WORK_RATIO)
+    return { word: "inconclusive", why: `read work differs ×${ratio.toFixed(2)} between targets` };
+  if (i.roundPcts.length < MIN_ROUNDS)
+    return { word: "inconclusive", why: `${i.roundPcts.length} round(s); a verdict needs ≥ ${MIN_ROUNDS}` };
+  const dir = Math.sign(i.seedPct),
+    bar = i.seedPct * REACH;
   const reached = i.roundPcts.filter((p) => dir * p >= dir * bar).length;
   const barText = `${bar > 0 ? "+" : "−"}${Math.abs(bar).toFixed(1)}%`;
-  if (reached === i.roundPcts.length) return { word: "reproduced", why: `every round reaches ${barText} (half the seed's change)` };
+  if (reached === i.roundPcts.length)
+    return { word: "reproduced", why: `every round reaches ${barText} (half the seed's change)` };
   if (reached === 0) return { word: "not reproduced", why: `no round reaches ${barText} (half the seed's change)` };
   return { word: "inconclusive", why: `${reached} of ${i.roundPcts.length} rounds reach ${barText}` };
 }

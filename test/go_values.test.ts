@@ -13,8 +13,19 @@ describe("Go value syntax", () => {
 
   it("durations as time.ParseDuration, in milliseconds", () => {
     const cases: Record<string, number> = {
-      "5m": 300_000, "1h30m": 5_400_000, "1.5s": 1500, "250ms": 250, "0": 0, "-1s": -1000, "+2s": 2000,
-      ".5s": 500, "1.s": 1000, "100us": 0.1, "100µs": 0.1, "1000000ns": 1, "2h45m30.5s": 9_930_500,
+      "5m": 300_000,
+      "1h30m": 5_400_000,
+      "1.5s": 1500,
+      "250ms": 250,
+      "0": 0,
+      "-1s": -1000,
+      "+2s": 2000,
+      ".5s": 500,
+      "1.s": 1000,
+      "100us": 0.1,
+      "100µs": 0.1,
+      "1000000ns": 1,
+      "2h45m30.5s": 9_930_500,
     };
     for (const [text, ms] of Object.entries(cases)) expect(parseGoDurationMs(text), text).toBeCloseTo(ms, 9);
     for (const bad of ["", "5", "m", "5 m", "5d", "1h-3m", "-", ".s", "1e3s"]) {

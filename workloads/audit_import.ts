@@ -22,7 +22,13 @@ export interface ImportStats {
   badLineSamples: { line: number; message: string }[];
 }
 
-const VIRTUAL = new Set(["tokenreviews", "subjectaccessreviews", "selfsubjectaccessreviews", "localsubjectaccessreviews", "selfsubjectrulesreviews"]);
+const VIRTUAL = new Set([
+  "tokenreviews",
+  "subjectaccessreviews",
+  "selfsubjectaccessreviews",
+  "localsubjectaccessreviews",
+  "selfsubjectrulesreviews",
+]);
 const NO_STORAGE_CODES = new Set([401, 403, 422, 429, 304]);
 const STREAM_SUBRESOURCES = new Set(["log", "exec", "attach", "portforward", "proxy"]);
 const VERB_SET: ReadonlySet<string> = new Set(VERBS);
@@ -32,7 +38,14 @@ interface AuditEvent {
   stage?: string;
   verb?: string;
   requestURI?: string;
-  objectRef?: { resource?: string; namespace?: string; name?: string; apiGroup?: string; subresource?: string; resourceVersion?: string };
+  objectRef?: {
+    resource?: string;
+    namespace?: string;
+    name?: string;
+    apiGroup?: string;
+    subresource?: string;
+    resourceVersion?: string;
+  };
   responseStatus?: { code?: number };
   requestReceivedTimestamp?: string;
   stageTimestamp?: string;
@@ -57,7 +70,8 @@ function parseLine(line: string): AuditEvent | string {
   if (typeof ev !== "object" || ev === null || Array.isArray(ev)) return "not a JSON object";
   const e = ev as AuditEvent;
   if (e.kind !== "Event") return `kind must be Event, got ${JSON.stringify(e.kind)}`;
-  if (e.apiVersion !== "audit.k8s.io/v1" && e.apiVersion !== "audit.k8s.io/v1beta1") return `unsupported apiVersion ${JSON.stringify(e.apiVersion)}`;
+  if (e.apiVersion !== "audit.k8s.io/v1" && e.apiVersion !== "audit.k8s.io/v1beta1")
+    return `unsupported apiVersion ${JSON.stringify(e.apiVersion)}`;
   if (typeof e.auditID !== "string" || typeof e.stage !== "string") return "auditID and stage are required";
   if (startOf(e) === undefined) return "no usable timestamp";
   return e;
@@ -72,7 +86,7 @@ function startOf(e: AuditEvent): number | undefined {
 function uriParam(uri: string | undefined, name: string): string | undefined {
   if (uri === undefined) return undefined;
   const q = uri.indexOf("?");
-  return q < 0 ? undefined : new URLSearchParams(uri.slice(q + 1)).get(name) ?? undefined;
+  return q < 0 ? undefined : (new URLSearchParams(uri.slice(q + 1)).get(name) ?? undefined);
 }
 
 /** toOp maps one request to a trace op, or returns the reason it makes no etcd call. */
@@ -89,11 +103,19 @@ function toOp(e: AuditEvent, t0: number): TraceOp | string {
   const rv = uriParam(e.requestURI, "resourceVersion");
   if ((verb === "list" || verb === "get") && rv === "0") return "watch-cache";
   const t = Math.max(0, (startOf(e)! - t0) / 1000);
-  const op: { -readonly [K in keyof TraceOp]: TraceOp[K] } = { t: Math.round(t * 1e6) / 1e6, verb, resource: ref.resource };
+  const op: { -readonly [K in keyof TraceOp]: TraceOp[K] } = {
+    t: Math.round(t * 1e6) / 1e6,
+    verb,
+    resource: ref.resource,
+  };
   if (ref.apiGroup !== undefined && ref.apiGroup !== "") op.group = ref.apiGroup;
   if (ref.namespace !== undefined && ref.namespace !== "") op.ns = ref.namespace;
   if (ref.name !== undefined && ref.name !== "") op.name = ref.name;
-  if ((verb === "get" || verb === "update" || verb === "patch" || verb === "delete" || verb === "create") && op.name === undefined) return "no-name";
+  if (
+    (verb === "get" || verb === "update" || verb === "patch" || verb === "delete" || verb === "create") &&
+    op.name === undefined
+  )
+    return "no-name";
   if (verb === "create" || verb === "update" || verb === "patch") op.size = sizeOf(ref.resource);
   if (verb === "create" && ref.resource === "events") op.ttl = 3600;
   const limit = Number(uriParam(e.requestURI, "limit"));
@@ -108,7 +130,16 @@ function toOp(e: AuditEvent, t0: number): TraceOp | string {
 
 /** importAuditLog converts audit-log text to a trace plus counts of what was read, kept and dropped. */
 export function importAuditLog(text: string): { trace: Trace; stats: ImportStats } {
-  const stats: ImportStats = { lines: 0, badLines: 0, stages: {}, requests: 0, imported: 0, preloaded: 0, skipped: {}, badLineSamples: [] };
+  const stats: ImportStats = {
+    lines: 0,
+    badLines: 0,
+    stages: {},
+    requests: 0,
+    imported: 0,
+    preloaded: 0,
+    skipped: {},
+    badLineSamples: [],
+  };
   const best = new Map<string, AuditEvent>();
   const lines = text.split("\n");
   for (let i = 0; i < lines.length; i++) {
@@ -123,7 +154,8 @@ export function importAuditLog(text: string): { trace: Trace; stats: ImportStats
     }
     bump(stats.stages, ev.stage! in STAGE_RANK ? ev.stage! : "other");
     const prev = best.get(ev.auditID!);
-    if (prev === undefined || (STAGE_RANK[ev.stage!] ?? -1) > (STAGE_RANK[prev.stage!] ?? -1)) best.set(ev.auditID!, ev);
+    if (prev === undefined || (STAGE_RANK[ev.stage!] ?? -1) > (STAGE_RANK[prev.stage!] ?? -1))
+      best.set(ev.auditID!, ev);
   }
   stats.requests = best.size;
   const events = [...best.values()].sort((a, b) => startOf(a)! - startOf(b)!);
@@ -145,7 +177,10 @@ export function importAuditLog(text: string): { trace: Trace; stats: ImportStats
   stats.imported = ops.length;
   const preload = preloadFor(ops, notFound);
   stats.preloaded = preload.length;
-  return { trace: { header: { kind: "header", format: TRACE_FORMAT, generator: "audit-import" }, ops: [...preload, ...ops] }, stats };
+  return {
+    trace: { header: { kind: "header", format: TRACE_FORMAT, generator: "audit-import" }, ops: [...preload, ...ops] },
+    stats,
+  };
 }
 
 /**
@@ -163,8 +198,14 @@ function preloadFor(ops: readonly TraceOp[], notFound: ReadonlySet<TraceOp>): Tr
     created.add(id);
     if (op.verb === "create" || notFound.has(op)) continue;
     out.push({
-      t: 0, verb: "create", resource: op.resource, ...(op.group === undefined ? {} : { group: op.group }),
-      ...(op.ns === undefined ? {} : { ns: op.ns }), name: op.name, size: sizeOf(op.resource), phase: "preload",
+      t: 0,
+      verb: "create",
+      resource: op.resource,
+      ...(op.group === undefined ? {} : { group: op.group }),
+      ...(op.ns === undefined ? {} : { ns: op.ns }),
+      name: op.name,
+      size: sizeOf(op.resource),
+      phase: "preload",
     });
   }
   return out;

@@ -41,7 +41,12 @@ export interface Kube5000Options {
 }
 
 export const KUBE_5000_DEFAULTS: Kube5000Options = {
-  seed: 1, scale: 0.1, stormSeconds: 30, steadySeconds: 30, listers: 4, victimPerSecond: 1,
+  seed: 1,
+  scale: 0.1,
+  stormSeconds: 30,
+  steadySeconds: 30,
+  listers: 4,
+  victimPerSecond: 1,
 };
 
 const pad = (n: number, w: number): string => String(n).padStart(w, "0");
@@ -49,7 +54,10 @@ const pad = (n: number, w: number): string => String(n).padStart(w, "0");
 class Builder {
   readonly ops: { op: TraceOp; seq: number }[] = [];
   private seq = 0;
-  constructor(readonly opts: Kube5000Options, readonly rng: Rng) {}
+  constructor(
+    readonly opts: Kube5000Options,
+    readonly rng: Rng,
+  ) {}
   /** End of the storm phases (the paced or looping storm, then the optional looping one). */
   get stormEnd(): number {
     return this.opts.stormSeconds + (this.opts.closedStormSeconds ?? 0);
@@ -74,7 +82,11 @@ class Builder {
 }
 
 interface Counts {
-  nodes: number; namespaces: number; podsPerNs: number; deployments: number; services: number;
+  nodes: number;
+  namespaces: number;
+  podsPerNs: number;
+  deployments: number;
+  services: number;
 }
 
 function counts(scale: number): Counts {
@@ -82,7 +94,9 @@ function counts(scale: number): Counts {
   const pods = nodes * FULL_SCALE.podsPerNode;
   const namespaces = Math.max(1, Math.ceil(pods / FULL_SCALE.podsPerNamespace));
   return {
-    nodes, namespaces, podsPerNs: Math.ceil(pods / namespaces),
+    nodes,
+    namespaces,
+    podsPerNs: Math.ceil(pods / namespaces),
     deployments: Math.max(1, Math.round(FULL_SCALE.deployments * scale)),
     services: Math.max(1, Math.round(FULL_SCALE.services * scale)),
   };
@@ -90,14 +104,23 @@ function counts(scale: number): Counts {
 
 function preload(b: Builder, c: Counts): void {
   const p = (resource: string, name: string, ns?: string): void =>
-    b.add({ t: 0, verb: "create", resource, ...(ns === undefined ? {} : { ns }), name, size: sizeOf(resource), phase: "preload" });
+    b.add({
+      t: 0,
+      verb: "create",
+      resource,
+      ...(ns === undefined ? {} : { ns }),
+      name,
+      size: sizeOf(resource),
+      phase: "preload",
+    });
   for (const ns of ["default", "kube-system", "kube-public", "kube-node-lease"]) p("namespaces", ns);
   for (let n = 0; n < c.namespaces; n++) p("namespaces", `test-${pad(n, 2)}`);
   for (let i = 0; i < c.nodes; i++) {
     p("nodes", `node-${pad(i, 4)}`);
     p("leases", `node-${pad(i, 4)}`, "kube-node-lease");
   }
-  for (let n = 0; n < c.namespaces; n++) for (let i = 0; i < c.podsPerNs; i++) p("pods", `pod-${pad(i, 5)}`, `test-${pad(n, 2)}`);
+  for (let n = 0; n < c.namespaces; n++)
+    for (let i = 0; i < c.podsPerNs; i++) p("pods", `pod-${pad(i, 5)}`, `test-${pad(n, 2)}`);
   for (let i = 0; i < c.deployments; i++) {
     const ns = `test-${pad(i % c.namespaces, 2)}`;
     p("deployments", `deploy-${pad(i, 5)}`, ns);
@@ -116,8 +139,12 @@ function preload(b: Builder, c: Counts): void {
 function nodeHeartbeats(b: Builder, c: Counts): void {
   for (let i = 0; i < c.nodes; i++) {
     const name = `node-${pad(i, 4)}`;
-    b.every(CADENCE_SECONDS.nodeLeaseRenew, (t) => b.add({ t, verb: "update", resource: "leases", ns: "kube-node-lease", name, size: sizeOf("leases") }));
-    b.every(CADENCE_SECONDS.nodeStatus, (t) => b.add({ t, verb: "update", resource: "nodes", name, size: sizeOf("nodes") }));
+    b.every(CADENCE_SECONDS.nodeLeaseRenew, (t) =>
+      b.add({ t, verb: "update", resource: "leases", ns: "kube-node-lease", name, size: sizeOf("leases") }),
+    );
+    b.every(CADENCE_SECONDS.nodeStatus, (t) =>
+      b.add({ t, verb: "update", resource: "nodes", name, size: sizeOf("nodes") }),
+    );
   }
 }
 
@@ -133,7 +160,15 @@ function podChurn(b: Builder, c: Counts): void {
     b.add({ ...pod, t: t + 4 }); // kubelet status (running)
     for (let e = 0; e < EVENTS_PER_POD; e++) {
       const ev = `${name}.${(k * EVENTS_PER_POD + e).toString(16).padStart(8, "0")}`;
-      b.add({ t: t + 0.5 + e * 0.8, verb: "create", resource: "events", ns, name: ev, size: sizeOf("events"), ttl: EVENT_TTL_SECONDS });
+      b.add({
+        t: t + 0.5 + e * 0.8,
+        verb: "create",
+        resource: "events",
+        ns,
+        name: ev,
+        size: sizeOf("events"),
+        ttl: EVENT_TTL_SECONDS,
+      });
     }
   });
 }
@@ -142,22 +177,59 @@ function controlPlane(b: Builder, c: Counts): void {
   const endpointsRate = FULL_SCALE.podThroughputPerSecond * b.opts.scale;
   b.every(1 / endpointsRate, (t) => {
     const i = b.rng.int(c.services);
-    b.add({ t, verb: "update", resource: "endpoints", ns: `test-${pad(i % c.namespaces, 2)}`, name: `svc-${pad(i, 5)}`, size: sizeOf("endpoints") });
+    b.add({
+      t,
+      verb: "update",
+      resource: "endpoints",
+      ns: `test-${pad(i % c.namespaces, 2)}`,
+      name: `svc-${pad(i, 5)}`,
+      size: sizeOf("endpoints"),
+    });
   });
   for (const name of ["kube-scheduler", "kube-controller-manager"]) {
     b.every(CADENCE_SECONDS.leaderElectionRetry, (t) => {
       b.add({ t, verb: "get", resource: "endpoints", ns: "kube-system", name });
-      b.add({ t: t + 0.005, verb: "update", resource: "endpoints", ns: "kube-system", name, size: sizeOf("endpoints") });
+      b.add({
+        t: t + 0.005,
+        verb: "update",
+        resource: "endpoints",
+        ns: "kube-system",
+        name,
+        size: sizeOf("endpoints"),
+      });
     });
   }
-  const counted = ["pods", "nodes", "leases", "events", "endpoints", "services", "deployments", "replicasets", "namespaces", "clusterroles", "clusterrolebindings"];
-  for (const resource of counted) b.every(CADENCE_SECONDS.countMetricPoll, (t) => b.add({ t, verb: "list", resource, countOnly: true }));
+  const counted = [
+    "pods",
+    "nodes",
+    "leases",
+    "events",
+    "endpoints",
+    "services",
+    "deployments",
+    "replicasets",
+    "namespaces",
+    "clusterroles",
+    "clusterrolebindings",
+  ];
+  for (const resource of counted)
+    b.every(CADENCE_SECONDS.countMetricPoll, (t) => b.add({ t, verb: "list", resource, countOnly: true }));
   b.every(1 / b.opts.victimPerSecond, (t, k) => {
     const name = `victim-${pad(k, 6)}`;
     b.add({ t, verb: "create", resource: "clusterrolebindings", name, size: sizeOf("clusterrolebindings") });
     b.add({ t: t + CADENCE_SECONDS.victimDeleteAfter, verb: "delete", resource: "clusterrolebindings", name });
   });
-  for (const resource of ["pods", "nodes", "leases", "endpoints", "services", "deployments", "replicasets", "namespaces", "clusterrolebindings"]) {
+  for (const resource of [
+    "pods",
+    "nodes",
+    "leases",
+    "endpoints",
+    "services",
+    "deployments",
+    "replicasets",
+    "namespaces",
+    "clusterrolebindings",
+  ]) {
     b.add({ t: 0, verb: "watch", resource, duration: b.end });
   }
   for (let w = 0; w < 2; w++) b.add({ t: 0, verb: "watch", resource: "events", duration: b.end });
@@ -178,7 +250,15 @@ function pacedListers(b: Builder, every: number, until: number, page: { limit?: 
   for (let l = 0; l < b.opts.listers; l++) {
     const offset = (l * every) / b.opts.listers;
     for (let k = 0; offset + k * every < until; k++) {
-      b.add({ t: offset + k * every, verb: "list", resource: "pods", client: `paced-lister-${l + 1}`, inFlight, until, ...listerPage(b, l, page) });
+      b.add({
+        t: offset + k * every,
+        verb: "list",
+        resource: "pods",
+        client: `paced-lister-${l + 1}`,
+        inFlight,
+        until,
+        ...listerPage(b, l, page),
+      });
     }
   }
 }
@@ -195,16 +275,21 @@ function longLists(b: Builder, c: Counts): void {
   else pacedListers(b, b.opts.listEvery, b.opts.stormSeconds, page);
   if (b.stormEnd > b.opts.stormSeconds) loopingListers(b, b.opts.stormSeconds, b.stormEnd, page);
   for (let t = b.stormEnd; t < b.end; t += 30) b.add({ t, verb: "list", resource: "pods", ...page });
-  b.every(5, (t) => b.add({ t, verb: "list", resource: "pods", ns: `test-${pad(b.rng.int(c.namespaces), 2)}`, ...page }));
+  b.every(5, (t) =>
+    b.add({ t, verb: "list", resource: "pods", ns: `test-${pad(b.rng.int(c.namespaces), 2)}`, ...page }),
+  );
 }
 
 /** generateKube5000 builds the trace; it depends only on its options (seeded, no clock, no Math.random). */
 export function generateKube5000(partial: Partial<Kube5000Options> = {}): Trace {
   const opts: Kube5000Options = { ...KUBE_5000_DEFAULTS, ...partial };
   if (!(opts.scale > 0 && opts.scale <= 1)) throw new Error(`scale must be in (0, 1], got ${opts.scale}`);
-  if (opts.stormSeconds < 0 || opts.steadySeconds <= 0) throw new Error(`phases must be >= 0 / > 0 s, got ${opts.stormSeconds}/${opts.steadySeconds}`);
-  if (opts.listEvery !== undefined && !(opts.listEvery > 0)) throw new Error(`listEvery must be > 0 s, got ${opts.listEvery}`);
-  if ((opts.closedStormSeconds ?? 0) < 0) throw new Error(`closedStormSeconds must be >= 0, got ${opts.closedStormSeconds}`);
+  if (opts.stormSeconds < 0 || opts.steadySeconds <= 0)
+    throw new Error(`phases must be >= 0 / > 0 s, got ${opts.stormSeconds}/${opts.steadySeconds}`);
+  if (opts.listEvery !== undefined && !(opts.listEvery > 0))
+    throw new Error(`listEvery must be > 0 s, got ${opts.listEvery}`);
+  if ((opts.closedStormSeconds ?? 0) < 0)
+    throw new Error(`closedStormSeconds must be >= 0, got ${opts.closedStormSeconds}`);
   const b = new Builder(opts, mulberry32(opts.seed));
   const c = counts(opts.scale);
   preload(b, c);
@@ -213,10 +298,21 @@ export function generateKube5000(partial: Partial<Kube5000Options> = {}): Trace 
   controlPlane(b, c);
   longLists(b, c);
   const ops = b.ops
-    .sort((x, y) => (x.op.phase === "preload" ? -1 : 0) - (y.op.phase === "preload" ? -1 : 0) || x.op.t - y.op.t || x.seq - y.seq)
+    .sort(
+      (x, y) =>
+        (x.op.phase === "preload" ? -1 : 0) - (y.op.phase === "preload" ? -1 : 0) || x.op.t - y.op.t || x.seq - y.seq,
+    )
     .map((x) => x.op);
   return {
-    header: { kind: "header", format: TRACE_FORMAT, generator: "kube-5000", ...opts, nodes: c.nodes, podsPerNamespace: c.podsPerNs, namespaces: c.namespaces },
+    header: {
+      kind: "header",
+      format: TRACE_FORMAT,
+      generator: "kube-5000",
+      ...opts,
+      nodes: c.nodes,
+      podsPerNamespace: c.podsPerNs,
+      namespaces: c.namespaces,
+    },
     ops,
   };
 }

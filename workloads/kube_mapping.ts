@@ -12,17 +12,47 @@ export type Bytes = Buffer | string;
 
 /** The subset of an etcd client this module calls (structurally matched by core/client's EtcdClient). */
 export interface EtcdKv {
-  get(key: Bytes, opts?: { rangeEnd?: Bytes; prefix?: boolean; limit?: number; revision?: bigint; countOnly?: boolean; timeoutMs?: number }): Promise<{
+  get(
+    key: Bytes,
+    opts?: {
+      rangeEnd?: Bytes;
+      prefix?: boolean;
+      limit?: number;
+      revision?: bigint;
+      countOnly?: boolean;
+      timeoutMs?: number;
+    },
+  ): Promise<{
     header: { revision: bigint };
     kvs: { key: Buffer; value: Buffer; modRevision: bigint; version: bigint }[];
     more: boolean;
     count: bigint;
   }>;
-  rangeSummary(key: Bytes, opts?: { rangeEnd?: Bytes; prefix?: boolean; limit?: number; revision?: bigint; countOnly?: boolean; timeoutMs?: number }): Promise<{
-    revision: bigint; kvCount: number; more: boolean; count: bigint; bytes: number; lastKey: Buffer | undefined;
+  rangeSummary(
+    key: Bytes,
+    opts?: {
+      rangeEnd?: Bytes;
+      prefix?: boolean;
+      limit?: number;
+      revision?: bigint;
+      countOnly?: boolean;
+      timeoutMs?: number;
+    },
+  ): Promise<{
+    revision: bigint;
+    kvCount: number;
+    more: boolean;
+    count: bigint;
+    bytes: number;
+    lastKey: Buffer | undefined;
   }>;
   txn(spec: {
-    compare: { key: Bytes; target: "VERSION" | "CREATE" | "MOD" | "VALUE" | "LEASE"; result: "EQUAL" | "GREATER" | "LESS" | "NOT_EQUAL"; value: bigint | Bytes }[];
+    compare: {
+      key: Bytes;
+      target: "VERSION" | "CREATE" | "MOD" | "VALUE" | "LEASE";
+      result: "EQUAL" | "GREATER" | "LESS" | "NOT_EQUAL";
+      value: bigint | Bytes;
+    }[];
     success: KvOp[];
     failure?: KvOp[];
   }): Promise<{ header: { revision: bigint }; succeeded: boolean; responses: KvOpResult[] }>;
@@ -53,9 +83,23 @@ const SPECIAL_PREFIXES: Readonly<Record<string, string>> = {
 
 /** Built-in groups whose resources are keyed without the group (everything else: <group>/<resource>). */
 const BUILTIN_GROUPS: ReadonlySet<string> = new Set([
-  "", "apps", "extensions", "batch", "rbac.authorization.k8s.io", "coordination.k8s.io", "networking.k8s.io",
-  "policy", "storage.k8s.io", "scheduling.k8s.io", "autoscaling", "discovery.k8s.io", "events.k8s.io",
-  "certificates.k8s.io", "admissionregistration.k8s.io", "node.k8s.io", "apiextensions.k8s.io",
+  "",
+  "apps",
+  "extensions",
+  "batch",
+  "rbac.authorization.k8s.io",
+  "coordination.k8s.io",
+  "networking.k8s.io",
+  "policy",
+  "storage.k8s.io",
+  "scheduling.k8s.io",
+  "autoscaling",
+  "discovery.k8s.io",
+  "events.k8s.io",
+  "certificates.k8s.io",
+  "admissionregistration.k8s.io",
+  "node.k8s.io",
+  "apiextensions.k8s.io",
 ]);
 
 /** resourcePrefix is "/registry/<resource-prefix>" (with the group for CRDs and aggregated APIs). */
@@ -109,7 +153,10 @@ export class KubeStorage {
   private compactVersion = 0n;
   private lastCompactRev = 0n;
 
-  constructor(readonly kv: EtcdKv, private readonly nowSeconds: () => number = () => performance.now() / 1000) {}
+  constructor(
+    readonly kv: EtcdKv,
+    private readonly nowSeconds: () => number = () => performance.now() / 1000,
+  ) {}
 
   async create(key: string, value: Bytes, ttlSeconds?: number): Promise<CreateOutcome> {
     const lease = ttlSeconds === undefined ? undefined : await this.leaseFor(ttlSeconds);
@@ -158,7 +205,8 @@ export class KubeStorage {
       rev = kv?.modRevision ?? 0n;
       if (kv === undefined) this.known.delete(key);
       else this.known.set(key, rev);
-      if (pinnedRev !== undefined || kv === undefined) return { updated: false, attempts: attempt, revision: res.header.revision };
+      if (pinnedRev !== undefined || kv === undefined)
+        return { updated: false, attempts: attempt, revision: res.header.revision };
     }
     return { updated: false, attempts: MAX_UPDATE_ATTEMPTS, revision: 0n };
   }
@@ -192,11 +240,20 @@ export class KubeStorage {
     }
     let from: Bytes = prefix;
     let revision: bigint | undefined;
-    let items = 0, pages = 0, bytes = 0;
+    let items = 0,
+      pages = 0,
+      bytes = 0;
     for (;;) {
-      const s = await this.kv.rangeSummary(from, { rangeEnd: end, limit: opts.limit, ...(revision === undefined ? {} : { revision }), ...timeout });
+      const s = await this.kv.rangeSummary(from, {
+        rangeEnd: end,
+        limit: opts.limit,
+        ...(revision === undefined ? {} : { revision }),
+        ...timeout,
+      });
       revision ??= s.revision;
-      items += s.kvCount; bytes += s.bytes; pages++;
+      items += s.kvCount;
+      bytes += s.bytes;
+      pages++;
       if (!s.more || s.lastKey === undefined) return { items, pages, bytes, revision };
       from = Buffer.concat([s.lastKey, Buffer.from([0])]);
     }

@@ -67,33 +67,79 @@ export interface TraceError {
 }
 
 const OP_FIELDS: ReadonlySet<string> = new Set([
-  "t", "verb", "resource", "group", "ns", "name", "size", "phase", "client", "limit", "rv", "countOnly", "ttl", "duration", "pinned", "until", "inFlight",
+  "t",
+  "verb",
+  "resource",
+  "group",
+  "ns",
+  "name",
+  "size",
+  "phase",
+  "client",
+  "limit",
+  "rv",
+  "countOnly",
+  "ttl",
+  "duration",
+  "pinned",
+  "until",
+  "inFlight",
 ]);
 
 type Check = (o: Record<string, unknown>) => string | undefined;
 
 const isNum = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
-const optStr = (f: string): Check => (o) => (o[f] === undefined || typeof o[f] === "string" ? undefined : `${f} must be a string, got ${JSON.stringify(o[f])}`);
-const optNonNeg = (f: string, integer: boolean): Check => (o) => {
-  const v = o[f];
-  if (v === undefined) return undefined;
-  if (!isNum(v) || v < 0 || (integer && !Number.isInteger(v))) return `${f} must be a non-negative ${integer ? "integer" : "number"}, got ${JSON.stringify(v)}`;
-  return undefined;
-};
-const optBool = (f: string): Check => (o) => (o[f] === undefined || typeof o[f] === "boolean" ? undefined : `${f} must be a boolean, got ${JSON.stringify(o[f])}`);
+const optStr =
+  (f: string): Check =>
+  (o) =>
+    o[f] === undefined || typeof o[f] === "string" ? undefined : `${f} must be a string, got ${JSON.stringify(o[f])}`;
+const optNonNeg =
+  (f: string, integer: boolean): Check =>
+  (o) => {
+    const v = o[f];
+    if (v === undefined) return undefined;
+    if (!isNum(v) || v < 0 || (integer && !Number.isInteger(v)))
+      return `${f} must be a non-negative ${integer ? "integer" : "number"}, got ${JSON.stringify(v)}`;
+    return undefined;
+  };
+const optBool =
+  (f: string): Check =>
+  (o) =>
+    o[f] === undefined || typeof o[f] === "boolean" ? undefined : `${f} must be a boolean, got ${JSON.stringify(o[f])}`;
 
 const CHECKS: readonly Check[] = [
   (o) => (isNum(o["t"]) && o["t"] >= 0 ? undefined : `t must be a number >= 0, got ${JSON.stringify(o["t"])}`),
-  (o) => (typeof o["verb"] === "string" && VERB_SET.has(o["verb"]) ? undefined : `verb must be one of ${VERBS.join("|")}, got ${JSON.stringify(o["verb"])}`),
-  (o) => (typeof o["resource"] === "string" && /^[a-z0-9.-]+$/.test(o["resource"]) ? undefined : `resource must be a lower-case plural name, got ${JSON.stringify(o["resource"])}`),
-  optStr("group"), optStr("ns"), optStr("name"), optStr("phase"), optStr("client"), optStr("rv"),
-  optNonNeg("size", true), optNonNeg("limit", true), optNonNeg("ttl", true), optNonNeg("duration", false), optNonNeg("until", false),
-  (o) => (o["inFlight"] === undefined || (Number.isInteger(o["inFlight"]) && (o["inFlight"] as number) >= 1) ? undefined : `inFlight must be an integer >= 1, got ${JSON.stringify(o["inFlight"])}`),
-  optBool("countOnly"), optBool("pinned"),
+  (o) =>
+    typeof o["verb"] === "string" && VERB_SET.has(o["verb"])
+      ? undefined
+      : `verb must be one of ${VERBS.join("|")}, got ${JSON.stringify(o["verb"])}`,
+  (o) =>
+    typeof o["resource"] === "string" && /^[a-z0-9.-]+$/.test(o["resource"])
+      ? undefined
+      : `resource must be a lower-case plural name, got ${JSON.stringify(o["resource"])}`,
+  optStr("group"),
+  optStr("ns"),
+  optStr("name"),
+  optStr("phase"),
+  optStr("client"),
+  optStr("rv"),
+  optNonNeg("size", true),
+  optNonNeg("limit", true),
+  optNonNeg("ttl", true),
+  optNonNeg("duration", false),
+  optNonNeg("until", false),
+  (o) =>
+    o["inFlight"] === undefined || (Number.isInteger(o["inFlight"]) && (o["inFlight"] as number) >= 1)
+      ? undefined
+      : `inFlight must be an integer >= 1, got ${JSON.stringify(o["inFlight"])}`,
+  optBool("countOnly"),
+  optBool("pinned"),
   (o) => {
     const v = o["verb"];
     const named = v === "get" || v === "create" || v === "update" || v === "patch" || v === "delete";
-    return named && (typeof o["name"] !== "string" || o["name"].length === 0) ? `verb ${String(v)} needs a name` : undefined;
+    return named && (typeof o["name"] !== "string" || o["name"].length === 0)
+      ? `verb ${String(v)} needs a name`
+      : undefined;
   },
   (o) => {
     const unknown = Object.keys(o).filter((k) => !OP_FIELDS.has(k));
@@ -103,7 +149,8 @@ const CHECKS: readonly Check[] = [
 
 /** validateOp returns the problems of one parsed line (empty = valid). */
 export function validateOp(o: unknown): string[] {
-  if (typeof o !== "object" || o === null || Array.isArray(o)) return [`an op must be a JSON object, got ${JSON.stringify(o)}`];
+  if (typeof o !== "object" || o === null || Array.isArray(o))
+    return [`an op must be a JSON object, got ${JSON.stringify(o)}`];
   const rec = o as Record<string, unknown>;
   return CHECKS.map((c) => c(rec)).filter((m): m is string => m !== undefined);
 }
@@ -127,14 +174,17 @@ export function parseTrace(text: string): { trace: Trace; errors: TraceError[] }
     }
     if (typeof parsed === "object" && parsed !== null && (parsed as { kind?: unknown }).kind === "header") {
       const h = parsed as TraceHeader;
-      if (header !== undefined || ops.length > 0) errors.push({ line: i + 1, message: "header must be the first line" });
-      else if (h.format !== TRACE_FORMAT) errors.push({ line: i + 1, message: `format must be ${TRACE_FORMAT}, got ${JSON.stringify(h.format)}` });
+      if (header !== undefined || ops.length > 0)
+        errors.push({ line: i + 1, message: "header must be the first line" });
+      else if (h.format !== TRACE_FORMAT)
+        errors.push({ line: i + 1, message: `format must be ${TRACE_FORMAT}, got ${JSON.stringify(h.format)}` });
       else header = h;
       continue;
     }
     const problems = validateOp(parsed);
     const op = parsed as TraceOp;
-    if (problems.length === 0 && op.phase !== "preload" && op.t < lastT) problems.push(`t ${op.t} goes back in time (previous ${lastT})`);
+    if (problems.length === 0 && op.phase !== "preload" && op.t < lastT)
+      problems.push(`t ${op.t} goes back in time (previous ${lastT})`);
     if (problems.length > 0) {
       errors.push({ line: i + 1, message: problems.join("; ") });
       continue;

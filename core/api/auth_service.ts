@@ -27,7 +27,10 @@ export function tokenOf(metadata: grpc.Metadata | undefined): string | undefined
 }
 
 /** Who is calling (undefined while auth is disabled or without a token); INVALID_AUTH_TOKEN for a bad token. */
-export function authInfoOf(s: EtcdServer, call: { readonly metadata?: grpc.Metadata; getAuthContext?(): unknown }): AuthInfo | undefined {
+export function authInfoOf(
+  s: EtcdServer,
+  call: { readonly metadata?: grpc.Metadata; getAuthContext?(): unknown },
+): AuthInfo | undefined {
   if (!s.auth.enabled) return undefined;
   const token = tokenOf(call.metadata);
   if (token === undefined) {
@@ -43,14 +46,23 @@ type AuthHandler = (req: Record<string, unknown>, info: AuthInfo | undefined) =>
 /** `anonymous`: the call's token is not looked at (Authenticate, as etcd). */
 /** Go's names of gRPC codes, as a Go status error prints them ("rpc error: code = … desc = …"). */
 const GO_CODE_NAMES: Readonly<Record<number, string>> = {
-  2: "Unknown", 3: "InvalidArgument", 7: "PermissionDenied", 9: "FailedPrecondition", 16: "Unauthenticated",
+  2: "Unknown",
+  3: "InvalidArgument",
+  7: "PermissionDenied",
+  9: "FailedPrecondition",
+  16: "Unauthenticated",
 };
 
 /**
  * The cancel reason of a watch create etcd 3.4 refuses for auth (its gRPC error as Go prints it: invalid or old
  * token, no user, permission denied), or undefined when the stream's user may watch the range.
  */
-export function watchCancelReason(s: EtcdServer, metadata: grpc.Metadata | undefined, key: Uint8Array, rangeEnd: Uint8Array | undefined): string | undefined {
+export function watchCancelReason(
+  s: EtcdServer,
+  metadata: grpc.Metadata | undefined,
+  key: Uint8Array,
+  rangeEnd: Uint8Array | undefined,
+): string | undefined {
   const err = s.auth.watchDenial(tokenOf(metadata), key, rangeEnd);
   if (err === undefined) return undefined;
   return `rpc error: code = ${GO_CODE_NAMES[err.grpcStatus] ?? "Unknown"} desc = ${err.message}`;
@@ -77,7 +89,12 @@ export function authService(s: EtcdServer, toStatus: ToStatus): grpc.UntypedServ
   return {
     AuthEnable: u(async (_req, info) => (await a.change(info, { op: "enable" }), {})),
     AuthDisable: u(async (_req, info) => (await a.change(info, { op: "disable" }), {})),
-    Authenticate: unary(s, toStatus, async (req) => ({ token: await a.authenticate(str(req["name"]), str(req["password"])) }), true),
+    Authenticate: unary(
+      s,
+      toStatus,
+      async (req) => ({ token: await a.authenticate(str(req["name"]), str(req["password"])) }),
+      true,
+    ),
     UserAdd: u(async (req, info) => {
       const opts = req["options"] as { no_password?: boolean } | null | undefined;
       await a.userAdd(info, str(req["name"]), str(req["password"]), opts?.no_password === true);
@@ -86,13 +103,25 @@ export function authService(s: EtcdServer, toStatus: ToStatus): grpc.UntypedServ
     UserGet: u((req, info) => ({ roles: a.userGet(info, str(req["name"])).roles })),
     UserList: u((_req, info) => ({ users: a.userList(info) })),
     UserDelete: u(async (req, info) => (await a.change(info, { op: "userDelete", name: str(req["name"]) }), {})),
-    UserChangePassword: u(async (req, info) => (await a.userChangePassword(info, str(req["name"]), str(req["password"])), {})),
-    UserGrantRole: u(async (req, info) => (await a.change(info, { op: "userGrantRole", name: str(req["user"]), role: str(req["role"]) }), {})),
-    UserRevokeRole: u(async (req, info) => (await a.change(info, { op: "userRevokeRole", name: str(req["name"]), role: str(req["role"]) }), {})),
+    UserChangePassword: u(
+      async (req, info) => (await a.userChangePassword(info, str(req["name"]), str(req["password"])), {}),
+    ),
+    UserGrantRole: u(
+      async (req, info) => (
+        await a.change(info, { op: "userGrantRole", name: str(req["user"]), role: str(req["role"]) }), {}
+      ),
+    ),
+    UserRevokeRole: u(
+      async (req, info) => (
+        await a.change(info, { op: "userRevokeRole", name: str(req["name"]), role: str(req["role"]) }), {}
+      ),
+    ),
     RoleAdd: u(async (req, info) => (await a.change(info, { op: "roleAdd", name: str(req["name"]) }), {})),
     RoleGet: u((req, info) => ({
       perm: a.roleGet(info, str(req["role"])).permissions.map((p) => ({
-        permType: PERM_TYPE_NAMES[p.permType], key: Buffer.from(p.key), range_end: Buffer.from(p.rangeEnd),
+        permType: PERM_TYPE_NAMES[p.permType],
+        key: Buffer.from(p.key),
+        range_end: Buffer.from(p.rangeEnd),
       })),
     })),
     RoleList: u((_req, info) => ({ roles: a.roleList(info) })),
@@ -104,7 +133,12 @@ export function authService(s: EtcdServer, toStatus: ToStatus): grpc.UntypedServ
       return {};
     }),
     RoleRevokePermission: u(async (req, info) => {
-      const op = { op: "roleRevokePermission", name: str(req["role"]), key: bytes(req["key"]), rangeEnd: bytes(req["range_end"]) } as const;
+      const op = {
+        op: "roleRevokePermission",
+        name: str(req["role"]),
+        key: bytes(req["key"]),
+        rangeEnd: bytes(req["range_end"]),
+      } as const;
       await a.change(info, op);
       return {};
     }),

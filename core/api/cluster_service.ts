@@ -16,10 +16,15 @@ export interface MemberInfo {
 
 export function clusterService(s: EtcdServer): grpc.UntypedServiceImplementation {
   const memberObject = (m: MemberInfo): Record<string, unknown> => ({
-    ID: m.id.toString(), name: m.name, peerURLs: [...m.peerUrls], clientURLs: [...m.clientUrls], isLearner: m.isLearner,
+    ID: m.id.toString(),
+    name: m.name,
+    peerURLs: [...m.peerUrls],
+    clientURLs: [...m.clientUrls],
+    isLearner: m.isLearner,
   });
   const answer = (header: ResponseHeader, members: readonly MemberInfo[]): Record<string, unknown> => ({
-    header: headerObject(header), members: members.map(memberObject),
+    header: headerObject(header),
+    members: members.map(memberObject),
   });
   const urls = (v: unknown): string[] => (Array.isArray(v) ? v.map(String) : []);
   return {

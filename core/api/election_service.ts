@@ -29,7 +29,9 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
 /** Puts `value` on the leader key if it still has its create revision. */
 export async function proclaim(ctx: rc.RecipeContext, leader: LeaderKey, value: Uint8Array): Promise<ResponseHeader> {
   const { header, response } = await rc.txn(ctx, {
-    compare: [rc.createdAt(leader.key, leader.rev)], success: [{ put: { key: leader.key, value, lease: leader.lease } }], failure: [],
+    compare: [rc.createdAt(leader.key, leader.rev)],
+    success: [{ put: { key: leader.key, value, lease: leader.lease } }],
+    failure: [],
   });
   if (!response.succeeded) throw new Error(ELECTION_NOT_LEADER);
   return header;
@@ -37,7 +39,11 @@ export async function proclaim(ctx: rc.RecipeContext, leader: LeaderKey, value: 
 
 /** Deletes the leader key if it still has its create revision; a key that moved on is left alone (no error). */
 export async function resign(ctx: rc.RecipeContext, leader: LeaderKey): Promise<ResponseHeader> {
-  const { header } = await rc.txn(ctx, { compare: [rc.createdAt(leader.key, leader.rev)], success: [{ deleteRange: { key: leader.key } }], failure: [] });
+  const { header } = await rc.txn(ctx, {
+    compare: [rc.createdAt(leader.key, leader.rev)],
+    success: [{ deleteRange: { key: leader.key } }],
+    failure: [],
+  });
   return header;
 }
 
@@ -45,11 +51,20 @@ export async function resign(ctx: rc.RecipeContext, leader: LeaderKey): Promise<
  * Joins the election with a key on the session's lease (an existing key of this session is reused, its value
  * proclaimed), then waits until every key created before it is gone. A caller that goes away resigns.
  */
-export async function campaign(ctx: rc.RecipeContext, name: Uint8Array, lease: bigint, value: Uint8Array): Promise<{ header: ResponseHeader; leader: LeaderKey }> {
+export async function campaign(
+  ctx: rc.RecipeContext,
+  name: Uint8Array,
+  lease: bigint,
+  value: Uint8Array,
+): Promise<{ header: ResponseHeader; leader: LeaderKey }> {
   const id = await rc.sessionLease(ctx, lease);
   const prefix = rc.prefixOf(name);
   const key = rc.contenderKey(prefix, id);
-  const { header, response } = await rc.txn(ctx, { compare: [rc.createdAt(key, 0)], success: [{ put: { key, value, lease: id } }], failure: [{ range: { key } }] });
+  const { header, response } = await rc.txn(ctx, {
+    compare: [rc.createdAt(key, 0)],
+    success: [{ put: { key, value, lease: id } }],
+    failure: [{ range: { key } }],
+  });
   let leader: LeaderKey = { name, key, rev: header.revision, lease: id };
   const existing = response.succeeded ? undefined : rc.kvsOf(response.responses[0])[0];
   if (existing !== undefined) {
@@ -73,7 +88,10 @@ export async function campaign(ctx: rc.RecipeContext, name: Uint8Array, lease: b
 }
 
 /** The oldest key under `<name>/`: the leader. */
-export async function currentLeader(ctx: rc.RecipeContext, name: Uint8Array): Promise<{ header: ResponseHeader; kv: KeyValue }> {
+export async function currentLeader(
+  ctx: rc.RecipeContext,
+  name: Uint8Array,
+): Promise<{ header: ResponseHeader; kv: KeyValue }> {
   const { header, kvs } = await rc.range(ctx, rc.byCreate(rc.prefixOf(name), SortOrder.ASCEND));
   const kv = kvs[0];
   if (kv === undefined) throw new Error(ELECTION_NO_LEADER);
@@ -82,8 +100,12 @@ export async function currentLeader(ctx: rc.RecipeContext, name: Uint8Array): Pr
 
 function kvObject(kv: KeyValue): Record<string, unknown> {
   return {
-    key: Buffer.from(kv.key), create_revision: String(kv.createRevision), mod_revision: String(kv.modRevision),
-    version: String(kv.version), value: Buffer.from(kv.value), lease: kv.lease.toString(),
+    key: Buffer.from(kv.key),
+    create_revision: String(kv.createRevision),
+    mod_revision: String(kv.modRevision),
+    version: String(kv.version),
+    value: Buffer.from(kv.value),
+    lease: kv.lease.toString(),
   };
 }
 
@@ -96,10 +118,20 @@ function leaderKeyOf(v: unknown): LeaderKey {
 export function electionService(s: EtcdServer): grpc.UntypedServiceImplementation {
   return {
     Campaign: unary(async (req, call) => {
-      const { header, leader } = await campaign(recipeContext(s, call), bytesOf(req["name"]), int64(req["lease"]), bytesOf(req["value"]));
+      const { header, leader } = await campaign(
+        recipeContext(s, call),
+        bytesOf(req["name"]),
+        int64(req["lease"]),
+        bytesOf(req["value"]),
+      );
       return {
         header: headerObject(header),
-        leader: { name: Buffer.from(leader.name), key: Buffer.from(leader.key), rev: String(leader.rev), lease: leader.lease.toString() },
+        leader: {
+          name: Buffer.from(leader.name),
+          key: Buffer.from(leader.key),
+          rev: String(leader.rev),
+          lease: leader.lease.toString(),
+        },
       };
     }, recipeStatus),
     Proclaim: unary(async (req, call) => {
@@ -126,7 +158,8 @@ export function electionService(s: EtcdServer): grpc.UntypedServiceImplementatio
       };
       observe(ctx, bytesOf(call.request["name"]), send).then(
         () => call.end(),
-        (err: unknown) => (ctx.signal.aborted ? undefined : call.emit("error", Object.assign(new Error(String(err)), recipeStatus(err)))),
+        (err: unknown) =>
+          ctx.signal.aborted ? undefined : call.emit("error", Object.assign(new Error(String(err)), recipeStatus(err))),
       );
     },
   };
@@ -136,7 +169,11 @@ export function electionService(s: EtcdServer): grpc.UntypedServiceImplementatio
  * etcd's Observe: the current leader's key-value, then each new value of that key, and when it is deleted the
  * next leader's (waiting for a first put when there is none). Runs until the caller goes away.
  */
-export async function observe(ctx: rc.RecipeContext, name: Uint8Array, send: (header: ResponseHeader, kv: KeyValue) => void): Promise<void> {
+export async function observe(
+  ctx: rc.RecipeContext,
+  name: Uint8Array,
+  send: (header: ResponseHeader, kv: KeyValue) => void,
+): Promise<void> {
   const prefix = rc.prefixOf(name);
   while (!ctx.signal.aborted) {
     const { header, kvs } = await rc.range(ctx, rc.byCreate(prefix, SortOrder.ASCEND));

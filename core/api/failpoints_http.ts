@@ -12,7 +12,8 @@ function isLoopback(addr: string | undefined): boolean {
 }
 
 export function serveFailpoints(req: IncomingMessage, res: ServerResponse): void {
-  const text = (code: number, body: string): void => void res.writeHead(code, { "Content-Type": "text/plain; charset=utf-8" }).end(body);
+  const text = (code: number, body: string): void =>
+    void res.writeHead(code, { "Content-Type": "text/plain; charset=utf-8" }).end(body);
   if (!isLoopback(req.socket.remoteAddress)) return text(403, "failpoints are served to loopback clients only\n");
   if (req.method === "GET") return text(200, `${armedFailpoints()}\n`);
   if (req.method !== "PUT") return text(405, "method not allowed\n");

@@ -12,7 +12,13 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { join } from "node:path";
 import protobuf from "protobufjs";
 import { readWithoutSending } from "./grpc_send.js";
-import { PROTO_FILES, RECIPE_PROTO_FILES, protoDir, servicePackage, type AnyServiceName as ServiceName } from "./proto/load.js";
+import {
+  PROTO_FILES,
+  RECIPE_PROTO_FILES,
+  protoDir,
+  servicePackage,
+  type AnyServiceName as ServiceName,
+} from "./proto/load.js";
 
 /** Each gateway path of etcd 3.4's rpc.proto (google.api.http annotations) → service and method. */
 const ROUTES: Readonly<Record<string, readonly [ServiceName, string]>> = {
@@ -64,14 +70,39 @@ const ROUTES: Readonly<Record<string, readonly [ServiceName, string]>> = {
 
 /** grpc-gateway's HTTP status for each gRPC code (runtime.HTTPStatusFromCode). */
 const HTTP_STATUS: Readonly<Record<number, number>> = {
-  0: 200, 1: 408, 2: 500, 3: 400, 4: 504, 5: 404, 6: 409, 7: 403, 8: 429, 9: 412, 10: 409, 11: 400, 12: 501, 13: 500,
-  14: 503, 15: 500, 16: 401,
+  0: 200,
+  1: 408,
+  2: 500,
+  3: 400,
+  4: 504,
+  5: 404,
+  6: 409,
+  7: 403,
+  8: 429,
+  9: 412,
+  10: 409,
+  11: 400,
+  12: 501,
+  13: 500,
+  14: 503,
+  15: 500,
+  16: 401,
 };
 
-const TO_JSON: protobuf.IConversionOptions = { longs: String, enums: String, bytes: String, defaults: false, arrays: false, json: true };
+const TO_JSON: protobuf.IConversionOptions = {
+  longs: String,
+  enums: String,
+  bytes: String,
+  defaults: false,
+  arrays: false,
+  json: true,
+};
 
 type Impl = Record<string, unknown>;
-type UnaryImpl = (call: { request: unknown; metadata: Metadata; getPeer(): string }, cb: (err: Partial<grpc.StatusObject> | null, res?: unknown) => void) => void;
+type UnaryImpl = (
+  call: { request: unknown; metadata: Metadata; getPeer(): string },
+  cb: (err: Partial<grpc.StatusObject> | null, res?: unknown) => void,
+) => void;
 
 export class Gateway {
   readonly #root: protobuf.Root;
@@ -90,11 +121,21 @@ export class Gateway {
     const dir = protoDir();
     const root = new protobuf.Root();
     root.resolvePath = (_origin, target) => (target.startsWith("/") ? target : join(dir, target));
-    this.#root = root.loadSync([...PROTO_FILES, ...RECIPE_PROTO_FILES].map((f) => join(dir, f)), { keepCase: true });
+    this.#root = root.loadSync(
+      [...PROTO_FILES, ...RECIPE_PROTO_FILES].map((f) => join(dir, f)),
+      { keepCase: true },
+    );
   }
 
   /** A server-streaming or bidi call: each response message is one `{"result": …}` line. */
-  #stream(service: ServiceName, method: string, def: grpc.MethodDefinition<unknown, unknown>, body: string, res: ServerResponse, metadata: Metadata): void {
+  #stream(
+    service: ServiceName,
+    method: string,
+    def: grpc.MethodDefinition<unknown, unknown>,
+    body: string,
+    res: ServerResponse,
+    metadata: Metadata,
+  ): void {
     const impl = this.#impls[service]?.[method] as StreamImpl | undefined;
     if (impl === undefined) {
       sendError(res, 12, `unknown method ${service}.${method}`);
@@ -138,7 +179,10 @@ export class Gateway {
       if (ended) return;
       const code = err.code ?? 2;
       const message = err.details ?? err.message ?? "unknown error";
-      res.write(JSON.stringify({ error: { grpc_code: code, http_code: HTTP_STATUS[code] ?? 500, message, http_status: "" } }) + "\n");
+      res.write(
+        JSON.stringify({ error: { grpc_code: code, http_code: HTTP_STATUS[code] ?? 500, message, http_status: "" } }) +
+          "\n",
+      );
       call.end();
     });
     res.on("drain", () => call.emit("drain"));
@@ -156,7 +200,8 @@ export class Gateway {
   #types(service: ServiceName, method: string): [protobuf.Type, protobuf.Type] {
     const m = this.#root.lookupService(`${servicePackage(service)}.${service}`).methods[method] as protobuf.Method;
     m.resolve();
-    if (m.resolvedRequestType === null || m.resolvedResponseType === null) throw new Error(`${service}.${method}: unresolved message types`);
+    if (m.resolvedRequestType === null || m.resolvedResponseType === null)
+      throw new Error(`${service}.${method}: unresolved message types`);
     return [m.resolvedRequestType, m.resolvedResponseType];
   }
 
@@ -228,7 +273,18 @@ export class Gateway {
   }
 }
 
-const INT_TYPES = new Set(["int32", "int64", "uint32", "uint64", "sint32", "sint64", "fixed32", "fixed64", "sfixed32", "sfixed64"]);
+const INT_TYPES = new Set([
+  "int32",
+  "int64",
+  "uint32",
+  "uint64",
+  "sint32",
+  "sint64",
+  "fixed32",
+  "fixed64",
+  "sfixed32",
+  "sfixed64",
+]);
 const GO_INT: Record<string, string> = { int32: "int32", int64: "int64", uint32: "uint32", uint64: "uint64" };
 const BASE64_CHAR = /[A-Za-z0-9+/]/;
 
@@ -247,8 +303,10 @@ function goEnumName(e: protobuf.Enum): string {
 /** Where Go's base64 decoder stops on `text`, or undefined when it is valid standard base64. */
 function base64Error(text: string): string | undefined {
   const body = text.replace(/=+$/, "");
-  for (let i = 0; i < body.length; i++) if (!BASE64_CHAR.test(body[i] ?? "")) return `illegal base64 data at input byte ${i}`;
-  if (body.length % 4 === 1 || (text.length !== body.length && text.length % 4 !== 0)) return `illegal base64 data at input byte ${body.length}`;
+  for (let i = 0; i < body.length; i++)
+    if (!BASE64_CHAR.test(body[i] ?? "")) return `illegal base64 data at input byte ${i}`;
+  if (body.length % 4 === 1 || (text.length !== body.length && text.length % 4 !== 0))
+    return `illegal base64 data at input byte ${body.length}`;
   return undefined;
 }
 
@@ -257,7 +315,8 @@ function base64Error(text: string): string | undefined {
  * protobuf JSON decoders) words them; unknown fields are ignored, as there. Undefined when the body is well typed.
  */
 function jsonTypeError(type: protobuf.Type, obj: unknown): string | undefined {
-  if (obj === null || typeof obj !== "object" || Array.isArray(obj)) return `json: cannot unmarshal ${jsonKind(obj)} into Go value of type map[string]json.RawMessage`;
+  if (obj === null || typeof obj !== "object" || Array.isArray(obj))
+    return `json: cannot unmarshal ${jsonKind(obj)} into Go value of type map[string]json.RawMessage`;
   for (const field of type.fieldsArray) {
     const v = (obj as Record<string, unknown>)[field.name];
     if (v === undefined || v === null) continue;
@@ -282,17 +341,22 @@ function fieldTypeError(field: protobuf.Field, v: unknown): string | undefined {
   if (rt instanceof protobuf.Enum) {
     if (typeof v === "number" && Number.isInteger(v)) return undefined;
     if (typeof v === "string" && v in rt.values) return undefined;
-    return typeof v === "string" ? `unknown value ${JSON.stringify(v)} for enum ${goEnumName(rt)}` : `json: cannot unmarshal ${jsonKind(v)} into Go value of type ${goEnumName(rt)}`;
+    return typeof v === "string"
+      ? `unknown value ${JSON.stringify(v)} for enum ${goEnumName(rt)}`
+      : `json: cannot unmarshal ${jsonKind(v)} into Go value of type ${goEnumName(rt)}`;
   }
   if (field.type === "bytes") {
     if (typeof v !== "string") return `json: cannot unmarshal ${jsonKind(v)} into Go value of type []uint8`;
     return base64Error(v);
   }
-  if (field.type === "bool") return typeof v === "boolean" ? undefined : `json: cannot unmarshal ${jsonKind(v)} into Go value of type bool`;
-  if (field.type === "string") return typeof v === "string" ? undefined : `json: cannot unmarshal ${jsonKind(v)} into Go value of type string`;
+  if (field.type === "bool")
+    return typeof v === "boolean" ? undefined : `json: cannot unmarshal ${jsonKind(v)} into Go value of type bool`;
+  if (field.type === "string")
+    return typeof v === "string" ? undefined : `json: cannot unmarshal ${jsonKind(v)} into Go value of type string`;
   if (INT_TYPES.has(field.type)) {
     const goType = GO_INT[field.type] ?? field.type;
-    if (typeof v === "number") return Number.isInteger(v) ? undefined : `json: cannot unmarshal number ${v} into Go value of type ${goType}`;
+    if (typeof v === "number")
+      return Number.isInteger(v) ? undefined : `json: cannot unmarshal number ${v} into Go value of type ${goType}`;
     if (typeof v === "string" && /^-?\d+$/.test(v)) return undefined;
     return `json: cannot unmarshal ${jsonKind(v)} into Go value of type ${goType}`;
   }
@@ -319,7 +383,8 @@ function pruneDefaults(type: protobuf.Type, obj: Record<string, unknown>): Recor
       continue;
     }
     const zeroEnum = field.resolvedType instanceof protobuf.Enum ? field.resolvedType.valuesById[0] : undefined;
-    if (v === false || v === "" || v === 0 || v === "0" || (zeroEnum !== undefined && v === zeroEnum)) delete obj[field.name];
+    if (v === false || v === "" || v === 0 || v === "0" || (zeroEnum !== undefined && v === zeroEnum))
+      delete obj[field.name];
   }
   return obj;
 }
@@ -343,12 +408,17 @@ function streamRequests(body: string): unknown[] {
   try {
     return [JSON.parse(text) as unknown];
   } catch {
-    return text.split("\n").filter((l) => l.trim() !== "").map((l) => JSON.parse(l) as unknown);
+    return text
+      .split("\n")
+      .filter((l) => l.trim() !== "")
+      .map((l) => JSON.parse(l) as unknown);
   }
 }
 
 function sendError(res: ServerResponse, code: number, message: string): void {
-  res.writeHead(HTTP_STATUS[code] ?? 500, { "Content-Type": "application/json" }).end(JSON.stringify({ error: message, message, code }));
+  res
+    .writeHead(HTTP_STATUS[code] ?? 500, { "Content-Type": "application/json" })
+    .end(JSON.stringify({ error: message, message, code }));
 }
 
 function readBody(req: IncomingMessage, limit: number): Promise<string> {

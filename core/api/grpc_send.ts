@@ -31,13 +31,18 @@ type SendMessage = (this: unknown, message: unknown, callback: () => void) => vo
 function install(): boolean {
   try {
     const require = createRequire(import.meta.url);
-    const mod = require("@grpc/grpc-js/build/src/server-interceptors.js") as { BaseServerInterceptingCall?: { prototype: Record<string, unknown> } };
+    const mod = require("@grpc/grpc-js/build/src/server-interceptors.js") as {
+      BaseServerInterceptingCall?: { prototype: Record<string, unknown> };
+    };
     const proto = mod.BaseServerInterceptingCall?.prototype;
     const original = proto?.["serializeMessage"];
     const originalSend = proto?.["sendMessage"];
     if (proto === undefined || typeof original !== "function" || typeof originalSend !== "function") return false;
     if ((original as { etcdTsNoCopy?: boolean }).etcdTsNoCopy === true) return true;
-    const patched: SerializeMessage & { etcdTsNoCopy?: boolean } = function (this: SerializingCall, value: unknown): Buffer {
+    const patched: SerializeMessage & { etcdTsNoCopy?: boolean } = function (
+      this: SerializingCall,
+      value: unknown,
+    ): Buffer {
       if (Buffer.isBuffer(value) && marked.has(value)) {
         marked.delete(value);
         return Buffer.from(value.buffer, value.byteOffset - GRPC_PREFIX_BYTES, value.byteLength + GRPC_PREFIX_BYTES);
@@ -70,7 +75,8 @@ export const noCopySendInstalled: boolean = install();
  * called once the message has been written to the stream (never if it is not sent). Returns `buf`.
  */
 export function prefixed(buf: Buffer, onWritten?: () => void): Buffer {
-  if (buf.byteOffset < GRPC_PREFIX_BYTES) throw new Error(`prefixed: no room for the gRPC prefix (offset ${buf.byteOffset})`);
+  if (buf.byteOffset < GRPC_PREFIX_BYTES)
+    throw new Error(`prefixed: no room for the gRPC prefix (offset ${buf.byteOffset})`);
   const head = Buffer.from(buf.buffer, buf.byteOffset - GRPC_PREFIX_BYTES, GRPC_PREFIX_BYTES);
   head.writeUInt8(0, 0);
   head.writeUInt32BE(buf.byteLength, 1);

@@ -75,7 +75,9 @@ export interface GrpcHandle {
 export async function serveGrpc(s: EtcdServer, opts: GrpcOptions): Promise<GrpcHandle> {
   const maxBytes = (opts.maxRequestBytes ?? MAX_REQUEST_BYTES) + GRPC_OVERHEAD_BYTES;
   const server = new grpc.Server({
-    "grpc.max_receive_message_length": maxBytes, "grpc.max_send_message_length": 2 ** 31 - 1, "grpc.enable_channelz": 0,
+    "grpc.max_receive_message_length": maxBytes,
+    "grpc.max_send_message_length": 2 ** 31 - 1,
+    "grpc.enable_channelz": 0,
     ...(opts.maxConcurrentStreams !== undefined ? { "grpc.max_concurrent_streams": opts.maxConcurrentStreams } : {}),
     ...(opts.keepaliveIntervalMs !== undefined ? { "grpc.keepalive_time_ms": opts.keepaliveIntervalMs } : {}),
     ...(opts.keepaliveTimeoutMs !== undefined ? { "grpc.keepalive_timeout_ms": opts.keepaliveTimeoutMs } : {}),
@@ -92,10 +94,15 @@ export async function serveGrpc(s: EtcdServer, opts: GrpcOptions): Promise<GrpcH
     Election: loadRecipeProto().Election.service,
   };
   const impls: Partial<Record<AnyServiceName, grpc.UntypedServiceImplementation>> = {
-    KV: kvService(s, { maxTxnOps: opts.maxTxnOps ?? MAX_TXN_OPS, maxRequestBytes: opts.maxRequestBytes ?? MAX_REQUEST_BYTES }),
+    KV: kvService(s, {
+      maxTxnOps: opts.maxTxnOps ?? MAX_TXN_OPS,
+      maxRequestBytes: opts.maxRequestBytes ?? MAX_REQUEST_BYTES,
+    }),
     Watch: watchService(s, s.watchable, {
       maxResponseBytes: opts.maxRequestBytes ?? MAX_REQUEST_BYTES,
-      ...(opts.watchProgressNotifyIntervalMs !== undefined ? { progressNotifyIntervalMs: opts.watchProgressNotifyIntervalMs } : {}),
+      ...(opts.watchProgressNotifyIntervalMs !== undefined
+        ? { progressNotifyIntervalMs: opts.watchProgressNotifyIntervalMs }
+        : {}),
     }),
     Lease: leaseService(s, toStatus),
     Maintenance: maintenanceService(s, { version: ETCD_VERSION }, toStatus),
@@ -107,11 +114,14 @@ export async function serveGrpc(s: EtcdServer, opts: GrpcOptions): Promise<GrpcH
   for (const name of Object.keys(impls) as AnyServiceName[]) {
     const def = defs[name];
     const impl = impls[name];
-    if (def !== undefined && impl !== undefined) server.addService(def, instrument(`${servicePackage(name)}.${name}`, def, impl, s.metrics));
+    if (def !== undefined && impl !== undefined)
+      server.addService(def, instrument(`${servicePackage(name)}.${name}`, def, impl, s.metrics));
   }
   if (opts.http === undefined && opts.tls === undefined) {
     const port = await new Promise<number>((resolve, reject) => {
-      server.bindAsync(opts.address, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
+      server.bindAsync(opts.address, grpc.ServerCredentials.createInsecure(), (err, p) =>
+        err ? reject(err) : resolve(p),
+      );
     });
     return { port, close: () => shutdown(server) };
   }
@@ -119,7 +129,10 @@ export async function serveGrpc(s: EtcdServer, opts: GrpcOptions): Promise<GrpcH
   const http = createServer((req, res) => opts.http?.(req, res, gateway));
   const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
   const onSocket = (socket: Socket): void => dispatch(socket, injector, http);
-  const listener = opts.tls === undefined ? createNetServer(onSocket) : createSecureListener({ ...opts.tls, alpn: ["h2", "http/1.1"] }, onSocket);
+  const listener =
+    opts.tls === undefined
+      ? createNetServer(onSocket)
+      : createSecureListener({ ...opts.tls, alpn: ["h2", "http/1.1"] }, onSocket);
   const port = await listen(listener, opts.address);
   return {
     port,
@@ -134,24 +147,58 @@ export async function serveGrpc(s: EtcdServer, opts: GrpcOptions): Promise<GrpcH
 
 /** Go's names of gRPC codes, as go-grpc-prometheus labels them. */
 const GO_CODE_NAMES = [
-  "OK", "Canceled", "Unknown", "InvalidArgument", "DeadlineExceeded", "NotFound", "AlreadyExists", "PermissionDenied",
-  "ResourceExhausted", "FailedPrecondition", "Aborted", "OutOfRange", "Unimplemented", "Internal", "Unavailable", "DataLoss",
+  "OK",
+  "Canceled",
+  "Unknown",
+  "InvalidArgument",
+  "DeadlineExceeded",
+  "NotFound",
+  "AlreadyExists",
+  "PermissionDenied",
+  "ResourceExhausted",
+  "FailedPrecondition",
+  "Aborted",
+  "OutOfRange",
+  "Unimplemented",
+  "Internal",
+  "Unavailable",
+  "DataLoss",
   "Unauthenticated",
 ];
 
-type AnyHandler = (call: grpc.ServerUnaryCall<unknown, unknown> & NodeJS.EventEmitter, cb?: grpc.sendUnaryData<unknown>) => void;
+type AnyHandler = (
+  call: grpc.ServerUnaryCall<unknown, unknown> & NodeJS.EventEmitter,
+  cb?: grpc.sendUnaryData<unknown>,
+) => void;
 
 /** Counts every call as go-grpc-prometheus does: grpc_server_started_total and grpc_server_handled_total. */
-function instrument(service: string, def: grpc.ServiceDefinition, impl: grpc.UntypedServiceImplementation, m: ServerMetrics): grpc.UntypedServiceImplementation {
+function instrument(
+  service: string,
+  def: grpc.ServiceDefinition,
+  impl: grpc.UntypedServiceImplementation,
+  m: ServerMetrics,
+): grpc.UntypedServiceImplementation {
   const out: grpc.UntypedServiceImplementation = {};
   for (const [method, handler] of Object.entries(impl)) {
     const d = def[method];
-    const type = d === undefined ? "unary" : d.requestStream ? (d.responseStream ? "bidi_stream" : "client_stream") : d.responseStream ? "server_stream" : "unary";
+    const type =
+      d === undefined
+        ? "unary"
+        : d.requestStream
+          ? d.responseStream
+            ? "bidi_stream"
+            : "client_stream"
+          : d.responseStream
+            ? "server_stream"
+            : "unary";
     const labels = { grpc_method: method, grpc_service: service, grpc_type: type };
     const h = handler as unknown as AnyHandler;
     const started = m.grpcStarted.child(labels);
     const okHandled = m.grpcHandled.child({ grpc_code: "OK", ...labels });
-    out[method] = ((call: grpc.ServerUnaryCall<unknown, unknown> & NodeJS.EventEmitter, cb?: grpc.sendUnaryData<unknown>) => {
+    out[method] = ((
+      call: grpc.ServerUnaryCall<unknown, unknown> & NodeJS.EventEmitter,
+      cb?: grpc.sendUnaryData<unknown>,
+    ) => {
       started.inc();
       if (cb === undefined) {
         let done = false;
@@ -230,7 +277,10 @@ function listen(server: NetServer, address: string): Promise<number> {
 function shutdown(server: grpc.Server): Promise<void> {
   return new Promise<void>((resolve) => {
     server.tryShutdown(() => resolve());
-    setTimeout(() => { server.forceShutdown(); resolve(); }, 2000).unref();
+    setTimeout(() => {
+      server.forceShutdown();
+      resolve();
+    }, 2000).unref();
   });
 }
 

@@ -24,7 +24,10 @@ async function health(s: EtcdServer): Promise<boolean> {
 async function checkHealth(s: EtcdServer): Promise<boolean> {
   if (s.leader === 0n) return false;
   const timeout = new Promise<false>((resolve) => setTimeout(() => resolve(false), HEALTH_TIMEOUT_MS).unref());
-  const read = s.range({ key: new TextEncoder().encode("health") }).then(() => true, () => false);
+  const read = s.range({ key: new TextEncoder().encode("health") }).then(
+    () => true,
+    () => false,
+  );
   return Promise.race([read, timeout]);
 }
 
@@ -54,7 +57,9 @@ export function clientHttpHandler(
       return;
     }
     if (req.method === "GET" && path === "/version") {
-      res.writeHead(200, { "Content-Type": "application/json" }).end(JSON.stringify({ etcdserver: versions.server, etcdcluster: versions.cluster }));
+      res
+        .writeHead(200, { "Content-Type": "application/json" })
+        .end(JSON.stringify({ etcdserver: versions.server, etcdcluster: versions.cluster }));
       return;
     }
     handle(s, req, res);
@@ -72,7 +77,8 @@ function gatewayPath(path: string): string {
  * role when auth is enabled (token in the Authorization header, as the gateway takes it), and the body is bounded.
  */
 function peerFaults(s: EtcdServer, req: IncomingMessage, res: ServerResponse): void {
-  const text = (status: number, body: string): void => void res.writeHead(status, { "Content-Type": "text/plain; charset=utf-8" }).end(`${body}\n`);
+  const text = (status: number, body: string): void =>
+    void res.writeHead(status, { "Content-Type": "text/plain; charset=utf-8" }).end(`${body}\n`);
   if (!isLoopback(req.socket.remoteAddress)) return text(403, "peer faults: only from loopback");
   if (req.method !== "PUT") return text(405, "method not allowed");
   try {
@@ -80,25 +86,28 @@ function peerFaults(s: EtcdServer, req: IncomingMessage, res: ServerResponse): v
   } catch (err) {
     return text(403, err instanceof Error ? err.message : String(err));
   }
-  readBounded(req, DEBUG_BODY_MAX_BYTES).then((body) => {
-    if (body === undefined) {
-      res.setHeader("Connection", "close"); // the rest of the body is never read
-      return text(413, `body over ${DEBUG_BODY_MAX_BYTES} bytes`);
-    }
-    let isolate: unknown;
-    try {
-      isolate = (JSON.parse(body.toString("utf8")) as { isolate?: unknown }).isolate;
-    } catch {
-      isolate = undefined;
-    }
-    if (typeof isolate !== "boolean") return text(400, 'body must be {"isolate": true|false}');
-    try {
-      s.setPeerIsolation(isolate);
-      res.writeHead(200, { "Content-Type": "application/json" }).end(JSON.stringify({ isolate }));
-    } catch (err) {
-      text(409, err instanceof Error ? err.message : String(err));
-    }
-  }, () => undefined);
+  readBounded(req, DEBUG_BODY_MAX_BYTES).then(
+    (body) => {
+      if (body === undefined) {
+        res.setHeader("Connection", "close"); // the rest of the body is never read
+        return text(413, `body over ${DEBUG_BODY_MAX_BYTES} bytes`);
+      }
+      let isolate: unknown;
+      try {
+        isolate = (JSON.parse(body.toString("utf8")) as { isolate?: unknown }).isolate;
+      } catch {
+        isolate = undefined;
+      }
+      if (typeof isolate !== "boolean") return text(400, 'body must be {"isolate": true|false}');
+      try {
+        s.setPeerIsolation(isolate);
+        res.writeHead(200, { "Content-Type": "application/json" }).end(JSON.stringify({ isolate }));
+      } catch (err) {
+        text(409, err instanceof Error ? err.message : String(err));
+      }
+    },
+    () => undefined,
+  );
 }
 
 function isLoopback(address: string | undefined): boolean {
@@ -129,7 +138,10 @@ function handle(s: EtcdServer, req: IncomingMessage, res: ServerResponse): void 
   if (req.method === "GET" && path === "/metrics") {
     s.metrics.scrapesInFlight++;
     try {
-      const text = metricsText(s, { server: ETCD_VERSION, cluster: ETCD_CLUSTER_VERSION.split(".").slice(0, 2).join(".") });
+      const text = metricsText(s, {
+        server: ETCD_VERSION,
+        cluster: ETCD_CLUSTER_VERSION.split(".").slice(0, 2).join("."),
+      });
       s.metrics.scrapes.inc({ code: "200" });
       res.writeHead(200, { "Content-Type": "text/plain; version=0.0.4; charset=utf-8" }).end(text);
     } finally {
@@ -155,9 +167,17 @@ export interface HttpHandle {
  * Listens on host:port (port 0 picks a free one). With `opts.tls` (an https:// metrics URL) it is served with the
  * client certificate and client-certificate settings, as etcd serves it.
  */
-export async function serveMetrics(s: EtcdServer, host: string, port: number, opts: { readonly tls?: Omit<SecureListenerOptions, "alpn"> } = {}): Promise<HttpHandle> {
+export async function serveMetrics(
+  s: EtcdServer,
+  host: string,
+  port: number,
+  opts: { readonly tls?: Omit<SecureListenerOptions, "alpn"> } = {},
+): Promise<HttpHandle> {
   const server: Server = createServer((req, res) => handle(s, req, res));
-  const listener = opts.tls === undefined ? server : createSecureListener({ ...opts.tls, alpn: ["http/1.1"] }, (socket) => server.emit("connection", socket));
+  const listener =
+    opts.tls === undefined
+      ? server
+      : createSecureListener({ ...opts.tls, alpn: ["http/1.1"] }, (socket) => server.emit("connection", socket));
   await new Promise<void>((resolve, reject) => {
     listener.once("error", reject);
     listener.listen(port, host, () => resolve());
@@ -165,9 +185,10 @@ export async function serveMetrics(s: EtcdServer, host: string, port: number, op
   const addr = listener.address();
   return {
     port: typeof addr === "object" && addr !== null ? addr.port : port,
-    close: () => new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      listener.close(() => resolve());
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        listener.close(() => resolve());
+      }),
   };
 }

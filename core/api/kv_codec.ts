@@ -46,8 +46,12 @@ export function toRangeRequest(r: pb.RangeRequest): mv.RangeRequest & { serializ
 
 export function toPutRequest(r: pb.PutRequest): mv.PutRequest {
   return {
-    key: bytes(r.key), value: bytes(r.value), lease: big(r.lease), prevKv: r.prev_kv === true,
-    ignoreValue: r.ignore_value === true, ignoreLease: r.ignore_lease === true,
+    key: bytes(r.key),
+    value: bytes(r.value),
+    lease: big(r.lease),
+    prevKv: r.prev_kv === true,
+    ignoreValue: r.ignore_value === true,
+    ignoreLease: r.ignore_lease === true,
   };
 }
 
@@ -67,17 +71,24 @@ interface RequestOpIn {
 
 function toCompare(c: CompareIn): mv.Compare {
   const base = {
-    key: bytes(c.key), rangeEnd: bytes(c.range_end),
+    key: bytes(c.key),
+    rangeEnd: bytes(c.range_end),
     target: enumValue(CMP_TARGET, c.target, "compare target"),
     result: enumValue(CMP_RESULT, c.result, "compare result"),
   };
   switch (c.target_union) {
-    case "version": return { ...base, version: num(c.version) };
-    case "create_revision": return { ...base, createRevision: num(c.create_revision) };
-    case "mod_revision": return { ...base, modRevision: num(c.mod_revision) };
-    case "value": return { ...base, value: bytes(c.value) };
-    case "lease": return { ...base, lease: big(c.lease) };
-    default: return base;
+    case "version":
+      return { ...base, version: num(c.version) };
+    case "create_revision":
+      return { ...base, createRevision: num(c.create_revision) };
+    case "mod_revision":
+      return { ...base, modRevision: num(c.mod_revision) };
+    case "value":
+      return { ...base, value: bytes(c.value) };
+    case "lease":
+      return { ...base, lease: big(c.lease) };
+    default:
+      return base;
   }
 }
 
@@ -113,10 +124,18 @@ export function msg(fields: readonly Field[]): Message {
   let size = 0;
   for (const f of fields) {
     switch (f[1]) {
-      case "u": size += uintFieldSize(f[0], f[2]); break;
-      case "b": size += boolFieldSize(f[0], f[2]); break;
-      case "y": size += bytesFieldSize(f[0], f[2].length, true); break;
-      case "m": size += bytesFieldSize(f[0], f[2].size, true); break;
+      case "u":
+        size += uintFieldSize(f[0], f[2]);
+        break;
+      case "b":
+        size += boolFieldSize(f[0], f[2]);
+        break;
+      case "y":
+        size += bytesFieldSize(f[0], f[2].length, true);
+        break;
+      case "m":
+        size += bytesFieldSize(f[0], f[2].size, true);
+        break;
     }
   }
   return { fields, size };
@@ -125,10 +144,19 @@ export function msg(fields: readonly Field[]): Message {
 function write(w: PbWriter, m: Message): void {
   for (const f of m.fields) {
     switch (f[1]) {
-      case "u": w.uint(f[0], f[2]); break;
-      case "b": w.bool(f[0], f[2]); break;
-      case "y": w.bytes(f[0], f[2], true); break;
-      case "m": w.message(f[0], f[2].size); write(w, f[2]); break;
+      case "u":
+        w.uint(f[0], f[2]);
+        break;
+      case "b":
+        w.bool(f[0], f[2]);
+        break;
+      case "y":
+        w.bytes(f[0], f[2], true);
+        break;
+      case "m":
+        w.message(f[0], f[2].size);
+        write(w, f[2]);
+        break;
     }
   }
 }
@@ -141,7 +169,12 @@ export function serialize(m: Message): Buffer {
 
 export function headerMsg(h: ResponseHeader | { readonly revision: number }): Message {
   if (!("clusterId" in h)) return msg([[3, "u", h.revision]]);
-  return msg([[1, "u", h.clusterId], [2, "u", h.memberId], [3, "u", h.revision], [4, "u", h.raftTerm]]);
+  return msg([
+    [1, "u", h.clusterId],
+    [2, "u", h.memberId],
+    [3, "u", h.revision],
+    [4, "u", h.raftTerm],
+  ]);
 }
 
 type Hdr = ResponseHeader | { readonly revision: number };
@@ -160,7 +193,10 @@ export function putResponse(h: Hdr, r: mv.PutResponse): Message {
 }
 
 export function deleteRangeResponse(h: Hdr, r: mv.DeleteRangeResponse): Message {
-  const fields: Field[] = [[1, "m", headerMsg(h)], [2, "u", r.deleted]];
+  const fields: Field[] = [
+    [1, "m", headerMsg(h)],
+    [2, "u", r.deleted],
+  ];
   for (const kv of r.prevKvs) fields.push([3, "y", kv]);
   return msg(fields);
 }
@@ -168,12 +204,16 @@ export function deleteRangeResponse(h: Hdr, r: mv.DeleteRangeResponse): Message 
 function responseOp(op: mv.ResponseOp): Message {
   if ("range" in op) return msg([[1, "m", rangeResponse({ revision: op.range.revision }, op.range)]]);
   if ("put" in op) return msg([[2, "m", putResponse({ revision: op.put.revision }, op.put)]]);
-  if ("deleteRange" in op) return msg([[3, "m", deleteRangeResponse({ revision: op.deleteRange.revision }, op.deleteRange)]]);
+  if ("deleteRange" in op)
+    return msg([[3, "m", deleteRangeResponse({ revision: op.deleteRange.revision }, op.deleteRange)]]);
   return msg([[4, "m", txnResponse({ revision: op.txn.revision }, op.txn)]]);
 }
 
 export function txnResponse(h: Hdr, r: mv.TxnResponse): Message {
-  const fields: Field[] = [[1, "m", headerMsg(h)], [2, "b", r.succeeded]];
+  const fields: Field[] = [
+    [1, "m", headerMsg(h)],
+    [2, "b", r.succeeded],
+  ];
   for (const op of r.responses) fields.push([3, "m", responseOp(op)]);
   return msg(fields);
 }
@@ -192,11 +232,18 @@ export function encodeRangeResponse(h: ResponseHeader, r: mv.RangeResponse): Buf
   const f = r.framed;
   if (f === undefined) return serialize(rangeResponse(h, r));
   const head = serialize(msg([[1, "m", headerMsg(h)]]));
-  const tail = serialize(msg([[3, "b", r.more], [4, "u", r.count]]));
+  const tail = serialize(
+    msg([
+      [3, "b", r.more],
+      [4, "u", r.count],
+    ]),
+  );
   const from = f.start - head.length;
   const to = f.end + tail.length;
   if (from < GRPC_PREFIX_BYTES || to > f.buf.length) {
-    throw new Error(`range frame gaps too small: head ${head.length} + ${GRPC_PREFIX_BYTES} > ${f.start} or tail ${tail.length} > ${f.buf.length - f.end}`);
+    throw new Error(
+      `range frame gaps too small: head ${head.length} + ${GRPC_PREFIX_BYTES} > ${f.start} or tail ${tail.length} > ${f.buf.length - f.end}`,
+    );
   }
   f.buf.set(head, from);
   f.buf.set(tail, f.end);

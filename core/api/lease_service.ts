@@ -5,7 +5,7 @@ import type * as grpc from "@grpc/grpc-js";
 import { isEtcdError } from "../errors.js";
 import { headerObject, int64, unary } from "./unary.js";
 import { authInfoOf } from "./auth_service.js";
-import type { EtcdServer, } from "../server/etcd_server.js";
+import type { EtcdServer } from "../server/etcd_server.js";
 
 type Int64In = string | number | undefined | null;
 
@@ -13,11 +13,17 @@ interface KeepAliveIn {
   readonly ID?: Int64In;
 }
 
-export function leaseService(s: EtcdServer, toStatus: (e: unknown) => Partial<grpc.StatusObject>): grpc.UntypedServiceImplementation {
+export function leaseService(
+  s: EtcdServer,
+  toStatus: (e: unknown) => Partial<grpc.StatusObject>,
+): grpc.UntypedServiceImplementation {
   return {
     LeaseGrant: unary(async (req, call) => {
       authInfoOf(s, call); // any user may grant (etcd 3.4), but a bad token is refused as for every proposal
-      const { header, response } = await s.leaseGrant(int64(req["ID"] as Int64In), Number(int64(req["TTL"] as Int64In)));
+      const { header, response } = await s.leaseGrant(
+        int64(req["ID"] as Int64In),
+        Number(int64(req["TTL"] as Int64In)),
+      );
       return { header: headerObject(header), ID: response.id.toString(), TTL: String(response.ttl), error: "" };
     }, toStatus),
     LeaseRevoke: unary(async (req, call) => {
@@ -35,8 +41,11 @@ export function leaseService(s: EtcdServer, toStatus: (e: unknown) => Partial<gr
       if (keys) s.auth.checkLeaseKeysReadable(authInfoOf(s, call), id);
       const { header, response } = await s.leaseTimeToLive(id, keys);
       return {
-        header: headerObject(header), ID: response.id.toString(), TTL: String(response.ttl),
-        grantedTTL: String(response.grantedTtl), keys: response.keys.map((k) => Buffer.from(k.buffer, k.byteOffset, k.byteLength)),
+        header: headerObject(header),
+        ID: response.id.toString(),
+        TTL: String(response.ttl),
+        grantedTTL: String(response.grantedTtl),
+        keys: response.keys.map((k) => Buffer.from(k.buffer, k.byteOffset, k.byteLength)),
       };
     }, toStatus),
     LeaseLeases: unary(() => {
@@ -48,7 +57,11 @@ export function leaseService(s: EtcdServer, toStatus: (e: unknown) => Partial<gr
 }
 
 /** One renew per request, answered in order; a lease that is gone answers TTL 0 (etcd's keepalive contract). */
-function keepAliveStream(s: EtcdServer, call: grpc.ServerDuplexStream<KeepAliveIn, unknown>, toStatus: (e: unknown) => Partial<grpc.StatusObject>): void {
+function keepAliveStream(
+  s: EtcdServer,
+  call: grpc.ServerDuplexStream<KeepAliveIn, unknown>,
+  toStatus: (e: unknown) => Partial<grpc.StatusObject>,
+): void {
   // Renewals may be forwarded to the leader (async): answers are chained so they go out in request order.
   let previous: Promise<void> = Promise.resolve();
   const answerError = (id: bigint, err: unknown): void => {
@@ -63,12 +76,13 @@ function keepAliveStream(s: EtcdServer, call: grpc.ServerDuplexStream<KeepAliveI
     const id = int64(req.ID);
     const renewal = s.leaseRenew(id);
     renewal.catch(() => undefined);
-    previous = previous.then(() => renewal).then(
-      ({ header, ttl }) => void call.write({ header: headerObject(header), ID: id.toString(), TTL: String(ttl) }),
-      (err: unknown) => answerError(id, err),
-    );
+    previous = previous
+      .then(() => renewal)
+      .then(
+        ({ header, ttl }) => void call.write({ header: headerObject(header), ID: id.toString(), TTL: String(ttl) }),
+        (err: unknown) => answerError(id, err),
+      );
   });
   call.on("end", () => call.end());
   call.on("error", () => undefined);
 }
-

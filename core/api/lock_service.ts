@@ -14,7 +14,10 @@ export function recipeStatus(err: unknown): Partial<grpc.StatusObject> {
 }
 
 /** The recipe context of a call: its identity, and an abort when the caller cancels or goes away. */
-export function recipeContext(s: EtcdServer, call: { readonly metadata?: grpc.Metadata; on?(event: string, fn: () => void): unknown }): rc.RecipeContext {
+export function recipeContext(
+  s: EtcdServer,
+  call: { readonly metadata?: grpc.Metadata; on?(event: string, fn: () => void): unknown },
+): rc.RecipeContext {
   const abort = new AbortController();
   call.on?.("cancelled", () => abort.abort());
   return { s, auth: authInfoOf(s, call), signal: abort.signal };
@@ -29,7 +32,11 @@ export function bytesOf(v: unknown): Uint8Array {
  * there), and hold the lock once every key created before it is gone. A caller that goes away while waiting
  * leaves no key behind.
  */
-export async function lock(ctx: rc.RecipeContext, name: Uint8Array, lease: bigint): Promise<{ header: ReturnType<EtcdServer["header"]>; key: Uint8Array }> {
+export async function lock(
+  ctx: rc.RecipeContext,
+  name: Uint8Array,
+  lease: bigint,
+): Promise<{ header: ReturnType<EtcdServer["header"]>; key: Uint8Array }> {
   const id = await rc.sessionLease(ctx, lease);
   const prefix = rc.prefixOf(name);
   const key = rc.contenderKey(prefix, id);
@@ -39,7 +46,9 @@ export async function lock(ctx: rc.RecipeContext, name: Uint8Array, lease: bigin
     success: [{ put: { key, value: new Uint8Array(0), lease: id } }, owner],
     failure: [{ range: { key } }, owner],
   });
-  const mine = response.succeeded ? header.revision : (rc.kvsOf(response.responses[0])[0]?.createRevision ?? header.revision);
+  const mine = response.succeeded
+    ? header.revision
+    : (rc.kvsOf(response.responses[0])[0]?.createRevision ?? header.revision);
   const holder = rc.kvsOf(response.responses[1])[0];
   if (holder === undefined || holder.createRevision === mine) return { header, key };
   try {

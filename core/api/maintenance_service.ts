@@ -40,20 +40,31 @@ const cleaned = new Set<string>();
 function removeStaleExports(memberDir: string): void {
   if (cleaned.has(memberDir) || !existsSync(memberDir)) return;
   cleaned.add(memberDir);
-  for (const name of readdirSync(memberDir)) if (name.startsWith(EXPORT_DIR_PREFIX)) rmSync(join(memberDir, name), { recursive: true, force: true });
+  for (const name of readdirSync(memberDir))
+    if (name.startsWith(EXPORT_DIR_PREFIX)) rmSync(join(memberDir, name), { recursive: true, force: true });
 }
 
-export function maintenanceService(s: EtcdServer, info: StatusInfo, toStatus: ToStatus): grpc.UntypedServiceImplementation {
+export function maintenanceService(
+  s: EtcdServer,
+  info: StatusInfo,
+  toStatus: ToStatus,
+): grpc.UntypedServiceImplementation {
   removeStaleExports(join(s.config.dataDir, "member"));
   const hdr = (): Record<string, string> => headerObject(s.header());
   return {
     Status: unary(async () => {
       const size = s.kv.size();
       return {
-        header: hdr(), version: info.version, dbSize: String(size.dbSizeBytes), leader: s.leader.toString(),
-        raftIndex: String(s.committedIndex), raftTerm: String(s.term), raftAppliedIndex: String(s.appliedIndex),
+        header: hdr(),
+        version: info.version,
+        dbSize: String(size.dbSizeBytes),
+        leader: s.leader.toString(),
+        raftIndex: String(s.committedIndex),
+        raftTerm: String(s.term),
+        raftAppliedIndex: String(s.appliedIndex),
         errors: s.alarms.list().map((a) => `memberID:${a.memberId} alarm:${ALARM_NAMES[a.alarm]} `),
-        dbSizeInUse: String(size.dbSizeInUseBytes), isLearner: s.isLearner,
+        dbSizeInUse: String(size.dbSizeInUseBytes),
+        isLearner: s.isLearner,
       };
     }, toStatus),
     Alarm: unary(async (req) => {
@@ -61,7 +72,10 @@ export function maintenanceService(s: EtcdServer, info: StatusInfo, toStatus: To
       const type = enumNumber(req["alarm"], ALARM_NAMES) as AlarmType;
       // etcd's Alarm answers carry no header.
       const { response } = await s.alarm(action, int64(req["memberID"]), type);
-      return { header: null, alarms: response.map((a) => ({ memberID: a.memberId.toString(), alarm: ALARM_NAMES[a.alarm] })) };
+      return {
+        header: null,
+        alarms: response.map((a) => ({ memberID: a.memberId.toString(), alarm: ALARM_NAMES[a.alarm] })),
+      };
     }, toStatus),
     Defragment: unary(async (_req, call) => {
       s.auth.checkMaintenance(authInfoOf(s, call));
@@ -80,13 +94,20 @@ export function maintenanceService(s: EtcdServer, info: StatusInfo, toStatus: To
       s.auth.checkMaintenance(authInfoOf(s, call));
       const r = await timed(s.metrics.hashRev, () => s.kv.hashKV(Number(int64(req["revision"]))));
       // etcd reports -1 for a store that was never compacted.
-      return { header: headerObject(s.header(r.revision)), hash: r.hash >>> 0, compact_revision: String(r.compactRevision > 0 ? r.compactRevision : -1) };
+      return {
+        header: headerObject(s.header(r.revision)),
+        hash: r.hash >>> 0,
+        compact_revision: String(r.compactRevision > 0 ? r.compactRevision : -1),
+      };
     }, toStatus),
     MoveLeader: unary(async (req) => ({ header: headerObject(await s.moveLeader(int64(req["targetID"]))) }), toStatus),
     Snapshot: (call: grpc.ServerWritableStream<unknown, unknown>) => {
-      Promise.resolve().then(() => s.auth.checkMaintenance(authInfoOf(s, call))).then(() => sendSnapshot(s, call)).catch((err: unknown) => {
-        call.emit("error", Object.assign(new Error(err instanceof Error ? err.message : String(err)), toStatus(err)));
-      });
+      Promise.resolve()
+        .then(() => s.auth.checkMaintenance(authInfoOf(s, call)))
+        .then(() => sendSnapshot(s, call))
+        .catch((err: unknown) => {
+          call.emit("error", Object.assign(new Error(err instanceof Error ? err.message : String(err)), toStatus(err)));
+        });
     },
   };
 }

@@ -6,7 +6,16 @@ import type { AuthInfo } from "../auth/auth_store.js";
 import { EtcdError } from "../errors.js";
 import { MAX_TXN_OPS } from "../limits.js";
 import { decodeKeyValue, type KeyValue } from "../mvcc/kv_codec.js";
-import { CompareResult, CompareTarget, SortOrder, SortTarget, type RangeRequest, type ResponseOp, type TxnRequest, type TxnResponse } from "../mvcc/types.js";
+import {
+  CompareResult,
+  CompareTarget,
+  SortOrder,
+  SortTarget,
+  type RangeRequest,
+  type ResponseOp,
+  type TxnRequest,
+  type TxnResponse,
+} from "../mvcc/types.js";
 import { checkDelete, checkRange, checkTxn } from "../mvcc/validate.js";
 import { EventType, type WatchResponse } from "../mvcc/watchable_store.js";
 import type { EtcdServer, ResponseHeader, WithHeader } from "../server/etcd_server.js";
@@ -62,7 +71,11 @@ export function prefixEnd(prefix: Uint8Array): Uint8Array {
 /** The key under `prefix` with the lowest (ASCEND) or highest (DESCEND) create revision, up to `maxCreate`. */
 export function byCreate(prefix: Uint8Array, order: SortOrder, maxCreate?: number): RangeRequest {
   return {
-    key: prefix, rangeEnd: prefixEnd(prefix), sortTarget: SortTarget.CREATE, sortOrder: order, limit: 1,
+    key: prefix,
+    rangeEnd: prefixEnd(prefix),
+    sortTarget: SortTarget.CREATE,
+    sortOrder: order,
+    limit: 1,
     ...(maxCreate === undefined ? {} : { maxCreateRevision: maxCreate }),
   };
 }
@@ -118,7 +131,9 @@ export async function waitDeletes(ctx: RecipeContext, prefix: Uint8Array, maxCre
     const { header, kvs } = await range(ctx, byCreate(prefix, SortOrder.DESCEND, maxCreate));
     const newest = kvs[0];
     if (newest === undefined) return header;
-    await watchUntil(ctx, { key: newest.key, startRevision: header.revision }, (resp) => resp.events.some((e) => e.type === EventType.DELETE));
+    await watchUntil(ctx, { key: newest.key, startRevision: header.revision }, (resp) =>
+      resp.events.some((e) => e.type === EventType.DELETE),
+    );
   }
 }
 
@@ -133,7 +148,10 @@ export interface WatchSpan {
  * was compacted (the watch then ends as a client's would).
  */
 export function watchUntil(ctx: RecipeContext, span: WatchSpan, done: (resp: WatchResponse) => boolean): Promise<void> {
-  ctx.s.auth.checkRange(ctx.auth, { key: span.key, ...(span.rangeEnd === undefined ? {} : { rangeEnd: span.rangeEnd }) });
+  ctx.s.auth.checkRange(ctx.auth, {
+    key: span.key,
+    ...(span.rangeEnd === undefined ? {} : { rangeEnd: span.rangeEnd }),
+  });
   return new Promise<void>((resolve, reject) => {
     let id = -1;
     let finished = false;

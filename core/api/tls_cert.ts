@@ -9,7 +9,14 @@ import { join } from "node:path";
 function der(tag: number, ...parts: Buffer[]): Buffer {
   const body = Buffer.concat(parts);
   const n = body.length;
-  const len = n < 0x80 ? Buffer.from([n]) : n < 0x100 ? Buffer.from([0x81, n]) : n < 0x10000 ? Buffer.from([0x82, n >> 8, n & 0xff]) : Buffer.from([0x83, n >> 16, (n >> 8) & 0xff, n & 0xff]);
+  const len =
+    n < 0x80
+      ? Buffer.from([n])
+      : n < 0x100
+        ? Buffer.from([0x81, n])
+        : n < 0x10000
+          ? Buffer.from([0x82, n >> 8, n & 0xff])
+          : Buffer.from([0x83, n >> 16, (n >> 8) & 0xff, n & 0xff]);
   return Buffer.concat([Buffer.from([tag]), len, body]);
 }
 
@@ -34,7 +41,9 @@ function integer(magnitude: Buffer): Buffer {
 /** UTCTime through 2049, GeneralizedTime after (RFC 5280 §4.1.2.5). */
 function time(d: Date): Buffer {
   const iso = d.toISOString().replace(/[-:T]/g, "").slice(0, 14) + "Z";
-  return d.getUTCFullYear() < 2050 ? der(0x17, Buffer.from(iso.slice(2), "ascii")) : der(0x18, Buffer.from(iso, "ascii"));
+  return d.getUTCFullYear() < 2050
+    ? der(0x17, Buffer.from(iso.slice(2), "ascii"))
+    : der(0x18, Buffer.from(iso, "ascii"));
 }
 
 const OID = {
@@ -58,7 +67,12 @@ function ipBytes(ip: string): Buffer {
   const h = head === "" ? [] : head.split(":");
   const t = tail === "" ? [] : tail.split(":");
   const groups = full.includes("::") ? [...h, ...Array<string>(8 - h.length - t.length).fill("0"), ...t] : h;
-  return Buffer.from(groups.flatMap((g) => { const v = parseInt(g, 16); return [v >> 8, v & 0xff]; }));
+  return Buffer.from(
+    groups.flatMap((g) => {
+      const v = parseInt(g, 16);
+      return [v >> 8, v & 0xff];
+    }),
+  );
 }
 
 export interface SelfCert {
@@ -79,7 +93,9 @@ export function selfCert(dir: string, hosts: readonly string[], now: Date = new 
   const name = der(0x30, der(0x31, der(0x30, oid(OID.organization), der(0x0c, Buffer.from("etcd")))));
   const alg = der(0x30, oid(OID.ecdsaWithSha512));
   const notAfter = new Date(now.getTime() + 365 * 24 * 3600 * 1000);
-  const sans = [...new Set(hosts)].map((h) => (isIP(h) !== 0 ? der(0x87, ipBytes(h)) : der(0x82, Buffer.from(h, "ascii"))));
+  const sans = [...new Set(hosts)].map((h) =>
+    isIP(h) !== 0 ? der(0x87, ipBytes(h)) : der(0x82, Buffer.from(h, "ascii")),
+  );
   const extensions = [
     // digitalSignature (bit 0) and keyEncipherment (bit 2): 0b1010_0000, 5 unused bits.
     extension(OID.keyUsage, true, der(0x03, Buffer.from([0x05, 0xa0]))),
@@ -87,16 +103,23 @@ export function selfCert(dir: string, hosts: readonly string[], now: Date = new 
     extension(OID.basicConstraints, true, der(0x30)),
     ...(sans.length > 0 ? [extension(OID.subjectAltName, false, der(0x30, ...sans))] : []),
   ];
-  const tbs = der(0x30,
+  const tbs = der(
+    0x30,
     der(0xa0, integer(Buffer.from([2]))),
     integer(randomBytes(16)),
-    alg, name, der(0x30, time(now), time(notAfter)), name,
+    alg,
+    name,
+    der(0x30, time(now), time(notAfter)),
+    name,
     publicKey.export({ type: "spki", format: "der" }),
     der(0xa3, der(0x30, ...extensions)),
   );
   const signature = sign("sha512", tbs, privateKey);
   const cert = der(0x30, tbs, alg, der(0x03, Buffer.concat([Buffer.from([0]), signature])));
-  const pem = `-----BEGIN CERTIFICATE-----\n${cert.toString("base64").replace(/(.{64})/g, "$1\n").replace(/\n?$/, "\n")}-----END CERTIFICATE-----\n`;
+  const pem = `-----BEGIN CERTIFICATE-----\n${cert
+    .toString("base64")
+    .replace(/(.{64})/g, "$1\n")
+    .replace(/\n?$/, "\n")}-----END CERTIFICATE-----\n`;
   new X509Certificate(pem); // throws if the layout is wrong, before anything is written
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   writeFileSync(keyFile, privateKey.export({ type: "sec1", format: "pem" }), { mode: 0o600 });

@@ -84,13 +84,16 @@ function readFile(path: string): Buffer {
     return readFileSync(path);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new TlsConfigError(`open ${path}: ${code === "ENOENT" ? "no such file or directory" : code === "EACCES" ? "permission denied" : (err as Error).message}`);
+    throw new TlsConfigError(
+      `open ${path}: ${code === "ENOENT" ? "no such file or directory" : code === "EACCES" ? "permission denied" : (err as Error).message}`,
+    );
   }
 }
 
 /** node:tls server options for one listener (client or peer side of etcd's ServerConfig). */
 export function serverTlsOptions(info: TlsInfo, cipherSuites: readonly string[] = []): tls.TlsOptions {
-  if (info.certFile === "" || info.keyFile === "") throw new TlsConfigError("KeyFile and CertFile must both be present");
+  if (info.certFile === "" || info.keyFile === "")
+    throw new TlsConfigError("KeyFile and CertFile must both be present");
   const ciphers = opensslCiphers(cipherSuites);
   const opts: tls.TlsOptions = {
     cert: readFile(info.certFile),
@@ -107,7 +110,9 @@ export function serverTlsOptions(info: TlsInfo, cipherSuites: readonly string[] 
   } catch (err) {
     const text = (err as Error).message;
     // Go's tls.LoadX509KeyPair text for a key that is not the certificate's (etcd exits with it).
-    throw new TlsConfigError(/key values mismatch/.test(text) ? "tls: private key does not match public key" : `tls: ${text}`);
+    throw new TlsConfigError(
+      /key values mismatch/.test(text) ? "tls: private key does not match public key" : `tls: ${text}`,
+    );
   }
   return opts;
 }

@@ -34,7 +34,8 @@ export function pemCertificates(ca: tls.SecureContextOptions["ca"]): X509Certifi
   const out: X509Certificate[] = [];
   for (const part of parts) {
     const text = typeof part === "string" ? part : Buffer.from(part).toString("latin1");
-    for (const m of text.matchAll(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g)) out.push(new X509Certificate(m[0]));
+    for (const m of text.matchAll(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g))
+      out.push(new X509Certificate(m[0]));
   }
   return out;
 }
@@ -42,7 +43,11 @@ export function pemCertificates(ca: tls.SecureContextOptions["ca"]): X509Certifi
 /** Go's x509 error for a signature that does not verify, by the signer's key type. */
 function signatureFailure(ca: X509Certificate): string {
   const type = ca.publicKey.asymmetricKeyType;
-  return type === "rsa" || type === "rsa-pss" ? "crypto/rsa: verification error" : type === "ed25519" ? "x509: Ed25519 verification failure" : "x509: ECDSA verification failure";
+  return type === "rsa" || type === "rsa-pss"
+    ? "crypto/rsa: verification error"
+    : type === "ed25519"
+      ? "x509: Ed25519 verification failure"
+      : "x509: ECDSA verification failure";
 }
 
 /**
@@ -53,7 +58,8 @@ function signatureFailure(ca: X509Certificate): string {
 function unknownAuthority(socket: tls.TLSSocket, cas: readonly X509Certificate[]): string {
   const raw = socket.getPeerCertificate().raw;
   const leaf = raw !== undefined ? new X509Certificate(raw) : undefined;
-  const candidate = leaf === undefined ? undefined : cas.find((ca) => ca.subject === leaf.issuer && !leaf.verify(ca.publicKey));
+  const candidate =
+    leaf === undefined ? undefined : cas.find((ca) => ca.subject === leaf.issuer && !leaf.verify(ca.publicKey));
   if (candidate === undefined) return "certificate signed by unknown authority";
   const cn = /^CN=(.*)$/m.exec(candidate.subject)?.[1] ?? "";
   return `certificate signed by unknown authority (possibly because of ${JSON.stringify(signatureFailure(candidate))} while trying to verify candidate authority certificate ${JSON.stringify(cn)})`;
@@ -65,7 +71,8 @@ function unauthorizedReason(socket: tls.TLSSocket, cas: readonly X509Certificate
   if (socket.getPeerCertificate().raw === undefined) return "tls: client didn't provide a certificate";
   const code = String(socket.authorizationError);
   const prefix = "tls: failed to verify client certificate: x509: ";
-  if (/ISSUER|SELF_SIGNED|UNABLE_TO_VERIFY_LEAF|SIGNATURE_FAILURE/.test(code)) return prefix + unknownAuthority(socket, cas);
+  if (/ISSUER|SELF_SIGNED|UNABLE_TO_VERIFY_LEAF|SIGNATURE_FAILURE/.test(code))
+    return prefix + unknownAuthority(socket, cas);
   if (/CERT_HAS_EXPIRED|CERT_NOT_YET_VALID/.test(code)) return prefix + outOfValidity(socket, new Date());
   return prefix + code;
 }
@@ -75,7 +82,10 @@ function outOfValidity(socket: tls.TLSSocket, now: Date): string {
   const cert = socket.getPeerCertificate();
   const rfc3339 = (d: Date): string => d.toISOString().replace(/\.\d{3}Z$/, "Z");
   const [from, to] = [new Date(cert.valid_from), new Date(cert.valid_to)];
-  const detail = now < from ? `current time ${rfc3339(now)} is before ${rfc3339(from)}` : `current time ${rfc3339(now)} is after ${rfc3339(to)}`;
+  const detail =
+    now < from
+      ? `current time ${rfc3339(now)} is before ${rfc3339(from)}`
+      : `current time ${rfc3339(now)} is after ${rfc3339(to)}`;
   return `certificate has expired or is not yet valid: ${detail}`;
 }
 
@@ -95,7 +105,10 @@ export function handshakeFailureReason(err: Error & { code?: string }): string {
   if (code === "ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE" || /peer did not return a certificate/i.test(text)) {
     return "tls: client didn't provide a certificate";
   }
-  if (/certificate verify failed|unknown ca|unable to get/i.test(text) || code === "ERR_SSL_CERTIFICATE_VERIFY_FAILED") {
+  if (
+    /certificate verify failed|unknown ca|unable to get/i.test(text) ||
+    code === "ERR_SSL_CERTIFICATE_VERIFY_FAILED"
+  ) {
     return "tls: failed to verify client certificate: x509: certificate signed by unknown authority";
   }
   if (/no shared cipher/i.test(text)) return "tls: no cipher suite supported by both client and server";
@@ -128,7 +141,11 @@ function rejectedLine(socket: tls.TLSSocket, reason: string, afterHandshake = fa
  */
 export function createSecureListener(o: SecureListenerOptions, onSecure: (socket: tls.TLSSocket) => void): tls.Server {
   const verify = o.tls.rejectUnauthorized === true && o.tls.requestCert === true;
-  const options: tls.TlsOptions = { ...o.tls, rejectUnauthorized: false, ALPNCallback: ({ protocols }) => chooseAlpn(o.alpn, protocols) };
+  const options: tls.TlsOptions = {
+    ...o.tls,
+    rejectUnauthorized: false,
+    ALPNCallback: ({ protocols }) => chooseAlpn(o.alpn, protocols),
+  };
   const cas = verify ? pemCertificates(o.tls.ca) : [];
   const server = tls.createServer(options, (socket) => {
     const unauthorized = verify ? unauthorizedReason(socket, cas) : undefined;
@@ -228,7 +245,7 @@ function readTlv(buf: Buffer, at: number): Tlv {
 
 function children(buf: Buffer): Tlv[] {
   const out: Tlv[] = [];
-  for (let p = 0; p < buf.length;) {
+  for (let p = 0; p < buf.length; ) {
     const t = readTlv(buf, p);
     out.push(t);
     p = t.end;
@@ -286,7 +303,10 @@ export interface PeerTls {
 }
 
 const sansOf = (cert: tls.PeerCertificate, prefix: "IP Address:" | "DNS:"): string[] =>
-  (cert.subjectaltname ?? "").split(", ").filter((x) => x.startsWith(prefix)).map((x) => x.slice(prefix.length));
+  (cert.subjectaltname ?? "")
+    .split(", ")
+    .filter((x) => x.startsWith(prefix))
+    .map((x) => x.slice(prefix.length));
 
 /**
  * Go's x509 VerifyHostname, as etcd applies --peer-cert-allowed-hostname and --client-cert-allowed-hostname: an IP
@@ -332,7 +352,10 @@ async function resolvesTo(name: string, host: string): Promise<{ ok: boolean; er
     return { ok: addrs.some((a) => goRemoteHost(a.address) === host) };
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    return { ok: false, err: code === "ENOTFOUND" || code === "ENODATA" ? `lookup ${name}: no such host` : (err as Error).message };
+    return {
+      ok: false,
+      err: code === "ENOTFOUND" || code === "ENODATA" ? `lookup ${name}: no such host` : (err as Error).message,
+    };
   } finally {
     clearTimeout(timer);
   }
@@ -381,7 +404,9 @@ export interface PeerTlsOptions {
  */
 export function peerTransportTls(info: TlsInfo, opts: PeerTlsOptions = {}): PeerTls {
   if ((info.allowedCn ?? "") !== "" && (info.allowedHostname ?? "") !== "") {
-    throw new TlsConfigError(`AllowedCN and AllowedHostname are mutually exclusive (cn=${JSON.stringify(info.allowedCn)}, hostname=${JSON.stringify(info.allowedHostname)})`);
+    throw new TlsConfigError(
+      `AllowedCN and AllowedHostname are mutually exclusive (cn=${JSON.stringify(info.allowedCn)}, hostname=${JSON.stringify(info.allowedHostname)})`,
+    );
   }
   const cipherSuites = opts.cipherSuites ?? [];
   const server: tls.TlsOptions = { ...serverTlsOptions(info, cipherSuites), rejectUnauthorized: false };
@@ -396,12 +421,22 @@ export function peerTransportTls(info: TlsInfo, opts: PeerTlsOptions = {}): Peer
   const refuseInbound = async (socket: tls.TLSSocket): Promise<string | undefined> => {
     const unauthorized = info.clientCertAuth ? unauthorizedReason(socket, cas) : undefined;
     if (unauthorized !== undefined) return rejectedLine(socket, unauthorized);
-    const sync = (info.clientCertAuth ? allowedPeer(info, socket.getPeerCertificate()) : undefined) ?? crlRejection(info.crlFile, socket);
+    const sync =
+      (info.clientCertAuth ? allowedPeer(info, socket.getPeerCertificate()) : undefined) ??
+      crlRejection(info.crlFile, socket);
     const reason = sync ?? (opts.skipClientSanVerify === true ? undefined : await sanRejection(socket));
     return reason === undefined ? undefined : rejectedLine(socket, reason, true);
   };
-  const handshakeFailure = (socket: tls.TLSSocket, err: Error): string => rejectedLine(socket, handshakeFailureReason(err));
-  const summary = `peerTLS: cert = ${info.certFile}, key = ${info.keyFile}, trusted-ca = ${info.trustedCaFile}, ` +
+  const handshakeFailure = (socket: tls.TLSSocket, err: Error): string =>
+    rejectedLine(socket, handshakeFailureReason(err));
+  const summary =
+    `peerTLS: cert = ${info.certFile}, key = ${info.keyFile}, trusted-ca = ${info.trustedCaFile}, ` +
     `client-cert-auth = ${String(info.clientCertAuth)}, crl-file = ${info.crlFile}`;
-  return { server: server as http2.SecureServerOptions, client: { ...client, checkServerIdentity }, refuseInbound, handshakeFailure, summary };
+  return {
+    server: server as http2.SecureServerOptions,
+    client: { ...client, checkServerIdentity },
+    refuseInbound,
+    handshakeFailure,
+    summary,
+  };
 }

@@ -34,5 +34,10 @@ export function int64(v: unknown): bigint {
 
 /** A response header as a grpc-js object (64-bit fields as decimal strings). */
 export function headerObject(h: ResponseHeader): Record<string, string> {
-  return { cluster_id: h.clusterId.toString(), member_id: h.memberId.toString(), revision: String(h.revision), raft_term: String(h.raftTerm) };
+  return {
+    cluster_id: h.clusterId.toString(),
+    member_id: h.memberId.toString(),
+    revision: String(h.revision),
+    raft_term: String(h.raftTerm),
+  };
 }

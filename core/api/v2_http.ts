@@ -13,8 +13,16 @@ const MEMBERS_PREFIX = "/v2/members";
 
 /** Whether `path` is a v2 route etcd serves (other /v2/… paths answer 404). */
 export function isV2Route(path: string): boolean {
-  return path === KEYS_PREFIX || path.startsWith(`${KEYS_PREFIX}/`) || path === MEMBERS_PREFIX || path.startsWith(`${MEMBERS_PREFIX}/`)
-    || path === "/v2/machines" || path === "/v2/stats/self" || path === "/v2/stats/leader" || path === "/v2/stats/store";
+  return (
+    path === KEYS_PREFIX ||
+    path.startsWith(`${KEYS_PREFIX}/`) ||
+    path === MEMBERS_PREFIX ||
+    path.startsWith(`${MEMBERS_PREFIX}/`) ||
+    path === "/v2/machines" ||
+    path === "/v2/stats/self" ||
+    path === "/v2/stats/leader" ||
+    path === "/v2/stats/store"
+  );
 }
 
 export function serveV2(s: EtcdServer, req: IncomingMessage, res: ServerResponse, path: string, query: string): void {
@@ -39,7 +47,10 @@ function memberJson(m: Member): Record<string, unknown> {
 
 function serveMachines(s: EtcdServer, req: IncomingMessage, res: ServerResponse): void {
   if (!allowMethod(res, req.method ?? "GET", ["GET", "HEAD"])) return;
-  const urls = s.members().flatMap((m) => m.clientUrls).sort();
+  const urls = s
+    .members()
+    .flatMap((m) => m.clientUrls)
+    .sort();
   send(res, 200, { "Content-Type": "text/plain; charset=utf-8" }, urls.join(", "));
 }
 
@@ -48,16 +59,26 @@ function serveMembers(s: EtcdServer, req: IncomingMessage, res: ServerResponse, 
   if (!allowMethod(res, method, ["GET", "POST", "DELETE", "PUT"])) return;
   res.setHeader("X-Etcd-Cluster-Id", clusterIdHex(s));
   const rest = path.slice(MEMBERS_PREFIX.length).replace(/^\//, "");
-  void readBody(req, method === "POST" || method === "PUT").then(async (body) => {
-    try {
-      await memberRequest(s, req, res, method, rest, body);
-    } catch (err) {
-      memberError(res, err, rest);
-    }
-  }, () => res.destroy());
+  void readBody(req, method === "POST" || method === "PUT").then(
+    async (body) => {
+      try {
+        await memberRequest(s, req, res, method, rest, body);
+      } catch (err) {
+        memberError(res, err, rest);
+      }
+    },
+    () => res.destroy(),
+  );
 }
 
-async function memberRequest(s: EtcdServer, req: IncomingMessage, res: ServerResponse, method: string, rest: string, body: string): Promise<void> {
+async function memberRequest(
+  s: EtcdServer,
+  req: IncomingMessage,
+  res: ServerResponse,
+  method: string,
+  rest: string,
+  body: string,
+): Promise<void> {
   if (method === "GET") {
     if (rest === "") json(res, 200, { members: s.members().map(memberJson) });
     else if (rest === "leader") {
@@ -75,7 +96,12 @@ async function memberRequest(s: EtcdServer, req: IncomingMessage, res: ServerRes
     return;
   }
   if (rest === "") {
-    send(res, 405, { "Content-Type": "text/plain; charset=utf-8", "X-Content-Type-Options": "nosniff" }, "Method Not Allowed\n");
+    send(
+      res,
+      405,
+      { "Content-Type": "text/plain; charset=utf-8", "X-Content-Type-Options": "nosniff" },
+      "Method Not Allowed\n",
+    );
     return;
   }
   if (!/^[0-9a-fA-F]{1,16}$/.test(rest)) {
@@ -101,7 +127,8 @@ function peerUrlsOf(req: IncomingMessage, res: ServerResponse, body: string): st
   }
   try {
     const urls = (JSON.parse(body) as { peerURLs?: unknown }).peerURLs;
-    if (!Array.isArray(urls) || urls.some((u) => typeof u !== "string" || !/^https?:\/\/[^/]+$/.test(u))) throw new Error("URL must be scheme://host:port");
+    if (!Array.isArray(urls) || urls.some((u) => typeof u !== "string" || !/^https?:\/\/[^/]+$/.test(u)))
+      throw new Error("URL must be scheme://host:port");
     return urls as string[];
   } catch (err) {
     httpError(res, 400, err instanceof Error ? err.message : String(err));
@@ -112,7 +139,8 @@ function peerUrlsOf(req: IncomingMessage, res: ServerResponse, body: string): st
 function memberError(res: ServerResponse, err: unknown, id: string): void {
   if (res.headersSent) return void res.end();
   const code = err instanceof EtcdError ? err.code : undefined;
-  if (code === "MEMBER_EXIST" || code === "PEER_URL_EXIST") httpError(res, 409, err instanceof Error ? err.message : "");
+  if (code === "MEMBER_EXIST" || code === "PEER_URL_EXIST")
+    httpError(res, 409, err instanceof Error ? err.message : "");
   else if (code === "MEMBER_NOT_FOUND") httpError(res, 404, `No such member: ${id}`);
   else httpError(res, 500, "Internal Server Error");
 }
@@ -121,7 +149,12 @@ function serveStats(s: EtcdServer, req: IncomingMessage, res: ServerResponse, pa
   if (!allowMethod(res, req.method ?? "GET", ["GET"])) return;
   if (path === "/v2/stats/store") {
     const st = s.v2.store.stats;
-    send(res, 200, { "Content-Type": "application/json" }, JSON.stringify({ ...Object.fromEntries(STAT_NAMES.map((n) => [n, st[n]])), watchers: s.v2.store.watcherCount }));
+    send(
+      res,
+      200,
+      { "Content-Type": "application/json" },
+      JSON.stringify({ ...Object.fromEntries(STAT_NAMES.map((n) => [n, st[n]])), watchers: s.v2.store.watcherCount }),
+    );
   } else if (path === "/v2/stats/self") {
     send(res, 200, { "Content-Type": "application/json" }, JSON.stringify(selfStats(s)));
   } else if (!s.isLeader) {
@@ -158,7 +191,11 @@ function selfStats(s: EtcdServer): Record<string, unknown> {
     id: s.config.memberId.toString(16),
     state: s.raftState,
     startTime: timeOf(m.startedMs),
-    leaderInfo: { leader: s.leader === 0n ? "" : s.leader.toString(16), uptime: goDuration(since === 0 ? 0 : Date.now() - since), startTime: timeOf(since === 0 ? m.startedMs : since) },
+    leaderInfo: {
+      leader: s.leader === 0n ? "" : s.leader.toString(16),
+      uptime: goDuration(since === 0 ? 0 : Date.now() - since),
+      startTime: timeOf(since === 0 ? m.startedMs : since),
+    },
     recvAppendRequestCnt: m.appendsReceived,
     sendAppendRequestCnt: m.appendsSent,
   };
@@ -166,7 +203,10 @@ function selfStats(s: EtcdServer): Record<string, unknown> {
 
 /** The leader's view of its followers: append latency in milliseconds and counts (follower_stats.ts). */
 function leaderStats(s: EtcdServer): Record<string, unknown> {
-  const ids = s.members().map((m) => m.id).filter((id) => id !== s.config.memberId);
+  const ids = s
+    .members()
+    .map((m) => m.id)
+    .filter((id) => id !== s.config.memberId);
   const followers: Record<string, unknown> = {};
   for (const [id, st] of s.metrics.followers.of(ids)) followers[id.toString(16)] = st;
   return { leader: s.config.memberId.toString(16), followers };

@@ -47,7 +47,8 @@ function fieldError(code: number, cause: string): V2Error {
 function uintOf(f: Form, k: string): number {
   const v = first(f, k);
   if (v === undefined) return 0;
-  if (!/^\d+$/.test(v) || BigInt(v) > 18446744073709551615n) throw fieldError(V2Code.IndexNaN, `invalid value for "${k}"`);
+  if (!/^\d+$/.test(v) || BigInt(v) > 18446744073709551615n)
+    throw fieldError(V2Code.IndexNaN, `invalid value for "${k}"`);
   return Number(v);
 }
 
@@ -101,13 +102,22 @@ function parseKeyRequest(method: string, keyPath: string, f: Form): KeyRequest {
 }
 
 export function writeV2Error(res: ServerResponse, err: V2Error): void {
-  send(res, err.status, { "Content-Type": "application/json", "X-Etcd-Index": String(err.index) }, `${goJson(err.toJSON())}\n`);
+  send(
+    res,
+    err.status,
+    { "Content-Type": "application/json", "X-Etcd-Index": String(err.index) },
+    `${goJson(err.toJSON())}\n`,
+  );
 }
 
 /** Anything but a store refusal (a timeout, no leader, a stopped member) is error 300 with the reason as cause. */
 function asV2Error(err: unknown): V2Error {
   if (err instanceof V2Error) return err;
-  return new V2Error(V2Code.RaftInternal, err instanceof EtcdError || err instanceof Error ? err.message : String(err), 0);
+  return new V2Error(
+    V2Code.RaftInternal,
+    err instanceof EtcdError || err instanceof Error ? err.message : String(err),
+    0,
+  );
 }
 
 function raftHeaders(s: EtcdServer): Record<string, string> {
@@ -121,7 +131,13 @@ function writeEvent(s: EtcdServer, res: ServerResponse, e: V2Event, noValueOnSuc
   send(res, isCreated(e) ? 201 : 200, headers, `${goJson(body)}\n`);
 }
 
-export function serveKeys(s: EtcdServer, req: IncomingMessage, res: ServerResponse, urlPath: string, query: string): void {
+export function serveKeys(
+  s: EtcdServer,
+  req: IncomingMessage,
+  res: ServerResponse,
+  urlPath: string,
+  query: string,
+): void {
   const method = req.method ?? "GET";
   if (!allowMethod(res, method, ["HEAD", "GET", "PUT", "POST", "DELETE"])) return;
   let keyPath: string;
@@ -134,21 +150,24 @@ export function serveKeys(s: EtcdServer, req: IncomingMessage, res: ServerRespon
   }
   res.setHeader("X-Etcd-Cluster-Id", clusterIdHex(s));
   const withBody = method === "POST" || method === "PUT";
-  void readBody(req, withBody).then(async (body) => {
-    let kr: KeyRequest;
-    try {
-      kr = parseKeyRequest(method, keyPath, formOf(query, body));
-    } catch (err) {
-      writeV2Error(res, asV2Error(err));
-      return;
-    }
-    try {
-      await answer(s, req, res, kr);
-    } catch (err) {
-      if (!res.headersSent) writeV2Error(res, asV2Error(err));
-      else res.end();
-    }
-  }, () => res.destroy());
+  void readBody(req, withBody).then(
+    async (body) => {
+      let kr: KeyRequest;
+      try {
+        kr = parseKeyRequest(method, keyPath, formOf(query, body));
+      } catch (err) {
+        writeV2Error(res, asV2Error(err));
+        return;
+      }
+      try {
+        await answer(s, req, res, kr);
+      } catch (err) {
+        if (!res.headersSent) writeV2Error(res, asV2Error(err));
+        else res.end();
+      }
+    },
+    () => res.destroy(),
+  );
 }
 
 async function answer(s: EtcdServer, req: IncomingMessage, res: ServerResponse, kr: KeyRequest): Promise<void> {

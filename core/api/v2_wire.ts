@@ -19,7 +19,12 @@ export function send(res: ServerResponse, status: number, headers: Record<string
 /** etcd's allowMethod: anything else is 405 with an Allow header. */
 export function allowMethod(res: ServerResponse, method: string, allowed: readonly string[]): boolean {
   if (allowed.includes(method)) return true;
-  send(res, 405, { Allow: allowed.join(","), "Content-Type": "text/plain; charset=utf-8", "X-Content-Type-Options": "nosniff" }, "Method Not Allowed\n");
+  send(
+    res,
+    405,
+    { Allow: allowed.join(","), "Content-Type": "text/plain; charset=utf-8", "X-Content-Type-Options": "nosniff" },
+    "Method Not Allowed\n",
+  );
   return false;
 }
 

@@ -68,12 +68,20 @@ export function fragmentEvents(events: readonly WatchEvent[], maxBytes: number):
 }
 
 export function encodeWatchResponse(p: ResponseParts): Buffer {
-  const fields: Field[] = [[1, "m", headerMsg(p.header)], [2, "u", p.watchId], [3, "b", p.created ?? false],
-    [4, "b", p.canceled ?? false], [5, "u", p.compactRevision ?? 0]];
+  const fields: Field[] = [
+    [1, "m", headerMsg(p.header)],
+    [2, "u", p.watchId],
+    [3, "b", p.created ?? false],
+    [4, "b", p.canceled ?? false],
+    [5, "u", p.compactRevision ?? 0],
+  ];
   if (p.cancelReason !== undefined && p.cancelReason !== "") fields.push([6, "y", Buffer.from(p.cancelReason)]);
   if (p.fragment === true) fields.push([7, "b", true]);
   for (const e of p.events ?? []) {
-    const ev: Field[] = [[1, "u", e.type], [2, "y", e.kv]];
+    const ev: Field[] = [
+      [1, "u", e.type],
+      [2, "y", e.kv],
+    ];
     if (e.prevKv !== undefined) ev.push([3, "y", e.prevKv]);
     fields.push([11, "m", msg(ev)]);
   }
@@ -95,7 +103,12 @@ class WatchStream {
   #blocked = false;
   #closed = false;
 
-  constructor(call: grpc.ServerDuplexStream<WatchRequestIn, Buffer>, server: EtcdServer, store: WatchableStore, opts: WatchServiceOptions) {
+  constructor(
+    call: grpc.ServerDuplexStream<WatchRequestIn, Buffer>,
+    server: EtcdServer,
+    store: WatchableStore,
+    opts: WatchServiceOptions,
+  ) {
     this.#call = call;
     this.#server = server;
     this.#store = store;
@@ -141,14 +154,37 @@ class WatchStream {
     const id = asked !== 0n ? asked : this.#nextId;
     if (this.#watches.has(id) || this.#watches.size >= MAX_WATCHES_PER_STREAM) {
       // etcd answers a refused create with created and canceled both set (and a reason).
-      const reason = this.#watches.has(id) ? "mvcc: duplicate watch ID provided on the WatchStream" : "etcd-ts: too many watches on one stream";
-      this.#call.write(encodeWatchResponse({ header: this.#server.header(), watchId: -1n, created: true, canceled: true, cancelReason: reason }));
+      const reason = this.#watches.has(id)
+        ? "mvcc: duplicate watch ID provided on the WatchStream"
+        : "etcd-ts: too many watches on one stream";
+      this.#call.write(
+        encodeWatchResponse({
+          header: this.#server.header(),
+          watchId: -1n,
+          created: true,
+          canceled: true,
+          cancelReason: reason,
+        }),
+      );
       return;
     }
-    const reason = watchCancelReason(this.#server, this.#call.metadata, c.key ?? Buffer.alloc(0), c.range_end ?? undefined);
+    const reason = watchCancelReason(
+      this.#server,
+      this.#call.metadata,
+      c.key ?? Buffer.alloc(0),
+      c.range_end ?? undefined,
+    );
     if (reason !== undefined) {
       // etcd 3.4 refuses a watch for auth (bad token, no user, no read permission) with a canceled create.
-      this.#call.write(encodeWatchResponse({ header: this.#server.header(), watchId: -1n, created: true, canceled: true, cancelReason: reason }));
+      this.#call.write(
+        encodeWatchResponse({
+          header: this.#server.header(),
+          watchId: -1n,
+          created: true,
+          canceled: true,
+          cancelReason: reason,
+        }),
+      );
       return;
     }
     if (asked === 0n) this.#nextId += 1n;
@@ -193,7 +229,8 @@ class WatchStream {
     if (this.#blocked || this.#call.writableEnded) return false;
     const pieces = fragmentEvents(resp.events, this.#opts.maxResponseBytes ?? MAX_REQUEST_BYTES);
     pieces.forEach((events, i) => {
-      if (!this.#call.write(encodeWatchResponse({ ...base, events, fragment: i < pieces.length - 1 }))) this.#blocked = true;
+      if (!this.#call.write(encodeWatchResponse({ ...base, events, fragment: i < pieces.length - 1 })))
+        this.#blocked = true;
     });
     return true;
   }
@@ -209,12 +246,21 @@ class WatchStream {
   }
 }
 
-export function watchService(server: EtcdServer, store: WatchableStore, opts: WatchServiceOptions = {}): grpc.UntypedServiceImplementation {
+export function watchService(
+  server: EtcdServer,
+  store: WatchableStore,
+  opts: WatchServiceOptions = {},
+): grpc.UntypedServiceImplementation {
   return {
     Watch: (call: grpc.ServerDuplexStream<WatchRequestIn, Buffer>) => {
       if (server.isLearner) {
         // etcd's stream interceptor: a learner serves no streams.
-        call.emit("error", Object.assign(new Error(ERRORS.NOT_SUPPORTED_FOR_LEARNER.message), { code: ERRORS.NOT_SUPPORTED_FOR_LEARNER.status }));
+        call.emit(
+          "error",
+          Object.assign(new Error(ERRORS.NOT_SUPPORTED_FOR_LEARNER.message), {
+            code: ERRORS.NOT_SUPPORTED_FOR_LEARNER.status,
+          }),
+        );
         return;
       }
       new WatchStream(call, server, store, opts);

@@ -100,7 +100,8 @@ function* readFields(buf: Uint8Array, what: string): Generator<PbField> {
       yield { field, varint: varint(), bytes: undefined };
     } else if (wireType === 2) {
       const len = varint();
-      if (pos + len > buf.length) throw new Error(`auth codec: ${what}: field ${field} length ${len} past end ${buf.length}`);
+      if (pos + len > buf.length)
+        throw new Error(`auth codec: ${what}: field ${field} length ${len} past end ${buf.length}`);
       yield { field, varint: 0, bytes: buf.subarray(pos, pos + len) };
       pos += len;
     } else if (wireType === 1 || wireType === 5) {
@@ -182,7 +183,8 @@ function decodePermission(buf: Uint8Array): PermissionRecord {
 }
 
 export function encodeRevision(rev: number): Uint8Array {
-  if (!Number.isSafeInteger(rev) || rev < 0) throw new Error(`auth codec: revision ${rev} is not a safe non-negative integer`);
+  if (!Number.isSafeInteger(rev) || rev < 0)
+    throw new Error(`auth codec: revision ${rev} is not a safe non-negative integer`);
   const out = new Uint8Array(8);
   const view = new DataView(out.buffer);
   view.setUint32(0, Math.floor(rev / 2 ** 32));
@@ -214,4 +216,3 @@ export function encodeName(name: string): Uint8Array {
   out.set(createHash("sha256").update(bytes).digest(), 1);
   return out;
 }
-

@@ -67,7 +67,6 @@ export const ROOT_ROLE = "root";
  */
 export const MAX_AUTH_NAME_BYTES = 32_768;
 
-
 /** What a permission check asks (the server's view of Range/Put/DeleteRange/admin requests). */
 export type PermissionRequest =
   | { readonly op: "range" | "deleteRange"; readonly key: Uint8Array; readonly rangeEnd?: Uint8Array }
@@ -173,7 +172,8 @@ export class AuthStore {
   }
 
   userDelete(tx: WriteView, name: string): void {
-    if (this.state.enabled && name === ROOT_USER) throw new EtcdError("INVALID_AUTH_MGMT", "cannot delete user root while auth is enabled");
+    if (this.state.enabled && name === ROOT_USER)
+      throw new EtcdError("INVALID_AUTH_MGMT", "cannot delete user root while auth is enabled");
     if (!this.state.users.has(name)) throw new EtcdError("USER_NOT_FOUND", `user ${JSON.stringify(name)}`);
     tx.del(AUTH_USERS_BUCKET, encodeName(name));
     this.state.users.delete(name);
@@ -197,7 +197,8 @@ export class AuthStore {
     const user = this.state.users.get(userName);
     if (user === undefined) throw new EtcdError("USER_NOT_FOUND", `user ${JSON.stringify(userName)}`);
     // etcd lets the root role be granted before a "root" role record exists.
-    if (role !== ROOT_ROLE && !this.state.roles.has(role)) throw new EtcdError("ROLE_NOT_FOUND", `role ${JSON.stringify(role)}`);
+    if (role !== ROOT_ROLE && !this.state.roles.has(role))
+      throw new EtcdError("ROLE_NOT_FOUND", `role ${JSON.stringify(role)}`);
     if (user.roles.includes(role)) return; // already granted: no write, no revision (etcd)
     this.putUser(tx, { ...user, roles: [...user.roles, role].sort(compareNames) });
     this.permCache.delete(userName);
@@ -210,7 +211,8 @@ export class AuthStore {
     }
     const user = this.state.users.get(userName);
     if (user === undefined) throw new EtcdError("USER_NOT_FOUND", `user ${JSON.stringify(userName)}`);
-    if (!user.roles.includes(role)) throw new EtcdError("ROLE_NOT_GRANTED", `user ${JSON.stringify(userName)}, role ${JSON.stringify(role)}`);
+    if (!user.roles.includes(role))
+      throw new EtcdError("ROLE_NOT_GRANTED", `user ${JSON.stringify(userName)}, role ${JSON.stringify(role)}`);
     this.putUser(tx, { ...user, roles: user.roles.filter((r) => r !== role) });
     this.permCache.delete(userName);
     this.commitRevision(tx);
@@ -226,7 +228,8 @@ export class AuthStore {
 
   /** Deletes the role and takes it away from every user holding it (etcd 3.4). */
   roleDelete(tx: WriteView, name: string): void {
-    if (this.state.enabled && name === ROOT_ROLE) throw new EtcdError("INVALID_AUTH_MGMT", "cannot delete role root while auth is enabled");
+    if (this.state.enabled && name === ROOT_ROLE)
+      throw new EtcdError("INVALID_AUTH_MGMT", "cannot delete role root while auth is enabled");
     if (!this.state.roles.has(name)) throw new EtcdError("ROLE_NOT_FOUND", `role ${JSON.stringify(name)}`);
     tx.del(AUTH_ROLES_BUCKET, encodeName(name));
     this.state.roles.delete(name);
@@ -241,8 +244,13 @@ export class AuthStore {
   roleGrantPermission(tx: WriteView, roleName: string, perm: Permission): void {
     const role = this.state.roles.get(roleName);
     if (role === undefined) throw new EtcdError("ROLE_NOT_FOUND", `role ${JSON.stringify(roleName)}`);
-    if (!Object.values(PermType).includes(perm.permType)) throw new Error(`auth: permission type ${String(perm.permType)} is not 0, 1 or 2`);
-    const rec: PermissionRecord = { permType: perm.permType, key: new Uint8Array(perm.key), rangeEnd: new Uint8Array(perm.rangeEnd) };
+    if (!Object.values(PermType).includes(perm.permType))
+      throw new Error(`auth: permission type ${String(perm.permType)} is not 0, 1 or 2`);
+    const rec: PermissionRecord = {
+      permType: perm.permType,
+      key: new Uint8Array(perm.key),
+      rangeEnd: new Uint8Array(perm.rangeEnd),
+    };
     const rest = role.permissions.filter((p) => !samePermRange(p, rec.key, rec.rangeEnd));
     this.putRole(tx, { name: roleName, permissions: [...rest, rec].sort(comparePerms) });
     this.permCache.clear();
@@ -253,7 +261,8 @@ export class AuthStore {
     const role = this.state.roles.get(roleName);
     if (role === undefined) throw new EtcdError("ROLE_NOT_FOUND", `role ${JSON.stringify(roleName)}`);
     const rest = role.permissions.filter((p) => !samePermRange(p, key, rangeEnd));
-    if (rest.length === role.permissions.length) throw new EtcdError("PERMISSION_NOT_GRANTED", `role ${JSON.stringify(roleName)}`);
+    if (rest.length === role.permissions.length)
+      throw new EtcdError("PERMISSION_NOT_GRANTED", `role ${JSON.stringify(roleName)}`);
     this.putRole(tx, { name: roleName, permissions: rest });
     this.permCache.clear();
     this.commitRevision(tx);
@@ -294,7 +303,11 @@ export class AuthStore {
     if (r === undefined) throw new EtcdError("ROLE_NOT_FOUND", `role ${JSON.stringify(name)}`);
     return {
       name: r.name,
-      permissions: r.permissions.map((p) => ({ permType: p.permType as PermType, key: new Uint8Array(p.key), rangeEnd: new Uint8Array(p.rangeEnd) })),
+      permissions: r.permissions.map((p) => ({
+        permType: p.permType as PermType,
+        key: new Uint8Array(p.key),
+        rangeEnd: new Uint8Array(p.rangeEnd),
+      })),
     };
   }
 
@@ -338,7 +351,10 @@ export class AuthStore {
       if (!ok) throw new EtcdError("AUTH_FAILED", `user ${JSON.stringify(name)}`);
       return this.assignToken(name);
     }
-    throw new EtcdError("AUTH_FAILED", `user ${JSON.stringify(name)} changed during ${AUTHENTICATE_ATTEMPTS} password checks`);
+    throw new EtcdError(
+      "AUTH_FAILED",
+      `user ${JSON.stringify(name)} changed during ${AUTHENTICATE_ATTEMPTS} password checks`,
+    );
   }
 
   /**
@@ -400,13 +416,18 @@ export class AuthStore {
     if (!this.state.enabled) return;
     if (req.op === "admin") {
       if (info === undefined || info.username === "") throw new EtcdError("USER_EMPTY");
-      if (!this.state.users.has(info.username)) throw new EtcdError("USER_NOT_FOUND", `user ${JSON.stringify(info.username)}`);
-      if (!this.isAdmin(info.username)) throw new EtcdError("PERMISSION_DENIED", `user ${JSON.stringify(info.username)} is not root`);
+      if (!this.state.users.has(info.username))
+        throw new EtcdError("USER_NOT_FOUND", `user ${JSON.stringify(info.username)}`);
+      if (!this.isAdmin(info.username))
+        throw new EtcdError("PERMISSION_DENIED", `user ${JSON.stringify(info.username)} is not root`);
       return;
     }
     if (info === undefined || info.revision === 0) throw new EtcdError("USER_EMPTY");
     if (info.revision < this.state.revision) {
-      throw new EtcdError("AUTH_OLD_REVISION", `token revision ${info.revision} < auth revision ${this.state.revision}`);
+      throw new EtcdError(
+        "AUTH_OLD_REVISION",
+        `token revision ${info.revision} < auth revision ${this.state.revision}`,
+      );
     }
     const permitted =
       req.op === "put"
@@ -417,7 +438,12 @@ export class AuthStore {
     if (!permitted) throw new EtcdError("PERMISSION_DENIED", `user ${JSON.stringify(info.username)}, ${req.op}`);
   }
 
-  private isOpPermitted(userName: string, kind: "read" | "write", key: Uint8Array, rangeEnd: Uint8Array | undefined): boolean {
+  private isOpPermitted(
+    userName: string,
+    kind: "read" | "write",
+    key: Uint8Array,
+    rangeEnd: Uint8Array | undefined,
+  ): boolean {
     if (!this.state.enabled) return true;
     const user = this.state.users.get(userName);
     if (user === undefined) return false;
@@ -475,14 +501,17 @@ function compareNames(a: string, b: string): number {
 
 function checkName(what: "user" | "role", name: string): void {
   // A lone surrogate would encode to U+FFFD and collide with another name in the bucket.
-  if (LONE_SURROGATE.test(name)) throw new Error(`auth: ${what} name ${JSON.stringify(name)} is not well-formed Unicode`);
+  if (LONE_SURROGATE.test(name))
+    throw new Error(`auth: ${what} name ${JSON.stringify(name)} is not well-formed Unicode`);
   const n = nameBytes(name).length;
   // An error of the request (every member refuses it alike when the entry applies), never a crash of the member.
-  if (n > MAX_AUTH_NAME_BYTES) throw new EtcdError("REQUEST_TOO_LARGE", `auth: ${what} name of ${n} bytes exceeds ${MAX_AUTH_NAME_BYTES}`);
+  if (n > MAX_AUTH_NAME_BYTES)
+    throw new EtcdError("REQUEST_TOO_LARGE", `auth: ${what} name of ${n} bytes exceeds ${MAX_AUTH_NAME_BYTES}`);
 }
 
 function checkHash(hash: string): void {
-  if (!isPasswordHash(hash)) throw new Error("auth: password is not a hash from AuthStore.hashPassword (hash on the proposer)");
+  if (!isPasswordHash(hash))
+    throw new Error("auth: password is not a hash from AuthStore.hashPassword (hash on the proposer)");
 }
 
 function samePermRange(p: PermissionRecord, key: Uint8Array, rangeEnd: Uint8Array): boolean {

@@ -108,7 +108,8 @@ export class IntervalSet {
     if (found < 0) return false;
     const end = (this.merged[found] as KeyInterval).end;
     if (end === undefined) return true;
-    const point = rangeEnd === undefined || rangeEnd.length === 0 || (!isFromKey(rangeEnd) && compareBytes(rangeEnd, key) <= 0);
+    const point =
+      rangeEnd === undefined || rangeEnd.length === 0 || (!isFromKey(rangeEnd) && compareBytes(rangeEnd, key) <= 0);
     if (point) return compareBytes(end, key) > 0; // [s, e) holds key+"\0"'s whole point iff e > key
     if (isFromKey(rangeEnd)) return false;
     return compareBytes(end, rangeEnd) >= 0;

@@ -261,7 +261,12 @@ export class JwtTokenProvider implements TokenProvider {
     if (claims === undefined) return undefined;
     const username = claims["username"];
     const revision = claims["revision"];
-    if (typeof username !== "string" || typeof revision !== "number" || !Number.isSafeInteger(revision) || revision < 0) {
+    if (
+      typeof username !== "string" ||
+      typeof revision !== "number" ||
+      !Number.isSafeInteger(revision) ||
+      revision < 0
+    ) {
       return undefined;
     }
     if (!timeClaimsValid(claims, Math.floor(opts.nowMs / 1000))) return undefined;
@@ -274,7 +279,11 @@ export class JwtTokenProvider implements TokenProvider {
     const key = this.keys.privateKey;
     if (key === undefined) throw new Error(ERR_VERIFY_ONLY);
     if (m.family === "PS") {
-      return cryptoSign(m.hash, data, { key, padding: cryptoConstants.RSA_PKCS1_PSS_PADDING, saltLength: cryptoConstants.RSA_PSS_SALTLEN_DIGEST });
+      return cryptoSign(m.hash, data, {
+        key,
+        padding: cryptoConstants.RSA_PKCS1_PSS_PADDING,
+        saltLength: cryptoConstants.RSA_PSS_SALTLEN_DIGEST,
+      });
     }
     if (m.family === "ES") return cryptoSign(m.hash, data, { key, dsaEncoding: "ieee-p1363" });
     return cryptoSign(m.hash, data, key);
@@ -289,7 +298,12 @@ export class JwtTokenProvider implements TokenProvider {
       }
       const key = this.keys.publicKey;
       if (m.family === "PS") {
-        return cryptoVerify(m.hash, data, { key, padding: cryptoConstants.RSA_PKCS1_PSS_PADDING, saltLength: cryptoConstants.RSA_PSS_SALTLEN_AUTO }, sig);
+        return cryptoVerify(
+          m.hash,
+          data,
+          { key, padding: cryptoConstants.RSA_PKCS1_PSS_PADDING, saltLength: cryptoConstants.RSA_PSS_SALTLEN_AUTO },
+          sig,
+        );
       }
       if (m.family === "ES") return cryptoVerify(m.hash, data, { key, dsaEncoding: "ieee-p1363" }, sig);
       return cryptoVerify(m.hash, data, key, sig);
@@ -345,9 +359,11 @@ export function parseAuthTokenFlag(value: string, opts: ParseAuthTokenOptions = 
   const optMap = new Map<string, string>();
   for (const pair of rest) {
     const kv = pair.split("=");
-    if (kv.length !== 2) throw new AuthTokenFlagError(value, ERR_INVALID_AUTH_OPTS, `option ${JSON.stringify(pair)} is not key=value`);
+    if (kv.length !== 2)
+      throw new AuthTokenFlagError(value, ERR_INVALID_AUTH_OPTS, `option ${JSON.stringify(pair)} is not key=value`);
     const [k, v] = kv as [string, string];
-    if (optMap.has(k)) throw new AuthTokenFlagError(value, ERR_INVALID_AUTH_OPTS, `option ${JSON.stringify(k)} given twice`);
+    if (optMap.has(k))
+      throw new AuthTokenFlagError(value, ERR_INVALID_AUTH_OPTS, `option ${JSON.stringify(k)} given twice`);
     optMap.set(k, v);
   }
   if (type === "simple") {
@@ -355,17 +371,30 @@ export function parseAuthTokenFlag(value: string, opts: ParseAuthTokenOptions = 
     return new SimpleTokenProvider({ ttlSeconds: opts.ttlSeconds ?? AUTH_TOKEN_TTL_SECONDS });
   }
   if (type === "jwt") return parseJwtOptions(value, optMap, opts.readFile ?? ((p) => readFileSync(p)));
-  throw new AuthTokenFlagError(value, ERR_INVALID_AUTH_OPTS, `token type ${JSON.stringify(type)} is neither "simple" nor "jwt"`);
+  throw new AuthTokenFlagError(
+    value,
+    ERR_INVALID_AUTH_OPTS,
+    `token type ${JSON.stringify(type)} is neither "simple" nor "jwt"`,
+  );
 }
 
-function parseJwtOptions(value: string, optMap: Map<string, string>, readFile: (path: string) => Uint8Array): JwtTokenProvider {
+function parseJwtOptions(
+  value: string,
+  optMap: Map<string, string>,
+  readFile: (path: string) => Uint8Array,
+): JwtTokenProvider {
   for (const k of optMap.keys()) {
-    if (!JWT_OPTIONS.has(k)) throw new AuthTokenFlagError(value, ERR_INVALID_AUTH_OPTS, `unknown jwt option ${JSON.stringify(k)}`);
+    if (!JWT_OPTIONS.has(k))
+      throw new AuthTokenFlagError(value, ERR_INVALID_AUTH_OPTS, `unknown jwt option ${JSON.stringify(k)}`);
   }
   const ttlText = optMap.get("ttl") ?? "";
   const ttlMs = ttlText === "" ? JWT_DEFAULT_TTL_MS : parseGoDurationMs(ttlText);
   if (ttlMs === undefined || !(ttlMs > 0)) {
-    throw new AuthTokenFlagError(value, ERR_INVALID_AUTH_OPTS, `ttl ${JSON.stringify(ttlText)} is not a positive duration like "5m" or "300s"`);
+    throw new AuthTokenFlagError(
+      value,
+      ERR_INVALID_AUTH_OPTS,
+      `ttl ${JSON.stringify(ttlText)} is not a positive duration like "5m" or "300s"`,
+    );
   }
   const read = (opt: string): Uint8Array | undefined => {
     const path = optMap.get(opt) ?? "";
@@ -380,18 +409,29 @@ function parseJwtOptions(value: string, optMap: Map<string, string>, readFile: (
   const priv = read("priv-key");
   const method = optMap.get("sign-method") ?? "";
   if (!isJwtSignMethod(method)) {
-    throw new AuthTokenFlagError(value, ERR_INVALID_AUTH_METHOD, `sign-method ${JSON.stringify(method)} is not one of ${Object.keys(JWT_SIGN_METHODS).join(", ")}`);
+    throw new AuthTokenFlagError(
+      value,
+      ERR_INVALID_AUTH_METHOD,
+      `sign-method ${JSON.stringify(method)} is not one of ${Object.keys(JWT_SIGN_METHODS).join(", ")}`,
+    );
   }
   return new JwtTokenProvider({ signMethod: method, keys: jwtKeys(value, method, pub, priv), ttlMs });
 }
 
-function jwtKeys(value: string, method: JwtSignMethod, pub: Uint8Array | undefined, priv: Uint8Array | undefined): JwtKeys {
+function jwtKeys(
+  value: string,
+  method: JwtSignMethod,
+  pub: Uint8Array | undefined,
+  priv: Uint8Array | undefined,
+): JwtKeys {
   const m = JWT_SIGN_METHODS[method];
   if (m.family === "HS") {
-    if (priv === undefined || priv.length === 0) throw new AuthTokenFlagError(value, ERR_MISSING_KEY, `${method} needs priv-key (the shared secret)`);
+    if (priv === undefined || priv.length === 0)
+      throw new AuthTokenFlagError(value, ERR_MISSING_KEY, `${method} needs priv-key (the shared secret)`);
     return { kind: "hmac", secret: priv };
   }
-  if (pub === undefined && priv === undefined) throw new AuthTokenFlagError(value, ERR_MISSING_KEY, `${method} needs pub-key and/or priv-key`);
+  if (pub === undefined && priv === undefined)
+    throw new AuthTokenFlagError(value, ERR_MISSING_KEY, `${method} needs pub-key and/or priv-key`);
   const parse = (what: string, f: () => KeyObject): KeyObject => {
     try {
       return f();
@@ -401,7 +441,10 @@ function jwtKeys(value: string, method: JwtSignMethod, pub: Uint8Array | undefin
   };
   const privateKey = priv === undefined ? undefined : parse("priv-key", () => createPrivateKey(Buffer.from(priv)));
   const publicKey = pub === undefined ? undefined : parse("pub-key", () => createPublicKey(Buffer.from(pub)));
-  for (const [what, key] of [["priv-key", privateKey], ["pub-key", publicKey]] as const) {
+  for (const [what, key] of [
+    ["priv-key", privateKey],
+    ["pub-key", publicKey],
+  ] as const) {
     if (key !== undefined) checkKeyFits(value, method, what, key);
   }
   const derived = privateKey === undefined ? undefined : createPublicKey(privateKey);
@@ -426,7 +469,11 @@ function checkKeyFits(value: string, method: JwtSignMethod, what: string, key: K
     const curve = key.asymmetricKeyDetails?.namedCurve;
     const have = curve === undefined ? String(type) : `${String(type)} (${curve})`;
     const want = m.family === "ES" ? `ec (${String(m.curve)})` : "rsa";
-    throw new AuthTokenFlagError(value, `auth: ${what} does not fit sign-method ${method}`, `key is ${have}, want ${want}`);
+    throw new AuthTokenFlagError(
+      value,
+      `auth: ${what} does not fit sign-method ${method}`,
+      `key is ${have}, want ${want}`,
+    );
   }
 }
 

@@ -14,7 +14,18 @@
 // idempotent because the consistent index commits atomically with the data it describes. syncNow() makes every
 // commit so far durable; the server calls it before a snapshot lets WAL entries go. A failed fsync is never
 // retried: the page cache may have dropped the dirty pages, so a later "successful" sync proves nothing.
-import { closeSync, existsSync, fdatasyncSync, fsync, fsyncSync, openSync, readSync, renameSync, rmSync, statSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  fdatasyncSync,
+  fsync,
+  fsyncSync,
+  openSync,
+  readSync,
+  renameSync,
+  rmSync,
+  statSync,
+} from "node:fs";
 import { dirname, join } from "node:path";
 import { crc32 } from "node:zlib";
 import { open, type Database, type RootDatabase } from "lmdb";
@@ -108,11 +119,16 @@ export class Backend {
         ? new WorkerPool({ path: file, maxDbs: MAX_DBS, size: workers, tasks })
         : undefined;
     const every = opts.syncIntervalMs ?? BACKEND_SYNC_INTERVAL_MS;
-    const onSyncError = opts.onSyncError ?? ((err: Error) => { throw err; });
+    const onSyncError =
+      opts.onSyncError ??
+      ((err: Error) => {
+        throw err;
+      });
     this.syncTimer =
       every > 0
         ? setInterval(() => {
-            if (this.unsynced > 0 && !this.closed && this.syncFailure === undefined) void this.sync().catch(onSyncError);
+            if (this.unsynced > 0 && !this.closed && this.syncFailure === undefined)
+              void this.sync().catch(onSyncError);
           }, every).unref()
         : undefined;
   }
@@ -251,8 +267,11 @@ export class Backend {
     checkLmdbHeader(received);
     const src = open({ path: received, maxDbs: MAX_DBS, noSubdir: true, readOnly: true, mapSize: MAP_SIZE_BYTES });
     try {
-      const format = src.openDB<Uint8Array, Uint8Array>(META_BUCKET, { keyEncoding: "binary", encoding: "binary" }).get(META_FORMAT);
-      if (format === undefined || new TextDecoder().decode(format) !== BACKEND_FORMAT) throw new BackendFormatError(received, "is not an etcd-ts backend");
+      const format = src
+        .openDB<Uint8Array, Uint8Array>(META_BUCKET, { keyEncoding: "binary", encoding: "binary" })
+        .get(META_FORMAT);
+      if (format === undefined || new TextDecoder().decode(format) !== BACKEND_FORMAT)
+        throw new BackendFormatError(received, "is not an etcd-ts backend");
       this.env.transactionSync(() => {
         for (const [name, db] of this.dbs) {
           for (const key of [...db.getKeys({})]) db.remove(key);
@@ -361,7 +380,12 @@ export class Backend {
     let pages = 0;
     let pageSize = 4096;
     for (const db of this.dbs.values()) {
-      const s = db.getStats() as { pageSize: number; treeBranchPageCount: number; treeLeafPageCount: number; overflowPages: number };
+      const s = db.getStats() as {
+        pageSize: number;
+        treeBranchPageCount: number;
+        treeLeafPageCount: number;
+        overflowPages: number;
+      };
       pageSize = s.pageSize;
       pages += s.treeBranchPageCount + s.treeLeafPageCount + s.overflowPages;
     }
@@ -421,7 +445,10 @@ export class Backend {
 
   /** Closes without syncing (the member stopped on a storage failure: nothing is synced again). */
   async abandon(): Promise<void> {
-    this.syncFailure ??= new StorageError(`backend ${this.file}: abandoned after a storage failure`, new Error("abandoned"));
+    this.syncFailure ??= new StorageError(
+      `backend ${this.file}: abandoned after a storage failure`,
+      new Error("abandoned"),
+    );
     await this.close();
   }
 
@@ -452,7 +479,8 @@ export class Backend {
       failpoint("backend-before-commit");
       result = this.env.transactionSync(() => {
         const out = fn(this.writeView());
-        if (consistentIndex !== undefined) this.bucket(META_BUCKET).put(META_CONSISTENT_INDEX, encodeU64(consistentIndex));
+        if (consistentIndex !== undefined)
+          this.bucket(META_BUCKET).put(META_CONSISTENT_INDEX, encodeU64(consistentIndex));
         built = true;
         return out;
       });
@@ -516,7 +544,10 @@ export class Backend {
 
 /** An fsync or write of the backend failed: the member must stop (fail-stop), never retry. */
 export class StorageError extends Error {
-  constructor(message: string, readonly reason: Error) {
+  constructor(
+    message: string,
+    readonly reason: Error,
+  ) {
     super(message);
     this.name = "StorageError";
   }
@@ -563,11 +594,15 @@ function checkLmdbHeader(file: string): void {
   } finally {
     closeSync(fd);
   }
-  if (n < head.length) throw new BackendFormatError(file, `not a readable LMDB file (${n} bytes, shorter than a meta page)`);
+  if (n < head.length)
+    throw new BackendFormatError(file, `not a readable LMDB file (${n} bytes, shorter than a meta page)`);
   const magic = head.readUInt32LE(24);
   const version = head.readUInt32LE(28);
   if (magic !== LMDB_MAGIC) {
-    throw new BackendFormatError(file, `not a readable LMDB file (magic 0x${magic.toString(16)}, want 0x${LMDB_MAGIC.toString(16)})`);
+    throw new BackendFormatError(
+      file,
+      `not a readable LMDB file (magic 0x${magic.toString(16)}, want 0x${LMDB_MAGIC.toString(16)})`,
+    );
   }
   if (version !== LMDB_DATA_VERSION) {
     throw new BackendFormatError(file, `LMDB data version ${version}, this build reads ${LMDB_DATA_VERSION}`);

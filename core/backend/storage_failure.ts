@@ -6,7 +6,8 @@
 /** errno codes of a disk that refuses writes. */
 const IO_CODES = new Set(["EIO", "ENOSPC", "EROFS", "EDQUOT", "EFBIG", "ENXIO"]);
 /** LMDB's own failures (mdb_strerror names), none of which a client's request can cause. */
-const LMDB_FAILURES = /MDB_(PANIC|MAP_FULL|CORRUPTED|PAGE_NOTFOUND|VERSION_MISMATCH|INVALID|TXN_FULL|BAD_TXN|MAP_RESIZED|PROBLEM)/;
+const LMDB_FAILURES =
+  /MDB_(PANIC|MAP_FULL|CORRUPTED|PAGE_NOTFOUND|VERSION_MISMATCH|INVALID|TXN_FULL|BAD_TXN|MAP_RESIZED|PROBLEM)/;
 
 /** Whether `err` is a storage failure (stop the member) rather than a request's failure (answer it). */
 export function isStorageFailure(err: unknown): boolean {

@@ -68,6 +68,10 @@ export class UndoLog implements WriteView {
   #remember(bucket: string, key: Uint8Array): void {
     const before = this.#fresh?.(bucket, key) === true ? undefined : this.#tx.get(bucket, key);
     // The write view may reuse the buffers it hands out; keep our own copies of what must be restored.
-    this.#undo.push({ bucket, key: Uint8Array.from(key), before: before === undefined ? undefined : Uint8Array.from(before) });
+    this.#undo.push({
+      bucket,
+      key: Uint8Array.from(key),
+      before: before === undefined ? undefined : Uint8Array.from(before),
+    });
   }
 }

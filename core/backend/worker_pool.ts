@@ -197,7 +197,9 @@ export class WorkerPool {
   private nextId = 1;
   private closed = false;
   /** Gives a lent slab back when a result that was never released is collected (read_view.ts). */
-  private readonly unreleased = new FinalizationRegistry<{ readonly slots: Int32Array; readonly slot: number }>((h) => giveBack(h.slots, h.slot));
+  private readonly unreleased = new FinalizationRegistry<{ readonly slots: Int32Array; readonly slot: number }>((h) =>
+    giveBack(h.slots, h.slot),
+  );
 
   constructor(private readonly opts: WorkerPoolOptions) {
     if (!(opts.size >= 1)) throw new Error(`WorkerPool: size(${opts.size}) < 1`);
@@ -250,7 +252,9 @@ export class WorkerPool {
    * happens per result, so a release never frees a slot that was lent again meanwhile.
    */
   private lend(slots: Int32Array, slot: number, result: unknown): void {
-    const slab = Object.values(result as object).find((v): v is Uint8Array => ArrayBuffer.isView(v) && v.buffer instanceof SharedArrayBuffer)?.buffer;
+    const slab = Object.values(result as object).find(
+      (v): v is Uint8Array => ArrayBuffer.isView(v) && v.buffer instanceof SharedArrayBuffer,
+    )?.buffer;
     if (slab === undefined) {
       giveBack(slots, slot); // cannot happen: the worker lends only when a result field views the slab
       return;
@@ -281,7 +285,18 @@ export class WorkerPool {
     const slotState = new Int32Array(new SharedArrayBuffer(4 * READ_WORKER_SLAB_SLOTS));
     const worker = new Worker(WORKER_SOURCE, {
       eval: true,
-      workerData: { base: import.meta.url, path: this.opts.path, maxDbs: this.opts.maxDbs, tasks, niceness: this.opts.niceness ?? READ_WORKER_NICENESS, renewEntries: this.opts.renewEntries ?? READ_WORKER_RENEW_ENTRIES, slotState, slabFirstBytes: SLAB_FIRST_BYTES, slabMaxBytes: SLAB_MAX_BYTES, slabKeepMaxBytes: READ_WORKER_SLAB_KEEP_MAX_BYTES },
+      workerData: {
+        base: import.meta.url,
+        path: this.opts.path,
+        maxDbs: this.opts.maxDbs,
+        tasks,
+        niceness: this.opts.niceness ?? READ_WORKER_NICENESS,
+        renewEntries: this.opts.renewEntries ?? READ_WORKER_RENEW_ENTRIES,
+        slotState,
+        slabFirstBytes: SLAB_FIRST_BYTES,
+        slabMaxBytes: SLAB_MAX_BYTES,
+        slabKeepMaxBytes: READ_WORKER_SLAB_KEEP_MAX_BYTES,
+      },
     });
     worker.on("message", (reply: Reply) => {
       const p = this.pending.get(reply.id);

@@ -101,7 +101,8 @@ export function readMeta(buf: Buffer, at: number): Meta | string {
   const version = buf.readUInt32LE(at + 4);
   if (version !== BOLT_VERSION) return `version ${version}, want ${BOLT_VERSION}`;
   const checksum = buf.readBigUInt64LE(at + META_CHECKSUMMED_BYTES);
-  if (checksum !== 0n && checksum !== fnv1a64(buf.subarray(at, at + META_CHECKSUMMED_BYTES))) return "meta checksum mismatch";
+  if (checksum !== 0n && checksum !== fnv1a64(buf.subarray(at, at + META_CHECKSUMMED_BYTES)))
+    return "meta checksum mismatch";
   return {
     pageSize: buf.readUInt32LE(at + 8),
     flags: buf.readUInt32LE(at + 12),

@@ -4,8 +4,17 @@
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 
 import {
-  BUCKET_HEADER_BYTES, BUCKET_LEAF_FLAG, DEFAULT_PAGE_SIZE, ELEMENT_BYTES, PAGE_HEADER_BYTES, PageFlag, readMeta, readPageHeader, safeNumber,
-  type Meta, type PageHeader,
+  BUCKET_HEADER_BYTES,
+  BUCKET_LEAF_FLAG,
+  DEFAULT_PAGE_SIZE,
+  ELEMENT_BYTES,
+  PAGE_HEADER_BYTES,
+  PageFlag,
+  readMeta,
+  readPageHeader,
+  safeNumber,
+  type Meta,
+  type PageHeader,
 } from "./format.js";
 
 export class BoltFormatError extends Error {}
@@ -80,17 +89,20 @@ export class BoltReader {
 
   #page(id: number): { buf: Buffer; header: PageHeader } {
     const size = this.meta.pageSize;
-    if (id < 2 || id >= this.meta.pgid) throw new BoltFormatError(`bbolt: page ${id} outside the file's ${this.meta.pgid} pages`);
+    if (id < 2 || id >= this.meta.pgid)
+      throw new BoltFormatError(`bbolt: page ${id} outside the file's ${this.meta.pgid} pages`);
     const first = this.#read(id * size, size);
     const header = readPageHeader(first, 0);
     if (header.id !== id) throw new BoltFormatError(`bbolt: page ${id} says it is page ${header.id}`);
     if (header.overflow === 0) return { buf: first, header };
-    if (id + header.overflow >= this.meta.pgid) throw new BoltFormatError(`bbolt: page ${id} overflows past the file's end`);
+    if (id + header.overflow >= this.meta.pgid)
+      throw new BoltFormatError(`bbolt: page ${id} overflows past the file's end`);
     return { buf: this.#read(id * size, (header.overflow + 1) * size), header };
   }
 
   #read(position: number, length: number): Buffer {
-    if (position + length > this.#fileBytes) throw new BoltFormatError(`bbolt: file ends at ${this.#fileBytes} bytes, before ${position + length}`);
+    if (position + length > this.#fileBytes)
+      throw new BoltFormatError(`bbolt: file ends at ${this.#fileBytes} bytes, before ${position + length}`);
     const buf = Buffer.alloc(length);
     let done = 0;
     while (done < length) {
@@ -111,12 +123,15 @@ function pickMeta(fd: number, fileBytes: number): Meta {
   const first = read(0, PAGE_HEADER_BYTES + 64);
   const m0 = readMeta(first, PAGE_HEADER_BYTES);
   const pageSize = typeof m0 === "string" ? DEFAULT_PAGE_SIZE : m0.pageSize;
-  const m1 = fileBytes >= pageSize * 2 ? readMeta(read(pageSize, PAGE_HEADER_BYTES + 64), PAGE_HEADER_BYTES) : "file too short";
+  const m1 =
+    fileBytes >= pageSize * 2 ? readMeta(read(pageSize, PAGE_HEADER_BYTES + 64), PAGE_HEADER_BYTES) : "file too short";
   const valid = [m0, m1].filter((m): m is Meta => typeof m !== "string");
   if (valid.length === 0) throw new BoltFormatError(`bbolt: no valid meta page (${String(m0)}; ${String(m1)})`);
   const meta = valid.reduce((a, b) => (b.txid > a.txid ? b : a));
-  if (meta.pageSize < 512 || meta.pageSize > 1 << 20) throw new BoltFormatError(`bbolt: page size ${meta.pageSize} out of range`);
-  if (meta.root < 2 || meta.root >= meta.pgid) throw new BoltFormatError(`bbolt: root page ${meta.root} outside ${meta.pgid} pages`);
+  if (meta.pageSize < 512 || meta.pageSize > 1 << 20)
+    throw new BoltFormatError(`bbolt: page size ${meta.pageSize} out of range`);
+  if (meta.root < 2 || meta.root >= meta.pgid)
+    throw new BoltFormatError(`bbolt: root page ${meta.root} outside ${meta.pgid} pages`);
   return meta;
 }
 

@@ -7,7 +7,14 @@
 import { closeSync, openSync, writeSync } from "node:fs";
 
 import {
-  BUCKET_HEADER_BYTES, BUCKET_LEAF_FLAG, DEFAULT_PAGE_SIZE, ELEMENT_BYTES, PAGE_HEADER_BYTES, PageFlag, writeMeta, writePageHeader,
+  BUCKET_HEADER_BYTES,
+  BUCKET_LEAF_FLAG,
+  DEFAULT_PAGE_SIZE,
+  ELEMENT_BYTES,
+  PAGE_HEADER_BYTES,
+  PageFlag,
+  writeMeta,
+  writePageHeader,
 } from "./format.js";
 
 interface LeafEntry {
@@ -48,7 +55,8 @@ export class BoltWriter {
   /** Starts a top-level bucket (ending the one before); names must be distinct. */
   beginBucket(name: Uint8Array): void {
     this.#endBucket();
-    if (this.#roots.some((r) => compare(r.key, name) === 0)) throw new Error(`bbolt writer: bucket ${Buffer.from(name).toString()} written twice`);
+    if (this.#roots.some((r) => compare(r.key, name) === 0))
+      throw new Error(`bbolt writer: bucket ${Buffer.from(name).toString()} written twice`);
     this.#bucket = { name: new Uint8Array(name), tree: new TreeBuilder(this) };
   }
 
@@ -70,10 +78,19 @@ export class BoltWriter {
     const rootPage = root.finish();
     const pages = this.#nextPage;
     const head = Buffer.alloc(this.pageSize * 3);
-    for (const [id, txid] of [[0, 2n], [1, 1n]] as const) {
+    for (const [id, txid] of [
+      [0, 2n],
+      [1, 1n],
+    ] as const) {
       writePageHeader(head, id * this.pageSize, { id, flags: PageFlag.Meta, count: 0, overflow: 0 });
       writeMeta(head, id * this.pageSize + PAGE_HEADER_BYTES, {
-        pageSize: this.pageSize, flags: 0, root: rootPage, sequence: 0n, freelist: 2n, pgid: pages, txid,
+        pageSize: this.pageSize,
+        flags: 0,
+        root: rootPage,
+        sequence: 0n,
+        freelist: 2n,
+        pgid: pages,
+        txid,
       });
     }
     writePageHeader(head, 2 * this.pageSize, { id: 2, flags: PageFlag.Freelist, count: 0, overflow: 0 });
@@ -129,7 +146,11 @@ class TreeBuilder {
     if (this.#last !== undefined && compare(this.#last, e.key) >= 0) throw new Error("bbolt writer: keys out of order");
     this.#last = e.key;
     const size = ELEMENT_BYTES + e.key.length + e.value.length;
-    if (this.#leaf.length > 0 && (this.#leafBytes + size > this.out.pageSize || this.#leaf.length === MAX_PAGE_ELEMENTS)) this.#flushLeaf();
+    if (
+      this.#leaf.length > 0 &&
+      (this.#leafBytes + size > this.out.pageSize || this.#leaf.length === MAX_PAGE_ELEMENTS)
+    )
+      this.#flushLeaf();
     this.#leaf.push(e);
     this.#leafBytes += size;
   }

@@ -24,16 +24,28 @@ export interface FlagSpec {
 }
 
 const s = (name: string, defaultValue: string, supported = true): FlagSpec => ({
-  name, kind: FlagKind.String, defaultValue, supported,
+  name,
+  kind: FlagKind.String,
+  defaultValue,
+  supported,
 });
 const b = (name: string, defaultValue: boolean, supported = true): FlagSpec => ({
-  name, kind: FlagKind.Bool, defaultValue: String(defaultValue), supported,
+  name,
+  kind: FlagKind.Bool,
+  defaultValue: String(defaultValue),
+  supported,
 });
 const u = (name: string, defaultValue: number, supported = true): FlagSpec => ({
-  name, kind: FlagKind.Uint, defaultValue: String(defaultValue), supported,
+  name,
+  kind: FlagKind.Uint,
+  defaultValue: String(defaultValue),
+  supported,
 });
 const d = (name: string, defaultValue: string, supported = true): FlagSpec => ({
-  name, kind: FlagKind.Duration, defaultValue, supported,
+  name,
+  kind: FlagKind.Duration,
+  defaultValue,
+  supported,
 });
 
 /**
@@ -42,43 +54,94 @@ const d = (name: string, defaultValue: string, supported = true): FlagSpec => ({
  */
 export const FLAGS: readonly FlagSpec[] = [
   // Member
-  s("name", "default"), s("data-dir", ""), s("wal-dir", "", false), u("snapshot-count", 100000),
-  u("heartbeat-interval", 100), u("election-timeout", 1000), b("initial-election-tick-advance", true),
-  s("listen-peer-urls", "http://localhost:2380"), s("listen-client-urls", "http://localhost:2379"),
-  u("max-snapshots", 5, false), u("max-wals", 5, false), u("quota-backend-bytes", 0), d("backend-batch-interval", "", false),
-  u("backend-batch-limit", 0, false), u("max-txn-ops", 128), u("max-request-bytes", 1572864),
-  u("max-concurrent-streams", 4294967295), d("grpc-keepalive-min-time", "5s", false), d("grpc-keepalive-interval", "2h"),
+  s("name", "default"),
+  s("data-dir", ""),
+  s("wal-dir", "", false),
+  u("snapshot-count", 100000),
+  u("heartbeat-interval", 100),
+  u("election-timeout", 1000),
+  b("initial-election-tick-advance", true),
+  s("listen-peer-urls", "http://localhost:2380"),
+  s("listen-client-urls", "http://localhost:2379"),
+  u("max-snapshots", 5, false),
+  u("max-wals", 5, false),
+  u("quota-backend-bytes", 0),
+  d("backend-batch-interval", "", false),
+  u("backend-batch-limit", 0, false),
+  u("max-txn-ops", 128),
+  u("max-request-bytes", 1572864),
+  u("max-concurrent-streams", 4294967295),
+  d("grpc-keepalive-min-time", "5s", false),
+  d("grpc-keepalive-interval", "2h"),
   d("grpc-keepalive-timeout", "20s"),
   // Clustering
-  s("initial-advertise-peer-urls", "http://localhost:2380"), s("initial-cluster", "default=http://localhost:2380"),
-  s("initial-cluster-state", "new"), s("initial-cluster-token", "etcd-cluster"),
-  s("advertise-client-urls", "http://localhost:2379"), s("discovery", "", false),
-  s("discovery-fallback", "proxy", false), s("discovery-proxy", "", false), s("discovery-srv", "", false),
-  s("discovery-srv-name", "", false), b("strict-reconfig-check", true), b("pre-vote", false),
-  s("auto-compaction-retention", "0"), s("auto-compaction-mode", "periodic"), b("enable-v2", false),
+  s("initial-advertise-peer-urls", "http://localhost:2380"),
+  s("initial-cluster", "default=http://localhost:2380"),
+  s("initial-cluster-state", "new"),
+  s("initial-cluster-token", "etcd-cluster"),
+  s("advertise-client-urls", "http://localhost:2379"),
+  s("discovery", "", false),
+  s("discovery-fallback", "proxy", false),
+  s("discovery-proxy", "", false),
+  s("discovery-srv", "", false),
+  s("discovery-srv-name", "", false),
+  b("strict-reconfig-check", true),
+  b("pre-vote", false),
+  s("auto-compaction-retention", "0"),
+  s("auto-compaction-mode", "periodic"),
+  b("enable-v2", false),
   // Security
-  s("cert-file", ""), s("key-file", ""), b("client-cert-auth", false), s("client-crl-file", ""),
-  s("client-cert-allowed-hostname", ""), s("trusted-ca-file", ""), b("auto-tls", false), s("peer-cert-file", ""),
-  s("peer-key-file", ""), b("peer-client-cert-auth", false), s("peer-trusted-ca-file", ""),
-  s("peer-cert-allowed-cn", ""), s("peer-cert-allowed-hostname", ""), b("peer-auto-tls", false),
-  s("peer-crl-file", ""), s("cipher-suites", ""), s("cors", "*", false), s("host-whitelist", "*", false),
+  s("cert-file", ""),
+  s("key-file", ""),
+  b("client-cert-auth", false),
+  s("client-crl-file", ""),
+  s("client-cert-allowed-hostname", ""),
+  s("trusted-ca-file", ""),
+  b("auto-tls", false),
+  s("peer-cert-file", ""),
+  s("peer-key-file", ""),
+  b("peer-client-cert-auth", false),
+  s("peer-trusted-ca-file", ""),
+  s("peer-cert-allowed-cn", ""),
+  s("peer-cert-allowed-hostname", ""),
+  b("peer-auto-tls", false),
+  s("peer-crl-file", ""),
+  s("cipher-suites", ""),
+  s("cors", "*", false),
+  s("host-whitelist", "*", false),
   // Auth
-  s("auth-token", "simple"), u("bcrypt-cost", 10), u("auth-token-ttl", 300),
+  s("auth-token", "simple"),
+  u("bcrypt-cost", 10),
+  u("auth-token-ttl", 300),
   // Profiling and monitoring
-  b("enable-pprof", false, false), s("metrics", "basic", false), s("listen-metrics-urls", ""),
+  b("enable-pprof", false, false),
+  s("metrics", "basic", false),
+  s("listen-metrics-urls", ""),
   // Logging
-  s("logger", "capnslog"), s("log-outputs", "default"), s("log-level", "info"),
+  s("logger", "capnslog"),
+  s("log-outputs", "default"),
+  s("log-level", "info"),
   // v2 proxy: etcd-ts serves the v2 API (--enable-v2) but is no v2 proxy
-  s("proxy", "off", false), u("proxy-failure-wait", 5000, false), u("proxy-refresh-interval", 30000, false),
-  u("proxy-dial-timeout", 1000, false), u("proxy-write-timeout", 5000, false), u("proxy-read-timeout", 0, false),
+  s("proxy", "off", false),
+  u("proxy-failure-wait", 5000, false),
+  u("proxy-refresh-interval", 30000, false),
+  u("proxy-dial-timeout", 1000, false),
+  u("proxy-write-timeout", 5000, false),
+  u("proxy-read-timeout", 0, false),
   // Experimental
-  b("experimental-initial-corrupt-check", false), d("experimental-corrupt-check-time", "0s"),
-  s("experimental-enable-v2v3", "", false), s("experimental-backend-bbolt-freelist-type", "array", false),
-  b("experimental-enable-lease-checkpoint", false), u("experimental-compaction-batch-limit", 1000, false),
-  b("experimental-peer-skip-client-san-verification", false), d("experimental-watch-progress-notify-interval", "10m"),
+  b("experimental-initial-corrupt-check", false),
+  d("experimental-corrupt-check-time", "0s"),
+  s("experimental-enable-v2v3", "", false),
+  s("experimental-backend-bbolt-freelist-type", "array", false),
+  b("experimental-enable-lease-checkpoint", false),
+  u("experimental-compaction-batch-limit", 1000, false),
+  b("experimental-peer-skip-client-san-verification", false),
+  d("experimental-watch-progress-notify-interval", "10m"),
   d("experimental-warning-apply-duration", "100ms", false),
   // Unsafe and deprecated
-  b("force-new-cluster", false, false), b("debug", false), s("log-package-levels", "", false),
+  b("force-new-cluster", false, false),
+  b("debug", false),
+  s("log-package-levels", "", false),
   s("config-file", ""),
   // etcd-ts's own
   s("backend-read-mode", "concurrent"),
@@ -161,7 +224,8 @@ function invalidReason(spec: FlagSpec, value: string): string | undefined {
 }
 
 function flagValueError(spec: FlagSpec, value: string, reason: string): FlagError {
-  if (spec.kind === FlagKind.Bool) return new FlagError(`invalid boolean value "${value}" for -${spec.name}: ${reason}`);
+  if (spec.kind === FlagKind.Bool)
+    return new FlagError(`invalid boolean value "${value}" for -${spec.name}: ${reason}`);
   return new FlagError(`invalid value "${value}" for flag -${spec.name}: ${reason}`);
 }
 
@@ -186,7 +250,10 @@ export function parseFlags(argv: readonly string[], env: NodeJS.ProcessEnv = {})
     }
     if (sources.has(spec.name)) continue; // the command line shadows the environment, as in etcd
     if (invalidReason(spec, value) !== undefined) {
-      throw new FlagError(`error verifying flags, invalid value "${value}" for ${key}: parse error. See 'etcd --help'.`, 1);
+      throw new FlagError(
+        `error verifying flags, invalid value "${value}" for ${key}: parse error. See 'etcd --help'.`,
+        1,
+      );
     }
     values.set(spec.name, value);
     sources.set(spec.name, "env");
@@ -223,8 +290,14 @@ function parseArgv(argv: readonly string[]): { set: Map<string, string>; help: b
     const body = arg.replace(/^--?/, "");
     const eq = body.indexOf("=");
     const name = eq < 0 ? body : body.slice(0, eq);
-    if (name === "h" || name === "help") { help = true; continue; }
-    if (name === "version") { version = true; continue; }
+    if (name === "h" || name === "help") {
+      help = true;
+      continue;
+    }
+    if (name === "version") {
+      version = true;
+      continue;
+    }
     const spec = BY_NAME.get(name);
     if (spec === undefined) throw new FlagError(`flag provided but not defined: -${name}`);
     let value: string;
@@ -244,7 +317,10 @@ function parseArgv(argv: readonly string[]): { set: Map<string, string>; help: b
 }
 
 /** etcd's YAML nests the TLS settings: client-transport-security.cert-file is --cert-file, peer-… is --peer-…. */
-const NESTED: Readonly<Record<string, string>> = { "client-transport-security": "", "peer-transport-security": "peer-" };
+const NESTED: Readonly<Record<string, string>> = {
+  "client-transport-security": "",
+  "peer-transport-security": "peer-",
+};
 
 /**
  * Reads etcd's YAML configuration file into flag values (keys are the flag names; lists such as log-outputs may be
@@ -256,7 +332,10 @@ export function readConfigFile(path: string): { values: Map<string, string>; unk
   try {
     doc = parseYaml(readFileSync(path, "utf8"));
   } catch (err) {
-    throw new FlagError(`error verifying flags, error loading config file ${JSON.stringify(path)}: ${(err as Error).message}`, 1);
+    throw new FlagError(
+      `error verifying flags, error loading config file ${JSON.stringify(path)}: ${(err as Error).message}`,
+      1,
+    );
   }
   const out = new Map<string, string>();
   const unknown: string[] = [];
@@ -268,11 +347,16 @@ export function readConfigFile(path: string): { values: Map<string, string>; unk
     }
     const value = Array.isArray(raw) ? raw.map(String).join(",") : raw === null ? "" : String(raw);
     const reason = invalidReason(spec, value);
-    if (reason !== undefined) throw new FlagError(`error verifying flags, config file ${JSON.stringify(path)}: invalid value "${value}" for ${name}: ${reason}`, 1);
+    if (reason !== undefined)
+      throw new FlagError(
+        `error verifying flags, config file ${JSON.stringify(path)}: invalid value "${value}" for ${name}: ${reason}`,
+        1,
+      );
     out.set(name, value);
   };
   if (doc === null || doc === undefined) return { values: out, unknown };
-  if (typeof doc !== "object" || Array.isArray(doc)) throw new FlagError(`error verifying flags, config file ${JSON.stringify(path)} is not a YAML mapping`, 1);
+  if (typeof doc !== "object" || Array.isArray(doc))
+    throw new FlagError(`error verifying flags, config file ${JSON.stringify(path)} is not a YAML mapping`, 1);
   for (const [key, raw] of Object.entries(doc)) {
     const prefix = NESTED[key];
     if (prefix !== undefined && raw !== null && typeof raw === "object" && !Array.isArray(raw)) {
@@ -288,7 +372,9 @@ function rejectUnsupported(values: ReadonlyMap<string, string>): void {
     const value = values.get(spec.name) ?? spec.defaultValue;
     if (!sameValue(spec, value)) {
       throw new FlagError(
-        `error verifying flags, --${spec.name} is not supported by etcd-ts (got "${value}"). See 'etcd-ts --help'.`, 1);
+        `error verifying flags, --${spec.name} is not supported by etcd-ts (got "${value}"). See 'etcd-ts --help'.`,
+        1,
+      );
     }
   }
 }

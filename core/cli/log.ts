@@ -21,7 +21,9 @@ export interface LogOptions {
 export function logOptionsError(o: LogOptions): string | undefined {
   if (o.logger !== "capnslog" && o.logger !== "zap") return `unknown logger option ${JSON.stringify(o.logger)}`;
   const bad = o.outputs.find((x) => !["default", "stderr", "stdout"].includes(x));
-  return bad === undefined ? undefined : `--log-outputs ${JSON.stringify(bad)} is not supported by etcd-ts (stderr, stdout or default)`;
+  return bad === undefined
+    ? undefined
+    : `--log-outputs ${JSON.stringify(bad)} is not supported by etcd-ts (stderr, stdout or default)`;
 }
 
 export function createLogger(o: LogOptions): LogFn {
@@ -29,9 +31,10 @@ export function createLogger(o: LogOptions): LogFn {
   const sinks = o.outputs.map((x) => (x === "stdout" ? stdout : stderr));
   return (level, pkg, msg) => {
     if (RANK[level] < min) return;
-    const line = o.logger === "zap"
-      ? JSON.stringify({ level: ZAP_LEVEL[level], ts: new Date().toISOString(), caller: pkg, msg }) + "\n"
-      : `${new Date().toISOString().replace("T", " ").replace("Z", "")} ${level} | ${pkg}: ${msg}\n`;
+    const line =
+      o.logger === "zap"
+        ? JSON.stringify({ level: ZAP_LEVEL[level], ts: new Date().toISOString(), caller: pkg, msg }) + "\n"
+        : `${new Date().toISOString().replace("T", " ").replace("Z", "")} ${level} | ${pkg}: ${msg}\n`;
     for (const sink of sinks) sink.write(line);
   };
 }

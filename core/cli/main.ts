@@ -35,7 +35,10 @@ const ETCD_TS_VERSION = "0.1.0";
 let log: LogFn = createLogger({ logger: "capnslog", outputs: ["stderr"], level: "info" });
 
 function list(v: string | undefined): string[] {
-  return (v ?? "").split(",").map((x) => x.trim()).filter((x) => x !== "");
+  return (v ?? "")
+    .split(",")
+    .map((x) => x.trim())
+    .filter((x) => x !== "");
 }
 
 /**
@@ -47,7 +50,8 @@ function bindAddress(urls: readonly string[]): string {
   if (first === undefined) throw new FlagError("error verifying flags, --listen-client-urls is empty", 1);
   const u = new URL(first);
   if (u.protocol === "unix:" || u.protocol === "unixs:") return `unix:${decodeURIComponent(u.host + u.pathname)}`;
-  if (u.protocol !== "http:" && u.protocol !== "https:") throw new FlagError(`error verifying flags, ${u.protocol} client URLs are not supported yet by etcd-ts`, 1);
+  if (u.protocol !== "http:" && u.protocol !== "https:")
+    throw new FlagError(`error verifying flags, ${u.protocol} client URLs are not supported yet by etcd-ts`, 1);
   return `${u.hostname}:${u.port === "" ? "2379" : u.port}`;
 }
 
@@ -63,29 +67,44 @@ function clientTls(f: ParsedFlags, dataDir: string, urls: readonly string[]): Cl
   const secure = urls.find((u) => u.startsWith("https://") || u.startsWith("unixs://"));
   if (secure === undefined) return undefined;
   let info: TlsInfo = {
-    certFile: v("cert-file"), keyFile: v("key-file"), trustedCaFile: v("trusted-ca-file"),
-    clientCertAuth: parseGoBool(v("client-cert-auth")) === true, crlFile: v("client-crl-file"),
+    certFile: v("cert-file"),
+    keyFile: v("key-file"),
+    trustedCaFile: v("trusted-ca-file"),
+    clientCertAuth: parseGoBool(v("client-cert-auth")) === true,
+    crlFile: v("client-crl-file"),
     allowedHostname: v("client-cert-allowed-hostname"),
   };
   if (parseGoBool(v("auto-tls")) === true) {
-    if (info.certFile === "" && info.keyFile === "") info = { ...info, ...selfCert(join(dataDir, "fixtures", "client"), urlHosts(urls)) };
+    if (info.certFile === "" && info.keyFile === "")
+      info = { ...info, ...selfCert(join(dataDir, "fixtures", "client"), urlHosts(urls)) };
     else log("W", "embed", "ignoring client auto TLS since certs given");
   }
   if (info.certFile === "" || info.keyFile === "") {
-    throw new FlagError(`TLS key/cert (--cert-file, --key-file) must be provided for client url ${secure} with HTTPS scheme`, 1);
+    throw new FlagError(
+      `TLS key/cert (--cert-file, --key-file) must be provided for client url ${secure} with HTTPS scheme`,
+      1,
+    );
   }
   const cipherSuites = list(v("cipher-suites"));
   try {
     const tls = serverTlsOptions(info, cipherSuites);
-    log("I", "embed", `ClientTLS: cert = ${info.certFile}, key = ${info.keyFile}, trusted-ca = ${info.trustedCaFile}, client-cert-auth = ${info.clientCertAuth}, crl-file = ${info.crlFile}`);
+    log(
+      "I",
+      "embed",
+      `ClientTLS: cert = ${info.certFile}, key = ${info.keyFile}, trusted-ca = ${info.trustedCaFile}, client-cert-auth = ${info.clientCertAuth}, crl-file = ${info.crlFile}`,
+    );
     const check = allowedCertCheck(info);
-    return { tls, crlFile: info.crlFile, onRejected: (line) => log("W", "embed", line), ...(check !== undefined ? { check } : {}) };
+    return {
+      tls,
+      crlFile: info.crlFile,
+      onRejected: (line) => log("W", "embed", line),
+      ...(check !== undefined ? { check } : {}),
+    };
   } catch (err) {
     if (err instanceof TlsConfigError) throw new FlagError(err.message, 1);
     throw err;
   }
 }
-
 
 /** --auth-token, --auth-token-ttl and --bcrypt-cost (see authFromFlags); a bad value stops start-up as etcd does. */
 function authFlags(token: string, ttlSeconds: number, bcryptCost: number): AuthFlags {
@@ -107,7 +126,11 @@ async function takeOverEtcdDataDir(dataDir: string): Promise<void> {
     throw new FlagError(`cannot take over the etcd data dir ${dataDir}: ${(err as Error).message}`, 1);
   }
   if (got === undefined) return;
-  log("I", "etcdserver", `imported etcd data dir ${dataDir} (moved etcd's files to member/etcd-import): member ${idToHex(got.memberId)} of cluster ${idToHex(got.clusterId)} with ${got.members.length} member(s), revision ${got.revision}, ${got.keys} key revisions, ${got.leases} leases`);
+  log(
+    "I",
+    "etcdserver",
+    `imported etcd data dir ${dataDir} (moved etcd's files to member/etcd-import): member ${idToHex(got.memberId)} of cluster ${idToHex(got.clusterId)} with ${got.members.length} member(s), revision ${got.revision}, ${got.keys} key revisions, ${got.leases} leases`,
+  );
 }
 
 async function run(f: ParsedFlags): Promise<void> {
@@ -118,11 +141,19 @@ async function run(f: ParsedFlags): Promise<void> {
   mkdirSync(dataDir, { recursive: true });
   const shadow = process.env[POWERLOSS_ENV];
   if (shadow !== undefined && shadow !== "") startPowerLossModel(dataDir, shadow);
-  const logOpts = { logger: v("logger"), outputs: list(v("log-outputs")), level: bool("debug") ? "debug" : v("log-level") };
+  const logOpts = {
+    logger: v("logger"),
+    outputs: list(v("log-outputs")),
+    level: bool("debug") ? "debug" : v("log-level"),
+  };
   const logError = logOptionsError(logOpts);
   if (logError !== undefined) throw new FlagError(`error verifying flags, ${logError}. See 'etcd-ts --help'.`, 1);
   log = createLogger(logOpts);
-  log("I", "etcdmain", `etcd-ts Version: ${ETCD_TS_VERSION} (etcd API ${ETCD_VERSION}), Node Version: ${process.version}`);
+  log(
+    "I",
+    "etcdmain",
+    `etcd-ts Version: ${ETCD_TS_VERSION} (etcd API ${ETCD_VERSION}), Node Version: ${process.version}`,
+  );
   try {
     armFailpointsFromEnv();
   } catch (err) {
@@ -139,7 +170,12 @@ async function run(f: ParsedFlags): Promise<void> {
   }
   const auth = authFlags(v("auth-token"), Number(v("auth-token-ttl")), Number(v("bcrypt-cost")));
   if (auth.warning !== undefined) log("W", "auth", auth.warning);
-  if (bool("experimental-initial-corrupt-check")) log("W", "etcdmain", "--experimental-initial-corrupt-check is accepted, but this build does not compare its data with its peers at start-up");
+  if (bool("experimental-initial-corrupt-check"))
+    log(
+      "W",
+      "etcdmain",
+      "--experimental-initial-corrupt-check is accepted, but this build does not compare its data with its peers at start-up",
+    );
   const peerTls = peerTlsOf(f, dataDir);
   await takeOverEtcdDataDir(dataDir);
   const identity = await memberIdentity(f, name, dataDir, peerTls);
@@ -147,17 +183,28 @@ async function run(f: ParsedFlags): Promise<void> {
   const clientUrls = list(v("advertise-client-urls"));
   // A peer listener when there are peers, or when --listen-peer-urls was asked for (a lone member started with
   // the defaults listens on no peer port, so two can run side by side on one host).
-  const peerListen = identity.members.length > 1 || identity.join || f.sources.has("listen-peer-urls") ? list(v("listen-peer-urls")) : undefined;
+  const peerListen =
+    identity.members.length > 1 || identity.join || f.sources.has("listen-peer-urls")
+      ? list(v("listen-peer-urls"))
+      : undefined;
   const server = await EtcdServer.start({
-    initialMembers: identity.members, joinExisting: identity.join, clientUrls,
+    initialMembers: identity.members,
+    joinExisting: identity.join,
+    clientUrls,
     strictReconfigCheck: bool("strict-reconfig-check"),
-    ...(peerListen !== undefined ? { peer: { listenUrls: peerListen, ...(peerTls !== undefined ? { tls: peerTls } : {}) } } : {}),
+    ...(peerListen !== undefined
+      ? { peer: { listenUrls: peerListen, ...(peerTls !== undefined ? { tls: peerTls } : {}) } }
+      : {}),
     onRemoved: () => {
       log("N", "etcdserver", "the member has been permanently removed from the cluster; exiting");
       exit(0);
     },
-    authTokenProvider: auth.tokenProvider, bcryptCost: auth.bcryptCost,
-    name, dataDir, memberId, clusterId,
+    authTokenProvider: auth.tokenProvider,
+    bcryptCost: auth.bcryptCost,
+    name,
+    dataDir,
+    memberId,
+    clusterId,
     heartbeatIntervalMs: Number(v("heartbeat-interval")),
     electionTimeoutMs: Number(v("election-timeout")),
     readMode: v("backend-read-mode") === "blocking" ? "blocking" : "concurrent",
@@ -171,10 +218,13 @@ async function run(f: ParsedFlags): Promise<void> {
     maxRequestBytes: Number(v("max-request-bytes")),
     initialElectionTickAdvance: bool("initial-election-tick-advance"),
     // etcd's default is off; etcd-ts checkpoints (and persists them) unless the flag is given as false.
-    leaseCheckpoint: !f.sources.has("experimental-enable-lease-checkpoint") || bool("experimental-enable-lease-checkpoint"),
+    leaseCheckpoint:
+      !f.sources.has("experimental-enable-lease-checkpoint") || bool("experimental-enable-lease-checkpoint"),
     ...(compaction !== undefined ? { autoCompaction: compaction } : {}),
     // etcd's default is off; etcd-ts checks unless the flag is given (0s turns it off).
-    corruptCheckIntervalMs: f.sources.has("experimental-corrupt-check-time") ? parseDurationMs(v("experimental-corrupt-check-time")) ?? 0 : CORRUPT_CHECK_INTERVAL_MS,
+    corruptCheckIntervalMs: f.sources.has("experimental-corrupt-check-time")
+      ? (parseDurationMs(v("experimental-corrupt-check-time")) ?? 0)
+      : CORRUPT_CHECK_INTERVAL_MS,
     log,
   });
   log("I", "etcdserver", `starting member ${idToHex(memberId)} in cluster ${idToHex(clusterId)}`);
@@ -190,29 +240,54 @@ async function run(f: ParsedFlags): Promise<void> {
       throw err;
     }
   }
-  const grpcServer = await serveGrpc(server, { address: bindAddress(list(v("listen-client-urls"))), maxRequestBytes: Number(v("max-request-bytes")),
+  const grpcServer = await serveGrpc(server, {
+    address: bindAddress(list(v("listen-client-urls"))),
+    maxRequestBytes: Number(v("max-request-bytes")),
     maxTxnOps: Number(v("max-txn-ops")),
     maxConcurrentStreams: Number(v("max-concurrent-streams")),
     keepaliveIntervalMs: parseDurationMs(v("grpc-keepalive-interval")) ?? 2 * 3_600_000,
     keepaliveTimeoutMs: parseDurationMs(v("grpc-keepalive-timeout")) ?? 20_000,
     watchProgressNotifyIntervalMs: parseDurationMs(v("experimental-watch-progress-notify-interval")) ?? 600_000,
-    http: clientHttpHandler(server, { server: ETCD_VERSION, cluster: ETCD_CLUSTER_VERSION }, { peerFaultInjection: bool("experimental-peer-fault-injection"), enableV2: bool("enable-v2"), failpoints: bool("experimental-failpoints") }),
+    http: clientHttpHandler(
+      server,
+      { server: ETCD_VERSION, cluster: ETCD_CLUSTER_VERSION },
+      {
+        peerFaultInjection: bool("experimental-peer-fault-injection"),
+        enableV2: bool("enable-v2"),
+        failpoints: bool("experimental-failpoints"),
+      },
+    ),
     ...(tls !== undefined ? { tls } : {}),
   });
   const metrics: HttpHandle[] = [];
   for (const raw of list(v("listen-metrics-urls"))) {
     const u = new URL(raw);
-    if (u.protocol !== "http:" && u.protocol !== "https:") throw new FlagError(`error verifying flags, ${u.protocol} metrics URLs are not supported yet by etcd-ts`, 1);
+    if (u.protocol !== "http:" && u.protocol !== "https:")
+      throw new FlagError(`error verifying flags, ${u.protocol} metrics URLs are not supported yet by etcd-ts`, 1);
     const noCert = (v("cert-file") === "" || v("key-file") === "") && !bool("auto-tls");
-    if (u.protocol === "https:" && tls === undefined && noCert) throw new FlagError(`cannot listen on TLS for ${u.host}: KeyFile and CertFile are not presented`, 1);
-    const secure = u.protocol === "https:" ? tls ?? clientTls(f, dataDir, [raw]) : undefined;
-    metrics.push(await serveMetrics(server, u.hostname, Number(u.port === "" ? 80 : u.port), secure !== undefined ? { tls: secure } : {}));
+    if (u.protocol === "https:" && tls === undefined && noCert)
+      throw new FlagError(`cannot listen on TLS for ${u.host}: KeyFile and CertFile are not presented`, 1);
+    const secure = u.protocol === "https:" ? (tls ?? clientTls(f, dataDir, [raw])) : undefined;
+    metrics.push(
+      await serveMetrics(
+        server,
+        u.hostname,
+        Number(u.port === "" ? 80 : u.port),
+        secure !== undefined ? { tls: secure } : {},
+      ),
+    );
     log("I", "embed", `serving /metrics and /health on ${raw}`);
   }
-  log("I", "etcdserver", `published {Name:${name} ClientURLs:[${clientUrls.join(" ")}]} to cluster ${idToHex(clusterId)}`);
+  log(
+    "I",
+    "etcdserver",
+    `published {Name:${name} ClientURLs:[${clientUrls.join(" ")}]} to cluster ${idToHex(clusterId)}`,
+  );
   log("N", "etcdserver/api", "enabled capabilities for version 3.4");
   log("I", "embed", `ready to serve client requests`);
-  const served = bindAddress(list(v("listen-client-urls"))).replace(/^unix:/, "").replace(/:0$/, ":" + grpcServer.port);
+  const served = bindAddress(list(v("listen-client-urls")))
+    .replace(/^unix:/, "")
+    .replace(/:0$/, ":" + grpcServer.port);
   if (tls !== undefined) log("I", "embed", `serving client requests on ${served}`);
   else log("N", "embed", `serving insecure client requests on ${served}, this is strongly discouraged!`);
   // As etcd: stop at once, then die of the same signal (exit status 128 + n, which supervisors look at). Every
@@ -221,8 +296,12 @@ async function run(f: ParsedFlags): Promise<void> {
   const shutdown = (sig: string, signal: NodeJS.Signals): void => {
     log("N", "osutil", `received ${sig} signal, shutting down...`);
     const clientsClosed = Promise.all([grpcServer.close(), ...metrics.map((m) => m.close())]);
-    const drained = (): Promise<unknown> => Promise.race([clientsClosed, new Promise((r) => setTimeout(r, SHUTDOWN_DRAIN_MS).unref())]);
-    void server.stop().then(drained, drained).then(() => process.kill(process.pid, signal));
+    const drained = (): Promise<unknown> =>
+      Promise.race([clientsClosed, new Promise((r) => setTimeout(r, SHUTDOWN_DRAIN_MS).unref())]);
+    void server
+      .stop()
+      .then(drained, drained)
+      .then(() => process.kill(process.pid, signal));
   };
   process.once("SIGTERM", () => shutdown("terminated", "SIGTERM"));
   process.once("SIGINT", () => shutdown("interrupt", "SIGINT"));
@@ -258,20 +337,31 @@ interface Identity {
  * cluster's ids come from --initial-cluster and the token; a member joining (--initial-cluster-state=existing)
  * asks the peers in --initial-cluster for the member list and finds itself there by its peer URLs.
  */
-async function memberIdentity(f: ParsedFlags, name: string, dataDir: string, peerTls: TransportTls | undefined): Promise<Identity> {
+async function memberIdentity(
+  f: ParsedFlags,
+  name: string,
+  dataDir: string,
+  peerTls: TransportTls | undefined,
+): Promise<Identity> {
   const v = (k: string): string => f.values.get(k) ?? "";
   const saved = readIdentity(dataDir);
   if (saved !== undefined) return { ...saved, members: [], join: false };
   const advertise = list(v("initial-advertise-peer-urls"));
   // etcd: with --name set and --initial-cluster left at its default, the cluster is this member alone.
-  const initialCluster = f.sources.has("initial-cluster") ? v("initial-cluster") : `${name}=${advertise.join(`,${name}=`)}`;
+  const initialCluster = f.sources.has("initial-cluster")
+    ? v("initial-cluster")
+    : `${name}=${advertise.join(`,${name}=`)}`;
   let identity: Identity;
   try {
     if (v("initial-cluster-state") === "existing") identity = await joinIdentity(initialCluster, advertise, peerTls);
     else {
-      const { members, clusterId } = Cluster.fromInitialCluster(initialCluster, v("initial-cluster-token"), { name, advertisePeerUrls: advertise });
+      const { members, clusterId } = Cluster.fromInitialCluster(initialCluster, v("initial-cluster-token"), {
+        name,
+        advertisePeerUrls: advertise,
+      });
       const me = members.find((m) => m.name === name);
-      if (me === undefined) throw new FlagError(`couldn't find local name "${name}" in the initial cluster configuration`, 1);
+      if (me === undefined)
+        throw new FlagError(`couldn't find local name "${name}" in the initial cluster configuration`, 1);
       identity = { memberId: me.id, clusterId, members, join: false };
     }
   } catch (err) {
@@ -282,14 +372,25 @@ async function memberIdentity(f: ParsedFlags, name: string, dataDir: string, pee
   return identity;
 }
 
-async function joinIdentity(initialCluster: string, advertise: readonly string[], peerTls: TransportTls | undefined): Promise<Identity> {
+async function joinIdentity(
+  initialCluster: string,
+  advertise: readonly string[],
+  peerTls: TransportTls | undefined,
+): Promise<Identity> {
   const mine = new Set(advertise);
   const others = [...parseUrlsMap(initialCluster).values()].flat().filter((u) => !mine.has(u));
-  const { clusterId, members } = await fetchMembers(others, { tls: peerTls, timeoutMs: 5_000, warn: (line) => log("W", "etcdserver", line) });
+  const { clusterId, members } = await fetchMembers(others, {
+    tls: peerTls,
+    timeoutMs: 5_000,
+    warn: (line) => log("W", "etcdserver", line),
+  });
   const sorted = [...advertise].sort().join(",");
   const me = members.find((m) => [...m.peerUrls].sort().join(",") === sorted);
   if (me === undefined) {
-    throw new FlagError(`error validating peerURLs: no member of cluster ${idToHex(clusterId)} has peer URLs ${sorted} (add it first with etcdctl member add)`, 1);
+    throw new FlagError(
+      `error validating peerURLs: no member of cluster ${idToHex(clusterId)} has peer URLs ${sorted} (add it first with etcdctl member add)`,
+      1,
+    );
   }
   return { memberId: me.id, clusterId, members, join: true };
 }
@@ -304,7 +405,9 @@ async function main(): Promise<void> {
     exit(err.exitCode);
   }
   if (flags.version) {
-    stdout.write(`etcd-ts Version: ${ETCD_TS_VERSION}\netcd API Version: ${ETCD_VERSION}\nNode Version: ${process.version}\n`);
+    stdout.write(
+      `etcd-ts Version: ${ETCD_TS_VERSION}\netcd API Version: ${ETCD_VERSION}\nNode Version: ${process.version}\n`,
+    );
     return;
   }
   if (flags.help) {
@@ -312,7 +415,8 @@ async function main(): Promise<void> {
     return;
   }
   for (const key of flags.unknownEnv) log("W", "flags", `unrecognized environment variable ${key}`);
-  for (const key of flags.unknownConfigKeys) log("W", "etcdmain", `ignoring unknown key ${JSON.stringify(key)} in --config-file`);
+  for (const key of flags.unknownConfigKeys)
+    log("W", "etcdmain", `ignoring unknown key ${JSON.stringify(key)} in --config-file`);
   await run(flags);
 }
 
@@ -329,6 +433,6 @@ main().catch((err: unknown) => {
     log("E", "etcdmain", err.message);
     exit(1);
   }
-  log("E", "etcdmain", err instanceof Error ? err.stack ?? err.message : String(err));
+  log("E", "etcdmain", err instanceof Error ? (err.stack ?? err.message) : String(err));
   exit(1);
 });

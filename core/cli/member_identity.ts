@@ -23,7 +23,10 @@ export function readIdentity(dataDir: string): SavedIdentity | undefined {
 
 export function writeIdentity(dataDir: string, id: SavedIdentity): void {
   mkdirSync(join(dataDir, "member"), { recursive: true });
-  writeDurably(identityFile(dataDir), JSON.stringify({ memberId: idToHex(id.memberId), clusterId: idToHex(id.clusterId) }) + "\n");
+  writeDurably(
+    identityFile(dataDir),
+    JSON.stringify({ memberId: idToHex(id.memberId), clusterId: idToHex(id.clusterId) }) + "\n",
+  );
 }
 
 /** Writes a file whole or not at all, and durably: temp file, fsync, rename, fsync of the directory. */

@@ -7,8 +7,15 @@ import { idToHex } from "../membership/ids.js";
 import { restoreSnapshot } from "../server/snapshot_restore.js";
 import { writeIdentity } from "./member_identity.js";
 
-const USAGE = "usage: etcd-ts snapshot restore FILE [--data-dir DIR] [--name NAME] [--initial-cluster NAME=URL,...] [--initial-cluster-token TOKEN] [--initial-advertise-peer-urls URLS] [--skip-hash-check]";
-const VALUE_FLAGS = ["data-dir", "name", "initial-cluster", "initial-cluster-token", "initial-advertise-peer-urls"] as const;
+const USAGE =
+  "usage: etcd-ts snapshot restore FILE [--data-dir DIR] [--name NAME] [--initial-cluster NAME=URL,...] [--initial-cluster-token TOKEN] [--initial-advertise-peer-urls URLS] [--skip-hash-check]";
+const VALUE_FLAGS = [
+  "data-dir",
+  "name",
+  "initial-cluster",
+  "initial-cluster-token",
+  "initial-advertise-peer-urls",
+] as const;
 type ValueFlag = (typeof VALUE_FLAGS)[number];
 
 interface RestoreFlags {
@@ -55,15 +62,28 @@ export async function snapshotCommand(args: readonly string[], out: (line: strin
   const advertise = v("initial-advertise-peer-urls", "http://localhost:2380");
   const dataDir = v("data-dir", `${name}.etcd`);
   try {
-    const cluster = Cluster.fromInitialCluster(v("initial-cluster", `${name}=${advertise}`), v("initial-cluster-token", "etcd-cluster"), {
-      name,
-      advertisePeerUrls: advertise.split(","),
-    });
+    const cluster = Cluster.fromInitialCluster(
+      v("initial-cluster", `${name}=${advertise}`),
+      v("initial-cluster-token", "etcd-cluster"),
+      {
+        name,
+        advertisePeerUrls: advertise.split(","),
+      },
+    );
     const me = cluster.members.find((m) => m.name === name);
-    if (me === undefined) throw new Error(`couldn't find local name ${JSON.stringify(name)} in the initial cluster configuration`);
-    const r = await restoreSnapshot({ file, dataDir, skipHashCheck: flags.skipHashCheck, members: cluster.members, clusterId: cluster.clusterId });
+    if (me === undefined)
+      throw new Error(`couldn't find local name ${JSON.stringify(name)} in the initial cluster configuration`);
+    const r = await restoreSnapshot({
+      file,
+      dataDir,
+      skipHashCheck: flags.skipHashCheck,
+      members: cluster.members,
+      clusterId: cluster.clusterId,
+    });
     writeIdentity(dataDir, { memberId: me.id, clusterId: cluster.clusterId });
-    out(`restored snapshot ${file} (${r.format}, ${r.bytes} bytes) into ${dataDir} as member ${idToHex(me.id)} of cluster ${idToHex(cluster.clusterId)}`);
+    out(
+      `restored snapshot ${file} (${r.format}, ${r.bytes} bytes) into ${dataDir} as member ${idToHex(me.id)} of cluster ${idToHex(cluster.clusterId)}`,
+    );
     return 0;
   } catch (err) {
     out(`Error: ${(err as Error).message}`);

@@ -21,7 +21,11 @@ function goBool(flag: string, text: string): boolean {
  * against). An https/unixs peer URL without certificates, or both allow-lists set, is etcd's start-up error
  * (TlsConfigError with etcd's text).
  */
-export function peerTlsFromFlags(values: (flag: string) => string, dataDir: string, peerUrls: readonly string[]): PeerTls | undefined {
+export function peerTlsFromFlags(
+  values: (flag: string) => string,
+  dataDir: string,
+  peerUrls: readonly string[],
+): PeerTls | undefined {
   const secure = peerUrls.find((u) => u.startsWith("https://") || u.startsWith("unixs://"));
   let info: TlsInfo = {
     certFile: values("peer-cert-file"),
@@ -39,10 +43,18 @@ export function peerTlsFromFlags(values: (flag: string) => string, dataDir: stri
   }
   if (isTlsInfoEmpty(info)) {
     if (secure === undefined) return undefined;
-    throw new TlsConfigError(`TLS key/cert (--peer-cert-file, --peer-key-file) must be provided for peer url ${secure} with HTTPS scheme`);
+    throw new TlsConfigError(
+      `TLS key/cert (--peer-cert-file, --peer-key-file) must be provided for peer url ${secure} with HTTPS scheme`,
+    );
   }
-  const cipherSuites = values("cipher-suites").split(",").map((s) => s.trim()).filter((s) => s !== "");
-  const skipClientSanVerify = goBool("experimental-peer-skip-client-san-verification", values("experimental-peer-skip-client-san-verification"));
+  const cipherSuites = values("cipher-suites")
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s !== "");
+  const skipClientSanVerify = goBool(
+    "experimental-peer-skip-client-san-verification",
+    values("experimental-peer-skip-client-san-verification"),
+  );
   const t = peerTransportTls(info, { cipherSuites, skipClientSanVerify });
   if (!selfSigned) return t;
   return { ...t, client: { ...t.client, rejectUnauthorized: false, checkServerIdentity: () => undefined } };

@@ -89,10 +89,16 @@ export class AuthApi {
   }
 
   async roleGet(role: string): Promise<{ header: ResponseHeader; permissions: Permission[] }> {
-    const res = await this.conn.unary<{ role: string }, HeaderOnly & { perm: WirePermission[] }>("Auth", "RoleGet", { role });
+    const res = await this.conn.unary<{ role: string }, HeaderOnly & { perm: WirePermission[] }>("Auth", "RoleGet", {
+      role,
+    });
     return {
       header: header(res.header),
-      permissions: res.perm.map((p) => ({ permType: p.permType, key: p.key, rangeEnd: p.range_end.length === 0 ? undefined : p.range_end })),
+      permissions: res.perm.map((p) => ({
+        permType: p.permType,
+        key: p.key,
+        rangeEnd: p.range_end.length === 0 ? undefined : p.range_end,
+      })),
     };
   }
 
@@ -106,11 +112,16 @@ export class AuthApi {
 
   roleGrantPermission(role: string, perm: PermissionSpec): Promise<ResponseHeader> {
     return this.call("RoleGrantPermission", {
-      name: role, perm: { permType: perm.permType, key: toBuf(perm.key), range_end: rangeEndOf(perm) },
+      name: role,
+      perm: { permType: perm.permType, key: toBuf(perm.key), range_end: rangeEndOf(perm) },
     });
   }
 
-  roleRevokePermission(role: string, key: Bytes, opts: { rangeEnd?: Bytes; prefix?: boolean } = {}): Promise<ResponseHeader> {
+  roleRevokePermission(
+    role: string,
+    key: Bytes,
+    opts: { rangeEnd?: Bytes; prefix?: boolean } = {},
+  ): Promise<ResponseHeader> {
     return this.call("RoleRevokePermission", { role, key: toBuf(key), range_end: rangeEndOf({ key, ...opts }) });
   }
 }

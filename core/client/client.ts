@@ -10,8 +10,16 @@ import { MaintenanceApi } from "./maintenance_api.js";
 import { LeaseKeepAlive } from "./lease_keepalive.js";
 import { Watcher, type WatchOptions } from "./watch.js";
 import {
-  big, header, keyValue, prefixEnd, summariseRange, toBuf,
-  type Bytes, type KeyValue, type RangeSummary, type ResponseHeader,
+  big,
+  header,
+  keyValue,
+  prefixEnd,
+  summariseRange,
+  toBuf,
+  type Bytes,
+  type KeyValue,
+  type RangeSummary,
+  type ResponseHeader,
 } from "./wire.js";
 import type { Status } from "./maintenance_api.js";
 
@@ -117,7 +125,12 @@ export class EtcdClient {
   }
 
   async get(key: Bytes, opts: RangeOptions = {}): Promise<RangeResult> {
-    const res = await this.connection.unary<pb.RangeRequest, pb.RangeResponse>("KV", "Range", rangeRequest(key, opts), opts.timeoutMs);
+    const res = await this.connection.unary<pb.RangeRequest, pb.RangeResponse>(
+      "KV",
+      "Range",
+      rangeRequest(key, opts),
+      opts.timeoutMs,
+    );
     return rangeResult(res);
   }
 
@@ -126,7 +139,10 @@ export class EtcdClient {
    * of kvs, `more`, `count`, the response size and the last key (enough to page a LIST and to measure it).
    */
   async rangeSummary(key: Bytes, opts: RangeOptions = {}): Promise<RangeSummary> {
-    const call = opts.timeoutMs === undefined ? { deserialize: summariseRange } : { deserialize: summariseRange, timeoutMs: opts.timeoutMs };
+    const call =
+      opts.timeoutMs === undefined
+        ? { deserialize: summariseRange }
+        : { deserialize: summariseRange, timeoutMs: opts.timeoutMs };
     return this.connection.invoke<pb.RangeRequest, RangeSummary>("KV", "Range", rangeRequest(key, opts), call);
   }
 
@@ -136,7 +152,11 @@ export class EtcdClient {
   }
 
   async deleteRange(key: Bytes, opts: DeleteOptions = {}): Promise<DeleteResult> {
-    const res = await this.connection.unary<pb.DeleteRangeRequest, pb.DeleteRangeResponse>("KV", "DeleteRange", deleteRequest(key, opts));
+    const res = await this.connection.unary<pb.DeleteRangeRequest, pb.DeleteRangeResponse>(
+      "KV",
+      "DeleteRange",
+      deleteRequest(key, opts),
+    );
     return deleteResult(res);
   }
 
@@ -163,19 +183,28 @@ export class EtcdClient {
 
   async leaseGrant(ttlSeconds: number, id = 0n): Promise<LeaseGrant> {
     const res = await this.connection.unary<pb.LeaseGrantRequest, pb.LeaseGrantResponse>("Lease", "LeaseGrant", {
-      TTL: ttlSeconds, ID: id.toString(),
+      TTL: ttlSeconds,
+      ID: id.toString(),
     });
     return { header: header(res.header), id: big(res.ID), ttlSeconds: big(res.TTL) };
   }
 
   async leaseRevoke(id: bigint): Promise<ResponseHeader> {
-    const res = await this.connection.unary<{ ID: string }, pb.LeaseRevokeResponse>("Lease", "LeaseRevoke", { ID: id.toString() });
+    const res = await this.connection.unary<{ ID: string }, pb.LeaseRevokeResponse>("Lease", "LeaseRevoke", {
+      ID: id.toString(),
+    });
     return header(res.header);
   }
 
-  async leaseTimeToLive(id: bigint, keys = false): Promise<{ ttlSeconds: bigint; grantedTtlSeconds: bigint; keys: Buffer[] }> {
+  async leaseTimeToLive(
+    id: bigint,
+    keys = false,
+  ): Promise<{ ttlSeconds: bigint; grantedTtlSeconds: bigint; keys: Buffer[] }> {
     const res = await this.connection.unary<{ ID: string; keys: boolean }, pb.LeaseTimeToLiveResponse>(
-      "Lease", "LeaseTimeToLive", { ID: id.toString(), keys });
+      "Lease",
+      "LeaseTimeToLive",
+      { ID: id.toString(), keys },
+    );
     return { ttlSeconds: big(res.TTL), grantedTtlSeconds: big(res.grantedTTL), keys: res.keys };
   }
 
@@ -186,7 +215,11 @@ export class EtcdClient {
 
   /** leases lists the ids of every lease the cluster holds. */
   async leases(): Promise<bigint[]> {
-    const res = await this.connection.unary<Record<string, never>, { leases: { ID: string }[] }>("Lease", "LeaseLeases", {});
+    const res = await this.connection.unary<Record<string, never>, { leases: { ID: string }[] }>(
+      "Lease",
+      "LeaseLeases",
+      {},
+    );
     return res.leases.map((l) => big(l.ID));
   }
 

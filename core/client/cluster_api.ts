@@ -45,24 +45,34 @@ export class ClusterApi {
   /** memberAdd announces a new member by its peer URLs (as a learner with `isLearner`). */
   async memberAdd(peerUrls: readonly string[], opts: { isLearner?: boolean } = {}): Promise<MemberAddResult> {
     if (peerUrls.length === 0) throw new Error("memberAdd needs at least one peer URL");
-    const res = await this.conn.unary<{ peerURLs: readonly string[]; isLearner: boolean }, MembersResponse & { member: pb.Member | null }>(
-      "Cluster", "MemberAdd", { peerURLs: peerUrls, isLearner: opts.isLearner ?? false });
+    const res = await this.conn.unary<
+      { peerURLs: readonly string[]; isLearner: boolean },
+      MembersResponse & { member: pb.Member | null }
+    >("Cluster", "MemberAdd", { peerURLs: peerUrls, isLearner: opts.isLearner ?? false });
     if (res.member === null) throw new Error("MemberAdd response without the added member");
     return { ...members(res), member: member(res.member) };
   }
 
   async memberRemove(id: bigint): Promise<MembersResult> {
-    return members(await this.conn.unary<{ ID: string }, MembersResponse>("Cluster", "MemberRemove", { ID: id.toString() }));
+    return members(
+      await this.conn.unary<{ ID: string }, MembersResponse>("Cluster", "MemberRemove", { ID: id.toString() }),
+    );
   }
 
   /** memberUpdate replaces a member's peer URLs. */
   async memberUpdate(id: bigint, peerUrls: readonly string[]): Promise<MembersResult> {
-    return members(await this.conn.unary<{ ID: string; peerURLs: readonly string[] }, MembersResponse>(
-      "Cluster", "MemberUpdate", { ID: id.toString(), peerURLs: peerUrls }));
+    return members(
+      await this.conn.unary<{ ID: string; peerURLs: readonly string[] }, MembersResponse>("Cluster", "MemberUpdate", {
+        ID: id.toString(),
+        peerURLs: peerUrls,
+      }),
+    );
   }
 
   /** memberPromote makes a learner a voter (etcd refuses while the learner lags the leader). */
   async memberPromote(id: bigint): Promise<MembersResult> {
-    return members(await this.conn.unary<{ ID: string }, MembersResponse>("Cluster", "MemberPromote", { ID: id.toString() }));
+    return members(
+      await this.conn.unary<{ ID: string }, MembersResponse>("Cluster", "MemberPromote", { ID: id.toString() }),
+    );
   }
 }

@@ -50,8 +50,19 @@ export const RETRY_POLICY = {
   failoverStatus: "UNAVAILABLE",
   /** Methods sent again, on the next endpoint, after an UNAVAILABLE that may have reached the server. */
   repeatable: new Set<string>([
-    "Range", "LeaseTimeToLive", "LeaseLeases", "Status", "MemberList", "Alarm", "Hash", "HashKV",
-    "Authenticate", "UserGet", "UserList", "RoleGet", "RoleList",
+    "Range",
+    "LeaseTimeToLive",
+    "LeaseLeases",
+    "Status",
+    "MemberList",
+    "Alarm",
+    "Hash",
+    "HashKV",
+    "Authenticate",
+    "UserGet",
+    "UserList",
+    "RoleGet",
+    "RoleList",
   ]),
   /** Sends of a repeatable call that may reach a server = endpoints × this. */
   roundsPerEndpoint: 2,
@@ -113,7 +124,11 @@ export class Connection {
   private closed = false;
 
   constructor(opts: ConnectionOptions) {
-    this.slots = parseEndpoints(opts.endpoints).map((endpoint) => ({ endpoint, channel: undefined, clients: undefined }));
+    this.slots = parseEndpoints(opts.endpoints).map((endpoint) => ({
+      endpoint,
+      channel: undefined,
+      clients: undefined,
+    }));
     this.callTimeoutMs = positive("callTimeoutMs", opts.callTimeoutMs, DEFAULTS.callTimeoutMs);
     this.dialTimeoutMs = positive("dialTimeoutMs", opts.dialTimeoutMs, DEFAULTS.dialTimeoutMs);
     this.channelOptions = {
@@ -128,10 +143,12 @@ export class Connection {
     };
     if (opts.tls !== undefined) {
       const pem = (b: Buffer | string | undefined): Buffer | null => (b === undefined ? null : Buffer.from(b));
-      if ((opts.tls.cert === undefined) !== (opts.tls.key === undefined)) throw new Error("tls.cert and tls.key go together");
+      if ((opts.tls.cert === undefined) !== (opts.tls.key === undefined))
+        throw new Error("tls.cert and tls.key go together");
       this.credentials = grpc.credentials.createSsl(pem(opts.tls.ca), pem(opts.tls.key), pem(opts.tls.cert));
     }
-    if ((opts.username === undefined) !== (opts.password === undefined)) throw new Error("username and password go together");
+    if ((opts.username === undefined) !== (opts.password === undefined))
+      throw new Error("username and password go together");
     this.auth = opts.username === undefined ? undefined : { name: opts.username, password: opts.password ?? "" };
     const syncMs = opts.autoSyncIntervalMs ?? 0;
     if (!Number.isFinite(syncMs) || syncMs < 0) throw new Error(`autoSyncIntervalMs must be >= 0, got ${syncMs}`);
@@ -140,7 +157,9 @@ export class Connection {
       this.syncTimer = setInterval(() => {
         if (syncing) return;
         syncing = true;
-        this.syncEndpoints().catch(() => undefined).finally(() => (syncing = false));
+        this.syncEndpoints()
+          .catch(() => undefined)
+          .finally(() => (syncing = false));
       }, syncMs);
       this.syncTimer.unref();
     }
@@ -193,11 +212,17 @@ export class Connection {
     for (let refresh = 0; ; refresh++) {
       const md = await this.metadata();
       try {
-        return await this.withFailover(method, opts.timeoutMs ?? this.callTimeoutMs,
-          (slot) => this.callOnce<Req, Res>(slot, service, method, req, md, opts));
+        return await this.withFailover(method, opts.timeoutMs ?? this.callTimeoutMs, (slot) =>
+          this.callOnce<Req, Res>(slot, service, method, req, md, opts),
+        );
       } catch (err) {
         const stale = md.get("token")[0];
-        if (!(err instanceof EtcdError && err.code === "INVALID_AUTH_TOKEN") || typeof stale !== "string" || refresh >= RETRY_POLICY.authRefreshes) throw err;
+        if (
+          !(err instanceof EtcdError && err.code === "INVALID_AUTH_TOKEN") ||
+          typeof stale !== "string" ||
+          refresh >= RETRY_POLICY.authRefreshes
+        )
+          throw err;
         this.forgetToken(stale);
       }
     }
@@ -227,23 +252,37 @@ export class Connection {
     const parsed = parseEndpoints(raw);
     const currentTarget = this.slot().endpoint.target;
     const old = new Map(this.slots.map((s) => [s.endpoint.target, s]));
-    const next = parsed.map((endpoint) => old.get(endpoint.target) ?? { endpoint, channel: undefined, clients: undefined });
+    const next = parsed.map(
+      (endpoint) => old.get(endpoint.target) ?? { endpoint, channel: undefined, clients: undefined },
+    );
     const kept = new Set(next);
     for (const s of this.slots) if (!kept.has(s)) closeSlot(s);
     this.slots = next;
-    this.current = Math.max(0, next.findIndex((s) => s.endpoint.target === currentTarget));
+    this.current = Math.max(
+      0,
+      next.findIndex((s) => s.endpoint.target === currentTarget),
+    );
   }
 
   private async authenticate(): Promise<string> {
     const auth = this.auth;
     if (auth === undefined) throw new Error("no username/password to authenticate with");
     this.authenticating ??= this.withFailover("Authenticate", this.callTimeoutMs, (slot) =>
-      this.callOnce<{ name: string; password: string }, { token: string }>(slot, "Auth", "Authenticate", auth, new grpc.Metadata(), {}),
-    ).then((res) => {
-      this.token = res.token;
-      this.authentications++;
-      return res.token;
-    }).finally(() => (this.authenticating = undefined));
+      this.callOnce<{ name: string; password: string }, { token: string }>(
+        slot,
+        "Auth",
+        "Authenticate",
+        auth,
+        new grpc.Metadata(),
+        {},
+      ),
+    )
+      .then((res) => {
+        this.token = res.token;
+        this.authentications++;
+        return res.token;
+      })
+      .finally(() => (this.authenticating = undefined));
     return this.authenticating;
   }
 
@@ -253,7 +292,11 @@ export class Connection {
    * for a sent one only if the method is repeatable. A full round of TLS refusals ends the call at once:
    * another round will not change them. Waiting for a connection never outlasts the call's own timeout.
    */
-  private async withFailover<Res>(method: string, timeoutMs: number, attempt: (slot: Slot) => Promise<Res>): Promise<Res> {
+  private async withFailover<Res>(
+    method: string,
+    timeoutMs: number,
+    attempt: (slot: Slot) => Promise<Res>,
+  ): Promise<Res> {
     const maxSent = RETRY_POLICY.repeatable.has(method) ? this.slots.length * RETRY_POLICY.roundsPerEndpoint : 1;
     const dialMs = Math.min(this.dialTimeoutMs, timeoutMs);
     let dialDeadline = Date.now() + dialMs;
@@ -278,7 +321,13 @@ export class Connection {
         if (notSent && Date.now() >= dialDeadline) throw dialTimeout(e, dialMs);
         if (++failures % this.slots.length === 0) {
           const round = failures / this.slots.length;
-          await sleep(Math.min(RETRY_POLICY.backoffMaxMs, RETRY_POLICY.backoffMinMs * 2 ** (round - 1), Math.max(0, dialDeadline - Date.now())));
+          await sleep(
+            Math.min(
+              RETRY_POLICY.backoffMaxMs,
+              RETRY_POLICY.backoffMinMs * 2 ** (round - 1),
+              Math.max(0, dialDeadline - Date.now()),
+            ),
+          );
         }
       }
     }
@@ -295,8 +344,10 @@ export class Connection {
     while (state !== grpc.connectivityState.READY && state !== grpc.connectivityState.TRANSIENT_FAILURE) {
       if (state === grpc.connectivityState.SHUTDOWN) throw new Error("client is closed");
       if (Date.now() >= deadline) {
-        throw new ClientCallError(grpc.status.UNAVAILABLE, `not connected within the dial timeout`, slot.endpoint.raw,
-          { code: CLIENT_ERROR_CODES.DIAL_TIMEOUT, notSent: true });
+        throw new ClientCallError(grpc.status.UNAVAILABLE, `not connected within the dial timeout`, slot.endpoint.raw, {
+          code: CLIENT_ERROR_CODES.DIAL_TIMEOUT,
+          notSent: true,
+        });
       }
       const from = state;
       await new Promise<void>((resolve) => channel.watchConnectivityState(from, deadline, () => resolve()));
@@ -304,7 +355,14 @@ export class Connection {
     }
   }
 
-  private callOnce<Req, Res>(slot: Slot, service: ServiceName, method: string, req: Req, md: grpc.Metadata, opts: InvokeOptions<Res>): Promise<Res> {
+  private callOnce<Req, Res>(
+    slot: Slot,
+    service: ServiceName,
+    method: string,
+    req: Req,
+    md: grpc.Metadata,
+    opts: InvokeOptions<Res>,
+  ): Promise<Res> {
     const def = methodDef(service, method);
     const client = this.clients(slot)[service];
     const deserialize = opts.deserialize ?? (def.responseDeserialize as (b: Buffer) => Res);
@@ -352,8 +410,12 @@ function closeSlot(slot: Slot): void {
 export function dialTimeout(last: EtcdError | ClientCallError, dialTimeoutMs: number): ClientCallError {
   if (last instanceof ClientCallError && last.code === CLIENT_ERROR_CODES.DIAL_TIMEOUT) return last;
   const reason = last instanceof ClientCallError ? last.reason : last.message;
-  return new ClientCallError(grpc.status.UNAVAILABLE, `no endpoint connected within ${dialTimeoutMs} ms; last error: ${reason}`,
-    last instanceof ClientCallError ? last.endpoint : "", { code: CLIENT_ERROR_CODES.DIAL_TIMEOUT, notSent: true });
+  return new ClientCallError(
+    grpc.status.UNAVAILABLE,
+    `no endpoint connected within ${dialTimeoutMs} ms; last error: ${reason}`,
+    last instanceof ClientCallError ? last.endpoint : "",
+    { code: CLIENT_ERROR_CODES.DIAL_TIMEOUT, notSent: true },
+  );
 }
 
 const methodCache = new Map<string, MethodDef>();

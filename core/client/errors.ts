@@ -20,7 +20,8 @@ export const CLIENT_ERROR_CODES = {
 /** grpc-js says this when a call failed at the pick, before anything was written to a connection. */
 const NOT_SENT_PREFIX = "No connection established";
 /** OpenSSL / Node TLS texts of a refused handshake (alert from the peer, or our own verification failing). */
-const TLS_FAILURE_RE = /SSL routines|alert (bad|unknown|handshake|certificate)|certificate|altnames|self[- ]signed|unable to verify/i;
+const TLS_FAILURE_RE =
+  /SSL routines|alert (bad|unknown|handshake|certificate)|certificate|altnames|self[- ]signed|unable to verify/i;
 
 /**
  * ClientCallError is a failed call whose message is not an etcd server error. `code` is "GRPC_<STATUS>" or one of
@@ -34,7 +35,12 @@ export class ClientCallError extends Error {
   /** The message without the endpoint suffix (for wrapping one error's reason in another). */
   readonly reason: string;
 
-  constructor(grpcStatus: GrpcStatusCode, message: string, endpoint: string, opts: { code?: string; notSent?: boolean } = {}) {
+  constructor(
+    grpcStatus: GrpcStatusCode,
+    message: string,
+    endpoint: string,
+    opts: { code?: string; notSent?: boolean } = {},
+  ) {
     super(`${message} (endpoint ${endpoint})`);
     this.name = "ClientCallError";
     this.reason = message;
@@ -61,7 +67,12 @@ export function toClientError(err: unknown, endpoint: string): EtcdError | Clien
   const status = (typeof e.code === "number" ? e.code : GrpcStatus.UNKNOWN) as GrpcStatusCode;
   const notSent = status === GrpcStatus.UNAVAILABLE && details.startsWith(NOT_SENT_PREFIX);
   const tls = notSent && TLS_FAILURE_RE.test(details);
-  return new ClientCallError(status, details, endpoint, tls ? { code: CLIENT_ERROR_CODES.TLS_HANDSHAKE_FAILED, notSent } : { notSent });
+  return new ClientCallError(
+    status,
+    details,
+    endpoint,
+    tls ? { code: CLIENT_ERROR_CODES.TLS_HANDSHAKE_FAILED, notSent } : { notSent },
+  );
 }
 
 /** errorCode is the stable code of any error the client throws ("COMPACTED", "GRPC_UNAVAILABLE", …). */

@@ -2,8 +2,19 @@
 // (see README.md in this folder).
 export { EtcdClient } from "./client.js";
 export type {
-  ClientOptions, Compare, DeleteOptions, DeleteResult, LeaseGrant, Op, OpResult, PutOptions, PutResult,
-  RangeOptions, RangeResult, TxnResult, TxnSpec,
+  ClientOptions,
+  Compare,
+  DeleteOptions,
+  DeleteResult,
+  LeaseGrant,
+  Op,
+  OpResult,
+  PutOptions,
+  PutResult,
+  RangeOptions,
+  RangeResult,
+  TxnResult,
+  TxnSpec,
 } from "./client.js";
 export { AuthApi, PERMISSION_TYPES } from "./auth_api.js";
 export type { Permission, PermissionSpec, PermissionType } from "./auth_api.js";

@@ -25,7 +25,10 @@ export class LeaseKeepAlive {
   private stopped = false;
   private reopens = 0;
 
-  constructor(private readonly conn: Connection, readonly id: bigint) {
+  constructor(
+    private readonly conn: Connection,
+    readonly id: bigint,
+  ) {
     this.first = new Promise((resolve, reject) => {
       this.resolveFirst = resolve;
       this.rejectFirst = reject;
@@ -44,9 +47,12 @@ export class LeaseKeepAlive {
 
   /** open starts a keepalive stream on the current endpoint, with the auth token when the client has one. */
   private open(): void {
-    this.conn.metadata().then((md) => {
-      if (!this.stopped) this.openWith(md);
-    }, (err: unknown) => this.fail(err instanceof Error ? err : new Error(String(err))));
+    this.conn.metadata().then(
+      (md) => {
+        if (!this.stopped) this.openWith(md);
+      },
+      (err: unknown) => this.fail(err instanceof Error ? err : new Error(String(err))),
+    );
   }
 
   private openWith(md: grpc.Metadata): void {
@@ -57,7 +63,11 @@ export class LeaseKeepAlive {
       return this.fail(err instanceof Error ? err : new Error(String(err)));
     }
     const { client, endpoint } = service;
-    const fn = (client as unknown as { LeaseKeepAlive(md: grpc.Metadata): grpc.ClientDuplexStream<{ ID: string }, pb.LeaseKeepAliveResponse> }).LeaseKeepAlive;
+    const fn = (
+      client as unknown as {
+        LeaseKeepAlive(md: grpc.Metadata): grpc.ClientDuplexStream<{ ID: string }, pb.LeaseKeepAliveResponse>;
+      }
+    ).LeaseKeepAlive;
     const stream = fn.call(client, md);
     this.stream = stream;
     stream.on("data", (res: pb.LeaseKeepAliveResponse) => this.onResponse(res));

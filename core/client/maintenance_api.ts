@@ -43,8 +43,14 @@ export class MaintenanceApi {
   async status(): Promise<Status> {
     const res = await this.conn.unary<Record<string, never>, pb.StatusResponse>("Maintenance", "Status", {});
     return {
-      header: header(res.header), version: res.version, dbSize: big(res.dbSize), leader: big(res.leader),
-      raftIndex: big(res.raftIndex), raftTerm: big(res.raftTerm), isLearner: res.isLearner, errors: res.errors,
+      header: header(res.header),
+      version: res.version,
+      dbSize: big(res.dbSize),
+      leader: big(res.leader),
+      raftIndex: big(res.raftIndex),
+      raftTerm: big(res.raftTerm),
+      isLearner: res.isLearner,
+      errors: res.errors,
     };
   }
 
@@ -66,33 +72,50 @@ export class MaintenanceApi {
 
   private async alarm(action: AlarmAction, memberId: bigint, alarm: AlarmType): Promise<Alarm[]> {
     const res = await this.conn.unary<{ action: AlarmAction; memberID: string; alarm: AlarmType }, AlarmResponse>(
-      "Maintenance", "Alarm", { action, memberID: memberId.toString(), alarm });
+      "Maintenance",
+      "Alarm",
+      { action, memberID: memberId.toString(), alarm },
+    );
     return res.alarms.map((a) => ({ memberId: big(a.memberID), alarm: a.alarm }));
   }
 
   /** defragment rebuilds the current endpoint's backend file (it blocks that member meanwhile). */
   async defragment(opts: { timeoutMs?: number } = {}): Promise<ResponseHeader> {
-    const res = await this.conn.unary<Record<string, never>, { header: pb.ResponseHeader }>("Maintenance", "Defragment", {}, opts.timeoutMs);
+    const res = await this.conn.unary<Record<string, never>, { header: pb.ResponseHeader }>(
+      "Maintenance",
+      "Defragment",
+      {},
+      opts.timeoutMs,
+    );
     return header(res.header);
   }
 
   /** hash is the current member's hash of its whole backend (not comparable across members: it covers meta). */
   async hash(): Promise<{ header: ResponseHeader; hash: number }> {
-    const res = await this.conn.unary<Record<string, never>, { header: pb.ResponseHeader; hash: number }>("Maintenance", "Hash", {});
+    const res = await this.conn.unary<Record<string, never>, { header: pb.ResponseHeader; hash: number }>(
+      "Maintenance",
+      "Hash",
+      {},
+    );
     return { header: header(res.header), hash: res.hash };
   }
 
   /** hashKV hashes the key-value history up to `revision` (0 = latest): equal on every healthy member. */
   async hashKV(revision = 0n): Promise<{ header: ResponseHeader; hash: number; compactRevision: bigint }> {
-    const res = await this.conn.unary<{ revision: string }, { header: pb.ResponseHeader; hash: number; compact_revision: string }>(
-      "Maintenance", "HashKV", { revision: revision.toString() });
+    const res = await this.conn.unary<
+      { revision: string },
+      { header: pb.ResponseHeader; hash: number; compact_revision: string }
+    >("Maintenance", "HashKV", { revision: revision.toString() });
     return { header: header(res.header), hash: res.hash, compactRevision: big(res.compact_revision) };
   }
 
   /** moveLeader hands leadership to `targetId`; send it to the current leader's endpoint. */
   async moveLeader(targetId: bigint): Promise<ResponseHeader> {
     const res = await this.conn.unary<{ targetID: string }, { header: pb.ResponseHeader }>(
-      "Maintenance", "MoveLeader", { targetID: targetId.toString() });
+      "Maintenance",
+      "MoveLeader",
+      { targetID: targetId.toString() },
+    );
     return header(res.header);
   }
 
@@ -101,8 +124,14 @@ export class MaintenanceApi {
     const md = await this.conn.metadata();
     const { client, endpoint } = this.conn.service("Maintenance");
     const def = methodDef("Maintenance", "Snapshot");
-    const stream = client.makeServerStreamRequest(def.path, def.requestSerialize, def.responseDeserialize, {}, md, {}) as
-      grpc.ClientReadableStream<{ remaining_bytes: string; blob: Buffer }>;
+    const stream = client.makeServerStreamRequest(
+      def.path,
+      def.requestSerialize,
+      def.responseDeserialize,
+      {},
+      md,
+      {},
+    ) as grpc.ClientReadableStream<{ remaining_bytes: string; blob: Buffer }>;
     try {
       for await (const res of stream as AsyncIterable<{ remaining_bytes: string; blob: Buffer }>) {
         yield { remainingBytes: big(res.remaining_bytes), blob: res.blob };

@@ -60,14 +60,19 @@ export class Watcher implements AsyncIterable<WatchBatch> {
   private tokenRefreshed = false;
   private readonly rangeEnd: Buffer | undefined;
 
-  constructor(private readonly conn: Connection, private readonly key: Buffer, private readonly opts: WatchOptions) {
+  constructor(
+    private readonly conn: Connection,
+    private readonly key: Buffer,
+    private readonly opts: WatchOptions,
+  ) {
     this.created = new Promise<bigint>((resolve, reject) => {
       this.resolveCreated = resolve;
       this.rejectCreated = reject;
     });
     this.created.catch(() => undefined); // also surfaced through the iterator
     this.nextRevision = opts.startRevision ?? 0n;
-    this.rangeEnd = opts.prefix === true ? prefixEnd(key) : opts.rangeEnd === undefined ? undefined : toBuf(opts.rangeEnd);
+    this.rangeEnd =
+      opts.prefix === true ? prefixEnd(key) : opts.rangeEnd === undefined ? undefined : toBuf(opts.rangeEnd);
     this.open();
   }
 
@@ -114,9 +119,12 @@ export class Watcher implements AsyncIterable<WatchBatch> {
 
   /** open (re)creates the watch on the current endpoint, with the auth token when the client has one. */
   private open(): void {
-    this.conn.metadata().then((md) => {
-      if (!this.done) this.openWith(md);
-    }, (err: unknown) => this.fail(err instanceof Error ? err : new Error(String(err))));
+    this.conn.metadata().then(
+      (md) => {
+        if (!this.done) this.openWith(md);
+      },
+      (err: unknown) => this.fail(err instanceof Error ? err : new Error(String(err))),
+    );
   }
 
   private openWith(md: grpc.Metadata): void {
@@ -130,7 +138,9 @@ export class Watcher implements AsyncIterable<WatchBatch> {
     const token = md.get("token")[0];
     this.tokenUsed = typeof token === "string" ? token : undefined;
     md.set("hasleader", "true"); // clientv3.WithRequireLeader: the server cancels the watch if it loses its leader
-    const watchFn = (client as unknown as { Watch(md: grpc.Metadata): grpc.ClientDuplexStream<pb.WatchRequest, pb.WatchResponse> }).Watch;
+    const watchFn = (
+      client as unknown as { Watch(md: grpc.Metadata): grpc.ClientDuplexStream<pb.WatchRequest, pb.WatchResponse> }
+    ).Watch;
     const stream = watchFn.call(client, md);
     this.stream = stream;
     this.paused = false;
@@ -143,7 +153,8 @@ export class Watcher implements AsyncIterable<WatchBatch> {
     });
     stream.on("error", (err: unknown) => this.onStreamError(stream, toClientError(err, endpoint), endpoint));
     stream.on("end", () => {
-      if (stream === this.stream && !this.done) this.onStreamError(stream, new Error(`watch stream ended by ${endpoint}`), endpoint);
+      if (stream === this.stream && !this.done)
+        this.onStreamError(stream, new Error(`watch stream ended by ${endpoint}`), endpoint);
     });
     stream.write({ create_request: create });
   }
@@ -162,9 +173,11 @@ export class Watcher implements AsyncIterable<WatchBatch> {
     }
     if (res.canceled) {
       const compactRev = big(res.compact_revision);
-      this.fail(compactRev > 0n
-        ? new EtcdError("COMPACTED", `watch from ${this.nextRevision}, compacted at ${compactRev}`)
-        : cancelError(res.cancel_reason));
+      this.fail(
+        compactRev > 0n
+          ? new EtcdError("COMPACTED", `watch from ${this.nextRevision}, compacted at ${compactRev}`)
+          : cancelError(res.cancel_reason),
+      );
       return;
     }
     if (res.events.length === 0) {
@@ -192,7 +205,12 @@ export class Watcher implements AsyncIterable<WatchBatch> {
    */
   private maybeRefreshToken(reason: string): boolean {
     const err = cancelError(reason);
-    if (this.tokenUsed === undefined || this.tokenRefreshed || !(err instanceof EtcdError && err.code === "INVALID_AUTH_TOKEN")) return false;
+    if (
+      this.tokenUsed === undefined ||
+      this.tokenRefreshed ||
+      !(err instanceof EtcdError && err.code === "INVALID_AUTH_TOKEN")
+    )
+      return false;
     this.tokenRefreshed = true;
     this.conn.forgetToken(this.tokenUsed);
     const stream = this.stream;
@@ -202,7 +220,11 @@ export class Watcher implements AsyncIterable<WatchBatch> {
     return true;
   }
 
-  private onStreamError(stream: grpc.ClientDuplexStream<pb.WatchRequest, pb.WatchResponse>, err: EtcdError | ClientCallError | Error, endpoint: string): void {
+  private onStreamError(
+    stream: grpc.ClientDuplexStream<pb.WatchRequest, pb.WatchResponse>,
+    err: EtcdError | ClientCallError | Error,
+    endpoint: string,
+  ): void {
     if (this.done || stream !== this.stream) return;
     // One reopen per broken stream: its "error" and "end" may both arrive, and a second reopen would run two
     // streams at once and deliver every event twice.
@@ -241,7 +263,9 @@ export class Watcher implements AsyncIterable<WatchBatch> {
 /** cancelError types a server cancel: etcd sends "rpc error: code = X desc = <etcd message>" as the reason. */
 function cancelError(reason: string): Error {
   const code = codeForMessage(/desc = (.*)$/.exec(reason)?.[1] ?? reason);
-  return code !== undefined ? new EtcdError(code, "watch canceled by the server") : new Error(`watch canceled by the server: ${reason}`);
+  return code !== undefined
+    ? new EtcdError(code, "watch canceled by the server")
+    : new Error(`watch canceled by the server: ${reason}`);
 }
 
 function watchEvent(e: pb.Event): WatchEvent {

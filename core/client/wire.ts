@@ -88,7 +88,10 @@ function readVarint(buf: Buffer, pos: number): [bigint, number] {
 }
 
 /** forEachField walks the top-level fields of an encoded message, calling fn(field, wireType, value, end). */
-function forEachField(buf: Buffer, fn: (field: number, wire: number, start: number, end: number, v: bigint) => void): void {
+function forEachField(
+  buf: Buffer,
+  fn: (field: number, wire: number, start: number, end: number, v: bigint) => void,
+): void {
   let pos = 0;
   while (pos < buf.length) {
     const [tag, p1] = readVarint(buf, pos);

@@ -47,5 +47,6 @@ export function decodeLeaseValue(id: bigint, value: Uint8Array): LeaseRecord {
 }
 
 function assertSeconds(what: string, n: number): void {
-  if (!Number.isSafeInteger(n) || n < 0) throw new Error(`lease ${what}: ${n} is not a non-negative integer of seconds`);
+  if (!Number.isSafeInteger(n) || n < 0)
+    throw new Error(`lease ${what}: ${n} is not a non-negative integer of seconds`);
 }

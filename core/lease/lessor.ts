@@ -124,7 +124,8 @@ export class Lessor {
     this.now = opts.now ?? (() => performance.now());
     this.expiredRetryMs = opts.expiredRetryMs ?? LEASE_EXPIRED_RETRY_INTERVAL_MS;
     this.revokeRatePerSecond = opts.revokeRatePerSecond ?? LEASE_REVOKE_RATE_PER_SECOND;
-    if (!(this.checkpointIntervalMs > 0)) throw new Error(`lessor: checkpointIntervalMs must be > 0, got ${this.checkpointIntervalMs}`);
+    if (!(this.checkpointIntervalMs > 0))
+      throw new Error(`lessor: checkpointIntervalMs must be > 0, got ${this.checkpointIntervalMs}`);
   }
 
   /** Restores every lease from LEASE_BUCKET (not primary: the server promotes it when it leads). Keys are re-attached by the server as it restores mvcc. */
@@ -210,7 +211,11 @@ export class Lessor {
     if (lease === undefined) return;
     const remaining = Math.max(0, Math.trunc(remainingTtlSeconds));
     lease.remainingTtlSeconds = remaining;
-    tx.put(LEASE_BUCKET, encodeLeaseKey(id), encodeLeaseValue({ ttlSeconds: lease.ttlSeconds, remainingTtlSeconds: remaining }));
+    tx.put(
+      LEASE_BUCKET,
+      encodeLeaseKey(id),
+      encodeLeaseValue({ ttlSeconds: lease.ttlSeconds, remainingTtlSeconds: remaining }),
+    );
     this.checkpointed++;
     if (this.primary) this.scheduleCheckpoint(lease);
   }
@@ -257,11 +262,14 @@ export class Lessor {
     const now = this.now();
     const leases = [...this.byId.values()];
     for (const l of leases) l.expiryMs = now + extendMs + baseTtlSeconds(l) * 1000;
-    if (leases.length >= this.revokeRatePerSecond) spreadExpiries(leases, Math.floor((3 * this.revokeRatePerSecond) / 4));
-    this.expiryQueue.rebuild(leases.map((l) => {
-      l.expirySeq = this.seq++;
-      return { atMs: l.expiryMs, id: l.id, seq: l.expirySeq };
-    }));
+    if (leases.length >= this.revokeRatePerSecond)
+      spreadExpiries(leases, Math.floor((3 * this.revokeRatePerSecond) / 4));
+    this.expiryQueue.rebuild(
+      leases.map((l) => {
+        l.expirySeq = this.seq++;
+        return { atMs: l.expiryMs, id: l.id, seq: l.expirySeq };
+      }),
+    );
     this.checkpointQueue.clear();
     for (const l of leases) this.scheduleCheckpoint(l);
   }
@@ -319,7 +327,10 @@ export class Lessor {
       this.expiryQueue.pop();
       const lease = this.byId.get(top.id);
       if (lease === undefined || lease.expirySeq !== top.seq) continue; // stale: revoked or renewed
-      assert(lease.expiryMs <= now, `lease ${top.id.toString(16)} live entry at ${top.atMs} but expiry ${lease.expiryMs} > now ${now}`);
+      assert(
+        lease.expiryMs <= now,
+        `lease ${top.id.toString(16)} live entry at ${top.atMs} but expiry ${lease.expiryMs} > now ${now}`,
+      );
       out.push(lease.id);
       this.pushExpiryEntry(lease, now + this.expiredRetryMs);
     }
@@ -399,8 +410,13 @@ export class Lessor {
 
 function newLease(id: bigint, ttlSeconds: number, remainingTtlSeconds: number): Lease {
   return {
-    id, ttlSeconds, remainingTtlSeconds, expiryMs: Number.POSITIVE_INFINITY,
-    expirySeq: -1, checkpointSeq: -1, keys: new Set(),
+    id,
+    ttlSeconds,
+    remainingTtlSeconds,
+    expiryMs: Number.POSITIVE_INFINITY,
+    expirySeq: -1,
+    checkpointSeq: -1,
+    keys: new Set(),
   };
 }
 

@@ -48,7 +48,11 @@ export class Cluster {
   private constructor() {}
 
   /** See initial_cluster.ts; `local` adds etcd's checks of this member's --name and advertise URLs. */
-  static fromInitialCluster(initialCluster: string, token: string, local?: LocalMember): { members: Member[]; clusterId: bigint } {
+  static fromInitialCluster(
+    initialCluster: string,
+    token: string,
+    local?: LocalMember,
+  ): { members: Member[]; clusterId: bigint } {
     return membersFromInitialCluster(initialCluster, token, local);
   }
 
@@ -58,7 +62,8 @@ export class Cluster {
     for (const { key, value } of view.range(MEMBERS_BUCKET, {})) {
       const m = decodeMember(value);
       const id = memberIdOfKey(key);
-      if (m.id !== id) throw new Error(`membership: member stored under ${id.toString(16)} has id ${m.id.toString(16)}`);
+      if (m.id !== id)
+        throw new Error(`membership: member stored under ${id.toString(16)} has id ${m.id.toString(16)}`);
       c.byId.set(id, m);
     }
     for (const { key } of view.range(REMOVED_MEMBERS_BUCKET, {})) c.removed.add(memberIdOfKey(key));
@@ -87,11 +92,15 @@ export class Cluster {
   }
 
   voters(): bigint[] {
-    return this.members().filter((m) => !m.isLearner).map((m) => m.id);
+    return this.members()
+      .filter((m) => !m.isLearner)
+      .map((m) => m.id);
   }
 
   learners(): bigint[] {
-    return this.members().filter((m) => m.isLearner).map((m) => m.id);
+    return this.members()
+      .filter((m) => m.isLearner)
+      .map((m) => m.id);
   }
 
   /** etcd's IsStarted: the member has a name (published, or named in --initial-cluster). */
@@ -102,14 +111,16 @@ export class Cluster {
   // ---- apply-time checks (etcd's ValidateConfigurationChange) ----
 
   checkAdd(m: Member): void {
-    if (this.removed.has(m.id)) throw new EtcdError("MEMBER_NOT_FOUND", `membership: ID removed (${m.id.toString(16)})`);
+    if (this.removed.has(m.id))
+      throw new EtcdError("MEMBER_NOT_FOUND", `membership: ID removed (${m.id.toString(16)})`);
     if (this.byId.has(m.id)) throw new EtcdError("MEMBER_EXIST", `member ${m.id.toString(16)}`);
     const used = this.peerUrlsExcept(undefined);
     const clash = m.peerUrls.find((u) => used.has(u));
     if (clash !== undefined) throw new EtcdError("PEER_URL_EXIST", clash);
     if (m.isLearner) {
       const learners = this.learners().length;
-      if (learners + 1 > MAX_LEARNERS) throw new EtcdError("TOO_MANY_LEARNERS", `${learners} learners, limit ${MAX_LEARNERS}`);
+      if (learners + 1 > MAX_LEARNERS)
+        throw new EtcdError("TOO_MANY_LEARNERS", `${learners} learners, limit ${MAX_LEARNERS}`);
     }
   }
 
@@ -136,10 +147,14 @@ export class Cluster {
     if (o.strictReconfigCheck) {
       const voters = this.voters();
       if (!m.isLearner && !isReadyToAddVoter(voters.length, this.countStarted(voters))) {
-        throw new EtcdError("MEMBER_NOT_ENOUGH_STARTED", `add voter: ${this.countStarted(voters)} of ${voters.length} voters started`);
+        throw new EtcdError(
+          "MEMBER_NOT_ENOUGH_STARTED",
+          `add voter: ${this.countStarted(voters)} of ${voters.length} voters started`,
+        );
       }
       const notConnected = voters.find((v) => v !== o.localId && !o.activeSince(v));
-      if (notConnected !== undefined) throw new EtcdError("UNHEALTHY", `add: not connected to voter ${notConnected.toString(16)}`);
+      if (notConnected !== undefined)
+        throw new EtcdError("UNHEALTHY", `add: not connected to voter ${notConnected.toString(16)}`);
     }
     this.checkAdd(m);
   }
@@ -163,7 +178,10 @@ export class Cluster {
     if (o?.strictReconfigCheck === true) {
       const voters = this.voters();
       if (!isReadyToPromote(voters.length, this.countStarted(voters))) {
-        throw new EtcdError("MEMBER_NOT_ENOUGH_STARTED", `promote: ${this.countStarted(voters)} of ${voters.length} voters started`);
+        throw new EtcdError(
+          "MEMBER_NOT_ENOUGH_STARTED",
+          `promote: ${this.countStarted(voters)} of ${voters.length} voters started`,
+        );
       }
     }
     this.checkPromote(id);
@@ -216,7 +234,10 @@ export class Cluster {
     const voters = this.voters();
     const others = voters.filter((v) => v !== id);
     if (!isReadyToRemoveVoter(others.length, this.countStarted(others))) {
-      throw new EtcdError("MEMBER_NOT_ENOUGH_STARTED", `remove: ${this.countStarted(others)} of ${others.length} remaining voters started`);
+      throw new EtcdError(
+        "MEMBER_NOT_ENOUGH_STARTED",
+        `remove: ${this.countStarted(others)} of ${others.length} remaining voters started`,
+      );
     }
     const connected = o.isConnected ?? o.activeSince;
     if (id !== o.localId && !connected(id)) return; // a member that is down is not part of the active quorum
@@ -259,9 +280,18 @@ export class Cluster {
  * A member to add at runtime (etcd's MemberAdd): URLs checked (MEMBER_BAD_URLS) and sorted, no name yet, and the id
  * hashed from the URLs with an empty token and the Unix time in seconds, as etcd 3.4 does.
  */
-export function newMemberForAdd(peerUrls: readonly string[], o: { isLearner: boolean; nowUnixSeconds: number }): Member {
+export function newMemberForAdd(
+  peerUrls: readonly string[],
+  o: { isLearner: boolean; nowUnixSeconds: number },
+): Member {
   const urls = checkMemberUrls(peerUrls);
-  return { id: computeMemberId(urls, "", o.nowUnixSeconds), name: "", peerUrls: urls, clientUrls: [], isLearner: o.isLearner };
+  return {
+    id: computeMemberId(urls, "", o.nowUnixSeconds),
+    name: "",
+    peerUrls: urls,
+    clientUrls: [],
+    isLearner: o.isLearner,
+  };
 }
 
 function assert(cond: boolean, message: string): asserts cond {

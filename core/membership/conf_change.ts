@@ -36,11 +36,19 @@ export function toConfChange(c: MemberChange): MemberConfChange {
       return { type: ConfChangeKind.RemoveNode, nodeId: c.id, context: EMPTY };
     case "update": {
       const member: Member = { id: c.id, name: "", peerUrls: [...c.peerUrls].sort(), clientUrls: [], isLearner: false };
-      return { type: ConfChangeKind.UpdateNode, nodeId: c.id, context: encodeConfChangeContext({ member, isPromote: false }) };
+      return {
+        type: ConfChangeKind.UpdateNode,
+        nodeId: c.id,
+        context: encodeConfChangeContext({ member, isPromote: false }),
+      };
     }
     case "promote": {
       const member: Member = { id: c.id, name: "", peerUrls: [], clientUrls: [], isLearner: false };
-      return { type: ConfChangeKind.AddNode, nodeId: c.id, context: encodeConfChangeContext({ member, isPromote: true }) };
+      return {
+        type: ConfChangeKind.AddNode,
+        nodeId: c.id,
+        context: encodeConfChangeContext({ member, isPromote: true }),
+      };
     }
   }
 }
@@ -50,7 +58,9 @@ export function fromConfChange(cc: MemberConfChange): MemberChange {
   if (cc.type === ConfChangeKind.RemoveNode) return { kind: "remove", id: cc.nodeId };
   const ctx = decodeConfChangeContext(cc.context);
   if (ctx.member.id !== cc.nodeId) {
-    throw new Error(`membership: conf change for ${cc.nodeId.toString(16)} carries member ${ctx.member.id.toString(16)}`);
+    throw new Error(
+      `membership: conf change for ${cc.nodeId.toString(16)} carries member ${ctx.member.id.toString(16)}`,
+    );
   }
   if (cc.type === ConfChangeKind.UpdateNode) return { kind: "update", id: cc.nodeId, peerUrls: ctx.member.peerUrls };
   if (ctx.isPromote) return { kind: "promote", id: cc.nodeId };

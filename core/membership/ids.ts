@@ -4,8 +4,13 @@
 // first 8 bytes of SHA-1 over the sorted member ids, each as 8 big-endian bytes.
 import { createHash } from "node:crypto";
 
-export function computeMemberId(peerUrls: readonly string[], clusterToken: string, addedAtUnixSeconds?: number): bigint {
-  const parts = [...peerUrls].sort().join("") + clusterToken + (addedAtUnixSeconds === undefined ? "" : String(addedAtUnixSeconds));
+export function computeMemberId(
+  peerUrls: readonly string[],
+  clusterToken: string,
+  addedAtUnixSeconds?: number,
+): bigint {
+  const parts =
+    [...peerUrls].sort().join("") + clusterToken + (addedAtUnixSeconds === undefined ? "" : String(addedAtUnixSeconds));
   const digest = createHash("sha1").update(parts, "utf8").digest();
   return digest.readBigUInt64BE(0);
 }

@@ -100,7 +100,9 @@ function checkAdvertise(map: UrlsMap, local: LocalMember, advertise: readonly st
   const apAsCluster = urlsMapString(new Map([[local.name, ap]]));
   const missingFromCluster = [...apSet].filter((u) => !clusterSet.has(u)).sort();
   if (missingFromCluster.length > 0) {
-    fail(`--initial-advertise-peer-urls has ${missingFromCluster.join(",")} but missing from --initial-cluster=${apAsCluster}`);
+    fail(
+      `--initial-advertise-peer-urls has ${missingFromCluster.join(",")} but missing from --initial-cluster=${apAsCluster}`,
+    );
   }
   fail(`failed to resolve ${ap.join(",")} to match --initial-cluster=${apAsCluster} (${mismatch})`);
 }
@@ -143,7 +145,10 @@ export function membersFromInitialCluster(
     checkAdvertise(map, local, advertise);
   }
   if (hasDuplicateUrl(map)) {
-    throw new InitialClusterError(InitialClusterErrorKind.DuplicateUrl, `initial cluster ${urlsMapString(map)} has duplicate url`);
+    throw new InitialClusterError(
+      InitialClusterErrorKind.DuplicateUrl,
+      `initial cluster ${urlsMapString(map)} has duplicate url`,
+    );
   }
   if (map.size === 0) {
     throw new InitialClusterError(InitialClusterErrorKind.Empty, "initial cluster unset and no discovery URL found");
@@ -156,7 +161,8 @@ export function membersFromInitialCluster(
     isLearner: false,
   }));
   // Distinct URL sets (no URL repeats) hash to distinct ids unless SHA-1 collides.
-  if (new Set(members.map((m) => m.id)).size !== members.length) throw new Error("membership: two initial members share an id");
+  if (new Set(members.map((m) => m.id)).size !== members.length)
+    throw new Error("membership: two initial members share an id");
   members.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   return { members, clusterId: computeClusterId(members.map((m) => m.id)) };
 }

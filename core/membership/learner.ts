@@ -19,7 +19,9 @@ export interface LeaderProgressView {
 
 /** The pure rule: learner match ≥ 0.9 × leader match. */
 export function isLearnerInSync(learnerMatch: number, leaderMatch: number): boolean {
-  if (!(Number.isSafeInteger(learnerMatch) && Number.isSafeInteger(leaderMatch) && learnerMatch >= 0 && leaderMatch >= 0)) {
+  if (
+    !(Number.isSafeInteger(learnerMatch) && Number.isSafeInteger(leaderMatch) && learnerMatch >= 0 && leaderMatch >= 0)
+  ) {
     throw new Error(`membership: bad match indexes learner=${learnerMatch} leader=${leaderMatch}`);
   }
   return !(learnerMatch < leaderMatch * LEARNER_READY_PERCENT);

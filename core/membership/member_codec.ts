@@ -41,13 +41,15 @@ export function encodeMember(m: Member): Uint8Array {
 
 function stringArray(v: unknown, what: string): string[] {
   if (v === undefined || v === null) return [];
-  if (!Array.isArray(v) || !v.every((s) => typeof s === "string")) throw new Error(`membership: ${what} is not a list of strings`);
+  if (!Array.isArray(v) || !v.every((s) => typeof s === "string"))
+    throw new Error(`membership: ${what} is not a list of strings`);
   return v as string[];
 }
 
 export function decodeMember(value: Uint8Array): Member {
   const o = JSON.parse(dec.decode(value)) as Record<string, unknown>;
-  if (typeof o["id"] !== "string" || !/^[0-9a-f]{1,16}$/.test(o["id"])) throw new Error(`membership: bad stored id ${String(o["id"])}`);
+  if (typeof o["id"] !== "string" || !/^[0-9a-f]{1,16}$/.test(o["id"]))
+    throw new Error(`membership: bad stored id ${String(o["id"])}`);
   return {
     id: BigInt("0x" + o["id"]),
     name: typeof o["name"] === "string" ? o["name"] : "",

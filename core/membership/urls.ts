@@ -43,7 +43,8 @@ export function parseGoUrl(raw: string): GoUrl {
   if (!rest.startsWith("/")) {
     if (scheme !== "") return { scheme, host: "", path: "" }; // opaque ("http:x:1"): no host
     const slash = rest.indexOf("/");
-    if ((slash >= 0 ? rest.slice(0, slash) : rest).includes(":")) fail("first path segment in URL cannot contain colon");
+    if ((slash >= 0 ? rest.slice(0, slash) : rest).includes(":"))
+      fail("first path segment in URL cannot contain colon");
     return { scheme, host: "", path: rest };
   }
   if (!rest.startsWith("//")) return { scheme, host: "", path: rest };

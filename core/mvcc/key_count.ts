@@ -66,7 +66,13 @@ export class KeyCount {
    * Live keys of [from, to) at revision `rev` (to undefined: no upper bound), given the live map as of
    * `currentRev`; undefined when `rev` is older than what the log covers.
    */
-  count(live: ReadonlyMap<string, unknown>, currentRev: number, rev: number, from: string, to: string | undefined): number | undefined {
+  count(
+    live: ReadonlyMap<string, unknown>,
+    currentRev: number,
+    rev: number,
+    from: string,
+    to: string | undefined,
+  ): number | undefined {
     if (rev < this.#horizon || rev > currentRev) return undefined;
     const sorted = this.#fresh(live, currentRev);
     let n = lowerBound(sorted, to) - lowerBound(sorted, from);
@@ -75,7 +81,8 @@ export class KeyCount {
     if (rev < this.#sortedRev) {
       for (let i = this.#logAtSorted - 1; i >= 0 && log[i]!.rev > rev; i--) if (inRange(log[i]!.id)) n -= log[i]!.delta;
     } else {
-      for (let i = this.#logAtSorted; i < log.length && log[i]!.rev <= rev; i++) if (inRange(log[i]!.id)) n += log[i]!.delta;
+      for (let i = this.#logAtSorted; i < log.length && log[i]!.rev <= rev; i++)
+        if (inRange(log[i]!.id)) n += log[i]!.delta;
     }
     return n;
   }

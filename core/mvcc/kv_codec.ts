@@ -45,8 +45,13 @@ export function encodedSize(kv: KeyValue): number {
 }
 
 export function encodeKeyValue(kv: KeyValue): Uint8Array {
-  for (const [name, n] of [["createRevision", kv.createRevision], ["modRevision", kv.modRevision], ["version", kv.version]] as const) {
-    if (!Number.isSafeInteger(n) || n < 0) throw new Error(`encodeKeyValue: ${name}(${n}) is not a safe non-negative integer`);
+  for (const [name, n] of [
+    ["createRevision", kv.createRevision],
+    ["modRevision", kv.modRevision],
+    ["version", kv.version],
+  ] as const) {
+    if (!Number.isSafeInteger(n) || n < 0)
+      throw new Error(`encodeKeyValue: ${name}(${n}) is not a safe non-negative integer`);
   }
   const out = new Uint8Array(encodedSize(kv));
   let pos = 0;
@@ -113,7 +118,8 @@ export function decodeKeyValue(b: Uint8Array): KeyValue {
     const wire = tag & 7;
     if (wire === WIRE_BYTES) {
       const len = Number(readVarint());
-      if (pos + len > b.length) throw new Error(`decodeKeyValue: field ${field} length ${len} at ${pos} exceeds ${b.length}`);
+      if (pos + len > b.length)
+        throw new Error(`decodeKeyValue: field ${field} length ${len} at ${pos} exceeds ${b.length}`);
       const bytes = b.subarray(pos, pos + len);
       pos += len;
       if (field === 1) key = bytes;

@@ -22,7 +22,16 @@ import { UndoLog } from "../backend/undo_log.js";
 import { EtcdError, isEtcdError } from "../errors.js";
 import { HASH_KV_CHUNK_ENTRIES } from "../limits.js";
 import {
-  KEY_BUCKET, MVCC_META_BUCKET, REV_BYTES, SHORT_KEY_MAX_BYTES, compareBytes, isLongKey, isLongLayout, layoutKey, revisionOf, userKeyOf,
+  KEY_BUCKET,
+  MVCC_META_BUCKET,
+  REV_BYTES,
+  SHORT_KEY_MAX_BYTES,
+  compareBytes,
+  isLongKey,
+  isLongLayout,
+  layoutKey,
+  revisionOf,
+  userKeyOf,
   type Revision,
 } from "./layout.js";
 import { KeyCount } from "./key_count.js";
@@ -44,7 +53,21 @@ import type {
 } from "./types.js";
 import { checkDelete, checkPut, checkRange, checkTxn, type RequestLimits } from "./validate.js";
 import { decodeKeyValue } from "./kv_codec.js";
-import { BatchIndex, META_COMPACT_KEY, META_CURRENT_KEY, PendingAttachments, WriteTxn, framedKvs, isEmptySpan, keyId, rangeArgs, resolveRev, unpack, type Change, type LeaseAttacher } from "./write_txn.js";
+import {
+  BatchIndex,
+  META_COMPACT_KEY,
+  META_CURRENT_KEY,
+  PendingAttachments,
+  WriteTxn,
+  framedKvs,
+  isEmptySpan,
+  keyId,
+  rangeArgs,
+  resolveRev,
+  unpack,
+  type Change,
+  type LeaseAttacher,
+} from "./write_txn.js";
 
 export type { Change, LeaseAttacher };
 /** Called after each committed batch with its changes in revision order (the watchable store's feed). */
@@ -115,7 +138,10 @@ export class KvStore {
     this.#backend = backend;
     this.#dir = dir;
     this.#opts = opts;
-    const meta = backend.readNow((v) => ({ cur: v.get(MVCC_META_BUCKET, META_CURRENT_KEY), cmp: v.get(MVCC_META_BUCKET, META_COMPACT_KEY) }));
+    const meta = backend.readNow((v) => ({
+      cur: v.get(MVCC_META_BUCKET, META_CURRENT_KEY),
+      cmp: v.get(MVCC_META_BUCKET, META_COMPACT_KEY),
+    }));
     this.currentRev = meta.cur === undefined ? INITIAL_REV : decodeU64(meta.cur);
     this.compactRev = meta.cmp === undefined ? 0 : decodeU64(meta.cmp);
     this.#loadLive(backend);
@@ -137,7 +163,11 @@ export class KvStore {
       for (const entry of v.range(KEY_BUCKET, {})) {
         if (last !== undefined && !sameKeyPart(last.key, entry.key)) settle();
         last = entry;
-        if (!isLongLayout(entry.key) && entry.key.length - REV_BYTES - 2 > SHORT_KEY_MAX_BYTES && isLongKey(userKeyOf(entry.key))) {
+        if (
+          !isLongLayout(entry.key) &&
+          entry.key.length - REV_BYTES - 2 > SHORT_KEY_MAX_BYTES &&
+          isLongKey(userKeyOf(entry.key))
+        ) {
           misfiled.push({ key: new Uint8Array(entry.key), value: new Uint8Array(entry.value) });
         }
       }
@@ -170,7 +200,10 @@ export class KvStore {
       this.#drained = undefined;
       this.#backend.replaceContentsFrom(file);
       await this.#backend.sync();
-      const meta = this.#backend.readNow((v) => ({ cur: v.get(MVCC_META_BUCKET, META_CURRENT_KEY), cmp: v.get(MVCC_META_BUCKET, META_COMPACT_KEY) }));
+      const meta = this.#backend.readNow((v) => ({
+        cur: v.get(MVCC_META_BUCKET, META_CURRENT_KEY),
+        cmp: v.get(MVCC_META_BUCKET, META_COMPACT_KEY),
+      }));
       this.currentRev = meta.cur === undefined ? INITIAL_REV : decodeU64(meta.cur);
       this.compactRev = meta.cmp === undefined ? 0 : decodeU64(meta.cmp);
       this.#loadLive(this.#backend);
@@ -307,7 +340,11 @@ export class KvStore {
       return known === undefined ? a : { ...a, stopAtLimit: true };
     };
     const res = useWorker
-      ? await this.backend.readInWorker<RangeTaskArgs | undefined, RangeTaskResult | undefined>(RANGE_TASK, args, runRange)
+      ? await this.backend.readInWorker<RangeTaskArgs | undefined, RangeTaskResult | undefined>(
+          RANGE_TASK,
+          args,
+          runRange,
+        )
       : await this.backend.read((view) => runRange(view, args()));
     if (res === undefined) return { revision: header, kvs: [], more: false, count: 0 };
     if (res.compactedAt > 0) throw new EtcdError("COMPACTED", `revision < compacted ${res.compactedAt}`);
@@ -335,7 +372,8 @@ export class KvStore {
     if (end === undefined || end.length === 0) return undefined;
     if (a.limit <= 0 && !a.countOnly) return undefined;
     if (a.sortOrder !== 0 || a.sortTarget !== 0) return undefined;
-    if (a.minModRevision > 0 || a.maxModRevision > 0 || a.minCreateRevision > 0 || a.maxCreateRevision > 0) return undefined;
+    if (a.minModRevision > 0 || a.maxModRevision > 0 || a.minCreateRevision > 0 || a.maxCreateRevision > 0)
+      return undefined;
     const to = end.length === 1 && end[0] === 0 ? undefined : keyId(end);
     return this.#keyCount.count(this.live, this.currentRev, rev, keyId(r.key), to);
   }
@@ -346,7 +384,11 @@ export class KvStore {
    * `guard(slot)` runs just before each request, in order, and refuses it by throwing an EtcdError (apply-time
    * checks that must see the effects of the requests before it in the same batch).
    */
-  async write(reqs: readonly WriteRequest[], consistentIndex?: number, guard?: (slot: number) => void): Promise<(WriteResponse | EtcdError)[]> {
+  async write(
+    reqs: readonly WriteRequest[],
+    consistentIndex?: number,
+    guard?: (slot: number) => void,
+  ): Promise<(WriteResponse | EtcdError)[]> {
     if (this.#gate === undefined) this.#inFlight++;
     else await this.#enter();
     try {
@@ -361,7 +403,11 @@ export class KvStore {
    * becomes APPLY_FAILED) has its writes, live-index changes and lease attachments taken back, so its outcome and
    * the backend after it do not depend on which requests shared its batch. Only a storage failure ends the batch.
    */
-  async #write(reqs: readonly WriteRequest[], consistentIndex?: number, guard?: (slot: number) => void): Promise<(WriteResponse | EtcdError)[]> {
+  async #write(
+    reqs: readonly WriteRequest[],
+    consistentIndex?: number,
+    guard?: (slot: number) => void,
+  ): Promise<(WriteResponse | EtcdError)[]> {
     const out = await this.backend.batch(consistentIndex, (tx) => {
       const state = { rev: this.currentRev, compact: this.compactRev };
       const results: (WriteResponse | EtcdError)[] = [];
@@ -390,7 +436,12 @@ export class KvStore {
   }
 
   #writeOne(
-    tx: WriteView, req: WriteRequest, state: { rev: number; compact: number }, index: BatchIndex, changes: Change[], guard: () => void,
+    tx: WriteView,
+    req: WriteRequest,
+    state: { rev: number; compact: number },
+    index: BatchIndex,
+    changes: Change[],
+    guard: () => void,
   ): WriteResponse | EtcdError {
     // Every change of a request is stored under the request's new revision, which nothing held before it.
     const undo = new UndoLog(tx, (bucket, key) => bucket === KEY_BUCKET && revisionOf(key).main > state.rev);
@@ -399,13 +450,17 @@ export class KvStore {
       guard();
       if ("compact" in req) {
         // Compaction replaces many stored values: a child transaction rolls it back without holding them.
-        const compactIn = (t: WriteView): number => this.applyCompact(t, req.compact.revision, state.rev, state.compact);
+        const compactIn = (t: WriteView): number =>
+          this.applyCompact(t, req.compact.revision, state.rev, state.compact);
         state.compact = tx.atomic !== undefined ? tx.atomic(compactIn) : compactIn(undo);
         return { compact: { revision: state.rev } };
       }
       const leases = this.leases === undefined ? undefined : new PendingAttachments(this.leases);
       const w = new WriteTxn(undo, index, state.rev, state.compact, leases);
-      const { response, afterApply } = "effect" in req ? applyEffect(w, undo, req.effect) : { response: applyWrite(w, req, this.#opts.limits), afterApply: undefined };
+      const { response, afterApply } =
+        "effect" in req
+          ? applyEffect(w, undo, req.effect)
+          : { response: applyWrite(w, req, this.#opts.limits), afterApply: undefined };
       leases?.flush();
       afterApply?.();
       this.#count(w.ops);
@@ -416,7 +471,9 @@ export class KvStore {
       if (isStorageFailure(err)) throw err;
       undo.rollback();
       index.rollback();
-      const refusal = isEtcdError(err) ? err : new EtcdError("APPLY_FAILED", err instanceof Error ? (err.stack ?? err.message) : String(err));
+      const refusal = isEtcdError(err)
+        ? err
+        : new EtcdError("APPLY_FAILED", err instanceof Error ? (err.stack ?? err.message) : String(err));
       if (!("effect" in req) || req.effect.refused === undefined) return refusal;
       const instead = req.effect.refused(tx, refusal);
       return { effect: { revision: state.rev, deleted: 0, value: instead.value } };
@@ -564,14 +621,22 @@ function successorKey(key: Uint8Array): Uint8Array {
   return out;
 }
 
-function applyEffect(w: WriteTxn, tx: WriteView, effect: Effect): { response: WriteResponse; afterApply: (() => void) | undefined } {
+function applyEffect(
+  w: WriteTxn,
+  tx: WriteView,
+  effect: Effect,
+): { response: WriteResponse; afterApply: (() => void) | undefined } {
   const out = effect.run(tx);
   let deleted = 0;
   for (const key of out.deleteKeys ?? []) deleted += w.deleteRange({ key }).deleted;
   return { response: { effect: { revision: w.rev, deleted, value: out.value } }, afterApply: out.afterApply };
 }
 
-function applyWrite(w: WriteTxn, req: Exclude<WriteRequest, { compact: unknown } | { effect: unknown }>, limits?: RequestLimits): WriteResponse {
+function applyWrite(
+  w: WriteTxn,
+  req: Exclude<WriteRequest, { compact: unknown } | { effect: unknown }>,
+  limits?: RequestLimits,
+): WriteResponse {
   if ("put" in req) {
     checkPut(req.put, limits);
     return { put: w.put(req.put) };
@@ -586,7 +651,10 @@ function applyWrite(w: WriteTxn, req: Exclude<WriteRequest, { compact: unknown }
 
 type Unwrapped<K extends string> = Extract<WriteResponse, Record<K, unknown>> extends Record<K, infer V> ? V : never;
 
-function pick<K extends "put" | "deleteRange" | "txn" | "compact" | "effect">(results: (WriteResponse | EtcdError)[], kind: K): Unwrapped<K> {
+function pick<K extends "put" | "deleteRange" | "txn" | "compact" | "effect">(
+  results: (WriteResponse | EtcdError)[],
+  kind: K,
+): Unwrapped<K> {
   const r = results[0];
   if (r === undefined) throw new Error(`KvStore: no result for ${kind}`);
   if (r instanceof EtcdError) throw r;

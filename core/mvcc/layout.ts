@@ -147,7 +147,8 @@ export function userKeyOf(layout: Uint8Array): Uint8Array {
 }
 
 export function revisionOf(layout: Uint8Array): Revision {
-  if (layout.length < REV_BYTES + 2) throw new Error(`revisionOf: layout key length ${layout.length} < ${REV_BYTES + 2}`);
+  if (layout.length < REV_BYTES + 2)
+    throw new Error(`revisionOf: layout key length ${layout.length} < ${REV_BYTES + 2}`);
   const view = new DataView(layout.buffer, layout.byteOffset, layout.byteLength);
   const at = layout.length - REV_BYTES;
   const main = view.getUint32(at) * 2 ** 32 + view.getUint32(at + 4);

@@ -85,14 +85,43 @@ export function rangeTask(view: ReadView, a: RangeTaskArgs): RangeTaskResult {
   const compactRaw = view.get(a.metaBucket, a.compactKey);
   const compactRev = compactRaw === undefined ? 0 : u64(compactRaw, 0);
   if (a.rev < compactRev) {
-    return { compactedAt: compactRev, count: 0, more: false, packed: new Uint8Array(0), starts: new Uint32Array(0), ends: new Uint32Array(0), framedStart: 0, framedEnd: 0 };
+    return {
+      compactedAt: compactRev,
+      count: 0,
+      more: false,
+      packed: new Uint8Array(0),
+      starts: new Uint32Array(0),
+      ends: new Uint32Array(0),
+      framedStart: 0,
+      framedEnd: 0,
+    };
   }
 
   // The fields Range looks at, as offsets into the bytes decoded; [vStart, vEnd) is the whole value field
   // (tag, length, bytes), which keys_only cuts out.
-  type Fields = { keyAt: number; keyEnd: number; valueAt: number; valueEnd: number; vStart: number; vEnd: number; create: number; mod: number; version: number };
+  type Fields = {
+    keyAt: number;
+    keyEnd: number;
+    valueAt: number;
+    valueEnd: number;
+    vStart: number;
+    vEnd: number;
+    create: number;
+    mod: number;
+    version: number;
+  };
   const decode = (b: Uint8Array, from: number, to: number): Fields => {
-    const f: Fields = { keyAt: from, keyEnd: from, valueAt: from, valueEnd: from, vStart: -1, vEnd: -1, create: 0, mod: 0, version: 0 };
+    const f: Fields = {
+      keyAt: from,
+      keyEnd: from,
+      valueAt: from,
+      valueEnd: from,
+      vStart: -1,
+      vEnd: -1,
+      create: 0,
+      mod: 0,
+      version: 0,
+    };
     let pos = from;
     const varint = (): number => {
       let n = 0;
@@ -131,7 +160,8 @@ export function rangeTask(view: ReadView, a: RangeTaskArgs): RangeTaskResult {
     }
     return x1 - x0 - (y1 - y0);
   };
-  const varintBytes = (n: number): number => (n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : n < 0x10000000 ? 4 : 5);
+  const varintBytes = (n: number): number =>
+    n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : n < 0x10000000 ? 4 : 5;
   const putVarint = (b: Uint8Array, at: number, n: number): number => {
     while (n >= 0x80) {
       b[at++] = (n & 0x7f) | 0x80;
@@ -148,15 +178,20 @@ export function rangeTask(view: ReadView, a: RangeTaskArgs): RangeTaskResult {
   type Resizable = ArrayBuffer & { resize(n: number): void };
   const ResizableBuffer = ArrayBuffer as unknown as new (n: number, o: { maxByteLength: number }) => Resizable;
   const slab = a.lendOutput === true ? view.lendOutput?.() : undefined;
-  const resizable = a.lendOutput === true && slab === undefined ? new ResizableBuffer(FIRST_LONG_OUT_BYTES, { maxByteLength: MAX_OUT_BYTES }) : undefined;
+  const resizable =
+    a.lendOutput === true && slab === undefined
+      ? new ResizableBuffer(FIRST_LONG_OUT_BYTES, { maxByteLength: MAX_OUT_BYTES })
+      : undefined;
   let outBuf: ArrayBuffer | SharedArrayBuffer = slab ?? resizable ?? new ArrayBuffer(FIRST_SHORT_OUT_BYTES);
   let out = new Uint8Array(outBuf); // on a slab or resizable buffer: length-tracking, follows every growth
   const ensure = (bytes: number): void => {
     if (bytes <= outBuf.byteLength) return;
-    if (bytes > MAX_OUT_BYTES) throw new Error(`rangeTask: response of more than ${bytes} bytes exceeds ${MAX_OUT_BYTES}`);
+    if (bytes > MAX_OUT_BYTES)
+      throw new Error(`rangeTask: response of more than ${bytes} bytes exceeds ${MAX_OUT_BYTES}`);
     const size = Math.min(MAX_OUT_BYTES, Math.max(bytes, outBuf.byteLength * 2));
     if (slab !== undefined) {
-      if (size > slab.maxByteLength) throw new Error(`rangeTask: response of ${size} bytes exceeds the output slab's ${slab.maxByteLength}`);
+      if (size > slab.maxByteLength)
+        throw new Error(`rangeTask: response of ${size} bytes exceeds the output slab's ${slab.maxByteLength}`);
       slab.grow(size);
       return;
     }
@@ -305,14 +340,16 @@ export function rangeTask(view: ReadView, a: RangeTaskArgs): RangeTaskResult {
       longCand = undefined;
     }
     if (u64(key, key.length - 16) > a.rev) continue;
-    if (groupLong) longCand = new Uint8Array(value); // a copy: entry buffers may be reused
+    if (groupLong)
+      longCand = new Uint8Array(value); // a copy: entry buffers may be reused
     else writeCandidate(value);
   }
   endGroup();
   flushLong();
   if (renewable) {
     const after = view.get(a.metaBucket, a.compactKey);
-    if ((after === undefined ? 0 : u64(after, 0)) !== compactRev) return rangeTask(view, { ...a, singleSnapshot: true });
+    if ((after === undefined ? 0 : u64(after, 0)) !== compactRev)
+      return rangeTask(view, { ...a, singleSnapshot: true });
   }
 
   type Framed = { packed: Uint8Array; starts: number[]; ends: number[]; end: number };
@@ -331,9 +368,17 @@ export function rangeTask(view: ReadView, a: RangeTaskArgs): RangeTaskResult {
     if (resizable !== undefined) resizable.resize(result.end + a.frameTailBytes);
     else ensure(result.end + a.frameTailBytes);
     result.packed = slab === undefined ? out : new Uint8Array(slab, 0, result.end + a.frameTailBytes);
-  }
-  else if (a.keysOnly) result = cutValues(result.packed, result.starts, result.ends);
-  return { compactedAt: 0, count, more, packed: result.packed, starts: Uint32Array.from(result.starts), ends: Uint32Array.from(result.ends), framedStart: a.frameHeadBytes, framedEnd: result.end };
+  } else if (a.keysOnly) result = cutValues(result.packed, result.starts, result.ends);
+  return {
+    compactedAt: 0,
+    count,
+    more,
+    packed: result.packed,
+    starts: Uint32Array.from(result.starts),
+    ends: Uint32Array.from(result.ends),
+    framedStart: a.frameHeadBytes,
+    framedEnd: result.end,
+  };
 
   // Frames reordered by the sort target (ties keep key order: Array.prototype.sort is stable) into a new buffer.
   function sortFrames(src: Uint8Array, s: number[], e: number[]): Framed {
@@ -350,16 +395,26 @@ export function rangeTask(view: ReadView, a: RangeTaskArgs): RangeTaskResult {
               ? x.mod - y.mod
               : cmpBytes(src, x.valueAt, x.valueEnd, y.valueAt, y.valueEnd);
     const order = fields.map((_, i) => i);
-    order.sort(sortOrder === 2 ? (i, j) => by(fields[j] as Fields, fields[i] as Fields) : (i, j) => by(fields[i] as Fields, fields[j] as Fields));
-    return copyFrames(src, order.map((i) => [s[i] as number, e[i] as number, -1, -1]));
+    order.sort(
+      sortOrder === 2
+        ? (i, j) => by(fields[j] as Fields, fields[i] as Fields)
+        : (i, j) => by(fields[i] as Fields, fields[j] as Fields),
+    );
+    return copyFrames(
+      src,
+      order.map((i) => [s[i] as number, e[i] as number, -1, -1]),
+    );
   }
 
   // keys_only after a sort: the frames again, each without its value field.
   function cutValues(src: Uint8Array, s: number[], e: number[]): Framed {
-    return copyFrames(src, s.map((from, i) => {
-      const f = decode(src, from, e[i] as number);
-      return [from, e[i] as number, f.vStart, f.vEnd];
-    }));
+    return copyFrames(
+      src,
+      s.map((from, i) => {
+        const f = decode(src, from, e[i] as number);
+        return [from, e[i] as number, f.vStart, f.vEnd];
+      }),
+    );
   }
 
   // A new exact-size buffer of frames [from, to) minus [cutFrom, cutTo) (-1: nothing cut), in the order given.
@@ -382,7 +437,8 @@ export function rangeTask(view: ReadView, a: RangeTaskArgs): RangeTaskResult {
       at += sizeOf(p);
       e.push(at);
     }
-    if (at + a.frameTailBytes !== total) throw new Error(`rangeTask: framed ${at + a.frameTailBytes} bytes of ${total}`);
+    if (at + a.frameTailBytes !== total)
+      throw new Error(`rangeTask: framed ${at + a.frameTailBytes} bytes of ${total}`);
     return { packed: dst, starts: s, ends: e, end: at };
   }
 }

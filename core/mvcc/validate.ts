@@ -25,7 +25,8 @@ export const UNLIMITED: RequestLimits = { maxRequestBytes: Infinity, maxTxnOps: 
 
 export function checkPut(r: PutRequest, limits: RequestLimits = {}): void {
   if (r.key.length === 0) throw new EtcdError("EMPTY_KEY", "put");
-  if (r.ignoreValue === true && r.value.length !== 0) throw new EtcdError("VALUE_PROVIDED", `value length ${r.value.length}`);
+  if (r.ignoreValue === true && r.value.length !== 0)
+    throw new EtcdError("VALUE_PROVIDED", `value length ${r.value.length}`);
   if (r.ignoreLease === true && (r.lease ?? 0n) !== 0n) throw new EtcdError("LEASE_PROVIDED", `lease ${r.lease}`);
   const size = r.key.length + r.value.length;
   const max = limits.maxRequestBytes ?? MAX_REQUEST_BYTES;
@@ -37,7 +38,11 @@ export function checkDelete(r: DeleteRangeRequest): void {
 }
 
 export function checkTxn(r: TxnRequest, limits: RequestLimits = {}): void {
-  checkTxnShape(r, { maxTxnOps: limits.maxTxnOps ?? MAX_TXN_OPS, maxRequestBytes: limits.maxRequestBytes ?? MAX_REQUEST_BYTES }, { bytes: 0 });
+  checkTxnShape(
+    r,
+    { maxTxnOps: limits.maxTxnOps ?? MAX_TXN_OPS, maxRequestBytes: limits.maxRequestBytes ?? MAX_REQUEST_BYTES },
+    { bytes: 0 },
+  );
   checkIntervals(r.success);
   checkIntervals(r.failure);
 }
@@ -52,7 +57,8 @@ function checkTxnShape(r: TxnRequest, limits: Required<RequestLimits>, size: { b
     else if ("put" in op) {
       checkPut(op.put, limits);
       size.bytes += op.put.key.length + op.put.value.length;
-      if (size.bytes > maxRequestBytes) throw new EtcdError("REQUEST_TOO_LARGE", `txn puts of ${size.bytes} bytes > ${maxRequestBytes}`);
+      if (size.bytes > maxRequestBytes)
+        throw new EtcdError("REQUEST_TOO_LARGE", `txn puts of ${size.bytes} bytes > ${maxRequestBytes}`);
     } else if ("deleteRange" in op) checkDelete(op.deleteRange);
     else checkTxnShape(op.txn, limits, size);
   }

@@ -10,7 +10,15 @@
 import type { ReadView } from "../backend/read_view.js";
 import { decodeKeyValue } from "./kv_codec.js";
 import type { Change, KvStore } from "./kv_store.js";
-import { KEY_BUCKET, compareBytes, inKeyFilter, isLongLayout, layoutSpan, revisionOf, type LayoutSpan } from "./layout.js";
+import {
+  KEY_BUCKET,
+  compareBytes,
+  inKeyFilter,
+  isLongLayout,
+  layoutSpan,
+  revisionOf,
+  type LayoutSpan,
+} from "./layout.js";
 import { tombstoneKv } from "./write_txn.js";
 
 export const EventType = { PUT: 0, DELETE: 1 } as const;
@@ -136,7 +144,10 @@ export class WatchableStore {
         if (!this.wanted(w, c.type)) continue;
         events.push(this.event(w, c.type, c.kv, c.prevKv));
       }
-      if (events.length > 0 && !this.deliver(w, { watchId: w.id, revision: rev, events, compactRevision: 0, canceled: false })) {
+      if (
+        events.length > 0 &&
+        !this.deliver(w, { watchId: w.id, revision: rev, events, compactRevision: 0, canceled: false })
+      ) {
         w.synced = false; // slow consumer: replay from history, starting at the first revision it missed
         continue;
       }
@@ -151,13 +162,25 @@ export class WatchableStore {
     for (;;) {
       const current = this.kv.revision;
       if (w.nextRev < this.kv.compactRevision) {
-        w.opts.send({ watchId: w.id, revision: current, events: [], compactRevision: this.kv.compactRevision, canceled: true });
+        w.opts.send({
+          watchId: w.id,
+          revision: current,
+          events: [],
+          compactRevision: this.kv.compactRevision,
+          canceled: true,
+        });
         this.watchers.delete(w.id);
         return;
       }
       const batch = this.kv.backend.readNow((view) => history(view, w, current));
-      const events = batch.events.filter((e) => this.wanted(w, e.type)).map((e) => this.event(w, e.type, e.kv, e.prevKv));
-      if (events.length > 0 && !this.deliver(w, { watchId: w.id, revision: current, events, compactRevision: 0, canceled: false })) return;
+      const events = batch.events
+        .filter((e) => this.wanted(w, e.type))
+        .map((e) => this.event(w, e.type, e.kv, e.prevKv));
+      if (
+        events.length > 0 &&
+        !this.deliver(w, { watchId: w.id, revision: current, events, compactRevision: 0, canceled: false })
+      )
+        return;
       w.nextRev = batch.upTo + 1;
       if (w.nextRev > current) {
         w.synced = true;
@@ -174,7 +197,10 @@ export class WatchableStore {
   }
 
   private wanted(w: Watcher, type: EventType): boolean {
-    return !((type === EventType.PUT && w.opts.noPut === true) || (type === EventType.DELETE && w.opts.noDelete === true));
+    return !(
+      (type === EventType.PUT && w.opts.noPut === true) ||
+      (type === EventType.DELETE && w.opts.noDelete === true)
+    );
   }
 
   private event(w: Watcher, type: EventType, kv: Uint8Array, prevKv: Uint8Array | undefined): WatchEvent {
@@ -190,17 +216,32 @@ function history(view: ReadView, w: Watcher, current: number): { events: History
   const span = layoutSpan(w.opts.key, w.opts.rangeEnd);
   const all: HistoryEvent[] = [];
   let prev: { key: Uint8Array; value: Uint8Array; prefixLen: number } | undefined;
-  for (const { key, value } of view.range(KEY_BUCKET, span.end === undefined ? { start: span.start } : { start: span.start, end: span.end })) {
+  for (const { key, value } of view.range(
+    KEY_BUCKET,
+    span.end === undefined ? { start: span.start } : { start: span.start, end: span.end },
+  )) {
     const prefixLen = key.length - 16;
-    const sameKey = prev !== undefined && prev.prefixLen === prefixLen && compareBytes(prev.key.subarray(0, prefixLen), key.subarray(0, prefixLen)) === 0;
+    const sameKey =
+      prev !== undefined &&
+      prev.prefixLen === prefixLen &&
+      compareBytes(prev.key.subarray(0, prefixLen), key.subarray(0, prefixLen)) === 0;
     const { main, sub } = revisionOf(key);
     // A span with a long bound covers whole long groups (layout.ts): their keys outside the watched range are skipped.
-    const outside = span.keyFrom !== undefined && isLongLayout(key) && !inSpanFilter(span, value.length > 0 ? value : prev?.value);
+    const outside =
+      span.keyFrom !== undefined && isLongLayout(key) && !inSpanFilter(span, value.length > 0 ? value : prev?.value);
     if (main >= w.nextRev && main <= current && !outside) {
       const prevLive = sameKey && prev !== undefined && prev.value.length > 0 ? prev.value : undefined;
-      if (value.length > 0) all.push({ type: EventType.PUT, kv: value, rev: main, sub, key, ...(prevLive ? { prevKv: prevLive } : {}) });
+      if (value.length > 0)
+        all.push({ type: EventType.PUT, kv: value, rev: main, sub, key, ...(prevLive ? { prevKv: prevLive } : {}) });
       else if (prevLive !== undefined) {
-        all.push({ type: EventType.DELETE, kv: tombstoneKv(decodeKeyValue(prevLive).key, main), prevKv: prevLive, rev: main, sub, key });
+        all.push({
+          type: EventType.DELETE,
+          kv: tombstoneKv(decodeKeyValue(prevLive).key, main),
+          prevKv: prevLive,
+          rev: main,
+          sub,
+          key,
+        });
       }
     }
     prev = { key, value, prefixLen };

@@ -289,7 +289,10 @@ export class WriteTxn {
     }
     if (isEmptySpan(from, end)) return { kvs: [], more: false };
     const rev = resolveRev(undefined, this.rev, this.compactRev);
-    const res = rangeTask(this.tx, { ...rangeArgs({ key: from, rangeEnd: end, limit: DELETE_CHUNK_KEYS }, rev), stopAtLimit: true });
+    const res = rangeTask(this.tx, {
+      ...rangeArgs({ key: from, rangeEnd: end, limit: DELETE_CHUNK_KEYS }, rev),
+      stopAtLimit: true,
+    });
     if (res.compactedAt > 0) throw new EtcdError("COMPACTED", `revision ${rev} < compacted ${res.compactedAt}`);
     return { kvs: unpack(res), more: res.more };
   }
@@ -320,7 +323,11 @@ export class WriteTxn {
   private checkPuts(r: TxnRequest, path: TxnPath): void {
     let child = 0;
     for (const op of path.succeeded ? r.success : r.failure) {
-      if ("put" in op && (op.put.ignoreValue === true || op.put.ignoreLease === true) && this.latest(op.put.key) === undefined) {
+      if (
+        "put" in op &&
+        (op.put.ignoreValue === true || op.put.ignoreLease === true) &&
+        this.latest(op.put.key) === undefined
+      ) {
         throw new EtcdError("KEY_NOT_FOUND", "txn put with ignore_value/ignore_lease");
       }
       if ("put" in op && op.put.ignoreLease !== true) this.checkLease(op.put.lease ?? 0n);
@@ -331,7 +338,8 @@ export class WriteTxn {
   private applyTxn(r: TxnRequest, path: TxnPath): TxnResponse {
     const responses: ResponseOp[] = [];
     let child = 0;
-    for (const op of path.succeeded ? r.success : r.failure) responses.push(this.applyOp(op, () => path.children[child++] as TxnPath));
+    for (const op of path.succeeded ? r.success : r.failure)
+      responses.push(this.applyOp(op, () => path.children[child++] as TxnPath));
     return { revision: this.rev, succeeded: path.succeeded, responses };
   }
 
@@ -347,7 +355,14 @@ export class WriteTxn {
     const res = this.range({ key: c.key, ...(c.rangeEnd !== undefined ? { rangeEnd: c.rangeEnd } : {}) });
     if (res.kvs.length === 0) {
       if (c.target === CompareTarget.VALUE) return false;
-      return compareKv(c, { key: c.key, createRevision: 0, modRevision: 0, version: 0, value: new Uint8Array(0), lease: 0n });
+      return compareKv(c, {
+        key: c.key,
+        createRevision: 0,
+        modRevision: 0,
+        version: 0,
+        value: new Uint8Array(0),
+        lease: 0n,
+      });
     }
     return res.kvs.every((bytes) => compareKv(c, decodeKeyValue(bytes)));
   }
@@ -365,7 +380,9 @@ export class WriteTxn {
     if (rev === undefined) return undefined;
     const value = this.tx.get(KEY_BUCKET, layoutKey(key, rev));
     if (value === undefined || value.length === 0) {
-      throw new Error(`mvcc: live index says ${keyId(key)} is at ${rev.main}.${rev.sub}, the layout has ${value === undefined ? "nothing" : "a tombstone"}`);
+      throw new Error(
+        `mvcc: live index says ${keyId(key)} is at ${rev.main}.${rev.sub}, the layout has ${value === undefined ? "nothing" : "a tombstone"}`,
+      );
     }
     return value;
   }

@@ -10,7 +10,10 @@ const EMPTY_DATA = new Uint8Array(0);
 
 export class MemoryStorage implements Storage {
   private hardState: HardState = { term: 0, vote: NONE, commit: 0 };
-  private snap: Snapshot = { metadata: { index: 0, term: 0, confState: { voters: [], learners: [] } }, data: EMPTY_DATA };
+  private snap: Snapshot = {
+    metadata: { index: 0, term: 0, confState: { voters: [], learners: [] } },
+    data: EMPTY_DATA,
+  };
   /** ents[0] is a dummy entry at the snapshot's index and term; ents[i].index === ents[0].index + i. */
   private ents: Entry[] = [{ term: 0, index: 0, type: EntryType.Normal, data: EMPTY_DATA }];
 
@@ -86,7 +89,8 @@ export class MemoryStorage implements Storage {
   /** Discards entries before `compactIndex`; the entry at compactIndex becomes the dummy. */
   compact(compactIndex: number): void {
     const offset = this.offset();
-    if (compactIndex <= offset) throw new RaftError(RaftErrorCode.Compacted, `compact(${compactIndex}) <= offset(${offset})`);
+    if (compactIndex <= offset)
+      throw new RaftError(RaftErrorCode.Compacted, `compact(${compactIndex}) <= offset(${offset})`);
     const last = this.lastIndex();
     assert(compactIndex <= last, `compact(${compactIndex}) > lastIndex(${last})`);
     const i = compactIndex - offset;

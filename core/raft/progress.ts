@@ -143,7 +143,13 @@ export class Progress {
   }
 
   toStatus(): ProgressStatus {
-    return { match: this.match, next: this.next, state: this.state, isLearner: this.isLearner, recentActive: this.recentActive };
+    return {
+      match: this.match,
+      next: this.next,
+      state: this.state,
+      isLearner: this.isLearner,
+      recentActive: this.recentActive,
+    };
   }
 }
 

@@ -7,7 +7,20 @@ import { RaftError, RaftErrorCode, assert } from "./errors.js";
 import { Progress, VoteResult, committedIndex, quorumOf, voteResult } from "./progress.js";
 import { RaftLog } from "./raft_log.js";
 import { ReadOnly } from "./read_only.js";
-import type { ConfChange, ConfState, Config, Entry, HardState, Message, NodeId, ReadOnlyOption, ReadState, Snapshot, SoftState, StateType } from "./types.js";
+import type {
+  ConfChange,
+  ConfState,
+  Config,
+  Entry,
+  HardState,
+  Message,
+  NodeId,
+  ReadOnlyOption,
+  ReadState,
+  Snapshot,
+  SoftState,
+  StateType,
+} from "./types.js";
 import { ConfChangeType, EntryType, MessageType as MT, NONE, ReadOnlyOption as RO, StateType as ST } from "./types.js";
 import { payloadsSizeBytes } from "./util.js";
 
@@ -95,7 +108,10 @@ export class Raft {
   constructor(c: Config) {
     assert(c.id !== NONE, "cannot use none as id");
     assert(c.heartbeatTick > 0, `heartbeat tick(${c.heartbeatTick}) must be greater than 0`);
-    assert(c.electionTick > c.heartbeatTick, `election tick(${c.electionTick}) must be greater than heartbeat tick(${c.heartbeatTick})`);
+    assert(
+      c.electionTick > c.heartbeatTick,
+      `election tick(${c.electionTick}) must be greater than heartbeat tick(${c.heartbeatTick})`,
+    );
     this.cfg = c;
     this.id = c.id;
     this.maxMsgSizeBytes = c.maxSizePerMsgBytes ?? DEFAULT_MAX_SIZE_PER_MSG_BYTES;
@@ -106,7 +122,10 @@ export class Raft {
     this.checkQuorum = c.checkQuorum ?? true;
     this.preVote = c.preVote ?? true;
     this.readOnlyOption = c.readOnlyOption ?? RO.Safe;
-    assert(!(this.readOnlyOption === RO.LeaseBased && !this.checkQuorum), "checkQuorum must be enabled when readOnlyOption is leaseBased");
+    assert(
+      !(this.readOnlyOption === RO.LeaseBased && !this.checkQuorum),
+      "checkQuorum must be enabled when readOnlyOption is leaseBased",
+    );
     this.heartbeatTimeout = c.heartbeatTick;
     this.electionTimeout = c.electionTick;
     this.disableProposalForwarding = c.disableProposalForwarding ?? false;
@@ -159,7 +178,10 @@ export class Raft {
 
   private loadState(hs: HardState): void {
     const last = this.raftLog.lastIndex();
-    assert(hs.commit >= this.raftLog.committed && hs.commit <= last, `hardState commit(${hs.commit}) out of range [${this.raftLog.committed}, ${last}]`);
+    assert(
+      hs.commit >= this.raftLog.committed && hs.commit <= last,
+      `hardState commit(${hs.commit}) out of range [${this.raftLog.committed}, ${last}]`,
+    );
     this.raftLog.committed = hs.commit;
     this.term = hs.term;
     this.vote = hs.vote;
@@ -212,7 +234,10 @@ export class Raft {
     }
     if (logTerm === undefined || ents === undefined) {
       // Only a compacted prefix calls for a snapshot; next-1 beyond our log would be a bug.
-      assert(pr.next - 1 <= this.raftLog.lastIndex(), `progress ${to}: next(${pr.next}) > lastIndex+1(${this.raftLog.lastIndex() + 1})`);
+      assert(
+        pr.next - 1 <= this.raftLog.lastIndex(),
+        `progress ${to}: next(${pr.next}) > lastIndex+1(${this.raftLog.lastIndex() + 1})`,
+      );
       return this.maybeSendSnapshot(to, pr);
     }
     if (ents.length === 0 && !sendIfEmpty) return false;
@@ -248,7 +273,9 @@ export class Raft {
   sendHeartbeat(to: NodeId, ctx: Uint8Array | undefined): void {
     const pr = this.prs.get(to);
     const commit = Math.min(pr === undefined ? 0 : pr.match, this.raftLog.committed);
-    this.send(ctx === undefined ? { type: MT.Heartbeat, to, commit } : { type: MT.Heartbeat, to, commit, context: ctx });
+    this.send(
+      ctx === undefined ? { type: MT.Heartbeat, to, commit } : { type: MT.Heartbeat, to, commit, context: ctx },
+    );
   }
 
   bcastAppend(): void {
@@ -290,7 +317,8 @@ export class Raft {
 
   private increaseUncommittedSize(ents: readonly Entry[]): boolean {
     const s = payloadsSizeBytes(ents);
-    if (this.uncommittedSizeBytes > 0 && s > 0 && this.uncommittedSizeBytes + s > this.maxUncommittedSizeBytes) return false;
+    if (this.uncommittedSizeBytes > 0 && s > 0 && this.uncommittedSizeBytes + s > this.maxUncommittedSizeBytes)
+      return false;
     this.uncommittedSizeBytes += s;
     return true;
   }
@@ -329,7 +357,8 @@ export class Raft {
   resetRandomizedElectionTimeout(): void {
     this.randomizedElectionTimeout = this.electionTimeout + this.cfg.rng.nextInt(this.electionTimeout);
     assert(
-      this.randomizedElectionTimeout >= this.electionTimeout && this.randomizedElectionTimeout < 2 * this.electionTimeout,
+      this.randomizedElectionTimeout >= this.electionTimeout &&
+        this.randomizedElectionTimeout < 2 * this.electionTimeout,
       `randomized election timeout(${this.randomizedElectionTimeout}) outside [${this.electionTimeout}, ${2 * this.electionTimeout})`,
     );
   }
@@ -429,7 +458,8 @@ export class Raft {
     const logTerm = this.raftLog.lastTerm();
     for (const [id, pr] of this.prs) {
       if (id === this.id || pr.isLearner) continue;
-      if (t === CampaignType.Transfer) this.send({ type: voteType, to: id, term, index, logTerm, context: CAMPAIGN_TRANSFER });
+      if (t === CampaignType.Transfer)
+        this.send({ type: voteType, to: id, term, index, logTerm, context: CAMPAIGN_TRANSFER });
       else this.send({ type: voteType, to: id, term, index, logTerm });
     }
   }
@@ -498,14 +528,20 @@ export class Raft {
   }
 
   private hasUnappliedConfChange(): boolean {
-    const ents = this.raftLog.slice(Math.max(this.raftLog.applied + 1, this.raftLog.firstIndex()), this.raftLog.committed + 1, Number.MAX_SAFE_INTEGER);
+    const ents = this.raftLog.slice(
+      Math.max(this.raftLog.applied + 1, this.raftLog.firstIndex()),
+      this.raftLog.committed + 1,
+      Number.MAX_SAFE_INTEGER,
+    );
     return ents.some((e) => e.type === EntryType.ConfChange);
   }
 
   private handleVoteRequest(m: Message): void {
     const respType = m.type === MT.Vote ? MT.VoteResp : MT.PreVoteResp;
     const canVote =
-      this.vote === m.from || (this.vote === NONE && this.lead === NONE) || (m.type === MT.PreVote && m.term > this.term);
+      this.vote === m.from ||
+      (this.vote === NONE && this.lead === NONE) ||
+      (m.type === MT.PreVote && m.term > this.term);
     if (canVote && this.raftLog.isUpToDate(m.index, m.logTerm)) {
       // A pre-vote is answered at the term it asks for, so the pre-candidate counts it.
       this.send({ type: respType, to: m.from, term: m.term });
@@ -567,8 +603,10 @@ export class Raft {
       assert(m.from !== this.id, "stepped empty MsgProp"); // our own API never does this
       return; // a peer's malformed proposal: ignore
     }
-    if (!this.prs.has(this.id)) throw new RaftError(RaftErrorCode.ProposalDropped, "leader was removed from the configuration");
-    if (this.leadTransferee !== NONE) throw new RaftError(RaftErrorCode.ProposalDropped, `leader transfer to ${this.leadTransferee} in progress`);
+    if (!this.prs.has(this.id))
+      throw new RaftError(RaftErrorCode.ProposalDropped, "leader was removed from the configuration");
+    if (this.leadTransferee !== NONE)
+      throw new RaftError(RaftErrorCode.ProposalDropped, `leader transfer to ${this.leadTransferee} in progress`);
     let ents = m.entries;
     for (let i = 0; i < ents.length; i++) {
       if (ents[i]!.type !== EntryType.ConfChange) continue;
@@ -750,7 +788,8 @@ export class Raft {
     switch (m.type) {
       case MT.Prop:
         if (this.lead === NONE) throw new RaftError(RaftErrorCode.ProposalDropped, "no leader");
-        if (this.disableProposalForwarding) throw new RaftError(RaftErrorCode.ProposalDropped, "proposal forwarding disabled");
+        if (this.disableProposalForwarding)
+          throw new RaftError(RaftErrorCode.ProposalDropped, "proposal forwarding disabled");
         this.send({ ...m, term: 0, to: this.lead });
         return;
       case MT.App:
@@ -808,7 +847,11 @@ export class Raft {
   handleHeartbeat(m: Message): void {
     // The leader sends min(match, committed), so the commit is within our log; a larger one is bad input.
     if (m.commit <= this.raftLog.lastIndex()) this.raftLog.commitTo(m.commit);
-    this.send(m.context === undefined ? { type: MT.HeartbeatResp, to: m.from } : { type: MT.HeartbeatResp, to: m.from, context: m.context });
+    this.send(
+      m.context === undefined
+        ? { type: MT.HeartbeatResp, to: m.from }
+        : { type: MT.HeartbeatResp, to: m.from, context: m.context },
+    );
   }
 
   handleSnapshot(m: Message): void {

@@ -108,7 +108,10 @@ export class RaftLog {
 
   appliedTo(i: number): void {
     if (i === 0) return;
-    assert(this.committed >= i && i >= this.applied, `applied(${i}) is out of range [prevApplied(${this.applied}), committed(${this.committed})]`);
+    assert(
+      this.committed >= i && i >= this.applied,
+      `applied(${i}) is out of range [prevApplied(${this.applied}), committed(${this.committed})]`,
+    );
     this.applied = i;
   }
 
@@ -144,7 +147,8 @@ export class RaftLog {
     try {
       return this.storage.term(i);
     } catch (e) {
-      if (e instanceof RaftError && (e.code === RaftErrorCode.Compacted || e.code === RaftErrorCode.Unavailable)) return undefined;
+      if (e instanceof RaftError && (e.code === RaftErrorCode.Compacted || e.code === RaftErrorCode.Unavailable))
+        return undefined;
       throw e;
     }
   }

@@ -4,11 +4,31 @@
 import { RaftError, RaftErrorCode, assert } from "./errors.js";
 import { encodeConfChange } from "./conf_change.js";
 import { Raft, isEmptyHardState, newMessage } from "./raft.js";
-import type { ConfChange, ConfState, Config, Entry, HardState, Message, NodeId, RawNodeApi, Ready, SnapshotStatus, SoftState, Status, ProgressStatus } from "./types.js";
+import type {
+  ConfChange,
+  ConfState,
+  Config,
+  Entry,
+  HardState,
+  Message,
+  NodeId,
+  RawNodeApi,
+  Ready,
+  SnapshotStatus,
+  SoftState,
+  Status,
+  ProgressStatus,
+} from "./types.js";
 import { EntryType, MessageType as MT, NONE, SnapshotStatus as SS, StateType as ST } from "./types.js";
 
 const LOCAL_TYPES: ReadonlySet<string> = new Set([MT.Hup, MT.Beat, MT.Unreachable, MT.SnapStatus, MT.CheckQuorum]);
-const RESPONSE_TYPES: ReadonlySet<string> = new Set([MT.AppResp, MT.VoteResp, MT.HeartbeatResp, MT.Unreachable, MT.PreVoteResp]);
+const RESPONSE_TYPES: ReadonlySet<string> = new Set([
+  MT.AppResp,
+  MT.VoteResp,
+  MT.HeartbeatResp,
+  MT.Unreachable,
+  MT.PreVoteResp,
+]);
 const NO_ENTRIES: readonly Entry[] = [];
 
 export class RawNode implements RawNodeApi {
@@ -37,7 +57,14 @@ export class RawNode implements RawNodeApi {
   }
 
   propose(data: Uint8Array): void {
-    this.raft.step(newMessage({ type: MT.Prop, to: NONE, from: this.raft.id, entries: [{ term: 0, index: 0, type: EntryType.Normal, data }] }));
+    this.raft.step(
+      newMessage({
+        type: MT.Prop,
+        to: NONE,
+        from: this.raft.id,
+        entries: [{ term: 0, index: 0, type: EntryType.Normal, data }],
+      }),
+    );
   }
 
   /** Proposes many normal entries in one MsgProp (one log append, one broadcast). */
@@ -54,7 +81,14 @@ export class RawNode implements RawNodeApi {
    */
   proposeConfChange(cc: ConfChange): void {
     const data = encodeConfChange(cc);
-    this.raft.step(newMessage({ type: MT.Prop, to: NONE, from: this.raft.id, entries: [{ term: 0, index: 0, type: EntryType.ConfChange, data }] }));
+    this.raft.step(
+      newMessage({
+        type: MT.Prop,
+        to: NONE,
+        from: this.raft.id,
+        entries: [{ term: 0, index: 0, type: EntryType.ConfChange, data }],
+      }),
+    );
   }
 
   /**
@@ -122,7 +156,8 @@ export class RawNode implements RawNodeApi {
     if (rd.hardState !== undefined) this.prevHardState = rd.hardState;
     const lastCommitted = rd.committedEntries[rd.committedEntries.length - 1];
     if (lastCommitted !== undefined) r.raftLog.appliedTo(lastCommitted.index);
-    else if (rd.snapshot !== undefined && rd.snapshot.metadata.index > r.raftLog.applied) r.raftLog.appliedTo(rd.snapshot.metadata.index);
+    else if (rd.snapshot !== undefined && rd.snapshot.metadata.index > r.raftLog.applied)
+      r.raftLog.appliedTo(rd.snapshot.metadata.index);
     const lastEntry = rd.entries[rd.entries.length - 1];
     if (lastEntry !== undefined) r.raftLog.stableTo(lastEntry.index, lastEntry.term);
     if (rd.snapshot !== undefined) r.raftLog.stableSnapTo(rd.snapshot.metadata.index);
@@ -181,7 +216,8 @@ function isIndex(n: number): boolean {
 
 /** Every index and term is a non-negative safe integer, and so is every entry's. */
 function wellFormed(m: Message): boolean {
-  if (!isIndex(m.term) || !isIndex(m.index) || !isIndex(m.logTerm) || !isIndex(m.commit) || !isIndex(m.rejectHint)) return false;
+  if (!isIndex(m.term) || !isIndex(m.index) || !isIndex(m.logTerm) || !isIndex(m.commit) || !isIndex(m.rejectHint))
+    return false;
   for (const e of m.entries) if (!isIndex(e.index) || !isIndex(e.term)) return false;
   return true;
 }

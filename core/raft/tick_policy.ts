@@ -27,7 +27,10 @@ export interface TickAdvanceInput {
 /** Ticks to advance right now, or "wait" until a peer is reachable (or the wait expires; then call again). */
 export function initialTickAdvance(o: TickAdvanceInput): number | "wait" {
   assert(o.electionTicks >= 2, `electionTicks(${o.electionTicks}) must be ≥ 2`);
-  assert(o.clusterSize >= 0 && o.activePeers >= 0, `clusterSize(${o.clusterSize}) and activePeers(${o.activePeers}) must be ≥ 0`);
+  assert(
+    o.clusterSize >= 0 && o.activePeers >= 0,
+    `clusterSize(${o.clusterSize}) and activePeers(${o.activePeers}) must be ≥ 0`,
+  );
   if (o.mode === "etcd33" || o.clusterSize <= 1) return o.electionTicks - 1;
   if (o.activePeers > 0) return o.electionTicks - 2;
   return o.waitExpired === true ? 0 : "wait";

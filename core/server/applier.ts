@@ -113,7 +113,8 @@ export class Applier {
     this.#applied = last.index;
     for (const { cc, slot } of confs) this.#afterConfChange(cc, results[slot]);
     results.forEach((res, i) => {
-      if (res instanceof EtcdError && res.code === "APPLY_FAILED") this.#host.warn?.(`refused a committed request that could not be applied: ${res.detail ?? ""}`);
+      if (res instanceof EtcdError && res.code === "APPLY_FAILED")
+        this.#host.warn?.(`refused a committed request that could not be applied: ${res.detail ?? ""}`);
       this.#host.answer(ids[i] ?? 0n, res);
     });
     this.#notifyApplied();
@@ -125,7 +126,7 @@ export class Applier {
    * out again: the conf changes among them are given back to Raft here, with the outcome they had.
    */
   replayConfChanges(lo: number, hi: number): void {
-    for (let i = lo; i <= hi;) {
+    for (let i = lo; i <= hi; ) {
       const batch = this.#host.storage.entries(i, hi + 1, 64 * 1024 * 1024);
       for (const e of batch) if (e.type === EntryType.ConfChange) this.#replayConfChange(e);
       const last = batch[batch.length - 1];
@@ -137,14 +138,21 @@ export class Applier {
   #replayConfChange(e: Entry): void {
     const cc = confChangeOf(e);
     const accepted = this.#host.kv.backend.readNow((v) => recordedOutcome(v, e.index));
-    if (accepted === undefined) throw new Error(`conf change at index ${e.index} is below the applied index ${this.#applied} but has no recorded outcome`);
+    if (accepted === undefined)
+      throw new Error(
+        `conf change at index ${e.index} is below the applied index ${this.#applied} but has no recorded outcome`,
+      );
     this.#host.applyConfChangeToRaft(accepted ? cc : { ...cc, nodeId: 0n });
   }
 
   /** After the batch with a conf change committed: Raft, the transport and whoever proposed it learn the outcome. */
   #afterConfChange(cc: ConfChange, result: WriteResponse | EtcdError | undefined): void {
-    const outcome = result !== undefined && !(result instanceof EtcdError) && "effect" in result ? (result.effect.value as ConfOutcome) : undefined;
-    if (outcome === undefined) throw new Error(`conf change for ${cc.nodeId.toString(16)} was not applied: ${String(result)}`);
+    const outcome =
+      result !== undefined && !(result instanceof EtcdError) && "effect" in result
+        ? (result.effect.value as ConfOutcome)
+        : undefined;
+    if (outcome === undefined)
+      throw new Error(`conf change for ${cc.nodeId.toString(16)} was not applied: ${String(result)}`);
     this.#host.applyConfChangeToRaft(outcome.error === undefined ? cc : { ...cc, nodeId: 0n });
     const waiter = this.confWaiters.get(`${cc.type}:${cc.nodeId}`);
     this.confWaiters.delete(`${cc.type}:${cc.nodeId}`);
@@ -210,7 +218,10 @@ function alarmEffect(alarms: AlarmStore, req: AlarmChange): Effect {
   const { action, memberId, type } = req.alarm;
   return {
     run: (tx) => ({
-      value: action === AlarmAction.ACTIVATE ? alarms.activate(tx, memberId, type as AlarmType) : alarms.deactivate(tx, memberId, type as AlarmType),
+      value:
+        action === AlarmAction.ACTIVATE
+          ? alarms.activate(tx, memberId, type as AlarmType)
+          : alarms.deactivate(tx, memberId, type as AlarmType),
     }),
   };
 }
@@ -236,7 +247,14 @@ function growsDatabase(req: InternalRequest): boolean {
 
 /** What etcd's corrupt applier refuses while CORRUPT is raised: KV writes, txns, compaction, lease grant/revoke. */
 function isKvOrLeaseWrite(req: InternalRequest): boolean {
-  return "put" in req || "deleteRange" in req || "txn" in req || "compact" in req || "leaseGrant" in req || "leaseRevoke" in req;
+  return (
+    "put" in req ||
+    "deleteRange" in req ||
+    "txn" in req ||
+    "compact" in req ||
+    "leaseGrant" in req ||
+    "leaseRevoke" in req
+  );
 }
 
 /** A Raft entry's payload, or why it could not be decoded (answered as a refused request, on every member alike). */
@@ -263,5 +281,11 @@ function confChangeOf(e: Entry): ConfChange {
 
 /** A slot that applies nothing and answers APPLY_FAILED. */
 function refusal(why: string): WriteRequest {
-  return { effect: { run: () => { throw new EtcdError("APPLY_FAILED", why); } } };
+  return {
+    effect: {
+      run: () => {
+        throw new EtcdError("APPLY_FAILED", why);
+      },
+    },
+  };
 }

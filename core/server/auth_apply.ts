@@ -6,12 +6,27 @@
 // reads or proposes, with etcd's rules: every op of a txn in both branches and every compare, prev_kv needing read,
 // a put or revoke touching a lease needing write on all of the lease's keys, admin requests needing the root role.
 import { EtcdError } from "../errors.js";
-import { AuthStore, MAX_AUTH_NAME_BYTES, PermType, type AuthInfo, type Permission, type Role, type User } from "../auth/auth_store.js";
+import {
+  AuthStore,
+  MAX_AUTH_NAME_BYTES,
+  PermType,
+  type AuthInfo,
+  type Permission,
+  type Role,
+  type User,
+} from "../auth/auth_store.js";
 import { parseAuthTokenFlag, type TokenProvider } from "../auth/tokens.js";
 import { BCRYPT_DEFAULT_COST, isValidBcryptCost } from "../auth/password.js";
 import type { ReadView } from "../backend/read_view.js";
 import type {
-  Compare, DeleteRangeRequest, Effect, PutRequest, RangeRequest, RequestOp, TxnRequest, WriteResponse,
+  Compare,
+  DeleteRangeRequest,
+  Effect,
+  PutRequest,
+  RangeRequest,
+  RequestOp,
+  TxnRequest,
+  WriteResponse,
 } from "../mvcc/types.js";
 
 /** One auth mutation as it travels in a Raft entry (names and bytes only; hashes made by the proposer). */
@@ -27,7 +42,12 @@ export type AuthOp =
   | { readonly op: "roleAdd"; readonly name: string }
   | { readonly op: "roleDelete"; readonly name: string }
   | { readonly op: "roleGrantPermission"; readonly name: string; readonly perm: Permission }
-  | { readonly op: "roleRevokePermission"; readonly name: string; readonly key: Uint8Array; readonly rangeEnd: Uint8Array };
+  | {
+      readonly op: "roleRevokePermission";
+      readonly name: string;
+      readonly key: Uint8Array;
+      readonly rangeEnd: Uint8Array;
+    };
 
 export interface AuthChange {
   readonly auth: AuthOp;
@@ -102,18 +122,41 @@ export class ServerAuth {
     return {
       run: (tx) => {
         switch (a.op) {
-          case "enable": st.enable(tx); return {};
-          case "disable": st.disable(tx); return {};
-          case "authenticate": return { value: st.assignToken(a.name, { index, prefix: a.prefix }) };
-          case "userAdd": st.userAdd(tx, a.name, a.hash, a.noPassword); return {};
-          case "userDelete": st.userDelete(tx, a.name); return {};
-          case "userChangePassword": st.userChangePassword(tx, a.name, a.hash); return {};
-          case "userGrantRole": st.userGrantRole(tx, a.name, a.role); return {};
-          case "userRevokeRole": st.userRevokeRole(tx, a.name, a.role); return {};
-          case "roleAdd": st.roleAdd(tx, a.name); return {};
-          case "roleDelete": st.roleDelete(tx, a.name); return {};
-          case "roleGrantPermission": st.roleGrantPermission(tx, a.name, a.perm); return {};
-          case "roleRevokePermission": st.roleRevokePermission(tx, a.name, a.key, a.rangeEnd); return {};
+          case "enable":
+            st.enable(tx);
+            return {};
+          case "disable":
+            st.disable(tx);
+            return {};
+          case "authenticate":
+            return { value: st.assignToken(a.name, { index, prefix: a.prefix }) };
+          case "userAdd":
+            st.userAdd(tx, a.name, a.hash, a.noPassword);
+            return {};
+          case "userDelete":
+            st.userDelete(tx, a.name);
+            return {};
+          case "userChangePassword":
+            st.userChangePassword(tx, a.name, a.hash);
+            return {};
+          case "userGrantRole":
+            st.userGrantRole(tx, a.name, a.role);
+            return {};
+          case "userRevokeRole":
+            st.userRevokeRole(tx, a.name, a.role);
+            return {};
+          case "roleAdd":
+            st.roleAdd(tx, a.name);
+            return {};
+          case "roleDelete":
+            st.roleDelete(tx, a.name);
+            return {};
+          case "roleGrantPermission":
+            st.roleGrantPermission(tx, a.name, a.perm);
+            return {};
+          case "roleRevokePermission":
+            st.roleRevokePermission(tx, a.name, a.key, a.rangeEnd);
+            return {};
         }
       },
     };
@@ -124,9 +167,10 @@ export class ServerAuth {
   /** Proposes one change; an admin change needs the root role while auth is enabled (etcd's needAdminPermission). */
   async change(info: AuthInfo | undefined, op: AuthOp): Promise<unknown> {
     if (op.op !== "authenticate") this.store.checkPermission(info, { op: "admin" });
-    for (const name of [("name" in op ? op.name : undefined), ("role" in op ? op.role : undefined)]) {
+    for (const name of ["name" in op ? op.name : undefined, "role" in op ? op.role : undefined]) {
       const bytes = name === undefined ? 0 : Buffer.byteLength(name, "utf8");
-      if (bytes > MAX_AUTH_NAME_BYTES) throw new EtcdError("REQUEST_TOO_LARGE", `auth name of ${bytes} bytes (limit ${MAX_AUTH_NAME_BYTES})`);
+      if (bytes > MAX_AUTH_NAME_BYTES)
+        throw new EtcdError("REQUEST_TOO_LARGE", `auth name of ${bytes} bytes (limit ${MAX_AUTH_NAME_BYTES})`);
     }
     const res = await this.#propose({ auth: op });
     if (res instanceof EtcdError) throw res;
@@ -157,7 +201,8 @@ export class ServerAuth {
     if (!this.store.enabled) throw new EtcdError("AUTH_NOT_ENABLED");
     const user = this.store.userList().includes(name) ? this.store.userGet(name) : undefined;
     if (user?.noPassword === true) throw new EtcdError("NO_PASSWORD_USER", `user ${JSON.stringify(name)}`);
-    if (!(await this.#hashing.run(() => this.store.checkPassword(name, password)))) throw new EtcdError("AUTH_FAILED", `user ${JSON.stringify(name)}`);
+    if (!(await this.#hashing.run(() => this.store.checkPassword(name, password))))
+      throw new EtcdError("AUTH_FAILED", `user ${JSON.stringify(name)}`);
     const prefix = this.store.tokenProvider.genTokenPrefix();
     const token = await this.change(undefined, { op: "authenticate", name, prefix });
     if (typeof token !== "string") throw new Error(`authenticate applied to ${typeof token}, not a token`);
@@ -172,7 +217,10 @@ export class ServerAuth {
 
   /** A user may read the roles it holds; anything else needs the root role. */
   roleGet(info: AuthInfo | undefined, name: string): Role {
-    const holds = info !== undefined && this.store.userList().includes(info.username) && this.store.userGet(info.username).roles.includes(name);
+    const holds =
+      info !== undefined &&
+      this.store.userList().includes(info.username) &&
+      this.store.userGet(info.username).roles.includes(name);
     if (this.store.enabled && !holds) this.store.checkPermission(info, { op: "admin" });
     return this.store.roleGet(name);
   }
@@ -261,7 +309,8 @@ export class ServerAuth {
       this.store.checkPermission(this.infoFromToken(token), { op: "range", key, ...rangeEndOf(rangeEnd) });
       return undefined;
     } catch (err) {
-      if (err instanceof EtcdError && ["INVALID_AUTH_TOKEN", "AUTH_OLD_REVISION", "USER_EMPTY"].includes(err.code)) return err;
+      if (err instanceof EtcdError && ["INVALID_AUTH_TOKEN", "AUTH_OLD_REVISION", "USER_EMPTY"].includes(err.code))
+        return err;
       return new EtcdError("PERMISSION_DENIED", err instanceof Error ? err.message : String(err));
     }
   }
@@ -282,7 +331,8 @@ export class ServerAuth {
   checkMaintenance(info: AuthInfo | undefined): void {
     if (!this.store.enabled) return;
     if (info === undefined || info.username === "") throw new EtcdError("AUTH_USER_EMPTY_RAW");
-    if (!this.store.isAdmin(info.username)) throw new EtcdError("AUTH_PERMISSION_DENIED_RAW", `user ${JSON.stringify(info.username)}`);
+    if (!this.store.isAdmin(info.username))
+      throw new EtcdError("AUTH_PERMISSION_DENIED_RAW", `user ${JSON.stringify(info.username)}`);
   }
 }
 
@@ -310,7 +360,8 @@ export function authFromFlags(authToken: string, ttlSeconds: number, bcryptCost:
   const tokenProvider = parseAuthTokenFlag(authToken, { ttlSeconds });
   if (isValidBcryptCost(bcryptCost)) return { tokenProvider, bcryptCost };
   return {
-    tokenProvider, bcryptCost: BCRYPT_DEFAULT_COST,
+    tokenProvider,
+    bcryptCost: BCRYPT_DEFAULT_COST,
     warning: `Use default bcrypt-cost ${BCRYPT_DEFAULT_COST} instead of the invalid value ${bcryptCost}`,
   };
 }

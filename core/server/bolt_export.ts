@@ -21,8 +21,18 @@ import { KEY_BUCKET, MVCC_META_BUCKET, revisionOf, userKeyOf } from "../mvcc/lay
 import { META_COMPACT_KEY } from "../mvcc/write_txn.js";
 import { ALARM_BUCKET } from "./alarms.js";
 import {
-  CLUSTER_VERSION, CLUSTER_VERSION_KEY, CONSISTENT_INDEX_KEY, ETCD_BUCKETS, FINISHED_COMPACT_KEY, REMOVED_MEMBER_VALUE, SCHEDULED_COMPACT_KEY,
-  encodeEtcdAlarm, encodeEtcdLease, encodeEtcdMember, etcdMemberKey, revKey,
+  CLUSTER_VERSION,
+  CLUSTER_VERSION_KEY,
+  CONSISTENT_INDEX_KEY,
+  ETCD_BUCKETS,
+  FINISHED_COMPACT_KEY,
+  REMOVED_MEMBER_VALUE,
+  SCHEDULED_COMPACT_KEY,
+  encodeEtcdAlarm,
+  encodeEtcdLease,
+  encodeEtcdMember,
+  etcdMemberKey,
+  revKey,
 } from "./etcd_bolt_codec.js";
 import { CLUSTER_META_BUCKET, CONF_OUTCOME_BUCKET } from "./membership_apply.js";
 
@@ -30,7 +40,17 @@ import { CLUSTER_META_BUCKET, CONF_OUTCOME_BUCKET } from "./membership_apply.js"
 export const EXPORT_BATCH_ENTRIES = 1000;
 export const EXPORT_BATCH_BYTES = 1024 * 1024;
 const BY_REVISION_BUCKET = "bolt_export_by_revision";
-const COPY_BUCKETS = [KEY_BUCKET, MVCC_META_BUCKET, LEASE_BUCKET, ALARM_BUCKET, ...AUTH_BUCKETS, ...MEMBERSHIP_BUCKETS, CONF_OUTCOME_BUCKET, CLUSTER_META_BUCKET, BY_REVISION_BUCKET];
+const COPY_BUCKETS = [
+  KEY_BUCKET,
+  MVCC_META_BUCKET,
+  LEASE_BUCKET,
+  ALARM_BUCKET,
+  ...AUTH_BUCKETS,
+  ...MEMBERSHIP_BUCKETS,
+  CONF_OUTCOME_BUCKET,
+  CLUSTER_META_BUCKET,
+  BY_REVISION_BUCKET,
+];
 
 type Pair = readonly [Uint8Array, Uint8Array];
 
@@ -73,8 +93,15 @@ async function* scan(b: Backend, bucket: string, turn: () => Promise<unknown>): 
       const got: Entry[] = [];
       let bytes = 0;
       // One entry past the batch tells whether the bucket goes on.
-      for (const e of v.range(bucket, { ...(from === undefined ? {} : { start: from }), limit: EXPORT_BATCH_ENTRIES + 1 })) {
-        if (got.length === EXPORT_BATCH_ENTRIES || (got.length > 0 && bytes + e.key.length + e.value.length > EXPORT_BATCH_BYTES)) return { batch: got, more: true };
+      for (const e of v.range(bucket, {
+        ...(from === undefined ? {} : { start: from }),
+        limit: EXPORT_BATCH_ENTRIES + 1,
+      })) {
+        if (
+          got.length === EXPORT_BATCH_ENTRIES ||
+          (got.length > 0 && bytes + e.key.length + e.value.length > EXPORT_BATCH_BYTES)
+        )
+          return { batch: got, more: true };
         got.push({ key: new Uint8Array(e.key), value: new Uint8Array(e.value) });
         bytes += e.key.length + e.value.length;
       }
@@ -96,7 +123,16 @@ async function indexByRevision(copy: Backend, turn: () => Promise<unknown>): Pro
       for (const { key, value } of batch) {
         const rev = revisionOf(key);
         const tombstone = value.length === 0;
-        const etcdValue = tombstone ? encodeKeyValue({ key: userKeyOf(key), createRevision: 0, modRevision: 0, version: 0, value: new Uint8Array(0), lease: 0n }) : value;
+        const etcdValue = tombstone
+          ? encodeKeyValue({
+              key: userKeyOf(key),
+              createRevision: 0,
+              modRevision: 0,
+              version: 0,
+              value: new Uint8Array(0),
+              lease: 0n,
+            })
+          : value;
         tx.put(BY_REVISION_BUCKET, revKey(rev.main, rev.sub, tombstone), etcdValue);
       }
     });
@@ -108,15 +144,29 @@ async function writeBuckets(copy: Backend, out: BoltWriter, turn: () => Promise<
     out.beginBucket(Buffer.from(name));
     for (const [k, v] of pairs.sort((a, b) => Buffer.compare(a[0], b[0]))) out.put(k, v);
   };
-  const all = (bucket: string): Entry[] => copy.readNow((v) => [...v.range(bucket, {})].map((e) => ({ key: new Uint8Array(e.key), value: new Uint8Array(e.value) })));
+  const all = (bucket: string): Entry[] =>
+    copy.readNow((v) =>
+      [...v.range(bucket, {})].map((e) => ({ key: new Uint8Array(e.key), value: new Uint8Array(e.value) })),
+    );
   const text = (s: string): Uint8Array => Buffer.from(s);
 
-  small(ETCD_BUCKETS.alarm, all(ALARM_BUCKET).map(({ key }) => [encodeEtcdAlarm(Buffer.from(key).readBigUInt64BE(0), key[8] ?? 0), new Uint8Array(0)]));
-  for (const name of AUTH_BUCKETS) small(name, all(name).map(({ key, value }) => [key, value]));
+  small(
+    ETCD_BUCKETS.alarm,
+    all(ALARM_BUCKET).map(({ key }) => [
+      encodeEtcdAlarm(Buffer.from(key).readBigUInt64BE(0), key[8] ?? 0),
+      new Uint8Array(0),
+    ]),
+  );
+  for (const name of AUTH_BUCKETS)
+    small(
+      name,
+      all(name).map(({ key, value }) => [key, value]),
+    );
   small(ETCD_BUCKETS.cluster, [[text(CLUSTER_VERSION_KEY), text(CLUSTER_VERSION)]]);
 
   out.beginBucket(text(ETCD_BUCKETS.key));
-  for await (const batch of scan(copy, BY_REVISION_BUCKET, turn)) for (const { key, value } of batch) out.put(key, value);
+  for await (const batch of scan(copy, BY_REVISION_BUCKET, turn))
+    for (const { key, value } of batch) out.put(key, value);
 
   out.beginBucket(text(ETCD_BUCKETS.lease));
   for await (const batch of scan(copy, LEASE_BUCKET, turn)) {
@@ -127,11 +177,17 @@ async function writeBuckets(copy: Backend, out: BoltWriter, turn: () => Promise<
     }
   }
 
-  small(ETCD_BUCKETS.members, all(MEMBERS_BUCKET).map(({ value }) => {
-    const m = decodeMember(value);
-    return [etcdMemberKey(m.id), encodeEtcdMember(m)];
-  }));
-  small(ETCD_BUCKETS.membersRemoved, all(REMOVED_MEMBERS_BUCKET).map(({ key }) => [etcdMemberKey(memberIdOfKey(key)), text(REMOVED_MEMBER_VALUE)]));
+  small(
+    ETCD_BUCKETS.members,
+    all(MEMBERS_BUCKET).map(({ value }) => {
+      const m = decodeMember(value);
+      return [etcdMemberKey(m.id), encodeEtcdMember(m)];
+    }),
+  );
+  small(
+    ETCD_BUCKETS.membersRemoved,
+    all(REMOVED_MEMBERS_BUCKET).map(({ key }) => [etcdMemberKey(memberIdOfKey(key)), text(REMOVED_MEMBER_VALUE)]),
+  );
   small(ETCD_BUCKETS.meta, metaPairs(copy));
 }
 

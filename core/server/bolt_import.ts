@@ -12,7 +12,14 @@ import { decodeKeyValue, encodeKeyValue } from "../mvcc/kv_codec.js";
 import { KEY_BUCKET, MVCC_META_BUCKET, layoutKey } from "../mvcc/layout.js";
 import { META_COMPACT_KEY, META_CURRENT_KEY } from "../mvcc/write_txn.js";
 import { ALARM_BUCKET } from "./alarms.js";
-import { ETCD_BUCKETS, FINISHED_COMPACT_KEY, SCHEDULED_COMPACT_KEY, decodeEtcdAlarm, decodeEtcdLease, parseRevKey } from "./etcd_bolt_codec.js";
+import {
+  ETCD_BUCKETS,
+  FINISHED_COMPACT_KEY,
+  SCHEDULED_COMPACT_KEY,
+  decodeEtcdAlarm,
+  decodeEtcdLease,
+  parseRevKey,
+} from "./etcd_bolt_codec.js";
 
 const IMPORT_BATCH_ENTRIES = 5000;
 
@@ -41,11 +48,17 @@ export async function importBolt(bolt: BoltReader, backend: Backend): Promise<Im
   let leases = 0;
   await inBatches(backend, bolt.entries(Buffer.from(ETCD_BUCKETS.lease)) ?? [], (tx, e) => {
     const l = decodeEtcdLease(e.value);
-    tx.put(LEASE_BUCKET, encodeLeaseKey(l.id), encodeLeaseValue({ ttlSeconds: l.ttl, remainingTtlSeconds: l.remainingTtl }));
+    tx.put(
+      LEASE_BUCKET,
+      encodeLeaseKey(l.id),
+      encodeLeaseValue({ ttlSeconds: l.ttl, remainingTtlSeconds: l.remainingTtl }),
+    );
     leases += 1;
   });
   for (const bucket of AUTH_BUCKETS) {
-    await inBatches(backend, bolt.entries(Buffer.from(bucket)) ?? [], (tx, e) => tx.put(bucket, new Uint8Array(e.key), new Uint8Array(e.value)));
+    await inBatches(backend, bolt.entries(Buffer.from(bucket)) ?? [], (tx, e) =>
+      tx.put(bucket, new Uint8Array(e.key), new Uint8Array(e.value)),
+    );
   }
   await inBatches(backend, bolt.entries(Buffer.from(ETCD_BUCKETS.alarm)) ?? [], (tx, e) => {
     const a = decodeEtcdAlarm(e.key);

@@ -50,9 +50,13 @@ export class Compactor {
     if (this.#startMs === undefined) {
       this.#startMs = nowMs;
       this.#nextSampleMs = nowMs;
-      this.#nextRunMs = nowMs + (this.policy.mode === CompactionMode.Revision ? REVISION_COMPACTION_INTERVAL_MS : this.policy.retention);
+      this.#nextRunMs =
+        nowMs +
+        (this.policy.mode === CompactionMode.Revision ? REVISION_COMPACTION_INTERVAL_MS : this.policy.retention);
     }
-    return this.policy.mode === CompactionMode.Revision ? this.#stepRevision(nowMs, currentRev) : this.#stepPeriodic(nowMs, currentRev);
+    return this.policy.mode === CompactionMode.Revision
+      ? this.#stepRevision(nowMs, currentRev)
+      : this.#stepPeriodic(nowMs, currentRev);
   }
 
   #stepRevision(nowMs: number, currentRev: number): number | undefined {
@@ -103,10 +107,19 @@ export function startAutoCompaction(compactor: Compactor, host: AutoCompactionHo
     }
     const rev = compactor.step(now(), host.revision, host.compactRevision);
     if (rev === undefined) return;
-    host.log?.("N", "compactor", `Starting auto-compaction at revision ${rev} (retention: ${retentionText(compactor.policy)})`);
+    host.log?.(
+      "N",
+      "compactor",
+      `Starting auto-compaction at revision ${rev} (retention: ${retentionText(compactor.policy)})`,
+    );
     host.compact(rev).then(
       () => host.log?.("N", "compactor", `Finished auto-compaction at revision ${rev}`),
-      (err: unknown) => host.log?.("W", "compactor", `Failed auto-compaction at revision ${rev} (${err instanceof Error ? err.message : String(err)})`),
+      (err: unknown) =>
+        host.log?.(
+          "W",
+          "compactor",
+          `Failed auto-compaction at revision ${rev} (${err instanceof Error ? err.message : String(err)})`,
+        ),
     );
   }, every);
   timer.unref();

@@ -47,9 +47,15 @@ export function corruptCheckHost(s: CheckedMember): CorruptCheckHost {
   return {
     memberId: self,
     hashKV: (revision) => s.kv.hashKV(revision),
-    peers: () => s.members().filter((m) => m.id !== self).map((m) => ({ id: m.id, urls: m.peerUrls })),
+    peers: () =>
+      s
+        .members()
+        .filter((m) => m.id !== self)
+        .map((m) => ({ id: m.id, urls: m.peerUrls })),
     fetchPeerHash: (urls, revision) => fetchPeerHash(urls, revision, s.config.peer?.tls, s.requestTimeoutMs),
-    get isLeader() { return s.isLeader; },
+    get isLeader() {
+      return s.isLeader;
+    },
     linearizableBarrier: () => s.linearizableBarrier(),
     raiseCorrupt: () => s.propose({ alarm: { action: AlarmAction.ACTIVATE, memberId: 0n, type: AlarmType.CORRUPT } }),
     log: (level, msg) => s.config.log?.(level, "etcdserver", msg),
@@ -64,16 +70,21 @@ export class DataInconsistencyError extends Error {
   }
 }
 
-type PeerAnswer = { readonly id: bigint; readonly urls: readonly string[] } & ({ readonly hash: PeerHash } | { readonly error: unknown });
+type PeerAnswer = { readonly id: bigint; readonly urls: readonly string[] } & (
+  | { readonly hash: PeerHash }
+  | { readonly error: unknown }
+);
 
 async function peerHashes(host: CorruptCheckHost, revision: number): Promise<PeerAnswer[]> {
-  return Promise.all(host.peers().map(async (p) => {
-    try {
-      return { ...p, hash: await host.fetchPeerHash(p.urls, revision) };
-    } catch (error) {
-      return { ...p, error };
-    }
-  }));
+  return Promise.all(
+    host.peers().map(async (p) => {
+      try {
+        return { ...p, hash: await host.fetchPeerHash(p.urls, revision) };
+      } catch (error) {
+        return { ...p, error };
+      }
+    }),
+  );
 }
 
 /** The start-up check: throws DataInconsistencyError when a peer with our compact revision has another hash. */
@@ -87,17 +98,31 @@ export async function checkInitialHashKV(host: CorruptCheckHost): Promise<void> 
     if ("error" in p) {
       const why = p.error instanceof Error ? p.error.message : String(p.error);
       const urls = JSON.stringify(p.urls);
-      if (isEtcdError(p.error, "COMPACTED")) host.log("W", `${self} cannot check the hash of peer(${urls}) at revision ${local.revision}: local node is lagging behind(${JSON.stringify(why)})`);
-      else if (isEtcdError(p.error, "FUTURE_REV")) host.log("W", `${self} cannot check the hash of peer(${urls}) at revision ${local.revision}: peer is lagging behind(${JSON.stringify(why)})`);
+      if (isEtcdError(p.error, "COMPACTED"))
+        host.log(
+          "W",
+          `${self} cannot check the hash of peer(${urls}) at revision ${local.revision}: local node is lagging behind(${JSON.stringify(why)})`,
+        );
+      else if (isEtcdError(p.error, "FUTURE_REV"))
+        host.log(
+          "W",
+          `${self} cannot check the hash of peer(${urls}) at revision ${local.revision}: peer is lagging behind(${JSON.stringify(why)})`,
+        );
       else host.log("W", `${self} failed hash kv request from peer(${urls}): ${why}`);
       continue;
     }
     if (p.hash.compactRevision !== local.compactRevision) {
-      host.log("W", `${self} cannot check hash of peer(${peer}): peer has a different compact revision ${p.hash.compactRevision} (revision:${local.revision})`);
+      host.log(
+        "W",
+        `${self} cannot check hash of peer(${peer}): peer has a different compact revision ${p.hash.compactRevision} (revision:${local.revision})`,
+      );
       continue;
     }
     if (p.hash.hash !== local.hash) {
-      host.log("E", `found different hash values from remote peer: ${self}'s hash ${local.hash} != ${peer}'s hash ${p.hash.hash} (revision ${local.revision}, peer revision ${p.hash.revision}, compact revision ${local.compactRevision})`);
+      host.log(
+        "E",
+        `found different hash values from remote peer: ${self}'s hash ${local.hash} != ${peer}'s hash ${p.hash.hash} (revision ${local.revision}, peer revision ${p.hash.revision}, compact revision ${local.compactRevision})`,
+      );
       mismatches++;
     }
   }
@@ -112,18 +137,27 @@ export async function checkHashKV(host: CorruptCheckHost): Promise<boolean> {
   await host.linearizableBarrier();
   const second = await host.hashKV(0);
   const problems: string[] = [];
-  if (second.hash !== first.hash && second.revision === first.revision && second.compactRevision === first.compactRevision) {
+  if (
+    second.hash !== first.hash &&
+    second.revision === first.revision &&
+    second.compactRevision === first.compactRevision
+  ) {
     problems.push(`mismatched hashes ${first.hash} and ${second.hash} for revision ${first.revision}`);
   }
   for (const p of peers) {
     if (!("hash" in p)) continue;
     const peer = idToHex(p.id);
-    if (p.hash.revision > second.revision) problems.push(`revision ${p.hash.revision} from member ${peer}, expected at most ${second.revision}`);
+    if (p.hash.revision > second.revision)
+      problems.push(`revision ${p.hash.revision} from member ${peer}, expected at most ${second.revision}`);
     if (p.hash.compactRevision > second.compactRevision) {
-      problems.push(`compact revision ${p.hash.compactRevision} from member ${peer}, expected at most ${second.compactRevision}`);
+      problems.push(
+        `compact revision ${p.hash.compactRevision} from member ${peer}, expected at most ${second.compactRevision}`,
+      );
     }
     if (p.hash.compactRevision === first.compactRevision && p.hash.hash !== first.hash) {
-      problems.push(`hash ${p.hash.hash} at revision ${first.revision} from member ${peer}, expected hash ${first.hash}`);
+      problems.push(
+        `hash ${p.hash.hash} at revision ${first.revision} from member ${peer}, expected hash ${first.hash}`,
+      );
     }
   }
   if (problems.length === 0) return false;
@@ -161,7 +195,8 @@ export class CorruptMonitor {
     try {
       await checkHashKV(this.#host);
     } catch (err) {
-      if (!(err instanceof EtcdError && err.code === "STOPPED")) this.#host.log("W", `failed to check hash KV: ${err instanceof Error ? err.message : String(err)}`);
+      if (!(err instanceof EtcdError && err.code === "STOPPED"))
+        this.#host.log("W", `failed to check hash KV: ${err instanceof Error ? err.message : String(err)}`);
     } finally {
       this.#running = false;
     }

@@ -22,7 +22,9 @@ export async function lockDataDir(dataDir: string): Promise<DirLock> {
   const name = "\0etcd-ts-data-dir-" + createHash("sha256").update(realpathSync(dataDir)).digest("hex").slice(0, 40);
   const server: Server = createServer((socket) => socket.destroy());
   await new Promise<void>((resolve, reject) => {
-    server.once("error", (err: NodeJS.ErrnoException) => reject(err.code === "EADDRINUSE" ? new DataDirLockedError(dataDir) : err));
+    server.once("error", (err: NodeJS.ErrnoException) =>
+      reject(err.code === "EADDRINUSE" ? new DataDirLockedError(dataDir) : err),
+    );
     server.listen({ path: name }, () => resolve());
   });
   server.unref();

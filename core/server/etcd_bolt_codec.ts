@@ -7,8 +7,16 @@
 import type { Member } from "../membership/member_codec.js";
 
 export const ETCD_BUCKETS = {
-  key: "key", meta: "meta", lease: "lease", auth: "auth", authUsers: "authUsers", authRoles: "authRoles",
-  members: "members", membersRemoved: "members_removed", cluster: "cluster", alarm: "alarm",
+  key: "key",
+  meta: "meta",
+  lease: "lease",
+  auth: "auth",
+  authUsers: "authUsers",
+  authRoles: "authRoles",
+  members: "members",
+  membersRemoved: "members_removed",
+  cluster: "cluster",
+  alarm: "alarm",
 } as const;
 
 export const REV_KEY_BYTES = 17;
@@ -39,7 +47,8 @@ export interface RevKey {
 export function parseRevKey(key: Uint8Array): RevKey {
   const b = Buffer.from(key.buffer, key.byteOffset, key.byteLength);
   const tombstone = b.length === REV_KEY_BYTES + 1 && b[REV_KEY_BYTES] === TOMBSTONE_MARK;
-  if (b.length !== REV_KEY_BYTES && !tombstone) throw new Error(`etcd snapshot: key bucket key of ${b.length} bytes is not a revision`);
+  if (b.length !== REV_KEY_BYTES && !tombstone)
+    throw new Error(`etcd snapshot: key bucket key of ${b.length} bytes is not a revision`);
   return { main: safe(b.readBigUInt64BE(0)), sub: safe(b.readBigUInt64BE(9)), tombstone };
 }
 
@@ -103,9 +112,9 @@ export interface EtcdLease {
 
 export function encodeEtcdLease(l: EtcdLease): Uint8Array {
   const out: number[] = [];
-  if (l.id !== 0n) (out.push(0x08), putVarint(out, l.id));
-  if (l.ttl !== 0) (out.push(0x10), putVarint(out, BigInt(l.ttl)));
-  if (l.remainingTtl !== 0) (out.push(0x18), putVarint(out, BigInt(l.remainingTtl)));
+  if (l.id !== 0n) out.push(0x08), putVarint(out, l.id);
+  if (l.ttl !== 0) out.push(0x10), putVarint(out, BigInt(l.ttl));
+  if (l.remainingTtl !== 0) out.push(0x18), putVarint(out, BigInt(l.remainingTtl));
   return Uint8Array.from(out);
 }
 
@@ -117,8 +126,8 @@ export function decodeEtcdLease(b: Uint8Array): EtcdLease {
 
 export function encodeEtcdAlarm(memberId: bigint, alarm: number): Uint8Array {
   const out: number[] = [];
-  if (memberId !== 0n) (out.push(0x08), putVarint(out, memberId));
-  if (alarm !== 0) (out.push(0x10), putVarint(out, BigInt(alarm)));
+  if (memberId !== 0n) out.push(0x08), putVarint(out, memberId);
+  if (alarm !== 0) out.push(0x10), putVarint(out, BigInt(alarm));
   return Uint8Array.from(out);
 }
 

@@ -21,7 +21,16 @@ import { CONSISTENT_INDEX_KEY, ETCD_BUCKETS } from "./etcd_bolt_codec.js";
 import { EtcdConfChangeType, readEtcdWal, walSegments, type EtcdWal } from "./etcd_wal_reader.js";
 import { CLUSTER_META_BUCKET, CONF_OUTCOME_BUCKET, storeBootstrap } from "./membership_apply.js";
 
-const SERVER_BUCKETS = [KEY_BUCKET, MVCC_META_BUCKET, LEASE_BUCKET, ALARM_BUCKET, ...AUTH_BUCKETS, ...MEMBERSHIP_BUCKETS, CONF_OUTCOME_BUCKET, CLUSTER_META_BUCKET];
+const SERVER_BUCKETS = [
+  KEY_BUCKET,
+  MVCC_META_BUCKET,
+  LEASE_BUCKET,
+  ALARM_BUCKET,
+  ...AUTH_BUCKETS,
+  ...MEMBERSHIP_BUCKETS,
+  CONF_OUTCOME_BUCKET,
+  CLUSTER_META_BUCKET,
+];
 const IMPORTED_DIR = "etcd-import";
 
 export class EtcdImportError extends Error {}
@@ -35,14 +44,21 @@ export interface EtcdImport extends ImportSummary {
 /** Whether the data dir holds etcd's files and no etcd-ts backend yet. */
 export function isEtcdDataDir(dataDir: string): boolean {
   const member = join(dataDir, "member");
-  return !existsSync(join(member, BACKEND_FILE)) && existsSync(join(member, "snap", "db")) && walSegments(join(member, "wal")).length > 0;
+  return (
+    !existsSync(join(member, BACKEND_FILE)) &&
+    existsSync(join(member, "snap", "db")) &&
+    walSegments(join(member, "wal")).length > 0
+  );
 }
 
 /**
  * Imports an etcd data dir (see the file comment); the caller then starts the member on it as usual. `saveIds`
  * runs before etcd's files are moved away, so a crash leaves either etcd's dir or the ids with the new backend.
  */
-export async function importEtcdDataDir(dataDir: string, saveIds: (memberId: bigint, clusterId: bigint) => void): Promise<EtcdImport | undefined> {
+export async function importEtcdDataDir(
+  dataDir: string,
+  saveIds: (memberId: bigint, clusterId: bigint) => void,
+): Promise<EtcdImport | undefined> {
   // Held while importing, so a second process started at the same time neither imports too nor reads a half-made dir.
   const lock = await lockDataDir(dataDir);
   try {
@@ -52,15 +68,23 @@ export async function importEtcdDataDir(dataDir: string, saveIds: (memberId: big
   }
 }
 
-async function importLocked(dataDir: string, saveIds: (memberId: bigint, clusterId: bigint) => void): Promise<EtcdImport> {
+async function importLocked(
+  dataDir: string,
+  saveIds: (memberId: bigint, clusterId: bigint) => void,
+): Promise<EtcdImport> {
   const member = join(dataDir, "member");
   const wal = readEtcdWal(join(member, "wal"));
   if (wal.snapshotIndex > 0) {
-    throw new EtcdImportError(`etcd data dir ${dataDir}: its WAL starts after a snapshot at index ${wal.snapshotIndex}; save a snapshot from the running member and use etcd-ts snapshot restore`);
+    throw new EtcdImportError(
+      `etcd data dir ${dataDir}: its WAL starts after a snapshot at index ${wal.snapshotIndex}; save a snapshot from the running member and use etcd-ts snapshot restore`,
+    );
   }
   const members = membersOf(wal);
   const me = members.find((m) => m.id === wal.memberId);
-  if (me === undefined) throw new EtcdImportError(`etcd data dir ${dataDir}: member ${wal.memberId.toString(16)} is not among the members its WAL records`);
+  if (me === undefined)
+    throw new EtcdImportError(
+      `etcd data dir ${dataDir}: member ${wal.memberId.toString(16)} is not among the members its WAL records`,
+    );
   const bolt = BoltReader.open(join(member, "snap", "db"));
   const tmp = join(member, "import.tmp");
   rmSync(tmp, { recursive: true, force: true });
@@ -71,7 +95,9 @@ async function importLocked(dataDir: string, saveIds: (memberId: bigint, cluster
     if (applied < wal.lastIndex) {
       // etcd records its applied index in the db only with writes to the key space, so entries past it (auth,
       // leases, conf changes) may or may not be in the db: replaying them could apply one twice.
-      throw new EtcdImportError(`etcd data dir ${dataDir}: its WAL goes to index ${wal.lastIndex} but its db records entries applied up to ${applied} only; save a snapshot from the running member and use etcd-ts snapshot restore`);
+      throw new EtcdImportError(
+        `etcd data dir ${dataDir}: its WAL goes to index ${wal.lastIndex} but its db records entries applied up to ${applied} only; save a snapshot from the running member and use etcd-ts snapshot restore`,
+      );
     }
     const backend = Backend.open(tmp, { buckets: SERVER_BUCKETS, readWorkers: 0, syncIntervalMs: 0 });
     try {
@@ -103,9 +129,17 @@ function membersOf(wal: EtcdWal): Member[] {
     if (cc.type === EtcdConfChangeType.RemoveNode) byId.delete(cc.nodeId);
     else {
       const m = decodeConfChangeContext(cc.context).member;
-      if (m.id !== cc.nodeId) throw new EtcdImportError(`etcd wal: conf change for ${cc.nodeId.toString(16)} carries member ${m.id.toString(16)}`);
+      if (m.id !== cc.nodeId)
+        throw new EtcdImportError(
+          `etcd wal: conf change for ${cc.nodeId.toString(16)} carries member ${m.id.toString(16)}`,
+        );
       const before = byId.get(cc.nodeId);
-      byId.set(cc.nodeId, cc.type === EtcdConfChangeType.UpdateNode && before !== undefined ? { ...before, peerUrls: m.peerUrls } : { ...m, isLearner: cc.type === EtcdConfChangeType.AddLearnerNode });
+      byId.set(
+        cc.nodeId,
+        cc.type === EtcdConfChangeType.UpdateNode && before !== undefined
+          ? { ...before, peerUrls: m.peerUrls }
+          : { ...m, isLearner: cc.type === EtcdConfChangeType.AddLearnerNode },
+      );
     }
   }
   return [...byId.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));

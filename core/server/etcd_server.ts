@@ -13,13 +13,28 @@ import { LearnerReadiness, learnerReadiness } from "../membership/learner.js";
 import type { PeerTransport } from "../transport/index.js";
 import { forwardPromote, forwardRenew, forwardTimeToLive } from "./peer_link.js";
 import { CorruptMonitor, checkInitialHashKV, corruptCheckHost } from "./corrupt_check.js";
-import { AUTH_TOKEN_TTL_SECONDS, ELECTION_TIMEOUT_MS, HEARTBEAT_INTERVAL_MS, MAX_LEASE_TTL_SECONDS, MAX_REQUEST_BYTES } from "../limits.js";
+import {
+  AUTH_TOKEN_TTL_SECONDS,
+  ELECTION_TIMEOUT_MS,
+  HEARTBEAT_INTERVAL_MS,
+  MAX_LEASE_TTL_SECONDS,
+  MAX_REQUEST_BYTES,
+} from "../limits.js";
 import type { Lessor } from "../lease/lessor.js";
 import type { KvStore } from "../mvcc/kv_store.js";
 import { WatchableStore } from "../mvcc/watchable_store.js";
 import type {
-  CompactResponse, DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse, RangeRequest, RangeResponse,
-  EffectResponse, TxnRequest, TxnResponse, WriteResponse,
+  CompactResponse,
+  DeleteRangeRequest,
+  DeleteRangeResponse,
+  PutRequest,
+  PutResponse,
+  RangeRequest,
+  RangeResponse,
+  EffectResponse,
+  TxnRequest,
+  TxnResponse,
+  WriteResponse,
 } from "../mvcc/types.js";
 import { SnapshotStatus, type Message, type NodeId, type Snapshot } from "../raft/index.js";
 import type { WalStorage } from "../wal/wal_storage.js";
@@ -98,18 +113,34 @@ export class EtcdServer {
     this.#auth = this.#loadAuth();
     this.#cluster = kv.backend.readNow((view) => Cluster.load(view));
     this.#compactor = config.autoCompaction === undefined ? undefined : new Compactor(config.autoCompaction);
-    this.#leaseLoop = new LeaseLoop(this.lessor, () => this.isLeader, (req) => this.propose(req));
+    this.#leaseLoop = new LeaseLoop(
+      this.lessor,
+      () => this.isLeader,
+      (req) => this.propose(req),
+    );
     this.#ids = new IdGenerator(config.memberId, Date.now());
-    this.#quota = new BackendQuota({ config, kv, get alarms() { return server.#alarms; }, propose: (req) => this.propose(req) });
+    this.#quota = new BackendQuota({
+      config,
+      kv,
+      get alarms() {
+        return server.#alarms;
+      },
+      propose: (req) => this.propose(req),
+    });
     this.#storage = storage;
     this.#publisher = new Publisher({
       config,
-      get stopped() { return server.#stopped; },
-      get heartbeatMs() { return server.heartbeatMs; },
+      get stopped() {
+        return server.#stopped;
+      },
+      get heartbeatMs() {
+        return server.heartbeatMs;
+      },
       whenLeader: () => this.whenLeader(),
       propose: (req) => this.propose(req),
     });
-    if (storage.lastIndex() === 0 && config.joinExisting !== true) saveBootstrapSnapshot(storage, config, this.#cluster.members());
+    if (storage.lastIndex() === 0 && config.joinExisting !== true)
+      saveBootstrapSnapshot(storage, config, this.#cluster.members());
     kv.backend.readNow((view) => this.v2.load(view));
     this.#snapshots = new Snapshots({ config, kv, storage, nextId: () => this.#ids.next() });
     this.#applier = new Applier(this.#applyHost(), Math.max(kv.consistentIndex(), this.#snapshots.index));
@@ -117,7 +148,11 @@ export class EtcdServer {
     // A commit index alone is written without an fsync (as etcd's), so after a power cut the backend may have
     // applied past the WAL's commit: Raft resumes from the commit it has and the applier skips what is applied.
     const walCommit = storage.initialState().hardState.commit;
-    this.#node = new RaftNode(this.#raftNodeHost(), raftStorage, Math.max(this.#snapshots.index, Math.min(this.#applier.applied, walCommit)));
+    this.#node = new RaftNode(
+      this.#raftNodeHost(),
+      raftStorage,
+      Math.max(this.#snapshots.index, Math.min(this.#applier.applied, walCommit)),
+    );
     this.#reads = new ReadIndexBatcher(this);
     // A snapshot body from the leader can be ahead of its snapshot's index, and so of this member's log: conf
     // changes past the log come from the leader again, and the applier replays them as they arrive.
@@ -131,10 +166,18 @@ export class EtcdServer {
       kv: this.kv,
       storage: this.#storage,
       metrics: this.metrics,
-      get alarms() { return server.#alarms; },
-      get auth() { return server.#auth; },
-      get lessor() { return server.#lessor; },
-      get cluster() { return server.#cluster; },
+      get alarms() {
+        return server.#alarms;
+      },
+      get auth() {
+        return server.#auth;
+      },
+      get lessor() {
+        return server.#lessor;
+      },
+      get cluster() {
+        return server.#cluster;
+      },
       v2: this.v2,
       applyConfChangeToRaft: (cc) => this.#node.raw.applyConfChange(cc),
       onMemberChange: (change) => this.#onMemberChange(change),
@@ -151,10 +194,18 @@ export class EtcdServer {
       config: this.config,
       metrics: this.metrics,
       storage: this.#storage,
-      get stopped() { return server.#stopped; },
-      get transport() { return server.#transport; },
-      get heartbeatMs() { return server.heartbeatMs; },
-      get electionTicks() { return server.electionTicks; },
+      get stopped() {
+        return server.#stopped;
+      },
+      get transport() {
+        return server.#transport;
+      },
+      get heartbeatMs() {
+        return server.heartbeatMs;
+      },
+      get electionTicks() {
+        return server.electionTicks;
+      },
       onTick: () => this.#reads.onTick(),
       onReadState: (ctx, index) => this.#reads.onReadState(ctx, index),
       onLeadership: (leader) => this.#onLeadership(leader),
@@ -187,7 +238,10 @@ export class EtcdServer {
     }
     server.#node.startTicking();
     server.#leaseLoop.start();
-    server.v2.startSync(() => server.isLeader, (req) => server.propose({ v2: req }));
+    server.v2.startSync(
+      () => server.isLeader,
+      (req) => server.propose({ v2: req }),
+    );
     server.#startCompactor();
     void server.#publisher.run();
     if ((config.corruptCheckIntervalMs ?? 0) > 0) {
@@ -225,12 +279,15 @@ export class EtcdServer {
 
   #loadAuth(): ServerAuth {
     const config = this.config;
-    return this.kv.backend.readNow((view) => new ServerAuth(view, {
-      tokenProvider: config.authTokenProvider ?? new SimpleTokenProvider({ ttlSeconds: AUTH_TOKEN_TTL_SECONDS }),
-      ...(config.bcryptCost !== undefined ? { bcryptCost: config.bcryptCost } : {}),
-      propose: (req) => this.propose(req),
-      leaseKeys: (id) => this.lessor.timeToLive(id, true)?.keys ?? [],
-    }));
+    return this.kv.backend.readNow(
+      (view) =>
+        new ServerAuth(view, {
+          tokenProvider: config.authTokenProvider ?? new SimpleTokenProvider({ ttlSeconds: AUTH_TOKEN_TTL_SECONDS }),
+          ...(config.bcryptCost !== undefined ? { bcryptCost: config.bcryptCost } : {}),
+          propose: (req) => this.propose(req),
+          leaseKeys: (id) => this.lessor.timeToLive(id, true)?.keys ?? [],
+        }),
+    );
   }
 
   /** The cluster's members (sorted by id), as this member has applied them. */
@@ -284,7 +341,10 @@ export class EtcdServer {
     });
     this.#transport = t;
     await t.start();
-    const known = this.config.joinExisting === true && this.#cluster.members().length === 0 ? this.config.initialMembers ?? [] : this.#cluster.members();
+    const known =
+      this.config.joinExisting === true && this.#cluster.members().length === 0
+        ? (this.config.initialMembers ?? [])
+        : this.#cluster.members();
     for (const m of known) if (m.id !== this.config.memberId) t.addPeer(m.id, m.peerUrls);
     syncPeers(t, this.#cluster, this.config.memberId);
   }
@@ -417,7 +477,8 @@ export class EtcdServer {
     const result = await this.propose(req, auth);
     if (result instanceof EtcdError) throw result;
     const response = pick(result);
-    if (response === undefined) throw new Error(`apply answered ${Object.keys(result).join()} to ${Object.keys(req).join()}`);
+    if (response === undefined)
+      throw new Error(`apply answered ${Object.keys(result).join()} to ${Object.keys(req).join()}`);
     return { header: this.header(response.revision), response };
   }
 
@@ -442,7 +503,8 @@ export class EtcdServer {
   /** Grants a lease (id 0: the server picks one); the TTL is raised to the minimum as etcd does. */
   async leaseGrant(id: bigint, ttl: number): Promise<WithHeader<{ id: bigint; ttl: number }>> {
     // etcd refuses a TTL past its maximum before proposing (apply refuses it too, for entries from elsewhere).
-    if (!(ttl <= MAX_LEASE_TTL_SECONDS)) throw new EtcdError("LEASE_TTL_TOO_LARGE", `ttl ${ttl} > ${MAX_LEASE_TTL_SECONDS}`);
+    if (!(ttl <= MAX_LEASE_TTL_SECONDS))
+      throw new EtcdError("LEASE_TTL_TOO_LARGE", `ttl ${ttl} > ${MAX_LEASE_TTL_SECONDS}`);
     this.#quota.check(LEASE_COST_BYTES);
     const chosen = id === 0n ? leaseIdFrom(this.#ids.next()) : id;
     const r = await this.#leaseWrite({ leaseGrant: { id: chosen, ttl } });
@@ -469,16 +531,20 @@ export class EtcdServer {
   /** TimeToLive is answered by the leader's lessor (a follower's does not track expiry). */
   async leaseTimeToLive(id: bigint, keys: boolean): Promise<WithHeader<LeaseTimeToLive>> {
     this.checkNotLearner();
-    const st = this.isLeader || this.#transport === undefined
-      ? this.#localTimeToLive(id, keys)
-      : await forwardTimeToLive(this.#leaderPeerUrls(), id, keys, this.config.peer?.tls, this.requestTimeoutMs);
+    const st =
+      this.isLeader || this.#transport === undefined
+        ? this.#localTimeToLive(id, keys)
+        : await forwardTimeToLive(this.#leaderPeerUrls(), id, keys, this.config.peer?.tls, this.requestTimeoutMs);
     return { header: this.header(), response: { id, ...st } };
   }
 
   #localTimeToLive(id: bigint, keys: boolean): { ttl: number; grantedTtl: number; keys: readonly Uint8Array[] } {
-    if (!this.isLeader && this.#transport !== undefined) throw new EtcdError(this.leader === 0n ? "NO_LEADER" : "NOT_LEADER");
+    if (!this.isLeader && this.#transport !== undefined)
+      throw new EtcdError(this.leader === 0n ? "NO_LEADER" : "NOT_LEADER");
     const st = this.lessor.timeToLive(id, keys);
-    return st === undefined ? { ttl: -1, grantedTtl: 0, keys: [] } : { ttl: st.ttl, grantedTtl: st.grantedTtl, keys: st.keys };
+    return st === undefined
+      ? { ttl: -1, grantedTtl: 0, keys: [] }
+      : { ttl: st.ttl, grantedTtl: st.grantedTtl, keys: st.keys };
   }
 
   /** The leader's peer URLs (NO_LEADER when there is none). */
@@ -497,7 +563,10 @@ export class EtcdServer {
   }
 
   /** Cluster.MemberAdd: a voter or a learner with these peer URLs; resolves once the change is applied here. */
-  async memberAdd(peerUrls: readonly string[], isLearner: boolean): Promise<{ header: ResponseHeader; member: Member; members: Member[] }> {
+  async memberAdd(
+    peerUrls: readonly string[],
+    isLearner: boolean,
+  ): Promise<{ header: ResponseHeader; member: Member; members: Member[] }> {
     this.checkNotLearner();
     const member = newMemberForAdd(peerUrls, { isLearner, nowUnixSeconds: Math.floor(Date.now() / 1000) });
     this.#cluster.validateAdd(member, this.#reconfigOptions());
@@ -551,7 +620,8 @@ export class EtcdServer {
   /** Maintenance.Alarm: GET lists (filtered by type unless NONE); ACTIVATE/DEACTIVATE go through Raft. */
   async alarm(action: number, memberId: bigint, type: number): Promise<WithHeader<AlarmMember[]>> {
     if (action === AlarmAction.GET) return { header: this.header(), response: this.alarms.list(type as AlarmType) };
-    if (action !== AlarmAction.ACTIVATE && action !== AlarmAction.DEACTIVATE) return { header: this.header(), response: [] };
+    if (action !== AlarmAction.ACTIVATE && action !== AlarmAction.DEACTIVATE)
+      return { header: this.header(), response: [] };
     const result = await this.propose({ alarm: { action, memberId, type } });
     if (result instanceof EtcdError) throw result;
     if (!("effect" in result)) throw new Error(`apply answered ${Object.keys(result).join()} to an alarm request`);
@@ -594,10 +664,13 @@ export class EtcdServer {
     if (this.#stopped) return Promise.reject(new EtcdError("STOPPED"));
     if (!("publish" in req) && this.isLearner) return Promise.reject(new EtcdError("NOT_SUPPORTED_FOR_LEARNER"));
     const id = this.#ids.next();
-    const data = encodePayload(auth === undefined ? { id, req } : { id, req, auth: { username: auth.username, revision: auth.revision } });
+    const data = encodePayload(
+      auth === undefined ? { id, req } : { id, req, auth: { username: auth.username, revision: auth.revision } },
+    );
     // etcd refuses an internal request whose encoding exceeds --max-request-bytes before it reaches Raft.
     const max = this.config.maxRequestBytes ?? MAX_REQUEST_BYTES;
-    if (data.length > max) return Promise.reject(new EtcdError("REQUEST_TOO_LARGE", `proposal of ${data.length} bytes > ${max}`));
+    if (data.length > max)
+      return Promise.reject(new EtcdError("REQUEST_TOO_LARGE", `proposal of ${data.length} bytes > ${max}`));
     const done = this.#proposals.register(id);
     this.#node.enqueue(data);
     return withTimeout(done, this.requestTimeoutMs, () => {
@@ -622,13 +695,21 @@ export class EtcdServer {
     await this.#snapshots.install(snap);
     this.#reloadFromBackend();
     this.#applier.resetTo(this.kv.consistentIndex());
-    this.config.log?.("I", "etcdserver", `applied incoming snapshot at index ${snap.metadata.index} (backend at index ${this.#applier.applied}, revision ${this.kv.revision})`);
+    this.config.log?.(
+      "I",
+      "etcdserver",
+      `applied incoming snapshot at index ${snap.metadata.index} (backend at index ${this.#applier.applied}, revision ${this.kv.revision})`,
+    );
   }
 
   #reloadFromBackend(): void {
     this.#leaseLoop.stop();
     this.#lessor = openLessor(this.config, this.kv);
-    this.#leaseLoop = new LeaseLoop(this.lessor, () => this.isLeader, (req) => this.propose(req));
+    this.#leaseLoop = new LeaseLoop(
+      this.lessor,
+      () => this.isLeader,
+      (req) => this.propose(req),
+    );
     this.#leaseLoop.start();
     if (this.isLeader) this.lessor.promote(this.config.electionTimeoutMs ?? ELECTION_TIMEOUT_MS);
     this.#alarms = this.kv.backend.readNow((view) => AlarmStore.load(view));
@@ -664,13 +745,23 @@ export class EtcdServer {
     const compactor = this.#compactor;
     if (compactor === undefined) return;
     const server = this;
-    this.#compactTimer = startAutoCompaction(compactor, {
-      get isLeader() { return server.isLeader; },
-      get revision() { return server.kv.revision; },
-      get compactRevision() { return server.kv.compactRevision; },
-      compact: (rev) => this.compact(rev),
-      log: this.config.log,
-    }, this.config.clock ?? (() => performance.now()));
+    this.#compactTimer = startAutoCompaction(
+      compactor,
+      {
+        get isLeader() {
+          return server.isLeader;
+        },
+        get revision() {
+          return server.kv.revision;
+        },
+        get compactRevision() {
+          return server.kv.compactRevision;
+        },
+        compact: (rev) => this.compact(rev),
+        log: this.config.log,
+      },
+      this.config.clock ?? (() => performance.now()),
+    );
   }
 
   /**
@@ -703,7 +794,6 @@ export class EtcdServer {
     this.#node.raw.readIndex(ctx);
     this.#node.scheduleReady();
   }
-
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number, onTimeout: () => void): Promise<T> {

@@ -107,7 +107,9 @@ function crc32cUpdate(crc: number, data: Uint8Array): number {
 /** Whether `walDir` holds etcd WAL segments (by name; etcd-ts names its own segments alike). */
 export function walSegments(walDir: string): string[] {
   try {
-    return readdirSync(walDir).filter((n) => SEGMENT_RE.test(n)).sort();
+    return readdirSync(walDir)
+      .filter((n) => SEGMENT_RE.test(n))
+      .sort();
   } catch {
     return [];
   }
@@ -127,7 +129,8 @@ export function readEtcdWal(walDir: string): EtcdWal {
       if (lenField === 0n) break; // preallocated zeros: the end of the log
       const size = Number(lenField & 0x00ffffffffffffffn);
       const pad = lenField >> 63n === 1n ? Number((lenField >> 56n) & 7n) : 0;
-      if (pos + 8 + size + pad > buf.length) throw new Error(`etcd wal ${name}: record at ${pos} runs past the file (torn write)`);
+      if (pos + 8 + size + pad > buf.length)
+        throw new Error(`etcd wal ${name}: record at ${pos} runs past the file (torn write)`);
       const rec = fields(buf.subarray(pos + 8, pos + 8 + size));
       pos += 8 + size + pad;
       const type = Number(num(rec, 1));
@@ -148,7 +151,8 @@ export function readEtcdWal(walDir: string): EtcdWal {
         const e = fields(data);
         const index = Number(num(e, 3));
         // A rewritten tail (a new leader's entries) replaces what followed.
-        while (confChanges.length > 0 && (confChanges[confChanges.length - 1] as EtcdConfChange).index >= index) confChanges.pop();
+        while (confChanges.length > 0 && (confChanges[confChanges.length - 1] as EtcdConfChange).index >= index)
+          confChanges.pop();
         lastIndex = index;
         if (Number(num(e, 1)) === ENTRY_CONF_CHANGE) {
           const cc = fields(bytes(e, 4));

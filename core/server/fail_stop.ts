@@ -16,11 +16,13 @@ export function describeStorageFailure(err: unknown, dataDir?: string): string {
   const msg = err instanceof Error ? err.message : String(err);
   const free = dataDir === undefined ? undefined : freeBytes(dataDir);
   if (e?.code === "ENOSPC" || /ENOSPC|no space left/i.test(msg) || (free !== undefined && free < FULL_BELOW_BYTES)) {
-    const why = free !== undefined && free < FULL_BELOW_BYTES ? `${free} bytes free in ${dataDir}; the error was: ${msg}` : msg;
+    const why =
+      free !== undefined && free < FULL_BELOW_BYTES ? `${free} bytes free in ${dataDir}; the error was: ${msg}` : msg;
     return `no space left on device (${why}); free space in the data dir and restart the member: nothing acknowledged is lost`;
   }
-  if (e?.code === "EIO" || /fsync|fdatasync|EIO|Input\/output error/i.test(msg)) return `storage i/o error (${msg}); the member stops rather than retry`;
-  return err instanceof Error ? err.stack ?? msg : msg;
+  if (e?.code === "EIO" || /fsync|fdatasync|EIO|Input\/output error/i.test(msg))
+    return `storage i/o error (${msg}); the member stops rather than retry`;
+  return err instanceof Error ? (err.stack ?? msg) : msg;
 }
 
 function freeBytes(dir: string): number | undefined {

@@ -54,16 +54,22 @@ export class FollowerStats {
 
   /** The stats of each of `followers` (etcd lists every peer from the start, with nothing counted yet). */
   of(followers: readonly bigint[]): Map<bigint, FollowerStat> {
-    return new Map(followers.map((id) => {
-      const { latency, counts } = this.#of(id);
-      return [id, { latency: { ...latency }, counts: { ...counts } }];
-    }));
+    return new Map(
+      followers.map((id) => {
+        const { latency, counts } = this.#of(id);
+        return [id, { latency: { ...latency }, counts: { ...counts } }];
+      }),
+    );
   }
 
   #of(id: bigint): FollowerStat & { averageSquare: number } {
     let st = this.#stats.get(id);
     if (st === undefined) {
-      st = { latency: { current: 0, average: 0, standardDeviation: 0, minimum: 2 ** 63, maximum: 0 }, counts: { fail: 0, success: 0 }, averageSquare: 0 };
+      st = {
+        latency: { current: 0, average: 0, standardDeviation: 0, minimum: 2 ** 63, maximum: 0 },
+        counts: { fail: 0, success: 0 },
+        averageSquare: 0,
+      };
       this.#stats.set(id, st);
     }
     return st;

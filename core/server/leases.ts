@@ -3,7 +3,13 @@
 // Only the leader expires leases: every LEASE_LOOP_INTERVAL_MS it proposes revokes for at most
 // revokeRate × interval expired leases (etcd's leaseRevokeRate, so a mass expiry never floods Raft) and one batch
 // of checkpoints of remaining TTLs.
-import { ELECTION_TIMEOUT_MS, HEARTBEAT_INTERVAL_MS, LEASE_CHECKPOINT_BATCH, LEASE_REVOKE_RATE_PER_SECOND, minLeaseTtlSeconds } from "../limits.js";
+import {
+  ELECTION_TIMEOUT_MS,
+  HEARTBEAT_INTERVAL_MS,
+  LEASE_CHECKPOINT_BATCH,
+  LEASE_REVOKE_RATE_PER_SECOND,
+  minLeaseTtlSeconds,
+} from "../limits.js";
 import { Lessor } from "../lease/lessor.js";
 import type { KvStore } from "../mvcc/kv_store.js";
 import type { ServerConfig } from "./server_config.js";
@@ -100,12 +106,19 @@ export class LeaseLoop {
 
 /** The lessor from the backend's lease bucket, with the attachments of every live key that has a lease. */
 export function openLessor(config: ServerConfig, kv: KvStore): Lessor {
-  const lessor = kv.backend.readNow((view) => Lessor.load(view, {
-    minTtlSeconds: minLeaseTtlSeconds(config.electionTimeoutMs ?? ELECTION_TIMEOUT_MS, config.heartbeatIntervalMs ?? HEARTBEAT_INTERVAL_MS),
-    checkpointEnabled: config.leaseCheckpoint ?? true,
-    ...(config.leaseCheckpointIntervalMs !== undefined ? { checkpointIntervalMs: config.leaseCheckpointIntervalMs } : {}),
-    ...(config.clock !== undefined ? { now: config.clock } : {}),
-  }));
+  const lessor = kv.backend.readNow((view) =>
+    Lessor.load(view, {
+      minTtlSeconds: minLeaseTtlSeconds(
+        config.electionTimeoutMs ?? ELECTION_TIMEOUT_MS,
+        config.heartbeatIntervalMs ?? HEARTBEAT_INTERVAL_MS,
+      ),
+      checkpointEnabled: config.leaseCheckpoint ?? true,
+      ...(config.leaseCheckpointIntervalMs !== undefined
+        ? { checkpointIntervalMs: config.leaseCheckpointIntervalMs }
+        : {}),
+      ...(config.clock !== undefined ? { now: config.clock } : {}),
+    }),
+  );
   for (const { lease, key } of kv.liveLeasedKeys()) lessor.attach(lease, key);
   kv.setLeaseAttacher(lessor);
   return lessor;

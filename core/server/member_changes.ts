@@ -31,11 +31,17 @@ export function reconfigOptions(config: ServerConfig, t: PeerTransport | undefin
 }
 
 /** Proposes a conf change and resolves once it applied here (rejects with its refusal or a timeout). */
-export async function proposeMemberChange(node: RaftNode, applier: Applier, change: MemberChange, timeoutMs: number): Promise<void> {
+export async function proposeMemberChange(
+  node: RaftNode,
+  applier: Applier,
+  change: MemberChange,
+  timeoutMs: number,
+): Promise<void> {
   const cc = toConfChange(change);
   const key = `${cc.type}:${cc.nodeId}`;
   const waiters = applier.confWaiters;
-  if (waiters.has(key)) throw new EtcdError("TIMEOUT", `a change of member ${cc.nodeId.toString(16)} is already in flight`);
+  if (waiters.has(key))
+    throw new EtcdError("TIMEOUT", `a change of member ${cc.nodeId.toString(16)} is already in flight`);
   const applied = new Promise<ConfOutcome>((resolve) => waiters.set(key, { resolve }));
   try {
     node.raw.proposeConfChange(cc);

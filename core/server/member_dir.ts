@@ -20,10 +20,21 @@ export function makeMemberDir(dataDir: string): void {
 }
 
 /** Every bucket a member keeps in its backend besides the KV store's own. */
-export const MEMBER_BUCKETS = [LEASE_BUCKET, ALARM_BUCKET, ...AUTH_BUCKETS, ...MEMBERSHIP_BUCKETS, CONF_OUTCOME_BUCKET, CLUSTER_META_BUCKET, V2_BUCKET];
+export const MEMBER_BUCKETS = [
+  LEASE_BUCKET,
+  ALARM_BUCKET,
+  ...AUTH_BUCKETS,
+  ...MEMBERSHIP_BUCKETS,
+  CONF_OUTCOME_BUCKET,
+  CLUSTER_META_BUCKET,
+  V2_BUCKET,
+];
 
 /** The member's backend and WAL, consistent with each other. The caller holds the directory lock. */
-export async function openMemberDir(config: ServerConfig, onSyncError?: (err: Error) => void): Promise<{ kv: KvStore; storage: WalStorage }> {
+export async function openMemberDir(
+  config: ServerConfig,
+  onSyncError?: (err: Error) => void,
+): Promise<{ kv: KvStore; storage: WalStorage }> {
   const memberDir = join(config.dataDir, "member");
   const kv = KvStore.open(memberDir, {
     extraBuckets: MEMBER_BUCKETS,
@@ -32,12 +43,24 @@ export async function openMemberDir(config: ServerConfig, onSyncError?: (err: Er
     ...(config.readMode !== undefined ? { readMode: config.readMode } : {}),
     ...(onSyncError !== undefined ? { onSyncError } : {}),
   });
-  const storage = WalStorage.open(memberDir, config.walSegmentBytes !== undefined ? { segmentBytes: config.walSegmentBytes } : {});
+  const storage = WalStorage.open(
+    memberDir,
+    config.walSegmentBytes !== undefined ? { segmentBytes: config.walSegmentBytes } : {},
+  );
   await finishSnapshotInstall(kv, storage.snapshot().metadata.index, join(memberDir, "snap"));
   if (storage.lastIndex() === 0 && config.joinExisting !== true) {
     // Embedded without a member list: this member alone, with etcd's default peer URL.
-    const members = config.initialMembers ?? [{ id: config.memberId, name: config.name, peerUrls: ["http://localhost:2380"], clientUrls: [], isLearner: false }];
-    await kv.backend.batch(undefined, (tx) => storeBootstrap(tx, kv.backend.readNow((v) => Cluster.load(v)), config.clusterId, members));
+    const members = config.initialMembers ?? [
+      { id: config.memberId, name: config.name, peerUrls: ["http://localhost:2380"], clientUrls: [], isLearner: false },
+    ];
+    await kv.backend.batch(undefined, (tx) =>
+      storeBootstrap(
+        tx,
+        kv.backend.readNow((v) => Cluster.load(v)),
+        config.clusterId,
+        members,
+      ),
+    );
   }
   return { kv, storage };
 }

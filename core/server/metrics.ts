@@ -23,7 +23,8 @@ export class Histogram {
   observe(seconds: number): void {
     this.#sum += seconds;
     this.#count++;
-    for (let i = 0; i < this.buckets.length; i++) if (seconds <= (this.buckets[i] ?? Infinity)) this.#counts[i] = (this.#counts[i] ?? 0) + 1;
+    for (let i = 0; i < this.buckets.length; i++)
+      if (seconds <= (this.buckets[i] ?? Infinity)) this.#counts[i] = (this.#counts[i] ?? 0) + 1;
   }
 
   get count(): number {
@@ -33,7 +34,11 @@ export class Histogram {
   text(): string {
     const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} histogram`];
     this.buckets.forEach((b, i) => lines.push(`${this.name}_bucket{le="${b}"} ${this.#counts[i] ?? 0}`));
-    lines.push(`${this.name}_bucket{le="+Inf"} ${this.#count}`, `${this.name}_sum ${this.#sum}`, `${this.name}_count ${this.#count}`);
+    lines.push(
+      `${this.name}_bucket{le="+Inf"} ${this.#count}`,
+      `${this.name}_sum ${this.#sum}`,
+      `${this.name}_count ${this.#count}`,
+    );
     return lines.join("\n") + "\n";
   }
 }
@@ -72,7 +77,9 @@ export class Counter {
 }
 
 function seriesKey(labels: Readonly<Record<string, string>>): string {
-  return Object.entries(labels).map(([k, v]) => `${k}="${v.replaceAll("\\", "\\\\").replaceAll('"', '\\"')}"`).join(",");
+  return Object.entries(labels)
+    .map(([k, v]) => `${k}="${v.replaceAll("\\", "\\\\").replaceAll('"', '\\"')}"`)
+    .join(",");
 }
 
 /** prometheus.ExponentialBuckets(start, 2, count): etcd's buckets for its maintenance histograms. */
@@ -82,12 +89,27 @@ function doubling(start: number, count: number): number[] {
 
 /** The instruments of one member. */
 export class ServerMetrics {
-  readonly defrag = new Histogram("etcd_disk_backend_defrag_duration_seconds", "The latency distribution of backend defragmentation.", doubling(0.1, 13));
-  readonly hash = new Histogram("etcd_mvcc_hash_duration_seconds", "The latency distribution of storage hash operation.", doubling(0.01, 15));
-  readonly hashRev = new Histogram("etcd_mvcc_hash_rev_duration_seconds", "The latency distribution of storage hash by revision operation.", doubling(0.01, 15));
+  readonly defrag = new Histogram(
+    "etcd_disk_backend_defrag_duration_seconds",
+    "The latency distribution of backend defragmentation.",
+    doubling(0.1, 13),
+  );
+  readonly hash = new Histogram(
+    "etcd_mvcc_hash_duration_seconds",
+    "The latency distribution of storage hash operation.",
+    doubling(0.01, 15),
+  );
+  readonly hashRev = new Histogram(
+    "etcd_mvcc_hash_rev_duration_seconds",
+    "The latency distribution of storage hash by revision operation.",
+    doubling(0.01, 15),
+  );
   readonly healthSuccess = new Counter("etcd_server_health_success", "The total number of successful health checks");
   readonly healthFailures = new Counter("etcd_server_health_failures", "The total number of failed health checks");
-  readonly scrapes = new Counter("promhttp_metric_handler_requests_total", "Total number of scrapes by HTTP status code.");
+  readonly scrapes = new Counter(
+    "promhttp_metric_handler_requests_total",
+    "Total number of scrapes by HTTP status code.",
+  );
   /** Prometheus's handler shows its three codes from the start. */
   // biome-ignore lint/correctness/noUnusedPrivateClassMembers: creating the children is the point (each code shows from 0)
   readonly #scrapeCodes = ["200", "500", "503"].map((code) => this.scrapes.child({ code }));
@@ -106,16 +128,38 @@ export class ServerMetrics {
   /** Per-follower append latency and counts while this member leads (/v2/stats/leader). */
   readonly followers = new FollowerStats();
 
-  readonly walFsync = new Histogram("etcd_disk_wal_fsync_duration_seconds", "The latency distributions of fsync called by WAL.", DISK_BUCKETS_SECONDS);
-  readonly backendCommit = new Histogram("etcd_disk_backend_commit_duration_seconds", "The latency distributions of commit called by backend.", DISK_BUCKETS_SECONDS);
+  readonly walFsync = new Histogram(
+    "etcd_disk_wal_fsync_duration_seconds",
+    "The latency distributions of fsync called by WAL.",
+    DISK_BUCKETS_SECONDS,
+  );
+  readonly backendCommit = new Histogram(
+    "etcd_disk_backend_commit_duration_seconds",
+    "The latency distributions of commit called by backend.",
+    DISK_BUCKETS_SECONDS,
+  );
   readonly leaderChanges = new Counter("etcd_server_leader_changes_seen_total", "The number of leader changes seen.");
   readonly grpcStarted = new Counter("grpc_server_started_total", "Total number of RPCs started on the server.");
-  readonly grpcHandled = new Counter("grpc_server_handled_total", "Total number of RPCs completed on the server, regardless of success or failure.");
+  readonly grpcHandled = new Counter(
+    "grpc_server_handled_total",
+    "Total number of RPCs completed on the server, regardless of success or failure.",
+  );
 
   text(): string {
     return [
-      this.walFsync, this.backendCommit, this.leaderChanges, this.grpcStarted, this.grpcHandled, this.defrag, this.hash, this.hashRev,
-      this.healthSuccess, this.healthFailures, this.scrapes,
-    ].map((m) => m.text()).join("");
+      this.walFsync,
+      this.backendCommit,
+      this.leaderChanges,
+      this.grpcStarted,
+      this.grpcHandled,
+      this.defrag,
+      this.hash,
+      this.hashRev,
+      this.healthSuccess,
+      this.healthFailures,
+      this.scrapes,
+    ]
+      .map((m) => m.text())
+      .join("");
   }
 }

@@ -8,7 +8,13 @@
 // Bodies are small JSON documents; errors travel as core/errors codes and come back as the same EtcdError.
 import { ERRORS, EtcdError, isEtcdError, type ErrorCode } from "../errors.js";
 import type { Member } from "../membership/cluster.js";
-import { goErrorText, peerRequest, type PeerHttpHandler, type PeerHttpResponse, type TransportTls } from "../transport/index.js";
+import {
+  goErrorText,
+  peerRequest,
+  type PeerHttpHandler,
+  type PeerHttpResponse,
+  type TransportTls,
+} from "../transport/index.js";
 
 export const PEER_PATHS = {
   members: "/members",
@@ -45,43 +51,67 @@ interface MemberJson {
 export function peerHandlers(side: LeaderSide): Record<string, PeerHttpHandler> {
   return {
     [PEER_PATHS.members]: () => json(side.members().map(memberToJson)),
-    [PEER_PATHS.renew]: (req) => answer(async () => ({ ttl: await side.renew(BigInt(parseBody(req.body).id as string)) })),
-    [PEER_PATHS.timeToLive]: (req) => answer(async () => {
-      const body = parseBody(req.body);
-      const r = side.timeToLive(BigInt(body.id as string), body.keys === true);
-      return { ttl: r.ttl, grantedTtl: r.grantedTtl, keys: r.keys.map((k) => Buffer.from(k).toString("base64")) };
-    }),
-    [PEER_PATHS.promote]: (req) => answer(async () => {
-      await side.promote(BigInt(parseBody(req.body).id as string));
-      return {};
-    }),
-    [PEER_PATHS.hashKV]: (req) => answer(async () => ({ ...(await side.hashKV(Number(parseBody(req.body).revision))) })),
+    [PEER_PATHS.renew]: (req) =>
+      answer(async () => ({ ttl: await side.renew(BigInt(parseBody(req.body).id as string)) })),
+    [PEER_PATHS.timeToLive]: (req) =>
+      answer(async () => {
+        const body = parseBody(req.body);
+        const r = side.timeToLive(BigInt(body.id as string), body.keys === true);
+        return { ttl: r.ttl, grantedTtl: r.grantedTtl, keys: r.keys.map((k) => Buffer.from(k).toString("base64")) };
+      }),
+    [PEER_PATHS.promote]: (req) =>
+      answer(async () => {
+        await side.promote(BigInt(parseBody(req.body).id as string));
+        return {};
+      }),
+    [PEER_PATHS.hashKV]: (req) =>
+      answer(async () => ({ ...(await side.hashKV(Number(parseBody(req.body).revision))) })),
   };
 }
 
 /** A peer's HashKV at `revision` (EtcdError COMPACTED / FUTURE_REV when it cannot hash at that revision). */
-export async function fetchPeerHash(urls: readonly string[], revision: number, tls: TransportTls | undefined, timeoutMs: number): Promise<PeerHash> {
+export async function fetchPeerHash(
+  urls: readonly string[],
+  revision: number,
+  tls: TransportTls | undefined,
+  timeoutMs: number,
+): Promise<PeerHash> {
   const r = await call(urls, PEER_PATHS.hashKV, { revision }, tls, timeoutMs);
   return { revision: Number(r.revision), hash: Number(r.hash), compactRevision: Number(r.compactRevision) };
 }
 
 /** Asks the leader (at one of its peer URLs) to renew a lease; resolves with the new TTL. */
-export async function forwardRenew(urls: readonly string[], id: bigint, tls: TransportTls | undefined, timeoutMs: number): Promise<number> {
+export async function forwardRenew(
+  urls: readonly string[],
+  id: bigint,
+  tls: TransportTls | undefined,
+  timeoutMs: number,
+): Promise<number> {
   const r = await call(urls, PEER_PATHS.renew, { id: id.toString() }, tls, timeoutMs);
   return Number(r.ttl);
 }
 
 export async function forwardTimeToLive(
-  urls: readonly string[], id: bigint, keys: boolean, tls: TransportTls | undefined, timeoutMs: number,
+  urls: readonly string[],
+  id: bigint,
+  keys: boolean,
+  tls: TransportTls | undefined,
+  timeoutMs: number,
 ): Promise<{ ttl: number; grantedTtl: number; keys: Uint8Array[] }> {
   const r = await call(urls, PEER_PATHS.timeToLive, { id: id.toString(), keys }, tls, timeoutMs);
   return {
-    ttl: Number(r.ttl), grantedTtl: Number(r.grantedTtl),
+    ttl: Number(r.ttl),
+    grantedTtl: Number(r.grantedTtl),
     keys: (r.keys as string[]).map((k) => new Uint8Array(Buffer.from(k, "base64"))),
   };
 }
 
-export async function forwardPromote(urls: readonly string[], id: bigint, tls: TransportTls | undefined, timeoutMs: number): Promise<void> {
+export async function forwardPromote(
+  urls: readonly string[],
+  id: bigint,
+  tls: TransportTls | undefined,
+  timeoutMs: number,
+): Promise<void> {
   await call(urls, PEER_PATHS.promote, { id: id.toString() }, tls, timeoutMs);
 }
 
@@ -104,11 +134,17 @@ export class ClusterFetchError extends Error {
  * The members of a running cluster, from the first peer URL that answers, and the cluster id it reports: how a
  * member started with --initial-cluster-state=existing learns what it joins (etcd's GetClusterFromRemotePeers).
  */
-export async function fetchMembers(urls: readonly string[], opts: FetchOptions): Promise<{ clusterId: bigint; members: Member[] }> {
+export async function fetchMembers(
+  urls: readonly string[],
+  opts: FetchOptions,
+): Promise<{ clusterId: bigint; members: Member[] }> {
   const errors: string[] = [];
   for (const url of urls) {
     try {
-      const r = await peerRequest(url, PEER_PATHS.members, { timeoutMs: opts.timeoutMs, ...(opts.tls !== undefined ? { tls: opts.tls } : {}) });
+      const r = await peerRequest(url, PEER_PATHS.members, {
+        timeoutMs: opts.timeoutMs,
+        ...(opts.tls !== undefined ? { tls: opts.tls } : {}),
+      });
       if (r.status !== 200) throw new Error(`status ${r.status}: ${r.body.toString("utf8").slice(0, 200)}`);
       const cid = String(r.headers["x-etcd-cluster-id"] ?? "");
       if (!/^[0-9a-f]{1,16}$/.test(cid)) throw new Error(`no cluster id in the answer (${JSON.stringify(cid)})`);
@@ -124,11 +160,23 @@ export async function fetchMembers(urls: readonly string[], opts: FetchOptions):
 }
 
 function memberToJson(m: Member): MemberJson {
-  return { id: m.id.toString(16), name: m.name, peerURLs: m.peerUrls, clientURLs: m.clientUrls, isLearner: m.isLearner };
+  return {
+    id: m.id.toString(16),
+    name: m.name,
+    peerURLs: m.peerUrls,
+    clientURLs: m.clientUrls,
+    isLearner: m.isLearner,
+  };
 }
 
 function memberFromJson(j: MemberJson): Member {
-  return { id: BigInt(`0x${j.id}`), name: j.name, peerUrls: [...j.peerURLs], clientUrls: [...j.clientURLs], isLearner: j.isLearner };
+  return {
+    id: BigInt(`0x${j.id}`),
+    name: j.name,
+    peerUrls: [...j.peerURLs],
+    clientUrls: [...j.clientURLs],
+    isLearner: j.isLearner,
+  };
 }
 
 function json(body: unknown, status = 200): PeerHttpResponse {
@@ -150,19 +198,36 @@ async function answer(fn: () => Promise<Record<string, unknown>>): Promise<PeerH
   }
 }
 
-async function call(urls: readonly string[], path: string, body: unknown, tls: TransportTls | undefined, timeoutMs: number): Promise<Record<string, unknown>> {
+async function call(
+  urls: readonly string[],
+  path: string,
+  body: unknown,
+  tls: TransportTls | undefined,
+  timeoutMs: number,
+): Promise<Record<string, unknown>> {
   let last: unknown = new EtcdError("NO_LEADER");
   for (const url of urls) {
     try {
-      const r = await peerRequest(url, path, { method: "POST", body: JSON.stringify(body), timeoutMs, ...(tls !== undefined ? { tls } : {}) });
+      const r = await peerRequest(url, path, {
+        method: "POST",
+        body: JSON.stringify(body),
+        timeoutMs,
+        ...(tls !== undefined ? { tls } : {}),
+      });
       const out = JSON.parse(r.body.toString("utf8")) as Record<string, unknown>;
       if (r.status === 200) return out;
-      if (r.status === 409 && typeof out.error === "string" && out.error in ERRORS) throw new EtcdError(out.error as ErrorCode, String(out.detail ?? ""));
+      if (r.status === 409 && typeof out.error === "string" && out.error in ERRORS)
+        throw new EtcdError(out.error as ErrorCode, String(out.detail ?? ""));
       throw new Error(`${path}: status ${r.status}`);
     } catch (err) {
       if (isEtcdError(err)) throw err;
       last = err;
     }
   }
-  throw isEtcdError(last) ? last : new EtcdError("TIMEOUT", `forwarding ${path} to the leader: ${last instanceof Error ? last.message : String(last)}`);
+  throw isEtcdError(last)
+    ? last
+    : new EtcdError(
+        "TIMEOUT",
+        `forwarding ${path} to the leader: ${last instanceof Error ? last.message : String(last)}`,
+      );
 }

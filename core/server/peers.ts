@@ -32,10 +32,23 @@ export function newPeerTransport(peer: PeerConfig, host: PeerHost): PeerTranspor
     onUnreachable: (id) => host.onUnreachable(id),
     onSnapshotStatus: (id, ok) => host.onSnapshotStatus(id, ok),
     onRefused: (id, reason, direction) => {
-      if (direction === "outbound" && reason === "member-removed") host.onRemoved(`peer ${id.toString(16)} knows this member as removed`);
-      else log?.("W", "rafthttp", `${direction} peer request ${direction === "outbound" ? "to" : "from"} ${id.toString(16)} refused (${reason})`);
+      if (direction === "outbound" && reason === "member-removed")
+        host.onRemoved(`peer ${id.toString(16)} knows this member as removed`);
+      else
+        log?.(
+          "W",
+          "rafthttp",
+          `${direction} peer request ${direction === "outbound" ? "to" : "from"} ${id.toString(16)} refused (${reason})`,
+        );
     },
-    logger: (level, msg, fields) => log?.(level === "info" ? "I" : level === "warn" ? "W" : "E", "rafthttp", fields === undefined ? msg : `${msg} ${JSON.stringify(fields, (_k, v: unknown) => (typeof v === "bigint" ? v.toString(16) : v))}`),
+    logger: (level, msg, fields) =>
+      log?.(
+        level === "info" ? "I" : level === "warn" ? "W" : "E",
+        "rafthttp",
+        fields === undefined
+          ? msg
+          : `${msg} ${JSON.stringify(fields, (_k, v: unknown) => (typeof v === "bigint" ? v.toString(16) : v))}`,
+      ),
     httpHandlers: peerHandlers(host.handlers),
     ...(peer.tls !== undefined ? { tls: peer.tls } : {}),
     ...(peer.timeouts !== undefined ? { peerTimeouts: peer.timeouts } : {}),
@@ -54,7 +67,12 @@ export function syncPeers(t: PeerTransport | undefined, cluster: Cluster, self: 
 }
 
 /** An accepted member change was applied: the transport follows it; a member removed itself stops. */
-export function followMemberChange(t: PeerTransport | undefined, change: MemberChange, config: ServerConfig, removedSelf: (why: string) => void): void {
+export function followMemberChange(
+  t: PeerTransport | undefined,
+  change: MemberChange,
+  config: ServerConfig,
+  removedSelf: (why: string) => void,
+): void {
   const self = config.memberId;
   if (change.kind === "add" && change.member.id !== self) t?.addPeer(change.member.id, change.member.peerUrls);
   if (change.kind === "update" && change.id !== self) t?.updatePeer(change.id, change.peerUrls);
@@ -62,5 +80,9 @@ export function followMemberChange(t: PeerTransport | undefined, change: MemberC
     if (change.id === self) removedSelf("removed through a conf change");
     else t?.removePeer(change.id);
   }
-  config.log?.("I", "membership", `applied ${change.kind} of member ${(change.kind === "add" ? change.member.id : change.id).toString(16)}`);
+  config.log?.(
+    "I",
+    "membership",
+    `applied ${change.kind} of member ${(change.kind === "add" ? change.member.id : change.id).toString(16)}`,
+  );
 }

@@ -38,7 +38,11 @@ export class Publisher {
         return;
       } catch (err) {
         if (host.stopped) return;
-        config.log?.("W", "etcdserver", `failed to publish local member to cluster through raft (${err instanceof Error ? err.message : String(err)})`);
+        config.log?.(
+          "W",
+          "etcdserver",
+          `failed to publish local member to cluster through raft (${err instanceof Error ? err.message : String(err)})`,
+        );
         await new Promise((r) => setTimeout(r, host.heartbeatMs));
       }
     }

@@ -49,7 +49,9 @@ export class BackendQuota {
     if (now - this.#dbSize.atMs > QUOTA_SIZE_CACHE_MS) this.#dbSize = { bytes: host.kv.backend.quotaSize(), atMs: now };
     if (this.#dbSize.bytes + requestBytes + QUOTA_REQUEST_OVERHEAD_BYTES <= quota) return;
     if (!host.alarms.has(AlarmType.NOSPACE)) {
-      void host.propose({ alarm: { action: AlarmAction.ACTIVATE, memberId: host.config.memberId, type: AlarmType.NOSPACE } }).catch(() => undefined);
+      void host
+        .propose({ alarm: { action: AlarmAction.ACTIVATE, memberId: host.config.memberId, type: AlarmType.NOSPACE } })
+        .catch(() => undefined);
     }
     throw new EtcdError("NO_SPACE");
   }

@@ -9,10 +9,28 @@
 // with a snapshot waits for the pending apply first, and a batch holding a conf change is applied before the loop
 // advances (Raft must know the new configuration before its next Ready).
 import { EtcdError } from "../errors.js";
-import { ELECTION_TIMEOUT_MS, RAFT_MAX_INFLIGHT_MSGS, RAFT_MAX_SIZE_PER_MSG_BYTES, RAFT_MAX_UNCOMMITTED_ENTRIES_BYTES } from "../limits.js";
 import {
-  EntryType, MessageType, RawNode, RaftError, StateType, TICK_ADVANCE_POLL_MS, TICK_ADVANCE_WAIT_MS, initialTickAdvance,
-  type Entry, type Message, type NodeId, type Ready, type Rng, type Snapshot, type Storage,
+  ELECTION_TIMEOUT_MS,
+  RAFT_MAX_INFLIGHT_MSGS,
+  RAFT_MAX_SIZE_PER_MSG_BYTES,
+  RAFT_MAX_UNCOMMITTED_ENTRIES_BYTES,
+} from "../limits.js";
+import {
+  EntryType,
+  MessageType,
+  RawNode,
+  RaftError,
+  StateType,
+  TICK_ADVANCE_POLL_MS,
+  TICK_ADVANCE_WAIT_MS,
+  initialTickAdvance,
+  type Entry,
+  type Message,
+  type NodeId,
+  type Ready,
+  type Rng,
+  type Snapshot,
+  type Storage,
 } from "../raft/index.js";
 import type { PeerTransport } from "../transport/index.js";
 import type { WalStorage } from "../wal/wal_storage.js";
@@ -134,9 +152,20 @@ export class RaftNode {
       if (host.stopped || this.leader !== 0n) return;
       const activePeers = host.transport?.activePeers().length ?? 0;
       const waitExpired = performance.now() >= deadline;
-      const advance = initialTickAdvance({ clusterSize, electionTicks: host.electionTicks, activePeers, mode: "etcd34", waitExpired });
+      const advance = initialTickAdvance({
+        clusterSize,
+        electionTicks: host.electionTicks,
+        activePeers,
+        mode: "etcd34",
+        waitExpired,
+      });
       if (typeof advance === "number") {
-        if (advance > 0) host.config.log?.("I", "raft", `fast-forwarding ${advance} ticks (election ticks ${host.electionTicks}) with ${activePeers} active peer(s)`);
+        if (advance > 0)
+          host.config.log?.(
+            "I",
+            "raft",
+            `fast-forwarding ${advance} ticks (election ticks ${host.electionTicks}) with ${activePeers} active peer(s)`,
+          );
         this.raw.advanceTicks(advance);
         this.scheduleReady();
         return;
@@ -257,11 +286,18 @@ export class RaftNode {
     // for its answer cost a lone put ~0.3 ms on top of the 0.2 ms sync (put P50 ~1.5 → ~1.2 ms on loopback).
     // Bigger batches mean concurrent clients, whose next requests the loop keeps reading while the pool syncs;
     // a leader's appends must reach the peer sockets before it blocks.
-    const inlineSync = this.#pendingApply === undefined && rd.entries.length <= INLINE_SYNC_MAX_ENTRIES && !(leaderSendsFirst && rd.messages.length > 0);
+    const inlineSync =
+      this.#pendingApply === undefined &&
+      rd.entries.length <= INLINE_SYNC_MAX_ENTRIES &&
+      !(leaderSendsFirst && rd.messages.length > 0);
     if (rd.snapshot !== undefined) await this.#applyPending();
     const syncStart = performance.now();
     const saving = host.storage.saveAsync(
-      { entries: rd.entries, ...(rd.hardState !== undefined ? { hardState: rd.hardState } : {}), ...(rd.snapshot !== undefined ? { snapshot: rd.snapshot } : {}) },
+      {
+        entries: rd.entries,
+        ...(rd.hardState !== undefined ? { hardState: rd.hardState } : {}),
+        ...(rd.snapshot !== undefined ? { snapshot: rd.snapshot } : {}),
+      },
       rd.mustSync,
       inlineSync,
     );
@@ -322,6 +358,7 @@ export class RaftNode {
     this.raw.transferLeader(best);
     this.scheduleReady();
     const deadline = performance.now() + (host.config.electionTimeoutMs ?? ELECTION_TIMEOUT_MS);
-    while (this.leader !== best && performance.now() < deadline) await new Promise((r) => setTimeout(r, host.heartbeatMs));
+    while (this.leader !== best && performance.now() < deadline)
+      await new Promise((r) => setTimeout(r, host.heartbeatMs));
   }
 }

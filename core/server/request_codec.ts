@@ -12,7 +12,11 @@ import type { AuthChange } from "./auth_apply.js";
 export type LeaseRequest =
   | { readonly leaseGrant: { readonly id: bigint; readonly ttl: number } }
   | { readonly leaseRevoke: { readonly id: bigint } }
-  | { readonly leaseCheckpoint: { readonly checkpoints: readonly { readonly id: bigint; readonly remainingTtl: number }[] } };
+  | {
+      readonly leaseCheckpoint: {
+        readonly checkpoints: readonly { readonly id: bigint; readonly remainingTtl: number }[];
+      };
+    };
 
 /** Raising (1) or clearing (2) a cluster alarm (etcdserverpb.AlarmRequest's action and type numbers). */
 export interface AlarmChange {
@@ -30,7 +34,13 @@ export interface V2Change {
 }
 
 /** What a Raft entry carries: a KV write, a lease, alarm, auth change, publish or v2 write (never an in-process effect). */
-export type InternalRequest = Exclude<WriteRequest, { readonly effect: unknown }> | LeaseRequest | AlarmChange | AuthChange | MemberPublish | V2Change;
+export type InternalRequest =
+  | Exclude<WriteRequest, { readonly effect: unknown }>
+  | LeaseRequest
+  | AlarmChange
+  | AuthChange
+  | MemberPublish
+  | V2Change;
 
 export interface RaftPayload {
   /** The proposer's request id (0n for entries nobody waits on). */
@@ -72,7 +82,8 @@ function decodePut(data: Uint8Array): RaftPayload {
   const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
   const flags = data[1]!;
   const keyLen = view.getUint32(18);
-  if (PUT_HEAD_BYTES + keyLen > data.length) throw new Error(`raft payload of ${data.length} bytes has a key of ${keyLen}`);
+  if (PUT_HEAD_BYTES + keyLen > data.length)
+    throw new Error(`raft payload of ${data.length} bytes has a key of ${keyLen}`);
   const put: PutRequest = {
     key: data.subarray(PUT_HEAD_BYTES, PUT_HEAD_BYTES + keyLen),
     value: data.subarray(PUT_HEAD_BYTES + keyLen),

@@ -26,7 +26,16 @@ import { KEY_BUCKET, MVCC_META_BUCKET } from "../mvcc/layout.js";
 const SHA256_BYTES = 32;
 /** etcd's rule for "this file carries a hash": its size is 32 more than a multiple of 512. */
 const HASHED_SIZE_MODULUS = 512;
-const SERVER_BUCKETS = [KEY_BUCKET, MVCC_META_BUCKET, LEASE_BUCKET, ALARM_BUCKET, ...AUTH_BUCKETS, ...MEMBERSHIP_BUCKETS, CONF_OUTCOME_BUCKET, CLUSTER_META_BUCKET];
+const SERVER_BUCKETS = [
+  KEY_BUCKET,
+  MVCC_META_BUCKET,
+  LEASE_BUCKET,
+  ALARM_BUCKET,
+  ...AUTH_BUCKETS,
+  ...MEMBERSHIP_BUCKETS,
+  CONF_OUTCOME_BUCKET,
+  CLUSTER_META_BUCKET,
+];
 
 export class SnapshotRestoreError extends Error {}
 
@@ -50,7 +59,8 @@ export async function restoreSnapshot(o: RestoreOptions): Promise<RestoreResult>
   if (existsSync(o.dataDir)) throw new SnapshotRestoreError(`data-dir ${JSON.stringify(o.dataDir)} exists`);
   const size = statSync(o.file).size;
   const hashed = size % HASHED_SIZE_MODULUS === SHA256_BYTES;
-  if (!hashed && o.skipHashCheck !== true) throw new SnapshotRestoreError("snapshot missing hash but --skip-hash-check=false");
+  if (!hashed && o.skipHashCheck !== true)
+    throw new SnapshotRestoreError("snapshot missing hash but --skip-hash-check=false");
   if (hashed && o.skipHashCheck !== true) await checkHash(o.file, size);
   const bytes = hashed ? size - SHA256_BYTES : size;
   const memberDir = join(o.dataDir, "member");
@@ -71,13 +81,16 @@ export async function restoreSnapshot(o: RestoreOptions): Promise<RestoreResult>
     return { bytes, format };
   } catch (err) {
     rmSync(o.dataDir, { recursive: true, force: true });
-    throw err instanceof SnapshotRestoreError ? err : new SnapshotRestoreError(`not an etcd snapshot: ${(err as Error).message}`);
+    throw err instanceof SnapshotRestoreError
+      ? err
+      : new SnapshotRestoreError(`not an etcd snapshot: ${(err as Error).message}`);
   }
 }
 
 async function checkHash(file: string, size: number): Promise<void> {
   const sha = createHash("sha256");
-  for await (const chunk of createReadStream(file, { start: 0, end: size - SHA256_BYTES - 1 })) sha.update(chunk as Buffer);
+  for await (const chunk of createReadStream(file, { start: 0, end: size - SHA256_BYTES - 1 }))
+    sha.update(chunk as Buffer);
   const want = Buffer.alloc(SHA256_BYTES);
   const fd = openSync(file, "r");
   try {
@@ -85,7 +98,8 @@ async function checkHash(file: string, size: number): Promise<void> {
   } finally {
     closeSync(fd);
   }
-  if (!sha.digest().equals(want)) throw new SnapshotRestoreError("expected sha256 mismatch: snapshot file integrity check failed");
+  if (!sha.digest().equals(want))
+    throw new SnapshotRestoreError("expected sha256 mismatch: snapshot file integrity check failed");
 }
 
 function isBolt(file: string): boolean {

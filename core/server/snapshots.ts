@@ -28,10 +28,14 @@ export function snapshotDbName(index: number): string {
 export async function finishSnapshotInstall(kv: KvStore, snapshotIndex: number, snapDir: string): Promise<void> {
   const pending = join(snapDir, snapshotDbName(snapshotIndex));
   if (kv.consistentIndex() < snapshotIndex && snapshotIndex > 1) {
-    if (!existsSync(pending)) throw new Error(`backend at index ${kv.consistentIndex()} is behind the raft snapshot at ${snapshotIndex} and ${pending} is missing`);
+    if (!existsSync(pending))
+      throw new Error(
+        `backend at index ${kv.consistentIndex()} is behind the raft snapshot at ${snapshotIndex} and ${pending} is missing`,
+      );
     await kv.replaceWith(pending);
   }
-  for (const f of readdirSync(snapDir)) if (f.endsWith(".snap.db") || f.startsWith("outgoing-")) rmSync(join(snapDir, f), { force: true });
+  for (const f of readdirSync(snapDir))
+    if (f.endsWith(".snap.db") || f.startsWith("outgoing-")) rmSync(join(snapDir, f), { force: true });
 }
 
 /**
@@ -42,13 +46,26 @@ export function saveBootstrapSnapshot(storage: WalStorage, config: ServerConfig,
   // A data dir made by `snapshot restore` holds its new cluster's members and no log: they are the start.
   const given = config.initialMembers;
   const members: readonly Pick<Member, "id" | "isLearner">[] =
-    given !== undefined && given.length > 0 ? given : stored.length > 0 ? stored : [{ id: config.memberId, isLearner: false }];
-  const confState = { voters: members.filter((m) => !m.isLearner).map((m) => m.id).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)), learners: [] };
-  storage.save({
-    snapshot: { metadata: { index: 1, term: 1, confState }, data: new Uint8Array(0) },
-    hardState: { term: 1, vote: 0n, commit: 1 },
-    entries: [],
-  }, true);
+    given !== undefined && given.length > 0
+      ? given
+      : stored.length > 0
+        ? stored
+        : [{ id: config.memberId, isLearner: false }];
+  const confState = {
+    voters: members
+      .filter((m) => !m.isLearner)
+      .map((m) => m.id)
+      .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)),
+    learners: [],
+  };
+  storage.save(
+    {
+      snapshot: { metadata: { index: 1, term: 1, confState }, data: new Uint8Array(0) },
+      hardState: { term: 1, vote: 0n, commit: 1 },
+      entries: [],
+    },
+    true,
+  );
 }
 
 /** What the snapshot side reads from its member. */
@@ -112,7 +129,12 @@ export class Snapshots {
     const index = kv.consistentIndex();
     if (index <= this.index) return;
     kv.backend.syncNow();
-    this.#host.storage.createSnapshot(index, confState, new Uint8Array(0), config.snapshotCatchUpEntries ?? SNAPSHOT_CATCH_UP_ENTRIES);
+    this.#host.storage.createSnapshot(
+      index,
+      confState,
+      new Uint8Array(0),
+      config.snapshotCatchUpEntries ?? SNAPSHOT_CATCH_UP_ENTRIES,
+    );
     this.index = index;
   }
 
@@ -149,14 +171,16 @@ export class Snapshots {
     const kv = this.#host.kv;
     const index = snap.metadata.index;
     const incoming = this.#incoming;
-    const path = incoming !== undefined && incoming.index === index ? incoming.path : join(this.#snapDir, snapshotDbName(index));
+    const path =
+      incoming !== undefined && incoming.index === index ? incoming.path : join(this.#snapDir, snapshotDbName(index));
     if (!existsSync(path)) throw new Error(`snapshot at index ${index} has no backend file at ${path}`);
     this.#incoming = undefined;
     failpoint("snap-install-mid");
     // replaceWith fsyncs the backend before the body may go.
     await kv.replaceWith(path);
     rmSync(path, { force: true });
-    if (kv.consistentIndex() < index) throw new Error(`snapshot backend is at index ${kv.consistentIndex()}, behind its raft snapshot ${index}`);
+    if (kv.consistentIndex() < index)
+      throw new Error(`snapshot backend is at index ${kv.consistentIndex()}, behind its raft snapshot ${index}`);
     this.index = index;
   }
 }

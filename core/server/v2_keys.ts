@@ -7,7 +7,15 @@
 import type { ReadView, WriteView } from "../backend/read_view.js";
 import { EtcdError } from "../errors.js";
 import type { Effect, WriteResponse } from "../mvcc/types.js";
-import { applyV2, V2Error, V2Store, type NodeRecord, type V2ErrorJson, type V2Event, type V2Request } from "../v2store/index.js";
+import {
+  applyV2,
+  V2Error,
+  V2Store,
+  type NodeRecord,
+  type V2ErrorJson,
+  type V2Event,
+  type V2Request,
+} from "../v2store/index.js";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -28,9 +36,11 @@ const SYNC_INTERVAL_MS = 500;
 /** What a v2 write answers through the proposal wait: its event, or the store's refusal. */
 export type V2Outcome = { readonly event: V2Event | undefined } | { readonly error: V2ErrorJson };
 
-
 /** Proposes a v2 write and unwraps what its apply answered. */
-export async function proposeV2(propose: (req: { readonly v2: V2Request }) => Promise<WriteResponse | EtcdError>, req: V2Request): Promise<V2Outcome> {
+export async function proposeV2(
+  propose: (req: { readonly v2: V2Request }) => Promise<WriteResponse | EtcdError>,
+  req: V2Request,
+): Promise<V2Outcome> {
   const result = await propose({ v2: req });
   if (result instanceof EtcdError) throw result;
   if (!("effect" in result)) throw new Error(`apply answered ${Object.keys(result).join()} to a v2 request`);

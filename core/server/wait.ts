@@ -26,7 +26,8 @@ export class Wait<T> {
   /** Registers id; throws TOO_MANY_REQUESTS at the bound and on a duplicate id (an id generator bug). */
   register(id: bigint): Promise<T> {
     if (this.#pending.has(id)) throw new Error(`Wait: duplicate request id ${id}`);
-    if (this.#pending.size >= this.#maxPending) throw new EtcdError("TOO_MANY_REQUESTS", `pending=${this.#pending.size}`);
+    if (this.#pending.size >= this.#maxPending)
+      throw new EtcdError("TOO_MANY_REQUESTS", `pending=${this.#pending.size}`);
     return new Promise<T>((resolve, reject) => this.#pending.set(id, { resolve, reject }));
   }
 

@@ -18,9 +18,25 @@ import { TransportError } from "./errors.js";
 
 /** Message types in etcd's raftpb order: the index is the wire number. */
 const TYPES: readonly MessageType[] = [
-  MT.Hup, MT.Beat, MT.Prop, MT.App, MT.AppResp, MT.Vote, MT.VoteResp, MT.Snap, MT.Heartbeat, MT.HeartbeatResp,
-  MT.Unreachable, MT.SnapStatus, MT.CheckQuorum, MT.TransferLeader, MT.TimeoutNow, MT.ReadIndex,
-  MT.ReadIndexResp, MT.PreVote, MT.PreVoteResp,
+  MT.Hup,
+  MT.Beat,
+  MT.Prop,
+  MT.App,
+  MT.AppResp,
+  MT.Vote,
+  MT.VoteResp,
+  MT.Snap,
+  MT.Heartbeat,
+  MT.HeartbeatResp,
+  MT.Unreachable,
+  MT.SnapStatus,
+  MT.CheckQuorum,
+  MT.TransferLeader,
+  MT.TimeoutNow,
+  MT.ReadIndex,
+  MT.ReadIndexResp,
+  MT.PreVote,
+  MT.PreVoteResp,
 ];
 const TYPE_NUMBER: ReadonlyMap<MessageType, number> = new Map(TYPES.map((t, i) => [t, i]));
 
@@ -43,7 +59,8 @@ function uvarintSize(n: number): number {
 }
 
 function checkNat(n: number, what: string): void {
-  if (!Number.isSafeInteger(n) || n < 0) throw new TransportError("ENCODE", `${what} must be a safe non-negative integer, got ${n}`);
+  if (!Number.isSafeInteger(n) || n < 0)
+    throw new TransportError("ENCODE", `${what} must be a safe non-negative integer, got ${n}`);
 }
 
 function checkId(id: bigint, what: string): void {
@@ -55,7 +72,9 @@ function bytesSize(b: Uint8Array): number {
 }
 
 function confStateSize(cs: ConfState): number {
-  return uvarintSize(cs.voters.length) + 8 * cs.voters.length + uvarintSize(cs.learners.length) + 8 * cs.learners.length;
+  return (
+    uvarintSize(cs.voters.length) + 8 * cs.voters.length + uvarintSize(cs.learners.length) + 8 * cs.learners.length
+  );
 }
 
 /** encodedSize returns the exact number of bytes encodeInto writes for m (validating its fields). */
@@ -67,7 +86,14 @@ export function encodedSize(m: Message): number {
   checkNat(m.index, "index");
   checkNat(m.commit, "commit");
   checkNat(m.rejectHint, "rejectHint");
-  let size = 2 + 16 + uvarintSize(m.term) + uvarintSize(m.logTerm) + uvarintSize(m.index) + uvarintSize(m.commit) + uvarintSize(m.rejectHint);
+  let size =
+    2 +
+    16 +
+    uvarintSize(m.term) +
+    uvarintSize(m.logTerm) +
+    uvarintSize(m.index) +
+    uvarintSize(m.commit) +
+    uvarintSize(m.rejectHint);
   size += uvarintSize(m.entries.length);
   for (const e of m.entries) {
     checkNat(e.term, "entry term");
@@ -124,7 +150,11 @@ export function encodeInto(m: Message, b: Buffer, off: number): number {
   if (typeNumber === undefined) throw new TransportError("ENCODE", `unknown message type ${String(m.type)}`);
   const o = new Out(b, off);
   o.u8(typeNumber);
-  o.u8((m.reject ? FLAG_REJECT : 0) | (m.snapshot !== undefined ? FLAG_SNAPSHOT : 0) | (m.context !== undefined ? FLAG_CONTEXT : 0));
+  o.u8(
+    (m.reject ? FLAG_REJECT : 0) |
+      (m.snapshot !== undefined ? FLAG_SNAPSHOT : 0) |
+      (m.context !== undefined ? FLAG_CONTEXT : 0),
+  );
   o.u64(m.to);
   o.u64(m.from);
   o.uvarint(m.term);
@@ -173,7 +203,8 @@ export function encodeFrames(msgs: readonly Message[], knownSizes?: readonly num
     const size = sizes[i] ?? 0;
     b.writeUInt32LE(size, off);
     const end = encodeInto(m, b, off + FRAME_HEADER_BYTES);
-    if (end !== off + FRAME_HEADER_BYTES + size) throw new TransportError("ENCODE", `message ${i}: wrote ${end - off - 4} bytes, sized ${size}`);
+    if (end !== off + FRAME_HEADER_BYTES + size)
+      throw new TransportError("ENCODE", `message ${i}: wrote ${end - off - 4} bytes, sized ${size}`);
     off = end;
   });
   return b;
@@ -190,7 +221,8 @@ class In {
     this.view = Buffer.from(b.buffer, b.byteOffset, b.byteLength);
   }
   need(n: number, what: string): void {
-    if (this.off + n > this.end) throw new TransportError("DECODE", `${what}: need ${n} bytes at offset ${this.off}, have ${this.end - this.off}`);
+    if (this.off + n > this.end)
+      throw new TransportError("DECODE", `${what}: need ${n} bytes at offset ${this.off}, have ${this.end - this.off}`);
   }
   u8(what: string): number {
     this.need(1, what);
@@ -231,7 +263,8 @@ class In {
     return out;
   }
   done(): void {
-    if (this.off !== this.end) throw new TransportError("DECODE", `${this.end - this.off} trailing bytes after message`);
+    if (this.off !== this.end)
+      throw new TransportError("DECODE", `${this.end - this.off} trailing bytes after message`);
   }
 }
 
@@ -321,7 +354,8 @@ export class FrameParser {
     let off = 0;
     while (buf.byteLength - off >= FRAME_HEADER_BYTES) {
       const len = buf.readUInt32LE(off);
-      if (len > this.maxFrameBytes) throw new TransportError("DECODE", `frame of ${len} bytes exceeds the limit ${this.maxFrameBytes}`);
+      if (len > this.maxFrameBytes)
+        throw new TransportError("DECODE", `frame of ${len} bytes exceeds the limit ${this.maxFrameBytes}`);
       if (buf.byteLength - off - FRAME_HEADER_BYTES < len) break;
       const start = off + FRAME_HEADER_BYTES;
       off = start + len;
@@ -334,7 +368,8 @@ export class FrameParser {
       const rest = buf.subarray(off);
       this.pending.push(rest);
       this.pendingLength = rest.byteLength;
-      this.wantBytes = rest.byteLength >= FRAME_HEADER_BYTES ? FRAME_HEADER_BYTES + rest.readUInt32LE(0) : FRAME_HEADER_BYTES;
+      this.wantBytes =
+        rest.byteLength >= FRAME_HEADER_BYTES ? FRAME_HEADER_BYTES + rest.readUInt32LE(0) : FRAME_HEADER_BYTES;
     }
   }
 }

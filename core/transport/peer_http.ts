@@ -30,7 +30,12 @@ export const PEER_HTTP_MAX_BODY_BYTES = 1024 * 1024;
 export const PEER_HTTP_TIMEOUT_MS = 5000;
 
 /** serveHandler answers one request with `handler`, reading its (bounded) body first. */
-export async function serveHandler(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, handler: PeerHttpHandler, clusterId: bigint): Promise<void> {
+export async function serveHandler(
+  stream: http2.ServerHttp2Stream,
+  headers: http2.IncomingHttpHeaders,
+  handler: PeerHttpHandler,
+  clusterId: bigint,
+): Promise<void> {
   const url = new URL(String(headers[":path"] ?? "/"), "http://peer");
   let res: PeerHttpResponse;
   try {
@@ -38,7 +43,8 @@ export async function serveHandler(stream: http2.ServerHttp2Stream, headers: htt
     let size = 0;
     for await (const c of stream as AsyncIterable<Buffer>) {
       size += c.byteLength;
-      if (size > PEER_HTTP_MAX_BODY_BYTES) throw new TransportError("INVALID_ARGUMENT", `request body over ${PEER_HTTP_MAX_BODY_BYTES} bytes`);
+      if (size > PEER_HTTP_MAX_BODY_BYTES)
+        throw new TransportError("INVALID_ARGUMENT", `request body over ${PEER_HTTP_MAX_BODY_BYTES} bytes`);
       chunks.push(c);
     }
     const method = String(headers[":method"] ?? "GET");
@@ -47,7 +53,11 @@ export async function serveHandler(stream: http2.ServerHttp2Stream, headers: htt
     res = { status: err instanceof TransportError ? 413 : 500, body: err instanceof Error ? err.message : String(err) };
   }
   if (stream.destroyed || stream.closed) return;
-  stream.respond({ ":status": res.status, "content-type": res.contentType ?? "text/plain; charset=utf-8", [HEADER.clusterId]: idToHex(clusterId) });
+  stream.respond({
+    ":status": res.status,
+    "content-type": res.contentType ?? "text/plain; charset=utf-8",
+    [HEADER.clusterId]: idToHex(clusterId),
+  });
   stream.end(res.body);
 }
 
@@ -78,7 +88,10 @@ export function peerRequest(peerUrl: string, path: string, opts: PeerRequestOpti
       reject(err);
     };
     session.on("error", fail);
-    const req = session.request({ ":method": opts.method ?? "GET", ":path": path }, { endStream: opts.body === undefined });
+    const req = session.request(
+      { ":method": opts.method ?? "GET", ":path": path },
+      { endStream: opts.body === undefined },
+    );
     req.on("error", fail);
     req.once("response", (headers) => {
       const chunks: Buffer[] = [];
@@ -88,7 +101,9 @@ export function peerRequest(peerUrl: string, path: string, opts: PeerRequestOpti
         resolve({ status: Number(headers[":status"]), headers, body: Buffer.concat(chunks) });
       });
     });
-    req.once("close", () => fail(new Error(`${peerUrl}${path}: stream closed before a reply (rst code ${req.rstCode ?? "none"})`)));
+    req.once("close", () =>
+      fail(new Error(`${peerUrl}${path}: stream closed before a reply (rst code ${req.rstCode ?? "none"})`)),
+    );
     if (opts.body !== undefined) req.end(opts.body);
   }).finally(() => session.close());
 }

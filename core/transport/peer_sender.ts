@@ -57,7 +57,15 @@ export class PeerSender {
   private pingTimer: NodeJS.Timeout | undefined;
   private pingSentAtMs: number | undefined;
   private lastRttMs: number | undefined;
-  private counters = { sentMsgs: 0, sentBytes: 0, writes: 0, droppedMsgs: 0, connects: 0, failures: 0, earlyRetries: 0 };
+  private counters = {
+    sentMsgs: 0,
+    sentBytes: 0,
+    writes: 0,
+    droppedMsgs: 0,
+    connects: 0,
+    failures: 0,
+    earlyRetries: 0,
+  };
 
   constructor(
     private readonly ctx: SenderContext,
@@ -226,7 +234,9 @@ export class PeerSender {
     this.session = session;
     session.on("error", (err) => this.fail(session, "connection error", err));
     session.on("close", () => this.fail(session, "connection closed"));
-    const req = session.request(requestHeaders(STREAM_PATH, this.ctx.memberId, this.id, this.ctx.clusterId), { endStream: false });
+    const req = session.request(requestHeaders(STREAM_PATH, this.ctx.memberId, this.id, this.ctx.clusterId), {
+      endStream: false,
+    });
     this.stream = req;
     req.on("response", (headers) => this.onResponse(session, headers));
     req.on("error", (err) => this.fail(session, "stream error", err));
@@ -310,7 +320,11 @@ export class PeerSender {
     const wasActive = this.active;
     this.teardown(why);
     this.counters.failures++;
-    const fields = { "remote-peer-id": idToHex(this.id), reason: why, error: err instanceof Error ? err.message : undefined };
+    const fields = {
+      "remote-peer-id": idToHex(this.id),
+      reason: why,
+      error: err instanceof Error ? err.message : undefined,
+    };
     if (wasActive) {
       this.ctx.log("warn", "lost stream connection with remote peer", fields);
       this.ctx.peerStatus(this.id, false);
@@ -336,7 +350,11 @@ export class PeerSender {
     this.pingTimer = undefined;
     this.pingSentAtMs = undefined;
     session?.destroy();
-    if (wasActive && this.closed) this.ctx.log("info", "closed stream connection with remote peer", { "remote-peer-id": idToHex(this.id), reason: why });
+    if (wasActive && this.closed)
+      this.ctx.log("info", "closed stream connection with remote peer", {
+        "remote-peer-id": idToHex(this.id),
+        reason: why,
+      });
   }
 }
 

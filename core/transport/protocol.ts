@@ -76,7 +76,12 @@ export function refusalOf(headers: IncomingHttpHeaders, local: LocalIdentity): R
     return { reason: RefusalReason.ClusterIdMismatch, status: 412, body: "cluster ID mismatch", fields };
   }
   if (local.isRemoved(from)) {
-    return { reason: RefusalReason.MemberRemoved, status: 410, body: "removed member", fields: { "remote-peer-id": idToHex(from) } };
+    return {
+      reason: RefusalReason.MemberRemoved,
+      status: 410,
+      body: "removed member",
+      fields: { "remote-peer-id": idToHex(from) },
+    };
   }
   if (to !== local.memberId) {
     const fields = { "remote-peer-id": idToHex(from), got: idToHex(to), want: idToHex(local.memberId) };

@@ -37,14 +37,22 @@ function corrupt(detail: string): TransportError {
 }
 
 function checkMsgSnap(m: Message, from: NodeId, self: NodeId): void {
-  if (m.type !== MessageType.Snap || m.snapshot === undefined) throw corrupt(`first frame is ${m.type}, not a MsgSnap with a snapshot`);
+  if (m.type !== MessageType.Snap || m.snapshot === undefined)
+    throw corrupt(`first frame is ${m.type}, not a MsgSnap with a snapshot`);
   if (m.from !== from || m.to !== self) {
-    throw corrupt(`MsgSnap from ${idToHex(m.from)} to ${idToHex(m.to)} on a request from ${idToHex(from)} to ${idToHex(self)}`);
+    throw corrupt(
+      `MsgSnap from ${idToHex(m.from)} to ${idToHex(m.to)} on a request from ${idToHex(from)} to ${idToHex(self)}`,
+    );
   }
 }
 
 /** receiveSnapshot reads the request body to the end; resolves with the whole, checked body on disk, or throws. */
-export async function receiveSnapshot(stream: ServerHttp2Stream, from: NodeId, self: NodeId, snapshotDir: string): Promise<ReceivedSnapshot> {
+export async function receiveSnapshot(
+  stream: ServerHttp2Stream,
+  from: NodeId,
+  self: NodeId,
+  snapshotDir: string,
+): Promise<ReceivedSnapshot> {
   const tmp = join(snapshotDir, `.recv-${idToHex(from)}-${randomBytes(6).toString("hex")}.tmp`);
   const fh = await open(tmp, "w");
   let closed = false;
@@ -66,7 +74,8 @@ export async function receiveSnapshot(stream: ServerHttp2Stream, from: NodeId, s
           m = decodeMessage(payload);
           checkMsgSnap(m, from, self);
         } else if (kind === SnapFrame.Chunk) {
-          if (payload.byteLength === 0 || payload.byteLength > SNAPSHOT_CHUNK_BYTES) throw corrupt(`chunk of ${payload.byteLength} bytes`);
+          if (payload.byteLength === 0 || payload.byteLength > SNAPSHOT_CHUNK_BYTES)
+            throw corrupt(`chunk of ${payload.byteLength} bytes`);
           hash.update(payload);
           total += payload.byteLength;
           await fh.write(payload);
@@ -78,11 +87,16 @@ export async function receiveSnapshot(stream: ServerHttp2Stream, from: NodeId, s
       }
     }
     if (m === undefined) throw corrupt("the request ended before the MsgSnap");
-    if (trailer === undefined) throw corrupt(`truncated: the body ended after ${total} bytes (+${parser.pendingBytes} partial) without its trailer`);
+    if (trailer === undefined)
+      throw corrupt(
+        `truncated: the body ended after ${total} bytes (+${parser.pendingBytes} partial) without its trailer`,
+      );
     if (trailer.totalBytes !== total) throw corrupt(`the trailer says ${trailer.totalBytes} bytes, ${total} arrived`);
     const digest = hash.digest();
     if (!timingSafeEqual(digest, trailer.sha256)) {
-      throw corrupt(`sha256 mismatch: got ${digest.toString("hex")}, the sender hashed ${trailer.sha256.toString("hex")}`);
+      throw corrupt(
+        `sha256 mismatch: got ${digest.toString("hex")}, the sender hashed ${trailer.sha256.toString("hex")}`,
+      );
     }
     await fh.sync();
     await fh.close();

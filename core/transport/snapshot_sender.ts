@@ -10,7 +10,12 @@ import { encodeMessage } from "./codec.js";
 import type { SenderContext } from "./context.js";
 import { HEADER, RefusalReason, SNAPSHOT_PATH, headerString, idToHex, requestHeaders } from "./protocol.js";
 import { SnapFrame, sha256Hasher, snapFrameHeader, trailerFrame } from "./snapshot_frames.js";
-import { SNAPSHOT_ATTEMPTS, SNAPSHOT_CHUNK_BYTES, SNAPSHOT_IDLE_TIMEOUT_MS, SNAPSHOT_RETRY_BACKOFF_MS } from "./transport_limits.js";
+import {
+  SNAPSHOT_ATTEMPTS,
+  SNAPSHOT_CHUNK_BYTES,
+  SNAPSHOT_IDLE_TIMEOUT_MS,
+  SNAPSHOT_RETRY_BACKOFF_MS,
+} from "./transport_limits.js";
 import { connectSession, parsePeerUrl } from "./urls.js";
 
 export interface SnapshotJob {
@@ -46,9 +51,20 @@ export async function sendSnapshotWithRetry(ctx: SenderContext, job: SnapshotJob
     if (url === undefined) return false;
     const startMs = Date.now();
     const outcome = await sendOnce(ctx, job, url, attempt).catch(
-      (err: unknown): Outcome => ({ ok: false, retry: true, why: err instanceof Error ? err.message : String(err), bytes: 0 }),
+      (err: unknown): Outcome => ({
+        ok: false,
+        retry: true,
+        why: err instanceof Error ? err.message : String(err),
+        bytes: 0,
+      }),
     );
-    const fields = { "remote-peer-id": peer, attempt, index: job.m.snapshot?.metadata.index, bytes: outcome.bytes, ms: Date.now() - startMs };
+    const fields = {
+      "remote-peer-id": peer,
+      attempt,
+      index: job.m.snapshot?.metadata.index,
+      bytes: outcome.bytes,
+      ms: Date.now() - startMs,
+    };
     if (outcome.ok) {
       ctx.log("info", "sent database snapshot to remote peer", fields);
       return true;
@@ -66,7 +82,9 @@ async function sendOnce(ctx: SenderContext, job: SnapshotJob, url: string, attem
   const cancel = (): void => void session.destroy();
   job.signal.addEventListener("abort", cancel);
   try {
-    const req = session.request(requestHeaders(SNAPSHOT_PATH, ctx.memberId, job.peer, ctx.clusterId), { endStream: false });
+    const req = session.request(requestHeaders(SNAPSHOT_PATH, ctx.memberId, job.peer, ctx.clusterId), {
+      endStream: false,
+    });
     req.setTimeout(SNAPSHOT_IDLE_TIMEOUT_MS, () => req.close(http2.constants.NGHTTP2_CANCEL));
     const response = responseOf(req);
     let answered = false;
@@ -88,7 +106,10 @@ async function sendOnce(ctx: SenderContext, job: SnapshotJob, url: string, attem
       throw writeError ?? err;
     });
     if (res.status === 204 || res.status === 200) return { ok: true, retry: false, why: "", bytes };
-    const refused = res.reason === RefusalReason.ClusterIdMismatch || res.reason === RefusalReason.MemberRemoved || res.reason === RefusalReason.ToMismatch;
+    const refused =
+      res.reason === RefusalReason.ClusterIdMismatch ||
+      res.reason === RefusalReason.MemberRemoved ||
+      res.reason === RefusalReason.ToMismatch;
     if (refused) ctx.refused(job.peer, res.reason as RefusalReason, "outbound");
     return { ok: false, retry: !refused, why: `status ${res.status}: ${res.body || res.reason || ""}`, bytes };
   } finally {
@@ -98,7 +119,13 @@ async function sendOnce(ctx: SenderContext, job: SnapshotJob, url: string, attem
 }
 
 /** writeBody streams the MsgSnap frame, the chunks and the trailer; returns the body bytes sent. */
-async function writeBody(ctx: SenderContext, job: SnapshotJob, req: http2.ClientHttp2Stream, attempt: number, answered: () => boolean): Promise<number> {
+async function writeBody(
+  ctx: SenderContext,
+  job: SnapshotJob,
+  req: http2.ClientHttp2Stream,
+  attempt: number,
+  answered: () => boolean,
+): Promise<number> {
   const msg = encodeMessage(job.m);
   await write(req, Buffer.concat([snapFrameHeader(SnapFrame.Msg, msg.byteLength), msg]));
   const hash = sha256Hasher();
@@ -107,7 +134,11 @@ async function writeBody(ctx: SenderContext, job: SnapshotJob, req: http2.Client
   for await (const piece of job.body()) {
     for (let off = 0; off < piece.byteLength; off += SNAPSHOT_CHUNK_BYTES) {
       if (answered()) return total; // the receiver answered early: a refusal or an error; stop sending
-      const chunk = Buffer.from(piece.buffer, piece.byteOffset + off, Math.min(SNAPSHOT_CHUNK_BYTES, piece.byteLength - off));
+      const chunk = Buffer.from(
+        piece.buffer,
+        piece.byteOffset + off,
+        Math.min(SNAPSHOT_CHUNK_BYTES, piece.byteLength - off),
+      );
       hash.update(chunk);
       total += chunk.byteLength;
       const wire = ctx.faults().snapshotChunk?.(attempt, chunkIndex++, chunk) ?? chunk;
@@ -150,7 +181,9 @@ function responseOf(req: http2.ClientHttp2Stream): Promise<Response> {
       req.once("end", () => resolve({ status, reason, body: Buffer.concat(chunks).toString("utf8") }));
     });
     req.once("error", reject);
-    req.once("close", () => reject(new Error(`snapshot stream closed before a response (rst code ${req.rstCode ?? "none"})`)));
+    req.once("close", () =>
+      reject(new Error(`snapshot stream closed before a response (rst code ${req.rstCode ?? "none"})`)),
+    );
   });
 }
 

@@ -15,15 +15,37 @@ import type { Logger, PeerTimeouts, SenderContext, TransportFaults } from "./con
 import { TransportError } from "./errors.js";
 import { type PeerHttpHandler, serveHandler } from "./peer_http.js";
 import { PeerSender, type PeerStats } from "./peer_sender.js";
-import { HEADER, RefusalReason, SNAPSHOT_PATH, STREAM_PATH, hexToId, headerString, idToHex, refusalOf } from "./protocol.js";
+import {
+  HEADER,
+  RefusalReason,
+  SNAPSHOT_PATH,
+  STREAM_PATH,
+  hexToId,
+  headerString,
+  idToHex,
+  refusalOf,
+} from "./protocol.js";
 import { receiveSnapshot } from "./snapshot_receiver.js";
 import { sendSnapshotWithRetry } from "./snapshot_sender.js";
-import { MAX_FRAME_BYTES, PEER_PING_INTERVAL_MS, PEER_PING_TIMEOUT_MS, RECONNECT_BACKOFF_MAX_MS, RECONNECT_BACKOFF_MIN_MS, STREAM_DIAL_TIMEOUT_MS } from "./transport_limits.js";
+import {
+  MAX_FRAME_BYTES,
+  PEER_PING_INTERVAL_MS,
+  PEER_PING_TIMEOUT_MS,
+  RECONNECT_BACKOFF_MAX_MS,
+  RECONNECT_BACKOFF_MIN_MS,
+  STREAM_DIAL_TIMEOUT_MS,
+} from "./transport_limits.js";
 import { type PeerServer, type PeerTarget, type TransportTls, createPeerServer, parsePeerUrl } from "./urls.js";
 
 export type { Logger, PeerTimeouts, TransportFaults } from "./context.js";
 export type { PeerStats } from "./peer_sender.js";
-export { type PeerHttpHandler, type PeerHttpRequest, type PeerHttpResponse, type PeerReply, peerRequest } from "./peer_http.js";
+export {
+  type PeerHttpHandler,
+  type PeerHttpRequest,
+  type PeerHttpResponse,
+  type PeerReply,
+  peerRequest,
+} from "./peer_http.js";
 export type { RefusalReason } from "./protocol.js";
 export type { TransportTls } from "./urls.js";
 
@@ -79,7 +101,12 @@ export interface PeerNetworkStats {
 
 export interface NetworkStats {
   readonly peers: readonly PeerNetworkStats[];
-  readonly snapshots: { readonly sentOk: number; readonly sentFailed: number; readonly receivedOk: number; readonly receivedFailed: number };
+  readonly snapshots: {
+    readonly sentOk: number;
+    readonly sentFailed: number;
+    readonly receivedOk: number;
+    readonly receivedFailed: number;
+  };
   /** Inbound peer connections refused by the TLS checks since start. */
   readonly rejectedConnections: number;
 }
@@ -120,7 +147,8 @@ export class PeerTransport {
     this.faults = opts.faults ?? {};
     const targets = opts.listenUrls.map(parsePeerUrl);
     const hooks = { onRejected: (line: string) => this.rejected(line), isOpen: () => !this.stopped };
-    for (const t of targets) this.listeners.push({ target: t, server: createPeerServer(t.secure, opts.tls, hooks), url: t.url });
+    for (const t of targets)
+      this.listeners.push({ target: t, server: createPeerServer(t.secure, opts.tls, hooks), url: t.url });
     this.ctx = this.senderContext();
   }
 
@@ -161,14 +189,20 @@ export class PeerTransport {
         if (l.target.kind === "tcp") sock.setNoDelay(true);
       });
       l.server.h2.on("session", (s: http2.ServerHttp2Session) => this.trackSession(s));
-      l.server.h2.on("stream", (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => this.handleStream(stream, headers));
+      l.server.h2.on("stream", (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) =>
+        this.handleStream(stream, headers),
+      );
       await listen(l);
     }
-    this.log("info", "peer transport listening", { "local-member-id": idToHex(this.opts.memberId), urls: this.boundUrls });
+    this.log("info", "peer transport listening", {
+      "local-member-id": idToHex(this.opts.memberId),
+      urls: this.boundUrls,
+    });
   }
 
   addPeer(id: NodeId, urls: readonly string[]): void {
-    if (this.removed.has(id)) throw new TransportError("INVALID_ARGUMENT", `member ${idToHex(id)} was removed and cannot be added back`);
+    if (this.removed.has(id))
+      throw new TransportError("INVALID_ARGUMENT", `member ${idToHex(id)} was removed and cannot be added back`);
     if (id === this.opts.memberId) throw new TransportError("INVALID_ARGUMENT", `member ${idToHex(id)} is this member`);
     if (this.peers.has(id) || this.stopped) return;
     this.peers.set(id, new PeerSender(this.ctx, id, urls));
@@ -200,12 +234,16 @@ export class PeerTransport {
   send(msgs: readonly Message[]): void {
     if (this.stopped) return;
     for (const m of msgs) {
-      if (m.type === MessageType.Snap) throw new TransportError("INVALID_ARGUMENT", "MsgSnap goes through sendSnapshot()");
+      if (m.type === MessageType.Snap)
+        throw new TransportError("INVALID_ARGUMENT", "MsgSnap goes through sendSnapshot()");
       const peer = this.peers.get(m.to);
       if (peer === undefined) {
         if (!this.warnedUnknown.has(m.to)) {
           this.warnedUnknown.add(m.to); // once per id: the server may keep sending to a member it just removed
-          this.log("warn", "ignored message send request; unknown remote peer target", { type: m.type, "unknown-target-peer-id": idToHex(m.to) });
+          this.log("warn", "ignored message send request; unknown remote peer target", {
+            type: m.type,
+            "unknown-target-peer-id": idToHex(m.to),
+          });
         }
         continue;
       }
@@ -218,7 +256,11 @@ export class PeerTransport {
   private dropped(peer: PeerSender, m: Message, why: "full" | "too-large"): void {
     const stats = peer.stats();
     if (why === "too-large") {
-      this.log("error", "dropped internal Raft message larger than the frame limit", { type: m.type, "remote-peer-id": idToHex(peer.id), limit: MAX_FRAME_BYTES });
+      this.log("error", "dropped internal Raft message larger than the frame limit", {
+        type: m.type,
+        "remote-peer-id": idToHex(peer.id),
+        limit: MAX_FRAME_BYTES,
+      });
       this.opts.onUnreachable?.(peer.id);
       return;
     }
@@ -237,16 +279,24 @@ export class PeerTransport {
   /** sendSnapshot sends a MsgSnap with its body on a request of its own; the outcome goes to onSnapshotStatus. */
   sendSnapshot(m: Message, body: () => AsyncIterable<Uint8Array>): void {
     if (m.type !== MessageType.Snap || m.snapshot === undefined) {
-      throw new TransportError("INVALID_ARGUMENT", `sendSnapshot of ${m.type} (snapshot ${m.snapshot === undefined ? "missing" : "present"})`);
+      throw new TransportError(
+        "INVALID_ARGUMENT",
+        `sendSnapshot of ${m.type} (snapshot ${m.snapshot === undefined ? "missing" : "present"})`,
+      );
     }
     const msgBytes = encodedSize(m);
     if (msgBytes > MAX_FRAME_BYTES) {
-      throw new TransportError("INVALID_ARGUMENT", `MsgSnap of ${msgBytes} bytes over the ${MAX_FRAME_BYTES}-byte frame limit: put the bulk in the body`);
+      throw new TransportError(
+        "INVALID_ARGUMENT",
+        `MsgSnap of ${msgBytes} bytes over the ${MAX_FRAME_BYTES}-byte frame limit: put the bulk in the body`,
+      );
     }
     const peer = this.peers.get(m.to);
     if (this.stopped) return;
     if (peer === undefined) {
-      this.log("warn", "ignored snapshot send request; unknown remote peer target", { "unknown-target-peer-id": idToHex(m.to) });
+      this.log("warn", "ignored snapshot send request; unknown remote peer target", {
+        "unknown-target-peer-id": idToHex(m.to),
+      });
       this.opts.onSnapshotStatus?.(m.to, false);
       return;
     }
@@ -311,7 +361,9 @@ export class PeerTransport {
     for (const s of this.sessions) s.destroy();
     this.sessions.clear();
     if (this.started) {
-      await Promise.all(this.listeners.map((l) => new Promise<void>((resolve) => l.server.listener.close(() => resolve()))));
+      await Promise.all(
+        this.listeners.map((l) => new Promise<void>((resolve) => l.server.listener.close(() => resolve()))),
+      );
       for (const l of this.listeners) if (l.target.kind === "unix") await rm(l.target.path, { force: true });
     }
     this.log("info", "peer transport stopped", { "local-member-id": idToHex(this.opts.memberId) });
@@ -345,7 +397,11 @@ export class PeerTransport {
       respondAndClose(stream, 404, { [HEADER.refusal]: RefusalReason.BadRequest }, `unknown path ${String(path)}`);
       return;
     }
-    const refusal = refusalOf(headers, { memberId: this.opts.memberId, clusterId: this.opts.clusterId, isRemoved: (id) => this.removed.has(id) });
+    const refusal = refusalOf(headers, {
+      memberId: this.opts.memberId,
+      clusterId: this.opts.clusterId,
+      isRemoved: (id) => this.removed.has(id),
+    });
     if (refusal !== undefined) {
       this.refuse(stream, headers, refusal);
       return;
@@ -355,7 +411,11 @@ export class PeerTransport {
     else void this.acceptSnapshot(stream, from);
   }
 
-  private refuse(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, refusal: NonNullable<ReturnType<typeof refusalOf>>): void {
+  private refuse(
+    stream: http2.ServerHttp2Stream,
+    headers: http2.IncomingHttpHeaders,
+    refusal: NonNullable<ReturnType<typeof refusalOf>>,
+  ): void {
     const msg =
       refusal.reason === RefusalReason.ClusterIdMismatch
         ? `request cluster ID mismatch (got ${String(refusal.fields["got"])} want ${String(refusal.fields["want"])})`
@@ -383,7 +443,10 @@ export class PeerTransport {
       try {
         parser.push(chunk);
       } catch (err) {
-        this.log("error", "closing peer stream on a bad frame", { "remote-peer-id": idToHex(from), error: err instanceof Error ? err.message : String(err) });
+        this.log("error", "closing peer stream on a bad frame", {
+          "remote-peer-id": idToHex(from),
+          error: err instanceof Error ? err.message : String(err),
+        });
         stream.close(http2.constants.NGHTTP2_PROTOCOL_ERROR);
       }
     });
@@ -394,7 +457,10 @@ export class PeerTransport {
 
   private deliver(m: Message, streamFrom: NodeId): void {
     if (m.from !== streamFrom || m.to !== this.opts.memberId) {
-      throw new TransportError("DECODE", `message ${idToHex(m.from)}→${idToHex(m.to)} on the stream of ${idToHex(streamFrom)}`);
+      throw new TransportError(
+        "DECODE",
+        `message ${idToHex(m.from)}→${idToHex(m.to)} on the stream of ${idToHex(streamFrom)}`,
+      );
     }
     // A removal closes the sender's stream, but frames already read in the same chunk must not get through.
     if (this.removed.has(m.from) || this.stopped) return;
@@ -405,7 +471,11 @@ export class PeerTransport {
       this.opts.onMessage(m);
     } catch (err) {
       // The server's bug must not look like a bad frame and cut the stream for every later message.
-      this.log("error", "onMessage threw", { "remote-peer-id": idToHex(m.from), type: m.type, error: err instanceof Error ? err.message : String(err) });
+      this.log("error", "onMessage threw", {
+        "remote-peer-id": idToHex(m.from),
+        type: m.type,
+        error: err instanceof Error ? err.message : String(err),
+      });
     }
   }
 
@@ -413,8 +483,14 @@ export class PeerTransport {
     const startMs = Date.now();
     try {
       const got = await receiveSnapshot(stream, from, this.opts.memberId, this.opts.snapshotDir);
-      if (this.removed.has(from) || this.stopped) throw new TransportError("MEMBER_REMOVED", `snapshot from ${idToHex(from)}`);
-      this.log("info", "received and saved database snapshot", { "remote-peer-id": idToHex(from), bytes: got.bytes, ms: Date.now() - startMs, path: got.path });
+      if (this.removed.has(from) || this.stopped)
+        throw new TransportError("MEMBER_REMOVED", `snapshot from ${idToHex(from)}`);
+      this.log("info", "received and saved database snapshot", {
+        "remote-peer-id": idToHex(from),
+        bytes: got.bytes,
+        ms: Date.now() - startMs,
+        path: got.path,
+      });
       this.snapshotCounters.receivedOk++;
       this.opts.onSnapshot(got.m, got.path);
       respondAndClose(stream, 204, {}, "");
@@ -428,7 +504,12 @@ export class PeerTransport {
 }
 
 /** respondAndClose answers a request that will not be read further (when the stream can still answer). */
-function respondAndClose(stream: http2.ServerHttp2Stream, status: number, headers: Record<string, string>, body: string): void {
+function respondAndClose(
+  stream: http2.ServerHttp2Stream,
+  status: number,
+  headers: Record<string, string>,
+  body: string,
+): void {
   if (stream.destroyed || stream.closed) return;
   if (!stream.headersSent) stream.respond({ ":status": status, "content-type": "text/plain", ...headers });
   stream.end(body);

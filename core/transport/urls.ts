@@ -10,7 +10,13 @@ import { TransportError } from "./errors.js";
 import { HTTP2_MAX_FRAME_BYTES, HTTP2_SESSION_WINDOW_BYTES, HTTP2_STREAM_WINDOW_BYTES } from "./transport_limits.js";
 
 export type PeerTarget =
-  | { readonly kind: "tcp"; readonly secure: boolean; readonly host: string; readonly port: number; readonly url: string }
+  | {
+      readonly kind: "tcp";
+      readonly secure: boolean;
+      readonly host: string;
+      readonly port: number;
+      readonly url: string;
+    }
   | { readonly kind: "unix"; readonly secure: boolean; readonly path: string; readonly url: string };
 
 /** TLS seam for the security work: options for the listening side and for sessions to peers (https/unixs). */
@@ -51,7 +57,11 @@ export function parsePeerUrl(raw: string): PeerTarget {
   return { kind: "tcp", secure: scheme === "https", host, port: Number(u.port), url: raw };
 }
 
-const SETTINGS: http2.Settings = { initialWindowSize: HTTP2_STREAM_WINDOW_BYTES, maxFrameSize: HTTP2_MAX_FRAME_BYTES, enablePush: false };
+const SETTINGS: http2.Settings = {
+  initialWindowSize: HTTP2_STREAM_WINDOW_BYTES,
+  maxFrameSize: HTTP2_MAX_FRAME_BYTES,
+  enablePush: false,
+};
 
 function clientTls(target: PeerTarget, opts: TransportTls | undefined): http2.SecureClientSessionOptions {
   if (opts?.client === undefined) throw new TransportError("BAD_URL", `${target.url} needs TLS client options`);
@@ -65,7 +75,9 @@ export function connectSession(target: PeerTarget, opts: TransportTls | undefine
   if (target.kind === "unix") {
     const secure = target.secure ? clientTls(target, opts) : undefined;
     const createConnection = (): net.Socket =>
-      secure !== undefined ? tls.connect({ ...secure, path: target.path, ALPNProtocols: ["h2"] }) : net.connect(target.path);
+      secure !== undefined
+        ? tls.connect({ ...secure, path: target.path, ALPNProtocols: ["h2"] })
+        : net.connect(target.path);
     session = http2.connect(target.secure ? "https://localhost" : "http://localhost", { ...base, createConnection });
   } else {
     // Our own sockets, so Nagle is off (raft's small messages must not wait for an ACK); SNI only for names.
@@ -74,10 +86,21 @@ export function connectSession(target: PeerTarget, opts: TransportTls | undefine
     const servername = net.isIP(host) === 0 ? host : undefined;
     const createConnection = (): net.Socket =>
       secure !== undefined
-        ? tls.connect({ ...secure, host, port, ...(servername !== undefined ? { servername } : {}), ALPNProtocols: ["h2"] }).setNoDelay(true)
+        ? tls
+            .connect({
+              ...secure,
+              host,
+              port,
+              ...(servername !== undefined ? { servername } : {}),
+              ALPNProtocols: ["h2"],
+            })
+            .setNoDelay(true)
         : net.connect({ host, port, noDelay: true });
     const authorityHost = host.includes(":") ? `[${host}]` : host;
-    session = http2.connect(`${target.secure ? "https" : "http"}://${authorityHost}:${port}`, { ...base, createConnection });
+    session = http2.connect(`${target.secure ? "https" : "http"}://${authorityHost}:${port}`, {
+      ...base,
+      createConnection,
+    });
   }
   session.once("connect", () => {
     if (!session.destroyed) session.setLocalWindowSize(HTTP2_SESSION_WINDOW_BYTES);
@@ -108,12 +131,17 @@ export function createPeerServer(secure: boolean, opts: TransportTls | undefined
   const base = { settings: SETTINGS, maxSessionMemory: 64 };
   const h2 = http2.createServer(base);
   if (!secure) return { listener: h2, h2 };
-  if (opts?.server === undefined) throw new TransportError("BAD_URL", "https/unixs listen URLs need TLS server options");
+  if (opts?.server === undefined)
+    throw new TransportError("BAD_URL", "https/unixs listen URLs need TLS server options");
   const refuse = opts.refuseInbound;
   const listener = tls.createServer({ ...opts.server, ALPNProtocols: ["h2"] }, (socket) => {
     void (refuse?.(socket) ?? Promise.resolve(undefined)).then(
       (line) => handOver(socket, line),
-      (err: unknown) => handOver(socket, `rejected connection (error ${JSON.stringify(err instanceof Error ? err.message : String(err))})`),
+      (err: unknown) =>
+        handOver(
+          socket,
+          `rejected connection (error ${JSON.stringify(err instanceof Error ? err.message : String(err))})`,
+        ),
     );
   });
   const handOver = (socket: tls.TLSSocket, line: string | undefined): void => {
@@ -127,7 +155,10 @@ export function createPeerServer(secure: boolean, opts: TransportTls | undefined
   listener.on("tlsClientError", (err: Error & { code?: string }, socket: tls.TLSSocket) => {
     if (err.code === "ECONNRESET") return; // a port probe that left without a handshake
     const remote = `${socket.remoteAddress ?? ""}:${socket.remotePort ?? ""}`;
-    hooks.onRejected(opts.handshakeFailure?.(socket, err) ?? `rejected connection from ${JSON.stringify(remote)} (error ${JSON.stringify(err.message)})`);
+    hooks.onRejected(
+      opts.handshakeFailure?.(socket, err) ??
+        `rejected connection from ${JSON.stringify(remote)} (error ${JSON.stringify(err.message)})`,
+    );
   });
   return { listener, h2 };
 }

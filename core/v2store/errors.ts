@@ -44,7 +44,16 @@ const MESSAGES: Readonly<Record<number, string>> = {
 };
 
 /** etcd's status per code; every other code answers 400. */
-const STATUS: Readonly<Record<number, number>> = { 100: 404, 102: 403, 108: 403, 110: 401, 101: 412, 105: 412, 300: 500, 301: 500 };
+const STATUS: Readonly<Record<number, number>> = {
+  100: 404,
+  102: 403,
+  108: 403,
+  110: 401,
+  101: 412,
+  105: 412,
+  300: 500,
+  301: 500,
+};
 
 export interface V2ErrorJson {
   readonly errorCode: number;
@@ -73,7 +82,9 @@ export class V2Error extends Error {
   /** Go's encoding drops an empty cause (omitempty) and keeps index even when 0. */
   toJSON(): V2ErrorJson {
     const message = MESSAGES[this.errorCode] ?? "Unknown error";
-    return this.cause === "" ? { errorCode: this.errorCode, message, index: this.index } : { errorCode: this.errorCode, message, cause: this.cause, index: this.index };
+    return this.cause === ""
+      ? { errorCode: this.errorCode, message, index: this.index }
+      : { errorCode: this.errorCode, message, cause: this.cause, index: this.index };
   }
 
   static fromJSON(j: V2ErrorJson): V2Error {

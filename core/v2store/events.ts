@@ -5,7 +5,15 @@
 import { V2Code, V2Error } from "./errors.js";
 import type { NodeJson } from "./node.js";
 
-export type V2Action = "get" | "create" | "set" | "update" | "delete" | "compareAndSwap" | "compareAndDelete" | "expire";
+export type V2Action =
+  | "get"
+  | "create"
+  | "set"
+  | "update"
+  | "delete"
+  | "compareAndSwap"
+  | "compareAndDelete"
+  | "expire";
 
 export interface V2Event {
   readonly action: V2Action;
@@ -58,7 +66,8 @@ export class EventHistory {
   /** The first event at or after `index` that concerns `key`; a 401 error when `index` left the history. */
   scan(key: string, recursive: boolean, index: number): V2Event | undefined {
     const start = this.startIndex;
-    if (index < start) throw new V2Error(V2Code.EventIndexCleared, `the requested history has been cleared [${start}/${index}]`, 0);
+    if (index < start)
+      throw new V2Error(V2Code.EventIndexCleared, `the requested history has been cleared [${start}/${index}]`, 0);
     for (const e of this.#events) {
       if (eventIndex(e) < index || e.refresh === true) continue;
       if (historyMatches(e, key, recursive)) return e;

@@ -24,8 +24,23 @@ export interface NodeJson {
   createdIndex?: number;
 }
 
-export function newNode(path: string, parent: V2Node | undefined, dir: boolean, value: string, index: number, expireNs: bigint): V2Node {
-  return { path, value, children: dir ? new Map() : undefined, createdIndex: index, modifiedIndex: index, expireNs, parent };
+export function newNode(
+  path: string,
+  parent: V2Node | undefined,
+  dir: boolean,
+  value: string,
+  index: number,
+  expireNs: bigint,
+): V2Node {
+  return {
+    path,
+    value,
+    children: dir ? new Map() : undefined,
+    createdIndex: index,
+    modifiedIndex: index,
+    expireNs,
+    parent,
+  };
 }
 
 export function nameOf(path: string): string {
@@ -41,7 +56,10 @@ export function isHidden(n: V2Node): boolean {
 export function formatNs(ns: bigint): string {
   const ms = Number(ns / 1_000_000n);
   const base = new Date(ms).toISOString().slice(0, 19);
-  const frac = (((ns % 1_000_000_000n) + 1_000_000_000n) % 1_000_000_000n).toString().padStart(9, "0").replace(/0+$/, "");
+  const frac = (((ns % 1_000_000_000n) + 1_000_000_000n) % 1_000_000_000n)
+    .toString()
+    .padStart(9, "0")
+    .replace(/0+$/, "");
   return frac === "" ? `${base}Z` : `${base}.${frac}Z`;
 }
 

@@ -34,10 +34,17 @@ export function applyV2(store: V2Store, r: V2Request): V2Event | undefined {
     case "POST":
       return store.create(r.path, r.dir === true, value, true, ttl);
     case "DELETE":
-      return compares ? store.compareAndDelete(r.path, prevValue, prevIndex) : store.delete(r.path, r.dir === true, r.recursive === true);
+      return compares
+        ? store.compareAndDelete(r.path, prevValue, prevIndex)
+        : store.delete(r.path, r.dir === true, r.recursive === true);
     case "PUT":
-      if (r.prevExist === true) return compares ? store.compareAndSwap(r.path, prevValue, prevIndex, value, ttl) : store.update(r.path, value, ttl);
+      if (r.prevExist === true)
+        return compares
+          ? store.compareAndSwap(r.path, prevValue, prevIndex, value, ttl)
+          : store.update(r.path, value, ttl);
       if (r.prevExist === false) return store.create(r.path, r.dir === true, value, false, ttl);
-      return compares ? store.compareAndSwap(r.path, prevValue, prevIndex, value, ttl) : store.set(r.path, r.dir === true, value, ttl);
+      return compares
+        ? store.compareAndSwap(r.path, prevValue, prevIndex, value, ttl)
+        : store.set(r.path, r.dir === true, value, ttl);
   }
 }

@@ -16,9 +16,21 @@ export interface TtlOptions {
 }
 
 export const STAT_NAMES = [
-  "getsSuccess", "getsFail", "setsSuccess", "setsFail", "deleteSuccess", "deleteFail", "updateSuccess", "updateFail",
-  "createSuccess", "createFail", "compareAndSwapSuccess", "compareAndSwapFail", "compareAndDeleteSuccess",
-  "compareAndDeleteFail", "expireCount",
+  "getsSuccess",
+  "getsFail",
+  "setsSuccess",
+  "setsFail",
+  "deleteSuccess",
+  "deleteFail",
+  "updateSuccess",
+  "updateFail",
+  "createSuccess",
+  "createFail",
+  "compareAndSwapSuccess",
+  "compareAndSwapFail",
+  "compareAndDeleteSuccess",
+  "compareAndDeleteFail",
+  "expireCount",
 ] as const;
 type StatName = (typeof STAT_NAMES)[number];
 
@@ -56,7 +68,10 @@ export class V2Store {
   /** History changes since the last takeDirty: events recorded, and indexes of events that fell out. */
   #eventsAdded: V2Event[] = [];
   #eventsDropped: number[] = [];
-  readonly stats: Record<StatName, number> = Object.fromEntries(STAT_NAMES.map((n) => [n, 0])) as Record<StatName, number>;
+  readonly stats: Record<StatName, number> = Object.fromEntries(STAT_NAMES.map((n) => [n, 0])) as Record<
+    StatName,
+    number
+  >;
   /** Gets, failed or not, by kind (etcd_debugging_store_reads_total), and watch requests. */
   readonly reads = { get: 0, getRecursive: 0 };
   watchRequests = 0;
@@ -93,7 +108,13 @@ export class V2Store {
   }
 
   /** An event at or after `sinceIndex` from history, or undefined after registering `w` (see events.ts). */
-  watch(path: string, recursive: boolean, stream: boolean, sinceIndex: number, onEvent: (e: V2Event) => void): { event?: V2Event; startIndex: number; cancel: () => void } {
+  watch(
+    path: string,
+    recursive: boolean,
+    stream: boolean,
+    sinceIndex: number,
+    onEvent: (e: V2Event) => void,
+  ): { event?: V2Event; startIndex: number; cancel: () => void } {
     this.watchRequests++;
     const key = cleanPath(path);
     const since = sinceIndex === 0 ? this.#index + 1 : sinceIndex;
@@ -104,7 +125,8 @@ export class V2Store {
       if (err instanceof V2Error) throw new V2Error(err.errorCode, err.cause, this.#index);
       throw err;
     }
-    if (found !== undefined) return { event: { ...found, etcdIndex: this.#index }, startIndex: this.#index, cancel: () => undefined };
+    if (found !== undefined)
+      return { event: { ...found, etcdIndex: this.#index }, startIndex: this.#index, cancel: () => undefined };
     const w: V2Watcher = { key, recursive, stream, sinceIndex: since, startIndex: this.#index, onEvent };
     return { startIndex: this.#index, cancel: this.#hub.add(w) };
   }
@@ -120,7 +142,14 @@ export class V2Store {
       } catch (err) {
         if (!(err instanceof V2Error) || err.errorCode !== V2Code.KeyNotFound || ttl.refresh === true) throw err;
       }
-      const e = this.#create(p, dir, ttl.refresh === true && prev !== undefined ? prev.value : value, true, ttl.expireNs, "set");
+      const e = this.#create(
+        p,
+        dir,
+        ttl.refresh === true && prev !== undefined ? prev.value : value,
+        true,
+        ttl.expireNs,
+        "set",
+      );
       return this.#publish(e, ttl.refresh === true);
     });
   }
@@ -190,7 +219,9 @@ export class V2Store {
 
   /** Removes every key whose expiry is at or before `cutoffNs`, oldest first, one "expire" event each. */
   deleteExpired(cutoffNs: bigint): V2Event[] {
-    const due = [...this.#ttl].filter((n) => n.expireNs <= cutoffNs).sort((a, b) => (a.expireNs < b.expireNs ? -1 : a.expireNs > b.expireNs ? 1 : 0));
+    const due = [...this.#ttl]
+      .filter((n) => n.expireNs <= cutoffNs)
+      .sort((a, b) => (a.expireNs < b.expireNs ? -1 : a.expireNs > b.expireNs ? 1 : 0));
     const out: V2Event[] = [];
     for (const n of due) {
       if (!this.#ttl.has(n)) continue; // went with an expired directory above it
@@ -227,7 +258,11 @@ export class V2Store {
   }
 
   /** Rebuilds the tree from persisted records (any order), the persisted index and history (oldest first). */
-  load(index: number, records: Iterable<{ readonly path: string; readonly record: NodeRecord }>, history: Iterable<V2Event> = []): void {
+  load(
+    index: number,
+    records: Iterable<{ readonly path: string; readonly record: NodeRecord }>,
+    history: Iterable<V2Event> = [],
+  ): void {
     this.#root = newNode("/", undefined, true, "", 0, 0n);
     this.#ttl.clear();
     this.#dirty.clear();
@@ -249,7 +284,10 @@ export class V2Store {
 
   // ---- internals ----
 
-  #counted(op: "sets" | "create" | "update" | "delete" | "compareAndSwap" | "compareAndDelete", f: () => V2Event): V2Event {
+  #counted(
+    op: "sets" | "create" | "update" | "delete" | "compareAndSwap" | "compareAndDelete",
+    f: () => V2Event,
+  ): V2Event {
     const ok = (op === "sets" ? "setsSuccess" : `${op}Success`) as StatName;
     const fail = (op === "sets" ? "setsFail" : `${op}Fail`) as StatName;
     try {
@@ -294,7 +332,8 @@ export class V2Store {
       if (seg === "") continue;
       if (n.children === undefined) throw new V2Error(V2Code.NotDir, n.path, this.#index);
       const c = n.children.get(seg);
-      if (c === undefined) throw new V2Error(V2Code.KeyNotFound, n.path === "/" ? `/${seg}` : `${n.path}/${seg}`, this.#index);
+      if (c === undefined)
+        throw new V2Error(V2Code.KeyNotFound, n.path === "/" ? `/${seg}` : `${n.path}/${seg}`, this.#index);
       n = c;
     }
     return n;
@@ -306,9 +345,12 @@ export class V2Store {
     const indexOk = prevIndex === 0 || n.modifiedIndex === prevIndex;
     const valueOk = prevValue === "" || n.value === prevValue;
     if (indexOk && valueOk) return n;
-    const cause = !valueOk && indexOk
-      ? `[${prevValue} != ${n.value}]`
-      : valueOk ? `[${prevIndex} != ${n.modifiedIndex}]` : `[${prevValue} != ${n.value}] [${prevIndex} != ${n.modifiedIndex}]`;
+    const cause =
+      !valueOk && indexOk
+        ? `[${prevValue} != ${n.value}]`
+        : valueOk
+          ? `[${prevIndex} != ${n.modifiedIndex}]`
+          : `[${prevValue} != ${n.value}] [${prevIndex} != ${n.modifiedIndex}]`;
     throw new V2Error(V2Code.TestFailed, cause, this.#index);
   }
 
@@ -378,7 +420,12 @@ export class V2Store {
   #removeWithEvent(n: V2Node, action: "delete" | "compareAndDelete" | "expire"): V2Event {
     const next = this.#index + 1;
     const prevNode = repr(n, false, false, this.#now());
-    const node: NodeJson = { key: n.path, ...(n.children !== undefined && action !== "compareAndDelete" ? { dir: true } : {}), modifiedIndex: next, createdIndex: n.createdIndex };
+    const node: NodeJson = {
+      key: n.path,
+      ...(n.children !== undefined && action !== "compareAndDelete" ? { dir: true } : {}),
+      modifiedIndex: next,
+      createdIndex: n.createdIndex,
+    };
     const removed: string[] = [];
     this.#detach(n, removed);
     this.#index = next;
@@ -398,5 +445,11 @@ export class V2Store {
 }
 
 function recordOf(n: V2Node): NodeRecord {
-  return { dir: n.children !== undefined, value: n.value, createdIndex: n.createdIndex, modifiedIndex: n.modifiedIndex, expireNs: n.expireNs };
+  return {
+    dir: n.children !== undefined,
+    value: n.value,
+    createdIndex: n.createdIndex,
+    modifiedIndex: n.modifiedIndex,
+    expireNs: n.expireNs,
+  };
 }

@@ -145,7 +145,9 @@ const zerosFrom = (buf: Buffer, from: number): boolean => nonZeroEnd(buf, from) 
 export function readRecord(buf: Buffer, offset: number): ReadResult {
   if (offset === buf.length) return { kind: "end" };
   if (offset + RECORD_HEADER_BYTES > buf.length) {
-    return zerosFrom(buf, offset) ? { kind: "end" } : { kind: "torn", reason: `${buf.length - offset} header bytes at the end` };
+    return zerosFrom(buf, offset)
+      ? { kind: "end" }
+      : { kind: "torn", reason: `${buf.length - offset} header bytes at the end` };
   }
   const length = buf.readUInt32LE(offset);
   if (length === 0) return zerosFrom(buf, offset) ? { kind: "end" } : { kind: "corrupt", reason: "zero length record" };
@@ -167,7 +169,9 @@ export function readRecord(buf: Buffer, offset: number): ReadResult {
     if (!zerosFrom(buf, end)) return { kind: "corrupt", reason };
     // Only zeros after it: torn, unless a damaged length made it swallow whole records (then they would be lost).
     const later = findWholeRecord(buf, offset + 1);
-    return later === undefined ? { kind: "torn", reason } : { kind: "corrupt", reason: `${reason}, and a whole record follows at ${later}` };
+    return later === undefined
+      ? { kind: "torn", reason }
+      : { kind: "corrupt", reason: `${reason}, and a whole record follows at ${later}` };
   }
   return { kind: "record", type: body[0] as number, payload: body.subarray(1), next: end };
 }

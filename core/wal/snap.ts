@@ -2,7 +2,18 @@
 // application's data. Written to a temp file, fsynced, renamed, directory fsynced: a crash leaves the old
 // snapshot or the new one, never half of one. Layout: magic, u32 version, u32 crc32 of the body, u32 body
 // length, body = u64 index, u64 term, u32 conf-state JSON length, JSON, data. A bad file is a SnapError naming it.
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, unlinkSync, writeSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  unlinkSync,
+  writeSync,
+} from "node:fs";
 import { join } from "node:path";
 import { crc32 } from "node:zlib";
 
@@ -27,7 +38,12 @@ export class SnapError extends Error {
 
 export function saveSnapshot(dir: string, snap: Snapshot): string {
   mkdirSync(dir, { recursive: true });
-  const cs = Buffer.from(JSON.stringify({ voters: snap.metadata.confState.voters.map(String), learners: snap.metadata.confState.learners.map(String) }));
+  const cs = Buffer.from(
+    JSON.stringify({
+      voters: snap.metadata.confState.voters.map(String),
+      learners: snap.metadata.confState.learners.map(String),
+    }),
+  );
   const body = Buffer.alloc(20 + cs.length + snap.data.length);
   writeU64(body, 0, snap.metadata.index);
   writeU64(body, 8, snap.metadata.term);
@@ -60,7 +76,8 @@ export function saveSnapshot(dir: string, snap: Snapshot): string {
 
 export function readSnapshot(file: string): Snapshot {
   const buf = readFileSync(file);
-  if (buf.length < MAGIC.length + 12 || !buf.subarray(0, MAGIC.length).equals(MAGIC)) throw new SnapError(file, "not an etcd-ts snapshot (bad magic)");
+  if (buf.length < MAGIC.length + 12 || !buf.subarray(0, MAGIC.length).equals(MAGIC))
+    throw new SnapError(file, "not an etcd-ts snapshot (bad magic)");
   const version = buf.readUInt32LE(MAGIC.length);
   if (version !== VERSION) throw new SnapError(file, `format version ${version}, this build reads ${VERSION}`);
   const crc = buf.readUInt32LE(MAGIC.length + 4);
@@ -71,13 +88,17 @@ export function readSnapshot(file: string): Snapshot {
   const csLen = body.readUInt32LE(16);
   const cs = JSON.parse(body.subarray(20, 20 + csLen).toString()) as { voters: string[]; learners: string[] };
   const confState: ConfState = { voters: cs.voters.map(BigInt), learners: cs.learners.map(BigInt) };
-  return { metadata: { index: readU64(body, 0), term: readU64(body, 8), confState }, data: new Uint8Array(body.subarray(20 + csLen)) };
+  return {
+    metadata: { index: readU64(body, 0), term: readU64(body, 8), confState },
+    data: new Uint8Array(body.subarray(20 + csLen)),
+  };
 }
 
 /** The snapshot file of (index, term) in `dir`, which the WAL recorded: missing or corrupt is an error. */
 export function loadSnapshotAt(dir: string, index: number, term: number): Snapshot {
   const file = join(dir, `${hex16(term)}-${hex16(index)}.snap`);
-  if (!existsSync(file)) throw new SnapError(file, `the WAL records a snapshot at index ${index} (term ${term}) and its file is missing`);
+  if (!existsSync(file))
+    throw new SnapError(file, `the WAL records a snapshot at index ${index} (term ${term}) and its file is missing`);
   return readSnapshot(file);
 }
 

@@ -10,7 +10,19 @@
 // Open replays every segment: a torn last record of the last segment (an interrupted write) is cut off and
 // reported; anything else that fails its checks — a bad CRC in the middle, a foreign or newer format, a gap
 // in the indexes — is a WalError naming the file and offset. Nothing is silently dropped.
-import { closeSync, fdatasync, fdatasyncSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, unlinkSync, writeSync, ftruncateSync } from "node:fs";
+import {
+  closeSync,
+  fdatasync,
+  fdatasyncSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  unlinkSync,
+  writeSync,
+  ftruncateSync,
+} from "node:fs";
 import { join } from "node:path";
 
 import { afterFileSync, beforeFileSync, dirSynced, fileSynced } from "../failpoints.js";
@@ -101,7 +113,10 @@ export class Wal {
     this.size = end;
     this.hardState = state.hardState;
     this.snapMark = state.snapshot;
-    this.lastIndex = state.entries.length > 0 ? (state.entries[state.entries.length - 1] as Entry).index : (state.snapshot?.index ?? 0);
+    this.lastIndex =
+      state.entries.length > 0
+        ? (state.entries[state.entries.length - 1] as Entry).index
+        : (state.snapshot?.index ?? 0);
   }
 
   /** Opens (creating if empty) the WAL in `dir` and replays it. */
@@ -121,7 +136,12 @@ export class Wal {
    * first in the same write, so a snapshot received from the leader and the hard state that commits it are
    * durable together or not at all (a torn write is cut back as a whole at the next open).
    */
-  save(hardState: HardState | undefined, entries: readonly Entry[], sync: boolean, snapMark?: { index: number; term: number }): void {
+  save(
+    hardState: HardState | undefined,
+    entries: readonly Entry[],
+    sync: boolean,
+    snapMark?: { index: number; term: number },
+  ): void {
     this.assertOpen();
     const parts: Buffer[] = [];
     if (snapMark !== undefined) {
@@ -130,7 +150,8 @@ export class Wal {
       if (snapMark.index > this.lastIndex) this.lastIndex = snapMark.index;
     }
     for (const e of entries) {
-      if (!(e.index <= this.lastIndex + 1)) throw new Error(`wal save: entry ${e.index} leaves a gap after ${this.lastIndex}`);
+      if (!(e.index <= this.lastIndex + 1))
+        throw new Error(`wal save: entry ${e.index} leaves a gap after ${this.lastIndex}`);
       parts.push(frame(RecordType.Entry, encodeEntry(e)));
       this.lastIndex = e.index;
     }
@@ -231,7 +252,8 @@ export class Wal {
     closeSync(this.fd);
     const last = this.segments[this.segments.length - 1] as Segment;
     const extra: Buffer[] = [];
-    if (this.snapMark !== undefined) extra.push(frame(RecordType.Snapshot, encodeSnapshotMark(this.snapMark.index, this.snapMark.term)));
+    if (this.snapMark !== undefined)
+      extra.push(frame(RecordType.Snapshot, encodeSnapshotMark(this.snapMark.index, this.snapMark.term)));
     if (this.hardState !== undefined) extra.push(frame(RecordType.HardState, encodeHardState(this.hardState)));
     const seg = createSegment(this.dir, last.seq + 1, this.lastIndex + 1, extra, this.segmentBytes);
     syncDir(this.dir);
@@ -258,13 +280,20 @@ function listSegments(dir: string): Segment[] {
   for (let i = 1; i < out.length; i++) {
     const prev = out[i - 1] as Segment;
     const cur = out[i] as Segment;
-    if (cur.seq !== prev.seq + 1) throw new WalError(cur.file, 0, `segment sequence ${cur.seq} does not follow ${prev.seq}`);
+    if (cur.seq !== prev.seq + 1)
+      throw new WalError(cur.file, 0, `segment sequence ${cur.seq} does not follow ${prev.seq}`);
   }
   return out;
 }
 
 /** Creates a segment of `bytes` (zeros after its first records; the file system allocates blocks as written). */
-function createSegment(dir: string, seq: number, firstIndex: number, extra: readonly Buffer[], bytes: number): Segment & { used: number } {
+function createSegment(
+  dir: string,
+  seq: number,
+  firstIndex: number,
+  extra: readonly Buffer[],
+  bytes: number,
+): Segment & { used: number } {
   const file = join(dir, `${hex16(seq)}-${hex16(firstIndex)}.wal`);
   const fd = openSync(file, "wx");
   const buf = Buffer.concat([frame(RecordType.SegmentHeader, encodeSegmentHeader(seq)), ...extra]);
@@ -290,7 +319,11 @@ function syncDir(dir: string): void {
 }
 
 function replay(segments: readonly Segment[]): Replayed {
-  const st = { hardState: undefined as HardState | undefined, snapshot: undefined as { index: number; term: number } | undefined, entries: [] as Entry[] };
+  const st = {
+    hardState: undefined as HardState | undefined,
+    snapshot: undefined as { index: number; term: number } | undefined,
+    entries: [] as Entry[],
+  };
   let repaired: WalRepair | undefined;
   let offset = 0;
   for (const [i, seg] of segments.entries()) {
@@ -325,11 +358,18 @@ function replay(segments: readonly Segment[]): Replayed {
 function checkHeader(seg: Segment, type: number, payload: Buffer): void {
   const h = type === RecordType.SegmentHeader ? decodeSegmentHeader(payload) : undefined;
   if (h === undefined) throw new WalError(seg.file, 0, "not an etcd-ts WAL segment (no header record)");
-  if (h.version !== WAL_FORMAT_VERSION) throw new WalError(seg.file, 0, `WAL format version ${h.version}, this build reads ${WAL_FORMAT_VERSION}`);
+  if (h.version !== WAL_FORMAT_VERSION)
+    throw new WalError(seg.file, 0, `WAL format version ${h.version}, this build reads ${WAL_FORMAT_VERSION}`);
   if (h.seq !== seg.seq) throw new WalError(seg.file, 0, `header sequence ${h.seq} != file name's ${seg.seq}`);
 }
 
-function applyRecord(st: { hardState: HardState | undefined; snapshot: { index: number; term: number } | undefined; entries: Entry[] }, seg: Segment, offset: number, type: number, payload: Buffer): void {
+function applyRecord(
+  st: { hardState: HardState | undefined; snapshot: { index: number; term: number } | undefined; entries: Entry[] },
+  seg: Segment,
+  offset: number,
+  type: number,
+  payload: Buffer,
+): void {
   if (type === RecordType.HardState) {
     st.hardState = decodeHardState(payload);
   } else if (type === RecordType.Snapshot) {
@@ -342,7 +382,8 @@ function applyRecord(st: { hardState: HardState | undefined; snapshot: { index: 
     if (e.index <= base) return;
     const first = st.entries[0]?.index ?? e.index;
     const last = st.entries.length > 0 ? (st.entries[st.entries.length - 1] as Entry).index : base;
-    if (e.index > last + 1 && st.entries.length > 0) throw new WalError(seg.file, offset, `entry ${e.index} leaves a gap after ${last}`);
+    if (e.index > last + 1 && st.entries.length > 0)
+      throw new WalError(seg.file, offset, `entry ${e.index} leaves a gap after ${last}`);
     if (e.index <= last) st.entries.length = Math.max(0, e.index - first); // a newer leader's entry replaces the suffix
     st.entries.push(e);
   } else {

@@ -53,7 +53,8 @@ export class WalStorage implements Storage {
     }
     mem.append(entries);
     const hs = state.hardState;
-    if (hs !== undefined) mem.setHardState(snap === undefined ? hs : hardStateCovering(hs, snap.metadata.index, snap.metadata.term));
+    if (hs !== undefined)
+      mem.setHardState(snap === undefined ? hs : hardStateCovering(hs, snap.metadata.index, snap.metadata.term));
     return new WalStorage(wal, snapDir, mem, state.repaired);
   }
 

@@ -41,7 +41,12 @@ export function makeDriver(kind: ClientKind, o: DriverOptions): Driver {
 }
 
 function ours(o: DriverOptions): Driver {
-  const client = new EtcdClient({ endpoints: o.endpoints, dialTimeoutMs: o.dialTimeoutMs, callTimeoutMs: o.callTimeoutMs, ...(o.tls === undefined ? {} : { tls: o.tls }) });
+  const client = new EtcdClient({
+    endpoints: o.endpoints,
+    dialTimeoutMs: o.dialTimeoutMs,
+    callTimeoutMs: o.callTimeoutMs,
+    ...(o.tls === undefined ? {} : { tls: o.tls }),
+  });
   let stop: (() => void) | undefined;
   return {
     kind: "EtcdClient",
@@ -52,7 +57,9 @@ function ours(o: DriverOptions): Driver {
       await w.created;
       stop = () => w.cancel();
       void (async () => {
-        for await (const batch of w) for (const e of batch.events) if (e.type === "PUT") events.push({ revision: e.kv.modRevision, atMs: performance.now() });
+        for await (const batch of w)
+          for (const e of batch.events)
+            if (e.type === "PUT") events.push({ revision: e.kv.modRevision, atMs: performance.now() });
       })().catch(() => undefined); // the watch ends with close(); its errors are what the counts show
     },
     victim: () => Promise.resolve(client.connection.currentEndpoint()),
@@ -67,14 +74,20 @@ function ours(o: DriverOptions): Driver {
 
 /** mapMembers fills member id (decimal text, as etcd3 decodes a uint64) → endpoint from each member's Status. */
 async function mapMembers(o: DriverOptions, into: Map<string, string>): Promise<void> {
-  await Promise.all(o.endpoints.map(async (ep) => {
-    const c = new EtcdClient({ endpoints: [ep], callTimeoutMs: o.callTimeoutMs, ...(o.tls === undefined ? {} : { tls: o.tls }) });
-    try {
-      into.set((await c.status()).header.memberId.toString(), ep);
-    } finally {
-      c.close();
-    }
-  }));
+  await Promise.all(
+    o.endpoints.map(async (ep) => {
+      const c = new EtcdClient({
+        endpoints: [ep],
+        callTimeoutMs: o.callTimeoutMs,
+        ...(o.tls === undefined ? {} : { tls: o.tls }),
+      });
+      try {
+        into.set((await c.status()).header.memberId.toString(), ep);
+      } finally {
+        c.close();
+      }
+    }),
+  );
 }
 
 /** etcd3's hosts take a scheme; its credentials are one bundle like ours. */
@@ -84,9 +97,14 @@ function theirs(o: DriverOptions): Driver {
     hosts: o.endpoints.map((e) => (e.includes("://") ? e : `http://${e}`)),
     dialTimeout: o.dialTimeoutMs,
     defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + o.callTimeoutMs }),
-    ...(o.tls === undefined ? {} : {
-      credentials: { rootCertificate: toBuf(o.tls.ca) ?? Buffer.alloc(0), ...(o.tls.key === undefined ? {} : { privateKey: toBuf(o.tls.key)!, certChain: toBuf(o.tls.cert)! }) },
-    }),
+    ...(o.tls === undefined
+      ? {}
+      : {
+          credentials: {
+            rootCertificate: toBuf(o.tls.ca) ?? Buffer.alloc(0),
+            ...(o.tls.key === undefined ? {} : { privateKey: toBuf(o.tls.key)!, certChain: toBuf(o.tls.cert)! }),
+          },
+        }),
   };
   const client = new Etcd3(opts);
   /** Member id (decimal text) of the member that answered the watch's latest create. */
@@ -113,7 +131,10 @@ function theirs(o: DriverOptions): Driver {
     victim: async () => {
       if (memberEndpoints.size === 0) await mapMembers(o, memberEndpoints);
       const ep = memberEndpoints.get(watchMember);
-      if (ep === undefined) throw new Error(`etcd3's watch is on member ${watchMember || "(none)"}, not one of ${[...memberEndpoints.keys()].join(",")}`);
+      if (ep === undefined)
+        throw new Error(
+          `etcd3's watch is on member ${watchMember || "(none)"}, not one of ${[...memberEndpoints.keys()].join(",")}`,
+        );
       return ep;
     },
     codeOf: (err) => (err instanceof Error ? err.constructor.name : typeof err),

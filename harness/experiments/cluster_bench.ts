@@ -46,11 +46,17 @@ interface Settings {
 function settings(args: Args): Settings {
   const quick = args.get("quick") === "true";
   const putModes = (args.get("put-modes") ?? "spread,leader").split(",");
-  for (const m of putModes) if (m !== "spread" && m !== "leader") throw new Error(`--put-modes takes spread and/or leader, got ${JSON.stringify(m)}`);
+  for (const m of putModes)
+    if (m !== "spread" && m !== "leader")
+      throw new Error(`--put-modes takes spread and/or leader, got ${JSON.stringify(m)}`);
   return {
-    clients: num(args, "clients", 64), seconds: num(args, "seconds", quick ? 1 : 10), warmupS: num(args, "warmup", quick ? 0.3 : 2),
-    workers: num(args, "workers", 2), putModes: putModes as ("spread" | "leader")[],
-    generators: (args.get("generators") ?? "go,node").split(","), goTotal: num(args, "go-total", quick ? 2_000 : 60_000),
+    clients: num(args, "clients", 64),
+    seconds: num(args, "seconds", quick ? 1 : 10),
+    warmupS: num(args, "warmup", quick ? 0.3 : 2),
+    workers: num(args, "workers", 2),
+    putModes: putModes as ("spread" | "leader")[],
+    generators: (args.get("generators") ?? "go,node").split(","),
+    goTotal: num(args, "go-total", quick ? 2_000 : 60_000),
   };
 }
 
@@ -83,7 +89,12 @@ interface Setting {
 
 function benchSettings(s: Settings): Setting[] {
   return [
-    ...s.putModes.map((m) => ({ metric: `put_${m}`, kind: "put" as const, endpoints: m === "spread" ? "all" as const : "leader" as const, valueBytes: 256 })),
+    ...s.putModes.map((m) => ({
+      metric: `put_${m}`,
+      kind: "put" as const,
+      endpoints: m === "spread" ? ("all" as const) : ("leader" as const),
+      valueBytes: 256,
+    })),
     { metric: "get_linearizable_follower", kind: "get-linearizable", endpoints: "follower", valueBytes: 0 },
     { metric: "get_serializable_follower", kind: "get-serializable", endpoints: "follower", valueBytes: 0 },
   ];
@@ -120,20 +131,44 @@ async function endpointsFor(sub: Subject, which: Setting["endpoints"]): Promise<
 
 async function measure(sub: Subject, set: Setting, pool: ClusterLoadPool, s: Settings): Promise<ClusterMetricRow[]> {
   const eps = await endpointsFor(sub, set.endpoints);
-  const pids = Array.from({ length: MEMBERS }, (_, i) => sub.cluster.pid(i)).filter((p): p is number => p !== undefined);
-  console.error(`${sub.name}: ${set.metric}, ${s.clients} in flight on ${set.endpoints} (${eps.join(",")}), ${s.seconds} s`);
-  const cpu0 = cpuSecondsOf(pids), t0 = performance.now();
-  const st: LoadStats = await pool.timed(set.kind, eps, s.clients, { warmupS: s.warmupS, seconds: s.seconds, valueBytes: set.valueBytes });
-  const wallS = (performance.now() - t0) / 1000, cpuS = cpuSecondsOf(pids) - cpu0;
+  const pids = Array.from({ length: MEMBERS }, (_, i) => sub.cluster.pid(i)).filter(
+    (p): p is number => p !== undefined,
+  );
+  console.error(
+    `${sub.name}: ${set.metric}, ${s.clients} in flight on ${set.endpoints} (${eps.join(",")}), ${s.seconds} s`,
+  );
+  const cpu0 = cpuSecondsOf(pids),
+    t0 = performance.now();
+  const st: LoadStats = await pool.timed(set.kind, eps, s.clients, {
+    warmupS: s.warmupS,
+    seconds: s.seconds,
+    valueBytes: set.valueBytes,
+  });
+  const wallS = (performance.now() - t0) / 1000,
+    cpuS = cpuSecondsOf(pids) - cpu0;
   const base = {
-    endpoints: set.endpoints, p50_ms: round(st.p50Ms, 3), p99_ms: round(st.p99Ms, 3),
-    errors: st.errors, errors_by_code: Object.entries(st.errorsByCode).map(([c, n]) => `${c}:${n}`).join(" "),
-    server_cores: round(cpuS / wallS, 2), server_us_per_op: st.throughputPerS > 0 ? round((cpuS * 1e6) / (st.throughputPerS * wallS), 1) : "" as const,
+    endpoints: set.endpoints,
+    p50_ms: round(st.p50Ms, 3),
+    p99_ms: round(st.p99Ms, 3),
+    errors: st.errors,
+    errors_by_code: Object.entries(st.errorsByCode)
+      .map(([c, n]) => `${c}:${n}`)
+      .join(" "),
+    server_cores: round(cpuS / wallS, 2),
+    server_us_per_op: st.throughputPerS > 0 ? round((cpuS * 1e6) / (st.throughputPerS * wallS), 1) : ("" as const),
     generator_max_thread_busy: round(st.generatorMaxThreadBusy, 2),
   };
-  const m = `${set.metric}`, c = `c${s.clients}`;
-  const row = (metric: string, value: number, unit: string, better: "higher" | "lower"): ClusterMetricRow =>
-    ({ target: sub.name, metric, clients: s.clients, value, unit, better, ...base }); // CSV columns in this order
+  const m = `${set.metric}`,
+    c = `c${s.clients}`;
+  const row = (metric: string, value: number, unit: string, better: "higher" | "lower"): ClusterMetricRow => ({
+    target: sub.name,
+    metric,
+    clients: s.clients,
+    value,
+    unit,
+    better,
+    ...base,
+  }); // CSV columns in this order
   return [
     row(`${m}_throughput_${c}`, round(st.throughputPerS, 0), "ops/s", "higher"),
     row(`${m}_p50_${c}`, round(st.p50Ms, 3), "ms", "lower"),
@@ -142,7 +177,11 @@ async function measure(sub: Subject, set: Setting, pool: ClusterLoadPool, s: Set
 }
 
 /** startSubjects starts one cluster per kind (those that cannot start are outcomes with the reason). */
-async function startSubjects(kinds: readonly ClusterKind[], pool: ClusterLoadPool, outcomes: TargetOutcome[]): Promise<Subject[]> {
+async function startSubjects(
+  kinds: readonly ClusterKind[],
+  pool: ClusterLoadPool,
+  outcomes: TargetOutcome[],
+): Promise<Subject[]> {
   const subjects: Subject[] = [];
   for (const kind of kinds) {
     const slot = makeCluster(kind, MEMBERS);
@@ -169,14 +208,23 @@ async function startSubjects(kinds: readonly ClusterKind[], pool: ClusterLoadPoo
 }
 
 /** runSettings runs every setting against every subject back to back; a failure stops measuring that subject. */
-async function runSettings(subjects: Subject[], pool: ClusterLoadPool, s: Settings, rows: ClusterMetricRow[], pk: Perfkit | undefined): Promise<void> {
+async function runSettings(
+  subjects: Subject[],
+  pool: ClusterLoadPool,
+  s: Settings,
+  rows: ClusterMetricRow[],
+  pk: Perfkit | undefined,
+): Promise<void> {
   for (const sub of subjects) if (pk !== undefined) await seedGoGetKey(pk, sub.cluster);
   for (const set of benchSettings(s)) {
     for (const sub of subjects) {
       if (sub.failed !== undefined) continue;
       try {
-        if (pk !== undefined) rows.push(...await goMeasure(pk, sub.name, sub.cluster, set.metric, set.kind, set.endpoints, s.clients, s.goTotal));
-        if (s.generators.includes("node")) rows.push(...await measure(sub, set, pool, s));
+        if (pk !== undefined)
+          rows.push(
+            ...(await goMeasure(pk, sub.name, sub.cluster, set.metric, set.kind, set.endpoints, s.clients, s.goTotal)),
+          );
+        if (s.generators.includes("node")) rows.push(...(await measure(sub, set, pool, s)));
       } catch (err) {
         sub.failed = `failed during ${set.metric}: ${String(err).replace(/\s+/g, " ").slice(0, 400)}`;
         console.error(`${sub.name}: not measured further — ${sub.failed}`);
@@ -197,30 +245,68 @@ export interface ClusterRatioRow {
 
 export function clusterRatios(rows: readonly ClusterMetricRow[]): ClusterRatioRow[] {
   const base = new Map(rows.filter((r) => r.target === CLUSTER_BASELINE).map((r) => [r.metric, r.value]));
-  return rows.filter((r) => r.target !== CLUSTER_BASELINE).map((r) => {
-    const e = base.get(r.metric);
-    return { metric: r.metric, unit: r.unit, better: r.better, target: r.target, value: r.value, etcd_value: e ?? "", ratio: e !== undefined && e > 0 ? round(r.value / e, 3) : "" };
-  });
+  return rows
+    .filter((r) => r.target !== CLUSTER_BASELINE)
+    .map((r) => {
+      const e = base.get(r.metric);
+      return {
+        metric: r.metric,
+        unit: r.unit,
+        better: r.better,
+        target: r.target,
+        value: r.value,
+        etcd_value: e ?? "",
+        ratio: e !== undefined && e > 0 ? round(r.value / e, 3) : "",
+      };
+    });
 }
 
-function reportText(rows: readonly ClusterMetricRow[], outcomes: readonly TargetOutcome[], command: string, goOrigin: string): string {
+function reportText(
+  rows: readonly ClusterMetricRow[],
+  outcomes: readonly TargetOutcome[],
+  command: string,
+  goOrigin: string,
+): string {
   const targets = [...new Set(rows.map((r) => r.target))];
   const metrics = [...new Set(rows.map((r) => r.metric))];
   const ratios = clusterRatios(rows);
-  const val = (t: string, m: string): string => String(rows.find((r) => r.target === t && r.metric === m)?.value ?? "–");
+  const val = (t: string, m: string): string =>
+    String(rows.find((r) => r.target === t && r.metric === m)?.value ?? "–");
   const others = targets.filter((t) => t !== CLUSTER_BASELINE);
   const head = ["metric", "unit", ...targets, ...others.map((t) => `${t} / ${CLUSTER_BASELINE}`)];
   const lines = [
-    "# cluster benchmark (3 members each, loopback)", "", `\`${command}\``, "", `go_* rows: perfkit (etcd's clientv3), ${goOrigin}; the other rows: Node load threads.`, "",
-    `| ${head.join(" | ")} |`, `|${head.map(() => "---").join("|")}|`,
-    ...metrics.map((m) => `| ${[m, rows.find((r) => r.metric === m)!.unit, ...targets.map((t) => val(t, m)),
-      ...others.map((t) => String(ratios.find((r) => r.target === t && r.metric === m)?.ratio ?? "–"))].join(" | ")} |`),
+    "# cluster benchmark (3 members each, loopback)",
+    "",
+    `\`${command}\``,
+    "",
+    `go_* rows: perfkit (etcd's clientv3), ${goOrigin}; the other rows: Node load threads.`,
+    "",
+    `| ${head.join(" | ")} |`,
+    `|${head.map(() => "---").join("|")}|`,
+    ...metrics.map(
+      (m) =>
+        `| ${[
+          m,
+          rows.find((r) => r.metric === m)!.unit,
+          ...targets.map((t) => val(t, m)),
+          ...others.map((t) => String(ratios.find((r) => r.target === t && r.metric === m)?.ratio ?? "–")),
+        ].join(" | ")} |`,
+    ),
     "",
     ...outcomes.filter((o) => !o.available).map((o) => `- ${o.name}: not measured — ${o.reason ?? ""}`),
-    ...rows.filter((r) => r.errors > 0 && r.unit === "ops/s").map((r) => `- ${r.target} ${r.metric}: ${r.errors} errors (${r.errors_by_code})`),
-    ...rows.filter((r) => r.unit === "ops/s" && r.generator_max_thread_busy >= GENERATOR_BOUND_BUSY).map((r) =>
-      `- ${r.target} ${r.metric}: generator-bound (busiest load thread ${r.generator_max_thread_busy} busy; the members used ${r.server_cores} cores): the client's or the machine's limit, not the cluster's`),
-    "", `Load average at the end: ${loadavg().map((v) => v.toFixed(2)).join(" ")} (2 cores shared with other work: read ratios, not absolute values).`,
+    ...rows
+      .filter((r) => r.errors > 0 && r.unit === "ops/s")
+      .map((r) => `- ${r.target} ${r.metric}: ${r.errors} errors (${r.errors_by_code})`),
+    ...rows
+      .filter((r) => r.unit === "ops/s" && r.generator_max_thread_busy >= GENERATOR_BOUND_BUSY)
+      .map(
+        (r) =>
+          `- ${r.target} ${r.metric}: generator-bound (busiest load thread ${r.generator_max_thread_busy} busy; the members used ${r.server_cores} cores): the client's or the machine's limit, not the cluster's`,
+      ),
+    "",
+    `Load average at the end: ${loadavg()
+      .map((v) => v.toFixed(2))
+      .join(" ")} (2 cores shared with other work: read ratios, not absolute values).`,
   ];
   return lines.join("\n") + "\n";
 }
@@ -251,15 +337,27 @@ export async function run(argv: string[]): Promise<string> {
     await runSettings(subjects, pool, s, rows, pk);
   } finally {
     for (const sub of subjects) {
-      outcomes.push(sub.failed === undefined
-        ? { name: sub.name, describe: sub.cluster.describe, version: sub.cluster.version(), available: true }
-        : { name: sub.name, describe: sub.cluster.describe, version: sub.cluster.version(), available: false, reason: sub.failed });
+      outcomes.push(
+        sub.failed === undefined
+          ? { name: sub.name, describe: sub.cluster.describe, version: sub.cluster.version(), available: true }
+          : {
+              name: sub.name,
+              describe: sub.cluster.describe,
+              version: sub.cluster.version(),
+              available: false,
+              reason: sub.failed,
+            },
+      );
       await sub.cluster.stop();
     }
     await pool.close();
   }
   writeRun(dir, "cluster.csv", rows as unknown as Record<string, unknown>[], {
-    experiment: "cluster", argv, targets: outcomes, settings: s, startedAt,
+    experiment: "cluster",
+    argv,
+    targets: outcomes,
+    settings: s,
+    startedAt,
     notes: [
       "put_spread: the in-flight puts are pinned round-robin to the 3 members (etcd's benchmark tool does the same with its clients over --endpoints); put_leader: all on the leader.",
       "get_*_follower: all gets on one follower (the member after the leader in start order).",
@@ -268,7 +366,13 @@ export async function run(argv: string[]): Promise<string> {
       `go_* rows: perfkit (etcd's clientv3), ${goOrigin}; the others: the harness's Node load threads.`,
     ],
   });
-  writeFileSync(join(dir, "ratios.csv"), stringify(clusterRatios(rows), { header: true, columns: ["metric", "unit", "better", "target", "value", "etcd_value", "ratio"] }));
+  writeFileSync(
+    join(dir, "ratios.csv"),
+    stringify(clusterRatios(rows), {
+      header: true,
+      columns: ["metric", "unit", "better", "target", "value", "etcd_value", "ratio"],
+    }),
+  );
   const report = reportText(rows, outcomes, ["npm run bench -- cluster", ...argv].join(" "), goOrigin);
   writeFileSync(join(dir, "report.md"), report);
   console.log(report);

@@ -25,14 +25,18 @@ export const round = (v: number, digits = 1): number => Math.round(v * 10 ** dig
 export function clusterKinds(args: Args): ClusterKind[] {
   const list = (args.get("targets") ?? "etcd,etcd-ts").split(",").filter((t) => t.length > 0);
   for (const t of list) {
-    if (!(CLUSTER_KINDS as readonly string[]).includes(t)) throw new Error(`--targets takes ${CLUSTER_KINDS.join(", ")}; got ${JSON.stringify(t)}`);
+    if (!(CLUSTER_KINDS as readonly string[]).includes(t))
+      throw new Error(`--targets takes ${CLUSTER_KINDS.join(", ")}; got ${JSON.stringify(t)}`);
   }
   return list as ClusterKind[];
 }
 
 /** clusterResultsDir makes results/cluster/<timestamp>-<name>/ (or under --results). */
 export function clusterResultsDir(name: string, args: Args): string {
-  const stamp = new Date().toISOString().replace(/[:.]/g, "-").replace(/-\d{3}Z$/, "Z");
+  const stamp = new Date()
+    .toISOString()
+    .replace(/[:.]/g, "-")
+    .replace(/-\d{3}Z$/, "Z");
   const dir = join(args.get("results") ?? resolve("results/cluster"), `${stamp}-${name}`);
   mkdirSync(dir, { recursive: true });
   return dir;
@@ -53,15 +57,40 @@ export interface TargetOutcome {
 
 /** writeRun writes `file` (CSV of rows) and env.json (command, machine, targets, settings, notes). */
 export function writeRun(
-  dir: string, file: string, rows: readonly Record<string, unknown>[],
-  env: { experiment: string; argv: readonly string[]; targets: readonly TargetOutcome[]; settings: unknown; notes: readonly string[]; startedAt: string },
+  dir: string,
+  file: string,
+  rows: readonly Record<string, unknown>[],
+  env: {
+    experiment: string;
+    argv: readonly string[];
+    targets: readonly TargetOutcome[];
+    settings: unknown;
+    notes: readonly string[];
+    startedAt: string;
+  },
 ): void {
   const columns = Object.keys(rows[0] ?? { target: "" });
-  writeFileSync(join(dir, file), stringify(rows as Record<string, unknown>[], { header: true, columns, cast: { boolean: (b) => String(b) } }));
-  writeFileSync(join(dir, "env.json"), JSON.stringify({
-    ...machineEnv(), experiment: env.experiment, command: commandLine(env.experiment, env.argv), startedAt: env.startedAt,
-    loadAverageAtEnd: loadavg().map((v) => round(v, 2)), targets: env.targets, settings: env.settings, notes: env.notes,
-  }, null, 2) + "\n");
+  writeFileSync(
+    join(dir, file),
+    stringify(rows as Record<string, unknown>[], { header: true, columns, cast: { boolean: (b) => String(b) } }),
+  );
+  writeFileSync(
+    join(dir, "env.json"),
+    JSON.stringify(
+      {
+        ...machineEnv(),
+        experiment: env.experiment,
+        command: commandLine(env.experiment, env.argv),
+        startedAt: env.startedAt,
+        loadAverageAtEnd: loadavg().map((v) => round(v, 2)),
+        targets: env.targets,
+        settings: env.settings,
+        notes: env.notes,
+      },
+      null,
+      2,
+    ) + "\n",
+  );
 }
 
 /**
@@ -69,14 +98,19 @@ export function writeRun(
  * an outcome with the reason (never a number); a failure inside body is reported too, after the stop.
  */
 export async function withCluster<T>(
-  kind: ClusterKind, size: number, opts: Parameters<typeof makeCluster>[2],
+  kind: ClusterKind,
+  size: number,
+  opts: Parameters<typeof makeCluster>[2],
   body: (cluster: EtcdCluster) => Promise<T>,
 ): Promise<{ outcome: TargetOutcome; value: T | undefined }> {
   // A loaded 2-core machine can take etcd-ts members well over the 20 s default to come up.
   const slot = makeCluster(kind, size, { startTimeoutMs: CLUSTER_START_TIMEOUT_MS, ...opts });
   if (slot.target === undefined) {
     console.error(`${slot.name}: not measured — ${slot.reason ?? ""}`);
-    return { outcome: { name: slot.name, describe: "", version: "", available: false, reason: slot.reason ?? "" }, value: undefined };
+    return {
+      outcome: { name: slot.name, describe: "", version: "", available: false, reason: slot.reason ?? "" },
+      value: undefined,
+    };
   }
   const cluster = slot.target;
   try {
@@ -86,16 +120,24 @@ export async function withCluster<T>(
     } catch (err) {
       const reason = `did not start: ${String(err).replace(/\s+/g, " ").slice(0, 400)}`;
       console.error(`${slot.name}: not measured — ${reason}`);
-      return { outcome: { name: slot.name, describe: cluster.describe, version: "", available: false, reason }, value: undefined };
+      return {
+        outcome: { name: slot.name, describe: cluster.describe, version: "", available: false, reason },
+        value: undefined,
+      };
     }
     const value = await body(cluster);
-    return { outcome: { name: slot.name, describe: cluster.describe, version: cluster.version(), available: true }, value };
+    return {
+      outcome: { name: slot.name, describe: cluster.describe, version: cluster.version(), available: true },
+      value,
+    };
   } finally {
     await cluster.stop();
   }
 }
 
-export type ClusterOpts = Omit<EtcdClusterOptions, "bin" | "prefixArgs" | "name" | "label" | "faults"> & { readonly faults?: boolean };
+export type ClusterOpts = Omit<EtcdClusterOptions, "bin" | "prefixArgs" | "name" | "label" | "faults"> & {
+  readonly faults?: boolean;
+};
 
 /** leaderChanges reads etcd_server_leader_changes_seen_total from member i (-1 when unreadable). */
 export async function leaderChanges(cluster: EtcdCluster, i: number): Promise<number> {
@@ -141,7 +183,10 @@ export class WriteLoad {
   private running = true;
   private loops: Promise<void>[] = [];
 
-  constructor(private readonly cluster: EtcdCluster, private readonly opts: { writers: number; callTimeoutMs: number; prefix: string }) {}
+  constructor(
+    private readonly cluster: EtcdCluster,
+    private readonly opts: { writers: number; callTimeoutMs: number; prefix: string },
+  ) {}
 
   now(): number {
     return performance.now() - this.t0;
@@ -150,7 +195,11 @@ export class WriteLoad {
   private client(i: number): EtcdClient {
     let c = this.clients.get(i);
     if (c === undefined) {
-      c = new EtcdClient({ endpoints: [this.cluster.endpoint(i)], callTimeoutMs: this.opts.callTimeoutMs, dialTimeoutMs: this.opts.callTimeoutMs });
+      c = new EtcdClient({
+        endpoints: [this.cluster.endpoint(i)],
+        callTimeoutMs: this.opts.callTimeoutMs,
+        dialTimeoutMs: this.opts.callTimeoutMs,
+      });
       this.clients.set(i, c);
     }
     return c;
@@ -221,8 +270,12 @@ export class WriteLoad {
 
   /** longestGapMs is the longest stretch inside [fromMs, toMs] with no write completing successfully. */
   longestGapMs(fromMs: number, toMs: number): number {
-    const done = this.calls.filter((c) => c.code === undefined && c.doneMs >= fromMs && c.doneMs <= toMs).map((c) => c.doneMs).sort((a, b) => a - b);
-    let gap = 0, prev = fromMs;
+    const done = this.calls
+      .filter((c) => c.code === undefined && c.doneMs >= fromMs && c.doneMs <= toMs)
+      .map((c) => c.doneMs)
+      .sort((a, b) => a - b);
+    let gap = 0,
+      prev = fromMs;
     for (const t of done) {
       gap = Math.max(gap, t - prev);
       prev = t;
@@ -233,14 +286,22 @@ export class WriteLoad {
   /** errors counts failed calls completing in [fromMs, toMs], by code. */
   errors(fromMs: number, toMs: number): { count: number; byCode: string } {
     const by = new Map<string, number>();
-    for (const c of this.calls) if (c.code !== undefined && c.doneMs >= fromMs && c.doneMs <= toMs) by.set(c.code, (by.get(c.code) ?? 0) + 1);
-    return { count: [...by.values()].reduce((a, b) => a + b, 0), byCode: [...by].map(([c, n]) => `${c}:${n}`).join(" ") };
+    for (const c of this.calls)
+      if (c.code !== undefined && c.doneMs >= fromMs && c.doneMs <= toMs) by.set(c.code, (by.get(c.code) ?? 0) + 1);
+    return {
+      count: [...by.values()].reduce((a, b) => a + b, 0),
+      byCode: [...by].map(([c, n]) => `${c}:${n}`).join(" "),
+    };
   }
 
   /** p99Ms of the successful calls sent in [fromMs, toMs), and how many there were. */
   latency(fromMs: number, toMs: number): { p99Ms: number; p50Ms: number; ok: number } {
-    const ms = this.calls.filter((c) => c.code === undefined && c.sentMs >= fromMs && c.sentMs < toMs).map((c) => c.doneMs - c.sentMs).sort((a, b) => a - b);
-    const at = (p: number): number => (ms.length === 0 ? 0 : ms[Math.min(ms.length - 1, Math.ceil((p / 100) * ms.length) - 1)]!);
+    const ms = this.calls
+      .filter((c) => c.code === undefined && c.sentMs >= fromMs && c.sentMs < toMs)
+      .map((c) => c.doneMs - c.sentMs)
+      .sort((a, b) => a - b);
+    const at = (p: number): number =>
+      ms.length === 0 ? 0 : ms[Math.min(ms.length - 1, Math.ceil((p / 100) * ms.length) - 1)]!;
     return { p99Ms: round(at(99), 2), p50Ms: round(at(50), 2), ok: ms.length };
   }
 }
@@ -248,7 +309,8 @@ export class WriteLoad {
 /** flagArgs are the extra member flags from --heartbeat-ms/--election-ms when given (etcd's defaults otherwise). */
 export function timingArgs(args: Args): string[] {
   const out: string[] = [];
-  const hb = args.get("heartbeat-ms"), el = args.get("election-ms");
+  const hb = args.get("heartbeat-ms"),
+    el = args.get("election-ms");
   if (hb !== undefined) out.push("--heartbeat-interval", hb);
   if (el !== undefined) out.push("--election-timeout", el);
   return out;

@@ -42,13 +42,26 @@ function cpuSecondsOf(pids: readonly number[]): number {
 
 /** Writes the key the get settings read (once per cluster, before the settings). */
 export async function seedGoGetKey(pk: Perfkit, cluster: EtcdCluster): Promise<void> {
-  await runPerfkit(pk, ["put", `--endpoints=${cluster.endpoints().join(",")}`, "--total=1", "--key-size=8", "--key-space-size=1", "--val-size=256"]);
+  await runPerfkit(pk, [
+    "put",
+    `--endpoints=${cluster.endpoints().join(",")}`,
+    "--total=1",
+    "--key-size=8",
+    "--key-space-size=1",
+    "--val-size=256",
+  ]);
 }
 
 /** One setting with perfkit: `total` requests from `clients` goroutines over as many connections (up to 64). */
 export async function goMeasure(
-  pk: Perfkit, name: string, cluster: EtcdCluster, metric: string, kind: "put" | "get-linearizable" | "get-serializable",
-  endpoints: GoEndpoints, clients: number, total: number,
+  pk: Perfkit,
+  name: string,
+  cluster: EtcdCluster,
+  metric: string,
+  kind: "put" | "get-linearizable" | "get-serializable",
+  endpoints: GoEndpoints,
+  clients: number,
+  total: number,
 ): Promise<GoClusterRow[]> {
   const members = cluster.endpoints();
   let eps = members;
@@ -57,24 +70,54 @@ export async function goMeasure(
     if (leader < 0) throw new Error(`${name}: no member reports a leader`);
     eps = [cluster.endpoint((leader + 1) % members.length)];
   }
-  const common = [`--endpoints=${eps.join(",")}`, `--conns=${Math.min(clients, 64)}`, `--clients=${clients}`, `--total=${total}`];
-  const args = kind === "put"
-    ? ["put", ...common, "--key-size=64", "--val-size=256", "--key-space-size=100000", ...(endpoints === "leader" ? ["--target-leader"] : [])]
-    : ["range", ...common, `--key=${GO_GET_KEY}`, `--consistency=${kind === "get-linearizable" ? "l" : "s"}`];
+  const common = [
+    `--endpoints=${eps.join(",")}`,
+    `--conns=${Math.min(clients, 64)}`,
+    `--clients=${clients}`,
+    `--total=${total}`,
+  ];
+  const args =
+    kind === "put"
+      ? [
+          "put",
+          ...common,
+          "--key-size=64",
+          "--val-size=256",
+          "--key-space-size=100000",
+          ...(endpoints === "leader" ? ["--target-leader"] : []),
+        ]
+      : ["range", ...common, `--key=${GO_GET_KEY}`, `--consistency=${kind === "get-linearizable" ? "l" : "s"}`];
   const pids = members.map((_, i) => cluster.pid(i)).filter((p): p is number => p !== undefined);
   console.error(`${name} (go): ${metric}, ${clients} clients on ${endpoints}`);
   const cpu0 = cpuSecondsOf(pids);
   const r = await runPerfkit(pk, args);
-  const cpuS = cpuSecondsOf(pids) - cpu0, ok = field(r, "ok"), seconds = field(r, "seconds");
+  const cpuS = cpuSecondsOf(pids) - cpu0,
+    ok = field(r, "ok"),
+    seconds = field(r, "seconds");
   const base = {
-    target: name, clients, endpoints, p50_ms: field(r, "p50_ms"), p99_ms: field(r, "p99_ms"), errors: field(r, "errors"), errors_by_code: "",
-    server_cores: round(cpuS / seconds, 2), server_us_per_op: ok > 0 ? round((cpuS * 1e6) / ok, 1) : "" as const, generator_max_thread_busy: 0,
+    target: name,
+    clients,
+    endpoints,
+    p50_ms: field(r, "p50_ms"),
+    p99_ms: field(r, "p99_ms"),
+    errors: field(r, "errors"),
+    errors_by_code: "",
+    server_cores: round(cpuS / seconds, 2),
+    server_us_per_op: ok > 0 ? round((cpuS * 1e6) / ok, 1) : ("" as const),
+    generator_max_thread_busy: 0,
   };
-  const m = `go_${metric}`, c = `c${clients}`;
+  const m = `go_${metric}`,
+    c = `c${clients}`;
   return [
     { ...base, metric: `${m}_throughput_${c}`, value: field(r, "rps"), unit: "ops/s", better: "higher" },
     { ...base, metric: `${m}_p50_${c}`, value: field(r, "p50_ms"), unit: "ms", better: "lower" },
     { ...base, metric: `${m}_p99_${c}`, value: field(r, "p99_ms"), unit: "ms", better: "lower" },
-    { ...base, metric: `${m}_server_cpu_${c}`, value: base.server_us_per_op === "" ? 0 : base.server_us_per_op, unit: "µs/op", better: "lower" },
+    {
+      ...base,
+      metric: `${m}_server_cpu_${c}`,
+      value: base.server_us_per_op === "" ? 0 : base.server_us_per_op,
+      unit: "µs/op",
+      better: "lower",
+    },
   ];
 }

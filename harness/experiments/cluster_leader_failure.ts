@@ -9,7 +9,15 @@ import { performance } from "node:perf_hooks";
 import { EtcdClient } from "../../core/client/index.js";
 import type { EtcdCluster } from "../targets/etcd_cluster.js";
 import { num, parseArgs } from "./common.js";
-import { clusterKinds, clusterResultsDir, termOf, timingArgs, withCluster, writeRun, type TargetOutcome } from "./cluster_common.js";
+import {
+  clusterKinds,
+  clusterResultsDir,
+  termOf,
+  timingArgs,
+  withCluster,
+  writeRun,
+  type TargetOutcome,
+} from "./cluster_common.js";
 import { medianMax } from "../stats.js";
 import { setTimeout as pause } from "node:timers/promises";
 
@@ -40,27 +48,52 @@ export interface LeaderFailureRow {
 }
 
 /** watchLeader polls the survivors until one names a leader other than `oldId`; resolves ms since t0 and who. */
-async function watchLeader(clients: readonly EtcdClient[], oldId: bigint, t0: number, s: Settings, ids: Map<string, string>): Promise<{ ms: number; who: string }> {
+async function watchLeader(
+  clients: readonly EtcdClient[],
+  oldId: bigint,
+  t0: number,
+  s: Settings,
+  ids: Map<string, string>,
+): Promise<{ ms: number; who: string }> {
   while (performance.now() - t0 < s.giveUpMs) {
-    const seen = await Promise.all(clients.map((c) => c.status().then((st) => st.leader, () => 0n)));
+    const seen = await Promise.all(
+      clients.map((c) =>
+        c.status().then(
+          (st) => st.leader,
+          () => 0n,
+        ),
+      ),
+    );
     const found = seen.find((l) => l !== 0n && l !== oldId);
-    if (found !== undefined) return { ms: performance.now() - t0, who: ids.get(found.toString(16)) ?? found.toString(16) };
+    if (found !== undefined)
+      return { ms: performance.now() - t0, who: ids.get(found.toString(16)) ?? found.toString(16) };
     await pause(s.pollMs);
   }
   return { ms: -1, who: "none" };
 }
 
 /** probeWrites fires a put every probeMs until one succeeds; resolves its completion time (ms since t0). */
-async function probeWrites(clients: readonly EtcdClient[], names: readonly string[], t0: number, s: Settings): Promise<{ ms: number; via: string; failed: number }> {
+async function probeWrites(
+  clients: readonly EtcdClient[],
+  names: readonly string[],
+  t0: number,
+  s: Settings,
+): Promise<{ ms: number; via: string; failed: number }> {
   let done: { ms: number; via: string } | undefined;
   let failed = 0;
   const inflight: Promise<void>[] = [];
   for (let n = 0; done === undefined && performance.now() - t0 < s.giveUpMs; n++) {
     const k = n % clients.length;
-    inflight.push(clients[k]!.put(`/cluster-leader-failure/probe/${n % 100}`, "x", {}).then(
-      () => { done ??= { ms: performance.now() - t0, via: names[k]! }; },
-      () => { failed++; },
-    ));
+    inflight.push(
+      clients[k]!.put(`/cluster-leader-failure/probe/${n % 100}`, "x", {}).then(
+        () => {
+          done ??= { ms: performance.now() - t0, via: names[k]! };
+        },
+        () => {
+          failed++;
+        },
+      ),
+    );
     await pause(s.probeMs);
   }
   await Promise.all(inflight);
@@ -75,19 +108,41 @@ async function oneRep(target: string, cluster: EtcdCluster, s: Settings, rep: nu
   const ids = new Map<string, string>();
   for (const i of survivors) ids.set((await cluster.status(i)).header.memberId.toString(16), `m${i}`);
   const termBefore = await termOf(cluster, survivors[0]!);
-  const mk = (i: number): EtcdClient => new EtcdClient({ endpoints: [cluster.endpoint(i)], callTimeoutMs: s.probeTimeoutMs, dialTimeoutMs: s.probeTimeoutMs });
-  const statusClients = survivors.map(mk), writeClients = survivors.map(mk);
+  const mk = (i: number): EtcdClient =>
+    new EtcdClient({
+      endpoints: [cluster.endpoint(i)],
+      callTimeoutMs: s.probeTimeoutMs,
+      dialTimeoutMs: s.probeTimeoutMs,
+    });
+  const statusClients = survivors.map(mk),
+    writeClients = survivors.map(mk);
   try {
     await Promise.all([...statusClients, ...writeClients].map((c) => c.status())); // connected before the kill
     const t0 = performance.now();
     await cluster.kill(leader, "SIGKILL");
-    const [nl, fw] = await Promise.all([watchLeader(statusClients, oldId, t0, s, ids), probeWrites(writeClients, survivors.map((i) => `m${i}`), t0, s)]);
+    const [nl, fw] = await Promise.all([
+      watchLeader(statusClients, oldId, t0, s, ids),
+      probeWrites(
+        writeClients,
+        survivors.map((i) => `m${i}`),
+        t0,
+        s,
+      ),
+    ]);
     const termAfter = await termOf(cluster, survivors[0]!);
     await cluster.restart(leader);
     await pause(s.settleMs);
     return {
-      target, rep, old_leader: `m${leader}`, new_leader: nl.who, new_leader_ms: Math.round(nl.ms), first_write_ms: Math.round(fw.ms),
-      first_write_via: fw.via, term_before: termBefore, term_after: termAfter, failed_probes: fw.failed,
+      target,
+      rep,
+      old_leader: `m${leader}`,
+      new_leader: nl.who,
+      new_leader_ms: Math.round(nl.ms),
+      first_write_ms: Math.round(fw.ms),
+      first_write_via: fw.via,
+      term_before: termBefore,
+      term_after: termAfter,
+      failed_probes: fw.failed,
     };
   } finally {
     for (const c of [...statusClients, ...writeClients]) c.close();
@@ -99,7 +154,9 @@ async function runTarget(target: string, cluster: EtcdCluster, s: Settings): Pro
   await pause(s.settleMs);
   for (let rep = 1; rep <= s.reps; rep++) {
     const row = await oneRep(target, cluster, s, rep);
-    console.error(`${target} rep ${rep}: killed leader ${row.old_leader}; new leader ${row.new_leader} after ${row.new_leader_ms} ms; first write after ${row.first_write_ms} ms via ${row.first_write_via}`);
+    console.error(
+      `${target} rep ${rep}: killed leader ${row.old_leader}; new leader ${row.new_leader} after ${row.new_leader_ms} ms; first write after ${row.first_write_ms} ms via ${row.first_write_via}`,
+    );
     rows.push(row);
   }
   return rows;
@@ -119,8 +176,12 @@ function summary(rows: readonly LeaderFailureRow[], outcomes: readonly TargetOut
 export async function run(argv: string[]): Promise<string> {
   const args = parseArgs(argv);
   const s: Settings = {
-    reps: num(args, "reps", 10), pollMs: num(args, "poll-ms", 10), probeMs: num(args, "probe-ms", 20),
-    probeTimeoutMs: num(args, "probe-timeout-ms", 2_000), settleMs: num(args, "settle-ms", 3_000), giveUpMs: num(args, "give-up-ms", 30_000),
+    reps: num(args, "reps", 10),
+    pollMs: num(args, "poll-ms", 10),
+    probeMs: num(args, "probe-ms", 20),
+    probeTimeoutMs: num(args, "probe-timeout-ms", 2_000),
+    settleMs: num(args, "settle-ms", 3_000),
+    giveUpMs: num(args, "give-up-ms", 30_000),
   };
   const dir = clusterResultsDir("cluster-leader-failure", args);
   const startedAt = new Date().toISOString();
@@ -133,7 +194,11 @@ export async function run(argv: string[]): Promise<string> {
   }
   const lines = summary(rows, outcomes);
   writeRun(dir, "leader_failure.csv", rows as unknown as Record<string, unknown>[], {
-    experiment: "cluster-leader-failure", argv, targets: outcomes, settings: s, startedAt,
+    experiment: "cluster-leader-failure",
+    argv,
+    targets: outcomes,
+    settings: s,
+    startedAt,
     notes: [
       `new_leader_ms: kill -9 → a survivor's Status names another leader (polled every ${s.pollMs} ms); first_write_ms: kill → completion of the first successful put sent after the kill (one every ${s.probeMs} ms through the survivors, ${s.probeTimeoutMs} ms deadline each).`,
       ...lines,

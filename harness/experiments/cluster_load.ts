@@ -40,7 +40,6 @@ interface WorkerInit {
   readonly index: number;
 }
 
-
 function opFor(client: EtcdClient, job: LoadJob, worker: number, slot: number): (i: number) => Promise<unknown> {
   const value = Buffer.alloc(job.valueBytes, "v");
   switch (job.kind) {
@@ -58,7 +57,8 @@ function opFor(client: EtcdClient, job: LoadJob, worker: number, slot: number): 
 /** runJob drives every slot until the window closes; the window opens after warmupS and lasts `seconds`. */
 async function runJob(clients: readonly EtcdClient[], job: LoadJob, worker: number): Promise<LoadResult> {
   let state: "warm" | "measure" | "stopped" = "warm";
-  let openedAt = 0, closedAt = 0;
+  let openedAt = 0,
+    closedAt = 0;
   const lat: number[] = [];
   const errorsByCode: Record<string, number> = {};
   let errors = 0;
@@ -72,26 +72,35 @@ async function runJob(clients: readonly EtcdClient[], job: LoadJob, worker: numb
     state = "stopped";
     closedAt = performance.now();
   })();
-  await Promise.all(job.slotEndpoints.map(async (ep, slot) => {
-    const op = opFor(clients[ep]!, job, worker, slot);
-    for (let i = 0; state !== "stopped"; i++) {
-      const t0 = performance.now();
-      try {
-        await op(i);
-        if (state === "measure") lat.push(performance.now() - t0);
-      } catch (err) {
-        if (state === "measure") {
-          errors++;
-          const code = errorCode(err);
-          errorsByCode[code] = (errorsByCode[code] ?? 0) + 1;
+  await Promise.all(
+    job.slotEndpoints.map(async (ep, slot) => {
+      const op = opFor(clients[ep]!, job, worker, slot);
+      for (let i = 0; state !== "stopped"; i++) {
+        const t0 = performance.now();
+        try {
+          await op(i);
+          if (state === "measure") lat.push(performance.now() - t0);
+        } catch (err) {
+          if (state === "measure") {
+            errors++;
+            const code = errorCode(err);
+            errorsByCode[code] = (errorsByCode[code] ?? 0) + 1;
+          }
+          await pause(5); // a failing member must not turn the slot into a busy loop
         }
-        await pause(5); // a failing member must not turn the slot into a busy loop
       }
-    }
-  }));
+    }),
+  );
   await clock;
   const busy = performance.eventLoopUtilization(elu0).utilization;
-  return { ops: lat.length, errors, errorsByCode, windowS: (closedAt - openedAt) / 1000, latenciesMs: Float64Array.from(lat), busy };
+  return {
+    ops: lat.length,
+    errors,
+    errorsByCode,
+    windowS: (closedAt - openedAt) / 1000,
+    latenciesMs: Float64Array.from(lat),
+    busy,
+  };
 }
 
 function workerMain(init: WorkerInit): void {
@@ -113,9 +122,19 @@ function workerMain(init: WorkerInit): void {
       return;
     }
     const clients = job.endpoints.map(clientOf);
-    const work = job.kind === "connect"
-      ? Promise.all(clients.map((c) => c.status())).then((): LoadResult => ({ ops: 0, errors: 0, errorsByCode: {}, windowS: 0, latenciesMs: new Float64Array(0), busy: 0 }))
-      : runJob(clients, job, init.index);
+    const work =
+      job.kind === "connect"
+        ? Promise.all(clients.map((c) => c.status())).then(
+            (): LoadResult => ({
+              ops: 0,
+              errors: 0,
+              errorsByCode: {},
+              windowS: 0,
+              latenciesMs: new Float64Array(0),
+              busy: 0,
+            }),
+          )
+        : runJob(clients, job, init.index);
     work.then(
       (r) => port.postMessage({ result: r }, [r.latenciesMs.buffer as ArrayBuffer]),
       (err: unknown) => port.postMessage({ error: `${errorCode(err)}: ${String(err)}` }),
@@ -140,7 +159,8 @@ export interface LoadStats {
 
 /** slotPlan spreads `slots` in-flight requests over `workers` threads and `endpoints` members round-robin. */
 export function slotPlan(slots: number, workers: number, endpoints: number): number[][] {
-  if (!(slots >= 1 && workers >= 1 && endpoints >= 1)) throw new Error(`slotPlan needs ≥ 1 of each, got ${slots} slots, ${workers} workers, ${endpoints} endpoints`);
+  if (!(slots >= 1 && workers >= 1 && endpoints >= 1))
+    throw new Error(`slotPlan needs ≥ 1 of each, got ${slots} slots, ${workers} workers, ${endpoints} endpoints`);
   const plan: number[][] = Array.from({ length: Math.min(workers, slots) }, () => []);
   for (let s = 0; s < slots; s++) plan[s % plan.length]!.push(s % endpoints);
   return plan;
@@ -153,14 +173,16 @@ export class ClusterLoadPool {
   static async open(count: number): Promise<ClusterLoadPool> {
     const pool = new ClusterLoadPool();
     const file = fileURLToPath(import.meta.url);
-    await Promise.all(Array.from({ length: count }, (_, index) => {
-      const w = new Worker(file, { workerData: { clusterLoadWorker: true, index } satisfies WorkerInit });
-      pool.workers.push(w);
-      return new Promise<void>((resolve, reject) => {
-        w.once("message", (m) => (m === "ready" ? resolve() : reject(new Error(`worker ${index}: ${String(m)}`))));
-        w.once("error", reject);
-      });
-    }));
+    await Promise.all(
+      Array.from({ length: count }, (_, index) => {
+        const w = new Worker(file, { workerData: { clusterLoadWorker: true, index } satisfies WorkerInit });
+        pool.workers.push(w);
+        return new Promise<void>((resolve, reject) => {
+          w.once("message", (m) => (m === "ready" ? resolve() : reject(new Error(`worker ${index}: ${String(m)}`))));
+          w.once("error", reject);
+        });
+      }),
+    );
     return pool;
   }
 
@@ -184,9 +206,16 @@ export class ClusterLoadPool {
   }
 
   /** timed runs `slots` closed loops spread round-robin over `endpoints` and merges the workers' results. */
-  async timed(kind: Exclude<LoadKind, "connect">, endpoints: readonly string[], slots: number, s: { warmupS: number; seconds: number; valueBytes: number }): Promise<LoadStats> {
+  async timed(
+    kind: Exclude<LoadKind, "connect">,
+    endpoints: readonly string[],
+    slots: number,
+    s: { warmupS: number; seconds: number; valueBytes: number },
+  ): Promise<LoadStats> {
     const plan = slotPlan(slots, this.workers.length, endpoints.length);
-    const results = await Promise.all(plan.map((slotEndpoints, i) => this.send(this.workers[i]!, { kind, endpoints, slotEndpoints, ...s })));
+    const results = await Promise.all(
+      plan.map((slotEndpoints, i) => this.send(this.workers[i]!, { kind, endpoints, slotEndpoints, ...s })),
+    );
     const all = new Float64Array(results.reduce((a, r) => a + r.latenciesMs.length, 0));
     let at = 0;
     for (const r of results) {
@@ -195,11 +224,15 @@ export class ClusterLoadPool {
     }
     all.sort();
     const errorsByCode: Record<string, number> = {};
-    for (const r of results) for (const [c, n] of Object.entries(r.errorsByCode)) errorsByCode[c] = (errorsByCode[c] ?? 0) + n;
+    for (const r of results)
+      for (const [c, n] of Object.entries(r.errorsByCode)) errorsByCode[c] = (errorsByCode[c] ?? 0) + n;
     return {
       throughputPerS: results.reduce((a, r) => a + (r.windowS > 0 ? r.ops / r.windowS : 0), 0),
-      p50Ms: percentile(all, 50), p99Ms: percentile(all, 99), ops: all.length,
-      errors: results.reduce((a, r) => a + r.errors, 0), errorsByCode,
+      p50Ms: percentile(all, 50),
+      p99Ms: percentile(all, 99),
+      ops: all.length,
+      errors: results.reduce((a, r) => a + r.errors, 0),
+      errorsByCode,
       generatorMaxThreadBusy: Math.max(...results.map((r) => r.busy)),
     };
   }

@@ -9,7 +9,17 @@
 // real etcd through the peer proxy of harness/targets/etcd_cluster.ts (connections refused/reset, see there).
 // --targets etcd,etcd-ts (default both), --election-ms/--heartbeat-ms (etcd's 1000/100 by default).
 import { num, parseArgs } from "./common.js";
-import { clusterKinds, clusterResultsDir, leaderChanges, termOf, timingArgs, withCluster, writeRun, WriteLoad, type TargetOutcome } from "./cluster_common.js";
+import {
+  clusterKinds,
+  clusterResultsDir,
+  leaderChanges,
+  termOf,
+  timingArgs,
+  withCluster,
+  writeRun,
+  WriteLoad,
+  type TargetOutcome,
+} from "./cluster_common.js";
 import { setTimeout as pause } from "node:timers/promises";
 import type { EtcdCluster } from "../targets/etcd_cluster.js";
 
@@ -45,7 +55,14 @@ export interface PreVoteRow {
   writes_recovered: boolean;
 }
 
-async function oneRep(target: string, cluster: EtcdCluster, load: WriteLoad, s: Settings, preVote: boolean, rep: number): Promise<PreVoteRow> {
+async function oneRep(
+  target: string,
+  cluster: EtcdCluster,
+  load: WriteLoad,
+  s: Settings,
+  preVote: boolean,
+  rep: number,
+): Promise<PreVoteRow> {
   const leader = await cluster.leaderIndex();
   if (leader < 0) throw new Error(`${target}: no leader before repetition ${rep}`);
   const victim = (leader + 1 + (rep % 2)) % 3;
@@ -68,11 +85,19 @@ async function oneRep(target: string, cluster: EtcdCluster, load: WriteLoad, s: 
   const after = await Promise.all(others.map((i) => leaderChanges(cluster, i)));
   const leaderAfter = await cluster.leaderIndex();
   return {
-    target, pre_vote: preVote, rep, isolated: `m${victim}`, isolated_lost_leader: lost, leader_before: `m${leader}`,
-    leader_after: leaderAfter < 0 ? "none" : `m${leaderAfter}`, leader_changes: Math.max(...after.map((a, k) => a - before[k]!)),
-    term_before: termBefore, isolated_term_at_heal: isolatedTerm,
-    term_after: Math.max(...await Promise.all([0, 1, 2].map((i) => termOf(cluster, i)))),
-    write_gap_after_heal_ms: Math.round(load.longestGapMs(healAt, endAt)), write_errors_after_heal: load.errors(healAt, endAt).count,
+    target,
+    pre_vote: preVote,
+    rep,
+    isolated: `m${victim}`,
+    isolated_lost_leader: lost,
+    leader_before: `m${leader}`,
+    leader_after: leaderAfter < 0 ? "none" : `m${leaderAfter}`,
+    leader_changes: Math.max(...after.map((a, k) => a - before[k]!)),
+    term_before: termBefore,
+    isolated_term_at_heal: isolatedTerm,
+    term_after: Math.max(...(await Promise.all([0, 1, 2].map((i) => termOf(cluster, i))))),
+    write_gap_after_heal_ms: Math.round(load.longestGapMs(healAt, endAt)),
+    write_errors_after_heal: load.errors(healAt, endAt).count,
     writes_recovered: recovered,
   };
 }
@@ -85,7 +110,9 @@ async function runTarget(target: string, cluster: EtcdCluster, s: Settings, preV
     await pause(2 * s.electionMs);
     for (let rep = 1; rep <= s.reps; rep++) {
       const row = await oneRep(target, cluster, load, s, preVote, rep);
-      console.error(`${target} pre-vote=${preVote} rep ${rep}: isolated ${row.isolated} (lost leader: ${row.isolated_lost_leader}, term at heal ${row.isolated_term_at_heal}); leader changes ${row.leader_changes}, term ${row.term_before}→${row.term_after}, write gap after heal ${row.write_gap_after_heal_ms} ms`);
+      console.error(
+        `${target} pre-vote=${preVote} rep ${rep}: isolated ${row.isolated} (lost leader: ${row.isolated_lost_leader}, term at heal ${row.isolated_term_at_heal}); leader changes ${row.leader_changes}, term ${row.term_before}→${row.term_after}, write gap after heal ${row.write_gap_after_heal_ms} ms`,
+      );
       rows.push(row);
     }
   } finally {
@@ -101,8 +128,10 @@ function summary(rows: readonly PreVoteRow[], outcomes: readonly (TargetOutcome 
     const mine = rows.filter((r) => r.target === o.name && r.pre_vote === o.preVote);
     const changes = mine.reduce((a, r) => a + Math.max(0, r.leader_changes), 0);
     const bumps = mine.reduce((a, r) => a + Math.max(0, r.term_after - r.term_before), 0);
-    return `${label}: ${mine.length} isolations of ${s(mine.length)}; ${changes} leader changes, ${bumps} term bumps in total; ` +
-      `isolated member lost its leader in ${mine.filter((r) => r.isolated_lost_leader).length}/${mine.length}`;
+    return (
+      `${label}: ${mine.length} isolations of ${s(mine.length)}; ${changes} leader changes, ${bumps} term bumps in total; ` +
+      `isolated member lost its leader in ${mine.filter((r) => r.isolated_lost_leader).length}/${mine.length}`
+    );
   });
   function s(n: number): string {
     return n === 1 ? "one follower" : "a follower each";
@@ -116,8 +145,11 @@ export async function run(argv: string[]): Promise<string> {
     return v === "true";
   });
   const s: Settings = {
-    reps: num(args, "reps", 3), electionMs: num(args, "election-ms", DEFAULT_ELECTION_MS),
-    isolateElections: num(args, "isolate-elections", 10), healElections: num(args, "heal-elections", 5), preVotes,
+    reps: num(args, "reps", 3),
+    electionMs: num(args, "election-ms", DEFAULT_ELECTION_MS),
+    isolateElections: num(args, "isolate-elections", 10),
+    healElections: num(args, "heal-elections", 5),
+    preVotes,
   };
   const dir = clusterResultsDir("cluster-prevote", args);
   const startedAt = new Date().toISOString();
@@ -133,7 +165,11 @@ export async function run(argv: string[]): Promise<string> {
   }
   const lines = summary(rows, outcomes);
   writeRun(dir, "prevote.csv", rows as unknown as Record<string, unknown>[], {
-    experiment: "cluster-prevote", argv, targets: outcomes, settings: s, startedAt,
+    experiment: "cluster-prevote",
+    argv,
+    targets: outcomes,
+    settings: s,
+    startedAt,
     notes: [
       "real etcd: the follower is cut off by peer proxies (connections to it and from it, attributed by X-Server-From, are closed and refused); its clock and client port keep running. etcd-ts: --experimental-peer-fault-injection drops every raft message to and from it.",
       "leader_changes: max over the two connected members of the increase of etcd_server_leader_changes_seen_total from before the cut to the end of the heal window.",

@@ -9,7 +9,17 @@
 // no fault).
 // --targets etcd,etcd-ts (default both), --heartbeat-ms/--election-ms (etcd's 100/1000 by default).
 import { num, parseArgs } from "./common.js";
-import { clusterKinds, clusterResultsDir, leaderChanges, termOf, timingArgs, withCluster, writeRun, WriteLoad, type TargetOutcome } from "./cluster_common.js";
+import {
+  clusterKinds,
+  clusterResultsDir,
+  leaderChanges,
+  termOf,
+  timingArgs,
+  withCluster,
+  writeRun,
+  WriteLoad,
+  type TargetOutcome,
+} from "./cluster_common.js";
 import { medianMax } from "../stats.js";
 import { setTimeout as pause } from "node:timers/promises";
 import type { EtcdCluster } from "../targets/etcd_cluster.js";
@@ -44,7 +54,13 @@ async function counters(cluster: EtcdCluster, members: readonly number[]): Promi
   return Promise.all(members.map((i) => leaderChanges(cluster, i)));
 }
 
-async function oneRestart(target: string, cluster: EtcdCluster, load: WriteLoad, s: Settings, r: number): Promise<RestartRow> {
+async function oneRestart(
+  target: string,
+  cluster: EtcdCluster,
+  load: WriteLoad,
+  s: Settings,
+  r: number,
+): Promise<RestartRow> {
   const leader = await cluster.leaderIndex();
   if (leader < 0) throw new Error(`${target}: no leader before restart ${r}`);
   const followers = [0, 1, 2].filter((i) => i !== leader);
@@ -66,13 +82,21 @@ async function oneRestart(target: string, cluster: EtcdCluster, load: WriteLoad,
   const leaderAfter = await cluster.leaderIndex();
   const errs = load.errors(killAt, endAt);
   return {
-    target, restart: r, victim: `m${victim}`, leader_before: `m${leader}`, leader_after: leaderAfter < 0 ? "none" : `m${leaderAfter}`,
-    leader_changes: Math.max(...after.map((a, k) => a - before[k]!)), term_before: termBefore,
-    term_after: Math.max(...await Promise.all([0, 1, 2].map((i) => termOf(cluster, i)))),
+    target,
+    restart: r,
+    victim: `m${victim}`,
+    leader_before: `m${leader}`,
+    leader_after: leaderAfter < 0 ? "none" : `m${leaderAfter}`,
+    leader_changes: Math.max(...after.map((a, k) => a - before[k]!)),
+    term_before: termBefore,
+    term_after: Math.max(...(await Promise.all([0, 1, 2].map((i) => termOf(cluster, i))))),
     restart_to_ready_ms: Math.round(readyAt - startAt),
-    write_unavailable_ms: Math.round(load.longestGapMs(killAt, endAt)), write_gap_before_ms: Math.round(load.longestGapMs(killAt - s.settleMs, killAt)),
-    write_errors: errs.count, errors_by_code: errs.byCode,
-    write_p99_ms: load.latency(killAt, endAt).p99Ms, write_p99_before_ms: load.latency(killAt - s.settleMs, killAt).p99Ms,
+    write_unavailable_ms: Math.round(load.longestGapMs(killAt, endAt)),
+    write_gap_before_ms: Math.round(load.longestGapMs(killAt - s.settleMs, killAt)),
+    write_errors: errs.count,
+    errors_by_code: errs.byCode,
+    write_p99_ms: load.latency(killAt, endAt).p99Ms,
+    write_p99_before_ms: load.latency(killAt - s.settleMs, killAt).p99Ms,
   };
 }
 
@@ -84,7 +108,9 @@ async function runTarget(target: string, cluster: EtcdCluster, s: Settings): Pro
     await pause(s.downMs + 2 * s.settleMs); // a no-fault window before the first kill, as long as a restart's
     for (let r = 1; r <= s.restarts; r++) {
       const row = await oneRestart(target, cluster, load, s, r);
-      console.error(`${target} restart ${r}: ${row.victim} ready in ${row.restart_to_ready_ms} ms; leader changes ${row.leader_changes}, term ${row.term_before}→${row.term_after}; writes unavailable ${row.write_unavailable_ms} ms (before: ${row.write_gap_before_ms} ms), ${row.write_errors} errors`);
+      console.error(
+        `${target} restart ${r}: ${row.victim} ready in ${row.restart_to_ready_ms} ms; leader changes ${row.leader_changes}, term ${row.term_before}→${row.term_after}; writes unavailable ${row.write_unavailable_ms} ms (before: ${row.write_gap_before_ms} ms), ${row.write_errors} errors`,
+      );
       rows.push(row);
     }
   } finally {
@@ -101,7 +127,8 @@ function summary(rows: readonly RestartRow[], outcomes: readonly TargetOutcome[]
       continue;
     }
     const mine = rows.filter((r) => r.target === o.name);
-    const un = medianMax(mine.map((r) => r.write_unavailable_ms)), base = medianMax(mine.map((r) => r.write_gap_before_ms));
+    const un = medianMax(mine.map((r) => r.write_unavailable_ms)),
+      base = medianMax(mine.map((r) => r.write_gap_before_ms));
     lines.push(
       `${o.name}: ${mine.length} restarts, ${mine.filter((r) => r.leader_changes > 0).length} caused a leader change ` +
         `(${mine.reduce((a, r) => a + Math.max(0, r.leader_changes), 0)} changes, ${mine.filter((r) => r.term_after > r.term_before).length} term bumps); ` +
@@ -114,7 +141,10 @@ function summary(rows: readonly RestartRow[], outcomes: readonly TargetOutcome[]
 export async function run(argv: string[]): Promise<string> {
   const args = parseArgs(argv);
   const s: Settings = {
-    restarts: num(args, "restarts", 20), downMs: num(args, "down-ms", 1_000), settleMs: num(args, "settle-ms", 3_000), writers: num(args, "writers", 8),
+    restarts: num(args, "restarts", 20),
+    downMs: num(args, "down-ms", 1_000),
+    settleMs: num(args, "settle-ms", 3_000),
+    writers: num(args, "writers", 8),
   };
   const dir = clusterResultsDir("cluster-restart", args);
   const startedAt = new Date().toISOString();
@@ -127,7 +157,11 @@ export async function run(argv: string[]): Promise<string> {
   }
   const lines = summary(rows, outcomes);
   writeRun(dir, "restart.csv", rows as unknown as Record<string, unknown>[], {
-    experiment: "cluster-restart", argv, targets: outcomes, settings: s, startedAt,
+    experiment: "cluster-restart",
+    argv,
+    targets: outcomes,
+    settings: s,
+    startedAt,
     notes: [
       "leader_changes: max over the two surviving members of the increase of etcd_server_leader_changes_seen_total across one restart (kill → settle end).",
       "write_unavailable_ms: longest stretch from the kill to the settle end with no successful put (writers avoid the victim); write_gap_before_ms / write_p99_before_ms: the same measures over the settle-ms just before the kill (every member up and serving).",

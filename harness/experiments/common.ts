@@ -52,7 +52,14 @@ export async function forEachTarget(
     const slot = makeTarget(parseTargetSpec(s));
     if (slot.target === undefined) {
       console.error(`target ${slot.name}: not yet available — ${slot.reason ?? ""}`);
-      runs.push({ name: slot.name, describe: "", version: "", available: false, reason: slot.reason ?? "", recorder: undefined });
+      runs.push({
+        name: slot.name,
+        describe: "",
+        version: "",
+        available: false,
+        reason: slot.reason ?? "",
+        recorder: undefined,
+      });
       continue;
     }
     const t = slot.target;
@@ -73,7 +80,15 @@ export async function forEachTarget(
     try {
       const detail = await body(client, rec, slot.name);
       lag.disable();
-      runs.push({ name: slot.name, describe: t.describe, version: t.version(), available: true, recorder: rec, eventLoopDelayP99Ms: Math.round(lag.percentile(99) / 1e4) / 100, detail });
+      runs.push({
+        name: slot.name,
+        describe: t.describe,
+        version: t.version(),
+        available: true,
+        recorder: rec,
+        eventLoopDelayP99Ms: Math.round(lag.percentile(99) / 1e4) / 100,
+        detail,
+      });
     } finally {
       client.close();
       await t.stop();
@@ -87,7 +102,8 @@ export async function forEachTarget(
  * slow drift of the machine spreads over all targets instead of landing on whichever always runs last.
  */
 export async function forEachRound(
-  specs: readonly string[], reps: number,
+  specs: readonly string[],
+  reps: number,
   body: (client: EtcdClient, rec: Recorder, name: string, round: number) => Promise<unknown>,
 ): Promise<TargetRun[][]> {
   if (!(Number.isInteger(reps) && reps >= 1)) throw new Error(`--reps must be a whole number >= 1, got ${reps}`);
@@ -106,9 +122,20 @@ export function roundsEnv(perRound: readonly (readonly TargetRun[])[]): ReturnTy
 }
 
 /** envTargets is the env.json view of the runs. */
-export function envTargets(runs: readonly TargetRun[]): { name: string; describe: string; version: string; available: boolean; reason?: string; eventLoopDelayP99Ms?: number; detail?: unknown }[] {
+export function envTargets(runs: readonly TargetRun[]): {
+  name: string;
+  describe: string;
+  version: string;
+  available: boolean;
+  reason?: string;
+  eventLoopDelayP99Ms?: number;
+  detail?: unknown;
+}[] {
   return runs.map((r) => ({
-    name: r.name, describe: r.describe, version: r.version, available: r.available,
+    name: r.name,
+    describe: r.describe,
+    version: r.version,
+    available: r.available,
     ...(r.reason === undefined ? {} : { reason: r.reason }),
     ...(r.eventLoopDelayP99Ms === undefined ? {} : { eventLoopDelayP99Ms: r.eventLoopDelayP99Ms }),
     ...(r.detail === undefined ? {} : { detail: r.detail }),
@@ -117,7 +144,19 @@ export function envTargets(runs: readonly TargetRun[]): { name: string; describe
 
 /** printTable prints the summary rows of interest to stdout as an aligned table. */
 export function printTable(rows: readonly SummaryRow[]): void {
-  const cols = ["target", "phase", "verb", "resource", "count", "errors", "bytes", "throughput_per_s", "p50_ms", "p99_ms", "max_ms"] as const;
+  const cols = [
+    "target",
+    "phase",
+    "verb",
+    "resource",
+    "count",
+    "errors",
+    "bytes",
+    "throughput_per_s",
+    "p50_ms",
+    "p99_ms",
+    "max_ms",
+  ] as const;
   const cells = [cols.map(String), ...rows.map((r) => cols.map((c) => String(r[c])))];
   const widths = cols.map((_, i) => Math.max(...cells.map((row) => row[i]!.length)));
   for (const row of cells) console.log(row.map((c, i) => c.padEnd(widths[i]!)).join("  "));

@@ -153,7 +153,14 @@ function watchResumeMs(load: Load, exitS: number): number {
   return e === undefined ? -1 : Math.round(e.atMs - exitMs);
 }
 
-async function oneKill(cluster: EtcdCluster, load: Load, s: Settings, mode: string, kill: number, tls: TlsOptions | undefined): Promise<KillRow> {
+async function oneKill(
+  cluster: EtcdCluster,
+  load: Load,
+  s: Settings,
+  mode: string,
+  kill: number,
+  tls: TlsOptions | undefined,
+): Promise<KillRow> {
   load.phase = `${mode}-before`;
   await new Promise((r) => setTimeout(r, s.beforeS * 1000));
   const victimEp = await load.driver.victim();
@@ -170,18 +177,29 @@ async function oneKill(cluster: EtcdCluster, load: Load, s: Settings, mode: stri
   while (!recovered() && nowS(load) < killS + RECOVERY_WAIT_S) await new Promise((r) => setTimeout(r, 20));
   const endS = nowS(load);
   // Calls in flight at the kill were sent before it; the errors of a kill are those completing after it.
-  const first = load.calls.filter((c) => c.sentS >= killS && c.code === undefined).reduce((m, c) => Math.min(m, c.doneS), Infinity);
+  const first = load.calls
+    .filter((c) => c.sentS >= killS && c.code === undefined)
+    .reduce((m, c) => Math.min(m, c.doneS), Infinity);
   const errs = load.calls.filter((c) => c.doneS >= killS && c.doneS < endS && c.code !== undefined);
   const row: KillRow = {
-    target: load.rec.target.split("/")[0]!, client: load.driver.kind, mode, kill, victim: victimEp, victim_was_leader: wasLeader ? "yes" : "no",
+    target: load.rec.target.split("/")[0]!,
+    client: load.driver.kind,
+    mode,
+    kill,
+    victim: victimEp,
+    victim_was_leader: wasLeader ? "yes" : "no",
     recover_ms: Number.isFinite(first) ? Math.round((first - killS) * 1000) : -1,
     watch_resume_ms: watchResumeMs(load, exitS),
-    errors_after_kill: errs.length, errors_by_code: byCode(errs),
-    p99_before_ms: p99Ms(load, killS - s.beforeS, killS), p99_after_ms: p99Ms(load, killS, endS),
+    errors_after_kill: errs.length,
+    errors_by_code: byCode(errs),
+    p99_before_ms: p99Ms(load, killS - s.beforeS, killS),
+    p99_after_ms: p99Ms(load, killS, endS),
   };
   load.phase = `${mode}-restart`;
   await cluster.restart(victim).catch((err: unknown) => {
-    throw new Error(`restart of ${victimEp} after kill ${kill}: ${String(err)}; its stderr ends: ${cluster.stderrTail(victim).slice(-600)}`);
+    throw new Error(
+      `restart of ${victimEp} after kill ${kill}: ${String(err)}; its stderr ends: ${cluster.stderrTail(victim).slice(-600)}`,
+    );
   });
   return row;
 }
@@ -200,13 +218,17 @@ async function isLeader(endpoint: string, tls: TlsOptions | undefined): Promise<
  * audit counts, after the load stopped: puts applied twice (keys under load.prefix with version > 1) and the watch's
  * lost and duplicated events against every revision made since it started (only the workers write meanwhile).
  */
-async function audit(checker: EtcdClient, load: Load, watchStart: bigint): Promise<Pick<RunRow, "puts_applied_twice" | "watch_expected" | "watch_lost" | "watch_duplicated">> {
+async function audit(
+  checker: EtcdClient,
+  load: Load,
+  watchStart: bigint,
+): Promise<Pick<RunRow, "puts_applied_twice" | "watch_expected" | "watch_lost" | "watch_duplicated">> {
   const finalRev = (await checker.get(load.prefix, { prefix: true, countOnly: true })).header.revision;
   const deadline = performance.now() + WATCH_DRAIN_MS;
   const top = (): bigint => load.events.reduce((m, e) => (e.revision > m ? e.revision : m), 0n);
   while (top() < finalRev && performance.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   let twice = 0;
-  for (let from = load.prefix; ;) {
+  for (let from = load.prefix; ; ) {
     const page = await checker.get(from, { rangeEnd: prefixEnd(Buffer.from(load.prefix)), limit: 5_000 });
     for (const kv of page.kvs) if (kv.version > 1n) twice++;
     const last = page.kvs[page.kvs.length - 1];
@@ -217,16 +239,38 @@ async function audit(checker: EtcdClient, load: Load, watchStart: bigint): Promi
   const expected = Number(finalRev - watchStart + 1n);
   let lost = 0;
   for (let r = watchStart; r <= finalRev; r++) if (!seen.has(r)) lost++;
-  return { puts_applied_twice: twice, watch_expected: expected, watch_lost: lost, watch_duplicated: load.events.length - seen.size };
+  return {
+    puts_applied_twice: twice,
+    watch_expected: expected,
+    watch_lost: lost,
+    watch_duplicated: load.events.length - seen.size,
+  };
 }
 
 /** runClient drives one client through s.kills kills on a running cluster; returns its kill rows and run row. */
 /** runClient: `kills` gets each kill's row as it is measured (kept when a later step throws). */
-async function runClient(cluster: EtcdCluster, kind: ClientKind, rec: Recorder, s: Settings, mode: "plain" | "tls", tls: TlsOptions | undefined, kills: KillRow[]): Promise<RunRow> {
+async function runClient(
+  cluster: EtcdCluster,
+  kind: ClientKind,
+  rec: Recorder,
+  s: Settings,
+  mode: "plain" | "tls",
+  tls: TlsOptions | undefined,
+  kills: KillRow[],
+): Promise<RunRow> {
   const endpoints = cluster.endpoints();
   const checker = new EtcdClient({ endpoints, callTimeoutMs: 10_000, ...(tls === undefined ? {} : { tls }) });
   const driver = makeDriver(kind, { endpoints, tls, dialTimeoutMs: s.dialTimeoutMs, callTimeoutMs: 10_000 });
-  const load: Load = { driver, prefix: `${PREFIX}${kind}/`, rec, t0: performance.now(), phase: `${mode}-before`, stopAt: Infinity, calls: [], events: [] };
+  const load: Load = {
+    driver,
+    prefix: `${PREFIX}${kind}/`,
+    rec,
+    t0: performance.now(),
+    phase: `${mode}-before`,
+    stopAt: Infinity,
+    calls: [],
+    events: [],
+  };
   let killed = 0;
   try {
     const watchStart = (await checker.get(load.prefix, { prefix: true, countOnly: true })).header.revision + 1n;
@@ -235,7 +279,9 @@ async function runClient(cluster: EtcdCluster, kind: ClientKind, rec: Recorder, 
     try {
       for (let k = 1; k <= s.kills; k++) {
         const row = await oneKill(cluster, load, s, mode, k, tls);
-        console.error(`${rec.target} ${mode} kill ${k}: ${row.victim}${row.victim_was_leader === "yes" ? " (leader)" : ""} recovered in ${row.recover_ms} ms, watch in ${row.watch_resume_ms} ms, ${row.errors_after_kill} errors ${row.errors_by_code}`);
+        console.error(
+          `${rec.target} ${mode} kill ${k}: ${row.victim}${row.victim_was_leader === "yes" ? " (leader)" : ""} recovered in ${row.recover_ms} ms, watch in ${row.watch_resume_ms} ms, ${row.errors_after_kill} errors ${row.errors_by_code}`,
+        );
         kills.push(row);
         killed++;
       }
@@ -245,7 +291,16 @@ async function runClient(cluster: EtcdCluster, kind: ClientKind, rec: Recorder, 
     }
     const counts = await audit(checker, load, watchStart);
     const failed = load.calls.filter((c) => c.code !== undefined);
-    return { target: rec.target.split("/")[0]!, client: kind, mode, kills: killed, calls_ok: load.calls.length - failed.length, calls_failed: failed.length, errors_by_code: byCode(failed), ...counts };
+    return {
+      target: rec.target.split("/")[0]!,
+      client: kind,
+      mode,
+      kills: killed,
+      calls_ok: load.calls.length - failed.length,
+      calls_failed: failed.length,
+      errors_by_code: byCode(failed),
+      ...counts,
+    };
   } finally {
     await driver.close();
     checker.close();
@@ -274,8 +329,18 @@ async function overhead(target: string, endpoint: string, calls: number): Promis
   const theirs = new Etcd3({ hosts: [`http://${endpoint}`] });
   const req = { key: Buffer.from("/failover/overhead") };
   const paths: Record<(typeof OVERHEAD_PATHS)[number], () => Promise<unknown>> = {
-    "raw grpc-js": () => new Promise<unknown>((res, rej) => raw.makeUnaryRequest(def.path, def.requestSerialize, def.responseDeserialize, req,
-      new grpc.Metadata(), { deadline: Date.now() + 10_000 }, (err, r) => (err !== null ? rej(err) : res(r)))),
+    "raw grpc-js": () =>
+      new Promise<unknown>((res, rej) =>
+        raw.makeUnaryRequest(
+          def.path,
+          def.requestSerialize,
+          def.responseDeserialize,
+          req,
+          new grpc.Metadata(),
+          { deadline: Date.now() + 10_000 },
+          (err, r) => (err !== null ? rej(err) : res(r)),
+        ),
+      ),
     EtcdClient: () => client.get(req.key),
     etcd3: () => theirs.get(req.key.toString()).exec(),
   };
@@ -302,11 +367,14 @@ async function overhead(target: string, endpoint: string, calls: number): Promis
     theirs.close();
   }
   return OVERHEAD_PATHS.map((path) => ({
-    target, path, calls: samples[path].length, p50_us: Math.round(percentileOf(samples[path], 50)),
-    p99_us: Math.round(percentileOf(samples[path], 99)), cpu_us_per_call: Math.round(cpuUs[path] / samples[path].length),
+    target,
+    path,
+    calls: samples[path].length,
+    p50_us: Math.round(percentileOf(samples[path], 50)),
+    p99_us: Math.round(percentileOf(samples[path], 99)),
+    cpu_us_per_call: Math.round(cpuUs[path] / samples[path].length),
   }));
 }
-
 
 /** ModeRun is one target × mode: its kill and run rows per client, or why it could not run. */
 interface ModeRun {
@@ -318,13 +386,30 @@ interface ModeRun {
   readonly aborted: string[];
 }
 
-async function runMode(kind: ClusterKind, mode: "plain" | "tls", s: Settings, recs: ReadonlyMap<ClientKind, Recorder>): Promise<ModeRun> {
+async function runMode(
+  kind: ClusterKind,
+  mode: "plain" | "tls",
+  s: Settings,
+  recs: ReadonlyMap<ClientKind, Recorder>,
+): Promise<ModeRun> {
   const pki = mode === "tls" ? makePki() : undefined;
-  const tls: TlsOptions | undefined = pki === undefined ? undefined : { ca: pki.ca, cert: pki.clientCert, key: pki.clientKey };
-  const slot = makeCluster(kind, 3, pki === undefined || tls === undefined ? {} : {
-    clientTls: { certFile: pki.serverCertFile, keyFile: pki.serverKeyFile, trustedCaFile: pki.caFile, clientCertAuth: true },
-    probe: { tls },
-  });
+  const tls: TlsOptions | undefined =
+    pki === undefined ? undefined : { ca: pki.ca, cert: pki.clientCert, key: pki.clientKey };
+  const slot = makeCluster(
+    kind,
+    3,
+    pki === undefined || tls === undefined
+      ? {}
+      : {
+          clientTls: {
+            certFile: pki.serverCertFile,
+            keyFile: pki.serverKeyFile,
+            trustedCaFile: pki.caFile,
+            clientCertAuth: true,
+          },
+          probe: { tls },
+        },
+  );
   const target = { name: slot.name };
   const out: ModeRun = { kills: [], runs: [], overhead: [], unavailable: undefined, aborted: [] };
   if (slot.target === undefined) {
@@ -341,12 +426,15 @@ async function runMode(kind: ClusterKind, mode: "plain" | "tls", s: Settings, re
       console.error(`${target.name} ${mode}: not available — ${reason}`);
       return { ...out, unavailable: reason };
     }
-    if (mode === "plain" && s.overheadCalls > 0) out.overhead.push(...(await overhead(target.name, cluster.endpoints()[0]!, s.overheadCalls)));
+    if (mode === "plain" && s.overheadCalls > 0)
+      out.overhead.push(...(await overhead(target.name, cluster.endpoints()[0]!, s.overheadCalls)));
     for (const kind of s.clients) {
       try {
         const run = await runClient(cluster, kind, recs.get(kind)!, s, mode, tls, out.kills);
         out.runs.push(run);
-        console.error(`${target.name}/${kind} ${mode}: ${run.puts_applied_twice} puts applied twice, watch lost ${run.watch_lost} and repeated ${run.watch_duplicated} of ${run.watch_expected} events`);
+        console.error(
+          `${target.name}/${kind} ${mode}: ${run.puts_applied_twice} puts applied twice, watch lost ${run.watch_lost} and repeated ${run.watch_duplicated} of ${run.watch_expected} events`,
+        );
       } catch (err) {
         // The cluster is in an unknown state (a member did not come back): record why and end this mode.
         const why = `${target.name}/${kind} ${mode} aborted: ${String(err).replace(/\s+/g, " ").slice(0, 900)}`;
@@ -364,10 +452,19 @@ async function runMode(kind: ClusterKind, mode: "plain" | "tls", s: Settings, re
 
 /** The value at percentile p of values in any order. */
 function percentileOf(values: readonly number[], p: number): number {
-  return percentile([...values].sort((a, b) => a - b), p);
+  return percentile(
+    [...values].sort((a, b) => a - b),
+    p,
+  );
 }
 
-function claims(kills: readonly KillRow[], runs: readonly RunRow[], s: Settings, unavailable: ReadonlyMap<string, string>, targets: readonly string[]): ClaimRow[] {
+function claims(
+  kills: readonly KillRow[],
+  runs: readonly RunRow[],
+  s: Settings,
+  unavailable: ReadonlyMap<string, string>,
+  targets: readonly string[],
+): ClaimRow[] {
   const out: ClaimRow[] = [];
   const budget = ELECTION_TIMEOUT_MS + s.dialTimeoutMs;
   for (const target of targets) {
@@ -384,9 +481,13 @@ function claims(kills: readonly KillRow[], runs: readonly RunRow[], s: Settings,
         const rec = mine.filter((r) => r.recover_ms >= 0).map((r) => r.recover_ms);
         const run = runs.find((r) => r.target === target && r.mode === mode && r.client === client);
         out.push({
-          claim, seed_value: seed, target, measured_value: `P50 ${percentileOf(rec, 50)} ms, P99 ${percentileOf(rec, 99)} ms over ${rec.length} kills`,
-          note: `${mine.filter((r) => r.victim_was_leader === "yes").length} of the kills hit the leader; ${mine.length - rec.length} never recovered; `
-            + `puts applied twice ${run?.puts_applied_twice ?? "?"}; watch events lost ${run?.watch_lost ?? "?"}, repeated ${run?.watch_duplicated ?? "?"} of ${run?.watch_expected ?? "?"}`,
+          claim,
+          seed_value: seed,
+          target,
+          measured_value: `P50 ${percentileOf(rec, 50)} ms, P99 ${percentileOf(rec, 99)} ms over ${rec.length} kills`,
+          note:
+            `${mine.filter((r) => r.victim_was_leader === "yes").length} of the kills hit the leader; ${mine.length - rec.length} never recovered; ` +
+            `puts applied twice ${run?.puts_applied_twice ?? "?"}; watch events lost ${run?.watch_lost ?? "?"}, repeated ${run?.watch_duplicated ?? "?"} of ${run?.watch_expected ?? "?"}`,
         });
       }
     }
@@ -401,17 +502,44 @@ function printComparison(kills: readonly KillRow[], runs: readonly RunRow[], s: 
   for (const mode of s.modes) {
     const cell = (col: string, f: (k: KillRow[], r: RunRow | undefined) => string): string => {
       const [target, client] = col.split("/");
-      return f(kills.filter((k) => k.target === target && k.client === client && k.mode === mode), runs.find((r) => r.target === target && r.client === client && r.mode === mode));
+      return f(
+        kills.filter((k) => k.target === target && k.client === client && k.mode === mode),
+        runs.find((r) => r.target === target && r.client === client && r.mode === mode),
+      );
     };
     const p = (k: KillRow[], q: number, pick: (r: KillRow) => number): string => {
       const v = k.map(pick).filter((x) => x >= 0);
       return v.length === 0 ? "-" : `${percentileOf(v, q)}`;
     };
-    lines.push([mode, "recovery P50 / P99 ms", ...cols.map((c) => cell(c, (k) => `${p(k, 50, (r) => r.recover_ms)} / ${p(k, 99, (r) => r.recover_ms)}`))]);
-    lines.push([mode, "watch resume P50 / P99 ms", ...cols.map((c) => cell(c, (k) => `${p(k, 50, (r) => r.watch_resume_ms)} / ${p(k, 99, (r) => r.watch_resume_ms)}`))]);
-    lines.push([mode, "errors after the kills", ...cols.map((c) => cell(c, (k) => `${k.reduce((n, r) => n + r.errors_after_kill, 0)} over ${k.length}`))]);
-    lines.push([mode, "puts applied twice", ...cols.map((c) => cell(c, (_, r) => String(r?.puts_applied_twice ?? "-")))]);
-    lines.push([mode, "watch lost / repeated", ...cols.map((c) => cell(c, (_, r) => (r === undefined ? "-" : `${r.watch_lost} / ${r.watch_duplicated} of ${r.watch_expected}`)))]);
+    lines.push([
+      mode,
+      "recovery P50 / P99 ms",
+      ...cols.map((c) => cell(c, (k) => `${p(k, 50, (r) => r.recover_ms)} / ${p(k, 99, (r) => r.recover_ms)}`)),
+    ]);
+    lines.push([
+      mode,
+      "watch resume P50 / P99 ms",
+      ...cols.map((c) =>
+        cell(c, (k) => `${p(k, 50, (r) => r.watch_resume_ms)} / ${p(k, 99, (r) => r.watch_resume_ms)}`),
+      ),
+    ]);
+    lines.push([
+      mode,
+      "errors after the kills",
+      ...cols.map((c) => cell(c, (k) => `${k.reduce((n, r) => n + r.errors_after_kill, 0)} over ${k.length}`)),
+    ]);
+    lines.push([
+      mode,
+      "puts applied twice",
+      ...cols.map((c) => cell(c, (_, r) => String(r?.puts_applied_twice ?? "-"))),
+    ]);
+    lines.push([
+      mode,
+      "watch lost / repeated",
+      ...cols.map((c) =>
+        cell(c, (_, r) => (r === undefined ? "-" : `${r.watch_lost} / ${r.watch_duplicated} of ${r.watch_expected}`)),
+      ),
+    ]);
   }
   const widths = lines[0]!.map((_, i) => Math.max(...lines.map((l) => l[i]!.length)));
   for (const l of lines) console.log(l.map((c, i) => c.padEnd(widths[i]!)).join("  "));
@@ -419,17 +547,29 @@ function printComparison(kills: readonly KillRow[], runs: readonly RunRow[], s: 
 
 export async function run(argv: string[]): Promise<string> {
   const args = parseArgs(argv);
-  const modes = (args.get("modes") ?? "plain,tls").split(",").filter((m): m is "plain" | "tls" => m === "plain" || m === "tls");
+  const modes = (args.get("modes") ?? "plain,tls")
+    .split(",")
+    .filter((m): m is "plain" | "tls" => m === "plain" || m === "tls");
   const clients = (args.get("clients") ?? CLIENT_KINDS.join(",")).split(",");
-  for (const c of clients) if (!(CLIENT_KINDS as readonly string[]).includes(c)) throw new Error(`--clients takes ${CLIENT_KINDS.join(", ")}; got ${JSON.stringify(c)}`);
+  for (const c of clients)
+    if (!(CLIENT_KINDS as readonly string[]).includes(c))
+      throw new Error(`--clients takes ${CLIENT_KINDS.join(", ")}; got ${JSON.stringify(c)}`);
   const s: Settings = {
-    kills: num(args, "kills", 3), beforeS: num(args, "before-s", 2), afterS: num(args, "after-s", 3),
-    workers: num(args, "workers", 4), dialTimeoutMs: num(args, "dial-timeout-ms", 2_000),
-    overheadCalls: num(args, "overhead-calls", 2_000), modes, clients: clients as ClientKind[],
+    kills: num(args, "kills", 3),
+    beforeS: num(args, "before-s", 2),
+    afterS: num(args, "after-s", 3),
+    workers: num(args, "workers", 4),
+    dialTimeoutMs: num(args, "dial-timeout-ms", 2_000),
+    overheadCalls: num(args, "overhead-calls", 2_000),
+    modes,
+    clients: clients as ClientKind[],
   };
-  if (modes.length === 0) throw new Error(`--modes must name plain and/or tls, got ${JSON.stringify(args.get("modes"))}`);
+  if (modes.length === 0)
+    throw new Error(`--modes must name plain and/or tls, got ${JSON.stringify(args.get("modes"))}`);
   const targets = (args.get("targets") ?? "etcd").split(",") as ClusterKind[];
-  for (const t of targets) if (!CLUSTER_KINDS.includes(t)) throw new Error(`--targets takes ${CLUSTER_KINDS.join(", ")}; got ${JSON.stringify(t)}`);
+  for (const t of targets)
+    if (!CLUSTER_KINDS.includes(t))
+      throw new Error(`--targets takes ${CLUSTER_KINDS.join(", ")}; got ${JSON.stringify(t)}`);
   const names = new Map(targets.map((t) => [t, makeCluster(t, 3).name] as const));
   const dir = runDir("failover");
   const recorders: Recorder[] = [];
@@ -451,23 +591,60 @@ export async function run(argv: string[]): Promise<string> {
       if (r.unavailable !== undefined) unavailable.set(`${target.name} ${mode}`, r.unavailable);
     }
   }
-  const summary = writeResults(dir, recorders, claims(kills, runs, s, unavailable, targets.map((t) => names.get(t)!)), {
-    experiment: "failover", startedAt: new Date().toISOString(), args: argv,
-    targets: targets.map((t) => {
-      const name = names.get(t)!;
-      const why = modes.map((m) => unavailable.get(`${name} ${m}`)).filter((w) => w !== undefined);
-      return { name, describe: `${t === "etcd" ? "real etcd 3.4" : "etcd-ts"}, 3 members on loopback, ${modes.join(" and ")}; clients ${s.clients.join(", ")}`, version: "",
-        available: why.length < modes.length, ...(why.length > 0 ? { reason: why.join("; ") } : {}) };
+  const summary = writeResults(
+    dir,
+    recorders,
+    claims(
+      kills,
+      runs,
+      s,
+      unavailable,
+      targets.map((t) => names.get(t)!),
+    ),
+    {
+      experiment: "failover",
+      startedAt: new Date().toISOString(),
+      args: argv,
+      targets: targets.map((t) => {
+        const name = names.get(t)!;
+        const why = modes.map((m) => unavailable.get(`${name} ${m}`)).filter((w) => w !== undefined);
+        return {
+          name,
+          describe: `${t === "etcd" ? "real etcd 3.4" : "etcd-ts"}, 3 members on loopback, ${modes.join(" and ")}; clients ${s.clients.join(", ")}`,
+          version: "",
+          available: why.length < modes.length,
+          ...(why.length > 0 ? { reason: why.join("; ") } : {}),
+        };
+      }),
+      settings: s,
+      notes: aborted,
+    },
+    (target, phase) => recorders.find((r) => r.target === target)?.phaseSeconds(phase) ?? 0,
+  );
+  writeFileSync(
+    join(dir, "failover.csv"),
+    stringify(kills as KillRow[], { header: true, columns: Object.keys(kills[0] ?? { target: "" }) }),
+  );
+  writeFileSync(
+    join(dir, "failover_runs.csv"),
+    stringify(runs as RunRow[], { header: true, columns: Object.keys(runs[0] ?? { target: "" }) }),
+  );
+  writeFileSync(
+    join(dir, "overhead.csv"),
+    stringify(overheads as OverheadRow[], {
+      header: true,
+      columns: ["target", "path", "calls", "p50_us", "p99_us", "cpu_us_per_call"],
     }),
-    settings: s,
-    notes: aborted,
-  }, (target, phase) => recorders.find((r) => r.target === target)?.phaseSeconds(phase) ?? 0);
-  writeFileSync(join(dir, "failover.csv"), stringify(kills as KillRow[], { header: true, columns: Object.keys(kills[0] ?? { target: "" }) }));
-  writeFileSync(join(dir, "failover_runs.csv"), stringify(runs as RunRow[], { header: true, columns: Object.keys(runs[0] ?? { target: "" }) }));
-  writeFileSync(join(dir, "overhead.csv"), stringify(overheads as OverheadRow[], { header: true, columns: ["target", "path", "calls", "p50_us", "p99_us", "cpu_us_per_call"] }));
+  );
   printTable(summary);
-  for (const o of overheads) console.log(`${o.target} ${o.path.padEnd(11)}: ${o.calls} sequential Ranges, P50 ${o.p50_us} µs, P99 ${o.p99_us} µs, ${o.cpu_us_per_call} µs CPU per call`);
-  for (const r of kills) console.log(`${r.target}/${r.client} ${r.mode} kill ${r.kill}: ${r.recover_ms} ms${r.victim_was_leader === "yes" ? " (leader)" : ""}, watch ${r.watch_resume_ms} ms, errors ${r.errors_after_kill} ${r.errors_by_code}, P99 ${r.p99_before_ms} → ${r.p99_after_ms} ms`);
+  for (const o of overheads)
+    console.log(
+      `${o.target} ${o.path.padEnd(11)}: ${o.calls} sequential Ranges, P50 ${o.p50_us} µs, P99 ${o.p99_us} µs, ${o.cpu_us_per_call} µs CPU per call`,
+    );
+  for (const r of kills)
+    console.log(
+      `${r.target}/${r.client} ${r.mode} kill ${r.kill}: ${r.recover_ms} ms${r.victim_was_leader === "yes" ? " (leader)" : ""}, watch ${r.watch_resume_ms} ms, errors ${r.errors_after_kill} ${r.errors_by_code}, P99 ${r.p99_before_ms} → ${r.p99_after_ms} ms`,
+    );
   printComparison(kills, runs, s);
   for (const a of aborted) console.log(a);
   return dir;
@@ -500,16 +677,58 @@ function openssl(dir: string, args: readonly string[]): void {
 }
 
 function makeCa(dir: string, name: string): void {
-  openssl(dir, ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-    "-keyout", `${name}.key`, "-out", `${name}.crt`, "-days", "2", "-subj", `/CN=${name}`]);
+  openssl(dir, [
+    "req",
+    "-x509",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:prime256v1",
+    "-nodes",
+    "-keyout",
+    `${name}.key`,
+    "-out",
+    `${name}.crt`,
+    "-days",
+    "2",
+    "-subj",
+    `/CN=${name}`,
+  ]);
 }
 
 function makeLeaf(dir: string, ca: string, name: string, ext: string): void {
   writeFileSync(join(dir, `${name}.ext`), ext);
-  openssl(dir, ["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-    "-keyout", `${name}.key`, "-out", `${name}.csr`, "-subj", `/CN=${name}`]);
-  openssl(dir, ["x509", "-req", "-in", `${name}.csr`, "-CA", `${ca}.crt`, "-CAkey", `${ca}.key`, "-CAcreateserial",
-    "-out", `${name}.crt`, "-days", "2", "-extfile", `${name}.ext`]);
+  openssl(dir, [
+    "req",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:prime256v1",
+    "-nodes",
+    "-keyout",
+    `${name}.key`,
+    "-out",
+    `${name}.csr`,
+    "-subj",
+    `/CN=${name}`,
+  ]);
+  openssl(dir, [
+    "x509",
+    "-req",
+    "-in",
+    `${name}.csr`,
+    "-CA",
+    `${ca}.crt`,
+    "-CAkey",
+    `${ca}.key`,
+    "-CAcreateserial",
+    "-out",
+    `${name}.crt`,
+    "-days",
+    "2",
+    "-extfile",
+    `${name}.ext`,
+  ]);
 }
 
 /** makeTestPki writes the certificates under a fresh temp dir; call cleanup() to remove it. */

@@ -69,27 +69,44 @@ export interface ExpiryDetail {
 type Clock = () => number;
 
 /** Runs `fn(i)` for i < n with `concurrency` workers; gives up when the first GIVE_UP_AFTER_ERRORS all failed. */
-async function pool(n: number, concurrency: number, fn: (i: number) => Promise<boolean>): Promise<{ ok: number; failed: number }> {
+async function pool(
+  n: number,
+  concurrency: number,
+  fn: (i: number) => Promise<boolean>,
+): Promise<{ ok: number; failed: number }> {
   let next = 0;
   const c = { ok: 0, failed: 0 };
-  await Promise.all(Array.from({ length: Math.max(0, Math.min(concurrency, n)) }, async () => {
-    while (next < n && !(c.ok === 0 && c.failed >= GIVE_UP_AFTER_ERRORS)) {
-      if (await fn(next++)) c.ok++;
-      else c.failed++;
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: Math.max(0, Math.min(concurrency, n)) }, async () => {
+      while (next < n && !(c.ok === 0 && c.failed >= GIVE_UP_AFTER_ERRORS)) {
+        if (await fn(next++)) c.ok++;
+        else c.failed++;
+      }
+    }),
+  );
   return c;
 }
 
 /** Times one call into `rec`; the error (if any) is counted by its stable code. */
-async function timed<T>(rec: Recorder, clock: Clock, at: { phase: string; verb: string; resource: string }, fn: () => Promise<T>): Promise<T | undefined> {
+async function timed<T>(
+  rec: Recorder,
+  clock: Clock,
+  at: { phase: string; verb: string; resource: string },
+  fn: () => Promise<T>,
+): Promise<T | undefined> {
   const start = clock();
   try {
     const v = await fn();
     rec.record(at.phase, at.verb, at.resource, { intendedS: start, sentS: start, doneS: clock() });
     return v;
   } catch (err) {
-    rec.record(at.phase, at.verb, at.resource, { intendedS: start, sentS: start, doneS: clock() }, { errorCode: errorCode(err) });
+    rec.record(
+      at.phase,
+      at.verb,
+      at.resource,
+      { intendedS: start, sentS: start, doneS: clock() },
+      { errorCode: errorCode(err) },
+    );
     return undefined;
   }
 }
@@ -97,7 +114,9 @@ async function timed<T>(rec: Recorder, clock: Clock, at: { phase: string; verb: 
 /** process_resident_memory_bytes from the server's /metrics (etcd serves it on the client URL), if reachable. */
 async function residentBytes(endpoint: string): Promise<number | undefined> {
   try {
-    const res = await fetch(`http://${endpoint.replace(/^https?:\/\//, "")}/metrics`, { signal: AbortSignal.timeout(5_000) });
+    const res = await fetch(`http://${endpoint.replace(/^https?:\/\//, "")}/metrics`, {
+      signal: AbortSignal.timeout(5_000),
+    });
     if (!res.ok) return undefined;
     const m = /^process_resident_memory_bytes\s+(\S+)$/m.exec(await res.text());
     return m === null ? undefined : Number(m[1]);
@@ -108,18 +127,24 @@ async function residentBytes(endpoint: string): Promise<number | undefined> {
 
 /** Grants n leases and puts one key with each; returns the ids of leases whose key was written, and the largest TTL granted. */
 async function grantWithKeys(
-  client: EtcdClient, rec: Recorder, clock: Clock,
+  client: EtcdClient,
+  rec: Recorder,
+  clock: Clock,
   o: { n: number; concurrency: number; ttl: number; prefix: string; phase: string; resource: string },
 ): Promise<{ ids: bigint[]; ttlSeconds: number }> {
   const ids: bigint[] = [];
   let ttlSeconds = 0;
   const value = Buffer.alloc(64, "l");
   await pool(o.n, o.concurrency, async (i) => {
-    const g = await timed(rec, clock, { phase: o.phase, verb: "grant", resource: o.resource }, () => client.leaseGrant(o.ttl));
+    const g = await timed(rec, clock, { phase: o.phase, verb: "grant", resource: o.resource }, () =>
+      client.leaseGrant(o.ttl),
+    );
     if (g === undefined) return false;
     ttlSeconds = Math.max(ttlSeconds, Number(g.ttlSeconds));
     const key = `${o.prefix}${String(i).padStart(7, "0")}`;
-    const put = await timed(rec, clock, { phase: o.phase, verb: "put", resource: o.resource }, () => client.put(key, value, { lease: g.id }));
+    const put = await timed(rec, clock, { phase: o.phase, verb: "put", resource: o.resource }, () =>
+      client.put(key, value, { lease: g.id }),
+    );
     if (put !== undefined) ids.push(g.id);
     return put !== undefined;
   });
@@ -140,7 +165,13 @@ interface StreamOptions {
 type KeepAliveStream = grpc.ClientDuplexStream<{ ID: string }, pb.LeaseKeepAliveResponse>;
 
 /** One raw LeaseKeepAlive stream renewing ids[first], ids[first+step], … with `window` requests in flight. */
-function keepAliveStream(client: EtcdClient, ids: readonly bigint[], first: number, step: number, o: StreamOptions): Promise<void> {
+function keepAliveStream(
+  client: EtcdClient,
+  ids: readonly bigint[],
+  first: number,
+  step: number,
+  o: StreamOptions,
+): Promise<void> {
   return new Promise((resolve) => {
     const { client: svc, endpoint } = client.connection.service("Lease");
     const stream = (svc as unknown as { LeaseKeepAlive(): KeepAliveStream }).LeaseKeepAlive();
@@ -158,7 +189,11 @@ function keepAliveStream(client: EtcdClient, ids: readonly bigint[], first: numb
     };
     const timer = setTimeout(() => finish("TIMEOUT"), Math.max(0, (o.hardDeadlineS - o.clock()) * 1000));
     const send = (): void => {
-      while (!finished && outstanding < o.window && (o.once ? next < ids.length : o.clock() < o.untilS && ids.length > 0)) {
+      while (
+        !finished &&
+        outstanding < o.window &&
+        (o.once ? next < ids.length : o.clock() < o.untilS && ids.length > 0)
+      ) {
         const id = ids[next % ids.length]!.toString();
         next += step;
         const q = sentAt.get(id) ?? [];
@@ -185,7 +220,10 @@ function keepAliveStream(client: EtcdClient, ids: readonly bigint[], first: numb
 
 /** `streams` raw keepalive streams over ids; returns the responses that renewed a lease. */
 async function keepAlive(
-  client: EtcdClient, rec: Recorder, ids: readonly bigint[], s: LeaseSettings,
+  client: EtcdClient,
+  rec: Recorder,
+  ids: readonly bigint[],
+  s: LeaseSettings,
   o: { phase: string; once: boolean; untilS: number; hardDeadlineS: number; clock: Clock },
 ): Promise<number> {
   let ok = 0;
@@ -195,22 +233,41 @@ async function keepAlive(
     rec.record(o.phase, "keepalive", "lease", t, code === undefined ? {} : { errorCode: code });
   };
   const n = Math.max(1, s.streams);
-  await Promise.all(Array.from({ length: n }, (_, k) => keepAliveStream(client, ids, k, n, { ...o, window: s.window, record })));
+  await Promise.all(
+    Array.from({ length: n }, (_, k) => keepAliveStream(client, ids, k, n, { ...o, window: s.window, record })),
+  );
   return ok;
 }
 
 /** Loops TimeToLive on random ids from `live` with `readers` callers until `stop()` says so. */
-async function timeToLiveLoop(client: EtcdClient, rec: Recorder, clock: Clock, live: readonly bigint[], readers: number, phase: string, stop: () => boolean): Promise<void> {
-  await Promise.all(Array.from({ length: readers }, async () => {
-    while (!stop() && live.length > 0) {
-      const id = live[Math.floor(Math.random() * live.length)]!;
-      await timed(rec, clock, { phase, verb: "timetolive", resource: "lease" }, () => client.leaseTimeToLive(id));
-    }
-  }));
+async function timeToLiveLoop(
+  client: EtcdClient,
+  rec: Recorder,
+  clock: Clock,
+  live: readonly bigint[],
+  readers: number,
+  phase: string,
+  stop: () => boolean,
+): Promise<void> {
+  await Promise.all(
+    Array.from({ length: readers }, async () => {
+      while (!stop() && live.length > 0) {
+        const id = live[Math.floor(Math.random() * live.length)]!;
+        await timed(rec, clock, { phase, verb: "timetolive", resource: "lease" }, () => client.leaseTimeToLive(id));
+      }
+    }),
+  );
 }
 
 /** Phase 3: TimeToLive idle for `seconds`, then while the first `revoke` ids are revoked. */
-async function ttlDuringRevoke(client: EtcdClient, rec: Recorder, clock: Clock, ids: readonly bigint[], s: LeaseSettings, d: LeaseDetail): Promise<void> {
+async function ttlDuringRevoke(
+  client: EtcdClient,
+  rec: Recorder,
+  clock: Clock,
+  ids: readonly bigint[],
+  s: LeaseSettings,
+  d: LeaseDetail,
+): Promise<void> {
   const revokeCount = Math.min(s.revoke, Math.floor(ids.length / 2));
   const doomed = ids.slice(0, revokeCount);
   const live = ids.slice(revokeCount);
@@ -219,8 +276,14 @@ async function ttlDuringRevoke(client: EtcdClient, rec: Recorder, clock: Clock, 
   let done = false;
   const start = clock();
   const readers = timeToLiveLoop(client, rec, clock, live, s.readers, "ttl-revoking", () => done);
-  const res = await pool(doomed.length, s.concurrency, async (i) =>
-    (await timed(rec, clock, { phase: "ttl-revoking", verb: "revoke", resource: "lease" }, () => client.leaseRevoke(doomed[i]!))) !== undefined);
+  const res = await pool(
+    doomed.length,
+    s.concurrency,
+    async (i) =>
+      (await timed(rec, clock, { phase: "ttl-revoking", verb: "revoke", resource: "lease" }, () =>
+        client.leaseRevoke(doomed[i]!),
+      )) !== undefined,
+  );
   d.revokeSeconds = round(clock() - start);
   done = true;
   await readers;
@@ -228,14 +291,25 @@ async function ttlDuringRevoke(client: EtcdClient, rec: Recorder, clock: Clock, 
 }
 
 /** Closed-loop puts by `writers` callers until `stop()`; the phase of each op is chosen when it starts. */
-async function writeLoop(client: EtcdClient, rec: Recorder, clock: Clock, writers: number, phaseAt: (s: number) => string, stop: () => boolean): Promise<void> {
+async function writeLoop(
+  client: EtcdClient,
+  rec: Recorder,
+  clock: Clock,
+  writers: number,
+  phaseAt: (s: number) => string,
+  stop: () => boolean,
+): Promise<void> {
   const value = Buffer.alloc(256, "w");
-  await Promise.all(Array.from({ length: writers }, async (_, w) => {
-    for (let i = 0; !stop(); i++) {
-      const phase = phaseAt(clock());
-      await timed(rec, clock, { phase, verb: "put", resource: "kv" }, () => client.put(`/bench/lease/writer/${w}-${i % 100}`, value));
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: writers }, async (_, w) => {
+      for (let i = 0; !stop(); i++) {
+        const phase = phaseAt(clock());
+        await timed(rec, clock, { phase, verb: "put", resource: "kv" }, () =>
+          client.put(`/bench/lease/writer/${w}-${i % 100}`, value),
+        );
+      }
+    }),
+  );
 }
 
 async function countKeys(client: EtcdClient, prefix: string): Promise<number | undefined> {
@@ -247,7 +321,12 @@ async function countKeys(client: EtcdClient, prefix: string): Promise<number | u
 }
 
 /** Polls the expiring keys until none is left (or the deadline); returns [second, count] samples. */
-async function pollUntilGone(client: EtcdClient, clock: Clock, notBeforeS: number, deadlineS: number): Promise<{ samples: [number, number][]; goneAtS: number | undefined; left: number }> {
+async function pollUntilGone(
+  client: EtcdClient,
+  clock: Clock,
+  notBeforeS: number,
+  deadlineS: number,
+): Promise<{ samples: [number, number][]; goneAtS: number | undefined; left: number }> {
   const samples: [number, number][] = [];
   let left = -1;
   while (clock() < deadlineS) {
@@ -263,31 +342,68 @@ async function pollUntilGone(client: EtcdClient, clock: Clock, notBeforeS: numbe
 }
 
 /** Phase 4: idle put P99, then M leases granted, refreshed in one burst, and puts until their keys are gone. */
-async function massExpiry(client: EtcdClient, rec: Recorder, clock: Clock, s: LeaseSettings, grantRatePerS: number): Promise<ExpiryDetail | string> {
+async function massExpiry(
+  client: EtcdClient,
+  rec: Recorder,
+  clock: Clock,
+  s: LeaseSettings,
+  grantRatePerS: number,
+): Promise<ExpiryDetail | string> {
   const idleEnd = clock() + s.seconds;
-  await writeLoop(client, rec, clock, s.writers, () => "expiry-idle", () => clock() >= idleEnd);
+  await writeLoop(
+    client,
+    rec,
+    clock,
+    s.writers,
+    () => "expiry-idle",
+    () => clock() >= idleEnd,
+  );
   // Long enough that every lease is granted before the first one expires; the burst then lines them up.
   const asked = Math.ceil((s.expiryLeases / Math.max(1, grantRatePerS)) * 1.5) + 3;
-  const { ids, ttlSeconds: ttl } = await grantWithKeys(client, rec, clock, { n: s.expiryLeases, concurrency: s.concurrency, ttl: asked, prefix: EXPIRY_PREFIX, phase: "expiry-grant", resource: "expiring-lease" });
+  const { ids, ttlSeconds: ttl } = await grantWithKeys(client, rec, clock, {
+    n: s.expiryLeases,
+    concurrency: s.concurrency,
+    ttl: asked,
+    prefix: EXPIRY_PREFIX,
+    phase: "expiry-grant",
+    resource: "expiring-lease",
+  });
   if (ids.length === 0) return "no expiring lease could be granted";
   const burstStart = clock();
-  await keepAlive(client, rec, ids, s, { phase: "expiry-refresh", once: true, untilS: Infinity, hardDeadlineS: burstStart + ttl, clock });
+  await keepAlive(client, rec, ids, s, {
+    phase: "expiry-refresh",
+    once: true,
+    untilS: Infinity,
+    hardDeadlineS: burstStart + ttl,
+    clock,
+  });
   const burstEnd = clock();
   const firstExpiryS = burstStart + ttl;
   const lastExpiryS = burstEnd + ttl;
   // Writers start one second before the first expiry (sooner would only burn CPU while nothing happens).
   await new Promise((r) => setTimeout(r, Math.max(0, (firstExpiryS - 1 - clock()) * 1000)));
   let stop = false;
-  const writers = writeLoop(client, rec, clock, s.writers, (t) => (t < firstExpiryS ? "expiry-before" : "expiry-during"), () => stop);
+  const writers = writeLoop(
+    client,
+    rec,
+    clock,
+    s.writers,
+    (t) => (t < firstExpiryS ? "expiry-before" : "expiry-during"),
+    () => stop,
+  );
   const deadline = lastExpiryS + 60 + s.expiryLeases / 250;
   const before = await countAt(client, clock, firstExpiryS);
   const poll = await pollUntilGone(client, clock, lastExpiryS, deadline);
   stop = true;
   await writers;
   return {
-    leases: ids.length, ttlSeconds: ttl, refreshSeconds: round(burstEnd - burstStart), keysAtExpiry: before,
+    leases: ids.length,
+    ttlSeconds: ttl,
+    refreshSeconds: round(burstEnd - burstStart),
+    keysAtExpiry: before,
     allGoneAfterLastExpiryS: poll.goneAtS === undefined ? undefined : round(Math.max(0, poll.goneAtS - lastExpiryS)),
-    keysLeft: poll.left, countSamples: poll.samples,
+    keysLeft: poll.left,
+    countSamples: poll.samples,
   };
 }
 
@@ -308,15 +424,30 @@ export async function measureTarget(client: EtcdClient, rec: Recorder, s: LeaseS
   const endpoint = client.connection.service("Lease").endpoint;
   d.rssBeforeBytes = await residentBytes(endpoint);
   const g0 = clock();
-  const { ids } = await grantWithKeys(client, rec, clock, { n: s.leases, concurrency: s.concurrency, ttl: LONG_TTL_SECONDS, prefix: KEY_PREFIX, phase: "grant", resource: "lease" });
+  const { ids } = await grantWithKeys(client, rec, clock, {
+    n: s.leases,
+    concurrency: s.concurrency,
+    ttl: LONG_TTL_SECONDS,
+    prefix: KEY_PREFIX,
+    phase: "grant",
+    resource: "lease",
+  });
   d.grantSeconds = round(clock() - g0);
   d.leasesGranted = ids.length;
-  if (ids.length === 0) return { ...d, skipped: "no lease could be granted; keepalive, timetolive and expiry not measured" };
+  if (ids.length === 0)
+    return { ...d, skipped: "no lease could be granted; keepalive, timetolive and expiry not measured" };
   d.rssAfterBytes = await residentBytes(endpoint);
-  if (d.rssBeforeBytes !== undefined && d.rssAfterBytes !== undefined) d.bytesPerLease = Math.round((d.rssAfterBytes - d.rssBeforeBytes) / ids.length);
+  if (d.rssBeforeBytes !== undefined && d.rssAfterBytes !== undefined)
+    d.bytesPerLease = Math.round((d.rssAfterBytes - d.rssBeforeBytes) / ids.length);
   const k0 = clock();
   const kaEnd = k0 + s.seconds;
-  d.keepaliveResponses = await keepAlive(client, rec, ids, s, { phase: "keepalive", once: false, untilS: kaEnd, hardDeadlineS: kaEnd + 30, clock });
+  d.keepaliveResponses = await keepAlive(client, rec, ids, s, {
+    phase: "keepalive",
+    once: false,
+    untilS: kaEnd,
+    hardDeadlineS: kaEnd + 30,
+    clock,
+  });
   d.keepaliveSeconds = round(clock() - k0);
   await ttlDuringRevoke(client, rec, clock, ids, s, d);
   const expiry = await massExpiry(client, rec, clock, s, ids.length / Math.max(0.001, d.grantSeconds));
@@ -334,30 +465,71 @@ function rate(count: number | undefined, seconds: number | undefined): number | 
 /** One target's claim rows from its detail and summary rows. */
 function targetClaims(r: TargetRun, rows: Rows, s: LeaseSettings): ClaimRow[] {
   const d = (r.detail ?? {}) as LeaseDetail;
-  const row = (phase: string, verb: string) => rows.find((x) => x.target === r.name && x.phase === phase && x.verb === verb);
+  const row = (phase: string, verb: string) =>
+    rows.find((x) => x.target === r.name && x.phase === phase && x.verb === verb);
   const na = r.available ? (d.skipped ?? "not measured") : `not available: ${r.reason ?? ""}`;
-  const claim = (name: string, seed: string, value: string | undefined, note = ""): ClaimRow =>
-    ({ claim: name, seed_value: seed, target: r.name, measured_value: value ?? na, note });
+  const claim = (name: string, seed: string, value: string | undefined, note = ""): ClaimRow => ({
+    claim: name,
+    seed_value: seed,
+    target: r.name,
+    measured_value: value ?? na,
+    note,
+  });
   const grantErr = row("grant", "grant")?.errors_by_code;
-  const ttlIdle = row("ttl-idle", "timetolive"), ttlBusy = row("ttl-revoking", "timetolive");
-  const putIdle = row("expiry-idle", "put"), putBusy = row("expiry-during", "put");
+  const ttlIdle = row("ttl-idle", "timetolive"),
+    ttlBusy = row("ttl-revoking", "timetolive");
+  const putIdle = row("expiry-idle", "put"),
+    putBusy = row("expiry-during", "put");
   const e = d.expiry;
   return [
-    claim(`grant ${s.leases} leases with one key each`, "(issue 6)", d.leasesGranted === undefined || d.leasesGranted === 0 ? undefined
-      : `${d.leasesGranted} in ${d.grantSeconds} s (${rate(d.leasesGranted, d.grantSeconds)} leases+keys/s)`, grantErr ? `errors: ${grantErr}` : ""),
-    claim("memory per lease (RSS growth / leases, key included)", "(issue 6)", d.bytesPerLease === undefined ? undefined : `${d.bytesPerLease} B`,
-      "process_resident_memory_bytes before/after the grants; includes the key and allocator slack"),
-    claim("keepalive throughput", "(issue 6)", d.keepaliveResponses === undefined ? undefined
-      : `${rate(d.keepaliveResponses, d.keepaliveSeconds)} renewals/s`, `${s.streams} streams × ${s.window} in flight`),
-    claim(`TimeToLive P99 while ${d.revoked ?? s.revoke} leases are revoked`, "lookups do not block on revokes (seed)",
-      ttlIdle && ttlBusy ? `${ttlIdle.p99_ms} → ${ttlBusy.p99_ms} ms (${pct(ttlIdle.p99_ms, ttlBusy.p99_ms)})` : undefined,
-      d.revokeSeconds === undefined ? "" : `revokes took ${d.revokeSeconds} s`),
-    claim(`mass expiry of ${e?.leases ?? s.expiryLeases} leases: time until all keys gone`, "bounded (issue 6)",
-      e === undefined ? undefined : e.allGoneAfterLastExpiryS === undefined ? `${e.keysLeft} keys left at the deadline` : `${e.allGoneAfterLastExpiryS} s after the last expiry`,
-      e === undefined ? "" : `TTL ${e.ttlSeconds} s, expiries spread over ${e.refreshSeconds} s, ${e.keysAtExpiry} keys when expiry began`),
-    claim("P99 put during mass expiry vs idle", "≤ 2× idle (issue 6)",
-      putIdle && putBusy ? `${putIdle.p99_ms} → ${putBusy.p99_ms} ms (${(putBusy.p99_ms / Math.max(0.001, putIdle.p99_ms)).toFixed(2)}×)` : undefined,
-      putBusy ? `max ${putBusy.max_ms} ms over ${putBusy.count} puts` : ""),
+    claim(
+      `grant ${s.leases} leases with one key each`,
+      "(issue 6)",
+      d.leasesGranted === undefined || d.leasesGranted === 0
+        ? undefined
+        : `${d.leasesGranted} in ${d.grantSeconds} s (${rate(d.leasesGranted, d.grantSeconds)} leases+keys/s)`,
+      grantErr ? `errors: ${grantErr}` : "",
+    ),
+    claim(
+      "memory per lease (RSS growth / leases, key included)",
+      "(issue 6)",
+      d.bytesPerLease === undefined ? undefined : `${d.bytesPerLease} B`,
+      "process_resident_memory_bytes before/after the grants; includes the key and allocator slack",
+    ),
+    claim(
+      "keepalive throughput",
+      "(issue 6)",
+      d.keepaliveResponses === undefined ? undefined : `${rate(d.keepaliveResponses, d.keepaliveSeconds)} renewals/s`,
+      `${s.streams} streams × ${s.window} in flight`,
+    ),
+    claim(
+      `TimeToLive P99 while ${d.revoked ?? s.revoke} leases are revoked`,
+      "lookups do not block on revokes (seed)",
+      ttlIdle && ttlBusy
+        ? `${ttlIdle.p99_ms} → ${ttlBusy.p99_ms} ms (${pct(ttlIdle.p99_ms, ttlBusy.p99_ms)})`
+        : undefined,
+      d.revokeSeconds === undefined ? "" : `revokes took ${d.revokeSeconds} s`,
+    ),
+    claim(
+      `mass expiry of ${e?.leases ?? s.expiryLeases} leases: time until all keys gone`,
+      "bounded (issue 6)",
+      e === undefined
+        ? undefined
+        : e.allGoneAfterLastExpiryS === undefined
+          ? `${e.keysLeft} keys left at the deadline`
+          : `${e.allGoneAfterLastExpiryS} s after the last expiry`,
+      e === undefined
+        ? ""
+        : `TTL ${e.ttlSeconds} s, expiries spread over ${e.refreshSeconds} s, ${e.keysAtExpiry} keys when expiry began`,
+    ),
+    claim(
+      "P99 put during mass expiry vs idle",
+      "≤ 2× idle (issue 6)",
+      putIdle && putBusy
+        ? `${putIdle.p99_ms} → ${putBusy.p99_ms} ms (${(putBusy.p99_ms / Math.max(0.001, putIdle.p99_ms)).toFixed(2)}×)`
+        : undefined,
+      putBusy ? `max ${putBusy.max_ms} ms over ${putBusy.count} puts` : "",
+    ),
   ];
 }
 
@@ -369,12 +541,21 @@ function ratioClaims(runs: readonly TargetRun[]): ClaimRow[] {
     const d = r.detail as LeaseDetail | undefined;
     const pairs: [string, number | undefined, number | undefined][] = [
       ["grant throughput", rate(d?.leasesGranted, d?.grantSeconds), rate(etcd?.leasesGranted, etcd?.grantSeconds)],
-      ["keepalive throughput", rate(d?.keepaliveResponses, d?.keepaliveSeconds), rate(etcd?.keepaliveResponses, etcd?.keepaliveSeconds)],
+      [
+        "keepalive throughput",
+        rate(d?.keepaliveResponses, d?.keepaliveSeconds),
+        rate(etcd?.keepaliveResponses, etcd?.keepaliveSeconds),
+      ],
     ];
     for (const [name, ours, theirs] of pairs) {
       const both = ours !== undefined && ours > 0 && theirs !== undefined && theirs > 0;
-      out.push({ claim: `${name}, etcd-ts ÷ etcd`, seed_value: "(ratio)", target: r.name,
-        measured_value: both ? `${(ours / theirs).toFixed(2)}× (${ours} vs ${theirs}/s)` : "not available", note: both ? "" : "needs both targets measured" });
+      out.push({
+        claim: `${name}, etcd-ts ÷ etcd`,
+        seed_value: "(ratio)",
+        target: r.name,
+        measured_value: both ? `${(ours / theirs).toFixed(2)}× (${ours} vs ${theirs}/s)` : "not available",
+        note: both ? "" : "needs both targets measured",
+      });
     }
   }
   return out;
@@ -383,9 +564,15 @@ function ratioClaims(runs: readonly TargetRun[]): ClaimRow[] {
 export function settingsFrom(args: Map<string, string>): LeaseSettings {
   const leases = num(args, "leases", 100_000);
   return {
-    leases, revoke: num(args, "revoke", Math.min(10_000, leases)), expiryLeases: num(args, "expiry-leases", leases),
-    seconds: num(args, "seconds", 10), concurrency: num(args, "concurrency", 64), streams: num(args, "streams", 8),
-    window: num(args, "window", 64), readers: num(args, "readers", 4), writers: num(args, "writers", 8),
+    leases,
+    revoke: num(args, "revoke", Math.min(10_000, leases)),
+    expiryLeases: num(args, "expiry-leases", leases),
+    seconds: num(args, "seconds", 10),
+    concurrency: num(args, "concurrency", 64),
+    streams: num(args, "streams", 8),
+    window: num(args, "window", 64),
+    readers: num(args, "readers", 4),
+    writers: num(args, "writers", 8),
   };
 }
 
@@ -396,19 +583,33 @@ export async function run(argv: string[]): Promise<string> {
   const dir = runDir("lease", args.get("results"));
   const startedAt = new Date().toISOString();
   const runs = await forEachTarget(targets, (client, rec, name) => {
-    console.error(`${name}: ${s.leases} leases with keys, keepalive ${s.seconds} s, TimeToLive during ${s.revoke} revokes, expiry of ${s.expiryLeases}`);
+    console.error(
+      `${name}: ${s.leases} leases with keys, keepalive ${s.seconds} s, TimeToLive during ${s.revoke} revokes, expiry of ${s.expiryLeases}`,
+    );
     return measureTarget(client, rec, s);
   });
   const recorders = runs.flatMap((r) => (r.recorder === undefined ? [] : [r.recorder]));
   const env = {
-    experiment: "lease", startedAt, args: argv, settings: s, targets: envTargets(runs),
-    focus: [{ verb: "put", resource: "kv" }, { verb: "timetolive", resource: "lease" }, { verb: "keepalive", resource: "lease" }],
+    experiment: "lease",
+    startedAt,
+    args: argv,
+    settings: s,
+    targets: envTargets(runs),
+    focus: [
+      { verb: "put", resource: "kv" },
+      { verb: "timetolive", resource: "lease" },
+      { verb: "keepalive", resource: "lease" },
+    ],
     notes: [
       `${s.leases} leases (TTL ${LONG_TTL_SECONDS} s) with one 64 B key each, granted ${s.concurrency} at a time; keepalive over ${s.streams} raw streams × ${s.window} in flight for ${s.seconds} s.`,
       `TimeToLive by ${s.readers} readers: ${s.seconds} s idle, then while ${s.revoke} leases are revoked ${s.concurrency} at a time.`,
       `Mass expiry: ${s.expiryLeases} more leases refreshed in one keepalive burst; ${s.writers} closed-loop writers of 256 B values, idle ${s.seconds} s, then until every key is gone.`,
       ...runs.filter((r) => !r.available).map((r) => `${r.name}: not available — ${r.reason ?? ""}`),
-      ...runs.flatMap((r) => ((r.detail as LeaseDetail | undefined)?.skipped === undefined ? [] : [`${r.name}: ${(r.detail as LeaseDetail).skipped}`])),
+      ...runs.flatMap((r) =>
+        (r.detail as LeaseDetail | undefined)?.skipped === undefined
+          ? []
+          : [`${r.name}: ${(r.detail as LeaseDetail).skipped}`],
+      ),
     ],
   };
   const rows = writeResults(dir, recorders, [], env);

@@ -16,14 +16,18 @@ export interface Perfkit {
 export function findPerfkit(): Perfkit {
   const bin = perfkitBinary();
   const env = process.env["PERFKIT"];
-  return { bin, origin: env !== undefined && env !== "" ? `$PERFKIT=${env}` : `built from ../shared/tools/perfkit at ${bin}` };
+  return {
+    bin,
+    origin: env !== undefined && env !== "" ? `$PERFKIT=${env}` : `built from ../shared/tools/perfkit at ${bin}`,
+  };
 }
 
 /** Runs `perfkit <args>` and returns its RESULT fields; a non-zero exit throws with stderr's tail. */
 export function runPerfkit(pk: Perfkit, args: readonly string[], timeoutMs = 900_000): Promise<Record<string, string>> {
   return new Promise((resolvePromise, reject) => {
     execFile(pk.bin, args, { timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
-      if (err !== null) return reject(new Error(`perfkit ${args[0] ?? ""} failed: ${err.message} ${stderr.slice(-400)}`));
+      if (err !== null)
+        return reject(new Error(`perfkit ${args[0] ?? ""} failed: ${err.message} ${stderr.slice(-400)}`));
       try {
         resolvePromise(parseResult(stdout));
       } catch (e) {
@@ -36,6 +40,7 @@ export function runPerfkit(pk: Perfkit, args: readonly string[], timeoutMs = 900
 /** A numeric RESULT field; throws when missing. */
 export function field(r: Record<string, string>, key: string): number {
   const v = r[key];
-  if (v === undefined || !Number.isFinite(Number(v))) throw new Error(`perfkit RESULT has no numeric ${key}: ${JSON.stringify(r)}`);
+  if (v === undefined || !Number.isFinite(Number(v)))
+    throw new Error(`perfkit RESULT has no numeric ${key}: ${JSON.stringify(r)}`);
   return Number(v);
 }

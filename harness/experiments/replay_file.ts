@@ -13,11 +13,22 @@ function load(path: string): { trace: Trace; notes: string[] } {
   const firstLine = text.slice(0, text.indexOf("\n") >>> 0);
   if (firstLine.includes("audit.k8s.io/")) {
     const { trace, stats } = importAuditLog(text);
-    return { trace, notes: [`audit log: ${stats.lines} lines, ${stats.badLines} bad, ${stats.requests} requests, ${stats.imported} imported; skipped ${JSON.stringify(stats.skipped)}`] };
+    return {
+      trace,
+      notes: [
+        `audit log: ${stats.lines} lines, ${stats.badLines} bad, ${stats.requests} requests, ${stats.imported} imported; skipped ${JSON.stringify(stats.skipped)}`,
+      ],
+    };
   }
   const { trace, errors } = parseTrace(text);
   for (const e of errors.slice(0, 10)) console.error(`${path}:${e.line}: ${e.message}`);
-  return { trace, notes: errors.length === 0 ? [] : [`${errors.length} invalid trace lines skipped (first: line ${errors[0]!.line}: ${errors[0]!.message})`] };
+  return {
+    trace,
+    notes:
+      errors.length === 0
+        ? []
+        : [`${errors.length} invalid trace lines skipped (first: line ${errors[0]!.line}: ${errors[0]!.message})`],
+  };
 }
 
 export async function run(argv: string[]): Promise<string> {
@@ -29,10 +40,23 @@ export async function run(argv: string[]): Promise<string> {
   const dir = runDir("replay", args.get("results"));
   const startedAt = new Date().toISOString();
   const runs = await forEachTarget(targets, (client, rec, name) =>
-    replayTrace(client, trace, rec, { speed: num(args, "speed", 1), compactEverySeconds: num(args, "compact-every", 0), label: name,
-      ...(args.get("offload-lists") === "false" ? {} : { offloadLists: client.connection.endpointList() }) }));
+    replayTrace(client, trace, rec, {
+      speed: num(args, "speed", 1),
+      compactEverySeconds: num(args, "compact-every", 0),
+      label: name,
+      ...(args.get("offload-lists") === "false" ? {} : { offloadLists: client.connection.endpointList() }),
+    }),
+  );
   const recorders = runs.flatMap((r) => (r.recorder === undefined ? [] : [r.recorder]));
-  const env = { experiment: "replay", startedAt, args: argv, traceFile: file, traceDigest: traceDigest(trace), targets: envTargets(runs), notes };
+  const env = {
+    experiment: "replay",
+    startedAt,
+    args: argv,
+    traceFile: file,
+    traceDigest: traceDigest(trace),
+    targets: envTargets(runs),
+    notes,
+  };
   printTable(writeResults(dir, recorders, [], env));
   return renderReport(dir);
 }

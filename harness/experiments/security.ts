@@ -67,11 +67,13 @@ interface JobResult {
   readonly busy: number;
 }
 
-
 /** Closed loops of puts: the window opens after the warm-up and closes `seconds` later. */
 async function putLoops(client: EtcdClient, job: Job, index: number): Promise<JobResult> {
   let state: "warm" | "measure" | "stopped" = "warm";
-  let openedAt = 0, closedAt = 0, errors = 0, allOps = 0;
+  let openedAt = 0,
+    closedAt = 0,
+    errors = 0,
+    allOps = 0;
   let elu0 = performance.eventLoopUtilization();
   const lat: number[] = [];
   const errorsByCode: Record<string, number> = {};
@@ -85,22 +87,32 @@ async function putLoops(client: EtcdClient, job: Job, index: number): Promise<Jo
     state = "stopped";
     closedAt = performance.now();
   })();
-  await Promise.all(Array.from({ length: job.slots }, async (_, slot) => {
-    for (let i = 0; state !== "stopped"; i++, allOps++) {
-      const start = performance.now();
-      try {
-        await client.put(`${PUT_PREFIX}${index}/${slot}/${i % 64}`, value);
-        if (state === "measure") lat.push(performance.now() - start);
-      } catch (err) {
-        if (state !== "measure") continue;
-        errors++;
-        errorsByCode[errorCode(err)] = (errorsByCode[errorCode(err)] ?? 0) + 1;
+  await Promise.all(
+    Array.from({ length: job.slots }, async (_, slot) => {
+      for (let i = 0; state !== "stopped"; i++, allOps++) {
+        const start = performance.now();
+        try {
+          await client.put(`${PUT_PREFIX}${index}/${slot}/${i % 64}`, value);
+          if (state === "measure") lat.push(performance.now() - start);
+        } catch (err) {
+          if (state !== "measure") continue;
+          errors++;
+          errorsByCode[errorCode(err)] = (errorsByCode[errorCode(err)] ?? 0) + 1;
+        }
       }
-    }
-  }));
+    }),
+  );
   await driving;
   const busy = performance.eventLoopUtilization(elu0).utilization;
-  return { ops: lat.length, allOps, errors, errorsByCode, windowS: (closedAt - openedAt) / 1000, latenciesMs: Float64Array.from(lat), busy };
+  return {
+    ops: lat.length,
+    allOps,
+    errors,
+    errorsByCode,
+    windowS: (closedAt - openedAt) / 1000,
+    latenciesMs: Float64Array.from(lat),
+    busy,
+  };
 }
 
 function workerMain(index: number): void {
@@ -120,10 +132,12 @@ function workerMain(index: number): void {
     }
     const c = client;
     // The first put of a fresh client connects (and, with auth, authenticates once); later jobs reuse both.
-    c.put(`${PUT_PREFIX}connect/${index}`, "1").then(() => putLoops(c, m, index)).then(
-      (r) => port.postMessage({ result: r }, [r.latenciesMs.buffer as ArrayBuffer]),
-      (err: unknown) => port.postMessage({ error: `${errorCode(err)}: ${String(err)}` }),
-    );
+    c.put(`${PUT_PREFIX}connect/${index}`, "1")
+      .then(() => putLoops(c, m, index))
+      .then(
+        (r) => port.postMessage({ result: r }, [r.latenciesMs.buffer as ArrayBuffer]),
+        (err: unknown) => port.postMessage({ error: `${errorCode(err)}: ${String(err)}` }),
+      );
   });
   port.postMessage("ready");
 }
@@ -143,20 +157,51 @@ interface Server {
 }
 
 function modeFlags(mode: Mode, pki: TestPki): string[] {
-  if (mode === "tls") return ["--cert-file", pki.serverCertFile, "--key-file", pki.serverKeyFile, "--trusted-ca-file", pki.caFile, "--client-cert-auth"];
+  if (mode === "tls")
+    return [
+      "--cert-file",
+      pki.serverCertFile,
+      "--key-file",
+      pki.serverKeyFile,
+      "--trusted-ca-file",
+      pki.caFile,
+      "--client-cert-auth",
+    ];
   if (mode === "auth") return ["--auth-token", "simple"];
   return [];
 }
 
-function commandFor(target: TargetName, mode: Mode, pki: TestPki, dataDir: string, ports: [number, number]): [string, string[]] {
+function commandFor(
+  target: TargetName,
+  mode: Mode,
+  pki: TestPki,
+  dataDir: string,
+  ports: [number, number],
+): [string, string[]] {
   const scheme = mode === "tls" ? "https" : "http";
   const [client, peer] = ports;
   const flags = [
-    "--name", "bench", "--data-dir", dataDir,
-    "--listen-client-urls", `${scheme}://127.0.0.1:${client}`, "--advertise-client-urls", `${scheme}://127.0.0.1:${client}`,
-    "--listen-peer-urls", `http://127.0.0.1:${peer}`, "--initial-advertise-peer-urls", `http://127.0.0.1:${peer}`,
-    "--initial-cluster", `bench=http://127.0.0.1:${peer}`, "--logger", "zap", "--log-outputs", "stderr",
-    "--quota-backend-bytes", String(8 * 1024 * 1024 * 1024), ...modeFlags(mode, pki),
+    "--name",
+    "bench",
+    "--data-dir",
+    dataDir,
+    "--listen-client-urls",
+    `${scheme}://127.0.0.1:${client}`,
+    "--advertise-client-urls",
+    `${scheme}://127.0.0.1:${client}`,
+    "--listen-peer-urls",
+    `http://127.0.0.1:${peer}`,
+    "--initial-advertise-peer-urls",
+    `http://127.0.0.1:${peer}`,
+    "--initial-cluster",
+    `bench=http://127.0.0.1:${peer}`,
+    "--logger",
+    "zap",
+    "--log-outputs",
+    "stderr",
+    "--quota-backend-bytes",
+    String(8 * 1024 * 1024 * 1024),
+    ...modeFlags(mode, pki),
   ];
   if (target === "etcd") return ["etcd", flags];
   const entry = etcdTsEntry();
@@ -183,7 +228,8 @@ async function startServer(target: TargetName, mode: Mode, pki: TestPki): Promis
   const proc = spawnServer(bin, args, dataDir, `${target} (${mode})`);
   const stop = proc.stop;
   const endpoints = [`${mode === "tls" ? "https" : "http"}://127.0.0.1:${ports[0]}`];
-  const tls: TlsOptions | undefined = mode === "tls" ? { ca: pki.ca, cert: pki.clientCert, key: pki.clientKey } : undefined;
+  const tls: TlsOptions | undefined =
+    mode === "tls" ? { ca: pki.ca, cert: pki.clientCert, key: pki.clientKey } : undefined;
   const setup = new EtcdClient({ endpoints, callTimeoutMs: 2_000, ...(tls !== undefined ? { tls } : {}) });
   try {
     await putUntilServing(setup, proc.alive, 20);
@@ -194,7 +240,11 @@ async function startServer(target: TargetName, mode: Mode, pki: TestPki): Promis
   } finally {
     setup.close();
   }
-  const access: Access = { endpoints, ...(tls !== undefined ? { tls } : {}), ...(mode === "auth" ? { username: BENCH_USER.name, password: BENCH_USER.password } : {}) };
+  const access: Access = {
+    endpoints,
+    ...(tls !== undefined ? { tls } : {}),
+    ...(mode === "auth" ? { username: BENCH_USER.name, password: BENCH_USER.password } : {}),
+  };
   return { target, mode, pid: proc.pid, access, stop };
 }
 
@@ -216,14 +266,16 @@ class LoadPool {
   static async open(count: number): Promise<LoadPool> {
     const pool = new LoadPool();
     const file = fileURLToPath(import.meta.url);
-    await Promise.all(Array.from({ length: count }, (_, index) => {
-      const w = new Worker(file, { workerData: { securityBenchWorker: index } });
-      pool.workers.push(w);
-      return new Promise<void>((resolve, reject) => {
-        w.once("message", (m) => (m === "ready" ? resolve() : reject(new Error(`worker ${index}: ${String(m)}`))));
-        w.once("error", reject);
-      });
-    }));
+    await Promise.all(
+      Array.from({ length: count }, (_, index) => {
+        const w = new Worker(file, { workerData: { securityBenchWorker: index } });
+        pool.workers.push(w);
+        return new Promise<void>((resolve, reject) => {
+          w.once("message", (m) => (m === "ready" ? resolve() : reject(new Error(`worker ${index}: ${String(m)}`))));
+          w.once("error", reject);
+        });
+      }),
+    );
     return pool;
   }
 
@@ -244,7 +296,9 @@ class LoadPool {
     const key = `${srv.target}/${srv.mode}`;
     const srv0 = cpuSeconds(srv.pid);
     const shares = split(slots, this.workers.length);
-    const results = await Promise.all(shares.map((n, i) => this.send(this.workers[i]!, { key, access: srv.access, slots: n, warmupS, seconds })));
+    const results = await Promise.all(
+      shares.map((n, i) => this.send(this.workers[i]!, { key, access: srv.access, slots: n, warmupS, seconds })),
+    );
     const srvS = cpuSeconds(srv.pid) - srv0;
     const all = new Float64Array(results.reduce((a, r) => a + r.latenciesMs.length, 0));
     let at = 0;
@@ -256,9 +310,19 @@ class LoadPool {
     const codes: Record<string, number> = {};
     for (const r of results) for (const [c, n] of Object.entries(r.errorsByCode)) codes[c] = (codes[c] ?? 0) + n;
     return {
-      throughputPerS: results.reduce((a, r) => a + r.ops / r.windowS, 0), p50Ms: percentile(all, 50), p99Ms: percentile(all, 99),
-      errors: results.reduce((a, r) => a + r.errors, 0), errorsByCode: Object.entries(codes).map(([c, n]) => `${c}:${n}`).join(" "),
-      serverUsPerOp: (srvS * 1e6) / Math.max(1, results.reduce((a, r) => a + r.allOps, 0)),
+      throughputPerS: results.reduce((a, r) => a + r.ops / r.windowS, 0),
+      p50Ms: percentile(all, 50),
+      p99Ms: percentile(all, 99),
+      errors: results.reduce((a, r) => a + r.errors, 0),
+      errorsByCode: Object.entries(codes)
+        .map(([c, n]) => `${c}:${n}`)
+        .join(" "),
+      serverUsPerOp:
+        (srvS * 1e6) /
+        Math.max(
+          1,
+          results.reduce((a, r) => a + r.allOps, 0),
+        ),
       generatorMaxThreadBusy: Math.max(...results.map((r) => r.busy)),
     };
   }
@@ -285,8 +349,12 @@ function settings(args: Args): Settings {
   const quick = args.get("quick") === "true";
   const modes = (args.get("modes") ?? MODES.join(",")).split(",");
   const targets = (args.get("targets") ?? TARGETS.join(",")).split(",");
-  for (const m of modes) if (!(MODES as readonly string[]).includes(m)) throw new Error(`--modes: unknown mode ${JSON.stringify(m)} (plain, tls, auth)`);
-  for (const t of targets) if (!(TARGETS as readonly string[]).includes(t)) throw new Error(`--targets: unknown target ${JSON.stringify(t)} (etcd-ts, etcd)`);
+  for (const m of modes)
+    if (!(MODES as readonly string[]).includes(m))
+      throw new Error(`--modes: unknown mode ${JSON.stringify(m)} (plain, tls, auth)`);
+  for (const t of targets)
+    if (!(TARGETS as readonly string[]).includes(t))
+      throw new Error(`--targets: unknown target ${JSON.stringify(t)} (etcd-ts, etcd)`);
   return {
     clients: num(args, "clients", 64),
     seconds: num(args, "seconds", quick ? 0.8 : 8),
@@ -344,9 +412,15 @@ function summarize(samples: readonly SampleRow[], s: Settings): SummaryRow[] {
       const cpuEtcd = med("etcd", mode, (x) => x.serverUsPerOp);
       const mine = samples.filter((x) => x.target === target && x.mode === mode);
       rows.push({
-        target, mode, clients: s.clients, rounds: mine.length, put_per_s: round(tput, 0),
-        p50_ms: round(med(target, mode, (x) => x.p50Ms) ?? 0, 3), p99_ms: round(med(target, mode, (x) => x.p99Ms) ?? 0, 3),
-        server_us_per_put: round(cpu, 1), errors: mine.reduce((a, x) => a + x.errors, 0),
+        target,
+        mode,
+        clients: s.clients,
+        rounds: mine.length,
+        put_per_s: round(tput, 0),
+        p50_ms: round(med(target, mode, (x) => x.p50Ms) ?? 0, 3),
+        p99_ms: round(med(target, mode, (x) => x.p99Ms) ?? 0, 3),
+        server_us_per_put: round(cpu, 1),
+        errors: mine.reduce((a, x) => a + x.errors, 0),
         ratio_to_plain: plain !== undefined && plain > 0 ? round(tput / plain, 3) : "",
         ratio_to_etcd: target !== "etcd" && etcd !== undefined && etcd > 0 ? round(tput / etcd, 3) : "",
         cpu_ratio_to_plain: cpuPlain !== undefined && cpuPlain > 0 ? round(cpu / cpuPlain, 3) : "",
@@ -379,7 +453,12 @@ async function startAll(s: Settings, pki: TestPki, failed: Map<string, string>):
   return servers;
 }
 
-async function measure(servers: readonly Server[], pool: LoadPool, s: Settings, failed: Map<string, string>): Promise<SampleRow[]> {
+async function measure(
+  servers: readonly Server[],
+  pool: LoadPool,
+  s: Settings,
+  failed: Map<string, string>,
+): Promise<SampleRow[]> {
   const samples: SampleRow[] = [];
   for (let r = 1; r <= s.rounds; r++) {
     for (const srv of servers) {
@@ -387,7 +466,12 @@ async function measure(servers: readonly Server[], pool: LoadPool, s: Settings, 
       if (failed.has(key)) continue;
       console.error(`round ${r}/${s.rounds}: ${key}, ${s.clients} in flight, ${s.seconds} s`);
       try {
-        samples.push({ target: srv.target, mode: srv.mode, round: r, ...await pool.timed(srv, s.clients, s.warmupS, s.seconds) });
+        samples.push({
+          target: srv.target,
+          mode: srv.mode,
+          round: r,
+          ...(await pool.timed(srv, s.clients, s.warmupS, s.seconds)),
+        });
       } catch (err) {
         failed.set(key, String(err).slice(0, 400));
         console.error(`${key}: not measured further — ${String(err).slice(0, 400)}`);
@@ -401,7 +485,8 @@ export async function run(argv: string[]): Promise<string> {
   const args = parseArgs(argv);
   const s = settings(args);
   const dir = runDir("security", args.get("results"));
-  const startedAt = new Date().toISOString(), loadBefore = loadavg();
+  const startedAt = new Date().toISOString(),
+    loadBefore = loadavg();
   const pki = makePki();
   const failed = new Map<string, string>();
   let samples: SampleRow[] = [];
@@ -415,21 +500,63 @@ export async function run(argv: string[]): Promise<string> {
     pki.cleanup();
   }
   const summary = summarize(samples, s);
-  writeFileSync(join(dir, "samples.csv"), stringify(samples.map((x) => ({ ...x, throughputPerS: round(x.throughputPerS, 0) })), { header: true }));
+  writeFileSync(
+    join(dir, "samples.csv"),
+    stringify(
+      samples.map((x) => ({ ...x, throughputPerS: round(x.throughputPerS, 0) })),
+      { header: true },
+    ),
+  );
   writeFileSync(join(dir, "security.csv"), stringify(summary, { header: true }));
-  writeFileSync(join(dir, "env.json"), JSON.stringify({
-    ...machineEnv(), experiment: "security", startedAt, args: argv, settings: s, loadAverageAtStart: loadBefore.map((v) => round(v)),
-    notFullyMeasured: Object.fromEntries(failed),
-    notes: [
-      "tls = https with --client-cert-auth (ECDSA P-256 certificates, the client presents one); auth = http, --auth-token simple, a non-root user with readwrite on /bench/, one Authenticate per load connection.",
-      "values are medians over rounds; ratio_to_plain = mode / the same target's plain; ratio_to_etcd = etcd-ts / etcd in the same mode, same run; cpu_ratio_* the same for server CPU per put (steadier when the machine is loaded).",
-    ],
-  }, null, 2) + "\n");
+  writeFileSync(
+    join(dir, "env.json"),
+    JSON.stringify(
+      {
+        ...machineEnv(),
+        experiment: "security",
+        startedAt,
+        args: argv,
+        settings: s,
+        loadAverageAtStart: loadBefore.map((v) => round(v)),
+        notFullyMeasured: Object.fromEntries(failed),
+        notes: [
+          "tls = https with --client-cert-auth (ECDSA P-256 certificates, the client presents one); auth = http, --auth-token simple, a non-root user with readwrite on /bench/, one Authenticate per load connection.",
+          "values are medians over rounds; ratio_to_plain = mode / the same target's plain; ratio_to_etcd = etcd-ts / etcd in the same mode, same run; cpu_ratio_* the same for server CPU per put (steadier when the machine is loaded).",
+        ],
+      },
+      null,
+      2,
+    ) + "\n",
+  );
   printAligned([
-    ["target", "mode", "put/s", "p50 ms", "p99 ms", "× plain", "× etcd", "server µs/put", "cpu × plain", "cpu × etcd", "errors", ""],
-    ...summary.map((r) => [r.target, r.mode, String(r.put_per_s), String(r.p50_ms), String(r.p99_ms), String(r.ratio_to_plain),
-      String(r.ratio_to_etcd || "–"), String(r.server_us_per_put), String(r.cpu_ratio_to_plain), String(r.cpu_ratio_to_etcd || "–"),
-      String(r.errors), r.generator_bound === "yes" ? "generator-bound" : ""]),
+    [
+      "target",
+      "mode",
+      "put/s",
+      "p50 ms",
+      "p99 ms",
+      "× plain",
+      "× etcd",
+      "server µs/put",
+      "cpu × plain",
+      "cpu × etcd",
+      "errors",
+      "",
+    ],
+    ...summary.map((r) => [
+      r.target,
+      r.mode,
+      String(r.put_per_s),
+      String(r.p50_ms),
+      String(r.p99_ms),
+      String(r.ratio_to_plain),
+      String(r.ratio_to_etcd || "–"),
+      String(r.server_us_per_put),
+      String(r.cpu_ratio_to_plain),
+      String(r.cpu_ratio_to_etcd || "–"),
+      String(r.errors),
+      r.generator_bound === "yes" ? "generator-bound" : "",
+    ]),
   ]);
   for (const [k, why] of failed) console.log(`${k}: not measured — ${why}`);
   return dir;

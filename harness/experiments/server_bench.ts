@@ -31,7 +31,14 @@ import { median, percentile } from "../stats.js";
 import { setTimeout as pause } from "node:timers/promises";
 import { goRows, goSettings, type GoSubject } from "./server_go.js";
 import {
-  METRIC_COLUMNS, RATIO_COLUMNS, plainRow, printTables, ratioRows, reportMarkdown, round, type MetricRow,
+  METRIC_COLUMNS,
+  RATIO_COLUMNS,
+  plainRow,
+  printTables,
+  ratioRows,
+  reportMarkdown,
+  round,
+  type MetricRow,
 } from "./server_report.js";
 import { startServer, statusKib, type Server } from "./server_start.js";
 
@@ -96,10 +103,20 @@ function opFor(client: EtcdClient, job: Job, index: number, slot: number): (i: n
 async function runPreload(client: EtcdClient, job: Job, index: number): Promise<JobResult> {
   let next = job.from;
   const op = opFor(client, job, index, 0);
-  await Promise.all(Array.from({ length: job.slots }, async () => {
-    while (next < job.to) await op(next++);
-  }));
-  return { ops: job.to - job.from, allOps: job.to - job.from, errors: 0, errorsByCode: {}, windowS: 0, latenciesMs: new Float64Array(0), busy: 0 };
+  await Promise.all(
+    Array.from({ length: job.slots }, async () => {
+      while (next < job.to) await op(next++);
+    }),
+  );
+  return {
+    ops: job.to - job.from,
+    allOps: job.to - job.from,
+    errors: 0,
+    errorsByCode: {},
+    windowS: 0,
+    latenciesMs: new Float64Array(0),
+    busy: 0,
+  };
 }
 
 /** Window is when a timed job measures: open after the warm-up, closed after its seconds and enough ops. */
@@ -153,27 +170,30 @@ async function runTimed(client: EtcdClient, job: Job, index: number): Promise<Jo
   const win = new Window(job.slots);
   const lat: number[] = [];
   const errorsByCode: Record<string, number> = {};
-  let errors = 0, allOps = 0;
+  let errors = 0,
+    allOps = 0;
   let elu0 = performance.eventLoopUtilization();
   const driving = win.drive(job.warmupS, job.seconds, () => (elu0 = performance.eventLoopUtilization()));
-  await Promise.all(Array.from({ length: job.slots }, async (_, slot) => {
-    const op = opFor(client, job, index, slot);
-    for (let i = 0; win.state !== "stopped"; i++) {
-      const start = performance.now();
-      try {
-        await op(i);
-        if (win.state === "measure") lat.push(performance.now() - start);
-      } catch (err) {
-        if (win.state === "measure") {
-          errors++;
-          const code = errorCode(err);
-          errorsByCode[code] = (errorsByCode[code] ?? 0) + 1;
+  await Promise.all(
+    Array.from({ length: job.slots }, async (_, slot) => {
+      const op = opFor(client, job, index, slot);
+      for (let i = 0; win.state !== "stopped"; i++) {
+        const start = performance.now();
+        try {
+          await op(i);
+          if (win.state === "measure") lat.push(performance.now() - start);
+        } catch (err) {
+          if (win.state === "measure") {
+            errors++;
+            const code = errorCode(err);
+            errorsByCode[code] = (errorsByCode[code] ?? 0) + 1;
+          }
         }
+        win.done(i);
+        allOps++;
       }
-      win.done(i);
-      allOps++;
-    }
-  }));
+    }),
+  );
   await driving;
   const busy = performance.eventLoopUtilization(elu0).utilization;
   const windowS = (win.closedAt - win.openedAt) / 1000;
@@ -201,7 +221,11 @@ function workerMain(init: WorkerInit): void {
       port.close();
       return;
     }
-    const work = clientFor(held, m.endpoints).then((client) => (m.kind === "preload" || m.kind === "connect" ? runPreload(client, m, init.index) : runTimed(client, m, init.index)));
+    const work = clientFor(held, m.endpoints).then((client) =>
+      m.kind === "preload" || m.kind === "connect"
+        ? runPreload(client, m, init.index)
+        : runTimed(client, m, init.index),
+    );
     work.then(
       (r) => port.postMessage({ result: r }, [r.latenciesMs.buffer as ArrayBuffer]),
       (err: unknown) => port.postMessage({ error: `${errorCode(err)}: ${String(err)}` }),
@@ -232,27 +256,37 @@ interface LoadStats {
   readonly serverUsPerOp: number;
 }
 
-
 class LoadPool {
   private readonly workers: Worker[] = [];
 
   static async open(count: number): Promise<LoadPool> {
     const pool = new LoadPool();
     const file = fileURLToPath(import.meta.url);
-    await Promise.all(Array.from({ length: count }, (_, index) => {
-      const w = new Worker(file, { workerData: { serverBenchWorker: true, index } satisfies WorkerInit });
-      pool.workers.push(w);
-      return new Promise<void>((resolve, reject) => {
-        w.once("message", (m) => (m === "ready" ? resolve() : reject(new Error(`worker ${index}: ${String(m)}`))));
-        w.once("error", reject);
-      });
-    }));
+    await Promise.all(
+      Array.from({ length: count }, (_, index) => {
+        const w = new Worker(file, { workerData: { serverBenchWorker: true, index } satisfies WorkerInit });
+        pool.workers.push(w);
+        return new Promise<void>((resolve, reject) => {
+          w.once("message", (m) => (m === "ready" ? resolve() : reject(new Error(`worker ${index}: ${String(m)}`))));
+          w.once("error", reject);
+        });
+      }),
+    );
     return pool;
   }
 
   /** connect has every worker open its connection to `server` before anything is timed. */
   async connect(server: Server): Promise<void> {
-    const job = { kind: "connect", endpoints: server.endpoints, slots: 0, warmupS: 0, seconds: 0, valueBytes: 0, from: 0, to: 0 } as const;
+    const job = {
+      kind: "connect",
+      endpoints: server.endpoints,
+      slots: 0,
+      warmupS: 0,
+      seconds: 0,
+      valueBytes: 0,
+      from: 0,
+      to: 0,
+    } as const;
     await Promise.all(this.workers.map((w) => this.send(w, job)));
   }
 
@@ -271,18 +305,37 @@ class LoadPool {
 
   async preload(server: Server, keys: number, valueBytes: number, slotsPerWorker: number): Promise<void> {
     const per = Math.ceil(keys / this.workers.length);
-    await Promise.all(this.workers.map((w, i) => this.send(w, {
-      kind: "preload", endpoints: server.endpoints, slots: slotsPerWorker, warmupS: 0, seconds: 0, valueBytes, from: i * per, to: Math.min(keys, (i + 1) * per),
-    })));
+    await Promise.all(
+      this.workers.map((w, i) =>
+        this.send(w, {
+          kind: "preload",
+          endpoints: server.endpoints,
+          slots: slotsPerWorker,
+          warmupS: 0,
+          seconds: 0,
+          valueBytes,
+          from: i * per,
+          to: Math.min(keys, (i + 1) * per),
+        }),
+      ),
+    );
   }
 
-  async timed(server: Server, kind: JobKind, slots: number, s: { warmupS: number; seconds: number; valueBytes: number }): Promise<LoadStats> {
+  async timed(
+    server: Server,
+    kind: JobKind,
+    slots: number,
+    s: { warmupS: number; seconds: number; valueBytes: number },
+  ): Promise<LoadStats> {
     const shares = split(slots, this.workers.length);
-    const cpu0 = process.cpuUsage(), srv0 = cpuSeconds(server.pid), t0 = performance.now();
+    const cpu0 = process.cpuUsage(),
+      srv0 = cpuSeconds(server.pid),
+      t0 = performance.now();
     const job = { kind, endpoints: server.endpoints, ...s, from: 0, to: 0 };
     const results = await Promise.all(shares.map((n, i) => this.send(this.workers[i]!, { ...job, slots: n })));
     const wallS = (performance.now() - t0) / 1000;
-    const cpu = process.cpuUsage(cpu0), srvS = cpuSeconds(server.pid) - srv0;
+    const cpu = process.cpuUsage(cpu0),
+      srvS = cpuSeconds(server.pid) - srv0;
     const all = new Float64Array(results.reduce((a, r) => a + r.latenciesMs.length, 0));
     let at = 0;
     for (const r of results) {
@@ -292,14 +345,25 @@ class LoadPool {
     all.sort();
     const ops = all.length;
     const errorsByCode: Record<string, number> = {};
-    for (const r of results) for (const [c, n] of Object.entries(r.errorsByCode)) errorsByCode[c] = (errorsByCode[c] ?? 0) + n;
+    for (const r of results)
+      for (const [c, n] of Object.entries(r.errorsByCode)) errorsByCode[c] = (errorsByCode[c] ?? 0) + n;
     const genS = (cpu.user + cpu.system) / 1e6;
-    const allOps = Math.max(1, results.reduce((a, r) => a + r.allOps, 0));
+    const allOps = Math.max(
+      1,
+      results.reduce((a, r) => a + r.allOps, 0),
+    );
     return {
-      throughputPerS: results.reduce((a, r) => a + r.ops / r.windowS, 0), p50Ms: percentile(all, 50), p99Ms: percentile(all, 99),
-      ops, errors: results.reduce((a, r) => a + r.errors, 0), errorsByCode,
-      generatorCores: genS / wallS, generatorUsPerOp: (genS * 1e6) / allOps,
-      generatorMaxThreadBusy: Math.max(...results.map((r) => r.busy)), serverCores: srvS / wallS, serverUsPerOp: (srvS * 1e6) / allOps,
+      throughputPerS: results.reduce((a, r) => a + r.ops / r.windowS, 0),
+      p50Ms: percentile(all, 50),
+      p99Ms: percentile(all, 99),
+      ops,
+      errors: results.reduce((a, r) => a + r.errors, 0),
+      errorsByCode,
+      generatorCores: genS / wallS,
+      generatorUsPerOp: (genS * 1e6) / allOps,
+      generatorMaxThreadBusy: Math.max(...results.map((r) => r.busy)),
+      serverCores: srvS / wallS,
+      serverUsPerOp: (srvS * 1e6) / allOps,
     };
   }
 
@@ -351,17 +415,38 @@ async function withServer(sub: Subject, body: (srv: Server) => Promise<void>): P
 
 function loadRows(target: string, name: string, clients: number, st: LoadStats): MetricRow[] {
   const base = {
-    client: "node" as const, target, clients, errors: st.errors, errors_by_code: Object.entries(st.errorsByCode).map(([c, n]) => `${c}:${n}`).join(" "),
-    generator_cores: round(st.generatorCores), generator_us_per_op: round(st.generatorUsPerOp, 1),
-    generator_max_thread_busy: round(st.generatorMaxThreadBusy), server_cores: round(st.serverCores),
+    client: "node" as const,
+    target,
+    clients,
+    errors: st.errors,
+    errors_by_code: Object.entries(st.errorsByCode)
+      .map(([c, n]) => `${c}:${n}`)
+      .join(" "),
+    generator_cores: round(st.generatorCores),
+    generator_us_per_op: round(st.generatorUsPerOp, 1),
+    generator_max_thread_busy: round(st.generatorMaxThreadBusy),
+    server_cores: round(st.serverCores),
     server_us_per_op: round(st.serverUsPerOp, 1),
-    p50_ms: round(st.p50Ms, 3), p99_ms: round(st.p99Ms, 3),
+    p50_ms: round(st.p50Ms, 3),
+    p99_ms: round(st.p99Ms, 3),
   };
   return [
-    { ...base, metric: `${name}_throughput_c${clients}`, value: round(st.throughputPerS, 0), unit: "ops/s", better: "higher" },
+    {
+      ...base,
+      metric: `${name}_throughput_c${clients}`,
+      value: round(st.throughputPerS, 0),
+      unit: "ops/s",
+      better: "higher",
+    },
     { ...base, metric: `${name}_p50_c${clients}`, value: round(st.p50Ms, 3), unit: "ms", better: "lower" },
     { ...base, metric: `${name}_p99_c${clients}`, value: round(st.p99Ms, 3), unit: "ms", better: "lower" },
-    { ...base, metric: `${name}_server_cpu_c${clients}`, value: round(st.serverUsPerOp, 1), unit: "µs/op", better: "lower" },
+    {
+      ...base,
+      metric: `${name}_server_cpu_c${clients}`,
+      value: round(st.serverUsPerOp, 1),
+      unit: "µs/op",
+      better: "lower",
+    },
   ];
 }
 
@@ -416,7 +501,11 @@ async function loadPhase(subjects: readonly Subject[], pool: LoadPool, s: Settin
       for (const [sub, srv] of servers) {
         await attempt(sub, async () => {
           console.error(`${sub.name}: ${set.kind}, ${set.clients} in flight, ${s.seconds} s`);
-          const st = await pool.timed(srv, set.kind, set.clients, { warmupS: s.warmupS, seconds: s.seconds, valueBytes: set.valueBytes });
+          const st = await pool.timed(srv, set.kind, set.clients, {
+            warmupS: s.warmupS,
+            seconds: s.seconds,
+            valueBytes: set.valueBytes,
+          });
           rows.push(...loadRows(sub.name, set.metric, set.clients, st));
         });
       }
@@ -437,13 +526,17 @@ async function rangePhase(name: string, srv: Server, pool: LoadPool, s: Settings
       const t0 = performance.now();
       const res = await client.rangeSummary(RANGE_PREFIX, { prefix: true });
       times.push(performance.now() - t0);
-      if (res.kvCount !== s.keys) throw new Error(`${name}: full-prefix get returned ${res.kvCount} kvs, expected ${s.keys}`);
+      if (res.kvCount !== s.keys)
+        throw new Error(`${name}: full-prefix get returned ${res.kvCount} kvs, expected ${s.keys}`);
     }
   } finally {
     client.close();
   }
-  const rssMib = statusKib(srv.pid, "VmRSS") / 1024, hwmMib = statusKib(srv.pid, "VmHWM") / 1024;
-  console.error(`${name}: full-prefix get ${times.map((t) => t.toFixed(0)).join(", ")} ms; RSS ${rssMib.toFixed(0)} MiB`);
+  const rssMib = statusKib(srv.pid, "VmRSS") / 1024,
+    hwmMib = statusKib(srv.pid, "VmHWM") / 1024;
+  console.error(
+    `${name}: full-prefix get ${times.map((t) => t.toFixed(0)).join(", ")} ms; RSS ${rssMib.toFixed(0)} MiB`,
+  );
   return [
     plainRow("node", name, `range_full_p50_${s.keys}keys`, round(median(times), 1), "ms", "lower"),
     plainRow("node", name, "rss_with_keys", round(rssMib, 1), "MiB", "lower"),
@@ -452,8 +545,11 @@ async function rangePhase(name: string, srv: Server, pool: LoadPool, s: Settings
 }
 
 function startupRows(name: string, starts: readonly Server[]): MetricRow[] {
-  const ready = starts.map((x) => x.readyMs), listen = starts.map((x) => x.listenMs);
-  console.error(`${name}: startup to first put ${ready.map((t) => t.toFixed(0)).join(", ")} ms (port open at ${listen.map((t) => t.toFixed(0)).join(", ")} ms)`);
+  const ready = starts.map((x) => x.readyMs),
+    listen = starts.map((x) => x.listenMs);
+  console.error(
+    `${name}: startup to first put ${ready.map((t) => t.toFixed(0)).join(", ")} ms (port open at ${listen.map((t) => t.toFixed(0)).join(", ")} ms)`,
+  );
   return [
     plainRow("node", name, "startup_to_ready_median", round(median(ready), 1), "ms", "lower"),
     plainRow("node", name, "startup_to_listen_median", round(median(listen), 1), "ms", "lower"),
@@ -471,7 +567,12 @@ interface TargetOutcome {
  * benchAll measures every target: the load phase on one server per target (interleaved), then per target a fresh
  * server for the range phase and more fresh starts until --starts startup samples.
  */
-async function benchAll(specs: readonly TargetSpec[], pool: LoadPool, s: Settings, rows: MetricRow[]): Promise<TargetOutcome[]> {
+async function benchAll(
+  specs: readonly TargetSpec[],
+  pool: LoadPool,
+  s: Settings,
+  rows: MetricRow[],
+): Promise<TargetOutcome[]> {
   const subjects: Subject[] = specs.map((spec) => ({ name: specName(spec), spec, starts: [], failed: undefined }));
   for (const sub of subjects) {
     if (sub.spec.kind === "endpoints" || (sub.spec.kind === "etcd" && sub.spec.members !== 1)) {
@@ -480,13 +581,18 @@ async function benchAll(specs: readonly TargetSpec[], pool: LoadPool, s: Setting
   }
   await loadPhase(subjects, pool, s, rows);
   for (const sub of subjects) {
-    await attempt(sub, () => withServer(sub, async (srv) => void rows.push(...await rangePhase(sub.name, srv, pool, s))));
-    while (sub.failed === undefined && sub.starts.length < s.starts) await attempt(sub, () => withServer(sub, () => Promise.resolve()));
+    await attempt(sub, () =>
+      withServer(sub, async (srv) => void rows.push(...(await rangePhase(sub.name, srv, pool, s)))),
+    );
+    while (sub.failed === undefined && sub.starts.length < s.starts)
+      await attempt(sub, () => withServer(sub, () => Promise.resolve()));
     if (sub.failed === undefined) rows.push(...startupRows(sub.name, sub.starts));
   }
-  return subjects.map((sub) => (sub.failed === undefined
-    ? { name: sub.name, available: true, version: sub.starts[0]?.version ?? "" }
-    : { name: sub.name, available: false, reason: sub.failed }));
+  return subjects.map((sub) =>
+    sub.failed === undefined
+      ? { name: sub.name, available: true, version: sub.starts[0]?.version ?? "" }
+      : { name: sub.name, available: false, reason: sub.failed },
+  );
 }
 
 // ---------------------------------------------------------------- ratios, CSV, table
@@ -501,7 +607,12 @@ function runConditions(argv: readonly string[], goOrigin: string, loadBefore: nu
 }
 
 /** The Go rows, when perfkit can be found or built; returns how it was found, or why the rows are missing. */
-async function goPart(args: Args, specs: readonly TargetSpec[], rows: MetricRow[], outcomes: Map<string, string>): Promise<string> {
+async function goPart(
+  args: Args,
+  specs: readonly TargetSpec[],
+  rows: MetricRow[],
+  outcomes: Map<string, string>,
+): Promise<string> {
   let pk: ReturnType<typeof findPerfkit>;
   try {
     pk = findPerfkit();
@@ -521,7 +632,8 @@ export async function run(argv: string[]): Promise<string> {
   const generators = (args.get("generators") ?? "go,node").split(",");
   const specs = (args.get("targets") ?? "etcd-ts:concurrent,etcd").split(",").map(parseTargetSpec);
   const dir = runDir("server", args.get("results"));
-  const startedAt = new Date().toISOString(), loadBefore = loadavg();
+  const startedAt = new Date().toISOString(),
+    loadBefore = loadavg();
   const rows: MetricRow[] = [];
   const outcomes: TargetOutcome[] = [];
   const goFailures = new Map<string, string>();
@@ -529,7 +641,7 @@ export async function run(argv: string[]): Promise<string> {
   if (generators.includes("node")) {
     const pool = await LoadPool.open(s.workers);
     try {
-      outcomes.push(...await benchAll(specs, pool, s, rows));
+      outcomes.push(...(await benchAll(specs, pool, s, rows)));
     } finally {
       await pool.close();
     }
@@ -540,8 +652,15 @@ export async function run(argv: string[]): Promise<string> {
   writeFileSync(join(dir, "ratios.csv"), stringify(ratios, { header: true, columns: RATIO_COLUMNS as string[] }));
   writeFileSync(join(dir, "report.md"), reportMarkdown(rows, ratios, conditions));
   const env = {
-    ...machineEnv(), experiment: "server", startedAt, args: argv, settings: s, targets: outcomes,
-    goFailures: Object.fromEntries(goFailures), loadAverageAtStart: loadBefore.map((v) => round(v)), notes: conditions,
+    ...machineEnv(),
+    experiment: "server",
+    startedAt,
+    args: argv,
+    settings: s,
+    targets: outcomes,
+    goFailures: Object.fromEntries(goFailures),
+    loadAverageAtStart: loadBefore.map((v) => round(v)),
+    notes: conditions,
   };
   writeFileSync(join(dir, "env.json"), JSON.stringify(env, null, 2) + "\n");
   printTables(rows, ratios);

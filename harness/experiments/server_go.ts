@@ -71,22 +71,44 @@ async function attempt(sub: GoSubject, step: () => Promise<void>): Promise<void>
 }
 
 /** Runs `args` against `srv`, returning the RESULT fields and the server's CPU seconds over the run. */
-async function measured(pk: Perfkit, srv: Server, args: string[]): Promise<{ r: Record<string, string>; cpuS: number }> {
+async function measured(
+  pk: Perfkit,
+  srv: Server,
+  args: string[],
+): Promise<{ r: Record<string, string>; cpuS: number }> {
   const cpu0 = cpuSeconds(srv.pid);
   const r = await runPerfkit(pk, args);
   return { r, cpuS: cpuSeconds(srv.pid) - cpu0 };
 }
 
-function loadRows(target: string, metric: string, clients: number, r: Record<string, string>, cpuS: number): MetricRow[] {
-  const ok = field(r, "ok"), seconds = field(r, "seconds");
+function loadRows(
+  target: string,
+  metric: string,
+  clients: number,
+  r: Record<string, string>,
+  cpuS: number,
+): MetricRow[] {
+  const ok = field(r, "ok"),
+    seconds = field(r, "seconds");
   const base = {
-    ...plainRow(GO, target, "", 0, "", "higher"), clients, errors: field(r, "errors"),
-    p50_ms: field(r, "p50_ms"), p99_ms: field(r, "p99_ms"), server_cores: round(cpuS / seconds), server_us_per_op: round((cpuS * 1e6) / Math.max(1, ok), 1),
+    ...plainRow(GO, target, "", 0, "", "higher"),
+    clients,
+    errors: field(r, "errors"),
+    p50_ms: field(r, "p50_ms"),
+    p99_ms: field(r, "p99_ms"),
+    server_cores: round(cpuS / seconds),
+    server_us_per_op: round((cpuS * 1e6) / Math.max(1, ok), 1),
   };
   return [
     { ...base, metric: `${metric}_throughput_c${clients}`, value: field(r, "rps"), unit: "ops/s", better: "higher" },
     { ...base, metric: `${metric}_p99_c${clients}`, value: field(r, "p99_ms"), unit: "ms", better: "lower" },
-    { ...base, metric: `${metric}_server_cpu_c${clients}`, value: base.server_us_per_op, unit: "µs/op", better: "lower" },
+    {
+      ...base,
+      metric: `${metric}_server_cpu_c${clients}`,
+      value: base.server_us_per_op,
+      unit: "µs/op",
+      better: "lower",
+    },
   ];
 }
 
@@ -100,16 +122,42 @@ function loadSettings(s: GoSettings): LoadSetting[] {
   const conn = (c: number): string[] => [`--conns=${Math.min(c, 64)}`, `--clients=${c}`];
   return [
     ...s.putClients.map((c) => ({
-      metric: "put", clients: c,
-      args: (ep: string) => ["put", `--endpoints=${ep}`, ...conn(c), `--total=${c === 1 ? s.putTotalOneClient : s.putTotal}`, "--key-size=64", "--val-size=256", "--key-space-size=100000"],
+      metric: "put",
+      clients: c,
+      args: (ep: string) => [
+        "put",
+        `--endpoints=${ep}`,
+        ...conn(c),
+        `--total=${c === 1 ? s.putTotalOneClient : s.putTotal}`,
+        "--key-size=64",
+        "--val-size=256",
+        "--key-space-size=100000",
+      ],
     })),
     ...(["linearizable", "serializable"] as const).map((mode) => ({
-      metric: `get_${mode}`, clients: 64,
-      args: (ep: string) => ["range", `--endpoints=${ep}`, ...conn(64), `--total=${s.getTotal}`, `--key=${GET_KEY}`, `--consistency=${mode[0]}`],
+      metric: `get_${mode}`,
+      clients: 64,
+      args: (ep: string) => [
+        "range",
+        `--endpoints=${ep}`,
+        ...conn(64),
+        `--total=${s.getTotal}`,
+        `--key=${GET_KEY}`,
+        `--consistency=${mode[0]}`,
+      ],
     })),
     {
-      metric: "put_http", clients: 64,
-      args: (ep: string) => ["put", `--endpoints=http://${ep}`, ...conn(64), `--total=${s.putTotal}`, "--key-size=64", "--val-size=256", "--key-space-size=100000"],
+      metric: "put_http",
+      clients: 64,
+      args: (ep: string) => [
+        "put",
+        `--endpoints=http://${ep}`,
+        ...conn(64),
+        `--total=${s.putTotal}`,
+        "--key-size=64",
+        "--val-size=256",
+        "--key-space-size=100000",
+      ],
     },
   ];
 }
@@ -121,8 +169,21 @@ async function loadPhase(pk: Perfkit, subjects: readonly GoSubject[], s: GoSetti
       await attempt(sub, async () => {
         const srv = await startServer(sub.spec);
         servers.set(sub, srv);
-        await runPerfkit(pk, ["put", `--endpoints=${srv.endpoints[0]!}`, "--total=1", "--key-space-size=1", "--key-size=8", "--val-size=256"]);
-        await runPerfkit(pk, ["put", `--endpoints=${srv.endpoints[0]!}`, "--conns=64", "--clients=64", `--total=${s.warmupPuts}`]);
+        await runPerfkit(pk, [
+          "put",
+          `--endpoints=${srv.endpoints[0]!}`,
+          "--total=1",
+          "--key-space-size=1",
+          "--key-size=8",
+          "--val-size=256",
+        ]);
+        await runPerfkit(pk, [
+          "put",
+          `--endpoints=${srv.endpoints[0]!}`,
+          "--conns=64",
+          "--clients=64",
+          `--total=${s.warmupPuts}`,
+        ]);
       });
     }
     for (const set of loadSettings(s)) {
@@ -139,53 +200,141 @@ async function loadPhase(pk: Perfkit, subjects: readonly GoSubject[], s: GoSetti
   }
 }
 
-async function list(pk: Perfkit, srv: Server, prefix: string, limit: number, consistency: "l" | "s", reps: number, expect: number): Promise<number> {
-  const r = await runPerfkit(pk, ["list", `--endpoints=${srv.endpoints[0]!}`, `--prefix=${prefix}`, `--limit=${limit}`, `--consistency=${consistency}`, `--reps=${reps}`]);
-  if (field(r, "kvs") !== expect) throw new Error(`list ${prefix} limit ${limit} returned ${field(r, "kvs")} kvs, expected ${expect}`);
+async function list(
+  pk: Perfkit,
+  srv: Server,
+  prefix: string,
+  limit: number,
+  consistency: "l" | "s",
+  reps: number,
+  expect: number,
+): Promise<number> {
+  const r = await runPerfkit(pk, [
+    "list",
+    `--endpoints=${srv.endpoints[0]!}`,
+    `--prefix=${prefix}`,
+    `--limit=${limit}`,
+    `--consistency=${consistency}`,
+    `--reps=${reps}`,
+  ]);
+  if (field(r, "kvs") !== expect)
+    throw new Error(`list ${prefix} limit ${limit} returned ${field(r, "kvs")} kvs, expected ${expect}`);
   return field(r, "median_ms");
 }
 
 function rwArgs(srv: Server, readers: number, seconds: number): string[] {
   return [
-    "rw", `--endpoints=${srv.endpoints[0]!}`, "--writers=16", "--conns=16", `--readers=${readers}`, `--read-prefix=${PODS}`,
-    `--duration=${seconds}s`, "--key-size=64", "--val-size=256", "--key-space-size=100000",
+    "rw",
+    `--endpoints=${srv.endpoints[0]!}`,
+    "--writers=16",
+    "--conns=16",
+    `--readers=${readers}`,
+    `--read-prefix=${PODS}`,
+    `--duration=${seconds}s`,
+    "--key-size=64",
+    "--val-size=256",
+    "--key-space-size=100000",
   ];
 }
 
 async function podsPhase(pk: Perfkit, sub: GoSubject, s: GoSettings, rows: MetricRow[]): Promise<void> {
   const srv = await startServer(sub.spec);
-  const name = sub.name, ep = `--endpoints=${srv.endpoints[0]!}`;
-  const row = (metric: string, value: number, unit: string, better: "higher" | "lower"): void => void rows.push(plainRow(GO, name, metric, round(value, 1), unit, better));
+  const name = sub.name,
+    ep = `--endpoints=${srv.endpoints[0]!}`;
+  const row = (metric: string, value: number, unit: string, better: "higher" | "lower"): void =>
+    void rows.push(plainRow(GO, name, metric, round(value, 1), unit, better));
   try {
     console.error(`${name} (go): loading ${s.loadPods} pods × 2 KiB by 32 clients`);
-    const { r, cpuS } = await measured(pk, srv, ["load-pods", ep, `--count=${s.loadPods}`, "--val-size=2048", "--clients=32"]);
+    const { r, cpuS } = await measured(pk, srv, [
+      "load-pods",
+      ep,
+      `--count=${s.loadPods}`,
+      "--val-size=2048",
+      "--clients=32",
+    ]);
     row(`load_${s.loadPods}_pods`, field(r, "puts_per_s"), "puts/s", "higher");
     row(`load_${s.loadPods}_pods_server_cpu`, (cpuS * 1e6) / s.loadPods, "µs/op", "lower");
-    await runPerfkit(pk, ["load-pods", ep, `--start=${s.loadPods}`, `--count=${s.totalPods - s.loadPods}`, "--val-size=2048", "--clients=32"]);
-    await runPerfkit(pk, ["load-pods", ep, `--prefix=${SECOND_PREFIX}`, `--count=${s.secondKeys}`, "--val-size=2048", "--clients=32"]);
+    await runPerfkit(pk, [
+      "load-pods",
+      ep,
+      `--start=${s.loadPods}`,
+      `--count=${s.totalPods - s.loadPods}`,
+      "--val-size=2048",
+      "--clients=32",
+    ]);
+    await runPerfkit(pk, [
+      "load-pods",
+      ep,
+      `--prefix=${SECOND_PREFIX}`,
+      `--count=${s.secondKeys}`,
+      "--val-size=2048",
+      "--clients=32",
+    ]);
     console.error(`${name} (go): LISTs`);
-    row(`list_full_linearizable_${s.totalPods}`, await list(pk, srv, PODS, 0, "l", s.listReps, s.totalPods), "ms", "lower");
-    row(`list_full_serializable_${s.totalPods}`, await list(pk, srv, PODS, 0, "s", s.listReps, s.totalPods), "ms", "lower");
+    row(
+      `list_full_linearizable_${s.totalPods}`,
+      await list(pk, srv, PODS, 0, "l", s.listReps, s.totalPods),
+      "ms",
+      "lower",
+    );
+    row(
+      `list_full_serializable_${s.totalPods}`,
+      await list(pk, srv, PODS, 0, "s", s.listReps, s.totalPods),
+      "ms",
+      "lower",
+    );
     row(`list_paged500_${s.totalPods}`, await list(pk, srv, PODS, 500, "l", s.listReps, s.totalPods), "ms", "lower");
-    row(`list_paged500_${s.secondKeys}`, await list(pk, srv, SECOND_PREFIX, 500, "l", s.listReps, s.secondKeys), "ms", "lower");
+    row(
+      `list_paged500_${s.secondKeys}`,
+      await list(pk, srv, SECOND_PREFIX, 500, "l", s.listReps, s.secondKeys),
+      "ms",
+      "lower",
+    );
     row(`rss_with_${s.totalPods + s.secondKeys}_keys`, statusKib(srv.pid, "VmRSS") / 1024, "MiB", "lower");
     console.error(`${name} (go): 16 writers, alone and beside 4 looping LISTs`);
-    const alone = await measured(pk, srv, rwArgs(srv, 0, s.rwSeconds)), beside = await measured(pk, srv, rwArgs(srv, 4, s.rwSeconds));
-    for (const [name, { r, cpuS }] of [["alone", alone], ["r4", beside]] as const) {
+    const alone = await measured(pk, srv, rwArgs(srv, 0, s.rwSeconds)),
+      beside = await measured(pk, srv, rwArgs(srv, 4, s.rwSeconds));
+    for (const [name, { r, cpuS }] of [
+      ["alone", alone],
+      ["r4", beside],
+    ] as const) {
       row(`rw_w16_${name}_puts`, field(r, "puts_per_s"), "puts/s", "higher");
       row(`rw_w16_${name}_p99`, field(r, "p99_ms"), "ms", "lower");
       // With readers, the LISTs' CPU is in it too: the whole cost of the mix per put.
       row(`rw_w16_${name}_server_cpu_per_put`, (cpuS * 1e6) / Math.max(1, field(r, "puts")), "µs/op", "lower");
     }
-    rows.push(plainRow(GO, name, "rw_r4_puts_kept", round(field(beside.r, "puts_per_s") / field(alone.r, "puts_per_s"), 3), "fraction", "higher"));
-    rows.push(plainRow(GO, name, "rw_r4_p99_growth", round(field(beside.r, "p99_ms") / field(alone.r, "p99_ms"), 3), "×", "lower"));
+    rows.push(
+      plainRow(
+        GO,
+        name,
+        "rw_r4_puts_kept",
+        round(field(beside.r, "puts_per_s") / field(alone.r, "puts_per_s"), 3),
+        "fraction",
+        "higher",
+      ),
+    );
+    rows.push(
+      plainRow(
+        GO,
+        name,
+        "rw_r4_p99_growth",
+        round(field(beside.r, "p99_ms") / field(alone.r, "p99_ms"), 3),
+        "×",
+        "lower",
+      ),
+    );
   } finally {
     await srv.stop();
   }
 }
 
 /** goRows measures every subject with perfkit; a target that fails is marked and skipped from then on. */
-export async function goRows(pk: Perfkit, subjects: readonly GoSubject[], s: GoSettings, rows: MetricRow[]): Promise<void> {
+export async function goRows(
+  pk: Perfkit,
+  subjects: readonly GoSubject[],
+  s: GoSettings,
+  rows: MetricRow[],
+): Promise<void> {
   await loadPhase(pk, subjects, s, rows);
   for (const sub of subjects) await attempt(sub, () => podsPhase(pk, sub, s, rows));
 }

@@ -10,7 +10,6 @@ import { setTimeout as pause } from "node:timers/promises";
 const CLOCK_TICKS_PER_S = 100; // USER_HZ on Linux x86-64 (getconf CLK_TCK)
 const START_LIMIT_MS = 60_000;
 
-
 export interface ServerProcess {
   readonly pid: number;
   /** performance.now() at spawn. */
@@ -33,7 +32,8 @@ export function spawnServer(bin: string, args: readonly string[], dataDir: strin
     t0,
     alive: () => {
       if (child.exitCode !== null) throw new Error(`${label} exited with ${child.exitCode}: ${stderrTail.slice(-600)}`);
-      if (performance.now() - t0 > START_LIMIT_MS) throw new Error(`${label} not serving after ${START_LIMIT_MS / 1000} s: ${stderrTail.slice(-600)}`);
+      if (performance.now() - t0 > START_LIMIT_MS)
+        throw new Error(`${label} not serving after ${START_LIMIT_MS / 1000} s: ${stderrTail.slice(-600)}`);
     },
     stop: async () => {
       if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
@@ -70,4 +70,3 @@ export function split(total: number, parts: number): number[] {
   const n = Math.max(1, Math.min(parts, total));
   return Array.from({ length: n }, (_, i) => Math.floor(total / n) + (i < total % n ? 1 : 0));
 }
-

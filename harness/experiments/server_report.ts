@@ -32,10 +32,31 @@ export interface MetricRow {
 
 export const round = (v: number, digits = 2): number => Math.round(v * 10 ** digits) / 10 ** digits;
 
-export function plainRow(client: ClientKind, target: string, metric: string, value: number, unit: string, better: "higher" | "lower"): MetricRow {
+export function plainRow(
+  client: ClientKind,
+  target: string,
+  metric: string,
+  value: number,
+  unit: string,
+  better: "higher" | "lower",
+): MetricRow {
   return {
-    client, target, metric, clients: "", value, unit, better, p50_ms: "", p99_ms: "", errors: 0, errors_by_code: "",
-    generator_cores: "", generator_us_per_op: "", generator_max_thread_busy: "", server_cores: "", server_us_per_op: "",
+    client,
+    target,
+    metric,
+    clients: "",
+    value,
+    unit,
+    better,
+    p50_ms: "",
+    p99_ms: "",
+    errors: 0,
+    errors_by_code: "",
+    generator_cores: "",
+    generator_us_per_op: "",
+    generator_max_thread_busy: "",
+    server_cores: "",
+    server_us_per_op: "",
   };
 }
 
@@ -55,13 +76,21 @@ const keyOf = (r: { client: string; metric: string }): string => `${r.client} ${
 
 export function ratioRows(rows: readonly MetricRow[]): RatioRow[] {
   const base = new Map(rows.filter((r) => r.target === BASELINE).map((r) => [keyOf(r), r.value]));
-  return rows.filter((r) => r.target !== BASELINE).map((r) => {
-    const e = base.get(keyOf(r));
-    return {
-      client: r.client, metric: r.metric, unit: r.unit, better: r.better, target: r.target, value: r.value,
-      etcd_value: e ?? "", ratio: e !== undefined && e > 0 ? round(r.value / e, 3) : "",
-    };
-  });
+  return rows
+    .filter((r) => r.target !== BASELINE)
+    .map((r) => {
+      const e = base.get(keyOf(r));
+      return {
+        client: r.client,
+        metric: r.metric,
+        unit: r.unit,
+        better: r.better,
+        target: r.target,
+        value: r.value,
+        etcd_value: e ?? "",
+        ratio: e !== undefined && e > 0 ? round(r.value / e, 3) : "",
+      };
+    });
 }
 
 /** The side-by-side table: one line per client and metric, each target's value, then each target / etcd. */
@@ -70,11 +99,18 @@ function mainTable(rows: readonly MetricRow[], ratios: readonly RatioRow[]): str
   const others = targets.filter((t) => t !== BASELINE);
   const keys = [...new Set(rows.map(keyOf))];
   const find = (t: string, k: string): MetricRow | undefined => rows.find((r) => r.target === t && keyOf(r) === k);
-  const ratio = (t: string, k: string): string => String(ratios.find((r) => r.target === t && keyOf(r) === k)?.ratio ?? "") || "–";
+  const ratio = (t: string, k: string): string =>
+    String(ratios.find((r) => r.target === t && keyOf(r) === k)?.ratio ?? "") || "–";
   const head = ["client", "metric", "unit", ...targets, ...others.map((t) => `${t}/${BASELINE}`)];
   const body = keys.map((k) => {
     const any = rows.find((r) => keyOf(r) === k)!;
-    return [any.client, any.metric, any.unit, ...targets.map((t) => String(find(t, k)?.value ?? "–")), ...others.map((t) => ratio(t, k))];
+    return [
+      any.client,
+      any.metric,
+      any.unit,
+      ...targets.map((t) => String(find(t, k)?.value ?? "–")),
+      ...others.map((t) => ratio(t, k)),
+    ];
   });
   return [head, ...body];
 }
@@ -82,10 +118,28 @@ function mainTable(rows: readonly MetricRow[], ratios: readonly RatioRow[]): str
 function loadTable(rows: readonly MetricRow[]): string[][] {
   const load = rows.filter((r) => r.metric.includes("_throughput"));
   return [
-    ["client", "target", "load", "errors", "generator cores", "generator µs/op", "busiest generator thread", "server cores", "server µs/op", ""],
+    [
+      "client",
+      "target",
+      "load",
+      "errors",
+      "generator cores",
+      "generator µs/op",
+      "busiest generator thread",
+      "server cores",
+      "server µs/op",
+      "",
+    ],
     ...load.map((r) => [
-      r.client, r.target, r.metric.replace("_throughput", ""), String(r.errors), String(r.generator_cores), String(r.generator_us_per_op),
-      String(r.generator_max_thread_busy), String(r.server_cores), String(r.server_us_per_op),
+      r.client,
+      r.target,
+      r.metric.replace("_throughput", ""),
+      String(r.errors),
+      String(r.generator_cores),
+      String(r.generator_us_per_op),
+      String(r.generator_max_thread_busy),
+      String(r.server_cores),
+      String(r.server_us_per_op),
       r.client === "node" && Number(r.generator_max_thread_busy) >= GENERATOR_BOUND_BUSY ? "generator-bound" : "",
     ]),
   ];
@@ -110,19 +164,60 @@ function printAligned(cells: readonly (readonly string[])[]): void {
 
 function markdown(cells: readonly (readonly string[])[]): string {
   const [head = [], ...body] = cells;
-  return [`| ${head.join(" | ")} |`, `|${head.map(() => "---").join("|")}|`, ...body.map((r) => `| ${r.join(" | ")} |`)].join("\n");
+  return [
+    `| ${head.join(" | ")} |`,
+    `|${head.map(() => "---").join("|")}|`,
+    ...body.map((r) => `| ${r.join(" | ")} |`),
+  ].join("\n");
 }
 
 /** report.md: the run's conditions and both tables. */
-export function reportMarkdown(rows: readonly MetricRow[], ratios: readonly RatioRow[], conditions: readonly string[]): string {
+export function reportMarkdown(
+  rows: readonly MetricRow[],
+  ratios: readonly RatioRow[],
+  conditions: readonly string[],
+): string {
   return [
-    "# Server benchmark: etcd-ts beside etcd 3.4.23, same run", "", ...conditions.map((c) => `- ${c}`), "",
-    markdown(mainTable(rows, ratios)), "", "## Load settings: generator and server CPU", "", markdown(loadTable(rows)), "", NOTE, "",
+    "# Server benchmark: etcd-ts beside etcd 3.4.23, same run",
+    "",
+    ...conditions.map((c) => `- ${c}`),
+    "",
+    markdown(mainTable(rows, ratios)),
+    "",
+    "## Load settings: generator and server CPU",
+    "",
+    markdown(loadTable(rows)),
+    "",
+    NOTE,
+    "",
   ].join("\n");
 }
 
 export const METRIC_COLUMNS: readonly (keyof MetricRow)[] = [
-  "client", "target", "metric", "clients", "value", "unit", "better", "p50_ms", "p99_ms", "errors", "errors_by_code",
-  "generator_cores", "generator_us_per_op", "generator_max_thread_busy", "server_cores", "server_us_per_op",
+  "client",
+  "target",
+  "metric",
+  "clients",
+  "value",
+  "unit",
+  "better",
+  "p50_ms",
+  "p99_ms",
+  "errors",
+  "errors_by_code",
+  "generator_cores",
+  "generator_us_per_op",
+  "generator_max_thread_busy",
+  "server_cores",
+  "server_us_per_op",
 ];
-export const RATIO_COLUMNS: readonly (keyof RatioRow)[] = ["client", "metric", "unit", "better", "target", "value", "etcd_value", "ratio"];
+export const RATIO_COLUMNS: readonly (keyof RatioRow)[] = [
+  "client",
+  "metric",
+  "unit",
+  "better",
+  "target",
+  "value",
+  "etcd_value",
+  "ratio",
+];

@@ -31,15 +31,29 @@ export function statusKib(pid: number, field: "VmRSS" | "VmHWM"): number {
   return Number(m[1]);
 }
 
-
 /** The command line that starts `spec` as one member: the flags harness/targets/etcd_process.ts passes. */
 function commandFor(spec: TargetSpec, dataDir: string, clientPort: number, peerPort: number): [string, string[]] {
   const flags = [
-    "--name", "bench", "--data-dir", dataDir,
-    "--listen-client-urls", `http://127.0.0.1:${clientPort}`, "--advertise-client-urls", `http://127.0.0.1:${clientPort}`,
-    "--listen-peer-urls", `http://127.0.0.1:${peerPort}`, "--initial-advertise-peer-urls", `http://127.0.0.1:${peerPort}`,
-    "--initial-cluster", `bench=http://127.0.0.1:${peerPort}`, "--logger", "zap", "--log-outputs", "stderr",
-    "--quota-backend-bytes", String(8 * 1024 * 1024 * 1024),
+    "--name",
+    "bench",
+    "--data-dir",
+    dataDir,
+    "--listen-client-urls",
+    `http://127.0.0.1:${clientPort}`,
+    "--advertise-client-urls",
+    `http://127.0.0.1:${clientPort}`,
+    "--listen-peer-urls",
+    `http://127.0.0.1:${peerPort}`,
+    "--initial-advertise-peer-urls",
+    `http://127.0.0.1:${peerPort}`,
+    "--initial-cluster",
+    `bench=http://127.0.0.1:${peerPort}`,
+    "--logger",
+    "zap",
+    "--log-outputs",
+    "stderr",
+    "--quota-backend-bytes",
+    String(8 * 1024 * 1024 * 1024),
   ];
   if (spec.kind === "etcd") return ["etcd", flags];
   if (spec.kind !== "etcd-ts") throw new Error(`cannot start ${spec.kind} targets`);
@@ -51,8 +65,14 @@ function commandFor(spec: TargetSpec, dataDir: string, clientPort: number, peerP
 function portAccepts(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const sock = connect(port, "127.0.0.1");
-    sock.once("connect", () => { sock.destroy(); resolve(true); });
-    sock.once("error", () => { sock.destroy(); resolve(false); });
+    sock.once("connect", () => {
+      sock.destroy();
+      resolve(true);
+    });
+    sock.once("error", () => {
+      sock.destroy();
+      resolve(false);
+    });
   });
 }
 
@@ -69,7 +89,10 @@ export async function startServer(spec: TargetSpec): Promise<Server> {
   const { t0, alive, stop } = proc;
   const endpoints = [`127.0.0.1:${clientPort}`];
   try {
-    while (!(await portAccepts(clientPort))) { alive(); await pause(5); }
+    while (!(await portAccepts(clientPort))) {
+      alive();
+      await pause(5);
+    }
     const listenMs = performance.now() - t0;
     const client = new EtcdClient({ endpoints, callTimeoutMs: 2_000 });
     try {

@@ -48,7 +48,14 @@ function makeCluster(): BenchNode[] {
   const cs = { voters: ids, learners: [] };
   return ids.map((id) => {
     const storage = MemoryStorage.fromConfState(cs);
-    const raw = new RawNode({ id, electionTick: 10, heartbeatTick: 1, storage, rng: new CounterRng(), maxInflightMsgs: 256 });
+    const raw = new RawNode({
+      id,
+      electionTick: 10,
+      heartbeatTick: 1,
+      storage,
+      rng: new CounterRng(),
+      maxInflightMsgs: 256,
+    });
     return { id, storage, raw, applied: 0 };
   });
 }
@@ -138,7 +145,10 @@ export async function run(args: string[]): Promise<string> {
   const rows: Row[] = [];
   runSetting(64, entryBytes, 0.5); // warm-up: JIT the hot paths before measuring
   for (const b of batches) rows.push(runSetting(b, entryBytes, seconds));
-  const stamp = new Date().toISOString().replace(/[:.]/g, "-").replace(/-\d{3}Z$/, "Z");
+  const stamp = new Date()
+    .toISOString()
+    .replace(/[:.]/g, "-")
+    .replace(/-\d{3}Z$/, "Z");
   const dir = join(resolve("results"), `${stamp}-raft`);
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, "raft.csv"), stringify(rows, { header: true }));

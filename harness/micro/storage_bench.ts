@@ -88,10 +88,21 @@ async function putThroughput(dir: string, seconds: number): Promise<Record<strin
   }
   const elapsed = (performance.now() - start) / 1000;
   await store.close();
-  return { batch_puts: PUT_BATCH, value_bytes: 256, seconds: round(elapsed, 2), puts, puts_per_s: Math.round(puts / elapsed) };
+  return {
+    batch_puts: PUT_BATCH,
+    value_bytes: 256,
+    seconds: round(elapsed, 2),
+    puts,
+    puts_per_s: Math.round(puts / elapsed),
+  };
 }
 
-async function fullRange(dir: string, keys: number, valueBytes: number, reps: number): Promise<Record<string, number | string>[]> {
+async function fullRange(
+  dir: string,
+  keys: number,
+  valueBytes: number,
+  reps: number,
+): Promise<Record<string, number | string>[]> {
   const rows: Record<string, number | string>[] = [];
   const store = KvStore.open(dir, { readWorkers: 1 });
   (await store.range(PODS, { worker: true })).release?.(); // start the worker and warm its pages
@@ -108,7 +119,16 @@ async function fullRange(dir: string, keys: number, valueBytes: number, reps: nu
     }
     ms.sort((a, b) => a - b);
     const median = ms[Math.floor(ms.length / 2)] as number;
-    rows.push({ where, keys, value_bytes: valueBytes, reps, median_ms: round(median), min_ms: round(ms[0] as number), keys_per_s: Math.round(keys / (median / 1000)), mib: round(bytes / 2 ** 20) });
+    rows.push({
+      where,
+      keys,
+      value_bytes: valueBytes,
+      reps,
+      median_ms: round(median),
+      min_ms: round(ms[0] as number),
+      keys_per_s: Math.round(keys / (median / 1000)),
+      mib: round(bytes / 2 ** 20),
+    });
   }
   await store.close();
   return rows;
@@ -146,7 +166,10 @@ interface MixRow {
 }
 
 /** Controls that are Ranges of another shape, not a busy thread. */
-const SHAPE_CONTROLS: Readonly<Record<string, Partial<RangeRequest>>> = { "keys-only": { keysOnly: true }, "count-only": { countOnly: true } };
+const SHAPE_CONTROLS: Readonly<Record<string, Partial<RangeRequest>>> = {
+  "keys-only": { keysOnly: true },
+  "count-only": { countOnly: true },
+};
 
 // The control threads: plain CommonJS, lowered to the read workers' nice value the same way (Linux).
 const CONTROL_SOURCE = `
@@ -185,7 +208,8 @@ function startProcessControl(): () => Promise<void> {
 
 function startControl(kind: string): () => Promise<void> {
   if (kind === "process") return startProcessControl();
-  if (kind !== "spin" && kind !== "stream") throw new Error(`--controls: unknown control ${kind} (spin, stream, process)`);
+  if (kind !== "spin" && kind !== "stream")
+    throw new Error(`--controls: unknown control ${kind} (spin, stream, process)`);
   const stop = new SharedArrayBuffer(4);
   const worker = new Worker(CONTROL_SOURCE, { eval: true, workerData: { kind, stop, niceness: READ_WORKER_NICENESS } });
   const done = new Promise<void>((resolve, reject) => {
@@ -199,11 +223,22 @@ function startControl(kind: string): () => Promise<void> {
   };
 }
 
-const newHistogram = (): Histogram => build({ lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: 3 });
+const newHistogram = (): Histogram =>
+  build({ lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: 3 });
 /** A mix cell's key across rounds (its commit latencies are also pooled over the rounds under it). */
 const cellKey = (mode: ReadMode, readers: number, control: string): string => `${mode}/${readers}/${control}`;
 
-async function mixCell(rep: number, dir: string, mode: ReadMode, readers: number, writers: number, seconds: number, rangeWorkers: number | undefined, control: string, pooled: Map<string, Histogram>): Promise<MixRow> {
+async function mixCell(
+  rep: number,
+  dir: string,
+  mode: ReadMode,
+  readers: number,
+  writers: number,
+  seconds: number,
+  rangeWorkers: number | undefined,
+  control: string,
+  pooled: Map<string, Histogram>,
+): Promise<MixRow> {
   // Blocking mode gets one worker per Range, as etcd 3.3 ran each Range on its own goroutine: a Range holds
   // the read lock only while it runs, never while queued for a worker (that would overstate the blocking).
   const workers = mode === ReadMode.Blocking ? Math.max(1, readers) : rangeWorkers;
@@ -219,7 +254,8 @@ async function mixCell(rep: number, dir: string, mode: ReadMode, readers: number
   const writer = async (): Promise<void> => {
     while (running) {
       const reqs: WriteRequest[] = [];
-      for (let j = 0; j < MIX_BATCH; j++) reqs.push({ put: { key: enc(`/registry/leases/node-${seq++ % LEASE_KEYS}`), value } });
+      for (let j = 0; j < MIX_BATCH; j++)
+        reqs.push({ put: { key: enc(`/registry/leases/node-${seq++ % LEASE_KEYS}`), value } });
       const t0 = performance.now();
       await store.write(reqs, ci.next());
       hist.recordValue(Math.max(1, Math.round((performance.now() - t0) * 1000)));
@@ -292,18 +328,27 @@ export async function run(args: string[]): Promise<string> {
     await loadPods(loader, keys, valueBytes);
     await loader.close();
     const range = await fullRange(join(work, "pods"), keys, valueBytes, 5);
-    for (const r of range) console.log(`full range (${r.where}): ${r.median_ms} ms median, ${r.keys_per_s} keys/s, ${r.mib} MiB`);
+    for (const r of range)
+      console.log(`full range (${r.where}): ${r.median_ms} ms median, ${r.keys_per_s} keys/s, ${r.mib} MiB`);
     const mix: MixRow[] = [];
     const modes = flag(args, "--modes", "concurrent,blocking").split(",") as ReadMode[];
     const reps = Number(flag(args, "--reps", "3"));
-    const controls = flag(args, "--controls", "").split(",").filter((c) => c !== "");
+    const controls = flag(args, "--controls", "")
+      .split(",")
+      .filter((c) => c !== "");
     const pooled = new Map<string, Histogram>();
     const pooledP99 = (mode: ReadMode, readers: number, control = ""): number => {
       const h = pooled.get(cellKey(mode, readers, control));
       return h === undefined ? Number.NaN : h.getValueAtPercentile(99) / 1000;
     };
     // Each cell on its own copy of the loaded store (see the top of this file).
-    const runCell = async (rep: number, mode: ReadMode, readers: number, control = "", into = pooled): Promise<MixRow> => {
+    const runCell = async (
+      rep: number,
+      mode: ReadMode,
+      readers: number,
+      control = "",
+      into = pooled,
+    ): Promise<MixRow> => {
       const cell = join(work, control === "" ? `cell-${mode}-${readers}` : `cell-control-${control}`);
       mkdirSync(cell);
       copyFileSync(join(work, "pods", BACKEND_FILE), join(cell, BACKEND_FILE));
@@ -316,14 +361,19 @@ export async function run(args: string[]): Promise<string> {
     type Cell = { mode: ReadMode; readers: number; control: string };
     const cells: Cell[] = [
       ...modes.flatMap((mode) => readerCounts.map((readers) => ({ mode, readers, control: "" }))),
-      ...controls.map((control) => ({ mode: ReadMode.Concurrent, readers: control in SHAPE_CONTROLS ? Math.max(...readerCounts) : 0, control })),
+      ...controls.map((control) => ({
+        mode: ReadMode.Concurrent,
+        readers: control in SHAPE_CONTROLS ? Math.max(...readerCounts) : 0,
+        control,
+      })),
     ];
     // Two unrecorded cells first, with no Range and with the most readers: a process's first cells of each kind
     // ran on cold code and a young heap. Without them the first round's 4-Range cell had the highest or second
     // highest P99 of its run in each of the 7 runs of 2026-12-04 21:05–23:00 (up to 1.49 ms; later rounds 0.38–1.19,
     // median 0.46), and with only a no-Range warm-up it still did (1.43 ms; later rounds 0.38–0.63).
     const warmUp = new Map<string, Histogram>();
-    for (const readers of new Set([0, Math.max(...readerCounts)])) await runCell(0, ReadMode.Concurrent, readers, "", warmUp);
+    for (const readers of new Set([0, Math.max(...readerCounts)]))
+      await runCell(0, ReadMode.Concurrent, readers, "", warmUp);
     for (const h of warmUp.values()) h.destroy();
     for (let rep = 1; rep <= reps; rep++) {
       // Each round starts one cell further along the list, so no cell always runs first or after the same one.
@@ -333,10 +383,14 @@ export async function run(args: string[]): Promise<string> {
         mix.push(row);
         const round = reps > 1 ? `rep ${rep} ` : "";
         if (control === "") {
-          console.log(`${round}${mode} readers=${readers}: ${row.puts_per_s} puts/s, p99 commit ${row.p99_commit_ms} ms, ${row.ranges_per_s} ranges/s (other processes: ${row.foreign_cpu_s} CPU-s)`);
+          console.log(
+            `${round}${mode} readers=${readers}: ${row.puts_per_s} puts/s, p99 commit ${row.p99_commit_ms} ms, ${row.ranges_per_s} ranges/s (other processes: ${row.foreign_cpu_s} CPU-s)`,
+          );
         } else {
           const what = readers > 0 ? `${readers} ${control} Ranges` : "no Range";
-          console.log(`${round}control ${control} (${what}): ${row.puts_per_s} puts/s, p99 commit ${row.p99_commit_ms} ms, ${row.ranges_per_s} ranges/s`);
+          console.log(
+            `${round}control ${control} (${what}): ${row.puts_per_s} puts/s, p99 commit ${row.p99_commit_ms} ms, ${row.ranges_per_s} ranges/s`,
+          );
         }
       }
     }
@@ -350,21 +404,45 @@ export async function run(args: string[]): Promise<string> {
       mix.find((r) => r.rep === rep && r.mode === mode && r.readers === readers && r.control === control);
     /** The median over the rounds of a per-round figure (NaN where a round lacks a cell). */
     const overRounds = (f: (rep: number) => number): number => median(Array.from({ length: reps }, (_, i) => f(i + 1)));
-    const perRep = (readers: number, f: (c: MixRow, b: MixRow | undefined, idle: MixRow | undefined) => number): number =>
+    const perRep = (
+      readers: number,
+      f: (c: MixRow, b: MixRow | undefined, idle: MixRow | undefined) => number,
+    ): number =>
       overRounds((rep) => {
         const c = cellOf(rep, ReadMode.Concurrent, readers);
-        return c === undefined ? Number.NaN : f(c, cellOf(rep, ReadMode.Blocking, readers), cellOf(rep, ReadMode.Concurrent, 0));
+        return c === undefined
+          ? Number.NaN
+          : f(c, cellOf(rep, ReadMode.Blocking, readers), cellOf(rep, ReadMode.Concurrent, 0));
       });
     const ratios = readerCounts.map((readers) => ({
       readers,
       reps,
-      median_p99_concurrent_ms: round(median(mix.filter((r) => r.mode === ReadMode.Concurrent && r.readers === readers && r.control === "").map((r) => r.p99_commit_ms)), 3),
-      median_p99_blocking_ms: round(median(mix.filter((r) => r.mode === ReadMode.Blocking && r.readers === readers).map((r) => r.p99_commit_ms)), 3),
-      throughput_concurrent_over_blocking: round(perRep(readers, (c, b) => (b === undefined ? Number.NaN : c.puts_per_s / b.puts_per_s)), 2),
-      p99_concurrent_over_blocking: round(perRep(readers, (c, b) => (b === undefined ? Number.NaN : c.p99_commit_ms / b.p99_commit_ms)), 3),
+      median_p99_concurrent_ms: round(
+        median(
+          mix
+            .filter((r) => r.mode === ReadMode.Concurrent && r.readers === readers && r.control === "")
+            .map((r) => r.p99_commit_ms),
+        ),
+        3,
+      ),
+      median_p99_blocking_ms: round(
+        median(mix.filter((r) => r.mode === ReadMode.Blocking && r.readers === readers).map((r) => r.p99_commit_ms)),
+        3,
+      ),
+      throughput_concurrent_over_blocking: round(
+        perRep(readers, (c, b) => (b === undefined ? Number.NaN : c.puts_per_s / b.puts_per_s)),
+        2,
+      ),
+      p99_concurrent_over_blocking: round(
+        perRep(readers, (c, b) => (b === undefined ? Number.NaN : c.p99_commit_ms / b.p99_commit_ms)),
+        3,
+      ),
       // The issue's target: concurrent-mode P99 with R long Ranges over the P99 with none (≤ 1.2 at R = 4),
       // as the median of the per-round ratios (each round's cells ran back to back).
-      p99_concurrent_over_no_reader: round(perRep(readers, (c, _b, idle) => (idle === undefined ? Number.NaN : c.p99_commit_ms / idle.p99_commit_ms)), 2),
+      p99_concurrent_over_no_reader: round(
+        perRep(readers, (c, _b, idle) => (idle === undefined ? Number.NaN : c.p99_commit_ms / idle.p99_commit_ms)),
+        2,
+      ),
       // Every round's ratio, in round order: one bad round moves a 5-round median less than it moves the pooled P99.
       per_round_p99_over_no_reader: Array.from({ length: reps }, (_, i) => {
         const c = cellOf(i + 1, ReadMode.Concurrent, readers);
@@ -380,7 +458,11 @@ export async function run(args: string[]): Promise<string> {
       control,
       reps,
       median_p99_ms: round(median(mix.filter((r) => r.control === control).map((r) => r.p99_commit_ms)), 3),
-      pooled_p99_over_no_reader: round(pooledP99(ReadMode.Concurrent, control in SHAPE_CONTROLS ? Math.max(...readerCounts) : 0, control) / pooledP99(ReadMode.Concurrent, 0), 2),
+      pooled_p99_over_no_reader: round(
+        pooledP99(ReadMode.Concurrent, control in SHAPE_CONTROLS ? Math.max(...readerCounts) : 0, control) /
+          pooledP99(ReadMode.Concurrent, 0),
+        2,
+      ),
       p99_over_no_reader: round(
         overRounds((rep) => {
           const c = mix.find((r) => r.rep === rep && r.control === control);
@@ -391,13 +473,19 @@ export async function run(args: string[]): Promise<string> {
       ),
     }));
     for (const h of pooled.values()) h.destroy();
-    for (const c of controlRatios) console.log(`control ${c.control}: p99 ${c.median_p99_ms} ms, over no-reader ×${c.p99_over_no_reader} (pooled ×${c.pooled_p99_over_no_reader})`);
+    for (const c of controlRatios)
+      console.log(
+        `control ${c.control}: p99 ${c.median_p99_ms} ms, over no-reader ×${c.p99_over_no_reader} (pooled ×${c.pooled_p99_over_no_reader})`,
+      );
     for (const r of ratios) {
       console.log(
         `ratio readers=${r.readers}${reps > 1 ? ` (median of ${reps} rounds)` : ""}: throughput ×${r.throughput_concurrent_over_blocking}, p99 ×${r.p99_concurrent_over_blocking}, concurrent p99 ${r.median_p99_concurrent_ms} ms, over no-reader ×${r.p99_concurrent_over_no_reader} (rounds: ${r.per_round_p99_over_no_reader}; pooled over rounds: p99 ${r.pooled_p99_concurrent_ms} ms, ×${r.pooled_p99_over_no_reader})`,
       );
     }
-    const stamp = new Date().toISOString().replace(/[:.]/g, "-").replace(/-\d{3}Z$/, "Z");
+    const stamp = new Date()
+      .toISOString()
+      .replace(/[:.]/g, "-")
+      .replace(/-\d{3}Z$/, "Z");
     const dir = join(resolve(flag(args, "--results", "results")), `${stamp}-storage`);
     mkdirSync(dir, { recursive: true });
     writeFileSync(join(dir, "put.csv"), stringify([put], { header: true }));

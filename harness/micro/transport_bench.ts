@@ -42,19 +42,41 @@ export const DEFAULT_SETTINGS: readonly ThroughputSetting[] = [
 ];
 
 function appMsg(index: number, entries: readonly Entry[]): Message {
-  return { type: MessageType.App, to: 2n, from: 1n, term: 3, logTerm: 3, index, entries, commit: index, reject: false, rejectHint: 0 };
+  return {
+    type: MessageType.App,
+    to: 2n,
+    from: 1n,
+    term: 3,
+    logTerm: 3,
+    index,
+    entries,
+    commit: index,
+    reject: false,
+    rejectHint: 0,
+  };
 }
 
 function turn(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
 
-async function runSetting(sender: PeerTransport, counter: { msgs: number; entries: number; bytes: number }, s: ThroughputSetting, seconds: number): Promise<ThroughputRow> {
+async function runSetting(
+  sender: PeerTransport,
+  counter: { msgs: number; entries: number; bytes: number },
+  s: ThroughputSetting,
+  seconds: number,
+): Promise<ThroughputRow> {
   const data = Buffer.alloc(s.entryBytes, 0x61);
-  const entries: Entry[] = Array.from({ length: s.entriesPerMsg }, (_, i) => ({ term: 3, index: i + 1, type: 0, data }));
+  const entries: Entry[] = Array.from({ length: s.entriesPerMsg }, (_, i) => ({
+    term: 3,
+    index: i + 1,
+    type: 0,
+    data,
+  }));
   const msgBytes = encodedSize(appMsg(0, entries)) + 4;
   // Start from an empty pipe: what the previous setting left queued must not count for this one.
-  while ((sender.peerStats(2n)?.queuedMsgs ?? 0) > 0 || counter.msgs < (sender.peerStats(2n)?.sentMsgs ?? 0)) await turn();
+  while ((sender.peerStats(2n)?.queuedMsgs ?? 0) > 0 || counter.msgs < (sender.peerStats(2n)?.sentMsgs ?? 0))
+    await turn();
   const before = { ...counter };
   const statsBefore = sender.peerStats(2n);
   const startMs = performance.now();
@@ -92,12 +114,20 @@ async function runSetting(sender: PeerTransport, counter: { msgs: number; entrie
 }
 
 /** runTransportThroughput measures each setting for `seconds` over loopback TCP (or unix sockets). */
-export async function runTransportThroughput(opts: { seconds?: number; unix?: boolean; settings?: readonly ThroughputSetting[] } = {}): Promise<ThroughputRow[]> {
+export async function runTransportThroughput(
+  opts: { seconds?: number; unix?: boolean; settings?: readonly ThroughputSetting[] } = {},
+): Promise<ThroughputRow[]> {
   const dir = mkdtempSync(join(tmpdir(), "etcd-ts-transport-bench-"));
   const url = (n: number): string => (opts.unix === true ? `unix://${join(dir, `m${n}.sock`)}` : "http://127.0.0.1:0");
   const counter = { msgs: 0, entries: 0, bytes: 0 };
   const common = { clusterId: 0xbe7cn, onSnapshot: () => undefined };
-  const a = new PeerTransport({ ...common, memberId: 1n, listenUrls: [url(1)], snapshotDir: join(dir, "a"), onMessage: () => undefined });
+  const a = new PeerTransport({
+    ...common,
+    memberId: 1n,
+    listenUrls: [url(1)],
+    snapshotDir: join(dir, "a"),
+    onMessage: () => undefined,
+  });
   const b = new PeerTransport({
     ...common,
     memberId: 2n,
@@ -143,7 +173,13 @@ export async function runTransportLatency(opts: { rounds?: number; unix?: boolea
   let answered: (() => void) | undefined;
   const common = { clusterId: 0xbe7cn, onSnapshot: () => undefined };
   const hb = (from: bigint, to: bigint, type: MessageTypeT): Message => ({ ...appMsg(0, []), type, from, to });
-  const a = new PeerTransport({ ...common, memberId: 1n, listenUrls: [url(1)], snapshotDir: join(dir, "a"), onMessage: () => answered?.() });
+  const a = new PeerTransport({
+    ...common,
+    memberId: 1n,
+    listenUrls: [url(1)],
+    snapshotDir: join(dir, "a"),
+    onMessage: () => answered?.(),
+  });
   const b: PeerTransport = new PeerTransport({
     ...common,
     memberId: 2n,

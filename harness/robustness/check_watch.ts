@@ -83,7 +83,11 @@ function checkStart(seg: Segment): Violation[] {
       out.push({
         check: "watch-start",
         message: `watch ${seg.watch}/${o.session} asked to start at revision ${from} and was sent an event at ${ev.kv.mod}`,
-        evidence: [`t=${o.time.toFixed(1)} open watch ${seg.watch}/${o.session} from ${o.startRev === 0 ? "now" : o.startRev} (${o.reason})`, ...(created === undefined ? [] : [fmtResp(created)]), fmtResp(early)],
+        evidence: [
+          `t=${o.time.toFixed(1)} open watch ${seg.watch}/${o.session} from ${o.startRev === 0 ? "now" : o.startRev} (${o.reason})`,
+          ...(created === undefined ? [] : [fmtResp(created)]),
+          fmtResp(early),
+        ],
       });
     }
   }
@@ -97,11 +101,23 @@ function checkOrder(seg: Segment): Violation[] {
     for (const e of r.events) {
       const rev = e.kv.mod;
       if (rev < seg.start) {
-        out.push({ check: "watch-order", message: `watch ${seg.watch}: event at ${rev} before its start revision ${seg.start}`, evidence: [fmtResp(r)] });
+        out.push({
+          check: "watch-order",
+          message: `watch ${seg.watch}: event at ${rev} before its start revision ${seg.start}`,
+          evidence: [fmtResp(r)],
+        });
       } else if (last !== undefined && rev < last.rev) {
-        out.push({ check: "watch-order", message: `watch ${seg.watch}: event at ${rev} after one at ${last.rev} (out of order or replayed)`, evidence: [fmtResp(last.resp), fmtResp(r)] });
+        out.push({
+          check: "watch-order",
+          message: `watch ${seg.watch}: event at ${rev} after one at ${last.rev} (out of order or replayed)`,
+          evidence: [fmtResp(last.resp), fmtResp(r)],
+        });
       } else if (last !== undefined && rev === last.rev && last.keys.has(e.kv.key)) {
-        out.push({ check: "watch-duplicate", message: `watch ${seg.watch}: ${e.kv.key} at ${rev} delivered twice`, evidence: [fmtResp(last.resp), fmtResp(r)] });
+        out.push({
+          check: "watch-duplicate",
+          message: `watch ${seg.watch}: ${e.kv.key} at ${rev} delivered twice`,
+          evidence: [fmtResp(last.resp), fmtResp(r)],
+        });
       }
       if (last === undefined || rev !== last.rev) last = { rev, keys: new Set(), resp: r };
       last.keys.add(e.kv.key);
@@ -114,7 +130,8 @@ function checkOrder(seg: Segment): Violation[] {
 /** The compactions a stream opened at `time` must honour: done before it was opened. */
 function compactedBefore(compactions: readonly OpRecord[], time: number): number {
   let rev = 0;
-  for (const c of compactions) if (c.outcome === "ok" && c.complete < time && c.input.kind === "compact") rev = Math.max(rev, c.input.rev);
+  for (const c of compactions)
+    if (c.outcome === "ok" && c.complete < time && c.input.kind === "compact") rev = Math.max(rev, c.input.rev);
   return rev;
 }
 
@@ -127,14 +144,29 @@ function checkCompaction(seg: Segment, compactions: readonly OpRecord[]): Violat
     const cancel = resp.find((r) => r.canceled === true && (r.compactRev ?? 0) > 0);
     if (cancel !== undefined) {
       const c = cancel.compactRev ?? 0;
-      if (!(start < c)) out.push({ check: "watch-compaction", message: `watch ${seg.watch}/${o.session} from ${start} canceled as compacted at ${c}, which is not above its start`, evidence: [fmtResp(cancel)] });
-      if (!requested.has(c)) out.push({ check: "watch-compaction", message: `watch ${seg.watch}/${o.session} canceled with compact_revision ${c} that no compaction asked for`, evidence: [fmtResp(cancel)] });
+      if (!(start < c))
+        out.push({
+          check: "watch-compaction",
+          message: `watch ${seg.watch}/${o.session} from ${start} canceled as compacted at ${c}, which is not above its start`,
+          evidence: [fmtResp(cancel)],
+        });
+      if (!requested.has(c))
+        out.push({
+          check: "watch-compaction",
+          message: `watch ${seg.watch}/${o.session} canceled with compact_revision ${c} that no compaction asked for`,
+          evidence: [fmtResp(cancel)],
+        });
     }
     // etcd cancels a watch from below the compacted revision before sending it any event.
     const done = o.startRev > 0 ? compactedBefore(compactions, o.time) : 0;
     if (done > start) {
       const served = resp.find((r) => r.events.length > 0);
-      if (served !== undefined) out.push({ check: "watch-compaction", message: `watch ${seg.watch}/${o.session} from ${start}, opened after a compaction at ${done}, was served events instead of being canceled`, evidence: [fmtResp(served)] });
+      if (served !== undefined)
+        out.push({
+          check: "watch-compaction",
+          message: `watch ${seg.watch}/${o.session} from ${start}, opened after a compaction at ${done}, was served events instead of being canceled`,
+          evidence: [fmtResp(served)],
+        });
     }
   }
   return out;
@@ -150,13 +182,23 @@ function checkProgress(seg: Segment): Violation[] {
     for (const r of resp) {
       // etcd's compaction cancel carries header revision 0; only live responses are ordered.
       if (r.canceled === true) continue;
-      if (lastHeader !== undefined && r.rev < lastHeader.rev) out.push({ check: "watch-revision", message: `watch ${seg.watch}/${r.session}: header revision went back ${lastHeader.rev} -> ${r.rev}`, evidence: [fmtResp(lastHeader), fmtResp(r)] });
+      if (lastHeader !== undefined && r.rev < lastHeader.rev)
+        out.push({
+          check: "watch-revision",
+          message: `watch ${seg.watch}/${r.session}: header revision went back ${lastHeader.rev} -> ${r.rev}`,
+          evidence: [fmtResp(lastHeader), fmtResp(r)],
+        });
       lastHeader = r;
       const stale = progress === undefined ? undefined : r.events.find((e) => e.kv.mod <= progress!.rev);
       if (progress !== undefined && stale !== undefined) {
-        out.push({ check: "watch-progress", message: `watch ${seg.watch}/${r.session}: progress notification at ${progress.rev} was ahead of an event at ${stale.kv.mod} delivered after it`, evidence: [fmtResp(progress), fmtResp(r)] });
+        out.push({
+          check: "watch-progress",
+          message: `watch ${seg.watch}/${r.session}: progress notification at ${progress.rev} was ahead of an event at ${stale.kv.mod} delivered after it`,
+          evidence: [fmtResp(progress), fmtResp(r)],
+        });
       }
-      if (r.events.length === 0 && r.created !== true) progress = progress === undefined || r.rev > progress.rev ? r : progress;
+      if (r.events.length === 0 && r.created !== true)
+        progress = progress === undefined || r.rev > progress.rev ? r : progress;
     }
   }
   return out.slice(0, 5);
@@ -187,30 +229,51 @@ function checkAgainstStore(seg: Segment, tl: Timeline, compactions: readonly OpR
     const g = got.get(k);
     const expect = `${w.type} ${w.key}=${JSON.stringify(w.kv.value)} @${w.rev}${w.prev === undefined ? "" : ` prev=${JSON.stringify(w.prev.value)}@${w.prev.mod}`}`;
     // A compaction at r drops r's tombstones: a stream started exactly there is not told of those deletes.
-    const tombstoneCompacted = w.type === "DELETE" && compactedAt.has(w.rev) && seg.opens.some((o) => o.startRev === w.rev);
+    const tombstoneCompacted =
+      w.type === "DELETE" && compactedAt.has(w.rev) && seg.opens.some((o) => o.startRev === w.rev);
     if (g === undefined && tombstoneCompacted) continue;
     if (g === undefined) {
-      out.push({ check: "watch-gap", message: `watch ${seg.watch} (from ${seg.start}, reached ${to}) never delivered ${expect}`, evidence: nearby(seg, w.rev).concat([`expected: ${expect}`]) });
+      out.push({
+        check: "watch-gap",
+        message: `watch ${seg.watch} (from ${seg.start}, reached ${to}) never delivered ${expect}`,
+        evidence: nearby(seg, w.rev).concat([`expected: ${expect}`]),
+      });
       continue;
     }
     if (g.e.type !== w.type || (w.type === "PUT" && !sameKv(g.e.kv, w.kv))) {
-      out.push({ check: "watch-event", message: `watch ${seg.watch} delivered ${fmtEvent(g.e)}, the store made ${expect}`, evidence: [fmtResp(g.r), `expected: ${expect}`] });
+      out.push({
+        check: "watch-event",
+        message: `watch ${seg.watch} delivered ${fmtEvent(g.e)}, the store made ${expect}`,
+        evidence: [fmtResp(g.r), `expected: ${expect}`],
+      });
     } else if (seg.prevKv) {
       // etcd reads prev_kv at rev-1 when sending; a compaction may have removed it by then.
       const missingOk = g.e.prev === undefined && maxCompact >= w.rev - 1;
-      if (!missingOk && !sameKv(g.e.prev, w.prev)) out.push({ check: "watch-prev-kv", message: `watch ${seg.watch}: prev_kv of ${w.key}@${w.rev} wrong`, evidence: [fmtResp(g.r), `expected: ${expect}`] });
+      if (!missingOk && !sameKv(g.e.prev, w.prev))
+        out.push({
+          check: "watch-prev-kv",
+          message: `watch ${seg.watch}: prev_kv of ${w.key}@${w.rev} wrong`,
+          evidence: [fmtResp(g.r), `expected: ${expect}`],
+        });
     }
   }
   for (const [k, g] of got) {
     // Events below the start are the start and order checks' finding; counting them here again adds nothing.
-    if (!wanted.has(k) && g.e.kv.mod >= seg.start && g.e.kv.mod <= to) out.push({ check: "watch-phantom", message: `watch ${seg.watch} delivered ${fmtEvent(g.e)}, which the store never made`, evidence: [fmtResp(g.r)] });
+    if (!wanted.has(k) && g.e.kv.mod >= seg.start && g.e.kv.mod <= to)
+      out.push({
+        check: "watch-phantom",
+        message: `watch ${seg.watch} delivered ${fmtEvent(g.e)}, which the store never made`,
+        evidence: [fmtResp(g.r)],
+      });
   }
   return out.slice(0, 10);
 }
 
 /** nearby: the segment's responses around revision rev (the sub-history that shows a gap). */
 function nearby(seg: Segment, rev: number): string[] {
-  const i = seg.responses.findIndex((r) => r.events.some((e) => e.kv.mod >= rev) || (r.events.length === 0 && r.created !== true && r.rev >= rev));
+  const i = seg.responses.findIndex(
+    (r) => r.events.some((e) => e.kv.mod >= rev) || (r.events.length === 0 && r.created !== true && r.rev >= rev),
+  );
   const from = Math.max(0, (i < 0 ? seg.responses.length : i) - 2);
   return seg.responses.slice(from, from + 4).map(fmtResp);
 }

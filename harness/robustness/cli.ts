@@ -32,7 +32,18 @@ export function parseDuration(s: string): number {
 }
 
 export function parseArgs(argv: readonly string[]): Args {
-  const a: Args = { target: "etcd-ts", members: 3, seed: 1, seeds: 1, durationMs: 60_000, faults: "all", mix: "kube", clients: 4, watches: 3, check: undefined };
+  const a: Args = {
+    target: "etcd-ts",
+    members: 3,
+    seed: 1,
+    seeds: 1,
+    durationMs: 60_000,
+    faults: "all",
+    mix: "kube",
+    clients: 4,
+    watches: 3,
+    check: undefined,
+  };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i]!;
     const v = (): string => {
@@ -43,28 +54,52 @@ export function parseArgs(argv: readonly string[]): Args {
     switch (flag) {
       case "--target": {
         const t = v();
-        if (!(CLUSTER_KINDS as readonly string[]).includes(t)) throw new Error(`--target is one of ${CLUSTER_KINDS.join(", ")}`);
+        if (!(CLUSTER_KINDS as readonly string[]).includes(t))
+          throw new Error(`--target is one of ${CLUSTER_KINDS.join(", ")}`);
         a.target = t as ClusterKind;
         break;
       }
-      case "--members": a.members = Number(v()); break;
-      case "--seed": a.seed = Number(v()); break;
-      case "--seeds": a.seeds = Number(v()); break;
-      case "--duration": a.durationMs = parseDuration(v()); break;
-      case "--faults": a.faults = v(); break;
+      case "--members":
+        a.members = Number(v());
+        break;
+      case "--seed":
+        a.seed = Number(v());
+        break;
+      case "--seeds":
+        a.seeds = Number(v());
+        break;
+      case "--duration":
+        a.durationMs = parseDuration(v());
+        break;
+      case "--faults":
+        a.faults = v();
+        break;
       case "--mix": {
         const m = v();
         if (!(MIXES as readonly string[]).includes(m)) throw new Error(`--mix is one of ${MIXES.join(", ")}`);
         a.mix = m as Mix;
         break;
       }
-      case "--clients": a.clients = Number(v()); break;
-      case "--watches": a.watches = Number(v()); break;
-      case "--check": a.check = v(); break;
-      default: throw new Error(`unknown flag ${flag}; faults: all, none or ${FAULTS.join(",")}`);
+      case "--clients":
+        a.clients = Number(v());
+        break;
+      case "--watches":
+        a.watches = Number(v());
+        break;
+      case "--check":
+        a.check = v();
+        break;
+      default:
+        throw new Error(`unknown flag ${flag}; faults: all, none or ${FAULTS.join(",")}`);
     }
   }
-  for (const [k, n] of [["--members", a.members], ["--seed", a.seed], ["--seeds", a.seeds], ["--clients", a.clients], ["--watches", a.watches]] as const) {
+  for (const [k, n] of [
+    ["--members", a.members],
+    ["--seed", a.seed],
+    ["--seeds", a.seeds],
+    ["--clients", a.clients],
+    ["--watches", a.watches],
+  ] as const) {
     if (!Number.isInteger(n) || n < 0) throw new Error(`${k} must be a non-negative integer`);
   }
   return a;
@@ -77,29 +112,56 @@ async function main(): Promise<number> {
     console.log(formatReport(report));
     return report.ok ? 0 : 1;
   }
-  const stamp = new Date().toISOString().replace(/[:.]/g, "-").replace(/-\d{3}Z$/, "Z");
+  const stamp = new Date()
+    .toISOString()
+    .replace(/[:.]/g, "-")
+    .replace(/-\d{3}Z$/, "Z");
   const dir = resolve("results", `robustness-${stamp}`);
   mkdirSync(dir, { recursive: true });
   const faults = parseFaults(a.faults);
   const summary: string[] = [];
   let failed = 0;
   for (let seed = a.seed; seed < a.seed + a.seeds; seed++) {
-    const path = await runOnce({ target: a.target, members: a.members, seed, durationMs: a.durationMs, faults, mix: a.mix, clients: a.clients, watches: a.watches, dir }, (s) => console.log(s));
+    const path = await runOnce(
+      {
+        target: a.target,
+        members: a.members,
+        seed,
+        durationMs: a.durationMs,
+        faults,
+        mix: a.mix,
+        clients: a.clients,
+        watches: a.watches,
+        dir,
+      },
+      (s) => console.log(s),
+    );
     const report = checkHistory(readHistory(path));
     const text = formatReport(report);
     writeFileSync(path.replace(/\.jsonl$/, ".report.txt"), text + "\n");
     console.log(`seed ${seed}: ${text}\nhistory: ${path}`);
     if (!report.ok) failed++;
-    summary.push(`seed ${seed}: ${report.ok ? "ok" : `${report.violations.length} violation(s)`}, ${report.counts.ops} ops, ${report.counts.watchEvents} watch events, ${report.counts.faults} faults, check ${report.linearization.ms.toFixed(0)} ms`);
+    summary.push(
+      `seed ${seed}: ${report.ok ? "ok" : `${report.violations.length} violation(s)`}, ${report.counts.ops} ops, ${report.counts.watchEvents} watch events, ${report.counts.faults} faults, check ${report.linearization.ms.toFixed(0)} ms`,
+    );
   }
-  writeFileSync(join(dir, "summary.txt"), [`${a.target} ${a.members} members, ${a.mix} mix, faults ${a.faults}, ${a.durationMs / 1000} s per seed`, ...summary].join("\n") + "\n");
+  writeFileSync(
+    join(dir, "summary.txt"),
+    [
+      `${a.target} ${a.members} members, ${a.mix} mix, faults ${a.faults}, ${a.durationMs / 1000} s per seed`,
+      ...summary,
+    ].join("\n") + "\n",
+  );
   console.log(summary.join("\n"));
   return failed === 0 ? 0 : 1;
 }
 
 if (process.argv[1] !== undefined && resolve(process.argv[1]) === resolve(new URL(import.meta.url).pathname)) {
-  main().then((code) => process.exit(code), (err: unknown) => {
-    console.error(err);
-    process.exit(2);
-  });
+  main().then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      console.error(err);
+      process.exit(2);
+    },
+  );
 }

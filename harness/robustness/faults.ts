@@ -11,16 +11,37 @@ import { Rng } from "./rng.js";
 import type { Recorder } from "./workload.js";
 import { setTimeout as sleep } from "node:timers/promises";
 
-export const FAULTS = ["kill-leader", "kill-follower", "kill-all", "pause-leader", "pause-follower", "partition-leader", "partition-follower", "drop-oneway", "restart", "defrag", "replace-follower"] as const;
+export const FAULTS = [
+  "kill-leader",
+  "kill-follower",
+  "kill-all",
+  "pause-leader",
+  "pause-follower",
+  "partition-leader",
+  "partition-follower",
+  "drop-oneway",
+  "restart",
+  "defrag",
+  "replace-follower",
+] as const;
 export type FaultName = (typeof FAULTS)[number];
 /** Faults that need at least two members. */
-const MULTI: ReadonlySet<FaultName> = new Set(["kill-follower", "pause-follower", "partition-leader", "partition-follower", "drop-oneway", "replace-follower"]);
+const MULTI: ReadonlySet<FaultName> = new Set([
+  "kill-follower",
+  "pause-follower",
+  "partition-leader",
+  "partition-follower",
+  "drop-oneway",
+  "replace-follower",
+]);
 
 export function parseFaults(s: string): FaultName[] {
   if (s === "all") return [...FAULTS];
   if (s === "none" || s === "") return [];
   const out = s.split(",").map((x) => x.trim());
-  for (const f of out) if (!(FAULTS as readonly string[]).includes(f)) throw new Error(`unknown fault ${JSON.stringify(f)}; use all, none or a list of ${FAULTS.join(", ")}`);
+  for (const f of out)
+    if (!(FAULTS as readonly string[]).includes(f))
+      throw new Error(`unknown fault ${JSON.stringify(f)}; use all, none or a list of ${FAULTS.join(", ")}`);
   return out as FaultName[];
 }
 
@@ -30,14 +51,18 @@ export interface FaultOptions {
   readonly members: number;
 }
 
-
 export class FaultInjector {
   private readonly rng: Rng;
   private readonly paused = new Set<number>();
   /** The members in the cluster now (indexes into the launcher's list; a replaced member leaves, its successor joins). */
   private active: number[];
 
-  constructor(private readonly cluster: EtcdCluster, private readonly links: PeerLinks, private readonly rec: Recorder, private readonly opts: FaultOptions) {
+  constructor(
+    private readonly cluster: EtcdCluster,
+    private readonly links: PeerLinks,
+    private readonly rec: Recorder,
+    private readonly opts: FaultOptions,
+  ) {
     this.rng = Rng.derive(opts.seed, 2000);
     this.active = [...Array(opts.members).keys()];
   }

@@ -134,7 +134,14 @@ export interface MetaRecord {
   readonly prefix: string;
 }
 
-export type HistoryRecord = MetaRecord | OpRecord | WatchOpenRecord | WatchRecord | FaultRecord | StatusRecord | FinalRecord;
+export type HistoryRecord =
+  | MetaRecord
+  | OpRecord
+  | WatchOpenRecord
+  | WatchRecord
+  | FaultRecord
+  | StatusRecord
+  | FinalRecord;
 
 export interface History {
   readonly meta: MetaRecord | undefined;
@@ -181,7 +188,9 @@ export function historyOf(records: readonly HistoryRecord[]): History {
 }
 
 export function readHistory(path: string): History {
-  const lines = readFileSync(path, "utf8").split("\n").filter((l) => l.trim().length > 0);
+  const lines = readFileSync(path, "utf8")
+    .split("\n")
+    .filter((l) => l.trim().length > 0);
   return historyOf(lines.map((l) => JSON.parse(l) as HistoryRecord));
 }
 

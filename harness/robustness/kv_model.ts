@@ -43,7 +43,8 @@ function toggle(st: KvState, token: string): void {
   st.fpB = (st.fpB ^ fnv(token, 0x7654321)) >>> 0;
 }
 
-const kvToken = (kv: Kv): string => `k${kv.key}\u0000${kv.value}\u0000${kv.mod}\u0000${kv.create}\u0000${kv.ver}\u0000${kv.lease}`;
+const kvToken = (kv: Kv): string =>
+  `k${kv.key}\u0000${kv.value}\u0000${kv.mod}\u0000${kv.create}\u0000${kv.ver}\u0000${kv.lease}`;
 
 function setKv(st: KvState, key: string, kv: Kv | undefined): void {
   const old = st.kvs.get(key);
@@ -61,7 +62,14 @@ function setKv(st: KvState, key: string, kv: Kv | undefined): void {
 
 export function sameKv(a: Kv | undefined, b: Kv | undefined): boolean {
   if (a === undefined || b === undefined) return a === b;
-  return a.key === b.key && a.value === b.value && a.mod === b.mod && a.create === b.create && a.ver === b.ver && a.lease === b.lease;
+  return (
+    a.key === b.key &&
+    a.value === b.value &&
+    a.mod === b.mod &&
+    a.create === b.create &&
+    a.ver === b.ver &&
+    a.lease === b.lease
+  );
 }
 
 function sameKvs(a: readonly Kv[] | undefined, b: readonly Kv[]): boolean {
@@ -102,7 +110,9 @@ export function step(st: KvState, input: OpInput, output: OpOutput | undefined):
         return putStep(st, input.key, input.value, "0", output);
       }
       if (output === undefined) return NOTHING;
-      return output.succeeded === false && output.rev === st.rev && sameKvs(output.kvs, cur === undefined ? [] : [cur]) ? NOTHING : undefined;
+      return output.succeeded === false && output.rev === st.rev && sameKvs(output.kvs, cur === undefined ? [] : [cur])
+        ? NOTHING
+        : undefined;
     }
     case "grant":
       return grantStep(st, output);
@@ -113,14 +123,27 @@ export function step(st: KvState, input: OpInput, output: OpOutput | undefined):
       if (del === undefined) return undefined;
       const attached = keys;
       st.leases.delete(input.lease);
-      return { ...del, changed: true, undo: () => { st.leases.set(input.lease, attached); del.undo(); } };
+      return {
+        ...del,
+        changed: true,
+        undo: () => {
+          st.leases.set(input.lease, attached);
+          del.undo();
+        },
+      };
     }
     case "compact":
       return output === undefined || (output.rev === st.rev && input.rev <= st.rev) ? NOTHING : undefined;
   }
 }
 
-function putStep(st: KvState, key: string, value: string, lease: string, output: OpOutput | undefined): StepResult | undefined {
+function putStep(
+  st: KvState,
+  key: string,
+  value: string,
+  lease: string,
+  output: OpOutput | undefined,
+): StepResult | undefined {
   // A put naming a lease that does not exist fails in apply: no revision, no change.
   if (lease !== "0" && !st.leases.has(lease)) return output === undefined ? NOTHING : undefined;
   const rev = st.rev + 1;
@@ -139,7 +162,12 @@ function putStep(st: KvState, key: string, value: string, lease: string, output:
   };
 }
 
-function deleteStep(st: KvState, keys: readonly string[], output: OpOutput | undefined, outputOk: (o: OpOutput) => boolean): StepResult | undefined {
+function deleteStep(
+  st: KvState,
+  keys: readonly string[],
+  output: OpOutput | undefined,
+  outputOk: (o: OpOutput) => boolean,
+): StepResult | undefined {
   const present = keys.filter((k) => st.kvs.has(k));
   const rev = present.length > 0 ? st.rev + 1 : st.rev;
   if (output !== undefined && (output.rev !== rev || !outputOk(output))) return undefined;
@@ -149,7 +177,13 @@ function deleteStep(st: KvState, keys: readonly string[], output: OpOutput | und
   st.rev = rev;
   return {
     changed: true,
-    events: prevs.map((p) => ({ rev, type: "DELETE", key: p.key, kv: { key: p.key, value: "", mod: rev, create: 0, ver: 0, lease: "0" }, prev: p })),
+    events: prevs.map((p) => ({
+      rev,
+      type: "DELETE",
+      key: p.key,
+      kv: { key: p.key, value: "", mod: rev, create: 0, ver: 0, lease: "0" },
+      prev: p,
+    })),
     undo: () => {
       for (const p of prevs) setKv(st, p.key, p);
       st.rev = rev - 1;
@@ -176,9 +210,11 @@ function grantStep(st: KvState, output: OpOutput | undefined): StepResult | unde
 
 function rangeMatches(st: KvState, prefix: string, limit: number, output: OpOutput): boolean {
   if (output.rev !== st.rev) return false;
-  const all = [...st.kvs.values()].filter((kv) => kv.key.startsWith(prefix)).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  const all = [...st.kvs.values()]
+    .filter((kv) => kv.key.startsWith(prefix))
+    .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   const want = limit > 0 ? all.slice(0, limit) : all;
-  return output.count === all.length && output.more === (want.length < all.length) && sameKvs(output.kvs, want);
+  return output.count === all.length && output.more === want.length < all.length && sameKvs(output.kvs, want);
 }
 
 /** revisionBump says whether an operation with this output took a revision of its own (its output.rev). */

@@ -44,13 +44,22 @@ export function prepareOps(h: History, opts: { finalRead?: boolean } = {}): LinO
       continue;
     }
     if (input.kind === "get" || input.kind === "range" || input.kind === "grant" || input.kind === "compact") continue;
-    const sighting = input.kind === "put" || input.kind === "cas" ? seen.get(input.value) : input.kind === "delete" ? deletes.get(rec.id) : undefined;
+    const sighting =
+      input.kind === "put" || input.kind === "cas"
+        ? seen.get(input.value)
+        : input.kind === "delete"
+          ? deletes.get(rec.id)
+          : undefined;
     if (sighting === undefined) {
       ops.push({ rec, input, output: undefined, invoke: rec.invoke, ret: Infinity });
       continue;
     }
     // It happened: at the revision it was seen with, before the sighting completed.
-    const output: OpOutput = { rev: sighting.rev, member: "", ...(input.kind === "cas" ? { succeeded: true } : input.kind === "delete" ? { deleted: 1 } : {}) };
+    const output: OpOutput = {
+      rev: sighting.rev,
+      member: "",
+      ...(input.kind === "cas" ? { succeeded: true } : input.kind === "delete" ? { deleted: 1 } : {}),
+    };
     ops.push({ rec, input, output, invoke: rec.invoke, ret: Math.max(rec.invoke, sighting.time) });
   }
   const final = opts.finalRead === false ? undefined : finalRead(h);
@@ -66,7 +75,12 @@ export function prepareOps(h: History, opts: { finalRead?: boolean } = {}): LinO
 function finalRead(h: History): LinOp | undefined {
   const f = h.finals[0];
   if (f === undefined || !h.finals.every((x) => x.head === f.head && x.rev === f.head)) return undefined;
-  const end = Math.max(0, ...h.ops.map((o) => (o.outcome === "unknown" ? o.invoke : o.complete)), ...h.watches.map((w) => w.time)) + 1;
+  const end =
+    Math.max(
+      0,
+      ...h.ops.map((o) => (o.outcome === "unknown" ? o.invoke : o.complete)),
+      ...h.watches.map((w) => w.time),
+    ) + 1;
   const input: OpInput = { kind: "range", prefix: "", limit: 0, serializable: false };
   const output: OpOutput = { rev: f.rev, member: "", kvs: f.kvs, count: f.kvs.length, more: false };
   const rec: OpRecord = { t: "op", id: -1, client: -1, input, invoke: end, complete: end + 1, outcome: "ok", output };
@@ -92,13 +106,16 @@ function observedPuts(h: History): Map<string, { rev: number; time: number }> {
  */
 function observedDeletes(h: History): Map<number, { rev: number; time: number }> {
   const answered = new Set<number>();
-  for (const op of h.ops) if (op.outcome === "ok" && op.output !== undefined && (op.input.kind === "delete" || op.input.kind === "revoke")) answered.add(op.output.rev);
+  for (const op of h.ops)
+    if (op.outcome === "ok" && op.output !== undefined && (op.input.kind === "delete" || op.input.kind === "revoke"))
+      answered.add(op.output.rev);
   const sightings = new Map<string, { key: string; rev: number; time: number }>();
   for (const w of h.watches) {
     for (const e of w.events) {
       const k = `${e.kv.mod}/${e.kv.key}`;
       const cur = sightings.get(k);
-      if (e.type === "DELETE" && !answered.has(e.kv.mod) && (cur === undefined || w.time < cur.time)) sightings.set(k, { key: e.kv.key, rev: e.kv.mod, time: w.time });
+      if (e.type === "DELETE" && !answered.has(e.kv.mod) && (cur === undefined || w.time < cur.time))
+        sightings.set(k, { key: e.kv.key, rev: e.kv.mod, time: w.time });
     }
   }
   const unknownByKey = new Map<string, OpRecord[]>();
@@ -185,8 +202,22 @@ export function linearize(ops: readonly LinOp[], opts: LinearizeOptions = {}): L
   const z = zobrist(ops.length);
   const st = opts.init ?? initialState();
   const known = ops.map((op, i) => ({ op, i })).filter((x) => x.op.ret !== Infinity);
-  const pool = ops.map((op, i) => ({ op, i })).filter((x) => x.op.ret === Infinity).sort((a, b) => a.op.invoke - b.op.invoke).map((x) => x.i);
-  const head: Entry = { op: -1, isCall: false, time: -Infinity, prev: undefined, next: buildList(known.map((x) => x.op), known.map((x) => x.i)), match: undefined };
+  const pool = ops
+    .map((op, i) => ({ op, i }))
+    .filter((x) => x.op.ret === Infinity)
+    .sort((a, b) => a.op.invoke - b.op.invoke)
+    .map((x) => x.i);
+  const head: Entry = {
+    op: -1,
+    isCall: false,
+    time: -Infinity,
+    prev: undefined,
+    next: buildList(
+      known.map((x) => x.op),
+      known.map((x) => x.i),
+    ),
+    match: undefined,
+  };
   if (head.next !== undefined) head.next.prev = head;
   const cache = new Set<string>();
   const stack: Frame[] = [];
@@ -261,9 +292,17 @@ export function linearize(ops: readonly LinOp[], opts: LinearizeOptions = {}): L
     }
     // A return: the operation it closes was not placed; back up one step.
     if (stack.length === opts.captureDepth) {
-      return { ok: false, gaveUp: false, order: stack.map((f) => ops[f.op]!), events: [], steps, stuck: { op, rev: st.rev, kvs: [...st.kvs.values()] } };
+      return {
+        ok: false,
+        gaveUp: false,
+        order: stack.map((f) => ops[f.op]!),
+        events: [],
+        steps,
+        stuck: { op, rev: st.rev, kvs: [...st.kvs.values()] },
+      };
     }
-    if (best === undefined || stack.length > best.depth) best = { depth: stack.length, stuck: op, rev: st.rev, kvs: [...st.kvs.values()] };
+    if (best === undefined || stack.length > best.depth)
+      best = { depth: stack.length, stuck: op, rev: st.rev, kvs: [...st.kvs.values()] };
     const top = stack.pop();
     if (top === undefined) return result(false, false);
     top.res.undo();
@@ -286,7 +325,11 @@ export function linearize(ops: readonly LinOp[], opts: LinearizeOptions = {}): L
     // The deepest prefix is not copied on every backtrack: the same search, run again, stops there.
     const order = best === undefined || gaveUp ? [] : linearize(ops, { ...opts, captureDepth: best.depth }).order;
     return {
-      ok, gaveUp, order, events: [], steps,
+      ok,
+      gaveUp,
+      order,
+      events: [],
+      steps,
       ...(best === undefined ? {} : { stuck: { op: best.stuck, rev: best.rev, kvs: best.kvs } }),
     };
   }
@@ -358,7 +401,11 @@ function tryStep(st: KvState, op: LinOp, claimed: ReadonlySet<number>, observed:
   const res = step(st, op.input, op.output);
   if (res === undefined || op.output !== undefined) return res;
   const seen = observed.get(st.rev);
-  if (!res.changed || (st.rev !== before && claimed.has(st.rev)) || (seen !== undefined && seen !== eventsKey(res.events))) {
+  if (
+    !res.changed ||
+    (st.rev !== before && claimed.has(st.rev)) ||
+    (seen !== undefined && seen !== eventsKey(res.events))
+  ) {
     res.undo();
     return undefined;
   }
@@ -369,7 +416,10 @@ function tryStep(st: KvState, op: LinOp, claimed: ReadonlySet<number>, observed:
 export type Observed = ReadonlyMap<number, string>;
 
 function eventsKey(events: readonly { type: string; key: string; kv: { value: string } }[]): string {
-  return events.map((e) => `${e.type} ${e.key}=${e.kv.value}`).sort().join("\n");
+  return events
+    .map((e) => `${e.type} ${e.key}=${e.kv.value}`)
+    .sort()
+    .join("\n");
 }
 
 /**

@@ -99,7 +99,11 @@ class MemberProxy {
   private readonly conns = new Set<Conn>();
   private readonly pending = new Set<Socket>();
 
-  constructor(private readonly index: number, private readonly upstreamPort: number, private readonly links: PeerLinks) {}
+  constructor(
+    private readonly index: number,
+    private readonly upstreamPort: number,
+    private readonly links: PeerLinks,
+  ) {}
 
   listen(): Promise<number> {
     const server = createServer((sock) => this.accept(sock));
@@ -126,7 +130,9 @@ class MemberProxy {
       h2?.close();
       this.pending.delete(down);
       const hex = from?.toLowerCase().replace(/^0+/, "");
-      this.forward(down, head, () => flowOf(hex === undefined ? undefined : this.links.ids.get(hex), this.index, path, http2));
+      this.forward(down, head, () =>
+        flowOf(hex === undefined ? undefined : this.links.ids.get(hex), this.index, path, http2),
+      );
     };
     const onData = (b: Buffer): void => {
       head = Buffer.concat([head, b]);
@@ -217,7 +223,12 @@ class H2Sniffer {
       onHeaders(typeof from === "string" ? from : undefined, String(headers[":path"] ?? ""));
     });
     this.server.on("sessionError", () => undefined);
-    this.wire = new Duplex({ read() {}, write(_c, _e, cb) { cb(); } });
+    this.wire = new Duplex({
+      read() {},
+      write(_c, _e, cb) {
+        cb();
+      },
+    });
     this.wire.on("error", () => undefined);
     this.server.emit("connection", this.wire);
   }

@@ -25,7 +25,6 @@ export interface RunOptions {
   readonly dir: string;
 }
 
-
 /** runOnce runs one seed and resolves the path of its history file. */
 export async function runOnce(opts: RunOptions, log: (s: string) => void = () => undefined): Promise<string> {
   const links = new PeerLinks();
@@ -40,16 +39,43 @@ export async function runOnce(opts: RunOptions, log: (s: string) => void = () =>
   const writer = new HistoryWriter(path);
   try {
     await cluster.start();
-    for (let i = 0; i < opts.members; i++) links.ids.set((await cluster.status(i, 2_000)).header.memberId.toString(16), i);
+    for (let i = 0; i < opts.members; i++)
+      links.ids.set((await cluster.status(i, 2_000)).header.memberId.toString(16), i);
     const rec = new Recorder((r) => writer.add(r));
-    rec.add({ t: "meta", target: opts.target, members: opts.members, seed: opts.seed, durationMs: opts.durationMs, faults: opts.faults, mix: opts.mix, prefix: KEY_PREFIX });
+    rec.add({
+      t: "meta",
+      target: opts.target,
+      members: opts.members,
+      seed: opts.seed,
+      durationMs: opts.durationMs,
+      faults: opts.faults,
+      mix: opts.mix,
+      prefix: KEY_PREFIX,
+    });
     const endpoints = cluster.endpoints();
     const stopAt = Date.now() + opts.durationMs;
     const stop = (): boolean => Date.now() >= stopAt;
-    const faults = new FaultInjector(cluster, links, rec, { seed: opts.seed, faults: opts.faults, members: opts.members });
-    log(`${slot.name} seed ${opts.seed}: running ${opts.durationMs / 1000} s (${opts.mix} mix, faults ${opts.faults.join(",") || "none"})`);
+    const faults = new FaultInjector(cluster, links, rec, {
+      seed: opts.seed,
+      faults: opts.faults,
+      members: opts.members,
+    });
+    log(
+      `${slot.name} seed ${opts.seed}: running ${opts.durationMs / 1000} s (${opts.mix} mix, faults ${opts.faults.join(",") || "none"})`,
+    );
     await Promise.all([
-      runWorkload(rec, { endpoints, seed: opts.seed, mix: opts.mix, clients: opts.clients, leaseTtlSeconds: Math.ceil(opts.durationMs / 1000) + 300, compactEveryMs: 2_000 }, stop),
+      runWorkload(
+        rec,
+        {
+          endpoints,
+          seed: opts.seed,
+          mix: opts.mix,
+          clients: opts.clients,
+          leaseTtlSeconds: Math.ceil(opts.durationMs / 1000) + 300,
+          compactEveryMs: 2_000,
+        },
+        stop,
+      ),
       runWatchers(rec, { endpoints, seed: opts.seed, watches: opts.watches }, stop),
       faults.run(stop),
       monitor(cluster, rec, opts.members, stop),
@@ -67,19 +93,23 @@ export async function runOnce(opts: RunOptions, log: (s: string) => void = () =>
 
 /** monitor polls every member's Status and records the revision it reports. */
 async function monitor(cluster: EtcdCluster, rec: Recorder, members: number, stop: () => boolean): Promise<void> {
-  const clients = [...Array(members).keys()].map((i) => new EtcdClient({ endpoints: [cluster.endpoint(i)], callTimeoutMs: 500, dialTimeoutMs: 500 }));
+  const clients = [...Array(members).keys()].map(
+    (i) => new EtcdClient({ endpoints: [cluster.endpoint(i)], callTimeoutMs: 500, dialTimeoutMs: 500 }),
+  );
   try {
     while (!stop()) {
-      await Promise.all(clients.map(async (c, i) => {
-        if (!cluster.isRunning(i)) return;
-        const time = rec.now();
-        try {
-          const st = await c.status();
-          rec.add({ t: "status", member: i, time, rev: Number(st.header.revision) });
-        } catch {
-          // a killed, paused or cut-off member does not answer: nothing to record
-        }
-      }));
+      await Promise.all(
+        clients.map(async (c, i) => {
+          if (!cluster.isRunning(i)) return;
+          const time = rec.now();
+          try {
+            const st = await c.status();
+            rec.add({ t: "status", member: i, time, rev: Number(st.header.revision) });
+          } catch {
+            // a killed, paused or cut-off member does not answer: nothing to record
+          }
+        }),
+      );
       await sleep(250);
     }
   } finally {
@@ -111,7 +141,15 @@ async function finalState(cluster: EtcdCluster, rec: Recorder, members: readonly
       const c = clients[k]!;
       const hk = await c.maintenance.hashKV(BigInt(rev));
       const read = await c.get(KEY_PREFIX, { prefix: true, serializable: true, revision: BigInt(rev) });
-      rec.add({ t: "final", member: i, head: revs[k]!, rev, hash: hk.hash, compactRev: Number(hk.compactRevision), kvs: read.kvs.map(kvOf) });
+      rec.add({
+        t: "final",
+        member: i,
+        head: revs[k]!,
+        rev,
+        hash: hk.hash,
+        compactRev: Number(hk.compactRevision),
+        kvs: read.kvs.map(kvOf),
+      });
     }
   } finally {
     for (const c of clients) c.close();

@@ -60,7 +60,8 @@ export class Timeline {
   /** eventsIn: the changes of revisions from..to (inclusive) to keys under prefix, in revision order. */
   eventsIn(prefix: string, from: number, to: number): KvEvent[] {
     const out: KvEvent[] = [];
-    for (let r = Math.max(from, 2); r <= to; r++) for (const e of this.eventsAt(r)) if (e.key.startsWith(prefix)) out.push(e);
+    for (let r = Math.max(from, 2); r <= to; r++)
+      for (const e of this.eventsAt(r)) if (e.key.startsWith(prefix)) out.push(e);
     return out;
   }
 }

@@ -18,11 +18,14 @@ export interface WatchersOptions {
   readonly watches: number;
 }
 
-
 function kvRec(kv: pb.KeyValue): WatchEventRec["kv"] {
   return {
-    key: kv.key.toString("utf8"), value: kv.value.toString("utf8"), mod: Number(kv.mod_revision || 0), create: Number(kv.create_revision || 0),
-    ver: Number(kv.version || 0), lease: kv.lease === "" ? "0" : kv.lease,
+    key: kv.key.toString("utf8"),
+    value: kv.value.toString("utf8"),
+    mod: Number(kv.mod_revision || 0),
+    create: Number(kv.create_revision || 0),
+    ver: Number(kv.version || 0),
+    lease: kv.lease === "" ? "0" : kv.lease,
   };
 }
 
@@ -55,7 +58,13 @@ async function logicalWatch(rec: Recorder, opts: WatchersOptions, watch: number,
   try {
     while (!stop()) {
       const life = rewinds ? rng.int(500, 2_500) : rng.int(1_000, 6_000);
-      const end = await oneStream(rec, clients[member]!, { watch: id, session: session++, startRev: next, prevKv, reason }, life, stop);
+      const end = await oneStream(
+        rec,
+        clients[member]!,
+        { watch: id, session: session++, startRev: next, prevKv, reason },
+        life,
+        stop,
+      );
       next = end.next;
       // A stream that never got created has nothing to continue from: the next one is a new watch.
       reason = end.next === 0 ? "new" : end.reason;
@@ -82,8 +91,11 @@ interface StreamEnd {
 
 /** oneStream opens one Watch stream, records it until it breaks, is compacted or lifeMs passes. */
 function oneStream(
-  rec: Recorder, client: EtcdClient, s: { watch: number; session: number; startRev: number; prevKv: boolean; reason: WatchOpenRecord["reason"] },
-  lifeMs: number, stop: () => boolean,
+  rec: Recorder,
+  client: EtcdClient,
+  s: { watch: number; session: number; startRev: number; prevKv: boolean; reason: WatchOpenRecord["reason"] },
+  lifeMs: number,
+  stop: () => boolean,
 ): Promise<StreamEnd> {
   return new Promise((resolve) => {
     let next = s.startRev;
@@ -101,7 +113,17 @@ function oneStream(
     const stopPoll = setInterval(() => {
       if (stop()) finish({ next, reason: "resume", broken: false });
     }, 100);
-    rec.add({ t: "watch-open", watch: s.watch, session: s.session, time: rec.now(), prefix: KEY_PREFIX, startRev: s.startRev, prevKv: s.prevKv, progressNotify: true, reason: s.reason });
+    rec.add({
+      t: "watch-open",
+      watch: s.watch,
+      session: s.session,
+      time: rec.now(),
+      prefix: KEY_PREFIX,
+      startRev: s.startRev,
+      prevKv: s.prevKv,
+      progressNotify: true,
+      reason: s.reason,
+    });
     let svc: grpc.Client;
     try {
       svc = client.connection.service("Watch").client;
@@ -115,23 +137,42 @@ function oneStream(
     stream.on("data", (res: pb.WatchResponse) => {
       if (finished) return;
       const events: WatchEventRec[] = res.events.map((e) => ({
-        type: e.type, kv: kvRec(e.kv!), ...(s.prevKv && e.prev_kv !== null ? { prev: kvRec(e.prev_kv) } : {}),
+        type: e.type,
+        kv: kvRec(e.kv!),
+        ...(s.prevKv && e.prev_kv !== null ? { prev: kvRec(e.prev_kv) } : {}),
       }));
       const rev = Number(res.header?.revision ?? 0);
       const compactRev = Number(res.compact_revision || 0);
       rec.add({
-        t: "watch", watch: s.watch, session: s.session, time: rec.now(), member: BigInt(res.header?.member_id || "0").toString(16), rev,
-        ...(res.created ? { created: true } : {}), ...(res.canceled ? { canceled: true, compactRev } : {}), events,
+        t: "watch",
+        watch: s.watch,
+        session: s.session,
+        time: rec.now(),
+        member: BigInt(res.header?.member_id || "0").toString(16),
+        rev,
+        ...(res.created ? { created: true } : {}),
+        ...(res.canceled ? { canceled: true, compactRev } : {}),
+        events,
       });
       if (res.created && next === 0) next = rev + 1;
       const last = events[events.length - 1];
       if (last !== undefined) next = Math.max(next, last.kv.mod + 1);
       else if (!res.created && !res.canceled) next = Math.max(next, rev + 1);
-      if (res.canceled) finish(compactRev > 0 ? { next: compactRev, reason: "compacted", broken: false } : { next, reason: "resume", broken: true });
+      if (res.canceled)
+        finish(
+          compactRev > 0
+            ? { next: compactRev, reason: "compacted", broken: false }
+            : { next, reason: "resume", broken: true },
+        );
     });
     stream.on("error", () => finish({ next, reason: "resume", broken: true }));
     stream.on("end", () => finish({ next, reason: "resume", broken: true }));
-    const create: pb.WatchCreateRequest = { key: Buffer.from(KEY_PREFIX), range_end: prefixEnd(KEY_PREFIX), start_revision: String(s.startRev), progress_notify: true };
+    const create: pb.WatchCreateRequest = {
+      key: Buffer.from(KEY_PREFIX),
+      range_end: prefixEnd(KEY_PREFIX),
+      start_revision: String(s.startRev),
+      progress_notify: true,
+    };
     if (s.prevKv) create.prev_kv = true;
     stream.write({ create_request: create });
   });

@@ -24,7 +24,15 @@ const WEIGHTS: Record<Mix, Record<KvOpKind, number>> = {
 const KEYS: Record<Mix, number> = { kube: 8, kv: 12 };
 
 /** Errors that prove the request took no effect (refused before or during apply, or never sent). */
-const DEFINITE = new Set(["COMPACTED", "FUTURE_REV", "LEASE_NOT_FOUND", "KEY_NOT_FOUND", "LEASE_EXIST", "TOO_MANY_REQUESTS", "EMPTY_KEY"]);
+const DEFINITE = new Set([
+  "COMPACTED",
+  "FUTURE_REV",
+  "LEASE_NOT_FOUND",
+  "KEY_NOT_FOUND",
+  "LEASE_EXIST",
+  "TOO_MANY_REQUESTS",
+  "EMPTY_KEY",
+]);
 
 /** Recorder stamps times (ms since the run began, monotonic) and numbers operations. */
 export class Recorder {
@@ -54,8 +62,18 @@ export class Recorder {
       this.maxRev = Math.max(this.maxRev, out.rev);
       rec = { t: "op", id, client, input, invoke, complete: this.now(), outcome: "ok", output: out };
     } catch (err) {
-      const definite = (err instanceof EtcdError && DEFINITE.has(err.code)) || (err instanceof ClientCallError && err.notSent);
-      rec = { t: "op", id, client, input, invoke, complete: this.now(), outcome: definite ? "failed" : "unknown", error: errText(err) };
+      const definite =
+        (err instanceof EtcdError && DEFINITE.has(err.code)) || (err instanceof ClientCallError && err.notSent);
+      rec = {
+        t: "op",
+        id,
+        client,
+        input,
+        invoke,
+        complete: this.now(),
+        outcome: definite ? "failed" : "unknown",
+        error: errText(err),
+      };
     }
     this.sink(rec);
     return out;
@@ -69,14 +87,21 @@ function errText(err: unknown): string {
 
 export function kvOf(kv: KeyValue): Kv {
   return {
-    key: kv.key.toString("utf8"), value: kv.value.toString("utf8"), mod: Number(kv.modRevision), create: Number(kv.createRevision),
-    ver: Number(kv.version), lease: kv.lease.toString(),
+    key: kv.key.toString("utf8"),
+    value: kv.value.toString("utf8"),
+    mod: Number(kv.modRevision),
+    create: Number(kv.createRevision),
+    ver: Number(kv.version),
+    lease: kv.lease.toString(),
   };
 }
 
 /** execute sends one operation through the client and turns the answer into the history's shape. */
 export async function execute(c: EtcdClient, input: OpInput): Promise<OpOutput> {
-  const m = (h: { revision: bigint; memberId: bigint }): { rev: number; member: string } => ({ rev: Number(h.revision), member: h.memberId.toString(16) });
+  const m = (h: { revision: bigint; memberId: bigint }): { rev: number; member: string } => ({
+    rev: Number(h.revision),
+    member: h.memberId.toString(16),
+  });
   switch (input.kind) {
     case "put": {
       const r = await c.put(input.key, input.value, input.lease === undefined ? {} : { lease: BigInt(input.lease) });
@@ -125,10 +150,15 @@ export interface WorkloadOptions {
   readonly compactEveryMs: number;
 }
 
-
 function newClient(endpoints: readonly string[], first: number): EtcdClient {
   const rotated = endpoints.map((_, i) => endpoints[(i + first) % endpoints.length]!);
-  return new EtcdClient({ endpoints: rotated, callTimeoutMs: 2_000, dialTimeoutMs: 1_000, keepAliveTimeMs: 2_000, keepAliveTimeoutMs: 1_000 });
+  return new EtcdClient({
+    endpoints: rotated,
+    callTimeoutMs: 2_000,
+    dialTimeoutMs: 1_000,
+    keepAliveTimeMs: 2_000,
+    keepAliveTimeoutMs: 1_000,
+  });
 }
 
 /** runWorkload runs every client until `stop` says so, and resolves when all have finished. */
@@ -150,10 +180,14 @@ async function kvClient(rec: Recorder, opts: WorkloadOptions, id: number, stop: 
       const value = `c${id}-${n++}`;
       const kind = rng.weighted(WEIGHTS[opts.mix]);
       const input: OpInput =
-        kind === "get" || kind === "sget" ? { kind: "get", key, serializable: kind === "sget" }
-          : kind === "range" || kind === "srange" ? { kind: "range", prefix: POD_PREFIX, limit: rng.int(1, 4), serializable: kind === "srange" }
-            : kind === "put" ? { kind: "put", key, value }
-              : kind === "delete" ? { kind: "delete", key }
+        kind === "get" || kind === "sget"
+          ? { kind: "get", key, serializable: kind === "sget" }
+          : kind === "range" || kind === "srange"
+            ? { kind: "range", prefix: POD_PREFIX, limit: rng.int(1, 4), serializable: kind === "srange" }
+            : kind === "put"
+              ? { kind: "put", key, value }
+              : kind === "delete"
+                ? { kind: "delete", key }
                 : { kind: "cas", key, expectMod: rng.next() < 0.8 ? (lastMod.get(key) ?? 0) : 0, value };
       const out = await rec.call(id, input, () => execute(client, input));
       if (out === undefined) {
@@ -162,7 +196,7 @@ async function kvClient(rec: Recorder, opts: WorkloadOptions, id: number, stop: 
       }
       for (const kv of out.kvs ?? []) lastMod.set(kv.key, kv.mod);
       if (input.kind === "get" && (out.kvs ?? []).length === 0) lastMod.set(key, 0);
-      if ((input.kind === "put" || (input.kind === "cas" && out.succeeded === true))) lastMod.set(key, out.rev);
+      if (input.kind === "put" || (input.kind === "cas" && out.succeeded === true)) lastMod.set(key, out.rev);
       if (input.kind === "delete") lastMod.set(key, 0);
     }
   } finally {
@@ -176,14 +210,21 @@ async function leaseClient(rec: Recorder, opts: WorkloadOptions, id: number, sto
   let n = 0;
   try {
     while (!stop()) {
-      const grant = await rec.call(id, { kind: "grant", ttl: opts.leaseTtlSeconds }, () => execute(client, { kind: "grant", ttl: opts.leaseTtlSeconds }));
+      const grant = await rec.call(id, { kind: "grant", ttl: opts.leaseTtlSeconds }, () =>
+        execute(client, { kind: "grant", ttl: opts.leaseTtlSeconds }),
+      );
       if (grant?.lease === undefined) {
         await sleep(100);
         continue;
       }
       const lease = grant.lease;
       for (let k = rng.int(1, 2); k > 0; k--) {
-        const input: OpInput = { kind: "put", key: `${LEASE_KEY_PREFIX}lease-${rng.int(0, 3)}`, value: `l${id}-${n++}`, lease };
+        const input: OpInput = {
+          kind: "put",
+          key: `${LEASE_KEY_PREFIX}lease-${rng.int(0, 3)}`,
+          value: `l${id}-${n++}`,
+          lease,
+        };
         await rec.call(id, input, () => execute(client, input));
       }
       const keepAlive = client.leaseKeepAlive(BigInt(lease));
@@ -203,7 +244,7 @@ async function compactor(rec: Recorder, opts: WorkloadOptions, id: number, stop:
   let last = 0;
   try {
     while (!stop()) {
-      await sleep(rng.int(opts.compactEveryMs / 2, opts.compactEveryMs * 3 / 2));
+      await sleep(rng.int(opts.compactEveryMs / 2, (opts.compactEveryMs * 3) / 2));
       if (stop()) break;
       const target = rec.maxRev - rng.int(5, 40);
       if (target <= last) continue;

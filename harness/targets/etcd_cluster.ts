@@ -69,7 +69,12 @@ export interface EtcdClusterOptions {
    */
   readonly peerAdvertise?: (index: number, peerPort: number) => Promise<number>;
   /** Serve clients over TLS (--cert-file --key-file --trusted-ca-file, --client-cert-auth when set). */
-  readonly clientTls?: { readonly certFile: string; readonly keyFile: string; readonly trustedCaFile: string; readonly clientCertAuth: boolean };
+  readonly clientTls?: {
+    readonly certFile: string;
+    readonly keyFile: string;
+    readonly trustedCaFile: string;
+    readonly clientCertAuth: boolean;
+  };
   /** Options of the readiness probe's client beyond its endpoint (TLS credentials for a clientTls cluster). */
   readonly probe?: Omit<ClientOptions, "endpoints">;
 }
@@ -85,7 +90,10 @@ export class EtcdCluster implements Target {
   /** Members cut off by isolate() (indexes). */
   private readonly isolated = new Set<number>();
 
-  constructor(private readonly size: number, private readonly opts: EtcdClusterOptions = {}) {
+  constructor(
+    private readonly size: number,
+    private readonly opts: EtcdClusterOptions = {},
+  ) {
     if (!Number.isInteger(size) || size < 1) throw new Error(`cluster size must be a positive integer, got ${size}`);
     this.name = opts.name ?? `etcd-${size}`;
   }
@@ -93,7 +101,10 @@ export class EtcdCluster implements Target {
   get describe(): string {
     const faults = this.opts.faults === undefined ? "" : `, peer faults by ${this.opts.faults}`;
     const extra = (this.opts.extraArgs ?? []).length > 0 ? `, ${(this.opts.extraArgs ?? []).join(" ")}` : "";
-    return `${this.opts.label ?? "real etcd"} ${this.ver || (this.opts.label === undefined ? "3.4" : "")}, ${this.size} members on loopback${faults}${extra}`.replace(/ ,/g, ",");
+    return `${this.opts.label ?? "real etcd"} ${this.ver || (this.opts.label === undefined ? "3.4" : "")}, ${this.size} members on loopback${faults}${extra}`.replace(
+      / ,/g,
+      ",",
+    );
   }
 
   /** Client endpoints of every member this object started (index = member index). */
@@ -128,14 +139,30 @@ export class EtcdCluster implements Target {
   private async newMember(i: number, state: "new" | "existing"): Promise<Member> {
     const peerPort = await freePort();
     const outside = this.opts.peerAdvertise;
-    const advertisedPeerPort = this.opts.faults === "proxy" ? await freePort() : outside !== undefined ? await outside(i, peerPort) : peerPort;
+    const advertisedPeerPort =
+      this.opts.faults === "proxy" ? await freePort() : outside !== undefined ? await outside(i, peerPort) : peerPort;
     const m: Member = {
-      name: `m${i}`, clientPort: await freePort(), peerPort, advertisedPeerPort, state,
-      dataDir: mkdtempSync(join(tmpdir(), `etcd-ts-m${i}-`)), child: undefined, stderrTail: "", idHex: undefined, proxy: undefined, gone: false,
-      loggedTerm: 0, partialLine: "",
+      name: `m${i}`,
+      clientPort: await freePort(),
+      peerPort,
+      advertisedPeerPort,
+      state,
+      dataDir: mkdtempSync(join(tmpdir(), `etcd-ts-m${i}-`)),
+      child: undefined,
+      stderrTail: "",
+      idHex: undefined,
+      proxy: undefined,
+      gone: false,
+      loggedTerm: 0,
+      partialLine: "",
     };
     if (this.opts.faults === "proxy") {
-      m.proxy = new PeerProxy(i, peerPort, (src, dst) => this.isolated.has(dst) || (src !== undefined && this.isolated.has(src)), (hex) => this.indexOfId(hex));
+      m.proxy = new PeerProxy(
+        i,
+        peerPort,
+        (src, dst) => this.isolated.has(dst) || (src !== undefined && this.isolated.has(src)),
+        (hex) => this.indexOfId(hex),
+      );
       await m.proxy.listen(advertisedPeerPort);
     }
     return m;
@@ -214,7 +241,10 @@ export class EtcdCluster implements Target {
   }
 
   private initialCluster(): string {
-    return this.members.filter((m) => !m.gone).map((m) => `${m.name}=http://127.0.0.1:${m.advertisedPeerPort}`).join(",");
+    return this.members
+      .filter((m) => !m.gone)
+      .map((m) => `${m.name}=http://127.0.0.1:${m.advertisedPeerPort}`)
+      .join(",");
   }
 
   private spawnMember(m: Member): void {
@@ -222,12 +252,31 @@ export class EtcdCluster implements Target {
     const tls = this.opts.clientTls;
     const args = [
       ...(this.opts.prefixArgs ?? []),
-      "--name", m.name, "--data-dir", m.dataDir, "--initial-cluster", this.initialCluster(), "--initial-cluster-state", m.state,
-      "--initial-cluster-token", this.token,
-      "--listen-client-urls", `${scheme}://127.0.0.1:${m.clientPort}`, "--advertise-client-urls", `${scheme}://127.0.0.1:${m.clientPort}`,
-      "--listen-peer-urls", `http://127.0.0.1:${m.peerPort}`, "--initial-advertise-peer-urls", `http://127.0.0.1:${m.advertisedPeerPort}`,
-      "--logger", "zap", "--log-outputs", "stderr",
-      ...(tls === undefined ? [] : ["--cert-file", tls.certFile, "--key-file", tls.keyFile, "--trusted-ca-file", tls.trustedCaFile]),
+      "--name",
+      m.name,
+      "--data-dir",
+      m.dataDir,
+      "--initial-cluster",
+      this.initialCluster(),
+      "--initial-cluster-state",
+      m.state,
+      "--initial-cluster-token",
+      this.token,
+      "--listen-client-urls",
+      `${scheme}://127.0.0.1:${m.clientPort}`,
+      "--advertise-client-urls",
+      `${scheme}://127.0.0.1:${m.clientPort}`,
+      "--listen-peer-urls",
+      `http://127.0.0.1:${m.peerPort}`,
+      "--initial-advertise-peer-urls",
+      `http://127.0.0.1:${m.advertisedPeerPort}`,
+      "--logger",
+      "zap",
+      "--log-outputs",
+      "stderr",
+      ...(tls === undefined
+        ? []
+        : ["--cert-file", tls.certFile, "--key-file", tls.keyFile, "--trusted-ca-file", tls.trustedCaFile]),
       ...(tls?.clientCertAuth === true ? ["--client-cert-auth"] : []),
       ...(this.opts.faults === "flag" ? [PEER_FAULT_FLAG] : []),
       ...(this.opts.extraArgs ?? []),
@@ -261,7 +310,8 @@ export class EtcdCluster implements Target {
     // channel into reconnect backoff (1 s and growing), which would be timed as start-up.
     while (!(await portAccepts(m.clientPort))) {
       if (m.child?.exitCode !== null) throw new Error(`member ${m.name} exited: ${m.stderrTail.slice(-600)}`);
-      if (Date.now() > deadline) throw new Error(`member ${m.name}: client port ${m.clientPort} not accepting after ${timeoutMs} ms`);
+      if (Date.now() > deadline)
+        throw new Error(`member ${m.name}: client port ${m.clientPort} not accepting after ${timeoutMs} ms`);
       await new Promise((r) => setTimeout(r, 20));
     }
     const client = new EtcdClient({ callTimeoutMs: 1_000, ...this.opts.probe, endpoints: [this.endpointOf(m)] });
@@ -276,7 +326,8 @@ export class EtcdCluster implements Target {
             return;
           }
         } catch (err) {
-          if (Date.now() > deadline) throw new Error(`member ${m.name} not ready after ${timeoutMs} ms: ${String(err)}`);
+          if (Date.now() > deadline)
+            throw new Error(`member ${m.name} not ready after ${timeoutMs} ms: ${String(err)}`);
         }
         if (Date.now() > deadline) throw new Error(`member ${m.name} has no leader after ${timeoutMs} ms`);
         await new Promise((r) => setTimeout(r, 50));
@@ -288,7 +339,12 @@ export class EtcdCluster implements Target {
 
   /** status asks member i for its Status (one call, no failover). */
   async status(i: number, timeoutMs = 1_000): Promise<Status> {
-    const client = new EtcdClient({ callTimeoutMs: timeoutMs, dialTimeoutMs: timeoutMs, ...this.opts.probe, endpoints: [this.endpoint(i)] });
+    const client = new EtcdClient({
+      callTimeoutMs: timeoutMs,
+      dialTimeoutMs: timeoutMs,
+      ...this.opts.probe,
+      endpoints: [this.endpoint(i)],
+    });
     try {
       return await client.status();
     } finally {
@@ -351,15 +407,17 @@ export class EtcdCluster implements Target {
   }
 
   async stop(): Promise<void> {
-    await Promise.all(this.members.map(async (m, i) => {
-      if (m.child !== undefined) {
-        const timer = setTimeout(() => m.child?.kill("SIGKILL"), 5_000);
-        await this.kill(i, "SIGTERM");
-        clearTimeout(timer);
-      }
-      await m.proxy?.close();
-      rmSync(m.dataDir, { recursive: true, force: true });
-    }));
+    await Promise.all(
+      this.members.map(async (m, i) => {
+        if (m.child !== undefined) {
+          const timer = setTimeout(() => m.child?.kill("SIGKILL"), 5_000);
+          await this.kill(i, "SIGTERM");
+          clearTimeout(timer);
+        }
+        await m.proxy?.close();
+        rmSync(m.dataDir, { recursive: true, force: true });
+      }),
+    );
     this.members = [];
     this.isolated.clear();
   }
@@ -383,16 +441,26 @@ function portAccepts(port: number): Promise<boolean> {
 /** httpText sends one plain HTTP/1.1 request to a member's client port; a non-2xx answer is an error. */
 function httpText(method: "GET" | "PUT", port: number, path: string, body?: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: "127.0.0.1", port, path, method, timeout: 5_000, headers: body === undefined ? {} : { "content-type": "application/json" } }, (res) => {
-      let text = "";
-      res.setEncoding("utf8");
-      res.on("data", (c: string) => (text += c));
-      res.on("end", () => {
-        const code = res.statusCode ?? 0;
-        if (code >= 200 && code < 300) resolve(text);
-        else reject(new Error(`${method} ${path} on port ${port}: HTTP ${code} ${text.slice(0, 200)}`));
-      });
-    });
+    const req = request(
+      {
+        host: "127.0.0.1",
+        port,
+        path,
+        method,
+        timeout: 5_000,
+        headers: body === undefined ? {} : { "content-type": "application/json" },
+      },
+      (res) => {
+        let text = "";
+        res.setEncoding("utf8");
+        res.on("data", (c: string) => (text += c));
+        res.on("end", () => {
+          const code = res.statusCode ?? 0;
+          if (code >= 200 && code < 300) resolve(text);
+          else reject(new Error(`${method} ${path} on port ${port}: HTTP ${code} ${text.slice(0, 200)}`));
+        });
+      },
+    );
     req.on("timeout", () => req.destroy(new Error(`${method} ${path} on port ${port}: no answer in 5 s`)));
     req.on("error", reject);
     req.end(body);

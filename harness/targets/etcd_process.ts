@@ -75,14 +75,31 @@ export class EtcdProcess implements Target {
     this.dataDir = mkdtempSync(join(this.opts.dataParent ?? tmpdir(), "etcd-ts-bench-"));
     this.clientUrl = `127.0.0.1:${clientPort}`;
     const args = [
-      "--name", "bench", "--data-dir", this.dataDir,
-      "--listen-client-urls", `http://127.0.0.1:${clientPort}`, "--advertise-client-urls", `http://127.0.0.1:${clientPort}`,
-      "--listen-peer-urls", `http://127.0.0.1:${peerPort}`, "--initial-advertise-peer-urls", `http://127.0.0.1:${peerPort}`,
-      "--initial-cluster", `bench=http://127.0.0.1:${peerPort}`, "--logger", "zap", "--log-outputs", "stderr",
-      "--quota-backend-bytes", String(8 * 1024 * 1024 * 1024),
+      "--name",
+      "bench",
+      "--data-dir",
+      this.dataDir,
+      "--listen-client-urls",
+      `http://127.0.0.1:${clientPort}`,
+      "--advertise-client-urls",
+      `http://127.0.0.1:${clientPort}`,
+      "--listen-peer-urls",
+      `http://127.0.0.1:${peerPort}`,
+      "--initial-advertise-peer-urls",
+      `http://127.0.0.1:${peerPort}`,
+      "--initial-cluster",
+      `bench=http://127.0.0.1:${peerPort}`,
+      "--logger",
+      "zap",
+      "--log-outputs",
+      "stderr",
+      "--quota-backend-bytes",
+      String(8 * 1024 * 1024 * 1024),
       ...(this.opts.extraArgs ?? []),
     ];
-    const child = spawn(this.opts.bin ?? "etcd", [...(this.opts.prefixArgs ?? []), ...args], { stdio: ["ignore", "ignore", "pipe"] });
+    const child = spawn(this.opts.bin ?? "etcd", [...(this.opts.prefixArgs ?? []), ...args], {
+      stdio: ["ignore", "ignore", "pipe"],
+    });
     this.child = child;
     child.stderr?.on("data", (b: Buffer) => {
       this.stderrTail = (this.stderrTail + b.toString("utf8")).slice(-4000);
@@ -95,13 +112,15 @@ export class EtcdProcess implements Target {
     const client = new EtcdClient({ endpoints: [this.clientUrl], callTimeoutMs: 1_000 });
     try {
       for (;;) {
-        if (child.exitCode !== null) throw new Error(`etcd exited with ${child.exitCode}: ${this.stderrTail.slice(-800)}`);
+        if (child.exitCode !== null)
+          throw new Error(`etcd exited with ${child.exitCode}: ${this.stderrTail.slice(-800)}`);
         try {
           const st = await client.status();
           this.ver = st.version;
           return;
         } catch (err) {
-          if (Date.now() > deadline) throw new Error(`etcd not ready after ${this.opts.startTimeoutMs ?? 15_000} ms: ${String(err)}`);
+          if (Date.now() > deadline)
+            throw new Error(`etcd not ready after ${this.opts.startTimeoutMs ?? 15_000} ms: ${String(err)}`);
           await new Promise((r) => setTimeout(r, 100));
         }
       }

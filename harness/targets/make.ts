@@ -15,7 +15,8 @@ export interface TargetSlot {
 }
 
 /** ETCD_TS_UNAVAILABLE: the etcd-ts server entry point has not been built. */
-export const ETCD_TS_UNAVAILABLE = "etcd-ts is not built (dist/core/cli/main.js missing; run npm run build); not measured";
+export const ETCD_TS_UNAVAILABLE =
+  "etcd-ts is not built (dist/core/cli/main.js missing; run npm run build); not measured";
 
 /** etcdTsEntry finds the compiled etcd-ts server (dist/core/cli/main.js) from source or from dist/. */
 export function etcdTsEntry(): string | undefined {
@@ -28,17 +29,27 @@ export function makeTarget(spec: TargetSpec, opts: { dataParent?: string } = {})
   const name = specName(spec);
   switch (spec.kind) {
     case "etcd": {
-      if (etcdBinaryVersion() === undefined) return { name, target: undefined, reason: "etcd is not on PATH (apt-get install etcd-server)" };
+      if (etcdBinaryVersion() === undefined)
+        return { name, target: undefined, reason: "etcd is not on PATH (apt-get install etcd-server)" };
       if (spec.members > 1) return { name, target: new EtcdCluster(spec.members), reason: undefined };
-      return { name, target: new EtcdProcess(opts.dataParent === undefined ? {} : { dataParent: opts.dataParent }), reason: undefined };
+      return {
+        name,
+        target: new EtcdProcess(opts.dataParent === undefined ? {} : { dataParent: opts.dataParent }),
+        reason: undefined,
+      };
     }
     case "etcd-ts": {
       const entry = etcdTsEntry();
       if (entry === undefined) return { name, target: undefined, reason: ETCD_TS_UNAVAILABLE };
       return {
-        name, reason: undefined,
+        name,
+        reason: undefined,
         target: new EtcdProcess({
-          bin: execPath, prefixArgs: [entry], name, label: "etcd-ts", extraArgs: ["--backend-read-mode", spec.readMode],
+          bin: execPath,
+          prefixArgs: [entry],
+          name,
+          label: "etcd-ts",
+          extraArgs: ["--backend-read-mode", spec.readMode],
           ...(opts.dataParent === undefined ? {} : { dataParent: opts.dataParent }),
         }),
       };
@@ -64,20 +75,36 @@ export type ClusterKind = (typeof CLUSTER_KINDS)[number];
  * member off: a peer proxy for real etcd, --experimental-peer-fault-injection for etcd-ts.
  */
 export function makeCluster(
-  kind: ClusterKind, size: number,
-  opts: Omit<EtcdClusterOptions, "bin" | "prefixArgs" | "name" | "label" | "faults"> & { readonly faults?: boolean } = {},
+  kind: ClusterKind,
+  size: number,
+  opts: Omit<EtcdClusterOptions, "bin" | "prefixArgs" | "name" | "label" | "faults"> & {
+    readonly faults?: boolean;
+  } = {},
 ): ClusterSlot {
   const { faults, ...rest } = opts;
   if (kind === "etcd") {
     const name = `etcd-${size}`;
-    if (etcdBinaryVersion() === undefined) return { name, target: undefined, reason: "etcd is not on PATH (apt-get install etcd-server)" };
-    return { name, reason: undefined, target: new EtcdCluster(size, { ...rest, name, ...(faults === true ? { faults: "proxy" } : {}) }) };
+    if (etcdBinaryVersion() === undefined)
+      return { name, target: undefined, reason: "etcd is not on PATH (apt-get install etcd-server)" };
+    return {
+      name,
+      reason: undefined,
+      target: new EtcdCluster(size, { ...rest, name, ...(faults === true ? { faults: "proxy" } : {}) }),
+    };
   }
   const name = `etcd-ts-${size}`;
   const entry = etcdTsEntry();
   if (entry === undefined) return { name, target: undefined, reason: ETCD_TS_UNAVAILABLE };
   return {
-    name, reason: undefined,
-    target: new EtcdCluster(size, { ...rest, name, label: "etcd-ts", bin: execPath, prefixArgs: [entry], ...(faults === true ? { faults: "flag" } : {}) }),
+    name,
+    reason: undefined,
+    target: new EtcdCluster(size, {
+      ...rest,
+      name,
+      label: "etcd-ts",
+      bin: execPath,
+      prefixArgs: [entry],
+      ...(faults === true ? { faults: "flag" } : {}),
+    }),
   };
 }

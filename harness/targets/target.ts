@@ -30,11 +30,16 @@ export function parseTargetSpec(s: string): TargetSpec {
   if (s === "etcd-ts" || s === "etcd-ts:concurrent") return { kind: "etcd-ts", readMode: "concurrent" };
   if (s === "etcd-ts:blocking") return { kind: "etcd-ts", readMode: "blocking" };
   if (s.startsWith("endpoints=")) {
-    const list = s.slice("endpoints=".length).split(",").filter((e) => e.length > 0);
+    const list = s
+      .slice("endpoints=".length)
+      .split(",")
+      .filter((e) => e.length > 0);
     if (list.length === 0) throw new Error(`endpoints= needs at least one host:port, got ${JSON.stringify(s)}`);
     return { kind: "endpoints", endpoints: list };
   }
-  throw new Error(`unknown target ${JSON.stringify(s)}; use etcd, etcd:3, etcd-ts:blocking, etcd-ts:concurrent or endpoints=h:p,...`);
+  throw new Error(
+    `unknown target ${JSON.stringify(s)}; use etcd, etcd:3, etcd-ts:blocking, etcd-ts:concurrent or endpoints=h:p,...`,
+  );
 }
 
 /** specName is the label a target spec gets in reports. */

@@ -7,7 +7,12 @@
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { connect as h2connect, type ClientHttp2Session } from "node:http2";
-import { createServer as createNetServer, connect as netConnect, type Server as NetServer, type Socket } from "node:net";
+import {
+  createServer as createNetServer,
+  connect as netConnect,
+  type Server as NetServer,
+  type Socket,
+} from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createServer as createTlsServer, type TLSSocket } from "node:tls";
@@ -19,10 +24,24 @@ import { commonNameOfCall } from "../../core/api/tls_verify.js";
 
 const id = (b: Buffer): Buffer => b;
 const ECHO: grpc.ServiceDefinition = {
-  Echo: { path: "/test.Echo/Echo", requestStream: false, responseStream: false, requestSerialize: id, requestDeserialize: id, responseSerialize: id, responseDeserialize: id, originalName: "Echo" },
+  Echo: {
+    path: "/test.Echo/Echo",
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: id,
+    requestDeserialize: id,
+    responseSerialize: id,
+    responseDeserialize: id,
+    originalName: "Echo",
+  },
 };
 
-interface Seen { peer: string; authority: string; cn: string | undefined; body: string }
+interface Seen {
+  peer: string;
+  authority: string;
+  cn: string | undefined;
+  body: string;
+}
 
 let grpcServer: grpc.Server;
 let injector: ReturnType<grpc.Server["createConnectionInjector"]>;
@@ -34,19 +53,44 @@ beforeAll(() => {
   grpcServer = new grpc.Server();
   grpcServer.addService(ECHO, {
     Echo: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
-      const seen: Seen = { peer: call.getPeer(), authority: String(call.metadata.get(":authority")[0] ?? call.getHost()), cn: commonNameOfCall(call), body: call.request.toString() };
+      const seen: Seen = {
+        peer: call.getPeer(),
+        authority: String(call.metadata.get(":authority")[0] ?? call.getHost()),
+        cn: commonNameOfCall(call),
+        body: call.request.toString(),
+      };
       cb(null, Buffer.from(JSON.stringify(seen)));
     },
   });
   injector = grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
   pki = mkdtempSync(join(tmpdir(), "authority-fix-"));
-  const ssl = (args: string[]): void => void execFileSync("openssl", args, { cwd: pki, stdio: ["ignore", "ignore", "pipe"] });
+  const ssl = (args: string[]): void =>
+    void execFileSync("openssl", args, { cwd: pki, stdio: ["ignore", "ignore", "pipe"] });
   const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
   ssl(["req", "-x509", ...ec, "-keyout", "ca.key", "-out", "ca.crt", "-days", "1", "-subj", "/CN=ca"]);
-  for (const [n, cn] of [["server", "server"], ["client", "alice"]] as const) {
+  for (const [n, cn] of [
+    ["server", "server"],
+    ["client", "alice"],
+  ] as const) {
     writeFileSync(join(pki, `${n}.ext`), "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n");
     ssl(["req", ...ec, "-keyout", `${n}.key`, "-out", `${n}.csr`, "-subj", `/CN=${cn}`]);
-    ssl(["x509", "-req", "-in", `${n}.csr`, "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-out", `${n}.crt`, "-days", "1", "-extfile", `${n}.ext`]);
+    ssl([
+      "x509",
+      "-req",
+      "-in",
+      `${n}.csr`,
+      "-CA",
+      "ca.crt",
+      "-CAkey",
+      "ca.key",
+      "-CAcreateserial",
+      "-out",
+      `${n}.crt`,
+      "-days",
+      "1",
+      "-extfile",
+      `${n}.ext`,
+    ]);
   }
 });
 
@@ -64,11 +108,19 @@ afterAll(() => {
 const file = (n: string): Buffer => readFileSync(join(pki, n));
 
 /** A listener on 127.0.0.1:0 that hands each connection to serveHttp2 (or straight to grpc-js with fix=false). */
-async function listen(opts: { fix: boolean; tls?: boolean; sniffTimeoutMs?: number }): Promise<{ port: number; handovers: Handover[]; next: () => Promise<Handover> }> {
+async function listen(opts: {
+  fix: boolean;
+  tls?: boolean;
+  sniffTimeoutMs?: number;
+}): Promise<{ port: number; handovers: Handover[]; next: () => Promise<Handover> }> {
   const handovers: Handover[] = [];
   let waiters: ((h: Handover) => void)[] = [];
   const fixOpts: AuthorityFixOptions = {
-    onHandover: (h) => { handovers.push(h); for (const w of waiters) w(h); waiters = []; },
+    onHandover: (h) => {
+      handovers.push(h);
+      for (const w of waiters) w(h);
+      waiters = [];
+    },
     ...(opts.sniffTimeoutMs !== undefined ? { sniffTimeoutMs: opts.sniffTimeoutMs } : {}),
   };
   const onSocket = (s: Socket): void => {
@@ -76,9 +128,20 @@ async function listen(opts: { fix: boolean; tls?: boolean; sniffTimeoutMs?: numb
     if (opts.fix) serveHttp2(s, injector, fixOpts);
     else injector.injectConnection(s);
   };
-  const server = opts.tls === true
-    ? createTlsServer({ key: file("server.key"), cert: file("server.crt"), ca: file("ca.crt"), requestCert: true, rejectUnauthorized: true, ALPNProtocols: ["h2"] }, (s: TLSSocket) => onSocket(s))
-    : createNetServer(onSocket);
+  const server =
+    opts.tls === true
+      ? createTlsServer(
+          {
+            key: file("server.key"),
+            cert: file("server.crt"),
+            ca: file("ca.crt"),
+            requestCert: true,
+            rejectUnauthorized: true,
+            ALPNProtocols: ["h2"],
+          },
+          (s: TLSSocket) => onSocket(s),
+        )
+      : createNetServer(onSocket);
   listeners.push(server);
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   const a = server.address();
@@ -92,13 +155,23 @@ function rawCall(session: ClientHttp2Session, authority: string, body: string): 
     const msg = Buffer.from(body);
     const frameHeader = Buffer.alloc(5);
     frameHeader.writeUInt32BE(msg.length, 1);
-    const req = session.request({ ":method": "POST", ":path": "/test.Echo/Echo", ":authority": authority, "content-type": "application/grpc", te: "trailers" });
+    const req = session.request({
+      ":method": "POST",
+      ":path": "/test.Echo/Echo",
+      ":authority": authority,
+      "content-type": "application/grpc",
+      te: "trailers",
+    });
     const chunks: Buffer[] = [];
     req.on("data", (c: Buffer) => chunks.push(c));
     req.on("error", (e: Error) => resolve(e));
     req.on("end", () => {
       const all = Buffer.concat(chunks);
-      resolve(all.length > 5 ? (JSON.parse(all.subarray(5).toString()) as Seen) : new Error(`empty reply, rst ${req.rstCode}`));
+      resolve(
+        all.length > 5
+          ? (JSON.parse(all.subarray(5).toString()) as Seen)
+          : new Error(`empty reply, rst ${req.rstCode}`),
+      );
     });
     req.end(Buffer.concat([frameHeader, msg]));
   });
@@ -108,11 +181,14 @@ function grpcClientCall(port: number): Promise<Seen> {
   const Client = grpc.makeGenericClientConstructor(ECHO, "Echo");
   const client = new Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
   return new Promise((resolve, reject) => {
-    (client as unknown as { Echo: (b: Buffer, cb: (e: Error | null, r?: Buffer) => void) => void }).Echo(Buffer.from("hi"), (e, r) => {
-      client.close();
-      if (e !== null || r === undefined) reject(e ?? new Error("no reply"));
-      else resolve(JSON.parse(r.toString()) as Seen);
-    });
+    (client as unknown as { Echo: (b: Buffer, cb: (e: Error | null, r?: Buffer) => void) => void }).Echo(
+      Buffer.from("hi"),
+      (e, r) => {
+        client.close();
+        if (e !== null || r === undefined) reject(e ?? new Error("no reply"));
+        else resolve(JSON.parse(r.toString()) as Seen);
+      },
+    );
   });
 }
 
@@ -139,7 +215,9 @@ describe("serveHttp2", () => {
     const session = h2connect(`http://127.0.0.1:${srv.port}`);
     sessions.push(session);
     const local = await new Promise<number>((r) => session.once("connect", (_s, sock) => r(sock.localPort ?? 0)));
-    const replies = await Promise.all([1, 2, 3].map((i) => rawCall(session, `http://127.0.0.1:${srv.port}`, `call ${i}`)));
+    const replies = await Promise.all(
+      [1, 2, 3].map((i) => rawCall(session, `http://127.0.0.1:${srv.port}`, `call ${i}`)),
+    );
     for (const [i, r] of replies.entries()) {
       expect(r, `call ${i + 1}`).not.toBeInstanceOf(Error);
       expect((r as Seen).body).toBe(`call ${i + 1}`);
@@ -149,18 +227,28 @@ describe("serveHttp2", () => {
     expect(srv.handovers).toEqual(["pipe"]);
     const big = "b".repeat(1 << 20);
     const r = await rawCall(session, `http://127.0.0.1:${srv.port}`, big);
-    expect((r as Seen).body === big, "a 1 MiB request crosses the pipe intact (many DATA frames, flow control)").toBe(true);
+    expect((r as Seen).body === big, "a 1 MiB request crosses the pipe intact (many DATA frames, flow control)").toBe(
+      true,
+    );
   });
 
   it("over TLS the handler reads the client certificate's CN through the pipe", async () => {
     const srv = await listen({ fix: true, tls: true });
-    const session = h2connect(`https://127.0.0.1:${srv.port}`, { ca: file("ca.crt"), cert: file("client.crt"), key: file("client.key") });
+    const session = h2connect(`https://127.0.0.1:${srv.port}`, {
+      ca: file("ca.crt"),
+      cert: file("client.crt"),
+      key: file("client.key"),
+    });
     sessions.push(session);
     const piped = await rawCall(session, `https://127.0.0.1:${srv.port}`, "tls");
     expect(piped).not.toBeInstanceOf(Error);
     expect((piped as Seen).cn).toBe("alice");
     expect((piped as Seen).authority).toBe(`127.0.0.1:${srv.port}`);
-    const raw = h2connect(`https://127.0.0.1:${srv.port}`, { ca: file("ca.crt"), cert: file("client.crt"), key: file("client.key") });
+    const raw = h2connect(`https://127.0.0.1:${srv.port}`, {
+      ca: file("ca.crt"),
+      cert: file("client.crt"),
+      key: file("client.key"),
+    });
     sessions.push(raw);
     const direct = await rawCall(raw, `127.0.0.1:${srv.port}`, "tls raw");
     expect((direct as Seen).cn, "raw handover sees the CN as before").toBe("alice");

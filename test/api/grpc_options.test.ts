@@ -17,7 +17,12 @@ let handle: GrpcHandle;
 beforeAll(async () => {
   server = await EtcdServer.start({ name: "n1", dataDir: dir, memberId: 1n, clusterId: 2n });
   await server.whenLeader();
-  handle = await serveGrpc(server, { address: "127.0.0.1:0", maxConcurrentStreams: 7, keepaliveIntervalMs: 100, keepaliveTimeoutMs: 100 });
+  handle = await serveGrpc(server, {
+    address: "127.0.0.1:0",
+    maxConcurrentStreams: 7,
+    keepaliveIntervalMs: 100,
+    keepaliveTimeoutMs: 100,
+  });
 });
 afterAll(async () => {
   await handle.close();

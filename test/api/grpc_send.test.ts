@@ -61,7 +61,16 @@ describe("grpc_send", () => {
   describe("over a grpc-js connection", () => {
     const id = (b: Buffer): Buffer => b;
     const def: grpc.ServiceDefinition = {
-      Get: { path: "/test.Big/Get", requestStream: false, responseStream: false, requestSerialize: id, requestDeserialize: id, responseSerialize: id, responseDeserialize: id, originalName: "Get" },
+      Get: {
+        path: "/test.Big/Get",
+        requestStream: false,
+        responseStream: false,
+        requestSerialize: id,
+        requestDeserialize: id,
+        responseSerialize: id,
+        responseDeserialize: id,
+        originalName: "Get",
+      },
     };
     let server: grpc.Server;
     let client: grpc.Client;
@@ -79,10 +88,14 @@ describe("grpc_send", () => {
         },
       });
       const port = await new Promise<number>((resolve, reject) =>
-        server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+        server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err, p) =>
+          err ? reject(err) : resolve(p),
+        ),
       );
       const Ctor = grpc.makeGenericClientConstructor(def, "Big");
-      client = new Ctor(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), { "grpc.max_receive_message_length": -1 });
+      client = new Ctor(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), {
+        "grpc.max_receive_message_length": -1,
+      });
     });
 
     afterAll(async () => {
@@ -96,7 +109,9 @@ describe("grpc_send", () => {
         req.writeUInt32BE(size, 0);
         req[4] = mark ? 1 : 0;
         req[5] = scribble ? 1 : 0;
-        (client as unknown as { Get(r: Buffer, cb: (e: Error | null, b: Buffer) => void): void }).Get(req, (e, b) => (e ? reject(e) : resolve(b)));
+        (client as unknown as { Get(r: Buffer, cb: (e: Error | null, b: Buffer) => void): void }).Get(req, (e, b) =>
+          e ? reject(e) : resolve(b),
+        );
       });
 
     for (const size of SIZES) {

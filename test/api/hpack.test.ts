@@ -7,7 +7,13 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
-  HpackDecoder, encodeInteger, encodeLiterals, huffmanCode, huffmanDecode, huffmanEncode, type HeaderField,
+  HpackDecoder,
+  encodeInteger,
+  encodeLiterals,
+  huffmanCode,
+  huffmanDecode,
+  huffmanEncode,
+  type HeaderField,
 } from "../../core/api/http2/hpack.js";
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ""), "hex");
@@ -15,7 +21,11 @@ const SEED = Number(process.env.FC_SEED ?? 7541);
 
 describe("RFC 7541 C.1 integers", () => {
   it("10 and 1337 with a 5-bit prefix, 42 at an octet boundary", () => {
-    const cases: [number, number, string][] = [[10, 5, "0a"], [1337, 5, "1f9a0a"], [42, 8, "2a"]];
+    const cases: [number, number, string][] = [
+      [10, 5, "0a"],
+      [1337, 5, "1f9a0a"],
+      [42, 8, "2a"],
+    ];
     for (const [value, prefix, want] of cases) {
       const out: number[] = [];
       encodeInteger(out, value, prefix, 0);
@@ -27,7 +37,9 @@ describe("RFC 7541 C.1 integers", () => {
 describe("RFC 7541 C.2 single fields", () => {
   it("C.2.1 literal with indexing enters the dynamic table (55 octets)", () => {
     const d = new HpackDecoder();
-    expect(d.decode(hex("400a 6375 7374 6f6d 2d6b 6579 0d63 7573 746f 6d2d 6865 6164 6572"))).toEqual([["custom-key", "custom-header"]]);
+    expect(d.decode(hex("400a 6375 7374 6f6d 2d6b 6579 0d63 7573 746f 6d2d 6865 6164 6572"))).toEqual([
+      ["custom-key", "custom-header"],
+    ]);
     expect(d.dynamicTableBytes, "table size after C.2.1").toBe(55);
     expect(d.decode(hex("be"))).toEqual([["custom-key", "custom-header"]]);
   });
@@ -44,9 +56,26 @@ describe("RFC 7541 C.2 single fields", () => {
 });
 
 const REQUESTS: HeaderField[][] = [
-  [[":method", "GET"], [":scheme", "http"], [":path", "/"], [":authority", "www.example.com"]],
-  [[":method", "GET"], [":scheme", "http"], [":path", "/"], [":authority", "www.example.com"], ["cache-control", "no-cache"]],
-  [[":method", "GET"], [":scheme", "https"], [":path", "/index.html"], [":authority", "www.example.com"], ["custom-key", "custom-value"]],
+  [
+    [":method", "GET"],
+    [":scheme", "http"],
+    [":path", "/"],
+    [":authority", "www.example.com"],
+  ],
+  [
+    [":method", "GET"],
+    [":scheme", "http"],
+    [":path", "/"],
+    [":authority", "www.example.com"],
+    ["cache-control", "no-cache"],
+  ],
+  [
+    [":method", "GET"],
+    [":scheme", "https"],
+    [":path", "/index.html"],
+    [":authority", "www.example.com"],
+    ["custom-key", "custom-value"],
+  ],
 ];
 
 describe("RFC 7541 C.3/C.4 request sequences", () => {
@@ -58,16 +87,18 @@ describe("RFC 7541 C.3/C.4 request sequences", () => {
       expect(d.dynamicTableBytes, `table size after request ${i + 1}`).toBe(sizes[i]);
     });
   };
-  it("C.3 without Huffman", () => run([
-    "8286 8441 0f77 7777 2e65 7861 6d70 6c65 2e63 6f6d",
-    "8286 84be 5808 6e6f 2d63 6163 6865",
-    "8287 85bf 400a 6375 7374 6f6d 2d6b 6579 0c63 7573 746f 6d2d 7661 6c75 65",
-  ]));
-  it("C.4 with Huffman", () => run([
-    "8286 8441 8cf1 e3c2 e5f2 3a6b a0ab 90f4 ff",
-    "8286 84be 5886 a8eb 1064 9cbf",
-    "8287 85bf 4088 25a8 49e9 5ba9 7d7f 8925 a849 e95b b8e8 b4bf",
-  ]));
+  it("C.3 without Huffman", () =>
+    run([
+      "8286 8441 0f77 7777 2e65 7861 6d70 6c65 2e63 6f6d",
+      "8286 84be 5808 6e6f 2d63 6163 6865",
+      "8287 85bf 400a 6375 7374 6f6d 2d6b 6579 0c63 7573 746f 6d2d 7661 6c75 65",
+    ]));
+  it("C.4 with Huffman", () =>
+    run([
+      "8286 8441 8cf1 e3c2 e5f2 3a6b a0ab 90f4 ff",
+      "8286 84be 5886 a8eb 1064 9cbf",
+      "8287 85bf 4088 25a8 49e9 5ba9 7d7f 8925 a849 e95b b8e8 b4bf",
+    ]));
 });
 
 describe("RFC 7541 C.6 responses with a 256-octet table", () => {
@@ -81,10 +112,26 @@ describe("RFC 7541 C.6 responses with a 256-octet table", () => {
       "88c1 6196 d07a be94 1054 d444 a820 0595 040b 8166 e084 a62d 1bff c05a 839b d9ab 77ad 94e7 821d d7f2 e6c7 b335 dfdf cd5b 3960 d5af 2708 7f36 72c1 ab27 0fb5 291f 9587 3160 65c0 03ed 4ee5 b106 3d50 07",
     ];
     const want: HeaderField[][] = [
-      [[":status", "302"], ["cache-control", "private"], ["date", date1], ["location", loc]],
-      [[":status", "307"], ["cache-control", "private"], ["date", date1], ["location", loc]],
-      [[":status", "200"], ["cache-control", "private"], ["date", "Mon, 21 Oct 2013 20:13:22 GMT"], ["location", loc],
-        ["content-encoding", "gzip"], ["set-cookie", "foo=ASDJKHQKBZXOQWEOPIUAXQWEOIU; max-age=3600; version=1"]],
+      [
+        [":status", "302"],
+        ["cache-control", "private"],
+        ["date", date1],
+        ["location", loc],
+      ],
+      [
+        [":status", "307"],
+        ["cache-control", "private"],
+        ["date", date1],
+        ["location", loc],
+      ],
+      [
+        [":status", "200"],
+        ["cache-control", "private"],
+        ["date", "Mon, 21 Oct 2013 20:13:22 GMT"],
+        ["location", loc],
+        ["content-encoding", "gzip"],
+        ["set-cookie", "foo=ASDJKHQKBZXOQWEOPIUAXQWEOIU; max-age=3600; version=1"],
+      ],
     ];
     const sizes = [222, 222, 215];
     blocks.forEach((b, i) => {
@@ -97,8 +144,18 @@ describe("RFC 7541 C.6 responses with a 256-octet table", () => {
 describe("Huffman code", () => {
   it("codes rebuilt from lengths match Appendix B", () => {
     const rows: [number, number, number][] = [
-      [0, 0x1ff8, 13], [1, 0x7fffd8, 23], [10, 0x3ffffffc, 30], [32, 0x14, 6], [48, 0x0, 5], [52, 0x1a, 6], [88, 0xfc, 8],
-      [92, 0x7fff0, 19], [127, 0xffffffc, 28], [192, 0x3ffffe0, 26], [255, 0x3ffffee, 26], [256, 0x3fffffff, 30],
+      [0, 0x1ff8, 13],
+      [1, 0x7fffd8, 23],
+      [10, 0x3ffffffc, 30],
+      [32, 0x14, 6],
+      [48, 0x0, 5],
+      [52, 0x1a, 6],
+      [88, 0xfc, 8],
+      [92, 0x7fff0, 19],
+      [127, 0xffffffc, 28],
+      [192, 0x3ffffe0, 26],
+      [255, 0x3ffffee, 26],
+      [256, 0x3fffffff, 30],
     ];
     for (const [sym, code, bits] of rows) expect(huffmanCode(sym), `symbol ${sym}`).toEqual({ code, bits });
   });
@@ -108,10 +165,13 @@ describe("Huffman code", () => {
     expect(() => huffmanDecode(hex("ff ff ff ff"))).toThrow(/EOS/);
   });
   it("round-trips any latin1 string", () => {
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 300 }), (bytes) => {
-      const s = Buffer.from(bytes).toString("latin1");
-      expect(huffmanDecode(huffmanEncode(s))).toBe(s);
-    }), { seed: SEED, numRuns: 300 });
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 300 }), (bytes) => {
+        const s = Buffer.from(bytes).toString("latin1");
+        expect(huffmanDecode(huffmanEncode(s))).toBe(s);
+      }),
+      { seed: SEED, numRuns: 300 },
+    );
   });
 });
 
@@ -133,12 +193,18 @@ describe("decoder refusals", () => {
 
 describe("encodeLiterals", () => {
   it("round-trips any header list through a decoder that keeps an empty table", () => {
-    const name = fc.oneof(fc.constantFrom(":authority", ":path", "content-type", "te", "grpc-timeout", "user-agent"), fc.string({ minLength: 1, maxLength: 20 }));
+    const name = fc.oneof(
+      fc.constantFrom(":authority", ":path", "content-type", "te", "grpc-timeout", "user-agent"),
+      fc.string({ minLength: 1, maxLength: 20 }),
+    );
     const value = fc.uint8Array({ maxLength: 200 }).map((b) => Buffer.from(b).toString("latin1"));
-    fc.assert(fc.property(fc.array(fc.tuple(name, value), { maxLength: 12 }), (fields) => {
-      const d = new HpackDecoder();
-      expect(d.decode(encodeLiterals(fields))).toEqual(fields);
-      expect(d.dynamicTableBytes).toBe(0);
-    }), { seed: SEED, numRuns: 200 });
+    fc.assert(
+      fc.property(fc.array(fc.tuple(name, value), { maxLength: 12 }), (fields) => {
+        const d = new HpackDecoder();
+        expect(d.decode(encodeLiterals(fields))).toEqual(fields);
+        expect(d.dynamicTableBytes).toBe(0);
+      }),
+      { seed: SEED, numRuns: 200 },
+    );
   });
 });

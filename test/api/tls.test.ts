@@ -17,20 +17,47 @@ import * as tls from "node:tls";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { GO_CIPHER_SUITES, opensslCiphers, serverTlsOptions, type TlsInfo } from "../../core/api/tls_options.js";
-import { commonNameOfCall, commonNameOfSocket, createSecureListener, peerTransportTls, revokedSerials } from "../../core/api/tls_verify.js";
+import {
+  commonNameOfCall,
+  commonNameOfSocket,
+  createSecureListener,
+  peerTransportTls,
+  revokedSerials,
+} from "../../core/api/tls_verify.js";
 import { selfCert } from "../../core/api/tls_cert.js";
 import { peerTlsFromFlags } from "../../core/cli/tls_flags.js";
 import { Cluster, WAIT_MS, msg } from "../transport/helpers.js";
 
 /** A CA, a server cert, client certs (good, revoked), a stranger from another CA, and a CRL, made by openssl. */
 function makePki(dir: string): void {
-  const ssl = (args: string[]): void => void execFileSync("openssl", args, { cwd: dir, stdio: ["ignore", "ignore", "pipe"] });
+  const ssl = (args: string[]): void =>
+    void execFileSync("openssl", args, { cwd: dir, stdio: ["ignore", "ignore", "pipe"] });
   const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-  const ca = (n: string): void => ssl(["req", "-x509", ...ec, "-keyout", `${n}.key`, "-out", `${n}.crt`, "-days", "1", "-subj", `/CN=${n}`]);
+  const ca = (n: string): void =>
+    ssl(["req", "-x509", ...ec, "-keyout", `${n}.key`, "-out", `${n}.crt`, "-days", "1", "-subj", `/CN=${n}`]);
   const leaf = (n: string, signer: string, cn: string): void => {
-    writeFileSync(join(dir, `${n}.ext`), "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n");
+    writeFileSync(
+      join(dir, `${n}.ext`),
+      "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n",
+    );
     ssl(["req", ...ec, "-keyout", `${n}.key`, "-out", `${n}.csr`, "-subj", `/CN=${cn}`]);
-    ssl(["x509", "-req", "-in", `${n}.csr`, "-CA", `${signer}.crt`, "-CAkey", `${signer}.key`, "-CAcreateserial", "-out", `${n}.crt`, "-days", "1", "-extfile", `${n}.ext`]);
+    ssl([
+      "x509",
+      "-req",
+      "-in",
+      `${n}.csr`,
+      "-CA",
+      `${signer}.crt`,
+      "-CAkey",
+      `${signer}.key`,
+      "-CAcreateserial",
+      "-out",
+      `${n}.crt`,
+      "-days",
+      "1",
+      "-extfile",
+      `${n}.ext`,
+    ]);
   };
   ca("ca");
   ca("otherca");
@@ -41,13 +68,40 @@ function makePki(dir: string): void {
   writeFileSync(join(dir, "index.txt"), "");
   writeFileSync(join(dir, "crlnumber"), "01\n");
   writeFileSync(join(dir, "serial"), "1000\n");
-  writeFileSync(join(dir, "ca.cnf"), "[ca]\ndefault_ca=d\n[d]\ndatabase=index.txt\ncrlnumber=crlnumber\ndefault_md=sha256\ndefault_crl_days=1\n" +
-    "new_certs_dir=.\nserial=serial\npolicy=p\n[p]\ncommonName=supplied\n");
+  writeFileSync(
+    join(dir, "ca.cnf"),
+    "[ca]\ndefault_ca=d\n[d]\ndatabase=index.txt\ncrlnumber=crlnumber\ndefault_md=sha256\ndefault_crl_days=1\n" +
+      "new_certs_dir=.\nserial=serial\npolicy=p\n[p]\ncommonName=supplied\n",
+  );
   const caArgs = ["ca", "-config", "ca.cnf", "-keyfile", "ca.key", "-cert", "ca.crt"];
   // Expired: the good client's key, signed for one day in 2020.
-  ssl([...caArgs, "-in", "client.csr", "-out", "expired.crt", "-startdate", "20200101000000Z", "-enddate", "20200102000000Z", "-batch", "-notext"]);
+  ssl([
+    ...caArgs,
+    "-in",
+    "client.csr",
+    "-out",
+    "expired.crt",
+    "-startdate",
+    "20200101000000Z",
+    "-enddate",
+    "20200102000000Z",
+    "-batch",
+    "-notext",
+  ]);
   writeFileSync(join(dir, "expired.key"), readFileSync(join(dir, "client.key")));
-  ssl(["req", "-x509", ...ec, "-keyout", "selfsigned.key", "-out", "selfsigned.crt", "-days", "1", "-subj", "/CN=root"]);
+  ssl([
+    "req",
+    "-x509",
+    ...ec,
+    "-keyout",
+    "selfsigned.key",
+    "-out",
+    "selfsigned.crt",
+    "-days",
+    "1",
+    "-subj",
+    "/CN=root",
+  ]);
   ssl([...caArgs, "-gencrl", "-out", "empty.crl"]);
   ssl([...caArgs, "-revoke", "revoked.crt"]);
   ssl([...caArgs, "-gencrl", "-out", "ca.crl"]);
@@ -55,7 +109,8 @@ function makePki(dir: string): void {
 
 let dir: string;
 const f = (name: string): string => join(dir, name);
-const serial = (name: string): string => new X509Certificate(readFileSync(f(name))).serialNumber.toLowerCase().replace(/^(00)+/, "");
+const serial = (name: string): string =>
+  new X509Certificate(readFileSync(f(name))).serialNumber.toLowerCase().replace(/^(00)+/, "");
 
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), "etcd-ts-tls-"));
@@ -64,7 +119,12 @@ beforeAll(() => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const serverInfo = (over: Partial<TlsInfo> = {}): TlsInfo => ({
-  certFile: f("server.crt"), keyFile: f("server.key"), trustedCaFile: f("ca.crt"), clientCertAuth: true, crlFile: "", ...over,
+  certFile: f("server.crt"),
+  keyFile: f("server.key"),
+  trustedCaFile: f("ca.crt"),
+  clientCertAuth: true,
+  crlFile: "",
+  ...over,
 });
 
 interface Listening {
@@ -80,12 +140,25 @@ afterEach(async () => {
 });
 
 /** A secure listener on 127.0.0.1:0 that records refusals and answers each accepted socket with its ALPN and CN. */
-async function listenSecure(info: TlsInfo, opts: { crlFile?: string; alpn?: string[]; ciphers?: string[]; check?: (s: tls.TLSSocket) => string | undefined } = {}): Promise<Listening> {
+async function listenSecure(
+  info: TlsInfo,
+  opts: {
+    crlFile?: string;
+    alpn?: string[];
+    ciphers?: string[];
+    check?: (s: tls.TLSSocket) => string | undefined;
+  } = {},
+): Promise<Listening> {
   const rejected: string[] = [];
   const accepted: tls.TLSSocket[] = [];
   const server = createSecureListener(
-    { tls: serverTlsOptions(info, opts.ciphers ?? []), alpn: opts.alpn ?? ["h2", "http/1.1"], crlFile: opts.crlFile ?? "", onRejected: (l) => rejected.push(l),
-      ...(opts.check !== undefined ? { check: opts.check } : {}) },
+    {
+      tls: serverTlsOptions(info, opts.ciphers ?? []),
+      alpn: opts.alpn ?? ["h2", "http/1.1"],
+      crlFile: opts.crlFile ?? "",
+      onRejected: (l) => rejected.push(l),
+      ...(opts.check !== undefined ? { check: opts.check } : {}),
+    },
     (socket) => {
       accepted.push(socket);
       socket.end(`${String(socket.alpnProtocol)} ${commonNameOfSocket(socket) ?? "-"}`);
@@ -93,7 +166,9 @@ async function listenSecure(info: TlsInfo, opts: { crlFile?: string; alpn?: stri
   );
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   const l: Listening = {
-    port: (server.address() as AddressInfo).port, rejected, accepted,
+    port: (server.address() as AddressInfo).port,
+    rejected,
+    accepted,
     close: () => new Promise<void>((r) => server.close(() => r())),
   };
   open.push(l);
@@ -101,17 +176,29 @@ async function listenSecure(info: TlsInfo, opts: { crlFile?: string; alpn?: stri
 }
 
 /** Connects with the named client certificate (or none); resolves with what the server wrote, or the error. */
-function dial(port: number, cert: string | undefined, extra: tls.ConnectionOptions = {}): Promise<{ ok: boolean; text: string; protocol: string }> {
+function dial(
+  port: number,
+  cert: string | undefined,
+  extra: tls.ConnectionOptions = {},
+): Promise<{ ok: boolean; text: string; protocol: string }> {
   return new Promise((resolve) => {
     const s = tls.connect({
-      port, host: "127.0.0.1", servername: "localhost", ca: readFileSync(f("ca.crt")), ALPNProtocols: ["h2"],
+      port,
+      host: "127.0.0.1",
+      servername: "localhost",
+      ca: readFileSync(f("ca.crt")),
+      ALPNProtocols: ["h2"],
       ...(cert !== undefined ? { cert: readFileSync(f(`${cert}.crt`)), key: readFileSync(f(`${cert}.key`)) } : {}),
       ...extra,
     });
     let text = "";
     let protocol = "";
-    s.on("secureConnect", () => { protocol = s.getProtocol() ?? ""; });
-    s.on("data", (b: Buffer) => { text += b.toString(); });
+    s.on("secureConnect", () => {
+      protocol = s.getProtocol() ?? "";
+    });
+    s.on("data", (b: Buffer) => {
+      text += b.toString();
+    });
     s.on("error", (e) => resolve({ ok: false, text: e.message, protocol }));
     s.on("close", () => resolve({ ok: text !== "", text, protocol }));
   });
@@ -120,11 +207,16 @@ function dial(port: number, cert: string | undefined, extra: tls.ConnectionOptio
 describe("cipher suites", () => {
   it("maps Go names to OpenSSL names and refuses an unknown one with etcd's text", () => {
     expect(opensslCiphers([])).toBeUndefined();
-    expect(opensslCiphers(["TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "TLS_AES_128_GCM_SHA256"])).toMatch(/:ECDHE-RSA-AES128-GCM-SHA256$/);
-    expect(() => opensslCiphers(["TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "BOGUS"])).toThrow('unexpected TLS cipher suite "BOGUS"');
+    expect(opensslCiphers(["TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "TLS_AES_128_GCM_SHA256"])).toMatch(
+      /:ECDHE-RSA-AES128-GCM-SHA256$/,
+    );
+    expect(() => opensslCiphers(["TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "BOGUS"])).toThrow(
+      'unexpected TLS cipher suite "BOGUS"',
+    );
     // Every modern (non RC4/3DES) suite etcd accepts is one OpenSSL knows.
     const modern = Object.keys(GO_CIPHER_SUITES).filter((n) => !/RC4|3DES/.test(n));
-    for (const name of modern) expect(() => tls.createSecureContext({ ciphers: opensslCiphers([name]) ?? "" }), name).not.toThrow();
+    for (const name of modern)
+      expect(() => tls.createSecureContext({ ciphers: opensslCiphers([name]) ?? "" }), name).not.toThrow();
     expect(modern.length).toBe(22);
   });
 
@@ -165,17 +257,27 @@ describe("secure listener", () => {
       "tls: failed to verify client certificate: x509: certificate signed by unknown authority",
       `transport: certificate serial ${serial("revoked.crt")} revoked`,
     ]);
-    for (const line of l.rejected) expect(line).toMatch(/^rejected connection from "127\.0\.0\.1:\d+" \(error ".+", ServerName "(localhost)?"(, IPAddresses .+)?\)$/);
+    for (const line of l.rejected)
+      expect(line).toMatch(
+        /^rejected connection from "127\.0\.0\.1:\d+" \(error ".+", ServerName "(localhost)?"(, IPAddresses .+)?\)$/,
+      );
     // After the handshake (the CRL check) etcd also names the certificate's SANs.
-    expect(l.rejected.find((line) => line.includes("revoked"))).toMatch(/, IPAddresses \["127\.0\.0\.1"\], DNSNames \["localhost"\]\)$/);
+    expect(l.rejected.find((line) => line.includes("revoked"))).toMatch(
+      /, IPAddresses \["127\.0\.0\.1"\], DNSNames \["localhost"\]\)$/,
+    );
   });
 
   it("refuses an expired client certificate and a self-signed one that claims a trusted CN", async () => {
     const l = await listenSecure(serverInfo());
-    expect((await Promise.all([dial(l.port, "expired"), dial(l.port, "selfsigned")])).map((r) => r.ok)).toEqual([false, false]);
+    expect((await Promise.all([dial(l.port, "expired"), dial(l.port, "selfsigned")])).map((r) => r.ok)).toEqual([
+      false,
+      false,
+    ]);
     expect(l.accepted.length).toBe(0);
     expect(l.rejected.map((line) => /\(error "([^"]+)"/.exec(line)?.[1]).sort()).toEqual([
-      expect.stringMatching(/^tls: failed to verify client certificate: x509: certificate has expired or is not yet valid: current time \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ is after 2020-01-02T00:00:00Z$/),
+      expect.stringMatching(
+        /^tls: failed to verify client certificate: x509: certificate has expired or is not yet valid: current time \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ is after 2020-01-02T00:00:00Z$/,
+      ),
       "tls: failed to verify client certificate: x509: certificate signed by unknown authority",
     ]);
   });
@@ -207,20 +309,37 @@ describe("secure listener", () => {
 describe("client CN in a gRPC handler", () => {
   it("grpc-js sees the verified certificate of an injected TLS socket", async () => {
     const server = new grpc.Server();
-    const method = { path: "/t.T/Who", requestStream: false, responseStream: false,
-      requestSerialize: (b: Buffer) => b, requestDeserialize: (b: Buffer) => b, responseSerialize: (b: Buffer) => b, responseDeserialize: (b: Buffer) => b };
+    const method = {
+      path: "/t.T/Who",
+      requestStream: false,
+      responseStream: false,
+      requestSerialize: (b: Buffer) => b,
+      requestDeserialize: (b: Buffer) => b,
+      responseSerialize: (b: Buffer) => b,
+      responseDeserialize: (b: Buffer) => b,
+    };
     server.addService({ Who: method } as grpc.ServiceDefinition, {
-      Who: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => cb(null, Buffer.from(commonNameOfCall(call) ?? "-")),
+      Who: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) =>
+        cb(null, Buffer.from(commonNameOfCall(call) ?? "-")),
     });
     const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
-    const listener = createSecureListener({ tls: serverTlsOptions(serverInfo()), alpn: ["h2", "http/1.1"] }, (s) => injector.injectConnection(s));
+    const listener = createSecureListener({ tls: serverTlsOptions(serverInfo()), alpn: ["h2", "http/1.1"] }, (s) =>
+      injector.injectConnection(s),
+    );
     await new Promise<void>((r) => listener.listen(0, "127.0.0.1", r));
-    const creds = grpc.credentials.createSsl(readFileSync(f("ca.crt")), readFileSync(f("client.key")), readFileSync(f("client.crt")));
+    const creds = grpc.credentials.createSsl(
+      readFileSync(f("ca.crt")),
+      readFileSync(f("client.key")),
+      readFileSync(f("client.crt")),
+    );
     const Client = grpc.makeGenericClientConstructor({ Who: method }, "T");
     const client = new Client(`127.0.0.1:${(listener.address() as AddressInfo).port}`, creds);
     try {
       const who = await new Promise<Buffer>((resolve, reject) => {
-        (client as unknown as { Who(req: Buffer, cb: (e: Error | null, r?: Buffer) => void): void }).Who(Buffer.alloc(0), (e, r) => (e !== null ? reject(e) : resolve(r ?? Buffer.alloc(0))));
+        (client as unknown as { Who(req: Buffer, cb: (e: Error | null, r?: Buffer) => void): void }).Who(
+          Buffer.alloc(0),
+          (e, r) => (e !== null ? reject(e) : resolve(r ?? Buffer.alloc(0))),
+        );
       });
       expect(who.toString()).toBe("root");
     } finally {
@@ -261,7 +380,10 @@ describe("auto TLS", () => {
   it("serves TLS with the generated certificate to a client that trusts it", async () => {
     const auto = selfCert(join(dir, "fixtures", "auto2"), ["127.0.0.1", "localhost"]);
     const l = await listenSecure({ ...auto, trustedCaFile: "", clientCertAuth: false, crlFile: "" });
-    expect(await dial(l.port, undefined, { ca: readFileSync(auto.certFile) })).toMatchObject({ ok: true, text: "h2 -" });
+    expect(await dial(l.port, undefined, { ca: readFileSync(auto.certFile) })).toMatchObject({
+      ok: true,
+      text: "h2 -",
+    });
   });
 });
 
@@ -271,7 +393,8 @@ describe("peer TLS options", () => {
     await cluster?.cleanup();
     cluster = undefined;
   });
-  const peer = (over: Partial<TlsInfo> = {}): TlsInfo => serverInfo({ certFile: f("server.crt"), keyFile: f("server.key"), ...over });
+  const peer = (over: Partial<TlsInfo> = {}): TlsInfo =>
+    serverInfo({ certFile: f("server.crt"), keyFile: f("server.key"), ...over });
 
   it("members with certificates of the peer CA exchange messages over https", async () => {
     cluster = new Cluster();
@@ -287,7 +410,10 @@ describe("peer TLS options", () => {
   it("a dialer whose allowed CN the peer's certificate lacks never gets a message through", async () => {
     cluster = new Cluster();
     const a = await cluster.node(1n, { listenUrl: "https://127.0.0.1:0", extra: { tls: peerTransportTls(peer()) } });
-    const picky = await cluster.node(2n, { listenUrl: "https://127.0.0.1:0", extra: { tls: peerTransportTls(peer({ allowedCn: "member-9" })) } });
+    const picky = await cluster.node(2n, {
+      listenUrl: "https://127.0.0.1:0",
+      extra: { tls: peerTransportTls(peer({ allowedCn: "member-9" })) },
+    });
     picky.t.addPeer(1n, [a.url]);
     picky.t.send([msg(2n, 1n, 1)]);
     await cluster.signal.until(() => picky.unreachable.length >= 2, WAIT_MS, "two failed dials");
@@ -296,13 +422,24 @@ describe("peer TLS options", () => {
 
   it("--peer-auto-tls: members with their own self-signed certificates exchange messages; no cert for https is etcd's error", async () => {
     cluster = new Cluster();
-    const flags = (over: Record<string, string> = {}) => (flag: string): string => over[flag] ?? (/auth|auto-tls|skip/.test(flag) ? "false" : "");
-    const auto = flags({ "peer-auto-tls": "true", "peer-client-cert-auth": "true", "peer-trusted-ca-file": f("ca.crt") });
+    const flags =
+      (over: Record<string, string> = {}) =>
+      (flag: string): string =>
+        over[flag] ?? (/auth|auto-tls|skip/.test(flag) ? "false" : "");
+    const auto = flags({
+      "peer-auto-tls": "true",
+      "peer-client-cert-auth": "true",
+      "peer-trusted-ca-file": f("ca.crt"),
+    });
     const urls = ["https://127.0.0.1:0"];
     const [ta, tb] = [peerTlsFromFlags(auto, join(dir, "m1"), urls), peerTlsFromFlags(auto, join(dir, "m2"), urls)];
-    expect(readFileSync(join(dir, "m1", "fixtures", "peer", "cert.pem"), "utf8")).not.toBe(readFileSync(join(dir, "m2", "fixtures", "peer", "cert.pem"), "utf8"));
+    expect(readFileSync(join(dir, "m1", "fixtures", "peer", "cert.pem"), "utf8")).not.toBe(
+      readFileSync(join(dir, "m2", "fixtures", "peer", "cert.pem"), "utf8"),
+    );
     // As etcd 3.4, the self-signed certificate replaces every other --peer-* setting.
-    expect(ta?.summary).toBe(`peerTLS: cert = ${join(dir, "m1", "fixtures", "peer", "cert.pem")}, key = ${join(dir, "m1", "fixtures", "peer", "key.pem")}, trusted-ca = , client-cert-auth = false, crl-file = `);
+    expect(ta?.summary).toBe(
+      `peerTLS: cert = ${join(dir, "m1", "fixtures", "peer", "cert.pem")}, key = ${join(dir, "m1", "fixtures", "peer", "key.pem")}, trusted-ca = , client-cert-auth = false, crl-file = `,
+    );
     const a = await cluster.node(1n, { listenUrl: "https://127.0.0.1:0", extra: ta !== undefined ? { tls: ta } : {} });
     const b = await cluster.node(2n, { listenUrl: "https://127.0.0.1:0", extra: tb !== undefined ? { tls: tb } : {} });
     cluster.connectAll([a, b]);
@@ -311,8 +448,16 @@ describe("peer TLS options", () => {
     expect(b.received[0]?.index).toBe(7);
     expect(peerTlsFromFlags(flags(), join(dir, "m3"), ["http://127.0.0.1:0"])).toBeUndefined();
     expect(() => peerTlsFromFlags(flags(), join(dir, "m3"), urls)).toThrow(
-      "TLS key/cert (--peer-cert-file, --peer-key-file) must be provided for peer url https://127.0.0.1:0 with HTTPS scheme");
-    const both = flags({ "peer-cert-file": f("server.crt"), "peer-key-file": f("server.key"), "peer-cert-allowed-cn": "member", "peer-cert-allowed-hostname": "localhost" });
-    expect(() => peerTlsFromFlags(both, join(dir, "m3"), urls)).toThrow('AllowedCN and AllowedHostname are mutually exclusive (cn="member", hostname="localhost")');
+      "TLS key/cert (--peer-cert-file, --peer-key-file) must be provided for peer url https://127.0.0.1:0 with HTTPS scheme",
+    );
+    const both = flags({
+      "peer-cert-file": f("server.crt"),
+      "peer-key-file": f("server.key"),
+      "peer-cert-allowed-cn": "member",
+      "peer-cert-allowed-hostname": "localhost",
+    });
+    expect(() => peerTlsFromFlags(both, join(dir, "m3"), urls)).toThrow(
+      'AllowedCN and AllowedHostname are mutually exclusive (cn="member", hostname="localhost")',
+    );
   });
 });

@@ -26,8 +26,19 @@ const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "watch-service-"));
-  server = await EtcdServer.start({ name: "w", dataDir: dir, memberId: 1n, clusterId: 2n, heartbeatIntervalMs: 10, electionTimeoutMs: 100 });
-  grpcServer = await serveGrpc(server, { address: "127.0.0.1:0", maxRequestBytes: 4096, watchProgressNotifyIntervalMs: 50 });
+  server = await EtcdServer.start({
+    name: "w",
+    dataDir: dir,
+    memberId: 1n,
+    clusterId: 2n,
+    heartbeatIntervalMs: 10,
+    electionTimeoutMs: 100,
+  });
+  grpcServer = await serveGrpc(server, {
+    address: "127.0.0.1:0",
+    maxRequestBytes: 4096,
+    watchProgressNotifyIntervalMs: 50,
+  });
   const Watch = loadEtcdProto().services.Watch;
   client = new Watch(`127.0.0.1:${grpcServer.port}`, grpc.credentials.createInsecure());
   for (let i = 0; i < 10; i++) await server.put({ key: enc(`f/${i}`), value: new Uint8Array(1000).fill(97) });
@@ -52,7 +63,9 @@ function collect(create: Record<string, unknown>, done: (rs: WatchResp[]) => boo
         resolve(got);
       }
     });
-    call.on("error", (err: grpc.ServiceError) => { if (err.code !== grpc.status.CANCELLED) reject(err); });
+    call.on("error", (err: grpc.ServiceError) => {
+      if (err.code !== grpc.status.CANCELLED) reject(err);
+    });
     call.write({ create_request: create });
   });
 }
@@ -61,8 +74,10 @@ const eventCount = (rs: WatchResp[]): number => rs.reduce((n, r) => n + r.events
 
 describe("Watch service", () => {
   it("cuts a large response into fragments of whole events when asked", async () => {
-    const rs = await collect({ key: Buffer.from("f/"), range_end: Buffer.from("f0"), start_revision: 1, fragment: true },
-      (got) => eventCount(got) >= 10);
+    const rs = await collect(
+      { key: Buffer.from("f/"), range_end: Buffer.from("f0"), start_revision: 1, fragment: true },
+      (got) => eventCount(got) >= 10,
+    );
     const pieces = rs.filter((r) => r.events.length > 0);
     expect(pieces.length).toBeGreaterThan(1);
     expect(pieces.map((p) => p.fragment)).toEqual([...pieces.slice(1).map(() => true), false]);
@@ -71,14 +86,19 @@ describe("Watch service", () => {
   });
 
   it("sends the same events in one response without fragment", async () => {
-    const rs = await collect({ key: Buffer.from("f/"), range_end: Buffer.from("f0"), start_revision: 1 }, (got) => eventCount(got) >= 10);
+    const rs = await collect(
+      { key: Buffer.from("f/"), range_end: Buffer.from("f0"), start_revision: 1 },
+      (got) => eventCount(got) >= 10,
+    );
     const pieces = rs.filter((r) => r.events.length > 0);
     expect(pieces.length).toBe(1);
     expect(pieces[0]?.fragment).toBe(false);
   });
 
   it("sends progress notifications at the current revision to a synced watch that asked", async () => {
-    const rs = await collect({ key: Buffer.from("p"), progress_notify: true }, (got) => got.some((r) => !r.created && r.events.length === 0));
+    const rs = await collect({ key: Buffer.from("p"), progress_notify: true }, (got) =>
+      got.some((r) => !r.created && r.events.length === 0),
+    );
     const progress = rs.find((r) => !r.created && r.events.length === 0);
     expect(progress?.watch_id).toBe("0");
     expect(Number(progress?.header.revision)).toBe(server.kv.revision);

@@ -8,7 +8,8 @@
 // core/raft is pure: nothing outside itself, no packages, no Node built-ins. core/errors.ts, core/limits.ts and
 // core/go_values.ts, core/failpoints.ts are leaves every other module may use and that import no module. core/ never imports harness/ or workloads/.
 
-const IMPORT_RE = /(?:^|\s)(?:import|export)\s[^'"]*?from\s*["']([^"']+)["']|import\s*\(\s*["']([^"']+)["']\s*\)|^\s*import\s*["']([^"']+)["']/gm;
+const IMPORT_RE =
+  /(?:^|\s)(?:import|export)\s[^'"]*?from\s*["']([^"']+)["']|import\s*\(\s*["']([^"']+)["']\s*\)|^\s*import\s*["']([^"']+)["']/gm;
 
 export function importsOf(source: string): string[] {
   const out: string[] = [];
@@ -46,7 +47,18 @@ const ALLOWED: Record<string, readonly string[]> = {
   "core/membership": ["core/backend"],
   "core/transport": ["core/raft"],
   "core/v2store": [],
-  "core/server": ["core/raft", "core/wal", "core/backend", "core/mvcc", "core/lease", "core/auth", "core/membership", "core/transport", "core/bbolt", "core/v2store"],
+  "core/server": [
+    "core/raft",
+    "core/wal",
+    "core/backend",
+    "core/mvcc",
+    "core/lease",
+    "core/auth",
+    "core/membership",
+    "core/transport",
+    "core/bbolt",
+    "core/v2store",
+  ],
   "core/api": ["core/server", "core/mvcc", "core/lease", "core/auth", "core/membership", "core/v2store"],
   "core/cli": ["core/server", "core/api", "core/transport", "core/membership", "core/bbolt"],
   "core/client": ["core/api"],

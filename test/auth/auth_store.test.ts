@@ -118,7 +118,8 @@ describe("users", () => {
       (tx, s) => s.userAdd(tx, "u", hash, false),
       (tx, s) => s.roleAdd(tx, "r"),
       (tx, s) => s.userGrantRole(tx, "u", "r"),
-      (tx, s) => s.roleGrantPermission(tx, "r", { permType: PermType.READ, key: enc("k"), rangeEnd: new Uint8Array(0) }),
+      (tx, s) =>
+        s.roleGrantPermission(tx, "r", { permType: PermType.READ, key: enc("k"), rangeEnd: new Uint8Array(0) }),
       (tx, s) => s.roleRevokePermission(tx, "r", enc("k"), new Uint8Array(0)),
       (tx, s) => s.userChangePassword(tx, "u", hash),
       (tx, s) => s.userRevokeRole(tx, "u", "r"),
@@ -151,7 +152,10 @@ describe("users", () => {
   it("refuses a plain password where a hash is expected, names that are not well-formed, and names over 32 KiB", async () => {
     await expect(h.apply((tx, s) => s.userAdd(tx, "u", "plain-password", false))).rejects.toThrow(/not a hash/);
     await expect(h.apply((tx, s) => s.userAdd(tx, "bad\uD800", undefined, true))).rejects.toThrow(/well-formed/);
-    await expect(h.apply((tx, s) => s.roleAdd(tx, "r".repeat(32_769)))).rejects.toMatchObject({ code: "REQUEST_TOO_LARGE", detail: expect.stringMatching(/32769 bytes/) as unknown });
+    await expect(h.apply((tx, s) => s.roleAdd(tx, "r".repeat(32_769)))).rejects.toMatchObject({
+      code: "REQUEST_TOO_LARGE",
+      detail: expect.stringMatching(/32769 bytes/) as unknown,
+    });
     expect(h.store.userList()).toEqual([]);
     expect(h.store.roleList()).toEqual([]);
     expect(h.store.revision).toBe(1);

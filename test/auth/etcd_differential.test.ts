@@ -68,7 +68,12 @@ describe.runIf(haveEtcd())("permission decisions against real etcd 3.4", () => {
   beforeAll(async () => {
     srv = await startServer("etcd");
     h = new Harness();
-    for (const args of [["user", "add", "root:pw"], ["role", "add", "root"], ["user", "grant-role", "root", "root"], ["auth", "enable"]]) {
+    for (const args of [
+      ["user", "add", "root:pw"],
+      ["role", "add", "root"],
+      ["user", "grant-role", "root", "root"],
+      ["auth", "enable"],
+    ]) {
       const res = ctl(args);
       if (res.status !== 0) throw new Error(`etcdctl ${args.join(" ")}: ${res.stderr}`);
     }
@@ -104,7 +109,8 @@ describe.runIf(haveEtcd())("permission decisions against real etcd 3.4", () => {
       }
       for (let q = 0; q < REQUESTS_PER_ROUND; q++) {
         const op = (["get", "put", "del"] as const)[pick(3)] ?? "get";
-        const req = op === "put" ? ((k) => ({ args: [k, "v"], key: enc(k), rangeEnd: new Uint8Array(0) }))(g.key()) : g.range();
+        const req =
+          op === "put" ? ((k) => ({ args: [k, "v"], key: enc(k), rangeEnd: new Uint8Array(0) }))(g.key()) : g.range();
         const res = ctl(["--user", `${user}:pw`, op, ...req.args]);
         const denied = /etcdserver: permission denied/.test(res.stderr);
         if (denied) deniedCount++;
@@ -115,7 +121,8 @@ describe.runIf(haveEtcd())("permission decisions against real etcd 3.4", () => {
             : op === "put"
               ? h.store.isPutPermitted(user, req.key)
               : h.store.isDeleteRangePermitted(user, req.key, req.rangeEnd);
-        if (ours !== !denied) mismatches.push(`${user} ${op} ${req.args.join(" ")}: etcd ${denied ? "denied" : "allowed"}, ours ${ours}`);
+        if (ours !== !denied)
+          mismatches.push(`${user} ${op} ${req.args.join(" ")}: etcd ${denied ? "denied" : "allowed"}, ours ${ours}`);
       }
     }
     expect(mismatches, `seed=${SEED}`).toEqual([]);

@@ -32,7 +32,11 @@ export class Harness {
   }
 
   private load(): AuthStore {
-    const opts: AuthStoreOptions = { tokenProvider: this.provider(), now: () => this.nowMs, bcryptCost: this.bcryptCost };
+    const opts: AuthStoreOptions = {
+      tokenProvider: this.provider(),
+      now: () => this.nowMs,
+      bcryptCost: this.bcryptCost,
+    };
     return this.backend.readNow((view) => AuthStore.load(view, opts));
   }
 

@@ -51,7 +51,14 @@ describe("bcrypt password hashes", () => {
 
   it("refuse malformed hashes and costs outside [4, 31] without throwing", async () => {
     const good = await hashPassword("pw", TEST_BCRYPT_COST);
-    const bad = ["", "pw", "$scrypt$ln=14,r=8,p=1$c2FsdA==$a2V5", good.replace("$04$", "$03$"), good.replace("$04$", "$32$"), good.slice(0, -1)];
+    const bad = [
+      "",
+      "pw",
+      "$scrypt$ln=14,r=8,p=1$c2FsdA==$a2V5",
+      good.replace("$04$", "$03$"),
+      good.replace("$04$", "$32$"),
+      good.slice(0, -1),
+    ];
     for (const h of bad) {
       expect(isPasswordHash(h), h).toBe(false);
       expect(await verifyPassword("pw", h), h).toBe(false);
@@ -76,7 +83,9 @@ describe("failed logins", () => {
     const failures = await Promise.allSettled(
       Array.from({ length: 500 }, (_, i) => h.store.authenticate(i % 2 === 0 ? "alice" : `ghost${i}`, `wrong${i}`)),
     );
-    const codes = new Set(failures.map((r) => (r.status === "rejected" ? (r.reason as { code?: string }).code : "fulfilled")));
+    const codes = new Set(
+      failures.map((r) => (r.status === "rejected" ? (r.reason as { code?: string }).code : "fulfilled")),
+    );
     expect([...codes]).toEqual(["AUTH_FAILED"]);
     expect(provider.size, "no token issued or kept").toBe(0);
     const token = await h.store.authenticate("alice", "pw");

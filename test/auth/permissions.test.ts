@@ -52,7 +52,8 @@ describe("permission checks through the store", () => {
   it("checks a key, a range, a prefix and from-key against merged intervals", async () => {
     await h.enableWithRoot();
     const s = h.store;
-    const read = (k: string, e?: Uint8Array | string): boolean => s.isRangePermitted("u", enc(k), typeof e === "string" ? enc(e) : e);
+    const read = (k: string, e?: Uint8Array | string): boolean =>
+      s.isRangePermitted("u", enc(k), typeof e === "string" ? enc(e) : e);
     const cases: Array<[string, boolean, boolean]> = [
       ["a", read("a"), true],
       ["a a\\0 (the key as a range)", read("a", Uint8Array.of(0x61, 0)), true],
@@ -117,11 +118,21 @@ describe("permission checks through the store", () => {
       }
     };
     expect(codeOf(() => s.checkPermission(undefined, { op: "range", key: enc("a") }))).toBe("USER_EMPTY");
-    expect(codeOf(() => s.checkPermission({ username: "u", revision: rev - 1 }, { op: "range", key: enc("a") }))).toBe("AUTH_OLD_REVISION");
-    expect(codeOf(() => s.checkPermission({ username: "u", revision: rev }, { op: "range", key: enc("a") }))).toBeUndefined();
-    expect(codeOf(() => s.checkPermission({ username: "u", revision: rev }, { op: "put", key: enc("a") }))).toBe("PERMISSION_DENIED");
-    expect(codeOf(() => s.checkPermission({ username: "u", revision: rev }, { op: "admin" }))).toBe("PERMISSION_DENIED");
-    expect(codeOf(() => s.checkPermission({ username: "gone", revision: rev }, { op: "admin" }))).toBe("USER_NOT_FOUND");
+    expect(codeOf(() => s.checkPermission({ username: "u", revision: rev - 1 }, { op: "range", key: enc("a") }))).toBe(
+      "AUTH_OLD_REVISION",
+    );
+    expect(
+      codeOf(() => s.checkPermission({ username: "u", revision: rev }, { op: "range", key: enc("a") })),
+    ).toBeUndefined();
+    expect(codeOf(() => s.checkPermission({ username: "u", revision: rev }, { op: "put", key: enc("a") }))).toBe(
+      "PERMISSION_DENIED",
+    );
+    expect(codeOf(() => s.checkPermission({ username: "u", revision: rev }, { op: "admin" }))).toBe(
+      "PERMISSION_DENIED",
+    );
+    expect(codeOf(() => s.checkPermission({ username: "gone", revision: rev }, { op: "admin" }))).toBe(
+      "USER_NOT_FOUND",
+    );
     expect(codeOf(() => s.checkPermission({ username: "", revision: rev }, { op: "admin" }))).toBe("USER_EMPTY");
     expect(codeOf(() => s.checkPermission({ username: "admin", revision: rev }, { op: "admin" }))).toBeUndefined();
   });
@@ -166,13 +177,21 @@ function inRequest(w: Uint8Array, key: Uint8Array, end: Uint8Array): boolean {
 }
 
 function bruteForce(perms: readonly Permission[], key: Uint8Array, end: Uint8Array, kind: "read" | "write"): boolean {
-  const usable = perms.filter((p) => p.permType === PermType.READWRITE || p.permType === (kind === "read" ? PermType.READ : PermType.WRITE));
+  const usable = perms.filter(
+    (p) => p.permType === PermType.READWRITE || p.permType === (kind === "read" ? PermType.READ : PermType.WRITE),
+  );
   return UNIVERSE.every((w) => !inRequest(w, key, end) || usable.some((p) => inPermission(w, p)));
 }
 
-const keyArb = fc.array(fc.constantFrom(...ALPHABET), { minLength: 0, maxLength: MAX_KEY_LEN }).map((a) => Uint8Array.from(a));
+const keyArb = fc
+  .array(fc.constantFrom(...ALPHABET), { minLength: 0, maxLength: MAX_KEY_LEN })
+  .map((a) => Uint8Array.from(a));
 const endArb = fc.oneof(fc.constant(NONE), fc.constant(FROM_KEY), keyArb);
-const permArb = fc.record({ permType: fc.constantFrom(PermType.READ, PermType.WRITE, PermType.READWRITE), key: keyArb, rangeEnd: endArb });
+const permArb = fc.record({
+  permType: fc.constantFrom(PermType.READ, PermType.WRITE, PermType.READWRITE),
+  key: keyArb,
+  rangeEnd: endArb,
+});
 const SEED = Number(process.env["FC_SEED"] ?? 20261125);
 
 describe("property: permitted iff the union of the user's intervals covers the request", () => {
@@ -228,7 +247,12 @@ describe("JWT tokens carry the revision they were issued at", () => {
   it("a token from before an auth change gets AUTH_OLD_REVISION; a fresh one passes", async () => {
     const { privateKey, publicKey } = generateKeyPairSync("ec", { namedCurve: "prime256v1" });
     const h = new Harness({
-      provider: () => new JwtTokenProvider({ signMethod: "ES256", keys: { kind: "asymmetric", privateKey, publicKey }, ttlMs: 60_000 }),
+      provider: () =>
+        new JwtTokenProvider({
+          signMethod: "ES256",
+          keys: { kind: "asymmetric", privateKey, publicKey },
+          ttlMs: 60_000,
+        }),
     });
     try {
       await h.apply((tx, s) => {
@@ -239,7 +263,9 @@ describe("JWT tokens carry the revision they were issued at", () => {
       await h.enableWithRoot();
       const old = h.store.authInfoFromToken(await h.store.authenticate("u", "pw"));
       await h.apply((tx, s) => s.roleAdd(tx, "other"));
-      expect(() => h.store.checkPermission(old, { op: "range", key: enc("k") })).toThrow(expect.objectContaining({ code: "AUTH_OLD_REVISION" }));
+      expect(() => h.store.checkPermission(old, { op: "range", key: enc("k") })).toThrow(
+        expect.objectContaining({ code: "AUTH_OLD_REVISION" }),
+      );
       const fresh = h.store.authInfoFromToken(await h.store.authenticate("u", "pw"));
       expect(fresh.revision, `fresh token revision ${fresh.revision}`).toBe(h.store.revision);
       expect(() => h.store.checkPermission(fresh, { op: "range", key: enc("k") })).not.toThrow();

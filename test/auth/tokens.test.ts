@@ -43,7 +43,9 @@ describe("simple tokens through the store", () => {
     const token = await h.store.authenticate("alice", "pw");
     expect(token).toMatch(/^[A-Za-z]{16}\.\d+$/);
     expect(h.store.authInfoFromToken(token)).toEqual({ username: "alice", revision: h.store.revision });
-    expect(() => h.store.authInfoFromToken("abcdefghijklmnop.1")).toThrow(expect.objectContaining({ code: "INVALID_AUTH_TOKEN" }));
+    expect(() => h.store.authInfoFromToken("abcdefghijklmnop.1")).toThrow(
+      expect.objectContaining({ code: "INVALID_AUTH_TOKEN" }),
+    );
   });
 
   it("expires after the TTL without use, and each use renews it (injected clock)", async () => {
@@ -55,7 +57,9 @@ describe("simple tokens through the store", () => {
     h.nowMs += TTL_MS - 1;
     expect(h.store.authInfoFromToken(token).username, "the use above renewed it").toBe("alice");
     h.nowMs += TTL_MS;
-    expect(() => h.store.authInfoFromToken(token), `unused for ${TTL_MS} ms`).toThrow(expect.objectContaining({ code: "INVALID_AUTH_TOKEN" }));
+    expect(() => h.store.authInfoFromToken(token), `unused for ${TTL_MS} ms`).toThrow(
+      expect.objectContaining({ code: "INVALID_AUTH_TOKEN" }),
+    );
   });
 
   it("a password change or user deletion drops the user's tokens; disable drops all", async () => {
@@ -173,10 +177,16 @@ describe("JWT tokens", () => {
   it("refuses a tampered payload, a tampered signature, an expired token and garbage", () => {
     const p = jwt("RS256", "rsa.key", "rsa.pub", "10s");
     const token = p.assign("alice", at(NOW));
-    expect(p.info(withPart(token, 1, { ...part(token, 1), username: "root" }), at(NOW)), "payload changed").toBeUndefined();
+    expect(
+      p.info(withPart(token, 1, { ...part(token, 1), username: "root" }), at(NOW)),
+      "payload changed",
+    ).toBeUndefined();
     const sig = Buffer.from(token.split(".")[2] ?? "", "base64url");
     sig[10] = (sig[10] ?? 0) ^ 1;
-    expect(p.info(`${token.split(".").slice(0, 2).join(".")}.${sig.toString("base64url")}`, at(NOW)), "signature changed").toBeUndefined();
+    expect(
+      p.info(`${token.split(".").slice(0, 2).join(".")}.${sig.toString("base64url")}`, at(NOW)),
+      "signature changed",
+    ).toBeUndefined();
     const expSec = Math.floor((NOW + 10_000) / 1000);
     expect(p.info(token, at(expSec * 1000 + 999))?.username, "valid through its exp second").toBe("alice");
     expect(p.info(token, at((expSec + 1) * 1000)), "expired").toBeUndefined();
@@ -193,7 +203,10 @@ describe("JWT tokens", () => {
     const none = `${withPart(token, 0, { alg: "none", typ: "JWT" }).split(".").slice(0, 2).join(".")}.`;
     expect(p.info(none, at(NOW)), "alg none").toBeUndefined();
     const rsa = jwt("RS256", "rsa.key", "rsa.pub");
-    const hsHeader = withPart(rsa.assign("alice", at(NOW)), 0, { alg: "HS256", typ: "JWT" }).split(".").slice(0, 2).join(".");
+    const hsHeader = withPart(rsa.assign("alice", at(NOW)), 0, { alg: "HS256", typ: "JWT" })
+      .split(".")
+      .slice(0, 2)
+      .join(".");
     const pubPem = readFileSync(f("rsa.pub"));
     const forged = `${hsHeader}.${createHmac("sha256", pubPem).update(hsHeader).digest("base64url")}`;
     expect(rsa.info(forged, at(NOW)), "algorithm confusion").toBeUndefined();
@@ -241,23 +254,41 @@ describe("parseAuthTokenFlag", () => {
     fails("oauth", /^auth: invalid auth options: token type "oauth"/);
     fails("jwt,sign-method", /invalid auth options: option "sign-method" is not key=value/);
     fails("jwt,a=b=c", /invalid auth options: option "a=b=c" is not key=value/);
-    fails(`jwt,sign-method=RS256,sign-method=RS384,priv-key=${f("rsa.key")}`, /invalid auth options: option "sign-method" given twice/);
-    fails(`jwt,sign-method=RS256,priv-key=${f("rsa.key")},colour=blue`, /invalid auth options: unknown jwt option "colour"/);
+    fails(
+      `jwt,sign-method=RS256,sign-method=RS384,priv-key=${f("rsa.key")}`,
+      /invalid auth options: option "sign-method" given twice/,
+    );
+    fails(
+      `jwt,sign-method=RS256,priv-key=${f("rsa.key")},colour=blue`,
+      /invalid auth options: unknown jwt option "colour"/,
+    );
     fails(`jwt,sign-method=RS256,priv-key=${f("rsa.key")},ttl=soon`, /invalid auth options: ttl "soon"/);
     fails(`jwt,sign-method=RS256,priv-key=${f("rsa.key")},ttl=-5m`, /invalid auth options: ttl "-5m"/);
   });
 
   it("refuses bad sign methods, missing, unreadable, mismatched and ill-fitting keys", () => {
     fails(`jwt,priv-key=${f("rsa.key")}`, /^auth: invalid auth signature method: sign-method ""/);
-    fails(`jwt,sign-method=XX256,priv-key=${f("rsa.key")}`, /^auth: invalid auth signature method: sign-method "XX256"/);
+    fails(
+      `jwt,sign-method=XX256,priv-key=${f("rsa.key")}`,
+      /^auth: invalid auth signature method: sign-method "XX256"/,
+    );
     fails(`jwt,sign-method=none,priv-key=${f("rsa.key")}`, /invalid auth signature method/);
     fails("jwt,sign-method=RS256", /^auth: missing key data/);
     fails("jwt,sign-method=HS256", /^auth: missing key data/);
     fails(`jwt,sign-method=RS256,priv-key=${join(keyDir, "absent.key")}`, /^auth: cannot read priv-key: .*absent\.key/);
     fails(`jwt,sign-method=RS256,priv-key=${f("hmac.secret")}`, /^auth: failed to parse priv-key/);
-    fails(`jwt,sign-method=RS256,priv-key=${f("rsa.key")},pub-key=${f("rsa2.pub")}`, /^auth: public and private keys don't match/);
-    fails(`jwt,sign-method=ES256,priv-key=${f("rsa.key")}`, /priv-key does not fit sign-method ES256: key is rsa, want ec \(prime256v1\)/);
-    fails(`jwt,sign-method=ES256,pub-key=${f("ec384.pub")}`, /pub-key does not fit sign-method ES256: key is ec \(secp384r1\)/);
+    fails(
+      `jwt,sign-method=RS256,priv-key=${f("rsa.key")},pub-key=${f("rsa2.pub")}`,
+      /^auth: public and private keys don't match/,
+    );
+    fails(
+      `jwt,sign-method=ES256,priv-key=${f("rsa.key")}`,
+      /priv-key does not fit sign-method ES256: key is rsa, want ec \(prime256v1\)/,
+    );
+    fails(
+      `jwt,sign-method=ES256,pub-key=${f("ec384.pub")}`,
+      /pub-key does not fit sign-method ES256: key is ec \(secp384r1\)/,
+    );
     fails(`jwt,sign-method=RS256,priv-key=${f("ec256.key")}`, /priv-key does not fit sign-method RS256/);
   });
 });

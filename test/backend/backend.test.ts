@@ -9,7 +9,8 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { BACKEND_FILE, Backend, BackendFormatError, META_BUCKET } from "../../core/backend/backend.js";
 
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
-const dec = (b: Uint8Array | undefined): string | undefined => (b === undefined ? undefined : new TextDecoder().decode(b));
+const dec = (b: Uint8Array | undefined): string | undefined =>
+  b === undefined ? undefined : new TextDecoder().decode(b);
 
 let dir: string;
 const opened: Backend[] = [];
@@ -73,7 +74,9 @@ describe("batches and the consistent index", () => {
       for (let i = 0; i < 2000; i++) tx.put("data", enc(`key-${i}`), new Uint8Array(512));
     });
     const after = b.size();
-    expect(after.dbSizeInUseBytes, `in use ${after.dbSizeInUseBytes} vs ${before.dbSizeInUseBytes}`).toBeGreaterThan(before.dbSizeInUseBytes + 2000 * 512);
+    expect(after.dbSizeInUseBytes, `in use ${after.dbSizeInUseBytes} vs ${before.dbSizeInUseBytes}`).toBeGreaterThan(
+      before.dbSizeInUseBytes + 2000 * 512,
+    );
     expect(after.dbSizeBytes).toBeGreaterThanOrEqual(after.dbSizeInUseBytes);
   });
 });

@@ -23,7 +23,12 @@ let dir: string;
 let backend: Backend | undefined;
 
 async function openFilled(readMode: ReadMode): Promise<Backend> {
-  const b = Backend.open(dir, { buckets: ["data"], readMode, readWorkers: 1, workerTasks: { countAll: countAll as (v: ReadView, a: never) => unknown } });
+  const b = Backend.open(dir, {
+    buckets: ["data"],
+    readMode,
+    readWorkers: 1,
+    workerTasks: { countAll: countAll as (v: ReadView, a: never) => unknown },
+  });
   await b.batch(1, (tx) => {
     for (let i = 0; i < KEYS; i++) tx.put("data", enc(`key-${String(i).padStart(6, "0")}`), new Uint8Array(64));
   });
@@ -45,10 +50,12 @@ describe("read modes with a long Range in progress", () => {
   it("concurrent: the commit completes before the Range", async () => {
     const b = await openFilled(ReadMode.Concurrent);
     const events: string[] = [];
-    const range = b.readInWorker("countAll", () => ({ bucket: "data" }), countAll).then((r) => {
-      events.push("range");
-      return r;
-    });
+    const range = b
+      .readInWorker("countAll", () => ({ bucket: "data" }), countAll)
+      .then((r) => {
+        events.push("range");
+        return r;
+      });
     const commit = b.batch(2, (tx) => tx.put("data", enc("zzz-new"), enc("v"))).then(() => events.push("commit"));
     const [r] = await Promise.all([range, commit]);
     expect(events).toEqual(["commit", "range"]);
@@ -60,16 +67,22 @@ describe("read modes with a long Range in progress", () => {
   it("blocking: the commit waits for the Range, and a later read waits for the commit", async () => {
     const b = await openFilled(ReadMode.Blocking);
     const events: string[] = [];
-    const range = b.readInWorker("countAll", () => ({ bucket: "data" }), countAll).then((r) => {
-      events.push("range");
-      return r;
-    });
+    const range = b
+      .readInWorker("countAll", () => ({ bucket: "data" }), countAll)
+      .then((r) => {
+        events.push("range");
+        return r;
+      });
     const commit = b.batch(2, (tx) => tx.put("data", enc("zzz-new"), enc("v"))).then(() => events.push("commit"));
-    const later = b.read((v) => v.get("data", enc("zzz-new"))).then((v) => {
-      events.push("later read");
-      return v;
-    });
-    expect([b.readLock.activeReaders, b.readLock.waiting], "the Range holds the lock; commit and read queue").toEqual([1, 2]);
+    const later = b
+      .read((v) => v.get("data", enc("zzz-new")))
+      .then((v) => {
+        events.push("later read");
+        return v;
+      });
+    expect([b.readLock.activeReaders, b.readLock.waiting], "the Range holds the lock; commit and read queue").toEqual([
+      1, 2,
+    ]);
     const [r, , seen] = await Promise.all([range, commit, later]);
     expect(events).toEqual(["range", "commit", "later read"]);
     expect(r.count).toBe(KEYS);

@@ -16,7 +16,10 @@ import { READ_WORKER_NICENESS, READ_WORKER_SLAB_SLOTS } from "../../core/backend
 const KEYS = 50;
 
 /** Keeps each entry's key and value as handed out, and copies of them; returns both, flattened, plus lengths. */
-function keepAndCopy(view: ReadView, args: { bucket: string }): { kept: Uint8Array; copied: Uint8Array; lengths: number[]; keptKeys: string[]; copiedKeys: string[] } {
+function keepAndCopy(
+  view: ReadView,
+  args: { bucket: string },
+): { kept: Uint8Array; copied: Uint8Array; lengths: number[]; keptKeys: string[]; copiedKeys: string[] } {
   const kept: Uint8Array[] = [];
   const copied: Uint8Array[] = [];
   const keptKeys: Uint8Array[] = [];
@@ -37,7 +40,13 @@ function keepAndCopy(view: ReadView, args: { bucket: string }): { kept: Uint8Arr
     return out;
   };
   const text = (k: Uint8Array): string => new TextDecoder().decode(k);
-  return { kept: flat(kept), copied: flat(copied), lengths: copied.map((c) => c.length), keptKeys: keptKeys.map(text), copiedKeys: copiedKeys.map(text) };
+  return {
+    kept: flat(kept),
+    copied: flat(copied),
+    lengths: copied.map((c) => c.length),
+    keptKeys: keptKeys.map(text),
+    copiedKeys: copiedKeys.map(text),
+  };
 }
 
 /** Counts the bucket's entries into a 1000-byte result filled with `fill`, in a lent slab when the view has one. */
@@ -68,7 +77,14 @@ afterEach(async () => {
 });
 
 async function openFilled(): Promise<Backend> {
-  const b = Backend.open(dir, { buckets: ["data"], readWorkers: 1, workerTasks: { keepAndCopy: keepAndCopy as (v: ReadView, a: never) => unknown, filled: filled as (v: ReadView, a: never) => unknown } });
+  const b = Backend.open(dir, {
+    buckets: ["data"],
+    readWorkers: 1,
+    workerTasks: {
+      keepAndCopy: keepAndCopy as (v: ReadView, a: never) => unknown,
+      filled: filled as (v: ReadView, a: never) => unknown,
+    },
+  });
   backend = b;
   await b.batch(1, (tx) => {
     for (let i = 0; i < KEYS; i++) tx.put("data", enc(`key-${String(i).padStart(3, "0")}`), valueAt(i));
@@ -97,9 +113,14 @@ describe("read workers", () => {
     expect([...kept][0]).toBe(KEYS);
     const names = Array.from({ length: KEYS }, (_, i) => `key-${String(i).padStart(3, "0")}`);
     expect(r.copiedKeys, "copied keys are exact").toEqual(names);
-    expect(new Set(r.keptKeys), "kept keys are views of one buffer too: all show the last key").toEqual(new Set([names[KEYS - 1]]));
+    expect(new Set(r.keptKeys), "kept keys are views of one buffer too: all show the last key").toEqual(
+      new Set([names[KEYS - 1]]),
+    );
     // On the main thread the backend copies: kept entries stay intact.
-    const main = keepAndCopy(b.readNow((v) => v), { bucket: "data" });
+    const main = keepAndCopy(
+      b.readNow((v) => v),
+      { bucket: "data" },
+    );
     expect(main.kept, "main-thread entries are fresh buffers").toEqual(main.copied);
     expect(main.keptKeys).toEqual(names);
   });
@@ -109,11 +130,15 @@ describe("read workers", () => {
     const b = await openFilled();
     await b.readInWorker("keepAndCopy", () => ({ bucket: "data" }), keepAndCopy);
     const after = process.platform === "linux" ? threadNiceness().filter((n) => n === READ_WORKER_NICENESS).length : 1;
-    expect(after - before, `threads at nice ${READ_WORKER_NICENESS}: ${before} before the pool, ${after} after one task`).toBe(1);
+    expect(
+      after - before,
+      `threads at nice ${READ_WORKER_NICENESS}: ${before} before the pool, ${after} after one task`,
+    ).toBe(1);
   });
 
   describe("output slabs", () => {
-    const run = (b: Backend, fill: number): Promise<Filled> => b.readInWorker("filled", () => ({ bucket: "data", fill }), filled);
+    const run = (b: Backend, fill: number): Promise<Filled> =>
+      b.readInWorker("filled", () => ({ bucket: "data", fill }), filled);
     const allOf = (r: Filled, fill: number): boolean => r.packed.every((x) => x === fill);
 
     it("a lent slab is not reused while its result is held, and is once the result is released", async () => {
@@ -142,7 +167,10 @@ describe("read workers", () => {
       expect(over.packed.buffer, "no slot free").toBeInstanceOf(ArrayBuffer);
       expect(over.release, "nothing to release").toBeUndefined();
       expect(allOf(over, 99)).toBe(true);
-      expect(held.every((r, i) => allOf(r, 10 + i)), "the lent slabs untouched").toBe(true);
+      expect(
+        held.every((r, i) => allOf(r, 10 + i)),
+        "the lent slabs untouched",
+      ).toBe(true);
       held[2]?.release?.();
       const again = await run(b, 42);
       expect(again.packed.buffer).toBeInstanceOf(SharedArrayBuffer);

@@ -21,14 +21,24 @@ type Buckets = Map<string, [Buffer, Buffer][]>;
 
 function sample(): Buckets {
   const many: [Buffer, Buffer][] = [];
-  for (let i = 0; i < 20_000; i++) many.push([Buffer.from(`key/${String(i).padStart(6, "0")}`), Buffer.from(`value ${i} `.repeat((i % 7) + 1))]);
+  for (let i = 0; i < 20_000; i++)
+    many.push([Buffer.from(`key/${String(i).padStart(6, "0")}`), Buffer.from(`value ${i} `.repeat((i % 7) + 1))]);
   const big: [Buffer, Buffer][] = [
     [Buffer.from("a"), Buffer.alloc(3 * 4096 + 17, 1)],
     [Buffer.from("b"), Buffer.alloc(10, 2)],
     [Buffer.from("c"), Buffer.alloc(100_000, 3)],
   ];
-  const binary: [Buffer, Buffer][] = [[Buffer.from([0]), Buffer.alloc(0)], [Buffer.from([0, 0]), Buffer.from([0xff])], [Buffer.from([0xff, 0xfe]), Buffer.from("x")]];
-  return new Map([["many", many], ["big", big], ["empty", []], ["binary", binary]]);
+  const binary: [Buffer, Buffer][] = [
+    [Buffer.from([0]), Buffer.alloc(0)],
+    [Buffer.from([0, 0]), Buffer.from([0xff])],
+    [Buffer.from([0xff, 0xfe]), Buffer.from("x")],
+  ];
+  return new Map([
+    ["many", many],
+    ["big", big],
+    ["empty", []],
+    ["binary", binary],
+  ]);
 }
 
 function write(file: string, buckets: Buckets): number {
@@ -44,7 +54,11 @@ function readAll(file: string): Buckets {
   const r = BoltReader.open(file);
   try {
     const out: Buckets = new Map();
-    for (const name of r.bucketNames()) out.set(name.toString(), [...(r.entries(name) ?? [])].map((e) => [Buffer.from(e.key), Buffer.from(e.value)]));
+    for (const name of r.bucketNames())
+      out.set(
+        name.toString(),
+        [...(r.entries(name) ?? [])].map((e) => [Buffer.from(e.key), Buffer.from(e.value)]),
+      );
     return out;
   } finally {
     r.close();
@@ -94,16 +108,22 @@ describe("bbolt files", () => {
     expect(() => BoltReader.open(join(dir, "both-bad.db"))).toThrow(/no valid meta page/);
   });
 
-  it.runIf(haveEtcd())("pass bbolt's own consistency check; etcdctl snapshot status reports their keys, size and hash", () => {
-    const saved = join(dir, "status.db");
-    writeFileSync(saved, readFileSync(file));
-    appendFileSync(saved, createHash("sha256").update(readFileSync(file)).digest());
-    const r = spawnSync("etcdctl", ["snapshot", "status", saved, "-w", "json"], { encoding: "utf8", env: { ...process.env, ETCDCTL_API: "3" } });
-    expect(r.stderr).toBe("");
-    const status = JSON.parse(r.stdout) as { hash: number; revision: number; totalKey: number; totalSize: number };
-    const names = [...buckets.keys()].sort();
-    const hash = crc32c(names.flatMap((n) => [Buffer.from(n), ...(buckets.get(n) ?? []).flat()]));
-    const keys = names.reduce((n, name) => n + (buckets.get(name)?.length ?? 0), 0);
-    expect(status).toEqual({ hash, revision: 0, totalKey: keys, totalSize: bytes });
-  });
+  it.runIf(haveEtcd())(
+    "pass bbolt's own consistency check; etcdctl snapshot status reports their keys, size and hash",
+    () => {
+      const saved = join(dir, "status.db");
+      writeFileSync(saved, readFileSync(file));
+      appendFileSync(saved, createHash("sha256").update(readFileSync(file)).digest());
+      const r = spawnSync("etcdctl", ["snapshot", "status", saved, "-w", "json"], {
+        encoding: "utf8",
+        env: { ...process.env, ETCDCTL_API: "3" },
+      });
+      expect(r.stderr).toBe("");
+      const status = JSON.parse(r.stdout) as { hash: number; revision: number; totalKey: number; totalSize: number };
+      const names = [...buckets.keys()].sort();
+      const hash = crc32c(names.flatMap((n) => [Buffer.from(n), ...(buckets.get(n) ?? []).flat()]));
+      const keys = names.reduce((n, name) => n + (buckets.get(name)?.length ?? 0), 0);
+      expect(status).toEqual({ hash, revision: 0, totalKey: keys, totalSize: bytes });
+    },
+  );
 });

@@ -36,11 +36,22 @@ function flagError(fn: () => unknown): FlagError {
 
 describe("--config-file", () => {
   it("reads flag values, YAML lists and numbers, and replaces the command line and the environment", () => {
-    const path = file("a.yml", [
-      "name: infra1", "data-dir: /var/lib/x", "listen-client-urls: http://127.0.0.1:2379,http://127.0.0.1:22379",
-      "log-outputs: [stderr]", "snapshot-count: 5000", "pre-vote: true", "auto-compaction-retention: 1", "unknown-thing: 3",
-    ].join("\n"));
-    const f = parseFlags(["--config-file", path, "--name", "ignored", "--snapshot-count", "7"], { ETCD_HEARTBEAT_INTERVAL: "300" });
+    const path = file(
+      "a.yml",
+      [
+        "name: infra1",
+        "data-dir: /var/lib/x",
+        "listen-client-urls: http://127.0.0.1:2379,http://127.0.0.1:22379",
+        "log-outputs: [stderr]",
+        "snapshot-count: 5000",
+        "pre-vote: true",
+        "auto-compaction-retention: 1",
+        "unknown-thing: 3",
+      ].join("\n"),
+    );
+    const f = parseFlags(["--config-file", path, "--name", "ignored", "--snapshot-count", "7"], {
+      ETCD_HEARTBEAT_INTERVAL: "300",
+    });
     expect(f.values.get("name")).toBe("infra1");
     expect(f.values.get("data-dir")).toBe("/var/lib/x");
     expect(f.values.get("listen-client-urls")).toBe("http://127.0.0.1:2379,http://127.0.0.1:22379");
@@ -54,13 +65,21 @@ describe("--config-file", () => {
   });
 
   it("maps the nested TLS sections to their flags, and refuses a flag etcd-ts does not honour", () => {
-    const path = file("tls.yml", "client-transport-security:\n  cert-file: /etc/etcd/server.crt\n  key-file: /etc/etcd/server.key\n");
+    const path = file(
+      "tls.yml",
+      "client-transport-security:\n  cert-file: /etc/etcd/server.crt\n  key-file: /etc/etcd/server.key\n",
+    );
     const f = parseFlags(["--config-file", path]);
-    expect([f.values.get("cert-file"), f.values.get("key-file")]).toEqual(["/etc/etcd/server.crt", "/etc/etcd/server.key"]);
+    expect([f.values.get("cert-file"), f.values.get("key-file")]).toEqual([
+      "/etc/etcd/server.crt",
+      "/etc/etcd/server.key",
+    ]);
     const peer = file("peer.yml", "peer-transport-security:\n  client-cert-auth: false\n");
     expect(parseFlags(["--config-file", peer]).values.get("peer-client-cert-auth")).toBe("false");
     const wal = file("wal.yml", "wal-dir: /var/lib/etcd-wal\n");
-    expect(flagError(() => parseFlags(["--config-file", wal])).message).toContain("--wal-dir is not supported by etcd-ts");
+    expect(flagError(() => parseFlags(["--config-file", wal])).message).toContain(
+      "--wal-dir is not supported by etcd-ts",
+    );
   });
 
   it("fails with exit code 1 on a bad value, bad YAML or a missing file", () => {
@@ -68,18 +87,30 @@ describe("--config-file", () => {
     expect(bad.exitCode).toBe(1);
     expect(bad.message).toContain('invalid value "lots" for snapshot-count');
     expect(flagError(() => parseFlags(["--config-file", file("broken.yml", "name: [unclosed\n")])).exitCode).toBe(1);
-    expect(flagError(() => parseFlags(["--config-file", join(dir, "nope.yml")])).message).toContain("error loading config file");
+    expect(flagError(() => parseFlags(["--config-file", join(dir, "nope.yml")])).message).toContain(
+      "error loading config file",
+    );
   });
 
   it("starts a real etcd-ts that etcdctl reaches at the file's URLs", async () => {
     const [client, peer] = [await freePort(), await freePort()];
-    const path = file("run.yml", [
-      "name: from-file", `data-dir: ${join(dir, "data")}`,
-      `listen-client-urls: http://127.0.0.1:${client}`, `advertise-client-urls: http://127.0.0.1:${client}`,
-      `listen-peer-urls: http://127.0.0.1:${peer}`, `initial-advertise-peer-urls: http://127.0.0.1:${peer}`,
-      `initial-cluster: from-file=http://127.0.0.1:${peer}`,
-    ].join("\n"));
-    const child = spawn(process.execPath, [resolve(import.meta.dirname, "../../dist/core/cli/main.js"), "--config-file", path], { stdio: ["ignore", "ignore", "pipe"] });
+    const path = file(
+      "run.yml",
+      [
+        "name: from-file",
+        `data-dir: ${join(dir, "data")}`,
+        `listen-client-urls: http://127.0.0.1:${client}`,
+        `advertise-client-urls: http://127.0.0.1:${client}`,
+        `listen-peer-urls: http://127.0.0.1:${peer}`,
+        `initial-advertise-peer-urls: http://127.0.0.1:${peer}`,
+        `initial-cluster: from-file=http://127.0.0.1:${peer}`,
+      ].join("\n"),
+    );
+    const child = spawn(
+      process.execPath,
+      [resolve(import.meta.dirname, "../../dist/core/cli/main.js"), "--config-file", path],
+      { stdio: ["ignore", "ignore", "pipe"] },
+    );
     children.push(child);
     await new Promise<void>((ready, fail) => {
       let err = "";
@@ -89,14 +120,19 @@ describe("--config-file", () => {
       });
       child.once("exit", (code) => fail(new Error(`etcd-ts exited ${code}: ${err}`)));
     });
-    const ctl = (...args: string[]): string => spawnSync("etcdctl", ["--endpoints", `127.0.0.1:${client}`, ...args], { encoding: "utf8" }).stdout;
+    const ctl = (...args: string[]): string =>
+      spawnSync("etcdctl", ["--endpoints", `127.0.0.1:${client}`, ...args], { encoding: "utf8" }).stdout;
     expect(ctl("put", "k", "v")).toBe("OK\n");
     expect(ctl("member", "list")).toContain(", started, from-file, http://127.0.0.1:");
     // SIGTERM: a clean stop, then death by the same signal as etcd (status 143 in a shell); the write is kept.
     const exited = new Promise<NodeJS.Signals | null>((r) => child.once("exit", (_code, signal) => r(signal)));
     child.kill("SIGTERM");
     expect(await exited).toBe("SIGTERM");
-    const again = spawn(process.execPath, [resolve(import.meta.dirname, "../../dist/core/cli/main.js"), "--config-file", path], { stdio: ["ignore", "ignore", "pipe"] });
+    const again = spawn(
+      process.execPath,
+      [resolve(import.meta.dirname, "../../dist/core/cli/main.js"), "--config-file", path],
+      { stdio: ["ignore", "ignore", "pipe"] },
+    );
     children.push(again);
     await new Promise<void>((ready, fail) => {
       let err = "";

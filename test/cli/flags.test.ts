@@ -32,7 +32,9 @@ function ourError(argv: string[], env: NodeJS.ProcessEnv = {}): { message: strin
 
 function etcdError(argv: string[], env: NodeJS.ProcessEnv = {}): { message: string; exitCode: number } {
   const res = spawnSync("etcd", ["--data-dir", "/nonexistent-etcd-ts-flag-test", ...argv], {
-    encoding: "utf8", env: { PATH: process.env["PATH"], ...env }, timeout: 10_000,
+    encoding: "utf8",
+    env: { PATH: process.env["PATH"], ...env },
+    timeout: 10_000,
   });
   const lines = (res.stderr + res.stdout).split("\n").filter((l) => l.trim() !== "");
   const first = (lines[0] ?? "").replace(/^\S+ \S+ E \| etcdmain: /, "");
@@ -88,11 +90,14 @@ describe("flags", () => {
     { argv: [], env: { ETCD_HEARTBEAT_INTERVAL: "abc" } },
   ];
   for (const { argv, env } of badInputs) {
-    it.runIf(HAVE_ETCD || IN_CI)(`reject ${JSON.stringify(argv)} ${JSON.stringify(env ?? {})} as real etcd does`, () => {
-      const theirs = etcdError(argv, env);
-      const ours = ourError(argv, env);
-      expect(ours).toEqual(theirs);
-    });
+    it.runIf(HAVE_ETCD || IN_CI)(
+      `reject ${JSON.stringify(argv)} ${JSON.stringify(env ?? {})} as real etcd does`,
+      () => {
+        const theirs = etcdError(argv, env);
+        const ours = ourError(argv, env);
+        expect(ours).toEqual(theirs);
+      },
+    );
   }
 
   it("has the etcd binary in CI (the differential tests above must not be skipped there)", () => {

@@ -22,7 +22,11 @@ afterAll(() => {
 async function startMember(dataDir: string): Promise<{ child: ChildProcess; endpoint: string }> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const child = spawn(process.execPath, [join(REPO, "bin/etcd-ts"), "--data-dir", dataDir, "--listen-client-urls", url, "--advertise-client-urls", url], { stdio: ["ignore", "ignore", "pipe"] });
+  const child = spawn(
+    process.execPath,
+    [join(REPO, "bin/etcd-ts"), "--data-dir", dataDir, "--listen-client-urls", url, "--advertise-client-urls", url],
+    { stdio: ["ignore", "ignore", "pipe"] },
+  );
   children.push(child);
   await new Promise<void>((ready, fail) => {
     let log = "";
@@ -42,11 +46,16 @@ async function stop(child: ChildProcess): Promise<void> {
 }
 
 const ctl = (endpoint: string, ...args: string[]): { stdout: string; status: number | null } => {
-  const r = spawnSync("etcdctl", ["--endpoints", endpoint, ...args], { encoding: "utf8", env: { ...process.env, ETCDCTL_API: "3" } });
+  const r = spawnSync("etcdctl", ["--endpoints", endpoint, ...args], {
+    encoding: "utf8",
+    env: { ...process.env, ETCDCTL_API: "3" },
+  });
   return { stdout: r.stdout, status: r.status };
 };
 const restore = (...args: string[]): { stdout: string; status: number | null } => {
-  const r = spawnSync(process.execPath, [join(REPO, "bin/etcd-ts"), "snapshot", "restore", ...args], { encoding: "utf8" });
+  const r = spawnSync(process.execPath, [join(REPO, "bin/etcd-ts"), "snapshot", "restore", ...args], {
+    encoding: "utf8",
+  });
   return { stdout: r.stdout, status: r.status };
 };
 
@@ -64,13 +73,21 @@ describe.runIf(haveEtcd())("snapshot save and restore", () => {
     const bytes = readFileSync(file);
     bytes[100] = (bytes[100] ?? 0) ^ 0xff;
     writeFileSync(bad, bytes);
-    expect(restore(bad, "--data-dir", join(dir, "nope"))).toEqual({ stdout: "Error: expected sha256 mismatch: snapshot file integrity check failed\n", status: 1 });
-    expect(restore(file, "--data-dir", join(dir, "a"))).toEqual({ stdout: `Error: data-dir ${JSON.stringify(join(dir, "a"))} exists\n`, status: 1 });
+    expect(restore(bad, "--data-dir", join(dir, "nope"))).toEqual({
+      stdout: "Error: expected sha256 mismatch: snapshot file integrity check failed\n",
+      status: 1,
+    });
+    expect(restore(file, "--data-dir", join(dir, "a"))).toEqual({
+      stdout: `Error: data-dir ${JSON.stringify(join(dir, "a"))} exists\n`,
+      status: 1,
+    });
 
     const restored = restore(file, "--data-dir", join(dir, "b"));
     expect(restored.status).toBe(0);
     const b = await startMember(join(dir, "b"));
-    const keys = ctl(b.endpoint, "get", "sn/", "--prefix", "--keys-only").stdout.split("\n").filter((l) => l !== "");
+    const keys = ctl(b.endpoint, "get", "sn/", "--prefix", "--keys-only")
+      .stdout.split("\n")
+      .filter((l) => l !== "");
     expect(keys.length).toBe(51);
     expect(ctl(b.endpoint, "get", "sn/7", "--print-value-only").stdout).toBe("v7\n");
     expect(ctl(b.endpoint, "lease", "timetolive", lease, "--keys").stdout).toContain("attached keys([sn/leased])");
@@ -86,13 +103,34 @@ describe.runIf(haveEtcd())("snapshot save and restore", () => {
     const lmdb = readFileSync(join(dir, "c", "member", "kv.mdb"));
     writeFileSync(join(dir, "bare.db"), lmdb);
     writeFileSync(join(dir, "lmdb.db"), Buffer.concat([lmdb, createHash("sha256").update(lmdb).digest()]));
-    expect(restore(join(dir, "bare.db"), "--data-dir", join(dir, "d"))).toEqual({ stdout: "Error: snapshot missing hash but --skip-hash-check=false\n", status: 1 });
+    expect(restore(join(dir, "bare.db"), "--data-dir", join(dir, "d"))).toEqual({
+      stdout: "Error: snapshot missing hash but --skip-hash-check=false\n",
+      status: 1,
+    });
 
     const peerUrl = "http://127.0.0.1:1";
-    const restored = restore(join(dir, "lmdb.db"), "--data-dir", join(dir, "d"), "--name", "n1", "--initial-cluster", `n1=${peerUrl}`, "--initial-cluster-token", "tok", "--initial-advertise-peer-urls", peerUrl);
-    expect(restored.stdout).toMatch(/^restored snapshot .* \(etcd-ts, \d+ bytes\) into .* as member [0-9a-f]+ of cluster [0-9a-f]+\n$/);
+    const restored = restore(
+      join(dir, "lmdb.db"),
+      "--data-dir",
+      join(dir, "d"),
+      "--name",
+      "n1",
+      "--initial-cluster",
+      `n1=${peerUrl}`,
+      "--initial-cluster-token",
+      "tok",
+      "--initial-advertise-peer-urls",
+      peerUrl,
+    );
+    expect(restored.stdout).toMatch(
+      /^restored snapshot .* \(etcd-ts, \d+ bytes\) into .* as member [0-9a-f]+ of cluster [0-9a-f]+\n$/,
+    );
     const d = await startMember(join(dir, "d"));
-    expect(ctl(d.endpoint, "get", "old/", "--prefix", "--keys-only").stdout.split("\n").filter((l) => l !== "").length).toBe(5);
+    expect(
+      ctl(d.endpoint, "get", "old/", "--prefix", "--keys-only")
+        .stdout.split("\n")
+        .filter((l) => l !== "").length,
+    ).toBe(5);
     const members = ctl(d.endpoint, "member", "list").stdout;
     expect(members).toContain(`, started, default, ${peerUrl}, http://${d.endpoint}, false`);
     expect(members.trim().split("\n").length).toBe(1);

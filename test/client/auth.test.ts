@@ -20,7 +20,10 @@ function client(username: string, password: string): EtcdClient {
 }
 
 async function codeOf(p: Promise<unknown>): Promise<string> {
-  return p.then(() => "OK", (e: unknown) => (e instanceof EtcdError ? e.code : `not an EtcdError: ${String(e)}`));
+  return p.then(
+    () => "OK",
+    (e: unknown) => (e instanceof EtcdError ? e.code : `not an EtcdError: ${String(e)}`),
+  );
 }
 
 beforeAll(async () => {
@@ -112,7 +115,9 @@ describe("auth", () => {
     expect((await a.roleList()).sort()).toEqual(["ro", "root"]);
     expect((await a.userGet("reader")).roles).toEqual(["ro"]);
     const perms = (await a.roleGet("ro")).permissions;
-    expect(perms.map((p) => [p.permType, p.key.toString(), p.rangeEnd?.toString()])).toEqual([["READ", "/ro/", "/ro0"]]);
+    expect(perms.map((p) => [p.permType, p.key.toString(), p.rangeEnd?.toString()])).toEqual([
+      ["READ", "/ro/", "/ro0"],
+    ]);
 
     await a.userAdd("temp", "t1");
     await a.roleAdd("rw");

@@ -35,8 +35,19 @@ afterAll(async () => {
 
 describe("malformed endpoints", () => {
   const bad = [
-    "http://127.0.0.1:2379/v3", "127.0.0.1", "127.0.0.1:", ":2379", "127.0.0.1:port", "127.0.0.1:0", "[::1:2379",
-    "http://user@127.0.0.1:2379", "grpc://127.0.0.1:2379", "unix://", " ", "127.0.0.1:2379,127.0.0.1:2380", "http//127.0.0.1:2379",
+    "http://127.0.0.1:2379/v3",
+    "127.0.0.1",
+    "127.0.0.1:",
+    ":2379",
+    "127.0.0.1:port",
+    "127.0.0.1:0",
+    "[::1:2379",
+    "http://user@127.0.0.1:2379",
+    "grpc://127.0.0.1:2379",
+    "unix://",
+    " ",
+    "127.0.0.1:2379,127.0.0.1:2380",
+    "http//127.0.0.1:2379",
   ];
   for (const raw of bad) {
     it(`refuses ${JSON.stringify(raw)} when the client is made, naming it`, () => {
@@ -61,27 +72,51 @@ async function cpuDuring<T>(f: () => Promise<T>): Promise<{ value: T; wallMs: nu
 
 describe("every endpoint down", () => {
   it("get, put and watch end with a typed error after the dial timeout, idle meanwhile, nothing unhandled", async () => {
-    const eps = [`127.0.0.1:${await freePort()}`, `127.0.0.1:${await freePort()}`, `http://127.0.0.1:${await freePort()}`];
+    const eps = [
+      `127.0.0.1:${await freePort()}`,
+      `127.0.0.1:${await freePort()}`,
+      `http://127.0.0.1:${await freePort()}`,
+    ];
     const client = new EtcdClient({ endpoints: eps, dialTimeoutMs: DIAL_MS, callTimeoutMs: CALL_MS });
     try {
       const calls: [string, () => Promise<unknown>][] = [
         ["get", () => client.get("/k")],
         ["put", () => client.put("/k", "v")],
-        ["watch", async () => {
-          const w = client.watch("/k", { prefix: true });
-          for await (const batch of w) return batch; // never: there is no server
-          return "ended without error";
-        }],
+        [
+          "watch",
+          async () => {
+            const w = client.watch("/k", { prefix: true });
+            for await (const batch of w) return batch; // never: there is no server
+            return "ended without error";
+          },
+        ],
       ];
       for (const [what, call] of calls) {
-        const { value: err, wallMs, cpuMs } = await cpuDuring(() => call().then(() => "succeeded", (e: unknown) => e));
+        const {
+          value: err,
+          wallMs,
+          cpuMs,
+        } = await cpuDuring(() =>
+          call().then(
+            () => "succeeded",
+            (e: unknown) => e,
+          ),
+        );
         expect(err, `${what}: ${String(err)}`).toBeInstanceOf(ClientCallError);
         const e = err as ClientCallError;
         expect(e.grpcStatus, `${what}: ${e.message}`).toBe(grpc.status.UNAVAILABLE);
-        expect(eps.some((ep) => e.message.includes(ep)), `${what}: the message names an endpoint: ${e.message}`).toBe(true);
+        expect(
+          eps.some((ep) => e.message.includes(ep)),
+          `${what}: the message names an endpoint: ${e.message}`,
+        ).toBe(true);
         expect(e.code, `${what}: ${e.message}`).toBe("DIAL_TIMEOUT");
-        expect(wallMs, `${what} failed after ${Math.round(wallMs)} ms, the dial timeout is ${DIAL_MS}`).toBeGreaterThanOrEqual(DIAL_MS - 50);
-        expect(wallMs, `${what} failed after ${Math.round(wallMs)} ms, the call timeout is ${CALL_MS}`).toBeLessThan(CALL_MS / 3);
+        expect(
+          wallMs,
+          `${what} failed after ${Math.round(wallMs)} ms, the dial timeout is ${DIAL_MS}`,
+        ).toBeGreaterThanOrEqual(DIAL_MS - 50);
+        expect(wallMs, `${what} failed after ${Math.round(wallMs)} ms, the call timeout is ${CALL_MS}`).toBeLessThan(
+          CALL_MS / 3,
+        );
         expect(cpuMs, `${what}: ${Math.round(cpuMs)} ms CPU in ${Math.round(wallMs)} ms`).toBeLessThan(0.25 * wallMs);
       }
     } finally {
@@ -95,12 +130,29 @@ describe("every endpoint down", () => {
 describe("a wrong CA", () => {
   it("a client trusting another CA is refused at once with TLS_HANDSHAKE_FAILED, not after the dial timeout", async () => {
     const server = new grpc.Server();
-    server.addService(loadEtcdProto().services.KV.service, { Range: (_c: unknown, cb: grpc.sendUnaryData<unknown>) => cb(null, { header: {}, kvs: [] }) });
-    const creds = grpc.ServerCredentials.createSsl(pki.ca, [{ cert_chain: pki.localhostCert, private_key: pki.localhostKey }], false);
-    const port = await new Promise<number>((resolve, reject) => server.bindAsync("127.0.0.1:0", creds, (e, p) => (e !== null ? reject(e) : resolve(p))));
-    const client = new EtcdClient({ endpoints: [`https://localhost:${port}`, `https://localhost:${port}`], tls: { ca: pki.otherCa }, dialTimeoutMs: 20_000 });
+    server.addService(loadEtcdProto().services.KV.service, {
+      Range: (_c: unknown, cb: grpc.sendUnaryData<unknown>) => cb(null, { header: {}, kvs: [] }),
+    });
+    const creds = grpc.ServerCredentials.createSsl(
+      pki.ca,
+      [{ cert_chain: pki.localhostCert, private_key: pki.localhostKey }],
+      false,
+    );
+    const port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync("127.0.0.1:0", creds, (e, p) => (e !== null ? reject(e) : resolve(p))),
+    );
+    const client = new EtcdClient({
+      endpoints: [`https://localhost:${port}`, `https://localhost:${port}`],
+      tls: { ca: pki.otherCa },
+      dialTimeoutMs: 20_000,
+    });
     try {
-      const { value: err, wallMs } = await cpuDuring(() => client.get("/k").then(() => "succeeded", (e: unknown) => e));
+      const { value: err, wallMs } = await cpuDuring(() =>
+        client.get("/k").then(
+          () => "succeeded",
+          (e: unknown) => e,
+        ),
+      );
       expect((err as ClientCallError).code, String(err)).toBe("TLS_HANDSHAKE_FAILED");
       expect(wallMs, `refused after ${Math.round(wallMs)} ms with a 20000 ms dial timeout`).toBeLessThan(10_000);
       const right = new EtcdClient({ endpoints: [`https://localhost:${port}`], tls: { ca: pki.ca } });
@@ -121,7 +173,7 @@ describe("a huge watch response", () => {
       let first = 0n;
       for (let i = 0; i < 40; i++) {
         const value = Buffer.alloc(1024 * 1024, i);
-        value.writeUInt32BE(i * 2654435761 >>> 0, 0);
+        value.writeUInt32BE((i * 2654435761) >>> 0, 0);
         digests.push(createHash("sha256").update(value).digest("hex"));
         const put = await client.put(`/huge/${String(i).padStart(2, "0")}`, value);
         if (i === 0) first = put.header.revision;
@@ -130,7 +182,10 @@ describe("a huge watch response", () => {
       const got: string[] = [];
       let biggestBatch = 0;
       for await (const batch of w as AsyncIterable<WatchBatch>) {
-        biggestBatch = Math.max(biggestBatch, batch.events.reduce((n, e) => n + e.kv.value.length, 0));
+        biggestBatch = Math.max(
+          biggestBatch,
+          batch.events.reduce((n, e) => n + e.kv.value.length, 0),
+        );
         for (const e of batch.events) got.push(createHash("sha256").update(e.kv.value).digest("hex"));
         if (got.length >= digests.length) break;
       }

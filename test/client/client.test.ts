@@ -89,11 +89,12 @@ describe("kv", () => {
   });
 
   it("runs kube-apiserver's create Txn: the second create fails its compare and reads the existing object", async () => {
-    const create = (v: string) => client.txn({
-      compare: [{ key: "/txn/x", target: "MOD", result: "EQUAL", value: 0n }],
-      success: [{ put: { key: "/txn/x", value: v } }],
-      failure: [{ range: { key: "/txn/x" } }],
-    });
+    const create = (v: string) =>
+      client.txn({
+        compare: [{ key: "/txn/x", target: "MOD", result: "EQUAL", value: 0n }],
+        success: [{ put: { key: "/txn/x", value: v } }],
+        failure: [{ range: { key: "/txn/x" } }],
+      });
     const first = await create("v1");
     expect(first.succeeded).toBe(true);
     const second = await create("v2");
@@ -118,7 +119,8 @@ async function take(it: AsyncIterator<WatchBatch>, n: number): Promise<string[]>
   while (out.length < n) {
     const r = await it.next();
     if (r.done === true) break;
-    for (const e of r.value.events) out.push(`${e.type} ${e.kv.key.toString()}=${e.kv.value.toString()} prev=${e.prevKv?.value.toString() ?? "-"}`);
+    for (const e of r.value.events)
+      out.push(`${e.type} ${e.kv.key.toString()}=${e.kv.value.toString()} prev=${e.prevKv?.value.toString() ?? "-"}`);
   }
   return out;
 }
@@ -154,7 +156,9 @@ describe("watch", () => {
     const b = await client.put("/wc/k", "2");
     await client.compact(b.header.revision, { physical: true });
     const w = client.watch("/wc/k", { startRevision: a.header.revision });
-    const err = await w[Symbol.asyncIterator]().next().catch((e: unknown) => e);
+    const err = await w[Symbol.asyncIterator]()
+      .next()
+      .catch((e: unknown) => e);
     expect((err as EtcdError).code).toBe("COMPACTED");
   });
 });

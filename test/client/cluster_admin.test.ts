@@ -21,7 +21,10 @@ function clientFor(endpoint: string, opts: { autoSyncIntervalMs?: number } = {})
 }
 
 async function codeOf(p: Promise<unknown>): Promise<string> {
-  return p.then(() => "OK", (e: unknown) => (e instanceof EtcdError ? e.code : `not an EtcdError: ${String(e)}`));
+  return p.then(
+    () => "OK",
+    (e: unknown) => (e instanceof EtcdError ? e.code : `not an EtcdError: ${String(e)}`),
+  );
 }
 
 beforeAll(async () => {
@@ -40,7 +43,11 @@ describe("maintenance", () => {
   it("lists an alarm, which blocks writes with NO_SPACE, and disarms it", async () => {
     const memberId = (await client.status()).header.memberId;
     expect(await client.maintenance.alarmList()).toEqual([]);
-    await client.connection.unary("Maintenance", "Alarm", { action: "ACTIVATE", memberID: memberId.toString(), alarm: "NOSPACE" });
+    await client.connection.unary("Maintenance", "Alarm", {
+      action: "ACTIVATE",
+      memberID: memberId.toString(),
+      alarm: "NOSPACE",
+    });
     expect(await client.maintenance.alarmList()).toEqual([{ memberId, alarm: "NOSPACE" }]);
     expect(await codeOf(client.put("/alarm/k", "v")), "put while NOSPACE is raised").toBe("NO_SPACE");
     expect(await client.maintenance.alarmDisarm()).toEqual([{ memberId, alarm: "NOSPACE" }]);
@@ -60,11 +67,13 @@ describe("maintenance", () => {
     const after = (await one.status()).dbSize;
     expect(after * 2n < before, `db size ${before} → ${after} after freeing 2 MiB and defragmenting`).toBe(true);
     const hashRev = (await client.put("/hash/after", "z")).header.revision; // hashKV needs a revision above the compaction
-    const hashes = await Promise.all(cluster.endpoints().map(async (ep) => {
-      const c = clientFor(ep);
-      await c.get("/hash/after"); // linearizable: this member has applied hashRev
-      return (await c.maintenance.hashKV(hashRev)).hash;
-    }));
+    const hashes = await Promise.all(
+      cluster.endpoints().map(async (ep) => {
+        const c = clientFor(ep);
+        await c.get("/hash/after"); // linearizable: this member has applied hashRev
+        return (await c.maintenance.hashKV(hashRev)).hash;
+      }),
+    );
     expect(new Set(hashes).size, `hashKV at ${hashRev} on 3 members: ${hashes.join(",")}`).toBe(1);
     expect(typeof (await client.maintenance.hash()).hash).toBe("number");
   });
@@ -81,7 +90,13 @@ describe("maintenance", () => {
     expect(lastRemaining, "last chunk has nothing remaining").toBe(0n);
     expect(chunks.length, `chunks of ${all.length} bytes`).toBeGreaterThan(1);
     const db = all.subarray(0, all.length - 32);
-    expect(createHash("sha256").update(db).digest().equals(all.subarray(all.length - 32)), "sha256 trailer").toBe(true);
+    expect(
+      createHash("sha256")
+        .update(db)
+        .digest()
+        .equals(all.subarray(all.length - 32)),
+      "sha256 trailer",
+    ).toBe(true);
   });
 
   it("moves the leader to a follower", async () => {
@@ -102,12 +117,18 @@ describe("endpoint sync", () => {
     const synced = await manual.syncEndpoints();
     expect(synced.length, synced.join(",")).toBe(3);
     expect(synced, "the connected endpoint kept as given").toContain(first);
-    expect(synced.filter((e) => e !== first).every((e) => e.startsWith("http://127.0.0.1:")), synced.join(",")).toBe(true);
+    expect(
+      synced.filter((e) => e !== first).every((e) => e.startsWith("http://127.0.0.1:")),
+      synced.join(","),
+    ).toBe(true);
     expect(manual.connection.currentEndpoint(), "the connected endpoint stays current").toBe(first);
 
     const timed = clientFor(first!, { autoSyncIntervalMs: 100 });
     expect(timed.connection.endpointCount).toBe(1);
-    await vi.waitFor(() => expect(timed.connection.endpointCount, "endpoints after auto-sync").toBe(3), { timeout: 10_000, interval: 50 });
+    await vi.waitFor(() => expect(timed.connection.endpointCount, "endpoints after auto-sync").toBe(3), {
+      timeout: 10_000,
+      interval: 50,
+    });
   });
 });
 
@@ -137,7 +158,9 @@ describe("members", () => {
     const added = await untilHealthy(() => client.cluster.memberAdd([peer], { isLearner: true }));
     expect([added.member.isLearner, added.member.name, added.member.peerUrls]).toEqual([true, "", [peer]]);
     expect(added.members.length, "4 members after the add").toBe(4);
-    expect(await codeOf(client.cluster.memberPromote(added.member.id)), "promote a learner that never started").toBe("LEARNER_NOT_READY");
+    expect(await codeOf(client.cluster.memberPromote(added.member.id)), "promote a learner that never started").toBe(
+      "LEARNER_NOT_READY",
+    );
 
     const moved = `http://127.0.0.1:${await freePort()}`;
     await client.cluster.memberUpdate(added.member.id, [moved]);

@@ -19,13 +19,15 @@ export interface SendFailure {
  */
 export function isAmbiguous(err: unknown): err is EtcdError | ClientCallError {
   if (err instanceof EtcdError) return err.grpcStatus === GrpcStatus.UNAVAILABLE;
-  if (err instanceof ClientCallError) return err.grpcStatus === GrpcStatus.UNAVAILABLE || err.grpcStatus === GrpcStatus.DEADLINE_EXCEEDED;
+  if (err instanceof ClientCallError)
+    return err.grpcStatus === GrpcStatus.UNAVAILABLE || err.grpcStatus === GrpcStatus.DEADLINE_EXCEEDED;
   return false;
 }
 
 /** create is kube-apiserver's create: a Txn that puts `key` only if it does not exist yet. */
 export function create(client: EtcdClient, key: string, value: string = key): Promise<boolean> {
-  return client.txn({ compare: [{ key, target: "MOD", result: "EQUAL", value: 0n }], success: [{ put: { key, value } }] })
+  return client
+    .txn({ compare: [{ key, target: "MOD", result: "EQUAL", value: 0n }], success: [{ put: { key, value } }] })
     .then((r) => r.succeeded);
 }
 
@@ -45,7 +47,10 @@ export async function createOnce(client: EtcdClient, key: string, maxSends = 4):
     } catch (err) {
       if (!isAmbiguous(err)) throw err;
       failures.push({ code: err.code, byServer: err instanceof EtcdError });
-      if (failures.length >= maxSends) throw new Error(`${key}: ${maxSends} sends failed: ${failures.map((f) => f.code).join(",")}; last ${String(err)}`);
+      if (failures.length >= maxSends)
+        throw new Error(
+          `${key}: ${maxSends} sends failed: ${failures.map((f) => f.code).join(",")}; last ${String(err)}`,
+        );
     }
   }
 }
@@ -54,24 +59,30 @@ export async function createOnce(client: EtcdClient, key: string, maxSends = 4):
  * waitWritable resolves once each endpoint has answered a guarded create of a key of its own (`/ready/…`): a
  * leader is known and a write commits through it. Ambiguous failures are sent again until `timeoutMs`.
  */
-export async function waitWritable(endpoints: readonly string[], opts: Omit<ClientOptions, "endpoints"> & { readonly timeoutMs?: number } = {}): Promise<void> {
+export async function waitWritable(
+  endpoints: readonly string[],
+  opts: Omit<ClientOptions, "endpoints"> & { readonly timeoutMs?: number } = {},
+): Promise<void> {
   const { timeoutMs = 30_000, ...clientOpts } = opts;
   const deadline = Date.now() + timeoutMs;
-  await Promise.all(endpoints.map(async (ep) => {
-    const client = new EtcdClient({ callTimeoutMs: 10_000, ...clientOpts, endpoints: [ep] });
-    const key = `/ready/${ep}/${Date.now()}`;
-    try {
-      for (;;) {
-        try {
-          await create(client, key); // true or false (an earlier send applied it): either way a write committed
-          return;
-        } catch (err) {
-          if (!isAmbiguous(err) || Date.now() > deadline) throw new Error(`${ep} took no write within ${timeoutMs} ms: ${String(err)}`);
+  await Promise.all(
+    endpoints.map(async (ep) => {
+      const client = new EtcdClient({ callTimeoutMs: 10_000, ...clientOpts, endpoints: [ep] });
+      const key = `/ready/${ep}/${Date.now()}`;
+      try {
+        for (;;) {
+          try {
+            await create(client, key); // true or false (an earlier send applied it): either way a write committed
+            return;
+          } catch (err) {
+            if (!isAmbiguous(err) || Date.now() > deadline)
+              throw new Error(`${ep} took no write within ${timeoutMs} ms: ${String(err)}`);
+          }
+          await new Promise((r) => setTimeout(r, 100));
         }
-        await new Promise((r) => setTimeout(r, 100));
+      } finally {
+        client.close();
       }
-    } finally {
-      client.close();
-    }
-  }));
+    }),
+  );
 }

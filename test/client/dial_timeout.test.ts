@@ -42,11 +42,17 @@ afterAll(async () => {
   await Promise.all([closer, silent].map((srv) => new Promise((r) => srv?.close(r))));
 });
 
-async function failure(endpoints: string[], call: (c: EtcdClient) => Promise<unknown>): Promise<{ err: unknown; elapsedMs: number }> {
+async function failure(
+  endpoints: string[],
+  call: (c: EtcdClient) => Promise<unknown>,
+): Promise<{ err: unknown; elapsedMs: number }> {
   const c = new EtcdClient({ endpoints, dialTimeoutMs: DIAL_MS, callTimeoutMs: CALL_MS });
   const t0 = Date.now();
   try {
-    const err = await call(c).then(() => "succeeded", (e: unknown) => e);
+    const err = await call(c).then(
+      () => "succeeded",
+      (e: unknown) => e,
+    );
     return { err, elapsedMs: Date.now() - t0 };
   } finally {
     c.close();
@@ -56,17 +62,26 @@ async function failure(endpoints: string[], call: (c: EtcdClient) => Promise<unk
 describe("dial timeout", () => {
   it("every endpoint refused: reads and writes fail with DIAL_TIMEOUT after the dial timeout", async () => {
     const eps = [`127.0.0.1:${await freePort()}`, `127.0.0.1:${await freePort()}`, `127.0.0.1:${await freePort()}`];
-    for (const [what, call] of [["get", (c: EtcdClient) => c.get("/k")], ["put", (c: EtcdClient) => c.put("/k", "v")]] as const) {
+    for (const [what, call] of [
+      ["get", (c: EtcdClient) => c.get("/k")],
+      ["put", (c: EtcdClient) => c.put("/k", "v")],
+    ] as const) {
       const { err, elapsedMs } = await failure(eps, call);
       expect(err, what).toBeInstanceOf(ClientCallError);
       expect((err as ClientCallError).code, `${what}: ${String(err)}`).toBe("DIAL_TIMEOUT");
       expect(elapsedMs, `${what} failed after ${elapsedMs} ms`).toBeGreaterThanOrEqual(DIAL_MS - 50);
-      expect(elapsedMs, `${what} failed after ${elapsedMs} ms, not the call timeout ${CALL_MS}`).toBeLessThan(CALL_MS / 3);
+      expect(elapsedMs, `${what} failed after ${elapsedMs} ms, not the call timeout ${CALL_MS}`).toBeLessThan(
+        CALL_MS / 3,
+      );
     }
   });
 
   it("never waits for a connection longer than the call's own timeout", async () => {
-    const c = new EtcdClient({ endpoints: [`127.0.0.1:${await freePort()}`], dialTimeoutMs: CALL_MS, callTimeoutMs: DIAL_MS });
+    const c = new EtcdClient({
+      endpoints: [`127.0.0.1:${await freePort()}`],
+      dialTimeoutMs: CALL_MS,
+      callTimeoutMs: DIAL_MS,
+    });
     const t0 = Date.now();
     const err = await c.get("/k").catch((e: unknown) => e);
     const elapsedMs = Date.now() - t0;

@@ -14,12 +14,14 @@ import { CLUSTER_KINDS, makeCluster } from "../../harness/targets/make.js";
 import { createOnce, waitWritable } from "./cluster_writes.js";
 
 async function followerIndex(eps: readonly string[]): Promise<number> {
-  const statuses = await Promise.all(eps.map(async (e) => {
-    const c = new EtcdClient({ endpoints: [e] });
-    const st = await c.status();
-    c.close();
-    return st;
-  }));
+  const statuses = await Promise.all(
+    eps.map(async (e) => {
+      const c = new EtcdClient({ endpoints: [e] });
+      const st = await c.status();
+      c.close();
+      return st;
+    }),
+  );
   return statuses.findIndex((st) => st.header.memberId !== st.leader);
 }
 
@@ -46,7 +48,11 @@ for (const kind of CLUSTER_KINDS) {
         expect(f, "a follower exists").toBeGreaterThanOrEqual(0);
         const others = eps.filter((_, i) => i !== f);
         // etcd refuses pings more often than every 5 s (--grpc-keepalive-min-time), so 6 s; 1 s to answer one.
-        const client = new EtcdClient({ endpoints: [eps[f]!, ...others], keepAliveTimeMs: 6_000, keepAliveTimeoutMs: 1_000 });
+        const client = new EtcdClient({
+          endpoints: [eps[f]!, ...others],
+          keepAliveTimeMs: 6_000,
+          keepAliveTimeoutMs: 1_000,
+        });
         const writer = new EtcdClient({ endpoints: others });
         try {
           const w = client.watch("/ka/", { prefix: true });
@@ -57,7 +63,9 @@ for (const kind of CLUSTER_KINDS) {
           const written = (await writer.get("/ka/x")).kvs[0];
           expect(written?.version, `created once (${failures.length} ambiguous sends)`).toBe(1n);
           const next = await w[Symbol.asyncIterator]().next();
-          expect(next.value?.events[0]?.kv.modRevision, "the put reached the watch through another member").toBe(written?.modRevision);
+          expect(next.value?.events[0]?.kv.modRevision, "the put reached the watch through another member").toBe(
+            written?.modRevision,
+          );
           expect(client.connection.currentEndpoint(), "moved off the frozen member").not.toBe(eps[f]);
           w.cancel();
         } finally {
@@ -87,17 +95,27 @@ for (const kind of CLUSTER_KINDS) {
             const victim = client.connection.currentEndpoint();
             victims.add(victim);
             await cluster.kill(eps.indexOf(victim));
-            expect((await client.get("/fo/", { prefix: true, countOnly: true })).count, `round ${round}: read after the kill`).toBe(BigInt(keys));
+            expect(
+              (await client.get("/fo/", { prefix: true, countOnly: true })).count,
+              `round ${round}: read after the kill`,
+            ).toBe(BigInt(keys));
             expect(client.connection.currentEndpoint(), `round ${round}: moved off ${victim}`).not.toBe(victim);
             const failures: string[] = [];
-            for (let i = 0; i < 5; i++) failures.push(...(await createOnce(client, `/fo/k${keys++}`)).map((f) => f.code));
-            expect(failures.length, `round ${round}: create failures after the kill: ${failures.join(",")}`).toBeLessThanOrEqual(1);
+            for (let i = 0; i < 5; i++)
+              failures.push(...(await createOnce(client, `/fo/k${keys++}`)).map((f) => f.code));
+            expect(
+              failures.length,
+              `round ${round}: create failures after the kill: ${failures.join(",")}`,
+            ).toBeLessThanOrEqual(1);
             await cluster.restart(eps.indexOf(victim));
             await waitWritable(eps); // the restarted member has caught up far enough to commit through
           }
           expect(victims.size, `killed ${[...victims].join(", ")}`).toBe(3);
           const all = await client.get("/fo/", { prefix: true });
-          expect(all.kvs.map((kv) => kv.version), "each create applied once").toEqual(Array(keys).fill(1n));
+          expect(
+            all.kvs.map((kv) => kv.version),
+            "each create applied once",
+          ).toEqual(Array(keys).fill(1n));
 
           const expected = all.kvs.map((kv) => kv.modRevision).sort((a, b) => (a < b ? -1 : 1));
           const revs: bigint[] = [];

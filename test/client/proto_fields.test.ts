@@ -29,7 +29,10 @@ afterAll(async () => {
 type Any = any;
 
 function call(service: ServiceName, method: string, req: object): Promise<Any> {
-  const c = clients.get(service) as unknown as Record<string, (r: object, cb: (e: Error | null, res: Any) => void) => void>;
+  const c = clients.get(service) as unknown as Record<
+    string,
+    (r: object, cb: (e: Error | null, res: Any) => void) => void
+  >;
   return new Promise((resolve, reject) => c[method]!.call(c, req, (e, res) => (e !== null ? reject(e) : resolve(res))));
 }
 
@@ -38,11 +41,22 @@ const keys = (res: Any): string[] => (res.kvs as Any[]).map((kv) => kv.key.toStr
 describe("KV fields", () => {
   it("Range honours sort, mod-revision bounds, count_only, keys_only and serializable", async () => {
     const revs: number[] = [];
-    for (const k of ["a", "b", "c"]) revs.push(Number((await call("KV", "Put", { key: Buffer.from(`/f/${k}`), value: Buffer.from(k) })).header.revision));
+    for (const k of ["a", "b", "c"])
+      revs.push(
+        Number((await call("KV", "Put", { key: Buffer.from(`/f/${k}`), value: Buffer.from(k) })).header.revision),
+      );
     await call("KV", "Put", { key: Buffer.from("/f/a"), value: Buffer.from("a2") });
     const range = { key: Buffer.from("/f/"), range_end: Buffer.from("/f0") };
-    expect(keys(await call("KV", "Range", { ...range, sort_order: "DESCEND", sort_target: "KEY" }))).toEqual(["/f/c", "/f/b", "/f/a"]);
-    expect(keys(await call("KV", "Range", { ...range, sort_order: "ASCEND", sort_target: "MOD" }))).toEqual(["/f/b", "/f/c", "/f/a"]);
+    expect(keys(await call("KV", "Range", { ...range, sort_order: "DESCEND", sort_target: "KEY" }))).toEqual([
+      "/f/c",
+      "/f/b",
+      "/f/a",
+    ]);
+    expect(keys(await call("KV", "Range", { ...range, sort_order: "ASCEND", sort_target: "MOD" }))).toEqual([
+      "/f/b",
+      "/f/c",
+      "/f/a",
+    ]);
     expect(keys(await call("KV", "Range", { ...range, min_mod_revision: revs[2] }))).toEqual(["/f/a", "/f/c"]);
     expect(keys(await call("KV", "Range", { ...range, max_mod_revision: revs[1] }))).toEqual(["/f/b"]);
     expect(keys(await call("KV", "Range", { ...range, min_create_revision: revs[1] }))).toEqual(["/f/b", "/f/c"]);
@@ -67,8 +81,10 @@ describe("KV fields", () => {
   it("Txn compares on VALUE and VERSION and returns the chosen branch", async () => {
     await call("KV", "Put", { key: Buffer.from("/t"), value: Buffer.from("x") });
     const txn = await call("KV", "Txn", {
-      compare: [{ key: Buffer.from("/t"), target: "VALUE", result: "EQUAL", value: Buffer.from("x") },
-        { key: Buffer.from("/t"), target: "VERSION", result: "GREATER", version: 0 }],
+      compare: [
+        { key: Buffer.from("/t"), target: "VALUE", result: "EQUAL", value: Buffer.from("x") },
+        { key: Buffer.from("/t"), target: "VERSION", result: "GREATER", version: 0 },
+      ],
       success: [{ request_put: { key: Buffer.from("/t"), value: Buffer.from("y") } }],
       failure: [],
     });
@@ -81,10 +97,12 @@ describe("Watch fields", () => {
     const c = clients.get("Watch") as unknown as { Watch(): grpc.ClientDuplexStream<object, Any> };
     const stream = c.Watch();
     const got: Any[] = [];
-    const done = new Promise<void>((resolve) => stream.on("data", (res: Any) => {
-      got.push(res);
-      if (res.events.length > 0) resolve();
-    }));
+    const done = new Promise<void>((resolve) =>
+      stream.on("data", (res: Any) => {
+        got.push(res);
+        if (res.events.length > 0) resolve();
+      }),
+    );
     stream.on("error", () => undefined);
     const created = new Promise<void>((resolve) => stream.once("data", () => resolve()));
     stream.write({ create_request: { key: Buffer.from("/wf"), filters: ["NOPUT"], prev_kv: true } });
@@ -118,17 +136,29 @@ describe("Lease, Cluster, Maintenance and Auth fields", () => {
     const h = await call("Maintenance", "HashKV", { revision: 0 });
     expect(h.hash > 0).toBe(true);
     const st = await call("Maintenance", "Status", {});
-    expect([st.leader, st.isLearner, Number(st.dbSize) > 0, Number(st.raftAppliedIndex) > 0]).toEqual([members.members[0].ID, false, true, true]);
+    expect([st.leader, st.isLearner, Number(st.dbSize) > 0, Number(st.raftAppliedIndex) > 0]).toEqual([
+      members.members[0].ID,
+      false,
+      true,
+      true,
+    ]);
   });
 
   it("Auth users and roles with key-range permissions round-trip (auth left disabled)", async () => {
     await call("Auth", "UserAdd", { name: "u1", password: "pw", options: { no_password: false } });
     await call("Auth", "RoleAdd", { name: "r1" });
-    await call("Auth", "RoleGrantPermission", { name: "r1", perm: { permType: "READWRITE", key: Buffer.from("/a"), range_end: Buffer.from("/b") } });
+    await call("Auth", "RoleGrantPermission", {
+      name: "r1",
+      perm: { permType: "READWRITE", key: Buffer.from("/a"), range_end: Buffer.from("/b") },
+    });
     await call("Auth", "UserGrantRole", { user: "u1", role: "r1" });
     expect((await call("Auth", "UserGet", { name: "u1" })).roles).toEqual(["r1"]);
     const role = await call("Auth", "RoleGet", { role: "r1" });
-    expect([role.perm[0].permType, role.perm[0].key.toString(), role.perm[0].range_end.toString()]).toEqual(["READWRITE", "/a", "/b"]);
+    expect([role.perm[0].permType, role.perm[0].key.toString(), role.perm[0].range_end.toString()]).toEqual([
+      "READWRITE",
+      "/a",
+      "/b",
+    ]);
     expect((await call("Auth", "UserList", {})).users).toEqual(["u1"]);
     expect((await call("Auth", "RoleList", {})).roles).toEqual(["r1"]);
     await call("Auth", "RoleRevokePermission", { role: "r1", key: Buffer.from("/a"), range_end: Buffer.from("/b") });

@@ -20,7 +20,8 @@ async function startFakeKv(name: string): Promise<FakeKv> {
   const fake: FakeKv = { endpoint: "", received: new Map(), failing: false, server };
   const handler = (method: string, reply: () => unknown) => (_call: unknown, cb: grpc.sendUnaryData<unknown>) => {
     fake.received.set(method, (fake.received.get(method) ?? 0) + 1);
-    if (fake.failing) cb({ code: grpc.status.UNAVAILABLE, details: `${name}: connection lost after the request arrived` });
+    if (fake.failing)
+      cb({ code: grpc.status.UNAVAILABLE, details: `${name}: connection lost after the request arrived` });
     else cb(null, reply());
   };
   server.addService(loadEtcdProto().services.KV.service, {
@@ -28,7 +29,10 @@ async function startFakeKv(name: string): Promise<FakeKv> {
     Put: handler("Put", () => ({ header: { revision: "8" } })),
   });
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err, p) => (err !== null ? reject(err) : resolve(p))));
+    server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err, p) =>
+      err !== null ? reject(err) : resolve(p),
+    ),
+  );
   return Object.assign(fake, { endpoint: `127.0.0.1:${port}` });
 }
 
@@ -48,8 +52,10 @@ afterAll(() => {
 describe("RETRY_POLICY", () => {
   it("is data: the failover status, the repeatable methods (reads, not writes) and backoff bounds", () => {
     expect(RETRY_POLICY.failoverStatus).toBe("UNAVAILABLE");
-    for (const read of ["Range", "Status", "MemberList", "LeaseTimeToLive"]) expect(RETRY_POLICY.repeatable.has(read), read).toBe(true);
-    for (const write of ["Put", "DeleteRange", "Txn", "Compact", "LeaseGrant", "MemberAdd"]) expect(RETRY_POLICY.repeatable.has(write), write).toBe(false);
+    for (const read of ["Range", "Status", "MemberList", "LeaseTimeToLive"])
+      expect(RETRY_POLICY.repeatable.has(read), read).toBe(true);
+    for (const write of ["Put", "DeleteRange", "Txn", "Compact", "LeaseGrant", "MemberAdd"])
+      expect(RETRY_POLICY.repeatable.has(write), write).toBe(false);
     expect(RETRY_POLICY.backoffMinMs).toBeLessThanOrEqual(RETRY_POLICY.backoffMaxMs);
   });
 

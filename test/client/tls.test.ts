@@ -23,7 +23,12 @@ beforeAll(async () => {
   pki = makePki();
   tls = { ca: pki.ca, cert: pki.clientCert, key: pki.clientKey };
   cluster = new EtcdCluster(3, {
-    clientTls: { certFile: pki.serverCertFile, keyFile: pki.serverKeyFile, trustedCaFile: pki.caFile, clientCertAuth: true },
+    clientTls: {
+      certFile: pki.serverCertFile,
+      keyFile: pki.serverKeyFile,
+      trustedCaFile: pki.caFile,
+      clientCertAuth: true,
+    },
     probe: { tls },
   });
   await cluster.start();
@@ -38,7 +43,10 @@ afterAll(async () => {
 async function refusal(opts: TlsOptions): Promise<unknown> {
   const c = new EtcdClient({ endpoints: cluster.endpoints(), tls: opts, dialTimeoutMs: 5_000 });
   try {
-    return await c.get("/any").then(() => "accepted", (e: unknown) => e);
+    return await c.get("/any").then(
+      () => "accepted",
+      (e: unknown) => e,
+    );
   } finally {
     c.close();
   }
@@ -49,7 +57,10 @@ describe("TLS refusals", () => {
     const cases: [string, TlsOptions][] = [
       ["no client certificate", { ca: pki.ca }],
       ["client certificate of another CA", { ca: pki.ca, cert: pki.otherClientCert, key: pki.otherClientKey }],
-      ["server certificate not signed by the trusted CA", { ca: pki.otherCa, cert: pki.clientCert, key: pki.clientKey }],
+      [
+        "server certificate not signed by the trusted CA",
+        { ca: pki.otherCa, cert: pki.clientCert, key: pki.clientKey },
+      ],
     ];
     for (const [what, opts] of cases) {
       const err = await refusal(opts);
@@ -73,11 +84,17 @@ describe("TLS refusals", () => {
 async function localhostOnlyServer(): Promise<{ server: grpc.Server; port: number }> {
   const server = new grpc.Server();
   server.addService(loadEtcdProto().services.Maintenance.service, {
-    Status: (_call: unknown, cb: grpc.sendUnaryData<unknown>) => cb(null, { header: {}, version: "3.4.0-localhost-only" }),
+    Status: (_call: unknown, cb: grpc.sendUnaryData<unknown>) =>
+      cb(null, { header: {}, version: "3.4.0-localhost-only" }),
   });
-  const creds = grpc.ServerCredentials.createSsl(pki.ca, [{ cert_chain: pki.localhostCert, private_key: pki.localhostKey }], false);
+  const creds = grpc.ServerCredentials.createSsl(
+    pki.ca,
+    [{ cert_chain: pki.localhostCert, private_key: pki.localhostKey }],
+    false,
+  );
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync("127.0.0.1:0", creds, (err, p) => (err !== null ? reject(err) : resolve(p))));
+    server.bindAsync("127.0.0.1:0", creds, (err, p) => (err !== null ? reject(err) : resolve(p))),
+  );
   return { server, port };
 }
 
@@ -118,7 +135,9 @@ async function tlsFailover(cluster: EtcdCluster): Promise<void> {
   const victim = await followerIndex(eps);
   expect(victim, "a follower exists").toBeGreaterThanOrEqual(0);
   // One endpoint by DNS name, the others by IP: the one bundle must verify each by its own name.
-  const order = [eps[victim]!, ...eps.filter((_, i) => i !== victim)].map((e, i) => (i === 2 ? e.replace("127.0.0.1", "localhost") : e));
+  const order = [eps[victim]!, ...eps.filter((_, i) => i !== victim)].map((e, i) =>
+    i === 2 ? e.replace("127.0.0.1", "localhost") : e,
+  );
   const client = new EtcdClient({ endpoints: order, tls, callTimeoutMs: 10_000 });
   try {
     for (let i = 0; i < 5; i++) await createOnce(client, `/tls/k${i}`);
@@ -134,7 +153,10 @@ async function tlsFailover(cluster: EtcdCluster): Promise<void> {
     expect(failures.length, `creates failed after the kill: ${failures.join(",")}`).toBeLessThanOrEqual(1);
     const all = await client.get("/tls/", { prefix: true });
     expect(all.kvs.length, "15 keys").toBe(15);
-    expect(all.kvs.map((kv) => kv.version), "each create applied once").toEqual(Array(15).fill(1n));
+    expect(
+      all.kvs.map((kv) => kv.version),
+      "each create applied once",
+    ).toEqual(Array(15).fill(1n));
 
     const expected = all.kvs.map((kv) => kv.modRevision).sort((a, b) => (a < b ? -1 : 1));
     const lastRev = expected[expected.length - 1]!;
@@ -144,7 +166,10 @@ async function tlsFailover(cluster: EtcdCluster): Promise<void> {
       if (revs[revs.length - 1]! >= lastRev) break;
     }
     w.cancel();
-    expect(revs.filter((r) => expected.includes(r)), "every put's revision once, in order").toEqual(expected);
+    expect(
+      revs.filter((r) => expected.includes(r)),
+      "every put's revision once, in order",
+    ).toEqual(expected);
     expect(new Set(revs).size, `no event twice among ${revs.length}`).toBe(revs.length);
   } finally {
     client.close();
@@ -152,13 +177,19 @@ async function tlsFailover(cluster: EtcdCluster): Promise<void> {
 }
 
 describe("failover across TLS endpoints", () => {
-  it("real etcd: kill -9 the connected member: creates and gets go on over TLS, the watch resumes without loss", () => tlsFailover(cluster));
+  it("real etcd: kill -9 the connected member: creates and gets go on over TLS, the watch resumes without loss", () =>
+    tlsFailover(cluster));
 
   describe("etcd-ts", () => {
     let ours: EtcdCluster;
     beforeAll(async () => {
       const slot = makeCluster("etcd-ts", 3, {
-        clientTls: { certFile: pki.serverCertFile, keyFile: pki.serverKeyFile, trustedCaFile: pki.caFile, clientCertAuth: true },
+        clientTls: {
+          certFile: pki.serverCertFile,
+          keyFile: pki.serverKeyFile,
+          trustedCaFile: pki.caFile,
+          clientCertAuth: true,
+        },
         probe: { tls },
       });
       if (slot.target === undefined) throw new Error(`${slot.name} cannot run: ${slot.reason}`);
@@ -170,6 +201,7 @@ describe("failover across TLS endpoints", () => {
       await ours?.stop();
     });
 
-    it("etcd-ts: kill -9 the connected member: creates and gets go on over TLS, the watch resumes without loss", () => tlsFailover(ours));
+    it("etcd-ts: kill -9 the connected member: creates and gets go on over TLS, the watch resumes without loss", () =>
+      tlsFailover(ours));
   });
 });

@@ -18,18 +18,40 @@ beforeAll(async () => {
     const k = Buffer.from(key);
     const v = Buffer.from(value);
     // KeyValue: key(1), mod_revision(3) = 5, value(5), then the unknown fields.
-    return Buffer.concat([Buffer.from([0x0a, k.length]), k, Buffer.from([0x18, 5]), Buffer.from([0x2a, v.length]), v, UNKNOWN]);
+    return Buffer.concat([
+      Buffer.from([0x0a, k.length]),
+      k,
+      Buffer.from([0x18, 5]),
+      Buffer.from([0x2a, v.length]),
+      v,
+      UNKNOWN,
+    ]);
   };
   const encode = (): Buffer => {
     const header = Buffer.concat([Buffer.from([0x18, 5]), UNKNOWN]); // ResponseHeader.revision(3) = 5
     const kv = kvBytes("/k", "v");
-    return Buffer.concat([Buffer.from([0x0a, header.length]), header, Buffer.from([0x12, kv.length]), kv, Buffer.from([0x20, 1]), UNKNOWN]);
+    return Buffer.concat([
+      Buffer.from([0x0a, header.length]),
+      header,
+      Buffer.from([0x12, kv.length]),
+      kv,
+      Buffer.from([0x20, 1]),
+      UNKNOWN,
+    ]);
   };
   server = new grpc.Server();
-  server.register(range.path, (_call: unknown, cb: grpc.sendUnaryData<Buffer>) => cb(null, encode()),
-    (b: Buffer) => b, (b: Buffer) => b, "unary");
+  server.register(
+    range.path,
+    (_call: unknown, cb: grpc.sendUnaryData<Buffer>) => cb(null, encode()),
+    (b: Buffer) => b,
+    (b: Buffer) => b,
+    "unary",
+  );
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err, p) => (err !== null ? reject(err) : resolve(p))));
+    server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err, p) =>
+      err !== null ? reject(err) : resolve(p),
+    ),
+  );
   endpoint = `127.0.0.1:${port}`;
 });
 

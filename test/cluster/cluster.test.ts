@@ -43,14 +43,16 @@ describe("a 3-member etcd-ts cluster", () => {
     expect(list.status, list.stderr).toBe(0);
     const lines = list.stdout.trim().split("\n");
     expect(lines.length, list.stdout).toBe(3);
-    for (const l of lines) expect(l, l).toMatch(/^[0-9a-f]+, started, m[0-2], http:\/\/127\.0\.0\.1:\d+, http:\/\/127\.0\.0\.1:\d+, false$/);
+    for (const l of lines)
+      expect(l, l).toMatch(/^[0-9a-f]+, started, m[0-2], http:\/\/127\.0\.0\.1:\d+, http:\/\/127\.0\.0\.1:\d+, false$/);
     const leaders = new Set([0, 1, 2].map((i) => status(c.endpoint(i)).leader));
     expect(leaders.size, `leaders seen: ${[...leaders].map(hex).join(" ")}`).toBe(1);
   });
 
   it("reads a write made on one member linearizably on every member", () => {
     expect(ctl(c.endpoint(1), ["put", "k", "v1"]).stdout.trim()).toBe("OK");
-    for (const i of [0, 1, 2]) expect(ctl(c.endpoint(i), ["get", "k", "--print-value-only"]).stdout.trim(), `member ${i}`).toBe("v1");
+    for (const i of [0, 1, 2])
+      expect(ctl(c.endpoint(i), ["get", "k", "--print-value-only"]).stdout.trim(), `member ${i}`).toBe("v1");
   });
 
   it("catches a killed follower up through a snapshot, with nothing lost and no election", async () => {
@@ -63,10 +65,21 @@ describe("a 3-member etcd-ts cluster", () => {
     c.restart(follower);
     await c.waitServing(follower);
     const r = ctl(c.endpoint(follower), ["get", "snap/", "--prefix", "--keys-only"]);
-    expect(r.stdout.trim().split("\n").filter((l) => l !== "").length, r.stderr).toBe(60);
+    expect(
+      r.stdout
+        .trim()
+        .split("\n")
+        .filter((l) => l !== "").length,
+      r.stderr,
+    ).toBe(60);
     // Its log reaches this process through a pipe read on the event loop (etcdctl runs synchronously): wait for it.
-    await waitFor(() => /applied incoming snapshot at index \d+/.test(c.member(follower).log), "the snapshot line in the restarted member's log").catch(() => undefined);
-    expect(c.member(follower).log, "the restarted member applied a snapshot").toMatch(/applied incoming snapshot at index \d+/);
+    await waitFor(
+      () => /applied incoming snapshot at index \d+/.test(c.member(follower).log),
+      "the snapshot line in the restarted member's log",
+    ).catch(() => undefined);
+    expect(c.member(follower).log, "the restarted member applied a snapshot").toMatch(
+      /applied incoming snapshot at index \d+/,
+    );
     expect(status(c.endpoint(other)).raftTerm, "no election caused by the restart").toBe(termBefore);
   }, 60_000);
 
@@ -79,7 +92,9 @@ describe("a 3-member etcd-ts cluster", () => {
     const ka = ctl(c.endpoint(follower), ["lease", "keep-alive", "--once", id ?? ""]);
     expect(ka.stdout, ka.stderr).toContain(`lease ${id} keepalived with TTL(60)`);
     const ttl = ctl(c.endpoint(follower), ["lease", "timetolive", id ?? ""]);
-    expect(ttl.stdout, ttl.stderr).toMatch(new RegExp(`lease ${id} granted with TTL\\(60s\\), remaining\\((5\\d|60)s\\)`));
+    expect(ttl.stdout, ttl.stderr).toMatch(
+      new RegExp(`lease ${id} granted with TTL\\(60s\\), remaining\\((5\\d|60)s\\)`),
+    );
   });
 
   it("adds a learner that refuses writes, promotes it once in sync, and then it takes writes", async () => {
@@ -123,7 +138,11 @@ describe("a 3-member etcd-ts cluster", () => {
     expect(newLeader).not.toBe(leader);
     for (const i of rest) await c.waitServing(i);
     expect(ctl(c.endpoint(rest[1] ?? 0), ["put", "after-remove", "ok"]).stdout.trim()).toBe("OK");
-    expect(ctl(c.endpoint(rest[2] ?? 0), ["member", "list"]).stdout.trim().split("\n").length).toBe(3);
+    expect(
+      ctl(c.endpoint(rest[2] ?? 0), ["member", "list"])
+        .stdout.trim()
+        .split("\n").length,
+    ).toBe(3);
   }, 60_000);
 
   it("hands leadership over when the leader is stopped with SIGTERM", async () => {
@@ -133,7 +152,10 @@ describe("a 3-member etcd-ts cluster", () => {
     const other = running.find(({ i }) => i !== li)?.i ?? 0;
     const termBefore = status(c.endpoint(other)).raftTerm;
     await c.kill(li, "SIGTERM");
-    await waitFor(() => /leadership transfer to/.test(c.member(li).log), "the transfer line in the stopped leader's log").catch(() => undefined);
+    await waitFor(
+      () => /leadership transfer to/.test(c.member(li).log),
+      "the transfer line in the stopped leader's log",
+    ).catch(() => undefined);
     expect(c.member(li).log).toMatch(/leadership transfer to [0-9a-f]+ before stopping/);
     const st = status(c.endpoint(other));
     expect(st.leader, "a new leader right after the old one exited").not.toBe(0n);
@@ -149,10 +171,15 @@ describe("a 3-member etcd-ts cluster", () => {
     const initial = [...running, stranger].map((m) => `${m.name}=${c.peerUrl(m)}`).join(",");
     c.spawn(stranger, initial, "new", ["--initial-cluster-token", "some-other-cluster"]);
     const deadline = Date.now() + 15_000;
-    while (!/cluster-id-mismatch|cluster ID mismatch/.test(stranger.log + running.map((m) => m.log).join("")) && Date.now() < deadline) {
+    while (
+      !/cluster-id-mismatch|cluster ID mismatch/.test(stranger.log + running.map((m) => m.log).join("")) &&
+      Date.now() < deadline
+    ) {
       await new Promise((r) => setTimeout(r, 100));
     }
-    expect(stranger.log + running.map((m) => m.log).join(""), "a refusal for the cluster id is logged").toMatch(/cluster-id-mismatch|cluster ID mismatch/);
+    expect(stranger.log + running.map((m) => m.log).join(""), "a refusal for the cluster id is logged").toMatch(
+      /cluster-id-mismatch|cluster ID mismatch/,
+    );
     expect(ctl(c.endpoints(), ["member", "list"]).stdout).not.toContain("stranger");
     expect(ctl(c.endpoints(), ["put", "still", "fine"]).stdout.trim()).toBe("OK");
   }, 30_000);

@@ -21,7 +21,10 @@ async function tamper(dataDir: string, key: string, value: string): Promise<numb
         if (v.length === 0) continue;
         const decoded = decodeKeyValue(v);
         if (Buffer.from(decoded.key).toString() !== key) continue;
-        edits.push({ k: Uint8Array.from(k), v: encodeKeyValue({ ...decoded, value: new TextEncoder().encode(value) }) });
+        edits.push({
+          k: Uint8Array.from(k),
+          v: encodeKeyValue({ ...decoded, value: new TextEncoder().encode(value) }),
+        });
       }
       for (const e of edits) tx.put(KEY_BUCKET, e.k, e.v);
       return edits.length;
@@ -60,7 +63,11 @@ describe("corruption checks on a 3-member etcd-ts cluster", () => {
     await c.kill(2, "SIGTERM");
     expect(await tamper(c.member(2).dataDir, "k3", "tampered")).toBeGreaterThan(0);
     c.restart(2);
-    await until("the tampered member to exit", () => c.member(2).child === undefined && c.member(2).exitCode !== undefined, 30_000);
+    await until(
+      "the tampered member to exit",
+      () => c.member(2).child === undefined && c.member(2).exitCode !== undefined,
+      30_000,
+    );
     expect(c.member(2).exitCode).toBe(1);
     expect(c.member(2).log).toContain("found different hash values from remote peer");
     expect(c.member(2).log).toMatch(/[0-9a-f]+ found data inconsistency with peers/);
@@ -72,9 +79,15 @@ describe("corruption checks on a 3-member etcd-ts cluster", () => {
     ctl(c.endpoint(0), ["alarm", "disarm"]);
     expect(ctl(c.endpoint(0), ["alarm", "list"]).stdout.trim()).toBe("");
     expect(ctl(c.endpoint(0), ["put", "before", "x"]).status).toBe(0);
-    c.spawn(c.member(2), `${c.member(2).name}=${c.peerUrl(c.member(2))}`, "new", ["--experimental-initial-corrupt-check=false"]);
+    c.spawn(c.member(2), `${c.member(2).name}=${c.peerUrl(c.member(2))}`, "new", [
+      "--experimental-initial-corrupt-check=false",
+    ]);
     await c.waitServing(2);
-    await until("the CORRUPT alarm", () => ctl(c.endpoint(0), ["alarm", "list"]).stdout.includes("alarm:CORRUPT"), 30_000);
+    await until(
+      "the CORRUPT alarm",
+      () => ctl(c.endpoint(0), ["alarm", "list"]).stdout.includes("alarm:CORRUPT"),
+      30_000,
+    );
     // Raised for member 0 (etcdctl leaves the zero member id out), as etcd 3.4 raises it.
     expect(ctl(c.endpoint(0), ["alarm", "list"]).stdout.trim()).toBe("alarm:CORRUPT");
     for (let i = 0; i < 3; i++) {

@@ -7,7 +7,10 @@ import type { LocalCluster } from "./local_cluster.js";
 
 /** Puts from `workers` sequential writers until `until(acks so far)` is true; returns the acknowledged key → value. */
 export async function writeUntil(
-  endpoints: readonly string[], prefix: string, until: (acks: number) => boolean, opts: { workers?: number; maxMs?: number; valueBytes?: number } = {},
+  endpoints: readonly string[],
+  prefix: string,
+  until: (acks: number) => boolean,
+  opts: { workers?: number; maxMs?: number; valueBytes?: number } = {},
 ): Promise<{ acked: Map<string, string>; timedOut: boolean }> {
   const client = new EtcdClient({ endpoints: [...endpoints], callTimeoutMs: 5_000, dialTimeoutMs: 3_000 });
   const acked = new Map<string, string>();
@@ -43,7 +46,11 @@ export async function writeUntil(
  * Waits until every member has applied a fresh barrier write, then checks they agree on HashKV at its revision
  * and that each has every acknowledged write with its value. Returns the revision compared.
  */
-export async function checkConverged(cluster: LocalCluster, acked: ReadonlyMap<string, string>, timeoutMs = 30_000): Promise<bigint> {
+export async function checkConverged(
+  cluster: LocalCluster,
+  acked: ReadonlyMap<string, string>,
+  timeoutMs = 30_000,
+): Promise<bigint> {
   const all = cluster.members.map((_, i) => cluster.endpoint(i));
   const any = new EtcdClient({ endpoints: all, callTimeoutMs: 5_000, dialTimeoutMs: 3_000 });
   let rev: bigint;
@@ -64,7 +71,10 @@ export async function checkConverged(cluster: LocalCluster, acked: ReadonlyMap<s
         for (const kv of r.kvs) have.set(kv.key.toString("utf8"), kv.value.toString("utf8"));
       }
       const missing = [...acked].filter(([k, v]) => have.get(k) !== v).map(([k]) => k);
-      if (missing.length > 0) throw new Error(`${ep}: ${missing.length} acknowledged writes missing or changed, e.g. ${missing.slice(0, 3).join(", ")}`);
+      if (missing.length > 0)
+        throw new Error(
+          `${ep}: ${missing.length} acknowledged writes missing or changed, e.g. ${missing.slice(0, 3).join(", ")}`,
+        );
     } finally {
       c.close();
     }
@@ -91,7 +101,9 @@ export function armFailpoint(port: number, spec: string): Promise<void> {
     const req = request({ host: "127.0.0.1", port, method: "PUT", path: "/debug/failpoints" }, (res) => {
       let body = "";
       res.on("data", (c: Buffer) => (body += c.toString()));
-      res.on("end", () => (res.statusCode === 200 ? resolve() : reject(new Error(`arm ${spec}: ${res.statusCode} ${body}`))));
+      res.on("end", () =>
+        res.statusCode === 200 ? resolve() : reject(new Error(`arm ${spec}: ${res.statusCode} ${body}`)),
+      );
     });
     req.on("error", reject);
     req.end(spec);

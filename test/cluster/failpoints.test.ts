@@ -31,16 +31,25 @@ const CASES: readonly { point: string; maxHit: number; roles: readonly Role[] }[
 
 let seed = SEED >>> 0 || 1;
 function rand(n: number): number {
-  seed ^= seed << 13; seed >>>= 0;
+  seed ^= seed << 13;
+  seed >>>= 0;
   seed ^= seed >>> 17;
-  seed ^= seed << 5; seed >>>= 0;
+  seed ^= seed << 5;
+  seed >>>= 0;
   return seed % n;
 }
 
 const cluster = new LocalCluster("etcd-ts", {
   flags: ["--heartbeat-interval", "25", "--election-timeout", "250"],
-  etcdTsFlags: ["--experimental-failpoints", "--snapshot-count", "40", "--experimental-snapshot-catchup-entries", "10",
-    "--experimental-wal-segment-bytes", "16384"],
+  etcdTsFlags: [
+    "--experimental-failpoints",
+    "--snapshot-count",
+    "40",
+    "--experimental-snapshot-catchup-entries",
+    "10",
+    "--experimental-wal-segment-bytes",
+    "16384",
+  ],
 });
 
 beforeAll(async () => {
@@ -94,7 +103,11 @@ async function runCase(point: string, maxHit: number, role: Role, round: number)
   return acked.size;
 }
 
-async function writeN(endpoints: readonly string[], prefix: string, n: number): Promise<{ acked: Map<string, string> }> {
+async function writeN(
+  endpoints: readonly string[],
+  prefix: string,
+  n: number,
+): Promise<{ acked: Map<string, string> }> {
   const r = await writeUntil(endpoints, prefix, (acks) => acks >= n, { workers: 1, maxMs: 30_000 });
   if (r.timedOut) throw new Error(`only ${r.acked.size} of ${n} writes acknowledged in time`);
   return r;
@@ -128,7 +141,12 @@ async function errorCase(point: string, action: "error" | "enospc", role: Role, 
 
 describe.sequential("an injected storage error stops the member (fail-stop), which restarts whole", () => {
   it("EIO at wal-before-save on a follower", async () => {
-    await errorCase("wal-before-save", "error", "follower", /E \| etcdserver: fatal: stopping the member: storage i\/o error \(EIO/);
+    await errorCase(
+      "wal-before-save",
+      "error",
+      "follower",
+      /E \| etcdserver: fatal: stopping the member: storage i\/o error \(EIO/,
+    );
   }, 120_000);
   it("ENOSPC in the middle of a snapshot install on a follower", async () => {
     const victim = (leaderIndex() + 1) % 3;
@@ -145,19 +163,28 @@ describe.sequential("an injected storage error stops the member (fail-stop), whi
     await checkConverged(cluster, acked);
   }, 120_000);
   it("ENOSPC at backend-after-commit on the leader", async () => {
-    await errorCase("backend-after-commit", "enospc", "leader", /E \| etcdserver: fatal: stopping the member: no space left on device/);
+    await errorCase(
+      "backend-after-commit",
+      "enospc",
+      "leader",
+      /E \| etcdserver: fatal: stopping the member: no space left on device/,
+    );
   }, 120_000);
 });
 
 describe.sequential(`kill -9 at each storage failpoint, 3 members (${ROUNDS} round(s), seed=${SEED})`, () => {
   for (const { point, maxHit, roles } of CASES) {
     for (const role of roles) {
-      it(`${point} on the ${role}`, async () => {
-        let acks = 0;
-        for (let round = 0; round < ROUNDS; round++) acks += await runCase(point, maxHit, role, round);
-        console.log(`failpoint ${point} on the ${role}: ${ROUNDS} kill(s), ${acks} acknowledged writes checked`);
-        expect(acks).toBeGreaterThan(0);
-      }, 120_000 * ROUNDS);
+      it(
+        `${point} on the ${role}`,
+        async () => {
+          let acks = 0;
+          for (let round = 0; round < ROUNDS; round++) acks += await runCase(point, maxHit, role, round);
+          console.log(`failpoint ${point} on the ${role}: ${ROUNDS} kill(s), ${acks} acknowledged writes checked`);
+          expect(acks).toBeGreaterThan(0);
+        },
+        120_000 * ROUNDS,
+      );
     }
   }
 });

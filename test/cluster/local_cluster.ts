@@ -38,7 +38,10 @@ export class LocalCluster {
   readonly members: MemberProc[] = [];
   readonly #root: string;
 
-  constructor(readonly kind: Kind, readonly opts: ClusterOptions = {}) {
+  constructor(
+    readonly kind: Kind,
+    readonly opts: ClusterOptions = {},
+  ) {
     this.#root = mkdtempSync(join(tmpdir(), `etcd-ts-cluster-${kind}-`));
   }
 
@@ -51,7 +54,10 @@ export class LocalCluster {
   }
 
   endpoints(): string {
-    return this.members.filter((m) => m.child !== undefined).map((m) => `127.0.0.1:${m.clientPort}`).join(",");
+    return this.members
+      .filter((m) => m.child !== undefined)
+      .map((m) => `127.0.0.1:${m.clientPort}`)
+      .join(",");
   }
 
   peerUrl(m: MemberProc): string {
@@ -66,8 +72,13 @@ export class LocalCluster {
 
   async newMember(name: string): Promise<MemberProc> {
     const m: MemberProc = {
-      name, clientPort: await freePort(), peerPort: await freePort(), dataDir: join(this.#root, name),
-      child: undefined, log: "", exitCode: undefined,
+      name,
+      clientPort: await freePort(),
+      peerPort: await freePort(),
+      dataDir: join(this.#root, name),
+      child: undefined,
+      log: "",
+      exitCode: undefined,
     };
     this.members.push(m);
     return m;
@@ -83,21 +94,50 @@ export class LocalCluster {
 
   /** Starts a member added with `member add` (its --initial-cluster lists every running member plus itself). */
   join(m: MemberProc, extraFlags: readonly string[] = []): void {
-    const initial = this.members.filter((x) => x === m || x.child !== undefined).map((x) => `${x.name}=${this.peerUrl(x)}`).join(",");
+    const initial = this.members
+      .filter((x) => x === m || x.child !== undefined)
+      .map((x) => `${x.name}=${this.peerUrl(x)}`)
+      .join(",");
     this.spawn(m, initial, "existing", extraFlags);
   }
 
-  spawn(m: MemberProc, initialCluster: string, state: "new" | "existing", extraFlags: readonly string[] = [], env: Readonly<Record<string, string>> = {}): void {
+  spawn(
+    m: MemberProc,
+    initialCluster: string,
+    state: "new" | "existing",
+    extraFlags: readonly string[] = [],
+    env: Readonly<Record<string, string>> = {},
+  ): void {
     const args = [
-      "--name", m.name, "--data-dir", m.dataDir, "--initial-cluster", initialCluster, "--initial-cluster-state", state,
-      "--initial-cluster-token", this.token,
-      "--listen-client-urls", `http://127.0.0.1:${m.clientPort}`, "--advertise-client-urls", `http://127.0.0.1:${m.clientPort}`,
-      "--listen-peer-urls", this.peerUrl(m), "--initial-advertise-peer-urls", this.peerUrl(m),
-      ...(this.opts.flags ?? []), ...(this.kind === "etcd-ts" ? this.opts.etcdTsFlags ?? [] : []), ...extraFlags,
+      "--name",
+      m.name,
+      "--data-dir",
+      m.dataDir,
+      "--initial-cluster",
+      initialCluster,
+      "--initial-cluster-state",
+      state,
+      "--initial-cluster-token",
+      this.token,
+      "--listen-client-urls",
+      `http://127.0.0.1:${m.clientPort}`,
+      "--advertise-client-urls",
+      `http://127.0.0.1:${m.clientPort}`,
+      "--listen-peer-urls",
+      this.peerUrl(m),
+      "--initial-advertise-peer-urls",
+      this.peerUrl(m),
+      ...(this.opts.flags ?? []),
+      ...(this.kind === "etcd-ts" ? (this.opts.etcdTsFlags ?? []) : []),
+      ...extraFlags,
     ];
-    const child = this.kind === "etcd"
-      ? spawn("etcd", args, { stdio: ["ignore", "ignore", "pipe"] })
-      : spawn(process.execPath, [join(REPO, "dist/core/cli/main.js"), ...args], { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, ...this.opts.memberEnv?.(m), ...env } });
+    const child =
+      this.kind === "etcd"
+        ? spawn("etcd", args, { stdio: ["ignore", "ignore", "pipe"] })
+        : spawn(process.execPath, [join(REPO, "dist/core/cli/main.js"), ...args], {
+            stdio: ["ignore", "ignore", "pipe"],
+            env: { ...process.env, ...this.opts.memberEnv?.(m), ...env },
+          });
     m.child = child;
     m.exitCode = undefined;
     child.stderr?.on("data", (b: Buffer) => (m.log = (m.log + b.toString("utf8")).slice(-20_000)));
@@ -120,10 +160,12 @@ export class LocalCluster {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const m = this.member(i);
-      if (m.child === undefined && m.exitCode !== undefined) throw new Error(`member ${m.name} exited (${m.exitCode}): ${m.log.slice(-1500)}`);
+      if (m.child === undefined && m.exitCode !== undefined)
+        throw new Error(`member ${m.name} exited (${m.exitCode}): ${m.log.slice(-1500)}`);
       const r = ctl(this.endpoint(i), ["endpoint", "status", "-w", "json"], 3_000);
       if (r.status === 0 && /"leader":[1-9]/.test(r.stdout)) return;
-      if (Date.now() > deadline) throw new Error(`member ${m.name} not serving after ${timeoutMs} ms: ${r.stderr} ${m.log.slice(-1500)}`);
+      if (Date.now() > deadline)
+        throw new Error(`member ${m.name} not serving after ${timeoutMs} ms: ${r.stderr} ${m.log.slice(-1500)}`);
       await new Promise((res) => setTimeout(res, 200));
     }
   }
@@ -137,12 +179,14 @@ export class LocalCluster {
   }
 
   async stop(): Promise<void> {
-    await Promise.all(this.members.map(async (m, i) => {
-      if (m.child === undefined) return;
-      const timer = setTimeout(() => m.child?.kill("SIGKILL"), 5_000);
-      await this.kill(i, "SIGTERM");
-      clearTimeout(timer);
-    }));
+    await Promise.all(
+      this.members.map(async (m, i) => {
+        if (m.child === undefined) return;
+        const timer = setTimeout(() => m.child?.kill("SIGKILL"), 5_000);
+        await this.kill(i, "SIGTERM");
+        clearTimeout(timer);
+      }),
+    );
     rmSync(this.#root, { recursive: true, force: true });
   }
 }
@@ -155,23 +199,46 @@ export interface CtlResult {
 
 /** The real etcdctl (v3 API) against `endpoints`, bounded in time. */
 export function ctl(endpoints: string, args: readonly string[], timeoutMs = 20_000): CtlResult {
-  const r = spawnSync("etcdctl", ["--endpoints", endpoints, "--command-timeout", `${Math.max(1, Math.floor(timeoutMs / 1000) - 1)}s`, ...args], {
-    env: { ...process.env, ETCDCTL_API: "3" }, encoding: "utf8", timeout: timeoutMs,
-  });
+  const r = spawnSync(
+    "etcdctl",
+    ["--endpoints", endpoints, "--command-timeout", `${Math.max(1, Math.floor(timeoutMs / 1000) - 1)}s`, ...args],
+    {
+      env: { ...process.env, ETCDCTL_API: "3" },
+      encoding: "utf8",
+      timeout: timeoutMs,
+    },
+  );
   return { status: r.status ?? -1, stdout: r.stdout ?? "", stderr: r.stderr ?? "" };
 }
 
 /** etcdctl endpoint status as JSON for one endpoint. */
-export function status(endpoint: string): { leader: bigint; memberId: bigint; raftTerm: number; raftIndex: number; isLearner: boolean } {
+export function status(endpoint: string): {
+  leader: bigint;
+  memberId: bigint;
+  raftTerm: number;
+  raftIndex: number;
+  isLearner: boolean;
+} {
   const r = ctl(endpoint, ["endpoint", "status", "-w", "json"], 5_000);
   if (r.status !== 0) throw new Error(`endpoint status ${endpoint}: ${r.stderr}`);
   const j = JSON.parse(r.stdout.replace(/"(leader|member_id|cluster_id)":(\d+)/g, '"$1":"$2"')) as {
-    Status: { header: { member_id: string; raft_term: number }; leader?: string; raftIndex: number; isLearner?: boolean };
+    Status: {
+      header: { member_id: string; raft_term: number };
+      leader?: string;
+      raftIndex: number;
+      isLearner?: boolean;
+    };
   }[];
   const st = j[0]?.Status;
   if (st === undefined) throw new Error(`endpoint status ${endpoint}: ${r.stdout}`);
   // etcdctl's JSON leaves out zero fields: no "leader" while the member knows none (an election under way).
-  return { leader: BigInt(st.leader ?? 0), memberId: BigInt(st.header.member_id), raftTerm: st.header.raft_term, raftIndex: st.raftIndex, isLearner: st.isLearner === true };
+  return {
+    leader: BigInt(st.leader ?? 0),
+    memberId: BigInt(st.header.member_id),
+    raftTerm: st.header.raft_term,
+    raftIndex: st.raftIndex,
+    isLearner: st.isLearner === true,
+  };
 }
 
 export function hex(id: bigint): string {

@@ -26,7 +26,9 @@ function normalize(text: string, ids: Map<string, string>): string {
     .replace(/\d+(\.\d+)? (kB|MB|B)\b/g, "SIZE")
     .replace(/-{2,}/g, "--")
     .replace(/ {2,}/g, " ")
-    .split("\n").filter((l) => !l.includes('"level":"warn"')).join("\n")
+    .split("\n")
+    .filter((l) => !l.includes('"level":"warn"'))
+    .join("\n")
     .trim();
 }
 
@@ -34,7 +36,8 @@ async function reconfig(endpoints: string, args: readonly string[]): Promise<str
   const deadline = Date.now() + 15_000;
   for (;;) {
     const r = ctl(endpoints, args);
-    if (!r.stderr.includes("etcdserver: unhealthy cluster") || Date.now() > deadline) return `${r.status} ${r.stdout}${r.stderr}`;
+    if (!r.stderr.includes("etcdserver: unhealthy cluster") || Date.now() > deadline)
+      return `${r.status} ${r.stdout}${r.stderr}`;
     await new Promise((res) => setTimeout(res, 250));
   }
 }
@@ -46,7 +49,10 @@ function leaderIndex(c: LocalCluster): number {
 
 const steps: Step[] = [
   { name: "member list", sortLines: true, run: (c) => ctl(c.endpoints(), ["member", "list", "-w", "table"]).stdout },
-  { name: "endpoint health --cluster", run: (c) => ctl(c.endpoint(0), ["endpoint", "health", "--cluster"]).stderr.split("\n").sort().join("\n") },
+  {
+    name: "endpoint health --cluster",
+    run: (c) => ctl(c.endpoint(0), ["endpoint", "health", "--cluster"]).stderr.split("\n").sort().join("\n"),
+  },
   {
     name: "endpoint status --cluster (columns and learner flags)",
     run: (c) => {
@@ -56,25 +62,56 @@ const steps: Step[] = [
   },
   {
     name: "member add --learner (unreachable peer URL)",
-    run: async (c) => (await reconfig(c.endpoints(), ["member", "add", "late", "--learner", "--peer-urls", "http://127.0.0.1:1"]))
-      .replace(/ETCD_INITIAL_CLUSTER="([^"]*)"/, (_m, list: string) => `ETCD_INITIAL_CLUSTER="${list.split(",").sort().join(",")}"`),
+    run: async (c) =>
+      (
+        await reconfig(c.endpoints(), ["member", "add", "late", "--learner", "--peer-urls", "http://127.0.0.1:1"])
+      ).replace(
+        /ETCD_INITIAL_CLUSTER="([^"]*)"/,
+        (_m, list: string) => `ETCD_INITIAL_CLUSTER="${list.split(",").sort().join(",")}"`,
+      ),
   },
-  { name: "member add with a peer URL in use", run: (c) => reconfig(c.endpoints(), ["member", "add", "dup", "--peer-urls", c.peerUrl(c.member(0))]) },
-  { name: "member add with a malformed peer URL", run: (c) => reconfig(c.endpoints(), ["member", "add", "bad", "--peer-urls", "127.0.0.1:2380"]) },
-  { name: "member add a second learner (limit 1)", run: (c) => reconfig(c.endpoints(), ["member", "add", "late2", "--learner", "--peer-urls", "http://127.0.0.1:2"]) },
-  { name: "member promote a learner that is not in sync", run: (c, ids) => reconfig(c.endpoints(), ["member", "promote", learnerId(c, ids)]) },
-  { name: "member promote a voter", run: (c) => reconfig(c.endpoints(), ["member", "promote", hex(status(c.endpoint(0)).memberId)]) },
-  { name: "member update the learner", run: (c, ids) => reconfig(c.endpoints(), ["member", "update", learnerId(c, ids), "--peer-urls", "http://127.0.0.1:3"]) },
+  {
+    name: "member add with a peer URL in use",
+    run: (c) => reconfig(c.endpoints(), ["member", "add", "dup", "--peer-urls", c.peerUrl(c.member(0))]),
+  },
+  {
+    name: "member add with a malformed peer URL",
+    run: (c) => reconfig(c.endpoints(), ["member", "add", "bad", "--peer-urls", "127.0.0.1:2380"]),
+  },
+  {
+    name: "member add a second learner (limit 1)",
+    run: (c) => reconfig(c.endpoints(), ["member", "add", "late2", "--learner", "--peer-urls", "http://127.0.0.1:2"]),
+  },
+  {
+    name: "member promote a learner that is not in sync",
+    run: (c, ids) => reconfig(c.endpoints(), ["member", "promote", learnerId(c, ids)]),
+  },
+  {
+    name: "member promote a voter",
+    run: (c) => reconfig(c.endpoints(), ["member", "promote", hex(status(c.endpoint(0)).memberId)]),
+  },
+  {
+    name: "member update the learner",
+    run: (c, ids) =>
+      reconfig(c.endpoints(), ["member", "update", learnerId(c, ids), "--peer-urls", "http://127.0.0.1:3"]),
+  },
   // etcd 3.4's MemberUpdate also resets the learner flag to false in its member store (Raft still has a learner);
   // etcd-ts keeps the flag, so its list says true. The one documented difference of this suite.
   {
-    name: "member list after update", sortLines: true,
+    name: "member list after update",
+    sortLines: true,
     run: (c, ids) => {
       const id = learnerId(c, ids);
-      return ctl(c.endpoints(), ["member", "list"]).stdout.replace(new RegExp(`^(${id}, .*), (true|false)$`, "m"), "$1, LEARNER-FLAG");
+      return ctl(c.endpoints(), ["member", "list"]).stdout.replace(
+        new RegExp(`^(${id}, .*), (true|false)$`, "m"),
+        "$1, LEARNER-FLAG",
+      );
     },
   },
-  { name: "member remove the learner", run: (c, ids) => reconfig(c.endpoints(), ["member", "remove", learnerId(c, ids)]) },
+  {
+    name: "member remove the learner",
+    run: (c, ids) => reconfig(c.endpoints(), ["member", "remove", learnerId(c, ids)]),
+  },
   { name: "member remove an unknown id", run: (c) => reconfig(c.endpoints(), ["member", "remove", "1234abcd"]) },
   {
     name: "move-leader to a follower",
@@ -86,7 +123,13 @@ const steps: Step[] = [
       return `${r.status} ${r.stdout}${r.stderr}`.replaceAll(fromId, "LEADER").replaceAll(toId, "FOLLOWER");
     },
   },
-  { name: "move-leader to an unknown id", run: (c) => { const r = ctl(c.endpoint(leaderIndex(c)), ["move-leader", "1234abcd"]); return `${r.status} ${r.stdout}${r.stderr}`; } },
+  {
+    name: "move-leader to an unknown id",
+    run: (c) => {
+      const r = ctl(c.endpoint(leaderIndex(c)), ["move-leader", "1234abcd"]);
+      return `${r.status} ${r.stdout}${r.stderr}`;
+    },
+  },
 ];
 
 function learnerId(c: LocalCluster, ids: Map<string, string>): string {
@@ -96,8 +139,6 @@ function learnerId(c: LocalCluster, ids: Map<string, string>): string {
   ids.set(id, "LEARNER");
   return id;
 }
-
-
 
 async function runAll(kind: Kind): Promise<Map<string, string>> {
   const c = new LocalCluster(kind, { flags: FAST });

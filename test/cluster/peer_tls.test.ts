@@ -12,10 +12,20 @@ describe("a 3-member etcd-ts cluster with peer mTLS", () => {
   const good = pki.leaf("member", "peer-ca", "etcd-peer", "IP:127.0.0.1,DNS:localhost");
   const wrongCn = pki.leaf("intruder", "peer-ca", "not-etcd-peer", "IP:127.0.0.1,DNS:localhost");
   const peerFlags = (cert: { cert: string; key: string }): string[] => [
-    "--peer-cert-file", cert.cert, "--peer-key-file", cert.key, "--peer-trusted-ca-file", ca,
-    "--peer-client-cert-auth", "--peer-cert-allowed-cn", "etcd-peer",
+    "--peer-cert-file",
+    cert.cert,
+    "--peer-key-file",
+    cert.key,
+    "--peer-trusted-ca-file",
+    ca,
+    "--peer-client-cert-auth",
+    "--peer-cert-allowed-cn",
+    "etcd-peer",
   ];
-  const c = new LocalCluster("etcd-ts", { flags: ["--heartbeat-interval", "50", "--election-timeout", "500", ...peerFlags(good)], peerScheme: "https" });
+  const c = new LocalCluster("etcd-ts", {
+    flags: ["--heartbeat-interval", "50", "--election-timeout", "500", ...peerFlags(good)],
+    peerScheme: "https",
+  });
 
   beforeAll(async () => {
     await c.start(3);
@@ -27,7 +37,9 @@ describe("a 3-member etcd-ts cluster with peer mTLS", () => {
 
   it("elects a leader and replicates over https:// peer URLs", () => {
     const list = ctl(c.endpoints(), ["member", "list"]);
-    expect(list.stdout.match(/, started, m\d, https:\/\/127\.0\.0\.1:\d+,/g)?.length, list.stdout + list.stderr).toBe(3);
+    expect(list.stdout.match(/, started, m\d, https:\/\/127\.0\.0\.1:\d+,/g)?.length, list.stdout + list.stderr).toBe(
+      3,
+    );
     expect(ctl(c.endpoint(0), ["put", "tls", "yes"]).stdout.trim()).toBe("OK");
     expect(ctl(c.endpoint(2), ["get", "tls", "--print-value-only"]).stdout.trim()).toBe("yes");
   });
@@ -44,7 +56,9 @@ describe("a 3-member etcd-ts cluster with peer mTLS", () => {
     const logs = (): string => c.members.map((x) => x.log).join("\n");
     const deadline = Date.now() + 15_000;
     while (!/rejected connection/.test(logs()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-    expect(logs(), "a member logs the refusal").toMatch(/rejected connection from "127\.0\.0\.1:\d+" \(error "client certificate authentication failed"/);
+    expect(logs(), "a member logs the refusal").toMatch(
+      /rejected connection from "127\.0\.0\.1:\d+" \(error "client certificate authentication failed"/,
+    );
     const st = ctl(`127.0.0.1:${m.clientPort}`, ["endpoint", "status"], 3_000);
     expect(st.status, "the intruder never serves clients").not.toBe(0);
     expect(ctl(c.endpoint(1), ["put", "still", "serving"]).stdout.trim()).toBe("OK");

@@ -17,7 +17,13 @@ pki.ca("other-ca");
 const good = pki.leaf("member", "peer-ca", "etcd-peer", "IP:127.0.0.1,DNS:localhost");
 const stranger = pki.leaf("stranger", "other-ca", "etcd-peer", "IP:127.0.0.1,DNS:localhost");
 const peerFlags = (cert: { cert: string; key: string }): string[] => [
-  "--peer-cert-file", cert.cert, "--peer-key-file", cert.key, "--peer-trusted-ca-file", ca, "--peer-client-cert-auth",
+  "--peer-cert-file",
+  cert.cert,
+  "--peer-key-file",
+  cert.key,
+  "--peer-trusted-ca-file",
+  ca,
+  "--peer-client-cert-auth",
 ];
 
 /** Starts a member of `kind` that joins `peerUrl`'s cluster with the stranger's certificate; its log and exit code. */
@@ -25,11 +31,26 @@ async function startJoiner(kind: Kind, dir: string, peerUrl: string): Promise<{ 
   const [client, peer] = [await freePort(), await freePort()];
   const mine = `https://127.0.0.1:${peer}`;
   const args = [
-    "--name", "stranger", "--data-dir", join(dir, `stranger-${kind}`), "--initial-cluster-state", "existing",
-    "--initial-cluster", `m0=${peerUrl},stranger=${mine}`, "--listen-peer-urls", mine, "--initial-advertise-peer-urls", mine,
-    "--listen-client-urls", `http://127.0.0.1:${client}`, "--advertise-client-urls", `http://127.0.0.1:${client}`, ...peerFlags(stranger),
+    "--name",
+    "stranger",
+    "--data-dir",
+    join(dir, `stranger-${kind}`),
+    "--initial-cluster-state",
+    "existing",
+    "--initial-cluster",
+    `m0=${peerUrl},stranger=${mine}`,
+    "--listen-peer-urls",
+    mine,
+    "--initial-advertise-peer-urls",
+    mine,
+    "--listen-client-urls",
+    `http://127.0.0.1:${client}`,
+    "--advertise-client-urls",
+    `http://127.0.0.1:${client}`,
+    ...peerFlags(stranger),
   ];
-  const child = kind === "etcd" ? spawn("etcd", args) : spawn(process.execPath, [join(REPO, "dist/core/cli/main.js"), ...args]);
+  const child =
+    kind === "etcd" ? spawn("etcd", args) : spawn(process.execPath, [join(REPO, "dist/core/cli/main.js"), ...args]);
   let log = "";
   child.stderr.on("data", (b: Buffer) => (log += b.toString()));
   const timer = setTimeout(() => child.kill("SIGKILL"), 20_000);
@@ -40,18 +61,28 @@ async function startJoiner(kind: Kind, dir: string, peerUrl: string): Promise<{ 
 
 /** The lines about the refusal, without timestamps, ports and Go's HTTP-internal prefix. */
 function refusalLines(log: string): string[] {
-  return log.split("\n")
+  return log
+    .split("\n")
     .filter((l) => /could not get cluster response|cannot fetch cluster info/.test(l))
-    .map((l) => l.replace(/^\S+ \S+ /, "").replace(/:\d{2,5}\b/g, ":PORT").replace("readLoopPeekFailLocked: ", ""));
+    .map((l) =>
+      l
+        .replace(/^\S+ \S+ /, "")
+        .replace(/:\d{2,5}\b/g, ":PORT")
+        .replace("readLoopPeekFailLocked: ", ""),
+    );
 }
 
-const rejected = (log: string): string | undefined => /rejected connection from "127\.0\.0\.1:\d+" (\(.*\))/.exec(log)?.[1];
+const rejected = (log: string): string | undefined =>
+  /rejected connection from "127\.0\.0\.1:\d+" (\(.*\))/.exec(log)?.[1];
 
 describe("a member whose peer certificate is refused", () => {
   const clusters: LocalCluster[] = [];
   beforeAll(async () => {
     for (const kind of ["etcd", "etcd-ts"] as const) {
-      const c = new LocalCluster(kind, { flags: ["--heartbeat-interval", "50", "--election-timeout", "500", ...peerFlags(good)], peerScheme: "https" });
+      const c = new LocalCluster(kind, {
+        flags: ["--heartbeat-interval", "50", "--election-timeout", "500", ...peerFlags(good)],
+        peerScheme: "https",
+      });
       clusters.push(c);
       await c.start(1);
     }
@@ -70,14 +101,20 @@ describe("a member whose peer certificate is refused", () => {
       'W | etcdserver: could not get cluster response from https://127.0.0.1:PORT: Get "https://127.0.0.1:PORT/members": remote error: tls: bad certificate',
       "C | etcdmain: cannot fetch cluster info from peer urls: could not retrieve cluster information from the given URLs",
     ]);
-    expect({ code: mine.code, lines: refusalLines(mine.log) }).toEqual({ code: theirs.code, lines: refusalLines(theirs.log) });
+    expect({ code: mine.code, lines: refusalLines(mine.log) }).toEqual({
+      code: theirs.code,
+      lines: refusalLines(theirs.log),
+    });
   }, 60_000);
 
   it("logs etcd's rejected-connection line on the refusing side, etcd or etcd-ts", async () => {
     const [etcd, ours] = clusters as [LocalCluster, LocalCluster];
     const dir = pki.path("joiners2");
     await startJoiner("etcd-ts", dir, ours.peerUrl(ours.member(0)));
-    await waitFor(() => rejected(ours.member(0).log) !== undefined && rejected(etcd.member(0).log) !== undefined, "both refusals logged");
+    await waitFor(
+      () => rejected(ours.member(0).log) !== undefined && rejected(etcd.member(0).log) !== undefined,
+      "both refusals logged",
+    );
     expect(rejected(ours.member(0).log)).toBe(rejected(etcd.member(0).log));
     expect(rejected(etcd.member(0).log)).toContain("x509: certificate signed by unknown authority");
   }, 60_000);

@@ -25,9 +25,11 @@ const SEED = Number(process.env["SEED"] ?? 31337);
 
 let seed = SEED >>> 0 || 1;
 function rand(n: number): number {
-  seed ^= seed << 13; seed >>>= 0;
+  seed ^= seed << 13;
+  seed >>>= 0;
   seed ^= seed >>> 17;
-  seed ^= seed << 5; seed >>>= 0;
+  seed ^= seed << 5;
+  seed >>>= 0;
   return seed % n;
 }
 
@@ -43,7 +45,14 @@ const shadowOf = (c: LocalCluster, m: MemberProc): string => join(shadowRoot, `$
 function newCluster(): LocalCluster {
   const c: LocalCluster = new LocalCluster("etcd-ts", {
     flags: ["--heartbeat-interval", "25", "--election-timeout", "250"],
-    etcdTsFlags: ["--snapshot-count", "40", "--experimental-snapshot-catchup-entries", "10", "--experimental-wal-segment-bytes", "16384"],
+    etcdTsFlags: [
+      "--snapshot-count",
+      "40",
+      "--experimental-snapshot-catchup-entries",
+      "10",
+      "--experimental-wal-segment-bytes",
+      "16384",
+    ],
     memberEnv: (m) => ({ ETCD_TS_POWERLOSS_SHADOW: shadowOf(c, m) }),
   });
   clusters.push(c);
@@ -84,15 +93,25 @@ async function run(size: 1 | 3): Promise<{ acked: number; cuts: number; whole: n
 }
 
 describe.sequential(`simulated power cuts under writes (${CUTS} per cluster, seed=${SEED})`, () => {
-  it("1 member: every restart succeeds and no acknowledged write is lost", async () => {
-    const r = await run(1);
-    console.log(`power loss, 1 member: ${r.cuts} cuts, ${r.acked} acknowledged writes checked after each`);
-    expect(r.acked).toBeGreaterThan(0);
-  }, 60_000 + CUTS * 15_000);
+  it(
+    "1 member: every restart succeeds and no acknowledged write is lost",
+    async () => {
+      const r = await run(1);
+      console.log(`power loss, 1 member: ${r.cuts} cuts, ${r.acked} acknowledged writes checked after each`);
+      expect(r.acked).toBeGreaterThan(0);
+    },
+    60_000 + CUTS * 15_000,
+  );
 
-  it("3 members: every restart succeeds and no acknowledged write is lost", async () => {
-    const r = await run(3);
-    console.log(`power loss, 3 members: ${r.cuts} cuts (${r.whole} of every member at once), ${r.acked} acknowledged writes checked after each`);
-    expect(r.acked).toBeGreaterThan(0);
-  }, 60_000 + CUTS * 20_000);
+  it(
+    "3 members: every restart succeeds and no acknowledged write is lost",
+    async () => {
+      const r = await run(3);
+      console.log(
+        `power loss, 3 members: ${r.cuts} cuts (${r.whole} of every member at once), ${r.acked} acknowledged writes checked after each`,
+      );
+      expect(r.acked).toBeGreaterThan(0);
+    },
+    60_000 + CUTS * 20_000,
+  );
 });

@@ -9,8 +9,16 @@ import { LocalCluster, status } from "./local_cluster.js";
 
 const FAST = ["--heartbeat-interval", "50", "--election-timeout", "500"];
 
-async function v2(endpoint: string, method: string, path: string, form?: Record<string, string>): Promise<{ status: number; body: Record<string, unknown> }> {
-  const r = await fetch(`http://${endpoint}${path}`, { method, ...(form !== undefined ? { body: new URLSearchParams(form) } : {}) });
+async function v2(
+  endpoint: string,
+  method: string,
+  path: string,
+  form?: Record<string, string>,
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  const r = await fetch(`http://${endpoint}${path}`, {
+    method,
+    ...(form !== undefined ? { body: new URLSearchParams(form) } : {}),
+  });
   return { status: r.status, body: (await r.json()) as Record<string, unknown> };
 }
 
@@ -32,7 +40,10 @@ describe("the v2 store in a 3-member etcd-ts cluster", () => {
     expect(put.status).toBe(201);
     for (const i of [0, 1, 2]) {
       const got = await v2(c.endpoint(i), "GET", "/v2/keys/shared/a?quorum=true");
-      expect(got.body, `member ${i}`).toEqual({ action: "get", node: { key: "/shared/a", value: "v1", modifiedIndex: 1, createdIndex: 1 } });
+      expect(got.body, `member ${i}`).toEqual({
+        action: "get",
+        node: { key: "/shared/a", value: "v1", modifiedIndex: 1, createdIndex: 1 },
+      });
     }
   });
 
@@ -42,7 +53,10 @@ describe("the v2 store in a 3-member etcd-ts cluster", () => {
     const fi = [0, 1, 2].find((i) => i !== li) ?? 1;
     const ls = await v2(c.endpoint(li), "GET", "/v2/stats/leader");
     expect(ls.body.leader).toBe(leader.toString(16));
-    const followers = ls.body.followers as Record<string, { latency: { current: number; minimum: number; maximum: number }; counts: { success: number } }>;
+    const followers = ls.body.followers as Record<
+      string,
+      { latency: { current: number; minimum: number; maximum: number }; counts: { success: number } }
+    >;
     expect(Object.keys(followers).length).toBe(2);
     for (const f of Object.values(followers)) {
       expect(f.counts.success).toBeGreaterThan(0);
@@ -74,7 +88,11 @@ describe("the v2 store in a 3-member etcd-ts cluster", () => {
 
   it("adds, updates and removes a member through /v2/members", async () => {
     const send = (method: string, path: string, body?: unknown): Promise<Response> =>
-      fetch(`http://${c.endpoint(0)}${path}`, { method, headers: { "Content-Type": "application/json" }, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
+      fetch(`http://${c.endpoint(0)}${path}`, {
+        method,
+        headers: { "Content-Type": "application/json" },
+        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+      });
     // The strict reconfig check refuses changes until every voter has been connected a while: retry as an operator would.
     const retry = async (f: () => Promise<Response>, want: number): Promise<Response> => {
       const deadline = Date.now() + 15_000;
@@ -105,7 +123,8 @@ describe("the v2 store in a 3-member etcd-ts cluster", () => {
     const follower = [0, 1, 2].find((i) => status(c.endpoint(i)).memberId !== leader) ?? 0;
     const other = [0, 1, 2].find((i) => i !== follower) ?? 1;
     await c.kill(follower);
-    for (let i = 0; i < 60; i++) expect((await v2(c.endpoint(other), "PUT", `/v2/keys/snap/${i}`, { value: `v${i}` })).status).toBe(201);
+    for (let i = 0; i < 60; i++)
+      expect((await v2(c.endpoint(other), "PUT", `/v2/keys/snap/${i}`, { value: `v${i}` })).status).toBe(201);
     const want = await v2(c.endpoint(other), "GET", "/v2/keys/?recursive=true&sorted=true&quorum=true");
     c.restart(follower);
     await c.waitServing(follower);
@@ -113,7 +132,12 @@ describe("the v2 store in a 3-member etcd-ts cluster", () => {
     expect(got.body).toEqual(want.body);
     expect(JSON.stringify(got.body)).toContain('"/snap/59"');
     expect(JSON.stringify(got.body)).toContain('"/shared/a"');
-    await waitFor(() => /applied incoming snapshot at index \d+/.test(c.member(follower).log), "the snapshot line in the restarted member's log").catch(() => undefined);
-    expect(c.member(follower).log, "the restarted member applied a snapshot").toMatch(/applied incoming snapshot at index \d+/);
+    await waitFor(
+      () => /applied incoming snapshot at index \d+/.test(c.member(follower).log),
+      "the snapshot line in the restarted member's log",
+    ).catch(() => undefined);
+    expect(c.member(follower).log, "the restarted member applied a snapshot").toMatch(
+      /applied incoming snapshot at index \d+/,
+    );
   }, 60_000);
 });

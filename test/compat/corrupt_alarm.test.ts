@@ -38,7 +38,10 @@ describe.runIf(haveEtcd())("the CORRUPT alarm, etcd-ts against real etcd 3.4", (
     const corrupt = { etcd: "etcdserver: corrupt cluster", "etcd-ts": "etcdserver: corrupt cluster" };
     expect(both(["put", "k", "w"])).toEqual(corrupt);
     expect(both(["del", "k"])).toEqual(corrupt);
-    expect(both(["lease", "grant", "60"])).toEqual({ etcd: "failed to grant lease (etcdserver: corrupt cluster)", "etcd-ts": "failed to grant lease (etcdserver: corrupt cluster)" });
+    expect(both(["lease", "grant", "60"])).toEqual({
+      etcd: "failed to grant lease (etcdserver: corrupt cluster)",
+      "etcd-ts": "failed to grant lease (etcdserver: corrupt cluster)",
+    });
     expect(both(["compaction", "1"])).toEqual(corrupt);
     expect(both(["get", "k", "--print-value-only"])).toEqual({ etcd: "v", "etcd-ts": "v" });
     const list = both(["alarm", "list"]);

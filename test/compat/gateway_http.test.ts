@@ -23,12 +23,27 @@ const CALLS: readonly Call[] = [
   { path: "/v3/kv/range", body: { key: b64("gw/a") } },
   { path: "/v3/kv/range", body: { key: b64("gw/"), range_end: b64("gw0"), limit: 1 } },
   { path: "/v3/kv/range", body: { key: b64("gw/"), range_end: b64("gw0"), count_only: true } },
-  { path: "/v3/kv/range", body: { key: b64("gw/"), range_end: b64("gw0"), keys_only: true, sort_order: "DESCEND", sort_target: "KEY" } },
+  {
+    path: "/v3/kv/range",
+    body: { key: b64("gw/"), range_end: b64("gw0"), keys_only: true, sort_order: "DESCEND", sort_target: "KEY" },
+  },
   { path: "/v3/kv/range", body: { key: b64("gw/a"), bogus_field: 1 } },
   { path: "/v3/kv/range", body: { key: b64("gw/a"), revision: 100000 } },
   { path: "/v3/kv/range", body: { key: b64("missing") } },
-  { path: "/v3/kv/txn", body: { compare: [{ key: b64("gw/a"), target: "VALUE", result: "EQUAL", value: b64("1") }], success: [{ request_range: { key: b64("gw/a") } }, { request_put: { key: b64("gw/c"), value: b64("x") } }] } },
-  { path: "/v3/kv/txn", body: { compare: [{ key: b64("gw/a"), target: "VERSION", result: "GREATER", version: 5 }], failure: [{ request_delete_range: { key: b64("gw/c"), prev_kv: true } }] } },
+  {
+    path: "/v3/kv/txn",
+    body: {
+      compare: [{ key: b64("gw/a"), target: "VALUE", result: "EQUAL", value: b64("1") }],
+      success: [{ request_range: { key: b64("gw/a") } }, { request_put: { key: b64("gw/c"), value: b64("x") } }],
+    },
+  },
+  {
+    path: "/v3/kv/txn",
+    body: {
+      compare: [{ key: b64("gw/a"), target: "VERSION", result: "GREATER", version: 5 }],
+      failure: [{ request_delete_range: { key: b64("gw/c"), prev_kv: true } }],
+    },
+  },
   { path: "/v3/kv/deleterange", body: { key: b64("gw/b"), prev_kv: true } },
   { path: "/v3/kv/compaction", body: { revision: 3 } },
   { path: "/v3/kv/range", body: { key: b64("gw/a"), revision: 2 } },
@@ -76,7 +91,11 @@ async function call(endpoint: string, c: Call): Promise<Answer> {
 async function readLines(endpoint: string, path: string, body: unknown, n: number): Promise<string[]> {
   const abort = new AbortController();
   const timer = setTimeout(() => abort.abort(), 5000);
-  const res = await fetch(`http://${endpoint}${path}`, { method: "POST", body: JSON.stringify(body), signal: abort.signal });
+  const res = await fetch(`http://${endpoint}${path}`, {
+    method: "POST",
+    body: JSON.stringify(body),
+    signal: abort.signal,
+  });
   const reader = res.body?.getReader();
   if (reader === undefined) throw new Error(`${path}: no body`);
   let text = "";
@@ -104,7 +123,10 @@ function normalize(body: string, ids: readonly string[]): string {
   return out
     .replace(/"(dbSize|dbSizeInUse|raftIndex|raftAppliedIndex|hash)":"?\d+"?/g, '"$1":N')
     .replace(/"(peerURLs|clientURLs)":\["[^"]+"\]/g, '"$1":["URL"]')
-    .replace(/"error":"(?:[^"\\]|\\.)*JSON(?:[^"\\]|\\.)*","message":"(?:[^"\\]|\\.)*"/, '"error":"BAD_JSON","message":"BAD_JSON"')
+    .replace(
+      /"error":"(?:[^"\\]|\\.)*JSON(?:[^"\\]|\\.)*","message":"(?:[^"\\]|\\.)*"/,
+      '"error":"BAD_JSON","message":"BAD_JSON"',
+    )
     .replace(/"error":"invalid character[^"]*","message":"[^"]*"/, '"error":"BAD_JSON","message":"BAD_JSON"');
 }
 
@@ -131,33 +153,54 @@ describe.runIf(HAVE)("the client port's HTTP side against real etcd", () => {
       const theirs = await call(etcd.endpoint, c);
       const mine = await call(ours.endpoint, c);
       const what = `${c.method ?? "POST"} ${c.path} ${JSON.stringify(c.body ?? "")}`;
-      expect({ what, status: mine.status, body: normalize(mine.body, ourIds) }).toEqual({ what, status: theirs.status, body: normalize(theirs.body, etcdIds) });
+      expect({ what, status: mine.status, body: normalize(mine.body, ourIds) }).toEqual({
+        what,
+        status: theirs.status,
+        body: normalize(theirs.body, etcdIds),
+      });
     }
   });
 
-  it("streams /v3/watch and /v3/lease/keepalive as etcd does, one {\"result\"} a line", async () => {
+  it('streams /v3/watch and /v3/lease/keepalive as etcd does, one {"result"} a line', async () => {
     const [etcd, ours] = servers as [RunningServer, RunningServer];
     const [etcdIds, ourIds] = [idsOf(etcd.endpoint), idsOf(ours.endpoint)];
     for (const [path, body, lines] of [
       ["/v3/watch", { create_request: { key: b64("gw/a"), start_revision: 1 } }, 1],
-      ["/v3/watch", { create_request: { key: b64("gw/"), range_end: b64("gw0"), start_revision: 4, prev_kv: true } }, 2],
+      [
+        "/v3/watch",
+        { create_request: { key: b64("gw/"), range_end: b64("gw0"), start_revision: 4, prev_kv: true } },
+        2,
+      ],
       ["/v3/watch", { create_request: { key: b64("gw/zz"), start_revision: 0 } }, 1],
       ["/v3beta/watch", { create_request: { key: b64("gw/a"), start_revision: 1 } }, 1],
       ["/v3/lease/keepalive", { ID: 1234 }, 1],
     ] as const) {
-      const [theirs, mine] = await Promise.all([readLines(etcd.endpoint, path, body, lines), readLines(ours.endpoint, path, body, lines)]);
-      expect({ path, lines: mine.map((l) => normalize(l, ourIds)) }).toEqual({ path, lines: theirs.map((l) => normalize(l, etcdIds)) });
+      const [theirs, mine] = await Promise.all([
+        readLines(etcd.endpoint, path, body, lines),
+        readLines(ours.endpoint, path, body, lines),
+      ]);
+      expect({ path, lines: mine.map((l) => normalize(l, ourIds)) }).toEqual({
+        path,
+        lines: theirs.map((l) => normalize(l, etcdIds)),
+      });
     }
   });
 
   it("streams /v3/maintenance/snapshot in etcd's 32 KiB chunks: bytes still to come on each, the SHA-256 last", async () => {
     const [etcd, ours] = servers as [RunningServer, RunningServer];
     // A 40 KiB value makes both databases span several chunks, whatever else the servers hold.
-    const filler = { path: "/v3/kv/put", body: { key: b64("snapshot-filler"), value: Buffer.alloc(40 * 1024, "f").toString("base64") } };
+    const filler = {
+      path: "/v3/kv/put",
+      body: { key: b64("snapshot-filler"), value: Buffer.alloc(40 * 1024, "f").toString("base64") },
+    };
     for (const s of [etcd, ours]) expect((await call(s.endpoint, filler)).status).toBe(200);
-    const chunking = async (endpoint: string): Promise<{ firstShape: string[]; lastShape: string[]; sizes: number[]; remaining: number[]; shaOk: boolean }> => {
+    const chunking = async (
+      endpoint: string,
+    ): Promise<{ firstShape: string[]; lastShape: string[]; sizes: number[]; remaining: number[]; shaOk: boolean }> => {
       const lines = await readLines(endpoint, "/v3/maintenance/snapshot", {}, Number.POSITIVE_INFINITY);
-      const results = lines.map((l) => (JSON.parse(l) as { result: { blob?: string; remaining_bytes?: string } }).result);
+      const results = lines.map(
+        (l) => (JSON.parse(l) as { result: { blob?: string; remaining_bytes?: string } }).result,
+      );
       const blobs = results.map((r) => Buffer.from(r.blob ?? "", "base64"));
       const data = Buffer.concat(blobs.slice(0, -1));
       const sha = createHash("sha256").update(data).digest();
@@ -165,7 +208,12 @@ describe.runIf(HAVE)("the client port's HTTP side against real etcd", () => {
         firstShape: Object.keys(results[0] ?? {}).sort(),
         lastShape: Object.keys(results[results.length - 1] ?? {}).sort(),
         sizes: blobs.slice(0, -2).map((b) => b.length),
-        remaining: results.slice(0, -1).map((r, i) => Number(r.remaining_bytes ?? 0) - (data.length - blobs.slice(0, i + 1).reduce((n, b) => n + b.length, 0))),
+        remaining: results
+          .slice(0, -1)
+          .map(
+            (r, i) =>
+              Number(r.remaining_bytes ?? 0) - (data.length - blobs.slice(0, i + 1).reduce((n, b) => n + b.length, 0)),
+          ),
         shaOk: sha.equals(blobs[blobs.length - 1] ?? Buffer.alloc(0)),
       };
     };
@@ -177,13 +225,19 @@ describe.runIf(HAVE)("the client port's HTTP side against real etcd", () => {
       expect(new Set(c.remaining), "remaining_bytes is what follows the chunk").toEqual(new Set([0]));
       expect(c.shaOk, "the last chunk is the SHA-256 of the others").toBe(true);
     }
-    expect({ first: mine.firstShape, last: mine.lastShape }).toEqual({ first: theirs.firstShape, last: theirs.lastShape });
+    expect({ first: mine.firstShape, last: mine.lastShape }).toEqual({
+      first: theirs.firstShape,
+      last: theirs.lastShape,
+    });
   });
 
   it("serves /version, /health and /metrics on the client port, and gRPC on the same port", async () => {
     const [etcd, ours] = servers as [RunningServer, RunningServer];
     for (const path of ["/version", "/health"]) {
-      const [theirs, mine] = await Promise.all([call(etcd.endpoint, { path, method: "GET" }), call(ours.endpoint, { path, method: "GET" })]);
+      const [theirs, mine] = await Promise.all([
+        call(etcd.endpoint, { path, method: "GET" }),
+        call(ours.endpoint, { path, method: "GET" }),
+      ]);
       expect({ path, ...mine }).toEqual({ path, ...theirs });
     }
     const metrics = await call(ours.endpoint, { path: "/metrics", method: "GET" });
@@ -205,7 +259,10 @@ describe.runIf(HAVE)("the client port's HTTP side against real etcd", () => {
       { path: "/v3/auth/user/grant", body: { user: "root", role: "root" } },
       { path: "/v3/auth/user/add", body: { name: "reader", password: "rpw" } },
       { path: "/v3/auth/role/add", body: { name: "ro" } },
-      { path: "/v3/auth/role/grant", body: { name: "ro", perm: { permType: "READ", key: b64("gw/"), range_end: b64("gw0") } } },
+      {
+        path: "/v3/auth/role/grant",
+        body: { name: "ro", perm: { permType: "READ", key: b64("gw/"), range_end: b64("gw0") } },
+      },
       { path: "/v3/auth/user/grant", body: { user: "reader", role: "ro" } },
       { path: "/v3/auth/enable", body: {} },
       { path: "/v3/kv/range", body: { key: b64("gw/a") } },
@@ -222,7 +279,10 @@ describe.runIf(HAVE)("the client port's HTTP side against real etcd", () => {
     const tokens = new Map<string, string>();
     for (const step of steps) {
       const answers: Answer[] = [];
-      for (const [endpoint, ids] of [[etcd.endpoint, etcdIds], [ours.endpoint, ourIds]] as const) {
+      for (const [endpoint, ids] of [
+        [etcd.endpoint, etcdIds],
+        [ours.endpoint, ourIds],
+      ] as const) {
         if (step.auth === true && !tokens.has(endpoint)) tokens.set(endpoint, await tokenOf(endpoint));
         const init: RequestInit = { method: "POST", body: JSON.stringify(step.body ?? {}) };
         if (step.auth === true) init.headers = { Authorization: tokens.get(endpoint) ?? "" };

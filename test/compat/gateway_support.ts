@@ -38,13 +38,19 @@ export class LineStream {
   readonly #abort = new AbortController();
 
   constructor(endpoint: string, path: string, body: unknown) {
-    void this.#read(endpoint, path, body).catch(() => undefined).finally(() => {
-      this.ended = true;
-    });
+    void this.#read(endpoint, path, body)
+      .catch(() => undefined)
+      .finally(() => {
+        this.ended = true;
+      });
   }
 
   async #read(endpoint: string, path: string, body: unknown): Promise<void> {
-    const res = await fetch(`http://${endpoint}${path}`, { method: "POST", body: JSON.stringify(body), signal: this.#abort.signal });
+    const res = await fetch(`http://${endpoint}${path}`, {
+      method: "POST",
+      body: JSON.stringify(body),
+      signal: this.#abort.signal,
+    });
     const reader = res.body?.getReader();
     if (reader === undefined) return;
     let text = "";

@@ -50,7 +50,8 @@ describe.runIf(HAVE)("metrics listener against real etcd", () => {
     // Live values: the member committed entries (one WAL fsync at least), and etcdctl's MemberList was counted
     // with go-grpc-prometheus's labels, which real etcd shows for the same call.
     expect(Number(/^etcd_disk_wal_fsync_duration_seconds_count (\d+)$/m.exec(ours ?? "")?.[1] ?? 0)).toBeGreaterThan(0);
-    const memberList = /^grpc_server_handled_total\{grpc_code="OK",grpc_method="MemberList",grpc_service="etcdserverpb.Cluster",grpc_type="unary"\} (\d+)$/m;
+    const memberList =
+      /^grpc_server_handled_total\{grpc_code="OK",grpc_method="MemberList",grpc_service="etcdserverpb.Cluster",grpc_type="unary"\} (\d+)$/m;
     expect(Number(memberList.exec(ours ?? "")?.[1] ?? 0)).toBeGreaterThanOrEqual(1);
     expect(theirs).toMatch(memberList);
   });

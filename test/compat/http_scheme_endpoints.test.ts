@@ -22,13 +22,33 @@ interface Member {
 
 /** A CA and a server/client certificate pair for 127.0.0.1, made by openssl. */
 function makePki(dir: string): void {
-  const ssl = (args: string[]): void => void execFileSync("openssl", args, { cwd: dir, stdio: ["ignore", "ignore", "pipe"] });
+  const ssl = (args: string[]): void =>
+    void execFileSync("openssl", args, { cwd: dir, stdio: ["ignore", "ignore", "pipe"] });
   const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
   ssl(["req", "-x509", ...ec, "-keyout", "ca.key", "-out", "ca.crt", "-days", "1", "-subj", "/CN=ca"]);
   for (const n of ["server", "client"]) {
-    writeFileSync(join(dir, `${n}.ext`), "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n");
+    writeFileSync(
+      join(dir, `${n}.ext`),
+      "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n",
+    );
     ssl(["req", ...ec, "-keyout", `${n}.key`, "-out", `${n}.csr`, "-subj", `/CN=${n}`]);
-    ssl(["x509", "-req", "-in", `${n}.csr`, "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-out", `${n}.crt`, "-days", "1", "-extfile", `${n}.ext`]);
+    ssl([
+      "x509",
+      "-req",
+      "-in",
+      `${n}.csr`,
+      "-CA",
+      "ca.crt",
+      "-CAkey",
+      "ca.key",
+      "-CAcreateserial",
+      "-out",
+      `${n}.crt`,
+      "-days",
+      "1",
+      "-extfile",
+      `${n}.ext`,
+    ]);
   }
 }
 
@@ -42,11 +62,44 @@ async function startMember(pki?: string, unix = false): Promise<Member> {
   const endpoint = unix ? `unix://localhost:${client}` : `${scheme}://127.0.0.1:${client}`;
   const peerUrl = `http://127.0.0.1:${peer}`;
   const dataDir = mkdtempSync(join(tmpdir(), "etcd-ts-scheme-"));
-  const tls = pki === undefined ? [] : ["--cert-file", join(pki, "server.crt"), "--key-file", join(pki, "server.key"), "--trusted-ca-file", join(pki, "ca.crt"), "--client-cert-auth"];
-  const child = spawn(process.execPath, [join(REPO, "dist/core/cli/main.js"),
-    "--name", "s", "--data-dir", dataDir, "--listen-client-urls", endpoint, "--advertise-client-urls", endpoint,
-    "--listen-peer-urls", peerUrl, "--initial-advertise-peer-urls", peerUrl, "--initial-cluster", `s=${peerUrl}`,
-    "--logger", "zap", "--log-outputs", "stderr", ...tls], { cwd: dataDir, stdio: ["ignore", "ignore", "pipe"] });
+  const tls =
+    pki === undefined
+      ? []
+      : [
+          "--cert-file",
+          join(pki, "server.crt"),
+          "--key-file",
+          join(pki, "server.key"),
+          "--trusted-ca-file",
+          join(pki, "ca.crt"),
+          "--client-cert-auth",
+        ];
+  const child = spawn(
+    process.execPath,
+    [
+      join(REPO, "dist/core/cli/main.js"),
+      "--name",
+      "s",
+      "--data-dir",
+      dataDir,
+      "--listen-client-urls",
+      endpoint,
+      "--advertise-client-urls",
+      endpoint,
+      "--listen-peer-urls",
+      peerUrl,
+      "--initial-advertise-peer-urls",
+      peerUrl,
+      "--initial-cluster",
+      `s=${peerUrl}`,
+      "--logger",
+      "zap",
+      "--log-outputs",
+      "stderr",
+      ...tls,
+    ],
+    { cwd: dataDir, stdio: ["ignore", "ignore", "pipe"] },
+  );
   const exited = new Promise<void>((r) => child.once("exit", () => r()));
   let log = "";
   const member = { child, dataDir, endpoint, exited };
@@ -55,9 +108,15 @@ async function startMember(pki?: string, unix = false): Promise<Member> {
       const timer = setTimeout(() => reject(new Error(`etcd-ts not serving after 30 s: ${log.slice(-800)}`)), 30_000);
       child.stderr?.on("data", (b: Buffer) => {
         log += b.toString();
-        if (/serving (insecure )?client requests on/.test(log)) { clearTimeout(timer); resolve(); }
+        if (/serving (insecure )?client requests on/.test(log)) {
+          clearTimeout(timer);
+          resolve();
+        }
       });
-      void exited.then(() => { clearTimeout(timer); reject(new Error(`etcd-ts exited before serving: ${log.slice(-800)}`)); });
+      void exited.then(() => {
+        clearTimeout(timer);
+        reject(new Error(`etcd-ts exited before serving: ${log.slice(-800)}`));
+      });
     });
   } catch (err) {
     await stopMember(member);
@@ -72,22 +131,38 @@ async function stopMember(m: Member): Promise<void> {
   rmSync(m.dataDir, { recursive: true, force: true });
 }
 
-interface Ctl { readonly status: number; readonly stdout: string; readonly stderr: string }
+interface Ctl {
+  readonly status: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
 
 /** Runs etcdctl in `cwd` (where a unix://localhost:PORT endpoint's socket is). */
 function ctl(endpoint: string, tlsArgs: readonly string[], args: readonly string[], cwd?: string): Ctl {
-  const r = spawnSync("etcdctl", ["--endpoints", endpoint, ...tlsArgs, ...args], { cwd, env: { ...process.env, ETCDCTL_API: "3" }, encoding: "utf8", timeout: 20_000 });
+  const r = spawnSync("etcdctl", ["--endpoints", endpoint, ...tlsArgs, ...args], {
+    cwd,
+    env: { ...process.env, ETCDCTL_API: "3" },
+    encoding: "utf8",
+    timeout: 20_000,
+  });
   return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
 /** Runs `etcdctl watch key --rev rev`, waits until both values were printed (the second put once the first shows). */
 function watchTwo(endpoint: string, tlsArgs: readonly string[], key: string, rev: number): Promise<string> {
-  const child = spawn("etcdctl", ["--endpoints", endpoint, ...tlsArgs, "watch", key, "--rev", String(rev)], { env: { ...process.env, ETCDCTL_API: "3" } });
+  const child = spawn("etcdctl", ["--endpoints", endpoint, ...tlsArgs, "watch", key, "--rev", String(rev)], {
+    env: { ...process.env, ETCDCTL_API: "3" },
+  });
   let out = "";
   let putSecond = false;
   return new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => { child.kill(); reject(new Error(`watch saw only: ${out}`)); }, 20_000);
-    child.stderr.on("data", (b: Buffer) => { out += b.toString(); });
+    const timer = setTimeout(() => {
+      child.kill();
+      reject(new Error(`watch saw only: ${out}`));
+    }, 20_000);
+    child.stderr.on("data", (b: Buffer) => {
+      out += b.toString();
+    });
     child.stdout.on("data", (b: Buffer) => {
       out += b.toString();
       if (!putSecond && out.includes("v1")) {
@@ -113,7 +188,14 @@ function suite(name: string, tls: boolean): void {
       if (tls) {
         pki = mkdtempSync(join(tmpdir(), "etcd-ts-scheme-pki-"));
         makePki(pki);
-        tlsArgs = ["--cacert", join(pki, "ca.crt"), "--cert", join(pki, "client.crt"), "--key", join(pki, "client.key")];
+        tlsArgs = [
+          "--cacert",
+          join(pki, "ca.crt"),
+          "--cert",
+          join(pki, "client.crt"),
+          "--key",
+          join(pki, "client.key"),
+        ];
       }
       m = await startMember(tls ? pki : undefined);
     });
@@ -130,7 +212,10 @@ function suite(name: string, tls: boolean): void {
     };
 
     it("endpoint status, with and without --cluster", () => {
-      const st = JSON.parse(ok(["endpoint", "status", "-w", "json"])) as { Endpoint: string; Status: { version: string } }[];
+      const st = JSON.parse(ok(["endpoint", "status", "-w", "json"])) as {
+        Endpoint: string;
+        Status: { version: string };
+      }[];
       expect(st[0]?.Endpoint).toBe(ep());
       expect(st[0]?.Status.version).toBe("3.4.23");
       expect(ok(["endpoint", "status", "--cluster"])).toContain(`${ep()}, `);

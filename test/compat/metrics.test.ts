@@ -15,15 +15,19 @@ const NOT_YET = "not recorded by etcd-ts yet";
 /** etcd 3.4.23's families etcd-ts does not expose, and why. */
 export const EXCEPTIONS: Readonly<Record<string, string>> = {
   etcd_debugging_auth_revision: NOT_YET,
-  etcd_debugging_disk_backend_commit_rebalance_duration_seconds: "bbolt's commit phases; an LMDB commit has no rebalance/spill/write phases",
-  etcd_debugging_disk_backend_commit_spill_duration_seconds: "bbolt's commit phases; an LMDB commit has no rebalance/spill/write phases",
-  etcd_debugging_disk_backend_commit_write_duration_seconds: "bbolt's commit phases; an LMDB commit has no rebalance/spill/write phases",
+  etcd_debugging_disk_backend_commit_rebalance_duration_seconds:
+    "bbolt's commit phases; an LMDB commit has no rebalance/spill/write phases",
+  etcd_debugging_disk_backend_commit_spill_duration_seconds:
+    "bbolt's commit phases; an LMDB commit has no rebalance/spill/write phases",
+  etcd_debugging_disk_backend_commit_write_duration_seconds:
+    "bbolt's commit phases; an LMDB commit has no rebalance/spill/write phases",
   etcd_debugging_lease_ttl_total: NOT_YET,
   etcd_debugging_mvcc_db_compaction_keys_total: NOT_YET,
   etcd_debugging_mvcc_db_compaction_pause_duration_milliseconds: NOT_YET,
   etcd_debugging_mvcc_db_compaction_total_duration_milliseconds: NOT_YET,
   etcd_debugging_mvcc_index_compaction_pause_duration_milliseconds: NOT_YET,
-  etcd_debugging_mvcc_pending_events_total: "etcd-ts's watchers hold no pending events: a watcher whose consumer is full falls back to catch-up from history",
+  etcd_debugging_mvcc_pending_events_total:
+    "etcd-ts's watchers hold no pending events: a watcher whose consumer is full falls back to catch-up from history",
   etcd_debugging_server_lease_expired_total: NOT_YET,
   etcd_debugging_snap_save_marshalling_duration_seconds: NOT_YET,
   etcd_debugging_snap_save_total_duration_seconds: NOT_YET,
@@ -51,15 +55,37 @@ export const EXCEPTIONS: Readonly<Record<string, string>> = {
   etcd_snap_fsync_duration_seconds: NOT_YET,
   grpc_server_msg_received_total: "not recorded by etcd-ts yet (per stream message)",
   grpc_server_msg_sent_total: "not recorded by etcd-ts yet (per stream message)",
-  ...Object.fromEntries([
-    "go_gc_duration_seconds", "go_goroutines", "go_info", "go_memstats_alloc_bytes", "go_memstats_alloc_bytes_total",
-    "go_memstats_buck_hash_sys_bytes", "go_memstats_frees_total", "go_memstats_gc_sys_bytes", "go_memstats_heap_alloc_bytes",
-    "go_memstats_heap_idle_bytes", "go_memstats_heap_inuse_bytes", "go_memstats_heap_objects", "go_memstats_heap_released_bytes",
-    "go_memstats_heap_sys_bytes", "go_memstats_last_gc_time_seconds", "go_memstats_lookups_total", "go_memstats_mallocs_total",
-    "go_memstats_mcache_inuse_bytes", "go_memstats_mcache_sys_bytes", "go_memstats_mspan_inuse_bytes", "go_memstats_mspan_sys_bytes",
-    "go_memstats_next_gc_bytes", "go_memstats_other_sys_bytes", "go_memstats_stack_inuse_bytes", "go_memstats_stack_sys_bytes",
-    "go_memstats_sys_bytes", "go_threads",
-  ].map((n) => [n, GO_RUNTIME])),
+  ...Object.fromEntries(
+    [
+      "go_gc_duration_seconds",
+      "go_goroutines",
+      "go_info",
+      "go_memstats_alloc_bytes",
+      "go_memstats_alloc_bytes_total",
+      "go_memstats_buck_hash_sys_bytes",
+      "go_memstats_frees_total",
+      "go_memstats_gc_sys_bytes",
+      "go_memstats_heap_alloc_bytes",
+      "go_memstats_heap_idle_bytes",
+      "go_memstats_heap_inuse_bytes",
+      "go_memstats_heap_objects",
+      "go_memstats_heap_released_bytes",
+      "go_memstats_heap_sys_bytes",
+      "go_memstats_last_gc_time_seconds",
+      "go_memstats_lookups_total",
+      "go_memstats_mallocs_total",
+      "go_memstats_mcache_inuse_bytes",
+      "go_memstats_mcache_sys_bytes",
+      "go_memstats_mspan_inuse_bytes",
+      "go_memstats_mspan_sys_bytes",
+      "go_memstats_next_gc_bytes",
+      "go_memstats_other_sys_bytes",
+      "go_memstats_stack_inuse_bytes",
+      "go_memstats_stack_sys_bytes",
+      "go_memstats_sys_bytes",
+      "go_threads",
+    ].map((n) => [n, GO_RUNTIME]),
+  ),
 };
 
 interface Family {
@@ -83,17 +109,33 @@ function families(text: string): Map<string, Family> {
     labels.set(family, names);
     if (!values.has(series)) values.set(series, m[3] ?? "");
   }
-  return new Map([...types].map(([name, type]) => [name, { type, labels: [...(labels.get(name) ?? [])].sort().join(","), value: values.get(name) ?? "" }]));
+  return new Map(
+    [...types].map(([name, type]) => [
+      name,
+      { type, labels: [...(labels.get(name) ?? [])].sort().join(","), value: values.get(name) ?? "" },
+    ]),
+  );
 }
 
 /** The same small workload on a server: puts, gets, a delete, a txn, a lease, a watch, health, defrag and hashes. */
 async function workload(endpoint: string): Promise<void> {
-  for (const args of [["put", "m/a", "1"], ["put", "m/b", "2"], ["put", "m/a", "3"], ["get", "m/", "--prefix"], ["del", "m/b"], ["lease", "grant", "60"],
-    ["endpoint", "hashkv"], ["defrag"]]) {
+  for (const args of [
+    ["put", "m/a", "1"],
+    ["put", "m/b", "2"],
+    ["put", "m/a", "3"],
+    ["get", "m/", "--prefix"],
+    ["del", "m/b"],
+    ["lease", "grant", "60"],
+    ["endpoint", "hashkv"],
+    ["defrag"],
+  ]) {
     const r = etcdctl(endpoint, args);
     if (r.status !== 0) throw new Error(`etcdctl ${args.join(" ")}: ${r.stderr}`);
   }
-  await post(endpoint, "/v3/kv/txn", { compare: [{ key: b64("m/a"), target: "VALUE", result: "EQUAL", value: b64("3") }], success: [{ request_put: { key: b64("m/c"), value: b64("x") } }, { request_range: { key: b64("m/a") } }] });
+  await post(endpoint, "/v3/kv/txn", {
+    compare: [{ key: b64("m/a"), target: "VALUE", result: "EQUAL", value: b64("3") }],
+    success: [{ request_put: { key: b64("m/c"), value: b64("x") } }, { request_range: { key: b64("m/a") } }],
+  });
   await post(endpoint, "/v3/maintenance/hash", {});
   await fetch(`http://${endpoint}/health`);
 }
@@ -121,7 +163,8 @@ describe.runIf(HAVE)("/metrics against real etcd", () => {
     expect(missing, "families etcd exposes that etcd-ts lacks and EXCEPTIONS does not list").toEqual([]);
     const stale = Object.keys(EXCEPTIONS).filter((n) => mine.has(n) || !theirs.has(n));
     expect(stale, "EXCEPTIONS naming a family etcd-ts exposes, or one etcd does not").toEqual([]);
-    const differing = [...theirs].filter(([n, f]) => mine.has(n) && (mine.get(n)?.type !== f.type || mine.get(n)?.labels !== f.labels))
+    const differing = [...theirs]
+      .filter(([n, f]) => mine.has(n) && (mine.get(n)?.type !== f.type || mine.get(n)?.labels !== f.labels))
       .map(([n, f]) => `${n}: etcd ${f.type}{${f.labels}} etcd-ts ${mine.get(n)?.type}{${mine.get(n)?.labels}}`);
     expect(differing, "type or label names differ").toEqual([]);
   }, 60_000);
@@ -129,7 +172,14 @@ describe.runIf(HAVE)("/metrics against real etcd", () => {
   it("counts mvcc operations and reports its version as etcd does after the same workload", async () => {
     const [etcd, ours] = servers as [RunningServer, RunningServer];
     const [theirs, mine] = await Promise.all([scrape(etcd.endpoint), scrape(ours.endpoint)]);
-    for (const name of ["etcd_mvcc_put_total", "etcd_mvcc_delete_total", "etcd_mvcc_txn_total", "etcd_debugging_mvcc_total_put_size_in_bytes", "etcd_server_is_learner", "etcd_server_version"]) {
+    for (const name of [
+      "etcd_mvcc_put_total",
+      "etcd_mvcc_delete_total",
+      "etcd_mvcc_txn_total",
+      "etcd_debugging_mvcc_total_put_size_in_bytes",
+      "etcd_server_is_learner",
+      "etcd_server_version",
+    ]) {
       expect({ name, value: mine.get(name)?.value }).toEqual({ name, value: theirs.get(name)?.value });
     }
     const text = await (await fetch(`http://${ours.endpoint}/metrics`)).text();

@@ -18,14 +18,27 @@ export interface RunningServer {
 }
 
 export function haveEtcd(): boolean {
-  return spawnSync("etcd", ["--version"]).status === 0 && spawnSync("etcdctl", ["version"], { env: { ...process.env, ETCDCTL_API: "3" } }).status === 0;
+  return (
+    spawnSync("etcd", ["--version"]).status === 0 &&
+    spawnSync("etcdctl", ["version"], { env: { ...process.env, ETCDCTL_API: "3" } }).status === 0
+  );
 }
 
 /** Starts `kind` with the same flags (plus extraFlags); both derive member and cluster ids from them alike. */
-export async function startServer(kind: "etcd" | "etcd-ts", extraFlags: readonly string[] = []): Promise<RunningServer> {
-  const proc = kind === "etcd"
-    ? new EtcdProcess({ name: kind, extraArgs: extraFlags })
-    : new EtcdProcess({ name: kind, label: "etcd-ts", bin: process.execPath, prefixArgs: [join(REPO, "dist/core/cli/main.js")], extraArgs: extraFlags });
+export async function startServer(
+  kind: "etcd" | "etcd-ts",
+  extraFlags: readonly string[] = [],
+): Promise<RunningServer> {
+  const proc =
+    kind === "etcd"
+      ? new EtcdProcess({ name: kind, extraArgs: extraFlags })
+      : new EtcdProcess({
+          name: kind,
+          label: "etcd-ts",
+          bin: process.execPath,
+          prefixArgs: [join(REPO, "dist/core/cli/main.js")],
+          extraArgs: extraFlags,
+        });
   await proc.start();
   const endpoint = proc.endpoints()[0] ?? "";
   const members = etcdctl(endpoint, ["member", "list", "-w", "json"]);
@@ -46,7 +59,10 @@ export interface CtlResult {
 /** Runs etcdctl; `killAfterMs` ends a command that never exits by itself (watch) and keeps what it printed. */
 export function etcdctl(endpoint: string, args: readonly string[], input?: string, killAfterMs?: number): CtlResult {
   const r = spawnSync("etcdctl", ["--endpoints", endpoint, ...args], {
-    env: { ...process.env, ETCDCTL_API: "3" }, encoding: "utf8", input, timeout: killAfterMs ?? 20_000,
+    env: { ...process.env, ETCDCTL_API: "3" },
+    encoding: "utf8",
+    input,
+    timeout: killAfterMs ?? 20_000,
   });
   return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }

@@ -47,9 +47,17 @@ describe.runIf(HAVE)("a tiny backend quota against real etcd", () => {
       const ids = idsOf(s.endpoint);
       const run = (args: readonly string[]): string => {
         const r = etcdctl(s.endpoint, args);
-        return `${r.status} ${replaceIds(r.stdout, ids)} ${r.stderr.split("\n").filter((l) => l.startsWith("Error")).join("")}`;
+        return `${r.status} ${replaceIds(r.stdout, ids)} ${r.stderr
+          .split("\n")
+          .filter((l) => l.startsWith("Error"))
+          .join("")}`;
       };
-      return [run(["alarm", "list"]), run(["get", "q/0001", "--print-value-only"]), run(["put", "tiny", "1"]), run(["del", "q/0001"])];
+      return [
+        run(["alarm", "list"]),
+        run(["get", "q/0001", "--print-value-only"]),
+        run(["put", "tiny", "1"]),
+        run(["del", "q/0001"]),
+      ];
     };
     expect(view(ours)).toEqual(view(etcd));
   }, 60_000);

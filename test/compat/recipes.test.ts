@@ -34,7 +34,8 @@ async function waitKey(endpoint: string, key: string, present = true): Promise<v
 async function scenario(endpoint: string): Promise<string[]> {
   const ids = idsOf(endpoint);
   const out: string[] = [];
-  const note = (path: string, a: { status: number; body: string }): void => void out.push(`${path} ${a.status} ${replaceIds(a.body, ids)}`);
+  const note = (path: string, a: { status: number; body: string }): void =>
+    void out.push(`${path} ${a.status} ${replaceIds(a.body, ids)}`);
   const rec = async (path: string, body: unknown): Promise<Record<string, unknown>> => {
     const a = await post(endpoint, path, body);
     note(path, a);
@@ -85,7 +86,14 @@ async function scenario(endpoint: string): Promise<string[]> {
   observer.close();
   for (const line of observer.lines) out.push(`observe ${replaceIds(line, ids)}`);
   await rec("/v3/election/leader", { name: b64("el") });
-  await rec("/v3/election/resign", { leader: { name: b64("el"), key: b64("el/7d0"), rev: leader["rev"] === undefined ? 0 : Number(leader["rev"]) + 100, lease: 2000 } });
+  await rec("/v3/election/resign", {
+    leader: {
+      name: b64("el"),
+      key: b64("el/7d0"),
+      rev: leader["rev"] === undefined ? 0 : Number(leader["rev"]) + 100,
+      lease: 2000,
+    },
+  });
   return out;
 }
 
@@ -113,7 +121,9 @@ function ctl(endpoint: string, args: readonly string[]): Ctl {
 }
 
 const exited = (c: Ctl): Promise<number | null> =>
-  c.child.exitCode !== null ? Promise.resolve(c.child.exitCode) : new Promise((resolve) => c.child.once("exit", (code) => resolve(code)));
+  c.child.exitCode !== null
+    ? Promise.resolve(c.child.exitCode)
+    : new Promise((resolve) => c.child.once("exit", (code) => resolve(code)));
 
 /** etcdctl lock and elect (clientv3's recipes over KV, lease and watch), as a user runs them. */
 async function etcdctlRecipes(endpoint: string): Promise<string[]> {
@@ -124,12 +134,23 @@ async function etcdctlRecipes(endpoint: string): Promise<string[]> {
   const holder = ctl(endpoint, ["lock", "ctl-lk"]);
   await waitFor(() => holder.stdout.includes("\n"), "etcdctl lock holding");
   const second = ctl(endpoint, ["lock", "ctl-lk", "--", "echo", "second"]);
-  const count = async (): Promise<number> => Number((JSON.parse((await post(endpoint, "/v3/kv/range", { key: b64("ctl-lk/"), range_end: b64("ctl-lk0"), count_only: true })).body) as { count?: string }).count ?? 0);
+  const count = async (): Promise<number> =>
+    Number(
+      (
+        JSON.parse(
+          (await post(endpoint, "/v3/kv/range", { key: b64("ctl-lk/"), range_end: b64("ctl-lk0"), count_only: true }))
+            .body,
+        ) as { count?: string }
+      ).count ?? 0,
+    );
   let n = 0;
   await waitFor(() => (void count().then((v) => (n = v)), n === 2), "the second etcdctl lock waiting");
   out.push(`second while held: ${second.child.exitCode} ${JSON.stringify(second.stdout)}`);
   holder.child.kill("SIGINT");
-  out.push(`holder: ${hex(holder.stdout)} exit ${await exited(holder)}`, `second: ${await exited(second)} ${second.stdout}`);
+  out.push(
+    `holder: ${hex(holder.stdout)} exit ${await exited(holder)}`,
+    `second: ${await exited(second)} ${second.stdout}`,
+  );
 
   const candidate = ctl(endpoint, ["elect", "ctl-el", "p1"]);
   await waitFor(() => candidate.stdout.split("\n").length >= 3, "etcdctl elect leading");
@@ -146,10 +167,17 @@ function grpcCall(endpoint: string, service: "Lock" | "Election", method: string
   const Ctor = loadRecipeProto()[service];
   const client = new Ctor(endpoint, grpc.credentials.createInsecure());
   return new Promise((resolve) => {
-    (client[method] as (r: object, cb: (e: grpc.ServiceError | null, v?: Record<string, unknown>) => void) => void)(req, (err, v) => {
-      client.close();
-      resolve(err !== null ? `code ${err.code} ${err.details}` : `key ${Buffer.from((v?.["key"] as Buffer | undefined) ?? []).toString()}`);
-    });
+    (client[method] as (r: object, cb: (e: grpc.ServiceError | null, v?: Record<string, unknown>) => void) => void)(
+      req,
+      (err, v) => {
+        client.close();
+        resolve(
+          err !== null
+            ? `code ${err.code} ${err.details}`
+            : `key ${Buffer.from((v?.["key"] as Buffer | undefined) ?? []).toString()}`,
+        );
+      },
+    );
   });
 }
 
@@ -167,7 +195,10 @@ describe.runIf(HAVE)("lock and election against real etcd", () => {
     const [theirs, mine] = await Promise.all([scenario(etcd.endpoint), scenario(ours.endpoint)]);
     expect(mine.length).toBeGreaterThan(25);
     expect(mine).toEqual(theirs);
-    const [theirLease, myLease] = await Promise.all([grantedLeaseShape(etcd.endpoint), grantedLeaseShape(ours.endpoint)]);
+    const [theirLease, myLease] = await Promise.all([
+      grantedLeaseShape(etcd.endpoint),
+      grantedLeaseShape(ours.endpoint),
+    ]);
     expect(myLease).toEqual(theirLease);
   }, 60_000);
 
@@ -179,7 +210,10 @@ describe.runIf(HAVE)("lock and election against real etcd", () => {
       ["Election", "Resign", {}],
       ["Lock", "Lock", { name: Buffer.from("grpc-lk"), lease: "1000" }],
     ] as const) {
-      const [theirs, mine] = await Promise.all([grpcCall(etcd.endpoint, service, method, req), grpcCall(ours.endpoint, service, method, req)]);
+      const [theirs, mine] = await Promise.all([
+        grpcCall(etcd.endpoint, service, method, req),
+        grpcCall(ours.endpoint, service, method, req),
+      ]);
       expect({ method, mine }).toEqual({ method, mine: theirs });
     }
   });

@@ -32,7 +32,9 @@ describe.runIf(haveEtcd())("request limits from the flags, etcd-ts against real 
     expect(both(small, ["put", "ok", "v".repeat(3000)])).toEqual({ etcd: "OK", "etcd-ts": "OK" });
     const big = both(small, ["put", "big", "v".repeat(5000)]);
     expect(big).toEqual({ etcd: "etcdserver: request is too large", "etcd-ts": "etcdserver: request is too large" });
-    expect(both(small, ["get", "big", "--count-only", "-w", "fields"])).toEqual(both(small, ["get", "nothing-here", "--count-only", "-w", "fields"]));
+    expect(both(small, ["get", "big", "--count-only", "-w", "fields"])).toEqual(
+      both(small, ["get", "nothing-here", "--count-only", "-w", "fields"]),
+    );
   });
 
   it("a txn with more ops than --max-txn-ops is refused, one with as many passes", () => {
@@ -42,7 +44,10 @@ describe.runIf(haveEtcd())("request limits from the flags, etcd-ts against real 
     expect(four["etcd-ts"]).toBe(four["etcd"]);
     expect(four["etcd"]).toContain("SUCCESS");
     const five = both(small, ["txn"], txn(5));
-    expect(five).toEqual({ etcd: "etcdserver: too many operations in txn request", "etcd-ts": "etcdserver: too many operations in txn request" });
+    expect(five).toEqual({
+      etcd: "etcdserver: too many operations in txn request",
+      "etcd-ts": "etcdserver: too many operations in txn request",
+    });
   });
 
   it("a bound above etcd's default lets a 1.8 MiB value through", async () => {
@@ -59,6 +64,7 @@ describe.runIf(haveEtcd())("request limits from the flags, etcd-ts against real 
     // The small bound refuses the same value on both, at the gRPC receive limit (the bound plus 512 KiB), with
     // gRPC's ResourceExhausted (grpc-go and grpc-js word it slightly differently).
     const refused = both(small, ["put", "huge"], value);
-    for (const kind of KINDS) expect(refused[kind]).toMatch(/ResourceExhausted.*eceived message larger than max \(1887446 vs\.? 528384\)/);
+    for (const kind of KINDS)
+      expect(refused[kind]).toMatch(/ResourceExhausted.*eceived message larger than max \(1887446 vs\.? 528384\)/);
   });
 });

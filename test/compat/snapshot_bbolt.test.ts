@@ -39,10 +39,29 @@ interface Proc {
 async function launch(kind: Kind, dataDir: string, name: string, peerUrl: string): Promise<Proc> {
   const url = `http://127.0.0.1:${await freePort()}`;
   const args = [
-    "--name", name, "--data-dir", dataDir, "--listen-client-urls", url, "--advertise-client-urls", url, "--listen-peer-urls", peerUrl,
-    "--initial-advertise-peer-urls", peerUrl, "--initial-cluster", `${name}=${peerUrl}`, "--bcrypt-cost", "4",
+    "--name",
+    name,
+    "--data-dir",
+    dataDir,
+    "--listen-client-urls",
+    url,
+    "--advertise-client-urls",
+    url,
+    "--listen-peer-urls",
+    peerUrl,
+    "--initial-advertise-peer-urls",
+    peerUrl,
+    "--initial-cluster",
+    `${name}=${peerUrl}`,
+    "--bcrypt-cost",
+    "4",
   ];
-  const child = kind === "etcd" ? spawn("etcd", args, { stdio: ["ignore", "ignore", "pipe"] }) : spawn(process.execPath, [join(REPO, "dist/core/cli/main.js"), ...args], { stdio: ["ignore", "ignore", "pipe"] });
+  const child =
+    kind === "etcd"
+      ? spawn("etcd", args, { stdio: ["ignore", "ignore", "pipe"] })
+      : spawn(process.execPath, [join(REPO, "dist/core/cli/main.js"), ...args], {
+          stdio: ["ignore", "ignore", "pipe"],
+        });
   children.push(child);
   const exited = new Promise<void>((r) => child.once("exit", () => r()));
   await new Promise<void>((ready, fail) => {
@@ -50,7 +69,7 @@ async function launch(kind: Kind, dataDir: string, name: string, peerUrl: string
     const timer = setTimeout(() => fail(new Error(`${kind} not ready in 30 s: ${log}`)), 30_000);
     child.stderr?.on("data", (d: Buffer) => {
       log += d.toString();
-      if (log.includes("ready to serve client requests")) (clearTimeout(timer), ready());
+      if (log.includes("ready to serve client requests")) clearTimeout(timer), ready();
     });
     child.once("exit", (code) => (clearTimeout(timer), fail(new Error(`${kind} exited ${code}: ${log}`))));
   });
@@ -68,7 +87,9 @@ const peer = async (): Promise<string> => `http://127.0.0.1:${await freePort()}`
 
 function ctl(endpoint: string | undefined, ...args: string[]): { stdout: string; stderr: string; status: number } {
   const r = spawnSync("etcdctl", [...(endpoint === undefined ? [] : ["--endpoints", endpoint]), ...args], {
-    encoding: "utf8", env: { ...process.env, ETCDCTL_API: "3" }, timeout: 20_000,
+    encoding: "utf8",
+    env: { ...process.env, ETCDCTL_API: "3" },
+    timeout: 20_000,
   });
   return { stdout: r.stdout, stderr: r.stderr, status: r.status ?? -1 };
 }
@@ -104,12 +125,20 @@ function populate(endpoint: string): string {
 function observe(endpoint: string, lease: string): Record<string, string> {
   const as = (user: string, ...args: string[]): string => {
     const r = ctl(endpoint, "--user", user, ...args);
-    const error = r.stderr.split("\n").filter((l) => l.startsWith("Error:")).join("\n");
-    return (r.stdout + error)
-      .replace(/"(cluster_id|member_id|raft_term)":\d+/g, '"$1":N')
-      .replace(/remaining\(\d+s\)/, "remaining(Ns)")
-      // etcd lists a lease's keys in Go map order, which varies from run to run.
-      .replace(/attached keys\(\[([^\]]*)\]\)/, (_m, keys: string) => `attached keys([${keys.split(" ").sort().join(" ")}])`);
+    const error = r.stderr
+      .split("\n")
+      .filter((l) => l.startsWith("Error:"))
+      .join("\n");
+    return (
+      (r.stdout + error)
+        .replace(/"(cluster_id|member_id|raft_term)":\d+/g, '"$1":N')
+        .replace(/remaining\(\d+s\)/, "remaining(Ns)")
+        // etcd lists a lease's keys in Go map order, which varies from run to run.
+        .replace(
+          /attached keys\(\[([^\]]*)\]\)/,
+          (_m, keys: string) => `attached keys([${keys.split(" ").sort().join(" ")}])`,
+        )
+    );
   };
   return {
     all: as(ROOT, "get", "", "--prefix", "-w", "json"),
@@ -138,14 +167,35 @@ describe.runIf(haveEtcd())("snapshot files exchanged with etcd 3.4.23", () => {
     await source.stop();
     expect(before.all).toContain('"revision":9');
 
-    const status = JSON.parse(ctl(undefined, "snapshot", "status", file, "-w", "json").stdout) as Record<string, number>;
+    const status = JSON.parse(ctl(undefined, "snapshot", "status", file, "-w", "json").stdout) as Record<
+      string,
+      number
+    >;
     const bolt = BoltReader.open(file);
     const entries = bolt.bucketNames().reduce((n, b) => n + [...(bolt.entries(b) ?? [])].length, 0);
     bolt.close();
-    expect(status).toEqual({ hash: expect.any(Number) as number, revision: 9, totalKey: entries, totalSize: statSync(file).size - 32 });
+    expect(status).toEqual({
+      hash: expect.any(Number) as number,
+      revision: 9,
+      totalKey: entries,
+      totalSize: statSync(file).size - 32,
+    });
 
     const peerUrl = await peer();
-    const restored = ctl(undefined, "snapshot", "restore", file, "--data-dir", join(dir, "a-dst"), "--name", "dst", "--initial-cluster", `dst=${peerUrl}`, "--initial-advertise-peer-urls", peerUrl);
+    const restored = ctl(
+      undefined,
+      "snapshot",
+      "restore",
+      file,
+      "--data-dir",
+      join(dir, "a-dst"),
+      "--name",
+      "dst",
+      "--initial-cluster",
+      `dst=${peerUrl}`,
+      "--initial-advertise-peer-urls",
+      peerUrl,
+    );
     expect(restored.status, restored.stderr).toBe(0);
     const target = await launch("etcd", join(dir, "a-dst"), "dst", peerUrl);
     expect(observe(target.endpoint, lease)).toEqual(before);
@@ -159,8 +209,15 @@ describe.runIf(haveEtcd())("snapshot files exchanged with etcd 3.4.23", () => {
     // 300 values of 1 KiB in three transactions: etcd's key bucket then spans branch and leaf pages of its own
     // (small buckets are stored inline in their parent's page; both kinds are read).
     for (let t = 0; t < 3; t++) {
-      const ops = Array.from({ length: 100 }, (_, i) => `put kbig/${t}-${String(i).padStart(3, "0")} ${"x".repeat(1024)}`).join("\n");
-      const r = spawnSync("etcdctl", ["--endpoints", source.endpoint, "--user", ROOT, "txn"], { input: `\n${ops}\n\n\n`, encoding: "utf8", env: { ...process.env, ETCDCTL_API: "3" } });
+      const ops = Array.from(
+        { length: 100 },
+        (_, i) => `put kbig/${t}-${String(i).padStart(3, "0")} ${"x".repeat(1024)}`,
+      ).join("\n");
+      const r = spawnSync("etcdctl", ["--endpoints", source.endpoint, "--user", ROOT, "txn"], {
+        input: `\n${ops}\n\n\n`,
+        encoding: "utf8",
+        env: { ...process.env, ETCDCTL_API: "3" },
+      });
       expect(r.stdout.startsWith("SUCCESS"), r.stderr).toBe(true);
     }
     const before = observe(source.endpoint, lease);
@@ -171,7 +228,26 @@ describe.runIf(haveEtcd())("snapshot files exchanged with etcd 3.4.23", () => {
     expect((before.userReads ?? "").split("\n").filter((l) => l.startsWith("kbig/")).length).toBe(300);
 
     const peerUrl = await peer();
-    const restore = spawnSync(process.execPath, [join(REPO, "bin/etcd-ts"), "snapshot", "restore", file, "--data-dir", join(dir, "b-dst"), "--name", "dst", "--initial-cluster", `dst=${peerUrl}`, "--initial-cluster-token", "etcd-cluster", "--initial-advertise-peer-urls", peerUrl], { encoding: "utf8" });
+    const restore = spawnSync(
+      process.execPath,
+      [
+        join(REPO, "bin/etcd-ts"),
+        "snapshot",
+        "restore",
+        file,
+        "--data-dir",
+        join(dir, "b-dst"),
+        "--name",
+        "dst",
+        "--initial-cluster",
+        `dst=${peerUrl}`,
+        "--initial-cluster-token",
+        "etcd-cluster",
+        "--initial-advertise-peer-urls",
+        peerUrl,
+      ],
+      { encoding: "utf8" },
+    );
     expect(restore.status, restore.stdout + restore.stderr).toBe(0);
     const target = await launch("etcd-ts", join(dir, "b-dst"), "dst", peerUrl);
     expect(observe(target.endpoint, lease)).toEqual(before);
@@ -180,9 +256,10 @@ describe.runIf(haveEtcd())("snapshot files exchanged with etcd 3.4.23", () => {
   }, 120_000);
 
   /** Member ids, names and peer URLs and the cluster id, as `member list` shows them; client URLs differ by port. */
-  const membership = (endpoint: string): string => must(endpoint, "--user", ROOT, "member", "list", "-w", "json")
-    .replace(/"(member_id|raft_term|revision)":\d+/g, '"$1":N')
-    .replaceAll(endpoint, "CLIENT");
+  const membership = (endpoint: string): string =>
+    must(endpoint, "--user", ROOT, "member", "list", "-w", "json")
+      .replace(/"(member_id|raft_term|revision)":\d+/g, '"$1":N')
+      .replaceAll(endpoint, "CLIENT");
 
   it("(c) etcd-ts starts on a data dir made by etcdctl snapshot restore, as real etcd does on an identical one", async () => {
     const source = await launch("etcd", join(dir, "c-src"), "src", await peer());
@@ -192,7 +269,22 @@ describe.runIf(haveEtcd())("snapshot files exchanged with etcd 3.4.23", () => {
     await source.stop();
     const peerUrl = await peer();
     for (const d of ["c-etcd", "c-ours"]) {
-      const r = ctl(undefined, "snapshot", "restore", file, "--data-dir", join(dir, d), "--name", "dst", "--initial-cluster", `dst=${peerUrl}`, "--initial-cluster-token", "tok", "--initial-advertise-peer-urls", peerUrl);
+      const r = ctl(
+        undefined,
+        "snapshot",
+        "restore",
+        file,
+        "--data-dir",
+        join(dir, d),
+        "--name",
+        "dst",
+        "--initial-cluster",
+        `dst=${peerUrl}`,
+        "--initial-cluster-token",
+        "tok",
+        "--initial-advertise-peer-urls",
+        peerUrl,
+      );
       expect(r.status, r.stderr).toBe(0);
     }
     const etcd = await launch("etcd", join(dir, "c-etcd"), "dst", peerUrl);
@@ -215,7 +307,9 @@ describe.runIf(haveEtcd())("snapshot files exchanged with etcd 3.4.23", () => {
     const before = observe(source.endpoint, lease);
     await source.stop();
     // The auth changes applied last write no applied index into etcd's db, so the db cannot tell they are in it.
-    await expect(launch("etcd-ts", join(dir, "d-src"), "src", peerUrl)).rejects.toThrow(/its WAL goes to index \d+ but its db records entries applied up to \d+ only/);
+    await expect(launch("etcd-ts", join(dir, "d-src"), "src", peerUrl)).rejects.toThrow(
+      /its WAL goes to index \d+ but its db records entries applied up to \d+ only/,
+    );
     const etcd = await launch("etcd", join(dir, "d-src"), "src", peerUrl);
     expect(observe(etcd.endpoint, lease)).toEqual(before);
     await etcd.stop();
@@ -230,18 +324,43 @@ describe.runIf(haveEtcd())("snapshot files exchanged with etcd 3.4.23", () => {
     await source.stop();
     const peers = [await peer(), await peer(), await peer()];
     const initial = peers.map((u, i) => `m${i}=${u}`).join(",");
-    const flags = (i: number): string[] => ["--name", `m${i}`, "--initial-cluster", initial, "--initial-cluster-token", "tok", "--initial-advertise-peer-urls", peers[i] as string];
-    const byEtcdctl = ctl(undefined, "snapshot", "restore", file, "--data-dir", join(dir, "e-etcdctl"), ...flags(0)).stderr;
-    const etcdIds = [...byEtcdctl.matchAll(/"cluster-id":"([0-9a-f]+)".*?"added-peer-id":"([0-9a-f]+)"/g)].map((m) => `${m[2]} in ${m[1]}`).sort();
+    const flags = (i: number): string[] => [
+      "--name",
+      `m${i}`,
+      "--initial-cluster",
+      initial,
+      "--initial-cluster-token",
+      "tok",
+      "--initial-advertise-peer-urls",
+      peers[i] as string,
+    ];
+    const byEtcdctl = ctl(
+      undefined,
+      "snapshot",
+      "restore",
+      file,
+      "--data-dir",
+      join(dir, "e-etcdctl"),
+      ...flags(0),
+    ).stderr;
+    const etcdIds = [...byEtcdctl.matchAll(/"cluster-id":"([0-9a-f]+)".*?"added-peer-id":"([0-9a-f]+)"/g)]
+      .map((m) => `${m[2]} in ${m[1]}`)
+      .sort();
     const ours = peers.map((_, i) => {
-      const r = spawnSync(process.execPath, [join(REPO, "bin/etcd-ts"), "snapshot", "restore", file, "--data-dir", join(dir, `e-${i}`), ...flags(i)], { encoding: "utf8" });
+      const r = spawnSync(
+        process.execPath,
+        [join(REPO, "bin/etcd-ts"), "snapshot", "restore", file, "--data-dir", join(dir, `e-${i}`), ...flags(i)],
+        { encoding: "utf8" },
+      );
       expect(r.status, r.stdout + r.stderr).toBe(0);
       return /as member ([0-9a-f]+) of cluster ([0-9a-f]+)/.exec(r.stdout)?.slice(1).join(" in ") ?? "";
     });
     expect([...ours].sort()).toEqual(etcdIds);
     const members = await Promise.all(peers.map((u, i) => launch("etcd-ts", join(dir, `e-${i}`), `m${i}`, u)));
     for (const m of members) expect(observe(m.endpoint, lease)).toEqual(before);
-    expect(must(members[2]?.endpoint ?? "", "--user", ROOT, "put", "k4", "after", "-w", "json")).toMatch(/"revision":10\b/);
+    expect(must(members[2]?.endpoint ?? "", "--user", ROOT, "put", "k4", "after", "-w", "json")).toMatch(
+      /"revision":10\b/,
+    );
     await Promise.all(members.map((m) => m.stop()));
   }, 120_000);
 });

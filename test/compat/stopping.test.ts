@@ -23,21 +23,41 @@ function startMember(kind: "etcd" | "etcd-ts", client: number, peer: number): Ch
   const dir = mkdtempSync(join(tmpdir(), `etcd-ts-stop-${kind}-`));
   dirs.push(dir);
   const args = [
-    "--name", "s", "--data-dir", dir, "--listen-client-urls", `http://127.0.0.1:${client}`, "--advertise-client-urls", `http://127.0.0.1:${client}`,
-    "--listen-peer-urls", `http://127.0.0.1:${peer}`, "--initial-advertise-peer-urls", `http://127.0.0.1:${peer}`,
-    "--initial-cluster", `s=http://127.0.0.1:${peer}`, "--max-concurrent-streams", String(STREAMS),
+    "--name",
+    "s",
+    "--data-dir",
+    dir,
+    "--listen-client-urls",
+    `http://127.0.0.1:${client}`,
+    "--advertise-client-urls",
+    `http://127.0.0.1:${client}`,
+    "--listen-peer-urls",
+    `http://127.0.0.1:${peer}`,
+    "--initial-advertise-peer-urls",
+    `http://127.0.0.1:${peer}`,
+    "--initial-cluster",
+    `s=http://127.0.0.1:${peer}`,
+    "--max-concurrent-streams",
+    String(STREAMS),
   ];
-  const child = kind === "etcd" ? spawn("etcd", args, { stdio: "ignore" }) : spawn(process.execPath, [join(REPO, "dist/core/cli/main.js"), ...args], { stdio: "ignore" });
+  const child =
+    kind === "etcd"
+      ? spawn("etcd", args, { stdio: "ignore" })
+      : spawn(process.execPath, [join(REPO, "dist/core/cli/main.js"), ...args], { stdio: "ignore" });
   children.push(child);
   return child;
 }
 
 async function serving(client: number): Promise<void> {
   let ok = false;
-  await waitFor(() => {
-    ok ||= etcdctl(`127.0.0.1:${client}`, ["endpoint", "health"]).status === 0;
-    return ok;
-  }, `a member serving on ${client}`, 20_000);
+  await waitFor(
+    () => {
+      ok ||= etcdctl(`127.0.0.1:${client}`, ["endpoint", "health"]).status === 0;
+      return ok;
+    },
+    `a member serving on ${client}`,
+    20_000,
+  );
 }
 
 function canBind(port: number): Promise<boolean> {
@@ -72,15 +92,22 @@ async function stopHeld(kind: "etcd" | "etcd-ts"): Promise<{ freeMs: number; nex
   const exited = new Promise<void>((r) => first.once("exit", () => r()));
   first.kill("SIGTERM");
   let free = false;
-  await waitFor(() => {
-    void Promise.all([canBind(client), canBind(peer)]).then(([a, b]) => (free = a && b));
-    return free;
-  }, `${kind}'s ports free after SIGTERM`, 5_000).catch(() => undefined);
+  await waitFor(
+    () => {
+      void Promise.all([canBind(client), canBind(peer)]).then(([a, b]) => (free = a && b));
+      return free;
+    },
+    `${kind}'s ports free after SIGTERM`,
+    5_000,
+  ).catch(() => undefined);
   const freeMs = Date.now() - t0;
   if (first.exitCode === null && first.signalCode === null) first.kill("SIGKILL");
   await exited;
   startMember(kind, client, peer);
-  const next = await serving(client).then(() => true, () => false);
+  const next = await serving(client).then(
+    () => true,
+    () => false,
+  );
   conn.close();
   return { freeMs, next };
 }

@@ -23,13 +23,34 @@ const KINDS: readonly Kind[] = ["etcd", "etcd-ts"];
 
 /** A CA, a server cert, client certs (good, revoked), a stranger from another CA, and a CRL, made by openssl. */
 function makePki(dir: string): void {
-  const ssl = (args: string[]): void => void execFileSync("openssl", args, { cwd: dir, stdio: ["ignore", "ignore", "pipe"] });
+  const ssl = (args: string[]): void =>
+    void execFileSync("openssl", args, { cwd: dir, stdio: ["ignore", "ignore", "pipe"] });
   const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-  const ca = (n: string): void => ssl(["req", "-x509", ...ec, "-keyout", `${n}.key`, "-out", `${n}.crt`, "-days", "1", "-subj", `/CN=${n}`]);
+  const ca = (n: string): void =>
+    ssl(["req", "-x509", ...ec, "-keyout", `${n}.key`, "-out", `${n}.crt`, "-days", "1", "-subj", `/CN=${n}`]);
   const leaf = (n: string, signer: string, cn: string): void => {
-    writeFileSync(join(dir, `${n}.ext`), "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n");
+    writeFileSync(
+      join(dir, `${n}.ext`),
+      "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n",
+    );
     ssl(["req", ...ec, "-keyout", `${n}.key`, "-out", `${n}.csr`, "-subj", `/CN=${cn}`]);
-    ssl(["x509", "-req", "-in", `${n}.csr`, "-CA", `${signer}.crt`, "-CAkey", `${signer}.key`, "-CAcreateserial", "-out", `${n}.crt`, "-days", "1", "-extfile", `${n}.ext`]);
+    ssl([
+      "x509",
+      "-req",
+      "-in",
+      `${n}.csr`,
+      "-CA",
+      `${signer}.crt`,
+      "-CAkey",
+      `${signer}.key`,
+      "-CAcreateserial",
+      "-out",
+      `${n}.crt`,
+      "-days",
+      "1",
+      "-extfile",
+      `${n}.ext`,
+    ]);
   };
   ca("ca");
   ca("otherca");
@@ -39,7 +60,10 @@ function makePki(dir: string): void {
   leaf("stranger", "otherca", "stranger");
   writeFileSync(join(dir, "index.txt"), "");
   writeFileSync(join(dir, "crlnumber"), "01\n");
-  writeFileSync(join(dir, "ca.cnf"), "[ca]\ndefault_ca=d\n[d]\ndatabase=index.txt\ncrlnumber=crlnumber\ndefault_md=sha256\ndefault_crl_days=1\n");
+  writeFileSync(
+    join(dir, "ca.cnf"),
+    "[ca]\ndefault_ca=d\n[d]\ndatabase=index.txt\ncrlnumber=crlnumber\ndefault_md=sha256\ndefault_crl_days=1\n",
+  );
   const caArgs = ["ca", "-config", "ca.cnf", "-keyfile", "ca.key", "-cert", "ca.crt"];
   ssl([...caArgs, "-revoke", "revoked.crt"]);
   ssl([...caArgs, "-gencrl", "-out", "ca.crl"]);
@@ -63,27 +87,55 @@ const p = (name: string): string => join(pki, name);
  * Starts `kind` on free 127.0.0.1 ports with the given extra flags, in its data dir (where a unixs://localhost:port
  * client URL puts its socket, as etcd does); resolves once it serves clients (or exits).
  */
-async function start(kind: Kind, extra: readonly string[], opts: { waitFor?: RegExp; unix?: boolean } = {}): Promise<Proc> {
+async function start(
+  kind: Kind,
+  extra: readonly string[],
+  opts: { waitFor?: RegExp; unix?: boolean } = {},
+): Promise<Proc> {
   const waitFor = opts.waitFor ?? /serving client (traffic securely|requests on)/;
   const [client, peer, metrics] = [await freePort(), await freePort(), await freePort()];
   const dataDir = mkdtempSync(join(tmpdir(), `etcd-ts-tls-${kind}-`));
   const clientUrl = opts.unix === true ? `unixs://localhost:${client}` : `https://127.0.0.1:${client}`;
   const peerUrl = `http://127.0.0.1:${peer}`;
   const args = [
-    "--name", "tls", "--data-dir", dataDir, "--listen-client-urls", clientUrl, "--advertise-client-urls", clientUrl,
-    "--listen-peer-urls", peerUrl, "--initial-advertise-peer-urls", peerUrl, "--initial-cluster", `tls=${peerUrl}`,
-    "--listen-metrics-urls", `https://127.0.0.1:${metrics}`, "--logger", "zap", "--log-outputs", "stderr", ...extra,
+    "--name",
+    "tls",
+    "--data-dir",
+    dataDir,
+    "--listen-client-urls",
+    clientUrl,
+    "--advertise-client-urls",
+    clientUrl,
+    "--listen-peer-urls",
+    peerUrl,
+    "--initial-advertise-peer-urls",
+    peerUrl,
+    "--initial-cluster",
+    `tls=${peerUrl}`,
+    "--listen-metrics-urls",
+    `https://127.0.0.1:${metrics}`,
+    "--logger",
+    "zap",
+    "--log-outputs",
+    "stderr",
+    ...extra,
   ];
   const io = { cwd: dataDir, stdio: ["ignore", "ignore", "pipe"] as ("ignore" | "pipe")[] };
-  const child = kind === "etcd" ? spawn("etcd", args, io) : spawn(process.execPath, [join(REPO, "dist/core/cli/main.js"), ...args], io);
+  const child =
+    kind === "etcd"
+      ? spawn("etcd", args, io)
+      : spawn(process.execPath, [join(REPO, "dist/core/cli/main.js"), ...args], io);
   const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
   const proc: Proc = { kind, child, dataDir, clientUrl, metricsUrl: `https://127.0.0.1:${metrics}`, log: "", exited };
   procs.push(proc);
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${kind} not serving after 15 s: ${proc.log.slice(-1500)}`)), 15_000);
+    const timer = setTimeout(
+      () => reject(new Error(`${kind} not serving after 15 s: ${proc.log.slice(-1500)}`)),
+      15_000,
+    );
     child.stderr?.on("data", (b: Buffer) => {
       proc.log += b.toString();
-      if (waitFor.test(proc.log)) (clearTimeout(timer), resolve());
+      if (waitFor.test(proc.log)) clearTimeout(timer), resolve();
     });
     void exited.then(() => (clearTimeout(timer), resolve()));
   });
@@ -108,10 +160,20 @@ interface Ctl {
 
 /** etcdctl against one server with the named client certificate (or none); runs asynchronously so refusals overlap. */
 function ctl(proc: Proc, cert: string | undefined, args: readonly string[], tlsArgs?: readonly string[]): Promise<Ctl> {
-  const certArgs = tlsArgs ?? ["--cacert", p("ca.crt"), ...(cert !== undefined ? ["--cert", p(`${cert}.crt`), "--key", p(`${cert}.key`)] : [])];
-  const child = spawn("etcdctl", ["--endpoints", proc.clientUrl, "--dial-timeout", "1s", "--command-timeout", "2s", ...certArgs, ...args], {
-    env: { ...process.env, ETCDCTL_API: "3" }, stdio: ["ignore", "pipe", "pipe"], cwd: proc.dataDir,
-  });
+  const certArgs = tlsArgs ?? [
+    "--cacert",
+    p("ca.crt"),
+    ...(cert !== undefined ? ["--cert", p(`${cert}.crt`), "--key", p(`${cert}.key`)] : []),
+  ];
+  const child = spawn(
+    "etcdctl",
+    ["--endpoints", proc.clientUrl, "--dial-timeout", "1s", "--command-timeout", "2s", ...certArgs, ...args],
+    {
+      env: { ...process.env, ETCDCTL_API: "3" },
+      stdio: ["ignore", "pipe", "pipe"],
+      cwd: proc.dataDir,
+    },
+  );
   let stdout = "";
   let stderr = "";
   child.stdout.on("data", (b: Buffer) => (stdout += b.toString()));
@@ -122,14 +184,20 @@ function ctl(proc: Proc, cert: string | undefined, args: readonly string[], tlsA
 /** An HTTPS request with the named client certificate (curl --cacert --cert --key); status and body, or the error. */
 function fetchTls(url: string, cert: string | undefined, body?: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve) => {
-    const req = request(url, {
-      method: body === undefined ? "GET" : "POST", ca: readFileSync(p("ca.crt")), servername: "localhost",
-      ...(cert !== undefined ? { cert: readFileSync(p(`${cert}.crt`)), key: readFileSync(p(`${cert}.key`)) } : {}),
-    }, (res) => {
-      let text = "";
-      res.on("data", (b: Buffer) => (text += b.toString()));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, body: text }));
-    });
+    const req = request(
+      url,
+      {
+        method: body === undefined ? "GET" : "POST",
+        ca: readFileSync(p("ca.crt")),
+        servername: "localhost",
+        ...(cert !== undefined ? { cert: readFileSync(p(`${cert}.crt`)), key: readFileSync(p(`${cert}.key`)) } : {}),
+      },
+      (res) => {
+        let text = "";
+        res.on("data", (b: Buffer) => (text += b.toString()));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body: text }));
+      },
+    );
     req.on("error", (e) => resolve({ status: -1, body: e.message }));
     req.end(body);
   });
@@ -139,10 +207,17 @@ function fetchTls(url: string, cert: string | undefined, body?: string): Promise
 function rawGet(url: string, path: string, cert: string): Promise<string> {
   const u = new URL(url);
   return new Promise((resolve) => {
-    const s = connectTls({
-      host: u.hostname, port: Number(u.port), servername: "localhost", ca: readFileSync(p("ca.crt")),
-      cert: readFileSync(p(`${cert}.crt`)), key: readFileSync(p(`${cert}.key`)),
-    }, () => s.write(`GET ${path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n`));
+    const s = connectTls(
+      {
+        host: u.hostname,
+        port: Number(u.port),
+        servername: "localhost",
+        ca: readFileSync(p("ca.crt")),
+        cert: readFileSync(p(`${cert}.crt`)),
+        key: readFileSync(p(`${cert}.key`)),
+      },
+      () => s.write(`GET ${path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n`),
+    );
     let text = "";
     s.on("data", (b: Buffer) => (text += b.toString()));
     s.on("error", (e) => resolve(e.message));
@@ -156,7 +231,8 @@ function rawGet(url: string, path: string, cert: string): Promise<string> {
  */
 async function rejectionsOnceLogged(proc: Proc, reason: string): Promise<string[]> {
   const deadline = Date.now() + 10_000;
-  while (!rejectionReasons(proc.log).includes(reason) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  while (!rejectionReasons(proc.log).includes(reason) && Date.now() < deadline)
+    await new Promise((r) => setTimeout(r, 50));
   return rejectionReasons(proc.log);
 }
 
@@ -167,7 +243,9 @@ function rejectionReasons(log: string): string[] {
     if (!line.startsWith("{")) continue;
     const entry = JSON.parse(line) as { msg?: string; error?: string };
     if (entry.msg === "rejected connection" && entry.error !== undefined) out.push(entry.error);
-    const ours = /^rejected connection from "[^"]+" \(error "(.+?)", ServerName "[^"]*"(?:, IPAddresses .*)?\)$/.exec(entry.msg ?? "");
+    const ours = /^rejected connection from "[^"]+" \(error "(.+?)", ServerName "[^"]*"(?:, IPAddresses .*)?\)$/.exec(
+      entry.msg ?? "",
+    );
     if (ours?.[1] !== undefined) out.push(ours[1]);
   }
   return [...new Set(out)].sort();
@@ -178,24 +256,41 @@ describe.runIf(HAVE)("client TLS against real etcd", () => {
   beforeAll(async () => {
     pki = mkdtempSync(join(tmpdir(), "etcd-ts-tls-pki-"));
     makePki(pki);
-    const flags = ["--cert-file", p("server.crt"), "--key-file", p("server.key"), "--trusted-ca-file", p("ca.crt"),
-      "--client-cert-auth", "--client-crl-file", p("ca.crl")];
+    const flags = [
+      "--cert-file",
+      p("server.crt"),
+      "--key-file",
+      p("server.key"),
+      "--trusted-ca-file",
+      p("ca.crt"),
+      "--client-cert-auth",
+      "--client-crl-file",
+      p("ca.crl"),
+    ];
     for (const s of await Promise.all(KINDS.map((k) => start(k, flags)))) servers.set(s.kind, s);
   });
   afterAll(async () => {
     await Promise.all(procs.splice(0).map(stop));
     rmSync(pki, { recursive: true, force: true });
   });
-  const each = <T>(fn: (s: Proc) => Promise<T>): Promise<T[]> => Promise.all(KINDS.map((k) => fn(servers.get(k) as Proc)));
+  const each = <T>(fn: (s: Proc) => Promise<T>): Promise<T[]> =>
+    Promise.all(KINDS.map((k) => fn(servers.get(k) as Proc)));
 
   it("etcdctl with a client certificate: put, get, endpoint health and status work on both", async () => {
     const puts = await each((s) => ctl(s, "client", ["put", "tls-key", "tls-value"]));
-    expect(puts.map((r) => [r.status, r.stdout])).toEqual([[0, "OK\n"], [0, "OK\n"]]);
+    expect(puts.map((r) => [r.status, r.stdout])).toEqual([
+      [0, "OK\n"],
+      [0, "OK\n"],
+    ]);
     const gets = await each((s) => ctl(s, "client", ["get", "tls-key"]));
-    expect(gets.map((r) => [r.status, r.stdout])).toEqual([[0, "tls-key\ntls-value\n"], [0, "tls-key\ntls-value\n"]]);
+    expect(gets.map((r) => [r.status, r.stdout])).toEqual([
+      [0, "tls-key\ntls-value\n"],
+      [0, "tls-key\ntls-value\n"],
+    ]);
     const health = await each((s) => ctl(s, "client", ["endpoint", "health"]));
     expect(health.map((r) => r.status)).toEqual([0, 0]);
-    for (const [i, r] of health.entries()) expect(r.stderr + r.stdout).toMatch(new RegExp(`${[...servers.values()][i]?.clientUrl ?? "?"} is healthy`));
+    for (const [i, r] of health.entries())
+      expect(r.stderr + r.stdout).toMatch(new RegExp(`${[...servers.values()][i]?.clientUrl ?? "?"} is healthy`));
     const status = await each((s) => ctl(s, "client", ["endpoint", "status", "-w", "json"]));
     expect(status.map((r) => r.status)).toEqual([0, 0]);
     expect(status.map((r) => /"version":"([^"]+)"/.exec(r.stdout)?.[1])).toEqual(["3.4.23", "3.4.23"]);
@@ -203,23 +298,44 @@ describe.runIf(HAVE)("client TLS against real etcd", () => {
 
   it("with auth enabled, the client certificate's CN is the user when no token is sent (CN=root here)", async () => {
     const steps: readonly (readonly string[])[] = [
-      ["user", "add", "root", "--new-user-password=pw"], ["role", "add", "root"], ["user", "grant-role", "root", "root"],
-      ["user", "add", "reader", "--new-user-password=rpw"], ["role", "add", "ro"], ["role", "grant-permission", "ro", "read", "cn/", "--prefix=true"],
-      ["user", "grant-role", "reader", "ro"], ["auth", "enable"],
-      ["put", "cn/a", "by-cn"], ["get", "cn/a"], ["user", "list"],
-      ["--user", "reader:rpw", "get", "cn/a"], ["--user", "reader:rpw", "put", "cn/a", "no"], ["--user", "reader:wrong", "get", "cn/a"],
+      ["user", "add", "root", "--new-user-password=pw"],
+      ["role", "add", "root"],
+      ["user", "grant-role", "root", "root"],
+      ["user", "add", "reader", "--new-user-password=rpw"],
+      ["role", "add", "ro"],
+      ["role", "grant-permission", "ro", "read", "cn/", "--prefix=true"],
+      ["user", "grant-role", "reader", "ro"],
+      ["auth", "enable"],
+      ["put", "cn/a", "by-cn"],
+      ["get", "cn/a"],
+      ["user", "list"],
+      ["--user", "reader:rpw", "get", "cn/a"],
+      ["--user", "reader:rpw", "put", "cn/a", "no"],
+      ["--user", "reader:wrong", "get", "cn/a"],
       ["auth", "disable"],
     ];
     for (const args of steps) {
       const [theirs, ours] = await each((s) => ctl(s, "client", args));
-      const clean = (r: Ctl): [number | null, string, string] => [r.status, r.stdout, r.stderr.split("\n").filter((l) => !l.startsWith("{")).join("\n")];
-      expect({ args: args.join(" "), r: clean(ours as Ctl) }).toEqual({ args: args.join(" "), r: clean(theirs as Ctl) });
+      const clean = (r: Ctl): [number | null, string, string] => [
+        r.status,
+        r.stdout,
+        r.stderr
+          .split("\n")
+          .filter((l) => !l.startsWith("{"))
+          .join("\n"),
+      ];
+      expect({ args: args.join(" "), r: clean(ours as Ctl) }).toEqual({
+        args: args.join(" "),
+        r: clean(theirs as Ctl),
+      });
     }
   });
 
   it("no certificate, another CA's, a revoked one: both refuse alike and log the same reasons", async () => {
     const cases = [undefined, "stranger", "revoked"];
-    const results = await Promise.all(cases.flatMap((c) => KINDS.map((k) => ctl(servers.get(k) as Proc, c, ["get", "tls-key"]))));
+    const results = await Promise.all(
+      cases.flatMap((c) => KINDS.map((k) => ctl(servers.get(k) as Proc, c, ["get", "tls-key"]))),
+    );
     for (const [i, r] of results.entries()) {
       expect({ i, status: r.status, out: r.stdout }).toEqual({ i, status: 1, out: "" });
       expect(r.stderr, `case ${i}`).toMatch(/context deadline exceeded/);
@@ -231,12 +347,23 @@ describe.runIf(HAVE)("client TLS against real etcd", () => {
 
   it("an HTTPS client with the certificate reads /health and /v3/kv/range on the client and metrics ports", async () => {
     const health = await each((s) => fetchTls(`${s.clientUrl}/health`, "client"));
-    expect(health).toEqual([{ status: 200, body: '{"health":"true"}' }, { status: 200, body: '{"health":"true"}' }]);
+    expect(health).toEqual([
+      { status: 200, body: '{"health":"true"}' },
+      { status: 200, body: '{"health":"true"}' },
+    ]);
     const metricsHealth = await each((s) => fetchTls(`${s.metricsUrl}/health`, "client"));
     expect(metricsHealth.map((r) => r.status)).toEqual([200, 200]);
-    const ranges = await each((s) => fetchTls(`${s.clientUrl}/v3/kv/range`, "client", JSON.stringify({ key: Buffer.from("tls-key").toString("base64") })));
+    const ranges = await each((s) =>
+      fetchTls(
+        `${s.clientUrl}/v3/kv/range`,
+        "client",
+        JSON.stringify({ key: Buffer.from("tls-key").toString("base64") }),
+      ),
+    );
     expect(ranges.map((r) => r.status)).toEqual([200, 200]);
-    const kvs = ranges.map((r) => (JSON.parse(r.body) as { kvs: { key: string; value: string }[] }).kvs.map((kv) => [kv.key, kv.value]));
+    const kvs = ranges.map((r) =>
+      (JSON.parse(r.body) as { kvs: { key: string; value: string }[] }).kvs.map((kv) => [kv.key, kv.value]),
+    );
     expect(kvs[1]).toEqual(kvs[0]);
     expect(kvs[0]).toEqual([[Buffer.from("tls-key").toString("base64"), Buffer.from("tls-value").toString("base64")]]);
     const noAlpn = await each((s) => rawGet(s.clientUrl, "/health", "client"));
@@ -246,7 +373,14 @@ describe.runIf(HAVE)("client TLS against real etcd", () => {
   });
 
   it("an unknown --cipher-suites name stops both at start-up with etcd's text", async () => {
-    const bad = ["--cert-file", p("server.crt"), "--key-file", p("server.key"), "--cipher-suites", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,BOGUS"];
+    const bad = [
+      "--cert-file",
+      p("server.crt"),
+      "--key-file",
+      p("server.key"),
+      "--cipher-suites",
+      "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,BOGUS",
+    ];
     const started = await Promise.all(KINDS.map((k) => start(k, bad, { waitFor: /unexpected TLS cipher suite/ })));
     const codes = await Promise.all(started.map((s) => s.exited));
     expect(codes).toEqual([1, 1]);
@@ -254,19 +388,42 @@ describe.runIf(HAVE)("client TLS against real etcd", () => {
   });
 
   it("--client-cert-allowed-hostname: a client certificate without that name is refused by both", async () => {
-    const flags = ["--cert-file", p("server.crt"), "--key-file", p("server.key"), "--trusted-ca-file", p("ca.crt"), "--client-cert-auth",
-      "--client-cert-allowed-hostname", "member.example"];
+    const flags = [
+      "--cert-file",
+      p("server.crt"),
+      "--key-file",
+      p("server.key"),
+      "--trusted-ca-file",
+      p("ca.crt"),
+      "--client-cert-auth",
+      "--client-cert-allowed-hostname",
+      "member.example",
+    ];
     const picky = await Promise.all(KINDS.map((k) => start(k, flags)));
     const gets = await Promise.all(picky.map((s) => ctl(s, "client", ["get", "k"])));
     expect(gets.map((r) => r.status)).toEqual([1, 1]);
-    for (const s of picky) expect(await rejectionsOnceLogged(s, "client certificate authentication failed"), s.kind).toContain("client certificate authentication failed");
+    for (const s of picky)
+      expect(await rejectionsOnceLogged(s, "client certificate authentication failed"), s.kind).toContain(
+        "client certificate authentication failed",
+      );
   });
 
   it("unixs:// client URLs: both listen on ./localhost:port in their working dir and serve etcdctl over TLS", async () => {
-    const flags = ["--cert-file", p("server.crt"), "--key-file", p("server.key"), "--trusted-ca-file", p("ca.crt"), "--client-cert-auth"];
+    const flags = [
+      "--cert-file",
+      p("server.crt"),
+      "--key-file",
+      p("server.key"),
+      "--trusted-ca-file",
+      p("ca.crt"),
+      "--client-cert-auth",
+    ];
     const unix = await Promise.all(KINDS.map((k) => start(k, flags, { unix: true })));
     const puts = await Promise.all(unix.map((s) => ctl(s, "client", ["put", "u", "1"])));
-    expect(puts.map((r) => [r.status, r.stdout])).toEqual([[0, "OK\n"], [0, "OK\n"]]);
+    expect(puts.map((r) => [r.status, r.stdout])).toEqual([
+      [0, "OK\n"],
+      [0, "OK\n"],
+    ]);
     const refused = await Promise.all(unix.map((s) => ctl(s, "stranger", ["get", "u"])));
     expect(refused.map((r) => r.status)).toEqual([1, 1]);
     for (const s of unix) expect(existsSync(join(s.dataDir, s.clientUrl.slice("unixs://".length))), s.kind).toBe(true);
@@ -276,12 +433,22 @@ describe.runIf(HAVE)("client TLS against real etcd", () => {
     const auto = await Promise.all(KINDS.map((k) => start(k, ["--auto-tls"])));
     const insecure = ["--insecure-transport=false", "--insecure-skip-tls-verify"];
     const puts = await Promise.all(auto.map((s) => ctl(s, undefined, ["put", "k", "v"], insecure)));
-    expect(puts.map((r) => [r.status, r.stdout])).toEqual([[0, "OK\n"], [0, "OK\n"]]);
+    expect(puts.map((r) => [r.status, r.stdout])).toEqual([
+      [0, "OK\n"],
+      [0, "OK\n"],
+    ]);
     for (const s of auto) {
       expect(existsSync(join(s.dataDir, "fixtures", "client", "cert.pem")), s.kind).toBe(true);
-      expect(readFileSync(join(s.dataDir, "fixtures", "client", "key.pem"), "utf8"), s.kind).toMatch(/^-----BEGIN EC PRIVATE KEY-----/);
+      expect(readFileSync(join(s.dataDir, "fixtures", "client", "key.pem"), "utf8"), s.kind).toMatch(
+        /^-----BEGIN EC PRIVATE KEY-----/,
+      );
     }
-    const verified = await Promise.all(auto.map((s) => ctl(s, undefined, ["get", "k"], ["--cacert", join(s.dataDir, "fixtures", "client", "cert.pem")])));
-    expect(verified.map((r) => [r.status, r.stdout])).toEqual([[0, "k\nv\n"], [0, "k\nv\n"]]);
+    const verified = await Promise.all(
+      auto.map((s) => ctl(s, undefined, ["get", "k"], ["--cacert", join(s.dataDir, "fixtures", "client", "cert.pem")])),
+    );
+    expect(verified.map((r) => [r.status, r.stdout])).toEqual([
+      [0, "k\nv\n"],
+      [0, "k\nv\n"],
+    ]);
   });
 });

@@ -38,7 +38,9 @@ function url(s: RunningServer): string {
 }
 
 function expand(text: string, c: Ctx): string {
-  return text.replace(/\{(\w+)\+(\d+)\}/g, (_, name: string, d: string) => String(c.base + (name === "BASE" ? 0 : c.marks.get(name) ?? NaN) + Number(d)));
+  return text.replace(/\{(\w+)\+(\d+)\}/g, (_, name: string, d: string) =>
+    String(c.base + (name === "BASE" ? 0 : (c.marks.get(name) ?? NaN)) + Number(d)),
+  );
 }
 
 /** A store index as seen relative to the server's base (0 stays 0: request errors carry index 0 on both). */
@@ -65,14 +67,21 @@ function normalize(text: string, c: Ctx): string {
 
 function ctl(c: Ctx, args: readonly string[]): string {
   const r = spawnSync("etcdctl", ["--endpoints", url(c.server), ...args.map((a) => expand(a, c))], {
-    env: { ...process.env, ETCDCTL_API: "2" }, encoding: "utf8", timeout: args[0] === "watch" ? 5000 : 20_000,
+    env: { ...process.env, ETCDCTL_API: "2" },
+    encoding: "utf8",
+    timeout: args[0] === "watch" ? 5000 : 20_000,
   });
   return normalize(`exit ${r.status}\n${r.stdout}${SEP}${r.stderr}`, c);
 }
 
 async function request(c: Ctx, step: HttpStep): Promise<Response> {
   const target = `${url(c.server)}${expand(step.path, c)}`;
-  if (step.json !== undefined) return fetch(target, { method: step.method, headers: { "Content-Type": "application/json" }, body: JSON.stringify(step.json) });
+  if (step.json !== undefined)
+    return fetch(target, {
+      method: step.method,
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(step.json),
+    });
   const body = step.form === undefined ? undefined : new URLSearchParams(step.form);
   return fetch(target, { method: step.method, ...(body !== undefined ? { body } : {}) });
 }
@@ -98,8 +107,17 @@ async function http(c: Ctx, step: HttpStep): Promise<string> {
   return render(c, await request(c, step), step.mark);
 }
 
-const get = (path: string, mark?: string): HttpStep => ({ method: "GET", path, ...(mark !== undefined ? { mark } : {}) });
-const put = (path: string, form: Record<string, string> = {}, mark?: string): HttpStep => ({ method: "PUT", path, form, ...(mark !== undefined ? { mark } : {}) });
+const get = (path: string, mark?: string): HttpStep => ({
+  method: "GET",
+  path,
+  ...(mark !== undefined ? { mark } : {}),
+});
+const put = (path: string, form: Record<string, string> = {}, mark?: string): HttpStep => ({
+  method: "PUT",
+  path,
+  form,
+  ...(mark !== undefined ? { mark } : {}),
+});
 const post = (path: string, form: Record<string, string> = {}): HttpStep => ({ method: "POST", path, form });
 const del = (path: string): HttpStep => ({ method: "DELETE", path });
 
@@ -142,69 +160,143 @@ async function waitGone(c: Ctx, path: string): Promise<boolean> {
 const HTTP_SCENARIOS: Record<string, readonly HttpStep[]> = {
   "the empty root and a missing key (100)": [get("/v2/keys"), get("/v2/keys/nope"), get("/v2/keys/nope/deeper")],
   "set, get, set again with prevNode, and HEAD": [
-    put("/v2/keys/k", { value: "v1" }), get("/v2/keys/k"), put("/v2/keys/k", { value: "v2" }), { method: "HEAD", path: "/v2/keys/k" },
+    put("/v2/keys/k", { value: "v1" }),
+    get("/v2/keys/k"),
+    put("/v2/keys/k", { value: "v2" }),
+    { method: "HEAD", path: "/v2/keys/k" },
   ],
   "values and keys Go's JSON encoder escapes": [
-    put("/v2/keys/esc%3Cb%3E", { value: "<a href='x'>&amp;</a> \u2028 ü" }), get("/v2/keys/esc%3Cb%3E"), get("/v2/keys/nothing%26here"),
+    put("/v2/keys/esc%3Cb%3E", { value: "<a href='x'>&amp;</a> \u2028 ü" }),
+    get("/v2/keys/esc%3Cb%3E"),
+    get("/v2/keys/nothing%26here"),
   ],
   "create with prevExist=false, update with prevExist=true": [
-    put("/v2/keys/pe", { value: "a", prevExist: "false" }), put("/v2/keys/pe", { value: "b", prevExist: "false" }),
-    put("/v2/keys/pe", { value: "c", prevExist: "true" }), put("/v2/keys/pe-missing", { value: "c", prevExist: "true" }),
+    put("/v2/keys/pe", { value: "a", prevExist: "false" }),
+    put("/v2/keys/pe", { value: "b", prevExist: "false" }),
+    put("/v2/keys/pe", { value: "c", prevExist: "true" }),
+    put("/v2/keys/pe-missing", { value: "c", prevExist: "true" }),
   ],
   "compare-and-swap and compare-and-delete, failing (101) and passing": [
-    put("/v2/keys/cas", { value: "a" }, "CAS"), put("/v2/keys/cas", { value: "x", prevValue: "b" }), put("/v2/keys/cas?prevIndex={CAS+7}", { value: "x" }),
-    put("/v2/keys/cas?prevIndex={CAS+7}", { value: "x", prevValue: "b" }), put("/v2/keys/cas?prevIndex={CAS+0}", { value: "b", prevValue: "a" }),
-    del("/v2/keys/cas?prevValue=zzz"), del("/v2/keys/cas?prevValue=b"), get("/v2/keys/cas"),
+    put("/v2/keys/cas", { value: "a" }, "CAS"),
+    put("/v2/keys/cas", { value: "x", prevValue: "b" }),
+    put("/v2/keys/cas?prevIndex={CAS+7}", { value: "x" }),
+    put("/v2/keys/cas?prevIndex={CAS+7}", { value: "x", prevValue: "b" }),
+    put("/v2/keys/cas?prevIndex={CAS+0}", { value: "b", prevValue: "a" }),
+    del("/v2/keys/cas?prevValue=zzz"),
+    del("/v2/keys/cas?prevValue=b"),
+    get("/v2/keys/cas"),
   ],
   "in-order keys under a queue, listed sorted": [
-    post("/v2/keys/queue", { value: "job1" }), post("/v2/keys/queue", { value: "job2" }), get("/v2/keys/queue?sorted=true"),
+    post("/v2/keys/queue", { value: "job1" }),
+    post("/v2/keys/queue", { value: "job2" }),
+    get("/v2/keys/queue?sorted=true"),
   ],
   "directories: create, refuse a value on them, list recursively and sorted, delete rules": [
-    put("/v2/keys/dir?dir=true"), put("/v2/keys/dir", { value: "x" }), put("/v2/keys/dir/b", { value: "2" }), put("/v2/keys/dir/a/deep", { value: "1" }),
-    put("/v2/keys/dir/_hidden", { value: "h" }), get("/v2/keys/dir?sorted=true"), get("/v2/keys/dir?recursive=true&sorted=true"),
-    get("/v2/keys/dir/_hidden"), del("/v2/keys/dir"), del("/v2/keys/dir?dir=true"), del("/v2/keys/dir/a?recursive=true"),
-    put("/v2/keys/dir/b/c", { value: "under a file" }), del("/v2/keys/dir?recursive=true"), get("/v2/keys/dir"), put("/v2/keys/", { value: "root" }),
+    put("/v2/keys/dir?dir=true"),
+    put("/v2/keys/dir", { value: "x" }),
+    put("/v2/keys/dir/b", { value: "2" }),
+    put("/v2/keys/dir/a/deep", { value: "1" }),
+    put("/v2/keys/dir/_hidden", { value: "h" }),
+    get("/v2/keys/dir?sorted=true"),
+    get("/v2/keys/dir?recursive=true&sorted=true"),
+    get("/v2/keys/dir/_hidden"),
+    del("/v2/keys/dir"),
+    del("/v2/keys/dir?dir=true"),
+    del("/v2/keys/dir/a?recursive=true"),
+    put("/v2/keys/dir/b/c", { value: "under a file" }),
+    del("/v2/keys/dir?recursive=true"),
+    get("/v2/keys/dir"),
+    put("/v2/keys/", { value: "root" }),
   ],
   "directories with a TTL, in-order directories, and what a directory refuses": [
-    put("/v2/keys/tdir?dir=true&ttl=300"), get("/v2/keys/tdir"), put("/v2/keys/tdir?dir=true&prevExist=true&ttl=400"),
-    put("/v2/keys/tdir?prevExist=true", { value: "x" }), put("/v2/keys/tdir?dir=true"), put("/v2/keys/tdir?prevValue=a", { value: "b" }),
-    del("/v2/keys/tdir?prevValue=a"), { method: "POST", path: "/v2/keys/jobs?dir=true" }, get("/v2/keys/jobs?recursive=true"),
-    put("/v2/keys/tdir?dir=true&prevExist=true"), get("/v2/keys/tdir"),
+    put("/v2/keys/tdir?dir=true&ttl=300"),
+    get("/v2/keys/tdir"),
+    put("/v2/keys/tdir?dir=true&prevExist=true&ttl=400"),
+    put("/v2/keys/tdir?prevExist=true", { value: "x" }),
+    put("/v2/keys/tdir?dir=true"),
+    put("/v2/keys/tdir?prevValue=a", { value: "b" }),
+    del("/v2/keys/tdir?prevValue=a"),
+    { method: "POST", path: "/v2/keys/jobs?dir=true" },
+    get("/v2/keys/jobs?recursive=true"),
+    put("/v2/keys/tdir?dir=true&prevExist=true"),
+    get("/v2/keys/tdir"),
   ],
   "form errors, a wrong method and noValueOnSuccess": [
-    put("/v2/keys/f?ttl=abc", { value: "1" }), put("/v2/keys/f?wait=true", { value: "1" }), put("/v2/keys/f?prevValue=", { value: "1" }),
-    put("/v2/keys/f?prevIndex=abc", { value: "1" }), put("/v2/keys/f?refresh=true", {}), put("/v2/keys/f?refresh=true&ttl=5", { value: "v" }),
-    get("/v2/keys/f?recursive=maybe"), get("/v2/keys/f%zz"), get("/v2/keys/f?waitIndex=-1"), { method: "PATCH", path: "/v2/keys/f" }, put("/v2/keys/f?noValueOnSuccess=true", { value: "1" }),
+    put("/v2/keys/f?ttl=abc", { value: "1" }),
+    put("/v2/keys/f?wait=true", { value: "1" }),
+    put("/v2/keys/f?prevValue=", { value: "1" }),
+    put("/v2/keys/f?prevIndex=abc", { value: "1" }),
+    put("/v2/keys/f?refresh=true", {}),
+    put("/v2/keys/f?refresh=true&ttl=5", { value: "v" }),
+    get("/v2/keys/f?recursive=maybe"),
+    get("/v2/keys/f%zz"),
+    get("/v2/keys/f?waitIndex=-1"),
+    { method: "PATCH", path: "/v2/keys/f" },
+    put("/v2/keys/f?noValueOnSuccess=true", { value: "1" }),
   ],
   "TTL: reported, refreshed without an event, made permanent by an update": [
-    put("/v2/keys/tt", { value: "v", ttl: "100" }), get("/v2/keys/tt"), put("/v2/keys/tt", { refresh: "true", ttl: "200", prevExist: "true" }),
-    get("/v2/keys/tt"), put("/v2/keys/tt", { value: "w", prevExist: "true" }), get("/v2/keys/tt"),
+    put("/v2/keys/tt", { value: "v", ttl: "100" }),
+    get("/v2/keys/tt"),
+    put("/v2/keys/tt", { refresh: "true", ttl: "200", prevExist: "true" }),
+    get("/v2/keys/tt"),
+    put("/v2/keys/tt", { value: "w", prevExist: "true" }),
+    get("/v2/keys/tt"),
   ],
   "a wait answered from history at a waitIndex": [
-    put("/v2/keys/wh", { value: "1" }, "WH"), put("/v2/keys/wh", { value: "2" }), get("/v2/keys/wh?wait=true&waitIndex={WH+0}"),
-    get("/v2/keys/wh?wait=true&waitIndex={WH+1}"), get("/v2/keys?wait=true&recursive=true&waitIndex={WH+1}"),
+    put("/v2/keys/wh", { value: "1" }, "WH"),
+    put("/v2/keys/wh", { value: "2" }),
+    get("/v2/keys/wh?wait=true&waitIndex={WH+0}"),
+    get("/v2/keys/wh?wait=true&waitIndex={WH+1}"),
+    get("/v2/keys?wait=true&recursive=true&waitIndex={WH+1}"),
   ],
   "members, machines and stats": [
-    get("/v2/members"), get("/v2/members/leader"), get("/v2/members/nothex"), get("/v2/machines"), get("/v2/stats/self"), get("/v2/stats/leader"),
+    get("/v2/members"),
+    get("/v2/members/leader"),
+    get("/v2/members/nothex"),
+    get("/v2/machines"),
+    get("/v2/stats/self"),
+    get("/v2/stats/leader"),
     // (A successful add is left out: a second, never-started voter would cost this one-member cluster its quorum.)
-    { method: "PUT", path: "/v2/members", json: {} }, { method: "POST", path: "/v2/members", form: { peerURLs: "x" } },
-    { method: "PUT", path: "/v2/members/abcdef", json: { peerURLs: ["http://127.0.0.1:1"] } }, del("/v2/members/abcdef"), del("/v2/members/xyz"),
+    { method: "PUT", path: "/v2/members", json: {} },
+    { method: "POST", path: "/v2/members", form: { peerURLs: "x" } },
+    { method: "PUT", path: "/v2/members/abcdef", json: { peerURLs: ["http://127.0.0.1:1"] } },
+    del("/v2/members/abcdef"),
+    del("/v2/members/xyz"),
   ],
 };
 
 const CTL_SCENARIOS: Record<string, readonly (readonly string[])[]> = {
   "set, get, mk, update, mkdir, ls and rm": [
-    ["set", "/c/x", "1"], ["get", "/c/x"], ["mk", "/c/x", "2"], ["update", "/c/x", "3"], ["update", "/c/missing", "1"], ["mkdir", "/c/d"],
-    ["mkdir", "/c/d"], ["ls", "--sort", "--recursive", "/c"], ["ls", "-p", "--sort", "/c"], ["rm", "--dir", "/c/d"], ["rm", "/c"],
-    ["rm", "--recursive", "/c"], ["get", "/c/x"],
+    ["set", "/c/x", "1"],
+    ["get", "/c/x"],
+    ["mk", "/c/x", "2"],
+    ["update", "/c/x", "3"],
+    ["update", "/c/missing", "1"],
+    ["mkdir", "/c/d"],
+    ["mkdir", "/c/d"],
+    ["ls", "--sort", "--recursive", "/c"],
+    ["ls", "-p", "--sort", "/c"],
+    ["rm", "--dir", "/c/d"],
+    ["rm", "/c"],
+    ["rm", "--recursive", "/c"],
+    ["get", "/c/x"],
   ],
   "outputs: extended and json, a TTL, and a failing swap": [
-    ["set", "--ttl", "300", "/o/t", "v"], ["get", "-o", "json", "/o/t"], ["set", "/o/p", "plain"], ["get", "-o", "extended", "/o/p"],
-    ["set", "--swap-with-value", "nope", "/o/p", "q"], ["set", "--swap-with-value", "plain", "/o/p", "q"], ["rm", "--with-value", "zz", "/o/p"],
-    ["get", "/o/missing"], ["ls", "--sort", "-p", "/o"],
+    ["set", "--ttl", "300", "/o/t", "v"],
+    ["get", "-o", "json", "/o/t"],
+    ["set", "/o/p", "plain"],
+    ["get", "-o", "extended", "/o/p"],
+    ["set", "--swap-with-value", "nope", "/o/p", "q"],
+    ["set", "--swap-with-value", "plain", "/o/p", "q"],
+    ["rm", "--with-value", "zz", "/o/p"],
+    ["get", "/o/missing"],
+    ["ls", "--sort", "-p", "/o"],
   ],
   "member list and watch --after-index": [
-    ["member", "list"], ["set", "/wa/k", "one"], ["set", "/wa/k", "two"], ["watch", "--after-index", "{BASE+1}", "/wa/k"],
+    ["member", "list"],
+    ["set", "/wa/k", "one"],
+    ["set", "/wa/k", "two"],
+    ["watch", "--after-index", "{BASE+1}", "/wa/k"],
     ["watch", "--recursive", "--after-index", "{BASE+1}", "/wa"],
   ],
 };
@@ -244,7 +336,10 @@ describe.skipIf(!haveEtcd())("the v2 API (--enable-v2): etcd-ts and real etcd 3.
   }
 
   it("a wait for a future event is answered by the next matching write, recursive waits by a key below", async () => {
-    for (const [path, write] of [["/v2/keys/wf?wait=true", "/v2/keys/wf"], ["/v2/keys/wr?wait=true&recursive=true", "/v2/keys/wr/a/b"]] as const) {
+    for (const [path, write] of [
+      ["/v2/keys/wf?wait=true", "/v2/keys/wf"],
+      ["/v2/keys/wr?wait=true&recursive=true", "/v2/keys/wr/a/b"],
+    ] as const) {
       const outs: string[] = [];
       for (const c of [etcd, ts]) {
         const waiting = fetch(`${url(c.server)}${path}`);
@@ -262,7 +357,9 @@ describe.skipIf(!haveEtcd())("the v2 API (--enable-v2): etcd-ts and real etcd 3.
     const outs: string[] = [];
     for (const c of [etcd, ts]) {
       const abort = new AbortController();
-      const res = await fetch(`${url(c.server)}/v2/keys/st?wait=true&stream=true&recursive=true`, { signal: abort.signal });
+      const res = await fetch(`${url(c.server)}/v2/keys/st?wait=true&stream=true&recursive=true`, {
+        signal: abort.signal,
+      });
       const reader = res.body?.getReader();
       if (reader === undefined) throw new Error("no body");
       await http(c, put("/v2/keys/st/a", { value: "1" }));
@@ -286,7 +383,13 @@ describe.skipIf(!haveEtcd())("the v2 API (--enable-v2): etcd-ts and real etcd 3.
     for (const c of [etcd, ts]) {
       const set = await http(c, put("/v2/keys/expiring", { value: "soon", ttl: "1" }, "EXP"));
       expect(await waitGone(c, "/v2/keys/expiring")).toBe(true);
-      outs.push([set, await http(c, get("/v2/keys/expiring")), await http(c, get("/v2/keys/expiring?wait=true&waitIndex={EXP+1}"))].join(SEP));
+      outs.push(
+        [
+          set,
+          await http(c, get("/v2/keys/expiring")),
+          await http(c, get("/v2/keys/expiring?wait=true&waitIndex={EXP+1}")),
+        ].join(SEP),
+      );
     }
     expect(outs[1]).toBe(outs[0]);
     expect(outs[0]).toContain('"action":"expire"');
@@ -301,14 +404,21 @@ describe.skipIf(!haveEtcd())("the v2 API (--enable-v2): etcd-ts and real etcd 3.
         await r.text();
         if (r.status !== 200) throw new Error(`${c.server.kind}: write ${i} answered ${r.status}`);
       }
-      outs.push([first, await http(c, get("/v2/keys/hist?wait=true&waitIndex={H0+0}")), await http(c, get("/v2/keys/hist?wait=true&waitIndex={H0+1000}"))].join(SEP));
+      outs.push(
+        [
+          first,
+          await http(c, get("/v2/keys/hist?wait=true&waitIndex={H0+0}")),
+          await http(c, get("/v2/keys/hist?wait=true&waitIndex={H0+1000}")),
+        ].join(SEP),
+      );
     }
     expect(outs[1]).toBe(outs[0]);
     expect(outs[0]).toContain('"errorCode":401');
   }, 120_000);
 
   it("the store stats name the same counters", async () => {
-    const keys = async (c: Ctx): Promise<string[]> => Object.keys((await (await fetch(`${url(c.server)}/v2/stats/store`)).json()) as object);
+    const keys = async (c: Ctx): Promise<string[]> =>
+      Object.keys((await (await fetch(`${url(c.server)}/v2/stats/store`)).json()) as object);
     expect(await keys(ts)).toEqual(await keys(etcd));
   });
 });
@@ -326,9 +436,20 @@ describe.skipIf(!haveEtcd())("without --enable-v2 both answer the v2 paths 404",
   });
 
   it("keys, members, stats and machines", async () => {
-    for (const step of [get("/v2/keys"), get("/v2/keys/foo"), put("/v2/keys/foo", { value: "1" }), get("/v2/members"), get("/v2/stats/self"), get("/v2/stats/store"), get("/v2/machines")]) {
+    for (const step of [
+      get("/v2/keys"),
+      get("/v2/keys/foo"),
+      put("/v2/keys/foo", { value: "1" }),
+      get("/v2/members"),
+      get("/v2/stats/self"),
+      get("/v2/stats/store"),
+      get("/v2/machines"),
+    ]) {
       const show = async (s: RunningServer): Promise<string> => {
-        const r = await fetch(`${url(s)}${step.path}`, { method: step.method, ...(step.form !== undefined ? { body: new URLSearchParams(step.form) } : {}) });
+        const r = await fetch(`${url(s)}${step.path}`, {
+          method: step.method,
+          ...(step.form !== undefined ? { body: new URLSearchParams(step.form) } : {}),
+        });
         return `${r.status} ${r.headers.get("content-type")} ${await r.text()}`;
       };
       const want = await show(etcd);

@@ -16,8 +16,11 @@ const root = mkdtempSync(join(tmpdir(), "etcd-ts-cluster-bench-"));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 const BENCH = resolve("dist/harness/bench.js");
-const METRICS = ["put_spread", "put_leader", "get_linearizable_follower", "get_serializable_follower"]
-  .flatMap((m) => [`${m}_throughput_c64`, `${m}_p50_c64`, `${m}_p99_c64`]);
+const METRICS = ["put_spread", "put_leader", "get_linearizable_follower", "get_serializable_follower"].flatMap((m) => [
+  `${m}_throughput_c64`,
+  `${m}_p50_c64`,
+  `${m}_p99_c64`,
+]);
 
 interface EnvTarget {
   readonly name: string;
@@ -28,7 +31,10 @@ interface EnvTarget {
 describe("cluster benchmark, quick mode", () => {
   it("spreads in-flight slots over workers and members round-robin", () => {
     const plan = slotPlan(64, 2, 3);
-    expect(plan.map((p) => p.length), "64 slots over 2 workers").toEqual([32, 32]);
+    expect(
+      plan.map((p) => p.length),
+      "64 slots over 2 workers",
+    ).toEqual([32, 32]);
     const perMember = [0, 1, 2].map((m) => plan.flat().filter((e) => e === m).length);
     expect(perMember, "slots per member (64 over 3)").toEqual([22, 21, 21]);
     expect(slotPlan(1, 2, 3), "one slot uses one worker, member 0").toEqual([[0]]);
@@ -37,15 +43,31 @@ describe("cluster benchmark, quick mode", () => {
 
   it("measures every setting on real etcd, and etcd-ts or the reason it was not measured", async () => {
     expect(existsSync(BENCH), `${BENCH} missing: run npm run build first`).toBe(true);
-    const args = [BENCH, "cluster", "--quick", "--seconds", "0.4", "--warmup", "0.1", "--targets", "etcd,etcd-ts", "--results", root];
-    const { stdout } = await promisify(execFile)(process.execPath, args, { maxBuffer: 16 * 1024 * 1024, timeout: 85_000 });
+    const args = [
+      BENCH,
+      "cluster",
+      "--quick",
+      "--seconds",
+      "0.4",
+      "--warmup",
+      "0.1",
+      "--targets",
+      "etcd,etcd-ts",
+      "--results",
+      root,
+    ];
+    const { stdout } = await promisify(execFile)(process.execPath, args, {
+      maxBuffer: 16 * 1024 * 1024,
+      timeout: 85_000,
+    });
     expect(stdout, "stdout carries the report").toContain("# cluster benchmark");
     const [run] = readdirSync(root);
     expect(run, "one run directory").toMatch(/-cluster$/);
     const dir = join(root, run!);
     const env = JSON.parse(readFileSync(join(dir, "env.json"), "utf8")) as { command: string; targets: EnvTarget[] };
     expect(env.command, "env.json says how to run it again").toContain("npm run bench -- cluster --quick");
-    const etcd = env.targets.find((t) => t.name === "etcd-3"), ts = env.targets.find((t) => t.name === "etcd-ts-3");
+    const etcd = env.targets.find((t) => t.name === "etcd-3"),
+      ts = env.targets.find((t) => t.name === "etcd-ts-3");
     expect(etcd?.available, `etcd-3 measured (${etcd?.reason ?? ""})`).toBe(true);
     expect(ts, "etcd-ts-3 listed in env.json").toBeDefined();
     const rows = readCsv(join(dir, "cluster.csv"));
@@ -63,7 +85,10 @@ describe("cluster benchmark, quick mode", () => {
     if (ts?.available === true) {
       for (const metric of METRICS) {
         const r = ratios.find((x) => x["target"] === "etcd-ts-3" && x["metric"] === metric);
-        expect(Number(r?.["ratio"]), `${metric} ratio (${r?.["value"]} / ${r?.["etcd_value"]})`).toBeCloseTo(Number(r?.["value"]) / Number(r?.["etcd_value"]), 2);
+        expect(Number(r?.["ratio"]), `${metric} ratio (${r?.["value"]} / ${r?.["etcd_value"]})`).toBeCloseTo(
+          Number(r?.["value"]) / Number(r?.["etcd_value"]),
+          2,
+        );
       }
     } else {
       expect(ts?.reason ?? "", "the reason etcd-ts was not measured").not.toBe("");

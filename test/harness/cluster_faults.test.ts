@@ -31,16 +31,27 @@ describe("EtcdCluster peer proxy", () => {
   it("isolates a follower and heals it", async () => {
     const leader = await cluster.leaderIndex();
     expect(leader, "a leader among 3").toBeGreaterThanOrEqual(0);
-    const victim = (leader + 1) % 3, other = (leader + 2) % 3;
+    const victim = (leader + 1) % 3,
+      other = (leader + 2) % 3;
     await cluster.isolate(victim);
-    await until(`m${victim} loses its leader`, 15_000, () => cluster.status(victim).then((st) => st.leader === 0n, () => false));
+    await until(`m${victim} loses its leader`, 15_000, () =>
+      cluster.status(victim).then(
+        (st) => st.leader === 0n,
+        () => false,
+      ),
+    );
     const writer = new EtcdClient({ endpoints: [cluster.endpoint(other)], callTimeoutMs: 5_000 });
     try {
       const put = await writer.put("/faults/while-cut", "v1");
       expect(put.header.revision, "the other two still commit").toBeGreaterThan(1n);
       expect(cluster.loggedTerm(victim), "the cut-off member logged a role change (pre-candidate)").toBeGreaterThan(0);
       await cluster.heal(victim);
-      await until(`m${victim} names a leader again`, 15_000, () => cluster.status(victim).then((st) => st.leader !== 0n, () => false));
+      await until(`m${victim} names a leader again`, 15_000, () =>
+        cluster.status(victim).then(
+          (st) => st.leader !== 0n,
+          () => false,
+        ),
+      );
       const reader = new EtcdClient({ endpoints: [cluster.endpoint(victim)], callTimeoutMs: 5_000 });
       try {
         const got = await reader.get("/faults/while-cut");
@@ -61,13 +72,18 @@ describe("EtcdCluster peer proxy", () => {
       let added: bigint | undefined;
       // etcd refuses every add with `unhealthy cluster` until its voters have been connected for 5 s: a definite
       // refusal, so only that one is sent again.
-      await until("MemberAdd --learner accepted", 20_000, () => admin.cluster.memberAdd([peerUrl], { isLearner: true }).then((r) => {
-        added = r.member.id;
-        return true;
-      }, (err: unknown) => {
-        if (errorCode(err) === "UNHEALTHY") return false;
-        throw err;
-      }));
+      await until("MemberAdd --learner accepted", 20_000, () =>
+        admin.cluster.memberAdd([peerUrl], { isLearner: true }).then(
+          (r) => {
+            added = r.member.id;
+            return true;
+          },
+          (err: unknown) => {
+            if (errorCode(err) === "UNHEALTHY") return false;
+            throw err;
+          },
+        ),
+      );
       await cluster.startJoin(index);
       const st = await cluster.status(index);
       expect(st.isLearner, "the joined member is a learner").toBe(true);

@@ -30,7 +30,8 @@ describe("recorder and summary", () => {
   it("computes percentiles of latency-from-intended within HdrHistogram precision", () => {
     const [row] = summarise(synthetic());
     expect(row).toBeDefined();
-    const close = (got: number, want: number): void => expect(Math.abs(got - want) / want, `${got} vs ${want}`).toBeLessThan(0.002);
+    const close = (got: number, want: number): void =>
+      expect(Math.abs(got - want) / want, `${got} vs ${want}`).toBeLessThan(0.002);
     close(row!.p50_ms, 500);
     close(row!.p90_ms, 900);
     close(row!.p99_ms, 990);
@@ -42,7 +43,12 @@ describe("recorder and summary", () => {
 
   it("derives throughput from the phase span and fills the per-second timeline", () => {
     const rec = new Recorder("t2");
-    for (let i = 0; i < 300; i++) rec.record("p", i % 3 === 0 ? "list" : "update", "leases", { intendedS: i / 100, sentS: i / 100, doneS: i / 100 + 0.001 });
+    for (let i = 0; i < 300; i++)
+      rec.record("p", i % 3 === 0 ? "list" : "update", "leases", {
+        intendedS: i / 100,
+        sentS: i / 100,
+        doneS: i / 100 + 0.001,
+      });
     const rows = summarise(rec);
     const update = rows.find((r) => r.verb === "update")!;
     expect(update.count).toBe(200);
@@ -54,14 +60,19 @@ describe("recorder and summary", () => {
 
 describe("CSV files", () => {
   it("parses quoted fields, doubled quotes and embedded commas", () => {
-    expect(parseCsv('a,b\n"x, y","he said ""hi"""\n1,\n')).toEqual([{ a: "x, y", b: 'he said "hi"' }, { a: "1", b: "" }]);
+    expect(parseCsv('a,b\n"x, y","he said ""hi"""\n1,\n')).toEqual([
+      { a: "x, y", b: 'he said "hi"' },
+      { a: "1", b: "" },
+    ]);
   });
 
   it("writes summary and per-op histogram CSVs that read back to the recorded numbers", () => {
     const dir = mkdtempSync(join(tmpdir(), "etcd-ts-metrics-"));
     dirs.push(dir);
     const rec = synthetic();
-    const claims = [{ claim: "x, with comma", seed_value: "−97.4%", target: "t1", measured_value: "1 ms", note: 'a "quote"' }];
+    const claims = [
+      { claim: "x, with comma", seed_value: "−97.4%", target: "t1", measured_value: "1 ms", note: 'a "quote"' },
+    ];
     const rows = writeResults(dir, [rec], claims, { experiment: "unit", startedAt: "now", args: [], targets: [] });
     const back = readCsv(join(dir, "summary.csv"));
     expect(back.length).toBe(1);

@@ -19,7 +19,9 @@ class VirtualClock implements Clock {
   }
 
   sleepUntil(s: number): Promise<void> {
-    return new Promise((wake) => this.timers.push({ at: Math.max(s, this.t) + this.oversleepS, seq: this.seq++, wake }));
+    return new Promise((wake) =>
+      this.timers.push({ at: Math.max(s, this.t) + this.oversleepS, seq: this.seq++, wake }),
+    );
   }
 
   /** after: the server's side, exactly `s` seconds of (virtual) work. */
@@ -29,7 +31,10 @@ class VirtualClock implements Clock {
 
   async run<T>(p: Promise<T>): Promise<T> {
     let settled = false;
-    p.then(() => (settled = true), () => (settled = true));
+    p.then(
+      () => (settled = true),
+      () => (settled = true),
+    );
     for (;;) {
       await new Promise((r) => setImmediate(r));
       if (settled) return p;
@@ -42,11 +47,20 @@ class VirtualClock implements Clock {
   }
 }
 
-function schedule(clock: VirtualClock, o: { periodS: number; endS: number; maxInFlight: number; serviceS: (k: number) => number }) {
+function schedule(
+  clock: VirtualClock,
+  o: { periodS: number; endS: number; maxInFlight: number; serviceS: (k: number) => number },
+) {
   const seen: PacedTimes[] = [];
-  let k = 0, inFlight = 0, peak = 0;
+  let k = 0,
+    inFlight = 0,
+    peak = 0;
   const loop = pacedLoop({
-    clock, startS: 0, endS: o.endS, periodS: o.periodS, maxInFlight: o.maxInFlight,
+    clock,
+    startS: 0,
+    endS: o.endS,
+    periodS: o.periodS,
+    maxInFlight: o.maxInFlight,
     issue: async () => {
       inFlight++;
       peak = Math.max(peak, inFlight);
@@ -115,7 +129,11 @@ describe("paced reader schedule", () => {
     const outcomes: { error?: unknown }[] = [];
     let k = 0;
     const loop = pacedLoop({
-      clock, startS: 0, endS: 3, periodS: 1, maxInFlight: 2,
+      clock,
+      startS: 0,
+      endS: 3,
+      periodS: 1,
+      maxInFlight: 2,
       issue: async () => {
         await clock.after(0.5);
         if (k++ === 1) throw new Error("boom");

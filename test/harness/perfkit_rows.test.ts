@@ -21,8 +21,24 @@ describe("perfkit results", () => {
 
   it("turns an rw result into put and LIST rows", () => {
     const [put, list] = rwRows("etcd", "lists=2 paced", parseResult(OUT));
-    expect(put).toMatchObject({ target: "etcd", phase: "lists=2 paced", verb: "put", count: 20000, throughput_per_s: 2000, p99_ms: 12.5, max_ms: 41 });
-    expect(list).toMatchObject({ verb: "list", resource: "pods", count: 14, bytes: 581_000_000, throughput_per_s: 1.4, p50_ms: 410, max_ms: 900 });
+    expect(put).toMatchObject({
+      target: "etcd",
+      phase: "lists=2 paced",
+      verb: "put",
+      count: 20000,
+      throughput_per_s: 2000,
+      p99_ms: 12.5,
+      max_ms: 41,
+    });
+    expect(list).toMatchObject({
+      verb: "list",
+      resource: "pods",
+      count: 14,
+      bytes: 581_000_000,
+      throughput_per_s: 1.4,
+      p50_ms: 410,
+      max_ms: 900,
+    });
     expect(Number.isNaN(list!.p99_ms), "perfkit reports no range P99; none is made up").toBe(true);
     expect(rwRows("etcd", "lists=0", parseResult("RESULT rw puts=5 seconds=1 puts_per_s=5"))).toHaveLength(1);
   });
@@ -30,7 +46,13 @@ describe("perfkit results", () => {
 
 describe("storage-claim cells", () => {
   it("runs lists=0 once and each reader count in each read view", () => {
-    expect(cellsOf([0, 1, 4], ["paced", "closed"]).map((c) => c.phase)).toEqual(["lists=0", "lists=1 paced", "lists=1 closed", "lists=4 paced", "lists=4 closed"]);
+    expect(cellsOf([0, 1, 4], ["paced", "closed"]).map((c) => c.phase)).toEqual([
+      "lists=0",
+      "lists=1 paced",
+      "lists=1 closed",
+      "lists=4 paced",
+      "lists=4 closed",
+    ]);
     expect(cellsOf([2], ["closed"]).map((c) => [c.phase, c.lists, c.mode])).toEqual([["lists=2 closed", 2, "closed"]]);
   });
 });

@@ -21,12 +21,26 @@ afterAll(() => {
 function openInChromium(file: string, screenshot: string): { dom: string; consoleLines: string[] } {
   const profile = mkdtempSync(join(tmpdir(), "chromium-profile-"));
   dirs.push(profile);
-  const flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync", `--user-data-dir=${profile}`,
-    "--enable-logging=stderr", "--v=0"];
+  const flags = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    `--user-data-dir=${profile}`,
+    "--enable-logging=stderr",
+    "--v=0",
+  ];
   const dump = spawnSync("chromium", [...flags, "--dump-dom", `file://${file}`], { encoding: "utf8", timeout: 60_000 });
   expect(dump.status, dump.stderr).toBe(0);
-  const shot = spawnSync("chromium", [...flags, "--window-size=1000,2400", `--screenshot=${screenshot}`, `file://${file}`], { encoding: "utf8", timeout: 60_000 });
+  const shot = spawnSync(
+    "chromium",
+    [...flags, "--window-size=1000,2400", `--screenshot=${screenshot}`, `file://${file}`],
+    { encoding: "utf8", timeout: 60_000 },
+  );
   expect(shot.status, shot.stderr).toBe(0);
   return { dom: dump.stdout, consoleLines: dump.stderr.split("\n").filter((l) => l.includes(":CONSOLE:")) };
 }

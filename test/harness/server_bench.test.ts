@@ -17,23 +17,42 @@ afterAll(() => rmSync(root, { recursive: true, force: true }));
 const BENCH = resolve("dist/harness/bench.js");
 const KEYS = 500;
 const METRICS = [
-  ...[1, 16, 64, 256].flatMap((c) => [`put_throughput_c${c}`, `put_p50_c${c}`, `put_p99_c${c}`, `put_server_cpu_c${c}`]),
-  ...["get_linearizable", "get_serializable"].flatMap((g) => [`${g}_throughput_c64`, `${g}_p50_c64`, `${g}_p99_c64`, `${g}_server_cpu_c64`]),
-  `range_full_p50_${KEYS}keys`, "rss_with_keys", "rss_peak", "startup_to_ready_median", "startup_to_listen_median",
+  ...[1, 16, 64, 256].flatMap((c) => [
+    `put_throughput_c${c}`,
+    `put_p50_c${c}`,
+    `put_p99_c${c}`,
+    `put_server_cpu_c${c}`,
+  ]),
+  ...["get_linearizable", "get_serializable"].flatMap((g) => [
+    `${g}_throughput_c64`,
+    `${g}_p50_c64`,
+    `${g}_p99_c64`,
+    `${g}_server_cpu_c64`,
+  ]),
+  `range_full_p50_${KEYS}keys`,
+  "rss_with_keys",
+  "rss_peak",
+  "startup_to_ready_median",
+  "startup_to_listen_median",
 ];
 
 describe("server benchmark, quick mode", () => {
   it("splits in-flight slots over the worker threads without losing any", () => {
     expect(split(1, 2), "one client uses one worker").toEqual([1]);
     expect(split(257, 2)).toEqual([129, 128]);
-    expect(split(64, 3).reduce((a, b) => a + b, 0), "64 slots over 3 workers").toBe(64);
+    expect(
+      split(64, 3).reduce((a, b) => a + b, 0),
+      "64 slots over 3 workers",
+    ).toBe(64);
   });
 
   it("writes every metric for etcd-ts and etcd, with values > 0 and a ratio each", async () => {
     expect(existsSync(BENCH), `${BENCH} missing: run npm run build first`).toBe(true);
     const args = [BENCH, "server", "--quick", "--keys", String(KEYS), "--targets", "etcd-ts,etcd", "--results", root];
     const { stdout } = await promisify(execFile)(process.execPath, args, {
-      env: { ...process.env, ETCD_TS_BENCH_QUIET: "1" }, maxBuffer: 16 * 1024 * 1024, timeout: 110_000,
+      env: { ...process.env, ETCD_TS_BENCH_QUIET: "1" },
+      maxBuffer: 16 * 1024 * 1024,
+      timeout: 110_000,
     });
     expect(stdout, "stdout carries the table").toContain("etcd-ts-concurrent/etcd");
     const [run] = readdirSync(root);

@@ -34,11 +34,17 @@ afterAll(async () => {
 
 function tinyTrace(): TraceOp[] {
   const ops: TraceOp[] = [];
-  for (let i = 0; i < 20; i++) ops.push({ t: 0, verb: "create", resource: "pods", ns: "a", name: `p${i}`, size: 1390, phase: "preload" });
+  for (let i = 0; i < 20; i++)
+    ops.push({ t: 0, verb: "create", resource: "pods", ns: "a", name: `p${i}`, size: 1390, phase: "preload" });
   ops.push({ t: 0, verb: "watch", resource: "pods", duration: 5, phase: "run" });
-  for (let i = 0; i < 10; i++) ops.push({ t: 0.02 * i, verb: "create", resource: "clusterrolebindings", name: `b${i}`, size: 500, phase: "run" });
-  for (let i = 0; i < 5; i++) ops.push({ t: 0.2 + 0.01 * i, verb: "update", resource: "pods", ns: "a", name: `p${i}`, size: 1400, phase: "run" });
-  ops.push({ t: 0.3, verb: "list", resource: "pods", phase: "run" }, { t: 0.3, verb: "list", resource: "pods", ns: "a", limit: 7, phase: "run" });
+  for (let i = 0; i < 10; i++)
+    ops.push({ t: 0.02 * i, verb: "create", resource: "clusterrolebindings", name: `b${i}`, size: 500, phase: "run" });
+  for (let i = 0; i < 5; i++)
+    ops.push({ t: 0.2 + 0.01 * i, verb: "update", resource: "pods", ns: "a", name: `p${i}`, size: 1400, phase: "run" });
+  ops.push(
+    { t: 0.3, verb: "list", resource: "pods", phase: "run" },
+    { t: 0.3, verb: "list", resource: "pods", ns: "a", limit: 7, phase: "run" },
+  );
   ops.push({ t: 0.31, verb: "get", resource: "pods", ns: "a", name: "missing", phase: "run" });
   ops.push({ t: 0.32, verb: "list", resource: "pods", rv: "0", phase: "run" });
   ops.push({ t: 0.35, verb: "delete", resource: "clusterrolebindings", name: "b0", phase: "run" });
@@ -53,19 +59,38 @@ describe("end-to-end smoke run against real etcd", () => {
   it("replays a tiny trace and writes CSVs and a self-contained report", async () => {
     const rec = new Recorder("etcd");
     const res = await replayTrace(client, { header: undefined, ops: tinyTrace() }, rec, { label: "smoke" });
-    expect([res.preloaded, res.preloadErrors, res.skipped, res.pacedSkipped, res.cacheServed]).toEqual([20, 0, 1, 1, 1]);
+    expect([res.preloaded, res.preloadErrors, res.skipped, res.pacedSkipped, res.cacheServed]).toEqual([
+      20, 0, 1, 1, 1,
+    ]);
     expect(res.watchEvents, "5 updates seen by the pods watch").toBe(5);
     const dir = mkdtempSync(join(tmpdir(), "etcd-ts-smoke-"));
     dirs.push(dir);
     writeResults(dir, [rec], [], { experiment: "smoke", startedAt: "t", args: [], targets: [] });
     const rows = readCsv(join(dir, "summary.csv"));
-    const count = (verb: string, resource: string): string | undefined => rows.find((r) => r["verb"] === verb && r["resource"] === resource)?.["count"];
-    expect(rows.every((r) => r["phase"] === "run"), "preload is not measured").toBe(true);
-    expect(rows.every((r) => r["errors"] === "0"), JSON.stringify(rows.map((r) => r["errors_by_code"]))).toBe(true);
-    expect([count("create", "clusterrolebindings"), count("update", "pods"), count("list", "pods"), count("list-ns-paged", "pods")]).toEqual(["10", "5", "2", "1"]);
-    expect([count("get", "pods"), count("delete", "clusterrolebindings"), count("watch", "pods")]).toEqual(["1", "1", "1"]);
+    const count = (verb: string, resource: string): string | undefined =>
+      rows.find((r) => r["verb"] === verb && r["resource"] === resource)?.["count"];
+    expect(
+      rows.every((r) => r["phase"] === "run"),
+      "preload is not measured",
+    ).toBe(true);
+    expect(
+      rows.every((r) => r["errors"] === "0"),
+      JSON.stringify(rows.map((r) => r["errors_by_code"])),
+    ).toBe(true);
+    expect([
+      count("create", "clusterrolebindings"),
+      count("update", "pods"),
+      count("list", "pods"),
+      count("list-ns-paged", "pods"),
+    ]).toEqual(["10", "5", "2", "1"]);
+    expect([count("get", "pods"), count("delete", "clusterrolebindings"), count("watch", "pods")]).toEqual([
+      "1",
+      "1",
+      "1",
+    ]);
     expect(rows.length).toBe(7);
-    const bytes = (verb: string): number => Number(rows.find((r) => r["verb"] === verb && r["resource"] === "pods")?.["bytes"]);
+    const bytes = (verb: string): number =>
+      Number(rows.find((r) => r["verb"] === verb && r["resource"] === "pods")?.["bytes"]);
     expect(bytes("list"), "a LIST of 20 pods of 1,390 B reports its response bytes").toBeGreaterThan(20 * 1390);
     expect(bytes("list-ns-paged"), "paged LIST (limit 7) sums its pages' bytes").toBeGreaterThan(20 * 1390);
     const out = renderReport(dir);
@@ -92,12 +117,20 @@ describe("coordinated omission", () => {
         return { header: { revision: 1n }, succeeded: true, responses: [] };
       },
     };
-    const ops: TraceOp[] = [0, 0.05, 0.1, 0.15, 0.2].map((t, i) => ({ t, verb: "create", resource: "x", name: `n${i}`, phase: "run" }));
+    const ops: TraceOp[] = [0, 0.05, 0.1, 0.15, 0.2].map((t, i) => ({
+      t,
+      verb: "create",
+      resource: "x",
+      name: `n${i}`,
+      phase: "run",
+    }));
     const rec = new Recorder("stub");
     await replayTrace(stub as unknown as EtcdClient, { header: undefined, ops }, rec);
     const row = summarise(rec)[0]!;
     expect(row.count).toBe(5);
     // The sender fires up to 1 ms early (it does not sleep for < 1 ms), and HdrHistogram rounds by 0.1%.
-    expect(row.max_ms, "op 0 (intended at 0 ms) completes only after op 4 was sent at ~200 ms").toBeGreaterThanOrEqual(198);
+    expect(row.max_ms, "op 0 (intended at 0 ms) completes only after op 4 was sent at ~200 ms").toBeGreaterThanOrEqual(
+      198,
+    );
   });
 });

@@ -7,9 +7,22 @@ import { parseTargetSpec, specName } from "../../harness/targets/target.js";
 
 describe("target specs", () => {
   it("parses every documented form and names it for reports", () => {
-    const names = ["etcd", "etcd:3", "etcd-ts", "etcd-ts:blocking", "etcd-ts:concurrent", "endpoints=127.0.0.1:1,127.0.0.1:2"]
-      .map((s) => specName(parseTargetSpec(s)));
-    expect(names).toEqual(["etcd", "etcd-3", "etcd-ts-concurrent", "etcd-ts-blocking", "etcd-ts-concurrent", "external"]);
+    const names = [
+      "etcd",
+      "etcd:3",
+      "etcd-ts",
+      "etcd-ts:blocking",
+      "etcd-ts:concurrent",
+      "endpoints=127.0.0.1:1,127.0.0.1:2",
+    ].map((s) => specName(parseTargetSpec(s)));
+    expect(names).toEqual([
+      "etcd",
+      "etcd-3",
+      "etcd-ts-concurrent",
+      "etcd-ts-blocking",
+      "etcd-ts-concurrent",
+      "external",
+    ]);
     expect(parseTargetSpec("endpoints=a:1,b:2")).toEqual({ kind: "endpoints", endpoints: ["a:1", "b:2"] });
   });
 
@@ -23,6 +36,10 @@ describe("target specs", () => {
     const built = etcdTsEntry() !== undefined;
     expect(slot.target === undefined, `built=${built}`).toBe(!built);
     if (slot.target === undefined) expect(slot.reason).toBe(ETCD_TS_UNAVAILABLE);
-    else expect([slot.target.name, slot.target.describe]).toEqual(["etcd-ts-blocking", expect.stringContaining("--backend-read-mode blocking")]);
+    else
+      expect([slot.target.name, slot.target.describe]).toEqual([
+        "etcd-ts-blocking",
+        expect.stringContaining("--backend-read-mode blocking"),
+      ]);
   });
 });

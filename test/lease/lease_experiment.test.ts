@@ -23,26 +23,63 @@ describe("lease experiment against real etcd", () => {
     process.env["ETCD_TS_BENCH_QUIET"] = "1";
     const root = mkdtempSync(join(tmpdir(), "lease-bench-"));
     dirs.push(root);
-    const out = await run(["--targets", "etcd", "--leases", "300", "--revoke", "100", "--expiry-leases", "200", "--seconds", "1", "--results", root]);
+    const out = await run([
+      "--targets",
+      "etcd",
+      "--leases",
+      "300",
+      "--revoke",
+      "100",
+      "--expiry-leases",
+      "200",
+      "--seconds",
+      "1",
+      "--results",
+      root,
+    ]);
     const dir = join(out, "..");
     const rows = readCsv(join(dir, "summary.csv"));
-    const row = (phase: string, verb: string): Record<string, string> | undefined => rows.find((r) => r["phase"] === phase && r["verb"] === verb);
+    const row = (phase: string, verb: string): Record<string, string> | undefined =>
+      rows.find((r) => r["phase"] === phase && r["verb"] === verb);
     const counts = (phase: string, verb: string): number => Number(row(phase, verb)?.["count"] ?? -1);
-    expect(rows.every((r) => r["target"] === "etcd" && r["errors"] === "0"), JSON.stringify(rows.map((r) => [r["phase"], r["verb"], r["errors_by_code"]]))).toBe(true);
-    expect([counts("grant", "grant"), counts("grant", "put"), counts("ttl-revoking", "revoke")]).toEqual([300, 300, 100]);
-    expect([counts("expiry-grant", "grant"), counts("expiry-refresh", "keepalive")], "each expiring lease refreshed once").toEqual([200, 200]);
-    for (const [phase, verb] of [["keepalive", "keepalive"], ["ttl-idle", "timetolive"], ["ttl-revoking", "timetolive"], ["expiry-idle", "put"], ["expiry-during", "put"]]) {
+    expect(
+      rows.every((r) => r["target"] === "etcd" && r["errors"] === "0"),
+      JSON.stringify(rows.map((r) => [r["phase"], r["verb"], r["errors_by_code"]])),
+    ).toBe(true);
+    expect([counts("grant", "grant"), counts("grant", "put"), counts("ttl-revoking", "revoke")]).toEqual([
+      300, 300, 100,
+    ]);
+    expect(
+      [counts("expiry-grant", "grant"), counts("expiry-refresh", "keepalive")],
+      "each expiring lease refreshed once",
+    ).toEqual([200, 200]);
+    for (const [phase, verb] of [
+      ["keepalive", "keepalive"],
+      ["ttl-idle", "timetolive"],
+      ["ttl-revoking", "timetolive"],
+      ["expiry-idle", "put"],
+      ["expiry-during", "put"],
+    ]) {
       expect(counts(phase!, verb!), `${phase} ${verb} ran`).toBeGreaterThan(0);
     }
     const env = JSON.parse(readFileSync(join(dir, "env.json"), "utf8")) as { targets: { detail: LeaseDetail }[] };
     const detail = env.targets[0]!.detail;
-    expect([detail.leasesGranted, detail.revoked, detail.skipped, detail.expiry?.leases, detail.expiry?.keysLeft]).toEqual([300, 100, undefined, 200, 0]);
+    expect([
+      detail.leasesGranted,
+      detail.revoked,
+      detail.skipped,
+      detail.expiry?.leases,
+      detail.expiry?.keysLeft,
+    ]).toEqual([300, 100, undefined, 200, 0]);
     expect(detail.expiry?.allGoneAfterLastExpiryS, "every expiring key gone").toBeGreaterThanOrEqual(0);
     const claims = readCsv(join(dir, "claims.csv"));
     expect(claims.length, "six claims for etcd").toBe(6);
     const unmeasured = claims.filter((c) => /not measured|not available|keys left/.test(c["measured_value"] ?? ""));
     // Memory needs etcd's /metrics on the client URL, which etcd 3.4 serves.
-    expect(unmeasured.map((c) => c["claim"]), JSON.stringify(claims)).toEqual([]);
+    expect(
+      unmeasured.map((c) => c["claim"]),
+      JSON.stringify(claims),
+    ).toEqual([]);
   });
 });
 
@@ -57,12 +94,21 @@ describe("a target whose Lease API fails", () => {
       },
     } as unknown as EtcdClient;
     const rec = new Recorder("etcd-ts-concurrent");
-    const s = settingsFrom(new Map([["leases", "1000"], ["seconds", "1"]]));
+    const s = settingsFrom(
+      new Map([
+        ["leases", "1000"],
+        ["seconds", "1"],
+      ]),
+    );
     const d = await measureTarget(stub, rec, s);
     expect(d.leasesGranted).toBe(0);
     expect(d.skipped).toMatch(/no lease could be granted/);
     const rows = summarise(rec);
-    expect(rows.map((r) => [r.phase, r.verb, r.errors_by_code])).toEqual([["grant", "grant", `GRPC_UNIMPLEMENTED:${calls}`]]);
-    expect(calls, "gave up after 100 failures (+ the calls already in flight)").toBeLessThanOrEqual(100 + s.concurrency);
+    expect(rows.map((r) => [r.phase, r.verb, r.errors_by_code])).toEqual([
+      ["grant", "grant", `GRPC_UNIMPLEMENTED:${calls}`],
+    ]);
+    expect(calls, "gave up after 100 failures (+ the calls already in flight)").toBeLessThanOrEqual(
+      100 + s.concurrency,
+    );
   });
 });

@@ -37,8 +37,10 @@ function lessor(opts: Partial<LessorOptions> = {}): Lessor {
   return new Lessor({ minTtlSeconds: 2, now, ...opts });
 }
 
-const grant = (l: Lessor, id: bigint, ttl: number): Promise<{ id: bigint; ttl: number }> => backend.batch(undefined, (tx) => l.grant(tx, id, ttl));
-const revoke = (l: Lessor, id: bigint): Promise<readonly Uint8Array[]> => backend.batch(undefined, (tx) => l.revoke(tx, id));
+const grant = (l: Lessor, id: bigint, ttl: number): Promise<{ id: bigint; ttl: number }> =>
+  backend.batch(undefined, (tx) => l.grant(tx, id, ttl));
+const revoke = (l: Lessor, id: bigint): Promise<readonly Uint8Array[]> =>
+  backend.batch(undefined, (tx) => l.revoke(tx, id));
 
 function codeOf(fn: () => unknown): ErrorCode | string {
   try {
@@ -70,7 +72,10 @@ describe("grant", () => {
     expect(await rejectionCode(grant(l, 4n, 10)), "duplicate id 4").toBe("LEASE_EXIST");
     expect(l.timeToLive(4n, false)?.grantedTtl, "the duplicate changed nothing").toBe(60);
     expect([l.size, l.granted, l.has(6n)]).toEqual([5, 5, false]);
-    expect(backend.readNow((v) => v.get(LEASE_BUCKET, encodeLeaseKey(6n))), "no record for a refused grant").toBeUndefined();
+    expect(
+      backend.readNow((v) => v.get(LEASE_BUCKET, encodeLeaseKey(6n))),
+      "no record for a refused grant",
+    ).toBeUndefined();
     await expect(grant(l, 0n, 10)).rejects.toThrow(/id 0/);
   });
 
@@ -121,8 +126,17 @@ describe("attach, detach, revoke", () => {
     expect(backend.readNow((v) => v.get(LEASE_BUCKET, encodeLeaseKey(7n)))?.length, "record stored").toBe(16);
     const keys = await revoke(l, 7n);
     expect(keys.map(dec).sort()).toEqual(["x", "y", "z"]);
-    expect(backend.readNow((v) => v.get(LEASE_BUCKET, encodeLeaseKey(7n))), "record gone").toBeUndefined();
-    expect([l.has(7n), l.leaseOfKey(enc("x")), l.timeToLive(7n, true), l.size, l.revoked]).toEqual([false, 0n, undefined, 0, 1]);
+    expect(
+      backend.readNow((v) => v.get(LEASE_BUCKET, encodeLeaseKey(7n))),
+      "record gone",
+    ).toBeUndefined();
+    expect([l.has(7n), l.leaseOfKey(enc("x")), l.timeToLive(7n, true), l.size, l.revoked]).toEqual([
+      false,
+      0n,
+      undefined,
+      0,
+      1,
+    ]);
     expect(await rejectionCode(revoke(l, 7n))).toBe("LEASE_NOT_FOUND");
   });
 });
@@ -131,7 +145,14 @@ describe("expiry on the primary", () => {
   it("hands out expired leases in expiry order, at most max per call, and never an in-flight one twice", async () => {
     const l = lessor();
     l.promote(0);
-    for (const [id, ttl] of [[1n, 30], [2n, 10], [3n, 11], [4n, 10], [5n, 40]] as const) await grant(l, id, ttl);
+    for (const [id, ttl] of [
+      [1n, 30],
+      [2n, 10],
+      [3n, 11],
+      [4n, 10],
+      [5n, 40],
+    ] as const)
+      await grant(l, id, ttl);
     clockMs += 9_999;
     expect(l.expired(10), "nothing before 10 s").toEqual([]);
     clockMs += 1;
@@ -159,7 +180,10 @@ describe("expiry on the primary", () => {
     clockMs += 5_000;
     expect([...l.expired(10)].sort()).toEqual([1n, 2n, 3n]);
     await revoke(l, 1n);
-    expect(codeOf(() => l.renew(2n)), "an expired lease is not renewed").toBe("LEASE_NOT_FOUND");
+    expect(
+      codeOf(() => l.renew(2n)),
+      "an expired lease is not renewed",
+    ).toBe("LEASE_NOT_FOUND");
     clockMs += LEASE_EXPIRED_RETRY_INTERVAL_MS - 1;
     expect(l.expired(10)).toEqual([]);
     clockMs += 1;
@@ -247,7 +271,10 @@ describe("leadership", () => {
       await backend.batch(undefined, (tx) => got.forEach((id) => l.revoke(tx, id)));
     }
     const counts = [...perSecond.values()];
-    expect(counts.reduce((a, b) => a + b, 0), "every lease expires once").toBe(10_000);
+    expect(
+      counts.reduce((a, b) => a + b, 0),
+      "every lease expires once",
+    ).toBe(10_000);
     expect(Math.max(...counts), `per second: ${counts.join(",")}`).toBeLessThanOrEqual(750);
     expect(perSecond.get(4), "the first ones still expire on time (5 s)").toBe(750);
   });

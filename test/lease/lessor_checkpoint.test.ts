@@ -38,7 +38,10 @@ function options(enabled: boolean): LessorOptions {
 }
 
 /** What the server does each checkpoint tick on the leader: propose the due checkpoints, apply them in order. */
-async function proposeAndApplyCheckpoints(l: Lessor, max = 1000): Promise<readonly { id: bigint; remainingTtl: number }[]> {
+async function proposeAndApplyCheckpoints(
+  l: Lessor,
+  max = 1000,
+): Promise<readonly { id: bigint; remainingTtl: number }[]> {
   const due = l.dueCheckpoints(max);
   await backend.batch(undefined, (tx) => due.forEach((c) => l.checkpoint(tx, c.id, c.remainingTtl)));
   return due;
@@ -72,7 +75,10 @@ describe("a 60 s lease at 40 s remaining", () => {
     expect(l.timeToLive(1n, false)?.ttl, "after the leader change").toBe(40);
     await backend.close();
     backend = openBackend();
-    const restarted = Lessor.load(backend.readNow((v) => v), options(true));
+    const restarted = Lessor.load(
+      backend.readNow((v) => v),
+      options(true),
+    );
     expect([restarted.isPrimary, restarted.size, restarted.timeToLive(1n, false)?.grantedTtl]).toEqual([false, 1, 60]);
     restarted.promote(0);
     expect(restarted.timeToLive(1n, false)?.ttl, "after a restart").toBe(40);
@@ -88,7 +94,10 @@ describe("a 60 s lease at 40 s remaining", () => {
     expect(l.timeToLive(1n, false)?.ttl, "after the leader change").toBe(60);
     await backend.close();
     backend = openBackend();
-    const restarted = Lessor.load(backend.readNow((v) => v), options(false));
+    const restarted = Lessor.load(
+      backend.readNow((v) => v),
+      options(false),
+    );
     restarted.promote(0);
     expect(restarted.timeToLive(1n, false)?.ttl, "after a restart").toBe(60);
   });
@@ -143,7 +152,10 @@ describe("which leases are checkpointed, and when", () => {
     const sizes: number[] = [];
     for (let due = l.dueCheckpoints(1000); due.length > 0; due = l.dueCheckpoints(1000)) {
       sizes.push(due.length);
-      expect(due.every((c) => c.remainingTtl === 80), "every remaining TTL is 80 s").toBe(true);
+      expect(
+        due.every((c) => c.remainingTtl === 80),
+        "every remaining TTL is 80 s",
+      ).toBe(true);
     }
     expect(sizes, "2,500 due leases in bounded batches").toEqual([1000, 1000, 500]);
     clockMs += INTERVAL_MS; // none of those proposals was applied (say the leader's proposals were dropped)

@@ -39,11 +39,21 @@ class Model {
 const idArb = fc.constantFrom(...IDS);
 const keyArb = fc.constantFrom(...KEYS);
 const cmdArb: fc.Arbitrary<Cmd> = fc.oneof(
-  { weight: 4, arbitrary: fc.record({ kind: fc.constant("grant" as const), id: idArb, ttl: fc.integer({ min: -2, max: 100 }) }) },
+  {
+    weight: 4,
+    arbitrary: fc.record({ kind: fc.constant("grant" as const), id: idArb, ttl: fc.integer({ min: -2, max: 100 }) }),
+  },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant("revoke" as const), id: idArb }) },
   { weight: 5, arbitrary: fc.record({ kind: fc.constant("attach" as const), id: idArb, key: keyArb }) },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant("detach" as const), key: keyArb }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant("checkpoint" as const), id: idArb, remaining: fc.integer({ min: 0, max: 100 }) }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant("checkpoint" as const),
+      id: idArb,
+      remaining: fc.integer({ min: 0, max: 100 }),
+    }),
+  },
   { weight: 1, arbitrary: fc.constant({ kind: "reload" as const }) },
 );
 
@@ -77,11 +87,18 @@ async function step(w: World, m: Model, c: Cmd): Promise<void> {
     case "grant": {
       const want = m.leases.has(c.id) ? "LEASE_EXIST" : "ok";
       if (want === "ok") m.leases.set(c.id, { ttl: Math.max(c.ttl, MIN_TTL), remaining: 0 });
-      expect(await errorOf(() => w.backend.batch(undefined, (tx) => l.grant(tx, c.id, c.ttl))), `grant ${c.id}`).toBe(want);
+      expect(await errorOf(() => w.backend.batch(undefined, (tx) => l.grant(tx, c.id, c.ttl))), `grant ${c.id}`).toBe(
+        want,
+      );
       return;
     }
     case "revoke": {
-      const want = m.leases.has(c.id) ? [...m.keyLease].filter(([, id]) => id === c.id).map(([k]) => k).sort() : "LEASE_NOT_FOUND";
+      const want = m.leases.has(c.id)
+        ? [...m.keyLease]
+            .filter(([, id]) => id === c.id)
+            .map(([k]) => k)
+            .sort()
+        : "LEASE_NOT_FOUND";
       let got: string[] | string = "ok";
       got = await errorOf(async () => {
         got = (await w.backend.batch(undefined, (tx) => l.revoke(tx, c.id))).map(dec).sort();
@@ -119,11 +136,16 @@ async function step(w: World, m: Model, c: Cmd): Promise<void> {
 async function reload(w: World, m: Model): Promise<void> {
   await w.backend.close();
   w.backend = Backend.open(w.dir, { buckets: [LEASE_BUCKET], readWorkers: 0, syncIntervalMs: 0 });
-  w.lessor = Lessor.load(w.backend.readNow((v) => v), opts);
+  w.lessor = Lessor.load(
+    w.backend.readNow((v) => v),
+    opts,
+  );
   for (const [k, id] of m.keyLease) w.lessor.attach(id, enc(k));
   w.lessor.promote(0);
   for (const [id, ml] of m.leases) {
-    expect(w.lessor.timeToLive(id, false)?.ttl, `lease ${id} after reload`).toBe(ml.remaining > 0 ? ml.remaining : ml.ttl);
+    expect(w.lessor.timeToLive(id, false)?.ttl, `lease ${id} after reload`).toBe(
+      ml.remaining > 0 ? ml.remaining : ml.ttl,
+    );
   }
 }
 
@@ -135,7 +157,10 @@ function check(l: Lessor, m: Model): void {
     const st = l.timeToLive(id, true);
     expect(l.has(id), `has ${id}`).toBe(ml !== undefined);
     expect(st?.grantedTtl, `granted ttl of ${id}`).toBe(ml?.ttl);
-    const keys = [...m.keyLease].filter(([, lid]) => lid === id).map(([k]) => k).sort();
+    const keys = [...m.keyLease]
+      .filter(([, lid]) => lid === id)
+      .map(([k]) => k)
+      .sort();
     expect(st === undefined ? [] : st.keys.map(dec).sort(), `keys of ${id}`).toEqual(keys);
   }
   for (const k of KEYS) expect(l.leaseOfKey(enc(k)), `lease of ${JSON.stringify(k)}`).toBe(m.keyLease.get(k) ?? 0n);

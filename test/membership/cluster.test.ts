@@ -5,13 +5,23 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { ERRORS, EtcdError } from "../../core/errors.js";
 import { MAX_LEARNERS } from "../../core/limits.js";
-import { Cluster, MEMBERS_BUCKET, REMOVED_MEMBERS_BUCKET, newMemberForAdd, type ReconfigOptions } from "../../core/membership/cluster.js";
+import {
+  Cluster,
+  MEMBERS_BUCKET,
+  REMOVED_MEMBERS_BUCKET,
+  newMemberForAdd,
+  type ReconfigOptions,
+} from "../../core/membership/cluster.js";
 import { computeMemberId } from "../../core/membership/ids.js";
 import { memberKey } from "../../core/membership/member_codec.js";
 import { MembershipHarness, codeOf, member } from "./helpers.js";
 
 const LAX: ReconfigOptions = { strictReconfigCheck: false, activeSince: () => false };
-const allActive = (local: bigint): ReconfigOptions => ({ strictReconfigCheck: true, activeSince: () => true, localId: local });
+const allActive = (local: bigint): ReconfigOptions => ({
+  strictReconfigCheck: true,
+  activeSince: () => true,
+  localId: local,
+});
 
 let h: MembershipHarness;
 beforeEach(() => {
@@ -51,9 +61,18 @@ describe("apply-time checks (ValidateConfigurationChange)", () => {
     await threeVoters();
     await h.apply((tx, c) => c.remove(tx, 1n));
     for (const id of [1n, 42n]) {
-      expect(codeOf(() => h.cluster.checkRemove(id)), `remove ${id}`).toBe("MEMBER_NOT_FOUND");
-      expect(codeOf(() => h.cluster.checkUpdate(id, ["http://x:1"])), `update ${id}`).toBe("MEMBER_NOT_FOUND");
-      expect(codeOf(() => h.cluster.checkPromote(id)), `promote ${id}`).toBe("MEMBER_NOT_FOUND");
+      expect(
+        codeOf(() => h.cluster.checkRemove(id)),
+        `remove ${id}`,
+      ).toBe("MEMBER_NOT_FOUND");
+      expect(
+        codeOf(() => h.cluster.checkUpdate(id, ["http://x:1"])),
+        `update ${id}`,
+      ).toBe("MEMBER_NOT_FOUND");
+      expect(
+        codeOf(() => h.cluster.checkPromote(id)),
+        `promote ${id}`,
+      ).toBe("MEMBER_NOT_FOUND");
     }
   });
 
@@ -94,7 +113,10 @@ describe("proposal-time checks (server + strict reconfig)", () => {
     });
     expect(codeOf(() => h.cluster.validateAdd(member(4), allActive(1n)))).toBe("MEMBER_NOT_ENOUGH_STARTED");
     expect(codeOf(() => h.cluster.validateAdd(member(4, { learner: true }), allActive(1n)))).toBeUndefined();
-    expect(codeOf(() => h.cluster.validateAdd(member(4), LAX)), "without strict the add passes").toBeUndefined();
+    expect(
+      codeOf(() => h.cluster.validateAdd(member(4), LAX)),
+      "without strict the add passes",
+    ).toBeUndefined();
     await h.apply((tx, c) => c.publish(tx, 2n, "m2", []));
     // 2 of 4 started < quorum 3
     expect(codeOf(() => h.cluster.validateAdd(member(4), allActive(1n)))).toBe("MEMBER_NOT_ENOUGH_STARTED");
@@ -170,7 +192,9 @@ describe("proposal-time checks (server + strict reconfig)", () => {
       c.add(tx, member(4, { learner: true, started: false }));
     });
     // 4 voters after, quorum 3; started 1 + learner = 2
-    expect(codeOf(() => h.cluster.validatePromote(4n, true, { strictReconfigCheck: true }))).toBe("MEMBER_NOT_ENOUGH_STARTED");
+    expect(codeOf(() => h.cluster.validatePromote(4n, true, { strictReconfigCheck: true }))).toBe(
+      "MEMBER_NOT_ENOUGH_STARTED",
+    );
     await h.apply((tx, c) => c.publish(tx, 2n, "m2", []));
     expect(codeOf(() => h.cluster.validatePromote(4n, true, { strictReconfigCheck: true }))).toBeUndefined();
   });
@@ -194,7 +218,11 @@ describe("apply side and persistence", () => {
     expect(h.cluster.voters()).toEqual([1n, 2n, learner.id].sort((a, b) => (a < b ? -1 : 1)));
     expect(h.cluster.learners()).toEqual([]);
     expect(h.cluster.member(2n)?.peerUrls).toEqual(["http://127.0.0.1:2391", "http://127.0.0.1:2392"]);
-    expect(h.cluster.member(learner.id)).toMatchObject({ name: "late", clientUrls: ["http://127.0.0.1:3399"], isLearner: false });
+    expect(h.cluster.member(learner.id)).toMatchObject({
+      name: "late",
+      clientUrls: ["http://127.0.0.1:3399"],
+      isLearner: false,
+    });
     expect(h.cluster.isRemoved(3n)).toBe(true);
     expect(h.cluster.member(3n)).toBeUndefined();
   });

@@ -34,14 +34,23 @@ describe("member codec", () => {
   it("conf-change context round-trips, ids above 2^53 included", () => {
     fc.assert(
       fc.property(memberArb, fc.boolean(), (m, isPromote) => {
-        expect(decodeConfChangeContext(encodeConfChangeContext({ member: m, isPromote }))).toEqual({ member: m, isPromote });
+        expect(decodeConfChangeContext(encodeConfChangeContext({ member: m, isPromote }))).toEqual({
+          member: m,
+          isPromote,
+        });
       }),
       { seed: 12, numRuns: 500 },
     );
   });
 
   it("writes etcd's field names with the id as a bare integer", () => {
-    const m: Member = { id: 18446744073709551615n, name: "", peerUrls: ["http://a:1"], clientUrls: [], isLearner: true };
+    const m: Member = {
+      id: 18446744073709551615n,
+      name: "",
+      peerUrls: ["http://a:1"],
+      clientUrls: [],
+      isLearner: true,
+    };
     const text = new TextDecoder().decode(encodeConfChangeContext({ member: m, isPromote: false }));
     expect(text).toBe('{"id":18446744073709551615,"peerURLs":["http://a:1"],"isLearner":true,"isPromote":false}');
   });

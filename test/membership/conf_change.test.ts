@@ -5,7 +5,13 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { Cluster } from "../../core/membership/cluster.js";
-import { ConfChangeKind, applyMemberChange, fromConfChange, toConfChange, type MemberChange } from "../../core/membership/conf_change.js";
+import {
+  ConfChangeKind,
+  applyMemberChange,
+  fromConfChange,
+  toConfChange,
+  type MemberChange,
+} from "../../core/membership/conf_change.js";
 import { MemoryView, member } from "./helpers.js";
 
 describe("member changes as conf changes", () => {
@@ -18,7 +24,13 @@ describe("member changes as conf changes", () => {
       { kind: "promote", id: 9n },
     ];
     const types = changes.map((c) => toConfChange(c).type);
-    expect(types).toEqual([ConfChangeKind.AddNode, ConfChangeKind.AddLearnerNode, ConfChangeKind.RemoveNode, ConfChangeKind.UpdateNode, ConfChangeKind.AddNode]);
+    expect(types).toEqual([
+      ConfChangeKind.AddNode,
+      ConfChangeKind.AddLearnerNode,
+      ConfChangeKind.RemoveNode,
+      ConfChangeKind.UpdateNode,
+      ConfChangeKind.AddNode,
+    ]);
     const back = changes.map((c) => fromConfChange(toConfChange(c)));
     expect(back[0]).toEqual(changes[0]);
     expect(back[1]).toEqual(changes[1]);
@@ -33,13 +45,18 @@ describe("member changes as conf changes", () => {
   });
 
   const changeArb: fc.Arbitrary<MemberChange> = fc.oneof(
-    fc.record({ n: fc.integer({ min: 1, max: 6 }), learner: fc.boolean(), port: fc.integer({ min: 1, max: 6 }) }).map(
-      ({ n, learner, port }) => ({ kind: "add" as const, member: { ...member(n, { learner }), peerUrls: [`http://127.0.0.1:${2380 + port}`] } }),
-    ),
+    fc
+      .record({ n: fc.integer({ min: 1, max: 6 }), learner: fc.boolean(), port: fc.integer({ min: 1, max: 6 }) })
+      .map(({ n, learner, port }) => ({
+        kind: "add" as const,
+        member: { ...member(n, { learner }), peerUrls: [`http://127.0.0.1:${2380 + port}`] },
+      })),
     fc.integer({ min: 1, max: 6 }).map((n) => ({ kind: "remove" as const, id: BigInt(n) })),
     fc.integer({ min: 1, max: 6 }).map((n) => ({ kind: "promote" as const, id: BigInt(n) })),
     fc.record({ n: fc.integer({ min: 1, max: 6 }), port: fc.integer({ min: 1, max: 6 }) }).map(({ n, port }) => ({
-      kind: "update" as const, id: BigInt(n), peerUrls: [`http://127.0.0.1:${2380 + port}`],
+      kind: "update" as const,
+      id: BigInt(n),
+      peerUrls: [`http://127.0.0.1:${2380 + port}`],
     })),
   );
 

@@ -17,7 +17,9 @@ import { InitialClusterError } from "../../core/membership/initial_cluster.js";
 import { isLearnerInSync } from "../../core/membership/learner.js";
 import { MemoryView } from "./helpers.js";
 
-const haveEtcd = spawnSync("etcd", ["--version"]).status === 0 && spawnSync("etcdctl", ["version"], { env: { ...process.env, ETCDCTL_API: "3" } }).status === 0;
+const haveEtcd =
+  spawnSync("etcd", ["--version"]).status === 0 &&
+  spawnSync("etcdctl", ["version"], { env: { ...process.env, ETCDCTL_API: "3" } }).status === 0;
 const dirs: string[] = [];
 afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
 
@@ -30,12 +32,26 @@ function tempDir(): string {
 /** Runs etcd with flags that make it refuse to start; returns the text after "etcdmain: " on its fatal line. */
 async function etcdStartupError(name: string, advertise: string, initialCluster: string): Promise<string> {
   const [client, peer] = [await freePort(), await freePort()];
-  const r = spawnSync("etcd", [
-    "--name", name, "--data-dir", join(tempDir(), "d"),
-    "--listen-client-urls", `http://127.0.0.1:${client}`, "--advertise-client-urls", `http://127.0.0.1:${client}`,
-    "--listen-peer-urls", `http://127.0.0.1:${peer}`,
-    "--initial-advertise-peer-urls", advertise, "--initial-cluster", initialCluster,
-  ], { encoding: "utf8", timeout: 30_000 });
+  const r = spawnSync(
+    "etcd",
+    [
+      "--name",
+      name,
+      "--data-dir",
+      join(tempDir(), "d"),
+      "--listen-client-urls",
+      `http://127.0.0.1:${client}`,
+      "--advertise-client-urls",
+      `http://127.0.0.1:${client}`,
+      "--listen-peer-urls",
+      `http://127.0.0.1:${peer}`,
+      "--initial-advertise-peer-urls",
+      advertise,
+      "--initial-cluster",
+      initialCluster,
+    ],
+    { encoding: "utf8", timeout: 30_000 },
+  );
   const line = /\sC \| etcdmain: (.*)$/m.exec(r.stderr);
   if (line === null) throw new Error(`etcd did not refuse (status ${r.status}): ${r.stderr.slice(-600)}`);
   return line[1] ?? "";
@@ -52,9 +68,15 @@ function ourStartupError(name: string, advertise: string, initialCluster: string
 }
 
 describe.runIf(haveEtcd)("bootstrap refusals: our texts = etcd 3.4's", () => {
-  let a = "", b = "", c = "";
+  let a = "",
+    b = "",
+    c = "";
   beforeAll(async () => {
-    [a, b, c] = [`http://127.0.0.1:${await freePort()}`, `http://127.0.0.1:${await freePort()}`, `http://127.0.0.1:${await freePort()}`];
+    [a, b, c] = [
+      `http://127.0.0.1:${await freePort()}`,
+      `http://127.0.0.1:${await freePort()}`,
+      `http://127.0.0.1:${await freePort()}`,
+    ];
   });
 
   const cases: Array<[string, () => [string, string]]> = [
@@ -85,7 +107,10 @@ describe.runIf(haveEtcd)("bootstrap refusals: our texts = etcd 3.4's", () => {
 });
 
 /** Starts etcd; resolves with the child once `ready(stderrSoFar)` is true. */
-function startEtcd(args: readonly string[], ready: (log: string) => boolean): Promise<{ child: ChildProcess; log: () => string }> {
+function startEtcd(
+  args: readonly string[],
+  ready: (log: string) => boolean,
+): Promise<{ child: ChildProcess; log: () => string }> {
   const child = spawn("etcd", [...args], { stdio: ["ignore", "ignore", "pipe"] });
   let log = "";
   return new Promise((resolve, reject) => {
@@ -117,21 +142,47 @@ describe.runIf(haveEtcd)("bootstrap ids: ours = etcd 3.4's", () => {
   afterAll(() => stopEtcd(child));
 
   it("3 names, one with two peer URLs, token tok-membership", async () => {
-    const [client, p1, p1b, p2, p3] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
+    const [client, p1, p1b, p2, p3] = [
+      await freePort(),
+      await freePort(),
+      await freePort(),
+      await freePort(),
+      await freePort(),
+    ];
     const u = (p: number): string => `http://127.0.0.1:${p}`;
     const initialCluster = `n1=${u(p1)},n1=${u(p1b)},n2=${u(p2)},n3=${u(p3)}`;
     const started = await startEtcd(
-      ["--name", "n1", "--data-dir", join(tempDir(), "d"), "--listen-client-urls", u(client), "--advertise-client-urls", u(client),
-        "--listen-peer-urls", u(p1), "--initial-advertise-peer-urls", `${u(p1)},${u(p1b)}`,
-        "--initial-cluster", initialCluster, "--initial-cluster-token", "tok-membership"],
+      [
+        "--name",
+        "n1",
+        "--data-dir",
+        join(tempDir(), "d"),
+        "--listen-client-urls",
+        u(client),
+        "--advertise-client-urls",
+        u(client),
+        "--listen-peer-urls",
+        u(p1),
+        "--initial-advertise-peer-urls",
+        `${u(p1)},${u(p1b)}`,
+        "--initial-cluster",
+        initialCluster,
+        "--initial-cluster-token",
+        "tok-membership",
+      ],
       (log) => (log.match(/added member [0-9a-f]+ \[/g) ?? []).length >= 3,
     );
     child = started.child;
     const log = started.log();
     const theirs = [...log.matchAll(/added member ([0-9a-f]+) \[([^\]]*)\] to cluster ([0-9a-f]+)/g)].map((m) => ({
-      id: m[1], urls: (m[2] ?? "").split(" "), cluster: m[3],
+      id: m[1],
+      urls: (m[2] ?? "").split(" "),
+      cluster: m[3],
     }));
-    const ours = Cluster.fromInitialCluster(initialCluster, "tok-membership", { name: "n1", advertisePeerUrls: [u(p1b), u(p1)] });
+    const ours = Cluster.fromInitialCluster(initialCluster, "tok-membership", {
+      name: "n1",
+      advertisePeerUrls: [u(p1b), u(p1)],
+    });
     expect(theirs.length).toBe(3);
     for (const t of theirs) {
       const m = ours.members.find((x) => idToHex(x.id) === t.id);
@@ -139,7 +190,9 @@ describe.runIf(haveEtcd)("bootstrap ids: ours = etcd 3.4's", () => {
       expect(m?.peerUrls).toEqual(t.urls);
       expect(t.cluster).toBe(idToHex(ours.clusterId));
     }
-    expect(/starting member ([0-9a-f]+)/.exec(log)?.[1]).toBe(idToHex(ours.members.find((m) => m.name === "n1")?.id ?? 0n));
+    expect(/starting member ([0-9a-f]+)/.exec(log)?.[1]).toBe(
+      idToHex(ours.members.find((m) => m.name === "n1")?.id ?? 0n),
+    );
   });
 });
 
@@ -148,11 +201,17 @@ describe.runIf(haveEtcd)("bootstrap ids: ours = etcd 3.4's", () => {
  * with its fsyncs) can take seconds; a refusal is answered at once either way, so this only bounds a stuck call.
  */
 function ctl(endpoint: string, args: readonly string[]): { ok: boolean; out: string; error: string } {
-  const r = spawnSync("etcdctl", ["--endpoints", endpoint, "--command-timeout=30s", ...args], { encoding: "utf8", env: { ...process.env, ETCDCTL_API: "3" }, timeout: 60_000 });
+  const r = spawnSync("etcdctl", ["--endpoints", endpoint, "--command-timeout=30s", ...args], {
+    encoding: "utf8",
+    env: { ...process.env, ETCDCTL_API: "3" },
+    timeout: 60_000,
+  });
   const error = /^Error: (.*)$/m.exec(r.stderr)?.[1] ?? "";
   if (r.status !== 0 && error === "") {
     // Killed by the timeout, or failed without etcdctl's "Error:" line: say so instead of comparing an empty text.
-    throw new Error(`etcdctl ${args.join(" ")}: status ${r.status} signal ${r.signal} ${r.error?.message ?? ""} stderr: ${r.stderr.slice(-600)}`);
+    throw new Error(
+      `etcdctl ${args.join(" ")}: status ${r.status} signal ${r.signal} ${r.error?.message ?? ""} stderr: ${r.stderr.slice(-600)}`,
+    );
   }
   return { ok: r.status === 0, out: r.stdout, error };
 }
@@ -162,7 +221,11 @@ async function waitWritable(endpoint: string): Promise<void> {
   const deadline = Date.now() + 30_000;
   for (;;) {
     // The key is read by no step, so a put applied twice (a retry after a timed-out one) changes nothing.
-    const r = spawnSync("etcdctl", ["--endpoints", endpoint, "--command-timeout=10s", "put", "/ready", "1"], { encoding: "utf8", env: { ...process.env, ETCDCTL_API: "3" }, timeout: 20_000 });
+    const r = spawnSync("etcdctl", ["--endpoints", endpoint, "--command-timeout=10s", "put", "/ready", "1"], {
+      encoding: "utf8",
+      env: { ...process.env, ETCDCTL_API: "3" },
+      timeout: 20_000,
+    });
     if (r.status === 0) return;
     if (Date.now() > deadline) throw new Error(`etcd at ${endpoint} took no put within 30 s: ${r.stderr.slice(-400)}`);
     await new Promise((res) => setTimeout(res, 200));
@@ -189,11 +252,27 @@ describe.runIf(haveEtcd)("runtime member changes: our errors = etcd 3.4's (etcdc
     const [client, peer, lp1, lp2] = [await freePort(), await freePort(), await freePort(), await freePort()];
     const u = (p: number): string => `http://127.0.0.1:${p}`;
     const ic = `n1=${u(peer)}`;
-    child = (await startEtcd(
-      ["--name", "n1", "--data-dir", join(tempDir(), "d"), "--listen-client-urls", u(client), "--advertise-client-urls", u(client),
-        "--listen-peer-urls", u(peer), "--initial-advertise-peer-urls", u(peer), "--initial-cluster", ic],
-      (log) => log.includes("ready to serve client requests"),
-    )).child;
+    child = (
+      await startEtcd(
+        [
+          "--name",
+          "n1",
+          "--data-dir",
+          join(tempDir(), "d"),
+          "--listen-client-urls",
+          u(client),
+          "--advertise-client-urls",
+          u(client),
+          "--listen-peer-urls",
+          u(peer),
+          "--initial-advertise-peer-urls",
+          u(peer),
+          "--initial-cluster",
+          ic,
+        ],
+        (log) => log.includes("ready to serve client requests"),
+      )
+    ).child;
     const ep = `127.0.0.1:${client}`;
     await waitWritable(ep);
     const view = new MemoryView();
@@ -208,8 +287,16 @@ describe.runIf(haveEtcd)("runtime member changes: our errors = etcd 3.4's (etcdc
       expect(theirs.ok, what).toBe(mine === "");
     };
 
-    same(ctl(ep, ["member", "add", "x", `--peer-urls=${u(peer)}`]), ours(() => cluster.validateAdd(newMemberForAdd([u(peer)], { isLearner: false, nowUnixSeconds: 1 }), o)), "add a used peer URL");
-    same(ctl(ep, ["member", "add", "x", "--peer-urls=ftp://x:1"]), ours(() => newMemberForAdd(["ftp://x:1"], { isLearner: false, nowUnixSeconds: 1 })), "add a bad URL");
+    same(
+      ctl(ep, ["member", "add", "x", `--peer-urls=${u(peer)}`]),
+      ours(() => cluster.validateAdd(newMemberForAdd([u(peer)], { isLearner: false, nowUnixSeconds: 1 }), o)),
+      "add a used peer URL",
+    );
+    same(
+      ctl(ep, ["member", "add", "x", "--peer-urls=ftp://x:1"]),
+      ours(() => newMemberForAdd(["ftp://x:1"], { isLearner: false, nowUnixSeconds: 1 })),
+      "add a bad URL",
+    );
 
     const before = Math.floor(Date.now() / 1000);
     const added = ctl(ep, ["member", "add", "l1", "--learner", `--peer-urls=${u(lp1)}`]);
@@ -219,24 +306,63 @@ describe.runIf(haveEtcd)("runtime member changes: our errors = etcd 3.4's (etcdc
     const learnerHex = /^Member +([0-9a-f]+) added/m.exec(added.out)?.[1] ?? "";
     expect(learnerHex, `etcdctl member add printed: ${added.out}`).not.toBe("");
     let learner = newMemberForAdd([u(lp1)], { isLearner: true, nowUnixSeconds: before });
-    for (let t = before; t <= after && idToHex(learner.id) !== learnerHex; t++) learner = newMemberForAdd([u(lp1)], { isLearner: true, nowUnixSeconds: t });
+    for (let t = before; t <= after && idToHex(learner.id) !== learnerHex; t++)
+      learner = newMemberForAdd([u(lp1)], { isLearner: true, nowUnixSeconds: t });
     expect(idToHex(learner.id), `etcd's id for a member added between ${before} and ${after}`).toBe(learnerHex);
     expect(ours(() => cluster.validateAdd(learner, o))).toBe("");
     cluster.add(view, learner);
     cluster = Cluster.load(view);
 
-    same(ctl(ep, ["member", "add", "l2", "--learner", `--peer-urls=${u(lp2)}`]), ours(() => cluster.validateAdd(newMemberForAdd([u(lp2)], { isLearner: true, nowUnixSeconds: after }), o)), "a second learner");
+    same(
+      ctl(ep, ["member", "add", "l2", "--learner", `--peer-urls=${u(lp2)}`]),
+      ours(() => cluster.validateAdd(newMemberForAdd([u(lp2)], { isLearner: true, nowUnixSeconds: after }), o)),
+      "a second learner",
+    );
     // The learner never started: its match index is 0, the leader's is past its first entries.
-    same(ctl(ep, ["member", "promote", learnerHex]), ours(() => cluster.validatePromote(learner.id, isLearnerInSync(0, 4), o)), "promote a lagging learner");
-    same(ctl(ep, ["member", "promote", idToHex(self)]), ours(() => cluster.validatePromote(self, true, o)), "promote a voter");
-    same(ctl(ep, ["member", "remove", "1234"]), ours(() => cluster.validateRemove(0x1234n, o)), "remove an unknown id");
-    same(ctl(ep, ["member", "update", "1234", `--peer-urls=${u(lp2)}`]), ours(() => cluster.validateUpdate(0x1234n, [u(lp2)])), "update an unknown id");
-    same(ctl(ep, ["member", "update", idToHex(self), "--peer-urls=http://x"]), ours(() => cluster.validateUpdate(self, ["http://x"])), "update to a bad URL");
-    same(ctl(ep, ["member", "remove", learnerHex]), ours(() => cluster.validateRemove(learner.id, o)), "remove the learner");
+    same(
+      ctl(ep, ["member", "promote", learnerHex]),
+      ours(() => cluster.validatePromote(learner.id, isLearnerInSync(0, 4), o)),
+      "promote a lagging learner",
+    );
+    same(
+      ctl(ep, ["member", "promote", idToHex(self)]),
+      ours(() => cluster.validatePromote(self, true, o)),
+      "promote a voter",
+    );
+    same(
+      ctl(ep, ["member", "remove", "1234"]),
+      ours(() => cluster.validateRemove(0x1234n, o)),
+      "remove an unknown id",
+    );
+    same(
+      ctl(ep, ["member", "update", "1234", `--peer-urls=${u(lp2)}`]),
+      ours(() => cluster.validateUpdate(0x1234n, [u(lp2)])),
+      "update an unknown id",
+    );
+    same(
+      ctl(ep, ["member", "update", idToHex(self), "--peer-urls=http://x"]),
+      ours(() => cluster.validateUpdate(self, ["http://x"])),
+      "update to a bad URL",
+    );
+    same(
+      ctl(ep, ["member", "remove", learnerHex]),
+      ours(() => cluster.validateRemove(learner.id, o)),
+      "remove the learner",
+    );
     cluster.remove(view, learner.id);
-    same(ctl(ep, ["member", "remove", learnerHex]), ours(() => cluster.validateRemove(learner.id, o)), "remove it again");
-    same(ctl(ep, ["member", "remove", idToHex(self)]), ours(() => cluster.validateRemove(self, o)), "remove the last member");
-    expect(ERRORS.MEMBER_NOT_ENOUGH_STARTED.message).toBe("etcdserver: re-configuration failed due to not enough started members");
+    same(
+      ctl(ep, ["member", "remove", learnerHex]),
+      ours(() => cluster.validateRemove(learner.id, o)),
+      "remove it again",
+    );
+    same(
+      ctl(ep, ["member", "remove", idToHex(self)]),
+      ours(() => cluster.validateRemove(self, o)),
+      "remove the last member",
+    );
+    expect(ERRORS.MEMBER_NOT_ENOUGH_STARTED.message).toBe(
+      "etcdserver: re-configuration failed due to not enough started members",
+    );
     expect(computeMemberId([u(peer)], "etcd-cluster")).toBe(self);
   });
 });

@@ -18,12 +18,17 @@ describe("learner in-sync rule", () => {
 
   it("agrees with exact integer arithmetic (10·match ≥ 9·leader) for indexes up to 2^40", () => {
     fc.assert(
-      fc.property(fc.integer({ min: 0, max: 2 ** 40 }), fc.double({ min: 0, max: 1.2, noNaN: true }), (leader, frac) => {
-        const learner = Math.min(leader, Math.floor(leader * frac));
-        const exact = BigInt(learner) * 10n >= BigInt(leader) * 9n;
-        // doubles can differ from exact math only within one unit of the boundary
-        if (Math.abs(learner - leader * 0.9) > 1) expect(isLearnerInSync(learner, leader), `${learner}/${leader}`).toBe(exact);
-      }),
+      fc.property(
+        fc.integer({ min: 0, max: 2 ** 40 }),
+        fc.double({ min: 0, max: 1.2, noNaN: true }),
+        (leader, frac) => {
+          const learner = Math.min(leader, Math.floor(leader * frac));
+          const exact = BigInt(learner) * 10n >= BigInt(leader) * 9n;
+          // doubles can differ from exact math only within one unit of the boundary
+          if (Math.abs(learner - leader * 0.9) > 1)
+            expect(isLearnerInSync(learner, leader), `${learner}/${leader}`).toBe(exact);
+        },
+      ),
       { seed: 7, numRuns: 2000 },
     );
   });
@@ -41,7 +46,9 @@ describe("learner in-sync rule", () => {
     ]);
     expect(learnerReadiness({ id: 1n, progress }, 2n)).toBe(LearnerReadiness.Ready);
     expect(learnerReadiness({ id: 1n, progress }, 3n)).toBe(LearnerReadiness.NotReady);
-    expect(learnerReadiness({ id: 1n, progress }, 4n), "unknown id: left to the conf-change checks").toBe(LearnerReadiness.Ready);
+    expect(learnerReadiness({ id: 1n, progress }, 4n), "unknown id: left to the conf-change checks").toBe(
+      LearnerReadiness.Ready,
+    );
     expect(learnerReadiness({ id: 2n }, 3n), "a follower has no progress").toBe(LearnerReadiness.NotLeader);
   });
 });

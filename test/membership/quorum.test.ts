@@ -38,7 +38,13 @@ const scenario: fc.Arbitrary<Scenario> = fc.integer({ min: 1, max: 5 }).chain((n
   }),
 );
 
-function build(s: Scenario): { cluster: Cluster; o: ReconfigOptions; ids: number[]; started: Set<number>; active: Set<number> } {
+function build(s: Scenario): {
+  cluster: Cluster;
+  o: ReconfigOptions;
+  ids: number[];
+  started: Set<number>;
+  active: Set<number>;
+} {
   const view = new MemoryView();
   const ids = Array.from({ length: s.voters }, (_, i) => i + 1);
   const local = ids[s.local] ?? 1;
@@ -47,11 +53,21 @@ function build(s: Scenario): { cluster: Cluster; o: ReconfigOptions; ids: number
   const loader = Cluster.load(view);
   for (const id of ids) loader.add(view, member(id, { started: started.has(id) }));
   if (s.learner) loader.add(view, member(9, { learner: true, started: false }));
-  const o: ReconfigOptions = { strictReconfigCheck: true, activeSince: (id) => active.has(Number(id)), localId: BigInt(local) };
+  const o: ReconfigOptions = {
+    strictReconfigCheck: true,
+    activeSince: (id) => active.has(Number(id)),
+    localId: BigInt(local),
+  };
   return { cluster: Cluster.load(view), o, ids, started, active };
 }
 
-function expectedAdd(ids: number[], started: Set<number>, active: Set<number>, learnerExists: boolean, asLearner: boolean): string | undefined {
+function expectedAdd(
+  ids: number[],
+  started: Set<number>,
+  active: Set<number>,
+  learnerExists: boolean,
+  asLearner: boolean,
+): string | undefined {
   if (!asLearner) {
     const after = [...ids, 100];
     const ok = someMajorityInside(after, started) || (started.size === 1 && after.length === 2);
@@ -62,7 +78,13 @@ function expectedAdd(ids: number[], started: Set<number>, active: Set<number>, l
   return undefined;
 }
 
-function expectedRemove(ids: number[], started: Set<number>, active: Set<number>, r: number, local: number): string | undefined {
+function expectedRemove(
+  ids: number[],
+  started: Set<number>,
+  active: Set<number>,
+  r: number,
+  local: number,
+): string | undefined {
   const rest = ids.filter((v) => v !== r);
   if (!someMajorityInside(rest, started)) return "MEMBER_NOT_ENOUGH_STARTED";
   if (r !== local && !active.has(r)) return undefined;
@@ -88,12 +110,21 @@ describe("strict reconfig quorum arithmetic = brute-force majority check", () =>
         const addLearner = codeOf(() => cluster.validateAdd(member(101, { learner: true }), o));
         expect(addLearner, "add learner").toBe(expectedAdd(ids, started, active, s.learner, true));
         for (const r of ids) {
-          expect(codeOf(() => cluster.validateRemove(BigInt(r), o)), `remove voter ${r}`).toBe(expectedRemove(ids, started, active, r, local));
+          expect(
+            codeOf(() => cluster.validateRemove(BigInt(r), o)),
+            `remove voter ${r}`,
+          ).toBe(expectedRemove(ids, started, active, r, local));
         }
         if (s.learner) {
-          expect(codeOf(() => cluster.validateRemove(9n, o)), "remove learner: no quorum check").toBeUndefined();
+          expect(
+            codeOf(() => cluster.validateRemove(9n, o)),
+            "remove learner: no quorum check",
+          ).toBeUndefined();
           const promoted = someMajorityInside([...ids, 9], new Set([...started, 9]));
-          expect(codeOf(() => cluster.validatePromote(9n, true, o)), "promote").toBe(promoted ? undefined : "MEMBER_NOT_ENOUGH_STARTED");
+          expect(
+            codeOf(() => cluster.validatePromote(9n, true, o)),
+            "promote",
+          ).toBe(promoted ? undefined : "MEMBER_NOT_ENOUGH_STARTED");
         }
       }),
       { seed: SEED, numRuns: 600 },
@@ -108,9 +139,15 @@ describe("strict reconfig quorum arithmetic = brute-force majority check", () =>
           const bits = Array.from({ length: n }, (_, i) => (mask & (1 << i)) !== 0);
           const s: Scenario = { voters: n, learner, started: bits, active: bits.map(() => true), local: 0 };
           const { cluster, o, ids, started, active } = build(s);
-          expect(codeOf(() => cluster.validateAdd(member(100), o)), `n=${n} mask=${mask}`).toBe(expectedAdd(ids, started, active, learner, false));
+          expect(
+            codeOf(() => cluster.validateAdd(member(100), o)),
+            `n=${n} mask=${mask}`,
+          ).toBe(expectedAdd(ids, started, active, learner, false));
           for (const r of ids) {
-            expect(codeOf(() => cluster.validateRemove(BigInt(r), o)), `n=${n} mask=${mask} r=${r}`).toBe(expectedRemove(ids, started, active, r, 1));
+            expect(
+              codeOf(() => cluster.validateRemove(BigInt(r), o)),
+              `n=${n} mask=${mask} r=${r}`,
+            ).toBe(expectedRemove(ids, started, active, r, 1));
           }
           cases++;
         }

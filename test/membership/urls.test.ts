@@ -4,7 +4,12 @@
 // etcd's quirks (repeated names add URLs, empty pairs are skipped, a bare name is a name with an empty URL).
 import { describe, expect, it } from "vitest";
 import { computeClusterId, computeMemberId } from "../../core/membership/ids.js";
-import { InitialClusterError, membersFromInitialCluster, parseUrlsMap, urlsMapString } from "../../core/membership/initial_cluster.js";
+import {
+  InitialClusterError,
+  membersFromInitialCluster,
+  parseUrlsMap,
+  urlsMapString,
+} from "../../core/membership/initial_cluster.js";
 import { MemberUrlError, parseMemberUrls, splitsHostPort } from "../../core/membership/urls.js";
 
 function refusal(urls: string[]): string {
@@ -19,16 +24,18 @@ function refusal(urls: string[]): string {
 
 describe("member URL rules", () => {
   it("accepts http, https, unix, unixs with host:port, queries, IPv6, surrounding spaces; sorts and lower-cases the scheme", () => {
-    expect(parseMemberUrls([" https://b:2 ", "HTTP://a:1", "unix://sock:0", "unixs://[::1]:5", "http://h:1?x=1"])).toEqual(
-      ["http://a:1", "http://h:1?x=1", "https://b:2", "unix://sock:0", "unixs://[::1]:5"],
-    );
+    expect(
+      parseMemberUrls([" https://b:2 ", "HTTP://a:1", "unix://sock:0", "unixs://[::1]:5", "http://h:1?x=1"]),
+    ).toEqual(["http://a:1", "http://h:1?x=1", "https://b:2", "unix://sock:0", "unixs://[::1]:5"]);
   });
 
   it("refuses each broken form with its rule", () => {
     expect(refusal([])).toBe("no valid URLs given");
     expect(refusal([""])).toBe("URL scheme must be http, https, unix, or unixs: ");
     expect(refusal(["localhost:2380"])).toMatch(/^URL scheme must be/);
-    expect(refusal(["http:h:1"]), "an opaque URL has no host").toMatch(/^URL address does not have the form "host:port"/);
+    expect(refusal(["http:h:1"]), "an opaque URL has no host").toMatch(
+      /^URL address does not have the form "host:port"/,
+    );
     expect(refusal(["unix:///tmp/s"])).toMatch(/^URL address does not have the form/);
     expect(refusal(["http://h:1/"])).toBe("URL must not contain a path: http://h:1/");
     expect(refusal(["127.0.0.1:1"])).toBe('parse "127.0.0.1:1": first path segment in URL cannot contain colon');
@@ -38,7 +45,8 @@ describe("member URL rules", () => {
 
   it("net.SplitHostPort: host:port, [v6]:port, empty port allowed; no port or extra colons refused", () => {
     for (const ok of ["h:1", "h:", ":1", "[::1]:2", "[fe80::1%eth0]:3"]) expect(splitsHostPort(ok), ok).toBe(true);
-    for (const bad of ["h", "", "a:b:1", "[::1]", "[::1", "[a]b:1", "h]:1"]) expect(splitsHostPort(bad), bad).toBe(false);
+    for (const bad of ["h", "", "a:b:1", "[::1]", "[::1", "[a]b:1", "h]:1"])
+      expect(splitsHostPort(bad), bad).toBe(false);
   });
 });
 

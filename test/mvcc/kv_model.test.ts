@@ -6,6 +6,11 @@ import { checkAgainstModel } from "./kv_model_harness.js";
 
 describe("KV store against a model of key histories", () => {
   it("agrees on every Range at every revision, through compaction and reopen", async () => {
-    await checkAgainstModel({ keys: ["a", "a\u0000", "ab", "b", "c", "d\u0000x", "e"], seed: 20_260_425, numRuns: 60, maxCommands: 40 });
+    await checkAgainstModel({
+      keys: ["a", "a\u0000", "ab", "b", "c", "d\u0000x", "e"],
+      seed: 20_260_425,
+      numRuns: 60,
+      maxCommands: 40,
+    });
   });
 });

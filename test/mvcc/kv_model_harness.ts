@@ -13,7 +13,14 @@ import { isEtcdError } from "../../core/errors.js";
 import { decodeKeyValue } from "../../core/mvcc/kv_codec.js";
 import { KvStore } from "../../core/mvcc/kv_store.js";
 import { KEY_BUCKET } from "../../core/mvcc/layout.js";
-import { CompareResult, CompareTarget, type RangeRequest, type RangeResponse, type RequestOp, type TxnRequest } from "../../core/mvcc/types.js";
+import {
+  CompareResult,
+  CompareTarget,
+  type RangeRequest,
+  type RangeResponse,
+  type RequestOp,
+  type TxnRequest,
+} from "../../core/mvcc/types.js";
 
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 const dec = (b: Uint8Array): string => new TextDecoder().decode(b);
@@ -55,7 +62,15 @@ function inSpan(k: string, key: string, end: string | undefined): boolean {
 }
 
 type Span = { key: string; end: string | undefined };
-type RangeCmd = Span & { kind: "range"; rev: number; limit: number; sortTarget: number; sortOrder: number; minMod: number; worker: boolean };
+type RangeCmd = Span & {
+  kind: "range";
+  rev: number;
+  limit: number;
+  sortTarget: number;
+  sortOrder: number;
+  minMod: number;
+  worker: boolean;
+};
 type Cmd =
   | { kind: "put"; key: string; value: string }
   | ({ kind: "del" } & Span)
@@ -66,57 +81,90 @@ type Cmd =
 
 /** Commands over `keys`; range ends are drawn from `keys` and `bounds` too. */
 function commandsFor(keys: readonly string[], bounds: readonly string[]): fc.Arbitrary<Cmd> {
-const keyArb = fc.constantFrom(...keys);
-// Deletes mostly hit one key, so the store keeps several live keys and ranges have something to order.
-const spanArb: fc.Arbitrary<Span> = fc.record({
-  key: keyArb,
-  end: fc.oneof({ weight: 4, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: fc.constantFrom(...keys, ...bounds, "\u0000", "z") }),
-});
-return fc.oneof(
-  { weight: 5, arbitrary: fc.record({ kind: fc.constant("put" as const), key: keyArb, value: fc.string({ minLength: 1, maxLength: 3 }) }) },
-  { weight: 2, arbitrary: spanArb.map((s) => ({ kind: "del" as const, ...s })) },
-  {
-    weight: 2,
-    arbitrary: fc.record({
-      kind: fc.constant("txn" as const),
-      key: keyArb,
-      version: fc.integer({ min: 0, max: 3 }),
-      // biome-ignore lint/suspicious/noThenProperty: a txn's then branch, named as in etcd's TxnRequest
-      then: fc.uniqueArray(fc.record({ key: keyArb, value: fc.string({ maxLength: 2 }) }), { selector: (p) => p.key, maxLength: 3 }),
-      other: fc.array(spanArb, { maxLength: 2 }),
-    }),
-  },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant("compact" as const), back: fc.integer({ min: -1, max: 4 }) }) },
-  {
-    weight: 3,
-    arbitrary: fc.record({
-      kind: fc.constant("range" as const),
-      key: keyArb,
-      // Mostly wide spans, no filter, no limit and recent revisions, so most ranges return several keys.
-      end: fc.oneof(
-        { weight: 3, arbitrary: fc.constantFrom("\u0000", "z", ...bounds) },
-        { weight: 2, arbitrary: fc.option(fc.constantFrom(...keys), { nil: undefined }) },
-      ),
-      rev: fc.oneof({ weight: 3, arbitrary: fc.integer({ min: 0, max: 3 }) }, { weight: 1, arbitrary: fc.integer({ min: -2, max: 8 }) }),
-      limit: fc.oneof({ weight: 2, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.integer({ min: 1, max: 3 }) }),
-      sortTarget: fc.integer({ min: 0, max: 4 }),
-      sortOrder: fc.integer({ min: 0, max: 2 }),
-      minMod: fc.oneof({ weight: 3, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.integer({ min: 1, max: 12 }) }),
-      worker: fc.boolean(),
-    }),
-  },
-  { weight: 1, arbitrary: fc.constant({ kind: "reopen" as const }) },
-);
+  const keyArb = fc.constantFrom(...keys);
+  // Deletes mostly hit one key, so the store keeps several live keys and ranges have something to order.
+  const spanArb: fc.Arbitrary<Span> = fc.record({
+    key: keyArb,
+    end: fc.oneof(
+      { weight: 4, arbitrary: fc.constant(undefined) },
+      { weight: 1, arbitrary: fc.constantFrom(...keys, ...bounds, "\u0000", "z") },
+    ),
+  });
+  return fc.oneof(
+    {
+      weight: 5,
+      arbitrary: fc.record({
+        kind: fc.constant("put" as const),
+        key: keyArb,
+        value: fc.string({ minLength: 1, maxLength: 3 }),
+      }),
+    },
+    { weight: 2, arbitrary: spanArb.map((s) => ({ kind: "del" as const, ...s })) },
+    {
+      weight: 2,
+      arbitrary: fc.record({
+        kind: fc.constant("txn" as const),
+        key: keyArb,
+        version: fc.integer({ min: 0, max: 3 }),
+        // biome-ignore lint/suspicious/noThenProperty: a txn's then branch, named as in etcd's TxnRequest
+        then: fc.uniqueArray(fc.record({ key: keyArb, value: fc.string({ maxLength: 2 }) }), {
+          selector: (p) => p.key,
+          maxLength: 3,
+        }),
+        other: fc.array(spanArb, { maxLength: 2 }),
+      }),
+    },
+    {
+      weight: 1,
+      arbitrary: fc.record({ kind: fc.constant("compact" as const), back: fc.integer({ min: -1, max: 4 }) }),
+    },
+    {
+      weight: 3,
+      arbitrary: fc.record({
+        kind: fc.constant("range" as const),
+        key: keyArb,
+        // Mostly wide spans, no filter, no limit and recent revisions, so most ranges return several keys.
+        end: fc.oneof(
+          { weight: 3, arbitrary: fc.constantFrom("\u0000", "z", ...bounds) },
+          { weight: 2, arbitrary: fc.option(fc.constantFrom(...keys), { nil: undefined }) },
+        ),
+        rev: fc.oneof(
+          { weight: 3, arbitrary: fc.integer({ min: 0, max: 3 }) },
+          { weight: 1, arbitrary: fc.integer({ min: -2, max: 8 }) },
+        ),
+        limit: fc.oneof(
+          { weight: 2, arbitrary: fc.constant(0) },
+          { weight: 1, arbitrary: fc.integer({ min: 1, max: 3 }) },
+        ),
+        sortTarget: fc.integer({ min: 0, max: 4 }),
+        sortOrder: fc.integer({ min: 0, max: 2 }),
+        minMod: fc.oneof(
+          { weight: 3, arbitrary: fc.constant(0) },
+          { weight: 1, arbitrary: fc.integer({ min: 1, max: 12 }) },
+        ),
+        worker: fc.boolean(),
+      }),
+    },
+    { weight: 1, arbitrary: fc.constant({ kind: "reopen" as const }) },
+  );
 }
 
 function modelRange(m: Model, c: RangeCmd, rev: number): { keys: string[]; kvs: MKv[]; count: number; more: boolean } {
   const state = m.states.get(rev) as State;
-  const all = [...state.entries()].filter(([k]) => inSpan(k, c.key, c.end)).sort(([a], [b]) => Buffer.compare(enc(a), enc(b)));
+  const all = [...state.entries()]
+    .filter(([k]) => inSpan(k, c.key, c.end))
+    .sort(([a], [b]) => Buffer.compare(enc(a), enc(b)));
   let rows = all.filter(([, kv]) => c.minMod === 0 || kv.mod >= c.minMod);
   const order = c.sortTarget !== 0 && c.sortOrder === 0 ? 1 : c.sortOrder;
   if (order !== 0) {
     const by = ([ka, a]: [string, MKv], [kb, b]: [string, MKv]): number =>
-      [Buffer.compare(enc(ka), enc(kb)), a.version - b.version, a.create - b.create, a.mod - b.mod, Buffer.compare(enc(a.value), enc(b.value))][c.sortTarget] as number;
+      [
+        Buffer.compare(enc(ka), enc(kb)),
+        a.version - b.version,
+        a.create - b.create,
+        a.mod - b.mod,
+        Buffer.compare(enc(a.value), enc(b.value)),
+      ][c.sortTarget] as number;
     rows = [...rows].sort(order === 2 ? (x, y) => by(y, x) : by);
   }
   const more = c.limit > 0 && rows.length > c.limit;
@@ -140,7 +188,12 @@ function storeView(r: RangeResponse): { keys: string[]; kvs: MKv[]; count: numbe
   const kvs = r.kvs.map((b) => decodeKeyValue(b));
   return {
     keys: kvs.map((kv) => dec(kv.key)),
-    kvs: kvs.map((kv) => ({ value: dec(kv.value), create: kv.createRevision, mod: kv.modRevision, version: kv.version })),
+    kvs: kvs.map((kv) => ({
+      value: dec(kv.value),
+      create: kv.createRevision,
+      mod: kv.modRevision,
+      version: kv.version,
+    })),
     count: r.count,
     more: r.more,
   };
@@ -167,26 +220,30 @@ export interface ModelCheckOptions {
 export async function checkAgainstModel(o: ModelCheckOptions): Promise<void> {
   await fc.assert(
     // Worker threads cost ~0.1 s to start, so one run in five serves its long ranges from a worker.
-    fc.asyncProperty(fc.array(commandsFor(o.keys, o.bounds ?? []), { minLength: 5, maxLength: o.maxCommands }), fc.constantFrom(0, 0, 0, 0, 1), async (cmds, readWorkers) => {
-      const dir = mkdtempSync(join(tmpdir(), "mvcc-model-"));
-      const twinDir = o.twin === true ? mkdtempSync(join(tmpdir(), "mvcc-twin-")) : undefined;
-      let store = KvStore.open(dir, { readWorkers });
-      const twin = twinDir === undefined ? undefined : KvStore.open(twinDir, { readWorkers: 0 });
-      const m = new Model();
-      try {
-        for (const c of cmds) {
-          store = await step(store, dir, m, c, readWorkers);
-          if (twin !== undefined) await twinStep(twin, store, m, c);
+    fc.asyncProperty(
+      fc.array(commandsFor(o.keys, o.bounds ?? []), { minLength: 5, maxLength: o.maxCommands }),
+      fc.constantFrom(0, 0, 0, 0, 1),
+      async (cmds, readWorkers) => {
+        const dir = mkdtempSync(join(tmpdir(), "mvcc-model-"));
+        const twinDir = o.twin === true ? mkdtempSync(join(tmpdir(), "mvcc-twin-")) : undefined;
+        let store = KvStore.open(dir, { readWorkers });
+        const twin = twinDir === undefined ? undefined : KvStore.open(twinDir, { readWorkers: 0 });
+        const m = new Model();
+        try {
+          for (const c of cmds) {
+            store = await step(store, dir, m, c, readWorkers);
+            if (twin !== undefined) await twinStep(twin, store, m, c);
+          }
+          await checkAll(store, m);
+          if (twin !== undefined) await sameHashes(store, twin, m);
+        } finally {
+          await store.close();
+          await twin?.close();
+          rmSync(dir, { recursive: true, force: true });
+          if (twinDir !== undefined) rmSync(twinDir, { recursive: true, force: true });
         }
-        await checkAll(store, m);
-        if (twin !== undefined) await sameHashes(store, twin, m);
-      } finally {
-        await store.close();
-        await twin?.close();
-        rmSync(dir, { recursive: true, force: true });
-        if (twinDir !== undefined) rmSync(twinDir, { recursive: true, force: true });
-      }
-    }),
+      },
+    ),
     { seed: o.seed, numRuns: o.numRuns },
   );
 }
@@ -194,7 +251,8 @@ export async function checkAgainstModel(o: ModelCheckOptions): Promise<void> {
 /** The twin gets the same writes (its results are the first store's, checked against the model already). */
 async function twinStep(twin: KvStore, store: KvStore, m: Model, c: Cmd): Promise<void> {
   if (c.kind === "put") await twin.put({ key: enc(c.key), value: enc(c.value) });
-  else if (c.kind === "del") await twin.deleteRange({ key: enc(c.key), ...(c.end !== undefined ? { rangeEnd: enc(c.end) } : {}) });
+  else if (c.kind === "del")
+    await twin.deleteRange({ key: enc(c.key), ...(c.end !== undefined ? { rangeEnd: enc(c.end) } : {}) });
   else if (c.kind === "txn") await twin.txn(txnRequest(c));
   else if (c.kind === "compact" && m.compacted > twin.compactRevision) {
     await twin.compact(m.compacted);
@@ -215,7 +273,12 @@ async function step(store: KvStore, dir: string, m: Model, c: Cmd, readWorkers: 
     case "put": {
       const prev = m.cur.get(c.key);
       const next = new Map(m.cur);
-      next.set(c.key, { value: c.value, create: prev?.create ?? m.rev + 1, mod: m.rev + 1, version: (prev?.version ?? 0) + 1 });
+      next.set(c.key, {
+        value: c.value,
+        create: prev?.create ?? m.rev + 1,
+        mod: m.rev + 1,
+        version: (prev?.version ?? 0) + 1,
+      });
       const r = await store.put({ key: enc(c.key), value: enc(c.value) });
       m.commit(next);
       expect(r.revision, `put ${JSON.stringify(c.key)}`).toBe(m.rev);
@@ -262,7 +325,12 @@ async function stepTxn(store: KvStore, m: Model, c: Extract<Cmd, { kind: "txn" }
   if (ok) {
     for (const p of c.then) {
       const prev = next.get(p.key);
-      next.set(p.key, { value: p.value, create: prev?.create ?? m.rev + 1, mod: m.rev + 1, version: (prev?.version ?? 0) + 1 });
+      next.set(p.key, {
+        value: p.value,
+        create: prev?.create ?? m.rev + 1,
+        mod: m.rev + 1,
+        version: (prev?.version ?? 0) + 1,
+      });
       changed = true;
     }
   } else {
@@ -282,8 +350,14 @@ async function stepTxn(store: KvStore, m: Model, c: Extract<Cmd, { kind: "txn" }
 
 function txnRequest(c: Extract<Cmd, { kind: "txn" }>): TxnRequest {
   const success: RequestOp[] = c.then.map((p) => ({ put: { key: enc(p.key), value: enc(p.value) } }));
-  const failure: RequestOp[] = c.other.map((s) => ({ deleteRange: { key: enc(s.key), ...(s.end !== undefined ? { rangeEnd: enc(s.end) } : {}) } }));
-  return { compare: [{ key: enc(c.key), target: CompareTarget.VERSION, result: CompareResult.EQUAL, version: c.version }], success, failure };
+  const failure: RequestOp[] = c.other.map((s) => ({
+    deleteRange: { key: enc(s.key), ...(s.end !== undefined ? { rangeEnd: enc(s.end) } : {}) },
+  }));
+  return {
+    compare: [{ key: enc(c.key), target: CompareTarget.VERSION, result: CompareResult.EQUAL, version: c.version }],
+    success,
+    failure,
+  };
 }
 
 async function checkRange(store: KvStore, m: Model, c: RangeCmd, rev: number): Promise<void> {
@@ -297,7 +371,17 @@ async function checkRange(store: KvStore, m: Model, c: RangeCmd, rev: number): P
 
 async function checkAll(store: KvStore, m: Model): Promise<void> {
   for (const rev of m.states.keys()) {
-    const c: RangeCmd = { kind: "range", key: "\u0000", end: "\u0000", rev, limit: 0, sortTarget: 0, sortOrder: 0, minMod: 0, worker: rev % 2 === 0 };
+    const c: RangeCmd = {
+      kind: "range",
+      key: "\u0000",
+      end: "\u0000",
+      rev,
+      limit: 0,
+      sortTarget: 0,
+      sortOrder: 0,
+      minMod: 0,
+      worker: rev % 2 === 0,
+    };
     await checkRange(store, m, c, rev);
   }
   expect([store.revision, store.compactRevision]).toEqual([m.rev, m.compacted]);

@@ -71,7 +71,12 @@ describe("put and range", () => {
     await store.put({ key: enc("b"), value: enc("x") });
     const byValue = await store.range({ key: enc("a"), rangeEnd: enc("c"), sortTarget: SortTarget.VALUE });
     expect(keys(byValue)).toEqual(["b", "a"]);
-    const byModDesc = await store.range({ key: enc("a"), rangeEnd: enc("c"), sortTarget: SortTarget.MOD, sortOrder: SortOrder.DESCEND });
+    const byModDesc = await store.range({
+      key: enc("a"),
+      rangeEnd: enc("c"),
+      sortTarget: SortTarget.MOD,
+      sortOrder: SortOrder.DESCEND,
+    });
     expect(keys(byModDesc)).toEqual(["b", "a"]);
     const filtered = await store.range({ key: enc("a"), rangeEnd: enc("c"), minModRevision: 3, limit: 5 });
     expect([keys(filtered), filtered.count, filtered.more]).toEqual([["b"], 2, false]);
@@ -136,7 +141,9 @@ describe("delete, txn, compaction, hash", () => {
     });
     expect([r.succeeded, r.revision]).toEqual([true, 3]);
     const inner = r.responses[1];
-    expect(inner !== undefined && "range" in inner ? values(inner.range) : [], "a txn reads its own writes").toEqual(["2"]);
+    expect(inner !== undefined && "range" in inner ? values(inner.range) : [], "a txn reads its own writes").toEqual([
+      "2",
+    ]);
     expect(values(await store.range({ key: enc("z") })), "nested compare saw y before the txn").toEqual(["then"]);
     const z = decodeKeyValue((await store.range({ key: enc("z") })).kvs[0] as Uint8Array);
     expect(z.modRevision).toBe(3);
@@ -146,11 +153,22 @@ describe("delete, txn, compaction, hash", () => {
     const put = (k: string) => ({ put: { key: enc(k), value: enc("v") } });
     await expectCode(store.txn({ compare: [], success: [put("a"), put("a")], failure: [] }), "DUPLICATE_KEY");
     await expectCode(
-      store.txn({ compare: [], success: [{ deleteRange: { key: enc("a"), rangeEnd: enc("c") } }, put("b")], failure: [] }),
+      store.txn({
+        compare: [],
+        success: [{ deleteRange: { key: enc("a"), rangeEnd: enc("c") } }, put("b")],
+        failure: [],
+      }),
       "DUPLICATE_KEY",
     );
-    await expectCode(store.txn({ compare: [], success: Array.from({ length: 129 }, (_, i) => put(`k${i}`)), failure: [] }), "TOO_MANY_OPS");
-    const ok = await store.txn({ compare: [], success: [{ txn: { compare: [], success: [put("a")], failure: [put("a")] } }], failure: [] });
+    await expectCode(
+      store.txn({ compare: [], success: Array.from({ length: 129 }, (_, i) => put(`k${i}`)), failure: [] }),
+      "TOO_MANY_OPS",
+    );
+    const ok = await store.txn({
+      compare: [],
+      success: [{ txn: { compare: [], success: [put("a")], failure: [put("a")] } }],
+      failure: [],
+    });
     expect(ok.succeeded).toBe(true);
   });
 
@@ -186,7 +204,8 @@ describe("delete, txn, compaction, hash", () => {
   });
 
   it("concurrent mode: a put issued during a worker Range commits first; the Range answers at its revision", async () => {
-    for (let i = 0; i < 200; i++) await store.put({ key: enc(`p${String(i).padStart(4, "0")}`), value: new Uint8Array(100) });
+    for (let i = 0; i < 200; i++)
+      await store.put({ key: enc(`p${String(i).padStart(4, "0")}`), value: new Uint8Array(100) });
     const events: string[] = [];
     const range = store.range({ key: enc("p"), rangeEnd: enc("q") }, { worker: true }).then((r) => {
       events.push("range");
@@ -204,7 +223,8 @@ describe("delete, txn, compaction, hash", () => {
   it("blocking mode: a put issued during a worker Range commits after it; a Range issued later sees the put", async () => {
     await store.close();
     store = KvStore.open(dir, { readWorkers: 1, readMode: ReadMode.Blocking });
-    for (let i = 0; i < 200; i++) await store.put({ key: enc(`p${String(i).padStart(4, "0")}`), value: new Uint8Array(100) });
+    for (let i = 0; i < 200; i++)
+      await store.put({ key: enc(`p${String(i).padStart(4, "0")}`), value: new Uint8Array(100) });
     const events: string[] = [];
     const range = store.range({ key: enc("p"), rangeEnd: enc("q") }, { worker: true }).then((r) => {
       events.push("range");

@@ -85,7 +85,16 @@ describe("lease checks and attachments", () => {
     const before = store.revision;
     const [put, txn] = await store.write([
       { put: { key: enc("a"), value: enc("1"), lease: 7n } },
-      { txn: { compare: [], success: [{ put: { key: enc("b"), value: enc("2") } }, { put: { key: enc("c"), value: enc("3"), lease: 7n } }], failure: [] } },
+      {
+        txn: {
+          compare: [],
+          success: [
+            { put: { key: enc("b"), value: enc("2") } },
+            { put: { key: enc("c"), value: enc("3"), lease: 7n } },
+          ],
+          failure: [],
+        },
+      },
     ]);
     expect(isEtcdError(put, "LEASE_NOT_FOUND"), String(put)).toBe(true);
     expect(isEtcdError(txn, "LEASE_NOT_FOUND"), String(txn)).toBe(true);

@@ -9,7 +9,14 @@ import { afterEach, describe, expect, it } from "vitest";
 
 import { decodeKeyValue, encodeKeyValue } from "../../core/mvcc/kv_codec.js";
 import { KvStore } from "../../core/mvcc/kv_store.js";
-import { KEY_BUCKET, LMDB_MAX_KEY_BYTES, REV_BYTES, SHORT_KEY_MAX_BYTES, compareBytes, layoutKey } from "../../core/mvcc/layout.js";
+import {
+  KEY_BUCKET,
+  LMDB_MAX_KEY_BYTES,
+  REV_BYTES,
+  SHORT_KEY_MAX_BYTES,
+  compareBytes,
+  layoutKey,
+} from "../../core/mvcc/layout.js";
 import { CompareResult, CompareTarget } from "../../core/mvcc/types.js";
 import { EventType, WatchableStore, type WatchResponse } from "../../core/mvcc/watchable_store.js";
 import { checkAgainstModel } from "./kv_model_harness.js";
@@ -69,17 +76,27 @@ describe("long keys", () => {
     const keys = [k(3000), k(100_000), k(10), `${k(3000)}a`, k(S), `${k(S)}\u0000`, "l"];
     for (const key of keys) await store.put({ key: enc(key), value: enc(`v${key.length}`) });
     const got = await store.range({ key: enc("k"), rangeEnd: enc("l") }, { worker: true });
-    const want = keys.filter((x) => x !== "l").map(enc).sort(compareBytes);
+    const want = keys
+      .filter((x) => x !== "l")
+      .map(enc)
+      .sort(compareBytes);
     expect(got.kvs.map((b) => decodeKeyValue(b).key)).toEqual(want);
     // Long bounds cut a long group in the middle, in the worker thread and on the main thread alike.
     for (const worker of [true, false]) {
       const mid = await store.range({ key: enc(k(2000)), rangeEnd: enc(`${k(3000)}b`) }, { worker });
-      expect(mid.kvs.map((b) => decodeKeyValue(b).key.length), `worker ${worker}`).toEqual([3000, 3001]);
+      expect(
+        mid.kvs.map((b) => decodeKeyValue(b).key.length),
+        `worker ${worker}`,
+      ).toEqual([3000, 3001]);
     }
     const one = await store.range({ key: enc(k(100_000)) });
     expect(one.kvs.map((b) => decodeKeyValue(b).value)).toEqual([enc("v100000")]);
     const limited = await store.range({ key: enc(k(S)), rangeEnd: enc(`${k(3000)}b`), limit: 2 });
-    expect([limited.kvs.map((b) => decodeKeyValue(b).key.length), limited.count, limited.more]).toEqual([[S, S + 1], 4, true]);
+    expect([limited.kvs.map((b) => decodeKeyValue(b).key.length), limited.count, limited.more]).toEqual([
+      [S, S + 1],
+      4,
+      true,
+    ]);
   });
 
   it("deletes, compares and attaches leases to a long key, and the live index survives a reopen", async () => {
@@ -87,7 +104,11 @@ describe("long keys", () => {
     dirs.push(dir);
     let store = KvStore.open(dir, { readWorkers: 0 });
     const attached: string[] = [];
-    const leases = { has: () => true, attach: (_: bigint, key: Uint8Array) => attached.push(`+${key.length}`), detach: (key: Uint8Array) => attached.push(`-${key.length}`) };
+    const leases = {
+      has: () => true,
+      attach: (_: bigint, key: Uint8Array) => attached.push(`+${key.length}`),
+      detach: (key: Uint8Array) => attached.push(`-${key.length}`),
+    };
     store.setLeaseAttacher(leases);
     const key = enc(k(3000));
     await store.put({ key, value: enc("v"), lease: 7n });
@@ -117,11 +138,17 @@ describe("long keys", () => {
     const ws = new WatchableStore(store);
     const span = { key: enc(k(2000)), rangeEnd: enc(`${k(3000)}b`) };
     const events = (rs: WatchResponse[]): string[] =>
-      rs.flatMap((r) => r.events.map((e) => `${e.type === EventType.PUT ? "PUT" : "DEL"} ${decodeKeyValue(e.kv).key.length}@${decodeKeyValue(e.kv).modRevision}`));
+      rs.flatMap((r) =>
+        r.events.map(
+          (e) =>
+            `${e.type === EventType.PUT ? "PUT" : "DEL"} ${decodeKeyValue(e.kv).key.length}@${decodeKeyValue(e.kv).modRevision}`,
+        ),
+      );
     const live: WatchResponse[] = [];
     ws.watch({ ...span, send: (r) => live.push(r) > 0 });
     // In span: k(3000), k(3000)+"a"; outside but in the same long group: k(1999), k(100_000), k(3000)+"c".
-    for (const key of [k(1999), k(3000), `${k(3000)}a`, k(100_000), `${k(3000)}c`]) await store.put({ key: enc(key), value: enc("v") });
+    for (const key of [k(1999), k(3000), `${k(3000)}a`, k(100_000), `${k(3000)}c`])
+      await store.put({ key: enc(key), value: enc("v") });
     await store.deleteRange({ key: enc(k(S + 1)), rangeEnd: enc(k(100_001)) });
     const want = ["PUT 3000@3", "PUT 3001@4", "DEL 3000@7", "DEL 3001@7"];
     expect(events(live)).toEqual(want);
@@ -147,9 +174,16 @@ describe("long keys", () => {
     await old.close();
     const store = KvStore.open(dir, { readWorkers: 0 });
     stores.push(store);
-    expect((await store.range({ key })).kvs.map((b) => Buffer.from(decodeKeyValue(b).value).toString())).toEqual(["old"]);
+    expect((await store.range({ key })).kvs.map((b) => Buffer.from(decodeKeyValue(b).value).toString())).toEqual([
+      "old",
+    ]);
     const put = await store.put({ key, value: enc("new"), prevKv: true });
-    expect([put.revision, Buffer.from(decodeKeyValue(put.prevKv ?? new Uint8Array()).value).toString()]).toEqual([3, "old"]);
-    expect((await store.range({ key: enc("a"), rangeEnd: enc("l") })).kvs.map((b) => decodeKeyValue(b).version)).toEqual([1, 2]);
+    expect([put.revision, Buffer.from(decodeKeyValue(put.prevKv ?? new Uint8Array()).value).toString()]).toEqual([
+      3,
+      "old",
+    ]);
+    expect(
+      (await store.range({ key: enc("a"), rangeEnd: enc("l") })).kvs.map((b) => decodeKeyValue(b).version),
+    ).toEqual([1, 2]);
   });
 });

@@ -39,7 +39,14 @@ function build(history: History): { rows: Entry[]; states: Map<number, Map<strin
       }
       const kv: Kv = { key, value, create: prev?.create ?? rev, mod: rev, version: (prev?.version ?? 0) + 1 };
       cur.set(key, kv);
-      const bytes = encodeKeyValue({ key: enc(key), createRevision: kv.create, modRevision: rev, version: kv.version, value: enc(value), lease: 0n });
+      const bytes = encodeKeyValue({
+        key: enc(key),
+        createRevision: kv.create,
+        modRevision: rev,
+        version: kv.version,
+        value: enc(value),
+        lease: 0n,
+      });
       rows.push({ key: layoutKey(enc(key), { main: rev, sub }), value: bytes });
     });
     states.set(rev, cur);
@@ -49,7 +56,10 @@ function build(history: History): { rows: Entry[]; states: Map<number, Map<strin
 }
 
 function inSpan(row: Uint8Array, span: RangeSpan): boolean {
-  return (span.start === undefined || compareBytes(row, span.start) >= 0) && (span.end === undefined || compareBytes(row, span.end) < 0);
+  return (
+    (span.start === undefined || compareBytes(row, span.start) >= 0) &&
+    (span.end === undefined || compareBytes(row, span.end) < 0)
+  );
 }
 
 /** fresh: a new copy per entry (the backend's main-thread view); reused: one key and one value buffer for all. */
@@ -75,20 +85,51 @@ function viewOf(rows: Entry[], reused: boolean): ReadView {
   };
 }
 
-type Req = { key: string; end: string | undefined; rev: number; limit: number; sortOrder: number; sortTarget: number; keysOnly: boolean; countOnly: boolean; minMod: number; maxMod: number; minCreate: number; maxCreate: number };
+type Req = {
+  key: string;
+  end: string | undefined;
+  rev: number;
+  limit: number;
+  sortOrder: number;
+  sortTarget: number;
+  keysOnly: boolean;
+  countOnly: boolean;
+  minMod: number;
+  maxMod: number;
+  minCreate: number;
+  maxCreate: number;
+};
 
 /** etcd 3.4's applier Range over the live state at rev: count before filters, filter, sort, cut to limit. */
 function model(state: Map<string, Kv>, q: Req): { kvs: Kv[]; count: number; more: boolean } {
   const inRange = (k: string): boolean =>
-    q.end === undefined ? k === q.key : q.end === "\u0000" ? Buffer.compare(enc(k), enc(q.key)) >= 0 : Buffer.compare(enc(k), enc(q.key)) >= 0 && Buffer.compare(enc(k), enc(q.end)) < 0;
-  const live = [...state.values()].filter((kv) => inRange(kv.key)).sort((x, y) => Buffer.compare(enc(x.key), enc(y.key)));
+    q.end === undefined
+      ? k === q.key
+      : q.end === "\u0000"
+        ? Buffer.compare(enc(k), enc(q.key)) >= 0
+        : Buffer.compare(enc(k), enc(q.key)) >= 0 && Buffer.compare(enc(k), enc(q.end)) < 0;
+  const live = [...state.values()]
+    .filter((kv) => inRange(kv.key))
+    .sort((x, y) => Buffer.compare(enc(x.key), enc(y.key)));
   let kvs = live.filter(
-    (kv) => !((q.minMod > 0 && kv.mod < q.minMod) || (q.maxMod > 0 && kv.mod > q.maxMod) || (q.minCreate > 0 && kv.create < q.minCreate) || (q.maxCreate > 0 && kv.create > q.maxCreate)),
+    (kv) =>
+      !(
+        (q.minMod > 0 && kv.mod < q.minMod) ||
+        (q.maxMod > 0 && kv.mod > q.maxMod) ||
+        (q.minCreate > 0 && kv.create < q.minCreate) ||
+        (q.maxCreate > 0 && kv.create > q.maxCreate)
+      ),
   );
   const order = q.sortTarget !== 0 && q.sortOrder === 0 ? 1 : q.sortOrder;
   if (order !== 0) {
     const by = (x: Kv, y: Kv): number =>
-      [Buffer.compare(enc(x.key), enc(y.key)), x.version - y.version, x.create - y.create, x.mod - y.mod, Buffer.compare(enc(x.value), enc(y.value))][q.sortTarget] as number;
+      [
+        Buffer.compare(enc(x.key), enc(y.key)),
+        x.version - y.version,
+        x.create - y.create,
+        x.mod - y.mod,
+        Buffer.compare(enc(x.value), enc(y.value)),
+      ][q.sortTarget] as number;
     kvs.sort(order === 2 ? (x, y) => by(y, x) : by);
   }
   let more = false;
@@ -102,9 +143,22 @@ function model(state: Map<string, Kv>, q: Req): { kvs: Kv[]; count: number; more
 function argsOf(q: Req): RangeTaskArgs {
   const span = layoutSpan(enc(q.key), q.end === undefined ? undefined : enc(q.end));
   return {
-    ...{ bucket: "key", metaBucket: "meta", compactKey: META, start: span.start, end: span.end, rev: q.rev, limit: q.limit },
+    ...{
+      bucket: "key",
+      metaBucket: "meta",
+      compactKey: META,
+      start: span.start,
+      end: span.end,
+      rev: q.rev,
+      limit: q.limit,
+    },
     ...{ sortOrder: q.sortOrder, sortTarget: q.sortTarget, countOnly: q.countOnly, keysOnly: q.keysOnly },
-    ...{ minModRevision: q.minMod, maxModRevision: q.maxMod, minCreateRevision: q.minCreate, maxCreateRevision: q.maxCreate },
+    ...{
+      minModRevision: q.minMod,
+      maxModRevision: q.maxMod,
+      minCreateRevision: q.minCreate,
+      maxCreateRevision: q.maxCreate,
+    },
     ...{ frameHeadBytes: 64, frameTailBytes: 16 },
   };
 }
@@ -118,7 +172,13 @@ function framesOf(res: RangeTaskResult): Kv[] {
     const start = res.starts[i] as number;
     const end = res.ends[i] as number;
     const kv = decodeKeyValue(res.packed.subarray(start, end));
-    out.push({ key: dec(kv.key), value: dec(kv.value), create: kv.createRevision, mod: kv.modRevision, version: kv.version });
+    out.push({
+      key: dec(kv.key),
+      value: dec(kv.value),
+      create: kv.createRevision,
+      mod: kv.modRevision,
+      version: kv.version,
+    });
     pos = end;
   }
   expect(pos, "frames end at framedEnd").toBe(res.framedEnd);
@@ -128,7 +188,10 @@ function framesOf(res: RangeTaskResult): Kv[] {
 
 const key = fc.constantFrom(...KEYS);
 const historyArb: fc.Arbitrary<History> = fc.array(
-  fc.array(fc.record({ key, value: fc.option(fc.string({ maxLength: 40 }), { nil: undefined, freq: 4 }) }), { minLength: 1, maxLength: 3 }),
+  fc.array(fc.record({ key, value: fc.option(fc.string({ maxLength: 40 }), { nil: undefined, freq: 4 }) }), {
+    minLength: 1,
+    maxLength: 3,
+  }),
   { minLength: 1, maxLength: 14 },
 );
 const spanArb = fc.oneof(
@@ -137,24 +200,46 @@ const spanArb = fc.oneof(
   fc.constant({ key: "\u0000", end: "\u0000" as string | undefined }),
 );
 const reqArb = (revs: number): fc.Arbitrary<Req> =>
-  fc.record({
-    span: spanArb,
-    rev: fc.integer({ min: 1, max: revs + 1 }),
-    limit: fc.integer({ min: 0, max: 4 }),
-    sortOrder: fc.integer({ min: 0, max: 2 }),
-    sortTarget: fc.integer({ min: 0, max: 4 }),
-    keysOnly: fc.boolean(),
-    countOnly: fc.boolean(),
-    filter: fc.tuple(fc.integer({ min: 0, max: revs + 1 }), fc.integer({ min: 0, max: revs + 1 }), fc.integer({ min: 0, max: revs + 1 }), fc.integer({ min: 0, max: revs + 1 })),
-    noFilter: fc.boolean(),
-  }).map((r) => {
-    const [minMod, maxMod, minCreate, maxCreate] = r.noFilter ? [0, 0, 0, 0] : r.filter;
-    return { key: r.span.key, end: r.span.end, rev: r.rev, limit: r.limit, sortOrder: r.sortOrder, sortTarget: r.sortTarget, keysOnly: r.keysOnly, countOnly: r.countOnly, minMod, maxMod, minCreate, maxCreate };
-  });
+  fc
+    .record({
+      span: spanArb,
+      rev: fc.integer({ min: 1, max: revs + 1 }),
+      limit: fc.integer({ min: 0, max: 4 }),
+      sortOrder: fc.integer({ min: 0, max: 2 }),
+      sortTarget: fc.integer({ min: 0, max: 4 }),
+      keysOnly: fc.boolean(),
+      countOnly: fc.boolean(),
+      filter: fc.tuple(
+        fc.integer({ min: 0, max: revs + 1 }),
+        fc.integer({ min: 0, max: revs + 1 }),
+        fc.integer({ min: 0, max: revs + 1 }),
+        fc.integer({ min: 0, max: revs + 1 }),
+      ),
+      noFilter: fc.boolean(),
+    })
+    .map((r) => {
+      const [minMod, maxMod, minCreate, maxCreate] = r.noFilter ? [0, 0, 0, 0] : r.filter;
+      return {
+        key: r.span.key,
+        end: r.span.end,
+        rev: r.rev,
+        limit: r.limit,
+        sortOrder: r.sortOrder,
+        sortTarget: r.sortTarget,
+        keysOnly: r.keysOnly,
+        countOnly: r.countOnly,
+        minMod,
+        maxMod,
+        minCreate,
+        maxCreate,
+      };
+    });
 
 describe("range task", () => {
   it("agrees with the model, with fresh and with reused entry buffers", () => {
-    const cases = historyArb.chain((h) => fc.tuple(fc.constant(h), fc.array(reqArb(h.length), { minLength: 1, maxLength: 8 })));
+    const cases = historyArb.chain((h) =>
+      fc.tuple(fc.constant(h), fc.array(reqArb(h.length), { minLength: 1, maxLength: 8 })),
+    );
     fc.assert(
       fc.property(cases, ([history, reqs]) => {
         const { rows, states } = build(history);
@@ -178,9 +263,25 @@ describe("range task", () => {
     const value = new Uint8Array(3000).fill(0x61);
     for (let i = 0; i < 200; i++) {
       const k = enc(`pod-${String(i).padStart(4, "0")}`);
-      rows.push({ key: layoutKey(k, { main: 2, sub: i }), value: encodeKeyValue({ key: k, createRevision: 2, modRevision: 2, version: 1, value, lease: 0n }) });
+      rows.push({
+        key: layoutKey(k, { main: 2, sub: i }),
+        value: encodeKeyValue({ key: k, createRevision: 2, modRevision: 2, version: 1, value, lease: 0n }),
+      });
     }
-    const q: Req = { key: "pod-", end: "pod.", rev: 2, limit: 0, sortOrder: 0, sortTarget: 0, keysOnly: false, countOnly: false, minMod: 0, maxMod: 0, minCreate: 0, maxCreate: 0 };
+    const q: Req = {
+      key: "pod-",
+      end: "pod.",
+      rev: 2,
+      limit: 0,
+      sortOrder: 0,
+      sortTarget: 0,
+      keysOnly: false,
+      countOnly: false,
+      minMod: 0,
+      maxMod: 0,
+      minCreate: 0,
+      maxCreate: 0,
+    };
     const Growable = SharedArrayBuffer as unknown as new (bytes: number, o: { maxByteLength: number }) => Slab;
     const slab = new Growable(64 * 1024, { maxByteLength: 2 ** 31 - 1 });
     const lending: ReadView = { ...viewOf(rows, true), lendOutput: () => slab };
@@ -211,7 +312,8 @@ describe("range task", () => {
 
   it("a compaction between two snapshots of a renewable scan makes the task read again in one snapshot", () => {
     // a@2 put, a@3 delete (tombstone), b@4 put. Range at rev 4 over [a, c): only b.
-    const kv = (k: string, rev: number): Uint8Array => encodeKeyValue({ key: enc(k), createRevision: rev, modRevision: rev, version: 1, value: enc("v"), lease: 0n });
+    const kv = (k: string, rev: number): Uint8Array =>
+      encodeKeyValue({ key: enc(k), createRevision: rev, modRevision: rev, version: 1, value: enc("v"), lease: 0n });
     const before: Entry[] = [
       { key: layoutKey(enc("a"), { main: 2, sub: 0 }), value: kv("a", 2) },
       { key: layoutKey(enc("a"), { main: 3, sub: 0 }), value: new Uint8Array(0) },
@@ -235,10 +337,26 @@ describe("range task", () => {
         yield* after.filter((r) => inSpan(r.key, span));
       },
     };
-    const q: Req = { key: "a", end: "c", rev: 4, limit: 0, sortOrder: 0, sortTarget: 0, keysOnly: false, countOnly: false, minMod: 0, maxMod: 0, minCreate: 0, maxCreate: 0 };
+    const q: Req = {
+      key: "a",
+      end: "c",
+      rev: 4,
+      limit: 0,
+      sortOrder: 0,
+      sortTarget: 0,
+      keysOnly: false,
+      countOnly: false,
+      minMod: 0,
+      maxMod: 0,
+      minCreate: 0,
+      maxCreate: 0,
+    };
     const res = rangeTask(view, argsOf(q));
     expect(singleSnapshotScans, "read again in one snapshot").toBe(1);
-    expect(framesOf(res).map((k) => k.key), "a was deleted at 3: only b at 4").toEqual(["b"]);
+    expect(
+      framesOf(res).map((k) => k.key),
+      "a was deleted at 3: only b at 4",
+    ).toEqual(["b"]);
     expect(res.count).toBe(1);
   });
 });

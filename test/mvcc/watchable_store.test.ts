@@ -69,7 +69,10 @@ describe("watch", () => {
     expect(revs).toEqual(want);
     expect(flat(got)).toContain("DEL k1@32");
     const del = got.flatMap((r) => r.events).find((e) => e.type === EventType.DELETE);
-    expect(del?.prevKv !== undefined ? dec(decodeKeyValue(del.prevKv).value) : "none", "history prev_kv of the delete").toBe("v29");
+    expect(
+      del?.prevKv !== undefined ? dec(decodeKeyValue(del.prevKv).value) : "none",
+      "history prev_kv of the delete",
+    ).toBe("v29");
   });
 
   it("a watch from a revision past the current one gets nothing below it (a member behind the one a client left)", async () => {

@@ -62,6 +62,9 @@ describe("worker ranges over many snapshots", () => {
     expect(commits, `commits made while the range was in flight: ${commits}`).toBeGreaterThanOrEqual(1);
     expect(worker.count, `count at R=${worker.revision}`).toBe(atR.count);
     expect(worker.count, "some keys deleted before R").toBeLessThan(KEYS);
-    expect(worker.kvs.map((b) => Buffer.from(b).toString("hex")), "kvs at R").toEqual(atR.kvs.map((b) => Buffer.from(b).toString("hex")));
+    expect(
+      worker.kvs.map((b) => Buffer.from(b).toString("hex")),
+      "kvs at R",
+    ).toEqual(atR.kvs.map((b) => Buffer.from(b).toString("hex")));
   });
 });

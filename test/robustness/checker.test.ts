@@ -52,9 +52,24 @@ describe("robustness checker: good histories pass", () => {
 
 describe("robustness checker: unknown outcomes are resolved by what the watches saw", () => {
   it("two lease revokes of unknown outcome compete for one revision; the watch names the one that happened", () => {
-    const kv = (key: string, value: string, mod: number, lease: string, create = mod, ver = 1) => ({ key, value, mod, create, ver, lease });
-    const op = (id: number, input: OpRecord["input"], invoke: number, complete: number, output?: OpRecord["output"]): OpRecord =>
-      output === undefined ? { t: "op", id, client: id, input, invoke, complete, outcome: "unknown", error: "timeout" } : { t: "op", id, client: id, input, invoke, complete, outcome: "ok", output };
+    const kv = (key: string, value: string, mod: number, lease: string, create = mod, ver = 1) => ({
+      key,
+      value,
+      mod,
+      create,
+      ver,
+      lease,
+    });
+    const op = (
+      id: number,
+      input: OpRecord["input"],
+      invoke: number,
+      complete: number,
+      output?: OpRecord["output"],
+    ): OpRecord =>
+      output === undefined
+        ? { t: "op", id, client: id, input, invoke, complete, outcome: "unknown", error: "timeout" }
+        : { t: "op", id, client: id, input, invoke, complete, outcome: "ok", output };
     const records: HistoryRecord[] = [
       op(0, { kind: "grant", ttl: 60 }, 0, 1, { rev: 1, member: "m", lease: "11" }),
       op(1, { kind: "grant", ttl: 60 }, 2, 3, { rev: 1, member: "m", lease: "22" }),
@@ -65,10 +80,32 @@ describe("robustness checker: unknown outcomes are resolved by what the watches 
       op(5, { kind: "revoke", lease: "22" }, 9, 20),
       op(6, { kind: "put", key: "/k1", value: "c" }, 21, 22, { rev: 5, member: "m" }),
       op(7, { kind: "put", key: "/k2", value: "d" }, 23, 24, { rev: 6, member: "m" }),
-      { t: "watch-open", watch: 0, session: 0, time: 0, prefix: "/", startRev: 1, prevKv: false, progressNotify: false, reason: "new" },
-      { t: "watch", watch: 0, session: 0, time: 30, member: "m", rev: 6, events: [
-        { type: "PUT", kv: kv("/k1", "a", 2, "11") }, { type: "PUT", kv: kv("/k2", "b", 3, "22") }, { type: "DELETE", kv: { ...kv("/k2", "", 4, "0"), create: 0, ver: 0 } },
-        { type: "PUT", kv: kv("/k1", "c", 5, "0", 2, 2) }, { type: "PUT", kv: kv("/k2", "d", 6, "0") }] },
+      {
+        t: "watch-open",
+        watch: 0,
+        session: 0,
+        time: 0,
+        prefix: "/",
+        startRev: 1,
+        prevKv: false,
+        progressNotify: false,
+        reason: "new",
+      },
+      {
+        t: "watch",
+        watch: 0,
+        session: 0,
+        time: 30,
+        member: "m",
+        rev: 6,
+        events: [
+          { type: "PUT", kv: kv("/k1", "a", 2, "11") },
+          { type: "PUT", kv: kv("/k2", "b", 3, "22") },
+          { type: "DELETE", kv: { ...kv("/k2", "", 4, "0"), create: 0, ver: 0 } },
+          { type: "PUT", kv: kv("/k1", "c", 5, "0", 2, 2) },
+          { type: "PUT", kv: kv("/k2", "d", 6, "0") },
+        ],
+      },
     ];
     const r = check(records);
     expect(r.violations, formatReport(r)).toEqual([]);
@@ -81,13 +118,33 @@ describe("robustness checker: mutations are caught", () => {
     const records = clone(h.records);
     // A get that began after a later write to its key had completed, answered with the value before that write.
     const all = ops(records);
-    const victim = all.find((g) => g.input.kind === "get" && !g.input.serializable && g.output !== undefined &&
-      all.some((w) => w.input.kind === "put" && "key" in g.input && w.input.key === g.input.key && w.output !== undefined && w.complete < g.invoke && w.output.rev > 3))!;
+    const victim = all.find(
+      (g) =>
+        g.input.kind === "get" &&
+        !g.input.serializable &&
+        g.output !== undefined &&
+        all.some(
+          (w) =>
+            w.input.kind === "put" &&
+            "key" in g.input &&
+            w.input.key === g.input.key &&
+            w.output !== undefined &&
+            w.complete < g.invoke &&
+            w.output.rev > 3,
+        ),
+    )!;
     const key = (victim.input as { key: string }).key;
-    const write = all.filter((w) => w.input.kind === "put" && w.input.key === key && w.output !== undefined && w.complete < victim.invoke).pop()!;
+    const write = all
+      .filter(
+        (w) => w.input.kind === "put" && w.input.key === key && w.output !== undefined && w.complete < victim.invoke,
+      )
+      .pop()!;
     const staleRev = write.output!.rev - 1;
     const stale = h.snapshots[staleRev]!.get(key);
-    replace(records, victim, { ...victim, output: { ...victim.output!, rev: staleRev, kvs: stale === undefined ? [] : [stale] } });
+    replace(records, victim, {
+      ...victim,
+      output: { ...victim.output!, rev: staleRev, kvs: stale === undefined ? [] : [stale] },
+    });
     const r = check(records);
     expect(checksOf(records)).toContain("linearizability");
     expect(formatReport(r)).toContain(`#${victim.id} `);
@@ -95,14 +152,21 @@ describe("robustness checker: mutations are caught", () => {
 
   it("a read of a value never written", () => {
     const records = clone(fakeHistory(12).records);
-    const victim = ops(records).find((o) => o.input.kind === "get" && !o.input.serializable && (o.output?.kvs ?? []).length > 0)!;
-    replace(records, victim, { ...victim, output: { ...victim.output!, kvs: [{ ...victim.output!.kvs![0]!, value: "never-written" }] } });
+    const victim = ops(records).find(
+      (o) => o.input.kind === "get" && !o.input.serializable && (o.output?.kvs ?? []).length > 0,
+    )!;
+    replace(records, victim, {
+      ...victim,
+      output: { ...victim.output!, kvs: [{ ...victim.output!.kvs![0]!, value: "never-written" }] },
+    });
     expect(checksOf(records)).toContain("linearizability");
   });
 
   it("a stale serializable read (not the store at its revision)", () => {
     const records = clone(fakeHistory(13).records);
-    const victim = ops(records).find((o) => o.input.kind === "get" && o.input.serializable && (o.output?.kvs ?? []).length > 0)!;
+    const victim = ops(records).find(
+      (o) => o.input.kind === "get" && o.input.serializable && (o.output?.kvs ?? []).length > 0,
+    )!;
     replace(records, victim, { ...victim, output: { ...victim.output!, kvs: [] } });
     expect(checksOf(records)).toContain("serializable-read");
   });
@@ -110,9 +174,12 @@ describe("robustness checker: mutations are caught", () => {
   it("a lost acknowledged write (missing on every member after the final heal)", () => {
     const records = clone(fakeHistory(14).records);
     const finals = records.filter((r) => r.t === "final");
-    const lastPut = ops(records).filter((o) => o.input.kind === "put" && o.outcome === "ok").pop()!;
+    const lastPut = ops(records)
+      .filter((o) => o.input.kind === "put" && o.outcome === "ok")
+      .pop()!;
     const key = (lastPut.input as { key: string }).key;
-    for (const f of finals) if (f.t === "final") replace(records, f, { ...f, kvs: f.kvs.filter((kv) => kv.key !== key) });
+    for (const f of finals)
+      if (f.t === "final") replace(records, f, { ...f, kvs: f.kvs.filter((kv) => kv.key !== key) });
     const found = checksOf(records);
     expect(found).toContain("lost-write");
     expect(found).toContain("final-state");
@@ -127,7 +194,9 @@ describe("robustness checker: mutations are caught", () => {
 
   it("an event replayed by a resumed stream", () => {
     const records = clone(fakeHistory(16).records);
-    const first = watchResponses(records).filter((w) => w.session === 0).pop()!;
+    const first = watchResponses(records)
+      .filter((w) => w.session === 0)
+      .pop()!;
     const resumed = watchResponses(records).find((w) => w.session === 1)!;
     replace(records, resumed, { ...resumed, events: [...first.events, ...resumed.events] });
     expect(checksOf(records)).toContain("watch-duplicate");
@@ -154,7 +223,7 @@ describe("robustness checker: mutations are caught", () => {
   it("a watch event missing (a gap)", () => {
     const records = clone(fakeHistory(18).records);
     const w = watchResponses(records)[20]!;
-    replace(records, w, { ...w, events: [] , rev: w.rev - 1 });
+    replace(records, w, { ...w, events: [], rev: w.rev - 1 });
     records.splice(records.indexOf(w), 1);
     expect(checksOf(records)).toContain("watch-gap");
   });
@@ -162,7 +231,10 @@ describe("robustness checker: mutations are caught", () => {
   it("a wrong prev_kv", () => {
     const records = clone(fakeHistory(19).records);
     const w = watchResponses(records).find((x) => x.events.some((e) => e.prev !== undefined))!;
-    replace(records, w, { ...w, events: w.events.map((e) => (e.prev === undefined ? e : { ...e, prev: { ...e.prev, value: "bogus" } })) });
+    replace(records, w, {
+      ...w,
+      events: w.events.map((e) => (e.prev === undefined ? e : { ...e, prev: { ...e.prev, value: "bogus" } })),
+    });
     expect(checksOf(records)).toContain("watch-prev-kv");
   });
 
@@ -170,7 +242,15 @@ describe("robustness checker: mutations are caught", () => {
     const records = clone(fakeHistory(20).records);
     const ws = watchResponses(records).filter((w) => w.session === 0);
     const at = ws[3]!;
-    const ahead: WatchRecord = { t: "watch", watch: 0, session: 0, time: at.time - 0.5, member: "a1", rev: ws[6]!.rev, events: [] };
+    const ahead: WatchRecord = {
+      t: "watch",
+      watch: 0,
+      session: 0,
+      time: at.time - 0.5,
+      member: "a1",
+      rev: ws[6]!.rev,
+      events: [],
+    };
     records.splice(records.indexOf(at), 0, ahead);
     expect(checksOf(records)).toContain("watch-progress");
   });
@@ -182,8 +262,19 @@ describe("robustness checker: mutations are caught", () => {
     // A compaction at the resumed stream's start, done beside a read at a later revision, before it opened (fine);
     // the stream then asks for revision 2 instead and is served as if nothing was compacted.
     const at = open.startRev;
-    const read = ops(records).find((o) => o.input.kind === "get" && !o.input.serializable && o.output !== undefined && o.output.rev >= at)!;
-    records.push({ t: "op", id: 9999, client: 9, input: { kind: "compact", rev: at }, invoke: read.invoke, complete: read.complete, outcome: "ok", output: { rev: read.output!.rev, member: "a1" } });
+    const read = ops(records).find(
+      (o) => o.input.kind === "get" && !o.input.serializable && o.output !== undefined && o.output.rev >= at,
+    )!;
+    records.push({
+      t: "op",
+      id: 9999,
+      client: 9,
+      input: { kind: "compact", rev: at },
+      invoke: read.invoke,
+      complete: read.complete,
+      outcome: "ok",
+      output: { rev: read.output!.rev, member: "a1" },
+    });
     expect(checksOf(records)).toEqual([]);
     replace(records, open, { ...open, startRev: 2 });
     expect(checksOf(records)).toContain("watch-compaction");
@@ -197,10 +288,25 @@ describe("robustness checker: mutations are caught", () => {
 
   it("a member answering at a lower revision than it answered before", () => {
     const records = clone(fakeHistory(23).records);
-    const late = ops(records).filter((o) => o.input.kind === "get" && !o.input.serializable).pop()!;
+    const late = ops(records)
+      .filter((o) => o.input.kind === "get" && !o.input.serializable)
+      .pop()!;
     const early = ops(records).find((o) => o.output !== undefined && o.output.rev > 3)!;
-    records.push({ ...late, id: 5000, invoke: late.complete + 100, complete: late.complete + 101, output: { ...late.output!, member: "c3" } });
-    records.push({ ...early, id: 5001, invoke: late.complete + 200, complete: late.complete + 201, input: { kind: "get", key: "/registry/pods/a", serializable: true }, output: { rev: 2, member: "c3", kvs: [] } });
+    records.push({
+      ...late,
+      id: 5000,
+      invoke: late.complete + 100,
+      complete: late.complete + 101,
+      output: { ...late.output!, member: "c3" },
+    });
+    records.push({
+      ...early,
+      id: 5001,
+      invoke: late.complete + 200,
+      complete: late.complete + 201,
+      input: { kind: "get", key: "/registry/pods/a", serializable: true },
+      output: { rev: 2, member: "c3", kvs: [] },
+    });
     expect(checksOf(records)).toContain("member-revision");
   });
 
@@ -216,8 +322,13 @@ describe("robustness checker: a recorded etcd-ts history", () => {
   it("catches the watch that a lagging member served from below its start revision", () => {
     // Recorded by `npm run robustness -- --target etcd-ts --seed 2 --duration 25s`: after a paused follower came
     // back, two watches resumed on it from revisions past its own were sent events from older revisions.
-    const text = gunzipSync(readFileSync(join(import.meta.dirname, "histories/etcd-ts-3-seed2-watch-below-start.jsonl.gz"))).toString("utf8");
-    const records = text.split("\n").filter((l) => l.length > 0).map((l) => JSON.parse(l) as HistoryRecord);
+    const text = gunzipSync(
+      readFileSync(join(import.meta.dirname, "histories/etcd-ts-3-seed2-watch-below-start.jsonl.gz")),
+    ).toString("utf8");
+    const records = text
+      .split("\n")
+      .filter((l) => l.length > 0)
+      .map((l) => JSON.parse(l) as HistoryRecord);
     const r = check(records);
     expect(r.linearization.ok).toBe(true);
     expect(new Set(r.violations.map((v) => v.check))).toEqual(new Set(["watch-start", "watch-order"]));

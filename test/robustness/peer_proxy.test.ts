@@ -28,7 +28,14 @@ describe("flowOf", () => {
 async function agreedLeader(c: EtcdCluster): Promise<bigint> {
   let id = 0n;
   await until("every member to follow one leader", 20_000, async () => {
-    const leaders = await Promise.all([0, 1, 2].map((i) => c.status(i).then((st) => st.leader, () => 0n)));
+    const leaders = await Promise.all(
+      [0, 1, 2].map((i) =>
+        c.status(i).then(
+          (st) => st.leader,
+          () => 0n,
+        ),
+      ),
+    );
     id = leaders[0]!;
     return id !== 0n && leaders.every((x) => x === id);
   });

@@ -16,7 +16,17 @@ import type { ClusterKind } from "../../harness/targets/make.js";
 
 async function runAndCheck(target: ClusterKind, seed: number, durationMs: number): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "robustness-"));
-  const path = await runOnce({ target, members: 3, seed, durationMs, faults: [...FAULTS], mix: "kube", clients: 4, watches: 3, dir });
+  const path = await runOnce({
+    target,
+    members: 3,
+    seed,
+    durationMs,
+    faults: [...FAULTS],
+    mix: "kube",
+    clients: 4,
+    watches: 3,
+    dir,
+  });
   const h = readHistory(path);
   const report = checkHistory(h);
   expect(report.violations, `${formatReport(report)}\nhistory kept at ${path}`).toEqual([]);

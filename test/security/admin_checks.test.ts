@@ -26,10 +26,16 @@ function setUp(m: Member): { onlyA: string; mixed: string; memberId: string; pee
   const onlyA = lease();
   const mixed = lease();
   const steps = [
-    ["user", "add", "root", "--new-user-password", "rootpw"], ["role", "add", "root"], ["user", "grant-role", "root", "root"],
-    ["user", "add", "alice", "--new-user-password", "alicepw"], ["role", "add", "r"], ["role", "grant-permission", "r", "read", "a", "b"],
+    ["user", "add", "root", "--new-user-password", "rootpw"],
+    ["role", "add", "root"],
+    ["user", "grant-role", "root", "root"],
+    ["user", "add", "alice", "--new-user-password", "alicepw"],
+    ["role", "add", "r"],
+    ["role", "grant-permission", "r", "read", "a", "b"],
     ["user", "grant-role", "alice", "r"],
-    ["put", "a1", "v", "--lease", onlyA], ["put", "a2", "v", "--lease", mixed], ["put", "z1", "v", "--lease", mixed],
+    ["put", "a1", "v", "--lease", onlyA],
+    ["put", "a2", "v", "--lease", mixed],
+    ["put", "z1", "v", "--lease", mixed],
     ["auth", "enable"],
   ];
   for (const s of steps) expect(ctl(m, s), s.join(" ")).not.toMatch(/^etcdserver|Error|rpc error/);
@@ -42,7 +48,10 @@ describe.runIf(haveEtcd())("admin-only operations with auth enabled, etcd-ts aga
   const fixture = new Map<Kind, ReturnType<typeof setUp>>();
   beforeAll(async () => {
     for (const kind of KINDS) {
-      const m = await startMember(kind, ["--bcrypt-cost", "4", "--experimental-peer-fault-injection"].slice(0, kind === "etcd" ? 2 : 3));
+      const m = await startMember(
+        kind,
+        ["--bcrypt-cost", "4", "--experimental-peer-fault-injection"].slice(0, kind === "etcd" ? 2 : 3),
+      );
       members.set(kind, m);
       fixture.set(kind, setUp(m));
     }
@@ -51,7 +60,10 @@ describe.runIf(haveEtcd())("admin-only operations with auth enabled, etcd-ts aga
     for (const m of members.values()) await m.stop();
   });
 
-  const on = (kind: Kind): { m: Member; f: ReturnType<typeof setUp> } => ({ m: members.get(kind) as Member, f: fixture.get(kind) as ReturnType<typeof setUp> });
+  const on = (kind: Kind): { m: Member; f: ReturnType<typeof setUp> } => ({
+    m: members.get(kind) as Member,
+    f: fixture.get(kind) as ReturnType<typeof setUp>,
+  });
 
   it("member add/remove/update/promote by a non-root user: permission denied on both", () => {
     const got = KINDS.map((kind) => {
@@ -72,7 +84,9 @@ describe.runIf(haveEtcd())("admin-only operations with auth enabled, etcd-ts aga
   it("root may update a member; any user may list them", () => {
     for (const kind of KINDS) {
       const { m, f } = on(kind);
-      expect(ctl(m, ["member", "update", f.memberId, "--peer-urls", f.peerUrl], "root:rootpw"), kind).toMatch(/updated in cluster/);
+      expect(ctl(m, ["member", "update", f.memberId, "--peer-urls", f.peerUrl], "root:rootpw"), kind).toMatch(
+        /updated in cluster/,
+      );
       expect(ctl(m, ["member", "list"], "alice:alicepw"), kind).toContain(f.peerUrl);
     }
   });
@@ -82,7 +96,9 @@ describe.runIf(haveEtcd())("admin-only operations with auth enabled, etcd-ts aga
     expect(ctl(m, ["lease", "timetolive", f.onlyA, "--keys"], "alice:alicepw")).toMatch(/attached keys\(\[a1\]\)/);
     expect(ctl(m, ["lease", "timetolive", f.mixed, "--keys"], "alice:alicepw")).toBe("etcdserver: permission denied");
     expect(ctl(m, ["lease", "timetolive", f.mixed], "alice:alicepw")).toMatch(/granted with TTL\(600s\)/);
-    expect(ctl(m, ["lease", "timetolive", f.mixed, "--keys"], "root:rootpw")).toMatch(/attached keys\(\[(a2 z1|z1 a2)\]\)/);
+    expect(ctl(m, ["lease", "timetolive", f.mixed, "--keys"], "root:rootpw")).toMatch(
+      /attached keys\(\[(a2 z1|z1 a2)\]\)/,
+    );
   });
 
   it("/debug/peer-faults answers root's token only and refuses an oversized body", async () => {
@@ -93,7 +109,9 @@ describe.runIf(haveEtcd())("admin-only operations with auth enabled, etcd-ts aga
     };
     const heal = JSON.stringify({ isolate: false });
     expect((await http(m.endpoint, "PUT", "/debug/peer-faults", heal)).status).toBe(403);
-    expect((await http(m.endpoint, "PUT", "/debug/peer-faults", heal, await token("alice", "alicepw"))).status).toBe(403);
+    expect((await http(m.endpoint, "PUT", "/debug/peer-faults", heal, await token("alice", "alicepw"))).status).toBe(
+      403,
+    );
     const root = await token("root", "rootpw");
     expect((await http(m.endpoint, "PUT", "/debug/peer-faults", "x".repeat(100_000), root)).status).toBe(413);
     expect(await http(m.endpoint, "PUT", "/debug/peer-faults", heal, root)).toEqual({ status: 200, body: heal });
@@ -104,22 +122,38 @@ describe("/debug/peer-faults from a remote address", () => {
   it("is refused before the server or the body is looked at", () => {
     const handler = clientHttpHandler({} as EtcdServer, { server: "x", cluster: "x" }, { peerFaultInjection: true });
     let status = 0;
-    const req = { url: "/debug/peer-faults", method: "PUT", socket: { remoteAddress: "10.1.2.3" }, headers: {} } as unknown as IncomingMessage;
+    const req = {
+      url: "/debug/peer-faults",
+      method: "PUT",
+      socket: { remoteAddress: "10.1.2.3" },
+      headers: {},
+    } as unknown as IncomingMessage;
     const res = { writeHead: (s: number) => ((status = s), { end: () => undefined }) } as unknown as ServerResponse;
     handler(req, res, {} as Gateway);
     expect(status).toBe(403);
   });
 });
 
-function http(endpoint: string, method: string, path: string, body: string, token?: string): Promise<{ status: number; body: string }> {
+function http(
+  endpoint: string,
+  method: string,
+  path: string,
+  body: string,
+  token?: string,
+): Promise<{ status: number; body: string }> {
   const [host, port] = endpoint.split(":");
   return new Promise((resolve, reject) => {
-    const req = request({ host, port: Number(port), method, path, headers: token === undefined ? {} : { Authorization: token } }, (res) => {
-      let text = "";
-      res.on("data", (c: Buffer) => (text += c.toString()));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, body: text.trim() }));
-    });
-    req.on("error", (err) => (method === "PUT" && body.length > 4096 ? resolve({ status: 413, body: String(err) }) : reject(err)));
+    const req = request(
+      { host, port: Number(port), method, path, headers: token === undefined ? {} : { Authorization: token } },
+      (res) => {
+        let text = "";
+        res.on("data", (c: Buffer) => (text += c.toString()));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body: text.trim() }));
+      },
+    );
+    req.on("error", (err) =>
+      method === "PUT" && body.length > 4096 ? resolve({ status: 413, body: String(err) }) : reject(err),
+    );
     req.end(body);
   });
 }

@@ -37,7 +37,8 @@ async function session(kind: Kind, flags: readonly string[]): Promise<Session> {
   const m = await startMember(kind, ["--bcrypt-cost", "4", ...flags]);
   const raw = new RawEtcd(m.endpoint);
   return {
-    m, raw,
+    m,
+    raw,
     auth: async (method, ...fields) => outcome(await raw.call("Auth", method, pb.msg(...fields))),
     login: (name, password) => raw.call("Auth", "Authenticate", pb.msg(pb.bytes(1, name), pb.bytes(2, password))),
   };
@@ -100,7 +101,7 @@ describe.runIf(haveEtcd())("bad auth input, etcd-ts against real etcd 3.4", () =
     const listed = await each(async (s) => {
       const users = await s.raw.call("Auth", "UserList", Buffer.alloc(0), await token(s));
       expect(users.ok, outcome(users)).toBe(true);
-      return (users.ok ? fieldsOf(users.body).get(2) ?? [] : []).map((b) => b.toString("hex"));
+      return (users.ok ? (fieldsOf(users.body).get(2) ?? []) : []).map((b) => b.toString("hex"));
     });
     for (const k of ["nul", "long"] as const) {
       const hex = ODD_NAMES[k]!.toString("hex");
@@ -122,8 +123,14 @@ describe.runIf(haveEtcd())("bad auth input, etcd-ts against real etcd 3.4", () =
       bigFirst72: outcome(await s.login("big", BIG_PASSWORD.subarray(0, 72))),
     }));
     const want = {
-      nul: "ok", invalidUtf8: "ok", long: "ok", emptyWithEmpty: "ok", emptyWithOther: AUTH_FAILED, big: "ok",
-      bigWrongLastByte: "ok", bigFirst72: "ok",
+      nul: "ok",
+      invalidUtf8: "ok",
+      long: "ok",
+      emptyWithEmpty: "ok",
+      emptyWithOther: AUTH_FAILED,
+      big: "ok",
+      bigWrongLastByte: "ok",
+      bigFirst72: "ok",
     };
     expect(got.etcd).toEqual(want);
     expect(got["etcd-ts"]).toEqual(want);
@@ -164,17 +171,24 @@ describe.runIf(haveEtcd())("a JWT signed by another key, etcd-ts against real et
 
   it("refuses it with 'invalid auth token' on both; the server's own token puts", async () => {
     const put = pb.msg(pb.bytes(1, "k"), pb.bytes(2, "v"));
-    const got = await Promise.all(sessions.map(async (s) => {
-      await enableWithRoot(s);
-      const own = await token(s);
-      return {
-        ownShape: own.split(".").length,
-        own: outcome(await s.raw.call("KV", "Put", put, own)),
-        forged: outcome(await s.raw.call("KV", "Put", put, forged)),
-        none: outcome(await s.raw.call("KV", "Put", put)),
-      };
-    }));
-    expect(got[0]).toEqual({ ownShape: 3, own: "ok", forged: "16: etcdserver: invalid auth token", none: "3: etcdserver: user name is empty" });
+    const got = await Promise.all(
+      sessions.map(async (s) => {
+        await enableWithRoot(s);
+        const own = await token(s);
+        return {
+          ownShape: own.split(".").length,
+          own: outcome(await s.raw.call("KV", "Put", put, own)),
+          forged: outcome(await s.raw.call("KV", "Put", put, forged)),
+          none: outcome(await s.raw.call("KV", "Put", put)),
+        };
+      }),
+    );
+    expect(got[0]).toEqual({
+      ownShape: 3,
+      own: "ok",
+      forged: "16: etcdserver: invalid auth token",
+      none: "3: etcdserver: user name is empty",
+    });
     expect(got[1], "etcd-ts as etcd").toEqual(got[0]);
   });
 });

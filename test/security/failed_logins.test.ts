@@ -20,14 +20,21 @@ const IN_FLIGHT = 32;
 const attempt = (i: number): [string, string] => (i % 2 === 0 ? ["alice", `wrong-${i}`] : [`ghost-${i}`, "pw"]);
 
 /** Runs failures [from, to) through `login`, IN_FLIGHT at a time; counts the outcomes. */
-async function storm(from: number, to: number, login: (name: string, pw: string) => Promise<string>, outcomes: Map<string, number>): Promise<void> {
+async function storm(
+  from: number,
+  to: number,
+  login: (name: string, pw: string) => Promise<string>,
+  outcomes: Map<string, number>,
+): Promise<void> {
   let next = from;
-  await Promise.all(Array.from({ length: IN_FLIGHT }, async () => {
-    while (next < to) {
-      const o = await login(...attempt(next++));
-      outcomes.set(o, (outcomes.get(o) ?? 0) + 1);
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: IN_FLIGHT }, async () => {
+      while (next < to) {
+        const o = await login(...attempt(next++));
+        outcomes.set(o, (outcomes.get(o) ?? 0) + 1);
+      }
+    }),
+  );
 }
 
 describe("10,000 failed logins in process", () => {
@@ -46,7 +53,10 @@ describe("10,000 failed logins in process", () => {
     await h.enableWithRoot();
     const outcomes = new Map<string, number>();
     const login = (name: string, pw: string): Promise<string> =>
-      h.store.authenticate(name, pw).then(() => "ok", (err: unknown) => String((err as { code?: string }).code));
+      h.store.authenticate(name, pw).then(
+        () => "ok",
+        (err: unknown) => String((err as { code?: string }).code),
+      );
     await storm(0, 1_000, login, outcomes);
     gc();
     const heapWarm = process.memoryUsage().heapUsed;
@@ -73,13 +83,17 @@ describe.runIf(haveEtcd())("2,000 failed logins over the wire, etcd-ts against r
 
   async function run(m: Member): Promise<{ outcomes: [string, number][]; bob: string[]; alice: string }> {
     const raw = new RawEtcd(m.endpoint);
-    const call = async (method: string, ...f: Buffer[]): Promise<string> => outcome(await raw.call("Auth", method, pb.msg(...f)));
-    const login = (name: string, pw: string): Promise<string> => call("Authenticate", pb.bytes(1, name), pb.bytes(2, pw));
+    const call = async (method: string, ...f: Buffer[]): Promise<string> =>
+      outcome(await raw.call("Auth", method, pb.msg(...f)));
+    const login = (name: string, pw: string): Promise<string> =>
+      call("Authenticate", pb.bytes(1, name), pb.bytes(2, pw));
     try {
       const setup = [
-        await call("RoleAdd", pb.bytes(1, "root")), await call("UserAdd", pb.bytes(1, "root"), pb.bytes(2, "rootpw")),
+        await call("RoleAdd", pb.bytes(1, "root")),
+        await call("UserAdd", pb.bytes(1, "root"), pb.bytes(2, "rootpw")),
         await call("UserGrantRole", pb.bytes(1, "root"), pb.bytes(2, "root")),
-        await call("UserAdd", pb.bytes(1, "alice"), pb.bytes(2, "alice-pw")), await call("UserAdd", pb.bytes(1, "bob"), pb.bytes(2, "bob-pw")),
+        await call("UserAdd", pb.bytes(1, "alice"), pb.bytes(2, "alice-pw")),
+        await call("UserAdd", pb.bytes(1, "bob"), pb.bytes(2, "bob-pw")),
         await call("AuthEnable"),
       ];
       expect(setup, `${m.kind} setup`).toEqual(Array<string>(6).fill("ok"));

@@ -38,12 +38,32 @@ export async function startMember(kind: Kind, extra: readonly string[] = [], tls
   const clientUrl = `${tls === undefined ? "http" : "https"}://127.0.0.1:${client}`;
   const peerUrl = `http://127.0.0.1:${peer}`;
   const args = [
-    "--name", "sec", "--data-dir", dataDir, "--listen-client-urls", clientUrl, "--advertise-client-urls", clientUrl,
-    "--listen-peer-urls", peerUrl, "--initial-advertise-peer-urls", peerUrl, "--initial-cluster", `sec=${peerUrl}`,
-    "--logger", "zap", "--log-outputs", "stderr", ...(tls?.flags ?? []), ...extra,
+    "--name",
+    "sec",
+    "--data-dir",
+    dataDir,
+    "--listen-client-urls",
+    clientUrl,
+    "--advertise-client-urls",
+    clientUrl,
+    "--listen-peer-urls",
+    peerUrl,
+    "--initial-advertise-peer-urls",
+    peerUrl,
+    "--initial-cluster",
+    `sec=${peerUrl}`,
+    "--logger",
+    "zap",
+    "--log-outputs",
+    "stderr",
+    ...(tls?.flags ?? []),
+    ...extra,
   ];
   const io = { stdio: ["ignore", "ignore", "pipe"] as ("ignore" | "pipe")[] };
-  const child = kind === "etcd" ? spawn("etcd", args, io) : spawn(process.execPath, [join(REPO, "dist/core/cli/main.js"), ...args], io);
+  const child =
+    kind === "etcd"
+      ? spawn("etcd", args, io)
+      : spawn(process.execPath, [join(REPO, "dist/core/cli/main.js"), ...args], io);
   let log = "";
   child.stderr?.on("data", (b: Buffer) => (log += b.toString()));
   const exited = new Promise<void>((r) => child.once("exit", () => r()));
@@ -57,8 +77,14 @@ export async function startMember(kind: Kind, extra: readonly string[] = [], tls
     rmSync(dataDir, { recursive: true, force: true });
   };
   const m: Member = {
-    kind, endpoint: `127.0.0.1:${client}`, pid: child.pid ?? 0, dataDir, log: () => log, stop,
-    rssKib: () => Number(/^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${child.pid ?? 0}/status`, "utf8"))?.[1] ?? Number.NaN),
+    kind,
+    endpoint: `127.0.0.1:${client}`,
+    pid: child.pid ?? 0,
+    dataDir,
+    log: () => log,
+    stop,
+    rssKib: () =>
+      Number(/^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${child.pid ?? 0}/status`, "utf8"))?.[1] ?? Number.NaN),
   };
   try {
     await untilServing(m, () => child.exitCode !== null, tls?.client);
@@ -76,7 +102,8 @@ async function untilServing(m: Member, exitedNow: () => boolean, tls: MemberTls[
     for (;;) {
       const r = await raw.call("KV", "Put", pb.msg(pb.bytes(1, "ready"), pb.bytes(2, "1")));
       if (r.ok) return;
-      if (exitedNow() || Date.now() > deadline) throw new Error(`${m.kind} not serving: ${r.details}\n${m.log().slice(-1500)}`);
+      if (exitedNow() || Date.now() > deadline)
+        throw new Error(`${m.kind} not serving: ${r.details}\n${m.log().slice(-1500)}`);
       await new Promise((res) => setTimeout(res, 50));
     }
   } finally {
@@ -90,10 +117,28 @@ export async function runToExit(kind: Kind, extra: readonly string[]): Promise<{
   const dataDir = mkdtempSync(join(tmpdir(), `etcd-ts-security-${kind}-`));
   const clientUrl = `https://127.0.0.1:${client}`;
   const peerUrl = `http://127.0.0.1:${peer}`;
-  const args = ["--name", "sec", "--data-dir", dataDir, "--listen-client-urls", clientUrl, "--advertise-client-urls", clientUrl,
-    "--listen-peer-urls", peerUrl, "--initial-advertise-peer-urls", peerUrl, "--initial-cluster", `sec=${peerUrl}`, ...extra];
+  const args = [
+    "--name",
+    "sec",
+    "--data-dir",
+    dataDir,
+    "--listen-client-urls",
+    clientUrl,
+    "--advertise-client-urls",
+    clientUrl,
+    "--listen-peer-urls",
+    peerUrl,
+    "--initial-advertise-peer-urls",
+    peerUrl,
+    "--initial-cluster",
+    `sec=${peerUrl}`,
+    ...extra,
+  ];
   const io = { stdio: ["ignore", "ignore", "pipe"] as ("ignore" | "pipe")[] };
-  const child = kind === "etcd" ? spawn("etcd", args, io) : spawn(process.execPath, [join(REPO, "dist/core/cli/main.js"), ...args], io);
+  const child =
+    kind === "etcd"
+      ? spawn("etcd", args, io)
+      : spawn(process.execPath, [join(REPO, "dist/core/cli/main.js"), ...args], io);
   let log = "";
   child.stderr?.on("data", (b: Buffer) => (log += b.toString()));
   const timer = setTimeout(() => child.kill("SIGKILL"), 15_000);

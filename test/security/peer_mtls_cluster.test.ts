@@ -27,20 +27,63 @@ interface Proc {
 
 async function slot(name: string): Promise<Proc> {
   const [clientPort, peerPort] = [await freePort(), await freePort()];
-  return { name, clientPort, peerUrl: `https://127.0.0.1:${peerPort}`, dataDir: mkdtempSync(join(tmpdir(), `etcd-ts-peer-mtls-${name}-`)), child: undefined, log: "" };
+  return {
+    name,
+    clientPort,
+    peerUrl: `https://127.0.0.1:${peerPort}`,
+    dataDir: mkdtempSync(join(tmpdir(), `etcd-ts-peer-mtls-${name}-`)),
+    child: undefined,
+    log: "",
+  };
 }
 
-function launch(kind: Kind, p: Proc, cert: CertFiles, caFile: string, cluster: string, state: "new" | "existing"): void {
+function launch(
+  kind: Kind,
+  p: Proc,
+  cert: CertFiles,
+  caFile: string,
+  cluster: string,
+  state: "new" | "existing",
+): void {
   const clientUrl = `http://127.0.0.1:${p.clientPort}`;
   const args = [
-    "--name", p.name, "--data-dir", p.dataDir, "--listen-client-urls", clientUrl, "--advertise-client-urls", clientUrl,
-    "--listen-peer-urls", p.peerUrl, "--initial-advertise-peer-urls", p.peerUrl, "--initial-cluster", cluster,
-    "--initial-cluster-state", state, "--initial-cluster-token", "peer-mtls", "--logger", "zap", "--log-outputs", "stderr",
-    "--peer-cert-file", cert.cert, "--peer-key-file", cert.key, "--peer-trusted-ca-file", caFile,
-    "--peer-client-cert-auth", "--peer-cert-allowed-cn", "member",
+    "--name",
+    p.name,
+    "--data-dir",
+    p.dataDir,
+    "--listen-client-urls",
+    clientUrl,
+    "--advertise-client-urls",
+    clientUrl,
+    "--listen-peer-urls",
+    p.peerUrl,
+    "--initial-advertise-peer-urls",
+    p.peerUrl,
+    "--initial-cluster",
+    cluster,
+    "--initial-cluster-state",
+    state,
+    "--initial-cluster-token",
+    "peer-mtls",
+    "--logger",
+    "zap",
+    "--log-outputs",
+    "stderr",
+    "--peer-cert-file",
+    cert.cert,
+    "--peer-key-file",
+    cert.key,
+    "--peer-trusted-ca-file",
+    caFile,
+    "--peer-client-cert-auth",
+    "--peer-cert-allowed-cn",
+    "member",
   ];
   const io = { stdio: ["ignore", "ignore", "pipe"] as ("ignore" | "pipe")[] };
-  const child = kind === "etcd" ? spawn("etcd", args, io) : spawn(process.execPath, [join(REPO, "dist/core/cli/main.js"), ...args], io);
+  const child =
+    kind === "etcd"
+      ? spawn("etcd", args, io)
+      : spawn(process.execPath, [join(REPO, "dist/core/cli/main.js"), ...args], io);
   child.stderr?.on("data", (b: Buffer) => (p.log += b.toString()));
   p.child = child;
 }
@@ -73,26 +116,54 @@ interface Outcome {
   readonly putAfter: boolean;
 }
 
-async function scenario(kind: Kind, pki: FilePki, certs: { member: CertFiles; intruder: CertFiles }, procs: Proc[]): Promise<Outcome> {
+async function scenario(
+  kind: Kind,
+  pki: FilePki,
+  certs: { member: CertFiles; intruder: CertFiles },
+  procs: Proc[],
+): Promise<Outcome> {
   const three = await Promise.all(["m1", "m2", "m3"].map(slot));
   procs.push(...three);
   const cluster = three.map((p) => `${p.name}=${p.peerUrl}`).join(",");
   for (const p of three) launch(kind, p, certs.member, pki.path("ca.crt"), cluster, "new");
   const clients = three.map((p) => new EtcdClient({ endpoints: [`127.0.0.1:${p.clientPort}`], callTimeoutMs: 3_000 }));
   try {
-    await until(() => clients[0]!.put("peer-mtls", kind).then(() => true, () => false), `${kind}: a put through m1`);
+    await until(
+      () =>
+        clients[0]!.put("peer-mtls", kind).then(
+          () => true,
+          () => false,
+        ),
+      `${kind}: a put through m1`,
+    );
     const replicated = (await clients[2]!.get("peer-mtls")).kvs[0]?.value.toString();
     const intruder = await slot("m4");
     procs.push(intruder);
     // etcd refuses a member add until every member has been connected for 5 s ("unhealthy cluster"): retry.
-    await until(() => clients[0]!.cluster.memberAdd([intruder.peerUrl]).then(() => true, () => false), `${kind}: MemberAdd`);
+    await until(
+      () =>
+        clients[0]!.cluster.memberAdd([intruder.peerUrl]).then(
+          () => true,
+          () => false,
+        ),
+      `${kind}: MemberAdd`,
+    );
     launch(kind, intruder, certs.intruder, pki.path("ca.crt"), `${cluster},m4=${intruder.peerUrl}`, "existing");
     const logs = (): string => three.map((p) => p.log).join("\n");
-    await until(() => rejectionReasons(logs()).includes("client certificate authentication failed"), `${kind}: the intruder refused`);
+    await until(
+      () => rejectionReasons(logs()).includes("client certificate authentication failed"),
+      `${kind}: the intruder refused`,
+    );
     const list = await clients[1]!.cluster.memberList();
-    const putAfter = await clients[1]!.put("peer-mtls-after", "1").then(() => true, () => false);
+    const putAfter = await clients[1]!.put("peer-mtls-after", "1").then(
+      () => true,
+      () => false,
+    );
     return {
-      replicated, reasons: rejectionReasons(logs()), putAfter, members: list.members.length,
+      replicated,
+      reasons: rejectionReasons(logs()),
+      putAfter,
+      members: list.members.length,
       intruderStarted: list.members.some((m) => m.peerUrls.includes(intruder.peerUrl) && m.name !== ""),
     };
   } finally {
@@ -107,7 +178,10 @@ describe.runIf(haveEtcd())("peer mutual TLS: a 3-member cluster, and a member wi
   beforeAll(() => {
     pki = new FilePki();
     pki.ca("ca");
-    certs = { member: pki.leaf("member", "ca", "member", "IP:127.0.0.1,DNS:localhost"), intruder: pki.leaf("intruder", "ca", "intruder", "IP:127.0.0.1,DNS:localhost") };
+    certs = {
+      member: pki.leaf("member", "ca", "member", "IP:127.0.0.1,DNS:localhost"),
+      intruder: pki.leaf("intruder", "ca", "intruder", "IP:127.0.0.1,DNS:localhost"),
+    };
   });
   afterAll(async () => {
     await Promise.all(procs.map(stop));
@@ -117,7 +191,13 @@ describe.runIf(haveEtcd())("peer mutual TLS: a 3-member cluster, and a member wi
   it("replicates over peer mTLS and refuses the intruder on etcd-ts as on etcd", async () => {
     const etcd = await scenario("etcd", pki, certs, procs);
     const ours = await scenario("etcd-ts", pki, certs, procs);
-    expect(etcd).toEqual({ replicated: "etcd", reasons: ["client certificate authentication failed"], intruderStarted: false, members: 4, putAfter: true });
+    expect(etcd).toEqual({
+      replicated: "etcd",
+      reasons: ["client certificate authentication failed"],
+      intruderStarted: false,
+      members: 4,
+      putAfter: true,
+    });
     expect(ours).toEqual({ ...etcd, replicated: "etcd-ts" });
   }, 120_000);
 });

@@ -65,7 +65,8 @@ export class RawEtcd {
 
   /** `tls`: PEM bytes of the CA and of the client certificate and key, for an https client URL. */
   constructor(endpoint: string, tls?: { readonly ca: Buffer; readonly cert: Buffer; readonly key: Buffer }) {
-    const creds = tls === undefined ? grpc.credentials.createInsecure() : grpc.credentials.createSsl(tls.ca, tls.key, tls.cert);
+    const creds =
+      tls === undefined ? grpc.credentials.createInsecure() : grpc.credentials.createSsl(tls.ca, tls.key, tls.cert);
     this.client = new grpc.Client(endpoint, creds, { "grpc.max_send_message_length": 8 * 1024 * 1024 });
   }
 
@@ -74,8 +75,20 @@ export class RawEtcd {
     const md = new grpc.Metadata();
     if (token !== undefined) md.set("token", token);
     return new Promise((resolve) => {
-      this.client.makeUnaryRequest(`/etcdserverpb.${service}/${method}`, identity, identity, body, md, { deadline: Date.now() + 30_000 },
-        (err, res) => resolve(err !== null ? { ok: false, code: err.code, details: err.details } : { ok: true, body: res ?? Buffer.alloc(0) }));
+      this.client.makeUnaryRequest(
+        `/etcdserverpb.${service}/${method}`,
+        identity,
+        identity,
+        body,
+        md,
+        { deadline: Date.now() + 30_000 },
+        (err, res) =>
+          resolve(
+            err !== null
+              ? { ok: false, code: err.code, details: err.details }
+              : { ok: true, body: res ?? Buffer.alloc(0) },
+          ),
+      );
     });
   }
 

@@ -19,7 +19,15 @@ const WAIT_MS = 10_000;
 /** A TLS connection with `cert` that waits for the server to close it; true when the server served (answered h2). */
 function handshake(port: number, ca: Buffer, cert: CertFiles): Promise<boolean> {
   return new Promise((resolve) => {
-    const s = tls.connect({ port, host: "127.0.0.1", ca, cert: readFileSync(cert.cert), key: readFileSync(cert.key), ALPNProtocols: ["h2"], servername: "localhost" });
+    const s = tls.connect({
+      port,
+      host: "127.0.0.1",
+      ca,
+      cert: readFileSync(cert.cert),
+      key: readFileSync(cert.key),
+      ALPNProtocols: ["h2"],
+      servername: "localhost",
+    });
     let served = false;
     // An HTTP/2 server speaks first (its SETTINGS frame) only to a client it accepted.
     s.on("data", () => {
@@ -58,10 +66,18 @@ describe.runIf(haveEtcd())("bad client certificates, etcd-ts against real etcd 3
     };
     const read = (f: string): Buffer => readFileSync(f);
     const memberTls = {
-      flags: ["--cert-file", certs.server.cert, "--key-file", certs.server.key, "--trusted-ca-file", pki.path("ca.crt"), "--client-cert-auth"],
+      flags: [
+        "--cert-file",
+        certs.server.cert,
+        "--key-file",
+        certs.server.key,
+        "--trusted-ca-file",
+        pki.path("ca.crt"),
+        "--client-cert-auth",
+      ],
       client: { ca: read(pki.path("ca.crt")), cert: read(certs.client.cert), key: read(certs.client.key) },
     };
-    members.push(...await Promise.all(KINDS.map((k) => startMember(k, [], memberTls))));
+    members.push(...(await Promise.all(KINDS.map((k) => startMember(k, [], memberTls)))));
   }, 60_000);
   afterAll(async () => {
     await Promise.all(members.map((m) => m.stop()));
@@ -73,23 +89,35 @@ describe.runIf(haveEtcd())("bad client certificates, etcd-ts against real etcd 3
     for (const m of members) {
       const port = Number(m.endpoint.split(":")[1]);
       const served = [];
-      for (const c of [certs.client, certs.expired, certs.selfRoot, certs.forged]) served.push(await handshake(port, ca, c));
+      for (const c of [certs.client, certs.expired, certs.selfRoot, certs.forged])
+        served.push(await handshake(port, ca, c));
       expect(served, `${m.kind}: good, expired, self-signed, forged`).toEqual([true, false, false, false]);
     }
     await until(() => members.every((m) => rejectionReasons(m.log()).length >= 3), "3 reasons logged by both");
     // Go names the time of the refusal; the two servers refused at different seconds.
-    const [theirs, ours] = members.map((m) => rejectionReasons(m.log()).map((r) => r.replace(/current time \S+ is/, "current time T is")));
+    const [theirs, ours] = members.map((m) =>
+      rejectionReasons(m.log()).map((r) => r.replace(/current time \S+ is/, "current time T is")),
+    );
     const prefix = "tls: failed to verify client certificate: x509: ";
-    expect(theirs).toEqual([
-      `${prefix}certificate has expired or is not yet valid: current time T is after 2020-01-02T00:00:00Z`,
-      `${prefix}certificate signed by unknown authority`,
-      `${prefix}certificate signed by unknown authority (possibly because of "x509: ECDSA verification failure" while trying to verify candidate authority certificate "ca")`,
-    ].sort());
+    expect(theirs).toEqual(
+      [
+        `${prefix}certificate has expired or is not yet valid: current time T is after 2020-01-02T00:00:00Z`,
+        `${prefix}certificate signed by unknown authority`,
+        `${prefix}certificate signed by unknown authority (possibly because of "x509: ECDSA verification failure" while trying to verify candidate authority certificate "ca")`,
+      ].sort(),
+    );
     expect(ours).toEqual(theirs);
   });
 
   it("a --key-file that is not the certificate's key stops both at start-up with Go's text", async () => {
-    const flags = ["--cert-file", certs.server.cert, "--key-file", certs.client.key, "--trusted-ca-file", pki.path("ca.crt")];
+    const flags = [
+      "--cert-file",
+      certs.server.cert,
+      "--key-file",
+      certs.client.key,
+      "--trusted-ca-file",
+      pki.path("ca.crt"),
+    ];
     const runs = await Promise.all(KINDS.map((k) => runToExit(k, flags)));
     for (const [i, r] of runs.entries()) {
       expect({ kind: KINDS[i], code: r.code }).toEqual({ kind: KINDS[i], code: 1 });

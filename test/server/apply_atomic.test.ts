@@ -31,7 +31,13 @@ describe("per-request atomicity inside a batch", () => {
   it("a txn refused after its first put (a range at a future revision) leaves nothing, and the next put is unharmed", async () => {
     const h = await harness();
     const reqs: InternalRequest[] = [
-      { txn: { compare: [], success: [{ put: { key: b("a"), value: b("1") } }, { range: { key: b("x"), revision: 1000 } }], failure: [] } },
+      {
+        txn: {
+          compare: [],
+          success: [{ put: { key: b("a"), value: b("1") } }, { range: { key: b("x"), revision: 1000 } }],
+          failure: [],
+        },
+      },
       { put: { key: b("b"), value: b("2") } },
     ];
     await h.apply(entriesOf(reqs));
@@ -46,8 +52,16 @@ describe("per-request atomicity inside a batch", () => {
   it("a txn that throws something other than an etcd error half-way answers APPLY_FAILED and writes nothing", async () => {
     const h = await harness();
     // A value that is not bytes gets past the wire only by a bug; the txn's first put has already been written then.
-    const poison = { txn: { compare: [], success: [{ put: { key: b("p1"), value: b("ok") } }, { put: { key: b("p2"), value: 12345 } }], failure: [] } } as unknown as InternalRequest;
-    await h.apply(entriesOf([{ leaseGrant: { id: 5n, ttl: 60 } }, poison, { put: { key: b("after"), value: b("v"), lease: 5n } }]));
+    const poison = {
+      txn: {
+        compare: [],
+        success: [{ put: { key: b("p1"), value: b("ok") } }, { put: { key: b("p2"), value: 12345 } }],
+        failure: [],
+      },
+    } as unknown as InternalRequest;
+    await h.apply(
+      entriesOf([{ leaseGrant: { id: 5n, ttl: 60 } }, poison, { put: { key: b("after"), value: b("v"), lease: 5n } }]),
+    );
     expect(answerText(h.answers.get(2n))).toBe("error:APPLY_FAILED");
     expect(h.warnings.some((w) => w.includes("could not be applied"))).toBe(true);
     expect(await get(h, "p1")).toEqual([]);
@@ -62,7 +76,13 @@ describe("per-request atomicity inside a batch", () => {
 
   it("a put under a lease inside a failed txn does not attach the key to the lease", async () => {
     const h = await harness();
-    const txn = { txn: { compare: [], success: [{ put: { key: b("k"), value: b("v"), lease: 9n } }, { range: { key: b("x"), revision: 99 } }], failure: [] } };
+    const txn = {
+      txn: {
+        compare: [],
+        success: [{ put: { key: b("k"), value: b("v"), lease: 9n } }, { range: { key: b("x"), revision: 99 } }],
+        failure: [],
+      },
+    };
     const entries = entriesOf([{ leaseGrant: { id: 9n, ttl: 60 } }, txn, { leaseRevoke: { id: 9n } }]);
     await h.apply(entries.slice(0, 2));
     expect(answerText(h.answers.get(2n))).toBe("error:FUTURE_REV");
@@ -92,7 +112,12 @@ describe("per-request atomicity inside a batch", () => {
 
 describe("a lease revoke", () => {
   it("deletes its keys in key order, so a member restarted before the revoke stores the same tombstones", async () => {
-    const log = entriesOf([{ leaseGrant: { id: 5n, ttl: 60 } }, { put: { key: b("b"), value: b("1"), lease: 5n } }, { put: { key: b("a"), value: b("1"), lease: 5n } }, { leaseRevoke: { id: 5n } }]);
+    const log = entriesOf([
+      { leaseGrant: { id: 5n, ttl: 60 } },
+      { put: { key: b("b"), value: b("1"), lease: 5n } },
+      { put: { key: b("a"), value: b("1"), lease: 5n } },
+      { leaseRevoke: { id: 5n } },
+    ]);
     const straight = await harness();
     await straight.apply(log);
     const restarted = await harness();
@@ -107,7 +132,10 @@ describe("a conf change that cannot be applied", () => {
   it("is refused and recorded as refused, so Raft sees the same no-op change when it passes by again", async () => {
     const h = await harness();
     const cc = { type: ConfChangeType.AddNode, nodeId: 0x42n, context: Uint8Array.of(1, 2, 3) };
-    await h.apply([{ term: 1, index: 1, type: EntryType.ConfChange, data: encodeConfChange(cc) }, ...entriesOf([{ put: { key: b("k"), value: b("v") } }], 2)]);
+    await h.apply([
+      { term: 1, index: 1, type: EntryType.ConfChange, data: encodeConfChange(cc) },
+      ...entriesOf([{ put: { key: b("k"), value: b("v") } }], 2),
+    ]);
     expect(h.raftConfChanges).toEqual([{ ...cc, nodeId: 0n }]);
     expect((await h.kv.range({ key: b("k") })).kvs.length).toBe(1);
     expect(h.kv.backend.readNow((v) => recordedOutcome(v, 1))).toBe(false);
@@ -115,7 +143,10 @@ describe("a conf change that cannot be applied", () => {
 
   it("one whose bytes do not decode is refused the same way and recorded as refused", async () => {
     const h = await harness();
-    await h.apply([{ term: 1, index: 1, type: EntryType.ConfChange, data: Uint8Array.of(0xff, 0xff, 0xff) }, ...entriesOf([{ put: { key: b("k"), value: b("v") } }], 2)]);
+    await h.apply([
+      { term: 1, index: 1, type: EntryType.ConfChange, data: Uint8Array.of(0xff, 0xff, 0xff) },
+      ...entriesOf([{ put: { key: b("k"), value: b("v") } }], 2),
+    ]);
     expect(h.raftConfChanges.map((c) => c.nodeId)).toEqual([0n]);
     expect((await h.kv.range({ key: b("k") })).kvs.length).toBe(1);
     expect(h.kv.backend.readNow((v) => recordedOutcome(v, 1))).toBe(false);
@@ -139,13 +170,16 @@ describe("apply-time checks in log order", () => {
   it("a write after a permission revoke in the same batch is denied, and after a grant it passes", async () => {
     const h = await harness();
     await h.apply(entriesOf(setup));
-    const batch = entriesOf([
-      { req: { put: { key: b("a1"), value: b("1") } }, auth: alice },
-      { req: { auth: { op: "userRevokeRole", name: "alice", role: "w" } }, auth: root },
-      { req: { put: { key: b("a2"), value: b("2") } }, auth: { ...alice } },
-      { req: { auth: { op: "userGrantRole", name: "alice", role: "w" } }, auth: root },
-      { req: { put: { key: b("a3"), value: b("3") } }, auth: alice },
-    ], setup.length + 1);
+    const batch = entriesOf(
+      [
+        { req: { put: { key: b("a1"), value: b("1") } }, auth: alice },
+        { req: { auth: { op: "userRevokeRole", name: "alice", role: "w" } }, auth: root },
+        { req: { put: { key: b("a2"), value: b("2") } }, auth: { ...alice } },
+        { req: { auth: { op: "userGrantRole", name: "alice", role: "w" } }, auth: root },
+        { req: { put: { key: b("a3"), value: b("3") } }, auth: alice },
+      ],
+      setup.length + 1,
+    );
     await h.apply(batch);
     const id = (i: number): bigint => BigInt(i + 1);
     expect(answerText(h.answers.get(id(0)))).not.toContain("error");
@@ -157,27 +191,31 @@ describe("apply-time checks in log order", () => {
 
   it("a put after a NOSPACE alarm in the same batch is refused; after the disarm it passes", async () => {
     const h = await harness();
-    await h.apply(entriesOf([
-      { alarm: { action: 1, memberId: 1n, type: 1 } },
-      { put: { key: b("x"), value: b("1") } },
-      { alarm: { action: 2, memberId: 0n, type: 0 } },
-      { put: { key: b("y"), value: b("1") } },
-    ]));
+    await h.apply(
+      entriesOf([
+        { alarm: { action: 1, memberId: 1n, type: 1 } },
+        { put: { key: b("x"), value: b("1") } },
+        { alarm: { action: 2, memberId: 0n, type: 0 } },
+        { put: { key: b("y"), value: b("1") } },
+      ]),
+    );
     expect(answerText(h.answers.get(2n))).toBe("error:NO_SPACE");
     expect(answerText(h.answers.get(4n))).not.toContain("error");
   });
 
   it("while CORRUPT is raised, KV and lease writes are refused with etcd's corrupt error", async () => {
     const h = await harness();
-    await h.apply(entriesOf([
-      { alarm: { action: 1, memberId: 1n, type: 2 } },
-      { put: { key: b("x"), value: b("1") } },
-      { deleteRange: { key: b("x") } },
-      { leaseGrant: { id: 3n, ttl: 10 } },
-      { compact: { revision: 1 } },
-      { alarm: { action: 2, memberId: 1n, type: 2 } },
-      { put: { key: b("x"), value: b("1") } },
-    ]));
+    await h.apply(
+      entriesOf([
+        { alarm: { action: 1, memberId: 1n, type: 2 } },
+        { put: { key: b("x"), value: b("1") } },
+        { deleteRange: { key: b("x") } },
+        { leaseGrant: { id: 3n, ttl: 10 } },
+        { compact: { revision: 1 } },
+        { alarm: { action: 2, memberId: 1n, type: 2 } },
+        { put: { key: b("x"), value: b("1") } },
+      ]),
+    );
     for (const id of [2n, 3n, 4n, 5n]) expect(answerText(h.answers.get(id))).toBe("error:CORRUPT");
     expect(new EtcdError("CORRUPT").message).toBe("etcdserver: corrupt cluster");
     expect(answerText(h.answers.get(7n))).not.toContain("error");

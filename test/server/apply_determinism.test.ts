@@ -25,7 +25,9 @@ const who = fc.constantFrom(
   { username: "root", revision: 1_000_000 },
   { username: "alice", revision: 1 }, // an old token once auth has moved on
 );
-const put = fc.record({ k: key, v: fc.string({ maxLength: 3 }), l: lease }).map(({ k, v, l }) => ({ put: { key: b(k), value: b(v), lease: l } }));
+const put = fc
+  .record({ k: key, v: fc.string({ maxLength: 3 }), l: lease })
+  .map(({ k, v, l }) => ({ put: { key: b(k), value: b(v), lease: l } }));
 const op: fc.Arbitrary<RequestOp> = fc.oneof(
   put,
   key.map((k) => ({ deleteRange: { key: b(k) } })),
@@ -34,21 +36,44 @@ const op: fc.Arbitrary<RequestOp> = fc.oneof(
 
 const kvRequest: fc.Arbitrary<InternalRequest> = fc.oneof(
   put,
-  fc.record({ k: key, all: fc.boolean() }).map(({ k, all }) => ({ deleteRange: all ? { key: b(k), rangeEnd: b("z") } : { key: b(k), prevKv: true } })),
-  fc.record({ k: key, ver: fc.integer({ min: 0, max: 3 }), s: op, f: op }).map(({ k, ver, s, f }): InternalRequest => ({
-    txn: { compare: [{ key: b(k), target: CompareTarget.VERSION, result: CompareResult.EQUAL, version: ver }], success: [s], failure: [f] },
-  })),
+  fc
+    .record({ k: key, all: fc.boolean() })
+    .map(({ k, all }) => ({ deleteRange: all ? { key: b(k), rangeEnd: b("z") } : { key: b(k), prevKv: true } })),
+  fc.record({ k: key, ver: fc.integer({ min: 0, max: 3 }), s: op, f: op }).map(
+    ({ k, ver, s, f }): InternalRequest => ({
+      txn: {
+        compare: [{ key: b(k), target: CompareTarget.VERSION, result: CompareResult.EQUAL, version: ver }],
+        success: [s],
+        failure: [f],
+      },
+    }),
+  ),
   // Fails half-way with an etcd error: the put is written before the range finds its revision in the future.
   fc.record({ k: key, rev: fc.integer({ min: 1, max: 60 }) }).map(({ k, rev }) => ({
-    txn: { compare: [], success: [{ put: { key: b(k), value: b("t") } }, { range: { key: b("q"), revision: rev } }], failure: [] },
+    txn: {
+      compare: [],
+      success: [{ put: { key: b(k), value: b("t") } }, { range: { key: b("q"), revision: rev } }],
+      failure: [],
+    },
   })),
   // Throws a TypeError after its first put has been written.
-  key.map((k) => ({ txn: { compare: [], success: [{ put: { key: b(k), value: b("x") } }, { put: { key: b("zz"), value: 7 } }], failure: [] } }) as unknown as InternalRequest),
+  key.map(
+    (k) =>
+      ({
+        txn: {
+          compare: [],
+          success: [{ put: { key: b(k), value: b("x") } }, { put: { key: b("zz"), value: 7 } }],
+          failure: [],
+        },
+      }) as unknown as InternalRequest,
+  ),
   fc.integer({ min: 1, max: 40 }).map((rev) => ({ compact: { revision: rev } })),
 );
 
 const otherRequest: fc.Arbitrary<InternalRequest> = fc.oneof(
-  fc.record({ id: fc.constantFrom(5n, 6n), ttl: fc.integer({ min: 1, max: 100 }) }).map(({ id, ttl }) => ({ leaseGrant: { id, ttl } })),
+  fc
+    .record({ id: fc.constantFrom(5n, 6n), ttl: fc.integer({ min: 1, max: 100 }) })
+    .map(({ id, ttl }) => ({ leaseGrant: { id, ttl } })),
   fc.constantFrom(5n, 6n).map((id) => ({ leaseRevoke: { id } })),
   fc.constantFrom(5n, 6n).map((id) => ({ leaseCheckpoint: { checkpoints: [{ id, remainingTtl: 3 }] } })),
   fc.constantFrom(
@@ -75,7 +100,12 @@ const SETUP: InternalRequest[] = [
 ];
 
 const item: fc.Arbitrary<LogItem> = fc.oneof(
-  { weight: 6, arbitrary: fc.record({ req: kvRequest, auth: who }).map(({ req, auth }) => (auth === undefined ? req : { req, auth })) },
+  {
+    weight: 6,
+    arbitrary: fc
+      .record({ req: kvRequest, auth: who })
+      .map(({ req, auth }) => (auth === undefined ? req : { req, auth })),
+  },
   { weight: 3, arbitrary: otherRequest },
   { weight: 1, arbitrary: fc.constant({ raw: Uint8Array.of(0xc1) }) },
 );
@@ -93,7 +123,12 @@ interface Outcome {
   readonly digest: { all: number; hashKV: number; revision: number };
 }
 
-async function run(entries: readonly Entry[], batches: readonly Entry[][], restarts: readonly boolean[], replay: readonly number[]): Promise<Outcome> {
+async function run(
+  entries: readonly Entry[],
+  batches: readonly Entry[][],
+  restarts: readonly boolean[],
+  replay: readonly number[],
+): Promise<Outcome> {
   const h = await ApplyHarness.create(MEMORY_DIR);
   try {
     let applied = 0;
@@ -127,23 +162,32 @@ const SEED = Number(process.env["APPLY_SEED"] ?? (SOAK ? Date.now() % 1_000_000 
 const RUNS = SOAK ? 3000 : 150;
 
 describe("apply determinism", () => {
-  it("batch boundaries and restarts never change the backend or an answer", async () => {
-    let runs = 0;
-    let failedHalfway = 0;
-    await fc.assert(
-      fc.asyncProperty(plan, async ({ log, cuts, restarts, replay }) => {
-        const entries = entriesOf([...SETUP, ...log]);
-        const one = await run(entries, entries.map((e) => [e]), [], []);
-        const mixed = await run(entries, split(entries, cuts), restarts, replay);
-        expect(mixed.answers).toEqual(one.answers);
-        expect(mixed.digest).toEqual(one.digest);
-        runs++;
-        failedHalfway += one.answers.filter((a) => a === "error:APPLY_FAILED" || a === "error:FUTURE_REV").length;
-      }),
-      { seed: SEED, numRuns: RUNS },
-    );
-    expect(runs).toBe(RUNS);
-    // The logs did exercise the half-way failures the property is about.
-    expect(failedHalfway).toBeGreaterThan(20);
-  }, SOAK ? 1_800_000 : 120_000);
+  it(
+    "batch boundaries and restarts never change the backend or an answer",
+    async () => {
+      let runs = 0;
+      let failedHalfway = 0;
+      await fc.assert(
+        fc.asyncProperty(plan, async ({ log, cuts, restarts, replay }) => {
+          const entries = entriesOf([...SETUP, ...log]);
+          const one = await run(
+            entries,
+            entries.map((e) => [e]),
+            [],
+            [],
+          );
+          const mixed = await run(entries, split(entries, cuts), restarts, replay);
+          expect(mixed.answers).toEqual(one.answers);
+          expect(mixed.digest).toEqual(one.digest);
+          runs++;
+          failedHalfway += one.answers.filter((a) => a === "error:APPLY_FAILED" || a === "error:FUTURE_REV").length;
+        }),
+        { seed: SEED, numRuns: RUNS },
+      );
+      expect(runs).toBe(RUNS);
+      // The logs did exercise the half-way failures the property is about.
+      expect(failedHalfway).toBeGreaterThan(20);
+    },
+    SOAK ? 1_800_000 : 120_000,
+  );
 });

@@ -77,23 +77,43 @@ export class ApplyHarness {
     const kv = KvStore.open(memberDir, { extraBuckets: MEMBER_BUCKETS, readWorkers: 0, limits: UNLIMITED });
     // The applier reads the WAL only to hand past conf changes back to Raft, and these logs carry none: opening a
     // WAL (preallocating its segment) would cost more than the whole apply.
-    const storage = new Proxy({}, { get: () => { throw new Error("apply harness: no WAL"); } }) as WalStorage;
+    const storage = new Proxy(
+      {},
+      {
+        get: () => {
+          throw new Error("apply harness: no WAL");
+        },
+      },
+    ) as WalStorage;
     const lessor = openLessor(this.config, kv);
     const alarms = kv.backend.readNow((v) => AlarmStore.load(v));
     const cluster = kv.backend.readNow((v) => Cluster.load(v));
-    const auth = kv.backend.readNow((v) => new ServerAuth(v, {
-      tokenProvider: new SimpleTokenProvider({ ttlSeconds: 300 }),
-      propose: () => Promise.reject(new Error("apply harness: no proposals")),
-      leaseKeys: (id) => lessor.timeToLive(id, true)?.keys ?? [],
-    }));
-    const applier = new Applier({
-      kv, storage, metrics: new ServerMetrics(), alarms, auth, lessor, cluster, v2: new V2Keys(),
-      applyConfChangeToRaft: (cc) => void this.raftConfChanges.push(cc),
-      onMemberChange: () => undefined,
-      answer: (id, res) => void this.answers.set(id, res),
-      afterApply: () => undefined,
-      warn: (m) => void this.warnings.push(m),
-    }, kv.consistentIndex());
+    const auth = kv.backend.readNow(
+      (v) =>
+        new ServerAuth(v, {
+          tokenProvider: new SimpleTokenProvider({ ttlSeconds: 300 }),
+          propose: () => Promise.reject(new Error("apply harness: no proposals")),
+          leaseKeys: (id) => lessor.timeToLive(id, true)?.keys ?? [],
+        }),
+    );
+    const applier = new Applier(
+      {
+        kv,
+        storage,
+        metrics: new ServerMetrics(),
+        alarms,
+        auth,
+        lessor,
+        cluster,
+        v2: new V2Keys(),
+        applyConfChangeToRaft: (cc) => void this.raftConfChanges.push(cc),
+        onMemberChange: () => undefined,
+        answer: (id, res) => void this.answers.set(id, res),
+        afterApply: () => undefined,
+        warn: (m) => void this.warnings.push(m),
+      },
+      kv.consistentIndex(),
+    );
     this.#open = { kv, applier, lessor, auth };
   }
 
@@ -137,10 +157,22 @@ export class ApplyHarness {
 }
 
 /** Committed normal entries from requests (index from `first`, term 1); ids are 1, 2, … in log order. */
-export function entriesOf(reqs: readonly (InternalRequest | { raw: Uint8Array } | { req: InternalRequest; auth: NonNullable<RaftPayload["auth"]> })[], first = 1): Entry[] {
+export function entriesOf(
+  reqs: readonly (
+    | InternalRequest
+    | { raw: Uint8Array }
+    | { req: InternalRequest; auth: NonNullable<RaftPayload["auth"]> }
+  )[],
+  first = 1,
+): Entry[] {
   return reqs.map((r, i) => {
     const id = BigInt(i + 1);
-    const data = "raw" in r ? r.raw : encodePayload("auth" in r && "req" in r ? { id, req: r.req, auth: r.auth } : { id, req: r as InternalRequest });
+    const data =
+      "raw" in r
+        ? r.raw
+        : encodePayload(
+            "auth" in r && "req" in r ? { id, req: r.req, auth: r.auth } : { id, req: r as InternalRequest },
+          );
     return { term: 1, index: first + i, type: EntryType.Normal, data };
   });
 }

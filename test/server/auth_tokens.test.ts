@@ -32,8 +32,14 @@ function newDir(): string {
 
 async function start(dataDir: string, tokenProvider: TokenProvider): Promise<EtcdServer> {
   const s = await EtcdServer.start({
-    name: "n1", dataDir, memberId: 0x3f87d1e9930d82d9n, clusterId: 0xc053a5fbc1c5ad1en, heartbeatIntervalMs: 10, electionTimeoutMs: 100,
-    authTokenProvider: tokenProvider, bcryptCost: 4,
+    name: "n1",
+    dataDir,
+    memberId: 0x3f87d1e9930d82d9n,
+    clusterId: 0xc053a5fbc1c5ad1en,
+    heartbeatIntervalMs: 10,
+    electionTimeoutMs: 100,
+    authTokenProvider: tokenProvider,
+    bcryptCost: 4,
   });
   servers.push(s);
   await s.whenLeader();
@@ -52,7 +58,11 @@ async function setUp(s: EtcdServer): Promise<void> {
   await a.change(undefined, { op: "userGrantRole", name: "root", role: "root" });
   await a.userAdd(undefined, "alice", "alicepw", false);
   await a.change(undefined, { op: "roleAdd", name: "reader" });
-  await a.change(undefined, { op: "roleGrantPermission", name: "reader", perm: { permType: PermType.READ, key: enc("a/"), rangeEnd: enc("a0") } });
+  await a.change(undefined, {
+    op: "roleGrantPermission",
+    name: "reader",
+    perm: { permType: PermType.READ, key: enc("a/"), rangeEnd: enc("a0") },
+  });
   await a.change(undefined, { op: "userGrantRole", name: "alice", role: "reader" });
   await a.change(undefined, { op: "enable" });
 }
@@ -77,7 +87,11 @@ function rangeWith(s: EtcdServer, token: string, key: string): ErrorCode | "none
 
 function jwtProvider(): TokenProvider {
   const { privateKey, publicKey } = generateKeyPairSync("ec", { namedCurve: "prime256v1" });
-  return new JwtTokenProvider({ signMethod: "ES256", keys: { kind: "asymmetric", privateKey, publicKey }, ttlMs: 300_000 });
+  return new JwtTokenProvider({
+    signMethod: "ES256",
+    keys: { kind: "asymmetric", privateKey, publicKey },
+    ttlMs: 300_000,
+  });
 }
 
 describe("server auth across restarts", () => {
@@ -124,7 +138,11 @@ describe("permission changes and existing tokens", () => {
     const root = s.auth.infoFromToken(rootToken);
     const token = await s.auth.authenticate("alice", "alicepw");
     expect(rangeWith(s, token, "b/x")).toBe("PERMISSION_DENIED");
-    await s.auth.change(root, { op: "roleGrantPermission", name: "reader", perm: { permType: PermType.READ, key: enc("b/x"), rangeEnd: new Uint8Array(0) } });
+    await s.auth.change(root, {
+      op: "roleGrantPermission",
+      name: "reader",
+      perm: { permType: PermType.READ, key: enc("b/x"), rangeEnd: new Uint8Array(0) },
+    });
     expect(rangeWith(s, token, "b/x"), "after the grant").toBe("none");
     await s.auth.change(root, { op: "userRevokeRole", name: "alice", role: "reader" });
     expect(rangeWith(s, token, "a/x"), "after the role is revoked").toBe("PERMISSION_DENIED");
@@ -148,14 +166,25 @@ describe("permission changes and existing tokens", () => {
     const s = await start(newDir(), jwtProvider());
     await setUp(s);
     const root = s.auth.infoFromToken(await s.auth.authenticate("root", "rootpw"));
-    await s.auth.change(root, { op: "roleGrantPermission", name: "reader", perm: { permType: PermType.READWRITE, key: enc("a/"), rangeEnd: enc("a0") } });
+    await s.auth.change(root, {
+      op: "roleGrantPermission",
+      name: "reader",
+      perm: { permType: PermType.READWRITE, key: enc("a/"), rangeEnd: enc("a0") },
+    });
     const checked = s.auth.infoFromToken(await s.auth.authenticate("alice", "alicepw"));
-    expect((await s.put({ key: enc("a/1"), value: enc("v") }, checked)).response.revision, "permitted at apply").toBeGreaterThan(0);
+    expect(
+      (await s.put({ key: enc("a/1"), value: enc("v") }, checked)).response.revision,
+      "permitted at apply",
+    ).toBeGreaterThan(0);
     // The request was checked with `checked`; then the permission goes before its entry applies.
     await s.auth.change(root, { op: "roleRevokePermission", name: "reader", key: enc("a/"), rangeEnd: enc("a0") });
-    await expect(s.put({ key: enc("a/2"), value: enc("v") }, checked)).rejects.toMatchObject({ code: "AUTH_OLD_REVISION" });
+    await expect(s.put({ key: enc("a/2"), value: enc("v") }, checked)).rejects.toMatchObject({
+      code: "AUTH_OLD_REVISION",
+    });
     const fresh = s.auth.infoFromToken(await s.auth.authenticate("alice", "alicepw"));
-    await expect(s.txn({ compare: [], success: [{ put: { key: enc("a/3"), value: enc("v") } }], failure: [] }, fresh)).rejects.toMatchObject({ code: "PERMISSION_DENIED" });
+    await expect(
+      s.txn({ compare: [], success: [{ put: { key: enc("a/3"), value: enc("v") } }], failure: [] }, fresh),
+    ).rejects.toMatchObject({ code: "PERMISSION_DENIED" });
     const left = await s.range({ key: enc("a/"), rangeEnd: enc("a0") });
     expect(left.response.kvs.length, "only the write permitted at apply is there").toBe(1);
   });
@@ -178,7 +207,9 @@ describe("permission changes and existing tokens", () => {
     const s = await start(newDir(), new SimpleTokenProvider({ ttlSeconds: 300 }));
     await setUp(s);
     const alice = s.auth.infoFromToken(await s.auth.authenticate("alice", "alicepw"));
-    await expect(s.auth.change(alice, { op: "roleAdd", name: "mine" })).rejects.toMatchObject({ code: "PERMISSION_DENIED" });
+    await expect(s.auth.change(alice, { op: "roleAdd", name: "mine" })).rejects.toMatchObject({
+      code: "PERMISSION_DENIED",
+    });
     expect(s.auth.store.roleList()).toEqual(["reader"]);
     expect(errorCode(() => s.auth.checkPut(undefined, { key: enc("a/x"), value: enc("v") }))).toBe("USER_EMPTY");
     expect(errorCode(() => s.auth.checkMaintenance(alice))).toBe("AUTH_PERMISSION_DENIED_RAW");

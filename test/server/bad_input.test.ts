@@ -44,10 +44,16 @@ async function serve(dir?: string): Promise<{ s: EtcdServer; h: GrpcHandle; dir:
 function rawCall(port: number, method: string, body: Buffer): Promise<grpc.ServiceError | Buffer> {
   const c = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
   return new Promise((resolve) => {
-    c.makeUnaryRequest(method, (b: Buffer) => b, (b: Buffer) => b, body, (err, res) => {
-      c.close();
-      resolve(err ?? res ?? Buffer.alloc(0));
-    });
+    c.makeUnaryRequest(
+      method,
+      (b: Buffer) => b,
+      (b: Buffer) => b,
+      body,
+      (err, res) => {
+        c.close();
+        resolve(err ?? res ?? Buffer.alloc(0));
+      },
+    );
   });
 }
 
@@ -79,7 +85,12 @@ describe("bad input", () => {
     stream.cancel();
     await waitFor(() => s.watchable.watcherCount === 0, "the watchers dropped");
     const snapClient = new grpc.Client(`127.0.0.1:${h.port}`, grpc.credentials.createInsecure());
-    const snap = snapClient.makeServerStreamRequest("/etcdserverpb.Maintenance/Snapshot", (b: Buffer) => b, (b: Buffer) => b, Buffer.alloc(0));
+    const snap = snapClient.makeServerStreamRequest(
+      "/etcdserverpb.Maintenance/Snapshot",
+      (b: Buffer) => b,
+      (b: Buffer) => b,
+      Buffer.alloc(0),
+    );
     snap.on("error", () => undefined);
     await new Promise<void>((resolve) => snap.once("data", () => resolve()));
     snap.cancel();
@@ -97,8 +108,15 @@ describe("bad input", () => {
     const dir = mkdtempSync(join(tmpdir(), "etcd-ts-locked-"));
     dirs.push(dir);
     const [p1, p2] = [await freePort(), await freePort()];
-    const args = (port: number): string[] => [join(REPO, "dist/core/cli/main.js"), "--data-dir", dir,
-      "--listen-client-urls", `http://127.0.0.1:${port}`, "--advertise-client-urls", `http://127.0.0.1:${port}`];
+    const args = (port: number): string[] => [
+      join(REPO, "dist/core/cli/main.js"),
+      "--data-dir",
+      dir,
+      "--listen-client-urls",
+      `http://127.0.0.1:${port}`,
+      "--advertise-client-urls",
+      `http://127.0.0.1:${port}`,
+    ];
     const first = spawn(process.execPath, args(p1), { stdio: ["ignore", "ignore", "pipe"] });
     cleanups.push(async () => {
       if (first.exitCode === null) {
@@ -115,11 +133,14 @@ describe("bad input", () => {
       });
       first.once("exit", (code) => reject(new Error(`first etcd-ts exited ${code}: ${log}`)));
     });
-    const ctl = (...a: string[]): string => spawnSync("etcdctl", ["--endpoints", `127.0.0.1:${p1}`, ...a], { encoding: "utf8" }).stdout;
+    const ctl = (...a: string[]): string =>
+      spawnSync("etcdctl", ["--endpoints", `127.0.0.1:${p1}`, ...a], { encoding: "utf8" }).stdout;
     expect(ctl("put", "lk/a", "1")).toBe("OK\n");
     const second = spawnSync(process.execPath, args(p2), { encoding: "utf8", timeout: 20_000 });
     expect(second.status).toBe(1);
-    expect(second.stderr).toContain(`E | etcdmain: cannot access data directory ${dir}: it is in use by another etcd-ts process`);
+    expect(second.stderr).toContain(
+      `E | etcdmain: cannot access data directory ${dir}: it is in use by another etcd-ts process`,
+    );
     expect(ctl("get", "lk/a", "--print-value-only")).toBe("1\n");
   }, 30_000);
 });

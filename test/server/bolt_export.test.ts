@@ -33,7 +33,16 @@ const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 
 async function fill(): Promise<Backend> {
   mkdirSync(join(dir, "m"));
-  const buckets = [KEY_BUCKET, MVCC_META_BUCKET, LEASE_BUCKET, ALARM_BUCKET, ...AUTH_BUCKETS, ...MEMBERSHIP_BUCKETS, CONF_OUTCOME_BUCKET, CLUSTER_META_BUCKET];
+  const buckets = [
+    KEY_BUCKET,
+    MVCC_META_BUCKET,
+    LEASE_BUCKET,
+    ALARM_BUCKET,
+    ...AUTH_BUCKETS,
+    ...MEMBERSHIP_BUCKETS,
+    CONF_OUTCOME_BUCKET,
+    CLUSTER_META_BUCKET,
+  ];
   const b = Backend.open(join(dir, "m"), { buckets, readWorkers: 0, syncIntervalMs: 0 });
   await b.batch(42, (tx) => {
     // Revisions interleave across user keys, so key order and revision order differ: key i is written at
@@ -41,12 +50,20 @@ async function fill(): Promise<Backend> {
     for (let i = 0; i < KEYS; i++) {
       const key = enc(`k/${String(i).padStart(5, "0")}`);
       const rev = KEYS + 1 - i;
-      tx.put(KEY_BUCKET, layoutKey(key, { main: rev, sub: 0 }), encodeKeyValue({ key, createRevision: rev, modRevision: rev, version: 1, value: enc(`v${i}`), lease: 0n }));
+      tx.put(
+        KEY_BUCKET,
+        layoutKey(key, { main: rev, sub: 0 }),
+        encodeKeyValue({ key, createRevision: rev, modRevision: rev, version: 1, value: enc(`v${i}`), lease: 0n }),
+      );
     }
     tx.put(KEY_BUCKET, layoutKey(enc("k/00000"), { main: KEYS + 2, sub: 0 }), new Uint8Array(0)); // deleted last
     tx.put(MVCC_META_BUCKET, META_COMPACT_KEY, encodeU64(5));
     tx.put(LEASE_BUCKET, encodeLeaseKey(0x1234n), encodeLeaseValue({ ttlSeconds: 600, remainingTtlSeconds: 42 }));
-    tx.put(MEMBERS_BUCKET, memberKey(0xabcn), encodeMember({ id: 0xabcn, name: "m", peerUrls: ["http://127.0.0.1:2380"], clientUrls: [], isLearner: false }));
+    tx.put(
+      MEMBERS_BUCKET,
+      memberKey(0xabcn),
+      encodeMember({ id: 0xabcn, name: "m", peerUrls: ["http://127.0.0.1:2380"], clientUrls: [], isLearner: false }),
+    );
   });
   return b;
 }
@@ -67,20 +84,52 @@ describe("snapshot export to etcd's bbolt layout", () => {
 
     const bolt = BoltReader.open(file);
     const names = bolt.bucketNames().map((n) => n.toString());
-    expect(names).toEqual(["alarm", "auth", "authRoles", "authUsers", "cluster", "key", "lease", "members", "members_removed", "meta"]);
-    const keys = [...(bolt.entries(Buffer.from("key")) ?? [])].map((e) => ({ rev: parseRevKey(e.key), kv: decodeKeyValue(e.value) }));
+    expect(names).toEqual([
+      "alarm",
+      "auth",
+      "authRoles",
+      "authUsers",
+      "cluster",
+      "key",
+      "lease",
+      "members",
+      "members_removed",
+      "meta",
+    ]);
+    const keys = [...(bolt.entries(Buffer.from("key")) ?? [])].map((e) => ({
+      rev: parseRevKey(e.key),
+      kv: decodeKeyValue(e.value),
+    }));
     expect(keys.length).toBe(KEYS + 1);
     expect(keys.map((k) => k.rev.main)).toEqual(Array.from({ length: KEYS + 1 }, (_, i) => i + 2));
-    expect(keys[0]).toEqual({ rev: { main: 2, sub: 0, tombstone: false }, kv: expect.objectContaining({ createRevision: 2, version: 1 }) as unknown });
+    expect(keys[0]).toEqual({
+      rev: { main: 2, sub: 0, tombstone: false },
+      kv: expect.objectContaining({ createRevision: 2, version: 1 }) as unknown,
+    });
     expect(Buffer.from(keys[0]?.kv.key ?? []).toString()).toBe(`k/${String(KEYS - 1).padStart(5, "0")}`);
     const last = keys[KEYS];
     expect(last?.rev).toEqual({ main: KEYS + 2, sub: 0, tombstone: true });
-    expect({ key: Buffer.from(last?.kv.key ?? []).toString(), mod: last?.kv.modRevision, value: last?.kv.value.length }).toEqual({ key: "k/00000", mod: 0, value: 0 });
+    expect({
+      key: Buffer.from(last?.kv.key ?? []).toString(),
+      mod: last?.kv.modRevision,
+      value: last?.kv.value.length,
+    }).toEqual({ key: "k/00000", mod: 0, value: 0 });
     const lease = [...(bolt.entries(Buffer.from("lease")) ?? [])];
-    expect(lease.map((e) => [e.key.toString("hex"), decodeEtcdLease(e.value)])).toEqual([["0000000000001234", { id: 0x1234n, ttl: 600, remainingTtl: 42 }]]);
-    const meta = Object.fromEntries([...(bolt.entries(Buffer.from("meta")) ?? [])].map((e) => [e.key.toString(), e.value.toString("hex")]));
-    expect(meta).toEqual({ consistent_index: "000000000000002a", finishedCompactRev: "00000000000000055f0000000000000000", scheduledCompactRev: "00000000000000055f0000000000000000" });
-    const members = [...(bolt.entries(Buffer.from("members")) ?? [])].map((e) => [e.key.toString(), e.value.toString()]);
+    expect(lease.map((e) => [e.key.toString("hex"), decodeEtcdLease(e.value)])).toEqual([
+      ["0000000000001234", { id: 0x1234n, ttl: 600, remainingTtl: 42 }],
+    ]);
+    const meta = Object.fromEntries(
+      [...(bolt.entries(Buffer.from("meta")) ?? [])].map((e) => [e.key.toString(), e.value.toString("hex")]),
+    );
+    expect(meta).toEqual({
+      consistent_index: "000000000000002a",
+      finishedCompactRev: "00000000000000055f0000000000000000",
+      scheduledCompactRev: "00000000000000055f0000000000000000",
+    });
+    const members = [...(bolt.entries(Buffer.from("members")) ?? [])].map((e) => [
+      e.key.toString(),
+      e.value.toString(),
+    ]);
     expect(members).toEqual([["abc", '{"id":2748,"peerURLs":["http://127.0.0.1:2380"],"name":"m"}']]);
     bolt.close();
   }, 60_000);

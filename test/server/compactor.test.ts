@@ -22,8 +22,12 @@ describe("compaction flags", () => {
     expect(parseCompactionFlags("periodic", "30m")).toEqual({ mode: "periodic", retention: 30 * MIN });
     expect(parseCompactionFlags("periodic", "1h30m")).toEqual({ mode: "periodic", retention: 90 * MIN });
     expect(parseCompactionFlags("revision", "1000")).toEqual({ mode: "revision", retention: 1000 });
-    expect(() => parseCompactionFlags("periodic", "abc")).toThrow('error parsing CompactionRetention: time: invalid duration "abc"');
-    expect(() => parseCompactionFlags("foo", "1")).toThrow(`error verifying flags, unknown auto-compaction-mode "foo". See 'etcd --help'.`);
+    expect(() => parseCompactionFlags("periodic", "abc")).toThrow(
+      'error parsing CompactionRetention: time: invalid duration "abc"',
+    );
+    expect(() => parseCompactionFlags("foo", "1")).toThrow(
+      `error verifying flags, unknown auto-compaction-mode "foo". See 'etcd --help'.`,
+    );
   });
 });
 
@@ -37,7 +41,11 @@ describe("periodic compactor", () => {
       const got = c.step(t, rev, out.at(-1)?.[1] ?? 0);
       if (got !== undefined) out.push([t / MIN, got]);
     }
-    expect(out, "the first window's compaction (at the start revision 1) has nothing to compact").toEqual([[60, 30001], [90, 60001], [120, 90001]]);
+    expect(out, "the first window's compaction (at the start revision 1) has nothing to compact").toEqual([
+      [60, 30001],
+      [90, 60001],
+      [120, 90001],
+    ]);
   });
 
   it("acts every hour with a window longer than an hour", () => {
@@ -59,7 +67,10 @@ describe("revision compactor", () => {
     expect(d.step(REVISION_COMPACTION_INTERVAL_MS, 500, 0), "current − retention ≤ 1: nothing").toBeUndefined();
     expect(d.step(2 * REVISION_COMPACTION_INTERVAL_MS, 5000, 0)).toBe(4000);
     expect(d.step(3 * REVISION_COMPACTION_INTERVAL_MS, 5000, 4000), "no new revisions: nothing").toBeUndefined();
-    expect(d.step(3 * REVISION_COMPACTION_INTERVAL_MS + 1000, 30000, 4000), "not before the next 5 minutes").toBeUndefined();
+    expect(
+      d.step(3 * REVISION_COMPACTION_INTERVAL_MS + 1000, 30000, 4000),
+      "not before the next 5 minutes",
+    ).toBeUndefined();
     expect(d.step(4 * REVISION_COMPACTION_INTERVAL_MS, 30000, 4000)).toBe(29000);
   });
 });
@@ -79,7 +90,12 @@ describe("a server with auto-compaction", () => {
     const dir = mkdtempSync(join(tmpdir(), "etcd-ts-compactor-"));
     dirs.push(dir);
     const s = await EtcdServer.start({
-      name: "n1", dataDir: dir, memberId: 1n, clusterId: 2n, heartbeatIntervalMs: 10, electionTimeoutMs: 100,
+      name: "n1",
+      dataDir: dir,
+      memberId: 1n,
+      clusterId: 2n,
+      heartbeatIntervalMs: 10,
+      electionTimeoutMs: 100,
       autoCompaction: { mode: "periodic", retention: 100 },
       clock: () => {
         clockReads++;
@@ -89,7 +105,8 @@ describe("a server with auto-compaction", () => {
     });
     servers.push(s);
     await s.whenLeader();
-    for (let i = 0; i < 5; i++) await s.put({ key: new TextEncoder().encode("k"), value: new TextEncoder().encode(String(i)) });
+    for (let i = 0; i < 5; i++)
+      await s.put({ key: new TextEncoder().encode("k"), value: new TextEncoder().encode(String(i)) });
     const rev = s.kv.revision;
     // The compactor (each tick reads the clock once) records `rev` at t=50, then compacts at it after the window.
     now = 50;

@@ -4,7 +4,12 @@
 // compacted past it, and not for a follower that is behind or unreachable.
 import { describe, expect, it } from "vitest";
 import { EtcdError } from "../../core/errors.js";
-import { DataInconsistencyError, checkHashKV, checkInitialHashKV, type CorruptCheckHost } from "../../core/server/corrupt_check.js";
+import {
+  DataInconsistencyError,
+  checkHashKV,
+  checkInitialHashKV,
+  type CorruptCheckHost,
+} from "../../core/server/corrupt_check.js";
 import type { PeerHash } from "../../core/server/peer_link.js";
 
 type Answer = PeerHash | EtcdError | Error;
@@ -43,7 +48,11 @@ describe("initial corruption check", () => {
 
   it("passes over peers it cannot compare", async () => {
     const h = host(local, [
-      { ...local, hash: 9, compactRevision: 6 }, new EtcdError("FUTURE_REV"), new EtcdError("COMPACTED"), new Error("connection refused"), { ...local },
+      { ...local, hash: 9, compactRevision: 6 },
+      new EtcdError("FUTURE_REV"),
+      new EtcdError("COMPACTED"),
+      new Error("connection refused"),
+      { ...local },
     ]);
     await checkInitialHashKV(h);
     expect(h.logs.filter((l) => l.includes("cannot check") || l.includes("failed hash kv")).length).toBe(4);
@@ -54,7 +63,14 @@ describe("periodic corruption check", () => {
   const cases: [string, Answer[], number][] = [
     ["all equal", [{ ...local }, { ...local }], 0],
     ["a follower's hash differs", [{ ...local }, { ...local, hash: 5 }], 1],
-    ["two followers differ: one alarm", [{ ...local, hash: 6 }, { ...local, hash: 5 }], 1],
+    [
+      "two followers differ: one alarm",
+      [
+        { ...local, hash: 6 },
+        { ...local, hash: 5 },
+      ],
+      1,
+    ],
     ["a follower ahead of the leader", [{ ...local, revision: 11 }], 1],
     ["a follower compacted past the leader", [{ ...local, compactRevision: 5, hash: 7 }], 1],
     ["a follower compacted less (another history span)", [{ ...local, compactRevision: 2, hash: 7 }], 0],

@@ -18,9 +18,11 @@ const MIN_ACKS_PER_ROUND = 10;
 function rng(seed: number): () => number {
   let x = seed >>> 0 || 1;
   return () => {
-    x ^= x << 13; x >>>= 0;
+    x ^= x << 13;
+    x >>>= 0;
     x ^= x >>> 17;
-    x ^= x << 5; x >>>= 0;
+    x ^= x << 5;
+    x >>>= 0;
     return x / 2 ** 32;
   };
 }
@@ -34,9 +36,23 @@ afterAll(() => {
 
 async function startMember(dataDir: string, port: number): Promise<ChildProcess> {
   const url = `http://127.0.0.1:${port}`;
-  const child = spawn(process.execPath, [join(REPO, "dist/core/cli/main.js"), "--data-dir", dataDir,
-    "--listen-client-urls", url, "--advertise-client-urls", url, "--heartbeat-interval", "10", "--election-timeout", "100"],
-  { stdio: ["ignore", "ignore", "pipe"] });
+  const child = spawn(
+    process.execPath,
+    [
+      join(REPO, "dist/core/cli/main.js"),
+      "--data-dir",
+      dataDir,
+      "--listen-client-urls",
+      url,
+      "--advertise-client-urls",
+      url,
+      "--heartbeat-interval",
+      "10",
+      "--election-timeout",
+      "100",
+    ],
+    { stdio: ["ignore", "ignore", "pipe"] },
+  );
   children.push(child);
   let log = "";
   await new Promise<void>((resolve, reject) => {

@@ -37,7 +37,12 @@ function tempDir(): string {
 }
 
 const entries = (lo: number, hi: number, term: number): Entry[] =>
-  Array.from({ length: hi - lo + 1 }, (_, i) => ({ index: lo + i, term, type: EntryType.Normal, data: new Uint8Array(0) }));
+  Array.from({ length: hi - lo + 1 }, (_, i) => ({
+    index: lo + i,
+    term,
+    type: EntryType.Normal,
+    data: new Uint8Array(0),
+  }));
 
 const cs = { voters: [1n], learners: [] };
 
@@ -55,8 +60,16 @@ describe("snapshot cut", () => {
     await kv.write([{ put: { key: enc("k"), value: enc("v") } }], 5);
     const events: string[] = [];
     const snapFiles = (): string[] => readdirSync(join(memberDir, "snap")).filter((f) => f.endsWith(".snap"));
-    setBackendSyncObserver({ beforeSync: () => undefined, afterSync: () => events.push(`sync with ${snapFiles().length} snapshot files`) });
-    const snaps = new Snapshots({ config: { name: "n", dataDir: root, memberId: 1n, clusterId: 1n, snapshotCount: 1, snapshotCatchUpEntries: 0 }, kv, storage, nextId: () => 1n });
+    setBackendSyncObserver({
+      beforeSync: () => undefined,
+      afterSync: () => events.push(`sync with ${snapFiles().length} snapshot files`),
+    });
+    const snaps = new Snapshots({
+      config: { name: "n", dataDir: root, memberId: 1n, clusterId: 1n, snapshotCount: 1, snapshotCatchUpEntries: 0 },
+      kv,
+      storage,
+      nextId: () => 1n,
+    });
     snaps.maybeCut(10, cs);
     expect(storage.snapshot().metadata.index).toBe(5);
     expect(snaps.index).toBe(5);
@@ -135,9 +148,19 @@ describe("backend fsync and defrag failures", () => {
   it("reports a failed background fsync and refuses every later sync and commit", async () => {
     const dir = tempDir();
     const errors: Error[] = [];
-    const b = Backend.open(dir, { buckets: ["data"], readWorkers: 0, syncIntervalMs: 5, onSyncError: (e) => errors.push(e) });
+    const b = Backend.open(dir, {
+      buckets: ["data"],
+      readWorkers: 0,
+      syncIntervalMs: 5,
+      onSyncError: (e) => errors.push(e),
+    });
     closers.push(() => b.abandon());
-    setBackendSyncObserver({ beforeSync: () => { throw Object.assign(new Error("EIO: i/o error, fsync"), { code: "EIO" }); }, afterSync: () => undefined });
+    setBackendSyncObserver({
+      beforeSync: () => {
+        throw Object.assign(new Error("EIO: i/o error, fsync"), { code: "EIO" });
+      },
+      afterSync: () => undefined,
+    });
     await b.batch(1, (tx) => tx.put("data", enc("k"), enc("v")));
     for (let i = 0; i < 200 && errors.length === 0; i++) await new Promise((r) => setTimeout(r, 5));
     expect(errors).toHaveLength(1);
@@ -151,7 +174,11 @@ describe("backend fsync and defrag failures", () => {
   it("reports a failed commit as a StorageError, and an error of the batch itself as it is", async () => {
     const b = Backend.open(tempDir(), { buckets: ["data"], readWorkers: 0, syncIntervalMs: 0 });
     closers.push(() => b.abandon());
-    await expect(b.batch(1, () => { throw new RangeError("the request's own error"); })).rejects.toThrow(RangeError);
+    await expect(
+      b.batch(1, () => {
+        throw new RangeError("the request's own error");
+      }),
+    ).rejects.toThrow(RangeError);
     armFailpoints("backend-after-commit=error");
     const err = await b.batch(2, (tx) => tx.put("data", enc("k"), enc("v"))).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(StorageError);
@@ -176,8 +203,14 @@ describe("backend fsync and defrag failures", () => {
 describe("fail-stop", () => {
   function config(dataDir: string, onFatal: (err: unknown) => void, log: string[]): ServerConfig {
     return {
-      name: "n1", dataDir, memberId: 0x3f87d1e9930d82d9n, clusterId: 0xc053a5fbc1c5ad1en, heartbeatIntervalMs: 10, electionTimeoutMs: 100,
-      onFatal, log: (level, pkg, msg) => log.push(`${level} ${pkg}: ${msg}`),
+      name: "n1",
+      dataDir,
+      memberId: 0x3f87d1e9930d82d9n,
+      clusterId: 0xc053a5fbc1c5ad1en,
+      heartbeatIntervalMs: 10,
+      electionTimeoutMs: 100,
+      onFatal,
+      log: (level, pkg, msg) => log.push(`${level} ${pkg}: ${msg}`),
     };
   }
 
@@ -188,17 +221,28 @@ describe("fail-stop", () => {
     const s = await EtcdServer.start(config(dir, (e) => fatal.push(e), log));
     closers.push(() => s.stop());
     await s.whenPublished();
-    setBackendSyncObserver({ beforeSync: () => { throw Object.assign(new Error("EIO: i/o error, fsync"), { code: "EIO" }); }, afterSync: () => undefined });
+    setBackendSyncObserver({
+      beforeSync: () => {
+        throw Object.assign(new Error("EIO: i/o error, fsync"), { code: "EIO" });
+      },
+      afterSync: () => undefined,
+    });
     await s.put({ key: enc("k"), value: enc("v") });
     for (let i = 0; i < 100 && fatal.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
     expect(fatal).toHaveLength(1);
-    expect(log.some((l) => /fatal: stopping the member: storage i\/o error \(backend .* fsync failed/.test(l))).toBe(true);
+    expect(log.some((l) => /fatal: stopping the member: storage i\/o error \(backend .* fsync failed/.test(l))).toBe(
+      true,
+    );
     await expect(s.put({ key: enc("k2"), value: enc("v") })).rejects.toThrow();
   });
 
   for (const [point, action, line] of [
     ["wal-before-save", "error", /fatal: stopping the member: storage i\/o error \(EIO/],
-    ["backend-before-commit", "enospc", /fatal: stopping the member: no space left on device .* free space in the data dir and restart/],
+    [
+      "backend-before-commit",
+      "enospc",
+      /fatal: stopping the member: no space left on device .* free space in the data dir and restart/,
+    ],
   ] as const) {
     it(`stops at an injected ${action} at ${point}, acknowledges nothing after it, and restarts with every acknowledged write`, async () => {
       const dir = tempDir();
@@ -206,7 +250,9 @@ describe("fail-stop", () => {
       const log: string[] = [];
       const s = await EtcdServer.start(config(dir, (e) => fatal.push(e), log));
       let stopped = false;
-      closers.push(async () => { if (!stopped) await s.stop(); });
+      closers.push(async () => {
+        if (!stopped) await s.stop();
+      });
       await s.whenPublished();
       for (let i = 0; i < 5; i++) await s.put({ key: enc(`k${i}`), value: enc(`v${i}`) });
       armFailpoints(`${point}=${action}`);
@@ -232,7 +278,14 @@ describe("fail-stop", () => {
 describe("restart after a power cut", () => {
   it("starts when the backend has applied past the commit index the WAL kept (a commit alone is not fsynced)", async () => {
     const dir = tempDir();
-    const cfg: ServerConfig = { name: "n1", dataDir: dir, memberId: 0x3f87d1e9930d82d9n, clusterId: 0xc053a5fbc1c5ad1en, heartbeatIntervalMs: 10, electionTimeoutMs: 100 };
+    const cfg: ServerConfig = {
+      name: "n1",
+      dataDir: dir,
+      memberId: 0x3f87d1e9930d82d9n,
+      clusterId: 0xc053a5fbc1c5ad1en,
+      heartbeatIntervalMs: 10,
+      electionTimeoutMs: 100,
+    };
     const s = await EtcdServer.start(cfg);
     await s.whenPublished();
     for (let i = 0; i < 5; i++) await s.put({ key: enc(`k${i}`), value: enc("v") });
@@ -257,7 +310,14 @@ describe("restart after an interrupted snapshot install", () => {
   it("starts when the installed body is ahead of the log (the leader copied its backend after cutting the snapshot)", async () => {
     const dir = tempDir();
     const memberId = 0x3f87d1e9930d82d9n;
-    const cfg: ServerConfig = { name: "n1", dataDir: dir, memberId, clusterId: 0xc053a5fbc1c5ad1en, heartbeatIntervalMs: 10, electionTimeoutMs: 100 };
+    const cfg: ServerConfig = {
+      name: "n1",
+      dataDir: dir,
+      memberId,
+      clusterId: 0xc053a5fbc1c5ad1en,
+      heartbeatIntervalMs: 10,
+      electionTimeoutMs: 100,
+    };
     const s = await EtcdServer.start(cfg);
     await s.whenPublished();
     for (let i = 0; i < 5; i++) await s.put({ key: enc(`k${i}`), value: enc("v") });
@@ -269,7 +329,10 @@ describe("restart after an interrupted snapshot install", () => {
     rmSync(join(memberDir, "snap"), { recursive: true });
     mkdirSync(join(memberDir, "snap"));
     const storage = WalStorage.open(memberDir);
-    const snapshot = { metadata: { index: ci - 3, term: 2, confState: { voters: [memberId], learners: [] } }, data: new Uint8Array(0) };
+    const snapshot = {
+      metadata: { index: ci - 3, term: 2, confState: { voters: [memberId], learners: [] } },
+      data: new Uint8Array(0),
+    };
     storage.save({ snapshot, hardState: { term: 2, vote: memberId, commit: ci - 3 }, entries: [] }, true);
     storage.close();
     const again = await EtcdServer.start(cfg);

@@ -10,7 +10,8 @@ import { EtcdClient } from "../../core/client/index.js";
 import { REPO, freePort } from "../compat/processes.js";
 
 const mnt = mkdtempSync(join(tmpdir(), "etcd-ts-enospc-"));
-const mounted = process.getuid?.() === 0 && spawnSync("mount", ["-t", "tmpfs", "-o", "size=6m", "tmpfs", mnt]).status === 0;
+const mounted =
+  process.getuid?.() === 0 && spawnSync("mount", ["-t", "tmpfs", "-o", "size=6m", "tmpfs", mnt]).status === 0;
 const children: ChildProcess[] = [];
 afterAll(() => {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
@@ -20,9 +21,27 @@ afterAll(() => {
 
 function start(port: number): { child: ChildProcess; log: () => string; exit: Promise<number | null> } {
   const url = `http://127.0.0.1:${port}`;
-  const child = spawn(process.execPath, [join(REPO, "dist/core/cli/main.js"), "--data-dir", join(mnt, "data"),
-    "--listen-client-urls", url, "--advertise-client-urls", url, "--heartbeat-interval", "10", "--election-timeout", "100",
-    "--experimental-wal-segment-bytes", String(1 << 20), "--snapshot-count", "100000"], { stdio: ["ignore", "ignore", "pipe"] });
+  const child = spawn(
+    process.execPath,
+    [
+      join(REPO, "dist/core/cli/main.js"),
+      "--data-dir",
+      join(mnt, "data"),
+      "--listen-client-urls",
+      url,
+      "--advertise-client-urls",
+      url,
+      "--heartbeat-interval",
+      "10",
+      "--election-timeout",
+      "100",
+      "--experimental-wal-segment-bytes",
+      String(1 << 20),
+      "--snapshot-count",
+      "100000",
+    ],
+    { stdio: ["ignore", "ignore", "pipe"] },
+  );
   children.push(child);
   let log = "";
   child.stderr?.on("data", (b: Buffer) => (log = (log + b.toString()).slice(-20_000)));
@@ -44,36 +63,42 @@ async function waitUp(c: EtcdClient): Promise<void> {
 }
 
 describe("a full disk", () => {
-  it.skipIf(!mounted)("stops the member with a clear error, and it restarts with every acknowledged write once space is freed", async () => {
-    const port = await freePort();
-    const first = start(port);
-    const c = new EtcdClient({ endpoints: [`127.0.0.1:${port}`], callTimeoutMs: 5_000, dialTimeoutMs: 2_000 });
-    await waitUp(c);
-    const acked = new Map<string, string>();
-    let alive = true;
-    void first.exit.then(() => (alive = false));
-    for (let i = 0; alive && i < 2_000; i++) {
-      const key = `k${String(i).padStart(5, "0")}`;
-      const value = `${key}:${"v".repeat(64 * 1024)}`;
-      try {
-        await c.put(key, value);
-        acked.set(key, value);
-      } catch {
-        break;
+  it.skipIf(!mounted)(
+    "stops the member with a clear error, and it restarts with every acknowledged write once space is freed",
+    async () => {
+      const port = await freePort();
+      const first = start(port);
+      const c = new EtcdClient({ endpoints: [`127.0.0.1:${port}`], callTimeoutMs: 5_000, dialTimeoutMs: 2_000 });
+      await waitUp(c);
+      const acked = new Map<string, string>();
+      let alive = true;
+      void first.exit.then(() => (alive = false));
+      for (let i = 0; alive && i < 2_000; i++) {
+        const key = `k${String(i).padStart(5, "0")}`;
+        const value = `${key}:${"v".repeat(64 * 1024)}`;
+        try {
+          await c.put(key, value);
+          acked.set(key, value);
+        } catch {
+          break;
+        }
       }
-    }
-    expect(await first.exit).toBe(1);
-    expect(first.log()).toMatch(/fatal: stopping the member: no space left on device .*free space in the data dir and restart the member/);
-    expect(acked.size).toBeGreaterThan(10);
-    expect(spawnSync("mount", ["-o", "remount,size=256m", mnt]).status).toBe(0);
-    const second = start(port);
-    await waitUp(c);
-    const got = await c.get("k", { prefix: true });
-    const have = new Map(got.kvs.map((kv) => [kv.key.toString(), kv.value.toString()]));
-    for (const [k, v] of acked) expect(have.get(k) === v, `acknowledged ${k} missing after the restart`).toBe(true);
-    await c.put("after", "ok");
-    c.close();
-    second.child.kill("SIGTERM");
-    await second.exit;
-  }, 120_000);
+      expect(await first.exit).toBe(1);
+      expect(first.log()).toMatch(
+        /fatal: stopping the member: no space left on device .*free space in the data dir and restart the member/,
+      );
+      expect(acked.size).toBeGreaterThan(10);
+      expect(spawnSync("mount", ["-o", "remount,size=256m", mnt]).status).toBe(0);
+      const second = start(port);
+      await waitUp(c);
+      const got = await c.get("k", { prefix: true });
+      const have = new Map(got.kvs.map((kv) => [kv.key.toString(), kv.value.toString()]));
+      for (const [k, v] of acked) expect(have.get(k) === v, `acknowledged ${k} missing after the restart`).toBe(true);
+      await c.put("after", "ok");
+      c.close();
+      second.child.kill("SIGTERM");
+      await second.exit;
+    },
+    120_000,
+  );
 });

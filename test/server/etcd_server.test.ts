@@ -21,7 +21,12 @@ afterEach(async () => {
 
 function config(dataDir: string, snapshotCount?: number): ServerConfig {
   return {
-    name: "n1", dataDir, memberId: 0x3f87d1e9930d82d9n, clusterId: 0xc053a5fbc1c5ad1en, heartbeatIntervalMs: 10, electionTimeoutMs: 100,
+    name: "n1",
+    dataDir,
+    memberId: 0x3f87d1e9930d82d9n,
+    clusterId: 0xc053a5fbc1c5ad1en,
+    heartbeatIntervalMs: 10,
+    electionTimeoutMs: 100,
     ...(snapshotCount !== undefined ? { snapshotCount } : {}),
   };
 }
@@ -60,7 +65,9 @@ describe("single-member EtcdServer", () => {
 
   it("applies many concurrent proposals, each answered with its own revision", async () => {
     const s = await startServer();
-    const puts = await Promise.all(Array.from({ length: 500 }, (_, i) => s.put({ key: enc(`k${i}`), value: enc(`v${i}`) })));
+    const puts = await Promise.all(
+      Array.from({ length: 500 }, (_, i) => s.put({ key: enc(`k${i}`), value: enc(`v${i}`) })),
+    );
     const revs = puts.map((p) => p.response.revision).sort((a, b) => a - b);
     expect(revs[0]).toBe(2);
     expect(revs[revs.length - 1]).toBe(501);
@@ -117,7 +124,9 @@ describe("single-member EtcdServer", () => {
     const applied = s1.appliedIndex;
     await s1.stop();
     servers.splice(servers.indexOf(s1), 1);
-    expect(readdirSync(join(dir, "member", "snap")).filter((f) => f.endsWith(".snap")).length).toBeGreaterThanOrEqual(3);
+    expect(readdirSync(join(dir, "member", "snap")).filter((f) => f.endsWith(".snap")).length).toBeGreaterThanOrEqual(
+      3,
+    );
     const s2 = await startServer(dir, 10);
     // Everything from before the restart, plus possibly the new term's empty entry (already applied when the
     // election's Ready synced inline).

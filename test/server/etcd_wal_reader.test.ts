@@ -19,15 +19,33 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 async function snapshotFile(): Promise<string> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const child = spawn(process.execPath, [join(REPO, "dist/core/cli/main.js"), "--data-dir", join(dir, "src"), "--listen-client-urls", url, "--advertise-client-urls", url], { stdio: ["ignore", "ignore", "pipe"] });
+  const child = spawn(
+    process.execPath,
+    [
+      join(REPO, "dist/core/cli/main.js"),
+      "--data-dir",
+      join(dir, "src"),
+      "--listen-client-urls",
+      url,
+      "--advertise-client-urls",
+      url,
+    ],
+    { stdio: ["ignore", "ignore", "pipe"] },
+  );
   try {
     await new Promise<void>((ready, fail) => {
       let log = "";
-      child.stderr?.on("data", (d: Buffer) => ((log += d.toString()), log.includes("ready to serve client requests") && ready()));
+      child.stderr?.on(
+        "data",
+        (d: Buffer) => ((log += d.toString()), log.includes("ready to serve client requests") && ready()),
+      );
       child.once("exit", (code) => fail(new Error(`etcd-ts exited ${code}: ${log}`)));
     });
     const file = join(dir, "snap.db");
-    const r = spawnSync("etcdctl", ["--endpoints", `127.0.0.1:${port}`, "snapshot", "save", file], { env: { ...process.env, ETCDCTL_API: "3" }, encoding: "utf8" });
+    const r = spawnSync("etcdctl", ["--endpoints", `127.0.0.1:${port}`, "snapshot", "save", file], {
+      env: { ...process.env, ETCDCTL_API: "3" },
+      encoding: "utf8",
+    });
     expect(r.status, r.stderr).toBe(0);
     return file;
   } finally {
@@ -40,9 +58,31 @@ describe.runIf(haveEtcd())("etcd WAL reader", () => {
     const file = await snapshotFile();
     const peers = ["http://127.0.0.1:12380", "http://127.0.0.1:22380", "http://127.0.0.1:32380"];
     const initial = peers.map((u, i) => `m${i}=${u}`).join(",");
-    const r = spawnSync("etcdctl", ["snapshot", "restore", file, "--data-dir", join(dir, "r"), "--name", "m1", "--initial-cluster", initial, "--initial-cluster-token", "t", "--initial-advertise-peer-urls", peers[1] as string], { env: { ...process.env, ETCDCTL_API: "3" }, encoding: "utf8" });
+    const r = spawnSync(
+      "etcdctl",
+      [
+        "snapshot",
+        "restore",
+        file,
+        "--data-dir",
+        join(dir, "r"),
+        "--name",
+        "m1",
+        "--initial-cluster",
+        initial,
+        "--initial-cluster-token",
+        "t",
+        "--initial-advertise-peer-urls",
+        peers[1] as string,
+      ],
+      { env: { ...process.env, ETCDCTL_API: "3" }, encoding: "utf8" },
+    );
     expect(r.status, r.stderr).toBe(0);
-    const added = [...r.stderr.matchAll(/"cluster-id":"([0-9a-f]+)".*?"added-peer-id":"([0-9a-f]+)","added-peer-peer-urls":\["([^"]+)"\]/g)];
+    const added = [
+      ...r.stderr.matchAll(
+        /"cluster-id":"([0-9a-f]+)".*?"added-peer-id":"([0-9a-f]+)","added-peer-peer-urls":\["([^"]+)"\]/g,
+      ),
+    ];
     expect(added.length).toBe(3);
     const idOf = (url: string): bigint => BigInt(`0x${added.find((m) => m[3] === url)?.[2] ?? "0"}`);
 
@@ -52,8 +92,16 @@ describe.runIf(haveEtcd())("etcd WAL reader", () => {
     expect(wal.clusterId).toBe(BigInt(`0x${added[0]?.[1] ?? "0"}`));
     expect(wal.snapshotIndex).toBe(0);
     expect(wal.lastIndex).toBe(3);
-    const members = wal.confChanges.map((cc) => ({ type: cc.type, id: cc.nodeId, member: decodeConfChangeContext(cc.context).member }));
-    expect(members.map((m) => m.type)).toEqual([EtcdConfChangeType.AddNode, EtcdConfChangeType.AddNode, EtcdConfChangeType.AddNode]);
+    const members = wal.confChanges.map((cc) => ({
+      type: cc.type,
+      id: cc.nodeId,
+      member: decodeConfChangeContext(cc.context).member,
+    }));
+    expect(members.map((m) => m.type)).toEqual([
+      EtcdConfChangeType.AddNode,
+      EtcdConfChangeType.AddNode,
+      EtcdConfChangeType.AddNode,
+    ]);
     for (const [i, url] of peers.entries()) {
       const m = members.find((x) => x.id === idOf(url));
       expect(m?.member).toEqual({ id: idOf(url), name: `m${i}`, peerUrls: [url], clientUrls: [], isLearner: false });

@@ -17,8 +17,14 @@ describe("FollowerStats", () => {
     f.answered(2n, true, 301);
     f.answered(2n, false, 400); // nothing in flight: ignored
     const st = f.of([2n, 3n]);
-    expect(st.get(2n)).toEqual({ latency: { current: 8, average: 6, standardDeviation: 2, minimum: 4, maximum: 8 }, counts: { fail: 1, success: 2 } });
-    expect(st.get(3n)).toEqual({ latency: { current: 0, average: 0, standardDeviation: 0, minimum: 2 ** 63, maximum: 0 }, counts: { fail: 0, success: 0 } });
+    expect(st.get(2n)).toEqual({
+      latency: { current: 8, average: 6, standardDeviation: 2, minimum: 4, maximum: 8 },
+      counts: { fail: 1, success: 2 },
+    });
+    expect(st.get(3n)).toEqual({
+      latency: { current: 0, average: 0, standardDeviation: 0, minimum: 2 ** 63, maximum: 0 },
+      counts: { fail: 0, success: 0 },
+    });
   });
 
   it("forgets appends in flight when leadership changes", () => {

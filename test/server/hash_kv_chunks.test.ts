@@ -18,7 +18,8 @@ afterEach(() => {
 function onePass(kv: KvStore, rev: number): number {
   return kv.backend.readNow((v) => {
     let h = 0;
-    for (const { key, value } of v.range(KEY_BUCKET, {})) if (revisionOf(key).main <= rev) h = crc32(value, crc32(key, h));
+    for (const { key, value } of v.range(KEY_BUCKET, {}))
+      if (revisionOf(key).main <= rev) h = crc32(value, crc32(key, h));
     return h;
   });
 }
@@ -29,7 +30,11 @@ async function filled(): Promise<KvStore> {
   const kv = KvStore.open(dir, { readWorkers: 0 });
   const n = Math.ceil(HASH_KV_CHUNK_ENTRIES * 2.5);
   for (let b = 0; b < n / 500; b++) {
-    await kv.write(Array.from({ length: 500 }, (_, i) => ({ put: { key: new TextEncoder().encode(`k/${(b * 500 + i) % 3000}`), value: Uint8Array.of(b, i % 256) } })));
+    await kv.write(
+      Array.from({ length: 500 }, (_, i) => ({
+        put: { key: new TextEncoder().encode(`k/${(b * 500 + i) % 3000}`), value: Uint8Array.of(b, i % 256) },
+      })),
+    );
   }
   return kv;
 }

@@ -24,7 +24,11 @@ describe("mass lease expiry", () => {
     // The lessor's clock is virtual: grants and puts take their time, then the clock jumps past every expiry at once.
     let now = 0;
     const s = await EtcdServer.start({
-      name: "n1", dataDir: dir, memberId: 1n, clusterId: 2n, quotaBackendBytes: -1,
+      name: "n1",
+      dataDir: dir,
+      memberId: 1n,
+      clusterId: 2n,
+      quotaBackendBytes: -1,
       clock: () => now,
     });
     server = s;
@@ -35,7 +39,11 @@ describe("mass lease expiry", () => {
       ids.push(...batch.map((g) => g.response.id));
     }
     for (let i = 0; i < LEASES; i += 500) {
-      await Promise.all(ids.slice(i, i + 500).map((id, j) => s.put({ key: enc(`exp/${String(i + j).padStart(5, "0")}`), value: enc("v"), lease: id })));
+      await Promise.all(
+        ids
+          .slice(i, i + 500)
+          .map((id, j) => s.put({ key: enc(`exp/${String(i + j).padStart(5, "0")}`), value: enc("v"), lease: id })),
+      );
     }
     expect(s.lessor.size).toBe(LEASES);
     now += 10_000;
@@ -62,7 +70,9 @@ describe("mass lease expiry", () => {
     stop = true;
     await writer;
     const seconds = (performance.now() - start) / 1000;
-    console.log(`mass expiry: ${LEASES} leases gone in ${seconds.toFixed(1)} s; ${writes} puts meanwhile, max put latency ${maxWriteMs.toFixed(1)} ms`);
+    console.log(
+      `mass expiry: ${LEASES} leases gone in ${seconds.toFixed(1)} s; ${writes} puts meanwhile, max put latency ${maxWriteMs.toFixed(1)} ms`,
+    );
     expect(left, `leases left after 60 s: ${left}`).toBe(0);
     expect((await s.range({ key: enc("exp/"), rangeEnd: enc("exp0"), countOnly: true })).response.count).toBe(0);
     expect(writes, "writes were served during the expiry").toBeGreaterThan(0);

@@ -24,7 +24,15 @@ afterEach(async () => {
 
 // heartbeat 10 ms, election 100 ms: etcd's minimum lease TTL rule gives ceil(1.5 × 100 ms) = 1 s.
 function config(dataDir: string, extra: Partial<ServerConfig> = {}): ServerConfig {
-  return { name: "n1", dataDir, memberId: 0x3f87d1e9930d82d9n, clusterId: 0xc053a5fbc1c5ad1en, heartbeatIntervalMs: 10, electionTimeoutMs: 100, ...extra };
+  return {
+    name: "n1",
+    dataDir,
+    memberId: 0x3f87d1e9930d82d9n,
+    clusterId: 0xc053a5fbc1c5ad1en,
+    heartbeatIntervalMs: 10,
+    electionTimeoutMs: 100,
+    ...extra,
+  };
 }
 
 async function start(dataDir?: string, extra: Partial<ServerConfig> = {}): Promise<{ s: EtcdServer; dir: string }> {
@@ -37,7 +45,10 @@ async function start(dataDir?: string, extra: Partial<ServerConfig> = {}): Promi
 }
 
 async function errorOf(p: Promise<unknown>): Promise<unknown> {
-  return p.then(() => undefined, (e: unknown) => e);
+  return p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
 }
 
 describe("leases through the server", () => {
@@ -66,7 +77,9 @@ describe("leases through the server", () => {
 
   it("answers etcd's errors: unknown lease on put, duplicate id, revoke twice, renew of a gone lease", async () => {
     const { s } = await start();
-    expect(isEtcdError(await errorOf(s.put({ key: enc("x"), value: enc("v"), lease: 12345n })), "LEASE_NOT_FOUND")).toBe(true);
+    expect(
+      isEtcdError(await errorOf(s.put({ key: enc("x"), value: enc("v"), lease: 12345n })), "LEASE_NOT_FOUND"),
+    ).toBe(true);
     await s.leaseGrant(777n, 30);
     expect(isEtcdError(await errorOf(s.leaseGrant(777n, 30)), "LEASE_EXIST")).toBe(true);
     const applied = s.appliedIndex;
@@ -140,5 +153,9 @@ describe("leases through the server", () => {
 
 /** Whether the lessor's stored record for some lease holds a checkpointed remaining TTL (read from the backend). */
 function checkpointed(s: EtcdServer): boolean {
-  return s.lessor.leases().some((id) => (s.kv.backend.readNow((v) => Lessor.load(v, { minTtlSeconds: 1 })).timeToLive(id, false)?.ttl ?? 60) < 60);
+  return s.lessor
+    .leases()
+    .some(
+      (id) => (s.kv.backend.readNow((v) => Lessor.load(v, { minTtlSeconds: 1 })).timeToLive(id, false)?.ttl ?? 60) < 60,
+    );
 }

@@ -21,7 +21,15 @@ afterEach(async () => {
 });
 
 function config(dataDir: string, extra: Partial<ServerConfig>): ServerConfig {
-  return { name: "n1", dataDir, memberId: 0x3f87d1e9930d82d9n, clusterId: 0xc053a5fbc1c5ad1en, heartbeatIntervalMs: 10, electionTimeoutMs: 100, ...extra };
+  return {
+    name: "n1",
+    dataDir,
+    memberId: 0x3f87d1e9930d82d9n,
+    clusterId: 0xc053a5fbc1c5ad1en,
+    heartbeatIntervalMs: 10,
+    electionTimeoutMs: 100,
+    ...extra,
+  };
 }
 
 async function start(dataDir?: string, extra: Partial<ServerConfig> = {}): Promise<{ s: EtcdServer; dir: string }> {
@@ -34,7 +42,10 @@ async function start(dataDir?: string, extra: Partial<ServerConfig> = {}): Promi
 }
 
 async function errorOf(p: Promise<unknown>): Promise<unknown> {
-  return p.then(() => undefined, (e: unknown) => e);
+  return p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
 }
 
 async function stop(s: EtcdServer): Promise<void> {
@@ -56,11 +67,15 @@ describe("quota and the NOSPACE alarm", () => {
       refused = await errorOf(s.put({ key: enc(`q/${i}`), value }));
       if (refused === undefined) accepted++;
     }
-    expect(isEtcdError(refused, "NO_SPACE"), `refused with ${String(refused)} after ${accepted} puts of 16 KiB`).toBe(true);
+    expect(isEtcdError(refused, "NO_SPACE"), `refused with ${String(refused)} after ${accepted} puts of 16 KiB`).toBe(
+      true,
+    );
     expect(accepted).toBeGreaterThan(0);
     // The alarm goes through Raft; a GET after a linearizable read sees it applied.
     await s.range({ key: enc("q/0") });
-    expect((await s.alarm(AlarmAction.GET, 0n, AlarmType.NONE)).response).toEqual([{ memberId: s.config.memberId, alarm: AlarmType.NOSPACE }]);
+    expect((await s.alarm(AlarmAction.GET, 0n, AlarmType.NONE)).response).toEqual([
+      { memberId: s.config.memberId, alarm: AlarmType.NOSPACE },
+    ]);
     // Capped: even a tiny put or a lease grant is refused on apply; deletes go on.
     expect(isEtcdError(await errorOf(s.put({ key: enc("tiny"), value: enc("1") })), "NO_SPACE")).toBe(true);
     expect(isEtcdError(await errorOf(s.leaseGrant(0n, 60)), "NO_SPACE")).toBe(true);
@@ -68,7 +83,10 @@ describe("quota and the NOSPACE alarm", () => {
     await stop(s);
 
     const again = await start(dir, { quotaBackendBytes: -1 });
-    expect(again.s.alarms.list().map((a) => a.alarm), "the alarm is in the backend").toEqual([AlarmType.NOSPACE]);
+    expect(
+      again.s.alarms.list().map((a) => a.alarm),
+      "the alarm is in the backend",
+    ).toEqual([AlarmType.NOSPACE]);
     expect(isEtcdError(await errorOf(again.s.put({ key: enc("tiny"), value: enc("1") })), "NO_SPACE")).toBe(true);
     const cleared = await again.s.alarm(AlarmAction.DEACTIVATE, 0n, AlarmType.NOSPACE);
     expect(cleared.response.length).toBe(1);
@@ -83,7 +101,9 @@ describe("defragmentation", () => {
     const { s } = await start(undefined, { quotaBackendBytes: -1, heartbeatIntervalMs: 100, electionTimeoutMs: 1000 });
     const value = new Uint8Array(4096).fill(1);
     for (let i = 0; i < 500; i += 50) {
-      await Promise.all(Array.from({ length: 50 }, (_, j) => s.put({ key: enc(`d/${String(i + j).padStart(4, "0")}`), value })));
+      await Promise.all(
+        Array.from({ length: 50 }, (_, j) => s.put({ key: enc(`d/${String(i + j).padStart(4, "0")}`), value })),
+      );
     }
     await s.deleteRange({ key: enc("d/0"), rangeEnd: enc("d/04") });
     const before = s.kv.backend.size().dbSizeBytes;

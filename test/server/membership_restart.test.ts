@@ -17,8 +17,15 @@ afterEach(async () => {
 
 async function start(dataDir: string): Promise<EtcdServer> {
   const s = await EtcdServer.start({
-    name: "n1", dataDir, memberId: 0x8e9e05c52164694dn, clusterId: 0xcdf818194e3a8c32n, heartbeatIntervalMs: 10, electionTimeoutMs: 100,
-    initialMembers: [{ id: 0x8e9e05c52164694dn, name: "n1", peerUrls: ["http://127.0.0.1:1"], clientUrls: [], isLearner: false }],
+    name: "n1",
+    dataDir,
+    memberId: 0x8e9e05c52164694dn,
+    clusterId: 0xcdf818194e3a8c32n,
+    heartbeatIntervalMs: 10,
+    electionTimeoutMs: 100,
+    initialMembers: [
+      { id: 0x8e9e05c52164694dn, name: "n1", peerUrls: ["http://127.0.0.1:1"], clientUrls: [], isLearner: false },
+    ],
     peer: { listenUrls: ["http://127.0.0.1:0"] },
   });
   servers.push(s);
@@ -43,6 +50,8 @@ describe("member changes across a restart", () => {
     expect(again.members().length).toBe(2);
     await expect(again.memberPromote(member.id)).rejects.toMatchObject({ code: "LEARNER_NOT_READY" });
     // Still a one-voter cluster: writes commit.
-    expect((await again.put({ key: new TextEncoder().encode("k"), value: new Uint8Array(1) })).response.revision).toBeGreaterThan(1);
+    expect(
+      (await again.put({ key: new TextEncoder().encode("k"), value: new Uint8Array(1) })).response.revision,
+    ).toBeGreaterThan(1);
   });
 });

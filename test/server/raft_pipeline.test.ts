@@ -21,10 +21,12 @@ class GatedWal {
     const names = rd.entries.map(text).filter((t) => t !== "");
     if (names.length === 0) return Promise.resolve(this.#persist(rd));
     this.log.push(`save-start ${names.join(",")}`);
-    return new Promise((resolve) => this.#gates.push(() => {
-      this.log.push(`save-done ${names.join(",")}`);
-      resolve(this.#persist(rd));
-    }));
+    return new Promise((resolve) =>
+      this.#gates.push(() => {
+        this.log.push(`save-done ${names.join(",")}`);
+        resolve(this.#persist(rd));
+      }),
+    );
   }
 
   #persist(rd: { entries: readonly Entry[]; hardState?: HardState }): void {
@@ -63,7 +65,9 @@ function singleMember(): { node: RaftNode; wal: GatedWal } {
     },
     onReadState: () => undefined,
     onLeadership: () => undefined,
-    snapshotBody: () => { throw new Error("no snapshots here"); },
+    snapshotBody: () => {
+      throw new Error("no snapshots here");
+    },
     installSnapshot: () => Promise.resolve(),
     apply: (entries) => {
       const names = entries.map(text).filter((t) => t !== "");
@@ -91,7 +95,14 @@ describe("RaftNode Ready pipeline", () => {
       expect(wal.log).toEqual(["save-start p1", "save-done p1", "save-start p2", "apply p1"]);
       wal.release();
       await until(() => wal.log.includes("apply p2"));
-      expect(wal.log).toEqual(["save-start p1", "save-done p1", "save-start p2", "apply p1", "save-done p2", "apply p2"]);
+      expect(wal.log).toEqual([
+        "save-start p1",
+        "save-done p1",
+        "save-start p2",
+        "apply p1",
+        "save-done p2",
+        "apply p2",
+      ]);
       await until(() => !node.processing);
     } finally {
       node.stopTicking();

@@ -16,9 +16,38 @@ function plain(v: unknown): unknown {
 describe("Raft payload codec", () => {
   it("round-trips puts in the binary form, with every option", () => {
     const cases: RaftPayload[] = [
-      { id: 1n, req: { put: { key: enc("k"), value: enc("v"), lease: 0n, prevKv: false, ignoreValue: false, ignoreLease: false } } },
-      { id: 0xffff_ffff_ffff_fff0n, req: { put: { key: new Uint8Array([0, 255, 0]), value: new Uint8Array(0), lease: 0x7fff_ffff_ffff_ffffn, prevKv: true, ignoreValue: true, ignoreLease: true } } },
-      { id: 42n, req: { put: { key: enc("only-prev"), value: new Uint8Array(70_000).fill(7), lease: 5n, prevKv: true, ignoreValue: false, ignoreLease: false } } },
+      {
+        id: 1n,
+        req: {
+          put: { key: enc("k"), value: enc("v"), lease: 0n, prevKv: false, ignoreValue: false, ignoreLease: false },
+        },
+      },
+      {
+        id: 0xffff_ffff_ffff_fff0n,
+        req: {
+          put: {
+            key: new Uint8Array([0, 255, 0]),
+            value: new Uint8Array(0),
+            lease: 0x7fff_ffff_ffff_ffffn,
+            prevKv: true,
+            ignoreValue: true,
+            ignoreLease: true,
+          },
+        },
+      },
+      {
+        id: 42n,
+        req: {
+          put: {
+            key: enc("only-prev"),
+            value: new Uint8Array(70_000).fill(7),
+            lease: 5n,
+            prevKv: true,
+            ignoreValue: false,
+            ignoreLease: false,
+          },
+        },
+      },
     ];
     for (const p of cases) {
       const bytes = encodePayload(p);
@@ -31,7 +60,13 @@ describe("Raft payload codec", () => {
     const others: RaftPayload[] = [
       { id: 7n, req: { deleteRange: { key: enc("a"), rangeEnd: enc("b"), prevKv: true } } },
       { id: 8n, req: { leaseGrant: { id: 99n, ttl: 10 } } },
-      { id: 9n, req: { put: { key: enc("k"), value: enc("v"), lease: 0n, prevKv: false, ignoreValue: false, ignoreLease: false } }, auth: { username: "u", revision: 3 } },
+      {
+        id: 9n,
+        req: {
+          put: { key: enc("k"), value: enc("v"), lease: 0n, prevKv: false, ignoreValue: false, ignoreLease: false },
+        },
+        auth: { username: "u", revision: 3 },
+      },
     ];
     for (const p of others) {
       const bytes = encodePayload(p);
@@ -42,7 +77,12 @@ describe("Raft payload codec", () => {
 
   it("decodes puts an older build wrote with msgpackr", () => {
     const old = new Packr({ useRecords: false, int64AsType: "bigint", mapsAsObjects: true });
-    const p: RaftPayload = { id: 5n, req: { put: { key: enc("k"), value: enc("v"), lease: 0n, prevKv: false, ignoreValue: false, ignoreLease: false } } };
+    const p: RaftPayload = {
+      id: 5n,
+      req: {
+        put: { key: enc("k"), value: enc("v"), lease: 0n, prevKv: false, ignoreValue: false, ignoreLease: false },
+      },
+    };
     expect(plain(decodePayload(old.pack(p)))).toEqual(plain(p));
   });
 

@@ -17,7 +17,14 @@ afterEach(async () => {
 });
 
 function config(dataDir: string): ServerConfig {
-  return { name: "n1", dataDir, memberId: 0x3f87d1e9930d82d9n, clusterId: 0xc053a5fbc1c5ad1en, heartbeatIntervalMs: 10, electionTimeoutMs: 100 };
+  return {
+    name: "n1",
+    dataDir,
+    memberId: 0x3f87d1e9930d82d9n,
+    clusterId: 0xc053a5fbc1c5ad1en,
+    heartbeatIntervalMs: 10,
+    electionTimeoutMs: 100,
+  };
 }
 
 async function start(dir: string): Promise<EtcdServer> {
@@ -34,8 +41,12 @@ describe("v2 store persistence", () => {
     const s = await start(dir);
     const far = (BigInt(Date.now()) + 3_600_000n) * 1_000_000n;
     expect(await s.v2Write({ method: "PUT", path: "/a/b", value: "1" })).toMatchObject({ event: { action: "set" } });
-    expect(await s.v2Write({ method: "PUT", path: "/t", value: "x", expireNs: far })).toMatchObject({ event: { action: "set" } });
-    expect(await s.v2Write({ method: "POST", path: "/q", value: "job" })).toMatchObject({ event: { action: "create" } });
+    expect(await s.v2Write({ method: "PUT", path: "/t", value: "x", expireNs: far })).toMatchObject({
+      event: { action: "set" },
+    });
+    expect(await s.v2Write({ method: "POST", path: "/q", value: "job" })).toMatchObject({
+      event: { action: "create" },
+    });
     expect(await s.v2Write({ method: "DELETE", path: "/a/b" })).toMatchObject({ event: { action: "delete" } });
     const refused = await s.v2Write({ method: "PUT", path: "/t", value: "y", prevValue: "nope" });
     expect(refused).toEqual({ error: { errorCode: 101, message: "Compare failed", cause: "[nope != x]", index: 4 } });
@@ -47,7 +58,9 @@ describe("v2 store persistence", () => {
     expect(again.v2.store.index).toBe(4);
     expect(again.v2.store.get("/", true, true).node).toEqual(before.node);
     expect(again.v2.store.hasTtlKeys).toBe(true);
-    expect(await again.v2Write({ method: "PUT", path: "/after", value: "z" })).toMatchObject({ event: { node: { modifiedIndex: 5 } } });
+    expect(await again.v2Write({ method: "PUT", path: "/after", value: "z" })).toMatchObject({
+      event: { node: { modifiedIndex: 5 } },
+    });
     const past = again.v2.store.watch("/a", true, false, 1, () => undefined);
     expect(past.event).toMatchObject({ action: "set", node: { key: "/a/b", value: "1", modifiedIndex: 1 } });
     expect(past.startIndex).toBe(5);
@@ -57,8 +70,13 @@ describe("v2 store persistence", () => {
     const dir = mkdtempSync(join(tmpdir(), "etcd-ts-v2-"));
     dirs.push(dir);
     const s = await start(dir);
-    await Promise.all(Array.from({ length: 1010 }, (_, i) => s.v2Write({ method: "PUT", path: `/k${i % 7}`, value: String(i) })));
-    const stored = s.kv.backend.readNow((v) => [...v.range(V2_BUCKET, { start: new TextEncoder().encode("h/"), end: new TextEncoder().encode("h0") })].length);
+    await Promise.all(
+      Array.from({ length: 1010 }, (_, i) => s.v2Write({ method: "PUT", path: `/k${i % 7}`, value: String(i) })),
+    );
+    const stored = s.kv.backend.readNow(
+      (v) =>
+        [...v.range(V2_BUCKET, { start: new TextEncoder().encode("h/"), end: new TextEncoder().encode("h0") })].length,
+    );
     expect(stored).toBe(1000);
     await s.stop();
     servers.splice(servers.indexOf(s), 1);

@@ -63,7 +63,15 @@ export class SafetyChecker {
   private track(id: NodeId): NodeTrack {
     let t = this.nodes.get(id);
     if (t === undefined) {
-      t = { commit: 0, applied: 0, persistedTerm: 0, persistedVote: 0n, persistedCommit: 0, leaderTerm: 0, verifiedUpTo: 0 };
+      t = {
+        commit: 0,
+        applied: 0,
+        persistedTerm: 0,
+        persistedVote: 0n,
+        persistedCommit: 0,
+        leaderTerm: 0,
+        verifiedUpTo: 0,
+      };
       this.nodes.set(id, t);
     }
     return t;
@@ -81,7 +89,8 @@ export class SafetyChecker {
   /** Election safety: at most one leader per term, ever. */
   onLeader(id: NodeId, term: number): void {
     const prev = this.leaders.get(term);
-    if (prev !== undefined && prev !== id) this.fail("election safety", `term ${term} has two leaders: ${prev} and ${id}`);
+    if (prev !== undefined && prev !== id)
+      this.fail("election safety", `term ${term} has two leaders: ${prev} and ${id}`);
     this.leaders.set(term, id);
     const t = this.track(id);
     if (t.leaderTerm !== term) {
@@ -101,7 +110,8 @@ export class SafetyChecker {
   /** Persisted hard state: term never decreases, one vote per term, commit never decreases. */
   onPersistHardState(id: NodeId, hs: HardState): void {
     const t = this.track(id);
-    if (hs.term < t.persistedTerm) this.fail("term monotonic", `node ${id} persisted term ${hs.term} < ${t.persistedTerm}`);
+    if (hs.term < t.persistedTerm)
+      this.fail("term monotonic", `node ${id} persisted term ${hs.term} < ${t.persistedTerm}`);
     if (hs.term === t.persistedTerm && t.persistedVote !== 0n && hs.vote !== t.persistedVote) {
       this.fail("one vote per term", `node ${id} voted ${t.persistedVote} then ${hs.vote} in term ${hs.term}`);
     }
@@ -119,7 +129,8 @@ export class SafetyChecker {
     let prev = prevTerm;
     let prevIndex = (entries[0]?.index ?? 1) - 1;
     for (const e of entries) {
-      if (e.index !== prevIndex + 1) this.fail("log contiguous", `node ${id} appended index ${e.index} after ${prevIndex}`);
+      if (e.index !== prevIndex + 1)
+        this.fail("log contiguous", `node ${id} appended index ${e.index} after ${prevIndex}`);
       if (prev !== undefined && e.term < prev) {
         this.fail("log terms monotonic", `node ${id} entry ${e.index} has term ${e.term} < previous term ${prev}`);
       }
@@ -131,7 +142,10 @@ export class SafetyChecker {
       } else {
         if (seen.key !== key) this.fail("log matching", `node ${id} entry ${k} payload differs from an earlier copy`);
         if (seen.prevTerm !== undefined && prev !== undefined && seen.prevTerm !== prev) {
-          this.fail("log matching", `node ${id} entry ${k} follows term ${prev}, another copy follows term ${seen.prevTerm}`);
+          this.fail(
+            "log matching",
+            `node ${id} entry ${k} follows term ${prev}, another copy follows term ${seen.prevTerm}`,
+          );
         }
         if (seen.prevTerm === undefined && prev !== undefined) this.entryIds.set(k, { prevTerm: prev, key });
       }
@@ -151,7 +165,10 @@ export class SafetyChecker {
       if (c === undefined) {
         this.committed[i] = { term: ti, knownByTerm: term };
       } else if (c.term !== ti) {
-        this.fail("committed entries agree", `node ${id} committed index ${i} with term ${ti}, another member with term ${c.term}`);
+        this.fail(
+          "committed entries agree",
+          `node ${id} committed index ${i} with term ${ti}, another member with term ${c.term}`,
+        );
       } else if (term < c.knownByTerm) {
         this.committed[i] = { term: ti, knownByTerm: term };
       }
@@ -162,12 +179,14 @@ export class SafetyChecker {
   /** State machine safety: every member applies the same payload at an index, in order, never past commit. */
   onApply(id: NodeId, e: Entry): void {
     const t = this.track(id);
-    if (e.index !== t.applied + 1) this.fail("apply in order", `node ${id} applied index ${e.index} after ${t.applied}`);
+    if (e.index !== t.applied + 1)
+      this.fail("apply in order", `node ${id} applied index ${e.index} after ${t.applied}`);
     if (e.index > t.commit) this.fail("applied ≤ committed", `node ${id} applied ${e.index} > commit ${t.commit}`);
     const key = `${e.term}|${entryKey(e)}`;
     const seen = this.appliedKeys[e.index];
     if (seen === undefined) this.appliedKeys[e.index] = key;
-    else if (seen !== key) this.fail("state machine safety", `node ${id} applied a different entry at index ${e.index}`);
+    else if (seen !== key)
+      this.fail("state machine safety", `node ${id} applied a different entry at index ${e.index}`);
     const c = this.committed[e.index];
     if (c !== undefined && c.term !== e.term) {
       this.fail("state machine safety", `node ${id} applied term ${e.term} at ${e.index}, committed term is ${c.term}`);
@@ -178,9 +197,11 @@ export class SafetyChecker {
   /** A node restored its state machine from a snapshot at `index` (which must be committed somewhere). */
   onApplySnapshot(id: NodeId, index: number, term: number): void {
     const t = this.track(id);
-    if (index < t.applied) this.fail("applied monotonic", `node ${id} restored snapshot ${index} below applied ${t.applied}`);
+    if (index < t.applied)
+      this.fail("applied monotonic", `node ${id} restored snapshot ${index} below applied ${t.applied}`);
     const c = this.committed[index];
-    if (c !== undefined && c.term !== term) this.fail("snapshot safety", `node ${id} snapshot at ${index} term ${term}, committed ${c.term}`);
+    if (c !== undefined && c.term !== term)
+      this.fail("snapshot safety", `node ${id} snapshot at ${index} term ${term}, committed ${c.term}`);
     t.applied = index;
     if (t.commit < index) t.commit = index;
   }
@@ -199,7 +220,10 @@ export class SafetyChecker {
       if (i >= firstIndex) {
         const lt = termAt(i);
         if (lt !== c.term) {
-          this.fail("leader completeness", `leader ${id} of term ${t.leaderTerm} has term ${lt} at committed index ${i} (term ${c.term})`);
+          this.fail(
+            "leader completeness",
+            `leader ${id} of term ${t.leaderTerm} has term ${lt} at committed index ${i} (term ${c.term})`,
+          );
         }
       }
       t.verifiedUpTo = i;

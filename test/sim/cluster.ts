@@ -4,8 +4,22 @@
 // what was persisted. The Raft implementation is injected (RaftImpl), so the simulator knows only the contract
 // in core/raft/types.ts. Every checker runs after every event; every failure message carries `seed=N`.
 import type {
-  ConfChange, ConfState, Config, Entry, HardState, Message, NodeId, RawNodeApi, ReadOnlyOption, ReadState, Ready,
-  Rng, Snapshot, SoftState, StateType, Storage,
+  ConfChange,
+  ConfState,
+  Config,
+  Entry,
+  HardState,
+  Message,
+  NodeId,
+  RawNodeApi,
+  ReadOnlyOption,
+  ReadState,
+  Ready,
+  Rng,
+  Snapshot,
+  SoftState,
+  StateType,
+  Storage,
 } from "../../core/raft/types.js";
 import { SafetyChecker } from "./checkers.js";
 import { VirtualNetwork, type NetworkFaults, RELIABLE } from "./network.js";
@@ -30,7 +44,12 @@ export interface RaftImpl {
   /** Empty storage (no log, no members), for a member joining later. */
   emptyStorage(): SimStorage;
   decodeConfChange(data: Uint8Array): ConfChange;
-  initialTickAdvance(o: { clusterSize: number; electionTicks: number; activePeers: number; mode: TickMode }): number | "wait";
+  initialTickAdvance(o: {
+    clusterSize: number;
+    electionTicks: number;
+    activePeers: number;
+    mode: TickMode;
+  }): number | "wait";
 }
 
 export interface ClusterOptions {
@@ -156,7 +175,11 @@ export class Cluster {
     this.net = new VirtualNetwork(this.rng.fork(), opts.faults ?? RELIABLE);
     this.net.onLost = (m, cut) => this.onLost(m, cut);
     this.checker = new SafetyChecker(opts.seed);
-    this.cfg = { electionTicks: opts.electionTicks ?? 10, heartbeatTicks: opts.heartbeatTicks ?? 1, unitsPerTick: opts.unitsPerTick ?? 10 };
+    this.cfg = {
+      electionTicks: opts.electionTicks ?? 10,
+      heartbeatTicks: opts.heartbeatTicks ?? 1,
+      unitsPerTick: opts.unitsPerTick ?? 10,
+    };
     const cs: ConfState = { voters: [...opts.voters], learners: [...(opts.learners ?? [])] };
     for (const id of [...cs.voters, ...cs.learners]) this.addNode(id, impl.bootstrapStorage(cs));
   }
@@ -164,7 +187,9 @@ export class Cluster {
   /** Fails with the seed in the message, so any failure can be replayed. */
   fail(what: string): never {
     const detail = this.onFailDetail?.();
-    throw new Error(`seed=${this.seed} t=${this.nowUnits} (tick ${this.nowTicks()}): ${what}${detail !== undefined ? `\n${detail}` : ""}`);
+    throw new Error(
+      `seed=${this.seed} t=${this.nowUnits} (tick ${this.nowTicks()}): ${what}${detail !== undefined ? `\n${detail}` : ""}`,
+    );
   }
 
   nowTicks(): number {
@@ -232,7 +257,9 @@ export class Cluster {
       ...(this.opts.readOnlyOption !== undefined ? { readOnlyOption: this.opts.readOnlyOption } : {}),
       ...(this.opts.maxSizePerMsgBytes !== undefined ? { maxSizePerMsgBytes: this.opts.maxSizePerMsgBytes } : {}),
       ...(this.opts.maxInflightMsgs !== undefined ? { maxInflightMsgs: this.opts.maxInflightMsgs } : {}),
-      ...(this.opts.maxUncommittedEntriesBytes !== undefined ? { maxUncommittedEntriesBytes: this.opts.maxUncommittedEntriesBytes } : {}),
+      ...(this.opts.maxUncommittedEntriesBytes !== undefined
+        ? { maxUncommittedEntriesBytes: this.opts.maxUncommittedEntriesBytes }
+        : {}),
     };
     n.raw = this.guard(n.id, "new RawNode", () => this.impl.newRawNode(config));
     this.drain(n);
@@ -295,7 +322,9 @@ export class Cluster {
     const mode = n.pendingTickMode;
     if (mode === undefined || n.raw === undefined) return;
     const peers = [...n.confState.voters, ...n.confState.learners].filter((p) => p !== n.id);
-    const activePeers = peers.filter((p) => this.nodes.get(p)?.alive === true && this.net.canReach(n.id, p) && this.net.canReach(p, n.id)).length;
+    const activePeers = peers.filter(
+      (p) => this.nodes.get(p)?.alive === true && this.net.canReach(n.id, p) && this.net.canReach(p, n.id),
+    ).length;
     const clusterSize = n.confState.voters.length;
     const adv = this.impl.initialTickAdvance({ clusterSize, electionTicks: this.cfg.electionTicks, activePeers, mode });
     if (adv === "wait") return;
@@ -357,7 +386,10 @@ export class Cluster {
       raw.step(m);
     } catch (e) {
       const code = (e as { code?: unknown }).code;
-      if (code !== "STEP_PEER_NOT_FOUND" && code !== "STEP_LOCAL_MSG") this.guard(n.id, `step(${m.type} from ${m.from})`, () => { throw e; });
+      if (code !== "STEP_PEER_NOT_FOUND" && code !== "STEP_LOCAL_MSG")
+        this.guard(n.id, `step(${m.type} from ${m.from})`, () => {
+          throw e;
+        });
       this.refusedSteps++;
     }
     this.drain(n);
@@ -492,7 +524,9 @@ export class Cluster {
     const ctx = decodeText(rs.requestCtx);
     const floor = this.readRequests.get(ctx);
     if (floor !== undefined && rs.index < floor) {
-      this.fail(`stale read: node ${n.id} got read index ${rs.index} for "${ctx}", but index ${floor} was committed before the request`);
+      this.fail(
+        `stale read: node ${n.id} got read index ${rs.index} for "${ctx}", but index ${floor} was committed before the request`,
+      );
     }
     this.reads.push({ node: n.id, index: rs.index, ctx, atUnits: this.nowUnits });
   }
@@ -539,7 +573,10 @@ export class Cluster {
     try {
       f(raw);
     } catch (e) {
-      if ((e as { code?: unknown }).code !== "PROPOSAL_DROPPED") this.guard(id, "call", () => { throw e; });
+      if ((e as { code?: unknown }).code !== "PROPOSAL_DROPPED")
+        this.guard(id, "call", () => {
+          throw e;
+        });
       ok = false;
     }
     this.drain(n);
@@ -584,7 +621,8 @@ export class Cluster {
 function describeReady(now: number, id: NodeId, rd: Ready, crashAt: CrashPoint | undefined): string {
   const parts = [`t=${now} ready ${id}`];
   if (rd.softState !== undefined) parts.push(`soft=${rd.softState.raftState}/lead ${rd.softState.lead}`);
-  if (rd.hardState !== undefined) parts.push(`hs=term ${rd.hardState.term} vote ${rd.hardState.vote} commit ${rd.hardState.commit}`);
+  if (rd.hardState !== undefined)
+    parts.push(`hs=term ${rd.hardState.term} vote ${rd.hardState.vote} commit ${rd.hardState.commit}`);
   if (rd.snapshot !== undefined) parts.push(`snap=${rd.snapshot.metadata.index}@${rd.snapshot.metadata.term}`);
   const e = rd.entries;
   if (e.length > 0) parts.push(`ents=${e[0]?.index}..${e[e.length - 1]?.index}@${e[e.length - 1]?.term}`);

@@ -47,7 +47,10 @@ export class VirtualNetwork {
    *  unreachable peers and failed snapshots to the sender, as etcd's transport does. */
   onLost: ((msg: Message, cut: boolean) => void) | undefined;
 
-  constructor(private readonly rng: SeededRng, faults: NetworkFaults = RELIABLE) {
+  constructor(
+    private readonly rng: SeededRng,
+    faults: NetworkFaults = RELIABLE,
+  ) {
     this.faults = faults;
   }
 
@@ -125,7 +128,10 @@ export class VirtualNetwork {
 
   /** Cuts `id` off from every listed peer, both directions. */
   isolate(id: NodeId, peers: readonly NodeId[]): void {
-    this.partition([id], peers.filter((p) => p !== id));
+    this.partition(
+      [id],
+      peers.filter((p) => p !== id),
+    );
   }
 
   cutOneWay(from: NodeId, to: NodeId): void {

@@ -64,10 +64,22 @@ export function randomRun(impl: RaftImpl, seed: number, o: RandomRunOptions = {}
     maxSizePerMsgBytes: rng.chance(0.3) ? 40 : 1024 * 1024,
     ...(rng.chance(0.2) ? { maxUncommittedEntriesBytes: rng.between(10, 100) } : {}),
     durableStateMachine: rng.chance(0.5),
-    faults: { dropRate: rng.pick([0, 0.02, 0.1, 0.25]), dupRate: rng.pick([0, 0.05, 0.2]), minDelayUnits: 1, maxDelayUnits: delayMax },
+    faults: {
+      dropRate: rng.pick([0, 0.02, 0.1, 0.25]),
+      dupRate: rng.pick([0, 0.05, 0.2]),
+      minDelayUnits: 1,
+      maxDelayUnits: delayMax,
+    },
   });
   c.trace = o.trace;
-  const d: Driver = { c, rng, confChangeRate: rng.chance(0.2) ? 0.1 : 0.015, spares: [BigInt(voterCount + 1), BigInt(voterCount + 2), BigInt(voterCount + 3)], proposals: 0, crashes: 0 };
+  const d: Driver = {
+    c,
+    rng,
+    confChangeRate: rng.chance(0.2) ? 0.1 : 0.015,
+    spares: [BigInt(voterCount + 1), BigInt(voterCount + 2), BigInt(voterCount + 3)],
+    proposals: 0,
+    crashes: 0,
+  };
   const faultTicks = o.faultTicks ?? 300;
   for (let t = 0; t < faultTicks; t++) {
     randomEvents(d);
@@ -80,8 +92,15 @@ export function randomRun(impl: RaftImpl, seed: number, o: RandomRunOptions = {}
   let confChangesApplied = 0;
   for (const list of c.appliedConfChanges.values()) confChangesApplied = Math.max(confChangesApplied, list.length);
   return {
-    seed, voters: voterCount, ticks: c.nowTicks(), maxTerm: c.maxTerm(), applied: c.checker.committedCount(),
-    crashes: d.crashes, confChangesApplied, messages: c.net.stats.sent, reads: c.reads.length,
+    seed,
+    voters: voterCount,
+    ticks: c.nowTicks(),
+    maxTerm: c.maxTerm(),
+    applied: c.checker.committedCount(),
+    crashes: d.crashes,
+    confChangesApplied,
+    messages: c.net.stats.sent,
+    reads: c.reads.length,
   };
 }
 
@@ -106,7 +125,8 @@ function randomEvents(d: Driver): void {
   const leader = c.leaders()[0];
   if (leader === undefined) return;
   if (rng.chance(d.confChangeRate)) randomConfChange(d, leader.id);
-  if (rng.chance(0.01)) c.transferLeader(leader.id, rng.pick([...leader.confState.voters, ...leader.confState.learners]));
+  if (rng.chance(0.01))
+    c.transferLeader(leader.id, rng.pick([...leader.confState.voters, ...leader.confState.learners]));
   if (rng.chance(0.1)) c.readIndex(rng.pick(live), `r${c.nowUnits}`);
 }
 
@@ -120,7 +140,10 @@ function randomPartition(d: Driver): void {
     c.net.isolate(rng.pick(ids), ids);
   } else if (kind === 2) {
     const a = ids.filter(() => rng.chance(0.5));
-    c.net.partition(a, ids.filter((x) => !a.includes(x)));
+    c.net.partition(
+      a,
+      ids.filter((x) => !a.includes(x)),
+    );
   } else {
     for (let i = rng.between(1, 3); i > 0; i--) c.net.cutOneWay(rng.pick(ids), rng.pick(ids));
   }
@@ -165,14 +188,18 @@ function checkLiveness(d: Driver, boundTicks: number): void {
   const marker = `final-${c.seed}`;
   let proposedAt: NodeId | undefined;
   c.onFailDetail = () => describeMembers(c);
-  c.runUntil(() => {
-    const l = c.stableLeader();
-    if (l === undefined) return false;
-    if (proposedAt !== l && !c.appliedEverywhere(marker, [l])) {
-      if (c.propose(l, marker)) proposedAt = l; // re-propose if leadership moved before it committed
-    }
-    return converged(c, l, marker);
-  }, boundTicks, "liveness after healing (one leader, final proposal applied everywhere, same state)");
+  c.runUntil(
+    () => {
+      const l = c.stableLeader();
+      if (l === undefined) return false;
+      if (proposedAt !== l && !c.appliedEverywhere(marker, [l])) {
+        if (c.propose(l, marker)) proposedAt = l; // re-propose if leadership moved before it committed
+      }
+      return converged(c, l, marker);
+    },
+    boundTicks,
+    "liveness after healing (one leader, final proposal applied everywhere, same state)",
+  );
   if (c.nowTicks() - start > boundTicks) c.fail(`liveness took ${c.nowTicks() - start} ticks`);
 }
 
@@ -199,10 +226,15 @@ export function describeMembers(c: Cluster): string {
   for (const n of c.nodes.values()) {
     const last = n.storage.lastIndex();
     const st = n.raw?.status();
-    const core = st === undefined ? "" : ` core: state=${st.softState.raftState} voters=[${st.confState.voters.join(",")}] learners=[${st.confState.learners.join(",")}]`;
+    const core =
+      st === undefined
+        ? ""
+        : ` core: state=${st.softState.raftState} voters=[${st.confState.voters.join(",")}] learners=[${st.confState.learners.join(",")}]`;
     const cs = `voters=[${n.confState.voters.join(",")}] learners=[${n.confState.learners.join(",")}]${core}`;
-    lines.push(`  node ${n.id}: ${n.alive ? n.state : c.removed.has(n.id) ? "removed" : "down"} term=${n.term} lead=${n.lead} ` +
-      `commit=${n.commit} applied=${n.sm.applied} last=${last}@${n.termAt(last) ?? "?"} ${cs}`);
+    lines.push(
+      `  node ${n.id}: ${n.alive ? n.state : c.removed.has(n.id) ? "removed" : "down"} term=${n.term} lead=${n.lead} ` +
+        `commit=${n.commit} applied=${n.sm.applied} last=${last}@${n.termAt(last) ?? "?"} ${cs}`,
+    );
   }
   return lines.join("\n");
 }

@@ -48,7 +48,8 @@ export class SeededRng implements Rng {
 
   /** A uniformly random integer in [0, n), without modulo bias. */
   nextInt(n: number): number {
-    if (!Number.isInteger(n) || n <= 0 || n > 0x1_0000_0000) throw new Error(`nextInt bound must be in [1, 2^32], got ${n}`);
+    if (!Number.isInteger(n) || n <= 0 || n > 0x1_0000_0000)
+      throw new Error(`nextInt bound must be in [1, 2^32], got ${n}`);
     const limit = 0x1_0000_0000 - (0x1_0000_0000 % n);
     for (;;) {
       const v = this.nextU32();

@@ -9,9 +9,23 @@ import { VirtualNetwork } from "./network.js";
 import { SeededRng } from "./rng.js";
 
 const msg = (from: NodeId, to: NodeId, index = 0): Message => ({
-  type: "MsgApp", from, to, term: 1, logTerm: 0, index, entries: [], commit: 0, reject: false, rejectHint: 0,
+  type: "MsgApp",
+  from,
+  to,
+  term: 1,
+  logTerm: 0,
+  index,
+  entries: [],
+  commit: 0,
+  reject: false,
+  rejectHint: 0,
 });
-const ent = (index: number, term: number, data = ""): Entry => ({ index, term, type: 0, data: new TextEncoder().encode(data) });
+const ent = (index: number, term: number, data = ""): Entry => ({
+  index,
+  term,
+  type: 0,
+  data: new TextEncoder().encode(data),
+});
 
 describe("SeededRng", () => {
   it("replays the same sequence from the same seed and differs across seeds", () => {
@@ -58,7 +72,12 @@ describe("VirtualNetwork", () => {
   });
 
   it("drops and duplicates at the configured rates (±30% over 5,000 sends)", () => {
-    const net = new VirtualNetwork(new SeededRng(2), { dropRate: 0.2, dupRate: 0.1, minDelayUnits: 0, maxDelayUnits: 0 });
+    const net = new VirtualNetwork(new SeededRng(2), {
+      dropRate: 0.2,
+      dupRate: 0.1,
+      minDelayUnits: 0,
+      maxDelayUnits: 0,
+    });
     for (let i = 0; i < 5000; i++) net.send(msg(1n, 2n), 0);
     expect(net.stats.dropped).toBeGreaterThan(700);
     expect(net.stats.dropped).toBeLessThan(1300);
@@ -112,57 +131,104 @@ describe("SafetyChecker", () => {
   };
 
   it("flags two leaders in one term", () => {
-    expect(violation((c) => { c.onLeader(1n, 3); c.onLeader(2n, 3); })).toMatch(/seed=99 .*election safety.*term 3/);
+    expect(
+      violation((c) => {
+        c.onLeader(1n, 3);
+        c.onLeader(2n, 3);
+      }),
+    ).toMatch(/seed=99 .*election safety.*term 3/);
   });
 
   it("flags two different entries with one (index, term), or different predecessors", () => {
-    expect(violation((c) => { c.onAppend(1n, [ent(1, 1, "a")], 0); c.onAppend(2n, [ent(1, 1, "b")], 0); })).toMatch(/log matching/);
-    expect(violation((c) => { c.onAppend(1n, [ent(2, 3, "a")], 1); c.onAppend(2n, [ent(2, 3, "a")], 2); })).toMatch(/log matching/);
+    expect(
+      violation((c) => {
+        c.onAppend(1n, [ent(1, 1, "a")], 0);
+        c.onAppend(2n, [ent(1, 1, "b")], 0);
+      }),
+    ).toMatch(/log matching/);
+    expect(
+      violation((c) => {
+        c.onAppend(1n, [ent(2, 3, "a")], 1);
+        c.onAppend(2n, [ent(2, 3, "a")], 2);
+      }),
+    ).toMatch(/log matching/);
     expect(violation((c) => c.onAppend(1n, [ent(1, 2), ent(2, 1)], 0))).toMatch(/terms monotonic/);
   });
 
   it("flags a second vote in the same term and a commit going back", () => {
-    expect(violation((c) => { c.onPersistHardState(1n, { term: 2, vote: 1n, commit: 0 }); c.onPersistHardState(1n, { term: 2, vote: 3n, commit: 0 }); })).toMatch(/one vote per term/);
-    expect(violation((c) => { c.onPersistHardState(1n, { term: 2, vote: 1n, commit: 5 }); c.onPersistHardState(1n, { term: 2, vote: 1n, commit: 4 }); })).toMatch(/commit monotonic/);
+    expect(
+      violation((c) => {
+        c.onPersistHardState(1n, { term: 2, vote: 1n, commit: 0 });
+        c.onPersistHardState(1n, { term: 2, vote: 3n, commit: 0 });
+      }),
+    ).toMatch(/one vote per term/);
+    expect(
+      violation((c) => {
+        c.onPersistHardState(1n, { term: 2, vote: 1n, commit: 5 });
+        c.onPersistHardState(1n, { term: 2, vote: 1n, commit: 4 });
+      }),
+    ).toMatch(/commit monotonic/);
   });
 
   it("flags members committing or applying different entries at an index, and applying past commit", () => {
-    const terms = new Map<NodeId, number[]>([[1n, [0, 1, 1]], [2n, [0, 1, 2]]]);
+    const terms = new Map<NodeId, number[]>([
+      [1n, [0, 1, 1]],
+      [2n, [0, 1, 2]],
+    ]);
     const at = (id: NodeId) => (i: number) => terms.get(id)?.[i];
-    expect(violation((c) => { c.onCommit(1n, 2, 2, at(1n)); c.onCommit(2n, 2, 2, at(2n)); })).toMatch(/committed entries agree.*index 2/);
-    expect(violation((c) => { c.onCommit(1n, 1, 1, at(1n)); c.onApply(1n, ent(1, 1)); c.onApply(1n, ent(2, 1)); })).toMatch(/applied ≤ committed/);
-    expect(violation((c) => {
-      c.onCommit(1n, 2, 1, at(1n));
-      c.onApply(1n, ent(1, 1, "x"));
-      c.onCommit(3n, 1, 1, at(1n));
-      c.onApply(3n, ent(1, 1, "y"));
-    })).toMatch(/state machine safety/);
+    expect(
+      violation((c) => {
+        c.onCommit(1n, 2, 2, at(1n));
+        c.onCommit(2n, 2, 2, at(2n));
+      }),
+    ).toMatch(/committed entries agree.*index 2/);
+    expect(
+      violation((c) => {
+        c.onCommit(1n, 1, 1, at(1n));
+        c.onApply(1n, ent(1, 1));
+        c.onApply(1n, ent(2, 1));
+      }),
+    ).toMatch(/applied ≤ committed/);
+    expect(
+      violation((c) => {
+        c.onCommit(1n, 2, 1, at(1n));
+        c.onApply(1n, ent(1, 1, "x"));
+        c.onCommit(3n, 1, 1, at(1n));
+        c.onApply(3n, ent(1, 1, "y"));
+      }),
+    ).toMatch(/state machine safety/);
   });
 
   it("flags a leader of a later term missing a committed entry, but not one whose entry is committed later", () => {
     const at1 = (i: number) => [0, 1, 1][i];
-    expect(violation((c) => {
-      c.onCommit(1n, 2, 1, at1);
-      c.onLeader(2n, 2);
-      c.checkLeader(2n, (i) => [0, 1][i], 1);
-    })).toMatch(/leader completeness.*index 2/);
-    expect(violation((c) => {
-      c.onLeader(2n, 2);
-      c.onCommit(1n, 2, 2, at1);
-      c.checkLeader(2n, (i) => [0, 1][i], 1);
-    })).toBe("no violation");
+    expect(
+      violation((c) => {
+        c.onCommit(1n, 2, 1, at1);
+        c.onLeader(2n, 2);
+        c.checkLeader(2n, (i) => [0, 1][i], 1);
+      }),
+    ).toMatch(/leader completeness.*index 2/);
+    expect(
+      violation((c) => {
+        c.onLeader(2n, 2);
+        c.onCommit(1n, 2, 2, at1);
+        c.checkLeader(2n, (i) => [0, 1][i], 1);
+      }),
+    ).toBe("no violation");
   });
 
   it("accepts a correct history", () => {
-    expect(violation((c) => {
-      c.onPersistHardState(1n, { term: 1, vote: 1n, commit: 0 });
-      c.onLeader(1n, 1);
-      c.onAppend(1n, [ent(1, 1), ent(2, 1, "a")], 0);
-      c.onAppend(2n, [ent(1, 1), ent(2, 1, "a")], 0);
-      c.onCommit(1n, 2, 1, (i) => [0, 1, 1][i]);
-      c.onApply(1n, ent(1, 1));
-      c.onApply(1n, ent(2, 1, "a"));
-      c.checkLeader(1n, (i) => [0, 1, 1][i], 1);
-    })).toBe("no violation");
+    expect(
+      violation((c) => {
+        c.onPersistHardState(1n, { term: 1, vote: 1n, commit: 0 });
+        c.onLeader(1n, 1);
+        c.onAppend(1n, [ent(1, 1), ent(2, 1, "a")], 0);
+        c.onAppend(2n, [ent(1, 1), ent(2, 1, "a")], 0);
+        c.onCommit(1n, 2, 1, (i) => [0, 1, 1][i]);
+        c.onApply(1n, ent(1, 1));
+        c.onApply(1n, ent(2, 1, "a"));
+        c.checkLeader(1n, (i) => [0, 1, 1][i], 1);
+      }),
+    ).toBe("no violation");
   });
 });

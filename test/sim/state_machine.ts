@@ -22,7 +22,8 @@ export class ListStateMachine {
       this.items = [];
     } else {
       const parsed = JSON.parse(new TextDecoder().decode(data)) as { applied: number; items: string[] };
-      if (parsed.applied !== index) throw new Error(`state machine: snapshot data at ${parsed.applied}, metadata says ${index}`);
+      if (parsed.applied !== index)
+        throw new Error(`state machine: snapshot data at ${parsed.applied}, metadata says ${index}`);
       this.items = parsed.items;
     }
     this.applied = index;

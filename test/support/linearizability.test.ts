@@ -5,12 +5,27 @@ import fc from "fast-check";
 import { checkKvHistory, type KvInput, type KvOutput, type Operation } from "./linearizability.js";
 
 type Op = Operation<KvInput, KvOutput>;
-const put = (c: number, v: string, t0: number, t1: number): Op =>
-  ({ clientId: c, input: { kind: "put", key: "k", value: v }, output: null, callTime: t0, returnTime: t1 });
-const get = (c: number, out: string | null, t0: number, t1: number): Op =>
-  ({ clientId: c, input: { kind: "get", key: "k" }, output: out, callTime: t0, returnTime: t1 });
-const cas = (c: number, expect: string | null, v: string, out: boolean | undefined, t0: number, t1: number): Op =>
-  ({ clientId: c, input: { kind: "cas", key: "k", expect, value: v }, output: out, callTime: t0, returnTime: t1 });
+const put = (c: number, v: string, t0: number, t1: number): Op => ({
+  clientId: c,
+  input: { kind: "put", key: "k", value: v },
+  output: null,
+  callTime: t0,
+  returnTime: t1,
+});
+const get = (c: number, out: string | null, t0: number, t1: number): Op => ({
+  clientId: c,
+  input: { kind: "get", key: "k" },
+  output: out,
+  callTime: t0,
+  returnTime: t1,
+});
+const cas = (c: number, expect: string | null, v: string, out: boolean | undefined, t0: number, t1: number): Op => ({
+  clientId: c,
+  input: { kind: "cas", key: "k", expect, value: v },
+  output: out,
+  callTime: t0,
+  returnTime: t1,
+});
 
 describe("linearizability checker", () => {
   it("accepts a sequential history", () => {
@@ -49,21 +64,26 @@ describe("linearizability checker", () => {
 
   it("accepts every history produced by a real sequential register (property, fixed seed)", () => {
     fc.assert(
-      fc.property(fc.array(fc.tuple(fc.integer({ min: 0, max: 2 }), fc.integer({ min: 0, max: 3 })), { maxLength: 40 }), (script) => {
-        let value: string | null = null;
-        const h: Op[] = [];
-        script.forEach(([kind, v], t) => {
-          if (kind === 0) { value = `v${v}`; h.push(put(t % 3, value, 2 * t, 2 * t + 1)); }
-          else if (kind === 1) h.push(get(t % 3, value, 2 * t, 2 * t + 1));
-          else {
-            const expect = `v${v}`;
-            const ok = value === expect;
-            if (ok) value = `w${t}`;
-            h.push(cas(t % 3, expect, `w${t}`, ok, 2 * t, 2 * t + 1));
-          }
-        });
-        return checkKvHistory(h).ok;
-      }),
+      fc.property(
+        fc.array(fc.tuple(fc.integer({ min: 0, max: 2 }), fc.integer({ min: 0, max: 3 })), { maxLength: 40 }),
+        (script) => {
+          let value: string | null = null;
+          const h: Op[] = [];
+          script.forEach(([kind, v], t) => {
+            if (kind === 0) {
+              value = `v${v}`;
+              h.push(put(t % 3, value, 2 * t, 2 * t + 1));
+            } else if (kind === 1) h.push(get(t % 3, value, 2 * t, 2 * t + 1));
+            else {
+              const expect = `v${v}`;
+              const ok = value === expect;
+              if (ok) value = `w${t}`;
+              h.push(cas(t % 3, expect, `w${t}`, ok, 2 * t, 2 * t + 1));
+            }
+          });
+          return checkKvHistory(h).ok;
+        },
+      ),
       { seed: 42, numRuns: 200 },
     );
   });

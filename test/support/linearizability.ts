@@ -40,7 +40,8 @@ interface Event {
 function eventsOf<I, O>(history: readonly Operation<I, O>[]): Event[] {
   const events: Event[] = [];
   history.forEach((op, i) => {
-    if (!(op.callTime <= op.returnTime)) throw new Error(`op ${i}: callTime(${op.callTime}) > returnTime(${op.returnTime})`);
+    if (!(op.callTime <= op.returnTime))
+      throw new Error(`op ${i}: callTime(${op.callTime}) > returnTime(${op.returnTime})`);
     events.push({ op: i, isCall: true, time: op.callTime });
     if (op.returnTime !== Infinity) events.push({ op: i, isCall: false, time: op.returnTime });
   });

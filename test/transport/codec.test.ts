@@ -92,26 +92,41 @@ describe("codec", () => {
 
   it("keeps frames whole and in order across any chunking of the stream (property)", () => {
     fc.assert(
-      fc.property(fc.array(message, { minLength: 1, maxLength: 20 }), fc.array(fc.integer({ min: 1, max: 64 }), { minLength: 1, maxLength: 50 }), (msgs, cuts) => {
-        const wire = encodeFrames(msgs);
-        const got: Message[] = [];
-        const parser = new FrameParser(1 << 20, (f) => got.push(decodeMessage(f)));
-        let off = 0;
-        for (let i = 0; off < wire.byteLength; i++) {
-          const len = cuts[i % cuts.length] ?? 1;
-          parser.push(wire.subarray(off, off + len));
-          off += len;
-        }
-        expect(got.length, `${got.length} of ${msgs.length} frames`).toBe(msgs.length);
-        expect(parser.pendingBytes, `${parser.pendingBytes} bytes left over`).toBe(0);
-        expect(got.map(plain)).toEqual(msgs.map(plain));
-      }),
+      fc.property(
+        fc.array(message, { minLength: 1, maxLength: 20 }),
+        fc.array(fc.integer({ min: 1, max: 64 }), { minLength: 1, maxLength: 50 }),
+        (msgs, cuts) => {
+          const wire = encodeFrames(msgs);
+          const got: Message[] = [];
+          const parser = new FrameParser(1 << 20, (f) => got.push(decodeMessage(f)));
+          let off = 0;
+          for (let i = 0; off < wire.byteLength; i++) {
+            const len = cuts[i % cuts.length] ?? 1;
+            parser.push(wire.subarray(off, off + len));
+            off += len;
+          }
+          expect(got.length, `${got.length} of ${msgs.length} frames`).toBe(msgs.length);
+          expect(parser.pendingBytes, `${parser.pendingBytes} bytes left over`).toBe(0);
+          expect(got.map(plain)).toEqual(msgs.map(plain));
+        },
+      ),
       { seed: SEED, numRuns: 200 },
     );
   });
 
   it("copies a small frame out of a big chunk (no pinning), keeps a big frame as a view", () => {
-    const small: Message = { type: MessageType.App, to: 1n, from: 2n, term: 1, logTerm: 1, index: 1, entries: [{ term: 1, index: 2, type: 0, data: new Uint8Array([5]) }], commit: 0, reject: false, rejectHint: 0 };
+    const small: Message = {
+      type: MessageType.App,
+      to: 1n,
+      from: 2n,
+      term: 1,
+      logTerm: 1,
+      index: 1,
+      entries: [{ term: 1, index: 2, type: 0, data: new Uint8Array([5]) }],
+      commit: 0,
+      reject: false,
+      rejectHint: 0,
+    };
     const big: Message = { ...small, entries: [{ term: 1, index: 3, type: 0, data: new Uint8Array(200_000) }] };
     const chunk = encodeFrames([small, big]);
     const frames: Buffer[] = [];
@@ -123,7 +138,18 @@ describe("codec", () => {
   });
 
   it("refuses numbers the wire cannot carry, and frames over the limit", () => {
-    const base: Message = { type: MessageType.App, to: 1n, from: 2n, term: 1, logTerm: 0, index: 0, entries: [], commit: 0, reject: false, rejectHint: 0 };
+    const base: Message = {
+      type: MessageType.App,
+      to: 1n,
+      from: 2n,
+      term: 1,
+      logTerm: 0,
+      index: 0,
+      entries: [],
+      commit: 0,
+      reject: false,
+      rejectHint: 0,
+    };
     for (const bad of [{ term: -1 }, { index: 1.5 }, { commit: 2 ** 53 }, { to: 1n << 64n }, { from: -1n }]) {
       let code: string | undefined;
       try {
@@ -131,7 +157,9 @@ describe("codec", () => {
       } catch (err) {
         code = isTransportError(err) ? err.code : String(err);
       }
-      expect(code, `encoding ${JSON.stringify(bad, (_k, v: unknown) => (typeof v === "bigint" ? String(v) : v))}`).toBe("ENCODE");
+      expect(code, `encoding ${JSON.stringify(bad, (_k, v: unknown) => (typeof v === "bigint" ? String(v) : v))}`).toBe(
+        "ENCODE",
+      );
     }
     const parser = new FrameParser(16, () => undefined);
     const big = Buffer.alloc(4);

@@ -26,12 +26,17 @@ async function exchange(nodes: readonly TestNode[], perPair: number): Promise<vo
   for (let i = 0; i < perPair; i += 50) {
     for (const a of nodes) {
       const batch: Message[] = [];
-      for (const b of nodes) if (a !== b) for (let k = i; k < Math.min(perPair, i + 50); k++) batch.push(msg(a.id, b.id, k + 1));
+      for (const b of nodes)
+        if (a !== b) for (let k = i; k < Math.min(perPair, i + 50); k++) batch.push(msg(a.id, b.id, k + 1));
       a.t.send(batch);
     }
   }
   const total = perPair * (nodes.length - 1);
-  await cluster.signal.until(() => nodes.every((n) => n.received.length >= total), WAIT_MS, `${total} messages at each node`);
+  await cluster.signal.until(
+    () => nodes.every((n) => n.received.length >= total),
+    WAIT_MS,
+    `${total} messages at each node`,
+  );
 }
 
 describe("peer transport: delivery", () => {
@@ -53,11 +58,18 @@ describe("peer transport: delivery", () => {
       expect((stats?.writes ?? 0) < perPair, `batched: ${stats?.writes} writes for ${perPair} messages`).toBe(true);
       const net = n.t.networkStats();
       for (const p of net.peers) {
-        expect([p.receivedMsgs, p.sentMsgs, p.active], `node ${n.id} ↔ ${p.id} counters`).toEqual([perPair, perPair, true]);
+        expect([p.receivedMsgs, p.sentMsgs, p.active], `node ${n.id} ↔ ${p.id} counters`).toEqual([
+          perPair,
+          perPair,
+          true,
+        ]);
         expect(p.receivedBytes > perPair * 20, `${p.receivedBytes} bytes received from ${p.id}`).toBe(true);
       }
-      for (const o of nodes) if (o !== n) expect(n.t.activeSince(o.id) !== undefined, `node ${n.id} active since for ${o.id}`).toBe(true);
-      expect(n.t.activePeers().sort(), `node ${n.id} active peers`).toEqual(nodes.filter((o) => o !== n).map((o) => o.id));
+      for (const o of nodes)
+        if (o !== n) expect(n.t.activeSince(o.id) !== undefined, `node ${n.id} active since for ${o.id}`).toBe(true);
+      expect(n.t.activePeers().sort(), `node ${n.id} active peers`).toEqual(
+        nodes.filter((o) => o !== n).map((o) => o.id),
+      );
     }
   });
 
@@ -98,14 +110,24 @@ describe("peer transport: delivery", () => {
     await cluster.signal.until(() => b1.received.length === 1, WAIT_MS, "first message");
 
     await b1.t.stop();
-    await cluster.signal.until(() => a.peerStatus.some((s) => s.peer === 2n && !s.active), WAIT_MS, "a sees the stream to 2 lost");
+    await cluster.signal.until(
+      () => a.peerStatus.some((s) => s.peer === 2n && !s.active),
+      WAIT_MS,
+      "a sees the stream to 2 lost",
+    );
     expect(a.t.activePeers(), "no active peer while 2 is down").toEqual([]);
 
     const b2 = await cluster.node(2n, { listenUrl: b1.url });
     expect(b2.url, "same URL").toBe(b1.url);
     b2.t.addPeer(1n, [a.url]);
-    await cluster.signal.until(() => a.peerStatus.filter((s) => s.peer === 2n && s.active).length === 2, WAIT_MS, "stream to 2 active again");
-    expect(a.unreachable.includes(2n), `the lost stream reported 2 unreachable (${a.unreachable.length} reports)`).toBe(true);
+    await cluster.signal.until(
+      () => a.peerStatus.filter((s) => s.peer === 2n && s.active).length === 2,
+      WAIT_MS,
+      "stream to 2 active again",
+    );
+    expect(a.unreachable.includes(2n), `the lost stream reported 2 unreachable (${a.unreachable.length} reports)`).toBe(
+      true,
+    );
     a.t.send(range(2, 100).map((i) => msg(1n, 2n, i)));
     await cluster.signal.until(() => b2.received.length === 100, WAIT_MS, "100 messages after the restart");
     expect(b2.received.map((m) => m.index)).toEqual(range(2, 100));
@@ -137,7 +159,9 @@ describe("peer transport: delivery", () => {
     expect(nodes[0]?.url).toBe(`unix://${join(cluster.dir, "m1.sock")}`);
     cluster.connectAll(nodes);
     await exchange(nodes, 500);
-    for (const n of nodes) for (const o of nodes) if (o !== n) expect(fromSender(n.received, o.id), `${n.id} from ${o.id}`).toEqual(range(1, 500));
+    for (const n of nodes)
+      for (const o of nodes)
+        if (o !== n) expect(fromSender(n.received, o.id), `${n.id} from ${o.id}`).toEqual(range(1, 500));
   });
 
   it("updatePeer moves the stream to the peer's new URL", async () => {

@@ -61,8 +61,15 @@ export class Cluster {
   readonly dir = mkdtempSync(join(tmpdir(), "etcd-ts-transport-"));
   private readonly nodes: TestNode[] = [];
 
-  async node(id: NodeId, opts: { clusterId?: bigint; listenUrl?: string; extra?: Partial<TransportOptions> } = {}): Promise<TestNode> {
-    const rec = { received: [] as Message[], snapshots: [] as { m: Message; path: string }[], unreachable: [] as NodeId[] };
+  async node(
+    id: NodeId,
+    opts: { clusterId?: bigint; listenUrl?: string; extra?: Partial<TransportOptions> } = {},
+  ): Promise<TestNode> {
+    const rec = {
+      received: [] as Message[],
+      snapshots: [] as { m: Message; path: string }[],
+      unreachable: [] as NodeId[],
+    };
     const snapshotStatus: TestNode["snapshotStatus"] = [];
     const peerStatus: TestNode["peerStatus"] = [];
     const refusals: TestNode["refusals"] = [];

@@ -65,7 +65,11 @@ describe("peer transport: liveness", () => {
     a.t.send([msg(1n, 2n, 1)]);
 
     peer.proc.kill("SIGSTOP");
-    await cluster.signal.until(() => a.peerStatus.some((s) => s.peer === 2n && !s.active), WAIT_MS, "stream failed after the peer froze");
+    await cluster.signal.until(
+      () => a.peerStatus.some((s) => s.peer === 2n && !s.active),
+      WAIT_MS,
+      "stream failed after the peer froze",
+    );
     const lost = a.logs.find((l) => l.msg === "lost stream connection with remote peer");
     expect(String(lost?.fields?.["reason"])).toMatch(/no PING answer within 500 ms/);
     expect(a.unreachable.includes(2n), "frozen peer reported unreachable").toBe(true);

@@ -22,7 +22,11 @@ describe("peer transport: HTTP endpoints on the peer listener", () => {
         httpHandlers: {
           "/members": (req) => {
             seen.push(`${req.method} ${req.path} ${req.query.get("x") ?? ""} ${req.body.toString()}`);
-            return { status: 200, body: JSON.stringify([{ id: "1", peerURLs: ["http://a"] }]), contentType: "application/json" };
+            return {
+              status: 200,
+              body: JSON.stringify([{ id: "1", peerURLs: ["http://a"] }]),
+              contentType: "application/json",
+            };
           },
         },
       },
@@ -44,6 +48,8 @@ describe("peer transport: HTTP endpoints on the peer listener", () => {
     await new Promise<void>((resolve) => srv.listen(0, "127.0.0.1", resolve));
     const port = (srv.address() as { port: number }).port;
     await new Promise<void>((resolve) => srv.close(() => resolve()));
-    await expect(peerRequest(`http://127.0.0.1:${port}`, "/members", { timeoutMs: 3000 })).rejects.toThrow(/ECONNREFUSED|closed/);
+    await expect(peerRequest(`http://127.0.0.1:${port}`, "/members", { timeoutMs: 3000 })).rejects.toThrow(
+      /ECONNREFUSED|closed/,
+    );
   });
 });

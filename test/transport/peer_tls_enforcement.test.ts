@@ -46,8 +46,11 @@ afterEach(async () => {
 /** The --peer-* flags of a member with the `member` certificate; `over` replaces some. */
 function flags(over: Record<string, string>): (flag: string) => string {
   const base: Record<string, string> = {
-    "peer-cert-file": certs.member?.cert ?? "", "peer-key-file": certs.member?.key ?? "",
-    "peer-trusted-ca-file": pki.path("ca.crt"), "peer-client-cert-auth": "true", "peer-crl-file": crl,
+    "peer-cert-file": certs.member?.cert ?? "",
+    "peer-key-file": certs.member?.key ?? "",
+    "peer-trusted-ca-file": pki.path("ca.crt"),
+    "peer-client-cert-auth": "true",
+    "peer-crl-file": crl,
   };
   return (flag) => over[flag] ?? base[flag] ?? (/auth|auto-tls|skip/.test(flag) ? "false" : "");
 }
@@ -60,22 +63,35 @@ async function listener(id: NodeId, over: Record<string, string> = {}): Promise<
 
 /** A peer that dials with `cert` (undefined: none) and trusts the good CA, so only the listener can refuse it. */
 function dialer(id: NodeId, cert: CertFiles | undefined): Promise<TestNode> {
-  const client = { ca: readFileSync(pki.path("ca.crt")), ...(cert !== undefined ? { cert: readFileSync(cert.cert), key: readFileSync(cert.key) } : {}) };
+  const client = {
+    ca: readFileSync(pki.path("ca.crt")),
+    ...(cert !== undefined ? { cert: readFileSync(cert.cert), key: readFileSync(cert.key) } : {}),
+  };
   const tls: TransportTls = { client };
   return cluster.node(id, { extra: { tls } });
 }
 
-const rejections = (n: TestNode): string[] => n.logs.filter((l) => l.msg.startsWith("rejected connection from")).map((l) => l.msg);
-const reasonOf = (line: string | undefined): string | undefined => /\(error "((?:[^"\\]|\\.)*)"/.exec(line ?? "")?.[1]?.replace(/\\"/g, '"');
+const rejections = (n: TestNode): string[] =>
+  n.logs.filter((l) => l.msg.startsWith("rejected connection from")).map((l) => l.msg);
+const reasonOf = (line: string | undefined): string | undefined =>
+  /\(error "((?:[^"\\]|\\.)*)"/.exec(line ?? "")?.[1]?.replace(/\\"/g, '"');
 
 /** `cert` dials `to` and sends one message; resolves with the first line `to` logged for it (none: accepted). */
-async function attempt(to: TestNode, id: NodeId, cert: CertFiles | undefined): Promise<{ line: string | undefined; delivered: boolean }> {
+async function attempt(
+  to: TestNode,
+  id: NodeId,
+  cert: CertFiles | undefined,
+): Promise<{ line: string | undefined; delivered: boolean }> {
   const before = rejections(to).length;
   const received = to.received.length;
   const d = await dialer(id, cert);
   d.t.addPeer(to.id, [to.url]);
   d.t.send([msg(id, to.id, 1)]);
-  await cluster.signal.until(() => rejections(to).length > before || to.received.length > received, WAIT_MS, `peer ${id} accepted or refused`);
+  await cluster.signal.until(
+    () => rejections(to).length > before || to.received.length > received,
+    WAIT_MS,
+    `peer ${id} accepted or refused`,
+  );
   await d.t.stop();
   return { line: rejections(to)[before], delivered: to.received.some((m) => m.from === id) };
 }
@@ -98,10 +114,16 @@ describe("peer transport: inbound certificate enforcement", () => {
   it("no certificate, another CA's, a revoked one, the wrong CN, a SAN not naming the peer: refused with etcd's reasons", async () => {
     cluster = new Cluster();
     const a = await listener(1n, { "peer-cert-allowed-cn": "member" });
-    const revokedSerial = new X509Certificate(readFileSync(pki.path("revoked.crt"))).serialNumber.toLowerCase().replace(/^(00)+/, "");
+    const revokedSerial = new X509Certificate(readFileSync(pki.path("revoked.crt"))).serialNumber
+      .toLowerCase()
+      .replace(/^(00)+/, "");
     const cases: [string, CertFiles | undefined, string][] = [
       ["none", undefined, "tls: client didn't provide a certificate"],
-      ["stranger", certs.stranger, "tls: failed to verify client certificate: x509: certificate signed by unknown authority"],
+      [
+        "stranger",
+        certs.stranger,
+        "tls: failed to verify client certificate: x509: certificate signed by unknown authority",
+      ],
       ["revoked", certs.revoked, `transport: certificate serial ${revokedSerial} revoked`],
       ["intruder", certs.intruder, "client certificate authentication failed"],
       ["farIp", certs.farIp, "x509: certificate is valid for 10.0.0.1, not 127.0.0.1"],
@@ -116,8 +138,11 @@ describe("peer transport: inbound certificate enforcement", () => {
     expect(a.t.networkStats().rejectedConnections).toBeGreaterThanOrEqual(cases.length);
     // After the handshake etcd also names the certificate's SANs; a failed verification does not.
     expect(rejections(a).find((l) => l.includes("authentication failed"))).toMatch(
-      /^rejected connection from "127\.0\.0\.1:\d+" \(error "client certificate authentication failed", ServerName "", IPAddresses \["127\.0\.0\.1"\], DNSNames \["localhost"\]\)$/);
-    expect(rejections(a).find((l) => l.includes("unknown authority"))).toMatch(/^rejected connection from "127\.0\.0\.1:\d+" \(error "[^"]+", ServerName ""\)$/);
+      /^rejected connection from "127\.0\.0\.1:\d+" \(error "client certificate authentication failed", ServerName "", IPAddresses \["127\.0\.0\.1"\], DNSNames \["localhost"\]\)$/,
+    );
+    expect(rejections(a).find((l) => l.includes("unknown authority"))).toMatch(
+      /^rejected connection from "127\.0\.0\.1:\d+" \(error "[^"]+", ServerName ""\)$/,
+    );
   });
 
   it("--peer-cert-allowed-hostname: a certificate whose SANs lack the name is refused, one that has it passes", async () => {
@@ -126,7 +151,10 @@ describe("peer transport: inbound certificate enforcement", () => {
     const refused = await attempt(a, 10n, certs.ipOther);
     expect(refused.delivered).toBe(false);
     expect(reasonOf(refused.line)).toBe("client certificate authentication failed");
-    expect(await attempt(a, 11n, certs.intruder), "CN differs, SAN localhost: passes").toEqual({ line: undefined, delivered: true });
+    expect(await attempt(a, 11n, certs.intruder), "CN differs, SAN localhost: passes").toEqual({
+      line: undefined,
+      delivered: true,
+    });
   });
 
   it("re-reads --peer-crl-file for every connection: a certificate revoked later is refused on its next connection", async () => {

@@ -82,7 +82,15 @@ function step(mem: Member, m: Message): void {
 async function startMembers(): Promise<Member[]> {
   const members = IDS.map((id): Member => {
     const storage = MemoryStorage.fromConfState({ voters: [...IDS], learners: [] });
-    const raw = new RawNode({ id, electionTick: 10, heartbeatTick: 1, storage, rng: new SeqRng(Number(id) * 7919), checkQuorum: true, preVote: true });
+    const raw = new RawNode({
+      id,
+      electionTick: 10,
+      heartbeatTick: 1,
+      storage,
+      rng: new SeqRng(Number(id) * 7919),
+      checkQuorum: true,
+      preVote: true,
+    });
     return { id, storage, raw, node: undefined, lead: 0n, appliedIndex: 0, applied: [] };
   });
   for (const mem of members) {
@@ -90,7 +98,9 @@ async function startMembers(): Promise<Member[]> {
       extra: {
         onMessage: (m) => step(mem, m),
         onSnapshot: (m, path) => {
-          expect(readFileSync(path).equals(Buffer.from(m.snapshot?.data ?? [])), "snapshot body equals its data").toBe(true);
+          expect(readFileSync(path).equals(Buffer.from(m.snapshot?.data ?? [])), "snapshot body equals its data").toBe(
+            true,
+          );
           mem.node?.snapshots.push({ m, path });
           step(mem, m);
         },
@@ -114,7 +124,11 @@ async function startMembers(): Promise<Member[]> {
 }
 
 async function leaderOf(members: readonly Member[]): Promise<Member> {
-  await cluster.signal.until(() => members.every((m) => m.lead !== 0n && m.lead === members[0]?.lead), WAIT_MS, "one leader all agree on");
+  await cluster.signal.until(
+    () => members.every((m) => m.lead !== 0n && m.lead === members[0]?.lead),
+    WAIT_MS,
+    "one leader all agree on",
+  );
   const leader = members.find((m) => m.id === m.lead);
   if (leader === undefined) throw new Error(`no member is the leader ${members[0]?.lead}`);
   return leader;
@@ -133,16 +147,27 @@ describe("peer transport under a Raft cluster", () => {
     const members = await startMembers();
     const leader = await leaderOf(members);
     const first = propose(leader, 0, 200);
-    await cluster.signal.until(() => members.every((m) => m.applied.length === 200), WAIT_MS, "200 entries applied everywhere");
+    await cluster.signal.until(
+      () => members.every((m) => m.applied.length === 200),
+      WAIT_MS,
+      "200 entries applied everywhere",
+    );
     for (const m of members) expect(m.applied, `member ${m.id}`).toEqual(first);
 
     // Cut one follower off in both directions with the transport's faults.
     const lagging = members.find((m) => m !== leader) as Member;
-    const cut = { dropOutgoing: (x: Message) => x.to === lagging.id || x.from === lagging.id, dropIncoming: (x: Message) => x.to === lagging.id || x.from === lagging.id };
+    const cut = {
+      dropOutgoing: (x: Message) => x.to === lagging.id || x.from === lagging.id,
+      dropIncoming: (x: Message) => x.to === lagging.id || x.from === lagging.id,
+    };
     for (const m of members) m.node?.t.setFaults(cut);
     const second = propose(leader, 200, 100);
     const others = members.filter((m) => m !== lagging);
-    await cluster.signal.until(() => others.every((m) => m.applied.length === 300), WAIT_MS, "300 applied on the connected pair");
+    await cluster.signal.until(
+      () => others.every((m) => m.applied.length === 300),
+      WAIT_MS,
+      "300 applied on the connected pair",
+    );
     expect(lagging.applied.length, "the cut-off member is behind").toBe(200);
 
     // Compact the leader's log past what the lagging member has, then heal: only a snapshot can catch it up.

@@ -16,7 +16,9 @@ describe("peer transport: reconnect", () => {
     cluster = new Cluster();
     const bUrl = `http://127.0.0.1:${await freePort()}`;
     // a's backoff: 10 s from the first failure on, so only b dialling in can bring a's stream back in this test.
-    const a = await cluster.node(1n, { extra: { peerTimeouts: { reconnectBackoffMinMs: 10_000, reconnectBackoffMaxMs: 10_000 } } });
+    const a = await cluster.node(1n, {
+      extra: { peerTimeouts: { reconnectBackoffMinMs: 10_000, reconnectBackoffMaxMs: 10_000 } },
+    });
     const b1 = await cluster.node(2n, { listenUrl: bUrl });
     a.t.addPeer(2n, [bUrl]);
     b1.t.addPeer(1n, [a.url]);
@@ -30,7 +32,11 @@ describe("peer transport: reconnect", () => {
     const b2 = await cluster.node(2n, { listenUrl: bUrl });
     b2.t.addPeer(1n, [a.url]);
     b2.t.send([msg(2n, 1n, 7)]); // b2 dials a
-    await cluster.signal.until(() => a.received.some((m) => m.from === 2n && m.index === 7), WAIT_MS, "a received from the new b");
+    await cluster.signal.until(
+      () => a.received.some((m) => m.from === 2n && m.index === 7),
+      WAIT_MS,
+      "a received from the new b",
+    );
     expect(a.t.peerStats(2n)?.earlyRetries, "a dialled b again when b dialled in").toBe(1);
     a.t.send([msg(1n, 2n, 2)]);
     await cluster.signal.until(() => b2.received.some((m) => m.index === 2), WAIT_MS, "the new b received a's message");

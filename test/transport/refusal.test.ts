@@ -65,16 +65,33 @@ describe("peer transport: refusals and backpressure", () => {
     await cluster.signal.until(() => b.received.length === 1, WAIT_MS, "first message");
 
     b.t.removePeer(1n);
-    await cluster.signal.until(() => a.refusals.some((r) => r.reason === "member-removed"), WAIT_MS, "a told it was removed");
-    expect(a.refusals.find((r) => r.reason === "member-removed")).toEqual({ peer: 2n, reason: "member-removed", direction: "outbound" });
-    expect(b.refusals.some((r) => r.peer === 1n && r.reason === "member-removed" && r.direction === "inbound"), "b refused 1").toBe(true);
-    expect(a.logs.some((l) => l.msg === "the member has been permanently removed from the cluster"), "a logged its removal").toBe(true);
+    await cluster.signal.until(
+      () => a.refusals.some((r) => r.reason === "member-removed"),
+      WAIT_MS,
+      "a told it was removed",
+    );
+    expect(a.refusals.find((r) => r.reason === "member-removed")).toEqual({
+      peer: 2n,
+      reason: "member-removed",
+      direction: "outbound",
+    });
+    expect(
+      b.refusals.some((r) => r.peer === 1n && r.reason === "member-removed" && r.direction === "inbound"),
+      "b refused 1",
+    ).toBe(true);
+    expect(
+      a.logs.some((l) => l.msg === "the member has been permanently removed from the cluster"),
+      "a logged its removal",
+    ).toBe(true);
     // Messages sent after the removal stay in a's queue: the next attempt is refused again, nothing gets through.
     a.t.send([msg(1n, 2n, 2), msg(1n, 2n, 3)]);
     const refusedSoFar = b.refusals.length;
     await cluster.signal.until(() => b.refusals.length > refusedSoFar, WAIT_MS, "the next attempt refused too");
     expect(a.t.peerStats(2n)?.queuedMsgs, "still queued at a").toBe(2);
-    expect(b.received.map((m) => m.index), "only the message from before the removal").toEqual([1]);
+    expect(
+      b.received.map((m) => m.index),
+      "only the message from before the removal",
+    ).toEqual([1]);
     expect(b.t.activePeers(), "b no longer sends to 1").toEqual([]);
     expect(() => b.t.addPeer(1n, [a.url]), "a removed id is not added back").toThrow(/was removed/);
   });
@@ -90,7 +107,10 @@ describe("peer transport: refusals and backpressure", () => {
     expect(stats?.droppedMsgs, `dropped ${stats?.droppedMsgs}`).toBe(extra);
     const reportsFor9 = a.unreachable.filter((p) => p === 9n).length;
     expect(reportsFor9 >= extra, `${reportsFor9} unreachable reports for ${extra} drops`).toBe(true);
-    expect(a.logs.filter((l) => l.msg.startsWith("dropped internal Raft message")).length, "one drop log line, not 250").toBe(1);
+    expect(
+      a.logs.filter((l) => l.msg.startsWith("dropped internal Raft message")).length,
+      "one drop log line, not 250",
+    ).toBe(1);
     // The dial failures are reported too (raft's ReportUnreachable), and the queue stays bounded.
     await cluster.signal.until(() => (a.t.peerStats(9n)?.failures ?? 0) >= 2, WAIT_MS, "two failed dials");
     expect(a.t.peerStats(9n)?.queuedMsgs, "still bounded").toBe(PEER_QUEUE_MSGS);
@@ -101,11 +121,16 @@ describe("peer transport: refusals and backpressure", () => {
     const a = await cluster.node(1n);
     const b = await cluster.node(2n);
     cluster.connectAll([a, b]);
-    const huge = msg(1n, 2n, 2, { entries: [{ term: 1, index: 2, type: 0, data: new Uint8Array(MAX_FRAME_BYTES + 1) }] });
+    const huge = msg(1n, 2n, 2, {
+      entries: [{ term: 1, index: 2, type: 0, data: new Uint8Array(MAX_FRAME_BYTES + 1) }],
+    });
     a.t.send([msg(1n, 2n, 1), huge, msg(1n, 2n, 3)]);
     await cluster.signal.until(() => b.received.length === 2, WAIT_MS, "the two normal messages");
     expect(b.received.map((m) => m.index)).toEqual([1, 3]);
-    expect(a.logs.some((l) => l.msg === "dropped internal Raft message larger than the frame limit"), "logged").toBe(true);
+    expect(
+      a.logs.some((l) => l.msg === "dropped internal Raft message larger than the frame limit"),
+      "logged",
+    ).toBe(true);
     expect(a.unreachable.includes(2n), "reported unreachable").toBe(true);
     expect(a.t.peerStats(2n)?.droppedMsgs).toBe(1);
   });
@@ -115,6 +140,9 @@ describe("peer transport: refusals and backpressure", () => {
     const a = await cluster.node(1n);
     expect(() => a.t.send([msg(1n, 2n, 1, { type: "MsgSnap" })])).toThrow(/sendSnapshot/);
     a.t.send([msg(1n, 77n, 1)]);
-    expect(a.logs.some((l) => l.msg.includes("unknown remote peer")), "unknown target logged").toBe(true);
+    expect(
+      a.logs.some((l) => l.msg.includes("unknown remote peer")),
+      "unknown target logged",
+    ).toBe(true);
   });
 });

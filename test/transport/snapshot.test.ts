@@ -23,7 +23,10 @@ function snapMsg(from: bigint, to: bigint, index: number): Message {
   return msg(from, to, 0, {
     type: MessageType.Snap,
     term: 5,
-    snapshot: { metadata: { index, term: 4, confState: { voters: [1n, 2n, 3n], learners: [4n] } }, data: new Uint8Array([1, 2]) },
+    snapshot: {
+      metadata: { index, term: 4, confState: { voters: [1n, 2n, 3n], learners: [4n] } },
+      data: new Uint8Array([1, 2]),
+    },
   });
 }
 
@@ -55,7 +58,11 @@ describe("peer transport: snapshots", () => {
     expect(a.snapshotStatus).toEqual([{ peer: 2n, ok: true }]);
     expect(b.snapshots.length, "delivered once").toBe(1);
     const got = b.snapshots[0];
-    expect(got?.m.snapshot?.metadata).toEqual({ index: 1000, term: 4, confState: { voters: [1n, 2n, 3n], learners: [4n] } });
+    expect(got?.m.snapshot?.metadata).toEqual({
+      index: 1000,
+      term: 4,
+      confState: { voters: [1n, 2n, 3n], learners: [4n] },
+    });
     const onDisk = readFileSync(got?.path ?? "");
     expect(onDisk.byteLength, `${onDisk.byteLength} bytes on disk`).toBe(20 * MiB);
     expect(sha(onDisk)).toBe(sha(data));
@@ -82,7 +89,10 @@ describe("peer transport: snapshots", () => {
     expect(String(rejected[0]?.fields?.["error"])).toMatch(/sha256 mismatch/);
     expect(b.snapshots.length, "delivered once").toBe(1);
     expect(sha(readFileSync(b.snapshots[0]?.path ?? ""))).toBe(sha(data));
-    expect(a.logs.filter((l) => l.msg === "failed to send database snapshot to remote peer").length, "sender saw 1 failure").toBe(1);
+    expect(
+      a.logs.filter((l) => l.msg === "failed to send database snapshot to remote peer").length,
+      "sender saw 1 failure",
+    ).toBe(1);
     expect(a.t.networkStats().snapshots).toMatchObject({ sentOk: 1, sentFailed: 0 });
     expect(b.t.networkStats().snapshots).toMatchObject({ receivedOk: 1, receivedFailed: 1 });
   });
@@ -108,7 +118,9 @@ describe("peer transport: snapshots", () => {
     a.t.sendSnapshot(snapMsg(1n, 2n, 11), bodyOf(randomBytes(2 * MiB)));
     await cluster.signal.until(() => a.snapshotStatus.length === 1, WAIT_MS, "snapshot status");
     expect(a.snapshotStatus).toEqual([{ peer: 2n, ok: false }]);
-    expect(b.logs.filter((l) => l.msg === "failed to receive database snapshot").length, "every attempt rejected").toBe(SNAPSHOT_ATTEMPTS);
+    expect(b.logs.filter((l) => l.msg === "failed to receive database snapshot").length, "every attempt rejected").toBe(
+      SNAPSHOT_ATTEMPTS,
+    );
     expect(b.snapshots.length).toBe(0);
     expect(a.unreachable.includes(2n), "failed snapshot also reports unreachable").toBe(true);
     expect(readdirSync(cluster.dir + "/snap-2"), "no temp files left").toEqual([]);
@@ -122,7 +134,10 @@ describe("peer transport: snapshots", () => {
     await cluster.signal.until(() => a.snapshotStatus.length === 1, WAIT_MS, "snapshot status");
     expect(a.snapshotStatus).toEqual([{ peer: 2n, ok: false }]);
     const failures = a.logs.filter((l) => l.msg === "failed to send database snapshot to remote peer");
-    expect(failures.map((l) => l.fields?.["attempt"]), "every attempt made").toEqual([1, 2, 3].slice(0, SNAPSHOT_ATTEMPTS));
+    expect(
+      failures.map((l) => l.fields?.["attempt"]),
+      "every attempt made",
+    ).toEqual([1, 2, 3].slice(0, SNAPSHOT_ATTEMPTS));
   });
 
   it("a body whose producer fails is abandoned at once, retried, and leaves no temp file", async () => {
@@ -137,7 +152,11 @@ describe("peer transport: snapshots", () => {
     });
     // The receiver logs the failed attempt after deleting its temp file.
     const receiverGaveUp = (): boolean => b.logs.some((l) => l.msg === "failed to receive database snapshot");
-    await cluster.signal.until(() => a.snapshotStatus.length === 1 && receiverGaveUp(), WAIT_MS, "snapshot status and the receiver's failure");
+    await cluster.signal.until(
+      () => a.snapshotStatus.length === 1 && receiverGaveUp(),
+      WAIT_MS,
+      "snapshot status and the receiver's failure",
+    );
     expect(a.snapshotStatus).toEqual([{ peer: 2n, ok: true }]);
     expect(calls, "the body was produced twice").toBe(2);
     const failure = a.logs.find((l) => l.msg === "failed to send database snapshot to remote peer");

@@ -34,14 +34,27 @@ describe("peer transport: TLS", () => {
   it("https:// and unixs:// peers exchange messages and a snapshot over mutual TLS", async () => {
     cluster = new Cluster();
     const a = await cluster.node(1n, { listenUrl: "https://127.0.0.1:0", extra: { tls: memberTls(pki.good) } });
-    const b = await cluster.node(2n, { listenUrl: `unixs://${join(cluster.dir, "b.sock")}`, extra: { tls: memberTls(pki.good) } });
+    const b = await cluster.node(2n, {
+      listenUrl: `unixs://${join(cluster.dir, "b.sock")}`,
+      extra: { tls: memberTls(pki.good) },
+    });
     expect(a.url.startsWith("https://127.0.0.1:"), a.url).toBe(true);
     cluster.connectAll([a, b]);
     a.t.send(Array.from({ length: 200 }, (_, i) => msg(1n, 2n, i + 1)));
     b.t.send(Array.from({ length: 200 }, (_, i) => msg(2n, 1n, i + 1)));
-    await cluster.signal.until(() => a.received.length === 200 && b.received.length === 200, WAIT_MS, "200 messages each way");
+    await cluster.signal.until(
+      () => a.received.length === 200 && b.received.length === 200,
+      WAIT_MS,
+      "200 messages each way",
+    );
     expect(b.received.map((m) => m.index)).toEqual(Array.from({ length: 200 }, (_, i) => i + 1));
-    const snap = msg(1n, 2n, 0, { type: MessageType.Snap, snapshot: { metadata: { index: 3, term: 1, confState: { voters: [1n, 2n], learners: [] } }, data: new Uint8Array() } });
+    const snap = msg(1n, 2n, 0, {
+      type: MessageType.Snap,
+      snapshot: {
+        metadata: { index: 3, term: 1, confState: { voters: [1n, 2n], learners: [] } },
+        data: new Uint8Array(),
+      },
+    });
     const body = randomBytes(3 * 1024 * 1024);
     a.t.sendSnapshot(snap, async function* () {
       yield body;

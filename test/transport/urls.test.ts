@@ -8,10 +8,24 @@ import { parsePeerUrl } from "../../core/transport/urls.js";
 
 describe("peer URLs", () => {
   it("parses tcp and unix forms", () => {
-    expect(parsePeerUrl("http://127.0.0.1:2380")).toEqual({ kind: "tcp", secure: false, host: "127.0.0.1", port: 2380, url: "http://127.0.0.1:2380" });
+    expect(parsePeerUrl("http://127.0.0.1:2380")).toEqual({
+      kind: "tcp",
+      secure: false,
+      host: "127.0.0.1",
+      port: 2380,
+      url: "http://127.0.0.1:2380",
+    });
     expect(parsePeerUrl("https://[::1]:12380")).toMatchObject({ kind: "tcp", secure: true, host: "::1", port: 12380 });
-    expect(parsePeerUrl("unix://localhost:2380")).toMatchObject({ kind: "unix", secure: false, path: "localhost:2380" });
-    expect(parsePeerUrl("unixs:///tmp/etcd/peer.sock")).toMatchObject({ kind: "unix", secure: true, path: "/tmp/etcd/peer.sock" });
+    expect(parsePeerUrl("unix://localhost:2380")).toMatchObject({
+      kind: "unix",
+      secure: false,
+      path: "localhost:2380",
+    });
+    expect(parsePeerUrl("unixs:///tmp/etcd/peer.sock")).toMatchObject({
+      kind: "unix",
+      secure: true,
+      path: "/tmp/etcd/peer.sock",
+    });
   });
 
   it("refuses what cannot be a peer URL, naming it", () => {

@@ -28,14 +28,20 @@ describe("keys", () => {
   it("set, get, and set again answer etcd's events", () => {
     const s = store();
     const e1 = s.set("/foo", false, "bar", none);
-    expect(eventJson(e1)).toEqual({ action: "set", node: { key: "/foo", value: "bar", modifiedIndex: 1, createdIndex: 1 } });
+    expect(eventJson(e1)).toEqual({
+      action: "set",
+      node: { key: "/foo", value: "bar", modifiedIndex: 1, createdIndex: 1 },
+    });
     const e2 = s.set("foo", false, "baz", none);
     expect(eventJson(e2)).toEqual({
       action: "set",
       node: { key: "/foo", value: "baz", modifiedIndex: 2, createdIndex: 2 },
       prevNode: { key: "/foo", value: "bar", modifiedIndex: 1, createdIndex: 1 },
     });
-    expect(eventJson(s.get("/foo", false, false))).toEqual({ action: "get", node: { key: "/foo", value: "baz", modifiedIndex: 2, createdIndex: 2 } });
+    expect(eventJson(s.get("/foo", false, false))).toEqual({
+      action: "get",
+      node: { key: "/foo", value: "baz", modifiedIndex: 2, createdIndex: 2 },
+    });
     expect(s.get("/foo", false, false).etcdIndex).toBe(2);
     s.get("/", true, false);
     expect(s.reads).toEqual({ get: 2, getRecursive: 1 });
@@ -60,7 +66,12 @@ describe("keys", () => {
   it("create refuses an existing key (105); update needs one (100)", () => {
     const s = store();
     s.create("/k", false, "v", false, none);
-    expect(v2err(() => s.create("/k", false, "w", false, none)).toJSON()).toEqual({ errorCode: 105, message: "Key already exists", cause: "/k", index: 1 });
+    expect(v2err(() => s.create("/k", false, "w", false, none)).toJSON()).toEqual({
+      errorCode: 105,
+      message: "Key already exists",
+      cause: "/k",
+      index: 1,
+    });
     expect(v2err(() => s.update("/x", "w", none)).errorCode).toBe(100);
     const u = s.update("/k", "w", none);
     expect(eventJson(u)).toEqual({
@@ -83,7 +94,12 @@ describe("compare and swap / delete", () => {
   it("compares value and index and reports etcd's causes", () => {
     const s = store();
     s.set("/c", false, "one", none);
-    expect(v2err(() => s.compareAndSwap("/c", "two", 0, "x", none)).toJSON()).toEqual({ errorCode: 101, message: "Compare failed", cause: "[two != one]", index: 1 });
+    expect(v2err(() => s.compareAndSwap("/c", "two", 0, "x", none)).toJSON()).toEqual({
+      errorCode: 101,
+      message: "Compare failed",
+      cause: "[two != one]",
+      index: 1,
+    });
     expect(v2err(() => s.compareAndSwap("/c", "", 7, "x", none)).cause).toBe("[7 != 1]");
     expect(v2err(() => s.compareAndSwap("/c", "two", 7, "x", none)).cause).toBe("[two != one] [7 != 1]");
     expect(v2err(() => s.compareAndSwap("/c", "two", 0, "x", none)).status).toBe(412);
@@ -99,7 +115,11 @@ describe("compare and swap / delete", () => {
     s.set("/d", false, "v", none);
     expect(v2err(() => applyV2(s, { method: "DELETE", path: "/d", prevIndex: 9 })).errorCode).toBe(101);
     const e = applyV2(s, { method: "DELETE", path: "/d", prevValue: "v" });
-    expect(eventJson(e as V2Event)).toEqual({ action: "compareAndDelete", node: { key: "/d", modifiedIndex: 2, createdIndex: 1 }, prevNode: { key: "/d", value: "v", modifiedIndex: 1, createdIndex: 1 } });
+    expect(eventJson(e as V2Event)).toEqual({
+      action: "compareAndDelete",
+      node: { key: "/d", modifiedIndex: 2, createdIndex: 1 },
+      prevNode: { key: "/d", value: "v", modifiedIndex: 1, createdIndex: 1 },
+    });
     expect(v2err(() => s.get("/d", false, false)).errorCode).toBe(100);
   });
 
@@ -109,7 +129,9 @@ describe("compare and swap / delete", () => {
     expect(applyV2(s, { method: "PUT", path: "/p", value: "1", prevExist: false })?.action).toBe("create");
     expect(v2err(() => applyV2(s, { method: "PUT", path: "/p", value: "2", prevExist: false })).errorCode).toBe(105);
     expect(applyV2(s, { method: "PUT", path: "/p", value: "2", prevExist: true })?.action).toBe("update");
-    expect(applyV2(s, { method: "PUT", path: "/p", value: "3", prevExist: true, prevValue: "2" })?.action).toBe("compareAndSwap");
+    expect(applyV2(s, { method: "PUT", path: "/p", value: "3", prevExist: true, prevValue: "2" })?.action).toBe(
+      "compareAndSwap",
+    );
   });
 });
 
@@ -127,7 +149,10 @@ describe("directories", () => {
     expect(deep.node.nodes?.[2]?.nodes).toEqual([{ key: "/dir/sub/c", value: "3", modifiedIndex: 4, createdIndex: 4 }]);
     expect(deep.node).toMatchObject({ key: "/dir", dir: true, modifiedIndex: 1, createdIndex: 1 });
     expect(s.get("/dir/_hidden", false, false).node.value).toBe("h");
-    expect(eventJson(s.get("/", false, false)).node).toEqual({ dir: true, nodes: [{ key: "/dir", dir: true, modifiedIndex: 1, createdIndex: 1 }] });
+    expect(eventJson(s.get("/", false, false)).node).toEqual({
+      dir: true,
+      nodes: [{ key: "/dir", dir: true, modifiedIndex: 1, createdIndex: 1 }],
+    });
   });
 
   it("deleting a directory needs dir=true, and recursive when not empty", () => {
@@ -136,7 +161,11 @@ describe("directories", () => {
     s.set("/full/x", false, "1", none);
     expect(v2err(() => s.delete("/e", false, false)).toJSON()).toMatchObject({ errorCode: 102, cause: "/e" });
     expect(s.delete("/e", true, false).node).toEqual({ key: "/e", dir: true, modifiedIndex: 3, createdIndex: 1 });
-    expect(v2err(() => s.delete("/full", true, false)).toJSON()).toMatchObject({ errorCode: 108, message: "Directory not empty", cause: "/full" });
+    expect(v2err(() => s.delete("/full", true, false)).toJSON()).toMatchObject({
+      errorCode: 108,
+      message: "Directory not empty",
+      cause: "/full",
+    });
     s.delete("/full", false, true);
     expect(v2err(() => s.get("/full/x", false, false)).errorCode).toBe(100);
     s.set("/full2", true, "", none);
@@ -149,7 +178,14 @@ describe("TTL", () => {
     const now = { t: T0 };
     const s = store(now);
     const e = s.set("/t", false, "v", { expireNs: T0 + 5n * SEC });
-    expect(e.node).toEqual({ key: "/t", value: "v", expiration: "2030-01-01T00:00:05Z", ttl: 5, modifiedIndex: 1, createdIndex: 1 });
+    expect(e.node).toEqual({
+      key: "/t",
+      value: "v",
+      expiration: "2030-01-01T00:00:05Z",
+      ttl: 5,
+      modifiedIndex: 1,
+      createdIndex: 1,
+    });
     now.t = T0 + 2n * SEC + 1n;
     expect(s.get("/t", false, false).node.ttl).toBe(3);
     expect(s.hasTtlKeys).toBe(true);
@@ -224,7 +260,12 @@ describe("watch", () => {
     const s = store();
     for (let i = 0; i < 1005; i++) s.set("/h", false, String(i), none);
     const err = v2err(() => s.watch("/h", false, false, 3, () => undefined));
-    expect(err.toJSON()).toEqual({ errorCode: 401, message: "The event in requested index is outdated and cleared", cause: "the requested history has been cleared [6/3]", index: 1005 });
+    expect(err.toJSON()).toEqual({
+      errorCode: 401,
+      message: "The event in requested index is outdated and cleared",
+      cause: "the requested history has been cleared [6/3]",
+      index: 1005,
+    });
     expect(s.watch("/h", false, false, 6, () => undefined).event?.node.value).toBe("5");
   });
 });
@@ -248,7 +289,10 @@ describe("persistence", () => {
     flush();
     expect([...saved.keys()].sort()).toEqual(["/a", "/a/b", "/a/b/c", "/a/x"]);
     const r = store();
-    r.load(s.index, [...saved].map(([path, record]) => ({ path, record: record! })));
+    r.load(
+      s.index,
+      [...saved].map(([path, record]) => ({ path, record: record! })),
+    );
     expect(r.get("/", true, true)).toEqual(s.get("/", true, true));
     expect(r.index).toBe(s.index);
     expect(r.hasTtlKeys).toBe(true);

@@ -105,7 +105,9 @@ describe(`WAL under kill -9 (${KILLS} kills, seed=${SEED})`, () => {
         for (const e of entries) {
           const want = payload(e.index);
           if (e.data.length !== want.length || !e.data.every((b, i) => b === want[i])) {
-            throw new Error(`kill ${k} seed=${SEED}: entry ${e.index} bytes differ (${e.data.length} vs ${want.length})`);
+            throw new Error(
+              `kill ${k} seed=${SEED}: entry ${e.index} bytes differ (${e.data.length} vs ${want.length})`,
+            );
           }
         }
         expect(entries.length, `kill ${k}: contiguous from ${s.firstIndex()}`).toBe(last - s.firstIndex() + 1);
@@ -113,6 +115,8 @@ describe(`WAL under kill -9 (${KILLS} kills, seed=${SEED})`, () => {
         s.close();
       }
     }
-    console.log(`wal crash: ${KILLS} kills, last acknowledged index ${acked}, ${repairs} torn tails repaired, seed=${SEED}`);
+    console.log(
+      `wal crash: ${KILLS} kills, last acknowledged index ${acked}, ${repairs} torn tails repaired, seed=${SEED}`,
+    );
   });
 });

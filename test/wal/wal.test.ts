@@ -2,7 +2,18 @@
 // leader's overwrite of a suffix); segments roll over and are released after a snapshot; a torn tail is cut
 // back to the last whole record and reported; a corrupt middle record, a foreign or newer-format segment and
 // a corrupt snapshot file are errors naming the file; compacted/unavailable reads are raft's errors.
-import { appendFileSync, closeSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, truncateSync, writeFileSync, writeSync } from "node:fs";
+import {
+  appendFileSync,
+  closeSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  truncateSync,
+  writeFileSync,
+  writeSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { crc32 } from "node:zlib";
@@ -31,8 +42,14 @@ function closeAll(): void {
   open = [];
 }
 
-const entry = (index: number, term = 1, size = 10): Entry => ({ term, index, type: 0, data: new Uint8Array(size).fill(index % 251) });
-const range = (lo: number, hi: number, term = 1, size = 10): Entry[] => Array.from({ length: hi - lo + 1 }, (_, i) => entry(lo + i, term, size));
+const entry = (index: number, term = 1, size = 10): Entry => ({
+  term,
+  index,
+  type: 0,
+  data: new Uint8Array(size).fill(index % 251),
+});
+const range = (lo: number, hi: number, term = 1, size = 10): Entry[] =>
+  Array.from({ length: hi - lo + 1 }, (_, i) => entry(lo + i, term, size));
 
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), "wal-"));
@@ -58,7 +75,8 @@ describe("WAL replay", () => {
 
   it("rolls segments over, releases them after a snapshot, and recovers from snapshot + remaining log", () => {
     const s = openStorage(4096);
-    for (let i = 1; i <= 200; i += 10) s.save({ hardState: { term: 1, vote: 1n, commit: i + 9 }, entries: range(i, i + 9, 1, 100) }, true);
+    for (let i = 1; i <= 200; i += 10)
+      s.save({ hardState: { term: 1, vote: 1n, commit: i + 9 }, entries: range(i, i + 9, 1, 100) }, true);
     const before = s.walSegments.length;
     expect(before, `segments ${before}`).toBeGreaterThan(4);
     s.createSnapshot(150, { voters: [1n], learners: [] }, new Uint8Array([7, 7]), 20);
@@ -104,7 +122,10 @@ describe("WAL damage", () => {
     r.save({ entries: range(4, 4) }, true);
     closeAll();
     const again = readFileSync(lastSegment());
-    expect([again.length, recordsEnd(again)], "the append went after the records, not after the zeros").toEqual([SEGMENT, 32 + 4 * 36 + 33]);
+    expect([again.length, recordsEnd(again)], "the append went after the records, not after the zeros").toEqual([
+      SEGMENT,
+      32 + 4 * 36 + 33,
+    ]);
     expect(openStorage(SEGMENT).lastIndex()).toBe(4);
   });
 
@@ -123,7 +144,10 @@ describe("WAL damage", () => {
     expect([r.repaired?.offset, r.repaired?.cutBytes]).toEqual([end, 11]);
     expect(r.lastIndex()).toBe(3);
     const cut = readFileSync(file);
-    expect([cut.length, cut.subarray(end).every((b) => b === 0)], "the torn bytes are zeros again, the file keeps its size").toEqual([SEGMENT, true]);
+    expect(
+      [cut.length, cut.subarray(end).every((b) => b === 0)],
+      "the torn bytes are zeros again, the file keeps its size",
+    ).toEqual([SEGMENT, true]);
     r.save({ entries: range(4, 4) }, true);
     closeAll();
     expect(openStorage(SEGMENT).lastIndex()).toBe(4);
@@ -145,7 +169,11 @@ describe("WAL damage", () => {
   // then zeros to the segment's size.
   it.each([
     ["a data byte", 32 + 2 * 76 + 40, "crc"],
-    ["a length byte, past the end of the file", 32 + 2 * 76 + 2, "length 16711748 runs past the end, but a whole record follows at 260"],
+    [
+      "a length byte, past the end of the file",
+      32 + 2 * 76 + 2,
+      "length 16711748 runs past the end, but a whole record follows at 260",
+    ],
     ["a length byte, into the free space", 32 + 2 * 76 + 1, "and a whole record follows at 260"],
   ])("a corrupt record in the middle (%s) is an error naming the file and offset", (what, at, why) => {
     const s = openStorage(SEGMENT);
@@ -158,7 +186,9 @@ describe("WAL damage", () => {
     if (what.endsWith("free space")) {
       // Length 68 + 0xff00 = 65,348 ends inside the 1 MiB segment, among the zeros: without the check for whole
       // records it swallows, this would read as a torn tail and the last two entries would be cut.
-      expect(buf.readUInt32LE(32 + 2 * 76) + 32 + 2 * 76 + 8, "the damaged length ends in the free space").toBeLessThan(SEGMENT);
+      expect(buf.readUInt32LE(32 + 2 * 76) + 32 + 2 * 76 + 8, "the damaged length ends in the free space").toBeLessThan(
+        SEGMENT,
+      );
     }
     writeFileSync(file, buf);
     expect(() => WalStorage.open(dir)).toThrow(WalError);

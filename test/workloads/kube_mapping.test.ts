@@ -27,10 +27,14 @@ describe("keys", () => {
   it("follows kube-apiserver's layout and special prefixes", () => {
     expect(keyFor("pods", "ns", "p")).toBe("/registry/pods/ns/p");
     expect(keyFor("nodes", undefined, "n1")).toBe("/registry/minions/n1");
-    expect(keyFor("endpoints", "kube-system", "kube-scheduler")).toBe("/registry/services/endpoints/kube-system/kube-scheduler");
+    expect(keyFor("endpoints", "kube-system", "kube-scheduler")).toBe(
+      "/registry/services/endpoints/kube-system/kube-scheduler",
+    );
     expect(keyFor("services", "ns", "s")).toBe("/registry/services/specs/ns/s");
     expect(keyFor("clusterrolebindings", "", "b", "rbac.authorization.k8s.io")).toBe("/registry/clusterrolebindings/b");
-    expect(keyFor("prometheusrules", "ns", "r", "monitoring.coreos.com")).toBe("/registry/monitoring.coreos.com/prometheusrules/ns/r");
+    expect(keyFor("prometheusrules", "ns", "r", "monitoring.coreos.com")).toBe(
+      "/registry/monitoring.coreos.com/prometheusrules/ns/r",
+    );
     expect(listPrefix("pods")).toBe("/registry/pods/");
   });
 });
@@ -49,7 +53,8 @@ describe("storage calls against real etcd", () => {
   });
 
   it("update with a stale pinned revision conflicts; an unpinned update retries and wins", async () => {
-    const a = new KubeStorage(client), b = new KubeStorage(client);
+    const a = new KubeStorage(client),
+      b = new KubeStorage(client);
     const key = keyFor("pods", "ns", "upd");
     const created = await a.create(key, "v1");
     await b.update(key, "from-b");
@@ -92,7 +97,8 @@ describe("storage calls against real etcd", () => {
   it("events created within the reuse window share one lease", async () => {
     let now = 1000;
     const s = new KubeStorage(client, () => now);
-    const leaseOf = async (name: string): Promise<bigint> => (await client.get(keyFor("events", "ns", name))).kvs[0]!.lease;
+    const leaseOf = async (name: string): Promise<bigint> =>
+      (await client.get(keyFor("events", "ns", name))).kvs[0]!.lease;
     await s.create(keyFor("events", "ns", "e1"), "e", 3600);
     now += 30;
     await s.create(keyFor("events", "ns", "e2"), "e", 3600);

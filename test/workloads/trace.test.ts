@@ -63,27 +63,48 @@ describe("kube-5000 generator", () => {
     expect(new Set(pre.filter((o) => o.resource === "pods").map((o) => o.size))).toEqual(new Set([SIZES_BYTES.pods]));
     const renewals = trace.ops.filter((o) => o.verb === "update" && o.resource === "leases").length;
     expect(renewals, "one node-lease renewal per node per 10 s over 20 s").toBe(nodes * 2);
-    const victims = trace.ops.filter((o) => o.verb === "create" && o.resource === "clusterrolebindings" && o.phase !== "preload");
+    const victims = trace.ops.filter(
+      (o) => o.verb === "create" && o.resource === "clusterrolebindings" && o.phase !== "preload",
+    );
     expect(victims.length, "1 POST clusterrolebindings per second for 20 s").toBe(20);
     expect(victims.filter((o) => o.phase === "storm").length).toBe(10);
     const listers = new Set(trace.ops.filter((o) => o.client !== undefined).map((o) => o.client));
     expect(listers.size, "4 looping listers").toBe(4);
     const measured = trace.ops.filter((o) => o.phase !== "preload");
-    for (let i = 1; i < measured.length; i++) expect(measured[i]!.t >= measured[i - 1]!.t, `op ${i} in time order`).toBe(true);
+    for (let i = 1; i < measured.length; i++)
+      expect(measured[i]!.t >= measured[i - 1]!.t, `op ${i} in time order`).toBe(true);
   });
 
   it("paces the storm's listers open loop and adds a looping storm phase when asked", () => {
-    const trace = generateKube5000({ ...small, seed: 1, stormSeconds: 4, closedStormSeconds: 3, steadySeconds: 2, listEvery: 0.5, victimPerSecond: 10 });
+    const trace = generateKube5000({
+      ...small,
+      seed: 1,
+      stormSeconds: 4,
+      closedStormSeconds: 3,
+      steadySeconds: 2,
+      listEvery: 0.5,
+      victimPerSecond: 10,
+    });
     const measured = trace.ops.filter((o) => o.phase !== "preload");
     expect(new Set(measured.map((o) => o.phase))).toEqual(new Set(["storm", "storm-closed", "steady"]));
-    const paced = measured.filter((o) => o.phase === "storm" && o.verb === "list" && o.resource === "pods" && o.ns === undefined);
+    const paced = measured.filter(
+      (o) => o.phase === "storm" && o.verb === "list" && o.resource === "pods" && o.ns === undefined,
+    );
     expect(paced.length, "4 listers × one LIST per 0.5 s for 4 s").toBe(32);
-    expect(paced.every((o) => o.inFlight === 2 && o.until === 4), "paced LISTs: bounded open loop, skipped past the storm").toBe(true);
+    expect(
+      paced.every((o) => o.inFlight === 2 && o.until === 4),
+      "paced LISTs: bounded open loop, skipped past the storm",
+    ).toBe(true);
     expect(new Set(paced.map((o) => o.client)).size).toBe(4);
     const starts = paced.map((o) => o.t).sort((a, b) => a - b);
     expect(starts.slice(0, 5), "listers staggered over one period").toEqual([0, 0.125, 0.25, 0.375, 0.5]);
-    const looping = measured.filter((o) => o.phase === "storm-closed" && o.verb === "list" && o.resource === "pods" && o.ns === undefined);
-    expect(looping.every((o) => o.inFlight === undefined), "looping listers are sequential").toBe(true);
+    const looping = measured.filter(
+      (o) => o.phase === "storm-closed" && o.verb === "list" && o.resource === "pods" && o.ns === undefined,
+    );
+    expect(
+      looping.every((o) => o.inFlight === undefined),
+      "looping listers are sequential",
+    ).toBe(true);
     expect(new Set(looping.map((o) => o.client)).size, "4 looping listers in the second storm").toBe(4);
     expect(looping.every((o) => o.until === 7 && o.t >= 4 && o.t < 7)).toBe(true);
     const victims = measured.filter((o) => o.verb === "create" && o.resource === "clusterrolebindings");
@@ -94,16 +115,35 @@ describe("kube-5000 generator", () => {
   });
 
   it("pages the first pagedListers listers' LISTs (500 per page) and leaves the others unpaginated", () => {
-    const trace = generateKube5000({ ...small, seed: 1, stormSeconds: 4, closedStormSeconds: 2, steadySeconds: 2, listEvery: 0.5, pagedListers: 2 });
-    const storm = trace.ops.filter((o) => (o.phase === "storm" || o.phase === "storm-closed") && o.verb === "list" && o.client !== undefined);
+    const trace = generateKube5000({
+      ...small,
+      seed: 1,
+      stormSeconds: 4,
+      closedStormSeconds: 2,
+      steadySeconds: 2,
+      listEvery: 0.5,
+      pagedListers: 2,
+    });
+    const storm = trace.ops.filter(
+      (o) => (o.phase === "storm" || o.phase === "storm-closed") && o.verb === "list" && o.client !== undefined,
+    );
     const byClient = new Map<string, Set<number | undefined>>();
     for (const o of storm) byClient.set(o.client ?? "", (byClient.get(o.client ?? "") ?? new Set()).add(o.limit));
     expect([...byClient.entries()].sort()).toEqual([
-      ["lister-1", new Set([500])], ["lister-2", new Set([500])], ["lister-3", new Set([undefined])], ["lister-4", new Set([undefined])],
-      ["paced-lister-1", new Set([500])], ["paced-lister-2", new Set([500])], ["paced-lister-3", new Set([undefined])], ["paced-lister-4", new Set([undefined])],
+      ["lister-1", new Set([500])],
+      ["lister-2", new Set([500])],
+      ["lister-3", new Set([undefined])],
+      ["lister-4", new Set([undefined])],
+      ["paced-lister-1", new Set([500])],
+      ["paced-lister-2", new Set([500])],
+      ["paced-lister-3", new Set([undefined])],
+      ["paced-lister-4", new Set([undefined])],
     ]);
     const unpaged = generateKube5000({ ...small, seed: 1, stormSeconds: 4, steadySeconds: 2, listEvery: 0.5 });
-    expect(unpaged.ops.some((o) => o.verb === "list" && o.limit !== undefined), "without pagedListers nothing is paged").toBe(false);
+    expect(
+      unpaged.ops.some((o) => o.verb === "list" && o.limit !== undefined),
+      "without pagedListers nothing is paged",
+    ).toBe(false);
   });
 
   it("rejects a scale outside (0, 1]", () => {

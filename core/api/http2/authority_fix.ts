@@ -89,7 +89,10 @@ export function serveHttp2(socket: Socket, injector: ConnectionInjector, opts: A
 
 /** The client side rewritten into a stream for grpc-js; what grpc-js writes goes to the socket unchanged. */
 class RewritingPipe extends Duplex {
-  constructor(private readonly socket: Socket, rw: ClientFrameRewriter) {
+  constructor(
+    private readonly socket: Socket,
+    rw: ClientFrameRewriter,
+  ) {
     super();
     const first = rw.take().rewritten;
     if (first.length > 0) this.push(first);
@@ -170,7 +173,9 @@ function adoptSession(pipe: Duplex, socket: Socket, rw: ClientFrameRewriter): vo
 function lendIdentity(view: Record<string | symbol, unknown>, socket: Socket): void {
   try {
     // Sets go through node:http2's socket view to the wrapper; a function read back is bound to the wrapper.
-    view[SELF] = function self(this: object): object { return this; };
+    view[SELF] = function self(this: object): object {
+      return this;
+    };
     const inner = (view[SELF] as () => Record<string, unknown>)();
     inner._peername = { address: socket.remoteAddress, port: socket.remotePort, family: socket.remoteFamily };
     inner._sockname = { address: socket.localAddress, port: socket.localPort, family: socket.localFamily };

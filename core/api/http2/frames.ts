@@ -14,7 +14,18 @@ const MAX_FRAME_BYTES = 1 << 24;
 /** A header block above this (HEADERS + CONTINUATIONs) is refused; nghttp2's own limit is far lower (64 KiB). */
 const MAX_HEADER_BLOCK_BYTES = 1 << 20;
 
-export const FrameType = { DATA: 0, HEADERS: 1, PRIORITY: 2, RST_STREAM: 3, SETTINGS: 4, PUSH_PROMISE: 5, PING: 6, GOAWAY: 7, WINDOW_UPDATE: 8, CONTINUATION: 9 } as const;
+export const FrameType = {
+  DATA: 0,
+  HEADERS: 1,
+  PRIORITY: 2,
+  RST_STREAM: 3,
+  SETTINGS: 4,
+  PUSH_PROMISE: 5,
+  PING: 6,
+  GOAWAY: 7,
+  WINDOW_UPDATE: 8,
+  CONTINUATION: 9,
+} as const;
 export const Flag = { END_STREAM: 0x1, ACK: 0x1, END_HEADERS: 0x4, PADDED: 0x8, PRIORITY: 0x20 } as const;
 
 /** An empty SETTINGS frame: a server preface that changes nothing (every setting keeps its HTTP/2 default). */
@@ -87,7 +98,8 @@ export class ClientFrameRewriter {
     if (this.prefaceLeft > 0) {
       const n = Math.min(this.prefaceLeft, data.length);
       const at = CLIENT_PREFACE.length - this.prefaceLeft;
-      if (!data.subarray(0, n).equals(CLIENT_PREFACE.subarray(at, at + n))) throw new Error("http2: bad client preface");
+      if (!data.subarray(0, n).equals(CLIENT_PREFACE.subarray(at, at + n)))
+        throw new Error("http2: bad client preface");
       this.emit(data.subarray(0, n), data.subarray(0, n));
       this.prefaceLeft -= n;
       data = data.subarray(n);
@@ -149,7 +161,9 @@ export class ClientFrameRewriter {
     const payload = f.subarray(FRAME_HEADER_BYTES);
     if (this.pending !== undefined) {
       if (type !== FrameType.CONTINUATION || streamId !== this.pending.streamId) {
-        throw new Error(`http2: frame type ${type} on stream ${streamId} inside a header block of stream ${this.pending.streamId}`);
+        throw new Error(
+          `http2: frame type ${type} on stream ${streamId} inside a header block of stream ${this.pending.streamId}`,
+        );
       }
       this.addFragment(f, payload, flags);
       return;
@@ -162,7 +176,8 @@ export class ClientFrameRewriter {
       this.replies.push(frame(FrameType.PING, Flag.ACK, 0, payload));
       return;
     }
-    if (type === FrameType.CONTINUATION) throw new Error(`http2: CONTINUATION on stream ${streamId} outside a header block`);
+    if (type === FrameType.CONTINUATION)
+      throw new Error(`http2: CONTINUATION on stream ${streamId} outside a header block`);
     if (type !== FrameType.HEADERS) {
       this.emit(f, f);
       return;
@@ -176,7 +191,8 @@ export class ClientFrameRewriter {
     const p = this.pending as PendingBlock;
     p.fragments.push(fragment);
     p.bytes += fragment.length;
-    if (p.bytes > MAX_HEADER_BLOCK_BYTES) throw new Error(`http2: header block of ${p.bytes} bytes on stream ${p.streamId}`);
+    if (p.bytes > MAX_HEADER_BLOCK_BYTES)
+      throw new Error(`http2: header block of ${p.bytes} bytes on stream ${p.streamId}`);
     this.emit(f, undefined);
     if ((flags & Flag.END_HEADERS) === 0) return;
     this.pending = undefined;
@@ -206,21 +222,37 @@ function splitHeaders(payload: Buffer, flags: number): { priority: Buffer | unde
     priority = Buffer.from(payload.subarray(start, start + 5));
     start += 5;
   }
-  if (start + padBytes > payload.length) throw new Error(`http2: HEADERS needs ${start + padBytes} bytes, has ${payload.length}`);
+  if (start + padBytes > payload.length)
+    throw new Error(`http2: HEADERS needs ${start + padBytes} bytes, has ${payload.length}`);
   return { priority, fragment: payload.subarray(start, payload.length - padBytes) };
 }
 
 /** A header block as HEADERS (+ CONTINUATIONs), no padding, each frame within MIN_MAX_FRAME_BYTES. */
-export function headerFrames(streamId: number, endStream: boolean, priority: Buffer | undefined, block: Buffer): Buffer[] {
+export function headerFrames(
+  streamId: number,
+  endStream: boolean,
+  priority: Buffer | undefined,
+  block: Buffer,
+): Buffer[] {
   const out: Buffer[] = [];
   const firstRoom = MIN_MAX_FRAME_BYTES - (priority?.length ?? 0);
   let at = Math.min(firstRoom, block.length);
   const last = at === block.length;
-  const flags = (endStream ? Flag.END_STREAM : 0) | (priority !== undefined ? Flag.PRIORITY : 0) | (last ? Flag.END_HEADERS : 0);
-  out.push(frame(FrameType.HEADERS, flags, streamId, priority === undefined ? block.subarray(0, at) : Buffer.concat([priority, block.subarray(0, at)])));
+  const flags =
+    (endStream ? Flag.END_STREAM : 0) | (priority !== undefined ? Flag.PRIORITY : 0) | (last ? Flag.END_HEADERS : 0);
+  out.push(
+    frame(
+      FrameType.HEADERS,
+      flags,
+      streamId,
+      priority === undefined ? block.subarray(0, at) : Buffer.concat([priority, block.subarray(0, at)]),
+    ),
+  );
   while (at < block.length) {
     const end = Math.min(at + MIN_MAX_FRAME_BYTES, block.length);
-    out.push(frame(FrameType.CONTINUATION, end === block.length ? Flag.END_HEADERS : 0, streamId, block.subarray(at, end)));
+    out.push(
+      frame(FrameType.CONTINUATION, end === block.length ? Flag.END_HEADERS : 0, streamId, block.subarray(at, end)),
+    );
     at = end;
   }
   return out;

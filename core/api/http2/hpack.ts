@@ -12,23 +12,73 @@ const MAX_INTEGER = 2 ** 31 - 1;
 
 /** RFC 7541 Appendix A. Index 1 is STATIC_TABLE[0]. */
 export const STATIC_TABLE: readonly HeaderField[] = [
-  [":authority", ""], [":method", "GET"], [":method", "POST"], [":path", "/"], [":path", "/index.html"],
-  [":scheme", "http"], [":scheme", "https"], [":status", "200"], [":status", "204"], [":status", "206"],
-  [":status", "304"], [":status", "400"], [":status", "404"], [":status", "500"], ["accept-charset", ""],
-  ["accept-encoding", "gzip, deflate"], ["accept-language", ""], ["accept-ranges", ""], ["accept", ""],
-  ["access-control-allow-origin", ""], ["age", ""], ["allow", ""], ["authorization", ""], ["cache-control", ""],
-  ["content-disposition", ""], ["content-encoding", ""], ["content-language", ""], ["content-length", ""],
-  ["content-location", ""], ["content-range", ""], ["content-type", ""], ["cookie", ""], ["date", ""], ["etag", ""],
-  ["expect", ""], ["expires", ""], ["from", ""], ["host", ""], ["if-match", ""], ["if-modified-since", ""],
-  ["if-none-match", ""], ["if-range", ""], ["if-unmodified-since", ""], ["last-modified", ""], ["link", ""],
-  ["location", ""], ["max-forwards", ""], ["proxy-authenticate", ""], ["proxy-authorization", ""], ["range", ""],
-  ["referer", ""], ["refresh", ""], ["retry-after", ""], ["server", ""], ["set-cookie", ""],
-  ["strict-transport-security", ""], ["transfer-encoding", ""], ["user-agent", ""], ["vary", ""], ["via", ""],
+  [":authority", ""],
+  [":method", "GET"],
+  [":method", "POST"],
+  [":path", "/"],
+  [":path", "/index.html"],
+  [":scheme", "http"],
+  [":scheme", "https"],
+  [":status", "200"],
+  [":status", "204"],
+  [":status", "206"],
+  [":status", "304"],
+  [":status", "400"],
+  [":status", "404"],
+  [":status", "500"],
+  ["accept-charset", ""],
+  ["accept-encoding", "gzip, deflate"],
+  ["accept-language", ""],
+  ["accept-ranges", ""],
+  ["accept", ""],
+  ["access-control-allow-origin", ""],
+  ["age", ""],
+  ["allow", ""],
+  ["authorization", ""],
+  ["cache-control", ""],
+  ["content-disposition", ""],
+  ["content-encoding", ""],
+  ["content-language", ""],
+  ["content-length", ""],
+  ["content-location", ""],
+  ["content-range", ""],
+  ["content-type", ""],
+  ["cookie", ""],
+  ["date", ""],
+  ["etag", ""],
+  ["expect", ""],
+  ["expires", ""],
+  ["from", ""],
+  ["host", ""],
+  ["if-match", ""],
+  ["if-modified-since", ""],
+  ["if-none-match", ""],
+  ["if-range", ""],
+  ["if-unmodified-since", ""],
+  ["last-modified", ""],
+  ["link", ""],
+  ["location", ""],
+  ["max-forwards", ""],
+  ["proxy-authenticate", ""],
+  ["proxy-authorization", ""],
+  ["range", ""],
+  ["referer", ""],
+  ["refresh", ""],
+  ["retry-after", ""],
+  ["server", ""],
+  ["set-cookie", ""],
+  ["strict-transport-security", ""],
+  ["transfer-encoding", ""],
+  ["user-agent", ""],
+  ["vary", ""],
+  ["via", ""],
   ["www-authenticate", ""],
 ];
 
 const STATIC_NAME_INDEX = new Map<string, number>();
-STATIC_TABLE.forEach(([name], i) => { if (!STATIC_NAME_INDEX.has(name)) STATIC_NAME_INDEX.set(name, i + 1); });
+STATIC_TABLE.forEach(([name], i) => {
+  if (!STATIC_NAME_INDEX.has(name)) STATIC_NAME_INDEX.set(name, i + 1);
+});
 
 /**
  * Code length in bits of each symbol 0..256 (256 = EOS), RFC 7541 Appendix B. The code is canonical (codes of one
@@ -36,15 +86,15 @@ STATIC_TABLE.forEach(([name], i) => { if (!STATIC_NAME_INDEX.has(name)) STATIC_N
  * `huffmanCode` rebuilds them and the build asserts the last code is EOS's all-ones 30 bits.
  */
 const HUFFMAN_BITS: readonly number[] = [
-  13, 23, 28, 28, 28, 28, 28, 28, 28, 24, 30, 28, 28, 30, 28, 28, 28, 28, 28, 28, 28, 28, 30, 28, 28, 28, 28, 28, 28, 28, 28, 28,
-  6, 10, 10, 12, 13, 6, 8, 11, 10, 10, 8, 11, 8, 6, 6, 6, 5, 5, 5, 6, 6, 6, 6, 6, 6, 6, 7, 8, 15, 6, 12, 10,
-  13, 6, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 8, 7, 8, 13, 19, 13, 14, 6,
-  15, 5, 6, 5, 6, 5, 6, 6, 6, 5, 7, 7, 6, 6, 6, 5, 6, 7, 6, 5, 5, 6, 7, 7, 7, 7, 7, 15, 11, 14, 13, 28,
-  20, 22, 20, 20, 22, 22, 22, 23, 22, 23, 23, 23, 23, 23, 24, 23, 24, 24, 22, 23, 24, 23, 23, 23, 23, 21, 22, 23, 22, 23, 23, 24,
-  22, 21, 20, 22, 22, 23, 23, 21, 23, 22, 22, 24, 21, 22, 23, 23, 21, 21, 22, 21, 23, 22, 23, 23, 20, 22, 22, 22, 23, 22, 22, 23,
-  26, 26, 20, 19, 22, 23, 22, 25, 26, 26, 26, 27, 27, 26, 24, 25, 19, 21, 26, 27, 27, 26, 27, 24, 21, 21, 26, 26, 28, 27, 27, 27,
-  20, 24, 20, 21, 22, 21, 21, 23, 22, 22, 25, 25, 24, 24, 26, 23, 26, 27, 26, 26, 27, 27, 27, 27, 27, 28, 27, 27, 27, 27, 27, 26,
-  30,
+  13, 23, 28, 28, 28, 28, 28, 28, 28, 24, 30, 28, 28, 30, 28, 28, 28, 28, 28, 28, 28, 28, 30, 28, 28, 28, 28, 28, 28,
+  28, 28, 28, 6, 10, 10, 12, 13, 6, 8, 11, 10, 10, 8, 11, 8, 6, 6, 6, 5, 5, 5, 6, 6, 6, 6, 6, 6, 6, 7, 8, 15, 6, 12, 10,
+  13, 6, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 8, 7, 8, 13, 19, 13, 14, 6, 15, 5, 6, 5, 6,
+  5, 6, 6, 6, 5, 7, 7, 6, 6, 6, 5, 6, 7, 6, 5, 5, 6, 7, 7, 7, 7, 7, 15, 11, 14, 13, 28, 20, 22, 20, 20, 22, 22, 22, 23,
+  22, 23, 23, 23, 23, 23, 24, 23, 24, 24, 22, 23, 24, 23, 23, 23, 23, 21, 22, 23, 22, 23, 23, 24, 22, 21, 20, 22, 22,
+  23, 23, 21, 23, 22, 22, 24, 21, 22, 23, 23, 21, 21, 22, 21, 23, 22, 23, 23, 20, 22, 22, 22, 23, 22, 22, 23, 26, 26,
+  20, 19, 22, 23, 22, 25, 26, 26, 26, 27, 27, 26, 24, 25, 19, 21, 26, 27, 27, 26, 27, 24, 21, 21, 26, 26, 28, 27, 27,
+  27, 20, 24, 20, 21, 22, 21, 21, 23, 22, 22, 25, 25, 24, 24, 26, 23, 26, 27, 26, 26, 27, 27, 27, 27, 27, 28, 27, 27,
+  27, 27, 27, 26, 30,
 ];
 const EOS = 256;
 const MAX_CODE_BITS = 30;
@@ -62,7 +112,9 @@ interface Canonical {
 
 function buildCanonical(): Canonical {
   if (HUFFMAN_BITS.length !== 257) throw new Error(`hpack: ${HUFFMAN_BITS.length} Huffman lengths, want 257`);
-  const sorted = HUFFMAN_BITS.map((_, sym) => sym).sort((a, b) => (HUFFMAN_BITS[a] ?? 0) - (HUFFMAN_BITS[b] ?? 0) || a - b);
+  const sorted = HUFFMAN_BITS.map((_, sym) => sym).sort(
+    (a, b) => (HUFFMAN_BITS[a] ?? 0) - (HUFFMAN_BITS[b] ?? 0) || a - b,
+  );
   const first = new Int32Array(MAX_CODE_BITS + 1);
   const count = new Int32Array(MAX_CODE_BITS + 1);
   const offset = new Int32Array(MAX_CODE_BITS + 1);
@@ -82,7 +134,8 @@ function buildCanonical(): Canonical {
     code++;
   });
   // The code is complete (Kraft equality) exactly when the last code of the longest length is all ones.
-  if (codes[EOS] !== 2 ** MAX_CODE_BITS - 1 || code !== 2 ** MAX_CODE_BITS) throw new Error(`hpack: Huffman table is not complete (EOS ${codes[EOS]})`);
+  if (codes[EOS] !== 2 ** MAX_CODE_BITS - 1 || code !== 2 ** MAX_CODE_BITS)
+    throw new Error(`hpack: Huffman table is not complete (EOS ${codes[EOS]})`);
   return { sorted, first, count, offset, codes };
 }
 
@@ -130,7 +183,11 @@ export function huffmanEncode(s: string): Buffer {
     const code = HUFFMAN.codes[sym] ?? 0;
     for (let b = bits - 1; b >= 0; b--) {
       acc = (acc << 1) | ((code >>> b) & 1);
-      if (++accBits === 8) { out.push(acc); acc = 0; accBits = 0; }
+      if (++accBits === 8) {
+        out.push(acc);
+        acc = 0;
+        accBits = 0;
+      }
     }
   }
   if (accBits > 0) out.push(((acc << (8 - accBits)) | ((1 << (8 - accBits)) - 1)) & 0xff);
@@ -140,10 +197,16 @@ export function huffmanEncode(s: string): Buffer {
 /** Appends an integer with an N-bit prefix (RFC 7541 §5.1); `flags` fills the octet's bits above the prefix. */
 export function encodeInteger(out: number[], value: number, prefixBits: number, flags: number): void {
   const max = (1 << prefixBits) - 1;
-  if (value < max) { out.push(flags | value); return; }
+  if (value < max) {
+    out.push(flags | value);
+    return;
+  }
   out.push(flags | max);
   let rest = value - max;
-  while (rest >= 128) { out.push((rest % 128) + 128); rest = Math.floor(rest / 128); }
+  while (rest >= 128) {
+    out.push((rest % 128) + 128);
+    rest = Math.floor(rest / 128);
+  }
   out.push(rest);
 }
 
@@ -238,7 +301,10 @@ export class HpackDecoder {
     this.size += bytes;
     this.evict();
     // RFC 7541 §4.4: an entry larger than the table empties it and is not kept.
-    if (bytes > this.tableSize) { this.entries.length = 0; this.size = 0; }
+    if (bytes > this.tableSize) {
+      this.entries.length = 0;
+      this.size = 0;
+    }
   }
 
   private resize(bytes: number): void {

@@ -45,7 +45,10 @@ export const SERVICE_NAMES: readonly ServiceName[] = ["KV", "Watch", "Lease", "C
 
 /** The services etcd 3.4 runs as recipes over its own KV, lease and watch, each in its own package. */
 export type RecipeServiceName = "Lock" | "Election";
-export const RECIPE_PACKAGES: Readonly<Record<RecipeServiceName, string>> = { Lock: "v3lockpb", Election: "v3electionpb" };
+export const RECIPE_PACKAGES: Readonly<Record<RecipeServiceName, string>> = {
+  Lock: "v3lockpb",
+  Election: "v3electionpb",
+};
 
 /** Every gRPC service an etcd 3.4 member serves. */
 export type AnyServiceName = ServiceName | RecipeServiceName;
@@ -90,7 +93,10 @@ let recipes: Readonly<Record<RecipeServiceName, grpc.ServiceClientConstructor>> 
 export function loadRecipeProto(): Readonly<Record<RecipeServiceName, grpc.ServiceClientConstructor>> {
   if (recipes !== undefined) return recipes;
   const dir = protoDir();
-  const definition = protoLoader.loadSync(RECIPE_PROTO_FILES.map((f) => join(dir, f)), { ...LOADER_OPTIONS, includeDirs: [dir] });
+  const definition = protoLoader.loadSync(
+    RECIPE_PROTO_FILES.map((f) => join(dir, f)),
+    { ...LOADER_OPTIONS, includeDirs: [dir] },
+  );
   const root = grpc.loadPackageDefinition(definition);
   const out = {} as Record<RecipeServiceName, grpc.ServiceClientConstructor>;
   for (const [name, pkgName] of Object.entries(RECIPE_PACKAGES) as [RecipeServiceName, string][]) {

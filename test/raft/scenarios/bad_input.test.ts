@@ -70,12 +70,27 @@ describe("bad input", () => {
       return undefined;
     });
     const entry = { term, index: 1001, type: 0 as const, data: new TextEncoder().encode("bogus") };
-    stepRaw(c, { ...base, type: "MsgApp", from: leader, to: follower, term, logTerm: term, index: 1000, entries: [entry], commit: 1001 });
+    stepRaw(c, {
+      ...base,
+      type: "MsgApp",
+      from: leader,
+      to: follower,
+      term,
+      logTerm: term,
+      index: 1000,
+      entries: [entry],
+      commit: 1001,
+    });
     off();
     expect(logOf(c, follower)).toBe(before);
-    expect(c.node(follower).commit, "commit not moved past the log").toBeLessThanOrEqual(c.node(follower).storage.lastIndex());
+    expect(c.node(follower).commit, "commit not moved past the log").toBeLessThanOrEqual(
+      c.node(follower).storage.lastIndex(),
+    );
     expect(sent.length, "the follower answered").toBeGreaterThan(0);
-    expect(sent.every((m) => m.reject), "the follower answered with a rejection").toBe(true);
+    expect(
+      sent.every((m) => m.reject),
+      "the follower answered with a rejection",
+    ).toBe(true);
     stillCommits(c, "after-out-of-range-app");
   });
 
@@ -97,7 +112,10 @@ describe("bad input", () => {
     c.proposeConfChange(leader, cc(5n));
     c.runTicks(3 * ELECTION_TICKS);
     const applied = c.appliedConfChanges.get(leader) ?? [];
-    expect(applied.map((x) => x.nodeId), "only the first conf change took effect").toEqual([4n]);
+    expect(
+      applied.map((x) => x.nodeId),
+      "only the first conf change took effect",
+    ).toEqual([4n]);
     expect(c.node(leader).confState.learners).toEqual([4n]);
     stillCommits(c, "after-double-conf-change");
   });

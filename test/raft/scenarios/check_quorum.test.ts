@@ -11,7 +11,11 @@ describe("check-quorum", () => {
       const leader = c.waitForLeader(5 * ELECTION_TICKS);
       c.runTicks(3);
       c.net.isolate(leader, c.ids());
-      const took = c.runUntil(() => !c.node(leader).isLeader(), 2 * ELECTION_TICKS + 1, `isolated leader ${leader} steps down`);
+      const took = c.runUntil(
+        () => !c.node(leader).isLeader(),
+        2 * ELECTION_TICKS + 1,
+        `isolated leader ${leader} steps down`,
+      );
       expect(took, `seed=${seed}: ticks to step down`).toBeLessThanOrEqual(2 * ELECTION_TICKS + 1);
       c.runUntil(() => c.leaders().some((l) => l.id !== leader), 5 * ELECTION_TICKS, "majority elects a new leader");
     }

@@ -11,8 +11,13 @@ const cc = (type: ConfChangeType, id: bigint) => ({ type, nodeId: id, context: n
 
 function sameConfigEverywhere(c: Cluster): boolean {
   const live = c.liveIds();
-  const first = JSON.stringify(c.node(live[0] as bigint).confState, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v));
-  return live.every((id) => JSON.stringify(c.node(id).confState, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v)) === first);
+  const first = JSON.stringify(c.node(live[0] as bigint).confState, (_k, v: unknown) =>
+    typeof v === "bigint" ? v.toString() : v,
+  );
+  return live.every(
+    (id) =>
+      JSON.stringify(c.node(id).confState, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v)) === first,
+  );
 }
 
 describe("conf changes", () => {
@@ -21,7 +26,11 @@ describe("conf changes", () => {
     const leader = c.waitForLeader(5 * ELECTION_TICKS);
     const [gone, down] = c.ids().filter((id) => id !== leader) as [bigint, bigint];
     expect(c.proposeConfChange(leader, cc(ConfChangeType.RemoveNode, gone))).toBe(true);
-    c.runUntil(() => c.liveIds().every((id) => !c.node(id).confState.voters.includes(gone)), 5 * ELECTION_TICKS, "removal applied");
+    c.runUntil(
+      () => c.liveIds().every((id) => !c.node(id).confState.voters.includes(gone)),
+      5 * ELECTION_TICKS,
+      "removal applied",
+    );
     expect(c.node(gone).alive, "removed member stopped").toBe(false);
     c.crash(down);
     expect(c.propose(leader, "with-3-of-4")).toBe(true);
@@ -37,7 +46,11 @@ describe("conf changes", () => {
       // The old leader is stopped once it applies its removal, maybe before followers learn the commit; the new
       // leader commits the removal in its own term and applies it then.
       const removedEverywhere = () => c.liveIds().every((id) => !c.node(id).confState.voters.includes(leader));
-      c.runUntil(() => c.stableLeader() !== undefined && removedEverywhere(), 10 * ELECTION_TICKS, "new leader, removal applied");
+      c.runUntil(
+        () => c.stableLeader() !== undefined && removedEverywhere(),
+        10 * ELECTION_TICKS,
+        "new leader, removal applied",
+      );
       const next = c.stableLeader() as bigint;
       expect(next).not.toBe(leader);
       expect(c.node(next).confState.voters.length, `seed=${seed}: voters after removal`).toBe(4);
@@ -54,7 +67,11 @@ describe("conf changes", () => {
     c.startJoiner(4n, leader);
     c.runUntil(() => c.node(4n).confState.learners.includes(4n), 5 * ELECTION_TICKS, "learner known");
     expect(c.proposeConfChange(leader, cc(ConfChangeType.AddNode, 4n))).toBe(true);
-    c.runUntil(() => c.liveIds().every((id) => c.node(id).confState.voters.includes(4n)), 5 * ELECTION_TICKS, "promoted");
+    c.runUntil(
+      () => c.liveIds().every((id) => c.node(id).confState.voters.includes(4n)),
+      5 * ELECTION_TICKS,
+      "promoted",
+    );
     const others = ids(1, 2, 3).filter((id) => id !== leader);
     c.crash(others[0] as bigint);
     expect(c.propose(leader, "3-of-4")).toBe(true);

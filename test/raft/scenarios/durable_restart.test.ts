@@ -13,7 +13,11 @@ describe("restart with a durable state machine", () => {
       for (let i = 0; i < 5; i++) c.propose(leader, `a${i}`);
       c.proposeConfChange(leader, { type: ConfChangeType.AddLearnerNode, nodeId: 4n, context: new Uint8Array() });
       const f = c.ids().find((id) => id !== leader && id !== 4n) as bigint;
-      c.runUntil(() => c.appliedEverywhere("a4") && c.node(f).confState.learners.includes(4n), 5 * ELECTION_TICKS, "applied");
+      c.runUntil(
+        () => c.appliedEverywhere("a4") && c.node(f).confState.learners.includes(4n),
+        5 * ELECTION_TICKS,
+        "applied",
+      );
       const applied = c.node(f).sm.applied;
       expect(c.node(f).storage.snapshot().metadata.index, `seed=${seed}: no snapshot yet`).toBeLessThan(applied);
       c.crash(f);

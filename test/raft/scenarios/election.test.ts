@@ -28,12 +28,19 @@ describe.each([3, 5])("a %i-member cluster", (n) => {
     let worst = 0;
     for (let seed = 1; seed <= 50; seed++) {
       const c = cluster({ seed, n });
-      worst = Math.max(worst, c.runUntil(() => c.stableLeader() !== undefined, ELECTION_BOUND_TICKS, "first leader"));
+      worst = Math.max(
+        worst,
+        c.runUntil(() => c.stableLeader() !== undefined, ELECTION_BOUND_TICKS, "first leader"),
+      );
       let term = c.maxTerm();
       for (let round = 0; round < 2; round++) {
         const old = c.stableLeader() as bigint;
         c.crash(old);
-        const took = c.runUntil(() => c.stableLeader() !== undefined, ELECTION_BOUND_TICKS + 2 * ELECTION_TICKS, "leader after crash");
+        const took = c.runUntil(
+          () => c.stableLeader() !== undefined,
+          ELECTION_BOUND_TICKS + 2 * ELECTION_TICKS,
+          "leader after crash",
+        );
         const now = c.stableLeader() as bigint;
         expect(now, `seed=${seed}: crashed leader ${old} cannot lead`).not.toBe(old);
         expect(c.maxTerm(), `seed=${seed}: new leader's term`).toBeGreaterThan(term);

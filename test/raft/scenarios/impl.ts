@@ -26,4 +26,3 @@ export function cluster(o: Partial<ClusterOptions> & { seed: number; n?: number 
 export const SHORTEST_TIMEOUT_RNG: Rng = { nextInt: () => 0 };
 
 export const ids = (...xs: number[]): NodeId[] => xs.map((x) => BigInt(x));
-

@@ -32,7 +32,10 @@ describe("leader transfer", () => {
       expect(c.node(target).storage.lastIndex(), `seed=${seed}: target lags`).toBeLessThan(commitAtTransfer);
       c.transferLeader(leader, target);
       c.runUntil(() => c.stableLeader() === target, 2 * ELECTION_TICKS, `transfer to lagging ${target}`);
-      expect(c.node(target).storage.lastIndex(), `seed=${seed}: new leader holds every committed entry`).toBeGreaterThanOrEqual(commitAtTransfer);
+      expect(
+        c.node(target).storage.lastIndex(),
+        `seed=${seed}: new leader holds every committed entry`,
+      ).toBeGreaterThanOrEqual(commitAtTransfer);
     }
   });
 

@@ -58,7 +58,11 @@ describe("learners", () => {
     const c = cluster({ seed: 6, voters: ids(1, 2, 3), learners: ids(4) });
     const leader = c.waitForLeader(5 * ELECTION_TICKS);
     expect(c.proposeConfChange(leader, cc(ConfChangeType.AddNode, 4))).toBe(true);
-    c.runUntil(() => c.liveIds().every((id) => c.node(id).confState.voters.includes(4n)), 5 * ELECTION_TICKS, "promotion applied");
+    c.runUntil(
+      () => c.liveIds().every((id) => c.node(id).confState.voters.includes(4n)),
+      5 * ELECTION_TICKS,
+      "promotion applied",
+    );
     expect(c.node(4n).confState.learners).not.toContain(4n);
     c.transferLeader(leader, 4n);
     c.runUntil(() => c.stableLeader() === 4n, 5 * ELECTION_TICKS, "promoted member leads");
@@ -73,7 +77,11 @@ describe("the seed's Figure 2: an unreachable new member of a 1-member cluster",
     c.runUntil(() => c.node(1n).confState.learners.includes(2n), 2 * ELECTION_TICKS, "learner added");
     expect(c.node(1n).confState.voters).toEqual([1n]);
     expect(c.propose(1n, "still-available")).toBe(true);
-    c.runUntil(() => c.appliedEverywhere("still-available", [1n]), 2 * ELECTION_TICKS, "write commits with the learner unreachable");
+    c.runUntil(
+      () => c.appliedEverywhere("still-available", [1n]),
+      2 * ELECTION_TICKS,
+      "write commits with the learner unreachable",
+    );
     c.runTicks(5 * ELECTION_TICKS);
     expect(c.node(1n).isLeader(), "leader stays").toBe(true);
   });

@@ -13,18 +13,28 @@ describe("an isolated leader's uncommitted entries", () => {
       c.propose(old, "shared");
       c.runUntil(() => c.appliedEverywhere("shared"), 5 * ELECTION_TICKS, "shared applied");
       c.net.isolate(old, c.ids());
-      for (let i = 0; i < 5; i++) expect(c.propose(old, `lost${i}`), `seed=${seed}: old leader accepts lost${i}`).toBe(true);
+      for (let i = 0; i < 5; i++)
+        expect(c.propose(old, `lost${i}`), `seed=${seed}: old leader accepts lost${i}`).toBe(true);
       const rest = c.ids().filter((id) => id !== old);
       c.runUntil(() => rest.some((id) => c.node(id).isLeader()), 10 * ELECTION_TICKS, "majority elects");
       const fresh = rest.find((id) => c.node(id).isLeader()) as bigint;
       for (let i = 0; i < 3; i++) c.propose(fresh, `kept${i}`);
       c.runUntil(() => c.appliedEverywhere("kept2", rest), 5 * ELECTION_TICKS, "kept entries applied by the majority");
-      expect(c.node(old).storage.lastIndex(), `seed=${seed}: old leader holds its uncommitted suffix`).toBeGreaterThan(c.node(old).commit);
+      expect(c.node(old).storage.lastIndex(), `seed=${seed}: old leader holds its uncommitted suffix`).toBeGreaterThan(
+        c.node(old).commit,
+      );
       c.net.heal();
-      c.runUntil(() => c.appliedEverywhere("kept2") && c.stableLeader() !== undefined, 10 * ELECTION_TICKS, "old leader caught up");
+      c.runUntil(
+        () => c.appliedEverywhere("kept2") && c.stableLeader() !== undefined,
+        10 * ELECTION_TICKS,
+        "old leader caught up",
+      );
       for (const id of c.ids()) {
         const items = c.node(id).sm.items;
-        expect(items.some((x) => x.startsWith("lost")), `seed=${seed}: node ${id} applied a lost proposal`).toBe(false);
+        expect(
+          items.some((x) => x.startsWith("lost")),
+          `seed=${seed}: node ${id} applied a lost proposal`,
+        ).toBe(false);
         expect(items, `seed=${seed}: node ${id} state`).toEqual(c.node(fresh).sm.items);
       }
     }

@@ -4,7 +4,16 @@
 import { describe, expect, it } from "vitest";
 import { cluster, ELECTION_TICKS } from "./impl.js";
 
-function isolateAndRejoin(seed: number, preVote: boolean): { termBefore: number; termAfter: number; leaderBefore: bigint; leaderAfter: bigint | undefined; isolatedTerm: number } {
+function isolateAndRejoin(
+  seed: number,
+  preVote: boolean,
+): {
+  termBefore: number;
+  termAfter: number;
+  leaderBefore: bigint;
+  leaderAfter: bigint | undefined;
+  isolatedTerm: number;
+} {
   const c = cluster({ seed, n: 3, preVote, checkQuorum: true });
   const leaderBefore = c.waitForLeader(5 * ELECTION_TICKS);
   c.runTicks(5);

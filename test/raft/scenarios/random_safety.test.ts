@@ -43,13 +43,21 @@ describe(`randomized safety: seeds ${start}..${start + count - 1}`, () => {
     const to = Math.min(from + CHUNK, start + count);
     it(`seeds ${from}..${to - 1}: safe under faults, live after healing`, () => {
       const { failures, results } = runSeeds(from, to);
-      const shown = failures.slice(0, 5).map((f) => `  ${f.message.split("\n")[0]}\n    replay: SEED=${f.seed} npx vitest run test/raft/scenarios/random_safety.test.ts`);
+      const shown = failures
+        .slice(0, 5)
+        .map(
+          (f) =>
+            `  ${f.message.split("\n")[0]}\n    replay: SEED=${f.seed} npx vitest run test/raft/scenarios/random_safety.test.ts`,
+        );
       expect(failures.length, `${failures.length} of ${to - from} seeds failed:\n${shown.join("\n")}`).toBe(0);
       const terms = results.reduce((m, r) => Math.max(m, r.maxTerm), 0);
       const applied = results.reduce((s, r) => s + r.applied, 0);
       expect(applied, "the runs committed entries").toBeGreaterThan(0);
       expect(terms, "the runs saw elections").toBeGreaterThan(1);
-      expect(results.reduce((s, r) => s + r.reads, 0), "the runs served reads").toBeGreaterThan(0);
+      expect(
+        results.reduce((s, r) => s + r.reads, 0),
+        "the runs served reads",
+      ).toBeGreaterThan(0);
       expect(results.filter((r) => r.confChangesApplied > 0).length, "runs with conf changes").toBeGreaterThan(0);
     });
   }

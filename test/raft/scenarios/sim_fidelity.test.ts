@@ -18,13 +18,15 @@ const grantsEveryVote: RaftImpl = {
   ...raftImpl,
   newRawNode(config) {
     const inner = raftImpl.newRawNode(config);
-    const grant = (m: Message): Message => (m.type === "MsgVoteResp" || m.type === "MsgPreVoteResp" ? { ...m, reject: false } : m);
+    const grant = (m: Message): Message =>
+      m.type === "MsgVoteResp" || m.type === "MsgPreVoteResp" ? { ...m, reject: false } : m;
     return new Proxy(inner, {
       get(target, prop, recv) {
-        if (prop === "ready") return (): Ready => {
-          const rd = target.ready();
-          return { ...rd, messages: rd.messages.map(grant) };
-        };
+        if (prop === "ready")
+          return (): Ready => {
+            const rd = target.ready();
+            return { ...rd, messages: rd.messages.map(grant) };
+          };
         const v = Reflect.get(target, prop, recv) as unknown;
         return typeof v === "function" ? (v as (...a: unknown[]) => unknown).bind(target) : v;
       },
@@ -38,7 +40,9 @@ const forgetsVote: RaftImpl = {
   bootstrapStorage(cs) {
     const s = raftImpl.bootstrapStorage(cs);
     const set = s.setHardState.bind(s);
-    return Object.assign(s, { setHardState: (hs: Parameters<SimStorage["setHardState"]>[0]) => set({ ...hs, vote: 0n }) });
+    return Object.assign(s, {
+      setHardState: (hs: Parameters<SimStorage["setHardState"]>[0]) => set({ ...hs, vote: 0n }),
+    });
   },
 };
 
@@ -65,7 +69,9 @@ describe("the simulation", () => {
   it("catches a core that grants every vote (two leaders in a term)", () => {
     const v = firstViolation(grantsEveryVote, 60);
     expect(v).toMatch(/seed=\d+/);
-    expect(v).toMatch(/election safety|one vote per term|log matching|leader completeness|state machine|committed entries/);
+    expect(v).toMatch(
+      /election safety|one vote per term|log matching|leader completeness|state machine|committed entries/,
+    );
   });
 
   it("catches a core whose vote is not persisted across crashes", () => {

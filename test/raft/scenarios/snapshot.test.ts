@@ -18,7 +18,9 @@ describe("a lagging follower behind a compacted log", () => {
       const lagLast = c.node(lagger).storage.lastIndex();
       for (let i = 0; i < 40; i++) c.propose(leader, `e${i}`);
       c.runUntil(() => c.node(leader).sm.items.includes("e39"), 5 * ELECTION_TICKS, "leader applied");
-      expect(c.node(leader).storage.firstIndex(), `seed=${seed}: leader compacted past the lagger`).toBeGreaterThan(lagLast + 1);
+      expect(c.node(leader).storage.firstIndex(), `seed=${seed}: leader compacted past the lagger`).toBeGreaterThan(
+        lagLast + 1,
+      );
       c.restart(lagger, { tickMode: "etcd34" });
       c.runUntil(() => c.appliedEverywhere("e39"), 10 * ELECTION_TICKS, "lagger caught up");
       expect(snaps.length, `seed=${seed}: snapshots sent to the lagger`).toBeGreaterThan(0);

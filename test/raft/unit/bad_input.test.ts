@@ -33,20 +33,33 @@ function follower(): { raw: RawNode; s: MemoryStorage } {
 describe("bad input", () => {
   it("rejects local-only message types from step()", () => {
     const { raw } = follower();
-    for (const type of [MessageType.Hup, MessageType.Beat, MessageType.CheckQuorum, MessageType.SnapStatus, MessageType.Unreachable]) {
-      expect(codeOf(() => raw.step(newMessage({ type, to: 2n, from: 1n }))), type).toBe("STEP_LOCAL_MSG");
+    for (const type of [
+      MessageType.Hup,
+      MessageType.Beat,
+      MessageType.CheckQuorum,
+      MessageType.SnapStatus,
+      MessageType.Unreachable,
+    ]) {
+      expect(
+        codeOf(() => raw.step(newMessage({ type, to: 2n, from: 1n }))),
+        type,
+      ).toBe("STEP_LOCAL_MSG");
     }
   });
 
   it("rejects a response from a member not in the configuration", () => {
     const { raw } = follower();
-    expect(codeOf(() => raw.step(newMessage({ type: MessageType.AppResp, to: 2n, from: 9n, term: 1, index: 3 })))).toBe("STEP_PEER_NOT_FOUND");
+    expect(codeOf(() => raw.step(newMessage({ type: MessageType.AppResp, to: 2n, from: 9n, term: 1, index: 3 })))).toBe(
+      "STEP_PEER_NOT_FOUND",
+    );
   });
 
   it("ignores a MsgApp whose entries are not contiguous, and rejects one beyond the log; the log is unchanged", () => {
     const { raw, s } = follower();
     const gap = [{ index: 5, term: 1, type: EntryType.Normal, data: text("x") }] as const;
-    raw.step(newMessage({ type: MessageType.App, to: 2n, from: 1n, term: 1, index: 3, logTerm: 1, entries: gap, commit: 3 }));
+    raw.step(
+      newMessage({ type: MessageType.App, to: 2n, from: 1n, term: 1, index: 3, logTerm: 1, entries: gap, commit: 3 }),
+    );
     expect(raw.hasReady() ? raw.ready().messages : [], "no answer to a malformed MsgApp").toEqual([]);
     raw.step(newMessage({ type: MessageType.App, to: 2n, from: 1n, term: 1, index: 50, logTerm: 1, commit: 50 }));
     const rd = raw.ready();
@@ -58,8 +71,16 @@ describe("bad input", () => {
 
   it("ignores messages whose indexes or terms are not non-negative integers", () => {
     const { raw, s } = follower();
-    for (const bad of [{ index: -1 }, { index: Number.NaN }, { term: 1.5 }, { commit: Number.POSITIVE_INFINITY }, { logTerm: -3 }]) {
-      raw.step(newMessage({ type: MessageType.App, to: 2n, from: 1n, term: 1, index: 3, logTerm: 1, commit: 3, ...bad }));
+    for (const bad of [
+      { index: -1 },
+      { index: Number.NaN },
+      { term: 1.5 },
+      { commit: Number.POSITIVE_INFINITY },
+      { logTerm: -3 },
+    ]) {
+      raw.step(
+        newMessage({ type: MessageType.App, to: 2n, from: 1n, term: 1, index: 3, logTerm: 1, commit: 3, ...bad }),
+      );
       expect(raw.hasReady() ? raw.ready().messages : [], JSON.stringify(bad)).toEqual([]);
     }
     expect([s.lastIndex(), raw.status().hardState.commit, raw.status().hardState.term]).toEqual([3, 2, 1]);
@@ -67,7 +88,14 @@ describe("bad input", () => {
 
   it("ignores peer messages at term 0 other than proposals and reads (a term-0 vote must not count)", () => {
     const s = MemoryStorage.fromConfState({ voters: V3, learners: [] });
-    const raw = new RawNode({ id: 1n, electionTick: 10, heartbeatTick: 1, storage: s, rng: new FixedRng(0), preVote: false });
+    const raw = new RawNode({
+      id: 1n,
+      electionTick: 10,
+      heartbeatTick: 1,
+      storage: s,
+      rng: new FixedRng(0),
+      preVote: false,
+    });
     raw.campaign();
     raw.step(newMessage({ type: MessageType.VoteResp, to: 1n, from: 2n, term: 0 }));
     expect(raw.status().softState.raftState).toBe("StateCandidate");
@@ -101,12 +129,20 @@ describe("bad input", () => {
     const net = new TestNet(V3, [], { disableProposalForwarding: true });
     net.tickAll(11);
     expect(codeOf(() => net.node(2n).raw.propose(text("x")))).toBe("PROPOSAL_DROPPED");
-    expect(codeOf(() => net.node(1n).raw.propose(text("x"))), "the leader itself takes it").toBeUndefined();
+    expect(
+      codeOf(() => net.node(1n).raw.propose(text("x"))),
+      "the leader itself takes it",
+    ).toBeUndefined();
   });
 
   it("a forwarded proposal that cannot be taken is dropped silently (the transport must not crash)", () => {
     const { raw } = follower();
-    const prop = newMessage({ type: MessageType.Prop, to: 2n, from: 3n, entries: [{ index: 0, term: 0, type: EntryType.Normal, data: text("p") }] });
+    const prop = newMessage({
+      type: MessageType.Prop,
+      to: 2n,
+      from: 3n,
+      entries: [{ index: 0, term: 0, type: EntryType.Normal, data: text("p") }],
+    });
     expect(codeOf(() => raw.step(prop))).toBeUndefined();
     expect(raw.hasReady() ? raw.ready().messages : []).toEqual([]);
   });
@@ -122,19 +158,25 @@ describe("bad input", () => {
   it("a hard state whose commit is beyond the log fails loudly with the numbers", () => {
     const s = MemoryStorage.fromConfState({ voters: V3, learners: [] });
     s.setHardState({ term: 1, vote: 0n, commit: 5 });
-    expect(() => new RawNode({ id: 1n, electionTick: 10, heartbeatTick: 1, storage: s, rng: new FixedRng(0) })).toThrowError(/commit\(5\) out of range \[0, 0\]/);
+    expect(
+      () => new RawNode({ id: 1n, electionTick: 10, heartbeatTick: 1, storage: s, rng: new FixedRng(0) }),
+    ).toThrowError(/commit\(5\) out of range \[0, 0\]/);
   });
 
   it("applied beyond commit on restart fails loudly with the numbers", () => {
     const { s } = follower();
-    expect(() => new RawNode({ id: 2n, electionTick: 10, heartbeatTick: 1, storage: s, rng: new FixedRng(0), applied: 3 })).toThrowError(
-      /applied\(3\) is out of range \[prevApplied\(0\), committed\(2\)\]/,
-    );
+    expect(
+      () => new RawNode({ id: 2n, electionTick: 10, heartbeatTick: 1, storage: s, rng: new FixedRng(0), applied: 3 }),
+    ).toThrowError(/applied\(3\) is out of range \[prevApplied\(0\), committed\(2\)\]/);
   });
 
   it("refuses invalid configurations", () => {
     const s = MemoryStorage.fromConfState({ voters: V3, learners: [] });
-    expect(() => new RawNode({ id: 0n, electionTick: 10, heartbeatTick: 1, storage: s, rng: new FixedRng(0) })).toThrowError(/none as id/);
-    expect(() => new RawNode({ id: 1n, electionTick: 1, heartbeatTick: 1, storage: s, rng: new FixedRng(0) })).toThrowError(/election tick\(1\)/);
+    expect(
+      () => new RawNode({ id: 0n, electionTick: 10, heartbeatTick: 1, storage: s, rng: new FixedRng(0) }),
+    ).toThrowError(/none as id/);
+    expect(
+      () => new RawNode({ id: 1n, electionTick: 1, heartbeatTick: 1, storage: s, rng: new FixedRng(0) }),
+    ).toThrowError(/election tick\(1\)/);
   });
 });

@@ -34,7 +34,9 @@ describe("conf change encoding", () => {
         const b = encodeConfChange(cc);
         for (const cut of [0, 1, 9, 10, b.length - 1]) {
           if (cut >= b.length) continue;
-          expect(() => decodeConfChange(b.subarray(0, cut)), `prefix of ${cut}/${b.length} bytes`).toThrowError(RaftError);
+          expect(() => decodeConfChange(b.subarray(0, cut)), `prefix of ${cut}/${b.length} bytes`).toThrowError(
+            RaftError,
+          );
         }
         const longer = new Uint8Array(b.length + 1);
         longer.set(b);
@@ -55,7 +57,11 @@ describe("conf change encoding", () => {
   });
 
   it("decodes from a view into a larger buffer (byteOffset ≠ 0)", () => {
-    const b = encodeConfChange({ type: ConfChangeType.RemoveNode, nodeId: 0xfedcba9876543210n, context: new Uint8Array([5]) });
+    const b = encodeConfChange({
+      type: ConfChangeType.RemoveNode,
+      nodeId: 0xfedcba9876543210n,
+      context: new Uint8Array([5]),
+    });
     const big = new Uint8Array(b.length + 7);
     big.set(b, 7);
     expect(decodeConfChange(big.subarray(7)).nodeId).toBe(0xfedcba9876543210n);

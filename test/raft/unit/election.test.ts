@@ -63,7 +63,14 @@ describe("election", () => {
 
   it("grants one vote per term: a second candidate in the same term is rejected", () => {
     const storage = MemoryStorage.fromConfState({ voters: V3, learners: [] });
-    const raw = new RawNode({ id: 1n, electionTick: 10, heartbeatTick: 1, storage, rng: new FixedRng(0), preVote: false });
+    const raw = new RawNode({
+      id: 1n,
+      electionTick: 10,
+      heartbeatTick: 1,
+      storage,
+      rng: new FixedRng(0),
+      preVote: false,
+    });
     raw.step(newMessage({ type: MessageType.Vote, to: 1n, from: 2n, term: 5, index: 0, logTerm: 0 }));
     raw.step(newMessage({ type: MessageType.Vote, to: 1n, from: 3n, term: 5, index: 0, logTerm: 0 }));
     const msgs = raw.ready().messages;

@@ -36,9 +36,19 @@ describe("learners", () => {
 
   it("a candidate does not count a learner's vote", () => {
     const s = MemoryStorage.fromConfState({ voters: [1n, 2n, 3n], learners: [4n] });
-    const raw = new RawNode({ id: 1n, electionTick: 10, heartbeatTick: 1, storage: s, rng: new FixedRng(0), preVote: false });
+    const raw = new RawNode({
+      id: 1n,
+      electionTick: 10,
+      heartbeatTick: 1,
+      storage: s,
+      rng: new FixedRng(0),
+      preVote: false,
+    });
     raw.campaign();
-    expect(raw.ready().messages.map((m) => m.to), "votes asked from voters only").toEqual([2n, 3n]);
+    expect(
+      raw.ready().messages.map((m) => m.to),
+      "votes asked from voters only",
+    ).toEqual([2n, 3n]);
     raw.step(newMessage({ type: MessageType.VoteResp, to: 1n, from: 4n, term: 1 }));
     expect(raw.status().softState.raftState, "learner's vote ignored").toBe("StateCandidate");
     raw.step(newMessage({ type: MessageType.VoteResp, to: 1n, from: 2n, term: 1 }));
@@ -51,7 +61,8 @@ describe("learners", () => {
     net.node(1n).raw.proposeConfChange(cc(ConfChangeType.AddNode, 3n));
     net.settle();
     net.tickAll(1);
-    for (const n of net.nodes.values()) expect(n.confState, `node ${n.id}`).toEqual({ voters: [1n, 2n, 3n], learners: [] });
+    for (const n of net.nodes.values())
+      expect(n.confState, `node ${n.id}`).toEqual({ voters: [1n, 2n, 3n], learners: [] });
     net.isolate(2n);
     net.node(1n).raw.propose(text("with 3's ack"));
     net.settle();
@@ -82,7 +93,10 @@ describe("conf changes", () => {
     net.settle();
     expect(net.node(1n).confState).toEqual({ voters: [1n, 2n], learners: [] });
     expect(appliedTexts(net.node(1n)), "needs 2 of 2 now").toEqual([]);
-    expect(net.undeliverable.some((m) => m.to === 2n && m.type === "MsgApp"), "the leader tries to reach 2").toBe(true);
+    expect(
+      net.undeliverable.some((m) => m.to === 2n && m.type === "MsgApp"),
+      "the leader tries to reach 2",
+    ).toBe(true);
   });
 
   it("a second conf change proposed while one is pending becomes an empty normal entry", () => {

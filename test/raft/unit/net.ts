@@ -45,7 +45,14 @@ export interface TestNode {
 export type NodeOptions = Partial<Omit<Config, "id" | "storage">>;
 
 export function newTestNode(id: NodeId, storage: MemoryStorage, opts: NodeOptions = {}): TestNode {
-  const raw = new RawNode({ id, electionTick: 10, heartbeatTick: 1, storage, rng: new FixedRng(Number(id) % 10), ...opts });
+  const raw = new RawNode({
+    id,
+    electionTick: 10,
+    heartbeatTick: 1,
+    storage,
+    rng: new FixedRng(Number(id) % 10),
+    ...opts,
+  });
   return { id, storage, raw, applied: [], readStates: [], confState: storage.initialState().confState };
 }
 
@@ -151,7 +158,9 @@ export class TestNet {
   }
 
   leaders(): NodeId[] {
-    return [...this.nodes.values()].filter((n) => n.raw.status().softState.raftState === "StateLeader").map((n) => n.id);
+    return [...this.nodes.values()]
+      .filter((n) => n.raw.status().softState.raftState === "StateLeader")
+      .map((n) => n.id);
   }
 }
 

@@ -24,7 +24,10 @@ function rejoinScenario(preVote: boolean): { term: number; leaders: NodeId[] } {
   net.settle();
   net.heal();
   net.tickAll(3);
-  return { term: Math.max(...[...net.nodes.values()].map((n) => n.raw.status().hardState.term)), leaders: net.leaders() };
+  return {
+    term: Math.max(...[...net.nodes.values()].map((n) => n.raw.status().hardState.term)),
+    leaders: net.leaders(),
+  };
 }
 
 describe("pre-vote", () => {
@@ -92,7 +95,14 @@ describe("pre-vote", () => {
     const s = MemoryStorage.fromConfState({ voters: V3, learners: [] });
     s.applySnapshot({ metadata: { index: 7, term: 3, confState: { voters: V3, learners: [] } }, data: text("sm") });
     s.setHardState({ term: 0, vote: 0n, commit: 7 });
-    const raw = new RawNode({ id: 2n, electionTick: 10, heartbeatTick: 1, storage: s, rng: new FixedRng(0), applied: 7 });
+    const raw = new RawNode({
+      id: 2n,
+      electionTick: 10,
+      heartbeatTick: 1,
+      storage: s,
+      rng: new FixedRng(0),
+      applied: 7,
+    });
     raw.step(newMessage({ type: MessageType.PreVote, to: 2n, from: 3n, term: 1, index: 0, logTerm: 0 }));
     expect(raw.hasReady() ? raw.ready().messages : []).toEqual([]);
     raw.step(newMessage({ type: MessageType.PreVote, to: 2n, from: 1n, term: 1, index: 7, logTerm: 3 }));

@@ -72,16 +72,24 @@ describe("Progress", () => {
 describe("quorum math", () => {
   it("committedIndex is the quorum-th largest match of the voters; learners never count", () => {
     fc.assert(
-      fc.property(fc.array(fc.record({ match: fc.nat(1000), learner: fc.boolean() }), { minLength: 1, maxLength: 9 }), (peers) => {
-        const prs = new Map(peers.map((p, i) => {
-          const pr = new Progress(p.match + 1, 4, p.learner);
-          pr.match = p.match;
-          return [BigInt(i + 1), pr] as const;
-        }));
-        const voters = peers.filter((p) => !p.learner).map((p) => p.match).sort((a, b) => b - a);
-        const want = voters.length === 0 ? 0 : voters[quorumOf(voters.length) - 1];
-        expect(committedIndex(prs)).toBe(want);
-      }),
+      fc.property(
+        fc.array(fc.record({ match: fc.nat(1000), learner: fc.boolean() }), { minLength: 1, maxLength: 9 }),
+        (peers) => {
+          const prs = new Map(
+            peers.map((p, i) => {
+              const pr = new Progress(p.match + 1, 4, p.learner);
+              pr.match = p.match;
+              return [BigInt(i + 1), pr] as const;
+            }),
+          );
+          const voters = peers
+            .filter((p) => !p.learner)
+            .map((p) => p.match)
+            .sort((a, b) => b - a);
+          const want = voters.length === 0 ? 0 : voters[quorumOf(voters.length) - 1];
+          expect(committedIndex(prs)).toBe(want);
+        },
+      ),
       { seed: 4242, numRuns: 300 },
     );
   });
@@ -89,8 +97,35 @@ describe("quorum math", () => {
   it("voteResult: won with a majority of voters, lost once a majority is impossible", () => {
     const prs = new Map([1n, 2n, 3n, 4n, 5n].map((id) => [id, new Progress(1, 4, id === 5n)] as const));
     // 4 voters (quorum 3) and one learner.
-    expect(voteResult(prs, new Map([[1n, true], [5n, true], [2n, true]]))).toBe(VoteResult.Pending);
-    expect(voteResult(prs, new Map([[1n, true], [2n, true], [3n, true]]))).toBe(VoteResult.Won);
-    expect(voteResult(prs, new Map([[1n, true], [2n, false], [3n, false]]))).toBe(VoteResult.Lost);
+    expect(
+      voteResult(
+        prs,
+        new Map([
+          [1n, true],
+          [5n, true],
+          [2n, true],
+        ]),
+      ),
+    ).toBe(VoteResult.Pending);
+    expect(
+      voteResult(
+        prs,
+        new Map([
+          [1n, true],
+          [2n, true],
+          [3n, true],
+        ]),
+      ),
+    ).toBe(VoteResult.Won);
+    expect(
+      voteResult(
+        prs,
+        new Map([
+          [1n, true],
+          [2n, false],
+          [3n, false],
+        ]),
+      ),
+    ).toBe(VoteResult.Lost);
   });
 });

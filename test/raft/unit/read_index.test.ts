@@ -70,7 +70,14 @@ describe("read index", () => {
     const s = MemoryStorage.fromConfState({ voters: V3, learners: [] });
     s.append([{ index: 1, term: 1, type: EntryType.Normal, data: text("old") }]);
     s.setHardState({ term: 1, vote: 0n, commit: 1 });
-    const raw = new RawNode({ id: 1n, electionTick: 10, heartbeatTick: 1, storage: s, rng: new FixedRng(0), preVote: false });
+    const raw = new RawNode({
+      id: 1n,
+      electionTick: 10,
+      heartbeatTick: 1,
+      storage: s,
+      rng: new FixedRng(0),
+      preVote: false,
+    });
     raw.campaign();
     raw.step(newMessage({ type: MessageType.VoteResp, to: 1n, from: 2n, term: 2 }));
     const persist = (rd: Ready): void => {
@@ -81,12 +88,18 @@ describe("read index", () => {
     persist(raw.ready());
     raw.readIndex(text("early"));
     const rd = raw.ready();
-    expect(rd.messages.filter((m) => m.type === "MsgHeartbeat"), "no heartbeat round yet").toEqual([]);
+    expect(
+      rd.messages.filter((m) => m.type === "MsgHeartbeat"),
+      "no heartbeat round yet",
+    ).toEqual([]);
     expect(rd.readStates).toEqual([]);
     persist(rd);
     raw.step(newMessage({ type: MessageType.AppResp, to: 1n, from: 2n, term: 2, index: 2 })); // commits the term-2 entry
     const hb = raw.ready().messages.filter((m) => m.type === "MsgHeartbeat" && m.context !== undefined);
-    expect(hb.map((m) => [m.to, decode(m.context ?? new Uint8Array())])).toEqual([[2n, "early"], [3n, "early"]]);
+    expect(hb.map((m) => [m.to, decode(m.context ?? new Uint8Array())])).toEqual([
+      [2n, "early"],
+      [3n, "early"],
+    ]);
     raw.step(newMessage({ type: MessageType.HeartbeatResp, to: 1n, from: 3n, term: 2, context: text("early") }));
     expect(raw.ready().readStates.map((r) => [r.index, decode(r.requestCtx)])).toEqual([[2, "early"]]);
   });

@@ -24,7 +24,8 @@ describe("replication", () => {
     net.node(1n).raw.propose(text("c"));
     net.settle();
     net.tickAll(1);
-    for (const n of net.nodes.values()) expect(appliedTexts(n), `node ${n.id}: the forwarded one arrives last`).toEqual(["a", "c", "b"]);
+    for (const n of net.nodes.values())
+      expect(appliedTexts(n), `node ${n.id}: the forwarded one arrives last`).toEqual(["a", "c", "b"]);
   });
 
   it("commits with a quorum: one follower down is fine, two down stops commit", () => {
@@ -53,7 +54,12 @@ describe("replication", () => {
     s2.append([ent(1, 1), ent(2, 3)]);
     s2.setHardState({ term: 3, vote: 1n, commit: 1 });
     const net = new TestNet([]);
-    for (const [id, s] of [[1n, s1], [2n, s2], [3n, s3]] as const) net.add(newTestNode(id, s));
+    for (const [id, s] of [
+      [1n, s1],
+      [2n, s2],
+      [3n, s3],
+    ] as const)
+      net.add(newTestNode(id, s));
     net.node(1n).raw.campaign();
     net.settle();
     expect(net.leaders()).toEqual([1n]);
@@ -91,7 +97,8 @@ describe("replication", () => {
     net.heal();
     const apps: number[] = [];
     net.filter = (m) => {
-      if (m.type === "MsgApp" && m.to === 2n && m.entries.length > 0) apps.push(m.entries.reduce((a, e) => a + e.data.length, 0));
+      if (m.type === "MsgApp" && m.to === 2n && m.entries.length > 0)
+        apps.push(m.entries.reduce((a, e) => a + e.data.length, 0));
       return true;
     };
     net.tickAll(3);
@@ -146,7 +153,14 @@ describe("replication", () => {
     const s1 = MemoryStorage.fromConfState(cs);
     s1.append([ent(1, 1), ent(2, 2)]);
     s1.setHardState({ term: 2, vote: 1n, commit: 1 });
-    const raw = new RawNode({ id: 1n, electionTick: 10, heartbeatTick: 1, storage: s1, rng: new FixedRng(0), preVote: false });
+    const raw = new RawNode({
+      id: 1n,
+      electionTick: 10,
+      heartbeatTick: 1,
+      storage: s1,
+      rng: new FixedRng(0),
+      preVote: false,
+    });
     raw.campaign();
     raw.step(newMessage({ type: MessageType.VoteResp, to: 1n, from: 2n, term: 3 }));
     expect(raw.status().softState.raftState).toBe("StateLeader");

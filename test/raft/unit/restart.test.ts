@@ -47,7 +47,10 @@ describe("restart", () => {
     const restarted = newTestNode(2n, old.storage, { applied });
     expect(restarted.raw.status().confState).toEqual({ voters: V3, learners: [4n] });
     const fromSnapshotOnly = newTestNode(2n, old.storage, { applied: 0 });
-    expect(fromSnapshotOnly.raw.status().confState, "applied 0: the application re-applies it").toEqual({ voters: V3, learners: [] });
+    expect(fromSnapshotOnly.raw.status().confState, "applied 0: the application re-applies it").toEqual({
+      voters: V3,
+      learners: [],
+    });
   });
 
   it("a restarted leader comes back as a follower and the cluster keeps one leader per term", () => {
@@ -67,6 +70,9 @@ describe("restart", () => {
     expect(restarted.raw.status().softState.lead).toBe(lead);
     const oldApplied = old.raw.status().applied;
     expect(appliedTexts(restarted), "x was applied before the crash: not handed out again").toEqual([]);
-    expect(restarted.applied.map((e) => e.index), "only the new leader's empty entry").toEqual([oldApplied + 1]);
+    expect(
+      restarted.applied.map((e) => e.index),
+      "only the new leader's empty entry",
+    ).toEqual([oldApplied + 1]);
   });
 });

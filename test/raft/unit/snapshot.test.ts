@@ -37,12 +37,18 @@ describe("snapshot", () => {
     };
     net.heal();
     net.tickAll(3);
-    expect(snaps.map((s) => s.metadata.index), "one snapshot sent").toEqual([11]);
+    expect(
+      snaps.map((s) => s.metadata.index),
+      "one snapshot sent",
+    ).toEqual([11]);
     const n3 = net.node(3n);
     expect(n3.storage.snapshot().metadata.index).toBe(11);
     expect(n3.storage.lastIndex()).toBe(12);
     expect(n3.raw.status().hardState.commit).toBe(12);
-    expect(n3.applied.map((e) => e.index), "the leader's first entry, then only the one after the snapshot").toEqual([1, 12]);
+    expect(
+      n3.applied.map((e) => e.index),
+      "the leader's first entry, then only the one after the snapshot",
+    ).toEqual([1, 12]);
     expect(net.node(1n).raw.status().progress?.get(3n)?.state).toBe("StateReplicate");
   });
 
@@ -69,8 +75,18 @@ describe("snapshot", () => {
     const s = MemoryStorage.fromConfState({ voters: V3, learners: [] });
     s.append([1, 2, 3].map((i) => ({ index: i, term: 1, type: 0 as const, data: text(`${i}`) })));
     s.setHardState({ term: 1, vote: 1n, commit: 3 });
-    const raw = new RawNode({ id: 2n, electionTick: 10, heartbeatTick: 1, storage: s, rng: new FixedRng(0), applied: 3 });
-    const old: Snapshot = { metadata: { index: 2, term: 1, confState: { voters: V3, learners: [] } }, data: text("old") };
+    const raw = new RawNode({
+      id: 2n,
+      electionTick: 10,
+      heartbeatTick: 1,
+      storage: s,
+      rng: new FixedRng(0),
+      applied: 3,
+    });
+    const old: Snapshot = {
+      metadata: { index: 2, term: 1, confState: { voters: V3, learners: [] } },
+      data: text("old"),
+    };
     raw.step(newMessage({ type: MessageType.Snap, to: 2n, from: 1n, term: 1, snapshot: old }));
     const rd = raw.ready();
     expect(rd.snapshot, "not installed").toBeUndefined();
@@ -81,13 +97,26 @@ describe("snapshot", () => {
     const cs = { voters: [1n, 2n], learners: [3n] };
     const s = MemoryStorage.fromConfState({ voters: [1n], learners: [] });
     s.applySnapshot({ metadata: { index: 10, term: 2, confState: cs }, data: text("sm") });
-    s.append([{ index: 11, term: 2, type: 0, data: text("a") }, { index: 12, term: 3, type: 0, data: text("b") }]);
+    s.append([
+      { index: 11, term: 2, type: 0, data: text("a") },
+      { index: 12, term: 3, type: 0, data: text("b") },
+    ]);
     s.setHardState({ term: 3, vote: 1n, commit: 12 });
-    const raw = new RawNode({ id: 1n, electionTick: 10, heartbeatTick: 1, storage: s, rng: new FixedRng(0), applied: 11 });
+    const raw = new RawNode({
+      id: 1n,
+      electionTick: 10,
+      heartbeatTick: 1,
+      storage: s,
+      rng: new FixedRng(0),
+      applied: 11,
+    });
     const st = raw.status();
     expect(st.confState).toEqual(cs);
     expect([st.hardState.term, st.hardState.commit, st.applied]).toEqual([3, 12, 11]);
     const rd = raw.ready();
-    expect(rd.committedEntries.map((e) => e.index), "only the unapplied entry").toEqual([12]);
+    expect(
+      rd.committedEntries.map((e) => e.index),
+      "only the unapplied entry",
+    ).toEqual([12]);
   });
 });

@@ -38,7 +38,10 @@ describe("MemoryStorage", () => {
     const s = filled();
     s.append([ent(3, 4), ent(4, 4)]);
     expect([s.lastIndex(), s.term(2), s.term(3), s.term(4)]).toEqual([4, 1, 4, 4]);
-    expect(codeOf(() => s.append([ent(7, 4)])), "a gap is an invariant violation").toBe("INVARIANT");
+    expect(
+      codeOf(() => s.append([ent(7, 4)])),
+      "a gap is an invariant violation",
+    ).toBe("INVARIANT");
   });
 
   it("entries and term are bounded: COMPACTED below, UNAVAILABLE above", () => {
@@ -70,7 +73,9 @@ describe("MemoryStorage", () => {
     const t = MemoryStorage.fromConfState({ voters: [1n], learners: [] });
     t.applySnapshot(snap);
     expect([t.firstIndex(), t.lastIndex(), t.term(4)]).toEqual([5, 4, 2]);
-    expect(codeOf(() => t.applySnapshot({ ...snap, metadata: { ...snap.metadata, index: 3 } }))).toBe("SNAP_OUT_OF_DATE");
+    expect(codeOf(() => t.applySnapshot({ ...snap, metadata: { ...snap.metadata, index: 3 } }))).toBe(
+      "SNAP_OUT_OF_DATE",
+    );
     expect(codeOf(() => t.compact(4))).toBe("COMPACTED");
   });
 

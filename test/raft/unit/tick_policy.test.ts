@@ -22,7 +22,9 @@ describe("initialTickAdvance", () => {
   });
 
   it("gives up fast-forwarding when the bounded wait expires with no peer", () => {
-    expect(initialTickAdvance({ clusterSize: 3, electionTicks: 10, activePeers: 0, mode: "etcd34", waitExpired: true })).toBe(0);
+    expect(
+      initialTickAdvance({ clusterSize: 3, electionTicks: 10, activePeers: 0, mode: "etcd34", waitExpired: true }),
+    ).toBe(0);
     expect(TICK_ADVANCE_WAIT_MS, "etcd's 5 s").toBe(5000);
     expect(TICK_ADVANCE_WAIT_MS % TICK_ADVANCE_POLL_MS).toBe(0);
   });
@@ -30,13 +32,18 @@ describe("initialTickAdvance", () => {
   it("etcd 3.3 mode always fast-forwards to electionTicks-1", () => {
     for (const clusterSize of [1, 3, 5]) {
       for (const activePeers of [0, 2]) {
-        expect(initialTickAdvance({ clusterSize, electionTicks: 10, activePeers, mode: "etcd33" }), `size ${clusterSize}`).toBe(9);
+        expect(
+          initialTickAdvance({ clusterSize, electionTicks: 10, activePeers, mode: "etcd33" }),
+          `size ${clusterSize}`,
+        ).toBe(9);
       }
     }
   });
 
   it("refuses nonsense input", () => {
-    expect(() => initialTickAdvance({ clusterSize: 3, electionTicks: 1, activePeers: 0, mode: "etcd34" })).toThrowError(/electionTicks\(1\)/);
+    expect(() => initialTickAdvance({ clusterSize: 3, electionTicks: 1, activePeers: 0, mode: "etcd34" })).toThrowError(
+      /electionTicks\(1\)/,
+    );
   });
 
   it("a restarted follower advanced by the rule does not campaign when a heartbeat comes within two ticks", () => {
