@@ -23,7 +23,10 @@ export interface QuotaHost {
 
 export class BackendQuota {
   readonly #host: QuotaHost;
-  /** The backend file size, re-read at most every QUOTA_SIZE_CACHE_MS (a quota check per write must be cheap). */
+  /**
+   * The backend's size in use, re-read at most every QUOTA_SIZE_CACHE_MS (a quota check per write must be cheap),
+   * plus the cost of every request let through since.
+   */
   #dbSize = { bytes: 0, atMs: -Infinity };
 
   constructor(host: QuotaHost) {
@@ -47,7 +50,13 @@ export class BackendQuota {
     const host = this.#host;
     const now = performance.now();
     if (now - this.#dbSize.atMs > QUOTA_SIZE_CACHE_MS) this.#dbSize = { bytes: host.kv.backend.quotaSize(), atMs: now };
-    if (this.#dbSize.bytes + requestBytes + QUOTA_REQUEST_OVERHEAD_BYTES <= quota) return;
+    const cost = requestBytes + QUOTA_REQUEST_OVERHEAD_BYTES;
+    if (this.#dbSize.bytes + cost <= quota) {
+      // Until the size is read again, count what was let through: a burst inside one cache period must not
+      // overshoot the quota by everything it wrote.
+      this.#dbSize.bytes += cost;
+      return;
+    }
     if (!host.alarms.has(AlarmType.NOSPACE)) {
       void host
         .propose({ alarm: { action: AlarmAction.ACTIVATE, memberId: host.config.memberId, type: AlarmType.NOSPACE } })
