@@ -127,11 +127,20 @@ function checkOrder(seg: Segment): Violation[] {
   return out.slice(0, 5);
 }
 
-/** The compactions a stream opened at `time` must honour: done before it was opened. */
-function compactedBefore(compactions: readonly OpRecord[], time: number): number {
+/**
+ * The compactions a stream opened at `time` must honour: done before it was opened, and applied on the member
+ * that serves it. That member had applied a compaction when its revision at the watch's creation was past the
+ * revision the compaction answered at (a later write follows it in the log). A member still behind it (paused,
+ * cut off) has not compacted yet: like etcd, it serves the watch from its history, or from a future start
+ * revision as writes arrive.
+ */
+function compactedBefore(compactions: readonly OpRecord[], time: number, memberRev: number): number {
   let rev = 0;
-  for (const c of compactions)
-    if (c.outcome === "ok" && c.complete < time && c.input.kind === "compact") rev = Math.max(rev, c.input.rev);
+  for (const c of compactions) {
+    if (c.outcome !== "ok" || c.complete >= time || c.input.kind !== "compact") continue;
+    if (c.output !== undefined && memberRev <= c.output.rev) continue;
+    rev = Math.max(rev, c.input.rev);
+  }
   return rev;
 }
 
@@ -158,7 +167,8 @@ function checkCompaction(seg: Segment, compactions: readonly OpRecord[]): Violat
         });
     }
     // etcd cancels a watch from below the compacted revision before sending it any event.
-    const done = o.startRev > 0 ? compactedBefore(compactions, o.time) : 0;
+    const created = resp.find((r) => r.created === true);
+    const done = o.startRev > 0 ? compactedBefore(compactions, o.time, created?.rev ?? Number.POSITIVE_INFINITY) : 0;
     if (done > start) {
       const served = resp.find((r) => r.events.length > 0);
       if (served !== undefined)
