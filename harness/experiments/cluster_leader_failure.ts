@@ -1,4 +1,4 @@
-// `npm run bench -- cluster-leader-failure`: issue 7's leader-failure experiment. A 3-member cluster; --reps times
+// `npm run bench -- cluster-leader-failure`: the leader-failure experiment. A 3-member cluster; --reps times
 // (10): find the leader, kill -9 it, and from that instant (a) poll the two survivors' Status every --poll-ms
 // until one names a leader other than the dead one, (b) send a put through a survivor every --probe-ms (each with
 // a --probe-timeout-ms deadline, alternating survivors, without waiting for the previous one) until one succeeds.

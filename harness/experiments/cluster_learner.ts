@@ -1,4 +1,4 @@
-// `npm run bench -- cluster-learner`: issue 7's learner experiment (the seed's Figures 1–3).
+// `npm run bench -- cluster-learner`: the learner experiment (the seed's Figures 1–3).
 // Part A (join): a 3-member cluster holding --keys keys × 2 KiB (50,000; --quick 2,000) under a write load of 8
 // closed-loop writers over the three members. MemberAdd --learner with a fresh member's peer URL, start that
 // member with --initial-cluster-state existing, then call MemberPromote every --promote-every-ms until it

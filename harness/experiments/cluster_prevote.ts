@@ -1,4 +1,4 @@
-// `npm run bench -- cluster-prevote`: issue 7's pre-vote experiment (the seed's "a rejoining member must not
+// `npm run bench -- cluster-prevote`: the pre-vote experiment (the seed's "a rejoining member must not
 // depose a healthy leader"). A 3-member cluster with --pre-vote=true, then one with --pre-vote=false; --reps times
 // each: cut one follower off from all raft traffic for --isolate-elections election timeouts (10), heal it, and
 // watch --heal-elections more (5) under a light write load through the two other members. Per repetition:

@@ -1,4 +1,4 @@
-// `npm run bench -- cluster-restart`: issue 7's restart experiment (the seed's "no election on restart" claim).
+// `npm run bench -- cluster-restart`: the restart experiment (the seed's "no election on restart" claim).
 // A 3-member cluster under a steady write load (8 closed-loop writers over the members that stay up); --restarts
 // times (20): pick a follower (alternating between the two), keep the writers off it, kill -9 it, leave it down
 // --down-ms, start it again on its data dir, wait until it serves with a leader, then watch --settle-ms more.

@@ -6,7 +6,7 @@
 // "connected" means for etcd3), one after the other on the same cluster. Per kill: time to recover (kill → first
 // successful call sent after it), time until the watch delivers a new event, the errors seen, P99 before and after.
 // Per client run: puts applied twice (a key's version 2: the client sent a put again after a failure that had been
-// applied) and watch events lost or duplicated against the revisions the cluster made. The target: P99
+// applied) and watch events lost or duplicated against the revisions the cluster made. The target: P99
 // recovery ≤ 1 election timeout (etcd's default 1000 ms) + 1 dial timeout. A cluster that does not start is
 // reported as not available, with why. Before the kills (plain mode), overhead.csv compares sequential Ranges
 // through EtcdClient and etcd3 with bare grpc-js calls on one channel (--overhead-calls, 0 to skip).
@@ -28,7 +28,7 @@ import { CLIENT_KINDS, makeDriver, type ClientKind, type Driver, type SeenEvent 
 import { num, parseArgs, printTable } from "./common.js";
 import { percentile } from "../stats.js";
 
-/** etcd's default --election-timeout, the first half of the recovery target. */
+/** etcd's default --election-timeout, the first half of the recovery target. */
 const ELECTION_TIMEOUT_MS = 1_000;
 /** How long after a kill the experiment waits for a first successful call before calling it unrecovered (-1). */
 const RECOVERY_WAIT_S = 30;

@@ -1,4 +1,4 @@
-// `npm run bench -- lease`: the lease claims of issue 6, over the wire, side by side on real etcd and etcd-ts.
+// `npm run bench -- lease`: the lease claims, over the wire, side by side on real etcd and etcd-ts.
 // 1. grant: N leases (default 100,000), one key attached to each (grant + put with the lease), 64 at a time;
 //    memory per lease from the server's process_resident_memory_bytes (its /metrics on the client URL).
 // 2. keepalive: raw LeaseKeepAlive streams renewing those leases round-robin, a window of requests in flight
@@ -484,7 +484,7 @@ function targetClaims(r: TargetRun, rows: Rows, s: LeaseSettings): ClaimRow[] {
   return [
     claim(
       `grant ${s.leases} leases with one key each`,
-      "(issue 6)",
+      "(no seed figure)",
       d.leasesGranted === undefined || d.leasesGranted === 0
         ? undefined
         : `${d.leasesGranted} in ${d.grantSeconds} s (${rate(d.leasesGranted, d.grantSeconds)} leases+keys/s)`,
@@ -492,13 +492,13 @@ function targetClaims(r: TargetRun, rows: Rows, s: LeaseSettings): ClaimRow[] {
     ),
     claim(
       "memory per lease (RSS growth / leases, key included)",
-      "(issue 6)",
+      "(no seed figure)",
       d.bytesPerLease === undefined ? undefined : `${d.bytesPerLease} B`,
       "process_resident_memory_bytes before/after the grants; includes the key and allocator slack",
     ),
     claim(
       "keepalive throughput",
-      "(issue 6)",
+      "(no seed figure)",
       d.keepaliveResponses === undefined ? undefined : `${rate(d.keepaliveResponses, d.keepaliveSeconds)} renewals/s`,
       `${s.streams} streams × ${s.window} in flight`,
     ),
@@ -512,7 +512,7 @@ function targetClaims(r: TargetRun, rows: Rows, s: LeaseSettings): ClaimRow[] {
     ),
     claim(
       `mass expiry of ${e?.leases ?? s.expiryLeases} leases: time until all keys gone`,
-      "bounded (issue 6)",
+      "bounded",
       e === undefined
         ? undefined
         : e.allGoneAfterLastExpiryS === undefined
@@ -524,7 +524,7 @@ function targetClaims(r: TargetRun, rows: Rows, s: LeaseSettings): ClaimRow[] {
     ),
     claim(
       "P99 put during mass expiry vs idle",
-      "≤ 2× idle (issue 6)",
+      "≤ 2× idle",
       putIdle && putBusy
         ? `${putIdle.p99_ms} → ${putBusy.p99_ms} ms (${(putBusy.p99_ms / Math.max(0.001, putIdle.p99_ms)).toFixed(2)}×)`
         : undefined,

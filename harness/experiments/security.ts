@@ -1,4 +1,4 @@
-// `npm run bench -- security`: issue 8's benchmark. Put throughput at 64 in-flight requests (256 B values) against
+// `npm run bench -- security`: the TLS and auth cost benchmark. Put throughput at 64 in-flight requests (256 B values) against
 // one member in three modes, for etcd-ts and real etcd in the same run:
 //   plain — http, no auth;
 //   tls   — https with --client-cert-auth (mutual TLS: the client presents a certificate of the trusted CA);

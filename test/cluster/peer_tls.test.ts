@@ -1,4 +1,4 @@
-// Proves that an etcd-ts cluster runs with mutual TLS between its members (issue 8): 3 processes with https://
+// Proves that an etcd-ts cluster runs with mutual TLS between its members: 3 processes with https://
 // peer URLs, --peer-client-cert-auth, --peer-trusted-ca-file and --peer-cert-allowed-cn elect a leader and
 // replicate a write; a fourth member added with `member add` but holding a certificate with another CN is refused
 // by the others (etcd's "rejected connection" line) and never serves, while the cluster keeps serving writes.

@@ -1,5 +1,5 @@
 // Proves `npm run bench -- server --quick` end to end against real etcd 3.4 and the compiled etcd-ts: both
-// targets start, every metric of issue 5's benchmark (puts at 1/16/64/256 in flight, linearizable and
+// targets start, every metric of the server benchmark (puts at 1/16/64/256 in flight, linearizable and
 // serializable gets, server CPU per op, full-prefix get, RSS, startup) lands in server.csv for both with a
 // positive value and no errors, and ratios.csv holds etcd-ts / etcd for each. Sane values only, never speed.
 import { execFile } from "node:child_process";
