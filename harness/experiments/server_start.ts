@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { execPath } from "node:process";
 import { EtcdClient } from "../../core/client/index.js";
-import { freePort } from "../targets/etcd_process.js";
+import { freePort, singleMemberFlags } from "../targets/etcd_process.js";
 import { ETCD_TS_UNAVAILABLE, etcdTsEntry } from "../targets/make.js";
 import type { TargetSpec } from "../targets/target.js";
 import { putUntilServing, spawnServer } from "./server_process.js";
@@ -31,30 +31,9 @@ export function statusKib(pid: number, field: "VmRSS" | "VmHWM"): number {
   return Number(m[1]);
 }
 
-/** The command line that starts `spec` as one member: the flags harness/targets/etcd_process.ts passes. */
+/** The command line that starts `spec` as one member, with the flags harness/targets/etcd_process.ts passes. */
 function commandFor(spec: TargetSpec, dataDir: string, clientPort: number, peerPort: number): [string, string[]] {
-  const flags = [
-    "--name",
-    "bench",
-    "--data-dir",
-    dataDir,
-    "--listen-client-urls",
-    `http://127.0.0.1:${clientPort}`,
-    "--advertise-client-urls",
-    `http://127.0.0.1:${clientPort}`,
-    "--listen-peer-urls",
-    `http://127.0.0.1:${peerPort}`,
-    "--initial-advertise-peer-urls",
-    `http://127.0.0.1:${peerPort}`,
-    "--initial-cluster",
-    `bench=http://127.0.0.1:${peerPort}`,
-    "--logger",
-    "zap",
-    "--log-outputs",
-    "stderr",
-    "--quota-backend-bytes",
-    String(8 * 1024 * 1024 * 1024),
-  ];
+  const flags = singleMemberFlags(dataDir, clientPort, peerPort);
   if (spec.kind === "etcd") return ["etcd", flags];
   if (spec.kind !== "etcd-ts") throw new Error(`cannot start ${spec.kind} targets`);
   const entry = etcdTsEntry();

@@ -74,29 +74,7 @@ export class EtcdProcess implements Target {
     const [clientPort, peerPort] = [await freePort(), await freePort()];
     this.dataDir = mkdtempSync(join(this.opts.dataParent ?? tmpdir(), "etcd-ts-bench-"));
     this.clientUrl = `127.0.0.1:${clientPort}`;
-    const args = [
-      "--name",
-      "bench",
-      "--data-dir",
-      this.dataDir,
-      "--listen-client-urls",
-      `http://127.0.0.1:${clientPort}`,
-      "--advertise-client-urls",
-      `http://127.0.0.1:${clientPort}`,
-      "--listen-peer-urls",
-      `http://127.0.0.1:${peerPort}`,
-      "--initial-advertise-peer-urls",
-      `http://127.0.0.1:${peerPort}`,
-      "--initial-cluster",
-      `bench=http://127.0.0.1:${peerPort}`,
-      "--logger",
-      "zap",
-      "--log-outputs",
-      "stderr",
-      "--quota-backend-bytes",
-      String(8 * 1024 * 1024 * 1024),
-      ...(this.opts.extraArgs ?? []),
-    ];
+    const args = [...singleMemberFlags(this.dataDir, clientPort, peerPort), ...(this.opts.extraArgs ?? [])];
     const child = spawn(this.opts.bin ?? "etcd", [...(this.opts.prefixArgs ?? []), ...args], {
       stdio: ["ignore", "ignore", "pipe"],
     });
@@ -142,4 +120,35 @@ export class EtcdProcess implements Target {
     if (this.dataDir !== undefined) rmSync(this.dataDir, { recursive: true, force: true });
     this.dataDir = undefined;
   }
+}
+
+/**
+ * The flags every benchmark starts one member with, etcd and etcd-ts alike: loopback URLs on the given ports, zap
+ * logs on stderr, and an 8 GiB quota so no bench runs into NOSPACE.
+ */
+export function singleMemberFlags(dataDir: string, clientPort: number, peerPort: number): string[] {
+  const client = `http://127.0.0.1:${clientPort}`;
+  const peer = `http://127.0.0.1:${peerPort}`;
+  return [
+    "--name",
+    "bench",
+    "--data-dir",
+    dataDir,
+    "--listen-client-urls",
+    client,
+    "--advertise-client-urls",
+    client,
+    "--listen-peer-urls",
+    peer,
+    "--initial-advertise-peer-urls",
+    peer,
+    "--initial-cluster",
+    `bench=${peer}`,
+    "--logger",
+    "zap",
+    "--log-outputs",
+    "stderr",
+    "--quota-backend-bytes",
+    String(8 * 1024 * 1024 * 1024),
+  ];
 }
