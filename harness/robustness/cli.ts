@@ -121,21 +121,33 @@ async function main(): Promise<number> {
   const faults = parseFaults(a.faults);
   const summary: string[] = [];
   let failed = 0;
+  let harnessErrors = 0;
   for (let seed = a.seed; seed < a.seed + a.seeds; seed++) {
-    const path = await runOnce(
-      {
-        target: a.target,
-        members: a.members,
-        seed,
-        durationMs: a.durationMs,
-        faults,
-        mix: a.mix,
-        clients: a.clients,
-        watches: a.watches,
-        dir,
-      },
-      (s) => console.log(s),
-    );
+    let path: string;
+    try {
+      path = await runOnce(
+        {
+          target: a.target,
+          members: a.members,
+          seed,
+          durationMs: a.durationMs,
+          faults,
+          mix: a.mix,
+          clients: a.clients,
+          watches: a.watches,
+          dir,
+        },
+        (s) => console.log(s),
+      );
+    } catch (err) {
+      // A run that could not be carried out (a member that would not start, say) checked nothing: it is
+      // reported and counted apart from violations, and the remaining seeds still run.
+      harnessErrors++;
+      const msg = err instanceof Error ? err.message.split("\n")[0] : String(err);
+      console.log(`seed ${seed}: not run to the end: ${msg}`);
+      summary.push(`seed ${seed}: not run to the end (harness): ${msg}`);
+      continue;
+    }
     const report = checkHistory(readHistory(path));
     const text = formatReport(report);
     writeFileSync(path.replace(/\.jsonl$/, ".report.txt"), text + "\n");
@@ -153,7 +165,8 @@ async function main(): Promise<number> {
     ].join("\n") + "\n",
   );
   console.log(summary.join("\n"));
-  return failed === 0 ? 0 : 1;
+  if (harnessErrors > 0) console.log(`${harnessErrors} seed(s) not run to the end`);
+  return failed === 0 && harnessErrors === 0 ? 0 : 1;
 }
 
 if (process.argv[1] !== undefined && resolve(process.argv[1]) === resolve(new URL(import.meta.url).pathname)) {
