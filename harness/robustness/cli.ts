@@ -1,12 +1,12 @@
 // npm run robustness -- [--target etcd-ts|etcd] [--members 1|3] [--seed N] [--seeds N] [--duration 60s]
-//   [--faults all|none|kill-leader,...] [--mix kube|kv] [--clients N] [--watches N] [--check FILE]
+//   [--faults all|none|failpoints|kill-leader,...] [--mix kube|kv] [--clients N] [--watches N] [--check FILE]
 // Runs the robustness suite (one run per seed, from --seed on) and checks each history; --check re-checks a
 // recorded history file offline. Exits 1 when any check finds a violation.
 import { mkdirSync, writeFileSync } from "node:fs";
 import { resolve, join } from "node:path";
 import { checkHistory, formatReport } from "./check.js";
-import { FAULTS, parseFaults } from "./faults.js";
-import { readHistory } from "./history.js";
+import { ALL_FAULTS, parseFaults } from "./faults.js";
+import { readHistory, type History } from "./history.js";
 import { runOnce } from "./run.js";
 import { MIXES, type Mix } from "./workload.js";
 import { CLUSTER_KINDS, type ClusterKind } from "../targets/make.js";
@@ -90,7 +90,7 @@ export function parseArgs(argv: readonly string[]): Args {
         a.check = v();
         break;
       default:
-        throw new Error(`unknown flag ${flag}; faults: all, none or ${FAULTS.join(",")}`);
+        throw new Error(`unknown flag ${flag}; faults: all, none, failpoints or ${ALL_FAULTS.join(",")}`);
     }
   }
   for (const [k, n] of [
@@ -103,6 +103,18 @@ export function parseArgs(argv: readonly string[]): Args {
     if (!Number.isInteger(n) || n < 0) throw new Error(`${k} must be a non-negative integer`);
   }
   return a;
+}
+
+/** failpointSummary: ", failpoints fired 2 of 3 (wal-after-save@4 m1, …)" when the run had failpoint faults. */
+export function failpointSummary(h: History): string {
+  const fps = h.faults.filter((f) => f.failpoint !== undefined);
+  if (fps.length === 0) return "";
+  const fired = fps.filter((f) => f.failpoint?.exit === "SIGKILL");
+  const each = fps.map((f) => {
+    const fp = f.failpoint!;
+    return `${fp.point}@${fp.hit} m${f.members.join(",")}${fp.exit === "SIGKILL" ? "" : " not fired"}`;
+  });
+  return `, failpoints fired ${fired.length} of ${fps.length} (${each.join("; ")})`;
 }
 
 async function main(): Promise<number> {
@@ -118,7 +130,7 @@ async function main(): Promise<number> {
     .replace(/-\d{3}Z$/, "Z");
   const dir = resolve("results", `robustness-${stamp}`);
   mkdirSync(dir, { recursive: true });
-  const faults = parseFaults(a.faults);
+  const faults = parseFaults(a.faults, a.target);
   const summary: string[] = [];
   let failed = 0;
   for (let seed = a.seed; seed < a.seed + a.seeds; seed++) {
@@ -136,13 +148,14 @@ async function main(): Promise<number> {
       },
       (s) => console.log(s),
     );
-    const report = checkHistory(readHistory(path));
+    const history = readHistory(path);
+    const report = checkHistory(history);
     const text = formatReport(report);
     writeFileSync(path.replace(/\.jsonl$/, ".report.txt"), text + "\n");
     console.log(`seed ${seed}: ${text}\nhistory: ${path}`);
     if (!report.ok) failed++;
     summary.push(
-      `seed ${seed}: ${report.ok ? "ok" : `${report.violations.length} violation(s)`}, ${report.counts.ops} ops, ${report.counts.watchEvents} watch events, ${report.counts.faults} faults, check ${report.linearization.ms.toFixed(0)} ms`,
+      `seed ${seed}: ${report.ok ? "ok" : `${report.violations.length} violation(s)`}, ${report.counts.ops} ops, ${report.counts.watchEvents} watch events, ${report.counts.faults} faults${failpointSummary(history)}, check ${report.linearization.ms.toFixed(0)} ms`,
     );
   }
   writeFileSync(
