@@ -124,13 +124,13 @@ async function main(): Promise<number> {
     console.log(formatReport(report));
     return report.ok ? 0 : 1;
   }
+  const faults = parseFaults(a.faults, a.target);
   const stamp = new Date()
     .toISOString()
     .replace(/[:.]/g, "-")
     .replace(/-\d{3}Z$/, "Z");
   const dir = resolve("results", `robustness-${stamp}`);
   mkdirSync(dir, { recursive: true });
-  const faults = parseFaults(a.faults, a.target);
   const summary: string[] = [];
   let failed = 0;
   for (let seed = a.seed; seed < a.seed + a.seeds; seed++) {
