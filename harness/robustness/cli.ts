@@ -1,12 +1,12 @@
 // npm run robustness -- [--target etcd-ts|etcd] [--members 1|3] [--seed N] [--seeds N] [--duration 60s]
-//   [--faults all|none|kill-leader,...] [--mix kube|kv] [--clients N] [--watches N] [--check FILE]
+//   [--faults all|none|failpoints|kill-leader,...] [--mix kube|kv] [--clients N] [--watches N] [--check FILE]
 // Runs the robustness suite (one run per seed, from --seed on) and checks each history; --check re-checks a
 // recorded history file offline. Exits 1 when any check finds a violation.
 import { mkdirSync, writeFileSync } from "node:fs";
 import { resolve, join } from "node:path";
 import { checkHistory, formatReport } from "./check.js";
-import { FAULTS, parseFaults } from "./faults.js";
-import { readHistory } from "./history.js";
+import { ALL_FAULTS, parseFaults } from "./faults.js";
+import { readHistory, type History } from "./history.js";
 import { runOnce } from "./run.js";
 import { MIXES, type Mix } from "./workload.js";
 import { CLUSTER_KINDS, type ClusterKind } from "../targets/make.js";
@@ -90,7 +90,7 @@ export function parseArgs(argv: readonly string[]): Args {
         a.check = v();
         break;
       default:
-        throw new Error(`unknown flag ${flag}; faults: all, none or ${FAULTS.join(",")}`);
+        throw new Error(`unknown flag ${flag}; faults: all, none, failpoints or ${ALL_FAULTS.join(",")}`);
     }
   }
   for (const [k, n] of [
@@ -105,6 +105,18 @@ export function parseArgs(argv: readonly string[]): Args {
   return a;
 }
 
+/** failpointSummary: ", failpoints fired 2 of 3 (wal-after-save@4 m1, …)" when the run had failpoint faults. */
+export function failpointSummary(h: History): string {
+  const fps = h.faults.filter((f) => f.failpoint !== undefined);
+  if (fps.length === 0) return "";
+  const fired = fps.filter((f) => f.failpoint?.exit === "SIGKILL");
+  const each = fps.map((f) => {
+    const fp = f.failpoint!;
+    return `${fp.point}@${fp.hit} m${f.members.join(",")}${fp.exit === "SIGKILL" ? "" : " not fired"}`;
+  });
+  return `, failpoints fired ${fired.length} of ${fps.length} (${each.join("; ")})`;
+}
+
 async function main(): Promise<number> {
   const a = parseArgs(process.argv.slice(2));
   if (a.check !== undefined) {
@@ -112,13 +124,13 @@ async function main(): Promise<number> {
     console.log(formatReport(report));
     return report.ok ? 0 : 1;
   }
+  const faults = parseFaults(a.faults, a.target);
   const stamp = new Date()
     .toISOString()
     .replace(/[:.]/g, "-")
     .replace(/-\d{3}Z$/, "Z");
   const dir = resolve("results", `robustness-${stamp}`);
   mkdirSync(dir, { recursive: true });
-  const faults = parseFaults(a.faults);
   const summary: string[] = [];
   let failed = 0;
   let harnessErrors = 0;
@@ -148,13 +160,14 @@ async function main(): Promise<number> {
       summary.push(`seed ${seed}: not run to the end (harness): ${msg}`);
       continue;
     }
-    const report = checkHistory(readHistory(path));
+    const history = readHistory(path);
+    const report = checkHistory(history);
     const text = formatReport(report);
     writeFileSync(path.replace(/\.jsonl$/, ".report.txt"), text + "\n");
     console.log(`seed ${seed}: ${text}\nhistory: ${path}`);
     if (!report.ok) failed++;
     summary.push(
-      `seed ${seed}: ${report.ok ? "ok" : `${report.violations.length} violation(s)`}, ${report.counts.ops} ops, ${report.counts.watchEvents} watch events, ${report.counts.faults} faults, check ${report.linearization.ms.toFixed(0)} ms`,
+      `seed ${seed}: ${report.ok ? "ok" : `${report.violations.length} violation(s)`}, ${report.counts.ops} ops, ${report.counts.watchEvents} watch events, ${report.counts.faults} faults${failpointSummary(history)}, check ${report.linearization.ms.toFixed(0)} ms`,
     );
   }
   writeFileSync(

@@ -99,6 +99,15 @@ export interface FaultRecord {
   readonly start: number;
   readonly end: number;
   readonly error?: string;
+  /** A failpoint crash: the point, the hit it was armed to kill at, how the process ended (absent: not reached). */
+  readonly failpoint?: FailpointNote;
+}
+
+export interface FailpointNote {
+  readonly point: string;
+  readonly hit: number;
+  readonly exit?: string;
+  readonly firedAfterMs?: number;
 }
 
 /** One Status answer from a member: the revision it served at that moment. */

@@ -1,11 +1,13 @@
-// One robustness run: start a cluster (the harness's launcher, peers behind the link proxy), run the workload,
-// the watches, the fault schedule and the Status monitor for the duration, heal everything, record every
-// member's HashKV and contents at one common revision, and write the history file the checker reads.
+// One robustness run: start a cluster (the harness's launcher, peers behind the link proxy; with failpoint
+// faults, etcd-ts's failpoint endpoint and frequent snapshots), run the workload, the watches, the fault schedule
+// and the Status monitor for the duration, heal everything, record every member's HashKV and contents at one
+// common revision, and write the history file the checker reads.
 import { join } from "node:path";
 import { EtcdClient } from "../../core/client/index.js";
 import type { EtcdCluster } from "../targets/etcd_cluster.js";
 import { makeCluster, type ClusterKind } from "../targets/make.js";
-import { FaultInjector, type FaultName } from "./faults.js";
+import { FAILPOINT_FLAGS } from "./failpoint_faults.js";
+import { FaultInjector, refuseFailpoints, usesFailpoints, type FaultName } from "./faults.js";
 import { HistoryWriter } from "./history.js";
 import { PeerLinks } from "./peer_proxy.js";
 import { runWatchers } from "./watchers.js";
@@ -27,10 +29,15 @@ export interface RunOptions {
 
 /** runOnce runs one seed and resolves the path of its history file. */
 export async function runOnce(opts: RunOptions, log: (s: string) => void = () => undefined): Promise<string> {
+  refuseFailpoints(opts.target, opts.faults);
   const links = new PeerLinks();
   const slot = makeCluster(opts.target, opts.members, {
     peerAdvertise: (i, port) => links.listen(i, port),
-    extraArgs: ["--experimental-watch-progress-notify-interval", "1s"],
+    extraArgs: [
+      "--experimental-watch-progress-notify-interval",
+      "1s",
+      ...(usesFailpoints(opts.faults) ? FAILPOINT_FLAGS : []),
+    ],
     startTimeoutMs: 30_000,
   });
   if (slot.target === undefined) throw new Error(`${slot.name}: ${slot.reason ?? "not available"}`);

@@ -195,6 +195,13 @@ export class EtcdCluster implements Target {
     return c !== undefined && c.exitCode === null && c.signalCode === null;
   }
 
+  /** exitStatus: how member i's last process ended (undefined while it runs or before it first started). */
+  exitStatus(i: number): { readonly code: number | null; readonly signal: NodeJS.Signals | null } | undefined {
+    const c = this.member(i).child;
+    if (c === undefined || (c.exitCode === null && c.signalCode === null)) return undefined;
+    return { code: c.exitCode, signal: c.signalCode };
+  }
+
   /** pid of member i's process (undefined when not running). */
   pid(i: number): number | undefined {
     return this.isRunning(i) ? this.member(i).child?.pid : undefined;
