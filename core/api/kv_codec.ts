@@ -15,8 +15,8 @@ const SORT_TARGET = { KEY: 0, VERSION: 1, CREATE: 2, MOD: 3, VALUE: 4 } as const
 const CMP_TARGET = { VERSION: 0, CREATE: 1, MOD: 2, VALUE: 3, LEASE: 4 } as const;
 const CMP_RESULT = { EQUAL: 0, GREATER: 1, LESS: 2, NOT_EQUAL: 3 } as const;
 
-const num = (v: pb.Int64In | undefined): number => (v === undefined || v === "" ? 0 : Number(v));
-const big = (v: pb.Int64In | undefined): bigint => (v === undefined || v === "" ? 0n : BigInt(v));
+const num = (v: string | number | undefined): number => (v === undefined || v === "" ? 0 : Number(v));
+const big = (v: string | number | undefined): bigint => (v === undefined || v === "" ? 0n : BigInt(v));
 const bytes = (b: Buffer | Uint8Array | undefined | null): Uint8Array => b ?? new Uint8Array(0);
 
 function enumValue<T extends Record<string, number>>(table: T, v: unknown, what: string): T[keyof T] {
@@ -26,7 +26,7 @@ function enumValue<T extends Record<string, number>>(table: T, v: unknown, what:
   return n as T[keyof T];
 }
 
-export function toRangeRequest(r: pb.RangeRequest): mv.RangeRequest & { serializable: boolean } {
+export function toRangeRequest(r: pb.RangeRequest__Output): mv.RangeRequest & { serializable: boolean } {
   return {
     key: bytes(r.key),
     rangeEnd: bytes(r.range_end),
@@ -44,7 +44,7 @@ export function toRangeRequest(r: pb.RangeRequest): mv.RangeRequest & { serializ
   };
 }
 
-export function toPutRequest(r: pb.PutRequest): mv.PutRequest {
+export function toPutRequest(r: pb.PutRequest__Output): mv.PutRequest {
   return {
     key: bytes(r.key),
     value: bytes(r.value),
@@ -55,19 +55,14 @@ export function toPutRequest(r: pb.PutRequest): mv.PutRequest {
   };
 }
 
-export function toDeleteRangeRequest(r: pb.DeleteRangeRequest): mv.DeleteRangeRequest {
+export function toDeleteRangeRequest(r: pb.DeleteRangeRequest__Output): mv.DeleteRangeRequest {
   return { key: bytes(r.key), rangeEnd: bytes(r.range_end), prevKv: r.prev_kv === true };
 }
 
 /** How grpc-js hands the server a Compare: the oneof's chosen member is named in target_union. */
-type CompareIn = pb.Compare & { readonly target_union?: string };
+type CompareIn = pb.Compare__Output;
 /** How grpc-js hands the server a RequestOp: only the chosen member is set. */
-interface RequestOpIn {
-  readonly request_range?: pb.RangeRequest | null;
-  readonly request_put?: pb.PutRequest | null;
-  readonly request_delete_range?: pb.DeleteRangeRequest | null;
-  readonly request_txn?: pb.TxnRequest | null;
-}
+type RequestOpIn = pb.RequestOp__Output;
 
 function toCompare(c: CompareIn): mv.Compare {
   const base = {
@@ -100,11 +95,11 @@ function toRequestOp(op: RequestOpIn): mv.RequestOp {
   throw new EtcdError("EMPTY_KEY", "request op with no request");
 }
 
-export function toTxnRequest(r: pb.TxnRequest): mv.TxnRequest {
+export function toTxnRequest(r: pb.TxnRequest__Output): mv.TxnRequest {
   return {
     compare: (r.compare ?? []).map(toCompare),
-    success: ((r.success ?? []) as RequestOpIn[]).map(toRequestOp),
-    failure: ((r.failure ?? []) as RequestOpIn[]).map(toRequestOp),
+    success: (r.success ?? []).map(toRequestOp),
+    failure: (r.failure ?? []).map(toRequestOp),
   };
 }
 

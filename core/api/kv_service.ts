@@ -11,14 +11,14 @@ import { unary } from "./unary.js";
 /** `limits`: --max-request-bytes and --max-txn-ops, checked before anything is proposed. */
 export function kvService(s: EtcdServer, limits: RequestLimits): grpc.UntypedServiceImplementation {
   return {
-    Range: unary(async (req: pb.RangeRequest, call) => {
+    Range: unary(async (req: pb.RangeRequest__Output, call) => {
       const r = kc.toRangeRequest(req);
       checkRange(r);
       s.auth.checkRange(authInfoOf(s, call), r);
       const { header, response } = await s.range(r);
       return kc.encodeRangeResponse(header, response);
     }),
-    Put: unary(async (req: pb.PutRequest, call) => {
+    Put: unary(async (req: pb.PutRequest__Output, call) => {
       const r = kc.toPutRequest(req);
       checkPut(r, limits);
       const info = authInfoOf(s, call);
@@ -26,7 +26,7 @@ export function kvService(s: EtcdServer, limits: RequestLimits): grpc.UntypedSer
       const { header, response } = await s.put(r, info);
       return kc.serialize(kc.putResponse(header, response));
     }),
-    DeleteRange: unary(async (req: pb.DeleteRangeRequest, call) => {
+    DeleteRange: unary(async (req: pb.DeleteRangeRequest__Output, call) => {
       const r = kc.toDeleteRangeRequest(req);
       checkDelete(r);
       const info = authInfoOf(s, call);
@@ -34,7 +34,7 @@ export function kvService(s: EtcdServer, limits: RequestLimits): grpc.UntypedSer
       const { header, response } = await s.deleteRange(r, info);
       return kc.serialize(kc.deleteRangeResponse(header, response));
     }),
-    Txn: unary(async (req: pb.TxnRequest, call) => {
+    Txn: unary(async (req: pb.TxnRequest__Output, call) => {
       const r = kc.toTxnRequest(req);
       checkTxn(r, limits);
       const info = authInfoOf(s, call);
@@ -42,7 +42,7 @@ export function kvService(s: EtcdServer, limits: RequestLimits): grpc.UntypedSer
       const { header, response } = await s.txn(r, info);
       return kc.serialize(kc.txnResponse(header, response));
     }),
-    Compact: unary(async (req: pb.CompactionRequest, call) => {
+    Compact: unary(async (req: pb.CompactionRequest__Output, call) => {
       authInfoOf(s, call); // etcd 3.4 lets any user compact, but a bad token is still refused
       const { header } = await s.compact(Number(req.revision));
       return kc.serialize(kc.compactResponse(header));

@@ -1,78 +1,95 @@
 // --auto-tls / --peer-auto-tls certificates, written into <data-dir>/fixtures/{client,peer}: ECDSA P-521,
-// ecdsa-with-SHA512, O=etcd, valid one year, as etcd generates them. node:crypto makes the key and signs; a small
-// DER writer lays out the X.509 structure, so no openssl binary or npm package is needed.
+// ecdsa-with-SHA512, O=etcd, valid one year, as etcd generates them. node:crypto makes the key and signs, so the
+// call stays synchronous inside flag parsing; @peculiar/asn1-x509's RFC 5280 schema classes lay out and encode the
+// certificate.
 import { X509Certificate, generateKeyPairSync, randomBytes, sign } from "node:crypto";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { join } from "node:path";
+import { AsnConvert, OctetString } from "@peculiar/asn1-schema";
+import {
+  AlgorithmIdentifier,
+  AttributeTypeAndValue,
+  AttributeValue,
+  BasicConstraints,
+  Certificate,
+  ExtendedKeyUsage,
+  Extension,
+  Extensions,
+  GeneralName,
+  KeyUsage,
+  KeyUsageFlags,
+  Name,
+  RelativeDistinguishedName,
+  SubjectAlternativeName,
+  SubjectPublicKeyInfo,
+  TBSCertificate,
+  Validity,
+  Version,
+  id_ce_basicConstraints,
+  id_ce_extKeyUsage,
+  id_ce_keyUsage,
+  id_ce_subjectAltName,
+  id_kp_serverAuth,
+} from "@peculiar/asn1-x509";
 
-function der(tag: number, ...parts: Buffer[]): Buffer {
-  const body = Buffer.concat(parts);
-  const n = body.length;
-  const len =
-    n < 0x80
-      ? Buffer.from([n])
-      : n < 0x100
-        ? Buffer.from([0x81, n])
-        : n < 0x10000
-          ? Buffer.from([0x82, n >> 8, n & 0xff])
-          : Buffer.from([0x83, n >> 16, (n >> 8) & 0xff, n & 0xff]);
-  return Buffer.concat([Buffer.from([tag]), len, body]);
+const ECDSA_WITH_SHA512 = "1.2.840.10045.4.3.4";
+const ORGANIZATION_NAME = "2.5.4.10";
+const ONE_YEAR_MS = 365 * 24 * 3600 * 1000;
+
+/**
+ * A random serial below 2^127 as the bytes of a positive, minimally encoded INTEGER: the schema writes the bytes
+ * as given, and Go's parser refuses a negative or zero-padded serial.
+ */
+function serialNumber(): ArrayBuffer {
+  const r = randomBytes(16);
+  r[0] = (r[0] ?? 0) & 0x7f;
+  let start = 0;
+  while (start < r.length - 1 && r[start] === 0 && ((r[start + 1] ?? 0) & 0x80) === 0) start++;
+  return new Uint8Array(r.subarray(start)).buffer;
 }
 
-function oid(dotted: string): Buffer {
-  const [a = 0, b = 0, ...rest] = dotted.split(".").map(Number);
-  const bytes = [a * 40 + b];
-  for (const v of rest) {
-    const groups = [v & 0x7f];
-    for (let x = Math.floor(v / 128); x > 0; x = Math.floor(x / 128)) groups.unshift((x & 0x7f) | 0x80);
-    bytes.push(...groups);
-  }
-  return der(0x06, Buffer.from(bytes));
+function extension(extnID: string, critical: boolean, value: object): Extension {
+  return new Extension({ extnID, critical, extnValue: new OctetString(AsnConvert.serialize(value)) });
 }
 
-/** A positive INTEGER from big-endian magnitude bytes. */
-function integer(magnitude: Buffer): Buffer {
-  let m = magnitude;
-  while (m.length > 1 && m[0] === 0 && ((m[1] ?? 0) & 0x80) === 0) m = m.subarray(1);
-  return der(0x02, (m[0] ?? 0) & 0x80 ? Buffer.concat([Buffer.from([0]), m]) : m);
+/**
+ * A host as a SAN: an IP address (IPv6 in WHATWG URL's normal form first, which writes an embedded IPv4 part in
+ * hex, the only form the schema's address parser reads) or a DNS name.
+ */
+function san(host: string): GeneralName {
+  if (isIP(host) === 4) return new GeneralName({ iPAddress: host });
+  if (isIP(host) === 6) return new GeneralName({ iPAddress: new URL(`http://[${host}]`).hostname.slice(1, -1) });
+  return new GeneralName({ dNSName: host });
 }
 
-/** UTCTime through 2049, GeneralizedTime after (RFC 5280 §4.1.2.5). */
-function time(d: Date): Buffer {
-  const iso = d.toISOString().replace(/[-:T]/g, "").slice(0, 14) + "Z";
-  return d.getUTCFullYear() < 2050
-    ? der(0x17, Buffer.from(iso.slice(2), "ascii"))
-    : der(0x18, Buffer.from(iso, "ascii"));
+/** etcd's auto-TLS extensions: digitalSignature and keyEncipherment, serverAuth, not a CA, the hosts as SANs. */
+function extensions(hosts: readonly string[]): Extensions {
+  const sans = [...new Set(hosts)].map(san);
+  const usage = new KeyUsage(KeyUsageFlags.digitalSignature | KeyUsageFlags.keyEncipherment);
+  return new Extensions([
+    extension(id_ce_keyUsage, true, usage),
+    extension(id_ce_extKeyUsage, false, new ExtendedKeyUsage([id_kp_serverAuth])),
+    extension(id_ce_basicConstraints, true, new BasicConstraints()),
+    ...(sans.length > 0 ? [extension(id_ce_subjectAltName, false, new SubjectAlternativeName(sans))] : []),
+  ]);
 }
 
-const OID = {
-  ecdsaWithSha512: "1.2.840.10045.4.3.4",
-  organization: "2.5.4.10",
-  keyUsage: "2.5.29.15",
-  extKeyUsage: "2.5.29.37",
-  basicConstraints: "2.5.29.19",
-  subjectAltName: "2.5.29.17",
-  serverAuth: "1.3.6.1.5.5.7.3.1",
-} as const;
-
-function extension(id: string, critical: boolean, value: Buffer): Buffer {
-  return der(0x30, oid(id), ...(critical ? [der(0x01, Buffer.from([0xff]))] : []), der(0x04, value));
+/** O=etcd, the subject and issuer of etcd's self-signed certificates. */
+function etcdName(): Name {
+  const o = new AttributeTypeAndValue({
+    type: ORGANIZATION_NAME,
+    value: new AttributeValue({ printableString: "etcd" }),
+  });
+  return new Name([new RelativeDistinguishedName([o])]);
 }
 
-function ipBytes(ip: string): Buffer {
-  if (isIP(ip) === 4) return Buffer.from(ip.split(".").map(Number));
-  const full = new URL(`http://[${ip}]`).hostname.slice(1, -1);
-  const [head = "", tail = ""] = full.split("::");
-  const h = head === "" ? [] : head.split(":");
-  const t = tail === "" ? [] : tail.split(":");
-  const groups = full.includes("::") ? [...h, ...Array<string>(8 - h.length - t.length).fill("0"), ...t] : h;
-  return Buffer.from(
-    groups.flatMap((g) => {
-      const v = parseInt(g, 16);
-      return [v >> 8, v & 0xff];
-    }),
-  );
+function toPem(der: ArrayBuffer): string {
+  const lines = Buffer.from(der)
+    .toString("base64")
+    .replace(/(.{64})/g, "$1\n")
+    .replace(/\n?$/, "\n");
+  return `-----BEGIN CERTIFICATE-----\n${lines}-----END CERTIFICATE-----\n`;
 }
 
 export interface SelfCert {
@@ -90,37 +107,28 @@ export function selfCert(dir: string, hosts: readonly string[], now: Date = new 
   const keyFile = join(dir, "key.pem");
   if (existsSync(certFile) && existsSync(keyFile)) return { certFile, keyFile };
   const { privateKey, publicKey } = generateKeyPairSync("ec", { namedCurve: "P-521" });
-  const name = der(0x30, der(0x31, der(0x30, oid(OID.organization), der(0x0c, Buffer.from("etcd")))));
-  const alg = der(0x30, oid(OID.ecdsaWithSha512));
-  const notAfter = new Date(now.getTime() + 365 * 24 * 3600 * 1000);
-  const sans = [...new Set(hosts)].map((h) =>
-    isIP(h) !== 0 ? der(0x87, ipBytes(h)) : der(0x82, Buffer.from(h, "ascii")),
-  );
-  const extensions = [
-    // digitalSignature (bit 0) and keyEncipherment (bit 2): 0b1010_0000, 5 unused bits.
-    extension(OID.keyUsage, true, der(0x03, Buffer.from([0x05, 0xa0]))),
-    extension(OID.extKeyUsage, false, der(0x30, oid(OID.serverAuth))),
-    extension(OID.basicConstraints, true, der(0x30)),
-    ...(sans.length > 0 ? [extension(OID.subjectAltName, false, der(0x30, ...sans))] : []),
-  ];
-  const tbs = der(
-    0x30,
-    der(0xa0, integer(Buffer.from([2]))),
-    integer(randomBytes(16)),
-    alg,
-    name,
-    der(0x30, time(now), time(notAfter)),
-    name,
-    publicKey.export({ type: "spki", format: "der" }),
-    der(0xa3, der(0x30, ...extensions)),
-  );
-  const signature = sign("sha512", tbs, privateKey);
-  const cert = der(0x30, tbs, alg, der(0x03, Buffer.concat([Buffer.from([0]), signature])));
-  const pem = `-----BEGIN CERTIFICATE-----\n${cert
-    .toString("base64")
-    .replace(/(.{64})/g, "$1\n")
-    .replace(/\n?$/, "\n")}-----END CERTIFICATE-----\n`;
-  new X509Certificate(pem); // throws if the layout is wrong, before anything is written
+  // Whole seconds: UTCTime has no fractions, and the validity must span exactly one year.
+  const notBefore = new Date(Math.floor(now.getTime() / 1000) * 1000);
+  const algorithm = new AlgorithmIdentifier({ algorithm: ECDSA_WITH_SHA512 });
+  const tbsCertificate = new TBSCertificate({
+    version: Version.v3,
+    serialNumber: serialNumber(),
+    signature: algorithm,
+    issuer: etcdName(),
+    validity: new Validity({ notBefore, notAfter: new Date(notBefore.getTime() + ONE_YEAR_MS) }),
+    subject: etcdName(),
+    subjectPublicKeyInfo: AsnConvert.parse(publicKey.export({ type: "spki", format: "der" }), SubjectPublicKeyInfo),
+    extensions: extensions(hosts),
+  });
+  const signature = sign("sha512", Buffer.from(AsnConvert.serialize(tbsCertificate)), privateKey);
+  const certificate = new Certificate({
+    tbsCertificate,
+    signatureAlgorithm: algorithm,
+    signatureValue: Uint8Array.from(signature).buffer,
+  });
+  const pem = toPem(AsnConvert.serialize(certificate));
+  // Parse and check the signature before anything is written: a layout mistake fails here, not in a peer.
+  if (!new X509Certificate(pem).verify(publicKey)) throw new Error("auto-tls: generated certificate does not verify");
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   writeFileSync(keyFile, privateKey.export({ type: "sec1", format: "pem" }), { mode: 0o600 });
   writeFileSync(certFile, pem, { mode: 0o644 });

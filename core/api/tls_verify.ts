@@ -11,6 +11,8 @@ import { readFileSync } from "node:fs";
 import type * as http2 from "node:http2";
 import { isIP } from "node:net";
 import * as tls from "node:tls";
+import { AsnConvert } from "@peculiar/asn1-schema";
+import { CertificateList } from "@peculiar/asn1-x509";
 import { TlsConfigError, clientTlsOptions, serverTlsOptions, type TlsInfo } from "./tls_options.js";
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -216,43 +218,6 @@ function crlRejection(crlFile: string, socket: tls.TLSSocket): string | undefine
   return undefined;
 }
 
-// ---------------------------------------------------------------------------------------------------------------
-// A minimal DER reader (the CRL's revoked serial numbers).
-
-interface Tlv {
-  readonly tag: number;
-  /** The value bytes. */
-  readonly value: Buffer;
-  /** Offset just past this element. */
-  readonly end: number;
-}
-
-function readTlv(buf: Buffer, at: number): Tlv {
-  const tag = buf[at];
-  let len = buf[at + 1];
-  if (tag === undefined || len === undefined) throw new Error(`x509: malformed DER at ${at}: truncated header`);
-  let p = at + 2;
-  if (len & 0x80) {
-    const n = len & 0x7f;
-    if (n === 0 || n > 4) throw new Error(`x509: malformed DER at ${at}: length of ${n} bytes`);
-    len = 0;
-    for (let i = 0; i < n; i++) len = len * 256 + (buf[p + i] ?? 0);
-    p += n;
-  }
-  if (p + len > buf.length) throw new Error(`x509: malformed DER at ${at}: length ${len} past end ${buf.length}`);
-  return { tag, value: buf.subarray(p, p + len), end: p + len };
-}
-
-function children(buf: Buffer): Tlv[] {
-  const out: Tlv[] = [];
-  for (let p = 0; p < buf.length; ) {
-    const t = readTlv(buf, p);
-    out.push(t);
-    p = t.end;
-  }
-  return out;
-}
-
 const PEM_CRL = /-----BEGIN X509 CRL-----([\s\S]*?)-----END X509 CRL-----/;
 
 /**
@@ -262,20 +227,15 @@ const PEM_CRL = /-----BEGIN X509 CRL-----([\s\S]*?)-----END X509 CRL-----/;
 export function revokedSerials(crl: Buffer): Set<string> {
   const pem = PEM_CRL.exec(crl.toString("latin1"));
   const der = pem?.[1] !== undefined ? Buffer.from(pem[1].replace(/\s+/g, ""), "base64") : crl;
-  const top = readTlv(der, 0);
-  const tbs = top.tag === 0x30 ? children(top.value)[0] : undefined;
-  if (tbs === undefined || tbs.tag !== 0x30) throw new Error("x509: malformed crl");
-  const fields = children(tbs.value);
-  // TBSCertList: version? signature issuer thisUpdate nextUpdate? revokedCertificates? [0] extensions?
-  let i = fields[0]?.tag === 0x02 ? 4 : 3;
-  const next = fields[i];
-  if (next !== undefined && (next.tag === 0x17 || next.tag === 0x18)) i++;
-  const list = fields[i];
+  let list: CertificateList;
+  try {
+    list = AsnConvert.parse(der, CertificateList);
+  } catch (err) {
+    throw new Error(`x509: malformed crl: ${(err as Error).message}`);
+  }
   const out = new Set<string>();
-  if (list === undefined || list.tag !== 0x30) return out;
-  for (const entry of children(list.value)) {
-    const serial = children(entry.value)[0];
-    if (serial?.tag === 0x02) out.add(normalSerial(serial.value.toString("hex")));
+  for (const entry of list.tbsCertList.revokedCertificates ?? []) {
+    out.add(normalSerial(Buffer.from(entry.userCertificate).toString("hex")));
   }
   return out;
 }

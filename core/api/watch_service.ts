@@ -16,11 +16,7 @@ const PROGRESS_WATCH_ID = -1n;
 /** Watches on one stream (etcd has no fixed bound; ours keeps a stream's memory bounded). */
 export const MAX_WATCHES_PER_STREAM = 10_000;
 
-interface WatchRequestIn {
-  readonly create_request?: pb.WatchCreateRequest | null;
-  readonly cancel_request?: { readonly watch_id?: pb.Int64In } | null;
-  readonly progress_request?: object | null;
-}
+type WatchRequestIn = pb.WatchRequest__Output;
 
 export interface WatchServiceOptions {
   /** --experimental-watch-progress-notify-interval: empty responses to synced watches that asked for them. */
@@ -149,7 +145,7 @@ class WatchStream {
     }
   }
 
-  #create(c: pb.WatchCreateRequest): void {
+  #create(c: pb.WatchCreateRequest__Output): void {
     const asked = BigInt(c.watch_id ?? 0);
     const id = asked !== 0n ? asked : this.#nextId;
     if (this.#watches.has(id) || this.#watches.size >= MAX_WATCHES_PER_STREAM) {

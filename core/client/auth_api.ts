@@ -23,14 +23,9 @@ export interface PermissionSpec {
   readonly prefix?: boolean;
 }
 
+/** The Auth responses that carry only a header (the rest carry more, read by their own methods). */
 interface HeaderOnly {
-  readonly header: pb.ResponseHeader;
-}
-
-interface WirePermission {
-  readonly permType: PermissionType;
-  readonly key: Buffer;
-  readonly range_end: Buffer;
+  readonly header: pb.ResponseHeader__Output | null;
 }
 
 function rangeEndOf(spec: { key: Bytes; rangeEnd?: Bytes; prefix?: boolean }): Buffer {
@@ -60,12 +55,15 @@ export class AuthApi {
   }
 
   async userGet(name: string): Promise<{ header: ResponseHeader; roles: string[] }> {
-    const res = await this.conn.unary<{ name: string }, HeaderOnly & { roles: string[] }>("Auth", "UserGet", { name });
+    const res = await this.conn.unary<pb.AuthUserGetRequest, pb.AuthUserGetResponse__Output>("Auth", "UserGet", {
+      name,
+    });
     return { header: header(res.header), roles: res.roles };
   }
 
   async userList(): Promise<string[]> {
-    return (await this.conn.unary<Record<string, never>, { users: string[] }>("Auth", "UserList", {})).users;
+    return (await this.conn.unary<pb.AuthUserListRequest, pb.AuthUserListResponse__Output>("Auth", "UserList", {}))
+      .users;
   }
 
   userDelete(name: string): Promise<ResponseHeader> {
@@ -89,7 +87,7 @@ export class AuthApi {
   }
 
   async roleGet(role: string): Promise<{ header: ResponseHeader; permissions: Permission[] }> {
-    const res = await this.conn.unary<{ role: string }, HeaderOnly & { perm: WirePermission[] }>("Auth", "RoleGet", {
+    const res = await this.conn.unary<pb.AuthRoleGetRequest, pb.AuthRoleGetResponse__Output>("Auth", "RoleGet", {
       role,
     });
     return {
@@ -103,7 +101,8 @@ export class AuthApi {
   }
 
   async roleList(): Promise<string[]> {
-    return (await this.conn.unary<Record<string, never>, { roles: string[] }>("Auth", "RoleList", {})).roles;
+    return (await this.conn.unary<pb.AuthRoleListRequest, pb.AuthRoleListResponse__Output>("Auth", "RoleList", {}))
+      .roles;
   }
 
   roleDelete(role: string): Promise<ResponseHeader> {

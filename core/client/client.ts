@@ -125,7 +125,7 @@ export class EtcdClient {
   }
 
   async get(key: Bytes, opts: RangeOptions = {}): Promise<RangeResult> {
-    const res = await this.connection.unary<pb.RangeRequest, pb.RangeResponse>(
+    const res = await this.connection.unary<pb.RangeRequest, pb.RangeResponse__Output>(
       "KV",
       "Range",
       rangeRequest(key, opts),
@@ -147,12 +147,16 @@ export class EtcdClient {
   }
 
   async put(key: Bytes, value: Bytes, opts: PutOptions = {}): Promise<PutResult> {
-    const res = await this.connection.unary<pb.PutRequest, pb.PutResponse>("KV", "Put", putRequest(key, value, opts));
+    const res = await this.connection.unary<pb.PutRequest, pb.PutResponse__Output>(
+      "KV",
+      "Put",
+      putRequest(key, value, opts),
+    );
     return { header: header(res.header), prevKv: res.prev_kv === null ? undefined : keyValue(res.prev_kv) };
   }
 
   async deleteRange(key: Bytes, opts: DeleteOptions = {}): Promise<DeleteResult> {
-    const res = await this.connection.unary<pb.DeleteRangeRequest, pb.DeleteRangeResponse>(
+    const res = await this.connection.unary<pb.DeleteRangeRequest, pb.DeleteRangeResponse__Output>(
       "KV",
       "DeleteRange",
       deleteRequest(key, opts),
@@ -166,13 +170,13 @@ export class EtcdClient {
       success: spec.success.map(opRequest),
       failure: (spec.failure ?? []).map(opRequest),
     };
-    const res = await this.connection.unary<pb.TxnRequest, pb.TxnResponse>("KV", "Txn", req);
+    const res = await this.connection.unary<pb.TxnRequest, pb.TxnResponse__Output>("KV", "Txn", req);
     return { header: header(res.header), succeeded: res.succeeded, responses: res.responses.map(opResult) };
   }
 
   async compact(revision: bigint, opts: { physical?: boolean } = {}): Promise<ResponseHeader> {
     const req: pb.CompactionRequest = { revision: revision.toString(), physical: opts.physical ?? false };
-    const res = await this.connection.unary<pb.CompactionRequest, pb.CompactionResponse>("KV", "Compact", req);
+    const res = await this.connection.unary<pb.CompactionRequest, pb.CompactionResponse__Output>("KV", "Compact", req);
     return header(res.header);
   }
 
@@ -182,17 +186,25 @@ export class EtcdClient {
   }
 
   async leaseGrant(ttlSeconds: number, id = 0n): Promise<LeaseGrant> {
-    const res = await this.connection.unary<pb.LeaseGrantRequest, pb.LeaseGrantResponse>("Lease", "LeaseGrant", {
-      TTL: ttlSeconds,
-      ID: id.toString(),
-    });
+    const res = await this.connection.unary<pb.LeaseGrantRequest, pb.LeaseGrantResponse__Output>(
+      "Lease",
+      "LeaseGrant",
+      {
+        TTL: ttlSeconds,
+        ID: id.toString(),
+      },
+    );
     return { header: header(res.header), id: big(res.ID), ttlSeconds: big(res.TTL) };
   }
 
   async leaseRevoke(id: bigint): Promise<ResponseHeader> {
-    const res = await this.connection.unary<{ ID: string }, pb.LeaseRevokeResponse>("Lease", "LeaseRevoke", {
-      ID: id.toString(),
-    });
+    const res = await this.connection.unary<pb.LeaseRevokeRequest, pb.LeaseRevokeResponse__Output>(
+      "Lease",
+      "LeaseRevoke",
+      {
+        ID: id.toString(),
+      },
+    );
     return header(res.header);
   }
 
@@ -200,7 +212,7 @@ export class EtcdClient {
     id: bigint,
     keys = false,
   ): Promise<{ ttlSeconds: bigint; grantedTtlSeconds: bigint; keys: Buffer[] }> {
-    const res = await this.connection.unary<{ ID: string; keys: boolean }, pb.LeaseTimeToLiveResponse>(
+    const res = await this.connection.unary<pb.LeaseTimeToLiveRequest, pb.LeaseTimeToLiveResponse__Output>(
       "Lease",
       "LeaseTimeToLive",
       { ID: id.toString(), keys },
@@ -215,7 +227,7 @@ export class EtcdClient {
 
   /** leases lists the ids of every lease the cluster holds. */
   async leases(): Promise<bigint[]> {
-    const res = await this.connection.unary<Record<string, never>, { leases: { ID: string }[] }>(
+    const res = await this.connection.unary<pb.LeaseLeasesRequest, pb.LeaseLeasesResponse__Output>(
       "Lease",
       "LeaseLeases",
       {},
@@ -290,15 +302,15 @@ function opRequest(op: Op): pb.RequestOp {
   return { request_delete_range: deleteRequest(op.delete.key, op.delete) };
 }
 
-function rangeResult(res: pb.RangeResponse): RangeResult {
+function rangeResult(res: pb.RangeResponse__Output): RangeResult {
   return { header: header(res.header), kvs: res.kvs.map(keyValue), more: res.more, count: big(res.count) };
 }
 
-function deleteResult(res: pb.DeleteRangeResponse): DeleteResult {
+function deleteResult(res: pb.DeleteRangeResponse__Output): DeleteResult {
   return { header: header(res.header), deleted: big(res.deleted), prevKvs: res.prev_kvs.map(keyValue) };
 }
 
-function opResult(r: pb.ResponseOp): OpResult {
+function opResult(r: pb.ResponseOp__Output): OpResult {
   if (r.response_range != null) return { range: rangeResult(r.response_range) };
   if (r.response_put != null) {
     const p = r.response_put;

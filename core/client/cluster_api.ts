@@ -22,12 +22,10 @@ export interface MemberAddResult extends MembersResult {
   readonly member: Member;
 }
 
-interface MembersResponse {
-  readonly header: pb.ResponseHeader;
-  readonly members: pb.Member[];
-}
+/** What every Cluster method answers with (MemberAdd adds the new member). */
+type MembersResponse = pb.MemberListResponse__Output;
 
-function member(m: pb.Member): Member {
+function member(m: pb.Member__Output): Member {
   return { id: big(m.ID), name: m.name, peerUrls: m.peerURLs, clientUrls: m.clientURLs, isLearner: m.isLearner };
 }
 
@@ -39,32 +37,32 @@ export class ClusterApi {
   constructor(private readonly conn: Connection) {}
 
   async memberList(): Promise<MembersResult> {
-    return members(await this.conn.unary<Record<string, never>, MembersResponse>("Cluster", "MemberList", {}));
+    return members(await this.conn.unary<pb.MemberListRequest, MembersResponse>("Cluster", "MemberList", {}));
   }
 
   /** memberAdd announces a new member by its peer URLs (as a learner with `isLearner`). */
   async memberAdd(peerUrls: readonly string[], opts: { isLearner?: boolean } = {}): Promise<MemberAddResult> {
     if (peerUrls.length === 0) throw new Error("memberAdd needs at least one peer URL");
-    const res = await this.conn.unary<
-      { peerURLs: readonly string[]; isLearner: boolean },
-      MembersResponse & { member: pb.Member | null }
-    >("Cluster", "MemberAdd", { peerURLs: peerUrls, isLearner: opts.isLearner ?? false });
+    const res = await this.conn.unary<pb.MemberAddRequest, pb.MemberAddResponse__Output>("Cluster", "MemberAdd", {
+      peerURLs: [...peerUrls],
+      isLearner: opts.isLearner ?? false,
+    });
     if (res.member === null) throw new Error("MemberAdd response without the added member");
     return { ...members(res), member: member(res.member) };
   }
 
   async memberRemove(id: bigint): Promise<MembersResult> {
     return members(
-      await this.conn.unary<{ ID: string }, MembersResponse>("Cluster", "MemberRemove", { ID: id.toString() }),
+      await this.conn.unary<pb.MemberRemoveRequest, MembersResponse>("Cluster", "MemberRemove", { ID: id.toString() }),
     );
   }
 
   /** memberUpdate replaces a member's peer URLs. */
   async memberUpdate(id: bigint, peerUrls: readonly string[]): Promise<MembersResult> {
     return members(
-      await this.conn.unary<{ ID: string; peerURLs: readonly string[] }, MembersResponse>("Cluster", "MemberUpdate", {
+      await this.conn.unary<pb.MemberUpdateRequest, MembersResponse>("Cluster", "MemberUpdate", {
         ID: id.toString(),
-        peerURLs: peerUrls,
+        peerURLs: [...peerUrls],
       }),
     );
   }
@@ -72,7 +70,9 @@ export class ClusterApi {
   /** memberPromote makes a learner a voter (etcd refuses while the learner lags the leader). */
   async memberPromote(id: bigint): Promise<MembersResult> {
     return members(
-      await this.conn.unary<{ ID: string }, MembersResponse>("Cluster", "MemberPromote", { ID: id.toString() }),
+      await this.conn.unary<pb.MemberPromoteRequest, MembersResponse>("Cluster", "MemberPromote", {
+        ID: id.toString(),
+      }),
     );
   }
 }

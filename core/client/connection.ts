@@ -235,7 +235,7 @@ export class Connection {
 
   /** syncEndpoints replaces the endpoint list with the members' client URLs (etcd's Sync); returns the new list. */
   async syncEndpoints(): Promise<string[]> {
-    const res = await this.invoke<Record<string, never>, pb.MemberListResponse>("Cluster", "MemberList", {});
+    const res = await this.invoke<pb.MemberListRequest, pb.MemberListResponse__Output>("Cluster", "MemberList", {});
     const urls = res.members.flatMap((m) => m.clientURLs);
     if (urls.length > 0 && !this.closed) this.setEndpoints(urls);
     return this.endpointList();

@@ -20,7 +20,7 @@ export class LeaseKeepAlive {
   error: Error | undefined;
   private resolveFirst!: (ttl: bigint) => void;
   private rejectFirst!: (err: Error) => void;
-  private stream: grpc.ClientDuplexStream<{ ID: string }, pb.LeaseKeepAliveResponse> | undefined;
+  private stream: grpc.ClientDuplexStream<pb.LeaseKeepAliveRequest, pb.LeaseKeepAliveResponse__Output> | undefined;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   private reopens = 0;
@@ -65,12 +65,14 @@ export class LeaseKeepAlive {
     const { client, endpoint } = service;
     const fn = (
       client as unknown as {
-        LeaseKeepAlive(md: grpc.Metadata): grpc.ClientDuplexStream<{ ID: string }, pb.LeaseKeepAliveResponse>;
+        LeaseKeepAlive(
+          md: grpc.Metadata,
+        ): grpc.ClientDuplexStream<pb.LeaseKeepAliveRequest, pb.LeaseKeepAliveResponse__Output>;
       }
     ).LeaseKeepAlive;
     const stream = fn.call(client, md);
     this.stream = stream;
-    stream.on("data", (res: pb.LeaseKeepAliveResponse) => this.onResponse(res));
+    stream.on("data", (res: pb.LeaseKeepAliveResponse__Output) => this.onResponse(res));
     const broken = (e: ReturnType<typeof toClientError> | undefined): void => {
       if (this.stopped || stream !== this.stream) return;
       this.stream = undefined; // one reopen per broken stream ("error" and "end" may both arrive)
@@ -85,7 +87,7 @@ export class LeaseKeepAlive {
     stream.write({ ID: this.id.toString() });
   }
 
-  private onResponse(res: pb.LeaseKeepAliveResponse): void {
+  private onResponse(res: pb.LeaseKeepAliveResponse__Output): void {
     if (this.stopped) return;
     const ttl = big(res.TTL);
     if (ttl <= 0n) return this.fail(new EtcdError("LEASE_NOT_FOUND", `lease ${this.id} expired or revoked`));

@@ -32,16 +32,12 @@ export interface SnapshotChunk {
 }
 
 type AlarmAction = "GET" | "ACTIVATE" | "DEACTIVATE";
-interface AlarmResponse {
-  readonly header: pb.ResponseHeader;
-  readonly alarms: { memberID: string; alarm: AlarmType }[];
-}
 
 export class MaintenanceApi {
   constructor(private readonly conn: Connection) {}
 
   async status(): Promise<Status> {
-    const res = await this.conn.unary<Record<string, never>, pb.StatusResponse>("Maintenance", "Status", {});
+    const res = await this.conn.unary<pb.StatusRequest, pb.StatusResponse__Output>("Maintenance", "Status", {});
     return {
       header: header(res.header),
       version: res.version,
@@ -71,17 +67,17 @@ export class MaintenanceApi {
   }
 
   private async alarm(action: AlarmAction, memberId: bigint, alarm: AlarmType): Promise<Alarm[]> {
-    const res = await this.conn.unary<{ action: AlarmAction; memberID: string; alarm: AlarmType }, AlarmResponse>(
-      "Maintenance",
-      "Alarm",
-      { action, memberID: memberId.toString(), alarm },
-    );
+    const res = await this.conn.unary<pb.AlarmRequest, pb.AlarmResponse__Output>("Maintenance", "Alarm", {
+      action,
+      memberID: memberId.toString(),
+      alarm,
+    });
     return res.alarms.map((a) => ({ memberId: big(a.memberID), alarm: a.alarm }));
   }
 
   /** defragment rebuilds the current endpoint's backend file (it blocks that member meanwhile). */
   async defragment(opts: { timeoutMs?: number } = {}): Promise<ResponseHeader> {
-    const res = await this.conn.unary<Record<string, never>, { header: pb.ResponseHeader }>(
+    const res = await this.conn.unary<pb.DefragmentRequest, pb.DefragmentResponse__Output>(
       "Maintenance",
       "Defragment",
       {},
@@ -92,26 +88,21 @@ export class MaintenanceApi {
 
   /** hash is the current member's hash of its whole backend (not comparable across members: it covers meta). */
   async hash(): Promise<{ header: ResponseHeader; hash: number }> {
-    const res = await this.conn.unary<Record<string, never>, { header: pb.ResponseHeader; hash: number }>(
-      "Maintenance",
-      "Hash",
-      {},
-    );
+    const res = await this.conn.unary<pb.HashRequest, pb.HashResponse__Output>("Maintenance", "Hash", {});
     return { header: header(res.header), hash: res.hash };
   }
 
   /** hashKV hashes the key-value history up to `revision` (0 = latest): equal on every healthy member. */
   async hashKV(revision = 0n): Promise<{ header: ResponseHeader; hash: number; compactRevision: bigint }> {
-    const res = await this.conn.unary<
-      { revision: string },
-      { header: pb.ResponseHeader; hash: number; compact_revision: string }
-    >("Maintenance", "HashKV", { revision: revision.toString() });
+    const res = await this.conn.unary<pb.HashKVRequest, pb.HashKVResponse__Output>("Maintenance", "HashKV", {
+      revision: revision.toString(),
+    });
     return { header: header(res.header), hash: res.hash, compactRevision: big(res.compact_revision) };
   }
 
   /** moveLeader hands leadership to `targetId`; send it to the current leader's endpoint. */
   async moveLeader(targetId: bigint): Promise<ResponseHeader> {
-    const res = await this.conn.unary<{ targetID: string }, { header: pb.ResponseHeader }>(
+    const res = await this.conn.unary<pb.MoveLeaderRequest, pb.MoveLeaderResponse__Output>(
       "Maintenance",
       "MoveLeader",
       { targetID: targetId.toString() },
@@ -131,9 +122,9 @@ export class MaintenanceApi {
       {},
       md,
       {},
-    ) as grpc.ClientReadableStream<{ remaining_bytes: string; blob: Buffer }>;
+    ) as grpc.ClientReadableStream<pb.SnapshotResponse__Output>;
     try {
-      for await (const res of stream as AsyncIterable<{ remaining_bytes: string; blob: Buffer }>) {
+      for await (const res of stream as AsyncIterable<pb.SnapshotResponse__Output>) {
         yield { remainingBytes: big(res.remaining_bytes), blob: res.blob };
       }
     } catch (err) {

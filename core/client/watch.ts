@@ -44,7 +44,7 @@ export class Watcher implements AsyncIterable<WatchBatch> {
   private waiter: { resolve: () => void } | undefined;
   private failure: Error | undefined;
   private done = false;
-  private stream: grpc.ClientDuplexStream<pb.WatchRequest, pb.WatchResponse> | undefined;
+  private stream: grpc.ClientDuplexStream<pb.WatchRequest, pb.WatchResponse__Output> | undefined;
   private paused = false;
   /** nextRevision: the first revision not yet delivered (0n = "from now" until the watch is created). */
   private nextRevision: bigint;
@@ -139,7 +139,9 @@ export class Watcher implements AsyncIterable<WatchBatch> {
     this.tokenUsed = typeof token === "string" ? token : undefined;
     md.set("hasleader", "true"); // clientv3.WithRequireLeader: the server cancels the watch if it loses its leader
     const watchFn = (
-      client as unknown as { Watch(md: grpc.Metadata): grpc.ClientDuplexStream<pb.WatchRequest, pb.WatchResponse> }
+      client as unknown as {
+        Watch(md: grpc.Metadata): grpc.ClientDuplexStream<pb.WatchRequest, pb.WatchResponse__Output>;
+      }
     ).Watch;
     const stream = watchFn.call(client, md);
     this.stream = stream;
@@ -148,7 +150,7 @@ export class Watcher implements AsyncIterable<WatchBatch> {
     if (this.rangeEnd !== undefined) create.range_end = this.rangeEnd;
     if (this.opts.prevKv === true) create.prev_kv = true;
     if (this.opts.progressNotify === true) create.progress_notify = true;
-    stream.on("data", (res: pb.WatchResponse) => {
+    stream.on("data", (res: pb.WatchResponse__Output) => {
       if (stream === this.stream) this.onResponse(res);
     });
     stream.on("error", (err: unknown) => this.onStreamError(stream, toClientError(err, endpoint), endpoint));
@@ -159,7 +161,7 @@ export class Watcher implements AsyncIterable<WatchBatch> {
     stream.write({ create_request: create });
   }
 
-  private onResponse(res: pb.WatchResponse): void {
+  private onResponse(res: pb.WatchResponse__Output): void {
     if (this.done) return;
     if (res.canceled && this.maybeRefreshToken(res.cancel_reason)) return;
     const revision = big(res.header?.revision);
@@ -221,7 +223,7 @@ export class Watcher implements AsyncIterable<WatchBatch> {
   }
 
   private onStreamError(
-    stream: grpc.ClientDuplexStream<pb.WatchRequest, pb.WatchResponse>,
+    stream: grpc.ClientDuplexStream<pb.WatchRequest, pb.WatchResponse__Output>,
     err: EtcdError | ClientCallError | Error,
     endpoint: string,
   ): void {
@@ -268,7 +270,7 @@ function cancelError(reason: string): Error {
     : new Error(`watch canceled by the server: ${reason}`);
 }
 
-function watchEvent(e: pb.Event): WatchEvent {
+function watchEvent(e: pb.Event__Output): WatchEvent {
   if (e.kv === null) throw new Error("watch event without kv");
   return { type: e.type, kv: keyValue(e.kv), prevKv: e.prev_kv === null ? undefined : keyValue(e.prev_kv) };
 }

@@ -31,7 +31,7 @@ export interface KeyValue {
   readonly lease: bigint;
 }
 
-export function header(h: pb.ResponseHeader | null | undefined): ResponseHeader {
+export function header(h: pb.ResponseHeader__Output | null | undefined): ResponseHeader {
   return {
     clusterId: big(h?.cluster_id),
     memberId: big(h?.member_id),
@@ -40,7 +40,7 @@ export function header(h: pb.ResponseHeader | null | undefined): ResponseHeader 
   };
 }
 
-export function keyValue(kv: pb.KeyValue): KeyValue {
+export function keyValue(kv: pb.KeyValue__Output): KeyValue {
   return {
     key: kv.key,
     value: kv.value,

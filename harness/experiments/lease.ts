@@ -162,7 +162,7 @@ interface StreamOptions {
   readonly record: (sentS: number, errorCode?: string) => void;
 }
 
-type KeepAliveStream = grpc.ClientDuplexStream<{ ID: string }, pb.LeaseKeepAliveResponse>;
+type KeepAliveStream = grpc.ClientDuplexStream<pb.LeaseKeepAliveRequest, pb.LeaseKeepAliveResponse__Output>;
 
 /** One raw LeaseKeepAlive stream renewing ids[first], ids[first+step], … with `window` requests in flight. */
 function keepAliveStream(
@@ -204,7 +204,7 @@ function keepAliveStream(
       }
       if (outstanding === 0) finish();
     };
-    stream.on("data", (res: pb.LeaseKeepAliveResponse) => {
+    stream.on("data", (res: pb.LeaseKeepAliveResponse__Output) => {
       const q = sentAt.get(res.ID);
       const s = q?.shift() ?? o.clock();
       if (q !== undefined && q.length === 0) sentAt.delete(res.ID);

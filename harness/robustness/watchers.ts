@@ -10,7 +10,7 @@ import { Rng } from "./rng.js";
 import { KEY_PREFIX, type Recorder } from "./workload.js";
 import { setTimeout as sleep } from "node:timers/promises";
 
-type Stream = grpc.ClientDuplexStream<pb.WatchRequest, pb.WatchResponse>;
+type Stream = grpc.ClientDuplexStream<pb.WatchRequest, pb.WatchResponse__Output>;
 
 export interface WatchersOptions {
   readonly endpoints: readonly string[];
@@ -18,7 +18,7 @@ export interface WatchersOptions {
   readonly watches: number;
 }
 
-function kvRec(kv: pb.KeyValue): WatchEventRec["kv"] {
+function kvRec(kv: pb.KeyValue__Output): WatchEventRec["kv"] {
   return {
     key: kv.key.toString("utf8"),
     value: kv.value.toString("utf8"),
@@ -134,7 +134,7 @@ function oneStream(
     const md = new grpc.Metadata();
     md.set("hasleader", "true");
     stream = (svc as unknown as { Watch(md: grpc.Metadata): Stream }).Watch(md);
-    stream.on("data", (res: pb.WatchResponse) => {
+    stream.on("data", (res: pb.WatchResponse__Output) => {
       if (finished) return;
       const events: WatchEventRec[] = res.events.map((e) => ({
         type: e.type,

@@ -377,6 +377,14 @@ describe("auto TLS", () => {
     expect(readFileSync(first.certFile, "utf8")).toBe(pem);
   });
 
+  it("names an IPv6 listen address with an embedded IPv4 part as that address", () => {
+    const auto = selfCert(join(dir, "fixtures", "mapped"), ["::ffff:10.1.2.3", "fe80::1:2"]);
+    const cert = new X509Certificate(readFileSync(auto.certFile));
+    expect(cert.checkIP("::ffff:10.1.2.3")).toBe("::ffff:10.1.2.3");
+    expect(cert.checkIP("fe80::1:2")).toBe("fe80::1:2");
+    expect(cert.subjectAltName?.split(", ")).toHaveLength(2);
+  });
+
   it("serves TLS with the generated certificate to a client that trusts it", async () => {
     const auto = selfCert(join(dir, "fixtures", "auto2"), ["127.0.0.1", "localhost"]);
     const l = await listenSecure({ ...auto, trustedCaFile: "", clientCertAuth: false, crlFile: "" });

@@ -245,8 +245,9 @@ describe.runIf(haveEtcd())("bad input, etcd-ts against real etcd 3.4 on default 
   async function manyWatches(kind: Kind, key: string, n: number): Promise<Record<string, number>> {
     const c = client(kind);
     const { client: watchClient } = c.connection.service("Watch");
-    const open = (watchClient as unknown as { Watch(): grpc.ClientDuplexStream<pb.WatchRequest, pb.WatchResponse> })
-      .Watch;
+    const open = (
+      watchClient as unknown as { Watch(): grpc.ClientDuplexStream<pb.WatchRequest, pb.WatchResponse__Output> }
+    ).Watch;
     const stream = open.call(watchClient);
     const ids = new Set<string>();
     const eventsById = new Map<string, number>();
@@ -254,7 +255,7 @@ describe.runIf(haveEtcd())("bad input, etcd-ts against real etcd 3.4 on default 
     let events = 0;
     let wake: () => void = () => undefined;
     let failure: Error | undefined;
-    stream.on("data", (res: pb.WatchResponse) => {
+    stream.on("data", (res: pb.WatchResponse__Output) => {
       if (res.created) ids.add(res.watch_id);
       if (res.canceled) canceled++;
       events += res.events.length;

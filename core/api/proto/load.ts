@@ -14,7 +14,10 @@ export const PROTO_FILES = ["etcdserverpb/rpc.proto", "mvccpb/kv.proto", "authpb
 /** The lock and election services' files (packages v3lockpb and v3electionpb), relative to protoDir(). */
 export const RECIPE_PROTO_FILES = ["v3lockpb/v3lock.proto", "v3electionpb/v3election.proto"] as const;
 
-/** LOADER_OPTIONS are the proto-loader options every etcd-ts module uses (see the file comment). */
+/**
+ * LOADER_OPTIONS are the proto-loader options every etcd-ts module uses (see the file comment). The message types
+ * in gen/ are generated with the same options (npm run proto:types): change both together.
+ */
 export const LOADER_OPTIONS: protoLoader.Options = {
   keepCase: true,
   longs: String,
