@@ -14,52 +14,44 @@
 // idempotent because the consistent index commits atomically with the data it describes. syncNow() makes every
 // commit so far durable; the server calls it before a snapshot lets WAL entries go. A failed fsync is never
 // retried: the page cache may have dropped the dirty pages, so a later "successful" sync proves nothing.
-import {
-  closeSync,
-  existsSync,
-  fdatasyncSync,
-  fsync,
-  fsyncSync,
-  openSync,
-  readSync,
-  renameSync,
-  rmSync,
-  statSync,
-} from "node:fs";
-import { dirname, join } from "node:path";
+// The file below the environment (format checks, fsyncs, offline defragmentation) is backend_file.ts.
+import { existsSync, rmSync, statSync } from "node:fs";
+import { join } from "node:path";
 import { crc32 } from "node:zlib";
 import { open, type Database, type RootDatabase } from "lmdb";
 
-import { afterFileSync, beforeFileSync, dirSynced, failpoint, fileSynced } from "../failpoints.js";
+import { failpoint } from "../failpoints.js";
 
+import {
+  BACKEND_FILE,
+  BackendFormatError,
+  MAP_SIZE_BYTES,
+  MAX_DBS,
+  StorageError,
+  checkLmdbHeader,
+  defragmentFile,
+  fsyncFile,
+  fsyncFileNow,
+  syncDir,
+} from "./backend_file.js";
 import type { ReadTask, ReadView, RangeSpan, WriteView, Entry } from "./read_view.js";
 import { RwLock } from "./rw_lock.js";
+import { decodeU64, encodeU64 } from "./u64.js";
 import { WorkerPool } from "./worker_pool.js";
+
+// Re-exported so the rest of the tree reaches the backend through one module.
+export { BACKEND_FILE, BackendFormatError, StorageError, setBackendSyncObserver } from "./backend_file.js";
+export type { SyncObserver } from "./backend_file.js";
+export { decodeU64, encodeU64 } from "./u64.js";
 
 export const ReadMode = { Concurrent: "concurrent", Blocking: "blocking" } as const;
 export type ReadMode = (typeof ReadMode)[keyof typeof ReadMode];
 
-/** The data file inside the data dir (plus LMDB's `kv.mdb-lock`). */
-export const BACKEND_FILE = "kv.mdb";
 /** Written into the meta bucket at creation; an unknown value refuses to open (never a silent reset). */
 export const BACKEND_FORMAT = "etcd-ts/backend/v1";
 export const META_BUCKET = "meta";
 const META_FORMAT = new TextEncoder().encode("format");
 const META_CONSISTENT_INDEX = new TextEncoder().encode("consistent_index");
-const MAX_DBS = 16;
-/** 64 GiB of address space; LMDB grows the file as needed, the map is only a reservation. */
-const MAP_SIZE_BYTES = 64 * 1024 * 1024 * 1024;
-
-/** A data dir that is not ours (foreign or newer format, or a corrupt file): names the file. */
-export class BackendFormatError extends Error {
-  constructor(
-    readonly file: string,
-    reason: string,
-  ) {
-    super(`backend ${file}: ${reason}`);
-    this.name = "BackendFormatError";
-  }
-}
 
 export interface BackendOptions {
   readonly readMode?: ReadMode;
@@ -138,26 +130,14 @@ export class Backend {
    * meta pages to this one file, so an fsync of any descriptor of it covers every commit made before the call.
    */
   sync(): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
+    try {
       this.assertOpen();
       this.assertSyncable();
-      this.unsynced = 0;
-      let fd: number;
-      try {
-        fd = openSync(this.file, "r");
-        syncObserver?.beforeSync(this.file);
-        beforeFileSync(this.file);
-      } catch (err) {
-        throw this.failSync(err as Error);
-      }
-      fsync(fd, (err) => {
-        closeSync(fd);
-        if (err !== null) return reject(this.failSync(err));
-        syncObserver?.afterSync(this.file);
-        afterFileSync(this.file);
-        resolve();
-      });
-    });
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+    this.unsynced = 0;
+    return fsyncFile(this.file, (err) => this.failSync(err));
   }
 
   /** As sync(), on the calling thread: for callers that must not yield (a snapshot cut inside apply). */
@@ -165,18 +145,7 @@ export class Backend {
     this.assertOpen();
     this.assertSyncable();
     this.unsynced = 0;
-    const fd = openSync(this.file, "r");
-    try {
-      syncObserver?.beforeSync(this.file);
-      beforeFileSync(this.file);
-      fsyncSync(fd);
-      syncObserver?.afterSync(this.file);
-      afterFileSync(this.file);
-    } catch (err) {
-      throw this.failSync(err as Error);
-    } finally {
-      closeSync(fd);
-    }
+    fsyncFileNow(this.file, (err) => this.failSync(err));
   }
 
   private failSync(err: Error): Error {
@@ -217,42 +186,11 @@ export class Backend {
   }
 
   /**
-   * Defragments a closed backend: copies the live pages into a compact new file and swaps it in (etcd's
-   * defrag; the caller stops using the backend meanwhile, as etcd blocks all traffic during defrag).
-   * Returns the file sizes before and after.
+   * Defragments a closed backend (backend_file.ts); the caller stops using the backend meanwhile, as etcd
+   * blocks all traffic during defrag. Returns the file sizes before and after.
    */
-  static async defragment(dataDir: string): Promise<{ beforeBytes: number; afterBytes: number }> {
-    const file = join(dataDir, BACKEND_FILE);
-    if (!existsSync(file)) throw new BackendFormatError(file, "no backend to defragment");
-    checkLmdbHeader(file);
-    const tmp = `${file}.defrag`;
-    rmSync(tmp, { force: true });
-    const beforeBytes = statSync(file).size;
-    const env = open({ path: file, maxDbs: MAX_DBS, noSync: true, mapSize: MAP_SIZE_BYTES, noSubdir: true });
-    try {
-      try {
-        await env.backup(tmp, true);
-      } finally {
-        await env.close();
-      }
-      const fd = openSync(tmp, "r+");
-      try {
-        fdatasyncSync(fd);
-        fileSynced(tmp);
-      } finally {
-        closeSync(fd);
-      }
-      failpoint("defrag-before-rename");
-    } catch (err) {
-      // The old file is untouched: the caller reopens it and serves on.
-      rmSync(tmp, { force: true });
-      rmSync(`${tmp}-lock`, { force: true });
-      throw err;
-    }
-    renameSync(tmp, file);
-    rmSync(`${tmp}-lock`, { force: true });
-    syncDir(dirname(file));
-    return { beforeBytes, afterBytes: statSync(file).size };
+  static defragment(dataDir: string): Promise<{ beforeBytes: number; afterBytes: number }> {
+    return defragmentFile(dataDir);
   }
 
   /**
@@ -542,88 +480,10 @@ export class Backend {
   }
 }
 
-/** An fsync or write of the backend failed: the member must stop (fail-stop), never retry. */
-export class StorageError extends Error {
-  constructor(
-    message: string,
-    readonly reason: Error,
-  ) {
-    super(message);
-    this.name = "StorageError";
-  }
-}
-
-/** Test-only observer of backend fsyncs (the power-loss model copies what each sync made durable). */
-export interface SyncObserver {
-  beforeSync(file: string): void;
-  afterSync(file: string): void;
-}
-let syncObserver: SyncObserver | undefined;
-export function setBackendSyncObserver(o: SyncObserver | undefined): void {
-  syncObserver = o;
-}
-
 function isInjected(err: unknown): boolean {
   return err instanceof Error && /\(failpoint [a-z-]+\)$/.test(err.message);
 }
 
-function syncDir(dir: string): void {
-  const fd = openSync(dir, "r");
-  try {
-    fsyncSync(fd);
-    dirSynced(dir);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/** LMDB's meta page magic and the data version lmdb-js 3 writes (page 0: 16-byte page header, then meta). */
-const LMDB_MAGIC = 0xbeefc0de;
-const LMDB_DATA_VERSION = 2;
-
-/**
- * Checks the first meta page before handing the file to lmdb-js, which crashes the process (SIGSEGV) on a
- * file that is not LMDB instead of returning an error.
- */
-function checkLmdbHeader(file: string): void {
-  const head = Buffer.alloc(32);
-  const fd = openSync(file, "r");
-  let n: number;
-  try {
-    n = readSync(fd, head, 0, head.length, 0);
-  } finally {
-    closeSync(fd);
-  }
-  if (n < head.length)
-    throw new BackendFormatError(file, `not a readable LMDB file (${n} bytes, shorter than a meta page)`);
-  const magic = head.readUInt32LE(24);
-  const version = head.readUInt32LE(28);
-  if (magic !== LMDB_MAGIC) {
-    throw new BackendFormatError(
-      file,
-      `not a readable LMDB file (magic 0x${magic.toString(16)}, want 0x${LMDB_MAGIC.toString(16)})`,
-    );
-  }
-  if (version !== LMDB_DATA_VERSION) {
-    throw new BackendFormatError(file, `LMDB data version ${version}, this build reads ${LMDB_DATA_VERSION}`);
-  }
-}
-
 function rangeOf(db: Database<Uint8Array, Uint8Array>, span: RangeSpan): Iterable<Entry> {
   return db.getRange(span); // RangeSpan is a subset of lmdb's RangeOptions: no copy on this hot path
-}
-
-export function encodeU64(n: number): Uint8Array {
-  if (!Number.isSafeInteger(n) || n < 0) throw new Error(`encodeU64: ${n} is not a safe non-negative integer`);
-  const out = new Uint8Array(8);
-  const view = new DataView(out.buffer);
-  view.setUint32(0, Math.floor(n / 2 ** 32));
-  view.setUint32(4, n >>> 0);
-  return out;
-}
-
-export function decodeU64(b: Uint8Array): number {
-  if (b.length !== 8) throw new Error(`decodeU64: length ${b.length} != 8`);
-  const view = new DataView(b.buffer, b.byteOffset, 8);
-  return view.getUint32(0) * 2 ** 32 + view.getUint32(4);
 }

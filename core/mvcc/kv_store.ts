@@ -12,21 +12,22 @@
 //
 // Writes: write() applies a batch of requests (entries applied from Raft) in one backend transaction with the
 // consistent index; each request is validated first and refused whole (etcd's error) or applied whole.
+// Beside it: one write request's changes (write_txn.ts), physical compaction (compaction.ts), HashKV's chunked
+// scan (hash_kv.ts) and the gate that holds traffic while the backend is swapped (traffic_gate.ts).
 import { availableParallelism } from "node:os";
-import { crc32 } from "node:zlib";
 
 import { Backend, ReadMode, decodeU64, encodeU64, type BackendSize } from "../backend/backend.js";
 import type { Entry, ReadView, WriteView } from "../backend/read_view.js";
 import { isStorageFailure } from "../backend/storage_failure.js";
 import { UndoLog } from "../backend/undo_log.js";
 import { EtcdError, isEtcdError } from "../errors.js";
-import { HASH_KV_CHUNK_ENTRIES } from "../limits.js";
+import { applyCompact, sameKeyPart } from "./compaction.js";
+import { FIRST_HASH_CHUNK, hashChunk, type HashChunk } from "./hash_kv.js";
 import {
   KEY_BUCKET,
   MVCC_META_BUCKET,
   REV_BYTES,
   SHORT_KEY_MAX_BYTES,
-  compareBytes,
   isLongKey,
   isLongLayout,
   layoutKey,
@@ -51,6 +52,7 @@ import type {
   WriteRequest,
   WriteResponse,
 } from "./types.js";
+import { TrafficGate } from "./traffic_gate.js";
 import { checkDelete, checkPut, checkRange, checkTxn, type RequestLimits } from "./validate.js";
 import { decodeKeyValue } from "./kv_codec.js";
 import {
@@ -84,8 +86,6 @@ const INITIAL_REV = 1;
  */
 const WORKER_RANGE_MIN_LIMIT = 100;
 const RANGE_TASK = "range";
-/** Entries a compaction reads before it deletes what it found doomed among them. */
-const COMPACT_CHUNK_ENTRIES = 10_000;
 const DEFAULT_READ_WORKERS = Math.max(1, availableParallelism() - 1);
 
 export interface KvStoreOptions {
@@ -115,10 +115,8 @@ export class KvStore {
   #backend: Backend;
   readonly #dir: string;
   readonly #opts: KvStoreOptions;
-  /** Set while a defragmentation has the backend closed: reads and writes wait on it. */
-  #gate: Promise<void> | undefined;
-  #inFlight = 0;
-  #drained: (() => void) | undefined;
+  /** Held while the backend is swapped (defragmentation, a snapshot's backend): reads and writes wait. */
+  readonly #traffic = new TrafficGate();
   #lastSize: BackendSize = { dbSizeBytes: 0, dbSizeInUseBytes: 0 };
   private currentRev: number;
   private compactRev: number;
@@ -138,13 +136,20 @@ export class KvStore {
     this.#backend = backend;
     this.#dir = dir;
     this.#opts = opts;
+    this.currentRev = INITIAL_REV;
+    this.compactRev = 0;
+    this.#loadRevisions(backend);
+    this.#loadLive(backend);
+  }
+
+  /** The current and compacted revisions as the meta bucket holds them. */
+  #loadRevisions(backend: Backend): void {
     const meta = backend.readNow((v) => ({
       cur: v.get(MVCC_META_BUCKET, META_CURRENT_KEY),
       cmp: v.get(MVCC_META_BUCKET, META_COMPACT_KEY),
     }));
     this.currentRev = meta.cur === undefined ? INITIAL_REV : decodeU64(meta.cur);
     this.compactRev = meta.cmp === undefined ? 0 : decodeU64(meta.cmp);
-    this.#loadLive(backend);
   }
 
   #loadLive(backend: Backend): void {
@@ -192,25 +197,12 @@ export class KvStore {
    * writes in flight finish first, new ones wait, then revisions, compaction point and live keys are read again.
    */
   async replaceWith(file: string): Promise<void> {
-    while (this.#gate !== undefined) await this.#gate;
-    let open = (): void => undefined;
-    this.#gate = new Promise<void>((resolve) => (open = resolve));
-    try {
-      if (this.#inFlight > 0) await new Promise<void>((resolve) => (this.#drained = resolve));
-      this.#drained = undefined;
+    await this.#traffic.exclusive(async () => {
       this.#backend.replaceContentsFrom(file);
       await this.#backend.sync();
-      const meta = this.#backend.readNow((v) => ({
-        cur: v.get(MVCC_META_BUCKET, META_CURRENT_KEY),
-        cmp: v.get(MVCC_META_BUCKET, META_COMPACT_KEY),
-      }));
-      this.currentRev = meta.cur === undefined ? INITIAL_REV : decodeU64(meta.cur);
-      this.compactRev = meta.cmp === undefined ? 0 : decodeU64(meta.cmp);
+      this.#loadRevisions(this.#backend);
       this.#loadLive(this.#backend);
-    } finally {
-      this.#gate = undefined;
-      open();
-    }
+    });
   }
 
   static open(dataDir: string, opts: KvStoreOptions = {}): KvStore {
@@ -224,7 +216,7 @@ export class KvStore {
 
   /** Whether a defragmentation has the backend closed right now. */
   get defragmenting(): boolean {
-    return this.#gate !== undefined;
+    return this.#traffic.held;
   }
 
   /**
@@ -232,12 +224,7 @@ export class KvStore {
    * live pages, and reopens it. Like etcd's, it stops this member's traffic while it runs.
    */
   async defragment(): Promise<{ beforeBytes: number; afterBytes: number }> {
-    while (this.#gate !== undefined) await this.#gate;
-    let open = (): void => undefined;
-    this.#gate = new Promise<void>((resolve) => (open = resolve));
-    try {
-      if (this.#inFlight > 0) await new Promise<void>((resolve) => (this.#drained = resolve));
-      this.#drained = undefined;
+    return await this.#traffic.exclusive(async () => {
       await this.#backend.close();
       try {
         return await Backend.defragment(this.#dir);
@@ -245,21 +232,7 @@ export class KvStore {
         // On failure the old file is untouched: serve on from it.
         this.#backend = openBackend(this.#dir, this.#opts);
       }
-    } finally {
-      this.#gate = undefined;
-      open();
-    }
-  }
-
-  /** Counts an operation in flight, first waiting out a defragmentation. */
-  async #enter(): Promise<void> {
-    while (this.#gate !== undefined) await this.#gate;
-    this.#inFlight++;
-  }
-
-  #leave(): void {
-    this.#inFlight--;
-    if (this.#inFlight === 0) this.#drained?.();
+    });
   }
 
   /** One listener (the watchable store) sees every committed change. */
@@ -304,7 +277,7 @@ export class KvStore {
   }
 
   size(): BackendSize {
-    if (this.#gate === undefined) this.#lastSize = this.backend.size();
+    if (!this.#traffic.held) this.#lastSize = this.backend.size();
     return this.#lastSize;
   }
 
@@ -315,12 +288,11 @@ export class KvStore {
   async range(r: RangeRequest, opts: RangeOptions = {}): Promise<RangeResponse> {
     checkRange(r);
     this.counts.ranges++;
-    if (this.#gate === undefined) this.#inFlight++;
-    else await this.#enter();
+    if (!this.#traffic.tryEnter()) await this.#traffic.enter();
     try {
       return await this.#range(r, opts);
     } finally {
-      this.#leave();
+      this.#traffic.leave();
     }
   }
 
@@ -389,12 +361,11 @@ export class KvStore {
     consistentIndex?: number,
     guard?: (slot: number) => void,
   ): Promise<(WriteResponse | EtcdError)[]> {
-    if (this.#gate === undefined) this.#inFlight++;
-    else await this.#enter();
+    if (!this.#traffic.tryEnter()) await this.#traffic.enter();
     try {
       return await this.#write(reqs, consistentIndex, guard);
     } finally {
-      this.#leave();
+      this.#traffic.leave();
     }
   }
 
@@ -450,8 +421,7 @@ export class KvStore {
       guard();
       if ("compact" in req) {
         // Compaction replaces many stored values: a child transaction rolls it back without holding them.
-        const compactIn = (t: WriteView): number =>
-          this.applyCompact(t, req.compact.revision, state.rev, state.compact);
+        const compactIn = (t: WriteView): number => applyCompact(t, req.compact.revision, state.rev, state.compact);
         state.compact = tx.atomic !== undefined ? tx.atomic(compactIn) : compactIn(undo);
         return { compact: { revision: state.rev } };
       }
@@ -498,11 +468,11 @@ export class KvStore {
 
   /** CRC32 of every stored (layout key, value) with main revision ≤ rev (etcd's HashKV, for corruption checks). */
   async hashKV(revision = 0): Promise<HashKVResponse> {
-    await this.#enter();
+    await this.#traffic.enter();
     try {
       return await this.#hashKV(revision);
     } finally {
-      this.#leave();
+      this.#traffic.leave();
     }
   }
 
@@ -517,7 +487,7 @@ export class KvStore {
       const compacted = this.compactRev;
       const header = this.currentRev;
       const rev = resolveRev(revision, this.currentRev, this.compactRev);
-      let chunk: HashChunk = { hash: 0, after: undefined, done: false };
+      let chunk: HashChunk = FIRST_HASH_CHUNK;
       while (!chunk.done) {
         const from = chunk;
         chunk = await this.backend.read((view) => hashChunk(view, rev, from));
@@ -526,70 +496,6 @@ export class KvStore {
       if (this.compactRev === compacted) return { revision: header, hash: chunk.hash, compactRevision: compacted };
     }
   }
-
-  /**
-   * Physical compaction: below `rev`, each key keeps only its newest revision ≤ rev, and not even that when it
-   * is a tombstone. Returns the new compacted revision. Compaction makes no new revision (as etcd).
-   * The scan goes in chunks of COMPACT_CHUNK_ENTRIES entries, deleting each chunk's doomed entries before it
-   * goes on just past the last one read, so memory is bounded whatever the number of keys and revisions.
-   */
-  private applyCompact(tx: WriteView, rev: number, current: number, compacted: number): number {
-    if (rev <= compacted) throw new EtcdError("COMPACTED", `compact ${rev} <= compacted ${compacted}`);
-    if (rev > current) throw new EtcdError("FUTURE_REV", `compact ${rev} > current ${current}`);
-    // The key being scanned: its first layout key, and its newest revision ≤ rev so far (kept unless superseded).
-    let group: { first: Uint8Array; keep: { key: Uint8Array; tomb: boolean } | undefined } | undefined;
-    let start: Uint8Array | undefined;
-    for (;;) {
-      const doomed: Uint8Array[] = [];
-      let seen = 0;
-      let last: Uint8Array | undefined;
-      for (const { key, value } of tx.range(KEY_BUCKET, start === undefined ? {} : { start })) {
-        last = key;
-        seen += 1;
-        if (group === undefined || !sameKeyPart(group.first, key)) {
-          if (group?.keep?.tomb === true) doomed.push(group.keep.key);
-          group = { first: key, keep: undefined };
-        }
-        if (revisionOf(key).main <= rev) {
-          if (group.keep !== undefined) doomed.push(group.keep.key);
-          group.keep = { key, tomb: value.length === 0 };
-        }
-        if (seen >= COMPACT_CHUNK_ENTRIES) break;
-      }
-      for (const k of doomed) tx.del(KEY_BUCKET, k);
-      if (seen < COMPACT_CHUNK_ENTRIES || last === undefined) break;
-      start = successorKey(last);
-    }
-    if (group?.keep?.tomb === true) tx.del(KEY_BUCKET, group.keep.key);
-    tx.put(MVCC_META_BUCKET, META_COMPACT_KEY, encodeU64(rev));
-    return rev;
-  }
-}
-
-interface HashChunk {
-  readonly hash: number;
-  /** The last layout key hashed (the next chunk starts after it). */
-  readonly after: Uint8Array | undefined;
-  readonly done: boolean;
-}
-
-/** CRC32 of up to HASH_KV_CHUNK_ENTRIES more (layout key, value) pairs with main revision ≤ rev. */
-function hashChunk(view: ReadView, rev: number, from: HashChunk): HashChunk {
-  let hash = from.hash;
-  let last: Uint8Array | undefined;
-  let n = 0;
-  for (const { key, value } of view.range(KEY_BUCKET, from.after === undefined ? {} : { start: from.after })) {
-    if (from.after !== undefined && n === 0 && last === undefined && compareBytes(key, from.after) === 0) {
-      last = from.after;
-      continue;
-    }
-    if (n === HASH_KV_CHUNK_ENTRIES) return { hash, after: last, done: false };
-    n++;
-    last = Uint8Array.from(key);
-    if (revisionOf(key).main > rev) continue;
-    hash = crc32(value, crc32(key, hash));
-  }
-  return { hash, after: last, done: true };
 }
 
 function openBackend(dataDir: string, opts: KvStoreOptions): Backend {
@@ -604,21 +510,6 @@ function openBackend(dataDir: string, opts: KvStoreOptions): Backend {
 
 function runRange(view: ReadView, args: RangeTaskArgs | undefined): RangeTaskResult | undefined {
   return args === undefined ? undefined : rangeTask(view, args);
-}
-
-/** Whether two layout keys belong to the same user key (equal but for the revision). */
-function sameKeyPart(a: Uint8Array, b: Uint8Array): boolean {
-  const len = a.length - REV_BYTES;
-  if (b.length - REV_BYTES !== len) return false;
-  for (let i = 0; i < len; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
-/** The smallest key greater than `key`. */
-function successorKey(key: Uint8Array): Uint8Array {
-  const out = new Uint8Array(key.length + 1);
-  out.set(key);
-  return out;
 }
 
 function applyEffect(
