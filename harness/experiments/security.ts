@@ -12,8 +12,8 @@
 // server's CPU per put from /proc, and the busiest generator thread's event-loop utilisation so a generator limit
 // is visible. Flags: --clients 64 --seconds 8 --warmup 2 --rounds 3 --workers 2 --modes plain,tls,auth
 // --targets etcd-ts,etcd --quick.
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { loadavg, tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
+import { loadavg } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { execPath } from "node:process";
@@ -22,10 +22,11 @@ import { isMainThread, parentPort, Worker, workerData } from "node:worker_thread
 import { stringify } from "csv-stringify/sync";
 import { EtcdClient, errorCode, type TlsOptions } from "../../core/client/index.js";
 import { machineEnv, runDir } from "../results.js";
-import { freePort } from "../targets/etcd_process.js";
+import { singleMemberFlags } from "../targets/etcd_process.js";
+import { freePort, makeDataDir, ServerProcess } from "../targets/launcher.js";
 import { ETCD_TS_UNAVAILABLE, etcdTsEntry } from "../targets/make.js";
 import { num, parseArgs, type Args } from "./common.js";
-import { cpuSeconds, putUntilServing, spawnServer, split } from "./server_process.js";
+import { cpuSeconds, putUntilServing, START_LIMIT_MS, split } from "./server_process.js";
 import { median, percentile } from "../stats.js";
 import { setTimeout as pause } from "node:timers/promises";
 import { makePki, type TestPki } from "./failover.js";
@@ -176,33 +177,9 @@ function commandFor(
   mode: Mode,
   pki: TestPki,
   dataDir: string,
-  ports: [number, number],
+  ports: { readonly client: number; readonly peer: number },
 ): [string, string[]] {
-  const scheme = mode === "tls" ? "https" : "http";
-  const [client, peer] = ports;
-  const flags = [
-    "--name",
-    "bench",
-    "--data-dir",
-    dataDir,
-    "--listen-client-urls",
-    `${scheme}://127.0.0.1:${client}`,
-    "--advertise-client-urls",
-    `${scheme}://127.0.0.1:${client}`,
-    "--listen-peer-urls",
-    `http://127.0.0.1:${peer}`,
-    "--initial-advertise-peer-urls",
-    `http://127.0.0.1:${peer}`,
-    "--initial-cluster",
-    `bench=http://127.0.0.1:${peer}`,
-    "--logger",
-    "zap",
-    "--log-outputs",
-    "stderr",
-    "--quota-backend-bytes",
-    String(8 * 1024 * 1024 * 1024),
-    ...modeFlags(mode, pki),
-  ];
+  const flags = [...singleMemberFlags(dataDir, ports, mode === "tls" ? "https" : "http"), ...modeFlags(mode, pki)];
   if (target === "etcd") return ["etcd", flags];
   const entry = etcdTsEntry();
   if (entry === undefined) throw new Error(ETCD_TS_UNAVAILABLE);
@@ -222,17 +199,17 @@ async function enableAuth(client: EtcdClient): Promise<void> {
 }
 
 async function startServer(target: TargetName, mode: Mode, pki: TestPki): Promise<Server> {
-  const ports: [number, number] = [await freePort(), await freePort()];
-  const dataDir = mkdtempSync(join(tmpdir(), "etcd-ts-security-bench-"));
-  const [bin, args] = commandFor(target, mode, pki, dataDir, ports);
-  const proc = spawnServer(bin, args, dataDir, `${target} (${mode})`);
-  const stop = proc.stop;
-  const endpoints = [`${mode === "tls" ? "https" : "http"}://127.0.0.1:${ports[0]}`];
+  const ports = { client: await freePort(), peer: await freePort() };
+  const dataDir = makeDataDir("etcd-ts-security-bench-");
+  const proc = new ServerProcess({ label: `${target} (${mode})`, dataDir, ports: [ports.client, ports.peer] });
+  const stop = (): Promise<void> => proc.dispose();
+  const endpoints = [`${mode === "tls" ? "https" : "http"}://127.0.0.1:${ports.client}`];
   const tls: TlsOptions | undefined =
     mode === "tls" ? { ca: pki.ca, cert: pki.clientCert, key: pki.clientKey } : undefined;
   const setup = new EtcdClient({ endpoints, callTimeoutMs: 2_000, ...(tls !== undefined ? { tls } : {}) });
   try {
-    await putUntilServing(setup, proc.alive, 20);
+    proc.spawn(...commandFor(target, mode, pki, dataDir, ports));
+    await putUntilServing(proc, setup, { deadline: Date.now() + START_LIMIT_MS, intervalMs: 20 });
     if (mode === "auth") await enableAuth(setup);
   } catch (err) {
     await stop();
@@ -245,7 +222,7 @@ async function startServer(target: TargetName, mode: Mode, pki: TestPki): Promis
     ...(tls !== undefined ? { tls } : {}),
     ...(mode === "auth" ? { username: BENCH_USER.name, password: BENCH_USER.password } : {}),
   };
-  return { target, mode, pid: proc.pid, access, stop };
+  return { target, mode, pid: proc.pid ?? 0, access, stop };
 }
 
 // ---------------------------------------------------------------- load pool

@@ -6,7 +6,7 @@
 import type { EtcdCluster } from "../targets/etcd_cluster.js";
 import { EtcdClient } from "../../core/client/index.js";
 import { EtcdError } from "../../core/errors.js";
-import type { PeerLinks } from "./peer_proxy.js";
+import type { PeerLinks } from "../targets/peer_proxy.js";
 import { Rng } from "./rng.js";
 import type { Recorder } from "./workload.js";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -137,7 +137,7 @@ export class FaultInjector {
       case "partition-leader":
       case "partition-follower": {
         const i = name === "partition-leader" ? await this.leaderOr(this.active[0]!) : await this.follower();
-        this.links.isolate(i, this.active);
+        this.links.isolate(i);
         await this.hold();
         this.links.healAll();
         return [i];
@@ -199,9 +199,8 @@ export class FaultInjector {
   }
 
   private signal(i: number, sig: "SIGSTOP" | "SIGCONT"): void {
-    const pid = this.cluster.pid(i);
-    if (pid === undefined) return;
-    process.kill(pid, sig);
+    if (!this.cluster.isRunning(i)) return;
+    this.cluster.signal(i, sig);
     if (sig === "SIGSTOP") this.paused.add(i);
     else this.paused.delete(i);
   }

@@ -10,7 +10,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadEtcdProto } from "../../core/api/proto/load.js";
 import { ClientCallError, EtcdClient, type WatchBatch } from "../../core/client/index.js";
 import { makePki, type TestPki } from "../../harness/experiments/failover.js";
-import { EtcdProcess, freePort } from "../../harness/targets/etcd_process.js";
+import { EtcdProcess } from "../../harness/targets/etcd_process.js";
+import { freePort } from "../../harness/targets/launcher.js";
 
 const DIAL_MS = 1_500;
 const CALL_MS = 30_000;
