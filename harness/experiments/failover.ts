@@ -10,9 +10,7 @@
 // recovery ≤ 1 election timeout (etcd's default 1000 ms) + 1 dial timeout. A cluster that does not start is
 // reported as not available, with why. Before the kills (plain mode), overhead.csv compares sequential Ranges
 // through EtcdClient and etcd3 with bare grpc-js calls on one channel (--overhead-calls, 0 to skip).
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import * as grpc from "@grpc/grpc-js";
@@ -21,6 +19,7 @@ import { Etcd3 } from "etcd3";
 import { loadEtcdProto } from "../../core/api/proto/load.js";
 import { EtcdClient, prefixEnd, type TlsOptions } from "../../core/client/index.js";
 import { Recorder } from "../metrics.js";
+import { makePki } from "../pki.js";
 import { runDir, writeResults, type ClaimRow } from "../results.js";
 import type { EtcdCluster } from "../targets/etcd_cluster.js";
 import { CLUSTER_KINDS, makeCluster, type ClusterKind } from "../targets/make.js";
@@ -648,112 +647,4 @@ export async function run(argv: string[]): Promise<string> {
   printComparison(kills, runs, s);
   for (const a of aborted) console.log(a);
   return dir;
-}
-
-// Test PKI made with the openssl CLI in a temp dir (also used by test/client/tls.test.ts): a CA, a server
-// certificate for 127.0.0.1 and localhost (serverAuth + clientAuth, as etcd's members use one cert for both), a
-// client certificate of that CA, and an unrelated CA with its own client certificate (one etcd must refuse).
-// EC P-256 keys: fast to make.
-export interface TestPki {
-  readonly dir: string;
-  readonly caFile: string;
-  readonly serverCertFile: string;
-  readonly serverKeyFile: string;
-  /** A server certificate (and key) of the CA naming only DNS:localhost: right for localhost, wrong for 127.0.0.1. */
-  readonly localhostCert: Buffer;
-  readonly localhostKey: Buffer;
-  /** PEM bytes of the trusted CA, a client cert/key it signed, and a client cert/key of another CA. */
-  readonly ca: Buffer;
-  readonly clientCert: Buffer;
-  readonly clientKey: Buffer;
-  readonly otherCa: Buffer;
-  readonly otherClientCert: Buffer;
-  readonly otherClientKey: Buffer;
-  cleanup(): void;
-}
-
-function openssl(dir: string, args: readonly string[]): void {
-  execFileSync("openssl", args, { cwd: dir, stdio: ["ignore", "ignore", "pipe"] });
-}
-
-function makeCa(dir: string, name: string): void {
-  openssl(dir, [
-    "req",
-    "-x509",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:prime256v1",
-    "-nodes",
-    "-keyout",
-    `${name}.key`,
-    "-out",
-    `${name}.crt`,
-    "-days",
-    "2",
-    "-subj",
-    `/CN=${name}`,
-  ]);
-}
-
-function makeLeaf(dir: string, ca: string, name: string, ext: string): void {
-  writeFileSync(join(dir, `${name}.ext`), ext);
-  openssl(dir, [
-    "req",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:prime256v1",
-    "-nodes",
-    "-keyout",
-    `${name}.key`,
-    "-out",
-    `${name}.csr`,
-    "-subj",
-    `/CN=${name}`,
-  ]);
-  openssl(dir, [
-    "x509",
-    "-req",
-    "-in",
-    `${name}.csr`,
-    "-CA",
-    `${ca}.crt`,
-    "-CAkey",
-    `${ca}.key`,
-    "-CAcreateserial",
-    "-out",
-    `${name}.crt`,
-    "-days",
-    "2",
-    "-extfile",
-    `${name}.ext`,
-  ]);
-}
-
-/** makeTestPki writes the certificates under a fresh temp dir; call cleanup() to remove it. */
-export function makePki(): TestPki {
-  const dir = mkdtempSync(join(tmpdir(), "etcd-ts-pki-"));
-  makeCa(dir, "ca");
-  makeCa(dir, "other-ca");
-  makeLeaf(dir, "ca", "server", "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n");
-  makeLeaf(dir, "ca", "localhost-server", "subjectAltName=DNS:localhost\nextendedKeyUsage=serverAuth\n");
-  makeLeaf(dir, "ca", "client", "extendedKeyUsage=clientAuth\n");
-  makeLeaf(dir, "other-ca", "other-client", "extendedKeyUsage=clientAuth\n");
-  const read = (f: string): Buffer => readFileSync(join(dir, f));
-  return {
-    dir,
-    caFile: join(dir, "ca.crt"),
-    serverCertFile: join(dir, "server.crt"),
-    serverKeyFile: join(dir, "server.key"),
-    localhostCert: read("localhost-server.crt"),
-    localhostKey: read("localhost-server.key"),
-    ca: read("ca.crt"),
-    clientCert: read("client.crt"),
-    clientKey: read("client.key"),
-    otherCa: read("other-ca.crt"),
-    otherClientCert: read("other-client.crt"),
-    otherClientKey: read("other-client.key"),
-    cleanup: () => rmSync(dir, { recursive: true, force: true }),
-  };
 }

@@ -29,7 +29,7 @@ import { num, parseArgs, type Args } from "./common.js";
 import { cpuSeconds, putUntilServing, START_LIMIT_MS, split } from "./server_process.js";
 import { median, percentile } from "../stats.js";
 import { setTimeout as pause } from "node:timers/promises";
-import { makePki, type TestPki } from "./failover.js";
+import { makePki, type TestPki } from "../pki.js";
 
 const MODES = ["plain", "tls", "auth"] as const;
 type Mode = (typeof MODES)[number];
