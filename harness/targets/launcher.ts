@@ -9,7 +9,17 @@
 // and reserved (one file per port under the temp dir, naming the owning pid) so that neither this process nor a
 // concurrent one hands the same port out again while the owner lives.
 import { type ChildProcess, spawn } from "node:child_process";
-import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, unlinkSync, writeSync } from "node:fs";
+import {
+  closeSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  unlinkSync,
+  writeSync,
+} from "node:fs";
 import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -73,6 +83,7 @@ let releaseHooked = false;
 function reservePort(port: number): boolean {
   if (reserved.has(port)) return false;
   mkdirSync(RESERVATION_DIR, { recursive: true });
+  if (!releaseHooked) sweepStale();
   const path = join(RESERVATION_DIR, String(port));
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
@@ -89,6 +100,17 @@ function reservePort(port: number): boolean {
     }
   }
   return false;
+}
+
+/**
+ * sweepStale removes the reservations of processes that are gone (killed without running their exit hook, as a
+ * test runner's worker can be), once per process, so the directory holds little more than living owners' ports.
+ */
+function sweepStale(): void {
+  for (const name of readdirSync(RESERVATION_DIR)) {
+    const path = join(RESERVATION_DIR, name);
+    if (!ownerAlive(path)) rmSync(path, { force: true });
+  }
 }
 
 /** ownerAlive: the reservation file names a process that still runs (an unreadable file counts as held). */
