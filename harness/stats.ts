@@ -6,6 +6,14 @@ export function percentile(sorted: ArrayLike<number>, p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? 0;
 }
 
+/** The value at percentile p (0–100) of a list in any order, nearest-rank (0 when empty). */
+export function percentileOf(xs: readonly number[], p: number): number {
+  return percentile(
+    [...xs].sort((a, b) => a - b),
+    p,
+  );
+}
+
 /** The median of a list in any order (0 when empty). */
 export function median(xs: readonly number[]): number {
   return medianMax(xs).median;

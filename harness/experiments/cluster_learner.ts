@@ -16,7 +16,7 @@ import { join } from "node:path";
 import { stringify } from "csv-stringify/sync";
 import { EtcdClient, errorCode } from "../../core/client/index.js";
 import type { EtcdCluster } from "../targets/etcd_cluster.js";
-import { freePort } from "../targets/etcd_process.js";
+import { freePort } from "../targets/launcher.js";
 import type { ClusterKind } from "../targets/make.js";
 import { num, parseArgs } from "./common.js";
 import {

@@ -4,10 +4,10 @@
 // connection) per endpoint. A job runs a warm-up, then counts the ops that complete inside its measured window.
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
-import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
+import { isMainThread, workerData } from "node:worker_threads";
 import { EtcdClient, errorCode } from "../../core/client/index.js";
 import { setTimeout as pause } from "node:timers/promises";
-import { percentile } from "../stats.js";
+import { type JobResult, type LoadSummary, LoadThreads, serveJobs, summarize } from "./load_threads.js";
 
 export type LoadKind = "put" | "get-linearizable" | "get-serializable" | "connect";
 
@@ -23,16 +23,6 @@ export interface LoadJob {
   readonly warmupS: number;
   readonly seconds: number;
   readonly valueBytes: number;
-}
-
-export interface LoadResult {
-  readonly ops: number;
-  readonly errors: number;
-  readonly errorsByCode: Record<string, number>;
-  readonly windowS: number;
-  readonly latenciesMs: Float64Array;
-  /** Event-loop utilisation of the worker over the window (near 1: the generator was the limit). */
-  readonly busy: number;
 }
 
 interface WorkerInit {
@@ -55,13 +45,14 @@ function opFor(client: EtcdClient, job: LoadJob, worker: number, slot: number): 
 }
 
 /** runJob drives every slot until the window closes; the window opens after warmupS and lasts `seconds`. */
-async function runJob(clients: readonly EtcdClient[], job: LoadJob, worker: number): Promise<LoadResult> {
+async function runJob(clients: readonly EtcdClient[], job: LoadJob, worker: number): Promise<JobResult> {
   let state: "warm" | "measure" | "stopped" = "warm";
   let openedAt = 0,
     closedAt = 0;
   const lat: number[] = [];
   const errorsByCode: Record<string, number> = {};
-  let errors = 0;
+  let errors = 0,
+    allOps = 0;
   let elu0 = performance.eventLoopUtilization();
   const clock = (async () => {
     await pause(job.warmupS * 1000);
@@ -88,6 +79,7 @@ async function runJob(clients: readonly EtcdClient[], job: LoadJob, worker: numb
           }
           await pause(5); // a failing member must not turn the slot into a busy loop
         }
+        allOps++;
       }
     }),
   );
@@ -95,6 +87,7 @@ async function runJob(clients: readonly EtcdClient[], job: LoadJob, worker: numb
   const busy = performance.eventLoopUtilization(elu0).utilization;
   return {
     ops: lat.length,
+    allOps,
     errors,
     errorsByCode,
     windowS: (closedAt - openedAt) / 1000,
@@ -104,8 +97,6 @@ async function runJob(clients: readonly EtcdClient[], job: LoadJob, worker: numb
 }
 
 function workerMain(init: WorkerInit): void {
-  const port = parentPort;
-  if (port === null) return;
   const held = new Map<string, EtcdClient>();
   const clientOf = (ep: string): EtcdClient => {
     let c = held.get(ep);
@@ -115,47 +106,24 @@ function workerMain(init: WorkerInit): void {
     }
     return c;
   };
-  port.on("message", (job: LoadJob | "close") => {
-    if (job === "close") {
+  serveJobs<LoadJob>(
+    async (job) => {
+      const clients = job.endpoints.map(clientOf);
+      if (job.kind !== "connect") return runJob(clients, job, init.index);
+      await Promise.all(clients.map((c) => c.status()));
+      return { ops: 0, allOps: 0, errors: 0, errorsByCode: {}, windowS: 0, latenciesMs: new Float64Array(0), busy: 0 };
+    },
+    () => {
       for (const c of held.values()) c.close();
-      port.close();
-      return;
-    }
-    const clients = job.endpoints.map(clientOf);
-    const work =
-      job.kind === "connect"
-        ? Promise.all(clients.map((c) => c.status())).then(
-            (): LoadResult => ({
-              ops: 0,
-              errors: 0,
-              errorsByCode: {},
-              windowS: 0,
-              latenciesMs: new Float64Array(0),
-              busy: 0,
-            }),
-          )
-        : runJob(clients, job, init.index);
-    work.then(
-      (r) => port.postMessage({ result: r }, [r.latenciesMs.buffer as ArrayBuffer]),
-      (err: unknown) => port.postMessage({ error: `${errorCode(err)}: ${String(err)}` }),
-    );
-  });
-  port.postMessage("ready");
+    },
+  );
 }
 
 if (!isMainThread && (workerData as Partial<WorkerInit> | null)?.clusterLoadWorker === true) {
   workerMain(workerData as WorkerInit);
 }
 
-export interface LoadStats {
-  readonly throughputPerS: number;
-  readonly p50Ms: number;
-  readonly p99Ms: number;
-  readonly ops: number;
-  readonly errors: number;
-  readonly errorsByCode: Record<string, number>;
-  readonly generatorMaxThreadBusy: number;
-}
+export type LoadStats = LoadSummary;
 
 /** slotPlan spreads `slots` in-flight requests over `workers` threads and `endpoints` members round-robin. */
 export function slotPlan(slots: number, workers: number, endpoints: number): number[][] {
@@ -168,41 +136,23 @@ export function slotPlan(slots: number, workers: number, endpoints: number): num
 
 /** ClusterLoadPool is the worker threads generating load; each job names the endpoints it loads. */
 export class ClusterLoadPool {
-  private readonly workers: Worker[] = [];
+  private constructor(private readonly threads: LoadThreads<LoadJob>) {}
 
   static async open(count: number): Promise<ClusterLoadPool> {
-    const pool = new ClusterLoadPool();
     const file = fileURLToPath(import.meta.url);
-    await Promise.all(
-      Array.from({ length: count }, (_, index) => {
-        const w = new Worker(file, { workerData: { clusterLoadWorker: true, index } satisfies WorkerInit });
-        pool.workers.push(w);
-        return new Promise<void>((resolve, reject) => {
-          w.once("message", (m) => (m === "ready" ? resolve() : reject(new Error(`worker ${index}: ${String(m)}`))));
-          w.once("error", reject);
-        });
-      }),
+    return new ClusterLoadPool(
+      await LoadThreads.open<LoadJob>(
+        file,
+        count,
+        (index) => ({ clusterLoadWorker: true, index }) satisfies WorkerInit,
+      ),
     );
-    return pool;
-  }
-
-  private send(w: Worker, job: LoadJob): Promise<LoadResult> {
-    return new Promise((resolve, reject) => {
-      const onError = (err: Error): void => reject(err);
-      w.once("error", onError);
-      w.once("message", (m: { result?: LoadResult; error?: string }) => {
-        w.off("error", onError);
-        if (m.result !== undefined) resolve(m.result);
-        else reject(new Error(`load worker failed: ${m.error ?? "?"}`));
-      });
-      w.postMessage(job);
-    });
   }
 
   /** connect opens every worker's connections to `endpoints` before anything is timed. */
   async connect(endpoints: readonly string[]): Promise<void> {
     const job: LoadJob = { kind: "connect", endpoints, slotEndpoints: [], warmupS: 0, seconds: 0, valueBytes: 0 };
-    await Promise.all(this.workers.map((w) => this.send(w, job)));
+    await Promise.all(Array.from({ length: this.threads.size }, (_, i) => this.threads.send(i, job)));
   }
 
   /** timed runs `slots` closed loops spread round-robin over `endpoints` and merges the workers' results. */
@@ -212,33 +162,14 @@ export class ClusterLoadPool {
     slots: number,
     s: { warmupS: number; seconds: number; valueBytes: number },
   ): Promise<LoadStats> {
-    const plan = slotPlan(slots, this.workers.length, endpoints.length);
+    const plan = slotPlan(slots, this.threads.size, endpoints.length);
     const results = await Promise.all(
-      plan.map((slotEndpoints, i) => this.send(this.workers[i]!, { kind, endpoints, slotEndpoints, ...s })),
+      plan.map((slotEndpoints, i) => this.threads.send(i, { kind, endpoints, slotEndpoints, ...s })),
     );
-    const all = new Float64Array(results.reduce((a, r) => a + r.latenciesMs.length, 0));
-    let at = 0;
-    for (const r of results) {
-      all.set(r.latenciesMs, at);
-      at += r.latenciesMs.length;
-    }
-    all.sort();
-    const errorsByCode: Record<string, number> = {};
-    for (const r of results)
-      for (const [c, n] of Object.entries(r.errorsByCode)) errorsByCode[c] = (errorsByCode[c] ?? 0) + n;
-    return {
-      throughputPerS: results.reduce((a, r) => a + (r.windowS > 0 ? r.ops / r.windowS : 0), 0),
-      p50Ms: percentile(all, 50),
-      p99Ms: percentile(all, 99),
-      ops: all.length,
-      errors: results.reduce((a, r) => a + r.errors, 0),
-      errorsByCode,
-      generatorMaxThreadBusy: Math.max(...results.map((r) => r.busy)),
-    };
+    return summarize(results);
   }
 
-  async close(): Promise<void> {
-    for (const w of this.workers) w.postMessage("close");
-    await Promise.all(this.workers.map((w) => w.terminate()));
+  close(): Promise<void> {
+    return this.threads.close();
   }
 }

@@ -9,24 +9,22 @@
 // applied) and watch events lost or duplicated against the revisions the cluster made. The target: P99
 // recovery ≤ 1 election timeout (etcd's default 1000 ms) + 1 dial timeout. A cluster that does not start is
 // reported as not available, with why. Before the kills (plain mode), overhead.csv compares sequential Ranges
-// through EtcdClient and etcd3 with bare grpc-js calls on one channel (--overhead-calls, 0 to skip).
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+// through EtcdClient and etcd3 with bare grpc-js calls on one channel (client_overhead.ts; --overhead-calls, 0 to
+// skip).
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
-import * as grpc from "@grpc/grpc-js";
 import { stringify } from "csv-stringify/sync";
-import { Etcd3 } from "etcd3";
-import { loadEtcdProto } from "../../core/api/proto/load.js";
 import { EtcdClient, prefixEnd, type TlsOptions } from "../../core/client/index.js";
 import { Recorder } from "../metrics.js";
+import { makePki } from "../pki.js";
 import { runDir, writeResults, type ClaimRow } from "../results.js";
 import type { EtcdCluster } from "../targets/etcd_cluster.js";
 import { CLUSTER_KINDS, makeCluster, type ClusterKind } from "../targets/make.js";
 import { CLIENT_KINDS, makeDriver, type ClientKind, type Driver, type SeenEvent } from "./client_drivers.js";
 import { num, parseArgs, printTable } from "./common.js";
-import { percentile } from "../stats.js";
+import { percentileOf } from "../stats.js";
+import { type OverheadRow, overhead } from "./client_overhead.js";
 
 /** etcd's default --election-timeout, the first half of the recovery target. */
 const ELECTION_TIMEOUT_MS = 1_000;
@@ -307,75 +305,6 @@ async function runClient(
   }
 }
 
-interface OverheadRow {
-  readonly target: string;
-  readonly path: "raw grpc-js" | ClientKind;
-  readonly calls: number;
-  readonly p50_us: number;
-  readonly p99_us: number;
-  readonly cpu_us_per_call: number;
-}
-
-const OVERHEAD_PATHS = ["raw grpc-js", "EtcdClient", "etcd3"] as const;
-
-/**
- * overhead: each client's cost per request beside a bare grpc-js Range on one channel to the same member, in
- * alternating blocks of sequential calls (so load from elsewhere on the machine hits all alike).
- */
-async function overhead(target: string, endpoint: string, calls: number): Promise<OverheadRow[]> {
-  const def = (loadEtcdProto().packageDefinition["etcdserverpb.KV"] as grpc.ServiceDefinition)["Range"]!;
-  const raw = new grpc.Client(endpoint, grpc.credentials.createInsecure());
-  const client = new EtcdClient({ endpoints: [endpoint] });
-  const theirs = new Etcd3({ hosts: [`http://${endpoint}`] });
-  const req = { key: Buffer.from("/failover/overhead") };
-  const paths: Record<(typeof OVERHEAD_PATHS)[number], () => Promise<unknown>> = {
-    "raw grpc-js": () =>
-      new Promise<unknown>((res, rej) =>
-        raw.makeUnaryRequest(
-          def.path,
-          def.requestSerialize,
-          def.responseDeserialize,
-          req,
-          new grpc.Metadata(),
-          { deadline: Date.now() + 10_000 },
-          (err, r) => (err !== null ? rej(err) : res(r)),
-        ),
-      ),
-    EtcdClient: () => client.get(req.key),
-    etcd3: () => theirs.get(req.key.toString()).exec(),
-  };
-  const samples = { "raw grpc-js": [] as number[], EtcdClient: [] as number[], etcd3: [] as number[] };
-  const cpuUs = { "raw grpc-js": 0, EtcdClient: 0, etcd3: 0 };
-  try {
-    for (const name of OVERHEAD_PATHS) await paths[name](); // connect each first
-    const block = Math.max(1, Math.floor(calls / 10));
-    for (let done = 0; done < calls; done += block) {
-      for (const name of OVERHEAD_PATHS) {
-        const cpu0 = process.cpuUsage();
-        for (let i = 0; i < block; i++) {
-          const t = performance.now();
-          await paths[name]();
-          samples[name].push((performance.now() - t) * 1000);
-        }
-        const cpu = process.cpuUsage(cpu0);
-        cpuUs[name] += cpu.user + cpu.system;
-      }
-    }
-  } finally {
-    raw.close();
-    client.close();
-    theirs.close();
-  }
-  return OVERHEAD_PATHS.map((path) => ({
-    target,
-    path,
-    calls: samples[path].length,
-    p50_us: Math.round(percentileOf(samples[path], 50)),
-    p99_us: Math.round(percentileOf(samples[path], 99)),
-    cpu_us_per_call: Math.round(cpuUs[path] / samples[path].length),
-  }));
-}
-
 /** ModeRun is one target × mode: its kill and run rows per client, or why it could not run. */
 interface ModeRun {
   readonly kills: KillRow[];
@@ -448,14 +377,6 @@ async function runMode(
     pki?.cleanup();
   }
   return out;
-}
-
-/** The value at percentile p of values in any order. */
-function percentileOf(values: readonly number[], p: number): number {
-  return percentile(
-    [...values].sort((a, b) => a - b),
-    p,
-  );
 }
 
 function claims(
@@ -648,112 +569,4 @@ export async function run(argv: string[]): Promise<string> {
   printComparison(kills, runs, s);
   for (const a of aborted) console.log(a);
   return dir;
-}
-
-// Test PKI made with the openssl CLI in a temp dir (also used by test/client/tls.test.ts): a CA, a server
-// certificate for 127.0.0.1 and localhost (serverAuth + clientAuth, as etcd's members use one cert for both), a
-// client certificate of that CA, and an unrelated CA with its own client certificate (one etcd must refuse).
-// EC P-256 keys: fast to make.
-export interface TestPki {
-  readonly dir: string;
-  readonly caFile: string;
-  readonly serverCertFile: string;
-  readonly serverKeyFile: string;
-  /** A server certificate (and key) of the CA naming only DNS:localhost: right for localhost, wrong for 127.0.0.1. */
-  readonly localhostCert: Buffer;
-  readonly localhostKey: Buffer;
-  /** PEM bytes of the trusted CA, a client cert/key it signed, and a client cert/key of another CA. */
-  readonly ca: Buffer;
-  readonly clientCert: Buffer;
-  readonly clientKey: Buffer;
-  readonly otherCa: Buffer;
-  readonly otherClientCert: Buffer;
-  readonly otherClientKey: Buffer;
-  cleanup(): void;
-}
-
-function openssl(dir: string, args: readonly string[]): void {
-  execFileSync("openssl", args, { cwd: dir, stdio: ["ignore", "ignore", "pipe"] });
-}
-
-function makeCa(dir: string, name: string): void {
-  openssl(dir, [
-    "req",
-    "-x509",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:prime256v1",
-    "-nodes",
-    "-keyout",
-    `${name}.key`,
-    "-out",
-    `${name}.crt`,
-    "-days",
-    "2",
-    "-subj",
-    `/CN=${name}`,
-  ]);
-}
-
-function makeLeaf(dir: string, ca: string, name: string, ext: string): void {
-  writeFileSync(join(dir, `${name}.ext`), ext);
-  openssl(dir, [
-    "req",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:prime256v1",
-    "-nodes",
-    "-keyout",
-    `${name}.key`,
-    "-out",
-    `${name}.csr`,
-    "-subj",
-    `/CN=${name}`,
-  ]);
-  openssl(dir, [
-    "x509",
-    "-req",
-    "-in",
-    `${name}.csr`,
-    "-CA",
-    `${ca}.crt`,
-    "-CAkey",
-    `${ca}.key`,
-    "-CAcreateserial",
-    "-out",
-    `${name}.crt`,
-    "-days",
-    "2",
-    "-extfile",
-    `${name}.ext`,
-  ]);
-}
-
-/** makeTestPki writes the certificates under a fresh temp dir; call cleanup() to remove it. */
-export function makePki(): TestPki {
-  const dir = mkdtempSync(join(tmpdir(), "etcd-ts-pki-"));
-  makeCa(dir, "ca");
-  makeCa(dir, "other-ca");
-  makeLeaf(dir, "ca", "server", "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n");
-  makeLeaf(dir, "ca", "localhost-server", "subjectAltName=DNS:localhost\nextendedKeyUsage=serverAuth\n");
-  makeLeaf(dir, "ca", "client", "extendedKeyUsage=clientAuth\n");
-  makeLeaf(dir, "other-ca", "other-client", "extendedKeyUsage=clientAuth\n");
-  const read = (f: string): Buffer => readFileSync(join(dir, f));
-  return {
-    dir,
-    caFile: join(dir, "ca.crt"),
-    serverCertFile: join(dir, "server.crt"),
-    serverKeyFile: join(dir, "server.key"),
-    localhostCert: read("localhost-server.crt"),
-    localhostKey: read("localhost-server.key"),
-    ca: read("ca.crt"),
-    clientCert: read("client.crt"),
-    clientKey: read("client.key"),
-    otherCa: read("other-ca.crt"),
-    otherClientCert: read("other-client.crt"),
-    otherClientKey: read("other-client.key"),
-    cleanup: () => rmSync(dir, { recursive: true, force: true }),
-  };
 }

@@ -12,23 +12,25 @@
 // server's CPU per put from /proc, and the busiest generator thread's event-loop utilisation so a generator limit
 // is visible. Flags: --clients 64 --seconds 8 --warmup 2 --rounds 3 --workers 2 --modes plain,tls,auth
 // --targets etcd-ts,etcd --quick.
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { loadavg, tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
+import { loadavg } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { execPath } from "node:process";
 import { fileURLToPath } from "node:url";
-import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
+import { isMainThread, workerData } from "node:worker_threads";
 import { stringify } from "csv-stringify/sync";
 import { EtcdClient, errorCode, type TlsOptions } from "../../core/client/index.js";
 import { machineEnv, runDir } from "../results.js";
-import { freePort } from "../targets/etcd_process.js";
+import { singleMemberFlags } from "../targets/etcd_process.js";
+import { freePort, makeDataDir, ServerProcess } from "../targets/launcher.js";
 import { ETCD_TS_UNAVAILABLE, etcdTsEntry } from "../targets/make.js";
 import { num, parseArgs, type Args } from "./common.js";
-import { cpuSeconds, putUntilServing, spawnServer, split } from "./server_process.js";
-import { median, percentile } from "../stats.js";
+import { type JobResult, LoadThreads, serveJobs, summarize as summarizeLoad } from "./load_threads.js";
+import { cpuSeconds, putUntilServing, START_LIMIT_MS, split } from "./server_process.js";
+import { median } from "../stats.js";
 import { setTimeout as pause } from "node:timers/promises";
-import { makePki, type TestPki } from "./failover.js";
+import { makePki, type TestPki } from "../pki.js";
 
 const MODES = ["plain", "tls", "auth"] as const;
 type Mode = (typeof MODES)[number];
@@ -55,16 +57,6 @@ interface Job {
   readonly slots: number;
   readonly warmupS: number;
   readonly seconds: number;
-}
-
-interface JobResult {
-  readonly ops: number;
-  readonly allOps: number;
-  readonly errors: number;
-  readonly errorsByCode: Record<string, number>;
-  readonly windowS: number;
-  readonly latenciesMs: Float64Array;
-  readonly busy: number;
 }
 
 /** Closed loops of puts: the window opens after the warm-up and closes `seconds` later. */
@@ -116,30 +108,22 @@ async function putLoops(client: EtcdClient, job: Job, index: number): Promise<Jo
 }
 
 function workerMain(index: number): void {
-  const port = parentPort;
-  if (port === null) return;
   const held = new Map<string, EtcdClient>();
-  port.on("message", (m: Job | "close") => {
-    if (m === "close") {
+  serveJobs<Job>(
+    async (job) => {
+      let client = held.get(job.key);
+      if (client === undefined) {
+        client = new EtcdClient({ ...job.access, callTimeoutMs: 60_000 });
+        held.set(job.key, client);
+      }
+      // The first put of a fresh client connects (and, with auth, authenticates once); later jobs reuse both.
+      await client.put(`${PUT_PREFIX}connect/${index}`, "1");
+      return putLoops(client, job, index);
+    },
+    () => {
       for (const c of held.values()) c.close();
-      port.close();
-      return;
-    }
-    let client = held.get(m.key);
-    if (client === undefined) {
-      client = new EtcdClient({ ...m.access, callTimeoutMs: 60_000 });
-      held.set(m.key, client);
-    }
-    const c = client;
-    // The first put of a fresh client connects (and, with auth, authenticates once); later jobs reuse both.
-    c.put(`${PUT_PREFIX}connect/${index}`, "1")
-      .then(() => putLoops(c, m, index))
-      .then(
-        (r) => port.postMessage({ result: r }, [r.latenciesMs.buffer as ArrayBuffer]),
-        (err: unknown) => port.postMessage({ error: `${errorCode(err)}: ${String(err)}` }),
-      );
-  });
-  port.postMessage("ready");
+    },
+  );
 }
 
 if (!isMainThread && (workerData as { securityBenchWorker?: number } | null)?.securityBenchWorker !== undefined) {
@@ -176,33 +160,9 @@ function commandFor(
   mode: Mode,
   pki: TestPki,
   dataDir: string,
-  ports: [number, number],
+  ports: { readonly client: number; readonly peer: number },
 ): [string, string[]] {
-  const scheme = mode === "tls" ? "https" : "http";
-  const [client, peer] = ports;
-  const flags = [
-    "--name",
-    "bench",
-    "--data-dir",
-    dataDir,
-    "--listen-client-urls",
-    `${scheme}://127.0.0.1:${client}`,
-    "--advertise-client-urls",
-    `${scheme}://127.0.0.1:${client}`,
-    "--listen-peer-urls",
-    `http://127.0.0.1:${peer}`,
-    "--initial-advertise-peer-urls",
-    `http://127.0.0.1:${peer}`,
-    "--initial-cluster",
-    `bench=http://127.0.0.1:${peer}`,
-    "--logger",
-    "zap",
-    "--log-outputs",
-    "stderr",
-    "--quota-backend-bytes",
-    String(8 * 1024 * 1024 * 1024),
-    ...modeFlags(mode, pki),
-  ];
+  const flags = [...singleMemberFlags(dataDir, ports, mode === "tls" ? "https" : "http"), ...modeFlags(mode, pki)];
   if (target === "etcd") return ["etcd", flags];
   const entry = etcdTsEntry();
   if (entry === undefined) throw new Error(ETCD_TS_UNAVAILABLE);
@@ -222,17 +182,17 @@ async function enableAuth(client: EtcdClient): Promise<void> {
 }
 
 async function startServer(target: TargetName, mode: Mode, pki: TestPki): Promise<Server> {
-  const ports: [number, number] = [await freePort(), await freePort()];
-  const dataDir = mkdtempSync(join(tmpdir(), "etcd-ts-security-bench-"));
-  const [bin, args] = commandFor(target, mode, pki, dataDir, ports);
-  const proc = spawnServer(bin, args, dataDir, `${target} (${mode})`);
-  const stop = proc.stop;
-  const endpoints = [`${mode === "tls" ? "https" : "http"}://127.0.0.1:${ports[0]}`];
+  const ports = { client: await freePort(), peer: await freePort() };
+  const dataDir = makeDataDir("etcd-ts-security-bench-");
+  const proc = new ServerProcess({ label: `${target} (${mode})`, dataDir, ports: [ports.client, ports.peer] });
+  const stop = (): Promise<void> => proc.dispose();
+  const endpoints = [`${mode === "tls" ? "https" : "http"}://127.0.0.1:${ports.client}`];
   const tls: TlsOptions | undefined =
     mode === "tls" ? { ca: pki.ca, cert: pki.clientCert, key: pki.clientKey } : undefined;
   const setup = new EtcdClient({ endpoints, callTimeoutMs: 2_000, ...(tls !== undefined ? { tls } : {}) });
   try {
-    await putUntilServing(setup, proc.alive, 20);
+    proc.spawn(...commandFor(target, mode, pki, dataDir, ports));
+    await putUntilServing(proc, setup, { deadline: Date.now() + START_LIMIT_MS, intervalMs: 20 });
     if (mode === "auth") await enableAuth(setup);
   } catch (err) {
     await stop();
@@ -245,7 +205,7 @@ async function startServer(target: TargetName, mode: Mode, pki: TestPki): Promis
     ...(tls !== undefined ? { tls } : {}),
     ...(mode === "auth" ? { username: BENCH_USER.name, password: BENCH_USER.password } : {}),
   };
-  return { target, mode, pid: proc.pid, access, stop };
+  return { target, mode, pid: proc.pid ?? 0, access, stop };
 }
 
 // ---------------------------------------------------------------- load pool
@@ -261,75 +221,37 @@ interface Sample {
 }
 
 class LoadPool {
-  private readonly workers: Worker[] = [];
+  private constructor(private readonly threads: LoadThreads<Job>) {}
 
   static async open(count: number): Promise<LoadPool> {
-    const pool = new LoadPool();
     const file = fileURLToPath(import.meta.url);
-    await Promise.all(
-      Array.from({ length: count }, (_, index) => {
-        const w = new Worker(file, { workerData: { securityBenchWorker: index } });
-        pool.workers.push(w);
-        return new Promise<void>((resolve, reject) => {
-          w.once("message", (m) => (m === "ready" ? resolve() : reject(new Error(`worker ${index}: ${String(m)}`))));
-          w.once("error", reject);
-        });
-      }),
-    );
-    return pool;
-  }
-
-  private send(w: Worker, job: Job): Promise<JobResult> {
-    return new Promise((resolve, reject) => {
-      const onError = (err: Error): void => reject(err);
-      w.once("error", onError);
-      w.once("message", (m: { result?: JobResult; error?: string }) => {
-        w.off("error", onError);
-        if (m.result !== undefined) resolve(m.result);
-        else reject(new Error(`load worker failed: ${m.error ?? "?"}`));
-      });
-      w.postMessage(job);
-    });
+    return new LoadPool(await LoadThreads.open<Job>(file, count, (index) => ({ securityBenchWorker: index })));
   }
 
   async timed(srv: Server, slots: number, warmupS: number, seconds: number): Promise<Sample> {
     const key = `${srv.target}/${srv.mode}`;
     const srv0 = cpuSeconds(srv.pid);
-    const shares = split(slots, this.workers.length);
+    const shares = split(slots, this.threads.size);
     const results = await Promise.all(
-      shares.map((n, i) => this.send(this.workers[i]!, { key, access: srv.access, slots: n, warmupS, seconds })),
+      shares.map((n, i) => this.threads.send(i, { key, access: srv.access, slots: n, warmupS, seconds })),
     );
     const srvS = cpuSeconds(srv.pid) - srv0;
-    const all = new Float64Array(results.reduce((a, r) => a + r.latenciesMs.length, 0));
-    let at = 0;
-    for (const r of results) {
-      all.set(r.latenciesMs, at);
-      at += r.latenciesMs.length;
-    }
-    all.sort();
-    const codes: Record<string, number> = {};
-    for (const r of results) for (const [c, n] of Object.entries(r.errorsByCode)) codes[c] = (codes[c] ?? 0) + n;
+    const sum = summarizeLoad(results);
     return {
-      throughputPerS: results.reduce((a, r) => a + r.ops / r.windowS, 0),
-      p50Ms: percentile(all, 50),
-      p99Ms: percentile(all, 99),
-      errors: results.reduce((a, r) => a + r.errors, 0),
-      errorsByCode: Object.entries(codes)
+      throughputPerS: sum.throughputPerS,
+      p50Ms: sum.p50Ms,
+      p99Ms: sum.p99Ms,
+      errors: sum.errors,
+      errorsByCode: Object.entries(sum.errorsByCode)
         .map(([c, n]) => `${c}:${n}`)
         .join(" "),
-      serverUsPerOp:
-        (srvS * 1e6) /
-        Math.max(
-          1,
-          results.reduce((a, r) => a + r.allOps, 0),
-        ),
-      generatorMaxThreadBusy: Math.max(...results.map((r) => r.busy)),
+      serverUsPerOp: (srvS * 1e6) / sum.allOps,
+      generatorMaxThreadBusy: sum.generatorMaxThreadBusy,
     };
   }
 
-  async close(): Promise<void> {
-    for (const w of this.workers) w.postMessage("close");
-    await Promise.all(this.workers.map((w) => w.terminate()));
+  close(): Promise<void> {
+    return this.threads.close();
   }
 }
 

@@ -1,61 +1,27 @@
-// What the single-server experiments (server_bench.ts, security.ts) share: a server child process on a fresh
-// data dir with its stderr tail, a liveness check and a stop that cleans up; the first put that proves it
-// serves; the /proc readings and the split of in-flight slots over load threads.
-import { spawn } from "node:child_process";
-import { readFileSync, rmSync } from "node:fs";
-import { performance } from "node:perf_hooks";
+// What the single-server experiments (server_bench.ts, security.ts) share beside the harness's launcher: the
+// start-up limit and the first put that proves a fresh member serves; the /proc readings of the server's CPU;
+// and the split of in-flight slots over load threads.
+import { readFileSync } from "node:fs";
 import type { EtcdClient } from "../../core/client/index.js";
-import { setTimeout as pause } from "node:timers/promises";
+import { type ServerProcess, waitUntil } from "../targets/launcher.js";
 
 const CLOCK_TICKS_PER_S = 100; // USER_HZ on Linux x86-64 (getconf CLK_TCK)
-const START_LIMIT_MS = 60_000;
+/** How long a bench server may take from spawn to its first successful put. */
+export const START_LIMIT_MS = 60_000;
 
-export interface ServerProcess {
-  readonly pid: number;
-  /** performance.now() at spawn. */
-  readonly t0: number;
-  /** Throws (with the stderr tail) if the process has exited or has not served within 60 s of spawn. */
-  alive(): void;
-  /** SIGTERM, SIGKILL after 5 s, then removes the data dir. */
-  stop(): Promise<void>;
-}
-
-/** Spawns `bin args` (stdout ignored, stderr's last 2,000 characters kept); `dataDir` is removed on stop. */
-export function spawnServer(bin: string, args: readonly string[], dataDir: string, label: string): ServerProcess {
-  let stderrTail = "";
-  const t0 = performance.now();
-  const child = spawn(bin, args, { stdio: ["ignore", "ignore", "pipe"] });
-  child.stderr.on("data", (b: Buffer) => (stderrTail = (stderrTail + b.toString("utf8")).slice(-2000)));
-  const exited = new Promise<void>((r) => child.once("exit", () => r()));
-  return {
-    pid: child.pid ?? 0,
-    t0,
-    alive: () => {
-      if (child.exitCode !== null) throw new Error(`${label} exited with ${child.exitCode}: ${stderrTail.slice(-600)}`);
-      if (performance.now() - t0 > START_LIMIT_MS)
-        throw new Error(`${label} not serving after ${START_LIMIT_MS / 1000} s: ${stderrTail.slice(-600)}`);
-    },
-    stop: async () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
-      const timer = setTimeout(() => child.kill("SIGKILL"), 5_000);
-      await exited;
-      clearTimeout(timer);
-      rmSync(dataDir, { recursive: true, force: true });
-    },
-  };
-}
-
-/** Puts until one succeeds (a fresh member elects itself first), calling `alive` between tries. */
-export async function putUntilServing(client: EtcdClient, alive: () => void, retryMs: number): Promise<void> {
-  for (;;) {
-    try {
-      await client.put("/bench/startup", "1");
-      return;
-    } catch {
-      alive();
-      await pause(retryMs);
-    }
-  }
+/**
+ * putUntilServing puts until one succeeds (a fresh member elects itself first), every `intervalMs`; it fails when
+ * the process exits or at `deadline` (a Date.now() time).
+ */
+export function putUntilServing(
+  proc: ServerProcess,
+  client: EtcdClient,
+  opts: { readonly deadline: number; readonly intervalMs: number },
+): Promise<void> {
+  return waitUntil(proc, "a first successful put", opts, async () => {
+    await client.put("/bench/startup", "1");
+    return true;
+  });
 }
 
 /** utime + stime of every thread of `pid`, from /proc/<pid>/stat (fields 14 and 15 of proc(5)), in seconds. */

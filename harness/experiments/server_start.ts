@@ -1,17 +1,14 @@
 // Starting one etcd or etcd-ts member for a server benchmark: a child process on loopback with a fresh data dir,
 // timed from spawn to the client port accepting and to the first successful put; and reading its memory.
-import { mkdtempSync, readFileSync } from "node:fs";
-import { connect } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { readFileSync } from "node:fs";
 import { performance } from "node:perf_hooks";
 import { execPath } from "node:process";
 import { EtcdClient } from "../../core/client/index.js";
-import { freePort, singleMemberFlags } from "../targets/etcd_process.js";
+import { singleMemberFlags } from "../targets/etcd_process.js";
+import { freePort, makeDataDir, portAccepts, ServerProcess, waitUntil } from "../targets/launcher.js";
 import { ETCD_TS_UNAVAILABLE, etcdTsEntry } from "../targets/make.js";
 import type { TargetSpec } from "../targets/target.js";
-import { putUntilServing, spawnServer } from "./server_process.js";
-import { setTimeout as pause } from "node:timers/promises";
+import { putUntilServing, START_LIMIT_MS } from "./server_process.js";
 
 /** A server started by this experiment: a child process on loopback with a fresh data dir. */
 export interface Server {
@@ -33,26 +30,12 @@ export function statusKib(pid: number, field: "VmRSS" | "VmHWM"): number {
 
 /** The command line that starts `spec` as one member, with the flags harness/targets/etcd_process.ts passes. */
 function commandFor(spec: TargetSpec, dataDir: string, clientPort: number, peerPort: number): [string, string[]] {
-  const flags = singleMemberFlags(dataDir, clientPort, peerPort);
+  const flags = singleMemberFlags(dataDir, { client: clientPort, peer: peerPort });
   if (spec.kind === "etcd") return ["etcd", flags];
   if (spec.kind !== "etcd-ts") throw new Error(`cannot start ${spec.kind} targets`);
   const entry = etcdTsEntry();
   if (entry === undefined) throw new Error(ETCD_TS_UNAVAILABLE);
   return [execPath, [entry, ...flags, "--backend-read-mode", spec.readMode]];
-}
-
-function portAccepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const sock = connect(port, "127.0.0.1");
-    sock.once("connect", () => {
-      sock.destroy();
-      resolve(true);
-    });
-    sock.once("error", () => {
-      sock.destroy();
-      resolve(false);
-    });
-  });
 }
 
 /**
@@ -62,23 +45,24 @@ function portAccepts(port: number): Promise<boolean> {
  */
 export async function startServer(spec: TargetSpec): Promise<Server> {
   const [clientPort, peerPort] = [await freePort(), await freePort()];
-  const dataDir = mkdtempSync(join(tmpdir(), "etcd-ts-bench-"));
-  const [bin, args] = commandFor(spec, dataDir, clientPort, peerPort);
-  const proc = spawnServer(bin, args, dataDir, bin);
-  const { t0, alive, stop } = proc;
+  const dataDir = makeDataDir("etcd-ts-bench-");
+  const proc = new ServerProcess({ label: spec.kind, dataDir, ports: [clientPort, peerPort] });
+  const stop = (): Promise<void> => proc.dispose();
   const endpoints = [`127.0.0.1:${clientPort}`];
   try {
-    while (!(await portAccepts(clientPort))) {
-      alive();
-      await pause(5);
-    }
-    const listenMs = performance.now() - t0;
+    const [bin, args] = commandFor(spec, dataDir, clientPort, peerPort);
+    proc.spawn(bin, args);
+    const deadline = Date.now() + START_LIMIT_MS;
+    await waitUntil(proc, `client port ${clientPort} accepting`, { deadline, intervalMs: 5 }, () =>
+      portAccepts(clientPort),
+    );
+    const listenMs = performance.now() - proc.startedAt;
     const client = new EtcdClient({ endpoints, callTimeoutMs: 2_000 });
     try {
-      await putUntilServing(client, alive, 5);
-      const readyMs = performance.now() - t0;
+      await putUntilServing(proc, client, { deadline, intervalMs: 5 });
+      const readyMs = performance.now() - proc.startedAt;
       const version = (await client.status()).version;
-      return { endpoints, pid: proc.pid, version, listenMs, readyMs, stop };
+      return { endpoints, pid: proc.pid ?? 0, version, listenMs, readyMs, stop };
     } finally {
       client.close();
     }

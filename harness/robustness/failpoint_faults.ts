@@ -7,7 +7,7 @@ import { request } from "node:http";
 import { EtcdClient } from "../../core/client/index.js";
 import { FAILPOINTS, type FailpointName } from "../../core/failpoints.js";
 import type { EtcdCluster } from "../targets/etcd_cluster.js";
-import type { PeerLinks } from "./peer_proxy.js";
+import type { PeerLinks } from "../targets/peer_proxy.js";
 import type { Rng } from "./rng.js";
 import { setTimeout as sleep } from "node:timers/promises";
 
@@ -127,7 +127,7 @@ export async function crashAtFailpoint(ctx: CrashContext, i: number, plan: Failp
 async function cutOffUntilBehind(ctx: CrashContext, i: number, deadline: number): Promise<void> {
   const { cluster, links } = ctx;
   const others = ctx.active.filter((j) => j !== i);
-  links.isolate(i, ctx.active);
+  links.isolate(i);
   try {
     const behind = await raftIndex(cluster, i);
     const wanted = behind + SNAPSHOT_COUNT + CATCH_UP_ENTRIES * 2;

@@ -11,7 +11,7 @@ import { EtcdClient } from "../../core/client/index.js";
 import { EtcdError } from "../../core/errors.js";
 import { crashAtFailpoint, FAILPOINT_FAULTS, planFailpoint, type FailpointPlan } from "./failpoint_faults.js";
 import type { FailpointNote } from "./history.js";
-import type { PeerLinks } from "./peer_proxy.js";
+import type { PeerLinks } from "../targets/peer_proxy.js";
 import { Rng } from "./rng.js";
 import type { Recorder } from "./workload.js";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -259,7 +259,7 @@ export class FaultInjector {
         const i =
           step.name === "partition-leader" ? await this.leaderOr(this.active[0]!) : await this.follower(step.pick);
         touch(i);
-        this.links.isolate(i, this.active);
+        this.links.isolate(i);
         await hold();
         this.links.healAll();
         return;
@@ -344,9 +344,8 @@ export class FaultInjector {
   }
 
   private signal(i: number, sig: "SIGSTOP" | "SIGCONT"): void {
-    const pid = this.cluster.pid(i);
-    if (pid === undefined) return;
-    process.kill(pid, sig);
+    if (!this.cluster.isRunning(i)) return;
+    this.cluster.signal(i, sig);
     if (sig === "SIGSTOP") this.paused.add(i);
     else this.paused.delete(i);
   }

@@ -9,7 +9,7 @@ import { makeCluster, type ClusterKind } from "../targets/make.js";
 import { FAILPOINT_FLAGS } from "./failpoint_faults.js";
 import { FaultInjector, refuseFailpoints, usesFailpoints, type FaultName } from "./faults.js";
 import { HistoryWriter } from "./history.js";
-import { PeerLinks } from "./peer_proxy.js";
+import { PeerLinks } from "../targets/peer_proxy.js";
 import { runWatchers } from "./watchers.js";
 import { KEY_PREFIX, kvOf, Recorder, runWorkload, type Mix } from "./workload.js";
 import { setTimeout as sleep } from "node:timers/promises";

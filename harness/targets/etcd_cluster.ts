@@ -6,21 +6,12 @@
 //
 // Peer faults (isolate(i)/heal(i)): `faults: "flag"` uses etcd-ts's --experimental-peer-fault-injection seam (PUT
 // /debug/peer-faults on the member's client port: every raft message to and from it is dropped). Real etcd has
-// no such seam, so `faults: "proxy"` puts a userspace TCP proxy in front of every member's peer port (members
-// listen on one port and advertise the proxy's). Each peer connection is attributed to its sender by the
-// X-Server-From header etcd's rafthttp puts on every stream and pipeline request; isolating member i closes, and
-// then refuses, every connection into i's proxy and every connection whose first request came from i. What it
-// models: a partition in which connections fail fast (refused/reset, as with an iptables REJECT) while the
-// member's clock and client port keep running. What it does not: silent packet loss (a DROP rule), where TCP
-// connections hang until keepalives or write deadlines notice; nor asymmetric partitions.
-import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+// no such seam, so `faults: "proxy"` puts every member's peer port behind the harness's peer proxy
+// (peer_proxy.ts), which cuts an isolated member's connections and refuses new ones.
 import { request } from "node:http";
-import { connect, createServer, type Server, type Socket } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { EtcdClient, type ClientOptions, type Status } from "../../core/client/index.js";
-import { freePort } from "./etcd_process.js";
+import { freePort, makeDataDir, portAccepts, ServerProcess, waitUntil } from "./launcher.js";
+import { PeerLinks } from "./peer_proxy.js";
 import type { Target } from "./target.js";
 
 interface Member {
@@ -33,17 +24,13 @@ interface Member {
   readonly dataDir: string;
   /** "new" for the members of start(), "existing" for one added through the Cluster API. */
   readonly state: "new" | "existing";
-  child: ChildProcess | undefined;
-  stderrTail: string;
+  readonly proc: ServerProcess;
   /** The member id from its first successful Status (lower-case hex, as etcd's X-Server-From header). */
   idHex: string | undefined;
-  proxy: PeerProxy | undefined;
   /** Removed from the cluster (or never joined): not part of --initial-cluster for later joins. */
   gone: boolean;
   /** Highest raft term in a "became <role> at term N" log line (raft's log wording), 0 before any. */
   loggedTerm: number;
-  /** The unterminated last stderr line, kept until its newline arrives. */
-  partialLine: string;
 }
 
 /** raft's role-change log line (etcd logs it; Status's raft_term only moves when an entry is applied). */
@@ -87,8 +74,8 @@ export class EtcdCluster implements Target {
   private members: Member[] = [];
   private ver = "";
   private token = "";
-  /** Members cut off by isolate() (indexes). */
-  private readonly isolated = new Set<number>();
+  /** The peer proxy of "proxy" fault mode (made by start()). */
+  private links: PeerLinks | undefined;
 
   constructor(
     private readonly size: number,
@@ -137,34 +124,36 @@ export class EtcdCluster implements Target {
   }
 
   private async newMember(i: number, state: "new" | "existing"): Promise<Member> {
-    const peerPort = await freePort();
+    const [clientPort, peerPort] = [await freePort(), await freePort()];
     const outside = this.opts.peerAdvertise;
     const advertisedPeerPort =
-      this.opts.faults === "proxy" ? await freePort() : outside !== undefined ? await outside(i, peerPort) : peerPort;
+      this.links !== undefined
+        ? await this.links.listen(i, peerPort)
+        : outside !== undefined
+          ? await outside(i, peerPort)
+          : peerPort;
+    const name = `m${i}`;
+    const dataDir = makeDataDir(`etcd-ts-m${i}-`);
     const m: Member = {
-      name: `m${i}`,
-      clientPort: await freePort(),
+      name,
+      clientPort,
       peerPort,
       advertisedPeerPort,
       state,
-      dataDir: mkdtempSync(join(tmpdir(), `etcd-ts-m${i}-`)),
-      child: undefined,
-      stderrTail: "",
+      dataDir,
+      proc: new ServerProcess({
+        label: `member ${name}`,
+        dataDir,
+        ports: [clientPort, peerPort],
+        onLine: (line) => {
+          const t = ROLE_CHANGE_RE.exec(line);
+          if (t !== null) m.loggedTerm = Math.max(m.loggedTerm, Number(t[1]));
+        },
+      }),
       idHex: undefined,
-      proxy: undefined,
       gone: false,
       loggedTerm: 0,
-      partialLine: "",
     };
-    if (this.opts.faults === "proxy") {
-      m.proxy = new PeerProxy(
-        i,
-        peerPort,
-        (src, dst) => this.isolated.has(dst) || (src !== undefined && this.isolated.has(src)),
-        (hex) => this.indexOfId(hex),
-      );
-      await m.proxy.listen(advertisedPeerPort);
-    }
     return m;
   }
 
@@ -175,6 +164,7 @@ export class EtcdCluster implements Target {
 
   async start(): Promise<void> {
     if (this.members.length > 0) throw new Error("cluster already started");
+    if (this.opts.faults === "proxy") this.links = new PeerLinks();
     for (let i = 0; i < this.size; i++) this.members.push(await this.newMember(i, "new"));
     this.token = `etcd-ts-${process.pid}-${this.members[0]!.peerPort}`;
     for (const m of this.members) this.spawnMember(m);
@@ -191,25 +181,22 @@ export class EtcdCluster implements Target {
 
   /** isRunning says whether member i's process is alive. */
   isRunning(i: number): boolean {
-    const c = this.member(i).child;
-    return c !== undefined && c.exitCode === null && c.signalCode === null;
+    return this.member(i).proc.running;
   }
 
   /** exitStatus: how member i's last process ended (undefined while it runs or before it first started). */
   exitStatus(i: number): { readonly code: number | null; readonly signal: NodeJS.Signals | null } | undefined {
-    const c = this.member(i).child;
-    if (c === undefined || (c.exitCode === null && c.signalCode === null)) return undefined;
-    return { code: c.exitCode, signal: c.signalCode };
+    return this.member(i).proc.exitStatus;
   }
 
   /** pid of member i's process (undefined when not running). */
   pid(i: number): number | undefined {
-    return this.isRunning(i) ? this.member(i).child?.pid : undefined;
+    return this.member(i).proc.pid;
   }
 
   /** stderrTail is the last ~2 kB member i wrote to stderr (for error reports). */
   stderrTail(i: number): string {
-    return this.member(i).stderrTail;
+    return this.member(i).proc.stderrTail;
   }
 
   /** peerUrl is the URL other members reach member i at. */
@@ -288,19 +275,7 @@ export class EtcdCluster implements Target {
       ...(this.opts.faults === "flag" ? [PEER_FAULT_FLAG] : []),
       ...(this.opts.extraArgs ?? []),
     ];
-    m.stderrTail = "";
-    const child = spawn(this.opts.bin ?? "etcd", args, { stdio: ["ignore", "ignore", "pipe"] });
-    child.stderr?.on("data", (b: Buffer) => {
-      const text = b.toString("utf8");
-      m.stderrTail = (m.stderrTail + text).slice(-2000);
-      const lines = (m.partialLine + text).split("\n");
-      m.partialLine = (lines.pop() ?? "").slice(-4096);
-      for (const line of lines) {
-        const t = ROLE_CHANGE_RE.exec(line);
-        if (t !== null) m.loggedTerm = Math.max(m.loggedTerm, Number(t[1]));
-      }
-    });
-    m.child = child;
+    m.proc.spawn(this.opts.bin ?? "etcd", args);
   }
 
   /**
@@ -315,30 +290,19 @@ export class EtcdCluster implements Target {
     const deadline = Date.now() + timeoutMs;
     // The client port is polled with plain TCP first: a gRPC connect refused before the member listens puts the
     // channel into reconnect backoff (1 s and growing), which would be timed as start-up.
-    while (!(await portAccepts(m.clientPort))) {
-      if (m.child?.exitCode !== null) throw new Error(`member ${m.name} exited: ${m.stderrTail.slice(-600)}`);
-      if (Date.now() > deadline)
-        throw new Error(`member ${m.name}: client port ${m.clientPort} not accepting after ${timeoutMs} ms`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await waitUntil(m.proc, `client port ${m.clientPort} accepting`, { deadline, intervalMs: 20 }, () =>
+      portAccepts(m.clientPort),
+    );
     const client = new EtcdClient({ callTimeoutMs: 1_000, ...this.opts.probe, endpoints: [this.endpointOf(m)] });
     try {
-      for (;;) {
-        if (m.child?.exitCode !== null) throw new Error(`member ${m.name} exited: ${m.stderrTail.slice(-600)}`);
-        try {
-          const st = await client.status();
-          m.idHex = st.header.memberId.toString(16);
-          if (st.leader !== 0n) {
-            this.ver = st.version;
-            return;
-          }
-        } catch (err) {
-          if (Date.now() > deadline)
-            throw new Error(`member ${m.name} not ready after ${timeoutMs} ms: ${String(err)}`);
-        }
-        if (Date.now() > deadline) throw new Error(`member ${m.name} has no leader after ${timeoutMs} ms`);
-        await new Promise((r) => setTimeout(r, 50));
-      }
+      await waitUntil(m.proc, "a Status naming a leader", { deadline, intervalMs: 50 }, async () => {
+        const st = await client.status();
+        m.idHex = st.header.memberId.toString(16);
+        this.links?.ids.set(m.idHex, this.members.indexOf(m));
+        if (st.leader === 0n) return false;
+        this.ver = st.version;
+        return true;
+      });
     } finally {
       client.close();
     }
@@ -397,52 +361,28 @@ export class EtcdCluster implements Target {
       await httpText("PUT", m.clientPort, "/debug/peer-faults", JSON.stringify({ isolate }));
       return;
     }
-    if (this.opts.faults !== "proxy") throw new Error(`cluster ${this.name} was started without a peer fault mode`);
-    if (isolate) this.isolated.add(i);
-    else this.isolated.delete(i);
-    for (const x of this.members) x.proxy?.cut();
+    const links = this.links;
+    if (links === undefined) throw new Error(`cluster ${this.name} was started without a peer fault mode`);
+    if (isolate) links.isolate(i);
+    else links.heal(i);
   }
 
   /** kill signals member i and resolves once it has exited. */
   async kill(i: number, signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
-    const child = this.member(i).child;
-    if (child === undefined) return;
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise<void>((r) => child.once("exit", () => r()));
-    child.kill(signal);
-    await exited;
+    await this.member(i).proc.kill(signal);
+  }
+
+  /** signal sends member i a signal without waiting (SIGSTOP to pause it, SIGCONT to resume). */
+  signal(i: number, signal: NodeJS.Signals): void {
+    this.member(i).proc.signal(signal);
   }
 
   async stop(): Promise<void> {
-    await Promise.all(
-      this.members.map(async (m, i) => {
-        if (m.child !== undefined) {
-          const timer = setTimeout(() => m.child?.kill("SIGKILL"), 5_000);
-          await this.kill(i, "SIGTERM");
-          clearTimeout(timer);
-        }
-        await m.proxy?.close();
-        rmSync(m.dataDir, { recursive: true, force: true });
-      }),
-    );
+    await Promise.all(this.members.map((m) => m.proc.dispose()));
+    await this.links?.close();
     this.members = [];
-    this.isolated.clear();
+    this.links = undefined;
   }
-}
-
-/** portAccepts says whether something accepts TCP connections on 127.0.0.1:port. */
-function portAccepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const sock = connect(port, "127.0.0.1");
-    sock.once("connect", () => {
-      sock.destroy();
-      resolve(true);
-    });
-    sock.once("error", () => {
-      sock.destroy();
-      resolve(false);
-    });
-  });
 }
 
 /** httpText sends one plain HTTP/1.1 request to a member's client port; a non-2xx answer is an error. */
@@ -472,109 +412,4 @@ function httpText(method: "GET" | "PUT", port: number, path: string, body?: stri
     req.on("error", reject);
     req.end(body);
   });
-}
-
-/** The most header bytes the proxy reads to find X-Server-From before deciding on a connection. */
-const PROXY_HEAD_MAX_BYTES = 16 * 1024;
-
-interface ProxiedConn {
-  /**
-   * The sender's member id from X-Server-From (undefined: a request without it, e.g. a version probe). Kept as
-   * hex and resolved to a member index at each check: connections open before the ids are known (startup).
-   */
-  readonly fromHex: string | undefined;
-  readonly down: Socket;
-  readonly up: Socket;
-}
-
-/**
- * PeerProxy forwards one member's advertised peer port to its real one and drops what `blocked(src, dst)` says
- * is cut: new connections are closed after their request head is read, cut() closes the open ones.
- */
-class PeerProxy {
-  private server: Server | undefined;
-  private readonly conns = new Set<ProxiedConn>();
-  private readonly pending = new Set<Socket>();
-
-  constructor(
-    private readonly dst: number,
-    private readonly upstreamPort: number,
-    private readonly blocked: (src: number | undefined, dst: number) => boolean,
-    private readonly sourceOf: (idHex: string) => number | undefined,
-  ) {}
-
-  listen(port: number): Promise<void> {
-    const server = createServer((sock) => this.accept(sock));
-    this.server = server;
-    return new Promise((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(port, "127.0.0.1", () => resolve());
-    });
-  }
-
-  private accept(down: Socket): void {
-    this.pending.add(down);
-    let head = Buffer.alloc(0);
-    const onData = (b: Buffer): void => {
-      head = Buffer.concat([head, b]);
-      if (head.indexOf("\r\n\r\n") < 0 && head.length < PROXY_HEAD_MAX_BYTES) return;
-      down.off("data", onData);
-      down.pause();
-      this.pending.delete(down);
-      this.forward(down, head);
-    };
-    down.on("data", onData);
-    down.on("error", () => down.destroy());
-    down.on("close", () => this.pending.delete(down));
-    if (this.blocked(undefined, this.dst)) down.destroy();
-  }
-
-  private forward(down: Socket, head: Buffer): void {
-    const from = /\r\nx-server-from:\s*([0-9a-f]+)\r\n/i.exec(head.toString("latin1"))?.[1]?.toLowerCase();
-    if (this.blocked(this.src(from), this.dst)) {
-      down.destroy();
-      return;
-    }
-    const up = connect(this.upstreamPort, "127.0.0.1");
-    const conn: ProxiedConn = { fromHex: from, down, up };
-    this.conns.add(conn);
-    const drop = (): void => {
-      this.conns.delete(conn);
-      down.destroy();
-      up.destroy();
-    };
-    up.on("error", drop).on("close", drop);
-    down.on("close", drop);
-    up.write(head);
-    down.pipe(up);
-    up.pipe(down);
-  }
-
-  private src(fromHex: string | undefined): number | undefined {
-    return fromHex === undefined ? undefined : this.sourceOf(fromHex);
-  }
-
-  /** cut closes every open connection that is now blocked (and pending ones when this member is cut off). */
-  cut(): void {
-    for (const c of [...this.conns]) {
-      if (!this.blocked(this.src(c.fromHex), this.dst)) continue;
-      this.conns.delete(c);
-      c.down.destroy();
-      c.up.destroy();
-    }
-    if (this.blocked(undefined, this.dst)) for (const s of [...this.pending]) s.destroy();
-  }
-
-  close(): Promise<void> {
-    for (const c of this.conns) {
-      c.down.destroy();
-      c.up.destroy();
-    }
-    for (const s of this.pending) s.destroy();
-    this.conns.clear();
-    this.pending.clear();
-    const server = this.server;
-    this.server = undefined;
-    return server === undefined ? Promise.resolve() : new Promise((r) => server.close(() => r()));
-  }
 }

@@ -1,26 +1,11 @@
-// Real etcd 3.4 as a child process: one member on 127.0.0.1 with free ports and a temporary data dir, started
-// and waited for through a Status call, stopped with SIGTERM (SIGKILL after a grace period), data dir removed.
-import { spawn, execFileSync, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
+// One etcd or etcd-ts member as a child process (through the harness's launcher): 127.0.0.1 with free ports and a
+// temporary data dir, started and waited for through a Status call, stopped with SIGTERM (SIGKILL after a grace
+// period), data dir removed.
+import { execFileSync } from "node:child_process";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { EtcdClient } from "../../core/client/index.js";
+import { freePort, makeDataDir, ServerProcess, waitUntil } from "./launcher.js";
 import type { Target } from "./target.js";
-
-/** freePort asks the kernel for an unused loopback port (bind :0, read it, close). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const addr = srv.address();
-      const port = typeof addr === "object" && addr !== null ? addr.port : 0;
-      srv.close(() => (port > 0 ? resolve(port) : reject(new Error("no port from listen(0)"))));
-    });
-  });
-}
 
 /** etcdBinaryVersion returns "3.4.23" from `etcd --version`, or undefined when etcd is not on PATH. */
 export function etcdBinaryVersion(bin = "etcd"): string | undefined {
@@ -47,11 +32,9 @@ export interface EtcdProcessOptions {
 
 export class EtcdProcess implements Target {
   readonly name: string;
-  private child: ChildProcess | undefined;
-  private dataDir: string | undefined;
+  private proc: ServerProcess | undefined;
   private clientUrl = "";
   private ver = "";
-  private stderrTail = "";
 
   constructor(private readonly opts: EtcdProcessOptions = {}) {
     this.name = opts.name ?? "etcd";
@@ -70,65 +53,57 @@ export class EtcdProcess implements Target {
   }
 
   async start(): Promise<void> {
-    if (this.child !== undefined) throw new Error("etcd already started");
+    if (this.proc !== undefined) throw new Error("etcd already started");
     const [clientPort, peerPort] = [await freePort(), await freePort()];
-    this.dataDir = mkdtempSync(join(this.opts.dataParent ?? tmpdir(), "etcd-ts-bench-"));
+    const dataDir = makeDataDir("etcd-ts-bench-", this.opts.dataParent);
+    const proc = new ServerProcess({
+      label: this.opts.label ?? "etcd",
+      dataDir,
+      ports: [clientPort, peerPort],
+      tailChars: 4000,
+    });
+    this.proc = proc;
     this.clientUrl = `127.0.0.1:${clientPort}`;
-    const args = [...singleMemberFlags(this.dataDir, clientPort, peerPort), ...(this.opts.extraArgs ?? [])];
-    const child = spawn(this.opts.bin ?? "etcd", [...(this.opts.prefixArgs ?? []), ...args], {
-      stdio: ["ignore", "ignore", "pipe"],
-    });
-    this.child = child;
-    child.stderr?.on("data", (b: Buffer) => {
-      this.stderrTail = (this.stderrTail + b.toString("utf8")).slice(-4000);
-    });
-    await this.waitReady(child);
+    const args = [
+      ...singleMemberFlags(dataDir, { client: clientPort, peer: peerPort }),
+      ...(this.opts.extraArgs ?? []),
+    ];
+    proc.spawn(this.opts.bin ?? "etcd", [...(this.opts.prefixArgs ?? []), ...args]);
+    await this.waitReady(proc);
   }
 
-  private async waitReady(child: ChildProcess): Promise<void> {
+  private async waitReady(proc: ServerProcess): Promise<void> {
     const deadline = Date.now() + (this.opts.startTimeoutMs ?? 15_000);
     const client = new EtcdClient({ endpoints: [this.clientUrl], callTimeoutMs: 1_000 });
     try {
-      for (;;) {
-        if (child.exitCode !== null)
-          throw new Error(`etcd exited with ${child.exitCode}: ${this.stderrTail.slice(-800)}`);
-        try {
-          const st = await client.status();
-          this.ver = st.version;
-          return;
-        } catch (err) {
-          if (Date.now() > deadline)
-            throw new Error(`etcd not ready after ${this.opts.startTimeoutMs ?? 15_000} ms: ${String(err)}`);
-          await new Promise((r) => setTimeout(r, 100));
-        }
-      }
+      await waitUntil(proc, "a Status answer", { deadline, intervalMs: 100 }, async () => {
+        this.ver = (await client.status()).version;
+        return true;
+      });
     } finally {
       client.close();
     }
   }
 
   async stop(): Promise<void> {
-    const child = this.child;
-    this.child = undefined;
-    if (child !== undefined && child.exitCode === null && child.signalCode === null) {
-      const exited = new Promise<void>((r) => child.once("exit", () => r()));
-      child.kill("SIGTERM");
-      const timer = setTimeout(() => child.kill("SIGKILL"), 5_000);
-      await exited;
-      clearTimeout(timer);
-    }
-    if (this.dataDir !== undefined) rmSync(this.dataDir, { recursive: true, force: true });
-    this.dataDir = undefined;
+    const proc = this.proc;
+    this.proc = undefined;
+    await proc?.dispose();
   }
 }
 
 /**
- * The flags every benchmark starts one member with, etcd and etcd-ts alike: loopback URLs on the given ports, zap
- * logs on stderr, and an 8 GiB quota so no bench runs into NOSPACE.
+ * The flags every benchmark starts one member with, etcd and etcd-ts alike: loopback URLs on the given ports
+ * (clients on https:// when the caller adds the certificate flags), zap logs on stderr, and an 8 GiB quota so no
+ * bench runs into NOSPACE.
  */
-export function singleMemberFlags(dataDir: string, clientPort: number, peerPort: number): string[] {
-  const client = `http://127.0.0.1:${clientPort}`;
-  const peer = `http://127.0.0.1:${peerPort}`;
+export function singleMemberFlags(
+  dataDir: string,
+  ports: { readonly client: number; readonly peer: number },
+  clientScheme: "http" | "https" = "http",
+): string[] {
+  const client = `${clientScheme}://127.0.0.1:${ports.client}`;
+  const peer = `http://127.0.0.1:${ports.peer}`;
   return [
     "--name",
     "bench",

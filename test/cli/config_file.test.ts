@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { FlagError, parseFlags } from "../../core/cli/flags.js";
-import { freePort } from "../../harness/targets/etcd_process.js";
+import { freePort } from "../../harness/targets/launcher.js";
 
 const dir = mkdtempSync(join(tmpdir(), "etcd-ts-config-"));
 const children: ChildProcess[] = [];

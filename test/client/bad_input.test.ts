@@ -9,8 +9,9 @@ import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadEtcdProto } from "../../core/api/proto/load.js";
 import { ClientCallError, EtcdClient, type WatchBatch } from "../../core/client/index.js";
-import { makePki, type TestPki } from "../../harness/experiments/failover.js";
-import { EtcdProcess, freePort } from "../../harness/targets/etcd_process.js";
+import { makePki, type TestPki } from "../../harness/pki.js";
+import { EtcdProcess } from "../../harness/targets/etcd_process.js";
+import { freePort } from "../../harness/targets/launcher.js";
 
 const DIAL_MS = 1_500;
 const CALL_MS = 30_000;

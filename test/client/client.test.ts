@@ -7,7 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EtcdClient, parseEndpoint, type WatchBatch } from "../../core/client/index.js";
 import { loadEtcdProto, type SERVICE_NAMES } from "../../core/api/proto/load.js";
 import { EtcdError } from "../../core/errors.js";
-import { EtcdProcess, freePort } from "../../harness/targets/etcd_process.js";
+import { EtcdProcess } from "../../harness/targets/etcd_process.js";
+import { freePort } from "../../harness/targets/launcher.js";
 
 let etcd: EtcdProcess;
 let client: EtcdClient;

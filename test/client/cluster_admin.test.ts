@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { EtcdClient } from "../../core/client/index.js";
 import { EtcdError } from "../../core/errors.js";
 import { EtcdCluster } from "../../harness/targets/etcd_cluster.js";
-import { freePort } from "../../harness/targets/etcd_process.js";
+import { freePort } from "../../harness/targets/launcher.js";
 
 let cluster: EtcdCluster;
 let client: EtcdClient;

@@ -6,7 +6,7 @@
 import { createServer, type Server, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ClientCallError, EtcdClient } from "../../core/client/index.js";
-import { freePort } from "../../harness/targets/etcd_process.js";
+import { freePort } from "../../harness/targets/launcher.js";
 
 const DIAL_MS = 600;
 const CALL_MS = 30_000;

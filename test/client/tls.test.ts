@@ -12,7 +12,7 @@ import { loadEtcdProto } from "../../core/api/proto/load.js";
 import { ClientCallError, EtcdClient, type TlsOptions } from "../../core/client/index.js";
 import { EtcdCluster } from "../../harness/targets/etcd_cluster.js";
 import { makeCluster } from "../../harness/targets/make.js";
-import { makePki, type TestPki } from "../../harness/experiments/failover.js";
+import { makePki, type TestPki } from "../../harness/pki.js";
 import { createOnce, waitWritable } from "./cluster_writes.js";
 
 let pki: TestPki;

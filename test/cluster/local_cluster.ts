@@ -5,7 +5,7 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { freePort } from "../../harness/targets/etcd_process.js";
+import { freePort } from "../../harness/targets/launcher.js";
 
 export const REPO = resolve(import.meta.dirname, "../..");
 export type Kind = "etcd" | "etcd-ts";

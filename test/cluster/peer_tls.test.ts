@@ -3,7 +3,7 @@
 // replicate a write; a fourth member added with `member add` but holding a certificate with another CN is refused
 // by the others (etcd's "rejected connection" line) and never serves, while the cluster keeps serving writes.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { FilePki } from "../transport/pki.js";
+import { FilePki } from "../../harness/pki.js";
 import { LocalCluster, ctl } from "./local_cluster.js";
 
 describe("a 3-member etcd-ts cluster with peer mTLS", () => {

@@ -6,8 +6,8 @@
 import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { freePort } from "../../harness/targets/etcd_process.js";
-import { FilePki } from "../transport/pki.js";
+import { freePort } from "../../harness/targets/launcher.js";
+import { FilePki } from "../../harness/pki.js";
 import { waitFor } from "../support/wait_for.js";
 import { LocalCluster, REPO, type Kind } from "./local_cluster.js";
 

@@ -3,7 +3,8 @@
 // running the real etcdctl against them.
 import { spawnSync } from "node:child_process";
 import { join, resolve } from "node:path";
-import { EtcdProcess, freePort } from "../../harness/targets/etcd_process.js";
+import { EtcdProcess } from "../../harness/targets/etcd_process.js";
+import { freePort } from "../../harness/targets/launcher.js";
 
 export { freePort };
 

@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { freePort } from "../../harness/targets/etcd_process.js";
+import { freePort } from "../../harness/targets/launcher.js";
 import { ERRORS, EtcdError } from "../../core/errors.js";
 import { Cluster, newMemberForAdd, type ReconfigOptions } from "../../core/membership/cluster.js";
 import { computeMemberId, idToHex } from "../../core/membership/ids.js";

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EtcdClient } from "../../core/client/index.js";
 import { REPO, freePort, haveEtcd } from "../compat/processes.js";
-import { type CertFiles, FilePki } from "../transport/pki.js";
+import { type CertFiles, FilePki } from "../../harness/pki.js";
 import { type Kind, rejectionReasons } from "./members.js";
 
 const WAIT_MS = 30_000;

@@ -9,7 +9,7 @@ import { readFileSync } from "node:fs";
 import * as tls from "node:tls";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { haveEtcd } from "../compat/processes.js";
-import { type CertFiles, FilePki } from "../transport/pki.js";
+import { type CertFiles, FilePki } from "../../harness/pki.js";
 import { type Kind, type Member, rejectionReasons, runToExit, startMember } from "./members.js";
 
 const KINDS: readonly Kind[] = ["etcd", "etcd-ts"];

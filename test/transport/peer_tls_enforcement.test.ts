@@ -12,7 +12,7 @@ import { peerTlsFromFlags } from "../../core/cli/tls_flags.js";
 import type { NodeId } from "../../core/raft/types.js";
 import type { TransportTls } from "../../core/transport/transport.js";
 import { Cluster, type TestNode, WAIT_MS, msg } from "./helpers.js";
-import { type CertFiles, FilePki } from "./pki.js";
+import { type CertFiles, FilePki } from "../../harness/pki.js";
 
 const SANS = "IP:127.0.0.1,DNS:localhost";
 let pki: FilePki;

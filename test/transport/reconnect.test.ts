@@ -3,7 +3,7 @@
 // stream to a, a dials b at once instead of waiting out the backoff (earlyRetries), and a's next message
 // reaches the new b. Without it a restarted member heard nothing from the leader for up to a second.
 import { afterEach, describe, expect, it } from "vitest";
-import { freePort } from "../../harness/targets/etcd_process.js";
+import { freePort } from "../../harness/targets/launcher.js";
 import { Cluster, WAIT_MS, msg } from "./helpers.js";
 
 let cluster: Cluster;

@@ -9,7 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { MessageType } from "../../core/raft/types.js";
 import type { TransportTls } from "../../core/transport/transport.js";
 import { Cluster, WAIT_MS, msg } from "./helpers.js";
-import { type MemberCert, type PeerPki, makePeerPki } from "./pki.js";
+import { type MemberCert, type PeerPki, makePeerPki } from "../../harness/pki.js";
 
 let pki: PeerPki;
 let cluster: Cluster;

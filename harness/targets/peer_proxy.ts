@@ -1,11 +1,14 @@
-// A TCP proxy in front of every member's peer port (members advertise the proxy's port), able to cut any
-// directed link src → dst: a partition is both directions cut, a one-way drop one. A connection is attributed to
+// A TCP proxy in front of every member's peer port (members listen on one port and advertise the proxy's), able
+// to cut a member off entirely (a partition) or any directed link src → dst (a one-way drop). EtcdCluster's
+// "proxy" fault mode and the robustness suite both put their members behind it. A connection is attributed to
 // the member that opened it by the sender-id header every peer request carries (X-Server-From): read from the
 // plain HTTP/1.1 head for real etcd, and for etcd-ts's HTTP/2 by letting a throwaway in-process HTTP/2 server
 // decode the first request's headers from a copy of the opening bytes. Which way a connection's raft messages
 // flow follows from its path: etcd's GET /raft/stream/… is a reader pulling from the member it dials, every
 // other peer request (etcd's pipeline POSTs and snapshots, etcd-ts's /raft/stream) carries the dialler's
-// messages. A cut closes the connections that carry the link and refuses new ones, as a REJECT rule would.
+// messages. A cut closes the connections that carry the link and refuses new ones, as a REJECT rule would (fast
+// failures, the member's clock and client port running on); silent packet loss (a DROP rule, where connections
+// hang until keepalives notice) is not modelled.
 import { createServer as createH2Server, type Http2Server } from "node:http2";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { Duplex } from "node:stream";
@@ -28,6 +31,8 @@ export function flowOf(from: number | undefined, dst: number, path: string, http
 export class PeerLinks {
   /** Cut directed links as "src>dst". */
   private readonly cut = new Set<string>();
+  /** Members cut off from every other member, in both directions. */
+  private readonly isolated = new Set<number>();
   private readonly proxies: MemberProxy[] = [];
   /** Member id (lower-case hex, no leading zeros) → member index. */
   readonly ids = new Map<string, number>();
@@ -40,18 +45,16 @@ export class PeerLinks {
   }
 
   isCut(f: Flow): boolean {
-    if (f.sender === undefined || f.receiver === undefined) {
-      // An unattributed request (a version or membership probe) is only refused by a member cut off entirely.
-      const known = f.sender ?? f.receiver;
-      return known !== undefined && this.isolatedMember(known);
-    }
+    if (f.sender !== undefined && this.isolated.has(f.sender)) return true;
+    if (f.receiver !== undefined && this.isolated.has(f.receiver)) return true;
+    // An unattributed request (a version or membership probe) is only refused by a member cut off entirely.
+    if (f.sender === undefined || f.receiver === undefined) return false;
     return this.cut.has(`${f.sender}>${f.receiver}`);
   }
 
-  /** isolatedMember: member i has links cut both from and to it. */
-  private isolatedMember(i: number): boolean {
-    const links = [...this.cut];
-    return links.some((l) => l.startsWith(`${i}>`)) && links.some((l) => l.endsWith(`>${i}`));
+  /** isIsolated: member i is cut off from every other member. */
+  isIsolated(i: number): boolean {
+    return this.isolated.has(i);
   }
 
   /** drop cuts the link src → dst (one way). */
@@ -60,22 +63,20 @@ export class PeerLinks {
     this.enforce();
   }
 
-  /** isolate cuts every link between member i and the other `members`. */
-  isolate(i: number, members: readonly number[]): void {
-    for (const j of members) {
-      if (j === i) continue;
-      this.cut.add(`${i}>${j}`);
-      this.cut.add(`${j}>${i}`);
-    }
+  /** isolate cuts every link between member i and every other member, both ways, until heal(i) or healAll(). */
+  isolate(i: number): void {
+    this.isolated.add(i);
     this.enforce();
+  }
+
+  /** heal undoes isolate(i) (links cut by drop stay cut). */
+  heal(i: number): void {
+    this.isolated.delete(i);
   }
 
   healAll(): void {
     this.cut.clear();
-  }
-
-  get cutLinks(): string[] {
-    return [...this.cut];
+    this.isolated.clear();
   }
 
   private enforce(): void {
@@ -118,6 +119,11 @@ class MemberProxy {
   }
 
   private accept(down: Socket): void {
+    // Nothing reaches a member cut off entirely, not even the request head.
+    if (this.links.isIsolated(this.index)) {
+      down.destroy();
+      return;
+    }
     this.pending.add(down);
     let head = Buffer.alloc(0);
     let decided = false;
@@ -189,6 +195,7 @@ class MemberProxy {
       c.down.destroy();
       c.up.destroy();
     }
+    if (this.links.isIsolated(this.index)) for (const s of [...this.pending]) s.destroy();
   }
 
   close(): Promise<void> {
