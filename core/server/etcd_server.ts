@@ -45,6 +45,7 @@ import { lockDataDir, type DirLock } from "./dir_lock.js";
 import { ServerMetrics } from "./metrics.js";
 import { AlarmAction, AlarmStore, type AlarmType, type AlarmMember } from "./alarms.js";
 import { encodePayload, type InternalRequest, type LeaseRequest } from "./request_codec.js";
+import { etcdRequestBytes, type EtcdOnlyFields } from "./request_size.js";
 import { Wait } from "./wait.js";
 import { SimpleTokenProvider, type AuthInfo } from "../auth/tokens.js";
 import { ServerAuth } from "./auth_apply.js";
@@ -284,7 +285,7 @@ export class EtcdServer {
         new ServerAuth(view, {
           tokenProvider: config.authTokenProvider ?? new SimpleTokenProvider({ ttlSeconds: AUTH_TOKEN_TTL_SECONDS }),
           ...(config.bcryptCost !== undefined ? { bcryptCost: config.bcryptCost } : {}),
-          propose: (req) => this.propose(req),
+          propose: (req, etcdOnly) => this.propose(req, undefined, etcdOnly),
           leaseKeys: (id) => this.lessor.timeToLive(id, true)?.keys ?? [],
         }),
     );
@@ -659,18 +660,22 @@ export class EtcdServer {
     return result.effect;
   }
 
-  /** Proposes one write through Raft and resolves with its applied result. Proposals batch per event-loop turn. */
-  propose(req: InternalRequest, auth?: AuthInfo): Promise<WriteResponse | EtcdError> {
+  /**
+   * Proposes one write through Raft and resolves with its applied result. Proposals batch per event-loop turn.
+   * `etcdOnly`: what etcd's proposal would carry beside the request (it counts towards the size limit only).
+   */
+  propose(req: InternalRequest, auth?: AuthInfo, etcdOnly?: EtcdOnlyFields): Promise<WriteResponse | EtcdError> {
     if (this.#stopped) return Promise.reject(new EtcdError("STOPPED"));
     if (!("publish" in req) && this.isLearner) return Promise.reject(new EtcdError("NOT_SUPPORTED_FOR_LEARNER"));
     const id = this.#ids.next();
+    // etcd refuses a request whose protobuf proposal exceeds --max-request-bytes before it reaches Raft; its
+    // length, not that of etcd-ts's own encoding, draws the line, so both accept and refuse the same requests.
+    const max = this.config.maxRequestBytes ?? MAX_REQUEST_BYTES;
+    const size = etcdRequestBytes(req, id, auth, etcdOnly);
+    if (size > max) return Promise.reject(new EtcdError("REQUEST_TOO_LARGE", `request of ${size} bytes > ${max}`));
     const data = encodePayload(
       auth === undefined ? { id, req } : { id, req, auth: { username: auth.username, revision: auth.revision } },
     );
-    // etcd refuses an internal request whose encoding exceeds --max-request-bytes before it reaches Raft.
-    const max = this.config.maxRequestBytes ?? MAX_REQUEST_BYTES;
-    if (data.length > max)
-      return Promise.reject(new EtcdError("REQUEST_TOO_LARGE", `proposal of ${data.length} bytes > ${max}`));
     const done = this.#proposals.register(id);
     this.#node.enqueue(data);
     return withTimeout(done, this.requestTimeoutMs, () => {
