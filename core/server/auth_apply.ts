@@ -184,7 +184,7 @@ export class ServerAuth {
     this.store.checkPermission(info, { op: "admin" });
     if (name.length === 0) throw new EtcdError("USER_EMPTY");
     const hash = noPassword ? undefined : await this.#hashing.run(() => this.store.hashPassword(password));
-    await this.change(info, { op: "userAdd", name, hash, noPassword }, noPassword ? 0 : Buffer.byteLength(password));
+    await this.change(info, { op: "userAdd", name, hash, noPassword }, Buffer.byteLength(password));
   }
 
   async userChangePassword(info: AuthInfo | undefined, name: string, password: string): Promise<void> {

@@ -3,10 +3,13 @@
 // every auth change, with and without a sender, the length request_size.ts counts equals the length protobufjs
 // encodes for the same InternalRaftRequest (built from etcd's .proto field numbers); v2 writes and a publish equal
 // the encoding of etcd's proto2 v2 Request. Proto3 zero values are left out of the encoded objects as gogo does.
+// Through a member, a user add is sized with its plaintext password (etcd's proposal carries it; etcd-ts's, a hash).
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
 import protobuf from "protobufjs";
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { PROTO_FILES, protoDir } from "../../core/api/proto/load.js";
 import type { AuthInfo } from "../../core/auth/tokens.js";
 import type {
@@ -19,6 +22,7 @@ import type {
 } from "../../core/mvcc/types.js";
 import type { AuthOp } from "../../core/server/auth_apply.js";
 import type { InternalRequest } from "../../core/server/request_codec.js";
+import { EtcdServer } from "../../core/server/etcd_server.js";
 import { etcdRequestBytes } from "../../core/server/request_size.js";
 import type { V2Request } from "../../core/v2store/index.js";
 
@@ -409,9 +413,8 @@ describe("etcd's proposal size", () => {
     fc.assert(
       fc.property(v3Request, requestId, sender, fc.string({ maxLength: 200 }), (req, id, auth, password) => {
         const pw = "auth" in req && (req.auth.op === "userAdd" || req.auth.op === "userChangePassword") ? password : "";
-        const usedPw = "auth" in req && req.auth.op === "userAdd" && req.auth.noPassword ? "" : pw;
-        const counted = etcdRequestBytes(req, id, auth, { passwordBytes: Buffer.byteLength(usedPw) });
-        expect(counted).toBe(encodedInternal(req, id, auth, usedPw));
+        const counted = etcdRequestBytes(req, id, auth, { passwordBytes: Buffer.byteLength(pw) });
+        expect(counted).toBe(encodedInternal(req, id, auth, pw));
       }),
       { numRuns: 3_000 },
     );
@@ -455,5 +458,37 @@ describe("etcd's proposal size", () => {
     const value = '{"name":"n\\u003c1\\u003e","clientURLs":["http://127.0.0.1:2379"]}';
     const path = "/0/members/8e9e05c52164694d/attributes";
     expect(etcdRequestBytes({ publish }, 3n, undefined)).toBe(encodedV2({ method: "PUT", path, value }, path, 3n));
+  });
+});
+
+describe("a member's size check of auth changes", () => {
+  const dirs: string[] = [];
+  const servers: EtcdServer[] = [];
+  afterEach(async () => {
+    for (const s of servers.splice(0)) await s.stop();
+    for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+  });
+
+  it("counts a user add's plaintext password, as etcd's proposal carries it", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "etcd-ts-size-"));
+    dirs.push(dataDir);
+    const s = await EtcdServer.start({
+      name: "n1",
+      dataDir,
+      memberId: 0x3f87d1e9930d82d9n,
+      clusterId: 0xc053a5fbc1c5ad1en,
+      heartbeatIntervalMs: 10,
+      electionTimeoutMs: 100,
+      bcryptCost: 4,
+      maxRequestBytes: 200,
+    });
+    servers.push(s);
+    await s.whenLeader();
+    // About 60 bytes of framing: a 100-byte password fits, a 190-byte one does not (its 60-byte hash would).
+    await s.auth.userAdd(undefined, "short", "p".repeat(100), false);
+    await expect(s.auth.userAdd(undefined, "long", "p".repeat(190), false)).rejects.toMatchObject({
+      code: "REQUEST_TOO_LARGE",
+    });
+    expect(s.auth.store.userList()).toEqual(["short"]);
   });
 });
