@@ -18,6 +18,7 @@ import {
 import { parseAuthTokenFlag, type TokenProvider } from "../auth/tokens.js";
 import { BCRYPT_DEFAULT_COST, isValidBcryptCost } from "../auth/password.js";
 import type { ReadView } from "../backend/read_view.js";
+import type { EtcdOnlyFields } from "./request_size.js";
 import type {
   Compare,
   DeleteRangeRequest,
@@ -61,8 +62,8 @@ export interface ServerAuthOptions {
   readonly tokenProvider: TokenProvider;
   /** bcrypt cost of new password hashes (--bcrypt-cost). */
   readonly bcryptCost?: number;
-  /** Proposes an auth change through Raft and resolves with its applied result. */
-  readonly propose: (req: AuthChange) => Promise<WriteResponse | EtcdError>;
+  /** Proposes an auth change through Raft and resolves with its applied result (etcdOnly: for its size only). */
+  readonly propose: (req: AuthChange, etcdOnly: EtcdOnlyFields) => Promise<WriteResponse | EtcdError>;
   /** The keys attached to a lease (empty when it does not exist). */
   readonly leaseKeys: (id: bigint) => readonly Uint8Array[];
 }
@@ -165,14 +166,14 @@ export class ServerAuth {
   // ---- the Auth API (proposer side) ----
 
   /** Proposes one change; an admin change needs the root role while auth is enabled (etcd's needAdminPermission). */
-  async change(info: AuthInfo | undefined, op: AuthOp): Promise<unknown> {
+  async change(info: AuthInfo | undefined, op: AuthOp, passwordBytes = 0): Promise<unknown> {
     if (op.op !== "authenticate") this.store.checkPermission(info, { op: "admin" });
     for (const name of ["name" in op ? op.name : undefined, "role" in op ? op.role : undefined]) {
       const bytes = name === undefined ? 0 : Buffer.byteLength(name, "utf8");
       if (bytes > MAX_AUTH_NAME_BYTES)
         throw new EtcdError("REQUEST_TOO_LARGE", `auth name of ${bytes} bytes (limit ${MAX_AUTH_NAME_BYTES})`);
     }
-    const res = await this.#propose({ auth: op });
+    const res = await this.#propose({ auth: op }, { sender: info, passwordBytes });
     if (res instanceof EtcdError) throw res;
     if (!("effect" in res)) throw new Error(`apply answered ${Object.keys(res).join()} to an auth change`);
     return res.effect.value;
@@ -183,14 +184,14 @@ export class ServerAuth {
     this.store.checkPermission(info, { op: "admin" });
     if (name.length === 0) throw new EtcdError("USER_EMPTY");
     const hash = noPassword ? undefined : await this.#hashing.run(() => this.store.hashPassword(password));
-    await this.change(info, { op: "userAdd", name, hash, noPassword });
+    await this.change(info, { op: "userAdd", name, hash, noPassword }, Buffer.byteLength(password));
   }
 
   async userChangePassword(info: AuthInfo | undefined, name: string, password: string): Promise<void> {
     this.store.checkPermission(info, { op: "admin" });
     this.store.userGet(name); // USER_NOT_FOUND before spending a hash
     const hash = await this.#hashing.run(() => this.store.hashPassword(password));
-    await this.change(info, { op: "userChangePassword", name, hash });
+    await this.change(info, { op: "userChangePassword", name, hash }, Buffer.byteLength(password));
   }
 
   /**

@@ -5,6 +5,7 @@
 //   else one hour — compacts at the newest revision recorded at least one window ago. The first compaction
 //   comes one window after start. A failed compaction (already compacted) is not retried at a lower revision.
 // The policy is a pure function of the clock and the revisions it is shown; the server drives it with a timer.
+import type { ServerConfig } from "./server_config.js";
 
 export const CompactionMode = { Periodic: "periodic", Revision: "revision" } as const;
 export type CompactionMode = (typeof CompactionMode)[keyof typeof CompactionMode];
@@ -128,4 +129,32 @@ export function startAutoCompaction(compactor: Compactor, host: AutoCompactionHo
 
 function retentionText(p: CompactionPolicy): string {
   return p.mode === "revision" ? `${p.retention} revisions` : `${p.retention / 1000}s`;
+}
+
+/** What a member shows its auto-compaction. */
+export interface CompactingMember {
+  readonly config: Pick<ServerConfig, "autoCompaction" | "clock" | "log">;
+  readonly isLeader: boolean;
+  readonly kv: { readonly revision: number; readonly compactRevision: number };
+  compact(revision: number): Promise<unknown>;
+}
+
+/** Starts a member's auto-compaction (--auto-compaction-mode/-retention); undefined when it is off. */
+export function startMemberAutoCompaction(m: CompactingMember): NodeJS.Timeout | undefined {
+  const policy = m.config.autoCompaction;
+  if (policy === undefined) return undefined;
+  const host: AutoCompactionHost = {
+    get isLeader() {
+      return m.isLeader;
+    },
+    get revision() {
+      return m.kv.revision;
+    },
+    get compactRevision() {
+      return m.kv.compactRevision;
+    },
+    compact: (rev) => m.compact(rev),
+    log: m.config.log,
+  };
+  return startAutoCompaction(new Compactor(policy), host, m.config.clock ?? (() => performance.now()));
 }

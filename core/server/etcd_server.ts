@@ -1,25 +1,18 @@
 // EtcdServer: one member of an etcd-ts cluster, and its request front end. Every write goes propose → Raft
 // commit → apply, as in etcd, so that clustering adds members, not a second code path. The parts live beside it:
 // raft_node.ts runs the Ready loop (persist to the WAL, send, apply, advance), applier.ts applies committed
-// entries in one backend transaction per batch, snapshots.ts cuts, sends and installs snapshots, and
-// read_index.ts batches the ReadIndex rounds of linearizable reads (serializable reads are local).
+// entries in one backend transaction per batch, snapshots.ts cuts, sends and installs snapshots, read_index.ts
+// batches the ReadIndex rounds of linearizable reads (serializable reads are local), and lease_front.ts and
+// member_changes.ts serve the Lease and Cluster calls.
 // Layout as etcd's: <data-dir>/member/{wal,snap} and the backend file beside them.
 // With peers (config.peer), Raft messages go over core/transport; member changes are conf changes applied
 // through core/membership.
 import { EtcdError } from "../errors.js";
-import { Cluster, newMemberForAdd, type Member } from "../membership/cluster.js";
+import { Cluster, type Member } from "../membership/cluster.js";
 import type { MemberChange } from "../membership/conf_change.js";
-import { LearnerReadiness, learnerReadiness } from "../membership/learner.js";
 import type { PeerTransport } from "../transport/index.js";
-import { forwardPromote, forwardRenew, forwardTimeToLive } from "./peer_link.js";
 import { CorruptMonitor, checkInitialHashKV, corruptCheckHost } from "./corrupt_check.js";
-import {
-  AUTH_TOKEN_TTL_SECONDS,
-  ELECTION_TIMEOUT_MS,
-  HEARTBEAT_INTERVAL_MS,
-  MAX_LEASE_TTL_SECONDS,
-  MAX_REQUEST_BYTES,
-} from "../limits.js";
+import { AUTH_TOKEN_TTL_SECONDS, ELECTION_TIMEOUT_MS, HEARTBEAT_INTERVAL_MS, MAX_REQUEST_BYTES } from "../limits.js";
 import type { Lessor } from "../lease/lessor.js";
 import type { KvStore } from "../mvcc/kv_store.js";
 import { WatchableStore } from "../mvcc/watchable_store.js";
@@ -39,12 +32,13 @@ import type {
 import { SnapshotStatus, type Message, type NodeId, type Snapshot } from "../raft/index.js";
 import type { WalStorage } from "../wal/wal_storage.js";
 import { IdGenerator } from "./id_gen.js";
-import { LeaseLoop, leaseIdFrom, openLessor } from "./leases.js";
-import { Compactor, startAutoCompaction } from "./compactor.js";
+import { LeaseFront } from "./lease_front.js";
+import { startMemberAutoCompaction } from "./compactor.js";
 import { lockDataDir, type DirLock } from "./dir_lock.js";
 import { ServerMetrics } from "./metrics.js";
 import { AlarmAction, AlarmStore, type AlarmType, type AlarmMember } from "./alarms.js";
-import { encodePayload, type InternalRequest, type LeaseRequest } from "./request_codec.js";
+import { encodePayload, type InternalRequest } from "./request_codec.js";
+import { etcdRequestBytes, type EtcdOnlyFields } from "./request_size.js";
 import { Wait } from "./wait.js";
 import { SimpleTokenProvider, type AuthInfo } from "../auth/tokens.js";
 import { ServerAuth } from "./auth_apply.js";
@@ -52,8 +46,8 @@ import { Applier, isTxnReadOnly, txnBytes, type ApplyHost } from "./applier.js";
 import { RaftNode, type RaftNodeHost } from "./raft_node.js";
 import { ReadIndexBatcher } from "./read_index.js";
 import { Snapshots, saveBootstrapSnapshot } from "./snapshots.js";
-import { BackendQuota, LEASE_COST_BYTES } from "./quota.js";
-import { proposeMemberChange, reconfigOptions, type ReconfigOptions } from "./member_changes.js";
+import { BackendQuota } from "./quota.js";
+import { MemberFront } from "./member_changes.js";
 import { followMemberChange, newPeerTransport, syncPeers } from "./peers.js";
 import { failStop } from "./fail_stop.js";
 import { makeMemberDir, openMemberDir } from "./member_dir.js";
@@ -74,7 +68,8 @@ export class EtcdServer {
   readonly kv: KvStore;
   /** Watchers fed from every committed batch (the store registers itself as the KV store's commit listener). */
   readonly watchable: WatchableStore;
-  #lessor: Lessor;
+  readonly #leases: LeaseFront;
+  readonly #members: MemberFront;
   #alarms: AlarmStore;
   #auth: ServerAuth;
   /** The members, as applied from the log (reloaded from a snapshot's backend). */
@@ -85,10 +80,8 @@ export class EtcdServer {
   readonly metrics = new ServerMetrics();
   /** The v2 store (served with --enable-v2; applied on every member either way). */
   readonly v2 = new V2Keys();
-  #leaseLoop: LeaseLoop;
   readonly #quota: BackendQuota;
   #wasLeader = false;
-  readonly #compactor: Compactor | undefined;
   #compactTimer: NodeJS.Timeout | undefined;
   #dirLock: DirLock | undefined;
   readonly #storage: WalStorage;
@@ -108,16 +101,10 @@ export class EtcdServer {
     this.config = config;
     this.kv = kv;
     this.watchable = new WatchableStore(kv);
-    this.#lessor = openLessor(config, kv);
+    this.#leases = new LeaseFront(this);
     this.#alarms = kv.backend.readNow((view) => AlarmStore.load(view));
     this.#auth = this.#loadAuth();
     this.#cluster = kv.backend.readNow((view) => Cluster.load(view));
-    this.#compactor = config.autoCompaction === undefined ? undefined : new Compactor(config.autoCompaction);
-    this.#leaseLoop = new LeaseLoop(
-      this.lessor,
-      () => this.isLeader,
-      (req) => this.propose(req),
-    );
     this.#ids = new IdGenerator(config.memberId, Date.now());
     this.#quota = new BackendQuota({
       config,
@@ -154,6 +141,20 @@ export class EtcdServer {
       Math.max(this.#snapshots.index, Math.min(this.#applier.applied, walCommit)),
     );
     this.#reads = new ReadIndexBatcher(this);
+    this.#members = new MemberFront({
+      server: this,
+      get cluster() {
+        return server.#cluster;
+      },
+      get transport() {
+        return server.#transport;
+      },
+      node: this.#node,
+      applier: this.#applier,
+      get stopped() {
+        return server.#stopped;
+      },
+    });
     // A snapshot body from the leader can be ahead of its snapshot's index, and so of this member's log: conf
     // changes past the log come from the leader again, and the applier replays them as they arrive.
     this.#applier.replayConfChanges(this.#snapshots.index + 1, Math.min(this.#applier.applied, storage.lastIndex()));
@@ -173,7 +174,7 @@ export class EtcdServer {
         return server.#auth;
       },
       get lessor() {
-        return server.#lessor;
+        return server.#leases.lessor;
       },
       get cluster() {
         return server.#cluster;
@@ -237,12 +238,12 @@ export class EtcdServer {
       throw err;
     }
     server.#node.startTicking();
-    server.#leaseLoop.start();
+    server.#leases.start();
     server.v2.startSync(
       () => server.isLeader,
       (req) => server.propose({ v2: req }),
     );
-    server.#startCompactor();
+    server.#compactTimer = startMemberAutoCompaction(server);
     void server.#publisher.run();
     if ((config.corruptCheckIntervalMs ?? 0) > 0) {
       server.#corruptMonitor = new CorruptMonitor(corruptCheckHost(server), config.corruptCheckIntervalMs ?? 0);
@@ -265,7 +266,7 @@ export class EtcdServer {
   }
 
   get lessor(): Lessor {
-    return this.#lessor;
+    return this.#leases.lessor;
   }
 
   get alarms(): AlarmStore {
@@ -284,7 +285,7 @@ export class EtcdServer {
         new ServerAuth(view, {
           tokenProvider: config.authTokenProvider ?? new SimpleTokenProvider({ ttlSeconds: AUTH_TOKEN_TTL_SECONDS }),
           ...(config.bcryptCost !== undefined ? { bcryptCost: config.bcryptCost } : {}),
-          propose: (req) => this.propose(req),
+          propose: (req, etcdOnly) => this.propose(req, undefined, etcdOnly),
           leaseKeys: (id) => this.lessor.timeToLive(id, true)?.keys ?? [],
         }),
     );
@@ -334,7 +335,7 @@ export class EtcdServer {
       handlers: {
         members: () => this.members(),
         renew: (id) => this.leaseRenew(id).then((r) => r.ttl),
-        timeToLive: (id, keys) => this.#localTimeToLive(id, keys),
+        timeToLive: (id, keys) => this.#leases.localTimeToLive(id, keys),
         promote: (id) => this.memberPromote(id).then(() => undefined),
         hashKV: (revision) => this.kv.hashKV(revision),
       },
@@ -399,7 +400,7 @@ export class EtcdServer {
     this.#fatalError = err;
     this.#stopped = true;
     this.#node.stopTicking();
-    this.#leaseLoop.stop();
+    this.#leases.stop();
     if (this.#compactTimer !== undefined) clearInterval(this.#compactTimer);
     const stopped = new EtcdError("STOPPED");
     this.#proposals.failAll(stopped);
@@ -413,7 +414,7 @@ export class EtcdServer {
     await this.#node.transferLeadershipAway();
     this.#stopped = true;
     this.#node.stopTicking();
-    this.#leaseLoop.stop();
+    this.#leases.stop();
     this.v2.stopSync();
     this.#corruptMonitor?.stop();
     if (this.#compactTimer !== undefined) clearInterval(this.#compactTimer);
@@ -498,57 +499,44 @@ export class EtcdServer {
     return this.#node.raw.raft.state;
   }
 
-  // ---- leases ----
+  // ---- leases (lease_front.ts) ----
 
   /** Grants a lease (id 0: the server picks one); the TTL is raised to the minimum as etcd does. */
-  async leaseGrant(id: bigint, ttl: number): Promise<WithHeader<{ id: bigint; ttl: number }>> {
-    // etcd refuses a TTL past its maximum before proposing (apply refuses it too, for entries from elsewhere).
-    if (!(ttl <= MAX_LEASE_TTL_SECONDS))
-      throw new EtcdError("LEASE_TTL_TOO_LARGE", `ttl ${ttl} > ${MAX_LEASE_TTL_SECONDS}`);
-    this.#quota.check(LEASE_COST_BYTES);
-    const chosen = id === 0n ? leaseIdFrom(this.#ids.next()) : id;
-    const r = await this.#leaseWrite({ leaseGrant: { id: chosen, ttl } });
-    return { header: this.header(r.revision), response: r.value as { id: bigint; ttl: number } };
+  leaseGrant(id: bigint, ttl: number): Promise<WithHeader<{ id: bigint; ttl: number }>> {
+    return this.#leases.grant(id, ttl);
   }
 
   /** Revokes a lease and deletes its keys (one revision). */
-  async leaseRevoke(id: bigint, auth?: AuthInfo): Promise<WithHeader<EffectResponse>> {
-    const r = await this.#leaseWrite({ leaseRevoke: { id } }, auth);
-    return { header: this.header(r.revision), response: r };
+  leaseRevoke(id: bigint, auth?: AuthInfo): Promise<WithHeader<EffectResponse>> {
+    return this.#leases.revoke(id, auth);
   }
 
-  /**
-   * A keepalive: back to the full TTL. Only the leader's lessor renews (and expires); a follower forwards the
-   * keepalive to the leader over the peer listener, as etcd does.
-   */
-  async leaseRenew(id: bigint): Promise<{ header: ResponseHeader; ttl: number }> {
-    this.checkNotLearner();
-    if (this.isLeader) return { header: this.header(), ttl: this.lessor.renew(id) };
-    const ttl = await forwardRenew(this.#leaderPeerUrls(), id, this.config.peer?.tls, this.requestTimeoutMs);
-    return { header: this.header(), ttl };
+  /** A keepalive: back to the full TTL (on the leader; a follower forwards it). */
+  leaseRenew(id: bigint): Promise<{ header: ResponseHeader; ttl: number }> {
+    return this.#leases.renew(id);
   }
 
   /** TimeToLive is answered by the leader's lessor (a follower's does not track expiry). */
-  async leaseTimeToLive(id: bigint, keys: boolean): Promise<WithHeader<LeaseTimeToLive>> {
-    this.checkNotLearner();
-    const st =
-      this.isLeader || this.#transport === undefined
-        ? this.#localTimeToLive(id, keys)
-        : await forwardTimeToLive(this.#leaderPeerUrls(), id, keys, this.config.peer?.tls, this.requestTimeoutMs);
-    return { header: this.header(), response: { id, ...st } };
+  leaseTimeToLive(id: bigint, keys: boolean): Promise<WithHeader<LeaseTimeToLive>> {
+    return this.#leases.timeToLive(id, keys);
   }
 
-  #localTimeToLive(id: bigint, keys: boolean): { ttl: number; grantedTtl: number; keys: readonly Uint8Array[] } {
-    if (!this.isLeader && this.#transport !== undefined)
-      throw new EtcdError(this.leader === 0n ? "NO_LEADER" : "NOT_LEADER");
-    const st = this.lessor.timeToLive(id, keys);
-    return st === undefined
-      ? { ttl: -1, grantedTtl: 0, keys: [] }
-      : { ttl: st.ttl, grantedTtl: st.grantedTtl, keys: st.keys };
+  leaseLeases(): WithHeader<readonly bigint[]> {
+    return this.#leases.leases();
+  }
+
+  /** Refuses a write of `bytes` while the backend quota is spent (NOSPACE). */
+  checkQuota(bytes: number): void {
+    this.#quota.check(bytes);
+  }
+
+  /** A fresh request id (unique across members and restarts, as etcd's). */
+  nextRequestId(): bigint {
+    return this.#ids.next();
   }
 
   /** The leader's peer URLs (NO_LEADER when there is none). */
-  #leaderPeerUrls(): readonly string[] {
+  leaderPeerUrls(): readonly string[] {
     const leader = this.leader;
     if (leader === 0n) throw new EtcdError("NO_LEADER");
     const m = this.#cluster.member(leader);
@@ -556,59 +544,27 @@ export class EtcdServer {
     return m.peerUrls;
   }
 
-  // ---- membership ----
-
-  #reconfigOptions(): ReconfigOptions {
-    return reconfigOptions(this.config, this.#transport);
-  }
+  // ---- membership (member_changes.ts) ----
 
   /** Cluster.MemberAdd: a voter or a learner with these peer URLs; resolves once the change is applied here. */
-  async memberAdd(
+  memberAdd(
     peerUrls: readonly string[],
     isLearner: boolean,
   ): Promise<{ header: ResponseHeader; member: Member; members: Member[] }> {
-    this.checkNotLearner();
-    const member = newMemberForAdd(peerUrls, { isLearner, nowUnixSeconds: Math.floor(Date.now() / 1000) });
-    this.#cluster.validateAdd(member, this.#reconfigOptions());
-    await this.#proposeMemberChange({ kind: "add", member });
-    return { header: this.header(), member, members: this.members() };
+    return this.#members.add(peerUrls, isLearner);
   }
 
-  async memberRemove(id: bigint): Promise<{ header: ResponseHeader; members: Member[] }> {
-    this.checkNotLearner();
-    this.#cluster.validateRemove(id, this.#reconfigOptions());
-    await this.#proposeMemberChange({ kind: "remove", id });
-    return { header: this.header(), members: this.members() };
+  memberRemove(id: bigint): Promise<{ header: ResponseHeader; members: Member[] }> {
+    return this.#members.remove(id);
   }
 
-  async memberUpdate(id: bigint, peerUrls: readonly string[]): Promise<{ header: ResponseHeader; members: Member[] }> {
-    this.checkNotLearner();
-    this.#cluster.validateUpdate(id, peerUrls);
-    await this.#proposeMemberChange({ kind: "update", id, peerUrls: [...peerUrls].sort() });
-    return { header: this.header(), members: this.members() };
+  memberUpdate(id: bigint, peerUrls: readonly string[]): Promise<{ header: ResponseHeader; members: Member[] }> {
+    return this.#members.update(id, peerUrls);
   }
 
   /** Only the leader knows whether a learner is in sync: a follower forwards the promote to it. */
-  async memberPromote(id: bigint): Promise<{ header: ResponseHeader; members: Member[] }> {
-    this.checkNotLearner();
-    if (!this.isLeader) {
-      await forwardPromote(this.#leaderPeerUrls(), id, this.config.peer?.tls, this.requestTimeoutMs);
-      await this.waitApplied(this.committedIndex);
-      return { header: this.header(), members: this.members() };
-    }
-    const ready = learnerReadiness(this.#node.raw.status(), id);
-    this.#cluster.validatePromote(id, ready !== LearnerReadiness.NotReady, this.#reconfigOptions());
-    await this.#proposeMemberChange({ kind: "promote", id });
-    return { header: this.header(), members: this.members() };
-  }
-
-  async #proposeMemberChange(change: MemberChange): Promise<void> {
-    if (this.#stopped) throw new EtcdError("STOPPED");
-    await proposeMemberChange(this.#node, this.#applier, change, this.requestTimeoutMs);
-  }
-
-  leaseLeases(): WithHeader<readonly bigint[]> {
-    return { header: this.header(), response: this.lessor.leases() };
+  memberPromote(id: bigint): Promise<{ header: ResponseHeader; members: Member[] }> {
+    return this.#members.promote(id);
   }
 
   // ---- quota and alarms ----
@@ -638,39 +594,26 @@ export class EtcdServer {
 
   /** Maintenance.MoveLeader: only the leader moves leadership, to a voting member; resolves when it moved. */
   async moveLeader(target: bigint): Promise<ResponseHeader> {
-    if (!this.isLeader) throw new EtcdError("NOT_LEADER");
-    const voters = this.#node.raw.raft.confState().voters;
-    if (!voters.includes(target)) throw new EtcdError("BAD_LEADER_TRANSFEREE");
-    if (target === this.config.memberId) return this.header();
-    this.#node.raw.transferLeader(target);
-    this.#node.scheduleReady();
-    const deadline = performance.now() + this.requestTimeoutMs;
-    while (this.leader !== target) {
-      if (performance.now() > deadline) throw new EtcdError("TIMEOUT", "leader transfer");
-      await new Promise((r) => setTimeout(r, this.heartbeatMs));
-    }
+    await this.#node.moveLeader(target, this.requestTimeoutMs);
     return this.header();
   }
 
-  async #leaseWrite(req: LeaseRequest, auth?: AuthInfo): Promise<EffectResponse> {
-    const result = await this.propose(req, auth);
-    if (result instanceof EtcdError) throw result;
-    if (!("effect" in result)) throw new Error(`apply answered ${Object.keys(result).join()} to a lease request`);
-    return result.effect;
-  }
-
-  /** Proposes one write through Raft and resolves with its applied result. Proposals batch per event-loop turn. */
-  propose(req: InternalRequest, auth?: AuthInfo): Promise<WriteResponse | EtcdError> {
+  /**
+   * Proposes one write through Raft and resolves with its applied result. Proposals batch per event-loop turn.
+   * `etcdOnly`: what etcd's proposal would carry beside the request (it counts towards the size limit only).
+   */
+  propose(req: InternalRequest, auth?: AuthInfo, etcdOnly?: EtcdOnlyFields): Promise<WriteResponse | EtcdError> {
     if (this.#stopped) return Promise.reject(new EtcdError("STOPPED"));
     if (!("publish" in req) && this.isLearner) return Promise.reject(new EtcdError("NOT_SUPPORTED_FOR_LEARNER"));
     const id = this.#ids.next();
+    // etcd refuses a request whose protobuf proposal exceeds --max-request-bytes before it reaches Raft; its
+    // length, not that of etcd-ts's own encoding, draws the line, so both accept and refuse the same requests.
+    const max = this.config.maxRequestBytes ?? MAX_REQUEST_BYTES;
+    const size = etcdRequestBytes(req, id, auth, etcdOnly);
+    if (size > max) return Promise.reject(new EtcdError("REQUEST_TOO_LARGE", `request of ${size} bytes > ${max}`));
     const data = encodePayload(
       auth === undefined ? { id, req } : { id, req, auth: { username: auth.username, revision: auth.revision } },
     );
-    // etcd refuses an internal request whose encoding exceeds --max-request-bytes before it reaches Raft.
-    const max = this.config.maxRequestBytes ?? MAX_REQUEST_BYTES;
-    if (data.length > max)
-      return Promise.reject(new EtcdError("REQUEST_TOO_LARGE", `proposal of ${data.length} bytes > ${max}`));
     const done = this.#proposals.register(id);
     this.#node.enqueue(data);
     return withTimeout(done, this.requestTimeoutMs, () => {
@@ -703,15 +646,7 @@ export class EtcdServer {
   }
 
   #reloadFromBackend(): void {
-    this.#leaseLoop.stop();
-    this.#lessor = openLessor(this.config, this.kv);
-    this.#leaseLoop = new LeaseLoop(
-      this.lessor,
-      () => this.isLeader,
-      (req) => this.propose(req),
-    );
-    this.#leaseLoop.start();
-    if (this.isLeader) this.lessor.promote(this.config.electionTimeoutMs ?? ELECTION_TIMEOUT_MS);
+    this.#leases.reload();
     this.#alarms = this.kv.backend.readNow((view) => AlarmStore.load(view));
     this.#auth = this.#loadAuth();
     this.#cluster = this.kv.backend.readNow((view) => Cluster.load(view));
@@ -741,38 +676,11 @@ export class EtcdServer {
     followMemberChange(this.#transport, change, this.config, (why) => this.#removedSelf(why));
   }
 
-  #startCompactor(): void {
-    const compactor = this.#compactor;
-    if (compactor === undefined) return;
-    const server = this;
-    this.#compactTimer = startAutoCompaction(
-      compactor,
-      {
-        get isLeader() {
-          return server.isLeader;
-        },
-        get revision() {
-          return server.kv.revision;
-        },
-        get compactRevision() {
-          return server.kv.compactRevision;
-        },
-        compact: (rev) => this.compact(rev),
-        log: this.config.log,
-      },
-      this.config.clock ?? (() => performance.now()),
-    );
-  }
-
-  /**
-   * A new leader gives every lease an election timeout more before expiring any (clients need the time to find
-   * it); a member that lost leadership expires nothing.
-   */
+  /** Leadership changed: the lessor follows (lease_front.ts). */
   #onLeadership(leader: boolean): void {
     if (leader === this.#wasLeader) return;
     this.#wasLeader = leader;
-    if (leader) this.lessor.promote(this.config.electionTimeoutMs ?? ELECTION_TIMEOUT_MS);
-    else this.lessor.demote();
+    this.#leases.onLeadership(leader);
   }
 
   /**

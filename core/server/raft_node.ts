@@ -361,4 +361,21 @@ export class RaftNode {
     while (this.leader !== best && performance.now() < deadline)
       await new Promise((r) => setTimeout(r, host.heartbeatMs));
   }
+
+  /**
+   * Maintenance.MoveLeader: only the leader moves leadership, to a voting member; resolves once `target` leads
+   * (TIMEOUT after `timeoutMs`).
+   */
+  async moveLeader(target: NodeId, timeoutMs: number): Promise<void> {
+    if (!this.isLeader) throw new EtcdError("NOT_LEADER");
+    if (!this.raw.raft.confState().voters.includes(target)) throw new EtcdError("BAD_LEADER_TRANSFEREE");
+    if (target === this.#host.config.memberId) return;
+    this.raw.transferLeader(target);
+    this.scheduleReady();
+    const deadline = performance.now() + timeoutMs;
+    while (this.leader !== target) {
+      if (performance.now() > deadline) throw new EtcdError("TIMEOUT", "leader transfer");
+      await new Promise((r) => setTimeout(r, this.#host.heartbeatMs));
+    }
+  }
 }

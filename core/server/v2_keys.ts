@@ -3,7 +3,9 @@
 // a restart too) in the same backend transaction as the entry's consistent index — crash-consistent, and carried
 // to a lagging member inside a snapshot's backend copy. The leader expires TTL keys by proposing a SYNC request
 // with its clock every half second while any exist, as etcd does, so every member expires them at the same point
-// of the log.
+// of the log. A path too long to be a backend key (LMDB's limit is 1,978 bytes; etcd's v2 keys have none) is stored
+// under a hash of it, with the path itself in the record.
+import { createHash } from "node:crypto";
 import type { ReadView, WriteView } from "../backend/read_view.js";
 import { EtcdError } from "../errors.js";
 import type { Effect, WriteResponse } from "../mvcc/types.js";
@@ -29,6 +31,16 @@ const HISTORY_END = enc.encode("h0");
 
 function historyKey(index: number): Uint8Array {
   return enc.encode(`${HISTORY_PREFIX}${String(index).padStart(20, "0")}`);
+}
+
+/** Paths up to this many bytes are their own bucket key; longer ones go under LONG_PREFIX and their SHA-256. */
+const PATH_KEY_MAX_BYTES = 1024;
+const LONG_PREFIX = "l/";
+
+function nodeKey(path: string): { key: Uint8Array; long: boolean } {
+  const bytes = enc.encode(path);
+  if (bytes.length <= PATH_KEY_MAX_BYTES) return { key: bytes, long: false };
+  return { key: enc.encode(`${LONG_PREFIX}${createHash("sha256").update(bytes).digest("hex")}`), long: true };
 }
 /** etcd's SYNC interval. */
 const SYNC_INTERVAL_MS = 500;
@@ -61,8 +73,13 @@ export class V2Keys {
     const index = raw === undefined ? 0 : Number(dec.decode(raw));
     const records: { path: string; record: NodeRecord }[] = [];
     for (const { key, value } of view.range(V2_BUCKET, {})) {
-      const path = dec.decode(key);
-      if (path.startsWith("/")) records.push({ path, record: decodeRecord(dec.decode(value)) });
+      const name = dec.decode(key);
+      if (name.startsWith("/")) records.push({ path: name, record: decodeRecord(dec.decode(value)).record });
+      else if (name.startsWith(LONG_PREFIX)) {
+        const { path, record } = decodeRecord(dec.decode(value));
+        if (path === undefined) throw new Error(`v2 store: record ${name} has no path`);
+        records.push({ path, record });
+      }
     }
     const history: V2Event[] = [];
     for (const { value } of view.range(V2_BUCKET, { start: enc.encode(HISTORY_PREFIX), end: HISTORY_END })) {
@@ -71,28 +88,40 @@ export class V2Keys {
     this.store.load(index, records, history);
   }
 
-  /** The apply-time effect of one v2 write: change the store, persist what changed; a refusal is an answer. */
+  /**
+   * The apply-time effect of one v2 write: change the store, persist what changed; a refusal is an answer. Anything
+   * else that fails takes the in-memory change back with the backend's, and the store keeps the write (and lets
+   * watchers see it) only once the whole request applied.
+   */
   effect(req: V2Request): Effect {
     return {
       run: (tx) => {
-        const before = this.store.index;
-        let outcome: V2Outcome;
+        const store = this.store;
+        store.begin();
         try {
-          outcome = { event: applyV2(this.store, req) };
+          const before = store.index;
+          let outcome: V2Outcome;
+          try {
+            outcome = { event: applyV2(store, req) };
+          } catch (err) {
+            if (!(err instanceof V2Error)) throw err;
+            outcome = { error: err.toJSON() };
+          }
+          this.#persist(tx, before);
+          return { value: outcome, afterApply: () => store.commit() };
         } catch (err) {
-          if (!(err instanceof V2Error)) throw err;
-          outcome = { error: err.toJSON() };
+          store.rollback();
+          throw err;
         }
-        this.#persist(tx, before);
-        return { value: outcome };
       },
     };
   }
 
   #persist(tx: WriteView, indexBefore: number): void {
     for (const { path, record } of this.store.takeDirty()) {
-      if (record === undefined) tx.del(V2_BUCKET, enc.encode(path));
-      else tx.put(V2_BUCKET, enc.encode(path), enc.encode(encodeRecord(record)));
+      const { key, long } = nodeKey(path);
+      if (record === undefined) tx.del(V2_BUCKET, key);
+      else tx.put(V2_BUCKET, key, enc.encode(encodeRecord(record, long ? path : undefined)));
     }
     const { added, dropped } = this.store.takeHistory();
     for (const i of dropped) tx.del(V2_BUCKET, historyKey(i));
@@ -115,11 +144,16 @@ export class V2Keys {
   }
 }
 
-function encodeRecord(r: NodeRecord): string {
-  return JSON.stringify({ d: r.dir, v: r.value, c: r.createdIndex, m: r.modifiedIndex, e: r.expireNs.toString() });
+/** A node's record; `path` only when the key does not hold it (a long path). */
+function encodeRecord(r: NodeRecord, path: string | undefined): string {
+  const j = { d: r.dir, v: r.value, c: r.createdIndex, m: r.modifiedIndex, e: r.expireNs.toString() };
+  return JSON.stringify(path === undefined ? j : { ...j, p: path });
 }
 
-function decodeRecord(text: string): NodeRecord {
-  const j = JSON.parse(text) as { d: boolean; v: string; c: number; m: number; e: string };
-  return { dir: j.d, value: j.v, createdIndex: j.c, modifiedIndex: j.m, expireNs: BigInt(j.e) };
+function decodeRecord(text: string): { path: string | undefined; record: NodeRecord } {
+  const j = JSON.parse(text) as { d: boolean; v: string; c: number; m: number; e: string; p?: string };
+  return {
+    path: j.p,
+    record: { dir: j.d, value: j.v, createdIndex: j.c, modifiedIndex: j.m, expireNs: BigInt(j.e) },
+  };
 }

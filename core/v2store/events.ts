@@ -55,6 +55,12 @@ export class EventHistory {
     return this.#events.length > this.#capacity ? this.#events.shift() : undefined;
   }
 
+  /** Takes back the newest add, which pushed `dropped` (if anything) out of the history. */
+  undoAdd(dropped: V2Event | undefined): void {
+    this.#events.pop();
+    if (dropped !== undefined) this.#events.unshift(dropped);
+  }
+
   clear(): void {
     this.#events.length = 0;
   }

@@ -1,10 +1,13 @@
 // The v2 key store: etcd 3.4's v2 semantics over the tree of node.ts. Every change bumps the store index by one and
 // records an event (history and watchers in events.ts). Writes are deterministic given their arguments (expiry
 // times come in the request, expiry runs at the time a SYNC request carries), so every member applying the same
-// log holds the same tree. Paths a write touched are remembered until the owner persists them (takeDirty).
+// log holds the same tree. Paths a write touched are remembered until the owner persists them (takeDirty); between
+// begin() and commit() a write's changes can be taken back whole (rollback), and watchers see its events only once
+// it is kept.
 import { EventHistory, eventIndex, WatcherHub, type V2Action, type V2Event, type V2Watcher } from "./events.js";
 import { V2Code, V2Error } from "./errors.js";
 import { getRepr, nameOf, newNode, repr, ttlOf, formatNs, type NodeJson, type V2Node } from "./node.js";
+import { WriteUndo } from "./undo.js";
 
 /** Expiry before 2000-01-01 means "permanent", as in etcd. */
 const MIN_EXPIRE_NS = BigInt(Date.UTC(2000, 0, 1)) * 1_000_000n;
@@ -76,6 +79,8 @@ export class V2Store {
   readonly reads = { get: 0, getRecursive: 0 };
   watchRequests = 0;
   readonly #now: () => bigint;
+  /** The open write's undo record (between begin and commit or rollback). */
+  #undo: WriteUndo | undefined;
 
   constructor(now: () => bigint = () => BigInt(Date.now()) * 1_000_000n) {
     this.#now = now;
@@ -170,6 +175,7 @@ export class V2Store {
       const prevNode = repr(n, false, false, this.#now());
       const v = ttl.refresh === true ? n.value : value;
       if (n.children === undefined) {
+        this.#undo?.node(n);
         n.value = v;
         n.modifiedIndex = next;
       }
@@ -188,6 +194,7 @@ export class V2Store {
       const next = this.#index + 1;
       const prevNode = repr(n, false, false, this.#now());
       const v = ttl.refresh === true ? n.value : value;
+      this.#undo?.node(n);
       n.value = v;
       n.modifiedIndex = next;
       this.#setTtl(n, ttl.expireNs);
@@ -217,11 +224,17 @@ export class V2Store {
     });
   }
 
-  /** Removes every key whose expiry is at or before `cutoffNs`, oldest first, one "expire" event each. */
+  /**
+   * Removes every key whose expiry is at or before `cutoffNs`, oldest first (equal expiries by path: the TTL set's
+   * order depends on how the tree was built, by writes or by a load, and must not decide the events' order), one
+   * "expire" event each.
+   */
   deleteExpired(cutoffNs: bigint): V2Event[] {
     const due = [...this.#ttl]
       .filter((n) => n.expireNs <= cutoffNs)
-      .sort((a, b) => (a.expireNs < b.expireNs ? -1 : a.expireNs > b.expireNs ? 1 : 0));
+      .sort((a, b) =>
+        a.expireNs !== b.expireNs ? (a.expireNs < b.expireNs ? -1 : 1) : a.path < b.path ? -1 : a.path > b.path ? 1 : 0,
+      );
     const out: V2Event[] = [];
     for (const n of due) {
       if (!this.#ttl.has(n)) continue; // went with an expired directory above it
@@ -231,12 +244,57 @@ export class V2Store {
     return out;
   }
 
+  // ---- keeping or taking back a write ----
+
+  /**
+   * Starts recording one write's changes. A write left open (begun, never committed: its request failed after the
+   * store's part was done) is taken back first.
+   */
+  begin(): void {
+    if (this.#undo !== undefined) this.rollback();
+    this.#undo = new WriteUndo({
+      index: this.#index,
+      stats: { ...this.stats },
+      dirty: [...this.#dirty],
+      eventsAdded: [...this.#eventsAdded],
+      eventsDropped: [...this.#eventsDropped],
+    });
+  }
+
+  /** Keeps the open write: its held-back events reach the watchers. */
+  commit(): void {
+    const undo = this.#undo;
+    this.#undo = undefined;
+    for (const { event, removed } of undo?.notifications ?? []) this.#hub.notify(event, removed);
+  }
+
+  /** Takes the open write back: the tree, index, history, statistics and dirty paths are as before begin(). */
+  rollback(): void {
+    const undo = this.#undo;
+    this.#undo = undefined;
+    if (undo === undefined) return;
+    undo.rollback(this.#ttl, this.#history);
+    const f = undo.fields;
+    this.#index = f.index;
+    Object.assign(this.stats, f.stats);
+    this.#dirty.clear();
+    for (const p of f.dirty) this.#dirty.add(p);
+    this.#eventsAdded = [...f.eventsAdded];
+    this.#eventsDropped = [...f.eventsDropped];
+  }
+
   // ---- persistence ----
 
   #record(e: V2Event): void {
     this.#eventsAdded.push(e);
     const dropped = this.#history.add(e);
+    this.#undo?.historyAdded(dropped);
     if (dropped !== undefined) this.#eventsDropped.push(eventIndex(dropped));
+  }
+
+  #notify(event: V2Event, removed: readonly string[]): void {
+    if (this.#undo !== undefined) this.#undo.notifications.push({ event, removed });
+    else this.#hub.notify(event, removed);
   }
 
   /** History changes since the last call (the owner persists them beside the nodes, so waits survive a restart). */
@@ -264,6 +322,7 @@ export class V2Store {
     history: Iterable<V2Event> = [],
   ): void {
     this.#root = newNode("/", undefined, true, "", 0, 0n);
+    this.#undo = undefined;
     this.#ttl.clear();
     this.#dirty.clear();
     this.#history.clear();
@@ -307,7 +366,7 @@ export class V2Store {
       return r;
     }
     this.#record(e);
-    this.#hub.notify(e, []);
+    this.#notify(e, []);
     return e;
   }
 
@@ -366,11 +425,11 @@ export class V2Store {
       if (!replace) throw new V2Error(V2Code.NodeExist, p, this.#index);
       if (old.children !== undefined) throw new V2Error(V2Code.NotFile, p, this.#index);
       prevNode = repr(old, false, false, this.#now());
-      this.#ttl.delete(old);
+      this.#ttlOut(old);
     }
     const n = newNode(p, parent, dir, dir ? "" : value, next, expireNs < MIN_EXPIRE_NS ? 0n : expireNs);
-    parent.children?.set(name, n);
-    if (n.expireNs !== 0n) this.#ttl.add(n);
+    this.#setChild(parent, name, n);
+    if (n.expireNs !== 0n) this.#ttlIn(n);
     this.#dirty.add(p);
     this.#index = next;
     const node = this.#eventNode(n, next, dir ? { dir: true } : { value });
@@ -391,7 +450,7 @@ export class V2Store {
     for (; at < segs.length; at++) {
       const path = n.path === "/" ? `/${segs[at]}` : `${n.path}/${segs[at]}`;
       const c = newNode(path, n, true, "", next, 0n);
-      n.children?.set(segs[at] ?? "", c);
+      this.#setChild(n, segs[at] ?? "", c);
       this.#dirty.add(path);
       n = c;
     }
@@ -399,9 +458,26 @@ export class V2Store {
   }
 
   #setTtl(n: V2Node, expireNs: bigint): void {
+    this.#undo?.node(n);
     n.expireNs = expireNs;
-    if (expireNs === 0n) this.#ttl.delete(n);
-    else this.#ttl.add(n);
+    if (expireNs === 0n) this.#ttlOut(n);
+    else this.#ttlIn(n);
+  }
+
+  #ttlIn(n: V2Node): void {
+    this.#undo?.ttl(n, this.#ttl.has(n));
+    this.#ttl.add(n);
+  }
+
+  #ttlOut(n: V2Node): void {
+    this.#undo?.ttl(n, this.#ttl.has(n));
+    this.#ttl.delete(n);
+  }
+
+  #setChild(parent: V2Node, name: string, n: V2Node): void {
+    if (parent.children === undefined) return;
+    this.#undo?.children(parent.children);
+    parent.children.set(name, n);
   }
 
   /** A node as a write's event shows it: key, value or dir, expiry, indexes. */
@@ -431,14 +507,18 @@ export class V2Store {
     this.#index = next;
     const e: V2Event = { action, node, prevNode, etcdIndex: next };
     this.#record(e);
-    this.#hub.notify(e, removed);
+    this.#notify(e, removed);
     return e;
   }
 
   #detach(n: V2Node, removed: string[]): void {
     for (const c of n.children?.values() ?? []) this.#detach(c, removed);
-    n.parent?.children?.delete(nameOf(n.path));
-    this.#ttl.delete(n);
+    const siblings = n.parent?.children;
+    if (siblings !== undefined) {
+      this.#undo?.children(siblings);
+      siblings.delete(nameOf(n.path));
+    }
+    this.#ttlOut(n);
     this.#dirty.add(n.path);
     removed.push(n.path);
   }

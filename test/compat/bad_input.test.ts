@@ -3,7 +3,7 @@
 // receive limit, a 100,000-key DeleteRange, 128- and 129-op txns, txns of large puts over the limit, compaction at,
 // before and past the current revision, 10,000 watches on one Watch stream, and ranges with limit and revision edge
 // values. Every outcome is "ok" or the gRPC status plus etcd's error text, and etcd-ts still serves afterwards.
-// Two expected failures mark where etcd-ts still differs: the exact byte where a proposal becomes too large.
+// Both draw the "too large" line at the same byte: where etcd's protobuf proposal passes the limit.
 import type * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type * as pb from "../../core/api/proto/types.js";
@@ -137,9 +137,7 @@ describe.runIf(haveEtcd())("bad input, etcd-ts against real etcd 3.4 on default 
     expect(await largestValue("etcd", LINE_KEY)).toBe(etcdLargestValue(memberId, LINE_KEY.length));
   }, 60_000);
 
-  // Differs: etcd-ts measures its own proposal encoding (a fixed 22-byte head for a put) against the limit, not
-  // etcd's protobuf InternalRaftRequest, so for this key its line sits one to three bytes above etcd's.
-  it.fails("etcd-ts draws the line at the same byte as etcd would for its member id", async () => {
+  it("etcd-ts draws the line at the same byte as etcd would for its member id", async () => {
     const memberId = (await client("etcd-ts").status()).header.memberId;
     expect(await largestValue("etcd-ts", LINE_KEY)).toBe(etcdLargestValue(memberId, LINE_KEY.length));
   }, 60_000);
@@ -214,10 +212,9 @@ describe.runIf(haveEtcd())("bad input, etcd-ts against real etcd 3.4 on default 
     expect(await outcome(() => wideTxn(12_300)(client("etcd")))).toBe(TOO_LARGE);
   });
 
-  // Differs: etcd-ts sizes a txn by its own (msgpack) proposal encoding, which spends tens of bytes more per op than
-  // etcd's protobuf, so a many-op txn that etcd accepts (here about 8 KiB under etcd's line) is refused as too large.
-  it.fails("etcd-ts takes the same 128-op txn", async () => {
+  it("etcd-ts takes the same 128-op txn and refuses the same larger one", async () => {
     expect(await outcome(() => wideTxn(12_240)(client("etcd-ts")))).toBe("ok");
+    expect(await outcome(() => wideTxn(12_300)(client("etcd-ts")))).toBe(TOO_LARGE);
   });
 
   it("compaction at the current revision passes; again, before it, past it and reads below it fail as on etcd", async () => {

@@ -1,7 +1,8 @@
 // Proves the v2 store's etcd 3.4 semantics case by case: set/get/create/update, in-order keys, compare-and-swap
 // and compare-and-delete with their error causes, directories (listing, sorted, recursive, hidden keys, delete
 // rules), TTLs (ttl reported, expiry at a SYNC time, refresh), the event history of 1,000 and its 401 error,
-// watchers (one-shot, recursive, directory deletion), and that persisted records rebuild the same tree.
+// watchers (one-shot, recursive, directory deletion), and that persisted records rebuild the same tree, which then
+// expires keys of equal expiry in the same order as the store that wrote them.
 import { describe, expect, it } from "vitest";
 import { applyV2, eventJson, V2Error, V2Store, type V2Event } from "../../core/v2store/index.js";
 
@@ -296,5 +297,17 @@ describe("persistence", () => {
     expect(r.get("/", true, true)).toEqual(s.get("/", true, true));
     expect(r.index).toBe(s.index);
     expect(r.hasTtlKeys).toBe(true);
+  });
+
+  it("a rebuilt tree expires keys of equal expiry in the same order as the store that wrote them", () => {
+    const s = store();
+    const at = { expireNs: T0 + 5n * SEC };
+    for (const p of ["/m", "/z", "/a"]) s.set(p, false, p, at);
+    const records = s.takeDirty().map(({ path, record }) => ({ path, record: record! }));
+    const r = store();
+    r.load(s.index, records.reverse());
+    const order = (st: V2Store): string[] => st.deleteExpired(T0 + 6n * SEC).map((e) => e.node.key ?? "");
+    expect(order(r)).toEqual(["/a", "/m", "/z"]);
+    expect(order(s)).toEqual(["/a", "/m", "/z"]);
   });
 });
