@@ -50,7 +50,7 @@ function openStream(c: EtcdClient): {
   let canceled = 0;
   let wake: () => void = () => undefined;
   let failure: Error | undefined;
-  stream.on("data", (res: pb.WatchResponse) => {
+  stream.on("data", (res: pb.WatchResponse__Output) => {
     if (res.created) ids.push(res.watch_id);
     if (res.canceled) canceled++;
     if (res.events.length > 0) events.set(res.watch_id, (events.get(res.watch_id) ?? 0) + res.events.length);

@@ -1,12 +1,13 @@
 // One etcd-ts or real etcd member as a child process on a data dir the caller owns (so it can be stopped and started
 // again on the same data), on 127.0.0.1 ports the caller keeps across restarts; waited on until Status answers.
 // Also the real etcdctl run without blocking the event loop, and a process's resident memory from /proc.
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { EtcdClient } from "../../core/client/index.js";
 import { singleMemberFlags } from "../../harness/targets/etcd_process.js";
-import { REPO, freePort } from "./processes.js";
+import { ServerProcess, freePort, waitUntil } from "../../harness/targets/launcher.js";
+import { REPO } from "./processes.js";
 
 export interface MemberPorts {
   readonly client: number;
@@ -33,63 +34,29 @@ export async function startMember(
   ports: MemberPorts,
   extraFlags: readonly string[] = [],
 ): Promise<MemberProcess> {
-  const flags = [...singleMemberFlags(dataDir, ports.client, ports.peer), ...extraFlags];
-  const child =
-    kind === "etcd"
-      ? spawn("etcd", flags, { stdio: ["ignore", "ignore", "pipe"] })
-      : spawn(process.execPath, [join(REPO, "dist/core/cli/main.js"), ...flags], {
-          stdio: ["ignore", "ignore", "pipe"],
-        });
-  let tail = "";
-  child.stderr?.on("data", (b: Buffer) => {
-    tail = (tail + b.toString("utf8")).slice(-8000);
-  });
+  const flags = [...singleMemberFlags(dataDir, ports), ...extraFlags];
+  const proc = new ServerProcess({ label: kind, tailChars: 8000 });
+  if (kind === "etcd") proc.spawn("etcd", flags);
+  else proc.spawn(process.execPath, [join(REPO, "dist/core/cli/main.js"), ...flags]);
   const endpoint = `127.0.0.1:${ports.client}`;
-  const member: MemberProcess = {
-    endpoint,
-    pid: child.pid ?? 0,
-    stderrTail: () => tail,
-    stop: () => stopChild(child),
+  const stop = async (): Promise<string> => {
+    await proc.stop(20_000);
+    const st = proc.exitStatus;
+    return String(st?.code ?? st?.signal);
   };
-  try {
-    await waitAnswering(child, endpoint, () => tail);
-  } catch (err) {
-    await stopChild(child);
-    throw err;
-  }
-  return member;
-}
-
-async function waitAnswering(child: ChildProcess, endpoint: string, tail: () => string): Promise<void> {
-  const deadline = Date.now() + 60_000;
   const client = new EtcdClient({ endpoints: [endpoint], callTimeoutMs: 1_000 });
   try {
-    for (;;) {
-      if (child.exitCode !== null || child.signalCode !== null)
-        throw new Error(`member exited (${child.exitCode ?? child.signalCode}): ${tail().slice(-1500)}`);
-      try {
-        await client.status();
-        return;
-      } catch (err) {
-        if (Date.now() > deadline) throw new Error(`member not answering after 60 s: ${String(err)}`);
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    }
+    await waitUntil(proc, "Status answered", { deadline: Date.now() + 60_000, intervalMs: 100 }, async () => {
+      await client.status();
+      return true;
+    });
+  } catch (err) {
+    await stop();
+    throw err;
   } finally {
     client.close();
   }
-}
-
-async function stopChild(child: ChildProcess): Promise<string> {
-  if (child.exitCode !== null || child.signalCode !== null) return String(child.exitCode ?? child.signalCode);
-  const exited = new Promise<string>((resolve) =>
-    child.once("exit", (code, signal) => resolve(String(code ?? signal))),
-  );
-  child.kill("SIGTERM");
-  const timer = setTimeout(() => child.kill("SIGKILL"), 20_000);
-  const how = await exited;
-  clearTimeout(timer);
-  return how;
+  return { endpoint, pid: proc.pid ?? 0, stderrTail: () => proc.stderrTail, stop };
 }
 
 export interface CtlRun {
