@@ -22,6 +22,7 @@ import { toStatus } from "./unary.js";
 import { maintenanceService } from "./maintenance_service.js";
 import { watchService } from "./watch_service.js";
 import { kvService } from "./kv_service.js";
+import { decodePutRequest } from "./kv_codec.js";
 import { clusterService } from "./cluster_service.js";
 import { lockService } from "./lock_service.js";
 import { electionService } from "./election_service.js";
@@ -53,11 +54,20 @@ export interface GrpcOptions {
   readonly tls?: Omit<SecureListenerOptions, "alpn">;
 }
 
-/** A copy of a service definition whose listed methods send already-encoded response bytes. */
-function withRawResponses(def: grpc.ServiceDefinition, methods: readonly string[]): grpc.ServiceDefinition {
+/**
+ * A copy of a service definition whose listed methods send already-encoded response bytes, and whose methods
+ * in `decoders` read their requests with a hand-written decoder (same object as proto-loader's).
+ */
+function withRawResponses(
+  def: grpc.ServiceDefinition,
+  methods: readonly string[],
+  decoders: Readonly<Record<string, (b: Buffer) => unknown>> = {},
+): grpc.ServiceDefinition {
   const out: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
   for (const [name, m] of Object.entries(def)) {
-    out[name] = methods.includes(name) ? { ...m, responseSerialize: (b: unknown) => b as Buffer } : m;
+    const raw = methods.includes(name) ? { ...m, responseSerialize: (b: unknown) => b as Buffer } : m;
+    const decode = decoders[name];
+    out[name] = decode === undefined ? raw : { ...raw, requestDeserialize: decode };
   }
   return out as grpc.ServiceDefinition;
 }
@@ -84,7 +94,9 @@ export async function serveGrpc(s: EtcdServer, opts: GrpcOptions): Promise<GrpcH
   });
   const protos = loadEtcdProto().services;
   const defs: Partial<Record<AnyServiceName, grpc.ServiceDefinition>> = {
-    KV: withRawResponses(protos.KV.service, ["Range", "Put", "DeleteRange", "Txn", "Compact"]),
+    KV: withRawResponses(protos.KV.service, ["Range", "Put", "DeleteRange", "Txn", "Compact"], {
+      Put: decodePutRequest,
+    }),
     Watch: withRawResponses(protos.Watch.service, ["Watch"]),
     Lease: protos.Lease.service,
     Maintenance: protos.Maintenance.service,
