@@ -22,6 +22,7 @@ import { toStatus } from "./unary.js";
 import { maintenanceService } from "./maintenance_service.js";
 import { watchService } from "./watch_service.js";
 import { kvService } from "./kv_service.js";
+import { installLeanUnary } from "./lean_unary.js";
 import { decodePutRequest } from "./kv_codec.js";
 import { clusterService } from "./cluster_service.js";
 import { lockService } from "./lock_service.js";
@@ -135,11 +136,13 @@ export async function serveGrpc(s: EtcdServer, opts: GrpcOptions): Promise<GrpcH
         err ? reject(err) : resolve(p),
       );
     });
+    installLeanUnary(server, maxBytes);
     return { port, close: () => shutdown(server) };
   }
   const gateway = new Gateway(impls, defs, maxBytes);
   const http = createServer((req, res) => opts.http?.(req, res, gateway));
   const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+  installLeanUnary(server, maxBytes);
   const onSocket = (socket: Socket): void => dispatch(socket, injector, http);
   const listener =
     opts.tls === undefined
