@@ -1,4 +1,4 @@
-// A lean unary path on node:http2 for the hot KV methods, beside grpc-js. grpc-js spends per call a
+// A lean unary path on node:http2 for the KV writes, beside grpc-js. grpc-js spends per call a
 // ServerInterceptingCall, a Metadata copy of the headers, a Writable stream object, listeners and several
 // nextTicks; for a Put that is a large share of the request's CPU. This path serves the plain case itself, with
 // grpc-js's handler table (same handler, same deserializer, same metrics wrapper) and grpc-js's stream decoder
@@ -15,10 +15,15 @@ import { TLSSocket } from "node:tls";
 import * as grpc from "@grpc/grpc-js";
 
 /**
- * Paths served here (when grpc-js registered them as unary). Range stays with grpc-js: its large responses are
- * sent without a copy through grpc_send.ts's hook into grpc-js.
+ * Paths served here (when grpc-js registered them as unary): the KV writes, whose responses are small. Range stays
+ * with grpc-js: its large responses are sent without a copy through grpc_send.ts's hook into grpc-js.
  */
-export const LEAN_PATHS: readonly string[] = ["/etcdserverpb.KV/Put"];
+export const LEAN_PATHS: readonly string[] = [
+  "/etcdserverpb.KV/Put",
+  "/etcdserverpb.KV/Txn",
+  "/etcdserverpb.KV/DeleteRange",
+  "/etcdserverpb.KV/Compact",
+];
 
 interface Handler {
   readonly type: string;

@@ -2,7 +2,7 @@
 // serve: a Put gets grpc-js's headers, message and OK trailers; a handler error its status in trailers only;
 // grpc-timeout a DEADLINE_EXCEEDED; a bad grpc-timeout INTERNAL; no message or two messages UNIMPLEMENTED; an
 // oversized message RESOURCE_EXHAUSTED; the request metadata reaches the handler without the transport headers;
-// a gzip-encoded call and other methods are served by grpc-js itself. Raw node:http2 requests on loopback.
+// Txn is served the same way; a gzip-encoded call and other methods (Range) are served by grpc-js itself. Raw node:http2 requests on loopback.
 import http2 from "node:http2";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -23,6 +23,7 @@ let server: grpc.Server;
 let port = 0;
 let installed = false;
 const seen: Seen[] = [];
+const txnByGrpcJs: boolean[] = [];
 
 /** What the client got: response headers, body bytes and trailers. */
 interface Reply {
@@ -82,7 +83,11 @@ function statusOf(r: Reply): { code: number; message: string } {
 
 beforeAll(async () => {
   const kv = loadEtcdProto().services.KV.service;
-  const def = { ...kv, Put: { ...kv.Put!, responseSerialize: (b: unknown) => b as Buffer } } as grpc.ServiceDefinition;
+  const raw = (m: grpc.MethodDefinition<unknown, unknown> | undefined) => ({
+    ...m!,
+    responseSerialize: (b: unknown) => b as Buffer,
+  });
+  const def = { ...kv, Put: raw(kv.Put), Txn: raw(kv.Txn) } as grpc.ServiceDefinition;
   server = new grpc.Server({ "grpc.max_receive_message_length": MAX_BYTES });
   server.addService(def, {
     Put: (call: grpc.ServerUnaryCall<{ key: Buffer }, unknown>, cb: grpc.sendUnaryData<unknown>) => {
@@ -98,6 +103,10 @@ beforeAll(async () => {
       else cb(null, ANSWER);
     },
     Range: (_call: unknown, cb: grpc.sendUnaryData<unknown>) => cb(null, {}),
+    Txn: (call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => {
+      txnByGrpcJs.push(typeof (call as unknown as { sendMetadata?: unknown }).sendMetadata === "function");
+      cb(null, Buffer.from([0x10, 0x01])); // TxnResponse{succeeded: true}
+    },
   });
   port = await new Promise<number>((resolve, reject) =>
     server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err, p) =>
@@ -154,6 +163,13 @@ describe("lean unary path", () => {
       code: grpc.status.RESOURCE_EXHAUSTED,
       message: `Received message larger than max (${MAX_BYTES + 1} vs ${MAX_BYTES})`,
     });
+  });
+
+  it("serves Txn too", async () => {
+    const r = await request("/etcdserverpb.KV/Txn", {}, [framed(Buffer.alloc(0))]);
+    expect(statusOf(r).code).toBe(0);
+    expect(r.body.equals(framed(Buffer.from([0x10, 0x01])))).toBe(true);
+    expect(txnByGrpcJs).toEqual([false]);
   });
 
   it("leaves a gzip-encoded Put and other methods to grpc-js", async () => {
