@@ -34,6 +34,9 @@ export const ETCD_CLUSTER_VERSION = "3.4.0";
 
 export type { MemberInfo } from "./cluster_service.js";
 
+/** Largest response message: any (grpc-js's cap on a buffer length). */
+const MAX_SEND_BYTES = 2 ** 31 - 1;
+
 export interface GrpcOptions {
   /** host:port to bind (port 0 picks a free one), or unix:<socket path>. */
   readonly address: string;
@@ -87,7 +90,7 @@ export async function serveGrpc(s: EtcdServer, opts: GrpcOptions): Promise<GrpcH
   const maxBytes = (opts.maxRequestBytes ?? MAX_REQUEST_BYTES) + GRPC_OVERHEAD_BYTES;
   const server = new grpc.Server({
     "grpc.max_receive_message_length": maxBytes,
-    "grpc.max_send_message_length": 2 ** 31 - 1,
+    "grpc.max_send_message_length": MAX_SEND_BYTES,
     "grpc.enable_channelz": 0,
     ...(opts.maxConcurrentStreams !== undefined ? { "grpc.max_concurrent_streams": opts.maxConcurrentStreams } : {}),
     ...(opts.keepaliveIntervalMs !== undefined ? { "grpc.keepalive_time_ms": opts.keepaliveIntervalMs } : {}),
@@ -136,13 +139,13 @@ export async function serveGrpc(s: EtcdServer, opts: GrpcOptions): Promise<GrpcH
         err ? reject(err) : resolve(p),
       );
     });
-    installLeanUnary(server, maxBytes);
+    installLeanUnary(server, maxBytes, MAX_SEND_BYTES);
     return { port, close: () => shutdown(server) };
   }
   const gateway = new Gateway(impls, defs, maxBytes);
   const http = createServer((req, res) => opts.http?.(req, res, gateway));
   const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
-  installLeanUnary(server, maxBytes);
+  installLeanUnary(server, maxBytes, MAX_SEND_BYTES);
   const onSocket = (socket: Socket): void => dispatch(socket, injector, http);
   const listener =
     opts.tls === undefined

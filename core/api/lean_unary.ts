@@ -1,4 +1,4 @@
-// A lean unary path on node:http2 for the KV writes, beside grpc-js. grpc-js spends per call a
+// A lean unary path on node:http2 for the KV methods, beside grpc-js. grpc-js spends per call a
 // ServerInterceptingCall, a Metadata copy of the headers, a Writable stream object, listeners and several
 // nextTicks; for a Put that is a large share of the request's CPU. This path serves the plain case itself, with
 // grpc-js's handler table (same handler, same deserializer, same metrics wrapper) and grpc-js's stream decoder
@@ -13,12 +13,14 @@ import { createRequire } from "node:module";
 import type { Http2Server, ServerHttp2Stream, IncomingHttpHeaders } from "node:http2";
 import { TLSSocket } from "node:tls";
 import * as grpc from "@grpc/grpc-js";
+import { takeMarked } from "./grpc_send.js";
 
 /**
- * Paths served here (when grpc-js registered them as unary): the KV writes, whose responses are small. Range stays
- * with grpc-js: its large responses are sent without a copy through grpc_send.ts's hook into grpc-js.
+ * Paths served here (when grpc-js registered them as unary). A Range's framed response goes out as it is, as
+ * through grpc_send.ts's hook into grpc-js: no copy, its slab released once written.
  */
 export const LEAN_PATHS: readonly string[] = [
+  "/etcdserverpb.KV/Range",
   "/etcdserverpb.KV/Put",
   "/etcdserverpb.KV/Txn",
   "/etcdserverpb.KV/DeleteRange",
@@ -61,7 +63,7 @@ function loadDecoder(): (new (maxBytes: number) => Decoder) | undefined {
  * Puts the lean path in front of grpc-js's stream handler on each of `server`'s HTTP/2 servers. Returns false
  * (nothing changed: grpc-js serves everything) when grpc-js's internals are not the ones this was written for.
  */
-export function installLeanUnary(server: grpc.Server, maxReceiveBytes: number): boolean {
+export function installLeanUnary(server: grpc.Server, maxReceiveBytes: number, maxSendBytes: number): boolean {
   const internals = server as unknown as {
     http2Servers?: Map<Http2Server, unknown>;
     handlers?: Map<string, Handler>;
@@ -80,7 +82,7 @@ export function installLeanUnary(server: grpc.Server, maxReceiveBytes: number): 
     h2.removeAllListeners("stream");
     h2.on("stream", (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number) => {
       const handler = leanHandler(lean, headers);
-      if (handler !== undefined) serve(stream, headers, handler, new StreamDecoder(maxReceiveBytes));
+      if (handler !== undefined) serve(stream, headers, handler, new StreamDecoder(maxReceiveBytes), maxSendBytes);
       else for (const l of grpcListeners) l.call(h2, stream, headers, flags);
     });
   }
@@ -99,14 +101,30 @@ function leanHandler(lean: Map<string, Handler>, headers: IncomingHttpHeaders): 
 }
 
 /** One unary call: read one message, run the handler, answer with its message and status. */
-function serve(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, handler: Handler, decoder: Decoder): void {
+function serve(
+  stream: ServerHttp2Stream,
+  headers: IncomingHttpHeaders,
+  handler: Handler,
+  decoder: Decoder,
+  maxSendBytes: number,
+): void {
   let done = false;
   let timer: NodeJS.Timeout | undefined;
-  const finish = (status: { code: number; details: string } | undefined, message?: Buffer): void => {
+  const finish = (refused: { code: number; details: string } | undefined, response?: Buffer): void => {
     if (done) return;
     done = true;
     if (timer !== undefined) clearTimeout(timer);
     if (stream.destroyed || stream.closed) return;
+    const lent = response === undefined ? undefined : takeMarked(response);
+    const message = lent?.message ?? (response === undefined ? undefined : framed(response));
+    const tooLarge =
+      refused === undefined && message !== undefined && message.length - 5 > maxSendBytes
+        ? {
+            code: grpc.status.RESOURCE_EXHAUSTED,
+            details: `Sent message larger than max (${message.length} vs. ${maxSendBytes})`,
+          }
+        : undefined;
+    const status = refused ?? tooLarge;
     if (status !== undefined) {
       stream.respond(
         {
@@ -121,7 +139,14 @@ function serve(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, handler:
     }
     stream.respond(GRPC_HEADERS, { waitForTrailers: true });
     stream.once("wantTrailers", () => stream.sendTrailers(OK_TRAILERS));
-    stream.end(message);
+    const onWritten = lent?.onWritten;
+    if (onWritten === undefined) stream.end(message);
+    else {
+      stream.write(message, (err) => {
+        if (err === null || err === undefined) onWritten();
+      });
+      stream.end();
+    }
   };
   stream.on("error", () => undefined); // a reset stream: its close ends the call, nothing left to answer
   stream.once("close", () => {
@@ -180,7 +205,7 @@ function serve(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, handler:
           finish({ code: err.code ?? grpc.status.UNKNOWN, details: err.details ?? "Unknown Error" });
           return;
         }
-        finish(undefined, framed(value as Buffer));
+        finish(undefined, value as Buffer);
       });
     } catch {
       finish({ code: grpc.status.UNKNOWN, details: "Unknown error" });

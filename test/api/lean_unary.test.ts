@@ -2,14 +2,17 @@
 // serve: a Put gets grpc-js's headers, message and OK trailers; a handler error its status in trailers only;
 // grpc-timeout a DEADLINE_EXCEEDED; a bad grpc-timeout INTERNAL; no message or two messages UNIMPLEMENTED; an
 // oversized message RESOURCE_EXHAUSTED; the request metadata reaches the handler without the transport headers;
-// Txn is served the same way; a gzip-encoded call and other methods (Range) are served by grpc-js itself. Raw node:http2 requests on loopback.
+// Txn is served the same way; a Range's lent buffer goes out without a copy and is reported written, and one over
+// the send limit is refused; a gzip-encoded call and methods not served here go to grpc-js itself. Raw node:http2 requests on loopback.
 import http2 from "node:http2";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { prefixed } from "../../core/api/grpc_send.js";
 import { installLeanUnary } from "../../core/api/lean_unary.js";
 import { loadEtcdProto } from "../../core/api/proto/load.js";
 
 const MAX_BYTES = 1024;
+const MAX_SEND_BYTES = 4096;
 const ANSWER = Buffer.from([0x0a, 0x02, 0x18, 0x07]); // PutResponse{header{revision: 7}}
 
 interface Seen {
@@ -24,6 +27,7 @@ let port = 0;
 let installed = false;
 const seen: Seen[] = [];
 const txnByGrpcJs: boolean[] = [];
+let rangeWritten = 0;
 
 /** What the client got: response headers, body bytes and trailers. */
 interface Reply {
@@ -87,7 +91,7 @@ beforeAll(async () => {
     ...m!,
     responseSerialize: (b: unknown) => b as Buffer,
   });
-  const def = { ...kv, Put: raw(kv.Put), Txn: raw(kv.Txn) } as grpc.ServiceDefinition;
+  const def = { ...kv, Put: raw(kv.Put), Txn: raw(kv.Txn), Range: raw(kv.Range) } as grpc.ServiceDefinition;
   server = new grpc.Server({ "grpc.max_receive_message_length": MAX_BYTES });
   server.addService(def, {
     Put: (call: grpc.ServerUnaryCall<{ key: Buffer }, unknown>, cb: grpc.sendUnaryData<unknown>) => {
@@ -102,7 +106,15 @@ beforeAll(async () => {
       if (key === "refuse") cb({ code: grpc.status.INVALID_ARGUMENT, details: "etcdserver: refused, 100%" });
       else cb(null, ANSWER);
     },
-    Range: (_call: unknown, cb: grpc.sendUnaryData<unknown>) => cb(null, {}),
+    Range: (call: grpc.ServerUnaryCall<{ limit: string }, unknown>, cb: grpc.sendUnaryData<unknown>) => {
+      // A framed response in a buffer with room in front, as the range task lends them; `limit` sets its size.
+      const n = Number(call.request.limit);
+      const whole = Buffer.alloc(5 + n, 0x61);
+      cb(
+        null,
+        prefixed(whole.subarray(5), () => rangeWritten++),
+      );
+    },
     Txn: (call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => {
       txnByGrpcJs.push(typeof (call as unknown as { sendMetadata?: unknown }).sendMetadata === "function");
       cb(null, Buffer.from([0x10, 0x01])); // TxnResponse{succeeded: true}
@@ -113,7 +125,7 @@ beforeAll(async () => {
       err ? reject(err) : resolve(p),
     ),
   );
-  installed = installLeanUnary(server, MAX_BYTES);
+  installed = installLeanUnary(server, MAX_BYTES, MAX_SEND_BYTES);
 });
 
 afterAll(() => {
@@ -172,12 +184,29 @@ describe("lean unary path", () => {
     expect(txnByGrpcJs).toEqual([false]);
   });
 
+  it("sends a Range's lent buffer as it is and reports it written; refuses one over the send limit", async () => {
+    const limit = (n: number): Buffer => Buffer.from([0x18, (n & 0x7f) | 0x80, n >> 7]); // RangeRequest{limit: n}
+    const r = await request("/etcdserverpb.KV/Range", {}, [framed(limit(300))]);
+    expect(statusOf(r).code).toBe(0);
+    expect(r.body.equals(framed(Buffer.alloc(300, 0x61)))).toBe(true);
+    expect(rangeWritten).toBe(1);
+    const big = await request("/etcdserverpb.KV/Range", {}, [framed(limit(MAX_SEND_BYTES + 1))]);
+    expect(statusOf(big)).toEqual({
+      code: grpc.status.RESOURCE_EXHAUSTED,
+      message: `Sent message larger than max (${MAX_SEND_BYTES + 6} vs. ${MAX_SEND_BYTES})`,
+    });
+    expect(rangeWritten).toBe(1);
+  });
+
   it("leaves a gzip-encoded Put and other methods to grpc-js", async () => {
     const before = seen.length;
     const r = await request(PUT, { "grpc-encoding": "gzip" }, [framed(putBytes("k3"))]);
     expect(statusOf(r).code).toBe(0);
     expect(seen.slice(before)).toEqual([{ key: "k3", token: undefined, timeoutInMetadata: 0, grpcJsCall: true }]);
-    const range = await request("/etcdserverpb.KV/Range", {}, [framed(Buffer.alloc(0))]);
-    expect(statusOf(range).code).toBe(0);
+    const unknown = await request("/etcdserverpb.KV/Nope", {}, [framed(Buffer.alloc(0))]);
+    expect(statusOf(unknown)).toEqual({
+      code: grpc.status.UNIMPLEMENTED,
+      message: "The server does not implement the method /etcdserverpb.KV/Nope",
+    });
   });
 });
