@@ -90,3 +90,17 @@ export function readWithoutSending(buf: Buffer): void {
   marked.delete(buf);
   hook?.();
 }
+
+/**
+ * For a sender other than grpc-js (lean_unary.ts): a marked buffer as the whole gRPC message (prefix included,
+ * no copy) with its onWritten hook, unmarked; undefined for an unmarked buffer.
+ */
+export function takeMarked(
+  buf: Buffer,
+): { readonly message: Buffer; readonly onWritten: (() => void) | undefined } | undefined {
+  if (!marked.has(buf)) return undefined;
+  const onWritten = marked.get(buf);
+  marked.delete(buf);
+  const message = Buffer.from(buf.buffer, buf.byteOffset - GRPC_PREFIX_BYTES, buf.byteLength + GRPC_PREFIX_BYTES);
+  return { message, onWritten };
+}

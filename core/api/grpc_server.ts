@@ -22,6 +22,8 @@ import { toStatus } from "./unary.js";
 import { maintenanceService } from "./maintenance_service.js";
 import { watchService } from "./watch_service.js";
 import { kvService } from "./kv_service.js";
+import { installLeanUnary } from "./lean_unary.js";
+import { decodePutRequest } from "./kv_codec.js";
 import { clusterService } from "./cluster_service.js";
 import { lockService } from "./lock_service.js";
 import { electionService } from "./election_service.js";
@@ -31,6 +33,9 @@ export const ETCD_VERSION = "3.4.23";
 export const ETCD_CLUSTER_VERSION = "3.4.0";
 
 export type { MemberInfo } from "./cluster_service.js";
+
+/** Largest response message: any (grpc-js's cap on a buffer length). */
+const MAX_SEND_BYTES = 2 ** 31 - 1;
 
 export interface GrpcOptions {
   /** host:port to bind (port 0 picks a free one), or unix:<socket path>. */
@@ -53,11 +58,20 @@ export interface GrpcOptions {
   readonly tls?: Omit<SecureListenerOptions, "alpn">;
 }
 
-/** A copy of a service definition whose listed methods send already-encoded response bytes. */
-function withRawResponses(def: grpc.ServiceDefinition, methods: readonly string[]): grpc.ServiceDefinition {
+/**
+ * A copy of a service definition whose listed methods send already-encoded response bytes, and whose methods
+ * in `decoders` read their requests with a hand-written decoder (same object as proto-loader's).
+ */
+function withRawResponses(
+  def: grpc.ServiceDefinition,
+  methods: readonly string[],
+  decoders: Readonly<Record<string, (b: Buffer) => unknown>> = {},
+): grpc.ServiceDefinition {
   const out: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
   for (const [name, m] of Object.entries(def)) {
-    out[name] = methods.includes(name) ? { ...m, responseSerialize: (b: unknown) => b as Buffer } : m;
+    const raw = methods.includes(name) ? { ...m, responseSerialize: (b: unknown) => b as Buffer } : m;
+    const decode = decoders[name];
+    out[name] = decode === undefined ? raw : { ...raw, requestDeserialize: decode };
   }
   return out as grpc.ServiceDefinition;
 }
@@ -76,7 +90,7 @@ export async function serveGrpc(s: EtcdServer, opts: GrpcOptions): Promise<GrpcH
   const maxBytes = (opts.maxRequestBytes ?? MAX_REQUEST_BYTES) + GRPC_OVERHEAD_BYTES;
   const server = new grpc.Server({
     "grpc.max_receive_message_length": maxBytes,
-    "grpc.max_send_message_length": 2 ** 31 - 1,
+    "grpc.max_send_message_length": MAX_SEND_BYTES,
     "grpc.enable_channelz": 0,
     ...(opts.maxConcurrentStreams !== undefined ? { "grpc.max_concurrent_streams": opts.maxConcurrentStreams } : {}),
     ...(opts.keepaliveIntervalMs !== undefined ? { "grpc.keepalive_time_ms": opts.keepaliveIntervalMs } : {}),
@@ -84,7 +98,9 @@ export async function serveGrpc(s: EtcdServer, opts: GrpcOptions): Promise<GrpcH
   });
   const protos = loadEtcdProto().services;
   const defs: Partial<Record<AnyServiceName, grpc.ServiceDefinition>> = {
-    KV: withRawResponses(protos.KV.service, ["Range", "Put", "DeleteRange", "Txn", "Compact"]),
+    KV: withRawResponses(protos.KV.service, ["Range", "Put", "DeleteRange", "Txn", "Compact"], {
+      Put: decodePutRequest,
+    }),
     Watch: withRawResponses(protos.Watch.service, ["Watch"]),
     Lease: protos.Lease.service,
     Maintenance: protos.Maintenance.service,
@@ -123,11 +139,13 @@ export async function serveGrpc(s: EtcdServer, opts: GrpcOptions): Promise<GrpcH
         err ? reject(err) : resolve(p),
       );
     });
+    installLeanUnary(server, maxBytes, MAX_SEND_BYTES);
     return { port, close: () => shutdown(server) };
   }
   const gateway = new Gateway(impls, defs, maxBytes);
   const http = createServer((req, res) => opts.http?.(req, res, gateway));
   const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+  installLeanUnary(server, maxBytes, MAX_SEND_BYTES);
   const onSocket = (socket: Socket): void => dispatch(socket, injector, http);
   const listener =
     opts.tls === undefined

@@ -5,6 +5,7 @@ import { EtcdError } from "../errors.js";
 import type { ResponseHeader } from "../server/etcd_server.js";
 import type * as mv from "../mvcc/types.js";
 import type * as pb from "./proto/types.js";
+import { PbReader } from "./pb_reader.js";
 import { PbWriter, boolFieldSize, bytesFieldSize, uintFieldSize } from "./pb_writer.js";
 import { GRPC_PREFIX_BYTES, prefixed } from "./grpc_send.js";
 
@@ -53,6 +54,44 @@ export function toPutRequest(r: pb.PutRequest__Output): mv.PutRequest {
     ignoreValue: r.ignore_value === true,
     ignoreLease: r.ignore_lease === true,
   };
+}
+
+/** A bytes field's default; zero-length, so sharing it is safe. */
+const EMPTY: Buffer = Buffer.alloc(0);
+
+/**
+ * PutRequest bytes as the object proto-loader builds (field names kept, defaults filled, lease as a decimal
+ * string): the request deserializer of the hot Put method, read by hand instead of through protobufjs.
+ */
+export function decodePutRequest(buf: Uint8Array): pb.PutRequest__Output {
+  const r = new PbReader(buf);
+  const out = { key: EMPTY, value: EMPTY, lease: "0", prev_kv: false, ignore_value: false, ignore_lease: false };
+  while (!r.done) {
+    const tag = r.uint();
+    switch (Math.floor(tag / 8)) {
+      case 1:
+        out.key = r.bytes();
+        break;
+      case 2:
+        out.value = r.bytes();
+        break;
+      case 3:
+        out.lease = r.int64String();
+        break;
+      case 4:
+        out.prev_kv = r.bool();
+        break;
+      case 5:
+        out.ignore_value = r.bool();
+        break;
+      case 6:
+        out.ignore_lease = r.bool();
+        break;
+      default:
+        r.skip(tag % 8);
+    }
+  }
+  return out;
 }
 
 export function toDeleteRangeRequest(r: pb.DeleteRangeRequest__Output): mv.DeleteRangeRequest {
@@ -185,6 +224,37 @@ export function putResponse(h: Hdr, r: mv.PutResponse): Message {
   const fields: Field[] = [[1, "m", headerMsg(h)]];
   if (r.prevKv !== undefined) fields.push([2, "y", r.prevKv]);
   return msg(fields);
+}
+
+/** A member's cluster and member id never change: their header fields are encoded once, not per response. */
+let idFields: { readonly clusterId: bigint; readonly memberId: bigint; readonly bytes: Buffer } | undefined;
+
+function headerIdFields(h: ResponseHeader): Buffer {
+  if (idFields?.clusterId === h.clusterId && idFields.memberId === h.memberId) return idFields.bytes;
+  const bytes = serialize(
+    msg([
+      [1, "u", h.clusterId],
+      [2, "u", h.memberId],
+    ]),
+  );
+  idFields = { clusterId: h.clusterId, memberId: h.memberId, bytes };
+  return bytes;
+}
+
+/** A top-level PutResponse as wire bytes: the same bytes as serialize(putResponse(h, r)), without the field lists. */
+export function encodePutResponse(h: ResponseHeader, r: mv.PutResponse): Buffer {
+  const ids = headerIdFields(h);
+  const headerSize = ids.length + uintFieldSize(3, h.revision) + uintFieldSize(4, h.raftTerm);
+  const prev = r.prevKv;
+  const w = new PbWriter(
+    bytesFieldSize(1, headerSize, true) + (prev === undefined ? 0 : bytesFieldSize(2, prev.length, true)),
+  );
+  w.message(1, headerSize);
+  w.raw(ids);
+  w.uint(3, h.revision);
+  w.uint(4, h.raftTerm);
+  if (prev !== undefined) w.bytes(2, prev, true);
+  return w.finish();
 }
 
 export function deleteRangeResponse(h: Hdr, r: mv.DeleteRangeResponse): Message {

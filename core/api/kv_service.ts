@@ -24,7 +24,7 @@ export function kvService(s: EtcdServer, limits: RequestLimits): grpc.UntypedSer
       const info = authInfoOf(s, call);
       s.auth.checkPut(info, r);
       const { header, response } = await s.put(r, info);
-      return kc.serialize(kc.putResponse(header, response));
+      return kc.encodePutResponse(header, response);
     }),
     DeleteRange: unary(async (req: pb.DeleteRangeRequest__Output, call) => {
       const r = kc.toDeleteRangeRequest(req);

@@ -72,6 +72,12 @@ export class PbWriter {
     this.pos += b.length;
   }
 
+  /** Bytes already in protobuf form (fields encoded elsewhere). */
+  raw(b: Uint8Array): void {
+    this.buf.set(b, this.pos);
+    this.pos += b.length;
+  }
+
   /** Starts a nested message of known size. */
   message(field: number, size: number): void {
     this.#varintNumber((field << 3) | WIRE_LEN);

@@ -17,13 +17,21 @@ export function unary<Req = Record<string, unknown>>(
   fn: (req: Req, call: grpc.ServerUnaryCall<Req, unknown>) => Promise<unknown> | unknown,
   status: ToStatus = toStatus,
 ): grpc.handleUnaryCall<Req, unknown> {
+  // fn runs at once and only a returned promise is waited on: no promise or microtask per call besides fn's own.
   return (call, cb) => {
-    Promise.resolve()
-      .then(() => fn(call.request, call))
-      .then(
-        (res) => cb(null, res),
+    let out: unknown;
+    try {
+      out = fn(call.request, call);
+    } catch (err) {
+      cb(status(err));
+      return;
+    }
+    if (out instanceof Promise)
+      out.then(
+        (res: unknown) => cb(null, res),
         (err: unknown) => cb(status(err)),
       );
+    else cb(null, out);
   };
 }
 

@@ -30,6 +30,28 @@ export function frame(type: RecordType, payload: Uint8Array): Buffer {
   return out;
 }
 
+/** Bytes of an entry's whole record (header, type, payload). */
+export function entryRecordBytes(e: Entry): number {
+  return RECORD_HEADER_BYTES + 1 + 17 + e.data.length;
+}
+
+/**
+ * Writes an entry's record into `out` at `at` — the bytes of frame(RecordType.Entry, encodeEntry(e)), without the
+ * two intermediate buffers — and returns where it ends.
+ */
+export function writeEntryRecord(out: Buffer, at: number, e: Entry): number {
+  const length = 1 + 17 + e.data.length;
+  const body = at + RECORD_HEADER_BYTES;
+  out.writeUInt32LE(length, at);
+  out[body] = RecordType.Entry;
+  writeU64(out, body + 1, e.term);
+  writeU64(out, body + 9, e.index);
+  out[body + 17] = e.type;
+  out.set(e.data, body + 18);
+  out.writeUInt32LE(crc32(out.subarray(body, body + length)), at + 4);
+  return body + length;
+}
+
 export function encodeEntry(e: Entry): Buffer {
   const out = Buffer.allocUnsafe(17 + e.data.length);
   writeU64(out, 0, e.term);
@@ -86,7 +108,8 @@ export function decodeSegmentHeader(p: Buffer): { version: number; seq: number }
 
 export function writeU64(b: Buffer, at: number, n: number): void {
   if (!Number.isSafeInteger(n) || n < 0) throw new Error(`writeU64: ${n} is not a safe non-negative integer`);
-  b.writeBigUInt64LE(BigInt(n), at);
+  b.writeUInt32LE(n % 0x1_0000_0000, at);
+  b.writeUInt32LE(Math.floor(n / 0x1_0000_0000), at + 4);
 }
 
 export function readU64(b: Buffer, at: number): number {

@@ -35,13 +35,14 @@ import {
   decodeHardState,
   decodeSegmentHeader,
   decodeSnapshotMark,
-  encodeEntry,
   encodeHardState,
   encodeSegmentHeader,
   encodeSnapshotMark,
+  entryRecordBytes,
   frame,
   nonZeroEnd,
   readRecord,
+  writeEntryRecord,
 } from "./record.js";
 
 export class WalError extends Error {
@@ -143,24 +144,29 @@ export class Wal {
     snapMark?: { index: number; term: number },
   ): void {
     this.assertOpen();
-    const parts: Buffer[] = [];
-    if (snapMark !== undefined) {
-      parts.push(frame(RecordType.Snapshot, encodeSnapshotMark(snapMark.index, snapMark.term)));
-      this.snapMark = snapMark;
-      if (snapMark.index > this.lastIndex) this.lastIndex = snapMark.index;
-    }
+    const mark =
+      snapMark === undefined
+        ? undefined
+        : frame(RecordType.Snapshot, encodeSnapshotMark(snapMark.index, snapMark.term));
+    const hard = hardState === undefined ? undefined : frame(RecordType.HardState, encodeHardState(hardState));
+    let bytes = (mark?.length ?? 0) + (hard?.length ?? 0);
+    let last = snapMark !== undefined && snapMark.index > this.lastIndex ? snapMark.index : this.lastIndex;
     for (const e of entries) {
-      if (!(e.index <= this.lastIndex + 1))
-        throw new Error(`wal save: entry ${e.index} leaves a gap after ${this.lastIndex}`);
-      parts.push(frame(RecordType.Entry, encodeEntry(e)));
-      this.lastIndex = e.index;
+      if (!(e.index <= last + 1)) throw new Error(`wal save: entry ${e.index} leaves a gap after ${last}`);
+      bytes += entryRecordBytes(e);
+      last = e.index;
     }
-    if (hardState !== undefined) {
-      parts.push(frame(RecordType.HardState, encodeHardState(hardState)));
-      this.hardState = hardState;
-    }
-    if (parts.length === 0) return;
-    this.append(Buffer.concat(parts), sync);
+    if (bytes === 0) return;
+    // The entries' records are written straight into the one buffer of the write.
+    const out = Buffer.allocUnsafe(bytes);
+    let at = 0;
+    if (mark !== undefined) at += mark.copy(out, at);
+    for (const e of entries) at = writeEntryRecord(out, at, e);
+    if (hard !== undefined) hard.copy(out, at);
+    if (snapMark !== undefined) this.snapMark = snapMark;
+    if (hardState !== undefined) this.hardState = hardState;
+    this.lastIndex = last;
+    this.append(out, sync);
     if (this.size >= this.segmentBytes) this.cut();
   }
 
