@@ -35,6 +35,12 @@ export const READ_WORKER_RENEW_ENTRIES = 1000;
  */
 export const READ_WORKER_SLAB_SLOTS = 4;
 export const READ_WORKER_SLAB_KEEP_MAX_BYTES = 256 * 2 ** 20;
+/**
+ * A worker's young generation (V8's new space) at most, in MiB. A scan's garbage is short-lived views and entry
+ * objects, so a small new space costs little extra scavenging; V8's default lets each worker's new space grow to
+ * tens of MiB that stay resident while the worker sits idle.
+ */
+export const READ_WORKER_YOUNG_GEN_MB = 6;
 /** A slot's state in the shared array: free (its slab, if any, is the worker's) or lent in a result. */
 const SLOT_FREE = 0;
 const SLOT_LENT = 1;
@@ -285,6 +291,7 @@ export class WorkerPool {
     const slotState = new Int32Array(new SharedArrayBuffer(4 * READ_WORKER_SLAB_SLOTS));
     const worker = new Worker(WORKER_SOURCE, {
       eval: true,
+      resourceLimits: { maxYoungGenerationSizeMb: READ_WORKER_YOUNG_GEN_MB },
       workerData: {
         base: import.meta.url,
         path: this.opts.path,
