@@ -1,7 +1,6 @@
 // An in-memory Storage (etcd raft's MemoryStorage): the log after the last snapshot, the hard state and the
 // snapshot. Used by tests, the simulator and the benchmark; the WAL-backed store implements the same interface.
 
-import { EntryArena } from "./entry_arena.js";
 import { RaftError, RaftErrorCode, assert } from "./errors.js";
 import type { ConfState, Entry, HardState, Snapshot, Storage } from "./types.js";
 import { EntryType, NONE } from "./types.js";
@@ -17,8 +16,6 @@ export class MemoryStorage implements Storage {
   };
   /** ents[0] is a dummy entry at the snapshot's index and term; ents[i].index === ents[0].index + i. */
   private ents: Entry[] = [{ term: 0, index: 0, type: EntryType.Normal, data: EMPTY_DATA }];
-  /** Holds the payloads of appended entries (entry_arena.ts): the log keeps no caller's buffer alive. */
-  private readonly arena = new EntryArena();
 
   /** A brand-new member's storage: empty log, snapshot at index 0 term 0 whose confState is `cs`. */
   static fromConfState(cs: ConfState): MemoryStorage {
@@ -116,7 +113,7 @@ export class MemoryStorage implements Storage {
     const at = start - offset;
     assert(at <= this.ents.length, `append: gap, first new index(${start}) > lastIndex+1(${this.lastIndex() + 1})`);
     if (at < this.ents.length) this.ents.length = at;
-    for (let k = skip; k < entries.length; k++) this.ents.push(this.arena.keep(entries[k]!));
+    for (let k = skip; k < entries.length; k++) this.ents.push(entries[k]!);
   }
 
   /** Total bytes of entries held (a rough measure for tests). */
