@@ -277,13 +277,18 @@ export class WorkerPool {
     Object.defineProperty(result, "release", { value: release, enumerable: false });
   }
 
+  /**
+   * An idle worker if there is one; else a new worker while fewer than `size` run; else the least loaded. A
+   * worker (its own V8 heap, its output slabs) is paid for only once that many long reads have overlapped, not
+   * for the first tasks that happen to come one after another.
+   */
   private pickWorker(): number {
-    let best = 0;
-    for (let i = 0; i < this.opts.size; i++) {
-      if (this.workers[i] === undefined) return i;
-      if ((this.load[i] ?? 0) < (this.load[best] ?? 0)) best = i;
+    let best = -1;
+    for (let i = 0; i < this.workers.length; i++) {
+      if (best < 0 || (this.load[i] ?? 0) < (this.load[best] ?? 0)) best = i;
     }
-    return best;
+    if (best >= 0 && (this.load[best] ?? 0) === 0) return best;
+    return this.workers.length < this.opts.size ? this.workers.length : best;
   }
 
   private spawn(index: number): Worker {
