@@ -35,6 +35,12 @@ export const READ_WORKER_RENEW_ENTRIES = 1000;
  */
 export const READ_WORKER_SLAB_SLOTS = 4;
 export const READ_WORKER_SLAB_KEEP_MAX_BYTES = 256 * 2 ** 20;
+/**
+ * A worker's young generation (V8's new space) at most, in MiB. A scan's garbage is short-lived views and entry
+ * objects, so a small new space costs little extra scavenging; V8's default lets each worker's new space grow to
+ * tens of MiB that stay resident while the worker sits idle.
+ */
+export const READ_WORKER_YOUNG_GEN_MB = 6;
 /** A slot's state in the shared array: free (its slab, if any, is the worker's) or lent in a result. */
 const SLOT_FREE = 0;
 const SLOT_LENT = 1;
@@ -271,13 +277,18 @@ export class WorkerPool {
     Object.defineProperty(result, "release", { value: release, enumerable: false });
   }
 
+  /**
+   * An idle worker if there is one; else a new worker while fewer than `size` run; else the least loaded. A
+   * worker (its own V8 heap, its output slabs) is paid for only once that many long reads have overlapped, not
+   * for the first tasks that happen to come one after another.
+   */
   private pickWorker(): number {
-    let best = 0;
-    for (let i = 0; i < this.opts.size; i++) {
-      if (this.workers[i] === undefined) return i;
-      if ((this.load[i] ?? 0) < (this.load[best] ?? 0)) best = i;
+    let best = -1;
+    for (let i = 0; i < this.workers.length; i++) {
+      if (best < 0 || (this.load[i] ?? 0) < (this.load[best] ?? 0)) best = i;
     }
-    return best;
+    if (best >= 0 && (this.load[best] ?? 0) === 0) return best;
+    return this.workers.length < this.opts.size ? this.workers.length : best;
   }
 
   private spawn(index: number): Worker {
@@ -285,6 +296,7 @@ export class WorkerPool {
     const slotState = new Int32Array(new SharedArrayBuffer(4 * READ_WORKER_SLAB_SLOTS));
     const worker = new Worker(WORKER_SOURCE, {
       eval: true,
+      resourceLimits: { maxYoungGenerationSizeMb: READ_WORKER_YOUNG_GEN_MB },
       workerData: {
         base: import.meta.url,
         path: this.opts.path,

@@ -1,7 +1,8 @@
 // Proves the read workers' two cost contracts: a worker's scan hands out views of one reused buffer (no copy
 // per entry — a task that keeps an entry past its step sees it overwritten, one that copies sees its bytes),
 // a task's owned output buffer comes back to the main thread intact, and on Linux each worker thread runs at
-// READ_WORKER_NICENESS so the main thread's commits win the CPU.
+// READ_WORKER_NICENESS so the main thread's commits win the CPU; a pool starts its second worker only when two
+// tasks overlap.
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -76,10 +77,10 @@ afterEach(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function openFilled(): Promise<Backend> {
+async function openFilled(readWorkers = 1): Promise<Backend> {
   const b = Backend.open(dir, {
     buckets: ["data"],
-    readWorkers: 1,
+    readWorkers,
     workerTasks: {
       keepAndCopy: keepAndCopy as (v: ReadView, a: never) => unknown,
       filled: filled as (v: ReadView, a: never) => unknown,
@@ -134,6 +135,16 @@ describe("read workers", () => {
       after - before,
       `threads at nice ${READ_WORKER_NICENESS}: ${before} before the pool, ${after} after one task`,
     ).toBe(1);
+  });
+
+  it.runIf(process.platform === "linux")("a second worker starts only when two tasks overlap", async () => {
+    const niceThreads = (): number => threadNiceness().filter((n) => n === READ_WORKER_NICENESS).length;
+    const before = niceThreads();
+    const b = await openFilled(2);
+    for (let i = 0; i < 3; i++) await b.readInWorker("keepAndCopy", () => ({ bucket: "data" }), keepAndCopy);
+    expect(niceThreads() - before, "worker threads after three tasks one after another").toBe(1);
+    await Promise.all([1, 2].map(() => b.readInWorker("keepAndCopy", () => ({ bucket: "data" }), keepAndCopy)));
+    expect(niceThreads() - before, "worker threads after two overlapping tasks").toBe(2);
   });
 
   describe("output slabs", () => {
