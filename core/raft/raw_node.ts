@@ -150,6 +150,21 @@ export class RawNode implements RawNodeApi {
     return rd;
   }
 
+  /**
+   * Hands over, ahead of the next Ready, the proposals and read requests this follower forwards to its leader.
+   * They promise nothing about this node's log or vote, so unlike the rest of a follower's messages they need not
+   * wait until a Ready is persisted; sent at once, they reach the leader's next batch instead of a later one.
+   */
+  takeForwards(): Message[] {
+    const r = this.raft;
+    if (r.msgs.length === 0 || r.state !== ST.Follower) return [];
+    const forwards: Message[] = [];
+    const rest: Message[] = [];
+    for (const m of r.msgs) (m.type === MT.Prop || m.type === MT.ReadIndex ? forwards : rest).push(m);
+    if (forwards.length > 0) r.msgs = rest;
+    return forwards;
+  }
+
   /** The application has persisted and applied `rd`. */
   advance(rd: Ready): void {
     const r = this.raft;

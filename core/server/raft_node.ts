@@ -68,6 +68,7 @@ export class RaftNode {
   readonly #host: RaftNodeHost;
   #queued: Uint8Array[] = [];
   #flushScheduled = false;
+  #readyQueued = false;
   #processing = false;
   #again = false;
   /** Committed entries of the last Ready, on disk and waiting to be applied (see the file comment). */
@@ -185,7 +186,21 @@ export class RaftNode {
       if (!(err instanceof RaftError)) throw err;
       return; // a message for a member we are not (yet) part of, or from an old term: raft says drop it
     }
-    this.scheduleReady();
+    this.#scheduleReadyAfterStep();
+  }
+
+  /**
+   * The Ready waits until the current task ends: a peer's write often carries several messages (an append and
+   * the commit that follows it, a few acks), and stepping them all first makes one Ready, one fdatasync and one
+   * apply of them instead of one per message.
+   */
+  #scheduleReadyAfterStep(): void {
+    if (this.#readyQueued) return;
+    this.#readyQueued = true;
+    queueMicrotask(() => {
+      this.#readyQueued = false;
+      this.scheduleReady();
+    });
   }
 
   /** Queues an encoded proposal; the queue goes to Raft as one batch per event-loop turn. */
@@ -220,6 +235,7 @@ export class RaftNode {
 
   /** Drains every Ready, one at a time: Ready → persist → send → apply → advance. */
   scheduleReady(): void {
+    this.#sendForwards();
     if (this.#processing) {
       this.#again = true;
       return;
@@ -318,6 +334,17 @@ export class RaftNode {
     if (entries === undefined) return;
     this.#pendingApply = undefined;
     await this.#host.apply(entries);
+  }
+
+  /**
+   * A follower's forwarded proposals and read requests leave at once, even while a Ready is being persisted:
+   * held for the Ready (and its fdatasync) they would reach the leader a batch or two later.
+   */
+  #sendForwards(): void {
+    const t = this.#host.transport;
+    if (t === undefined || this.#host.stopped) return;
+    const forwards = this.raw.takeForwards();
+    if (forwards.length > 0) t.send(forwards);
   }
 
   #send(messages: readonly Message[]): void {
