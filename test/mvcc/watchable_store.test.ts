@@ -1,15 +1,22 @@
 // Proves the watchable store: events in revision order with filters and prev_kv; a watch from a past revision
 // catches up from history and then follows live commits with no lost or duplicated event, even when its
 // consumer stalls (the writer never waits); a watch from a compacted revision gets the compacted error with
-// the compact revision; progress notifications only for synced watchers.
+// the compact revision (kept until a full consumer takes it); progress notifications only for synced watchers;
+// thousands of watchers behind one consumer catch up in bounded turns that share one history read.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 
 import { decodeKeyValue } from "../../core/mvcc/kv_codec.js";
 import { KvStore } from "../../core/mvcc/kv_store.js";
-import { CATCH_UP_MAX_EVENTS, EventType, WatchableStore, type WatchResponse } from "../../core/mvcc/watchable_store.js";
+import {
+  CATCH_UP_MAX_EVENTS,
+  EventType,
+  SYNC_MAX_WATCHERS,
+  WatchableStore,
+  type WatchResponse,
+} from "../../core/mvcc/watchable_store.js";
 
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 const dec = (b: Uint8Array): string => new TextDecoder().decode(b);
@@ -122,5 +129,74 @@ describe("watch", () => {
     expect(ws.requestProgress(id)).toBe(true);
     expect(got.map((r) => [r.revision, r.events.length])).toEqual([[2, 0]]);
     expect(ws.requestProgress(999)).toBe(false);
+  });
+
+  it("a compaction cancel the consumer refuses is kept and delivered after resume", async () => {
+    for (let i = 0; i < 6; i++) await kv.put({ key: enc("c"), value: enc(`${i}`) });
+    await kv.compact(5);
+    const got: WatchResponse[] = [];
+    let open = false;
+    ws.watch({ key: enc("c"), startRevision: 3, send: (r) => open && got.push(r) > 0 });
+    expect([ws.watcherCount, got.length], "refused: still registered, nothing taken").toEqual([1, 0]);
+    open = true;
+    ws.resume();
+    expect(got.map((r) => [r.compactRevision, r.canceled])).toEqual([[5, true]]);
+    expect(ws.watcherCount).toBe(0);
+  });
+});
+
+describe("many watchers behind one consumer", () => {
+  /** A consumer shared by a group of watchers that takes `room` responses, then refuses until refilled. */
+  function consumer(): { group: object; got: Map<number, string[]>; refill: (n: number) => void } {
+    const got = new Map<number, string[]>();
+    let room = Number.POSITIVE_INFINITY;
+    const group = {
+      take(r: WatchResponse): boolean {
+        if (room <= 0) return false;
+        room -= 1;
+        got.set(r.watchId, [...(got.get(r.watchId) ?? []), ...flat([r])]);
+        return true;
+      },
+    };
+    return { group, got, refill: (n) => (room = n) };
+  }
+
+  it("one put reaches each of 3,000 watchers exactly once through a consumer that takes 50 at a time", async () => {
+    const n = 3_000;
+    const c = consumer();
+    const take = (c.group as { take(r: WatchResponse): boolean }).take;
+    for (let i = 0; i < n; i++) ws.watch({ key: enc("g"), group: c.group, send: take });
+    c.refill(50);
+    await kv.put({ key: enc("g"), value: enc("fired") });
+    expect(ws.unsyncedCount, "all but the first 50 fell behind").toBe(n - 50);
+    const reads = vi.spyOn(kv.backend, "readNow");
+    let turns = 0;
+    while (ws.unsyncedCount > 0 && turns < n) {
+      c.refill(50);
+      ws.resume(c.group);
+      turns += 1;
+    }
+    expect(turns).toBe((n - 50) / 50);
+    expect(reads.mock.calls.length, "one history read per turn, not per watcher").toBeLessThanOrEqual(turns);
+    expect(c.got.size).toBe(n);
+    expect([...c.got.values()].every((evs) => evs.length === 1 && evs[0] === "PUT g@2")).toBe(true);
+  });
+
+  it("a turn catches up at most SYNC_MAX_WATCHERS of a group; the rest follow on later turns", async () => {
+    const n = SYNC_MAX_WATCHERS * 2 + 10;
+    const c = consumer();
+    const take = (c.group as { take(r: WatchResponse): boolean }).take;
+    for (let i = 0; i < n; i++) ws.watch({ key: enc("h"), group: c.group, send: take });
+    c.refill(0);
+    await kv.put({ key: enc("h"), value: enc("fired") });
+    expect(ws.unsyncedCount).toBe(n);
+    c.refill(Number.POSITIVE_INFINITY);
+    ws.resume(c.group);
+    expect(ws.unsyncedCount, "the first turn stops at the bound").toBe(n - SYNC_MAX_WATCHERS);
+    for (let i = 0; i < 5 && ws.unsyncedCount > 0; i++) await new Promise((resolve) => setImmediate(resolve));
+    expect(ws.unsyncedCount).toBe(0);
+    expect(c.got.size).toBe(n);
+    await kv.put({ key: enc("h"), value: enc("again") });
+    expect([...c.got.values()].every((evs) => evs.join() === "PUT h@2,PUT h@3")).toBe(true);
   });
 });
