@@ -22,6 +22,7 @@ import {
   revisionOf,
   type LayoutSpan,
 } from "./layout.js";
+import { SyncedWatchers } from "./synced_watchers.js";
 import { tombstoneKv } from "./write_txn.js";
 
 export const EventType = { PUT: 0, DELETE: 1 } as const;
@@ -83,7 +84,12 @@ type HistoryBatch = { readonly events: HistoryEvent[]; readonly upTo: number };
 export class WatchableStore {
   private readonly watchers = new Map<number, Watcher>();
   /** Watchers fed by each commit as it happens. */
-  private readonly synced = new Set<Watcher>();
+  private readonly synced = new SyncedWatchers<Watcher>();
+  /**
+   * The last revision every synced watcher has been given (the commits past it did not concern those a
+   * commit did not visit, so they need no history below it when they fall behind).
+   */
+  private syncedThrough: number;
   /** Watchers behind the store, by consumer group, in the order they fell behind. */
   private readonly unsynced = new Map<object, Set<Watcher>>();
   /** Groups with a sync turn already scheduled. */
@@ -91,6 +97,7 @@ export class WatchableStore {
   private nextId = 1;
 
   constructor(readonly kv: KvStore) {
+    this.syncedThrough = kv.revision;
     kv.setCommitListener((changes, rev) => this.notify(changes, rev));
   }
 
@@ -128,7 +135,8 @@ export class WatchableStore {
    * the new history, from the first revision it has not seen (or learns it was compacted).
    */
   resync(): void {
-    for (const w of [...this.synced]) this.markUnsynced(w);
+    for (const w of [...this.synced.all()]) this.markUnsynced(w);
+    this.syncedThrough = this.kv.revision;
     this.resume();
   }
 
@@ -175,6 +183,7 @@ export class WatchableStore {
   }
 
   private markUnsynced(w: Watcher): void {
+    if (w.synced) w.nextRev = Math.max(w.nextRev, this.syncedThrough + 1);
     w.synced = false;
     this.synced.delete(w);
     const set = this.unsynced.get(w.group);
@@ -222,9 +231,15 @@ export class WatchableStore {
   }
 
   private notify(changes: readonly Change[], rev: number): void {
-    if (changes.length === 0) return;
+    if (changes.length === 0) {
+      this.syncedThrough = Math.max(this.syncedThrough, rev);
+      return;
+    }
     const keys = changes.map((c) => decodeKeyValue(c.kv).key);
-    for (const w of this.synced) {
+    // A watcher that refuses this commit's response missed `rev` and nothing before it.
+    this.syncedThrough = rev - 1;
+    for (const w of this.synced.candidates(keys)) {
+      if (!w.synced) continue;
       const events: WatchEvent[] = [];
       for (const [i, c] of changes.entries()) {
         if (c.rev < w.nextRev || !this.matches(w, keys[i] as Uint8Array)) continue;
@@ -241,6 +256,7 @@ export class WatchableStore {
       // A watch from a future revision keeps its start until the store passes it.
       w.nextRev = Math.max(w.nextRev, rev + 1);
     }
+    this.syncedThrough = rev;
   }
 
   /**

@@ -145,6 +145,40 @@ describe("watch", () => {
   });
 });
 
+describe("the synced index", () => {
+  it("one commit over several keys reaches the watchers of each key and of the range, and no other", async () => {
+    for (const k of ["a", "b", "c"]) await kv.put({ key: enc(k), value: enc("1") });
+    const got = new Map<string, WatchResponse[]>();
+    const watch = (name: string, key: string, rangeEnd?: string): void => {
+      got.set(name, []);
+      const list = got.get(name) as WatchResponse[];
+      ws.watch({ key: enc(key), ...(rangeEnd ? { rangeEnd: enc(rangeEnd) } : {}), send: (r) => list.push(r) > 0 });
+    };
+    watch("a", "a");
+    watch("b", "b");
+    watch("a-c", "a", "c");
+    watch("z", "z");
+    await kv.deleteRange({ key: enc("a"), rangeEnd: enc("d") }); // rev 5
+    const seen = Object.fromEntries([...got].map(([name, rs]) => [name, flat(rs)]));
+    expect(seen).toEqual({ a: ["DEL a@5"], b: ["DEL b@5"], "a-c": ["DEL a@5", "DEL b@5"], z: [] });
+  });
+
+  it("a watcher that no commit concerned for long falls behind at the revision it missed, not a compacted one", async () => {
+    const got: WatchResponse[] = [];
+    let open = true;
+    ws.watch({ key: enc("x"), send: (r) => open && got.push(r) > 0 });
+    for (let i = 0; i < 10; i++) await kv.put({ key: enc("y"), value: enc(`${i}`) });
+    await kv.compact(kv.revision);
+    open = false;
+    await kv.put({ key: enc("x"), value: enc("late") });
+    expect(ws.unsyncedCount).toBe(1);
+    open = true;
+    ws.resume();
+    expect(got.map((r) => [r.canceled, r.compactRevision])).toEqual([[false, 0]]);
+    expect(flat(got)).toEqual([`PUT x@${kv.revision}`]);
+  });
+});
+
 describe("many watchers behind one consumer", () => {
   /** A consumer shared by a group of watchers that takes `room` responses, then refuses until refilled. */
   function consumer(): { group: object; got: Map<number, string[]>; refill: (n: number) => void } {
