@@ -205,8 +205,9 @@ export class WatchableStore {
 
   /** One turn of catch-up for a group; schedules the next turn when more watchers wait than one turn takes. */
   private syncGroup(group: object): void {
-    // A defragmentation has the backend closed: stay unsynced; resume() after it catches up.
-    if (this.kv.defragmenting) return;
+    // A defragmentation has the backend closed: stay unsynced; resume() after it catches up. A store that
+    // closed (the member stopping) leaves a turn scheduled before it with nothing to do.
+    if (this.kv.defragmenting || !this.kv.backend.isOpen) return;
     const set = this.unsynced.get(group);
     if (set === undefined) return;
     const reads = new Map<string, HistoryBatch>();

@@ -233,4 +233,25 @@ describe("many watchers behind one consumer", () => {
     await kv.put({ key: enc("h"), value: enc("again") });
     expect([...c.got.values()].every((evs) => evs.join() === "PUT h@2,PUT h@3")).toBe(true);
   });
+
+  it("a turn scheduled before the store closed does nothing once it runs", async () => {
+    const c = consumer();
+    const take = (c.group as { take(r: WatchResponse): boolean }).take;
+    for (let i = 0; i < SYNC_MAX_WATCHERS + 1; i++) ws.watch({ key: enc("k"), group: c.group, send: take });
+    c.refill(0);
+    await kv.put({ key: enc("k"), value: enc("fired") });
+    c.refill(Number.POSITIVE_INFINITY);
+    vi.useFakeTimers({ toFake: ["setImmediate"] }); // the scheduled turn waits until the store has closed
+    try {
+      ws.resume(c.group); // leaves one watcher for a scheduled turn
+      expect(ws.unsyncedCount).toBe(1);
+      await kv.close();
+      expect(vi.getTimerCount(), "one turn scheduled").toBe(1);
+      vi.runOnlyPendingTimers(); // would throw reading the closed backend
+      expect(ws.unsyncedCount).toBe(1);
+    } finally {
+      vi.useRealTimers();
+    }
+    kv = KvStore.open(dir, { readWorkers: 0 }); // for afterEach
+  });
 });
