@@ -13,8 +13,6 @@ import type * as pb from "./proto/types.js";
 
 /** etcd's progress response to a WatchProgressRequest carries watch id -1 (clientv3.InvalidWatchID). */
 const PROGRESS_WATCH_ID = -1n;
-/** Watches on one stream (etcd has no fixed bound; ours keeps a stream's memory bounded). */
-export const MAX_WATCHES_PER_STREAM = 10_000;
 
 type WatchRequestIn = pb.WatchRequest__Output;
 
@@ -113,7 +111,7 @@ class WatchStream {
     call.on("data", (req: WatchRequestIn) => this.#onRequest(req));
     call.on("drain", () => {
       this.#blocked = false;
-      this.#store.resume();
+      this.#store.resume(this);
     });
     call.on("end", () => this.close());
     call.on("error", () => this.close());
@@ -148,11 +146,10 @@ class WatchStream {
   #create(c: pb.WatchCreateRequest__Output): void {
     const asked = BigInt(c.watch_id ?? 0);
     const id = asked !== 0n ? asked : this.#nextId;
-    if (this.#watches.has(id) || this.#watches.size >= MAX_WATCHES_PER_STREAM) {
+    // etcd sets no bound on the watches of one stream; only a duplicate id is refused.
+    if (this.#watches.has(id)) {
       // etcd answers a refused create with created and canceled both set (and a reason).
-      const reason = this.#watches.has(id)
-        ? "mvcc: duplicate watch ID provided on the WatchStream"
-        : "etcd-ts: too many watches on one stream";
+      const reason = "mvcc: duplicate watch ID provided on the WatchStream";
       this.#call.write(
         encodeWatchResponse({
           header: this.#server.header(),
@@ -196,6 +193,7 @@ class WatchStream {
       noPut: filters.includes("NOPUT") || filters.includes(0),
       noDelete: filters.includes("NODELETE") || filters.includes(1),
       send: (resp) => this.#deliver(id, resp),
+      group: this,
     });
     this.#watches.set(id, storeId);
     if (c.progress_notify === true) this.#startProgress(id);
@@ -217,12 +215,13 @@ class WatchStream {
   }
 
   #deliver(id: bigint, resp: WatchResponse): boolean {
+    // A full buffer refuses before any encoding: a stream with many watchers is refused once per watcher.
+    if (this.#blocked || this.#call.writableEnded) return false;
     // etcd leaves the revision out of the header of a compacted-watch cancel.
     const header = { ...this.#server.header(), revision: resp.compactRevision > 0 ? 0 : resp.revision };
     if (resp.canceled) this.#watches.delete(id);
     const base = { header, watchId: id, compactRevision: resp.compactRevision, canceled: resp.canceled };
     if (!this.#fragmenting.has(id)) return this.#write(encodeWatchResponse({ ...base, events: resp.events }));
-    if (this.#blocked || this.#call.writableEnded) return false;
     const pieces = fragmentEvents(resp.events, this.#opts.maxResponseBytes ?? MAX_REQUEST_BYTES);
     pieces.forEach((events, i) => {
       if (!this.#call.write(encodeWatchResponse({ ...base, events, fragment: i < pieces.length - 1 })))

@@ -475,6 +475,11 @@ export class Backend {
     return view;
   }
 
+  /** Whether the backend still serves reads (false once closed). */
+  get isOpen(): boolean {
+    return !this.closed;
+  }
+
   private assertOpen(): void {
     if (this.closed) throw new Error(`backend ${this.file}: closed`);
   }

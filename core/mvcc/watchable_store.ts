@@ -5,7 +5,10 @@
 // key's revisions are adjacent, so each history event finds its prev_kv as the entry just before it.
 // Writers never wait for watchers: delivery goes through the watcher's `send`, which returns false when the
 // consumer's bounded buffer is full; the watcher then becomes unsynced at the first revision it missed and
-// is caught up from history once the consumer calls resume(). A watcher whose next revision has been
+// is caught up from history once the consumer calls resume(). Watchers of one consumer form a group: a turn of
+// catch-up takes a bounded number of them, stops at the first response the consumer refuses, and shares each
+// history read among watchers on the same span and start, so a stream with very many watchers costs one read
+// per drain rather than one per watcher. A watcher whose next revision has been
 // compacted gets one response carrying the compact revision and is canceled, as etcd does.
 import type { ReadView } from "../backend/read_view.js";
 import { decodeKeyValue } from "./kv_codec.js";
@@ -19,6 +22,7 @@ import {
   revisionOf,
   type LayoutSpan,
 } from "./layout.js";
+import { SyncedWatchers } from "./synced_watchers.js";
 import { tombstoneKv } from "./write_txn.js";
 
 export const EventType = { PUT: 0, DELETE: 1 } as const;
@@ -52,26 +56,48 @@ export interface WatchOptions {
   readonly noDelete?: boolean;
   /** Delivers one response; returns false when the consumer's buffer is full (the response was not taken). */
   readonly send: (resp: WatchResponse) => boolean;
+  /** Watchers with the same group share one consumer (a stream); resume(group) catches up only its watchers. */
+  readonly group?: object;
 }
 
 /** Most events read from history per catch-up pass of one watcher (bounds one turn's work). */
 export const CATCH_UP_MAX_EVENTS = 1000;
+/** Most unsynced watchers of one consumer caught up in one turn; the rest continue on a later turn. */
+export const SYNC_MAX_WATCHERS = 1000;
+/** History reads kept for reuse within one sync turn (watchers on the same span share a read). */
+const SYNC_READ_CACHE = 64;
 
 interface Watcher {
   readonly id: number;
   readonly opts: WatchOptions;
+  /** Watchers sharing a consumer (one stream): a refused send means the rest of the group is refused too. */
+  readonly group: object;
+  readonly span: LayoutSpan;
   /** The next revision this watcher must receive; everything below it was delivered. */
   nextRev: number;
   synced: boolean;
 }
 
 type HistoryEvent = WatchEvent & { readonly rev: number; readonly sub: number; readonly key: Uint8Array };
+type HistoryBatch = { readonly events: HistoryEvent[]; readonly upTo: number };
 
 export class WatchableStore {
   private readonly watchers = new Map<number, Watcher>();
+  /** Watchers fed by each commit as it happens. */
+  private readonly synced = new SyncedWatchers<Watcher>();
+  /**
+   * The last revision every synced watcher has been given (the commits past it did not concern those a
+   * commit did not visit, so they need no history below it when they fall behind).
+   */
+  private syncedThrough: number;
+  /** Watchers behind the store, by consumer group, in the order they fell behind. */
+  private readonly unsynced = new Map<object, Set<Watcher>>();
+  /** Groups with a sync turn already scheduled. */
+  private readonly scheduled = new Set<object>();
   private nextId = 1;
 
   constructor(readonly kv: KvStore) {
+    this.syncedThrough = kv.revision;
     kv.setCommitListener((changes, rev) => this.notify(changes, rev));
   }
 
@@ -79,15 +105,29 @@ export class WatchableStore {
   watch(opts: WatchOptions): number {
     const id = this.nextId++;
     const start = opts.startRevision ?? 0;
-    const w: Watcher = { id, opts, nextRev: start > 0 ? start : this.kv.revision + 1, synced: false };
-    w.synced = w.nextRev > this.kv.revision;
+    const nextRev = start > 0 ? start : this.kv.revision + 1;
+    const w: Watcher = {
+      id,
+      opts,
+      group: opts.group ?? {},
+      span: layoutSpan(opts.key, opts.rangeEnd),
+      nextRev,
+      synced: false,
+    };
     this.watchers.set(id, w);
-    if (!w.synced) this.catchUp(w);
+    if (nextRev > this.kv.revision) this.markSynced(w);
+    else {
+      this.markUnsynced(w);
+      this.catchUp(w, new Map());
+    }
     return id;
   }
 
   cancel(id: number): boolean {
-    return this.watchers.delete(id);
+    const w = this.watchers.get(id);
+    if (w === undefined) return false;
+    this.drop(w);
+    return true;
   }
 
   /**
@@ -95,13 +135,18 @@ export class WatchableStore {
    * the new history, from the first revision it has not seen (or learns it was compacted).
    */
   resync(): void {
-    for (const w of this.watchers.values()) w.synced = false;
+    for (const w of [...this.synced.all()]) this.markUnsynced(w);
+    this.syncedThrough = this.kv.revision;
     this.resume();
   }
 
-  /** The consumer drained its buffer: catch up every watcher that fell behind. */
-  resume(): void {
-    for (const w of [...this.watchers.values()]) if (!w.synced) this.catchUp(w);
+  /**
+   * The consumer of `group` drained its buffer (no group: every consumer may have): catch up its watchers
+   * that fell behind, a bounded number per turn so a large group never holds the event loop.
+   */
+  resume(group?: object): void {
+    if (group !== undefined) this.syncGroup(group);
+    else for (const g of [...this.unsynced.keys()]) this.syncGroup(g);
   }
 
   /** etcd's progress notification: an empty response at the current revision, only for a synced watcher. */
@@ -128,15 +173,73 @@ export class WatchableStore {
 
   /** Watchers not yet synced (for tests and metrics). */
   get unsyncedCount(): number {
-    let n = 0;
-    for (const w of this.watchers.values()) if (!w.synced) n += 1;
-    return n;
+    return this.watchers.size - this.synced.size;
+  }
+
+  private markSynced(w: Watcher): void {
+    w.synced = true;
+    this.synced.add(w);
+    this.leaveUnsynced(w);
+  }
+
+  private markUnsynced(w: Watcher): void {
+    if (w.synced) w.nextRev = Math.max(w.nextRev, this.syncedThrough + 1);
+    w.synced = false;
+    this.synced.delete(w);
+    const set = this.unsynced.get(w.group);
+    if (set !== undefined) set.add(w);
+    else this.unsynced.set(w.group, new Set([w]));
+  }
+
+  private drop(w: Watcher): void {
+    this.watchers.delete(w.id);
+    this.synced.delete(w);
+    this.leaveUnsynced(w);
+  }
+
+  private leaveUnsynced(w: Watcher): void {
+    const set = this.unsynced.get(w.group);
+    if (set?.delete(w) !== true) return;
+    if (set.size === 0) this.unsynced.delete(w.group);
+  }
+
+  /** One turn of catch-up for a group; schedules the next turn when more watchers wait than one turn takes. */
+  private syncGroup(group: object): void {
+    // A defragmentation has the backend closed: stay unsynced; resume() after it catches up. A store that
+    // closed (the member stopping) leaves a turn scheduled before it with nothing to do.
+    if (this.kv.defragmenting || !this.kv.backend.isOpen) return;
+    const set = this.unsynced.get(group);
+    if (set === undefined) return;
+    const reads = new Map<string, HistoryBatch>();
+    let done = 0;
+    for (const w of set) {
+      if (done++ >= SYNC_MAX_WATCHERS) {
+        this.scheduleSync(group);
+        return;
+      }
+      // A shared consumer that refused one response refuses the rest until it drains.
+      if (!this.catchUp(w, reads) && w.opts.group !== undefined) return;
+    }
+  }
+
+  private scheduleSync(group: object): void {
+    if (this.scheduled.has(group)) return;
+    this.scheduled.add(group);
+    setImmediate(() => {
+      this.scheduled.delete(group);
+      this.syncGroup(group);
+    });
   }
 
   private notify(changes: readonly Change[], rev: number): void {
-    if (changes.length === 0) return;
+    if (changes.length === 0) {
+      this.syncedThrough = Math.max(this.syncedThrough, rev);
+      return;
+    }
     const keys = changes.map((c) => decodeKeyValue(c.kv).key);
-    for (const w of this.watchers.values()) {
+    // A watcher that refuses this commit's response missed `rev` and nothing before it.
+    this.syncedThrough = rev - 1;
+    for (const w of this.synced.candidates(keys)) {
       if (!w.synced) continue;
       const events: WatchEvent[] = [];
       for (const [i, c] of changes.entries()) {
@@ -148,31 +251,30 @@ export class WatchableStore {
         events.length > 0 &&
         !this.deliver(w, { watchId: w.id, revision: rev, events, compactRevision: 0, canceled: false })
       ) {
-        w.synced = false; // slow consumer: replay from history, starting at the first revision it missed
+        this.markUnsynced(w); // slow consumer: replay from history, starting at the first revision it missed
         continue;
       }
       // A watch from a future revision keeps its start until the store passes it.
       w.nextRev = Math.max(w.nextRev, rev + 1);
     }
+    this.syncedThrough = rev;
   }
 
-  private catchUp(w: Watcher): void {
-    // A defragmentation has the backend closed: stay unsynced; resume() after it catches up.
-    if (this.kv.defragmenting) return;
+  /**
+   * Catches one watcher up from history until it is synced, canceled for compaction, or its consumer refuses
+   * a response (returns false). `reads` shares history reads between watchers of the same span and start.
+   */
+  private catchUp(w: Watcher, reads: Map<string, HistoryBatch>): boolean {
     for (;;) {
       const current = this.kv.revision;
       if (w.nextRev < this.kv.compactRevision) {
-        w.opts.send({
-          watchId: w.id,
-          revision: current,
-          events: [],
-          compactRevision: this.kv.compactRevision,
-          canceled: true,
-        });
-        this.watchers.delete(w.id);
-        return;
+        const resp = { watchId: w.id, revision: current, events: [], compactRevision: this.kv.compactRevision };
+        // Kept until the consumer takes the cancel, so it is never lost to a full buffer.
+        if (!w.opts.send({ ...resp, canceled: true })) return false;
+        this.drop(w);
+        return true;
       }
-      const batch = this.kv.backend.readNow((view) => history(view, w, current));
+      const batch = this.readHistory(w, current, reads);
       const events = batch.events
         .filter((e) => this.wanted(w, e.type))
         .map((e) => this.event(w, e.type, e.kv, e.prevKv));
@@ -180,13 +282,25 @@ export class WatchableStore {
         events.length > 0 &&
         !this.deliver(w, { watchId: w.id, revision: current, events, compactRevision: 0, canceled: false })
       )
-        return;
+        return false;
       w.nextRev = batch.upTo + 1;
       if (w.nextRev > current) {
-        w.synced = true;
-        return;
+        this.markSynced(w);
+        return true;
       }
     }
+  }
+
+  private readHistory(w: Watcher, current: number, reads: Map<string, HistoryBatch>): HistoryBatch {
+    const o = w.opts;
+    const hex = (b: Uint8Array | undefined): string => (b === undefined ? "" : Buffer.from(b).toString("hex"));
+    const id = `${hex(o.key)}/${hex(o.rangeEnd)}/${w.nextRev}/${current}`;
+    const cached = reads.get(id);
+    if (cached !== undefined) return cached;
+    const batch = this.kv.backend.readNow((view) => history(view, w.span, w.nextRev, current));
+    if (reads.size >= SYNC_READ_CACHE) reads.clear();
+    reads.set(id, batch);
+    return batch;
   }
 
   private matches(w: Watcher, key: Uint8Array): boolean {
@@ -209,11 +323,10 @@ export class WatchableStore {
 }
 
 /**
- * Events of the watcher's span with revisions in [w.nextRev, current], in revision order, cut after
- * CATCH_UP_MAX_EVENTS at a whole revision. `upTo` is the last revision fully included.
+ * Events of a span with revisions in [from, current], in revision order, cut after CATCH_UP_MAX_EVENTS at a
+ * whole revision. `upTo` is the last revision fully included.
  */
-function history(view: ReadView, w: Watcher, current: number): { events: HistoryEvent[]; upTo: number } {
-  const span = layoutSpan(w.opts.key, w.opts.rangeEnd);
+function history(view: ReadView, span: LayoutSpan, from: number, current: number): HistoryBatch {
   const all: HistoryEvent[] = [];
   let prev: { key: Uint8Array; value: Uint8Array; prefixLen: number } | undefined;
   for (const { key, value } of view.range(
@@ -229,7 +342,7 @@ function history(view: ReadView, w: Watcher, current: number): { events: History
     // A span with a long bound covers whole long groups (layout.ts): their keys outside the watched range are skipped.
     const outside =
       span.keyFrom !== undefined && isLongLayout(key) && !inSpanFilter(span, value.length > 0 ? value : prev?.value);
-    if (main >= w.nextRev && main <= current && !outside) {
+    if (main >= from && main <= current && !outside) {
       const prevLive = sameKey && prev !== undefined && prev.value.length > 0 ? prev.value : undefined;
       if (value.length > 0)
         all.push({ type: EventType.PUT, kv: value, rev: main, sub, key, ...(prevLive ? { prevKv: prevLive } : {}) });

@@ -1,6 +1,7 @@
 // Proves the Watch service's etcd behaviours that etcdctl cannot show: a watch created with fragment=true gets a
 // large response cut into pieces of whole events (fragment set on all but the last, nothing lost or reordered),
-// one without gets it whole; a watch created with progress_notify gets empty responses at the current revision.
+// one without gets it whole; a watch created with progress_notify gets empty responses at the current revision;
+// one stream holds more than 10,000 watches (etcd sets no per-stream bound) and a put reaches each exactly once.
 import * as grpc from "@grpc/grpc-js";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -14,6 +15,7 @@ interface WatchResp {
   header: { revision: string };
   watch_id: string;
   created: boolean;
+  canceled: boolean;
   fragment: boolean;
   events: { kv: { key: Buffer } }[];
 }
@@ -103,4 +105,39 @@ describe("Watch service", () => {
     expect(progress?.watch_id).toBe("0");
     expect(Number(progress?.header.revision)).toBe(server.kv.revision);
   });
+
+  it("holds 12,000 watches on one stream, none refused, and a put reaches each exactly once", async () => {
+    const n = 12_000;
+    const call = (client as unknown as { Watch(): grpc.ClientDuplexStream<unknown, WatchResp> }).Watch();
+    let created = 0;
+    let refused = 0;
+    const events = new Map<string, number>();
+    let check: () => void = () => undefined;
+    call.on("data", (r: WatchResp) => {
+      if (r.created && r.canceled) refused += 1;
+      else if (r.created) created += 1;
+      if (r.events.length > 0) events.set(r.watch_id, (events.get(r.watch_id) ?? 0) + r.events.length);
+      check();
+    });
+    let failure: grpc.ServiceError | undefined;
+    call.on("error", (err: grpc.ServiceError) => {
+      if (err.code !== grpc.status.CANCELLED) failure = err;
+      check();
+    });
+    const until = (done: () => boolean): Promise<void> =>
+      new Promise((resolve, reject) => {
+        check = () => (failure !== undefined ? reject(failure) : done() && resolve());
+        check();
+      });
+    for (let i = 0; i < n; i++) {
+      if (!call.write({ create_request: { key: Buffer.from("many") } }))
+        await new Promise((resolve) => call.once("drain", resolve));
+    }
+    await until(() => created + refused >= n);
+    expect([created, refused, server.watchable.watcherCount]).toEqual([n, 0, n]);
+    await server.put({ key: enc("many"), value: enc("fired") });
+    await until(() => events.size >= n);
+    expect([...events.values()].every((count) => count === 1)).toBe(true);
+    call.cancel();
+  }, 60_000);
 });

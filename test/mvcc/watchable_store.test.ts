@@ -1,15 +1,22 @@
 // Proves the watchable store: events in revision order with filters and prev_kv; a watch from a past revision
 // catches up from history and then follows live commits with no lost or duplicated event, even when its
 // consumer stalls (the writer never waits); a watch from a compacted revision gets the compacted error with
-// the compact revision; progress notifications only for synced watchers.
+// the compact revision (kept until a full consumer takes it); progress notifications only for synced watchers;
+// thousands of watchers behind one consumer catch up in bounded turns that share one history read.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 
 import { decodeKeyValue } from "../../core/mvcc/kv_codec.js";
 import { KvStore } from "../../core/mvcc/kv_store.js";
-import { CATCH_UP_MAX_EVENTS, EventType, WatchableStore, type WatchResponse } from "../../core/mvcc/watchable_store.js";
+import {
+  CATCH_UP_MAX_EVENTS,
+  EventType,
+  SYNC_MAX_WATCHERS,
+  WatchableStore,
+  type WatchResponse,
+} from "../../core/mvcc/watchable_store.js";
 
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 const dec = (b: Uint8Array): string => new TextDecoder().decode(b);
@@ -122,5 +129,129 @@ describe("watch", () => {
     expect(ws.requestProgress(id)).toBe(true);
     expect(got.map((r) => [r.revision, r.events.length])).toEqual([[2, 0]]);
     expect(ws.requestProgress(999)).toBe(false);
+  });
+
+  it("a compaction cancel the consumer refuses is kept and delivered after resume", async () => {
+    for (let i = 0; i < 6; i++) await kv.put({ key: enc("c"), value: enc(`${i}`) });
+    await kv.compact(5);
+    const got: WatchResponse[] = [];
+    let open = false;
+    ws.watch({ key: enc("c"), startRevision: 3, send: (r) => open && got.push(r) > 0 });
+    expect([ws.watcherCount, got.length], "refused: still registered, nothing taken").toEqual([1, 0]);
+    open = true;
+    ws.resume();
+    expect(got.map((r) => [r.compactRevision, r.canceled])).toEqual([[5, true]]);
+    expect(ws.watcherCount).toBe(0);
+  });
+});
+
+describe("the synced index", () => {
+  it("one commit over several keys reaches the watchers of each key and of the range, and no other", async () => {
+    for (const k of ["a", "b", "c"]) await kv.put({ key: enc(k), value: enc("1") });
+    const got = new Map<string, WatchResponse[]>();
+    const watch = (name: string, key: string, rangeEnd?: string): void => {
+      got.set(name, []);
+      const list = got.get(name) as WatchResponse[];
+      ws.watch({ key: enc(key), ...(rangeEnd ? { rangeEnd: enc(rangeEnd) } : {}), send: (r) => list.push(r) > 0 });
+    };
+    watch("a", "a");
+    watch("b", "b");
+    watch("a-c", "a", "c");
+    watch("z", "z");
+    await kv.deleteRange({ key: enc("a"), rangeEnd: enc("d") }); // rev 5
+    const seen = Object.fromEntries([...got].map(([name, rs]) => [name, flat(rs)]));
+    expect(seen).toEqual({ a: ["DEL a@5"], b: ["DEL b@5"], "a-c": ["DEL a@5", "DEL b@5"], z: [] });
+  });
+
+  it("a watcher that no commit concerned for long falls behind at the revision it missed, not a compacted one", async () => {
+    const got: WatchResponse[] = [];
+    let open = true;
+    ws.watch({ key: enc("x"), send: (r) => open && got.push(r) > 0 });
+    for (let i = 0; i < 10; i++) await kv.put({ key: enc("y"), value: enc(`${i}`) });
+    await kv.compact(kv.revision);
+    open = false;
+    await kv.put({ key: enc("x"), value: enc("late") });
+    expect(ws.unsyncedCount).toBe(1);
+    open = true;
+    ws.resume();
+    expect(got.map((r) => [r.canceled, r.compactRevision])).toEqual([[false, 0]]);
+    expect(flat(got)).toEqual([`PUT x@${kv.revision}`]);
+  });
+});
+
+describe("many watchers behind one consumer", () => {
+  /** A consumer shared by a group of watchers that takes `room` responses, then refuses until refilled. */
+  function consumer(): { group: object; got: Map<number, string[]>; refill: (n: number) => void } {
+    const got = new Map<number, string[]>();
+    let room = Number.POSITIVE_INFINITY;
+    const group = {
+      take(r: WatchResponse): boolean {
+        if (room <= 0) return false;
+        room -= 1;
+        got.set(r.watchId, [...(got.get(r.watchId) ?? []), ...flat([r])]);
+        return true;
+      },
+    };
+    return { group, got, refill: (n) => (room = n) };
+  }
+
+  it("one put reaches each of 3,000 watchers exactly once through a consumer that takes 50 at a time", async () => {
+    const n = 3_000;
+    const c = consumer();
+    const take = (c.group as { take(r: WatchResponse): boolean }).take;
+    for (let i = 0; i < n; i++) ws.watch({ key: enc("g"), group: c.group, send: take });
+    c.refill(50);
+    await kv.put({ key: enc("g"), value: enc("fired") });
+    expect(ws.unsyncedCount, "all but the first 50 fell behind").toBe(n - 50);
+    const reads = vi.spyOn(kv.backend, "readNow");
+    let turns = 0;
+    while (ws.unsyncedCount > 0 && turns < n) {
+      c.refill(50);
+      ws.resume(c.group);
+      turns += 1;
+    }
+    expect(turns).toBe((n - 50) / 50);
+    expect(reads.mock.calls.length, "one history read per turn, not per watcher").toBeLessThanOrEqual(turns);
+    expect(c.got.size).toBe(n);
+    expect([...c.got.values()].every((evs) => evs.length === 1 && evs[0] === "PUT g@2")).toBe(true);
+  });
+
+  it("a turn catches up at most SYNC_MAX_WATCHERS of a group; the rest follow on later turns", async () => {
+    const n = SYNC_MAX_WATCHERS * 2 + 10;
+    const c = consumer();
+    const take = (c.group as { take(r: WatchResponse): boolean }).take;
+    for (let i = 0; i < n; i++) ws.watch({ key: enc("h"), group: c.group, send: take });
+    c.refill(0);
+    await kv.put({ key: enc("h"), value: enc("fired") });
+    expect(ws.unsyncedCount).toBe(n);
+    c.refill(Number.POSITIVE_INFINITY);
+    ws.resume(c.group);
+    expect(ws.unsyncedCount, "the first turn stops at the bound").toBe(n - SYNC_MAX_WATCHERS);
+    for (let i = 0; i < 5 && ws.unsyncedCount > 0; i++) await new Promise((resolve) => setImmediate(resolve));
+    expect(ws.unsyncedCount).toBe(0);
+    expect(c.got.size).toBe(n);
+    await kv.put({ key: enc("h"), value: enc("again") });
+    expect([...c.got.values()].every((evs) => evs.join() === "PUT h@2,PUT h@3")).toBe(true);
+  });
+
+  it("a turn scheduled before the store closed does nothing once it runs", async () => {
+    const c = consumer();
+    const take = (c.group as { take(r: WatchResponse): boolean }).take;
+    for (let i = 0; i < SYNC_MAX_WATCHERS + 1; i++) ws.watch({ key: enc("k"), group: c.group, send: take });
+    c.refill(0);
+    await kv.put({ key: enc("k"), value: enc("fired") });
+    c.refill(Number.POSITIVE_INFINITY);
+    vi.useFakeTimers({ toFake: ["setImmediate"] }); // the scheduled turn waits until the store has closed
+    try {
+      ws.resume(c.group); // leaves one watcher for a scheduled turn
+      expect(ws.unsyncedCount).toBe(1);
+      await kv.close();
+      expect(vi.getTimerCount(), "one turn scheduled").toBe(1);
+      vi.runOnlyPendingTimers(); // would throw reading the closed backend
+      expect(ws.unsyncedCount).toBe(1);
+    } finally {
+      vi.useRealTimers();
+    }
+    kv = KvStore.open(dir, { readWorkers: 0 }); // for afterEach
   });
 });
