@@ -31,6 +31,7 @@ import {
   isLongKey,
   isLongLayout,
   layoutKey,
+  mainRevisionOf,
   revisionOf,
   userKeyOf,
   type Revision,
@@ -415,7 +416,7 @@ export class KvStore {
     guard: () => void,
   ): WriteResponse | EtcdError {
     // Every change of a request is stored under the request's new revision, which nothing held before it.
-    const undo = new UndoLog(tx, (bucket, key) => bucket === KEY_BUCKET && revisionOf(key).main > state.rev);
+    const undo = new UndoLog(tx, (bucket, key) => bucket === KEY_BUCKET && mainRevisionOf(key) > state.rev);
     index.mark();
     try {
       guard();

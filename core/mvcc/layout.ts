@@ -146,6 +146,19 @@ export function userKeyOf(layout: Uint8Array): Uint8Array {
   return Uint8Array.from(out);
 }
 
+/** The main revision of a layout key, without allocating (revisionOf's first half; called once per write). */
+export function mainRevisionOf(layout: Uint8Array): number {
+  const at = layout.length - REV_BYTES;
+  if (at < 2) throw new Error(`mainRevisionOf: layout key length ${layout.length} < ${REV_BYTES + 2}`);
+  let hi = 0;
+  let lo = 0;
+  for (let i = 0; i < 4; i++) {
+    hi = hi * 256 + (layout[at + i] as number);
+    lo = lo * 256 + (layout[at + 4 + i] as number);
+  }
+  return hi * 2 ** 32 + lo;
+}
+
 export function revisionOf(layout: Uint8Array): Revision {
   if (layout.length < REV_BYTES + 2)
     throw new Error(`revisionOf: layout key length ${layout.length} < ${REV_BYTES + 2}`);
