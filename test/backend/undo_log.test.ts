@@ -4,7 +4,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 
 import { Backend } from "../../core/backend/backend.js";
 import type { Entry, RangeSpan, WriteView } from "../../core/backend/read_view.js";
