@@ -108,11 +108,14 @@ export function layoutPrefix(key: Uint8Array): Uint8Array {
 }
 
 export function layoutKey(key: Uint8Array, rev: Revision): Uint8Array {
-  const prefix = layoutPrefix(key);
-  const out = new Uint8Array(prefix.length + REV_BYTES);
-  out.set(prefix);
-  writeU64(out, prefix.length, rev.main);
-  writeU64(out, prefix.length + 8, rev.sub);
+  // A short key is escaped straight into the result: this runs for every key written.
+  const prefix = isLongKey(key) ? layoutPrefix(key) : undefined;
+  const at = prefix === undefined ? escapedLength(key) : prefix.length;
+  const out = new Uint8Array(at + REV_BYTES);
+  if (prefix === undefined) writeEscaped(out, key);
+  else out.set(prefix);
+  writeU64(out, at, rev.main);
+  writeU64(out, at + 8, rev.sub);
   return out;
 }
 
