@@ -119,20 +119,20 @@ export function keyId(key: Uint8Array): string {
   return latin1Slice.call(key, 0, key.length);
 }
 
-/** An overlay slot of a key deleted in this batch (undefined is kept for "no slot": the committed index answers). */
-const DELETED = null;
-
 /**
- * A batch's view of the index: its own changes over the committed index, applied only after the commit. Each
- * change since the last mark() is journalled, so an entry that fails half-way can take its changes back. The
- * journal and the membership log are parallel arrays (no object per change): one request may delete millions
- * of keys.
+ * A batch's view of the index. It writes through to the committed index at once (one map operation per change
+ * instead of an overlay's lookups plus a second pass after the commit) and journals what each change replaced:
+ * rollback() takes back the changes of the entry since mark(), abort() those of the whole batch (its commit
+ * failed), so the committed index ends as if the batch or the entry had never run. The journal and the
+ * membership log are parallel arrays (no object per change): one request may delete millions of keys. Nothing
+ * else reads the index while a batch runs (the batch is one synchronous transaction).
  */
 export class BatchIndex implements LiveIndex {
-  private readonly overlay = new Map<string, Revision | typeof DELETED>();
-  /** Overlay slots changed since mark(), and what each slot held before (undefined: no slot). */
-  private journalIds: string[] = [];
-  private journalPrior: (Revision | typeof DELETED | undefined)[] = [];
+  /** Every change of the batch: its key id and what the committed index held before (undefined: absent). */
+  private readonly journalIds: string[] = [];
+  private readonly journalPrior: (Revision | undefined)[] = [];
+  /** The journal's length at mark(). */
+  private journalMark = 0;
   /** Creations (+1) and deletions (−1) in the order they happened (a key may come and go inside one batch). */
   private readonly memberRevs: number[] = [];
   private readonly memberIds: string[] = [];
@@ -141,50 +141,51 @@ export class BatchIndex implements LiveIndex {
   private membershipMark = 0;
   constructor(private readonly base: Map<string, Revision>) {}
   get(key: Uint8Array): Revision | undefined {
-    const id = keyId(key);
-    const slot = this.overlay.get(id);
-    return slot === undefined ? this.base.get(id) : (slot ?? undefined);
+    return this.base.get(keyId(key));
   }
   set(key: Uint8Array, rev: Revision | undefined, at: number): void {
     const id = keyId(key);
-    const slot = this.overlay.get(id);
-    const was = slot === undefined ? this.base.has(id) : slot !== DELETED;
-    if (was !== (rev !== undefined)) {
+    const prior = this.base.get(id);
+    if ((prior !== undefined) !== (rev !== undefined)) {
       this.memberRevs.push(at);
       this.memberIds.push(id);
-      this.memberDeltas.push(was ? -1 : 1);
+      this.memberDeltas.push(prior !== undefined ? -1 : 1);
     }
     this.journalIds.push(id);
-    this.journalPrior.push(slot);
-    this.overlay.set(id, rev ?? DELETED);
+    this.journalPrior.push(prior);
+    if (rev === undefined) this.base.delete(id);
+    else this.base.set(id, rev);
   }
   /** Starts a new entry: what is set from now on can be taken back with rollback(). */
   mark(): void {
-    this.journalIds = [];
-    this.journalPrior = [];
+    this.journalMark = this.journalIds.length;
     this.membershipMark = this.memberIds.length;
   }
   /** Takes back every change since mark(). */
   rollback(): void {
-    for (let i = this.journalIds.length - 1; i >= 0; i--) {
-      const id = this.journalIds[i] as string;
-      const prior = this.journalPrior[i];
-      if (prior === undefined) this.overlay.delete(id);
-      else this.overlay.set(id, prior);
-    }
-    this.journalIds = [];
-    this.journalPrior = [];
+    this.#undoTo(this.journalMark);
     this.memberRevs.length = this.memberIds.length = this.memberDeltas.length = this.membershipMark;
   }
-  /** Applies the batch's changes to the committed index (call after the backend commit succeeded). */
+  /** Takes back every change of the batch (its commit failed). */
+  abort(): void {
+    this.#undoTo(0);
+    this.journalMark = this.membershipMark = 0;
+    this.memberRevs.length = this.memberIds.length = this.memberDeltas.length = 0;
+  }
+  /** Reports the batch's creations and deletions (call after the backend commit succeeded). */
   apply(log?: MembershipLog): void {
-    for (const [id, rev] of this.overlay) {
-      if (rev === DELETED) this.base.delete(id);
-      else this.base.set(id, rev);
-    }
     if (log === undefined) return;
     for (let i = 0; i < this.memberIds.length; i++)
       log.record(this.memberRevs[i] as number, this.memberIds[i] as string, this.memberDeltas[i] as 1 | -1);
+  }
+  #undoTo(length: number): void {
+    for (let i = this.journalIds.length - 1; i >= length; i--) {
+      const id = this.journalIds[i] as string;
+      const prior = this.journalPrior[i];
+      if (prior === undefined) this.base.delete(id);
+      else this.base.set(id, prior);
+    }
+    this.journalIds.length = this.journalPrior.length = length;
   }
 }
 
