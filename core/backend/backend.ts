@@ -233,19 +233,21 @@ export class Backend {
   /**
    * Runs `fn` in one write transaction and commits it, storing `consistentIndex` (when given) in the same
    * transaction. Batches run one at a time in call order. In blocking mode the commit waits for readers.
+   * `aborted` runs, before the next batch can start, when the batch fails (`fn` threw, or the commit did): state the
+   * caller changed beside the transaction is taken back there, as the transaction's writes are.
    */
-  batch<T>(consistentIndex: number | undefined, fn: (tx: WriteView) => T): Promise<T> {
+  batch<T>(consistentIndex: number | undefined, fn: (tx: WriteView) => T, aborted?: () => void): Promise<T> {
     this.assertOpen();
     if (this.readMode === ReadMode.Concurrent) {
       try {
-        return Promise.resolve(this.commit(consistentIndex, fn));
+        return Promise.resolve(this.commit(consistentIndex, fn, aborted));
       } catch (err) {
         return Promise.reject(err as Error);
       }
     }
     return this.lock.acquireWrite().then((release) => {
       try {
-        return this.commit(consistentIndex, fn);
+        return this.commit(consistentIndex, fn, aborted);
       } finally {
         release();
       }
@@ -406,7 +408,7 @@ export class Backend {
     await this.env.close();
   }
 
-  private commit<T>(consistentIndex: number | undefined, fn: (tx: WriteView) => T): T {
+  private commit<T>(consistentIndex: number | undefined, fn: (tx: WriteView) => T, aborted?: () => void): T {
     if (consistentIndex !== undefined && !(consistentIndex > this.ci)) {
       throw new Error(`backend: consistent index ${consistentIndex} <= committed ${this.ci}`);
     }
@@ -424,6 +426,7 @@ export class Backend {
       });
       failpoint("backend-after-commit");
     } catch (err) {
+      aborted?.();
       // An error from `fn` is the caller's; one after it (writing the pages out, the commit) is the storage's,
       // and the member must stop on it: a StorageError, which no apply path may turn into a request's answer.
       if (!built && !isInjected(err)) throw err;

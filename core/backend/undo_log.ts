@@ -4,19 +4,28 @@
 // what the key held before, and puts it back (newest first) on rollback(). One extra get per write is far cheaper
 // than an LMDB child transaction per entry; writes that replace many existing values (compaction) use the
 // backend's child transaction (WriteView.atomic) instead, which holds nothing in memory.
+//
+// A write is remembered only once it has succeeded: a write that throws (a key LMDB refuses) changed nothing, and
+// undoing it would repeat the refused operation and throw from rollback() too. The records live in one growable
+// byte arena plus number arrays, not in an object and two copied arrays per write, so a request deleting a
+// million keys leaves the garbage collector a few large buffers instead of millions of small ones.
 import type { Entry, RangeSpan, WriteView } from "./read_view.js";
 
-interface Undo {
-  readonly bucket: string;
-  readonly key: Uint8Array;
-  /** What the key held before the write; undefined: it did not exist. */
-  readonly before: Uint8Array | undefined;
-}
+/** `before` length of a key that did not exist before the write (taken back by deletion). */
+const ABSENT = -1;
+const INITIAL_ARENA_BYTES = 4096;
 
 export class UndoLog implements WriteView {
   readonly #tx: WriteView;
   readonly #fresh: ((bucket: string, key: Uint8Array) => boolean) | undefined;
-  readonly #undo: Undo[] = [];
+  /** Record i: bucket, where its bytes start in the arena, its key's length, and its before-value's (or ABSENT). */
+  readonly #buckets: string[] = [];
+  readonly #starts: number[] = [];
+  readonly #keyLengths: number[] = [];
+  readonly #beforeLengths: number[] = [];
+  /** Key bytes then before-value bytes of every record, back to back. */
+  #arena = new Uint8Array(INITIAL_ARENA_BYTES);
+  #used = 0;
 
   /**
    * `fresh(bucket, key)`: true for keys the caller knows did not exist before this log began (a new revision's
@@ -36,13 +45,15 @@ export class UndoLog implements WriteView {
   }
 
   put(bucket: string, key: Uint8Array, value: Uint8Array): void {
-    this.#remember(bucket, key);
+    const beforeLength = this.#stage(bucket, key);
     this.#tx.put(bucket, key, value);
+    this.#commit(bucket, key.length, beforeLength);
   }
 
   del(bucket: string, key: Uint8Array): void {
-    this.#remember(bucket, key);
+    const beforeLength = this.#stage(bucket, key);
     this.#tx.del(bucket, key);
+    this.#commit(bucket, key.length, beforeLength);
   }
 
   atomic<T>(fn: (tx: WriteView) => T): T {
@@ -52,26 +63,55 @@ export class UndoLog implements WriteView {
 
   /** Whether anything was written through this log. */
   get empty(): boolean {
-    return this.#undo.length === 0;
+    return this.#buckets.length === 0;
   }
 
   /** Puts back what every write through this log replaced, newest first. */
   rollback(): void {
-    for (let i = this.#undo.length - 1; i >= 0; i--) {
-      const u = this.#undo[i] as Undo;
-      if (u.before === undefined) this.#tx.del(u.bucket, u.key);
-      else this.#tx.put(u.bucket, u.key, u.before);
+    const arena = this.#arena;
+    for (let i = this.#buckets.length - 1; i >= 0; i--) {
+      const bucket = this.#buckets[i] as string;
+      const start = this.#starts[i] as number;
+      const keyEnd = start + (this.#keyLengths[i] as number);
+      const beforeLength = this.#beforeLengths[i] as number;
+      const key = arena.subarray(start, keyEnd);
+      if (beforeLength === ABSENT) this.#tx.del(bucket, key);
+      else this.#tx.put(bucket, key, arena.subarray(keyEnd, keyEnd + beforeLength));
     }
-    this.#undo.length = 0;
+    this.#buckets.length = 0;
+    this.#starts.length = 0;
+    this.#keyLengths.length = 0;
+    this.#beforeLengths.length = 0;
+    this.#used = 0;
   }
 
-  #remember(bucket: string, key: Uint8Array): void {
+  /**
+   * Copies the key and what it holds now into the arena past the last record, before the write replaces it (the
+   * write view may reuse the buffers it hands out). Returns the before-value's length, or ABSENT.
+   */
+  #stage(bucket: string, key: Uint8Array): number {
     const before = this.#fresh?.(bucket, key) === true ? undefined : this.#tx.get(bucket, key);
-    // The write view may reuse the buffers it hands out; keep our own copies of what must be restored.
-    this.#undo.push({
-      bucket,
-      key: Uint8Array.from(key),
-      before: before === undefined ? undefined : Uint8Array.from(before),
-    });
+    const beforeLength = before === undefined ? ABSENT : before.length;
+    this.#reserve(key.length + Math.max(0, beforeLength));
+    this.#arena.set(key, this.#used);
+    if (before !== undefined) this.#arena.set(before, this.#used + key.length);
+    return beforeLength;
+  }
+
+  /** Keeps the staged record: its write succeeded. (A write that threw leaves it to be overwritten.) */
+  #commit(bucket: string, keyLength: number, beforeLength: number): void {
+    this.#buckets.push(bucket);
+    this.#starts.push(this.#used);
+    this.#keyLengths.push(keyLength);
+    this.#beforeLengths.push(beforeLength);
+    this.#used += keyLength + Math.max(0, beforeLength);
+  }
+
+  #reserve(bytes: number): void {
+    const need = this.#used + bytes;
+    if (need <= this.#arena.length) return;
+    const grown = new Uint8Array(Math.max(need, this.#arena.length * 2));
+    grown.set(this.#arena.subarray(0, this.#used));
+    this.#arena = grown;
   }
 }

@@ -18,19 +18,18 @@ const MAX_LOG = 1 << 17;
 const REBUILD_MIN = 1024;
 const REBUILD_FRACTION = 4;
 
-interface Change {
-  readonly rev: number;
-  readonly id: string;
-  readonly delta: 1 | -1;
-}
-
 export class KeyCount {
   #sorted: string[] | undefined;
   #sortedRev = 0;
-  /** Every change with rev > #horizon is in #log (ascending rev). */
+  /**
+   * The log: every change with rev > #horizon, in ascending rev, as parallel arrays (no object per change: one
+   * request may delete millions of keys) of its revision, key id and delta.
+   */
   #horizon = 0;
-  #log: Change[] = [];
-  /** Index in #log of the first change after #sortedRev. */
+  #revs: number[] = [];
+  #ids: string[] = [];
+  #deltas: (1 | -1)[] = [];
+  /** Index in the log of the first change after #sortedRev. */
   #logAtSorted = 0;
   readonly #maxLog: number;
 
@@ -43,20 +42,26 @@ export class KeyCount {
     this.#sorted = undefined;
     this.#sortedRev = rev;
     this.#horizon = rev;
-    this.#log = [];
+    this.#revs = [];
+    this.#ids = [];
+    this.#deltas = [];
     this.#logAtSorted = 0;
   }
 
   /** Key `id` became live (+1) or was deleted (−1) at revision `rev` (calls come in revision order). */
   record(rev: number, id: string, delta: 1 | -1): void {
-    this.#log.push({ rev, id, delta });
-    if (this.#log.length > this.#maxLog) this.#trim();
+    this.#revs.push(rev);
+    this.#ids.push(id);
+    this.#deltas.push(delta);
+    if (this.#revs.length > this.#maxLog) this.#trim();
   }
 
   #trim(): void {
-    const drop = this.#log.length - Math.floor(this.#maxLog / 2);
-    this.#horizon = this.#log[drop - 1]!.rev;
-    this.#log = this.#log.slice(drop);
+    const drop = this.#revs.length - Math.floor(this.#maxLog / 2);
+    this.#horizon = this.#revs[drop - 1]!;
+    this.#revs = this.#revs.slice(drop);
+    this.#ids = this.#ids.slice(drop);
+    this.#deltas = this.#deltas.slice(drop);
     // Changes after the sorted array that are dropped could no longer be added to it: it is rebuilt instead.
     if (drop > this.#logAtSorted) this.#sorted = undefined;
     this.#logAtSorted = Math.max(0, this.#logAtSorted - drop);
@@ -77,22 +82,21 @@ export class KeyCount {
     const sorted = this.#fresh(live, currentRev);
     let n = lowerBound(sorted, to) - lowerBound(sorted, from);
     const inRange = (id: string): boolean => id >= from && (to === undefined || id < to);
-    const log = this.#log;
+    const [revs, ids, deltas] = [this.#revs, this.#ids, this.#deltas];
     if (rev < this.#sortedRev) {
-      for (let i = this.#logAtSorted - 1; i >= 0 && log[i]!.rev > rev; i--) if (inRange(log[i]!.id)) n -= log[i]!.delta;
+      for (let i = this.#logAtSorted - 1; i >= 0 && revs[i]! > rev; i--) if (inRange(ids[i]!)) n -= deltas[i]!;
     } else {
-      for (let i = this.#logAtSorted; i < log.length && log[i]!.rev <= rev; i++)
-        if (inRange(log[i]!.id)) n += log[i]!.delta;
+      for (let i = this.#logAtSorted; i < revs.length && revs[i]! <= rev; i++) if (inRange(ids[i]!)) n += deltas[i]!;
     }
     return n;
   }
 
   #fresh(live: ReadonlyMap<string, unknown>, currentRev: number): string[] {
-    const since = this.#log.length - this.#logAtSorted;
+    const since = this.#revs.length - this.#logAtSorted;
     if (this.#sorted === undefined || since > Math.max(REBUILD_MIN, live.size / REBUILD_FRACTION)) {
       this.#sorted = [...live.keys()].sort();
       this.#sortedRev = currentRev;
-      this.#logAtSorted = this.#log.length;
+      this.#logAtSorted = this.#revs.length;
     }
     return this.#sorted;
   }

@@ -15,6 +15,8 @@ export interface KeyValue {
 
 const WIRE_VARINT = 0;
 const WIRE_BYTES = 2;
+/** Shared by decoded KeyValues whose key or value is absent; never written to. */
+const EMPTY = new Uint8Array(0);
 
 function varintSize(n: bigint): number {
   let size = 1;
@@ -44,41 +46,45 @@ export function encodedSize(kv: KeyValue): number {
   return size;
 }
 
-export function encodeKeyValue(kv: KeyValue): Uint8Array {
-  for (const [name, n] of [
-    ["createRevision", kv.createRevision],
-    ["modRevision", kv.modRevision],
-    ["version", kv.version],
-  ] as const) {
-    if (!Number.isSafeInteger(n) || n < 0)
-      throw new Error(`encodeKeyValue: ${name}(${n}) is not a safe non-negative integer`);
+function checkRevision(name: string, n: number): void {
+  if (!Number.isSafeInteger(n) || n < 0)
+    throw new Error(`encodeKeyValue: ${name}(${n}) is not a safe non-negative integer`);
+}
+
+/** Writes n (a safe non-negative integer) as a varint at pos; returns the position after it. */
+function putNumber(out: Uint8Array, pos: number, n: number): number {
+  while (n >= 0x80) {
+    out[pos++] = (n % 128) | 0x80;
+    n = Math.floor(n / 128);
   }
+  out[pos++] = n;
+  return pos;
+}
+
+function putBytes(out: Uint8Array, pos: number, field: number, b: Uint8Array): number {
+  if (b.length === 0) return pos;
+  out[pos++] = (field << 3) | WIRE_BYTES;
+  pos = putNumber(out, pos, b.length);
+  out.set(b, pos);
+  return pos + b.length;
+}
+
+function putInt(out: Uint8Array, pos: number, field: number, n: number): number {
+  if (n === 0) return pos;
+  out[pos++] = (field << 3) | WIRE_VARINT;
+  return putNumber(out, pos, n);
+}
+
+export function encodeKeyValue(kv: KeyValue): Uint8Array {
+  checkRevision("createRevision", kv.createRevision);
+  checkRevision("modRevision", kv.modRevision);
+  checkRevision("version", kv.version);
   const out = new Uint8Array(encodedSize(kv));
-  let pos = 0;
-  const putNumber = (n: number): void => {
-    while (n >= 0x80) {
-      out[pos++] = (n % 128) | 0x80;
-      n = Math.floor(n / 128);
-    }
-    out[pos++] = n;
-  };
-  const putBytes = (field: number, b: Uint8Array): void => {
-    if (b.length === 0) return;
-    out[pos++] = (field << 3) | WIRE_BYTES;
-    putNumber(b.length);
-    out.set(b, pos);
-    pos += b.length;
-  };
-  const putInt = (field: number, n: number): void => {
-    if (n === 0) return;
-    out[pos++] = (field << 3) | WIRE_VARINT;
-    putNumber(n);
-  };
-  putBytes(1, kv.key);
-  putInt(2, kv.createRevision);
-  putInt(3, kv.modRevision);
-  putInt(4, kv.version);
-  putBytes(5, kv.value);
+  let pos = putBytes(out, 0, 1, kv.key);
+  pos = putInt(out, pos, 2, kv.createRevision);
+  pos = putInt(out, pos, 3, kv.modRevision);
+  pos = putInt(out, pos, 4, kv.version);
+  pos = putBytes(out, pos, 5, kv.value);
   if (kv.lease !== 0n) {
     out[pos++] = (6 << 3) | WIRE_VARINT;
     let v = BigInt.asUintN(64, kv.lease);
@@ -92,32 +98,51 @@ export function encodeKeyValue(kv: KeyValue): Uint8Array {
   return out;
 }
 
+/** Varints of up to this many bytes (49 bits) are read as numbers exactly; longer ones go through BigInt. */
+const NUMBER_VARINT_BYTES = 7;
+
 /** Decodes KeyValue bytes; unknown fields are skipped, a truncated field throws with its offset. */
 export function decodeKeyValue(b: Uint8Array): KeyValue {
-  let key: Uint8Array = new Uint8Array(0);
-  let value: Uint8Array = new Uint8Array(0);
+  let key: Uint8Array = EMPTY;
+  let value: Uint8Array = EMPTY;
   let createRevision = 0;
   let modRevision = 0;
   let version = 0;
   let lease = 0n;
   let pos = 0;
-  const readVarint = (): bigint => {
+  const truncated = (at: number): Error => new Error(`decodeKeyValue: truncated varint at ${at} of ${b.length}`);
+  const readBigVarint = (): bigint => {
     let result = 0n;
     let shift = 0n;
     for (;;) {
       const byte = b[pos++];
-      if (byte === undefined) throw new Error(`decodeKeyValue: truncated varint at ${pos - 1} of ${b.length}`);
+      if (byte === undefined) throw truncated(pos - 1);
       result |= BigInt(byte & 0x7f) << shift;
       if (byte < 0x80) return result;
       shift += 7n;
     }
   };
+  // Numbers without BigInt for the common short varint; the BigInt path (from the same start) for longer ones.
+  const readVarint = (): number => {
+    const start = pos;
+    let n = 0;
+    let mul = 1;
+    for (let i = 0; i < NUMBER_VARINT_BYTES; i++) {
+      const byte = b[pos++];
+      if (byte === undefined) throw truncated(pos - 1);
+      n += (byte & 0x7f) * mul;
+      if (byte < 0x80) return n;
+      mul *= 128;
+    }
+    pos = start;
+    return Number(readBigVarint());
+  };
   while (pos < b.length) {
-    const tag = Number(readVarint());
+    const tag = readVarint();
     const field = tag >>> 3;
     const wire = tag & 7;
     if (wire === WIRE_BYTES) {
-      const len = Number(readVarint());
+      const len = readVarint();
       if (pos + len > b.length)
         throw new Error(`decodeKeyValue: field ${field} length ${len} at ${pos} exceeds ${b.length}`);
       const bytes = b.subarray(pos, pos + len);
@@ -125,11 +150,13 @@ export function decodeKeyValue(b: Uint8Array): KeyValue {
       if (field === 1) key = bytes;
       else if (field === 5) value = bytes;
     } else if (wire === WIRE_VARINT) {
-      const v = readVarint();
-      if (field === 2) createRevision = Number(v);
-      else if (field === 3) modRevision = Number(v);
-      else if (field === 4) version = Number(v);
-      else if (field === 6) lease = BigInt.asIntN(64, v);
+      if (field === 6) lease = BigInt.asIntN(64, readBigVarint());
+      else {
+        const v = readVarint();
+        if (field === 2) createRevision = v;
+        else if (field === 3) modRevision = v;
+        else if (field === 4) version = v;
+      }
     } else {
       throw new Error(`decodeKeyValue: unsupported wire type ${wire} for field ${field} at ${pos}`);
     }

@@ -31,6 +31,7 @@ import {
   isLongKey,
   isLongLayout,
   layoutKey,
+  mainRevisionOf,
   revisionOf,
   userKeyOf,
   type Revision,
@@ -379,18 +380,20 @@ export class KvStore {
     consistentIndex?: number,
     guard?: (slot: number) => void,
   ): Promise<(WriteResponse | EtcdError)[]> {
-    const out = await this.backend.batch(consistentIndex, (tx) => {
+    const index = new BatchIndex(this.live);
+    const run = (tx: WriteView) => {
       const state = { rev: this.currentRev, compact: this.compactRev };
       const results: (WriteResponse | EtcdError)[] = [];
       const changes: Change[] = [];
-      const index = new BatchIndex(this.live);
       for (let slot = 0; slot < reqs.length; slot++) {
         results.push(this.#writeOne(tx, reqs[slot] as WriteRequest, state, index, changes, () => guard?.(slot)));
       }
       if (state.rev !== this.currentRev) tx.put(MVCC_META_BUCKET, META_CURRENT_KEY, encodeU64(state.rev));
-      return { results, rev: state.rev, compact: state.compact, changes, index };
-    });
-    out.index.apply(this.#keyCount);
+      return { results, rev: state.rev, compact: state.compact, changes };
+    };
+    // Nothing of a batch that failed was committed: neither are its live-index changes.
+    const out = await this.backend.batch(consistentIndex, run, () => index.abort());
+    index.apply(this.#keyCount);
     this.currentRev = out.rev;
     this.compactRev = out.compact;
     this.listener?.(out.changes, out.rev, out.compact);
@@ -415,7 +418,7 @@ export class KvStore {
     guard: () => void,
   ): WriteResponse | EtcdError {
     // Every change of a request is stored under the request's new revision, which nothing held before it.
-    const undo = new UndoLog(tx, (bucket, key) => bucket === KEY_BUCKET && revisionOf(key).main > state.rev);
+    const undo = new UndoLog(tx, (bucket, key) => bucket === KEY_BUCKET && mainRevisionOf(key) > state.rev);
     index.mark();
     try {
       guard();

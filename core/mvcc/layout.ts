@@ -108,11 +108,14 @@ export function layoutPrefix(key: Uint8Array): Uint8Array {
 }
 
 export function layoutKey(key: Uint8Array, rev: Revision): Uint8Array {
-  const prefix = layoutPrefix(key);
-  const out = new Uint8Array(prefix.length + REV_BYTES);
-  out.set(prefix);
-  writeU64(out, prefix.length, rev.main);
-  writeU64(out, prefix.length + 8, rev.sub);
+  // A short key is escaped straight into the result: this runs for every key written.
+  const prefix = isLongKey(key) ? layoutPrefix(key) : undefined;
+  const at = prefix === undefined ? escapedLength(key) : prefix.length;
+  const out = new Uint8Array(at + REV_BYTES);
+  if (prefix === undefined) writeEscaped(out, key);
+  else out.set(prefix);
+  writeU64(out, at, rev.main);
+  writeU64(out, at + 8, rev.sub);
   return out;
 }
 
@@ -144,6 +147,19 @@ export function userKeyOf(layout: Uint8Array): Uint8Array {
     if (b === 0) i += 1; // 0x00 0xFF stands for one 0x00 byte
   }
   return Uint8Array.from(out);
+}
+
+/** The main revision of a layout key, without allocating (revisionOf's first half; called once per write). */
+export function mainRevisionOf(layout: Uint8Array): number {
+  const at = layout.length - REV_BYTES;
+  if (at < 2) throw new Error(`mainRevisionOf: layout key length ${layout.length} < ${REV_BYTES + 2}`);
+  let hi = 0;
+  let lo = 0;
+  for (let i = 0; i < 4; i++) {
+    hi = hi * 256 + (layout[at + i] as number);
+    lo = lo * 256 + (layout[at + 4 + i] as number);
+  }
+  return hi * 2 ** 32 + lo;
 }
 
 export function revisionOf(layout: Uint8Array): Revision {

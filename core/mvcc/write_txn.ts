@@ -27,6 +27,8 @@ import {
 
 export const META_COMPACT_KEY = new TextEncoder().encode("compact_rev");
 export const META_CURRENT_KEY = new TextEncoder().encode("current_rev");
+/** The stored value of a deletion (an empty value marks a tombstone in the layout); never written to. */
+const TOMBSTONE = new Uint8Array(0);
 /** Live keys a DeleteRange reads per step. */
 const DELETE_CHUNK_KEYS = 10_000;
 
@@ -108,58 +110,82 @@ export interface MembershipLog {
   record(rev: number, id: string, delta: 1 | -1): void;
 }
 
+/** Node's native latin1 decoder, which also takes a plain Uint8Array (no Buffer view made per call). */
+const latin1Slice = (
+  Buffer.prototype as unknown as { latin1Slice(this: Uint8Array, start: number, end: number): string }
+).latin1Slice;
+
 export function keyId(key: Uint8Array): string {
-  return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString("latin1");
+  return latin1Slice.call(key, 0, key.length);
 }
 
 /**
- * A batch's view of the index: its own changes over the committed index, applied only after the commit. Each
- * change since the last mark() is journalled, so an entry that fails half-way can take its changes back.
+ * A batch's view of the index. It writes through to the committed index at once (one map operation per change
+ * instead of an overlay's lookups plus a second pass after the commit) and journals what each change replaced:
+ * rollback() takes back the changes of the entry since mark(), abort() those of the whole batch (its commit
+ * failed), so the committed index ends as if the batch or the entry had never run. The journal and the
+ * membership log are parallel arrays (no object per change): one request may delete millions of keys. Nothing
+ * else reads the index while a batch runs (the batch is one synchronous transaction).
  */
 export class BatchIndex implements LiveIndex {
-  private readonly overlay = new Map<string, Revision | undefined>();
-  /** Overlay slots changed since mark(): id → [had a slot before, its value]. */
-  private journal: [string, boolean, Revision | undefined][] = [];
-  /** Creations and deletions in the order they happened (a key may come and go inside one batch). */
-  private readonly membership: { rev: number; id: string; delta: 1 | -1 }[] = [];
-  /** membership's length at mark(): a rollback drops what came after. */
+  /** Every change of the batch: its key id and what the committed index held before (undefined: absent). */
+  private readonly journalIds: string[] = [];
+  private readonly journalPrior: (Revision | undefined)[] = [];
+  /** The journal's length at mark(). */
+  private journalMark = 0;
+  /** Creations (+1) and deletions (−1) in the order they happened (a key may come and go inside one batch). */
+  private readonly memberRevs: number[] = [];
+  private readonly memberIds: string[] = [];
+  private readonly memberDeltas: (1 | -1)[] = [];
+  /** The membership arrays' length at mark(): a rollback drops what came after. */
   private membershipMark = 0;
   constructor(private readonly base: Map<string, Revision>) {}
   get(key: Uint8Array): Revision | undefined {
-    return this.#get(keyId(key));
-  }
-  #get(id: string): Revision | undefined {
-    return this.overlay.has(id) ? this.overlay.get(id) : this.base.get(id);
+    return this.base.get(keyId(key));
   }
   set(key: Uint8Array, rev: Revision | undefined, at: number): void {
     const id = keyId(key);
-    const was = this.#get(id) !== undefined;
-    if (was !== (rev !== undefined)) this.membership.push({ rev: at, id, delta: was ? -1 : 1 });
-    this.journal.push([id, this.overlay.has(id), this.overlay.get(id)]);
-    this.overlay.set(id, rev);
+    const prior = this.base.get(id);
+    if ((prior !== undefined) !== (rev !== undefined)) {
+      this.memberRevs.push(at);
+      this.memberIds.push(id);
+      this.memberDeltas.push(prior !== undefined ? -1 : 1);
+    }
+    this.journalIds.push(id);
+    this.journalPrior.push(prior);
+    if (rev === undefined) this.base.delete(id);
+    else this.base.set(id, rev);
   }
   /** Starts a new entry: what is set from now on can be taken back with rollback(). */
   mark(): void {
-    this.journal = [];
-    this.membershipMark = this.membership.length;
+    this.journalMark = this.journalIds.length;
+    this.membershipMark = this.memberIds.length;
   }
   /** Takes back every change since mark(). */
   rollback(): void {
-    for (let i = this.journal.length - 1; i >= 0; i--) {
-      const [id, had, rev] = this.journal[i] as [string, boolean, Revision | undefined];
-      if (had) this.overlay.set(id, rev);
-      else this.overlay.delete(id);
-    }
-    this.journal = [];
-    this.membership.length = this.membershipMark;
+    this.#undoTo(this.journalMark);
+    this.memberRevs.length = this.memberIds.length = this.memberDeltas.length = this.membershipMark;
   }
-  /** Applies the batch's changes to the committed index (call after the backend commit succeeded). */
+  /** Takes back every change of the batch (its commit failed). */
+  abort(): void {
+    this.#undoTo(0);
+    this.journalMark = this.membershipMark = 0;
+    this.memberRevs.length = this.memberIds.length = this.memberDeltas.length = 0;
+  }
+  /** Reports the batch's creations and deletions (call after the backend commit succeeded). */
   apply(log?: MembershipLog): void {
-    for (const [id, rev] of this.overlay) {
-      if (rev === undefined) this.base.delete(id);
-      else this.base.set(id, rev);
+    if (log === undefined) return;
+    for (let i = 0; i < this.memberIds.length; i++)
+      log.record(this.memberRevs[i] as number, this.memberIds[i] as string, this.memberDeltas[i] as 1 | -1);
+  }
+  #undoTo(length: number): void {
+    for (let i = this.journalIds.length - 1; i >= length; i--) {
+      const id = this.journalIds[i] as string;
+      const prior = this.journalPrior[i];
+      if (prior === undefined) this.base.delete(id);
+      else this.base.set(id, prior);
     }
-    if (log !== undefined) for (const m of this.membership) log.record(m.rev, m.id, m.delta);
+    this.journalIds.length = this.journalPrior.length = length;
   }
 }
 
@@ -266,7 +292,7 @@ export class WriteTxn {
       for (const bytes of chunk.kvs) {
         const { key, lease } = decodeKeyValue(bytes);
         if (lease !== 0n) this.leases?.detach(key);
-        this.tx.put(KEY_BUCKET, layoutKey(key, { main, sub: this.sub++ }), new Uint8Array(0));
+        this.tx.put(KEY_BUCKET, layoutKey(key, { main, sub: this.sub++ }), TOMBSTONE);
         this.index.set(key, undefined, main);
         this.changes.push({ type: 1, kv: tombstoneKv(key, main), prevKv: bytes, rev: main });
         if (r.prevKv === true) prevKvs.push(bytes);
