@@ -187,6 +187,14 @@ export interface ServerProcessOptions {
   readonly onLine?: (line: string) => void;
 }
 
+/** Where a server process runs and what it sees. */
+export interface SpawnOptions {
+  /** Its working dir (relative paths, such as a unix socket named by a client URL, land there). */
+  readonly cwd?: string;
+  /** Its whole environment (default: this process's). */
+  readonly env?: NodeJS.ProcessEnv;
+}
+
 /** The longest unterminated stderr line kept while waiting for its newline. */
 const PARTIAL_LINE_MAX = 4096;
 
@@ -215,11 +223,8 @@ export class ServerProcess {
     return this.opts.dataDir;
   }
 
-  /**
-   * spawn starts `bin args` (stdout ignored, stderr kept), in `cwd` if given (where relative paths, such as a
-   * unix socket named by a client URL, land); throws if the previous process still runs.
-   */
-  spawn(bin: string, args: readonly string[], opts: { readonly cwd?: string } = {}): void {
+  /** spawn starts `bin args` (stdout ignored, stderr kept) as `opts` say; throws if the previous process still runs. */
+  spawn(bin: string, args: readonly string[], opts: SpawnOptions = {}): void {
     if (this.running) throw new Error(`${this.label} is running`);
     this.tail = "";
     this.partial = "";
@@ -227,6 +232,7 @@ export class ServerProcess {
     const child = spawn(bin, args, {
       stdio: ["ignore", "ignore", "pipe"],
       ...(opts.cwd !== undefined ? { cwd: opts.cwd } : {}),
+      ...(opts.env !== undefined ? { env: opts.env } : {}),
     });
     this.ended = false;
     this.spawnError = undefined;
