@@ -49,6 +49,20 @@ export class FilePki {
 
   /** A self-signed CA named `name` (subject CN=`cn`), with an empty revocation database. */
   ca(name: string, cn = name): string {
+    this.selfSigned(name, cn);
+    writeFileSync(this.path(`${name}.index`), "");
+    writeFileSync(this.path(`${name}.crlnumber`), "01\n");
+    writeFileSync(this.path(`${name}.serial`), "1000\n");
+    writeFileSync(
+      this.path(`${name}.cnf`),
+      `[ca]\ndefault_ca=d\n[d]\ndatabase=${name}.index\ncrlnumber=${name}.crlnumber\n` +
+        `serial=${name}.serial\nnew_certs_dir=.\npolicy=p\ndefault_md=sha256\ndefault_crl_days=1\n[p]\ncommonName=supplied\n`,
+    );
+    return this.path(`${name}.crt`);
+  }
+
+  /** A self-signed certificate and key (subject CN=`cn`), trusted by nobody: what a client forging a CN presents. */
+  selfSigned(name: string, cn: string): CertFiles {
     openssl(this.dir, [
       "req",
       "-x509",
@@ -62,15 +76,7 @@ export class FilePki {
       "-subj",
       `/CN=${cn}`,
     ]);
-    writeFileSync(this.path(`${name}.index`), "");
-    writeFileSync(this.path(`${name}.crlnumber`), "01\n");
-    writeFileSync(this.path(`${name}.serial`), "1000\n");
-    writeFileSync(
-      this.path(`${name}.cnf`),
-      `[ca]\ndefault_ca=d\n[d]\ndatabase=${name}.index\ncrlnumber=${name}.crlnumber\n` +
-        `serial=${name}.serial\nnew_certs_dir=.\npolicy=p\ndefault_md=sha256\ndefault_crl_days=1\n[p]\ncommonName=supplied\n`,
-    );
-    return this.path(`${name}.crt`);
+    return { cert: this.path(`${name}.crt`), key: this.path(`${name}.key`) };
   }
 
   /** A leaf signed by `ca` with this CN and SANs (openssl's syntax: "IP:127.0.0.1,DNS:localhost"), usable both ways. */

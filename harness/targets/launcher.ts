@@ -187,6 +187,14 @@ export interface ServerProcessOptions {
   readonly onLine?: (line: string) => void;
 }
 
+/** Where a server process runs and what it sees. */
+export interface SpawnOptions {
+  /** Its working dir (relative paths, such as a unix socket named by a client URL, land there). */
+  readonly cwd?: string;
+  /** Its whole environment (default: this process's). */
+  readonly env?: NodeJS.ProcessEnv;
+}
+
 /** The longest unterminated stderr line kept while waiting for its newline. */
 const PARTIAL_LINE_MAX = 4096;
 
@@ -197,7 +205,7 @@ const PARTIAL_LINE_MAX = 4096;
 export class ServerProcess {
   readonly label: string;
   private child: ChildProcess | undefined;
-  private exited: Promise<void> = Promise.resolve();
+  private exitedPromise: Promise<void> = Promise.resolve();
   /** The last spawned process has exited and its stderr is read to the end. */
   private ended = false;
   /** Why the last spawn did not even start a process (ENOENT, EACCES). */
@@ -215,16 +223,20 @@ export class ServerProcess {
     return this.opts.dataDir;
   }
 
-  /** spawn starts `bin args` (stdout ignored, stderr kept); throws if the previous process still runs. */
-  spawn(bin: string, args: readonly string[]): void {
+  /** spawn starts `bin args` (stdout ignored, stderr kept) as `opts` say; throws if the previous process still runs. */
+  spawn(bin: string, args: readonly string[], opts: SpawnOptions = {}): void {
     if (this.running) throw new Error(`${this.label} is running`);
     this.tail = "";
     this.partial = "";
     this.startedAt = performance.now();
-    const child = spawn(bin, args, { stdio: ["ignore", "ignore", "pipe"] });
+    const child = spawn(bin, args, {
+      stdio: ["ignore", "ignore", "pipe"],
+      ...(opts.cwd !== undefined ? { cwd: opts.cwd } : {}),
+      ...(opts.env !== undefined ? { env: opts.env } : {}),
+    });
     this.ended = false;
     this.spawnError = undefined;
-    this.exited = new Promise((r) => {
+    this.exitedPromise = new Promise((r) => {
       const end = (): void => {
         if (this.child === child) this.ended = true;
         r();
@@ -291,11 +303,16 @@ export class ServerProcess {
     if (this.running) this.child?.kill(sig);
   }
 
+  /** exited resolves once the last spawned process has exited and its stderr is read to the end. */
+  exited(): Promise<void> {
+    return this.exitedPromise;
+  }
+
   /** kill sends `sig` (default SIGKILL) and resolves once the process has exited. */
   async kill(sig: NodeJS.Signals = "SIGKILL"): Promise<void> {
     if (!this.running) return;
     this.child?.kill(sig);
-    await this.exited;
+    await this.exitedPromise;
   }
 
   /** stop sends SIGTERM, SIGKILL after `graceMs`, and resolves once the process has exited. */

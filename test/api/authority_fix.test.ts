@@ -4,8 +4,6 @@
 // real address, a 1 MiB request intact; over TLS the handler also reads the client certificate's CN (etcd's user under --client-cert-auth)
 // through the pipe; an idle client's PING is answered while sniffing; a client that sends no header block before the
 // sniff timeout is piped and still served.
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { connect as h2connect, type ClientHttp2Session } from "node:http2";
 import {
   createServer as createNetServer,
@@ -13,11 +11,10 @@ import {
   type Server as NetServer,
   type Socket,
 } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { createServer as createTlsServer, type TLSSocket } from "node:tls";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { FilePki } from "../../harness/pki.js";
 import { serveHttp2, type AuthorityFixOptions, type Handover } from "../../core/api/http2/authority_fix.js";
 import { CLIENT_PREFACE, EMPTY_SETTINGS } from "../../core/api/http2/frames.js";
 import { commonNameOfCall } from "../../core/api/tls_verify.js";
@@ -47,7 +44,7 @@ let grpcServer: grpc.Server;
 let injector: ReturnType<grpc.Server["createConnectionInjector"]>;
 const listeners: NetServer[] = [];
 const sessions: ClientHttp2Session[] = [];
-let pki = "";
+let pki: FilePki;
 
 beforeAll(() => {
   grpcServer = new grpc.Server();
@@ -63,35 +60,10 @@ beforeAll(() => {
     },
   });
   injector = grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
-  pki = mkdtempSync(join(tmpdir(), "authority-fix-"));
-  const ssl = (args: string[]): void =>
-    void execFileSync("openssl", args, { cwd: pki, stdio: ["ignore", "ignore", "pipe"] });
-  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-  ssl(["req", "-x509", ...ec, "-keyout", "ca.key", "-out", "ca.crt", "-days", "1", "-subj", "/CN=ca"]);
-  for (const [n, cn] of [
-    ["server", "server"],
-    ["client", "alice"],
-  ] as const) {
-    writeFileSync(join(pki, `${n}.ext`), "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n");
-    ssl(["req", ...ec, "-keyout", `${n}.key`, "-out", `${n}.csr`, "-subj", `/CN=${cn}`]);
-    ssl([
-      "x509",
-      "-req",
-      "-in",
-      `${n}.csr`,
-      "-CA",
-      "ca.crt",
-      "-CAkey",
-      "ca.key",
-      "-CAcreateserial",
-      "-out",
-      `${n}.crt`,
-      "-days",
-      "1",
-      "-extfile",
-      `${n}.ext`,
-    ]);
-  }
+  pki = new FilePki();
+  pki.ca("ca");
+  pki.leaf("server", "ca", "server", "IP:127.0.0.1");
+  pki.leaf("client", "ca", "alice", "IP:127.0.0.1");
 });
 
 afterEach(() => {
@@ -102,10 +74,10 @@ afterEach(() => {
 afterAll(() => {
   injector.destroy();
   grpcServer.forceShutdown();
-  rmSync(pki, { recursive: true, force: true });
+  pki.cleanup();
 });
 
-const file = (n: string): Buffer => readFileSync(join(pki, n));
+const file = (n: string): Buffer => pki.read(n);
 
 /** A listener on 127.0.0.1:0 that hands each connection to serveHttp2 (or straight to grpc-js with fix=false). */
 async function listen(opts: {

@@ -9,9 +9,8 @@
 // proven in test/transport/peer_tls_enforcement.test.ts).
 import { execFileSync } from "node:child_process";
 import { X509Certificate, createPrivateKey } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as tls from "node:tls";
 import * as grpc from "@grpc/grpc-js";
@@ -26,97 +25,37 @@ import {
 } from "../../core/api/tls_verify.js";
 import { selfCert } from "../../core/api/tls_cert.js";
 import { peerTlsFromFlags } from "../../core/cli/tls_flags.js";
+import { FilePki, LOOPBACK_SANS } from "../../harness/pki.js";
 import { Cluster, WAIT_MS, msg } from "../transport/helpers.js";
 
-/** A CA, a server cert, client certs (good, revoked), a stranger from another CA, and a CRL, made by openssl. */
-function makePki(dir: string): void {
-  const ssl = (args: string[]): void =>
-    void execFileSync("openssl", args, { cwd: dir, stdio: ["ignore", "ignore", "pipe"] });
-  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-  const ca = (n: string): void =>
-    ssl(["req", "-x509", ...ec, "-keyout", `${n}.key`, "-out", `${n}.crt`, "-days", "1", "-subj", `/CN=${n}`]);
-  const leaf = (n: string, signer: string, cn: string): void => {
-    writeFileSync(
-      join(dir, `${n}.ext`),
-      "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n",
-    );
-    ssl(["req", ...ec, "-keyout", `${n}.key`, "-out", `${n}.csr`, "-subj", `/CN=${cn}`]);
-    ssl([
-      "x509",
-      "-req",
-      "-in",
-      `${n}.csr`,
-      "-CA",
-      `${signer}.crt`,
-      "-CAkey",
-      `${signer}.key`,
-      "-CAcreateserial",
-      "-out",
-      `${n}.crt`,
-      "-days",
-      "1",
-      "-extfile",
-      `${n}.ext`,
-    ]);
-  };
-  ca("ca");
-  ca("otherca");
-  leaf("server", "ca", "server");
-  leaf("client", "ca", "root");
-  leaf("revoked", "ca", "revoked");
-  leaf("stranger", "otherca", "stranger");
-  writeFileSync(join(dir, "index.txt"), "");
-  writeFileSync(join(dir, "crlnumber"), "01\n");
-  writeFileSync(join(dir, "serial"), "1000\n");
-  writeFileSync(
-    join(dir, "ca.cnf"),
-    "[ca]\ndefault_ca=d\n[d]\ndatabase=index.txt\ncrlnumber=crlnumber\ndefault_md=sha256\ndefault_crl_days=1\n" +
-      "new_certs_dir=.\nserial=serial\npolicy=p\n[p]\ncommonName=supplied\n",
-  );
-  const caArgs = ["ca", "-config", "ca.cnf", "-keyfile", "ca.key", "-cert", "ca.crt"];
-  // Expired: the good client's key, signed for one day in 2020.
-  ssl([
-    ...caArgs,
-    "-in",
-    "client.csr",
-    "-out",
-    "expired.crt",
-    "-startdate",
-    "20200101000000Z",
-    "-enddate",
-    "20200102000000Z",
-    "-batch",
-    "-notext",
-  ]);
-  writeFileSync(join(dir, "expired.key"), readFileSync(join(dir, "client.key")));
-  ssl([
-    "req",
-    "-x509",
-    ...ec,
-    "-keyout",
-    "selfsigned.key",
-    "-out",
-    "selfsigned.crt",
-    "-days",
-    "1",
-    "-subj",
-    "/CN=root",
-  ]);
-  ssl([...caArgs, "-gencrl", "-out", "empty.crl"]);
-  ssl([...caArgs, "-revoke", "revoked.crt"]);
-  ssl([...caArgs, "-gencrl", "-out", "ca.crl"]);
+/** A CA, a server cert, client certs (good, revoked, expired, self-signed), a stranger from another CA, and CRLs. */
+function makeTestPki(): FilePki {
+  const pki = new FilePki();
+  pki.ca("ca");
+  pki.ca("otherca");
+  pki.leaf("server", "ca", "server", LOOPBACK_SANS);
+  pki.leaf("client", "ca", "root", LOOPBACK_SANS);
+  pki.leaf("revoked", "ca", "revoked", LOOPBACK_SANS);
+  pki.leaf("stranger", "otherca", "stranger", LOOPBACK_SANS);
+  pki.expiredLeaf("expired", "ca", "root", LOOPBACK_SANS);
+  pki.selfSigned("selfsigned", "root");
+  pki.crl("ca", pki.path("empty.crl"));
+  pki.revoke("ca", "revoked");
+  pki.crl("ca", pki.path("ca.crl"));
+  return pki;
 }
 
+let pki: FilePki;
 let dir: string;
 const f = (name: string): string => join(dir, name);
 const serial = (name: string): string =>
   new X509Certificate(readFileSync(f(name))).serialNumber.toLowerCase().replace(/^(00)+/, "");
 
 beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), "etcd-ts-tls-"));
-  makePki(dir);
+  pki = makeTestPki();
+  dir = pki.dir;
 });
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+afterAll(() => pki.cleanup());
 
 const serverInfo = (over: Partial<TlsInfo> = {}): TlsInfo => ({
   certFile: f("server.crt"),

@@ -3,18 +3,18 @@
 // ETCD_* variable, unknown keys are reported (etcd ignores them), bad values and bad YAML fail with exit code 1;
 // and a real etcd-ts process started from a config file serves etcdctl under the name and URLs it gives, stops
 // cleanly on SIGTERM (dying of it, as etcd does) and restarts with its data.
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { FlagError, parseFlags } from "../../core/cli/flags.js";
-import { freePort } from "../../harness/targets/launcher.js";
+import { ServerProcess, freePort, waitUntil } from "../../harness/targets/launcher.js";
 
 const dir = mkdtempSync(join(tmpdir(), "etcd-ts-config-"));
-const children: ChildProcess[] = [];
-afterAll(() => {
-  for (const c of children) c.kill("SIGKILL");
+const procs: ServerProcess[] = [];
+afterAll(async () => {
+  await Promise.all(procs.map((p) => p.kill()));
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -106,42 +106,32 @@ describe("--config-file", () => {
         `initial-cluster: from-file=http://127.0.0.1:${peer}`,
       ].join("\n"),
     );
-    const child = spawn(
-      process.execPath,
-      [resolve(import.meta.dirname, "../../dist/core/cli/main.js"), "--config-file", path],
-      { stdio: ["ignore", "ignore", "pipe"] },
-    );
-    children.push(child);
-    await new Promise<void>((ready, fail) => {
-      let err = "";
-      child.stderr?.on("data", (d: Buffer) => {
-        err += d.toString();
-        if (err.includes("ready to serve client requests")) ready();
-      });
-      child.once("exit", (code) => fail(new Error(`etcd-ts exited ${code}: ${err}`)));
+    let readyLines = 0;
+    const proc = new ServerProcess({
+      label: "etcd-ts",
+      onLine: (line) => void (line.includes("ready to serve client requests") && readyLines++),
     });
+    procs.push(proc);
+    const main = resolve(import.meta.dirname, "../../dist/core/cli/main.js");
+    const start = async (): Promise<void> => {
+      const before = readyLines;
+      proc.spawn(process.execPath, [main, "--config-file", path]);
+      await waitUntil(
+        proc,
+        "ready",
+        { deadline: Date.now() + 20_000, intervalMs: 20 },
+        async () => readyLines > before,
+      );
+    };
+    await start();
     const ctl = (...args: string[]): string =>
       spawnSync("etcdctl", ["--endpoints", `127.0.0.1:${client}`, ...args], { encoding: "utf8" }).stdout;
     expect(ctl("put", "k", "v")).toBe("OK\n");
     expect(ctl("member", "list")).toContain(", started, from-file, http://127.0.0.1:");
     // SIGTERM: a clean stop, then death by the same signal as etcd (status 143 in a shell); the write is kept.
-    const exited = new Promise<NodeJS.Signals | null>((r) => child.once("exit", (_code, signal) => r(signal)));
-    child.kill("SIGTERM");
-    expect(await exited).toBe("SIGTERM");
-    const again = spawn(
-      process.execPath,
-      [resolve(import.meta.dirname, "../../dist/core/cli/main.js"), "--config-file", path],
-      { stdio: ["ignore", "ignore", "pipe"] },
-    );
-    children.push(again);
-    await new Promise<void>((ready, fail) => {
-      let err = "";
-      again.stderr?.on("data", (d: Buffer) => {
-        err += d.toString();
-        if (err.includes("ready to serve client requests")) ready();
-      });
-      again.once("exit", (code) => fail(new Error(`etcd-ts exited ${code} on restart: ${err}`)));
-    });
+    await proc.kill("SIGTERM");
+    expect(proc.exitStatus?.signal).toBe("SIGTERM");
+    await start();
     expect(ctl("get", "k", "--print-value-only")).toBe("v\n");
   }, 30_000);
 });

@@ -4,45 +4,48 @@
 // is refused, as etcdctl's restore refuses them. Also: the restore flags make the new cluster (the member started
 // on the dir is the one --name and --initial-cluster named, whatever its own flags say), a file without a hash
 // needs --skip-hash-check, and a snapshot in etcd-ts's older LMDB format still restores.
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { ServerProcess, waitUntil } from "../../harness/targets/launcher.js";
 import { REPO, freePort, haveEtcd } from "../compat/processes.js";
 
 const dir = mkdtempSync(join(tmpdir(), "etcd-ts-restore-"));
-const children: ChildProcess[] = [];
-afterAll(() => {
-  for (const c of children) if (c.exitCode === null) c.kill("SIGKILL");
+const procs: ServerProcess[] = [];
+afterAll(async () => {
+  await Promise.all(procs.map((p) => p.kill()));
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function startMember(dataDir: string): Promise<{ child: ChildProcess; endpoint: string }> {
+/** Starts bin/etcd-ts on `dataDir` and resolves once it logs that it serves clients. */
+async function startMember(dataDir: string): Promise<{ proc: ServerProcess; endpoint: string }> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const child = spawn(
-    process.execPath,
-    [join(REPO, "bin/etcd-ts"), "--data-dir", dataDir, "--listen-client-urls", url, "--advertise-client-urls", url],
-    { stdio: ["ignore", "ignore", "pipe"] },
-  );
-  children.push(child);
-  await new Promise<void>((ready, fail) => {
-    let log = "";
-    child.stderr?.on("data", (d: Buffer) => {
-      log += d.toString();
-      if (log.includes("ready to serve client requests")) ready();
-    });
-    child.once("exit", (code) => fail(new Error(`etcd-ts exited ${code}: ${log}`)));
+  let ready = false;
+  const proc = new ServerProcess({
+    label: "etcd-ts",
+    ports: [port],
+    onLine: (line) => (ready ||= line.includes("ready to serve client requests")),
   });
-  return { child, endpoint: `127.0.0.1:${port}` };
+  procs.push(proc);
+  proc.spawn(process.execPath, [
+    join(REPO, "bin/etcd-ts"),
+    "--data-dir",
+    dataDir,
+    "--listen-client-urls",
+    url,
+    "--advertise-client-urls",
+    url,
+  ]);
+  await waitUntil(proc, "ready", { deadline: Date.now() + 60_000, intervalMs: 20 }, async () => ready);
+  return { proc, endpoint: `127.0.0.1:${port}` };
 }
 
-async function stop(child: ChildProcess): Promise<void> {
-  const gone = new Promise((r) => child.once("exit", r));
-  child.kill("SIGTERM");
-  await gone;
+function stop(proc: ServerProcess): Promise<void> {
+  return proc.kill("SIGTERM");
 }
 
 const ctl = (endpoint: string, ...args: string[]): { stdout: string; status: number | null } => {
@@ -67,7 +70,7 @@ describe.runIf(haveEtcd())("snapshot save and restore", () => {
     expect(ctl(a.endpoint, "put", "sn/leased", "x", "--lease", lease).status).toBe(0);
     const file = join(dir, "snap.db");
     expect(ctl(a.endpoint, "snapshot", "save", file).stdout).toBe(`Snapshot saved at ${file}\n`);
-    await stop(a.child);
+    await stop(a.proc);
 
     const bad = join(dir, "bad.db");
     const bytes = readFileSync(file);
@@ -92,13 +95,13 @@ describe.runIf(haveEtcd())("snapshot save and restore", () => {
     expect(ctl(b.endpoint, "get", "sn/7", "--print-value-only").stdout).toBe("v7\n");
     expect(ctl(b.endpoint, "lease", "timetolive", lease, "--keys").stdout).toContain("attached keys([sn/leased])");
     expect(ctl(b.endpoint, "put", "sn/after", "restore").stdout).toBe("OK\n");
-    await stop(b.child);
+    await stop(b.proc);
   }, 60_000);
 
   it("makes the cluster its flags name; wants --skip-hash-check for a bare file; restores an older LMDB snapshot", async () => {
     const a = await startMember(join(dir, "c"));
     for (let i = 0; i < 5; i++) expect(ctl(a.endpoint, "put", `old/${i}`, `v${i}`).status).toBe(0);
-    await stop(a.child);
+    await stop(a.proc);
     // etcd-ts's own backend file, as snapshots were before they became etcd's format.
     const lmdb = readFileSync(join(dir, "c", "member", "kv.mdb"));
     writeFileSync(join(dir, "bare.db"), lmdb);
@@ -134,6 +137,6 @@ describe.runIf(haveEtcd())("snapshot save and restore", () => {
     const members = ctl(d.endpoint, "member", "list").stdout;
     expect(members).toContain(`, started, default, ${peerUrl}, http://${d.endpoint}, false`);
     expect(members.trim().split("\n").length).toBe(1);
-    await stop(d.child);
+    await stop(d.proc);
   }, 60_000);
 });

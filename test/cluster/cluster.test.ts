@@ -127,8 +127,8 @@ describe("a 3-member etcd-ts cluster", () => {
     const rm = await reconfig(c.endpoint(rest[0] ?? 0), ["member", "remove", hex(leader)]);
     expect(rm.stdout, rm.stderr).toMatch(new RegExp(`Member\\s+${hex(leader)} removed from cluster`));
     const deadline = Date.now() + 15_000;
-    while (c.member(idx).child !== undefined && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-    expect(c.member(idx).child, "the removed leader exited").toBeUndefined();
+    while (c.member(idx).running && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect(c.member(idx).running, "the removed leader exited").toBe(false);
     // The others notice the leader's silence after an election timeout and elect one of themselves.
     let newLeader = leader;
     while ((newLeader === leader || newLeader === 0n) && Date.now() < deadline + 10_000) {
@@ -146,7 +146,7 @@ describe("a 3-member etcd-ts cluster", () => {
   }, 60_000);
 
   it("hands leadership over when the leader is stopped with SIGTERM", async () => {
-    const running = c.members.map((m, i) => ({ m, i })).filter(({ m }) => m.child !== undefined);
+    const running = c.members.map((m, i) => ({ m, i })).filter(({ m }) => m.running);
     const leader = status(c.endpoint(running[0]?.i ?? 0)).leader;
     const li = running.find(({ i }) => status(c.endpoint(i)).memberId === leader)?.i ?? 0;
     const other = running.find(({ i }) => i !== li)?.i ?? 0;
@@ -167,7 +167,7 @@ describe("a 3-member etcd-ts cluster", () => {
 
   it("refuses a member started with another cluster token (cluster ID mismatch)", async () => {
     const stranger = await c.newMember("stranger");
-    const running = c.members.filter((m) => m.child !== undefined && m !== stranger);
+    const running = c.members.filter((m) => m.running && m !== stranger);
     const initial = [...running, stranger].map((m) => `${m.name}=${c.peerUrl(m)}`).join(",");
     c.spawn(stranger, initial, "new", ["--initial-cluster-token", "some-other-cluster"]);
     const deadline = Date.now() + 15_000;

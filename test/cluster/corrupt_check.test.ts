@@ -65,7 +65,7 @@ describe("corruption checks on a 3-member etcd-ts cluster", () => {
     c.restart(2);
     await until(
       "the tampered member to exit",
-      () => c.member(2).child === undefined && c.member(2).exitCode !== undefined,
+      () => !c.member(2).running && c.member(2).exitCode !== undefined,
       30_000,
     );
     expect(c.member(2).exitCode).toBe(1);

@@ -112,7 +112,5 @@ export function armFailpoint(port: number, spec: string): Promise<void> {
 
 /** Resolves when member i's process has exited. */
 export function exited(cluster: LocalCluster, i: number): Promise<void> {
-  const child = cluster.member(i).child;
-  if (child === undefined) return Promise.resolve();
-  return new Promise((resolve) => child.once("exit", () => resolve()));
+  return cluster.exited(i);
 }

@@ -74,7 +74,7 @@ async function runCase(point: string, maxHit: number, role: Role, round: number)
   const prefix = `fp/${point}/${role}/${round}/`;
   const m = cluster.member(victim);
   const dead = exited(cluster, victim);
-  const isDead = (): boolean => m.child === undefined;
+  const isDead = (): boolean => !m.running;
   let acked: Map<string, string>;
   if (point === "snap-install-mid") {
     // The follower misses enough entries that the leader's log no longer has them: it must get a snapshot.
@@ -116,7 +116,7 @@ async function writeN(
 async function exitedWithin(i: number, ms: number): Promise<void> {
   const m = cluster.member(i);
   const deadline = Date.now() + ms;
-  while (m.child !== undefined) {
+  while (m.running) {
     if (Date.now() > deadline) throw new Error(`${m.name} did not reach its failpoint: ${m.log.slice(-1500)}`);
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -129,7 +129,7 @@ async function errorCase(point: string, action: "error" | "enospc", role: Role, 
   const m = cluster.member(victim);
   const dead = exited(cluster, victim);
   await armFailpoint(m.clientPort, `${point}=${action}@${1 + rand(10)}`);
-  const r = await writeUntil(others, `fperr/${point}/${role}/`, () => m.child === undefined, { maxMs: 40_000 });
+  const r = await writeUntil(others, `fperr/${point}/${role}/`, () => !m.running, { maxMs: 40_000 });
   if (r.timedOut) throw new Error(`${point} never fired on ${role} ${m.name}`);
   await dead;
   expect(m.exitCode).toBe(1);

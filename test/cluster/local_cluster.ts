@@ -1,25 +1,55 @@
 // Multi-member clusters of real processes on 127.0.0.1 for the cluster tests: etcd-ts (dist/core/cli/main.js) or
-// real etcd 3.4, started with the same etcd flags (free ports, one temp data dir each, always cleaned up).
-// Members can be killed (-9), restarted on their data dir, and added at runtime (--initial-cluster-state existing).
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+// real etcd 3.4, started with the same etcd flags through the harness's launcher (free ports, one temp data dir
+// each, always cleaned up). Members can be killed (-9), restarted on their data dir, and added at runtime
+// (--initial-cluster-state existing).
+import { spawnSync } from "node:child_process";
+import { rmSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { freePort } from "../../harness/targets/launcher.js";
+import { ServerProcess, freePort, makeDataDir, waitUntil } from "../../harness/targets/launcher.js";
 
 export const REPO = resolve(import.meta.dirname, "../..");
 export type Kind = "etcd" | "etcd-ts";
 
-export interface MemberProc {
-  readonly name: string;
-  readonly clientPort: number;
-  readonly peerPort: number;
-  readonly dataDir: string;
-  child: ChildProcess | undefined;
-  log: string;
-  exitCode: number | null | undefined;
+/** How much of a member's stderr is kept for the tests that read its log. */
+const LOG_CHARS = 20_000;
+
+/** One member's name, ports and data dir, and its process slot (started again on the same data dir). */
+export class MemberProc {
+  readonly proc: ServerProcess;
+  /** stderr lines of every run so far (a restart adds to it), up to LOG_CHARS. */
+  #log = "";
+
+  constructor(
+    readonly name: string,
+    readonly clientPort: number,
+    readonly peerPort: number,
+    readonly dataDir: string,
+  ) {
+    this.proc = new ServerProcess({
+      label: `member ${name}`,
+      ports: [clientPort, peerPort],
+      onLine: (line) => (this.#log = `${this.#log}${line}\n`.slice(-LOG_CHARS)),
+    });
+  }
+
+  get running(): boolean {
+    return this.proc.running;
+  }
+
+  /** The end of what the member has written to stderr, over all its runs. */
+  get log(): string {
+    return this.#log;
+  }
+
+  /** The last run's exit code (null when a signal ended it; undefined while it runs or before it ran). */
+  get exitCode(): number | null | undefined {
+    return this.proc.exitStatus?.code;
+  }
+
   /** The signal that ended the last run, if one did. */
-  signal?: NodeJS.Signals | null;
+  get signal(): NodeJS.Signals | null | undefined {
+    return this.proc.exitStatus?.signal;
+  }
 }
 
 export interface ClusterOptions {
@@ -42,7 +72,7 @@ export class LocalCluster {
     readonly kind: Kind,
     readonly opts: ClusterOptions = {},
   ) {
-    this.#root = mkdtempSync(join(tmpdir(), `etcd-ts-cluster-${kind}-`));
+    this.#root = makeDataDir(`etcd-ts-cluster-${kind}-`);
   }
 
   get token(): string {
@@ -55,7 +85,7 @@ export class LocalCluster {
 
   endpoints(): string {
     return this.members
-      .filter((m) => m.child !== undefined)
+      .filter((m) => m.running)
       .map((m) => `127.0.0.1:${m.clientPort}`)
       .join(",");
   }
@@ -71,15 +101,7 @@ export class LocalCluster {
   }
 
   async newMember(name: string): Promise<MemberProc> {
-    const m: MemberProc = {
-      name,
-      clientPort: await freePort(),
-      peerPort: await freePort(),
-      dataDir: join(this.#root, name),
-      child: undefined,
-      log: "",
-      exitCode: undefined,
-    };
+    const m = new MemberProc(name, await freePort(), await freePort(), join(this.#root, name));
     this.members.push(m);
     return m;
   }
@@ -95,7 +117,7 @@ export class LocalCluster {
   /** Starts a member added with `member add` (its --initial-cluster lists every running member plus itself). */
   join(m: MemberProc, extraFlags: readonly string[] = []): void {
     const initial = this.members
-      .filter((x) => x === m || x.child !== undefined)
+      .filter((x) => x === m || x.running)
       .map((x) => `${x.name}=${this.peerUrl(x)}`)
       .join(",");
     this.spawn(m, initial, "existing", extraFlags);
@@ -131,62 +153,48 @@ export class LocalCluster {
       ...(this.kind === "etcd-ts" ? (this.opts.etcdTsFlags ?? []) : []),
       ...extraFlags,
     ];
-    const child =
-      this.kind === "etcd"
-        ? spawn("etcd", args, { stdio: ["ignore", "ignore", "pipe"] })
-        : spawn(process.execPath, [join(REPO, "dist/core/cli/main.js"), ...args], {
-            stdio: ["ignore", "ignore", "pipe"],
-            env: { ...process.env, ...this.opts.memberEnv?.(m), ...env },
-          });
-    m.child = child;
-    m.exitCode = undefined;
-    child.stderr?.on("data", (b: Buffer) => (m.log = (m.log + b.toString("utf8")).slice(-20_000)));
-    child.once("exit", (code, signal) => {
-      m.exitCode = code;
-      m.signal = signal;
-      if (m.child === child) m.child = undefined;
-    });
+    if (this.kind === "etcd") m.proc.spawn("etcd", args);
+    else
+      m.proc.spawn(process.execPath, [join(REPO, "dist/core/cli/main.js"), ...args], {
+        env: { ...process.env, ...this.opts.memberEnv?.(m), ...env },
+      });
   }
 
   /** Restarts a stopped member on its data dir (the --initial-cluster flags are ignored then, as etcd does). */
   restart(i: number, env: Readonly<Record<string, string>> = {}): void {
     const m = this.member(i);
-    if (m.child !== undefined) throw new Error(`member ${m.name} is running`);
+    if (m.running) throw new Error(`member ${m.name} is running`);
     this.spawn(m, `${m.name}=${this.peerUrl(m)}`, "new", [], env);
   }
 
-  /** Waits until member i answers `endpoint status` with a leader. */
+  /** Waits until member i answers `endpoint status` with a leader (fails at once if it exits). */
   async waitServing(i: number, timeoutMs = 30_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const m = this.member(i);
-      if (m.child === undefined && m.exitCode !== undefined)
-        throw new Error(`member ${m.name} exited (${m.exitCode}): ${m.log.slice(-1500)}`);
-      const r = ctl(this.endpoint(i), ["endpoint", "status", "-w", "json"], 3_000);
-      if (r.status === 0 && /"leader":[1-9]/.test(r.stdout)) return;
-      if (Date.now() > deadline)
-        throw new Error(`member ${m.name} not serving after ${timeoutMs} ms: ${r.stderr} ${m.log.slice(-1500)}`);
-      await new Promise((res) => setTimeout(res, 200));
+    const m = this.member(i);
+    const opts = { deadline: Date.now() + timeoutMs, intervalMs: 200 };
+    try {
+      await waitUntil(m.proc, "serving with a leader", opts, async () => {
+        const r = ctl(this.endpoint(i), ["endpoint", "status", "-w", "json"], 3_000);
+        if (r.status !== 0) throw new Error(r.stderr.trim());
+        return /"leader":[1-9]/.test(r.stdout);
+      });
+    } catch (err) {
+      throw new Error(`${String(err)}: ${m.log.slice(-1500)}`);
     }
   }
 
-  async kill(i: number, signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
-    const child = this.member(i).child;
-    if (child === undefined) return;
-    const exited = new Promise<void>((r) => child.once("exit", () => r()));
-    child.kill(signal);
-    await exited;
+  /** Sends `signal` to member i and resolves once it has exited. */
+  kill(i: number, signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
+    return this.member(i).proc.kill(signal);
+  }
+
+  /** Resolves once member i's process has exited (at once when it does not run). */
+  exited(i: number): Promise<void> {
+    const m = this.member(i);
+    return m.running ? m.proc.exited() : Promise.resolve();
   }
 
   async stop(): Promise<void> {
-    await Promise.all(
-      this.members.map(async (m, i) => {
-        if (m.child === undefined) return;
-        const timer = setTimeout(() => m.child?.kill("SIGKILL"), 5_000);
-        await this.kill(i, "SIGTERM");
-        clearTimeout(timer);
-      }),
-    );
+    await Promise.all(this.members.map((m) => m.proc.dispose(5_000)));
     rmSync(this.#root, { recursive: true, force: true });
   }
 }

@@ -3,10 +3,9 @@
 // etcd's "could not get cluster response from … remote error: tls: bad certificate" and etcd's fatal line, and
 // exits 1, exactly as a real etcd member in its place; the refusing side's "rejected connection" line is etcd's
 // whichever of the two refuses.
-import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { freePort } from "../../harness/targets/launcher.js";
+import { ServerProcess, freePort } from "../../harness/targets/launcher.js";
 import { FilePki } from "../../harness/pki.js";
 import { waitFor } from "../support/wait_for.js";
 import { LocalCluster, REPO, type Kind } from "./local_cluster.js";
@@ -49,13 +48,19 @@ async function startJoiner(kind: Kind, dir: string, peerUrl: string): Promise<{ 
     `http://127.0.0.1:${client}`,
     ...peerFlags(stranger),
   ];
-  const child =
-    kind === "etcd" ? spawn("etcd", args) : spawn(process.execPath, [join(REPO, "dist/core/cli/main.js"), ...args]);
   let log = "";
-  child.stderr.on("data", (b: Buffer) => (log += b.toString()));
-  const timer = setTimeout(() => child.kill("SIGKILL"), 20_000);
-  const code = await new Promise<number | null>((resolve) => child.once("exit", (c) => resolve(c)));
+  const proc = new ServerProcess({
+    label: `${kind} stranger`,
+    ports: [client, peer],
+    onLine: (l) => (log += `${l}\n`),
+  });
+  if (kind === "etcd") proc.spawn("etcd", args);
+  else proc.spawn(process.execPath, [join(REPO, "dist/core/cli/main.js"), ...args]);
+  const timer = setTimeout(() => proc.signal("SIGKILL"), 20_000);
+  await proc.exited();
   clearTimeout(timer);
+  const code = proc.exitStatus?.code ?? null;
+  await proc.dispose();
   return { log, code };
 }
 

@@ -4,77 +4,59 @@
 // endpoint, and again with an https:// endpoint and client certificates (openssl-made CA; over TLS etcdctl's
 // :authority happens to be valid, so this proves the sniffer leaves TLS clients working), and the host:port form
 // still works beside them; a unix://localhost:PORT endpoint serves endpoint status and put/get.
-import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { spawn, spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { FilePki, LOOPBACK_SANS } from "../../harness/pki.js";
+import { ServerProcess, makeDataDir, waitUntil } from "../../harness/targets/launcher.js";
 import { REPO, freePort, haveEtcd } from "./processes.js";
 
 const HAVE = haveEtcd();
 
 interface Member {
-  readonly child: ChildProcess;
-  readonly dataDir: string;
+  readonly proc: ServerProcess;
   readonly endpoint: string;
-  readonly exited: Promise<void>;
 }
 
-/** A CA and a server/client certificate pair for 127.0.0.1, made by openssl. */
-function makePki(dir: string): void {
-  const ssl = (args: string[]): void =>
-    void execFileSync("openssl", args, { cwd: dir, stdio: ["ignore", "ignore", "pipe"] });
-  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-  ssl(["req", "-x509", ...ec, "-keyout", "ca.key", "-out", "ca.crt", "-days", "1", "-subj", "/CN=ca"]);
-  for (const n of ["server", "client"]) {
-    writeFileSync(
-      join(dir, `${n}.ext`),
-      "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n",
-    );
-    ssl(["req", ...ec, "-keyout", `${n}.key`, "-out", `${n}.csr`, "-subj", `/CN=${n}`]);
-    ssl([
-      "x509",
-      "-req",
-      "-in",
-      `${n}.csr`,
-      "-CA",
-      "ca.crt",
-      "-CAkey",
-      "ca.key",
-      "-CAcreateserial",
-      "-out",
-      `${n}.crt`,
-      "-days",
-      "1",
-      "-extfile",
-      `${n}.ext`,
-    ]);
-  }
+/** A CA and a server/client certificate pair for 127.0.0.1 and localhost. */
+function makeTestPki(): FilePki {
+  const pki = new FilePki();
+  pki.ca("ca");
+  pki.leaf("server", "ca", "server", LOOPBACK_SANS);
+  pki.leaf("client", "ca", "client", LOOPBACK_SANS);
+  return pki;
 }
 
 /**
  * Starts etcd-ts on free 127.0.0.1 ports (https:// with client-cert-auth when pki is given; unix://localhost:PORT,
  * a socket in its data dir, with `unix`); resolves once serving.
  */
-async function startMember(pki?: string, unix = false): Promise<Member> {
+async function startMember(pki?: FilePki, unix = false): Promise<Member> {
   const [client, peer] = [await freePort(), await freePort()];
   const scheme = pki === undefined ? "http" : "https";
   const endpoint = unix ? `unix://localhost:${client}` : `${scheme}://127.0.0.1:${client}`;
   const peerUrl = `http://127.0.0.1:${peer}`;
-  const dataDir = mkdtempSync(join(tmpdir(), "etcd-ts-scheme-"));
+  const dataDir = makeDataDir("etcd-ts-scheme-");
   const tls =
     pki === undefined
       ? []
       : [
           "--cert-file",
-          join(pki, "server.crt"),
+          pki.path("server.crt"),
           "--key-file",
-          join(pki, "server.key"),
+          pki.path("server.key"),
           "--trusted-ca-file",
-          join(pki, "ca.crt"),
+          pki.path("ca.crt"),
           "--client-cert-auth",
         ];
-  const child = spawn(
+  let serving = false;
+  const proc = new ServerProcess({
+    label: "etcd-ts",
+    dataDir,
+    ports: [client, peer],
+    onLine: (line) => (serving ||= /serving (insecure )?client requests on/.test(line)),
+  });
+  proc.spawn(
     process.execPath,
     [
       join(REPO, "dist/core/cli/main.js"),
@@ -98,37 +80,19 @@ async function startMember(pki?: string, unix = false): Promise<Member> {
       "stderr",
       ...tls,
     ],
-    { cwd: dataDir, stdio: ["ignore", "ignore", "pipe"] },
+    { cwd: dataDir },
   );
-  const exited = new Promise<void>((r) => child.once("exit", () => r()));
-  let log = "";
-  const member = { child, dataDir, endpoint, exited };
   try {
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`etcd-ts not serving after 30 s: ${log.slice(-800)}`)), 30_000);
-      child.stderr?.on("data", (b: Buffer) => {
-        log += b.toString();
-        if (/serving (insecure )?client requests on/.test(log)) {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-      void exited.then(() => {
-        clearTimeout(timer);
-        reject(new Error(`etcd-ts exited before serving: ${log.slice(-800)}`));
-      });
-    });
+    await waitUntil(proc, "serving clients", { deadline: Date.now() + 30_000, intervalMs: 50 }, async () => serving);
   } catch (err) {
-    await stopMember(member);
+    await proc.dispose();
     throw err;
   }
-  return member;
+  return { proc, endpoint };
 }
 
 async function stopMember(m: Member): Promise<void> {
-  m.child.kill("SIGTERM");
-  await m.exited;
-  rmSync(m.dataDir, { recursive: true, force: true });
+  await m.proc.dispose();
 }
 
 interface Ctl {
@@ -182,26 +146,18 @@ function watchTwo(endpoint: string, tlsArgs: readonly string[], key: string, rev
 function suite(name: string, tls: boolean): void {
   describe.runIf(HAVE)(name, () => {
     let m: Member | undefined;
-    let pki = "";
+    let pki: FilePki | undefined;
     let tlsArgs: string[] = [];
     beforeAll(async () => {
       if (tls) {
-        pki = mkdtempSync(join(tmpdir(), "etcd-ts-scheme-pki-"));
-        makePki(pki);
-        tlsArgs = [
-          "--cacert",
-          join(pki, "ca.crt"),
-          "--cert",
-          join(pki, "client.crt"),
-          "--key",
-          join(pki, "client.key"),
-        ];
+        pki = makeTestPki();
+        tlsArgs = ["--cacert", pki.path("ca.crt"), "--cert", pki.path("client.crt"), "--key", pki.path("client.key")];
       }
-      m = await startMember(tls ? pki : undefined);
+      m = await startMember(pki);
     });
     afterAll(async () => {
       if (m !== undefined) await stopMember(m);
-      if (pki !== "") rmSync(pki, { recursive: true, force: true });
+      pki?.cleanup();
     });
     const ep = (): string => m?.endpoint ?? "";
     const ok = (args: readonly string[], endpoint = ep()): string => {
@@ -253,7 +209,7 @@ describe.runIf(HAVE)("etcdctl with a unix:// endpoint", () => {
 
   it("endpoint status and put/get", () => {
     const run = (args: readonly string[]): string => {
-      const r = ctl(m?.endpoint ?? "", [], args, m?.dataDir);
+      const r = ctl(m?.endpoint ?? "", [], args, m?.proc.dataDir);
       expect(r.stderr, `etcdctl ${args.join(" ")}`).not.toMatch(/RST_STREAM|PROTOCOL_ERROR/);
       expect(r.status, `etcdctl ${args.join(" ")} exit (${r.stderr})`).toBe(0);
       return r.stdout;

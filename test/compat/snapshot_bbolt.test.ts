@@ -12,21 +12,22 @@
 // `etcdctl snapshot restore` gives the same flags, every member serving the data. Output is etcdctl's,
 // compared after removing only the member/cluster ids, raft term and a lease's seconds left, with a lease's keys
 // sorted (etcd lists them in Go map order).
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 
 import { BoltReader } from "../../core/bbolt/reader.js";
+import { ServerProcess, waitUntil } from "../../harness/targets/launcher.js";
 import { REPO, freePort, haveEtcd } from "./processes.js";
 
 type Kind = "etcd" | "etcd-ts";
 const ROOT = "root:rootpw";
 const dir = mkdtempSync(join(tmpdir(), "etcd-ts-bbolt-compat-"));
-const children: ChildProcess[] = [];
-afterAll(() => {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
+const procs: ServerProcess[] = [];
+afterAll(async () => {
+  await Promise.all(procs.map((p) => p.stop()));
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -56,30 +57,22 @@ async function launch(kind: Kind, dataDir: string, name: string, peerUrl: string
     "--bcrypt-cost",
     "4",
   ];
-  const child =
-    kind === "etcd"
-      ? spawn("etcd", args, { stdio: ["ignore", "ignore", "pipe"] })
-      : spawn(process.execPath, [join(REPO, "dist/core/cli/main.js"), ...args], {
-          stdio: ["ignore", "ignore", "pipe"],
-        });
-  children.push(child);
-  const exited = new Promise<void>((r) => child.once("exit", () => r()));
-  await new Promise<void>((ready, fail) => {
-    let log = "";
-    const timer = setTimeout(() => fail(new Error(`${kind} not ready in 30 s: ${log}`)), 30_000);
-    child.stderr?.on("data", (d: Buffer) => {
-      log += d.toString();
-      if (log.includes("ready to serve client requests")) clearTimeout(timer), ready();
-    });
-    child.once("exit", (code) => (clearTimeout(timer), fail(new Error(`${kind} exited ${code}: ${log}`))));
+  let ready = false;
+  const proc = new ServerProcess({
+    label: kind,
+    tailChars: 20_000,
+    onLine: (line) => (ready ||= line.includes("ready to serve client requests")),
   });
-  const stop = async (): Promise<void> => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    child.kill("SIGTERM");
-    const timer = setTimeout(() => child.kill("SIGKILL"), 5_000);
-    await exited;
-    clearTimeout(timer);
-  };
+  procs.push(proc);
+  if (kind === "etcd") proc.spawn("etcd", args);
+  else proc.spawn(process.execPath, [join(REPO, "dist/core/cli/main.js"), ...args]);
+  try {
+    await waitUntil(proc, "ready", { deadline: Date.now() + 30_000, intervalMs: 50 }, async () => ready);
+  } catch (err) {
+    await proc.stop();
+    throw new Error(`${String(err)}\n${proc.stderrTail}`);
+  }
+  const stop = (): Promise<void> => proc.stop();
   return { endpoint: url.slice("http://".length), stop };
 }
 

@@ -2,26 +2,23 @@
 // streams (and queues one more): after SIGTERM both its client and peer ports are free within a second (etcd's
 // within about a tenth), SIGKILL follows if it is still running, and a member started next on the same ports
 // serves. Run for real etcd and etcd-ts alike.
-import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, describe, expect, it } from "vitest";
 import { loadEtcdProto } from "../../core/api/proto/load.js";
 import { waitFor } from "../support/wait_for.js";
+import { ServerProcess, makeDataDir, waitUntil } from "../../harness/targets/launcher.js";
 import { REPO, etcdctl, freePort, haveEtcd } from "./processes.js";
 
 const HAVE = haveEtcd();
 const STREAMS = 4;
 
-const dirs: string[] = [];
-const children: ChildProcess[] = [];
+const procs: ServerProcess[] = [];
 
-function startMember(kind: "etcd" | "etcd-ts", client: number, peer: number): ChildProcess {
-  const dir = mkdtempSync(join(tmpdir(), `etcd-ts-stop-${kind}-`));
-  dirs.push(dir);
+/** Starts `kind` on these ports (kept by the caller: the next member reuses them) in a fresh data dir. */
+function startMember(kind: "etcd" | "etcd-ts", client: number, peer: number): ServerProcess {
+  const dir = makeDataDir(`etcd-ts-stop-${kind}-`);
   const args = [
     "--name",
     "s",
@@ -40,23 +37,20 @@ function startMember(kind: "etcd" | "etcd-ts", client: number, peer: number): Ch
     "--max-concurrent-streams",
     String(STREAMS),
   ];
-  const child =
-    kind === "etcd"
-      ? spawn("etcd", args, { stdio: "ignore" })
-      : spawn(process.execPath, [join(REPO, "dist/core/cli/main.js"), ...args], { stdio: "ignore" });
-  children.push(child);
-  return child;
+  const proc = new ServerProcess({ label: `${kind} on ${client}`, dataDir: dir });
+  procs.push(proc);
+  if (kind === "etcd") proc.spawn("etcd", args);
+  else proc.spawn(process.execPath, [join(REPO, "dist/core/cli/main.js"), ...args]);
+  return proc;
 }
 
-async function serving(client: number): Promise<void> {
-  let ok = false;
-  await waitFor(
-    () => {
-      ok ||= etcdctl(`127.0.0.1:${client}`, ["endpoint", "health"]).status === 0;
-      return ok;
-    },
-    `a member serving on ${client}`,
-    20_000,
+async function serving(proc: ServerProcess, client: number): Promise<void> {
+  const opts = { deadline: Date.now() + 20_000, intervalMs: 100 };
+  await waitUntil(
+    proc,
+    `serving on ${client}`,
+    opts,
+    async () => etcdctl(`127.0.0.1:${client}`, ["endpoint", "health"]).status === 0,
   );
 }
 
@@ -86,11 +80,11 @@ async function holdStreams(client: number, n: number): Promise<grpc.Client> {
 async function stopHeld(kind: "etcd" | "etcd-ts"): Promise<{ freeMs: number; next: boolean }> {
   const [client, peer] = [await freePort(), await freePort()];
   const first = startMember(kind, client, peer);
-  await serving(client);
+  await serving(first, client);
   const conn = await holdStreams(client, STREAMS);
   const t0 = Date.now();
-  const exited = new Promise<void>((r) => first.once("exit", () => r()));
-  first.kill("SIGTERM");
+  const exited = first.exited();
+  first.signal("SIGTERM");
   let free = false;
   await waitFor(
     () => {
@@ -101,10 +95,10 @@ async function stopHeld(kind: "etcd" | "etcd-ts"): Promise<{ freeMs: number; nex
     5_000,
   ).catch(() => undefined);
   const freeMs = Date.now() - t0;
-  if (first.exitCode === null && first.signalCode === null) first.kill("SIGKILL");
+  first.signal("SIGKILL");
   await exited;
-  startMember(kind, client, peer);
-  const next = await serving(client).then(
+  const second = startMember(kind, client, peer);
+  const next = await serving(second, client).then(
     () => true,
     () => false,
   );
@@ -113,9 +107,8 @@ async function stopHeld(kind: "etcd" | "etcd-ts"): Promise<{ freeMs: number; nex
 }
 
 describe.runIf(HAVE)("stopping a member that holds its maximum of streams", () => {
-  afterAll(() => {
-    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
-    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  afterAll(async () => {
+    await Promise.all(procs.map((p) => p.dispose()));
   });
 
   it("frees the ports at once after SIGTERM, and a member started next on them serves (etcd and etcd-ts)", async () => {

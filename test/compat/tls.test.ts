@@ -8,80 +8,47 @@
 // client URLs work alike; --client-cert-allowed-hostname refuses a certificate without that name on both.
 // Known difference: when refusing, Go sends the TLS alert "bad certificate" while OpenSSL sends "unknown ca" or
 // "certificate required"; etcdctl reports both as "context deadline exceeded", so exit codes and that text match.
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
 import { request } from "node:https";
 import { connect as connectTls } from "node:tls";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { FilePki, LOOPBACK_SANS } from "../../harness/pki.js";
+import { ServerProcess, makeDataDir, waitUntil } from "../../harness/targets/launcher.js";
 import { REPO, freePort, haveEtcd } from "./processes.js";
 
 const HAVE = haveEtcd();
 type Kind = "etcd" | "etcd-ts";
 const KINDS: readonly Kind[] = ["etcd", "etcd-ts"];
 
-/** A CA, a server cert, client certs (good, revoked), a stranger from another CA, and a CRL, made by openssl. */
-function makePki(dir: string): void {
-  const ssl = (args: string[]): void =>
-    void execFileSync("openssl", args, { cwd: dir, stdio: ["ignore", "ignore", "pipe"] });
-  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-  const ca = (n: string): void =>
-    ssl(["req", "-x509", ...ec, "-keyout", `${n}.key`, "-out", `${n}.crt`, "-days", "1", "-subj", `/CN=${n}`]);
-  const leaf = (n: string, signer: string, cn: string): void => {
-    writeFileSync(
-      join(dir, `${n}.ext`),
-      "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n",
-    );
-    ssl(["req", ...ec, "-keyout", `${n}.key`, "-out", `${n}.csr`, "-subj", `/CN=${cn}`]);
-    ssl([
-      "x509",
-      "-req",
-      "-in",
-      `${n}.csr`,
-      "-CA",
-      `${signer}.crt`,
-      "-CAkey",
-      `${signer}.key`,
-      "-CAcreateserial",
-      "-out",
-      `${n}.crt`,
-      "-days",
-      "1",
-      "-extfile",
-      `${n}.ext`,
-    ]);
-  };
-  ca("ca");
-  ca("otherca");
-  leaf("server", "ca", "server");
-  leaf("client", "ca", "root");
-  leaf("revoked", "ca", "revoked");
-  leaf("stranger", "otherca", "stranger");
-  writeFileSync(join(dir, "index.txt"), "");
-  writeFileSync(join(dir, "crlnumber"), "01\n");
-  writeFileSync(
-    join(dir, "ca.cnf"),
-    "[ca]\ndefault_ca=d\n[d]\ndatabase=index.txt\ncrlnumber=crlnumber\ndefault_md=sha256\ndefault_crl_days=1\n",
-  );
-  const caArgs = ["ca", "-config", "ca.cnf", "-keyfile", "ca.key", "-cert", "ca.crt"];
-  ssl([...caArgs, "-revoke", "revoked.crt"]);
-  ssl([...caArgs, "-gencrl", "-out", "ca.crl"]);
+/** A CA, a server cert, client certs (good, revoked), a stranger from another CA, and a CRL. */
+function makeTestPki(): FilePki {
+  const pki = new FilePki();
+  pki.ca("ca");
+  pki.ca("otherca");
+  pki.leaf("server", "ca", "server", LOOPBACK_SANS);
+  pki.leaf("client", "ca", "root", LOOPBACK_SANS);
+  pki.leaf("revoked", "ca", "revoked", LOOPBACK_SANS);
+  pki.leaf("stranger", "otherca", "stranger", LOOPBACK_SANS);
+  pki.revoke("ca", "revoked");
+  pki.crl("ca", pki.path("ca.crl"));
+  return pki;
 }
 
 interface Proc {
   readonly kind: Kind;
-  readonly child: ChildProcess;
+  readonly server: ServerProcess;
   readonly dataDir: string;
   readonly clientUrl: string;
   readonly metricsUrl: string;
   log: string;
-  readonly exited: Promise<number | null>;
+  exited: Promise<number | null>;
 }
 
 const procs: Proc[] = [];
-let pki = "";
-const p = (name: string): string => join(pki, name);
+let pki: FilePki | undefined;
+const p = (name: string): string => (pki as FilePki).path(name);
 
 /**
  * Starts `kind` on free 127.0.0.1 ports with the given extra flags, in its data dir (where a unixs://localhost:port
@@ -94,7 +61,7 @@ async function start(
 ): Promise<Proc> {
   const waitFor = opts.waitFor ?? /serving client (traffic securely|requests on)/;
   const [client, peer, metrics] = [await freePort(), await freePort(), await freePort()];
-  const dataDir = mkdtempSync(join(tmpdir(), `etcd-ts-tls-${kind}-`));
+  const dataDir = makeDataDir(`etcd-ts-tls-${kind}-`);
   const clientUrl = opts.unix === true ? `unixs://localhost:${client}` : `https://127.0.0.1:${client}`;
   const peerUrl = `http://127.0.0.1:${peer}`;
   const args = [
@@ -120,36 +87,37 @@ async function start(
     "stderr",
     ...extra,
   ];
-  const io = { cwd: dataDir, stdio: ["ignore", "ignore", "pipe"] as ("ignore" | "pipe")[] };
-  const child =
-    kind === "etcd"
-      ? spawn("etcd", args, io)
-      : spawn(process.execPath, [join(REPO, "dist/core/cli/main.js"), ...args], io);
-  const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
-  const proc: Proc = { kind, child, dataDir, clientUrl, metricsUrl: `https://127.0.0.1:${metrics}`, log: "", exited };
+  const proc: Proc = {
+    kind,
+    server: new ServerProcess({
+      label: kind,
+      dataDir,
+      ports: [client, peer, metrics],
+      onLine: (l) => (proc.log += `${l}\n`),
+    }),
+    dataDir,
+    clientUrl,
+    metricsUrl: `https://127.0.0.1:${metrics}`,
+    log: "",
+    exited: Promise.resolve(null),
+  };
+  const server = proc.server;
+  if (kind === "etcd") server.spawn("etcd", args, { cwd: dataDir });
+  else server.spawn(process.execPath, [join(REPO, "dist/core/cli/main.js"), ...args], { cwd: dataDir });
+  proc.exited = server.exited().then(() => server.exitStatus?.code ?? null);
   procs.push(proc);
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`${kind} not serving after 15 s: ${proc.log.slice(-1500)}`)),
-      15_000,
-    );
-    child.stderr?.on("data", (b: Buffer) => {
-      proc.log += b.toString();
-      if (waitFor.test(proc.log)) clearTimeout(timer), resolve();
-    });
-    void exited.then(() => (clearTimeout(timer), resolve()));
-  });
+  try {
+    const deadline = Date.now() + 15_000;
+    await waitUntil(server, "serving clients", { deadline, intervalMs: 50 }, async () => waitFor.test(proc.log));
+  } catch (err) {
+    // A start-up that is meant to fail ends here too: the caller reads its exit code and log.
+    if (server.running) throw err;
+  }
   return proc;
 }
 
-async function stop(proc: Proc): Promise<void> {
-  if (proc.child.exitCode === null && proc.child.signalCode === null) {
-    proc.child.kill("SIGTERM");
-    const timer = setTimeout(() => proc.child.kill("SIGKILL"), 5_000);
-    await proc.exited;
-    clearTimeout(timer);
-  }
-  rmSync(proc.dataDir, { recursive: true, force: true });
+function stop(proc: Proc): Promise<void> {
+  return proc.server.dispose();
 }
 
 interface Ctl {
@@ -254,8 +222,7 @@ function rejectionReasons(log: string): string[] {
 describe.runIf(HAVE)("client TLS against real etcd", () => {
   const servers = new Map<Kind, Proc>();
   beforeAll(async () => {
-    pki = mkdtempSync(join(tmpdir(), "etcd-ts-tls-pki-"));
-    makePki(pki);
+    pki = makeTestPki();
     const flags = [
       "--cert-file",
       p("server.crt"),
@@ -271,7 +238,7 @@ describe.runIf(HAVE)("client TLS against real etcd", () => {
   });
   afterAll(async () => {
     await Promise.all(procs.splice(0).map(stop));
-    rmSync(pki, { recursive: true, force: true });
+    pki?.cleanup();
   });
   const each = <T>(fn: (s: Proc) => Promise<T>): Promise<T[]> =>
     Promise.all(KINDS.map((k) => fn(servers.get(k) as Proc)));

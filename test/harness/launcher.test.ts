@@ -2,7 +2,8 @@
 // here from /proc, so a restarted member cannot find its port taken as some connection's source port), are
 // bindable, are never handed out twice while their owner lives (in this process or another), and a busy port is
 // skipped; and that a ServerProcess spawns, follows stderr line by line, restarts after kill -9, pauses and
-// resumes, escalates a stop to SIGKILL, fails a wait at once when the process exits, and removes its data dir.
+// resumes, escalates a stop to SIGKILL, fails a wait at once when the process exits, runs in a given working dir,
+// and removes its data dir.
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
@@ -158,6 +159,18 @@ describe("ServerProcess", () => {
       waitUntil(p, "never", { deadline: Date.now() + 30_000, intervalMs: 10 }, async () => false),
     ).rejects.toThrow(/short-lived exited with 3: bad flag/);
     expect(Date.now() - t0).toBeLessThan(10_000);
+  });
+
+  it("runs the process in the given working dir, and exited() resolves with its exit status known", async () => {
+    const dataDir = makeDataDir("etcd-ts-launcher-cwd-");
+    const p = new ServerProcess({ label: "in-dir", dataDir });
+    proc = p;
+    p.spawn(process.execPath, ["-e", "require('fs').writeFileSync('here', process.cwd()); process.exit(4)"], {
+      cwd: dataDir,
+    });
+    await p.exited();
+    expect(p.exitStatus).toEqual({ code: 4, signal: null });
+    expect(readFileSync(join(dataDir, "here"), "utf8")).toBe(dataDir);
   });
 
   it("reports a binary that cannot be started instead of waiting for it", async () => {

@@ -4,12 +4,12 @@
 // name with two URLs; only that member started) equal fromInitialCluster's; (3) the same sequence of etcdctl member
 // add/promote/remove/update calls against a 1-member etcd and against our Cluster (mirroring each success) fails
 // with the same messages, and the id etcd gives a runtime-added member is ours for the second it was added in.
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { freePort } from "../../harness/targets/launcher.js";
+import { ServerProcess, freePort, waitUntil } from "../../harness/targets/launcher.js";
 import { ERRORS, EtcdError } from "../../core/errors.js";
 import { Cluster, newMemberForAdd, type ReconfigOptions } from "../../core/membership/cluster.js";
 import { computeMemberId, idToHex } from "../../core/membership/ids.js";
@@ -106,40 +106,30 @@ describe.runIf(haveEtcd)("bootstrap refusals: our texts = etcd 3.4's", () => {
   }
 });
 
-/** Starts etcd; resolves with the child once `ready(stderrSoFar)` is true. */
-function startEtcd(
+/** Starts etcd; resolves with its process once `ready(stderrSoFar)` is true. */
+async function startEtcd(
   args: readonly string[],
   ready: (log: string) => boolean,
-): Promise<{ child: ChildProcess; log: () => string }> {
-  const child = spawn("etcd", [...args], { stdio: ["ignore", "ignore", "pipe"] });
+): Promise<{ proc: ServerProcess; log: () => string }> {
   let log = "";
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`etcd not ready in 45 s: ${log.slice(-800)}`)), 45_000);
-    child.stderr?.on("data", (chunk: Buffer) => {
-      log += chunk.toString("utf8");
-      if (ready(log)) {
-        clearTimeout(timer);
-        resolve({ child, log: () => log });
-      }
-    });
-    child.on("exit", (code) => {
-      clearTimeout(timer);
-      reject(new Error(`etcd exited (${code}): ${log.slice(-800)}`));
-    });
-  });
+  const proc = new ServerProcess({ label: "etcd", onLine: (line) => (log += `${line}\n`) });
+  proc.spawn("etcd", args);
+  try {
+    await waitUntil(proc, "ready", { deadline: Date.now() + 45_000, intervalMs: 20 }, async () => ready(log));
+  } catch (err) {
+    await proc.kill();
+    throw err;
+  }
+  return { proc, log: () => log };
 }
 
-async function stopEtcd(child: ChildProcess | undefined): Promise<void> {
-  if (child === undefined || child.exitCode !== null) return;
-  child.removeAllListeners("exit");
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  child.kill("SIGKILL");
-  await exited;
+async function stopEtcd(proc: ServerProcess | undefined): Promise<void> {
+  await proc?.kill();
 }
 
 describe.runIf(haveEtcd)("bootstrap ids: ours = etcd 3.4's", () => {
-  let child: ChildProcess | undefined;
-  afterAll(() => stopEtcd(child));
+  let etcd: ServerProcess | undefined;
+  afterAll(() => stopEtcd(etcd));
 
   it("3 names, one with two peer URLs, token tok-membership", async () => {
     const [client, p1, p1b, p2, p3] = [
@@ -172,7 +162,7 @@ describe.runIf(haveEtcd)("bootstrap ids: ours = etcd 3.4's", () => {
       ],
       (log) => (log.match(/added member [0-9a-f]+ \[/g) ?? []).length >= 3,
     );
-    child = started.child;
+    etcd = started.proc;
     const log = started.log();
     const theirs = [...log.matchAll(/added member ([0-9a-f]+) \[([^\]]*)\] to cluster ([0-9a-f]+)/g)].map((m) => ({
       id: m[1],
@@ -245,14 +235,14 @@ function ours(fn: () => void): string {
 }
 
 describe.runIf(haveEtcd)("runtime member changes: our errors = etcd 3.4's (etcdctl)", () => {
-  let child: ChildProcess | undefined;
-  afterAll(() => stopEtcd(child));
+  let etcd: ServerProcess | undefined;
+  afterAll(() => stopEtcd(etcd));
 
   it("add/promote/remove/update on a 1-member cluster with a learner", async () => {
     const [client, peer, lp1, lp2] = [await freePort(), await freePort(), await freePort(), await freePort()];
     const u = (p: number): string => `http://127.0.0.1:${p}`;
     const ic = `n1=${u(peer)}`;
-    child = (
+    etcd = (
       await startEtcd(
         [
           "--name",
@@ -272,7 +262,7 @@ describe.runIf(haveEtcd)("runtime member changes: our errors = etcd 3.4's (etcdc
         ],
         (log) => log.includes("ready to serve client requests"),
       )
-    ).child;
+    ).proc;
     const ep = `127.0.0.1:${client}`;
     await waitWritable(ep);
     const view = new MemoryView();

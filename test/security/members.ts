@@ -2,10 +2,9 @@
 // flags, optionally TLS on the client URL; ready once a Put answers (auth is not enabled yet then); the pid for
 // RSS readings; stop() removes all. runToExit() starts one that is expected to stop at start-up.
 
-import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { ServerProcess, makeDataDir } from "../../harness/targets/launcher.js";
 import { REPO, freePort } from "../compat/processes.js";
 import { RawEtcd, pb } from "./raw_grpc.js";
 
@@ -32,9 +31,23 @@ export interface MemberTls {
   readonly client: { readonly ca: Buffer; readonly cert: Buffer; readonly key: Buffer };
 }
 
+/** Spawns `kind` with `args` through the launcher; the returned log() is everything it wrote to stderr so far. */
+function spawnMember(
+  kind: Kind,
+  args: readonly string[],
+  dataDir: string,
+  ports: readonly number[],
+): { proc: ServerProcess; log: () => string } {
+  let log = "";
+  const proc = new ServerProcess({ label: kind, dataDir, ports, onLine: (line) => (log += `${line}\n`) });
+  if (kind === "etcd") proc.spawn("etcd", args);
+  else proc.spawn(process.execPath, [join(REPO, "dist/core/cli/main.js"), ...args]);
+  return { proc, log: (): string => log };
+}
+
 export async function startMember(kind: Kind, extra: readonly string[] = [], tls?: MemberTls): Promise<Member> {
   const [client, peer] = [await freePort(), await freePort()];
-  const dataDir = mkdtempSync(join(tmpdir(), `etcd-ts-security-${kind}-`));
+  const dataDir = makeDataDir(`etcd-ts-security-${kind}-`);
   const clientUrl = `${tls === undefined ? "http" : "https"}://127.0.0.1:${client}`;
   const peerUrl = `http://127.0.0.1:${peer}`;
   const args = [
@@ -59,35 +72,20 @@ export async function startMember(kind: Kind, extra: readonly string[] = [], tls
     ...(tls?.flags ?? []),
     ...extra,
   ];
-  const io = { stdio: ["ignore", "ignore", "pipe"] as ("ignore" | "pipe")[] };
-  const child =
-    kind === "etcd"
-      ? spawn("etcd", args, io)
-      : spawn(process.execPath, [join(REPO, "dist/core/cli/main.js"), ...args], io);
-  let log = "";
-  child.stderr?.on("data", (b: Buffer) => (log += b.toString()));
-  const exited = new Promise<void>((r) => child.once("exit", () => r()));
-  const stop = async (): Promise<void> => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill("SIGTERM");
-      const timer = setTimeout(() => child.kill("SIGKILL"), 5_000);
-      await exited;
-      clearTimeout(timer);
-    }
-    rmSync(dataDir, { recursive: true, force: true });
-  };
+  const { proc, log } = spawnMember(kind, args, dataDir, [client, peer]);
+  const pid = proc.pid ?? 0;
+  const stop = (): Promise<void> => proc.dispose();
   const m: Member = {
     kind,
     endpoint: `127.0.0.1:${client}`,
-    pid: child.pid ?? 0,
+    pid,
     dataDir,
-    log: () => log,
+    log,
     stop,
-    rssKib: () =>
-      Number(/^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${child.pid ?? 0}/status`, "utf8"))?.[1] ?? Number.NaN),
+    rssKib: () => Number(/^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? Number.NaN),
   };
   try {
-    await untilServing(m, () => child.exitCode !== null, tls?.client);
+    await untilServing(m, () => !proc.running, tls?.client);
   } catch (err) {
     await stop();
     throw err;
@@ -114,7 +112,7 @@ async function untilServing(m: Member, exitedNow: () => boolean, tls: MemberTls[
 /** Starts `kind` with flags it should refuse at start-up; resolves with its exit code and log (15 s at most). */
 export async function runToExit(kind: Kind, extra: readonly string[]): Promise<{ code: number | null; log: string }> {
   const [client, peer] = [await freePort(), await freePort()];
-  const dataDir = mkdtempSync(join(tmpdir(), `etcd-ts-security-${kind}-`));
+  const dataDir = makeDataDir(`etcd-ts-security-${kind}-`);
   const clientUrl = `https://127.0.0.1:${client}`;
   const peerUrl = `http://127.0.0.1:${peer}`;
   const args = [
@@ -134,18 +132,13 @@ export async function runToExit(kind: Kind, extra: readonly string[]): Promise<{
     `sec=${peerUrl}`,
     ...extra,
   ];
-  const io = { stdio: ["ignore", "ignore", "pipe"] as ("ignore" | "pipe")[] };
-  const child =
-    kind === "etcd"
-      ? spawn("etcd", args, io)
-      : spawn(process.execPath, [join(REPO, "dist/core/cli/main.js"), ...args], io);
-  let log = "";
-  child.stderr?.on("data", (b: Buffer) => (log += b.toString()));
-  const timer = setTimeout(() => child.kill("SIGKILL"), 15_000);
-  const code = await new Promise<number | null>((r) => child.once("exit", (c) => r(c)));
+  const { proc, log } = spawnMember(kind, args, dataDir, [client, peer]);
+  const timer = setTimeout(() => proc.signal("SIGKILL"), 15_000);
+  await proc.exited();
   clearTimeout(timer);
-  rmSync(dataDir, { recursive: true, force: true });
-  return { code, log };
+  const code = proc.exitStatus?.code ?? null;
+  await proc.dispose();
+  return { code, log: log() };
 }
 
 /** The reasons of "rejected connection" log lines: etcd's zap error field, etcd-ts's message text; sorted, unique. */

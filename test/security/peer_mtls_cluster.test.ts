@@ -4,14 +4,12 @@
 // fourth member added with MemberAdd but holding a certificate of the same CA with CN=intruder is refused — the
 // members log etcd's "rejected connection … client certificate authentication failed" — it never starts as a
 // member, and the cluster keeps serving writes.
-import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EtcdClient } from "../../core/client/index.js";
 import { REPO, freePort, haveEtcd } from "../compat/processes.js";
 import { type CertFiles, FilePki } from "../../harness/pki.js";
+import { ServerProcess, makeDataDir } from "../../harness/targets/launcher.js";
 import { type Kind, rejectionReasons } from "./members.js";
 
 const WAIT_MS = 30_000;
@@ -21,20 +19,27 @@ interface Proc {
   readonly clientPort: number;
   readonly peerUrl: string;
   readonly dataDir: string;
-  child: ChildProcess | undefined;
+  readonly proc: ServerProcess;
   log: string;
 }
 
 async function slot(name: string): Promise<Proc> {
   const [clientPort, peerPort] = [await freePort(), await freePort()];
-  return {
+  const dataDir = makeDataDir(`etcd-ts-peer-mtls-${name}-`);
+  const p: Proc = {
     name,
     clientPort,
     peerUrl: `https://127.0.0.1:${peerPort}`,
-    dataDir: mkdtempSync(join(tmpdir(), `etcd-ts-peer-mtls-${name}-`)),
-    child: undefined,
+    dataDir,
+    proc: new ServerProcess({
+      label: name,
+      dataDir,
+      ports: [clientPort, peerPort],
+      onLine: (l) => (p.log += `${l}\n`),
+    }),
     log: "",
   };
+  return p;
 }
 
 function launch(
@@ -79,25 +84,12 @@ function launch(
     "--peer-cert-allowed-cn",
     "member",
   ];
-  const io = { stdio: ["ignore", "ignore", "pipe"] as ("ignore" | "pipe")[] };
-  const child =
-    kind === "etcd"
-      ? spawn("etcd", args, io)
-      : spawn(process.execPath, [join(REPO, "dist/core/cli/main.js"), ...args], io);
-  child.stderr?.on("data", (b: Buffer) => (p.log += b.toString()));
-  p.child = child;
+  if (kind === "etcd") p.proc.spawn("etcd", args);
+  else p.proc.spawn(process.execPath, [join(REPO, "dist/core/cli/main.js"), ...args]);
 }
 
-async function stop(p: Proc): Promise<void> {
-  const c = p.child;
-  if (c !== undefined && c.exitCode === null && c.signalCode === null) {
-    const exited = new Promise<void>((r) => c.once("exit", () => r()));
-    c.kill("SIGTERM");
-    const timer = setTimeout(() => c.kill("SIGKILL"), 5_000);
-    await exited;
-    clearTimeout(timer);
-  }
-  rmSync(p.dataDir, { recursive: true, force: true });
+function stop(p: Proc): Promise<void> {
+  return p.proc.dispose();
 }
 
 async function until(cond: () => Promise<boolean> | boolean, what: string): Promise<void> {

@@ -2,7 +2,7 @@
 // the next request works; a client that vanishes mid-watch leaves no watcher behind and one that vanishes
 // mid-snapshot leaves the server serving; a second process on a locked data dir stops with a clear error and
 // exit code 1 while the first keeps serving; and after each, a restart finds every acknowledged write.
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -12,6 +12,7 @@ import { serveGrpc, type GrpcHandle } from "../../core/api/grpc_server.js";
 import { loadEtcdProto } from "../../core/api/proto/load.js";
 import { EtcdClient } from "../../core/client/index.js";
 import { EtcdServer } from "../../core/server/etcd_server.js";
+import { ServerProcess, waitUntil } from "../../harness/targets/launcher.js";
 import { REPO, freePort } from "../compat/processes.js";
 import { waitFor } from "../support/wait_for.js";
 
@@ -117,22 +118,15 @@ describe("bad input", () => {
       "--advertise-client-urls",
       `http://127.0.0.1:${port}`,
     ];
-    const first = spawn(process.execPath, args(p1), { stdio: ["ignore", "ignore", "pipe"] });
-    cleanups.push(async () => {
-      if (first.exitCode === null) {
-        const gone = new Promise((r) => first.once("exit", r));
-        first.kill("SIGKILL");
-        await gone;
-      }
+    let ready = false;
+    const first = new ServerProcess({
+      label: "first etcd-ts",
+      ports: [p1],
+      onLine: (line) => (ready ||= line.includes("ready to serve client requests")),
     });
-    await new Promise<void>((resolve, reject) => {
-      let log = "";
-      first.stderr?.on("data", (d: Buffer) => {
-        log += d.toString();
-        if (log.includes("ready to serve client requests")) resolve();
-      });
-      first.once("exit", (code) => reject(new Error(`first etcd-ts exited ${code}: ${log}`)));
-    });
+    cleanups.push(() => first.kill());
+    first.spawn(process.execPath, args(p1));
+    await waitUntil(first, "ready", { deadline: Date.now() + 20_000, intervalMs: 20 }, async () => ready);
     const ctl = (...a: string[]): string =>
       spawnSync("etcdctl", ["--endpoints", `127.0.0.1:${p1}`, ...a], { encoding: "utf8" }).stdout;
     expect(ctl("put", "lk/a", "1")).toBe("OK\n");

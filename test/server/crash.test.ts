@@ -1,12 +1,10 @@
 // Proves a kill -9 of an etcd-ts process at a random moment of a write load loses no acknowledged write: after
 // each restart every put the client saw succeed is there with its value. Kill moments come from a seeded RNG
 // (SEED=n to replay); the assertion does not depend on when the kill lands. SOAK=1 runs more rounds.
-import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { EtcdClient } from "../../core/client/index.js";
+import { ServerProcess, makeDataDir, waitUntil } from "../../harness/targets/launcher.js";
 import { REPO, freePort } from "../compat/processes.js";
 
 const SEED = Number(process.env["SEED"] ?? 20261125);
@@ -27,61 +25,49 @@ function rng(seed: number): () => number {
   };
 }
 
-const children: ChildProcess[] = [];
-const dirs: string[] = [];
-afterAll(() => {
-  for (const c of children) if (c.exitCode === null) c.kill("SIGKILL");
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+const READY_LINE = "ready to serve client requests";
+let member: ServerProcess | undefined;
+/** How many times the member has logged that it is ready, over all its runs. */
+let readyLines = 0;
+afterAll(async () => {
+  await member?.dispose();
 });
 
-async function startMember(dataDir: string, port: number): Promise<ChildProcess> {
+/** (Re)starts the member on its data dir and resolves once it logs that it serves clients. */
+async function startMember(proc: ServerProcess, port: number): Promise<void> {
   const url = `http://127.0.0.1:${port}`;
-  const child = spawn(
-    process.execPath,
-    [
-      join(REPO, "dist/core/cli/main.js"),
-      "--data-dir",
-      dataDir,
-      "--listen-client-urls",
-      url,
-      "--advertise-client-urls",
-      url,
-      "--heartbeat-interval",
-      "10",
-      "--election-timeout",
-      "100",
-    ],
-    { stdio: ["ignore", "ignore", "pipe"] },
-  );
-  children.push(child);
-  let log = "";
-  await new Promise<void>((resolve, reject) => {
-    child.stderr?.on("data", (d: Buffer) => {
-      log += d.toString();
-      if (log.includes("ready to serve client requests")) resolve();
-    });
-    child.once("exit", (code) => reject(new Error(`etcd-ts exited ${code} before ready:\n${log}`)));
-  });
-  return child;
-}
-
-async function killNine(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
-  const exited = new Promise((r) => child.once("exit", r));
-  child.kill("SIGKILL");
-  await exited;
+  const before = readyLines;
+  proc.spawn(process.execPath, [
+    join(REPO, "dist/core/cli/main.js"),
+    "--data-dir",
+    join(proc.dataDir ?? "", "data"),
+    "--listen-client-urls",
+    url,
+    "--advertise-client-urls",
+    url,
+    "--heartbeat-interval",
+    "10",
+    "--election-timeout",
+    "100",
+  ]);
+  await waitUntil(proc, "ready", { deadline: Date.now() + 60_000, intervalMs: 20 }, async () => readyLines > before);
 }
 
 describe("kill -9 during writes", () => {
   it(`loses no acknowledged put over ${ROUNDS} kills (seed=${SEED})`, async () => {
     const random = rng(SEED);
-    const dir = mkdtempSync(join(tmpdir(), "etcd-ts-crash-"));
-    dirs.push(dir);
     const port = await freePort();
+    const proc = new ServerProcess({
+      label: "etcd-ts",
+      dataDir: makeDataDir("etcd-ts-crash-"),
+      ports: [port],
+      onLine: (line) => void (line.includes(READY_LINE) && readyLines++),
+    });
+    member = proc;
     const acked = new Map<string, string>();
     let seq = 0;
     for (let round = 0; round < ROUNDS; round++) {
-      const child = await startMember(join(dir, "data"), port);
+      await startMember(proc, port);
       const client = new EtcdClient({ endpoints: [`127.0.0.1:${port}`], callTimeoutMs: 5000 });
       await expectAllPresent(client, acked, `seed=${SEED} round=${round}`);
       let stop = false;
@@ -105,17 +91,17 @@ describe("kill -9 during writes", () => {
       // Kill at a random moment after the round has done some work, however slow the machine is.
       await Promise.race([tenAcked, Promise.all(writers)]);
       await new Promise((r) => setTimeout(r, Math.floor(random() * 250)));
-      await killNine(child);
+      await proc.kill("SIGKILL");
       stop = true;
       await Promise.all(writers);
       client.close();
     }
-    const child = await startMember(join(dir, "data"), port);
+    await startMember(proc, port);
     const client = new EtcdClient({ endpoints: [`127.0.0.1:${port}`] });
     await expectAllPresent(client, acked, `seed=${SEED} final`);
     expect(acked.size).toBeGreaterThanOrEqual(ROUNDS * MIN_ACKS_PER_ROUND);
     client.close();
-    child.kill("SIGTERM");
+    await proc.stop();
   });
 });
 

@@ -1,52 +1,49 @@
 // Proves a member whose data dir fills up (a real, small tmpfs) stops with a clear "no space left on device" line
 // and exit status 1 instead of limping on, and that once the space is freed (the tmpfs grown) it restarts
 // cleanly with every acknowledged write. Needs root to mount the tmpfs; skipped (and reported so) otherwise.
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { EtcdClient } from "../../core/client/index.js";
+import { ServerProcess } from "../../harness/targets/launcher.js";
 import { REPO, freePort } from "../compat/processes.js";
 
 const mnt = mkdtempSync(join(tmpdir(), "etcd-ts-enospc-"));
 const mounted =
   process.getuid?.() === 0 && spawnSync("mount", ["-t", "tmpfs", "-o", "size=6m", "tmpfs", mnt]).status === 0;
-const children: ChildProcess[] = [];
-afterAll(() => {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
+const procs: ServerProcess[] = [];
+afterAll(async () => {
+  await Promise.all(procs.map((p) => p.kill()));
   if (mounted) spawnSync("umount", ["-l", mnt]);
   rmSync(mnt, { recursive: true, force: true });
 });
 
-function start(port: number): { child: ChildProcess; log: () => string; exit: Promise<number | null> } {
+/** Starts the member on the tmpfs; `exit` resolves with its exit code. */
+function start(port: number): { proc: ServerProcess; log: () => string; exit: Promise<number | null> } {
   const url = `http://127.0.0.1:${port}`;
-  const child = spawn(
-    process.execPath,
-    [
-      join(REPO, "dist/core/cli/main.js"),
-      "--data-dir",
-      join(mnt, "data"),
-      "--listen-client-urls",
-      url,
-      "--advertise-client-urls",
-      url,
-      "--heartbeat-interval",
-      "10",
-      "--election-timeout",
-      "100",
-      "--experimental-wal-segment-bytes",
-      String(1 << 20),
-      "--snapshot-count",
-      "100000",
-    ],
-    { stdio: ["ignore", "ignore", "pipe"] },
-  );
-  children.push(child);
-  let log = "";
-  child.stderr?.on("data", (b: Buffer) => (log = (log + b.toString()).slice(-20_000)));
-  const exit = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
-  return { child, log: () => log, exit };
+  const proc = new ServerProcess({ label: "etcd-ts", tailChars: 20_000 });
+  procs.push(proc);
+  proc.spawn(process.execPath, [
+    join(REPO, "dist/core/cli/main.js"),
+    "--data-dir",
+    join(mnt, "data"),
+    "--listen-client-urls",
+    url,
+    "--advertise-client-urls",
+    url,
+    "--heartbeat-interval",
+    "10",
+    "--election-timeout",
+    "100",
+    "--experimental-wal-segment-bytes",
+    String(1 << 20),
+    "--snapshot-count",
+    "100000",
+  ]);
+  const exit = proc.exited().then(() => proc.exitStatus?.code ?? null);
+  return { proc, log: () => proc.stderrTail, exit };
 }
 
 async function waitUp(c: EtcdClient): Promise<void> {
@@ -96,8 +93,7 @@ describe("a full disk", () => {
       for (const [k, v] of acked) expect(have.get(k) === v, `acknowledged ${k} missing after the restart`).toBe(true);
       await c.put("after", "ok");
       c.close();
-      second.child.kill("SIGTERM");
-      await second.exit;
+      await second.proc.stop();
     },
     120_000,
   );

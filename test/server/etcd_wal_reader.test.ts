@@ -2,7 +2,7 @@
 // an etcd-ts member, for a three-member cluster): the member and cluster ids match what etcd prints for that
 // restore, the three membership entries carry each member's name and peer URLs, and a flipped byte in a record
 // fails the CRC-32C check instead of being read.
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -10,6 +10,7 @@ import { afterAll, describe, expect, it } from "vitest";
 
 import { decodeConfChangeContext } from "../../core/membership/member_codec.js";
 import { EtcdConfChangeType, readEtcdWal } from "../../core/server/etcd_wal_reader.js";
+import { ServerProcess, waitUntil } from "../../harness/targets/launcher.js";
 import { REPO, freePort, haveEtcd } from "../compat/processes.js";
 
 const dir = mkdtempSync(join(tmpdir(), "etcd-ts-etcd-wal-"));
@@ -19,28 +20,23 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 async function snapshotFile(): Promise<string> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const child = spawn(
-    process.execPath,
-    [
-      join(REPO, "dist/core/cli/main.js"),
-      "--data-dir",
-      join(dir, "src"),
-      "--listen-client-urls",
-      url,
-      "--advertise-client-urls",
-      url,
-    ],
-    { stdio: ["ignore", "ignore", "pipe"] },
-  );
+  let ready = false;
+  const proc = new ServerProcess({
+    label: "etcd-ts",
+    ports: [port],
+    onLine: (line) => (ready ||= line.includes("ready to serve client requests")),
+  });
+  proc.spawn(process.execPath, [
+    join(REPO, "dist/core/cli/main.js"),
+    "--data-dir",
+    join(dir, "src"),
+    "--listen-client-urls",
+    url,
+    "--advertise-client-urls",
+    url,
+  ]);
   try {
-    await new Promise<void>((ready, fail) => {
-      let log = "";
-      child.stderr?.on(
-        "data",
-        (d: Buffer) => ((log += d.toString()), log.includes("ready to serve client requests") && ready()),
-      );
-      child.once("exit", (code) => fail(new Error(`etcd-ts exited ${code}: ${log}`)));
-    });
+    await waitUntil(proc, "ready", { deadline: Date.now() + 30_000, intervalMs: 20 }, async () => ready);
     const file = join(dir, "snap.db");
     const r = spawnSync("etcdctl", ["--endpoints", `127.0.0.1:${port}`, "snapshot", "save", file], {
       env: { ...process.env, ETCDCTL_API: "3" },
@@ -49,7 +45,7 @@ async function snapshotFile(): Promise<string> {
     expect(r.status, r.stderr).toBe(0);
     return file;
   } finally {
-    child.kill("SIGKILL");
+    await proc.dispose();
   }
 }
 
