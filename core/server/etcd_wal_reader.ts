@@ -5,8 +5,10 @@
 // frame is padded to 8 bytes); a record is walpb.Record {type=1, crc=2, data=3}, the crc a running CRC-32C of
 // every record's data (a crc record restarts it from its value). Types: 1 metadata (etcdserverpb.Metadata
 // {NodeID=1, ClusterID=2}), 2 raftpb.Entry {Type=1, Term=2, Index=3, Data=4}, 3 HardState, 4 crc, 5 snapshot.
-import { readFileSync, readdirSync } from "node:fs";
+import { readdirSync } from "node:fs";
 import { join } from "node:path";
+
+import { SegmentReader } from "../wal/segment_reader.js";
 
 const RecordType = { Metadata: 1, Entry: 2, State: 3, Crc: 4, Snapshot: 5 } as const;
 const ENTRY_CONF_CHANGE = 1;
@@ -116,51 +118,74 @@ export function walSegments(walDir: string): string[] {
 }
 
 export function readEtcdWal(walDir: string): EtcdWal {
-  let crc = 0;
-  let metadata: Map<number, Field> | undefined;
-  let snapshotIndex = 0;
-  let lastIndex = 0;
-  const confChanges: EtcdConfChange[] = [];
+  const found: Found = { crc: 0, metadata: undefined, snapshotIndex: 0, lastIndex: 0, confChanges: [] };
   for (const name of walSegments(walDir)) {
-    const buf = readFileSync(join(walDir, name));
-    let pos = 0;
-    while (pos + 8 <= buf.length) {
-      const lenField = buf.readBigUInt64LE(pos);
-      if (lenField === 0n) break; // preallocated zeros: the end of the log
-      const size = Number(lenField & 0x00ffffffffffffffn);
-      const pad = lenField >> 63n === 1n ? Number((lenField >> 56n) & 7n) : 0;
-      if (pos + 8 + size + pad > buf.length)
-        throw new Error(`etcd wal ${name}: record at ${pos} runs past the file (torn write)`);
-      const rec = fields(buf.subarray(pos + 8, pos + 8 + size));
-      pos += 8 + size + pad;
-      const type = Number(num(rec, 1));
-      const data = bytes(rec, 3);
-      const want = Number(num(rec, 2));
-      if (type === RecordType.Crc) {
-        if (crc !== 0 && want !== crc) throw new Error(`etcd wal ${name}: crc record ${want} does not continue ${crc}`);
-        crc = want;
-        continue;
-      }
-      crc = crc32cUpdate(crc, data);
-      if (want !== crc) throw new Error(`etcd wal ${name}: record crc mismatch at ${pos}`);
-      if (type === RecordType.Metadata) metadata = fields(data);
-      else if (type === RecordType.Snapshot) {
-        const index = Number(num(fields(data), 1));
-        if (lastIndex === 0 && index > snapshotIndex) snapshotIndex = index;
-      } else if (type === RecordType.Entry) {
-        const e = fields(data);
-        const index = Number(num(e, 3));
-        // A rewritten tail (a new leader's entries) replaces what followed.
-        while (confChanges.length > 0 && (confChanges[confChanges.length - 1] as EtcdConfChange).index >= index)
-          confChanges.pop();
-        lastIndex = index;
-        if (Number(num(e, 1)) === ENTRY_CONF_CHANGE) {
-          const cc = fields(bytes(e, 4));
-          confChanges.push({ index, type: Number(num(cc, 2)), nodeId: num(cc, 3), context: bytes(cc, 4) });
-        }
-      }
+    // A bounded window, not the whole preallocated 64 MiB segment; its views last until the next read, so what
+    // outlives a record is copied.
+    const reader = new SegmentReader(join(walDir, name));
+    try {
+      readSegment(reader, name, found);
+    } finally {
+      reader.close();
     }
   }
+  const { metadata, snapshotIndex, confChanges, lastIndex } = found;
   if (metadata === undefined) throw new Error(`etcd wal ${walDir}: no metadata record`);
   return { memberId: num(metadata, 1), clusterId: num(metadata, 2), snapshotIndex, confChanges, lastIndex };
+}
+
+interface Found {
+  /** The running CRC-32C, carried from one segment to the next. */
+  crc: number;
+  metadata: Map<number, Field> | undefined;
+  snapshotIndex: number;
+  lastIndex: number;
+  confChanges: EtcdConfChange[];
+}
+
+function readSegment(reader: SegmentReader, name: string, found: Found): void {
+  let pos = 0;
+  while (pos + 8 <= reader.size) {
+    const lenField = reader.bytes(pos, 8).readBigUInt64LE(0);
+    if (lenField === 0n) break; // preallocated zeros: the end of the log
+    const size = Number(lenField & 0x00ffffffffffffffn);
+    const pad = lenField >> 63n === 1n ? Number((lenField >> 56n) & 7n) : 0;
+    if (pos + 8 + size + pad > reader.size)
+      throw new Error(`etcd wal ${name}: record at ${pos} runs past the file (torn write)`);
+    const rec = fields(reader.bytes(pos + 8, size));
+    pos += 8 + size + pad;
+    const type = Number(num(rec, 1));
+    const data = bytes(rec, 3);
+    const want = Number(num(rec, 2));
+    if (type === RecordType.Crc) {
+      if (found.crc !== 0 && want !== found.crc)
+        throw new Error(`etcd wal ${name}: crc record ${want} does not continue ${found.crc}`);
+      found.crc = want;
+      continue;
+    }
+    found.crc = crc32cUpdate(found.crc, data);
+    if (want !== found.crc) throw new Error(`etcd wal ${name}: record crc mismatch at ${pos}`);
+    applyRecord(found, type, data);
+  }
+}
+
+/** Takes what the import needs from one CRC-checked record; `data` is a view into the reader's window. */
+function applyRecord(found: Found, type: number, data: Uint8Array): void {
+  if (type === RecordType.Metadata) found.metadata = fields(new Uint8Array(data));
+  else if (type === RecordType.Snapshot) {
+    const index = Number(num(fields(data), 1));
+    if (found.lastIndex === 0 && index > found.snapshotIndex) found.snapshotIndex = index;
+  } else if (type === RecordType.Entry) {
+    const e = fields(data);
+    const index = Number(num(e, 3));
+    const confChanges = found.confChanges;
+    // A rewritten tail (a new leader's entries) replaces what followed.
+    while (confChanges.length > 0 && (confChanges[confChanges.length - 1] as EtcdConfChange).index >= index)
+      confChanges.pop();
+    found.lastIndex = index;
+    if (Number(num(e, 1)) === ENTRY_CONF_CHANGE) {
+      const cc = fields(bytes(e, 4));
+      confChanges.push({ index, type: Number(num(cc, 2)), nodeId: num(cc, 3), context: new Uint8Array(bytes(cc, 4)) });
+    }
+  }
 }

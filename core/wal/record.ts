@@ -159,6 +159,15 @@ export function nonZeroEnd(buf: Buffer, from: number): number {
 
 const zerosFrom = (buf: Buffer, from: number): boolean => nonZeroEnd(buf, from) === from;
 
+/** Whether every byte of buf is zero (compared 64 KiB at a time). */
+export function isAllZero(buf: Buffer): boolean {
+  for (let at = 0; at < buf.length; at += ZERO_CHUNK.length) {
+    const part = buf.subarray(at, at + ZERO_CHUNK.length);
+    if (!part.equals(ZERO_CHUNK.subarray(0, part.length))) return false;
+  }
+  return true;
+}
+
 /**
  * Reads the record at `offset`. Zeros from `offset` to the end of the file are the end of the log (a
  * segment is preallocated: its unused space reads as zeros). A record cut short by the end of the file, or

@@ -1,7 +1,8 @@
 // Proves the etcd WAL reader on a WAL that etcd's own tool wrote (`etcdctl snapshot restore` of a snapshot from
 // an etcd-ts member, for a three-member cluster): the member and cluster ids match what etcd prints for that
 // restore, the three membership entries carry each member's name and peer URLs, and a flipped byte in a record
-// fails the CRC-32C check instead of being read.
+// fails the CRC-32C check instead of being read; and on a WAL of real etcd longer than the reader's window, the
+// metadata and membership entries read before the window moved on are still intact.
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -11,7 +12,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { decodeConfChangeContext } from "../../core/membership/member_codec.js";
 import { EtcdConfChangeType, readEtcdWal } from "../../core/server/etcd_wal_reader.js";
 import { ServerProcess, waitUntil } from "../../harness/targets/launcher.js";
-import { REPO, freePort, haveEtcd } from "../compat/processes.js";
+import { REPO, etcdctl, freePort, haveEtcd } from "../compat/processes.js";
 
 const dir = mkdtempSync(join(tmpdir(), "etcd-ts-etcd-wal-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -109,5 +110,58 @@ describe.runIf(haveEtcd())("etcd WAL reader", () => {
     bytes[at] = (bytes[at] ?? 0) ^ 0x01;
     writeFileSync(segment, bytes);
     expect(() => readEtcdWal(walDir)).toThrow(/crc mismatch/);
+  }, 60_000);
+
+  it("keeps what it read before the window moved on (a WAL longer than one window)", async () => {
+    const [client, peer, learnerPeer] = [await freePort(), await freePort(), await freePort()];
+    const data = join(dir, "long");
+    const endpoint = `127.0.0.1:${client}`;
+    const proc = new ServerProcess({ label: "etcd" });
+    proc.spawn("etcd", [
+      ...["--name", "m1", "--data-dir", data],
+      ...["--listen-client-urls", `http://${endpoint}`, "--advertise-client-urls", `http://${endpoint}`],
+      ...[
+        "--listen-peer-urls",
+        `http://127.0.0.1:${peer}`,
+        "--initial-advertise-peer-urls",
+        `http://127.0.0.1:${peer}`,
+      ],
+      ...["--initial-cluster", `m1=http://127.0.0.1:${peer}`],
+    ]);
+    let memberId: bigint;
+    try {
+      await waitUntil(proc, "etcd answering", { deadline: Date.now() + 30_000, intervalMs: 50 }, async () => {
+        return etcdctl(endpoint, ["endpoint", "health"]).status === 0;
+      });
+      const value = "v".repeat(512 * 1024);
+      for (let i = 0; i < 4; i++) expect(etcdctl(endpoint, ["put", `k${i}`], value).status).toBe(0);
+      const add = etcdctl(endpoint, [
+        "member",
+        "add",
+        "m2",
+        "--learner",
+        `--peer-urls=http://127.0.0.1:${learnerPeer}`,
+      ]);
+      expect(add.status, add.stderr).toBe(0);
+      const status = etcdctl(endpoint, ["endpoint", "status", "-w", "json"]).stdout;
+      memberId = BigInt(/"member_id":(\d+)/.exec(status)?.[1] ?? "0");
+    } finally {
+      await proc.stop();
+    }
+    const walDir = join(data, "member", "wal");
+    const wal = readEtcdWal(walDir);
+    expect(memberId).not.toBe(0n);
+    expect(wal.memberId).toBe(memberId);
+    expect(wal.confChanges.map((cc) => cc.type)).toEqual([
+      EtcdConfChangeType.AddNode,
+      EtcdConfChangeType.AddLearnerNode,
+    ]);
+    const [first, learner] = wal.confChanges.map((cc) => decodeConfChangeContext(cc.context).member);
+    expect(first?.name).toBe("m1");
+    expect([first?.peerUrls, learner?.peerUrls, learner?.isLearner]).toEqual([
+      [`http://127.0.0.1:${peer}`],
+      [`http://127.0.0.1:${learnerPeer}`],
+      true,
+    ]);
   }, 60_000);
 });
