@@ -53,7 +53,7 @@ function segments(h: History): Segment[] {
       out.push(cur.seg);
     }
     cur.seg.opens.push(o);
-    cur.seg.responses.push(...responses);
+    for (const r of responses) cur.seg.responses.push(r);
   }
   return out;
 }

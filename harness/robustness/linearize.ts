@@ -75,12 +75,11 @@ export function prepareOps(h: History, opts: { finalRead?: boolean } = {}): LinO
 function finalRead(h: History): LinOp | undefined {
   const f = h.finals[0];
   if (f === undefined || !h.finals.every((x) => x.head === f.head && x.rev === f.head)) return undefined;
-  const end =
-    Math.max(
-      0,
-      ...h.ops.map((o) => (o.outcome === "unknown" ? o.invoke : o.complete)),
-      ...h.watches.map((w) => w.time),
-    ) + 1;
+  // A loop, not Math.max(...times): a long history has more times than a call's arguments may hold.
+  let last = 0;
+  for (const o of h.ops) last = Math.max(last, o.outcome === "unknown" ? o.invoke : o.complete);
+  for (const w of h.watches) last = Math.max(last, w.time);
+  const end = last + 1;
   const input: OpInput = { kind: "range", prefix: "", limit: 0, serializable: false };
   const output: OpOutput = { rev: f.rev, member: "", kvs: f.kvs, count: f.kvs.length, more: false };
   const rec: OpRecord = { t: "op", id: -1, client: -1, input, invoke: end, complete: end + 1, outcome: "ok", output };
