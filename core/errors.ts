@@ -31,7 +31,7 @@ interface ErrorSpec {
 
 const S = GrpcStatus;
 
-/** etcd 3.4's server-side errors (etcdserver/api/v3rpc/rpctypes), keyed by our stable code. */
+/** etcd 3.4's server-side errors (etcdserver/api/v3rpc/rpctypes), keyed by etcd-ts's stable code. */
 export const ERRORS = {
   EMPTY_KEY: { status: S.INVALID_ARGUMENT, message: "etcdserver: key is not provided" },
   KEY_NOT_FOUND: { status: S.INVALID_ARGUMENT, message: "etcdserver: key not found" },
@@ -144,7 +144,7 @@ export function isEtcdError(err: unknown, code?: ErrorCode): err is EtcdError {
   return err instanceof EtcdError && (code === undefined || err.code === code);
 }
 
-/** Finds our code for an etcd message received over the wire (the client side of the table). */
+/** Finds the etcd-ts code for an etcd message received over the wire (the client side of the table). */
 export function codeForMessage(message: string): ErrorCode | undefined {
   return MESSAGE_TO_CODE.get(message);
 }

@@ -46,7 +46,7 @@ function p99Bars(
   refs: readonly Reference[],
 ): string {
   const targets = [...new Set(summary.map((r) => r["target"]!))];
-  // The seed's published numbers, drawn as grey bars beside ours (group 7 = grey in svg.ts's palette order).
+  // The seed's published numbers, drawn as grey bars beside the measured ones (group 7 = grey in svg.ts's palette order).
   const bars: Bar[] = refs.map((r) => ({ label: `seed: ${r.label}`, value: r.p99Ms, group: 7 }));
   for (const f of focus) {
     for (const r of summary.filter((x) => x["verb"] === f.verb && x["resource"] === f.resource)) {
@@ -233,7 +233,7 @@ export function renderReport(dir: string): string {
 <p>Started ${esc(String(env["startedAt"] ?? ""))} · client ${esc(String(env["client"] ?? "node (core/client)"))} · git ${esc(String(env["gitCommit"] ?? ""))} · seed ${esc(String(env["seed"] ?? "-"))} · trace ${esc(String(env["traceDigest"] ?? "-"))}</p>
 ${notes}
 <h2>Targets</h2>${table(targetRows, ["round", "target", "available", "version", "detail"])}
-<h2>The seed's claims beside what we measured</h2>${claims.length === 0 ? "<p>none</p>" : table(claims, [...CLAIM_COLUMNS])}
+<h2>The seed's claims beside what was measured</h2>${claims.length === 0 ? "<p>none</p>" : table(claims, [...CLAIM_COLUMNS])}
 ${readWorkTable(summary, env["readWork"] as ReadWork | undefined)}
 ${spreadSection(dir)}
 <h2>P99 per phase</h2>${p99Bars(summary, focus, (env["references"] as Reference[] | undefined) ?? [])}

@@ -1,5 +1,5 @@
 // The verdict word of the claims table, chosen by a fixed rule rather than by reading the numbers: a seed
-// claim is a relative change (e.g. −90% P99, +70% throughput); each round gives our own relative change.
+// claim is a relative change (e.g. −90% P99, +70% throughput); each round gives its own measured relative change.
 //  - inconclusive when the comparison does not hold: a P99 from too few samples, unequal read work between
 //    the compared targets, or fewer rounds than a spread needs;
 //  - reproduced when every round moves in the seed's direction by at least half the seed's magnitude;

@@ -1,7 +1,7 @@
 // How a lease is stored in the backend's LEASE_BUCKET: the key is the lease id as 8 bytes big-endian (two's
 // complement, so every int64 id round-trips and ids sort as etcd's bucket does for positive ids); the value
 // is 16 bytes: the granted TTL and the last checkpointed remaining TTL (0 = none), both unsigned 64-bit
-// big-endian seconds. etcd 3.4 stored only {ID, TTL}; we persist the remaining TTL too (etcd 3.5's
+// big-endian seconds. etcd 3.4 stored only {ID, TTL}; etcd-ts persists the remaining TTL too (etcd 3.5's
 // --experimental-enable-lease-checkpoint-persist), so a checkpoint survives a restart of every member.
 
 export const LEASE_KEY_BYTES = 8;

@@ -207,7 +207,7 @@ export class Cluster {
   /**
    * New peer URLs (sorted); the learner flag, name and client URLs stay. (etcd 3.4 overwrites the learner flag
    * with the update's, which MemberUpdate leaves false — a learner's stored record then says voter while Raft
-   * still has a learner. We keep the flag so the two agree.)
+   * still has a learner. The flag is kept so the two agree.)
    */
   update(tx: WriteView, id: bigint, peerUrls: readonly string[]): void {
     const m = this.mustExistForApply(id, "update");

@@ -3,7 +3,7 @@
 // equal --initial-advertise-peer-urls, no URL appears twice — then each member's id from its sorted peer URLs and
 // the cluster token (ids.ts) and the cluster id from the member ids. Error messages are the text etcd logs after
 // "etcdmain: ", checked against real etcd 3.4.23 in test/membership/initial_cluster_etcd.test.ts.
-// Known difference: etcd resolves host names before comparing advertise URLs (localhost = 127.0.0.1); we compare
+// Known difference: etcd resolves host names before comparing advertise URLs (localhost = 127.0.0.1); etcd-ts compares
 // the URL strings.
 import { computeClusterId, computeMemberId } from "./ids.js";
 import type { Member } from "./member_codec.js";

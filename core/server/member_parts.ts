@@ -31,7 +31,7 @@ import { Snapshots, saveBootstrapSnapshot } from "./snapshots.js";
 import type { ServerConfig } from "./server_config.js";
 import { Wait } from "./wait.js";
 
-/** Proposals waiting for their entry to apply (etcd has no fixed bound; ours keeps memory bounded). */
+/** Proposals waiting for their entry to apply (etcd has no fixed bound; this bound keeps memory bounded). */
 const MAX_PENDING_PROPOSALS = 100_000;
 
 /**

@@ -14,7 +14,7 @@ export const BATCH_MAX_BYTES = 4 * MiB;
 /** A single encoded message larger than this is refused by the receiver (a MsgApp is ~1 MiB by default). */
 export const MAX_FRAME_BYTES = 64 * MiB;
 
-/** Reconnect backoff after a failed or lost stream (rafthttp retries a stream every 100 ms; we back off to 1 s). */
+/** Reconnect backoff after a failed or lost stream (rafthttp retries a stream every 100 ms; etcd-ts backs off to 1 s). */
 export const RECONNECT_BACKOFF_MIN_MS = 50;
 export const RECONNECT_BACKOFF_MAX_MS = 1000;
 /**

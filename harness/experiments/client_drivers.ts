@@ -1,4 +1,4 @@
-// The two clients the failover benchmark drives through one small interface: our EtcdClient and the `etcd3` npm
+// The two clients the failover benchmark drives through one small interface: etcd-ts's EtcdClient and the `etcd3` npm
 // package (1.x). Each gives put/get, one prefix watch whose events are counted by revision, and the endpoint the
 // experiment should kill: for EtcdClient its current endpoint (the round-robin balancer's one), for etcd3 the
 // member serving its watch stream (etcd3 sends each unary call to a host of a reshuffled list, so no endpoint is

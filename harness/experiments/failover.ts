@@ -1,7 +1,7 @@
 // `npm run bench -- failover`: a 3-member cluster (real etcd; `--targets etcd,etcd-ts` adds etcd-ts), plain and TLS;
 // a few workers doing steady puts (each to a key of its own) and gets, and one prefix watch, through one client;
 // kill -9 of the member the client is connected to, mid-run, --kills times (the killed member is restarted before
-// the next round, and the client has moved on, so the kills go round the members). The same scenario runs with our
+// the next round, and the client has moved on, so the kills go round the members). The same scenario runs with etcd-ts's
 // EtcdClient and with the `etcd3` npm package (`--clients EtcdClient,etcd3`; client_drivers.ts says which member
 // "connected" means for etcd3), one after the other on the same cluster. Per kill: time to recover (kill → first
 // successful call sent after it), time until the watch delivers a new event, the errors seen, P99 before and after.
