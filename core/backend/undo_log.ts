@@ -8,7 +8,8 @@
 // A write is remembered only once it has succeeded: a write that throws (a key LMDB refuses) changed nothing, and
 // undoing it would repeat the refused operation and throw from rollback() too. The records live in one growable
 // byte arena plus number arrays, not in an object and two copied arrays per write, so a request deleting a
-// million keys leaves the garbage collector a few large buffers instead of millions of small ones.
+// million keys leaves the garbage collector a few large buffers instead of millions of small ones. One log serves
+// a whole batch: reset() starts the next entry and keeps the arena, so a put does not pay for a fresh one.
 import type { Entry, RangeSpan, WriteView } from "./read_view.js";
 
 /** `before` length of a key that did not exist before the write (taken back by deletion). */
@@ -23,8 +24,8 @@ export class UndoLog implements WriteView {
   readonly #starts: number[] = [];
   readonly #keyLengths: number[] = [];
   readonly #beforeLengths: number[] = [];
-  /** Key bytes then before-value bytes of every record, back to back. */
-  #arena = new Uint8Array(INITIAL_ARENA_BYTES);
+  /** Key bytes then before-value bytes of every record, back to back; made on the first write. */
+  #arena: Uint8Array | undefined;
   #used = 0;
 
   /**
@@ -66,9 +67,19 @@ export class UndoLog implements WriteView {
     return this.#buckets.length === 0;
   }
 
-  /** Puts back what every write through this log replaced, newest first. */
+  /** Forgets every record (the entry they belong to stays applied): later rollbacks reach back to here only. */
+  reset(): void {
+    this.#buckets.length = 0;
+    this.#starts.length = 0;
+    this.#keyLengths.length = 0;
+    this.#beforeLengths.length = 0;
+    this.#used = 0;
+  }
+
+  /** Puts back what every write through this log replaced since it began or was reset, newest first. */
   rollback(): void {
     const arena = this.#arena;
+    if (arena === undefined) return;
     for (let i = this.#buckets.length - 1; i >= 0; i--) {
       const bucket = this.#buckets[i] as string;
       const start = this.#starts[i] as number;
@@ -78,11 +89,10 @@ export class UndoLog implements WriteView {
       if (beforeLength === ABSENT) this.#tx.del(bucket, key);
       else this.#tx.put(bucket, key, arena.subarray(keyEnd, keyEnd + beforeLength));
     }
-    this.#buckets.length = 0;
-    this.#starts.length = 0;
-    this.#keyLengths.length = 0;
-    this.#beforeLengths.length = 0;
-    this.#used = 0;
+    this.reset();
+    // The write view was handed views of the arena: one that keeps what it is given (an overlay of uncommitted
+    // writes) would see them change if later records overwrote them, so the next write starts a new arena.
+    this.#arena = undefined;
   }
 
   /**
@@ -92,9 +102,9 @@ export class UndoLog implements WriteView {
   #stage(bucket: string, key: Uint8Array): number {
     const before = this.#fresh?.(bucket, key) === true ? undefined : this.#tx.get(bucket, key);
     const beforeLength = before === undefined ? ABSENT : before.length;
-    this.#reserve(key.length + Math.max(0, beforeLength));
-    this.#arena.set(key, this.#used);
-    if (before !== undefined) this.#arena.set(before, this.#used + key.length);
+    const arena = this.#reserve(key.length + Math.max(0, beforeLength));
+    arena.set(key, this.#used);
+    if (before !== undefined) arena.set(before, this.#used + key.length);
     return beforeLength;
   }
 
@@ -107,11 +117,14 @@ export class UndoLog implements WriteView {
     this.#used += keyLength + Math.max(0, beforeLength);
   }
 
-  #reserve(bytes: number): void {
+  /** The arena, grown to hold `bytes` more past the last record. */
+  #reserve(bytes: number): Uint8Array {
     const need = this.#used + bytes;
-    if (need <= this.#arena.length) return;
-    const grown = new Uint8Array(Math.max(need, this.#arena.length * 2));
-    grown.set(this.#arena.subarray(0, this.#used));
+    const arena = this.#arena;
+    if (arena !== undefined && need <= arena.length) return arena;
+    const grown = new Uint8Array(Math.max(need, INITIAL_ARENA_BYTES, (arena?.length ?? 0) * 2));
+    if (arena !== undefined) grown.set(arena.subarray(0, this.#used));
     this.#arena = grown;
+    return grown;
   }
 }

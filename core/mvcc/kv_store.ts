@@ -385,8 +385,10 @@ export class KvStore {
       const state = { rev: this.currentRev, compact: this.compactRev };
       const results: (WriteResponse | EtcdError)[] = [];
       const changes: Change[] = [];
+      // Every change of a request is stored under the request's new revision, which nothing held before it.
+      const undo = new UndoLog(tx, (bucket, key) => bucket === KEY_BUCKET && mainRevisionOf(key) > state.rev);
       for (let slot = 0; slot < reqs.length; slot++) {
-        results.push(this.#writeOne(tx, reqs[slot] as WriteRequest, state, index, changes, () => guard?.(slot)));
+        results.push(this.#writeOne(tx, undo, reqs[slot] as WriteRequest, state, index, changes, () => guard?.(slot)));
       }
       if (state.rev !== this.currentRev) tx.put(MVCC_META_BUCKET, META_CURRENT_KEY, encodeU64(state.rev));
       return { results, rev: state.rev, compact: state.compact, changes };
@@ -411,14 +413,14 @@ export class KvStore {
 
   #writeOne(
     tx: WriteView,
+    undo: UndoLog,
     req: WriteRequest,
     state: { rev: number; compact: number },
     index: BatchIndex,
     changes: Change[],
     guard: () => void,
   ): WriteResponse | EtcdError {
-    // Every change of a request is stored under the request's new revision, which nothing held before it.
-    const undo = new UndoLog(tx, (bucket, key) => bucket === KEY_BUCKET && mainRevisionOf(key) > state.rev);
+    undo.reset();
     index.mark();
     try {
       guard();

@@ -1,6 +1,8 @@
 // UndoLog takes back exactly the writes that happened: a write the store refused (it threw) is not undone, so
 // rollback() never repeats a refused operation and throws again (a crash loop when it runs inside apply), and
-// rollback restores puts, deletes and overwrites newest first, also over a real LMDB backend.
+// rollback restores puts, deletes and overwrites newest first, also over a real LMDB backend; reset() bounds a
+// rollback to the writes after it (one log serves a batch's entries), and what a rollback handed the write view
+// is never overwritten by the log's later writes.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -13,6 +15,26 @@ import { UndoLog } from "../../core/backend/undo_log.js";
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 const dec = (b: Uint8Array | undefined): string | undefined =>
   b === undefined ? undefined : new TextDecoder().decode(b);
+
+/** A write view that keeps the very buffers it is given (as an overlay of uncommitted writes may). */
+class KeepingStore implements WriteView {
+  readonly data = new Map<string, Uint8Array>();
+  get(bucket: string, key: Uint8Array): Uint8Array | undefined {
+    return this.data.get(`${bucket}/${dec(key)}`);
+  }
+  range(_bucket: string, _span: RangeSpan): Iterable<Entry> {
+    return [];
+  }
+  put(bucket: string, key: Uint8Array, value: Uint8Array): void {
+    this.data.set(`${bucket}/${dec(key)}`, value);
+  }
+  del(bucket: string, key: Uint8Array): void {
+    this.data.delete(`${bucket}/${dec(key)}`);
+  }
+}
+
+const contents = (data: Map<string, Uint8Array>): Record<string, string | undefined> =>
+  Object.fromEntries([...data].map(([k, v]) => [k, dec(v)]));
 
 /** An in-memory write view that refuses (throws on) any put or delete of a key longer than `maxKey`, as LMDB does. */
 class FakeStore implements WriteView {
@@ -100,5 +122,35 @@ describe("UndoLog", () => {
       await backend.close();
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it("rolls back only the writes since reset(), and the log goes on working after a rollback", () => {
+    const store = new FakeStore(16);
+    store.data.set("b/k", enc("v0"));
+    const undo = new UndoLog(store);
+    undo.put("b", enc("k"), enc("v1")); // entry 1: stays
+    undo.put("b", enc("a"), enc("a1"));
+    undo.reset();
+    expect(undo.empty).toBe(true);
+    undo.put("b", enc("k"), enc("v2")); // entry 2: rolled back
+    undo.del("b", enc("a"));
+    undo.put("b", enc("c"), enc("c2"));
+    undo.rollback();
+    expect(contents(store.data)).toEqual({ "b/k": "v1", "b/a": "a1" });
+    undo.put("b", enc("k"), enc("v3")); // entry 3: rolled back too, back to entry 1's state
+    undo.rollback();
+    expect(contents(store.data)).toEqual({ "b/k": "v1", "b/a": "a1" });
+  });
+
+  it("never overwrites the bytes a rollback handed to the write view", () => {
+    const store = new KeepingStore();
+    store.put("b", enc("k"), enc("original"));
+    const undo = new UndoLog(store);
+    undo.put("b", enc("k"), enc("changed"));
+    undo.rollback(); // hands the store a view of the log's copy of "original"
+    undo.reset();
+    undo.put("b", enc("x"), enc("y"));
+    undo.put("b", enc("zzzzzzzzzz"), enc("w"));
+    expect(dec(store.data.get("b/k"))).toBe("original");
   });
 });
