@@ -163,3 +163,43 @@ export function decodeKeyValue(b: Uint8Array): KeyValue {
   }
   return { key, createRevision, modRevision, version, value, lease };
 }
+
+/**
+ * KeyValue bytes without their value field (a keys_only read), the other fields' bytes as they are; the bytes
+ * themselves when there is no value field.
+ */
+export function withoutValue(b: Uint8Array): Uint8Array {
+  let pos = 0;
+  const skipVarint = (): number => {
+    const start = pos;
+    while (pos < b.length && (b[pos] as number) >= 0x80) pos++;
+    if (pos >= b.length) throw new Error(`withoutValue: truncated varint at ${start} of ${b.length}`);
+    pos++;
+    return start;
+  };
+  const readLength = (): number => {
+    let n = 0;
+    let mul = 1;
+    const start = skipVarint();
+    for (let i = start; i < pos; i++, mul *= 128) n += ((b[i] as number) & 0x7f) * mul;
+    return n;
+  };
+  while (pos < b.length) {
+    const fieldAt = pos;
+    const first = b[skipVarint()] as number; // a one-byte tag for fields 1 to 15
+    const wire = first & 7;
+    if (wire === WIRE_VARINT) skipVarint();
+    else if (wire === WIRE_BYTES) {
+      const length = readLength(); // before the sum: readLength moves pos
+      pos += length;
+      if (pos > b.length) throw new Error(`withoutValue: field at ${fieldAt} exceeds ${b.length}`);
+      if (first === ((5 << 3) | WIRE_BYTES)) {
+        const out = new Uint8Array(b.length - (pos - fieldAt));
+        out.set(b.subarray(0, fieldAt));
+        out.set(b.subarray(pos), fieldAt);
+        return out;
+      }
+    } else throw new Error(`withoutValue: unsupported wire type ${wire} at ${fieldAt}`);
+  }
+  return b;
+}

@@ -3,7 +3,7 @@
 // revision. Reads inside a Txn see the Txn's own earlier writes (etcd reads at beginRev + 1 once it changed).
 import type { WriteView } from "../backend/read_view.js";
 import { EtcdError } from "../errors.js";
-import { decodeKeyValue, encodeKeyValue, type KeyValue } from "./kv_codec.js";
+import { decodeKeyValue, encodeKeyValue, withoutValue, type KeyValue } from "./kv_codec.js";
 import { KEY_BUCKET, MVCC_META_BUCKET, compareBytes, layoutKey, layoutSpan, type Revision } from "./layout.js";
 import { rangeTask, type RangeTaskArgs, type RangeTaskResult } from "./range_task.js";
 import {
@@ -327,9 +327,22 @@ export class WriteTxn {
     this.ops.ranges++;
     const rev = resolveRev(r.revision, this.rev, this.compactRev);
     if (isEmptySpan(r.key, r.rangeEnd)) return { revision: this.rev, kvs: [], more: false, count: 0 };
+    if (rev === this.rev && isSingleKey(r.rangeEnd)) return this.pointRange(r);
     const res = rangeTask(this.tx, rangeArgs(r, rev));
     if (res.compactedAt > 0) throw new EtcdError("COMPACTED", `revision ${rev} < compacted ${res.compactedAt}`);
     return { revision: this.rev, kvs: unpack(res), more: res.more, count: res.count };
+  }
+
+  /**
+   * A single-key Range at the txn's own revision, answered as the range task would answer it, from the live index
+   * and one exact get instead of a scan over the key's revisions. One key makes the limit and the sort moot; its
+   * count is taken before the revision filters, as the range task counts.
+   */
+  private pointRange(r: RangeRequest): RangeResponse {
+    const bytes = this.latest(r.key);
+    if (bytes === undefined) return { revision: this.rev, kvs: [], more: false, count: 0 };
+    if (r.countOnly === true || !passesFilters(r, bytes)) return { revision: this.rev, kvs: [], more: false, count: 1 };
+    return { revision: this.rev, kvs: [r.keysOnly === true ? withoutValue(bytes) : bytes], more: false, count: 1 };
   }
 
   txn(r: TxnRequest): TxnResponse {
@@ -376,10 +389,18 @@ export class WriteTxn {
     return { txn: this.applyTxn(op.txn, nextPath()) };
   }
 
-  /** etcd's compare: every key in the range must satisfy it; no key at all fails a VALUE compare. */
+  /**
+   * etcd's compare: every key in the range must satisfy it; no key at all fails a VALUE compare and compares the
+   * other targets against zeros. A single key is read through the live index (still counted as a range).
+   */
   private compare(c: Compare): boolean {
-    const res = this.range({ key: c.key, ...(c.rangeEnd !== undefined ? { rangeEnd: c.rangeEnd } : {}) });
-    if (res.kvs.length === 0) {
+    let kvs: readonly Uint8Array[];
+    if (isSingleKey(c.rangeEnd)) {
+      this.ops.ranges++;
+      const bytes = this.latest(c.key);
+      kvs = bytes === undefined ? [] : [bytes];
+    } else kvs = this.range({ key: c.key, ...(c.rangeEnd !== undefined ? { rangeEnd: c.rangeEnd } : {}) }).kvs;
+    if (kvs.length === 0) {
       if (c.target === CompareTarget.VALUE) return false;
       return compareKv(c, {
         key: c.key,
@@ -390,7 +411,7 @@ export class WriteTxn {
         lease: 0n,
       });
     }
-    return res.kvs.every((bytes) => compareKv(c, decodeKeyValue(bytes)));
+    return kvs.every((bytes) => compareKv(c, decodeKeyValue(bytes)));
   }
 
   /** A put may only name a lease that exists (checked before anything of the request is written). */
@@ -417,6 +438,23 @@ export class WriteTxn {
 /** The kv of a delete event, as etcd sends it: the key and the deletion's revision as mod_revision. */
 export function tombstoneKv(key: Uint8Array, rev: number): Uint8Array {
   return encodeKeyValue({ key, createRevision: 0, modRevision: rev, version: 0, value: new Uint8Array(0), lease: 0n });
+}
+
+/** Whether a range end names a single key (absent or empty). */
+function isSingleKey(rangeEnd: Uint8Array | undefined): boolean {
+  return rangeEnd === undefined || rangeEnd.length === 0;
+}
+
+/** Whether a KeyValue passes a Range's min/max mod and create revision filters (0: no bound). */
+function passesFilters(r: RangeRequest, bytes: Uint8Array): boolean {
+  const [minMod, maxMod] = [r.minModRevision ?? 0, r.maxModRevision ?? 0];
+  const [minCreate, maxCreate] = [r.minCreateRevision ?? 0, r.maxCreateRevision ?? 0];
+  if (minMod <= 0 && maxMod <= 0 && minCreate <= 0 && maxCreate <= 0) return true;
+  const kv = decodeKeyValue(bytes);
+  if (minMod > 0 && kv.modRevision < minMod) return false;
+  if (maxMod > 0 && kv.modRevision > maxMod) return false;
+  if (minCreate > 0 && kv.createRevision < minCreate) return false;
+  return maxCreate <= 0 || kv.createRevision <= maxCreate;
 }
 
 function compareKv(c: Compare, kv: KeyValue): boolean {

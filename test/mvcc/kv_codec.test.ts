@@ -1,8 +1,9 @@
 // The KeyValue codec round-trips every field at its edges: revisions past the 7-byte varints read without BigInt
-// (up to 2^53 − 1), negative and 64-bit lease ids, empty keys and values; unknown fields are skipped.
+// (up to 2^53 − 1), negative and 64-bit lease ids, empty keys and values; unknown fields are skipped; a keys_only
+// copy drops just the value field, with multi-byte lengths before and after it.
 import { describe, expect, it } from "vitest";
 
-import { decodeKeyValue, encodeKeyValue, type KeyValue } from "../../core/mvcc/kv_codec.js";
+import { decodeKeyValue, encodeKeyValue, withoutValue, type KeyValue } from "../../core/mvcc/kv_codec.js";
 
 const kv = (over: Partial<KeyValue>): KeyValue => ({
   key: new Uint8Array([1, 2]),
@@ -52,5 +53,20 @@ describe("kv_codec", () => {
     const back = decodeKeyValue(Uint8Array.from([...extra, ...known]));
     expect(back).toEqual(decodeKeyValue(known));
     expect(() => decodeKeyValue(Uint8Array.from([(2 << 3) | 0, 0x80]))).toThrow(/truncated varint/);
+  });
+
+  it("drops only the value field for keys_only", () => {
+    const long = new Uint8Array(1001).fill(0x4c);
+    const cases = [
+      kv({}),
+      kv({ key: long, value: long, lease: -1n }),
+      kv({ value: new Uint8Array(200_000).fill(1), version: 2 ** 40 }),
+      kv({ value: new Uint8Array(0), lease: 5n }),
+    ];
+    for (const c of cases) {
+      const bytes = encodeKeyValue(c);
+      expect(withoutValue(bytes)).toEqual(encodeKeyValue({ ...c, value: new Uint8Array(0) }));
+    }
+    expect(() => withoutValue(Uint8Array.from([(1 << 3) | 2, 0x80]))).toThrow(/truncated varint/);
   });
 });
