@@ -19,7 +19,11 @@ const INITIAL_ARENA_BYTES = 4096;
 export class UndoLog implements WriteView {
   readonly #tx: WriteView;
   readonly #fresh: ((bucket: string, key: Uint8Array) => boolean) | undefined;
-  /** Record i: bucket, where its bytes start in the arena, its key's length, and its before-value's (or ABSENT). */
+  /**
+   * Record i < #records: bucket, where its bytes start in the arena, its key's length, and its before-value's (or
+   * ABSENT). Slots past #records are stale and overwritten: a reset per entry only sets the count.
+   */
+  #records = 0;
   readonly #buckets: string[] = [];
   readonly #starts: number[] = [];
   readonly #keyLengths: number[] = [];
@@ -64,15 +68,12 @@ export class UndoLog implements WriteView {
 
   /** Whether anything was written through this log. */
   get empty(): boolean {
-    return this.#buckets.length === 0;
+    return this.#records === 0;
   }
 
   /** Forgets every record (the entry they belong to stays applied): later rollbacks reach back to here only. */
   reset(): void {
-    this.#buckets.length = 0;
-    this.#starts.length = 0;
-    this.#keyLengths.length = 0;
-    this.#beforeLengths.length = 0;
+    this.#records = 0;
     this.#used = 0;
   }
 
@@ -80,7 +81,7 @@ export class UndoLog implements WriteView {
   rollback(): void {
     const arena = this.#arena;
     if (arena === undefined) return;
-    for (let i = this.#buckets.length - 1; i >= 0; i--) {
+    for (let i = this.#records - 1; i >= 0; i--) {
       const bucket = this.#buckets[i] as string;
       const start = this.#starts[i] as number;
       const keyEnd = start + (this.#keyLengths[i] as number);
@@ -110,10 +111,11 @@ export class UndoLog implements WriteView {
 
   /** Keeps the staged record: its write succeeded. (A write that threw leaves it to be overwritten.) */
   #commit(bucket: string, keyLength: number, beforeLength: number): void {
-    this.#buckets.push(bucket);
-    this.#starts.push(this.#used);
-    this.#keyLengths.push(keyLength);
-    this.#beforeLengths.push(beforeLength);
+    const i = this.#records++;
+    this.#buckets[i] = bucket;
+    this.#starts[i] = this.#used;
+    this.#keyLengths[i] = keyLength;
+    this.#beforeLengths[i] = beforeLength;
     this.#used += keyLength + Math.max(0, beforeLength);
   }
 

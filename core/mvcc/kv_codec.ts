@@ -40,7 +40,10 @@ function numberVarintSize(n: number): number {
 export function encodedSize(kv: KeyValue): number {
   let size = 0;
   if (kv.key.length > 0) size += 1 + numberVarintSize(kv.key.length) + kv.key.length;
-  for (const n of [kv.createRevision, kv.modRevision, kv.version]) if (n !== 0) size += 1 + numberVarintSize(n);
+  // One field at a time, not a loop over a fresh array: this runs for every KeyValue written.
+  if (kv.createRevision !== 0) size += 1 + numberVarintSize(kv.createRevision);
+  if (kv.modRevision !== 0) size += 1 + numberVarintSize(kv.modRevision);
+  if (kv.version !== 0) size += 1 + numberVarintSize(kv.version);
   if (kv.value.length > 0) size += 1 + numberVarintSize(kv.value.length) + kv.value.length;
   if (kv.lease !== 0n) size += 1 + varintSize(kv.lease);
   return size;

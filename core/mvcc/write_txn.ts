@@ -232,6 +232,8 @@ export class WriteTxn {
   readonly changes: Change[] = [];
   /** Operations this request ran, as etcd's mvcc metrics count them (a compare's read is a range). */
   readonly ops = { ranges: 0, puts: 0, deletes: 0, putBytes: 0 };
+  /** latest()'s last read: the index entry it looked up and the bytes stored under it. */
+  private lastRead: { readonly rev: Revision; readonly value: Uint8Array } | undefined;
 
   constructor(
     private readonly tx: WriteView,
@@ -421,16 +423,22 @@ export class WriteTxn {
     }
   }
 
-  /** The newest live revision's KeyValue bytes of `key`, or undefined (never written, or deleted). */
+  /**
+   * The newest live revision's KeyValue bytes of `key`, or undefined (never written, or deleted). The last answer
+   * is kept by its index entry: a guarded update (compare a key, then put it) reads the key once. An entry object
+   * stands for one stored revision of one key, whose bytes never change while this request runs.
+   */
   private latest(key: Uint8Array): Uint8Array | undefined {
     const rev = this.index.get(key);
     if (rev === undefined) return undefined;
+    if (rev === this.lastRead?.rev) return this.lastRead.value;
     const value = this.tx.get(KEY_BUCKET, layoutKey(key, rev));
     if (value === undefined || value.length === 0) {
       throw new Error(
         `mvcc: live index says ${keyId(key)} is at ${rev.main}.${rev.sub}, the layout has ${value === undefined ? "nothing" : "a tombstone"}`,
       );
     }
+    this.lastRead = { rev, value };
     return value;
   }
 }

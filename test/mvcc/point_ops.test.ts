@@ -2,7 +2,8 @@
 // get; this proves them identical to the range task's answers (fast-check, fixed seeds): every single-key Range in
 // a Txn — any options, any revision, after puts with leases, deletes, compaction, and after the Txn's own writes —
 // returns the kvs bytes, count and more (or the error) of the same Range read by the range task, and every
-// single-key compare decides as the same compare over the one-key span [key, key + 0x00) does.
+// single-key compare decides as the same compare over the one-key span [key, key + 0x00) does. Kubernetes'
+// guarded update (compare a key, then put it or get it) sees the key as it was and leaves it at the next version.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -10,6 +11,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 
 import { isEtcdError } from "../../core/errors.js";
+import { decodeKeyValue } from "../../core/mvcc/kv_codec.js";
 import { KvStore } from "../../core/mvcc/kv_store.js";
 import {
   CompareResult,
@@ -23,6 +25,7 @@ import {
 } from "../../core/mvcc/types.js";
 
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
+const dec = (b: Uint8Array): string => new TextDecoder().decode(b);
 const hex = (b: Uint8Array): string => Buffer.from(b).toString("hex");
 
 /** Short keys (one with 0x00 bytes) and two long ones sharing their first 960 bytes (layout.ts). */
@@ -239,5 +242,33 @@ describe("single-key reads inside a Txn", () => {
       ),
       { seed: 20_261_209, numRuns: 40 },
     );
+  });
+
+  it("a guarded update reads the key as it was, puts the next version, or gets it when the guard fails", async () => {
+    await withStore(async (store) => {
+      const key = enc("/registry/pods/ns/p");
+      await store.put({ key, value: enc("v1"), lease: 7n });
+      const first = await store.put({ key, value: enc("v2"), lease: 7n });
+      const guarded = (mod: number, value: string) =>
+        store.txn({
+          compare: [{ key, target: CompareTarget.MOD, result: CompareResult.EQUAL, modRevision: mod }],
+          success: [{ put: { key, value: enc(value), prevKv: true } }],
+          failure: [{ range: { key } }],
+        });
+      const ok = await guarded(first.revision, "v3");
+      expect(ok.succeeded).toBe(true);
+      const put = ok.responses[0];
+      if (put === undefined || !("put" in put) || put.put.prevKv === undefined) throw new Error("no prev kv");
+      const prev = decodeKeyValue(put.put.prevKv);
+      expect([dec(prev.value), prev.version, prev.lease]).toEqual(["v2", 2, 7n]);
+      const now = await store.range({ key });
+      const cur = decodeKeyValue(now.kvs[0] as Uint8Array);
+      expect([dec(cur.value), cur.version, cur.lease, cur.modRevision]).toEqual(["v3", 3, 0n, ok.revision]);
+      const stale = await guarded(first.revision, "v4");
+      expect(stale.succeeded).toBe(false);
+      const got = stale.responses[0];
+      if (got === undefined || !("range" in got)) throw new Error("no range response");
+      expect(got.range.kvs.map(hex)).toEqual(now.kvs.map(hex));
+    });
   });
 });
