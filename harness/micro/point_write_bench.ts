@@ -3,7 +3,8 @@
 // `batch` requests each. Loads `keys` keys, then times `rounds` passes over them of (a) plain puts and (b)
 // Kubernetes' guarded update, Txn If(mod_revision(key) == R) Then(Put) Else(Get key), half of them taking each
 // branch. Reports this process's CPU time per request (steadier than wall time on a shared machine), the RSS and
-// the HashKV at the end, so two builds can be checked for identical results. Prints one JSON line.
+// the HashKV at the end, so two builds can be checked for identical results; with node --expose-gc also the heap in
+// use after a full collection (what the live index costs per key). Prints one JSON line.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -30,6 +31,14 @@ async function timed(store: KvStore, passes: number, batch: number, make: (i: nu
   const cpu = process.cpuUsage(cpu0);
   const requests = passes * n;
   return { requests, cpuUsPerRequest: Number(((cpu.user + cpu.system) / requests).toFixed(2)) } satisfies Pass;
+}
+
+/** The heap in use after a full collection (run node with --expose-gc), or undefined without it. */
+function heapAfterGc(): number | undefined {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (gc === undefined) return undefined;
+  gc();
+  return Number((process.memoryUsage().heapUsed / 2 ** 20).toFixed(1));
 }
 
 async function main(): Promise<void> {
@@ -79,6 +88,7 @@ async function main(): Promise<void> {
         put,
         txn: { ...txn, putsTaken: taken },
         rssMiB: Math.round(process.memoryUsage().rss / 2 ** 20),
+        heapMiBAfterGc: heapAfterGc(),
         hash,
       }),
     );
