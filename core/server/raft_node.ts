@@ -105,6 +105,19 @@ export class RaftNode {
     return this.raw.raft.lead;
   }
 
+  /**
+   * The index every other member's log is known to reach: all of this log when no other member exists, the
+   * lowest match among the others when leading, undefined when following (a follower does not know).
+   */
+  othersHave(): number | undefined {
+    const r = this.raw.raft;
+    if (r.prs.size === 1 && r.prs.has(r.id)) return Infinity;
+    if (!this.isLeader) return undefined;
+    let low = Infinity;
+    for (const [id, pr] of r.prs) if (id !== r.id) low = Math.min(low, pr.match);
+    return low;
+  }
+
   /** Whether a Ready is being handled right now (stop waits for it). */
   get processing(): boolean {
     return this.#processing;
