@@ -14,7 +14,10 @@ export class MemoryStorage implements Storage {
     metadata: { index: 0, term: 0, confState: { voters: [], learners: [] } },
     data: EMPTY_DATA,
   };
-  /** ents[0] is a dummy entry at the snapshot's index and term; ents[i].index === ents[0].index + i. */
+  /**
+   * ents[0] is a dummy entry at the last compaction's index and term (the snapshot's, or past it when the log was
+   * compacted without a snapshot); ents[i].index === ents[0].index + i.
+   */
   private ents: Entry[] = [{ term: 0, index: 0, type: EntryType.Normal, data: EMPTY_DATA }];
 
   /** A brand-new member's storage: empty log, snapshot at index 0 term 0 whose confState is `cs`. */

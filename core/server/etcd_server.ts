@@ -191,6 +191,11 @@ export class EtcdServer {
     return this.#p.proposals.size;
   }
 
+  /** The first entry of Raft's log held in memory (the WAL may hold older ones until a snapshot). */
+  get raftLogFirstIndex(): number {
+    return this.#p.storage.firstIndex();
+  }
+
   get committedIndex(): number {
     return this.#p.node.raw.raft.raftLog.committed;
   }

@@ -148,7 +148,10 @@ export class MemberParts {
       applyConfChangeToRaft: (cc) => this.node.raw.applyConfChange(cc),
       onMemberChange: (change) => this.#onMemberChange(change),
       answer: (id, result) => this.proposals.trigger(id, result),
-      afterApply: (index) => this.snapshots.maybeCut(index, this.node.raw.raft.confState()),
+      afterApply: (index) => {
+        this.snapshots.maybeCut(index, this.node.raw.raft.confState());
+        this.snapshots.trimLog(index, this.node.othersHave());
+      },
       warn: (message) => this.config.log?.("W", "etcdserver", message),
     };
   }

@@ -105,6 +105,11 @@ export class RaftNode {
     return this.raw.raft.lead;
   }
 
+  /** See othersHave below. */
+  othersHave(): number | undefined {
+    return othersHave(this.raw.raft);
+  }
+
   /** Whether a Ready is being handled right now (stop waits for it). */
   get processing(): boolean {
     return this.#processing;
@@ -405,4 +410,16 @@ export class RaftNode {
       await new Promise((r) => setTimeout(r, this.#host.heartbeatMs));
     }
   }
+}
+
+/**
+ * The index every other member's log is known to reach: all of this log when no other member exists, the
+ * lowest match among the others when leading, undefined when following (a follower does not know).
+ */
+export function othersHave(r: Pick<RawNode["raft"], "id" | "prs" | "state">): number | undefined {
+  if (r.prs.size === 1 && r.prs.has(r.id)) return Infinity;
+  if (r.state !== StateType.Leader) return undefined;
+  let low = Infinity;
+  for (const [id, pr] of r.prs) if (id !== r.id) low = Math.min(low, pr.match);
+  return low;
 }

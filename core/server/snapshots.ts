@@ -16,6 +16,9 @@ import type { WalStorage } from "../wal/wal_storage.js";
 import { SNAPSHOT_CATCH_UP_ENTRIES, SNAPSHOT_COUNT } from "../limits.js";
 import type { ServerConfig } from "./server_config.js";
 
+/** Entries the in-memory log must have beyond its keep before trimLog drops them. */
+const TRIM_STEP_ENTRIES = 1024;
+
 /** The name under snap/ of the backend body of the snapshot at `index`. */
 export function snapshotDbName(index: number): string {
   return `${index.toString(16).padStart(16, "0")}.snap.db`;
@@ -136,6 +139,22 @@ export class Snapshots {
       config.snapshotCatchUpEntries ?? SNAPSHOT_CATCH_UP_ENTRIES,
     );
     this.index = index;
+  }
+
+  /**
+   * Keeps Raft's in-memory log short between snapshots: entries applied, in the backend and in every member's log
+   * are dropped from memory (the WAL keeps them until the next snapshot), all but the catch-up entries behind
+   * them. `othersHave` is how far every other member's log is known to reach (undefined: not known, keep all).
+   */
+  trimLog(applied: number, othersHave: number | undefined): void {
+    if (othersHave === undefined) return;
+    const config = this.#host.config;
+    const keep = config.snapshotCatchUpEntries ?? SNAPSHOT_CATCH_UP_ENTRIES;
+    // Never past the consistent index: the snapshot Raft sends instead of the dropped entries is cut there.
+    const upTo = Math.min(applied, this.#host.kv.consistentIndex(), othersHave) - keep;
+    const storage = this.#host.storage;
+    // In steps, so the log is not copied on every apply.
+    if (upTo - storage.firstIndex() >= TRIM_STEP_ENTRIES) storage.trimLog(upTo);
   }
 
   /** A snapshot body arrived whole: keep it under its index until Raft hands out the snapshot (the caller steps it). */

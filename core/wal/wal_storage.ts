@@ -116,11 +116,19 @@ export class WalStorage implements Storage {
     failpoint("snap-after-save");
     purgeSnapshots(this.snapDir, SNAPSHOTS_KEPT);
     const compactTo = index - catchUpEntries;
-    if (compactTo > this.mem.firstIndex()) {
-      this.mem.compact(compactTo);
-      if (this.wal.releaseTo(compactTo) > 0) failpoint("wal-after-release");
-    }
+    // The in-memory log may already start past compactTo (trimLog); the WAL segments go by the snapshot alone.
+    if (compactTo > this.mem.firstIndex()) this.mem.compact(compactTo);
+    if (compactTo > 0 && this.wal.releaseTo(compactTo) > 0) failpoint("wal-after-release");
     return snap;
+  }
+
+  /**
+   * Drops the in-memory entries up to `index` (which becomes the in-memory log's dummy) without a snapshot: the
+   * WAL keeps them until one is cut, so only Raft's reads change — an index at or below it is COMPACTED, and a
+   * member that needs it is sent a snapshot. The caller guarantees every member has them and they are applied.
+   */
+  trimLog(index: number): void {
+    if (index > this.mem.firstIndex() && index <= this.mem.lastIndex()) this.mem.compact(index);
   }
 
   close(): void {

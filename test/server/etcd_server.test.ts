@@ -1,6 +1,7 @@
 // Proves a single-member EtcdServer takes writes through Raft (propose → commit → apply), serves linearizable
 // and serializable reads, reports etcd's errors, batches concurrent proposals, and keeps its data across a
-// restart without re-applying entries.
+// restart without re-applying entries; its in-memory Raft log stays short between snapshots while the WAL keeps
+// every entry until a snapshot is cut.
 import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -114,6 +115,25 @@ describe("single-member EtcdServer", () => {
     expect(got.response.count).toBe(20);
     const next = await s2.put({ key: enc("after"), value: enc("v") });
     expect(next.response.revision).toBe(22);
+  });
+
+  it("drops applied entries from its in-memory log without a snapshot; the WAL still has them", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "etcd-ts-server-"));
+    dirs.push(dir);
+    const s1 = await EtcdServer.start({ ...config(dir), snapshotCatchUpEntries: 10 });
+    servers.push(s1);
+    for (let i = 0; i < 1200; i += 100)
+      await Promise.all(Array.from({ length: 100 }, (_, j) => s1.put({ key: enc(`t${i + j}`), value: enc("v") })));
+    // No snapshot was cut (--snapshot-count is 100,000), yet the log in memory starts near the applied index.
+    expect(readdirSync(join(dir, "member", "snap")).filter((f) => f.endsWith(".snap")).length).toBe(1);
+    expect(s1.raftLogFirstIndex).toBeGreaterThan(s1.appliedIndex - 10 - 1024 - 200);
+    expect(s1.raftLogFirstIndex).toBeGreaterThan(1000);
+    await s1.stop();
+    servers.splice(servers.indexOf(s1), 1);
+    const s2 = await startServer(dir);
+    // The restart read every entry since the bootstrap snapshot back from the WAL.
+    expect(s2.raftLogFirstIndex).toBe(2);
+    expect((await s2.range({ key: enc("t"), rangeEnd: enc("u"), countOnly: true })).response.count).toBe(1200);
   });
 
   it("snapshots every --snapshot-count entries and restarts from snapshot + WAL tail", async () => {

@@ -94,6 +94,31 @@ describe("WAL replay", () => {
   });
 });
 
+describe("WAL trimmed in memory", () => {
+  it("drops in-memory entries without a snapshot; the WAL keeps them, and a later snapshot still releases segments", () => {
+    const s = openStorage(4096);
+    for (let i = 1; i <= 200; i += 10)
+      s.save({ hardState: { term: 1, vote: 1n, commit: i + 9 }, entries: range(i, i + 9, 1, 100) }, true);
+    const segments = s.walSegments.length;
+    s.trimLog(180);
+    expect([s.firstIndex(), s.lastIndex(), s.term(180)]).toEqual([181, 200, 1]);
+    expect(() => s.entries(180, 182, Infinity)).toThrow("compaction");
+    expect(s.walSegments.length, "nothing released without a snapshot").toBe(segments);
+    closeAll();
+    const r = openStorage(4096);
+    expect([r.firstIndex(), r.lastIndex()]).toEqual([1, 200]);
+    expect(r.entries(1, 201, Infinity).every((e) => e.data[0] === e.index % 251)).toBe(true);
+    r.trimLog(180);
+    // The snapshot's own compaction point (170) is below the trimmed log: memory stays, old segments go.
+    r.createSnapshot(190, { voters: [1n], learners: [] }, new Uint8Array(0), 20);
+    expect(r.firstIndex()).toBe(181);
+    expect(r.walSegments.length, "old segments released").toBeLessThan(segments);
+    closeAll();
+    const t = openStorage(4096);
+    expect([t.snapshot().metadata.index, t.firstIndex(), t.lastIndex()]).toEqual([190, 191, 200]);
+  });
+});
+
 describe("WAL damage", () => {
   function lastSegment(): string {
     const wal = join(dir, "wal");
