@@ -1,6 +1,14 @@
 // The LMDB backend: one environment file per data dir, named buckets (LMDB sub-databases) with binary keys
-// and values, one write transaction per applied batch with the consistent (applied raft) index stored in the
-// same transaction, reads over snapshots, long reads in worker threads, size reporting.
+// and values, the consistent (applied raft) index stored in the same transaction as the data it describes, reads
+// over snapshots, long reads in worker threads, size reporting.
+//
+// Batched commits: a batch of point writes (the caller's `deferrable` hint) is not committed at once but kept in
+// a write buffer (write_buffer.ts) with its consistent index, and one LMDB transaction commits everything buffered
+// at most batchIntervalMs later, or at once past batchLimit writes or batchBytes, as etcd commits its bbolt batch
+// every 100 ms or 10,000 writes. Everything that reads LMDB directly (read, readNow, worker reads, hash, size,
+// backup, sync) commits the buffer first, so every read sees every applied write; a batch without the hint
+// commits the buffer in its own transaction, before its own writes. A failed commit of the buffer is a
+// StorageError reported to onSyncError (the member stops), wherever it ran from.
 //
 // Read modes (--backend-read-mode):
 // - concurrent (default, etcd 3.4): no lock. A commit runs at once; readers use their own LMDB snapshots
@@ -11,7 +19,8 @@
 //   after the queued commit wait behind it. Nothing sleeps: the delay is only the lock structure.
 //
 // Durability: commits skip fsync (noSync); the WAL is the durability point and replay after a crash is
-// idempotent because the consistent index commits atomically with the data it describes. syncNow() makes every
+// idempotent because the consistent index commits atomically with the data it describes (buffered writes lost
+// in a crash are applied again from the WAL). syncNow() makes every
 // commit so far durable; the server calls it before a snapshot lets WAL entries go. A failed fsync is never
 // retried: the page cache may have dropped the dirty pages, so a later "successful" sync proves nothing.
 // The file below the environment (format checks, fsyncs, offline defragmentation) is backend_file.ts.
@@ -38,6 +47,7 @@ import type { ReadTask, ReadView, RangeSpan, WriteView, Entry } from "./read_vie
 import { RwLock } from "./rw_lock.js";
 import { decodeU64, encodeU64 } from "./u64.js";
 import { WorkerPool } from "./worker_pool.js";
+import { WriteBuffer, bufferedView } from "./write_buffer.js";
 
 // Re-exported so the rest of the tree reaches the backend through one module.
 export { BACKEND_FILE, BackendFormatError, StorageError, setBackendSyncObserver } from "./backend_file.js";
@@ -64,10 +74,30 @@ export interface BackendOptions {
   /** How often committed batches are fsynced in the background (0 = never; close() always syncs). */
   readonly syncIntervalMs?: number;
   /**
-   * A background fsync failed: the backend must not be used further (the default throws it out of the timer, so
-   * an unhandled error ends the process rather than being dropped).
+   * A background fsync or a commit of buffered writes failed: the backend must not be used further (the default
+   * throws it out of the timer, so an unhandled error ends the process rather than being dropped).
    */
   readonly onSyncError?: (err: Error) => void;
+  /** Longest a deferrable batch stays buffered before it is committed (0 = commit every batch at once). */
+  readonly batchIntervalMs?: number;
+  /** Buffered writes, or bytes of their keys and values, that make the backend commit at once. */
+  readonly batchLimit?: number;
+  readonly batchBytes?: number;
+  /** The duration of every LMDB commit of applied data (etcd_disk_backend_commit_duration_seconds). */
+  readonly onCommit?: (seconds: number) => void;
+}
+
+/** etcd's backend batch interval and limit; the byte cap bounds the memory a burst of large values holds. */
+export const BACKEND_BATCH_INTERVAL_MS = 100;
+export const BACKEND_BATCH_LIMIT = 10_000;
+export const BACKEND_BATCH_BYTES = 16 * 1024 * 1024;
+
+export interface BatchOptions {
+  /**
+   * The batch's writes may stay buffered (committed later, see the file comment). Only for batches whose reads
+   * are point gets: ranges over the buffer are correct but merge it with LMDB's entries, which costs.
+   */
+  readonly deferrable?: boolean;
 }
 
 /** Background fsync period: commits skip fsync (the WAL is the durability point), this bounds OS-crash loss. */
@@ -87,13 +117,23 @@ export class Backend {
   private readonly dbs = new Map<string, Database<Uint8Array, Uint8Array>>();
   private readonly lock = new RwLock();
   private readonly pool: WorkerPool | undefined;
-  /** Last consistent index committed; only grows. */
+  /** Last consistent index applied to the backend, committed or buffered; only grows. */
   private ci: number;
+  private readonly buffer = new WriteBuffer();
+  private readonly bufferView: WriteView;
+  private flushTimer: NodeJS.Timeout | undefined;
+  /** Inside a batch's fn: over an LMDB transaction ("txn") or over the write buffer ("buffer"). */
+  private running: "txn" | "buffer" | undefined;
+  private readonly batchIntervalMs: number;
+  private readonly batchLimit: number;
+  private readonly batchBytes: number;
+  private readonly onCommit: ((seconds: number) => void) | undefined;
+  private readonly onStorageError: ((err: Error) => void) | undefined;
   private closed = false;
   /** Commits since the last background sync began. */
   private unsynced = 0;
   private readonly syncTimer: NodeJS.Timeout | undefined;
-  /** An fsync of this file failed: every later sync and commit refuses (an fsync is never retried). */
+  /** An fsync or a buffer commit of this file failed: every later sync and commit refuses (never retried). */
   private syncFailure: Error | undefined;
 
   private constructor(file: string, env: RootDatabase, opts: BackendOptions) {
@@ -104,6 +144,12 @@ export class Backend {
       this.dbs.set(name, env.openDB<Uint8Array, Uint8Array>(name, { keyEncoding: "binary", encoding: "binary" }));
     }
     this.ci = 0;
+    this.bufferView = bufferedView(this.buffer, (b) => this.bucket(b));
+    this.batchIntervalMs = opts.batchIntervalMs ?? BACKEND_BATCH_INTERVAL_MS;
+    this.batchLimit = opts.batchLimit ?? BACKEND_BATCH_LIMIT;
+    this.batchBytes = opts.batchBytes ?? BACKEND_BATCH_BYTES;
+    this.onCommit = opts.onCommit;
+    this.onStorageError = opts.onSyncError;
     const workers = opts.readWorkers ?? 2;
     const tasks = opts.workerTasks ?? {};
     this.pool =
@@ -132,6 +178,7 @@ export class Backend {
   sync(): Promise<void> {
     try {
       this.assertOpen();
+      this.flushNow();
       this.assertSyncable();
     } catch (err) {
       return Promise.reject(err as Error);
@@ -143,6 +190,7 @@ export class Backend {
   /** As sync(), on the calling thread: for callers that must not yield (a snapshot cut inside apply). */
   syncNow(): void {
     this.assertOpen();
+    this.flushNow();
     this.assertSyncable();
     this.unsynced = 0;
     fsyncFileNow(this.file, (err) => this.failSync(err));
@@ -202,6 +250,7 @@ export class Backend {
    */
   replaceContentsFrom(received: string): void {
     this.assertOpen();
+    this.flushNow();
     checkLmdbHeader(received);
     const src = open({ path: received, maxDbs: MAX_DBS, noSubdir: true, readOnly: true, mapSize: MAP_SIZE_BYTES });
     try {
@@ -225,7 +274,10 @@ export class Backend {
     this.unsynced += 1;
   }
 
-  /** The applied raft index last committed with data (0 for a new backend). */
+  /**
+   * The applied raft index of the data the backend holds (0 for a new backend), committed or still buffered: a
+   * buffered one is committed before anything reads LMDB or syncs it.
+   */
   consistentIndex(): number {
     return this.ci;
   }
@@ -236,22 +288,65 @@ export class Backend {
    * `aborted` runs, before the next batch can start, when the batch fails (`fn` threw, or the commit did): state the
    * caller changed beside the transaction is taken back there, as the transaction's writes are.
    */
-  batch<T>(consistentIndex: number | undefined, fn: (tx: WriteView) => T, aborted?: () => void): Promise<T> {
+  batch<T>(
+    consistentIndex: number | undefined,
+    fn: (tx: WriteView) => T,
+    aborted?: () => void,
+    opts: BatchOptions = {},
+  ): Promise<T> {
     this.assertOpen();
+    const defer = opts.deferrable === true && this.batchIntervalMs > 0;
+    const run = (): T => (defer ? this.defer(consistentIndex, fn, aborted) : this.commit(consistentIndex, fn, aborted));
     if (this.readMode === ReadMode.Concurrent) {
       try {
-        return Promise.resolve(this.commit(consistentIndex, fn, aborted));
+        return Promise.resolve(run());
       } catch (err) {
         return Promise.reject(err as Error);
       }
     }
+    // Blocking mode: a buffered batch takes the write lock as a commit does, so a reader holding the read lock
+    // (after committing the buffer) reads exactly what was applied when it started.
     return this.lock.acquireWrite().then((release) => {
       try {
-        return this.commit(consistentIndex, fn, aborted);
+        return run();
       } finally {
         release();
       }
     });
+  }
+
+  /**
+   * Commits every buffered write and its consistent index in one transaction (a no-op when nothing is buffered,
+   * and inside a batch's fn). A failure is a StorageError, also reported to onSyncError: the member must stop.
+   */
+  flushNow(): void {
+    if (this.buffer.empty || this.running !== undefined) return;
+    this.assertSyncable();
+    this.cancelFlush();
+    const start = performance.now();
+    try {
+      failpoint("backend-before-commit");
+      this.env.transactionSync(() => this.writeBuffered(undefined));
+      failpoint("backend-after-commit");
+    } catch (err) {
+      const wrapped = new StorageError(`backend ${this.file}: commit failed: ${(err as Error).message}`, err as Error);
+      this.syncFailure = wrapped;
+      this.onStorageError?.(wrapped);
+      throw wrapped;
+    }
+    this.buffer.clear();
+    this.unsynced += 1;
+    this.onCommit?.((performance.now() - start) / 1000);
+  }
+
+  /** Whether buffered writes wait for the flush timer (for tests and metrics). */
+  get flushScheduled(): boolean {
+    return this.flushTimer !== undefined;
+  }
+
+  /** Writes applied but not yet committed to LMDB. */
+  get bufferedWrites(): number {
+    return this.buffer.writes;
   }
 
   /** A read on the main thread over the latest committed state. */
@@ -259,12 +354,13 @@ export class Backend {
     this.assertOpen();
     if (this.readMode === ReadMode.Concurrent) {
       try {
+        this.flushNow();
         return Promise.resolve(fn(this.view()));
       } catch (err) {
         return Promise.reject(err as Error);
       }
     }
-    return this.lock.acquireRead().then((release) => {
+    return this.readLocked().then((release) => {
       try {
         return fn(this.view());
       } finally {
@@ -276,7 +372,26 @@ export class Backend {
   /** Synchronous read for callers that must not yield (inside a batch use the write view instead). */
   readNow<T>(fn: (view: ReadView) => T): T {
     this.assertOpen();
+    if (this.running === "buffer") return fn(this.bufferView);
+    this.flushNow();
     return fn(this.view());
+  }
+
+  /** Blocking mode: the read lock, over a backend with nothing buffered (committed under the write lock first). */
+  private async readLocked(): Promise<() => void> {
+    if (this.buffer.empty) {
+      const release = await this.lock.acquireRead();
+      if (this.buffer.empty) return release;
+      release();
+    }
+    const release = await this.lock.acquireWrite();
+    try {
+      this.flushNow();
+    } catch (err) {
+      release();
+      throw err;
+    }
+    return this.lock.downgrade();
   }
 
   /** Whether readInWorker has worker threads (otherwise it runs the task on the main thread). */
@@ -295,12 +410,14 @@ export class Backend {
     if (pool === undefined) return this.read((view) => fallback(view, args()));
     if (this.readMode === ReadMode.Concurrent) {
       try {
+        // The worker's snapshot is taken after this commit, so it holds every write applied so far.
+        this.flushNow();
         return pool.run<A, R>(task, args());
       } catch (err) {
         return Promise.reject(err as Error);
       }
     }
-    return this.lock.acquireRead().then(async (release) => {
+    return this.readLocked().then(async (release) => {
       try {
         return await pool.run<A, R>(task, args());
       } finally {
@@ -316,6 +433,7 @@ export class Backend {
 
   size(): BackendSize {
     this.assertOpen();
+    this.flushNow();
     const dbSizeBytes = statSync(this.file).size;
     let pages = 0;
     let pageSize = 4096;
@@ -341,6 +459,7 @@ export class Backend {
    */
   resetConsistentIndex(): void {
     this.assertOpen();
+    this.flushNow();
     this.env.transactionSync(() => this.bucket(META_BUCKET).remove(META_CONSISTENT_INDEX));
     this.ci = 0;
     this.unsynced += 1;
@@ -361,6 +480,7 @@ export class Backend {
    */
   rewriteNow(fn: (tx: WriteView) => void): void {
     this.assertOpen();
+    this.flushNow();
     this.env.transactionSync(() => fn(this.writeView()));
     this.unsynced += 1;
   }
@@ -368,6 +488,7 @@ export class Backend {
   /** CRC32 over every bucket's keys and values in key order (etcd's Hash: the whole database). */
   hash(): number {
     this.assertOpen();
+    this.flushNow();
     let h = 0;
     for (const [name, db] of [...this.dbs.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
       h = crc32(name, h);
@@ -379,11 +500,12 @@ export class Backend {
   /** A consistent copy of the open database (compacted: live pages only) written to `path`. */
   async backupTo(path: string): Promise<void> {
     this.assertOpen();
+    this.flushNow();
     rmSync(path, { force: true });
     await this.env.backup(path, true);
   }
 
-  /** Closes without syncing (the member stopped on a storage failure: nothing is synced again). */
+  /** Closes without committing the buffer or syncing (the member stopped on a storage failure). */
   async abandon(): Promise<void> {
     this.syncFailure ??= new StorageError(
       `backend ${this.file}: abandoned after a storage failure`,
@@ -394,6 +516,7 @@ export class Backend {
 
   async close(): Promise<void> {
     if (this.closed) return;
+    this.cancelFlush();
     if (this.syncFailure !== undefined) {
       this.closed = true;
       if (this.syncTimer !== undefined) clearInterval(this.syncTimer);
@@ -401,6 +524,7 @@ export class Backend {
       await this.env.close();
       return;
     }
+    this.flushNow();
     if (this.unsynced > 0) await this.sync();
     this.closed = true;
     if (this.syncTimer !== undefined) clearInterval(this.syncTimer);
@@ -408,32 +532,111 @@ export class Backend {
     await this.env.close();
   }
 
-  private commit<T>(consistentIndex: number | undefined, fn: (tx: WriteView) => T, aborted?: () => void): T {
+  private checkNext(consistentIndex: number | undefined): void {
     if (consistentIndex !== undefined && !(consistentIndex > this.ci)) {
       throw new Error(`backend: consistent index ${consistentIndex} <= committed ${this.ci}`);
     }
     this.assertSyncable();
-    let built = false;
+  }
+
+  /** A deferrable batch: `fn` over the write buffer; a throw takes back its buffered writes. */
+  private defer<T>(consistentIndex: number | undefined, fn: (tx: WriteView) => T, aborted?: () => void): T {
+    this.checkNext(consistentIndex);
+    const mark = this.buffer.mark();
+    let out: T;
+    this.running = "buffer";
+    try {
+      out = fn(this.bufferView);
+    } catch (err) {
+      this.buffer.rollbackTo(mark);
+      aborted?.();
+      throw err;
+    } finally {
+      this.running = undefined;
+    }
+    this.buffer.settle();
+    if (consistentIndex !== undefined) {
+      this.buffer.consistentIndex = consistentIndex;
+      this.ci = consistentIndex;
+    }
+    if (this.buffer.writes >= this.batchLimit || this.buffer.bytes >= this.batchBytes) this.flushNow();
+    else if (this.flushTimer === undefined) {
+      this.flushTimer = setTimeout(() => this.flushFromTimer(), this.batchIntervalMs).unref();
+    }
+    return out;
+  }
+
+  private flushFromTimer(): void {
+    this.flushTimer = undefined;
+    const flush = (): void => {
+      if (this.closed || this.syncFailure !== undefined) return;
+      try {
+        this.flushNow();
+      } catch (err) {
+        // Reported to onSyncError already; without one, thrown out of the timer to end the process.
+        if (this.onStorageError === undefined) throw err;
+      }
+    };
+    if (this.readMode === ReadMode.Concurrent) return flush();
+    void this.lock.acquireWrite().then((release) => {
+      try {
+        flush();
+      } finally {
+        release();
+      }
+    });
+  }
+
+  private cancelFlush(): void {
+    if (this.flushTimer === undefined) return;
+    clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
+  }
+
+  /** Inside a write transaction: every buffered write, then the consistent index (given, or the buffer's). */
+  private writeBuffered(consistentIndex: number | undefined): void {
+    this.buffer.writeTo((b) => this.bucket(b));
+    const ci = consistentIndex ?? this.buffer.consistentIndex;
+    if (ci !== undefined) this.bucket(META_BUCKET).put(META_CONSISTENT_INDEX, encodeU64(ci));
+  }
+
+  /** A batch committed at once, in one transaction after the buffered writes. */
+  private commit<T>(consistentIndex: number | undefined, fn: (tx: WriteView) => T, aborted?: () => void): T {
+    this.checkNext(consistentIndex);
+    let phase = "buffer" as "buffer" | "fn" | "built";
     let result: T;
+    const start = performance.now();
     try {
       failpoint("backend-before-commit");
       result = this.env.transactionSync(() => {
-        const out = fn(this.writeView());
+        this.writeBuffered(undefined);
+        phase = "fn";
+        this.running = "txn";
+        let out: T;
+        try {
+          out = fn(this.writeView());
+        } finally {
+          this.running = undefined;
+        }
         if (consistentIndex !== undefined)
           this.bucket(META_BUCKET).put(META_CONSISTENT_INDEX, encodeU64(consistentIndex));
-        built = true;
+        phase = "built";
         return out;
       });
       failpoint("backend-after-commit");
     } catch (err) {
       aborted?.();
-      // An error from `fn` is the caller's; one after it (writing the pages out, the commit) is the storage's,
-      // and the member must stop on it: a StorageError, which no apply path may turn into a request's answer.
-      if (!built && !isInjected(err)) throw err;
+      // An error from `fn` is the caller's; one before it (the buffered writes) or after it (writing the pages
+      // out, the commit) is the storage's, and the member must stop on it: a StorageError, which no apply path
+      // may turn into a request's answer.
+      if (phase === "fn" && !isInjected(err)) throw err;
       throw new StorageError(`backend ${this.file}: commit failed: ${(err as Error).message}`, err as Error);
     }
+    this.buffer.clear();
+    this.cancelFlush();
     if (consistentIndex !== undefined) this.ci = consistentIndex;
     this.unsynced += 1;
+    this.onCommit?.((performance.now() - start) / 1000);
     return result;
   }
 

@@ -103,8 +103,12 @@ export interface KvStoreOptions {
   readonly limits?: RequestLimits;
   /** Buckets other modules keep in the same backend (and so in the same transactions): leases, auth. */
   readonly extraBuckets?: readonly string[];
-  /** A background fsync of the backend failed (see BackendOptions.onSyncError). */
+  /** A background fsync or buffered commit of the backend failed (see BackendOptions.onSyncError). */
   readonly onSyncError?: (err: Error) => void;
+  /** Each backend commit's duration (see BackendOptions.onCommit). */
+  readonly onCommit?: (seconds: number) => void;
+  /** The backend's batch interval (BackendOptions.batchIntervalMs; 0 commits every batch at once). */
+  readonly batchIntervalMs?: number;
 }
 
 export interface RangeOptions {
@@ -391,8 +395,11 @@ export class KvStore {
       if (state.rev !== this.currentRev) tx.put(MVCC_META_BUCKET, META_CURRENT_KEY, encodeU64(state.rev));
       return { results, rev: state.rev, compact: state.compact, changes };
     };
-    // Nothing of a batch that failed was committed: neither are its live-index changes.
-    const out = await this.backend.batch(consistentIndex, run, () => index.abort());
+    // Nothing of a batch that failed was committed: neither are its live-index changes. A batch of point writes
+    // may stay in the backend's write buffer for a while (its reads are exact gets, not ranges over the buffer).
+    const out = await this.backend.batch(consistentIndex, run, () => index.abort(), {
+      deferrable: reqs.every(isPointWrite),
+    });
     index.apply(this.#keyCount);
     this.currentRev = out.rev;
     this.compactRev = out.compact;
@@ -508,7 +515,21 @@ function openBackend(dataDir: string, opts: KvStoreOptions): Backend {
     readWorkers: opts.readWorkers ?? DEFAULT_READ_WORKERS,
     ...(opts.readMode !== undefined ? { readMode: opts.readMode } : {}),
     ...(opts.onSyncError !== undefined ? { onSyncError: opts.onSyncError } : {}),
+    ...(opts.onCommit !== undefined ? { onCommit: opts.onCommit } : {}),
+    ...(opts.batchIntervalMs !== undefined ? { batchIntervalMs: opts.batchIntervalMs } : {}),
   });
+}
+
+/** Puts, and txns whose compares and ops each name one key and delete nothing: what a buffered batch may hold. */
+function isPointWrite(req: WriteRequest): boolean {
+  return "put" in req || ("txn" in req && isPointTxn(req.txn));
+}
+
+function isPointTxn(t: TxnRequest): boolean {
+  const oneKey = (end: Uint8Array | undefined): boolean => end === undefined || end.length === 0;
+  const pointOp = (op: TxnRequest["success"][number]): boolean =>
+    "put" in op || ("range" in op && oneKey(op.range.rangeEnd)) || ("txn" in op && isPointTxn(op.txn));
+  return t.compare.every((c) => oneKey(c.rangeEnd)) && t.success.every(pointOp) && t.failure.every(pointOp);
 }
 
 function runRange(view: ReadView, args: RangeTaskArgs | undefined): RangeTaskResult | undefined {
