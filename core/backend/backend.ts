@@ -2,31 +2,29 @@
 // and values, the consistent (applied raft) index stored in the same transaction as the data it describes, reads
 // over snapshots, long reads in worker threads, size reporting.
 //
-// Batched commits: a batch of point writes (the caller's `deferrable` hint) is not committed at once but kept in
-// a write buffer (write_buffer.ts) with its consistent index, and one LMDB transaction commits everything buffered
-// at most batchIntervalMs later, or at once past batchLimit writes or batchBytes, as etcd commits its bbolt batch
-// every 100 ms or 10,000 writes. Everything that reads LMDB directly (read, readNow, worker reads, hash, size,
-// backup, sync) commits the buffer first, so every read sees every applied write; a batch without the hint
-// commits the buffer in its own transaction, before its own writes. A failed commit of the buffer is a
-// StorageError reported to onSyncError (the member stops), wherever it ran from.
+// Batched commits (etcd's batch interval): a batch of point writes (the caller's `deferrable` hint) goes to a
+// write buffer (write_buffer.ts) with its consistent index, and one LMDB transaction commits the buffer at most
+// batchIntervalMs later, or at once past batchLimit writes or batchBytes. Whatever reads LMDB directly (read,
+// readNow, worker reads, hash, size, backup, sync) commits the buffer first, so every read sees every applied
+// write; a batch without the hint commits it in its own transaction. A failed commit of the buffer is a
+// StorageError, also reported to onSyncError (the member stops), wherever the commit ran from.
 //
 // Read modes (--backend-read-mode):
 // - concurrent (default, etcd 3.4): no lock. A commit runs at once; readers use their own LMDB snapshots
 //   (MVCC readers never block LMDB's single writer), and long reads run in workers, so neither waits.
-// - blocking (an honest model of etcd 3.3): every read holds a shared read lock for its whole duration and a
-//   commit must take that lock exclusively (etcd 3.3's readTx.mu, a sync.RWMutex, taken by the batch commit
-//   to reset the shared read transaction). A long Range therefore delays the commit, and reads that arrive
-//   after the queued commit wait behind it. Nothing sleeps: the delay is only the lock structure.
+// - blocking (an honest model of etcd 3.3): every read holds a shared read lock for its whole duration, and a
+//   batch and a commit take that lock exclusively (etcd 3.3's readTx.mu, a sync.RWMutex, taken by the batch
+//   commit to reset the shared read transaction). A long Range therefore delays them, and reads that arrive
+//   after a queued writer wait behind it. Nothing sleeps: the delay is only the lock structure.
 //
 // Durability: commits skip fsync (noSync); the WAL is the durability point and replay after a crash is
-// idempotent because the consistent index commits atomically with the data it describes (buffered writes lost
-// in a crash are applied again from the WAL). syncNow() makes every
-// commit so far durable; the server calls it before a snapshot lets WAL entries go. A failed fsync is never
-// retried: the page cache may have dropped the dirty pages, so a later "successful" sync proves nothing.
-// The file below the environment (format checks, fsyncs, offline defragmentation) is backend_file.ts.
+// idempotent because the consistent index commits atomically with the data it describes (writes still buffered
+// at a crash are applied again from the WAL). syncNow() commits the buffer and makes every commit durable; the
+// server calls it before a snapshot lets WAL entries go. A failed fsync is never retried: the page cache may
+// have dropped the dirty pages, so a later "successful" sync proves nothing. The file below the environment
+// (format checks, fsyncs, offline defragmentation) is backend_file.ts.
 import { existsSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { crc32 } from "node:zlib";
 import { open, type Database, type RootDatabase } from "lmdb";
 
 import { failpoint } from "../failpoints.js";
@@ -48,67 +46,30 @@ import { RwLock } from "./rw_lock.js";
 import { decodeU64, encodeU64 } from "./u64.js";
 import { WorkerPool } from "./worker_pool.js";
 import { WriteBuffer, bufferedView } from "./write_buffer.js";
+import { bytesInUse, copyBucketsFrom, hashBuckets } from "./env_contents.js";
+import {
+  BACKEND_BATCH_BYTES,
+  BACKEND_BATCH_INTERVAL_MS,
+  BACKEND_BATCH_LIMIT,
+  BACKEND_SYNC_INTERVAL_MS,
+  ReadMode,
+  type BackendOptions,
+  type BackendSize,
+  type BatchOptions,
+} from "./backend_options.js";
 
 // Re-exported so the rest of the tree reaches the backend through one module.
 export { BACKEND_FILE, BackendFormatError, StorageError, setBackendSyncObserver } from "./backend_file.js";
 export type { SyncObserver } from "./backend_file.js";
 export { decodeU64, encodeU64 } from "./u64.js";
 
-export const ReadMode = { Concurrent: "concurrent", Blocking: "blocking" } as const;
-export type ReadMode = (typeof ReadMode)[keyof typeof ReadMode];
+export * from "./backend_options.js";
 
 /** Written into the meta bucket at creation; an unknown value refuses to open (never a silent reset). */
 export const BACKEND_FORMAT = "etcd-ts/backend/v1";
 export const META_BUCKET = "meta";
 const META_FORMAT = new TextEncoder().encode("format");
 const META_CONSISTENT_INDEX = new TextEncoder().encode("consistent_index");
-
-export interface BackendOptions {
-  readonly readMode?: ReadMode;
-  /** Buckets the caller uses besides "meta"; created on first open. */
-  readonly buckets: readonly string[];
-  /** Pure read tasks that may run in worker threads (see read_view.ts). */
-  readonly workerTasks?: Readonly<Record<string, ReadTask<never, unknown>>>;
-  /** Worker threads for long reads; 0 runs every read on the main thread. Default 2. */
-  readonly readWorkers?: number;
-  /** How often committed batches are fsynced in the background (0 = never; close() always syncs). */
-  readonly syncIntervalMs?: number;
-  /**
-   * A background fsync or a commit of buffered writes failed: the backend must not be used further (the default
-   * throws it out of the timer, so an unhandled error ends the process rather than being dropped).
-   */
-  readonly onSyncError?: (err: Error) => void;
-  /** Longest a deferrable batch stays buffered before it is committed (0 = commit every batch at once). */
-  readonly batchIntervalMs?: number;
-  /** Buffered writes, or bytes of their keys and values, that make the backend commit at once. */
-  readonly batchLimit?: number;
-  readonly batchBytes?: number;
-  /** The duration of every LMDB commit of applied data (etcd_disk_backend_commit_duration_seconds). */
-  readonly onCommit?: (seconds: number) => void;
-}
-
-/** etcd's backend batch interval and limit; the byte cap bounds the memory a burst of large values holds. */
-export const BACKEND_BATCH_INTERVAL_MS = 100;
-export const BACKEND_BATCH_LIMIT = 10_000;
-export const BACKEND_BATCH_BYTES = 16 * 1024 * 1024;
-
-export interface BatchOptions {
-  /**
-   * The batch's writes may stay buffered (committed later, see the file comment). Only for batches whose reads
-   * are point gets: ranges over the buffer are correct but merge it with LMDB's entries, which costs.
-   */
-  readonly deferrable?: boolean;
-}
-
-/** Background fsync period: commits skip fsync (the WAL is the durability point), this bounds OS-crash loss. */
-export const BACKEND_SYNC_INTERVAL_MS = 1000;
-
-export interface BackendSize {
-  /** Bytes of the data file on disk (etcd's db size). */
-  readonly dbSizeBytes: number;
-  /** Bytes of pages holding live data (etcd's db size in use); the rest is free pages. */
-  readonly dbSizeInUseBytes: number;
-}
 
 export class Backend {
   readonly readMode: ReadMode;
@@ -121,14 +82,9 @@ export class Backend {
   private ci: number;
   private readonly buffer = new WriteBuffer();
   private readonly bufferView: WriteView;
-  private flushTimer: NodeJS.Timeout | undefined;
   /** Inside a batch's fn: over an LMDB transaction ("txn") or over the write buffer ("buffer"). */
   private running: "txn" | "buffer" | undefined;
-  private readonly batchIntervalMs: number;
-  private readonly batchLimit: number;
-  private readonly batchBytes: number;
-  private readonly onCommit: ((seconds: number) => void) | undefined;
-  private readonly onStorageError: ((err: Error) => void) | undefined;
+  private readonly opts: BackendOptions;
   private closed = false;
   /** Commits since the last background sync began. */
   private unsynced = 0;
@@ -145,11 +101,7 @@ export class Backend {
     }
     this.ci = 0;
     this.bufferView = bufferedView(this.buffer, (b) => this.bucket(b));
-    this.batchIntervalMs = opts.batchIntervalMs ?? BACKEND_BATCH_INTERVAL_MS;
-    this.batchLimit = opts.batchLimit ?? BACKEND_BATCH_LIMIT;
-    this.batchBytes = opts.batchBytes ?? BACKEND_BATCH_BYTES;
-    this.onCommit = opts.onCommit;
-    this.onStorageError = opts.onSyncError;
+    this.opts = opts;
     const workers = opts.readWorkers ?? 2;
     const tasks = opts.workerTasks ?? {};
     this.pool =
@@ -251,24 +203,10 @@ export class Backend {
   replaceContentsFrom(received: string): void {
     this.assertOpen();
     this.flushNow();
-    checkLmdbHeader(received);
-    const src = open({ path: received, maxDbs: MAX_DBS, noSubdir: true, readOnly: true, mapSize: MAP_SIZE_BYTES });
-    try {
-      const format = src
-        .openDB<Uint8Array, Uint8Array>(META_BUCKET, { keyEncoding: "binary", encoding: "binary" })
-        .get(META_FORMAT);
-      if (format === undefined || new TextDecoder().decode(format) !== BACKEND_FORMAT)
-        throw new BackendFormatError(received, "is not an etcd-ts backend");
-      this.env.transactionSync(() => {
-        for (const [name, db] of this.dbs) {
-          for (const key of [...db.getKeys({})]) db.remove(key);
-          const from = src.openDB<Uint8Array, Uint8Array>(name, { keyEncoding: "binary", encoding: "binary" });
-          for (const { key, value } of from.getRange({})) db.put(key, value);
-        }
-      });
-    } finally {
-      void src.close();
-    }
+    copyBucketsFrom(this.env, this.dbs, received, META_BUCKET, (meta) => {
+      const format = meta.get(META_FORMAT);
+      return format !== undefined && new TextDecoder().decode(format) === BACKEND_FORMAT;
+    });
     const ci = this.bucket(META_BUCKET).get(META_CONSISTENT_INDEX);
     this.ci = ci === undefined ? 0 : decodeU64(ci);
     this.unsynced += 1;
@@ -295,7 +233,7 @@ export class Backend {
     opts: BatchOptions = {},
   ): Promise<T> {
     this.assertOpen();
-    const defer = opts.deferrable === true && this.batchIntervalMs > 0;
+    const defer = opts.deferrable === true && (this.opts.batchIntervalMs ?? BACKEND_BATCH_INTERVAL_MS) > 0;
     const run = (): T => (defer ? this.defer(consistentIndex, fn, aborted) : this.commit(consistentIndex, fn, aborted));
     if (this.readMode === ReadMode.Concurrent) {
       try {
@@ -322,26 +260,26 @@ export class Backend {
   flushNow(): void {
     if (this.buffer.empty || this.running !== undefined) return;
     this.assertSyncable();
-    this.cancelFlush();
+    this.buffer.unschedule();
     const start = performance.now();
     try {
       failpoint("backend-before-commit");
-      this.env.transactionSync(() => this.writeBuffered(undefined));
+      this.env.transactionSync(() => this.writeBuffered());
       failpoint("backend-after-commit");
     } catch (err) {
       const wrapped = new StorageError(`backend ${this.file}: commit failed: ${(err as Error).message}`, err as Error);
       this.syncFailure = wrapped;
-      this.onStorageError?.(wrapped);
+      this.opts.onSyncError?.(wrapped);
       throw wrapped;
     }
     this.buffer.clear();
     this.unsynced += 1;
-    this.onCommit?.((performance.now() - start) / 1000);
+    this.opts.onCommit?.((performance.now() - start) / 1000);
   }
 
   /** Whether buffered writes wait for the flush timer (for tests and metrics). */
   get flushScheduled(): boolean {
-    return this.flushTimer !== undefined;
+    return this.buffer.scheduled;
   }
 
   /** Writes applied but not yet committed to LMDB. */
@@ -435,22 +373,7 @@ export class Backend {
     this.assertOpen();
     this.flushNow();
     const dbSizeBytes = statSync(this.file).size;
-    let pages = 0;
-    let pageSize = 4096;
-    for (const db of this.dbs.values()) {
-      const s = db.getStats() as {
-        pageSize: number;
-        treeBranchPageCount: number;
-        treeLeafPageCount: number;
-        overflowPages: number;
-      };
-      pageSize = s.pageSize;
-      pages += s.treeBranchPageCount + s.treeLeafPageCount + s.overflowPages;
-    }
-    // The two meta pages and the main (root) database's pages are always in use.
-    const root = this.env.getStats() as { treeBranchPageCount: number; treeLeafPageCount: number };
-    pages += 2 + root.treeBranchPageCount + root.treeLeafPageCount;
-    return { dbSizeBytes, dbSizeInUseBytes: Math.min(dbSizeBytes, pages * pageSize) };
+    return { dbSizeBytes, dbSizeInUseBytes: bytesInUse(this.env, this.dbs, dbSizeBytes) };
   }
 
   /**
@@ -469,9 +392,11 @@ export class Backend {
    * What a backend quota is checked against: the bytes of the pages holding data (size().dbSizeInUseBytes). Not
    * the file's size: LMDB writes each commit to fresh pages and grows its file ahead of the data (an empty
    * database's file is twice its pages in use), where bbolt's file, etcd's measure, grows with the data.
+   * Buffered writes count by their bytes without being committed: the quota is checked before every write.
    */
   quotaSize(): number {
-    return this.size().dbSizeInUseBytes;
+    this.assertOpen();
+    return bytesInUse(this.env, this.dbs, statSync(this.file).size) + this.buffer.bytes;
   }
 
   /**
@@ -489,12 +414,7 @@ export class Backend {
   hash(): number {
     this.assertOpen();
     this.flushNow();
-    let h = 0;
-    for (const [name, db] of [...this.dbs.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
-      h = crc32(name, h);
-      for (const { key, value } of db.getRange({})) h = crc32(value, crc32(key, h));
-    }
-    return h;
+    return hashBuckets(this.dbs);
   }
 
   /** A consistent copy of the open database (compacted: live pages only) written to `path`. */
@@ -516,7 +436,7 @@ export class Backend {
 
   async close(): Promise<void> {
     if (this.closed) return;
-    this.cancelFlush();
+    this.buffer.unschedule();
     if (this.syncFailure !== undefined) {
       this.closed = true;
       if (this.syncTimer !== undefined) clearInterval(this.syncTimer);
@@ -539,42 +459,33 @@ export class Backend {
     this.assertSyncable();
   }
 
-  /** A deferrable batch: `fn` over the write buffer; a throw takes back its buffered writes. */
+  /** A deferrable batch: `fn` over the write buffer, committed by the timer or at once past a cap. */
   private defer<T>(consistentIndex: number | undefined, fn: (tx: WriteView) => T, aborted?: () => void): T {
     this.checkNext(consistentIndex);
-    const mark = this.buffer.mark();
-    let out: T;
     this.running = "buffer";
+    let out: T;
     try {
-      out = fn(this.bufferView);
-    } catch (err) {
-      this.buffer.rollbackTo(mark);
-      aborted?.();
-      throw err;
+      out = this.buffer.run(this.bufferView, fn, consistentIndex, aborted);
     } finally {
       this.running = undefined;
     }
-    this.buffer.settle();
-    if (consistentIndex !== undefined) {
-      this.buffer.consistentIndex = consistentIndex;
-      this.ci = consistentIndex;
-    }
-    if (this.buffer.writes >= this.batchLimit || this.buffer.bytes >= this.batchBytes) this.flushNow();
-    else if (this.flushTimer === undefined) {
-      this.flushTimer = setTimeout(() => this.flushFromTimer(), this.batchIntervalMs).unref();
-    }
+    if (consistentIndex !== undefined) this.ci = consistentIndex;
+    const full =
+      this.buffer.writes >= (this.opts.batchLimit ?? BACKEND_BATCH_LIMIT) ||
+      this.buffer.bytes >= (this.opts.batchBytes ?? BACKEND_BATCH_BYTES);
+    if (full) this.flushNow();
+    else this.buffer.schedule(this.opts.batchIntervalMs ?? BACKEND_BATCH_INTERVAL_MS, () => this.flushFromTimer());
     return out;
   }
 
+  /** The timer's commit (under the write lock in blocking mode); a failure was reported to onSyncError. */
   private flushFromTimer(): void {
-    this.flushTimer = undefined;
     const flush = (): void => {
       if (this.closed || this.syncFailure !== undefined) return;
       try {
         this.flushNow();
       } catch (err) {
-        // Reported to onSyncError already; without one, thrown out of the timer to end the process.
-        if (this.onStorageError === undefined) throw err;
+        if (this.opts.onSyncError === undefined) throw err; // nobody to report to: end the process
       }
     };
     if (this.readMode === ReadMode.Concurrent) return flush();
@@ -587,16 +498,10 @@ export class Backend {
     });
   }
 
-  private cancelFlush(): void {
-    if (this.flushTimer === undefined) return;
-    clearTimeout(this.flushTimer);
-    this.flushTimer = undefined;
-  }
-
-  /** Inside a write transaction: every buffered write, then the consistent index (given, or the buffer's). */
-  private writeBuffered(consistentIndex: number | undefined): void {
+  /** Inside a write transaction: every buffered write and the consistent index they bring. */
+  private writeBuffered(): void {
     this.buffer.writeTo((b) => this.bucket(b));
-    const ci = consistentIndex ?? this.buffer.consistentIndex;
+    const ci = this.buffer.consistentIndex;
     if (ci !== undefined) this.bucket(META_BUCKET).put(META_CONSISTENT_INDEX, encodeU64(ci));
   }
 
@@ -609,7 +514,7 @@ export class Backend {
     try {
       failpoint("backend-before-commit");
       result = this.env.transactionSync(() => {
-        this.writeBuffered(undefined);
+        this.writeBuffered();
         phase = "fn";
         this.running = "txn";
         let out: T;
@@ -633,10 +538,9 @@ export class Backend {
       throw new StorageError(`backend ${this.file}: commit failed: ${(err as Error).message}`, err as Error);
     }
     this.buffer.clear();
-    this.cancelFlush();
     if (consistentIndex !== undefined) this.ci = consistentIndex;
     this.unsynced += 1;
-    this.onCommit?.((performance.now() - start) / 1000);
+    this.opts.onCommit?.((performance.now() - start) / 1000);
     return result;
   }
 

@@ -88,6 +88,45 @@ export class WriteBuffer {
   #bytes = 0;
   /** The consistent index the buffered writes bring the backend to (undefined: none given since the last flush). */
   consistentIndex: number | undefined;
+  /** The commit that will take the buffer, armed when a batch first leaves writes in it. */
+  #timer: NodeJS.Timeout | undefined;
+
+  /**
+   * Runs a batch's `fn` over `view` (a bufferedView of this buffer). A throw takes back every write `fn` made,
+   * calls `aborted` and is rethrown; otherwise the writes stay, with `consistentIndex` when given.
+   */
+  run<T>(view: WriteView, fn: (tx: WriteView) => T, consistentIndex: number | undefined, aborted?: () => void): T {
+    const mark = this.mark();
+    let out: T;
+    try {
+      out = fn(view);
+    } catch (err) {
+      this.rollbackTo(mark);
+      aborted?.();
+      throw err;
+    }
+    this.settle();
+    if (consistentIndex !== undefined) this.consistentIndex = consistentIndex;
+    return out;
+  }
+
+  /** Calls `commit` in `ms` unless a commit comes first (unschedule); a no-op while one is scheduled. */
+  schedule(ms: number, commit: () => void): void {
+    if (this.#timer !== undefined) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      commit();
+    }, ms).unref();
+  }
+
+  unschedule(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  get scheduled(): boolean {
+    return this.#timer !== undefined;
+  }
 
   get writes(): number {
     return this.#writes;
@@ -147,7 +186,9 @@ export class WriteBuffer {
     }
   }
 
+  /** Everything was committed: forget it (and the scheduled commit). */
   clear(): void {
+    this.unschedule();
     this.#buckets.clear();
     this.#journal = [];
     this.#writes = 0;

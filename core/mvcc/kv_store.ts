@@ -107,8 +107,9 @@ export interface KvStoreOptions {
   readonly onSyncError?: (err: Error) => void;
   /** Each backend commit's duration (see BackendOptions.onCommit). */
   readonly onCommit?: (seconds: number) => void;
-  /** The backend's batch interval (BackendOptions.batchIntervalMs; 0 commits every batch at once). */
+  /** The backend's batch interval and limit (BackendOptions.batchIntervalMs, batchLimit). */
   readonly batchIntervalMs?: number;
+  readonly batchLimit?: number;
 }
 
 export interface RangeOptions {
@@ -517,6 +518,7 @@ function openBackend(dataDir: string, opts: KvStoreOptions): Backend {
     ...(opts.onSyncError !== undefined ? { onSyncError: opts.onSyncError } : {}),
     ...(opts.onCommit !== undefined ? { onCommit: opts.onCommit } : {}),
     ...(opts.batchIntervalMs !== undefined ? { batchIntervalMs: opts.batchIntervalMs } : {}),
+    ...(opts.batchLimit !== undefined ? { batchLimit: opts.batchLimit } : {}),
   });
 }
 

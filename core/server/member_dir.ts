@@ -44,6 +44,8 @@ export async function openMemberDir(
     ...(config.readMode !== undefined ? { readMode: config.readMode } : {}),
     ...(onSyncError !== undefined ? { onSyncError } : {}),
     ...(onCommit !== undefined ? { onCommit } : {}),
+    ...(config.backendBatchIntervalMs !== undefined ? { batchIntervalMs: config.backendBatchIntervalMs } : {}),
+    ...(config.backendBatchLimit !== undefined ? { batchLimit: config.backendBatchLimit } : {}),
   });
   const storage = WalStorage.open(
     memberDir,

@@ -317,6 +317,14 @@ describe("when the buffer is committed", () => {
     });
   }
 
+  it("quotaSize() counts buffered bytes without committing them (it runs before every write)", async () => {
+    const b = openIn(freshDir(), { batchIntervalMs: 60_000 });
+    const before = b.quotaSize();
+    await b.batch(1, (tx) => tx.put("data", enc("big"), new Uint8Array(20_000)), undefined, DEFER);
+    expect(b.quotaSize()).toBeGreaterThanOrEqual(before + 20_000);
+    expect(b.bufferedWrites).toBe(1);
+  });
+
   it("reads see every buffered write and the hash equals an unbuffered backend's", async () => {
     const buffered = openIn(freshDir(), { batchIntervalMs: 60_000 });
     const plain = openIn(freshDir(), { batchIntervalMs: 0 });
