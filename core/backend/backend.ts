@@ -117,8 +117,9 @@ export class Backend {
     this.syncTimer =
       every > 0
         ? setInterval(() => {
+            // Only what is committed: the buffer keeps its own schedule (etcd's commit is also its fsync).
             if (this.unsynced > 0 && !this.closed && this.syncFailure === undefined)
-              void this.sync().catch(onSyncError);
+              void this.fsyncCommitted().catch(onSyncError);
           }, every).unref()
         : undefined;
   }
@@ -131,6 +132,14 @@ export class Backend {
     try {
       this.assertOpen();
       this.flushNow();
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+    return this.fsyncCommitted();
+  }
+
+  private fsyncCommitted(): Promise<void> {
+    try {
       this.assertSyncable();
     } catch (err) {
       return Promise.reject(err as Error);
