@@ -50,7 +50,12 @@ async function start(m: Member): Promise<EtcdClient> {
     // Nothing commits the buffer during the test unless something reads the backend directly.
     ...["--backend-batch-interval", "10m"],
   ]);
-  await waitUntil(m.proc, "ready", { deadline: Date.now() + 60_000, intervalMs: 20 }, async () => m.readyLines > before);
+  await waitUntil(
+    m.proc,
+    "ready",
+    { deadline: Date.now() + 60_000, intervalMs: 20 },
+    async () => m.readyLines > before,
+  );
   return new EtcdClient({ endpoints: [`127.0.0.1:${m.port}`], callTimeoutMs: 10_000 });
 }
 
