@@ -10,8 +10,9 @@
 // paged at one revision does not read every remaining key on every page. The current and compacted revisions
 // are in the meta bucket, written in the same transaction as the data.
 //
-// Writes: write() applies a batch of requests (entries applied from Raft) in one backend transaction with the
-// consistent index; each request is validated first and refused whole (etcd's error) or applied whole.
+// Writes: write() applies a batch of requests (entries applied from Raft) in one backend batch with the
+// consistent index (a batch of point writes may wait in the backend's write buffer, which every read sees);
+// each request is validated first and refused whole (etcd's error) or applied whole.
 // Beside it: one write request's changes (write_txn.ts), physical compaction (compaction.ts), HashKV's chunked
 // scan (hash_kv.ts) and the gate that holds traffic while the backend is swapped (traffic_gate.ts).
 import { availableParallelism } from "node:os";
