@@ -4,7 +4,9 @@
 // made while writes are buffered see them through bufferedView(): buffered entries over LMDB's committed state.
 //
 // A batch's writes are journalled (what the key's slot held before), so a batch or an atomic child that throws
-// takes back exactly its own writes. Entries are copied in: callers reuse the buffers they hand to a write view.
+// takes back exactly its own writes. Entries are copied in (callers reuse the buffers they hand to a write view),
+// back to back into a few large arenas rather than one allocation each: buffered entries live long enough to
+// leave the garbage collector's young generation, where many small buffers are costly.
 // Each bucket keeps its slots in a map for point lookups and in key order for ranges; new keys are only appended
 // and sorted in when a range needs them, so a stream of point writes never pays for ordering.
 import type { Database } from "lmdb";
@@ -26,20 +28,49 @@ interface Undo {
 
 /** New keys below this many are inserted one by one by binary search; more are sorted and merged in one pass. */
 const INSERT_ONE_BY_ONE_MAX = 16;
+/** The first arena's size; each next one is at least twice the last (or as large as one entry needs). */
+const FIRST_ARENA_BYTES = 256 * 1024;
+
+/** Append-only copies of keys and values, dropped whole when the buffer is committed. */
+class Arena {
+  #bytes = new Uint8Array(FIRST_ARENA_BYTES);
+  #used = 0;
+
+  copy(src: Uint8Array): Uint8Array {
+    if (this.#used + src.length > this.#bytes.length) {
+      // Views handed out keep the old arena alive until the buffer is cleared.
+      this.#bytes = new Uint8Array(Math.max(this.#bytes.length * 2, src.length));
+      this.#used = 0;
+    }
+    const out = this.#bytes.subarray(this.#used, this.#used + src.length);
+    out.set(src);
+    this.#used += src.length;
+    return out;
+  }
+}
 
 class BucketBuffer {
+  readonly #arena: Arena;
   readonly slots = new Map<string, Slot>();
   /** Every slot in key order, except the `fresh` ones not yet sorted in. */
   sorted: Slot[] = [];
   fresh: Slot[] = [];
 
+  constructor(arena: Arena) {
+    this.#arena = arena;
+  }
+
   slotOf(key: Uint8Array): Slot | undefined {
     return this.slots.get(idOf(key));
   }
 
-  add(key: Uint8Array): Slot {
-    const slot: Slot = { key: copy(key), held: undefined };
-    this.slots.set(idOf(key), slot);
+  /** The key's slot, made (empty) when the key has none. */
+  slotFor(key: Uint8Array): Slot {
+    const id = idOf(key);
+    const found = this.slots.get(id);
+    if (found !== undefined) return found;
+    const slot: Slot = { key: this.#arena.copy(key), held: undefined };
+    this.slots.set(id, slot);
     this.fresh.push(slot);
     return slot;
   }
@@ -82,6 +113,7 @@ class BucketBuffer {
 
 export class WriteBuffer {
   readonly #buckets = new Map<string, BucketBuffer>();
+  #arena = new Arena();
   #journal: Undo[] = [];
   /** Writes and bytes (keys and values) taken since the last clear: what the flush caps count. */
   #writes = 0;
@@ -147,7 +179,7 @@ export class WriteBuffer {
   }
 
   put(bucket: string, key: Uint8Array, value: Uint8Array): void {
-    this.#set(bucket, key, copy(value));
+    this.#set(bucket, key, this.#arena.copy(value));
     this.#bytes += key.length + value.length;
   }
 
@@ -172,7 +204,7 @@ export class WriteBuffer {
 
   /** The batch succeeded: its writes can no longer be taken back. */
   settle(): void {
-    if (this.#journal.length > 0) this.#journal = [];
+    this.#journal.length = 0;
   }
 
   /** Writes every buffered entry to its bucket's database, inside the caller's write transaction. */
@@ -190,7 +222,8 @@ export class WriteBuffer {
   clear(): void {
     this.unschedule();
     this.#buckets.clear();
-    this.#journal = [];
+    this.#arena = new Arena();
+    this.#journal.length = 0;
     this.#writes = 0;
     this.#bytes = 0;
     this.consistentIndex = undefined;
@@ -204,10 +237,10 @@ export class WriteBuffer {
   #set(bucket: string, key: Uint8Array, held: Uint8Array | null): void {
     let b = this.#buckets.get(bucket);
     if (b === undefined) {
-      b = new BucketBuffer();
+      b = new BucketBuffer(this.#arena);
       this.#buckets.set(bucket, b);
     }
-    const slot = b.slotOf(key) ?? b.add(key);
+    const slot = b.slotFor(key);
     this.#journal.push({ slot, prior: slot.held });
     slot.held = held;
     this.#writes += 1;
@@ -287,12 +320,11 @@ function* mergedRange(
   }
 }
 
-function idOf(key: Uint8Array): string {
-  return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString("latin1");
-}
+const latin1 = Buffer.prototype.latin1Slice as (this: Uint8Array, start: number, end: number) => string;
 
-function copy(bytes: Uint8Array): Uint8Array {
-  return Uint8Array.prototype.slice.call(bytes);
+/** A map key for the bytes (one char per byte); no Buffer object is made on this path. */
+function idOf(key: Uint8Array): string {
+  return latin1.call(key, 0, key.length);
 }
 
 /** Index of the first slot whose key is ≥ `key`. */
