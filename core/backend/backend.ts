@@ -1,23 +1,30 @@
 // The LMDB backend: one environment file per data dir, named buckets (LMDB sub-databases) with binary keys
-// and values, one write transaction per applied batch with the consistent (applied raft) index stored in the
-// same transaction, reads over snapshots, long reads in worker threads, size reporting.
+// and values, the consistent (applied raft) index stored in the same transaction as the data it describes, reads
+// over snapshots, long reads in worker threads, size reporting.
+//
+// Batched commits (etcd's batch interval): a batch of point writes (the caller's `deferrable` hint) goes to a
+// write buffer (write_buffer.ts) with its consistent index, and one LMDB transaction commits the buffer at most
+// batchIntervalMs later, or at once past batchLimit writes or batchBytes. Whatever reads LMDB directly (read,
+// readNow, worker reads, hash, size, backup, sync) commits the buffer first, so every read sees every applied
+// write; a batch without the hint commits it in its own transaction. A failed commit of the buffer is a
+// StorageError, also reported to onSyncError (the member stops), wherever the commit ran from.
 //
 // Read modes (--backend-read-mode):
 // - concurrent (default, etcd 3.4): no lock. A commit runs at once; readers use their own LMDB snapshots
 //   (MVCC readers never block LMDB's single writer), and long reads run in workers, so neither waits.
-// - blocking (an honest model of etcd 3.3): every read holds a shared read lock for its whole duration and a
-//   commit must take that lock exclusively (etcd 3.3's readTx.mu, a sync.RWMutex, taken by the batch commit
-//   to reset the shared read transaction). A long Range therefore delays the commit, and reads that arrive
-//   after the queued commit wait behind it. Nothing sleeps: the delay is only the lock structure.
+// - blocking (an honest model of etcd 3.3): every read holds a shared read lock for its whole duration, and a
+//   batch and a commit take that lock exclusively (etcd 3.3's readTx.mu, a sync.RWMutex, taken by the batch
+//   commit to reset the shared read transaction). A long Range therefore delays them, and reads that arrive
+//   after a queued writer wait behind it. Nothing sleeps: the delay is only the lock structure.
 //
 // Durability: commits skip fsync (noSync); the WAL is the durability point and replay after a crash is
-// idempotent because the consistent index commits atomically with the data it describes. syncNow() makes every
-// commit so far durable; the server calls it before a snapshot lets WAL entries go. A failed fsync is never
-// retried: the page cache may have dropped the dirty pages, so a later "successful" sync proves nothing.
-// The file below the environment (format checks, fsyncs, offline defragmentation) is backend_file.ts.
+// idempotent because the consistent index commits atomically with the data it describes (writes still buffered
+// at a crash are applied again from the WAL). syncNow() commits the buffer and makes every commit durable; the
+// server calls it before a snapshot lets WAL entries go. A failed fsync is never retried: the page cache may
+// have dropped the dirty pages, so a later "successful" sync proves nothing. The file below the environment
+// (format checks, fsyncs, offline defragmentation) is backend_file.ts.
 import { existsSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { crc32 } from "node:zlib";
 import { open, type Database, type RootDatabase } from "lmdb";
 
 import { failpoint } from "../failpoints.js";
@@ -38,47 +45,31 @@ import type { ReadTask, ReadView, RangeSpan, WriteView, Entry } from "./read_vie
 import { RwLock } from "./rw_lock.js";
 import { decodeU64, encodeU64 } from "./u64.js";
 import { WorkerPool } from "./worker_pool.js";
+import { WriteBuffer, bufferedView } from "./write_buffer.js";
+import { bytesInUse, copyBucketsFrom, hashBuckets } from "./env_contents.js";
+import {
+  BACKEND_BATCH_BYTES,
+  BACKEND_BATCH_INTERVAL_MS,
+  BACKEND_BATCH_LIMIT,
+  BACKEND_SYNC_INTERVAL_MS,
+  ReadMode,
+  type BackendOptions,
+  type BackendSize,
+  type BatchOptions,
+} from "./backend_options.js";
 
 // Re-exported so the rest of the tree reaches the backend through one module.
 export { BACKEND_FILE, BackendFormatError, StorageError, setBackendSyncObserver } from "./backend_file.js";
 export type { SyncObserver } from "./backend_file.js";
 export { decodeU64, encodeU64 } from "./u64.js";
 
-export const ReadMode = { Concurrent: "concurrent", Blocking: "blocking" } as const;
-export type ReadMode = (typeof ReadMode)[keyof typeof ReadMode];
+export * from "./backend_options.js";
 
 /** Written into the meta bucket at creation; an unknown value refuses to open (never a silent reset). */
 export const BACKEND_FORMAT = "etcd-ts/backend/v1";
 export const META_BUCKET = "meta";
 const META_FORMAT = new TextEncoder().encode("format");
 const META_CONSISTENT_INDEX = new TextEncoder().encode("consistent_index");
-
-export interface BackendOptions {
-  readonly readMode?: ReadMode;
-  /** Buckets the caller uses besides "meta"; created on first open. */
-  readonly buckets: readonly string[];
-  /** Pure read tasks that may run in worker threads (see read_view.ts). */
-  readonly workerTasks?: Readonly<Record<string, ReadTask<never, unknown>>>;
-  /** Worker threads for long reads; 0 runs every read on the main thread. Default 2. */
-  readonly readWorkers?: number;
-  /** How often committed batches are fsynced in the background (0 = never; close() always syncs). */
-  readonly syncIntervalMs?: number;
-  /**
-   * A background fsync failed: the backend must not be used further (the default throws it out of the timer, so
-   * an unhandled error ends the process rather than being dropped).
-   */
-  readonly onSyncError?: (err: Error) => void;
-}
-
-/** Background fsync period: commits skip fsync (the WAL is the durability point), this bounds OS-crash loss. */
-export const BACKEND_SYNC_INTERVAL_MS = 1000;
-
-export interface BackendSize {
-  /** Bytes of the data file on disk (etcd's db size). */
-  readonly dbSizeBytes: number;
-  /** Bytes of pages holding live data (etcd's db size in use); the rest is free pages. */
-  readonly dbSizeInUseBytes: number;
-}
 
 export class Backend {
   readonly readMode: ReadMode;
@@ -87,13 +78,18 @@ export class Backend {
   private readonly dbs = new Map<string, Database<Uint8Array, Uint8Array>>();
   private readonly lock = new RwLock();
   private readonly pool: WorkerPool | undefined;
-  /** Last consistent index committed; only grows. */
+  /** Last consistent index applied to the backend, committed or buffered; only grows. */
   private ci: number;
+  private readonly buffer = new WriteBuffer();
+  private readonly bufferView: WriteView;
+  /** Inside a batch's fn: over an LMDB transaction ("txn") or over the write buffer ("buffer"). */
+  private running: "txn" | "buffer" | undefined;
+  private readonly opts: BackendOptions;
   private closed = false;
   /** Commits since the last background sync began. */
   private unsynced = 0;
   private readonly syncTimer: NodeJS.Timeout | undefined;
-  /** An fsync of this file failed: every later sync and commit refuses (an fsync is never retried). */
+  /** An fsync or a buffer commit of this file failed: every later sync and commit refuses (never retried). */
   private syncFailure: Error | undefined;
 
   private constructor(file: string, env: RootDatabase, opts: BackendOptions) {
@@ -104,6 +100,8 @@ export class Backend {
       this.dbs.set(name, env.openDB<Uint8Array, Uint8Array>(name, { keyEncoding: "binary", encoding: "binary" }));
     }
     this.ci = 0;
+    this.bufferView = bufferedView(this.buffer, (b) => this.bucket(b));
+    this.opts = opts;
     const workers = opts.readWorkers ?? 2;
     const tasks = opts.workerTasks ?? {};
     this.pool =
@@ -119,8 +117,9 @@ export class Backend {
     this.syncTimer =
       every > 0
         ? setInterval(() => {
+            // Only what is committed: the buffer keeps its own schedule (etcd's commit is also its fsync).
             if (this.unsynced > 0 && !this.closed && this.syncFailure === undefined)
-              void this.sync().catch(onSyncError);
+              void this.fsyncCommitted().catch(onSyncError);
           }, every).unref()
         : undefined;
   }
@@ -132,6 +131,15 @@ export class Backend {
   sync(): Promise<void> {
     try {
       this.assertOpen();
+      this.flushNow();
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+    return this.fsyncCommitted();
+  }
+
+  private fsyncCommitted(): Promise<void> {
+    try {
       this.assertSyncable();
     } catch (err) {
       return Promise.reject(err as Error);
@@ -143,6 +151,7 @@ export class Backend {
   /** As sync(), on the calling thread: for callers that must not yield (a snapshot cut inside apply). */
   syncNow(): void {
     this.assertOpen();
+    this.flushNow();
     this.assertSyncable();
     this.unsynced = 0;
     fsyncFileNow(this.file, (err) => this.failSync(err));
@@ -202,30 +211,20 @@ export class Backend {
    */
   replaceContentsFrom(received: string): void {
     this.assertOpen();
-    checkLmdbHeader(received);
-    const src = open({ path: received, maxDbs: MAX_DBS, noSubdir: true, readOnly: true, mapSize: MAP_SIZE_BYTES });
-    try {
-      const format = src
-        .openDB<Uint8Array, Uint8Array>(META_BUCKET, { keyEncoding: "binary", encoding: "binary" })
-        .get(META_FORMAT);
-      if (format === undefined || new TextDecoder().decode(format) !== BACKEND_FORMAT)
-        throw new BackendFormatError(received, "is not an etcd-ts backend");
-      this.env.transactionSync(() => {
-        for (const [name, db] of this.dbs) {
-          for (const key of [...db.getKeys({})]) db.remove(key);
-          const from = src.openDB<Uint8Array, Uint8Array>(name, { keyEncoding: "binary", encoding: "binary" });
-          for (const { key, value } of from.getRange({})) db.put(key, value);
-        }
-      });
-    } finally {
-      void src.close();
-    }
+    this.flushNow();
+    copyBucketsFrom(this.env, this.dbs, received, META_BUCKET, (meta) => {
+      const format = meta.get(META_FORMAT);
+      return format !== undefined && new TextDecoder().decode(format) === BACKEND_FORMAT;
+    });
     const ci = this.bucket(META_BUCKET).get(META_CONSISTENT_INDEX);
     this.ci = ci === undefined ? 0 : decodeU64(ci);
     this.unsynced += 1;
   }
 
-  /** The applied raft index last committed with data (0 for a new backend). */
+  /**
+   * The applied raft index of the data the backend holds (0 for a new backend), committed or still buffered: a
+   * buffered one is committed before anything reads LMDB or syncs it.
+   */
   consistentIndex(): number {
     return this.ci;
   }
@@ -236,22 +235,65 @@ export class Backend {
    * `aborted` runs, before the next batch can start, when the batch fails (`fn` threw, or the commit did): state the
    * caller changed beside the transaction is taken back there, as the transaction's writes are.
    */
-  batch<T>(consistentIndex: number | undefined, fn: (tx: WriteView) => T, aborted?: () => void): Promise<T> {
+  batch<T>(
+    consistentIndex: number | undefined,
+    fn: (tx: WriteView) => T,
+    aborted?: () => void,
+    opts: BatchOptions = {},
+  ): Promise<T> {
     this.assertOpen();
+    const defer = opts.deferrable === true && (this.opts.batchIntervalMs ?? BACKEND_BATCH_INTERVAL_MS) > 0;
+    const run = (): T => (defer ? this.defer(consistentIndex, fn, aborted) : this.commit(consistentIndex, fn, aborted));
     if (this.readMode === ReadMode.Concurrent) {
       try {
-        return Promise.resolve(this.commit(consistentIndex, fn, aborted));
+        return Promise.resolve(run());
       } catch (err) {
         return Promise.reject(err as Error);
       }
     }
+    // Blocking mode: a buffered batch takes the write lock as a commit does, so a reader holding the read lock
+    // (after committing the buffer) reads exactly what was applied when it started.
     return this.lock.acquireWrite().then((release) => {
       try {
-        return this.commit(consistentIndex, fn, aborted);
+        return run();
       } finally {
         release();
       }
     });
+  }
+
+  /**
+   * Commits every buffered write and its consistent index in one transaction (a no-op when nothing is buffered,
+   * and inside a batch's fn). A failure is a StorageError, also reported to onSyncError: the member must stop.
+   */
+  flushNow(): void {
+    if (this.buffer.empty || this.running !== undefined) return;
+    this.assertSyncable();
+    this.buffer.unschedule();
+    const start = performance.now();
+    try {
+      failpoint("backend-before-commit");
+      this.env.transactionSync(() => this.writeBuffered());
+      failpoint("backend-after-commit");
+    } catch (err) {
+      const wrapped = new StorageError(`backend ${this.file}: commit failed: ${(err as Error).message}`, err as Error);
+      this.syncFailure = wrapped;
+      this.opts.onSyncError?.(wrapped);
+      throw wrapped;
+    }
+    this.buffer.clear();
+    this.unsynced += 1;
+    this.opts.onCommit?.((performance.now() - start) / 1000);
+  }
+
+  /** Whether buffered writes wait for the flush timer (for tests and metrics). */
+  get flushScheduled(): boolean {
+    return this.buffer.scheduled;
+  }
+
+  /** Writes applied but not yet committed to LMDB. */
+  get bufferedWrites(): number {
+    return this.buffer.writes;
   }
 
   /** A read on the main thread over the latest committed state. */
@@ -259,12 +301,13 @@ export class Backend {
     this.assertOpen();
     if (this.readMode === ReadMode.Concurrent) {
       try {
+        this.flushNow();
         return Promise.resolve(fn(this.view()));
       } catch (err) {
         return Promise.reject(err as Error);
       }
     }
-    return this.lock.acquireRead().then((release) => {
+    return this.readLocked().then((release) => {
       try {
         return fn(this.view());
       } finally {
@@ -276,7 +319,26 @@ export class Backend {
   /** Synchronous read for callers that must not yield (inside a batch use the write view instead). */
   readNow<T>(fn: (view: ReadView) => T): T {
     this.assertOpen();
+    if (this.running === "buffer") return fn(this.bufferView);
+    this.flushNow();
     return fn(this.view());
+  }
+
+  /** Blocking mode: the read lock, over a backend with nothing buffered (committed under the write lock first). */
+  private async readLocked(): Promise<() => void> {
+    if (this.buffer.empty) {
+      const release = await this.lock.acquireRead();
+      if (this.buffer.empty) return release;
+      release();
+    }
+    const release = await this.lock.acquireWrite();
+    try {
+      this.flushNow();
+    } catch (err) {
+      release();
+      throw err;
+    }
+    return this.lock.downgrade();
   }
 
   /** Whether readInWorker has worker threads (otherwise it runs the task on the main thread). */
@@ -295,12 +357,14 @@ export class Backend {
     if (pool === undefined) return this.read((view) => fallback(view, args()));
     if (this.readMode === ReadMode.Concurrent) {
       try {
+        // The worker's snapshot is taken after this commit, so it holds every write applied so far.
+        this.flushNow();
         return pool.run<A, R>(task, args());
       } catch (err) {
         return Promise.reject(err as Error);
       }
     }
-    return this.lock.acquireRead().then(async (release) => {
+    return this.readLocked().then(async (release) => {
       try {
         return await pool.run<A, R>(task, args());
       } finally {
@@ -316,23 +380,9 @@ export class Backend {
 
   size(): BackendSize {
     this.assertOpen();
+    this.flushNow();
     const dbSizeBytes = statSync(this.file).size;
-    let pages = 0;
-    let pageSize = 4096;
-    for (const db of this.dbs.values()) {
-      const s = db.getStats() as {
-        pageSize: number;
-        treeBranchPageCount: number;
-        treeLeafPageCount: number;
-        overflowPages: number;
-      };
-      pageSize = s.pageSize;
-      pages += s.treeBranchPageCount + s.treeLeafPageCount + s.overflowPages;
-    }
-    // The two meta pages and the main (root) database's pages are always in use.
-    const root = this.env.getStats() as { treeBranchPageCount: number; treeLeafPageCount: number };
-    pages += 2 + root.treeBranchPageCount + root.treeLeafPageCount;
-    return { dbSizeBytes, dbSizeInUseBytes: Math.min(dbSizeBytes, pages * pageSize) };
+    return { dbSizeBytes, dbSizeInUseBytes: bytesInUse(this.env, this.dbs, dbSizeBytes) };
   }
 
   /**
@@ -341,6 +391,7 @@ export class Backend {
    */
   resetConsistentIndex(): void {
     this.assertOpen();
+    this.flushNow();
     this.env.transactionSync(() => this.bucket(META_BUCKET).remove(META_CONSISTENT_INDEX));
     this.ci = 0;
     this.unsynced += 1;
@@ -350,9 +401,11 @@ export class Backend {
    * What a backend quota is checked against: the bytes of the pages holding data (size().dbSizeInUseBytes). Not
    * the file's size: LMDB writes each commit to fresh pages and grows its file ahead of the data (an empty
    * database's file is twice its pages in use), where bbolt's file, etcd's measure, grows with the data.
+   * Buffered writes count by their bytes without being committed: the quota is checked before every write.
    */
   quotaSize(): number {
-    return this.size().dbSizeInUseBytes;
+    this.assertOpen();
+    return bytesInUse(this.env, this.dbs, statSync(this.file).size) + this.buffer.bytes;
   }
 
   /**
@@ -361,6 +414,7 @@ export class Backend {
    */
   rewriteNow(fn: (tx: WriteView) => void): void {
     this.assertOpen();
+    this.flushNow();
     this.env.transactionSync(() => fn(this.writeView()));
     this.unsynced += 1;
   }
@@ -368,22 +422,19 @@ export class Backend {
   /** CRC32 over every bucket's keys and values in key order (etcd's Hash: the whole database). */
   hash(): number {
     this.assertOpen();
-    let h = 0;
-    for (const [name, db] of [...this.dbs.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
-      h = crc32(name, h);
-      for (const { key, value } of db.getRange({})) h = crc32(value, crc32(key, h));
-    }
-    return h;
+    this.flushNow();
+    return hashBuckets(this.dbs);
   }
 
   /** A consistent copy of the open database (compacted: live pages only) written to `path`. */
   async backupTo(path: string): Promise<void> {
     this.assertOpen();
+    this.flushNow();
     rmSync(path, { force: true });
     await this.env.backup(path, true);
   }
 
-  /** Closes without syncing (the member stopped on a storage failure: nothing is synced again). */
+  /** Closes without committing the buffer or syncing (the member stopped on a storage failure). */
   async abandon(): Promise<void> {
     this.syncFailure ??= new StorageError(
       `backend ${this.file}: abandoned after a storage failure`,
@@ -394,6 +445,7 @@ export class Backend {
 
   async close(): Promise<void> {
     if (this.closed) return;
+    this.buffer.unschedule();
     if (this.syncFailure !== undefined) {
       this.closed = true;
       if (this.syncTimer !== undefined) clearInterval(this.syncTimer);
@@ -401,6 +453,7 @@ export class Backend {
       await this.env.close();
       return;
     }
+    this.flushNow();
     if (this.unsynced > 0) await this.sync();
     this.closed = true;
     if (this.syncTimer !== undefined) clearInterval(this.syncTimer);
@@ -408,32 +461,95 @@ export class Backend {
     await this.env.close();
   }
 
-  private commit<T>(consistentIndex: number | undefined, fn: (tx: WriteView) => T, aborted?: () => void): T {
+  private checkNext(consistentIndex: number | undefined): void {
     if (consistentIndex !== undefined && !(consistentIndex > this.ci)) {
       throw new Error(`backend: consistent index ${consistentIndex} <= committed ${this.ci}`);
     }
     this.assertSyncable();
-    let built = false;
+  }
+
+  /** A deferrable batch: `fn` over the write buffer, committed by the timer or at once past a cap. */
+  private defer<T>(consistentIndex: number | undefined, fn: (tx: WriteView) => T, aborted?: () => void): T {
+    this.checkNext(consistentIndex);
+    this.running = "buffer";
+    let out: T;
+    try {
+      out = this.buffer.run(this.bufferView, fn, consistentIndex, aborted);
+    } finally {
+      this.running = undefined;
+    }
+    if (consistentIndex !== undefined) this.ci = consistentIndex;
+    const full =
+      this.buffer.writes >= (this.opts.batchLimit ?? BACKEND_BATCH_LIMIT) ||
+      this.buffer.bytes >= (this.opts.batchBytes ?? BACKEND_BATCH_BYTES);
+    if (full) this.flushNow();
+    else this.buffer.schedule(this.opts.batchIntervalMs ?? BACKEND_BATCH_INTERVAL_MS, () => this.flushFromTimer());
+    return out;
+  }
+
+  /** The timer's commit (under the write lock in blocking mode); a failure was reported to onSyncError. */
+  private flushFromTimer(): void {
+    const flush = (): void => {
+      if (this.closed || this.syncFailure !== undefined) return;
+      try {
+        this.flushNow();
+      } catch (err) {
+        if (this.opts.onSyncError === undefined) throw err; // nobody to report to: end the process
+      }
+    };
+    if (this.readMode === ReadMode.Concurrent) return flush();
+    void this.lock.acquireWrite().then((release) => {
+      try {
+        flush();
+      } finally {
+        release();
+      }
+    });
+  }
+
+  /** Inside a write transaction: every buffered write and the consistent index they bring. */
+  private writeBuffered(): void {
+    this.buffer.writeTo((b) => this.bucket(b));
+    const ci = this.buffer.consistentIndex;
+    if (ci !== undefined) this.bucket(META_BUCKET).put(META_CONSISTENT_INDEX, encodeU64(ci));
+  }
+
+  /** A batch committed at once, in one transaction after the buffered writes. */
+  private commit<T>(consistentIndex: number | undefined, fn: (tx: WriteView) => T, aborted?: () => void): T {
+    this.checkNext(consistentIndex);
+    let phase = "buffer" as "buffer" | "fn" | "built";
     let result: T;
+    const start = performance.now();
     try {
       failpoint("backend-before-commit");
       result = this.env.transactionSync(() => {
-        const out = fn(this.writeView());
+        this.writeBuffered();
+        phase = "fn";
+        this.running = "txn";
+        let out: T;
+        try {
+          out = fn(this.writeView());
+        } finally {
+          this.running = undefined;
+        }
         if (consistentIndex !== undefined)
           this.bucket(META_BUCKET).put(META_CONSISTENT_INDEX, encodeU64(consistentIndex));
-        built = true;
+        phase = "built";
         return out;
       });
       failpoint("backend-after-commit");
     } catch (err) {
       aborted?.();
-      // An error from `fn` is the caller's; one after it (writing the pages out, the commit) is the storage's,
-      // and the member must stop on it: a StorageError, which no apply path may turn into a request's answer.
-      if (!built && !isInjected(err)) throw err;
+      // An error from `fn` is the caller's; one before it (the buffered writes) or after it (writing the pages
+      // out, the commit) is the storage's, and the member must stop on it: a StorageError, which no apply path
+      // may turn into a request's answer.
+      if (phase === "fn" && !isInjected(err)) throw err;
       throw new StorageError(`backend ${this.file}: commit failed: ${(err as Error).message}`, err as Error);
     }
+    this.buffer.clear();
     if (consistentIndex !== undefined) this.ci = consistentIndex;
     this.unsynced += 1;
+    this.opts.onCommit?.((performance.now() - start) / 1000);
     return result;
   }
 

@@ -6,6 +6,18 @@
 type Waiter = { readonly write: boolean; readonly wake: () => void };
 
 export class RwLock {
+  /**
+   * Turns the held write lock into a read lock without letting a writer in between (a read that first commits
+   * what is buffered, then reads it). The write lock's release function must not be called afterwards.
+   */
+  downgrade(): () => void {
+    if (!this.writing) throw new Error("RwLock: downgrade without the write lock");
+    this.writing = false;
+    this.readers += 1;
+    this.dispatch();
+    return this.releaseReadOnce();
+  }
+
   /** Readers holding the lock now; > 0 excludes a writer. */
   private readers = 0;
   /** Whether a writer holds the lock; excludes readers and other writers. */

@@ -177,6 +177,7 @@ async function run(f: ParsedFlags): Promise<void> {
       "--experimental-initial-corrupt-check is accepted, but this build does not compare its data with its peers at start-up",
     );
   const peerTls = peerTlsOf(f, dataDir);
+  const batchIntervalMs = parseDurationMs(v("backend-batch-interval")) ?? 0;
   await takeOverEtcdDataDir(dataDir);
   const identity = await memberIdentity(f, name, dataDir, peerTls);
   const { memberId, clusterId } = identity;
@@ -214,6 +215,9 @@ async function run(f: ParsedFlags): Promise<void> {
     snapshotCatchUpEntries: Number(v("experimental-snapshot-catchup-entries")),
     walSegmentBytes: Number(v("experimental-wal-segment-bytes")),
     quotaBackendBytes: Number(v("quota-backend-bytes")),
+    // As etcd: 0 (or unset) keeps the default interval and limit.
+    ...(batchIntervalMs > 0 ? { backendBatchIntervalMs: batchIntervalMs } : {}),
+    ...(Number(v("backend-batch-limit")) > 0 ? { backendBatchLimit: Number(v("backend-batch-limit")) } : {}),
     maxTxnOps: Number(v("max-txn-ops")),
     maxRequestBytes: Number(v("max-request-bytes")),
     initialElectionTickAdvance: bool("initial-election-tick-advance"),

@@ -10,8 +10,9 @@
 // paged at one revision does not read every remaining key on every page. The current and compacted revisions
 // are in the meta bucket, written in the same transaction as the data.
 //
-// Writes: write() applies a batch of requests (entries applied from Raft) in one backend transaction with the
-// consistent index; each request is validated first and refused whole (etcd's error) or applied whole.
+// Writes: write() applies a batch of requests (entries applied from Raft) in one backend batch with the
+// consistent index (a batch of point writes may wait in the backend's write buffer, which every read sees);
+// each request is validated first and refused whole (etcd's error) or applied whole.
 // Beside it: one write request's changes (write_txn.ts), physical compaction (compaction.ts), HashKV's chunked
 // scan (hash_kv.ts) and the gate that holds traffic while the backend is swapped (traffic_gate.ts).
 import { availableParallelism } from "node:os";
@@ -103,8 +104,13 @@ export interface KvStoreOptions {
   readonly limits?: RequestLimits;
   /** Buckets other modules keep in the same backend (and so in the same transactions): leases, auth. */
   readonly extraBuckets?: readonly string[];
-  /** A background fsync of the backend failed (see BackendOptions.onSyncError). */
+  /** A background fsync or buffered commit of the backend failed (see BackendOptions.onSyncError). */
   readonly onSyncError?: (err: Error) => void;
+  /** Each backend commit's duration (see BackendOptions.onCommit). */
+  readonly onCommit?: (seconds: number) => void;
+  /** The backend's batch interval and limit (BackendOptions.batchIntervalMs, batchLimit). */
+  readonly batchIntervalMs?: number;
+  readonly batchLimit?: number;
 }
 
 export interface RangeOptions {
@@ -393,8 +399,11 @@ export class KvStore {
       if (state.rev !== this.currentRev) tx.put(MVCC_META_BUCKET, META_CURRENT_KEY, encodeU64(state.rev));
       return { results, rev: state.rev, compact: state.compact, changes };
     };
-    // Nothing of a batch that failed was committed: neither are its live-index changes.
-    const out = await this.backend.batch(consistentIndex, run, () => index.abort());
+    // Nothing of a batch that failed was committed: neither are its live-index changes. A batch of point writes
+    // may stay in the backend's write buffer for a while (its reads are exact gets, not ranges over the buffer).
+    const out = await this.backend.batch(consistentIndex, run, () => index.abort(), {
+      deferrable: reqs.every(isPointWrite),
+    });
     index.apply(this.#keyCount);
     this.currentRev = out.rev;
     this.compactRev = out.compact;
@@ -510,7 +519,22 @@ function openBackend(dataDir: string, opts: KvStoreOptions): Backend {
     readWorkers: opts.readWorkers ?? DEFAULT_READ_WORKERS,
     ...(opts.readMode !== undefined ? { readMode: opts.readMode } : {}),
     ...(opts.onSyncError !== undefined ? { onSyncError: opts.onSyncError } : {}),
+    ...(opts.onCommit !== undefined ? { onCommit: opts.onCommit } : {}),
+    ...(opts.batchIntervalMs !== undefined ? { batchIntervalMs: opts.batchIntervalMs } : {}),
+    ...(opts.batchLimit !== undefined ? { batchLimit: opts.batchLimit } : {}),
   });
+}
+
+/** Puts, and txns whose compares and ops each name one key and delete nothing: what a buffered batch may hold. */
+function isPointWrite(req: WriteRequest): boolean {
+  return "put" in req || ("txn" in req && isPointTxn(req.txn));
+}
+
+function isPointTxn(t: TxnRequest): boolean {
+  const oneKey = (end: Uint8Array | undefined): boolean => end === undefined || end.length === 0;
+  const pointOp = (op: TxnRequest["success"][number]): boolean =>
+    "put" in op || ("range" in op && oneKey(op.range.rangeEnd)) || ("txn" in op && isPointTxn(op.txn));
+  return t.compare.every((c) => oneKey(c.rangeEnd)) && t.success.every(pointOp) && t.failure.every(pointOp);
 }
 
 function runRange(view: ReadView, args: RangeTaskArgs | undefined): RangeTaskResult | undefined {

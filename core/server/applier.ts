@@ -107,9 +107,7 @@ export class Applier {
     }
     const last = entries[entries.length - 1];
     if (last === undefined || last.index <= this.#applied) return;
-    const commitStart = performance.now();
     const results = reqs.length > 0 ? await this.#host.kv.write(reqs, last.index, (slot) => guards[slot]?.()) : [];
-    if (reqs.length > 0) this.#host.metrics.backendCommit.observe((performance.now() - commitStart) / 1000);
     this.#applied = last.index;
     for (const { cc, slot } of confs) this.#afterConfChange(cc, results[slot]);
     results.forEach((res, i) => {

@@ -75,7 +75,9 @@ export class EtcdServer {
     let server: EtcdServer | undefined;
     const onSyncError = (err: Error): void => (server === undefined ? failStop(config, err) : server.#p.fatal(err));
     try {
-      const { kv, storage } = await openMemberDir(config, onSyncError);
+      // The backend commits on its own schedule (batched), so it reports each commit's duration itself.
+      const onCommit = (seconds: number): void => server?.metrics.backendCommit.observe(seconds);
+      const { kv, storage } = await openMemberDir(config, onSyncError, onCommit);
       server = new EtcdServer(config, kv, storage);
     } catch (err) {
       await lock.release();

@@ -34,6 +34,7 @@ export const MEMBER_BUCKETS = [
 export async function openMemberDir(
   config: ServerConfig,
   onSyncError?: (err: Error) => void,
+  onCommit?: (seconds: number) => void,
 ): Promise<{ kv: KvStore; storage: WalStorage }> {
   const memberDir = join(config.dataDir, "member");
   const kv = KvStore.open(memberDir, {
@@ -42,6 +43,9 @@ export async function openMemberDir(
     limits: UNLIMITED,
     ...(config.readMode !== undefined ? { readMode: config.readMode } : {}),
     ...(onSyncError !== undefined ? { onSyncError } : {}),
+    ...(onCommit !== undefined ? { onCommit } : {}),
+    ...(config.backendBatchIntervalMs !== undefined ? { batchIntervalMs: config.backendBatchIntervalMs } : {}),
+    ...(config.backendBatchLimit !== undefined ? { batchLimit: config.backendBatchLimit } : {}),
   });
   const storage = WalStorage.open(
     memberDir,

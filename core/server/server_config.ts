@@ -33,6 +33,9 @@ export interface ServerConfig {
   readonly maxRequestBytes?: number;
   /** --initial-election-tick-advance (etcd's default true): a fresh member skips most of its first election timeout. */
   readonly initialElectionTickAdvance?: boolean;
+  /** --backend-batch-interval / --backend-batch-limit: when applied writes are committed (absent: 100 ms, 10,000). */
+  readonly backendBatchIntervalMs?: number;
+  readonly backendBatchLimit?: number;
   /** --quota-backend-bytes: 0 = etcd's default (2 GiB), negative = no quota. */
   readonly quotaBackendBytes?: number;
   /** Monotonic milliseconds for lease expiry and auto-compaction (default performance.now); tests inject one. */
