@@ -41,7 +41,8 @@ import {
   fsyncFileNow,
   syncDir,
 } from "./backend_file.js";
-import type { ReadTask, ReadView, RangeSpan, WriteView, Entry } from "./read_view.js";
+import type { ReadTask, ReadView, WriteView } from "./read_view.js";
+import { lmdbReadView, lmdbWriteView } from "./lmdb_views.js";
 import { RwLock } from "./rw_lock.js";
 import { decodeU64, encodeU64 } from "./u64.js";
 import { WorkerPool } from "./worker_pool.js";
@@ -577,21 +578,11 @@ export class Backend {
   }
 
   private view(): ReadView {
-    return {
-      get: (b, key) => this.bucket(b).get(key),
-      range: (b, span) => rangeOf(this.bucket(b), span),
-    };
+    return lmdbReadView((b) => this.bucket(b));
   }
 
   private writeView(): WriteView {
-    const view: WriteView = {
-      ...this.view(),
-      put: (b, key, value) => void this.bucket(b).put(key, value),
-      del: (b, key) => void this.bucket(b).remove(key),
-      // Inside a write transaction, lmdb-js runs a nested transactionSync as an abortable child transaction.
-      atomic: <T>(fn: (tx: WriteView) => T): T => this.env.transactionSync(() => fn(view)) as T,
-    };
-    return view;
+    return lmdbWriteView(this.env, (b) => this.bucket(b));
   }
 
   /** Whether the backend still serves reads (false once closed). */
@@ -606,8 +597,4 @@ export class Backend {
 
 function isInjected(err: unknown): boolean {
   return err instanceof Error && /\(failpoint [a-z-]+\)$/.test(err.message);
-}
-
-function rangeOf(db: Database<Uint8Array, Uint8Array>, span: RangeSpan): Iterable<Entry> {
-  return db.getRange(span); // RangeSpan is a subset of lmdb's RangeOptions: no copy on this hot path
 }
