@@ -232,7 +232,8 @@ export class WatchableStore {
   }
 
   private notify(changes: readonly Change[], rev: number): void {
-    if (changes.length === 0) {
+    // Nothing to match (no watch, or every watcher still catching up from history): no key is decoded.
+    if (changes.length === 0 || this.synced.size === 0) {
       this.syncedThrough = Math.max(this.syncedThrough, rev);
       return;
     }

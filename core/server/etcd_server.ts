@@ -402,11 +402,9 @@ export class EtcdServer {
     const data = encodePayload(
       auth === undefined ? { id, req } : { id, req, auth: { username: auth.username, revision: auth.revision } },
     );
-    const done = this.#p.proposals.register(id);
+    const done = this.#p.proposals.register(id, this.requestTimeoutMs);
     this.#p.node.enqueue(data);
-    return withTimeout(done, this.requestTimeoutMs, () => {
-      this.#p.proposals.fail(id, new EtcdError("TIMEOUT", `proposal ${id}`));
-    });
+    return done;
   }
 
   // ---- publish, leadership, reads ----
@@ -440,9 +438,4 @@ export class EtcdServer {
     this.#p.node.raw.readIndex(ctx);
     this.#p.node.scheduleReady();
   }
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number, onTimeout: () => void): Promise<T> {
-  const timer = setTimeout(onTimeout, ms);
-  return p.finally(() => clearTimeout(timer));
 }

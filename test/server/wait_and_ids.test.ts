@@ -1,5 +1,5 @@
-// Proves request waits resolve each id once, fail cleanly, and refuse beyond their bound; and that request ids
-// carry the member prefix and strictly increase.
+// Proves request waits resolve each id once, fail cleanly, time out at their deadline, and refuse beyond their
+// bound; and that request ids carry the member prefix and strictly increase.
 import { describe, expect, it } from "vitest";
 import { isEtcdError } from "../../core/errors.js";
 import { IdGenerator } from "../../core/server/id_gen.js";
@@ -28,6 +28,40 @@ describe("Wait", () => {
     expect(isEtcdError(caught, "TOO_MANY_REQUESTS")).toBe(true);
     expect((caught as Error).message).toBe("etcdserver: too many requests");
     w.failAll(new Error("stop"));
+  });
+
+  it("fails an id with etcd's request timeout once its deadline passes, and only the ids still waiting", async () => {
+    const w = new Wait<string>({ maxPending: 8 });
+    const started = performance.now();
+    const answered = w.register(1n, 40);
+    const late = w.register(2n, 40);
+    const later = w.register(3n, 40);
+    expect(w.trigger(1n, "applied")).toBe(true);
+    await expect(answered).resolves.toBe("applied");
+    let caught: unknown;
+    try {
+      await late;
+    } catch (err) {
+      caught = err;
+    }
+    expect(performance.now() - started).toBeGreaterThanOrEqual(39);
+    expect(isEtcdError(caught, "TIMEOUT")).toBe(true);
+    expect((caught as Error).message).toBe("etcdserver: request timed out");
+    await expect(later).rejects.toThrow("request timed out");
+    expect(w.size).toBe(0);
+    // A registration after the sweep emptied the waits arms a new deadline.
+    const again = w.register(4n, 20);
+    await expect(again).rejects.toThrow("request timed out");
+  });
+
+  it("keeps ids without a deadline past the sweep", async () => {
+    const w = new Wait<string>({ maxPending: 8 });
+    const open = w.register(1n);
+    const timed = w.register(2n, 10);
+    await expect(timed).rejects.toThrow("request timed out");
+    expect(w.isRegistered(1n)).toBe(true);
+    expect(w.trigger(1n, "applied")).toBe(true);
+    await expect(open).resolves.toBe("applied");
   });
 
   it("fails every waiter on failAll", async () => {
