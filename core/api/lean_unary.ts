@@ -82,7 +82,8 @@ export function installLeanUnary(server: grpc.Server, maxReceiveBytes: number, m
     h2.removeAllListeners("stream");
     h2.on("stream", (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number) => {
       const handler = leanHandler(lean, headers);
-      if (handler !== undefined) serve(stream, headers, handler, new StreamDecoder(maxReceiveBytes), maxSendBytes);
+      if (handler !== undefined)
+        serve(stream, headers, handler, () => new StreamDecoder(maxReceiveBytes), maxReceiveBytes, maxSendBytes);
       else for (const l of grpcListeners) l.call(h2, stream, headers, flags);
     });
   }
@@ -100,12 +101,20 @@ function leanHandler(lean: Map<string, Handler>, headers: IncomingHttpHeaders): 
   return encoding === undefined || encoding === "identity" ? h : undefined;
 }
 
+/** Whether `chunk` is exactly one uncompressed gRPC message within the size limit (negative: no limit). */
+function isWholeMessage(chunk: Buffer, maxReceiveBytes: number): boolean {
+  if (chunk.length < 5 || chunk[0] !== 0) return false;
+  const length = chunk.readUInt32BE(1);
+  return length === chunk.length - 5 && (maxReceiveBytes < 0 || length <= maxReceiveBytes);
+}
+
 /** One unary call: read one message, run the handler, answer with its message and status. */
 function serve(
   stream: ServerHttp2Stream,
   headers: IncomingHttpHeaders,
   handler: Handler,
-  decoder: Decoder,
+  newDecoder: () => Decoder,
+  maxReceiveBytes: number,
   maxSendBytes: number,
 ): void {
   let done = false;
@@ -166,8 +175,16 @@ function serve(
     }
   }
   let request: Buffer | undefined;
+  let decoder: Decoder | undefined;
   stream.on("data", (chunk: Buffer) => {
     if (done) return;
+    // The usual unary request: one DATA chunk holding exactly one whole message, taken as it is; anything else
+    // goes through grpc-js's decoder (split or extra messages, sizes over the limit, compression flags).
+    if (decoder === undefined && request === undefined && isWholeMessage(chunk, maxReceiveBytes)) {
+      request = chunk;
+      return;
+    }
+    decoder ??= newDecoder();
     let messages: Buffer[];
     try {
       messages = decoder.write(chunk);

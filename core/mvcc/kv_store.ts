@@ -394,7 +394,7 @@ export class KvStore {
       // Every change of a request is stored under the request's new revision, which nothing held before it.
       const undo = new UndoLog(tx, (bucket, key) => bucket === KEY_BUCKET && mainRevisionOf(key) > state.rev);
       for (let slot = 0; slot < reqs.length; slot++) {
-        results.push(this.#writeOne(tx, undo, reqs[slot] as WriteRequest, state, index, changes, () => guard?.(slot)));
+        results.push(this.#writeOne(tx, undo, reqs[slot] as WriteRequest, state, index, changes, guard, slot));
       }
       if (state.rev !== this.currentRev) tx.put(MVCC_META_BUCKET, META_CURRENT_KEY, encodeU64(state.rev));
       return { results, rev: state.rev, compact: state.compact, changes };
@@ -427,12 +427,13 @@ export class KvStore {
     state: { rev: number; compact: number },
     index: BatchIndex,
     changes: Change[],
-    guard: () => void,
+    guard: ((slot: number) => void) | undefined,
+    slot: number,
   ): WriteResponse | EtcdError {
     undo.reset();
     index.mark();
     try {
-      guard();
+      guard?.(slot);
       if ("compact" in req) {
         // Compaction replaces many stored values: a child transaction rolls it back without holding them.
         const compactIn = (t: WriteView): number => applyCompact(t, req.compact.revision, state.rev, state.compact);

@@ -83,7 +83,9 @@ export class Applier {
   async apply(entries: readonly Entry[]): Promise<void> {
     const ids: bigint[] = [];
     const reqs: WriteRequest[] = [];
-    const guards: ((() => void) | undefined)[] = [];
+    // The request and proposer each slot's apply-time checks run on (undefined: none).
+    const guarded: (InternalRequest | undefined)[] = [];
+    const auths: (AuthInfo | undefined)[] = [];
     const confs: { cc: ConfChange; slot: number }[] = [];
     for (const e of entries) {
       if (e.index <= this.#applied) {
@@ -97,17 +99,22 @@ export class Applier {
         confs.push({ cc, slot: reqs.length });
         ids.push(0n);
         reqs.push({ effect: confChangeEffect(this.#host.cluster, cc, e.index) });
-        guards.push(undefined);
+        guarded.push(undefined);
+        auths.push(undefined);
       } else if (e.data.length > 0) {
         const p = decodeEntry(e);
         ids.push(p.id);
         reqs.push(p.req === undefined ? refusal(p.error) : this.#toWrite(p.req, e.index));
-        guards.push(p.req === undefined ? undefined : this.#guard(p.req, p.auth));
+        guarded.push(p.req);
+        auths.push(p.auth);
       }
     }
     const last = entries[entries.length - 1];
     if (last === undefined || last.index <= this.#applied) return;
-    const results = reqs.length > 0 ? await this.#host.kv.write(reqs, last.index, (slot) => guards[slot]?.()) : [];
+    const results =
+      reqs.length > 0
+        ? await this.#host.kv.write(reqs, last.index, (slot) => this.#guard(guarded[slot], auths[slot]))
+        : [];
     this.#applied = last.index;
     for (const { cc, slot } of confs) this.#afterConfChange(cc, results[slot]);
     results.forEach((res, i) => {
@@ -177,17 +184,13 @@ export class Applier {
    * permissions (etcd's authApplierV3), then the CORRUPT alarm (every KV and lease write refused) and the NOSPACE
    * alarm (what grows the database refused: etcd's capped applier).
    */
-  #guard(req: InternalRequest, auth: AuthInfo | undefined): (() => void) | undefined {
+  #guard(req: InternalRequest | undefined, auth: AuthInfo | undefined): void {
+    if (req === undefined) return;
+    const denied = auth !== undefined ? this.#applyTimeDenial(req, auth) : undefined;
+    if (denied !== undefined) throw denied;
     const alarms = this.#host.alarms;
-    const corruptible = isKvOrLeaseWrite(req);
-    const grows = growsDatabase(req);
-    if (auth === undefined && !corruptible && !grows) return undefined;
-    return () => {
-      const denied = auth !== undefined ? this.#applyTimeDenial(req, auth) : undefined;
-      if (denied !== undefined) throw denied;
-      if (corruptible && alarms.has(AlarmType.CORRUPT)) throw new EtcdError("CORRUPT");
-      if (grows && alarms.has(AlarmType.NOSPACE)) throw new EtcdError("NO_SPACE");
-    };
+    if (alarms.has(AlarmType.CORRUPT) && isKvOrLeaseWrite(req)) throw new EtcdError("CORRUPT");
+    if (alarms.has(AlarmType.NOSPACE) && growsDatabase(req)) throw new EtcdError("NO_SPACE");
   }
 
   /**

@@ -177,6 +177,19 @@ describe("lean unary path", () => {
     });
   });
 
+  it("reads a request split over DATA frames and one that comes whole alike", async () => {
+    const whole = framed(putBytes("split"));
+    for (const body of [
+      [whole],
+      [whole.subarray(0, 3), whole.subarray(3)],
+      [whole.subarray(0, 9), whole.subarray(9)],
+    ]) {
+      const r = await request(PUT, {}, body);
+      expect(statusOf(r).code).toBe(grpc.status.OK);
+      expect(r.body.subarray(5)).toEqual(ANSWER);
+    }
+  });
+
   it("serves Txn too", async () => {
     const r = await request("/etcdserverpb.KV/Txn", {}, [framed(Buffer.alloc(0))]);
     expect(statusOf(r).code).toBe(0);
