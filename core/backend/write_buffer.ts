@@ -258,7 +258,7 @@ export function bufferedView(
   const view: WriteView = {
     get: (bucket, key) => {
       const held = buffer.get(bucket, key);
-      return held === undefined ? committed(bucket).get(key) : (held ?? undefined);
+      return held === undefined ? committed(bucket).get(key) : held === null ? undefined : asBuffer(held);
     },
     range: (bucket, span) => mergedRange(committed(bucket), buffer.inSpan(bucket, span), span),
     put: (bucket, key, value) => buffer.put(bucket, key, value),
@@ -312,12 +312,20 @@ function* mergedRange(
       if (order === 0) c = it.next();
       i++;
       if (b === undefined || b.held === null || b.held === undefined) continue;
-      yield { key: b.key, value: b.held };
+      yield { key: asBuffer(b.key), value: asBuffer(b.held) };
       yielded++;
     }
   } finally {
     it.return?.();
   }
+}
+
+/**
+ * Buffered bytes as the same type LMDB hands out (a Buffer, here a view of the arena), so what a reader gets
+ * never depends on whether the batch that wrote it was committed yet.
+ */
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 const latin1 = Buffer.prototype.latin1Slice as (this: Uint8Array, start: number, end: number) => string;

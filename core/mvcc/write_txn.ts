@@ -438,11 +438,8 @@ export class WriteTxn {
         `mvcc: live index says ${keyId(key)} is at ${rev.main}.${rev.sub}, the layout has ${value === undefined ? "nothing" : "a tombstone"}`,
       );
     }
-    // A plain Uint8Array whether the bytes came from LMDB (a Buffer) or from the backend's write buffer, so an
-    // answer never depends on whether the batch before it was committed yet.
-    const bytes = value instanceof Buffer ? new Uint8Array(value.buffer, value.byteOffset, value.byteLength) : value;
-    this.lastRead = { rev, value: bytes };
-    return bytes;
+    this.lastRead = { rev, value };
+    return value;
   }
 }
 

@@ -144,6 +144,23 @@ describe("the buffered view answers as an LMDB transaction does", () => {
   });
 });
 
+describe("what a read hands out does not depend on the commit", () => {
+  it("a buffered value and a committed one come back as the same type, in gets and ranges", async () => {
+    const b = openIn(freshDir(), { batchIntervalMs: 60_000 });
+    await b.batch(1, (tx) => tx.put("data", enc("a"), enc("1")), undefined, DEFER);
+    b.flushNow();
+    await b.batch(2, (tx) => tx.put("data", enc("b"), enc("2")), undefined, DEFER);
+    expect(b.bufferedWrites).toBe(1);
+    const read = (tx: WriteView): { gets: unknown[]; ranged: unknown[] } => ({
+      gets: [tx.get("data", enc("a")), tx.get("data", enc("b"))].map((v) => v?.constructor.name),
+      ranged: [...tx.range("data", {})].flatMap((e) => [e.key.constructor.name, e.value.constructor.name]),
+    });
+    const seen = await b.batch(3, read, undefined, DEFER);
+    expect(seen.gets).toEqual(["Buffer", "Buffer"]);
+    expect(seen.ranged).toEqual(["Buffer", "Buffer", "Buffer", "Buffer"]);
+  });
+});
+
 describe("ranges over many buffered keys", () => {
   it("keys buffered in bulk and one by one come out in order, forward and reverse", async () => {
     const buffered = openIn(freshDir(), { batchIntervalMs: 60_000 });
