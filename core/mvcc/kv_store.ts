@@ -35,7 +35,6 @@ import {
   mainRevisionOf,
   revisionOf,
   userKeyOf,
-  type Revision,
 } from "./layout.js";
 import { KeyCount } from "./key_count.js";
 import { rangeTask, type RangeTaskArgs, type RangeTaskResult } from "./range_task.js";
@@ -62,6 +61,7 @@ import {
   META_COMPACT_KEY,
   META_CURRENT_KEY,
   PendingAttachments,
+  liveEntryOf,
   WriteTxn,
   framedKvs,
   isEmptySpan,
@@ -71,6 +71,7 @@ import {
   unpack,
   type Change,
   type LeaseAttacher,
+  type LiveEntry,
 } from "./write_txn.js";
 
 export type { Change, LeaseAttacher };
@@ -129,8 +130,10 @@ export class KvStore {
   private compactRev: number;
   private listener: CommitListener | undefined;
   private leases: LeaseAttacher | undefined;
-  /** Live keys → revision of their newest entry (see LiveIndex in write_txn.ts). */
-  private readonly live = new Map<string, Revision>();
+  /** Live keys → their newest entry (see LiveIndex in write_txn.ts). */
+  private readonly live = new Map<string, LiveEntry>();
+  /** Whether some watcher wants prev_kv (the watchable store says): puts then read the value they replace. */
+  #prevKvWanted: () => boolean = () => true;
   /** Range counts from memory (key_count.ts), kept beside `live`. */
   readonly #keyCount = new KeyCount();
   /**
@@ -169,8 +172,9 @@ export class KvStore {
       let last: Entry | undefined;
       const settle = (): void => {
         if (last === undefined || last.value.length === 0) return;
-        const user = isLongLayout(last.key) ? decodeKeyValue(last.value).key : userKeyOf(last.key);
-        this.live.set(keyId(user), revisionOf(last.key));
+        const kv = decodeKeyValue(last.value);
+        const user = isLongLayout(last.key) ? kv.key : userKeyOf(last.key);
+        this.live.set(keyId(user), liveEntryOf(revisionOf(last.key), kv));
       };
       for (const entry of v.range(KEY_BUCKET, {})) {
         if (last !== undefined && !sameKeyPart(last.key, entry.key)) settle();
@@ -242,9 +246,13 @@ export class KvStore {
     });
   }
 
-  /** One listener (the watchable store) sees every committed change. */
-  setCommitListener(listener: CommitListener | undefined): void {
+  /**
+   * One listener (the watchable store) sees every committed change. `prevKvWanted` says whether its changes
+   * must carry the values they replace (without it they always do); a change without one names where it is.
+   */
+  setCommitListener(listener: CommitListener | undefined, prevKvWanted?: () => boolean): void {
     this.listener = listener;
+    this.#prevKvWanted = prevKvWanted ?? (() => true);
   }
 
   /** The lessor that checks and tracks the leases of puts (without one, any lease id is taken as given). */
@@ -254,16 +262,9 @@ export class KvStore {
 
   /** Every live key with a lease, as (lease, key): how a restarted lessor learns its attachments. */
   liveLeasedKeys(): { lease: bigint; key: Uint8Array }[] {
-    return this.backend.readNow((v) => {
-      const out: { lease: bigint; key: Uint8Array }[] = [];
-      for (const [id, rev] of this.live) {
-        const bytes = v.get(KEY_BUCKET, layoutKey(Buffer.from(id, "latin1"), rev));
-        if (bytes === undefined || bytes.length === 0) continue;
-        const kv = decodeKeyValue(bytes);
-        if (kv.lease !== 0n) out.push({ lease: kv.lease, key: kv.key });
-      }
-      return out;
-    });
+    const out: { lease: bigint; key: Uint8Array }[] = [];
+    for (const [id, e] of this.live) if (e.lease !== 0n) out.push({ lease: e.lease, key: Buffer.from(id, "latin1") });
+    return out;
   }
 
   /** Live keys (etcd_debugging_mvcc_keys_total). */
@@ -441,7 +442,7 @@ export class KvStore {
         return { compact: { revision: state.rev } };
       }
       const leases = this.leases === undefined ? undefined : new PendingAttachments(this.leases);
-      const w = new WriteTxn(undo, index, state.rev, state.compact, leases);
+      const w = new WriteTxn(undo, index, state.rev, state.compact, leases, this.#prevKvWanted());
       const { response, afterApply } =
         "effect" in req
           ? applyEffect(w, undo, req.effect)

@@ -18,9 +18,11 @@ import {
   compareBytes,
   inKeyFilter,
   isLongLayout,
+  layoutKey,
   layoutSpan,
   revisionOf,
   type LayoutSpan,
+  type Revision,
 } from "./layout.js";
 import { SyncedWatchers } from "./synced_watchers.js";
 import { tombstoneKv } from "./write_txn.js";
@@ -95,10 +97,15 @@ export class WatchableStore {
   /** Groups with a sync turn already scheduled. */
   private readonly scheduled = new Set<object>();
   private nextId = 1;
+  /** Registered watchers that want prev_kv: while there are none, writes do not read the values they replace. */
+  private prevKvWatchers = 0;
 
   constructor(readonly kv: KvStore) {
     this.syncedThrough = kv.revision;
-    kv.setCommitListener((changes, rev) => this.notify(changes, rev));
+    kv.setCommitListener(
+      (changes, rev) => this.notify(changes, rev),
+      () => this.prevKvWatchers > 0,
+    );
   }
 
   /** Registers a watcher and returns its id; a past start revision is caught up from history at once. */
@@ -115,6 +122,7 @@ export class WatchableStore {
       synced: false,
     };
     this.watchers.set(id, w);
+    if (opts.prevKv === true) this.prevKvWatchers++;
     if (nextRev > this.kv.revision) this.markSynced(w);
     else {
       this.markUnsynced(w);
@@ -192,7 +200,7 @@ export class WatchableStore {
   }
 
   private drop(w: Watcher): void {
-    this.watchers.delete(w.id);
+    if (this.watchers.delete(w.id) && w.opts.prevKv === true) this.prevKvWatchers--;
     this.synced.delete(w);
     this.leaveUnsynced(w);
   }
@@ -246,7 +254,7 @@ export class WatchableStore {
       for (const [i, c] of changes.entries()) {
         if (c.rev < w.nextRev || !this.matches(w, keys[i] as Uint8Array)) continue;
         if (!this.wanted(w, c.type)) continue;
-        events.push(this.event(w, c.type, c.kv, c.prevKv));
+        events.push(this.event(w, c.type, c.kv, c.prevKv ?? this.unreadPrev(w, keys[i] as Uint8Array, c.prevRev)));
       }
       if (
         events.length > 0 &&
@@ -316,6 +324,15 @@ export class WatchableStore {
       (type === EventType.PUT && w.opts.noPut === true) ||
       (type === EventType.DELETE && w.opts.noDelete === true)
     );
+  }
+
+  /**
+   * The value a change replaced, for a prev_kv watcher registered after the write ran (the write did not read it
+   * then): read from the backend, where the replaced revision stays until a later compaction.
+   */
+  private unreadPrev(w: Watcher, key: Uint8Array, prevRev: Revision | undefined): Uint8Array | undefined {
+    if (w.opts.prevKv !== true || prevRev === undefined) return undefined;
+    return this.kv.backend.readNow((view) => view.get(KEY_BUCKET, layoutKey(key, prevRev)));
   }
 
   private event(w: Watcher, type: EventType, kv: Uint8Array, prevKv: Uint8Array | undefined): WatchEvent {

@@ -91,18 +91,39 @@ export interface Change {
   readonly type: 0 | 1; // etcd's mvccpb.Event.EventType: PUT 0, DELETE 1
   readonly kv: Uint8Array;
   readonly prevKv: Uint8Array | undefined;
+  /**
+   * Where the previous value is stored when prevKv was not read (no watcher wanted it when the request ran);
+   * undefined when prevKv is given or the key was not live.
+   */
+  readonly prevRev: Revision | undefined;
   readonly rev: number;
 }
 
 /**
- * The in-memory index of live keys: user key → revision of its newest (live) entry. It turns "the newest
- * revision of key" on every put into one exact LMDB get instead of a cursor seek. Deleted keys are absent.
- * Compaction never changes it (it keeps each live key's newest revision). Rebuilt from the layout on open.
+ * A live key's newest entry as etcd's key index knows it: its revision, and the create revision, version and
+ * lease of its newest value, so a put or a compare on those targets needs no read of the stored value.
+ */
+export interface LiveEntry extends Revision {
+  readonly create: number;
+  readonly version: number;
+  readonly lease: bigint;
+}
+
+/** The live entry of a stored KeyValue at `rev`. */
+export function liveEntryOf(rev: Revision, kv: KeyValue): LiveEntry {
+  return { main: rev.main, sub: rev.sub, create: kv.createRevision, version: kv.version, lease: kv.lease };
+}
+
+/**
+ * The in-memory index of live keys: user key → its newest (live) entry. A put takes the create revision,
+ * version and lease from it without reading the stored value; "the newest value of key" is one exact LMDB get
+ * instead of a cursor seek. Deleted keys are absent. Compaction never changes it (it keeps each live key's
+ * newest revision). Rebuilt from the layout on open.
  */
 export interface LiveIndex {
-  get(key: Uint8Array): Revision | undefined;
+  get(key: Uint8Array): LiveEntry | undefined;
   /** Undefined removes the key (it was deleted at main revision `at`). */
-  set(key: Uint8Array, rev: Revision | undefined, at: number): void;
+  set(key: Uint8Array, entry: LiveEntry | undefined, at: number): void;
 }
 
 /** Where a batch reports keys that became live (+1) or were deleted (−1), in revision order (key_count.ts). */
@@ -130,7 +151,7 @@ export function keyId(key: Uint8Array): string {
 export class BatchIndex implements LiveIndex {
   /** Every change of the batch: its key id and what the committed index held before (undefined: absent). */
   private readonly journalIds: string[] = [];
-  private readonly journalPrior: (Revision | undefined)[] = [];
+  private readonly journalPrior: (LiveEntry | undefined)[] = [];
   /** The journal's length at mark(). */
   private journalMark = 0;
   /** Creations (+1) and deletions (−1) in the order they happened (a key may come and go inside one batch). */
@@ -139,11 +160,11 @@ export class BatchIndex implements LiveIndex {
   private readonly memberDeltas: (1 | -1)[] = [];
   /** The membership arrays' length at mark(): a rollback drops what came after. */
   private membershipMark = 0;
-  constructor(private readonly base: Map<string, Revision>) {}
-  get(key: Uint8Array): Revision | undefined {
+  constructor(private readonly base: Map<string, LiveEntry>) {}
+  get(key: Uint8Array): LiveEntry | undefined {
     return this.base.get(keyId(key));
   }
-  set(key: Uint8Array, rev: Revision | undefined, at: number): void {
+  set(key: Uint8Array, rev: LiveEntry | undefined, at: number): void {
     const id = keyId(key);
     const prior = this.base.get(id);
     if ((prior !== undefined) !== (rev !== undefined)) {
@@ -242,6 +263,8 @@ export class WriteTxn {
     readonly beginRev: number,
     private readonly compactRev: number,
     private readonly leases?: LeaseAttacher,
+    /** Whether a watcher wants prev_kv: each change then carries the previous value, read in this request. */
+    private readonly prevKvWanted = true,
   ) {}
 
   /** The revision after this request: beginRev + 1 if it changed anything. */
@@ -252,29 +275,34 @@ export class WriteTxn {
   put(r: PutRequest): PutResponse {
     this.ops.puts++;
     this.ops.putBytes += r.key.length + r.value.length;
-    const prev = this.latest(r.key);
-    if ((r.ignoreValue === true || r.ignoreLease === true) && prev === undefined) {
+    const entry = this.index.get(r.key);
+    if ((r.ignoreValue === true || r.ignoreLease === true) && entry === undefined) {
       throw new EtcdError("KEY_NOT_FOUND", "put with ignore_value/ignore_lease");
     }
-    const prevKv = prev === undefined ? undefined : decodeKeyValue(prev);
-    const lease = r.ignoreLease === true && prevKv !== undefined ? prevKv.lease : (r.lease ?? 0n);
+    // As etcd's put, the previous version's create revision, version and lease come from the index; its value
+    // is read only when someone takes it (the response's prev_kv, ignore_value, a watcher's prev_kv).
+    const prev =
+      entry !== undefined && (this.prevKvWanted || r.prevKv === true || r.ignoreValue === true)
+        ? this.latest(r.key)
+        : undefined;
+    const lease = r.ignoreLease === true && entry !== undefined ? entry.lease : (r.lease ?? 0n);
     this.checkLease(lease);
     const main = this.beginRev + 1;
     const kv: KeyValue = {
       key: r.key,
-      createRevision: prevKv?.createRevision ?? main,
+      createRevision: entry?.create ?? main,
       modRevision: main,
-      version: (prevKv?.version ?? 0) + 1,
-      value: r.ignoreValue === true && prevKv !== undefined ? prevKv.value : r.value,
+      version: (entry?.version ?? 0) + 1,
+      value: r.ignoreValue === true && prev !== undefined ? decodeKeyValue(prev).value : r.value,
       lease,
     };
     if (lease !== 0n) this.leases?.attach(lease, r.key);
-    else if (prevKv !== undefined && prevKv.lease !== 0n) this.leases?.detach(r.key);
+    else if (entry !== undefined && entry.lease !== 0n) this.leases?.detach(r.key);
     const bytes = encodeKeyValue(kv);
-    const rev = { main, sub: this.sub++ };
-    this.tx.put(KEY_BUCKET, layoutKey(r.key, rev), bytes);
-    this.index.set(r.key, rev, main);
-    this.changes.push({ type: 0, kv: bytes, prevKv: prev, rev: main });
+    const sub = this.sub++;
+    this.tx.put(KEY_BUCKET, layoutKey(r.key, { main, sub }), bytes);
+    this.index.set(r.key, { main, sub, create: kv.createRevision, version: kv.version, lease }, main);
+    this.changes.push({ type: 0, kv: bytes, prevKv: prev, prevRev: prev === undefined ? entry : undefined, rev: main });
     return r.prevKv === true && prev !== undefined ? { revision: main, prevKv: prev } : { revision: main };
   }
 
@@ -296,7 +324,7 @@ export class WriteTxn {
         if (lease !== 0n) this.leases?.detach(key);
         this.tx.put(KEY_BUCKET, layoutKey(key, { main, sub: this.sub++ }), TOMBSTONE);
         this.index.set(key, undefined, main);
-        this.changes.push({ type: 1, kv: tombstoneKv(key, main), prevKv: bytes, rev: main });
+        this.changes.push({ type: 1, kv: tombstoneKv(key, main), prevKv: bytes, prevRev: undefined, rev: main });
         if (r.prevKv === true) prevKvs.push(bytes);
         deleted += 1;
         lastKey = key;
@@ -399,6 +427,18 @@ export class WriteTxn {
     let kvs: readonly Uint8Array[];
     if (isSingleKey(c.rangeEnd)) {
       this.ops.ranges++;
+      if (c.target !== CompareTarget.VALUE) {
+        // Revisions, version and lease are in the index: no read of the value.
+        const e = this.index.get(c.key);
+        return compareKv(c, {
+          key: c.key,
+          createRevision: e?.create ?? 0,
+          modRevision: e?.main ?? 0,
+          version: e?.version ?? 0,
+          value: EMPTY_VALUE,
+          lease: e?.lease ?? 0n,
+        });
+      }
       const bytes = this.latest(c.key);
       kvs = bytes === undefined ? [] : [bytes];
     } else kvs = this.range({ key: c.key, ...(c.rangeEnd !== undefined ? { rangeEnd: c.rangeEnd } : {}) }).kvs;
@@ -442,6 +482,8 @@ export class WriteTxn {
     return value;
   }
 }
+
+const EMPTY_VALUE = new Uint8Array(0);
 
 /** The kv of a delete event, as etcd sends it: the key and the deletion's revision as mod_revision. */
 export function tombstoneKv(key: Uint8Array, rev: number): Uint8Array {

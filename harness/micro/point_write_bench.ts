@@ -1,10 +1,11 @@
-// `node dist/harness/micro/point_write_bench.js [keys] [rounds] [batch] [value-bytes]` (after `npm run build`): the
+// `node dist/harness/micro/point_write_bench.js [keys] [rounds] [batch] [value-bytes] [prev-kv]` (after `npm run build`): the
 // apply cost of point writes on a KvStore alone (no Raft, no WAL, no server), as a member applies them: writes of
 // `batch` requests each. Loads `keys` keys, then times `rounds` passes over them of (a) plain puts and (b)
 // Kubernetes' guarded update, Txn If(mod_revision(key) == R) Then(Put) Else(Get key), half of them taking each
 // branch. Reports this process's CPU time per request (steadier than wall time on a shared machine), the RSS and
 // the HashKV at the end, so two builds can be checked for identical results; with node --expose-gc also the heap in
-// use after a full collection (what the live index costs per key). Prints one JSON line.
+// use after a full collection (what the live index costs per key). `prev-kv` 1 applies as a member with a watcher
+// that wants prev_kv (every write then reads the value it replaces), 0 (default) as one without. Prints one JSON line.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -46,11 +47,17 @@ async function main(): Promise<void> {
   const rounds = Number(process.argv[3] ?? 5);
   const batch = Number(process.argv[4] ?? 64);
   const valueBytes = Number(process.argv[5] ?? 256);
+  const prevKvWanted = process.argv[6] === "1";
   const names = Array.from({ length: keys }, (_, i) =>
     new TextEncoder().encode(`/registry/pods/default/pod-${i.toString().padStart(8, "0")}`),
   );
   const dir = mkdtempSync(join(tmpdir(), "point-write-bench-"));
   const store = KvStore.open(dir, { readWorkers: 0 });
+  let taken = 0;
+  store.setCommitListener(
+    (changes) => (taken += changes.length),
+    () => prevKvWanted,
+  );
   try {
     const value = new Uint8Array(valueBytes).fill(7);
     for (let i = 0; i < keys; i += LOAD_PER_WRITE) {
@@ -74,14 +81,13 @@ async function main(): Promise<void> {
         },
       };
     };
-    let taken = 0;
-    store.setCommitListener((changes) => (taken += changes.length));
+    taken = 0;
     const txn = await timed(store, 1, batch, guarded, keys);
-    store.setCommitListener(undefined);
     const { hash } = await store.hashKV();
     console.log(
       JSON.stringify({
         keys,
+        prevKvWanted,
         rounds,
         batch,
         valueBytes,

@@ -64,6 +64,34 @@ describe("watch", () => {
     expect(all[0]?.events[0]?.prevKv, "a new key has no prev_kv").toBeUndefined();
   });
 
+  it("puts take version, create revision and lease from the index while no watcher wants prev_kv", async () => {
+    const plain: WatchResponse[] = [];
+    ws.watch({ key: enc("p"), send: (r) => plain.push(r) > 0 });
+    await kv.put({ key: enc("p"), value: enc("1") }); // rev 2
+    await kv.put({ key: enc("p"), value: enc("2") }); // rev 3
+    const third = await kv.put({ key: enc("p"), value: enc("3"), prevKv: true }); // rev 4: asks for it itself
+    expect(third.prevKv !== undefined ? dec(decodeKeyValue(third.prevKv).value) : "none").toBe("2");
+    const last = decodeKeyValue(plain.at(-1)?.events[0]?.kv ?? new Uint8Array(0));
+    expect([last.createRevision, last.modRevision, last.version, dec(last.value)]).toEqual([2, 4, 3, "3"]);
+    expect(plain.flatMap((r) => r.events).every((e) => e.prevKv === undefined)).toBe(true);
+    await kv.put({ key: enc("p"), value: new Uint8Array(0), ignoreValue: true }); // rev 5: keeps "3"
+    const got = await kv.range({ key: enc("p") });
+    const kv5 = decodeKeyValue(got.kvs[0] ?? new Uint8Array(0));
+    expect([kv5.createRevision, kv5.modRevision, kv5.version, dec(kv5.value)]).toEqual([2, 5, 4, "3"]);
+  });
+
+  it("a prev_kv watcher that arrives while a write it did not see is being committed still gets prev_kv", async () => {
+    await kv.put({ key: enc("q"), value: enc("old") });
+    const got: WatchResponse[] = [];
+    // The write runs (and reads nothing it replaces) before the watcher exists; its commit reaches the watcher.
+    const writing = kv.put({ key: enc("q"), value: enc("new") });
+    ws.watch({ key: enc("q"), prevKv: true, send: (r) => got.push(r) > 0 });
+    await writing;
+    const ev = got.flatMap((r) => r.events)[0];
+    expect(ev !== undefined ? dec(decodeKeyValue(ev.kv).value) : "none").toBe("new");
+    expect(ev?.prevKv !== undefined ? dec(decodeKeyValue(ev.prevKv).value) : "none").toBe("old");
+  });
+
   it("catches up from a past revision, then follows live commits: no event lost or duplicated", async () => {
     for (let i = 0; i < 30; i++) await kv.put({ key: enc(`k${i % 4}`), value: enc(`v${i}`) });
     await kv.deleteRange({ key: enc("k1") });
