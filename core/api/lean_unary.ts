@@ -5,7 +5,7 @@
 // (same framing and size limit), and hands every other stream to grpc-js untouched: other methods, any
 // grpc-encoding but identity, content types that are not gRPC.
 //
-// What a client sees is what grpc-js sends: the same response headers and trailers, the handler's status in
+// What a client sees is what grpc-js sends (but node's date header): the same response headers and trailers, the handler's status in
 // trailers (or trailers only on error), grpc-timeout as a deadline answered with DEADLINE_EXCEEDED, an oversized
 // message answered with RESOURCE_EXHAUSTED, a call with no or two messages with UNIMPLEMENTED. The request
 // metadata (auth token) and the TLS peer certificate are read the way grpc-js reads them, on demand.
@@ -46,6 +46,9 @@ const GRPC_HEADERS = {
   "grpc-encoding": "identity",
 };
 const OK_TRAILERS = { "grpc-status": "0", "grpc-message": "OK" };
+// No date header: gRPC does not use it (etcd's Go server sends none) and node would format and encode one per call.
+const RESPOND_OPTIONS = { waitForTrailers: true, sendDate: false };
+const TRAILERS_ONLY_OPTIONS = { endStream: true, sendDate: false };
 const DEADLINE_RE = /(\d{1,8})\s*([HMSmun])/;
 const DEADLINE_UNIT_MS: Readonly<Record<string, number>> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 1e-3, n: 1e-6 };
 
@@ -142,11 +145,11 @@ function serve(
           ":status": 200,
           "content-type": GRPC_HEADERS["content-type"],
         },
-        { endStream: true },
+        TRAILERS_ONLY_OPTIONS,
       );
       return;
     }
-    stream.respond(GRPC_HEADERS, { waitForTrailers: true });
+    stream.respond(GRPC_HEADERS, RESPOND_OPTIONS);
     stream.once("wantTrailers", () => stream.sendTrailers(OK_TRAILERS));
     const onWritten = lent?.onWritten;
     if (onWritten === undefined) stream.end(message);

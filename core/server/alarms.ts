@@ -47,8 +47,11 @@ export class AlarmStore {
     return [...this.#active.values()].filter((a) => alarm === AlarmType.NONE || a.alarm === alarm);
   }
 
+  /** Asked for every write and quota check: no list is built. */
   has(alarm: AlarmType): boolean {
-    return this.list(alarm).length > 0;
+    if (this.#active.size === 0) return false;
+    for (const a of this.#active.values()) if (alarm === AlarmType.NONE || a.alarm === alarm) return true;
+    return false;
   }
 
   /** Raises an alarm; returns the alarm list after it (etcd answers an activate with the alarm raised). */

@@ -65,13 +65,15 @@ export function encodePayload(p: RaftPayload): Uint8Array {
 }
 
 function encodePut(id: bigint, put: PutRequest): Uint8Array {
-  const out = new Uint8Array(PUT_HEAD_BYTES + put.key.length + put.value.length);
-  const view = new DataView(out.buffer);
+  // From node's shared pool (no zero fill, no backing store of its own for payloads under 4 KiB).
+  const out = Buffer.allocUnsafe(PUT_HEAD_BYTES + put.key.length + put.value.length);
   out[0] = PUT_TAG;
   out[1] = (put.prevKv === true ? 1 : 0) | (put.ignoreValue === true ? 2 : 0) | (put.ignoreLease === true ? 4 : 0);
-  view.setBigUint64(2, BigInt.asUintN(64, id));
-  view.setBigInt64(10, BigInt.asIntN(64, put.lease ?? 0n));
-  view.setUint32(18, put.key.length);
+  out.writeBigUInt64BE(BigInt.asUintN(64, id), 2);
+  const lease = put.lease ?? 0n;
+  if (lease === 0n) out.fill(0, 10, 18);
+  else out.writeBigInt64BE(BigInt.asIntN(64, lease), 10);
+  out.writeUInt32BE(put.key.length, 18);
   out.set(put.key, PUT_HEAD_BYTES);
   out.set(put.value, PUT_HEAD_BYTES + put.key.length);
   return out;
