@@ -82,7 +82,8 @@ export function encodeKeyValue(kv: KeyValue): Uint8Array {
   checkRevision("createRevision", kv.createRevision);
   checkRevision("modRevision", kv.modRevision);
   checkRevision("version", kv.version);
-  const out = new Uint8Array(encodedSize(kv));
+  // Every byte is written (checked below); from node's pool, as a small typed array of its own costs a backing store.
+  const out = Buffer.allocUnsafe(encodedSize(kv));
   let pos = putBytes(out, 0, 1, kv.key);
   pos = putInt(out, pos, 2, kv.createRevision);
   pos = putInt(out, pos, 3, kv.modRevision);

@@ -118,7 +118,8 @@ export function layoutKey(key: Uint8Array, rev: Revision): Uint8Array {
   // A short key is escaped straight into the result: this runs for every key written.
   const prefix = isLongKey(key) ? layoutPrefix(key) : undefined;
   const at = prefix === undefined ? escapedLength(key) : prefix.length;
-  const out = new Uint8Array(at + REV_BYTES);
+  // Every byte is written below; node's pool gives the short-lived result without a backing store of its own.
+  const out = Buffer.allocUnsafe(at + REV_BYTES);
   if (prefix === undefined) writeEscaped(out, key);
   else out.set(prefix);
   writeU64(out, at, rev.main);

@@ -160,13 +160,27 @@ export class BatchIndex implements LiveIndex {
   private readonly memberDeltas: (1 | -1)[] = [];
   /** The membership arrays' length at mark(): a rollback drops what came after. */
   private membershipMark = 0;
+  /** The last key looked up or set, its id and its entry now: a put's set after its get reuses them. */
+  private lastKey: Uint8Array | undefined;
+  private lastId = "";
+  private lastEntry: LiveEntry | undefined;
   constructor(private readonly base: Map<string, LiveEntry>) {}
   get(key: Uint8Array): LiveEntry | undefined {
-    return this.base.get(keyId(key));
+    if (key === this.lastKey) return this.lastEntry;
+    const id = keyId(key);
+    const entry = this.base.get(id);
+    this.lastKey = key;
+    this.lastId = id;
+    this.lastEntry = entry;
+    return entry;
   }
   set(key: Uint8Array, rev: LiveEntry | undefined, at: number): void {
-    const id = keyId(key);
-    const prior = this.base.get(id);
+    const known = key === this.lastKey;
+    const id = known ? this.lastId : keyId(key);
+    const prior = known ? this.lastEntry : this.base.get(id);
+    this.lastKey = key;
+    this.lastId = id;
+    this.lastEntry = rev;
     if ((prior !== undefined) !== (rev !== undefined)) {
       this.memberRevs.push(at);
       this.memberIds.push(id);
@@ -200,6 +214,7 @@ export class BatchIndex implements LiveIndex {
       log.record(this.memberRevs[i] as number, this.memberIds[i] as string, this.memberDeltas[i] as 1 | -1);
   }
   #undoTo(length: number): void {
+    this.lastKey = undefined;
     for (let i = this.journalIds.length - 1; i >= length; i--) {
       const id = this.journalIds[i] as string;
       const prior = this.journalPrior[i];
