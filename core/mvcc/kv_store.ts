@@ -4,11 +4,12 @@
 // forward scan and — the point — a worker thread with its own LMDB snapshot answers it with no help from the
 // main thread and no copy of an index. Reads use no in-memory index; the cost is that a Range scans every
 // stored revision of the keys in its span, which compaction bounds. Writes use one small in-memory map of
-// live keys → newest revision (LiveIndex in write_txn.ts), rebuilt by one scan on open, so a put finds its
-// previous version with an exact get. A paged Range (a range end and a limit, or count only) takes its `count`
-// from the key count kept beside that map (key_count.ts) and stops scanning once its page is full, so a LIST
-// paged at one revision does not read every remaining key on every page. The current and compacted revisions
-// are in the meta bucket, written in the same transaction as the data.
+// live keys → newest revision, create revision, version and lease (LiveIndex in write_txn.ts), rebuilt by one
+// scan on open, so a put needs no read unless the value it replaces is asked for (then one exact get). A paged
+// Range (a range end and a limit, or count only) takes its `count` from the key count kept beside that map
+// (key_count.ts) and stops scanning once its page is full, so a LIST paged at one revision does not read every
+// remaining key on every page. The current and compacted revisions are in the meta bucket, written in the same
+// transaction as the data.
 //
 // Writes: write() applies a batch of requests (entries applied from Raft) in one backend batch with the
 // consistent index (a batch of point writes may wait in the backend's write buffer, which every read sees);
