@@ -9,6 +9,21 @@ import { afterEach, describe, expect, it } from "vitest";
 import { EtcdServer, type ServerConfig } from "../../core/server/etcd_server.js";
 import { V2_BUCKET } from "../../core/server/v2_keys.js";
 
+/** A v2 node as JSON without its ttl fields (its expiration stays). */
+function withoutTtl(node: unknown): unknown {
+  return JSON.parse(JSON.stringify(node, (k, v) => (k === "ttl" ? undefined : v)));
+}
+
+/** Every ttl in a v2 node tree. */
+function ttls(node: unknown): number[] {
+  const out: number[] = [];
+  JSON.stringify(node, (k, v) => {
+    if (k === "ttl") out.push(v as number);
+    return v;
+  });
+  return out;
+}
+
 const dirs: string[] = [];
 const servers: EtcdServer[] = [];
 afterEach(async () => {
@@ -56,7 +71,13 @@ describe("v2 store persistence", () => {
 
     const again = await start(dir);
     expect(again.v2.store.index).toBe(4);
-    expect(again.v2.store.get("/", true, true).node).toEqual(before.node);
+    // ttl is counted from the clock at each read, and the restart takes a moment: compared apart, within seconds.
+    const after = again.v2.store.get("/", true, true).node;
+    expect(withoutTtl(after)).toEqual(withoutTtl(before.node));
+    const [was, is] = [ttls(before.node), ttls(after)];
+    expect([was.length, is.length]).toEqual([1, 1]);
+    expect((was[0] as number) - (is[0] as number)).toBeGreaterThanOrEqual(0);
+    expect((was[0] as number) - (is[0] as number)).toBeLessThanOrEqual(5);
     expect(again.v2.store.hasTtlKeys).toBe(true);
     expect(await again.v2Write({ method: "PUT", path: "/after", value: "z" })).toMatchObject({
       event: { node: { modifiedIndex: 5 } },
