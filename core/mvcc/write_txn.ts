@@ -314,9 +314,9 @@ export class WriteTxn {
     if (lease !== 0n) this.leases?.attach(lease, r.key);
     else if (entry !== undefined && entry.lease !== 0n) this.leases?.detach(r.key);
     const bytes = encodeKeyValue(kv);
-    const sub = this.sub++;
-    this.tx.put(KEY_BUCKET, layoutKey(r.key, { main, sub }), bytes);
-    this.index.set(r.key, { main, sub, create: kv.createRevision, version: kv.version, lease }, main);
+    const next = liveEntryOf({ main, sub: this.sub++ }, kv);
+    this.tx.put(KEY_BUCKET, layoutKey(r.key, next), bytes);
+    this.index.set(r.key, next, main);
     this.changes.push({ type: 0, kv: bytes, prevKv: prev, prevRev: prev === undefined ? entry : undefined, rev: main });
     return r.prevKv === true && prev !== undefined ? { revision: main, prevKv: prev } : { revision: main };
   }
@@ -442,31 +442,14 @@ export class WriteTxn {
     let kvs: readonly Uint8Array[];
     if (isSingleKey(c.rangeEnd)) {
       this.ops.ranges++;
-      if (c.target !== CompareTarget.VALUE) {
-        // Revisions, version and lease are in the index: no read of the value.
-        const e = this.index.get(c.key);
-        return compareKv(c, {
-          key: c.key,
-          createRevision: e?.create ?? 0,
-          modRevision: e?.main ?? 0,
-          version: e?.version ?? 0,
-          value: EMPTY_VALUE,
-          lease: e?.lease ?? 0n,
-        });
-      }
+      // Revisions, version and lease are in the index: no read of the value.
+      if (c.target !== CompareTarget.VALUE) return compareKv(c, indexedKv(c.key, this.index.get(c.key)));
       const bytes = this.latest(c.key);
       kvs = bytes === undefined ? [] : [bytes];
     } else kvs = this.range({ key: c.key, ...(c.rangeEnd !== undefined ? { rangeEnd: c.rangeEnd } : {}) }).kvs;
     if (kvs.length === 0) {
       if (c.target === CompareTarget.VALUE) return false;
-      return compareKv(c, {
-        key: c.key,
-        createRevision: 0,
-        modRevision: 0,
-        version: 0,
-        value: new Uint8Array(0),
-        lease: 0n,
-      });
+      return compareKv(c, indexedKv(c.key, undefined));
     }
     return kvs.every((bytes) => compareKv(c, decodeKeyValue(bytes)));
   }
@@ -499,6 +482,18 @@ export class WriteTxn {
 }
 
 const EMPTY_VALUE = new Uint8Array(0);
+
+/** What a compare on anything but the value sees of a key: its index entry, or zeros for no live key (as etcd). */
+function indexedKv(key: Uint8Array, e: LiveEntry | undefined): KeyValue {
+  return {
+    key,
+    createRevision: e?.create ?? 0,
+    modRevision: e?.main ?? 0,
+    version: e?.version ?? 0,
+    value: EMPTY_VALUE,
+    lease: e?.lease ?? 0n,
+  };
+}
 
 /** The kv of a delete event, as etcd sends it: the key and the deletion's revision as mod_revision. */
 export function tombstoneKv(key: Uint8Array, rev: number): Uint8Array {

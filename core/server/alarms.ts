@@ -49,7 +49,6 @@ export class AlarmStore {
 
   /** Asked for every write and quota check: no list is built. */
   has(alarm: AlarmType): boolean {
-    if (this.#active.size === 0) return false;
     for (const a of this.#active.values()) if (alarm === AlarmType.NONE || a.alarm === alarm) return true;
     return false;
   }
