@@ -22,7 +22,8 @@ import { toStatus } from "./unary.js";
 import { maintenanceService } from "./maintenance_service.js";
 import { watchService } from "./watch_service.js";
 import { kvService } from "./kv_service.js";
-import { installLeanUnary } from "./lean_unary.js";
+import { installLeanUnary, leanLaneServer } from "./lean_unary.js";
+import type { OwnStreamServer } from "./http2/lane.js";
 import { decodePutRequest } from "./kv_codec.js";
 import { clusterService } from "./cluster_service.js";
 import { lockService } from "./lock_service.js";
@@ -145,8 +146,10 @@ export async function serveGrpc(s: EtcdServer, opts: GrpcOptions): Promise<GrpcH
   const gateway = new Gateway(impls, defs, maxBytes);
   const http = createServer((req, res) => opts.http?.(req, res, gateway));
   const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
-  installLeanUnary(server, maxBytes, MAX_SEND_BYTES);
-  const onSocket = (socket: Socket): void => dispatch(socket, injector, http);
+  const lean = installLeanUnary(server, maxBytes, MAX_SEND_BYTES);
+  // ETCD_TS_LANE=0: every stream through node:http2 and grpc-js, as without the lane (a way out, and an A/B switch).
+  const lane = lean !== undefined && process.env["ETCD_TS_LANE"] !== "0" ? leanLaneServer(lean) : undefined;
+  const onSocket = (socket: Socket): void => dispatch(socket, injector, http, lane);
   const listener =
     opts.tls === undefined
       ? createNetServer(onSocket)
@@ -245,13 +248,14 @@ const H2_PREFACE = Buffer.from("PRI * HTTP/2.0");
 
 /**
  * Sends a client connection to grpc-js (HTTP/2) or node:http (HTTP/1.1) by its first bytes. HTTP/2 goes through
- * serveHttp2, which hands grpc-js the raw socket unless the client's :authority carries a scheme (etcd 3.4's
- * clientv3 with http:// endpoints), which nghttp2 refuses and a rewriting pipe repairs (http2/authority_fix.ts).
+ * serveHttp2: on the lane when there is one (http2/lane.ts: the hot KV calls answered there, the rest by grpc-js),
+ * else the raw socket to grpc-js unless the client's :authority carries a scheme (etcd 3.4's clientv3 with http://
+ * endpoints), which nghttp2 refuses and a rewriting pipe repairs (http2/authority_fix.ts).
  */
-function dispatch(socket: Socket, injector: ConnectionInjector, http: HttpServer): void {
+function dispatch(socket: Socket, injector: ConnectionInjector, http: HttpServer, lane?: OwnStreamServer): void {
   socket.on("error", () => socket.destroy());
   if (socket instanceof TLSSocket && socket.alpnProtocol === "h2") {
-    serveHttp2(socket, injector);
+    serveHttp2(socket, injector, { lane });
     return;
   }
   socket.once("data", (first: Buffer) => {
@@ -262,7 +266,7 @@ function dispatch(socket: Socket, injector: ConnectionInjector, http: HttpServer
     if (first.subarray(0, n).equals(H2_PREFACE.subarray(0, n))) {
       // A TLS client that spoke HTTP/2 without ALPN: node:http2 serves a TLS socket only when ALPN said h2.
       if (socket instanceof TLSSocket) socket.alpnProtocol = "h2";
-      serveHttp2(socket, injector);
+      serveHttp2(socket, injector, { lane });
     } else {
       http.emit("connection", socket);
       socket.resume();

@@ -14,10 +14,13 @@
 //   grpc-js then sees a JS stream, not the socket; lendIdentity gives it the peer's address and TLS certificate.
 // - No header block and ACK within SNIFF_TIMEOUT_MS (a client idle since it connected), or more than
 //   MAX_SNIFF_BYTES held: piped, which serves any :authority, at the pipe's cost.
+// A member's client connections skip the sniffing: they go on the lane (lane.ts), the same pipe extended to answer
+// the hot KV calls itself, which repairs every :authority on the way.
 import { Duplex } from "node:stream";
 import type { Socket } from "node:net";
 import { TLSSocket } from "node:tls";
 import { ClientFrameRewriter, EMPTY_SETTINGS } from "./frames.js";
+import { serveLane, type OwnStreamServer } from "./lane.js";
 
 export interface ConnectionInjector {
   injectConnection(connection: Duplex): void;
@@ -35,9 +38,14 @@ export interface AuthorityFixOptions {
   readonly decoderTableBytes?: number;
   /** Told how the connection was handed over (tests and metrics). */
   readonly onHandover?: (how: Handover) => void;
+  /**
+   * Serve the connection on the lane (lane.ts): at once, without sniffing, every :authority repaired, the streams
+   * this server wants answered by it and the rest by grpc-js.
+   */
+  readonly lane?: OwnStreamServer | undefined;
 }
 
-export type Handover = "raw" | "pipe";
+export type Handover = "raw" | "pipe" | "lane";
 
 const SNIFF_TIMEOUT_MS = 30_000;
 const MAX_SNIFF_BYTES = 256 * 1024;
@@ -45,6 +53,16 @@ const MAX_SNIFF_BYTES = 256 * 1024;
 /** Hands an HTTP/2 connection (preface seen or ALPN h2; may hold unshifted bytes) to grpc-js, fixing :authority. */
 export function serveHttp2(socket: Socket, injector: ConnectionInjector, opts: AuthorityFixOptions = {}): void {
   const rw = new ClientFrameRewriter(opts.decoderTableBytes);
+  if (opts.lane !== undefined) {
+    // No sniffer: nghttp2 sends the server preface itself, so there is no extra SETTINGS whose ACK to drop.
+    rw.ackSeen = true;
+    rw.answerPings = false;
+    rw.keepRaw = false;
+    const pipe = serveLane(socket, rw, opts.lane, (p) => injector.injectConnection(p));
+    adoptSession(pipe, socket, rw);
+    opts.onHandover?.("lane");
+    return;
+  }
   let decided = false;
   const decide = (how: Handover): void => {
     if (decided) return;

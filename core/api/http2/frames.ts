@@ -29,6 +29,7 @@ export const FrameType = {
 export const Flag = { END_STREAM: 0x1, ACK: 0x1, END_HEADERS: 0x4, PADDED: 0x8, PRIORITY: 0x20 } as const;
 
 /** An empty SETTINGS frame: a server preface that changes nothing (every setting keeps its HTTP/2 default). */
+const EMPTY = Buffer.alloc(0);
 export const EMPTY_SETTINGS = frame(FrameType.SETTINGS, 0, 0, Buffer.alloc(0));
 
 export function frame(type: number, flags: number, streamId: number, payload: Uint8Array): Buffer {
@@ -64,6 +65,24 @@ interface PendingBlock {
   bytes: number;
 }
 
+/**
+ * Takes some client streams away from the server behind the rewriter (http2/lane.ts): a claimed stream's frames go
+ * to the claimer, never to the server; the claimer also sees the client's SETTINGS and decides how much of each
+ * connection-level WINDOW_UPDATE the server is told about (the rest paid back what the claimer itself sent).
+ */
+export interface StreamClaimer {
+  /** A new stream's decoded header block: true when the claimer serves the stream itself. */
+  claim(streamId: number, fields: readonly HeaderField[], endStream: boolean): boolean;
+  /** Whether frames on `streamId` are the claimer's (claimed, or claimed and closed recently). */
+  owns(streamId: number): boolean;
+  /** A frame on an owned stream; a header block (trailers) arrives decoded, as type HEADERS with no payload. */
+  frame(type: number, flags: number, streamId: number, payload: Buffer): void;
+  /** The client's SETTINGS (not an ACK); the frame still reaches the server. */
+  settings(payload: Buffer): void;
+  /** A connection-level WINDOW_UPDATE from the client: the increment to pass on to the server (0: none). */
+  connectionWindow(increment: number): number;
+}
+
 /** What the first header block of the connection said about :authority. */
 export type FirstBlock = "pending" | "fine" | "fixed";
 
@@ -86,6 +105,10 @@ export class ClientFrameRewriter {
   private raw: Buffer[] = [];
   private rewritten: Buffer[] = [];
   private replies: Buffer[] = [];
+  /** Set before the first frame (lane mode): some streams are served by it instead of the server. */
+  claimer: StreamClaimer | undefined;
+  /** The highest client stream id seen in a header block (a new stream must be above it). */
+  private lastStreamId = 0;
 
   /** `decoderTableBytes`: the SETTINGS_HEADER_TABLE_SIZE the server advertised (grpc-js leaves nghttp2's 4096). */
   constructor(decoderTableBytes = 4096) {
@@ -117,6 +140,13 @@ export class ClientFrameRewriter {
   }
 
   /** Takes what was produced so far: the raw stream (only while keepRaw) and the rewritten one. */
+  /** The rewritten bytes produced so far (lane mode: the raw stream is not kept). */
+  takeRewritten(): Buffer[] {
+    const out = this.rewritten;
+    this.rewritten = [];
+    return out;
+  }
+
   take(): { raw: Buffer; rewritten: Buffer } {
     const out = { raw: Buffer.concat(this.raw), rewritten: Buffer.concat(this.rewritten) };
     this.raw = [];
@@ -151,7 +181,9 @@ export class ClientFrameRewriter {
 
   private emit(raw: Buffer | undefined, rewritten: Buffer | undefined): void {
     if (raw !== undefined && raw.length > 0 && this.keepRaw) this.raw.push(Buffer.from(raw));
-    if (rewritten !== undefined && rewritten.length > 0) this.rewritten.push(Buffer.from(rewritten));
+    // A socket's chunks are never reused by node, so once only the rewritten stream is kept a view will do.
+    if (rewritten !== undefined && rewritten.length > 0)
+      this.rewritten.push(this.keepRaw ? Buffer.from(rewritten) : rewritten);
   }
 
   private onFrame(f: Buffer): void {
@@ -178,6 +210,23 @@ export class ClientFrameRewriter {
     }
     if (type === FrameType.CONTINUATION)
       throw new Error(`http2: CONTINUATION on stream ${streamId} outside a header block`);
+    const claimer = this.claimer;
+    if (claimer !== undefined && type !== FrameType.HEADERS) {
+      if (streamId !== 0 && claimer.owns(streamId)) {
+        claimer.frame(type, flags, streamId, payload);
+        return;
+      }
+      if (type === FrameType.SETTINGS && (flags & Flag.ACK) === 0) claimer.settings(payload);
+      else if (type === FrameType.WINDOW_UPDATE && streamId === 0 && payload.length === 4) {
+        const pass = claimer.connectionWindow(payload.readUInt32BE(0) & 0x7fffffff);
+        if (pass > 0) {
+          const inc = Buffer.allocUnsafe(4);
+          inc.writeUInt32BE(pass, 0);
+          this.emit(undefined, frame(FrameType.WINDOW_UPDATE, 0, 0, inc));
+        }
+        return;
+      }
+    }
     if (type !== FrameType.HEADERS) {
       this.emit(f, f);
       return;
@@ -196,7 +245,21 @@ export class ClientFrameRewriter {
     this.emit(f, undefined);
     if ((flags & Flag.END_HEADERS) === 0) return;
     this.pending = undefined;
-    const fields = this.decoder.decode(Buffer.concat(p.fragments, p.bytes));
+    const fields = this.decoder.decode(
+      p.fragments.length === 1 ? (p.fragments[0] as Buffer) : Buffer.concat(p.fragments, p.bytes),
+    );
+    const claimer = this.claimer;
+    if (claimer !== undefined) {
+      // Decoded either way: the client's compression context covers every block, claimed or not.
+      if (claimer.owns(p.streamId)) {
+        claimer.frame(FrameType.HEADERS, p.endStream ? Flag.END_STREAM : 0, p.streamId, EMPTY);
+        return;
+      }
+      if (p.streamId > this.lastStreamId) {
+        this.lastStreamId = p.streamId;
+        if (claimer.claim(p.streamId, fields, p.endStream)) return;
+      }
+    }
     let fixed = false;
     const out = fields.map(([name, value]): HeaderField => {
       const repl = name === ":authority" ? fixAuthority(value) : undefined;
