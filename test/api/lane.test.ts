@@ -2,7 +2,7 @@
 // without breaking HTTP/2: with small client windows, large answers from both sides (lent Range buffers on the
 // lane, a server stream through grpc-js) arrive intact and interleaved on one connection; header blocks the client
 // compresses against its dynamic table decode right whether the stream was claimed or not; a stream the client
-// resets mid-request leaves the connection serving; grpc-js's GOAWAY names the lane's streams as processed. Raw
+// resets mid-request leaves the connection serving, and an answer it resets while waiting for window is dropped; grpc-js's GOAWAY names the lane's streams as processed. Raw
 // node:http2 client sessions on loopback.
 import http2 from "node:http2";
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer } from "node:net";
@@ -13,6 +13,7 @@ import { connect as netConnect } from "node:net";
 import { serveHttp2 } from "../../core/api/http2/authority_fix.js";
 import { CLIENT_PREFACE, Flag, FrameType, frame, headerFrames } from "../../core/api/http2/frames.js";
 import { HpackDecoder, encodeLiterals } from "../../core/api/http2/hpack.js";
+import type { LanePipe } from "../../core/api/http2/lane.js";
 import { installLeanUnary, leanLaneServer } from "../../core/api/lean_unary.js";
 import { loadEtcdProto } from "../../core/api/proto/load.js";
 
@@ -25,6 +26,7 @@ interface Served {
   readonly port: number;
   readonly puts: { key: string; user: unknown; grpcJs: boolean }[];
   readonly server: grpc.Server;
+  readonly pipes: LanePipe[];
   close(): void;
 }
 
@@ -117,7 +119,10 @@ async function serve(): Promise<Served> {
   if (lean === undefined) throw new Error("lean path not installed");
   const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
   const lane = leanLaneServer(lean);
-  const listener: NetServer = createNetServer((socket) => serveHttp2(socket, injector, { lane }));
+  const pipes: LanePipe[] = [];
+  const listener: NetServer = createNetServer((socket) =>
+    serveHttp2(socket, injector, { lane, onLane: (p) => pipes.push(p) }),
+  );
   const port = await new Promise<number>((resolve) =>
     listener.listen(0, "127.0.0.1", () => resolve((listener.address() as AddressInfo).port)),
   );
@@ -125,6 +130,7 @@ async function serve(): Promise<Served> {
     port,
     puts,
     server,
+    pipes,
     close: () => {
       listener.close();
       injector.destroy();
@@ -365,6 +371,78 @@ describe("the lane", () => {
     expect(after.status).toBe(0);
     expect(s.puts.map((p) => p.key)).toEqual(["after"]);
     session.close();
+  });
+
+  it("drops an answer still waiting for window when the client resets its stream", async () => {
+    const s = await serve();
+    const socket = netConnect(s.port, "127.0.0.1");
+    socket.on("error", () => undefined);
+    const frames: { type: number; flags: number; id: number; payload: Buffer }[] = [];
+    let buffered = Buffer.alloc(0);
+    let notify = (): void => undefined;
+    socket.on("data", (chunk: Buffer) => {
+      buffered = Buffer.concat([buffered, chunk]);
+      while (buffered.length >= 9 && buffered.length >= 9 + buffered.readUIntBE(0, 3)) {
+        const len = buffered.readUIntBE(0, 3);
+        frames.push({
+          type: buffered[3] ?? 0,
+          flags: buffered[4] ?? 0,
+          id: buffered.readUInt32BE(5) & 0x7fffffff,
+          payload: buffered.subarray(9, 9 + len),
+        });
+        buffered = buffered.subarray(9 + len);
+      }
+      notify();
+    });
+    const until = (ok: () => boolean): Promise<void> =>
+      new Promise((resolve) => {
+        notify = () => {
+          if (ok()) resolve();
+        };
+        notify();
+      });
+    const headers = (id: number, path: string): Buffer[] =>
+      headerFrames(
+        id,
+        false,
+        undefined,
+        encodeLiterals([
+          [":method", "POST"],
+          [":scheme", "http"],
+          [":path", path],
+          [":authority", "x"],
+          ["content-type", "application/grpc"],
+        ]),
+      );
+    // The connection's and each stream's window stay at 64 KiB: the client never credits anything back.
+    socket.write(
+      Buffer.concat([
+        CLIENT_PREFACE,
+        frame(FrameType.SETTINGS, 0, 0, Buffer.alloc(0)),
+        ...headers(1, RANGE),
+        frame(FrameType.DATA, Flag.END_STREAM, 1, framed(rangeLimit(1_000_000))),
+      ]),
+    );
+    const dataOn = (id: number): number =>
+      frames.filter((f) => f.type === FrameType.DATA && f.id === id).reduce((n, f) => n + f.payload.length, 0);
+    await until(() => dataOn(1) === 65_535);
+    expect(s.pipes[0]?.queuedAnswers).toBe(1);
+    const cancel = Buffer.alloc(4);
+    cancel.writeUInt32BE(http2.constants.NGHTTP2_CANCEL, 0);
+    const credit = Buffer.alloc(4);
+    credit.writeUInt32BE(1 << 20, 0);
+    socket.write(
+      Buffer.concat([
+        frame(FrameType.RST_STREAM, 0, 1, cancel),
+        frame(FrameType.WINDOW_UPDATE, 0, 0, credit), // room on the connection again: only stream 3 may use it
+        ...headers(3, PUT),
+        frame(FrameType.DATA, Flag.END_STREAM, 3, framed(Buffer.from([0x0a, 1, 0x6b]))),
+      ]),
+    );
+    await until(() => frames.some((f) => f.id === 3 && (f.flags & Flag.END_STREAM) !== 0));
+    expect(s.pipes[0]?.queuedAnswers).toBe(0);
+    expect(dataOn(1)).toBe(65_535);
+    socket.destroy();
   });
 
   it("has grpc-js's GOAWAY name the lane's streams as processed", async () => {

@@ -20,7 +20,7 @@ import { Duplex } from "node:stream";
 import type { Socket } from "node:net";
 import { TLSSocket } from "node:tls";
 import { ClientFrameRewriter, EMPTY_SETTINGS } from "./frames.js";
-import { serveLane, type OwnStreamServer } from "./lane.js";
+import { serveLane, type LanePipe, type OwnStreamServer } from "./lane.js";
 
 export interface ConnectionInjector {
   injectConnection(connection: Duplex): void;
@@ -43,6 +43,8 @@ export interface AuthorityFixOptions {
    * this server wants answered by it and the rest by grpc-js.
    */
   readonly lane?: OwnStreamServer | undefined;
+  /** Told the lane's pipe (tests). */
+  readonly onLane?: (pipe: LanePipe) => void;
 }
 
 export type Handover = "raw" | "pipe" | "lane";
@@ -61,6 +63,7 @@ export function serveHttp2(socket: Socket, injector: ConnectionInjector, opts: A
     const pipe = serveLane(socket, rw, opts.lane, (p) => injector.injectConnection(p));
     adoptSession(pipe, socket, rw);
     opts.onHandover?.("lane");
+    opts.onLane?.(pipe);
     return;
   }
   let decided = false;

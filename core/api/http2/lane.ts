@@ -133,6 +133,11 @@ export class LanePipe extends Duplex implements StreamClaimer {
     });
   }
 
+  /** Claimed streams' answers not yet fully written (waiting for the client's windows). */
+  get queuedAnswers(): number {
+    return this.out.length;
+  }
+
   // --- client → server (StreamClaimer) ---
 
   claim(streamId: number, fields: readonly HeaderField[], endStream: boolean): boolean {
@@ -179,11 +184,14 @@ export class LanePipe extends Duplex implements StreamClaimer {
       if ((flags & Flag.END_STREAM) !== 0) c.clientEnded();
       return;
     }
-    if (c === undefined) return;
     if (type === FrameType.RST_STREAM) {
-      c.reset();
+      // An answer still waiting for window (a large Range the client gave up on) is dropped, not kept until close.
+      const i = this.out.findIndex((o) => o.id === streamId);
+      if (i >= 0) this.out.splice(i, 1);
+      c?.reset();
       return;
     }
+    if (c === undefined) return;
     if (type === FrameType.HEADERS && (flags & Flag.END_STREAM) !== 0) c.clientEnded();
   }
 
