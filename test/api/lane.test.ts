@@ -445,6 +445,18 @@ describe("the lane", () => {
     socket.destroy();
   });
 
+  it("answers the client's PINGs itself, payload echoed", async () => {
+    const s = await serve();
+    const session = connect(s.port);
+    await call(session, PUT, Buffer.concat([Buffer.from([0x0a, 1]), Buffer.from("p")]));
+    const payload = Buffer.from("lanepong");
+    const echoed = await new Promise<Buffer>((resolve, reject) =>
+      session.ping(payload, (err, _ms, p) => (err ? reject(err) : resolve(p))),
+    );
+    expect(echoed.equals(payload)).toBe(true);
+    session.close();
+  });
+
   it("has grpc-js's GOAWAY name the lane's streams as processed", async () => {
     const s = await serve();
     const session = connect(s.port);

@@ -77,6 +77,8 @@ export interface StreamClaimer {
   owns(streamId: number): boolean;
   /** A frame on an owned stream; a header block (trailers) arrives decoded, as type HEADERS with no payload. */
   frame(type: number, flags: number, streamId: number, payload: Buffer): void;
+  /** A PING from the client (not an ACK): the claimer answers it, the server never sees it. */
+  ping(payload: Buffer): void;
   /** The client's SETTINGS (not an ACK); the frame still reaches the server. */
   settings(payload: Buffer): void;
   /** A connection-level WINDOW_UPDATE from the client: the increment to pass on to the server (0: none). */
@@ -214,6 +216,10 @@ export class ClientFrameRewriter {
     if (claimer !== undefined && type !== FrameType.HEADERS) {
       if (streamId !== 0 && claimer.owns(streamId)) {
         claimer.frame(type, flags, streamId, payload);
+        return;
+      }
+      if (type === FrameType.PING && (flags & Flag.ACK) === 0 && payload.length === 8) {
+        claimer.ping(payload);
         return;
       }
       if (type === FrameType.SETTINGS && (flags & Flag.ACK) === 0) claimer.settings(payload);

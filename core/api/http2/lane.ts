@@ -16,7 +16,9 @@
 //   client's connection window and sends node's DATA only within it (queued otherwise); the lane's own DATA also
 //   respects the client's stream windows. Client WINDOW_UPDATEs on the connection first pay back what the lane
 //   sent, the rest reaches node, so node's view of the window exceeds the real one by at most that debt: the most
-//   the lane ever queues of node's output. DATA of claimed streams is credited back to the client at once.
+//   the lane ever queues of node's output. DATA of claimed streams is credited back to the client in 16 KiB steps.
+// The client's PINGs (Go's client sends one per response it reads, to size its windows) are answered by the lane
+// with its next write instead of a round through nghttp2 and a write of their own.
 import { Duplex } from "node:stream";
 import type { Socket } from "node:net";
 import { Flag, FrameType, FRAME_HEADER_BYTES, frame, type ClientFrameRewriter, type StreamClaimer } from "./frames.js";
@@ -27,6 +29,11 @@ const INITIAL_WINDOW = 65_535;
 const DEFAULT_MAX_FRAME = 16_384;
 const SETTINGS_INITIAL_WINDOW_SIZE = 0x4;
 const SETTINGS_MAX_FRAME_SIZE = 0x5;
+/**
+ * Connection credit for claimed DATA is returned in steps of this size rather than per frame (a write each). Held
+ * back, it stays far below the 64 KiB every client starts with, so the client never waits for it.
+ */
+const CREDIT_BATCH = 16_384;
 /** Claimed ids remembered after the stream ends, so late frames for them (a WINDOW_UPDATE, a RST) go nowhere. */
 const RECENT_CLOSED = 1024;
 const RST_NO_ERROR = Buffer.from([0, 0, 0, 0]);
@@ -118,7 +125,7 @@ export class LanePipe extends Duplex implements StreamClaimer {
         socket.destroy();
         return;
       }
-      this.flushCredit();
+      if (this.credit >= CREDIT_BATCH) this.flushCredit();
       this.flush();
       const parts = rw.takeRewritten();
       if (parts.length === 0) return;
@@ -193,6 +200,10 @@ export class LanePipe extends Duplex implements StreamClaimer {
     }
     if (c === undefined) return;
     if (type === FrameType.HEADERS && (flags & Flag.END_STREAM) !== 0) c.clientEnded();
+  }
+
+  ping(payload: Buffer): void {
+    this.controls.push(frame(FrameType.PING, Flag.ACK, 0, payload));
   }
 
   settings(payload: Buffer): void {
