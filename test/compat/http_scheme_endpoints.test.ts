@@ -2,8 +2,9 @@
 // whole "http://127.0.0.1:PORT" as HTTP/2 :authority, which grpc-js alone reset with PROTOCOL_ERROR): endpoint
 // status (also --cluster), endpoint hashkv, defrag, put/get and a streaming watch all succeed with an http://
 // endpoint, and again with an https:// endpoint and client certificates (openssl-made CA; over TLS etcdctl's
-// :authority happens to be valid, so this proves the sniffer leaves TLS clients working), and the host:port form
-// still works beside them; a unix://localhost:PORT endpoint serves endpoint status and put/get.
+// :authority happens to be valid), and the host:port form still works beside them; a unix://localhost:PORT endpoint
+// serves endpoint status and put/get. Both on the lane (a member's default) and with ETCD_TS_LANE=0, where the
+// sniffer hands grpc-js the raw socket or the rewriting pipe.
 import { spawn, spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -31,7 +32,7 @@ function makeTestPki(): FilePki {
  * Starts etcd-ts on free 127.0.0.1 ports (https:// with client-cert-auth when pki is given; unix://localhost:PORT,
  * a socket in its data dir, with `unix`); resolves once serving.
  */
-async function startMember(pki?: FilePki, unix = false): Promise<Member> {
+async function startMember(pki?: FilePki, unix = false, lane = true): Promise<Member> {
   const [client, peer] = [await freePort(), await freePort()];
   const scheme = pki === undefined ? "http" : "https";
   const endpoint = unix ? `unix://localhost:${client}` : `${scheme}://127.0.0.1:${client}`;
@@ -80,7 +81,7 @@ async function startMember(pki?: FilePki, unix = false): Promise<Member> {
       "stderr",
       ...tls,
     ],
-    { cwd: dataDir },
+    { cwd: dataDir, ...(lane ? {} : { env: { ...process.env, ETCD_TS_LANE: "0" } }) },
   );
   try {
     await waitUntil(proc, "serving clients", { deadline: Date.now() + 30_000, intervalMs: 50 }, async () => serving);
@@ -143,7 +144,7 @@ function watchTwo(endpoint: string, tlsArgs: readonly string[], key: string, rev
   });
 }
 
-function suite(name: string, tls: boolean): void {
+function suite(name: string, tls: boolean, lane = true): void {
   describe.runIf(HAVE)(name, () => {
     let m: Member | undefined;
     let pki: FilePki | undefined;
@@ -153,7 +154,7 @@ function suite(name: string, tls: boolean): void {
         pki = makeTestPki();
         tlsArgs = ["--cacert", pki.path("ca.crt"), "--cert", pki.path("client.crt"), "--key", pki.path("client.key")];
       }
-      m = await startMember(pki);
+      m = await startMember(pki, false, lane);
     });
     afterAll(async () => {
       if (m !== undefined) await stopMember(m);
@@ -222,3 +223,6 @@ describe.runIf(HAVE)("etcdctl with a unix:// endpoint", () => {
 
 suite("etcdctl with an http:// endpoint", false);
 suite("etcdctl with an https:// endpoint", true);
+// Without the lane: the sniffer hands grpc-js the raw socket or the rewriting pipe (http2/authority_fix.ts).
+suite("etcdctl with an http:// endpoint, ETCD_TS_LANE=0", false, false);
+suite("etcdctl with an https:// endpoint, ETCD_TS_LANE=0", true, false);
