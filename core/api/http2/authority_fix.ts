@@ -20,7 +20,7 @@ import { Duplex } from "node:stream";
 import type { Socket } from "node:net";
 import { TLSSocket } from "node:tls";
 import { ClientFrameRewriter, EMPTY_SETTINGS } from "./frames.js";
-import { serveLane, type LanePipe, type OwnStreamServer } from "./lane.js";
+import { LanePipe, type OwnStreamServer } from "./lane.js";
 
 export interface ConnectionInjector {
   injectConnection(connection: Duplex): void;
@@ -60,7 +60,8 @@ export function serveHttp2(socket: Socket, injector: ConnectionInjector, opts: A
     rw.ackSeen = true;
     rw.answerPings = false;
     rw.keepRaw = false;
-    const pipe = serveLane(socket, rw, opts.lane, (p) => injector.injectConnection(p));
+    const pipe = new LanePipe(socket, rw, opts.lane);
+    injector.injectConnection(pipe);
     adoptSession(pipe, socket, rw);
     opts.onHandover?.("lane");
     opts.onLane?.(pipe);

@@ -34,12 +34,31 @@ export const EMPTY_SETTINGS = frame(FrameType.SETTINGS, 0, 0, Buffer.alloc(0));
 
 export function frame(type: number, flags: number, streamId: number, payload: Uint8Array): Buffer {
   const out = Buffer.allocUnsafe(FRAME_HEADER_BYTES + payload.length);
-  out.writeUIntBE(payload.length, 0, 3);
+  writeFrameHeader(out, payload.length, type, flags, streamId);
+  out.set(payload, FRAME_HEADER_BYTES);
+  return out;
+}
+
+/** A frame's 9-byte header alone, for a payload sent as a separate buffer (a view of a larger message). */
+export function frameHeader(type: number, flags: number, streamId: number, length: number): Buffer {
+  const out = Buffer.allocUnsafe(FRAME_HEADER_BYTES);
+  writeFrameHeader(out, length, type, flags, streamId);
+  return out;
+}
+
+/** A WINDOW_UPDATE frame (streamId 0: the connection). */
+export function windowUpdate(streamId: number, increment: number): Buffer {
+  const out = Buffer.allocUnsafe(FRAME_HEADER_BYTES + 4);
+  writeFrameHeader(out, 4, FrameType.WINDOW_UPDATE, 0, streamId);
+  out.writeUInt32BE(increment & 0x7fffffff, FRAME_HEADER_BYTES);
+  return out;
+}
+
+function writeFrameHeader(out: Buffer, length: number, type: number, flags: number, streamId: number): void {
+  out.writeUIntBE(length, 0, 3);
   out[3] = type;
   out[4] = flags;
   out.writeUInt32BE(streamId & 0x7fffffff, 5);
-  out.set(payload, FRAME_HEADER_BYTES);
-  return out;
 }
 
 /** Characters nghttp2 accepts in :authority (RFC 3986 reg-name, IP literals, port, userinfo). */
@@ -225,11 +244,7 @@ export class ClientFrameRewriter {
       if (type === FrameType.SETTINGS && (flags & Flag.ACK) === 0) claimer.settings(payload);
       else if (type === FrameType.WINDOW_UPDATE && streamId === 0 && payload.length === 4) {
         const pass = claimer.connectionWindow(payload.readUInt32BE(0) & 0x7fffffff);
-        if (pass > 0) {
-          const inc = Buffer.allocUnsafe(4);
-          inc.writeUInt32BE(pass, 0);
-          this.emit(undefined, frame(FrameType.WINDOW_UPDATE, 0, 0, inc));
-        }
+        if (pass > 0) this.emit(undefined, windowUpdate(0, pass));
         return;
       }
     }

@@ -21,7 +21,16 @@
 // with its next write instead of a round through nghttp2 and a write of their own.
 import { Duplex } from "node:stream";
 import type { Socket } from "node:net";
-import { Flag, FrameType, FRAME_HEADER_BYTES, frame, type ClientFrameRewriter, type StreamClaimer } from "./frames.js";
+import {
+  Flag,
+  FrameType,
+  FRAME_HEADER_BYTES,
+  frame,
+  frameHeader,
+  windowUpdate,
+  type ClientFrameRewriter,
+  type StreamClaimer,
+} from "./frames.js";
 import type { HeaderField } from "./hpack.js";
 
 /** HTTP/2's initial flow-control window, for the connection and for each stream until SETTINGS change it. */
@@ -60,18 +69,6 @@ export interface OwnReply {
 /** Serves the streams it wants: `open` returns undefined to leave a stream to grpc-js. */
 export interface OwnStreamServer {
   open(fields: readonly HeaderField[], reply: OwnReply, socket: Socket): OwnStream | undefined;
-}
-
-/** Hands `socket` (an HTTP/2 connection, preface not yet read) to grpc-js through the lane. */
-export function serveLane(
-  socket: Socket,
-  rw: ClientFrameRewriter,
-  own: OwnStreamServer,
-  inject: (pipe: Duplex) => void,
-): LanePipe {
-  const pipe = new LanePipe(socket, rw, own);
-  inject(pipe);
-  return pipe;
 }
 
 interface OutStream {
@@ -255,10 +252,8 @@ export class LanePipe extends Duplex implements StreamClaimer {
 
   private flushCredit(): void {
     if (this.credit === 0) return;
-    const inc = Buffer.allocUnsafe(4);
-    inc.writeUInt32BE(this.credit, 0);
+    this.controls.push(windowUpdate(0, this.credit));
     this.credit = 0;
-    this.controls.push(frame(FrameType.WINDOW_UPDATE, 0, 0, inc));
   }
 
   // --- server → client ---
@@ -380,7 +375,7 @@ export class LanePipe extends Duplex implements StreamClaimer {
         while (o.at < m.length) {
           const n = Math.min(m.length - o.at, this.maxFrame, this.connWindow, o.window);
           if (n <= 0) break;
-          this.writing.push(dataHeader(o.id, n), m.subarray(o.at, o.at + n));
+          this.writing.push(frameHeader(FrameType.DATA, 0, o.id, n), m.subarray(o.at, o.at + n));
           o.at += n;
           o.window -= n;
           this.connWindow -= n;
@@ -409,21 +404,11 @@ export class LanePipe extends Duplex implements StreamClaimer {
   }
 }
 
-/** A DATA frame's 9-byte header. */
-function dataHeader(id: number, length: number): Buffer {
-  const h = Buffer.allocUnsafe(FRAME_HEADER_BYTES);
-  h.writeUIntBE(length, 0, 3);
-  h[3] = FrameType.DATA;
-  h[4] = 0;
-  h.writeUInt32BE(id, 5);
-  return h;
-}
-
 /** One claimed stream's state on the lane. */
 class Claimed implements OwnReply {
   stream: OwnStream | undefined;
   receivedEnd = false;
-  private answered = false;
+  /** Answered, reset or gone: an answered stream is done at once (afterAnswer). */
   private ended = false;
 
   constructor(
@@ -436,15 +421,13 @@ class Claimed implements OwnReply {
   }
 
   send(headers: Buffer, message: Buffer, trailers: Buffer, onWritten?: () => void): void {
-    if (this.answered || this.ended) return;
-    this.answered = true;
+    if (this.ended) return;
     this.lane.enqueue(this.id, headers, message, trailers, !this.receivedEnd, onWritten);
     this.afterAnswer();
   }
 
   sendOnly(block: Buffer): void {
-    if (this.answered || this.ended) return;
-    this.answered = true;
+    if (this.ended) return;
     this.lane.enqueue(this.id, block, undefined, undefined, !this.receivedEnd);
     this.afterAnswer();
   }
@@ -453,13 +436,10 @@ class Claimed implements OwnReply {
     if (this.receivedEnd) return;
     this.receivedEnd = true;
     this.stream?.end();
-    if (this.answered) this.close();
   }
 
   creditStream(bytes: number): void {
-    const inc = Buffer.allocUnsafe(4);
-    inc.writeUInt32BE(bytes, 0);
-    this.lane.control(frame(FrameType.WINDOW_UPDATE, 0, this.id, inc));
+    this.lane.control(windowUpdate(this.id, bytes));
   }
 
   reset(): void {
