@@ -42,7 +42,7 @@ import {
   syncDir,
 } from "./backend_file.js";
 import type { ReadTask, ReadView, WriteView } from "./read_view.js";
-import { lmdbReadView, lmdbWriteView } from "./lmdb_views.js";
+import { lmdbReadView, lmdbWriteView, openScanHandle } from "./lmdb_views.js";
 import { RwLock } from "./rw_lock.js";
 import { decodeU64, encodeU64 } from "./u64.js";
 import { WorkerPool } from "./worker_pool.js";
@@ -77,6 +77,8 @@ export class Backend {
   readonly file: string;
   private readonly env: RootDatabase;
   private readonly dbs = new Map<string, Database<Uint8Array, Uint8Array>>();
+  /** The same buckets through zero-copy handles, for scans that take views (read_view.ts RangeSpan.views). */
+  private readonly scanDbs = new Map<string, Database<Uint8Array, Uint8Array>>();
   private readonly lock = new RwLock();
   private readonly pool: WorkerPool | undefined;
   /** Last consistent index applied to the backend, committed or buffered; only grows. */
@@ -99,9 +101,14 @@ export class Backend {
     this.readMode = opts.readMode ?? ReadMode.Concurrent;
     for (const name of [META_BUCKET, ...opts.buckets]) {
       this.dbs.set(name, env.openDB<Uint8Array, Uint8Array>(name, { keyEncoding: "binary", encoding: "binary" }));
+      this.scanDbs.set(name, openScanHandle(env, name));
     }
     this.ci = 0;
-    this.bufferView = bufferedView(this.buffer, (b) => this.bucket(b));
+    this.bufferView = bufferedView(
+      this.buffer,
+      (b) => this.bucket(b),
+      (b) => this.scanBucket(b),
+    );
     this.opts = opts;
     const workers = opts.readWorkers ?? 2;
     const tasks = opts.workerTasks ?? {};
@@ -577,12 +584,25 @@ export class Backend {
     return db;
   }
 
+  private scanBucket(name: string): Database<Uint8Array, Uint8Array> {
+    const db = this.scanDbs.get(name);
+    if (db === undefined) throw new Error(`backend: unknown bucket ${JSON.stringify(name)}`);
+    return db;
+  }
+
   private view(): ReadView {
-    return lmdbReadView((b) => this.bucket(b));
+    return lmdbReadView(
+      (b) => this.bucket(b),
+      (b) => this.scanBucket(b),
+    );
   }
 
   private writeView(): WriteView {
-    return lmdbWriteView(this.env, (b) => this.bucket(b));
+    return lmdbWriteView(
+      this.env,
+      (b) => this.bucket(b),
+      (b) => this.scanBucket(b),
+    );
   }
 
   /** Whether the backend still serves reads (false once closed). */

@@ -28,6 +28,12 @@ export interface RangeSpan {
    * check afterwards that nothing was compacted meanwhile.
    */
   readonly renewable?: boolean;
+  /**
+   * On the main thread too, entries may be views of a buffer the next step (or any other read) overwrites, as a
+   * worker's always are: for callers that copy what they keep (range_task.ts), which then copy no value they
+   * skip. Other callers get entries they may keep.
+   */
+  readonly views?: boolean;
 }
 
 export interface Entry {

@@ -254,13 +254,20 @@ export class WriteBuffer {
 export function bufferedView(
   buffer: WriteBuffer,
   committed: (bucket: string) => Database<Uint8Array, Uint8Array>,
+  /** Zero-copy handles for spans that take views (RangeSpan.views; lmdb_views.ts openScanHandle). */
+  scan?: (bucket: string) => Database<Uint8Array, Uint8Array>,
 ): WriteView {
   const view: WriteView = {
     get: (bucket, key) => {
       const held = buffer.get(bucket, key);
       return held === undefined ? committed(bucket).get(key) : held === null ? undefined : asBuffer(held);
     },
-    range: (bucket, span) => mergedRange(committed(bucket), buffer.inSpan(bucket, span), span),
+    range: (bucket, span) =>
+      mergedRange(
+        span.views === true && scan !== undefined ? scan(bucket) : committed(bucket),
+        buffer.inSpan(bucket, span),
+        span,
+      ),
     put: (bucket, key, value) => buffer.put(bucket, key, value),
     del: (bucket, key) => buffer.del(bucket, key),
     atomic: <T>(fn: (tx: WriteView) => T): T => {

@@ -318,7 +318,12 @@ export function rangeTask(view: ReadView, a: RangeTaskArgs): RangeTaskResult {
   // have revisions > rev and are filtered; a compaction meanwhile could drop a tombstone this scan has not
   // reached yet, so when the compacted revision moved, the whole range is read again in one snapshot.
   const renewable = a.singleSnapshot !== true;
-  const span = { start: a.start, ...(a.end === undefined ? {} : { end: a.end }), ...(renewable ? { renewable } : {}) };
+  const span = {
+    start: a.start,
+    ...(a.end === undefined ? {} : { end: a.end }),
+    ...(renewable ? { renewable } : {}),
+    views: true,
+  };
   for (const { key, value } of view.range(a.bucket, span)) {
     if (!inGroup(key)) {
       endGroup();

@@ -323,23 +323,28 @@ export class WriteTxn {
 
   /**
    * Deletes the live keys of the span in chunks of DELETE_CHUNK_KEYS: each chunk is read from just past the
-   * previous one's last key, so no single read result grows with the number of keys deleted.
+   * previous one's last key, so no single read result grows with the number of keys deleted. When neither the
+   * request nor a watcher wants the deleted values, chunks are read keys-only and each change names where its
+   * previous value is stored (as a put's does): a chunk's values are then not held until the watchers have run.
    */
   deleteRange(r: DeleteRangeRequest): DeleteRangeResponse {
     this.ops.deletes++;
     const main = this.beginRev + 1;
     const prevKvs: Uint8Array[] = [];
+    const valuesWanted = this.prevKvWanted || r.prevKv === true;
     let deleted = 0;
     let from = r.key;
     for (;;) {
-      const chunk = this.page(from, r.rangeEnd);
+      const chunk = this.page(from, r.rangeEnd, !valuesWanted);
       let lastKey: Uint8Array | undefined;
       for (const bytes of chunk.kvs) {
         const { key, lease } = decodeKeyValue(bytes);
         if (lease !== 0n) this.leases?.detach(key);
+        const prevRev = valuesWanted ? undefined : this.index.get(key);
         this.tx.put(KEY_BUCKET, layoutKey(key, { main, sub: this.sub++ }), TOMBSTONE);
         this.index.set(key, undefined, main);
-        this.changes.push({ type: 1, kv: tombstoneKv(key, main), prevKv: bytes, prevRev: undefined, rev: main });
+        const prevKv = valuesWanted ? bytes : undefined;
+        this.changes.push({ type: 1, kv: tombstoneKv(key, main), prevKv, prevRev, rev: main });
         if (r.prevKv === true) prevKvs.push(bytes);
         deleted += 1;
         lastKey = key;
@@ -351,8 +356,15 @@ export class WriteTxn {
     return { revision: this.rev, deleted, prevKvs };
   }
 
-  /** Up to DELETE_CHUNK_KEYS live keys of [from, end) in key order (a single key when end is undefined). */
-  private page(from: Uint8Array, end: Uint8Array | undefined): { kvs: readonly Uint8Array[]; more: boolean } {
+  /**
+   * Up to DELETE_CHUNK_KEYS live keys of [from, end) in key order (a single key when end is undefined), without
+   * their values when `keysOnly` (a single key's may come with it).
+   */
+  private page(
+    from: Uint8Array,
+    end: Uint8Array | undefined,
+    keysOnly: boolean,
+  ): { kvs: readonly Uint8Array[]; more: boolean } {
     if (end === undefined || end.length === 0) {
       // One key (a lease revoke deletes its keys one by one): the live index finds it with one exact get.
       const live = this.latest(from);
@@ -361,7 +373,7 @@ export class WriteTxn {
     if (isEmptySpan(from, end)) return { kvs: [], more: false };
     const rev = resolveRev(undefined, this.rev, this.compactRev);
     const res = rangeTask(this.tx, {
-      ...rangeArgs({ key: from, rangeEnd: end, limit: DELETE_CHUNK_KEYS }, rev),
+      ...rangeArgs({ key: from, rangeEnd: end, limit: DELETE_CHUNK_KEYS, keysOnly }, rev),
       stopAtLimit: true,
     });
     if (res.compactedAt > 0) throw new EtcdError("COMPACTED", `revision ${rev} < compacted ${res.compactedAt}`);

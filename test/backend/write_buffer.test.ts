@@ -1,5 +1,5 @@
 // Proves batched commits keep the backend's contracts: a deferrable batch's writes wait in the write buffer, yet
-// gets and ranges (forward, reverse, limited, over deletions) inside batches answer exactly as a plain LMDB
+// gets and ranges (forward, reverse, limited, over deletions, zero-copy or not) inside batches answer exactly as a plain LMDB
 // transaction doing the same writes does (a property test); a throwing batch or atomic child takes back only its
 // own buffered writes; the buffer is committed by the count cap, by the flush timer, and before anything reads
 // LMDB directly (reads, worker reads, hash, size, sync) — in both read modes; close() commits it and abandon()
@@ -55,7 +55,7 @@ function rangeOf(view: ReadView, bucket: string, span: RangeSpan): string[] {
 type Op =
   | { kind: "put"; key: number[]; value: string }
   | { kind: "del"; key: number[] }
-  | { kind: "range"; span: { start?: number[]; end?: number[]; reverse: boolean; limit?: number } }
+  | { kind: "range"; span: { start?: number[]; end?: number[]; reverse: boolean; limit?: number; views?: boolean } }
   | { kind: "get"; key: number[] }
   | { kind: "atomicFail"; key: number[] };
 
@@ -70,7 +70,13 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   fc.record({
     kind: fc.constant("range" as const),
     span: fc.record(
-      { start: keyArb, end: keyArb, reverse: fc.boolean(), limit: fc.integer({ min: 1, max: 6 }) },
+      {
+        start: keyArb,
+        end: keyArb,
+        reverse: fc.boolean(),
+        limit: fc.integer({ min: 1, max: 6 }),
+        views: fc.boolean(),
+      },
       { requiredKeys: ["reverse"] },
     ),
   }),
@@ -103,6 +109,7 @@ function runOps(tx: WriteView, ops: readonly Op[], seen: string[]): void {
         ...(s.end !== undefined ? { end: Uint8Array.from(s.end) } : {}),
         reverse: s.reverse,
         ...(s.limit !== undefined ? { limit: s.limit } : {}),
+        ...(s.views !== undefined ? { views: s.views } : {}),
       };
       seen.push(`range ${JSON.stringify(s)}: ${rangeOf(tx, bucket, span).join(" ")}`);
     }
@@ -133,8 +140,9 @@ describe("the buffered view answers as an LMDB transaction does", () => {
           expect(answers[0]).toEqual(answers[1]);
           if (fails) ci -= 1;
         }
-        const whole = (b: Backend): string[] => b.readNow((v) => rangeOf(v, "data", {}));
-        expect(whole(buffered)).toEqual(whole(plain));
+        const whole = (b: Backend, views: boolean): string[] => b.readNow((v) => rangeOf(v, "data", { views }));
+        expect(whole(buffered, false)).toEqual(whole(plain, false));
+        expect(whole(buffered, true), "a zero-copy scan reads what a copying one does").toEqual(whole(plain, false));
         expect(buffered.bufferedWrites, "readNow committed the buffer").toBe(0);
         expect(buffered.consistentIndex()).toBe(plain.consistentIndex());
         for (const b of opened.splice(0)) await b.close();
