@@ -7,9 +7,13 @@
 //   pods  — per target a fresh server: 30k pods × 2 KiB loaded by 32 clients, topped up to 50k, plus 20k keys
 //           under a second prefix; full LIST of the 50k (linearizable, serializable), paginated LISTs (500 a page,
 //           continued at the first page's revision, as kube-apiserver lists) of 50k and 20k, RSS with the keys
-//           loaded, then 16 writers alone and beside 4 looping full LISTs.
+//           loaded, then 16 writers alone and beside 4 looping full LISTs, and last `etcdctl del --prefix` of the
+//           50k pods (one DeleteRange, applied in one piece; skipped when etcdctl is not on the PATH).
 // Server CPU per op is the member's process CPU (/proc/<pid>/stat, every thread) over the setting / its ops: work
 // per request, much less sensitive than ops/s to other load on the machine.
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+
 import { type Perfkit, field, runPerfkit } from "./perfkit.js";
 import { type ClientKind, type MetricRow, plainRow, round } from "./server_report.js";
 import { startServer, statusKib, type Server } from "./server_start.js";
@@ -19,6 +23,7 @@ import type { Args } from "./common.js";
 import { num } from "./common.js";
 
 const GO: ClientKind = "go";
+const run = promisify(execFile);
 /** The key the get settings read: what `perfkit put --key-size=8 --key-space-size=1` writes. */
 const GET_KEY = "/bench/0";
 const PODS = "/registry/pods/";
@@ -323,6 +328,8 @@ async function podsPhase(pk: Perfkit, sub: GoSubject, s: GoSettings, rows: Metri
         "lower",
       ),
     );
+    const deleteMs = await timedPrefixDelete(srv.endpoints[0]!, PODS);
+    if (deleteMs !== undefined) row(`delete_prefix_${s.totalPods}`, deleteMs, "ms", "lower");
   } finally {
     await srv.stop();
   }
@@ -337,4 +344,20 @@ export async function goRows(
 ): Promise<void> {
   await loadPhase(pk, subjects, s, rows);
   for (const sub of subjects) await attempt(sub, () => podsPhase(pk, sub, s, rows));
+}
+
+/**
+ * Milliseconds `etcdctl del --prefix` takes (process start included, a few ms of a DeleteRange that takes
+ * hundreds), or undefined without etcdctl. A failed delete throws: the row would be meaningless.
+ */
+async function timedPrefixDelete(endpoint: string, prefix: string): Promise<number | undefined> {
+  const args = [`--endpoints=${endpoint}`, "--command-timeout=120s", "del", "--prefix", prefix];
+  const t0 = performance.now();
+  try {
+    await run("etcdctl", args, { env: { ...process.env, ETCDCTL_API: "3" } });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw err;
+  }
+  return performance.now() - t0;
 }
