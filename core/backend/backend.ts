@@ -104,11 +104,7 @@ export class Backend {
       this.scanDbs.set(name, openScanHandle(env, name));
     }
     this.ci = 0;
-    this.bufferView = bufferedView(
-      this.buffer,
-      (b) => this.bucket(b),
-      (b) => this.scanBucket(b),
-    );
+    this.bufferView = bufferedView(this.buffer, (b, views) => this.bucket(b, views));
     this.opts = opts;
     const workers = opts.readWorkers ?? 2;
     const tasks = opts.workerTasks ?? {};
@@ -578,31 +574,19 @@ export class Backend {
     this.ci = ci === undefined ? 0 : decodeU64(ci);
   }
 
-  private bucket(name: string): Database<Uint8Array, Uint8Array> {
-    const db = this.dbs.get(name);
-    if (db === undefined) throw new Error(`backend: unknown bucket ${JSON.stringify(name)}`);
-    return db;
-  }
-
-  private scanBucket(name: string): Database<Uint8Array, Uint8Array> {
-    const db = this.scanDbs.get(name);
+  /** A bucket's handle; with `views`, the zero-copy one (read_view.ts RangeSpan.views). */
+  private bucket(name: string, views = false): Database<Uint8Array, Uint8Array> {
+    const db = (views ? this.scanDbs : this.dbs).get(name);
     if (db === undefined) throw new Error(`backend: unknown bucket ${JSON.stringify(name)}`);
     return db;
   }
 
   private view(): ReadView {
-    return lmdbReadView(
-      (b) => this.bucket(b),
-      (b) => this.scanBucket(b),
-    );
+    return lmdbReadView((b, views) => this.bucket(b, views));
   }
 
   private writeView(): WriteView {
-    return lmdbWriteView(
-      this.env,
-      (b) => this.bucket(b),
-      (b) => this.scanBucket(b),
-    );
+    return lmdbWriteView(this.env, (b, views) => this.bucket(b, views));
   }
 
   /** Whether the backend still serves reads (false once closed). */

@@ -5,20 +5,20 @@ import type { Database, RootDatabase } from "lmdb";
 
 import type { Entry, RangeSpan, ReadView, WriteView } from "./read_view.js";
 
-type BucketOf = (name: string) => Database<Uint8Array, Uint8Array>;
+/** A bucket's handle; with `views`, its zero-copy one (openScanHandle), for spans that take views. */
+export type BucketOf = (name: string, views?: boolean) => Database<Uint8Array, Uint8Array>;
 
-/** `scan`: the zero-copy handles of the buckets, for spans that take views (RangeSpan.views). */
-export function lmdbReadView(bucket: BucketOf, scan?: BucketOf): ReadView {
+export function lmdbReadView(bucket: BucketOf): ReadView {
   return {
     get: (b, key) => bucket(b).get(key),
-    range: (b, span) => rangeOf(span.views === true && scan !== undefined ? scan(b) : bucket(b), span),
+    range: (b, span) => rangeOf(bucket(b, span.views === true), span),
   };
 }
 
 /** A view for inside `env.transactionSync`: its writes go to that transaction. */
-export function lmdbWriteView(env: RootDatabase, bucket: BucketOf, scan?: BucketOf): WriteView {
+export function lmdbWriteView(env: RootDatabase, bucket: BucketOf): WriteView {
   const view: WriteView = {
-    ...lmdbReadView(bucket, scan),
+    ...lmdbReadView(bucket),
     put: (b, key, value) => void bucket(b).put(key, value),
     del: (b, key) => void bucket(b).remove(key),
     // Inside a write transaction, lmdb-js runs a nested transactionSync as an abortable child transaction.

@@ -12,6 +12,7 @@
 import type { Database } from "lmdb";
 
 import type { Entry, RangeSpan, WriteView } from "./read_view.js";
+import type { BucketOf } from "./lmdb_views.js";
 
 /** What a slot holds: a value, a deletion (null), or nothing buffered (undefined: LMDB's state shows through). */
 type Held = Uint8Array | null | undefined;
@@ -249,25 +250,16 @@ export class WriteBuffer {
 
 /**
  * A write view over the buffer and LMDB's committed state: reads see buffered entries first, writes go to the
- * buffer, and atomic() takes back a child's writes when it throws. `committed(bucket)` is the LMDB database.
+ * buffer, and atomic() takes back a child's writes when it throws. `committed(bucket)` is the LMDB database
+ * (`committed(bucket, true)` its zero-copy handle, for spans that take views).
  */
-export function bufferedView(
-  buffer: WriteBuffer,
-  committed: (bucket: string) => Database<Uint8Array, Uint8Array>,
-  /** Zero-copy handles for spans that take views (RangeSpan.views; lmdb_views.ts openScanHandle). */
-  scan?: (bucket: string) => Database<Uint8Array, Uint8Array>,
-): WriteView {
+export function bufferedView(buffer: WriteBuffer, committed: BucketOf): WriteView {
   const view: WriteView = {
     get: (bucket, key) => {
       const held = buffer.get(bucket, key);
       return held === undefined ? committed(bucket).get(key) : held === null ? undefined : asBuffer(held);
     },
-    range: (bucket, span) =>
-      mergedRange(
-        span.views === true && scan !== undefined ? scan(bucket) : committed(bucket),
-        buffer.inSpan(bucket, span),
-        span,
-      ),
+    range: (bucket, span) => mergedRange(committed(bucket, span.views === true), buffer.inSpan(bucket, span), span),
     put: (bucket, key, value) => buffer.put(bucket, key, value),
     del: (bucket, key) => buffer.del(bucket, key),
     atomic: <T>(fn: (tx: WriteView) => T): T => {

@@ -23,7 +23,7 @@ import type { Args } from "./common.js";
 import { num } from "./common.js";
 
 const GO: ClientKind = "go";
-const run = promisify(execFile);
+const execFileAsync = promisify(execFile);
 /** The key the get settings read: what `perfkit put --key-size=8 --key-space-size=1` writes. */
 const GET_KEY = "/bench/0";
 const PODS = "/registry/pods/";
@@ -354,7 +354,7 @@ async function timedPrefixDelete(endpoint: string, prefix: string): Promise<numb
   const args = [`--endpoints=${endpoint}`, "--command-timeout=120s", "del", "--prefix", prefix];
   const t0 = performance.now();
   try {
-    await run("etcdctl", args, { env: { ...process.env, ETCDCTL_API: "3" } });
+    await execFileAsync("etcdctl", args, { env: { ...process.env, ETCDCTL_API: "3" } });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
     throw err;
