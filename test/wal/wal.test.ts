@@ -119,30 +119,6 @@ describe("WAL trimmed in memory", () => {
   });
 });
 
-describe("WAL segment creation", () => {
-  it("creates each segment under a temporary name; one left by a crash is removed and the log opens whole", () => {
-    const s = openStorage(4096);
-    for (let i = 1; i <= 100; i += 10) s.save({ entries: range(i, i + 9, 1, 100) }, true);
-    closeAll();
-    const wal = join(dir, "wal");
-    const segments = readdirSync(wal).sort();
-    expect(segments.length).toBeGreaterThan(2);
-    expect(
-      segments.every((n) => n.endsWith(".wal")),
-      "no temporary name left after a cut",
-    ).toBe(true);
-    // What a kill between the file's creation and its rename leaves: a zero-filled file under the next name.
-    const stray = join(wal, "00000000000000ff-0000000000000065.wal.tmp");
-    writeFileSync(stray, Buffer.alloc(4096));
-    const t = openStorage(4096);
-    expect([t.firstIndex(), t.lastIndex()]).toEqual([1, 100]);
-    expect(readdirSync(wal).includes("00000000000000ff-0000000000000065.wal.tmp")).toBe(false);
-    t.save({ entries: range(101, 140, 1, 100) }, true);
-    closeAll();
-    expect(openStorage(4096).lastIndex()).toBe(140);
-  });
-});
-
 describe("WAL damage", () => {
   function lastSegment(): string {
     const wal = join(dir, "wal");
