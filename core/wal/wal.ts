@@ -13,6 +13,7 @@
 // Nothing is silently dropped.
 import {
   closeSync,
+  existsSync,
   fdatasync,
   fdatasyncSync,
   fsyncSync,
@@ -20,6 +21,7 @@ import {
   openSync,
   readFileSync,
   readdirSync,
+  renameSync,
   unlinkSync,
   writeSync,
   ftruncateSync,
@@ -84,6 +86,8 @@ interface Segment {
 type Replayed = WalState & { readonly end: number };
 
 const SEGMENT_RE = /^([0-9a-f]{16})-([0-9a-f]{16})\.wal$/;
+/** A segment being created: renamed to its name once its header is synced. */
+const TMP_SUFFIX = ".tmp";
 const hex16 = (n: number): string => n.toString(16).padStart(16, "0");
 
 export interface WalOptions {
@@ -278,6 +282,11 @@ export class Wal {
 function listSegments(dir: string): Segment[] {
   const out: Segment[] = [];
   for (const name of readdirSync(dir).sort()) {
+    // A segment whose creation a crash interrupted before its rename: it never held an entry.
+    if (name.endsWith(`.wal${TMP_SUFFIX}`)) {
+      unlinkSync(join(dir, name));
+      continue;
+    }
     const m = SEGMENT_RE.exec(name);
     if (m === null) {
       if (name.endsWith(".wal")) throw new WalError(join(dir, name), 0, "segment name is not <seq>-<index>.wal");
@@ -294,7 +303,11 @@ function listSegments(dir: string): Segment[] {
   return out;
 }
 
-/** Creates a segment of `bytes` (zeros after its first records; the file system allocates blocks as written). */
+/**
+ * Creates a segment of `bytes` (zeros after its first records; the file system allocates blocks as written). It is
+ * written and synced under a temporary name and renamed into place, so a crash never leaves a segment without its
+ * header; the caller syncs the directory.
+ */
 function createSegment(
   dir: string,
   seq: number,
@@ -303,16 +316,19 @@ function createSegment(
   bytes: number,
 ): Segment & { used: number } {
   const file = join(dir, `${hex16(seq)}-${hex16(firstIndex)}.wal`);
-  const fd = openSync(file, "wx");
+  if (existsSync(file)) throw new WalError(file, 0, "segment already exists");
+  const tmp = `${file}${TMP_SUFFIX}`;
+  const fd = openSync(tmp, "w");
   const buf = Buffer.concat([frame(RecordType.SegmentHeader, encodeSegmentHeader(seq)), ...extra]);
   try {
     writeSync(fd, buf, 0, buf.length, 0);
     if (bytes > buf.length) ftruncateSync(fd, bytes);
     fsyncSync(fd);
-    fileSynced(file);
+    fileSynced(tmp);
   } finally {
     closeSync(fd);
   }
+  renameSync(tmp, file);
   return { seq, firstIndex, file, used: buf.length };
 }
 

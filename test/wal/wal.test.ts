@@ -19,6 +19,7 @@ import { join } from "node:path";
 import { crc32 } from "node:zlib";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 
+import { startPowerLossModel, stopPowerLossModel } from "../../core/failpoints.js";
 import { RaftError } from "../../core/raft/errors.js";
 import type { Entry } from "../../core/raft/types.js";
 import { SnapError } from "../../core/wal/snap.js";
@@ -116,6 +117,48 @@ describe("WAL trimmed in memory", () => {
     closeAll();
     const t = openStorage(4096);
     expect([t.snapshot().metadata.index, t.firstIndex(), t.lastIndex()]).toEqual([190, 191, 200]);
+  });
+});
+
+describe("WAL segment creation", () => {
+  it("creates each segment under a temporary name; one left by a crash is removed and the log opens whole", () => {
+    const s = openStorage(4096);
+    for (let i = 1; i <= 100; i += 10) s.save({ entries: range(i, i + 9, 1, 100) }, true);
+    closeAll();
+    const wal = join(dir, "wal");
+    const segments = readdirSync(wal).sort();
+    expect(segments.length).toBeGreaterThan(2);
+    expect(
+      segments.every((n) => n.endsWith(".wal")),
+      "no temporary name left after a cut",
+    ).toBe(true);
+    // What a kill between the file's creation and its rename leaves: a zero-filled file under the next name.
+    const stray = join(wal, "00000000000000ff-0000000000000065.wal.tmp");
+    writeFileSync(stray, Buffer.alloc(4096));
+    const t = openStorage(4096);
+    expect([t.firstIndex(), t.lastIndex()]).toEqual([1, 100]);
+    expect(readdirSync(wal).includes("00000000000000ff-0000000000000065.wal.tmp")).toBe(false);
+    t.save({ entries: range(101, 140, 1, 100) }, true);
+    closeAll();
+    expect(openStorage(4096).lastIndex()).toBe(140);
+  });
+
+  it("a power cut after segment cuts keeps every synced entry (the power-loss model follows the rename)", () => {
+    const data = join(dir, "data");
+    const shadow = join(dir, "shadow");
+    startPowerLossModel(data, shadow);
+    try {
+      const s = WalStorage.open(data, { segmentBytes: 4096 });
+      for (let i = 1; i <= 100; i += 10) s.save({ entries: range(i, i + 9, 1, 100) }, true);
+      expect(readdirSync(join(data, "wal")).length).toBeGreaterThan(2);
+      s.close();
+    } finally {
+      stopPowerLossModel();
+    }
+    // The image is what the disk holds after a cut that drops everything not fsynced.
+    const t = WalStorage.open(join(shadow, "image"), { segmentBytes: 4096 });
+    open.push(t);
+    expect([t.firstIndex(), t.lastIndex()]).toEqual([1, 100]);
   });
 });
 
