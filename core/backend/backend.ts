@@ -4,9 +4,10 @@
 //
 // Batched commits (etcd's batch interval): a batch of point writes (the caller's `deferrable` hint) goes to a
 // write buffer (write_buffer.ts) with its consistent index, and one LMDB transaction commits the buffer at most
-// batchIntervalMs later, or at once past batchLimit writes or batchBytes. Whatever reads LMDB directly (read,
-// readNow, worker reads, hash, size, backup, sync) commits the buffer first, so every read sees every applied
-// write; a batch without the hint commits it in its own transaction. A failed commit of the buffer is a
+// batchIntervalMs later, or at once past batchLimit writes or batchBytes. Reads on the main thread (read,
+// readNow) see the buffer over LMDB's committed state, as etcd reads its uncommitted batch, so a read never costs
+// a commit; whatever reads the file directly (worker reads, hash, size, backup, sync) commits the buffer first.
+// A batch without the hint commits the buffer in its own transaction. A failed commit of the buffer is a
 // StorageError, also reported to onSyncError (the member stops), wherever the commit ran from.
 //
 // Read modes (--backend-read-mode):
@@ -305,8 +306,8 @@ export class Backend {
     this.assertOpen();
     if (this.readMode === ReadMode.Concurrent) {
       try {
-        this.flushNow();
-        return Promise.resolve(fn(this.view()));
+        this.assertSyncable(); // a member whose storage failed stops serving, reads included
+        return Promise.resolve(fn(this.bufferView));
       } catch (err) {
         return Promise.reject(err as Error);
       }
@@ -323,9 +324,9 @@ export class Backend {
   /** Synchronous read for callers that must not yield (inside a batch use the write view instead). */
   readNow<T>(fn: (view: ReadView) => T): T {
     this.assertOpen();
-    if (this.running === "buffer") return fn(this.bufferView);
-    this.flushNow();
-    return fn(this.view());
+    // Inside a batch committed at once, its own transaction holds the buffer's writes and the batch's.
+    if (this.running === "txn") return fn(this.view());
+    return fn(this.bufferView);
   }
 
   /** Blocking mode: the read lock, over a backend with nothing buffered (committed under the write lock first). */
