@@ -301,7 +301,10 @@ export class Backend {
     return this.buffer.writes;
   }
 
-  /** A read on the main thread over the latest committed state. */
+  /**
+   * A read on the main thread over every applied write (the write buffer over LMDB). The meta bucket's
+   * consistent index is stored only when the buffer is committed: consistentIndex() is the applied one.
+   */
   read<T>(fn: (view: ReadView) => T): Promise<T> {
     this.assertOpen();
     if (this.readMode === ReadMode.Concurrent) {

@@ -138,6 +138,8 @@ export class ApplyHarness {
   /** CRC32 over every (bucket, key, value) of the backend, and HashKV. */
   async digest(): Promise<{ all: number; hashKV: number; revision: number }> {
     const kv = this.#o.kv;
+    // The stored contents: the consistent index is written to the meta bucket only when the buffer is committed.
+    kv.backend.flushNow();
     const all = kv.backend.readNow((v) => {
       let h = 0;
       for (const b of BUCKETS) {
