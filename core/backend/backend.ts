@@ -310,7 +310,7 @@ export class Backend {
     if (this.readMode === ReadMode.Concurrent) {
       try {
         this.assertSyncable(); // a member whose storage failed stops serving, reads included
-        return Promise.resolve(fn(this.bufferView));
+        return Promise.resolve(fn(this.currentView()));
       } catch (err) {
         return Promise.reject(err as Error);
       }
@@ -329,7 +329,7 @@ export class Backend {
     this.assertOpen();
     // Inside a batch committed at once, its own transaction holds the buffer's writes and the batch's.
     if (this.running === "txn") return fn(this.view());
-    return fn(this.bufferView);
+    return fn(this.currentView());
   }
 
   /** Blocking mode: the read lock, over a backend with nothing buffered (committed under the write lock first). */
@@ -583,6 +583,11 @@ export class Backend {
     const db = (views ? this.scanDbs : this.dbs).get(name);
     if (db === undefined) throw new Error(`backend: unknown bucket ${JSON.stringify(name)}`);
     return db;
+  }
+
+  /** Every applied write: LMDB's own view when nothing is buffered (no merge to pay), else the buffered view. */
+  private currentView(): ReadView {
+    return this.buffer.empty ? this.view() : this.bufferView;
   }
 
   private view(): ReadView {
